@@ -1,0 +1,1 @@
+"""Shared foundations: settings, errors, hashing, plugin loading."""

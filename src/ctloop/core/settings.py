@@ -1,0 +1,125 @@
+"""Settings: embedded defaults < ``ctloop.toml`` < ``CTLOOP_*`` environment.
+
+Zero configuration means everything lives under ``.ctloop/`` in the project
+folder: a SQLite metadata database, a local artifact folder and a SQLite online
+store. Moving to a team server or a cluster changes URLs here, not code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ctloop.core.errors import ConfigError
+
+__all__ = ["Settings", "find_project_root", "load_settings"]
+
+CONFIG_FILE = "ctloop.toml"
+ENV_PREFIX = "CTLOOP_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where ctloop keeps its state and how it runs steps."""
+
+    home: Path
+    metadata_url: str = ""
+    artifacts_url: str = ""
+    online_store_url: str = ""
+    runner: str = "local"
+    max_workers: int = 4
+    cache: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        home = Path(self.home).resolve()
+        object.__setattr__(self, "home", home)
+        if not self.metadata_url:
+            object.__setattr__(self, "metadata_url", f"sqlite:///{home / 'metadata.db'}")
+        if not self.artifacts_url:
+            object.__setattr__(self, "artifacts_url", (home / "artifacts").as_uri())
+        if not self.online_store_url:
+            object.__setattr__(self, "online_store_url", f"sqlite:///{home / 'online.db'}")
+        if self.max_workers < 1:
+            raise ConfigError(
+                f"The 'max_workers' setting must be an int >= 1. Got {self.max_workers!r}."
+            )
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+_KEYS = {f.name for f in fields(Settings)} - {"extra"}
+_TOML_KEYS = {
+    "home": "home",
+    "metadata": "metadata_url",
+    "metadata_url": "metadata_url",
+    "artifacts": "artifacts_url",
+    "artifacts_url": "artifacts_url",
+    "online_store": "online_store_url",
+    "online_store_url": "online_store_url",
+    "runner": "runner",
+    "max_workers": "max_workers",
+    "cache": "cache",
+}
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder upwards holding a ``ctloop.toml``, else ``start`` itself."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return here
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key == "max_workers":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"The 'max_workers' setting must be an int >= 1. Got {value!r}."
+            ) from None
+    if key == "cache":
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in {"1", "true", "yes", "on"}
+    return value
+
+
+def load_settings(project: Path | None = None, **overrides: Any) -> Settings:
+    """Settings for the project at ``project`` (default: found from the cwd).
+
+    ``CTLOOP_HOME`` moves the whole state folder; ``CTLOOP_METADATA_URL``,
+    ``CTLOOP_ARTIFACTS_URL``, ``CTLOOP_ONLINE_STORE_URL``, ``CTLOOP_RUNNER`` and
+    ``CTLOOP_MAX_WORKERS`` override single settings.
+    """
+    root = find_project_root(project)
+    values: dict[str, Any] = {"home": root / ".ctloop"}
+    extra: dict[str, Any] = {}
+    config_path = root / CONFIG_FILE
+    if config_path.is_file():
+        try:
+            raw = tomllib.loads(config_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path} is not valid TOML: {exc}. Fix the file.") from exc
+        section = raw.get("ctloop", raw)
+        for key, value in section.items():
+            if key in _TOML_KEYS:
+                target = _TOML_KEYS[key]
+                if target == "home":
+                    value = (root / str(value)).resolve()
+                values[target] = _coerce(target, value)
+            elif isinstance(value, dict):
+                extra[key] = value
+    for key in _KEYS:
+        env = os.environ.get(ENV_PREFIX + key.upper())
+        if env:
+            values[key] = _coerce(key, Path(env) if key == "home" else env)
+    values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
+    return Settings(extra=extra, **values)

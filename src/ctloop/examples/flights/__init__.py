@@ -1,0 +1,1 @@
+"""The NYC flights 2013 reference scenario."""

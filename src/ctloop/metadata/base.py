@@ -1,0 +1,302 @@
+"""The metadata store interface and its records.
+
+The metadata store is the system's memory: every run, step, artifact and the
+edges between them (events), the model registry's versions and alias moves,
+and the catalog of named definitions (feature views, entities, ...). Records
+are frozen dataclasses of plain values so that every backend returns the same
+thing and the CLI can print them as JSON without knowing the backend.
+
+Backends: ``ctloop.metadata.sql.SqlMetadataStore`` for SQLite, PostgreSQL and
+MySQL/MariaDB, opened by :func:`ctloop.metadata.open_metadata_store`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "AliasEventRecord",
+    "ArtifactRecord",
+    "DefinitionRecord",
+    "EventRecord",
+    "MetadataStore",
+    "ModelVersionRecord",
+    "RunRecord",
+    "RunStatus",
+    "StepRecord",
+    "StepStatus",
+    "to_dict",
+]
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CACHED = "cached"  # outputs reused from an earlier step with the same cache key
+    SKIPPED = "skipped"  # not run because an upstream step failed
+
+    @property
+    def done(self) -> bool:
+        """True for states whose outputs exist (a resumed run does not redo them)."""
+        return self in (StepStatus.SUCCEEDED, StepStatus.CACHED)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One execution of a pipeline."""
+
+    id: str
+    pipeline: str
+    pipeline_version: str
+    status: RunStatus = RunStatus.PENDING
+    parameters: dict[str, Any] = field(default_factory=dict)
+    trigger: str = "manual"  # manual | cron | new_data | degradation | drift | ...
+    trigger_info: dict[str, Any] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)  # user, host, runner
+    environment: dict[str, Any] = field(default_factory=dict)  # python, packages, git
+    tags: dict[str, str] = field(default_factory=dict)
+    source: str = ""  # "path/to/file.py:pipeline_name", what `ctloop resume` reloads
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a run: a component called with inputs and parameters."""
+
+    id: str
+    run_id: str
+    name: str  # unique within the run
+    component: str
+    component_version: str
+    status: StepStatus = StepStatus.PENDING
+    cache_key: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    upstream: list[str] = field(default_factory=list)  # names of steps it depends on
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+    executor: dict[str, Any] = field(default_factory=dict)  # host, pid, runner, worker
+    cached_from: str | None = None  # id of the step whose outputs a cached step reused
+    outputs: dict[str, Any] = field(default_factory=dict)  # plain (non-artifact) return values
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """Bytes in the artifact store, with their hash, as one typed value."""
+
+    id: str
+    type: str  # Dataset | Model | Metrics | Statistics | Schema | ... (artifact class name)
+    uri: str
+    sha256: str
+    size: int
+    name: str = ""  # output name on the producing step
+    properties: dict[str, Any] = field(default_factory=dict)
+    producer_step_id: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An edge: a step read (``input``) or wrote (``output``) an artifact."""
+
+    step_id: str
+    artifact_id: str
+    kind: str  # "input" | "output"
+    name: str  # parameter / output name
+
+
+@dataclass(frozen=True)
+class ModelVersionRecord:
+    """A registered model version; versions count 1, 2, 3 ... per model name."""
+
+    name: str
+    version: int
+    artifact_id: str
+    run_id: str | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)  # metrics, blessing, signature
+    created_by: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AliasEventRecord:
+    """One move of an alias (``champion`` -> version 3), with who, when and why."""
+
+    id: int
+    name: str
+    alias: str
+    version: int | None  # None when the alias was removed
+    previous_version: int | None
+    actor: str
+    reason: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DefinitionRecord:
+    """A versioned named definition in the catalog (feature view, entity, ...)."""
+
+    kind: str
+    name: str
+    version: int
+    fingerprint: str  # hash of the canonical spec; equal spec -> same version
+    spec: dict[str, Any]
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """What the pipeline engine, registry, feature catalog and CLI need from storage.
+
+    Every method is one transaction. Lookups that find nothing raise
+    ``ctloop.core.errors.NotFound``; driver errors are translated to
+    ``StoreError``/``BackendUnavailable`` inside the backend.
+    """
+
+    url: str
+
+    # runs and steps ---------------------------------------------------------
+    def create_run(self, run: RunRecord) -> RunRecord: ...
+    def update_run(self, run_id: str, **changes: Any) -> RunRecord: ...
+    def get_run(self, run_id: str) -> RunRecord:
+        """Get a run by id or by a unique id prefix (at least 4 characters)."""
+        ...
+
+    def list_runs(
+        self, *, pipeline: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        """Newest first."""
+        ...
+
+    def save_step(self, step: StepRecord) -> StepRecord:
+        """Insert or replace the step (unique on run_id + name)."""
+        ...
+
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        """Steps of a run in the order they were first saved."""
+        ...
+
+    def find_cached_step(self, cache_key: str) -> StepRecord | None:
+        """Newest succeeded (not cached) step with this cache key, if any."""
+        ...
+
+    # artifacts and lineage --------------------------------------------------
+    def add_artifact(self, artifact: ArtifactRecord) -> ArtifactRecord: ...
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        """By id or unique id prefix (at least 4 characters)."""
+        ...
+
+    def list_artifacts(
+        self, *, type: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[ArtifactRecord]: ...
+    def add_events(self, events: list[EventRecord]) -> None: ...
+    def get_events(
+        self, *, step_id: str | None = None, artifact_id: str | None = None
+    ) -> list[EventRecord]: ...
+
+    # model registry ---------------------------------------------------------
+    def create_model_version(
+        self,
+        name: str,
+        artifact_id: str,
+        *,
+        run_id: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        properties: dict[str, Any] | None = None,
+        created_by: str = "",
+    ) -> ModelVersionRecord:
+        """Next version number for ``name``, assigned atomically."""
+        ...
+
+    def get_model_version(self, name: str, version: int) -> ModelVersionRecord: ...
+    def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]: ...
+    def update_model_version(self, name: str, version: int, **changes: Any) -> ModelVersionRecord:
+        """Change description, tags or properties."""
+        ...
+
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        actor: str,
+        reason: str = "",
+        expected_version: int | None | type[...] = ...,
+    ) -> AliasEventRecord:
+        """Point ``alias`` at ``version`` (None removes it) and record the move.
+
+        With ``expected_version`` given, the move happens only if the alias still
+        points there (compare-and-set), else ``StoreError``; concurrent writers
+        are serialised so the history never interleaves.
+        """
+        ...
+
+    def get_aliases(self, name: str) -> dict[str, int]: ...
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEventRecord]:
+        """Oldest first."""
+        ...
+
+    # catalog of definitions -------------------------------------------------
+    def put_definition(
+        self,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        fingerprint: str,
+        description: str = "",
+        owner: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> tuple[DefinitionRecord, bool]:
+        """Store a new version unless the latest has the same fingerprint.
+
+        Returns the (new or existing) latest record and whether it was created.
+        """
+        ...
+
+    def get_definition(self, kind: str, name: str, version: int | None = None) -> DefinitionRecord:
+        ...
+
+    def list_definitions(self, kind: str | None = None) -> list[DefinitionRecord]:
+        """Latest version of each definition."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    """A record as JSON-ready dict (datetimes as ISO strings, enums as values)."""
+    out = dataclasses.asdict(record)
+    for key, value in out.items():
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif isinstance(value, StrEnum):
+            out[key] = value.value
+    return out

@@ -1,0 +1,1 @@
+"""Importable test helpers and conformance suites for backends."""

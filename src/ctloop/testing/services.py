@@ -1,0 +1,59 @@
+"""Reach the real services the tests use, or skip when they are absent.
+
+On a user's machine without PostgreSQL, MariaDB or Redis the tests that need
+them skip; when ``CI`` is set they fail instead, so CI can never go green by
+skipping the backends it is meant to prove.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+__all__ = [
+    "MYSQL_URL",
+    "POSTGRES_URL",
+    "REDIS_URL",
+    "in_ci",
+    "require_service",
+    "unique_name",
+]
+
+POSTGRES_URL = os.environ.get(
+    "CTLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get("CTLOOP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("CTLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379}
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI`` set to anything but empty/false)."""
+    return os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
+
+
+def _reachable(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str) -> None:
+    """Skip the calling test if service ``name`` is down; fail instead under CI."""
+    if _reachable(_PORTS[name]):
+        return
+    message = f"{name} is not reachable on 127.0.0.1:{_PORTS[name]}"
+    if in_ci():
+        pytest.fail(f"{message}, and CI is set: these tests must run in CI")
+    pytest.skip(message)
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A short unique name for a schema, key prefix or table in a shared server."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
