@@ -1,0 +1,76 @@
+"""The ``ctloop`` command.
+
+Command groups live in their own modules (``ctloop.cli.<group>``), each
+exposing a Typer ``app``; ``_GROUPS`` mounts them. Errors meant for a person
+(``CtloopError``) print as one line on stderr with a non-zero exit code and
+no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from ctloop.core.errors import CtloopError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ctloop",
+    help="Continuous training: pipelines, validation, registry, features, serving, monitoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# (command name, module holding a Typer `app`, help). Add a line to add a group.
+_GROUPS: list[tuple[str, str, str]] = [
+    ("runs", "ctloop.cli.runs", "Inspect pipeline runs."),
+    ("artifacts", "ctloop.cli.artifacts", "Inspect stored artifacts."),
+]
+
+# Modules that register top-level commands on `app` when imported.
+_COMMAND_MODULES: list[str] = [
+    "ctloop.cli.run",
+    "ctloop.cli.project",
+]
+
+
+def _mount() -> None:
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name)
+    for name, module_name, help_text in _GROUPS:
+        module = importlib.import_module(module_name)
+        app.add_typer(module.app, name=name, help=help_text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    _mount()
+    try:
+        app(args=argv, standalone_mode=False)
+    except CtloopError as exc:
+        typer.echo(exc.one_line(), err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
