@@ -248,7 +248,7 @@ class MetadataStore(Protocol):
         *,
         actor: str,
         reason: str = "",
-        expected_version: int | None | type[...] = ...,
+        expected_version: int | type[...] | None = ...,
     ) -> AliasEventRecord:
         """Point ``alias`` at ``version`` (None removes it) and record the move.
 
@@ -281,8 +281,9 @@ class MetadataStore(Protocol):
         """
         ...
 
-    def get_definition(self, kind: str, name: str, version: int | None = None) -> DefinitionRecord:
-        ...
+    def get_definition(
+        self, kind: str, name: str, version: int | None = None
+    ) -> DefinitionRecord: ...
 
     def list_definitions(self, kind: str | None = None) -> list[DefinitionRecord]:
         """Latest version of each definition."""

@@ -1,0 +1,177 @@
+"""The metadata tables, written once in SQLAlchemy Core for every backend.
+
+Alembic migrations in ``ctloop/metadata/migrations`` create and change these
+tables; this module is the shape the queries are written against. Portable
+types only: ``JSON`` for dicts, string ids with explicit lengths (MySQL needs
+them for indexes), datetimes stored as naive UTC with microseconds everywhere
+(MySQL's ``DATETIME`` drops them unless told ``fsp=6``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+__all__ = [
+    "ID",
+    "alias_events",
+    "aliases",
+    "artifacts",
+    "definitions",
+    "events",
+    "metadata",
+    "model_versions",
+    "models",
+    "runs",
+    "steps",
+]
+
+ID = 64  # length of id columns: uuids, hex hashes, names
+
+
+def Timestamp() -> sa.types.TypeEngine:
+    """A naive-UTC datetime with microseconds on every backend."""
+    return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def Json() -> sa.types.TypeEngine:
+    return sa.JSON()
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = sa.Table(
+    "ctloop_runs",
+    metadata,
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("pipeline", sa.String(255), nullable=False, index=True),
+    sa.Column("pipeline_version", sa.String(ID), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("parameters", Json(), nullable=False),
+    sa.Column("trigger", sa.String(64), nullable=False),
+    sa.Column("trigger_info", Json(), nullable=False),
+    sa.Column("executor", Json(), nullable=False),
+    sa.Column("environment", Json(), nullable=False),
+    sa.Column("tags", Json(), nullable=False),
+    sa.Column("source", sa.Text(), nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False, index=True),
+    sa.Column("started_at", Timestamp()),
+    sa.Column("ended_at", Timestamp()),
+    sa.Column("error", sa.Text()),
+)
+
+steps = sa.Table(
+    "ctloop_steps",
+    metadata,
+    sa.Column("pk", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(ID), nullable=False, unique=True),
+    sa.Column(
+        "run_id", sa.String(ID), sa.ForeignKey("ctloop_runs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("component", sa.String(255), nullable=False),
+    sa.Column("component_version", sa.String(ID), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("cache_key", sa.String(ID), index=True),
+    sa.Column("parameters", Json(), nullable=False),
+    sa.Column("upstream", Json(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("started_at", Timestamp()),
+    sa.Column("ended_at", Timestamp()),
+    sa.Column("duration_s", sa.Float()),
+    sa.Column("error", sa.Text()),
+    sa.Column("traceback", sa.Text()),
+    sa.Column("executor", Json(), nullable=False),
+    sa.Column("cached_from", sa.String(ID)),
+    sa.Column("outputs", Json(), nullable=False),
+    sa.UniqueConstraint("run_id", "name"),
+)
+
+artifacts = sa.Table(
+    "ctloop_artifacts",
+    metadata,
+    sa.Column("pk", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(ID), nullable=False, unique=True),
+    sa.Column("type", sa.String(128), nullable=False, index=True),
+    sa.Column("uri", sa.Text(), nullable=False),
+    sa.Column("sha256", sa.String(ID), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("properties", Json(), nullable=False),
+    sa.Column("producer_step_id", sa.String(ID), index=True),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
+events = sa.Table(
+    "ctloop_events",
+    metadata,
+    sa.Column("pk", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("step_id", sa.String(ID), nullable=False, index=True),
+    sa.Column("artifact_id", sa.String(ID), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.UniqueConstraint("step_id", "artifact_id", "kind", "name"),
+)
+
+models = sa.Table(
+    "ctloop_models",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
+model_versions = sa.Table(
+    "ctloop_model_versions",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("artifact_id", sa.String(ID), nullable=False),
+    sa.Column("run_id", sa.String(ID)),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("tags", Json(), nullable=False),
+    sa.Column("properties", Json(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
+aliases = sa.Table(
+    "ctloop_aliases",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+)
+
+alias_events = sa.Table(
+    "ctloop_alias_events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, index=True),
+    sa.Column("alias", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer()),
+    sa.Column("previous_version", sa.Integer()),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
+definitions = sa.Table(
+    "ctloop_definitions",
+    metadata,
+    sa.Column("kind", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("fingerprint", sa.String(ID), nullable=False),
+    sa.Column("spec", Json(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("tags", Json(), nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
