@@ -1,0 +1,131 @@
+"""Evaluate candidate and champion on the same rows, overall and per slice.
+
+Both models are scored on identical data and identical bootstrap resamples,
+so the gate compares like with like and the interval of their difference is
+meaningful. Slices are the values of chosen columns (origin airport, carrier):
+a model can be better on average and still much worse for one airport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctloop.core.errors import UserInputError
+from ctloop.models.flavors import LoadedModel
+from ctloop.models.metrics import metrics_with_ci, paired_deltas
+
+__all__ = ["evaluate_models", "evaluate_predictions"]
+
+
+def _strip(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {m: {k: v for k, v in r.items() if k != "_boot"} for m, r in results.items()}
+
+
+def evaluate_predictions(
+    data: pd.DataFrame,
+    predictions: Mapping[str, np.ndarray],
+    *,
+    label: str,
+    task: str = "classification",
+    slice_columns: Sequence[str] = (),
+    threshold: float = 0.5,
+    n_boot: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+    candidate: str | None = None,
+    baseline: str | None = None,
+) -> dict[str, Any]:
+    """Metrics of precomputed predictions (one array per model, aligned with ``data``).
+
+    With ``candidate`` and ``baseline`` both among the models, the report also
+    holds ``deltas`` (candidate minus baseline) overall and per slice.
+    """
+    missing = [c for c in (label, *slice_columns) if c not in data.columns]
+    if missing:
+        raise UserInputError(
+            f"The evaluation set is missing column(s) {missing} (label or slice columns); "
+            f"it has {list(data.columns)}."
+        )
+    y = data[label].to_numpy(dtype=np.float64, na_value=np.nan)
+    scores = {name: np.asarray(p, dtype=np.float64) for name, p in predictions.items()}
+    options = {"task": task, "threshold": threshold, "n_boot": n_boot, "confidence": confidence}
+    compare = candidate in scores and baseline in scores
+    overall = metrics_with_ci(y, scores, seed=seed, **options)
+    report: dict[str, Any] = {
+        "label": label,
+        "task": task,
+        "threshold": threshold,
+        "n_rows": len(data),
+        "n_boot": n_boot,
+        "confidence": confidence,
+        "seed": seed,
+        "slice_columns": list(slice_columns),
+        "models": {name: {"overall": r, "slices": {}} for name, r in _strip(overall).items()},
+    }
+    if compare:
+        report["deltas"] = {
+            "candidate": candidate,
+            "baseline": baseline,
+            "overall": paired_deltas(overall, candidate, baseline, confidence),  # type: ignore[arg-type]
+            "slices": {},
+        }
+    for column in slice_columns:
+        groups = data.groupby(column, observed=True, dropna=False, sort=True).indices
+        for value, index in groups.items():
+            key = "<missing>" if pd.isna(value) else str(value)
+            part = metrics_with_ci(
+                y[index], {m: s[index] for m, s in scores.items()}, seed=seed, **options
+            )
+            for name, result in _strip(part).items():
+                report["models"][name]["slices"].setdefault(column, {})[key] = result
+            if compare:
+                report["deltas"]["slices"].setdefault(column, {})[key] = {
+                    "n": len(index),
+                    "metrics": paired_deltas(part, candidate, baseline, confidence),  # type: ignore[arg-type]
+                }
+    return report
+
+
+def evaluate_models(
+    models: Mapping[str, LoadedModel],
+    data: pd.DataFrame,
+    *,
+    label: str,
+    slice_columns: Sequence[str] = (),
+    threshold: float = 0.5,
+    n_boot: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+    candidate: str | None = "candidate",
+    baseline: str | None = "champion",
+) -> dict[str, Any]:
+    """Score every model on ``data`` and evaluate them together (see ``evaluate_predictions``).
+
+    Raises ``UserInputError`` naming any column a model needs that ``data`` lacks.
+    """
+    if not models:
+        raise UserInputError("Give at least one model to evaluate.")
+    tasks = {m.task for m in models.values()}
+    if len(tasks) > 1:
+        raise UserInputError(f"Models of different tasks cannot be compared: {sorted(tasks)}.")
+    predictions = {
+        name: model.predict(data, what=f"The evaluation set (for model {name!r})")
+        for name, model in models.items()
+    }
+    return evaluate_predictions(
+        data,
+        predictions,
+        label=label,
+        task=tasks.pop(),
+        slice_columns=slice_columns,
+        threshold=threshold,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+        candidate=candidate,
+        baseline=baseline,
+    )

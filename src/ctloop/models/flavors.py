@@ -1,0 +1,341 @@
+"""Save and load models of several libraries ("flavors") behind one interface.
+
+A saved model is a folder holding the model file and ``ctloop-model.json``:
+the flavor, the task, the signature, the packages (and versions) it needs and
+the sha256 of the model file. Loading checks the hash (``IntegrityError`` when
+the file changed), fails with the install command when a needed package is
+missing and warns when an installed version differs from the one it was saved
+with. The folder's bytes depend only on the model, so the same fit gives the
+same hash.
+
+scikit-learn and plain Python predictors are pickled (joblib). Unpickling runs
+code, so ctloop loads pickles only from its own artifact store, whose content
+hashes were recorded when the model was written; never load one from elsewhere.
+LightGBM and XGBoost models use their libraries' own text/binary formats.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, UserInputError
+from ctloop.core.hashing import hash_file, stable_json
+from ctloop.core.plugins import require
+from ctloop.models.signature import Signature
+
+__all__ = [
+    "FLAVORS",
+    "MANIFEST",
+    "TASKS",
+    "LoadedModel",
+    "ModelEnvironmentWarning",
+    "detect_flavor",
+    "load_model",
+    "read_manifest",
+    "save_model",
+]
+
+MANIFEST = "ctloop-model.json"
+TASKS = ("classification", "regression")
+
+
+class ModelEnvironmentWarning(UserWarning):
+    """A package the model was saved with has a different version here."""
+
+
+def as_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """String columns as pandas categoricals, the form LightGBM and XGBoost read natively."""
+    out = frame.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if not (
+            pd.api.types.is_numeric_dtype(dtype)
+            or pd.api.types.is_bool_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype)
+        ):
+            out[column] = out[column].astype("category")
+    return out
+
+
+class Flavor(Protocol):
+    name: ClassVar[str]
+    packages: ClassVar[tuple[str, ...]]  # modules needed to load the model
+    file_name: ClassVar[str]
+
+    def save(self, model: Any, path: Path) -> None: ...
+    def load(self, path: Path) -> Any: ...
+    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray: ...
+
+
+class SklearnFlavor:
+    """Any scikit-learn estimator or pipeline, pickled with joblib."""
+
+    name = "sklearn"
+    packages = ("sklearn", "numpy", "pandas")
+    file_name = "model.joblib"
+
+    def save(self, model: Any, path: Path) -> None:
+        joblib.dump(model, path)
+
+    def load(self, path: Path) -> Any:
+        return joblib.load(path)
+
+    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
+        if task == "classification":
+            return np.asarray(model.predict_proba(frame))[:, 1]
+        return np.asarray(model.predict(frame), dtype=float)
+
+
+class PythonFlavor(SklearnFlavor):
+    """A plain Python object with ``predict(frame) -> array``, pickled with joblib.
+
+    Its class must be importable where the model is loaded (a module, not a
+    notebook cell).
+    """
+
+    name = "python"
+    packages = ("numpy", "pandas")
+    file_name = "predictor.joblib"
+
+    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
+        return np.asarray(model.predict(frame), dtype=float)
+
+
+class LightGBMFlavor:
+    """A LightGBM booster (or its scikit-learn wrapper) in LightGBM's text format."""
+
+    name = "lightgbm"
+    packages = ("lightgbm", "numpy", "pandas")
+    file_name = "model.txt"
+
+    def save(self, model: Any, path: Path) -> None:
+        booster = getattr(model, "booster_", model)
+        booster.save_model(str(path))
+
+    def load(self, path: Path) -> Any:
+        lgb = require("lightgbm", "boost", "Loading a LightGBM model")
+        return lgb.Booster(model_file=str(path))
+
+    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
+        # A binary-objective booster already returns the positive-class probability.
+        return np.asarray(model.predict(as_categories(frame)), dtype=float)
+
+
+class XGBoostFlavor:
+    """An XGBoost booster (or its scikit-learn wrapper) in UBJSON, categories included."""
+
+    name = "xgboost"
+    packages = ("xgboost", "numpy", "pandas")
+    file_name = "model.ubj"
+
+    def save(self, model: Any, path: Path) -> None:
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        booster.save_model(str(path))
+
+    def load(self, path: Path) -> Any:
+        xgb = require("xgboost", "boost", "Loading an XGBoost model")
+        booster = xgb.Booster()
+        booster.load_model(str(path))
+        return booster
+
+    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
+        xgb = require("xgboost", "boost", "Predicting with an XGBoost model")
+        matrix = xgb.DMatrix(as_categories(frame), enable_categorical=True)
+        return np.asarray(model.predict(matrix), dtype=float)
+
+
+FLAVORS: dict[str, Flavor] = {
+    f.name: f for f in (SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor())
+}
+
+
+def detect_flavor(model: Any) -> str:
+    """The flavor name for a model object, from the library that defines it."""
+    module = type(model).__module__.split(".")[0]
+    if module in ("lightgbm", "xgboost"):
+        return module
+    if module == "sklearn" or (hasattr(model, "get_params") and hasattr(model, "fit")):
+        return "sklearn"
+    if callable(getattr(model, "predict", None)):
+        return "python"
+    raise UserInputError(
+        f"Cannot save a {type(model).__name__}: it is not a scikit-learn, LightGBM or XGBoost "
+        "model and has no predict(frame) method."
+    )
+
+
+@functools.cache
+def _module_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def _installed(module: str) -> tuple[str, str] | None:
+    """(distribution, version) providing import name ``module``, or None if not installed."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    for dist in _module_distributions().get(module, []):
+        try:
+            return dist, importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return module, ""
+
+
+def _flavor(name: str) -> Flavor:
+    try:
+        return FLAVORS[name]
+    except KeyError:
+        raise UserInputError(
+            f"Unknown model flavor {name!r}; known flavors are {sorted(FLAVORS)}."
+        ) from None
+
+
+def save_model(
+    model: Any,
+    path: str | Path,
+    *,
+    signature: Signature,
+    task: str = "classification",
+    flavor: str | None = None,
+    requirements: dict[str, str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Save ``model`` into the folder ``path`` and return its manifest.
+
+    ``requirements`` adds modules a Python predictor needs, as import name ->
+    pip requirement (``{"scipy": "scipy==1.14.1"}``); the flavor's own are added.
+    ``metadata`` is stored as given (JSON-able: label, parameters, seed...).
+    """
+    if task not in TASKS:
+        raise UserInputError(f"The 'task' must be one of {TASKS}. Got {task!r}.")
+    flavor_name = flavor or detect_flavor(model)
+    impl = _flavor(flavor_name)
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_file = folder / impl.file_name
+    impl.save(model, model_file)
+    packages = {}
+    for module in impl.packages:
+        dist, version = _installed(module) or (module, "")
+        packages[module] = f"{dist}=={version}" if version else dist
+    packages.update(requirements or {})
+    manifest = {
+        "format": 1,
+        "flavor": flavor_name,
+        "task": task,
+        "model_file": impl.file_name,
+        "sha256": hash_file(model_file),
+        "signature": signature.to_dict(),
+        "requirements": dict(sorted(packages.items())),
+        "metadata": metadata or {},
+    }
+    (folder / MANIFEST).write_text(stable_json(manifest))
+    return manifest
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of a saved model folder."""
+    manifest_path = Path(path) / MANIFEST
+    if not manifest_path.is_file():
+        raise NotFound(
+            f"{path} is not a saved ctloop model (no {MANIFEST}); save it with "
+            "ctloop.models.save_model."
+        )
+    try:
+        return json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise IntegrityError(
+            f"{manifest_path} is not valid JSON ({exc}); the model is damaged."
+        ) from exc
+
+
+def _check_requirements(requirements: dict[str, str], where: str) -> None:
+    for module, spec in requirements.items():
+        wanted_dist, _, wanted = spec.partition("==")
+        found = _installed(module)
+        if found is None:
+            raise BackendUnavailable(
+                f"The model at {where} needs the module {module!r}, which is not installed: "
+                f"pip install '{spec}'"
+            )
+        dist, have = found
+        if wanted and have and have != wanted:
+            warnings.warn(
+                f"The model at {where} was saved with {wanted_dist} {wanted}; {dist} {have} "
+                "is installed. Predictions may differ; retrain or pin the version.",
+                ModelEnvironmentWarning,
+                stacklevel=3,
+            )
+
+
+@dataclass
+class LoadedModel:
+    """A model read back from a folder, ready to predict on data frames."""
+
+    flavor: str
+    task: str
+    signature: Signature
+    manifest: dict[str, Any]
+    model: Any
+
+    def predict(self, frame: pd.DataFrame, *, what: str = "The input data") -> np.ndarray:
+        """Positive-class probability (classification) or the value (regression), as floats.
+
+        ``what`` names the frame in the error raised when it lacks a needed column.
+        """
+        prepared = self.signature.prepare(frame, what=what)
+        return FLAVORS[self.flavor].predict(self.model, prepared, self.task)
+
+    def predict_label(self, frame: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
+        """0/1 decisions at ``threshold`` for a classifier."""
+        return (self.predict(frame) >= threshold).astype("int8")
+
+    @property
+    def sha256(self) -> str:
+        return str(self.manifest["sha256"])
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load a model folder written by :func:`save_model`, checking hash and packages."""
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    impl = _flavor(str(manifest.get("flavor")))
+    model_file = folder / str(manifest.get("model_file", impl.file_name))
+    if not model_file.is_file():
+        raise IntegrityError(f"The model file {model_file} is missing; the model is damaged.")
+    actual = hash_file(model_file)
+    if actual != manifest.get("sha256"):
+        raise IntegrityError(
+            f"The model file {model_file} has sha256 {actual[:12]}..., not the recorded "
+            f"{str(manifest.get('sha256'))[:12]}...: it was changed or damaged. Load the "
+            "model again from the artifact store or retrain it."
+        )
+    _check_requirements(manifest.get("requirements", {}), str(folder))
+    try:
+        model = impl.load(model_file)
+    except (BackendUnavailable, IntegrityError):
+        raise
+    except ModuleNotFoundError as exc:
+        raise BackendUnavailable(
+            f"The model at {folder} needs the module {exc.name!r}, which is not installed."
+        ) from exc
+    except Exception as exc:
+        raise IntegrityError(f"The model file {model_file} cannot be read: {exc}") from exc
+    return LoadedModel(
+        flavor=impl.name,
+        task=str(manifest.get("task", "classification")),
+        signature=Signature.from_dict(manifest.get("signature", {})),
+        manifest=manifest,
+        model=model,
+    )

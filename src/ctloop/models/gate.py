@@ -1,0 +1,300 @@
+"""The model gate: decide whether a candidate may replace the champion ("blessing").
+
+Three kinds of rule, all read from an evaluation report (``evaluate_models``):
+
+- floor: an absolute bound on a metric (``roc_auc >= 0.70``, ``log_loss <= 0.5``);
+- change: the candidate's improvement over the champion is at least a bound
+  (``roc_auc change >= -0.005`` lets it be at most 0.005 worse);
+- slice: the same, within every slice of a column with at least ``min_rows``
+  rows, so a model better on average cannot be much worse for one airport.
+
+"Improvement" is signed so that positive is better for every metric (for
+log loss and errors it is champion minus candidate). The first model, with no
+champion, is judged on floors only; change and slice rules are listed as
+skipped. The blessing lists every rule with its numbers, pass or fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctloop.core.errors import UserInputError
+from ctloop.models.metrics import HIGHER_IS_BETTER
+
+__all__ = ["ChangeRule", "FloorRule", "GateConfig", "SliceRule", "judge", "render_blessing"]
+
+
+def _check_metric(metric: str) -> str:
+    if metric not in HIGHER_IS_BETTER:
+        raise UserInputError(
+            f"Unknown metric {metric!r} in a gate rule; choose one of {sorted(HIGHER_IS_BETTER)}."
+        )
+    return metric
+
+
+@dataclass(frozen=True)
+class FloorRule:
+    """``metric`` must be at least (or for lower-is-better metrics, at most) ``threshold``."""
+
+    metric: str
+    threshold: float
+
+    @property
+    def name(self) -> str:
+        op = ">=" if HIGHER_IS_BETTER[self.metric] else "<="
+        return f"{self.metric} {op} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class ChangeRule:
+    """Improvement of ``metric`` over the champion must be >= ``min_change`` (often negative)."""
+
+    metric: str
+    min_change: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric} change vs champion >= {self.min_change:g}"
+
+
+@dataclass(frozen=True)
+class SliceRule:
+    """In every slice of ``column`` with >= ``min_rows`` rows, improvement >= ``min_change``."""
+
+    column: str
+    metric: str
+    min_change: float
+    min_rows: int = 1
+
+    @property
+    def name(self) -> str:
+        return (
+            f"every {self.column} slice with >= {self.min_rows} rows: "
+            f"{self.metric} change vs champion >= {self.min_change:g}"
+        )
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The rules a candidate must pass."""
+
+    floors: tuple[FloorRule, ...] = ()
+    changes: tuple[ChangeRule, ...] = ()
+    slices: tuple[SliceRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        for rule in (*self.floors, *self.changes, *self.slices):
+            _check_metric(rule.metric)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateConfig:
+        """From ``{"floors": {"roc_auc": 0.7}, "changes": {"roc_auc": -0.005},
+        "slices": [{"column": "origin", "metric": "roc_auc", "min_change": -0.02,
+        "min_rows": 1000}]}`` (the form kept in ctloop.toml and step parameters)."""
+        unknown = set(data) - {"floors", "changes", "slices"}
+        if unknown:
+            raise UserInputError(
+                f"Unknown gate setting(s) {sorted(unknown)}; use floors, changes and slices."
+            )
+        try:
+            return cls(
+                floors=tuple(FloorRule(m, float(t)) for m, t in data.get("floors", {}).items()),
+                changes=tuple(ChangeRule(m, float(t)) for m, t in data.get("changes", {}).items()),
+                slices=tuple(SliceRule(**s) for s in data.get("slices", [])),
+            )
+        except TypeError as exc:
+            raise UserInputError(
+                f"A gate slice rule needs column, metric, min_change and optionally "
+                f"min_rows: {exc}."
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "floors": {r.metric: r.threshold for r in self.floors},
+            "changes": {r.metric: r.min_change for r in self.changes},
+            "slices": [
+                {
+                    "column": r.column,
+                    "metric": r.metric,
+                    "min_change": r.min_change,
+                    "min_rows": r.min_rows,
+                }
+                for r in self.slices
+            ],
+        }
+
+
+@dataclass
+class _Verdict:
+    rule: str
+    kind: str
+    metric: str
+    status: str  # pass | fail | skipped
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "kind": self.kind,
+            "metric": self.metric,
+            "status": self.status,
+            "passed": self.status != "fail",
+            "detail": self.detail,
+            **self.numbers,
+        }
+
+
+def _value(block: dict[str, Any], metric: str) -> float | None:
+    entry = block["metrics"].get(metric)
+    return None if entry is None else entry["value"]
+
+
+def _improvement(metric: str, cand: float, champ: float) -> float:
+    return cand - champ if HIGHER_IS_BETTER[metric] else champ - cand
+
+
+def _floor(rule: FloorRule, cand: dict[str, Any]) -> _Verdict:
+    value = _value(cand["overall"], rule.metric)
+    if value is None:
+        return _Verdict(
+            rule.name,
+            "floor",
+            rule.metric,
+            "fail",
+            f"{rule.metric} is undefined on the evaluation set",
+            {"candidate": None, "threshold": rule.threshold},
+        )
+    ok = value >= rule.threshold if HIGHER_IS_BETTER[rule.metric] else value <= rule.threshold
+    return _Verdict(
+        rule.name,
+        "floor",
+        rule.metric,
+        "pass" if ok else "fail",
+        f"{rule.metric} = {value:.4f}",
+        {"candidate": value, "threshold": rule.threshold},
+    )
+
+
+def _change(rule: ChangeRule, cand: dict[str, Any], champ: dict[str, Any]) -> _Verdict:
+    c, b = _value(cand["overall"], rule.metric), _value(champ["overall"], rule.metric)
+    if c is None or b is None:
+        return _Verdict(
+            rule.name,
+            "change",
+            rule.metric,
+            "skipped",
+            f"{rule.metric} is undefined for one of the models",
+        )
+    imp = _improvement(rule.metric, c, b)
+    ok = imp >= rule.min_change
+    return _Verdict(
+        rule.name,
+        "change",
+        rule.metric,
+        "pass" if ok else "fail",
+        f"{rule.metric} {c:.4f} vs champion {b:.4f} (change {imp:+.4f})",
+        {"candidate": c, "champion": b, "change": imp, "threshold": rule.min_change},
+    )
+
+
+def _slice(rule: SliceRule, cand: dict[str, Any], champ: dict[str, Any]) -> _Verdict:
+    cand_slices = cand["slices"].get(rule.column)
+    if cand_slices is None:
+        raise UserInputError(
+            f"The gate has a slice rule on {rule.column!r} but the evaluation has no slices "
+            f"for it; add {rule.column!r} to the evaluation's slice columns."
+        )
+    rows, failing = [], []
+    for value, block in cand_slices.items():
+        other = champ["slices"].get(rule.column, {}).get(value)
+        if other is None or block["n"] < rule.min_rows:
+            continue
+        c, b = _value(block, rule.metric), _value(other, rule.metric)
+        if c is None or b is None:
+            continue
+        imp = _improvement(rule.metric, c, b)
+        row = {
+            "slice": value,
+            "n": block["n"],
+            "candidate": c,
+            "champion": b,
+            "change": imp,
+            "passed": imp >= rule.min_change,
+        }
+        rows.append(row)
+        if not row["passed"]:
+            failing.append(
+                f"{rule.column}={value} ({rule.metric} {c:.4f} vs {b:.4f}, "
+                f"change {imp:+.4f}, {block['n']} rows)"
+            )
+    detail = ("worse in " + "; ".join(failing)) if failing else f"{len(rows)} slices checked"
+    return _Verdict(
+        rule.name,
+        "slice",
+        rule.metric,
+        "fail" if failing else "pass",
+        detail,
+        {
+            "column": rule.column,
+            "threshold": rule.min_change,
+            "min_rows": rule.min_rows,
+            "slices": rows,
+        },
+    )
+
+
+def judge(
+    report: dict[str, Any],
+    config: GateConfig,
+    *,
+    candidate: str = "candidate",
+    champion: str | None = "champion",
+) -> dict[str, Any]:
+    """The blessing for ``candidate`` in an evaluation ``report``.
+
+    Returns ``{"blessed", "candidate", "champion", "rules": [...], "failed": [...],
+    "summary"}``; ``champion`` is None when the report has no such model.
+    """
+    models = report.get("models", {})
+    if candidate not in models:
+        raise UserInputError(f"The evaluation has no model {candidate!r}; it has {sorted(models)}.")
+    cand = models[candidate]
+    champ = models.get(champion) if champion else None
+    verdicts = [_floor(r, cand) for r in config.floors]
+    skip = "no champion: the first model is judged on floors only"
+    verdicts += [
+        _change(r, cand, champ) if champ else _Verdict(r.name, "change", r.metric, "skipped", skip)
+        for r in config.changes
+    ]
+    verdicts += [
+        _slice(r, cand, champ) if champ else _Verdict(r.name, "slice", r.metric, "skipped", skip)
+        for r in config.slices
+    ]
+    failed = [v.rule for v in verdicts if v.status == "fail"]
+    blessed = not failed
+    summary = (
+        "blessed: all rules passed"
+        if blessed
+        else "not blessed: failed "
+        + "; ".join(f"{v.rule} ({v.detail})" for v in verdicts if v.status == "fail")
+    )
+    return {
+        "blessed": blessed,
+        "candidate": candidate,
+        "champion": champion if champ else None,
+        "rules": [v.to_dict() for v in verdicts],
+        "failed": failed,
+        "summary": summary,
+    }
+
+
+def render_blessing(blessing: dict[str, Any]) -> str:
+    """The blessing as lines of text for logs and the CLI."""
+    lines = [
+        ("BLESSED" if blessing["blessed"] else "NOT BLESSED")
+        + f" (candidate vs {blessing['champion'] or 'no champion'})"
+    ]
+    lines += [f"  [{r['status']:>7}] {r['rule']}: {r['detail']}" for r in blessing["rules"]]
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""Infra check: can the candidate be served? Load it in a fresh process and ask.
+
+The child process imports nothing but what the prediction service imports
+(``ctloop.models.load_model``), so a model that only works because the
+training process happened to have a class or package loaded fails here,
+before it is promoted, not in production.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ctloop.core.errors import UserInputError
+
+__all__ = ["infra_check"]
+
+
+def infra_check(
+    model_path: str | Path,
+    sample: pd.DataFrame,
+    *,
+    max_latency_ms: float = 1000.0,
+    timeout_s: float = 120.0,
+    python: str = sys.executable,
+) -> dict[str, Any]:
+    """Load the model at ``model_path`` in a new Python process and predict ``sample``.
+
+    Returns ``{"passed", "checks": [{"check", "passed", "detail"}], "latency_ms",
+    "load_ms", "rows", "error"}``. Fails (``passed`` false, the reason in
+    ``error``) when the model cannot be loaded (missing package, damaged file),
+    the output has the wrong shape or type, or the median latency of predicting
+    the sample exceeds ``max_latency_ms``.
+    """
+    if len(sample) == 0:
+        raise UserInputError("The infra check needs at least one sample row.")
+    with tempfile.TemporaryDirectory(prefix="ctloop-infra-") as tmp:
+        sample_path = Path(tmp) / "sample.parquet"
+        sample.to_parquet(sample_path, index=False)
+        try:
+            proc = subprocess.run(
+                [python, "-m", "ctloop.models.infra_probe", str(model_path), str(sample_path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            return _failed(f"Loading and predicting took over {timeout_s:g} s.")
+    lines = proc.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        return _failed(f"The probe process crashed (exit {proc.returncode}): {tail[0]}")
+    if result.get("error"):
+        return _failed(result["error"], warnings=result.get("warnings", []))
+    checks = [
+        _check("loads", True, f"{result['flavor']} model loaded in {result['load_ms']:.0f} ms"),
+        _check(
+            "shape",
+            result["shape"] == [len(sample)],
+            f"{result['shape']} predictions for {len(sample)} rows",
+        ),
+        _check(
+            "type",
+            result["dtype"].startswith("float") and result["finite"],
+            f"dtype {result['dtype']}, all finite: {result['finite']}",
+        ),
+        _check(
+            "latency",
+            result["latency_ms"] <= max_latency_ms,
+            f"median {result['latency_ms']:.1f} ms for {len(sample)} rows "
+            f"(limit {max_latency_ms:g} ms)",
+        ),
+    ]
+    if result.get("task") == "classification":
+        checks.append(
+            _check(
+                "range",
+                result["min"] >= 0 and result["max"] <= 1,
+                f"probabilities in [{result['min']:.3f}, {result['max']:.3f}]",
+            )
+        )
+    return {
+        "passed": all(c["passed"] for c in checks),
+        "checks": checks,
+        "latency_ms": result["latency_ms"],
+        "load_ms": result["load_ms"],
+        "rows": len(sample),
+        "warnings": result.get("warnings", []),
+        "error": None,
+    }
+
+
+def _check(name: str, passed: bool, detail: str) -> dict[str, Any]:
+    return {"check": name, "passed": bool(passed), "detail": detail}
+
+
+def _failed(error: str, warnings: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "passed": False,
+        "checks": [_check("loads", False, error)],
+        "latency_ms": None,
+        "load_ms": None,
+        "rows": 0,
+        "warnings": warnings or [],
+        "error": error,
+    }

@@ -1,0 +1,208 @@
+"""Fit a model reproducibly from a data frame, a label, features and parameters.
+
+The seed goes into every random choice of the library (and is recorded), so
+the same data and parameters give the same model file and hash. String
+columns are one-hot encoded for scikit-learn models and read as categoricals
+by LightGBM and XGBoost; missing values are left to the learners that handle
+them (and imputed for logistic regression).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctloop.core.errors import UserInputError
+from ctloop.core.plugins import require
+from ctloop.models.flavors import as_categories, save_model
+from ctloop.models.signature import Signature
+
+__all__ = ["ALGORITHMS", "TrainedModel", "fit_model", "summarize_training_data"]
+
+ALGORITHMS = ("logistic", "hist_gradient_boosting", "lightgbm", "xgboost")
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "logistic": {"C": 1.0, "max_iter": 500},
+    "hist_gradient_boosting": {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31},
+    "lightgbm": {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31, "n_jobs": 2},
+    "xgboost": {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 6, "n_jobs": 2},
+}
+
+
+@dataclass
+class TrainedModel:
+    """A fitted model with everything needed to save, reproduce and monitor it."""
+
+    model: Any
+    flavor: str
+    task: str
+    label: str
+    algorithm: str
+    params: dict[str, Any]
+    seed: int
+    signature: Signature
+    training_seconds: float
+    n_rows: int
+    data_summary: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> dict[str, Any]:
+        """Save into folder ``path`` (see ``save_model``); returns the manifest."""
+        return save_model(
+            self.model,
+            path,
+            signature=self.signature,
+            task=self.task,
+            flavor=self.flavor,
+            metadata={
+                "label": self.label,
+                "algorithm": self.algorithm,
+                "params": self.params,
+                "seed": self.seed,
+                "n_rows": self.n_rows,
+            },
+        )
+
+
+def _sklearn_estimator(
+    algorithm: str, task: str, params: dict[str, Any], strings: list[str], numbers: list[str]
+) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    if algorithm == "logistic":
+        numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        if task == "classification":
+            learner = LogisticRegression(**params)
+        else:
+            learner = LinearRegression(**{k: v for k, v in params.items() if k == "fit_intercept"})
+    else:
+        numeric = "passthrough"
+        cls = (
+            HistGradientBoostingClassifier
+            if task == "classification"
+            else HistGradientBoostingRegressor
+        )
+        learner = cls(**params)
+    columns = ColumnTransformer(
+        [("strings", encode, strings), ("numbers", numeric, numbers)],
+        verbose_feature_names_out=False,
+    )
+    return make_pipeline(columns, learner)
+
+
+def fit_model(
+    data: pd.DataFrame,
+    *,
+    label: str,
+    features: list[str],
+    algorithm: str = "hist_gradient_boosting",
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    task: str = "classification",
+) -> TrainedModel:
+    """Fit ``algorithm`` on ``data[features]`` to predict ``data[label]``.
+
+    ``params`` override the algorithm's defaults; the seed is passed as the
+    library's ``random_state``. Returns the model with its signature, the full
+    parameters used, the fit time and a summary of the training data.
+    """
+    if algorithm not in ALGORITHMS:
+        raise UserInputError(f"The 'algorithm' must be one of {ALGORITHMS}. Got {algorithm!r}.")
+    if label not in data.columns:
+        raise UserInputError(
+            f"The training data has no label column {label!r}; it has {list(data.columns)}."
+        )
+    if label in features:
+        raise UserInputError(f"The label {label!r} cannot also be a feature.")
+    output = {"name": label, "type": "probability" if task == "classification" else "float"}
+    signature = Signature.from_frame(data, features, output)
+    frame = signature.prepare(data, what="The training data")
+    y = data[label].to_numpy()
+    if pd.isna(y).any():
+        raise UserInputError(f"The label column {label!r} has missing values; drop them first.")
+    if task == "classification" and len(np.unique(y)) != 2:
+        raise UserInputError(
+            f"The label {label!r} must have exactly two classes for classification; "
+            f"got {len(np.unique(y))}."
+        )
+    used = {**_DEFAULTS[algorithm], **(params or {})}
+    strings = [c.name for c in signature.inputs if c.type == "string"]
+    numbers = [c.name for c in signature.inputs if c.type != "string"]
+    started = time.perf_counter()
+    if algorithm in ("logistic", "hist_gradient_boosting"):
+        if algorithm == "hist_gradient_boosting" or task == "classification":
+            used.setdefault("random_state", seed)
+        model = _sklearn_estimator(algorithm, task, used, strings, numbers)
+        model.fit(frame, y)
+        flavor = "sklearn"
+    elif algorithm == "lightgbm":
+        lgb = require("lightgbm", "boost", "Training a LightGBM model")
+        used = {
+            "random_state": seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbose": -1,
+            **used,
+        }
+        cls = lgb.LGBMClassifier if task == "classification" else lgb.LGBMRegressor
+        model = cls(**used).fit(as_categories(frame), y)
+        flavor = "lightgbm"
+    else:
+        xgb = require("xgboost", "boost", "Training an XGBoost model")
+        used = {"random_state": seed, "tree_method": "hist", "enable_categorical": True, **used}
+        cls = xgb.XGBClassifier if task == "classification" else xgb.XGBRegressor
+        model = cls(**used).fit(as_categories(frame), y)
+        flavor = "xgboost"
+    elapsed = time.perf_counter() - started
+    return TrainedModel(
+        model=model,
+        flavor=flavor,
+        task=task,
+        label=label,
+        algorithm=algorithm,
+        params=used,
+        seed=seed,
+        signature=signature,
+        training_seconds=elapsed,
+        n_rows=len(frame),
+        data_summary=summarize_training_data(data, features, label),
+    )
+
+
+def summarize_training_data(
+    data: pd.DataFrame, features: list[str], label: str, *, top: int = 20
+) -> dict[str, Any]:
+    """Per-column statistics of the training data, the reference for later drift checks."""
+    numeric = [c for c in features if pd.api.types.is_numeric_dtype(data[c].dtype)]
+    strings = [c for c in features if c not in numeric]
+    summary: dict[str, Any] = {"n_rows": len(data), "columns": {}}
+    if numeric:
+        stats = data[numeric].describe(percentiles=[0.01, 0.25, 0.5, 0.75, 0.99]).T
+        missing = data[numeric].isna().sum()
+        for column, row in stats.iterrows():
+            summary["columns"][column] = {
+                "type": "numeric",
+                "missing": int(missing[column]),
+                **{k: (None if pd.isna(v) else float(v)) for k, v in row.items() if k != "count"},
+            }
+    for column in strings:
+        counts = data[column].value_counts(dropna=True)
+        summary["columns"][column] = {
+            "type": "string",
+            "missing": int(data[column].isna().sum()),
+            "distinct": int(counts.size),
+            "top": {str(k): int(v) for k, v in counts.head(top).items()},
+        }
+    if pd.api.types.is_numeric_dtype(data[label].dtype):
+        summary["label_mean"] = float(data[label].mean())
+    return summary
