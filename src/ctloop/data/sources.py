@@ -1,0 +1,166 @@
+"""Turn whatever a person hands us into a stream of Arrow record batches.
+
+Statistics are computed batch by batch so a file larger than memory is never
+loaded whole: parquet streams its row groups, CSV is read by DuckDB's
+streaming reader, and DataFrames and Arrow tables are sliced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ctloop.core.errors import NotFound, UserInputError
+
+__all__ = ["BATCH_ROWS", "DataSource", "describe_source", "iter_batches", "read_table"]
+
+# Rows per batch: big enough to amortise per-batch overhead, small enough to
+# keep memory flat (20 float columns x 256k rows ~ 40 MB).
+BATCH_ROWS = 1 << 18
+
+# What a CSV file may write for "no value"; pandas' usual spellings.
+_CSV_NULLS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+
+DataSource = str | Path | pd.DataFrame | pa.Table | pa.RecordBatch | pa.RecordBatchReader
+
+
+def describe_source(source: Any) -> str:
+    """A short name for a source, used in messages and reports."""
+    if isinstance(source, str | Path):
+        return str(source)
+    if isinstance(source, pd.DataFrame):
+        return f"DataFrame[{len(source)} rows]"
+    if isinstance(source, pa.Table | pa.RecordBatch):
+        return f"{type(source).__name__}[{source.num_rows} rows]"
+    return type(source).__name__
+
+
+def iter_batches(
+    source: DataSource, *, batch_rows: int = BATCH_ROWS
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The Arrow schema of ``source`` and an iterator over its record batches.
+
+    The schema comes first so that a source with no rows still tells which
+    columns (and types) it has.
+
+    Raises:
+        NotFound: the path does not exist.
+        UserInputError: the file is empty, of an unknown format or unreadable.
+    """
+    if isinstance(source, pd.DataFrame):
+        return _from_dataframe(source, batch_rows)
+    if isinstance(source, pa.Table):
+        return source.schema, iter(source.to_batches(max_chunksize=batch_rows))
+    if isinstance(source, pa.RecordBatch):
+        return source.schema, iter([source])
+    if isinstance(source, pa.RecordBatchReader):
+        return source.schema, iter(source)
+    if isinstance(source, str | Path):
+        return _from_path(Path(source), batch_rows)
+    raise UserInputError(
+        f"Cannot read data from a {type(source).__name__}; give a parquet or CSV path, "
+        "a pandas DataFrame or an Arrow table."
+    )
+
+
+def read_table(source: DataSource) -> pa.Table:
+    """The whole source as one Arrow table (for small data and tests)."""
+    schema, batches = iter_batches(source)
+    return pa.Table.from_batches(list(batches), schema=schema)
+
+
+def _from_dataframe(
+    df: pd.DataFrame, batch_rows: int
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    if not all(isinstance(c, str) for c in df.columns):
+        df = df.rename(columns=str)
+    if df.columns.duplicated().any():
+        dupes = sorted(set(df.columns[df.columns.duplicated()]))
+        raise UserInputError(f"The DataFrame has duplicate column names {dupes}; rename them.")
+    try:
+        schema = pa.Schema.from_pandas(df.iloc[:0], preserve_index=False)
+        first = pa.RecordBatch.from_pandas(df.iloc[:batch_rows], preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise UserInputError(
+            f"A column of the DataFrame mixes types Arrow cannot hold together ({exc}); "
+            "cast it to one type first."
+        ) from exc
+    schema = first.schema.remove_metadata()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield first.replace_schema_metadata(None)
+        for start in range(batch_rows, len(df), batch_rows):
+            batch = pa.RecordBatch.from_pandas(
+                df.iloc[start : start + batch_rows], schema=schema, preserve_index=False
+            )
+            yield batch.replace_schema_metadata(None)
+
+    return schema, batches()
+
+
+def _from_path(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    if not path.exists():
+        raise NotFound(f"No file at {path}; check the path.")
+    if path.is_dir():
+        return _from_parquet_dataset(path, batch_rows)
+    if path.stat().st_size == 0:
+        raise UserInputError(f"{path} is empty (0 bytes); there is no data to describe.")
+    suffixes = [s.lower() for s in path.suffixes]
+    if ".parquet" in suffixes or ".pq" in suffixes:
+        return _from_parquet(path, batch_rows)
+    if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
+        return _from_csv(path, batch_rows)
+    raise UserInputError(
+        f"Don't know how to read {path.name}: use a .parquet or .csv file "
+        "(or a folder of parquet files)."
+    )
+
+
+def _from_parquet(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserInputError(f"{path} is not a readable parquet file: {exc}") from exc
+    return pf.schema_arrow.remove_metadata(), pf.iter_batches(batch_size=batch_rows)
+
+
+def _from_parquet_dataset(
+    path: Path, batch_rows: int
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    import pyarrow.dataset as pads
+
+    try:
+        dataset = pads.dataset(path, format="parquet")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserInputError(f"{path} is not a folder of parquet files: {exc}") from exc
+    return dataset.schema.remove_metadata(), dataset.to_batches(batch_size=batch_rows)
+
+
+def _from_csv(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        relation = con.sql(
+            "SELECT * FROM read_csv($path, nullstr=$nulls)",
+            params={"path": str(path), "nulls": _CSV_NULLS},
+        )
+        reader = relation.to_arrow_reader(batch_rows)
+    except duckdb.Error as exc:
+        con.close()
+        raise UserInputError(f"{path} is not a readable CSV file: {exc}") from exc
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except duckdb.Error as exc:
+            raise UserInputError(f"Could not read {path} as CSV: {exc}") from exc
+        finally:
+            con.close()
+
+    return reader.schema, batches()
