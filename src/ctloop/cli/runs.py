@@ -1,0 +1,96 @@
+"""``ctloop runs list|show``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ctloop.cli.output import console, print_json, print_table
+from ctloop.cli.progress import status_text
+from ctloop.core.settings import load_settings
+from ctloop.metadata.base import to_dict
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from ctloop.metadata import open_metadata_store
+
+    return open_metadata_store(load_settings().metadata_url)
+
+
+def _duration(start, end) -> str:  # type: ignore[no-untyped-def]
+    if start is None or end is None:
+        return "-"
+    return f"{(end - start).total_seconds():.2f}s"
+
+
+@app.command("list")
+def list_runs(
+    pipeline: Annotated[str | None, typer.Option(help="only this pipeline")] = None,
+    status: Annotated[str | None, typer.Option(help="only runs in this state")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recent runs, newest first."""
+    runs = _store().list_runs(pipeline=pipeline, status=status, limit=limit)
+    if as_json:
+        print_json({"runs": [to_dict(r) for r in runs]})
+        return
+    print_table(
+        "runs",
+        ["run", "pipeline", "status", "trigger", "started", "duration"],
+        [
+            [r.id[:12], r.pipeline, status_text(r.status), r.trigger,
+             r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else None,
+             _duration(r.started_at, r.ended_at)]
+            for r in runs
+        ],
+    )
+
+
+@app.command("show")
+def show_run(
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One run: parameters, environment, steps with their artifacts and errors."""
+    store = _store()
+    run = store.get_run(run_id)
+    steps = store.get_steps(run.id)
+    events = {s.id: store.get_events(step_id=s.id) for s in steps}
+    if as_json:
+        print_json({
+            "run": to_dict(run),
+            "steps": [
+                {**to_dict(s), "events": [to_dict(e) for e in events[s.id]]} for s in steps
+            ],
+        })
+        return
+    console.print(f"[bold]run {run.id}[/]  pipeline [bold]{run.pipeline}[/] "
+                  f"(version {run.pipeline_version})")
+    console.print("status  ", status_text(run.status), f"  trigger {run.trigger}")
+    console.print(f"source   {run.source}")
+    console.print(f"params   {run.parameters}")
+    ex = run.executor
+    console.print(f"executor {ex.get('user')}@{ex.get('host')} runner={ex.get('runner')}")
+    env = run.environment
+    console.print(f"env      python {env.get('python')}"
+                  + (f" git {env['git_commit'][:10]}" if env.get("git_commit") else ""))
+    console.print(f"time     {run.started_at} → {run.ended_at} "
+                  f"({_duration(run.started_at, run.ended_at)})")
+    if run.error:
+        console.print(f"[red]error    {run.error}[/]")
+    rows = []
+    for s in steps:
+        outs = ", ".join(f"{e.name}={e.artifact_id[:10]}" for e in events[s.id]
+                         if e.kind == "output")
+        rows.append([s.name, status_text(s.status), s.attempts,
+                     f"{s.duration_s:.3f}s" if s.duration_s is not None else None,
+                     outs or None, (s.error or "").splitlines()[0][:80] if s.error else None])
+    print_table("steps", ["step", "status", "attempts", "duration", "outputs", "error"], rows)
+    for s in steps:
+        if s.status == "failed" and s.traceback:
+            console.print(f"[red]traceback of {s.name}:[/]")
+            console.print(s.traceback.rstrip(), markup=False, highlight=False)

@@ -1,0 +1,80 @@
+"""Run pipelines from Python with the project's settings: ``ctloop.run(...)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ctloop.core.settings import Settings, load_settings
+from ctloop.pipeline.dsl import PipelineDef
+from ctloop.pipeline.engine import Engine, RunObserver, RunResult
+from ctloop.pipeline.loader import load_pipeline
+
+__all__ = ["make_engine", "resume", "run"]
+
+
+def make_engine(
+    settings: Settings,
+    *,
+    runner: str | None = None,
+    max_workers: int | None = None,
+    cache: bool | None = None,
+    observer: RunObserver | None = None,
+) -> Engine:
+    """An engine wired to the settings' metadata store, artifact store and runner."""
+    from ctloop.metadata import open_metadata_store
+    from ctloop.pipeline.runners import open_runner
+
+    return Engine(
+        store=open_metadata_store(settings.metadata_url),
+        artifacts_url=settings.artifacts_url,
+        runner=open_runner(runner or settings.runner),
+        home=settings.home,
+        max_workers=max_workers or settings.max_workers,
+        cache=settings.cache if cache is None else cache,
+        observer=observer,
+        project=settings.home.parent,
+    )
+
+
+def run(
+    pipeline: PipelineDef | str,
+    params: dict[str, Any] | None = None,
+    *,
+    settings: Settings | None = None,
+    runner: str | None = None,
+    max_workers: int | None = None,
+    cache: bool | None = None,
+    observer: RunObserver | None = None,
+    trigger: str = "manual",
+    trigger_info: dict[str, Any] | None = None,
+    project: Path | None = None,
+) -> RunResult:
+    """Run a pipeline (a ``PipelineDef`` or a ``"file.py:name"`` reference) to the end."""
+    settings = settings or load_settings(project)
+    source = ""
+    if isinstance(pipeline, str):
+        pipeline, source = load_pipeline(pipeline)
+    else:
+        source = f"{pipeline.func.__module__}:{pipeline.func.__qualname__}"
+    engine = make_engine(settings, runner=runner, max_workers=max_workers, cache=cache,
+                         observer=observer)
+    return engine.run(pipeline, params, trigger=trigger, trigger_info=trigger_info,
+                      source=source)
+
+
+def resume(
+    run_id: str,
+    *,
+    settings: Settings | None = None,
+    runner: str | None = None,
+    max_workers: int | None = None,
+    observer: RunObserver | None = None,
+    project: Path | None = None,
+) -> RunResult:
+    """Resume a failed or killed run from the steps that did not finish."""
+    settings = settings or load_settings(project)
+    engine = make_engine(settings, runner=runner, max_workers=max_workers, observer=observer)
+    record = engine.store.get_run(run_id)
+    pipeline, _ = load_pipeline(record.source)
+    return engine.resume(record.id, pipeline)

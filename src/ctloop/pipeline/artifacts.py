@@ -1,0 +1,141 @@
+"""Typed artifacts: the values that flow between steps.
+
+An artifact is a file or folder on local disk while a step runs (``.path``)
+and content-addressed bytes in the artifact store afterwards (``.uri``,
+``.sha256``). Steps declare what they read with ``Input[T]`` (or just ``T``)
+and what they write with ``Output[T]``; the engine hands them ready objects.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Artifact", "Dataset", "Input", "Metrics", "Model", "Output", "artifact_class"]
+
+T = TypeVar("T", bound="Artifact")
+
+
+class Artifact:
+    """Base of all artifact types; subclass it to make a new type."""
+
+    #: file name used for a new output (``None``: the path is a folder)
+    filename: ClassVar[str | None] = "data"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        uri: str = "",
+        sha256: str = "",
+        id: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.uri = uri
+        self.sha256 = sha256
+        self.id = id
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The name recorded in the metadata store (the class name)."""
+        return cls.__name__
+
+    @classmethod
+    def new_output(cls: type[T], folder: Path) -> T:
+        """An empty output inside ``folder`` for a step to write to."""
+        if cls.filename is None:
+            path = folder / "artifact"
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path = folder / cls.filename
+        return cls(path)
+
+    def __repr__(self) -> str:
+        ident = self.id or self.uri or str(self.path)
+        return f"{type(self).__name__}({ident!r})"
+
+
+class Dataset(Artifact):
+    """A table stored as one parquet file."""
+
+    filename = "data.parquet"
+
+    def read(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The table as a DataFrame."""
+        import pandas as pd
+
+        return pd.read_parquet(self.path, columns=columns)
+
+    def write(self, df: pd.DataFrame) -> None:
+        """Write ``df`` as parquet and record its shape."""
+        df.to_parquet(self.path, index=False)
+        self.metadata.setdefault("rows", len(df))
+        self.metadata.setdefault("columns", [str(c) for c in df.columns])
+
+
+class Model(Artifact):
+    """A trained model: a folder a model flavor writes into."""
+
+    filename = None
+
+
+class Metrics(Artifact):
+    """Named numbers, stored as JSON and copied into the artifact's properties."""
+
+    filename = "metrics.json"
+
+    def log(self, name: str, value: Any) -> None:
+        """Record one metric (written when the step ends)."""
+        values = self.read() if self.path.exists() else {}
+        values[name] = value
+        self.write(values)
+
+    def write(self, values: dict[str, Any]) -> None:
+        """Replace all metrics."""
+        self.path.write_text(json.dumps(values, indent=2, sort_keys=True, default=float))
+        self.metadata.update(
+            {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
+        )
+
+    def read(self) -> dict[str, Any]:
+        """All metrics as a dict."""
+        return json.loads(self.path.read_text())
+
+
+class _Marker:
+    direction: ClassVar[str]
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        if isinstance(item, TypeVar):
+            return cls
+        if not (isinstance(item, type) and issubclass(item, Artifact)):
+            raise TypeError(f"{cls.__name__}[...] takes an Artifact subclass, got {item!r}")
+        return type(f"{cls.__name__}[{item.__name__}]", (cls,), {"artifact_type": item})
+
+
+class Input(_Marker):
+    """``data: Input[Dataset]`` — the step reads this artifact (same as ``data: Dataset``)."""
+
+    direction = "input"
+
+
+class Output(_Marker):
+    """``model: Output[Model]`` — the engine passes an empty artifact to write into."""
+
+    direction = "output"
+
+
+def artifact_class(annotation: Any) -> tuple[str, type[Artifact]] | None:
+    """(``"input"``|``"output"``, artifact type) for an annotation, or None for parameters."""
+    if isinstance(annotation, type):
+        if issubclass(annotation, _Marker) and hasattr(annotation, "artifact_type"):
+            return annotation.direction, annotation.artifact_type
+        if issubclass(annotation, Artifact):
+            return "input", annotation
+    return None

@@ -1,0 +1,242 @@
+"""``@component``: a Python function (or a command line) as a pipeline step.
+
+The decorator reads the signature once and returns a frozen
+:class:`ComponentDef`. Called inside a ``@pipeline`` function it adds a step
+to the graph being built and returns a :class:`StepHandle`; called anywhere
+else it simply runs the function, so components stay unit-testable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctloop.core.errors import PipelineDefinitionError
+from ctloop.core.hashing import hash_bytes, hash_source, stable_json
+from ctloop.pipeline.artifacts import Artifact, artifact_class
+
+__all__ = ["ComponentDef", "ParameterSpec", "command_component", "component"]
+
+_NO_DEFAULT = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """A plain (non-artifact) argument of a component or pipeline."""
+
+    name: str
+    annotation: Any = Any
+    default: Any = _NO_DEFAULT
+
+    @property
+    def required(self) -> bool:
+        return self.default is _NO_DEFAULT
+
+
+@dataclass(frozen=True)
+class ComponentDef:
+    """A component: what it reads, writes and takes, and how to run it."""
+
+    name: str
+    version: str
+    func: Callable[..., Any] | None = field(compare=False)
+    inputs: dict[str, type[Artifact]] = field(default_factory=dict)
+    outputs: dict[str, type[Artifact]] = field(default_factory=dict)
+    parameters: dict[str, ParameterSpec] = field(default_factory=dict)
+    optional_inputs: frozenset[str] = frozenset()
+    retries: int = 0
+    retry_backoff: float = 1.0
+    cache: bool = True
+    requirements: tuple[str, ...] = ()
+    resources: dict[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None
+    module: str = ""
+    qualname: str = ""
+    source_file: str = ""
+    description: str = ""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from ctloop.pipeline.dsl import current_builder
+
+        builder = current_builder()
+        if builder is not None:
+            return builder.add_step(self, args, kwargs)
+        if self.func is None:
+            raise PipelineDefinitionError(
+                f"Component {self.name!r} is a command line; it runs only inside a pipeline."
+            )
+        return self.func(*args, **kwargs)
+
+    def with_options(self, **changes: Any) -> ComponentDef:
+        """A copy with other options (``name``, ``retries``, ``cache``, ``resources`` ...)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def ref(self) -> str:
+        """``module:qualname``, how a worker process finds the function."""
+        return f"{self.module}:{self.qualname}"
+
+
+def _validate_options(name: str, retries: int, retry_backoff: float) -> None:
+    if not isinstance(retries, int) or retries < 0:
+        raise PipelineDefinitionError(
+            f"The 'retries' option of component {name!r} must be an int >= 0. Got {retries!r}."
+        )
+    if retry_backoff < 0:
+        raise PipelineDefinitionError(
+            f"The 'retry_backoff' option of component {name!r} must be >= 0. "
+            f"Got {retry_backoff!r}."
+        )
+
+
+def _make(
+    func: Callable[..., Any],
+    *,
+    name: str | None,
+    version: str | None,
+    retries: int,
+    retry_backoff: float,
+    cache: bool,
+    requirements: Sequence[str],
+    resources: dict[str, Any] | None,
+) -> ComponentDef:
+    comp_name = name or func.__name__
+    _validate_options(comp_name, retries, retry_backoff)
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # unresolved forward references: fall back to raw annotations
+        hints = dict(getattr(func, "__annotations__", {}))
+    inputs: dict[str, type[Artifact]] = {}
+    outputs: dict[str, type[Artifact]] = {}
+    params: dict[str, ParameterSpec] = {}
+    optional: set[str] = set()
+    for pname, p in inspect.signature(func).parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise PipelineDefinitionError(
+                f"Component {comp_name!r} takes *{pname}; components need named arguments."
+            )
+        annotation = hints.get(pname, Any)
+        kind = artifact_class(_strip_optional(annotation))
+        if kind is None:
+            params[pname] = ParameterSpec(pname, annotation, p.default)
+        elif kind[0] == "input":
+            inputs[pname] = kind[1]
+            if p.default is None:
+                optional.add(pname)
+        else:
+            outputs[pname] = kind[1]
+    return ComponentDef(
+        name=comp_name,
+        version=version or hash_source(func),
+        func=func,
+        inputs=inputs,
+        outputs=outputs,
+        parameters=params,
+        optional_inputs=frozenset(optional),
+        retries=retries,
+        retry_backoff=retry_backoff,
+        cache=cache,
+        requirements=tuple(requirements),
+        resources=dict(resources or {}),
+        module=func.__module__,
+        qualname=func.__qualname__,
+        source_file=inspect.getsourcefile(func) or "",
+        description=inspect.getdoc(func) or "",
+    )
+
+
+def _strip_optional(annotation: Any) -> Any:
+    """``Dataset | None`` -> ``Dataset`` (an optional input)."""
+    args = typing.get_args(annotation)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation
+
+
+def component(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    retries: int = 0,
+    retry_backoff: float = 1.0,
+    cache: bool = True,
+    requirements: Sequence[str] = (),
+    resources: dict[str, Any] | None = None,
+) -> Any:
+    """Turn a function into a pipeline component.
+
+    Args:
+        name: step name (default: the function name).
+        version: code version for cache keys (default: a hash of the source).
+        retries: how many times to retry a failing step.
+        retry_backoff: seconds before the first retry, doubled each time.
+        cache: reuse outputs of an earlier identical step.
+        requirements: pip requirements; the subprocess runner gives the step its
+            own cached virtual environment with them installed.
+        resources: e.g. ``{"cpus": 2, "memory": "4GB"}`` for distributed runners.
+    """
+
+    def wrap(f: Callable[..., Any]) -> ComponentDef:
+        return _make(
+            f,
+            name=name,
+            version=version,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            cache=cache,
+            requirements=requirements,
+            resources=resources,
+        )
+
+    return wrap(func) if func is not None else wrap
+
+
+def command_component(
+    name: str,
+    command: Sequence[str],
+    *,
+    inputs: dict[str, type[Artifact]] | None = None,
+    outputs: dict[str, type[Artifact]] | None = None,
+    parameters: dict[str, Any] | None = None,
+    version: str | None = None,
+    retries: int = 0,
+    retry_backoff: float = 1.0,
+    cache: bool = True,
+    resources: dict[str, Any] | None = None,
+) -> ComponentDef:
+    """A component that runs a command line in any language.
+
+    Placeholders in ``command`` are replaced by paths and values:
+    ``{inputs.NAME}``, ``{outputs.NAME}``, ``{params.NAME}``. ``parameters``
+    maps names to defaults (``...`` for required).
+    """
+    if not command:
+        raise PipelineDefinitionError(f"Command component {name!r} has an empty command.")
+    _validate_options(name, retries, retry_backoff)
+    params = {
+        key: ParameterSpec(key, Any, _NO_DEFAULT if default is ... else default)
+        for key, default in (parameters or {}).items()
+    }
+    spec = {"command": list(command), "in": sorted(inputs or {}), "out": sorted(outputs or {})}
+    return ComponentDef(
+        name=name,
+        version=version or hash_bytes(stable_json(spec).encode())[:16],
+        func=None,
+        inputs=dict(inputs or {}),
+        outputs=dict(outputs or {}),
+        parameters=params,
+        retries=retries,
+        retry_backoff=retry_backoff,
+        cache=cache,
+        resources=dict(resources or {}),
+        command=tuple(command),
+        module="",
+        qualname=name,
+    )

@@ -1,0 +1,310 @@
+"""``@pipeline``: a function whose component calls form the DAG.
+
+The pipeline function runs once per run with concrete parameter values, so
+ordinary Python (loops, conditions) shapes the graph. Each component call adds
+a :class:`StepSpec`; passing one call's result into another draws an edge.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import graphlib
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ctloop.core.errors import PipelineDefinitionError, UserInputError
+from ctloop.core.hashing import hash_bytes, hash_source, stable_json
+from ctloop.pipeline.artifacts import Artifact
+from ctloop.pipeline.component import ComponentDef, ParameterSpec
+
+__all__ = [
+    "Graph",
+    "OutputRef",
+    "PipelineDef",
+    "StepHandle",
+    "StepSpec",
+    "current_builder",
+    "pipeline",
+]
+
+_builder: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
+    "ctloop_builder", default=None
+)
+
+
+def current_builder() -> _Builder | None:
+    """The graph being built, when called inside a pipeline function."""
+    return _builder.get()
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """One named output of one step."""
+
+    step: str
+    output: str
+    type: type[Artifact]
+    graph_id: int = 0
+
+
+class StepHandle:
+    """What a component call returns inside a pipeline."""
+
+    def __init__(self, spec: StepSpec, graph_id: int) -> None:
+        self._spec = spec
+        self.name = spec.name
+        self.outputs: dict[str, OutputRef] = {
+            key: OutputRef(spec.name, key, typ, graph_id)
+            for key, typ in spec.component.outputs.items()
+        }
+
+    def after(self, *others: StepHandle) -> StepHandle:
+        """Run this step only after ``others``, even without data passing between them."""
+        for other in others:
+            self._spec.after.add(other.name)
+        return self
+
+    def __repr__(self) -> str:
+        return f"StepHandle({self.name!r})"
+
+
+@dataclass
+class StepSpec:
+    """A step in a built graph: the component, its parameter values and input edges."""
+
+    name: str
+    component: ComponentDef
+    params: dict[str, Any]
+    inputs: dict[str, OutputRef]
+    after: set[str] = field(default_factory=set)
+
+    @property
+    def upstream(self) -> list[str]:
+        """Names of steps this one waits for."""
+        return sorted({ref.step for ref in self.inputs.values()} | self.after)
+
+
+@dataclass
+class Graph:
+    """A built pipeline: steps in insertion order, checked for cycles and dangling edges."""
+
+    pipeline: str
+    version: str
+    params: dict[str, Any]
+    steps: dict[str, StepSpec]
+
+    def order(self) -> list[str]:
+        """Step names in a topological order (stable: insertion order among peers)."""
+        sorter = graphlib.TopologicalSorter({n: s.upstream for n, s in self.steps.items()})
+        try:
+            return list(sorter.static_order())
+        except graphlib.CycleError as exc:
+            cycle = " -> ".join(exc.args[1])
+            raise PipelineDefinitionError(
+                f"Pipeline {self.pipeline!r} has a cycle: {cycle}. "
+                "Remove one of the .after() dependencies that close it."
+            ) from None
+
+    def downstream(self, name: str) -> set[str]:
+        """All steps that depend on ``name``, directly or not."""
+        out: set[str] = set()
+        frontier = [name]
+        while frontier:
+            current = frontier.pop()
+            for other, spec in self.steps.items():
+                if current in spec.upstream and other not in out:
+                    out.add(other)
+                    frontier.append(other)
+        return out
+
+
+class _Builder:
+    def __init__(self, pipeline_name: str) -> None:
+        self.pipeline_name = pipeline_name
+        self.steps: dict[str, StepSpec] = {}
+        self.id = id(self)
+
+    def add_step(self, comp: ComponentDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if args:
+            raise PipelineDefinitionError(
+                f"In pipeline {self.pipeline_name!r}, call component {comp.name!r} with "
+                "keyword arguments (name=value) so each edge is explicit."
+            )
+        name = comp.name
+        n = 2
+        while name in self.steps:
+            name = f"{comp.name}-{n}"
+            n += 1
+        params: dict[str, Any] = {}
+        inputs: dict[str, OutputRef] = {}
+        for key, value in kwargs.items():
+            if key in comp.outputs:
+                raise PipelineDefinitionError(
+                    f"Step {name!r}: {key!r} is an output of {comp.name!r}; outputs are "
+                    "created by the engine, do not pass them."
+                )
+            if key in comp.inputs:
+                inputs[key] = self._resolve_input(name, comp, key, value)
+            elif key in comp.parameters:
+                if isinstance(value, StepHandle | OutputRef):
+                    raise PipelineDefinitionError(
+                        f"Step {name!r}: parameter {key!r} is a plain value, but got the "
+                        "output of another step. Declare it as an Input[...] artifact."
+                    )
+                params[key] = _check_value(
+                    comp.parameters[key], value, f"parameter {key!r} of step {name!r}"
+                )
+            else:
+                known = sorted([*comp.inputs, *comp.parameters])
+                raise PipelineDefinitionError(
+                    f"Step {name!r}: component {comp.name!r} has no argument {key!r}. "
+                    f"Known arguments: {', '.join(known) or 'none'}."
+                )
+        for key in comp.inputs:
+            if key not in inputs and key not in comp.optional_inputs:
+                raise PipelineDefinitionError(
+                    f"Step {name!r}: input {key!r} ({comp.inputs[key].__name__}) is not "
+                    "connected. Pass the output of an earlier step."
+                )
+        for key, spec in comp.parameters.items():
+            if key not in params and spec.required:
+                raise PipelineDefinitionError(
+                    f"Step {name!r}: required parameter {key!r} of {comp.name!r} is missing."
+                )
+        spec = StepSpec(name=name, component=comp, params=params, inputs=inputs)
+        self.steps[name] = spec
+        return StepHandle(spec, self.id)
+
+    def _resolve_input(self, step: str, comp: ComponentDef, key: str, value: Any) -> OutputRef:
+        if isinstance(value, StepHandle):
+            if len(value.outputs) != 1:
+                names = ", ".join(value.outputs) or "none"
+                raise PipelineDefinitionError(
+                    f"Step {step!r}: input {key!r} got step {value.name!r}, which has "
+                    f"outputs: {names}. Pick one: {value.name}.outputs['NAME']."
+                )
+            value = next(iter(value.outputs.values()))
+        if not isinstance(value, OutputRef):
+            raise PipelineDefinitionError(
+                f"Step {step!r}: input {key!r} must be the output of an earlier step in this "
+                f"pipeline, got {type(value).__name__}."
+            )
+        if value.graph_id != self.id or value.step not in self.steps:
+            raise PipelineDefinitionError(
+                f"Step {step!r}: input {key!r} refers to step {value.step!r}, which is not "
+                f"part of pipeline {self.pipeline_name!r} (a dangling input)."
+            )
+        expected = comp.inputs[key]
+        if not issubclass(value.type, expected):
+            raise PipelineDefinitionError(
+                f"Step {step!r}: input {key!r} expects {expected.__name__}, got "
+                f"{value.type.__name__} from {value.step}.{value.output}."
+            )
+        return value
+
+
+def _check_value(spec: ParameterSpec, value: Any, what: str) -> Any:
+    if spec.annotation is Any or spec.annotation is inspect.Parameter.empty:
+        return value
+    try:
+        return TypeAdapter(spec.annotation).validate_python(value, strict=False)
+    except ValidationError as exc:
+        rule = _type_name(spec.annotation)
+        first = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        raise UserInputError(
+            f"The {what} must be {rule}. Got {value!r} ({first})."
+        ) from None
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+@dataclass(frozen=True)
+class PipelineDef:
+    """A pipeline definition: call :meth:`build` with parameters to get its graph."""
+
+    name: str
+    func: Callable[..., Any]
+    parameters: dict[str, ParameterSpec]
+    description: str = ""
+
+    def validate_params(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in and every value checked against its annotation."""
+        unknown = sorted(set(raw) - set(self.parameters))
+        if unknown:
+            known = ", ".join(self.parameters) or "none"
+            raise UserInputError(
+                f"Pipeline {self.name!r} has no parameter {unknown[0]!r}. Known: {known}."
+            )
+        values: dict[str, Any] = {}
+        for key, spec in self.parameters.items():
+            if key in raw:
+                values[key] = _check_value(spec, raw[key], f"parameter {key!r} of pipeline "
+                                           f"{self.name!r}")
+            elif spec.required:
+                raise UserInputError(
+                    f"Pipeline {self.name!r} needs parameter {key!r}: pass --param {key}=VALUE."
+                )
+            else:
+                values[key] = spec.default
+        return values
+
+    def build(self, params: dict[str, Any] | None = None) -> Graph:
+        """Run the pipeline function with ``params`` and return the checked graph."""
+        values = self.validate_params(params or {})
+        builder = _Builder(self.name)
+        token = _builder.set(builder)
+        try:
+            self.func(**values)
+        finally:
+            _builder.reset(token)
+        if not builder.steps:
+            raise PipelineDefinitionError(f"Pipeline {self.name!r} has no steps.")
+        for spec in builder.steps.values():
+            for other in spec.after:
+                if other not in builder.steps:
+                    raise PipelineDefinitionError(
+                        f"Step {spec.name!r} runs after {other!r}, which is not in pipeline "
+                        f"{self.name!r}."
+                    )
+        graph = Graph(self.name, self._version(builder.steps), values, builder.steps)
+        graph.order()  # raises on cycles
+        return graph
+
+    def _version(self, steps: dict[str, StepSpec]) -> str:
+        shape = {
+            "source": hash_source(self.func),
+            "steps": {
+                n: [s.component.name, s.component.version, s.upstream] for n, s in steps.items()
+            },
+        }
+        return hash_bytes(stable_json(shape).encode())[:16]
+
+
+
+def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Declare a pipeline: a function that calls components with keyword arguments."""
+
+    def wrap(f: Callable[..., Any]) -> PipelineDef:
+        try:
+            hints = typing.get_type_hints(f)
+        except Exception:
+            hints = dict(getattr(f, "__annotations__", {}))
+        params = {
+            key: ParameterSpec(key, hints.get(key, Any), p.default)
+            for key, p in inspect.signature(f).parameters.items()
+        }
+        return PipelineDef(
+            name=name or f.__name__, func=f, parameters=params,
+            description=inspect.getdoc(f) or "",
+        )
+
+    return wrap(func) if func is not None else wrap

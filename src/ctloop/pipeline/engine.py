@@ -1,0 +1,471 @@
+"""The engine: runs a built graph on a runner and records everything.
+
+Only the engine talks to the metadata store (one writer per run, so the store
+sees a consistent story); runners only execute tasks. For each ready step it
+computes the cache key (component version + parameters + input hashes),
+reuses the outputs of an identical earlier step when it can, and otherwise
+submits a task, retrying with exponential backoff when the component asks.
+A failed or killed run keeps every finished step, so ``resume`` redoes only
+what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ctloop.core.errors import NotFound, UserInputError
+from ctloop.core.hashing import fingerprint, hash_bytes, stable_json
+from ctloop.metadata.base import (
+    ArtifactRecord,
+    EventRecord,
+    MetadataStore,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
+from ctloop.pipeline.dsl import Graph, PipelineDef, StepSpec
+from ctloop.pipeline.environment import capture_environment, capture_executor
+from ctloop.pipeline.runners.base import Runner
+from ctloop.pipeline.task import InputArtifact, StepTask, TaskResult, class_ref
+
+__all__ = ["Engine", "RunObserver", "RunResult", "cache_key"]
+
+
+class RunObserver(Protocol):
+    """Receives progress, e.g. the CLI's live table."""
+
+    def run_started(self, run: RunRecord, steps: list[StepRecord]) -> None: ...
+    def step_changed(self, step: StepRecord) -> None: ...
+    def run_finished(self, run: RunRecord) -> None: ...
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run: its record, its steps and their output artifacts."""
+
+    run: RunRecord
+    steps: dict[str, StepRecord]
+    artifacts: dict[str, dict[str, ArtifactRecord]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.run.status == RunStatus.SUCCEEDED
+
+    def output(self, step: str, name: str | None = None) -> ArtifactRecord:
+        """The artifact a step wrote (its only output when ``name`` is omitted)."""
+        outs = self.artifacts.get(step, {})
+        if name is None and len(outs) == 1:
+            return next(iter(outs.values()))
+        if name in outs:
+            return outs[name]
+        raise NotFound(f"Step {step!r} of run {self.run.id} has no output {name!r}.")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def cache_key(spec: StepSpec, inputs: dict[str, ArtifactRecord]) -> str:
+    """Component identity and version + parameter values + input content hashes."""
+    comp = spec.component
+    key = {
+        "component": comp.name,
+        "version": comp.version,
+        "params": {k: fingerprint(v) for k, v in sorted(spec.params.items())},
+        "inputs": {k: a.sha256 for k, a in sorted(inputs.items())},
+        "outputs": {k: t.__name__ for k, t in sorted(comp.outputs.items())},
+        "requirements": sorted(comp.requirements),
+    }
+    return hash_bytes(stable_json(key).encode())
+
+
+class Engine:
+    """Runs graphs and records them; one instance may run many pipelines."""
+
+    def __init__(
+        self,
+        *,
+        store: MetadataStore,
+        artifacts_url: str,
+        runner: Runner,
+        home: Path,
+        max_workers: int = 4,
+        cache: bool = True,
+        observer: RunObserver | None = None,
+        project: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.artifacts_url = artifacts_url
+        self.runner = runner
+        self.home = Path(home)
+        self.max_workers = max_workers
+        self.cache = cache
+        self.observer = observer
+        self.project = project
+        self._artifact_store: Any = None
+
+    # public -------------------------------------------------------------
+    def run(
+        self,
+        pipeline: PipelineDef,
+        params: dict[str, Any] | None = None,
+        *,
+        trigger: str = "manual",
+        trigger_info: dict[str, Any] | None = None,
+        source: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> RunResult:
+        """Build the pipeline with ``params`` and run it to the end."""
+        graph = pipeline.build(params)
+        run = self.store.create_run(
+            RunRecord(
+                id=_new_id(),
+                pipeline=graph.pipeline,
+                pipeline_version=graph.version,
+                status=RunStatus.RUNNING,
+                parameters=graph.params,
+                trigger=trigger,
+                trigger_info=trigger_info or {},
+                executor=capture_executor(self.runner.name),
+                environment=capture_environment(self.project),
+                tags=tags or {},
+                source=source,
+                created_at=_now(),
+                started_at=_now(),
+            )
+        )
+        records: dict[str, StepRecord] = {}
+        for name in graph.order():
+            spec = graph.steps[name]
+            records[name] = self.store.save_step(
+                StepRecord(
+                    id=_new_id(), run_id=run.id, name=name, component=spec.component.name,
+                    component_version=spec.component.version, parameters=_plain(spec.params),
+                    upstream=spec.upstream,
+                )
+            )
+        return self._execute(run, graph, records, {})
+
+    def resume(self, run_id: str, pipeline: PipelineDef) -> RunResult:
+        """Finish a failed or killed run: only failed and never-run steps execute."""
+        run = self.store.get_run(run_id)
+        if run.status == RunStatus.SUCCEEDED:
+            raise UserInputError(f"Run {run.id} already succeeded; there is nothing to resume.")
+        if run.status == RunStatus.RUNNING and _alive(run.executor):
+            raise UserInputError(
+                f"Run {run.id} is still running (pid {run.executor.get('pid')} on "
+                f"{run.executor.get('host')}). Wait for it or stop that process first."
+            )
+        graph = pipeline.build(run.parameters)
+        if graph.version != run.pipeline_version:
+            raise UserInputError(
+                f"Pipeline {run.pipeline!r} changed since run {run.id} (version "
+                f"{run.pipeline_version} -> {graph.version}); a resume must run the same "
+                "definition. Start a new run with `ctloop run` (finished steps will be cache hits)."
+            )
+        records = {s.name: s for s in self.store.get_steps(run.id)}
+        outputs: dict[str, dict[str, ArtifactRecord]] = {}
+        for name, rec in list(records.items()):
+            if rec.status.done:
+                outputs[name] = self._outputs_of(rec.id)
+            elif name in graph.steps:
+                records[name] = self.store.save_step(
+                    replace(rec, status=StepStatus.PENDING, error=None, traceback=None)
+                )
+        for name in graph.order():  # steps the record lacks (a run killed while planning)
+            if name not in records:
+                spec = graph.steps[name]
+                records[name] = self.store.save_step(
+                    StepRecord(
+                        id=_new_id(), run_id=run.id, name=name, component=spec.component.name,
+                        component_version=spec.component.version,
+                        parameters=_plain(spec.params), upstream=spec.upstream,
+                    )
+                )
+        run = self.store.update_run(
+            run.id, status=RunStatus.RUNNING, error=None, ended_at=None,
+            executor=capture_executor(self.runner.name),
+        )
+        return self._execute(run, graph, records, outputs)
+
+    # the loop -----------------------------------------------------------
+    def _execute(
+        self,
+        run: RunRecord,
+        graph: Graph,
+        records: dict[str, StepRecord],
+        outputs: dict[str, dict[str, ArtifactRecord]],
+    ) -> RunResult:
+        order = graph.order()
+        if self.observer:
+            self.observer.run_started(run, [records[n] for n in order])
+        pending = [n for n in order if not records[n].status.done]
+        running: dict[Future[TaskResult], str] = {}
+        retry_at: dict[str, float] = {}
+        failure: str | None = None
+        self.runner.init(self.max_workers)
+        try:
+            while True:
+                if failure is None:
+                    failure = self._submit_ready(graph, records, outputs, pending, running,
+                                                 retry_at)
+                if not running and not retry_at:
+                    break
+                if not running and failure is not None:
+                    break
+                timeout = None
+                if retry_at:
+                    timeout = max(0.0, min(retry_at.values()) - time.time())
+                done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                now = time.time()
+                for name in [n for n, t in retry_at.items() if t <= now]:
+                    del retry_at[name]
+                    if failure is None:
+                        pending.insert(0, name)
+                for future in done:
+                    name = running.pop(future)
+                    failed = self._finish(graph.steps[name], records, outputs, future, retry_at)
+                    if failed and failure is None:
+                        failure = name
+                        self.runner.cancel_all()
+                        retry_at.clear()
+        except BaseException as exc:
+            self.runner.finalize()
+            status = RunStatus.CANCELLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+            for name, rec in records.items():
+                if rec.status == StepStatus.RUNNING:
+                    records[name] = self._save(replace(rec, status=StepStatus.FAILED,
+                                                       error="interrupted", ended_at=_now()))
+            run = self.store.update_run(run.id, status=status, ended_at=_now(),
+                                        error=f"{type(exc).__name__}: {exc}")
+            if self.observer:
+                self.observer.run_finished(run)
+            raise
+        self.runner.finalize()
+        if failure is not None:
+            for name in pending:
+                rec = records[name]
+                if not rec.status.done and rec.status != StepStatus.FAILED:
+                    why = (f"upstream step {failure!r} failed" if failure in graph.steps and
+                           name in graph.downstream(failure) else
+                           f"the run stopped after step {failure!r} failed")
+                    records[name] = self._save(replace(rec, status=StepStatus.SKIPPED,
+                                                       error=f"not run: {why}"))
+            error = records[failure].error or "failed"
+            run = self.store.update_run(run.id, status=RunStatus.FAILED, ended_at=_now(),
+                                        error=f"step {failure!r} failed: {error}")
+        else:
+            run = self.store.update_run(run.id, status=RunStatus.SUCCEEDED, ended_at=_now())
+        if self.observer:
+            self.observer.run_finished(run)
+        return RunResult(run, records, outputs)
+
+    def _submit_ready(
+        self,
+        graph: Graph,
+        records: dict[str, StepRecord],
+        outputs: dict[str, dict[str, ArtifactRecord]],
+        pending: list[str],
+        running: dict[Future[TaskResult], str],
+        retry_at: dict[str, float],
+    ) -> str | None:
+        """Start every step whose upstream is done; cache hits finish at once."""
+        progress = True
+        while progress:
+            progress = False
+            for name in list(pending):
+                spec = graph.steps[name]
+                if name in retry_at or not all(records[u].status.done for u in spec.upstream):
+                    continue
+                inputs = {k: outputs[ref.step][ref.output] for k, ref in spec.inputs.items()}
+                key = cache_key(spec, inputs)
+                if self.cache and spec.component.cache and self._try_cache(
+                    spec, records, outputs, inputs, key
+                ):
+                    pending.remove(name)
+                    progress = True
+                    continue
+                if not self.runner.can_submit():
+                    return None
+                pending.remove(name)
+                rec = self._save(replace(
+                    records[name], status=StepStatus.RUNNING, cache_key=key,
+                    attempts=records[name].attempts + 1, started_at=records[name].started_at
+                    if records[name].status == StepStatus.RUNNING else _now(),
+                    error=None, traceback=None,
+                ))
+                records[name] = rec
+                task = self._task(spec, rec, inputs)
+                running[self.runner.submit(task, spec.component)] = name
+        return None
+
+    def _try_cache(
+        self,
+        spec: StepSpec,
+        records: dict[str, StepRecord],
+        outputs: dict[str, dict[str, ArtifactRecord]],
+        inputs: dict[str, ArtifactRecord],
+        key: str,
+    ) -> bool:
+        hit = self.store.find_cached_step(key)
+        if hit is None:
+            return False
+        outs = self._outputs_of(hit.id)
+        if set(outs) != set(spec.component.outputs):
+            return False
+        store = self._artifacts()
+        exists = getattr(store, "exists", None)
+        if exists is not None and not all(exists(a.uri) for a in outs.values()):
+            return False
+        now = _now()
+        rec = records[spec.name]
+        self.store.add_events(self._events(rec.id, inputs, outs))
+        records[spec.name] = self._save(replace(
+            rec, status=StepStatus.CACHED, cache_key=key, cached_from=hit.id,
+            started_at=now, ended_at=now, duration_s=0.0, outputs=hit.outputs,
+            executor={"runner": "cache"},
+        ))
+        outputs[spec.name] = outs
+        return True
+
+    def _finish(
+        self,
+        spec: StepSpec,
+        records: dict[str, StepRecord],
+        outputs: dict[str, dict[str, ArtifactRecord]],
+        future: Future[TaskResult],
+        retry_at: dict[str, float],
+    ) -> bool:
+        """Record a finished attempt; returns True when the step has failed for good."""
+        rec = records[spec.name]
+        if future.cancelled():
+            records[spec.name] = self._save(replace(rec, status=StepStatus.PENDING))
+            return False
+        try:
+            result = future.result()
+        except BaseException as exc:  # a runner's own failure (worker lost, ...)
+            result = TaskResult(ok=False, error=f"{type(exc).__name__}: {exc}",
+                                started=time.time(), ended=time.time())
+        executor = {"runner": self.runner.name, **result.executor}
+        ended = _now()
+        duration = round(result.ended - result.started, 6) if result.ended else None
+        if not result.ok:
+            comp = spec.component
+            if rec.attempts <= comp.retries:
+                delay = comp.retry_backoff * (2 ** (rec.attempts - 1))
+                retry_at[spec.name] = time.time() + delay
+                records[spec.name] = self._save(replace(
+                    rec, status=StepStatus.PENDING, error=result.error,
+                    traceback=result.traceback, executor=executor,
+                ))
+                return False
+            records[spec.name] = self._save(replace(
+                rec, status=StepStatus.FAILED, ended_at=ended, duration_s=duration,
+                error=result.error, traceback=result.traceback, executor=executor,
+            ))
+            return True
+        inputs = {k: outputs[ref.step][ref.output] for k, ref in spec.inputs.items()}
+        outs: dict[str, ArtifactRecord] = {}
+        for name, stored in result.outputs.items():
+            outs[name] = self.store.add_artifact(ArtifactRecord(
+                id=_new_id(), type=spec.component.outputs[name].type_name(),
+                uri=stored["uri"], sha256=stored["sha256"], size=stored["size"], name=name,
+                properties=stored["properties"], producer_step_id=rec.id, created_at=ended,
+            ))
+        self.store.add_events(self._events(rec.id, inputs, outs))
+        outputs[spec.name] = outs
+        records[spec.name] = self._save(replace(
+            rec, status=StepStatus.SUCCEEDED, ended_at=ended, duration_s=duration,
+            executor=executor, outputs={"return": result.value} if result.value is not None
+            else {}, error=None, traceback=None,
+        ))
+        return False
+
+    # helpers ------------------------------------------------------------
+    def _save(self, rec: StepRecord) -> StepRecord:
+        saved = self.store.save_step(rec)
+        if self.observer:
+            self.observer.step_changed(saved)
+        return saved
+
+    def _artifacts(self) -> Any:
+        if self._artifact_store is None:
+            from ctloop.artifacts import open_artifact_store
+
+            self._artifact_store = open_artifact_store(self.artifacts_url)
+        return self._artifact_store
+
+    def _outputs_of(self, step_id: str) -> dict[str, ArtifactRecord]:
+        return {
+            e.name: self.store.get_artifact(e.artifact_id)
+            for e in self.store.get_events(step_id=step_id)
+            if e.kind == "output"
+        }
+
+    @staticmethod
+    def _events(
+        step_id: str, inputs: dict[str, ArtifactRecord], outs: dict[str, ArtifactRecord]
+    ) -> list[EventRecord]:
+        return [EventRecord(step_id, a.id, "input", k) for k, a in inputs.items()] + [
+            EventRecord(step_id, a.id, "output", k) for k, a in outs.items()
+        ]
+
+    def _task(self, spec: StepSpec, rec: StepRecord, inputs: dict[str, ArtifactRecord]) -> StepTask:
+        comp = spec.component
+        return StepTask(
+            run_id=rec.run_id,
+            step=spec.name,
+            attempt=rec.attempts,
+            component_ref=comp.ref,
+            source_file=comp.source_file,
+            command=comp.command,
+            params=spec.params,
+            inputs={
+                k: InputArtifact(a.id, class_ref(comp.inputs[k]), a.uri, a.sha256, a.properties)
+                for k, a in inputs.items()
+            },
+            outputs={k: class_ref(t) for k, t in comp.outputs.items()},
+            artifacts_url=self.artifacts_url,
+            work_dir=str(self.home / "work" / rec.run_id / spec.name),
+            requirements=comp.requirements,
+            resources=comp.resources,
+        )
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(stable_json(params))
+
+
+def _alive(executor: dict[str, Any]) -> bool:
+    """Is the process recorded as running a run still alive (on this host)?"""
+    pid = executor.get("pid")
+    if not pid or executor.get("host") != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return False
+    try:  # a zombie or a reused pid of another program does not count
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"ctloop" in fh.read() or b"python" in fh.read()
+    except OSError:
+        return True
+
+

@@ -1,0 +1,151 @@
+"""Run each step in its own Python process, optionally in its own virtualenv.
+
+A step whose component declares ``requirements=[...]`` runs in a virtual
+environment built once per requirement set under the ctloop cache folder and
+reused. The environment sees ctloop's own packages through a ``.pth`` file
+placed after its own site-packages, so the step's pinned versions win.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from ctloop.core.errors import ConfigError
+from ctloop.pipeline.component import ComponentDef
+from ctloop.pipeline.task import StepTask, TaskResult
+
+__all__ = ["SubprocessRunner", "ensure_venv"]
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("CTLOOP_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ctloop"
+    )
+    return Path(base)
+
+
+_venv_lock = threading.Lock()
+
+
+def ensure_venv(requirements: tuple[str, ...]) -> Path:
+    """The python executable of a cached venv with ``requirements`` installed."""
+    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
+    root = _cache_root() / "venvs" / key
+    python = root / "bin" / "python"
+    ready = root / ".ctloop-ready"
+    if ready.exists():
+        return python
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with _venv_lock, open(root.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per requirement set, across processes
+        if ready.exists():
+            return python
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True,
+                       capture_output=True)
+        purelib = Path(
+            subprocess.run(
+                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True, capture_output=True, text=True,
+            ).stdout.strip()
+        )
+        # pip of the parent environment installs into the child's site-packages.
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--target", str(purelib), *requirements],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+            raise ConfigError(
+                f"Could not install the step requirements {list(requirements)}: {tail}"
+            )
+        parent = sysconfig.get_paths()["purelib"]
+        (purelib / "zz_ctloop_parent.pth").write_text(parent + "\n")
+        ready.write_text(" ".join(requirements))
+    return python
+
+
+class SubprocessRunner:
+    """One fresh Python process per step attempt."""
+
+    name = "subprocess"
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._max = 1
+        self._active: set[Future[TaskResult]] = set()
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def init(self, max_workers: int) -> None:
+        self._max = max_workers
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ctloop-proc")
+
+    def can_submit(self) -> bool:
+        self._active = {f for f in self._active if not f.done()}
+        return len(self._active) < self._max
+
+    def submit(self, task: StepTask, component: ComponentDef) -> Future[TaskResult]:
+        assert self._pool is not None, "init() first"
+        future = self._pool.submit(self._run, task)
+        self._active.add(future)
+        return future
+
+    def _run(self, task: StepTask) -> TaskResult:
+        started = time.time()
+        try:
+            python = ensure_venv(task.requirements) if task.requirements else Path(sys.executable)
+        except ConfigError as exc:
+            return TaskResult(ok=False, error=exc.message, started=started, ended=time.time())
+        with tempfile.TemporaryDirectory(prefix="ctloop-task-") as tmp:
+            task_file, result_file = Path(tmp) / "task.pkl", Path(tmp) / "result.pkl"
+            task_file.write_bytes(pickle.dumps(task))
+            env = dict(os.environ)
+            src_root = str(Path(__file__).resolve().parents[3])
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (src_root, env.get("PYTHONPATH", "")) if p
+            )
+            proc = subprocess.Popen(
+                [str(python), "-m", "ctloop.pipeline.worker", str(task_file), str(result_file)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+            with self._lock:
+                self._procs.add(proc)
+            output, _ = proc.communicate()
+            with self._lock:
+                self._procs.discard(proc)
+            if result_file.exists():
+                result: TaskResult = pickle.loads(result_file.read_bytes())
+                result.executor["process"] = str(python)
+                return result
+            tail = output.decode(errors="replace").strip().splitlines()[-5:]
+            return TaskResult(
+                ok=False,
+                error=f"Worker process for step {task.step!r} died with exit code "
+                f"{proc.returncode}" + (": " + " | ".join(tail) if tail else ""),
+                started=started, ended=time.time(),
+                executor={"pid": proc.pid, "process": str(python)},
+            )
+
+    def cancel_all(self) -> None:
+        for future in self._active:
+            future.cancel()
+
+    def finalize(self) -> None:
+        with self._lock:
+            for proc in self._procs:
+                proc.kill()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

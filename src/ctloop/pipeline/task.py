@@ -1,0 +1,232 @@
+"""One step's work, as a picklable value, and the code that does it anywhere.
+
+The engine turns a ready step into a :class:`StepTask`; a runner executes
+:func:`run_task` wherever it likes (a thread, a subprocess, a Dask worker).
+The task carries only plain values: artifact URIs and hashes in, artifact URIs
+and hashes out. Steps read and write through the artifact store, never through
+the runner's memory, so every runner gives the same, resumable result.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctloop.core.errors import ComponentFailed, CtloopError, UserInputError
+from ctloop.pipeline.artifacts import Artifact
+from ctloop.pipeline.component import ComponentDef
+
+__all__ = ["InputArtifact", "StepTask", "TaskResult", "load_component", "run_task"]
+
+
+@dataclass(frozen=True)
+class InputArtifact:
+    """An input as the task sees it: where the bytes are and what they hash to."""
+
+    id: str
+    type_ref: str  # "module:qualname" of the artifact class
+    uri: str
+    sha256: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepTask:
+    """Everything a worker needs to run one attempt of one step."""
+
+    run_id: str
+    step: str
+    attempt: int
+    component_ref: str  # "module:qualname" for Python components
+    source_file: str
+    command: tuple[str, ...] | None
+    params: dict[str, Any]
+    inputs: dict[str, InputArtifact]
+    outputs: dict[str, str]  # output name -> artifact class "module:qualname"
+    artifacts_url: str
+    work_dir: str
+    requirements: tuple[str, ...] = ()
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskResult:
+    """What came out of one attempt: stored outputs or the error."""
+
+    ok: bool
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # uri, sha256, size, props
+    value: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    executor: dict[str, Any] = field(default_factory=dict)
+
+
+def class_ref(cls: type) -> str:
+    """``module:qualname`` of a class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_ref(ref: str, source_file: str = "") -> Any:
+    module_name, _, qualname = ref.partition(":")
+    module = sys.modules.get(module_name)
+    if module is None:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            if not source_file:
+                raise
+            module = load_module_from_file(Path(source_file), module_name)
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_module_from_file(path: Path, module_name: str) -> Any:
+    """Import a Python file under ``module_name`` (once; cached in ``sys.modules``)."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UserInputError(f"{path} is not a Python file that can be imported.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def load_component(task: StepTask) -> ComponentDef:
+    """The ComponentDef a task names, imported in this process."""
+    comp = _import_ref(task.component_ref, task.source_file)
+    if not isinstance(comp, ComponentDef):
+        raise UserInputError(f"{task.component_ref} is not a ctloop component.")
+    return comp
+
+
+def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResult:
+    """Run one attempt of a step: fetch inputs, call the code, store outputs.
+
+    Never raises for failures of user code: they come back as ``ok=False`` with
+    the traceback, so every runner reports them the same way.
+    """
+    from ctloop.artifacts import open_artifact_store
+
+    started = time.time()
+    executor = {"host": socket.gethostname(), "pid": os.getpid()}
+    work = Path(task.work_dir)
+    try:
+        store = open_artifact_store(task.artifacts_url)
+        inputs = {
+            name: _artifact_class(ia.type_ref)(
+                store.get(ia.uri, ia.sha256, name=f"{name} ({ia.id})"),
+                uri=ia.uri, sha256=ia.sha256, id=ia.id, metadata=ia.properties,
+            )
+            for name, ia in task.inputs.items()
+        }
+        if work.exists():
+            shutil.rmtree(work)
+        out_dir = work / "outputs"
+        outputs: dict[str, Artifact] = {}
+        for name, ref in task.outputs.items():
+            folder = out_dir / name
+            folder.mkdir(parents=True, exist_ok=True)
+            outputs[name] = _artifact_class(ref).new_output(folder)
+        if task.command is not None:
+            value = _run_command(task, inputs, outputs)
+        else:
+            comp = component or load_component(task)
+            func = comp.func
+            assert func is not None
+            value = func(**task.params, **inputs, **outputs)
+        stored: dict[str, dict[str, Any]] = {}
+        for name, art in outputs.items():
+            if not art.path.exists():
+                raise ComponentFailed(
+                    f"Step {task.step!r} did not write its output {name!r} "
+                    f"(expected a file or folder at {art.path}).",
+                    step=task.step,
+                )
+            obj = store.put(art.path)
+            stored[name] = {
+                "uri": obj.uri, "sha256": obj.sha256, "size": obj.size,
+                "properties": _jsonable(art.metadata),
+            }
+        shutil.rmtree(work, ignore_errors=True)
+        return TaskResult(
+            ok=True, outputs=stored, value=_jsonable(value), started=started,
+            ended=time.time(), executor=executor,
+        )
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        message = exc.message if isinstance(exc, CtloopError) else f"{type(exc).__name__}: {exc}"
+        return TaskResult(
+            ok=False, error=message, traceback=traceback.format_exc(), started=started,
+            ended=time.time(), executor=executor,
+        )
+
+
+def _artifact_class(ref: str) -> type[Artifact]:
+    cls = _import_ref(ref)
+    if not (isinstance(cls, type) and issubclass(cls, Artifact)):
+        raise UserInputError(f"{ref} is not an Artifact class.")
+    return cls
+
+
+def _run_command(
+    task: StepTask, inputs: dict[str, Artifact], outputs: dict[str, Artifact]
+) -> Any:
+    values = {f"inputs.{k}": str(v.path) for k, v in inputs.items()}
+    values |= {f"outputs.{k}": str(v.path) for k, v in outputs.items()}
+    values |= {f"params.{k}": str(v) for k, v in task.params.items()}
+    argv = []
+    for part in task.command or ():
+        for key, val in values.items():
+            part = part.replace("{" + key + "}", val)
+        argv.append(part)
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=task.work_dir)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise ComponentFailed(
+            f"Command {argv[0]!r} of step {task.step!r} exited with code {proc.returncode}: "
+            + " | ".join(tail),
+            step=task.step,
+        )
+    return {"stdout": proc.stdout[-2000:]} if proc.stdout else None
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if it survives JSON, else its repr (step outputs must be storable)."""
+    if value is None:
+        return None
+    try:
+        return json.loads(json.dumps(value, default=_np_default))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _np_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
