@@ -201,6 +201,10 @@ class MetadataStore(Protocol):
         """Steps of a run in the order they were first saved."""
         ...
 
+    def get_step(self, step_id: str) -> StepRecord:
+        """A step by its id (lineage walks from artifacts to the steps that made them)."""
+        ...
+
     def find_cached_step(self, cache_key: str) -> StepRecord | None:
         """Newest succeeded (not cached) step with this cache key, if any."""
         ...

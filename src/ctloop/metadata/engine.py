@@ -101,9 +101,7 @@ def _dumps(value: Any) -> str:
 
 def _json_default(value: Any) -> Any:
     """Values that are not JSON: numpy scalars, paths, datetimes, sets."""
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist"):  # numpy arrays and scalars alike
         return value.tolist()
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -165,8 +163,8 @@ def translate_connect_error(exc: Exception, url: str) -> Exception:
         )
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         return BackendUnavailable(
-            f"Cannot connect to the metadata database {shown}: {detail}. Check that the "
-            "server runs, the host, port, user and database name are right, and "
+            f"Cannot connect to the metadata database {shown} ({detail.rstrip(' .')}). "
+            "Check that the server runs, the host, port, user and database name are right, and "
             "CTLOOP_METADATA_URL (or 'metadata' in ctloop.toml) is set as intended."
         )
     return ConfigError(f"Cannot use the metadata database {shown}: {detail}.")

@@ -82,6 +82,7 @@ def upgrade(engine: sa.Engine, *, url_for_humans: str) -> None:
     elif dialect in ("mysql", "mariadb"):
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT GET_LOCK(:n, 120)"), {"n": _MYSQL_LOCK})
+            conn.commit()  # the named lock belongs to the session and outlives this
             try:
                 with conn.begin():
                     _run(conn)

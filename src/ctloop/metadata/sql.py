@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -168,13 +170,14 @@ class SqlMetadataStore:
             ) from exc
 
     def _retry(self, fn: Callable[[], R]) -> R:
-        """Run a write again when a concurrent writer won a unique-key race."""
+        """Run a write transaction again when it lost a race (unique key or deadlock)."""
         for attempt in range(_RETRIES):
             try:
                 return fn()
             except StoreError as exc:
-                if not isinstance(exc.__cause__, sa.exc.IntegrityError) or attempt == _RETRIES - 1:
+                if not _lost_race(exc.__cause__) or attempt == _RETRIES - 1:
                     raise
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise AssertionError("unreachable")
 
     def _insert_ignore(self, table: sa.Table) -> Any:
@@ -275,6 +278,13 @@ class SqlMetadataStore:
         with self._read() as conn:
             return [_step(row) for row in conn.execute(query)]
 
+    def get_step(self, step_id: str) -> StepRecord:
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.steps).where(t.steps.c.id == step_id)).first()
+        if row is None:
+            raise NotFound(f"No step with id {step_id!r}.")
+        return _step(row)
+
     def find_cached_step(self, cache_key: str) -> StepRecord | None:
         query = (
             sa.select(t.steps)
@@ -347,11 +357,15 @@ class SqlMetadataStore:
     # model registry ---------------------------------------------------------
     def _lock_model(self, conn: sa.Connection, name: str, *, create: bool) -> bool:
         """Lock the model's row for this transaction; False when the model does not exist."""
-        if create:
-            conn.execute(self._insert_ignore(t.models).values(name=name, created_at=_to_db(_now())))
         query = sa.select(t.models.c.name).where(t.models.c.name == name)
         if self._dialect != "sqlite":
             query = query.with_for_update()
+        if conn.execute(query).first() is not None:
+            return True
+        if not create:
+            return False
+        # First version of a new model: racing creators may deadlock here; _retry reruns.
+        conn.execute(self._insert_ignore(t.models).values(name=name, created_at=_to_db(_now())))
         return conn.execute(query).first() is not None
 
     def create_model_version(
@@ -366,6 +380,22 @@ class SqlMetadataStore:
         created_by: str = "",
     ) -> ModelVersionRecord:
         _check_name(name, "model name")
+        return self._retry(
+            lambda: self._create_model_version(
+                name, artifact_id, run_id, description, tags, properties, created_by
+            )
+        )
+
+    def _create_model_version(
+        self,
+        name: str,
+        artifact_id: str,
+        run_id: str | None,
+        description: str,
+        tags: dict[str, str] | None,
+        properties: dict[str, Any] | None,
+        created_by: str,
+    ) -> ModelVersionRecord:
         mv = t.model_versions
         with self._write() as conn:
             self._lock_model(conn, name, create=True)
@@ -431,6 +461,19 @@ class SqlMetadataStore:
         expected_version: int | type[...] | None = ...,
     ) -> AliasEventRecord:
         _check_name(alias, "alias")
+        return self._retry(
+            lambda: self._move_alias(name, alias, version, actor, reason, expected_version)
+        )
+
+    def _move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        actor: str,
+        reason: str,
+        expected_version: Any,
+    ) -> AliasEventRecord:
         al, mv = t.aliases, t.model_versions
         with self._write() as conn:
             if not self._lock_model(conn, name, create=False):
@@ -571,6 +614,17 @@ class SqlMetadataStore:
         )
         with self._read() as conn:
             return [_record(DefinitionRecord, row) for row in conn.execute(query)]
+
+
+def _lost_race(exc: BaseException | None) -> bool:
+    """A unique-key collision or a deadlock/serialization failure: safe to rerun."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):  # psycopg
+        return True
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] in (1205, 1213)  # MySQL lock wait timeout, deadlock
 
 
 def _row_values_partial(changes: dict[str, Any]) -> dict[str, Any]:
