@@ -102,6 +102,7 @@ class NumericStats:
     nan: int = 0
     inf: int = 0
     zeros: int = 0
+    negative: int = 0
     min: float | None = None
     max: float | None = None
     mean: float = 0.0
@@ -121,6 +122,7 @@ class NumericStats:
         batch = NumericStats(
             finite=n_finite,
             zeros=int(np.count_nonzero(finite == 0)),
+            negative=int(np.count_nonzero(finite < 0)),
             min=float(finite.min()),
             max=float(finite.max()),
             mean=float(finite.mean()),
@@ -134,7 +136,7 @@ class NumericStats:
         if other.finite == 0:
             return
         if self.finite == 0:
-            self.finite, self.zeros = other.finite, other.zeros
+            self.finite, self.zeros, self.negative = other.finite, other.zeros, other.negative
             self.min, self.max, self.mean, self.m2 = other.min, other.max, other.mean, other.m2
             return
         n = self.finite + other.finite
@@ -143,6 +145,7 @@ class NumericStats:
         self.m2 += other.m2 + delta * delta * self.finite * other.finite / n
         self.finite = n
         self.zeros += other.zeros
+        self.negative += other.negative
         self.min = min(self.min, other.min)  # type: ignore[type-var]
         self.max = max(self.max, other.max)  # type: ignore[type-var]
 
@@ -197,6 +200,7 @@ class NumericStats:
             "nan": self.nan,
             "inf": self.inf,
             "zeros": self.zeros,
+            "negative": self.negative,
             "min": _num(self.min),
             "max": _num(self.max),
             "mean": _num(self.mean) if self.finite else None,
@@ -214,6 +218,7 @@ class NumericStats:
             nan=data["nan"],
             inf=data["inf"],
             zeros=data["zeros"],
+            negative=data.get("negative", 0),
             min=data["min"],
             max=data["max"],
             mean=data["mean"] or 0.0,

@@ -1,0 +1,330 @@
+"""Value skew: did a feature's distribution move between two datasets?
+
+Everything is computed from statistics (their sketches), never from rows, so
+drift between two months costs two statistics passes, and saved statistics
+can be compared later without the data. Numbers get Kolmogorov-Smirnov,
+Wasserstein distance normalised by the reference standard deviation and the
+population stability index; categories get chi-squared, Jensen-Shannon
+distance and the L-infinity distance of frequencies. Each feature is judged by
+one of them (its ``method``) against a threshold; the others are reported.
+
+Default choice (``method="auto"``), as in common practice: with at most
+``SMALL_SAMPLE`` values on a side the statistical tests (KS, chi-squared,
+p < 0.05); above it the distances (Wasserstein > 0.1, Jensen-Shannon > 0.1),
+because on large samples the tests call every tiny change significant.
+
+A distance between two finite samples is never zero, even when both come from
+one distribution: its noise shrinks like ``sqrt(1/n_ref + 1/n_cur)``. Unless a
+threshold is set explicitly, distance thresholds are therefore raised to
+``NOISE_FACTOR * sqrt(1/n_ref + 1/n_cur)`` when that is larger, so a thousand
+rows of one shuffled month do not "drift" from the other thousand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+from scipy.spatial.distance import jensenshannon
+
+from ctloop.core.errors import UserInputError
+from ctloop.data.sources import DataSource
+from ctloop.data.stats import (
+    CATEGORICAL_TYPES,
+    CategoricalStats,
+    ColumnStatistics,
+    DatasetStatistics,
+    NumericStats,
+    compute_statistics,
+)
+
+__all__ = [
+    "CATEGORICAL_METHODS",
+    "DEFAULT_THRESHOLDS",
+    "NUMERIC_METHODS",
+    "DriftReport",
+    "FeatureDrift",
+    "compute_drift",
+]
+
+SMALL_SAMPLE = 1000
+NUMERIC_METHODS = ("ks", "wasserstein", "psi")
+CATEGORICAL_METHODS = ("chisquare", "jensenshannon", "linf")
+P_VALUE_METHODS = ("ks", "chisquare")  # drifted when the score is *below* the threshold
+DEFAULT_THRESHOLDS = {
+    "ks": 0.05,
+    "chisquare": 0.05,
+    "wasserstein": 0.1,
+    "psi": 0.2,
+    "jensenshannon": 0.1,
+    "linf": 0.1,
+}
+DEFAULT_DRIFT_SHARE = 0.5
+_GRID = (np.arange(1000) + 0.5) / 1000  # ranks at which quantile functions are compared
+_PSI_EPS = 1e-4
+NOISE_FACTOR = 3.0
+NOISE_FLOORED = ("wasserstein", "jensenshannon", "linf")
+
+
+@dataclass
+class FeatureDrift:
+    """The drift verdict of one feature, with every measure that applies to its type."""
+
+    column: str
+    type: str
+    method: str
+    threshold: float
+    score: float | None
+    drifted: bool
+    n_reference: int
+    n_current: int
+    measures: dict[str, float | None] = field(default_factory=dict)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DriftReport:
+    """Per-feature drift and the dataset verdict (share of drifted features)."""
+
+    features: list[FeatureDrift]
+    drift_share: float = DEFAULT_DRIFT_SHARE
+    reference: str = ""
+    current: str = ""
+
+    @property
+    def tested(self) -> list[FeatureDrift]:
+        return [f for f in self.features if f.score is not None]
+
+    @property
+    def drifted(self) -> list[FeatureDrift]:
+        return [f for f in self.features if f.drifted]
+
+    @property
+    def share_drifted(self) -> float:
+        return len(self.drifted) / len(self.tested) if self.tested else 0.0
+
+    @property
+    def dataset_drifted(self) -> bool:
+        return bool(self.tested) and self.share_drifted >= self.drift_share
+
+    def __getitem__(self, column: str) -> FeatureDrift:
+        for feature in self.features:
+            if feature.column == column:
+                return feature
+        raise KeyError(column)
+
+    def summary(self) -> dict[str, Any]:
+        """The compact form recorded as artifact metadata."""
+        return {
+            "dataset_drifted": self.dataset_drifted,
+            "share_drifted": round(self.share_drifted, 4),
+            "drift_share": self.drift_share,
+            "drifted_features": [f.column for f in self.drifted],
+            "scores": {
+                f.column: {"method": f.method, "score": f.score, "drifted": f.drifted}
+                for f in self.tested
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "current": self.current,
+            "dataset_drifted": self.dataset_drifted,
+            "share_drifted": self.share_drifted,
+            "drift_share": self.drift_share,
+            "n_tested": len(self.tested),
+            "n_drifted": len(self.drifted),
+            "features": [f.to_dict() for f in self.features],
+        }
+
+
+def compute_drift(
+    reference: DatasetStatistics | DataSource,
+    current: DatasetStatistics | DataSource,
+    *,
+    columns: Iterable[str] | None = None,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+    drift_share: float = DEFAULT_DRIFT_SHARE,
+) -> DriftReport:
+    """Drift of every shared feature between ``reference`` and ``current``.
+
+    Args:
+        reference: statistics, or data to compute them from (training data,
+            or the previous batch).
+        current: statistics or data of the new batch (serving data, this batch).
+        columns: features to test; by default every column both sides have.
+        config: per feature ``{"method": ..., "threshold": ...}`` overrides.
+        drift_share: the dataset drifts when at least this share of the tested
+            features drift.
+    """
+    if not 0 < drift_share <= 1:
+        raise UserInputError(f"drift_share must be in (0, 1]. Got {drift_share!r}.")
+    ref = reference if isinstance(reference, DatasetStatistics) else compute_statistics(reference)
+    cur = current if isinstance(current, DatasetStatistics) else compute_statistics(current)
+    config = dict(config or {})
+    if columns is None:
+        names = [n for n in ref.columns if n in cur.columns]
+    else:
+        names = list(columns)
+        unknown = [n for n in names if n not in ref.columns or n not in cur.columns]
+        if unknown:
+            raise UserInputError(
+                f"Cannot test drift of {unknown}: not in both datasets. "
+                f"Shared columns: {[n for n in ref.columns if n in cur.columns]}."
+            )
+    unknown_config = sorted(set(config) - set(names))
+    if unknown_config:
+        raise UserInputError(f"Drift settings name unknown features {unknown_config}.")
+    features = [_feature(ref[n], cur[n], config.get(n, {})) for n in names]
+    return DriftReport(
+        features=features, drift_share=drift_share, reference=ref.source, current=cur.source
+    )
+
+
+def _feature(
+    ref: ColumnStatistics, cur: ColumnStatistics, settings: Mapping[str, Any]
+) -> FeatureDrift:
+    method = settings.get("method", "auto")
+    kinds = {ref.type, cur.type}
+    numeric = kinds <= {"integer", "float"}
+    categorical = kinds <= set(CATEGORICAL_TYPES) and len(kinds) == 1
+
+    def skipped(note: str) -> FeatureDrift:
+        return FeatureDrift(
+            column=ref.name,
+            type=cur.type,
+            method=method,
+            threshold=float("nan"),
+            score=None,
+            drifted=False,
+            n_reference=ref.count - ref.missing,
+            n_current=cur.count - cur.missing,
+            note=note,
+        )
+
+    if not (numeric or categorical):
+        if len(kinds) > 1:
+            return skipped(f"type changed from {ref.type} to {cur.type}; not comparable")
+        return skipped(f"no drift test for {ref.type} columns")
+    allowed = NUMERIC_METHODS if numeric else CATEGORICAL_METHODS
+    if method not in ("auto", *allowed):
+        raise UserInputError(
+            f"The drift method of {ref.name!r} must be one of {('auto', *allowed)} "
+            f"for a {ref.type} column. Got {method!r}."
+        )
+    if numeric:
+        assert ref.numeric is not None and cur.numeric is not None
+        n_ref, n_cur = ref.numeric.finite, cur.numeric.finite
+        if not n_ref or not n_cur:
+            return skipped("no values on one side")
+        measures = numeric_measures(ref.numeric, cur.numeric)
+    else:
+        assert ref.categorical is not None and cur.categorical is not None
+        n_ref, n_cur = ref.categorical.total, cur.categorical.total
+        if not n_ref or not n_cur:
+            return skipped("no values on one side")
+        measures = categorical_measures(ref.categorical, cur.categorical)
+    if method == "auto":
+        small = min(n_ref, n_cur) <= SMALL_SAMPLE
+        method = (
+            ("ks" if small else "wasserstein")
+            if numeric
+            else ("chisquare" if small else "jensenshannon")
+        )
+    if "threshold" in settings:
+        threshold = float(settings["threshold"])
+    else:
+        threshold = DEFAULT_THRESHOLDS[method]
+        if method in NOISE_FLOORED:
+            threshold = max(threshold, noise_floor(n_ref, n_cur))
+    key = {"ks": "ks_pvalue", "chisquare": "chisquare_pvalue", "wasserstein": "wasserstein_norm"}
+    score = measures[key.get(method, method)]
+    if method in P_VALUE_METHODS:
+        drifted = score is not None and score < threshold
+    else:
+        drifted = score is not None and score > threshold
+    return FeatureDrift(
+        column=ref.name,
+        type=cur.type,
+        method=method,
+        threshold=threshold,
+        score=score,
+        drifted=bool(drifted),
+        n_reference=n_ref,
+        n_current=n_cur,
+        measures=measures,
+    )
+
+
+def noise_floor(n_ref: int, n_cur: int) -> float:
+    """A distance two samples of one distribution rarely exceed at these sizes."""
+    return float(NOISE_FACTOR * np.sqrt(1 / n_ref + 1 / n_cur))
+
+
+def numeric_measures(ref: NumericStats, cur: NumericStats) -> dict[str, float | None]:
+    """KS statistic and p-value, Wasserstein distance (raw and normalised), PSI."""
+    q_ref = np.asarray(ref.quantiles(_GRID))
+    q_cur = np.asarray(cur.quantiles(_GRID))
+    wasserstein = float(np.mean(np.abs(q_ref - q_cur)))
+    spread = ref.std or 0.0
+    # A constant reference has no spread: the distance is then read in its own units.
+    wasserstein_norm = wasserstein / spread if spread > 0 else wasserstein
+    points = np.unique(np.concatenate([q_ref, q_cur, [ref.min, ref.max, cur.min, cur.max]]))
+    ks = float(np.max(np.abs(ref.cdf(points) - cur.cdf(points))))
+    en = ref.finite * cur.finite / (ref.finite + cur.finite)
+    ks_pvalue = float(sps.kstwo.sf(ks, max(round(en), 1)))
+    return {
+        "ks": ks,
+        "ks_pvalue": ks_pvalue,
+        "wasserstein": wasserstein,
+        "wasserstein_norm": wasserstein_norm,
+        "psi": psi(ref, cur),
+    }
+
+
+def psi(ref: NumericStats, cur: NumericStats, bins: int = 10) -> float:
+    """Population stability index on the reference deciles."""
+    edges = np.unique(ref.quantiles(np.arange(1, bins) / bins)).tolist()
+    if not edges:
+        return 0.0
+    p_ref = np.clip(np.asarray(ref.sketch.get_pmf(edges)), _PSI_EPS, None)
+    p_cur = np.clip(np.asarray(cur.sketch.get_pmf(edges)), _PSI_EPS, None)
+    return float(np.sum((p_cur - p_ref) * np.log(p_cur / p_ref)))
+
+
+def category_counts(ref: CategoricalStats, cur: CategoricalStats) -> tuple[list[str], np.ndarray]:
+    """Aligned counts (2 x K) of both sides; values a sketch no longer holds go to one bucket."""
+    f_ref, f_cur = ref.frequencies(), cur.frequencies()
+    labels = list(f_ref) + [v for v in f_cur if v not in f_ref]
+    table = np.array(
+        [[f_ref.get(v, 0) for v in labels], [f_cur.get(v, 0) for v in labels]], dtype=float
+    )
+    rest = np.array([ref.total, cur.total], dtype=float) - table.sum(axis=1)
+    if (rest > 0).any():
+        labels.append("(other)")
+        table = np.column_stack([table, np.clip(rest, 0, None)])
+    return labels, table
+
+
+def categorical_measures(ref: CategoricalStats, cur: CategoricalStats) -> dict[str, float | None]:
+    """Chi-squared p-value, Jensen-Shannon distance (base 2) and L-infinity distance."""
+    _, table = category_counts(ref, cur)
+    table = table[:, table.sum(axis=0) > 0]
+    p_ref, p_cur = table[0] / table[0].sum(), table[1] / table[1].sum()
+    if table.shape[1] < 2:
+        chi2, pvalue = 0.0, 1.0
+    else:
+        chi2, pvalue, _, _ = sps.chi2_contingency(table, correction=False)
+    return {
+        "chisquare": float(chi2),
+        "chisquare_pvalue": float(pvalue),
+        "jensenshannon": float(jensenshannon(p_ref, p_cur, base=2)),
+        "linf": float(np.max(np.abs(p_ref - p_cur))),
+    }

@@ -1,0 +1,286 @@
+"""The expected shape of a dataset, inferred from statistics and pinned as YAML.
+
+A schema is inferred once (from the training data), written as a YAML file a
+person reads, edits and commits, and from then on every batch is checked
+against that pinned file rather than against whatever the last batch looked
+like. Inference is deliberately loose where data naturally moves (numeric
+ranges get a margin, missing rates some slack) and strict where a change means
+a defect (types, required columns, small categorical domains, the sign of
+non-negative columns).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ctloop.core.errors import UserInputError
+from ctloop.data.stats import DatasetStatistics
+
+__all__ = [
+    "ANOMALY_KINDS",
+    "SEVERITIES",
+    "ColumnSchema",
+    "Schema",
+    "infer_schema",
+]
+
+SEVERITIES = ("error", "warning", "ignore")
+# Every kind of anomaly and its default severity; a schema may override each,
+# for the whole dataset or per column.
+ANOMALY_KINDS: dict[str, str] = {
+    "empty_dataset": "error",
+    "missing_column": "error",
+    "unexpected_column": "warning",
+    "type_mismatch": "error",
+    "missing_values": "error",
+    "non_finite": "error",
+    "out_of_range": "error",
+    "unseen_category": "error",
+    "drift": "warning",
+}
+TYPES = ("integer", "float", "boolean", "string", "datetime", "null", "other")
+MAX_DOMAIN_SIZE = 50
+RANGE_MARGIN = 1.0
+_COLUMN_KEYS = {
+    "type",
+    "required",
+    "max_missing",
+    "min",
+    "max",
+    "domain",
+    "allow_infinite",
+    "severity",
+    "drift",
+}
+
+
+@dataclass
+class ColumnSchema:
+    """What one column must look like."""
+
+    name: str
+    type: str
+    required: bool = True
+    max_missing: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    domain: list[str] | None = None
+    allow_infinite: bool = False
+    severity: dict[str, str] = field(default_factory=dict)
+    drift: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "required": self.required,
+            "max_missing": self.max_missing,
+        }
+        for key in ("min", "max", "domain"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.allow_infinite:
+            out["allow_infinite"] = True
+        if self.severity:
+            out["severity"] = dict(self.severity)
+        if self.drift:
+            out["drift"] = dict(self.drift)
+        return out
+
+
+@dataclass
+class Schema:
+    """Expected columns plus per-kind severity overrides and drift settings."""
+
+    columns: dict[str, ColumnSchema]
+    severity: dict[str, str] = field(default_factory=dict)
+    drift_share: float = 0.5
+    source: str = ""
+
+    def severity_of(self, kind: str, column: str | None = None) -> str:
+        """The severity of ``kind`` for ``column``: column override, schema override, default."""
+        if column is not None and column in self.columns:
+            override = self.columns[column].severity.get(kind)
+            if override:
+                return override
+        return self.severity.get(kind, ANOMALY_KINDS[kind])
+
+    def drift_config(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(c.drift) for name, c in self.columns.items() if c.drift}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": 1}
+        if self.source:
+            out["inferred_from"] = self.source
+        if self.severity:
+            out["severity"] = dict(self.severity)
+        out["drift_share"] = self.drift_share
+        out["columns"] = {name: c.to_dict() for name, c in self.columns.items()}
+        return out
+
+    def to_yaml(self) -> str:
+        header = (
+            "# ctloop data schema. Edit and commit it: validation checks every batch against it.\n"
+            "# Per column: type, required, max_missing (share of nulls allowed), min/max,\n"
+            "# domain (allowed values), allow_infinite, severity: {kind: error|warning|ignore},\n"
+            "# drift: {method: ..., threshold: ...}. Top-level severity overrides a kind\n"
+            f"# everywhere. Kinds: {', '.join(ANOMALY_KINDS)}.\n"
+        )
+        body = yaml.safe_dump(
+            self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
+        )
+        return header + body
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_yaml())
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "schema") -> Schema:
+        """Build from parsed YAML, saying exactly which entry is wrong if one is."""
+        if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
+            raise UserInputError(f"{where} must be a mapping with a 'columns' mapping.")
+        severity = _severity_map(data.get("severity") or {}, f"{where}: severity")
+        drift_share = data.get("drift_share", 0.5)
+        if not isinstance(drift_share, int | float) or not 0 < drift_share <= 1:
+            raise UserInputError(f"{where}: drift_share must be in (0, 1]. Got {drift_share!r}.")
+        columns = {}
+        for name, spec in data["columns"].items():
+            columns[str(name)] = _column_from_dict(str(name), spec, f"{where}: column {name!r}")
+        return cls(
+            columns=columns,
+            severity=severity,
+            drift_share=float(drift_share),
+            source=str(data.get("inferred_from", "")),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError as exc:
+            raise UserInputError(
+                f"No schema at {path}; infer one with `ctloop data schema FILE -o {path}`."
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise UserInputError(f"{path} is not valid YAML: {exc}") from exc
+        return cls.from_dict(data, where=str(path))
+
+
+def _severity_map(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise UserInputError(f"{where} must be a mapping of anomaly kind to severity.")
+    for kind, level in value.items():
+        if kind not in ANOMALY_KINDS:
+            raise UserInputError(
+                f"{where}: unknown anomaly kind {kind!r}; use one of {list(ANOMALY_KINDS)}."
+            )
+        if level not in SEVERITIES:
+            raise UserInputError(
+                f"{where}: severity of {kind!r} must be one of {SEVERITIES}. Got {level!r}."
+            )
+    return dict(value)
+
+
+def _column_from_dict(name: str, spec: Any, where: str) -> ColumnSchema:
+    if not isinstance(spec, dict):
+        raise UserInputError(f"{where} must be a mapping (type, required, ...).")
+    unknown = set(spec) - _COLUMN_KEYS
+    if unknown:
+        raise UserInputError(
+            f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_COLUMN_KEYS)}."
+        )
+    kind = spec.get("type")
+    if kind not in TYPES:
+        raise UserInputError(f"{where}: type must be one of {TYPES}. Got {kind!r}.")
+    max_missing = spec.get("max_missing", 0.0)
+    if not isinstance(max_missing, int | float) or not 0 <= max_missing <= 1:
+        raise UserInputError(f"{where}: max_missing must be in [0, 1]. Got {max_missing!r}.")
+    for key in ("min", "max"):
+        if spec.get(key) is not None and not isinstance(spec[key], int | float):
+            raise UserInputError(f"{where}: {key} must be a number. Got {spec[key]!r}.")
+    domain = spec.get("domain")
+    if domain is not None and not isinstance(domain, list):
+        raise UserInputError(f"{where}: domain must be a list of values. Got {domain!r}.")
+    drift = spec.get("drift") or {}
+    if not isinstance(drift, dict) or set(drift) - {"method", "threshold"}:
+        raise UserInputError(f"{where}: drift takes only 'method' and 'threshold'. Got {drift!r}.")
+    return ColumnSchema(
+        name=name,
+        type=kind,
+        required=bool(spec.get("required", True)),
+        max_missing=float(max_missing),
+        min=spec.get("min"),
+        max=spec.get("max"),
+        domain=[_domain_value(v) for v in domain] if domain is not None else None,
+        allow_infinite=bool(spec.get("allow_infinite", False)),
+        severity=_severity_map(spec.get("severity") or {}, f"{where}: severity"),
+        drift=dict(drift),
+    )
+
+
+def _domain_value(value: Any) -> str:
+    # Statistics hold categories as strings (booleans as "true"/"false"); YAML may parse them.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def infer_schema(
+    stats: DatasetStatistics,
+    *,
+    max_domain_size: int = MAX_DOMAIN_SIZE,
+    range_margin: float = RANGE_MARGIN,
+) -> Schema:
+    """A schema the given data passes, loose enough for the next batch of the same data.
+
+    - every column is required, with its observed type;
+    - ``max_missing`` is 0 for columns without missing values, else twice
+      the observed rate plus 1%;
+    - numeric ranges are the observed range widened by ``range_margin``
+      times its width on both sides, never below 0 for non-negative columns;
+    - string and boolean columns with at most ``max_domain_size`` distinct
+      values get that domain.
+    """
+    if stats.rows == 0:
+        raise UserInputError(
+            f"Cannot infer a schema from {stats.source or 'the data'}: it has no rows."
+        )
+    columns = {}
+    for name, col in stats.columns.items():
+        schema = ColumnSchema(name=name, type=col.type)
+        if col.missing:
+            schema.max_missing = round(min(1.0, 2 * col.missing_rate + 0.01), 4)
+        num = col.numeric
+        if num is not None and col.type != "datetime" and num.min is not None:
+            schema.min, schema.max = _widen(num.min, num.max, range_margin, col.type)  # type: ignore[arg-type]
+            schema.allow_infinite = num.inf > 0
+        cat = col.categorical
+        if cat is not None and cat.exact and 0 < cat.distinct <= max_domain_size:
+            schema.domain = sorted(cat.frequencies())
+        columns[name] = schema
+    return Schema(columns=columns, source=stats.source)
+
+
+def _widen(lo: float, hi: float, margin: float, kind: str) -> tuple[float, float]:
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    new_lo, new_hi = lo - margin * span, hi + margin * span
+    if lo >= 0:
+        new_lo = max(new_lo, 0.0)
+    if kind == "integer":
+        return math.floor(new_lo), math.ceil(new_hi)
+    return _round_sig(new_lo, math.floor), _round_sig(new_hi, math.ceil)
+
+
+def _round_sig(value: float, rounding: Any, digits: int = 4) -> float:
+    """Round outward to a few significant digits so the YAML stays readable."""
+    if value == 0:
+        return 0.0
+    scale = 10 ** (digits - 1 - math.floor(math.log10(abs(value))))
+    return rounding(value * scale) / scale

@@ -1,0 +1,269 @@
+"""Schema skew: check a batch's statistics against the pinned schema.
+
+Works on statistics, not rows, so a batch is read once (for its statistics)
+and checked in microseconds. Each problem becomes an :class:`Anomaly` naming
+the column, the kind, what was expected, what was found and how severe it is;
+error-level anomalies stop a pipeline, warnings are recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctloop.core.errors import ValidationFailed
+from ctloop.data.drift import DriftReport, compute_drift
+from ctloop.data.schema import ColumnSchema, Schema
+from ctloop.data.sources import DataSource
+from ctloop.data.stats import ColumnStatistics, DatasetStatistics, compute_statistics
+
+__all__ = ["Anomalies", "Anomaly", "validate", "validate_statistics"]
+
+_COMPATIBLE = {("float", "integer")}  # (expected, found) pairs that are not a type change
+_SHOW_VALUES = 8
+
+
+@dataclass
+class Anomaly:
+    """One way the data does not fit its schema."""
+
+    column: str | None
+    kind: str
+    expected: str
+    found: str
+    description: str
+    severity: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def one_line(self) -> str:
+        where = f"{self.column}: " if self.column else ""
+        return f"[{self.severity}] {where}{self.description}"
+
+
+@dataclass
+class Anomalies:
+    """The result of validating one dataset: its anomalies and, optionally, its drift."""
+
+    anomalies: list[Anomaly]
+    source: str = ""
+    rows: int = 0
+    drift: DriftReport | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Anomaly]:
+        return [a for a in self.anomalies if a.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Anomaly]:
+        return [a for a in self.anomalies if a.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing error-level was found."""
+        return not self.errors
+
+    def kinds(self, column: str | None = None) -> set[str]:
+        return {a.kind for a in self.anomalies if column is None or a.column == column}
+
+    def message(self) -> str:
+        """A message a person can act on, listing the error-level anomalies first."""
+        verdict = "fits its schema" if self.ok else "does not fit its schema"
+        head = (
+            f"{self.source or 'The data'} ({self.rows} rows) {verdict}: "
+            f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)."
+        )
+        lines = [a.one_line() for a in self.errors + self.warnings]
+        return "\n".join([head, *lines])
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`ValidationFailed` listing every error-level anomaly."""
+        if self.errors:
+            raise ValidationFailed(self.message())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "rows": self.rows,
+            "ok": self.ok,
+            "n_errors": len(self.errors),
+            "n_warnings": len(self.warnings),
+            "anomalies": [a.to_dict() for a in self.anomalies],
+            "drift": self.drift.to_dict() if self.drift else None,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=str))
+        return path
+
+
+def validate(
+    source: DataSource | DatasetStatistics,
+    schema: Schema,
+    *,
+    reference: DataSource | DatasetStatistics | None = None,
+) -> Anomalies:
+    """Validate data (or its statistics) against ``schema``; optionally measure drift too."""
+    stats = source if isinstance(source, DatasetStatistics) else compute_statistics(source)
+    ref = None
+    if reference is not None:
+        ref = (
+            reference if isinstance(reference, DatasetStatistics) else compute_statistics(reference)
+        )
+    return validate_statistics(stats, schema, reference=ref)
+
+
+def validate_statistics(
+    stats: DatasetStatistics,
+    schema: Schema,
+    *,
+    reference: DatasetStatistics | None = None,
+) -> Anomalies:
+    """The anomalies of ``stats`` against ``schema`` (and drift from ``reference`` if given)."""
+    found: list[Anomaly] = []
+
+    def add(column: str | None, kind: str, expected: str, got: str, description: str) -> None:
+        severity = schema.severity_of(kind, column)
+        if severity != "ignore":
+            found.append(Anomaly(column, kind, expected, got, description, severity))
+
+    if stats.rows == 0:
+        add(None, "empty_dataset", "at least 1 row", "0 rows", "the dataset has no rows")
+    unexpected = [n for n in stats.columns if n not in schema.columns]
+    for name, col_schema in schema.columns.items():
+        col = stats.columns.get(name)
+        if col is None:
+            if col_schema.required:
+                add(
+                    name,
+                    "missing_column",
+                    "present",
+                    "absent",
+                    _missing_text(col_schema, stats, unexpected),
+                )
+            continue
+        _check_column(col, col_schema, stats.rows, add)
+    for name in unexpected:
+        col = stats.columns[name]
+        add(
+            name,
+            "unexpected_column",
+            "not in schema",
+            f"{col.type} column",
+            f"column {name!r} ({col.type}) is not in the schema",
+        )
+
+    drift = None
+    if reference is not None:
+        shared = [n for n in schema.columns if n in stats.columns and n in reference.columns]
+        drift = compute_drift(
+            reference,
+            stats,
+            columns=shared,
+            config={k: v for k, v in schema.drift_config().items() if k in shared},
+            drift_share=schema.drift_share,
+        )
+        for feature in drift.drifted:
+            add(
+                feature.column,
+                "drift",
+                f"{feature.method} within {feature.threshold:.3g}",
+                f"{feature.method} = {feature.score:.3g}",
+                f"distribution drifted ({feature.method} {feature.score:.3g}, "
+                f"threshold {feature.threshold:.3g})",
+            )
+    return Anomalies(anomalies=found, source=stats.source, rows=stats.rows, drift=drift)
+
+
+def _missing_text(col_schema: ColumnSchema, stats: DatasetStatistics, unexpected: list[str]) -> str:
+    text = f"required column {col_schema.name!r} ({col_schema.type}) is missing"
+    same_type = [n for n in unexpected if stats.columns[n].type == col_schema.type]
+    if same_type:
+        text += (
+            f"; renamed to {same_type[0]!r}?"
+            if len(same_type) == 1
+            else (f"; renamed to one of {same_type}?")
+        )
+    return text
+
+
+def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any) -> None:
+    name = col.name
+    type_ok = (
+        col.type == spec.type
+        or spec.type == "null"
+        or col.type == "null"  # an all-null column: reported as missing values below
+        or (spec.type, col.type) in _COMPATIBLE
+    )
+    if not type_ok:
+        add(
+            name,
+            "type_mismatch",
+            spec.type,
+            f"{col.type} ({col.arrow_type})",
+            f"type changed from {spec.type} to {col.type} ({col.arrow_type})",
+        )
+    if rows and col.missing_rate > spec.max_missing + 1e-12:
+        add(
+            name,
+            "missing_values",
+            f"at most {spec.max_missing:.2%} missing",
+            f"{col.missing_rate:.2%} missing ({col.missing} of {col.count})",
+            f"{col.missing_rate:.2%} of values are missing, at most {spec.max_missing:.2%} allowed",
+        )
+    if not type_ok:
+        return
+    num = col.numeric
+    if num is not None and col.type != "datetime":
+        if num.inf and not spec.allow_infinite:
+            add(
+                name,
+                "non_finite",
+                "finite values",
+                f"{num.inf} infinite value(s)",
+                f"{num.inf} infinite value(s) in a numeric column",
+            )
+        _check_range(col, spec, add)
+    cat = col.categorical
+    if cat is not None and spec.domain is not None:
+        allowed = set(spec.domain)
+        unseen = {v: c for v, c in cat.frequencies().items() if v not in allowed}
+        if unseen:
+            shown = ", ".join(f"{v!r} ({c} rows)" for v, c in list(unseen.items())[:_SHOW_VALUES])
+            more = f" and {len(unseen) - _SHOW_VALUES} more" if len(unseen) > _SHOW_VALUES else ""
+            add(
+                name,
+                "unseen_category",
+                f"one of {len(allowed)} known values",
+                shown + more,
+                f"value(s) never seen before: {shown}{more}",
+            )
+
+
+def _check_range(col: ColumnStatistics, spec: ColumnSchema, add: Any) -> None:
+    num = col.numeric
+    assert num is not None
+    if num.min is None or num.max is None:
+        return
+    problems = []
+    if spec.min is not None and num.min < spec.min:
+        # Negative values are counted exactly; other bounds only have the extreme to show.
+        count = f" ({num.negative} negative value(s))" if spec.min == 0 else ""
+        problems.append(f"min {num.min:g} < {spec.min:g}{count}")
+    if spec.max is not None and num.max > spec.max:
+        problems.append(f"max {num.max:g} > {spec.max:g}")
+    if problems:
+        lo = "-inf" if spec.min is None else f"{spec.min:g}"
+        hi = "inf" if spec.max is None else f"{spec.max:g}"
+        add(
+            col.name,
+            "out_of_range",
+            f"values in [{lo}, {hi}]",
+            "; ".join(problems),
+            "values out of range: " + "; ".join(problems),
+        )
