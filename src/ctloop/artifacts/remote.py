@@ -1,0 +1,110 @@
+"""Bytes behind any fsspec URL (``s3://``, ``gs://``, ``memory://`` ...).
+
+Object stores (S3, GCS, Azure) make an upload visible only when complete, so
+``put_file`` writes straight to the key; other file systems get a temporary
+name and a move. Drivers load only when their URL is used.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import fsspec
+
+from ctloop.core.errors import BackendUnavailable, ConfigError, CtloopError, NotFound, StoreError
+from ctloop.core.plugins import require
+
+__all__ = ["FsspecByteStore"]
+
+T = TypeVar("T")
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
+_DRIVERS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3")}
+
+
+class FsspecByteStore:
+    """``ByteStore`` over an fsspec file system rooted at ``url``."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/")
+        protocol = self.url.split("://", 1)[0]
+        if protocol in _DRIVERS:
+            module, extra = _DRIVERS[protocol]
+            require(module, extra, f"The artifact store {self.url}")
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(
+                f"Cannot open the artifact store {self.url}: {exc}. Use a folder, "
+                "file:///path or s3://bucket/prefix in CTLOOP_ARTIFACTS_URL."
+            ) from None
+        self.atomic_put = protocol in _OBJECT_STORES
+
+    def __repr__(self) -> str:
+        return f"FsspecByteStore({self.url!r})"
+
+    def _path(self, key: str) -> str:
+        return f"{self.root.rstrip('/')}/{key}"
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except CtloopError:
+            raise
+        except FileNotFoundError:
+            raise NotFound(f"{what}: not found in the artifact store {self.url}.") from None
+        except PermissionError as exc:
+            raise ConfigError(
+                f"{what}: permission denied by the artifact store {self.url} ({exc}). "
+                "Check the credentials and the bucket policy."
+            ) from None
+        except (ConnectionError, TimeoutError) as exc:
+            raise BackendUnavailable(
+                f"{what}: cannot reach the artifact store {self.url} ({exc}). "
+                "Check the endpoint and the network."
+            ) from None
+        except Exception as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreError(f"{what}: the artifact store {self.url} failed ({detail}).") from exc
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        with self._guard(what):
+            return fn()
+
+    def exists(self, key: str) -> bool:
+        return self._call(f"Checking {key}", lambda: bool(self.fs.exists(self._path(key))))
+
+    def size(self, key: str) -> int:
+        return self._call(f"Sizing {key}", lambda: int(self.fs.size(self._path(key))))
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        target = self._path(key)
+        with self._guard(f"Uploading {key}"):
+            if self.atomic_put:
+                self.fs.put_file(str(local_path), target)
+                return
+            tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+            self.fs.put_file(str(local_path), tmp)
+            if self.fs.exists(target):
+                self.fs.rm(tmp)
+            else:
+                self.fs.mv(tmp, target)
+
+    def get_file(self, key: str, local_path: Path) -> None:
+        self._call(f"Downloading {key}", lambda: self.fs.get_file(self._path(key), str(local_path)))
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with self._guard(f"Deleting {key}"):
+            if self.fs.exists(path):
+                self.fs.rm(path)
+
+    def uri_for(self, key: str) -> str:
+        return f"{self.url}/{key}"
+
+    def local_path(self, key: str) -> Path | None:
+        return None
