@@ -1,0 +1,509 @@
+"""Feature definitions: entities, sources, feature views and aggregation views.
+
+Definitions are frozen values written in Python. They do no I/O when built;
+the offline engine reads their sources, the catalog stores their ``spec()``
+and a fresh process rebuilds them with :func:`definition_from_spec`.
+
+    Entity            a thing features describe, with its join keys
+    Source            where rows come from: FileSource (parquet), DataFrameSource,
+                      SqlSource (a query on a database URL), PythonSource (a function)
+    FeatureView       typed columns of a source, valid ``ttl`` after their event time
+    AggregationView   count / sum / mean of a column over trailing windows,
+                      computed as of the moment asked about
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from ctloop.core.errors import UserInputError
+from ctloop.core.hashing import hash_bytes, stable_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = [
+    "DTYPES",
+    "Aggregation",
+    "AggregationView",
+    "DataFrameSource",
+    "Entity",
+    "Feature",
+    "FeatureView",
+    "FileSource",
+    "PythonSource",
+    "Source",
+    "SqlSource",
+    "definition_from_spec",
+    "parse_duration",
+]
+
+DTYPES = ("int64", "float64", "string", "bool", "timestamp")
+AGG_FUNCTIONS = ("count", "sum", "mean")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_name(what: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise UserInputError(
+            f"The name of a {what} must be a Python identifier (letters, digits, '_'). "
+            f"Got {name!r}."
+        )
+
+
+def parse_duration(value: timedelta | str | int | float | None, what: str) -> timedelta | None:
+    """``timedelta``, seconds, or text like ``"7d"``, ``"2h"``, ``"30m"``, ``"45s"``."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(value))
+    if not match:
+        raise UserInputError(
+            f"The {what} must be a timedelta, a number of seconds or text like '7d', '2h', "
+            f"'30m'. Got {value!r}."
+        )
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    return timedelta(**{unit[match.group(2)]: float(match.group(1))})
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+# --- entities and features -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entity:
+    """Something features describe; ``join_keys`` are the columns that identify it."""
+
+    name: str
+    join_keys: tuple[str, ...] = ()
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name("entity", self.name)
+        keys = (self.join_keys,) if isinstance(self.join_keys, str) else tuple(self.join_keys)
+        object.__setattr__(self, "join_keys", keys or (self.name,))
+        for key in self.join_keys:
+            _check_name("join key", key)
+
+    kind = "entity"
+
+    def spec(self) -> dict[str, Any]:
+        """The canonical, JSON-ready description stored in the catalog."""
+        return {"name": self.name, "join_keys": list(self.join_keys)}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A typed column of a feature view; ``column`` defaults to the feature's name."""
+
+    name: str
+    dtype: str = "float64"
+    column: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("feature", self.name)
+        if self.dtype not in DTYPES:
+            raise UserInputError(
+                f"The dtype of feature {self.name!r} must be one of {DTYPES}. Got {self.dtype!r}."
+            )
+        if not self.column:
+            object.__setattr__(self, "column", self.name)
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "column": self.column}
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """``function`` (count, sum, mean) of ``column`` over the trailing ``window``.
+
+    At time ``t`` it covers source rows with event time in ``(t - window, t]``:
+    only rows known at ``t`` count. Over an empty window ``count`` is 0 and
+    ``sum``/``mean`` are null.
+    """
+
+    name: str
+    column: str
+    function: str
+    window: timedelta | str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("aggregation", self.name)
+        if self.function not in AGG_FUNCTIONS:
+            raise UserInputError(
+                f"The function of aggregation {self.name!r} must be one of {AGG_FUNCTIONS}. "
+                f"Got {self.function!r}."
+            )
+        window = parse_duration(self.window, f"window of aggregation {self.name!r}")
+        if window is None or window <= timedelta(0):
+            raise UserInputError(
+                f"The window of aggregation {self.name!r} must be positive. Got {self.window!r}."
+            )
+        object.__setattr__(self, "window", window)
+
+    @property
+    def dtype(self) -> str:
+        return "int64" if self.function == "count" else "float64"
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "column": self.column,
+            "function": self.function,
+            "window_s": _seconds(self.window),  # type: ignore[arg-type]
+            "dtype": self.dtype,
+        }
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+class Source:
+    """Where a view's rows come from. ``spec()`` says it in JSON for the catalog."""
+
+    kind = "source"
+
+    def spec(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return stable_json(self.spec())
+
+
+@dataclass(frozen=True, eq=False)
+class FileSource(Source):
+    """Parquet files: one file, a folder (read recursively) or a glob pattern."""
+
+    path: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", str(self.path))
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "file", "path": self.path}
+
+
+@dataclass(frozen=True, eq=False)
+class DataFrameSource(Source):
+    """An in-memory pandas DataFrame or Arrow table (not reloadable in another process)."""
+
+    data: Any
+    name: str = "dataframe"
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "dataframe", "name": self.name}
+
+    def to_arrow(self) -> pa.Table:
+        import pyarrow as pa
+
+        if isinstance(self.data, pa.Table):
+            return self.data
+        return pa.Table.from_pandas(self.data, preserve_index=False)
+
+
+@dataclass(frozen=True, eq=False)
+class SqlSource(Source):
+    """The rows of a SQL query on a database URL (any SQLAlchemy URL)."""
+
+    url: str
+    query: str
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "sql", "url": self.url, "query": self.query}
+
+    def to_arrow(self) -> pa.Table:
+        import pandas as pd
+        import pyarrow as pa
+        import sqlalchemy as sa
+
+        from ctloop.core.errors import BackendUnavailable
+
+        try:
+            engine = sa.create_engine(self.url)
+            with engine.connect() as conn:
+                frame = pd.read_sql_query(sa.text(self.query), conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise BackendUnavailable(
+                f"The SQL source on {self.url!r} failed: {exc}. Check the URL and the query."
+            ) from exc
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+@dataclass(frozen=True, eq=False)
+class PythonSource(Source):
+    """Rows returned by a function (``"module:function"`` or the function itself).
+
+    The function takes no arguments and returns a pandas DataFrame or an Arrow
+    table; the catalog stores its import path so another process can call it.
+    """
+
+    function: str | Callable[[], Any]
+
+    def __post_init__(self) -> None:
+        if callable(self.function):
+            func = self.function
+            object.__setattr__(self, "function", f"{func.__module__}:{func.__qualname__}")
+        if ":" not in str(self.function):
+            raise UserInputError(f"A PythonSource needs 'module:function'. Got {self.function!r}.")
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "python", "function": self.function}
+
+    def to_arrow(self) -> pa.Table:
+        import pyarrow as pa
+
+        module_name, _, qualname = str(self.function).partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            raise UserInputError(
+                f"Cannot load the source function {self.function!r}: {exc}."
+            ) from exc
+        data = target()
+        if isinstance(data, pa.Table):
+            return data
+        return pa.Table.from_pandas(data, preserve_index=False)
+
+
+def source_from_spec(spec: dict[str, Any]) -> Source:
+    kind = spec.get("type")
+    if kind == "file":
+        return FileSource(spec["path"])
+    if kind == "sql":
+        return SqlSource(spec["url"], spec["query"])
+    if kind == "python":
+        return PythonSource(spec["function"])
+    if kind == "dataframe":
+        return DataFrameSource(None, name=spec.get("name", "dataframe"))
+    raise UserInputError(f"Unknown source type {kind!r} in a stored definition.")
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+def _entities(value: Sequence[Entity] | Entity) -> tuple[Entity, ...]:
+    items = (value,) if isinstance(value, Entity) else tuple(value)
+    for item in items:
+        if not isinstance(item, Entity):
+            raise UserInputError(f"A view's entities must be Entity objects. Got {item!r}.")
+    if not items:
+        raise UserInputError("A view needs at least one entity.")
+    return items
+
+
+def _tags(tags: dict[str, str] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (tags or {}).items()}
+
+
+class _View:
+    """What feature views and aggregation views share."""
+
+    name: str
+    entities: tuple[Entity, ...]
+    source: Source
+    timestamp_field: str | None
+    ttl: timedelta | None
+    description: str
+    owner: str
+    tags: dict[str, str]
+    kind = "feature_view"
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        keys: list[str] = []
+        for entity in self.entities:
+            keys.extend(k for k in entity.join_keys if k not in keys)
+        return tuple(keys)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]  # type: ignore[attr-defined]
+
+    @property
+    def static(self) -> bool:
+        """True when rows have no event time (one row per key, always valid)."""
+        return not self.timestamp_field
+
+    def feature(self, name: str) -> Feature | Aggregation:
+        for item in self.features:  # type: ignore[attr-defined]
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+    def _common_spec(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "entities": [e.name for e in self.entities],
+            "join_keys": list(self.join_keys),
+            "source": self.source.spec(),
+            "timestamp_field": self.timestamp_field,
+            "ttl_s": _seconds(self.ttl),
+        }
+
+    def semantic_key(self, feature: str) -> str:
+        """A hash of what ``feature`` computes, independent of names and prose."""
+        spec = self.spec()
+        item = dict(next(f for f in spec["features"] if f["name"] == feature))
+        item.pop("name")
+        meaning = {
+            "source": spec["source"],
+            "join_keys": sorted(spec["join_keys"]),
+            "timestamp_field": spec["timestamp_field"],
+            "ttl_s": spec["ttl_s"],
+            "feature": item,
+        }
+        return hash_bytes(stable_json(meaning).encode())[:16]
+
+    def spec(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        return hash_bytes(stable_json(self.spec()).encode())
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureView(_View):
+    """Typed columns of a source, keyed by entities and stamped with an event time.
+
+    At time ``t`` a feature's value is that of the latest source row with event
+    time ``<= t`` and, with a ``ttl``, ``> t - ttl``; otherwise null. Rows with
+    the same key and event time: the last one in source order wins. Without a
+    ``timestamp_field`` the view is static (one row per key, always valid).
+    """
+
+    name: str
+    entities: Sequence[Entity] | Entity
+    source: Source
+    features: Sequence[Feature]  # type: ignore[assignment]
+    timestamp_field: str | None = None
+    ttl: timedelta | str | None = None
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name("feature view", self.name)
+        object.__setattr__(self, "entities", _entities(self.entities))
+        object.__setattr__(self, "features", tuple(self.features))
+        object.__setattr__(self, "ttl", parse_duration(self.ttl, f"ttl of view {self.name!r}"))
+        object.__setattr__(self, "tags", _tags(self.tags))
+        if not isinstance(self.source, Source):
+            raise UserInputError(f"The source of view {self.name!r} must be a Source.")
+        if not self.features:
+            raise UserInputError(f"Feature view {self.name!r} needs at least one Feature.")
+        names = [f.name for f in self.features]
+        dupes = sorted(
+            {n for n in names if names.count(n) > 1} | (set(names) & set(self.join_keys))
+        )
+        if dupes:
+            raise UserInputError(
+                f"Feature view {self.name!r} repeats names {dupes}; give each feature a "
+                "unique name different from the join keys."
+            )
+
+    def spec(self) -> dict[str, Any]:
+        spec = self._common_spec()
+        spec["type"] = "feature_view"
+        spec["features"] = [f.spec() for f in self.features]  # type: ignore[union-attr]
+        return spec
+
+
+@dataclass(frozen=True, eq=False)
+class AggregationView(_View):
+    """Windowed aggregations of a source, computed point-in-time per entity."""
+
+    name: str
+    entities: Sequence[Entity] | Entity
+    source: Source
+    aggregations: Sequence[Aggregation]
+    timestamp_field: str = "event_timestamp"
+    ttl: timedelta | str | None = None
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name("aggregation view", self.name)
+        object.__setattr__(self, "entities", _entities(self.entities))
+        object.__setattr__(self, "aggregations", tuple(self.aggregations))
+        object.__setattr__(self, "ttl", parse_duration(self.ttl, f"ttl of view {self.name!r}"))
+        object.__setattr__(self, "tags", _tags(self.tags))
+        if not self.timestamp_field:
+            raise UserInputError(f"Aggregation view {self.name!r} needs a timestamp_field.")
+        if not self.aggregations:
+            raise UserInputError(f"Aggregation view {self.name!r} needs at least one Aggregation.")
+        names = [a.name for a in self.aggregations]
+        if len(set(names)) != len(names):
+            raise UserInputError(f"Aggregation view {self.name!r} repeats aggregation names.")
+
+    @property
+    def features(self) -> Sequence[Aggregation]:  # type: ignore[override]
+        return self.aggregations
+
+    def spec(self) -> dict[str, Any]:
+        spec = self._common_spec()
+        spec["type"] = "aggregation_view"
+        spec["features"] = [a.spec() for a in self.aggregations]
+        return spec
+
+
+View = FeatureView | AggregationView
+
+
+def definition_from_spec(
+    spec: dict[str, Any], entities: dict[str, Entity] | None = None
+) -> Entity | FeatureView | AggregationView:
+    """Rebuild a definition from its catalog spec."""
+    if "type" not in spec:
+        return Entity(spec["name"], tuple(spec["join_keys"]))
+    known = entities or {}
+    ents = [known.get(name) for name in spec["entities"]]
+    if any(e is None for e in ents) or [
+        k
+        for e in ents
+        for k in e.join_keys  # type: ignore[union-attr]
+    ] != list(spec["join_keys"]):
+        # Entities are stored separately; the view's own join keys are what count.
+        ents = [Entity("_".join(spec["entities"]), tuple(spec["join_keys"]))]
+    source = source_from_spec(spec["source"])
+    ttl = None if spec.get("ttl_s") is None else timedelta(seconds=spec["ttl_s"])
+    if spec["type"] == "aggregation_view":
+        return AggregationView(
+            spec["name"],
+            ents,  # type: ignore[arg-type]
+            source,
+            [
+                Aggregation(a["name"], a["column"], a["function"], timedelta(seconds=a["window_s"]))
+                for a in spec["features"]
+            ],
+            timestamp_field=spec["timestamp_field"],
+            ttl=ttl,
+        )
+    return FeatureView(
+        spec["name"],
+        ents,  # type: ignore[arg-type]
+        source,
+        [Feature(f["name"], f["dtype"], f["column"]) for f in spec["features"]],
+        timestamp_field=spec.get("timestamp_field"),
+        ttl=ttl,
+    )
+
+
+def frame_columns(frame: pd.DataFrame | pa.Table) -> list[str]:
+    return [str(c) for c in frame.columns] if hasattr(frame, "columns") else []
