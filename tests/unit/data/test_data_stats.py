@@ -1,0 +1,129 @@
+"""Statistics against a naive pandas/NumPy oracle, streaming and merging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ctloop.data.stats import DatasetStatistics, compute_statistics, merge_statistics
+
+RANK_TOLERANCE = 0.02  # KLL k=200 guarantees ~1.3% normalised rank error
+
+
+def frame(n: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(10, 3, n)
+    x[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame(
+        {
+            "x": x,
+            "k": rng.integers(-5, 50, n),
+            "c": rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1]),
+            "flag": rng.random(n) < 0.3,
+        }
+    )
+
+
+def assert_numeric_matches(stats, values: pd.Series) -> None:
+    col = stats.columns[values.name]
+    clean = values.dropna().to_numpy(dtype=float)
+    assert col.count == len(values)
+    assert col.missing == values.isna().sum()
+    num = col.numeric
+    assert num.finite == len(clean)
+    assert num.min == clean.min() and num.max == clean.max()
+    assert num.mean == pytest.approx(clean.mean(), rel=1e-9)
+    assert num.std == pytest.approx(clean.std(ddof=1), rel=1e-9)
+    assert num.zeros == np.count_nonzero(clean == 0)
+    assert num.negative == np.count_nonzero(clean < 0)
+    ranks = [0.01, 0.25, 0.5, 0.75, 0.99]
+    for rank, q in zip(ranks, num.quantiles(ranks), strict=True):
+        assert abs(np.mean(clean <= q) - rank) < RANK_TOLERANCE
+
+
+def test_statistics_match_pandas():
+    df = frame()
+    stats = compute_statistics(df)
+    assert stats.rows == len(df)
+    assert_numeric_matches(stats, df["x"])
+    assert_numeric_matches(stats, df["k"])
+    cat = stats["c"].categorical
+    assert cat.distinct == 4
+    assert cat.frequencies() == df["c"].value_counts().to_dict()
+    assert stats["flag"].type == "boolean"
+    assert stats["flag"].categorical.frequencies()["true"] == df["flag"].sum()
+
+
+def test_histogram_counts_add_up_and_follow_the_data():
+    df = frame()
+    hist = compute_statistics(df)["x"].numeric.histogram(bins=10)
+    clean = df["x"].dropna()
+    expected, _ = np.histogram(clean, bins=hist["edges"])
+    assert sum(hist["counts"]) == pytest.approx(len(clean))
+    assert np.max(np.abs(np.array(hist["counts"]) - expected)) < RANK_TOLERANCE * 2 * len(clean)
+
+
+def test_merge_of_parts_equals_statistics_of_the_union():
+    df = frame(30_000)
+    parts = [compute_statistics(df.iloc[i : i + 10_000]) for i in range(0, 30_000, 10_000)]
+    merged = merge_statistics(parts)
+    whole = compute_statistics(df)
+    assert merged.rows == whole.rows
+    for name in ("x", "k"):
+        a, b = merged[name], whole[name]
+        assert (a.count, a.missing, a.numeric.finite) == (b.count, b.missing, b.numeric.finite)
+        assert (a.numeric.min, a.numeric.max, a.numeric.zeros) == (
+            b.numeric.min,
+            b.numeric.max,
+            b.numeric.zeros,
+        )
+        assert a.numeric.mean == pytest.approx(b.numeric.mean, rel=1e-12)
+        assert a.numeric.std == pytest.approx(b.numeric.std, rel=1e-9)
+    assert merged["c"].categorical.frequencies() == whole["c"].categorical.frequencies()
+    assert_numeric_matches(merged, df["x"])
+
+
+def test_merge_of_a_part_without_a_column_counts_it_missing():
+    a = compute_statistics(pd.DataFrame({"x": [1.0, 2.0]}))
+    b = compute_statistics(pd.DataFrame({"x": [3.0], "y": ["u"]}))
+    merged = a.merged(b)
+    assert merged["y"].count == 3 and merged["y"].missing == 2
+    assert merged["y"].categorical.frequencies() == {"u": 1}
+
+
+def test_parquet_streams_over_row_groups(tmp_path):
+    df = frame(12_000)
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=1000)
+    stats = compute_statistics(path)
+    assert stats.rows == len(df)
+    assert_numeric_matches(stats, df["x"])
+    assert stats["c"].categorical.frequencies() == df["c"].value_counts().to_dict()
+
+
+def test_csv_with_na_markers(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1.5,x\nNA,y\n3.5,\n")
+    stats = compute_statistics(path)
+    assert stats["a"].type == "float" and stats["a"].missing == 1
+    assert stats["a"].numeric.mean == pytest.approx(2.5)
+    assert stats["b"].missing == 1
+
+
+def test_saved_statistics_load_and_merge(tmp_path):
+    df = frame(5000)
+    path = compute_statistics(df.iloc[:2500]).save(tmp_path / "s.json")
+    loaded = DatasetStatistics.load(path)
+    merged = loaded.merged(compute_statistics(df.iloc[2500:]))
+    assert_numeric_matches(merged, df["x"])
+
+
+def test_datetime_columns_get_range_in_epoch_seconds():
+    times = pd.Series(pd.date_range("2013-01-01", periods=48, freq="h"), name="t")
+    stats = compute_statistics(times.to_frame())
+    assert stats["t"].type == "datetime"
+    assert stats["t"].numeric.min == pd.Timestamp("2013-01-01").timestamp()
+    assert stats["t"].numeric.max == pd.Timestamp("2013-01-02 23:00").timestamp()
