@@ -1,0 +1,292 @@
+"""The model registry: versions, aliases, promotion, rollback and their history.
+
+Built only on the ``MetadataStore`` interface. A version points at a model
+artifact and records where it came from (run, producing step, code version,
+input data). Aliases (``champion``, ``challenger``, any name) are moved by the
+store atomically with compare-and-set, and every move is kept with who, when
+and why, which is what makes rollback a single step: the alias returns to the
+holder before the current one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+from ctloop.artifacts.base import ArtifactStore
+from ctloop.core.errors import NotFound, StoreError, UserInputError
+from ctloop.metadata.base import AliasEventRecord, MetadataStore, ModelVersionRecord
+from ctloop.metadata.lineage import lineage
+from ctloop.models.flavors import LoadedModel, load_model
+from ctloop.models.metrics import HIGHER_IS_BETTER
+from ctloop.registry.refs import ModelRef, parse_ref
+
+__all__ = ["ROLLBACK_MARK", "ModelRegistry", "default_actor"]
+
+ROLLBACK_MARK = "[rollback]"  # prefix of the reason of an alias move made by rollback()
+
+
+def default_actor() -> str:
+    """Who is acting: ``CTLOOP_ACTOR`` if set, else the login name."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return os.environ.get("CTLOOP_ACTOR") or user
+
+
+class ModelRegistry:
+    """Registered model versions and their aliases, on a metadata store."""
+
+    def __init__(self, store: MetadataStore, *, actor: str | None = None) -> None:
+        self.store = store
+        self.actor = actor or default_actor()
+
+    # versions -------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        artifact_id: str,
+        *,
+        run_id: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> ModelVersionRecord:
+        """Register the model artifact as the next version of ``name``.
+
+        The lineage (producing run and step, code version, input artifacts with
+        their hashes) is looked up in the metadata store and kept in
+        ``properties["lineage"]``.
+        """
+        artifact = self.store.get_artifact(artifact_id)
+        found = _lineage_summary(self.store, artifact.id)
+        props = {"lineage": found, **(properties or {})}
+        return self.store.create_model_version(
+            name,
+            artifact.id,
+            run_id=run_id or found.get("run_id"),
+            description=description,
+            tags=tags,
+            properties=props,
+            created_by=self.actor,
+        )
+
+    def get(self, ref: str | ModelRef) -> ModelVersionRecord:
+        """The version a reference means; a bare name means its latest version."""
+        ref = parse_ref(ref) if isinstance(ref, str) else ref
+        if ref.version is not None:
+            self.versions(ref.name)  # NotFound naming the model if it does not exist
+            return self.store.get_model_version(ref.name, ref.version)
+        if ref.alias is not None:
+            aliases = self.aliases(ref.name)
+            if ref.alias not in aliases:
+                known = ", ".join(sorted(aliases)) or "none"
+                raise NotFound(
+                    f"Model {ref.name!r} has no alias {ref.alias!r} (aliases: {known}). "
+                    f"Promote a version with `ctloop models promote {ref.name} VERSION "
+                    f"--alias {ref.alias}`."
+                )
+            return self.store.get_model_version(ref.name, aliases[ref.alias])
+        return self.versions(ref.name)[-1]
+
+    def versions(self, name: str) -> list[ModelVersionRecord]:
+        """All versions of ``name``, oldest first."""
+        found = self.store.list_model_versions(name)
+        if not found:
+            names = sorted({v.name for v in self.store.list_model_versions()})
+            raise NotFound(
+                f"No model named {name!r}; registered models: {', '.join(names) or 'none'}."
+            )
+        return sorted(found, key=lambda v: v.version)
+
+    def models(self) -> list[dict[str, Any]]:
+        """One summary per model name: latest version, version count, aliases."""
+        by_name: dict[str, list[ModelVersionRecord]] = {}
+        for record in self.store.list_model_versions():
+            by_name.setdefault(record.name, []).append(record)
+        out = []
+        for name in sorted(by_name):
+            latest = max(by_name[name], key=lambda v: v.version)
+            out.append(
+                {
+                    "name": name,
+                    "versions": len(by_name[name]),
+                    "latest_version": latest.version,
+                    "aliases": self.store.get_aliases(name),
+                    "updated_at": latest.created_at.isoformat() if latest.created_at else None,
+                }
+            )
+        return out
+
+    def aliases(self, name: str) -> dict[str, int]:
+        self.versions(name)
+        return self.store.get_aliases(name)
+
+    def describe(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ModelVersionRecord:
+        """Change a version's description and/or merge tags into its tags."""
+        record = self.store.get_model_version(name, version)
+        changes: dict[str, Any] = {}
+        if description is not None:
+            changes["description"] = description
+        if tags:
+            changes["tags"] = {**record.tags, **tags}
+        return self.store.update_model_version(name, version, **changes) if changes else record
+
+    # aliases --------------------------------------------------------------
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        alias: str = "champion",
+        reason: str = "",
+        expected_version: int | type[...] | None = ...,
+    ) -> AliasEventRecord:
+        """Point ``alias`` at ``version``; recorded with actor and reason.
+
+        Give ``expected_version`` (the holder you decided against, None for no
+        holder) to move only if nobody moved the alias meanwhile; otherwise
+        ``StoreError``.
+        """
+        if reason.startswith(ROLLBACK_MARK):
+            raise UserInputError(f"A promotion reason cannot start with {ROLLBACK_MARK!r}.")
+        self.store.get_model_version(name, version)
+        return self.store.move_alias(
+            name,
+            alias,
+            version,
+            actor=self.actor,
+            reason=reason,
+            expected_version=expected_version,
+        )
+
+    def rollback(self, name: str, *, alias: str = "champion", reason: str = "") -> AliasEventRecord:
+        """Return ``alias`` to the version that held it before the current one.
+
+        Rollbacks stack: rolling back twice goes two holders back. The move is a
+        compare-and-set, so two people rolling back at once cannot skip a holder.
+        """
+        holders = self.holders(name, alias)
+        if len(holders) < 2:
+            raise UserInputError(
+                f"Alias {alias!r} of model {name!r} has no previous holder to roll back to "
+                f"(holders so far: {holders or 'none'})."
+            )
+        current, target = holders[-1], holders[-2]
+        text = f"{ROLLBACK_MARK} from version {current}" + (f": {reason}" if reason else "")
+        try:
+            return self.store.move_alias(
+                name, alias, target, actor=self.actor, reason=text, expected_version=current
+            )
+        except StoreError as exc:
+            raise StoreError(f"Rollback of {name}@{alias} not done: {exc}") from exc
+
+    def holders(self, name: str, alias: str) -> list[int]:
+        """Versions that held ``alias``, oldest first, with rolled-back holders removed."""
+        self.versions(name)
+        stack: list[int] = []
+        for event in self.store.alias_history(name, alias):
+            if event.reason.startswith(ROLLBACK_MARK) and stack:
+                stack.pop()
+                if event.version is not None and (not stack or stack[-1] != event.version):
+                    stack.append(event.version)
+            elif event.version is None:
+                stack.clear()
+            elif not stack or stack[-1] != event.version:
+                stack.append(event.version)
+        return stack
+
+    def history(self, name: str, alias: str | None = None) -> list[AliasEventRecord]:
+        """Every alias move of ``name`` (or of one alias), oldest first."""
+        self.versions(name)
+        return self.store.alias_history(name, alias)
+
+    # use ------------------------------------------------------------------
+    def load(self, ref: str | ModelRef, artifacts: ArtifactStore) -> LoadedModel:
+        """The model a reference points at, fetched hash-checked from the artifact store."""
+        record = self.get(ref)
+        artifact = self.store.get_artifact(record.artifact_id)
+        path = artifacts.get(artifact.uri, artifact.sha256, name=f"{record.name}:{record.version}")
+        return load_model(Path(path))
+
+    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+        """Recorded metrics of versions ``a`` and ``b`` side by side, overall and per slice."""
+        va, vb = self.store.get_model_version(name, a), self.store.get_model_version(name, b)
+        ea, eb = va.properties.get("evaluation", {}), vb.properties.get("evaluation", {})
+        out: dict[str, Any] = {
+            "name": name,
+            "a": a,
+            "b": b,
+            "overall": _side_by_side(ea.get("overall"), eb.get("overall")),
+            "slices": {},
+        }
+        slices_a, slices_b = ea.get("slices", {}), eb.get("slices", {})
+        for column in sorted(set(slices_a) | set(slices_b)):
+            values = sorted(set(slices_a.get(column, {})) | set(slices_b.get(column, {})))
+            out["slices"][column] = {
+                value: _side_by_side(
+                    slices_a.get(column, {}).get(value), slices_b.get(column, {}).get(value)
+                )
+                for value in values
+            }
+        return out
+
+
+def _metric_values(block: dict[str, Any] | None) -> dict[str, float | None]:
+    if not block:
+        return {}
+    return {k: v.get("value") for k, v in block.get("metrics", {}).items()}
+
+
+def _side_by_side(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[dict[str, Any]]:
+    ma, mb = _metric_values(a), _metric_values(b)
+    rows = []
+    for metric in sorted(set(ma) | set(mb)):
+        x, y = ma.get(metric), mb.get(metric)
+        delta = None if x is None or y is None else y - x
+        better = None
+        if delta is not None and metric in HIGHER_IS_BETTER and delta != 0:
+            better = "b" if (delta > 0) == HIGHER_IS_BETTER[metric] else "a"
+        rows.append(
+            {
+                "metric": metric,
+                "a": x,
+                "b": y,
+                "delta": delta,
+                "better": better,
+                "n_a": (a or {}).get("n"),
+                "n_b": (b or {}).get("n"),
+            }
+        )
+    return rows
+
+
+def _lineage_summary(store: MetadataStore, artifact_id: str) -> dict[str, Any]:
+    graph = lineage(store, artifact_id, direction="upstream", max_depth=1)
+    summary: dict[str, Any] = {"artifact_id": artifact_id}
+    steps = [step for step, _ in graph.steps.values()]
+    if steps:
+        step = steps[0]
+        summary.update(
+            run_id=step.run_id,
+            step=step.name,
+            component=step.component,
+            code_version=step.component_version,
+            step_id=step.id,
+        )
+    summary["inputs"] = [
+        {"id": a.id, "type": a.type, "name": a.name, "uri": a.uri, "sha256": a.sha256}
+        for a, depth in graph.artifacts.values()
+        if depth > 0
+    ]
+    return summary

@@ -1,0 +1,208 @@
+"""The registry on the real SQLite metadata store: versions, aliases, rollback, history."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from ctloop.artifacts import open_artifact_store
+from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
+from ctloop.examples.flights.data import flights
+from ctloop.metadata import (
+    ArtifactRecord,
+    EventRecord,
+    MetadataStore,
+    RunRecord,
+    StepRecord,
+    new_id,
+    open_metadata_store,
+)
+from ctloop.models import fit_model
+from ctloop.registry import ModelRegistry, parse_ref
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> MetadataStore:
+    s = open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")
+    yield s
+    s.close()
+
+
+def _artifact(store: MetadataStore, type_: str = "Model", **kw: object) -> ArtifactRecord:
+    return store.add_artifact(
+        ArtifactRecord(
+            id=new_id(), type=type_, uri=f"file:///x/{new_id()}", sha256="0" * 64, size=1, **kw
+        )
+    )
+
+
+def _versions(registry: ModelRegistry, n: int, name: str = "flights") -> list[int]:
+    return [registry.register(name, _artifact(registry.store).id).version for _ in range(n)]
+
+
+def test_refs_parse_and_refuse_garbage() -> None:
+    assert parse_ref("flights:3").version == 3
+    assert parse_ref("flights@champion").alias == "champion"
+    assert str(parse_ref("flights")) == "flights"
+    with pytest.raises(UserInputError, match="NAME:VERSION"):
+        parse_ref("flights:three")
+
+
+def test_versions_count_up_and_refs_resolve(store: MetadataStore) -> None:
+    reg = ModelRegistry(store, actor="ann")
+    assert _versions(reg, 3) == [1, 2, 3]
+    reg.promote("flights", 2, alias="champion", reason="best AUC")
+    assert reg.get("flights@champion").version == 2
+    assert reg.get("flights").version == 3
+    assert reg.get("flights:1").created_by == "ann"
+    [summary] = reg.models()
+    assert summary["versions"] == 3 and summary["aliases"] == {"champion": 2}
+
+
+def test_unknown_model_version_or_alias_are_clear_errors(store: MetadataStore) -> None:
+    reg = ModelRegistry(store, actor="ann")
+    _versions(reg, 1)
+    with pytest.raises(NotFound, match=r"No model named 'flight'.*flights"):
+        reg.get("flight")
+    with pytest.raises(NotFound, match="no version 7"):
+        reg.get("flights:7")
+    with pytest.raises(NotFound, match="no alias 'champion'"):
+        reg.get("flights@champion")
+    with pytest.raises(NotFound, match="no version 9"):
+        reg.promote("flights", 9)
+    with pytest.raises(NotFound):
+        reg.register("flights", "no-such-artifact")
+
+
+def test_rollback_restores_previous_holders_and_history_says_who_and_why(
+    store: MetadataStore,
+) -> None:
+    reg = ModelRegistry(store, actor="ann")
+    _versions(reg, 3)
+    for v in (1, 2, 3):
+        reg.promote("flights", v, reason=f"v{v} passed the gate")
+    event = reg.rollback("flights", reason="v3 misbehaves in production")
+    assert (event.version, event.previous_version) == (2, 3)
+    assert reg.get("flights@champion").version == 2
+    reg.rollback("flights")
+    assert reg.get("flights@champion").version == 1
+    with pytest.raises(UserInputError, match="no previous holder"):
+        reg.rollback("flights")
+    history = reg.history("flights", "champion")
+    assert [(e.previous_version, e.version) for e in history] == [
+        (None, 1),
+        (1, 2),
+        (2, 3),
+        (3, 2),
+        (2, 1),
+    ]
+    assert history[3].actor == "ann" and "misbehaves" in history[3].reason
+    # A new promotion after rollbacks rolls back to the restored holder.
+    reg.promote("flights", 3, reason="fixed")
+    reg.rollback("flights")
+    assert reg.get("flights@champion").version == 1
+
+
+def test_compare_and_set_refuses_a_stale_decision(store: MetadataStore) -> None:
+    reg = ModelRegistry(store, actor="ann")
+    _versions(reg, 2)
+    reg.promote("flights", 1, expected_version=None)
+    with pytest.raises(StoreError, match="moved it meanwhile"):
+        reg.promote("flights", 2, expected_version=None)
+    assert reg.get("flights@champion").version == 1
+
+
+def test_concurrent_promotions_leave_a_consistent_history(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    setup = open_metadata_store(url)
+    _versions(ModelRegistry(setup, actor="setup"), 8)
+    setup.close()
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def promote(version: int) -> None:
+        store = open_metadata_store(url)
+        try:
+            barrier.wait()
+            ModelRegistry(store, actor=f"worker{version}").promote(
+                "flights", version, reason="race"
+            )
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store = open_metadata_store(url)
+    history = ModelRegistry(store).history("flights", "champion")
+    assert sorted(e.version for e in history) == list(range(1, 9))
+    # Each move saw the previous one: the history is one unbroken chain.
+    assert [e.previous_version for e in history] == [None] + [e.version for e in history[:-1]]
+    assert store.get_aliases("flights")["champion"] == history[-1].version
+    store.close()
+
+
+def test_register_records_lineage_and_load_checks_the_hash(
+    store: MetadataStore, tmp_path: Path
+) -> None:
+    artifacts = open_artifact_store((tmp_path / "artifacts").as_uri())
+    folder = tmp_path / "model"
+    fit_model(
+        flights([1]).head(3000),
+        label="delayed",
+        features=["origin", "hour"],
+        algorithm="lightgbm",
+        params={"n_estimators": 5},
+    ).save(folder)
+    stored = artifacts.put(folder)
+    run = store.create_run(RunRecord(id=new_id(), pipeline="train", pipeline_version="1"))
+    step = store.save_step(
+        StepRecord(
+            id=new_id(), run_id=run.id, name="train", component="train", component_version="abc123"
+        )
+    )
+    data = _artifact(store, "Dataset", name="data")
+    model = store.add_artifact(
+        ArtifactRecord(
+            id=new_id(),
+            type="Model",
+            uri=stored.uri,
+            sha256=stored.sha256,
+            size=stored.size,
+            name="model",
+            producer_step_id=step.id,
+        )
+    )
+    store.add_events(
+        [
+            EventRecord(step.id, data.id, "input", "data"),
+            EventRecord(step.id, model.id, "output", "model"),
+        ]
+    )
+    reg = ModelRegistry(store, actor="ann")
+    record = reg.register("flights", model.id, description="first")
+    lineage = record.properties["lineage"]
+    assert record.run_id == run.id and lineage["code_version"] == "abc123"
+    assert [i["id"] for i in lineage["inputs"]] == [data.id]
+    loaded = reg.load("flights:1", artifacts)
+    assert loaded.predict(flights([2]).head(10)).shape == (10,)
+    # Damage the unpacked copy in the cache: the model's own hash check refuses it.
+    unpacked = next((tmp_path / "artifacts").rglob("model.txt"))
+    unpacked.chmod(0o644)
+    unpacked.write_text(unpacked.read_text().replace("tree", "TREE", 1))
+    with pytest.raises(IntegrityError, match="changed or damaged"):
+        reg.load("flights:1", artifacts)
+    # Damage the stored archive: the artifact store refuses it.
+    blob = next(p for p in (tmp_path / "artifacts").rglob("*.dir.tar"))
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
+    fresh = open_artifact_store((tmp_path / "artifacts").as_uri(), cache_dir=tmp_path / "c2")
+    with pytest.raises(IntegrityError, match="changed after it was written"):
+        reg.load("flights:1", fresh)
