@@ -481,6 +481,9 @@ class FeatureStore:
     def _materialize_batches(
         self, con: Any, plans: list[Any], end_us: int, counts: dict[str, int]
     ) -> Iterator[WriteBatch]:
+        import duckdb
+
+        from ctloop.features.errors import SourceSchemaError
         from ctloop.features.offline import ViewRequest, point_in_time, q
 
         for view, alias, lower, exclusive in plans:
@@ -514,12 +517,18 @@ class FeatureStore:
                 f"SELECT {key_expr} AS k, {q('__ts__' + view.name)} AS ts, "
                 f"to_json({{{struct}}}) AS v FROM ({sql})"
             )
-            reader = con.sql(final).to_arrow_reader(50_000)
             counts[view.name] = 0
-            for batch in reader:
-                data = batch.to_pydict()
-                counts[view.name] += batch.num_rows
-                yield WriteBatch(view.name, data["k"], data["ts"], data["v"])
+            try:
+                for batch in con.sql(final).to_arrow_reader(50_000):
+                    data = batch.to_pydict()
+                    counts[view.name] += batch.num_rows
+                    yield WriteBatch(view.name, data["k"], data["ts"], data["v"])
+            except duckdb.Error as exc:
+                raise SourceSchemaError(
+                    f"Materializing view {view.name!r} failed while reading its source: "
+                    f"{str(exc).splitlines()[0]} The online store is unchanged; fix the data "
+                    "or the view's definition and materialize again."
+                ) from exc
 
     # online ----------------------------------------------------------------------------
     def get_online_features(
