@@ -29,6 +29,7 @@ app = typer.Typer(
 _GROUPS: list[tuple[str, str, str]] = [
     ("runs", "ctloop.cli.runs", "Inspect pipeline runs."),
     ("artifacts", "ctloop.cli.artifacts", "Inspect stored artifacts."),
+    ("models", "ctloop.cli.models", "Registered models, aliases, promotion and rollback."),
 ]
 
 # Modules that register top-level commands on `app` when imported.

@@ -1,0 +1,223 @@
+"""``ctloop models``: registered models, aliases, promotion, rollback, comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from ctloop.cli.output import console, print_json, print_table
+from ctloop.core.settings import load_settings
+from ctloop.metadata import open_metadata_store, to_dict
+from ctloop.metadata.base import AliasEventRecord
+from ctloop.registry import ModelRegistry, parse_ref
+
+app = typer.Typer(no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AliasOpt = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the history.")]
+
+
+@contextmanager
+def _registry() -> Iterator[ModelRegistry]:
+    store = open_metadata_store(load_settings().metadata_url)
+    try:
+        yield ModelRegistry(store)
+    finally:
+        store.close()
+
+
+def _when(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def _event(event: AliasEventRecord) -> dict[str, Any]:
+    return to_dict(event)
+
+
+@app.command("list")
+def list_models(json_: JsonOpt = False) -> None:
+    """Registered models with their latest version and aliases."""
+    with _registry() as reg:
+        models = reg.models()
+    if json_:
+        print_json(models)
+        return
+    rows = [
+        (
+            m["name"],
+            m["latest_version"],
+            m["versions"],
+            ", ".join(f"{a}={v}" for a, v in sorted(m["aliases"].items())),
+            m["updated_at"],
+        )
+        for m in models
+    ]
+    print_table("Models", ["name", "latest", "versions", "aliases", "updated"], rows)
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    json_: JsonOpt = False,
+) -> None:
+    """One version (NAME:VERSION, NAME@ALIAS) or all versions of a model (NAME)."""
+    parsed = parse_ref(ref)
+    with _registry() as reg:
+        aliases = reg.aliases(parsed.name)
+        if parsed.version is None and parsed.alias is None:
+            versions = reg.versions(parsed.name)
+            if json_:
+                print_json(
+                    {
+                        "name": parsed.name,
+                        "aliases": aliases,
+                        "versions": [to_dict(v) for v in versions],
+                    }
+                )
+                return
+            by_version: dict[int, list[str]] = {}
+            for alias, version in aliases.items():
+                by_version.setdefault(version, []).append(alias)
+            rows = [
+                (
+                    v.version,
+                    ", ".join(sorted(by_version.get(v.version, []))),
+                    _blessed(v.properties),
+                    _auc(v.properties),
+                    v.created_by,
+                    _when(v.created_at),
+                    v.description,
+                )
+                for v in versions
+            ]
+            print_table(
+                f"Model {parsed.name}",
+                ["version", "aliases", "blessed", "roc_auc", "by", "created", "description"],
+                rows,
+            )
+            return
+        record = reg.get(parsed)
+    data = to_dict(record)
+    data["aliases"] = sorted(a for a, v in aliases.items() if v == record.version)
+    if json_:
+        print_json(data)
+        return
+    console.print(
+        f"[bold]{record.name}:{record.version}[/bold]  aliases: {', '.join(data['aliases']) or '-'}"
+    )
+    for key in ("description", "artifact_id", "run_id", "created_by"):
+        console.print(f"  {key}: {data[key] or '-'}")
+    console.print(f"  created_at: {_when(record.created_at)}")
+    if record.tags:
+        console.print(f"  tags: {record.tags}")
+    evaluation = record.properties.get("evaluation", {}).get("overall")
+    if evaluation:
+        rows = [
+            (k, _fmt(m.get("value")), _fmt(m.get("lo")), _fmt(m.get("hi")))
+            for k, m in evaluation.get("metrics", {}).items()
+        ]
+        print_table(f"Metrics ({evaluation.get('n')} rows)", ["metric", "value", "lo", "hi"], rows)
+    blessing = record.properties.get("blessing")
+    if blessing:
+        console.print(
+            f"  gate: {'blessed' if blessing.get('blessed') else 'NOT blessed'}"
+            f" — {blessing.get('summary', '')}"
+        )
+
+
+@app.command("promote")
+def promote(
+    name: str,
+    version: int,
+    alias: AliasOpt = "champion",
+    reason: ReasonOpt = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Point an alias at a version (recorded with who, when and why)."""
+    with _registry() as reg:
+        event = reg.promote(name, version, alias=alias, reason=reason)
+    if json_:
+        print_json(_event(event))
+        return
+    console.print(f"{name}@{alias}: {event.previous_version or '-'} -> {event.version}")
+
+
+@app.command("rollback")
+def rollback(
+    name: str,
+    alias: AliasOpt = "champion",
+    reason: ReasonOpt = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Return an alias to the version that held it before the current one."""
+    with _registry() as reg:
+        event = reg.rollback(name, alias=alias, reason=reason)
+    if json_:
+        print_json(_event(event))
+        return
+    console.print(f"{name}@{alias} rolled back: {event.previous_version} -> {event.version}")
+
+
+@app.command("history")
+def history(
+    name: str,
+    alias: Annotated[str | None, typer.Option("--alias", "-a", help="Only this alias.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Every alias move of a model, oldest first."""
+    with _registry() as reg:
+        events = reg.history(name, alias)
+    if json_:
+        print_json([_event(e) for e in events])
+        return
+    rows = [
+        (_when(e.created_at), e.alias, e.previous_version, e.version, e.actor, e.reason)
+        for e in events
+    ]
+    print_table(f"Alias history of {name}", ["when", "alias", "from", "to", "by", "reason"], rows)
+
+
+@app.command("compare")
+def compare(name: str, a: int, b: int, json_: JsonOpt = False) -> None:
+    """Recorded metrics of two versions side by side, overall and per slice."""
+    with _registry() as reg:
+        result = reg.compare(name, a, b)
+    if json_:
+        print_json(result)
+        return
+    columns = ["metric", f"v{a}", f"v{b}", "delta", "better"]
+
+    def rows(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                r["metric"],
+                _fmt(r["a"]),
+                _fmt(r["b"]),
+                _fmt(r["delta"]),
+                {"a": f"v{a}", "b": f"v{b}"}.get(r["better"] or "", ""),
+            )
+            for r in entries
+        ]
+
+    print_table(f"{name}: v{a} vs v{b} (overall)", columns, rows(result["overall"]))
+    for column, values in result["slices"].items():
+        for value, entries in values.items():
+            print_table(f"{column} = {value}", columns, rows(entries))
+
+
+def _fmt(value: float | None) -> str | None:
+    return None if value is None else f"{value:.4f}"
+
+
+def _blessed(properties: dict[str, Any]) -> str | None:
+    blessing = properties.get("blessing")
+    return None if blessing is None else ("yes" if blessing.get("blessed") else "no")
+
+
+def _auc(properties: dict[str, Any]) -> str | None:
+    overall = properties.get("evaluation", {}).get("overall") or {}
+    return _fmt(overall.get("metrics", {}).get("roc_auc", {}).get("value"))

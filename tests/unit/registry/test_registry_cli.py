@@ -1,0 +1,85 @@
+"""``ctloop models ...`` end to end on the project's SQLite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ctloop.cli.main import main
+from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
+from ctloop.registry import ModelRegistry
+
+
+def _metrics(auc: float, lga_auc: float) -> dict:
+    block = {"n": 100, "metrics": {"roc_auc": {"value": auc, "lo": auc - 0.01, "hi": auc + 0.01}}}
+    lga = {"n": 30, "metrics": {"roc_auc": {"value": lga_auc}}}
+    return {"overall": block, "slices": {"origin": {"LGA": lga}}}
+
+
+@pytest.fixture
+def project(ctloop_home: Path) -> Path:
+    store = open_metadata_store()
+    reg = ModelRegistry(store, actor="ann")
+    for auc, lga in ((0.70, 0.69), (0.72, 0.60)):
+        art = store.add_artifact(
+            ArtifactRecord(id=new_id(), type="Model", uri="file:///m", sha256="0" * 64, size=1)
+        )
+        reg.register(
+            "flights",
+            art.id,
+            properties={"evaluation": _metrics(auc, lga), "blessing": {"blessed": auc > 0.71}},
+        )
+    store.close()
+    return ctloop_home
+
+
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+    capsys.readouterr()
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_promote_rollback_history_show_list(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _json(capsys, "models", "promote", "flights", "1", "--reason", "first")["version"] == 1
+    moved = _json(capsys, "models", "promote", "flights", "2", "--alias", "champion")
+    assert (moved["previous_version"], moved["version"]) == (1, 2)
+    back = _json(capsys, "models", "rollback", "flights", "--reason", "LGA complaints")
+    assert back["version"] == 1 and "LGA complaints" in back["reason"]
+    assert _json(capsys, "models", "show", "flights@champion")["version"] == 1
+    history = _json(capsys, "models", "history", "flights")
+    assert [e["version"] for e in history] == [1, 2, 1]
+    [listed] = _json(capsys, "models", "list")
+    assert listed["aliases"] == {"champion": 1} and listed["versions"] == 2
+    assert len(_json(capsys, "models", "show", "flights")["versions"]) == 2
+    # The table forms print too.
+    for argv in (
+        ["list"],
+        ["show", "flights"],
+        ["show", "flights:2"],
+        ["history", "flights"],
+        ["compare", "flights", "1", "2"],
+    ):
+        assert main(["models", *argv]) == 0
+
+
+def test_compare_side_by_side(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = _json(capsys, "models", "compare", "flights", "1", "2")
+    [overall] = result["overall"]
+    assert overall["delta"] == pytest.approx(0.02) and overall["better"] == "b"
+    [lga] = result["slices"]["origin"]["LGA"]
+    assert lga["delta"] == pytest.approx(-0.09) and lga["better"] == "a"
+
+
+def test_bad_input_exits_nonzero_with_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["models", "show", "nope"]) == 2
+    assert "not found: No model named 'nope'" in capsys.readouterr().err
+    assert main(["models", "promote", "flights", "9"]) == 2
+    assert "no version 9" in capsys.readouterr().err
+    assert main(["models", "rollback", "flights"]) == 2
+    assert "no previous holder" in capsys.readouterr().err
