@@ -107,6 +107,7 @@ class SqlMetadataStore:
         self.url = url
         self._engine = create_engine(url)
         self._dialect = self._engine.dialect.name
+        self._statements: dict[Any, Any] = {}
         try:
             if migrate:
                 upgrade(self._engine, url_for_humans=describe_url(url))
@@ -169,13 +170,13 @@ class SqlMetadataStore:
                 f"The metadata database {describe_url(self.url)} failed: {detail}."
             ) from exc
 
-    def _retry(self, fn: Callable[[], R]) -> R:
+    def _retry(self, fn: Callable[[], R], *, unique_races: bool = True) -> R:
         """Run a write transaction again when it lost a race (unique key or deadlock)."""
         for attempt in range(_RETRIES):
             try:
                 return fn()
             except StoreError as exc:
-                if not _lost_race(exc.__cause__) or attempt == _RETRIES - 1:
+                if not _lost_race(exc.__cause__, unique_races) or attempt == _RETRIES - 1:
                     raise
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise AssertionError("unreachable")
@@ -189,7 +190,7 @@ class SqlMetadataStore:
 
     def _by_prefix(self, conn: sa.Connection, table: sa.Table, key: str, what: str) -> sa.Row[Any]:
         key = str(key).strip()
-        row = conn.execute(sa.select(table).where(table.c.id == key)).first()
+        row = conn.execute(_BY_ID[table.name], {"id": key}).first()
         if row is not None:
             return row
         if len(key) < _MIN_PREFIX:
@@ -250,28 +251,44 @@ class SqlMetadataStore:
 
     def save_step(self, step: StepRecord) -> StepRecord:
         values = _row_values(step)
+        statement = self._upsert(t.steps, ("run_id", "name"))
 
         def attempt() -> None:
             with self._write() as conn:
-                updated = conn.execute(
-                    sa.update(t.steps)
-                    .where(t.steps.c.run_id == step.run_id, t.steps.c.name == step.name)
-                    .values(values)
-                )
-                if updated.rowcount == 0:
-                    if (
-                        conn.execute(
-                            sa.select(t.runs.c.id).where(t.runs.c.id == step.run_id)
-                        ).first()
-                        is None
-                    ):
+                conn.execute(statement, values)
+
+        try:
+            self._retry(attempt, unique_races=False)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                with self._read() as conn:
+                    run = conn.execute(sa.select(t.runs.c.id).where(t.runs.c.id == step.run_id))
+                    if run.first() is None:
                         raise NotFound(
                             f"Cannot save step {step.name!r}: no run with id {step.run_id!r}."
-                        )
-                    conn.execute(sa.insert(t.steps).values(values))
-
-        self._retry(attempt)
+                        ) from None
+            raise
         return _normalized(step)
+
+    def _upsert(self, table: sa.Table, keys: tuple[str, ...]) -> Any:
+        """Insert a row or, on a clash on ``keys``, replace it: one statement, built once."""
+        cached = self._statements.get((table.name, keys))
+        if cached is None:
+            cached = self._statements[(table.name, keys)] = self._build_upsert(table, keys)
+        return cached
+
+    def _build_upsert(self, table: sa.Table, keys: tuple[str, ...]) -> Any:
+        columns = [c.name for c in table.columns if not c.primary_key or c.name in keys]
+        if self._dialect in ("mysql", "mariadb"):
+            mysql_insert = mysql_dialect.insert(table)
+            return mysql_insert.on_duplicate_key_update(
+                {k: mysql_insert.inserted[k] for k in columns}
+            )
+        module = pg_dialect if self._dialect == "postgresql" else sqlite_dialect
+        insert = module.insert(table)
+        return insert.on_conflict_do_update(
+            index_elements=list(keys), set_={k: insert.excluded[k] for k in columns}
+        )
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
         query = sa.select(t.steps).where(t.steps.c.run_id == run_id).order_by(t.steps.c.pk)
@@ -280,23 +297,14 @@ class SqlMetadataStore:
 
     def get_step(self, step_id: str) -> StepRecord:
         with self._read() as conn:
-            row = conn.execute(sa.select(t.steps).where(t.steps.c.id == step_id)).first()
+            row = conn.execute(_BY_ID[t.steps.name], {"id": step_id}).first()
         if row is None:
             raise NotFound(f"No step with id {step_id!r}.")
         return _step(row)
 
     def find_cached_step(self, cache_key: str) -> StepRecord | None:
-        query = (
-            sa.select(t.steps)
-            .where(
-                t.steps.c.cache_key == cache_key,
-                t.steps.c.status == StepStatus.SUCCEEDED.value,
-            )
-            .order_by(t.steps.c.ended_at.desc(), t.steps.c.pk.desc())
-            .limit(1)
-        )
         with self._read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_CACHED_STEP, {"cache_key": cache_key}).first()
         return None if row is None else _step(row)
 
     # artifacts and lineage --------------------------------------------------
@@ -616,10 +624,25 @@ class SqlMetadataStore:
             return [_record(DefinitionRecord, row) for row in conn.execute(query)]
 
 
-def _lost_race(exc: BaseException | None) -> bool:
+_BY_ID = {
+    table.name: sa.select(table).where(table.c.id == sa.bindparam("id"))
+    for table in (t.runs, t.steps, t.artifacts)
+}
+_CACHED_STEP = (
+    sa.select(t.steps)
+    .where(
+        t.steps.c.cache_key == sa.bindparam("cache_key"),
+        t.steps.c.status == StepStatus.SUCCEEDED.value,
+    )
+    .order_by(t.steps.c.ended_at.desc(), t.steps.c.pk.desc())
+    .limit(1)
+)
+
+
+def _lost_race(exc: BaseException | None, unique_races: bool = True) -> bool:
     """A unique-key collision or a deadlock/serialization failure: safe to rerun."""
     if isinstance(exc, sa.exc.IntegrityError):
-        return True
+        return unique_races
     orig = getattr(exc, "orig", None)
     if getattr(orig, "sqlstate", None) in ("40001", "40P01"):  # psycopg
         return True
