@@ -30,6 +30,8 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("runs", "ctloop.cli.runs", "Inspect pipeline runs."),
     ("artifacts", "ctloop.cli.artifacts", "Inspect stored artifacts."),
     ("models", "ctloop.cli.models", "Registered models, aliases, promotion and rollback."),
+    ("features", "ctloop.cli.features", "Feature definitions, training sets and online features."),
+    ("data", "ctloop.cli.data", "Statistics, schemas, validation and drift of datasets."),
 ]
 
 # Modules that register top-level commands on `app` when imported.
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     _mount()
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+        code = app(args=argv, standalone_mode=False)
     except CtloopError as exc:
         typer.echo(exc.one_line(), err=True)
         return exc.exit_code
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

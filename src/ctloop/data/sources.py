@@ -126,7 +126,8 @@ def _from_parquet(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.R
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserInputError(f"{path} is not a readable parquet file: {exc}") from exc
-    return pf.schema_arrow.remove_metadata(), pf.iter_batches(batch_size=batch_rows)
+    schema = _without_pandas_index(pf.schema_arrow)
+    return schema, pf.iter_batches(batch_size=batch_rows, columns=schema.names)
 
 
 def _from_parquet_dataset(
@@ -138,7 +139,14 @@ def _from_parquet_dataset(
         dataset = pads.dataset(path, format="parquet")
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserInputError(f"{path} is not a folder of parquet files: {exc}") from exc
-    return dataset.schema.remove_metadata(), dataset.to_batches(batch_size=batch_rows)
+    schema = _without_pandas_index(dataset.schema)
+    return schema, dataset.to_batches(batch_size=batch_rows, columns=schema.names)
+
+
+def _without_pandas_index(schema: pa.Schema) -> pa.Schema:
+    """Drop the ``__index_level_N__`` columns pandas writes for a non-default index."""
+    fields = [f for f in schema if not f.name.startswith("__index_level_")]
+    return pa.schema(fields)
 
 
 def _from_csv(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:

@@ -1,0 +1,224 @@
+"""``ctloop data``: statistics, schemas, validation and drift of datasets.
+
+Every FILE may be a parquet file, a folder of parquet files, a CSV file, or a
+statistics JSON written by ``ctloop data stats FILE -o stats.json`` (so saved
+statistics can stand in for data they describe).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctloop.cli.output import console, print_json, print_table
+from ctloop.core.errors import ValidationFailed
+
+app = typer.Typer(no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")]
+HtmlOpt = Annotated[
+    Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
+]
+
+
+def _statistics(path: Path):  # -> DatasetStatistics
+    from ctloop.data.stats import DatasetStatistics, compute_statistics
+
+    if path.suffix.lower() == ".json":
+        return DatasetStatistics.load(path)
+    return compute_statistics(path, name=str(path))
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _print_statistics(stats) -> None:
+    rows = []
+    for col in stats.columns.values():
+        summary = ""
+        if col.numeric is not None and col.numeric.finite:
+            num = col.numeric
+            summary = (
+                f"min {_fmt(num.min)}  max {_fmt(num.max)}  mean {_fmt(num.mean)}  "
+                f"std {_fmt(num.std)}" + (f"  inf {num.inf}" if num.inf else "")
+            )
+        elif col.categorical is not None and col.categorical.total:
+            cat = col.categorical
+            top = ", ".join(f"{v} ({c})" for v, c in cat.top(3))
+            summary = f"distinct {cat.distinct}  top {top}"
+        rows.append([col.name, col.type, col.count, f"{col.missing_rate:.1%}", summary])
+    print_table(
+        f"{stats.source}: {stats.rows} rows",
+        ["column", "type", "count", "missing", "summary"],
+        rows,
+    )
+
+
+def _print_anomalies(result) -> None:
+    if result.anomalies:
+        print_table(
+            "Anomalies",
+            ["severity", "column", "kind", "expected", "found"],
+            [[a.severity, a.column, a.kind, a.expected, a.found] for a in result.anomalies],
+        )
+    verdict = "[green]ok[/green]" if result.ok else "[red]failed[/red]"
+    console.print(
+        f"validation {verdict}: {len(result.errors)} error(s), {len(result.warnings)} warning(s)"
+    )
+
+
+def _print_drift(report) -> None:
+    print_table(
+        f"Drift: {report.reference} -> {report.current}",
+        ["feature", "type", "method", "score", "threshold", "drifted", "note"],
+        [
+            [
+                f.column,
+                f.type,
+                f.method,
+                _fmt(f.score),
+                _fmt(f.threshold) if f.score is not None else None,
+                "yes" if f.drifted else "no",
+                f.note or None,
+            ]
+            for f in report.features
+        ],
+    )
+    verdict = "[yellow]drifted[/yellow]" if report.dataset_drifted else "[green]no drift[/green]"
+    console.print(
+        f"dataset {verdict}: {len(report.drifted)} of {len(report.tested)} features drifted "
+        f"({report.share_drifted:.0%}, threshold {report.drift_share:.0%})"
+    )
+
+
+@app.command("stats")
+def stats_command(
+    file: Annotated[Path, typer.Argument(help="Data file (parquet, CSV) or folder of parquet.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Save mergeable statistics (JSON).")
+    ] = None,
+    json_: JsonOpt = False,
+    html_path: HtmlOpt = None,
+) -> None:
+    """Statistics of a dataset: types, missing values, ranges, quantiles, frequencies."""
+    from ctloop.data.report import report_dict, write_html
+
+    stats = _statistics(file)
+    if output is not None:
+        stats.save(output)
+    if html_path is not None:
+        write_html(html_path, stats=stats, title=f"Statistics of {stats.source}")
+    if json_:
+        print_json(report_dict(stats=stats))
+    else:
+        _print_statistics(stats)
+
+
+@app.command("schema")
+def schema_command(
+    file: Annotated[Path, typer.Argument(help="Data (or statistics JSON) to infer from.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the schema YAML here.")
+    ] = None,
+    max_domain_size: Annotated[
+        int, typer.Option(min=0, help="Largest number of distinct values kept as a domain.")
+    ] = 50,
+    json_: JsonOpt = False,
+    html_path: HtmlOpt = None,
+) -> None:
+    """Infer a schema to edit and pin; later runs validate against it."""
+    from ctloop.data.report import write_html
+    from ctloop.data.schema import infer_schema
+
+    stats = _statistics(file)
+    schema = infer_schema(stats, max_domain_size=max_domain_size)
+    if output is not None:
+        schema.save(output)
+    if html_path is not None:
+        write_html(html_path, stats=stats, title=f"Schema source {stats.source}")
+    if json_:
+        print_json(schema.to_dict())
+    elif output is None:
+        typer.echo(schema.to_yaml(), nl=False)
+    else:
+        console.print(f"wrote schema of {len(schema.columns)} columns to {output}")
+
+
+@app.command("validate")
+def validate_command(
+    file: Annotated[Path, typer.Argument(help="Data (or statistics JSON) to check.")],
+    schema_path: Annotated[Path, typer.Option("--schema", help="The pinned schema YAML.")],
+    reference: Annotated[
+        Path | None,
+        typer.Option("--reference", help="Reference data (or statistics) to measure drift from."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Save the anomalies (JSON).")
+    ] = None,
+    json_: JsonOpt = False,
+    html_path: HtmlOpt = None,
+) -> None:
+    """Check data against a schema; exit code 1 when error-level anomalies are found."""
+    from ctloop.data.report import report_dict, write_html
+    from ctloop.data.schema import Schema
+    from ctloop.data.skew import validate_statistics
+
+    schema = Schema.load(schema_path)
+    stats = _statistics(file)
+    ref = _statistics(reference) if reference is not None else None
+    result = validate_statistics(stats, schema, reference=ref)
+    if output is not None:
+        result.save(output)
+    if html_path is not None:
+        write_html(
+            html_path, stats=stats, reference=ref, anomalies=result, title=f"Validation of {file}"
+        )
+    if json_:
+        print_json(report_dict(anomalies=result))
+    else:
+        _print_anomalies(result)
+        if result.drift is not None:
+            _print_drift(result.drift)
+    if not result.ok:
+        # A CtloopError (not typer.Exit) so every entry point exits with code 1.
+        raise ValidationFailed(
+            f"{len(result.errors)} error-level anomalies in {file} (listed above)."
+        )
+
+
+@app.command("drift")
+def drift_command(
+    reference: Annotated[Path, typer.Argument(help="Reference data or statistics JSON.")],
+    current: Annotated[Path, typer.Argument(help="Current data or statistics JSON.")],
+    drift_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of drifted features that makes dataset drift."),
+    ] = 0.5,
+    json_: JsonOpt = False,
+    html_path: HtmlOpt = None,
+) -> None:
+    """Per-feature drift between two datasets and the dataset verdict."""
+    from ctloop.data.drift import compute_drift
+    from ctloop.data.report import report_dict, write_html
+
+    ref, cur = _statistics(reference), _statistics(current)
+    report = compute_drift(ref, cur, drift_share=drift_share)
+    if html_path is not None:
+        write_html(
+            html_path,
+            stats=cur,
+            reference=ref,
+            drift=report,
+            title=f"Drift {reference.name} -> {current.name}",
+        )
+    if json_:
+        print_json(report_dict(drift=report))
+    else:
+        _print_drift(report)
