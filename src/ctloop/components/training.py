@@ -1,0 +1,215 @@
+"""Standard components for the model half of the loop: train, evaluate, infra check, push.
+
+Thin wrappers: the work is done by ``ctloop.models`` (fit, evaluate, gate,
+infra check) and ``ctloop.registry`` (register, promote), which are usable and
+tested without pipelines. The evaluate step scores the candidate and the
+current champion on the same rows and writes the blessing; push registers
+every candidate but moves the alias only for a blessed one, and only if the
+champion is still the one it was compared with (compare-and-set).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ctloop.core.errors import NotFound, ValidationFailed
+from ctloop.pipeline import Dataset, Input, Metrics, Model, Output, component
+
+__all__ = ["evaluate", "infra_check", "push", "train"]
+
+_SUMMARY_FILE = "training-summary.json"
+
+
+@component(version="1")
+def train(
+    data: Input[Dataset],
+    model: Output[Model],
+    label: str,
+    features: list[str],
+    algorithm: str = "lightgbm",
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    task: str = "classification",
+) -> dict[str, Any]:
+    """Fit a model on ``data``; the seed and full parameters are recorded."""
+    from ctloop.core.hashing import stable_json
+    from ctloop.models import fit_model
+
+    trained = fit_model(
+        data.read(),
+        label=label,
+        features=list(features),
+        algorithm=algorithm,
+        params=params,
+        seed=seed,
+        task=task,
+    )
+    manifest = trained.save(model.path)
+    (model.path / _SUMMARY_FILE).write_text(stable_json(trained.data_summary))
+    model.metadata.update(
+        {
+            "flavor": manifest["flavor"],
+            "task": task,
+            "label": label,
+            "algorithm": algorithm,
+            "model_sha256": manifest["sha256"],
+            "signature": manifest["signature"],
+            "training_data": {"id": data.id, "sha256": data.sha256, "rows": trained.n_rows},
+        }
+    )
+    return {
+        "rows": trained.n_rows,
+        "training_seconds": round(trained.training_seconds, 3),
+        "params": trained.params,
+        "seed": seed,
+        "model_sha256": manifest["sha256"],
+    }
+
+
+def _champion(model_name: str, alias: str) -> tuple[Any, int | None]:
+    from ctloop.artifacts import open_artifact_store
+    from ctloop.metadata import open_metadata_store
+    from ctloop.registry import ModelRegistry
+
+    store = open_metadata_store()
+    try:
+        registry = ModelRegistry(store)
+        try:
+            record = registry.get(f"{model_name}@{alias}")
+        except NotFound:
+            return None, None
+        return registry.load(
+            f"{model_name}:{record.version}", open_artifact_store()
+        ), record.version
+    finally:
+        store.close()
+
+
+@component(version="1", cache=False)
+def evaluate(
+    candidate: Input[Model],
+    data: Input[Dataset],
+    evaluation: Output[Metrics],
+    blessing: Output[Metrics],
+    model_name: str,
+    gate: dict[str, Any],
+    slice_columns: list[str] | None = None,
+    alias: str = "champion",
+    threshold: float = 0.5,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Evaluate the candidate and the current champion on ``data``; judge with the gate.
+
+    Not cached: the champion it compares with can change between runs.
+    """
+    from ctloop.models import GateConfig, evaluate_models, judge, load_model
+
+    config = GateConfig.from_dict(gate)
+    models = {"candidate": load_model(candidate.path)}
+    champion, champion_version = _champion(model_name, alias)
+    if champion is not None:
+        models["champion"] = champion
+    report = evaluate_models(
+        models,
+        data.read(),
+        label=str(models["candidate"].manifest["metadata"].get("label", "")),
+        slice_columns=slice_columns or [],
+        threshold=threshold,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    verdict = judge(report, config)
+    verdict["champion_version"] = champion_version
+    verdict["gate"] = config.to_dict()
+    evaluation.write(report)
+    blessing.write(verdict)
+    overall = report["models"]["candidate"]["overall"]["metrics"]
+    evaluation.metadata.update({k: v["value"] for k, v in overall.items()})
+    return {
+        "blessed": verdict["blessed"],
+        "failed": verdict["failed"],
+        "champion_version": champion_version,
+    }
+
+
+@component(version="1")
+def infra_check(
+    model: Input[Model],
+    data: Input[Dataset],
+    report: Output[Metrics],
+    sample_rows: int = 100,
+    max_latency_ms: float = 1000.0,
+) -> dict[str, Any]:
+    """Load the model in a fresh process as the server would and predict sample rows."""
+    from ctloop.models import infra_check as check
+
+    result = check(model.path, data.read().head(sample_rows), max_latency_ms=max_latency_ms)
+    report.write(result)
+    if not result["passed"]:
+        failed = [c["detail"] for c in result["checks"] if not c["passed"]]
+        raise ValidationFailed(f"The model failed its infra check: {'; '.join(failed)}.")
+    return {"latency_ms": result["latency_ms"], "load_ms": result["load_ms"]}
+
+
+@component(version="1", cache=False)
+def push(
+    model: Input[Model],
+    evaluation: Input[Metrics],
+    blessing: Input[Metrics],
+    model_name: str,
+    alias: str = "champion",
+    reason: str = "",
+) -> dict[str, Any]:
+    """Register the model; move ``alias`` to it only if it was blessed.
+
+    The move is a compare-and-set against the champion the gate compared with,
+    so a champion changed meanwhile makes this step fail instead of promoting
+    a model judged against the wrong baseline.
+    """
+    from ctloop.metadata import open_metadata_store
+    from ctloop.registry import ModelRegistry
+
+    report = json.loads(evaluation.path.read_text())
+    verdict = json.loads(blessing.path.read_text())
+    candidate = report["models"]["candidate"]
+    properties = {
+        "evaluation": {
+            "overall": candidate["overall"],
+            "slices": candidate["slices"],
+            "label": report["label"],
+            "n_rows": report["n_rows"],
+        },
+        "blessing": verdict,
+        "flavor": model.metadata.get("flavor"),
+        "signature": model.metadata.get("signature"),
+        "training_data": model.metadata.get("training_data"),
+    }
+    store = open_metadata_store()
+    try:
+        registry = ModelRegistry(store)
+        record = registry.register(
+            model_name,
+            model.id,
+            properties=properties,
+            tags={"blessed": str(verdict["blessed"]).lower()},
+        )
+        promoted = False
+        if verdict["blessed"]:
+            registry.promote(
+                model_name,
+                record.version,
+                alias=alias,
+                reason=reason or verdict["summary"],
+                expected_version=verdict.get("champion_version"),
+            )
+            promoted = True
+    finally:
+        store.close()
+    return {
+        "version": record.version,
+        "promoted": promoted,
+        "alias": alias,
+        "blessed": verdict["blessed"],
+    }
