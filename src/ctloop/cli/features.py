@@ -1,0 +1,237 @@
+"""``ctloop features apply|list|search|show|materialize|get|serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctloop.cli.output import console, err_console, print_json, print_table
+from ctloop.core.errors import UserInputError
+from ctloop.core.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _metadata():  # type: ignore[no-untyped-def]
+    from ctloop.metadata import open_metadata_store
+
+    return open_metadata_store(load_settings().metadata_url)
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from ctloop.features.store import FeatureStore
+
+    settings = load_settings()
+    return FeatureStore.open(metadata=settings.metadata_url, online_store=settings.online_store_url)
+
+
+@app.command("apply")
+def apply(
+    definitions: Annotated[Path, typer.Argument(help="a Python file defining entities and views")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Register the definitions in the catalog (unchanged ones keep their version)."""
+    from ctloop.features.catalog import apply_definitions
+    from ctloop.features.store import load_definitions
+
+    defs = load_definitions(definitions)
+    if not defs.views and not defs.entities:
+        raise UserInputError(
+            f"{definitions} defines no Entity or FeatureView at top level; nothing to apply."
+        )
+    store = _metadata()
+    try:
+        report = apply_definitions(store, defs)
+    finally:
+        store.close()
+    if as_json:
+        print_json(report.to_dict())
+        return
+    for label, names in (
+        ("created", report.created),
+        ("new version", report.updated),
+        ("unchanged", report.unchanged),
+    ):
+        for name in names:
+            console.print(f"{label:>12}  {name}")
+    for warning in report.warnings():
+        err_console.print(f"[yellow]warning[/]: {warning}")
+
+
+def _rows(query: str | None, entity: str | None, tag: str | None, owner: str | None):  # type: ignore[no-untyped-def]
+    from ctloop.features.catalog import feature_rows
+
+    store = _metadata()
+    try:
+        return feature_rows(store, query=query, entity=entity, tag=tag, owner=owner)
+    finally:
+        store.close()
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json({"features": rows})
+        return
+    print_table(
+        "features",
+        ["feature", "v", "entities", "dtype", "owner", "tags", "description"],
+        [
+            [
+                r["ref"],
+                r["version"],
+                ",".join(r["entities"]),
+                r["dtype"],
+                r["owner"] or None,
+                ",".join(f"{k}={v}" for k, v in r["tags"].items()) or None,
+                r["description"] or None,
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("list")
+def list_features(
+    entity: Annotated[str | None, typer.Option(help="only features of this entity")] = None,
+    tag: Annotated[
+        str | None, typer.Option(help="only views with this tag (key or key=value)")
+    ] = None,
+    owner: Annotated[str | None, typer.Option(help="only views of this owner")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Registered features, one per line."""
+    _print_rows(_rows(None, entity, tag, owner), as_json)
+
+
+@app.command("search")
+def search(
+    query: Annotated[
+        str, typer.Argument(help="text found in a name, entity, tag, owner or description")
+    ],
+    entity: Annotated[str | None, typer.Option(help="only features of this entity")] = None,
+    tag: Annotated[str | None, typer.Option(help="only views with this tag")] = None,
+    owner: Annotated[str | None, typer.Option(help="only views of this owner")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find features by name, entity, tag, owner or description."""
+    _print_rows(_rows(query, entity, tag, owner), as_json)
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="a view name or a 'view:feature' reference")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A view: versions, source, freshness, features and which models used them."""
+    from ctloop.features.catalog import describe
+    from ctloop.features.online import open_online_store
+
+    store = _metadata()
+    online = open_online_store(load_settings().online_store_url)
+    try:
+        info = describe(store, name, online=online)
+    finally:
+        store.close()
+        online.close()
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"[bold]{info['name']}[/] v{info['version']}  {info['description']}")
+    console.print(f"entities: {', '.join(info['entities'])} (keys {', '.join(info['join_keys'])})")
+    console.print(f"source: {info['source']}")
+    console.print(f"timestamp: {info['timestamp_field'] or '-'}  ttl: {info['ttl_s'] or '-'} s")
+    console.print(f"owner: {info['owner'] or '-'}  tags: {info['tags'] or '-'}")
+    console.print(f"materialized until: {info['materialized_until'] or 'never'}")
+    print_table(
+        "features",
+        ["feature", "dtype", "definition"],
+        [
+            [f["name"], f["dtype"], f.get("function", "") + " " + f.get("column", "")]
+            for f in info["features"]
+        ],
+    )
+    print_table(
+        "versions",
+        ["version", "created", "fingerprint"],
+        [[v["version"], v["created_at"], v["fingerprint"]] for v in info["versions"]],
+    )
+    used = info["used_by"]
+    console.print(
+        "used by: "
+        + (
+            ", ".join(
+                f"{u['model']} v{u['version']}" if "model" in u else f"dataset {u['dataset'][:12]}"
+                for u in used
+            )
+            or "no recorded model"
+        )
+    )
+
+
+@app.command("materialize")
+def materialize(
+    start: Annotated[str | None, typer.Option(help="ISO time; default: from the beginning")] = None,
+    end: Annotated[str | None, typer.Option(help="ISO time; default: now")] = None,
+    incremental: Annotated[bool, typer.Option(help="start at each view's last watermark")] = False,
+    view: Annotated[list[str] | None, typer.Option(help="only these views (repeatable)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the latest feature values into the online store (all or nothing)."""
+    if incremental and start:
+        raise UserInputError("Give either --start or --incremental, not both.")
+    with _store() as store:
+        report = store.materialize(start, end, views=view, incremental=incremental)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    print_table(
+        f"materialized until {report.end.isoformat()} in {report.seconds:.2f}s",
+        ["view", "rows"],
+        sorted(report.views.items()),
+    )
+
+
+@app.command("get")
+def get(
+    features: Annotated[list[str], typer.Argument(help="'view:feature' references")],
+    entity: Annotated[list[str], typer.Option("--entity", "-e", help="key=value (repeatable)")],
+    now: Annotated[str | None, typer.Option(help="judge ttl as of this ISO time")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Online values for one entity, with their event times."""
+    row: dict[str, Any] = {}
+    for item in entity:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserInputError(f"--entity takes key=value. Got {item!r}.")
+        row[key] = int(value) if value.lstrip("-").isdigit() else value
+    with _store() as store:
+        result = store.get_online_features(features, [row], now=now).to_dict()
+    if as_json:
+        print_json(result)
+        return
+    print_table(
+        "online features",
+        ["feature", "value", "event time", "status"],
+        [
+            [ref, vals[0], result["event_timestamps"][ref][0], result["statuses"][ref][0]]
+            for ref, vals in result["features"].items()
+        ],
+    )
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 6566,
+) -> None:
+    """Serve online features over HTTP (POST /features/online)."""
+    import uvicorn
+
+    from ctloop.features.server import create_app
+
+    uvicorn.run(create_app(_store()), host=host, port=port, log_level="warning")

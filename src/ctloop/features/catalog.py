@@ -1,0 +1,271 @@
+"""The feature catalog: versioned definitions in the metadata store, search and lineage.
+
+``apply`` stores each entity and view as a ``DefinitionRecord``: unchanged
+definitions keep their version, changed ones get the next. It also reports
+features that compute the same thing under different names ("duplicates") and
+one feature name that means different things in different views ("conflicts"):
+reported, not refused, since both can be intended.
+
+Lineage: a training run records the refs its training set used
+(``TrainingSet.feature_refs``) in the ``feature_refs`` property of its dataset
+artifact or model version; :func:`used_by` reads them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ctloop.core.errors import NotFound
+from ctloop.core.hashing import hash_bytes, stable_json
+from ctloop.features.definitions import AggregationView, Entity, FeatureView, definition_from_spec
+from ctloop.features.errors import feature_not_found
+
+if TYPE_CHECKING:
+    from ctloop.features.store import Definitions
+    from ctloop.metadata.base import DefinitionRecord, MetadataStore
+
+__all__ = [
+    "ApplyReport",
+    "apply_definitions",
+    "describe",
+    "feature_rows",
+    "load_catalog",
+    "used_by",
+]
+
+View = FeatureView | AggregationView
+ENTITY, VIEW = "entity", "feature_view"
+
+
+@dataclass
+class ApplyReport:
+    """What ``apply`` did, per definition, and what it noticed."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)  # "name v3"
+    unchanged: list[str] = field(default_factory=list)
+    duplicates: list[list[str]] = field(default_factory=list)  # refs computing the same thing
+    conflicts: dict[str, list[str]] = field(default_factory=dict)  # name -> refs meaning otherwise
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def warnings(self) -> list[str]:
+        out = [
+            f"{', '.join(group)} compute the same thing; keep one and use it everywhere."
+            for group in self.duplicates
+        ]
+        out += [
+            f"feature name {name!r} means different things in {', '.join(refs)}; rename one."
+            for name, refs in self.conflicts.items()
+        ]
+        return out
+
+
+def _fingerprint(spec: dict[str, Any], description: str, owner: str, tags: dict[str, str]) -> str:
+    doc = {"spec": spec, "description": description, "owner": owner, "tags": tags}
+    return hash_bytes(stable_json(doc).encode())
+
+
+def _view_spec(view: View) -> dict[str, Any]:
+    spec = view.spec()
+    spec["feature_descriptions"] = {
+        f.name: f.description
+        for f in view.features  # type: ignore[attr-defined]
+        if f.description
+    }
+    return spec
+
+
+def apply_definitions(metadata: MetadataStore, definitions: Definitions) -> ApplyReport:
+    """Register entities and views; report new versions, duplicates and name conflicts."""
+    report = ApplyReport()
+    items: list[tuple[str, Entity | View, dict[str, Any]]] = [
+        (ENTITY, e, e.spec()) for e in definitions.entities.values()
+    ]
+    items += [(VIEW, v, _view_spec(v)) for v in definitions.views.values()]
+    for kind, item, spec in items:
+        record, created = metadata.put_definition(
+            kind,
+            item.name,
+            spec,
+            fingerprint=_fingerprint(spec, item.description, item.owner, dict(item.tags)),
+            description=item.description,
+            owner=item.owner,
+            tags=dict(item.tags),
+        )
+        label = item.name if kind == VIEW else f"entity {item.name}"
+        if not created:
+            report.unchanged.append(label)
+        elif record.version == 1:
+            report.created.append(label)
+        else:
+            report.updated.append(f"{label} v{record.version}")
+    _find_overlaps(load_catalog(metadata).views, report)
+    return report
+
+
+def _find_overlaps(views: dict[str, View], report: ApplyReport) -> None:
+    meaning: dict[str, list[str]] = defaultdict(list)
+    by_name: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for view in views.values():
+        for name in view.feature_names:
+            key = view.semantic_key(name)
+            ref = f"{view.name}:{name}"
+            meaning[key].append(ref)
+            by_name[name][key].append(ref)
+    report.duplicates = sorted(sorted(refs) for refs in meaning.values() if len(refs) > 1)
+    report.conflicts = {
+        name: sorted(r for refs in keys.values() for r in refs)
+        for name, keys in sorted(by_name.items())
+        if len(keys) > 1
+    }
+
+
+def load_catalog(metadata: MetadataStore) -> Definitions:
+    """The latest version of every registered entity and view."""
+    from ctloop.features.store import Definitions
+
+    records = metadata.list_definitions()
+    entities = {
+        r.name: _with_meta(definition_from_spec(r.spec), r) for r in records if r.kind == ENTITY
+    }
+    views = {
+        r.name: _with_meta(definition_from_spec(r.spec, entities), r)  # type: ignore[arg-type]
+        for r in records
+        if r.kind == VIEW
+    }
+    return Definitions(entities, views)  # type: ignore[arg-type]
+
+
+def _with_meta(item: Any, record: DefinitionRecord) -> Any:
+    changes: dict[str, Any] = {
+        "description": record.description,
+        "owner": record.owner,
+        "tags": dict(record.tags),
+    }
+    item = dataclasses.replace(item, **changes)
+    descriptions = record.spec.get("feature_descriptions") or {}
+    if descriptions and isinstance(item, FeatureView):
+        feats = [
+            dataclasses.replace(f, description=descriptions.get(f.name, "")) for f in item.features
+        ]
+        item = dataclasses.replace(item, features=feats)
+    elif descriptions and isinstance(item, AggregationView):
+        aggs = [
+            dataclasses.replace(a, description=descriptions.get(a.name, ""))
+            for a in item.aggregations
+        ]
+        item = dataclasses.replace(item, aggregations=aggs)
+    return item
+
+
+def feature_rows(
+    metadata: MetadataStore,
+    *,
+    query: str | None = None,
+    entity: str | None = None,
+    tag: str | None = None,
+    owner: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per registered feature, filtered; ``query`` matches any text field."""
+    rows = []
+    versions = {r.name: r.version for r in metadata.list_definitions(VIEW)}
+    for view in load_catalog(metadata).views.values():
+        for item in view.features:  # type: ignore[attr-defined]
+            row = {
+                "ref": f"{view.name}:{item.name}",
+                "view": view.name,
+                "version": versions.get(view.name),
+                "entities": [e.name for e in view.entities],
+                "join_keys": list(view.join_keys),
+                "dtype": item.dtype,
+                "kind": "aggregation" if isinstance(view, AggregationView) else "feature",
+                "owner": view.owner,
+                "tags": dict(view.tags),
+                "description": item.description or view.description,
+            }
+            if entity and entity not in row["entities"] and entity not in row["join_keys"]:
+                continue
+            if owner and owner.lower() != view.owner.lower():
+                continue
+            if tag:
+                k, _, v = tag.partition("=")
+                if k not in view.tags or (v and view.tags[k] != v):
+                    continue
+            if query:
+                text = " ".join(
+                    [
+                        row["ref"],
+                        *row["entities"],
+                        view.owner,
+                        view.description,
+                        item.description,
+                        *(e.description for e in view.entities),
+                        *(f"{k}={v}" for k, v in view.tags.items()),
+                    ]
+                ).lower()
+                if query.lower() not in text:
+                    continue
+            rows.append(row)
+    return rows
+
+
+def used_by(metadata: MetadataStore, refs: list[str]) -> list[dict[str, Any]]:
+    """Model versions and datasets whose ``feature_refs`` property names any of ``refs``."""
+    wanted = set(refs)
+    out: list[dict[str, Any]] = []
+    for mv in metadata.list_model_versions():
+        used = set(mv.properties.get("feature_refs") or [])
+        if used & wanted:
+            out.append({"model": mv.name, "version": mv.version, "run_id": mv.run_id})
+    for art in metadata.list_artifacts(type="Dataset", limit=1000):
+        used = set(art.properties.get("feature_refs") or [])
+        if used & wanted:
+            out.append({"dataset": art.id, "step_id": art.producer_step_id})
+    return out
+
+
+def describe(metadata: MetadataStore, name: str, *, online: Any = None) -> dict[str, Any]:
+    """Everything about one view (or the view of a ``view:feature`` ref)."""
+    view_name = name.split(":", 1)[0]
+    try:
+        latest = metadata.get_definition(VIEW, view_name)
+    except NotFound:
+        known = [r.name for r in metadata.list_definitions(VIEW)]
+        raise feature_not_found(name, known, what="feature view") from None
+    history = [metadata.get_definition(VIEW, view_name, v) for v in range(1, latest.version + 1)]
+    view = load_catalog(metadata).views[view_name]
+    freshness = None
+    if online is not None:
+        from ctloop.features.store import _from_us
+
+        mark = online.watermark(view_name)
+        freshness = None if mark is None else _from_us(mark).isoformat()  # type: ignore[union-attr]
+    refs = [f"{view_name}:{n}" for n in view.feature_names]
+    return {
+        "name": view_name,
+        "version": latest.version,
+        "description": latest.description,
+        "owner": latest.owner,
+        "tags": latest.tags,
+        "entities": latest.spec["entities"],
+        "join_keys": latest.spec["join_keys"],
+        "source": latest.spec["source"],
+        "timestamp_field": latest.spec.get("timestamp_field"),
+        "ttl_s": latest.spec.get("ttl_s"),
+        "features": latest.spec["features"],
+        "materialized_until": freshness,
+        "versions": [
+            {
+                "version": r.version,
+                "created_at": r.created_at.isoformat() if r.created_at else None,
+                "fingerprint": r.fingerprint[:12],
+            }
+            for r in history
+        ],
+        "used_by": used_by(metadata, refs),
+    }
