@@ -1,0 +1,54 @@
+"""Concurrent promotions from separate processes (the CLI) on PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
+from ctloop.registry import ModelRegistry
+from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+
+
+def _promote(url: str, name: str, version: int) -> subprocess.Popen[bytes]:
+    """`ctloop models promote` in its own process, as two operators would run it."""
+    env = {**os.environ, "CTLOOP_METADATA_URL": url, "CTLOOP_ACTOR": f"proc{version}"}
+    argv = [
+        sys.executable,
+        "-m",
+        "ctloop.cli.main",
+        "models",
+        "promote",
+        name,
+        str(version),
+        "--reason",
+        "race",
+    ]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize(("service", "url"), [("postgres", POSTGRES_URL), ("mysql", MYSQL_URL)])
+def test_concurrent_promotions_in_processes(service: str, url: str) -> None:
+    require_service(service)
+    name = unique_name("model")
+    store = open_metadata_store(url)
+    registry = ModelRegistry(store, actor="setup")
+    for _ in range(6):
+        art = store.add_artifact(
+            ArtifactRecord(id=new_id(), type="Model", uri="file:///m", sha256="0" * 64, size=1)
+        )
+        registry.register(name, art.id)
+    procs = [_promote(url, name, v) for v in range(1, 7)]
+    assert [p.wait(60) for p in procs] == [0] * 6
+    history = registry.history(name, "champion")
+    assert sorted(e.version for e in history) == list(range(1, 7))
+    assert [e.previous_version for e in history] == [None] + [e.version for e in history[:-1]]
+    assert store.get_aliases(name)["champion"] == history[-1].version
+    registry.rollback(name)
+    assert store.get_aliases(name)["champion"] == history[-2].version
+    store.close()
