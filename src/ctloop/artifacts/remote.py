@@ -62,14 +62,17 @@ class FsspecByteStore:
                 f"{what}: permission denied by the artifact store {self.url} ({exc}). "
                 "Check the credentials and the bucket policy."
             ) from None
-        except (ConnectionError, TimeoutError) as exc:
-            raise BackendUnavailable(
-                f"{what}: cannot reach the artifact store {self.url} ({exc}). "
-                "Check the endpoint and the network."
-            ) from None
         except Exception as exc:
+            if not _is_connection_error(exc):
+                detail = " ".join(str(exc).split()) or type(exc).__name__
+                raise StoreError(
+                    f"{what}: the artifact store {self.url} failed ({detail})."
+                ) from exc
             detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise StoreError(f"{what}: the artifact store {self.url} failed ({detail}).") from exc
+            raise BackendUnavailable(
+                f"{what}: cannot reach the artifact store {self.url} ({detail}). "
+                "Check the endpoint, the network and the credentials."
+            ) from None
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with self._guard(what):
@@ -108,3 +111,26 @@ class FsspecByteStore:
 
     def local_path(self, key: str) -> Path | None:
         return None
+
+
+_CONNECTION_ERRORS = (
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ClientConnectorError",
+    "ConnectionClosedError",
+    "ServerDisconnectedError",
+)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Network failures, by class name so that no driver has to be imported here."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError | TimeoutError):
+            return True
+        if any(type(seen).__name__ == name for name in _CONNECTION_ERRORS):
+            return True
+        if "Could not connect to the endpoint" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -148,3 +148,23 @@ def test_cli_reports_a_wrong_metadata_url_in_one_line(
     assert main(["runs", "list"]) != 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("backend unavailable:") and "\n" not in err and ":pw@" not in err
+
+
+def test_unreachable_s3_endpoint_is_backend_unavailable(tmp_path: Path) -> None:
+    pytest.importorskip("s3fs")
+    from ctloop.core.errors import BackendUnavailable
+
+    store = open_artifact_store(
+        "s3://bucket/arts",
+        cache_dir=tmp_path,
+        storage_options={
+            "endpoint_url": "http://127.0.0.1:1",
+            "key": "k",
+            "secret": "s",
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+        },
+    )
+    source = tmp_path / "x.txt"
+    source.write_text("x")
+    with pytest.raises(BackendUnavailable, match="cannot reach the artifact store s3://bucket"):
+        store.put(source)
