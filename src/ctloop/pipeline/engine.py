@@ -216,8 +216,8 @@ class Engine:
         running: dict[Future[TaskResult], str] = {}
         retry_at: dict[str, float] = {}
         failure: str | None = None
-        self.runner.init(self.max_workers)
         try:
+            self.runner.init(self.max_workers)  # inside: a failed start marks the run failed
             while True:
                 if failure is None:
                     failure = self._submit_ready(graph, records, outputs, pending, running,

@@ -142,6 +142,7 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
         }
         if work.exists():
             shutil.rmtree(work)
+        work.mkdir(parents=True)
         out_dir = work / "outputs"
         outputs: dict[str, Artifact] = {}
         for name, ref in task.outputs.items():

@@ -1,0 +1,128 @@
+"""Pipelines used by the engine tests; behaviour is steered through files in CTLOOP_TEST_DIR."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ctloop.pipeline import Dataset, Input, Metrics, Output, command_component, component, pipeline
+
+
+def _box() -> Path:
+    return Path(os.environ["CTLOOP_TEST_DIR"])
+
+
+def _count(name: str) -> None:
+    with open(_box() / f"ran-{name}", "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+
+
+@component
+def source(n: int, out: Output[Dataset]) -> dict:
+    import pandas as pd
+
+    _count(f"source-{n}")
+    out.write(pd.DataFrame({"x": list(range(n))}))
+    return {"n": n}
+
+
+@component
+def slow(data: Input[Dataset], seconds: float, out: Output[Dataset]) -> dict:
+    start = time.time()
+    _count("slow")
+    (_box() / "slow-started").write_text(str(os.getpid()))
+    if not (_box() / "fast").exists():
+        time.sleep(seconds)
+    out.write(data.read())
+    return {"start": start, "end": time.time()}
+
+
+@component
+def total(a: Input[Dataset], b: Input[Dataset], metrics: Output[Metrics]) -> int:
+    _count("total")
+    if (_box() / "fail-total").exists():
+        raise RuntimeError("total was told to fail")
+    value = int(a.read()["x"].sum() + b.read()["x"].sum())
+    metrics.log("total", value)
+    return value
+
+
+@component(retries=2, retry_backoff=0.05)
+def flaky(data: Input[Dataset], out: Output[Dataset]) -> int:
+    _count("flaky")
+    runs = len((_box() / "ran-flaky").read_text().splitlines())
+    if runs < 3:
+        raise ConnectionError(f"transient failure {runs}")
+    out.write(data.read())
+    return runs
+
+
+@pipeline
+def diamond(n: int = 10, seconds: float = 0.0):
+    a = source(n=n)
+    b = source(n=n + 1)
+    left = slow(data=a, seconds=seconds)
+    right = slow(data=b, seconds=seconds)
+    total(a=left, b=right)
+
+
+@pipeline
+def retrying(n: int = 5):
+    flaky(data=source(n=n))
+
+
+@component
+def writes_nothing(out: Output[Dataset]) -> None:
+    pass
+
+
+@pipeline
+def forgetful():
+    writes_nothing()
+
+
+byte_count = command_component(
+    "byte_count",
+    ["sh", "-c", "wc -c < {inputs.data} | tr -d ' ' > {outputs.out}; echo {params.label}"],
+    inputs={"data": Dataset},
+    outputs={"out": Metrics},
+    parameters={"label": "hello"},
+)
+
+failing_command = command_component(
+    "failing_command", ["sh", "-c", "echo broken input >&2; exit 3"],
+    inputs={"data": Dataset},
+)
+
+
+@pipeline
+def shell(n: int = 4):
+    byte_count(data=source(n=n), label="counted")
+
+
+@pipeline
+def shell_fails():
+    failing_command(data=source(n=2))
+
+
+@component(requirements=["six==1.16.0"])
+def old_six(out: Output[Metrics]) -> str:
+    import six
+
+    out.log("six", six.__version__)
+    return six.__version__
+
+
+@component(requirements=["six==1.17.0"])
+def new_six(out: Output[Metrics]) -> str:
+    import six
+
+    out.log("six", six.__version__)
+    return six.__version__
+
+
+@pipeline
+def two_sixes():
+    old_six()
+    new_six()

@@ -1,0 +1,138 @@
+"""The command line: happy paths and one clear line for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ctloop.cli.main import main
+
+PIPES = Path(__file__).parent / "pipelines_for_tests.py"
+
+
+@pytest.fixture
+def box(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = ctloop_home / "box"
+    folder.mkdir()
+    monkeypatch.setenv("CTLOOP_TEST_DIR", str(folder))
+    return folder
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_run_list_show_lineage_json(box: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "run", f"{PIPES}:diamond", "--param", "n=3", "--json")
+    assert code == 0
+    payload = json.loads(out)
+    run_id = payload["run"]["id"]
+    assert payload["run"]["status"] == "succeeded" and len(payload["steps"]) == 5
+    code, out, _ = cli(capsys, "runs", "list", "--json")
+    assert [r["id"] for r in json.loads(out)["runs"]] == [run_id]
+    code, out, _ = cli(capsys, "runs", "show", run_id[:8], "--json")
+    shown = json.loads(out)
+    total = next(s for s in shown["steps"] if s["name"] == "total")
+    art_id = next(e["artifact_id"] for e in total["events"] if e["kind"] == "output")
+    code, out, _ = cli(capsys, "artifacts", "show", art_id[:10], "--verify", "--json")
+    assert code == 0 and json.loads(out)["verified"] is True
+    code, out, _ = cli(capsys, "lineage", art_id, "--json")
+    graph = json.loads(out)
+    assert graph["root"] == art_id and len(graph["steps"]) == 5
+    code, out, _ = cli(capsys, "runs", "show", run_id)  # the human view renders
+    assert code == 0 and "total" in out and "succeeded" in out
+    code, out, _ = cli(capsys, "lineage", art_id)
+    assert code == 0 and "source" in out
+
+
+def test_missing_file(box: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", "nowhere.py:p")
+    assert code != 0 and "does not exist" in one_error_line(err)
+
+
+def test_unknown_pipeline_name(box: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", f"{PIPES}:diamnd")
+    assert code != 0 and "Did you mean 'diamond'" in one_error_line(err)
+
+
+def test_parameter_of_wrong_type(box: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", f"{PIPES}:diamond", "--param", "n=ten")
+    line = one_error_line(err)
+    assert code != 0 and "parameter 'n'" in line and "must be int" in line
+    code, _, err = cli(capsys, "run", f"{PIPES}:diamond", "--param", "n")
+    assert code != 0 and "KEY=VALUE" in one_error_line(err)
+
+
+def test_bad_max_workers(box: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", f"{PIPES}:diamond", "--max-workers", "0")
+    assert code != 0 and "--max-workers" in one_error_line(err)
+
+
+def test_unknown_run_and_artifact(box: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "runs", "show", "feedbeef")
+    assert code != 0 and "feedbeef" in one_error_line(err)
+    code, _, err = cli(capsys, "artifacts", "show", "feedbeef")
+    assert code != 0 and "feedbeef" in one_error_line(err)
+
+
+def test_unreachable_database(box: Path, capsys: pytest.CaptureFixture[str],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTLOOP_METADATA_URL", "postgresql+psycopg://nobody@127.0.0.1:1/nodb")
+    code, _, err = cli(capsys, "runs", "list")
+    line = one_error_line(err)
+    assert code != 0 and "127.0.0.1:1" in line
+
+
+def test_wrong_database_url(box: Path, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTLOOP_METADATA_URL", "oracle+nothing://x")
+    code, _, err = cli(capsys, "runs", "list")
+    assert code != 0 and one_error_line(err)
+
+
+def test_failed_step_exits_nonzero_and_keeps_store(box: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (box / "fail-total").touch()
+    code, _, err = cli(capsys, "run", f"{PIPES}:diamond", "--param", "n=2")
+    assert code == 1 and "total was told to fail" in err and "ctloop resume" in err
+    code, out, _ = cli(capsys, "runs", "list", "--json")
+    (run,) = json.loads(out)["runs"]
+    assert run["status"] == "failed"
+    (box / "fail-total").unlink()
+    code, out, _ = cli(capsys, "resume", run["id"][:12], "--json")
+    assert code == 0 and json.loads(out)["run"]["status"] == "succeeded"
+
+
+def test_init_scaffolds_a_project_that_runs(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = cli(capsys, "init", "proj")
+    assert code == 0
+    assert {p.name for p in (ctloop_home / "proj").iterdir()} >= {
+        "ctloop.toml", "pipeline.py", "README.md"}
+    monkeypatch.chdir(ctloop_home / "proj")
+    code, out, err = cli(capsys, "run", "pipeline.py", "--json")
+    assert code == 0, err
+    assert json.loads(out)["run"]["status"] == "succeeded"
+    assert (ctloop_home / "proj" / ".ctloop" / "metadata.db").exists()
+    code, _, err = cli(capsys, "init", ".")
+    assert code != 0 and "not empty" in one_error_line(err)
+
+
+def test_console_script_prints_one_line(ctloop_home: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ctloop", "run", "missing.py"],
+                          capture_output=True, text=True, cwd=ctloop_home, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "missing.py" in proc.stderr
