@@ -77,6 +77,9 @@ def create_engine(url: str) -> sa.Engine:
     kwargs: dict[str, Any] = {"json_serializer": _dumps}
     if backend == "sqlite":
         _prepare_sqlite_path(parsed)
+        # SQLite connections are cheap and local: never make a parallel step wait for one.
+        if parsed.database not in (None, "", ":memory:"):
+            kwargs["max_overflow"] = -1
     elif backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         kwargs["pool_pre_ping"] = True
