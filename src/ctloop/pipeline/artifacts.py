@@ -47,14 +47,16 @@ class Artifact:
         return cls.__name__
 
     @classmethod
-    def new_output(cls: type[T], folder: Path) -> T:
-        """An empty output inside ``folder`` for a step to write to."""
+    def new_output(cls: type[T], stem: Path) -> T:
+        """An empty output at ``stem`` + our file name (or a new folder ``stem``).
+
+        Outputs share one work folder per run, so a step costs no directory
+        creation or removal (slow on some file systems) unless it writes a folder.
+        """
         if cls.filename is None:
-            path = folder / "artifact"
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            path = folder / cls.filename
-        return cls(path)
+            stem.mkdir(parents=True, exist_ok=True)
+            return cls(stem)
+        return cls(stem.with_name(f"{stem.name}.{cls.filename}"))
 
     def __repr__(self) -> str:
         ident = self.id or self.uri or str(self.path)

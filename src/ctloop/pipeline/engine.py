@@ -255,6 +255,10 @@ class Engine:
                 self.observer.run_finished(run)
             raise
         self.runner.finalize()
+        try:  # each step cleans up after itself; the run's folder is empty unless a step failed
+            (self.home / "work" / run.id).rmdir()
+        except OSError:
+            pass
         if failure is not None:
             for name in pending:
                 rec = records[name]
@@ -439,7 +443,7 @@ class Engine:
             },
             outputs={k: class_ref(t) for k, t in comp.outputs.items()},
             artifacts_url=self.artifacts_url,
-            work_dir=str(self.home / "work" / rec.run_id / spec.name),
+            work_dir=str(self.home / "work" / rec.run_id),
             requirements=comp.requirements,
             resources=comp.resources,
         )

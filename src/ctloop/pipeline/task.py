@@ -140,15 +140,13 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
             )
             for name, ia in task.inputs.items()
         }
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        out_dir = work / "outputs"
+        work.mkdir(parents=True, exist_ok=True)
         outputs: dict[str, Artifact] = {}
         for name, ref in task.outputs.items():
-            folder = out_dir / name
-            folder.mkdir(parents=True, exist_ok=True)
-            outputs[name] = _artifact_class(ref).new_output(folder)
+            stem = work / f"{task.step}.{task.attempt}.{name}"
+            cls = _artifact_class(ref)
+            _remove(stem if cls.filename is None else stem.with_name(f"{stem.name}.{cls.filename}"))
+            outputs[name] = cls.new_output(stem)
         if task.command is not None:
             value = _run_command(task, inputs, outputs)
         else:
@@ -169,7 +167,8 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
                 "uri": obj.uri, "sha256": obj.sha256, "size": obj.size,
                 "properties": _jsonable(art.metadata),
             }
-        shutil.rmtree(work, ignore_errors=True)
+        for art in outputs.values():
+            _remove(art.path)
         return TaskResult(
             ok=True, outputs=stored, value=_jsonable(value), started=started,
             ended=time.time(), executor=executor,
@@ -182,6 +181,14 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
             ok=False, error=message, traceback=traceback.format_exc(), started=started,
             ended=time.time(), executor=executor,
         )
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or folder left by an earlier attempt or a finished step."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _artifact_class(ref: str) -> type[Artifact]:
