@@ -83,8 +83,8 @@ def _from_dataframe(
         dupes = sorted(set(df.columns[df.columns.duplicated()]))
         raise UserInputError(f"The DataFrame has duplicate column names {dupes}; rename them.")
     try:
-        schema = pa.Schema.from_pandas(df.iloc[:0], preserve_index=False)
-        first = pa.RecordBatch.from_pandas(df.iloc[:batch_rows], preserve_index=False)
+        # Table (not RecordBatch) because pandas' Arrow-backed columns arrive chunked.
+        first = pa.Table.from_pandas(df.iloc[:batch_rows], preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise UserInputError(
             f"A column of the DataFrame mixes types Arrow cannot hold together ({exc}); "
@@ -93,12 +93,12 @@ def _from_dataframe(
     schema = first.schema.remove_metadata()
 
     def batches() -> Iterator[pa.RecordBatch]:
-        yield first.replace_schema_metadata(None)
+        yield from first.replace_schema_metadata(None).to_batches()
         for start in range(batch_rows, len(df), batch_rows):
-            batch = pa.RecordBatch.from_pandas(
+            part = pa.Table.from_pandas(
                 df.iloc[start : start + batch_rows], schema=schema, preserve_index=False
             )
-            yield batch.replace_schema_metadata(None)
+            yield from part.replace_schema_metadata(None).to_batches()
 
     return schema, batches()
 
