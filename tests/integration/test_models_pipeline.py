@@ -38,7 +38,7 @@ def train_and_push(train_months: list[int], fraction: float = 1.0, n_estimators:
         label="delayed",
         features=FEATURES,
         algorithm="lightgbm",
-        params={"n_estimators": n_estimators},
+        params={"n_estimators": n_estimators, "n_jobs": 1},
         seed=0,
     )
     judged = evaluate(

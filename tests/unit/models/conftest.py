@@ -16,3 +16,12 @@ def jan_feb() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def april() -> pd.DataFrame:
     return flights([4]).sample(8_000, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """One OpenMP thread: on busy shared cores, spinning thread pools cost 10x in wall time."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

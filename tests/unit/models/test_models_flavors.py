@@ -27,8 +27,8 @@ FEATURES = ["origin", "carrier", "hour", "distance", "month", "dest"]
 SMALL = {
     "logistic": {"max_iter": 200},
     "hist_gradient_boosting": {"max_iter": 30},
-    "lightgbm": {"n_estimators": 30},
-    "xgboost": {"n_estimators": 30},
+    "lightgbm": {"n_estimators": 30, "n_jobs": 1},
+    "xgboost": {"n_estimators": 30, "n_jobs": 1},
 }
 
 
@@ -92,7 +92,7 @@ def test_missing_column_is_named(
         label="delayed",
         features=FEATURES,
         algorithm="lightgbm",
-        params={"n_estimators": 5},
+        params={"n_estimators": 5, "n_jobs": 1},
     ).save(tmp_path / "m")
     with pytest.raises(UserInputError, match=r"missing column\(s\) \['carrier'\]"):
         load_model(tmp_path / "m").predict(april.drop(columns=["carrier"]))
@@ -100,7 +100,11 @@ def test_missing_column_is_named(
 
 def test_corrupted_model_file_is_an_integrity_error(jan_feb: pd.DataFrame, tmp_path: Path) -> None:
     manifest = fit_model(
-        jan_feb, label="delayed", features=FEATURES, algorithm="xgboost", params={"n_estimators": 5}
+        jan_feb,
+        label="delayed",
+        features=FEATURES,
+        algorithm="xgboost",
+        params={"n_estimators": 5, "n_jobs": 1},
     ).save(tmp_path / "m")
     model_file = tmp_path / "m" / manifest["model_file"]
     data = bytearray(model_file.read_bytes())
@@ -116,7 +120,7 @@ def test_missing_package_and_version_mismatch(jan_feb: pd.DataFrame, tmp_path: P
         label="delayed",
         features=FEATURES,
         algorithm="lightgbm",
-        params={"n_estimators": 5},
+        params={"n_estimators": 5, "n_jobs": 1},
     ).save(tmp_path / "m")
     path = tmp_path / "m" / MANIFEST
     manifest = read_manifest(tmp_path / "m")
@@ -153,7 +157,7 @@ def test_training_records_summary_and_params(jan_feb: pd.DataFrame) -> None:
         label="delayed",
         features=FEATURES,
         algorithm="lightgbm",
-        params={"n_estimators": 7},
+        params={"n_estimators": 7, "n_jobs": 1},
         seed=3,
     )
     assert trained.params["n_estimators"] == 7 and trained.params["random_state"] == 3

@@ -35,7 +35,7 @@ def _fit(data: pd.DataFrame, features: list[str], path: Path) -> LoadedModel:
         label="delayed",
         features=features,
         algorithm="lightgbm",
-        params={"n_estimators": 40},
+        params={"n_estimators": 40, "n_jobs": 1},
         seed=0,
     ).save(path)
     return load_model(path)

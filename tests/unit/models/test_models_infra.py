@@ -20,7 +20,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         label="delayed",
         features=["origin", "hour", "distance"],
         algorithm="lightgbm",
-        params={"n_estimators": 10},
+        params={"n_estimators": 10, "n_jobs": 1},
     ).save(path)
     return path
 

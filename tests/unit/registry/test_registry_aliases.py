@@ -159,7 +159,7 @@ def test_register_records_lineage_and_load_checks_the_hash(
         label="delayed",
         features=["origin", "hour"],
         algorithm="lightgbm",
-        params={"n_estimators": 5},
+        params={"n_estimators": 5, "n_jobs": 1},
     ).save(folder)
     stored = artifacts.put(folder)
     run = store.create_run(RunRecord(id=new_id(), pipeline="train", pipeline_version="1"))
