@@ -88,6 +88,7 @@ def connect() -> duckdb.DuckDBPyConnection:
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -596,8 +596,11 @@ class FeatureStore:
                     decoded.append(json.loads(payload))
                     status.append("present")
             for name, ref in zip(feats, refs, strict=True):
-                dtype = view.feature(name).dtype
-                col = [None if d is None else d.get(name) for d in decoded]
+                feature = view.feature(name)
+                dtype = feature.dtype
+                # a count over a window with nothing in it is 0, as in training sets
+                empty = 0 if getattr(feature, "function", None) == "count" else None
+                col = [empty if d is None else d.get(name) for d in decoded]
                 if dtype == "timestamp":
                     col = [None if v is None else datetime.fromisoformat(v) for v in col]
                 values[ref] = col

@@ -70,7 +70,7 @@ def test_materialize_then_read_with_event_times(store):
     )
     assert got.values["weather:temp"] == [2.5, 3.5, None]
     assert got.values["weather:station"] == ["b", "c", None]
-    assert got.values["obs:n_24h"] == [2, 1, None]
+    assert got.values["obs:n_24h"] == [2, 1, 0]  # nothing in the window: 0, as offline
     assert got.event_timestamps["weather:temp"][0] == datetime(2024, 1, 1, 1)
     assert got.statuses["weather:temp"] == ["present", "present", "missing"]
     # later, the values are past the ttl: null, but the event time shows how stale
