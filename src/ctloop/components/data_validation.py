@@ -1,0 +1,124 @@
+"""Standard data-validation components: ``statistics``, ``schema``, ``validate``.
+
+Thin wrappers over ``ctloop.data``. ``validate`` stops the run on schema skew
+(error-level anomalies raise ``ValidationFailed`` with every anomaly listed)
+and records value skew: the drift summary goes into the anomalies artifact's
+metadata, which the metadata store keeps as artifact properties.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ctloop.core.errors import UserInputError
+from ctloop.data import schema as data_schema
+from ctloop.data.report import write_html
+from ctloop.data.skew import validate_statistics
+from ctloop.data.stats import DatasetStatistics, compute_statistics
+from ctloop.pipeline import Artifact, Dataset, Input, Output, component
+
+__all__ = ["Anomalies", "Schema", "Statistics", "schema", "statistics", "validate"]
+
+
+class Statistics(Artifact):
+    """Mergeable dataset statistics (JSON with sketches)."""
+
+    filename = "statistics.json"
+
+    def read(self) -> DatasetStatistics:
+        return DatasetStatistics.load(self.path)
+
+    def write(self, stats: DatasetStatistics) -> None:
+        stats.save(self.path)
+        self.metadata.update({"rows": stats.rows, "columns": list(stats.columns)})
+
+
+class Schema(Artifact):
+    """The schema YAML the data is validated against."""
+
+    filename = "schema.yaml"
+
+    def read(self) -> data_schema.Schema:
+        return data_schema.Schema.load(self.path)
+
+    def write(self, schema: data_schema.Schema) -> None:
+        schema.save(self.path)
+        self.metadata["columns"] = list(schema.columns)
+
+
+class Anomalies(Artifact):
+    """Validation result: anomalies, drift, and a self-contained HTML report beside them."""
+
+    filename = None  # a folder: anomalies.json + report.html
+
+    def read(self) -> dict[str, Any]:
+        return json.loads((self.path / "anomalies.json").read_text())
+
+
+@component(version="1")
+def statistics(data: Input[Dataset], stats: Output[Statistics]) -> dict[str, Any]:
+    """Statistics of a dataset, streamed from its parquet file."""
+    result = compute_statistics(data.path, name=data.id or "dataset")
+    stats.write(result)
+    return {"rows": result.rows, "columns": len(result.columns)}
+
+
+@component(version="1")
+def schema(
+    stats: Input[Statistics],
+    schema: Output[Schema],
+    pinned: str | None = None,
+    max_domain_size: int = data_schema.MAX_DOMAIN_SIZE,
+) -> dict[str, Any]:
+    """The pinned schema file if one is given and exists, else one inferred from ``stats``."""
+    if pinned and Path(pinned).exists():
+        result = data_schema.Schema.load(pinned)
+        origin = f"pinned: {pinned}"
+    else:
+        result = data_schema.infer_schema(stats.read(), max_domain_size=max_domain_size)
+        origin = "inferred"
+        if pinned:
+            # First run: pin what was inferred so later runs check against it.
+            result.save(pinned)
+            origin = f"inferred and pinned to {pinned}"
+    schema.write(result)
+    schema.metadata["origin"] = origin
+    return {"origin": origin, "columns": len(result.columns)}
+
+
+@component(version="1")
+def validate(
+    stats: Input[Statistics],
+    schema: Input[Schema],
+    anomalies: Output[Anomalies],
+    reference: Input[Statistics] | None = None,
+    fail_on_error: bool = True,
+) -> dict[str, Any]:
+    """Check ``stats`` against ``schema`` (and drift from ``reference``); stop on errors."""
+    if reference is not None and not isinstance(reference, Statistics):
+        raise UserInputError("The 'reference' input of validate must be a Statistics artifact.")
+    current = stats.read()
+    ref = reference.read() if reference is not None else None
+    result = validate_statistics(current, schema.read(), reference=ref)
+    result.save(anomalies.path / "anomalies.json")
+    write_html(
+        anomalies.path / "report.html",
+        stats=current,
+        reference=ref,
+        anomalies=result,
+        title=f"Validation of {current.source}",
+    )
+    summary: dict[str, Any] = {
+        "ok": result.ok,
+        "errors": len(result.errors),
+        "warnings": len(result.warnings),
+        "anomalies": [a.one_line() for a in result.anomalies],
+    }
+    if result.drift is not None:
+        summary["drift"] = result.drift.summary()
+    anomalies.metadata.update(summary)
+    if fail_on_error:
+        result.raise_for_errors()
+    return summary
