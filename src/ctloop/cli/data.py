@@ -43,7 +43,10 @@ def _print_statistics(stats) -> None:
     rows = []
     for col in stats.columns.values():
         summary = ""
-        if col.numeric is not None and col.numeric.finite:
+        if col.type == "datetime" and col.numeric is not None and col.numeric.finite:
+            times = col.to_dict(sketches=False)["numeric"]
+            summary = f"from {times['min_time']}  to {times['max_time']}"
+        elif col.numeric is not None and col.numeric.finite:
             num = col.numeric
             summary = (
                 f"min {_fmt(num.min)}  max {_fmt(num.max)}  mean {_fmt(num.mean)}  "

@@ -381,6 +381,9 @@ class ColumnStatistics:
                     dict(zip(labels, quantiles, strict=True)) if quantiles else {}
                 )
                 out["numeric"]["histogram"] = self.numeric.histogram()
+                if self.type == "datetime" and self.numeric.min is not None:
+                    out["numeric"]["min_time"] = _iso(self.numeric.min)
+                    out["numeric"]["max_time"] = _iso(self.numeric.max)
         if self.categorical is not None:
             out["categorical"] = self.categorical.to_dict(sketches=sketches, top_k=top_k)
         return out
@@ -398,6 +401,12 @@ class ColumnStatistics:
                 CategoricalStats.from_dict(data["categorical"]) if "categorical" in data else None
             ),
         )
+
+
+def _iso(epoch_seconds: float | None) -> str | None:
+    if epoch_seconds is None:
+        return None
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat()
 
 
 def _merge_type(a: ColumnStatistics, b: ColumnStatistics) -> str:

@@ -127,3 +127,10 @@ def test_datetime_columns_get_range_in_epoch_seconds():
     assert stats["t"].type == "datetime"
     assert stats["t"].numeric.min == pd.Timestamp("2013-01-01").timestamp()
     assert stats["t"].numeric.max == pd.Timestamp("2013-01-02 23:00").timestamp()
+
+
+def test_datetime_summary_shows_iso_times():
+    times = pd.Series(pd.date_range("2013-01-01", periods=3, freq="D"), name="t")
+    summary = compute_statistics(times.to_frame()).to_dict(sketches=False)["columns"][0]
+    assert summary["numeric"]["min_time"] == "2013-01-01T00:00:00+00:00"
+    assert summary["numeric"]["max_time"] == "2013-01-03T00:00:00+00:00"
