@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -265,6 +265,7 @@ class FeatureStore:
         self._metadata: MetadataStore | None = None
         self._arrow_cache: dict[str, pa.Table] = {}
         self._resolved: dict[tuple[str, ...], list[tuple[View, list[str], list[str]]]] = {}
+        self._plans: dict[int, list[Any]] = {}
 
     # construction ------------------------------------------------------------------------
     @classmethod
@@ -531,6 +532,24 @@ class FeatureStore:
                 ) from exc
 
     # online ----------------------------------------------------------------------------
+    def _online_plan(self, groups: list[tuple[View, list[str], list[str]]]) -> list[Any]:
+        """Per view: join keys, (feature, ref, is timestamp, value when absent), ttl in us."""
+        key = id(groups)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = []
+            for view, feats, refs in groups:
+                outputs = []
+                for name, ref in zip(feats, refs, strict=True):
+                    feature = view.feature(name)
+                    # a count over a window with nothing in it is 0, as in training sets
+                    empty = 0 if getattr(feature, "function", None) == "count" else None
+                    outputs.append((name, ref, feature.dtype == "timestamp", empty))
+                ttl = None if view.ttl is None else int(view.ttl.total_seconds() * 1_000_000)
+                plan.append((view, view.join_keys, outputs, ttl))
+            self._plans[key] = plan
+        return plan
+
     def get_online_features(
         self,
         features: Sequence[str],
@@ -550,34 +569,29 @@ class FeatureStore:
             lengths = {len(v) for v in columns.values()}
             if len(lengths) > 1:
                 raise UserInputError("entity_rows columns must all have the same length.")
-            n = lengths.pop() if lengths else 0
         else:
-            n = len(entity_rows)
             names = {k for row in entity_rows for k in row}
             columns = {k: [row.get(k) for row in entity_rows] for k in names}
-        now_us = _to_us(now) if now is not None else _to_us(datetime.now(UTC))
+        now_us = _to_us(now) if now is not None else time.time_ns() // 1000
         values: dict[str, list[Any]] = {}
         stamps: dict[str, list[datetime | None]] = {}
         statuses: dict[str, list[str]] = {}
         entities: dict[str, list[Any]] = {}
-        for view, feats, refs in groups:
-            missing = [k for k in view.join_keys if k not in columns]
+        for view, join_keys, outputs, ttl_us in self._online_plan(groups):
+            missing = [k for k in join_keys if k not in columns]
             if missing:
                 raise UserInputError(
                     f"The entity rows lack join key(s) {missing} needed by view {view.name!r}; "
                     f"they have {sorted(columns)}."
                 )
-            key_cols = [columns[k] for k in view.join_keys]
-            for k in view.join_keys:
+            for k in join_keys:
                 entities.setdefault(k, columns[k])
-            if len(key_cols) == 1:
-                keys = [key_string((v,)) for v in key_cols[0]]
+            if len(join_keys) == 1:
+                keys = [key_string((v,)) for v in columns[join_keys[0]]]
             else:
-                keys = [key_string(vals) for vals in zip(*key_cols, strict=True)]
+                keys = [key_string(v) for v in zip(*(columns[k] for k in join_keys), strict=True)]
             records = self.online.read(view.name, keys)
-            limit = None
-            if view.ttl is not None and now_us is not None:
-                limit = now_us - int(view.ttl.total_seconds() * 1_000_000)
+            limit = None if ttl_us is None else now_us - ttl_us  # type: ignore[operator]
             decoded: list[dict[str, Any] | None] = []
             ts_list: list[datetime | None] = []
             status: list[str] = []
@@ -588,25 +602,20 @@ class FeatureStore:
                     status.append("missing")
                     continue
                 ts, payload = record
-                ts_list.append(_from_us(ts))
+                ts_list.append(None if ts is None else _EPOCH + timedelta(microseconds=ts))
                 if limit is not None and ts is not None and ts <= limit:
                     decoded.append(None)
                     status.append("expired")
                 else:
                     decoded.append(json.loads(payload))
                     status.append("present")
-            for name, ref in zip(feats, refs, strict=True):
-                feature = view.feature(name)
-                dtype = feature.dtype
-                # a count over a window with nothing in it is 0, as in training sets
-                empty = 0 if getattr(feature, "function", None) == "count" else None
+            for name, ref, is_timestamp, empty in outputs:
                 col = [empty if d is None else d.get(name) for d in decoded]
-                if dtype == "timestamp":
+                if is_timestamp:
                     col = [None if v is None else datetime.fromisoformat(v) for v in col]
                 values[ref] = col
                 stamps[ref] = ts_list
                 statuses[ref] = status
-        del n
         return OnlineFeatures(entities, values, stamps, statuses)
 
 
