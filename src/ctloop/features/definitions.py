@@ -225,7 +225,8 @@ class SqlSource(Source):
     def spec(self) -> dict[str, Any]:
         return {"type": "sql", "url": self.url, "query": self.query}
 
-    def to_arrow(self) -> pa.Table:
+    def to_arrow(self, parse_dates: list[str] | None = None) -> pa.Table:
+        """Run the query; ``parse_dates`` columns become timestamps (SQLite keeps text)."""
         import pandas as pd
         import pyarrow as pa
         import sqlalchemy as sa
@@ -235,7 +236,7 @@ class SqlSource(Source):
         try:
             engine = sa.create_engine(self.url)
             with engine.connect() as conn:
-                frame = pd.read_sql_query(sa.text(self.query), conn)
+                frame = pd.read_sql_query(sa.text(self.query), conn, parse_dates=parse_dates)
         except sa.exc.SQLAlchemyError as exc:
             raise BackendUnavailable(
                 f"The SQL source on {self.url!r} failed: {exc}. Check the URL and the query."

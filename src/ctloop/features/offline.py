@@ -163,7 +163,9 @@ def load_arrow(view: View) -> pa.Table:
                 "have. Build the feature store from the definitions file that holds it."
             )
         return source.to_arrow()
-    if isinstance(source, SqlSource | PythonSource):
+    if isinstance(source, SqlSource):
+        return source.to_arrow([view.timestamp_field] if view.timestamp_field else None)
+    if isinstance(source, PythonSource):
         return source.to_arrow()
     raise UserInputError(f"View {view.name!r} has a source ctloop cannot read: {source!r}.")
 

@@ -185,3 +185,23 @@ def test_feature_server(project: Path):
     assert client.get("/features").json()["views"][0]["name"] in {"weather", "busy"}
     store.close()
     meta.close()
+
+
+def test_show_lists_models_that_used_the_features(project: Path):
+    from ctloop.features.catalog import describe
+    from ctloop.metadata import ArtifactRecord, new_id
+
+    meta = open_metadata_store()
+    try:
+        apply_definitions(meta, load_definitions(write_defs(project)))
+        art = meta.add_artifact(
+            ArtifactRecord(id=new_id(), type="Model", uri="file:///m", sha256="0" * 64, size=1)
+        )
+        meta.create_model_version(
+            "delays", art.id, properties={"feature_refs": ["weather:temp", "busy:obs_24h"]}
+        )
+        assert describe(meta, "weather:temp")["used_by"] == [
+            {"model": "delays", "version": 1, "run_id": None}
+        ]
+    finally:
+        meta.close()

@@ -239,3 +239,24 @@ def test_missing_parquet_source(tmp_path: Path):
     )
     with pytest.raises(UserInputError, match="matches no file"):
         store.get_training_set(make_entities(), ["latest:x"])
+
+
+def test_sql_source_matches_dataframe(tmp_path: Path):
+    import sqlite3
+
+    from ctloop.features import SqlSource
+
+    src = make_source(7)
+    with sqlite3.connect(tmp_path / "src.db") as con:  # SQLite keeps timestamps as text
+        src.assign(ts=src["ts"].astype(str)).to_sql("events", con, index=False)
+    query = "SELECT k, ts, x, cnt, label FROM events"
+    from_sql = FeatureStore(
+        _views(SqlSource(f"sqlite:///{tmp_path / 'src.db'}", query)),
+        online_store="sqlite:///:memory:",
+    )
+    frame = FeatureStore(_views(DataFrameSource(src)), online_store="sqlite:///:memory:")
+    ent = make_entities(8)
+    refs = ["latest:x", "rolling:label_rate"]
+    a = from_sql.get_training_set(ent, refs).to_pandas()
+    b = frame.get_training_set(ent, refs).to_pandas()
+    pd.testing.assert_frame_equal(a, b)
