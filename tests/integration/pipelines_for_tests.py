@@ -126,3 +126,17 @@ def new_six(out: Output[Metrics]) -> str:
 def two_sixes():
     old_six()
     new_six()
+
+
+@component(cache=False)
+def who_am_i() -> dict:
+    from ctloop.pipeline.context import current_step
+
+    ctx = current_step()
+    assert ctx is not None
+    return {"run_id": ctx.run_id, "step": ctx.step, "metadata_url": ctx.metadata_url}
+
+
+@pipeline
+def introspective():
+    who_am_i()

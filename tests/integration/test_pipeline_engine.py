@@ -185,3 +185,12 @@ def test_resume_after_sigkill_mid_step(box: Path, ctloop_home: Path) -> None:
     done = store.get_run(killed.id)
     assert done.status == "succeeded"
     assert runs_of(box, "source-12") + runs_of(box, "source-13") == sources_before
+
+
+@pytest.mark.parametrize("runner", ["local", "subprocess"])
+def test_steps_know_their_run_and_stores(box: Path, runner: str) -> None:
+    result = run(f"{PIPES}:introspective", runner=runner)
+    assert result.ok, result.run.error
+    value = result.steps["who_am_i"].outputs["return"]
+    assert value["run_id"] == result.run.id and value["step"] == "who_am_i"
+    assert value["metadata_url"] == load_settings().metadata_url

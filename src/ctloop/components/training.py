@@ -68,11 +68,10 @@ def train(
 
 
 def _champion(model_name: str, alias: str) -> tuple[Any, int | None]:
-    from ctloop.artifacts import open_artifact_store
-    from ctloop.metadata import open_metadata_store
+    from ctloop.pipeline.context import open_stores
     from ctloop.registry import ModelRegistry
 
-    store = open_metadata_store()
+    store, artifacts = open_stores()
     try:
         registry = ModelRegistry(store)
         try:
@@ -80,7 +79,7 @@ def _champion(model_name: str, alias: str) -> tuple[Any, int | None]:
         except NotFound:
             return None, None
         return registry.load(
-            f"{model_name}:{record.version}", open_artifact_store()
+            f"{model_name}:{record.version}", artifacts
         ), record.version
     finally:
         store.close()
@@ -168,7 +167,7 @@ def push(
     so a champion changed meanwhile makes this step fail instead of promoting
     a model judged against the wrong baseline.
     """
-    from ctloop.metadata import open_metadata_store
+    from ctloop.pipeline.context import open_stores
     from ctloop.registry import ModelRegistry
 
     report = json.loads(evaluation.path.read_text())
@@ -186,7 +185,7 @@ def push(
         "signature": model.metadata.get("signature"),
         "training_data": model.metadata.get("training_data"),
     }
-    store = open_metadata_store()
+    store, _ = open_stores()
     try:
         registry = ModelRegistry(store)
         record = registry.register(

@@ -446,6 +446,7 @@ class Engine:
             work_dir=str(self.home / "work" / rec.run_id),
             requirements=comp.requirements,
             resources=comp.resources,
+            metadata_url=self.store.url,
         )
 
 

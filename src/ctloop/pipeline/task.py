@@ -26,6 +26,7 @@ from typing import Any
 from ctloop.core.errors import ComponentFailed, CtloopError, UserInputError
 from ctloop.pipeline.artifacts import Artifact
 from ctloop.pipeline.component import ComponentDef
+from ctloop.pipeline.context import StepContext, step_context
 
 __all__ = ["InputArtifact", "StepTask", "TaskResult", "load_component", "run_task"]
 
@@ -58,6 +59,7 @@ class StepTask:
     work_dir: str
     requirements: tuple[str, ...] = ()
     resources: dict[str, Any] = field(default_factory=dict)
+    metadata_url: str = ""
 
 
 @dataclass
@@ -153,7 +155,10 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
             comp = component or load_component(task)
             func = comp.func
             assert func is not None
-            value = func(**task.params, **inputs, **outputs)
+            ctx = StepContext(task.run_id, task.step, task.attempt, task.metadata_url,
+                              task.artifacts_url)
+            with step_context(ctx):
+                value = func(**task.params, **inputs, **outputs)
         stored: dict[str, dict[str, Any]] = {}
         for name, art in outputs.items():
             if not art.path.exists():
