@@ -76,7 +76,7 @@ class FeatureDrift:
     column: str
     type: str
     method: str
-    threshold: float
+    threshold: float | None
     score: float | None
     drifted: bool
     n_reference: int
@@ -201,7 +201,7 @@ def _feature(
             column=ref.name,
             type=cur.type,
             method=method,
-            threshold=float("nan"),
+            threshold=None,
             score=None,
             drifted=False,
             n_reference=ref.count - ref.missing,

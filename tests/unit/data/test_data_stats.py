@@ -10,7 +10,9 @@ import pytest
 
 from ctloop.data.stats import DatasetStatistics, compute_statistics, merge_statistics
 
-RANK_TOLERANCE = 0.02  # KLL k=200 guarantees ~1.3% normalised rank error
+# KLL k=200: ~1.3% normalised rank error at 99% confidence per query; compaction is
+# randomised, so the oracle allows a bit over twice that to stay deterministic in CI.
+RANK_TOLERANCE = 0.03
 
 
 def frame(n: int = 20_000, seed: int = 0) -> pd.DataFrame:
