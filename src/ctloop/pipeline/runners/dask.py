@@ -24,6 +24,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -65,9 +66,7 @@ def parse_resources(resources: dict[str, Any]) -> dict[str, float]:
         try:
             out[key] = float(value)
         except (TypeError, ValueError):
-            raise ConfigError(
-                f"The {key!r} resource must be a number. Got {value!r}."
-            ) from None
+            raise ConfigError(f"The {key!r} resource must be a number. Got {value!r}.") from None
     return out
 
 
@@ -111,9 +110,7 @@ class DaskRunner:
 
     def _connect(self, distributed: Any, address: str) -> Any:
         try:
-            client = distributed.Client(
-                address, timeout=self.connect_timeout, set_as_default=False
-            )
+            client = distributed.Client(address, timeout=self.connect_timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise BackendUnavailable(
                 f"Cannot reach the Dask scheduler at {address} within "
@@ -198,34 +195,56 @@ class DaskRunner:
         """Turn a finished Dask future into the engine's ``concurrent.futures`` future."""
         with self._lock:
             self._active.pop(fut.key, None)
+        if result.done():  # already cancelled by ``cancel_all``
+            return
         now = time.time()
         try:
             if fut.status == "finished":
                 result.set_result(fut.result())
             elif fut.status == "cancelled":
                 if self._cancelling:
-                    result.cancel()
+                    _cancel(result)
                 else:
-                    result.set_result(TaskResult(
-                        ok=False, started=now, ended=now,
-                        error=f"The Dask scheduler dropped step {task.step!r} (lost connection "
-                        "or the scheduler restarted). Resume the run when the cluster is back.",
-                    ))
+                    result.set_result(
+                        TaskResult(
+                            ok=False,
+                            started=now,
+                            ended=now,
+                            error=f"The Dask scheduler dropped step {task.step!r} (lost connection "
+                            "or the scheduler restarted). Resume the run when the cluster is back.",
+                        )
+                    )
             else:
                 result.set_result(_failed_attempt(task, fut.exception(), now))
         except BaseException as exc:  # never leave the engine waiting
             if not result.done():
-                result.set_result(TaskResult(
-                    ok=False, started=now, ended=now,
-                    error=f"Lost the result of step {task.step!r}: {type(exc).__name__}: {exc}",
-                ))
+                result.set_result(
+                    TaskResult(
+                        ok=False,
+                        started=now,
+                        ended=now,
+                        error=f"Lost the result of step {task.step!r}: {type(exc).__name__}: {exc}",
+                    )
+                )
 
     def cancel_all(self) -> None:
+        # Dask does not call done-callbacks of futures it cancels, so the
+        # engine's futures are cancelled here rather than in ``_settle``.
         self._cancelling = True
         with self._lock:
-            pending = [fut for fut, _ in self._active.values()]
-        if pending and self._client is not None:
-            self._client.cancel(pending, force=True)
+            active = list(self._active.values())
+            self._active.clear()
+        if active and self._client is not None:
+            self._client.cancel([fut for fut, _ in active], force=True)
+        for _, result in active:
+            _cancel(result)
+
+
+def _cancel(result: Future[TaskResult]) -> None:
+    """Cancel and wake the engine's ``wait()`` (plain ``cancel`` notifies no waiter)."""
+    if result.cancel():
+        with contextlib.suppress(RuntimeError):  # waiters were notified already
+            result.set_running_or_notify_cancel()
 
 
 def _failed_attempt(task: StepTask, exc: BaseException | None, now: float) -> TaskResult:
@@ -237,10 +256,19 @@ def _failed_attempt(task: StepTask, exc: BaseException | None, now: float) -> Ta
             f"memory) at {exc.last_worker.address}. Check that worker's log; give the step more "
             "memory (resources={'memory': ...}) or retries."
         )
-        return TaskResult(ok=False, error=error, started=now, ended=now,
-                          executor={"dask_worker": exc.last_worker.address})
-    return TaskResult(ok=False, error=f"Dask failed to run step {task.step!r}: "
-                      f"{type(exc).__name__}: {exc}", started=now, ended=now)
+        return TaskResult(
+            ok=False,
+            error=error,
+            started=now,
+            ended=now,
+            executor={"dask_worker": exc.last_worker.address},
+        )
+    return TaskResult(
+        ok=False,
+        error=f"Dask failed to run step {task.step!r}: {type(exc).__name__}: {exc}",
+        started=now,
+        ended=now,
+    )
 
 
 def local_cluster(n_workers: int = 2, threads_per_worker: int = 1) -> Any:
