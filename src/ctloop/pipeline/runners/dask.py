@@ -160,8 +160,11 @@ class DaskRunner:
     def submit(self, task: StepTask, component: ComponentDef) -> Future[TaskResult]:
         assert self._client is not None, "init() first"
         result: Future[TaskResult] = Future()
-        wanted = parse_resources(task.resources)
-        problem = self._resource_problem(task.step, wanted)
+        try:
+            wanted = parse_resources(task.resources)
+            problem = self._resource_problem(task.step, wanted)
+        except ConfigError as exc:
+            wanted, problem = {}, f"Step {task.step!r}: {exc.message}"
         if problem:
             now = time.time()
             result.set_result(TaskResult(ok=False, error=problem, started=now, ended=now))

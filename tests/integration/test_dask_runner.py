@@ -1,0 +1,173 @@
+"""The Dask runner beyond the shared contract: its own cluster, faults, resources, venvs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctloop.core.errors import BackendUnavailable
+from ctloop.core.settings import Settings
+from ctloop.metadata import open_metadata_store
+from ctloop.pipeline import run
+from ctloop.pipeline.api import resume
+
+pytest.importorskip("distributed")
+
+PIPES = Path(__file__).with_name("scaleout_pipelines.py")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    from ctloop.pipeline.runners.dask import local_cluster
+
+    cluster = local_cluster(n_workers=2)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def address(cluster: Any) -> str:
+    return str(cluster.scheduler_address)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / ".ctloop")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _kill_when_started(box: Path) -> threading.Thread:
+    """SIGKILL the worker process that writes ``victim-pid``, as an OOM killer would."""
+
+    def kill() -> None:
+        marker = box / "victim-pid"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if marker.exists() and marker.read_text():
+                os.kill(int(marker.read_text()), signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_runner_dask_starts_its_own_local_cluster(settings: Settings) -> None:
+    result = run(
+        f"{PIPES}:branches", {"n": 6}, settings=settings.with_(runner="dask"), max_workers=2
+    )
+    assert result.ok, result.run.error
+    assert result.run.executor["runner"] == "dask"
+    workers = {s.executor["dask_worker"] for s in result.steps.values()}
+    assert all(w.startswith("tcp://127.0.0.1:") for w in workers)
+    assert result.steps["summed"].outputs == {"return": float(sum(range(6)) + sum(range(7))) * 2}
+
+
+def test_metadata_has_the_same_shape_as_a_local_run(
+    settings: Settings, address: str, tmp_path: Path
+) -> None:
+    on_dask = run(f"{PIPES}:branches", {"n": 5}, settings=settings, runner=address)
+    local_settings = Settings(home=tmp_path / "local" / ".ctloop")
+    local = run(f"{PIPES}:branches", {"n": 5}, settings=local_settings, runner="local")
+    assert on_dask.ok and local.ok
+    assert list(on_dask.steps) == list(local.steps)
+    for name in local.steps:
+        a, b = on_dask.steps[name], local.steps[name]
+        for f in fields(a):
+            if f.name in {"id", "run_id", "started_at", "ended_at", "duration_s", "executor"}:
+                continue
+            assert getattr(a, f.name) == getattr(b, f.name), (name, f.name)
+        assert set(local.steps[name].executor) <= set(a.executor)
+        # same code, same inputs: byte-identical artifacts, whichever runner wrote them
+        assert {k: v.sha256 for k, v in on_dask.artifacts[name].items()} == {
+            k: v.sha256 for k, v in local.artifacts[name].items()
+        }
+
+
+def test_unreachable_scheduler_fails_fast_and_the_run_is_recorded(settings: Settings) -> None:
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    started = time.time()
+    with pytest.raises(BackendUnavailable, match="Cannot reach the Dask scheduler") as info:
+        run(f"{PIPES}:branches", settings=settings, runner=address)
+    assert time.time() - started < 15
+    assert address in info.value.message and "dask scheduler" in info.value.message
+    store = open_metadata_store(settings.metadata_url)
+    (record,) = store.list_runs()
+    assert record.status == "failed" and "Cannot reach the Dask scheduler" in (record.error or "")
+
+
+def test_worker_killed_mid_step_is_retried_by_the_engine(
+    settings: Settings, address: str, tmp_path: Path
+) -> None:
+    box = tmp_path / "box"
+    box.mkdir()
+    killer = _kill_when_started(box)
+    result = run(
+        f"{PIPES}:killed_and_retried", {"box": str(box)}, settings=settings, runner=address
+    )
+    killer.join()
+    assert result.ok, result.run.error
+    step = result.steps["victim_retried"]
+    assert step.attempts == 2
+    assert step.outputs["return"] != int((box / "victim-pid").read_text())
+
+
+def test_worker_killed_without_retries_fails_the_run_with_the_reason(
+    settings: Settings, address: str, tmp_path: Path, cluster: Any
+) -> None:
+    box = tmp_path / "box"
+    box.mkdir()
+    killer = _kill_when_started(box)
+    started = time.time()
+    result = run(f"{PIPES}:killed_for_good", {"box": str(box)}, settings=settings, runner=address)
+    killer.join()
+    assert time.time() - started < 30
+    assert not result.ok
+    step = result.steps["victim_final"]
+    assert step.status == "failed" and "Dask worker running step 'victim_final' died" in (
+        step.error or ""
+    )
+    store = open_metadata_store(settings.metadata_url)
+    assert store.get_run(result.run.id).status == "failed"
+    assert all(s.status != "running" for s in store.get_steps(result.run.id))
+    # the record is consistent: resuming (the marker now says "already killed") finishes it
+    resumed = resume(result.run.id, settings=settings, runner=address)
+    assert resumed.ok and resumed.steps["victim_final"].attempts == 2
+
+
+def test_resources_map_to_dask_worker_resources(settings: Settings, address: str) -> None:
+    ok = run(f"{PIPES}:modest_pipe", settings=settings, runner=address)
+    assert ok.ok, ok.run.error
+    started = time.time()
+    too_big = run(f"{PIPES}:greedy_pipe", settings=settings, runner=address)
+    assert time.time() - started < 10
+    assert not too_big.ok
+    assert "no Dask worker offers that much" in (too_big.steps["greedy"].error or "")
+    vague = run(f"{PIPES}:vague_pipe", settings=settings, runner=address)
+    assert not vague.ok and "'memory' resource" in (vague.steps["vague"].error or "")
+
+
+@pytest.mark.slow
+def test_conflicting_requirements_run_in_their_own_venvs_on_workers(
+    settings: Settings, address: str
+) -> None:
+    result = run(f"{PIPES}:two_sixes", settings=settings, runner=address, max_workers=2)
+    assert result.ok, result.run.error
+    assert result.steps["old_six"].outputs == {"return": "1.16.0"}
+    assert result.steps["new_six"].outputs == {"return": "1.17.0"}
+    assert all("dask_worker" in s.executor for s in result.steps.values())
