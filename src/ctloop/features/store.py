@@ -426,9 +426,7 @@ class FeatureStore:
                 _check_key_types(con, view, alias)
                 sources[view.name] = alias
             sql = point_in_time(con, "__entity", timestamp_column, requests, sources)
-            table = con.sql(
-                f"SELECT * EXCLUDE (__row) FROM ({sql}) ORDER BY __row"
-            ).to_arrow_table()
+            table = _in_entity_order(con.sql(sql).to_arrow_table())
         finally:
             con.close()
         return TrainingSet(entity_df, table, [r for _, _, refs in groups for r in refs], columns)
@@ -617,6 +615,19 @@ class FeatureStore:
                 stamps[ref] = ts_list
                 statuses[ref] = status
         return OnlineFeatures(entities, values, stamps, statuses)
+
+
+def _in_entity_order(table: pa.Table) -> pa.Table:
+    """Rows back in the entity frame's order: ``__row`` is a permutation, invert it in O(n)."""
+    import numpy as np
+
+    rows = table.column("__row").to_numpy()
+    order = np.empty(len(rows), dtype=np.int64)
+    order[rows] = np.arange(len(rows), dtype=np.int64)
+    table = table.drop_columns(["__row"])
+    if len(rows) == 0 or bool((order == np.arange(len(rows))).all()):
+        return table  # already in order
+    return table.take(order)
 
 
 def _check_key_types(con: Any, view: View, alias: str) -> None:
