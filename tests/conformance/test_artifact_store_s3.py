@@ -1,0 +1,213 @@
+"""The artifact store on S3, against a moto server on loopback that checks credentials.
+
+The shared suite (``test_artifacts_conformance.py``) proves the store behaves
+the same on S3 as on a folder; this file covers what only S3 has: credentials
+and endpoint from the standard AWS variables, wrong credentials, a missing
+bucket and multipart uploads of large files. The server runs in its own
+process with IAM checks on (``INITIAL_NO_AUTH_ACTION_COUNT``), so a wrong
+secret really is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ctloop.artifacts import open_artifact_store
+from ctloop.core.errors import ConfigError, CtloopError, NotFound
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto")
+
+_SETUP_ACTIONS = 4  # create user, access key, policy, bucket; every later request is checked
+_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+}
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    key: str
+    secret: str
+    bucket: str
+
+    def options(self, **changes: str) -> dict:
+        opts = {"endpoint_url": self.endpoint, "key": self.key, "secret": self.secret}
+        opts.update(changes)
+        return {**opts, "client_kwargs": {"region_name": "us-east-1"}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    import boto3
+
+    port = _free_port()
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(_SETUP_ACTIONS))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, "moto did not start"
+                time.sleep(0.05)
+        endpoint = f"http://127.0.0.1:{port}"
+        setup = {
+            "endpoint_url": endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "setup",
+            "aws_secret_access_key": "setup",
+        }
+        iam = boto3.client("iam", **setup)
+        iam.create_user(UserName="ctloop")
+        key = iam.create_access_key(UserName="ctloop")["AccessKey"]
+        iam.put_user_policy(UserName="ctloop", PolicyName="s3", PolicyDocument=json.dumps(_POLICY))
+        boto3.client("s3", **setup).create_bucket(Bucket="ctloop-arts")
+        yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], "ctloop-arts")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def fresh_clients() -> Iterator[None]:
+    """fsspec caches file systems by their options; credentials in the env must be re-read."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def _file(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_credentials_and_endpoint_from_the_standard_aws_variables(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    store = open_artifact_store(f"s3://{s3.bucket}/env", cache_dir=tmp_path / "cache")
+    obj = store.put(_file(tmp_path, "a.json", b'{"a": 1}'))
+    assert obj.uri.startswith(f"s3://{s3.bucket}/env/") and obj.uri.endswith(".json")
+    assert store.get(obj.uri, obj.sha256).read_bytes() == b'{"a": 1}'
+
+
+def test_folder_round_trip_with_explicit_options(s3: S3Server, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "weights.bin").write_bytes(os.urandom(4096))
+    (folder / "sub" / "meta.json").write_text("{}")
+    store = open_artifact_store(
+        f"s3://{s3.bucket}/opts", cache_dir=tmp_path / "cache", storage_options=s3.options()
+    )
+    obj = store.put(folder)
+    fresh = open_artifact_store(
+        f"s3://{s3.bucket}/opts", cache_dir=tmp_path / "other", storage_options=s3.options()
+    )
+    back = fresh.get(obj.uri, obj.sha256)
+    assert (back / "weights.bin").read_bytes() == (folder / "weights.bin").read_bytes()
+    assert (back / "sub" / "meta.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("wrong", [{"secret": "not-the-secret"}, {"key": "AKIAUNKNOWN00000"}])
+def test_wrong_credentials_are_a_clear_config_error(
+    s3: S3Server, tmp_path: Path, wrong: dict[str, str]
+) -> None:
+    store = open_artifact_store(
+        f"s3://{s3.bucket}/arts", cache_dir=tmp_path / "cache", storage_options=s3.options(**wrong)
+    )
+    with pytest.raises(ConfigError, match="permission denied") as info:
+        store.put(_file(tmp_path, "x.txt", b"x"))
+    assert "Check the credentials" in info.value.message
+    assert f"s3://{s3.bucket}/arts" in info.value.message
+    with pytest.raises(ConfigError, match="permission denied"):
+        store.get(f"s3://{s3.bucket}/arts/ab/abc.txt", "ab" * 32)
+
+
+def test_wrong_credentials_in_the_environment(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "stale-secret")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    store = open_artifact_store(f"s3://{s3.bucket}/arts", cache_dir=tmp_path / "cache")
+    with pytest.raises(ConfigError, match="Check the credentials"):
+        store.put(_file(tmp_path, "y.txt", b"y"))
+
+
+def test_missing_bucket_is_a_clear_error(s3: S3Server, tmp_path: Path) -> None:
+    store = open_artifact_store(
+        "s3://no-such-bucket/arts", cache_dir=tmp_path / "cache", storage_options=s3.options()
+    )
+    with pytest.raises(CtloopError) as info:
+        store.put(_file(tmp_path, "z.txt", b"z"))
+    # A person can tell which store is wrong from the one line the CLI prints.
+    assert isinstance(info.value, NotFound | ConfigError)
+    assert "s3://no-such-bucket/arts" in info.value.one_line()
+    with pytest.raises(NotFound):
+        store.get("s3://no-such-bucket/arts/ab/abc.txt", "ab" * 32)
+
+
+@pytest.mark.slow
+def test_large_file_is_uploaded_in_parts_and_read_back_intact(s3: S3Server, tmp_path: Path) -> None:
+    import boto3
+
+    big = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with open(big, "wb") as fh:
+        for _ in range(110):  # 110 MiB: above s3fs's multipart threshold (2 x 50 MiB parts)
+            chunk = os.urandom(1 << 20)
+            digest.update(chunk)
+            fh.write(chunk)
+    store = open_artifact_store(
+        f"s3://{s3.bucket}/big", cache_dir=tmp_path / "cache", storage_options=s3.options()
+    )
+    obj = store.put(big)
+    assert obj.sha256 == digest.hexdigest() and obj.size == 110 << 20
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=s3.key,
+        aws_secret_access_key=s3.secret,
+    )
+    head = client.head_object(Bucket=s3.bucket, Key=obj.uri.split(f"{s3.bucket}/", 1)[1])
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload of three parts
+    big.unlink()
+    fresh = open_artifact_store(
+        f"s3://{s3.bucket}/big", cache_dir=tmp_path / "other", storage_options=s3.options()
+    )
+    back = fresh.get(obj.uri, obj.sha256)
+    assert back.stat().st_size == 110 << 20
