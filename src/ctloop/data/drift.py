@@ -65,7 +65,7 @@ DEFAULT_THRESHOLDS = {
 DEFAULT_DRIFT_SHARE = 0.5
 _GRID = (np.arange(1000) + 0.5) / 1000  # ranks at which quantile functions are compared
 _PSI_EPS = 1e-4
-NOISE_FACTOR = 3.0
+NOISE_FACTOR = 5.0  # weather halves of one month reach ~4x sqrt(1/n+1/m); see tests
 NOISE_FLOORED = ("wasserstein", "jensenshannon", "linf")
 
 
