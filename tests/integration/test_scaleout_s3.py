@@ -1,0 +1,170 @@
+"""The cluster setup end to end: Dask workers, artifacts and data on S3 (moto on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctloop.components.partitioned_statistics import partitioned_statistics
+from ctloop.core.settings import Settings
+from ctloop.data import DatasetStatistics
+from ctloop.metadata import open_metadata_store
+from ctloop.pipeline import pipeline, run
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto")
+pytest.importorskip("distributed")
+
+PIPES = Path(__file__).with_name("scaleout_pipelines.py")
+BUCKET = "team-data"
+_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3_env() -> Iterator[dict[str, str]]:
+    """A credential-checking moto server; its settings in the standard AWS variables."""
+    import boto3
+    import s3fs
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="4"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.time() < deadline and proc.poll() is None, "moto did not start"
+            time.sleep(0.05)
+    endpoint = f"http://127.0.0.1:{port}"
+    setup = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "setup",
+        "aws_secret_access_key": "setup",
+    }
+    iam = boto3.client("iam", **setup)
+    iam.create_user(UserName="team")
+    key = iam.create_access_key(UserName="team")["AccessKey"]
+    iam.put_user_policy(UserName="team", PolicyName="s3", PolicyDocument=json.dumps(_POLICY))
+    boto3.client("s3", **setup).create_bucket(Bucket=BUCKET)
+    env = {
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        s3fs.S3FileSystem.clear_instance_cache()
+        yield env
+        s3fs.S3FileSystem.clear_instance_cache()
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster(s3_env: dict[str, str]) -> Iterator[Any]:
+    """Workers started after the AWS variables are set, as a cluster's would be."""
+    from ctloop.pipeline.runners.dask import local_cluster
+
+    cluster = local_cluster(n_workers=2)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        home=tmp_path / ".ctloop", artifacts_url=f"s3://{BUCKET}/artifacts/{tmp_path.name}"
+    )
+
+
+@pipeline
+def describe(source: str):
+    partitioned_statistics(source=source)
+
+
+def test_pipeline_on_dask_with_artifacts_on_s3_caches_like_local(
+    settings: Settings, cluster: Any
+) -> None:
+    first = run(f"{PIPES}:branches", {"n": 8}, settings=settings, runner=cluster.scheduler_address)
+    assert first.ok, first.run.error
+    assert all(
+        a.uri.startswith(f"s3://{BUCKET}/artifacts/")
+        for outs in first.artifacts.values()
+        for a in outs.values()
+    )
+    again = run(f"{PIPES}:branches", {"n": 8}, settings=settings, runner=cluster.scheduler_address)
+    assert {s.status for s in again.steps.values()} == {"cached"}
+
+
+def test_statistics_of_partitions_on_s3_on_dask(
+    settings: Settings, cluster: Any, tmp_path: Path
+) -> None:
+    import s3fs
+
+    from ctloop.artifacts import open_artifact_store
+    from ctloop.data import compute_statistics
+    from ctloop.pipeline.task import load_module_from_file
+
+    data = load_module_from_file(Path(__file__).with_name("scaleout_data.py"), "scaleout_data")
+    local = tmp_path / "parts"
+    frame = data.make_partitions(local, partitions=4, rows=5_000)
+    fs = s3fs.S3FileSystem()
+    for part in sorted(local.iterdir()):
+        fs.put_file(str(part), f"{BUCKET}/data/{tmp_path.name}/{part.name}")
+    source = f"s3://{BUCKET}/data/{tmp_path.name}"
+    result = run(describe, {"source": source}, settings=settings, runner=cluster.scheduler_address)
+    assert result.ok, result.run.error
+    art = result.output("partitioned_statistics")
+    assert art.properties["partitions"] == 4 and art.properties["source"] == source
+    got = DatasetStatistics.load(
+        open_artifact_store(settings.artifacts_url, cache_dir=tmp_path / "c").get(
+            art.uri, art.sha256
+        )
+    )
+    data.assert_equivalent(got, compute_statistics(local), frame)
+
+
+def test_wrong_credentials_fail_the_run_clearly_and_consistently(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import s3fs
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "expired-secret")
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        result = run(f"{PIPES}:branches", {"n": 3}, settings=settings, runner="local")
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert not result.ok
+    assert "permission denied by the artifact store" in (result.run.error or "")
+    assert "Check the credentials" in (result.run.error or "")
+    store = open_metadata_store(settings.metadata_url)
+    assert store.get_run(result.run.id).status == "failed"
+    assert all(s.status in {"failed", "skipped", "pending"} for s in store.get_steps(result.run.id))
