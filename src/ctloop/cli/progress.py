@@ -40,9 +40,10 @@ def status_text(status: Any) -> Text:
 class LiveProgress:
     """A ``RunObserver`` that redraws a table as steps change."""
 
-    def __init__(self, console: Any, *, enabled: bool = True) -> None:
+    def __init__(self, console: Any, *, enabled: bool = True, transient: bool = False) -> None:
         self.console = console
         self.enabled = enabled
+        self.transient = transient
         self.steps: dict[str, StepRecord] = {}
         self.run: RunRecord | None = None
         self._live: Live | None = None
@@ -77,7 +78,7 @@ class LiveProgress:
         self.steps = {s.name: s for s in steps}
         if self.enabled:
             self._live = Live(self._render(), console=self.console, refresh_per_second=8,
-                              transient=False)
+                              transient=self.transient)
             self._live.start()
 
     def step_changed(self, step: StepRecord) -> None:

@@ -13,7 +13,6 @@ from ctloop.cli.output import console, err_console, print_json
 from ctloop.cli.progress import LiveProgress
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
-from ctloop.metadata.base import to_dict
 
 _TOML = """\
 # ctloop settings. Every value can also come from a CTLOOP_* environment variable.
@@ -114,49 +113,108 @@ def init(
     console.print(f"next: cd {root} && ctloop run pipeline.py")
 
 
+def _month_range(text: str) -> range:
+    """``"4-12"`` or ``"5"`` -> a range of months."""
+    first, _, last = text.partition("-")
+    try:
+        lo, hi = int(first), int(last or first)
+    except ValueError:
+        lo, hi = 0, -1
+    if not (2 <= lo <= hi <= 12):
+        raise UserInputError(
+            f"The '--months' option must be a month or range within 2-12, like 4-12. Got {text!r}."
+        )
+    return range(lo, hi + 1)
+
+
 @app.command()
 def demo(
-    train_months: Annotated[str, typer.Option(help="comma-separated months to train on")] = "1,2,3",
-    eval_months: Annotated[str, typer.Option(help="comma-separated months to evaluate on")] = "4",
+    months: Annotated[str, typer.Option(help="months of 2013 to replay, e.g. 4-12")] = "4-9",
+    defective_month: Annotated[int | None, typer.Option(
+        help="land a broken batch in this month to watch validation stop the run")] = None,
+    train_window: Annotated[int, typer.Option(min=1, max=11,
+                                              help="months of history to train on")] = 3,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Run the NYC-flights 2013 reference scenario on the embedded defaults."""
-    from ctloop.examples.flights.pipeline import flights_demo
+    """Replay NYC flights 2013 month by month through the continuous-training loop."""
+    from ctloop.examples.flights.demo import MonthOutcome, run_demo
     from ctloop.pipeline.api import make_engine
 
-    def months(text: str, option: str) -> list[int]:
-        try:
-            values = [int(x) for x in text.split(",") if x.strip()]
-        except ValueError:
-            values = []
-        if not values or not all(1 <= m <= 12 for m in values):
-            raise UserInputError(
-                f"The '{option}' option must be comma-separated months 1-12. Got {text!r}."
-            )
-        return values
-
-    params = {"train_months": months(train_months, "--train-months"),
-              "eval_months": months(eval_months, "--eval-months")}
+    replay = _month_range(months)
     settings = load_settings()
-    progress = LiveProgress(err_console, enabled=not as_json and err_console.is_terminal)
+    progress = LiveProgress(err_console, enabled=not as_json and err_console.is_terminal,
+                            transient=True)
     engine = make_engine(settings, observer=progress)
-    result = engine.run(flights_demo, params,
-                        source="ctloop.examples.flights.pipeline:flights_demo")
-    if as_json:
-        print_json({"run": to_dict(result.run),
-                    "steps": [to_dict(s) for s in result.steps.values()]})
-    if not result.ok:
-        err_console.print(f"[red]demo failed:[/] {result.run.error}")
-        raise typer.Exit(1)
-    if not as_json:
-        for step in result.steps.values():
-            dur = f"{step.duration_s:.2f}s" if step.duration_s is not None else ""
-            console.print(f"  {step.name:<12} {step.status.value:<10} {dur}")
-        metrics = result.steps["evaluate"].outputs.get("return", {})
+
+    def report(o: MonthOutcome) -> None:
+        if as_json:
+            return
+        if o.status != "succeeded" and not o.stopped_by_validation:
+            console.print(f"[red]✘ 2013-{o.month:02d}[/] run {o.run_id[:12]} failed: {o.error}",
+                          highlight=False)
+            return
+        if o.status != "succeeded":
+            console.print(f"[red]✘ 2013-{o.month:02d}[/] batch refused by validation; the "
+                          f"champion stays (v{o.champion_version}):")
+            for line in o.anomalies[:8]:
+                console.print(f"    {line}", markup=False, highlight=False)
+            return
+        refused = f"[yellow]refused[/] ({'; '.join(o.failed_rules)})"
+        gate = "[green]blessed[/]" if o.blessed else refused
         console.print(
-            f"[green]✔ demo run {result.run.id[:12]}[/]: trained on months "
-            f"{params['train_months']}, evaluated on {params['eval_months']}: "
-            f"ROC AUC {metrics.get('roc_auc')}, log loss {metrics.get('log_loss')}, "
-            f"accuracy {metrics.get('accuracy')} on {metrics.get('rows')} flights"
+            f"[green]✔ 2013-{o.month:02d}[/] {o.rows} flights, drift {o.drift_share}, "
+            f"candidate AUC {o.candidate_auc} vs champion {o.champion_auc}: {gate}; "
+            f"champion v{o.champion_version}  [dim]({o.seconds}s, {o.cached_steps} cached)[/]"
         )
-        console.print(f"state in {settings.home}; see: ctloop runs show {result.run.id[:12]}")
+
+    outcomes = run_demo(settings, engine, months=replay, defective_month=defective_month,
+                        train_window=train_window, on_month=report)
+    if as_json:
+        from dataclasses import asdict
+
+        print_json({"months": [asdict(o) for o in outcomes]})
+        return
+    _outcome_table(outcomes)
+    report_path = settings.home / "demo" / "report.html"
+    console.print(f"report: {report_path}")
+    console.print("next: ctloop models show flights-delay@champion · ctloop runs list · "
+                  "ctloop features list")
+
+
+def _outcome_table(outcomes: list) -> None:  # type: ignore[type-arg]
+    """The month-by-month table, compact enough for an 80-column terminal."""
+    from rich import box
+    from rich.table import Table
+
+    rows = []
+    for o in outcomes:
+        if o.status == "succeeded":
+            data = "ok" if not any(a.startswith("[error]") for a in o.anomalies) else "errors"
+        else:
+            data = "STOPPED" if o.stopped_by_validation else "ok"
+        gate = "-" if o.blessed is None else ("blessed" if o.blessed else "refused")
+        if o.status != "succeeded" and not o.stopped_by_validation:
+            gate = "failed"
+        rows.append([f"2013-{o.month:02d}", _num(o.rows), _pct(o.delayed_share),
+                     _pct(o.drift_share), data, _num(o.candidate_auc), _num(o.champion_auc),
+                     gate, "-" if o.champion_version is None else f"v{o.champion_version}"])
+    headers = ["month", "rows", "late", "drift", "data", "AUC new", "AUC old", "gate",
+               "champion"]
+    table = Table(title="NYC flights 2013: the loop, month by month", box=box.SIMPLE_HEAD,
+                  header_style="bold", pad_edge=False, padding=(0, 1))
+    for i, name in enumerate(headers):
+        width = max(len(name), *(len(r[i]) for r in rows)) if rows else len(name)
+        table.add_column(name, no_wrap=True, min_width=width,
+                         justify="left" if name in ("data", "gate") else "right")
+    styles = {"STOPPED": "red", "failed": "red", "refused": "yellow", "blessed": "green"}
+    for row in rows:
+        table.add_row(*(f"[{styles[c]}]{c}[/]" if c in styles else c for c in row))
+    console.print(table)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _num(value: object) -> str:
+    return "-" if value is None else str(value)

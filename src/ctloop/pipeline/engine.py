@@ -260,7 +260,7 @@ class Engine:
         except OSError:
             pass
         if failure is not None:
-            for name in pending:
+            for name in order:
                 rec = records[name]
                 if not rec.status.done and rec.status != StepStatus.FAILED:
                     why = (f"upstream step {failure!r} failed" if failure in graph.steps and
@@ -355,8 +355,9 @@ class Engine:
     ) -> bool:
         """Record a finished attempt; returns True when the step has failed for good."""
         rec = records[spec.name]
-        if future.cancelled():
-            records[spec.name] = self._save(replace(rec, status=StepStatus.PENDING))
+        if future.cancelled():  # never started: the attempt does not count
+            records[spec.name] = self._save(replace(
+                rec, status=StepStatus.PENDING, attempts=max(0, rec.attempts - 1)))
             return False
         try:
             result = future.result()

@@ -57,11 +57,17 @@ class ModelRegistry:
     ) -> ModelVersionRecord:
         """Register the model artifact as the next version of ``name``.
 
+        Registering an artifact that is already a version of ``name`` (a cached
+        training step) returns that version instead of adding a duplicate.
+
         The lineage (producing run and step, code version, input artifacts with
         their hashes) is looked up in the metadata store and kept in
         ``properties["lineage"]``.
         """
         artifact = self.store.get_artifact(artifact_id)
+        for existing in self.store.list_model_versions(name):
+            if existing.artifact_id == artifact.id:  # the same bytes: one version, not two
+                return existing
         found = _lineage_summary(self.store, artifact.id)
         props = {"lineage": found, **(properties or {})}
         return self.store.create_model_version(

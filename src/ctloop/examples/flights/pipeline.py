@@ -1,93 +1,94 @@
-"""The demo pipeline: ingest months of flights, train, evaluate, keep the model.
+"""The continuous-training pipeline of the NYC-flights scenario.
 
-A first version of the reference scenario; later stages (validation, feature
-store, gate, registry, serving, monitoring) plug in as their own steps.
+One run handles one month of 2013 arriving, labelled, as a batch file:
+
+    batch ─► statistics ─► validate (schema pinned from January; drift vs last month)
+                                │ stops the run on error-level anomalies
+    feature store ─► training set (trailing months) ─► train ─► evaluate vs champion
+                  └► evaluation set (the new month)  ┘            │ gate (floors, change, slices)
+                                                infra check ─► push (register; promote if blessed)
+
+The training and evaluation sets come from the feature store (weather at the
+origin, plane attributes, carrier and route delay rates, all point in time),
+so serving and training share one definition of every feature.
 """
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
-from ctloop.pipeline import Dataset, Input, Metrics, Model, Output, component, pipeline
+from ctloop.components.data_validation import schema, statistics, validate
+from ctloop.components.training import evaluate, infra_check, push, train
+from ctloop.pipeline import Dataset, Output, component, pipeline
 
-FEATURES_NUM = ["month", "day", "dep_hour", "sched_dep_time", "distance", "air_time_est"]
-FEATURES_CAT = ["carrier", "origin", "dest"]
+MODEL_NAME = "flights-delay"
 LABEL = "delayed"
+FLIGHT_FEATURES = ["carrier", "origin", "dest", "hour", "distance"]
+"""Columns of the flight itself, known when it is scheduled (no departure delay: that leaks)."""
+
+GATE: dict[str, Any] = {
+    "floors": {"roc_auc": 0.60},
+    "changes": {"roc_auc": -0.005},
+    "slices": [{"column": "origin", "metric": "roc_auc", "min_change": -0.05, "min_rows": 1000}],
+}
+"""The model gate: an absolute floor, no real loss against the champion, no airport left behind."""
 
 
-@component(version="1")
-def ingest(months: list[int], out: Output[Dataset]) -> dict:
-    """Flights of the given months, labelled, with the raw columns a model may use."""
-    from ctloop.examples.flights.data import flights
+def model_features() -> list[str]:
+    """Flight columns plus every feature-store feature (short names)."""
+    from ctloop.examples.flights.features import FEATURES
 
-    df = flights(months)
-    df = df.assign(
-        dep_hour=df["sched_dep_time"] // 100,
-        air_time_est=df["distance"] / 7.5,
-    )[["time_hour", *FEATURES_NUM, *FEATURES_CAT, "tailnum", LABEL]]
+    return FLIGHT_FEATURES + [ref.split(":", 1)[1] for ref in FEATURES]
+
+
+@component(version="1", cache=False)
+def land_batch(path: str, out: Output[Dataset]) -> dict[str, Any]:
+    """Read a batch file as it landed (never cached: the file may be replaced)."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
     out.write(df)
-    out.metadata["months"] = list(months)
-    out.metadata["delayed_share"] = round(float(df[LABEL].mean()), 4)
+    out.metadata["source"] = path
     return {"rows": len(df)}
 
 
 @component(version="1")
-def train(data: Input[Dataset], model: Output[Model], seed: int = 0,
-          max_iter: int = 200) -> dict:
-    """A histogram gradient-boosted classifier with native categorical support."""
-    import joblib
-    from sklearn.compose import make_column_transformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OrdinalEncoder
+def feature_training_set(months: list[int], out: Output[Dataset]) -> dict[str, Any]:
+    """Labelled flights of ``months`` with every feature as known at scheduled departure."""
+    from ctloop.examples.flights.features import FEATURES, training_set
 
-    df = data.read()
-    encoder = make_column_transformer(
-        (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                        encoded_missing_value=-1), FEATURES_CAT),
-        ("passthrough", FEATURES_NUM),
-        verbose_feature_names_out=False,
-    )
-    n_cat = len(FEATURES_CAT)
-    clf = HistGradientBoostingClassifier(
-        max_iter=max_iter, learning_rate=0.1, random_state=seed,
-        categorical_features=list(range(n_cat)),
-    )
-    estimator = make_pipeline(encoder, clf)
-    estimator.fit(df[FEATURES_CAT + FEATURES_NUM], df[LABEL])
-    joblib.dump(estimator, model.path / "model.joblib")
-    (model.path / "signature.json").write_text(json.dumps(
-        {"inputs": FEATURES_CAT + FEATURES_NUM, "output": "probability of delay"}
-    ))
-    model.metadata.update({"flavor": "sklearn", "seed": seed, "train_rows": len(df)})
-    return {"train_rows": len(df)}
-
-
-@component(version="1")
-def evaluate(data: Input[Dataset], model: Input[Model], metrics: Output[Metrics]) -> dict:
-    """ROC AUC, log loss and accuracy of the model on held-out flights."""
-    import joblib
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
-
-    df = data.read()
-    estimator = joblib.load(model.path / "model.joblib")
-    proba = estimator.predict_proba(df[FEATURES_CAT + FEATURES_NUM])[:, 1]
-    values = {
-        "roc_auc": round(float(roc_auc_score(df[LABEL], proba)), 4),
-        "log_loss": round(float(log_loss(df[LABEL], proba)), 4),
-        "accuracy": round(float(accuracy_score(df[LABEL], proba >= 0.5)), 4),
-        "rows": len(df),
-        "delayed_share": round(float(df[LABEL].mean()), 4),
-    }
-    metrics.write(values)
-    return values
+    frame = training_set(months).to_pandas()
+    out.write(frame)
+    out.metadata.update({"months": list(months), "feature_refs": list(FEATURES),
+                         "delayed_share": round(float(frame[LABEL].mean()), 4)})
+    return {"rows": len(frame), "delayed_share": round(float(frame[LABEL].mean()), 4)}
 
 
 @pipeline
-def flights_demo(train_months: list[int] = [1, 2, 3], eval_months: list[int] = [4],  # noqa: B006
-                 seed: int = 0):
-    """Train on the first months of 2013 and evaluate on the next one."""
-    train_data = ingest(months=train_months)
-    eval_data = ingest(months=eval_months)
-    model = train(data=train_data, seed=seed)
-    evaluate(data=eval_data, model=model)
+def flights_ct(
+    month: int,
+    batch: str,
+    previous_batch: str,
+    schema_path: str,
+    train_window: int = 3,
+    algorithm: str = "lightgbm",
+    model_name: str = MODEL_NAME,
+    n_boot: int = 100,
+):
+    """Validate the month's batch, retrain on the trailing months, gate, register, promote."""
+    new_batch = land_batch(path=batch)
+    last_batch = land_batch(path=previous_batch)
+    new_stats = statistics(data=new_batch)
+    last_stats = statistics(data=last_batch)
+    pinned = schema(stats=last_stats, pinned=schema_path)
+    checked = validate(stats=new_stats, schema=pinned, reference=last_stats)
+    train_months = list(range(max(1, month - train_window), month))
+    train_set = feature_training_set(months=train_months).after(checked)
+    eval_set = feature_training_set(months=[month]).after(checked)
+    model = train(data=train_set, label=LABEL, features=model_features(), algorithm=algorithm,
+                  seed=0)
+    judged = evaluate(candidate=model, data=eval_set, model_name=model_name, gate=GATE,
+                      slice_columns=["origin", "carrier"], n_boot=n_boot)
+    served = infra_check(model=model, data=eval_set)
+    push(model=model, evaluation=judged.outputs["evaluation"], blessing=judged.outputs["blessing"],
+         model_name=model_name, reason=f"monthly retrain, month {month}").after(served)
