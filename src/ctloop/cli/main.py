@@ -32,6 +32,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("models", "ctloop.cli.models", "Registered models, aliases, promotion and rollback."),
     ("features", "ctloop.cli.features", "Feature definitions, training sets and online features."),
     ("data", "ctloop.cli.data", "Statistics, schemas, validation and drift of datasets."),
+    ("deploy", "ctloop.cli.deploy", "Export deployment files for team servers and clusters."),
 ]
 
 # Modules that register top-level commands on `app` when imported.
