@@ -129,7 +129,7 @@ def _month_range(text: str) -> range:
 
 @app.command()
 def demo(
-    months: Annotated[str, typer.Option(help="months of 2013 to replay, e.g. 4-12")] = "4-9",
+    months: Annotated[str, typer.Option(help="months of 2013 to replay, e.g. 4-12")] = "4-12",
     defective_month: Annotated[int | None, typer.Option(
         help="land a broken batch in this month to watch validation stop the run")] = None,
     train_window: Annotated[int, typer.Option(min=1, max=11,
@@ -201,7 +201,7 @@ def _outcome_table(outcomes: list) -> None:  # type: ignore[type-arg]
     headers = ["month", "rows", "late", "drift", "data", "AUC new", "AUC old", "gate",
                "champion"]
     table = Table(title="NYC flights 2013: the loop, month by month", box=box.SIMPLE_HEAD,
-                  header_style="bold", pad_edge=False, padding=(0, 1))
+                  header_style="bold", pad_edge=False, padding=(0, 1), show_edge=False)
     for i, name in enumerate(headers):
         width = max(len(name), *(len(r[i]) for r in rows)) if rows else len(name)
         table.add_column(name, no_wrap=True, min_width=width,

@@ -53,6 +53,7 @@ _COLUMN_KEYS = {
     "min",
     "max",
     "domain",
+    "min_domain_mass",
     "allow_infinite",
     "severity",
     "drift",
@@ -70,6 +71,8 @@ class ColumnSchema:
     min: float | None = None
     max: float | None = None
     domain: list[str] | None = None
+    #: share of values that must lie in ``domain``; a smaller share of new values is a warning
+    min_domain_mass: float = 1.0
     allow_infinite: bool = False
     severity: dict[str, str] = field(default_factory=dict)
     drift: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +86,8 @@ class ColumnSchema:
         for key in ("min", "max", "domain"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.min_domain_mass < 1.0:
+            out["min_domain_mass"] = self.min_domain_mass
         if self.allow_infinite:
             out["allow_infinite"] = True
         if self.severity:
@@ -126,7 +131,9 @@ class Schema:
         header = (
             "# ctloop data schema. Edit and commit it: validation checks every batch against it.\n"
             "# Per column: type, required, max_missing (share of nulls allowed), min/max,\n"
-            "# domain (allowed values), allow_infinite, severity: {kind: error|warning|ignore},\n"
+            "# domain (allowed values), min_domain_mass (share of values that must be in the\n"
+            "# domain; new values below the rest are a warning), allow_infinite,\n"
+            "# severity: {kind: error|warning|ignore},\n"
             "# drift: {method: ..., threshold: ...}. Top-level severity overrides a kind\n"
             f"# everywhere. Kinds: {', '.join(ANOMALY_KINDS)}.\n"
         )
@@ -208,6 +215,9 @@ def _column_from_dict(name: str, spec: Any, where: str) -> ColumnSchema:
     domain = spec.get("domain")
     if domain is not None and not isinstance(domain, list):
         raise UserInputError(f"{where}: domain must be a list of values. Got {domain!r}.")
+    mass = spec.get("min_domain_mass", 1.0)
+    if not isinstance(mass, int | float) or not 0 <= mass <= 1:
+        raise UserInputError(f"{where}: min_domain_mass must be in [0, 1]. Got {mass!r}.")
     drift = spec.get("drift") or {}
     if not isinstance(drift, dict) or set(drift) - {"method", "threshold"}:
         raise UserInputError(f"{where}: drift takes only 'method' and 'threshold'. Got {drift!r}.")
@@ -219,6 +229,7 @@ def _column_from_dict(name: str, spec: Any, where: str) -> ColumnSchema:
         min=spec.get("min"),
         max=spec.get("max"),
         domain=[_domain_value(v) for v in domain] if domain is not None else None,
+        min_domain_mass=float(mass),
         allow_infinite=bool(spec.get("allow_infinite", False)),
         severity=_severity_map(spec.get("severity") or {}, f"{where}: severity"),
         drift=dict(drift),

@@ -127,8 +127,13 @@ def validate_statistics(
     """The anomalies of ``stats`` against ``schema`` (and drift from ``reference`` if given)."""
     found: list[Anomaly] = []
 
-    def add(column: str | None, kind: str, expected: str, got: str, description: str) -> None:
-        severity = schema.severity_of(kind, column)
+    def add(
+        column: str | None, kind: str, expected: str, got: str, description: str,
+        severity: str | None = None,
+    ) -> None:
+        configured = schema.severity_of(kind, column)
+        # A tolerated case (e.g. within min_domain_mass) may lower an error to a warning.
+        severity = "warning" if severity == "warning" and configured == "error" else configured
         if severity != "ignore":
             found.append(Anomaly(column, kind, expected, got, description, severity))
 
@@ -236,12 +241,17 @@ def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any
         if unseen:
             shown = ", ".join(f"{v!r} ({c} rows)" for v, c in list(unseen.items())[:_SHOW_VALUES])
             more = f" and {len(unseen) - _SHOW_VALUES} more" if len(unseen) > _SHOW_VALUES else ""
+            share = sum(unseen.values()) / max(col.count - col.missing, 1)
+            tolerated = share <= 1.0 - spec.min_domain_mass
+            note = (f" ({share:.3%} of values, within the {1 - spec.min_domain_mass:.3%} "
+                    "min_domain_mass allows)" if tolerated else "")
             add(
                 name,
                 "unseen_category",
                 f"one of {len(allowed)} known values",
                 shown + more,
-                f"value(s) never seen before: {shown}{more}",
+                f"value(s) never seen before: {shown}{more}{note}",
+                **({"severity": "warning"} if tolerated else {}),
             )
 
 

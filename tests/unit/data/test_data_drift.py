@@ -112,3 +112,17 @@ def test_report_json_is_strict_json():
     )
     text = json.dumps(report.to_dict(), allow_nan=False)
     assert json.loads(text)["n_tested"] == 0
+
+
+def test_method_none_leaves_a_feature_out() -> None:
+    import pandas as pd
+
+    from ctloop.data.drift import compute_drift
+
+    ref = pd.DataFrame({"month": [1] * 500, "x": range(500)})
+    cur = pd.DataFrame({"month": [7] * 500, "x": range(500)})
+    report = compute_drift(ref, cur, config={"month": {"method": "none"}})
+    assert [f.column for f in report.drifted] == []
+    month = next(f for f in report.features if f.column == "month")
+    assert month.score is None and "not tested" in month.note
+    assert next(f.drifted for f in compute_drift(ref, cur).features if f.column == "month")

@@ -76,6 +76,32 @@ def test_unseen_category_names_the_value_and_count(schema):
     assert anomaly.kind == "unseen_category" and "'ZZ' (3 rows)" in anomaly.found
 
 
+def test_min_domain_mass_tolerates_a_few_new_values(schema):
+    import copy
+
+    relaxed = copy.deepcopy(schema)
+    relaxed.columns["carrier"].min_domain_mass = 0.99  # up to 1% new values: a warning
+    few = train()
+    few.loc[:2, "carrier"] = "ZZ"  # 3 of 2000 rows
+    (anomaly,) = validate(few, relaxed).anomalies
+    assert anomaly.severity == "warning" and "min_domain_mass" in anomaly.description
+    many = train()
+    many.loc[:99, "carrier"] = "ZZ"  # 5% of rows: still an error
+    (anomaly,) = validate(many, relaxed).anomalies
+    assert anomaly.severity == "error"
+    text = relaxed.to_yaml()
+    assert "min_domain_mass: 0.99" in text
+    import yaml
+
+    from ctloop.data.schema import Schema
+
+    assert Schema.from_dict(yaml.safe_load(text)).columns["carrier"].min_domain_mass == 0.99
+    with pytest.raises(Exception, match="min_domain_mass must be in"):
+        bad = yaml.safe_load(text)
+        bad["columns"]["carrier"]["min_domain_mass"] = 2
+        Schema.from_dict(bad)
+
+
 def test_too_many_missing_values(schema):
     df = train()
     df.loc[: len(df) // 2, "note"] = None

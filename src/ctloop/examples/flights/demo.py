@@ -23,7 +23,7 @@ from ctloop.core.errors import UserInputError
 from ctloop.core.settings import Settings
 from ctloop.pipeline.engine import Engine, RunResult
 
-__all__ = ["MonthOutcome", "make_defective", "run_demo", "write_batches"]
+__all__ = ["MonthOutcome", "make_defective", "pin_schema", "run_demo", "write_batches"]
 
 
 @dataclass
@@ -65,6 +65,29 @@ def write_batches(folder: Path, months: range) -> dict[int, Path]:
             tmp.replace(path)
         paths[month] = path
     return paths
+
+
+def pin_schema(path: Path, first_batch: Path) -> Path:
+    """Infer the schema from the first batch and make the edits a person would make.
+
+    Calendar columns cover the whole year, not the first month's values, and a
+    new carrier with a handful of flights (SkyWest appears in mid-2013) is
+    noted as a warning; a carrier code on more than 0.1% of flights still stops
+    the run. An existing pinned schema is left as it is.
+    """
+    from ctloop.data.schema import infer_schema
+    from ctloop.data.stats import compute_statistics
+
+    if path.exists():
+        return path
+    schema = infer_schema(compute_statistics(first_batch, name=first_batch.name))
+    for column, (lo, hi) in {"year": (2013, 2013), "month": (1, 12), "day": (1, 31)}.items():
+        if column in schema.columns:
+            schema.columns[column].min, schema.columns[column].max = lo, hi
+            schema.columns[column].drift = {"method": "none"}
+    schema.columns["carrier"].min_domain_mass = 0.999
+    schema.save(path)
+    return path
 
 
 def make_defective(clean: Path, target: Path) -> Path:
@@ -153,6 +176,7 @@ def run_demo(
     folder = settings.home / "demo"
     batches = write_batches(folder / "landing", range(months.start - 1, months.stop))
     apply_definitions(engine.store, flights_feature_store().definitions)
+    pin_schema(folder / "schema.yaml", batches[months.start - 1])
     registry = ModelRegistry(engine.store, actor="ctloop demo")
     if _has(registry, MODEL_NAME) and "champion" in registry.aliases(MODEL_NAME):
         # A replay starts with no model in production; the alias history keeps the old one.
