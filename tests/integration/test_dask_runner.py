@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -171,3 +172,35 @@ def test_conflicting_requirements_run_in_their_own_venvs_on_workers(
     assert result.steps["old_six"].outputs == {"return": "1.16.0"}
     assert result.steps["new_six"].outputs == {"return": "1.17.0"}
     assert all("dask_worker" in s.executor for s in result.steps.values())
+
+
+def test_long_lived_workers_pick_up_a_changed_pipeline_file(
+    settings: Settings, address: str, tmp_path: Path
+) -> None:
+    source = """
+from ctloop.pipeline import Metrics, Output, component, pipeline
+
+@component
+def answer(i: int, out: Output[Metrics]) -> int:
+    import time
+    time.sleep(0.5)  # long enough for both workers to take one step each
+    out.log("value", VALUE)
+    return VALUE
+
+@pipeline
+def ask():
+    answer(i=1)
+    answer(i=2)
+"""
+    path = tmp_path / "user_pipes.py"
+    path.write_text(source.replace("VALUE", "1"))
+    first = run(f"{path}:ask", settings=settings, runner=address)
+    assert first.ok and [s.outputs for s in first.steps.values()] == [{"return": 1}] * 2
+    assert len({s.executor["dask_worker"] for s in first.steps.values()}) == 2
+    path.write_text(source.replace("VALUE", "2"))
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # a visibly newer file
+    # A new `ctloop run` is a fresh client process; the workers are the same ones.
+    for name in [m for m in sys.modules if m.startswith("ctloop_user_user_pipes_")]:
+        del sys.modules[name]
+    second = run(f"{path}:ask", settings=settings, runner=address)
+    assert second.ok and [s.outputs for s in second.steps.values()] == [{"return": 2}] * 2

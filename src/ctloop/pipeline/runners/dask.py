@@ -352,7 +352,7 @@ def _forget_if_changed(task: StepTask) -> None:
     if found is None:
         return
     module, mtime = found
-    if module in sys.modules and _loaded_at.get(module, mtime) != mtime:
+    if module in sys.modules and _loaded_at.get(module) != mtime:
         del sys.modules[module]
 
 
