@@ -123,3 +123,16 @@ def new_six(out: Output[Metrics]) -> str:
 def two_sixes():
     old_six()
     new_six()
+
+
+@component
+def sleeper(box: str, seconds: float, out: Output[Metrics]) -> float:
+    (Path(box) / "sleeper-started").write_text(str(os.getpid()))
+    time.sleep(seconds)
+    out.log("slept", seconds)
+    return seconds
+
+
+@pipeline
+def sleepy(box: str, seconds: float = 20.0):
+    sleeper(box=box, seconds=seconds)

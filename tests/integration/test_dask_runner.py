@@ -204,3 +204,46 @@ def ask():
         del sys.modules[name]
     second = run(f"{path}:ask", settings=settings, runner=address)
     assert second.ok and [s.outputs for s in second.steps.values()] == [{"return": 2}] * 2
+
+
+def test_scheduler_lost_mid_run_fails_the_run_with_the_reason(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import subprocess
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
+    )
+    worker = subprocess.Popen(
+        [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"],
+        **quiet,
+    )
+    box = tmp_path / "box"
+    box.mkdir()
+
+    def kill_scheduler() -> None:
+        deadline = time.time() + 60
+        while not (box / "sleeper-started").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        scheduler.kill()
+
+    try:
+        killer = threading.Thread(target=kill_scheduler, daemon=True)
+        killer.start()
+        started = time.time()
+        result = run(f"{PIPES}:sleepy", {"box": str(box)}, settings=settings, runner=address)
+        killer.join()
+        assert time.time() - started < 20  # well before the step would have finished
+        assert not result.ok
+        assert "dropped step 'sleeper'" in (result.steps["sleeper"].error or "")
+        store = open_metadata_store(settings.metadata_url)
+        assert store.get_run(result.run.id).status == "failed"
+    finally:
+        scheduler.kill()
+        worker.kill()
+        scheduler.wait()
+        worker.wait()
