@@ -136,3 +136,23 @@ def test_console_script_prints_one_line(ctloop_home: Path) -> None:
                           capture_output=True, text=True, cwd=ctloop_home, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "missing.py" in proc.stderr
+
+
+def test_usage_errors_are_short(ctloop_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "nosuch")
+    assert code == 2 and "No such command 'nosuch'" in err and "Traceback" not in err
+    code, _, err = cli(capsys, "runs", "list", "--limit", "0")
+    assert code == 2 and "--limit" in err and "Traceback" not in err
+
+
+def test_edited_pipeline_file_is_reloaded(box: Path, ctloop_home: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from ctloop.pipeline import load_pipeline
+
+    f = ctloop_home / "p.py"
+    f.write_text(PIPES.read_text())
+    first, _ = load_pipeline(f"{f}:diamond")
+    assert load_pipeline(f"{f}:diamond")[0] is first  # same content: same module
+    f.write_text(PIPES.read_text() + "\n# edited\n")
+    second, _ = load_pipeline(f"{f}:diamond")
+    assert second is not first  # a long-running process sees the new code

@@ -13,9 +13,7 @@ and in serving.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.importing import import_file
 from ctloop.features.definitions import AggregationView, Entity, FeatureView
 from ctloop.features.errors import feature_not_found
 from ctloop.features.online.base import OnlineStore, WriteBatch, open_online_store
@@ -122,14 +121,9 @@ def load_definitions(path: str | Path) -> Definitions:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"The definitions file {str(path)!r} does not exist.")
-    module_name = f"ctloop_definitions_{abs(hash(str(path.resolve())))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise UserInputError(f"Cannot import {str(path)!r} as Python.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    prefix = f"ctloop_definitions_{abs(hash(str(path.resolve())))}"
     try:
-        spec.loader.exec_module(module)
+        module = import_file(path, prefix)
     except UserInputError:
         raise
     except Exception as exc:

@@ -8,8 +8,8 @@ import importlib
 from pathlib import Path
 
 from ctloop.core.errors import NotFound, UserInputError
+from ctloop.core.importing import import_file
 from ctloop.pipeline.dsl import PipelineDef
-from ctloop.pipeline.task import load_module_from_file
 
 __all__ = ["load_pipeline", "split_ref"]
 
@@ -35,7 +35,7 @@ def load_pipeline(ref: str) -> tuple[PipelineDef, str]:
             raise NotFound(f"Pipeline file {target!r} does not exist. Check the path.")
         digest = hashlib.sha256(str(path).encode()).hexdigest()[:10]
         try:
-            module = load_module_from_file(path, f"ctloop_user_{path.stem}_{digest}")
+            module = import_file(path, f"ctloop_user_{path.stem}_{digest}")
         except SyntaxError as exc:
             raise UserInputError(
                 f"{target} has a syntax error at line {exc.lineno}: {exc.msg}."

@@ -10,7 +10,6 @@ the runner's memory, so every runner gives the same, resumable result.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ctloop.core.errors import ComponentFailed, CtloopError, UserInputError
+from ctloop.core.importing import import_file
 from ctloop.pipeline.artifacts import Artifact
 from ctloop.pipeline.component import ComponentDef
 from ctloop.pipeline.context import StepContext, step_context
@@ -98,19 +98,15 @@ def _import_ref(ref: str, source_file: str = "") -> Any:
 
 
 def load_module_from_file(path: Path, module_name: str) -> Any:
-    """Import a Python file under ``module_name`` (once; cached in ``sys.modules``)."""
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise UserInputError(f"{path} is not a Python file that can be imported.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
+    """Import a Python file so that ``module_name`` names it in ``sys.modules``.
+
+    ``module_name`` is what a component recorded as its module (the loader's
+    prefix plus the content hash); a worker loading the same file gets the
+    same name back.
+    """
+    prefix, _, _ = module_name.rpartition("_")
+    module = import_file(path, prefix or module_name)
+    sys.modules.setdefault(module_name, module)
     return module
 
 

@@ -37,7 +37,7 @@ def test_bad_settings_say_what_to_fix(ctloop_home: Path, monkeypatch: pytest.Mon
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings()
     (ctloop_home / "ctloop.toml").write_text("[ctloop]\nmax_workers = 0\n")
-    with pytest.raises(ConfigError, match="'max_workers' setting must be an int >= 1. Got 0"):
+    with pytest.raises(ConfigError, match=r"'max_workers' setting must be an int >= 1\. Got 0"):
         load_settings()
     monkeypatch.setenv("CTLOOP_MAX_WORKERS", "many")
     with pytest.raises(ConfigError, match="Got 'many'"):

@@ -198,8 +198,13 @@ def test_empty_pipeline() -> None:
 
 
 def test_command_component_declares_ports() -> None:
-    wc = command_component("wc", ["wc", "-c", "{inputs.text}"], inputs={"text": Dataset},
-                           outputs={"out": Metrics}, parameters={"n": 3})
+    wc = command_component(
+        "wc",
+        ["wc", "-c", "{inputs.text}"],
+        inputs={"text": Dataset},
+        outputs={"out": Metrics},
+        parameters={"n": 3},
+    )
     assert wc.parameters["n"].default == 3 and wc.command is not None
     with pytest.raises(PipelineDefinitionError, match="empty command"):
         command_component("x", [])
