@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from ctloop.artifacts import open_artifact_store
-from ctloop.core.errors import ConfigError, CtloopError, NotFound
+from ctloop.core.errors import ConfigError
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -171,12 +171,13 @@ def test_missing_bucket_is_a_clear_error(s3: S3Server, tmp_path: Path) -> None:
     store = open_artifact_store(
         "s3://no-such-bucket/arts", cache_dir=tmp_path / "cache", storage_options=s3.options()
     )
-    with pytest.raises(CtloopError) as info:
+    with pytest.raises(ConfigError) as info:
         store.put(_file(tmp_path, "z.txt", b"z"))
-    # A person can tell which store is wrong from the one line the CLI prints.
-    assert isinstance(info.value, NotFound | ConfigError)
-    assert "s3://no-such-bucket/arts" in info.value.one_line()
-    with pytest.raises(NotFound):
+    # A person can tell which store is wrong, and what to do, from the one line the CLI prints.
+    line = info.value.one_line()
+    assert "bucket 'no-such-bucket'" in line and "does not exist" in line
+    assert "s3://no-such-bucket/arts" in line
+    with pytest.raises(ConfigError, match="does not exist"):  # not "rerun with --no-cache"
         store.get("s3://no-such-bucket/arts/ab/abc.txt", "ab" * 32)
 
 

@@ -42,6 +42,8 @@ class FsspecByteStore:
                 "file:///path or s3://bucket/prefix in CTLOOP_ARTIFACTS_URL."
             ) from None
         self.atomic_put = protocol in _OBJECT_STORES
+        self._bucket = self.root.split("/", 1)[0] if self.atomic_put else ""
+        self._bucket_ok = not self._bucket
 
     def __repr__(self) -> str:
         return f"FsspecByteStore({self.url!r})"
@@ -56,6 +58,7 @@ class FsspecByteStore:
         except CtloopError:
             raise
         except FileNotFoundError:
+            self._check_bucket()
             raise NotFound(f"{what}: not found in the artifact store {self.url}.") from None
         except PermissionError as exc:
             raise ConfigError(
@@ -74,12 +77,31 @@ class FsspecByteStore:
                 "Check the endpoint, the network and the credentials."
             ) from None
 
+    def _check_bucket(self) -> None:
+        """A missing bucket is a setup mistake, not a missing artifact: say so."""
+        if self._bucket_ok:
+            return
+        try:
+            found = bool(self.fs.exists(self._bucket))
+        except Exception:  # unreachable or forbidden: the caller's error says more
+            return
+        if not found:
+            raise ConfigError(
+                f"The bucket {self._bucket!r} of the artifact store {self.url} does not exist. "
+                f"Create it (e.g. `aws s3 mb s3://{self._bucket}`) or point "
+                "CTLOOP_ARTIFACTS_URL at an existing bucket."
+            )
+        self._bucket_ok = True
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with self._guard(what):
             return fn()
 
     def exists(self, key: str) -> bool:
-        return self._call(f"Checking {key}", lambda: bool(self.fs.exists(self._path(key))))
+        found = self._call(f"Checking {key}", lambda: bool(self.fs.exists(self._path(key))))
+        if not found:
+            self._check_bucket()
+        return found
 
     def size(self, key: str) -> int:
         return self._call(f"Sizing {key}", lambda: int(self.fs.size(self._path(key))))
