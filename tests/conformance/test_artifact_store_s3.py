@@ -212,3 +212,24 @@ def test_large_file_is_uploaded_in_parts_and_read_back_intact(s3: S3Server, tmp_
     )
     back = fresh.get(obj.uri, obj.sha256)
     assert back.stat().st_size == 110 << 20
+
+
+def test_endpoint_and_region_from_ctloop_toml(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "CTLOOP_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret)
+    (tmp_path / "ctloop.toml").write_text(
+        f'[ctloop]\nartifacts = "s3://{s3.bucket}/toml"\n\n'
+        f'[ctloop.s3]\nendpoint_url = "{s3.endpoint}"\nregion = "us-east-1"\n'
+    )
+    store = open_artifact_store(cache_dir=tmp_path / "cache")  # URL and options from settings
+    obj = store.put(_file(tmp_path, "t.txt", b"from toml"))
+    assert obj.uri.startswith(f"s3://{s3.bucket}/toml/")
+    assert store.get(obj.uri, obj.sha256).read_bytes() == b"from toml"
+    (tmp_path / "ctloop.toml").write_text("[ctloop.s3]\nsecret = \"no\"\n")
+    with pytest.raises(ConfigError, match="Credentials belong in AWS_"):
+        open_artifact_store(f"s3://{s3.bucket}/toml")

@@ -48,6 +48,32 @@ class Settings:
                 f"The 'max_workers' setting must be an int >= 1. Got {self.max_workers!r}."
             )
 
+    def storage_options(self, url: str) -> dict[str, Any]:
+        """fsspec options for an object-store URL from the ``[ctloop.s3]`` table of ctloop.toml.
+
+        Keys: ``endpoint_url``, ``region``, ``profile``, ``anon``. Credentials
+        themselves stay in the standard AWS variables or profiles, never here.
+        """
+        if not url.startswith(("s3://", "s3a://")):
+            return {}
+        s3 = dict(self.extra.get("s3", {}))
+        unknown = sorted(set(s3) - {"endpoint_url", "region", "profile", "anon"})
+        if unknown:
+            raise ConfigError(
+                f"Unknown keys {unknown} in the [ctloop.s3] table of ctloop.toml; allowed: "
+                "endpoint_url, region, profile, anon. Credentials belong in AWS_* variables."
+            )
+        options: dict[str, Any] = {}
+        if s3.get("endpoint_url"):
+            options["endpoint_url"] = str(s3["endpoint_url"])
+        if s3.get("region"):
+            options["client_kwargs"] = {"region_name": str(s3["region"])}
+        if s3.get("profile"):
+            options["profile"] = str(s3["profile"])
+        if s3.get("anon"):
+            options["anon"] = bool(s3["anon"])
+        return options
+
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
