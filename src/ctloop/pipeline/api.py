@@ -23,18 +23,23 @@ def make_engine(
 ) -> Engine:
     """An engine wired to the settings' metadata store, artifact store and runner."""
     from ctloop.metadata import open_metadata_store
-    from ctloop.pipeline.runners import open_runner
-
     return Engine(
         store=open_metadata_store(settings.metadata_url),
         artifacts_url=settings.artifacts_url,
-        runner=open_runner(runner or settings.runner),
+        runner=_runner(runner or settings.runner, settings),
         home=settings.home,
         max_workers=max_workers or settings.max_workers,
         cache=settings.cache if cache is None else cache,
         observer=observer,
         project=settings.home.parent,
     )
+
+
+def _runner(spec: str, settings: Settings):  # type: ignore[no-untyped-def]
+    from ctloop.pipeline.runners import open_runner
+
+    is_dask = spec == "dask" or spec.startswith("tcp://")
+    return open_runner(spec, settings.extra.get("dask", {}) if is_dask else None)
 
 
 def run(

@@ -233,3 +233,18 @@ def test_loader_finds_pipelines_and_explains_mistakes(tmp_path: Path) -> None:
     bad.write_text("def (:\n")
     with pytest.raises(UserInputError, match="syntax error at line 1"):
         load_pipeline(f"{bad}:x")
+
+
+def test_runner_names_and_options() -> None:
+    from ctloop.core.errors import ConfigError
+    from ctloop.pipeline.runners import open_runner
+
+    assert open_runner("local").name == "local"
+    assert open_runner("subprocess").name == "subprocess"
+    with pytest.raises(ConfigError, match="Unknown runner 'ray'"):
+        open_runner("ray")
+    runner = open_runner("dask", {"n_workers": 3, "threads_per_worker": 2})
+    assert (runner.n_workers, runner.threads_per_worker) == (3, 2)  # type: ignore[attr-defined]
+    assert open_runner("tcp://127.0.0.1:1").address == "tcp://127.0.0.1:1"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="Known options: n_workers"):
+        open_runner("dask", {"workers": 3})

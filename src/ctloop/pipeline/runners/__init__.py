@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from ctloop.core.errors import ConfigError
 from ctloop.core.plugins import load_object
 from ctloop.pipeline.runners.base import Runner
@@ -15,12 +18,27 @@ RUNNERS = {
 }
 
 
-def open_runner(spec: str) -> Runner:
-    """A runner for ``local``, ``subprocess``, ``dask`` or ``tcp://host:port`` (Dask)."""
+def open_runner(spec: str, options: dict[str, Any] | None = None) -> Runner:
+    """A runner for ``local``, ``subprocess``, ``dask`` or ``tcp://host:port`` (Dask).
+
+    ``options`` (the ``[ctloop.dask]`` table of ctloop.toml for Dask:
+    ``n_workers``, ``threads_per_worker``, ``connect_timeout``) go to the
+    runner's constructor; unknown keys are an error that lists the known ones.
+    """
+    options = dict(options or {})
     if spec.startswith("tcp://"):
-        return load_object(RUNNERS["dask"])(address=spec)  # type: ignore[no-any-return]
+        options["address"] = spec
+        spec = "dask"
     if spec not in RUNNERS:
         raise ConfigError(
             f"Unknown runner {spec!r}. Use one of: {', '.join(RUNNERS)} or tcp://HOST:PORT."
         )
-    return load_object(RUNNERS[spec])()  # type: ignore[no-any-return]
+    cls = load_object(RUNNERS[spec])
+    try:
+        return cls(**options)  # type: ignore[no-any-return]
+    except TypeError as exc:
+        known = [p for p in inspect.signature(cls).parameters if p != "address"]
+        raise ConfigError(
+            f"Bad options {sorted(options)} for the {spec} runner ({exc}). "
+            f"Known options: {', '.join(known) or 'none'}."
+        ) from None
