@@ -194,3 +194,19 @@ def test_steps_know_their_run_and_stores(box: Path, runner: str) -> None:
     value = result.steps["who_am_i"].outputs["return"]
     assert value["run_id"] == result.run.id and value["step"] == "who_am_i"
     assert value["metadata_url"] == load_settings().metadata_url
+
+
+@pytest.mark.slow
+def test_subprocess_runner_gives_each_requirement_set_its_own_venv(
+    box: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTLOOP_CACHE_DIR", str(tmp_path / "cache"))
+    result = run(f"{PIPES}:two_sixes", runner="subprocess", max_workers=2)
+    assert result.ok, result.run.error
+    assert result.steps["old_six"].outputs["return"] == "1.16.0"
+    assert result.steps["new_six"].outputs["return"] == "1.17.0"
+    venvs = sorted(p.name for p in (tmp_path / "cache" / "venvs").iterdir() if p.is_dir())
+    assert len(venvs) == 2  # built once per requirement set ...
+    again = run(f"{PIPES}:two_sixes", runner="subprocess", cache=False)
+    assert again.ok  # ... and reused
+    assert sorted(p.name for p in (tmp_path / "cache" / "venvs").iterdir() if p.is_dir()) == venvs
