@@ -124,7 +124,7 @@ class LightGBMFlavor:
         booster.save_model(str(path))
 
     def load(self, path: Path) -> Any:
-        lgb = require("lightgbm", "boost", "Loading a LightGBM model")
+        lgb = require("lightgbm", "all", "Loading a LightGBM model")
         return lgb.Booster(model_file=str(path))
 
     def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:

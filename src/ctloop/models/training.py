@@ -146,7 +146,7 @@ def fit_model(
         model.fit(frame, y)
         flavor = "sklearn"
     elif algorithm == "lightgbm":
-        lgb = require("lightgbm", "boost", "Training a LightGBM model")
+        lgb = require("lightgbm", "all", "Training a LightGBM model")
         used = {
             "random_state": seed,
             "deterministic": True,
