@@ -11,87 +11,25 @@ secret really is refused.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ctloop.artifacts import open_artifact_store
 from ctloop.core.errors import ConfigError
+from ctloop.testing.s3 import S3Server, moto_server
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
-_SETUP_ACTIONS = 4  # create user, access key, policy, bucket; every later request is checked
-_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-}
-
-
-@dataclass(frozen=True)
-class S3Server:
-    endpoint: str
-    key: str
-    secret: str
-    bucket: str
-
-    def options(self, **changes: str) -> dict:
-        opts = {"endpoint_url": self.endpoint, "key": self.key, "secret": self.secret}
-        opts.update(changes)
-        return {**opts, "client_kwargs": {"region_name": "us-east-1"}}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    import boto3
-
-    port = _free_port()
-    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(_SETUP_ACTIONS))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.time() < deadline and proc.poll() is None, "moto did not start"
-                time.sleep(0.05)
-        endpoint = f"http://127.0.0.1:{port}"
-        setup = {
-            "endpoint_url": endpoint,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "setup",
-            "aws_secret_access_key": "setup",
-        }
-        iam = boto3.client("iam", **setup)
-        iam.create_user(UserName="ctloop")
-        key = iam.create_access_key(UserName="ctloop")["AccessKey"]
-        iam.put_user_policy(UserName="ctloop", PolicyName="s3", PolicyDocument=json.dumps(_POLICY))
-        boto3.client("s3", **setup).create_bucket(Bucket="ctloop-arts")
-        yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], "ctloop-arts")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_server(["ctloop-arts"]) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

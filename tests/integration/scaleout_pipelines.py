@@ -103,28 +103,6 @@ def vague_pipe():
     vague()
 
 
-@component(requirements=["six==1.16.0"])
-def old_six(out: Output[Metrics]) -> str:
-    import six
-
-    out.log("six", six.__version__)
-    return six.__version__
-
-
-@component(requirements=["six==1.17.0"])
-def new_six(out: Output[Metrics]) -> str:
-    import six
-
-    out.log("six", six.__version__)
-    return six.__version__
-
-
-@pipeline
-def two_sixes():
-    old_six()
-    new_six()
-
-
 @component
 def sleeper(box: str, seconds: float, out: Output[Metrics]) -> float:
     (Path(box) / "sleeper-started").write_text(str(os.getpid()))

@@ -167,7 +167,8 @@ def test_resources_map_to_dask_worker_resources(settings: Settings, address: str
 def test_conflicting_requirements_run_in_their_own_venvs_on_workers(
     settings: Settings, address: str
 ) -> None:
-    result = run(f"{PIPES}:two_sixes", settings=settings, runner=address, max_workers=2)
+    shared = Path(__file__).with_name("pipelines_for_tests.py")  # the subprocess runner's test too
+    result = run(f"{shared}:two_sixes", settings=settings, runner=address, max_workers=2)
     assert result.ok, result.run.error
     assert result.steps["old_six"].outputs == {"return": "1.16.0"}
     assert result.steps["new_six"].outputs == {"return": "1.17.0"}

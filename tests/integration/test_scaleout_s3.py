@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +13,7 @@ from ctloop.core.settings import Settings
 from ctloop.data import DatasetStatistics
 from ctloop.metadata import open_metadata_store
 from ctloop.pipeline import pipeline, run
+from ctloop.testing.s3 import moto_server
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -26,65 +21,20 @@ pytest.importorskip("distributed")
 
 PIPES = Path(__file__).with_name("scaleout_pipelines.py")
 BUCKET = "team-data"
-_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def s3_env() -> Iterator[dict[str, str]]:
     """A credential-checking moto server; its settings in the standard AWS variables."""
-    import boto3
     import s3fs
 
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="4"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.time() < deadline and proc.poll() is None, "moto did not start"
-            time.sleep(0.05)
-    endpoint = f"http://127.0.0.1:{port}"
-    setup = {
-        "endpoint_url": endpoint,
-        "region_name": "us-east-1",
-        "aws_access_key_id": "setup",
-        "aws_secret_access_key": "setup",
-    }
-    iam = boto3.client("iam", **setup)
-    iam.create_user(UserName="team")
-    key = iam.create_access_key(UserName="team")["AccessKey"]
-    iam.put_user_policy(UserName="team", PolicyName="s3", PolicyDocument=json.dumps(_POLICY))
-    boto3.client("s3", **setup).create_bucket(Bucket=BUCKET)
-    env = {
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with pytest.MonkeyPatch.context() as mp:
+    with moto_server([BUCKET], user="team") as server, pytest.MonkeyPatch.context() as mp:
+        env = server.env()
         for name, value in env.items():
             mp.setenv(name, value)
         s3fs.S3FileSystem.clear_instance_cache()
         yield env
         s3fs.S3FileSystem.clear_instance_cache()
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
