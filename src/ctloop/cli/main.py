@@ -19,7 +19,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="ctloop",
-    help="Continuous training: pipelines, validation, registry, features, serving, monitoring.",
+    help="Continuous training: pipelines, data validation, models and registry, feature store.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
