@@ -77,18 +77,20 @@ class LiveProgress:
         self.run = run
         self.steps = {s.name: s for s in steps}
         if self.enabled:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=8,
+            # get_renderable: redrawn on every refresh, so running steps' clocks tick
+            self._live = Live(get_renderable=self._render, console=self.console,
+                              refresh_per_second=8,
                               transient=self.transient)
             self._live.start()
 
     def step_changed(self, step: StepRecord) -> None:
         self.steps[step.name] = step
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
 
     def run_finished(self, run: RunRecord) -> None:
         self.run = run
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
             self._live.stop()
             self._live = None
