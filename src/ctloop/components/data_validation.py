@@ -57,10 +57,16 @@ class Anomalies(Artifact):
         return json.loads((self.path / "anomalies.json").read_text())
 
 
-@component(version="1")
+@component(version="2")
 def statistics(data: Input[Dataset], stats: Output[Statistics]) -> dict[str, Any]:
-    """Statistics of a dataset, streamed from its parquet file."""
-    result = compute_statistics(data.path, name=data.id or "dataset")
+    """Statistics of a dataset, streamed from its parquet file.
+
+    Named after the file the dataset came from when its producer recorded one
+    (``metadata["source"]``), else after the artifact id, so reports say which batch.
+    """
+    source = data.metadata.get("source")
+    name = f"{Path(str(source)).name} ({data.id[:12]})" if source else (data.id or "dataset")
+    result = compute_statistics(data.path, name=name)
     stats.write(result)
     return {"rows": result.rows, "columns": len(result.columns)}
 

@@ -10,10 +10,9 @@ validation stop the run while the champion keeps serving.
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pandas as pd
 
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import Settings
+from ctloop.examples.flights.report import write_report
 from ctloop.pipeline.engine import Engine, RunResult
 
 __all__ = ["MonthOutcome", "make_defective", "pin_schema", "run_demo", "write_batches"]
@@ -183,6 +183,7 @@ def run_demo(
         engine.store.move_alias(MODEL_NAME, "champion", None, actor="ctloop demo",
                                 reason="demo replay starts without a champion")
     outcomes: list[MonthOutcome] = []
+    links: dict[int, str] = {}
     source = "ctloop.examples.flights.pipeline:flights_ct"
     for month in months:
         batch = batches[month]
@@ -197,13 +198,33 @@ def run_demo(
         result = engine.run(flights_ct, params, source=source, trigger="new_data",
                             trigger_info={"batch": str(batch), "month": month})
         outcome = _outcome(engine, month, result)
+        link = _keep_validation_report(engine, result, folder, month)
+        if link:
+            links[month] = link
         outcome.champion_version = registry.aliases(MODEL_NAME).get("champion") if _has(
             registry, MODEL_NAME) else None
         outcomes.append(outcome)
         if on_month:
             on_month(outcome)
-    write_report(folder, outcomes)
+    write_report(folder, outcomes, links)
     return outcomes
+
+
+def _keep_validation_report(engine: Engine, result: RunResult, folder: Path,
+                            month: int) -> str | None:
+    """Copy the month's validation page next to the report; returns its relative link."""
+    from ctloop.artifacts import open_artifact_store
+
+    art = result.artifacts.get("validate", {}).get("anomalies")
+    if art is None:
+        return None
+    tree = open_artifact_store(engine.artifacts_url).get(art.uri, art.sha256, name=art.id)
+    page = tree / "report.html"
+    if not page.is_file():
+        return None
+    name = f"validation-2013-{month:02d}.html"
+    (folder / name).write_text(page.read_text())
+    return name
 
 
 def _has(registry: Any, name: str) -> bool:
@@ -212,33 +233,3 @@ def _has(registry: Any, name: str) -> bool:
     except Exception:  # NotFound before the first registration
         return False
     return True
-
-
-def write_report(folder: Path, outcomes: list[MonthOutcome]) -> Path:
-    """``report.json`` and a self-contained ``report.html`` with the month-by-month table."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
-    head = ("month", "status", "rows", "delayed", "drift", "anomalies", "candidate AUC",
-            "champion AUC", "gate", "version", "champion")
-    rows = []
-    for o in outcomes:
-        if o.blessed is None:
-            gate = "-"
-        else:
-            gate = "blessed" if o.blessed else "refused: " + "; ".join(o.failed_rules)
-        cells = [o.month, o.status, o.rows, o.delayed_share, o.drift_share, None,
-                 o.candidate_auc, o.champion_auc, gate, o.version, o.champion_version]
-        text = [html.escape("-" if c is None else str(c)) for c in cells]
-        text[5] = "<br>".join(html.escape(a) for a in o.anomalies[:6]) or "-"
-        cls = ' class="bad"' if o.status != "succeeded" else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{t}</td>" for t in text) + "</tr>")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ctloop demo report</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;font-size:14px;vertical-align:top}}
-tr.bad{{background:#fde8e8}}th{{background:#f3f3f3}}</style></head><body>
-<h1>NYC flights 2013: continuous training, month by month</h1>
-<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(rows)}</table>
-</body></html>"""
-    path = folder / "report.html"
-    path.write_text(page)
-    return path
