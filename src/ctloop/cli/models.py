@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ctloop.cli.output import console, print_json, print_table
+from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store, to_dict
 from ctloop.metadata.base import AliasEventRecord
@@ -127,6 +128,61 @@ def show(
             f"  gate: {'blessed' if blessing.get('blessed') else 'NOT blessed'}"
             f" — {blessing.get('summary', '')}"
         )
+
+
+@app.command("register")
+def register(
+    name: str,
+    artifact_id: Annotated[str, typer.Argument(help="id (or prefix) of a Model artifact")],
+    description: Annotated[str, typer.Option(help="what this version is")] = "",
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeatable)")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Register a stored model artifact as the next version of NAME (no promotion)."""
+    tags = _tags(tag)
+    with _registry() as reg:
+        artifact = reg.store.get_artifact(artifact_id)
+        if artifact.type != "Model":
+            raise UserInputError(
+                f"Artifact {artifact.id} is a {artifact.type}, not a Model; register the "
+                "output of a training step (see `ctloop artifacts list --type Model`)."
+            )
+        record = reg.register(name, artifact.id, description=description, tags=tags)
+    if json_:
+        print_json(to_dict(record))
+        return
+    console.print(f"registered {name}:{record.version} from artifact {artifact.id[:12]}")
+
+
+@app.command("describe")
+def describe(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS")],
+    description: Annotated[str | None, typer.Option(help="new description")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeatable)")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Change a version's description or add tags (earlier values stay in the record)."""
+    if description is None and not tag:
+        raise UserInputError("Nothing to change: pass --description TEXT and/or --tag KEY=VALUE.")
+    with _registry() as reg:
+        record = reg.get(ref)
+        record = reg.describe(record.name, record.version, description=description,
+                              tags=_tags(tag) or None)
+    if json_:
+        print_json(to_dict(record))
+        return
+    console.print(f"{record.name}:{record.version}: {record.description or '-'} "
+                  f"{record.tags or ''}")
+
+
+def _tags(pairs: list[str] | None) -> dict[str, str]:
+    tags = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"The --tag value {pair!r} must look like KEY=VALUE.")
+        tags[key.strip()] = value
+    return tags
 
 
 @app.command("promote")

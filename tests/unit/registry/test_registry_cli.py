@@ -83,3 +83,30 @@ def test_bad_input_exits_nonzero_with_one_line(
     assert "no version 9" in capsys.readouterr().err
     assert main(["models", "rollback", "flights"]) == 2
     assert "no previous holder" in capsys.readouterr().err
+
+
+def test_register_and_describe_from_the_cli(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_metadata_store()
+    model = store.add_artifact(
+        ArtifactRecord(id=new_id(), type="Model", uri="file:///m3", sha256="1" * 64, size=1)
+    )
+    data = store.add_artifact(
+        ArtifactRecord(id=new_id(), type="Dataset", uri="file:///d", sha256="2" * 64, size=1)
+    )
+    store.close()
+    made = _json(capsys, "models", "register", "flights", model.id[:10], "--tag", "team=ops")
+    assert made["version"] == 3 and made["tags"]["team"] == "ops"
+    again = _json(capsys, "models", "register", "flights", model.id)
+    assert again["version"] == 3  # the same artifact is not registered twice
+    described = _json(capsys, "models", "describe", "flights:3", "--description", "hand-made",
+                      "--tag", "reviewed=yes")
+    assert described["description"] == "hand-made"
+    assert described["tags"] == {"team": "ops", "reviewed": "yes"}
+    assert main(["models", "register", "flights", data.id]) == 2
+    assert "is a Dataset, not a Model" in capsys.readouterr().err
+    assert main(["models", "describe", "flights:3"]) == 2
+    assert "Nothing to change" in capsys.readouterr().err
+    assert main(["models", "describe", "flights:3", "--tag", "oops"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
