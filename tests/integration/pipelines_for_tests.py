@@ -140,3 +140,14 @@ def who_am_i() -> dict:
 @pipeline
 def introspective():
     who_am_i()
+
+
+@component
+def half_done(data: Input[Dataset], report: Output[Metrics]) -> None:
+    report.write({"checked": len(data.read())})
+    raise ValueError("found a problem after writing the report")
+
+
+@pipeline
+def reports_then_fails():
+    half_done(data=source(n=3))

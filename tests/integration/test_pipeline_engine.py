@@ -210,3 +210,21 @@ def test_subprocess_runner_gives_each_requirement_set_its_own_venv(
     again = run(f"{PIPES}:two_sixes", runner="subprocess", cache=False)
     assert again.ok  # ... and reused
     assert sorted(p.name for p in (tmp_path / "cache" / "venvs").iterdir() if p.is_dir()) == venvs
+
+
+def test_what_a_failed_step_wrote_is_kept_for_people_not_for_steps(box: Path) -> None:
+    result = run(f"{PIPES}:reports_then_fails")
+    assert not result.ok
+    store = open_metadata_store(load_settings().metadata_url)
+    step = result.steps["half_done"]
+    (event,) = [e for e in store.get_events(step_id=step.id) if e.kind != "input"]
+    assert event.kind == "partial" and event.name == "report"
+    art = store.get_artifact(event.artifact_id)
+    assert art.properties["partial"] is True and art.properties["checked"] == 3
+    assert "half_done" not in result.artifacts  # never an input, a cache hit or a resume source
+    from ctloop.artifacts import open_artifact_store
+
+    path = open_artifact_store(load_settings().artifacts_url).get(art.uri, art.sha256)
+    assert '"checked": 3' in path.read_text()
+    again = run(f"{PIPES}:reports_then_fails")
+    assert again.steps["half_done"].status == "failed"  # a failed step is never a cache hit

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "EVENT_KINDS",
     "AliasEventRecord",
     "ArtifactRecord",
     "DefinitionRecord",
@@ -121,8 +122,11 @@ class EventRecord:
 
     step_id: str
     artifact_id: str
-    kind: str  # "input" | "output"
+    kind: str  # "input" | "output" | "partial" (written by a step that then failed)
     name: str  # parameter / output name
+
+
+EVENT_KINDS = ("input", "output", "partial")
 
 
 @dataclass(frozen=True)

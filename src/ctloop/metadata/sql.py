@@ -28,6 +28,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from ctloop.core.errors import CtloopError, NotFound, StoreError, UserInputError
 from ctloop.metadata import schema as t
 from ctloop.metadata.base import (
+    EVENT_KINDS,
     AliasEventRecord,
     ArtifactRecord,
     DefinitionRecord,
@@ -341,9 +342,11 @@ class SqlMetadataStore:
             return [_record(ArtifactRecord, row) for row in conn.execute(query.limit(int(limit)))]
 
     def add_events(self, events: list[EventRecord]) -> None:
-        bad = [e.kind for e in events if e.kind not in ("input", "output")]
+        bad = [e.kind for e in events if e.kind not in EVENT_KINDS]
         if bad:
-            raise UserInputError(f"Event kind must be 'input' or 'output'. Got {bad[0]!r}.")
+            raise UserInputError(
+                f"Event kind must be one of {', '.join(EVENT_KINDS)}. Got {bad[0]!r}."
+            )
         if not events:
             return
         rows = [dataclasses.asdict(e) for e in events]

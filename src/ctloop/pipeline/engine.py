@@ -377,6 +377,13 @@ class Engine:
                     traceback=result.traceback, executor=executor,
                 ))
                 return False
+            for name, stored in result.outputs.items():  # what it wrote before failing
+                art = self.store.add_artifact(ArtifactRecord(
+                    id=_new_id(), type=spec.component.outputs[name].type_name(),
+                    uri=stored["uri"], sha256=stored["sha256"], size=stored["size"], name=name,
+                    properties=stored["properties"], producer_step_id=rec.id, created_at=ended,
+                ))
+                self.store.add_events([EventRecord(rec.id, art.id, "partial", name)])
             records[spec.name] = self._save(replace(
                 rec, status=StepStatus.FAILED, ended_at=ended, duration_s=duration,
                 error=result.error, traceback=result.traceback, executor=executor,

@@ -129,6 +129,8 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
     started = time.time()
     executor = {"host": socket.gethostname(), "pid": os.getpid()}
     work = Path(task.work_dir)
+    store: Any = None
+    outputs: dict[str, Artifact] = {}
     try:
         store = open_artifact_store(task.artifacts_url)
         inputs = {
@@ -139,7 +141,6 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
             for name, ia in task.inputs.items()
         }
         work.mkdir(parents=True, exist_ok=True)
-        outputs: dict[str, Artifact] = {}
         for name, ref in task.outputs.items():
             stem = work / f"{task.step}.{task.attempt}.{name}"
             cls = _artifact_class(ref)
@@ -180,8 +181,31 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
         message = exc.message if isinstance(exc, CtloopError) else f"{type(exc).__name__}: {exc}"
         return TaskResult(
             ok=False, error=message, traceback=traceback.format_exc(), started=started,
-            ended=time.time(), executor=executor,
+            ended=time.time(), executor=executor, outputs=_keep_partial(store, outputs),
         )
+
+
+def _keep_partial(store: Any, outputs: dict[str, Artifact]) -> dict[str, dict[str, Any]]:
+    """Store what a failed step did write (a validation report, a log) for a person to read.
+
+    Such outputs are recorded with ``partial: true`` and are never used as inputs:
+    only finished steps feed later steps, caching and resume.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    if store is None:
+        return kept
+    for name, art in outputs.items():
+        path = art.path
+        if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+            continue
+        try:
+            obj = store.put(path)
+        except Exception:  # best effort: the step's own error is what matters
+            continue
+        kept[name] = {"uri": obj.uri, "sha256": obj.sha256, "size": obj.size,
+                      "properties": {**_jsonable(art.metadata), "partial": True}}
+        _remove(path)
+    return kept
 
 
 def _remove(path: Path) -> None:

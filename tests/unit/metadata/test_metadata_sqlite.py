@@ -147,3 +147,28 @@ def test_database_from_a_newer_ctloop_is_refused_and_kept(tmp_path: Path) -> Non
         conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = :h"), {"h": HEAD})
     engine.dispose()
     assert open_metadata_store(url).get_run(run.id).id == run.id
+
+
+def test_many_concurrent_first_opens_of_fresh_files(tmp_path: Path) -> None:
+    """Switching a new file to WAL from several connections at once used to fail with
+    "database is locked" (SQLite skips its busy handler there); it must just work."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ctloop.metadata import RunRecord, new_id, open_metadata_store
+
+    for i in range(15):
+        url = f"sqlite:///{tmp_path / f'm{i}.db'}"
+        barrier = threading.Barrier(6)
+
+        def first_run(_: int, url: str = url, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()
+            store = open_metadata_store(url)
+            try:
+                return store.create_run(RunRecord(id=new_id(), pipeline="p",
+                                                  pipeline_version="v")).id
+            finally:
+                store.close()
+
+        with ThreadPoolExecutor(6) as pool:
+            assert len(set(pool.map(first_run, range(6)))) == 6
