@@ -30,6 +30,9 @@ def test_demo_trains_promotes_and_stops_on_a_defective_batch(
     assert may["champion_version"] == 1 and may["version"] is None
     report = ctloop_home / ".ctloop" / "demo" / "report.html"
     assert "2013" in report.read_text() and "<script" not in report.read_text()
+    # The stopped month keeps the validation page its failed step wrote, linked from the report.
+    stopped_page = report.with_name("validation-2013-05.html")
+    assert "validation-2013-05.html" in report.read_text() and "ZZ" in stopped_page.read_text()
     # The registry, runs and feature catalog tell the same story.
     assert main(["models", "show", "flights-delay@champion", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)

@@ -216,8 +216,13 @@ def _keep_validation_report(engine: Engine, result: RunResult, folder: Path,
     from ctloop.artifacts import open_artifact_store
 
     art = result.artifacts.get("validate", {}).get("anomalies")
-    if art is None:
-        return None
+    if art is None:  # a stopped run: the report the failed step wrote is kept as "partial"
+        step = result.steps.get("validate")
+        partial = [e for e in engine.store.get_events(step_id=step.id)
+                   if e.kind == "partial" and e.name == "anomalies"] if step else []
+        if not partial:
+            return None
+        art = engine.store.get_artifact(partial[0].artifact_id)
     tree = open_artifact_store(engine.artifacts_url).get(art.uri, art.sha256, name=art.id)
     page = tree / "report.html"
     if not page.is_file():
