@@ -8,10 +8,18 @@ from datetime import UTC
 import numpy as np
 import pytest
 
-from ctloop.examples.flights.data import flights
+from ctloop.examples.flights.data import flights, load_table
 from ctloop.monitoring.base import PredictionRecord
 
-FEATURES = ["dep_delay", "distance", "hour", "air_time", "origin", "carrier"]
+FEATURES = ["temp", "dewp", "humid", "wind_speed", "distance", "hour", "origin", "carrier"]
+WEATHER = ["temp", "dewp", "humid", "wind_speed"]
+
+
+def served(months: list[int]):
+    """Flights of ``months`` with the weather at their origin and hour, as the model sees them."""
+    weather = load_table("weather")[["origin", "time_hour", *WEATHER]]
+    frame = flights(months)
+    return frame.merge(weather, on=["origin", "time_hour"], how="left").set_index(frame.index)
 
 
 def records_for(frame, *, model: str = "delays", version: int = 1,
@@ -32,12 +40,12 @@ def records_for(frame, *, model: str = "delays", version: int = 1,
 
 @pytest.fixture(scope="session")
 def january():
-    return flights([1])
+    return served([1])
 
 
 @pytest.fixture(scope="session")
 def july():
-    return flights([7])
+    return served([7])
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_round_trip_of_real_flights(tmp_path: Path, january, make_records) -> No
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0, f"10k append + read took {elapsed:.2f}s"
     assert len(back) == len(frame)
-    assert {"f_dep_delay", "f_origin", "e_flight", "ts", "served"} <= set(back.columns)
+    assert {"f_temp", "f_origin", "e_flight", "ts", "served"} <= set(back.columns)
     assert back["ts"].is_monotonic_increasing
     assert str(back["ts"].dt.tz) == "UTC"
     expected = frame.set_index(frame.index.astype(str))["distance"]
