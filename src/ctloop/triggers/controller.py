@@ -1,0 +1,283 @@
+"""The controller: evaluate triggers, start their pipelines, remember what it did.
+
+Each trigger is handled in three short steps so that controllers on one
+project can run side by side:
+
+1. under the state lock: skip it if another process is running it or it is
+   cooling down; evaluate its condition; if it fires, write the claim (who,
+   since when; for new data the file now counts as seen) and release the lock;
+2. run the pipeline through the engine (``trigger`` and ``trigger_info`` are
+   kept on the run record), outside the lock, catching any failure;
+3. under the lock again: record the outcome and drop the claim.
+
+The clock is injectable so schedules can be tested without waiting.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ctloop.core.errors import CtloopError, NotFound, UserInputError
+from ctloop.core.settings import Settings, load_settings
+from ctloop.triggers.definitions import TriggerDef, fill_params, load_triggers
+from ctloop.triggers.state import (
+    StateFile,
+    add_history,
+    claim_alive,
+    this_process,
+    trigger_state,
+)
+
+__all__ = ["Controller", "Firing", "utc_now"]
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One start of a pipeline by a trigger (or one evaluation that failed)."""
+
+    trigger: str
+    kind: str
+    status: str  # "succeeded" | "failed" (the pipeline) | "error" (the condition)
+    info: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    error: str | None = None
+    at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Controller:
+    """Evaluates triggers and starts pipelines; ``tick()`` once or ``run()`` in a loop."""
+
+    def __init__(
+        self,
+        triggers: Iterable[TriggerDef] | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = utc_now,
+        state_path: str | Path | None = None,
+        runner: str | None = None,
+        on_event: Callable[[str, Firing], None] | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.triggers = {t.name: t for t in (
+            load_triggers(self.settings) if triggers is None else triggers)}
+        self.clock = clock
+        self.state = StateFile(state_path or self.settings.home / "triggers" / "state.json")
+        self.runner = runner
+        self.on_event = on_event or (lambda _kind, _firing: None)
+
+    # -- public --------------------------------------------------------------
+
+    def tick(self) -> list[Firing]:
+        """Evaluate every enabled trigger once; start what fires. Never raises for one trigger."""
+        done: list[Firing] = []
+        for trigger in self.triggers.values():
+            if not trigger.enabled or trigger.kind == "manual":
+                continue
+            while True:  # new data: one run per new file, oldest first, while allowed
+                firing = self._handle(trigger)
+                if firing is None:
+                    break
+                done.append(firing)
+                if trigger.kind != "new_data" or firing.status == "error":
+                    break
+        return done
+
+    def fire(self, name: str, info: dict[str, Any] | None = None) -> Firing:
+        """Start a trigger's pipeline now, whatever its condition and cooldown."""
+        trigger = self.get(name)
+        firing = self._handle(trigger, manual_info={"by": "manual", **(info or {})})
+        assert firing is not None
+        return firing
+
+    def get(self, name: str) -> TriggerDef:
+        if name not in self.triggers:
+            raise NotFound(
+                f"No trigger named {name!r}; defined: {', '.join(self.triggers) or 'none'}. "
+                "Triggers live in [ctloop.triggers.NAME] tables of ctloop.toml."
+            )
+        return self.triggers[name]
+
+    def run(self, interval: float = 30.0, stop: threading.Event | None = None,
+            max_ticks: int | None = None) -> None:
+        """Tick every ``interval`` seconds until ``stop`` is set (or Ctrl-C)."""
+        stop = stop or threading.Event()
+        ticks = 0
+        while not stop.is_set():
+            started = time.monotonic()
+            self.tick()
+            ticks += 1
+            if max_ticks is not None and ticks >= max_ticks:
+                return
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per trigger: its state entry (last fire, last status, files seen ...)."""
+        return self.state.read().get("triggers", {})
+
+    # -- one trigger -----------------------------------------------------------
+
+    def _handle(self, trigger: TriggerDef, manual_info: dict[str, Any] | None = None
+                ) -> Firing | None:
+        now = self.clock()
+        with self.state.update() as state:
+            entry = trigger_state(state, trigger.name)
+            if claim_alive(entry.get("running")):
+                if manual_info is not None:
+                    raise UserInputError(
+                        f"Trigger {trigger.name!r} is already running (since "
+                        f"{entry['running'].get('since')}, pid {entry['running'].get('pid')}). "
+                        "Wait for it to finish."
+                    )
+                return None
+            if manual_info is None:
+                if self._cooling(trigger, entry, now):
+                    return None
+                try:
+                    info = self._evaluate(trigger, entry, now)
+                except CtloopError as exc:
+                    firing = Firing(trigger.name, trigger.kind, "error", error=exc.one_line(),
+                                    at=now.isoformat())
+                    entry["last_error"] = firing.error
+                    entry["last_checked"] = now.isoformat()
+                    self.on_event("error", firing)
+                    return firing
+                entry["last_checked"] = now.isoformat()
+                entry.pop("last_error", None)
+                if info is None:
+                    return None
+                kind = trigger.kind
+            else:
+                info, kind = manual_info, "manual"
+            info = {"trigger": trigger.name, **info}
+            entry["running"] = {**this_process(), "since": now.isoformat()}
+            entry["last_fired"] = now.isoformat()
+        firing = self._start(trigger, kind, info, now)
+        with self.state.update() as state:
+            entry = trigger_state(state, trigger.name)
+            entry.pop("running", None)
+            entry["last_status"] = firing.status
+            entry["last_run_id"] = firing.run_id
+            if firing.error:
+                entry["last_error"] = firing.error
+            add_history(entry, firing.to_dict())
+        return firing
+
+    def _cooling(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime) -> bool:
+        last = entry.get("last_fired")
+        if not trigger.cooldown or not last:
+            return False
+        return now < datetime.fromisoformat(last) + timedelta(seconds=trigger.cooldown)
+
+    def _start(self, trigger: TriggerDef, kind: str, info: dict[str, Any],
+               now: datetime) -> Firing:
+        from ctloop.pipeline.api import run
+
+        self.on_event("start", Firing(trigger.name, kind, "running", info, at=now.isoformat()))
+        try:
+            params = fill_params(trigger, info)
+            result = run(trigger.pipeline, params, settings=self.settings, runner=self.runner,
+                         trigger=kind, trigger_info=info)
+        except Exception as exc:  # a failing pipeline must not stop the controller
+            message = (exc.one_line() if isinstance(exc, CtloopError)
+                       else f"{type(exc).__name__}: {exc}")
+            firing = Firing(trigger.name, kind, "failed", info, None, message, now.isoformat())
+        else:
+            status = "succeeded" if result.ok else "failed"
+            firing = Firing(trigger.name, kind, status, info, result.run.id, result.run.error,
+                            now.isoformat())
+        self.on_event("end", firing)
+        return firing
+
+    # -- conditions -------------------------------------------------------------
+
+    def _evaluate(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime
+                  ) -> dict[str, Any] | None:
+        if trigger.kind == "cron":
+            return _due_cron(trigger.condition, entry, now)
+        if trigger.kind == "new_data":
+            return _next_new_file(trigger.condition, entry)
+        return self._monitor(trigger, now)
+
+    def _monitor(self, trigger: TriggerDef, now: datetime) -> dict[str, Any] | None:
+        from ctloop.metadata import open_metadata_store
+        from ctloop.monitoring.log import open_prediction_log
+        from ctloop.monitoring.monitors import check_decay, check_drift, record_result
+
+        cond = trigger.condition
+        log = open_prediction_log(cond.get("log"), settings=self.settings)
+        start = now - timedelta(seconds=cond["window"]) if cond.get("window") else None
+        store = open_metadata_store(self.settings.metadata_url)
+        if trigger.kind == "degradation":
+            result = check_decay(
+                log, cond["model"], metric=cond["metric"], max_drop=cond["max_drop"],
+                baseline=cond.get("baseline"), min_labels=int(cond.get("min_labels", 200)),
+                start=start, store=store, version=cond.get("version"),
+            )
+        else:
+            result = check_drift(
+                log, cond["model"], cond["reference"], start=start, share=cond["share"],
+                min_rows=int(cond.get("min_rows", 100)), columns=cond.get("columns"),
+            )
+        if not result.fired:
+            return None
+        from ctloop.artifacts import open_artifact_store
+
+        report = record_result(result, store,
+                               open_artifact_store(self.settings.artifacts_url))
+        return {"summary": result.summary(), "value": result.value,
+                "threshold": result.threshold, "baseline": result.baseline, "n": result.n,
+                "report": report.id, "model": result.model}
+
+
+def _due_cron(expr: str, entry: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """Fire once when a scheduled time has passed since the last one handled.
+
+    The first evaluation only anchors the schedule (no catch-up of the past),
+    and missed times collapse into one run, like Airflow's ``catchup=False``.
+    """
+    from croniter import croniter
+
+    anchor = entry.get("cron_anchor")
+    if anchor is None:
+        entry["cron_anchor"] = now.isoformat()
+        return None
+    due = croniter(expr, datetime.fromisoformat(anchor)).get_next(datetime)
+    if due > now:
+        return None
+    latest = croniter(expr, now + timedelta(microseconds=1)).get_prev(datetime)
+    entry["cron_anchor"] = latest.isoformat()
+    return {"scheduled": latest.isoformat()}
+
+
+def _next_new_file(pattern: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The oldest file matching ``pattern`` not seen before; it is marked as seen."""
+    seen = set(entry.get("seen", []))
+    fresh = []
+    for name in glob.glob(pattern, recursive=True):
+        path = os.path.abspath(name)
+        if path in seen or not os.path.isfile(path) or os.path.basename(path).startswith("."):
+            continue
+        fresh.append((os.stat(path).st_mtime, path))
+    if not fresh:
+        return None
+    mtime, path = min(fresh)
+    entry.setdefault("seen", []).append(path)
+    return {"path": path, "name": os.path.basename(path),
+            "mtime": datetime.fromtimestamp(mtime, UTC).isoformat()}
