@@ -1,0 +1,63 @@
+"""Which route answers each row: the primary alias, a canary share, a sticky A/B share.
+
+Assignment is a pure function of a salted hash, so it is deterministic and
+testable: a canary row is chosen by its request id (each request id always
+lands on the same side), an A/B row by the value of the key column (every row
+of one ``tailnum`` goes to the same model for the whole test). Rows whose key
+is null stay on the primary route. With both a canary and an A/B split, the
+canary takes its share first and the A/B split its share of the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ctloop.serving.config import Split
+from ctloop.serving.errors import InvalidRequest
+
+__all__ = ["Router", "bucket"]
+
+_SCALE = float(2**64)
+
+
+def bucket(values: Sequence[object] | np.ndarray | pd.Series, seed: int = 0) -> np.ndarray:
+    """A uniform number in [0, 1) per value, stable across processes and runs."""
+    keys = np.asarray(pd.Series(values, dtype=object).astype(str), dtype=object)
+    hashed = pd.util.hash_array(keys, hash_key=f"ctloop{seed:010d}"[-16:].rjust(16, "0"))
+    return hashed.astype(np.float64) / _SCALE
+
+
+@dataclass(frozen=True)
+class Router:
+    """Routes rows to ``routes[0]`` (the primary) or to one of the splits' routes."""
+
+    primary: str
+    splits: tuple[tuple[str, Split], ...] = ()  # (route name, split)
+    seed: int = 0
+
+    @property
+    def routes(self) -> list[str]:
+        return [self.primary, *(name for name, _ in self.splits)]
+
+    def assign(self, frame: pd.DataFrame, request_ids: Sequence[str]) -> np.ndarray:
+        """Route index per row (0: primary, i: the i-th split)."""
+        out = np.zeros(len(frame), dtype=np.int8)
+        for index, (_, split) in enumerate(self.splits, start=1):
+            if split.share <= 0:
+                continue
+            if split.key is None:
+                chosen = bucket(request_ids, self.seed) < split.share
+            else:
+                if split.key not in frame.columns:
+                    raise InvalidRequest(
+                        f"The A/B split is keyed on column {split.key!r}, which the rows lack; "
+                        f"they have {list(frame.columns)}."
+                    )
+                column = frame[split.key]
+                chosen = (bucket(column, self.seed) < split.share) & column.notna().to_numpy()
+            out[(out == 0) & chosen] = index
+        return out
