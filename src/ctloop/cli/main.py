@@ -39,6 +39,7 @@ _GROUPS: list[tuple[str, str, str]] = [
 _COMMAND_MODULES: list[str] = [
     "ctloop.cli.run",
     "ctloop.cli.project",
+    "ctloop.cli.serve",
 ]
 
 

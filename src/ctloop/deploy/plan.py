@@ -31,7 +31,7 @@ EXTERNAL_IMAGES = {"postgres": "postgres:16-alpine"}
 
 #: ``ctloop`` commands the deployment runs that the CLI does not have yet.
 #: Remove an entry when its command lands (a test checks both directions).
-PENDING_COMMANDS: frozenset[tuple[str, ...]] = frozenset({("serve",), ("triggers", "run")})
+PENDING_COMMANDS: frozenset[tuple[str, ...]] = frozenset({("triggers", "run")})
 
 SCHEDULER_PORT = 8786
 SERVING_PORT = 8000
@@ -219,7 +219,6 @@ def plan_deployment(settings: Settings, target: str) -> DeploymentPlan:
             ports=[SERVING_PORT],
             depends_on=list(base),
             volumes=dict(volume),
-            pending=True,
         )
     )
     services.append(
