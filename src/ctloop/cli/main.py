@@ -33,6 +33,8 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("features", "ctloop.cli.features", "Feature definitions, training sets and online features."),
     ("data", "ctloop.cli.data", "Statistics, schemas, validation and drift of datasets."),
     ("deploy", "ctloop.cli.deploy", "Export deployment files for team servers and clusters."),
+    ("monitor", "ctloop.cli.monitor", "Prediction logs, drift and decay monitors."),
+    ("triggers", "ctloop.cli.triggers", "Triggers and the controller that starts pipelines."),
 ]
 
 # Modules that register top-level commands on `app` when imported.

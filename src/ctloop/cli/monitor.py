@@ -1,0 +1,144 @@
+"""``ctloop monitor drift|decay|log``: read the prediction log, judge it, exit 1 when fired."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from ctloop.cli.output import console, print_json, print_table
+from ctloop.core.errors import UserInputError
+from ctloop.core.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True)
+
+SinceOpt = Annotated[str | None, typer.Option(
+    "--since", help="start of the window: ISO date/time or a duration back from now (7d, 24h)")]
+UntilOpt = Annotated[str | None, typer.Option(
+    "--until", help="end of the window (exclusive): ISO date/time or a duration back from now")]
+LogOpt = Annotated[str | None, typer.Option(
+    "--log", help="prediction log folder (default: predictions/ under the project home)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+RecordOpt = Annotated[bool, typer.Option(
+    "--record", help="keep the result as a MonitorReport artifact")]
+
+
+def parse_when(text: str | None, option: str) -> datetime | None:
+    """``2013-07-01``, ``2013-07-01T12:00`` or a duration back from now (``7d``)."""
+    if text is None:
+        return None
+    from ctloop.triggers.definitions import parse_duration
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            seconds = parse_duration(text, option)
+        except UserInputError:
+            raise UserInputError(
+                f"{option} must be an ISO date/time (2013-07-01) or a duration such as 7d or "
+                f"24h. Got {text!r}."
+            ) from None
+        return datetime.now(UTC) - timedelta(seconds=seconds or 0)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _log(path: str | None):  # type: ignore[no-untyped-def]
+    from ctloop.monitoring.log import open_prediction_log
+
+    return open_prediction_log(path, settings=load_settings())
+
+
+def _finish(result: Any, as_json: bool, record: bool) -> None:
+    if record:
+        from ctloop.artifacts import open_artifact_store
+        from ctloop.metadata import open_metadata_store
+        from ctloop.monitoring.monitors import record_result
+
+        settings = load_settings()
+        record_result(result, open_metadata_store(settings.metadata_url),
+                      open_artifact_store(settings.artifacts_url))
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        style = "bold red" if result.fired else "green"
+        console.print(result.summary(), style=style, highlight=False, soft_wrap=True)
+        if result.kind == "drift" and result.details.get("scores"):
+            print_table(None, ["feature", "method", "score", "drifted"], [
+                [name, s["method"], f"{s['score']:.4g}", "yes" if s["drifted"] else "no"]
+                for name, s in result.details["scores"].items()
+            ])
+    if result.fired:
+        raise typer.Exit(1)
+
+
+@app.command("drift")
+def drift(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    reference: Annotated[str, typer.Option(
+        "--reference", help="training data (parquet/CSV) or a statistics JSON file")],
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    share: Annotated[float, typer.Option(help="fires when this share of features drifted")] = 0.5,
+    min_rows: Annotated[int, typer.Option(help="judge only with at least this many rows")] = 100,
+    log: LogOpt = None,
+    record: RecordOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Did the served features drift from the reference? Exit code 1 when they did."""
+    from ctloop.monitoring.monitors import check_drift
+
+    result = check_drift(_log(log), model, reference, start=parse_when(since, "--since"),
+                         end=parse_when(until, "--until"), share=share, min_rows=min_rows)
+    _finish(result, as_json, record)
+
+
+@app.command("decay")
+def decay(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    metric: Annotated[str, typer.Option(help="roc_auc, log_loss, accuracy, ... rmse")] = "roc_auc",
+    baseline: Annotated[float | None, typer.Option(
+        help="compare with this value (default: the registry's evaluation)")] = None,
+    max_drop: Annotated[float, typer.Option(help="fires when worse than baseline by more")] = 0.05,
+    min_labels: Annotated[int, typer.Option(help="judge only with this many labels")] = 200,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    log: LogOpt = None,
+    record: RecordOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Did the model's metric on labelled predictions fall? Exit code 1 when it did."""
+    from ctloop.metadata import open_metadata_store
+    from ctloop.monitoring.monitors import check_decay
+
+    store = None if baseline is not None else open_metadata_store(load_settings().metadata_url)
+    result = check_decay(_log(log), model, metric=metric, baseline=baseline, max_drop=max_drop,
+                         min_labels=min_labels, start=parse_when(since, "--since"),
+                         end=parse_when(until, "--until"), store=store)
+    _finish(result, as_json, record)
+
+
+@app.command("log")
+def show_log(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    limit: Annotated[int, typer.Option(min=1, help="newest rows to show")] = 20,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    labels: Annotated[bool, typer.Option("--labels", help="join the labels")] = False,
+    log: LogOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The newest logged predictions of a model."""
+    frame = _log(log).read(model_name=model, start=parse_when(since, "--since"),
+                           end=parse_when(until, "--until"), with_labels=labels)
+    frame = frame.tail(limit)
+    if as_json:
+        rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        print_json({"model": model, "rows": rows})
+        return
+    cols = ["request_id", "ts", "model_version", "route", "prediction", "latency_ms"]
+    cols += ["label"] if labels else []
+    cols += [c for c in frame.columns if c.startswith("f_")][:4]
+    print_table(f"predictions of {model} (newest {len(frame)})", cols,
+                frame[cols].astype(object).where(frame[cols].notna(), None).values.tolist())
