@@ -1,0 +1,100 @@
+"""`ctloop serve` as a real process on a free loopback port, called over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ctloop.artifacts import open_artifact_store
+from ctloop.examples.flights.data import flights
+from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
+from ctloop.models import fit_model
+from ctloop.monitoring.log import open_prediction_log
+from ctloop.registry import ModelRegistry
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path) -> None:
+    home = ctloop_home / ".ctloop"
+    home.mkdir()
+    store = open_metadata_store(f"sqlite:///{home / 'metadata.db'}")
+    artifacts = open_artifact_store((home / "artifacts").as_uri())
+    registry = ModelRegistry(store, actor="test")
+    data = flights([1]).head(2000)
+    for trees in (5, 15):
+        fit_model(
+            data,
+            label="delayed",
+            features=["origin", "hour"],
+            algorithm="lightgbm",
+            params={"n_estimators": trees, "n_jobs": 1},
+        ).save(ctloop_home / f"m{trees}")
+        stored = artifacts.put(ctloop_home / f"m{trees}")
+        art = store.add_artifact(
+            ArtifactRecord(new_id(), "Model", stored.uri, stored.sha256, stored.size)
+        )
+        registry.register("flights", art.id)
+    registry.promote("flights", 1)
+
+    port = _free_port()
+    exe = Path(sys.executable).parent / "ctloop"
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            "flights",
+            "--port",
+            str(port),
+            "--reload-interval",
+            "0.2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ctloop_home,
+        env={**os.environ, "CTLOOP_ACTOR": "test"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get("/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.1)
+            rows = [{"origin": "JFK", "hour": 8}, {"origin": "LGA", "hour": 19}]
+            body = client.post("/v1/models/flights:predict", json={"rows": rows}).json()
+            assert body["versions"] == [1, 1]
+            registry.promote("flights", 2)
+            deadline = time.monotonic() + 10
+            while body["versions"] != [2, 2] and time.monotonic() < deadline:
+                time.sleep(0.1)
+                body = client.post("/v1/models/flights:predict", json={"rows": rows}).json()
+            assert body["versions"] == [2, 2]
+            bad = client.post("/v1/models/flights:predict", json={"rows": [{"hour": 1}]})
+            assert bad.status_code == 422 and "origin" in bad.json()["detail"]
+            assert "ctloop_requests_total" in client.get("/metrics").text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        store.close()
+    logged = open_prediction_log(home / "predictions").read(model_name="flights")
+    assert len(logged) >= 4 and set(logged["model_version"]) == {1, 2}
