@@ -31,7 +31,7 @@ EXTERNAL_IMAGES = {"postgres": "postgres:16-alpine"}
 
 #: ``ctloop`` commands the deployment runs that the CLI does not have yet.
 #: Remove an entry when its command lands (a test checks both directions).
-PENDING_COMMANDS: frozenset[tuple[str, ...]] = frozenset({("triggers", "run")})
+PENDING_COMMANDS: frozenset[tuple[str, ...]] = frozenset()
 
 SCHEDULER_PORT = 8786
 SERVING_PORT = 8000
@@ -227,7 +227,6 @@ def plan_deployment(settings: Settings, target: str) -> DeploymentPlan:
             command=["ctloop", "triggers", "run"],
             depends_on=["dask-scheduler", *base],
             volumes=dict(volume),
-            pending=True,
         )
     )
     return DeploymentPlan(
