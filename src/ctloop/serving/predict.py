@@ -149,7 +149,7 @@ def score(
         predictions[mask] = preds
         parts.append((served, mask, whole, preds, inputs, entity))
     latency_ms = (time.perf_counter() - started) * 1000
-    ts = datetime.now(UTC)
+    ts = logical_time(request.now)
     ids_array = None
     batches = []
     for served, mask, whole, preds, inputs, entity in parts:
@@ -174,6 +174,23 @@ def score(
     return Scored(predictions, assigned, batches)
 
 
+def logical_time(now: str | None) -> datetime:
+    """When the predictions count as made: the request's ``now`` (a replay, a backfill), else now.
+
+    Monitors window the log by this time, so replayed traffic lands in the
+    period it replays, not in the hour it was sent.
+    """
+    if now is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(now)
+    except ValueError:
+        raise InvalidRequest(
+            f"'now' must be an ISO timestamp, e.g. 2013-06-01T12:00:00. Got {now!r}."
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def score_shadow(shadow: Served, request: Request, store: FeatureStore | None) -> LogBatch | None:
     """The shadow's predictions for every row, as a log batch (never returned to a client)."""
     started = time.perf_counter()
@@ -187,7 +204,7 @@ def score_shadow(shadow: Served, request: Request, store: FeatureStore | None) -
         shadow.name,
         shadow.version,
         "shadow",
-        datetime.now(UTC),
+        logical_time(request.now),
         request.request_ids,
         preds,
         inputs,

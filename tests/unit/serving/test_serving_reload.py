@@ -106,3 +106,21 @@ def test_request_log_has_one_record_per_served_row(three_versions, sample, tmp_p
     assert (got["prediction"] - want["prediction"]).abs().max() < 1e-12
     assert set(got["route"]) == {"champion", "challenger"}
     assert {"f_origin", "f_hour", "f_distance"} <= set(frame.columns)
+
+
+def test_replayed_requests_are_logged_at_their_logical_time(
+    three_versions, sample, tmp_path
+) -> None:
+    log = open_prediction_log(tmp_path / "log")
+    app = three_versions.app("flights", prediction_log=log)
+    with TestClient(app) as client:
+        ok = client.post("/v1/models/flights:predict",
+                         json={"rows": sample.head(5).to_dict("records"),
+                               "now": "2013-06-01T12:00:00"})
+        bad = client.post("/v1/models/flights:predict",
+                          json={"rows": sample.head(5).to_dict("records"), "now": "June"})
+    assert ok.status_code == 200
+    assert bad.status_code == 422 and "ISO timestamp" in bad.json()["detail"]
+    frame = log.read(model_name="flights")
+    assert len(frame) == 5
+    assert {str(t)[:19] for t in frame["ts"]} == {"2013-06-01 12:00:00"}
