@@ -307,7 +307,7 @@ def test_events_are_idempotent_and_checked(store: MetadataStore) -> None:
     store.add_events([])
     assert store.get_events(step_id=step.id) == events
     assert store.get_events(artifact_id=art.id) == events
-    with pytest.raises(UserInputError, match="one of input, output, partial. Got 'read'"):
+    with pytest.raises(UserInputError, match=r"one of input, output, partial\. Got 'read'"):
         store.add_events([EventRecord(step.id, art.id, "read", "x")])
 
 

@@ -120,9 +120,10 @@ def _month_range(text: str) -> range:
         lo, hi = int(first), int(last or first)
     except ValueError:
         lo, hi = 0, -1
-    if not (2 <= lo <= hi <= 12):
+    if not (3 <= lo <= hi <= 12):
         raise UserInputError(
-            f"The '--months' option must be a month or range within 2-12, like 4-12. Got {text!r}."
+            f"The '--months' option must be a month or range within 3-12, like 4-12 (the months "
+            f"before the first train the first model). Got {text!r}."
         )
     return range(lo, hi + 1)
 
@@ -149,23 +150,30 @@ def demo(
     def report(o: MonthOutcome) -> None:
         if as_json:
             return
+        if o.served:
+            state = "[red]decayed[/]" if o.decay_fired else "ok"
+            drift = "[yellow]drifted[/]" if o.serving_drift_fired else "stable"
+            console.print(
+                f"[bold]2013-{o.month:02d}[/] served {o.served} flights with v{o.served_version}: "
+                f"live AUC {o.live_auc} (evaluated {o.live_baseline}, {state}); "
+                f"features {drift} ({_pct(o.serving_drift)} drifted)", highlight=False)
+        label = "bootstrap" if o.trigger == "bootstrap" else f"batch 2013-{o.month:02d} landed"
         if o.status != "succeeded" and not o.stopped_by_validation:
-            console.print(f"[red]✘ 2013-{o.month:02d}[/] run {o.run_id[:12]} failed: {o.error}",
+            console.print(f"  [red]✘ {label}[/]: run {o.run_id[:12]} failed: {o.error}",
                           highlight=False)
             return
-        if o.status != "succeeded":
-            console.print(f"[red]✘ 2013-{o.month:02d}[/] batch refused by validation; the "
-                          f"champion stays (v{o.champion_version}):")
+        if o.stopped_by_validation:
+            console.print(f"  [red]✘ {label}[/]: refused by validation; the champion stays "
+                          f"v{o.champion_version}:")
             for line in o.anomalies[:8]:
-                console.print(f"    {line}", markup=False, highlight=False)
+                console.print(f"      {line}", markup=False, highlight=False)
             return
         refused = f"[yellow]refused[/] ({'; '.join(o.failed_rules)})"
         gate = "[green]blessed[/]" if o.blessed else refused
         console.print(
-            f"[green]✔ 2013-{o.month:02d}[/] {o.rows} flights, drift {o.drift_share}, "
-            f"candidate AUC {o.candidate_auc} vs champion {o.champion_auc}: {gate}; "
-            f"champion v{o.champion_version}  [dim]({o.seconds}s, {o.cached_steps} cached)[/]"
-        )
+            f"  [green]✔ {label}[/]: retrained, candidate AUC {o.candidate_auc} vs champion "
+            f"{o.champion_auc}: {gate}; champion v{o.champion_version}  "
+            f"[dim]({o.seconds}s, {o.cached_steps} cached)[/]", highlight=False)
 
     outcomes = run_demo(settings, engine, months=replay, defective_month=defective_month,
                         train_window=train_window, on_month=report)
@@ -188,28 +196,33 @@ def _outcome_table(outcomes: list) -> None:  # type: ignore[type-arg]
 
     rows = []
     for o in outcomes:
-        if o.status == "succeeded":
-            data = "ok" if not any(a.startswith("[error]") for a in o.anomalies) else "errors"
-        else:
-            data = "STOPPED" if o.stopped_by_validation else "ok"
         gate = "-" if o.blessed is None else ("blessed" if o.blessed else "refused")
-        if o.status != "succeeded" and not o.stopped_by_validation:
+        if o.stopped_by_validation:
+            gate = "stopped"
+        elif o.status != "succeeded":
             gate = "failed"
-        rows.append([f"2013-{o.month:02d}", _num(o.rows), _pct(o.delayed_share),
-                     _pct(o.drift_share), data, _num(o.candidate_auc), _num(o.champion_auc),
-                     gate, "-" if o.champion_version is None else f"v{o.champion_version}"])
-    headers = ["month", "rows", "late", "drift", "data", "AUC new", "AUC old", "gate",
+        live = "-" if o.live_auc is None else f"{o.live_auc:.3f}" + ("!" if o.decay_fired else "")
+        month = f"2013-{o.month:02d}" + ("*" if o.trigger == "bootstrap" else "")
+        rows.append([month, _num(o.served), live, _pct(o.serving_drift),
+                     _num(o.candidate_auc), _num(o.champion_auc), gate,
+                     "-" if o.champion_version is None else f"v{o.champion_version}"])
+    headers = ["month", "served", "live AUC", "drift", "AUC new", "AUC old", "gate",
                "champion"]
     table = Table(title="NYC flights 2013: the loop, month by month", box=box.SIMPLE_HEAD,
                   header_style="bold", pad_edge=False, padding=(0, 1), show_edge=False)
     for i, name in enumerate(headers):
         width = max(len(name), *(len(r[i]) for r in rows)) if rows else len(name)
         table.add_column(name, no_wrap=True, min_width=width,
-                         justify="left" if name in ("data", "gate") else "right")
-    styles = {"STOPPED": "red", "failed": "red", "refused": "yellow", "blessed": "green"}
+                         justify="left" if name == "gate" else "right")
+    styles = {"stopped": "red", "failed": "red", "refused": "yellow", "blessed": "green"}
     for row in rows:
         table.add_row(*(f"[{styles[c]}]{c}[/]" if c in styles else c for c in row))
     console.print(table)
+    console.print("[dim]* bootstrap: trains the first champion. live AUC: the champion on the "
+                  "month's served flights (! = decayed). drift: share of watched serving "
+                  "features drifted from its training data. AUC new/old: candidate and "
+                  "champion on the month, judged by the gate; stopped: the batch failed "
+                  "validation.[/]")
 
 
 def _pct(value: float | None) -> str:

@@ -201,6 +201,13 @@ class Engine:
         )
         return self._execute(run, graph, records, outputs)
 
+    def load_result(self, run_id: str) -> RunResult:
+        """A recorded run as a ``RunResult`` (e.g. one a trigger controller started)."""
+        run = self.store.get_run(run_id)
+        steps = {s.name: s for s in self.store.get_steps(run.id)}
+        artifacts = {name: self._outputs_of(s.id) for name, s in steps.items() if s.status.done}
+        return RunResult(run, steps, artifacts)
+
     # the loop -----------------------------------------------------------
     def _execute(
         self,

@@ -15,10 +15,13 @@ so serving and training share one definition of every feature.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from ctloop.components.data_validation import schema, statistics, validate
 from ctloop.components.training import evaluate, infra_check, push, train
+from ctloop.core.errors import UserInputError
 from ctloop.pipeline import Dataset, Output, component, pipeline
 
 MODEL_NAME = "flights-delay"
@@ -64,20 +67,37 @@ def feature_training_set(months: list[int], out: Output[Dataset]) -> dict[str, A
     return {"rows": len(frame), "delayed_share": round(float(frame[LABEL].mean()), 4)}
 
 
+def batch_month(batch: str) -> int:
+    """The month a batch file holds, from its name (``.../2013-05.parquet`` -> 5)."""
+    found = re.search(r"(\d{4})-(\d{2})", Path(batch).name)
+    if not found or not 1 <= int(found.group(2)) <= 12:
+        raise UserInputError(
+            f"The batch file name {Path(batch).name!r} must contain its month as YYYY-MM, "
+            "e.g. 2013-05.parquet."
+        )
+    return int(found.group(2))
+
+
 @pipeline
 def flights_ct(
-    month: int,
     batch: str,
-    previous_batch: str,
+    archive: str,
     schema_path: str,
     train_window: int = 3,
     algorithm: str = "lightgbm",
     model_name: str = MODEL_NAME,
     n_boot: int = 100,
 ):
-    """Validate the month's batch, retrain on the trailing months, gate, register, promote."""
+    """Validate a month's batch, retrain on the trailing months, gate, register, promote.
+
+    ``batch`` is the file that landed (its name says the month); ``archive`` the
+    folder of earlier months' accepted batches, the reference for drift.
+    """
+    month = batch_month(batch)
+    if month < 2:
+        raise UserInputError("The first month has no month before it to train on or compare to.")
     new_batch = land_batch(path=batch)
-    last_batch = land_batch(path=previous_batch)
+    last_batch = land_batch(path=str(Path(archive) / f"2013-{month - 1:02d}.parquet"))
     new_stats = statistics(data=new_batch)
     last_stats = statistics(data=last_batch)
     pinned = schema(stats=last_stats, pinned=schema_path)
@@ -91,4 +111,4 @@ def flights_ct(
                       slice_columns=["origin", "carrier"], n_boot=n_boot)
     served = infra_check(model=model, data=eval_set)
     push(model=model, evaluation=judged.outputs["evaluation"], blessing=judged.outputs["blessing"],
-         model_name=model_name, reason=f"monthly retrain, month {month}").after(served)
+         model_name=model_name, reason=f"retrained with {Path(batch).name}").after(served)

@@ -38,8 +38,8 @@ def _pct(value: float | None) -> str:
 
 def auc_chart(outcomes: list[MonthOutcome], width: int = 720, height: int = 260) -> str:
     """Inline SVG: candidate and champion AUC per month; promotions, refusals, stops marked."""
-    points = [o for o in outcomes if o.candidate_auc is not None or o.champion_auc is not None]
-    values = [v for o in points for v in (o.candidate_auc, o.champion_auc) if v is not None]
+    values = [v for o in outcomes for v in (o.candidate_auc, o.champion_auc, o.live_auc)
+              if v is not None]
     if not outcomes:
         return ""
     lo = min([*values, 0.6]) - 0.02
@@ -68,7 +68,8 @@ def auc_chart(outcomes: list[MonthOutcome], width: int = 720, height: int = 260)
         for o in outcomes
     )
     for attr, colour, label in (("champion_auc", "#8c959f", "champion"),
-                                ("candidate_auc", "#0969da", "candidate")):
+                                ("candidate_auc", "#0969da", "candidate"),
+                                ("live_auc", "#d4a72c", "live")):
         pts = [(x(o.month), y(getattr(o, attr))) for o in outcomes
                if getattr(o, attr) is not None]
         if len(pts) > 1:
@@ -77,7 +78,7 @@ def auc_chart(outcomes: list[MonthOutcome], width: int = 720, height: int = 260)
                          f'points="{path}"/>')
         for px, py in pts:
             parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"/>')
-        lx = width - right - (170 if label == "candidate" else 85)
+        lx = width - right - {"candidate": 170, "champion": 85, "live": 240}[label]
         parts.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="3" fill="{colour}"/>'
                      f'<text x="{lx + 14}" y="{height - 9}" font-size="11">{label}</text>')
     for o in outcomes:
@@ -117,10 +118,18 @@ def _row(o: MonthOutcome, links: dict[int, str]) -> str:
     else:
         rules = "; ".join(html.escape(r) for r in o.failed_rules)
         gate = f'<span class="warn">refused</span><br><small>{rules}</small>'
+    if o.live_auc is None:
+        live = "-"
+    else:
+        mark = ' <span class="bad">decayed</span>' if o.decay_fired else ""
+        live = f"{o.live_auc}{mark}<br><small>evaluated {_esc(o.live_baseline)}</small>"
+    boot = " <small>bootstrap</small>" if o.trigger == "bootstrap" else ""
+    month = f"2013-{o.month:02d}{boot}"
     cells = [
-        (f"2013-{o.month:02d}", "l"), (_esc(o.rows), ""), (_pct(o.delayed_share), ""),
-        (_pct(o.drift_share), ""), (data, "l"), (_esc(o.candidate_auc), ""),
-        (_esc(o.champion_auc), ""), (gate, "l"), (_esc(o.version), ""),
+        (month, "l"), (_esc(o.served), ""), (live, ""), (_pct(o.serving_drift), ""),
+        (_esc(o.rows), ""), (_pct(o.delayed_share), ""), (data, "l"),
+        (_esc(o.candidate_auc), ""), (_esc(o.champion_auc), ""), (gate, "l"),
+        (_esc(o.version), ""),
         ("-" if o.champion_version is None else f"v{o.champion_version}", ""),
     ]
     cls = ' class="stopped"' if stopped else ""
@@ -140,18 +149,22 @@ def write_report(
     summary = (f"{len(outcomes)} months replayed: {promoted} promoted, {refused} refused by "
                f"the gate, {stopped} stopped by validation. "
                f"Champion at the end: {'v' + str(final) if final else 'none'}.")
-    head = [("month", "l"), ("flights", ""), ("late", ""), ("drift", ""), ("data", "l"),
-            ("AUC new", ""), ("AUC champion", ""), ("gate", "l"), ("version", ""),
-            ("champion", "")]
+    head = [("month", "l"), ("served", ""), ("live AUC", ""), ("serving drift", ""),
+            ("batch rows", ""), ("late", ""), ("batch check", "l"), ("AUC new", ""),
+            ("AUC champion", ""), ("gate", "l"), ("version", ""), ("champion", "")]
     table = "".join(f'<th class="{c}">{h}</th>' for h, c in head)
     rows = "".join(_row(o, links or {}) for o in outcomes)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>ctloop demo: NYC flights 2013</title><style>{_STYLE}</style></head><body>
 <h1>NYC flights 2013: continuous training, month by month</h1>
 <p>{html.escape(summary)}</p>
-<p><small>Each month: validate the new batch against the pinned schema and the month before,
-train on the trailing months from the feature store, evaluate candidate and champion on the new
-month, promote only what the gate blesses. Drift is the share of features that drifted.</small></p>
+<p><small>Each month the champion serves the month's flights through the prediction service;
+labels arrive; the monitors compute its live AUC (decayed when more than 0.03 below its AUC at
+evaluation) and the share of watched serving features that drifted from its training data.
+Then the month's batch lands and the new-data trigger starts the pipeline: validate the batch
+against the pinned schema and the month before, train on the trailing months from the feature
+store, evaluate candidate and champion on the new month, promote only what the gate
+blesses.</small></p>
 {auc_chart(outcomes)}
 <table><tr>{table}</tr>{rows}</table>
 </body></html>"""
