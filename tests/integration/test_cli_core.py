@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ctloop.cli.main import main
+from ctloop.testing.cli import cli, one_error_line
 
 PIPES = Path(__file__).parent / "pipelines_for_tests.py"
 
@@ -22,17 +22,6 @@ def box(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_run_list_show_lineage_json(box: Path, capsys: pytest.CaptureFixture[str]) -> None:

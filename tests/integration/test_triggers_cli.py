@@ -11,22 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctloop.cli.main import main
 from ctloop.monitoring import PredictionRecord, open_prediction_log
+from ctloop.testing.cli import cli, one_error_line
 
 PIPES = Path(__file__).with_name("triggers_pipelines.py")
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture
