@@ -52,6 +52,10 @@ def test_demo_serves_monitors_retrains_and_stops_on_a_defective_batch(
     assert len(json.loads(capsys.readouterr().out)["artifacts"]) == 4  # decay + drift, 2 months
     assert main(["features", "list", "--json"]) == 0
     assert "carrier_delay_rate_7d" in capsys.readouterr().out
+    # Feature lineage reaches the models trained on it (through their training sets).
+    assert main(["features", "show", "carrier_delays", "--json"]) == 0
+    users = json.loads(capsys.readouterr().out)["used_by"]
+    assert {u["version"] for u in users if u.get("model") == "flights-delay"} >= {1}
 
 
 def test_demo_rejects_bad_month_options(ctloop_home: Path,

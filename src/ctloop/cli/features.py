@@ -160,16 +160,12 @@ def show(
         [[v["version"], v["created_at"], v["fingerprint"]] for v in info["versions"]],
     )
     used = info["used_by"]
-    console.print(
-        "used by: "
-        + (
-            ", ".join(
-                f"{u['model']} v{u['version']}" if "model" in u else f"dataset {u['dataset'][:12]}"
-                for u in used
-            )
-            or "no recorded model"
-        )
-    )
+    models = [f"{u['model']} v{u['version']}" for u in used if "model" in u]
+    datasets = [u for u in used if "dataset" in u]
+    text = ", ".join(models) if models else "no recorded model"
+    if datasets:
+        text += f" (through {len(datasets)} training dataset(s))"
+    console.print(f"used by: {text}", highlight=False)
 
 
 @app.command("materialize")

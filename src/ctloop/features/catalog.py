@@ -215,18 +215,30 @@ def feature_rows(
 
 
 def used_by(metadata: MetadataStore, refs: list[str]) -> list[dict[str, Any]]:
-    """Model versions and datasets whose ``feature_refs`` property names any of ``refs``."""
+    """Model versions and datasets that used any of ``refs``.
+
+    A model version counts when its own ``feature_refs`` name one, or when it
+    was trained on a dataset whose ``feature_refs`` do (the training component
+    records ``training_data.id``), so lineage reaches the models, not just the
+    training sets.
+    """
     wanted = set(refs)
-    out: list[dict[str, Any]] = []
-    for mv in metadata.list_model_versions():
-        used = set(mv.properties.get("feature_refs") or [])
-        if used & wanted:
-            out.append({"model": mv.name, "version": mv.version, "run_id": mv.run_id})
+    datasets: list[dict[str, Any]] = []
     for art in metadata.list_artifacts(type="Dataset", limit=1000):
         used = set(art.properties.get("feature_refs") or [])
         if used & wanted:
-            out.append({"dataset": art.id, "step_id": art.producer_step_id})
-    return out
+            datasets.append({"dataset": art.id, "step_id": art.producer_step_id})
+    dataset_ids = {d["dataset"] for d in datasets}
+    models: list[dict[str, Any]] = []
+    for mv in metadata.list_model_versions():
+        direct = set(mv.properties.get("feature_refs") or []) & wanted
+        trained_on = (mv.properties.get("training_data") or {}).get("id")
+        if direct or trained_on in dataset_ids:
+            entry = {"model": mv.name, "version": mv.version, "run_id": mv.run_id}
+            if not direct:
+                entry["via_dataset"] = trained_on
+            models.append(entry)
+    return models + datasets
 
 
 def describe(metadata: MetadataStore, name: str, *, online: Any = None) -> dict[str, Any]:
