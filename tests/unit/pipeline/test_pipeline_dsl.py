@@ -246,5 +246,8 @@ def test_runner_names_and_options() -> None:
     runner = open_runner("dask", {"n_workers": 3, "threads_per_worker": 2})
     assert (runner.n_workers, runner.threads_per_worker) == (3, 2)  # type: ignore[attr-defined]
     assert open_runner("tcp://127.0.0.1:1").address == "tcp://127.0.0.1:1"  # type: ignore[attr-defined]
+    for bad in ("tcp://127.0.0.1", "tcp://:8786", "tcp://host:port"):
+        with pytest.raises(ConfigError, match="Write it as tcp://HOST:PORT"):
+            open_runner(bad)
     with pytest.raises(ConfigError, match="Known options: n_workers"):
         open_runner("dask", {"workers": 3})

@@ -27,6 +27,12 @@ def open_runner(spec: str, options: dict[str, Any] | None = None) -> Runner:
     """
     options = dict(options or {})
     if spec.startswith("tcp://"):
+        host, _, port = spec.removeprefix("tcp://").rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(
+                f"The runner {spec!r} is not a Dask scheduler address. "
+                "Write it as tcp://HOST:PORT, e.g. tcp://scheduler:8786."
+            )
         options["address"] = spec
         spec = "dask"
     if spec not in RUNNERS:
