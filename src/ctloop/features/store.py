@@ -13,7 +13,11 @@ and in serving.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib
+import importlib.util
 import json
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,14 +120,42 @@ class Definitions:
         return cls(entities, views)
 
 
+def _import_as_package_module(path: Path) -> Any:
+    """The file's own module when it is importable by name (e.g. ``ctloop.examples.flights``).
+
+    Its functions then keep their real import path in the catalog, so a later
+    process (``ctloop features materialize``, the feature server) can call a
+    PythonSource; a file outside ``sys.path`` gets a synthetic module name.
+    """
+    target = path.resolve()
+    for entry in sys.path:
+        try:
+            relative = target.relative_to(Path(entry or ".").resolve())
+        except (ValueError, OSError):
+            continue
+        parts = relative.with_suffix("").parts
+        if not parts or not all(part.isidentifier() for part in parts):
+            continue
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.origin and Path(spec.origin).resolve() == target:
+            return importlib.import_module(name)
+    return None
+
+
 def load_definitions(path: str | Path) -> Definitions:
     """Import a Python file and collect the Entity and view objects it defines at top level."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"The definitions file {str(path)!r} does not exist.")
-    prefix = f"ctloop_definitions_{abs(hash(str(path.resolve())))}"
+    # hash() of a str differs from process to process: the module name (and so the
+    # "module:function" of every PythonSource in the catalog) must not.
+    prefix = "ctloop_definitions_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     try:
-        module = import_file(path, prefix)
+        module = _import_as_package_module(path) or import_file(path, prefix)
     except UserInputError:
         raise
     except Exception as exc:

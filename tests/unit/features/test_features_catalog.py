@@ -205,3 +205,52 @@ def test_show_lists_models_that_used_the_features(project: Path):
         ]
     finally:
         meta.close()
+
+
+def test_definitions_file_in_a_package_keeps_importable_source_functions():
+    """`ctloop features apply src/ctloop/examples/flights/features.py` then `materialize` in
+    another process: the catalog must name the sources by their real module, not by a
+    per-process synthetic one."""
+    import ctloop.examples.flights.features as flights
+    from ctloop.features.definitions import PythonSource
+
+    defs = load_definitions(flights.__file__)
+    functions = {
+        view.source.function
+        for view in defs.views.values()
+        if isinstance(view.source, PythonSource)
+    }
+    assert functions
+    assert all(f.startswith("ctloop.examples.flights.features:") for f in functions), functions
+
+
+def test_standalone_definitions_get_the_same_module_name_in_every_process(tmp_path: Path):
+    """hash() of a str is salted per process; re-applying an unchanged file must be a no-op."""
+    import os
+    import subprocess
+    import sys
+
+    defs = tmp_path / "defs.py"
+    defs.write_text(
+        "from ctloop.features import Entity, Feature, FeatureView, PythonSource\n"
+        "import pandas as pd\n"
+        "def rows():\n"
+        "    return pd.DataFrame({'k': [1], 'ts': pd.to_datetime(['2024-01-01']), 'x': [1.0]})\n"
+        "k = Entity('k')\n"
+        "v = FeatureView('v', k, PythonSource(rows), [Feature('x')], timestamp_field='ts')\n"
+    )
+    code = (
+        "import sys; from ctloop.features import load_definitions; "
+        "print(load_definitions(sys.argv[1]).views['v'].source.function)"
+    )
+    names = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(defs)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert len(names) == 1, names
