@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ctloop.core.errors import CtloopError
+from ctloop.core.errors import CtloopError, UserInputError
 from ctloop.features.store import FeatureStore
 
 __all__ = ["OnlineRequest", "create_app", "feature_router"]
@@ -80,6 +81,18 @@ def create_app(store: FeatureStore | Callable[[], FeatureStore]) -> FastAPI:
     @app.exception_handler(CtloopError)
     async def ctloop_error(_: Request, exc: CtloopError) -> JSONResponse:
         return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # One line in the usual {"error", "detail", "type"} shape, like the prediction service.
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        message = (
+            f"Invalid request: {detail}. Send JSON like "
+            '{"features": ["weather:temp"], "entities": {"origin": ["JFK"]}}.'
+        )
+        return JSONResponse(UserInputError(message).to_json(), status_code=422)
 
     @app.get("/health")
     def health() -> dict[str, str]:

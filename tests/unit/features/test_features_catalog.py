@@ -183,6 +183,14 @@ def test_feature_server(project: Path):
     )
     assert missing_key.status_code == 400 and missing_key.json()["error"] == "bad input"
     assert client.get("/features").json()["views"][0]["name"] in {"weather", "busy"}
+    for malformed in (b"not json", b"{}", b'{"features": "weather:temp", "entities": []}'):
+        resp = client.post(
+            "/features/online", content=malformed, headers={"content-type": "application/json"}
+        )
+        assert resp.status_code == 422, resp.text
+        err = resp.json()
+        assert err["error"] == "bad input" and isinstance(err["detail"], str), err
+        assert "\n" not in err["detail"] and "features" in err["detail"]
     store.close()
     meta.close()
 
