@@ -55,7 +55,7 @@ def _print_statistics(stats) -> None:
         elif col.categorical is not None and col.categorical.total:
             cat = col.categorical
             top = ", ".join(f"{v} ({c})" for v, c in cat.top(3))
-            summary = f"distinct {cat.distinct}  top {top}"
+            summary = f"distinct {cat.distinct}" + (f"  top {top}" if top else "")
         rows.append([col.name, col.type, col.count, f"{col.missing_rate:.1%}", summary])
     print_table(
         f"{stats.source}: {stats.rows} rows",

@@ -278,7 +278,15 @@ class CategoricalStats:
         return {value: int(estimate) for value, estimate, _, _ in items}
 
     def top(self, k: int = 20) -> list[tuple[str, int]]:
-        return list(self.frequencies().items())[:k]
+        """The k most frequent values; once the sketch has purged, only values surely frequent.
+
+        (After a purge every retained estimate carries the sketch's error, so a column of
+        unique ids would otherwise show ids "seen 9 times".)
+        """
+        if self.exact:
+            return list(self.frequencies().items())[:k]
+        items = self.freq.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_POSITIVES)
+        return [(value, int(estimate)) for value, estimate, _, _ in items[:k]]
 
     def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> dict[str, Any]:
         out: dict[str, Any] = {

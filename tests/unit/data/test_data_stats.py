@@ -136,3 +136,15 @@ def test_datetime_summary_shows_iso_times():
     summary = compute_statistics(times.to_frame()).to_dict(sketches=False)["columns"][0]
     assert summary["numeric"]["min_time"] == "2013-01-01T00:00:00+00:00"
     assert summary["numeric"]["max_time"] == "2013-01-03T00:00:00+00:00"
+
+
+def test_top_values_of_unique_ids_are_not_inflated():
+    """Past the sketch's exact capacity, unique ids must not be shown as 'seen N times'."""
+    import pandas as pd
+
+    from ctloop.data.stats import compute_statistics
+
+    frame = pd.DataFrame({"uid": [f"id{i}" for i in range(20_000)]})
+    cat = compute_statistics(frame).columns["uid"].categorical
+    assert not cat.exact
+    assert all(count == 1 for _, count in cat.top(5)), cat.top(5)
