@@ -228,3 +228,15 @@ def test_what_a_failed_step_wrote_is_kept_for_people_not_for_steps(box: Path) ->
     assert '"checked": 3' in path.read_text()
     again = run(f"{PIPES}:reports_then_fails")
     assert again.steps["half_done"].status == "failed"  # a failed step is never a cache hit
+
+
+@pytest.mark.slow
+def test_local_runner_gives_steps_with_requirements_their_own_venv(
+    box: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTLOOP_CACHE_DIR", str(tmp_path / "cache"))
+    result = run(f"{PIPES}:two_sixes", runner="local", max_workers=2)
+    assert result.ok, result.run.error
+    assert result.steps["old_six"].outputs["return"] == "1.16.0"
+    assert result.steps["new_six"].outputs["return"] == "1.17.0"
+    assert result.steps["old_six"].executor["pid"] != os.getpid()  # in its own process

@@ -1,4 +1,9 @@
-"""Run steps in threads of this process: the fastest runner, the default."""
+"""Run steps in threads of this process: the fastest runner, the default.
+
+A step whose component declares ``requirements=[...]`` cannot run in this
+process's environment, so it runs in its own cached virtual environment
+through the subprocess runner's machinery, still under this runner's threads.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,12 @@ class LocalRunner:
 
     def submit(self, task: StepTask, component: ComponentDef) -> Future[TaskResult]:
         assert self._pool is not None, "init() first"
-        future = self._pool.submit(run_task, task, component)
+        if task.requirements:
+            from ctloop.pipeline.runners.subprocess import run_in_process
+
+            future = self._pool.submit(run_in_process, task)
+        else:
+            future = self._pool.submit(run_task, task, component)
         self._active.add(future)
         return future
 

@@ -25,7 +25,7 @@ from ctloop.core.errors import ConfigError
 from ctloop.pipeline.component import ComponentDef
 from ctloop.pipeline.task import StepTask, TaskResult
 
-__all__ = ["SubprocessRunner", "ensure_venv"]
+__all__ = ["SubprocessRunner", "ensure_venv", "run_in_process"]
 
 
 def _cache_root() -> Path:
@@ -103,40 +103,7 @@ class SubprocessRunner:
         return future
 
     def _run(self, task: StepTask) -> TaskResult:
-        started = time.time()
-        try:
-            python = ensure_venv(task.requirements) if task.requirements else Path(sys.executable)
-        except ConfigError as exc:
-            return TaskResult(ok=False, error=exc.message, started=started, ended=time.time())
-        with tempfile.TemporaryDirectory(prefix="ctloop-task-") as tmp:
-            task_file, result_file = Path(tmp) / "task.pkl", Path(tmp) / "result.pkl"
-            task_file.write_bytes(pickle.dumps(task))
-            env = dict(os.environ)
-            src_root = str(Path(__file__).resolve().parents[3])
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (src_root, env.get("PYTHONPATH", "")) if p
-            )
-            proc = subprocess.Popen(
-                [str(python), "-m", "ctloop.pipeline.worker", str(task_file), str(result_file)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            )
-            with self._lock:
-                self._procs.add(proc)
-            output, _ = proc.communicate()
-            with self._lock:
-                self._procs.discard(proc)
-            if result_file.exists():
-                result: TaskResult = pickle.loads(result_file.read_bytes())
-                result.executor["process"] = str(python)
-                return result
-            tail = output.decode(errors="replace").strip().splitlines()[-5:]
-            return TaskResult(
-                ok=False,
-                error=f"Worker process for step {task.step!r} died with exit code "
-                f"{proc.returncode}" + (": " + " | ".join(tail) if tail else ""),
-                started=started, ended=time.time(),
-                executor={"pid": proc.pid, "process": str(python)},
-            )
+        return run_in_process(task, self._procs, self._lock)
 
     def cancel_all(self) -> None:
         for future in self._active:
@@ -149,3 +116,50 @@ class SubprocessRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def run_in_process(
+    task: StepTask,
+    procs: set[subprocess.Popen[bytes]] | None = None,
+    lock: threading.Lock | None = None,
+) -> TaskResult:
+    """Run one attempt in a fresh Python process (in the step's venv when it has requirements).
+
+    ``procs``/``lock`` let a runner kill still-running processes when it is finalized.
+    """
+    procs = procs if procs is not None else set()
+    lock = lock or threading.Lock()
+    started = time.time()
+    try:
+        python = ensure_venv(task.requirements) if task.requirements else Path(sys.executable)
+    except ConfigError as exc:
+        return TaskResult(ok=False, error=exc.message, started=started, ended=time.time())
+    with tempfile.TemporaryDirectory(prefix="ctloop-task-") as tmp:
+        task_file, result_file = Path(tmp) / "task.pkl", Path(tmp) / "result.pkl"
+        task_file.write_bytes(pickle.dumps(task))
+        env = dict(os.environ)
+        src_root = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (src_root, env.get("PYTHONPATH", "")) if p
+        )
+        proc = subprocess.Popen(
+            [str(python), "-m", "ctloop.pipeline.worker", str(task_file), str(result_file)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        with lock:
+            procs.add(proc)
+        output, _ = proc.communicate()
+        with lock:
+            procs.discard(proc)
+        if result_file.exists():
+            result: TaskResult = pickle.loads(result_file.read_bytes())
+            result.executor["process"] = str(python)
+            return result
+        tail = output.decode(errors="replace").strip().splitlines()[-5:]
+        return TaskResult(
+            ok=False,
+            error=f"Worker process for step {task.step!r} died with exit code "
+            f"{proc.returncode}" + (": " + " | ".join(tail) if tail else ""),
+            started=started, ended=time.time(),
+            executor={"pid": proc.pid, "process": str(python)},
+        )
