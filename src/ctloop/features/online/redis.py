@@ -51,10 +51,11 @@ class RedisOnlineStore:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise BackendUnavailable(
                 f"The Redis online store at {self._redis_url} is unreachable while {what}: "
-                f"{exc}. Start Redis or fix the online_store URL (CTLOOP_ONLINE_STORE_URL)."
+                f"{str(exc).rstrip('.')}. Start Redis or fix the online_store URL "
+                "(CTLOOP_ONLINE_STORE_URL)."
             ) from exc
         except redis.exceptions.RedisError as exc:
-            raise StoreError(f"Redis failed while {what}: {exc}.") from exc
+            raise StoreError(f"Redis failed while {what}: {str(exc).rstrip('.')}.") from exc
 
     def _key(self, view: str, key: str) -> str:
         return f"{self.prefix}:{view}:{key}"
