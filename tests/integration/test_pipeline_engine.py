@@ -74,6 +74,13 @@ def test_rerun_is_cached_and_no_cache_reruns(box: Path) -> None:
     assert second.steps["total"].cached_from == first.steps["total"].id
     assert second.steps["total"].outputs == first.steps["total"].outputs
     assert second.output("total").id == first.output("total").id
+    from ctloop.metadata.lineage import lineage
+
+    store = open_metadata_store(load_settings().metadata_url)
+    graph = lineage(store, second.output("total").id)  # the producers, not the cached copies
+    assert sorted(s.name for s, _ in graph.steps.values()) == [
+        "slow", "slow-2", "source", "source-2", "total"]
+    assert {s.run_id for s, _ in graph.steps.values()} == {first.run.id}
     assert runs_of(box, "total") == 1
     changed = run(f"{PIPES}:diamond", {"n": 6})  # new parameter: everything downstream reruns
     assert changed.steps["total"].status == "succeeded"

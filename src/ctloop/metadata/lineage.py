@@ -87,14 +87,12 @@ def lineage(
             continue
         step_ids = [e for e in store.get_events(artifact_id=current) if e.kind == toward_step]
         producer = graph.artifacts[current][0].producer_step_id
-        if (
-            direction == "upstream"
-            and producer
-            and not any(e.step_id == producer for e in step_ids)
-        ):
-            step_ids.append(
+        if direction == "upstream" and producer:
+            # One step made it; cached steps that reused it also record an output edge,
+            # but they are copies, not where the data came from.
+            step_ids = [e for e in step_ids if e.step_id == producer] or [
                 EventRecord(producer, current, "output", graph.artifacts[current][0].name)
-            )
+            ]
         for edge in step_ids:
             _add_edge(graph, seen_edges, edge)
             if edge.step_id in graph.steps:
