@@ -56,7 +56,8 @@ def _print_statistics(stats) -> None:
             cat = col.categorical
             top = ", ".join(f"{v} ({c})" for v, c in cat.top(3))
             summary = f"distinct {cat.distinct}" + (f"  top {top}" if top else "")
-        rows.append([col.name, col.type, col.count, f"{col.missing_rate:.1%}", summary])
+        rows.append([col.name, col.type, col.count, _share(col.missing, col.missing_rate),
+                     summary])
     print_table(
         f"{stats.source}: {stats.rows} rows",
         ["column", "type", "count", "missing", "summary"],
@@ -225,3 +226,10 @@ def drift_command(
         print_json(report_dict(drift=report))
     else:
         _print_drift(report)
+
+
+def _share(count: int, rate: float) -> str:
+    """A percentage that never rounds a few missing values down to 0.0%."""
+    if count and rate < 0.001:
+        return f"<0.1% ({count})"
+    return f"{rate:.1%}"

@@ -168,6 +168,12 @@ def compute_drift(
         raise UserInputError(f"drift_share must be in (0, 1]. Got {drift_share!r}.")
     ref = reference if isinstance(reference, DatasetStatistics) else compute_statistics(reference)
     cur = current if isinstance(current, DatasetStatistics) else compute_statistics(current)
+    for side, stats in (("reference", ref), ("current", cur)):
+        if stats.rows == 0:
+            raise UserInputError(
+                f"The {side} data {stats.source or ''} has no rows; drift needs data on both "
+                "sides. Check the file or the time window."
+            )
     config = dict(config or {})
     if columns is None:
         names = [n for n in ref.columns if n in cur.columns]

@@ -126,3 +126,16 @@ def test_method_none_leaves_a_feature_out() -> None:
     month = next(f for f in report.features if f.column == "month")
     assert month.score is None and "not tested" in month.note
     assert next(f.drifted for f in compute_drift(ref, cur).features if f.column == "month")
+
+
+def test_empty_side_is_a_clear_error() -> None:
+    import pandas as pd
+
+    from ctloop.core.errors import UserInputError
+    from ctloop.data.drift import compute_drift
+
+    full = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    with pytest.raises(UserInputError, match=r"reference data .* has no rows"):
+        compute_drift(full.iloc[:0], full)
+    with pytest.raises(UserInputError, match=r"current data .* has no rows"):
+        compute_drift(full, full.iloc[:0])
