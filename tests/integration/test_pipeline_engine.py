@@ -204,17 +204,19 @@ def test_steps_know_their_run_and_stores(box: Path, runner: str) -> None:
 
 
 @pytest.mark.slow
-def test_subprocess_runner_gives_each_requirement_set_its_own_venv(
-    box: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("runner", ["subprocess", "local"])
+def test_each_requirement_set_gets_its_own_cached_venv(
+    box: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: str
 ) -> None:
     monkeypatch.setenv("CTLOOP_CACHE_DIR", str(tmp_path / "cache"))
-    result = run(f"{PIPES}:two_sixes", runner="subprocess", max_workers=2)
+    result = run(f"{PIPES}:two_sixes", runner=runner, max_workers=2)
     assert result.ok, result.run.error
     assert result.steps["old_six"].outputs["return"] == "1.16.0"
     assert result.steps["new_six"].outputs["return"] == "1.17.0"
+    assert result.steps["old_six"].executor["pid"] != os.getpid()  # in its own process
     venvs = sorted(p.name for p in (tmp_path / "cache" / "venvs").iterdir() if p.is_dir())
     assert len(venvs) == 2  # built once per requirement set ...
-    again = run(f"{PIPES}:two_sixes", runner="subprocess", cache=False)
+    again = run(f"{PIPES}:two_sixes", runner=runner, cache=False)
     assert again.ok  # ... and reused
     assert sorted(p.name for p in (tmp_path / "cache" / "venvs").iterdir() if p.is_dir()) == venvs
 
@@ -235,15 +237,3 @@ def test_what_a_failed_step_wrote_is_kept_for_people_not_for_steps(box: Path) ->
     assert '"checked": 3' in path.read_text()
     again = run(f"{PIPES}:reports_then_fails")
     assert again.steps["half_done"].status == "failed"  # a failed step is never a cache hit
-
-
-@pytest.mark.slow
-def test_local_runner_gives_steps_with_requirements_their_own_venv(
-    box: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CTLOOP_CACHE_DIR", str(tmp_path / "cache"))
-    result = run(f"{PIPES}:two_sixes", runner="local", max_workers=2)
-    assert result.ok, result.run.error
-    assert result.steps["old_six"].outputs["return"] == "1.16.0"
-    assert result.steps["new_six"].outputs["return"] == "1.17.0"
-    assert result.steps["old_six"].executor["pid"] != os.getpid()  # in its own process
