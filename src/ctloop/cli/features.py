@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctloop.cli.options import key_values
 from ctloop.cli.output import console, err_console, print_json, print_table
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
@@ -199,12 +200,10 @@ def get(
     as_json: JsonOpt = False,
 ) -> None:
     """Online values for one entity, with their event times."""
-    row: dict[str, Any] = {}
-    for item in entity:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserInputError(f"--entity takes key=value. Got {item!r}.")
-        row[key] = int(value) if value.lstrip("-").isdigit() else value
+    row: dict[str, Any] = {
+        key: int(value) if value.lstrip("-").isdigit() else value
+        for key, value in key_values(entity, "--entity").items()
+    }
     with _store() as store:
         result = store.get_online_features(features, [row], now=now).to_dict()
     if as_json:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctloop.cli.options import key_values
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
@@ -139,7 +140,7 @@ def register(
     json_: JsonOpt = False,
 ) -> None:
     """Register a stored model artifact as the next version of NAME (no promotion)."""
-    tags = _tags(tag)
+    tags = key_values(tag, "--tag")
     with _registry() as reg:
         artifact = reg.store.get_artifact(artifact_id)
         if artifact.type != "Model":
@@ -167,22 +168,12 @@ def describe(
     with _registry() as reg:
         record = reg.get(ref)
         record = reg.describe(record.name, record.version, description=description,
-                              tags=_tags(tag) or None)
+                              tags=key_values(tag, "--tag") or None)
     if json_:
         print_json(to_dict(record))
         return
     console.print(f"{record.name}:{record.version}: {record.description or '-'} "
                   f"{record.tags or ''}")
-
-
-def _tags(pairs: list[str] | None) -> dict[str, str]:
-    tags = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserInputError(f"The --tag value {pair!r} must look like KEY=VALUE.")
-        tags[key.strip()] = value
-    return tags
 
 
 @app.command("promote")

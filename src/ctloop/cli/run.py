@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ctloop.cli.main import app
+from ctloop.cli.options import key_values
 from ctloop.cli.output import console, err_console, print_json
 from ctloop.cli.progress import LiveProgress
 from ctloop.core.errors import UserInputError
@@ -23,14 +24,11 @@ _RUNNER_HELP = "local | subprocess | dask | tcp://HOST:PORT"
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``["a=1", "b=[1,2]", "c=text"]`` -> values; JSON when it parses, else the string."""
     out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserInputError(f"The --param value {pair!r} must look like KEY=VALUE.")
+    for key, raw in key_values(pairs, "--param").items():
         try:
-            out[key.strip()] = json.loads(raw)
+            out[key] = json.loads(raw)
         except json.JSONDecodeError:
-            out[key.strip()] = raw
+            out[key] = raw
     return out
 
 
