@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from ctloop.core.net import free_port
+
 FEATURES = ["origin", "hour", "distance", "carrier"]
 
 
@@ -32,11 +33,6 @@ class Body(BaseModel):
 
     rows: list[dict]
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _setup(root: Path) -> tuple[str, str, Path]:
@@ -142,7 +138,7 @@ def main() -> None:
         model = load_model(model_path)
         sample = flights([3]).head(100)[FEATURES].reset_index(drop=True)
         ctx = mp.get_context("spawn")
-        ports = {"ctloop": _port(), "fastapi": _port()}
+        ports = {"ctloop": free_port(), "fastapi": free_port()}
         procs = [
             ctx.Process(
                 target=_serve_ctloop,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,21 +14,16 @@ import pytest
 
 from ctloop.artifacts import ArtifactStore, open_artifact_store
 from ctloop.core.errors import IntegrityError, NotFound, UserInputError
+from ctloop.core.net import free_port
 from ctloop.examples.flights.data import load_table
 from ctloop.testing.services import unique_name
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     pytest.importorskip("s3fs")
     server_mod = pytest.importorskip("moto.server")
-    port = _free_port()
+    port = free_port()
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

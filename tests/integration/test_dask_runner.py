@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from ctloop.core.errors import BackendUnavailable
+from ctloop.core.net import free_port
 from ctloop.core.settings import Settings
 from ctloop.metadata import open_metadata_store
 from ctloop.pipeline import run
@@ -44,11 +44,6 @@ def address(cluster: Any) -> str:
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / ".ctloop")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _kill_when_started(box: Path) -> threading.Thread:
@@ -101,7 +96,7 @@ def test_metadata_has_the_same_shape_as_a_local_run(
 
 
 def test_unreachable_scheduler_fails_fast_and_the_run_is_recorded(settings: Settings) -> None:
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     started = time.time()
     with pytest.raises(BackendUnavailable, match="Cannot reach the Dask scheduler") as info:
         run(f"{PIPES}:branches", settings=settings, runner=address)
@@ -213,7 +208,7 @@ def test_scheduler_lost_mid_run_fails_the_run_with_the_reason(
     import subprocess
 
     dask = str(Path(sys.executable).with_name("dask"))
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler = subprocess.Popen(

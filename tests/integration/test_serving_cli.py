@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,12 @@ from pathlib import Path
 import httpx
 
 from ctloop.artifacts import open_artifact_store
+from ctloop.core.net import free_port
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
 from ctloop.monitoring.log import open_prediction_log
 from ctloop.registry import ModelRegistry
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path) -> None:
@@ -48,7 +42,7 @@ def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path
         registry.register("flights", art.id)
     registry.promote("flights", 1)
 
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).parent / "ctloop"
     proc = subprocess.Popen(
         [

@@ -6,7 +6,6 @@ loopback, lifespan, hot reload, request log) without managing a process.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,14 +13,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from ctloop.core.errors import StoreError
+from ctloop.core.net import free_port
 
 __all__ = ["background_server"]
 
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -30,7 +25,7 @@ def background_server(app: Any, *, host: str = "127.0.0.1", port: int | None = N
     """Serve ``app`` with uvicorn until the block ends; yields its base URL."""
     import uvicorn
 
-    port = port or _free_port(host)
+    port = port or free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            lifespan="on"))
     thread = threading.Thread(target=server.run, name="ctloop-serving", daemon=True)

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ctloop.core.net import free_port
+
 __all__ = ["S3Server", "moto_server"]
 
 _POLICY = {
@@ -57,11 +59,6 @@ class S3Server:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @contextmanager
 def moto_server(buckets: Iterable[str], *, user: str = "ctloop") -> Iterator[S3Server]:
@@ -69,7 +66,7 @@ def moto_server(buckets: Iterable[str], *, user: str = "ctloop") -> Iterator[S3S
     import boto3
 
     names = tuple(buckets)
-    port = _free_port()
+    port = free_port()
     setup_actions = 3 + len(names)  # user, key, policy, then one per bucket
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
