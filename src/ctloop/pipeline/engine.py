@@ -337,7 +337,7 @@ class Engine:
         outs = self._outputs_of(hit.id)
         if set(outs) != set(spec.component.outputs):
             return False
-        store = self._artifacts()
+        store = self.artifact_store
         exists = getattr(store, "exists", None)
         if exists is not None and not all(exists(a.uri) for a in outs.values()):
             return False
@@ -384,26 +384,17 @@ class Engine:
                     traceback=result.traceback, executor=executor,
                 ))
                 return False
-            for name, stored in result.outputs.items():  # what it wrote before failing
-                art = self.store.add_artifact(ArtifactRecord(
-                    id=_new_id(), type=spec.component.outputs[name].type_name(),
-                    uri=stored["uri"], sha256=stored["sha256"], size=stored["size"], name=name,
-                    properties=stored["properties"], producer_step_id=rec.id, created_at=ended,
-                ))
-                self.store.add_events([EventRecord(rec.id, art.id, "partial", name)])
+            partial = self._record_outputs(spec, rec, result, ended)  # written before failing
+            self.store.add_events(
+                [EventRecord(rec.id, a.id, "partial", name) for name, a in partial.items()]
+            )
             records[spec.name] = self._save(replace(
                 rec, status=StepStatus.FAILED, ended_at=ended, duration_s=duration,
                 error=result.error, traceback=result.traceback, executor=executor,
             ))
             return True
         inputs = {k: outputs[ref.step][ref.output] for k, ref in spec.inputs.items()}
-        outs: dict[str, ArtifactRecord] = {}
-        for name, stored in result.outputs.items():
-            outs[name] = self.store.add_artifact(ArtifactRecord(
-                id=_new_id(), type=spec.component.outputs[name].type_name(),
-                uri=stored["uri"], sha256=stored["sha256"], size=stored["size"], name=name,
-                properties=stored["properties"], producer_step_id=rec.id, created_at=ended,
-            ))
+        outs = self._record_outputs(spec, rec, result, ended)
         self.store.add_events(self._events(rec.id, inputs, outs))
         outputs[spec.name] = outs
         records[spec.name] = self._save(replace(
@@ -414,13 +405,28 @@ class Engine:
         return False
 
     # helpers ------------------------------------------------------------
+    def _record_outputs(
+        self, spec: StepSpec, rec: StepRecord, result: TaskResult, ended: datetime
+    ) -> dict[str, ArtifactRecord]:
+        """An artifact record for every output the attempt stored, produced by ``rec``."""
+        return {
+            name: self.store.add_artifact(ArtifactRecord(
+                id=_new_id(), type=spec.component.outputs[name].type_name(),
+                uri=stored["uri"], sha256=stored["sha256"], size=stored["size"], name=name,
+                properties=stored["properties"], producer_step_id=rec.id, created_at=ended,
+            ))
+            for name, stored in result.outputs.items()
+        }
+
     def _save(self, rec: StepRecord) -> StepRecord:
         saved = self.store.save_step(rec)
         if self.observer:
             self.observer.step_changed(saved)
         return saved
 
-    def _artifacts(self) -> Any:
+    @property
+    def artifact_store(self) -> Any:
+        """The run's artifact store, opened once (its verified-hash memo then serves every read)."""
         if self._artifact_store is None:
             from ctloop.artifacts import open_artifact_store
 

@@ -130,12 +130,10 @@ def make_defective(clean: Path, target: Path) -> Path:
 
 
 def _read_json(engine: Engine, result: RunResult, step: str, output: str) -> dict[str, Any]:
-    from ctloop.artifacts import open_artifact_store
-
     art = result.artifacts.get(step, {}).get(output)
     if art is None:
         return {}
-    path = open_artifact_store(engine.artifacts_url).get(art.uri, art.sha256, name=art.id)
+    path = engine.artifact_store.get(art.uri, art.sha256, name=art.id)
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -293,14 +291,12 @@ def _month_window(month: int) -> tuple[datetime, datetime]:
 
 def _training_features(engine: Engine, registry: Any, model: str, version: int) -> pd.DataFrame:
     """The watched features of the data a model version was trained on (its drift reference)."""
-    from ctloop.artifacts import open_artifact_store
-
     record = registry.get(f"{model}:{version}")
     data = (record.properties.get("training_data") or {}).get("id")
     if not data:
         raise UserInputError(f"{model}:{version} records no training data to compare with.")
     art = engine.store.get_artifact(data)
-    path = open_artifact_store(engine.artifacts_url).get(art.uri, art.sha256, name=art.id)
+    path = engine.artifact_store.get(art.uri, art.sha256, name=art.id)
     return pd.read_parquet(path, columns=DRIFT_FEATURES)
 
 
@@ -354,16 +350,14 @@ def _serve_month(client: Any, app: Any, registry: Any, log: Any, month: int,
 def _monitor_month(engine: Engine, registry: Any, log: Any, month: int, model: str,
                    version: int) -> dict[str, Any]:
     """Decay (live AUC vs the champion's recorded AUC) and drift (vs its training data)."""
-    from ctloop.artifacts import open_artifact_store
     from ctloop.monitoring.monitors import check_decay, check_drift, record_result
 
     reference = _training_features(engine, registry, model, version)
     start, end = _month_window(month)
     decay = check_decay(log, model, start=start, end=end, store=engine.store, max_drop=0.03)
     drift = check_drift(log, model, reference, start=start, end=end, columns=DRIFT_FEATURES)
-    artifacts = open_artifact_store(engine.artifacts_url)
     for result in (decay, drift):
-        record_result(result, engine.store, artifacts)
+        record_result(result, engine.store, engine.artifact_store)
     return {
         "live_auc": None if decay.value is None else round(float(decay.value), 4),
         "live_baseline": None if decay.baseline is None else round(float(decay.baseline), 4),
@@ -399,8 +393,6 @@ def _champion(registry: Any, name: str) -> int | None:
 def _keep_validation_report(engine: Engine, result: RunResult, folder: Path,
                             month: int) -> str | None:
     """Copy the month's validation page next to the report; returns its relative link."""
-    from ctloop.artifacts import open_artifact_store
-
     art = result.artifacts.get("validate", {}).get("anomalies")
     if art is None:  # a stopped run: the report the failed step wrote is kept as "partial"
         step = result.steps.get("validate")
@@ -409,7 +401,7 @@ def _keep_validation_report(engine: Engine, result: RunResult, folder: Path,
         if not partial:
             return None
         art = engine.store.get_artifact(partial[0].artifact_id)
-    tree = open_artifact_store(engine.artifacts_url).get(art.uri, art.sha256, name=art.id)
+    tree = engine.artifact_store.get(art.uri, art.sha256, name=art.id)
     page = tree / "report.html"
     if not page.is_file():
         return None
