@@ -220,7 +220,7 @@ def run_demo(
     apply_definitions(engine.store, flights_feature_store().definitions)
     schema_path = pin_schema(folder / "schema.yaml", archive[months.start - 1])
     registry = ModelRegistry(engine.store, actor="ctloop demo")
-    if _has(registry, MODEL_NAME) and "champion" in registry.aliases(MODEL_NAME):
+    if _champion(registry, MODEL_NAME) is not None:
         # A replay starts with no model in production; the alias history keeps the old one.
         engine.store.move_alias(MODEL_NAME, "champion", None, actor="ctloop demo",
                                 reason="demo replay starts without a champion")
@@ -385,9 +385,8 @@ def _serving_version(client: Any, model: str) -> int | None:
 
 
 def _champion(registry: Any, name: str) -> int | None:
-    if not _has(registry, name):
-        return None
-    return registry.aliases(name).get("champion")
+    """The version holding ``champion`` (None before the first promotion, or with no model)."""
+    return registry.store.get_aliases(name).get("champion")
 
 
 def _keep_validation_report(engine: Engine, result: RunResult, folder: Path,
@@ -410,9 +409,3 @@ def _keep_validation_report(engine: Engine, result: RunResult, folder: Path,
     return name
 
 
-def _has(registry: Any, name: str) -> bool:
-    try:
-        registry.aliases(name)
-    except Exception:  # NotFound before the first registration
-        return False
-    return True
