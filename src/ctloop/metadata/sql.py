@@ -211,18 +211,24 @@ class SqlMetadataStore:
             )
         return rows[0]
 
-    # runs and steps ---------------------------------------------------------
-    def create_run(self, run: RunRecord) -> RunRecord:
-        if run.created_at is None:
-            run = dataclasses.replace(run, created_at=_now())
+    def _insert_new(self, table: sa.Table, record: R, what: str) -> R:
+        """Insert a record with a new id (stamped now if undated); a taken id is an error."""
+        if record.created_at is None:  # type: ignore[attr-defined]
+            record = dataclasses.replace(record, created_at=_now())  # type: ignore[type-var]
         try:
             with self._write() as conn:
-                conn.execute(sa.insert(t.runs).values(_row_values(run)))
+                conn.execute(sa.insert(table).values(_row_values(record)))
         except StoreError as exc:
             if isinstance(exc.__cause__, sa.exc.IntegrityError):
-                raise StoreError(f"A run with id {run.id!r} already exists.") from exc
+                raise StoreError(
+                    f"{what} with id {record.id!r} already exists."  # type: ignore[attr-defined]
+                ) from exc
             raise
-        return _normalized(run)
+        return _normalized(record)
+
+    # runs and steps ---------------------------------------------------------
+    def create_run(self, run: RunRecord) -> RunRecord:
+        return self._insert_new(t.runs, run, "A run")
 
     def update_run(self, run_id: str, **changes: Any) -> RunRecord:
         unknown = set(changes) - _RUN_FIELDS - {"id"}
@@ -310,16 +316,7 @@ class SqlMetadataStore:
 
     # artifacts and lineage --------------------------------------------------
     def add_artifact(self, artifact: ArtifactRecord) -> ArtifactRecord:
-        if artifact.created_at is None:
-            artifact = dataclasses.replace(artifact, created_at=_now())
-        try:
-            with self._write() as conn:
-                conn.execute(sa.insert(t.artifacts).values(_row_values(artifact)))
-        except StoreError as exc:
-            if isinstance(exc.__cause__, sa.exc.IntegrityError):
-                raise StoreError(f"An artifact with id {artifact.id!r} already exists.") from exc
-            raise
-        return _normalized(artifact)
+        return self._insert_new(t.artifacts, artifact, "An artifact")
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         with self._read() as conn:

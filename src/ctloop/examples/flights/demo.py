@@ -407,5 +407,3 @@ def _keep_validation_report(engine: Engine, result: RunResult, folder: Path,
     name = f"validation-2013-{month:02d}.html"
     (folder / name).write_text(page.read_text())
     return name
-
-
