@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -124,15 +125,13 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
     Never raises for failures of user code: they come back as ``ok=False`` with
     the traceback, so every runner reports them the same way.
     """
-    from ctloop.artifacts import open_artifact_store
-
     started = time.time()
     executor = {"host": socket.gethostname(), "pid": os.getpid()}
     work = Path(task.work_dir)
     store: Any = None
     outputs: dict[str, Artifact] = {}
     try:
-        store = open_artifact_store(task.artifacts_url)
+        store = _artifact_store(task.artifacts_url)
         inputs = {
             name: _artifact_class(ia.type_ref)(
                 store.get(ia.uri, ia.sha256, name=f"{name} ({ia.id})"),
@@ -183,6 +182,29 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
             ok=False, error=message, traceback=traceback.format_exc(), started=started,
             ended=time.time(), executor=executor, outputs=_keep_partial(store, outputs),
         )
+
+
+_LOCAL_STORES: dict[str, Any] = {}
+_LOCAL_STORES_LOCK = threading.Lock()
+
+
+def _artifact_store(url: str) -> Any:
+    """The artifact store for ``url``; local folders are opened once per process.
+
+    Sharing one store lets its verified-hash memo serve every step in the
+    process, so a file one step wrote and another reads is not hashed again
+    unless it changed on disk. Remote stores are opened per task, since their
+    credentials may change between runs of a long-lived worker.
+    """
+    from ctloop.artifacts import open_artifact_store
+
+    if "://" in url and not url.startswith("file:"):
+        return open_artifact_store(url)
+    with _LOCAL_STORES_LOCK:
+        store = _LOCAL_STORES.get(url)
+        if store is None:
+            store = _LOCAL_STORES[url] = open_artifact_store(url)
+        return store
 
 
 def _keep_partial(store: Any, outputs: dict[str, Artifact]) -> dict[str, dict[str, Any]]:
