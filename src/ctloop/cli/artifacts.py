@@ -9,15 +9,11 @@ import typer
 from ctloop.cli.main import app as root_app
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.core.settings import load_settings
+from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import to_dict
 
 app = typer.Typer(no_args_is_help=True)
 
-
-def _store():  # type: ignore[no-untyped-def]
-    from ctloop.metadata import open_metadata_store
-
-    return open_metadata_store(load_settings().metadata_url)
 
 
 def _size(n: int) -> str:
@@ -37,7 +33,7 @@ def list_artifacts(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recent artifacts, newest first."""
-    store = _store()
+    store = open_metadata_store()
     run_id = store.get_run(run).id if run else None
     arts = store.list_artifacts(type=type, run_id=run_id, limit=limit)
     if as_json:
@@ -56,7 +52,7 @@ def show_artifact(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One artifact: type, URI, size, hash, properties, producer and readers."""
-    store = _store()
+    store = open_metadata_store()
     art = store.get_artifact(artifact_id)
     producer = store.get_step(art.producer_step_id) if art.producer_step_id else None
     readers = [e for e in store.get_events(artifact_id=art.id) if e.kind == "input"]
@@ -96,7 +92,7 @@ def lineage_cmd(
     """What produced an artifact, from which inputs, back to the raw data."""
     from ctloop.metadata.lineage import lineage
 
-    graph = lineage(_store(), artifact_id,
+    graph = lineage(open_metadata_store(), artifact_id,
                     direction="downstream" if downstream else "upstream")
     if as_json:
         print_json(graph.to_dict())

@@ -11,16 +11,12 @@ from ctloop.cli.options import key_values
 from ctloop.cli.output import console, err_console, print_json, print_table
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
+from ctloop.metadata import open_metadata_store
 
 app = typer.Typer(no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
-
-def _metadata():  # type: ignore[no-untyped-def]
-    from ctloop.metadata import open_metadata_store
-
-    return open_metadata_store(load_settings().metadata_url)
 
 
 def _store():  # type: ignore[no-untyped-def]
@@ -44,7 +40,7 @@ def apply(
         raise UserInputError(
             f"{definitions} defines no Entity or FeatureView at top level; nothing to apply."
         )
-    store = _metadata()
+    store = open_metadata_store()
     try:
         report = apply_definitions(store, defs)
     finally:
@@ -66,7 +62,7 @@ def apply(
 def _rows(query: str | None, entity: str | None, tag: str | None, owner: str | None):  # type: ignore[no-untyped-def]
     from ctloop.features.catalog import feature_rows
 
-    store = _metadata()
+    store = open_metadata_store()
     try:
         return feature_rows(store, query=query, entity=entity, tag=tag, owner=owner)
     finally:
@@ -131,7 +127,7 @@ def show(
     from ctloop.features.catalog import describe
     from ctloop.features.online import open_online_store
 
-    store = _metadata()
+    store = open_metadata_store()
     online = open_online_store(load_settings().online_store_url)
     try:
         info = describe(store, name, online=online)

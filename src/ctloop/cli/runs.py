@@ -8,16 +8,11 @@ import typer
 
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.cli.progress import status_text
-from ctloop.core.settings import load_settings
+from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import to_dict
 
 app = typer.Typer(no_args_is_help=True)
 
-
-def _store():  # type: ignore[no-untyped-def]
-    from ctloop.metadata import open_metadata_store
-
-    return open_metadata_store(load_settings().metadata_url)
 
 
 def _duration(start, end) -> str:  # type: ignore[no-untyped-def]
@@ -34,7 +29,7 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recent runs, newest first."""
-    runs = _store().list_runs(pipeline=pipeline, status=status, limit=limit)
+    runs = open_metadata_store().list_runs(pipeline=pipeline, status=status, limit=limit)
     if as_json:
         print_json({"runs": [to_dict(r) for r in runs]})
         return
@@ -56,7 +51,7 @@ def show_run(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One run: parameters, environment, steps with their artifacts and errors."""
-    store = _store()
+    store = open_metadata_store()
     run = store.get_run(run_id)
     steps = store.get_steps(run.id)
     events = {s.id: store.get_events(step_id=s.id) for s in steps}
