@@ -305,6 +305,15 @@ class LoadedModel:
     def sha256(self) -> str:
         return str(self.manifest["sha256"])
 
+    @property
+    def decision_threshold(self) -> float:
+        """The score at or above which a classifier decides 1.
+
+        Chosen at evaluation to minimise expected cost when costs are declared
+        (stored as ``metadata.decision_threshold``); 0.5 otherwise.
+        """
+        return float(self.manifest.get("metadata", {}).get("decision_threshold", 0.5))
+
 
 def load_model(path: str | Path) -> LoadedModel:
     """Load a model folder written by :func:`save_model`, checking hash and packages."""

@@ -32,6 +32,13 @@ class PredictionRecord:
     entity: dict[str, Any] = field(default_factory=dict)  # join keys, for labels by entity
     latency_ms: float = 0.0
     served: bool = True  # False for shadow predictions (logged, never returned)
+    status: int = 200  # HTTP status of the answer; rejected (4xx) and failed (5xx) are logged too
+    error: str = ""  # the one-line error of a rejected or failed request
+    protocol: str = "v1"  # "v1" (KServe v1 / ctloop rows), "v2" (Open Inference Protocol), "batch"
+    row_id: str | None = None  # the caller's row id (a loop's ``id`` column), for label joins
+    decision: int | None = None  # the class decided at the model's cost-aware threshold
+    outlier_score: float | None = None  # how unusual the row is against the training data
+    missing: tuple[str, ...] = ()  # model inputs the online store could not fill
 
 
 @runtime_checkable
