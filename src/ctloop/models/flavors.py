@@ -314,6 +314,14 @@ class LoadedModel:
         """
         return float(self.manifest.get("metadata", {}).get("decision_threshold", 0.5))
 
+    def outlier_scores(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """Per-row outlier scores against the training data, or None without a detector.
+
+        The detector is fitted at training time and saved beside the model
+        (``ctloop.models.outliers``); models saved without one score nothing.
+        """
+        return None
+
 
 def load_model(path: str | Path) -> LoadedModel:
     """Load a model folder written by :func:`save_model`, checking hash and packages."""

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ctloop.monitoring.base import PredictionLog, PredictionRecord
 
-__all__ = ["LogBatch", "RequestLogger"]
+__all__ = ["LogBatch", "RequestLogger", "rejected_batch"]
 
 log = logging.getLogger("ctloop.serving")
 
@@ -39,10 +39,23 @@ class LogBatch:
     entity: pd.DataFrame  # join keys
     latency_ms: float
     served: bool = True
+    status: int = 200
+    error: str = ""
+    protocol: str = "v1"
+    row_ids: list[str | None] | None = None  # the caller's row ids, one per prediction
+    decisions: np.ndarray | None = None  # classes at the model's decision threshold
+    outlier_scores: np.ndarray | None = None
+    missing: tuple[str, ...] = ()  # inputs the online store could not fill
 
     def records(self) -> list[PredictionRecord]:
-        features = _plain_records(self.features)
-        entity = _plain_records(self.entity) if len(self.entity.columns) else [{}] * len(features)
+        n = len(self.request_ids)
+        features = _plain_records(self.features) if len(self.features.columns) else [{}] * n
+        entity = _plain_records(self.entity) if len(self.entity.columns) else [{}] * n
+        row_ids = self.row_ids if self.row_ids is not None else [None] * n
+        decisions = self.decisions.tolist() if self.decisions is not None else [None] * n
+        outliers = (
+            self.outlier_scores.tolist() if self.outlier_scores is not None else [None] * n
+        )
         return [
             PredictionRecord(
                 request_id=rid,
@@ -55,11 +68,41 @@ class LogBatch:
                 entity=e,
                 latency_ms=self.latency_ms,
                 served=self.served,
+                status=self.status,
+                error=self.error,
+                protocol=self.protocol,
+                row_id=row_id,
+                decision=None if d is None else int(d),
+                outlier_score=None if o is None else float(o),
+                missing=self.missing,
             )
-            for rid, p, f, e in zip(
-                self.request_ids, self.predictions.tolist(), features, entity, strict=True
+            for rid, p, f, e, row_id, d, o in zip(
+                self.request_ids, self.predictions.tolist(), features, entity, row_ids,
+                decisions, outliers, strict=True,
             )
         ]
+
+
+def rejected_batch(
+    *,
+    request_id: str,
+    model_name: str,
+    route: str,
+    protocol: str,
+    status: int,
+    error: str,
+    latency_ms: float,
+    ts: datetime,
+    model_version: int = 0,
+) -> LogBatch:
+    """The log entry of a request answered 4xx or 5xx: one record, no prediction (NaN)."""
+    empty = pd.DataFrame(index=range(1))
+    return LogBatch(
+        model_name=model_name, model_version=model_version, route=route, ts=ts,
+        request_ids=[request_id], predictions=np.array([np.nan]), features=empty[[]],
+        entity=empty[[]], latency_ms=latency_ms, served=False, status=status, error=error,
+        protocol=protocol,
+    )
 
 
 def _plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
