@@ -45,7 +45,15 @@ _COMMAND_MODULES: list[str] = [
 ]
 
 
+_mounted = False
+
+
 def _mount() -> None:
+    """Import the command modules and add the groups, once per process."""
+    global _mounted
+    if _mounted:
+        return
+    _mounted = True
     for module_name in _COMMAND_MODULES:
         importlib.import_module(module_name)
     for name, module_name, help_text in _GROUPS:

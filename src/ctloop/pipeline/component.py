@@ -72,8 +72,31 @@ class ComponentDef:
         return self.func(*args, **kwargs)
 
     def with_options(self, **changes: Any) -> ComponentDef:
-        """A copy with other options (``name``, ``retries``, ``cache``, ``resources`` ...)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with other options (``name``, ``retries``, ``cache``, ``resources`` ...).
+
+        The options are checked as ``@component`` checks them; an unknown option is an
+        error that lists the known ones.
+        """
+        known = {f.name for f in dataclasses.fields(self)} - _FIXED_FIELDS
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise PipelineDefinitionError(
+                f"Component {self.name!r} has no option {unknown[0]!r}. "
+                f"Known options: {', '.join(sorted(known))}."
+            )
+        copy = dataclasses.replace(self, **changes)
+        if not isinstance(copy.name, str) or not copy.name.strip():
+            raise PipelineDefinitionError(
+                f"The 'name' option of component {self.name!r} must be a non-empty string."
+            )
+        _validate_options(copy.name, copy.retries, copy.retry_backoff)
+        if not isinstance(copy.cache, bool):
+            raise PipelineDefinitionError(
+                f"The 'cache' option of component {copy.name!r} must be True or False. "
+                f"Got {copy.cache!r}."
+            )
+        return dataclasses.replace(copy, requirements=tuple(copy.requirements),
+                                   resources=dict(copy.resources))
 
     @property
     def ref(self) -> str:
@@ -81,12 +104,18 @@ class ComponentDef:
         return f"{self.module}:{self.qualname}"
 
 
+# What a call reads from the function itself; with_options cannot change it.
+_FIXED_FIELDS = frozenset({"func", "inputs", "outputs", "parameters", "optional_inputs",
+                           "module", "qualname", "source_file"})
+
+
 def _validate_options(name: str, retries: int, retry_backoff: float) -> None:
-    if not isinstance(retries, int) or retries < 0:
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise PipelineDefinitionError(
             f"The 'retries' option of component {name!r} must be an int >= 0. Got {retries!r}."
         )
-    if retry_backoff < 0:
+    if not isinstance(retry_backoff, int | float) or isinstance(retry_backoff, bool) \
+            or retry_backoff < 0:
         raise PipelineDefinitionError(
             f"The 'retry_backoff' option of component {name!r} must be >= 0. "
             f"Got {retry_backoff!r}."

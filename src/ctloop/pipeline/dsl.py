@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextvars
 import graphlib
 import inspect
+import math
+import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ __all__ = [
     "PipelineDef",
     "StepHandle",
     "StepSpec",
+    "check_storable",
     "current_builder",
     "pipeline",
 ]
@@ -208,7 +211,43 @@ class _Builder:
         return value
 
 
+def check_storable(value: Any, what: str) -> None:
+    """Refuse values every metadata backend cannot store and read back as JSON.
+
+    NaN and infinity have no JSON form (PostgreSQL and MariaDB reject them while
+    SQLite accepts them), and integers longer than Python's int-to-text limit
+    cannot be written or parsed; both fail here, before anything is recorded.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserInputError(
+            f"The {what} is {value!r}, which cannot be stored (JSON has no NaN or infinity). "
+            "Pass null (None) or a string such as \"nan\" and convert it in the component."
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        limit = sys.get_int_max_str_digits() or 4300
+        if value.bit_length() > 4 * limit or _too_long(value):
+            raise UserInputError(
+                f"The {what} is an integer of about {int(value.bit_length() * 0.30103)} digits; "
+                f"parameters are limited to {limit} digits. Pass it as a string or an artifact."
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(item, f"{what} (key {key!r})")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            check_storable(item, what)
+
+
+def _too_long(value: int) -> bool:
+    try:
+        str(value)
+    except ValueError:
+        return True
+    return False
+
+
 def _check_value(spec: ParameterSpec, value: Any, what: str) -> Any:
+    check_storable(value, what)
     if spec.annotation is Any or spec.annotation is inspect.Parameter.empty:
         return value
     try:
@@ -287,7 +326,6 @@ class PipelineDef:
             },
         }
         return hash_bytes(stable_json(shape).encode())[:16]
-
 
 
 def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:

@@ -11,8 +11,6 @@ what is missing.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -23,6 +21,7 @@ from typing import Any, Protocol
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.core.hashing import fingerprint, hash_bytes, stable_json
+from ctloop.core.processes import Liveness, process_liveness
 from ctloop.metadata.base import (
     ArtifactRecord,
     EventRecord,
@@ -37,7 +36,7 @@ from ctloop.pipeline.environment import capture_environment, capture_executor
 from ctloop.pipeline.runners.base import Runner
 from ctloop.pipeline.task import InputArtifact, StepTask, TaskResult, class_ref
 
-__all__ = ["Engine", "RunObserver", "RunResult", "cache_key"]
+__all__ = ["Engine", "RunObserver", "RunResult", "cache_key", "recorded_runner"]
 
 
 class RunObserver(Protocol):
@@ -139,7 +138,7 @@ class Engine:
                 parameters=graph.params,
                 trigger=trigger,
                 trigger_info=trigger_info or {},
-                executor=capture_executor(self.runner.name),
+                executor=self._executor(),
                 environment=capture_environment(self.project),
                 tags=tags or {},
                 source=source,
@@ -159,16 +158,17 @@ class Engine:
             )
         return self._execute(run, graph, records, {})
 
-    def resume(self, run_id: str, pipeline: PipelineDef) -> RunResult:
-        """Finish a failed or killed run: only failed and never-run steps execute."""
+    def resume(self, run_id: str, pipeline: PipelineDef, *, force: bool = False) -> RunResult:
+        """Finish a failed or killed run: only failed and never-run steps execute.
+
+        A run still marked running is resumed only when its process is gone; one
+        started on another host (which this machine cannot check) needs ``force``.
+        """
         run = self.store.get_run(run_id)
         if run.status == RunStatus.SUCCEEDED:
             raise UserInputError(f"Run {run.id} already succeeded; there is nothing to resume.")
-        if run.status == RunStatus.RUNNING and _alive(run.executor):
-            raise UserInputError(
-                f"Run {run.id} is still running (pid {run.executor.get('pid')} on "
-                f"{run.executor.get('host')}). Wait for it or stop that process first."
-            )
+        if run.status == RunStatus.RUNNING:
+            _check_not_running(run, force)
         graph = pipeline.build(run.parameters)
         if graph.version != run.pipeline_version:
             raise UserInputError(
@@ -197,7 +197,7 @@ class Engine:
                 )
         run = self.store.update_run(
             run.id, status=RunStatus.RUNNING, error=None, ended_at=None,
-            executor=capture_executor(self.runner.name),
+            executor=self._executor(),
         )
         return self._execute(run, graph, records, outputs)
 
@@ -405,6 +405,11 @@ class Engine:
         return False
 
     # helpers ------------------------------------------------------------
+    def _executor(self) -> dict[str, Any]:
+        """Who runs the run, and the runner spec a resume reopens (``tcp://...`` for Dask)."""
+        spec = getattr(self.runner, "address", None) or self.runner.name
+        return {**capture_executor(self.runner.name), "runner_spec": spec}
+
     def _record_outputs(
         self, spec: StepSpec, rec: StepRecord, result: TaskResult, ended: datetime
     ) -> dict[str, ArtifactRecord]:
@@ -477,21 +482,23 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return json.loads(stable_json(params))
 
 
-def _alive(executor: dict[str, Any]) -> bool:
-    """Is the process recorded as running a run still alive (on this host)?"""
-    pid = executor.get("pid")
-    if not pid or executor.get("host") != socket.gethostname():
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return False
-    try:  # a zombie or a reused pid of another program does not count
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"ctloop" in fh.read() or b"python" in fh.read()
-    except OSError:
-        return True
+def recorded_runner(run: RunRecord) -> str | None:
+    """The runner spec a run was started on (``None`` for runs recorded before specs)."""
+    spec = run.executor.get("runner_spec") or run.executor.get("runner")
+    return str(spec) if spec else None
 
 
+def _check_not_running(run: RunRecord, force: bool) -> None:
+    """Refuse to resume a run whose process may still be working on it."""
+    pid, host = run.executor.get("pid"), run.executor.get("host")
+    liveness = process_liveness(run.executor)
+    if liveness is Liveness.ALIVE:
+        raise UserInputError(
+            f"Run {run.id} is still running (pid {pid} on {host}). "
+            "Wait for it or stop that process first."
+        )
+    if liveness is Liveness.UNKNOWN and not force:
+        raise UserInputError(
+            f"Run {run.id} is marked running by pid {pid} on host {host!r}, which this machine "
+            "cannot check. If that process is gone, resume with --force."
+        )
