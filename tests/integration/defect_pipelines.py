@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from ctloop.pipeline import Dataset, Input, Output, component, pipeline
 
@@ -49,3 +50,21 @@ def lingering(data: Input[Dataset], out: Output[Dataset]) -> int:
 @pipeline
 def slow_in_subprocess(n: int = 3):
     lingering(data=emit(n=n))
+
+
+@component
+def weigh(weights: Any, out: Output[Dataset]) -> float:
+    """Sum a parameter of any type that numpy can read (arrays, frames, tables)."""
+    import numpy as np
+    import pandas as pd
+
+    with open(_box() / "weighed", "a") as fh:
+        fh.write("x\n")
+    total = float(np.asarray(weights, dtype=float).sum()) if not hasattr(weights, "v") else 0.0
+    out.write(pd.DataFrame({"total": [total]}))
+    return total
+
+
+@pipeline
+def weighing(weights: Any = None):
+    weigh(weights=weights)

@@ -86,6 +86,9 @@ def show_run(
                      outs or None, (s.error or "").splitlines()[0][:80] if s.error else None])
     print_table("steps", ["step", "status", "attempts", "duration", "outputs", "error"], rows)
     for s in steps:
+        if s.executor.get("cache"):
+            console.print(f"{s.name}: {s.executor['cache']}", markup=False, highlight=False)
+    for s in steps:
         if s.status == "failed" and s.traceback:
             console.print(f"[red]traceback of {escape(s.name)}:[/]")
             console.print(s.traceback.rstrip(), markup=False, highlight=False)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ctloop.core.errors import NotFound, UserInputError
-from ctloop.core.hashing import fingerprint, hash_bytes, stable_json
+from ctloop.core.hashing import NotHashable, fingerprint, hash_bytes, stable_json
 from ctloop.core.processes import Liveness, process_liveness
 from ctloop.metadata.base import (
     ArtifactRecord,
@@ -78,12 +78,22 @@ def _new_id() -> str:
 
 
 def cache_key(spec: StepSpec, inputs: dict[str, ArtifactRecord]) -> str:
-    """Component identity and version + parameter values + input content hashes."""
+    """Component identity and version + exact parameter fingerprints + input content hashes.
+
+    Raises :class:`~ctloop.core.hashing.NotHashable` (naming the parameter) when a
+    parameter value has no exact fingerprint: such a step is never a cache hit.
+    """
     comp = spec.component
+    params: dict[str, str] = {}
+    for name, value in sorted(spec.params.items()):
+        try:
+            params[name] = fingerprint(value)
+        except NotHashable as exc:
+            raise NotHashable(f"parameter {name!r}: {exc}") from None
     key = {
         "component": comp.name,
         "version": comp.version,
-        "params": {k: fingerprint(v) for k, v in sorted(spec.params.items())},
+        "params": params,
         "inputs": {k: a.sha256 for k, a in sorted(inputs.items())},
         "outputs": {k: t.__name__ for k, t in sorted(comp.outputs.items())},
         "requirements": sorted(comp.requirements),
@@ -302,8 +312,9 @@ class Engine:
                 if name in retry_at or not all(records[u].status.done for u in spec.upstream):
                     continue
                 inputs = {k: outputs[ref.step][ref.output] for k, ref in spec.inputs.items()}
-                key = cache_key(spec, inputs)
-                if self.cache and spec.component.cache and self._try_cache(
+                key, note = self._cache_key(run_id=records[name].run_id, spec=spec,
+                                            inputs=inputs)
+                if key is not None and self.cache and spec.component.cache and self._try_cache(
                     spec, records, outputs, inputs, key
                 ):
                     pending.remove(name)
@@ -317,11 +328,31 @@ class Engine:
                     attempts=records[name].attempts + 1, started_at=records[name].started_at
                     if records[name].status == StepStatus.RUNNING else _now(),
                     error=None, traceback=None,
+                    executor={**records[name].executor, "cache": note} if note
+                    else records[name].executor,
                 ))
                 records[name] = rec
                 task = self._task(spec, rec, inputs)
                 running[self.runner.submit(task, spec.component)] = name
         return None
+
+    def _cache_key(
+        self, *, run_id: str, spec: StepSpec, inputs: dict[str, ArtifactRecord]
+    ) -> tuple[str | None, str | None]:
+        """The step's cache key, or ``None`` and a note saying why it cannot have one.
+
+        The note goes into the step's ``executor["cache"]`` and the run's
+        ``environment["uncached_steps"]``, so ``ctloop runs show`` can tell.
+        """
+        try:
+            return cache_key(spec, inputs), None
+        except NotHashable as exc:
+            note = f"not cached: {exc}"
+        run = self.store.get_run(run_id)
+        uncached = {**run.environment.get("uncached_steps", {}), spec.name: note}
+        self.store.update_run(run_id, environment={**run.environment,
+                                                    "uncached_steps": uncached})
+        return None, note
 
     def _try_cache(
         self,
@@ -372,6 +403,8 @@ class Engine:
             result = TaskResult(ok=False, error=f"{type(exc).__name__}: {exc}",
                                 started=time.time(), ended=time.time())
         executor = {"runner": self.runner.name, **result.executor}
+        if "cache" in rec.executor:  # why this step could not be cached
+            executor["cache"] = rec.executor["cache"]
         ended = _now()
         duration = round(result.ended - result.started, 6) if result.ended else None
         if not result.ok:
