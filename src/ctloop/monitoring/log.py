@@ -240,6 +240,8 @@ class SegmentedPredictionLog(PredictionLog):
         self.root: Path | None = Path(unquote(urlparse(url).path)) if url.startswith(
             "file://") else None
         self.store: FsspecByteStore = FsspecByteStore(url, settings.storage_options(url))
+        if self.root is None:  # a missing bucket or an unreachable endpoint: say so now
+            self.store.exists("predictions")
         if index_url is None:
             assert self.root is not None
             self._ensure_local_root()
@@ -504,6 +506,7 @@ class SegmentedPredictionLog(PredictionLog):
         """
         if not self._closed:
             self.flush()
+            self.recover()  # a writer that died on this machine: publish what it spooled
         for attempt in range(3):  # a compaction may swap segments between listing and reading
             try:
                 return self._read(model_name, start, end, with_labels, limit, route,

@@ -2,7 +2,7 @@
 
 ``submit`` only appends the request's batches (frames and arrays, no per-row
 work) to an in-memory queue. A writer thread wakes at least every
-``interval`` (50 ms), turns everything queued into one Arrow table and spools
+``interval`` (25 ms), turns everything queued into one Arrow table and spools
 it to the prediction log's local write-ahead file, which survives the process
 being killed. So an acknowledged answer is durable within ``interval`` plus
 one spool write (documented as 100 ms) and visible to monitors once the log
@@ -175,7 +175,7 @@ class RequestLogger:
         self,
         target: PredictionLog,
         *,
-        interval: float = 0.05,
+        interval: float = 0.025,
         max_pending_rows: int = 200_000,
         max_wait: float = 10.0,
     ) -> None:
