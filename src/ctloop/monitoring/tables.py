@@ -76,7 +76,7 @@ def any_column(values: Sequence[Any]) -> pa.Array:
     import pyarrow as pa
 
     try:
-        return pa.array(values)
+        return pa.array(values, from_pandas=True)  # NaN and NaT are nulls, as pandas means
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return text_column(values)
 

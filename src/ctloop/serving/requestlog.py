@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ from ctloop.monitoring.base import PredictionLog, PredictionRecord
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["LogBatch", "RequestLogger", "batch_table", "rejected_batch"]
+__all__ = ["LogBatch", "RequestLogger", "batch_table", "batches_table", "rejected_batch"]
 
 log = logging.getLogger("ctloop.serving")
 
@@ -123,48 +124,73 @@ def _plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
 
 
 def batch_table(batch: LogBatch) -> pa.Table:
-    """One request's rows as an Arrow table, column by column (no per-row Python objects)."""
+    """One request's rows as an Arrow table."""
+    return batches_table([batch])
+
+
+def batches_table(batches: Sequence[LogBatch]) -> pa.Table:
+    """Many requests' rows as one Arrow table, built column by column.
+
+    The writer thread calls this on everything queued since its last write;
+    one ``values.tolist()`` per request frame is the only per-request work, so
+    a burst of single-row requests costs microseconds each, not a DataFrame each.
+    """
     import pyarrow as pa
 
     from ctloop.monitoring.tables import any_column, base_types
 
-    n = len(batch.request_ids)
     types = base_types()
-
-    def repeat(value: object, key: str) -> pa.Array:
-        return pa.array([value] * n, types[key])
-
-    def optional(values: np.ndarray | None, key: str) -> pa.Array:
-        if values is None:
-            return pa.nulls(n, types[key])
-        return pa.array(np.asarray(values), types[key], from_pandas=True)
-
-    columns: dict[str, pa.Array] = {
-        "request_id": pa.array(batch.request_ids, pa.string()),
-        "model_name": repeat(batch.model_name, "model_name"),
-        "model_version": repeat(batch.model_version, "model_version"),
-        "route": repeat(batch.route, "route"),
-        "ts": repeat(batch.ts, "ts"),
-        "prediction": pa.array(np.asarray(batch.predictions, dtype="float64"), pa.float64()),
-        "latency_ms": repeat(float(batch.latency_ms), "latency_ms"),
-        "served": repeat(bool(batch.served), "served"),
-        "status": repeat(int(batch.status), "status"),
-        "error": repeat(batch.error, "error"),
-        "protocol": repeat(batch.protocol, "protocol"),
-        "row_id": (pa.array([None if r is None else str(r) for r in batch.row_ids], pa.string())
-                   if batch.row_ids is not None else pa.nulls(n, pa.string())),
-        "decision": optional(batch.decisions, "decision"),
-        "outlier_score": optional(batch.outlier_scores, "outlier_score"),
-        "missing": repeat(list(batch.missing), "missing"),
-    }
-    for prefix, frame in (("f_", batch.features), ("e_", batch.entity)):
-        for name in frame.columns:
-            col = frame[name]
-            try:
-                columns[f"{prefix}{name}"] = pa.Array.from_pandas(col.reset_index(drop=True))
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                columns[f"{prefix}{name}"] = any_column(
-                    col.astype(object).where(col.notna(), None).tolist())
+    scalars: dict[str, list[object]] = {k: [] for k in (
+        "model_name", "model_version", "route", "ts", "latency_ms", "served", "status",
+        "error", "protocol", "missing")}
+    request_ids: list[str] = []
+    row_ids: list[str | None] = []
+    decisions: list[object] = []
+    outliers: list[object] = []
+    predictions = []
+    extra: dict[str, list[object]] = {}
+    offset = 0
+    for b in batches:
+        n = len(b.request_ids)
+        request_ids.extend(b.request_ids)
+        predictions.append(np.asarray(b.predictions, dtype="float64").reshape(-1))
+        for key, value in (("model_name", b.model_name), ("model_version", b.model_version),
+                           ("route", b.route), ("ts", b.ts), ("latency_ms", float(b.latency_ms)),
+                           ("served", bool(b.served)), ("status", int(b.status)),
+                           ("error", b.error), ("protocol", b.protocol),
+                           ("missing", list(b.missing))):
+            scalars[key].extend([value] * n)
+        row_ids.extend([None if r is None else str(r) for r in b.row_ids]
+                       if b.row_ids is not None else [None] * n)
+        decisions.extend(b.decisions.tolist() if b.decisions is not None else [None] * n)
+        outliers.extend(b.outlier_scores.tolist() if b.outlier_scores is not None
+                        else [None] * n)
+        for prefix, frame in (("f_", b.features), ("e_", b.entity)):
+            if not len(frame.columns):
+                continue
+            rows = frame.to_numpy(dtype=object).tolist()
+            for j, name in enumerate(frame.columns):
+                column = extra.get(prefix + str(name))
+                if column is None:
+                    column = extra[prefix + str(name)] = [None] * offset
+                column.extend(r[j] for r in rows)
+        offset += n
+        for column in extra.values():
+            if len(column) < offset:
+                column.extend([None] * (offset - len(column)))
+    columns: dict[str, pa.Array] = {"request_id": pa.array(request_ids, pa.string())}
+    for key in ("model_name", "model_version", "route", "ts"):
+        columns[key] = pa.array(scalars[key], types[key])
+    columns["prediction"] = pa.array(np.concatenate(predictions) if predictions else [],
+                                     pa.float64())
+    for key in ("latency_ms", "served", "status", "error", "protocol"):
+        columns[key] = pa.array(scalars[key], types[key])
+    columns["row_id"] = pa.array(row_ids, pa.string())
+    columns["decision"] = pa.array(decisions, types["decision"], from_pandas=True)
+    columns["outlier_score"] = pa.array(outliers, pa.float64(), from_pandas=True)
+    columns["missing"] = pa.array(scalars["missing"], types["missing"])
+    for name, values in extra.items():
+        columns[name] = any_column(values)
     return pa.table(columns)
 
 
@@ -265,9 +291,7 @@ class RequestLogger:
         if append_table is None:
             self.target.append([r for b in batches for r in b.records()])
             return
-        from ctloop.monitoring.tables import concat_tables
-
-        append_table(concat_tables([batch_table(b) for b in batches]))
+        append_table(batches_table(batches))
 
     def pending(self) -> int:
         """Rows queued (or being written) but not yet in the write-ahead spool."""
