@@ -83,6 +83,10 @@ class FeatureDrift:
     n_current: int
     measures: dict[str, float | None] = field(default_factory=dict)
     note: str = ""
+    #: counts in the dataset's drift share (ids, labels, event times and ignored columns do not)
+    in_share: bool = True
+    #: weight in the share (the model's feature importance when given, else 1)
+    weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,15 +103,25 @@ class DriftReport:
 
     @property
     def tested(self) -> list[FeatureDrift]:
-        return [f for f in self.features if f.score is not None]
+        """Features that were tested and count in the share."""
+        return [f for f in self.features if (f.score is not None or f.drifted) and f.in_share]
 
     @property
     def drifted(self) -> list[FeatureDrift]:
-        return [f for f in self.features if f.drifted]
+        """Drifted features that count in the share."""
+        return [f for f in self.tested if f.drifted]
 
     @property
     def share_drifted(self) -> float:
-        return len(self.drifted) / len(self.tested) if self.tested else 0.0
+        """Weighted share of drifted features (each weighs 1 unless importances were given)."""
+        total = sum(f.weight for f in self.tested)
+        if total <= 0:
+            return 0.0
+        return sum(f.weight for f in self.drifted) / total
+
+    @property
+    def weighted(self) -> bool:
+        return any(f.weight != 1.0 for f in self.features)
 
     @property
     def dataset_drifted(self) -> bool:
@@ -126,6 +140,8 @@ class DriftReport:
             "share_drifted": round(self.share_drifted, 4),
             "drift_share": self.drift_share,
             "drifted_features": [f.column for f in self.drifted],
+            "weighted": self.weighted,
+            "excluded": [f.column for f in self.features if not f.in_share],
             "scores": {
                 f.column: {"method": f.method, "score": f.score, "drifted": f.drifted}
                 for f in self.tested
@@ -152,6 +168,8 @@ def compute_drift(
     columns: Iterable[str] | None = None,
     config: Mapping[str, Mapping[str, Any]] | None = None,
     drift_share: float = DEFAULT_DRIFT_SHARE,
+    exclude: Iterable[str] = (),
+    weights: Mapping[str, float] | None = None,
 ) -> DriftReport:
     """Drift of every shared feature between ``reference`` and ``current``.
 
@@ -163,6 +181,11 @@ def compute_drift(
         config: per feature ``{"method": ..., "threshold": ...}`` overrides.
         drift_share: the dataset drifts when at least this share of the tested
             features drift.
+        exclude: columns reported but left out of the share (ids, labels,
+            event times: they move by construction or are not inputs).
+        weights: per feature weight in the share, e.g. the model's feature
+            importance, so drift in what the model uses counts more; features
+            it does not name weigh 0. Negative weights are an error.
     """
     if not 0 < drift_share <= 1:
         raise UserInputError(f"drift_share must be in (0, 1]. Got {drift_share!r}.")
@@ -188,7 +211,20 @@ def compute_drift(
     unknown_config = sorted(set(config) - set(names))
     if unknown_config:
         raise UserInputError(f"Drift settings name unknown features {unknown_config}.")
-    features = [_feature(ref[n], cur[n], config.get(n, {})) for n in names]
+    excluded = set(exclude)
+    if weights is not None:
+        bad = {k: v for k, v in weights.items() if not (v >= 0 and np.isfinite(v))}
+        if bad:
+            raise UserInputError(f"Drift weights must be finite and >= 0. Got {bad}.")
+    features = []
+    for n in names:
+        feature = _feature(ref[n], cur[n], config.get(n, {}))
+        if n in excluded:
+            feature.in_share = False
+            feature.note = (feature.note + "; " if feature.note else "") + "not in the share"
+        if weights is not None:
+            feature.weight = float(weights.get(n, 0.0))
+        features.append(feature)
     return DriftReport(
         features=features, drift_share=drift_share, reference=ref.source, current=cur.source
     )
@@ -231,7 +267,7 @@ def _feature(
         assert ref.numeric is not None and cur.numeric is not None
         n_ref, n_cur = ref.numeric.finite, cur.numeric.finite
         if not n_ref or not n_cur:
-            return skipped("no values on one side")
+            return _non_finite(ref, cur, method) or skipped("no values on one side")
         measures = numeric_measures(ref.numeric, cur.numeric)
     else:
         assert ref.categorical is not None and cur.categorical is not None
@@ -268,6 +304,31 @@ def _feature(
         n_reference=n_ref,
         n_current=n_cur,
         measures=measures,
+    )
+
+
+def _non_finite(ref: ColumnStatistics, cur: ColumnStatistics, method: str) -> FeatureDrift | None:
+    """A side whose values are all infinite drifted from one that has finite values.
+
+    (Skipping it as "no values" would read a column broken into ``inf`` as "no drift".)
+    """
+    assert ref.numeric is not None and cur.numeric is not None
+    sides = {"reference": ref.numeric, "current": cur.numeric}
+    broken = [name for name, num in sides.items() if not num.finite and num.inf]
+    fine = [name for name, num in sides.items() if num.finite]
+    if not broken or not fine:
+        return None
+    num = sides[broken[0]]
+    return FeatureDrift(
+        column=ref.name,
+        type=cur.type,
+        method=method,
+        threshold=None,
+        score=None,
+        drifted=True,
+        n_reference=ref.numeric.finite + ref.numeric.inf,
+        n_current=cur.numeric.finite + cur.numeric.inf,
+        note=f"all {num.inf} values of the {broken[0]} side are infinite",
     )
 
 

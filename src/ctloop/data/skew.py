@@ -9,6 +9,7 @@ error-level anomalies stop a pipeline, warnings are recorded.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ def validate(
     schema: Schema,
     *,
     reference: DataSource | DatasetStatistics | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> Anomalies:
     """Validate data (or its statistics) against ``schema``; optionally measure drift too."""
     stats = source if isinstance(source, DatasetStatistics) else compute_statistics(source)
@@ -115,7 +117,7 @@ def validate(
         ref = (
             reference if isinstance(reference, DatasetStatistics) else compute_statistics(reference)
         )
-    return validate_statistics(stats, schema, reference=ref)
+    return validate_statistics(stats, schema, reference=ref, weights=weights)
 
 
 def validate_statistics(
@@ -123,8 +125,12 @@ def validate_statistics(
     schema: Schema,
     *,
     reference: DatasetStatistics | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> Anomalies:
-    """The anomalies of ``stats`` against ``schema`` (and drift from ``reference`` if given)."""
+    """The anomalies of ``stats`` against ``schema`` (and drift from ``reference`` if given).
+
+    ``weights`` (e.g. the model's feature importance) weigh each feature in the drift share.
+    """
     found: list[Anomaly] = []
 
     def add(
@@ -172,15 +178,23 @@ def validate_statistics(
             columns=shared,
             config={k: v for k, v in schema.drift_config().items() if k in shared},
             drift_share=schema.drift_share,
+            exclude=[n for n in shared if n in schema.drift_excluded()],
+            weights=weights,
         )
         for feature in drift.drifted:
+            if feature.score is None:
+                found_text = feature.note
+                expected = "finite values like the reference"
+            else:
+                found_text = f"{feature.method} = {feature.score:.3g}"
+                expected = f"{feature.method} within {feature.threshold:.3g}"
             add(
                 feature.column,
                 "drift",
-                f"{feature.method} within {feature.threshold:.3g}",
-                f"{feature.method} = {feature.score:.3g}",
-                f"distribution drifted ({feature.method} {feature.score:.3g}, "
-                f"threshold {feature.threshold:.3g})",
+                expected,
+                found_text,
+                f"distribution drifted ({found_text}"
+                + (f", threshold {feature.threshold:.3g})" if feature.threshold else ")"),
             )
     return Anomalies(anomalies=found, source=stats.source, rows=stats.rows, drift=drift)
 
@@ -235,9 +249,14 @@ def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any
             )
         _check_range(col, spec, add)
     cat = col.categorical
-    if cat is not None and spec.domain is not None:
+    counts: dict[str, int] | None = None
+    if cat is not None:
+        counts = cat.frequencies()
+    elif num is not None and col.type == "integer" and spec.domain is not None:
+        counts = _integer_counts(col, spec.domain)
+    if counts is not None and spec.domain is not None:
         allowed = set(spec.domain)
-        unseen = {v: c for v, c in cat.frequencies().items() if v not in allowed}
+        unseen = {v: c for v, c in counts.items() if v not in allowed}
         if unseen:
             shown = ", ".join(f"{v!r} ({c} rows)" for v, c in list(unseen.items())[:_SHOW_VALUES])
             more = f" and {len(unseen) - _SHOW_VALUES} more" if len(unseen) > _SHOW_VALUES else ""
@@ -253,6 +272,20 @@ def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any
                 f"value(s) never seen before: {shown}{more}{note}",
                 **({"severity": "warning"} if tolerated else {}),
             )
+
+
+def _integer_counts(col: ColumnStatistics, domain: list[str]) -> dict[str, int]:
+    """Value counts of an integer column, for its declared domain.
+
+    Exact while the column has few distinct values; past that only its extremes are
+    known, and an extreme outside the domain is reported (with an unknown count).
+    """
+    num = col.numeric
+    assert num is not None
+    if num.int_counts is not None:
+        return {str(v): c for v, c in num.int_counts.items()}
+    extremes = {str(int(v)) for v in (num.min, num.max) if v is not None}
+    return {v: 0 for v in extremes if v not in set(domain)}
 
 
 def _check_range(col: ColumnStatistics, spec: ColumnSchema, add: Any) -> None:
