@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
@@ -47,7 +48,14 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     filters.install(templates.env)
     state = UiState(settings=settings, policy=policy, templates=templates)
-    app = FastAPI(title="ctloop", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(title="ctloop", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     app.state.ui = state
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -104,7 +112,7 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> HTMLResponse:
-        return page(request, "login.html", {"message": None})
+        return page(request, "login.html", {"message": None, "next": None})
 
     @app.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
@@ -113,7 +121,8 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
             return _error_page(request, 403, "forbidden", _CSRF_TEXT)
         key = policy.check_key(form.get("key", ""))
         if key is None:
-            return page(request, "login.html", {"message": "That key is not valid."}, 401)
+            return page(request, "login.html", {"message": "That key is not valid.",
+                                                "next": _safe_next(form.get("next", ""))}, 401)
         response = RedirectResponse(_safe_next(form.get("next", "")), status_code=303)
         response.set_cookie(SESSION_COOKIE, policy.session_cookie(key), httponly=True,
                             samesite="strict")
@@ -135,10 +144,6 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
 
     for module in (runs, models, artifacts, lineage, features, monitoring):
         app.include_router(module.router)
-
-    @app.on_event("shutdown")
-    def close() -> None:
-        state.close()
 
     return app
 

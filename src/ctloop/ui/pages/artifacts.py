@@ -16,7 +16,7 @@ from ctloop.core.errors import UserInputError
 from ctloop.data.drift import compute_drift
 from ctloop.data.schema import Schema
 from ctloop.data.stats import ColumnStatistics, DatasetStatistics
-from ctloop.metadata.base import ArtifactRecord
+from ctloop.metadata.base import ArtifactRecord, StepRecord
 from ctloop.ui.state import UiState, page, state_of
 from ctloop.ui.svg import Histogram, histogram_svg
 
@@ -130,6 +130,9 @@ def artifact_page(request: Request, artifact_id: str) -> HTMLResponse:
     elif art.type == "Anomalies" and producer is not None:
         inputs = {e.name: e.artifact_id for e in state.store.get_events(step_id=producer.id)
                   if e.kind == "input"}
+        if "stats" not in inputs:
+            inputs.update(_guess_inputs(state, producer))
+            ctx["guessed"] = bool(inputs)
         ctx["drift_link"] = ("/drift?" + urlencode({"reference": inputs["reference"],
                                                      "current": inputs["stats"]})
                              if "reference" in inputs and "stats" in inputs else None)
@@ -148,6 +151,30 @@ def artifact_page(request: Request, artifact_id: str) -> HTMLResponse:
         except ValueError:
             ctx["content"] = None
     return page(request, "artifact.html", ctx)
+
+
+def _guess_inputs(state: UiState, step: StepRecord) -> dict[str, str]:
+    """Inputs of a failed validation step, which records none: its upstream steps' outputs.
+
+    The engine names repeated calls of a component in call order (``statistics``,
+    ``statistics-2``), so the first Statistics is the batch being validated and the
+    second its reference; the page says the pairing was inferred.
+    """
+    steps = {s.name: s for s in state.store.get_steps(step.run_id)}
+    upstream = [steps[name].id for name in sorted(step.upstream) if name in steps]
+    outputs = state.queries.run_artifacts(upstream)
+    order = {step_id: i for i, step_id in enumerate(upstream)}
+    found: dict[str, list[str]] = {}
+    for _step, kind, _, artifact_id, type_ in sorted(outputs, key=lambda o: order[o[0]]):
+        if kind == "output":
+            found.setdefault(type_, []).append(artifact_id)
+    guess: dict[str, str] = {}
+    stats = found.get("Statistics", [])
+    if len(stats) >= 2:
+        guess["stats"], guess["reference"] = stats[0], stats[1]
+    if found.get("Schema"):
+        guess["schema"] = found["Schema"][0]
+    return guess
 
 
 @router.get("/drift", response_class=HTMLResponse)

@@ -1,9 +1,11 @@
 """Lineage: from a deployed model back to raw data, code and parameters, and forward to aliases.
 
 The graph is ``ctloop.metadata.lineage`` walked upstream from the model's
-artifact, plus the validation steps (statistics, schema, anomalies) that read
-the same data in the same run, plus the registry's view forward: the model
-versions made from the artifact and the aliases that held them.
+artifact, plus the steps the run's DAG ran first without passing an artifact
+(validation before the training set is read from the feature store), back to
+the steps that landed the raw files (their paths are parameters), plus the
+registry's view forward: the model versions made from the artifact and the
+aliases that held them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from ctloop.ui.svg import GraphNode, graph_svg
 __all__ = ["router"]
 
 router = APIRouter()
-VALIDATION_COMPONENTS = ("statistics", "schema", "validate")
 
 
 def _artifact_node(a: ArtifactRecord, root: str) -> GraphNode:
@@ -73,29 +74,36 @@ def lineage_page(
         for s, _ in graph.steps.values():
             steps[s.id] = s
             nodes.setdefault(s.id, _step_node(s))
-    # Validation that read the same data in the same runs: statistics -> schema -> anomalies.
-    runs = {s.run_id for s in steps.values()}
-    for _ in range(3):
-        for a_id in [n for n in nodes if n not in steps]:
-            for event in state.store.get_events(artifact_id=a_id):
-                if event.kind != "input" or event.step_id in steps:
-                    continue
-                try:
-                    reader = state.store.get_step(event.step_id)
-                except NotFound:
-                    continue
-                if reader.run_id not in runs or reader.component not in VALIDATION_COMPONENTS:
-                    continue
-                steps[reader.id] = reader
-                nodes[reader.id] = _step_node(reader)
-                for out in state.store.get_events(step_id=reader.id):
-                    if out.kind == "output" and out.artifact_id not in nodes:
-                        nodes[out.artifact_id] = _artifact_node(
-                            state.store.get_artifact(out.artifact_id), up.root)
-                    if out.kind == "output":
-                        nodes[out.artifact_id].upstream.append(reader.id)
-                    elif out.kind == "input" and out.artifact_id in nodes:
-                        nodes[reader.id].upstream.append(out.artifact_id)
+    # Steps an upstream step waited for without reading their artifacts (a training set built
+    # from the feature store after validation passed): the run's DAG says they came first.
+    run_steps: dict[str, dict[str, StepRecord]] = {}
+    queue = [s for s in steps.values() if s.id in up.steps]
+    while queue:
+        step = queue.pop()
+        if step.run_id not in run_steps:
+            run_steps[step.run_id] = {x.name: x for x in state.store.get_steps(step.run_id)}
+        for name in step.upstream:
+            before = run_steps[step.run_id].get(name)
+            if before is None:
+                continue
+            if before.id not in nodes[step.id].upstream:
+                nodes[step.id].upstream.append(before.id)
+            if before.id in steps:
+                continue
+            steps[before.id] = before
+            nodes[before.id] = _step_node(before)
+            queue.append(before)
+            for event in state.store.get_events(step_id=before.id):
+                if event.artifact_id not in nodes:
+                    try:
+                        art = state.store.get_artifact(event.artifact_id)
+                    except NotFound:
+                        continue
+                    nodes[art.id] = _artifact_node(art, up.root)
+                if event.kind == "input":
+                    nodes[before.id].upstream.append(event.artifact_id)
+                else:
+                    nodes[event.artifact_id].upstream.append(before.id)
     for graph in (up, down):
         for e in graph.edges:
             source, target = (e.artifact_id, e.step_id) if e.kind == "input" else \

@@ -27,19 +27,32 @@ def _day(value: date | None, *, end: bool = False) -> datetime | None:
     return start + timedelta(days=1) if end else start
 
 
+def _date(text: str | None, name: str) -> date | None:
+    """A YYYY-MM-DD query parameter; empty means no bound (what an emptied date field sends)."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise UserInputError(
+            f"The '{name}' date must look like 2013-06-01 (YYYY-MM-DD). Got {text!r}."
+        ) from None
+
+
 @router.get("/runs", response_class=HTMLResponse)
 def runs_list(
     request: Request,
     status: Annotated[str | None, Query()] = None,
     pipeline: Annotated[str | None, Query()] = None,
     trigger: Annotated[str | None, Query()] = None,
-    since: Annotated[date | None, Query(description="YYYY-MM-DD")] = None,
-    until: Annotated[date | None, Query(description="YYYY-MM-DD, inclusive")] = None,
+    since_text: Annotated[str | None, Query(alias="since", description="YYYY-MM-DD")] = None,
+    until_text: Annotated[str | None, Query(alias="until", description="YYYY-MM-DD")] = None,
     page_no: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=max(PAGE_SIZES))] = 50,
 ) -> HTMLResponse:
     """Runs newest first, filtered and paginated."""
     status = status or None
+    since, until = _date(since_text, "since"), _date(until_text, "until")
     if status is not None and status not in {s.value for s in RunStatus}:
         raise UserInputError(
             f"Unknown run status {status!r}; use one of {', '.join(s.value for s in RunStatus)}."
