@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from ctloop.core.errors import PipelineDefinitionError, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_source, stable_json
 from ctloop.pipeline.artifacts import Artifact
@@ -250,6 +248,8 @@ def _check_value(spec: ParameterSpec, value: Any, what: str) -> Any:
     check_storable(value, what)
     if spec.annotation is Any or spec.annotation is inspect.Parameter.empty:
         return value
+    from pydantic import TypeAdapter, ValidationError  # loaded when a value is checked
+
     try:
         return TypeAdapter(spec.annotation).validate_python(value, strict=False)
     except ValidationError as exc:
