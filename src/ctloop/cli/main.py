@@ -171,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # Usage errors of click (typer ships its own copy, so match by shape, not class).
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None),
-                                                                int):
-            exc.show()
-            return int(exc.exit_code)
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            return exit_code
         raise
     return code if isinstance(code, int) else 0
 

@@ -124,11 +124,12 @@ def show(
         console.print(f"  tags: {record.tags}")
     evaluation = record.properties.get("evaluation", {}).get("overall")
     if evaluation:
-        rows = [
+        metric_rows = [
             (k, _fmt(m.get("value")), _fmt(m.get("lo")), _fmt(m.get("hi")))
             for k, m in evaluation.get("metrics", {}).items()
         ]
-        print_table(f"Metrics ({evaluation.get('n')} rows)", ["metric", "value", "lo", "hi"], rows)
+        print_table(f"Metrics ({evaluation.get('n')} rows)", ["metric", "value", "lo", "hi"],
+                    metric_rows)
     blessing = record.properties.get("blessing")
     if blessing:
         console.print(

@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import EllipsisType
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -256,7 +257,7 @@ class MetadataStore(Protocol):
         *,
         actor: str,
         reason: str = "",
-        expected_version: int | type[...] | None = ...,
+        expected_version: int | EllipsisType | None = ...,
     ) -> AliasEventRecord:
         """Point ``alias`` at ``version`` (None removes it) and record the move.
 

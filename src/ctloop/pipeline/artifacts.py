@@ -107,7 +107,8 @@ class Metrics(Artifact):
 
     def read(self) -> dict[str, Any]:
         """All metrics as a dict."""
-        return json.loads(self.path.read_text())
+        values: dict[str, Any] = json.loads(self.path.read_text())
+        return values
 
 
 class _Marker:

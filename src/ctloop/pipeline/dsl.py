@@ -172,8 +172,8 @@ class _Builder:
                     f"Step {name!r}: input {key!r} ({comp.inputs[key].__name__}) is not "
                     "connected. Pass the output of an earlier step."
                 )
-        for key, spec in comp.parameters.items():
-            if key not in params and spec.required:
+        for key, param in comp.parameters.items():
+            if key not in params and param.required:
                 raise PipelineDefinitionError(
                     f"Step {name!r}: required parameter {key!r} of {comp.name!r} is missing."
                 )
