@@ -15,7 +15,9 @@ import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, overload
+
+from typing_extensions import ParamSpec
 
 from ctloop.core.errors import PipelineDefinitionError, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_source, stable_json
@@ -32,6 +34,8 @@ __all__ = [
     "current_builder",
     "pipeline",
 ]
+
+P = ParamSpec("P", default=...)
 
 _builder: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
     "ctloop_builder", default=None
@@ -267,11 +271,15 @@ def _type_name(annotation: Any) -> str:
 
 
 @dataclass(frozen=True)
-class PipelineDef:
-    """A pipeline definition: call :meth:`build` with parameters to get its graph."""
+class PipelineDef(Generic[P]):
+    """A pipeline definition: call :meth:`build` with parameters to get its graph.
+
+    Calling the definition with the pipeline function's own arguments builds the
+    graph too, type-checked against the function's signature (``ParamSpec``).
+    """
 
     name: str
-    func: Callable[..., Any]
+    func: Callable[P, Any]
     parameters: dict[str, ParameterSpec]
     description: str = ""
 
@@ -296,13 +304,19 @@ class PipelineDef:
                 values[key] = spec.default
         return values
 
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Graph:
+        """The graph for these arguments (as the pipeline function takes them)."""
+        bound = inspect.signature(self.func).bind_partial(*args, **kwargs)
+        return self.build(dict(bound.arguments))
+
     def build(self, params: dict[str, Any] | None = None) -> Graph:
         """Run the pipeline function with ``params`` and return the checked graph."""
         values = self.validate_params(params or {})
         builder = _Builder(self.name)
         token = _builder.set(builder)
+        func: Callable[..., Any] = self.func  # called with the checked values by name
         try:
-            self.func(**values)
+            func(**values)
         finally:
             _builder.reset(token)
         if not builder.steps:
@@ -328,6 +342,10 @@ class PipelineDef:
         return hash_bytes(stable_json(shape).encode())[:16]
 
 
+@overload
+def pipeline(func: Callable[P, Any], /) -> PipelineDef[P]: ...
+@overload
+def pipeline(*, name: str | None = None) -> Callable[[Callable[P, Any]], PipelineDef[P]]: ...
 def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Declare a pipeline: a function that calls components with keyword arguments."""
 
