@@ -24,7 +24,7 @@ from ctloop.features.definitions import AggregationView, Entity, FeatureView, de
 from ctloop.features.errors import feature_not_found
 
 if TYPE_CHECKING:
-    from ctloop.features.store import Definitions
+    from ctloop.features.loading import Definitions
     from ctloop.metadata.base import DefinitionRecord, MetadataStore
 
 __all__ = [
@@ -127,7 +127,7 @@ def _find_overlaps(views: dict[str, View], report: ApplyReport) -> None:
 
 def load_catalog(metadata: MetadataStore) -> Definitions:
     """The latest version of every registered entity and view."""
-    from ctloop.features.store import Definitions
+    from ctloop.features.loading import Definitions
 
     records = metadata.list_definitions()
     entities = {
@@ -253,7 +253,7 @@ def describe(metadata: MetadataStore, name: str, *, online: Any = None) -> dict[
     view = load_catalog(metadata).views[view_name]
     freshness = None
     if online is not None:
-        from ctloop.features.store import _from_us
+        from ctloop.features.timekeys import from_us as _from_us
 
         mark = online.watermark(view_name)
         freshness = None if mark is None else _from_us(mark).isoformat()  # type: ignore[union-attr]

@@ -24,11 +24,15 @@ __all__ = [
     "AliasEventRecord",
     "ArtifactRecord",
     "DefinitionRecord",
+    "DefinitionStore",
     "EventRecord",
+    "LineageStore",
     "MetadataStore",
     "ModelVersionRecord",
+    "RegistryStore",
     "RunRecord",
     "RunStatus",
+    "RunStore",
     "StepRecord",
     "StepStatus",
     "to_dict",
@@ -175,17 +179,9 @@ class DefinitionRecord:
 
 
 @runtime_checkable
-class MetadataStore(Protocol):
-    """What the pipeline engine, registry, feature catalog and CLI need from storage.
+class RunStore(Protocol):
+    """Runs and their steps: what the engine records and ``resume`` reads back."""
 
-    Every method is one transaction. Lookups that find nothing raise
-    ``ctloop.core.errors.NotFound``; driver errors are translated to
-    ``StoreError``/``BackendUnavailable`` inside the backend.
-    """
-
-    url: str
-
-    # runs and steps ---------------------------------------------------------
     def create_run(self, run: RunRecord) -> RunRecord: ...
     def update_run(self, run_id: str, **changes: Any) -> RunRecord: ...
     def get_run(self, run_id: str) -> RunRecord:
@@ -214,7 +210,11 @@ class MetadataStore(Protocol):
         """Newest succeeded (not cached) step with this cache key, if any."""
         ...
 
-    # artifacts and lineage --------------------------------------------------
+
+@runtime_checkable
+class LineageStore(Protocol):
+    """Artifacts and the events (a step read or wrote an artifact) that form lineage."""
+
     def add_artifact(self, artifact: ArtifactRecord) -> ArtifactRecord: ...
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         """By id or unique id prefix (at least 4 characters)."""
@@ -228,7 +228,11 @@ class MetadataStore(Protocol):
         self, *, step_id: str | None = None, artifact_id: str | None = None
     ) -> list[EventRecord]: ...
 
-    # model registry ---------------------------------------------------------
+
+@runtime_checkable
+class RegistryStore(Protocol):
+    """Model versions, aliases (compare-and-set moves) and their history."""
+
     def create_model_version(
         self,
         name: str,
@@ -272,7 +276,11 @@ class MetadataStore(Protocol):
         """Oldest first."""
         ...
 
-    # catalog of definitions -------------------------------------------------
+
+@runtime_checkable
+class DefinitionStore(Protocol):
+    """Versioned definitions of the catalog (feature views, entities, ...)."""
+
     def put_definition(
         self,
         kind: str,
@@ -297,6 +305,23 @@ class MetadataStore(Protocol):
     def list_definitions(self, kind: str | None = None) -> list[DefinitionRecord]:
         """Latest version of each definition."""
         ...
+
+
+@runtime_checkable
+class MetadataStore(RunStore, LineageStore, RegistryStore, DefinitionStore, Protocol):
+    """Everything the pipeline engine, registry, feature catalog and CLI need from storage.
+
+    One backend provides all four interfaces; code that needs only one concern
+    asks for that Protocol (``RunStore``, ``LineageStore``, ``RegistryStore``,
+    ``DefinitionStore``), and each has its own contract suite in
+    :mod:`ctloop.testing.metadata_contract`.
+
+    Every method is one transaction. Lookups that find nothing raise
+    ``ctloop.core.errors.NotFound``; driver errors are translated to
+    ``StoreError``/``BackendUnavailable`` inside the backend.
+    """
+
+    url: str
 
     def close(self) -> None: ...
 

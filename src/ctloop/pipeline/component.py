@@ -79,7 +79,7 @@ class ComponentDef(Generic[P, R]):
     def __call__(self, **kwargs: Any) -> StepHandle: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Inside a pipeline: add a step and return its handle. Elsewhere: run the function."""
-        from ctloop.pipeline.dsl import current_builder
+        from ctloop.pipeline.building import current_builder
 
         builder = current_builder()
         if builder is not None:

@@ -7,7 +7,6 @@ a :class:`StepSpec`; passing one call's result into another draws an edge.
 
 from __future__ import annotations
 
-import contextvars
 import graphlib
 import inspect
 import math
@@ -22,6 +21,7 @@ from typing_extensions import ParamSpec
 from ctloop.core.errors import PipelineDefinitionError, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_source, stable_json
 from ctloop.pipeline.artifacts import Artifact
+from ctloop.pipeline.building import building, current_builder
 from ctloop.pipeline.component import ComponentDef, ParameterSpec
 
 __all__ = [
@@ -37,14 +37,6 @@ __all__ = [
 
 P = ParamSpec("P", default=...)
 
-_builder: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
-    "ctloop_builder", default=None
-)
-
-
-def current_builder() -> _Builder | None:
-    """The graph being built, when called inside a pipeline function."""
-    return _builder.get()
 
 
 @dataclass(frozen=True)
@@ -313,12 +305,9 @@ class PipelineDef(Generic[P]):
         """Run the pipeline function with ``params`` and return the checked graph."""
         values = self.validate_params(params or {})
         builder = _Builder(self.name)
-        token = _builder.set(builder)
         func: Callable[..., Any] = self.func  # called with the checked values by name
-        try:
+        with building(builder):
             func(**values)
-        finally:
-            _builder.reset(token)
         if not builder.steps:
             raise PipelineDefinitionError(f"Pipeline {self.name!r} has no steps.")
         for spec in builder.steps.values():
