@@ -40,6 +40,8 @@ __all__ = [
 
 
 class RunStatus(StrEnum):
+    """Where a run is: pending, running, then succeeded, failed or cancelled."""
+
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -48,6 +50,8 @@ class RunStatus(StrEnum):
 
 
 class StepStatus(StrEnum):
+    """Where a step is; ``cached`` and ``succeeded`` both mean its outputs exist."""
+
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

@@ -30,7 +30,8 @@ from ctloop.pipeline.artifacts import Artifact, artifact_class
 if TYPE_CHECKING:
     from ctloop.pipeline.dsl import StepHandle
 
-__all__ = ["ComponentDef", "ParameterSpec", "command_component", "component"]
+__all__ = ["ComponentDef", "ParameterSpec", "command_component", "component",
+           "component_signature", "describe_component"]
 
 P = ParamSpec("P", default=...)
 R = TypeVar("R", default=Any)
@@ -72,6 +73,13 @@ class ComponentDef(Generic[P, R]):
     qualname: str = ""
     source_file: str = ""
     description: str = ""
+
+    def __post_init__(self) -> None:
+        # help(component) shows this component, not the ComponentDef class.
+        object.__setattr__(self, "__doc__", describe_component(self))
+
+    def __repr__(self) -> str:
+        return f"<component {self.name!r} version {self.version}>"
 
     @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
@@ -121,6 +129,63 @@ class ComponentDef(Generic[P, R]):
     def ref(self) -> str:
         """``module:qualname``, how a worker process finds the function."""
         return f"{self.module}:{self.qualname}"
+
+
+def component_signature(comp: ComponentDef) -> str:
+    """``name(arg: Type, ... = default) -> Return`` as written in the source (docs quote it)."""
+    if comp.func is None:
+        args = [f"{k}: {t.__name__}" for k, t in comp.inputs.items()]
+        args += [f"{k}: Output[{t.__name__}]" for k, t in comp.outputs.items()]
+        args += [k if p.required else f"{k}={p.default!r}" for k, p in comp.parameters.items()]
+        return f"{comp.name}({', '.join(args)})"
+
+    def text(annotation: Any) -> str:
+        if annotation is inspect.Parameter.empty:
+            return ""
+        if isinstance(annotation, str):
+            return annotation
+        return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+    signature = inspect.signature(comp.func)
+    parts = []
+    for param in signature.parameters.values():
+        part = param.name + (f": {text(param.annotation)}" if text(param.annotation) else "")
+        if param.default is not inspect.Parameter.empty:
+            part += f" = {param.default!r}"
+        parts.append(part)
+    returns = text(signature.return_annotation)
+    return f"{comp.name}({', '.join(parts)})" + (f" -> {returns}" if returns else "")
+
+
+def describe_component(comp: ComponentDef) -> str:
+    """The help text of a component: its docstring, then its inputs, outputs and parameters."""
+    lines = [component_signature(comp), "", comp.description or f"Component {comp.name!r}.", ""]
+
+    def kind(t: type[Artifact]) -> str:
+        return t.__name__
+
+    if comp.inputs:
+        lines.append("Inputs (connect the output of an earlier step):")
+        lines += [f"    {k}: {kind(t)}" + (" (optional)" if k in comp.optional_inputs else "")
+                  for k, t in comp.inputs.items()]
+    if comp.outputs:
+        lines.append("Outputs (created by the engine; do not pass them):")
+        lines += [f"    {k}: {kind(t)}" for k, t in comp.outputs.items()]
+    if comp.parameters:
+        lines.append("Parameters:")
+        for key, spec in comp.parameters.items():
+            annotation = spec.annotation
+            text = annotation if isinstance(annotation, str) else (
+                annotation.__name__ if isinstance(annotation, type) and annotation is not Any
+                else "Any" if annotation is Any else str(annotation).replace("typing.", ""))
+            default = " (required)" if spec.required else f" = {spec.default!r}"
+            lines.append(f"    {key}: {text}{default}")
+    options = [f"version {comp.version}", f"retries {comp.retries}",
+               f"cache {'on' if comp.cache else 'off'}"]
+    if comp.requirements:
+        options.append(f"requirements {list(comp.requirements)}")
+    lines += ["Options: " + ", ".join(options)]
+    return "\n".join(lines)
 
 
 # What a call reads from the function itself; with_options cannot change it.
