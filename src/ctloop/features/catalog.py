@@ -74,7 +74,7 @@ def _view_spec(view: View) -> dict[str, Any]:
     spec = view.spec()
     spec["feature_descriptions"] = {
         f.name: f.description
-        for f in view.features  # type: ignore[attr-defined]
+        for f in view.features
         if f.description
     }
     return spec
@@ -134,11 +134,11 @@ def load_catalog(metadata: MetadataStore) -> Definitions:
         r.name: _with_meta(definition_from_spec(r.spec), r) for r in records if r.kind == ENTITY
     }
     views = {
-        r.name: _with_meta(definition_from_spec(r.spec, entities), r)  # type: ignore[arg-type]
+        r.name: _with_meta(definition_from_spec(r.spec, entities), r)
         for r in records
         if r.kind == VIEW
     }
-    return Definitions(entities, views)  # type: ignore[arg-type]
+    return Definitions(entities, views)
 
 
 def _with_meta(item: Any, record: DefinitionRecord) -> Any:
@@ -153,13 +153,13 @@ def _with_meta(item: Any, record: DefinitionRecord) -> Any:
         feats = [
             dataclasses.replace(f, description=descriptions.get(f.name, "")) for f in item.features
         ]
-        item = dataclasses.replace(item, features=feats)
+        item = dataclasses.replace(item, features=tuple(feats))
     elif descriptions and isinstance(item, AggregationView):
         aggs = [
             dataclasses.replace(a, description=descriptions.get(a.name, ""))
             for a in item.aggregations
         ]
-        item = dataclasses.replace(item, aggregations=aggs)
+        item = dataclasses.replace(item, aggregations=tuple(aggs))
     return item
 
 
@@ -175,8 +175,8 @@ def feature_rows(
     rows = []
     versions = {r.name: r.version for r in metadata.list_definitions(VIEW)}
     for view in load_catalog(metadata).views.values():
-        for item in view.features:  # type: ignore[attr-defined]
-            row = {
+        for item in view.features:
+            row: dict[str, Any] = {
                 "ref": f"{view.name}:{item.name}",
                 "view": view.name,
                 "version": versions.get(view.name),

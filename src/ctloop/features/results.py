@@ -48,10 +48,11 @@ class TrainingSet:
         else:
             base = self.entity_df.to_pandas()
         feats = self.features.to_pandas()
-        return pd.concat([base, feats], axis=1)
+        joined: pd.DataFrame = pd.concat([base, feats], axis=1)
+        return joined
 
     def __len__(self) -> int:
-        return self.features.num_rows
+        return int(self.features.num_rows)
 
 
 @dataclass(frozen=True)

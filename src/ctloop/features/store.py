@@ -290,9 +290,9 @@ class FeatureStore:
             self.online.write(batches, watermarks=dict.fromkeys(chosen, end_us))
         finally:
             con.close()
-        return MaterializationReport(
-            counts, _from_us(start_us), _from_us(end_us), time.perf_counter() - began
-        )  # type: ignore[arg-type]
+        ended = _from_us(end_us)
+        assert ended is not None  # end_us is always set
+        return MaterializationReport(counts, _from_us(start_us), ended, time.perf_counter() - began)
 
     def _materialize_batches(
         self, con: Any, plans: list[Any], end_us: int, counts: dict[str, int]
@@ -406,7 +406,7 @@ class FeatureStore:
             else:
                 keys = [key_string(v) for v in zip(*(columns[k] for k in join_keys), strict=True)]
             records = self.online.read(view.name, keys)
-            limit = None if ttl_us is None else now_us - ttl_us  # type: ignore[operator]
+            limit = None if ttl_us is None else now_us - ttl_us
             decoded: list[dict[str, Any] | None] = []
             ts_list: list[datetime | None] = []
             status: list[str] = []

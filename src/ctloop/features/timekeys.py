@@ -25,16 +25,16 @@ def to_us(moment: datetime | str | None) -> int | None:
         return None
     if isinstance(moment, str):
         try:
-            moment = datetime.fromisoformat(moment)
+            when = datetime.fromisoformat(moment)
         except ValueError as exc:
             raise UserInputError(
                 f"Cannot read {moment!r} as a time; use ISO format like 2013-06-01T00:00."
             ) from exc
-    if hasattr(moment, "to_pydatetime"):
-        moment = moment.to_pydatetime()
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    delta = moment - _EPOCH
+    else:
+        when = moment.to_pydatetime() if hasattr(moment, "to_pydatetime") else moment  # pandas
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    delta = when - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
