@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,7 +14,9 @@ from ctloop.cli.progress import LiveProgress
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata.base import to_dict
-from ctloop.pipeline.engine import RunResult
+
+if TYPE_CHECKING:
+    from ctloop.pipeline.engine import RunResult
 
 __all__ = ["parse_params"]
 

@@ -73,6 +73,6 @@ def _linux_check(pid: int) -> Liveness:
     state = stat.rpartition(b")")[2].split()[:1]
     if state in ([b"Z"], [b"X"]):
         return Liveness.DEAD
-    if b"ctloop" in cmdline or b"python" in cmdline:
-        return Liveness.ALIVE
+    if not cmdline or b"ctloop" in cmdline or b"python" in cmdline:
+        return Liveness.ALIVE  # empty while the process execs: assume the recorded one
     return Liveness.DEAD

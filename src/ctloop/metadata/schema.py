@@ -9,6 +9,9 @@ them for indexes), datetimes stored as naive UTC with microseconds everywhere
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -31,12 +34,12 @@ __all__ = [
 ID = 64  # length of id columns: uuids, hex hashes, names
 
 
-def Timestamp() -> sa.types.TypeEngine:
+def Timestamp() -> sa.types.TypeEngine[datetime]:
     """A naive-UTC datetime with microseconds on every backend."""
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
-def Json() -> sa.types.TypeEngine:
+def Json() -> sa.types.TypeEngine[Any]:
     return sa.JSON()
 
 

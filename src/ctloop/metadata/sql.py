@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import EllipsisType
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -466,7 +467,7 @@ class SqlMetadataStore:
         *,
         actor: str,
         reason: str = "",
-        expected_version: int | type[...] | None = ...,
+        expected_version: int | EllipsisType | None = ...,
     ) -> AliasEventRecord:
         _check_name(alias, "alias")
         return self._retry(
@@ -520,7 +521,9 @@ class SqlMetadataStore:
                     created_at=_to_db(created),
                 )
             )
-            event_id = int(result.inserted_primary_key[0])
+            inserted = result.inserted_primary_key
+            assert inserted is not None  # an INSERT always reports its key
+            event_id = int(inserted[0])
         return AliasEventRecord(
             id=event_id,
             name=name,
@@ -646,7 +649,7 @@ def _lost_race(exc: BaseException | None, unique_races: bool = True) -> bool:
     orig = getattr(exc, "orig", None)
     if getattr(orig, "sqlstate", None) in ("40001", "40P01"):  # psycopg
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     return bool(args) and args[0] in (1205, 1213)  # MySQL lock wait timeout, deadlock
 
 

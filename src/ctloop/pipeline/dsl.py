@@ -7,7 +7,6 @@ a :class:`StepSpec`; passing one call's result into another draws an edge.
 
 from __future__ import annotations
 
-import contextvars
 import graphlib
 import inspect
 import math
@@ -15,13 +14,14 @@ import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, overload
 
-from pydantic import TypeAdapter, ValidationError
+from typing_extensions import ParamSpec
 
 from ctloop.core.errors import PipelineDefinitionError, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_source, stable_json
 from ctloop.pipeline.artifacts import Artifact
+from ctloop.pipeline.building import building, current_builder
 from ctloop.pipeline.component import ComponentDef, ParameterSpec
 
 __all__ = [
@@ -35,14 +35,8 @@ __all__ = [
     "pipeline",
 ]
 
-_builder: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
-    "ctloop_builder", default=None
-)
+P = ParamSpec("P", default=...)
 
-
-def current_builder() -> _Builder | None:
-    """The graph being built, when called inside a pipeline function."""
-    return _builder.get()
 
 
 @dataclass(frozen=True)
@@ -174,8 +168,8 @@ class _Builder:
                     f"Step {name!r}: input {key!r} ({comp.inputs[key].__name__}) is not "
                     "connected. Pass the output of an earlier step."
                 )
-        for key, spec in comp.parameters.items():
-            if key not in params and spec.required:
+        for key, param in comp.parameters.items():
+            if key not in params and param.required:
                 raise PipelineDefinitionError(
                     f"Step {name!r}: required parameter {key!r} of {comp.name!r} is missing."
                 )
@@ -250,6 +244,8 @@ def _check_value(spec: ParameterSpec, value: Any, what: str) -> Any:
     check_storable(value, what)
     if spec.annotation is Any or spec.annotation is inspect.Parameter.empty:
         return value
+    from pydantic import TypeAdapter, ValidationError  # loaded when a value is checked
+
     try:
         return TypeAdapter(spec.annotation).validate_python(value, strict=False)
     except ValidationError as exc:
@@ -267,11 +263,15 @@ def _type_name(annotation: Any) -> str:
 
 
 @dataclass(frozen=True)
-class PipelineDef:
-    """A pipeline definition: call :meth:`build` with parameters to get its graph."""
+class PipelineDef(Generic[P]):
+    """A pipeline definition: call :meth:`build` with parameters to get its graph.
+
+    Calling the definition with the pipeline function's own arguments builds the
+    graph too, type-checked against the function's signature (``ParamSpec``).
+    """
 
     name: str
-    func: Callable[..., Any]
+    func: Callable[P, Any]
     parameters: dict[str, ParameterSpec]
     description: str = ""
 
@@ -296,15 +296,18 @@ class PipelineDef:
                 values[key] = spec.default
         return values
 
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Graph:
+        """The graph for these arguments (as the pipeline function takes them)."""
+        bound = inspect.signature(self.func).bind_partial(*args, **kwargs)
+        return self.build(dict(bound.arguments))
+
     def build(self, params: dict[str, Any] | None = None) -> Graph:
         """Run the pipeline function with ``params`` and return the checked graph."""
         values = self.validate_params(params or {})
         builder = _Builder(self.name)
-        token = _builder.set(builder)
-        try:
-            self.func(**values)
-        finally:
-            _builder.reset(token)
+        func: Callable[..., Any] = self.func  # called with the checked values by name
+        with building(builder):
+            func(**values)
         if not builder.steps:
             raise PipelineDefinitionError(f"Pipeline {self.name!r} has no steps.")
         for spec in builder.steps.values():
@@ -328,6 +331,10 @@ class PipelineDef:
         return hash_bytes(stable_json(shape).encode())[:16]
 
 
+@overload
+def pipeline(func: Callable[P, Any], /) -> PipelineDef[P]: ...
+@overload
+def pipeline(*, name: str | None = None) -> Callable[[Callable[P, Any]], PipelineDef[P]]: ...
 def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Declare a pipeline: a function that calls components with keyword arguments."""
 

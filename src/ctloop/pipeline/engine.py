@@ -512,7 +512,8 @@ class Engine:
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
     import json
 
-    return json.loads(stable_json(params))
+    plain: dict[str, Any] = json.loads(stable_json(params))
+    return plain
 
 
 def recorded_runner(run: RunRecord) -> str | None:

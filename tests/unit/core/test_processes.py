@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from ctloop.core.processes import Liveness, process_liveness, this_process
 
@@ -16,7 +17,9 @@ def test_this_process_is_alive() -> None:
 
 
 def test_a_live_python_child_is_alive_and_a_finished_one_dead() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c", "print('up', flush=True); "
+                              "import time; time.sleep(30)"], stdout=subprocess.PIPE)
+    assert child.stdout is not None and child.stdout.readline() == b"up\n"
     try:
         assert process_liveness({"host": socket.gethostname(), "pid": child.pid}) is Liveness.ALIVE
     finally:
@@ -40,7 +43,12 @@ def test_a_zombie_is_dead() -> None:
 
 
 def test_a_pid_reused_by_another_program_is_dead() -> None:
-    child = subprocess.Popen(["sleep", "30"])
+    child = subprocess.Popen(["sh", "-c", "echo up; exec sleep 30"], stdout=subprocess.PIPE)
+    assert child.stdout is not None and child.stdout.readline() == b"up\n"
+    deadline = time.time() + 10
+    while b"sleep" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
+        assert time.time() < deadline
+        time.sleep(0.01)
     try:
         assert process_liveness({"host": socket.gethostname(), "pid": child.pid}) is Liveness.DEAD
     finally:
