@@ -55,6 +55,9 @@ def _mount() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    from ctloop.core.secrets import install_log_masking
+
+    install_log_masking()
     _mount()
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
@@ -76,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
                                                                 int):
             exc.show()
             return int(exc.exit_code)
-        raise
+        import traceback
+
+        from ctloop.core.secrets import mask_secrets
+
+        # An unexpected error: its traceback helps a bug report, but never shows a secret.
+        typer.echo(mask_secrets(traceback.format_exc()), err=True)
+        return 1
     return code if isinstance(code, int) else 0
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ctloop.core.errors import ConfigError
+from ctloop.core.secrets import mask_secrets
 from ctloop.core.settings import Settings
 
 __all__ = [
@@ -237,7 +238,7 @@ def plan_deployment(settings: Settings, target: str) -> DeploymentPlan:
         services=services,
         bundled_db=bundled_db,
         shared_artifacts=shared_artifacts,
-        notes=notes,
+        notes=[mask_secrets(n) for n in notes],
     )
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import StoreError
+from ctloop.core.secrets import mask_secrets
 from ctloop.monitoring.base import PredictionLog, PredictionRecord
 
 if TYPE_CHECKING:
@@ -157,7 +158,8 @@ def batches_table(batches: Sequence[LogBatch]) -> pa.Table:
         for key, value in (("model_name", b.model_name), ("model_version", b.model_version),
                            ("route", b.route), ("ts", b.ts), ("latency_ms", float(b.latency_ms)),
                            ("served", bool(b.served)), ("status", int(b.status)),
-                           ("error", b.error), ("protocol", b.protocol),
+                           ("error", mask_secrets(b.error) if b.error else ""),
+                           ("protocol", b.protocol),
                            ("missing", list(b.missing))):
             scalars[key].extend([value] * n)
         row_ids.extend([None if r is None else str(r) for r in b.row_ids]
