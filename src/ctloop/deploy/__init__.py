@@ -1,13 +1,16 @@
 """Deployment files generated from the settings: ``ctloop deploy export``.
 
 ``export_deployment(settings, "docker-compose", DIR)`` writes a Dockerfile,
-``docker-compose.yaml`` and ``ctloop.env`` for a team server;
-``"kubernetes"`` writes the Dockerfile and ``kubernetes.yaml`` for a cluster.
+``docker-compose.yaml``, ``ctloop.env`` (settings) and ``secrets.env``
+(secrets, mode 0600) for a team server; ``"kubernetes"`` writes the
+Dockerfile, ``kubernetes.yaml`` and ``secrets.env`` (for ``kubectl create
+secret generic ctloop-secrets --from-env-file=secrets.env``) for a cluster.
 Both run the same plan (:mod:`ctloop.deploy.plan`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,28 +54,67 @@ def _dump(docs: list[object]) -> str:
     return header + yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
 
 
-def export_deployment(settings: Settings, target: str, out_dir: str | Path) -> Export:
+def export_deployment(
+    settings: Settings,
+    target: str,
+    out_dir: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    force: bool = False,
+) -> Export:
     """Write the deployment files for ``target`` into ``out_dir`` (created if needed).
 
+    Only the prediction service is published, on ``host:port``. The folder
+    must be empty (or hold a previous export, with ``force``) and lie inside
+    the project folder, the image's build context.
+
     Raises:
-        UserInputError: unknown target, or ``out_dir`` is a file.
+        UserInputError: unknown target, ``out_dir`` is a file, not empty, or
+            outside the project.
         ConfigError: the settings cannot be deployed to ``target``.
     """
     if target not in TARGETS:
         raise UserInputError(
             f"The --target option must be one of {', '.join(TARGETS)}. Got {target!r}."
         )
+    if not 0 < port < 65536:
+        raise UserInputError(f"The --port option must be 1-65535. Got {port!r}.")
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out} is a file; give a folder to write the deployment into.")
-    plan = plan_deployment(settings, target)
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserInputError(
+            f"The folder {out} is not empty. Export into a new or empty folder, or pass "
+            "--force to overwrite a previous export there."
+        )
+    project = settings.home.parent.resolve()
+    try:
+        out_rel = out.relative_to(project).as_posix()
+    except ValueError:
+        raise UserInputError(
+            f"The folder {out} is outside the project {project}; the image is built from the "
+            "project folder, so export inside it (e.g. `ctloop deploy export deploy`)."
+        ) from None
+    plan = plan_deployment(settings, target, host=host, port=port)
+    from ctloop.deploy.dockerfile import copy_ctloop_source, render_dockerfile, render_dockerignore
+
     out.mkdir(parents=True, exist_ok=True)
-    from ctloop.deploy.dockerfile import render_dockerfile
+    copy_ctloop_source(out)
+    from ctloop.deploy.compose import (
+        ENV_FILE,
+        SECRETS_FILE,
+        render_compose,
+        render_env_file,
+        render_secrets_file,
+    )
 
-    files = {"Dockerfile": render_dockerfile()}
+    files = {
+        "Dockerfile": render_dockerfile(out_rel),
+        "Dockerfile.dockerignore": render_dockerignore(out_rel),
+        SECRETS_FILE: render_secrets_file(plan),
+    }
     if target == "docker-compose":
-        from ctloop.deploy.compose import ENV_FILE, render_compose, render_env_file
-
         files["docker-compose.yaml"] = _dump([render_compose(plan, str(out))])
         files[ENV_FILE] = render_env_file(plan)
     else:
@@ -83,8 +125,12 @@ def export_deployment(settings: Settings, target: str, out_dir: str | Path) -> E
     written = []
     for name, text in files.items():
         path = out / name
-        path.write_text(text)
+        if name == SECRETS_FILE:  # created private, never world-readable for a moment
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+        else:
+            path.write_text(text)
         written.append(path)
-    if (out / "ctloop.env").exists():
-        (out / "ctloop.env").chmod(0o600)  # it holds the metadata URL and S3 secrets
     return Export(target, written, plan)
