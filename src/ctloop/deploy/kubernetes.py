@@ -46,7 +46,7 @@ def _container(plan: DeploymentPlan, svc: Service) -> dict[str, Any]:
     if not svc.image:
         container["envFrom"] = [{"configMapRef": {"name": CONFIG}},
                                 {"secretRef": {"name": SECRET}}]
-    env = [{"name": k, "value": v} for k, v in svc.env.items()]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in svc.env.items()]
     if svc.image:
         env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": k}}}
                 for k in svc.secret_env]

@@ -121,7 +121,8 @@ def rejected_batch(
 
 def _plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
     plain = frame.astype(object).where(frame.notna(), None)
-    return plain.to_dict("records")
+    records: list[dict[str, object]] = plain.to_dict("records")
+    return records
 
 
 def batch_table(batch: LogBatch) -> pa.Table:
