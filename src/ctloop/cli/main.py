@@ -34,6 +34,8 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("data", "ctloop.cli.data", "Statistics, schemas, validation and drift of datasets."),
     ("deploy", "ctloop.cli.deploy", "Export deployment files for team servers and clusters."),
     ("monitor", "ctloop.cli.monitor", "Prediction logs, drift and decay monitors."),
+    ("predictions", "ctloop.cli.predictions",
+     "The prediction log's segments: status, compaction, retention."),
     ("triggers", "ctloop.cli.triggers", "Triggers and the controller that starts pipelines."),
 ]
 
