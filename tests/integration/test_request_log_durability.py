@@ -10,9 +10,7 @@ the test allows 1 s on this shared machine and prints what it measured).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -28,13 +26,16 @@ from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
 from ctloop.monitoring.log import open_prediction_log
+from ctloop.pipeline.task import load_module_from_file
 from ctloop.registry import ModelRegistry
+
+_http = load_module_from_file(Path(__file__).with_name("http_load.py"), "http_load")
+_load = _http.load
 
 pytestmark = pytest.mark.slow
 
 WINDOW_S = 0.1  # documented: an acknowledged answer is in the write-ahead spool within this
 ALLOWED_S = 1.0  # what the test tolerates on a 2-core machine shared with other test runs
-ROWS = [{"origin": "JFK", "hour": 8}]
 
 
 @pytest.fixture(scope="module")
@@ -76,40 +77,6 @@ def _serve(project: Path) -> tuple[subprocess.Popen[str], str]:
             proc.kill()
             raise AssertionError(f"ctloop serve did not get ready: {proc.stderr.read()}")
         time.sleep(0.1)
-
-
-async def _load(base: str, ids: list[str], acked: dict[str, float], *, concurrency: int,
-                stop: asyncio.Event | None = None) -> None:
-    """One single-row request per id over ``concurrency`` keep-alive connections.
-
-    A raw HTTP/1.1 client (asyncio streams) so the load generator costs less CPU
-    than the server it loads; notes when each 200 answer arrived.
-    """
-    host, port = base.removeprefix("http://").split(":")
-    queue = list(reversed(ids))
-
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            while queue and not (stop and stop.is_set()):
-                rid = queue.pop()
-                body = json.dumps({"rows": ROWS, "request_ids": [rid]}).encode()
-                writer.write(
-                    b"POST /v1/models/flights:predict HTTP/1.1\r\nHost: t\r\n"
-                    b"Content-Type: application/json\r\nContent-Length: "
-                    + str(len(body)).encode() + b"\r\n\r\n" + body
-                )
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-                await reader.readexactly(length)
-                if head.startswith(b"HTTP/1.1 200"):
-                    acked[rid] = time.monotonic()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return  # the server was killed
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 def test_a_20000_request_burst_is_logged_exactly_once(project: Path) -> None:

@@ -378,7 +378,7 @@ class SegmentedPredictionLog(PredictionLog):
             segments.append(self._upload(part, key, "predictions", model, spool.writer))
         self.index.publish(spool.writer, last, segments)
         spool.remove(last)
-        return table.num_rows
+        return int(table.num_rows)
 
     def _upload(self, table: pa.Table, key: str, kind: str, model: str | None,
                 writer: str) -> SegmentInfo:
@@ -481,7 +481,7 @@ class SegmentedPredictionLog(PredictionLog):
         })
         key = f"labels/{self.writer}-{uuid.uuid4().hex}.parquet"
         self.index.add([self._upload(table, key, "labels", None, self.writer)])
-        return table.num_rows
+        return int(table.num_rows)
 
     # -- reading -----------------------------------------------------------
 
@@ -547,10 +547,10 @@ class SegmentedPredictionLog(PredictionLog):
             if value is not None:
                 where.append(f"{column} {op} ?")
                 args.append(_utc(value))
-        for column, value in (("model_name", model_name), ("route", route)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
+        for name, text in (("model_name", model_name), ("route", route)):
+            if text is not None:
+                where.append(f"{name} = ?")
+                args.append(text)
         if not include_rejected:
             where.append("coalesce(status, 200) < 400")
         if not include_unserved:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import StoreError
+from ctloop.core.secrets import mask_secrets
 from ctloop.monitoring.base import PredictionLog, PredictionRecord
 
 if TYPE_CHECKING:
@@ -120,7 +121,8 @@ def rejected_batch(
 
 def _plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
     plain = frame.astype(object).where(frame.notna(), None)
-    return plain.to_dict("records")
+    records: list[dict[str, object]] = plain.to_dict("records")
+    return records
 
 
 def batch_table(batch: LogBatch) -> pa.Table:
@@ -157,7 +159,8 @@ def batches_table(batches: Sequence[LogBatch]) -> pa.Table:
         for key, value in (("model_name", b.model_name), ("model_version", b.model_version),
                            ("route", b.route), ("ts", b.ts), ("latency_ms", float(b.latency_ms)),
                            ("served", bool(b.served)), ("status", int(b.status)),
-                           ("error", b.error), ("protocol", b.protocol),
+                           ("error", mask_secrets(b.error) if b.error else ""),
+                           ("protocol", b.protocol),
                            ("missing", list(b.missing))):
             scalars[key].extend([value] * n)
         row_ids.extend([None if r is None else str(r) for r in b.row_ids]
