@@ -18,7 +18,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import UserInputError
-from ctloop.serving.batching import MicroBatcher
+from ctloop.serving.batching import BatchStats, MicroBatcher
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.fastpath import predictor_for
@@ -144,6 +144,10 @@ class Scorer:
         )
         self._batchers[key] = (served, batcher)
         return batcher
+
+    def batch_stats(self) -> dict[str, BatchStats]:
+        """How requests coalesced, per loaded ``name:version``."""
+        return {f"{s.name}:{s.version}": b.stats for s, b in self._batchers.values()}
 
     def forget(self, live: set[int]) -> None:
         """Drop the batchers of versions no longer served (after a hot swap)."""
