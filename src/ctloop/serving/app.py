@@ -270,9 +270,11 @@ def create_app(
     feedback.add_routes(app, state)
     admin.add_routes(app, state, keys_enabled=bool(keys))
     if fs is not None:
-        from ctloop.features.server import feature_router
+        from ctloop.features.server import FeatureMetrics, feature_router
 
-        app.include_router(feature_router(fs))
+        app.include_router(
+            feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
+        )
     if keys:
         app.add_middleware(KeyGuard, keys=keys, public=config.public)  # type: ignore[arg-type]
     return app
