@@ -19,6 +19,7 @@ the error's HTTP status. Every prediction request, answered or not, is logged.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -254,9 +255,14 @@ def create_app(
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         await run_in_threadpool(state.pool.refresh)
         state.pool.start()
+        # Background threads (request log, registry poll) hand the interpreter back to
+        # the event loop within 0.5 ms instead of Python's default 5 ms.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.0005))
         try:
             yield
         finally:
+            sys.setswitchinterval(switch)
             await run_in_threadpool(state.close)
 
     app = FastAPI(title="ctloop prediction service", lifespan=lifespan)
