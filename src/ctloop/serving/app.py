@@ -19,14 +19,15 @@ the error's HTTP status. Every prediction request, answered or not, is logged.
 from __future__ import annotations
 
 import logging
+import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,13 +43,13 @@ from ctloop.registry import ModelRegistry
 from ctloop.serving.body import loads, read_body
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import NotReady
-from ctloop.serving.inputs import Inputs, parse_v1
+from ctloop.serving.inputs import Inputs, new_request_id, parse_v1
 from ctloop.serving.loader import Deployment, ModelPool
-from ctloop.serving.logspool import LogSpool
+from ctloop.serving.logspool import Entry, LogSpool
 from ctloop.serving.metrics import CONTENT_TYPE, UNKNOWN, ServingMetrics
 from ctloop.serving.openapi import V1_PREDICT, body
 from ctloop.serving.predict import Scored, Scorer, logical_time, shadow_entry
-from ctloop.serving.requestlog import RequestLogger, rejected_batch
+from ctloop.serving.requestlog import RequestLogger
 
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore
@@ -119,10 +120,9 @@ class ServingState:
         if self.logger is None:
             return
         latency_ms = (time.perf_counter() - started) * 1000
-        ts = datetime.now(UTC)
-        self.logger.submit(lambda: [rejected_batch(
-            request_id=request_id, model_name=name, route="", protocol=protocol, status=status,
-            error=error, latency_ms=latency_ms, ts=ts)])
+        self.logger.submit([Entry(
+            name, 0, "", protocol, datetime.now(UTC), latency_ms, [request_id],
+            np.array([np.nan]), served=False, status=status, error=error)])
 
     def close(self) -> None:
         self.pool.stop()
@@ -153,21 +153,21 @@ async def serve_prediction(
     metrics = state.metrics
     status = 500
     scored: Scored | None = None
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request.headers.get("x-request-id")
     try:
         raw = await read_body(request, state.config.max_body_bytes)
         deployment = state.deployment(name)
         if pin is not None:
             deployment = pin(deployment)
         inputs, respond = await parse(raw, request, deployment)
-        if inputs.rows == 1:
+        if inputs.rows == 1 and request_id is None:
             request_id = inputs.request_ids[0]
         scored = await state.scorer.score(deployment, inputs)
         response = respond(scored)
         status = response.status_code
         latency_ms = (time.perf_counter() - started) * 1000
         if state.logger is not None:
-            state.logger.submit(scored.log_entry(latency_ms, logical_time(inputs.now)))
+            state.logger.submit(scored.log_entries(latency_ms, logical_time(inputs.now)))
         for part in scored.parts:
             served = part.served
             metrics.rows.labels(name, str(served.version), served.route, "ok").inc(
@@ -177,11 +177,12 @@ async def serve_prediction(
         return response
     except CtloopError as exc:
         status = exc.http_status
-        state.log_rejected(name, protocol, status, exc.one_line(), started, request_id)
+        state.log_rejected(name, protocol, status, exc.one_line(), started,
+                           request_id or new_request_id())
         raise
     except Exception as exc:
         state.log_rejected(name, protocol, 500, f"{type(exc).__name__}: {exc}", started,
-                           request_id)
+                           request_id or new_request_id())
         raise
     finally:
         label = state.label(name)
@@ -206,7 +207,7 @@ async def _shadow(state: ServingState, deployment: Deployment, inputs: Inputs,
         inputs.rows)
     if part is not None and state.logger is not None:
         latency_ms = (time.perf_counter() - started) * 1000
-        state.logger.submit(shadow_entry(part, inputs, latency_ms, logical_time(inputs.now)))
+        state.logger.submit([shadow_entry(part, inputs, latency_ms, logical_time(inputs.now))])
 
 
 def create_app(
@@ -254,9 +255,14 @@ def create_app(
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         await run_in_threadpool(state.pool.refresh)
         state.pool.start()
+        # Background threads (request log, registry poll) hand the interpreter back to
+        # the event loop within 0.5 ms instead of Python's default 5 ms.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.0005))
         try:
             yield
         finally:
+            sys.setswitchinterval(switch)
             await run_in_threadpool(state.close)
 
     app = FastAPI(title="ctloop prediction service", lifespan=lifespan)
@@ -270,9 +276,11 @@ def create_app(
     feedback.add_routes(app, state)
     admin.add_routes(app, state, keys_enabled=bool(keys))
     if fs is not None:
-        from ctloop.features.server import feature_router
+        from ctloop.features.server import FeatureMetrics, feature_router
 
-        app.include_router(feature_router(fs))
+        app.include_router(
+            feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
+        )
     if keys:
         app.add_middleware(KeyGuard, keys=keys, public=config.public)  # type: ignore[arg-type]
     return app

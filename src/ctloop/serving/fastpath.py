@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from ctloop.models.flavors import LoadedModel
 __all__ = ["Predictor", "predictor_for"]
 
 Columns = Mapping[str, np.ndarray]
+_SMALL = 64  # rows up to which categories are mapped with a dict
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,10 @@ def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarra
     if len(cats) != len(categorical) or booster.num_feature() != len(specs):
         return None  # trained some other way: let LightGBM's DataFrame path decide
     indexes = {name: pd.Index(list(c)) for name, c in zip(categorical, cats, strict=True)}
+    codes_of = {name: {v: float(i) for i, v in enumerate(c)}
+                for name, c in zip(categorical, cats, strict=True)}
     names = [s.name for s in specs]
+    score = _scorer(booster, threads)
 
     def predict(columns: Columns) -> np.ndarray:
         n = len(columns[names[0]])
@@ -64,13 +69,34 @@ def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarra
             index = indexes.get(name)
             if index is None:
                 matrix[:, j] = values if values.dtype != object else _floats(values)
+            elif n <= _SMALL:  # a dict lookup beats pandas' hashing setup for a few rows
+                lookup = codes_of[name]
+                matrix[:, j] = [lookup.get(v, np.nan) for v in values.tolist()]
             else:
                 codes = index.get_indexer(values).astype(np.float64)
                 codes[codes < 0] = np.nan
                 matrix[:, j] = codes
-        return np.asarray(booster.predict(matrix, num_threads=threads), dtype=np.float64)
+        return np.asarray(score(matrix), dtype=np.float64)
 
     return predict
+
+
+def _scorer(booster: Any, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``booster.predict`` without re-creating LightGBM's predictor on every call.
+
+    ``Booster.predict`` builds an ``_InnerPredictor`` (parameters copied,
+    several C calls) each time, which costs as much as scoring one row; the
+    predictor is built once here. Falls back to ``Booster.predict`` if
+    LightGBM's internals moved.
+    """
+    try:
+        from lightgbm.basic import _InnerPredictor
+
+        inner = _InnerPredictor.from_booster(booster, {"num_threads": threads})
+        inner.predict(np.zeros((1, booster.num_feature())))
+        return inner.predict  # type: ignore[no-any-return]
+    except Exception:  # a LightGBM without the private predictor: the public call
+        return lambda matrix: booster.predict(matrix, num_threads=threads)
 
 
 def _floats(values: np.ndarray) -> np.ndarray:

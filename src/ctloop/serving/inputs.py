@@ -9,6 +9,7 @@ Python loop per row. Values are checked against the model's signature later
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ import numpy as np
 
 from ctloop.serving.errors import InvalidRequest
 
-__all__ = ["V1_KEYS", "Inputs", "parse_v1", "request_ids"]
+__all__ = ["V1_KEYS", "Inputs", "new_request_id", "parse_v1", "request_ids"]
 
 V1_KEYS = frozenset({"rows", "columns", "instances", "request_ids", "row_ids", "now"})
+_PREFIX = uuid.uuid4().hex[:16]  # per process: ids stay unique across workers and restarts
+_COUNTER = itertools.count()
 _EXAMPLE = (
     'Send {"instances": [{"col": value, ...}]} (KServe v1), {"rows": [{"col": value, ...}]} '
     'or {"columns": {"col": [values]}}.'
@@ -79,10 +82,15 @@ def parse_v1(body: Any, signature_columns: Sequence[str]) -> Inputs:
     return Inputs(columns, n, ids, row_ids, now, "v1")
 
 
+def new_request_id() -> str:
+    """A fresh id, unique across processes, cheap (no system call per request)."""
+    return f"{_PREFIX}{next(_COUNTER):x}"
+
+
 def request_ids(given: Any, n: int) -> list[str]:
     """The caller's ids (one per row), else fresh unique ones."""
     if given is None:
-        prefix = uuid.uuid4().hex
+        prefix = f"{_PREFIX}{next(_COUNTER):x}"
         return [f"{prefix}-{i}" for i in range(n)]
     if not isinstance(given, list) or len(given) != n:
         raise InvalidRequest(f"'request_ids' must be a list with one id per row ({n}).")

@@ -8,25 +8,24 @@ frames by the log spool's thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import UserInputError
-from ctloop.serving.batching import MicroBatcher
+from ctloop.serving.batching import BatchStats, MicroBatcher
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.fastpath import predictor_for
 from ctloop.serving.features import Filled, entity_keys, fill, needs_lookup
 from ctloop.serving.inputs import Inputs
 from ctloop.serving.loader import Deployment, Served
-from ctloop.serving.requestlog import LogBatch
+from ctloop.serving.logspool import Entry
 
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
@@ -80,16 +79,12 @@ class Scored:
         routes = np.array([s.route for s in self.deployment.routes], dtype=object)
         return routes[self.route_index].tolist()  # type: ignore[no-any-return]
 
-    def log_entry(self, latency_ms: float, ts: datetime) -> Callable[[], list[LogBatch]]:
-        """A closure building this request's log batches (run off the request path)."""
-
-        def build() -> list[LogBatch]:
-            return [b for part in self.parts for b in _part_batches(self, part, latency_ms, ts)]
-
-        return build
+    def log_entries(self, latency_ms: float, ts: datetime) -> list[Entry]:
+        """This request's log entries: arrays only, frames are built by the spool."""
+        return [e for part in self.parts for e in _part_entries(self, part, latency_ms, ts)]
 
 
-def _part_batches(scored: Scored, part: Part, latency_ms: float, ts: datetime) -> list[LogBatch]:
+def _part_entries(scored: Scored, part: Part, latency_ms: float, ts: datetime) -> list[Entry]:
     inputs = scored.inputs
     if part.rows is None:
         ids, row_ids = inputs.request_ids, inputs.row_ids
@@ -97,34 +92,32 @@ def _part_batches(scored: Scored, part: Part, latency_ms: float, ts: datetime) -
         taken = part.rows.tolist()
         ids = [inputs.request_ids[i] for i in taken]
         row_ids = None if inputs.row_ids is None else [inputs.row_ids[i] for i in taken]
-    frame = pd.DataFrame(part.inputs)
-    entity = pd.DataFrame({k: list(v) for k, v in part.entity.items()}, index=frame.index)
-    outliers = part.served.model.outlier_scores(frame)
     served = part.served
-    common = {"model_name": served.name, "model_version": served.version, "route": served.route,
-              "ts": ts, "latency_ms": latency_ms, "protocol": inputs.protocol}
+    entry = Entry(served.name, served.version, served.route, inputs.protocol, ts, latency_ms,
+                  ids, part.scores, part.inputs, part.entity, row_ids, part.decisions,
+                  model=served.model)
     if not part.missing:
-        return [LogBatch(request_ids=ids, predictions=part.scores, features=frame, entity=entity,
-                         row_ids=row_ids, decisions=part.decisions, outlier_scores=outliers,
-                         **common)]  # type: ignore[arg-type]
-    # rows with different unfilled inputs go in separate batches, each flagged exactly
-    flags = np.empty(len(ids), dtype=object)
-    flags[:] = [()] * len(ids)
+        return [entry]
+    # rows with different unfilled inputs go in separate entries, each flagged exactly
+    flags: list[tuple[str, ...]] = [()] * len(ids)
     for column, rows in part.missing.items():
         for r in rows.tolist():
             flags[r] = (*flags[r], column)
-    batches = []
-    for key in dict.fromkeys(flags.tolist()):
-        mask = np.array([f == key for f in flags.tolist()], dtype=bool)
-        picked = np.flatnonzero(mask).tolist()
-        batches.append(LogBatch(
-            request_ids=[ids[i] for i in picked], predictions=part.scores[mask],
-            features=frame[mask], entity=entity[mask],
-            row_ids=None if row_ids is None else [row_ids[i] for i in picked],
-            decisions=None if part.decisions is None else part.decisions[mask],
-            outlier_scores=None if outliers is None else outliers[mask],
-            missing=tuple(key), **common))  # type: ignore[arg-type]
-    return batches
+    out = []
+    for key in dict.fromkeys(flags):
+        picked = np.array([f == key for f in flags], dtype=bool)
+        where = np.flatnonzero(picked).tolist()
+        out.append(replace(
+            entry,
+            request_ids=[ids[i] for i in where],
+            scores=part.scores[picked],
+            inputs={k: v[picked] for k, v in part.inputs.items()},
+            entity={k: [v[i] for i in where] for k, v in part.entity.items()},
+            row_ids=None if row_ids is None else [row_ids[i] for i in where],
+            decisions=None if part.decisions is None else part.decisions[picked],
+            missing=key,
+        ))
+    return out
 
 
 class Scorer:
@@ -151,6 +144,10 @@ class Scorer:
         )
         self._batchers[key] = (served, batcher)
         return batcher
+
+    def batch_stats(self) -> dict[str, BatchStats]:
+        """How requests coalesced, per loaded ``name:version``."""
+        return {f"{s.name}:{s.version}": b.stats for s, b in self._batchers.values()}
 
     def forget(self, live: set[int]) -> None:
         """Drop the batchers of versions no longer served (after a hot swap)."""
@@ -260,20 +257,9 @@ def logical_time(now: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def shadow_entry(part: Part, inputs: Inputs, latency_ms: float,
-                 ts: datetime) -> Callable[[], list[LogBatch]]:
+def shadow_entry(part: Part, inputs: Inputs, latency_ms: float, ts: datetime) -> Entry:
     """The log entry of a shadow's scores (served=False, route "shadow")."""
-
-    def build() -> list[LogBatch]:
-        frame = pd.DataFrame(part.inputs)
-        entity = pd.DataFrame({k: list(v) for k, v in part.entity.items()}, index=frame.index)
-        return [LogBatch(
-            part.served.name, part.served.version, "shadow", ts, inputs.request_ids,
-            part.scores, frame, entity, latency_ms, served=False, protocol=inputs.protocol,
-            row_ids=inputs.row_ids, decisions=part.decisions,
-            outlier_scores=part.served.model.outlier_scores(frame),
-        )]
-
-    return build
-
-
+    served = part.served
+    return Entry(served.name, served.version, "shadow", inputs.protocol, ts, latency_ms,
+                 inputs.request_ids, part.scores, part.inputs, part.entity, inputs.row_ids,
+                 part.decisions, served=False, model=served.model)

@@ -135,3 +135,16 @@ def test_without_named_models_every_champion_is_served(three_versions, model_dir
     with TestClient(three_versions.app()) as client:
         names = [m["name"] for m in client.get("/v1/models").json()["models"]]
     assert names == ["flights", "other"]
+
+
+def test_unknown_model_names_share_one_metrics_series(three_versions) -> None:
+    with TestClient(three_versions.app("flights")) as client:
+        for i in range(30):
+            assert client.post(f"/v1/models/m{i}:predict", json={"rows": [{}]}).status_code == 404
+            client.post(f"/v2/models/m{i}/infer", json={"inputs": []})
+        text = client.get("/metrics").text
+    lines = [line for line in text.splitlines() if line.startswith("ctloop_requests_total")]
+    assert len(lines) == 2, lines  # one v1 and one v2 series, not 60
+    assert all('model="_unknown"' in line for line in lines)
+    assert 'protocol="v1",status="404"} 30.0' in text
+    assert not any(f'"m{i}"' in text for i in range(30))
