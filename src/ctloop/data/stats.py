@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from ctloop.core.errors import UserInputError
 from ctloop.data.quantiles import QuantileSketch
-from ctloop.data.sources import DataSource, describe_source, iter_batches
+from ctloop.data.sources import DataSource, describe_source, iter_column_batches
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -572,15 +572,17 @@ def compute_statistics(source: DataSource, *, name: str | None = None) -> Datase
     """Statistics of a parquet/CSV file, folder of parquet files, DataFrame or Arrow table.
 
     Streams over record batches, so memory stays bounded by one batch plus
-    the sketches, whatever the size of the file.
+    the sketches, whatever the size of the file (parquet is read a column at a
+    time, see :func:`ctloop.data.sources.iter_column_batches`).
     """
-    schema, batches = iter_batches(source)
+    schema, batches = iter_column_batches(source)
     columns = {f.name: ColumnStatistics.empty(f.name, f.type) for f in schema}
     if len(columns) != len(schema):
         raise UserInputError(f"{describe_source(source)} has duplicate column names.")
     rows = 0
-    for batch in batches:
-        rows += batch.num_rows
+    for first, batch in batches:
+        if first == 0:  # parquet arrives a column at a time: count rows once
+            rows += batch.num_rows
         for name_, column in zip(batch.schema.names, batch.columns, strict=True):
             columns[name_].update(column)
     return DatasetStatistics(columns=columns, rows=rows, source=name or describe_source(source))
