@@ -1,4 +1,8 @@
-"""``ctloop monitor drift|decay|log``: read the prediction log, judge it, exit 1 when fired."""
+"""``ctloop monitor drift|decay|log``: read the prediction log and judge it.
+
+Exit codes: 0 judged and fine, 1 fired, 3 could not judge (``no_data``: no rows in
+the window, too few labels, no reference), so a script never mistakes silence for health.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
+
+EXIT_FIRED = 1
+EXIT_NO_DATA = 3
 
 SinceOpt = Annotated[str | None, typer.Option(
     "--since", help="start of the window: ISO date/time or a duration back from now (7d, 24h)")]
@@ -62,7 +69,7 @@ def _finish(result: Any, as_json: bool, record: bool) -> None:
     if as_json:
         print_json(result.to_dict())
     else:
-        style = "bold red" if result.fired else "green"
+        style = {"fired": "bold red", "ok": "green", "no_data": "yellow"}[result.status]
         console.print(result.summary(), style=style, highlight=False, soft_wrap=True)
         if result.kind == "drift" and result.details.get("scores"):
             print_table(None, ["feature", "method", "score", "drifted"], [
@@ -70,14 +77,16 @@ def _finish(result: Any, as_json: bool, record: bool) -> None:
                 for name, s in result.details["scores"].items()
             ])
     if result.fired:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FIRED)
+    if result.no_data:
+        raise typer.Exit(EXIT_NO_DATA)
 
 
 @app.command("drift")
 def drift(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
-    reference: Annotated[str, typer.Option(
-        "--reference", help="training data (parquet/CSV) or a statistics JSON file")],
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="training data (parquet/CSV) or a statistics JSON file")] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     share: Annotated[float, typer.Option(help="fires when this share of features drifted")] = 0.5,
@@ -86,7 +95,7 @@ def drift(
     record: RecordOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Did the served features drift from the reference? Exit code 1 when they did."""
+    """Did the served features drift from the reference? Exit 1 when they did, 3 without data."""
     from ctloop.monitoring.monitors import check_drift
 
     result = check_drift(_log(log), model, reference, start=parse_when(since, "--since"),
@@ -108,7 +117,7 @@ def decay(
     record: RecordOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Did the model's metric on labelled predictions fall? Exit code 1 when it did."""
+    """Did the metric on labelled predictions fall? Exit 1 when it did, 3 without enough labels."""
     from ctloop.metadata import open_metadata_store
     from ctloop.monitoring.monitors import check_decay
 
