@@ -23,12 +23,16 @@ HtmlOpt = Annotated[
 ]
 
 
-def _statistics(path: Path):  # -> DatasetStatistics
+def _statistics(path: Path, *, duplicates: bool = False, keys: tuple[str, ...] = ()):
+    from ctloop.data.sources import iter_batches
     from ctloop.data.stats import DatasetStatistics, compute_statistics
 
     if path.suffix.lower() == ".json":
         return DatasetStatistics.load(path)
-    return compute_statistics(path, name=str(path))
+    if keys:
+        names = set(iter_batches(path)[0].names)
+        keys = tuple(k for k in keys if k in names)
+    return compute_statistics(path, name=str(path), duplicates=duplicates, keys=keys)
 
 
 def _fmt(value: object) -> str:
@@ -207,18 +211,42 @@ def validate_command(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Save the anomalies (JSON).")
     ] = None,
+    arrived: Annotated[
+        str | None,
+        typer.Option(
+            "--arrived",
+            help="When the batch arrived (ISO time), for the schema's timeliness rules; "
+            "default: now.",
+        ),
+    ] = None,
     json_: JsonOpt = False,
     html_path: HtmlOpt = None,
 ) -> None:
-    """Check data against a schema; exit code 1 when error-level anomalies are found."""
+    """Check data against a schema; exit code 1 when error-level anomalies are found.
+
+    Besides the schema's columns: duplicate rows and ids, complete rows and
+    timeliness, against the schema's ``quality`` rules.
+    """
+    from datetime import UTC, datetime
+
+    from ctloop.core.errors import UserInputError
     from ctloop.data.report import report_dict, write_html
     from ctloop.data.schema import Schema
     from ctloop.data.skew import validate_statistics
 
+    arrived_at = None
+    if arrived is not None:
+        try:
+            arrived_at = datetime.fromisoformat(arrived)
+        except ValueError:
+            raise UserInputError(
+                f"--arrived must be an ISO date/time such as 2013-02-01T06:00. Got {arrived!r}."
+            ) from None
+        arrived_at = arrived_at if arrived_at.tzinfo else arrived_at.replace(tzinfo=UTC)
     schema = Schema.load(schema_path)
-    stats = _statistics(file)
+    stats = _statistics(file, duplicates=True, keys=tuple(schema.columns_with_role("id")))
     ref = _statistics(reference) if reference is not None else None
-    result = validate_statistics(stats, schema, reference=ref)
+    result = validate_statistics(stats, schema, reference=ref, arrived_at=arrived_at)
     if output is not None:
         result.save(output)
     if html_path is not None:
