@@ -128,6 +128,47 @@ def decay(
     _finish(result, as_json, record)
 
 
+@app.command("estimate")
+def estimate(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    metric: Annotated[str, typer.Option(
+        help="roc_auc, accuracy, precision, recall, f1 or expected_cost")] = "roc_auc",
+    baseline: Annotated[float | None, typer.Option(
+        help="compare with this value (default: the registry's evaluation)")] = None,
+    max_drop: Annotated[float, typer.Option(help="fires when worse than baseline by more")] = 0.05,
+    model_path: Annotated[str | None, typer.Option(
+        "--model", help="the served model's folder (default: the registry's version)")] = None,
+    min_rows: Annotated[int, typer.Option(help="judge only with this many served rows")] = 200,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    log: LogOpt = None,
+    record: RecordOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimated (label-free) performance of the window; exit 1 when it fell, 3 without data."""
+    from ctloop.monitoring.estimate import check_estimated_performance
+
+    manifest = None
+    store = artifacts = None
+    if model_path is not None:
+        from ctloop.models.flavors import read_manifest
+
+        manifest = read_manifest(model_path)
+    if manifest is None or baseline is None:
+        from ctloop.artifacts import open_artifact_store
+        from ctloop.metadata import open_metadata_store
+
+        settings = load_settings()
+        store = open_metadata_store(settings.metadata_url)
+        artifacts = open_artifact_store(settings.artifacts_url)
+    result = check_estimated_performance(
+        _log(log), model, manifest=manifest, metric=metric, baseline=baseline,
+        max_drop=max_drop, min_rows=min_rows, start=parse_when(since, "--since"),
+        end=parse_when(until, "--until"), store=store, artifacts=artifacts,
+    )
+    _finish(result, as_json, record)
+
+
 @app.command("log")
 def show_log(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
