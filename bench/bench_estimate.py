@@ -27,7 +27,8 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / ".peers"
 NANNYML_VENV = PEERS / "nannyml"
-NANNYML_REQUIREMENTS = ["nannyml==0.13.1"]
+# NannyML 0.13 imports statsmodels without requiring it, and predates pandas 3.
+NANNYML_REQUIREMENTS = ["nannyml==0.13.1", "statsmodels", "pandas<3"]
 SHIFTS = (0.0, 0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 FEATURES = ["x1", "x2", "x3"]
 

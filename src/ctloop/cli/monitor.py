@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ctloop.cli.output import console, print_json, print_table
-from ctloop.core.errors import UserInputError
+from ctloop.core.errors import CtloopError, UserInputError
 from ctloop.core.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -167,6 +167,47 @@ def estimate(
         end=parse_when(until, "--until"), store=store, artifacts=artifacts,
     )
     _finish(result, as_json, record)
+
+
+@app.command("report")
+def report(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    html_path: Annotated[str, typer.Option("--html", help="write the page here")],
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="training data or statistics JSON, for the drift chart")] = None,
+    model_path: Annotated[str | None, typer.Option(
+        "--model", help="the served model's folder, for the estimated metric")] = None,
+    metric: Annotated[str, typer.Option(help="metric charted live and estimated")] = "roc_auc",
+    windows: Annotated[int, typer.Option(min=1, help="number of windows")] = 12,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    log: LogOpt = None,
+) -> None:
+    """An offline HTML page of the model's signals over time (inline SVG, no scripts)."""
+    from pathlib import Path
+
+    from ctloop.monitoring.report import firings, monitor_timeline, render_report
+
+    manifest = None
+    if model_path is not None:
+        from ctloop.models.flavors import read_manifest
+
+        manifest = read_manifest(model_path)
+    timeline = monitor_timeline(_log(log), model, reference=reference, manifest=manifest,
+                                metric=metric, windows=windows,
+                                start=parse_when(since, "--since"),
+                                end=parse_when(until, "--until"))
+    marks: list = []
+    try:
+        from ctloop.metadata import open_metadata_store
+
+        marks = firings(open_metadata_store(load_settings().metadata_url), model)
+    except CtloopError as exc:  # the page is still useful without firings
+        console.print(f"(trigger firings not shown: {exc})", style="yellow")
+    Path(html_path).write_text(render_report(model, timeline, metric=metric, marks=marks))
+    console.print(f"wrote {html_path}: {len(timeline)} windows, {len(marks)} firings")
+    if not timeline:
+        raise typer.Exit(EXIT_NO_DATA)
 
 
 @app.command("log")
