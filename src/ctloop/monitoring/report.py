@@ -146,18 +146,29 @@ def _y(v: float, lo: float, hi: float) -> float:
     return _H - _PAD + (-(_H - 2 * _PAD)) * (v - lo) / span
 
 
+def _runs(band: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Split band points (one per window with an estimate) where windows are missing."""
+    runs: list[list[Any]] = []
+    for point in band:
+        if runs and point[3] == runs[-1][-1][3] + 1:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    return [[p[:3] for p in run] for run in runs if len(run) > 1]
+
+
 def _chart(
     title: str,
     series: Sequence[tuple[str, str, list[tuple[datetime, float | None]]]],
     t0: datetime,
     t1: datetime,
     *,
-    band: list[tuple[datetime, float, float]] = (),  # type: ignore[assignment]
+    band: Sequence[tuple[Any, ...]] = (),
     marks: Sequence[tuple[datetime, str]] = (),
     unit_share: bool = False,
 ) -> str:
     values = [v for _, _, pts in series for _, v in pts if v is not None]
-    values += [v for _, a, b in band for v in (a, b)]
+    values += [v for _, a, b, *_ in band for v in (a, b)]
     if not values:
         return (
             f"<section><h2>{html.escape(title)}</h2>"
@@ -172,14 +183,14 @@ def _chart(
         y = _y(v, lo, hi)
         parts.append(f'<line x1="{_PAD}" x2="{_W - _PAD}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{_PAD - 6}" y="{y + 4:.1f}" text-anchor="end">{v:.3g}</text>')
-    for t, label in ((t0, t0), (t1, t1)):
+    for t, anchor in ((t0, "start"), (t1, "end")):
         parts.append(
-            f'<text x="{_x(t, t0, t1):.1f}" y="{_H - _PAD + 18}" text-anchor="middle">'
-            f"{label.strftime('%Y-%m-%d %H:%M')}</text>"
+            f'<text x="{_x(t, t0, t1):.1f}" y="{_H - _PAD + 18}" text-anchor="{anchor}">'
+            f"{t:%Y-%m-%d %H:%M}</text>"
         )
-    if band:
-        upper = " ".join(f"{_x(t, t0, t1):.1f},{_y(b, lo, hi):.1f}" for t, _, b in band)
-        lower = " ".join(f"{_x(t, t0, t1):.1f},{_y(a, lo, hi):.1f}" for t, a, _ in reversed(band))
+    for run in _runs(band):  # one shaded area per run of consecutive windows
+        upper = " ".join(f"{_x(t, t0, t1):.1f},{_y(b, lo, hi):.1f}" for t, _, b in run)
+        lower = " ".join(f"{_x(t, t0, t1):.1f},{_y(a, lo, hi):.1f}" for t, a, _ in reversed(run))
         parts.append(
             f'<polygon points="{upper} {lower}" fill="{_COLORS["estimated"]}" '
             'fill-opacity="0.18" stroke="none"><title>estimate band</title></polygon>'
@@ -231,8 +242,8 @@ def render_report(
         t0, t1 = timeline[0].start, timeline[-1].end
         mid = [w.start + (w.end - w.start) / 2 for w in timeline]
         band = [
-            (t, w.band[0], w.band[1])
-            for t, w in zip(mid, timeline, strict=True)
+            (t, w.band[0], w.band[1], i)
+            for i, (t, w) in enumerate(zip(mid, timeline, strict=True))
             if w.band[0] is not None and w.band[1] is not None
         ]
         charts = [
