@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from ctloop.core.errors import UserInputError
+from ctloop.data.quality import QualityRules
 from ctloop.data.stats import ColumnStatistics, DatasetStatistics, merge_statistics
 
 __all__ = [
@@ -59,6 +60,11 @@ ANOMALY_KINDS: dict[str, str] = {
     "out_of_range": "error",
     "unseen_category": "error",
     "drift": "warning",
+    "duplicate_rows": "warning",
+    "duplicate_ids": "error",
+    "incomplete_rows": "warning",
+    "stale_batch": "error",
+    "late_data": "warning",
 }
 TYPES = ("integer", "float", "boolean", "string", "datetime", "null", "other")
 #: what a column is for; only features count in the drift share
@@ -83,7 +89,7 @@ CALENDAR_BOUNDS: dict[str, tuple[int, int]] = {
     "minute": (0, 59),
     "second": (0, 60),
 }
-_ID_NAME = re.compile(r"(^|_)(id|uuid|guid)$", re.IGNORECASE)
+ID_NAME = re.compile(r"(^|_)(id|uuid|guid)$", re.IGNORECASE)
 _COLUMN_KEYS = {
     "role",
     "type",
@@ -147,6 +153,7 @@ class Schema:
     severity: dict[str, str] = field(default_factory=dict)
     drift_share: float = 0.5
     source: str = ""
+    quality: QualityRules = field(default_factory=QualityRules)
 
     def severity_of(self, kind: str, column: str | None = None) -> str:
         """The severity of ``kind`` for ``column``: column override, schema override, default."""
@@ -178,6 +185,8 @@ class Schema:
         if self.severity:
             out["severity"] = dict(self.severity)
         out["drift_share"] = self.drift_share
+        if self.quality.to_dict():
+            out["quality"] = self.quality.to_dict()
         out["columns"] = {name: c.to_dict() for name, c in self.columns.items()}
         return out
 
@@ -192,6 +201,9 @@ class Schema:
             "# severity: {kind: error|warning|ignore},\n"
             "# drift: {method: ..., threshold: ...}. Top-level severity overrides a kind\n"
             f"# everywhere. Kinds: {', '.join(ANOMALY_KINDS)}.\n"
+            "# quality: max_duplicate_rows, max_duplicate_ids, min_complete_rows (shares of\n"
+            "# rows), max_staleness (newest event time to arrival), max_lag (p95 of arrival\n"
+            "# minus event time; durations such as 6h or 2d), event_time (column).\n"
         )
         body = yaml.safe_dump(
             self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
@@ -215,11 +227,27 @@ class Schema:
         columns = {}
         for name, spec in data["columns"].items():
             columns[str(name)] = _column_from_dict(str(name), spec, f"{where}: column {name!r}")
+        unknown = set(data) - {
+            "version",
+            "inferred_from",
+            "severity",
+            "drift_share",
+            "columns",
+            "quality",
+        }
+        if unknown:
+            raise UserInputError(f"{where}: unknown top-level keys {sorted(unknown)}.")
+        quality = QualityRules.from_dict(data.get("quality"), f"{where}: quality")
+        if quality.event_time is not None and quality.event_time not in columns:
+            raise UserInputError(
+                f"{where}: quality.event_time names {quality.event_time!r}, not a column."
+            )
         return cls(
             columns=columns,
             severity=severity,
             drift_share=float(drift_share),
             source=str(data.get("inferred_from", "")),
+            quality=quality,
         )
 
     @classmethod
@@ -327,8 +355,11 @@ def infer_schema(
       whose every value is distinct) get their role; datetimes are event times.
     """
     return infer_schema_batches(
-        [stats], max_domain_size=max_domain_size, range_margin=range_margin,
-        label=label, ids=ids,
+        [stats],
+        max_domain_size=max_domain_size,
+        range_margin=range_margin,
+        label=label,
+        ids=ids,
     )
 
 
@@ -353,9 +384,7 @@ def infer_schema_batches(
     known = set(stats.columns)
     for name in [label, *ids]:
         if name is not None and name not in known:
-            raise UserInputError(
-                f"Column {name!r} is not in the data; columns: {sorted(known)}."
-            )
+            raise UserInputError(f"Column {name!r} is not in the data; columns: {sorted(known)}.")
     columns = {}
     for name, col in stats.columns.items():
         schema = ColumnSchema(name=name, type=col.type)
@@ -394,13 +423,32 @@ def infer_schema_batches(
         ):
             schema.domain = sorted(cat.frequencies())
         columns[name] = schema
-    return Schema(columns=columns, source=stats.source)
+    return Schema(columns=columns, source=stats.source, quality=_quality_rules(batches))
+
+
+def _quality_rules(batches: Sequence[DatasetStatistics]) -> QualityRules:
+    """Duplicates allowed as seen (none seen: none allowed), when they were counted."""
+    rules = QualityRules()
+    counted = [b.quality for b in batches if b.quality is not None and b.quality.rows]
+    rows = [q for q in counted if q.duplicate_rows is not None]
+    if rows:
+        worst = max(q.duplicate_rows / q.rows for q in rows)  # type: ignore[operator]
+        rules.max_duplicate_rows = (
+            0.0 if worst == 0 else _round_sig(min(1.0, 2 * worst + MISSING_SLACK), math.ceil, 3)
+        )
+    keyed = [q for q in counted if q.duplicate_keys]
+    if keyed:
+        worst = max(max(q.duplicate_keys.values()) / q.rows for q in keyed)
+        rules.max_duplicate_ids = (
+            0.0 if worst == 0 else _round_sig(min(1.0, 2 * worst + MISSING_SLACK), math.ceil, 3)
+        )
+    return rules
 
 
 def _role(col: ColumnStatistics, label: str | None, ids: Sequence[str]) -> str:
     if col.name == label:
         return "label"
-    if col.name in ids or (_ID_NAME.search(col.name) and col.type in ("integer", "string")):
+    if col.name in ids or (ID_NAME.search(col.name) and col.type in ("integer", "string")):
         return "id"
     if col.type == "datetime":
         return "event_time"

@@ -31,8 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ctloop.core.errors import UserInputError
+from ctloop.data.quality import QualityCounter, QualityStats
 from ctloop.data.quantiles import QuantileSketch
-from ctloop.data.sources import DataSource, describe_source, iter_batches
+from ctloop.data.sources import DataSource, describe_source, iter_batches, iter_column_batches
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -497,6 +498,7 @@ class DatasetStatistics:
     rows: int = 0
     source: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    quality: QualityStats | None = None
 
     def __getitem__(self, name: str) -> ColumnStatistics:
         return self.columns[name]
@@ -510,8 +512,14 @@ class DatasetStatistics:
             theirs = other.columns.get(name) or _absent(mine, other.rows)
             columns[name] = mine.merged(theirs)
         sources = [s for s in (self.source, other.source) if s]
+        quality = (
+            self.quality.merged(other.quality)
+            if self.quality is not None and other.quality is not None
+            else None
+        )
         return DatasetStatistics(
-            columns=columns, rows=self.rows + other.rows, source=" + ".join(sources)
+            columns=columns, rows=self.rows + other.rows, source=" + ".join(sources),
+            quality=quality,
         )
 
     def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> dict[str, Any]:
@@ -522,6 +530,7 @@ class DatasetStatistics:
             "source": self.source,
             "created_at": self.created_at,
             "rows": self.rows,
+            "quality": self.quality.to_dict() if self.quality is not None else None,
             "columns": [c.to_dict(sketches=sketches, top_k=top_k) for c in self.columns.values()],
         }
 
@@ -546,6 +555,7 @@ class DatasetStatistics:
             rows=data["rows"],
             source=data.get("source", ""),
             created_at=data.get("created_at", ""),
+            quality=QualityStats.from_dict(data["quality"]) if data.get("quality") else None,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -568,22 +578,56 @@ def _absent(like: ColumnStatistics, rows: int) -> ColumnStatistics:
     return out
 
 
-def compute_statistics(source: DataSource, *, name: str | None = None) -> DatasetStatistics:
+def compute_statistics(
+    source: DataSource,
+    *,
+    name: str | None = None,
+    duplicates: bool = False,
+    keys: Sequence[str] = (),
+) -> DatasetStatistics:
     """Statistics of a parquet/CSV file, folder of parquet files, DataFrame or Arrow table.
 
     Streams over record batches, so memory stays bounded by one batch plus
-    the sketches, whatever the size of the file.
+    the sketches, whatever the size of the file (parquet is read a column at a
+    time, see :func:`ctloop.data.sources.iter_column_batches`).
+
+    Complete rows are always counted. With ``duplicates``, duplicate rows are
+    counted too, and with ``keys`` repeated values of those (id) columns; both
+    keep 8 bytes per row and read the data row-wise, which costs a second pass
+    for parquet (see :mod:`ctloop.data.quality`).
     """
-    schema, batches = iter_batches(source)
+    schema, batches = iter_column_batches(source)
     columns = {f.name: ColumnStatistics.empty(f.name, f.type) for f in schema}
     if len(columns) != len(schema):
         raise UserInputError(f"{describe_source(source)} has duplicate column names.")
+    unknown = [k for k in keys if k not in columns]
+    if unknown:
+        raise UserInputError(f"Key columns {unknown} are not in {describe_source(source)}.")
+    counter = QualityCounter(duplicates=duplicates, keys=keys)
     rows = 0
-    for batch in batches:
-        rows += batch.num_rows
+    row_wise = True
+    for first, batch in batches:
+        if first == 0:  # parquet arrives a column at a time: count rows once
+            rows += batch.num_rows
+        if batch.num_columns == len(columns):
+            counter.update(batch)
+        else:
+            row_wise = False
         for name_, column in zip(batch.schema.names, batch.columns, strict=True):
             columns[name_].update(column)
-    return DatasetStatistics(columns=columns, rows=rows, source=name or describe_source(source))
+    if not row_wise:
+        counter = QualityCounter(duplicates=duplicates, keys=keys)
+        if duplicates or keys:  # they need whole rows: one row-wise pass more
+            _, whole = iter_batches(source)
+            for batch in whole:
+                counter.update(batch)
+        else:
+            counter.stats.complete_rows = None  # not counted column-wise
+            counter.stats.rows = rows
+    return DatasetStatistics(
+        columns=columns, rows=rows, source=name or describe_source(source),
+        quality=counter.result(),
+    )
 
 
 def merge_statistics(parts: Iterable[DatasetStatistics]) -> DatasetStatistics:
