@@ -24,6 +24,7 @@ from ctloop.testing.services import in_ci
 
 CHROMIUM = os.environ.get("CTLOOP_CHROMIUM", "/usr/bin/chromium")
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+SCREENSHOTS = bool(os.environ.get("CTLOOP_UI_SCREENSHOTS"))  # read before the fixtures clear it
 
 
 def _require_chromium() -> None:
@@ -158,7 +159,7 @@ def page(browser: object) -> Iterator[object]:
 
 
 def _screenshot(tab: object, name: str) -> None:
-    if os.environ.get("CTLOOP_UI_SCREENSHOTS"):
+    if SCREENSHOTS:
         IMG.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(IMG / f"ui-{name}.png"), full_page=False)  # type: ignore[attr-defined]
 

@@ -170,6 +170,10 @@ def test_statistics_schema_anomalies_and_drift_with_every_bar_labelled(
     assert carrier.locator("g.bar.new[data-label=ZZ] text").text_content().endswith("★new")
     stamp = drift.locator("tr[data-feature=time_hour] g.bar text").first.text_content()
     assert re.fullmatch(r"2013-\d\d-\d\d", stamp), stamp  # dates, not epoch seconds
+    months = drift.locator("tr[data-feature=month] g.bar").evaluate_all(
+        "bs => bs.map(b => b.dataset.label)")
+    assert months == ["4", "5"]  # integers get one bar per value
+    carrier.scroll_into_view_if_needed()
     screenshot(page, "drift")
     page.goto(f"{dashboard}/artifacts?type=Statistics")
     click(page, "#artifacts tbody a")

@@ -137,7 +137,7 @@ def histogram_svg(h: Histogram, *, title: str) -> Markup:
         return Markup('<p class="muted">No values to draw.</p>')
     bar_w = 26 if n <= 20 else 14
     plot_h, left, top, bottom = 140, 40, 16, 86
-    width = left + n * (bar_w + 8) + 10
+    width = left + n * (bar_w + 8) + 70  # room for the last rotated label
     height = top + plot_h + bottom
     peak = max([*h.reference, *h.current, 1e-12])
     parts = [
