@@ -133,9 +133,13 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
+def offsite() -> Offsite:
+    return Offsite()
+
+
+@pytest.fixture
+def page(browser: object, offsite: Offsite) -> Iterator[object]:
     """A fresh browser context whose requests may only go to 127.0.0.1."""
-    offsite = Offsite()
     context = browser.new_context(viewport={"width": 1360, "height": 900})  # type: ignore[attr-defined]
 
     def guard(route: object) -> None:

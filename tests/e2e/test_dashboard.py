@@ -302,3 +302,13 @@ def test_with_api_keys_visitors_read_only_and_admins_act(demo_project: Any, page
         click(page, "#promote-form button[type=submit]")
         assert f"champion → v{version}" in page.locator("[data-alias=champion]").inner_text()
         assert "ada (ui)" in page.locator("#history tbody tr").first.inner_text()
+
+
+def test_the_guard_catches_requests_to_other_hosts(page: Page, offsite: Any) -> None:
+    """The check every other test relies on: a request beyond 127.0.0.1 is seen and stopped."""
+    page.set_content('<img src="http://example.com/pixel.png"><link rel=stylesheet '
+                     'href="https://cdn.example.org/x.css">')
+    page.wait_for_timeout(300)
+    assert sorted(offsite.urls) == ["http://example.com/pixel.png",
+                                    "https://cdn.example.org/x.css"]
+    offsite.urls.clear()  # seen: let the fixture's own check pass
