@@ -175,3 +175,8 @@ definitions = sa.Table(
     sa.Column("tags", Json(), nullable=False),
     sa.Column("created_at", Timestamp(), nullable=False),
 )
+
+# The dashboard's run filters (migration 0005): filter column first, then creation time.
+sa.Index("ix_ctloop_runs_status_created_at", runs.c.status, runs.c.created_at)
+sa.Index("ix_ctloop_runs_pipeline_created_at", runs.c.pipeline, runs.c.created_at)
+sa.Index("ix_ctloop_runs_trigger_created_at", runs.c.trigger, runs.c.created_at)

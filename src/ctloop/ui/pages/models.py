@@ -44,12 +44,12 @@ def models_list(request: Request) -> HTMLResponse:
 def model_page(request: Request, name: str) -> HTMLResponse:
     state = state_of(request)
     registry = state.registry()
-    versions = registry.versions(name)
-    aliases = registry.aliases(name)
+    versions = registry.versions(name)  # NotFound naming the known models
+    aliases = state.store.get_aliases(name)
     by_version: dict[int, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(version, []).append(alias)
-    history = list(reversed(registry.history(name)))
+    history = list(reversed(state.store.alias_history(name)))
     can_roll = {a: len(registry.holders(name, a)) >= 2 for a in aliases}
     return page(request, "model.html", {
         "name": name, "versions": list(reversed(versions)), "aliases": aliases,
