@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ctloop.metadata import RunRecord, RunStatus, new_id, open_metadata_store
-from ctloop.registry import ModelRegistry
+from ctloop.registry import ModelRegistry, default_actor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -123,7 +123,7 @@ def test_promote_moves_the_alias_and_rollback_returns_it(demo_project: Any,
     assert f"champion → v{other}" in page.locator("[data-alias=champion]").inner_text()
     latest = page.locator("#history tbody tr").first.inner_text()
     assert f"v{before} → v{other}" in latest and "browser test: try the other one" in latest
-    assert "local user (ui)" in latest
+    assert f"{default_actor()} (ui)" in latest  # audited like the CLI: the login name
     assert registry.aliases("flights-delay")["champion"] == other  # really moved in the store
     screenshot(page, "model")
     page.fill("#rollback-form input[name=reason]", "browser test: back")

@@ -14,9 +14,10 @@ import pandas as pd  # type: ignore[import-untyped]
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ctloop.core.errors import CtloopError, NotFound, UserInputError
+from ctloop.core.errors import NotFound, UserInputError
 from ctloop.metadata.base import ModelVersionRecord
 from ctloop.registry import ROLLBACK_MARK
+from ctloop.ui.forms import CSRF_TEXT, Forbidden, read_form
 from ctloop.ui.state import identity_of, page, state_of
 
 __all__ = ["router"]
@@ -147,19 +148,10 @@ def _denied(request: Request) -> str | None:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    from ctloop.ui.app import read_form
-
     form = await read_form(request)
-    state = state_of(request)
-    if not state.policy.check_csrf(identity_of(request), form.get("csrf", "")):
-        raise _Forbidden("The form's security token is missing or stale (CSRF protection). "
-                         "Reload the page and submit again.")
+    if not state_of(request).policy.check_csrf(identity_of(request), form.get("csrf", "")):
+        raise Forbidden(CSRF_TEXT)
     return form
-
-
-class _Forbidden(CtloopError):
-    headline = "forbidden"
-    http_status = 403
 
 
 @router.post("/models/{name}/promote")
@@ -167,7 +159,7 @@ async def promote(request: Request, name: str) -> Response:
     form = await _form(request)
     denied = _denied(request)
     if denied:
-        raise _Forbidden(denied)
+        raise Forbidden(denied)
     try:
         version = int(form.get("version", ""))
     except ValueError:
@@ -186,7 +178,7 @@ async def rollback(request: Request, name: str) -> Response:
     form = await _form(request)
     denied = _denied(request)
     if denied:
-        raise _Forbidden(denied)
+        raise Forbidden(denied)
     alias = form.get("alias", "champion").strip() or "champion"
     registry = state_of(request).registry(identity_of(request))
     event = registry.rollback(name, alias=alias, reason=form.get("reason", "").strip())
