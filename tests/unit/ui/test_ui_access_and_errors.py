@@ -105,3 +105,14 @@ def test_sign_in_redirects_only_within_the_site(ctloop_home: Path) -> None:
                                                "next": target}, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == expected
         assert "secret-123" not in response.headers["set-cookie"]  # the key never leaves
+
+
+def test_chart_data_cannot_close_its_script_block() -> None:
+    import json
+
+    from ctloop.ui.pages.monitoring import script_json
+
+    hostile = {"label": "</script><script>alert(1)</script>&"}
+    text = str(script_json(hostile))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == hostile
