@@ -135,7 +135,7 @@ def lineage_page(
     if len(nodes) > 400:
         raise UserInputError(f"The lineage graph has {len(nodes)} nodes; open a smaller part "
                              "(an intermediate artifact) instead.")
-    svg = graph_svg(list(nodes.values()), label=f"lineage of {root.id}")
+    svg = graph_svg(list(nodes.values()), label=f"lineage of {root.id}", box_w=170, gap_x=34)
     params = [(s.name, s.component, s.component_version, s.parameters, s.run_id)
               for s in steps.values()]
     return page(request, "lineage.html", {"root": root, "svg": svg, "steps": params,
