@@ -24,6 +24,7 @@ from ctloop.testing.services import in_ci
 
 CHROMIUM = os.environ.get("CTLOOP_CHROMIUM", "/usr/bin/chromium")
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+SCREENSHOTS = bool(os.environ.get("CTLOOP_UI_SCREENSHOTS"))  # read before the fixtures clear it
 
 
 def _require_chromium() -> None:
@@ -138,9 +139,13 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
+def offsite() -> Offsite:
+    return Offsite()
+
+
+@pytest.fixture
+def page(browser: object, offsite: Offsite) -> Iterator[object]:
     """A fresh browser context whose requests may only go to 127.0.0.1."""
-    offsite = Offsite()
     context = browser.new_context(viewport={"width": 1360, "height": 900})  # type: ignore[attr-defined]
 
     def guard(route: object) -> None:
@@ -164,7 +169,7 @@ def page(browser: object) -> Iterator[object]:
 
 
 def _screenshot(tab: object, name: str) -> None:
-    if os.environ.get("CTLOOP_UI_SCREENSHOTS"):
+    if SCREENSHOTS:
         IMG.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(IMG / f"ui-{name}.png"), full_page=False)  # type: ignore[attr-defined]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ctloop.metadata import RunRecord, RunStatus, new_id, open_metadata_store
-from ctloop.registry import ModelRegistry
+from ctloop.registry import ModelRegistry, default_actor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -123,7 +123,7 @@ def test_promote_moves_the_alias_and_rollback_returns_it(demo_project: Any,
     assert f"champion → v{other}" in page.locator("[data-alias=champion]").inner_text()
     latest = page.locator("#history tbody tr").first.inner_text()
     assert f"v{before} → v{other}" in latest and "browser test: try the other one" in latest
-    assert "local user (ui)" in latest
+    assert f"{default_actor()} (ui)" in latest  # audited like the CLI: the login name
     assert registry.aliases("flights-delay")["champion"] == other  # really moved in the store
     screenshot(page, "model")
     page.fill("#rollback-form input[name=reason]", "browser test: back")
@@ -170,6 +170,10 @@ def test_statistics_schema_anomalies_and_drift_with_every_bar_labelled(
     assert carrier.locator("g.bar.new[data-label=ZZ] text").text_content().endswith("★new")
     stamp = drift.locator("tr[data-feature=time_hour] g.bar text").first.text_content()
     assert re.fullmatch(r"2013-\d\d-\d\d", stamp), stamp  # dates, not epoch seconds
+    months = drift.locator("tr[data-feature=month] g.bar").evaluate_all(
+        "bs => bs.map(b => b.dataset.label)")
+    assert months == ["4", "5"]  # integers get one bar per value
+    carrier.scroll_into_view_if_needed()
     screenshot(page, "drift")
     page.goto(f"{dashboard}/artifacts?type=Statistics")
     click(page, "#artifacts tbody a")
@@ -298,3 +302,13 @@ def test_with_api_keys_visitors_read_only_and_admins_act(demo_project: Any, page
         click(page, "#promote-form button[type=submit]")
         assert f"champion → v{version}" in page.locator("[data-alias=champion]").inner_text()
         assert "ada (ui)" in page.locator("#history tbody tr").first.inner_text()
+
+
+def test_the_guard_catches_requests_to_other_hosts(page: Page, offsite: Any) -> None:
+    """The check every other test relies on: a request beyond 127.0.0.1 is seen and stopped."""
+    page.set_content('<img src="http://example.com/pixel.png"><link rel=stylesheet '
+                     'href="https://cdn.example.org/x.css">')
+    page.wait_for_timeout(300)
+    assert sorted(offsite.urls) == ["http://example.com/pixel.png",
+                                    "https://cdn.example.org/x.css"]
+    offsite.urls.clear()  # seen: let the fixture's own check pass

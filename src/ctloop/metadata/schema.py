@@ -208,3 +208,8 @@ log_writers = sa.Table(
     sa.Column("seq", sa.BigInteger(), nullable=False),  # last write-ahead chunk published
     sa.Column("updated_at", Timestamp(), nullable=False),
 )
+
+# The dashboard's run filters (migration 0005): filter column first, then creation time.
+sa.Index("ix_ctloop_runs_status_created_at", runs.c.status, runs.c.created_at)
+sa.Index("ix_ctloop_runs_pipeline_created_at", runs.c.pipeline, runs.c.created_at)
+sa.Index("ix_ctloop_runs_trigger_created_at", runs.c.trigger, runs.c.created_at)

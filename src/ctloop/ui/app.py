@@ -14,7 +14,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,18 +26,13 @@ from ctloop.core.errors import CtloopError
 from ctloop.core.settings import Settings
 from ctloop.ui import filters
 from ctloop.ui.access import SESSION_COOKIE, AccessPolicy, load_keys
+from ctloop.ui.forms import CSRF_TEXT, read_form
 from ctloop.ui.pages import artifacts, features, lineage, models, monitoring, runs
 from ctloop.ui.state import ANON_COOKIE, HERE, UiState, page, state_of
 
-__all__ = ["create_app", "read_form"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("ctloop.ui")
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form body as a dict (first value of each field)."""
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
 def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> FastAPI:
@@ -118,7 +112,7 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
     async def login(request: Request) -> Response:
         form = await read_form(request)
         if not policy.check_csrf(request.state.identity, form.get("csrf", "")):
-            return _error_page(request, 403, "forbidden", _CSRF_TEXT)
+            return _error_page(request, 403, "forbidden", CSRF_TEXT)
         key = policy.check_key(form.get("key", ""))
         if key is None:
             return page(request, "login.html", {"message": "That key is not valid.",
@@ -132,7 +126,7 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
     async def logout(request: Request) -> Response:
         form = await read_form(request)
         if not policy.check_csrf(request.state.identity, form.get("csrf", "")):
-            return _error_page(request, 403, "forbidden", _CSRF_TEXT)
+            return _error_page(request, 403, "forbidden", CSRF_TEXT)
         response = RedirectResponse("/runs", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -148,14 +142,11 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
     return app
 
 
-_CSRF_TEXT = (
-    "The form's security token is missing or stale (CSRF protection). Reload the page and "
-    "submit again."
-)
-
-
 def _safe_next(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/runs"
+    """Only paths on this site (no ``//host`` or ``/\\host``: browsers read both as a host)."""
+    ok = target.startswith("/") and not target.startswith(("//", "/\\")) and "\r" not in target \
+        and "\n" not in target
+    return target if ok else "/runs"
 
 
 def _error_page(request: Request, status: int, headline: str, message: str) -> HTMLResponse:

@@ -12,18 +12,19 @@ __all__ = ["duration", "install", "number", "share", "when"]
 
 
 def when(value: datetime | str | None) -> str:
-    """``2013-06-01 14:05:09 UTC``; a date alone when the time is midnight."""
+    """``2013-06-01 14:05:09 UTC`` (stored times are UTC); ISO strings are parsed first."""
     if value is None or value == "":
         return "-"
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            stamp = datetime.fromisoformat(value)
         except ValueError:
             return value
-    if value.tzinfo is not None:
-        value = value.astimezone(tz=value.tzinfo)
-    zone = " UTC" if value.tzinfo is not None and value.utcoffset().total_seconds() == 0 else ""  # type: ignore[union-attr]
-    return value.strftime("%Y-%m-%d %H:%M:%S") + zone
+    else:
+        stamp = value
+    offset = stamp.utcoffset()
+    zone = " UTC" if offset is not None and offset.total_seconds() == 0 else ""
+    return stamp.strftime("%Y-%m-%d %H:%M:%S") + zone
 
 
 def duration(seconds: float | None) -> str:

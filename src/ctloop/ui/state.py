@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from ctloop.artifacts import ArtifactStore, open_artifact_store
 from ctloop.core.settings import Settings
 from ctloop.metadata import MetadataStore, open_metadata_store
-from ctloop.registry import ModelRegistry
+from ctloop.registry import ModelRegistry, default_actor
 from ctloop.ui.access import AccessPolicy, Identity
 from ctloop.ui.queries import UiQueries
 
@@ -66,7 +65,11 @@ class UiState:
             return self._artifacts
 
     def registry(self, identity: Identity | None = None) -> ModelRegistry:
-        actor = f"{identity.name} (ui)" if identity and identity.role else None
+        """The registry; moves are audited as ``KEY NAME (ui)``, or the login name without keys."""
+        actor = None
+        if identity is not None and identity.role:
+            who = identity.name if self.policy.enabled else default_actor()
+            actor = f"{who} (ui)"
         return ModelRegistry(self.store, actor=actor)
 
     def close(self) -> None:
@@ -96,7 +99,6 @@ def page(
         "identity": identity,
         "keys_enabled": state.policy.enabled,
         "csrf": state.policy.csrf_token(identity),
-        "now": datetime.now().astimezone(),
         "path": request.url.path,
     }
     response: HTMLResponse = state.templates.TemplateResponse(

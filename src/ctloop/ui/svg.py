@@ -59,7 +59,9 @@ def layers(nodes: Sequence[GraphNode]) -> dict[str, int]:
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 190, 64, 60, 18, 12
 
 
-def graph_svg(nodes: Sequence[GraphNode], *, label: str) -> Markup:
+def graph_svg(
+    nodes: Sequence[GraphNode], *, label: str, box_w: int = BOX_W, gap_x: int = GAP_X
+) -> Markup:
     """Nodes in columns by depth, edges as curves from upstream to downstream."""
     if not nodes:
         return Markup('<p class="muted">Nothing to draw.</p>')
@@ -70,8 +72,8 @@ def graph_svg(nodes: Sequence[GraphNode], *, label: str) -> Markup:
     pos: dict[str, tuple[int, int]] = {}
     for col, members in columns.items():
         for row, n in enumerate(members):
-            pos[n.id] = (PAD + col * (BOX_W + GAP_X), PAD + row * (BOX_H + GAP_Y))
-    width = PAD * 2 + (max(columns) + 1) * (BOX_W + GAP_X) - GAP_X
+            pos[n.id] = (PAD + col * (box_w + gap_x), PAD + row * (BOX_H + GAP_Y))
+    width = PAD * 2 + (max(columns) + 1) * (box_w + gap_x) - gap_x
     height = PAD * 2 + max(len(m) for m in columns.values()) * (BOX_H + GAP_Y) - GAP_Y
     parts = [
         f'<svg class="graph" role="img" aria-label="{escape(label)}" width="{width}" '
@@ -84,7 +86,7 @@ def graph_svg(nodes: Sequence[GraphNode], *, label: str) -> Markup:
         for up in n.upstream:
             if up not in pos:
                 continue
-            x1, y1 = pos[up][0] + BOX_W, pos[up][1] + BOX_H // 2
+            x1, y1 = pos[up][0] + box_w, pos[up][1] + BOX_H // 2
             x2, y2 = pos[n.id][0], pos[n.id][1] + BOX_H // 2
             mid = (x1 + x2) // 2
             parts.append(
@@ -98,15 +100,16 @@ def graph_svg(nodes: Sequence[GraphNode], *, label: str) -> Markup:
         box = [
             f'<g class="node state-{escape(n.state)}" data-id="{escape(n.id)}">',
             f"<title>{escape(n.title)} ({escape(n.state)})</title>",
-            f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="6" fill="#fff" '
+            f'<rect x="{x}" y="{y}" width="{box_w}" height="{BOX_H}" rx="6" fill="#fff" '
             f'stroke="{color}" stroke-width="2"{stroke}/>',
             f'<rect x="{x}" y="{y}" width="6" height="{BOX_H}" rx="3" fill="{color}"/>',
-            f'<text x="{x + 14}" y="{y + 18}" class="node-title">{escape(_clip(n.title, 24))}'
+            f'<text x="{x + 14}" y="{y + 18}" class="node-title">'
+            f"{escape(_clip(n.title, (box_w - 20) // 7))}"
             "</text>",
         ]
         for i, line in enumerate(n.lines[:3]):
             box.append(f'<text x="{x + 14}" y="{y + 34 + i * 13}" class="node-line">'
-                       f"{escape(_clip(line, 30))}</text>")
+                       f"{escape(_clip(line, (box_w - 20) // 6))}</text>")
         box.append("</g>")
         group = "".join(box)
         if n.href:
@@ -137,7 +140,7 @@ def histogram_svg(h: Histogram, *, title: str) -> Markup:
         return Markup('<p class="muted">No values to draw.</p>')
     bar_w = 26 if n <= 20 else 14
     plot_h, left, top, bottom = 140, 40, 16, 86
-    width = left + n * (bar_w + 8) + 10
+    width = left + n * (bar_w + 8) + 70  # room for the last rotated label
     height = top + plot_h + bottom
     peak = max([*h.reference, *h.current, 1e-12])
     parts = [

@@ -90,3 +90,29 @@ def test_promote_needs_admin_and_a_token(ctloop_home: Path) -> None:
     login = client.post("/login", content="key=secret-123&csrf=bad",
                         headers={"content-type": "application/x-www-form-urlencoded"})
     assert login.status_code == 403 and "CSRF" in login.text
+
+
+def test_sign_in_redirects_only_within_the_site(ctloop_home: Path) -> None:
+    import re
+
+    policy = AccessPolicy(load_keys({}, {"CTLOOP_UI_API_KEYS": "ada:admin:secret-123"}))
+    for target, expected in (("/models", "/models"), ("//evil.example", "/runs"),
+                             ("/\\evil.example", "/runs"), ("https://evil.example", "/runs")):
+        client = _client(load_settings(), policy)  # signing in starts a new session (and token)
+        form = client.get("/login").text
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', form).group(1)  # type: ignore[union-attr]
+        response = client.post("/login", data={"key": "secret-123", "csrf": token,
+                                               "next": target}, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"] == expected
+        assert "secret-123" not in response.headers["set-cookie"]  # the key never leaves
+
+
+def test_chart_data_cannot_close_its_script_block() -> None:
+    import json
+
+    from ctloop.ui.pages.monitoring import script_json
+
+    hostile = {"label": "</script><script>alert(1)</script>&"}
+    text = str(script_json(hostile))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == hostile

@@ -78,7 +78,8 @@ def column_histogram(
         ref_total = max(1, sum(ref_freq.values()))
         cur_total = max(1, sum(cur_freq.values()))
         top = [v for v, _ in ref.categorical.top(15)]
-        new = [v for v in cur_freq if v not in ref_freq]
+        # "New" only when the reference's sketch is exact: a purged sketch forgot rare values.
+        new = [v for v in cur_freq if v not in ref_freq] if ref.categorical.exact else []
         top_cur = [v for v, _ in sorted(cur_freq.items(), key=lambda kv: -kv[1])[:15]
                    if v not in top and v not in new]
         labels = top + top_cur[:5] + new[:10]
@@ -95,9 +96,11 @@ def column_histogram(
     lo, hi = ref.numeric.min, ref.numeric.max
     if cur is not None and cur.numeric is not None and cur.numeric.min is not None:
         lo, hi = min(lo, cur.numeric.min), max(hi, cur.numeric.max or hi)
-    if lo == hi:
-        hi = lo + 1
-    edges = np.linspace(lo, hi, bins + 1).tolist()
+    if ref.type == "integer" and hi - lo < 30:  # one bar per value: 4, 5, 6, not 4.083
+        edges = [v - 0.5 for v in range(int(lo), int(hi) + 2)]
+        bins = len(edges) - 1
+    else:
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1).tolist()
 
     def shares(col: ColumnStatistics | None) -> list[float]:
         if col is None or col.numeric is None or col.numeric.min is None:
@@ -106,7 +109,8 @@ def column_histogram(
         total = sum(counts) or 1.0
         return [c / total for c in counts]
 
-    labels = [_label(edges[i], ref.type) for i in range(bins)]
+    labels = [str(int(edges[i] + 0.5)) if ref.type == "integer" and edges[i] % 1 else
+              _label(edges[i], ref.type) for i in range(bins)]
     return Histogram(labels=labels, reference=shares(ref), current=shares(cur))
 
 
@@ -138,7 +142,7 @@ def artifact_page(request: Request, artifact_id: str) -> HTMLResponse:
                              if "reference" in inputs and "stats" in inputs else None)
         ctx["schema_id"] = inputs.get("schema")
     elif art.type == "Dataset":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         path = _local(state, art)
         file = pq.ParquetFile(path if path.is_file() else next(path.glob("*.parquet")))

@@ -123,17 +123,19 @@ def lineage_page(
                                upstream=[root.id])
         current = registry.store.get_aliases(mv.name)
         held = {e.alias for e in registry.store.alias_history(mv.name) if e.version == mv.version}
-        for a in sorted(held):
-            aid = f"alias:{mv.name}:{a}"
-            now = current.get(a) == mv.version
-            nodes[aid] = GraphNode(id=aid, title=f"@{a}", state="alias" if now else "skipped",
-                                   lines=["holds it now" if now else f"now v{current.get(a)}"],
+        for alias_name in sorted(held):
+            aid = f"alias:{mv.name}:{alias_name}"
+            now = current.get(alias_name) == mv.version
+            later = current.get(alias_name)
+            nodes[aid] = GraphNode(id=aid, title=f"@{alias_name}",
+                                   state="alias" if now else "skipped",
+                                   lines=["holds it now" if now else f"now v{later}"],
                                    href=f"/models/{mv.name}", upstream=[vid])
-            forward.append((mv, a, now))
+            forward.append((mv, alias_name, now))
     if len(nodes) > 400:
         raise UserInputError(f"The lineage graph has {len(nodes)} nodes; open a smaller part "
                              "(an intermediate artifact) instead.")
-    svg = graph_svg(list(nodes.values()), label=f"lineage of {root.id}")
+    svg = graph_svg(list(nodes.values()), label=f"lineage of {root.id}", box_w=170, gap_x=34)
     params = [(s.name, s.component, s.component_version, s.parameters, s.run_id)
               for s in steps.values()]
     return page(request, "lineage.html", {"root": root, "svg": svg, "steps": params,

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ctloop.core.errors import CtloopError, NotFound, UserInputError
+from ctloop.core.errors import NotFound, UserInputError
 from ctloop.metadata.base import ModelVersionRecord
 from ctloop.registry import ROLLBACK_MARK
+from ctloop.ui.forms import CSRF_TEXT, Forbidden, read_form
 from ctloop.ui.state import identity_of, page, state_of
 
 __all__ = ["router"]
@@ -44,12 +45,12 @@ def models_list(request: Request) -> HTMLResponse:
 def model_page(request: Request, name: str) -> HTMLResponse:
     state = state_of(request)
     registry = state.registry()
-    versions = registry.versions(name)
-    aliases = registry.aliases(name)
+    versions = registry.versions(name)  # NotFound naming the known models
+    aliases = state.store.get_aliases(name)
     by_version: dict[int, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(version, []).append(alias)
-    history = list(reversed(registry.history(name)))
+    history = list(reversed(state.store.alias_history(name)))
     can_roll = {a: len(registry.holders(name, a)) >= 2 for a in aliases}
     return page(request, "model.html", {
         "name": name, "versions": list(reversed(versions)), "aliases": aliases,
@@ -147,19 +148,10 @@ def _denied(request: Request) -> str | None:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    from ctloop.ui.app import read_form
-
     form = await read_form(request)
-    state = state_of(request)
-    if not state.policy.check_csrf(identity_of(request), form.get("csrf", "")):
-        raise _Forbidden("The form's security token is missing or stale (CSRF protection). "
-                         "Reload the page and submit again.")
+    if not state_of(request).policy.check_csrf(identity_of(request), form.get("csrf", "")):
+        raise Forbidden(CSRF_TEXT)
     return form
-
-
-class _Forbidden(CtloopError):
-    headline = "forbidden"
-    http_status = 403
 
 
 @router.post("/models/{name}/promote")
@@ -167,7 +159,7 @@ async def promote(request: Request, name: str) -> Response:
     form = await _form(request)
     denied = _denied(request)
     if denied:
-        raise _Forbidden(denied)
+        raise Forbidden(denied)
     try:
         version = int(form.get("version", ""))
     except ValueError:
@@ -186,7 +178,7 @@ async def rollback(request: Request, name: str) -> Response:
     form = await _form(request)
     denied = _denied(request)
     if denied:
-        raise _Forbidden(denied)
+        raise Forbidden(denied)
     alias = form.get("alias", "champion").strip() or "champion"
     registry = state_of(request).registry(identity_of(request))
     event = registry.rollback(name, alias=alias, reason=form.get("reason", "").strip())

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.metadata.base import ArtifactRecord
@@ -48,6 +49,12 @@ def _chart(title: str, ylabel: str, series: list[dict[str, Any]]) -> dict[str, A
         data.append([by_x.get(x) for x in xs])
     return {"title": title, "ylabel": ylabel, "data": data,
             "series": [{k: v for k, v in s.items() if k != "points"} for s in series]}
+
+
+def script_json(value: Any) -> Markup:
+    """JSON safe inside ``<script type="application/json">``: no ``</script>`` can close it."""
+    text = json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
+    return Markup(text.replace("&", "\\u0026"))
 
 
 def _loops(state: UiState) -> tuple[list[dict[str, Any]], str]:
@@ -142,5 +149,5 @@ def monitoring_model(
     return page(request, "monitoring.html", {
         "models": [model], "model": model, "charts": charts, "latest": latest,
         "firings": firings, "loops": loops, "loop_note": loop_note,
-        "chart_json": {k: json.dumps(v) for k, v in charts.items()},
+        "chart_json": {k: script_json(v) for k, v in charts.items()},
     })

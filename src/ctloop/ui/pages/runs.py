@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from ctloop.core.errors import UserInputError
 from ctloop.metadata.base import RunStatus, StepRecord, StepStatus
+from ctloop.ui.filters import duration
 from ctloop.ui.queries import PAGE_SIZES, RunFilter
 from ctloop.ui.state import page, state_of
 from ctloop.ui.svg import GraphNode, graph_svg
@@ -76,19 +77,13 @@ def runs_list(
 
 
 def _step_node(step: StepRecord) -> GraphNode:
-    lines = [f"{step.status.value} · {_dur(step.duration_s)}"]
+    lines = [f"{step.status.value} · {duration(step.duration_s)}"]
     if step.attempts > 1:
         lines.append(f"{step.attempts} attempts")
     if step.status is StepStatus.CACHED:
         lines.append("cache hit")
     return GraphNode(id=step.name, title=step.name, lines=lines, state=step.status.value,
                      href=f"#step-{step.name}", upstream=list(step.upstream))
-
-
-def _dur(seconds: float | None) -> str:
-    from ctloop.ui.filters import duration
-
-    return duration(seconds)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

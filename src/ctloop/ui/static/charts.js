@@ -19,6 +19,9 @@
     el.uplot = chart;
   }
   document.querySelectorAll("div.chart[data-series]").forEach(draw);
+  document.querySelectorAll(".scroll[data-scroll-end]").forEach(function (el) {
+    el.scrollLeft = el.scrollWidth;
+  });
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
       if (!window.confirm(form.dataset.confirm)) { ev.preventDefault(); }
