@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from ctloop.artifacts import open_artifact_store
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.registry import ModelRegistry
 from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
@@ -33,14 +35,17 @@ def _promote(url: str, name: str, version: int) -> subprocess.Popen[bytes]:
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.parametrize(("service", "url"), [("postgres", POSTGRES_URL), ("mysql", MYSQL_URL)])
-def test_concurrent_promotions_in_processes(service: str, url: str) -> None:
+def test_concurrent_promotions_in_processes(service: str, url: str, tmp_path: Path) -> None:
     require_service(service)
     name = unique_name("model")
     store = open_metadata_store(url)
     registry = ModelRegistry(store, actor="setup")
-    for _ in range(6):
+    artifacts = open_artifact_store((tmp_path / "artifacts").as_uri())
+    for i in range(6):
+        (tmp_path / f"m{i}").write_text(str(i))
+        stored = artifacts.put(tmp_path / f"m{i}")  # real bytes: promotion checks them
         art = store.add_artifact(
-            ArtifactRecord(id=new_id(), type="Model", uri="file:///m", sha256="0" * 64, size=1)
+            ArtifactRecord(new_id(), "Model", stored.uri, stored.sha256, stored.size)
         )
         registry.register(name, art.id)
     procs = [_promote(url, name, v) for v in range(1, 7)]
