@@ -33,6 +33,7 @@ from ctloop.monitoring.base import PredictionLog
 from ctloop.registry import ModelRegistry
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest, NotReady
+from ctloop.serving.explain import add_explain_routes
 from ctloop.serving.loader import Deployment, ModelPool
 from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctloop.serving.predict import parse_body, score, score_shadow
@@ -142,6 +143,7 @@ def create_app(
     app.state.serving = state
     _add_error_handlers(app)
     _add_routes(app, state)
+    add_explain_routes(app, state)
     if fs is not None:
         from ctloop.features.server import feature_router
 
