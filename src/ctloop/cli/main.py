@@ -42,6 +42,7 @@ _COMMAND_MODULES: list[str] = [
     "ctloop.cli.run",
     "ctloop.cli.project",
     "ctloop.cli.serve",
+    "ctloop.cli.predict",
 ]
 
 
