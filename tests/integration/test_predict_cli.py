@@ -187,3 +187,37 @@ def test_explain_refuses_what_it_cannot_explain_in_one_line(
     assert code == 2 and "HistGradientBoostingClassifier" in one_error_line(err)
     code, _, err = cli(capsys, "explain", "flights", "feb.txt")
     assert code != 0 and "does not exist" in one_error_line(err)
+
+
+def test_predict_can_log_every_row_to_the_prediction_log(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ctloop.monitoring.log import open_prediction_log
+
+    code, out, err = cli(
+        capsys,
+        "predict",
+        "flights",
+        "feb.csv",
+        "o.parquet",
+        "--log",
+        "--id-column",
+        "flight",
+        "--now",
+        "2013-02-28T00:00:00",
+        "--json",
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    logged = open_prediction_log(project / ".ctloop" / "predictions").read(model_name="flights")
+    scored = pd.read_parquet(project / "o.parquet")
+    assert len(logged) == 3000 and logged["request_id"].is_unique
+    assert logged["request_id"].str.startswith(summary["run_id"]).all()
+    assert set(logged["model_version"]) == {1} and set(logged["route"]) == {"batch"}
+    by_row = logged.set_index("request_id").loc[[f"{summary['run_id']}-{i}" for i in range(3000)]]
+    np.testing.assert_allclose(by_row["prediction"], scored["score"], atol=1e-12)
+    assert {str(t)[:10] for t in logged["ts"]} == {"2013-02-28"}
+    code, _, err = cli(capsys, "predict", "flights", "feb.csv", "o2.parquet", "--id-column", "x")
+    assert code == 2 and "no id column 'x'" in one_error_line(err)
+    code, _, err = cli(capsys, "predict", "flights", "feb.csv", "o2.parquet", "--now", "June")
+    assert code == 2 and "ISO timestamp" in one_error_line(err)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ctloop.features import FeatureStore
     from ctloop.metadata.base import MetadataStore
+    from ctloop.monitoring.base import PredictionLog
     from ctloop.serving.config import ServingConfig
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -71,6 +72,17 @@ def _feature_store(
     return fs
 
 
+def _prediction_log(config: ServingConfig, settings: Settings) -> PredictionLog:
+    """The prediction log the service writes to (``[ctloop.serving] prediction_log``)."""
+    from ctloop.monitoring.log import open_prediction_log
+
+    if config.prediction_log == "":
+        raise UserInputError(
+            '--log needs a prediction log, but [ctloop.serving] prediction_log is "" (off).'
+        )
+    return open_prediction_log(config.prediction_log or None, settings=settings)
+
+
 FeaturesOpt = Annotated[
     bool,
     typer.Option(
@@ -98,6 +110,12 @@ def predict(
     ] = 65_536,
     features: FeaturesOpt = True,
     now: NowOpt = None,
+    log: Annotated[
+        bool, typer.Option(help="Also append every scored row to the prediction log.")
+    ] = False,
+    id_column: Annotated[
+        str | None, typer.Option(help="Column logged as each row's id, for joining labels.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Draw a progress bar on stderr.")] = True,
     json_: JsonOpt = False,
 ) -> None:
@@ -119,6 +137,7 @@ def predict(
     ref = resolve_ref(model, config.alias)
     with _stores(settings) as (store, artifacts):
         fs = _feature_store(config, settings, store, features)
+        plog = _prediction_log(config, settings) if log else None
         bar = Progress(
             TextColumn("[bold]scoring[/] {task.description}"),
             BarColumn(),
@@ -144,12 +163,16 @@ def predict(
                     overwrite=overwrite,
                     chunk_rows=chunk_rows,
                     now=now,
+                    prediction_log=plog,
+                    id_column=id_column,
                     on_start=lambda total: bar.update(task, total=total),
                     on_progress=lambda n: bar.advance(task, n),
                 )
         finally:
             if fs is not None:
                 fs.close()
+            if plog is not None:
+                plog.close()
     if json_:
         print_json(result.to_dict())
         return

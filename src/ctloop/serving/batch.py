@@ -14,6 +14,11 @@ with ``overwrite``. The work is recorded in the metadata store as a run with
 one ``predict`` step that read the input (a ``Dataset`` by reference, with its
 sha256) and the model version's artifact, and wrote the output: ``ctloop
 lineage OUTPUT_ID`` walks from the predictions back to the training data.
+
+With a ``prediction_log`` every scored row is also appended to it (protocol
+``batch``, request id ``<run id>-<row number>``, the caller's id from
+``id_column`` as ``row_id`` for joining labels later), chunk by chunk and
+synchronously, so monitors see batch traffic like served traffic.
 """
 
 from __future__ import annotations
@@ -45,12 +50,13 @@ from ctloop.metadata.base import (
 from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.serving.errors import InvalidRequest
-from ctloop.serving.features import assemble, column_of
+from ctloop.serving.features import assemble, column_of, entity_keys
 from ctloop.serving.loader import feature_refs_of
 
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
+    from ctloop.monitoring.base import PredictionLog
 
 __all__ = ["FORMATS", "BatchResult", "predict_file", "resolve_ref"]
 
@@ -236,7 +242,8 @@ def _score_batch(
     store: FeatureStore | None,
     now: str | None,
     threshold: float | None,
-) -> tuple[pa.RecordBatch, int]:
+) -> _Scored:
+    started = time.perf_counter()
     frame = batch.to_pandas()
     try:
         full = assemble(frame, model.signature.columns, refs, store, now=now)
@@ -245,17 +252,76 @@ def _score_batch(
     scores = np.asarray(model.predict(full, what="The input rows"), dtype=float)
     arrays = [*batch.columns, pa.array(scores, type=pa.float64())]
     names = [*batch.schema.names, SCORE]
-    positives = 0
+    decisions = None
     if threshold is not None:
         decisions = (scores >= threshold).astype(np.int8)
-        positives = int(decisions.sum())
         arrays.append(pa.array(decisions, type=pa.int8()))
         names.append(DECISION)
-    return pa.RecordBatch.from_arrays(arrays, names=names), positives
+    out = pa.RecordBatch.from_arrays(arrays, names=names)
+    return _Scored(out, full, scores, decisions, (time.perf_counter() - started) * 1000)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    batch: pa.RecordBatch  # input columns + score (+ decision)
+    inputs: Any  # the frame the model read (a pandas DataFrame), for the prediction log
+    scores: np.ndarray
+    decisions: np.ndarray | None
+    latency_ms: float
+
+
+def _log_chunk(
+    plog: PredictionLog,
+    scored: _Scored,
+    *,
+    label: tuple[str, int],
+    run_id: str,
+    offset: int,
+    ts: datetime,
+    columns: list[str],
+    keys: list[str],
+    id_column: str | None,
+) -> None:
+    from ctloop.serving.requestlog import LogBatch
+
+    n = len(scored.scores)
+    inputs = scored.inputs
+    row_ids = None
+    if id_column is not None:
+        values = inputs[id_column].astype(object).where(inputs[id_column].notna(), None)
+        row_ids = [None if v is None else str(v) for v in values.tolist()]
+    entry = LogBatch(
+        model_name=label[0],
+        model_version=label[1],
+        route="batch",
+        ts=ts,
+        request_ids=[f"{run_id}-{offset + i}" for i in range(n)],
+        predictions=scored.scores,
+        features=inputs[columns],
+        entity=inputs[[k for k in keys if k in inputs.columns]],
+        latency_ms=scored.latency_ms,
+        protocol="batch",
+        row_ids=row_ids,
+        decisions=scored.decisions,
+    )
+    plog.append(entry.records())
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _logical_time(now: str | None) -> datetime:
+    """When the predictions count as made (``--now`` for a backfill), as the service does."""
+    if now is None:
+        return _now()
+    try:
+        parsed = datetime.fromisoformat(now)
+    except ValueError:
+        raise UserInputError(
+            f"The as-of time must be an ISO timestamp, e.g. 2013-06-01T12:00:00; got {now!r}."
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def predict_file(
@@ -270,6 +336,8 @@ def predict_file(
     overwrite: bool = False,
     chunk_rows: int = 65_536,
     now: str | None = None,
+    prediction_log: PredictionLog | None = None,
+    id_column: str | None = None,
     on_start: Callable[[int | None], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> BatchResult:
@@ -294,6 +362,11 @@ def predict_file(
     refs = feature_refs_of(registry.store, record, feature_refs)
     reader = _Reader(source, in_fmt, model, chunk_rows)
     looked_up = _check_columns(reader, model, refs, feature_store)
+    ts = _logical_time(now)
+    if id_column is not None and id_column not in reader.schema.names:
+        raise UserInputError(
+            f"The input {source} has no id column {id_column!r}; it has {reader.schema.names}."
+        )
     threshold = model.decision_threshold if model.task == "classification" else None
 
     store = registry.store
@@ -305,15 +378,31 @@ def predict_file(
     try:
         if on_start is not None:
             on_start(reader.total)
+        keys = entity_keys(feature_store, list(refs))
         for batch in reader:
-            scored, pos = _score_batch(batch, model, refs, feature_store, now, threshold)
-            writer.write(scored)
+            scored = _score_batch(batch, model, refs, feature_store, now, threshold)
+            writer.write(scored.batch)
+            if prediction_log is not None:
+                _log_chunk(
+                    prediction_log,
+                    scored,
+                    label=(record.name, record.version),
+                    run_id=run.id,
+                    offset=rows,
+                    ts=ts,
+                    columns=model.signature.columns,
+                    keys=keys,
+                    id_column=id_column,
+                )
             rows += batch.num_rows
-            positives += pos
+            if scored.decisions is not None:
+                positives += int(scored.decisions.sum())
             if on_progress is not None:
                 on_progress(batch.num_rows)
         if rows == 0:
             raise UserInputError(f"The input {source} has no rows to score.")
+        if prediction_log is not None:
+            prediction_log.flush()
         writer.commit()
     except BaseException as exc:
         writer.abort()
