@@ -7,6 +7,13 @@ time: bytes that changed after they were written raise ``IntegrityError``
 naming the artifact, never silently wrong data. A verified local file is
 remembered by its inode, size, mtime and ctime, so reading it again costs a
 ``stat`` until something touches it.
+
+A folder is unpacked once into ``.cache/trees/<sha256>/`` and that copy is
+checked too on every ``get``: its files are hashed back into the tree tar they
+came from and compared with the recorded sha256 (memoised by the files'
+stats), so a file changed, added or planted there raises ``IntegrityError``
+instead of being handed to a reader. The cache is not trusted just because the
+archive is intact.
 """
 
 from __future__ import annotations
@@ -23,14 +30,26 @@ from typing import Any
 
 from ctloop.artifacts.base import ByteStore, StoredObject
 from ctloop.artifacts.local import LocalByteStore
-from ctloop.artifacts.treefile import extract_tree, write_tree
+from ctloop.artifacts.treefile import extract_tree, tree_digest, write_tree
 from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
 from ctloop.core.hashing import hash_file
 
-__all__ = ["TREE_SUFFIX", "ContentStore"]
+__all__ = ["TREE_SUFFIX", "ContentStore", "store_url_of"]
 
 TREE_SUFFIX = ".dir.tar"
 _CHUNK = 1 << 20
+
+
+def store_url_of(uri: str) -> str:
+    """The URL of the store that holds ``uri`` (``<store>/ab/abcdef....suffix``)."""
+    head, _, name = uri.rpartition("/")
+    store, _, prefix = head.rpartition("/")
+    if not (store and len(prefix) == 2 and name.startswith(prefix) and len(name) >= 64):
+        raise UserInputError(
+            f"The artifact URI {uri} is not in a ctloop artifact store (expected "
+            "<store>/ab/<sha256>...); open the store it was written to."
+        )
+    return store
 
 
 def _suffix(path: Path) -> str:
@@ -42,6 +61,15 @@ def _suffix(path: Path) -> str:
 def _signature(path: Path) -> tuple[int, int, int, int]:
     st = path.stat()
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+_TreeSignature = tuple[tuple[str, tuple[int, int, int, int]], ...]
+
+
+def _tree_signature(folder: Path) -> _TreeSignature:
+    """Stats of a folder and everything in it: any edit, addition or removal changes it."""
+    entries = [folder, *sorted(folder.rglob("*"))]
+    return tuple((p.relative_to(folder).as_posix(), _signature(p)) for p in entries)
 
 
 class ContentStore:
@@ -59,6 +87,7 @@ class ContentStore:
                 cache_dir = base / "ctloop" / "artifacts"
         self.cache_dir = Path(cache_dir)
         self._verified: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
+        self._verified_trees: dict[Path, tuple[_TreeSignature, str]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -159,7 +188,7 @@ class ContentStore:
                 "the file or rerun the step that produced it with --no-cache."
             )
         if key.endswith(TREE_SUFFIX):
-            return self._tree(local, sha256)
+            return self._tree(local, sha256, label)
         return local
 
     def verify(self, uri: str, sha256: str) -> bool:
@@ -188,9 +217,10 @@ class ContentStore:
             tmp.unlink(missing_ok=True)
         return target
 
-    def _tree(self, archive: Path, sha256: str) -> Path:
+    def _tree(self, archive: Path, sha256: str, label: str) -> Path:
         folder = self.cache_dir / "trees" / sha256
         if folder.is_dir():
+            self._check_unpacked(folder, sha256, label)
             return folder
         tmp = folder.with_name(f".tmp-{uuid.uuid4().hex}")
         try:
@@ -203,7 +233,28 @@ class ContentStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+        self._check_unpacked(folder, sha256, label)  # also memoises a fresh copy
         return folder
+
+    def _check_unpacked(self, folder: Path, sha256: str, label: str) -> None:
+        """Refuse an unpacked copy whose files no longer hash to the recorded ``sha256``."""
+        signature = _tree_signature(folder)
+        with self._lock:
+            known = self._verified_trees.get(folder)
+        if known is not None and known == (signature, sha256):
+            return
+        actual = tree_digest(folder)
+        if actual != sha256:
+            raise IntegrityError(
+                f"The unpacked copy of the {label} at {folder} was changed after ctloop "
+                f"unpacked it: its files hash to {actual[:16]}..., not the recorded "
+                f"{sha256[:16]}... (the stored archive itself is intact). Nothing from it was "
+                "used. Find out who changed it, then delete that folder; ctloop unpacks it "
+                "again from the verified archive."
+            )
+        if _tree_signature(folder) == signature:  # unchanged while we hashed it
+            with self._lock:
+                self._verified_trees[folder] = (signature, sha256)
 
     # verification memo -----------------------------------------------------
     def _local_hash(self, path: Path) -> str:

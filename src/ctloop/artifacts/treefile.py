@@ -8,20 +8,27 @@ files always produce the same bytes and therefore the same cache keys.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
-__all__ = ["extract_tree", "write_tree"]
+__all__ = ["TreeSnapshot", "extract_tree", "read_tree", "tree_digest", "write_tree"]
 
 _CHUNK = 1 << 20
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
 
 
 class _HashingWriter:
     """A write-only file that hashes and counts what passes through it."""
 
-    def __init__(self, sink: IO[bytes]) -> None:
+    def __init__(self, sink: _Sink) -> None:
         self.sink = sink
         self.digest = hashlib.sha256()
         self.size = 0
@@ -30,6 +37,13 @@ class _HashingWriter:
         self.digest.update(data)
         self.size += len(data)
         return self.sink.write(data)
+
+
+class _NullSink:
+    """Discards what it is given: hashing a tree without writing the tar."""
+
+    def write(self, data: bytes, /) -> int:
+        return len(data)
 
 
 def _entry(path: Path, arcname: str) -> tarfile.TarInfo:
@@ -46,22 +60,79 @@ def _entry(path: Path, arcname: str) -> tarfile.TarInfo:
     return info
 
 
+def _members(folder: Path) -> Iterator[Path]:
+    """The entries a tree is made of, in the order its tar lists them."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() or path.is_file():  # sockets, dangling links: not data
+            yield path
+
+
+_Items = Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]
+
+
+def _write_tar(sink: _HashingWriter, items: _Items) -> None:
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for info, fh in items:
+            tar.addfile(info, fh)
+
+
+def _file_items(folder: Path) -> _Items:
+    for path in _members(folder):
+        info = _entry(path, path.relative_to(folder).as_posix())
+        if info.isdir():
+            yield info, None
+        else:
+            with open(path, "rb") as fh:
+                yield info, fh
+
+
 def write_tree(folder: Path, target: Path) -> tuple[str, int]:
     """Write ``folder`` as a deterministic tar to ``target``; return (sha256, size)."""
-    entries = sorted(p for p in folder.rglob("*"))
     with open(target, "wb") as raw:
         sink = _HashingWriter(raw)
-        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            for path in entries:
-                if not (path.is_dir() or path.is_file()):
-                    continue  # sockets, dangling links: not data
-                info = _entry(path, path.relative_to(folder).as_posix())
-                if info.isdir():
-                    tar.addfile(info)
-                else:
-                    with open(path, "rb") as fh:
-                        tar.addfile(info, fh)
+        _write_tar(sink, _file_items(folder))
     return sink.digest.hexdigest(), sink.size
+
+
+@dataclass(frozen=True)
+class TreeSnapshot:
+    """A folder's files read once into memory, with the sha256 its tree tar would have.
+
+    Whoever checks ``sha256`` against a recorded hash and then uses ``files``
+    uses exactly the bytes that were checked: nothing can be swapped on disk
+    between the check and the use.
+    """
+
+    sha256: str
+    files: dict[str, bytes]  # relative posix path -> content
+
+
+def read_tree(folder: Path) -> TreeSnapshot:
+    """Read every file under ``folder`` and hash them as ``write_tree`` would store them."""
+    files: dict[str, bytes] = {}
+
+    def items() -> _Items:
+        for path in _members(folder):
+            name = path.relative_to(folder).as_posix()
+            info = _entry(path, name)
+            if info.isdir():
+                yield info, None
+                continue
+            data = path.read_bytes()
+            info.size = len(data)  # what was read, even if the file grew meanwhile
+            files[name] = data
+            yield info, io.BytesIO(data)
+
+    sink = _HashingWriter(_NullSink())
+    _write_tar(sink, items())
+    return TreeSnapshot(sink.digest.hexdigest(), files)
+
+
+def tree_digest(folder: Path) -> str:
+    """The sha256 ``write_tree`` would give ``folder``, without writing or keeping the tar."""
+    sink = _HashingWriter(_NullSink())
+    _write_tar(sink, _file_items(folder))
+    return sink.digest.hexdigest()
 
 
 def extract_tree(archive: Path, folder: Path) -> None:

@@ -48,7 +48,9 @@ def list_artifacts(
 @app.command("show")
 def show_artifact(
     artifact_id: Annotated[str, typer.Argument(help="artifact id or unique prefix")],
-    verify: Annotated[bool, typer.Option(help="re-hash the stored bytes")] = False,
+    verify: Annotated[
+        bool, typer.Option(help="re-hash the stored bytes and the unpacked copy of a folder")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One artifact: type, URI, size, hash, properties, producer and readers."""
@@ -57,22 +59,31 @@ def show_artifact(
     producer = store.get_step(art.producer_step_id) if art.producer_step_id else None
     readers = [e for e in store.get_events(artifact_id=art.id) if e.kind == "input"]
     verified = None
+    unpacked = None
     if verify:
         from ctloop.artifacts import open_artifact_store
 
-        open_artifact_store(load_settings().artifacts_url).get(art.uri, art.sha256, name=art.id)
+        # Raises IntegrityError (one line, exit 1) when the stored bytes or, for a
+        # folder, the unpacked copy loads read no longer hash to the recorded sha256.
+        path = open_artifact_store(load_settings().artifacts_url).get(
+            art.uri, art.sha256, name=art.id
+        )
         verified = True
+        unpacked = str(path) if path.is_dir() else None
     if as_json:
         print_json({
             "artifact": to_dict(art),
             "producer": to_dict(producer) if producer else None,
             "read_by": [to_dict(e) for e in readers],
             "verified": verified,
+            "unpacked_verified": unpacked,
         })
         return
     console.print(f"[bold]{art.type}[/] {art.id}")
     console.print(f"uri      {art.uri}")
     console.print(f"sha256   {art.sha256}" + ("  [green]verified[/]" if verified else ""))
+    if unpacked:
+        console.print(f"unpacked {unpacked}  [green]verified[/]", highlight=False)
     console.print(f"size     {_size(art.size)}")
     if producer:
         console.print(f"producer step {producer.name} ({producer.component}) of run "

@@ -51,6 +51,7 @@ _COMMAND_MODULES: list[str] = [
     "ctloop.cli.project",
     "ctloop.cli.serve",
     "ctloop.cli.ui",
+    "ctloop.cli.predict",
 ]
 
 

@@ -9,8 +9,12 @@ with. The folder's bytes depend only on the model, so the same fit gives the
 same hash.
 
 scikit-learn and plain Python predictors are pickled (joblib). Unpickling runs
-code, so ctloop loads pickles only from its own artifact store, whose content
-hashes were recorded when the model was written; never load one from elsewhere.
+code, and a manifest beside the model proves nothing (whoever can plant a
+pickle can rewrite it). So a model from the artifact store is loaded with the
+sha256 the metadata store recorded for its folder (``load_model(path,
+sha256=...)``, which the registry does): every file is read once into memory,
+hashed as the store hashes folders, and only those checked bytes are parsed —
+nothing is read from disk again between the check and the unpickling.
 LightGBM and XGBoost models use their libraries' own text/binary formats.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
+import io
 import json
 import warnings
 from dataclasses import dataclass
@@ -29,8 +34,9 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from ctloop.artifacts.treefile import read_tree
 from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, UserInputError
-from ctloop.core.hashing import hash_file, stable_json
+from ctloop.core.hashing import hash_bytes, hash_file, stable_json
 from ctloop.core.plugins import require
 from ctloop.models.signature import Signature
 
@@ -74,7 +80,10 @@ class Flavor(Protocol):
     file_name: ClassVar[str]
 
     def save(self, model: Any, path: Path) -> None: ...
-    def load(self, path: Path) -> Any: ...
+    def load(self, data: bytes) -> Any:
+        """The model from the (already verified) bytes of its file."""
+        ...
+
     def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray: ...
 
 
@@ -88,8 +97,8 @@ class SklearnFlavor:
     def save(self, model: Any, path: Path) -> None:
         joblib.dump(model, path)
 
-    def load(self, path: Path) -> Any:
-        return joblib.load(path)
+    def load(self, data: bytes) -> Any:
+        return joblib.load(io.BytesIO(data))
 
     def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
         if task == "classification":
@@ -123,9 +132,9 @@ class LightGBMFlavor:
         booster = getattr(model, "booster_", model)
         booster.save_model(str(path))
 
-    def load(self, path: Path) -> Any:
+    def load(self, data: bytes) -> Any:
         lgb = require("lightgbm", "all", "Loading a LightGBM model")
-        return lgb.Booster(model_file=str(path))
+        return lgb.Booster(model_str=data.decode("utf-8"))
 
     def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
         # A binary-objective booster already returns the positive-class probability.
@@ -143,10 +152,10 @@ class XGBoostFlavor:
         booster = model.get_booster() if hasattr(model, "get_booster") else model
         booster.save_model(str(path))
 
-    def load(self, path: Path) -> Any:
+    def load(self, data: bytes) -> Any:
         xgb = require("xgboost", "boost", "Loading an XGBoost model")
         booster = xgb.Booster()
-        booster.load_model(str(path))
+        booster.load_model(bytearray(data))
         return booster
 
     def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
@@ -252,12 +261,17 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{path} is not a saved ctloop model (no {MANIFEST}); save it with "
             "ctloop.models.save_model."
         )
+    return _parse_manifest(manifest_path.read_bytes(), manifest_path)
+
+
+def _parse_manifest(data: bytes, where: Path) -> dict[str, Any]:
     try:
-        return json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise IntegrityError(
-            f"{manifest_path} is not valid JSON ({exc}); the model is damaged."
-        ) from exc
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{where} is not valid JSON ({exc}); the model is damaged.") from exc
+    if not isinstance(manifest, dict):
+        raise IntegrityError(f"{where} is not a JSON object; the model is damaged.")
+    return manifest
 
 
 def _check_requirements(requirements: dict[str, str], where: str) -> None:
@@ -334,15 +348,54 @@ class LoadedModel:
         return OutlierDetector.from_dict(data)
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Load a model folder written by :func:`save_model`, checking hash and packages."""
+def _model_files(folder: Path, sha256: str | None) -> dict[str, bytes]:
+    """The folder's files as checked bytes: against ``sha256`` (the whole folder) when given.
+
+    Without ``sha256`` only the manifest and the model file are read (the
+    manifest's own hash of the model file is checked by the caller).
+    """
+    if sha256 is None:
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            read_manifest(folder)  # raises the NotFound that explains it
+        files = {MANIFEST: manifest_path.read_bytes()}
+        name = str(_parse_manifest(files[MANIFEST], manifest_path).get("model_file", ""))
+        model_file = folder / name
+        if name and model_file.is_file():
+            files[name] = model_file.read_bytes()
+        return files
+    if not (folder / MANIFEST).is_file():
+        read_manifest(folder)
+    snapshot = read_tree(folder)
+    if snapshot.sha256 != sha256:
+        raise IntegrityError(
+            f"The model folder {folder} does not match the sha256 recorded for it: its files "
+            f"hash to {snapshot.sha256[:16]}..., not {sha256[:16]}.... A file in it was "
+            "changed, added or replaced; nothing was loaded. Delete the folder (ctloop "
+            "unpacks it again from the verified artifact) and find out who changed it."
+        )
+    return snapshot.files
+
+
+def load_model(path: str | Path, *, sha256: str | None = None) -> LoadedModel:
+    """Load a model folder written by :func:`save_model`, checking hashes and packages.
+
+    ``sha256`` is the content hash the artifact store recorded for the folder
+    (its tree tar); given, the folder must match it exactly before anything is
+    parsed, so a planted file or a rewritten manifest is refused. Without it
+    only the model file is checked against the manifest: use that for folders
+    you saved yourself, never for ones others could write to.
+    """
     folder = Path(path)
-    manifest = read_manifest(folder)
+    files = _model_files(folder, sha256)
+    manifest = _parse_manifest(files[MANIFEST], folder / MANIFEST)
     impl = _flavor(str(manifest.get("flavor")))
-    model_file = folder / str(manifest.get("model_file", impl.file_name))
-    if not model_file.is_file():
+    name = str(manifest.get("model_file", impl.file_name))
+    model_file = folder / name
+    data = files.get(name)
+    if data is None:
         raise IntegrityError(f"The model file {model_file} is missing; the model is damaged.")
-    actual = hash_file(model_file)
+    actual = hash_bytes(data)
     if actual != manifest.get("sha256"):
         raise IntegrityError(
             f"The model file {model_file} has sha256 {actual[:12]}..., not the recorded "
@@ -351,7 +404,7 @@ def load_model(path: str | Path) -> LoadedModel:
         )
     _check_requirements(manifest.get("requirements", {}), str(folder))
     try:
-        model = impl.load(model_file)
+        model = impl.load(data)
     except (BackendUnavailable, IntegrityError):
         raise
     except ModuleNotFoundError as exc:

@@ -17,7 +17,8 @@ from types import EllipsisType
 from typing import Any
 
 from ctloop.artifacts.base import ArtifactStore
-from ctloop.core.errors import NotFound, StoreError, UserInputError
+from ctloop.artifacts.treefile import tree_digest
+from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
 from ctloop.metadata.base import AliasEventRecord, MetadataStore, ModelVersionRecord
 from ctloop.metadata.lineage import lineage
 from ctloop.models.flavors import LoadedModel, load_model
@@ -41,9 +42,17 @@ def default_actor() -> str:
 class ModelRegistry:
     """Registered model versions and their aliases, on a metadata store."""
 
-    def __init__(self, store: MetadataStore, *, actor: str | None = None) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        *,
+        actor: str | None = None,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
+        """``artifacts``: where the model bytes live; default, the store each URI names."""
         self.store = store
         self.actor = actor or default_actor()
+        self.artifacts = artifacts
 
     # versions -------------------------------------------------------------
     def register(
@@ -163,11 +172,13 @@ class ModelRegistry:
 
         Give ``expected_version`` (the holder you decided against, None for no
         holder) to move only if nobody moved the alias meanwhile; otherwise
-        ``StoreError``.
+        ``StoreError``. A version whose stored bytes do not match the recorded
+        sha256 is refused (``IntegrityError``): nothing tampered gets an alias.
         """
         if reason.startswith(ROLLBACK_MARK):
             raise UserInputError(f"A promotion reason cannot start with {ROLLBACK_MARK!r}.")
         self.store.get_model_version(name, version)
+        self._verify_for(name, version, f"promoted to {alias!r}")
         return self.store.move_alias(
             name,
             alias,
@@ -190,6 +201,7 @@ class ModelRegistry:
                 f"(holders so far: {holders or 'none'})."
             )
         current, target = holders[-1], holders[-2]
+        self._verify_for(name, target, f"the rollback target of {alias!r}")
         text = f"{ROLLBACK_MARK} from version {current}" + (f": {reason}" if reason else "")
         try:
             return self.store.move_alias(
@@ -219,12 +231,55 @@ class ModelRegistry:
         return self.store.alias_history(name, alias)
 
     # use ------------------------------------------------------------------
-    def load(self, ref: str | ModelRef, artifacts: ArtifactStore) -> LoadedModel:
-        """The model a reference points at, fetched hash-checked from the artifact store."""
+    def load(self, ref: str | ModelRef, artifacts: ArtifactStore | None = None) -> LoadedModel:
+        """The model a reference points at, fetched hash-checked from the artifact store.
+
+        The folder is checked against the sha256 the metadata store recorded
+        for the version's artifact (not the manifest inside it) before any
+        byte of it is unpickled.
+        """
         record = self.get(ref)
         artifact = self.store.get_artifact(record.artifact_id)
-        path = artifacts.get(artifact.uri, artifact.sha256, name=f"{record.name}:{record.version}")
-        return load_model(Path(path))
+        store = self._artifacts_for(artifact.uri, artifacts)
+        path = store.get(artifact.uri, artifact.sha256, name=f"{record.name}:{record.version}")
+        return load_model(Path(path), sha256=artifact.sha256)
+
+    def verify(self, name: str, version: int, artifacts: ArtifactStore | None = None) -> None:
+        """Raise ``IntegrityError`` unless the version's stored bytes are exactly the recorded ones.
+
+        Checks the stored archive and, for a folder, the unpacked copy every
+        load reads; nothing is unpickled. Promotion and rollback call it.
+        """
+        record = self.store.get_model_version(name, version)
+        artifact = self.store.get_artifact(record.artifact_id)
+        store = self._artifacts_for(artifact.uri, artifacts)
+        label = f"{name}:{version}"
+        try:
+            path = store.get(artifact.uri, artifact.sha256, name=label)
+            if path.is_dir() and (actual := tree_digest(path)) != artifact.sha256:
+                raise IntegrityError(
+                    f"its files at {path} hash to {actual[:16]}..., not the recorded "
+                    f"{artifact.sha256[:16]}...; delete that folder to unpack it again."
+                )
+        except (IntegrityError, NotFound, UserInputError) as exc:
+            raise type(exc)(f"Model {label} cannot be trusted: {exc.message}") from exc
+
+    def _verify_for(self, name: str, version: int, what: str) -> None:
+        try:
+            self.verify(name, version)
+        except (IntegrityError, NotFound) as exc:
+            raise type(exc)(f"{exc.message} It cannot be {what}.") from exc
+
+    def _artifacts_for(self, uri: str, given: ArtifactStore | None) -> ArtifactStore:
+        """The store holding ``uri``: the one given, the registry's, else the URI's own."""
+        if given is not None:
+            return given
+        if self.artifacts is not None:
+            return self.artifacts
+        from ctloop.artifacts import open_artifact_store
+        from ctloop.artifacts.content import store_url_of
+
+        return open_artifact_store(store_url_of(uri))
 
     def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
         """Recorded metrics of versions ``a`` and ``b`` side by side, overall and per slice."""

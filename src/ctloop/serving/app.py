@@ -43,6 +43,7 @@ from ctloop.registry import ModelRegistry
 from ctloop.serving.body import loads, read_body
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import NotReady
+from ctloop.serving.explain import add_explain_routes
 from ctloop.serving.inputs import Inputs, new_request_id, parse_v1
 from ctloop.serving.loader import Deployment, ModelPool
 from ctloop.serving.logspool import Entry, LogSpool
@@ -250,6 +251,7 @@ def create_app(
         scorer=Scorer(config, fs),
         closers=closers,
     )
+    state.pool.unload_hooks.append(state.scorer.forget)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
@@ -275,6 +277,7 @@ def create_app(
     http_v2.add_routes(app, state)
     feedback.add_routes(app, state)
     admin.add_routes(app, state, keys_enabled=bool(keys))
+    add_explain_routes(app, state)
     if fs is not None:
         from ctloop.features.server import FeatureMetrics, feature_router
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from ctloop.core.errors import UserInputError
 from ctloop.serving.errors import InvalidRequest
@@ -22,7 +23,7 @@ from ctloop.serving.errors import InvalidRequest
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
-__all__ = ["Filled", "column_of", "entity_keys", "fill", "needs_lookup"]
+__all__ = ["Filled", "assemble", "column_of", "entity_keys", "fill", "needs_lookup"]
 
 Columns = dict[str, Sequence[Any] | np.ndarray]
 
@@ -116,3 +117,32 @@ def fill(
         if len(unfilled):
             missing[column] = unfilled
     return Filled(out, tuple(lookups.values()), missing, tuple(keys))
+
+
+def assemble(
+    frame: pd.DataFrame,
+    needed: Sequence[str],
+    refs: Sequence[str],
+    store: FeatureStore | None,
+    *,
+    now: datetime | str | None = None,
+) -> pd.DataFrame:
+    """``frame`` plus the online values of every needed column it lacks, as one frame.
+
+    The frame-shaped twin of :func:`fill` for batch prediction and explanations,
+    which work on DataFrames; values the store could not fill stay null.
+    """
+    if not needs_lookup({c: () for c in frame.columns}, needed):
+        return frame
+    columns: Columns = {
+        str(c): frame[c].astype(object).where(frame[c].notna(), None).to_numpy()
+        for c in frame.columns
+    }
+    filled = fill(columns, needed, refs, store, now=now)
+    added = pd.DataFrame(
+        {c: np.asarray(filled.columns[c]) for c in filled.looked_up}, index=frame.index
+    )
+    for column in added.columns:  # all-null lookups come back as object; let prepare() coerce
+        if added[column].dtype == object and added[column].isna().all():
+            added[column] = added[column].astype(float)
+    return pd.concat([frame, added], axis=1)

@@ -3,18 +3,30 @@
 A :class:`ModelPool` holds one immutable :class:`Deployment` per model name:
 which version answers on each route, plus the shadow. ``refresh()`` reads the
 aliases, loads any version that changed (hash-checked, through
-``ModelRegistry.load``) and swaps the deployment in one assignment, so a
-request sees either the old set or the new one, never a mix. A version that
-fails to load leaves the old one serving; the failure is kept in ``errors``
-(shown on ``/ready``) and logged. A background thread calls ``refresh()``
-every ``reload_interval`` seconds.
+``ModelRegistry.load``, which checks every byte against the sha256 the
+metadata store recorded before anything is unpickled) and swaps the deployment
+in one assignment, so a request sees either the old set or the new one, never
+a mix.
+
+A version that fails to load leaves the old one serving; the failure is kept
+in ``errors`` (shown on ``/ready``), logged, and retried with exponential
+backoff (1 s, 2 s, 4 s ... up to 5 min, with jitter), so a transient failure
+(an unreachable artifact store, a folder an operator has since repaired) heals
+without a restart. A version no route serves any more is unloaded: the pool
+drops it, and it is freed once the requests still using it finish.
+
+A background thread calls ``refresh()`` every ``reload_interval`` seconds, and
+sooner when a retry is due; with polling off it still wakes for retries.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
+import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +38,7 @@ from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.routing import Router
 
-__all__ = ["Deployment", "ModelPool", "Served", "feature_refs_of"]
+__all__ = ["Backoff", "Deployment", "ModelPool", "Served", "feature_refs_of"]
 
 log = logging.getLogger("ctloop.serving")
 
@@ -66,6 +78,27 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """How long to wait before retrying a failed load: ``initial * factor**(n-1)``, capped."""
+
+    initial: float = 1.0
+    factor: float = 2.0
+    maximum: float = 300.0
+    jitter: float = 0.1  # +- share, so replicas do not retry in lockstep
+
+    def delay(self, attempts: int) -> float:
+        base = min(self.maximum, self.initial * self.factor ** max(0, attempts - 1))
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+@dataclass(frozen=True)
+class _Failure:
+    message: str
+    attempts: int
+    retry_at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
 class _Target:
     route: str
     name: str
@@ -99,18 +132,26 @@ class ModelPool:
         registry: ModelRegistry,
         artifacts: ArtifactStore,
         config: ServingConfig,
+        *,
+        backoff: Backoff | None = None,
     ) -> None:
         self.registry = registry
         self.artifacts = artifacts
         self.config = config
+        self.backoff = backoff or Backoff()
         self.deployments: dict[str, Deployment] = {}
         self.errors: dict[str, dict[str, str]] = {}  # model -> route -> message
         self.refreshed_at: float | None = None
         self._models: dict[tuple[str, int], Served] = {}  # loaded versions, by (name, version)
-        self._failed: dict[tuple[str, int], str] = {}
+        # Called with the ids of the model objects still loaded after versions were unloaded,
+        # so caches keyed by model (the scorer's micro-batchers) let go of the old ones.
+        self.unload_hooks: list[Callable[[set[int]], None]] = []
+        self._failed: dict[tuple[str, int], _Failure] = {}
         self._lock = threading.Lock()  # one refresh at a time
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wanted: set[tuple[str, int]] = set()  # versions the last refresh asked for
 
     # what to serve ---------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -156,23 +197,23 @@ class ModelPool:
                 cached.feature_refs,
                 cached.loaded_at,
             )
-        if key in self._failed:
-            raise _LoadFailed(self._failed[key])
+        failure = self._failed.get(key)
+        if failure is not None and time.monotonic() < failure.retry_at:
+            raise _LoadFailed(self._retry_text(failure))
+        started = time.perf_counter()
         try:
             record = self.registry.get(f"{target.name}:{version}")
-            started = time.perf_counter()
             model = self.registry.load(f"{target.name}:{version}", self.artifacts)
             refs = feature_refs_of(
                 self.registry.store, record, self.config.feature_refs.get(target.name)
             )
         except CtloopError as exc:
-            message = f"{target.name}:{version} failed to load: {exc.one_line()}"
-            self._failed[key] = message
-            raise _LoadFailed(message) from exc
+            raise self._failure(key, failure, exc.one_line()) from exc
         except Exception as exc:  # a broken pickle, a library error: keep serving the old one
-            message = f"{target.name}:{version} failed to load: {type(exc).__name__}: {exc}"
-            self._failed[key] = message
-            raise _LoadFailed(message) from exc
+            raise self._failure(key, failure, f"{type(exc).__name__}: {exc}") from exc
+        if failure is not None:
+            log.info("%s:%s loaded after %d failed attempts", *key, failure.attempts)
+            self._failed.pop(key, None)
         served = Served(target.route, target.name, version, model, refs, time.time())
         self._models[key] = served
         log.info(
@@ -184,6 +225,55 @@ class ModelPool:
         )
         return served
 
+    def _failure(
+        self, key: tuple[str, int], previous: _Failure | None, why: str
+    ) -> _LoadFailed:
+        attempts = (previous.attempts if previous else 0) + 1
+        failure = _Failure(
+            f"{key[0]}:{key[1]} failed to load: {why}",
+            attempts,
+            time.monotonic() + self.backoff.delay(attempts),
+        )
+        self._failed[key] = failure
+        log.warning("%s (retrying in %.1f s)", failure.message, failure.retry_at - time.monotonic())
+        self._wake.set()  # the poller re-plans its sleep around the new retry time
+        return _LoadFailed(self._retry_text(failure))
+
+    @staticmethod
+    def _retry_text(failure: _Failure) -> str:
+        wait = max(0.0, failure.retry_at - time.monotonic())
+        return f"{failure.message} (attempt {failure.attempts}; next retry in {wait:.0f} s)"
+
+    def next_retry_in(self) -> float | None:
+        """Seconds until the earliest due retry of a failed load, None when nothing failed."""
+        failed = list(self._failed.values())
+        if not failed:
+            return None
+        return max(0.0, min(f.retry_at for f in failed) - time.monotonic())
+
+    def loaded_versions(self) -> list[tuple[str, int]]:
+        """(name, version) of every model object the pool holds."""
+        return sorted(self._models)
+
+    def _unload_unused(self) -> None:
+        """Drop versions no deployment serves; in-flight requests keep theirs until done."""
+        used = self._wanted | {
+            (s.name, s.version)
+            for d in self.deployments.values()
+            for s in (*d.routes, *([d.shadow] if d.shadow else []))
+        }
+        gone = [key for key in self._models if key not in used]
+        for key in gone:
+            del self._models[key]
+            log.info("unloaded %s:%s", *key)
+        for key in [k for k in self._failed if k not in self._wanted]:
+            del self._failed[key]  # a failed version nobody asks for any more: stop retrying
+        if gone:
+            live = {id(s.model) for s in self._models.values()}
+            for hook in self.unload_hooks:
+                hook(live)
+            gc.collect()  # boosters and pickled pipelines free their memory now, not later
+
     def refresh(self) -> dict[str, Deployment]:
         """Bring every deployment in line with the registry's aliases; returns them."""
         with self._lock:
@@ -192,8 +282,10 @@ class ModelPool:
             except CtloopError as exc:
                 log.warning("cannot list models to serve: %s", exc.one_line())
                 return self.deployments
+            self._wanted = set()
             for name in names:
                 self._refresh_one(name)
+            self._unload_unused()
             self.refreshed_at = time.time()
             return self.deployments
 
@@ -215,12 +307,14 @@ class ModelPool:
         for target in [*targets, *([shadow_target] if shadow_target else [])]:
             try:
                 version = self._version(target, aliases)
+                self._wanted.add((target.name, version))
                 served[target.route] = self._load(target, version)
             except (_LoadFailed, CtloopError) as exc:
                 message = str(exc) if isinstance(exc, _LoadFailed) else exc.one_line()
                 errors[target.route] = message
                 served[target.route] = old.get(target.route)  # keep what was serving
-                if target.route not in (self.errors.get(name) or {}):
+                new = target.route not in (self.errors.get(name) or {})
+                if new and not isinstance(exc, _LoadFailed):  # load failures log themselves
                     log.warning("model %s route %s: %s", name, target.route, message)
         primary = served[targets[0].route]
         if primary is None:
@@ -255,15 +349,29 @@ class ModelPool:
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Poll the registry every ``reload_interval`` seconds in a daemon thread."""
-        if self.config.reload_interval <= 0 or self._thread is not None:
+        """Poll the registry every ``reload_interval`` s and retry failed loads, in a thread."""
+        if self._thread is not None:
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll, name="ctloop-reload", daemon=True)
         self._thread.start()
 
+    def _sleep_time(self) -> float | None:
+        interval = self.config.reload_interval if self.config.reload_interval > 0 else None
+        retry = self.next_retry_in()
+        if retry is not None:
+            retry += 0.01  # wake just after the retry is due, not just before
+        waits = [w for w in (interval, retry) if w is not None]
+        return min(waits) if waits else None
+
     def _poll(self) -> None:
-        while not self._stop.wait(self.config.reload_interval):
+        while not self._stop.is_set():
+            self._wake.clear()
+            woken = self._wake.wait(self._sleep_time())  # None: until woken
+            if self._stop.is_set():
+                break
+            if woken:
+                continue  # a new failure or stop(): plan the sleep again
             try:
                 self.refresh()
             except Exception:  # never let the poller die; the next poll retries
@@ -271,6 +379,7 @@ class ModelPool:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None

@@ -151,8 +151,8 @@ class Scorer:
 
     def forget(self, live: set[int]) -> None:
         """Drop the batchers of versions no longer served (after a hot swap)."""
-        for key in [k for k in self._batchers if k not in live]:
-            del self._batchers[key]
+        # A new dict, swapped in one step: request threads may be iterating the old one.
+        self._batchers = {k: v for k, v in self._batchers.items() if k in live}
 
     async def score(self, deployment: Deployment, inputs: Inputs) -> Scored:
         assigned = deployment.router.assign(inputs.columns, inputs.request_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -31,9 +32,14 @@ def store(tmp_path: Path) -> MetadataStore:
 
 
 def _artifact(store: MetadataStore, type_: str = "Model", **kw: object) -> ArtifactRecord:
+    """Real stored bytes beside the metadata file: promotion checks them against the record."""
+    folder = Path(store.url.removeprefix("sqlite:///")).parent
+    source = folder / f"blob-{new_id()}"
+    source.write_text(source.name)
+    stored = open_artifact_store((folder / "artifacts").as_uri()).put(source)
     return store.add_artifact(
         ArtifactRecord(
-            id=new_id(), type=type_, uri=f"file:///x/{new_id()}", sha256="0" * 64, size=1, **kw
+            id=new_id(), type=type_, uri=stored.uri, sha256=stored.sha256, size=stored.size, **kw
         )
     )
 
@@ -193,12 +199,17 @@ def test_register_records_lineage_and_load_checks_the_hash(
     assert [i["id"] for i in lineage["inputs"]] == [data.id]
     loaded = reg.load("flights:1", artifacts)
     assert loaded.predict(flights([2]).head(10)).shape == (10,)
-    # Damage the unpacked copy in the cache: the model's own hash check refuses it.
+    # Damage the unpacked copy in the cache: checked against the recorded sha256, refused.
     unpacked = next((tmp_path / "artifacts").rglob("model.txt"))
     unpacked.chmod(0o644)
     unpacked.write_text(unpacked.read_text().replace("tree", "TREE", 1))
-    with pytest.raises(IntegrityError, match="changed or damaged"):
+    with pytest.raises(IntegrityError, match="changed after ctloop unpacked it"):
         reg.load("flights:1", artifacts)
+    with pytest.raises(IntegrityError, match=r"flights:1 cannot be trusted.*promoted"):
+        reg.promote("flights", 1)
+    assert "champion" not in reg.aliases("flights")
+    shutil.rmtree(unpacked.parent)  # what the message says to do: unpacked again, verified
+    assert reg.load("flights:1", artifacts).predict(flights([2]).head(3)).shape == (3,)
     # Damage the stored archive: the artifact store refuses it.
     blob = next(p for p in (tmp_path / "artifacts").rglob("*.dir.tar"))
     blob.chmod(0o644)

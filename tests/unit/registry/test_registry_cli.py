@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ctloop.artifacts import open_artifact_store
 from ctloop.cli.main import main
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.registry import ModelRegistry
@@ -22,9 +23,12 @@ def _metrics(auc: float, lga_auc: float) -> dict:
 def project(ctloop_home: Path) -> Path:
     store = open_metadata_store()
     reg = ModelRegistry(store, actor="ann")
+    artifacts = open_artifact_store()
     for auc, lga in ((0.70, 0.69), (0.72, 0.60)):
+        (ctloop_home / f"m{auc}").write_text(str(auc))
+        stored = artifacts.put(ctloop_home / f"m{auc}")  # real bytes: promotion checks them
         art = store.add_artifact(
-            ArtifactRecord(id=new_id(), type="Model", uri="file:///m", sha256="0" * 64, size=1)
+            ArtifactRecord(new_id(), "Model", stored.uri, stored.sha256, stored.size)
         )
         reg.register(
             "flights",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 
+from ctloop.core.errors import IntegrityError
 from ctloop.monitoring.log import open_prediction_log
 from ctloop.serving import ServingConfig
 
@@ -51,7 +53,10 @@ def test_a_version_that_fails_to_load_keeps_the_old_one(three_versions, model_di
     broken = three_versions.register(model_dirs[2], damaged=True)  # recorded hash is wrong
     app = three_versions.app("flights")
     with TestClient(app) as client:
-        three_versions.registry.promote("flights", broken)
+        with pytest.raises(IntegrityError, match="cannot be promoted"):
+            three_versions.registry.promote("flights", broken)
+        # Moved behind the registry's back (it refuses): the service still refuses to load it.
+        three_versions.store.move_alias("flights", "champion", broken, actor="x", reason="")
         app.state.serving.pool.refresh()
         assert _versions(client) == {1}
         ready = client.get("/ready")
@@ -66,7 +71,7 @@ def test_a_version_that_fails_to_load_keeps_the_old_one(three_versions, model_di
 
 def test_a_broken_champion_at_startup_is_not_ready(project, model_dirs) -> None:
     version = project.register(model_dirs[0], damaged=True)
-    project.registry.promote("flights", version)
+    project.store.move_alias("flights", "champion", version, actor="x", reason="")
     with TestClient(project.app("flights")) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503 and ready.json()["missing"] == ["flights"]
