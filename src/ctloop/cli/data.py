@@ -8,12 +8,17 @@ statistics can stand in for data they describe).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.core.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from ctloop.data.drift import DriftReport
+    from ctloop.data.skew import Anomalies
+    from ctloop.data.stats import DatasetStatistics
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -23,7 +28,9 @@ HtmlOpt = Annotated[
 ]
 
 
-def _statistics(path: Path, *, duplicates: bool = False, keys: tuple[str, ...] = ()):
+def _statistics(
+    path: Path, *, duplicates: bool = False, keys: tuple[str, ...] = ()
+) -> DatasetStatistics:
     from ctloop.data.sources import iter_batches
     from ctloop.data.stats import DatasetStatistics, compute_statistics
 
@@ -43,7 +50,7 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _print_statistics(stats) -> None:
+def _print_statistics(stats: DatasetStatistics) -> None:
     rows = []
     for col in stats.columns.values():
         summary = ""
@@ -68,7 +75,7 @@ def _print_statistics(stats) -> None:
     )
 
 
-def _print_anomalies(result) -> None:
+def _print_anomalies(result: Anomalies) -> None:
     if result.anomalies:
         print_table(
             "Anomalies",
@@ -81,7 +88,7 @@ def _print_anomalies(result) -> None:
     )
 
 
-def _print_drift(report) -> None:
+def _print_drift(report: DriftReport) -> None:
     print_table(
         f"Drift: {report.reference} -> {report.current}",
         ["feature", "type", "method", "score", "threshold", "drifted", "note"],

@@ -71,6 +71,10 @@ def statistics(
     With ``duplicates``, duplicate rows are counted, and repeated values of the
     ``keys`` columns (default: the columns named like ids, ``id``/``*_id``) for
     the schema's ``duplicate_ids`` check.
+
+    Args:
+        data: the table to describe.
+        stats: per-column counts, missing values, ranges, quantiles and top values.
     """
     from ctloop.data.schema import ID_NAME
     from ctloop.data.sources import iter_batches
@@ -95,7 +99,14 @@ def schema(
     pinned: str | None = None,
     max_domain_size: int = data_schema.MAX_DOMAIN_SIZE,
 ) -> dict[str, Any]:
-    """The pinned schema file if one is given and exists, else one inferred from ``stats``."""
+    """The pinned schema file if one is given and exists, else one inferred from ``stats``.
+
+    Args:
+        stats: statistics of the data the schema is inferred from.
+        schema: the schema used by later validation.
+        pinned: a schema file; read when it exists, else written with what was inferred.
+        max_domain_size: string columns with at most this many values get a domain.
+    """
     if pinned and Path(pinned).exists():
         result = data_schema.Schema.load(pinned)
         origin = f"pinned: {pinned}"
@@ -119,7 +130,15 @@ def validate(
     reference: Input[Statistics] | None = None,
     fail_on_error: bool = True,
 ) -> dict[str, Any]:
-    """Check ``stats`` against ``schema`` (and drift from ``reference``); stop on errors."""
+    """Check ``stats`` against ``schema`` (and drift from ``reference``); stop on errors.
+
+    Args:
+        stats: statistics of the new data.
+        schema: what the data must look like.
+        anomalies: what was found (JSON and an HTML report).
+        reference: statistics of earlier data to measure drift against.
+        fail_on_error: fail the step on error-level anomalies (warnings never fail).
+    """
     if reference is not None and not isinstance(reference, Statistics):
         raise UserInputError("The 'reference' input of validate must be a Statistics artifact.")
     current = stats.read()

@@ -178,7 +178,16 @@ def partitioned_statistics(
     pattern: str = "*.parquet",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Statistics of a folder of parquet partitions, one task per partition."""
+    """Statistics of a folder of parquet partitions, one task per partition.
+
+    Args:
+        source: a folder or URL (``s3://...``) holding the partitions.
+        stats: the statistics of all partitions merged.
+        pattern: which files are partitions (a glob).
+        storage_options: fsspec options for an object store (endpoint, region, ...).
+
+    Not cached: new partitions can land in the folder at any time.
+    """
     result, partitions = compute_partitioned_statistics(
         source, pattern=pattern, storage_options=storage_options
     )

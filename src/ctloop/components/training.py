@@ -41,6 +41,17 @@ def train(
     outlier detector on its inputs (``outliers``) and, given a ``holdout``, a
     calibration for label-free estimates and, with ``costs``, the
     cost-minimising decision threshold.
+    Args:
+        data: the training table (a parquet ``Dataset``).
+        model: the fitted model, saved with its flavor, signature and metadata.
+        label: the column to predict.
+        features: the columns the model reads, in order.
+        algorithm: ``logistic``, ``hist_gradient_boosting``, ``lightgbm`` or ``xgboost``.
+        params: overrides of the algorithm's default hyper-parameters.
+        seed: the random seed (recorded with the model).
+        task: ``classification`` or ``regression``.
+
+    Returns the model's metadata: algorithm, full parameters, rows and training time.
     """
     from ctloop.core.hashing import stable_json
     from ctloop.models import fit_model
@@ -124,6 +135,23 @@ def evaluate(
     With ``costs`` ({"fn": 5, "fp": 1}) each model decides at its cost-aware
     threshold and ``expected_cost`` is compared. Not cached: the champion it
     compares with can change between runs.
+
+    Args:
+        candidate: the model just trained.
+        data: the holdout both models are scored on.
+        evaluation: metrics of each model, overall and per slice, with bootstrap intervals.
+        blessing: the gate's verdict (blessed or not, and the failed rules).
+        model_name: the registered model whose ``alias`` holds the champion.
+        gate: the rules, e.g. ``{"floors": {"roc_auc": 0.7}, "changes": {"roc_auc":
+            -0.005}, "slices": [{"column": "origin", "metric": "roc_auc",
+            "min_change": -0.02, "min_rows": 1000}]}``.
+        slice_columns: columns whose values define the slices to compare on.
+        alias: the alias of the champion (default ``champion``).
+        threshold: probability cut-off for the threshold metrics.
+        n_boot: bootstrap resamples for the confidence intervals.
+        seed: random seed of the bootstrap.
+
+    Returns whether the candidate was blessed and the champion version it was judged against.
     """
     from ctloop.models import GateConfig, evaluate_models, judge, load_model
 
@@ -164,7 +192,17 @@ def infra_check(
     sample_rows: int = 100,
     max_latency_ms: float = 1000.0,
 ) -> dict[str, Any]:
-    """Load the model in a fresh process as the server would and predict sample rows."""
+    """Load the model in a fresh process as the server would and predict sample rows.
+
+    Args:
+        model: the model to check.
+        data: rows to predict (the first ``sample_rows`` are used).
+        report: the checks, their details and timings.
+        sample_rows: how many rows to predict.
+        max_latency_ms: the slowest acceptable prediction of the sample.
+
+    Fails the step (``ValidationFailed``) when a check fails.
+    """
     from ctloop.models import infra_check as check
 
     result = check(model.path, data.read().head(sample_rows), max_latency_ms=max_latency_ms)
@@ -189,6 +227,14 @@ def push(
     The move is a compare-and-set against the champion the gate compared with,
     so a champion changed meanwhile makes this step fail instead of promoting
     a model judged against the wrong baseline.
+
+    Args:
+        model: the model to register.
+        evaluation: the ``evaluate`` step's metrics (stored with the version).
+        blessing: the ``evaluate`` step's verdict.
+        model_name: the registered model to add a version to.
+        alias: the alias to move when blessed (default ``champion``).
+        reason: kept in the alias history.
     """
     from ctloop.pipeline.context import open_stores
     from ctloop.registry import ModelRegistry
