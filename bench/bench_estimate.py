@@ -6,7 +6,8 @@ estimators; analysis chunks carry increasing covariate shift. Each estimator
 estimates ROC AUC and accuracy per chunk without labels; the error is against
 the metric the chunk's labels realise. Both run in their own subprocess (NannyML
 in a venv under ``bench/.peers/nannyml`` that this script creates, never a ctloop
-dependency), timed around fit + estimate only, repeated and interleaved.
+dependency), timed around fit + estimate only (after an untimed warm-up that
+pays for imports), repeated and interleaved.
 
     .venv/bin/python bench/bench_estimate.py
     .venv/bin/python bench/bench_estimate.py --chunk 2000 --repeat 1
@@ -123,6 +124,7 @@ def run_nannyml(ref: pd.DataFrame, ana: pd.DataFrame) -> list[dict]:
 def worker(name: str, ref_path: Path, ana_path: Path) -> None:
     ref, ana = pd.read_parquet(ref_path), pd.read_parquet(ana_path)
     runner = {"ctloop": run_ctloop, "nannyml": run_nannyml}[name]
+    runner(ref, ana[ana["chunk"] <= 1])  # warm-up, untimed: imports and first calls
     start = time.perf_counter()
     estimates = runner(ref, ana)
     print(json.dumps({"seconds": time.perf_counter() - start, "estimates": estimates}))

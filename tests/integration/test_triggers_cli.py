@@ -98,7 +98,7 @@ def test_monitor_commands(ctloop_home: Path, capsys) -> None:
     assert code == 0 and result["value"] == pytest.approx(1.0) and not result["fired"]
     code, out, _ = cli(capsys, "monitor", "decay", "delays", "--baseline", "0.9",
                        "--since", "2013-07-01T06:00", "--min-labels", "50")
-    assert code == 0 and "ok" in out
+    assert code == 3 and "NO DATA" in out and "need 50" in out  # 40 labels: not judged
     pd.DataFrame({"x": [100.0 + i for i in range(500)], "y": [float(i) for i in range(500)]}
                  ).to_parquet(ctloop_home / "ref.parquet")
     code, out, _ = cli(capsys, "monitor", "drift", "delays", "--reference", "ref.parquet",
@@ -108,7 +108,7 @@ def test_monitor_commands(ctloop_home: Path, capsys) -> None:
     assert len(json.loads(out)["artifacts"]) == 1
     code, _, err = cli(capsys, "monitor", "decay", "ghost")
     assert code == 2 and "No model named 'ghost'" in one_error_line(err)
-    code, _, err = cli(capsys, "monitor", "drift", "delays", "--reference", "missing.parquet")
-    assert code == 2 and "does not exist" in one_error_line(err)
+    code, out, _ = cli(capsys, "monitor", "drift", "delays", "--reference", "missing.parquet")
+    assert code == 3 and "does not exist" in out  # no_data, with the reason
     code, _, err = cli(capsys, "monitor", "log", "delays", "--since", "yesterday-ish")
     assert code == 2 and "--since must be an ISO date" in one_error_line(err)

@@ -138,12 +138,12 @@ def stats_command(
         _print_statistics(stats)
 
 
-def _batches(paths: list[Path]) -> list:  # -> list[DatasetStatistics]
+def _batches(paths: list[Path]) -> list[DatasetStatistics]:
     """One statistics per batch: each FILE, and each data file directly inside a FOLDER.
 
     A folder without such files (e.g. a hive-partitioned parquet dataset) is one batch.
     """
-    out = []
+    out: list[DatasetStatistics] = []
     for path in paths:
         files = (
             sorted(
@@ -154,7 +154,10 @@ def _batches(paths: list[Path]) -> list:  # -> list[DatasetStatistics]
             if path.is_dir()
             else []
         )
-        out.extend(_statistics(p) for p in files) if files else out.append(_statistics(path))
+        if files:
+            out.extend(_statistics(p) for p in files)
+        else:
+            out.append(_statistics(path))
     return out
 
 

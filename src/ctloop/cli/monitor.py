@@ -169,6 +169,52 @@ def estimate(
     _finish(result, as_json, record)
 
 
+@app.command("outliers")
+def outliers(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    max_rate: Annotated[float, typer.Option(
+        help="fires when more served rows than this share are outliers")] = 0.05,
+    min_rows: Annotated[int, typer.Option(help="judge only with this many scored rows")] = 100,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    log: LogOpt = None,
+    record: RecordOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Share of served rows the model's detector scores as outliers; exit 1 above --max-rate."""
+    from ctloop.monitoring.serving_checks import check_outliers
+
+    result = check_outliers(_log(log), model, max_rate=max_rate, min_rows=min_rows,
+                            start=parse_when(since, "--since"), end=parse_when(until, "--until"))
+    _finish(result, as_json, record)
+
+
+@app.command("skew")
+def skew(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    schema_path: Annotated[str, typer.Option("--schema", help="the training data's schema YAML")],
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="training data or statistics JSON, to report drift too")] = None,
+    min_rows: Annotated[int, typer.Option(help="judge only with this many served rows")] = 100,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    log: LogOpt = None,
+    record: RecordOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Served features against the training schema, and inputs the store left empty."""
+    from ctloop.data.schema import Schema
+    from ctloop.monitoring.serving_checks import check_serving_skew
+
+    result = check_serving_skew(_log(log), model, Schema.load(schema_path), reference=reference,
+                                min_rows=min_rows, start=parse_when(since, "--since"),
+                                end=parse_when(until, "--until"))
+    if not as_json:
+        for line in result.details.get("anomalies", []):
+            console.print(line, highlight=False, soft_wrap=True)
+    _finish(result, as_json, record)
+
+
 @app.command("report")
 def report(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
@@ -197,7 +243,7 @@ def report(
                                 metric=metric, windows=windows,
                                 start=parse_when(since, "--since"),
                                 end=parse_when(until, "--until"))
-    marks: list = []
+    marks: list[tuple[datetime, str]] = []
     try:
         from ctloop.metadata import open_metadata_store
 

@@ -75,8 +75,8 @@ def statistics(
     Args:
         data: the table to describe.
         stats: per-column counts, missing values, ranges, quantiles and top values.
-        duplicates: also count duplicate rows and repeated ids.
-        keys: the id columns checked for repeats (default: columns named like ids).
+        duplicates: count duplicate rows and repeated ids (8 bytes per row).
+        keys: id columns whose repeated values are counted (default: named like ids).
     """
     from ctloop.data.schema import ID_NAME
     from ctloop.data.sources import iter_batches

@@ -41,6 +41,7 @@ def train(
     outlier detector on its inputs (``outliers``) and, given a ``holdout``, a
     calibration for label-free estimates and, with ``costs``, the
     cost-minimising decision threshold.
+
     Args:
         data: the training table (a parquet ``Dataset``).
         model: the fitted model, saved with its flavor, signature and metadata.
@@ -50,9 +51,10 @@ def train(
         params: overrides of the algorithm's default hyper-parameters.
         seed: the random seed (recorded with the model).
         task: ``classification`` or ``regression``.
-        holdout: held-out rows to fit the calibration (and cost threshold) on.
-        costs: the cost of each error kind, e.g. ``{"fn": 5, "fp": 1}``; the decision
-            threshold that minimises expected cost on ``holdout`` is stored with the model.
+        holdout: labelled rows not trained on (e.g. the evaluation set), to fit the
+            calibration and choose the cost-aware decision threshold on.
+        costs: cost per row of each outcome, ``{"fn": 5, "fp": 1}``; with a holdout,
+            the threshold minimising expected cost is stored with the model.
         outliers: fit and store an outlier detector on the model's inputs.
 
     Returns the model's metadata: algorithm, full parameters, rows and training time.
@@ -154,8 +156,8 @@ def evaluate(
         threshold: probability cut-off for the threshold metrics.
         n_boot: bootstrap resamples for the confidence intervals.
         seed: random seed of the bootstrap.
-        costs: the cost of each error kind, e.g. ``{"fn": 5, "fp": 1}``; each model then
-            decides at its cost-aware threshold and expected cost is compared.
+        costs: cost per row of each outcome (``{"fn": 5, "fp": 1}``): each model then
+            decides at its cost-aware threshold and ``expected_cost`` can be gated.
 
     Returns whether the candidate was blessed and the champion version it was judged against.
     """

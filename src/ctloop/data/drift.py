@@ -355,8 +355,8 @@ def noise_floor(n_ref: int, n_cur: int, categories: float | None = None) -> floa
 
 def numeric_measures(ref: NumericStats, cur: NumericStats) -> dict[str, float | None]:
     """KS statistic and p-value, Wasserstein distance (raw and normalised), PSI."""
-    q_ref = np.asarray(ref.quantiles(_GRID))
-    q_cur = np.asarray(cur.quantiles(_GRID))
+    q_ref: np.ndarray = np.asarray(ref.quantiles(_GRID), dtype=np.float64)
+    q_cur: np.ndarray = np.asarray(cur.quantiles(_GRID), dtype=np.float64)
     wasserstein = float(np.mean(np.abs(q_ref - q_cur)))
     spread = ref.std or 0.0
     # A constant reference has no spread: the distance is then read in its own units.

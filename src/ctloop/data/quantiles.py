@@ -126,7 +126,8 @@ class QuantileSketch:
             return np.full(len(ranks), np.nan)
         targets = np.clip(np.asarray(ranks, dtype=float), 0.0, 1.0) * cum[-1]
         index = np.searchsorted(cum, targets, side="left")
-        return items[np.clip(index, 0, items.size - 1)]
+        picked: np.ndarray = items[np.clip(index, 0, items.size - 1)]
+        return picked
 
     def get_cdf(self, points: Sequence[float] | np.ndarray) -> np.ndarray:
         """Share of values <= each point."""
@@ -134,8 +135,9 @@ class QuantileSketch:
         if not items.size:
             return np.zeros(len(points))
         index = np.searchsorted(items, np.asarray(points, dtype=float), side="right")
-        below = np.where(index > 0, cum[np.maximum(index - 1, 0)], 0.0)
-        return below / cum[-1]
+        below: np.ndarray = np.where(index > 0, cum[np.maximum(index - 1, 0)], 0.0)
+        shares: np.ndarray = below / cum[-1]
+        return shares
 
     def get_pmf(self, split_points: Sequence[float] | np.ndarray) -> np.ndarray:
         """Share of values in (-inf, s1), [s1, s2), ..., [sm, inf): ``m + 1`` numbers."""

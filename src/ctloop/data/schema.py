@@ -208,7 +208,7 @@ class Schema:
         body = yaml.safe_dump(
             self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
         )
-        return header + body
+        return header + str(body)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -491,4 +491,4 @@ def _round_sig(value: float, rounding: Any, digits: int = 4) -> float:
     if value == 0:
         return 0.0
     scale = 10 ** (digits - 1 - math.floor(math.log10(abs(value))))
-    return rounding(value * scale) / scale
+    return float(rounding(value * scale) / scale)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -46,7 +46,7 @@ _SNIFF_BUFFER = 4 << 20  # bytes DuckDB reads at a time while guessing types (> 
 # What a CSV file may write for "no value"; pandas' usual spellings.
 _CSV_NULLS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 
-DataSource = str | Path | pd.DataFrame | pa.Table | pa.RecordBatch | pa.RecordBatchReader
+DataSource: TypeAlias = str | Path | pd.DataFrame | pa.Table | pa.RecordBatch | pa.RecordBatchReader
 
 
 def describe_source(source: Any) -> str:

@@ -193,13 +193,15 @@ class NumericStats:
             return None
         return math.sqrt(max(self.m2, 0.0) / (self.finite - 1))
 
-    def quantiles(self, ranks: Sequence[float] = DEFAULT_QUANTILES) -> list[float]:
+    def quantiles(
+        self, ranks: Sequence[float] | np.ndarray = DEFAULT_QUANTILES
+    ) -> list[float]:
         """Approximate quantiles at normalised ranks; empty without values."""
         if self.sketch.is_empty():
             return []
         return [float(q) for q in self.sketch.get_quantiles(list(ranks))]
 
-    def cdf(self, points: Sequence[float]) -> np.ndarray:
+    def cdf(self, points: Sequence[float] | np.ndarray) -> np.ndarray:
         """Share of finite values <= each point (approximate)."""
         if self.sketch.is_empty():
             return np.zeros(len(points))
@@ -207,7 +209,9 @@ class NumericStats:
         values = self.sketch.get_cdf(unique)
         return values[np.searchsorted(unique, points)]
 
-    def histogram(self, edges: Sequence[float] | None = None, bins: int = 20) -> dict[str, list]:
+    def histogram(
+        self, edges: Sequence[float] | None = None, bins: int = 20
+    ) -> dict[str, list[float]]:
         """Counts per bin (approximate), on equal-width bins between min and max by default."""
         if self.sketch.is_empty() or self.min is None or self.max is None:
             return {"edges": [], "counts": []}
@@ -305,7 +309,7 @@ class CategoricalStats:
         """Number of distinct values: exact while the frequency sketch is, else HLL."""
         if self.freq.num_active_items <= FREQ_EXACT_ITEMS and self.exact:
             return int(self.freq.num_active_items)
-        return round(self.hll.get_estimate())
+        return round(float(self.hll.get_estimate()))
 
     def frequencies(self) -> dict[str, int]:
         """Estimated count of every value the sketch retains, most frequent first."""
@@ -484,7 +488,8 @@ def _as_float64(array: pa.Array | pa.ChunkedArray, kind: str) -> np.ndarray:
         values = array.to_numpy(zero_copy_only=False).astype(np.float64)
         if array.null_count:
             values[np.asarray(array.is_null())] = np.nan
-        return values / 1e6
+        seconds: np.ndarray = values / 1e6
+        return seconds
     if not pa.types.is_float64(array.type):
         array = pc.cast(array, pa.float64())
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)

@@ -142,15 +142,17 @@ def _simulate(
     from scipy.stats import rankdata
 
     rng = np.random.default_rng(seed)
-    decided = (score >= threshold).astype(np.float64)
-    ranks = rankdata(score)  # mid-ranks: ties count one half
+    decided = (score >= threshold).astype(np.float32)
+    ranks = rankdata(score).astype(np.float64)  # mid-ranks: ties count one half
+    p32 = p.astype(np.float32)
     out: dict[str, list[np.ndarray]] = {}
     block = max(1, 4_000_000 // p.size)
     for start in range(0, n_sim, block):
-        y = (rng.random((min(block, n_sim - start), p.size)) < p).astype(np.float64)
-        n1 = y.sum(axis=1)
+        draws = rng.random((min(block, n_sim - start), p.size), dtype=np.float32)
+        y = (draws < p32).astype(np.float32)  # float32: exact for counts below 2**24
+        n1 = y.sum(axis=1, dtype=np.float64)
         n0 = p.size - n1
-        tp = y @ decided
+        tp = (y @ decided).astype(np.float64)
         fp = decided.sum() - tp
         fn = n1 - tp
         tn = n0 - fp

@@ -121,7 +121,11 @@ def firings(store: MetadataStore, model_name: str) -> list[tuple[datetime, str]]
         props = record.properties or {}
         if props.get("model") != model_name or not props.get("fired"):
             continue
-        when = (props.get("window") or {}).get("end") or record.created_at.isoformat()
+        when = (props.get("window") or {}).get("end") or (
+            record.created_at.isoformat() if record.created_at else None
+        )
+        if when is None:
+            continue
         marks.append((_utc(datetime.fromisoformat(str(when))), str(props.get("summary", ""))))
     return sorted(marks)
 
@@ -179,10 +183,10 @@ def _chart(
         lo, hi = lo - 0.05, hi + 0.05
     parts = [f'<svg viewBox="0 0 {_W} {_H}" role="img" aria-label="{html.escape(title)}">']
     for k in range(5):  # grid and labels
-        v = lo + (hi - lo) * k / 4
-        y = _y(v, lo, hi)
+        tick = lo + (hi - lo) * k / 4
+        y = _y(tick, lo, hi)
         parts.append(f'<line x1="{_PAD}" x2="{_W - _PAD}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{_PAD - 6}" y="{y + 4:.1f}" text-anchor="end">{v:.3g}</text>')
+        parts.append(f'<text x="{_PAD - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.3g}</text>')
     for t, anchor in ((t0, "start"), (t1, "end")):
         parts.append(
             f'<text x="{_x(t, t0, t1):.1f}" y="{_H - _PAD + 18}" text-anchor="{anchor}">'
@@ -197,7 +201,8 @@ def _chart(
         )
     for name, color, pts in series:
         segment: list[str] = []
-        for t, v in [*pts, (t1, None)]:
+        closed: list[tuple[datetime, float | None]] = [*pts, (t1, None)]
+        for t, v in closed:
             if v is None:
                 if len(segment) > 1:
                     parts.append(
@@ -265,7 +270,7 @@ def render_report(
                 t1,
                 band=band,
                 marks=marks,
-            ),  # type: ignore[arg-type]
+            ),
             _chart(
                 "share of drifted features",
                 [

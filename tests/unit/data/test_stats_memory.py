@@ -75,7 +75,8 @@ def test_csv_peak_memory_does_not_grow_with_the_file(tmp_path):
     )
     small_mb, big_mb = _growth(small, warmup), _growth(big, warmup)
     # Before streaming was bounded, 2M more rows of these three columns cost 40-80 MB more.
-    assert big_mb - small_mb < 15, (small_mb, big_mb)
+    # (Arrow's reader keeps more blocks in flight on a busy machine: allow for that.)
+    assert big_mb - small_mb < 30, (small_mb, big_mb)
 
 
 @pytest.mark.slow
@@ -86,4 +87,4 @@ def test_parquet_is_read_a_column_at_a_time(tmp_path):
     path = _write(frame, tmp_path / "data.parquet")
     decoded_mb = frame.memory_usage(deep=True).sum() / 2**20
     # Reading whole row groups needs them decoded at once; a column at a time needs one.
-    assert _growth(path, warmup) < 0.5 * decoded_mb
+    assert _growth(path, warmup) < 0.65 * decoded_mb  # whole row groups: ~2.9x decoded_mb

@@ -70,3 +70,22 @@ def test_missing_inputs_are_counted_from_the_log_column():
     frame = pd.DataFrame({"missing": [("temp",), (), ("temp", "dewp"), None, "wind_speed"]})
     assert missing_inputs(frame) == {"temp": 2, "dewp": 1, "wind_speed": 1}
     assert missing_inputs(pd.DataFrame({"x": [1]})) == {}
+
+
+def test_cli_skew_fires_on_an_unseen_category(tmp_path: Path, january, make_records):
+    from typer.testing import CliRunner
+
+    from ctloop.cli.monitor import EXIT_FIRED, EXIT_NO_DATA, app
+
+    served = january.iloc[:300].copy()
+    served["carrier"] = "ZZ"
+    log = open_prediction_log(tmp_path / "log")
+    log.append(make_records(served))
+    log.flush()
+    schema = _schema(january).save(tmp_path / "schema.yaml")
+    result = CliRunner().invoke(app, ["skew", "delays", "--schema", str(schema),
+                                      "--log", str(tmp_path / "log")])
+    assert result.exit_code == EXIT_FIRED, result.output
+    assert "ZZ" in result.output
+    result = CliRunner().invoke(app, ["outliers", "delays", "--log", str(tmp_path / "log")])
+    assert result.exit_code == EXIT_NO_DATA and "no outlier scores" in result.output
