@@ -216,7 +216,7 @@ def run_demo(
     for stale in (landing, folder / "predictions"):  # a replay starts from an empty landing zone
         shutil.rmtree(stale, ignore_errors=True)
     landing.mkdir(parents=True)
-    (folder / "triggers-state.json").unlink(missing_ok=True)
+    _forget_trigger(settings, "new-batch")  # a replay sees every month as new
     apply_definitions(engine.store, flights_feature_store().definitions)
     schema_path = pin_schema(folder / "schema.yaml", archive[months.start - 1])
     registry = ModelRegistry(engine.store, actor="ctloop demo")
@@ -371,8 +371,19 @@ def _controller(settings: Settings, trigger: Any, folder: Path, month: int) -> A
     from ctloop.triggers import Controller
 
     _, end = _month_window(month)
-    return Controller([trigger], settings=settings, clock=lambda: end,
-                      state_path=folder / "triggers-state.json")
+    return Controller([trigger], settings=settings, clock=lambda: end)
+
+
+def _forget_trigger(settings: Settings, name: str) -> None:
+    from ctloop.triggers.state import TriggerState
+    from ctloop.triggers.store import ControllerState
+
+    store = ControllerState(settings.metadata_url)
+    try:
+        with TriggerState(store).update() as state:
+            state["triggers"].pop(name, None)
+    finally:
+        store.close()
 
 
 def _serving_version(client: Any, model: str) -> int | None:
