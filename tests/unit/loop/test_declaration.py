@@ -67,6 +67,6 @@ def test_unknown_loop_name_lists_the_loops(ctloop_home: Path) -> None:
     (ctloop_home / "ctloop.toml").write_text(
         '[ctloop.loops.churn]\nmodel = "m"\ndata = "d/*.csv"\nevent_time = "ts"\nlabel = "y"\n')
     assert get_loop("churn").model == "m"
-    with pytest.raises(NotFound, match="No loop named 'chrun' in ctloop.toml. Did you mean "
+    with pytest.raises(NotFound, match=r"No loop named 'chrun' in ctloop\.toml\. Did you mean "
                                        "'churn'"):
         get_loop("chrun")
