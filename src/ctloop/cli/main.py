@@ -35,6 +35,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("deploy", "ctloop.cli.deploy", "Export deployment files for team servers and clusters."),
     ("monitor", "ctloop.cli.monitor", "Prediction logs, drift and decay monitors."),
     ("triggers", "ctloop.cli.triggers", "Triggers and the controller that starts pipelines."),
+    ("loop", "ctloop.cli.loop", "Declared continuous-training loops: replay, run, status."),
 ]
 
 # Modules that register top-level commands on `app` when imported.
@@ -42,6 +43,7 @@ _COMMAND_MODULES: list[str] = [
     "ctloop.cli.run",
     "ctloop.cli.project",
     "ctloop.cli.serve",
+    "ctloop.cli.feedback",
 ]
 
 

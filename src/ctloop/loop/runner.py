@@ -231,12 +231,15 @@ class LoopRunner:
         schema.save(path)
 
     def monitors(self, span: Span, log: PredictionLog, champion: int, report: SpanReport,
-                 frame_columns: list[str]) -> tuple[MonitorResult, MonitorResult]:
-        """Decay of the champion's live metric and drift from its training data."""
+                 frame_columns: list[str], *, start: datetime | None = None,
+                 end: datetime | None = None) -> tuple[MonitorResult, MonitorResult]:
+        """Decay of the champion's live metric and drift from its training data, over the
+        span's event time (replay) or the log since the last look (live)."""
         from ctloop.monitoring.monitors import check_decay, check_drift, record_result
 
         self.on_phase(span.name, "monitors")
-        start, end = span.start, span.end + timedelta(microseconds=1)
+        if start is None and end is None:
+            start, end = span.start, span.end + timedelta(microseconds=1)
         decay_spec = self.spec.decay
         memory = self.memory().get("champion", {})
         max_drop = decay_spec.max_drop
@@ -287,7 +290,8 @@ class LoopRunner:
                 memory.pop("falling_since", None)
 
     def canary(self, span: Span, log: PredictionLog, champion: int, challenger: int,
-               report: SpanReport) -> int | None:
+               report: SpanReport, *, start: datetime | None = None,
+               end: datetime | None = None) -> int | None:
         """Promote the challenger if its live metric on this span's traffic is not worse than
         the champion's on the same rows' period; drop it if worse. Returns a promoted version."""
         from ctloop.models.metrics import HIGHER_IS_BETTER
@@ -295,8 +299,9 @@ class LoopRunner:
         spec = self.spec.canary
         assert spec is not None
         self.on_phase(span.name, "canary")
-        frame = log.read(model_name=self.spec.model, start=span.start,
-                         end=span.end + timedelta(microseconds=1), with_labels=True)
+        if start is None and end is None:
+            start, end = span.start, span.end + timedelta(microseconds=1)
+        frame = log.read(model_name=self.spec.model, start=start, end=end, with_labels=True)
         per_version = live_metrics(frame, self.spec.metric)
         champ, _ = per_version.get(champion, (None, 0))
         chal, n_chal = per_version.get(challenger, (None, 0))
@@ -322,9 +327,11 @@ class LoopRunner:
         return challenger
 
     def decide(self, span: Span, valid: bool, decay: MonitorResult | None,
-               drift: MonitorResult | None) -> list[TriggerDecision]:
-        """Every declared retrain signal with fired/why, the span's event time as the clock."""
-        now = span.end
+               drift: MonitorResult | None, *, now: datetime | None = None
+               ) -> list[TriggerDecision]:
+        """Every declared retrain signal with fired/why; the clock is the span's event time
+        unless ``now`` is given (the live controller's clock)."""
+        now = now or span.end
         out: list[TriggerDecision] = []
         with self.state.update(self.scope) as docs:
             triggers = docs.setdefault("triggers", {})
