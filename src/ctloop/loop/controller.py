@@ -136,13 +136,13 @@ class LoopController:
             report.triggers = [vars(d) for d in runner.decide(span, False, None, None,
                                                               now=self.clock())]
             return report
-        runner.save_span(report, status="validated")
         frame = read_span(span.path, self.spec.event_time, self.spec.label)
         features = runner.features(frame)
         if champion is None:
             report.bootstrap = True
             report.triggers = [{"name": "bootstrap", "fired": True,
                                 "reason": "no champion yet: the first valid span trains one"}]
+            runner.save_span(report, status="training")  # what a restart resumes from
             report.promoted = runner.train(span, [*valid, span][-1:], "bootstrap on span "
                                            f"{span.name}", report, frame)
             return report
@@ -163,6 +163,7 @@ class LoopController:
         if fired and promoted is None:
             window = runner.window([*valid, span], span, fired)
             reason = "; ".join(f"{d.name}: {d.reason}" for d in decisions if d.fired)
+            runner.save_span(report, status="training")
             promoted = runner.train(span, window, reason, report, frame)
         report.promoted = promoted
         return report

@@ -128,7 +128,11 @@ def _replay_span(runner: LoopRunner, log: Any, span: Span, valid: list[Span],
                             "reason": "no champion yet: the first valid span trains one"}]
         report.promoted = runner.train(span, [span], f"bootstrap on span {span.name}", report,
                                        frame)
-        _collect_error(report, result, spec)
+        if report.gate and report.gate.get("error"):  # nothing can serve: stop here
+            raise UserInputError(
+                f"Loop {spec.name!r}: key 'train': the bootstrap training on span {span.name} "
+                f"failed: {report.gate['error']} (run {report.runs.get('train', '')[:12]} in "
+                f"{runner.settings.home})")
         return report
     challenger = runner.alias("challenger")
     _serve(runner, log, span, frame, features, challenger)
