@@ -69,6 +69,7 @@ def window_set(
     holdout: float,
     train: Output[Dataset],
     evaluation: Output[Dataset],
+    feature_refs: list[str] | None = None,
 ) -> dict[str, Any]:
     """The window's spans for training, minus the newest span's last ``holdout`` share
     (in event time), which both candidate and champion are judged on."""
@@ -86,6 +87,8 @@ def window_set(
     evaluation.write(held)
     names = [Path(p).stem for p in spans]
     train.metadata.update({"spans": names, "label_mean": float(train_frame[label].mean())})
+    if feature_refs:  # feature-store lineage: models trained on this set use these features
+        train.metadata["feature_refs"] = list(feature_refs)
     evaluation.metadata.update({"span": names[-1], "holdout": holdout})
     return {"spans": names, "train_rows": len(train_frame), "holdout_rows": len(held)}
 
@@ -120,14 +123,17 @@ def loop_train(
     alias: str = "champion",
     reason: str = "",
     n_boot: int = 50,
+    feature_refs: list[str] | None = None,
 ) -> None:
     """Train on a window of valid spans, judge against the champion, register, promote."""
-    sets = window_set(spans=spans, event_time=event_time, label=label, holdout=holdout)
+    sets = window_set(spans=spans, event_time=event_time, label=label, holdout=holdout,
+                      feature_refs=feature_refs or [])
     fit = _trainer(trainer) if trainer else train
     model = fit(data=sets.outputs["train"], label=label, features=features,
                 algorithm=algorithm, params=params or {}, seed=seed)
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,
-                      gate=gate, n_boot=n_boot, alias="champion")
+                      gate=gate, n_boot=n_boot, alias="champion",
+                      slice_columns=sorted({str(r["column"]) for r in gate.get("slices", [])}))
     served = infra_check(model=model, data=sets.outputs["evaluation"])
     push(model=model, evaluation=judged.outputs["evaluation"],
          blessing=judged.outputs["blessing"], model_name=model_name, alias=alias,

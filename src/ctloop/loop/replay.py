@@ -79,16 +79,30 @@ def check_window(spec: LoopSpec, spans: list[Span]) -> None:
 
 
 def replay(spec: LoopSpec, settings: Settings, *, baseline: bool = False,
-           on_phase: Phase | None = None, on_span: Any = None) -> ReplayResult:
-    """Replay every span of ``spec`` in event-time order; see the module docstring."""
+           on_phase: Phase | None = None, on_span: Any = None,
+           sandbox: bool = True) -> ReplayResult:
+    """Replay every span of ``spec`` in event-time order; see the module docstring.
+
+    ``sandbox=False`` replays into the project's own stores instead (the demo does, so
+    its models and runs are there to look at afterwards): the loop's memory is reset and
+    its model starts without a champion; the alias history keeps the old one.
+    """
     spans = discover_spans(spec, materialize_to=settings.home / "loops" / spec.name / "spans")
     check_window(spec, spans)
-    sandbox = sandbox_settings(settings, spec.name)
-    runner = LoopRunner(spec, sandbox, on_phase=on_phase)
-    result = ReplayResult(spec.name, spec.model, spec.metric, home=sandbox.home)
+    if sandbox:
+        settings = sandbox_settings(settings, spec.name)
+    runner = LoopRunner(spec, settings, on_phase=on_phase)
+    if not sandbox:
+        _reset(runner)
+    sandbox_home = settings.home
+    result = ReplayResult(spec.name, spec.model, spec.metric, home=sandbox_home)
     from ctloop.monitoring.log import open_prediction_log
 
-    log = open_prediction_log(sandbox.home / "predictions", settings=sandbox)
+    predictions = sandbox_home / "predictions" if sandbox else sandbox_home / "replays" / \
+        spec.name / "predictions"
+    shutil.rmtree(predictions, ignore_errors=True)
+    runner.predictions = predictions
+    log = open_prediction_log(predictions, settings=settings)
     valid: list[Span] = []
     first_champion: int | None = None
     try:
@@ -152,6 +166,17 @@ def _replay_span(runner: LoopRunner, log: Any, span: Span, valid: list[Span],
     return report
 
 
+def _reset(runner: LoopRunner) -> None:
+    """Start the loop over in the project's stores: no memory, no champion, no challenger."""
+    with runner.state.update(runner.scope) as docs:
+        docs.clear()
+    for alias in ("champion", "challenger"):
+        if runner.alias(alias) is not None:
+            runner.engine.store.move_alias(runner.spec.model, alias, None,
+                                           actor=f"loop {runner.spec.name}",
+                                           reason="a replay starts without a champion")
+
+
 def _collect_error(report: SpanReport, result: ReplayResult, spec: LoopSpec) -> None:
     if report.gate and report.gate.get("error"):
         result.errors.append(f"Loop {spec.name!r}: key 'train': the training run on span "
@@ -204,6 +229,6 @@ def _service(runner: LoopRunner, challenger: int | None) -> Iterator[tuple[Any, 
                            seed=spec.seed)
     app = create_app(spec.model, config=config, settings=runner.settings,
                      metadata=runner.engine.store, feature_store=False,
-                     prediction_log=open_prediction_log(runner.settings.home / "predictions"))
+                     prediction_log=open_prediction_log(runner.predictions))
     with background_server(app) as url, httpx.Client(base_url=url, timeout=120) as client:
         yield client, app

@@ -125,6 +125,7 @@ class LoopRunner:
         self.on_phase = on_phase or (lambda _span, _phase: None)
         self._references: dict[int, pd.DataFrame] = {}
         self._features: list[str] | None = None
+        self.predictions = settings.home / "predictions"  # where the replay's service logs
 
     def close(self) -> None:
         self.engine.store.close()
@@ -430,6 +431,7 @@ class LoopRunner:
             "holdout": self.spec.holdout, "algorithm": self.spec.train.algorithm,
             "params": dict(self.spec.train.params), "trainer": self.spec.train.component or "",
             "seed": self.spec.seed, "alias": alias, "reason": reason,
+            "feature_refs": list(self.spec.train.feature_refs),
         }
         pipeline = loop_train
         source = "ctloop.loop.pipeline:loop_train"
