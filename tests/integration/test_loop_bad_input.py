@@ -99,3 +99,22 @@ def test_feedback_bad_files(project: Path, capsys, tmp_path: Path) -> None:
     pd.DataFrame({"id": ["a"], "y": [1]}).to_csv(bad, index=False)
     assert "needs a 'label' column and a 'request_id' or 'row_id'" in _error(
         capsys, "feedback", "churn", str(bad))
+
+
+@pytest.mark.slow
+def test_init_template_loop_scaffolds_a_loop_that_replays(ctloop_home: Path, capsys,
+                                                          monkeypatch) -> None:
+    code, out, err = cli(capsys, "init", "shop", "--template", "loop")
+    assert code == 0, err
+    monkeypatch.chdir(ctloop_home / "shop")
+    code, out, err = cli(capsys, "loop", "replay", "shop", "--json")
+    assert code == 0, err
+    import json
+
+    spans = json.loads(out)["spans"]
+    assert len(spans) == 8 and spans[0]["bootstrap"]
+    assert spans[5]["status"] == "quarantined"
+    assert next(t for t in spans[3]["triggers"] if t["name"] == "decay")["fired"]
+    code, out, err = cli(capsys, "loop", "status", "shop", "--json")
+    assert code == 0 and json.loads(out)["spans"] == []  # a replay never touches live state
+    assert "Unknown template 'loops'" in _error(capsys, "init", "x", "--template", "loops")

@@ -85,12 +85,52 @@ Settings live in `ctloop.toml`; state in `.ctloop/` (SQLite + local files).
 """
 
 
+_LOOP_TOML = """\
+# A continuous-training loop on generated weekly spans (see docs/loop.md).
+[ctloop]
+runner = "local"
+
+[ctloop.loops.{loop}]
+model = "{loop}"
+data = "landing/*.parquet"        # each file that lands is one span
+event_time = "ts"
+label = "churned"
+id = "customer"
+window = "auto"                   # after decay: train only on the spans since the change
+retrain_on = ["decay", "drift"]
+train = {{ flavor = "lightgbm", params = {{ n_estimators = 50 }} }}
+decay = {{ max_drop = 0.1 }}
+drift = {{ columns = ["usage", "tenure", "spend"] }}
+"""
+
+_LOOP_README = """\
+# {name}
+
+A ctloop loop on eight generated weekly spans in `landing/`: the label's
+dependence on `usage` flips in week 3, week 5 is defective, `tenure` and
+`spend` shift from week 6.
+
+    ctloop loop replay {loop} --baseline   # backtest the loop in event time
+    ctloop loop run {loop} --once          # the live controller, one pass
+    ctloop loop status {loop}
+
+The loop is declared in `ctloop.toml`; docs/loop.md lists every key.
+"""
+
+_TEMPLATES = ("pipeline", "loop")
+
+
 @app.command()
 def init(
     name: Annotated[str, typer.Argument(help="folder to create")],
     force: Annotated[bool, typer.Option(help="write into an existing, non-empty folder")] = False,
+    template: Annotated[str, typer.Option(
+        help="pipeline: an example pipeline; loop: a loop on generated spans")] = "pipeline",
 ) -> None:
-    """Scaffold a project: ctloop.toml, an example pipeline and a README."""
+    """Scaffold a project: ctloop.toml, an example pipeline (or loop) and a README."""
+    if template not in _TEMPLATES:
+        raise UserInputError(f"Unknown template {template!r}; use one of "
+                             f"{', '.join(_TEMPLATES)}.")
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", name):
         raise UserInputError(
             f"The project name {name!r} may use letters, digits, '.', '_', '-' and '/' only."
@@ -101,6 +141,9 @@ def init(
             f"{root} exists and is not empty; choose another name or pass --force."
         )
     root.mkdir(parents=True, exist_ok=True)
+    if template == "loop":
+        _init_loop(root, force)
+        return
     files = {"ctloop.toml": _TOML, "pipeline.py": _PIPELINE,
              "README.md": _README.format(name=root.name), ".gitignore": ".ctloop/\n"}
     for filename, text in files.items():
@@ -110,6 +153,25 @@ def init(
         path.write_text(text)
     console.print(f"[green]created[/] {root}/: {', '.join(files)}")
     console.print(f"next: cd {root} && ctloop run pipeline.py")
+
+
+def _init_loop(root: Path, force: bool) -> None:
+    from ctloop.loop.sample import write_sample_spans
+
+    loop = re.sub(r"[^A-Za-z0-9_-]", "-", root.resolve().name) or "loop"
+    files = {"ctloop.toml": _LOOP_TOML.format(loop=loop),
+             "README.md": _LOOP_README.format(name=root.name, loop=loop),
+             ".gitignore": ".ctloop/\n"}
+    for filename, text in files.items():
+        path = root / filename
+        if path.exists() and not force:
+            continue
+        path.write_text(text)
+    spans = write_sample_spans(root / "landing", spans=8, rows=800, change_at=3,
+                               defective_at=5, shift_at=6)
+    console.print(f"[green]created[/] {root}/: {', '.join(files)}, landing/ "
+                  f"({len(spans)} spans)")
+    console.print(f"next: cd {root} && ctloop loop replay {loop} --baseline")
 
 
 def _month_range(text: str) -> range:
