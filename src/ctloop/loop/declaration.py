@@ -347,7 +347,7 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
 
 
 def _gate(value: Any, where: str) -> GateSpec:
-    gate = _sub(GateSpec, value, f"{where}: gate")
+    gate: GateSpec = _sub(GateSpec, value, f"{where}: gate")
     return replace(gate, min_improvement=float(gate.min_improvement),
                    floor=None if gate.floor is None else float(gate.floor),
                    slices=tuple(dict(s) for s in gate.slices))

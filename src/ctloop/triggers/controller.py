@@ -133,7 +133,8 @@ class Controller:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per trigger: its state entry (last fire, last status, files seen ...)."""
-        return self.state.read().get("triggers", {})
+        entries: dict[str, dict[str, Any]] = self.state.read().get("triggers", {})
+        return entries
 
     # -- one trigger -----------------------------------------------------------
 
@@ -167,13 +168,11 @@ class Controller:
                 if trigger.kind in ("degradation", "drift"):
                     info = measured
                 else:
+                    error: CtloopError | None = None
                     try:
                         info = self._evaluate(trigger, entry, now)
                     except CtloopError as exc:
-                        error = exc
-                        info = None
-                    else:
-                        error = None
+                        error, info = exc, None
                     if error is not None:
                         entry["last_error"] = error.one_line()
                         entry["last_checked"] = now.isoformat()

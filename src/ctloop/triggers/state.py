@@ -52,7 +52,8 @@ class TriggerState:
 
 def trigger_state(state: dict[str, Any], name: str) -> dict[str, Any]:
     """The entry of one trigger, created on first use."""
-    return state.setdefault("triggers", {}).setdefault(name, {})
+    entry: dict[str, Any] = state.setdefault("triggers", {}).setdefault(name, {})
+    return entry
 
 
 def add_history(entry: dict[str, Any], item: dict[str, Any]) -> None:
