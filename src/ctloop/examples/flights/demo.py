@@ -98,7 +98,8 @@ def pin_schema(path: Path, first_span: Path) -> Path:
 
     Calendar columns cover the whole year, not the first month's values; numeric
     ranges of the weather and the rates are left open (the seasons move them: that
-    is drift, watched by the monitors, not a defect); a new carrier with a handful
+    is drift, watched by the monitors, not a defect), and a joined feature may be
+    missing on up to 5% of flights (no weather reading that hour); a new carrier with a handful
     of flights (SkyWest appears in mid-2013) is a warning, one on more than 0.1% of
     flights still quarantines the span. An existing pinned schema is left as it is.
     """
@@ -118,6 +119,10 @@ def pin_schema(path: Path, first_span: Path) -> Path:
     for name in ("tailnum", "dest", "plane_type", "manufacturer"):
         if name in schema.columns:
             schema.columns[name].domain = None
+    for name in model_features()[len(FLIGHT_FEATURES):]:  # joined features can be absent
+        if name in schema.columns:  # (no weather reading that hour, an unknown plane)
+            column = schema.columns[name]
+            column.max_missing = max(column.max_missing or 0.0, 0.05)
     schema.columns["carrier"].min_domain_mass = 0.999
     schema.save(path)
     return path
