@@ -1,7 +1,7 @@
 """controller state and leases
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0005
 Create Date: 2026-12-01 08:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
