@@ -36,6 +36,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("predictions", "ctloop.cli.predictions",
      "The prediction log's segments: status, compaction, retention."),
     ("triggers", "ctloop.cli.triggers", "Triggers and the controller that starts pipelines."),
+    ("loop", "ctloop.cli.loop", "Declared continuous-training loops: replay, run, status."),
 ]
 
 # (command name, module that registers it on `app` when imported, short help).
@@ -50,6 +51,7 @@ _LAZY_COMMANDS: list[tuple[str, str, str]] = [
 _COMMAND_MODULES: list[str] = [
     "ctloop.cli.project",
     "ctloop.cli.serve",
+    "ctloop.cli.feedback",
     "ctloop.cli.ui",
     "ctloop.cli.predict",
 ]

@@ -278,7 +278,9 @@ def push(
                 record.version,
                 alias=alias,
                 reason=reason or verdict["summary"],
-                expected_version=verdict.get("champion_version"),
+                # The compare-and-set guards the alias the gate compared with; a blessed
+                # challenger (a canary) takes its alias whoever held it.
+                expected_version=verdict.get("champion_version") if alias == "champion" else ...,
             )
             promoted = True
     finally:
