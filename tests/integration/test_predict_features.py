@@ -17,6 +17,7 @@ from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry
 from ctloop.serving import create_app
 from ctloop.serving.batch import predict_file
+from ctloop.serving.config import ServingConfig
 
 REFS = ["weather:temp", "weather:wind_speed", "planes:seats"]
 MOMENT = pd.Timestamp("2013-02-10 12:00")
@@ -62,14 +63,19 @@ def test_batch_and_service_fill_features_the_same_way(ctloop_home: Path) -> None
     assert len(rows) > 15 and result.rows == len(rows)
     assert sorted(result.missing_filled) == ["seats", "temp", "wind_speed"]
     scored = pd.read_parquet(ctloop_home / "scored.parquet")
+    # Batch scoring answers rows the store cannot fill (flagged, values null); the service
+    # does the same when told to flag instead of rejecting them.
     app = create_app(
-        "flights", metadata=store, artifacts=artifacts, feature_store=fs, prediction_log=False
+        "flights", config=ServingConfig(missing_features="flag"), metadata=store,
+        artifacts=artifacts, feature_store=fs, prediction_log=False,
     )
     with TestClient(app) as client:
         served = client.post(
             "/v1/models/flights:predict",
             json={"rows": rows.to_dict("records"), "now": MOMENT.isoformat()},
-        ).json()["predictions"]
+        )
+        assert served.status_code == 200, served.text
+        served = served.json()["predictions"]
         explained = client.post(
             "/v1/models/flights:explain",
             json={"instances": rows.head(3).to_dict("records"), "now": MOMENT.isoformat()},

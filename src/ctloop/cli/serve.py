@@ -70,7 +70,7 @@ def serve(
     }
     config = ServingConfig.from_table(settings.extra.get("serving"), **overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    err_console.print(
+    banner = (
         f"serving {model or 'every model with alias ' + repr(config.alias)} on "
         f"http://{host}:{port} with {workers} worker(s) (POST /v1/models/NAME:predict, "
         "POST /v2/models/NAME/infer, GET /ready, GET /metrics)"
@@ -78,12 +78,15 @@ def serve(
     if workers > 1:
         from ctloop.serving.workers import worker_environment
 
+        err_console.print(banner)
+
         with worker_environment(model, {k: v for k, v in overrides.items() if v is not None}):
             uvicorn.run("ctloop.serving.workers:app_from_environment", factory=True,
                         host=host, port=port, workers=workers, log_level=log_level,
                         access_log=False)
         return
     application = create_app(model, config=config, settings=settings)
+    err_console.print(banner)  # after the stores opened: a bad setting is the only line
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
 
 

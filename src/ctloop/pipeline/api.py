@@ -87,7 +87,7 @@ def resume(
 
     settings = settings or load_settings(project)
     record = open_metadata_store(settings.metadata_url).get_run(run_id)
-    engine = make_engine(settings, runner=runner or recorded_runner(record),
+    engine = make_engine(settings, runner=runner or recorded_runner(record, settings.runner),
                          max_workers=max_workers, observer=observer)
     pipeline, _ = load_pipeline(record.source)
     return engine.resume(record.id, pipeline, force=force)
