@@ -282,7 +282,7 @@ def create_app(
             feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
         )
     if keys:
-        app.add_middleware(KeyGuard, keys=keys, public=config.public)  # type: ignore[arg-type]
+        app.add_middleware(KeyGuard, keys=keys, public=config.public)
     return app
 
 
@@ -453,7 +453,7 @@ def _feature_store(
     if arg is False:
         return None
     if arg is not None and arg is not True:
-        return arg  # type: ignore[return-value]
+        return arg
     from ctloop.features import FeatureStore
 
     if config.features:

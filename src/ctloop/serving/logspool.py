@@ -51,7 +51,7 @@ class Entry:
     request_ids: list[str]
     scores: np.ndarray
     inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
-    entity: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    entity: Mapping[str, Sequence[Any] | np.ndarray] = field(default_factory=dict)
     row_ids: list[str | None] | None = None
     decisions: np.ndarray | None = None
     served: bool = True
