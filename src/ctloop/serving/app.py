@@ -19,6 +19,7 @@ the error's HTTP status. Every prediction request, answered or not, is logged.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -210,6 +211,19 @@ async def _shadow(state: ServingState, deployment: Deployment, inputs: Inputs,
         state.logger.submit([shadow_entry(part, inputs, latency_ms, logical_time(inputs.now))])
 
 
+_PREDICT_PATH = re.compile(
+    r"^/(?P<protocol>v1|v2)/models/(?P<name>[^/:]+)(?::predict|(?:/versions/[^/]+)?/infer)$"
+)
+
+
+def _log_denied(state: ServingState, path: str, status: int, error: str) -> None:
+    """A prediction request refused for its API key is logged like any other refusal."""
+    found = _PREDICT_PATH.match(path)
+    if found is not None:
+        state.log_rejected(found["name"], found["protocol"], status, error,
+                           time.perf_counter(), new_request_id())
+
+
 def create_app(
     models: str | list[str] | None = None,
     *,
@@ -282,7 +296,9 @@ def create_app(
             feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
         )
     if keys:
-        app.add_middleware(KeyGuard, keys=keys, public=config.public)
+        app.add_middleware(KeyGuard, keys=keys, public=config.public,
+                           on_deny=lambda path, status, error: _log_denied(state, path, status,
+                                                                           error))
     return app
 
 
