@@ -92,7 +92,9 @@ def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
         store.close()
-    logged = open_prediction_log(home / "predictions").read(model_name="flights")
+    logged = open_prediction_log(home / "predictions").read(
+        model_name="flights", include_rejected=True, include_unserved=True
+    )
     answered = logged[logged["served"]]
     assert len(answered) >= 4 and set(answered["model_version"]) == {1, 2}
     assert (~logged["served"]).sum() == 1  # the 422 is logged as well

@@ -24,6 +24,8 @@ __all__ = [
 
 
 class InvalidRequest(UserInputError):
+    """A request the service cannot read (bad body, wrong inputs): answered with 422."""
+
     headline = "invalid request"
     http_status = 422
 
@@ -53,5 +55,7 @@ class Forbidden(UserInputError):
 
 
 class NotReady(CtloopError):
+    """The service has no model loaded yet (or lost it): answered with 503, retry later."""
+
     headline = "not ready"
     http_status = 503

@@ -61,8 +61,9 @@ def test_refused_predictions_are_logged(three_versions, tmp_path) -> None:
         assert client.get("/v1/models", headers=_auth("dash")).status_code == 200
         assert client.post(URL, json={"rows": [ROW]}, headers=_auth("app")).status_code == 200
         app.state.serving.logger.flush()
-    frame = log.read(model_name="flights")
+    frame = log.read(model_name="flights", include_rejected=True, include_unserved=True)
     assert len(frame) == 3 and frame["served"].sum() == 1  # two refusals, one answer
+    assert sorted(frame["status"]) == [200, 401, 403]
 
 
 def test_keys_from_the_environment_and_bad_key_config(three_versions, monkeypatch) -> None:

@@ -76,7 +76,7 @@ def test_tritonclient_health_metadata_and_infer(served, three_versions, sample) 
     client.close()
     app_log = served[1].state.serving.logger
     app_log.flush()
-    logged = log.read(model_name="flights")
+    logged = log.read(model_name="flights", include_rejected=True, include_unserved=True)
     assert (logged["served"]).sum() == 3 * len(frame)  # three answered infer calls
     assert (~logged["served"]).sum() == 2  # the unknown version and the string hours
 
