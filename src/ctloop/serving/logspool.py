@@ -122,8 +122,8 @@ def _rows(frame: pd.DataFrame, n: int) -> list[dict[str, Any]]:
             if mask.any():
                 values = values.copy()
                 values[mask] = None
-        if values.dtype.kind in "mM":
-            values = pd.Series(values).dt.to_pydatetime() if values.dtype.kind == "M" else values
+        if values.dtype.kind == "M":
+            values = np.asarray(pd.Series(values).dt.to_pydatetime(), dtype=object)
         columns.append(values.tolist())
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
