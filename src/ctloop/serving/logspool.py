@@ -62,11 +62,9 @@ class Entry:
     model: LoadedModel | None = None  # scores outliers, once per coalesced group
 
     def key(self) -> tuple[Any, ...]:
-        # Time and latency are in the key: the request log's table writer reads one of each
-        # per batch, so only entries that share them (a replay chunk) are merged.
         return (self.model_name, self.model_version, self.route, self.protocol, self.served,
                 self.status, self.error, self.missing, tuple(self.inputs), tuple(self.entity),
-                self.decisions is None, id(self.model), self.ts, self.latency_ms)
+                self.decisions is None, id(self.model))
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,14 @@ class RowwiseBatch(LogBatch):
 
     latencies: np.ndarray | None = None
     stamps: list[datetime] | None = None
+
+    def per_row(self) -> tuple[list[datetime], list[float]]:
+        """Each row's own request time and latency (read by the request log's table writer)."""
+        n = len(self.request_ids)
+        stamps = self.stamps if self.stamps is not None else [self.ts] * n
+        latencies = (self.latencies.tolist() if self.latencies is not None
+                     else [self.latency_ms] * n)
+        return stamps, latencies
 
     def records(self) -> list[PredictionRecord]:
         n = len(self.request_ids)
