@@ -16,6 +16,11 @@ times, with one keep-alive load generator (``bench/loadgen.py``):
 - 100-row requests at concurrency 1
 - cold start: process launch to the first ready answer
 
+Before each measurement the script waits until the server's CPU is idle,
+so background work left over from the previous scenario (ctloop's request
+log catching up) does not land on the next one; the CPU per request counts
+only what happened during the measurement.
+
 Prints requests/s, p50/p99 latency and server CPU per request, then the
 median of the per-repeat ratios ctloop/MLflow (the machine is shared: ratios
 measured side by side are what to quote, not absolute times).
@@ -188,8 +193,19 @@ def servers(root: Path, model: Path, mlflow_python: Path | None) -> list[Server]
     return out
 
 
+def settle(server: Server, limit: float = 60.0) -> None:
+    """Wait until the server is idle (its request log has caught up with earlier load)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = server.cpu_seconds()
+        time.sleep(0.5)
+        if server.cpu_seconds() - before < 0.05:
+            return
+
+
 def measure(server: Server, rows: list[dict[str, object]], concurrency: int,
             seconds: float) -> tuple[Result, float]:
+    settle(server)
     cpu = server.cpu_seconds()
     result = load(server.url(server.predict), server.body(rows), concurrency=concurrency,
                   seconds=seconds)

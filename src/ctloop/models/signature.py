@@ -293,7 +293,7 @@ def _datetimes(spec: ColumnSpec, values: Sequence[Any], what: str) -> np.ndarray
     if bad.any():
         example = values[int(np.flatnonzero(bad)[0])]
         raise _bad(spec, what, example, "it is not an ISO timestamp")
-    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    return np.asarray(parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"))
 
 
 def _conform_array(

@@ -19,6 +19,7 @@ the error's HTTP status. Every prediction request, answered or not, is logged.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -211,6 +212,19 @@ async def _shadow(state: ServingState, deployment: Deployment, inputs: Inputs,
         state.logger.submit([shadow_entry(part, inputs, latency_ms, logical_time(inputs.now))])
 
 
+_PREDICT_PATH = re.compile(
+    r"^/(?P<protocol>v1|v2)/models/(?P<name>[^/:]+)(?::predict|(?:/versions/[^/]+)?/infer)$"
+)
+
+
+def _log_denied(state: ServingState, path: str, status: int, error: str) -> None:
+    """A prediction request refused for its API key is logged like any other refusal."""
+    found = _PREDICT_PATH.match(path)
+    if found is not None:
+        state.log_rejected(found["name"], found["protocol"], status, error,
+                           time.perf_counter(), new_request_id())
+
+
 def create_app(
     models: str | list[str] | None = None,
     *,
@@ -285,7 +299,9 @@ def create_app(
             feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
         )
     if keys:
-        app.add_middleware(KeyGuard, keys=keys, public=config.public)  # type: ignore[arg-type]
+        app.add_middleware(KeyGuard, keys=keys, public=config.public,
+                           on_deny=lambda path, status, error: _log_denied(state, path, status,
+                                                                           error))
     return app
 
 
@@ -456,7 +472,7 @@ def _feature_store(
     if arg is False:
         return None
     if arg is not None and arg is not True:
-        return arg  # type: ignore[return-value]
+        return arg
     from ctloop.features import FeatureStore
 
     if config.features:

@@ -131,9 +131,16 @@ def required_role(method: str, path: str, public: frozenset[str]) -> str | None:
 class KeyGuard:
     """ASGI middleware: 401 without a valid key, 403 when its roles do not cover the route."""
 
-    def __init__(self, app: App, keys: Mapping[str, Mapping[str, Any]], public: tuple[str, ...]):
+    def __init__(
+        self,
+        app: App,
+        keys: Mapping[str, Mapping[str, Any]],
+        public: tuple[str, ...],
+        on_deny: Callable[[str, int, str], None] | None = None,
+    ) -> None:
         self.app = app
         self.public = frozenset(public)
+        self.on_deny = on_deny  # (path, status, message): the service logs refused predictions
         self.keys = [
             ApiKey(name, str(k["hash"]).partition(":")[2], frozenset(k["roles"]))
             for name, k in keys.items()
@@ -156,18 +163,21 @@ class KeyGuard:
             await self.app(scope, receive, send)
             return
         presented = _presented(scope["headers"])
+        key = None if presented is None else self.find(presented)
+        denial: tuple[int, str, str] | None = None
         if presented is None:
-            await _deny(send, 401, "unauthorized", "This route needs an API key: send "
-                        "'Authorization: Bearer KEY' or 'X-API-Key: KEY'.", scope["path"])
-            return
-        key = self.find(presented)
-        if key is None:
-            await _deny(send, 401, "unauthorized", "The API key is not valid.", scope["path"])
-            return
-        if not key.allows(role):
-            await _deny(send, 403, "forbidden",
-                        f"The key {key.name!r} (roles {sorted(key.roles)}) may not do this; it "
-                        f"needs the {role!r} role.", scope["path"])
+            denial = (401, "unauthorized", "This route needs an API key: send "
+                      "'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
+        elif key is None:
+            denial = (401, "unauthorized", "The API key is not valid.")
+        elif not key.allows(role):
+            denial = (403, "forbidden", f"The key {key.name!r} (roles {sorted(key.roles)}) may "
+                      f"not do this; it needs the {role!r} role.")
+        if denial is not None or key is None:
+            status, error, detail = denial or (401, "unauthorized", "The API key is not valid.")
+            if self.on_deny is not None:
+                self.on_deny(scope["path"], status, f"{error}: {detail}")
+            await _deny(send, status, error, detail, scope["path"])
             return
         scope.setdefault("state", {})["api_key"] = key.name
         await self.app(scope, receive, send)

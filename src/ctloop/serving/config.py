@@ -135,13 +135,13 @@ class ServingConfig:
         if raw.get("canary"):
             values["canary"] = _split(raw["canary"], None, "canary")
         if raw.get("ab"):
-            key = raw.get("ab_key")
-            if not key:
+            ab_key = raw.get("ab_key")
+            if not ab_key:
                 raise ConfigError(
                     "An A/B split needs the column that keeps it sticky: set ab_key "
                     "(--ab-key COLUMN), e.g. tailnum."
                 )
-            values["ab"] = _split(raw["ab"], str(key), "ab")
+            values["ab"] = _split(raw["ab"], str(ab_key), "ab")
         elif raw.get("ab_key"):
             raise ConfigError("ab_key (--ab-key) is set but no A/B split (--ab ALIAS=PCT) is.")
         for key in ("coerce_types", "allow_nulls"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -94,7 +94,7 @@ def _scorer(booster: Any, threads: int) -> Callable[[np.ndarray], np.ndarray]:
 
         inner = _InnerPredictor.from_booster(booster, {"num_threads": threads})
         inner.predict(np.zeros((1, booster.num_feature())))
-        return inner.predict  # type: ignore[no-any-return]
+        return cast(Callable[[np.ndarray], np.ndarray], inner.predict)
     except Exception:  # a LightGBM without the private predictor: the public call
         return lambda matrix: booster.predict(matrix, num_threads=threads)
 

@@ -9,7 +9,7 @@ per column in ``Filled.missing``; the caller decides whether that is an error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Filled", "assemble", "column_of", "entity_keys", "fill", "needs_lookup"]
 
-Columns = dict[str, Sequence[Any] | np.ndarray]
+Columns = Mapping[str, Sequence[Any] | np.ndarray]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -35,7 +35,7 @@ _EXAMPLE = (
 class Inputs:
     """One request's values by column (before type checks) and its ids."""
 
-    columns: dict[str, Sequence[Any] | np.ndarray]
+    columns: Mapping[str, Sequence[Any] | np.ndarray]
     rows: int
     request_ids: list[str]
     row_ids: list[str | None] | None = None

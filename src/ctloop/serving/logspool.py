@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ctloop.core.errors import StoreError
 from ctloop.models.flavors import LoadedModel
 from ctloop.monitoring.base import PredictionRecord
 from ctloop.serving.requestlog import LogBatch, RequestLogger
@@ -51,7 +52,7 @@ class Entry:
     request_ids: list[str]
     scores: np.ndarray
     inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
-    entity: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    entity: Mapping[str, Sequence[Any] | np.ndarray] = field(default_factory=dict)
     row_ids: list[str | None] | None = None
     decisions: np.ndarray | None = None
     served: bool = True
@@ -72,6 +73,14 @@ class RowwiseBatch(LogBatch):
 
     latencies: np.ndarray | None = None
     stamps: list[datetime] | None = None
+
+    def per_row(self) -> tuple[list[datetime], list[float]]:
+        """Each row's own request time and latency (read by the request log's table writer)."""
+        n = len(self.request_ids)
+        stamps = self.stamps if self.stamps is not None else [self.ts] * n
+        latencies = (self.latencies.tolist() if self.latencies is not None
+                     else [self.latency_ms] * n)
+        return stamps, latencies
 
     def records(self) -> list[PredictionRecord]:
         n = len(self.request_ids)
@@ -119,8 +128,8 @@ def _rows(frame: pd.DataFrame, n: int) -> list[dict[str, Any]]:
             if mask.any():
                 values = values.copy()
                 values[mask] = None
-        if values.dtype.kind in "mM":
-            values = pd.Series(values).dt.to_pydatetime() if values.dtype.kind == "M" else values
+        if values.dtype.kind == "M":
+            values = np.asarray(pd.Series(values).dt.to_pydatetime(), dtype=object)
         columns.append(values.tolist())
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
@@ -170,11 +179,14 @@ def _batch(group: list[Entry]) -> LogBatch:
 class LogSpool:
     """An unbounded FIFO of log entries in front of a ``RequestLogger``."""
 
-    def __init__(self, target: RequestLogger, *, linger: float = 0.01) -> None:
+    def __init__(self, target: RequestLogger, *, linger: float = 0.01,
+                 max_backlog: int = 50_000) -> None:
         self.target = target
         self.linger = linger
+        self.max_backlog = max_backlog
         self.entries = 0
         self.failed = 0
+        self.waits = 0
         self._queue: deque[Entry] = deque()
         self._cond = threading.Condition()
         self._busy = False
@@ -191,7 +203,16 @@ class LogSpool:
         return int(getattr(self.target, "dropped", 0))
 
     def submit(self, entries: Sequence[Entry]) -> None:
-        """Queue one request's log entries (never blocks, never drops)."""
+        """Queue one request's log entries; ``NotReady`` (503) when far behind, never drops.
+
+        Refusing here, before the answer is sent, means nothing unlogged is acknowledged.
+        """
+        if len(self._queue) > self.max_backlog:
+            from ctloop.serving.errors import NotReady
+
+            raise NotReady(
+                f"The request log is {len(self._queue)} requests behind; retry shortly."
+            )
         with self._cond:
             was_empty = not self._queue
             self._queue.extend(entries)
@@ -213,7 +234,7 @@ class LogSpool:
                 self._queue.clear()
                 self._busy = True
             try:
-                self.target.submit(coalesce(entries))
+                self._hand_over(coalesce(entries))
                 self.entries += len(entries)
             except Exception:  # the log must never take the server down
                 self.failed += len(entries)
@@ -222,6 +243,22 @@ class LogSpool:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _hand_over(self, batches: list[LogBatch]) -> None:
+        """Submit, waiting out a request log that is behind (it raises after its max wait)."""
+        while True:
+            try:
+                self.target.submit(batches)
+                return
+            except StoreError:
+                if self._closing and not self._thread.is_alive():
+                    raise
+                self.waits += 1
+                time.sleep(0.05)
+
+    def backlog(self) -> int:
+        """Entries not yet handed to the request log."""
+        return len(self._queue)
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait until every entry submitted so far reached the request log."""

@@ -69,6 +69,6 @@ class ServingMetrics:
             from prometheus_client import multiprocess as mp
 
             registry = CollectorRegistry()
-            mp.MultiProcessCollector(registry)
+            mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -8,7 +8,7 @@ frames by the log spool's thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -44,7 +44,7 @@ class Part:
     scores: np.ndarray
     decisions: np.ndarray | None
     inputs: dict[str, np.ndarray]  # typed model inputs
-    entity: dict[str, Sequence[Any]]
+    entity: Mapping[str, Sequence[Any] | np.ndarray]
     missing: dict[str, np.ndarray] = field(default_factory=dict)
 
 

@@ -163,6 +163,11 @@ def batches_table(batches: Sequence[LogBatch]) -> pa.Table:
                            ("protocol", b.protocol),
                            ("missing", list(b.missing))):
             scalars[key].extend([value] * n)
+        per_row = getattr(b, "per_row", None)  # a batch of several requests (serving.logspool)
+        if per_row is not None:
+            stamps, latencies = per_row()
+            scalars["ts"][-n:] = stamps
+            scalars["latency_ms"][-n:] = latencies
         row_ids.extend([None if r is None else str(r) for r in b.row_ids]
                        if b.row_ids is not None else [None] * n)
         decisions.extend(b.decisions.tolist() if b.decisions is not None else [None] * n)

@@ -29,7 +29,7 @@ def bucket(values: Sequence[object] | np.ndarray | pd.Series, seed: int = 0) -> 
     """A uniform number in [0, 1) per value, stable across processes and runs."""
     keys = np.asarray(pd.Series(values, dtype=object).astype(str), dtype=object)
     hashed = pd.util.hash_array(keys, hash_key=f"ctloop{seed:010d}"[-16:].rjust(16, "0"))
-    return hashed.astype(np.float64) / _SCALE
+    return np.asarray(hashed, dtype=np.float64) / _SCALE
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,21 @@ def test_every_route_needs_a_key_with_the_right_role(three_versions) -> None:
         assert client.get("/metrics").status_code == 200
 
 
+def test_refused_predictions_are_logged(three_versions, tmp_path) -> None:
+    log = open_prediction_log(tmp_path / "log")
+    app = three_versions.app("flights", config=_config(), prediction_log=log)
+    with TestClient(app) as client:
+        assert client.post(URL, json={"rows": [ROW]}).status_code == 401
+        assert client.post("/v2/models/flights/infer", json={},
+                           headers=_auth("dash")).status_code == 403
+        assert client.get("/v1/models", headers=_auth("dash")).status_code == 200
+        assert client.post(URL, json={"rows": [ROW]}, headers=_auth("app")).status_code == 200
+        app.state.serving.logger.flush()
+    frame = log.read(model_name="flights", include_rejected=True, include_unserved=True)
+    assert len(frame) == 3 and frame["served"].sum() == 1  # two refusals, one answer
+    assert sorted(frame["status"]) == [200, 401, 403]
+
+
 def test_keys_from_the_environment_and_bad_key_config(three_versions, monkeypatch) -> None:
     monkeypatch.setenv(
         "CTLOOP_SERVING_KEYS", f'{{"env": {{"hash": "{hash_key("k-env")}", "roles": "predict"}}}}'

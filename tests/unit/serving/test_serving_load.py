@@ -100,3 +100,20 @@ def test_hot_swaps_under_load_fail_no_request(three_versions, sample) -> None:
     for _, version, prediction in results:  # never a mix: each answer is its version's
         assert prediction == expected[version]
     assert len(results) > 50
+
+
+def test_coalesced_log_entries_keep_each_requests_time(three_versions, sample, tmp_path) -> None:
+    from ctloop.monitoring.log import open_prediction_log
+
+    log = open_prediction_log(tmp_path / "log")
+    app = three_versions.app("flights", prediction_log=log)
+    rows = _rows(sample.head(1))
+    bodies = [{"instances": rows, "request_ids": [f"q{d}"], "now": f"2013-06-{d:02d}T12:00:00"}
+              for d in range(1, 29)]
+    with background_server(app) as url:
+        answers = asyncio.run(_fire(url, bodies, concurrency=28))
+        assert {a.status_code for a in answers} == {200}
+        app.state.serving.logger.flush()
+    frame = log.read(model_name="flights").set_index("request_id")
+    for d in range(1, 29):
+        assert str(frame.loc[f"q{d}", "ts"])[:10] == f"2013-06-{d:02d}"
