@@ -24,7 +24,7 @@ from ctloop.serving.routing import Router
 from ctloop.serving.v2 import datatype_of, encode_outputs, parse_infer, split_binary
 
 if TYPE_CHECKING:
-    from ctloop.serving.app import Respond, ServingState
+    from ctloop.serving.handling import Respond, ServingState
 
 __all__ = ["add_routes"]
 
@@ -65,7 +65,7 @@ def metadata(deployment: Deployment, served: Served) -> dict[str, Any]:
 
 
 def add_routes(app: FastAPI, state: ServingState) -> None:
-    from ctloop.serving.app import json_response, readiness, serve_prediction
+    from ctloop.serving.handling import json_response, readiness, serve_prediction
 
     config = state.config
 
