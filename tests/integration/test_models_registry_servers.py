@@ -10,7 +10,8 @@ import pytest
 
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.registry import ModelRegistry
-from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+from ctloop.testing.databases import temporary_metadata_url
+from ctloop.testing.services import unique_name
 
 
 def _promote(url: str, name: str, version: int) -> subprocess.Popen[bytes]:
@@ -32,9 +33,13 @@ def _promote(url: str, name: str, version: int) -> subprocess.Popen[bytes]:
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.parametrize(("service", "url"), [("postgres", POSTGRES_URL), ("mysql", MYSQL_URL)])
-def test_concurrent_promotions_in_processes(service: str, url: str) -> None:
-    require_service(service)
+@pytest.mark.parametrize("service", ["postgres", "mysql"])
+def test_concurrent_promotions_in_processes(service: str) -> None:
+    with temporary_metadata_url(service) as url:  # a schema of its own on the shared server
+        _race(url)
+
+
+def _race(url: str) -> None:
     name = unique_name("model")
     store = open_metadata_store(url)
     registry = ModelRegistry(store, actor="setup")
