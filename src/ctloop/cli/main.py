@@ -33,6 +33,8 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("data", "ctloop.cli.data", "Statistics, schemas, validation and drift of datasets."),
     ("deploy", "ctloop.cli.deploy", "Export deployment files for team servers and clusters."),
     ("monitor", "ctloop.cli.monitor", "Prediction logs, drift and decay monitors."),
+    ("predictions", "ctloop.cli.predictions",
+     "The prediction log's segments: status, compaction, retention."),
     ("triggers", "ctloop.cli.triggers", "Triggers and the controller that starts pipelines."),
 ]
 
@@ -48,6 +50,7 @@ _LAZY_COMMANDS: list[tuple[str, str, str]] = [
 _COMMAND_MODULES: list[str] = [
     "ctloop.cli.project",
     "ctloop.cli.serve",
+    "ctloop.cli.ui",
 ]
 
 
@@ -154,6 +157,9 @@ def _mount() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    from ctloop.core.secrets import install_log_masking
+
+    install_log_masking()
     _mount()
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
@@ -175,7 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         if callable(show) and isinstance(exit_code, int):
             show()
             return exit_code
-        raise
+        import traceback
+
+        from ctloop.core.secrets import mask_secrets
+
+        # An unexpected error: its traceback helps a bug report, but never shows a secret.
+        typer.echo(mask_secrets(traceback.format_exc()), err=True)
+        return 1
     return code if isinstance(code, int) else 0
 
 

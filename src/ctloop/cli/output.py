@@ -20,6 +20,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ctloop.core.secrets import mask_secrets
+
 __all__ = ["console", "err_console", "escape", "is_id_column", "print_json", "print_table"]
 
 console = Console()
@@ -28,7 +30,7 @@ err_console = Console(stderr=True)
 
 def print_json(value: Any) -> None:
     """Write ``value`` as indented JSON to stdout (no Rich markup, no wrapping)."""
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.write(mask_secrets(json.dumps(value, indent=2, default=str)) + "\n")
 
 
 def is_id_column(header: str) -> bool:
@@ -42,19 +44,20 @@ def _cell(value: Any) -> Any:
         return "-"
     if isinstance(value, Text) or hasattr(value, "__rich_console__"):
         return value
-    return Text(str(value))  # plain text: brackets in values are not markup
+    return Text(mask_secrets(str(value)))  # plain text: brackets are not markup; no secrets
 
 
 def print_table(
     title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    """A simple Rich table; ``None`` cells print as a dash, strings print verbatim.
+    """A simple Rich table; ``None`` cells print as a dash, strings verbatim, secrets as ``***``.
 
     Id columns keep their full width (other columns wrap first) and fold onto
     a second line rather than being cut when the terminal is narrower.
     """
     cells = [[_cell(c) for c in row] for row in rows]
-    table = Table(title=title, header_style="bold", show_lines=False)
+    table = Table(title=mask_secrets(title) if title else title, header_style="bold",
+                  show_lines=False)
     for at, column in enumerate(columns):
         if is_id_column(column):
             width = max([len(column)] + [Text(r[at]).cell_len if isinstance(r[at], str)

@@ -3,7 +3,7 @@
 A folder of parquet files (local, or ``s3://bucket/prefix``) is described
 partition by partition and the partial statistics are merged with
 :func:`ctloop.data.merge_statistics`: counts and moments come out exactly as
-on one machine, quantiles within the KLL sketch's rank error.
+on one machine, quantiles within the quantile sketch's rank error.
 
 Where the partitions are described follows where the step runs: on a Dask
 worker the step maps its partitions onto the same cluster (``worker_client``

@@ -21,7 +21,7 @@ __all__ = ["evaluate", "infra_check", "push", "train"]
 _SUMMARY_FILE = "training-summary.json"
 
 
-@component(version="1")
+@component(version="2")
 def train(
     data: Input[Dataset],
     model: Output[Model],
@@ -31,9 +31,16 @@ def train(
     params: dict[str, Any] | None = None,
     seed: int = 0,
     task: str = "classification",
+    holdout: Input[Dataset] | None = None,
+    costs: dict[str, float] | None = None,
+    outliers: bool = True,
 ) -> dict[str, Any]:
     """Fit a model on ``data``; the seed and full parameters are recorded.
 
+    Stored with the model (``ctloop.models.calibration.finalize_model``): an
+    outlier detector on its inputs (``outliers``) and, given a ``holdout``, a
+    calibration for label-free estimates and, with ``costs``, the
+    cost-minimising decision threshold.
     Args:
         data: the training table (a parquet ``Dataset``).
         model: the fitted model, saved with its flavor, signature and metadata.
@@ -49,8 +56,9 @@ def train(
     from ctloop.core.hashing import stable_json
     from ctloop.models import fit_model
 
+    frame = data.read()
     trained = fit_model(
-        data.read(),
+        frame,
         label=label,
         features=list(features),
         algorithm=algorithm,
@@ -59,6 +67,15 @@ def train(
         task=task,
     )
     manifest = trained.save(model.path)
+    if outliers or holdout is not None:
+        from ctloop.models.calibration import finalize_model
+
+        finalize_model(
+            model.path, holdout.read() if holdout is not None else frame.head(0),
+            label=label, costs=costs if holdout is not None else None,
+            calibrate=holdout is not None, training=frame if outliers else None,
+            outlier_features=features,
+        )
     (model.path / _SUMMARY_FILE).write_text(stable_json(trained.data_summary))
     model.metadata.update(
         {
@@ -111,10 +128,13 @@ def evaluate(
     threshold: float = 0.5,
     n_boot: int = 200,
     seed: int = 0,
+    costs: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the candidate and the current champion on ``data``; judge with the gate.
 
-    Not cached: the champion it compares with can change between runs.
+    With ``costs`` ({"fn": 5, "fp": 1}) each model decides at its cost-aware
+    threshold and ``expected_cost`` is compared. Not cached: the champion it
+    compares with can change between runs.
 
     Args:
         candidate: the model just trained.
@@ -148,6 +168,7 @@ def evaluate(
         threshold=threshold,
         n_boot=n_boot,
         seed=seed,
+        costs=costs,
     )
     verdict = judge(report, config)
     verdict["champion_version"] = champion_version

@@ -46,6 +46,10 @@ class Settings:
             object.__setattr__(self, "artifacts_url", (home / "artifacts").as_uri())
         if not self.online_store_url:
             object.__setattr__(self, "online_store_url", f"sqlite:///{home / 'online.db'}")
+        from ctloop.core.secrets import remember_url_secrets
+
+        remember_url_secrets(self.metadata_url, self.artifacts_url, self.online_store_url,
+                             self.runner)
         if self.max_workers < 1:
             raise ConfigError(
                 f"The 'max_workers' setting must be an int >= 1. Got {self.max_workers!r}."

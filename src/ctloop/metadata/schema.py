@@ -22,6 +22,8 @@ __all__ = [
     "artifacts",
     "definitions",
     "events",
+    "log_segments",
+    "log_writers",
     "metadata",
     "model_versions",
     "models",
@@ -178,3 +180,36 @@ definitions = sa.Table(
     sa.Column("tags", Json(), nullable=False),
     sa.Column("created_at", Timestamp(), nullable=False),
 )
+
+# -- the prediction log's index (segments on the artifact store's backend) ----------------
+
+log_segments = sa.Table(
+    "ctloop_log_segments",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("log", sa.String(ID), nullable=False),  # which log: a hash of its root URL
+    sa.Column("kind", sa.String(16), nullable=False),  # "predictions" | "labels"
+    sa.Column("path", sa.String(512), nullable=False, unique=True),  # key under the log's root
+    sa.Column("model_name", sa.String(255)),  # None for label segments
+    sa.Column("ts_min", Timestamp()),
+    sa.Column("ts_max", Timestamp()),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("bytes", sa.BigInteger(), nullable=False),
+    sa.Column("writer", sa.String(ID), nullable=False),  # the writer, or "compactor"
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Index(None, "log", "kind", "model_name", "ts_max"),
+)
+
+log_writers = sa.Table(
+    "ctloop_log_writers",
+    metadata,
+    sa.Column("log", sa.String(ID), primary_key=True),
+    sa.Column("writer", sa.String(ID), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), nullable=False),  # last write-ahead chunk published
+    sa.Column("updated_at", Timestamp(), nullable=False),
+)
+
+# The dashboard's run filters (migration 0005): filter column first, then creation time.
+sa.Index("ix_ctloop_runs_status_created_at", runs.c.status, runs.c.created_at)
+sa.Index("ix_ctloop_runs_pipeline_created_at", runs.c.pipeline, runs.c.created_at)
+sa.Index("ix_ctloop_runs_trigger_created_at", runs.c.trigger, runs.c.created_at)

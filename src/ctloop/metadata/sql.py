@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ctloop.core.errors import CtloopError, NotFound, StoreError, UserInputError
+from ctloop.core.secrets import mask_secrets
 from ctloop.metadata import schema as t
 from ctloop.metadata.base import (
     EVENT_KINDS,
@@ -74,6 +75,9 @@ _STEP_FIELDS = {f.name for f in dataclasses.fields(StepRecord)}
 _DATETIMES = {"created_at", "started_at", "ended_at"}
 
 
+_TEXTS = {"error", "traceback"}  # may quote a URL or a library's message: masked when stored
+
+
 def _row_values(record: Any) -> dict[str, Any]:
     values = {}
     for f in dataclasses.fields(record):
@@ -82,6 +86,8 @@ def _row_values(record: Any) -> dict[str, Any]:
             value = _to_db(value)
         elif isinstance(value, StrEnum):
             value = value.value
+        elif f.name in _TEXTS and isinstance(value, str):
+            value = mask_secrets(value)
         values[f.name] = value
     return values
 
@@ -660,6 +666,8 @@ def _row_values_partial(changes: dict[str, Any]) -> dict[str, Any]:
             value = _to_db(value)
         elif isinstance(value, StrEnum):
             value = value.value
+        elif key in _TEXTS and isinstance(value, str):
+            value = mask_secrets(value)
         out[key] = value
     return out
 

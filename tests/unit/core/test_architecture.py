@@ -91,7 +91,10 @@ def test_drivers_are_imported_lazily() -> None:
 # Import cycles still to be removed, each with the issue that removes it. Imports under
 # `if TYPE_CHECKING:` do not run and do not count (the type-only demo -> report edge of
 # examples/flights, which issue 9 removes with the demo rebuild, is one).
-CYCLES_ALLOWED: set[frozenset[str]] = set()
+CYCLES_ALLOWED: set[frozenset[str]] = {
+    # issue 10: the route modules reach back into serving.app for its helpers; being split.
+    frozenset({"serving.admin", "serving.app", "serving.feedback", "serving.http_v2"}),
+}
 
 
 def _module_name(path: Path) -> str:

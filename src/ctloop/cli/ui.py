@@ -1,0 +1,42 @@
+"""``ctloop ui``: the web dashboard on uvicorn (127.0.0.1 unless told otherwise)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from ctloop.cli.main import app
+from ctloop.cli.output import err_console
+from ctloop.core.errors import UserInputError
+from ctloop.core.settings import load_settings
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it.")] =
+        "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Open the dashboard: runs, models, artifacts, lineage, features, monitoring."""
+    import uvicorn
+
+    from ctloop.ui import create_app
+    from ctloop.ui.access import AccessPolicy, load_keys
+
+    if not 0 < port < 65536:
+        raise UserInputError(f"The --port must be between 1 and 65535. Got {port}.")
+    settings = load_settings()
+    policy = AccessPolicy(load_keys(dict(settings.extra.get("ui", {}))))
+    application = create_app(settings, policy=policy)
+    exposed = host not in ("127.0.0.1", "localhost", "::1")
+    access = (f"{len(policy.keys)} API key(s): read-only until signed in" if policy.enabled
+              else "no API keys: anyone who can reach it may promote and roll back")
+    err_console.print(f"ctloop ui on http://{host}:{port}  ({access})")
+    if exposed and not policy.enabled:
+        err_console.print("[yellow]warning:[/] listening beyond this machine without API keys; "
+                          "set [[ctloop.ui.api_keys]] or CTLOOP_UI_API_KEYS.")
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(application, host=host, port=port, log_level=log_level)

@@ -1,0 +1,118 @@
+"""The dashboard without a browser: errors as pages, keys, sessions and CSRF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ctloop.core.errors import ConfigError
+from ctloop.core.settings import load_settings
+from ctloop.metadata import RunRecord, StepRecord, StepStatus, new_id, open_metadata_store
+from ctloop.ui import create_app
+from ctloop.ui.access import AccessPolicy, load_keys
+
+
+def _client(settings: object, policy: AccessPolicy | None = None) -> TestClient:
+    return TestClient(create_app(settings, policy=policy),  # type: ignore[arg-type]
+                      raise_server_exceptions=False)
+
+
+def test_an_unreachable_store_is_a_503_page_naming_it_without_its_password(
+    ctloop_home: Path,
+) -> None:
+    settings = load_settings(metadata_url="postgresql+psycopg://ui:hunter2@127.0.0.1:1/none")
+    client = _client(settings)
+    for path in ("/runs", "/models", "/runs/abcd1234", "/monitoring", "/healthz"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert "127.0.0.1:1" in response.text and "hunter2" not in response.text
+        assert "Traceback" not in response.text
+
+
+def test_runs_list_counts_cached_steps_and_filters(ctloop_home: Path) -> None:
+    settings = load_settings()
+    store = open_metadata_store(settings.metadata_url)
+    run = store.create_run(RunRecord(id=new_id(), pipeline="p", pipeline_version="1",
+                                     trigger="drift", trigger_info={"reason": "temp drifted"}))
+    for i, status in enumerate([StepStatus.CACHED, StepStatus.CACHED, StepStatus.SUCCEEDED,
+                                StepStatus.FAILED]):
+        store.save_step(StepRecord(id=new_id(), run_id=run.id, name=f"s{i}", component="c",
+                                   component_version="1", status=status))
+    store.create_run(RunRecord(id=new_id(), pipeline="q", pipeline_version="1"))
+    client = _client(settings)
+    page = client.get("/runs?trigger=drift").text
+    assert "temp drifted" in page and "50%" in page and "(1 failed)" in page
+    assert "1 matching" in page
+    assert "2 matching" in client.get("/runs").text
+    bad = client.get("/runs?since=June")
+    assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
+    empty = client.get("/runs?since=2020-02-02&until=2020-02-01")
+    assert empty.status_code == 400 and "empty" in empty.text
+    assert client.get("/runs?per_page=100000").status_code == 400
+
+
+def test_keys_come_from_the_table_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = load_keys({"api_keys": [{"name": "ci", "role": "read", "key_env": "CI_KEY"}]},
+                     {"CI_KEY": "k" * 12, "CTLOOP_UI_API_KEYS": "ada:admin:secret-123"})
+    assert [(k.name, k.role) for k in keys] == [("ci", "read"), ("ada", "admin")]
+    assert all("secret" not in k.digest for k in keys)
+    with pytest.raises(ConfigError, match="role 'boss'"):
+        load_keys({}, {"CTLOOP_UI_API_KEYS": "x:boss:secret-123"})
+    with pytest.raises(ConfigError, match="not set"):
+        load_keys({"api_keys": [{"name": "a", "role": "read", "key_env": "NOPE"}]}, {})
+    with pytest.raises(ConfigError, match="shorter than 8"):
+        load_keys({}, {"CTLOOP_UI_API_KEYS": "a:read:short"})
+
+
+def test_sessions_cannot_be_forged_and_csrf_is_bound_to_the_session() -> None:
+    policy = AccessPolicy(load_keys({}, {"CTLOOP_UI_API_KEYS": "ada:admin:secret-123"}))
+    key = policy.check_key("secret-123")
+    assert key is not None and policy.check_key("secret-124") is None
+    cookie = policy.session_cookie(key)
+    who = policy.identify(cookie, "anon")
+    assert who.name == "ada" and who.can_act
+    forged = cookie.replace("|admin|", "|admin|").replace("ada|", "eve|", 1)
+    assert policy.identify(forged, "anon").role is None
+    other = policy.identify(None, "anon2")
+    assert policy.check_csrf(who, policy.csrf_token(who))
+    assert not policy.check_csrf(other, policy.csrf_token(who))
+    assert not policy.check_csrf(who, "")
+
+
+def test_promote_needs_admin_and_a_token(ctloop_home: Path) -> None:
+    settings = load_settings()
+    policy = AccessPolicy(load_keys({}, {"CTLOOP_UI_API_KEYS": "rui:read:secret-123"}))
+    client = _client(settings, policy)
+    assert client.post("/models/m/promote", content="version=1").status_code == 403
+    client.get("/runs")  # sets the anonymous session cookie
+    login = client.post("/login", content="key=secret-123&csrf=bad",
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+    assert login.status_code == 403 and "CSRF" in login.text
+
+
+def test_sign_in_redirects_only_within_the_site(ctloop_home: Path) -> None:
+    import re
+
+    policy = AccessPolicy(load_keys({}, {"CTLOOP_UI_API_KEYS": "ada:admin:secret-123"}))
+    for target, expected in (("/models", "/models"), ("//evil.example", "/runs"),
+                             ("/\\evil.example", "/runs"), ("https://evil.example", "/runs")):
+        client = _client(load_settings(), policy)  # signing in starts a new session (and token)
+        form = client.get("/login").text
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', form).group(1)  # type: ignore[union-attr]
+        response = client.post("/login", data={"key": "secret-123", "csrf": token,
+                                               "next": target}, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"] == expected
+        assert "secret-123" not in response.headers["set-cookie"]  # the key never leaves
+
+
+def test_chart_data_cannot_close_its_script_block() -> None:
+    import json
+
+    from ctloop.ui.pages.monitoring import script_json
+
+    hostile = {"label": "</script><script>alert(1)</script>&"}
+    text = str(script_json(hostile))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == hostile
