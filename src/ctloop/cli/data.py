@@ -138,12 +138,12 @@ def stats_command(
         _print_statistics(stats)
 
 
-def _batches(paths: list[Path]) -> list:  # -> list[DatasetStatistics]
+def _batches(paths: list[Path]) -> list[DatasetStatistics]:
     """One statistics per batch: each FILE, and each data file directly inside a FOLDER.
 
     A folder without such files (e.g. a hive-partitioned parquet dataset) is one batch.
     """
-    out = []
+    out: list[DatasetStatistics] = []
     for path in paths:
         files = (
             sorted(

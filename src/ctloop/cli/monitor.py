@@ -197,7 +197,7 @@ def report(
                                 metric=metric, windows=windows,
                                 start=parse_when(since, "--since"),
                                 end=parse_when(until, "--until"))
-    marks: list = []
+    marks: list[Any] = []
     try:
         from ctloop.metadata import open_metadata_store
 

@@ -75,6 +75,8 @@ def statistics(
     Args:
         data: the table to describe.
         stats: per-column counts, missing values, ranges, quantiles and top values.
+        duplicates: count duplicate rows and repeated key values.
+        keys: the id columns checked for repeats (default: columns named ``id``/``*_id``).
     """
     from ctloop.data.schema import ID_NAME
     from ctloop.data.sources import iter_batches

@@ -41,6 +41,7 @@ def train(
     outlier detector on its inputs (``outliers``) and, given a ``holdout``, a
     calibration for label-free estimates and, with ``costs``, the
     cost-minimising decision threshold.
+
     Args:
         data: the training table (a parquet ``Dataset``).
         model: the fitted model, saved with its flavor, signature and metadata.
@@ -50,6 +51,9 @@ def train(
         params: overrides of the algorithm's default hyper-parameters.
         seed: the random seed (recorded with the model).
         task: ``classification`` or ``regression``.
+        holdout: rows kept out of training, to calibrate the model's scores.
+        costs: the cost of each error, e.g. ``{"fn": 5, "fp": 1}`` (needs ``holdout``).
+        outliers: store an outlier detector fitted on the training inputs.
 
     Returns the model's metadata: algorithm, full parameters, rows and training time.
     """
@@ -150,6 +154,8 @@ def evaluate(
         threshold: probability cut-off for the threshold metrics.
         n_boot: bootstrap resamples for the confidence intervals.
         seed: random seed of the bootstrap.
+        costs: the cost of each error, e.g. ``{"fn": 5, "fp": 1}``; models then decide at
+            their cost-aware thresholds and ``expected_cost`` is compared.
 
     Returns whether the candidate was blessed and the champion version it was judged against.
     """
