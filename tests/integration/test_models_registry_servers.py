@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,28 +12,8 @@ import pytest
 from ctloop.artifacts import open_artifact_store
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.registry import ModelRegistry
-from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
-
-
-@contextmanager
-def _own_database(service: str) -> Iterator[str]:
-    """A fresh schema (PostgreSQL) or database (MariaDB): others migrate the shared one."""
-    import sqlalchemy as sa
-
-    name = unique_name("ctreg")
-    admin = sa.create_engine(POSTGRES_URL if service == "postgres" else MYSQL_URL)
-    kind = "SCHEMA" if service == "postgres" else "DATABASE"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE {kind} {name}"))
-    try:
-        if service == "postgres":
-            yield f"{POSTGRES_URL}?options=-csearch_path%3D{name}"
-        else:
-            yield MYSQL_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP {kind} {name}" + (" CASCADE" if kind == "SCHEMA" else "")))
-        admin.dispose()
+from ctloop.testing.databases import temporary_metadata_url
+from ctloop.testing.services import unique_name
 
 
 def _promote(url: str, name: str, version: int) -> subprocess.Popen[bytes]:
@@ -59,8 +37,7 @@ def _promote(url: str, name: str, version: int) -> subprocess.Popen[bytes]:
 @pytest.mark.slow
 @pytest.mark.parametrize("service", ["postgres", "mysql"])
 def test_concurrent_promotions_in_processes(service: str, tmp_path: Path) -> None:
-    require_service(service)
-    with _own_database(service) as url:
+    with temporary_metadata_url(service) as url:  # a schema of its own on the shared server
         _concurrent_promotions(url, tmp_path)
 
 

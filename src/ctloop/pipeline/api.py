@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ctloop.core.errors import UserInputError
 from ctloop.core.settings import Settings, load_settings
+from ctloop.metadata.base import RunRecord
 from ctloop.pipeline.dsl import PipelineDef
 from ctloop.pipeline.engine import Engine, RunObserver, RunResult, recorded_runner
 from ctloop.pipeline.loader import load_pipeline
@@ -68,6 +70,21 @@ def run(
                       source=source)
 
 
+def _resume_runner(record: RunRecord, settings: Settings) -> str | None:
+    """The run's own runner; the settings' spelling of it when the record masks a password."""
+    from ctloop.core.secrets import mask_url
+
+    spec = recorded_runner(record)
+    if spec is not None and "***" in spec:
+        if mask_url(settings.runner) == spec:
+            return settings.runner
+        raise UserInputError(
+            f"Run {record.id} ran on {spec}; its password is not recorded. Pass --runner "
+            "with the full address to resume it there."
+        )
+    return spec
+
+
 def resume(
     run_id: str,
     *,
@@ -87,7 +104,7 @@ def resume(
 
     settings = settings or load_settings(project)
     record = open_metadata_store(settings.metadata_url).get_run(run_id)
-    engine = make_engine(settings, runner=runner or recorded_runner(record, settings.runner),
+    engine = make_engine(settings, runner=runner or _resume_runner(record, settings),
                          max_workers=max_workers, observer=observer)
     pipeline, _ = load_pipeline(record.source)
     return engine.resume(record.id, pipeline, force=force)

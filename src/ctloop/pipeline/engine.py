@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.core.hashing import NotHashable, fingerprint, hash_bytes, stable_json
 from ctloop.core.processes import Liveness, process_liveness
-from ctloop.core.secrets import mask_url
 from ctloop.metadata.base import (
     ArtifactRecord,
     EventRecord,
@@ -440,9 +439,13 @@ class Engine:
 
     # helpers ------------------------------------------------------------
     def _executor(self) -> dict[str, Any]:
-        """Who runs the run, and the runner spec a resume reopens (``tcp://...`` for Dask)."""
+        """Who runs the run, and the runner spec a resume reopens (``tcp://...`` for Dask).
+
+        A password in a scheduler address is masked: the record never holds a secret.
+        """
+        from ctloop.core.secrets import mask_url
+
         spec = getattr(self.runner, "address", None) or self.runner.name
-        # Stored without its password: a resume takes the secret from the settings again.
         return {**capture_executor(self.runner.name), "runner_spec": mask_url(str(spec))}
 
     def _record_outputs(
@@ -518,18 +521,10 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def recorded_runner(run: RunRecord, configured: str | None = None) -> str | None:
-    """The runner spec a run was started on (``None`` for runs recorded before specs).
-
-    Specs are recorded with passwords masked; when the ``configured`` runner is the
-    same address once masked, it is the one returned, secret included.
-    """
+def recorded_runner(run: RunRecord) -> str | None:
+    """The runner spec a run was started on (``None`` for runs recorded before specs)."""
     spec = run.executor.get("runner_spec") or run.executor.get("runner")
-    if not spec:
-        return None
-    if configured and mask_url(configured) == spec:
-        return configured
-    return str(spec)
+    return str(spec) if spec else None
 
 
 def _check_not_running(run: RunRecord, force: bool) -> None:

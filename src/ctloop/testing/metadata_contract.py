@@ -69,7 +69,8 @@ def _step(run_id: str, name: str = "train", **kw: Any) -> StepRecord:
 
 
 def _artifact(**kw: Any) -> ArtifactRecord:
-    values = {"type": "Dataset", "uri": "file:///x", "sha256": "ab" * 32, "size": 10} | kw
+    values: dict[str, Any] = {"type": "Dataset", "uri": "file:///x", "sha256": "ab" * 32,
+                              "size": 10} | kw
     return ArtifactRecord(id=new_id(), **values)
 
 
@@ -107,8 +108,9 @@ class RunStoreContract:
     ) -> None:
         local = datetime(2026, 3, 1, 14, 0, 0, 5, tzinfo=timezone(timedelta(hours=2)))
         run = store.create_run(_run(started_at=local))
-        assert store.get_run(run.id).started_at == local
-        assert store.get_run(run.id).started_at.utcoffset() == timedelta(0)
+        started = store.get_run(run.id).started_at
+        assert started == local
+        assert started is not None and started.utcoffset() == timedelta(0)
 
     def test_get_run_by_unique_prefix_and_clear_errors(self, store: MetadataStore) -> None:
         run = store.create_run(_run())

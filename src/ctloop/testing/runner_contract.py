@@ -53,7 +53,7 @@ def _mark(box: str, name: str) -> int:
 
 
 @component
-def numbers(box: str, n: int, out: Output[Dataset]) -> dict:
+def numbers(box: str, n: int, out: Output[Dataset]) -> dict[str, Any]:
     import pandas as pd
 
     _mark(box, f"numbers-{n}")
@@ -62,7 +62,7 @@ def numbers(box: str, n: int, out: Output[Dataset]) -> dict:
 
 
 @component
-def pause(box: str, data: Input[Dataset], seconds: float, out: Output[Dataset]) -> dict:
+def pause(box: str, data: Input[Dataset], seconds: float, out: Output[Dataset]) -> dict[str, Any]:
     start = time.time()
     _mark(box, "pause")
     time.sleep(seconds)
@@ -110,24 +110,24 @@ wc = command_component(
 
 
 @pipeline
-def diamond(box: str, n: int = 10, seconds: float = 0.0):
+def diamond(box: str, n: int = 10, seconds: float = 0.0) -> None:
     left = pause(box=box, data=numbers(box=box, n=n), seconds=seconds)
     right = pause(box=box, data=numbers(box=box, n=n + 1), seconds=seconds)
     add(box=box, a=left, b=right)
 
 
 @pipeline
-def retrying(box: str):
+def retrying(box: str) -> None:
     wobbly(box=box, data=numbers(box=box, n=3))
 
 
 @pipeline
-def forgetful():
+def forgetful() -> None:
     forgets()
 
 
 @pipeline
-def fails_early(box: str, seconds: float = 1.0):
+def fails_early(box: str, seconds: float = 1.0) -> None:
     """``breaks`` fails at once while a slow sibling runs; its child never starts."""
     first = numbers(box=box, n=2)
     breaks(box=box, data=first)
@@ -136,7 +136,7 @@ def fails_early(box: str, seconds: float = 1.0):
 
 
 @pipeline
-def shell(box: str, n: int = 4):
+def shell(box: str, n: int = 4) -> None:
     wc(data=numbers(box=box, n=n), label="counted")
 
 

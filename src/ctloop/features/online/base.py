@@ -33,7 +33,7 @@ class WriteBatch:
     view: str
     keys: Sequence[str]
     event_ts: Sequence[int | None]
-    payloads: Sequence[bytes]
+    payloads: Sequence[str | bytes]  # JSON text of each row's values
 
 
 @runtime_checkable
