@@ -54,7 +54,8 @@ class Anomalies(Artifact):
     filename = None  # a folder: anomalies.json + report.html
 
     def read(self) -> dict[str, Any]:
-        return json.loads((self.path / "anomalies.json").read_text())
+        found: dict[str, Any] = json.loads((self.path / "anomalies.json").read_text())
+        return found
 
 
 @component(version="3")

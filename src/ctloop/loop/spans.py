@@ -102,8 +102,8 @@ def _sql_spans(spec: LoopSpec, source: SqlSource, folder: Path) -> list[Span]:
     period = ((mark - origin).dt.total_seconds() // source.span).astype("int64")
     folder.mkdir(parents=True, exist_ok=True)
     spans = []
-    for key, part in frame.groupby(period, sort=True):
-        start = origin + pd.Timedelta(seconds=int(key) * source.span)
+    for period_key, part in frame.groupby(period, sort=True):
+        start = origin + pd.Timedelta(seconds=int(period_key) * source.span)
         name = start.strftime("%Y-%m-%dT%H%M%S")
         path = folder / f"{name}.parquet"
         complete = mark.max() >= start + pd.Timedelta(seconds=source.span)

@@ -102,7 +102,7 @@ def evaluate_predictions(
     for column in slice_columns:
         groups = data.groupby(column, observed=True, dropna=False, sort=True).indices
         for value, index in groups.items():
-            key = "<missing>" if pd.isna(value) else str(value)
+            key = "<missing>" if pd.isna(value) else str(value)  # type: ignore[call-overload]  # a group key is a scalar; pandas-stubs types it Hashable
             part = metrics_with_ci(
                 y[index], {m: s[index] for m, s in scores.items()}, seed=seed, **options
             )

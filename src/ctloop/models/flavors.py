@@ -90,9 +90,9 @@ class Flavor(Protocol):
 class SklearnFlavor:
     """Any scikit-learn estimator or pipeline, pickled with joblib."""
 
-    name = "sklearn"
-    packages = ("sklearn", "numpy", "pandas")
-    file_name = "model.joblib"
+    name: ClassVar[str] = "sklearn"
+    packages: ClassVar[tuple[str, ...]] = ("sklearn", "numpy", "pandas")
+    file_name: ClassVar[str] = "model.joblib"
 
     def save(self, model: Any, path: Path) -> None:
         joblib.dump(model, path)
@@ -124,9 +124,9 @@ class PythonFlavor(SklearnFlavor):
 class LightGBMFlavor:
     """A LightGBM booster (or its scikit-learn wrapper) in LightGBM's text format."""
 
-    name = "lightgbm"
-    packages = ("lightgbm", "numpy", "pandas")
-    file_name = "model.txt"
+    name: ClassVar[str] = "lightgbm"
+    packages: ClassVar[tuple[str, ...]] = ("lightgbm", "numpy", "pandas")
+    file_name: ClassVar[str] = "model.txt"
 
     def save(self, model: Any, path: Path) -> None:
         booster = getattr(model, "booster_", model)
@@ -144,9 +144,9 @@ class LightGBMFlavor:
 class XGBoostFlavor:
     """An XGBoost booster (or its scikit-learn wrapper) in UBJSON, categories included."""
 
-    name = "xgboost"
-    packages = ("xgboost", "numpy", "pandas")
-    file_name = "model.ubj"
+    name: ClassVar[str] = "xgboost"
+    packages: ClassVar[tuple[str, ...]] = ("xgboost", "numpy", "pandas")
+    file_name: ClassVar[str] = "model.ubj"
 
     def save(self, model: Any, path: Path) -> None:
         booster = model.get_booster() if hasattr(model, "get_booster") else model
@@ -186,7 +186,7 @@ def detect_flavor(model: Any) -> str:
 
 @functools.cache
 def _module_distributions() -> dict[str, list[str]]:
-    return importlib.metadata.packages_distributions()
+    return dict(importlib.metadata.packages_distributions())
 
 
 def _installed(module: str) -> tuple[str, str] | None:

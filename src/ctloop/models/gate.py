@@ -89,7 +89,9 @@ class GateConfig:
     slices: tuple[SliceRule, ...] = ()
 
     def __post_init__(self) -> None:
-        for rule in (*self.floors, *self.changes, *self.slices):
+        rules: tuple[FloorRule | ChangeRule | SliceRule, ...] = (
+            *self.floors, *self.changes, *self.slices)
+        for rule in rules:
             _check_metric(rule.metric)
 
     @classmethod
@@ -267,9 +269,9 @@ def judge(
         raise UserInputError(f"The evaluation has no model {candidate!r}; it has {sorted(models)}.")
     cand = models[candidate]
     champ = models.get(champion) if champion else None
-    uses_cost = any(
-        r.metric == COST_METRIC for r in (*config.floors, *config.changes, *config.slices)
-    )
+    rules: tuple[FloorRule | ChangeRule | SliceRule, ...] = (
+        *config.floors, *config.changes, *config.slices)
+    uses_cost = any(r.metric == COST_METRIC for r in rules)
     if uses_cost and not report.get("costs"):
         raise UserInputError(
             "The gate compares expected_cost but the evaluation was run without costs; "

@@ -197,7 +197,7 @@ def summarize_training_data(
         for column, row in stats.iterrows():
             summary["columns"][column] = {
                 "type": "numeric",
-                "missing": int(missing[column]),
+                "missing": int(missing[str(column)]),
                 **{k: (None if pd.isna(v) else float(v)) for k, v in row.items() if k != "count"},
             }
     for column in strings:

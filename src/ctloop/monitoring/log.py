@@ -596,7 +596,8 @@ class SegmentedPredictionLog(PredictionLog):
         if with_labels and "label" not in frame.columns:
             frame["label"] = float("nan")
             frame["labelled_at"] = None
-        return frame
+        out: pd.DataFrame = frame
+        return out
 
     def segments(self, kind: str = "predictions", **filters: Any) -> list[SegmentInfo]:
         """The indexed segments (for status displays and tests)."""

@@ -125,4 +125,5 @@ def empty_frame(with_labels: bool) -> pd.DataFrame:
 
         frame["label"] = pd.Series(dtype="float64")
         frame["labelled_at"] = pd.Series(dtype="datetime64[us, UTC]")
-    return frame
+    empty: pd.DataFrame = frame
+    return empty

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -121,8 +121,8 @@ def rejected_batch(
 
 def _plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
     plain = frame.astype(object).where(frame.notna(), None)
-    records: list[dict[str, object]] = plain.to_dict("records")
-    return records
+    # Column labels are strings here (model inputs and entity keys).
+    return cast("list[dict[str, object]]", plain.to_dict("records"))
 
 
 def batch_table(batch: LogBatch) -> pa.Table:

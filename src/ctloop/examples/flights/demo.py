@@ -109,9 +109,9 @@ def pin_schema(path: Path, first_span: Path) -> Path:
     if path.exists():
         return path
     schema = infer_schema(compute_statistics(first_span, name=first_span.name))
-    for name, column in schema.columns.items():
-        if name not in ("distance",):
-            column.min = column.max = None
+    for column_name, column_schema in schema.columns.items():
+        if column_name not in ("distance",):
+            column_schema.min = column_schema.max = None
     for column, (lo, hi) in {"year": (2013, 2013), "month": (1, 12), "day": (1, 31)}.items():
         if column in schema.columns:
             schema.columns[column].min, schema.columns[column].max = lo, hi
@@ -121,8 +121,8 @@ def pin_schema(path: Path, first_span: Path) -> Path:
             schema.columns[name].domain = None
     for name in model_features()[len(FLIGHT_FEATURES):]:  # joined features can be absent
         if name in schema.columns:  # (no weather reading that hour, an unknown plane)
-            column = schema.columns[name]
-            column.max_missing = max(column.max_missing or 0.0, 0.05)
+            joined = schema.columns[name]
+            joined.max_missing = max(joined.max_missing or 0.0, 0.05)
     schema.columns["carrier"].min_domain_mass = 0.999
     schema.save(path)
     return path

@@ -142,7 +142,7 @@ def artifact_page(request: Request, artifact_id: str) -> HTMLResponse:
                              if "reference" in inputs and "stats" in inputs else None)
         ctx["schema_id"] = inputs.get("schema")
     elif art.type == "Dataset":
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq
 
         path = _local(state, art)
         file = pq.ParquetFile(path if path.is_file() else next(path.glob("*.parquet")))
