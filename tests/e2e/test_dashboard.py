@@ -200,6 +200,9 @@ def test_lineage_from_the_champion_back_to_raw_data_and_forward_to_aliases(
     screenshot(page, "lineage")
     follow(page, graph.locator("a:has(g.node:has-text('Statistics'))").first)
     assert page.url.startswith(f"{dashboard}/artifacts/")
+    page.go_back()
+    follow(page, page.locator("#lineage-graph svg a[href^='/artifacts/']:has(.state-model)"))
+    assert "flights-delay v" in page.locator("#versions").inner_text()  # the model's versions
 
 
 def test_feature_catalog_search_and_use(dashboard: str, page: Page,

@@ -78,6 +78,12 @@ def _key(name: Any, role: Any, secret: Any, where: str) -> ApiKey:
 def load_keys(section: dict[str, Any], environ: dict[str, str] | None = None) -> list[ApiKey]:
     """Keys from the ``[ctloop.ui]`` table and ``CTLOOP_UI_API_KEYS`` (name:role:secret,...)."""
     env = os.environ if environ is None else environ
+    unknown = sorted(set(section) - {"api_keys"})
+    if unknown:
+        raise ConfigError(
+            f"Unknown keys {unknown} in the [ctloop.ui] table of ctloop.toml; allowed: api_keys "
+            "(host and port are `ctloop ui` options)."
+        )
     keys: list[ApiKey] = []
     entries = section.get("api_keys", [])
     if not isinstance(entries, list):

@@ -62,6 +62,8 @@ def test_keys_come_from_the_table_and_the_environment(monkeypatch: pytest.Monkey
         load_keys({}, {"CTLOOP_UI_API_KEYS": "x:boss:secret-123"})
     with pytest.raises(ConfigError, match="not set"):
         load_keys({"api_keys": [{"name": "a", "role": "read", "key_env": "NOPE"}]}, {})
+    with pytest.raises(ConfigError, match=r"Unknown keys \['port'\]"):
+        load_keys({"port": 9000}, {})
     with pytest.raises(ConfigError, match="shorter than 8"):
         load_keys({}, {"CTLOOP_UI_API_KEYS": "a:read:short"})
 
