@@ -120,8 +120,14 @@ class Offsite:
     urls: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One Chromium per test module.
+
+    Playwright's sync API keeps an asyncio loop running on this thread while it is
+    open; a session-wide browser would break every later test that calls
+    ``asyncio.run`` (the request-log load tests do).
+    """
     _require_chromium()
     from playwright.sync_api import sync_playwright
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ctloop.artifacts import open_artifact_store
 from ctloop.core.net import free_port
@@ -90,5 +92,86 @@ def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
         store.close()
-    logged = open_prediction_log(home / "predictions").read(model_name="flights")
-    assert len(logged) >= 4 and set(logged["model_version"]) == {1, 2}
+    logged = open_prediction_log(home / "predictions").read(
+        model_name="flights", include_rejected=True, include_unserved=True
+    )
+    answered = logged[logged["served"]]
+    assert len(answered) >= 4 and set(answered["model_version"]) == {1, 2}
+    assert (~logged["served"]).sum() == 1  # the 422 is logged as well
+
+
+def _start(cwd: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    exe = Path(sys.executable).parent / "ctloop"
+    proc = subprocess.Popen(
+        [str(exe), "serve", *args, "--port", str(port), "--log-level", "warning"],
+        cwd=cwd, env={**os.environ, "CTLOOP_ACTOR": "test"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_workers_share_metrics_and_each_follows_promotions(ctloop_home: Path) -> None:
+    home = ctloop_home / ".ctloop"
+    home.mkdir()
+    store = open_metadata_store(f"sqlite:///{home / 'metadata.db'}")
+    artifacts = open_artifact_store((home / "artifacts").as_uri())
+    registry = ModelRegistry(store, actor="test")
+    data = flights([1]).head(2000)
+    for trees in (5, 15):
+        fit_model(data, label="delayed", features=["origin", "hour"], algorithm="lightgbm",
+                  params={"n_estimators": trees, "n_jobs": 1}).save(ctloop_home / f"m{trees}")
+        stored = artifacts.put(ctloop_home / f"m{trees}")
+        art = store.add_artifact(
+            ArtifactRecord(new_id(), "Model", stored.uri, stored.sha256, stored.size)
+        )
+        registry.register("flights", art.id)
+    registry.promote("flights", 1)
+    proc, base = _start(ctloop_home, "flights", "--workers", "2", "--reload-interval", "0.2")
+    rows = [{"origin": "JFK", "hour": 8}]
+    try:
+        for _ in range(30):  # a new connection each time: both workers answer
+            answer = httpx.post(f"{base}/v1/models/flights:predict", json={"rows": rows})
+            assert answer.status_code == 200
+        pattern = re.compile(
+            r'ctloop_requests_total\{endpoint="predict",model="flights",protocol="v1",'
+            r'status="200"\} (\S+)'
+        )
+        for _ in range(4):  # whichever worker answers /metrics counts all 30
+            text = httpx.get(f"{base}/metrics").text
+            assert float(pattern.search(text).group(1)) == 30.0, text
+        registry.promote("flights", 2)
+        deadline = time.monotonic() + 20
+        streak = 0
+        while streak < 20:
+            assert time.monotonic() < deadline, "not every worker picked up version 2"
+            answer = httpx.post(f"{base}/v1/models/flights:predict", json={"rows": rows})
+            streak = streak + 1 if answer.json()["versions"] == [2] else 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        store.close()
+
+
+def test_hash_key_prints_only_the_hash(ctloop_home: Path) -> None:
+    from ctloop.serving.auth import hash_key
+
+    exe = Path(sys.executable).parent / "ctloop"
+    key = "k-0123456789abcdef"
+    done = subprocess.run([str(exe), "serve", "--hash-key"], input=key + "\n",
+                          capture_output=True, text=True, cwd=ctloop_home, check=True)
+    assert done.stdout.strip() == f'hash = "{hash_key(key)}"'
+    assert key not in done.stdout + done.stderr
+    short = subprocess.run([str(exe), "serve", "--hash-key"], input="short\n",
+                           capture_output=True, text=True, cwd=ctloop_home)
+    assert short.returncode != 0 and "16 characters" in short.stdout + short.stderr

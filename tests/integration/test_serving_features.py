@@ -13,7 +13,7 @@ from ctloop.examples.flights.features import flight_entities, flights_feature_st
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry
-from ctloop.serving import create_app
+from ctloop.serving import ServingConfig, create_app
 
 REFS = ["weather:temp", "weather:wind_speed", "planes:seats"]
 MOMENT = pd.Timestamp("2013-02-10 12:00")
@@ -59,15 +59,36 @@ def test_missing_features_come_from_the_online_store(ctloop_home: Path) -> None:
     loaded = registry.load("flights:1", artifacts)
     assert full["temp"].notna().all() and full["seats"].notna().any()
 
-    app = create_app(
+    unknown_planes = full["seats"].isna().to_numpy()
+    assert unknown_planes.any()  # tailnums the planes view has never seen
+    url = "/v1/models/flights:predict"
+    strict = create_app(
         "flights", metadata=store, artifacts=artifacts, feature_store=fs, prediction_log=False
     )
-    url = "/v1/models/flights:predict"
+    with TestClient(strict) as client:  # by default such rows are refused, naming the input
+        refused = client.post(
+            url, json={"rows": rows.to_dict("records"), "now": MOMENT.isoformat()}
+        )
+        assert refused.status_code == 422, refused.text
+        assert "seats" in refused.json()["detail"] and "missing_features" in refused.text
+        known = rows[~unknown_planes]
+        answered = client.post(
+            url, json={"rows": known.to_dict("records"), "now": MOMENT.isoformat()}
+        ).json()
+        np.testing.assert_allclose(
+            answered["predictions"], loaded.predict(full[~unknown_planes]), atol=1e-12
+        )
+        assert "missing" not in answered
+    app = create_app(
+        "flights", metadata=store, artifacts=artifacts, feature_store=fs, prediction_log=False,
+        config=ServingConfig(missing_features="flag"),
+    )
     with TestClient(app) as client:
         body = client.post(
             url, json={"rows": rows.to_dict("records"), "now": MOMENT.isoformat()}
         ).json()
         np.testing.assert_allclose(body["predictions"], loaded.predict(full), atol=1e-12)
+        assert [m == ["seats"] for m in body["missing"]] == unknown_planes.tolist()
         hot = rows.assign(temp=99.0)
         overridden = client.post(
             url, json={"rows": hot.to_dict("records"), "now": MOMENT.isoformat()}

@@ -11,17 +11,20 @@ remembered by its inode, size, mtime and ctime, so reading it again costs a
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ctloop.artifacts.base import ByteStore, StoredObject
 from ctloop.artifacts.local import LocalByteStore
 from ctloop.artifacts.treefile import extract_tree, write_tree
-from ctloop.core.errors import IntegrityError, NotFound, UserInputError
+from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
 from ctloop.core.hashing import hash_file
 
 __all__ = ["TREE_SUFFIX", "ContentStore"]
@@ -78,20 +81,23 @@ class ContentStore:
     def _put_file(self, path: Path) -> StoredObject:
         if isinstance(self.bytes, LocalByteStore):
             tmp = self.bytes.temp_path()
-            sha256, size = _copy_hashing(path, tmp)  # one pass: copy and hash
-            return self._place_local(tmp, self._key(sha256, _suffix(path)), sha256, size)
+            with _no_partial_file(tmp, self.url, path):
+                sha256, size = _copy_hashing(path, tmp)  # one pass: copy and hash
+                return self._place_local(tmp, self._key(sha256, _suffix(path)), sha256, size)
         sha256, size = hash_file(path), path.stat().st_size
         return self._upload(path, self._key(sha256, _suffix(path)), sha256, size)
 
     def _put_tree(self, folder: Path) -> StoredObject:
         if isinstance(self.bytes, LocalByteStore):
             tmp = self.bytes.temp_path()
-            sha256, size = write_tree(folder, tmp)
-            return self._place_local(tmp, self._key(sha256, TREE_SUFFIX), sha256, size)
+            with _no_partial_file(tmp, self.url, folder):
+                sha256, size = write_tree(folder, tmp)
+                return self._place_local(tmp, self._key(sha256, TREE_SUFFIX), sha256, size)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_dir / f".tmp-{uuid.uuid4().hex}"
         try:
-            sha256, size = write_tree(folder, tmp)
+            with _no_partial_file(tmp, str(self.cache_dir), folder):
+                sha256, size = write_tree(folder, tmp)
             return self._upload(tmp, self._key(sha256, TREE_SUFFIX), sha256, size)
         finally:
             tmp.unlink(missing_ok=True)
@@ -219,6 +225,24 @@ class ContentStore:
             return
         with self._lock:
             self._verified[path] = (signature, sha256)
+
+
+@contextmanager
+def _no_partial_file(tmp: Path, where: str, source: Path) -> Iterator[None]:
+    """Remove ``tmp`` when writing it fails, so a full disk is not kept full by our leftovers.
+
+    A full disk (``ENOSPC``, ``EDQUOT``) becomes a ``StoreError`` that says so.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreError(
+                f"No space left in {where} while storing {source}; nothing partial was kept. "
+                "Free some space (or point CTLOOP_ARTIFACTS_URL at a larger volume) and retry."
+            ) from exc
+        raise
 
 
 def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:

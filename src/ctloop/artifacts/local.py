@@ -73,7 +73,11 @@ class LocalByteStore:
 
     def put_file(self, local_path: Path, key: str) -> None:
         tmp = self.temp_path()
-        shutil.copyfile(local_path, tmp)
+        try:
+            shutil.copyfile(local_path, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not stay full of our partial copy
+            raise
         self.place(tmp, key)
 
     def place(self, tmp: Path, key: str, *, replace: bool = False) -> None:

@@ -113,7 +113,12 @@ class FsspecByteStore:
                 self.fs.put_file(str(local_path), target)
                 return
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-            self.fs.put_file(str(local_path), tmp)
+            try:
+                self.fs.put_file(str(local_path), tmp)
+            except BaseException:
+                if self.fs.exists(tmp):  # a full volume must not stay full of a partial copy
+                    self.fs.rm(tmp)
+                raise
             if self.fs.exists(target):
                 self.fs.rm(tmp)
             else:

@@ -8,12 +8,17 @@ statistics can stand in for data they describe).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.core.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from ctloop.data.drift import DriftReport
+    from ctloop.data.skew import Anomalies
+    from ctloop.data.stats import DatasetStatistics
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -23,12 +28,18 @@ HtmlOpt = Annotated[
 ]
 
 
-def _statistics(path: Path):  # -> DatasetStatistics
+def _statistics(
+    path: Path, *, duplicates: bool = False, keys: tuple[str, ...] = ()
+) -> DatasetStatistics:
+    from ctloop.data.sources import iter_batches
     from ctloop.data.stats import DatasetStatistics, compute_statistics
 
     if path.suffix.lower() == ".json":
         return DatasetStatistics.load(path)
-    return compute_statistics(path, name=str(path))
+    if keys:
+        names = set(iter_batches(path)[0].names)
+        keys = tuple(k for k in keys if k in names)
+    return compute_statistics(path, name=str(path), duplicates=duplicates, keys=keys)
 
 
 def _fmt(value: object) -> str:
@@ -39,7 +50,7 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _print_statistics(stats) -> None:
+def _print_statistics(stats: DatasetStatistics) -> None:
     rows = []
     for col in stats.columns.values():
         summary = ""
@@ -56,8 +67,7 @@ def _print_statistics(stats) -> None:
             cat = col.categorical
             top = ", ".join(f"{v} ({c})" for v, c in cat.top(3))
             summary = f"distinct {cat.distinct}" + (f"  top {top}" if top else "")
-        rows.append([col.name, col.type, col.count, _share(col.missing, col.missing_rate),
-                     summary])
+        rows.append([col.name, col.type, col.count, _share(col.missing, col.missing_rate), summary])
     print_table(
         f"{stats.source}: {stats.rows} rows",
         ["column", "type", "count", "missing", "summary"],
@@ -65,7 +75,7 @@ def _print_statistics(stats) -> None:
     )
 
 
-def _print_anomalies(result) -> None:
+def _print_anomalies(result: Anomalies) -> None:
     if result.anomalies:
         print_table(
             "Anomalies",
@@ -78,7 +88,7 @@ def _print_anomalies(result) -> None:
     )
 
 
-def _print_drift(report) -> None:
+def _print_drift(report: DriftReport) -> None:
     print_table(
         f"Drift: {report.reference} -> {report.current}",
         ["feature", "type", "method", "score", "threshold", "drifted", "note"],
@@ -96,9 +106,12 @@ def _print_drift(report) -> None:
         ],
     )
     verdict = "[yellow]drifted[/yellow]" if report.dataset_drifted else "[green]no drift[/green]"
+    weighted = ", weighted by importance" if report.weighted else ""
+    left_out = [f.column for f in report.features if not f.in_share]
     console.print(
         f"dataset {verdict}: {len(report.drifted)} of {len(report.tested)} features drifted "
-        f"({report.share_drifted:.0%}, threshold {report.drift_share:.0%})"
+        f"({report.share_drifted:.0%}{weighted}, threshold {report.drift_share:.0%})"
+        + (f"; not in the share: {', '.join(left_out)}" if left_out else "")
     )
 
 
@@ -125,34 +138,73 @@ def stats_command(
         _print_statistics(stats)
 
 
+def _batches(paths: list[Path]) -> list:  # -> list[DatasetStatistics]
+    """One statistics per batch: each FILE, and each data file directly inside a FOLDER.
+
+    A folder without such files (e.g. a hive-partitioned parquet dataset) is one batch.
+    """
+    out = []
+    for path in paths:
+        files = (
+            sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and p.suffix.lower() in (".parquet", ".csv", ".json")
+            )
+            if path.is_dir()
+            else []
+        )
+        out.extend(_statistics(p) for p in files) if files else out.append(_statistics(path))
+    return out
+
+
 @app.command("schema")
 def schema_command(
-    file: Annotated[Path, typer.Argument(help="Data (or statistics JSON) to infer from.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Data (or statistics JSON) to infer from; several files, or a folder, are "
+            "read as batches so the schema allows their spread."
+        ),
+    ],
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write the schema YAML here.")
     ] = None,
     max_domain_size: Annotated[
         int, typer.Option(min=0, help="Largest number of distinct values kept as a domain.")
     ] = 50,
+    label: Annotated[
+        str | None, typer.Option("--label", help="The label column (left out of drift).")
+    ] = None,
+    ids: Annotated[
+        list[str] | None, typer.Option("--id", help="An id column (repeatable).")
+    ] = None,
     json_: JsonOpt = False,
     html_path: HtmlOpt = None,
 ) -> None:
     """Infer a schema to edit and pin; later runs validate against it."""
     from ctloop.data.report import write_html
-    from ctloop.data.schema import infer_schema
+    from ctloop.data.schema import infer_schema_batches
+    from ctloop.data.stats import merge_statistics
 
-    stats = _statistics(file)
-    schema = infer_schema(stats, max_domain_size=max_domain_size)
+    batches = _batches(files)
+    schema = infer_schema_batches(
+        batches, max_domain_size=max_domain_size, label=label, ids=ids or ()
+    )
     if output is not None:
         schema.save(output)
     if html_path is not None:
+        stats = merge_statistics(batches)
         write_html(html_path, stats=stats, title=f"Schema source {stats.source}")
     if json_:
         print_json(schema.to_dict())
     elif output is None:
         typer.echo(schema.to_yaml(), nl=False)
     else:
-        console.print(f"wrote schema of {len(schema.columns)} columns to {output}")
+        console.print(
+            f"wrote schema of {len(schema.columns)} columns from {len(batches)} batch(es) "
+            f"to {output}"
+        )
 
 
 @app.command("validate")
@@ -166,18 +218,42 @@ def validate_command(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Save the anomalies (JSON).")
     ] = None,
+    arrived: Annotated[
+        str | None,
+        typer.Option(
+            "--arrived",
+            help="When the batch arrived (ISO time), for the schema's timeliness rules; "
+            "default: now.",
+        ),
+    ] = None,
     json_: JsonOpt = False,
     html_path: HtmlOpt = None,
 ) -> None:
-    """Check data against a schema; exit code 1 when error-level anomalies are found."""
+    """Check data against a schema; exit code 1 when error-level anomalies are found.
+
+    Besides the schema's columns: duplicate rows and ids, complete rows and
+    timeliness, against the schema's ``quality`` rules.
+    """
+    from datetime import UTC, datetime
+
+    from ctloop.core.errors import UserInputError
     from ctloop.data.report import report_dict, write_html
     from ctloop.data.schema import Schema
     from ctloop.data.skew import validate_statistics
 
+    arrived_at = None
+    if arrived is not None:
+        try:
+            arrived_at = datetime.fromisoformat(arrived)
+        except ValueError:
+            raise UserInputError(
+                f"--arrived must be an ISO date/time such as 2013-02-01T06:00. Got {arrived!r}."
+            ) from None
+        arrived_at = arrived_at if arrived_at.tzinfo else arrived_at.replace(tzinfo=UTC)
     schema = Schema.load(schema_path)
-    stats = _statistics(file)
+    stats = _statistics(file, duplicates=True, keys=tuple(schema.columns_with_role("id")))
     ref = _statistics(reference) if reference is not None else None
-    result = validate_statistics(stats, schema, reference=ref)
+    result = validate_statistics(stats, schema, reference=ref, arrived_at=arrived_at)
     if output is not None:
         result.save(output)
     if html_path is not None:
@@ -205,15 +281,64 @@ def drift_command(
         float,
         typer.Option(min=0.0, max=1.0, help="Share of drifted features that makes dataset drift."),
     ] = 0.5,
+    schema_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--schema",
+            help="Schema YAML: its ids, labels, event times, calendar and ignored columns are "
+            "left out of the share, its drift settings applied.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="A column to leave out of the share (repeatable)."),
+    ] = None,
+    weights_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            help="JSON object of feature -> weight (e.g. the model's feature importance).",
+        ),
+    ] = None,
     json_: JsonOpt = False,
     html_path: HtmlOpt = None,
 ) -> None:
     """Per-feature drift between two datasets and the dataset verdict."""
+    import json
+
+    from ctloop.core.errors import UserInputError
     from ctloop.data.drift import compute_drift
     from ctloop.data.report import report_dict, write_html
+    from ctloop.data.schema import Schema
 
     ref, cur = _statistics(reference), _statistics(current)
-    report = compute_drift(ref, cur, drift_share=drift_share)
+    excluded = set(exclude or ())
+    config = None
+    if schema_path is not None:
+        schema = Schema.load(schema_path)
+        excluded |= schema.drift_excluded()
+        config = {k: v for k, v in schema.drift_config().items() if k in ref.columns}
+    weights = None
+    if weights_path is not None:
+        try:
+            weights = json.loads(weights_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UserInputError(f"Cannot read weights from {weights_path}: {exc}") from exc
+        if not isinstance(weights, dict) or not all(
+            isinstance(v, int | float) for v in weights.values()
+        ):
+            raise UserInputError(
+                f"{weights_path} must hold a JSON object of feature name -> number."
+            )
+    shared = [n for n in ref.columns if n in cur.columns]
+    report = compute_drift(
+        ref,
+        cur,
+        drift_share=drift_share,
+        config=config,
+        exclude=[n for n in shared if n in excluded],
+        weights=weights,
+    )
     if html_path is not None:
         write_html(
             html_path,

@@ -19,12 +19,23 @@ def export(
     target: Annotated[
         str, typer.Option(help="docker-compose (a team server) or kubernetes (a cluster)")
     ] = "docker-compose",
+    host: Annotated[
+        str, typer.Option(help="address the prediction service is published on")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port the prediction service is published on")] = 8000,
+    force: Annotated[
+        bool, typer.Option("--force", help="overwrite a previous export in the folder")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Write a Dockerfile and compose or Kubernetes files generated from the settings."""
+    """Write a Dockerfile and compose or Kubernetes files generated from the settings.
+
+    Secrets go to secrets.env (mode 0600), never into the other files or the output.
+    """
     from ctloop.deploy import PENDING_COMMANDS, export_deployment
 
-    result = export_deployment(load_settings(), target, out_dir)
+    result = export_deployment(load_settings(), target, out_dir, host=host, port=port,
+                               force=force)
     pending = [s.name for s in result.plan.services if s.pending]
     if as_json:
         print_json(

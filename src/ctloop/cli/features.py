@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,13 +13,16 @@ from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
 
+if TYPE_CHECKING:
+    from ctloop.features.store import FeatureStore
+
 app = typer.Typer(no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> FeatureStore:
     from ctloop.features.store import FeatureStore
 
     settings = load_settings()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,7 +14,9 @@ from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store, to_dict
 from ctloop.metadata.base import AliasEventRecord
-from ctloop.registry import ModelRegistry, parse_ref
+
+if TYPE_CHECKING:
+    from ctloop.registry import ModelRegistry
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -25,6 +27,8 @@ ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the
 
 @contextmanager
 def _registry() -> Iterator[ModelRegistry]:
+    from ctloop.registry import ModelRegistry  # loads the model libraries: only when used
+
     store = open_metadata_store(load_settings().metadata_url)
     try:
         yield ModelRegistry(store)
@@ -67,6 +71,8 @@ def show(
     json_: JsonOpt = False,
 ) -> None:
     """One version (NAME:VERSION, NAME@ALIAS) or all versions of a model (NAME)."""
+    from ctloop.registry import parse_ref
+
     parsed = parse_ref(ref)
     with _registry() as reg:
         aliases = reg.aliases(parsed.name)
@@ -118,11 +124,12 @@ def show(
         console.print(f"  tags: {record.tags}")
     evaluation = record.properties.get("evaluation", {}).get("overall")
     if evaluation:
-        rows = [
+        metric_rows = [
             (k, _fmt(m.get("value")), _fmt(m.get("lo")), _fmt(m.get("hi")))
             for k, m in evaluation.get("metrics", {}).items()
         ]
-        print_table(f"Metrics ({evaluation.get('n')} rows)", ["metric", "value", "lo", "hi"], rows)
+        print_table(f"Metrics ({evaluation.get('n')} rows)", ["metric", "value", "lo", "hi"],
+                    metric_rows)
     blessing = record.properties.get("blessing")
     if blessing:
         console.print(

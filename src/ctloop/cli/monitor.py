@@ -1,4 +1,8 @@
-"""``ctloop monitor drift|decay|log``: read the prediction log, judge it, exit 1 when fired."""
+"""``ctloop monitor drift|decay|log``: read the prediction log and judge it.
+
+Exit codes: 0 judged and fine, 1 fired, 3 could not judge (``no_data``: no rows in
+the window, too few labels, no reference), so a script never mistakes silence for health.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ from typing import Annotated, Any
 import typer
 
 from ctloop.cli.output import console, print_json, print_table
-from ctloop.core.errors import UserInputError
+from ctloop.core.errors import CtloopError, UserInputError
 from ctloop.core.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
+
+EXIT_FIRED = 1
+EXIT_NO_DATA = 3
 
 SinceOpt = Annotated[str | None, typer.Option(
     "--since", help="start of the window: ISO date/time or a duration back from now (7d, 24h)")]
@@ -62,7 +69,7 @@ def _finish(result: Any, as_json: bool, record: bool) -> None:
     if as_json:
         print_json(result.to_dict())
     else:
-        style = "bold red" if result.fired else "green"
+        style = {"fired": "bold red", "ok": "green", "no_data": "yellow"}[result.status]
         console.print(result.summary(), style=style, highlight=False, soft_wrap=True)
         if result.kind == "drift" and result.details.get("scores"):
             print_table(None, ["feature", "method", "score", "drifted"], [
@@ -70,14 +77,16 @@ def _finish(result: Any, as_json: bool, record: bool) -> None:
                 for name, s in result.details["scores"].items()
             ])
     if result.fired:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FIRED)
+    if result.no_data:
+        raise typer.Exit(EXIT_NO_DATA)
 
 
 @app.command("drift")
 def drift(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
-    reference: Annotated[str, typer.Option(
-        "--reference", help="training data (parquet/CSV) or a statistics JSON file")],
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="training data (parquet/CSV) or a statistics JSON file")] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     share: Annotated[float, typer.Option(help="fires when this share of features drifted")] = 0.5,
@@ -86,7 +95,7 @@ def drift(
     record: RecordOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Did the served features drift from the reference? Exit code 1 when they did."""
+    """Did the served features drift from the reference? Exit 1 when they did, 3 without data."""
     from ctloop.monitoring.monitors import check_drift
 
     result = check_drift(_log(log), model, reference, start=parse_when(since, "--since"),
@@ -108,7 +117,7 @@ def decay(
     record: RecordOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Did the model's metric on labelled predictions fall? Exit code 1 when it did."""
+    """Did the metric on labelled predictions fall? Exit 1 when it did, 3 without enough labels."""
     from ctloop.metadata import open_metadata_store
     from ctloop.monitoring.monitors import check_decay
 
@@ -117,6 +126,88 @@ def decay(
                          min_labels=min_labels, start=parse_when(since, "--since"),
                          end=parse_when(until, "--until"), store=store)
     _finish(result, as_json, record)
+
+
+@app.command("estimate")
+def estimate(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    metric: Annotated[str, typer.Option(
+        help="roc_auc, accuracy, precision, recall, f1 or expected_cost")] = "roc_auc",
+    baseline: Annotated[float | None, typer.Option(
+        help="compare with this value (default: the registry's evaluation)")] = None,
+    max_drop: Annotated[float, typer.Option(help="fires when worse than baseline by more")] = 0.05,
+    model_path: Annotated[str | None, typer.Option(
+        "--model", help="the served model's folder (default: the registry's version)")] = None,
+    min_rows: Annotated[int, typer.Option(help="judge only with this many served rows")] = 200,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    log: LogOpt = None,
+    record: RecordOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimated (label-free) performance of the window; exit 1 when it fell, 3 without data."""
+    from ctloop.monitoring.estimate import check_estimated_performance
+
+    manifest = None
+    store = artifacts = None
+    if model_path is not None:
+        from ctloop.models.flavors import read_manifest
+
+        manifest = read_manifest(model_path)
+    if manifest is None or baseline is None:
+        from ctloop.artifacts import open_artifact_store
+        from ctloop.metadata import open_metadata_store
+
+        settings = load_settings()
+        store = open_metadata_store(settings.metadata_url)
+        artifacts = open_artifact_store(settings.artifacts_url)
+    result = check_estimated_performance(
+        _log(log), model, manifest=manifest, metric=metric, baseline=baseline,
+        max_drop=max_drop, min_rows=min_rows, start=parse_when(since, "--since"),
+        end=parse_when(until, "--until"), store=store, artifacts=artifacts,
+    )
+    _finish(result, as_json, record)
+
+
+@app.command("report")
+def report(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    html_path: Annotated[str, typer.Option("--html", help="write the page here")],
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="training data or statistics JSON, for the drift chart")] = None,
+    model_path: Annotated[str | None, typer.Option(
+        "--model", help="the served model's folder, for the estimated metric")] = None,
+    metric: Annotated[str, typer.Option(help="metric charted live and estimated")] = "roc_auc",
+    windows: Annotated[int, typer.Option(min=1, help="number of windows")] = 12,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    log: LogOpt = None,
+) -> None:
+    """An offline HTML page of the model's signals over time (inline SVG, no scripts)."""
+    from pathlib import Path
+
+    from ctloop.monitoring.report import firings, monitor_timeline, render_report
+
+    manifest = None
+    if model_path is not None:
+        from ctloop.models.flavors import read_manifest
+
+        manifest = read_manifest(model_path)
+    timeline = monitor_timeline(_log(log), model, reference=reference, manifest=manifest,
+                                metric=metric, windows=windows,
+                                start=parse_when(since, "--since"),
+                                end=parse_when(until, "--until"))
+    marks: list = []
+    try:
+        from ctloop.metadata import open_metadata_store
+
+        marks = firings(open_metadata_store(load_settings().metadata_url), model)
+    except CtloopError as exc:  # the page is still useful without firings
+        console.print(f"(trigger firings not shown: {exc})", style="yellow")
+    Path(html_path).write_text(render_report(model, timeline, metric=metric, marks=marks))
+    console.print(f"wrote {html_path}: {len(timeline)} windows, {len(marks)} firings")
+    if not timeline:
+        raise typer.Exit(EXIT_NO_DATA)
 
 
 @app.command("log")

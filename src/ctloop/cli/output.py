@@ -2,6 +2,10 @@
 
 Every listing command prints either a table or, with ``--json``, a JSON
 document whose shape is documented in ``docs/cli-json.md`` and kept stable.
+
+Values from the store (errors, parameters, names) are printed as plain text,
+never as Rich markup: a step error containing ``[/x]`` must print, not crash.
+Use :func:`escape` when putting such a value into a markup string.
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["console", "err_console", "print_json", "print_table"]
+from ctloop.core.secrets import mask_secrets
+
+__all__ = ["console", "err_console", "escape", "is_id_column", "print_json", "print_table"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,16 +30,41 @@ err_console = Console(stderr=True)
 
 def print_json(value: Any) -> None:
     """Write ``value`` as indented JSON to stdout (no Rich markup, no wrapping)."""
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.write(mask_secrets(json.dumps(value, indent=2, default=str)) + "\n")
+
+
+def is_id_column(header: str) -> bool:
+    """Columns holding ids (``id``, ``run``, ``artifact id`` ...) are never truncated."""
+    words = header.lower().replace("_", " ").split()
+    return bool(words) and words[-1] in {"id", "run", "sha256", "hash"}
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return "-"
+    if isinstance(value, Text) or hasattr(value, "__rich_console__"):
+        return value
+    return Text(mask_secrets(str(value)))  # plain text: brackets are not markup; no secrets
 
 
 def print_table(
     title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    """A simple Rich table; ``None`` cells print as a dash."""
-    table = Table(title=title, header_style="bold", show_lines=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("-" if cell is None else str(cell) for cell in row))
+    """A simple Rich table; ``None`` cells print as a dash, strings verbatim, secrets as ``***``.
+
+    Id columns keep their full width (other columns wrap first) and fold onto
+    a second line rather than being cut when the terminal is narrower.
+    """
+    cells = [[_cell(c) for c in row] for row in rows]
+    table = Table(title=mask_secrets(title) if title else title, header_style="bold",
+                  show_lines=False)
+    for at, column in enumerate(columns):
+        if is_id_column(column):
+            width = max([len(column)] + [Text(r[at]).cell_len if isinstance(r[at], str)
+                                         else getattr(r[at], "cell_len", 0) for r in cells])
+            table.add_column(column, no_wrap=True, overflow="fold", min_width=width)
+        else:
+            table.add_column(column)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)

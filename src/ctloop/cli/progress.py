@@ -68,8 +68,8 @@ class LiveProgress:
                 note = step.error.splitlines()[0][:120]
             elif step.attempts > 1:
                 note = f"attempt {step.attempts}"
-            table.add_row(step.name, status_text(step.status), duration, note)
-        title = Text(f"run {self.run.id[:12]}  {self.run.pipeline}" if self.run else "",
+            table.add_row(Text(step.name), status_text(step.status), duration, Text(note))
+        title = Text(f"run {self.run.id}  {self.run.pipeline}" if self.run else "",
                      style="bold")
         return Group(title, table)
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ctloop.cli.main import app
 from ctloop.cli.options import key_values
-from ctloop.cli.output import console, err_console, print_json
+from ctloop.cli.output import console, err_console, escape, print_json
 from ctloop.cli.progress import LiveProgress
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata.base import to_dict
-from ctloop.pipeline.engine import RunResult
+
+if TYPE_CHECKING:
+    from ctloop.pipeline.engine import RunResult
 
 __all__ = ["parse_params"]
 
@@ -29,6 +31,11 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
             out[key] = raw
+        except ValueError as exc:  # e.g. an integer beyond Python's int-to-text limit
+            raise UserInputError(
+                f"The --param {key} value cannot be read: {exc}. Pass it as a quoted JSON "
+                "string or in an artifact."
+            ) from None
     return out
 
 
@@ -46,8 +53,9 @@ def _report(result: RunResult, as_json: bool) -> None:
                 f"[green]✔ run {result.run.id} succeeded[/] ({total} steps, {cached} cached)"
             )
         else:
-            err_console.print(f"[red]✘ run {result.run.id} failed:[/] {result.run.error}")
-            err_console.print(f"  resume with: ctloop resume {result.run.id[:12]}")
+            err_console.print(f"[red]✘ run {result.run.id} failed:[/] "
+                              f"{escape(result.run.error or '')}")
+            err_console.print(f"  resume with: ctloop resume {result.run.id}", markup=False)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -83,26 +91,26 @@ def run(
 def _print_steps(result: RunResult) -> None:
     for step in result.steps.values():
         duration = f"{step.duration_s:.2f}s" if step.duration_s is not None else ""
-        console.print(f"  {step.name:<28} {step.status.value:<10} {duration}")
+        console.print(f"  {step.name:<28} {step.status.value:<10} {duration}", markup=False,
+                      highlight=False)
 
 
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
-    runner: Annotated[str | None, typer.Option(help=_RUNNER_HELP)] = None,
+    runner: Annotated[str | None, typer.Option(
+        help=_RUNNER_HELP + " (default: the runner the run was started on)")] = None,
     max_workers: Annotated[int | None, typer.Option()] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="resume a run marked running on another host")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Finish a failed or killed run: only failed and never-run steps execute."""
-    from ctloop.pipeline.api import make_engine
-    from ctloop.pipeline.loader import load_pipeline
+    from ctloop.pipeline.api import resume as resume_run
 
-    settings = load_settings()
     progress = LiveProgress(err_console, enabled=not as_json and err_console.is_terminal)
-    engine = make_engine(settings, runner=runner, max_workers=max_workers, observer=progress)
-    record = engine.store.get_run(run_id)
-    definition, _ = load_pipeline(record.source)
-    result = engine.resume(record.id, definition)
+    result = resume_run(run_id, settings=load_settings(), runner=runner,
+                        max_workers=max_workers, observer=progress, force=force)
     if not progress.enabled and not as_json:
         _print_steps(result)
     _report(result, as_json)

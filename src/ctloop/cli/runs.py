@@ -6,13 +6,12 @@ from typing import Annotated
 
 import typer
 
-from ctloop.cli.output import console, print_json, print_table
+from ctloop.cli.output import console, escape, print_json, print_table
 from ctloop.cli.progress import status_text
 from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import to_dict
 
 app = typer.Typer(no_args_is_help=True)
-
 
 
 def _duration(start, end) -> str:  # type: ignore[no-untyped-def]
@@ -37,7 +36,7 @@ def list_runs(
         "runs",
         ["run", "pipeline", "status", "trigger", "started", "duration"],
         [
-            [r.id[:12], r.pipeline, status_text(r.status), r.trigger,
+            [r.id, r.pipeline, status_text(r.status), r.trigger,
              r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else None,
              _duration(r.started_at, r.ended_at)]
             for r in runs
@@ -63,29 +62,33 @@ def show_run(
             ],
         })
         return
-    console.print(f"[bold]run {run.id}[/]  pipeline [bold]{run.pipeline}[/] "
+    console.print(f"[bold]run {run.id}[/]  pipeline [bold]{escape(run.pipeline)}[/] "
                   f"(version {run.pipeline_version})")
-    console.print("status  ", status_text(run.status), f"  trigger {run.trigger}")
-    console.print(f"source   {run.source}")
-    console.print(f"params   {run.parameters}")
+    console.print("status  ", status_text(run.status), f"  trigger {escape(run.trigger)}")
+    console.print(f"source   {run.source}", markup=False)
+    console.print(f"params   {run.parameters}", markup=False)
     ex = run.executor
-    console.print(f"executor {ex.get('user')}@{ex.get('host')} runner={ex.get('runner')}")
+    console.print(f"executor {ex.get('user')}@{ex.get('host')} "
+                  f"runner={ex.get('runner_spec') or ex.get('runner')}", markup=False)
     env = run.environment
     console.print(f"env      python {env.get('python')}"
                   + (f" git {env['git_commit'][:10]}" if env.get("git_commit") else ""))
     console.print(f"time     {run.started_at} → {run.ended_at} "
                   f"({_duration(run.started_at, run.ended_at)})")
     if run.error:
-        console.print(f"[red]error    {run.error}[/]")
+        console.print(f"[red]error    {escape(run.error)}[/]")
     rows = []
     for s in steps:
-        outs = ", ".join(f"{e.name}={e.artifact_id[:10]}" for e in events[s.id]
+        outs = ", ".join(f"{e.name}={e.artifact_id}" for e in events[s.id]
                          if e.kind == "output")
         rows.append([s.name, status_text(s.status), s.attempts,
                      f"{s.duration_s:.3f}s" if s.duration_s is not None else None,
                      outs or None, (s.error or "").splitlines()[0][:80] if s.error else None])
     print_table("steps", ["step", "status", "attempts", "duration", "outputs", "error"], rows)
     for s in steps:
+        if s.executor.get("cache"):
+            console.print(f"{s.name}: {s.executor['cache']}", markup=False, highlight=False)
+    for s in steps:
         if s.status == "failed" and s.traceback:
-            console.print(f"[red]traceback of {s.name}:[/]")
+            console.print(f"[red]traceback of {escape(s.name)}:[/]")
             console.print(s.traceback.rstrip(), markup=False, highlight=False)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
+import sys
 from typing import Annotated
 
 import typer
 
 from ctloop.cli.main import app
 from ctloop.cli.output import err_console
+from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 
 
@@ -35,31 +38,63 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes behind the port (metrics are summed).")
+    ] = 1,
     reload_interval: Annotated[
         float | None,
         typer.Option(help="Seconds between registry polls for alias moves (0: never)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    hash_key: Annotated[
+        bool,
+        typer.Option(
+            "--hash-key",
+            help="Read an API key from stdin and print the hash to put in "
+            "[ctloop.serving.keys]; serves nothing.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve registered models over HTTP: POST /v1/models/NAME:predict."""
+    """Serve registered models over HTTP: KServe v1 and Open Inference Protocol v2."""
+    if hash_key:
+        _print_hash()
+        return
     import uvicorn
 
     from ctloop.serving import ServingConfig, create_app
 
     settings = load_settings()
-    config = ServingConfig.from_table(
-        settings.extra.get("serving"),
-        alias=alias,
-        canary=canary,
-        ab=ab,
-        ab_key=ab_key,
-        shadow=shadow,
-        reload_interval=reload_interval,
-    )
+    overrides = {
+        "alias": alias, "canary": canary, "ab": ab, "ab_key": ab_key, "shadow": shadow,
+        "reload_interval": reload_interval,
+    }
+    config = ServingConfig.from_table(settings.extra.get("serving"), **overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    application = create_app(model, config=config, settings=settings)
     err_console.print(
         f"serving {model or 'every model with alias ' + repr(config.alias)} on "
-        f"http://{host}:{port} (POST /v1/models/NAME:predict, GET /ready, GET /metrics)"
+        f"http://{host}:{port} with {workers} worker(s) (POST /v1/models/NAME:predict, "
+        "POST /v2/models/NAME/infer, GET /ready, GET /metrics)"
     )
+    if workers > 1:
+        from ctloop.serving.workers import worker_environment
+
+        with worker_environment(model, {k: v for k, v in overrides.items() if v is not None}):
+            uvicorn.run("ctloop.serving.workers:app_from_environment", factory=True,
+                        host=host, port=port, workers=workers, log_level=log_level,
+                        access_log=False)
+        return
+    application = create_app(model, config=config, settings=settings)
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _print_hash() -> None:
+    from ctloop.serving.auth import hash_key as digest
+
+    key = getpass.getpass("API key: ") if sys.stdin.isatty() else sys.stdin.readline()
+    key = key.strip()
+    if len(key) < 16:
+        raise UserInputError(
+            "An API key needs at least 16 characters; make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+        )
+    typer.echo(f'hash = "{digest(key)}"')

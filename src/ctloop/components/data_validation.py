@@ -57,18 +57,39 @@ class Anomalies(Artifact):
         return json.loads((self.path / "anomalies.json").read_text())
 
 
-@component(version="2")
-def statistics(data: Input[Dataset], stats: Output[Statistics]) -> dict[str, Any]:
+@component(version="3")
+def statistics(
+    data: Input[Dataset],
+    stats: Output[Statistics],
+    duplicates: bool = True,
+    keys: list[str] | None = None,
+) -> dict[str, Any]:
     """Statistics of a dataset, streamed from its parquet file.
 
     Named after the file the dataset came from when its producer recorded one
     (``metadata["source"]``), else after the artifact id, so reports say which batch.
+    With ``duplicates``, duplicate rows are counted, and repeated values of the
+    ``keys`` columns (default: the columns named like ids, ``id``/``*_id``) for
+    the schema's ``duplicate_ids`` check.
+
+    Args:
+        data: the table to describe.
+        stats: per-column counts, missing values, ranges, quantiles and top values.
     """
+    from ctloop.data.schema import ID_NAME
+    from ctloop.data.sources import iter_batches
+
     source = data.metadata.get("source")
     name = f"{Path(str(source)).name} ({data.id[:12]})" if source else (data.id or "dataset")
-    result = compute_statistics(data.path, name=name)
+    columns = iter_batches(data.path)[0].names
+    if keys is None:
+        keys = [c for c in columns if ID_NAME.search(c)] if duplicates else []
+    result = compute_statistics(data.path, name=name, duplicates=duplicates, keys=keys)
     stats.write(result)
-    return {"rows": result.rows, "columns": len(result.columns)}
+    out: dict[str, Any] = {"rows": result.rows, "columns": len(result.columns)}
+    if result.quality is not None:
+        out["quality"] = result.quality.to_dict()
+    return out
 
 
 @component(version="1")
@@ -78,7 +99,14 @@ def schema(
     pinned: str | None = None,
     max_domain_size: int = data_schema.MAX_DOMAIN_SIZE,
 ) -> dict[str, Any]:
-    """The pinned schema file if one is given and exists, else one inferred from ``stats``."""
+    """The pinned schema file if one is given and exists, else one inferred from ``stats``.
+
+    Args:
+        stats: statistics of the data the schema is inferred from.
+        schema: the schema used by later validation.
+        pinned: a schema file; read when it exists, else written with what was inferred.
+        max_domain_size: string columns with at most this many values get a domain.
+    """
     if pinned and Path(pinned).exists():
         result = data_schema.Schema.load(pinned)
         origin = f"pinned: {pinned}"
@@ -102,7 +130,15 @@ def validate(
     reference: Input[Statistics] | None = None,
     fail_on_error: bool = True,
 ) -> dict[str, Any]:
-    """Check ``stats`` against ``schema`` (and drift from ``reference``); stop on errors."""
+    """Check ``stats`` against ``schema`` (and drift from ``reference``); stop on errors.
+
+    Args:
+        stats: statistics of the new data.
+        schema: what the data must look like.
+        anomalies: what was found (JSON and an HTML report).
+        reference: statistics of earlier data to measure drift against.
+        fail_on_error: fail the step on error-level anomalies (warnings never fail).
+    """
     if reference is not None and not isinstance(reference, Statistics):
         raise UserInputError("The 'reference' input of validate must be a Statistics artifact.")
     current = stats.read()
@@ -121,6 +157,9 @@ def validate(
         "errors": len(result.errors),
         "warnings": len(result.warnings),
         "anomalies": [a.one_line() for a in result.anomalies],
+        "completeness": {
+            name: round(1 - col.missing_rate, 6) for name, col in current.columns.items()
+        },
     }
     if result.drift is not None:
         summary["drift"] = result.drift.summary()

@@ -3,7 +3,7 @@
 A folder of parquet files (local, or ``s3://bucket/prefix``) is described
 partition by partition and the partial statistics are merged with
 :func:`ctloop.data.merge_statistics`: counts and moments come out exactly as
-on one machine, quantiles within the KLL sketch's rank error.
+on one machine, quantiles within the quantile sketch's rank error.
 
 Where the partitions are described follows where the step runs: on a Dask
 worker the step maps its partitions onto the same cluster (``worker_client``
@@ -178,7 +178,16 @@ def partitioned_statistics(
     pattern: str = "*.parquet",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Statistics of a folder of parquet partitions, one task per partition."""
+    """Statistics of a folder of parquet partitions, one task per partition.
+
+    Args:
+        source: a folder or URL (``s3://...``) holding the partitions.
+        stats: the statistics of all partitions merged.
+        pattern: which files are partitions (a glob).
+        storage_options: fsspec options for an object store (endpoint, region, ...).
+
+    Not cached: new partitions can land in the folder at any time.
+    """
     result, partitions = compute_partitioned_statistics(
         source, pattern=pattern, storage_options=storage_options
     )

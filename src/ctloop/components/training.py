@@ -21,7 +21,7 @@ __all__ = ["evaluate", "infra_check", "push", "train"]
 _SUMMARY_FILE = "training-summary.json"
 
 
-@component(version="1")
+@component(version="2")
 def train(
     data: Input[Dataset],
     model: Output[Model],
@@ -31,13 +31,34 @@ def train(
     params: dict[str, Any] | None = None,
     seed: int = 0,
     task: str = "classification",
+    holdout: Input[Dataset] | None = None,
+    costs: dict[str, float] | None = None,
+    outliers: bool = True,
 ) -> dict[str, Any]:
-    """Fit a model on ``data``; the seed and full parameters are recorded."""
+    """Fit a model on ``data``; the seed and full parameters are recorded.
+
+    Stored with the model (``ctloop.models.calibration.finalize_model``): an
+    outlier detector on its inputs (``outliers``) and, given a ``holdout``, a
+    calibration for label-free estimates and, with ``costs``, the
+    cost-minimising decision threshold.
+    Args:
+        data: the training table (a parquet ``Dataset``).
+        model: the fitted model, saved with its flavor, signature and metadata.
+        label: the column to predict.
+        features: the columns the model reads, in order.
+        algorithm: ``logistic``, ``hist_gradient_boosting``, ``lightgbm`` or ``xgboost``.
+        params: overrides of the algorithm's default hyper-parameters.
+        seed: the random seed (recorded with the model).
+        task: ``classification`` or ``regression``.
+
+    Returns the model's metadata: algorithm, full parameters, rows and training time.
+    """
     from ctloop.core.hashing import stable_json
     from ctloop.models import fit_model
 
+    frame = data.read()
     trained = fit_model(
-        data.read(),
+        frame,
         label=label,
         features=list(features),
         algorithm=algorithm,
@@ -46,6 +67,15 @@ def train(
         task=task,
     )
     manifest = trained.save(model.path)
+    if outliers or holdout is not None:
+        from ctloop.models.calibration import finalize_model
+
+        finalize_model(
+            model.path, holdout.read() if holdout is not None else frame.head(0),
+            label=label, costs=costs if holdout is not None else None,
+            calibrate=holdout is not None, training=frame if outliers else None,
+            outlier_features=features,
+        )
     (model.path / _SUMMARY_FILE).write_text(stable_json(trained.data_summary))
     model.metadata.update(
         {
@@ -98,10 +128,30 @@ def evaluate(
     threshold: float = 0.5,
     n_boot: int = 200,
     seed: int = 0,
+    costs: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the candidate and the current champion on ``data``; judge with the gate.
 
-    Not cached: the champion it compares with can change between runs.
+    With ``costs`` ({"fn": 5, "fp": 1}) each model decides at its cost-aware
+    threshold and ``expected_cost`` is compared. Not cached: the champion it
+    compares with can change between runs.
+
+    Args:
+        candidate: the model just trained.
+        data: the holdout both models are scored on.
+        evaluation: metrics of each model, overall and per slice, with bootstrap intervals.
+        blessing: the gate's verdict (blessed or not, and the failed rules).
+        model_name: the registered model whose ``alias`` holds the champion.
+        gate: the rules, e.g. ``{"floors": {"roc_auc": 0.7}, "changes": {"roc_auc":
+            -0.005}, "slices": [{"column": "origin", "metric": "roc_auc",
+            "min_change": -0.02, "min_rows": 1000}]}``.
+        slice_columns: columns whose values define the slices to compare on.
+        alias: the alias of the champion (default ``champion``).
+        threshold: probability cut-off for the threshold metrics.
+        n_boot: bootstrap resamples for the confidence intervals.
+        seed: random seed of the bootstrap.
+
+    Returns whether the candidate was blessed and the champion version it was judged against.
     """
     from ctloop.models import GateConfig, evaluate_models, judge, load_model
 
@@ -118,6 +168,7 @@ def evaluate(
         threshold=threshold,
         n_boot=n_boot,
         seed=seed,
+        costs=costs,
     )
     verdict = judge(report, config)
     verdict["champion_version"] = champion_version
@@ -141,7 +192,17 @@ def infra_check(
     sample_rows: int = 100,
     max_latency_ms: float = 1000.0,
 ) -> dict[str, Any]:
-    """Load the model in a fresh process as the server would and predict sample rows."""
+    """Load the model in a fresh process as the server would and predict sample rows.
+
+    Args:
+        model: the model to check.
+        data: rows to predict (the first ``sample_rows`` are used).
+        report: the checks, their details and timings.
+        sample_rows: how many rows to predict.
+        max_latency_ms: the slowest acceptable prediction of the sample.
+
+    Fails the step (``ValidationFailed``) when a check fails.
+    """
     from ctloop.models import infra_check as check
 
     result = check(model.path, data.read().head(sample_rows), max_latency_ms=max_latency_ms)
@@ -166,6 +227,14 @@ def push(
     The move is a compare-and-set against the champion the gate compared with,
     so a champion changed meanwhile makes this step fail instead of promoting
     a model judged against the wrong baseline.
+
+    Args:
+        model: the model to register.
+        evaluation: the ``evaluate`` step's metrics (stored with the version).
+        blessing: the ``evaluate`` step's verdict.
+        model_name: the registered model to add a version to.
+        alias: the alias to move when blessed (default ``champion``).
+        reason: kept in the alias history.
     """
     from ctloop.pipeline.context import open_stores
     from ctloop.registry import ModelRegistry

@@ -42,6 +42,9 @@ class CtloopError(Exception):
     exit_code = 1
 
     def __init__(self, message: str) -> None:
+        from ctloop.core.secrets import mask_secrets
+
+        message = mask_secrets(message)  # no password or key ever reaches a person
         super().__init__(message)
         self.message = message
 

@@ -7,6 +7,8 @@ store. Moving to a team server or a cluster changes URLs here, not code.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -15,7 +17,8 @@ from typing import Any
 
 from ctloop.core.errors import ConfigError
 
-__all__ = ["Settings", "find_project_root", "load_settings"]
+__all__ = ["KNOWN_ENV", "KNOWN_TABLES", "Settings", "check_environment", "find_project_root",
+           "load_settings"]
 
 CONFIG_FILE = "ctloop.toml"
 ENV_PREFIX = "CTLOOP_"
@@ -43,6 +46,10 @@ class Settings:
             object.__setattr__(self, "artifacts_url", (home / "artifacts").as_uri())
         if not self.online_store_url:
             object.__setattr__(self, "online_store_url", f"sqlite:///{home / 'online.db'}")
+        from ctloop.core.secrets import remember_url_secrets
+
+        remember_url_secrets(self.metadata_url, self.artifacts_url, self.online_store_url,
+                             self.runner)
         if self.max_workers < 1:
             raise ConfigError(
                 f"The 'max_workers' setting must be an int >= 1. Got {self.max_workers!r}."
@@ -94,6 +101,68 @@ _TOML_KEYS = {
 }
 
 
+# Tables of ctloop.toml other packages read from ``Settings.extra``, and ``CTLOOP_*``
+# variables read outside these settings. Add yours here: a name close to one of
+# these (a likely typo) is reported with the right spelling.
+KNOWN_TABLES = frozenset({"s3", "dask", "deploy", "serving", "triggers", "loops", "monitors",
+                          "features", "ui"})
+KNOWN_ENV = frozenset({"CACHE_DIR", "ACTOR"})
+_ENV_IGNORED_PREFIXES = ("CTLOOP_TEST_",)
+
+_log = logging.getLogger("ctloop.settings")
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        _log.warning(message)
+
+
+def _nearest(name: str, known: set[str] | frozenset[str], cutoff: float = 0.6) -> str | None:
+    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=cutoff)
+    return match[0] if match else None
+
+
+def _check_toml_key(path: Path, key: str, value: Any) -> None:
+    """Warn about a key of ``[ctloop]`` nobody reads, naming the closest valid one."""
+    if isinstance(value, dict):
+        if key in KNOWN_TABLES:
+            return
+        near = _nearest(key, KNOWN_TABLES, cutoff=0.75)
+        if near is not None:  # an unknown table may belong to a plugin: only flag near-misses
+            _warn_once(f"{path}: unknown table [ctloop.{key}] is ignored; did you mean "
+                       f"[ctloop.{near}]?")
+        return
+    near = _nearest(key, set(_TOML_KEYS))
+    valid = ", ".join(sorted(_TOML_KEYS))
+    hint = f"; did you mean {near!r}?" if near else f". Valid keys: {valid}."
+    _warn_once(f"{path}: unknown setting {key!r} is ignored{hint}")
+
+
+def check_environment(environ: dict[str, str] | None = None) -> list[str]:
+    """Warn about ``CTLOOP_*`` variables that look like a misspelled known one.
+
+    Returns the messages (also logged once per process on ``ctloop.settings``).
+    """
+    env = os.environ if environ is None else environ
+    known = {k.upper() for k in _KEYS} | KNOWN_ENV
+    messages = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name.startswith(_ENV_IGNORED_PREFIXES):
+            continue
+        suffix = name.removeprefix(ENV_PREFIX)
+        if suffix in known:
+            continue
+        near = _nearest(suffix, known, cutoff=0.75)
+        if near is not None:
+            message = (f"The environment variable {name} is not a ctloop setting and is "
+                       f"ignored; did you mean {ENV_PREFIX}{near}?")
+            messages.append(message)
+            _warn_once(message)
+    return messages
+
+
 def find_project_root(start: Path | None = None) -> Path:
     """The nearest folder upwards holding a ``ctloop.toml``, else ``start`` itself."""
     here = (start or Path.cwd()).resolve()
@@ -141,8 +210,11 @@ def load_settings(project: Path | None = None, **overrides: Any) -> Settings:
                 if target == "home":
                     value = (root / str(value)).resolve()
                 values[target] = _coerce(target, value)
-            elif isinstance(value, dict):
-                extra[key] = value
+            else:
+                _check_toml_key(config_path, key, value)
+                if isinstance(value, dict):
+                    extra[key] = value
+    check_environment()
     for key in _KEYS:
         env = os.environ.get(ENV_PREFIX + key.upper())
         if env:

@@ -9,7 +9,9 @@ error-level anomalies stop a pipeline, warnings are recorded.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,15 +109,31 @@ def validate(
     schema: Schema,
     *,
     reference: DataSource | DatasetStatistics | None = None,
+    weights: Mapping[str, float] | None = None,
+    arrived_at: datetime | None = None,
 ) -> Anomalies:
-    """Validate data (or its statistics) against ``schema``; optionally measure drift too."""
-    stats = source if isinstance(source, DatasetStatistics) else compute_statistics(source)
+    """Validate data (or its statistics) against ``schema``; optionally measure drift too.
+
+    Data is read with duplicate counting on, and the schema's id columns as keys.
+    """
+    stats = (
+        source
+        if isinstance(source, DatasetStatistics)
+        else compute_statistics(source, duplicates=True, keys=_present_ids(source, schema))
+    )
     ref = None
     if reference is not None:
         ref = (
             reference if isinstance(reference, DatasetStatistics) else compute_statistics(reference)
         )
-    return validate_statistics(stats, schema, reference=ref)
+    return validate_statistics(stats, schema, reference=ref, weights=weights, arrived_at=arrived_at)
+
+
+def _present_ids(source: DataSource, schema: Schema) -> list[str]:
+    from ctloop.data.sources import iter_batches
+
+    names = set(iter_batches(source)[0].names)
+    return [c for c in schema.columns_with_role("id") if c in names]
 
 
 def validate_statistics(
@@ -123,12 +141,23 @@ def validate_statistics(
     schema: Schema,
     *,
     reference: DatasetStatistics | None = None,
+    weights: Mapping[str, float] | None = None,
+    arrived_at: datetime | None = None,
 ) -> Anomalies:
-    """The anomalies of ``stats`` against ``schema`` (and drift from ``reference`` if given)."""
+    """The anomalies of ``stats`` against ``schema`` (and drift from ``reference`` if given).
+
+    ``weights`` (e.g. the model's feature importance) weigh each feature in the drift share.
+    ``arrived_at`` is when the batch arrived, for timeliness (default: when its
+    statistics were computed).
+    """
     found: list[Anomaly] = []
 
     def add(
-        column: str | None, kind: str, expected: str, got: str, description: str,
+        column: str | None,
+        kind: str,
+        expected: str,
+        got: str,
+        description: str,
         severity: str | None = None,
     ) -> None:
         configured = schema.severity_of(kind, column)
@@ -163,6 +192,7 @@ def validate_statistics(
             f"column {name!r} ({col.type}) is not in the schema",
         )
 
+    _check_quality(stats, schema, arrived_at, add)
     drift = None
     if reference is not None:
         shared = [n for n in schema.columns if n in stats.columns and n in reference.columns]
@@ -172,15 +202,23 @@ def validate_statistics(
             columns=shared,
             config={k: v for k, v in schema.drift_config().items() if k in shared},
             drift_share=schema.drift_share,
+            exclude=[n for n in shared if n in schema.drift_excluded()],
+            weights=weights,
         )
         for feature in drift.drifted:
+            if feature.score is None:
+                found_text = feature.note
+                expected = "finite values like the reference"
+            else:
+                found_text = f"{feature.method} = {feature.score:.3g}"
+                expected = f"{feature.method} within {feature.threshold:.3g}"
             add(
                 feature.column,
                 "drift",
-                f"{feature.method} within {feature.threshold:.3g}",
-                f"{feature.method} = {feature.score:.3g}",
-                f"distribution drifted ({feature.method} {feature.score:.3g}, "
-                f"threshold {feature.threshold:.3g})",
+                expected,
+                found_text,
+                f"distribution drifted ({found_text}"
+                + (f", threshold {feature.threshold:.3g})" if feature.threshold else ")"),
             )
     return Anomalies(anomalies=found, source=stats.source, rows=stats.rows, drift=drift)
 
@@ -235,16 +273,25 @@ def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any
             )
         _check_range(col, spec, add)
     cat = col.categorical
-    if cat is not None and spec.domain is not None:
+    counts: dict[str, int] | None = None
+    if cat is not None:
+        counts = cat.frequencies()
+    elif num is not None and col.type == "integer" and spec.domain is not None:
+        counts = _integer_counts(col, spec.domain)
+    if counts is not None and spec.domain is not None:
         allowed = set(spec.domain)
-        unseen = {v: c for v, c in cat.frequencies().items() if v not in allowed}
+        unseen = {v: c for v, c in counts.items() if v not in allowed}
         if unseen:
             shown = ", ".join(f"{v!r} ({c} rows)" for v, c in list(unseen.items())[:_SHOW_VALUES])
             more = f" and {len(unseen) - _SHOW_VALUES} more" if len(unseen) > _SHOW_VALUES else ""
             share = sum(unseen.values()) / max(col.count - col.missing, 1)
             tolerated = share <= 1.0 - spec.min_domain_mass
-            note = (f" ({share:.3%} of values, within the {1 - spec.min_domain_mass:.3%} "
-                    "min_domain_mass allows)" if tolerated else "")
+            note = (
+                f" ({share:.3%} of values, within the {1 - spec.min_domain_mass:.3%} "
+                "min_domain_mass allows)"
+                if tolerated
+                else ""
+            )
             add(
                 name,
                 "unseen_category",
@@ -253,6 +300,112 @@ def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any
                 f"value(s) never seen before: {shown}{more}{note}",
                 **({"severity": "warning"} if tolerated else {}),
             )
+
+
+def _check_quality(
+    stats: DatasetStatistics, schema: Schema, arrived_at: datetime | None, add: Any
+) -> None:
+    """Duplicates, complete rows and timeliness against the schema's ``quality`` rules."""
+    rules, quality = schema.quality, stats.quality
+    rows = stats.rows
+    if quality is not None and rows:
+        scope = "" if quality.exact else " (counted within each merged part)"
+        if rules.max_duplicate_rows is not None and quality.duplicate_rows is not None:
+            share = quality.duplicate_rows / rows
+            if share > rules.max_duplicate_rows + 1e-12:
+                add(
+                    None,
+                    "duplicate_rows",
+                    f"at most {rules.max_duplicate_rows:.2%} duplicates",
+                    f"{quality.duplicate_rows} duplicate row(s) ({share:.2%})",
+                    f"{quality.duplicate_rows} row(s) repeat an earlier row exactly "
+                    f"({share:.2%}, at most {rules.max_duplicate_rows:.2%} allowed){scope}",
+                )
+        for key in schema.columns_with_role("id"):
+            if key not in quality.duplicate_keys:
+                continue
+            repeated = quality.duplicate_keys[key]
+            allowed = rules.max_duplicate_ids if rules.max_duplicate_ids is not None else 0.0
+            if repeated / rows > allowed + 1e-12:
+                add(
+                    key,
+                    "duplicate_ids",
+                    "unique ids" if not allowed else f"<= {allowed:.2%}",
+                    f"{repeated} repeated id(s)",
+                    f"{repeated} id value(s) repeat an earlier one; ids must be unique{scope}",
+                )
+        if rules.min_complete_rows is not None and quality.complete_rows is not None:
+            share = quality.complete_rows / rows
+            if share < rules.min_complete_rows - 1e-12:
+                add(
+                    None,
+                    "incomplete_rows",
+                    f"at least {rules.min_complete_rows:.2%} complete",
+                    f"{share:.2%} complete",
+                    f"only {share:.2%} of rows have every value "
+                    f"({rows - quality.complete_rows} have a missing one), at least "
+                    f"{rules.min_complete_rows:.2%} required",
+                )
+    if rules.max_staleness is None and rules.max_lag is None:
+        return
+    event = rules.event_time or next(iter(schema.columns_with_role("event_time")), None)
+    col = stats.columns.get(event) if event else None
+    if col is None or col.numeric is None or col.numeric.max is None:
+        return
+    arrived = arrived_at or _parse_time(stats.created_at) or datetime.now(UTC)
+    arrived_s = (arrived if arrived.tzinfo else arrived.replace(tzinfo=UTC)).timestamp()
+    newest = col.numeric.max
+    if rules.max_staleness is not None and arrived_s - newest > rules.max_staleness:
+        age = arrived_s - newest
+        add(
+            event,
+            "stale_batch",
+            f"newest event within {_span(rules.max_staleness)}",
+            f"newest event {_span(age)} old",
+            f"the batch is stale: its newest {event} is {_span(age)} before it arrived "
+            f"(at most {_span(rules.max_staleness)} allowed)",
+        )
+    if rules.max_lag is not None:
+        p05 = col.numeric.quantiles([0.05])
+        if p05:
+            lag = arrived_s - p05[0]
+            if lag > rules.max_lag:
+                add(
+                    event,
+                    "late_data",
+                    f"95% of rows within {_span(rules.max_lag)}",
+                    f"p95 lag {_span(lag)}",
+                    f"rows arrive late: 5% of them are more than {_span(lag)} old on arrival "
+                    f"(at most {_span(rules.max_lag)} allowed)",
+                )
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _integer_counts(col: ColumnStatistics, domain: list[str]) -> dict[str, int]:
+    """Value counts of an integer column, for its declared domain.
+
+    Exact while the column has few distinct values; past that only its extremes are
+    known, and an extreme outside the domain is reported (with an unknown count).
+    """
+    num = col.numeric
+    assert num is not None
+    if num.int_counts is not None:
+        return {str(v): c for v, c in num.int_counts.items()}
+    extremes = {str(int(v)) for v in (num.min, num.max) if v is not None}
+    return {v: 0 for v in extremes if v not in set(domain)}
 
 
 def _check_range(col: ColumnStatistics, spec: ColumnSchema, add: Any) -> None:

@@ -1,8 +1,16 @@
 """Turn whatever a person hands us into a stream of Arrow record batches.
 
 Statistics are computed batch by batch so a file larger than memory is never
-loaded whole: parquet streams its row groups, CSV is read by DuckDB's
-streaming reader, and DataFrames and Arrow tables are sliced.
+loaded whole, and peak memory is bounded by a batch, not by the file:
+
+- parquet is read one column at a time (:func:`iter_column_batches`), since a
+  row group (a million rows by default) is decoded whole whatever the batch
+  size: one column of a row group is a few MB, all of them hundreds;
+- CSV is parsed by Arrow's streaming reader in small blocks, with the column
+  types (and delimiter, quoting and header) sniffed by DuckDB from a sample,
+  so a column that is empty in its first rows keeps the right type (DuckDB's
+  own streaming reader reads ahead, and its memory grew with the file);
+- DataFrames and Arrow tables are sliced.
 """
 
 from __future__ import annotations
@@ -17,11 +25,23 @@ import pyarrow.parquet as pq
 
 from ctloop.core.errors import NotFound, UserInputError
 
-__all__ = ["BATCH_ROWS", "DataSource", "describe_source", "iter_batches", "read_table"]
+__all__ = [
+    "BATCH_ROWS",
+    "DataSource",
+    "describe_source",
+    "iter_batches",
+    "iter_column_batches",
+    "read_table",
+]
 
 # Rows per batch: big enough to amortise per-batch overhead, small enough to
 # keep memory flat (20 float columns x 256k rows ~ 40 MB).
 BATCH_ROWS = 1 << 18
+
+# Bytes of CSV parsed at a time: Arrow's reader keeps a few blocks in flight.
+CSV_BLOCK_BYTES = 1 << 20
+
+_SNIFF_BUFFER = 4 << 20  # bytes DuckDB reads at a time while guessing types (> longest line)
 
 # What a CSV file may write for "no value"; pandas' usual spellings.
 _CSV_NULLS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
@@ -68,6 +88,32 @@ def iter_batches(
     )
 
 
+def iter_column_batches(
+    source: DataSource, *, batch_rows: int = BATCH_ROWS
+) -> tuple[pa.Schema, Iterator[tuple[int, pa.RecordBatch]]]:
+    """Like :func:`iter_batches`, as ``(first column index, batch of some columns)``.
+
+    A parquet file or folder is read one column at a time (each column a pass
+    over the file), so memory holds one column of one row group; other sources
+    yield their batches with every column (index 0).
+    """
+    if isinstance(source, str | Path):
+        path = Path(source)
+        is_parquet = path.is_dir() or any(s.lower() in (".parquet", ".pq") for s in path.suffixes)
+        if path.exists() and is_parquet:
+            schema, _ = iter_batches(path, batch_rows=batch_rows)
+
+            def columns() -> Iterator[tuple[int, pa.RecordBatch]]:
+                for index, name in enumerate(schema.names):
+                    _, batches = _from_path(path, batch_rows, columns=[name])
+                    for batch in batches:
+                        yield index, batch
+
+            return schema, columns()
+    schema, batches = iter_batches(source, batch_rows=batch_rows)
+    return schema, ((0, batch) for batch in batches)
+
+
 def read_table(source: DataSource) -> pa.Table:
     """The whole source as one Arrow table (for small data and tests)."""
     schema, batches = iter_batches(source)
@@ -103,16 +149,18 @@ def _from_dataframe(
     return schema, batches()
 
 
-def _from_path(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _from_path(
+    path: Path, batch_rows: int, columns: list[str] | None = None
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     if not path.exists():
         raise NotFound(f"No file at {path}; check the path.")
     if path.is_dir():
-        return _from_parquet_dataset(path, batch_rows)
+        return _from_parquet_dataset(path, batch_rows, columns)
     if path.stat().st_size == 0:
         raise UserInputError(f"{path} is empty (0 bytes); there is no data to describe.")
     suffixes = [s.lower() for s in path.suffixes]
     if ".parquet" in suffixes or ".pq" in suffixes:
-        return _from_parquet(path, batch_rows)
+        return _from_parquet(path, batch_rows, columns)
     if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
         return _from_csv(path, batch_rows)
     raise UserInputError(
@@ -121,17 +169,19 @@ def _from_path(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.Reco
     )
 
 
-def _from_parquet(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _from_parquet(
+    path: Path, batch_rows: int, columns: list[str] | None = None
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserInputError(f"{path} is not a readable parquet file: {exc}") from exc
     schema = _without_pandas_index(pf.schema_arrow)
-    return schema, pf.iter_batches(batch_size=batch_rows, columns=schema.names)
+    return schema, pf.iter_batches(batch_size=batch_rows, columns=columns or schema.names)
 
 
 def _from_parquet_dataset(
-    path: Path, batch_rows: int
+    path: Path, batch_rows: int, columns: list[str] | None = None
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     import pyarrow.dataset as pads
 
@@ -140,7 +190,7 @@ def _from_parquet_dataset(
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserInputError(f"{path} is not a folder of parquet files: {exc}") from exc
     schema = _without_pandas_index(dataset.schema)
-    return schema, dataset.to_batches(batch_size=batch_rows, columns=schema.names)
+    return schema, dataset.to_batches(batch_size=batch_rows, columns=columns or schema.names)
 
 
 def _without_pandas_index(schema: pa.Schema) -> pa.Schema:
@@ -150,25 +200,84 @@ def _without_pandas_index(schema: pa.Schema) -> pa.Schema:
 
 
 def _from_csv(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    import duckdb
+    import pyarrow.csv as pcsv
 
-    con = duckdb.connect()
+    schema, dialect = _sniff_csv(path)
+    read = pcsv.ReadOptions(
+        column_names=schema.names,
+        skip_rows=int(dialect["skip_rows"]) + (1 if dialect["header"] else 0),
+        block_size=CSV_BLOCK_BYTES,
+    )
+    parse = pcsv.ParseOptions(
+        delimiter=dialect["delimiter"],
+        quote_char=dialect["quote"],
+        escape_char=(
+            dialect["escape"]
+            if dialect["escape"] and dialect["escape"] != dialect["quote"]
+            else False
+        ),
+        double_quote=dialect["escape"] in ("", dialect["quote"]),
+        newlines_in_values=True,
+    )
+    convert = pcsv.ConvertOptions(
+        column_types=schema,
+        null_values=_CSV_NULLS,
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
     try:
-        relation = con.sql(
-            "SELECT * FROM read_csv($path, nullstr=$nulls)",
-            params={"path": str(path), "nulls": _CSV_NULLS},
+        reader = pcsv.open_csv(
+            path, read_options=read, parse_options=parse, convert_options=convert
         )
-        reader = relation.to_arrow_reader(batch_rows)
-    except duckdb.Error as exc:
-        con.close()
+    except (pa.ArrowInvalid, OSError) as exc:
         raise UserInputError(f"{path} is not a readable CSV file: {exc}") from exc
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            yield from reader
-        except duckdb.Error as exc:
-            raise UserInputError(f"Could not read {path} as CSV: {exc}") from exc
-        finally:
-            con.close()
+            for batch in reader:
+                yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UserInputError(
+                f"Could not read {path} as CSV: {exc} (the column types were guessed from "
+                "its first rows; a later row does not fit them)."
+            ) from exc
 
-    return reader.schema, batches()
+    return schema, batches()
+
+
+def _sniff_csv(path: Path) -> tuple[pa.Schema, dict[str, Any]]:
+    """Column types (as Arrow) and dialect of a CSV file, from DuckDB's sniffer."""
+    import duckdb
+
+    # DuckDB's default 32 MB buffers per thread made sniffing a large file cost ~60 MB.
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        relation = con.sql(
+            "SELECT * FROM read_csv($path, nullstr=$nulls, buffer_size=$buffer)",
+            params={"path": str(path), "nulls": _CSV_NULLS, "buffer": _SNIFF_BUFFER},
+        )
+        schema = relation.limit(0).to_arrow_table().schema
+        row = con.execute(
+            "SELECT Delimiter, Quote, Escape, HasHeader, SkipRows "
+            "FROM sniff_csv($path, buffer_size=$buffer)",
+            {"path": str(path), "buffer": _SNIFF_BUFFER},
+        ).fetchone()
+    except duckdb.Error as exc:
+        raise UserInputError(f"{path} is not a readable CSV file: {exc}") from exc
+    finally:
+        con.close()
+    assert row is not None
+    delimiter, quote, escape, header, skip = row
+
+    def char(value: str | None) -> str:
+        # DuckDB writes "(empty)" when the sample had none; one character or nothing.
+        return value if value and len(value) == 1 and value != "\0" else ""
+
+    dialect = {
+        "delimiter": char(delimiter) or ",",
+        "quote": char(quote) or '"',  # none in the sample: standard quoting if one comes
+        "escape": char(escape),
+        "header": bool(header),
+        "skip_rows": skip or 0,
+    }
+    return schema.remove_metadata(), dialect

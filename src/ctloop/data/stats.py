@@ -1,14 +1,17 @@
 """Dataset statistics that stream over batches and merge.
 
 One pass over the record batches fills, per column, exact counts and moments
-(merged with Chan's parallel formulas) and Apache DataSketches sketches for
-what cannot be exact in bounded memory: a KLL sketch for quantiles and
-histograms of numbers, a frequent-items sketch for category frequencies and an
-HLL sketch for distinct counts. All of them merge, so the statistics of a
-month are the merge of its days and a cluster job can describe partitions
-independently. The frequent-items sketch holds counts exactly while a column
-has at most ``FREQ_EXACT_ITEMS`` distinct values, which covers the categorical
-columns drift tests care about.
+(merged with Chan's parallel formulas) and sketches for what cannot be exact
+in bounded memory: a deterministic quantile sketch (:mod:`ctloop.data.quantiles`,
+so the same data always gives the same quantiles and drift verdicts) for
+quantiles and histograms of numbers, and Apache DataSketches' frequent-items
+sketch for category frequencies and HLL sketch for distinct counts. All of
+them merge, so the statistics of a month are the merge of its days and a
+cluster job can describe partitions independently. The frequent-items sketch
+holds counts exactly while a column has at most ``FREQ_EXACT_ITEMS`` distinct
+values, which covers the categorical columns drift tests care about. Integer
+columns also keep exact value counts while they have few values (codes), so
+a declared ``domain`` can be checked.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ctloop.core.errors import UserInputError
-from ctloop.data.sources import DataSource, describe_source, iter_batches
+from ctloop.data.quality import QualityCounter, QualityStats
+from ctloop.data.quantiles import QuantileSketch
+from ctloop.data.sources import DataSource, describe_source, iter_batches, iter_column_batches
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -43,10 +48,11 @@ __all__ = [
 ]
 
 FORMAT = "ctloop.statistics"
-KLL_K = 200  # ~1.3% normalised rank error; 200 is the library's default
+QUANTILE_K = 1024  # ~0.15% normalised rank error at a million values (see tests)
 FREQ_LG_MAP = 12  # map of 4096 slots: exact counts for up to 3072 distinct values
 FREQ_EXACT_ITEMS = 3 * (1 << FREQ_LG_MAP) // 4
 HLL_LG_K = 12  # ~1.6% relative error on distinct counts
+INT_VALUES_CAP = 1000  # integer columns keep exact value counts up to this many distinct values
 DEFAULT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("string", "boolean")
@@ -92,7 +98,7 @@ def _num(value: float | None) -> float | None:
 
 @dataclass
 class NumericStats:
-    """Exact counts and moments of the finite values, plus a KLL sketch.
+    """Exact counts and moments of the finite values, plus a quantile sketch.
 
     NaN and infinities are counted apart and kept out of the moments and the
     sketch, so one ``inf`` does not turn the mean into ``inf``.
@@ -107,7 +113,10 @@ class NumericStats:
     max: float | None = None
     mean: float = 0.0
     m2: float = 0.0
-    sketch: ds.kll_doubles_sketch = field(default_factory=lambda: ds.kll_doubles_sketch(KLL_K))
+    sketch: QuantileSketch = field(default_factory=lambda: QuantileSketch(QUANTILE_K))
+    #: exact counts of an integer column's values while it has few distinct ones (codes),
+    #: so a declared ``domain`` can be checked; None once it has more than INT_VALUES_CAP.
+    int_counts: dict[int, int] | None = None
 
     def update(self, values: np.ndarray, nulls: int) -> None:
         """Add a float64 array whose nulls arrive as NaN (``nulls`` of them)."""
@@ -128,9 +137,23 @@ class NumericStats:
             mean=float(finite.mean()),
         )
         batch.m2 = float(np.var(finite) * n_finite)
-        # The sketch binding only takes writable arrays; Arrow's zero-copy views are read-only.
-        self.sketch.update(np.require(finite, requirements=["W", "C"]))
+        self.sketch.update(finite)
         self._merge_moments(batch)
+
+    def update_integers(self, array: pa.Array | pa.ChunkedArray) -> None:
+        """Count the values of an integer column while they are few."""
+        if self.int_counts is None:
+            return
+        counts = pc.value_counts(array.drop_null())
+        if len(counts) + len(self.int_counts) > INT_VALUES_CAP and len(counts) > INT_VALUES_CAP:
+            self.int_counts = None
+            return
+        for value, count in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        ):
+            self.int_counts[value] = self.int_counts.get(value, 0) + count
+        if len(self.int_counts) > INT_VALUES_CAP:
+            self.int_counts = None
 
     def _merge_moments(self, other: NumericStats) -> None:
         if other.finite == 0:
@@ -152,6 +175,11 @@ class NumericStats:
     def merged(self, other: NumericStats) -> NumericStats:
         """A new summary of both inputs (exact moments, merged sketch)."""
         out = NumericStats(nan=self.nan + other.nan, inf=self.inf + other.inf)
+        if self.int_counts is not None and other.int_counts is not None:
+            merged = dict(self.int_counts)
+            for value, count in other.int_counts.items():
+                merged[value] = merged.get(value, 0) + count
+            out.int_counts = merged if len(merged) <= INT_VALUES_CAP else None
         out._merge_moments(self)
         out._merge_moments(other)
         out.sketch.merge(self.sketch)
@@ -176,7 +204,7 @@ class NumericStats:
         if self.sketch.is_empty():
             return np.zeros(len(points))
         unique = np.unique(np.asarray(points, dtype=float))
-        values = np.asarray(self.sketch.get_cdf(unique.tolist(), inclusive=True))[:-1]
+        values = self.sketch.get_cdf(unique)
         return values[np.searchsorted(unique, points)]
 
     def histogram(self, edges: Sequence[float] | None = None, bins: int = 20) -> dict[str, list]:
@@ -189,7 +217,7 @@ class NumericStats:
             edges = np.linspace(self.min, self.max, bins + 1).tolist()
         edges = list(edges)
         inner = np.unique(np.asarray(edges[1:-1], dtype=float)).tolist()
-        pmf = np.asarray(self.sketch.get_pmf(inner)) if inner else np.array([1.0])
+        pmf = self.sketch.get_pmf(inner) if inner else np.array([1.0])
         # The outer bins of get_pmf also hold values beyond the first/last edge.
         counts = pmf * self.finite
         return {"edges": [float(e) for e in edges], "counts": [float(c) for c in counts]}
@@ -207,8 +235,10 @@ class NumericStats:
             "std": _num(self.std),
             "m2": self.m2,
         }
+        if self.int_counts is not None:
+            out["int_counts"] = {str(v): c for v, c in sorted(self.int_counts.items())}
         if sketches:
-            out["kll"] = _b64(self.sketch.serialize())
+            out["quantiles_sketch"] = self.sketch.to_b64()
         return out
 
     @classmethod
@@ -224,8 +254,13 @@ class NumericStats:
             mean=data["mean"] or 0.0,
             m2=data["m2"],
         )
-        if "kll" in data:
-            out.sketch = ds.kll_doubles_sketch.deserialize(_unb64(data["kll"]))
+        if "int_counts" in data:
+            out.int_counts = {int(v): int(c) for v, c in data["int_counts"].items()}
+        if "quantiles_sketch" in data:
+            out.sketch = QuantileSketch.from_b64(data["quantiles_sketch"])
+        elif "kll" in data:  # statistics saved by ctloop before the deterministic sketch
+            kll = ds.kll_doubles_sketch.deserialize(_unb64(data["kll"]))
+            out.sketch = QuantileSketch.from_weighted(list(kll), QUANTILE_K)
         return out
 
 
@@ -326,7 +361,11 @@ class ColumnStatistics:
             name=name,
             type=kind,
             arrow_type=str(arrow_type),
-            numeric=NumericStats() if kind in NUMERIC_TYPES else None,
+            numeric=(
+                NumericStats(int_counts={} if kind == "integer" else None)
+                if kind in NUMERIC_TYPES
+                else None
+            ),
             categorical=CategoricalStats() if kind in CATEGORICAL_TYPES else None,
         )
 
@@ -343,6 +382,8 @@ class ColumnStatistics:
             values = _as_float64(array, self.type)
             before = self.numeric.nan
             self.numeric.update(values, nulls)
+            if self.type == "integer":
+                self.numeric.update_integers(array)
             self.missing += self.numeric.nan - before  # NaN counts as missing, like pandas
         elif self.categorical is not None and nulls < len(array):
             if pa.types.is_dictionary(array.type):
@@ -364,7 +405,8 @@ class ColumnStatistics:
             missing=self.missing + other.missing,
         )
         if kind in NUMERIC_TYPES:
-            out.numeric = (self.numeric or NumericStats()).merged(other.numeric or NumericStats())
+            blank = NumericStats(int_counts={} if kind == "integer" else None)
+            out.numeric = (self.numeric or blank).merged(other.numeric or blank)
         if kind in CATEGORICAL_TYPES:
             out.categorical = (self.categorical or CategoricalStats()).merged(
                 other.categorical or CategoricalStats()
@@ -456,6 +498,7 @@ class DatasetStatistics:
     rows: int = 0
     source: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    quality: QualityStats | None = None
 
     def __getitem__(self, name: str) -> ColumnStatistics:
         return self.columns[name]
@@ -469,18 +512,25 @@ class DatasetStatistics:
             theirs = other.columns.get(name) or _absent(mine, other.rows)
             columns[name] = mine.merged(theirs)
         sources = [s for s in (self.source, other.source) if s]
+        quality = (
+            self.quality.merged(other.quality)
+            if self.quality is not None and other.quality is not None
+            else None
+        )
         return DatasetStatistics(
-            columns=columns, rows=self.rows + other.rows, source=" + ".join(sources)
+            columns=columns, rows=self.rows + other.rows, source=" + ".join(sources),
+            quality=quality,
         )
 
     def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> dict[str, Any]:
         """JSON-able form; with ``sketches`` it can be loaded and merged again."""
         return {
             "format": FORMAT,
-            "version": 1,
+            "version": 2,
             "source": self.source,
             "created_at": self.created_at,
             "rows": self.rows,
+            "quality": self.quality.to_dict() if self.quality is not None else None,
             "columns": [c.to_dict(sketches=sketches, top_k=top_k) for c in self.columns.values()],
         }
 
@@ -491,7 +541,11 @@ class DatasetStatistics:
                 "This JSON document is not ctloop statistics (no "
                 f"'format: {FORMAT}'); compute them with `ctloop data stats FILE -o stats.json`."
             )
-        if not all("kll" in c.get("numeric", {"kll": 1}) for c in data["columns"]):
+        if not all(
+            "kll" in c["numeric"] or "quantiles_sketch" in c["numeric"]
+            for c in data["columns"]
+            if "numeric" in c
+        ):
             raise UserInputError(
                 "These statistics were saved without sketches (a summary); "
                 "save them with sketches to reuse them."
@@ -501,6 +555,7 @@ class DatasetStatistics:
             rows=data["rows"],
             source=data.get("source", ""),
             created_at=data.get("created_at", ""),
+            quality=QualityStats.from_dict(data["quality"]) if data.get("quality") else None,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -523,22 +578,56 @@ def _absent(like: ColumnStatistics, rows: int) -> ColumnStatistics:
     return out
 
 
-def compute_statistics(source: DataSource, *, name: str | None = None) -> DatasetStatistics:
+def compute_statistics(
+    source: DataSource,
+    *,
+    name: str | None = None,
+    duplicates: bool = False,
+    keys: Sequence[str] = (),
+) -> DatasetStatistics:
     """Statistics of a parquet/CSV file, folder of parquet files, DataFrame or Arrow table.
 
     Streams over record batches, so memory stays bounded by one batch plus
-    the sketches, whatever the size of the file.
+    the sketches, whatever the size of the file (parquet is read a column at a
+    time, see :func:`ctloop.data.sources.iter_column_batches`).
+
+    Complete rows are always counted. With ``duplicates``, duplicate rows are
+    counted too, and with ``keys`` repeated values of those (id) columns; both
+    keep 8 bytes per row and read the data row-wise, which costs a second pass
+    for parquet (see :mod:`ctloop.data.quality`).
     """
-    schema, batches = iter_batches(source)
+    schema, batches = iter_column_batches(source)
     columns = {f.name: ColumnStatistics.empty(f.name, f.type) for f in schema}
     if len(columns) != len(schema):
         raise UserInputError(f"{describe_source(source)} has duplicate column names.")
+    unknown = [k for k in keys if k not in columns]
+    if unknown:
+        raise UserInputError(f"Key columns {unknown} are not in {describe_source(source)}.")
+    counter = QualityCounter(duplicates=duplicates, keys=keys)
     rows = 0
-    for batch in batches:
-        rows += batch.num_rows
+    row_wise = True
+    for first, batch in batches:
+        if first == 0:  # parquet arrives a column at a time: count rows once
+            rows += batch.num_rows
+        if batch.num_columns == len(columns):
+            counter.update(batch)
+        else:
+            row_wise = False
         for name_, column in zip(batch.schema.names, batch.columns, strict=True):
             columns[name_].update(column)
-    return DatasetStatistics(columns=columns, rows=rows, source=name or describe_source(source))
+    if not row_wise:
+        counter = QualityCounter(duplicates=duplicates, keys=keys)
+        if duplicates or keys:  # they need whole rows: one row-wise pass more
+            _, whole = iter_batches(source)
+            for batch in whole:
+                counter.update(batch)
+        else:
+            counter.stats.complete_rows = None  # not counted column-wise
+            counter.stats.rows = rows
+    return DatasetStatistics(
+        columns=columns, rows=rows, source=name or describe_source(source),
+        quality=counter.result(),
+    )
 
 
 def merge_statistics(parts: Iterable[DatasetStatistics]) -> DatasetStatistics:

@@ -1,20 +1,27 @@
 """Render a plan as Kubernetes manifests (a cluster).
 
-One Secret holds the settings every ctloop pod reads; each service becomes a
-Deployment (PostgreSQL a StatefulSet), and those others connect to get a
-Service. Dask workers request the CPUs and memory they advertise as Dask
-resources, so the scheduler's placement matches what Kubernetes reserved.
+A ConfigMap holds the settings every ctloop pod reads; the secrets live in a
+Secret the manifests only reference (``ctloop-secrets``, created from
+``secrets.env`` with ``kubectl create secret generic ctloop-secrets
+--from-env-file=secrets.env``), so ``kubernetes.yaml`` holds no password.
+Each service becomes a Deployment (stateful stores a StatefulSet) with
+liveness and readiness probes and resource requests; those others connect to
+get a ClusterIP Service, and only the prediction service is exposed (a
+LoadBalancer on the address asked for). Dask workers request the CPUs and
+memory they advertise as Dask resources, so the scheduler's placement matches
+what Kubernetes reserved.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ctloop.deploy.plan import DeploymentPlan, Service, size_in_bytes
+from ctloop.deploy.plan import DeploymentPlan, Probe, Service, size_in_bytes
 
-__all__ = ["render_kubernetes"]
+__all__ = ["CONFIG", "SECRET", "render_kubernetes"]
 
-SECRET = "ctloop-settings"
+CONFIG = "ctloop-settings"
+SECRET = "ctloop-secrets"
 _PART_OF = {"app.kubernetes.io/part-of": "ctloop"}
 
 
@@ -22,23 +29,43 @@ def _labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, **_PART_OF}
 
 
+def _probe(probe: Probe, *, initial: int) -> dict[str, Any]:
+    how: dict[str, Any]
+    if probe.command:
+        how = {"exec": {"command": list(probe.command)}}
+    else:
+        how = {"httpGet": {"path": probe.path, "port": probe.port}}
+    return {**how, "initialDelaySeconds": initial, "periodSeconds": 10, "timeoutSeconds": 5,
+            "failureThreshold": 3}
+
+
 def _container(plan: DeploymentPlan, svc: Service) -> dict[str, Any]:
     container: dict[str, Any] = {"name": svc.name, "image": svc.image or plan.image}
     if svc.command:
         container["command"] = list(svc.command)
     if not svc.image:
-        container["envFrom"] = [{"secretRef": {"name": SECRET}}]
-    if svc.env:
-        container["env"] = [{"name": k, "value": v} for k, v in svc.env.items()]
+        container["envFrom"] = [{"configMapRef": {"name": CONFIG}},
+                                {"secretRef": {"name": SECRET}}]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in svc.env.items()]
+    if svc.image:
+        env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": k}}}
+                for k in svc.secret_env]
+    if env:
+        container["env"] = env
     if svc.ports:
         container["ports"] = [{"containerPort": p} for p in svc.ports]
-    if svc.cpus or svc.memory:
-        amount: dict[str, str] = {}
-        if svc.cpus:
-            amount["cpu"] = f"{svc.cpus:g}"
-        if svc.memory:
-            amount["memory"] = str(size_in_bytes(svc.memory))
-        container["resources"] = {"requests": dict(amount), "limits": dict(amount)}
+    requests = {"cpu": f"{svc.request_cpus:g}",
+                "memory": str(size_in_bytes(svc.request_memory))}
+    limits: dict[str, str] = {}
+    if svc.cpus:
+        limits["cpu"] = f"{svc.cpus:g}"
+    if svc.memory:
+        limits["memory"] = str(size_in_bytes(svc.memory))
+    container["resources"] = {"requests": requests, **({"limits": limits} if limits else {})}
+    if svc.liveness is not None:
+        container["livenessProbe"] = _probe(svc.liveness, initial=30)
+    if svc.readiness is not None:
+        container["readinessProbe"] = _probe(svc.readiness, initial=5)
     if svc.volumes:
         container["volumeMounts"] = [{"name": n, "mountPath": p} for n, p in svc.volumes.items()]
     return container
@@ -46,7 +73,8 @@ def _container(plan: DeploymentPlan, svc: Service) -> dict[str, Any]:
 
 def _workload(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, Any]:
     pod: dict[str, Any] = {"containers": [_container(plan, svc)]}
-    meta = {"name": svc.name, "namespace": namespace, "labels": _labels(svc.name)}
+    meta: dict[str, Any] = {"name": svc.name, "namespace": namespace,
+                            "labels": _labels(svc.name)}
     if svc.pending:
         meta["annotations"] = {"ctloop.dev/pending-command": "true"}
     spec: dict[str, Any] = {
@@ -55,7 +83,7 @@ def _workload(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, A
         "template": {"metadata": {"labels": _labels(svc.name)}, "spec": pod},
     }
     kind = "Deployment"
-    if svc.volumes:  # only the bundled database keeps state on Kubernetes
+    if svc.volumes:  # only the bundled stores keep state on Kubernetes
         kind = "StatefulSet"
         spec["serviceName"] = svc.name
         spec["volumeClaimTemplates"] = [
@@ -71,15 +99,21 @@ def _workload(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, A
     return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec}
 
 
-def _service(svc: Service, namespace: str) -> dict[str, Any]:
+def _service(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "selector": _labels(svc.name),
+        "ports": [{"name": f"p{p}", "port": p, "targetPort": p} for p in svc.ports],
+    }
+    if svc.published:
+        spec["type"] = "LoadBalancer"
+        spec["ports"] = [{"name": "http", "port": plan.port, "targetPort": svc.ports[0]}]
+        if plan.host not in ("0.0.0.0", "127.0.0.1", ""):
+            spec["loadBalancerIP"] = plan.host
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": svc.name, "namespace": namespace, "labels": _labels(svc.name)},
-        "spec": {
-            "selector": _labels(svc.name),
-            "ports": [{"name": f"p{p}", "port": p, "targetPort": p} for p in svc.ports],
-        },
+        "spec": spec,
     }
 
 
@@ -89,14 +123,13 @@ def render_kubernetes(plan: DeploymentPlan, namespace: str = "ctloop") -> list[d
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {
             "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET, "namespace": namespace, "labels": dict(_PART_OF)},
-            "type": "Opaque",
-            "stringData": dict(plan.settings_env),
+            "kind": "ConfigMap",
+            "metadata": {"name": CONFIG, "namespace": namespace, "labels": dict(_PART_OF)},
+            "data": dict(plan.settings_env),
         },
     ]
     for svc in plan.services:
         docs.append(_workload(plan, svc, namespace))
         if svc.ports:
-            docs.append(_service(svc, namespace))
+            docs.append(_service(plan, svc, namespace))
     return docs

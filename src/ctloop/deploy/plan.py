@@ -14,12 +14,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ctloop.core.errors import ConfigError
+from ctloop.core.secrets import mask_secrets
 from ctloop.core.settings import Settings
 
 __all__ = [
     "EXTERNAL_IMAGES",
     "PENDING_COMMANDS",
     "DeploymentPlan",
+    "Probe",
     "Service",
     "plan_deployment",
     "size_in_bytes",
@@ -27,7 +29,7 @@ __all__ = [
 
 #: Images the project uses but does not build, pinned. Everything else runs
 #: the project image built from the generated Dockerfile.
-EXTERNAL_IMAGES = {"postgres": "postgres:16-alpine"}
+EXTERNAL_IMAGES = {"postgres": "postgres:16-alpine", "redis": "redis:7-alpine"}
 
 #: ``ctloop`` commands the deployment runs that the CLI does not have yet.
 #: Remove an entry when its command lands (a test checks both directions).
@@ -35,9 +37,19 @@ PENDING_COMMANDS: frozenset[tuple[str, ...]] = frozenset()
 
 SCHEDULER_PORT = 8786
 SERVING_PORT = 8000
+DASHBOARD_PORT = 8787
+WORKER_DASHBOARD_PORT = 8789
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
-_BUNDLED_DB_URL = "postgresql+psycopg://ctloop:ctloop@metadata-db:5432/ctloop"
 _SHARED_ARTIFACTS = "/data/artifacts"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How the orchestrator checks a container: an HTTP path on a port, or a command."""
+
+    path: str = ""
+    port: int = 0
+    command: tuple[str, ...] = ()
 
 
 @dataclass
@@ -48,40 +60,56 @@ class Service:
     command: list[str]
     image: str = ""  # "" means the project image
     replicas: int = 1
-    ports: list[int] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    cpus: float | None = None
+    ports: list[int] = field(default_factory=list)  # reached by other services
+    published: bool = False  # the one service reachable from outside (on the chosen address)
+    env: dict[str, str] = field(default_factory=dict)  # non-secret, inline
+    secret_env: list[str] = field(default_factory=list)  # keys read from the secrets file
+    cpus: float | None = None  # limit (and request for workers)
     memory: str | None = None
+    request_cpus: float = 0.1
+    request_memory: str = "128MiB"
     depends_on: list[str] = field(default_factory=list)
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path
+    liveness: Probe | None = None
+    readiness: Probe | None = None
     pending: bool = False  # runs a ctloop command that does not exist yet
 
 
 @dataclass
 class DeploymentPlan:
-    """Every service, the shared settings they read, and the project image."""
+    """Every service, the settings they read, the secrets they need, and the project image."""
 
     image: str
     project_root: str
-    settings_env: dict[str, str]
-    secret_keys: list[str]
+    settings_env: dict[str, str]  # every ctloop container: non-secret settings
+    secret_env: dict[str, str]  # every ctloop container: secrets (written to secrets.env only)
     services: list[Service]
     bundled_db: bool
     shared_artifacts: bool
+    host: str = "127.0.0.1"
+    port: int = SERVING_PORT
+    db_secret_env: dict[str, str] = field(default_factory=dict)  # the bundled database's
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def secret_keys(self) -> list[str]:
+        return [*self.secret_env, *self.db_secret_env]
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
 
 
+_OPTIONS = {"image", "workers", "worker_cpus", "worker_memory", "serving_replicas",
+            "controllers", "namespace", "s3_endpoint"}
+
+
 def _deploy_options(settings: Settings) -> dict[str, Any]:
     options = dict(settings.extra.get("deploy", {}))
-    known = {"image", "workers", "worker_cpus", "worker_memory", "serving_replicas", "namespace"}
-    unknown = sorted(set(options) - known)
+    unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         raise ConfigError(
             f"Unknown keys {unknown} in the [deploy] section of ctloop.toml. "
-            f"Known keys: {', '.join(sorted(known))}."
+            f"Known keys: {', '.join(sorted(_OPTIONS))}."
         )
     return options
 
@@ -93,32 +121,100 @@ def _positive(options: dict[str, Any], key: str, default: float) -> float:
     return float(value)
 
 
-def _is_local_db(url: str) -> bool:
+def _is_local(url: str) -> bool:
     if url.startswith("sqlite"):
         return True
-    return (urlsplit(url).hostname or "") in _LOCAL_HOSTS
+    try:
+        return (urlsplit(url).hostname or "") in _LOCAL_HOSTS
+    except ValueError:
+        return False
 
 
-def plan_deployment(settings: Settings, target: str) -> DeploymentPlan:
+def _redis_service(url: str) -> tuple[Service, str, dict[str, str]]:
+    """A bundled Redis for a Redis online store on this machine (it stays Redis)."""
+    parts = urlsplit(url)
+    db = parts.path or "/0"
+    password = parts.password or ""
+    secret: dict[str, str] = {}
+    command = ["redis-server", "--appendonly", "yes"]
+    if password:
+        secret["REDIS_PASSWORD"] = password
+        command = ["sh", "-c", 'exec redis-server --appendonly yes --requirepass "$REDIS_PASSWORD"']
+    netloc = f":{password}@online-store:6379" if password else "online-store:6379"
+    ping: tuple[str, ...] = ("redis-cli", "ping")
+    if password:  # REDISCLI_AUTH: the password never shows in the process list
+        ping = ("sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG')
+    service = Service(
+        name="online-store", image=EXTERNAL_IMAGES["redis"], command=command, ports=[6379],
+        secret_env=list(secret), volumes={"online": "/data"}, request_cpus=0.1,
+        request_memory="128MiB", memory="1GiB",
+        liveness=Probe(command=ping),
+        readiness=Probe(command=ping),
+    )
+    return service, f"redis://{netloc}{db}", secret
+
+
+def _s3_endpoint(settings: Settings, options: dict[str, Any]) -> str:
+    import os
+
+    s3 = settings.extra.get("s3", {})
+    endpoint = str(options.get("s3_endpoint") or s3.get("endpoint_url")
+                   or os.environ.get("AWS_ENDPOINT_URL", ""))
+    if endpoint and not options.get("s3_endpoint") and _is_local(endpoint):
+        raise ConfigError(
+            f"The S3 endpoint {mask_secrets(endpoint)} is this machine's loopback, which "
+            "containers and pods cannot reach. Set s3_endpoint in [ctloop.deploy] of "
+            'ctloop.toml to the address they use (e.g. "http://minio:9000") and export again.'
+        )
+    return endpoint
+
+
+def plan_deployment(
+    settings: Settings, target: str, *, host: str = "127.0.0.1", port: int = SERVING_PORT
+) -> DeploymentPlan:
     """The services for ``target`` ("docker-compose" or "kubernetes") from ``settings``.
+
+    Only the prediction service is published, on ``host:port``; every other
+    service is reachable inside the deployment's network only.
 
     Raises:
         ConfigError: the settings cannot work on more than one machine (a
-            local artifact folder on Kubernetes) or ``[deploy]`` is invalid.
+            local artifact folder on Kubernetes, a loopback S3 endpoint) or
+            ``[deploy]`` is invalid.
     """
+    import secrets as tokens
+
     options = _deploy_options(settings)
     workers = int(_positive(options, "workers", 2))
     worker_cpus = _positive(options, "worker_cpus", 1)
     worker_memory = str(options.get("worker_memory", "4GB"))
+    size_in_bytes(worker_memory)
     notes: list[str] = []
+    secret_env: dict[str, str] = {}
+    db_secret: dict[str, str] = {}
+    services: list[Service] = []
 
-    bundled_db = _is_local_db(settings.metadata_url)
-    metadata_url = _BUNDLED_DB_URL if bundled_db else settings.metadata_url
+    bundled_db = _is_local(settings.metadata_url)
     if bundled_db:
+        password = tokens.token_urlsafe(18)
+        db_secret = {"POSTGRES_USER": "ctloop", "POSTGRES_PASSWORD": password,
+                     "POSTGRES_DB": "ctloop"}
+        secret_env["CTLOOP_METADATA_URL"] = (
+            f"postgresql+psycopg://ctloop:{password}@metadata-db:5432/ctloop")
         notes.append(
             f"The metadata store {settings.metadata_url} is local to this machine; the "
-            "deployment bundles PostgreSQL (service metadata-db) instead."
+            "deployment bundles PostgreSQL (service metadata-db) with a generated password "
+            "kept in secrets.env."
         )
+        services.append(Service(
+            name="metadata-db", image=EXTERNAL_IMAGES["postgres"], command=[], ports=[5432],
+            secret_env=list(db_secret), volumes={"metadata": "/var/lib/postgresql/data"},
+            request_cpus=0.25, request_memory="256MiB", memory="1GiB",
+            liveness=Probe(command=("pg_isready", "-U", "ctloop")),
+            readiness=Probe(command=("pg_isready", "-U", "ctloop")),
+        ))
+    else:
+        secret_env["CTLOOP_METADATA_URL"] = settings.metadata_url
 
     artifacts = settings.artifacts_url
     shared_artifacts = artifacts.startswith("file:") or "://" not in artifacts
@@ -135,109 +231,92 @@ def plan_deployment(settings: Settings, target: str) -> DeploymentPlan:
             "use s3://bucket/prefix to run on several machines."
         )
 
-    scheduler = f"tcp://dask-scheduler:{SCHEDULER_PORT}"
-    settings_env = {
-        "CTLOOP_HOME": "/project/.ctloop",
-        "CTLOOP_METADATA_URL": metadata_url,
-        "CTLOOP_ARTIFACTS_URL": artifacts,
-        "CTLOOP_ONLINE_STORE_URL": settings.online_store_url
-        if not _is_local_db(settings.online_store_url)
-        else "sqlite:////project/.ctloop/online.db",
-        "CTLOOP_RUNNER": scheduler,
-        "CTLOOP_MAX_WORKERS": str(max(workers, settings.max_workers)),
-    }
-    secret_keys = ["CTLOOP_METADATA_URL"]
-    if artifacts.startswith(("s3://", "s3a://")):
-        s3 = settings.extra.get("s3", {})
-        settings_env["AWS_ENDPOINT_URL"] = str(s3.get("endpoint_url", ""))
-        settings_env["AWS_DEFAULT_REGION"] = str(s3.get("region", "us-east-1"))
-        # Never copied from the exporting machine: filled in by whoever deploys.
-        settings_env["AWS_ACCESS_KEY_ID"] = ""
-        settings_env["AWS_SECRET_ACCESS_KEY"] = ""
-        secret_keys += ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
-        notes.append("Fill in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY before deploying.")
-
-    if _is_local_db(settings.online_store_url):
+    online = settings.online_store_url
+    if online.startswith("redis") and _is_local(online):
+        redis, online, redis_secret = _redis_service(online)
+        services.append(redis)
+        db_secret.update(redis_secret)
+        notes.append("The Redis online store on this machine becomes service online-store.")
+    elif online.startswith("sqlite"):
+        online = "sqlite:////var/lib/ctloop/online.db"
         notes.append(
             "The online store is SQLite inside each container; set online_store = "
             '"redis://HOST:6379/0" for online features shared by every replica.'
         )
+    secret_env["CTLOOP_ONLINE_STORE_URL"] = online
+
+    scheduler = f"tcp://dask-scheduler:{SCHEDULER_PORT}"
+    settings_env = {
+        "CTLOOP_HOME": "/var/lib/ctloop",
+        "CTLOOP_ARTIFACTS_URL": artifacts,
+        "CTLOOP_RUNNER": scheduler,
+        "CTLOOP_MAX_WORKERS": str(max(workers, settings.max_workers)),
+    }
+    if artifacts.startswith(("s3://", "s3a://")):
+        endpoint = _s3_endpoint(settings, options)
+        if endpoint:
+            settings_env["AWS_ENDPOINT_URL"] = endpoint
+        s3 = settings.extra.get("s3", {})
+        settings_env["AWS_DEFAULT_REGION"] = str(s3.get("region", "us-east-1"))
+        # Never copied from the exporting machine: filled in by whoever deploys.
+        secret_env["AWS_ACCESS_KEY_ID"] = ""
+        secret_env["AWS_SECRET_ACCESS_KEY"] = ""
+        notes.append("Fill in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in secrets.env.")
+
     volume = {"artifacts": _SHARED_ARTIFACTS} if shared_artifacts else {}
-    base = ["metadata-db"] if bundled_db else []
-    services: list[Service] = []
-    if bundled_db:
-        services.append(
-            Service(
-                name="metadata-db",
-                image=EXTERNAL_IMAGES["postgres"],
-                command=[],
-                ports=[5432],
-                env={
-                    "POSTGRES_USER": "ctloop",
-                    "POSTGRES_PASSWORD": "ctloop",
-                    "POSTGRES_DB": "ctloop",
-                },
-                volumes={"metadata": "/var/lib/postgresql/data"},
-            )
-        )
-    services.append(
-        Service(
-            name="dask-scheduler",
-            command=["dask", "scheduler", "--port", str(SCHEDULER_PORT), "--no-dashboard"],
-            ports=[SCHEDULER_PORT],
-            # Worker deaths come back at once, so the engine's retries decide and are recorded.
-            env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"},
-        )
-    )
+    base = [s.name for s in services]  # the bundled stores start first
+    services.append(Service(
+        name="dask-scheduler",
+        command=["dask", "scheduler", "--port", str(SCHEDULER_PORT),
+                 "--dashboard-address", f":{DASHBOARD_PORT}"],
+        ports=[SCHEDULER_PORT, DASHBOARD_PORT],
+        # Worker deaths come back at once, so the engine's retries decide and are recorded.
+        env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"},
+        request_cpus=0.25, request_memory="512MiB", memory="2GiB",
+        liveness=Probe(path="/health", port=DASHBOARD_PORT),
+        readiness=Probe(path="/health", port=DASHBOARD_PORT),
+    ))
     cpus = f"{worker_cpus:g}"
-    services.append(
-        Service(
-            name="dask-worker",
-            replicas=workers,
-            cpus=worker_cpus,
-            memory=worker_memory,
-            command=[
-                "dask",
-                "worker",
-                scheduler,
-                "--nthreads",
-                str(max(1, int(worker_cpus))),
-                "--memory-limit",
-                worker_memory,
-                "--resources",
-                f"cpus={cpus},memory={size_in_bytes(worker_memory)}",
-            ],
-            depends_on=["dask-scheduler", *base],
-            volumes=dict(volume),
-        )
-    )
-    services.append(
-        Service(
-            name="serving",
-            replicas=int(_positive(options, "serving_replicas", 1)),
-            command=["ctloop", "serve", "--host", "0.0.0.0", "--port", str(SERVING_PORT)],
-            ports=[SERVING_PORT],
-            depends_on=list(base),
-            volumes=dict(volume),
-        )
-    )
-    services.append(
-        Service(
-            name="triggers",
-            command=["ctloop", "triggers", "run"],
-            depends_on=["dask-scheduler", *base],
-            volumes=dict(volume),
-        )
-    )
+    services.append(Service(
+        name="dask-worker", replicas=workers, cpus=worker_cpus, memory=worker_memory,
+        request_cpus=worker_cpus, request_memory=worker_memory,
+        command=["dask", "worker", scheduler, "--nthreads", str(max(1, int(worker_cpus))),
+                 "--memory-limit", worker_memory, "--dashboard-address",
+                 f":{WORKER_DASHBOARD_PORT}", "--resources",
+                 f"cpus={cpus},memory={size_in_bytes(worker_memory)}"],
+        depends_on=["dask-scheduler", *base], volumes=dict(volume),
+        liveness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
+        readiness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
+    ))
+    services.append(Service(
+        name="serving", replicas=int(_positive(options, "serving_replicas", 2)),
+        command=["ctloop", "serve", "--host", "0.0.0.0", "--port", str(SERVING_PORT)],
+        ports=[SERVING_PORT], published=True, depends_on=list(base), volumes=dict(volume),
+        request_cpus=0.5, request_memory="512MiB", cpus=2, memory="2GiB",
+        liveness=Probe(path="/health", port=SERVING_PORT),
+        readiness=Probe(path="/ready", port=SERVING_PORT),
+    ))
+    services.append(Service(
+        name="controller", replicas=int(_positive(options, "controllers", 1)),
+        command=["ctloop", "triggers", "run"],
+        depends_on=["dask-scheduler", *base], volumes=dict(volume),
+        request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB",
+    ))
+    for svc in services:
+        if not svc.image:
+            svc.secret_env = list(secret_env)
     return DeploymentPlan(
         image=str(options.get("image", "ctloop-project:latest")),
         project_root=str(settings.home.parent),
         settings_env=settings_env,
-        secret_keys=secret_keys,
+        secret_env=secret_env,
         services=services,
         bundled_db=bundled_db,
         shared_artifacts=shared_artifacts,
-        notes=notes,
+        host=host,
+        port=port,
+        db_secret_env=db_secret,
+        notes=[mask_secrets(n) for n in notes],
     )
 
 

@@ -24,7 +24,7 @@ from ctloop.features.definitions import AggregationView, Entity, FeatureView, de
 from ctloop.features.errors import feature_not_found
 
 if TYPE_CHECKING:
-    from ctloop.features.store import Definitions
+    from ctloop.features.loading import Definitions
     from ctloop.metadata.base import DefinitionRecord, MetadataStore
 
 __all__ = [
@@ -74,7 +74,7 @@ def _view_spec(view: View) -> dict[str, Any]:
     spec = view.spec()
     spec["feature_descriptions"] = {
         f.name: f.description
-        for f in view.features  # type: ignore[attr-defined]
+        for f in view.features
         if f.description
     }
     return spec
@@ -127,18 +127,18 @@ def _find_overlaps(views: dict[str, View], report: ApplyReport) -> None:
 
 def load_catalog(metadata: MetadataStore) -> Definitions:
     """The latest version of every registered entity and view."""
-    from ctloop.features.store import Definitions
+    from ctloop.features.loading import Definitions
 
     records = metadata.list_definitions()
     entities = {
         r.name: _with_meta(definition_from_spec(r.spec), r) for r in records if r.kind == ENTITY
     }
     views = {
-        r.name: _with_meta(definition_from_spec(r.spec, entities), r)  # type: ignore[arg-type]
+        r.name: _with_meta(definition_from_spec(r.spec, entities), r)
         for r in records
         if r.kind == VIEW
     }
-    return Definitions(entities, views)  # type: ignore[arg-type]
+    return Definitions(entities, views)
 
 
 def _with_meta(item: Any, record: DefinitionRecord) -> Any:
@@ -153,13 +153,13 @@ def _with_meta(item: Any, record: DefinitionRecord) -> Any:
         feats = [
             dataclasses.replace(f, description=descriptions.get(f.name, "")) for f in item.features
         ]
-        item = dataclasses.replace(item, features=feats)
+        item = dataclasses.replace(item, features=tuple(feats))
     elif descriptions and isinstance(item, AggregationView):
         aggs = [
             dataclasses.replace(a, description=descriptions.get(a.name, ""))
             for a in item.aggregations
         ]
-        item = dataclasses.replace(item, aggregations=aggs)
+        item = dataclasses.replace(item, aggregations=tuple(aggs))
     return item
 
 
@@ -175,8 +175,8 @@ def feature_rows(
     rows = []
     versions = {r.name: r.version for r in metadata.list_definitions(VIEW)}
     for view in load_catalog(metadata).views.values():
-        for item in view.features:  # type: ignore[attr-defined]
-            row = {
+        for item in view.features:
+            row: dict[str, Any] = {
                 "ref": f"{view.name}:{item.name}",
                 "view": view.name,
                 "version": versions.get(view.name),
@@ -253,7 +253,7 @@ def describe(metadata: MetadataStore, name: str, *, online: Any = None) -> dict[
     view = load_catalog(metadata).views[view_name]
     freshness = None
     if online is not None:
-        from ctloop.features.store import _from_us
+        from ctloop.features.timekeys import from_us as _from_us
 
         mark = online.watermark(view_name)
         freshness = None if mark is None else _from_us(mark).isoformat()  # type: ignore[union-attr]

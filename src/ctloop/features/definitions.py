@@ -323,6 +323,7 @@ class _View:
     description: str
     owner: str
     tags: dict[str, str]
+    features: Sequence[Feature | Aggregation]
     kind = "feature_view"
 
     @property
@@ -334,7 +335,7 @@ class _View:
 
     @property
     def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]  # type: ignore[attr-defined]
+        return [f.name for f in self.features]
 
     @property
     def static(self) -> bool:
@@ -342,7 +343,7 @@ class _View:
         return not self.timestamp_field
 
     def feature(self, name: str) -> Feature | Aggregation:
-        for item in self.features:  # type: ignore[attr-defined]
+        for item in self.features:
             if item.name == name:
                 return item
         raise KeyError(name)
@@ -378,7 +379,7 @@ class _View:
         return hash_bytes(stable_json(self.spec()).encode())
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class FeatureView(_View):
     """Typed columns of a source, keyed by entities and stamped with an event time.
 
@@ -386,24 +387,43 @@ class FeatureView(_View):
     time ``<= t`` and, with a ``ttl``, ``> t - ttl``; otherwise null. Rows with
     the same key and event time: the last one in source order wins. Without a
     ``timestamp_field`` the view is static (one row per key, always valid).
+    ``entities`` may be one entity and ``ttl`` a text like ``"2d"``; the view
+    keeps them as a tuple and a ``timedelta``.
     """
 
     name: str
-    entities: Sequence[Entity] | Entity
+    entities: tuple[Entity, ...]
     source: Source
-    features: Sequence[Feature]  # type: ignore[assignment]
-    timestamp_field: str | None = None
-    ttl: timedelta | str | None = None
-    description: str = ""
-    owner: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
+    features: tuple[Feature, ...]
+    timestamp_field: str | None
+    ttl: timedelta | None
+    description: str
+    owner: str
+    tags: dict[str, str]
 
-    def __post_init__(self) -> None:
-        _check_name("feature view", self.name)
-        object.__setattr__(self, "entities", _entities(self.entities))
-        object.__setattr__(self, "features", tuple(self.features))
-        object.__setattr__(self, "ttl", parse_duration(self.ttl, f"ttl of view {self.name!r}"))
-        object.__setattr__(self, "tags", _tags(self.tags))
+    def __init__(
+        self,
+        name: str,
+        entities: Sequence[Entity] | Entity,
+        source: Source,
+        features: Sequence[Feature],
+        timestamp_field: str | None = None,
+        ttl: timedelta | str | None = None,
+        description: str = "",
+        owner: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        _check_name("feature view", name)
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "entities", _entities(entities))
+        set_(self, "source", source)
+        set_(self, "features", tuple(features))
+        set_(self, "timestamp_field", timestamp_field)
+        set_(self, "ttl", parse_duration(ttl, f"ttl of view {name!r}"))
+        set_(self, "description", description)
+        set_(self, "owner", owner)
+        set_(self, "tags", _tags(tags))
         if not isinstance(self.source, Source):
             raise UserInputError(f"The source of view {self.name!r} must be a Source.")
         if not self.features:
@@ -421,30 +441,47 @@ class FeatureView(_View):
     def spec(self) -> dict[str, Any]:
         spec = self._common_spec()
         spec["type"] = "feature_view"
-        spec["features"] = [f.spec() for f in self.features]  # type: ignore[union-attr]
+        spec["features"] = [f.spec() for f in self.features]
         return spec
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class AggregationView(_View):
     """Windowed aggregations of a source, computed point-in-time per entity."""
 
     name: str
-    entities: Sequence[Entity] | Entity
+    entities: tuple[Entity, ...]
     source: Source
-    aggregations: Sequence[Aggregation]
-    timestamp_field: str = "event_timestamp"
-    ttl: timedelta | str | None = None
-    description: str = ""
-    owner: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
+    aggregations: tuple[Aggregation, ...]
+    timestamp_field: str
+    ttl: timedelta | None
+    description: str
+    owner: str
+    tags: dict[str, str]
 
-    def __post_init__(self) -> None:
-        _check_name("aggregation view", self.name)
-        object.__setattr__(self, "entities", _entities(self.entities))
-        object.__setattr__(self, "aggregations", tuple(self.aggregations))
-        object.__setattr__(self, "ttl", parse_duration(self.ttl, f"ttl of view {self.name!r}"))
-        object.__setattr__(self, "tags", _tags(self.tags))
+    def __init__(
+        self,
+        name: str,
+        entities: Sequence[Entity] | Entity,
+        source: Source,
+        aggregations: Sequence[Aggregation],
+        timestamp_field: str = "event_timestamp",
+        ttl: timedelta | str | None = None,
+        description: str = "",
+        owner: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        _check_name("aggregation view", name)
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "entities", _entities(entities))
+        set_(self, "source", source)
+        set_(self, "aggregations", tuple(aggregations))
+        set_(self, "timestamp_field", timestamp_field)
+        set_(self, "ttl", parse_duration(ttl, f"ttl of view {name!r}"))
+        set_(self, "description", description)
+        set_(self, "owner", owner)
+        set_(self, "tags", _tags(tags))
         if not self.timestamp_field:
             raise UserInputError(f"Aggregation view {self.name!r} needs a timestamp_field.")
         if not self.aggregations:
@@ -454,7 +491,7 @@ class AggregationView(_View):
             raise UserInputError(f"Aggregation view {self.name!r} repeats aggregation names.")
 
     @property
-    def features(self) -> Sequence[Aggregation]:  # type: ignore[override]
+    def features(self) -> Sequence[Aggregation]:  # type: ignore[override]  # read-only alias of aggregations
         return self.aggregations
 
     def spec(self) -> dict[str, Any]:

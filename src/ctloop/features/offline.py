@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctloop.core.errors import UserInputError
 from ctloop.features.definitions import (
+    Aggregation,
     AggregationView,
     DataFrameSource,
     FeatureView,
@@ -295,7 +296,7 @@ def point_in_time(
                 joins.append(f"ASOF LEFT JOIN s{i} ON {on_keys} AND e.__tus >= s{i}.__tus")
             valid = f"s{i}.__tus IS NOT NULL" if not view.static else "TRUE"
             if view.ttl is not None and not view.static:
-                ttl_us = int(view.ttl.total_seconds() * 1_000_000)  # type: ignore[union-attr]
+                ttl_us = int(view.ttl.total_seconds() * 1_000_000)
                 valid = f"s{i}.__tus > e.__tus - {ttl_us}"
             for name, out in zip(req.features, req.output_names, strict=True):
                 j = view.feature_names.index(name)
@@ -338,17 +339,19 @@ def point_in_time(
                 )
         valid = "TRUE"
         if view.ttl is not None:
-            ttl_us = int(view.ttl.total_seconds() * 1_000_000)  # type: ignore[union-attr]
+            ttl_us = int(view.ttl.total_seconds() * 1_000_000)
             valid = f"s{i}.__tus > e.__tus - {ttl_us}"
         for name, out in zip(req.features, req.output_names, strict=True):
-            agg = view.feature(name)
-            c = columns.index(agg.column)  # type: ignore[union-attr]
-            p = used_windows[int(agg.window.total_seconds() * 1_000_000)]  # type: ignore[union-attr]
+            found = view.feature(name)
+            assert isinstance(found, Aggregation)  # an aggregation view holds aggregations
+            agg = found
+            c = columns.index(agg.column)
+            p = used_windows[int(agg.window.total_seconds() * 1_000_000)]  # type: ignore[union-attr]  # parsed to a timedelta by Aggregation
             count = f"(coalesce(s{i}.__c{c}, 0) - coalesce({p}.__c{c}, 0))"
             total = f"(s{i}.__s{c} - coalesce({p}.__s{c}, 0))"
-            if agg.function == "count":  # type: ignore[union-attr]
+            if agg.function == "count":
                 expr = f"CAST(CASE WHEN {valid} THEN {count} ELSE 0 END AS BIGINT)"
-            elif agg.function == "sum":  # type: ignore[union-attr]
+            elif agg.function == "sum":
                 expr = f"CASE WHEN {valid} AND {count} > 0 THEN CAST({total} AS DOUBLE) END"
             else:
                 expr = (

@@ -1,5 +1,10 @@
 """The feature store: one object for training sets, materialization and online features.
 
+The pieces it stands on live apart: definitions and their loading
+(``features.loading``), time and key encodings (``features.timekeys``), the result
+types (``features.results``), the catalog (``features.catalog``) and the online
+stores (``features.online``); they are re-exported here for existing imports.
+
     store = FeatureStore.from_file("features.py")        # or FeatureStore.open()
     train = store.get_training_set(entity_df, ["weather:temp", "carrier_delays:rate_7d"])
     store.materialize(end=datetime(2013, 6, 1))
@@ -13,23 +18,23 @@ and in serving.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctloop.core.errors import UserInputError
-from ctloop.core.importing import import_file
-from ctloop.features.definitions import AggregationView, Entity, FeatureView
+from ctloop.features.definitions import FeatureView
 from ctloop.features.errors import feature_not_found
+from ctloop.features.loading import Definitions, View, load_definitions
 from ctloop.features.online.base import OnlineStore, WriteBatch, open_online_store
+from ctloop.features.results import MaterializationReport, OnlineFeatures, TrainingSet
+from ctloop.features.timekeys import from_us as _from_us
+from ctloop.features.timekeys import key_string
+from ctloop.features.timekeys import sql_ts as _sql_ts
+from ctloop.features.timekeys import to_us as _to_us
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,228 +43,14 @@ if TYPE_CHECKING:
     from ctloop.metadata.base import MetadataStore
 
 __all__ = [
+    "Definitions",
     "FeatureStore",
     "MaterializationReport",
     "OnlineFeatures",
     "TrainingSet",
+    "key_string",
     "load_definitions",
 ]
-
-View = FeatureView | AggregationView
-_KEY_SEP = "\x1f"
-_EPOCH = datetime(1970, 1, 1)
-
-
-def _to_us(moment: datetime | str | None) -> int | None:
-    """Microseconds since the epoch (naive datetimes are UTC)."""
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        try:
-            moment = datetime.fromisoformat(moment)
-        except ValueError as exc:
-            raise UserInputError(
-                f"Cannot read {moment!r} as a time; use ISO format like 2013-06-01T00:00."
-            ) from exc
-    if hasattr(moment, "to_pydatetime"):
-        moment = moment.to_pydatetime()
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _from_us(us: int | None) -> datetime | None:
-    if us is None:
-        return None
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).replace(tzinfo=None)
-
-
-def _sql_ts(us: int) -> str:
-    return f"make_timestamp({int(us)}::BIGINT)"
-
-
-def key_string(values: Sequence[Any]) -> str:
-    """The online key of an entity: its join-key values as text, joined by U+001F."""
-    parts = []
-    for value in values:
-        if isinstance(value, bool):
-            parts.append("true" if value else "false")
-        elif hasattr(value, "item"):  # numpy scalar
-            parts.append(str(value.item()))
-        else:
-            parts.append(str(value))
-    return _KEY_SEP.join(parts)
-
-
-# --- loading definitions ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Definitions:
-    """The entities and views of a definitions file or of the catalog."""
-
-    entities: dict[str, Entity] = field(default_factory=dict)
-    views: dict[str, View] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, items: Iterable[Any]) -> Definitions:
-        entities: dict[str, Entity] = {}
-        views: dict[str, View] = {}
-        for item in items:
-            if isinstance(item, Entity):
-                entities[item.name] = item
-            elif isinstance(item, FeatureView | AggregationView):
-                if item.name in views and views[item.name] is not item:
-                    raise UserInputError(
-                        f"Two views are named {item.name!r}. Give each view a unique name."
-                    )
-                views[item.name] = item
-                for entity in item.entities:
-                    entities.setdefault(entity.name, entity)
-        return cls(entities, views)
-
-
-def _import_as_package_module(path: Path) -> Any:
-    """The file's own module when it is importable by name (e.g. ``ctloop.examples.flights``).
-
-    Its functions then keep their real import path in the catalog, so a later
-    process (``ctloop features materialize``, the feature server) can call a
-    PythonSource; a file outside ``sys.path`` gets a synthetic module name.
-    """
-    target = path.resolve()
-    for entry in sys.path:
-        try:
-            relative = target.relative_to(Path(entry or ".").resolve())
-        except (ValueError, OSError):
-            continue
-        parts = relative.with_suffix("").parts
-        if not parts or not all(part.isidentifier() for part in parts):
-            continue
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            continue
-        if spec is not None and spec.origin and Path(spec.origin).resolve() == target:
-            return importlib.import_module(name)
-    return None
-
-
-def load_definitions(path: str | Path) -> Definitions:
-    """Import a Python file and collect the Entity and view objects it defines at top level."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"The definitions file {str(path)!r} does not exist.")
-    # hash() of a str differs from process to process: the module name (and so the
-    # "module:function" of every PythonSource in the catalog) must not.
-    prefix = "ctloop_definitions_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-    try:
-        module = _import_as_package_module(path) or import_file(path, prefix)
-    except UserInputError:
-        raise
-    except Exception as exc:
-        raise UserInputError(
-            f"Importing the definitions file {str(path)!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    return Definitions.of(vars(module).values())
-
-
-# --- results ---------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainingSet:
-    """The entity frame with point-in-time feature values appended, in the frame's row order.
-
-    ``feature_refs`` records which features built it, the lineage the training
-    run stores on its dataset (``properties["feature_refs"]``).
-    """
-
-    entity_df: Any
-    features: pa.Table
-    feature_refs: list[str]
-    columns: dict[str, str]  # output column -> feature ref
-
-    def to_arrow(self) -> pa.Table:
-        import pyarrow as pa
-
-        base = (
-            self.entity_df
-            if isinstance(self.entity_df, pa.Table)
-            else pa.Table.from_pandas(self.entity_df, preserve_index=False)
-        )
-        for name in self.features.column_names:
-            base = base.append_column(name, self.features.column(name))
-        return base
-
-    def to_pandas(self) -> pd.DataFrame:
-        import pandas as pd
-
-        if isinstance(self.entity_df, pd.DataFrame):
-            base = self.entity_df.reset_index(drop=True)
-        else:
-            base = self.entity_df.to_pandas()
-        feats = self.features.to_pandas()
-        return pd.concat([base, feats], axis=1)
-
-    def __len__(self) -> int:
-        return self.features.num_rows
-
-
-@dataclass(frozen=True)
-class OnlineFeatures:
-    """Online values for some entities: per feature ref, values, event times and statuses.
-
-    Status is ``present``, ``missing`` (never materialized for that key) or
-    ``expired`` (older than the view's ttl; the value is then null).
-    """
-
-    entities: dict[str, list[Any]]
-    values: dict[str, list[Any]]
-    event_timestamps: dict[str, list[datetime | None]]
-    statuses: dict[str, list[str]]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, the body the feature server answers with."""
-
-        def iso(ts: datetime | None) -> str | None:
-            return None if ts is None else ts.isoformat()
-
-        def plain(value: Any) -> Any:
-            return value.isoformat() if isinstance(value, datetime) else value
-
-        return {
-            "entities": self.entities,
-            "features": {ref: [plain(v) for v in vals] for ref, vals in self.values.items()},
-            "event_timestamps": {
-                ref: [iso(t) for t in ts] for ref, ts in self.event_timestamps.items()
-            },
-            "statuses": self.statuses,
-        }
-
-    def to_pandas(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame({**self.entities, **self.values})
-
-
-@dataclass(frozen=True)
-class MaterializationReport:
-    """What one materialization wrote."""
-
-    views: dict[str, int]  # view -> rows written
-    start: datetime | None
-    end: datetime
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "views": self.views,
-            "start": None if self.start is None else self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "seconds": round(self.seconds, 3),
-        }
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -291,7 +82,7 @@ class FeatureStore:
         self._metadata: MetadataStore | None = None
         self._arrow_cache: dict[str, pa.Table] = {}
         self._resolved: dict[tuple[str, ...], list[tuple[View, list[str], list[str]]]] = {}
-        self._plans: dict[int, list[Any]] = {}
+        self._plans: dict[tuple[str, ...], list[Any]] = {}
 
     # construction ------------------------------------------------------------------------
     @classmethod
@@ -499,9 +290,9 @@ class FeatureStore:
             self.online.write(batches, watermarks=dict.fromkeys(chosen, end_us))
         finally:
             con.close()
-        return MaterializationReport(
-            counts, _from_us(start_us), _from_us(end_us), time.perf_counter() - began
-        )  # type: ignore[arg-type]
+        ended = _from_us(end_us)
+        assert ended is not None  # end_us is always set
+        return MaterializationReport(counts, _from_us(start_us), ended, time.perf_counter() - began)
 
     def _materialize_batches(
         self, con: Any, plans: list[Any], end_us: int, counts: dict[str, int]
@@ -558,7 +349,7 @@ class FeatureStore:
     # online ----------------------------------------------------------------------------
     def _online_plan(self, groups: list[tuple[View, list[str], list[str]]]) -> list[Any]:
         """Per view: join keys, (feature, ref, is timestamp, value when absent), ttl in us."""
-        key = id(groups)
+        key = tuple(ref for _, _, refs in groups for ref in refs)  # what the plan is for
         plan = self._plans.get(key)
         if plan is None:
             plan = []
@@ -615,7 +406,7 @@ class FeatureStore:
             else:
                 keys = [key_string(v) for v in zip(*(columns[k] for k in join_keys), strict=True)]
             records = self.online.read(view.name, keys)
-            limit = None if ttl_us is None else now_us - ttl_us  # type: ignore[operator]
+            limit = None if ttl_us is None else now_us - ttl_us
             decoded: list[dict[str, Any] | None] = []
             ts_list: list[datetime | None] = []
             status: list[str] = []
@@ -626,7 +417,7 @@ class FeatureStore:
                     status.append("missing")
                     continue
                 ts, payload = record
-                ts_list.append(None if ts is None else _EPOCH + timedelta(microseconds=ts))
+                ts_list.append(_from_us(ts))
                 if limit is not None and ts is not None and ts <= limit:
                     decoded.append(None)
                     status.append("expired")

@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import EllipsisType
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -23,11 +24,15 @@ __all__ = [
     "AliasEventRecord",
     "ArtifactRecord",
     "DefinitionRecord",
+    "DefinitionStore",
     "EventRecord",
+    "LineageStore",
     "MetadataStore",
     "ModelVersionRecord",
+    "RegistryStore",
     "RunRecord",
     "RunStatus",
+    "RunStore",
     "StepRecord",
     "StepStatus",
     "to_dict",
@@ -35,6 +40,8 @@ __all__ = [
 
 
 class RunStatus(StrEnum):
+    """Where a run is: pending, running, then succeeded, failed or cancelled."""
+
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -43,6 +50,8 @@ class RunStatus(StrEnum):
 
 
 class StepStatus(StrEnum):
+    """Where a step is; ``cached`` and ``succeeded`` both mean its outputs exist."""
+
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -174,17 +183,9 @@ class DefinitionRecord:
 
 
 @runtime_checkable
-class MetadataStore(Protocol):
-    """What the pipeline engine, registry, feature catalog and CLI need from storage.
+class RunStore(Protocol):
+    """Runs and their steps: what the engine records and ``resume`` reads back."""
 
-    Every method is one transaction. Lookups that find nothing raise
-    ``ctloop.core.errors.NotFound``; driver errors are translated to
-    ``StoreError``/``BackendUnavailable`` inside the backend.
-    """
-
-    url: str
-
-    # runs and steps ---------------------------------------------------------
     def create_run(self, run: RunRecord) -> RunRecord: ...
     def update_run(self, run_id: str, **changes: Any) -> RunRecord: ...
     def get_run(self, run_id: str) -> RunRecord:
@@ -213,7 +214,11 @@ class MetadataStore(Protocol):
         """Newest succeeded (not cached) step with this cache key, if any."""
         ...
 
-    # artifacts and lineage --------------------------------------------------
+
+@runtime_checkable
+class LineageStore(Protocol):
+    """Artifacts and the events (a step read or wrote an artifact) that form lineage."""
+
     def add_artifact(self, artifact: ArtifactRecord) -> ArtifactRecord: ...
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         """By id or unique id prefix (at least 4 characters)."""
@@ -227,7 +232,11 @@ class MetadataStore(Protocol):
         self, *, step_id: str | None = None, artifact_id: str | None = None
     ) -> list[EventRecord]: ...
 
-    # model registry ---------------------------------------------------------
+
+@runtime_checkable
+class RegistryStore(Protocol):
+    """Model versions, aliases (compare-and-set moves) and their history."""
+
     def create_model_version(
         self,
         name: str,
@@ -256,7 +265,7 @@ class MetadataStore(Protocol):
         *,
         actor: str,
         reason: str = "",
-        expected_version: int | type[...] | None = ...,
+        expected_version: int | EllipsisType | None = ...,
     ) -> AliasEventRecord:
         """Point ``alias`` at ``version`` (None removes it) and record the move.
 
@@ -271,7 +280,11 @@ class MetadataStore(Protocol):
         """Oldest first."""
         ...
 
-    # catalog of definitions -------------------------------------------------
+
+@runtime_checkable
+class DefinitionStore(Protocol):
+    """Versioned definitions of the catalog (feature views, entities, ...)."""
+
     def put_definition(
         self,
         kind: str,
@@ -296,6 +309,23 @@ class MetadataStore(Protocol):
     def list_definitions(self, kind: str | None = None) -> list[DefinitionRecord]:
         """Latest version of each definition."""
         ...
+
+
+@runtime_checkable
+class MetadataStore(RunStore, LineageStore, RegistryStore, DefinitionStore, Protocol):
+    """Everything the pipeline engine, registry, feature catalog and CLI need from storage.
+
+    One backend provides all four interfaces; code that needs only one concern
+    asks for that Protocol (``RunStore``, ``LineageStore``, ``RegistryStore``,
+    ``DefinitionStore``), and each has its own contract suite in
+    :mod:`ctloop.testing.metadata_contract`.
+
+    Every method is one transaction. Lookups that find nothing raise
+    ``ctloop.core.errors.NotFound``; driver errors are translated to
+    ``StoreError``/``BackendUnavailable`` inside the backend.
+    """
+
+    url: str
 
     def close(self) -> None: ...
 

@@ -9,6 +9,9 @@ them for indexes), datetimes stored as naive UTC with microseconds everywhere
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -19,6 +22,8 @@ __all__ = [
     "artifacts",
     "definitions",
     "events",
+    "log_segments",
+    "log_writers",
     "metadata",
     "model_versions",
     "models",
@@ -29,12 +34,12 @@ __all__ = [
 ID = 64  # length of id columns: uuids, hex hashes, names
 
 
-def Timestamp() -> sa.types.TypeEngine:
+def Timestamp() -> sa.types.TypeEngine[datetime]:
     """A naive-UTC datetime with microseconds on every backend."""
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
-def Json() -> sa.types.TypeEngine:
+def Json() -> sa.types.TypeEngine[Any]:
     return sa.JSON()
 
 
@@ -174,6 +179,34 @@ definitions = sa.Table(
     sa.Column("owner", sa.String(255), nullable=False),
     sa.Column("tags", Json(), nullable=False),
     sa.Column("created_at", Timestamp(), nullable=False),
+)
+
+# -- the prediction log's index (segments on the artifact store's backend) ----------------
+
+log_segments = sa.Table(
+    "ctloop_log_segments",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("log", sa.String(ID), nullable=False),  # which log: a hash of its root URL
+    sa.Column("kind", sa.String(16), nullable=False),  # "predictions" | "labels"
+    sa.Column("path", sa.String(512), nullable=False, unique=True),  # key under the log's root
+    sa.Column("model_name", sa.String(255)),  # None for label segments
+    sa.Column("ts_min", Timestamp()),
+    sa.Column("ts_max", Timestamp()),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("bytes", sa.BigInteger(), nullable=False),
+    sa.Column("writer", sa.String(ID), nullable=False),  # the writer, or "compactor"
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Index(None, "log", "kind", "model_name", "ts_max"),
+)
+
+log_writers = sa.Table(
+    "ctloop_log_writers",
+    metadata,
+    sa.Column("log", sa.String(ID), primary_key=True),
+    sa.Column("writer", sa.String(ID), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), nullable=False),  # last write-ahead chunk published
+    sa.Column("updated_at", Timestamp(), nullable=False),
 )
 
 # The dashboard's run filters (migration 0005): filter column first, then creation time.

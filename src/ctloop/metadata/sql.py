@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import EllipsisType
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ctloop.core.errors import CtloopError, NotFound, StoreError, UserInputError
+from ctloop.core.secrets import mask_secrets
 from ctloop.metadata import schema as t
 from ctloop.metadata.base import (
     EVENT_KINDS,
@@ -73,6 +75,9 @@ _STEP_FIELDS = {f.name for f in dataclasses.fields(StepRecord)}
 _DATETIMES = {"created_at", "started_at", "ended_at"}
 
 
+_TEXTS = {"error", "traceback"}  # may quote a URL or a library's message: masked when stored
+
+
 def _row_values(record: Any) -> dict[str, Any]:
     values = {}
     for f in dataclasses.fields(record):
@@ -81,6 +86,8 @@ def _row_values(record: Any) -> dict[str, Any]:
             value = _to_db(value)
         elif isinstance(value, StrEnum):
             value = value.value
+        elif f.name in _TEXTS and isinstance(value, str):
+            value = mask_secrets(value)
         values[f.name] = value
     return values
 
@@ -466,7 +473,7 @@ class SqlMetadataStore:
         *,
         actor: str,
         reason: str = "",
-        expected_version: int | type[...] | None = ...,
+        expected_version: int | EllipsisType | None = ...,
     ) -> AliasEventRecord:
         _check_name(alias, "alias")
         return self._retry(
@@ -520,7 +527,9 @@ class SqlMetadataStore:
                     created_at=_to_db(created),
                 )
             )
-            event_id = int(result.inserted_primary_key[0])
+            inserted = result.inserted_primary_key
+            assert inserted is not None  # an INSERT always reports its key
+            event_id = int(inserted[0])
         return AliasEventRecord(
             id=event_id,
             name=name,
@@ -646,7 +655,7 @@ def _lost_race(exc: BaseException | None, unique_races: bool = True) -> bool:
     orig = getattr(exc, "orig", None)
     if getattr(orig, "sqlstate", None) in ("40001", "40P01"):  # psycopg
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     return bool(args) and args[0] in (1205, 1213)  # MySQL lock wait timeout, deadlock
 
 
@@ -657,6 +666,8 @@ def _row_values_partial(changes: dict[str, Any]) -> dict[str, Any]:
             value = _to_db(value)
         elif isinstance(value, StrEnum):
             value = value.value
+        elif key in _TEXTS and isinstance(value, str):
+            value = mask_secrets(value)
         out[key] = value
     return out
 

@@ -4,6 +4,13 @@ Both models are scored on identical data and identical bootstrap resamples,
 so the gate compares like with like and the interval of their difference is
 meaningful. Slices are the values of chosen columns (origin airport, carrier):
 a model can be better on average and still much worse for one airport.
+
+With ``costs`` (``{fn = 5, fp = 1}``), every model decides at its own threshold:
+the candidate at the one minimising expected cost on these rows
+(:func:`ctloop.models.metrics.optimal_threshold`), the champion at the one stored
+with it (``metadata.decision_threshold``); ``expected_cost`` joins the metrics
+so the gate can compare it, and the report's ``decision_thresholds`` says which
+threshold to store with the candidate.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import pandas as pd
 
 from ctloop.core.errors import UserInputError
 from ctloop.models.flavors import LoadedModel
-from ctloop.models.metrics import metrics_with_ci, paired_deltas
+from ctloop.models.metrics import Costs, metrics_with_ci, optimal_threshold, paired_deltas
 
 __all__ = ["evaluate_models", "evaluate_predictions"]
 
@@ -38,11 +45,16 @@ def evaluate_predictions(
     seed: int = 0,
     candidate: str | None = None,
     baseline: str | None = None,
+    costs: Costs | dict[str, float] | None = None,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Metrics of precomputed predictions (one array per model, aligned with ``data``).
 
     With ``candidate`` and ``baseline`` both among the models, the report also
     holds ``deltas`` (candidate minus baseline) overall and per slice.
+    ``thresholds`` give some models their own decision threshold (others use
+    ``threshold``); with ``costs``, models without one get the cost-minimising
+    threshold on these rows, and ``expected_cost`` is reported.
     """
     missing = [c for c in (label, *slice_columns) if c not in data.columns]
     if missing:
@@ -52,7 +64,19 @@ def evaluate_predictions(
         )
     y = data[label].to_numpy(dtype=np.float64, na_value=np.nan)
     scores = {name: np.asarray(p, dtype=np.float64) for name, p in predictions.items()}
-    options = {"task": task, "threshold": threshold, "n_boot": n_boot, "confidence": confidence}
+    cost_model = Costs.from_dict(costs) if costs is not None else None
+    if cost_model is not None and task != "classification":
+        raise UserInputError("costs apply to classification; this evaluation is regression.")
+    chosen = dict(thresholds or {})
+    if cost_model is not None and not np.isnan(y).any():
+        for name, score in scores.items():
+            if name not in chosen:
+                chosen[name] = optimal_threshold(y, score, cost_model)[0]
+    per_model = {name: chosen.get(name, threshold) for name in scores}
+    options: dict[str, Any] = {
+        "task": task, "threshold": per_model, "n_boot": n_boot, "confidence": confidence,
+        "costs": cost_model,
+    }
     compare = candidate in scores and baseline in scores
     overall = metrics_with_ci(y, scores, seed=seed, **options)
     report: dict[str, Any] = {
@@ -64,6 +88,8 @@ def evaluate_predictions(
         "confidence": confidence,
         "seed": seed,
         "slice_columns": list(slice_columns),
+        "decision_thresholds": per_model if task == "classification" else {},
+        "costs": cost_model.to_dict() if cost_model is not None else None,
         "models": {name: {"overall": r, "slices": {}} for name, r in _strip(overall).items()},
     }
     if compare:
@@ -102,9 +128,12 @@ def evaluate_models(
     seed: int = 0,
     candidate: str | None = "candidate",
     baseline: str | None = "champion",
+    costs: Costs | dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Score every model on ``data`` and evaluate them together (see ``evaluate_predictions``).
 
+    With ``costs``, the ``candidate`` gets the cost-minimising threshold on ``data``
+    and every other model decides at the threshold stored with it.
     Raises ``UserInputError`` naming any column a model needs that ``data`` lacks.
     """
     if not models:
@@ -128,4 +157,10 @@ def evaluate_models(
         seed=seed,
         candidate=candidate,
         baseline=baseline,
+        costs=costs,
+        thresholds=(
+            {n: m.decision_threshold for n, m in models.items() if n != candidate}
+            if costs is not None
+            else None
+        ),
     )

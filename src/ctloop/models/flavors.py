@@ -317,10 +317,21 @@ class LoadedModel:
     def outlier_scores(self, frame: pd.DataFrame) -> np.ndarray | None:
         """Per-row outlier scores against the training data, or None without a detector.
 
-        The detector is fitted at training time and saved beside the model
-        (``ctloop.models.outliers``); models saved without one score nothing.
+        The detector is fitted at training time and stored in the manifest
+        (``metadata.outliers``, see ``ctloop.models.outliers``); models saved
+        without one score nothing.
         """
-        return None
+        detector = self._outlier_detector
+        return None if detector is None else detector.score(frame)
+
+    @functools.cached_property
+    def _outlier_detector(self) -> Any:
+        data = self.manifest.get("metadata", {}).get("outliers")
+        if not data:
+            return None
+        from ctloop.models.outliers import OutlierDetector
+
+        return OutlierDetector.from_dict(data)
 
 
 def load_model(path: str | Path) -> LoadedModel:

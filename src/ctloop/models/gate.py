@@ -12,6 +12,11 @@ Three kinds of rule, all read from an evaluation report (``evaluate_models``):
 log loss and errors it is champion minus candidate). The first model, with no
 champion, is judged on floors only; change and slice rules are listed as
 skipped. The blessing lists every rule with its numbers, pass or fail.
+
+``expected_cost`` is a metric like the others (lower is better) when the
+evaluation was given costs: ``changes = {expected_cost = 0.0}`` blesses only a
+candidate that costs no more per row than the champion, each deciding at its
+own threshold.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctloop.core.errors import UserInputError
-from ctloop.models.metrics import HIGHER_IS_BETTER
+from ctloop.models.metrics import COST_METRIC, HIGHER_IS_BETTER
 
 __all__ = ["ChangeRule", "FloorRule", "GateConfig", "SliceRule", "judge", "render_blessing"]
 
@@ -262,6 +267,14 @@ def judge(
         raise UserInputError(f"The evaluation has no model {candidate!r}; it has {sorted(models)}.")
     cand = models[candidate]
     champ = models.get(champion) if champion else None
+    uses_cost = any(
+        r.metric == COST_METRIC for r in (*config.floors, *config.changes, *config.slices)
+    )
+    if uses_cost and not report.get("costs"):
+        raise UserInputError(
+            "The gate compares expected_cost but the evaluation was run without costs; "
+            "declare them, e.g. costs = {fn = 5, fp = 1}, in the evaluation."
+        )
     verdicts = [_floor(r, cand) for r in config.floors]
     skip = "no champion: the first model is judged on floors only"
     verdicts += [

@@ -9,6 +9,7 @@ binary: ``y_score`` is the positive-class probability.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,14 @@ from ctloop.core.errors import UserInputError
 
 __all__ = [
     "CLASSIFICATION_METRICS",
+    "COST_METRIC",
     "HIGHER_IS_BETTER",
     "REGRESSION_METRICS",
+    "Costs",
     "bootstrap_weights",
     "metric_matrix",
     "metrics_with_ci",
+    "optimal_threshold",
     "paired_deltas",
 ]
 
@@ -37,7 +41,86 @@ HIGHER_IS_BETTER = {
     "rmse": False,
     "mae": False,
     "r2": True,
+    "expected_cost": False,
 }
+COST_METRIC = "expected_cost"
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What each outcome of a binary decision costs, per row (``{fn = 5, fp = 1}``).
+
+    Expected cost is the mean cost per row, so it compares across data sizes.
+    """
+
+    fn: float = 1.0
+    fp: float = 1.0
+    tp: float = 0.0
+    tn: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Costs:
+        if isinstance(data, Costs):
+            return data
+        if not isinstance(data, dict) or not data:
+            raise UserInputError(
+                f"costs must be a mapping such as {{fn = 5, fp = 1}}. Got {data!r}."
+            )
+        unknown = set(data) - {"fn", "fp", "tp", "tn"}
+        if unknown:
+            raise UserInputError(f"costs take fn, fp, tp and tn only. Got {sorted(unknown)}.")
+        values = {}
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                raise UserInputError(f"The cost {key!r} must be a number. Got {value!r}.")
+            values[key] = float(value)
+        out = cls(**values)
+        if out.fn <= out.tp or out.fp <= out.tn:
+            raise UserInputError(
+                "A wrong decision must cost more than the right one (fn > tp and fp > tn). "
+                f"Got {data!r}."
+            )
+        return out
+
+    def to_dict(self) -> dict[str, float]:
+        return {"fn": self.fn, "fp": self.fp, "tp": self.tp, "tn": self.tn}
+
+    @property
+    def bayes_threshold(self) -> float:
+        """The threshold that minimises expected cost when scores are calibrated."""
+        return (self.fp - self.tn) / ((self.fp - self.tn) + (self.fn - self.tp))
+
+
+def optimal_threshold(y_true: Any, y_score: Any, costs: Costs) -> tuple[float, float]:
+    """The score threshold minimising the mean cost on these rows, and that cost.
+
+    Every distinct score is a candidate (deciding 1 at and above it), plus "never 1".
+    Ties in cost go to the threshold nearest the calibrated optimum
+    (``costs.bayes_threshold``), so the choice does not hang on one row.
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(y_score, dtype=np.float64)
+    if len(y) == 0:
+        raise UserInputError("Cannot choose a threshold on zero rows.")
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    # deciding 1 for the top k rows (k = 0 .. n), cut only between distinct scores
+    tp = np.concatenate([[0.0], np.cumsum(y_sorted)])
+    fp = np.concatenate([[0.0], np.cumsum(1 - y_sorted)])
+    pos, neg = tp[-1], fp[-1]
+    cost = (costs.tp * tp + costs.fp * fp + costs.fn * (pos - tp) + costs.tn * (neg - fp))
+    cost /= len(y)
+    cuts = np.concatenate([[True], s_sorted[1:] != s_sorted[:-1], [True]])
+    candidates = np.flatnonzero(cuts)  # k values where a threshold can fall
+    # deciding 1 for the top k rows means a threshold at the k-th highest score
+    thresholds = np.where(candidates == 0, np.inf, s_sorted[np.maximum(candidates - 1, 0)])
+    values = cost[candidates]
+    best = np.flatnonzero(values <= values.min() + 1e-12)
+    distance = np.abs(np.where(np.isfinite(thresholds[best]), thresholds[best], 2.0)
+                      - costs.bayes_threshold)
+    pick = best[np.argmin(distance)]
+    threshold = float(thresholds[pick]) if np.isfinite(thresholds[pick]) else 1.0 + 1e-9
+    return threshold, float(values[pick])
 _CHUNK_CELLS = 4_000_000  # resamples x rows per block, bounds memory to ~32 MB per matrix
 
 
@@ -70,7 +153,8 @@ def _weighted_auc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray
 
 
 def _classification(
-    w: np.ndarray, y: np.ndarray, score: np.ndarray, threshold: float
+    w: np.ndarray, y: np.ndarray, score: np.ndarray, threshold: float,
+    costs: Costs | None = None,
 ) -> dict[str, np.ndarray]:
     total = w.sum(axis=1)
     pred = (score >= threshold).astype(np.float64)
@@ -81,7 +165,12 @@ def _classification(
     eps = np.finfo(np.float64).eps
     p = np.clip(score, eps, 1 - eps)
     loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    extra = {}
+    if costs is not None:
+        spent = costs.tp * tp + costs.fp * fp + costs.fn * fn + costs.tn * tn
+        extra[COST_METRIC] = spent / total
     return {
+        **extra,
         "roc_auc": _weighted_auc(w, y, score),
         "log_loss": (w @ loss) / total,
         "accuracy": (tp + tn) / total,
@@ -125,13 +214,17 @@ def _validate(y_true: Any, y_score: Any, task: str) -> tuple[np.ndarray, np.ndar
 
 
 def metric_matrix(
-    w: np.ndarray, y_true: Any, y_score: Any, *, task: str, threshold: float = 0.5
+    w: np.ndarray, y_true: Any, y_score: Any, *, task: str, threshold: float = 0.5,
+    costs: Costs | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every metric for every row of weights ``w`` (shape ``(resamples, rows)``)."""
+    """Every metric for every row of weights ``w`` (shape ``(resamples, rows)``).
+
+    With ``costs`` (classification), also ``expected_cost``: mean cost per row.
+    """
     y, s = _validate(y_true, y_score, task)
     w = np.atleast_2d(np.asarray(w, dtype=np.float64))
     if task == "classification":
-        return _classification(w, y, s, threshold)
+        return _classification(w, y, s, threshold, costs)
     return _regression(w, y, s)
 
 
@@ -145,12 +238,16 @@ def metrics_with_ci(
     scores: dict[str, Any],
     *,
     task: str,
-    threshold: float = 0.5,
+    threshold: float | dict[str, float] = 0.5,
     n_boot: int = 200,
     confidence: float = 0.95,
     seed: int = 0,
+    costs: Costs | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of several models' predictions on the same rows, with paired bootstrap CIs.
+
+    ``threshold`` is one for all models or one per model (each at its own decision
+    threshold); with ``costs``, ``expected_cost`` is among the metrics.
 
     All models share the same resamples, so their intervals (and the interval
     of their difference, ``paired_deltas``) are comparable. Returns, per model
@@ -165,12 +262,18 @@ def metrics_with_ci(
     for start, stop in _blocks(n_boot, n) if n_boot > 0 else []:
         w = bootstrap_weights(n, stop - start, seed + start)
         for model, score in scores.items():
-            for key, values in metric_matrix(w, y, score, task=task, threshold=threshold).items():
+            for key, values in metric_matrix(
+                w, y, score, task=task, threshold=_for(threshold, model), costs=costs
+            ).items():
                 samples[model].setdefault(key, []).append(values)
     alpha = (1 - confidence) / 2
     names = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    if costs is not None and task == "classification":
+        names = (*names, COST_METRIC)
     for model, score in scores.items():
-        point = metric_matrix(ones, y, score, task=task, threshold=threshold)
+        point = metric_matrix(
+            ones, y, score, task=task, threshold=_for(threshold, model), costs=costs
+        )
         boot = {k: np.concatenate(v) for k, v in samples[model].items()}
         metrics: dict[str, dict[str, float | None]] = {}
         for name in names:
@@ -181,6 +284,10 @@ def metrics_with_ci(
         out[model] = entry
         out[model]["_boot"] = boot
     return out
+
+
+def _for(threshold: float | dict[str, float], model: str) -> float:
+    return threshold.get(model, 0.5) if isinstance(threshold, dict) else threshold
 
 
 def paired_deltas(

@@ -7,9 +7,11 @@ column's name instead of a library error deep inside ``predict``.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
@@ -35,10 +37,16 @@ def logical_type(series: pd.Series) -> str:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One input column."""
+    """One input column: its type, and whether training saw nulls or infinities in it.
+
+    Signatures saved before ``nullable``/``finite`` existed read back as
+    nullable and finite (nulls allowed, infinities refused).
+    """
 
     name: str
     type: str
+    nullable: bool = True
+    finite: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class Signature:
                 f"The training data has no column(s) {missing}; choose features among "
                 f"{list(frame.columns)}."
             )
-        inputs = tuple(ColumnSpec(c, logical_type(frame[c])) for c in features)
+        inputs = tuple(_spec_of(c, frame[c]) for c in features)
         return cls(inputs=inputs, output=dict(output or {}))
 
     @property
@@ -68,13 +76,21 @@ class Signature:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "inputs": [{"name": c.name, "type": c.type} for c in self.inputs],
+            "inputs": [
+                {"name": c.name, "type": c.type, "nullable": c.nullable, "finite": c.finite}
+                for c in self.inputs
+            ],
             "output": self.output,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Signature:
-        inputs = tuple(ColumnSpec(c["name"], c["type"]) for c in data.get("inputs", []))
+        inputs = tuple(
+            ColumnSpec(
+                c["name"], c["type"], bool(c.get("nullable", True)), bool(c.get("finite", True))
+            )
+            for c in data.get("inputs", [])
+        )
         return cls(inputs=inputs, output=dict(data.get("output", {})))
 
     def prepare(self, frame: pd.DataFrame, *, what: str = "The input data") -> pd.DataFrame:
@@ -105,3 +121,207 @@ class Signature:
             elif spec.type == "string" and actual != "string":
                 out[spec.name] = out[spec.name].astype("str").where(out[spec.name].notna())
         return out
+
+    def conform(
+        self,
+        columns: Mapping[str, Sequence[Any] | np.ndarray],
+        *,
+        coerce: bool = False,
+        allow_nulls: bool = False,
+        lenient: Collection[str] = (),
+        what: str = "The input data",
+    ) -> dict[str, np.ndarray]:
+        """One typed array per signature column, checked strictly against the signature.
+
+        Serving's check of request values: a string for an integer column,
+        a number for a string column, a nested value, a null in a column that
+        was never null in training or an infinity in a finite one raises
+        ``UserInputError`` naming the column and an offending value.
+        ``coerce`` accepts values that convert cleanly ("44" for an integer);
+        ``allow_nulls`` accepts nulls everywhere. Integer columns come back as
+        int64 (float64 when they hold nulls), floats as float64, booleans as
+        bool (object with nulls), strings as object arrays, datetimes as
+        datetime64[ns]. Columns in ``lenient`` (values the service looked up
+        itself) are coerced and may hold nulls.
+        """
+        missing = [c for c in self.columns if c not in columns]
+        if missing:
+            raise UserInputError(
+                f"{what} is missing column(s) {missing} that the model needs; it reads "
+                f"{self.columns}."
+            )
+        return {
+            spec.name: _conform(
+                spec,
+                columns[spec.name],
+                coerce or spec.name in lenient,
+                allow_nulls or spec.name in lenient,
+                what,
+            )
+            for spec in self.inputs
+        }
+
+
+def _spec_of(name: str, series: pd.Series) -> ColumnSpec:
+    kind = logical_type(series)
+    finite = True
+    if kind == "float":
+        finite = not bool(np.isinf(series.to_numpy(dtype=float, na_value=np.nan)).any())
+    return ColumnSpec(name, kind, bool(series.isna().any()), finite)
+
+
+# --- strict conversion of request values ----------------------------------------------------
+
+_NONE = type(None)
+_ALLOWED: dict[str, frozenset[type]] = {
+    "integer": frozenset({int, float}),  # floats only when integral (44.0)
+    "float": frozenset({int, float}),
+    "boolean": frozenset({bool}),
+    "string": frozenset({str}),
+    "datetime": frozenset({str}),
+}
+_KINDS: dict[str, str] = {"integer": "iuf", "float": "iuf", "boolean": "b", "string": "OUS",
+                          "datetime": "OUSM"}
+
+
+def _bad(spec: ColumnSpec, what: str, value: Any, why: str = "") -> UserInputError:
+    got = type(value).__name__ if not isinstance(value, np.generic) else value.dtype.name
+    hint = why or (
+        f"send {spec.type} values (or set coerce_types = true in [ctloop.serving] to convert "
+        "values that convert cleanly)"
+    )
+    return UserInputError(
+        f"{what}: column {spec.name!r} must be {spec.type} as the model's signature says; "
+        f"got {got} values such as {value!r}: {hint}."
+    )
+
+
+def _conform(
+    spec: ColumnSpec,
+    values: Sequence[Any] | np.ndarray,
+    coerce: bool,
+    allow_nulls: bool,
+    what: str,
+) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return _conform_array(spec, values, coerce, allow_nulls, what)
+    types = set(map(type, values))
+    for nested in (dict, list):
+        if nested in types:
+            example = next(v for v in values if isinstance(v, nested))
+            raise _bad(spec, what, example, "each value must be a single scalar, not nested")
+    has_null = _NONE in types
+    types.discard(_NONE)
+    if has_null and not (spec.nullable or allow_nulls):
+        raise UserInputError(
+            f"{what}: column {spec.name!r} has nulls, but it was never null in training; "
+            "send a value (or set allow_nulls = true in [ctloop.serving])."
+        )
+    unexpected = types - _ALLOWED.get(spec.type, frozenset())
+    if unexpected and not coerce:
+        example = next(v for v in values if type(v) in unexpected)
+        raise _bad(spec, what, example)
+    if spec.type in ("integer", "float"):
+        return _numeric(spec, values, types, has_null, what)
+    if spec.type == "boolean":
+        if unexpected:  # coercing: "true"/"false", 0/1
+            return _coerce_bool(spec, values, what)
+        return np.array(values, dtype=object if has_null else bool)
+    if spec.type == "datetime":
+        return _datetimes(spec, values, what)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    if unexpected:  # coercing numbers to text
+        mask = np.array([v is not None for v in values], dtype=bool)
+        out[mask] = out[mask].astype(str)
+    return out
+
+
+def _numeric(
+    spec: ColumnSpec, values: Sequence[Any], types: set[type], has_null: bool, what: str
+) -> np.ndarray:
+    if types <= {int} and not has_null and spec.type == "integer":
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:
+            raise _bad(spec, what, max(values, key=abs), "it is out of the int64 range") from None
+    if types <= {int, float}:
+        try:
+            out = np.array(values, dtype=np.float64)
+        except OverflowError:
+            raise _bad(spec, what, max(values, key=abs), "it is out of range") from None
+    else:  # coercing strings and booleans
+        converted = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        out = converted.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isnan(out) & np.array([v is not None for v in values], dtype=bool)
+        if bad.any():
+            raise _bad(spec, what, values[int(np.flatnonzero(bad)[0])], "it is not a number")
+    return _check_numbers(spec, out, what)
+
+
+def _check_numbers(spec: ColumnSpec, out: np.ndarray, what: str) -> np.ndarray:
+    if spec.finite and out.dtype.kind == "f":
+        infinite = np.isinf(out)
+        if infinite.any():
+            raise _bad(
+                spec, what, float(out[infinite][0]),
+                "it was always finite in training; send a finite number or null",
+            )
+    if spec.type == "integer" and out.dtype.kind == "f":
+        finite = out[np.isfinite(out)]
+        fractional = finite != np.floor(finite)
+        if fractional.any():
+            raise _bad(spec, what, float(finite[fractional][0]), "it is not a whole number")
+    return out
+
+
+def _coerce_bool(spec: ColumnSpec, values: Sequence[Any], what: str) -> np.ndarray:
+    table = {True: True, False: False, "true": True, "false": False,
+             "1": True, "0": False, None: None}
+    out = []
+    for v in values:
+        key = v.lower() if isinstance(v, str) else v
+        if key not in table:
+            raise _bad(spec, what, v, "it is not true/false")
+        out.append(table[key])
+    return np.array(out, dtype=object if None in out else bool)
+
+
+def _datetimes(spec: ColumnSpec, values: Sequence[Any], what: str) -> np.ndarray:
+    parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", utc=True)
+    bad = parsed.isna().to_numpy() & np.array([v is not None for v in values], dtype=bool)
+    if bad.any():
+        example = values[int(np.flatnonzero(bad)[0])]
+        raise _bad(spec, what, example, "it is not an ISO timestamp")
+    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+def _conform_array(
+    spec: ColumnSpec, values: np.ndarray, coerce: bool, allow_nulls: bool, what: str
+) -> np.ndarray:
+    """A typed tensor (Open Inference Protocol) checked by dtype, not value by value."""
+    if values.ndim != 1:
+        raise _bad(spec, what, values.shape, "each value must be a single scalar, not nested")
+    kind = values.dtype.kind
+    if kind == "O" or (kind in "US" and spec.type not in ("string", "datetime")):
+        return _conform(spec, values.tolist(), coerce, allow_nulls, what)
+    if kind not in _KINDS.get(spec.type, "") and not coerce:
+        raise _bad(spec, what, values[0] if len(values) else values.dtype.name)
+    if spec.type in ("integer", "float"):
+        if kind == "b":
+            values = values.astype(np.int64)
+        if kind == "f" and np.isnan(values).any() and not (spec.nullable or allow_nulls):
+            raise UserInputError(
+                f"{what}: column {spec.name!r} has NaN values, but it was never null in "
+                "training; send a value (or set allow_nulls = true in [ctloop.serving])."
+            )
+        if kind in "iu" and spec.type == "integer":
+            return values.astype(np.int64, copy=False)
+        return _check_numbers(spec, values.astype(np.float64, copy=False), what)
+    if spec.type == "boolean":
+        return values.astype(bool)
+    if kind == "S":
+        return np.array([v.decode("utf-8", "replace") for v in values.tolist()], dtype=object)
+    if spec.type == "datetime":
+        return _datetimes(spec, values.astype(str).tolist(), what)
+    return values.astype(object)

@@ -3,8 +3,14 @@
 Both read one window of the log and answer with a :class:`MonitorResult`.
 They reuse ``ctloop.data.compute_drift`` and ``ctloop.models`` metrics, so a
 monitor and a pipeline's validation step judge drift and quality the same
-way. Too little data is an answer (``fired=False`` with a note), not an error:
-a controller polls monitors long before the first labels arrive.
+way. Too little data (no rows in the window, too few labels, no reference to
+compare with) is an answer, not an error, but never "ok": the result's
+``status`` is ``"no_data"`` and its ``note`` says why, so a controller polling
+long before the first labels arrive neither fires nor reports health it has
+not seen.
+
+Only traffic the model answered counts: shadow predictions (``served`` false)
+and rejected or failed requests (HTTP status 4xx/5xx) are left out.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -33,23 +39,33 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FEATURE_PREFIX",
+    "MONITOR_STATUSES",
     "MonitorResult",
+    "MonitorStatus",
     "baseline_from_registry",
     "check_decay",
     "check_drift",
     "load_reference",
     "record_result",
+    "served_rows",
     "serving_features",
 ]
 
 FEATURE_PREFIX = "f_"
+MonitorStatus = Literal["ok", "fired", "no_data"]
+MONITOR_STATUSES: tuple[MonitorStatus, ...] = ("ok", "fired", "no_data")
 
 
 @dataclass(frozen=True)
 class MonitorResult:
-    """One monitor's verdict over one window of the prediction log."""
+    """One monitor's verdict over one window of the prediction log.
 
-    kind: str  # "drift" | "decay"
+    ``status`` is ``"fired"`` (the condition holds), ``"ok"`` (it was judged and
+    does not hold) or ``"no_data"`` (it could not be judged; ``note`` says why).
+    ``fired`` is ``status == "fired"``, kept for callers that only need that.
+    """
+
+    kind: str  # "drift" | "decay" | "estimate" | "outliers" | "skew"
     model: str
     fired: bool
     value: float | None  # share of drifted features / the metric on labelled rows
@@ -59,19 +75,39 @@ class MonitorResult:
     n: int  # rows (drift) or labelled rows (decay) looked at
     details: dict[str, Any] = field(default_factory=dict)
     note: str = ""  # why it could not judge, when it could not
+    status: MonitorStatus = "ok"
+
+    def __post_init__(self) -> None:
+        if self.status not in MONITOR_STATUSES:
+            raise ValueError(f"status must be one of {MONITOR_STATUSES}. Got {self.status!r}.")
+        if self.fired and self.status != "fired":
+            object.__setattr__(self, "status", "fired")
+        if self.status == "fired" and not self.fired:
+            object.__setattr__(self, "fired", True)
+
+    @property
+    def no_data(self) -> bool:
+        return self.status == "no_data"
 
     def summary(self) -> str:
         """One line for people and logs."""
-        state = "FIRED" if self.fired else "ok"
+        state = {"fired": "FIRED", "ok": "ok", "no_data": "NO DATA"}[self.status]
         span = f"{self.window.get('start') or '…'} → {self.window.get('end') or '…'}"
+        if self.no_data:
+            return f"{self.kind} {self.model}: {state}: {self.note}; n={self.n}; {span}"
         if self.kind == "drift":
             body = (f"{_fmt(self.value)} of features drifted (fires at {_fmt(self.threshold)})"
                     f"; drifted: {', '.join(self.details.get('drifted_features', [])) or 'none'}")
-        else:
+        elif self.kind in ("decay", "estimate"):
             metric = self.details.get("metric", "metric")
             side = "below" if self.details.get("higher_is_better", True) else "above"
-            body = (f"{metric} {_fmt(self.value)} vs baseline {_fmt(self.baseline)} "
-                    f"(fires {side} {_fmt(self.threshold)})")
+            prefix = "estimated " if self.kind == "estimate" else ""
+            band = self.details.get("band")
+            band_text = f" [{_fmt(band[0])}, {_fmt(band[1])}]" if band else ""
+            body = (f"{prefix}{metric} {_fmt(self.value)}{band_text} vs baseline "
+                    f"{_fmt(self.baseline)} (fires {side} {_fmt(self.threshold)})")
+        else:
+            body = f"{_fmt(self.value)} (fires above {_fmt(self.threshold)})"
         note = f" [{self.note}]" if self.note else ""
         return f"{self.kind} {self.model}: {state}: {body}; n={self.n}; {span}{note}"
 
@@ -123,6 +159,16 @@ def load_reference(reference: Any) -> DatasetStatistics | pd.DataFrame | Path:
     )
 
 
+def served_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows the model answered: no shadow predictions, no rejected or failed requests."""
+    keep = np.ones(len(frame), dtype=bool)
+    if "served" in frame.columns:
+        keep &= frame["served"].fillna(True).to_numpy(dtype=bool)
+    if "status" in frame.columns:
+        keep &= frame["status"].fillna(200).to_numpy(dtype=np.int64) < 400
+    return frame[keep] if not keep.all() else frame
+
+
 def serving_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The ``f_*`` columns of a log frame, under their feature names."""
     cols = [c for c in frame.columns if c.startswith(FEATURE_PREFIX)]
@@ -140,24 +186,36 @@ def check_drift(
     share: float = 0.5,
     config: Mapping[str, Mapping[str, Any]] | None = None,
     min_rows: int = 100,
+    exclude: Iterable[str] = (),
+    weights: Mapping[str, float] | None = None,
 ) -> MonitorResult:
     """Did the features served in ``[start, end)`` drift from ``reference``?
 
     Fires when at least ``share`` of the tested features drifted (each judged
-    by ``compute_drift``'s default method unless ``config`` says otherwise).
+    by ``compute_drift``'s default method unless ``config`` says otherwise;
+    ``weights``, e.g. the model's feature importance, weigh the share).
+    ``no_data`` without a reference or with fewer than ``min_rows`` served rows.
     """
     from ctloop.data.drift import compute_drift
     from ctloop.data.stats import compute_statistics
 
     window = _window(start, end)
-    frame = log.read(model_name=model_name, start=start, end=end)
-    current = serving_features(frame)
-    if len(current) < min_rows:
+
+    def no_data(note: str, n: int = 0) -> MonitorResult:
         return MonitorResult(
             kind="drift", model=model_name, fired=False, value=None, threshold=share,
-            baseline=None, window=window, n=len(current),
-            note=f"only {len(current)} logged rows, need {min_rows}",
+            baseline=None, window=window, n=n, note=note, status="no_data",
         )
+
+    if reference is None:
+        return no_data("no reference to compare with: pass the training data or its statistics")
+    if isinstance(reference, str | Path) and not Path(reference).expanduser().exists():
+        return no_data(f"the reference {str(reference)!r} does not exist")
+    frame = served_rows(log.read(model_name=model_name, start=start, end=end))
+    current = serving_features(frame)
+    if len(current) < min_rows:
+        return no_data(f"only {len(current)} served rows in the window, need {min_rows}",
+                       len(current))
     ref = load_reference(reference)
     if not isinstance(ref, DatasetStatistics):
         ref = compute_statistics(ref)
@@ -170,14 +228,30 @@ def check_drift(
             "Pass the model's training data as the reference."
         )
     report = compute_drift(ref, current[shared], columns=shared, config=config,
-                           drift_share=share)
+                           drift_share=share, exclude=exclude, weights=weights)
     details = report.summary()
     details["reference"] = report.reference
+    details["top_drifted"] = _top_drifted(report)
     return MonitorResult(
         kind="drift", model=model_name, fired=report.dataset_drifted,
         value=report.share_drifted, threshold=share, baseline=None, window=window,
         n=len(current), details=details,
+        status="fired" if report.dataset_drifted else "ok",
     )
+
+
+def _top_drifted(report: Any, k: int = 5) -> list[dict[str, Any]]:
+    """The k features furthest beyond their thresholds (score / threshold), for reports."""
+    rows = []
+    for f in report.tested:
+        if f.score is None or not f.threshold:
+            continue
+        ratio = (f.threshold / max(f.score, 1e-300)) if f.method in ("ks", "chisquare") else (
+            f.score / f.threshold)
+        rows.append({"feature": f.column, "score": f.score, "threshold": f.threshold,
+                     "ratio": float(ratio), "drifted": f.drifted})
+    rows.sort(key=lambda r: -r["ratio"])
+    return rows[:k]
 
 
 # -- decay ------------------------------------------------------------------
@@ -240,7 +314,7 @@ def check_decay(
         raise UserInputError(f"max_drop must be >= 0. Got {max_drop!r}.")
     task = "classification" if metric in CLASSIFICATION_METRICS else "regression"
     window = _window(start, end)
-    frame = log.read(model_name=model_name, start=start, end=end, with_labels=True)
+    frame = served_rows(log.read(model_name=model_name, start=start, end=end, with_labels=True))
     labelled = frame[frame["label"].notna()]
     if version is not None:
         labelled = labelled[labelled["model_version"] == version]
@@ -264,9 +338,10 @@ def check_decay(
     }
 
     def result(fired: bool, value: float | None, note: str = "") -> MonitorResult:
+        status: MonitorStatus = "fired" if fired else ("no_data" if value is None else "ok")
         return MonitorResult(kind="decay", model=model_name, fired=fired, value=value,
                              threshold=limit, baseline=baseline, window=window,
-                             n=len(labelled), details=details, note=note)
+                             n=len(labelled), details=details, note=note, status=status)
 
     if len(labelled) < min_labels:
         return result(False, None, f"only {len(labelled)} labelled rows, need {min_labels}")
@@ -284,6 +359,14 @@ def check_decay(
 # -- recording --------------------------------------------------------------
 
 
+def _compact(details: dict[str, Any]) -> dict[str, Any]:
+    """The small part of a result's details worth keeping as searchable properties."""
+    keep = ("metric", "band", "drifted_features", "top_drifted", "outlier_rate", "estimates",
+            "missing_inputs", "realized")
+    return {k: details[k] for k in keep if k in details}
+
+
+
 def record_result(
     result: MonitorResult, store: MetadataStore, artifacts: ArtifactStore
 ) -> ArtifactRecord:
@@ -297,7 +380,8 @@ def record_result(
         stored = artifacts.put(path)
     props = {
         "summary": result.summary(), "kind": result.kind, "model": result.model,
-        "fired": result.fired, "value": result.value, "threshold": result.threshold,
+        "fired": result.fired, "status": result.status, "details": _compact(result.details),
+        "value": result.value, "threshold": result.threshold,
         "baseline": result.baseline, "n": result.n, "window": result.window,
         "note": result.note,
     }

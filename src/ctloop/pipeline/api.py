@@ -7,7 +7,7 @@ from typing import Any
 
 from ctloop.core.settings import Settings, load_settings
 from ctloop.pipeline.dsl import PipelineDef
-from ctloop.pipeline.engine import Engine, RunObserver, RunResult
+from ctloop.pipeline.engine import Engine, RunObserver, RunResult, recorded_runner
 from ctloop.pipeline.loader import load_pipeline
 
 __all__ = ["make_engine", "resume", "run"]
@@ -76,10 +76,18 @@ def resume(
     max_workers: int | None = None,
     observer: RunObserver | None = None,
     project: Path | None = None,
+    force: bool = False,
 ) -> RunResult:
-    """Resume a failed or killed run from the steps that did not finish."""
+    """Resume a failed or killed run from the steps that did not finish.
+
+    The run continues on the runner it was started on unless ``runner`` says
+    otherwise; ``force`` resumes a run marked running on another host.
+    """
+    from ctloop.metadata import open_metadata_store
+
     settings = settings or load_settings(project)
-    engine = make_engine(settings, runner=runner, max_workers=max_workers, observer=observer)
-    record = engine.store.get_run(run_id)
+    record = open_metadata_store(settings.metadata_url).get_run(run_id)
+    engine = make_engine(settings, runner=runner or recorded_runner(record),
+                         max_workers=max_workers, observer=observer)
     pipeline, _ = load_pipeline(record.source)
-    return engine.resume(record.id, pipeline)
+    return engine.resume(record.id, pipeline, force=force)

@@ -9,13 +9,25 @@ and what they write with ``Output[T]``; the engine hands them ready objects.
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Artifact", "Dataset", "Input", "Metrics", "Model", "Output", "artifact_class"]
+__all__ = [
+    "INPUT",
+    "OUTPUT",
+    "Artifact",
+    "Dataset",
+    "Input",
+    "Metrics",
+    "Model",
+    "Output",
+    "Role",
+    "artifact_class",
+]
 
 T = TypeVar("T", bound="Artifact")
 
@@ -107,37 +119,48 @@ class Metrics(Artifact):
 
     def read(self) -> dict[str, Any]:
         """All metrics as a dict."""
-        return json.loads(self.path.read_text())
+        values: dict[str, Any] = json.loads(self.path.read_text())
+        return values
 
 
-class _Marker:
-    direction: ClassVar[str]
+class Role:
+    """``Annotated`` metadata saying whether a step reads or writes an artifact."""
 
-    def __class_getitem__(cls, item: Any) -> Any:
-        if isinstance(item, TypeVar):
-            return cls
-        if not (isinstance(item, type) and issubclass(item, Artifact)):
-            raise TypeError(f"{cls.__name__}[...] takes an Artifact subclass, got {item!r}")
-        return type(f"{cls.__name__}[{item.__name__}]", (cls,), {"artifact_type": item})
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
 
-
-class Input(_Marker):
-    """``data: Input[Dataset]`` — the step reads this artifact (same as ``data: Dataset``)."""
-
-    direction = "input"
+    def __repr__(self) -> str:
+        return f"Role({self.direction!r})"
 
 
-class Output(_Marker):
-    """``model: Output[Model]`` — the engine passes an empty artifact to write into."""
+INPUT = Role("input")
+OUTPUT = Role("output")
 
-    direction = "output"
+A = TypeVar("A", bound=Artifact)
+
+#: ``data: Input[Dataset]`` — the step reads this artifact (same as ``data: Dataset``).
+#: Type checkers see a plain ``Dataset``.
+Input: TypeAlias = Annotated[A, INPUT]
+
+#: ``model: Output[Model]`` — the engine passes an empty artifact to write into.
+#: Type checkers see a plain ``Model``.
+Output: TypeAlias = Annotated[A, OUTPUT]
 
 
 def artifact_class(annotation: Any) -> tuple[str, type[Artifact]] | None:
-    """(``"input"``|``"output"``, artifact type) for an annotation, or None for parameters."""
-    if isinstance(annotation, type):
-        if issubclass(annotation, _Marker) and hasattr(annotation, "artifact_type"):
-            return annotation.direction, annotation.artifact_type
-        if issubclass(annotation, Artifact):
-            return "input", annotation
+    """(``"input"``|``"output"``, artifact type) for an annotation, or None for parameters.
+
+    Raises ``TypeError`` for ``Input[X]``/``Output[X]`` whose ``X`` is not an Artifact.
+    """
+    if typing.get_origin(annotation) is Annotated:
+        base, *extras = typing.get_args(annotation)
+        role = next((e for e in extras if isinstance(e, Role)), None)
+        if role is not None:
+            if not (isinstance(base, type) and issubclass(base, Artifact)):
+                kind = "Input" if role is INPUT else "Output"
+                raise TypeError(f"{kind}[...] takes an Artifact subclass, got {base!r}")
+            return role.direction, base
+        annotation = base
+    if isinstance(annotation, type) and issubclass(annotation, Artifact):
+        return "input", annotation
     return None

@@ -4,6 +4,12 @@ The decorator reads the signature once and returns a frozen
 :class:`ComponentDef`. Called inside a ``@pipeline`` function it adds a step
 to the graph being built and returns a :class:`StepHandle`; called anywhere
 else it simply runs the function, so components stay unit-testable.
+
+Typing: ``ComponentDef[P, R]`` keeps the function's signature (``ParamSpec``),
+so a direct call is checked like a call of the function and returns ``R``, and
+``@component(...)`` options are checked too. A call inside a pipeline (outputs
+left out, step handles for inputs) matches the second ``__call__`` overload and
+gives a ``StepHandle``.
 """
 
 from __future__ import annotations
@@ -13,13 +19,22 @@ import inspect
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, overload
+
+from typing_extensions import ParamSpec, TypeVar
 
 from ctloop.core.errors import PipelineDefinitionError
 from ctloop.core.hashing import hash_bytes, hash_source, stable_json
 from ctloop.pipeline.artifacts import Artifact, artifact_class
 
-__all__ = ["ComponentDef", "ParameterSpec", "command_component", "component"]
+if TYPE_CHECKING:
+    from ctloop.pipeline.dsl import StepHandle
+
+__all__ = ["ComponentDef", "ParameterSpec", "command_component", "component",
+           "component_signature", "describe_component"]
+
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
 
 _NO_DEFAULT = inspect.Parameter.empty
 
@@ -38,12 +53,12 @@ class ParameterSpec:
 
 
 @dataclass(frozen=True)
-class ComponentDef:
+class ComponentDef(Generic[P, R]):
     """A component: what it reads, writes and takes, and how to run it."""
 
     name: str
     version: str
-    func: Callable[..., Any] | None = field(compare=False)
+    func: Callable[P, R] | None = field(compare=False)
     inputs: dict[str, type[Artifact]] = field(default_factory=dict)
     outputs: dict[str, type[Artifact]] = field(default_factory=dict)
     parameters: dict[str, ParameterSpec] = field(default_factory=dict)
@@ -59,8 +74,20 @@ class ComponentDef:
     source_file: str = ""
     description: str = ""
 
+    def __post_init__(self) -> None:
+        # help(component) shows this component, not the ComponentDef class.
+        object.__setattr__(self, "__doc__", describe_component(self))
+
+    def __repr__(self) -> str:
+        return f"<component {self.name!r} version {self.version}>"
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def __call__(self, **kwargs: Any) -> StepHandle: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from ctloop.pipeline.dsl import current_builder
+        """Inside a pipeline: add a step and return its handle. Elsewhere: run the function."""
+        from ctloop.pipeline.building import current_builder
 
         builder = current_builder()
         if builder is not None:
@@ -71,9 +98,32 @@ class ComponentDef:
             )
         return self.func(*args, **kwargs)
 
-    def with_options(self, **changes: Any) -> ComponentDef:
-        """A copy with other options (``name``, ``retries``, ``cache``, ``resources`` ...)."""
-        return dataclasses.replace(self, **changes)
+    def with_options(self, **changes: Any) -> ComponentDef[P, R]:
+        """A copy with other options (``name``, ``retries``, ``cache``, ``resources`` ...).
+
+        The options are checked as ``@component`` checks them; an unknown option is an
+        error that lists the known ones.
+        """
+        known = {f.name for f in dataclasses.fields(self)} - _FIXED_FIELDS
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise PipelineDefinitionError(
+                f"Component {self.name!r} has no option {unknown[0]!r}. "
+                f"Known options: {', '.join(sorted(known))}."
+            )
+        copy = dataclasses.replace(self, **changes)
+        if not isinstance(copy.name, str) or not copy.name.strip():
+            raise PipelineDefinitionError(
+                f"The 'name' option of component {self.name!r} must be a non-empty string."
+            )
+        _validate_options(copy.name, copy.retries, copy.retry_backoff)
+        if not isinstance(copy.cache, bool):
+            raise PipelineDefinitionError(
+                f"The 'cache' option of component {copy.name!r} must be True or False. "
+                f"Got {copy.cache!r}."
+            )
+        return dataclasses.replace(copy, requirements=tuple(copy.requirements),
+                                   resources=dict(copy.resources))
 
     @property
     def ref(self) -> str:
@@ -81,12 +131,75 @@ class ComponentDef:
         return f"{self.module}:{self.qualname}"
 
 
+def component_signature(comp: ComponentDef) -> str:
+    """``name(arg: Type, ... = default) -> Return`` as written in the source (docs quote it)."""
+    if comp.func is None:
+        args = [f"{k}: {t.__name__}" for k, t in comp.inputs.items()]
+        args += [f"{k}: Output[{t.__name__}]" for k, t in comp.outputs.items()]
+        args += [k if p.required else f"{k}={p.default!r}" for k, p in comp.parameters.items()]
+        return f"{comp.name}({', '.join(args)})"
+
+    def text(annotation: Any) -> str:
+        if annotation is inspect.Parameter.empty:
+            return ""
+        if isinstance(annotation, str):
+            return annotation
+        return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+    signature = inspect.signature(comp.func)
+    parts = []
+    for param in signature.parameters.values():
+        part = param.name + (f": {text(param.annotation)}" if text(param.annotation) else "")
+        if param.default is not inspect.Parameter.empty:
+            part += f" = {param.default!r}"
+        parts.append(part)
+    returns = text(signature.return_annotation)
+    return f"{comp.name}({', '.join(parts)})" + (f" -> {returns}" if returns else "")
+
+
+def describe_component(comp: ComponentDef) -> str:
+    """The help text of a component: its docstring, then its inputs, outputs and parameters."""
+    lines = [component_signature(comp), "", comp.description or f"Component {comp.name!r}.", ""]
+
+    def kind(t: type[Artifact]) -> str:
+        return t.__name__
+
+    if comp.inputs:
+        lines.append("Inputs (connect the output of an earlier step):")
+        lines += [f"    {k}: {kind(t)}" + (" (optional)" if k in comp.optional_inputs else "")
+                  for k, t in comp.inputs.items()]
+    if comp.outputs:
+        lines.append("Outputs (created by the engine; do not pass them):")
+        lines += [f"    {k}: {kind(t)}" for k, t in comp.outputs.items()]
+    if comp.parameters:
+        lines.append("Parameters:")
+        for key, spec in comp.parameters.items():
+            annotation = spec.annotation
+            text = annotation if isinstance(annotation, str) else (
+                annotation.__name__ if isinstance(annotation, type) and annotation is not Any
+                else "Any" if annotation is Any else str(annotation).replace("typing.", ""))
+            default = " (required)" if spec.required else f" = {spec.default!r}"
+            lines.append(f"    {key}: {text}{default}")
+    options = [f"version {comp.version}", f"retries {comp.retries}",
+               f"cache {'on' if comp.cache else 'off'}"]
+    if comp.requirements:
+        options.append(f"requirements {list(comp.requirements)}")
+    lines += ["Options: " + ", ".join(options)]
+    return "\n".join(lines)
+
+
+# What a call reads from the function itself; with_options cannot change it.
+_FIXED_FIELDS = frozenset({"func", "inputs", "outputs", "parameters", "optional_inputs",
+                           "module", "qualname", "source_file"})
+
+
 def _validate_options(name: str, retries: int, retry_backoff: float) -> None:
-    if not isinstance(retries, int) or retries < 0:
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise PipelineDefinitionError(
             f"The 'retries' option of component {name!r} must be an int >= 0. Got {retries!r}."
         )
-    if retry_backoff < 0:
+    if not isinstance(retry_backoff, int | float) or isinstance(retry_backoff, bool) \
+            or retry_backoff < 0:
         raise PipelineDefinitionError(
             f"The 'retry_backoff' option of component {name!r} must be >= 0. "
             f"Got {retry_backoff!r}."
@@ -94,7 +207,7 @@ def _validate_options(name: str, retries: int, retry_backoff: float) -> None:
 
 
 def _make(
-    func: Callable[..., Any],
+    func: Callable[P, R],
     *,
     name: str | None,
     version: str | None,
@@ -103,11 +216,11 @@ def _make(
     cache: bool,
     requirements: Sequence[str],
     resources: dict[str, Any] | None,
-) -> ComponentDef:
+) -> ComponentDef[P, R]:
     comp_name = name or func.__name__
     _validate_options(comp_name, retries, retry_backoff)
     try:
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # keep Input/Output roles
     except Exception:  # unresolved forward references: fall back to raw annotations
         hints = dict(getattr(func, "__annotations__", {}))
     inputs: dict[str, type[Artifact]] = {}
@@ -120,7 +233,12 @@ def _make(
                 f"Component {comp_name!r} takes *{pname}; components need named arguments."
             )
         annotation = hints.get(pname, Any)
-        kind = artifact_class(_strip_optional(annotation))
+        try:
+            kind = artifact_class(_strip_optional(annotation))
+        except TypeError as exc:
+            raise PipelineDefinitionError(
+                f"Component {comp_name!r}, argument {pname!r}: {exc}."
+            ) from None
         if kind is None:
             params[pname] = ParameterSpec(pname, annotation, p.default)
         elif kind[0] == "input":
@@ -159,6 +277,19 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
+@overload
+def component(func: Callable[P, R], /) -> ComponentDef[P, R]: ...
+@overload
+def component(
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    retries: int = 0,
+    retry_backoff: float = 1.0,
+    cache: bool = True,
+    requirements: Sequence[str] = (),
+    resources: dict[str, Any] | None = None,
+) -> Callable[[Callable[P, R]], ComponentDef[P, R]]: ...
 def component(
     func: Callable[..., Any] | None = None,
     *,

@@ -7,19 +7,21 @@ a :class:`StepSpec`; passing one call's result into another draws an edge.
 
 from __future__ import annotations
 
-import contextvars
 import graphlib
 import inspect
+import math
+import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, overload
 
-from pydantic import TypeAdapter, ValidationError
+from typing_extensions import ParamSpec
 
 from ctloop.core.errors import PipelineDefinitionError, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_source, stable_json
 from ctloop.pipeline.artifacts import Artifact
+from ctloop.pipeline.building import building, current_builder
 from ctloop.pipeline.component import ComponentDef, ParameterSpec
 
 __all__ = [
@@ -28,18 +30,13 @@ __all__ = [
     "PipelineDef",
     "StepHandle",
     "StepSpec",
+    "check_storable",
     "current_builder",
     "pipeline",
 ]
 
-_builder: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
-    "ctloop_builder", default=None
-)
+P = ParamSpec("P", default=...)
 
-
-def current_builder() -> _Builder | None:
-    """The graph being built, when called inside a pipeline function."""
-    return _builder.get()
 
 
 @dataclass(frozen=True)
@@ -171,8 +168,8 @@ class _Builder:
                     f"Step {name!r}: input {key!r} ({comp.inputs[key].__name__}) is not "
                     "connected. Pass the output of an earlier step."
                 )
-        for key, spec in comp.parameters.items():
-            if key not in params and spec.required:
+        for key, param in comp.parameters.items():
+            if key not in params and param.required:
                 raise PipelineDefinitionError(
                     f"Step {name!r}: required parameter {key!r} of {comp.name!r} is missing."
                 )
@@ -208,9 +205,47 @@ class _Builder:
         return value
 
 
+def check_storable(value: Any, what: str) -> None:
+    """Refuse values every metadata backend cannot store and read back as JSON.
+
+    NaN and infinity have no JSON form (PostgreSQL and MariaDB reject them while
+    SQLite accepts them), and integers longer than Python's int-to-text limit
+    cannot be written or parsed; both fail here, before anything is recorded.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserInputError(
+            f"The {what} is {value!r}, which cannot be stored (JSON has no NaN or infinity). "
+            "Pass null (None) or a string such as \"nan\" and convert it in the component."
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        limit = sys.get_int_max_str_digits() or 4300
+        if value.bit_length() > 4 * limit or _too_long(value):
+            raise UserInputError(
+                f"The {what} is an integer of about {int(value.bit_length() * 0.30103)} digits; "
+                f"parameters are limited to {limit} digits. Pass it as a string or an artifact."
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(item, f"{what} (key {key!r})")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            check_storable(item, what)
+
+
+def _too_long(value: int) -> bool:
+    try:
+        str(value)
+    except ValueError:
+        return True
+    return False
+
+
 def _check_value(spec: ParameterSpec, value: Any, what: str) -> Any:
+    check_storable(value, what)
     if spec.annotation is Any or spec.annotation is inspect.Parameter.empty:
         return value
+    from pydantic import TypeAdapter, ValidationError  # loaded when a value is checked
+
     try:
         return TypeAdapter(spec.annotation).validate_python(value, strict=False)
     except ValidationError as exc:
@@ -228,11 +263,15 @@ def _type_name(annotation: Any) -> str:
 
 
 @dataclass(frozen=True)
-class PipelineDef:
-    """A pipeline definition: call :meth:`build` with parameters to get its graph."""
+class PipelineDef(Generic[P]):
+    """A pipeline definition: call :meth:`build` with parameters to get its graph.
+
+    Calling the definition with the pipeline function's own arguments builds the
+    graph too, type-checked against the function's signature (``ParamSpec``).
+    """
 
     name: str
-    func: Callable[..., Any]
+    func: Callable[P, Any]
     parameters: dict[str, ParameterSpec]
     description: str = ""
 
@@ -257,15 +296,18 @@ class PipelineDef:
                 values[key] = spec.default
         return values
 
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Graph:
+        """The graph for these arguments (as the pipeline function takes them)."""
+        bound = inspect.signature(self.func).bind_partial(*args, **kwargs)
+        return self.build(dict(bound.arguments))
+
     def build(self, params: dict[str, Any] | None = None) -> Graph:
         """Run the pipeline function with ``params`` and return the checked graph."""
         values = self.validate_params(params or {})
         builder = _Builder(self.name)
-        token = _builder.set(builder)
-        try:
-            self.func(**values)
-        finally:
-            _builder.reset(token)
+        func: Callable[..., Any] = self.func  # called with the checked values by name
+        with building(builder):
+            func(**values)
         if not builder.steps:
             raise PipelineDefinitionError(f"Pipeline {self.name!r} has no steps.")
         for spec in builder.steps.values():
@@ -289,7 +331,10 @@ class PipelineDef:
         return hash_bytes(stable_json(shape).encode())[:16]
 
 
-
+@overload
+def pipeline(func: Callable[P, Any], /) -> PipelineDef[P]: ...
+@overload
+def pipeline(*, name: str | None = None) -> Callable[[Callable[P, Any]], PipelineDef[P]]: ...
 def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Declare a pipeline: a function that calls components with keyword arguments."""
 

@@ -11,8 +11,6 @@ what is missing.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -22,7 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ctloop.core.errors import NotFound, UserInputError
-from ctloop.core.hashing import fingerprint, hash_bytes, stable_json
+from ctloop.core.hashing import NotHashable, fingerprint, hash_bytes, stable_json
+from ctloop.core.processes import Liveness, process_liveness
 from ctloop.metadata.base import (
     ArtifactRecord,
     EventRecord,
@@ -37,7 +36,7 @@ from ctloop.pipeline.environment import capture_environment, capture_executor
 from ctloop.pipeline.runners.base import Runner
 from ctloop.pipeline.task import InputArtifact, StepTask, TaskResult, class_ref
 
-__all__ = ["Engine", "RunObserver", "RunResult", "cache_key"]
+__all__ = ["Engine", "RunObserver", "RunResult", "cache_key", "recorded_runner"]
 
 
 class RunObserver(Protocol):
@@ -79,12 +78,22 @@ def _new_id() -> str:
 
 
 def cache_key(spec: StepSpec, inputs: dict[str, ArtifactRecord]) -> str:
-    """Component identity and version + parameter values + input content hashes."""
+    """Component identity and version + exact parameter fingerprints + input content hashes.
+
+    Raises :class:`~ctloop.core.hashing.NotHashable` (naming the parameter) when a
+    parameter value has no exact fingerprint: such a step is never a cache hit.
+    """
     comp = spec.component
+    params: dict[str, str] = {}
+    for name, value in sorted(spec.params.items()):
+        try:
+            params[name] = fingerprint(value)
+        except NotHashable as exc:
+            raise NotHashable(f"parameter {name!r}: {exc}") from None
     key = {
         "component": comp.name,
         "version": comp.version,
-        "params": {k: fingerprint(v) for k, v in sorted(spec.params.items())},
+        "params": params,
         "inputs": {k: a.sha256 for k, a in sorted(inputs.items())},
         "outputs": {k: t.__name__ for k, t in sorted(comp.outputs.items())},
         "requirements": sorted(comp.requirements),
@@ -139,7 +148,7 @@ class Engine:
                 parameters=graph.params,
                 trigger=trigger,
                 trigger_info=trigger_info or {},
-                executor=capture_executor(self.runner.name),
+                executor=self._executor(),
                 environment=capture_environment(self.project),
                 tags=tags or {},
                 source=source,
@@ -159,16 +168,17 @@ class Engine:
             )
         return self._execute(run, graph, records, {})
 
-    def resume(self, run_id: str, pipeline: PipelineDef) -> RunResult:
-        """Finish a failed or killed run: only failed and never-run steps execute."""
+    def resume(self, run_id: str, pipeline: PipelineDef, *, force: bool = False) -> RunResult:
+        """Finish a failed or killed run: only failed and never-run steps execute.
+
+        A run still marked running is resumed only when its process is gone; one
+        started on another host (which this machine cannot check) needs ``force``.
+        """
         run = self.store.get_run(run_id)
         if run.status == RunStatus.SUCCEEDED:
             raise UserInputError(f"Run {run.id} already succeeded; there is nothing to resume.")
-        if run.status == RunStatus.RUNNING and _alive(run.executor):
-            raise UserInputError(
-                f"Run {run.id} is still running (pid {run.executor.get('pid')} on "
-                f"{run.executor.get('host')}). Wait for it or stop that process first."
-            )
+        if run.status == RunStatus.RUNNING:
+            _check_not_running(run, force)
         graph = pipeline.build(run.parameters)
         if graph.version != run.pipeline_version:
             raise UserInputError(
@@ -197,7 +207,7 @@ class Engine:
                 )
         run = self.store.update_run(
             run.id, status=RunStatus.RUNNING, error=None, ended_at=None,
-            executor=capture_executor(self.runner.name),
+            executor=self._executor(),
         )
         return self._execute(run, graph, records, outputs)
 
@@ -302,8 +312,9 @@ class Engine:
                 if name in retry_at or not all(records[u].status.done for u in spec.upstream):
                     continue
                 inputs = {k: outputs[ref.step][ref.output] for k, ref in spec.inputs.items()}
-                key = cache_key(spec, inputs)
-                if self.cache and spec.component.cache and self._try_cache(
+                key, note = self._cache_key(run_id=records[name].run_id, spec=spec,
+                                            inputs=inputs)
+                if key is not None and self.cache and spec.component.cache and self._try_cache(
                     spec, records, outputs, inputs, key
                 ):
                     pending.remove(name)
@@ -317,11 +328,31 @@ class Engine:
                     attempts=records[name].attempts + 1, started_at=records[name].started_at
                     if records[name].status == StepStatus.RUNNING else _now(),
                     error=None, traceback=None,
+                    executor={**records[name].executor, "cache": note} if note
+                    else records[name].executor,
                 ))
                 records[name] = rec
                 task = self._task(spec, rec, inputs)
                 running[self.runner.submit(task, spec.component)] = name
         return None
+
+    def _cache_key(
+        self, *, run_id: str, spec: StepSpec, inputs: dict[str, ArtifactRecord]
+    ) -> tuple[str | None, str | None]:
+        """The step's cache key, or ``None`` and a note saying why it cannot have one.
+
+        The note goes into the step's ``executor["cache"]`` and the run's
+        ``environment["uncached_steps"]``, so ``ctloop runs show`` can tell.
+        """
+        try:
+            return cache_key(spec, inputs), None
+        except NotHashable as exc:
+            note = f"not cached: {exc}"
+        run = self.store.get_run(run_id)
+        uncached = {**run.environment.get("uncached_steps", {}), spec.name: note}
+        self.store.update_run(run_id, environment={**run.environment,
+                                                    "uncached_steps": uncached})
+        return None, note
 
     def _try_cache(
         self,
@@ -372,6 +403,8 @@ class Engine:
             result = TaskResult(ok=False, error=f"{type(exc).__name__}: {exc}",
                                 started=time.time(), ended=time.time())
         executor = {"runner": self.runner.name, **result.executor}
+        if "cache" in rec.executor:  # why this step could not be cached
+            executor["cache"] = rec.executor["cache"]
         ended = _now()
         duration = round(result.ended - result.started, 6) if result.ended else None
         if not result.ok:
@@ -405,6 +438,11 @@ class Engine:
         return False
 
     # helpers ------------------------------------------------------------
+    def _executor(self) -> dict[str, Any]:
+        """Who runs the run, and the runner spec a resume reopens (``tcp://...`` for Dask)."""
+        spec = getattr(self.runner, "address", None) or self.runner.name
+        return {**capture_executor(self.runner.name), "runner_spec": spec}
+
     def _record_outputs(
         self, spec: StepSpec, rec: StepRecord, result: TaskResult, ended: datetime
     ) -> dict[str, ArtifactRecord]:
@@ -474,24 +512,27 @@ class Engine:
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
     import json
 
-    return json.loads(stable_json(params))
+    plain: dict[str, Any] = json.loads(stable_json(params))
+    return plain
 
 
-def _alive(executor: dict[str, Any]) -> bool:
-    """Is the process recorded as running a run still alive (on this host)?"""
-    pid = executor.get("pid")
-    if not pid or executor.get("host") != socket.gethostname():
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return False
-    try:  # a zombie or a reused pid of another program does not count
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"ctloop" in fh.read() or b"python" in fh.read()
-    except OSError:
-        return True
+def recorded_runner(run: RunRecord) -> str | None:
+    """The runner spec a run was started on (``None`` for runs recorded before specs)."""
+    spec = run.executor.get("runner_spec") or run.executor.get("runner")
+    return str(spec) if spec else None
 
 
+def _check_not_running(run: RunRecord, force: bool) -> None:
+    """Refuse to resume a run whose process may still be working on it."""
+    pid, host = run.executor.get("pid"), run.executor.get("host")
+    liveness = process_liveness(run.executor)
+    if liveness is Liveness.ALIVE:
+        raise UserInputError(
+            f"Run {run.id} is still running (pid {pid} on {host}). "
+            "Wait for it or stop that process first."
+        )
+    if liveness is Liveness.UNKNOWN and not force:
+        raise UserInputError(
+            f"Run {run.id} is marked running by pid {pid} on host {host!r}, which this machine "
+            "cannot check. If that process is gone, resume with --force."
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from ctloop.artifacts.base import ArtifactStore
@@ -156,7 +157,7 @@ class ModelRegistry:
         *,
         alias: str = "champion",
         reason: str = "",
-        expected_version: int | type[...] | None = ...,
+        expected_version: int | EllipsisType | None = ...,
     ) -> AliasEventRecord:
         """Point ``alias`` at ``version``; recorded with actor and reason.
 

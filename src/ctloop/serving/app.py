@@ -1,26 +1,35 @@
 """The prediction service: ``create_app(...)`` returns a FastAPI app.
 
-    POST /v1/models/{name}:predict   {"rows": [...]} | {"columns": {...}}, optional
-                                     "request_ids", "now" (as-of time for online features)
+    POST /v1/models/{name}:predict   KServe v1 {"instances": [...]}, or {"rows": [...]} |
+                                     {"columns": {...}}; optional "request_ids", "row_ids",
+                                     "now" (as-of time for online features)
     GET  /v1/models                  loaded models: versions per route, aliases, routing
-    GET  /v1/models/{name}           one of them, with inputs and feature refs
-    GET  /health                     liveness
-    GET  /ready                      200 once every served model has a version loaded
+    GET  /v1/models/{name}           one of them, with "ready", inputs and feature refs
+    POST /v1/models/{name}/feedback  ground-truth labels by request id or row id
+    /v2/...                          Open Inference Protocol (``serving.http_v2``)
+    /admin/models/{name}/...         promote, roll back (``serving.admin``; admin keys)
+    GET  /health, /ready             liveness, readiness
     GET  /metrics                    Prometheus text format
     /features/...                    the feature server, when a feature store is configured
 
-Errors answer ``{"error", "detail", "type"}`` with the error's HTTP status.
+Errors answer ``{"error", "detail", "type"}`` (v2 routes: ``{"error"}``) with
+the error's HTTP status. Every prediction request, answered or not, is logged.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import BackgroundTasks, FastAPI, Request
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -31,20 +40,32 @@ from ctloop.core.settings import Settings, load_settings
 from ctloop.metadata.base import MetadataStore
 from ctloop.monitoring.base import PredictionLog
 from ctloop.registry import ModelRegistry
+from ctloop.serving.body import loads, read_body
 from ctloop.serving.config import ServingConfig
-from ctloop.serving.errors import InvalidRequest, NotReady
+from ctloop.serving.errors import NotReady
+from ctloop.serving.inputs import Inputs, new_request_id, parse_v1
 from ctloop.serving.loader import Deployment, ModelPool
-from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
-from ctloop.serving.predict import parse_body, score, score_shadow
+from ctloop.serving.logspool import Entry, LogSpool
+from ctloop.serving.metrics import CONTENT_TYPE, UNKNOWN, ServingMetrics
+from ctloop.serving.openapi import V1_PREDICT, body
+from ctloop.serving.predict import Scored, Scorer, logical_time, shadow_entry
 from ctloop.serving.requestlog import RequestLogger
 
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
 
-__all__ = ["ServingState", "create_app"]
+__all__ = ["ServingState", "create_app", "json_response"]
 
 log = logging.getLogger("ctloop.serving")
+
+_JSON = orjson.OPT_SERIALIZE_NUMPY
+
+
+def json_response(content: Any, status_code: int = 200, **kwargs: Any) -> Response:
+    """orjson-encoded JSON (NumPy arrays included)."""
+    return Response(orjson.dumps(content, option=_JSON), status_code=status_code,
+                    media_type="application/json", **kwargs)
 
 
 @dataclass
@@ -55,7 +76,9 @@ class ServingState:
     pool: ModelPool
     metrics: ServingMetrics
     feature_store: FeatureStore | None
-    logger: RequestLogger | None
+    logger: LogSpool | None
+    prediction_log: PredictionLog | None
+    scorer: Scorer
     closers: list[Any]
 
     def deployment(self, name: str) -> Deployment:
@@ -71,9 +94,16 @@ class ServingState:
             f"{', '.join(sorted(served)) or 'none'}."
         )
 
+    def label(self, name: str) -> str:
+        """``name`` as a metrics label: served names only, anything else one series."""
+        if name in self.pool.deployments or name in self.config.models or name in self.pool.errors:
+            return name
+        return UNKNOWN
+
     def describe(self, d: Deployment) -> dict[str, Any]:
         return {
             "name": d.name,
+            "ready": True,
             "aliases": d.aliases,
             "routes": [s.describe() for s in d.routes],
             "routing": {
@@ -85,13 +115,99 @@ class ServingState:
             "errors": self.pool.errors.get(d.name, {}),
         }
 
+    def log_rejected(self, name: str, protocol: str, status: int, error: str,
+                     started: float, request_id: str) -> None:
+        if self.logger is None:
+            return
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.logger.submit([Entry(
+            name, 0, "", protocol, datetime.now(UTC), latency_ms, [request_id],
+            np.array([np.nan]), served=False, status=status, error=error)])
+
     def close(self) -> None:
         self.pool.stop()
+        self.scorer.close()
         if self.logger is not None:
             self.logger.close()
         for close in self.closers:
             with suppress(Exception):
                 close()
+
+
+Parse = Callable[[bytes, Request, Deployment], Inputs]
+Respond = Callable[[Scored], Response]
+
+
+async def serve_prediction(
+    state: ServingState,
+    request: Request,
+    name: str,
+    *,
+    protocol: str,
+    endpoint: str,
+    parse: Callable[[bytes, Request, Deployment], Awaitable[tuple[Inputs, Respond]]],
+    pin: Callable[[Deployment], Deployment] | None = None,
+) -> Response:
+    """The shared life of a prediction request: read, parse, score, answer, log, count."""
+    started = time.perf_counter()
+    metrics = state.metrics
+    status = 500
+    scored: Scored | None = None
+    request_id = request.headers.get("x-request-id")
+    try:
+        raw = await read_body(request, state.config.max_body_bytes)
+        deployment = state.deployment(name)
+        if pin is not None:
+            deployment = pin(deployment)
+        inputs, respond = await parse(raw, request, deployment)
+        if inputs.rows == 1 and request_id is None:
+            request_id = inputs.request_ids[0]
+        scored = await state.scorer.score(deployment, inputs)
+        response = respond(scored)
+        status = response.status_code
+        latency_ms = (time.perf_counter() - started) * 1000
+        if state.logger is not None:
+            state.logger.submit(scored.log_entries(latency_ms, logical_time(inputs.now)))
+        for part in scored.parts:
+            served = part.served
+            metrics.rows.labels(name, str(served.version), served.route, "ok").inc(
+                len(part.scores))
+        if deployment.shadow is not None:
+            await _shadow(state, deployment, inputs, started)
+        return response
+    except CtloopError as exc:
+        status = exc.http_status
+        state.log_rejected(name, protocol, status, exc.one_line(), started,
+                           request_id or new_request_id())
+        raise
+    except Exception as exc:
+        state.log_rejected(name, protocol, 500, f"{type(exc).__name__}: {exc}", started,
+                           request_id or new_request_id())
+        raise
+    finally:
+        label = state.label(name)
+        metrics.requests.labels(label, endpoint, protocol, str(status)).inc()
+        elapsed = time.perf_counter() - started
+        if scored is not None:
+            for part in scored.parts:
+                metrics.latency.labels(
+                    label, str(part.served.version), part.served.route, endpoint
+                ).observe(elapsed)
+        else:
+            metrics.latency.labels(label, "none", "none", endpoint).observe(elapsed)
+
+
+async def _shadow(state: ServingState, deployment: Deployment, inputs: Inputs,
+                  started: float) -> None:
+    shadow = deployment.shadow
+    assert shadow is not None
+    part = await state.scorer.shadow(shadow, inputs, started)
+    status = "error" if part is None else "ok"
+    state.metrics.rows.labels(deployment.name, str(shadow.version), "shadow", status).inc(
+        inputs.rows)
+    if part is not None and state.logger is not None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        state.logger.submit([shadow_entry(part, inputs, latency_ms, logical_time(inputs.now))])
 
 
 def create_app(
@@ -110,11 +226,15 @@ def create_app(
     ``[ctloop.serving]`` table. ``feature_store=False`` and
     ``prediction_log=False`` turn those parts off. Models load when the app
     starts (lifespan) and follow the registry every ``reload_interval`` seconds.
+    API keys come from ``config.keys`` and ``CTLOOP_SERVING_KEYS``.
     """
+    from ctloop.serving.auth import KeyGuard, keys_from_env
+
     settings = settings or load_settings()
     config = config or ServingConfig.from_table(settings.extra.get("serving"))
     if models:
         config = config.with_(models=(models,) if isinstance(models, str) else tuple(models))
+    keys = {**config.keys, **keys_from_env()}
     closers: list[Any] = []
     store = _metadata(metadata, settings, closers)
     art = _artifacts(artifacts, settings)
@@ -125,7 +245,9 @@ def create_app(
         pool=ModelPool(ModelRegistry(store), art, config),
         metrics=ServingMetrics(),
         feature_store=fs,
-        logger=RequestLogger(plog) if plog is not None else None,
+        logger=LogSpool(RequestLogger(plog)) if plog is not None else None,
+        prediction_log=plog,
+        scorer=Scorer(config, fs),
         closers=closers,
     )
 
@@ -133,79 +255,92 @@ def create_app(
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         await run_in_threadpool(state.pool.refresh)
         state.pool.start()
+        # Background threads (request log, registry poll) hand the interpreter back to
+        # the event loop within 0.5 ms instead of Python's default 5 ms.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.0005))
         try:
             yield
         finally:
+            sys.setswitchinterval(switch)
             await run_in_threadpool(state.close)
 
     app = FastAPI(title="ctloop prediction service", lifespan=lifespan)
     app.state.serving = state
+    app.state.keys_enabled = bool(keys)
     _add_error_handlers(app)
     _add_routes(app, state)
-    if fs is not None:
-        from ctloop.features.server import feature_router
+    from ctloop.serving import admin, feedback, http_v2
 
-        app.include_router(feature_router(fs))
+    http_v2.add_routes(app, state)
+    feedback.add_routes(app, state)
+    admin.add_routes(app, state, keys_enabled=bool(keys))
+    if fs is not None:
+        from ctloop.features.server import FeatureMetrics, feature_router
+
+        app.include_router(
+            feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
+        )
+    if keys:
+        app.add_middleware(KeyGuard, keys=keys, public=config.public)  # type: ignore[arg-type]
     return app
 
 
-# --- routes -----------------------------------------------------------------------------------
+# --- v1 routes --------------------------------------------------------------------------------
 
 
 def _add_routes(app: FastAPI, state: ServingState) -> None:
-    metrics = state.metrics
+    config = state.config
 
-    def predict_sync(name: str, raw: bytes, background: BackgroundTasks) -> dict[str, Any]:
-        started = time.perf_counter()
-        status = "200"
-        try:
-            deployment = state.deployment(name)
-            request = parse_body(raw)
-            scored = score(deployment, request, state.feature_store, started=started)
-            if state.logger is not None:
-                state.logger.submit(scored.batches)
-            for batch in scored.batches:
-                metrics.rows.labels(name, str(batch.model_version), batch.route, "ok").inc(
-                    len(batch.request_ids)
-                )
-            if deployment.shadow is not None:
-                background.add_task(_shadow, state, deployment, request)
-            return scored.body(deployment, request.request_ids)
-        except CtloopError as exc:
-            status = str(exc.http_status)
-            raise
-        except Exception:
-            status = "500"
-            raise
-        finally:
-            metrics.requests.labels(name, status).inc()
-            metrics.latency.labels(name).observe(time.perf_counter() - started)
+    async def parse(raw: bytes, _: Request, deployment: Deployment) -> tuple[Inputs, Respond]:
+        inputs = parse_v1(loads(raw, config.max_json_depth),
+                          deployment.routes[0].model.signature.columns)
 
-    @app.post("/v1/models/{name}:predict")
-    async def predict(name: str, request: Request, background: BackgroundTasks) -> Any:
-        raw = await request.body()
-        body = await run_in_threadpool(predict_sync, name, raw, background)
-        return JSONResponse(body)
+        def respond(scored: Scored) -> Response:
+            out: dict[str, Any] = {
+                "model": deployment.name,
+                "predictions": scored.scores,
+                "versions": scored.versions(),
+                "routes": scored.routes(),
+                "request_ids": inputs.request_ids,
+            }
+            if scored.decisions is not None:
+                out["decisions"] = scored.decisions
+            missing = scored.missing_by_row()
+            if missing is not None:
+                out["missing"] = missing
+            return json_response(out)
+
+        return inputs, respond
+
+    @app.post(
+        "/v1/models/{name}:predict",
+        openapi_extra=body(V1_PREDICT),
+        summary="Predict (KServe v1, ctloop rows/columns)",
+    )
+    async def predict(name: str, request: Request) -> Response:
+        return await serve_prediction(state, request, name, protocol="v1", endpoint="predict",
+                                      parse=parse)
 
     @app.get("/v1/models")
-    def listing() -> dict[str, Any]:
+    def listing() -> Response:
         deployments = state.pool.deployments
-        return {
+        return json_response({
             "models": [state.describe(deployments[n]) for n in sorted(deployments)],
             "errors": state.pool.errors,
             "refreshed_at": state.pool.refreshed_at,
-        }
+        })
 
     @app.get("/v1/models/{name}")
     def detail(name: str) -> Any:
         if name.endswith(":predict"):
-            body = {
+            out = {
                 "error": "method not allowed",
                 "type": "HTTPException",
                 "detail": f"Predict with POST /v1/models/{name}, not GET.",
             }
-            return JSONResponse(body, status_code=405, headers={"Allow": "POST"})
-        return state.describe(state.deployment(name))
+            return JSONResponse(out, status_code=405, headers={"Allow": "POST"})
+        return json_response(state.describe(state.deployment(name)))
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -213,80 +348,76 @@ def _add_routes(app: FastAPI, state: ServingState) -> None:
 
     @app.get("/ready")
     def ready() -> Any:
-        pool = state.pool
-        loaded = {n: {s.route: s.version for s in d.routes} for n, d in pool.deployments.items()}
-        wanted = set(state.config.models) | set(pool.errors) | set(loaded)
-        missing = sorted(wanted - set(loaded))
-        ok = pool.refreshed_at is not None and bool(loaded) and not missing
-        body = {"ready": ok, "loaded": loaded, "missing": missing, "errors": pool.errors}
-        if not ok and pool.refreshed_at is None:
-            body["detail"] = "models are still loading"
-        elif not loaded:
-            body["detail"] = (
-                f"no model holds the alias {state.config.alias!r} yet; promote one "
-                f"with `ctloop models promote NAME VERSION`"
-            )
-        return JSONResponse(body, status_code=200 if ok else 503)
+        ok, out = readiness(state)
+        return JSONResponse(out, status_code=200 if ok else 503)
 
     @app.get("/metrics")
     def prometheus() -> Response:
         for name, d in state.pool.deployments.items():
             for s in (*d.routes, *([d.shadow] if d.shadow else [])):
-                metrics.loaded.labels(name, s.route).set(s.version)
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+                state.metrics.loaded.labels(name, s.route).set(s.version)
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def _shadow(state: ServingState, deployment: Deployment, request: Any) -> None:
-    shadow = deployment.shadow
-    assert shadow is not None
-    batch = score_shadow(shadow, request, state.feature_store)
-    if batch is None:
-        state.metrics.rows.labels(deployment.name, str(shadow.version), "shadow", "error").inc(
-            len(request.request_ids)
+def readiness(state: ServingState) -> tuple[bool, dict[str, Any]]:
+    """Whether every served model has a version loaded, and what is loaded."""
+    pool = state.pool
+    loaded = {n: {s.route: s.version for s in d.routes} for n, d in pool.deployments.items()}
+    wanted = set(state.config.models) | set(pool.errors) | set(loaded)
+    missing = sorted(wanted - set(loaded))
+    ok = pool.refreshed_at is not None and bool(loaded) and not missing
+    out: dict[str, Any] = {"ready": ok, "loaded": loaded, "missing": missing,
+                           "errors": pool.errors}
+    if not ok and pool.refreshed_at is None:
+        out["detail"] = "models are still loading"
+    elif not loaded:
+        out["detail"] = (
+            f"no model holds the alias {state.config.alias!r} yet; promote one "
+            f"with `ctloop models promote NAME VERSION`"
         )
-        return
-    state.metrics.rows.labels(deployment.name, str(shadow.version), "shadow", "ok").inc(
-        len(batch.request_ids)
-    )
-    if state.logger is not None:
-        state.logger.submit([batch])
+    return ok, out
 
 
 # --- errors -----------------------------------------------------------------------------------
 
 
+def _error(request: Request, status: int, error: str, detail: str, kind: str,
+           headers: dict[str, str] | None = None) -> Response:
+    if request.url.path.startswith("/v2"):
+        return json_response({"error": detail}, status, headers=headers)
+    return json_response({"error": error, "detail": detail, "type": kind}, status,
+                         headers=headers)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CtloopError)
-    async def ctloop_error(_: Request, exc: CtloopError) -> JSONResponse:
-        return JSONResponse(exc.to_json(), status_code=exc.http_status)
+    async def ctloop_error(request: Request, exc: CtloopError) -> Response:
+        return _error(request, exc.http_status, exc.headline, exc.message, type(exc).__name__)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         detail = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         )
-        return JSONResponse(InvalidRequest(detail).to_json(), status_code=422)
+        return _error(request, 422, "invalid request", detail, "InvalidRequest")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = str(exc.detail)
         if exc.status_code == 404:
             detail = (
                 f"No route {request.method} {request.url.path}. Predict with POST "
-                "/v1/models/NAME:predict; list models with GET /v1/models."
+                "/v1/models/NAME:predict or /v2/models/NAME/infer; list models with "
+                "GET /v1/models."
             )
-        body = {"error": "http error", "detail": detail, "type": "HTTPException"}
-        return JSONResponse(body, status_code=exc.status_code)
+        return _error(request, exc.status_code, "http error", detail, "HTTPException",
+                      dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error while serving a request")
-        body = {
-            "error": "internal error",
-            "detail": f"{type(exc).__name__}: {exc}",
-            "type": type(exc).__name__,
-        }
-        return JSONResponse(body, status_code=500)
+        return _error(request, 500, "internal error", f"{type(exc).__name__}: {exc}",
+                      type(exc).__name__)
 
 
 # --- wiring -----------------------------------------------------------------------------------
@@ -352,3 +483,5 @@ def _prediction_log(
 
     url = arg if isinstance(arg, str) else config.prediction_log
     return open_prediction_log(url or None, settings=settings)
+
+

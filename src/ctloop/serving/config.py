@@ -11,8 +11,22 @@
     seed = 0                      # salts the split hashes
     prediction_log = "path/or/file://url"   # default .ctloop/predictions; "" turns it off
     features = "path/to/definitions.py"     # default: the feature catalog, if it has views
+    max_body_bytes = 10_000_000   # larger bodies get 413, cut off while streaming
+    max_json_depth = 32           # deeper JSON nesting gets 400
+    coerce_types = false          # true: accept "44" for an integer column, 5 for a string one
+    allow_nulls = false           # true: nulls even in columns never null in training
+    missing_features = "reject"   # "flag": answer rows the online store cannot fill, flagged
+    batch_wait_ms = 0             # how long a micro-batch may wait for company (0: one loop turn)
+    batch_rows = 4096             # largest micro-batch
+    model_threads = 1             # threads per predict call (LightGBM num_threads)
+    public = ["health"]           # routes that need no key when keys are on: health, metrics, docs
     [ctloop.serving.feature_refs]
     flights = ["weather:temp", "planes:seats"]   # else taken from the model's lineage
+    [ctloop.serving.keys]         # API keys, stored hashed (``ctloop serve --hash-key``)
+    ops = { hash = "sha256:9f86d0...", roles = ["admin"] }
+
+Keys may also come from the environment, as JSON in ``CTLOOP_SERVING_KEYS``
+(same shape as the table); when any key is configured, every route needs one.
 
 A target (``challenger``) is an alias of the served model, a version
 (``3``) or a full reference (``other@champion``, ``other:2``).
@@ -26,6 +40,8 @@ from typing import Any
 from ctloop.core.errors import ConfigError
 
 __all__ = ["ServingConfig", "Split", "parse_split"]
+
+_PUBLIC = frozenset({"health", "metrics", "docs"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,16 @@ class ServingConfig:
     prediction_log: str | None = None  # None: the default folder; "": off
     features: str | None = None
     feature_refs: dict[str, list[str]] = field(default_factory=dict)
+    max_body_bytes: int = 10_000_000
+    max_json_depth: int = 32
+    coerce_types: bool = False
+    allow_nulls: bool = False
+    missing_features: str = "reject"
+    batch_wait_ms: float = 0.0
+    batch_rows: int = 4096
+    model_threads: int = 1
+    public: tuple[str, ...] = ("health",)
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def splits(self) -> list[Split]:
@@ -95,7 +121,10 @@ class ServingConfig:
         for key in ("alias", "shadow", "prediction_log", "features"):
             if key in raw:
                 values[key] = None if raw[key] is None else str(raw[key])
-        for key, kind in (("reload_interval", float), ("seed", int)):
+        numbers = (("reload_interval", float), ("seed", int), ("max_body_bytes", int),
+                   ("max_json_depth", int), ("batch_wait_ms", float), ("batch_rows", int),
+                   ("model_threads", int))
+        for key, kind in numbers:
             if key in raw:
                 try:
                     values[key] = kind(raw[key])
@@ -115,11 +144,42 @@ class ServingConfig:
             values["ab"] = _split(raw["ab"], str(key), "ab")
         elif raw.get("ab_key"):
             raise ConfigError("ab_key (--ab-key) is set but no A/B split (--ab ALIAS=PCT) is.")
+        for key in ("coerce_types", "allow_nulls"):
+            if key in raw:
+                if not isinstance(raw[key], bool):
+                    raise ConfigError(
+                        f"The serving setting {key!r} must be true or false. Got {raw[key]!r}."
+                    )
+                values[key] = raw[key]
+        if "missing_features" in raw:
+            if raw["missing_features"] not in ("reject", "flag"):
+                raise ConfigError(
+                    "The serving setting 'missing_features' must be \"reject\" or \"flag\"; "
+                    f"got {raw['missing_features']!r}."
+                )
+            values["missing_features"] = raw["missing_features"]
+        if "public" in raw:
+            public = raw["public"]
+            public = [public] if isinstance(public, str) else list(public)
+            bad = sorted(set(public) - _PUBLIC)
+            if bad:
+                raise ConfigError(
+                    f"Unknown public route group(s) {bad} in [ctloop.serving]; "
+                    f"choose among {sorted(_PUBLIC)}."
+                )
+            values["public"] = tuple(public)
+        if "keys" in raw:
+            from ctloop.serving.auth import parse_keys
+
+            values["keys"] = parse_keys(raw["keys"], "[ctloop.serving.keys]")
         refs = raw.get("feature_refs") or {}
         if not isinstance(refs, dict):
             raise ConfigError("[ctloop.serving.feature_refs] must map model names to ref lists.")
         values["feature_refs"] = {str(k): [str(r) for r in v] for k, v in refs.items()}
         config = cls(**values)
+        for key in ("max_body_bytes", "max_json_depth", "batch_rows", "model_threads"):
+            if getattr(config, key) < 1:
+                raise ConfigError(f"The serving setting {key!r} must be at least 1.")
         if config.canary and config.ab and config.canary.share + config.ab.share > 1:
             raise ConfigError("The canary and A/B shares add up to more than 100%.")
         return config

@@ -1,21 +1,61 @@
 """Errors of the prediction service, on top of the ``CtloopError`` tree.
 
-``InvalidRequest`` is a bad request body or rows the model cannot read (422);
-``NotReady`` is a model that is known but has no loaded version yet (503).
+``InvalidRequest`` is a body whose values the model cannot take (422);
+``BadRequest`` a body that is malformed for its protocol (400);
+``TooDeep`` JSON nested past the limit (400); ``TooLarge`` a body over the
+size limit (413); ``Unauthorized``/``Forbidden`` a missing or weak API key
+(401/403); ``NotReady`` a model that is known but has no loaded version yet
+(503).
 """
 
 from __future__ import annotations
 
 from ctloop.core.errors import CtloopError, UserInputError
 
-__all__ = ["InvalidRequest", "NotReady"]
+__all__ = [
+    "BadRequest",
+    "Forbidden",
+    "InvalidRequest",
+    "NotReady",
+    "TooDeep",
+    "TooLarge",
+    "Unauthorized",
+]
 
 
 class InvalidRequest(UserInputError):
+    """A request the service cannot read (bad body, wrong inputs): answered with 422."""
+
     headline = "invalid request"
     http_status = 422
 
 
+class BadRequest(UserInputError):
+    headline = "bad request"
+    http_status = 400
+
+
+class TooDeep(BadRequest):
+    headline = "nested too deeply"
+
+
+class TooLarge(UserInputError):
+    headline = "request too large"
+    http_status = 413
+
+
+class Unauthorized(UserInputError):
+    headline = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(UserInputError):
+    headline = "forbidden"
+    http_status = 403
+
+
 class NotReady(CtloopError):
+    """The service has no model loaded yet (or lost it): answered with 503, retry later."""
+
     headline = "not ready"
     http_status = 503

@@ -2,16 +2,19 @@
 
 A feature ref ``view:feature`` fills the model column ``feature`` (the flights
 models use short names) or ``view__feature`` (``full_names`` training sets).
-Columns the request carries are never looked up: request values win.
+Columns the request carries are never looked up: request values win. Rows
+whose entity the store has never seen (or whose value expired) are reported
+per column in ``Filled.missing``; the caller decides whether that is an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 
 from ctloop.core.errors import UserInputError
 from ctloop.serving.errors import InvalidRequest
@@ -19,7 +22,19 @@ from ctloop.serving.errors import InvalidRequest
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
-__all__ = ["assemble", "column_of", "entity_keys"]
+__all__ = ["Filled", "column_of", "entity_keys", "fill", "needs_lookup"]
+
+Columns = dict[str, Sequence[Any] | np.ndarray]
+
+
+@dataclass(frozen=True)
+class Filled:
+    """The request's columns plus the looked-up ones."""
+
+    columns: Columns
+    looked_up: tuple[str, ...] = ()  # model columns that came from the online store
+    missing: dict[str, np.ndarray] = field(default_factory=dict)  # column -> rows not filled
+    entity: tuple[str, ...] = ()  # join key columns (for label joins)
 
 
 def column_of(ref: str, columns: Sequence[str]) -> str | None:
@@ -41,29 +56,33 @@ def entity_keys(store: FeatureStore | None, refs: Sequence[str]) -> list[str]:
     return keys
 
 
-def assemble(
-    frame: pd.DataFrame,
+def needs_lookup(columns: Columns, needed: Sequence[str]) -> bool:
+    return any(c not in columns for c in needed)
+
+
+def fill(
+    columns: Columns,
     needed: Sequence[str],
     refs: Sequence[str],
     store: FeatureStore | None,
     *,
     now: datetime | str | None = None,
-) -> pd.DataFrame:
-    """``frame`` plus the online values of every needed column it lacks.
+) -> Filled:
+    """``columns`` plus the online values of every needed column they lack.
 
     Raises ``InvalidRequest`` naming the columns neither the request nor the
     feature store can supply.
     """
-    missing = [c for c in needed if c not in frame.columns]
-    if not missing:
-        return frame
+    lacking = [c for c in needed if c not in columns]
+    if not lacking:
+        return Filled(columns)
     lookups: dict[str, str] = {}  # ref -> column
     if store is not None:
         for ref in refs:
-            column = column_of(ref, missing)
+            column = column_of(ref, lacking)
             if column is not None:
                 lookups[ref] = column
-    unresolved = [c for c in missing if c not in lookups.values()]
+    unresolved = [c for c in lacking if c not in lookups.values()]
     if unresolved:
         hint = (
             " and no feature store is configured to look them up"
@@ -74,23 +93,26 @@ def assemble(
             f"The rows are missing column(s) {unresolved} that the model needs{hint}. "
             f"The model reads {list(needed)}."
         )
+    assert store is not None
     try:
         keys = entity_keys(store, list(lookups))
-        absent = [k for k in keys if k not in frame.columns]
+        absent = [k for k in keys if k not in columns]
         if absent:
             raise InvalidRequest(
                 f"The rows lack the entity key column(s) {absent} needed to look up "
                 f"{sorted(lookups.values())} in the feature store; send the keys or the values."
             )
-        entities = {k: frame[k].astype(object).where(frame[k].notna(), None).tolist() for k in keys}
-        online = store.get_online_features(list(lookups), entities, now=now)  # type: ignore[union-attr]
+        entities = {k: list(columns[k]) for k in keys}
+        online = store.get_online_features(list(lookups), entities, now=now)
     except InvalidRequest:
         raise
     except UserInputError as exc:
         raise InvalidRequest(f"Online feature lookup failed: {exc}") from exc
-    looked_up = {column: online.values[ref] for ref, column in lookups.items()}
-    added = pd.DataFrame(looked_up, index=frame.index)
-    for column in added.columns:  # all-null lookups come back as object; let prepare() coerce
-        if added[column].dtype == object and added[column].isna().all():
-            added[column] = added[column].astype(float)
-    return pd.concat([frame, added], axis=1)
+    out = dict(columns)
+    missing: dict[str, np.ndarray] = {}
+    for ref, column in lookups.items():
+        out[column] = online.values[ref]
+        unfilled = np.flatnonzero(np.asarray(online.statuses[ref], dtype=object) != "present")
+        if len(unfilled):
+            missing[column] = unfilled
+    return Filled(out, tuple(lookups.values()), missing, tuple(keys))

@@ -1,14 +1,28 @@
-"""Prometheus metrics of one app (own registry, so several apps can live in one process)."""
+"""Prometheus metrics of the prediction service, per model version, route and endpoint.
+
+Label values are bounded: a model name that is not served is counted as
+``_unknown``, statuses are HTTP codes, endpoints and protocols a fixed set,
+versions and routes those actually loaded. With ``--workers N`` the CLI sets
+``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums every worker's files.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "ServingMetrics"]
+__all__ = ["CONTENT_TYPE", "UNKNOWN", "ServingMetrics", "multiprocess"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNKNOWN = "_unknown"
 
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def multiprocess() -> bool:
+    """Whether metrics are shared across worker processes (``PROMETHEUS_MULTIPROC_DIR``)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
 class ServingMetrics:
@@ -18,8 +32,8 @@ class ServingMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "ctloop_requests",
-            "Prediction requests by model and HTTP status.",
-            ["model", "status"],
+            "Requests by model, endpoint, protocol and HTTP status.",
+            ["model", "endpoint", "protocol", "status"],
             registry=self.registry,
         )
         self.rows = Counter(
@@ -30,9 +44,16 @@ class ServingMetrics:
         )
         self.latency = Histogram(
             "ctloop_request_latency_seconds",
-            "Prediction request latency (server side).",
-            ["model"],
+            "Server-side latency of prediction requests, by model version, route and endpoint.",
+            ["model", "version", "route", "endpoint"],
             buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "ctloop_batch_rows",
+            "Rows per coalesced predict call (micro-batching).",
+            ["model", "version"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
             registry=self.registry,
         )
         self.loaded = Gauge(
@@ -40,7 +61,14 @@ class ServingMetrics:
             "Version answering on each route.",
             ["model", "route"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
 
     def render(self) -> bytes:
+        if multiprocess():
+            from prometheus_client import multiprocess as mp
+
+            registry = CollectorRegistry()
+            mp.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)

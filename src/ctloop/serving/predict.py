@@ -1,177 +1,243 @@
-"""One prediction request: parse the body, route rows, fill features, score, log.
+"""One prediction request: route rows, fill features, check types, score in a micro-batch.
 
-Everything here works on one DataFrame per request and per route; the only
-per-row Python work (building ``PredictionRecord`` objects) happens later in
-the request logger's thread.
+Everything works on columns (one array per model input), never on one Python
+object per row; the log entry is a closure over those arrays, built into
+frames by the log spool's thread.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import UserInputError
+from ctloop.serving.batching import BatchStats, MicroBatcher
+from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
-from ctloop.serving.features import assemble, entity_keys
+from ctloop.serving.fastpath import predictor_for
+from ctloop.serving.features import Filled, entity_keys, fill, needs_lookup
+from ctloop.serving.inputs import Inputs
 from ctloop.serving.loader import Deployment, Served
-from ctloop.serving.requestlog import LogBatch
+from ctloop.serving.logspool import Entry
 
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
-__all__ = ["Request", "Scored", "parse_body", "score", "score_shadow"]
+__all__ = ["Part", "Scored", "Scorer", "logical_time"]
 
 log = logging.getLogger("ctloop.serving")
 
-_KEYS = {"rows", "columns", "request_ids", "now"}
-
 
 @dataclass(frozen=True)
-class Request:
-    frame: pd.DataFrame
-    request_ids: list[str]
-    now: str | None = None
+class Part:
+    """The rows one route answered."""
+
+    served: Served
+    rows: np.ndarray | None  # positions in the request; None: every row
+    scores: np.ndarray
+    decisions: np.ndarray | None
+    inputs: dict[str, np.ndarray]  # typed model inputs
+    entity: dict[str, Sequence[Any]]
+    missing: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Scored:
-    predictions: np.ndarray
+    """A whole request's answer, assembled from its route parts."""
+
+    deployment: Deployment
+    inputs: Inputs
+    scores: np.ndarray
+    decisions: np.ndarray | None
     route_index: np.ndarray
-    batches: list[LogBatch]
+    parts: list[Part]
 
-    def body(self, deployment: Deployment, request_ids: list[str]) -> dict[str, Any]:
-        routes = np.array([s.route for s in deployment.routes], dtype=object)
-        versions = np.array([s.version for s in deployment.routes])
-        return {
-            "model": deployment.name,
-            "predictions": self.predictions.tolist(),
-            "versions": versions[self.route_index].tolist(),
-            "routes": routes[self.route_index].tolist(),
-            "request_ids": request_ids,
-        }
+    def missing_by_row(self) -> list[list[str]] | None:
+        """Per row, the inputs the online store could not fill (None when all were)."""
+        if not any(p.missing for p in self.parts):
+            return None
+        out: list[list[str]] = [[] for _ in range(self.inputs.rows)]
+        for part in self.parts:
+            where = np.arange(self.inputs.rows) if part.rows is None else part.rows
+            for column, rows in part.missing.items():
+                for r in where[rows].tolist():
+                    out[r].append(column)
+        return out
+
+    def versions(self) -> list[int]:
+        versions = np.array([s.version for s in self.deployment.routes])
+        return versions[self.route_index].tolist()  # type: ignore[no-any-return]
+
+    def routes(self) -> list[str]:
+        routes = np.array([s.route for s in self.deployment.routes], dtype=object)
+        return routes[self.route_index].tolist()  # type: ignore[no-any-return]
+
+    def log_entries(self, latency_ms: float, ts: datetime) -> list[Entry]:
+        """This request's log entries: arrays only, frames are built by the spool."""
+        return [e for part in self.parts for e in _part_entries(self, part, latency_ms, ts)]
 
 
-def parse_body(raw: bytes) -> Request:
-    """The request body as one frame, with a request id per row."""
-    try:
-        body = json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
-    example = 'Send {"rows": [{"col": value, ...}, ...]} or {"columns": {"col": [values]}}.'
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"The request body must be a JSON object. {example}")
-    unknown = sorted(set(body) - _KEYS)
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown key(s) {unknown} in the request body; allowed: {sorted(_KEYS)}."
-        )
-    if ("rows" in body) == ("columns" in body):
-        raise InvalidRequest(f"Give exactly one of 'rows' or 'columns'. {example}")
-    if "rows" in body:
-        rows = body["rows"]
-        if not isinstance(rows, list) or not rows:
-            raise InvalidRequest(f"'rows' must be a non-empty list of objects. {example}")
-        if not all(isinstance(r, dict) for r in rows):
-            raise InvalidRequest(f"Every item of 'rows' must be an object. {example}")
-        frame = pd.DataFrame.from_records(rows)
+def _part_entries(scored: Scored, part: Part, latency_ms: float, ts: datetime) -> list[Entry]:
+    inputs = scored.inputs
+    if part.rows is None:
+        ids, row_ids = inputs.request_ids, inputs.row_ids
     else:
-        columns = body["columns"]
-        if not isinstance(columns, dict) or not columns:
-            raise InvalidRequest(f"'columns' must be a non-empty object of lists. {example}")
-        if not all(isinstance(v, list) for v in columns.values()):
-            raise InvalidRequest(f"Every value of 'columns' must be a list. {example}")
-        lengths = {k: len(v) for k, v in columns.items()}
-        if len(set(lengths.values())) != 1 or not next(iter(lengths.values())):
+        taken = part.rows.tolist()
+        ids = [inputs.request_ids[i] for i in taken]
+        row_ids = None if inputs.row_ids is None else [inputs.row_ids[i] for i in taken]
+    served = part.served
+    entry = Entry(served.name, served.version, served.route, inputs.protocol, ts, latency_ms,
+                  ids, part.scores, part.inputs, part.entity, row_ids, part.decisions,
+                  model=served.model)
+    if not part.missing:
+        return [entry]
+    # rows with different unfilled inputs go in separate entries, each flagged exactly
+    flags: list[tuple[str, ...]] = [()] * len(ids)
+    for column, rows in part.missing.items():
+        for r in rows.tolist():
+            flags[r] = (*flags[r], column)
+    out = []
+    for key in dict.fromkeys(flags):
+        picked = np.array([f == key for f in flags], dtype=bool)
+        where = np.flatnonzero(picked).tolist()
+        out.append(replace(
+            entry,
+            request_ids=[ids[i] for i in where],
+            scores=part.scores[picked],
+            inputs={k: v[picked] for k, v in part.inputs.items()},
+            entity={k: [v[i] for i in where] for k, v in part.entity.items()},
+            row_ids=None if row_ids is None else [row_ids[i] for i in where],
+            decisions=None if part.decisions is None else part.decisions[picked],
+            missing=key,
+        ))
+    return out
+
+
+class Scorer:
+    """Scores requests for every deployment of an app, one micro-batcher per loaded version."""
+
+    def __init__(self, config: ServingConfig, store: FeatureStore | None) -> None:
+        self.config = config
+        self.store = store
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ctloop-model")
+        self._batchers: dict[int, tuple[Served, MicroBatcher]] = {}
+        self._entity: dict[tuple[str, ...], list[str]] = {}
+
+    def batcher(self, served: Served) -> MicroBatcher:
+        key = id(served.model)
+        found = self._batchers.get(key)
+        if found is not None and found[0].model is served.model:
+            return found[1]
+        predictor = predictor_for(served.model, threads=self.config.model_threads)
+        batcher = MicroBatcher(
+            predictor.predict,
+            executor=self.executor,
+            max_wait=self.config.batch_wait_ms / 1000,
+            max_rows=self.config.batch_rows,
+        )
+        self._batchers[key] = (served, batcher)
+        return batcher
+
+    def batch_stats(self) -> dict[str, BatchStats]:
+        """How requests coalesced, per loaded ``name:version``."""
+        return {f"{s.name}:{s.version}": b.stats for s, b in self._batchers.values()}
+
+    def forget(self, live: set[int]) -> None:
+        """Drop the batchers of versions no longer served (after a hot swap)."""
+        for key in [k for k in self._batchers if k not in live]:
+            del self._batchers[key]
+
+    async def score(self, deployment: Deployment, inputs: Inputs) -> Scored:
+        assigned = deployment.router.assign(inputs.columns, inputs.request_ids)
+        n = inputs.rows
+        if len(deployment.routes) == 1 or not assigned.any():
+            part = await self._part(deployment.routes[0], inputs, None)
+            return Scored(deployment, inputs, part.scores, part.decisions, assigned, [part])
+        scores = np.empty(n, dtype=np.float64)
+        decisions = np.empty(n, dtype=np.int64)
+        parts = []
+        for index, served in enumerate(deployment.routes):
+            mask = assigned == index
+            if not mask.any():
+                continue
+            rows = np.flatnonzero(mask)
+            part = await self._part(served, inputs.take(mask), rows)
+            scores[mask] = part.scores
+            if part.decisions is not None:
+                decisions[mask] = part.decisions
+            parts.append(part)
+        has_decisions = all(p.decisions is not None for p in parts)
+        return Scored(deployment, inputs, scores, decisions if has_decisions else None,
+                      assigned, parts)
+
+    async def _part(self, served: Served, inputs: Inputs, rows: np.ndarray | None) -> Part:
+        model = served.model
+        signature = model.signature
+        needed = signature.columns
+        filled = Filled(inputs.columns)
+        if needs_lookup(inputs.columns, needed):
+            filled = await run_in_threadpool(
+                fill, inputs.columns, needed, served.feature_refs, self.store, now=inputs.now
+            )
+        if filled.missing and self.config.missing_features == "reject":
+            counts = {c: len(r) for c, r in filled.missing.items()}
             raise InvalidRequest(
-                f"The 'columns' lists must be non-empty and equally long; got lengths {lengths}."
+                f"The online store cannot fill {sorted(counts)} for some rows (rows per input: "
+                f"{counts}): it holds no current value for their entity keys. Send the values, "
+                "materialize the features, or set missing_features = \"flag\" in "
+                "[ctloop.serving] to answer such rows flagged."
             )
-        frame = pd.DataFrame(columns)
-    n = len(frame)
-    ids = body.get("request_ids")
-    if ids is None:
-        prefix = uuid.uuid4().hex
-        ids = [f"{prefix}-{i}" for i in range(n)]
-    elif not isinstance(ids, list) or len(ids) != n:
-        raise InvalidRequest(f"'request_ids' must be a list with one id per row ({n}).")
-    else:
-        ids = [str(i) for i in ids]
-    now = body.get("now")
-    if now is not None and not isinstance(now, str):
-        raise InvalidRequest("'now' must be an ISO timestamp string, e.g. 2013-06-01T12:00:00.")
-    return Request(frame, ids, now)
-
-
-def _score_route(
-    served: Served, frame: pd.DataFrame, store: FeatureStore | None, now: str | None
-) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Predictions, the model inputs and the entity keys for ``frame`` on one route."""
-    columns = served.model.signature.columns
-    full = assemble(frame, columns, served.feature_refs, store, now=now)
-    try:
-        predictions = served.model.predict(full, what="The request rows")
-    except UserInputError as exc:
-        raise InvalidRequest(str(exc)) from exc
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(
-            f"The rows cannot be scored by {served.name}:{served.version}: {exc}"
-        ) from exc
-    keys = [k for k in entity_keys(store, served.feature_refs) if k in full.columns]
-    return np.asarray(predictions, dtype=float), full[columns], full[keys]
-
-
-def score(
-    deployment: Deployment,
-    request: Request,
-    store: FeatureStore | None,
-    *,
-    started: float,
-) -> Scored:
-    """Route and score every row; the log batches are ready to queue."""
-    frame, ids = request.frame, request.request_ids
-    assigned = deployment.router.assign(frame, ids)
-    predictions = np.empty(len(frame), dtype=float)
-    parts = []
-    for index, served in enumerate(deployment.routes):
-        mask = assigned == index
-        if not mask.any():
-            continue
-        whole = bool(mask.all())
-        sub = frame if whole else frame[mask]
-        preds, inputs, entity = _score_route(served, sub, store, request.now)
-        predictions[mask] = preds
-        parts.append((served, mask, whole, preds, inputs, entity))
-    latency_ms = (time.perf_counter() - started) * 1000
-    ts = logical_time(request.now)
-    ids_array = None
-    batches = []
-    for served, mask, whole, preds, inputs, entity in parts:
-        if whole:
-            route_ids = ids
-        else:
-            ids_array = np.asarray(ids, dtype=object) if ids_array is None else ids_array
-            route_ids = ids_array[mask].tolist()
-        batches.append(
-            LogBatch(
-                served.name,
-                served.version,
-                served.route,
-                ts,
-                route_ids,
-                preds,
-                inputs,
-                entity,
-                latency_ms,
+        try:
+            typed = signature.conform(
+                filled.columns,
+                coerce=self.config.coerce_types or inputs.coerce,
+                allow_nulls=self.config.allow_nulls,
+                lenient=filled.looked_up,
+                what="The request rows",
             )
-        )
-    return Scored(predictions, assigned, batches)
+        except UserInputError as exc:
+            raise InvalidRequest(str(exc)) from None
+        try:
+            scores = await self.batcher(served).submit(typed, inputs.rows)
+        except UserInputError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(
+                f"The rows cannot be scored by {served.name}:{served.version}: {exc}"
+            ) from exc
+        decisions = None
+        if model.task == "classification":
+            decisions = (scores >= model.decision_threshold).astype(np.int64)
+        keys = self._entity_keys(served)
+        entity = {k: filled.columns[k] for k in keys if k in filled.columns}
+        return Part(served, rows, scores, decisions, typed, entity, filled.missing)
+
+    def _entity_keys(self, served: Served) -> list[str]:
+        refs = served.feature_refs
+        if refs not in self._entity:
+            try:
+                self._entity[refs] = entity_keys(self.store, list(refs))
+            except UserInputError:
+                self._entity[refs] = []
+        return self._entity[refs]
+
+    async def shadow(self, shadow: Served, inputs: Inputs, started: float) -> Part | None:
+        """The shadow's scores for every row (logged, never returned); None if it failed."""
+        try:
+            return await self._part(shadow, inputs, None)
+        except Exception as exc:  # the shadow must never affect the served answer
+            log.warning("shadow %s:%s failed: %s", shadow.name, shadow.version, exc)
+            return None
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def logical_time(now: str | None) -> datetime:
@@ -191,24 +257,9 @@ def logical_time(now: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def score_shadow(shadow: Served, request: Request, store: FeatureStore | None) -> LogBatch | None:
-    """The shadow's predictions for every row, as a log batch (never returned to a client)."""
-    started = time.perf_counter()
-    try:
-        preds, inputs, entity = _score_route(shadow, request.frame, store, request.now)
-    except Exception as exc:  # the shadow must never affect the served answer
-        log.warning("shadow %s:%s failed: %s", shadow.name, shadow.version, exc)
-        return None
-    latency_ms = (time.perf_counter() - started) * 1000
-    return LogBatch(
-        shadow.name,
-        shadow.version,
-        "shadow",
-        logical_time(request.now),
-        request.request_ids,
-        preds,
-        inputs,
-        entity,
-        latency_ms,
-        served=False,
-    )
+def shadow_entry(part: Part, inputs: Inputs, latency_ms: float, ts: datetime) -> Entry:
+    """The log entry of a shadow's scores (served=False, route "shadow")."""
+    served = part.served
+    return Entry(served.name, served.version, "shadow", inputs.protocol, ts, latency_ms,
+                 inputs.request_ids, part.scores, part.inputs, part.entity, inputs.row_ids,
+                 part.decisions, served=False, model=served.model)

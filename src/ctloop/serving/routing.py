@@ -10,8 +10,9 @@ canary takes its share first and the A/B split its share of the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,21 +44,26 @@ class Router:
     def routes(self) -> list[str]:
         return [self.primary, *(name for name, _ in self.splits)]
 
-    def assign(self, frame: pd.DataFrame, request_ids: Sequence[str]) -> np.ndarray:
-        """Route index per row (0: primary, i: the i-th split)."""
-        out = np.zeros(len(frame), dtype=np.int8)
+    def assign(
+        self,
+        frame: pd.DataFrame | Mapping[str, Sequence[Any] | np.ndarray],
+        request_ids: Sequence[str],
+    ) -> np.ndarray:
+        """Route index per row (0: primary, i: the i-th split); ``frame`` may be columns."""
+        out = np.zeros(len(request_ids), dtype=np.int8)
+        names = list(frame.columns) if isinstance(frame, pd.DataFrame) else list(frame)
         for index, (_, split) in enumerate(self.splits, start=1):
             if split.share <= 0:
                 continue
             if split.key is None:
                 chosen = bucket(request_ids, self.seed) < split.share
             else:
-                if split.key not in frame.columns:
+                if split.key not in names:
                     raise InvalidRequest(
                         f"The A/B split is keyed on column {split.key!r}, which the rows lack; "
-                        f"they have {list(frame.columns)}."
+                        f"they have {names}."
                     )
-                column = frame[split.key]
+                column = pd.Series(np.asarray(frame[split.key], dtype=object))
                 chosen = (bucket(column, self.seed) < split.share) & column.notna().to_numpy()
             out[(out == 0) & chosen] = index
         return out

@@ -100,3 +100,49 @@ def test_missing_file_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["stats", str(tmp_path / "nope.csv")])
     assert isinstance(result.exception, NotFound)
     assert "No file at" in str(result.exception)
+
+
+def test_schema_from_a_folder_of_batches_and_drift_with_schema(tmp_path):
+    from ctloop.examples.flights.data import load_table
+
+    flights = load_table("flights")
+    folder = tmp_path / "months"
+    folder.mkdir()
+    for month in (1, 2):
+        flights[flights["month"] == month].to_parquet(folder / f"{month:02d}.parquet")
+    schema = tmp_path / "schema.yaml"
+    result = runner.invoke(app, ["schema", str(folder), "-o", str(schema), "--id", "flight"])
+    assert result.exit_code == 0, result.output
+    assert "from 2 batch(es)" in result.output
+    text = schema.read_text()
+    assert "role: calendar" in text and "role: id" in text
+    result = runner.invoke(
+        app,
+        [
+            "drift",
+            str(folder / "01.parquet"),
+            str(folder / "02.parquet"),
+            "--schema",
+            str(schema),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    left_out = {f["column"] for f in body["drift"]["features"] if not f["in_share"]}
+    assert {"month", "year", "flight", "time_hour"} <= left_out
+    weights = tmp_path / "w.json"
+    weights.write_text("[1, 2]")
+    result = runner.invoke(
+        app,
+        [
+            "drift",
+            str(folder / "01.parquet"),
+            str(folder / "02.parquet"),
+            "--weights",
+            str(weights),
+        ],
+    )
+    assert result.exit_code != 0 and "JSON object of feature name -> number" in str(
+        result.exception
+    )

@@ -119,7 +119,7 @@ def test_export_parses_and_references_only_project_images_and_commands(
         else:
             assert _is_ctloop_command(path, capsys), argv
     services = {s.name for s in result.plan.services}
-    assert {"dask-scheduler", "dask-worker", "serving", "triggers"} <= services
+    assert {"dask-scheduler", "dask-worker", "serving", "controller"} <= services
 
 
 def test_pending_commands_are_still_missing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,14 +140,17 @@ def test_settings_flow_into_the_files(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-leak-me")
     result = export_deployment(load_settings(), "kubernetes", tmp_path / "k8s")
     text = (tmp_path / "k8s" / "kubernetes.yaml").read_text()
-    assert "do-not-leak-me" not in text
+    assert "do-not-leak-me" not in text and "secret@db.internal" not in text
     docs = _documents(tmp_path / "k8s")
-    secret = next(d for d in docs if d["kind"] == "Secret")["stringData"]
-    assert secret["CTLOOP_ARTIFACTS_URL"] == "s3://team-bucket/artifacts"
-    assert secret["CTLOOP_METADATA_URL"].endswith("@db.internal:5432/ctloop")
-    assert secret["CTLOOP_RUNNER"] == "tcp://dask-scheduler:8786"
-    assert secret["AWS_ENDPOINT_URL"] == "https://objects.internal:9000"
-    assert secret["AWS_SECRET_ACCESS_KEY"] == ""
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert config["CTLOOP_ARTIFACTS_URL"] == "s3://team-bucket/artifacts"
+    assert config["CTLOOP_RUNNER"] == "tcp://dask-scheduler:8786"
+    assert config["AWS_ENDPOINT_URL"] == "https://objects.internal:9000"
+    assert not any(d["kind"] == "Secret" for d in docs)  # created from secrets.env by the user
+    secrets = _env(tmp_path / "k8s" / "secrets.env")
+    assert secrets["CTLOOP_METADATA_URL"].endswith("@db.internal:5432/ctloop")
+    assert secrets["CTLOOP_ONLINE_STORE_URL"] == "redis://cache.internal:6379/0"  # stays Redis
+    assert secrets["AWS_SECRET_ACCESS_KEY"] == ""  # never copied from this machine
     assert not result.plan.bundled_db and all(
         d["metadata"]["name"] != "metadata-db" for d in docs if d["kind"] != "Namespace"
     )
@@ -160,20 +163,106 @@ def test_settings_flow_into_the_files(
     assert container["resources"]["requests"] == {"cpu": "2", "memory": str(8 * 2**30)}
     resources = container["command"][container["command"].index("--resources") + 1]
     assert resources == f"cpus=2,memory={8 * 2**30}"  # Dask's view matches the pod's
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            c = d["spec"]["template"]["spec"]["containers"][0]
+            assert c["resources"]["requests"], d["metadata"]["name"]
+            if d["metadata"]["name"] != "controller":
+                assert c["livenessProbe"] and c["readinessProbe"], d["metadata"]["name"]
+    exposed = [d for d in docs if d["kind"] == "Service" and d["spec"].get("type")]
+    assert [d["metadata"]["name"] for d in exposed] == ["serving"]
 
 
-def test_laptop_settings_bundle_a_database_and_share_the_artifact_folder(
+def _env(path: Path) -> dict[str, str]:
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+    return dict(ln.split("=", 1) for ln in lines)
+
+
+def test_kubernetes_manifests_pass_kubernetes_validate(ctloop_home: Path, tmp_path: Path) -> None:
+    (ctloop_home / "ctloop.toml").write_text(CLUSTER_TOML)
+    export_deployment(load_settings(), "kubernetes", tmp_path / "k8s")
+    exe = Path(sys.executable).parent / "kubernetes-validate"
+    proc = subprocess.run([str(exe), "--strict", str(tmp_path / "k8s" / "kubernetes.yaml")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "passed for resource deployment/serving" in proc.stdout + proc.stderr
+
+
+def _compose_tools() -> list[list[str]]:
+    tools = []
+    if shutil.which("docker-compose"):
+        tools.append(["docker-compose"])
+    if shutil.which("docker") and subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, check=False
+    ).returncode == 0:
+        tools.append(["docker", "compose"])
+    return tools
+
+
+@pytest.mark.parametrize("setup", ["laptop", "cluster"])
+def test_compose_file_passes_docker_compose_config(
+    setup: str, ctloop_home: Path, tmp_path: Path
+) -> None:
+    tools = _compose_tools()
+    if not tools:
+        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+    if setup == "cluster":
+        (ctloop_home / "ctloop.toml").write_text(CLUSTER_TOML)
+    out = tmp_path / "deploy"
+    export_deployment(load_settings(), "docker-compose", out, host="10.0.0.5", port=9000)
+    for tool in tools:
+        proc = subprocess.run([*tool, "config"], cwd=out, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert "10.0.0.5" in proc.stdout and "WARNING" not in proc.stderr.upper(), proc.stderr
+
+
+def test_laptop_settings_bundle_stores_and_publish_only_serving(
     ctloop_home: Path, tmp_path: Path
 ) -> None:
+    (ctloop_home / "ctloop.toml").write_text(
+        '[ctloop]\nonline_store = "redis://:r3dis-pw@127.0.0.1:6379/2"\n'
+        "[ctloop.deploy]\nserving_replicas = 3\n")
     result = export_deployment(load_settings(), "docker-compose", tmp_path / "c")
     (doc,) = _documents(tmp_path / "c")
-    assert doc["services"]["metadata-db"]["image"] == EXTERNAL_IMAGES["postgres"]
-    env = (tmp_path / "c" / "ctloop.env").read_text()
-    assert "CTLOOP_METADATA_URL=postgresql+psycopg://ctloop:ctloop@metadata-db:5432/ctloop" in env
-    assert "CTLOOP_ARTIFACTS_URL=file:///data/artifacts" in env
-    assert "artifacts:/data/artifacts" in doc["services"]["dask-worker"]["volumes"]
-    assert (tmp_path / "c" / "ctloop.env").stat().st_mode & 0o077 == 0
+    assert "name" not in doc and doc["version"] == "2.4"
+    services = doc["services"]
+    assert services["metadata-db"]["image"] == EXTERNAL_IMAGES["postgres"]
+    assert services["online-store"]["image"] == EXTERNAL_IMAGES["redis"]  # Redis stays Redis
+    secrets = _env(tmp_path / "c" / "secrets.env")
+    password = secrets["POSTGRES_PASSWORD"]
+    assert len(password) >= 20 and password != "ctloop"
+    assert secrets["CTLOOP_METADATA_URL"] == (
+        f"postgresql+psycopg://ctloop:{password}@metadata-db:5432/ctloop")
+    assert secrets["CTLOOP_ONLINE_STORE_URL"] == "redis://:r3dis-pw@online-store:6379/2"
+    compose_text = (tmp_path / "c" / "docker-compose.yaml").read_text()
+    assert password not in compose_text and "r3dis-pw" not in compose_text
+    env = _env(tmp_path / "c" / "ctloop.env")
+    assert env["CTLOOP_ARTIFACTS_URL"] == "file:///data/artifacts"
+    assert "artifacts:/data/artifacts" in services["dask-worker"]["volumes"]
+    assert (tmp_path / "c" / "secrets.env").stat().st_mode & 0o077 == 0
+    published = {n: s["ports"] for n, s in services.items() if "ports" in s}
+    assert published == {"serving": ["127.0.0.1:8000-8002:8000"]}
+    assert services["serving"]["scale"] == 3
+    assert all("healthcheck" in s for n, s in services.items() if n != "controller")
     assert any("bundles PostgreSQL" in n for n in result.plan.notes)
+    docker = (tmp_path / "c" / "Dockerfile").read_text()
+    assert "COPY c/ctloop-src /opt/ctloop-src" in docker and "==0.1.0" not in docker
+    assert (tmp_path / "c" / "ctloop-src" / "src" / "ctloop" / "cli" / "main.py").is_file()
+    assert "c/secrets.env" in (tmp_path / "c" / "Dockerfile.dockerignore").read_text()
+
+
+def test_loopback_s3_endpoint_is_refused_or_rewritten(ctloop_home: Path, tmp_path: Path) -> None:
+    toml = CLUSTER_TOML.replace("https://objects.internal:9000", "http://127.0.0.1:9000")
+    (ctloop_home / "ctloop.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=r"loopback.*s3_endpoint"):
+        export_deployment(load_settings(), "kubernetes", tmp_path / "k")
+    assert not (tmp_path / "k").exists()
+    (ctloop_home / "ctloop.toml").write_text(
+        toml.replace("[ctloop.deploy]\n", '[ctloop.deploy]\ns3_endpoint = "http://minio:9000"\n'))
+    export_deployment(load_settings(), "kubernetes", tmp_path / "k")
+    config = next(d for d in _documents(tmp_path / "k") if d["kind"] == "ConfigMap")["data"]
+    assert config["AWS_ENDPOINT_URL"] == "http://minio:9000"
 
 
 def test_kubernetes_needs_an_object_store(ctloop_home: Path, tmp_path: Path) -> None:
@@ -193,16 +282,28 @@ def test_bad_input(ctloop_home: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert err.startswith("configuration error:") and "worker_memory" in err
     assert len(err.strip().splitlines()) == 1
+    (ctloop_home / "ctloop.toml").write_text("")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert main(["deploy", "export", str(tmp_path / "full")]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    with pytest.raises(UserInputError, match="outside the project"):
+        export_deployment(load_settings(), "docker-compose", tmp_path.parent / "elsewhere")
 
 
-def test_cli_writes_the_files(
+def test_cli_writes_the_files_and_prints_no_secret(
     ctloop_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (ctloop_home / "ctloop.toml").write_text(
+        '[ctloop]\nmetadata = "postgresql+psycopg://ct:pw-in-url-77@127.0.0.1:5432/x"\n')
     assert main(["deploy", "export", "--target", "docker-compose", str(tmp_path / "o")]) == 0
-    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
-    assert "docker-compose.yaml" in out
+    captured = capsys.readouterr()
+    out = "".join(captured.out.split())  # rich wraps long lines
+    assert "docker-compose.yaml" in out and "pw-in-url-77" not in captured.out + captured.err
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
-        "Dockerfile",
-        "ctloop.env",
-        "docker-compose.yaml",
+        "Dockerfile", "Dockerfile.dockerignore", "ctloop-src", "ctloop.env",
+        "docker-compose.yaml", "secrets.env",
     ]
+    assert main(["deploy", "export", str(tmp_path / "o"), "--force"]) == 0

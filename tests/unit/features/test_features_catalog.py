@@ -191,6 +191,11 @@ def test_feature_server(project: Path):
         err = resp.json()
         assert err["error"] == "bad input" and isinstance(err["detail"], str), err
         assert "\n" not in err["detail"] and "features" in err["detail"]
+    metrics = client.get("/metrics").text
+    assert 'ctloop_feature_requests_total{endpoint="online",status="200"} 2.0' in metrics
+    assert 'ctloop_feature_requests_total{endpoint="online",status="404"} 1.0' in metrics
+    assert 'ctloop_feature_values_total{status="missing"} 1.0' in metrics
+    assert 'ctloop_feature_values_total{status="present"} 3.0' in metrics
     store.close()
     meta.close()
 

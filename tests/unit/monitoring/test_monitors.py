@@ -66,12 +66,13 @@ def test_drift_window_and_too_few_rows(july_log, january) -> None:
     assert week.window["start"] == "2013-07-01T00:00:00+00:00"
     empty = check_drift(july_log, "delays", january[FEATURES], start=datetime(2020, 1, 1))
     assert not empty.fired and empty.n == 0 and "need 100" in empty.note
-    assert not check_drift(july_log, "nobody", january[FEATURES]).fired
+    assert empty.status == "no_data" and "NO DATA" in empty.summary()
+    assert check_drift(july_log, "nobody", january[FEATURES]).status == "no_data"
 
 
 def test_drift_bad_references(july_log, tmp_path: Path) -> None:
-    with pytest.raises(NotFound, match="does not exist"):
-        check_drift(july_log, "delays", tmp_path / "missing.parquet")
+    missing = check_drift(july_log, "delays", tmp_path / "missing.parquet")
+    assert missing.status == "no_data" and "does not exist" in missing.note
     with pytest.raises(UserInputError, match="share no columns"):
         check_drift(july_log, "delays", pd.DataFrame({"other": [1.0, 2.0]}))
 

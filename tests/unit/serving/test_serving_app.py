@@ -57,8 +57,13 @@ def test_listing_detail_health_ready_metrics(three_versions, sample) -> None:
         client.post("/v1/models/flights:predict", json={"rows": _rows(sample.head(50))})
         client.post("/v1/models/flights:predict", json={"rows": [{"origin": "JFK"}]})
         text = client.get("/metrics").text
-    assert 'ctloop_requests_total{model="flights",status="200"} 1.0' in text
-    assert 'ctloop_requests_total{model="flights",status="422"} 1.0' in text
+    requests = 'ctloop_requests_total{endpoint="predict",model="flights",protocol="v1",status='
+    assert requests + '"200"} 1.0' in text
+    assert requests + '"422"} 1.0' in text
+    assert (
+        'ctloop_request_latency_seconds_count{endpoint="predict",model="flights",'
+        'route="champion",version="1"}' in text
+    )
     assert (
         'ctloop_predictions_total{model="flights",route="champion",status="ok",version="1"}' in text
     )
@@ -84,7 +89,7 @@ def test_bad_input_is_4xx_json_with_a_clear_message(three_versions, sample) -> N
         _error(client.post("/v1/models/flight:predict", json={"rows": [{}]}), 404, "flights")
         _error(client.post(url, content=b"{not json"), 422, "not valid JSON")
         _error(client.post(url, json=[1, 2]), 422, "JSON object")
-        _error(client.post(url, json={}), 422, "exactly one of 'rows' or 'columns'")
+        _error(client.post(url, json={}), 422, "exactly one of 'instances', 'rows' or 'columns'")
         _error(client.post(url, json={"rows": []}), 422, "non-empty")
         _error(client.post(url, json={"rows": [1]}), 422, "object")
         _error(
@@ -106,7 +111,7 @@ def test_bad_input_is_4xx_json_with_a_clear_message(three_versions, sample) -> N
         bad[0]["distance"] = {"nested": 1}
         _error(client.post(url, json={"rows": bad}), 422)
         _error(client.get("/v1/models/nope"), 404, "nope")
-        _error(client.get("/v2/whatever"), 404, "/v1/models")
+        _error(client.get("/v3/whatever"), 404, "/v1/models")
         _error(client.get(url), 405)
 
 
@@ -130,3 +135,16 @@ def test_without_named_models_every_champion_is_served(three_versions, model_dir
     with TestClient(three_versions.app()) as client:
         names = [m["name"] for m in client.get("/v1/models").json()["models"]]
     assert names == ["flights", "other"]
+
+
+def test_unknown_model_names_share_one_metrics_series(three_versions) -> None:
+    with TestClient(three_versions.app("flights")) as client:
+        for i in range(30):
+            assert client.post(f"/v1/models/m{i}:predict", json={"rows": [{}]}).status_code == 404
+            client.post(f"/v2/models/m{i}/infer", json={"inputs": []})
+        text = client.get("/metrics").text
+    lines = [line for line in text.splitlines() if line.startswith("ctloop_requests_total")]
+    assert len(lines) == 2, lines  # one v1 and one v2 series, not 60
+    assert all('model="_unknown"' in line for line in lines)
+    assert 'protocol="v1",status="404"} 30.0' in text
+    assert not any(f'"m{i}"' in text for i in range(30))

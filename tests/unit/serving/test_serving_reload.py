@@ -121,6 +121,7 @@ def test_replayed_requests_are_logged_at_their_logical_time(
                           json={"rows": sample.head(5).to_dict("records"), "now": "June"})
     assert ok.status_code == 200
     assert bad.status_code == 422 and "ISO timestamp" in bad.json()["detail"]
-    frame = log.read(model_name="flights")
-    assert len(frame) == 5
-    assert {str(t)[:19] for t in frame["ts"]} == {"2013-06-01 12:00:00"}
+    frame = log.read(model_name="flights", include_rejected=True, include_unserved=True)
+    answered = frame[frame["served"]]
+    assert len(answered) == 5 and len(frame) == 6  # the rejected request is logged too
+    assert {str(t)[:19] for t in answered["ts"]} == {"2013-06-01 12:00:00"}

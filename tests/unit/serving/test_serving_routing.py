@@ -105,7 +105,7 @@ def test_shadow_is_logged_but_never_returned(three_versions, sample, tmp_path) -
             },
         ).json()
         app.state.serving.logger.flush()
-        frame = log.read(model_name="flights")
+        frame = log.read(model_name="flights", include_unserved=True)
     assert set(body["routes"]) == {"champion"} and set(body["versions"]) == {1}
     shadow = frame[~frame["served"]]
     served = frame[frame["served"]]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the metadata database (one revision per schema change)."""

@@ -109,8 +109,16 @@ class DaskRunner:
         self._client = distributed.Client(self._cluster, set_as_default=False)
 
     def _connect(self, distributed: Any, address: str) -> Any:
+        from ctloop.core.secrets import remember_url_secrets
+
+        remember_url_secrets(address)  # a password in the address is masked wherever quoted
         try:
             client = distributed.Client(address, timeout=self.connect_timeout, set_as_default=False)
+        except ValueError as exc:
+            raise ConfigError(
+                f"The Dask scheduler address {address} is not valid ({exc}). Use "
+                "tcp://HOST:8786 in --runner, CTLOOP_RUNNER or runner in ctloop.toml."
+            ) from None
         except (OSError, TimeoutError) as exc:
             raise BackendUnavailable(
                 f"Cannot reach the Dask scheduler at {address} within "

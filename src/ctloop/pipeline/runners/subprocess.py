@@ -4,6 +4,11 @@ A step whose component declares ``requirements=[...]`` runs in a virtual
 environment built once per requirement set under the ctloop cache folder and
 reused. The environment sees ctloop's own packages through a ``.pth`` file
 placed after its own site-packages, so the step's pinned versions win.
+
+Each step process leads its own process group and holds the read end of a
+pipe whose write end only this process has: when this process ends in any way
+(even SIGKILL), the pipe closes and the worker kills its whole group, so no
+step outlives the run and runs a second time beside a resumed copy.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import fcntl
 import hashlib
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -25,7 +31,7 @@ from ctloop.core.errors import ConfigError
 from ctloop.pipeline.component import ComponentDef
 from ctloop.pipeline.task import StepTask, TaskResult
 
-__all__ = ["SubprocessRunner", "ensure_venv", "run_in_process"]
+__all__ = ["SubprocessRunner", "ensure_venv", "kill_group", "run_in_process"]
 
 
 def _cache_root() -> Path:
@@ -112,10 +118,18 @@ class SubprocessRunner:
     def finalize(self) -> None:
         with self._lock:
             for proc in self._procs:
-                proc.kill()
+                kill_group(proc)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a step process and everything in its process group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def run_in_process(
@@ -142,15 +156,25 @@ def run_in_process(
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (src_root, env.get("PYTHONPATH", "")) if p
         )
-        proc = subprocess.Popen(
-            [str(python), "-m", "ctloop.pipeline.worker", str(task_file), str(result_file)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        with lock:
-            procs.add(proc)
-        output, _ = proc.communicate()
-        with lock:
-            procs.discard(proc)
+        lifeline, keep = os.pipe()  # both ends non-inheritable: each child gets only its own
+        try:
+            proc = subprocess.Popen(
+                [str(python), "-m", "ctloop.pipeline.worker", str(task_file), str(result_file),
+                 "--lifeline", str(lifeline)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(lifeline,), start_new_session=True,
+            )
+        finally:
+            os.close(lifeline)
+        try:
+            with lock:
+                procs.add(proc)
+            output, _ = proc.communicate()
+        finally:
+            os.close(keep)
+            kill_group(proc)  # what the step itself started dies with it
+            with lock:
+                procs.discard(proc)
         if result_file.exists():
             result: TaskResult = pickle.loads(result_file.read_bytes())
             result.executor["process"] = str(python)

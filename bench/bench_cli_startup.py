@@ -1,0 +1,95 @@
+"""Benchmark: how long the ``ctloop`` command takes to start, against ``python -c pass``.
+
+Each command runs as a fresh process (the console script's own interpreter),
+interleaved with the baseline and repeated, in an empty project folder. The
+median wall time of each is reported with its ratio to the baseline measured
+in the same rounds, and the time above the baseline (what ctloop itself adds).
+The goal is ``ctloop --help`` and light commands under 0.3 s on a quiet
+machine; on a shared one quote the ratios and the overhead. ``--before SRC``
+also times another checkout's ``src`` folder (e.g. the main branch) in the same
+rounds, as ``before:`` rows. Run by hand:
+
+    .venv/bin/python bench/bench_cli_startup.py
+    .venv/bin/python bench/bench_cli_startup.py --rounds 5   # quick
+    .venv/bin/python bench/bench_cli_startup.py --before ../main/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+
+COMMANDS: dict[str, list[str]] = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "ctloop --version": [sys.executable, "-m", "ctloop", "--version"],
+    "ctloop --help": [sys.executable, "-m", "ctloop", "--help"],
+    "ctloop runs --help": [sys.executable, "-m", "ctloop", "runs", "--help"],
+    "ctloop run --help": [sys.executable, "-m", "ctloop", "run", "--help"],
+    "ctloop data --help": [sys.executable, "-m", "ctloop", "data", "--help"],
+    "ctloop runs list": [sys.executable, "-m", "ctloop", "runs", "list"],
+}
+LIGHT = ["ctloop --version", "ctloop --help", "ctloop runs --help", "ctloop run --help",
+         "ctloop data --help"]
+
+
+def _time(argv: list[str], cwd: Path, src: str | None = None) -> float:
+    env = dict(os.environ, PYTHONPATH=src) if src else None
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, timeout=120, env=env)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--before", help="a src folder to time as well, e.g. ../main/src")
+    args = parser.parse_args()
+    plan: dict[str, tuple[list[str], str | None]] = {n: (a, None) for n, a in COMMANDS.items()}
+    if args.before:
+        src = str(Path(args.before).resolve())
+        plan.update({f"before: {n}": (a, src) for n, a in COMMANDS.items()
+                     if n in LIGHT and n != "ctloop --version"})  # new in this version
+    samples: dict[str, list[float]] = {name: [] for name in plan}
+    with tempfile.TemporaryDirectory(prefix="ctloop-bench-cli-") as tmp:
+        project = Path(tmp)
+        for argv, src in plan.values():  # warm the OS file cache once
+            _time(argv, project, src)
+        for _ in range(args.rounds):
+            for name, (argv, src) in plan.items():
+                samples[name].append(_time(argv, project, src))
+    base = statistics.median(samples["python -c pass"])
+    rows = []
+    print(f"{'command':<30} {'median s':>9} {'min s':>7} {'x baseline':>11} {'ctloop adds s':>14}")
+    for name, values in samples.items():
+        median = statistics.median(values)
+        rows.append({"command": name, "median_s": round(median, 4), "min_s": round(min(values), 4),
+                     "ratio": round(median / base, 2), "overhead_s": round(median - base, 4)})
+        print(f"{name:<30} {median:>9.3f} {min(values):>7.3f} {median / base:>11.1f} "
+              f"{median - base:>14.3f}")
+    slowest = max(statistics.median(samples[n]) for n in LIGHT)
+    print(f"\nslowest light command: {slowest:.3f} s median "
+          f"({'under' if slowest < 0.3 else 'over'} the 0.3 s goal on this machine, "
+          f"baseline {base:.3f} s)")
+    for name in LIGHT:
+        if f"before: {name}" in samples:
+            before = statistics.median(samples[f"before: {name}"])
+            print(f"{name}: {before / statistics.median(samples[name]):.1f}x faster than before")
+    OUT.mkdir(exist_ok=True)
+    (OUT / "cli_startup.json").write_text(json.dumps({"rounds": args.rounds, "rows": rows},
+                                                     indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Calibration and decision settings stored with a model, as plain JSON in its manifest.
+
+Label-free performance estimation (:mod:`ctloop.monitoring.estimate`) reads a
+score as the probability that the label is 1, which holds only for calibrated
+scores; gradient boosting's often are not. An isotonic map fitted on the
+evaluation holdout fixes that and is stored with the model as its knots
+(``metadata.calibration``), never as a pickle, so it loads anywhere.
+
+:func:`finalize_model` writes the holdout-derived settings into a saved model
+folder before it is stored as an artifact: the calibration, the cost-minimising
+``decision_threshold`` (read by ``LoadedModel.decision_threshold`` and applied
+by the service) and the outlier detector (:mod:`ctloop.models.outliers`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctloop.core.errors import UserInputError
+from ctloop.core.hashing import stable_json
+from ctloop.models.flavors import MANIFEST, read_manifest
+from ctloop.models.metrics import Costs, optimal_threshold
+
+__all__ = ["Calibration", "calibration_of", "finalize_model", "fit_calibration"]
+
+MIN_ROWS = 200  # fewer holdout rows than this: no calibration is fitted
+MAX_KNOTS = 200
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone map from raw score to probability, as knots joined linearly."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    method: str = "isotonic"
+    n: int = 0
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        return np.interp(np.asarray(scores, dtype=np.float64), self.x, self.y)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "x": list(self.x), "y": list(self.y), "n": self.n}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        return cls(
+            x=tuple(float(v) for v in data["x"]),
+            y=tuple(float(v) for v in data["y"]),
+            method=str(data.get("method", "isotonic")),
+            n=int(data.get("n", 0)),
+        )
+
+
+def fit_calibration(y_true: Any, y_score: Any) -> Calibration:
+    """Isotonic regression of labels on scores (scikit-learn), kept as at most 200 knots."""
+    from sklearn.isotonic import IsotonicRegression
+
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(y_score, dtype=np.float64)
+    if len(y) < MIN_ROWS or len(np.unique(y)) < 2:
+        raise UserInputError(
+            f"Calibration needs at least {MIN_ROWS} labelled rows of both classes; "
+            f"got {len(y)} rows."
+        )
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(s, y)
+    x, fy = np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
+    if len(x) > MAX_KNOTS:
+        grid = np.quantile(s, np.linspace(0, 1, MAX_KNOTS))
+        x, fy = np.unique(grid), iso.predict(np.unique(grid))
+    return Calibration(x=tuple(map(float, x)), y=tuple(map(float, fy)), n=len(y))
+
+
+def calibration_of(manifest: dict[str, Any]) -> Calibration | None:
+    """The calibration stored in a model's manifest, if any."""
+    data = manifest.get("metadata", {}).get("calibration")
+    return Calibration.from_dict(data) if data else None
+
+
+def finalize_model(
+    path: str | Path,
+    holdout: pd.DataFrame,
+    *,
+    label: str,
+    costs: Costs | dict[str, float] | None = None,
+    calibrate: bool = True,
+    training: pd.DataFrame | None = None,
+    outlier_features: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Store holdout-derived settings in the model folder's manifest; returns what was set.
+
+    - ``calibration`` (isotonic, when ``calibrate`` and the holdout is large enough);
+    - ``decision_threshold`` minimising expected ``costs`` on the holdout, with the costs;
+    - ``outliers``: a detector fitted on ``training`` (the model's inputs).
+
+    Call it before the folder is stored as an artifact: it rewrites the manifest.
+    """
+    from ctloop.models.flavors import load_model
+
+    model = load_model(path)
+    if model.task != "classification" and (costs is not None or calibrate):
+        costs, calibrate = None, False
+    settings: dict[str, Any] = {}
+    if costs is not None or calibrate:
+        if label not in holdout.columns:
+            raise UserInputError(f"The holdout has no label column {label!r}.")
+        y = holdout[label].to_numpy(dtype=np.float64)
+        scores = model.predict(holdout, what="The holdout")
+        if calibrate and len(y) >= MIN_ROWS and len(np.unique(y)) == 2:
+            settings["calibration"] = fit_calibration(y, scores).to_dict()
+        if costs is not None:
+            cost_model = Costs.from_dict(costs)
+            threshold, expected = optimal_threshold(y, scores, cost_model)
+            settings["decision_threshold"] = threshold
+            settings["costs"] = cost_model.to_dict()
+            settings["holdout_expected_cost"] = expected
+    if training is not None:
+        from ctloop.models.outliers import fit_outlier_detector
+
+        features = list(outlier_features or model.signature.columns)
+        settings["outliers"] = fit_outlier_detector(training[features]).to_dict()
+    if settings:
+        _update_metadata(Path(path), settings)
+    return settings
+
+
+def _update_metadata(folder: Path, settings: dict[str, Any]) -> None:
+    manifest = read_manifest(folder)
+    manifest["metadata"] = {**manifest.get("metadata", {}), **settings}
+    # same serialisation as save_model, so the folder's bytes depend only on its content
+    (folder / MANIFEST).write_text(stable_json(json.loads(json.dumps(manifest))))

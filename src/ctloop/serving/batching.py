@@ -1,0 +1,144 @@
+"""Adaptive micro-batching: concurrent requests for one model version share one predict call.
+
+A request's rows join the pending batch of its version and the batch is
+scored on the next turn of the event loop, after every handler that is
+already runnable has added its rows: under load, requests coalesce with no
+added wait; a lone request is scored at once. ``max_wait`` (seconds, default
+0) lets a batch wait a little longer for company, bounded; ``max_rows`` caps
+a batch. Batches of more than ``inline_rows`` rows are scored on a model
+thread, so one large request never stalls the event loop; small ones are
+scored inline, which costs less than the hop to a thread.
+
+If a coalesced predict fails, each request is scored alone, so one bad
+request never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["BatchStats", "MicroBatcher"]
+
+Columns = Mapping[str, np.ndarray]
+
+
+@dataclass
+class BatchStats:
+    """How well requests coalesced: predict calls, requests and rows scored."""
+
+    calls: int = 0
+    requests: int = 0
+    rows: int = 0
+    largest: int = 0
+
+
+@dataclass
+class _Pending:
+    items: list[tuple[Columns, int, asyncio.Future[np.ndarray]]] = field(default_factory=list)
+    rows: int = 0
+
+
+class MicroBatcher:
+    """Coalesces ``submit`` calls for one predictor; one instance per loaded version."""
+
+    def __init__(
+        self,
+        predict: Callable[[Columns], np.ndarray],
+        *,
+        executor: ThreadPoolExecutor,
+        max_wait: float = 0.0,
+        max_rows: int = 4096,
+        inline_rows: int = 512,
+    ) -> None:
+        self.predict = predict
+        self.executor = executor
+        self.max_wait = max_wait
+        self.max_rows = max_rows
+        self.inline_rows = inline_rows
+        self.stats = BatchStats()
+        self._pending = _Pending()
+        self._scheduled = False
+
+    async def submit(self, columns: Columns, rows: int) -> np.ndarray:
+        """Scores for ``rows`` rows, computed together with whatever else is pending."""
+        loop = asyncio.get_running_loop()
+        if rows >= self.inline_rows:  # large on its own: no point waiting for company
+            return await loop.run_in_executor(self.executor, self.predict, columns)
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._pending.items.append((columns, rows, future))
+        self._pending.rows += rows
+        if self._pending.rows >= self.max_rows:
+            self._flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            if self.max_wait > 0:
+                loop.call_later(self.max_wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, _Pending()
+        if not pending.items:
+            return
+        items = pending.items
+        self.stats.calls += 1
+        self.stats.requests += len(items)
+        self.stats.rows += pending.rows
+        self.stats.largest = max(self.stats.largest, pending.rows)
+        if pending.rows > self.inline_rows:
+            loop = asyncio.get_running_loop()
+            task = loop.run_in_executor(self.executor, self._score, items)
+            task.add_done_callback(lambda done: done.exception())  # errors reach the futures
+            return
+        self._score(items)
+
+    def _score(self, items: list[tuple[Columns, int, asyncio.Future[np.ndarray]]]) -> None:
+        try:
+            if len(items) == 1:
+                scores = [self.predict(items[0][0])]
+            else:
+                names = list(items[0][0])
+                merged = {n: np.concatenate([c[n] for c, _, _ in items]) for n in names}
+                whole = self.predict(merged)
+                bounds = np.cumsum([rows for _, rows, _ in items])[:-1]
+                scores = np.split(whole, bounds)
+        except Exception as exc:
+            if len(items) > 1:  # find the one that fails; the others still get answers
+                for item in items:
+                    self._score([item])
+                return
+            _resolve(items[0][2], None, exc)
+            return
+        for (_, _, future), part in zip(items, scores, strict=True):
+            _resolve(future, part, None)
+
+
+def _resolve(
+    future: asyncio.Future[np.ndarray], result: np.ndarray | None, error: Exception | None
+) -> None:
+    """Settle ``future`` on its own loop (this may run on a model thread)."""
+    loop = future.get_loop()
+
+    def settle() -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        settle()
+    else:
+        loop.call_soon_threadsafe(settle)
