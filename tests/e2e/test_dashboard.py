@@ -265,10 +265,13 @@ def test_bad_input_gets_a_page_with_a_message_and_a_status(dashboard: str, page:
 
 def test_with_api_keys_visitors_read_only_and_admins_act(demo_project: Any, page: Page,
                                                          served: Any) -> None:
+    from ctloop.serving.auth import hash_key
     from ctloop.ui import create_app
     from ctloop.ui.access import AccessPolicy, load_keys
 
-    keys = load_keys({}, {"CTLOOP_UI_API_KEYS": "ada:admin:admin-secret-1,rui:read:read-secret-1"})
+    serving_keys = {"ada": {"hash": hash_key("admin-secret-1"), "roles": ["admin"]},
+                    "rui": {"hash": hash_key("read-secret-1"), "roles": ["read"]}}
+    keys = load_keys({"serving": {"keys": serving_keys}}, {})
     url = served(create_app(demo_project.settings, policy=AccessPolicy(keys)))
     if True:
         page.goto(f"{url}/models/flights-delay")

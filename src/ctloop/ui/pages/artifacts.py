@@ -145,7 +145,7 @@ def artifact_page(request: Request, artifact_id: str) -> HTMLResponse:
         ctx["versions"] = [mv for mv in state.store.list_model_versions()
                            if mv.artifact_id == art.id]
     elif art.type == "Dataset":
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
         path = _local(state, art)
         file = pq.ParquetFile(path if path.is_file() else next(path.glob("*.parquet")))
