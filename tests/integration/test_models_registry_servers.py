@@ -1,16 +1,23 @@
-"""Concurrent promotions from separate processes (the CLI) on PostgreSQL and MariaDB."""
+"""Concurrent promotions from separate processes (the CLI) on PostgreSQL and MariaDB.
+
+Each run gets its own schema/database (``temporary_metadata_url``): the shared
+``test`` database's default schema may have been migrated by another checkout
+to a revision this one does not know, and other tests' records live there.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.registry import ModelRegistry
-from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+from ctloop.testing.databases import temporary_metadata_url
+from ctloop.testing.services import unique_name
 
 
 def _promote(url: str, name: str, version: int) -> subprocess.Popen[bytes]:
@@ -30,11 +37,15 @@ def _promote(url: str, name: str, version: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
 
 
+@pytest.fixture(params=["postgres", "mysql"])
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    with temporary_metadata_url(request.param) as fresh:
+        yield fresh
+
+
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.parametrize(("service", "url"), [("postgres", POSTGRES_URL), ("mysql", MYSQL_URL)])
-def test_concurrent_promotions_in_processes(service: str, url: str) -> None:
-    require_service(service)
+def test_concurrent_promotions_in_processes(url: str) -> None:
     name = unique_name("model")
     store = open_metadata_store(url)
     registry = ModelRegistry(store, actor="setup")
