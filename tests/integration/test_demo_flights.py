@@ -11,35 +11,45 @@ from ctloop.cli.main import main
 
 
 @pytest.mark.slow
-def test_demo_serves_monitors_retrains_and_stops_on_a_defective_batch(
+def test_demo_serves_monitors_retrains_and_quarantines_a_defective_batch(
     ctloop_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["demo", "--months", "4-5", "--defective-month", "5", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    march, april, may = json.loads(out)["months"]
+    replay = json.loads(out)
+    assert replay["loop"] == "flights" and replay["metric"] == "roc_auc"
+    march, april, may = replay["spans"]
+    assert [s["span"] for s in replay["spans"]] == ["2013-03", "2013-04", "2013-05"]
     # March (bootstrap): the first model, judged on floors only, becomes champion v1.
-    assert march["trigger"] == "bootstrap" and march["blessed"] is True
-    assert march["champion_version"] == march["version"] == 1
-    assert march["candidate_auc"] > 0.6 and march["champion_auc"] is None
+    assert march["bootstrap"] and march["gate"]["blessed"] is True
+    assert march["promoted"] == 1 and march["served_version"] is None
+    assert march["gate"]["candidate"] > 0.6 and march["gate"]["champion"] is None
     # April: v1 serves every flight through the prediction service; the monitors read the log.
-    assert april["served"] == april["rows"] > 25_000 and april["served_version"] == 1
-    assert 0.55 < april["live_auc"] < 0.85 and april["live_baseline"] == march["candidate_auc"]
-    assert 0 <= april["serving_drift"] <= 1 and isinstance(april["decay_fired"], bool)
-    # ... then April's batch lands and the new-data trigger retrains; the gate decides.
-    assert april["trigger"] == "new_data" and april["status"] == "succeeded"
-    assert april["candidate_auc"] is not None and april["champion_auc"] is not None
-    assert 0 < april["drift_share"] < 1  # March -> April: some features drift, not all
-    champion_after_april = april["champion_version"]
-    # May: served by April's champion, then a broken batch lands: validation stops the run.
-    assert may["served_version"] == champion_after_april and may["served"] > 25_000
-    assert may["status"] == "failed" and may["stopped_by_validation"] is True
+    assert april["served_version"] == 1 and april["live"]["n"] == april["rows"] > 25_000
+    assert 0.55 < april["live"]["roc_auc"] < 0.85
+    assert 0 <= april["drift"]["share"] <= 1
+    # The never-retrained first model is scored on the same flights (here it is v1 itself).
+    assert april["baseline"] == {"version": 1, "roc_auc": april["live"]["roc_auc"],
+                                 "n": april["rows"]}
+    triggers = {t["name"]: t for t in april["triggers"]}
+    assert set(triggers) == {"new_span", "decay", "drift"} and triggers["new_span"]["fired"]
+    assert all(t["reason"] for t in april["triggers"])
+    # ... the new-span trigger retrains on the valid months; the gate decides on April's holdout.
+    assert april["window"] == ["2013-03", "2013-04"]
+    assert april["gate"]["candidate"] is not None and april["gate"]["champion"] is not None
+    better = april["gate"]["candidate"] >= april["gate"]["champion"] + 0.001
+    assert april["gate"]["blessed"] == better and (april["promoted"] is not None) == better
+    champion_after_april = april["promoted"] or 1
+    # May: a broken batch lands: validation quarantines it, the champion keeps serving.
+    assert may["status"] == "quarantined" and may["promoted"] is None and may["gate"] is None
     text = "\n".join(may["anomalies"])
     assert "dep_delay" in text and "'ZZ'" in text and "distance" in text
-    assert may["champion_version"] == champion_after_april and may["version"] is None
+    assert may["served_version"] == champion_after_april
     report = ctloop_home / ".ctloop" / "demo" / "report.html"
     assert "2013" in report.read_text() and "<script" not in report.read_text()
-    # The stopped month keeps the validation page its failed step wrote, linked from the report.
+    assert "never-retrained" in report.read_text()
+    # The quarantined month keeps the validation page its failed step wrote, linked.
     stopped_page = report.with_name("validation-2013-05.html")
     assert "validation-2013-05.html" in report.read_text() and "ZZ" in stopped_page.read_text()
     # The registry, runs, monitors and feature catalog tell the same story.
@@ -47,9 +57,10 @@ def test_demo_serves_monitors_retrains_and_stops_on_a_defective_batch(
     assert json.loads(capsys.readouterr().out)["version"] == champion_after_april
     assert main(["runs", "list", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert sorted(r["trigger"] for r in runs) == ["manual", "new_data", "new_data"]
+    assert sorted(r["trigger"] for r in runs) == ["loop", "loop", "new_data", "new_data",
+                                                 "new_data"]  # 3 validations, 2 trainings
     assert main(["artifacts", "list", "--type", "MonitorReport", "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["artifacts"]) == 4  # decay + drift, 2 months
+    assert len(json.loads(capsys.readouterr().out)["artifacts"]) == 2  # April: decay + drift
     assert main(["features", "list", "--json"]) == 0
     assert "carrier_delay_rate_7d" in capsys.readouterr().out
     # Feature lineage reaches the models trained on it (through their training sets).

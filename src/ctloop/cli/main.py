@@ -36,6 +36,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("predictions", "ctloop.cli.predictions",
      "The prediction log's segments: status, compaction, retention."),
     ("triggers", "ctloop.cli.triggers", "Triggers and the controller that starts pipelines."),
+    ("loop", "ctloop.cli.loop", "Declared continuous-training loops: replay, run, status."),
 ]
 
 # (command name, module that registers it on `app` when imported, short help).
@@ -51,6 +52,7 @@ _COMMAND_MODULES: list[str] = [
     "ctloop.cli.project",
     "ctloop.cli.serve",
     "ctloop.cli.ui",
+    "ctloop.cli.feedback",
 ]
 
 

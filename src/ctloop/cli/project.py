@@ -10,7 +10,6 @@ import typer
 
 from ctloop.cli.main import app
 from ctloop.cli.output import console, err_console, print_json
-from ctloop.cli.progress import LiveProgress
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 
@@ -86,12 +85,52 @@ Settings live in `ctloop.toml`; state in `.ctloop/` (SQLite + local files).
 """
 
 
+_LOOP_TOML = """\
+# A continuous-training loop on generated weekly spans (see docs/loop.md).
+[ctloop]
+runner = "local"
+
+[ctloop.loops.{loop}]
+model = "{loop}"
+data = "landing/*.parquet"        # each file that lands is one span
+event_time = "ts"
+label = "churned"
+id = "customer"
+window = "auto"                   # after decay: train only on the spans since the change
+retrain_on = ["decay", "drift"]
+train = {{ flavor = "lightgbm", params = {{ n_estimators = 50 }} }}
+decay = {{ max_drop = 0.1 }}
+drift = {{ columns = ["usage", "tenure", "spend"] }}
+"""
+
+_LOOP_README = """\
+# {name}
+
+A ctloop loop on eight generated weekly spans in `landing/`: the label's
+dependence on `usage` flips in week 3, week 5 is defective, `tenure` and
+`spend` shift from week 6.
+
+    ctloop loop replay {loop} --baseline   # backtest the loop in event time
+    ctloop loop run {loop} --once          # the live controller, one pass
+    ctloop loop status {loop}
+
+The loop is declared in `ctloop.toml`; docs/loop.md lists every key.
+"""
+
+_TEMPLATES = ("pipeline", "loop")
+
+
 @app.command()
 def init(
     name: Annotated[str, typer.Argument(help="folder to create")],
     force: Annotated[bool, typer.Option(help="write into an existing, non-empty folder")] = False,
+    template: Annotated[str, typer.Option(
+        help="pipeline: an example pipeline; loop: a loop on generated spans")] = "pipeline",
 ) -> None:
-    """Scaffold a project: ctloop.toml, an example pipeline and a README."""
+    """Scaffold a project: ctloop.toml, an example pipeline (or loop) and a README."""
+    if template not in _TEMPLATES:
+        raise UserInputError(f"Unknown template {template!r}; use one of "
+                             f"{', '.join(_TEMPLATES)}.")
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", name):
         raise UserInputError(
             f"The project name {name!r} may use letters, digits, '.', '_', '-' and '/' only."
@@ -102,6 +141,9 @@ def init(
             f"{root} exists and is not empty; choose another name or pass --force."
         )
     root.mkdir(parents=True, exist_ok=True)
+    if template == "loop":
+        _init_loop(root, force)
+        return
     files = {"ctloop.toml": _TOML, "pipeline.py": _PIPELINE,
              "README.md": _README.format(name=root.name), ".gitignore": ".ctloop/\n"}
     for filename, text in files.items():
@@ -111,6 +153,25 @@ def init(
         path.write_text(text)
     console.print(f"[green]created[/] {root}/: {', '.join(files)}")
     console.print(f"next: cd {root} && ctloop run pipeline.py")
+
+
+def _init_loop(root: Path, force: bool) -> None:
+    from ctloop.loop.sample import write_sample_spans
+
+    loop = re.sub(r"[^A-Za-z0-9_-]", "-", root.resolve().name) or "loop"
+    files = {"ctloop.toml": _LOOP_TOML.format(loop=loop),
+             "README.md": _LOOP_README.format(name=root.name, loop=loop),
+             ".gitignore": ".ctloop/\n"}
+    for filename, text in files.items():
+        path = root / filename
+        if path.exists() and not force:
+            continue
+        path.write_text(text)
+    spans = write_sample_spans(root / "landing", spans=8, rows=800, change_at=3,
+                               defective_at=5, shift_at=6)
+    console.print(f"[green]created[/] {root}/: {', '.join(files)}, landing/ "
+                  f"({len(spans)} spans)")
+    console.print(f"next: cd {root} && ctloop loop replay {loop} --baseline")
 
 
 def _month_range(text: str) -> range:
@@ -132,82 +193,55 @@ def _month_range(text: str) -> range:
 def demo(
     months: Annotated[str, typer.Option(help="months of 2013 to replay, e.g. 4-12")] = "4-12",
     defective_month: Annotated[int | None, typer.Option(
-        help="land a broken batch in this month to watch validation stop the run")] = None,
+        help="land a broken batch in this month to watch validation quarantine it")] = None,
     train_window: Annotated[int, typer.Option(min=1, max=11,
                                               help="months of history to train on")] = 3,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Replay NYC flights 2013 month by month through the continuous-training loop."""
-    from ctloop.examples.flights.demo import MonthOutcome, run_demo
-    from ctloop.pipeline.api import make_engine
+    """Replay NYC flights 2013 month by month through a declared continuous-training loop."""
+    from ctloop.cli.loop import _Progress, _span_line
+    from ctloop.examples.flights.demo import run_demo
 
     replay = _month_range(months)
     settings = load_settings()
-    progress = LiveProgress(err_console, enabled=not as_json and err_console.is_terminal,
-                            transient=True)
-    engine = make_engine(settings, observer=progress)
-
-    def report(o: MonthOutcome) -> None:
-        if as_json:
-            return
-        if o.served:
-            state = "[red]decayed[/]" if o.decay_fired else "ok"
-            drift = "[yellow]drifted[/]" if o.serving_drift_fired else "stable"
-            console.print(
-                f"[bold]2013-{o.month:02d}[/] served {o.served} flights with v{o.served_version}: "
-                f"live AUC {o.live_auc} (evaluated {o.live_baseline}, {state}); "
-                f"features {drift} ({_pct(o.serving_drift)} drifted)", highlight=False)
-        label = "bootstrap" if o.trigger == "bootstrap" else f"batch 2013-{o.month:02d} landed"
-        if o.status != "succeeded" and not o.stopped_by_validation:
-            console.print(f"  [red]✘ {label}[/]: run {o.run_id[:12]} failed: {o.error}",
-                          highlight=False)
-            return
-        if o.stopped_by_validation:
-            console.print(f"  [red]✘ {label}[/]: refused by validation; the champion stays "
-                          f"v{o.champion_version}:")
-            for line in o.anomalies[:8]:
-                console.print(f"      {line}", markup=False, highlight=False)
-            return
-        refused = f"[yellow]refused[/] ({'; '.join(o.failed_rules)})"
-        gate = "[green]blessed[/]" if o.blessed else refused
-        console.print(
-            f"  [green]✔ {label}[/]: retrained, candidate AUC {o.candidate_auc} vs champion "
-            f"{o.champion_auc}: {gate}; champion v{o.champion_version}  "
-            f"[dim]({o.seconds}s, {o.cached_steps} cached)[/]", highlight=False)
-
-    outcomes = run_demo(settings, engine, months=replay, defective_month=defective_month,
-                        train_window=train_window, on_month=report)
+    with _Progress(not as_json and err_console.is_terminal) as progress:
+        result = run_demo(settings, months=replay, defective_month=defective_month,
+                          train_window=train_window, on_phase=progress.phase,
+                          on_span=None if as_json else
+                          lambda r: console.print(_span_line(r, "roc_auc"), highlight=False))
     if as_json:
-        from dataclasses import asdict
-
-        print_json({"months": [asdict(o) for o in outcomes]})
+        print_json(result.to_json())
         return
-    _outcome_table(outcomes)
-    report_path = settings.home / "demo" / "report.html"
-    console.print(f"report: {report_path}")
+    _outcome_table(result.to_json())
+    console.print(f"report: {settings.home / 'demo' / 'report.html'}")
     console.print("next: ctloop models show flights-delay@champion · ctloop runs list · "
                   "ctloop features list")
 
 
-def _outcome_table(outcomes: list) -> None:  # type: ignore[type-arg]
+def _outcome_table(replay: dict) -> None:  # type: ignore[type-arg]
     """The month-by-month table, compact enough for an 80-column terminal."""
     from rich import box
     from rich.table import Table
 
     rows = []
-    for o in outcomes:
-        gate = "-" if o.blessed is None else ("blessed" if o.blessed else "refused")
-        if o.stopped_by_validation:
-            gate = "stopped"
-        elif o.status != "succeeded":
-            gate = "failed"
-        live = "-" if o.live_auc is None else f"{o.live_auc:.3f}" + ("!" if o.decay_fired else "")
-        month = f"2013-{o.month:02d}" + ("*" if o.trigger == "bootstrap" else "")
-        rows.append([month, _num(o.served), live, _pct(o.serving_drift),
-                     _num(o.candidate_auc), _num(o.champion_auc), gate,
-                     "-" if o.champion_version is None else f"v{o.champion_version}"])
-    headers = ["month", "served", "live AUC", "drift", "AUC new", "AUC old", "gate",
-               "champion"]
+    for s in replay["spans"]:
+        gate = s.get("gate") or {}
+        verdict = "-" if not gate else ("failed" if gate.get("error") else
+                                        "blessed" if gate.get("blessed") else "refused")
+        if s["status"] != "valid":
+            verdict = "stopped"
+        decayed = any(t["fired"] for t in s["triggers"] if t["name"] == "decay")
+        live = (s.get("live") or {}).get("roc_auc")
+        live_text = "-" if live is None else f"{live:.3f}" + ("!" if decayed else "")
+        base = (s.get("baseline") or {}).get("roc_auc")
+        rows.append([s["span"] + ("*" if s.get("bootstrap") else ""),
+                     _num(s.get("served_version") and f"v{s['served_version']}"), live_text,
+                     "-" if base is None else f"{base:.3f}",
+                     _pct((s.get("drift") or {}).get("share")), _num(gate.get("candidate")),
+                     _num(gate.get("champion")), verdict,
+                     "-" if not s.get("promoted") else f"v{s['promoted']}"])
+    headers = ["month", "served", "live AUC", "never retr.", "drift", "AUC new", "AUC old",
+               "gate", "promoted"]
     table = Table(title="NYC flights 2013: the loop, month by month", box=box.SIMPLE_HEAD,
                   header_style="bold", pad_edge=False, padding=(0, 1), show_edge=False)
     for i, name in enumerate(headers):
@@ -219,10 +253,10 @@ def _outcome_table(outcomes: list) -> None:  # type: ignore[type-arg]
         table.add_row(*(f"[{styles[c]}]{c}[/]" if c in styles else c for c in row))
     console.print(table)
     console.print("[dim]* bootstrap: trains the first champion. live AUC: the champion on the "
-                  "month's served flights (! = decayed). drift: share of watched serving "
-                  "features drifted from its training data. AUC new/old: candidate and "
-                  "champion on the month, judged by the gate; stopped: the batch failed "
-                  "validation.[/]")
+                  "month's served flights (! = decayed). never retr.: the first champion on "
+                  "the same flights. drift: share of watched serving features drifted from "
+                  "the champion's training data. AUC new/old: candidate and champion on the "
+                  "month's holdout, judged by the gate; stopped: quarantined by validation.[/]")
 
 
 def _pct(value: float | None) -> str:

@@ -41,6 +41,7 @@ def train(
     outlier detector on its inputs (``outliers``) and, given a ``holdout``, a
     calibration for label-free estimates and, with ``costs``, the
     cost-minimising decision threshold.
+
     Args:
         data: the training table (a parquet ``Dataset``).
         model: the fitted model, saved with its flavor, signature and metadata.
@@ -50,6 +51,9 @@ def train(
         params: overrides of the algorithm's default hyper-parameters.
         seed: the random seed (recorded with the model).
         task: ``classification`` or ``regression``.
+        holdout: rows kept out of training that calibrate the label-free estimates.
+        costs: the cost of each error (``{"fn": 5, "fp": 1}``) for the decision threshold.
+        outliers: whether to store an outlier detector fitted on the inputs.
 
     Returns the model's metadata: algorithm, full parameters, rows and training time.
     """
@@ -150,6 +154,7 @@ def evaluate(
         threshold: probability cut-off for the threshold metrics.
         n_boot: bootstrap resamples for the confidence intervals.
         seed: random seed of the bootstrap.
+        costs: the cost of each error (``{"fn": 5, "fp": 1}``); compares ``expected_cost``.
 
     Returns whether the candidate was blessed and the champion version it was judged against.
     """
@@ -270,7 +275,9 @@ def push(
                 record.version,
                 alias=alias,
                 reason=reason or verdict["summary"],
-                expected_version=verdict.get("champion_version"),
+                # The compare-and-set guards the alias the gate compared with; a blessed
+                # challenger (a canary) takes its alias whoever held it.
+                expected_version=verdict.get("champion_version") if alias == "champion" else ...,
             )
             promoted = True
     finally:

@@ -20,8 +20,10 @@ __all__ = [
     "alias_events",
     "aliases",
     "artifacts",
+    "controller_state",
     "definitions",
     "events",
+    "leases",
     "log_segments",
     "log_writers",
     "metadata",
@@ -213,3 +215,22 @@ log_writers = sa.Table(
 sa.Index("ix_ctloop_runs_status_created_at", runs.c.status, runs.c.created_at)
 sa.Index("ix_ctloop_runs_pipeline_created_at", runs.c.pipeline, runs.c.created_at)
 sa.Index("ix_ctloop_runs_trigger_created_at", runs.c.trigger, runs.c.created_at)
+# -- controllers (migration 0003) ------------------------------------------------
+
+controller_state = sa.Table(
+    "ctloop_controller_state",
+    metadata,
+    sa.Column("scope", sa.String(255), primary_key=True),  # "triggers", "loop:NAME"
+    sa.Column("key", sa.String(255), primary_key=True),  # a trigger or loop part; "" locks all
+    sa.Column("value", Json(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+)
+
+leases = sa.Table(
+    "ctloop_leases",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("acquired_at", Timestamp(), nullable=False),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+)

@@ -10,7 +10,9 @@ project can run side by side:
    kept on the run record), outside the lock, catching any failure;
 3. under the lock again: record the outcome and drop the claim.
 
-The clock is injectable so schedules can be tested without waiting.
+The clock is injectable so schedules and cooldowns can run in event time (a
+replay) or be tested without waiting. The state lives in the metadata database
+(``ctloop.triggers.store``), so controllers on several machines share it.
 """
 
 from __future__ import annotations
@@ -19,22 +21,24 @@ import glob
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from ctloop.core.errors import CtloopError, NotFound, UserInputError
 from ctloop.core.settings import Settings, load_settings
 from ctloop.triggers.definitions import TriggerDef, fill_params, load_triggers
 from ctloop.triggers.state import (
-    StateFile,
+    CLAIM_TTL,
+    TriggerState,
     add_history,
     claim_alive,
     this_process,
     trigger_state,
 )
+from ctloop.triggers.store import ControllerState
 
 __all__ = ["Controller", "Firing", "utc_now"]
 
@@ -70,7 +74,7 @@ class Controller:
         *,
         settings: Settings | None = None,
         clock: Clock = utc_now,
-        state_path: str | Path | None = None,
+        state: ControllerState | None = None,
         runner: str | None = None,
         on_event: Callable[[str, Firing], None] | None = None,
     ) -> None:
@@ -78,7 +82,7 @@ class Controller:
         self.triggers = {t.name: t for t in (
             load_triggers(self.settings) if triggers is None else triggers)}
         self.clock = clock
-        self.state = StateFile(state_path or self.settings.home / "triggers" / "state.json")
+        self.state = TriggerState(state or ControllerState(self.settings.metadata_url))
         self.runner = runner
         self.on_event = on_event or (lambda _kind, _firing: None)
 
@@ -129,13 +133,25 @@ class Controller:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per trigger: its state entry (last fire, last status, files seen ...)."""
-        return self.state.read().get("triggers", {})
+        entries: dict[str, dict[str, Any]] = self.state.read().get("triggers", {})
+        return entries
 
     # -- one trigger -----------------------------------------------------------
 
     def _handle(self, trigger: TriggerDef, manual_info: dict[str, Any] | None = None
                 ) -> Firing | None:
         now = self.clock()
+        measured: dict[str, Any] | None = None
+        if manual_info is None and trigger.kind in ("degradation", "drift"):
+            # Monitors read the log and write reports: never while holding the state lock.
+            with self.state.update() as state:
+                entry = trigger_state(state, trigger.name)
+                if claim_alive(entry.get("running")) or self._cooling(trigger, entry, now):
+                    return None
+            try:
+                measured = self._monitor(trigger, now)
+            except CtloopError as exc:
+                return self._failed_check(trigger, now, exc)
         with self.state.update() as state:
             entry = trigger_state(state, trigger.name)
             if claim_alive(entry.get("running")):
@@ -149,15 +165,21 @@ class Controller:
             if manual_info is None:
                 if self._cooling(trigger, entry, now):
                     return None
-                try:
-                    info = self._evaluate(trigger, entry, now)
-                except CtloopError as exc:
-                    firing = Firing(trigger.name, trigger.kind, "error", error=exc.one_line(),
-                                    at=now.isoformat())
-                    entry["last_error"] = firing.error
-                    entry["last_checked"] = now.isoformat()
-                    self.on_event("error", firing)
-                    return firing
+                if trigger.kind in ("degradation", "drift"):
+                    info = measured
+                else:
+                    error: CtloopError | None = None
+                    try:
+                        info = self._evaluate(trigger, entry, now)
+                    except CtloopError as exc:
+                        error, info = exc, None
+                    if error is not None:
+                        entry["last_error"] = error.one_line()
+                        entry["last_checked"] = now.isoformat()
+                        firing = Firing(trigger.name, trigger.kind, "error",
+                                        error=error.one_line(), at=now.isoformat())
+                        self.on_event("error", firing)
+                        return firing
                 entry["last_checked"] = now.isoformat()
                 entry.pop("last_error", None)
                 if info is None:
@@ -168,7 +190,8 @@ class Controller:
             info = {"trigger": trigger.name, **info}
             entry["running"] = {**this_process(), "since": now.isoformat()}
             entry["last_fired"] = now.isoformat()
-        firing = self._start(trigger, kind, info, now)
+        with self._renewing(trigger.name):
+            firing = self._start(trigger, kind, info, now)
         with self.state.update() as state:
             entry = trigger_state(state, trigger.name)
             entry.pop("running", None)
@@ -178,6 +201,39 @@ class Controller:
                 entry["last_error"] = firing.error
             add_history(entry, firing.to_dict())
         return firing
+
+    def _failed_check(self, trigger: TriggerDef, now: datetime, exc: CtloopError) -> Firing:
+        firing = Firing(trigger.name, trigger.kind, "error", error=exc.one_line(),
+                        at=now.isoformat())
+        with self.state.update() as state:
+            entry = trigger_state(state, trigger.name)
+            entry["last_error"] = firing.error
+            entry["last_checked"] = now.isoformat()
+        self.on_event("error", firing)
+        return firing
+
+    @contextmanager
+    def _renewing(self, name: str) -> Iterator[None]:
+        """Keep this process's running claim on ``name`` alive while its pipeline runs."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(CLAIM_TTL / 4):
+                try:
+                    with self.state.update() as state:
+                        entry = trigger_state(state, name)
+                        if entry.get("running", {}).get("pid") == os.getpid():
+                            entry["running"] = {**entry["running"], **this_process()}
+                except CtloopError:
+                    continue  # the database hiccuped; the next renewal tries again
+
+        thread = threading.Thread(target=renew, name=f"ctloop-claim-{name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _cooling(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime) -> bool:
         last = entry.get("last_fired")
@@ -211,9 +267,7 @@ class Controller:
                   ) -> dict[str, Any] | None:
         if trigger.kind == "cron":
             return _due_cron(trigger.condition, entry, now)
-        if trigger.kind == "new_data":
-            return _next_new_file(trigger.condition, entry)
-        return self._monitor(trigger, now)
+        return _next_new_file(trigger.condition, entry)
 
     def _monitor(self, trigger: TriggerDef, now: datetime) -> dict[str, Any] | None:
         from ctloop.metadata import open_metadata_store

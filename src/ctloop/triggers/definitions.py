@@ -249,7 +249,7 @@ def load_triggers(settings: Any = None) -> list[TriggerDef]:
     return [parse_trigger(name, table, root=root) for name, table in tables.items()]
 
 
-class _Missing(dict):
+class _Missing(dict[str, Any]):
     def __missing__(self, key: str) -> Any:
         raise KeyError(key)
 

@@ -3,7 +3,6 @@ failing pipelines, manual fires and two controllers sharing one state file."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from datetime import UTC, datetime, timedelta
@@ -69,7 +68,7 @@ def test_new_file_fires_exactly_one_run_with_that_file(project: Path) -> None:
     assert run.trigger_info["path"] == str(path)
     assert run.trigger_info["trigger"] == "landing"
     assert run.parameters["path"] == str(path)
-    state = json.loads((project / ".ctloop" / "triggers" / "state.json").read_text())
+    state = controller.state.read()
     assert state["triggers"]["landing"]["seen"] == [str(path)]
     assert state["triggers"]["landing"]["last_run_id"] == run.id
 

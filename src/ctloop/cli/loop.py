@@ -1,0 +1,209 @@
+"""``ctloop loop replay|run|status``: declared continuous-training loops."""
+
+from __future__ import annotations
+
+import html
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctloop.cli.output import console, err_console, print_json, print_table
+from ctloop.core.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class _Progress:
+    """The span and its phase on stderr while a replay or a tick works (never silent)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.status: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.status = err_console.status("starting")
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+    def phase(self, span: str, phase: str) -> None:
+        if self.status is not None:
+            self.status.update(f"span [bold]{span}[/]: {phase}")
+
+
+def _span_line(report: Any, metric: str) -> str:
+    if report.status != "valid":
+        return (f"[bold]{report.span}[/] [red]quarantined[/] ({len(report.anomalies)} "
+                f"anomalies); champion v{report.served_version} keeps serving")
+    if report.bootstrap:
+        return f"[bold]{report.span}[/] bootstrap: v{report.promoted} is the first champion"
+    live = (report.live or {}).get(metric)
+    fired = [t["name"] for t in report.triggers if t["fired"]]
+    text = (f"[bold]{report.span}[/] v{report.served_version} live {metric} {live}"
+            f"; drift {(report.drift or {}).get('share')}"
+            f"; fired: {', '.join(fired) or 'none'}")
+    if report.gate:
+        if report.gate.get("error"):
+            text += f"; [red]training failed[/]: {report.gate['error'][:120]}"
+        else:
+            verdict = "[green]blessed[/]" if report.gate.get("blessed") else "[yellow]refused[/]"
+            text += (f"; candidate {report.gate.get('candidate')} vs champion "
+                     f"{report.gate.get('champion')}: {verdict}")
+    if report.promoted:
+        text += f"; [green]promoted v{report.promoted}[/]"
+    return text
+
+
+@app.command("replay")
+def replay_cmd(
+    name: Annotated[str, typer.Argument(help="the loop ([ctloop.loops.NAME] in ctloop.toml)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the replay as JSON")] = False,
+    html_path: Annotated[Path | None, typer.Option("--html", help="write an HTML report")]
+    = None,
+    baseline: Annotated[bool, typer.Option(
+        "--baseline", help="also score the never-retrained first champion on every span")]
+    = False,
+) -> None:
+    """Backtest the loop on its history: every span in event-time order, in a sandbox."""
+    from ctloop.loop import get_loop
+    from ctloop.loop.replay import replay
+
+    settings = load_settings()
+    spec = get_loop(name, settings)
+    with _Progress(err_console.is_terminal) as progress:
+        def on_span(report: Any) -> None:
+            if not as_json:
+                console.print(_span_line(report, spec.metric), highlight=False)
+
+        result = replay(spec, settings, baseline=baseline, on_phase=progress.phase,
+                        on_span=on_span)
+    if html_path is not None:
+        write_html(html_path, result.to_json())
+    if as_json:
+        print_json(result.to_json())
+    else:
+        console.print(f"sandbox: {result.home} (metadata, registry, prediction log)")
+    for error in result.errors:
+        err_console.print(error, markup=False, highlight=False)
+    if result.errors:
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_cmd(
+    name: Annotated[str, typer.Argument(help="the loop ([ctloop.loops.NAME] in ctloop.toml)")],
+    once: Annotated[bool, typer.Option("--once", help="handle what landed, then exit")]
+    = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between ticks")] = 30.0,
+    lease_ttl: Annotated[float, typer.Option(
+        min=1.0, help="seconds a dead controller's lease blocks others")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="with --once: print the spans")]
+    = False,
+) -> None:
+    """The live controller: validate landed spans, watch the log, retrain, gate, canary.
+
+    Safe to start twice (one lease holder acts); SIGTERM or Ctrl-C stops it after the
+    span in hand.
+    """
+    from ctloop.loop import get_loop
+    from ctloop.loop.controller import LoopController
+
+    settings = load_settings()
+    spec = get_loop(name, settings)
+    with _Progress(err_console.is_terminal and not as_json) as progress:
+        controller = LoopController(spec, settings, lease_ttl=lease_ttl,
+                                    on_phase=progress.phase)
+        try:
+            if once:
+                result = controller.tick()
+                _say_tick(result, spec.metric, as_json)
+                if result.errors:
+                    raise typer.Exit(1)
+                return
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            console.print(f"loop {name}: watching {spec.data} every {interval:g}s "
+                          "(SIGTERM/Ctrl-C stops)", highlight=False)
+            controller.run(interval=interval, stop=stop,
+                           on_tick=lambda r: _say_tick(r, spec.metric, False))
+        finally:
+            controller.close()
+
+
+def _say_tick(result: Any, metric: str, as_json: bool) -> None:
+    if as_json:
+        print_json({"spans": [r.to_json() for r in result.reports],
+                    "blocked_by": result.blocked_by, "errors": result.errors})
+        return
+    if result.blocked_by:
+        console.print(f"another controller holds the lease ({result.blocked_by}); "
+                      "nothing done", highlight=False)
+    for report in result.reports:
+        console.print(_span_line(report, metric), highlight=False)
+    for error in result.errors:
+        err_console.print(error, markup=False, highlight=False)
+
+
+@app.command("status")
+def status_cmd(
+    name: Annotated[str, typer.Argument(help="the loop ([ctloop.loops.NAME] in ctloop.toml)")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Spans (valid / quarantined), champion and challenger, last signals, and why each
+    trigger did or did not fire."""
+    from ctloop.loop import get_loop
+    from ctloop.loop.status import loop_status
+
+    settings = load_settings()
+    spec = get_loop(name, settings)
+    status = loop_status(spec, settings)
+    if as_json:
+        print_json(status)
+        return
+    console.print(f"loop [bold]{name}[/]: model {spec.model}, champion "
+                  f"v{status['champion']}, challenger "
+                  f"{'v' + str(status['challenger']) if status['challenger'] else 'none'}"
+                  + (f", lease held by {status['lease']['holder']}" if status["lease"] else ""),
+                  highlight=False)
+    print_table("spans", ["span", "status", "served", "promoted", "anomalies"],
+                [[s["span"], s["status"], s["served_version"], s["promoted"],
+                  "; ".join(s["anomalies"])[:80]] for s in status["spans"]])
+    print_table("triggers", ["trigger", "last span", "fired", "why"],
+                [[t["name"], t.get("span"), t.get("fired"), t.get("reason")]
+                 for t in status["triggers"]])
+
+
+def write_html(path: Path, data: dict[str, Any]) -> None:
+    """A self-contained page: one row per span with what the loop saw and decided."""
+    metric = data["metric"]
+    rows = []
+    for s in data["spans"]:
+        fired = ", ".join(t["name"] for t in s["triggers"] if t["fired"]) or "-"
+        gate = s.get("gate") or {}
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in [
+            s["span"], s["rows"], s["status"], s["served_version"],
+            (s.get("live") or {}).get(metric), (s.get("baseline") or {}).get(metric),
+            (s.get("drift") or {}).get("share"), fired,
+            gate.get("error") or ("blessed" if gate.get("blessed") else
+                                  "refused" if gate else "-"),
+            s["promoted"], "; ".join(s["anomalies"])]) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in [
+        "span", "rows", "status", "served", f"live {metric}", f"never retrained {metric}",
+        "drift share", "fired", "gate", "promoted", "anomalies"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"<!doctype html><meta charset=utf-8><title>loop {html.escape(data['loop'])}</title>"
+        "<style>body{font:14px system-ui;margin:2em}td,th{padding:4px 8px;border-bottom:"
+        "1px solid #ddd;text-align:left}</style>"
+        f"<h1>Replay of loop {html.escape(data['loop'])} (model "
+        f"{html.escape(data['model'])})</h1><table><tr>{head}</tr>{''.join(rows)}</table>"
+        f"<script type=application/json id=data>{html.escape(json.dumps(data))}</script>")

@@ -1,0 +1,205 @@
+"""``ctloop loop run``: the live controller of one loop.
+
+Each tick takes the loop's lease (``loop:NAME`` in the metadata database),
+finds the spans that landed since the last tick and handles them in
+event-time order: validate; with no champion, the bootstrap; else the
+monitors read the prediction log (what the service logged and the labels
+``ctloop feedback`` delivered since the last look), the canary and the
+triggers decide, and a fired trigger runs the training pipeline.
+
+Safe to start twice: only the lease holder acts, and it renews the lease
+while it works. A controller killed with ``kill -9`` stops renewing; once its
+lease expires the next controller takes over, finds the span whose training
+run was recorded but not finished, and resumes that run (or records its
+outcome) instead of training again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from ctloop.core.errors import CtloopError
+from ctloop.core.settings import Settings
+from ctloop.loop.declaration import LoopSpec
+from ctloop.loop.pipeline import loop_train, read_span
+from ctloop.loop.runner import LoopRunner, Phase, SpanReport
+from ctloop.loop.spans import Span, discover_spans
+from ctloop.triggers.store import ControllerState, holder_id
+
+__all__ = ["LoopController", "TickResult"]
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TickResult:
+    """What one tick did: the spans handled, or who held the lease instead."""
+
+    def __init__(self, reports: list[SpanReport], blocked_by: str | None = None,
+                 errors: list[str] | None = None) -> None:
+        self.reports = reports
+        self.blocked_by = blocked_by
+        self.errors = errors or []
+
+
+class LoopController:
+    """Runs one declared loop live; ``tick()`` once or ``run()`` until stopped."""
+
+    def __init__(self, spec: LoopSpec, settings: Settings, *, clock: Clock = utc_now,
+                 lease_ttl: float = 60.0, on_phase: Phase | None = None,
+                 holder: str | None = None) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.clock = clock
+        self.lease_ttl = lease_ttl
+        self.holder = holder or holder_id()
+        self.lease = f"loop:{spec.name}"
+        self.state = ControllerState(settings.metadata_url)
+        self.runner = LoopRunner(spec, settings, state=self.state, on_phase=on_phase)
+
+    def close(self) -> None:
+        self.runner.close()
+        self.state.close()
+
+    def tick(self) -> TickResult:
+        """Handle every span not handled yet, if this controller holds the lease."""
+        if not self.state.acquire(self.lease, self.holder, self.lease_ttl):
+            held = self.state.lease(self.lease)
+            return TickResult([], blocked_by=held.holder if held else "another controller")
+        try:
+            with self._renewing():
+                return self._tick()
+        finally:
+            self.state.release(self.lease, self.holder)
+
+    def run(self, interval: float = 30.0, stop: threading.Event | None = None,
+            on_tick: Callable[[TickResult], None] | None = None) -> None:
+        """Tick every ``interval`` seconds until ``stop`` is set (SIGTERM, Ctrl-C)."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            try:
+                result = self.tick()
+            except CtloopError as exc:  # one bad span or a database hiccup: say so, go on
+                result = TickResult([], errors=[exc.one_line()])
+            if on_tick:
+                on_tick(result)
+            stop.wait(interval)
+
+    # -- one tick ----------------------------------------------------------------
+
+    def _tick(self) -> TickResult:
+        from ctloop.monitoring.log import open_prediction_log
+
+        spans = discover_spans(self.spec, materialize_to=self.runner.home / "spans")
+        memory = self.runner.memory().get("spans", {})
+        valid = [s for s in spans if memory.get(s.name, {}).get("report", {}).get("status")
+                 == "valid"]
+        reports, errors = [], []
+        log = open_prediction_log(self.spec_log(), settings=self.settings)
+        try:
+            for span in spans:
+                record = memory.get(span.name, {})
+                if record.get("status") == "done":
+                    continue
+                report = self._handle(span, record, valid, log)
+                if report.status == "valid" and span not in valid:
+                    valid.append(span)
+                if report.gate and report.gate.get("error"):
+                    errors.append(f"Loop {self.spec.name!r}: key 'train': the training run on "
+                                  f"span {span.name} failed: {report.gate['error']}")
+                self.runner.save_span(report, status="done")
+                reports.append(report)
+        finally:
+            log.close()
+        return TickResult(reports, errors=errors)
+
+    def spec_log(self) -> Any:
+        serving = self.settings.extra.get("serving", {}) or {}
+        return serving.get("prediction_log") or None
+
+    def _handle(self, span: Span, record: dict[str, Any], valid: list[Span],
+                log: Any) -> SpanReport:
+        runner = self.runner
+        if record.get("training_run"):  # a controller died while this span trained
+            return self._recover(span, record)
+        report = SpanReport(span=span.name, rows=span.rows)
+        champion = runner.alias()
+        report.served_version = champion
+        if not runner.validate(span, valid[-1] if valid else None, report):
+            report.triggers = [vars(d) for d in runner.decide(span, False, None, None,
+                                                              now=self.clock())]
+            return report
+        frame = read_span(span.path, self.spec.event_time, self.spec.label)
+        features = runner.features(frame)
+        if champion is None:
+            report.bootstrap = True
+            report.triggers = [{"name": "bootstrap", "fired": True,
+                                "reason": "no champion yet: the first valid span trains one"}]
+            runner.save_span(report, status="training")  # what a restart resumes from
+            report.promoted = runner.train(span, [*valid, span][-1:], "bootstrap on span "
+                                           f"{span.name}", report, frame)
+            return report
+        now = self.clock()
+        last = runner.memory().get("monitors", {}).get("last_end")
+        start = datetime.fromisoformat(last) if last else None
+        decay, drift = runner.monitors(span, log, champion, report, features, start=start,
+                                       end=now)
+        runner.remember("monitors", last_end=now.isoformat())
+        promoted = None
+        challenger = runner.alias("challenger")
+        if challenger is not None and self.spec.canary is not None:
+            promoted = runner.canary(span, log, champion, challenger, report, start=start,
+                                     end=now)
+        decisions = runner.decide(span, True, decay, drift, now=now)
+        report.triggers = [vars(d) for d in decisions]
+        fired = [d.name for d in decisions if d.fired]
+        if fired and promoted is None:
+            window = runner.window([*valid, span], span, fired)
+            reason = "; ".join(f"{d.name}: {d.reason}" for d in decisions if d.fired)
+            runner.save_span(report, status="training")
+            promoted = runner.train(span, window, reason, report, frame)
+        report.promoted = promoted
+        return report
+
+    def _recover(self, span: Span, record: dict[str, Any]) -> SpanReport:
+        """Resume the training run a dead controller started, or record how it ended."""
+        report = SpanReport(**{**record.get("report", {}), "span": span.name,
+                               "rows": span.rows})
+        run_id = record["training_run"]
+        engine = self.runner.engine
+        run = engine.store.get_run(run_id)
+        self.runner.on_phase(span.name, "resume")
+        if run.status.value == "succeeded":
+            result = engine.load_result(run_id)
+        else:
+            result = engine.resume(run_id, loop_train)
+        report.runs["resumed"] = run_id
+        report.promoted = self.runner.record_training(result, report)
+        return report
+
+    @contextmanager
+    def _renewing(self) -> Iterator[None]:
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lease_ttl / 3):
+                try:
+                    self.state.acquire(self.lease, self.holder, self.lease_ttl)
+                except CtloopError:
+                    continue
+
+        thread = threading.Thread(target=renew, name=f"ctloop-lease-{self.spec.name}",
+                                  daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()

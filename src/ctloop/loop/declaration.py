@@ -1,0 +1,414 @@
+"""A continuous-training loop, declared once: ``[ctloop.loops.NAME]`` or :class:`LoopSpec`.
+
+Everything a loop needs to run by itself is here: where its spans land, which
+columns are the event time, label and row id, the pinned schema, the trainer,
+the training window, the holdout, the metric and the gate, what makes it
+retrain, and the canary. Every key is checked when the loop is read, so a typo
+fails with the loop, the key and the nearest valid key named, long before the
+first span lands::
+
+    [ctloop.loops.churn]
+    model = "churn"
+    data = "landing/*.parquet"
+    event_time = "ts"
+    label = "churned"
+    schema = "schema.yaml"
+    train = { flavor = "lightgbm", params = { n_estimators = 100 } }
+    window = "auto"
+    retrain_on = ["decay", "drift"]
+    decay = { max_drop = 0.03 }
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ctloop.core.errors import ConfigError, NotFound
+
+__all__ = [
+    "FLAVORS",
+    "RETRAIN_SIGNALS",
+    "CanarySpec",
+    "DecaySpec",
+    "DriftSpec",
+    "GateSpec",
+    "LoopSpec",
+    "SqlSource",
+    "TrainSpec",
+    "Window",
+    "get_loop",
+    "load_loops",
+    "parse_loop",
+]
+
+FLAVORS = {"lightgbm": "lightgbm", "sklearn": "hist_gradient_boosting", "xgboost": "xgboost",
+           "logistic": "logistic"}
+"""Trainer flavors and the ``fit_model`` algorithm each one uses."""
+
+RETRAIN_SIGNALS = ("new_span", "schedule", "decay", "drift", "estimate")
+
+_WINDOW = re.compile(r"^\s*(\d+)\s*spans?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _unknown(where: str, table: Mapping[str, Any], known: Sequence[str]) -> None:
+    """One line naming the loop, the unknown key and the nearest valid one."""
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(known)}"
+            raise ConfigError(f"{where}: unknown key {key!r}; {hint}")
+
+
+def _names(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which valid spans a candidate trains on: the last ``spans``, ``seconds`` of event
+    time, or ``auto`` (after a decay trigger, only the spans since the detected change)."""
+
+    spans: int | None = None
+    seconds: float | None = None
+    auto: bool = False
+    text: str = "3 spans"
+
+    @classmethod
+    def parse(cls, value: Any, where: str) -> Window:
+        text = str(value).strip()
+        if text == "auto":
+            return cls(auto=True, text=text)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return cls(spans=value, text=f"{value} spans")
+        if (m := _WINDOW.match(text)) and int(m.group(1)) > 0:
+            return cls(spans=int(m.group(1)), text=text)
+        if (m := _DURATION.match(text)) and float(m.group(1)) > 0:
+            return cls(seconds=float(m.group(1)) * _SECONDS[m.group(2)], text=text)
+        raise ConfigError(
+            f"{where}: key 'window' must be \"N spans\", an event-time duration like \"60d\", "
+            f"or \"auto\". Got {value!r}."
+        )
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """The trainer: a flavor with parameters, or a user component ``file.py:component``."""
+
+    flavor: str = "lightgbm"
+    params: dict[str, Any] = field(default_factory=dict)
+    features: tuple[str, ...] = ()  # empty: every column but label, event time and id
+    feature_refs: tuple[str, ...] = ()  # feature-store refs joined at training time
+    component: str | None = None  # "file.py:component" (absolute once parsed)
+
+    @property
+    def algorithm(self) -> str:
+        return FLAVORS[self.flavor]
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """Promote only a candidate better than the champion by ``min_improvement`` on the
+    loop's metric (the default is > 0, so an equal candidate is never promoted), above
+    ``floor`` when given, and not worse by more than a slice rule allows."""
+
+    min_improvement: float = 0.001
+    floor: float | None = None
+    slices: tuple[dict[str, Any], ...] = ()
+
+    def to_gate(self, metric: str) -> dict[str, Any]:
+        """The ``ctloop.models.gate.GateConfig`` form of these rules."""
+        gate: dict[str, Any] = {"changes": {metric: self.min_improvement},
+                                "slices": [dict(s) for s in self.slices]}
+        if self.floor is not None:
+            gate["floors"] = {metric: self.floor}
+        return gate
+
+
+@dataclass(frozen=True)
+class DecaySpec:
+    """Decay fires when the live metric falls ``max_drop`` below the baseline:
+    ``"champion"`` (its evaluation on its holdout), ``"best_live"`` (the best live
+    value it reached) or a number (an absolute floor)."""
+
+    max_drop: float = 0.03
+    baseline: str | float = "champion"
+    min_labels: int = 200
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    """Drift fires when at least ``share`` of the watched features drifted from the
+    champion's own training data (``columns``: default every feature)."""
+
+    share: float = 0.5
+    columns: tuple[str, ...] = ()
+    min_rows: int = 100
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    """A blessed candidate first serves ``share`` of the traffic as ``challenger``; after
+    ``min_labels`` labelled requests it is promoted if its live metric is not worse than
+    the champion's on the same period, else dropped."""
+
+    share: float = 0.1
+    min_labels: int = 200
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """Spans from a SQL query: rows cut into spans of ``span`` event time by ``watermark``."""
+
+    url: str
+    query: str
+    watermark: str
+    span: float = 7 * 86400
+    span_text: str = "7d"
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """One declared loop. Build it in Python or read it with :func:`load_loops`."""
+
+    name: str
+    model: str
+    data: str | SqlSource  # a glob of landed files (absolute once parsed) or a SQL source
+    event_time: str
+    label: str
+    id: str | None = None
+    schema: str | None = None  # pinned schema file: a span failing it is quarantined
+    train: TrainSpec = field(default_factory=TrainSpec)
+    window: Window = field(default_factory=lambda: Window(spans=3))
+    holdout: float = 0.25
+    metric: str = "roc_auc"
+    gate: GateSpec = field(default_factory=GateSpec)
+    retrain_on: tuple[str, ...] = ("new_span",)
+    schedule: str | None = None  # cron, in event time during replay
+    cooldown: float = 0.0  # seconds of event time between two retrains
+    decay: DecaySpec = field(default_factory=DecaySpec)
+    drift: DriftSpec = field(default_factory=DriftSpec)
+    canary: CanarySpec | None = None
+    seed: int = 0
+    pipeline: str | None = None  # a user pipeline ("file.py:name") instead of the standard one
+    description: str = ""
+
+    def with_(self, **changes: Any) -> LoopSpec:
+        return replace(self, **changes)
+
+    @property
+    def excluded(self) -> set[str]:
+        """Columns that are never features."""
+        return {c for c in (self.label, self.event_time, self.id) if c}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-ready view (for ``ctloop loop status --json`` and run records)."""
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["window"] = self.window.text
+        return out
+
+
+_TOP = _names(LoopSpec)
+_TOP.remove("name")
+
+
+def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None) -> LoopSpec:
+    """Validate one ``[ctloop.loops.NAME]`` table; ``root`` anchors relative paths."""
+    where = f"Loop {name!r}"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table of settings. Got {table!r}.")
+    root = (root or Path.cwd()).resolve()
+    _unknown(where, table, _TOP)
+    for key in ("model", "data", "event_time", "label"):
+        if not table.get(key):
+            raise ConfigError(f"{where}: key {key!r} is required (see docs/loop.md).")
+    values: dict[str, Any] = {"name": name}
+    for key in ("model", "event_time", "label", "id", "schedule", "pipeline", "description",
+                "metric"):
+        if table.get(key) is not None:
+            values[key] = str(table[key])
+    values["data"] = _data(table["data"], root, where)
+    if table.get("schema"):
+        values["schema"] = str(_path(table["schema"], root))
+    if "train" in table:
+        values["train"] = _train(table["train"], root, where)
+    if "window" in table:
+        values["window"] = Window.parse(table["window"], where)
+    if "holdout" in table:
+        values["holdout"] = _share(table["holdout"], f"{where}: key 'holdout'", upper=0.9)
+    metric = values.get("metric", "roc_auc")
+    from ctloop.models.metrics import HIGHER_IS_BETTER
+
+    if metric not in HIGHER_IS_BETTER:
+        close = difflib.get_close_matches(metric, list(HIGHER_IS_BETTER), n=1)
+        raise ConfigError(f"{where}: key 'metric' names unknown metric {metric!r}"
+                          + (f"; did you mean {close[0]!r}?" if close else "."))
+    if "gate" in table:
+        values["gate"] = _gate(table["gate"], where)
+    if "retrain_on" in table:
+        values["retrain_on"] = _retrain_on(table["retrain_on"], where)
+    if "schedule" in values and "schedule" not in values.get("retrain_on", ()):
+        values["retrain_on"] = (*values.get("retrain_on", ("new_span",)), "schedule")
+    if values.get("schedule"):
+        from croniter import croniter
+
+        if not croniter.is_valid(values["schedule"]):
+            raise ConfigError(f"{where}: key 'schedule' is not a cron expression: "
+                              f"{values['schedule']!r} (five fields, e.g. \"0 3 * * 1\").")
+    elif "schedule" in values.get("retrain_on", ()):
+        raise ConfigError(f"{where}: retrain_on has 'schedule' but key 'schedule' (a cron "
+                          "expression) is missing.")
+    if "cooldown" in table:
+        from ctloop.triggers.definitions import parse_duration
+
+        values["cooldown"] = parse_duration(table["cooldown"], f"{where}: key 'cooldown'") or 0.0
+    if "decay" in table:
+        values["decay"] = _sub(DecaySpec, table["decay"], f"{where}: decay")
+        _check_decay(values["decay"], where)
+    if "drift" in table:
+        drift = _sub(DriftSpec, table["drift"], f"{where}: drift")
+        values["drift"] = replace(drift, share=_share(drift.share, f"{where}: key 'drift.share'"),
+                                  columns=tuple(drift.columns))
+    if table.get("canary"):
+        canary = _sub(CanarySpec, table["canary"], f"{where}: canary")
+        values["canary"] = replace(canary, share=_share(canary.share,
+                                                        f"{where}: key 'canary.share'"))
+    if "seed" in table:
+        values["seed"] = int(table["seed"])
+    if values.get("pipeline"):
+        values["pipeline"] = _ref(values["pipeline"], root, where, "pipeline")
+    return LoopSpec(**values)
+
+
+def _path(value: Any, root: Path) -> Path:
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def _ref(value: str, root: Path, where: str, key: str) -> str:
+    target, _, attr = value.rpartition(":")
+    if not target or not attr:
+        raise ConfigError(f"{where}: key {key!r} must be \"file.py:name\". Got {value!r}.")
+    path = _path(target, root)
+    if not path.is_file():
+        raise NotFound(f"{where}: key {key!r}: file {target!r} does not exist (looked for "
+                       f"{path}).")
+    return f"{path}:{attr}"
+
+
+def _data(value: Any, root: Path, where: str) -> str | SqlSource:
+    if isinstance(value, str):
+        return str(_path(value, root))
+    if isinstance(value, Mapping):
+        _unknown(f"{where}: data", value, ["url", "query", "watermark", "span"])
+        missing = [k for k in ("url", "query", "watermark") if not value.get(k)]
+        if missing:
+            raise ConfigError(f"{where}: data needs key {missing[0]!r} for a SQL source "
+                              "(url, query, watermark, span).")
+        span_text = str(value.get("span", "7d"))
+        window = Window.parse(span_text, f"{where}: data")
+        if window.seconds is None:
+            raise ConfigError(f"{where}: key 'data.span' must be a duration like \"7d\". "
+                              f"Got {span_text!r}.")
+        return SqlSource(url=str(value["url"]), query=str(value["query"]),
+                         watermark=str(value["watermark"]), span=window.seconds,
+                         span_text=span_text)
+    raise ConfigError(f"{where}: key 'data' must be a glob of landed files or a table "
+                      f"{{ url, query, watermark, span }}. Got {value!r}.")
+
+
+def _train(value: Any, root: Path, where: str) -> TrainSpec:
+    if isinstance(value, str):
+        return TrainSpec(component=_ref(value, root, where, "train"))
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: key 'train' must be a table {{ flavor, params, features }} "
+                          f"or \"file.py:component\". Got {value!r}.")
+    _unknown(f"{where}: train", value, ["flavor", "params", "features", "feature_refs"])
+    flavor = str(value.get("flavor", "lightgbm"))
+    if flavor not in FLAVORS:
+        close = difflib.get_close_matches(flavor, list(FLAVORS), n=1)
+        raise ConfigError(f"{where}: key 'train.flavor' is {flavor!r}; "
+                          + (f"did you mean {close[0]!r}?" if close
+                             else f"use one of {', '.join(FLAVORS)}."))
+    params = value.get("params", {}) or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{where}: key 'train.params' must be a table. Got {params!r}.")
+    return TrainSpec(flavor=flavor, params=dict(params),
+                     features=tuple(str(f) for f in value.get("features", ()) or ()),
+                     feature_refs=tuple(str(f) for f in value.get("feature_refs", ()) or ()))
+
+
+def _gate(value: Any, where: str) -> GateSpec:
+    gate: GateSpec = _sub(GateSpec, value, f"{where}: gate")
+    return replace(gate, min_improvement=float(gate.min_improvement),
+                   floor=None if gate.floor is None else float(gate.floor),
+                   slices=tuple(dict(s) for s in gate.slices))
+
+
+def _retrain_on(value: Any, where: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else list(value or [])
+    for item in items:
+        if item not in RETRAIN_SIGNALS:
+            close = difflib.get_close_matches(str(item), RETRAIN_SIGNALS, n=1)
+            raise ConfigError(f"{where}: key 'retrain_on' has unknown signal {item!r}; "
+                              + (f"did you mean {close[0]!r}?" if close
+                                 else f"use any of {', '.join(RETRAIN_SIGNALS)}."))
+    return tuple(items)
+
+
+def _check_decay(decay: DecaySpec, where: str) -> None:
+    base = decay.baseline
+    if isinstance(base, str) and base not in ("champion", "best_live"):
+        raise ConfigError(f"{where}: key 'decay.baseline' must be \"champion\", \"best_live\" "
+                          f"or a number (an absolute floor). Got {base!r}.")
+    if decay.max_drop < 0:
+        raise ConfigError(f"{where}: key 'decay.max_drop' must be >= 0. Got {decay.max_drop}.")
+
+
+def _sub(cls: type, value: Any, where: str) -> Any:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table. Got {value!r}.")
+    _unknown(where, value, _names(cls))
+    return cls(**dict(value))
+
+
+def _share(value: Any, what: str, upper: float = 1.0) -> float:
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = -1.0
+    if not 0 < share <= upper:
+        raise ConfigError(f"{what} must be a share in (0, {upper:g}]. Got {value!r}.")
+    return share
+
+
+def load_loops(settings: Any = None) -> dict[str, LoopSpec]:
+    """The loops of ``ctloop.toml`` (``[ctloop.loops.NAME]`` tables), in file order."""
+    if settings is None:
+        from ctloop.core.settings import load_settings
+
+        settings = load_settings()
+    tables = settings.extra.get("loops", {})
+    if not isinstance(tables, Mapping):
+        raise ConfigError("[ctloop.loops] must hold one table per loop.")
+    root = settings.home.parent
+    return {name: parse_loop(name, table, root=root) for name, table in tables.items()}
+
+
+def get_loop(name: str, settings: Any = None) -> LoopSpec:
+    """One declared loop; an unknown name lists the loops that exist."""
+    loops = load_loops(settings)
+    if name not in loops:
+        close = difflib.get_close_matches(name, list(loops), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise NotFound(f"No loop named {name!r} in ctloop.toml.{hint} Loops: "
+                       f"{', '.join(loops) or 'none'} (declare [ctloop.loops.{name}]).")
+    return loops[name]

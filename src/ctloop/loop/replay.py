@@ -1,0 +1,234 @@
+"""``ctloop loop replay``: backtest a continuous-training policy on history, in event time.
+
+The spans replay in event-time order into a sandbox project of their own
+(``.ctloop/replays/NAME/``: metadata, artifacts, prediction log, controller
+state), so a backtest never moves the live champion and two replays of the
+same history start from the same empty state and give the same result.
+
+For each span: validate it (a quarantined span is never served, trained on or
+trusted; the champion keeps serving); with no champion yet, the first valid
+span trains and promotes the first one (the bootstrap). Otherwise its rows go
+through the real prediction service over HTTP (``create_app`` under uvicorn,
+request log on, the canary split when a challenger exists), its labels are
+delivered afterwards, the monitors run, the canary and the triggers decide,
+and a fired trigger runs the training pipeline whose gate decides promotion.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ctloop.core.errors import ConfigError, UserInputError
+from ctloop.core.settings import Settings
+from ctloop.loop.declaration import LoopSpec
+from ctloop.loop.pipeline import read_span
+from ctloop.loop.runner import LoopRunner, Phase, SpanReport
+from ctloop.loop.spans import Span, discover_spans
+
+__all__ = ["ReplayResult", "replay", "sandbox_settings"]
+
+CHUNK = 2000  # rows per prediction request
+
+
+@dataclass
+class ReplayResult:
+    """Every span's report, in event-time order, and where the sandbox lives."""
+
+    loop: str
+    model: str
+    metric: str
+    spans: list[SpanReport] = field(default_factory=list)
+    home: Path | None = None
+    errors: list[str] = field(default_factory=list)  # training runs that failed, one line each
+
+    def to_json(self) -> dict[str, Any]:
+        return {"loop": self.loop, "model": self.model, "metric": self.metric,
+                "spans": [s.to_json() for s in self.spans]}
+
+
+def sandbox_settings(settings: Settings, name: str) -> Settings:
+    """A fresh project home for one replay of loop ``name`` (the old one is removed)."""
+    home = settings.home / "replays" / name
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    return Settings(home=home, runner=settings.runner, max_workers=settings.max_workers,
+                    cache=settings.cache, extra=settings.extra)
+
+
+def check_window(spec: LoopSpec, spans: list[Span]) -> None:
+    """A window longer than the whole history is a mistake, not a wish."""
+    if not spans:
+        raise UserInputError(f"Loop {spec.name!r}: key 'data' matches no span "
+                             f"({spec.data}). Land files there first.")
+    window = spec.window
+    if window.spans and window.spans > len(spans):
+        raise ConfigError(f"Loop {spec.name!r}: key 'window' is {window.text!r}, longer than "
+                          f"the history ({len(spans)} spans). Use at most {len(spans)} spans.")
+    history = (spans[-1].end - spans[0].start).total_seconds()
+    if window.seconds and window.seconds > history + 86400:
+        raise ConfigError(f"Loop {spec.name!r}: key 'window' is {window.text!r}, longer than "
+                          f"the history ({history / 86400:.0f} days of event time).")
+
+
+def replay(spec: LoopSpec, settings: Settings, *, baseline: bool = False,
+           on_phase: Phase | None = None, on_span: Any = None,
+           sandbox: bool = True) -> ReplayResult:
+    """Replay every span of ``spec`` in event-time order; see the module docstring.
+
+    ``sandbox=False`` replays into the project's own stores instead (the demo does, so
+    its models and runs are there to look at afterwards): the loop's memory is reset and
+    its model starts without a champion; the alias history keeps the old one.
+    """
+    spans = discover_spans(spec, materialize_to=settings.home / "loops" / spec.name / "spans")
+    check_window(spec, spans)
+    if sandbox:
+        settings = sandbox_settings(settings, spec.name)
+    runner = LoopRunner(spec, settings, on_phase=on_phase)
+    if not sandbox:
+        _reset(runner)
+    sandbox_home = settings.home
+    result = ReplayResult(spec.name, spec.model, spec.metric, home=sandbox_home)
+    from ctloop.monitoring.log import open_prediction_log
+
+    predictions = sandbox_home / "predictions" if sandbox else sandbox_home / "replays" / \
+        spec.name / "predictions"
+    shutil.rmtree(predictions, ignore_errors=True)
+    runner.predictions = predictions
+    log = open_prediction_log(predictions, settings=settings)
+    valid: list[Span] = []
+    first_champion: int | None = None
+    try:
+        for span in spans:
+            report = _replay_span(runner, log, span, valid, result)
+            if report.bootstrap and report.promoted:
+                first_champion = report.promoted
+            if baseline and first_champion is not None and not report.bootstrap \
+                    and report.status == "valid":
+                frame = read_span(span.path, spec.event_time, spec.label)
+                report.baseline = runner.baseline_score(first_champion, frame)
+            runner.save_span(report, status="done")
+            result.spans.append(report)
+            if on_span:
+                on_span(report)
+    finally:
+        log.close()
+        runner.close()
+    return result
+
+
+def _replay_span(runner: LoopRunner, log: Any, span: Span, valid: list[Span],
+                 result: ReplayResult) -> SpanReport:
+    spec = runner.spec
+    report = SpanReport(span=span.name, rows=span.rows)
+    champion = runner.alias()
+    report.served_version = champion
+    if not runner.validate(span, valid[-1] if valid else None, report):
+        report.triggers = [vars(d) for d in runner.decide(span, False, None, None)]
+        return report
+    valid.append(span)
+    frame = read_span(span.path, spec.event_time, spec.label)
+    features = runner.features(frame)
+    if champion is None:  # the bootstrap: the first valid span trains the first champion
+        report.bootstrap = True
+        report.triggers = [{"name": "bootstrap", "fired": True,
+                            "reason": "no champion yet: the first valid span trains one"}]
+        report.promoted = runner.train(span, [span], f"bootstrap on span {span.name}", report,
+                                       frame)
+        if report.gate and report.gate.get("error"):  # nothing can serve: stop here
+            raise UserInputError(
+                f"Loop {spec.name!r}: key 'train': the bootstrap training on span {span.name} "
+                f"failed: {report.gate['error']} (run {report.runs.get('train', '')[:12]} in "
+                f"{runner.settings.home})")
+        return report
+    challenger = runner.alias("challenger")
+    _serve(runner, log, span, frame, features, challenger)
+    decay, drift = runner.monitors(span, log, champion, report, features)
+    promoted = None
+    if challenger is not None and spec.canary is not None:
+        promoted = runner.canary(span, log, champion, challenger, report)
+    decisions = runner.decide(span, True, decay, drift)
+    report.triggers = [vars(d) for d in decisions]
+    fired = [d.name for d in decisions if d.fired]
+    if fired and promoted is None:
+        window = runner.window(valid, span, fired)
+        reason = "; ".join(f"{d.name}: {d.reason}" for d in decisions if d.fired)
+        promoted = runner.train(span, window, reason, report, frame)
+        _collect_error(report, result, spec)
+    report.promoted = promoted
+    return report
+
+
+def _reset(runner: LoopRunner) -> None:
+    """Start the loop over in the project's stores: no memory, no champion, no challenger."""
+    with runner.state.update(runner.scope) as docs:
+        docs.clear()
+    for alias in ("champion", "challenger"):
+        if runner.alias(alias) is not None:
+            runner.engine.store.move_alias(runner.spec.model, alias, None,
+                                           actor=f"loop {runner.spec.name}",
+                                           reason="a replay starts without a champion")
+
+
+def _collect_error(report: SpanReport, result: ReplayResult, spec: LoopSpec) -> None:
+    if report.gate and report.gate.get("error"):
+        result.errors.append(f"Loop {spec.name!r}: key 'train': the training run on span "
+                             f"{report.span} failed: {report.gate['error']}")
+
+
+def _serve(runner: LoopRunner, log: Any, span: Span, frame: pd.DataFrame,
+           features: list[str], challenger: int | None) -> None:
+    """Send the span's rows through the prediction service, then deliver its labels."""
+    spec = runner.spec
+    runner.on_phase(span.name, "serving")
+    ids = (frame[spec.id].astype(str) if spec.id else
+           pd.Series([f"{span.name}/{i}" for i in range(len(frame))])).tolist()
+    rows = frame[features].astype(object)
+    rows = rows.where(rows.notna(), None)
+    stamps = frame[spec.event_time].dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z").tolist()
+    with _service(runner, challenger) as (client, app):
+        for lo in range(0, len(frame), CHUNK):
+            hi = min(lo + CHUNK, len(frame))
+            answer = client.post(f"/v1/models/{spec.model}:predict", json={
+                "rows": rows.iloc[lo:hi].to_dict("records"), "request_ids": ids[lo:hi],
+                "now": stamps[hi - 1],
+            })
+            if answer.status_code != 200:
+                raise UserInputError(f"Loop {spec.name!r}: the prediction service answered "
+                                     f"{answer.status_code} on span {span.name}: "
+                                     f"{answer.text[:300]}")
+        app.state.serving.logger.flush()
+    runner.on_phase(span.name, "labels")
+    labelled_at = span.end + timedelta(seconds=1)
+    log.add_labels(pd.DataFrame({"request_id": ids, "label": frame[spec.label].to_numpy(),
+                                 "labelled_at": [labelled_at] * len(ids)}))
+
+
+@contextmanager
+def _service(runner: LoopRunner, challenger: int | None) -> Iterator[tuple[Any, Any]]:
+    """The real prediction service on loopback for one span (canary when a challenger is
+    waiting), so what serves is exactly what the registry says at the span's start."""
+    import httpx
+
+    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.serving import ServingConfig, create_app
+    from ctloop.serving.background import background_server
+    from ctloop.serving.config import Split
+
+    spec = runner.spec
+    canary = (Split("challenger", spec.canary.share)
+              if challenger is not None and spec.canary is not None else None)
+    config = ServingConfig(models=(spec.model,), reload_interval=0, canary=canary,
+                           seed=spec.seed)
+    app = create_app(spec.model, config=config, settings=runner.settings,
+                     metadata=runner.engine.store, feature_store=False,
+                     prediction_log=open_prediction_log(runner.predictions))
+    with background_server(app) as url, httpx.Client(base_url=url, timeout=120) as client:
+        yield client, app

@@ -1,0 +1,203 @@
+"""Controller memory and leases in the metadata database (SQLite, PostgreSQL, MySQL).
+
+Controllers (the trigger controller, each loop's controller) keep what they
+have seen, their cooldowns and last firings as small JSON documents, one per
+``(scope, key)``. A change happens inside :meth:`ControllerState.update`, which
+holds the scope's lock for the whole read-modify-write: SQLite's ``BEGIN
+IMMEDIATE``, elsewhere ``SELECT … FOR UPDATE`` on the scope's sentinel row. So
+two controllers on one project, on one machine or many, never both decide to
+fire the same thing.
+
+A :class:`Lease` names who may act for a while (``holder``, ``expires_at``).
+The holder renews it while alive; a controller killed with ``kill -9`` simply
+stops renewing and its lease expires, so another takes over without anyone
+cleaning up. Lease times are wall-clock (they are about processes), whereas
+windows, cooldowns and schedules run on the controller's injectable clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ctloop.core.errors import StoreError
+from ctloop.metadata.engine import create_engine, describe_url, translate_connect_error
+from ctloop.metadata.migrate import upgrade
+from ctloop.metadata.schema import controller_state, leases
+
+__all__ = ["ControllerState", "Lease", "holder_id"]
+
+_SENTINEL = ""  # the key whose row is locked to serialize a scope
+
+
+def holder_id() -> str:
+    """Who this process is, for leases: host, pid and a random part (pids get reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds ``name`` and until when (UTC)."""
+
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+    def alive(self, now: datetime | None = None) -> bool:
+        return (now or _wall()) < self.expires_at
+
+
+class ControllerState:
+    """Locked JSON documents per ``(scope, key)`` plus leases, in the metadata database."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self._engine = create_engine(url)
+        self._dialect = self._engine.dialect.name
+        try:
+            if migrate:
+                upgrade(self._engine, url_for_humans=describe_url(url))
+        except sa.exc.SQLAlchemyError as exc:
+            self._engine.dispose()
+            raise translate_connect_error(exc, url) from None
+
+    def __repr__(self) -> str:
+        return f"ControllerState({describe_url(self.url)!r})"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- documents ---------------------------------------------------------------
+
+    def read(self, scope: str) -> dict[str, dict[str, Any]]:
+        """A snapshot of every document of ``scope`` (no lock)."""
+        with self._guard(), self._engine.connect() as conn:
+            rows = conn.execute(sa.select(controller_state.c.key, controller_state.c.value)
+                                .where(controller_state.c.scope == scope)).all()
+        return {r.key: dict(r.value) for r in rows if r.key != _SENTINEL}
+
+    @contextmanager
+    def update(self, scope: str) -> Iterator[dict[str, dict[str, Any]]]:
+        """Hold the scope's lock; yield its documents to change; write back what changed.
+
+        A key deleted from the yielded dict is deleted from the database. An
+        exception inside the block writes nothing.
+        """
+        with self._guard(), self._locked(scope) as conn:
+            rows = conn.execute(sa.select(controller_state.c.key, controller_state.c.value)
+                                .where(controller_state.c.scope == scope)).all()
+            before = {r.key: dict(r.value) for r in rows if r.key != _SENTINEL}
+            docs = copy.deepcopy(before)
+            yield docs
+            now = _naive(_wall())
+            table = controller_state
+            for key in set(before) - set(docs):
+                conn.execute(table.delete().where(table.c.scope == scope, table.c.key == key))
+            for key, value in docs.items():
+                if key == _SENTINEL or before.get(key) == value:
+                    continue
+                if key in before:
+                    conn.execute(table.update()
+                                 .where(table.c.scope == scope, table.c.key == key)
+                                 .values(value=value, updated_at=now))
+                else:
+                    conn.execute(table.insert().values(scope=scope, key=key, value=value,
+                                                       updated_at=now))
+
+    @contextmanager
+    def _locked(self, scope: str) -> Iterator[sa.Connection]:
+        table = controller_state
+        with self._engine.connect() as conn:
+            if self._dialect == "sqlite":  # one writer at a time for the whole file
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+                return
+            self._ensure_sentinel(scope)
+            with conn.begin():
+                conn.execute(sa.select(table.c.key).where(
+                    table.c.scope == scope, table.c.key == _SENTINEL).with_for_update())
+                yield conn
+
+    def _ensure_sentinel(self, scope: str) -> None:
+        table = controller_state
+        with self._engine.connect() as conn, conn.begin():
+            exists = conn.execute(sa.select(table.c.key).where(
+                table.c.scope == scope, table.c.key == _SENTINEL)).first()
+            if exists:
+                return
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                conn.execute(table.insert().values(scope=scope, key=_SENTINEL, value={},
+                                                   updated_at=_naive(_wall())))
+        except sa.exc.IntegrityError:
+            pass  # another controller created it first
+
+    # -- leases ------------------------------------------------------------------
+
+    def acquire(self, name: str, holder: str, ttl: float, *, now: datetime | None = None
+                ) -> bool:
+        """Take or renew lease ``name`` for ``ttl`` seconds; False while another holds it."""
+        now = now or _wall()
+        expires = _naive(now + timedelta(seconds=ttl))
+        with self._guard():
+            with self._engine.begin() as conn:
+                moved = conn.execute(
+                    leases.update()
+                    .where(leases.c.name == name,
+                           sa.or_(leases.c.holder == holder, leases.c.expires_at <= _naive(now)))
+                    .values(holder=holder, expires_at=expires, acquired_at=_naive(now))
+                ).rowcount
+            if moved:
+                return True
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(leases.insert().values(name=name, holder=holder,
+                                                        acquired_at=_naive(now),
+                                                        expires_at=expires))
+            except sa.exc.IntegrityError:
+                return False
+            return True
+
+    def release(self, name: str, holder: str) -> None:
+        """Give lease ``name`` up (only if ``holder`` still holds it)."""
+        with self._guard(), self._engine.begin() as conn:
+            conn.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+
+    def lease(self, name: str) -> Lease | None:
+        with self._guard(), self._engine.connect() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+        if row is None:
+            return None
+        return Lease(row.name, row.holder, row.acquired_at.replace(tzinfo=UTC),
+                     row.expires_at.replace(tzinfo=UTC))
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            detail = " ".join(str(getattr(exc, "orig", exc)).split())
+            raise StoreError(f"The controller state in {describe_url(self.url)} failed: "
+                             f"{detail}. Retry; check the database server if it persists."
+                             ) from exc

@@ -1,0 +1,142 @@
+"""Controller state and leases behave the same on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+from ctloop.triggers.store import ControllerState
+
+
+def _postgres() -> Iterator[str]:
+    schema = unique_name("ctst")
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def _mysql() -> Iterator[str]:
+    database = unique_name("ctst")
+    admin = sa.create_engine(MYSQL_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {database}"))
+    try:
+        yield MYSQL_URL.rsplit("/", 1)[0] + f"/{database}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {database}"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "mysql"])
+def state(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[ControllerState]:
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('st') / 'md.db'}"])
+    else:
+        require_service(request.param)
+        urls = _postgres() if request.param == "postgres" else _mysql()
+    url = next(urls)
+    opened = ControllerState(url)
+    yield opened
+    opened.close()
+    next(urls, None)  # drops the schema/database
+
+
+def test_documents_round_trip_and_delete(state: ControllerState) -> None:
+    scope = unique_name("scope")
+    assert state.read(scope) == {}
+    with state.update(scope) as docs:
+        docs["a"] = {"seen": ["x"], "n": 1}
+        docs["b"] = {"n": 2}
+    assert state.read(scope) == {"a": {"seen": ["x"], "n": 1}, "b": {"n": 2}}
+    with state.update(scope) as docs:
+        docs["a"]["seen"].append("y")
+        del docs["b"]
+    assert state.read(scope) == {"a": {"seen": ["x", "y"], "n": 1}}
+
+
+def test_a_failed_update_writes_nothing(state: ControllerState) -> None:
+    scope = unique_name("scope")
+    with state.update(scope) as docs:
+        docs["a"] = {"n": 1}
+    with pytest.raises(RuntimeError), state.update(scope) as docs:
+        docs["a"]["n"] = 99
+        raise RuntimeError("crash mid-update")
+    assert state.read(scope) == {"a": {"n": 1}}
+
+
+def test_concurrent_updates_lose_nothing(state: ControllerState) -> None:
+    scope = unique_name("scope")
+    barrier = threading.Barrier(3)
+
+    def bump() -> None:
+        barrier.wait()
+        for _ in range(10):
+            with state.update(scope) as docs:
+                entry = docs.setdefault("counter", {"n": 0})
+                entry["n"] += 1
+
+    threads = [threading.Thread(target=bump) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert state.read(scope) == {"counter": {"n": 30}}
+
+
+def test_a_lease_has_one_holder_until_it_expires(state: ControllerState) -> None:
+    name = unique_name("lease")
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    assert state.acquire(name, "a", 60, now=now)
+    assert not state.acquire(name, "b", 60, now=now + timedelta(seconds=30))
+    assert state.acquire(name, "a", 60, now=now + timedelta(seconds=30))  # renewal
+    lease = state.lease(name)
+    assert lease is not None and lease.holder == "a"
+    assert lease.expires_at == now + timedelta(seconds=90)
+    # "a" died without releasing: once its lease ran out, "b" takes over.
+    assert state.acquire(name, "b", 60, now=now + timedelta(seconds=91))
+    assert not state.acquire(name, "a", 60, now=now + timedelta(seconds=92))
+    state.release(name, "a")  # not the holder: no effect
+    assert state.lease(name).holder == "b"  # type: ignore[union-attr]
+    state.release(name, "b")
+    assert state.lease(name) is None
+
+
+def test_racing_acquirers_get_one_lease(state: ControllerState) -> None:
+    name = unique_name("lease")
+    won: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def grab(who: str) -> None:
+        barrier.wait()
+        if state.acquire(name, who, 60):
+            won.append(who)
+
+    threads = [threading.Thread(target=grab, args=(f"h{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+
+
+def test_sqlite_state_lives_in_the_metadata_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'md.db'}"
+    first = ControllerState(url)
+    with first.update("s") as docs:
+        docs["k"] = {"v": 1}
+    first.close()
+    assert ControllerState(url).read("s") == {"k": {"v": 1}}

@@ -1,0 +1,120 @@
+"""Bad input to a loop: one line naming the loop and the key, non-zero exit, nothing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ctloop.loop.sample import write_sample_spans
+from ctloop.testing.cli import cli, one_error_line
+
+TRAINERS = Path(__file__).with_name("loop_trainers.py")
+
+BASE = """
+[ctloop.loops.churn]
+model = "churn"
+data = "landing/*.parquet"
+event_time = "ts"
+label = "churned"
+train = {{ flavor = "lightgbm", params = {{ n_estimators = 10 }} }}
+{extra}
+"""
+
+
+@pytest.fixture
+def project(ctloop_home: Path) -> Path:
+    write_sample_spans(ctloop_home / "landing", spans=3, rows=300, change_at=None,
+                       shift_at=None)
+    return ctloop_home
+
+
+def _declare(project: Path, extra: str = "", base: str = BASE) -> None:
+    (project / "ctloop.toml").write_text(base.format(extra=extra))
+
+
+def _error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    code, _, err = cli(capsys, *args)
+    assert code != 0
+    return one_error_line(err)
+
+
+def test_unknown_key_names_the_nearest(project: Path, capsys) -> None:
+    _declare(project, 'windw = "2 spans"')
+    line = _error(capsys, "loop", "replay", "churn")
+    assert "Loop 'churn': unknown key 'windw'; did you mean 'window'?" in line
+
+
+def test_unknown_loop_name(project: Path, capsys) -> None:
+    _declare(project)
+    line = _error(capsys, "loop", "status", "chrun")
+    assert "No loop named 'chrun'" in line and "'churn'" in line
+
+
+@pytest.mark.parametrize("column,key", [("ts", "event_time"), ("churned", "label")])
+def test_a_span_without_event_time_or_label(project: Path, capsys, column: str,
+                                            key: str) -> None:
+    _declare(project)
+    path = project / "landing" / "week-01.parquet"
+    pd.read_parquet(path).drop(columns=[column]).to_parquet(path)
+    line = _error(capsys, "loop", "replay", "churn")
+    assert f"Loop 'churn': span 'week-01' has no {key} column {column!r} (key {key!r})" in line
+
+
+def test_an_unreadable_span(project: Path, capsys) -> None:
+    _declare(project)
+    (project / "landing" / "week-09.parquet").write_bytes(b"not parquet at all")
+    line = _error(capsys, "loop", "replay", "churn")
+    assert "Loop 'churn': span 'week-09' cannot be read" in line
+
+
+def test_a_window_longer_than_the_history(project: Path, capsys) -> None:
+    _declare(project, 'window = "10 spans"')
+    line = _error(capsys, "loop", "replay", "churn")
+    assert "Loop 'churn': key 'window' is '10 spans', longer than the history (3 spans)" in line
+
+
+def test_a_trainer_that_raises_keeps_what_was_stored(project: Path, capsys) -> None:
+    _declare(project)
+    code, _, err = cli(capsys, "loop", "replay", "churn", "--json")
+    assert code == 0, err
+    before = sorted(p.name for p in (project / ".ctloop").iterdir())
+    base = BASE.replace('train = {{ flavor = "lightgbm", params = {{ n_estimators = 10 }} }}',
+                        f'train = "{TRAINERS}:broken"')
+    _declare(project, base=base)
+    line = _error(capsys, "loop", "replay", "churn")
+    assert "Loop 'churn': key 'train': the bootstrap training on span week-00 failed" in line
+    assert "the trainer has a bug" in line
+    assert sorted(p.name for p in (project / ".ctloop").iterdir()) == before
+    code, _, err = cli(capsys, "loop", "run", "churn", "--once")  # live: recorded, non-zero
+    assert code == 1 and "the trainer has a bug" in err
+
+
+def test_feedback_bad_files(project: Path, capsys, tmp_path: Path) -> None:
+    _declare(project)
+    missing = _error(capsys, "feedback", "churn", str(tmp_path / "nope.csv"))
+    assert "does not exist" in missing
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"id": ["a"], "y": [1]}).to_csv(bad, index=False)
+    assert "needs a 'label' column and a 'request_id' or 'row_id'" in _error(
+        capsys, "feedback", "churn", str(bad))
+
+
+@pytest.mark.slow
+def test_init_template_loop_scaffolds_a_loop_that_replays(ctloop_home: Path, capsys,
+                                                          monkeypatch) -> None:
+    code, out, err = cli(capsys, "init", "shop", "--template", "loop")
+    assert code == 0, err
+    monkeypatch.chdir(ctloop_home / "shop")
+    code, out, err = cli(capsys, "loop", "replay", "shop", "--json")
+    assert code == 0, err
+    import json
+
+    spans = json.loads(out)["spans"]
+    assert len(spans) == 8 and spans[0]["bootstrap"]
+    assert spans[5]["status"] == "quarantined"
+    assert next(t for t in spans[3]["triggers"] if t["name"] == "decay")["fired"]
+    code, out, err = cli(capsys, "loop", "status", "shop", "--json")
+    assert code == 0 and json.loads(out)["spans"] == []  # a replay never touches live state
+    assert "Unknown template 'loops'" in _error(capsys, "init", "x", "--template", "loops")

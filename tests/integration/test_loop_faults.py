@@ -1,0 +1,120 @@
+"""The live loop controller under faults: two at once, kill -9 mid-training, a failing run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ctloop.core.settings import load_settings
+from ctloop.loop.controller import LoopController
+from ctloop.loop.declaration import parse_loop
+from ctloop.loop.sample import write_sample_spans
+from ctloop.metadata import open_metadata_store
+
+pytestmark = pytest.mark.slow
+
+TRAINERS = Path(__file__).with_name("loop_trainers.py")
+
+
+def _spec(project: Path, trainer: str | None = None, **extra):  # type: ignore[no-untyped-def]
+    table = {"model": "churn", "data": "landing/*.parquet", "event_time": "ts",
+             "label": "churned", "retrain_on": ["new_span"], "window": "2 spans",
+             "train": f"{TRAINERS}:{trainer}" if trainer else {
+                 "flavor": "lightgbm", "params": {"n_estimators": 10}}, **extra}
+    return parse_loop("churn", table, root=project)
+
+
+def _training_runs(project: Path) -> list:  # type: ignore[type-arg]
+    store = open_metadata_store(load_settings().metadata_url)
+    return [r for r in store.list_runs(limit=500) if r.pipeline == "loop_train"]
+
+
+@pytest.fixture
+def project(ctloop_home: Path) -> Path:
+    write_sample_spans(ctloop_home / "landing", spans=3, rows=300, change_at=None,
+                       shift_at=None)
+    return ctloop_home
+
+
+def test_two_controllers_at_once_never_double_fire(project: Path) -> None:
+    spec = _spec(project)
+    controllers = [LoopController(spec, load_settings()) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    results: list = [None, None]  # type: ignore[type-arg]
+
+    def work(i: int) -> None:
+        barrier.wait()
+        results[i] = controllers[i].tick()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    handled = [r.span for res in results for r in res.reports]
+    assert sorted(handled) == ["week-00", "week-01", "week-02"]  # each once, by one of them
+    assert sum(1 for res in results if res.blocked_by) == 1
+    assert [controller.tick().reports for controller in controllers] == [[], []]
+    runs = _training_runs(project)
+    assert sorted(r.trigger_info["span"] for r in runs) == ["week-00", "week-01", "week-02"]
+    for controller in controllers:
+        controller.close()
+
+
+def test_a_failing_training_run_does_not_stop_the_controller(project: Path) -> None:
+    controller = LoopController(_spec(project, "fails_on_week_01"), load_settings())
+    result = controller.tick()
+    assert [r.span for r in result.reports] == ["week-00", "week-01", "week-02"]
+    assert len(result.errors) == 1 and "out of memory on week-01" in result.errors[0]
+    week01, week02 = result.reports[1], result.reports[2]
+    assert week01.gate is not None and "out of memory" in week01.gate["error"]
+    assert week02.gate is not None and week02.gate.get("blessed") is not None
+    assert not week02.gate.get("error")
+    controller.close()
+
+
+def test_kill_9_mid_training_then_restart_resumes_without_duplicating(project: Path) -> None:
+    (project / "ctloop.toml").write_text(f"""
+[ctloop.loops.churn]
+model = "churn"
+data = "landing/*.parquet"
+event_time = "ts"
+label = "churned"
+train = "{TRAINERS}:hangs_once"
+""")
+    for extra in ("week-01", "week-02"):
+        (project / "landing" / f"{extra}.parquet").unlink()
+    marker = project / "hang"
+    marker.write_text("")
+    env = {**os.environ, "LOOP_TEST_HANG": str(marker)}
+    proc = subprocess.Popen([sys.executable, "-m", "ctloop", "loop", "run", "churn", "--once",
+                             "--lease-ttl", "2"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while not (project / "started").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the training never started"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    marker.unlink()
+    (started,) = _training_runs(project)
+    assert started.status.value == "running"  # the dead controller's run, left as it was
+    blocked = LoopController(_spec(project, "hangs_once"), load_settings(), lease_ttl=2)
+    time.sleep(2.5)  # the dead holder's lease runs out
+    result = blocked.tick()
+    assert result.blocked_by is None
+    (report,) = result.reports
+    assert report.span == "week-00" and report.runs["resumed"] == started.id
+    assert report.promoted == 1 and report.bootstrap
+    (run,) = _training_runs(project)  # resumed, not started again
+    assert run.id == started.id and run.status.value == "succeeded"
+    assert blocked.tick().reports == []
+    blocked.close()
