@@ -31,8 +31,8 @@ def test_runs_list_filters_paginates_and_links_to_runs(dashboard: str, page: Pag
     rows = page.locator("#runs tbody tr")
     assert rows.count() >= 3
     text = page.locator("#runs").inner_text()
-    assert "flights_ct" in text and "new_data" in text and "manual" in text
-    assert "2013-05.parquet" in text  # the trigger's reason: the batch that landed
+    assert "loop_ingest" in text and "loop_train" in text and "new_data" in text
+    assert "bootstrap on span 2013-03" in text  # the trigger's reason
     assert re.search(r"\d+%", text)  # cached share
     screenshot(page, "runs")
     page.select_option("select[name=status]", "failed")
@@ -64,7 +64,7 @@ def test_run_page_shows_dag_steps_and_the_failed_steps_traceback(
     assert "succeeded" in steps and "failed" in steps and "attempts" in page.content()
     log = page.locator("tr.log").first.inner_text()
     assert "ZZ" in log and "Traceback" in log
-    assert "batch" in page.locator("table.kv").first.inner_text()  # parameters
+    assert "2013-05.parquet" in page.locator("table.kv").first.inner_text()  # parameters
     assert "python" in page.content() and "runner" in page.content()  # environment, executor
     screenshot(page, "run")
     click(page, "#steps a[href^='/artifacts/']")
@@ -87,7 +87,7 @@ def test_error_text_is_escaped_never_run(demo_project: Any, dashboard: str,
 def test_compare_puts_runs_side_by_side_and_marks_differences(dashboard: str,
                                                               page: Page,
         screenshot: Any) -> None:
-    page.goto(f"{dashboard}/runs?status=succeeded")
+    page.goto(f"{dashboard}/runs?status=succeeded&pipeline=loop_train")
     boxes = page.locator("#runs tbody input[type=checkbox]")
     boxes.nth(0).check()
     boxes.nth(1).check()
@@ -96,7 +96,7 @@ def test_compare_puts_runs_side_by_side_and_marks_differences(dashboard: str,
     params = page.locator("#params")
     assert params.locator("thead th").count() == 3
     differing = params.locator("tr.differs").all_inner_texts()
-    assert any(row.startswith("batch") for row in differing)
+    assert any(row.startswith("spans") for row in differing)
     same = params.locator("tbody tr:not(.differs)").all_inner_texts()
     assert any(row.startswith("model_name") for row in same)
     assert page.locator("#metrics tbody tr").count() > 3
@@ -191,15 +191,19 @@ def test_lineage_from_the_champion_back_to_raw_data_and_forward_to_aliases(
     click(page, "#deployed a")
     graph = page.locator("#lineage-graph svg")
     text = graph.text_content()
-    for kind in ("Model", "Dataset", "Statistics", "Anomalies", "Schema", "@champion",
-                 "land_batch", "path="):  # back to the raw files the run landed
+    # the loop's training set is cut by window_set from the spans (its parameters); the
+    # validation artifacts of loop_ingest are not inputs of loop_train's steps
+    for kind in ("Model", "Dataset", "Metrics", "@champion", "window_set", "event_time="):
         assert kind in text, kind
     assert "code train v" in text  # the code version of each step
     assert page.locator("#lineage-steps tbody tr").count() >= 3
     assert "champion" in page.locator("#forward").inner_text()
     screenshot(page, "lineage")
-    follow(page, graph.locator("a:has(g.node:has-text('Statistics'))").first)
+    follow(page, graph.locator("a:has(g.node:has-text('Dataset'))").first)
     assert page.url.startswith(f"{dashboard}/artifacts/")
+    page.go_back()
+    follow(page, page.locator("#lineage-graph svg a[href^='/artifacts/']:has(.state-model)"))
+    assert "flights-delay v" in page.locator("#versions").inner_text()  # the model's versions
 
 
 def test_feature_catalog_search_and_use(dashboard: str, page: Page,
@@ -234,8 +238,7 @@ def test_monitoring_charts_live_vs_evaluated_drift_and_trigger_firings(
                                    str(t)) for t in ticks), ticks
     firings = page.locator("#firings")
     assert "new_data" in firings.inner_text()
-    assert "No loops declared" in page.locator("#loops-note").inner_text() or \
-        "no loop package" in page.locator("#loops-note").inner_text()
+    assert page.locator("section.loop[data-loop=flights] ol.timeline li").count() >= 2
     screenshot(page, "monitoring")
     follow(page, firings.locator("a").first)
     assert page.url.startswith(f"{dashboard}/runs/")
@@ -262,10 +265,13 @@ def test_bad_input_gets_a_page_with_a_message_and_a_status(dashboard: str, page:
 
 def test_with_api_keys_visitors_read_only_and_admins_act(demo_project: Any, page: Page,
                                                          served: Any) -> None:
+    from ctloop.serving.auth import hash_key
     from ctloop.ui import create_app
     from ctloop.ui.access import AccessPolicy, load_keys
 
-    keys = load_keys({}, {"CTLOOP_UI_API_KEYS": "ada:admin:admin-secret-1,rui:read:read-secret-1"})
+    serving_keys = {"ada": {"hash": hash_key("admin-secret-1"), "roles": ["admin"]},
+                    "rui": {"hash": hash_key("read-secret-1"), "roles": ["read"]}}
+    keys = load_keys({"serving": {"keys": serving_keys}}, {})
     url = served(create_app(demo_project.settings, policy=AccessPolicy(keys)))
     if True:
         page.goto(f"{url}/models/flights-delay")

@@ -1,4 +1,9 @@
-"""Concurrent promotions from separate processes (the CLI) on PostgreSQL and MariaDB."""
+"""Concurrent promotions from separate processes (the CLI) on PostgreSQL and MariaDB.
+
+Each run gets its own schema/database (``temporary_metadata_url``): the shared
+``test`` database's default schema may have been migrated by another checkout
+to a revision this one does not know, and other tests' records live there.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from ctloop.core.settings import load_settings
@@ -22,7 +21,7 @@ from ctloop.metadata import (
     new_id,
     open_metadata_store,
 )
-from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+from ctloop.testing.databases import temporary_metadata_url
 from ctloop.ui import create_app
 from ctloop.ui.queries import RunFilter, UiQueries
 
@@ -31,25 +30,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'metadata.db'}"
-        return
-    require_service(request.param)
-    name = unique_name("ctui")
-    server = POSTGRES_URL if request.param == "postgres" else MYSQL_URL
-    admin = sa.create_engine(server)
-    create = f"CREATE SCHEMA {name}" if request.param == "postgres" else f"CREATE DATABASE {name}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(create))
-    try:
-        yield (f"{server}?options=-csearch_path%3D{name}" if request.param == "postgres"
-               else server.rsplit("/", 1)[0] + f"/{name}")
-    finally:
-        drop = (f"DROP SCHEMA {name} CASCADE" if request.param == "postgres"
-                else f"DROP DATABASE {name}")
-        with admin.begin() as conn:
-            conn.execute(sa.text(drop))
-        admin.dispose()
+    with temporary_metadata_url(request.param, tmp_path) as fresh:
+        yield fresh
 
 
 def _fill(url: str) -> list[RunRecord]:

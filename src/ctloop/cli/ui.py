@@ -29,7 +29,7 @@ def ui(
     if not 0 < port < 65536:
         raise UserInputError(f"The --port must be between 1 and 65535. Got {port}.")
     settings = load_settings()
-    policy = AccessPolicy(load_keys(dict(settings.extra.get("ui", {}))))
+    policy = AccessPolicy(load_keys(settings.extra))
     application = create_app(settings, policy=policy)
     exposed = host not in ("127.0.0.1", "localhost", "::1")
     access = (f"{len(policy.keys)} API key(s): read-only until signed in" if policy.enabled
@@ -37,6 +37,6 @@ def ui(
     err_console.print(f"ctloop ui on http://{host}:{port}  ({access})")
     if exposed and not policy.enabled:
         err_console.print("[yellow]warning:[/] listening beyond this machine without API keys; "
-                          "set [[ctloop.ui.api_keys]] or CTLOOP_UI_API_KEYS.")
+                          "set [ctloop.serving.keys] or CTLOOP_SERVING_KEYS.")
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(application, host=host, port=port, log_level=log_level)

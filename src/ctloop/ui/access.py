@@ -1,20 +1,18 @@
-"""Who may do what in the dashboard: API keys with roles, a signed session cookie, CSRF.
+"""Who may do what in the dashboard: the prediction service's API keys, a signed session, CSRF.
 
-Keys have the shape the prediction service uses (a name, a role among
-``predict``/``read``/``admin``, the secret), read from ``[ctloop.ui]`` in
-ctloop.toml or the ``CTLOOP_UI_API_KEYS`` variable::
+The dashboard uses the same keys as ``ctloop serve``, from the same places and
+checked by the same code (:mod:`ctloop.serving.auth`): the hashed keys of
+``[ctloop.serving.keys]`` in ctloop.toml and the JSON in ``CTLOOP_SERVING_KEYS``::
 
-    [[ctloop.ui.api_keys]]
-    name = "alice"
-    role = "admin"
-    key_env = "ALICE_CTLOOP_KEY"   # or key = "..." (keep secrets out of files you commit)
-
-    CTLOOP_UI_API_KEYS="alice:admin:SECRET,bob:read:OTHER"
+    [ctloop.serving.keys]         # ``ctloop serve --hash-key`` reads a key, prints its hash
+    ada = { hash = "sha256:9f86d0...", roles = ["admin"] }
+    rui = { hash = "sha256:60303a...", roles = ["read"] }
 
 Without keys the dashboard is a local tool: everyone may read and act (it
 binds 127.0.0.1). With keys, unauthenticated visitors may only read; a person
 signs in with a key and gets a session cookie (HMAC-signed, HttpOnly,
-SameSite=Strict) carrying the key's name and role, never the key. Every POST
+SameSite=Strict) carrying the key's name and strongest role, never the key.
+Promoting and rolling back need a key that allows ``admin``. Every POST
 carries a CSRF token bound to that session.
 """
 
@@ -25,23 +23,28 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ctloop.core.errors import ConfigError
+from ctloop.serving.auth import ENV, ROLES, ApiKey, hash_key, parse_keys
 
-__all__ = ["ROLES", "AccessPolicy", "ApiKey", "Identity", "load_keys"]
+__all__ = ["ROLES", "UI_SETTINGS", "AccessPolicy", "ApiKey", "Identity", "load_keys",
+           "strongest_role"]
 
-ROLES = ("predict", "read", "admin")
 SESSION_COOKIE = "ctloop_ui_session"
 SESSION_TTL_S = 12 * 3600
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    name: str
-    role: str
-    digest: str  # sha256 of the secret; the secret itself is not kept
+# Settings the [ctloop.ui] table may hold. None today: host and port are `ctloop ui`
+# options and the keys are the prediction service's.
+UI_SETTINGS: frozenset[str] = frozenset()
+_MOVED = {
+    "api_keys": "API keys are the prediction service's now: move them, hashed, to "
+                "[ctloop.serving.keys] (`ctloop serve --hash-key` reads a key and prints its hash)",
+    "host": "host is the `ctloop ui --host` option",
+    "port": "port is the `ctloop ui --port` option",
+}
+_DEPRECATED_ENV = "CTLOOP_UI_API_KEYS"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Identity:
     """The person behind a request: ``anonymous`` without a session."""
 
     name: str
-    role: str | None
+    role: str | None  # the strongest role of the key signed in with
     session: str  # per-session nonce the CSRF token is bound to
 
     @property
@@ -57,50 +60,50 @@ class Identity:
         return self.role == "admin"
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+def strongest_role(key: ApiKey) -> str:
+    """``admin`` over ``predict`` over ``read``: what the session cookie records."""
+    return next(role for role in reversed(ROLES) if key.allows(role))
 
 
-def _key(name: Any, role: Any, secret: Any, where: str) -> ApiKey:
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"An API key in {where} has no name; give each key a `name`.")
-    if role not in ROLES:
-        raise ConfigError(
-            f"The API key {name!r} in {where} has role {role!r}; use one of {', '.join(ROLES)}."
-        )
-    if not isinstance(secret, str) or len(secret) < 8:
-        raise ConfigError(
-            f"The API key {name!r} in {where} is missing or shorter than 8 characters."
-        )
-    return ApiKey(name.strip(), str(role), _digest(secret))
+def check_ui_table(section: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` for anything in ``[ctloop.ui]`` the dashboard does not read."""
+    for name in sorted(section):
+        if name in _MOVED:
+            raise ConfigError(f"[ctloop.ui] {name} is no longer read: {_MOVED[name]}.")
+        if name not in UI_SETTINGS:
+            allowed = ", ".join(sorted(UI_SETTINGS)) or "none yet"
+            raise ConfigError(
+                f"Unknown key {name!r} in the [ctloop.ui] table of ctloop.toml (allowed: "
+                f"{allowed}); API keys go in [ctloop.serving.keys]."
+            )
 
 
-def load_keys(section: dict[str, Any], environ: dict[str, str] | None = None) -> list[ApiKey]:
-    """Keys from the ``[ctloop.ui]`` table and ``CTLOOP_UI_API_KEYS`` (name:role:secret,...)."""
+def load_keys(extra: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> list[ApiKey]:
+    """The service's keys: ``[ctloop.serving.keys]`` and ``CTLOOP_SERVING_KEYS`` (which wins).
+
+    ``extra`` is ``Settings.extra`` (the ctloop.toml tables). The ``[ctloop.ui]``
+    table is checked too, so a key left there from an older ctloop is an error,
+    not a dashboard silently open to everyone.
+    """
     env = os.environ if environ is None else environ
-    keys: list[ApiKey] = []
-    entries = section.get("api_keys", [])
-    if not isinstance(entries, list):
+    ui_table = extra.get("ui") or {}
+    if not isinstance(ui_table, Mapping):
+        raise ConfigError("[ctloop.ui] in ctloop.toml must be a table.")
+    check_ui_table(ui_table)
+    if env.get(_DEPRECATED_ENV):
         raise ConfigError(
-            "[ctloop.ui] api_keys must be an array of tables ([[ctloop.ui.api_keys]])."
+            f"{_DEPRECATED_ENV} is no longer read: the dashboard uses the prediction service's "
+            f"keys; set {ENV} (JSON: {{\"NAME\": {{\"hash\": \"sha256:...\", \"roles\": "
+            "[\"admin\"]}}) or [ctloop.serving.keys], and unset it."
         )
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise ConfigError("Each [[ctloop.ui.api_keys]] entry must be a table.")
-        secret = entry.get("key")
-        if entry.get("key_env"):
-            secret = env.get(str(entry["key_env"]))
-            if secret is None:
-                raise ConfigError(
-                    f"The API key {entry.get('name')!r} reads variable {entry['key_env']!r}, "
-                    "which is not set."
-                )
-        keys.append(_key(entry.get("name"), entry.get("role"), secret, "[ctloop.ui]"))
-    for item in filter(None, (p.strip() for p in env.get("CTLOOP_UI_API_KEYS", "").split(","))):
-        name, _, rest = item.partition(":")
-        role, _, secret = rest.partition(":")
-        keys.append(_key(name, role, secret, "CTLOOP_UI_API_KEYS"))
-    return keys
+    serving = extra.get("serving") or {}
+    table = serving.get("keys", {}) if isinstance(serving, Mapping) else {}
+    keys = parse_keys(table, "[ctloop.serving.keys]")
+    raw = env.get(ENV)
+    if raw:
+        keys.update(parse_keys(raw, ENV))
+    return [ApiKey(name, str(k["hash"]).partition(":")[2], frozenset(k["roles"]))
+            for name, k in keys.items()]
 
 
 class AccessPolicy:
@@ -117,16 +120,18 @@ class AccessPolicy:
     def _sign(self, text: str) -> str:
         return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
 
-    def check_key(self, secret: str) -> ApiKey | None:
-        digest = _digest(secret)
+    def check_key(self, presented: str) -> ApiKey | None:
+        """The key ``presented`` is, hashed as the service hashes it; every key compared."""
+        digest = hash_key(presented).partition(":")[2]
+        found = None
         for key in self.keys:
             if hmac.compare_digest(key.digest, digest):
-                return key
-        return None
+                found = key
+        return found
 
     def session_cookie(self, key: ApiKey) -> str:
         nonce = secrets.token_hex(8)
-        body = f"{key.name}|{key.role}|{int(time.time()) + SESSION_TTL_S}|{nonce}"
+        body = f"{key.name}|{strongest_role(key)}|{int(time.time()) + SESSION_TTL_S}|{nonce}"
         return f"{body}|{self._sign(body)}"
 
     def identify(self, cookie: str | None, anonymous_session: str) -> Identity:

@@ -38,7 +38,7 @@ log = logging.getLogger("ctloop.ui")
 def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> FastAPI:
     """The dashboard for the stores ``settings`` name."""
     if policy is None:
-        policy = AccessPolicy(load_keys(dict(settings.extra.get("ui", {}))))
+        policy = AccessPolicy(load_keys(settings.extra))
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     filters.install(templates.env)
     state = UiState(settings=settings, policy=policy, templates=templates)

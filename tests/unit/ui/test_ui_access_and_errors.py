@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,9 @@ from fastapi.testclient import TestClient
 from ctloop.core.errors import ConfigError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import RunRecord, StepRecord, StepStatus, new_id, open_metadata_store
+from ctloop.serving.auth import hash_key
 from ctloop.ui import create_app
-from ctloop.ui.access import AccessPolicy, load_keys
+from ctloop.ui.access import AccessPolicy, load_keys, strongest_role
 
 
 def _client(settings: object, policy: AccessPolicy | None = None) -> TestClient:
@@ -53,23 +55,72 @@ def test_runs_list_counts_cached_steps_and_filters(ctloop_home: Path) -> None:
     assert client.get("/runs?per_page=100000").status_code == 400
 
 
-def test_keys_come_from_the_table_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    keys = load_keys({"api_keys": [{"name": "ci", "role": "read", "key_env": "CI_KEY"}]},
-                     {"CI_KEY": "k" * 12, "CTLOOP_UI_API_KEYS": "ada:admin:secret-123"})
-    assert [(k.name, k.role) for k in keys] == [("ci", "read"), ("ada", "admin")]
+def _keys(**roles: str) -> dict[str, object]:
+    """``Settings.extra`` with ``[ctloop.serving.keys]``: name=role, the secret ``NAME-secret``."""
+    return {"serving": {"keys": {name: {"hash": hash_key(f"{name}-secret"), "roles": [role]}
+                                 for name, role in roles.items()}}}
+
+
+def test_keys_are_the_serving_keys_from_the_table_and_the_environment() -> None:
+    env = {"CTLOOP_SERVING_KEYS": json.dumps(
+        {"ci": {"hash": hash_key("ci-secret"), "roles": ["read", "predict"]}})}
+    keys = load_keys(_keys(ada="admin", rui="read"), env)
+    assert sorted((k.name, strongest_role(k)) for k in keys) == [
+        ("ada", "admin"), ("ci", "predict"), ("rui", "read")]
     assert all("secret" not in k.digest for k in keys)
-    with pytest.raises(ConfigError, match="role 'boss'"):
-        load_keys({}, {"CTLOOP_UI_API_KEYS": "x:boss:secret-123"})
-    with pytest.raises(ConfigError, match="not set"):
-        load_keys({"api_keys": [{"name": "a", "role": "read", "key_env": "NOPE"}]}, {})
-    with pytest.raises(ConfigError, match="shorter than 8"):
-        load_keys({}, {"CTLOOP_UI_API_KEYS": "a:read:short"})
+    policy = AccessPolicy(keys)
+    assert policy.check_key("ada-secret").name == "ada"  # type: ignore[union-attr]
+    assert policy.check_key("ci-secret").name == "ci"  # type: ignore[union-attr]
+    assert policy.check_key("nobody") is None
+
+
+def test_one_ctloop_toml_keys_both_the_service_and_the_dashboard(
+    ctloop_home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ctloop.serving.auth import KeyGuard
+    from ctloop.serving.config import ServingConfig
+
+    secret = "ctl_" + "x" * 40
+    (ctloop_home / "ctloop.toml").write_text(
+        f'[ctloop.serving.keys]\nops = {{ hash = "{hash_key(secret)}", roles = ["admin"] }}\n')
+    monkeypatch.chdir(ctloop_home)
+    settings = load_settings()
+    service = KeyGuard(None, ServingConfig.from_table(settings.extra["serving"]).keys,  # type: ignore[arg-type]
+                       public=())
+    dashboard = AccessPolicy(load_keys(settings.extra, {}))
+    assert service.find(secret) is not None and service.find(secret + "y") is None
+    key = dashboard.check_key(secret)
+    assert key is not None and key.name == "ops" and strongest_role(key) == "admin"
+    assert dashboard.identify(dashboard.session_cookie(key), "anon").can_act
+
+
+@pytest.mark.parametrize(("extra", "env", "message"), [
+    ({"ui": {"api_keys": [{"name": "a", "role": "admin", "key": "k" * 12}]}}, {},
+     r"\[ctloop.ui\] api_keys is no longer read.*\[ctloop.serving.keys\]"),
+    ({"ui": {"port": 9000}}, {}, "ctloop ui --port"),
+    ({"ui": {"theme": "dark"}}, {}, r"Unknown key 'theme' in the \[ctloop.ui\]"),
+    ({"ui": "on"}, {}, "must be a table"),
+    ({}, {"CTLOOP_UI_API_KEYS": "ada:admin:secret-123"}, "CTLOOP_UI_API_KEYS is no longer read"),
+    ({"serving": {"keys": {"a": {"key": "clear-text"}}}}, {}, "in clear"),
+    ({"serving": {"keys": {"a": {"hash": "md5:abc"}}}}, {}, "sha256"),
+    ({"serving": {"keys": {"a": {"hash": hash_key("x"), "roles": ["boss"]}}}}, {},
+     r"unknown role\(s\) \['boss'\]"),
+    ({}, {"CTLOOP_SERVING_KEYS": "{not json"}, "not valid JSON"),
+])
+def test_bad_key_configuration_is_a_clear_error(extra: dict[str, object], env: dict[str, str],
+                                                message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_keys(extra, env)
+    assert "secret-123" not in str(caught.value) and "clear-text" not in str(caught.value)
 
 
 def test_sessions_cannot_be_forged_and_csrf_is_bound_to_the_session() -> None:
-    policy = AccessPolicy(load_keys({}, {"CTLOOP_UI_API_KEYS": "ada:admin:secret-123"}))
-    key = policy.check_key("secret-123")
-    assert key is not None and policy.check_key("secret-124") is None
+    policy = AccessPolicy(load_keys(_keys(ada="admin", pia="predict"), {}))
+    key = policy.check_key("ada-secret")
+    assert key is not None and policy.check_key("ada-secret2") is None
+    predictor = policy.check_key("pia-secret")
+    assert predictor is not None
+    assert not policy.identify(policy.session_cookie(predictor), "anon").can_act
     cookie = policy.session_cookie(key)
     who = policy.identify(cookie, "anon")
     assert who.name == "ada" and who.can_act
@@ -83,11 +134,11 @@ def test_sessions_cannot_be_forged_and_csrf_is_bound_to_the_session() -> None:
 
 def test_promote_needs_admin_and_a_token(ctloop_home: Path) -> None:
     settings = load_settings()
-    policy = AccessPolicy(load_keys({}, {"CTLOOP_UI_API_KEYS": "rui:read:secret-123"}))
+    policy = AccessPolicy(load_keys(_keys(rui="read"), {}))
     client = _client(settings, policy)
     assert client.post("/models/m/promote", content="version=1").status_code == 403
     client.get("/runs")  # sets the anonymous session cookie
-    login = client.post("/login", content="key=secret-123&csrf=bad",
+    login = client.post("/login", content="key=rui-secret&csrf=bad",
                         headers={"content-type": "application/x-www-form-urlencoded"})
     assert login.status_code == 403 and "CSRF" in login.text
 
@@ -95,16 +146,16 @@ def test_promote_needs_admin_and_a_token(ctloop_home: Path) -> None:
 def test_sign_in_redirects_only_within_the_site(ctloop_home: Path) -> None:
     import re
 
-    policy = AccessPolicy(load_keys({}, {"CTLOOP_UI_API_KEYS": "ada:admin:secret-123"}))
+    policy = AccessPolicy(load_keys(_keys(ada="admin"), {}))
     for target, expected in (("/models", "/models"), ("//evil.example", "/runs"),
                              ("/\\evil.example", "/runs"), ("https://evil.example", "/runs")):
         client = _client(load_settings(), policy)  # signing in starts a new session (and token)
         form = client.get("/login").text
         token = re.search(r'name="csrf" value="([0-9a-f]+)"', form).group(1)  # type: ignore[union-attr]
-        response = client.post("/login", data={"key": "secret-123", "csrf": token,
+        response = client.post("/login", data={"key": "ada-secret", "csrf": token,
                                                "next": target}, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == expected
-        assert "secret-123" not in response.headers["set-cookie"]  # the key never leaves
+        assert "ada-secret" not in response.headers["set-cookie"]  # the key never leaves
 
 
 def test_chart_data_cannot_close_its_script_block() -> None:

@@ -141,6 +141,9 @@ def artifact_page(request: Request, artifact_id: str) -> HTMLResponse:
                                                      "current": inputs["stats"]})
                              if "reference" in inputs and "stats" in inputs else None)
         ctx["schema_id"] = inputs.get("schema")
+    elif art.type == "Model":
+        ctx["versions"] = [mv for mv in state.store.list_model_versions()
+                           if mv.artifact_id == art.id]
     elif art.type == "Dataset":
         import pyarrow.parquet as pq
 

@@ -9,8 +9,8 @@ evaluated metric for decay) on the window's end date.
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.metadata.base import ArtifactRecord
+from ctloop.ui.loops import LoopTimeline, timelines
 from ctloop.ui.state import UiState, page, state_of
 
 __all__ = ["router"]
@@ -57,22 +58,29 @@ def script_json(value: Any) -> Markup:
     return Markup(text.replace("&", "\\u0026"))
 
 
-def _loops(state: UiState) -> tuple[list[dict[str, Any]], str]:
-    """Declared loops and their spans, when the loop package is installed and declares any."""
-    if importlib.util.find_spec("ctloop.loop") is None:
-        return [], "This ctloop has no loop package yet."
-    declared = state.settings.extra.get("loops") or {}
-    if not declared:
-        return [], "No loops declared: add a [ctloop.loops.NAME] table to ctloop.toml."
-    try:
-        module = importlib.import_module("ctloop.loop")
-        timeline = getattr(module, "span_timeline", None)
-        if timeline is None:
-            return [{"name": n, "spans": []} for n in declared], (
-                "The loop package does not expose span_timeline(); spans are not shown.")
-        return [{"name": n, "spans": list(timeline(state.store, n))} for n in declared], ""
-    except CtloopError as exc:
-        return [{"name": n, "spans": []} for n in declared], exc.message
+def _loops(state: UiState, model: str | None = None) -> tuple[list[LoopTimeline], str]:
+    """Loop timelines (declared or with a memory), or why there are none."""
+    found, note = timelines(state.settings)
+    found = [_with_model(state, tl) for tl in found]
+    if model is not None:
+        found = [tl for tl in found if tl.model == model]
+    if not found and not note:
+        note = ("No loops declared: add a [ctloop.loops.NAME] table to ctloop.toml "
+                "(docs/loop.md), then `ctloop loop run` or `ctloop loop replay`.")
+    return found, note
+
+
+def _with_model(state: UiState, timeline: LoopTimeline) -> LoopTimeline:
+    """An undeclared loop (the demo's is declared in Python) names its model in the
+    parameters of the training runs it recorded."""
+    if timeline.model is not None or not timeline.linked:
+        return timeline
+    run_ids = [s.runs["train"] for s in timeline.spans if s.runs.get("train")][:1]
+    for run in state.queries.runs_by_ids(run_ids):
+        name = run.parameters.get("model_name")
+        if isinstance(name, str):
+            return replace(timeline, model=name)
+    return timeline
 
 
 def _reports(state: UiState) -> list[ArtifactRecord]:
@@ -99,11 +107,13 @@ def monitoring_model(
 ) -> HTMLResponse:
     state = state_of(request)
     reports = [r for r in _reports(state) if r.properties.get("model") == model]
-    if not reports:
+    loops, loop_note = _loops(state, model)
+    if not reports and not any(tl.model == model for tl in loops):
         try:
             state.registry().versions(model)
         except NotFound:
-            raise NotFound(f"No model {model!r} and no monitor results for it.") from None
+            raise NotFound(f"No model {model!r}, no monitor results and no loop for it.") \
+                from None
     by_kind: dict[str, list[ArtifactRecord]] = {}
     for r in sorted(reports, key=lambda r: _when(r) or 0):
         by_kind.setdefault(str(r.properties.get("kind", "?")), []).append(r)
@@ -145,7 +155,6 @@ def monitoring_model(
     latest = [items[-1] for items in by_kind.values()]
     firings = [r for r in state.queries.triggered_runs(limit=200)
                if r.parameters.get("model_name", model) == model][:50]
-    loops, loop_note = _loops(state)
     return page(request, "monitoring.html", {
         "models": [model], "model": model, "charts": charts, "latest": latest,
         "firings": firings, "loops": loops, "loop_note": loop_note,

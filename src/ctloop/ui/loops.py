@@ -1,0 +1,186 @@
+"""The span timeline of a continuous-training loop, read from the loop's memory.
+
+A loop (:mod:`ctloop.loop`) records what it did with every span in its
+controller state (``ControllerState``, scope ``loop:NAME``, in the metadata
+database): the span's report (``SpanReport.to_json``, the shape of
+``ctloop loop replay --json``: valid or quarantined, anomalies, the version
+that served it, the gate's decision, the version promoted) and the runs it
+started. The dashboard shows two timelines per loop:
+
+- **live**: the memory in the project's own metadata database (``ctloop loop
+  run``, and ``ctloop demo``, which replays into the project's stores);
+- **latest replay**: the memory of the sandbox ``ctloop loop replay`` leaves
+  in ``.ctloop/replays/NAME/`` (its own metadata database; its runs and
+  versions live there, so they are not linked).
+
+Loops are the ones declared in ctloop.toml plus any whose memory exists (the
+demo's loop is declared in Python, not in ctloop.toml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ctloop.core.errors import CtloopError
+from ctloop.core.settings import Settings
+from ctloop.metadata import schema as t
+from ctloop.triggers.store import ControllerState
+
+__all__ = ["LoopTimeline", "SpanRow", "loop_names", "read_timeline", "timelines"]
+
+SCOPE = "loop:"
+
+
+@dataclass(frozen=True)
+class SpanRow:
+    """One span on the timeline."""
+
+    span: str
+    status: str  # "valid" | "quarantined" | what the loop recorded
+    rows: int | None
+    anomalies: list[str]
+    served_version: int | None
+    promoted: int | None
+    bootstrap: bool
+    blessed: bool | None  # None: nothing was trained on this span
+    gate: dict[str, Any]
+    fired: list[tuple[str, str]]  # (trigger, reason) of the triggers that fired
+    live: dict[str, Any] | None
+    window: list[str]
+    runs: dict[str, str]  # phase -> run id
+
+    @property
+    def gate_summary(self) -> str:
+        if self.blessed is None:
+            return ""
+        if self.gate.get("error"):
+            return f"training failed: {self.gate['error']}"
+        parts = [f"v{self.gate['version']}" if self.gate.get("version") else "candidate"]
+        if self.gate.get("candidate") is not None:
+            parts.append(f"{float(self.gate['candidate']):.4f}")
+        if self.gate.get("champion") is not None:
+            parts.append(f"vs {float(self.gate['champion']):.4f}")
+        verdict = "blessed" if self.blessed else "not blessed"
+        failed = self.gate.get("failed") or []
+        why = f" ({'; '.join(str(f) for f in failed)})" if failed else ""
+        return f"{verdict}: {' '.join(parts)}{why}"
+
+
+@dataclass(frozen=True)
+class LoopTimeline:
+    name: str
+    source: str  # "live" | "replay"
+    spans: list[SpanRow] = field(default_factory=list)
+    model: str | None = None
+    linked: bool = True  # runs and versions are in the dashboard's own stores
+
+    @property
+    def valid(self) -> int:
+        return sum(s.status == "valid" for s in self.spans)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(s.status == "quarantined" for s in self.spans)
+
+    @property
+    def promotions(self) -> list[tuple[str, int]]:
+        return [(s.span, s.promoted) for s in self.spans if s.promoted is not None]
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def span_row(name: str, record: Mapping[str, Any]) -> SpanRow:
+    """A span from its memory record: ``{"report": SpanReport JSON, "runs": {...}, ...}``."""
+    report = record.get("report") or {}
+    gate = report.get("gate") or {}
+    triggers = report.get("triggers") or []
+    return SpanRow(
+        span=str(report.get("span", name)),
+        status=str(report.get("status") or record.get("status") or "?"),
+        rows=_int(report.get("rows")),
+        anomalies=[str(a) for a in report.get("anomalies") or []],
+        served_version=_int(report.get("served_version")),
+        promoted=_int(report.get("promoted")),
+        bootstrap=bool(report.get("bootstrap")),
+        blessed=None if not gate else bool(gate.get("blessed")),
+        gate=dict(gate),
+        fired=[(str(d.get("name")), str(d.get("reason", ""))) for d in triggers
+               if isinstance(d, Mapping) and d.get("fired")],
+        live=report.get("live") if isinstance(report.get("live"), dict) else None,
+        window=[str(w) for w in report.get("window") or []],
+        runs={str(k): str(v) for k, v in (record.get("runs") or {}).items()},
+    )
+
+
+def read_timeline(url: str, name: str, source: str, *, linked: bool = True,
+                  model: str | None = None) -> LoopTimeline:
+    """The loop ``name``'s spans from the controller state at metadata ``url``."""
+    state = ControllerState(url, migrate=False)
+    try:
+        memory = state.read(f"{SCOPE}{name}")
+    finally:
+        state.close()
+    spans = [span_row(n, r) for n, r in (memory.get("spans") or {}).items()
+             if isinstance(r, Mapping)]
+    return LoopTimeline(name, source, spans, model=model, linked=linked)
+
+
+def loop_names(url: str) -> list[str]:
+    """Loops with a memory in the metadata database at ``url`` (one indexed query)."""
+    from ctloop.metadata.engine import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(t.controller_state.c.scope).distinct()
+                                .where(t.controller_state.c.scope.like(f"{SCOPE}%"))).all()
+    except sa.exc.OperationalError:  # a sandbox created before the table existed
+        return []
+    finally:
+        engine.dispose()
+    return sorted(r.scope[len(SCOPE):] for r in rows)
+
+
+def _declared(settings: Settings) -> tuple[dict[str, str | None], str]:
+    """Declared loops and their models; a broken declaration is reported, not fatal."""
+    tables = settings.extra.get("loops") or {}
+    if not tables:
+        return {}, ""
+    try:
+        from ctloop.loop import load_loops
+
+        return {n: spec.model for n, spec in load_loops(settings).items()}, ""
+    except CtloopError as exc:
+        names = list(tables) if isinstance(tables, Mapping) else []
+        return dict.fromkeys(names), exc.message
+
+
+def timelines(settings: Settings) -> tuple[list[LoopTimeline], str]:
+    """Every loop's live and latest-replay timelines, and a note when a declaration
+    could not be read."""
+    declared, note = _declared(settings)
+    found: list[LoopTimeline] = []
+    live_names = set(loop_names(settings.metadata_url))
+    replays = Path(settings.home) / "replays"
+    replayed = {p.parent.name for p in replays.glob("*/metadata.db")} if replays.is_dir() \
+        else set()
+    for name in sorted(set(declared) | live_names | replayed):
+        if name in live_names:
+            found.append(read_timeline(settings.metadata_url, name, "live",
+                                       model=declared.get(name)))
+        sandbox = replays / name / "metadata.db"
+        if sandbox.exists():
+            url = f"sqlite:///{sandbox}"
+            if name in loop_names(url):
+                found.append(read_timeline(url, name, "replay", linked=False,
+                                           model=declared.get(name)))
+        if name not in live_names and not sandbox.exists():
+            found.append(LoopTimeline(name, "live", [], model=declared.get(name)))
+    return found, note
