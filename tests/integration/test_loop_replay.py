@@ -152,3 +152,22 @@ def test_a_canary_decides_on_live_traffic(tmp_path: Path, monkeypatch: pytest.Mo
     assert canary["decision"] == "promote" and canary["challenger_live"] > canary[
         "champion_live"]
     assert spans["week-04"]["promoted"] == 2
+
+
+def test_the_label_free_estimate_is_a_retrain_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``retrain_on = ["estimate"]``: every served span is judged on the champion's
+    estimated metric (from its scores alone), which tracks the live one on calm spans."""
+    root = _project(tmp_path / "estimate", spans=4, defective_at=None, shift_at=None)
+    toml = root / "ctloop.toml"
+    toml.write_text(toml.read_text().replace('retrain_on = ["decay", "drift"]',
+                                             'retrain_on = ["estimate"]'))
+    monkeypatch.chdir(root)
+    spans = _by_span(_replay(capsys))
+    for calm in ("week-01", "week-02"):
+        decision = next(t for t in spans[calm]["triggers"] if t["name"] == "estimate")
+        assert decision["reason"].startswith("estimated roc_auc "), decision
+        assert not decision["fired"], decision
+        estimated = float(decision["reason"].split()[2])
+        assert abs(estimated - spans[calm]["live"]["roc_auc"]) < 0.1

@@ -124,6 +124,9 @@ class LoopRunner:
         self.home.mkdir(parents=True, exist_ok=True)
         self.on_phase = on_phase or (lambda _span, _phase: None)
         self._references: dict[int, pd.DataFrame] = {}
+        # The label-free estimate of the champion's metric on the last span monitored
+        # (only computed when ``estimate`` is a retrain signal).
+        self.last_estimate: MonitorResult | None = None
         self._features: list[str] | None = None
         self.predictions = settings.home / "predictions"  # where the replay's service logs
 
@@ -260,7 +263,13 @@ class LoopRunner:
         drift = check_drift(log, self.spec.model, reference, start=start, end=end,
                             columns=columns, share=self.spec.drift.share,
                             min_rows=self.spec.drift.min_rows, config=_distances(reference))
-        for result in (decay, drift):
+        results = [decay, drift]
+        self.last_estimate = None
+        if "estimate" in self.spec.retrain_on:
+            self.last_estimate = self._estimate(log, champion, baseline, max_drop, start, end)
+            if self.last_estimate is not None:
+                results.append(self.last_estimate)
+        for result in results:
             record_result(result, self.engine.store, self.engine.artifact_store)
         frame = log.read(model_name=self.spec.model, start=start, end=end, with_labels=True)
         per_version = live_metrics(frame, self.spec.metric)
@@ -270,6 +279,20 @@ class LoopRunner:
                         "features": list(drift.details.get("drifted_features", []))}
         self._track_change(span, champion, decay)
         return decay, drift
+
+    def _estimate(self, log: PredictionLog, champion: int, baseline: float | None,
+                  max_drop: float, start: datetime | None, end: datetime | None
+                  ) -> MonitorResult | None:
+        """The champion's metric estimated from its scores alone (CBPE-style), before labels."""
+        from ctloop.monitoring.estimate import ESTIMATED_METRICS, check_estimated_performance
+
+        if self.spec.metric not in ESTIMATED_METRICS:
+            return None
+        return check_estimated_performance(
+            log, self.spec.model, metric=self.spec.metric, baseline=baseline,
+            max_drop=max_drop, min_rows=self.spec.drift.min_rows, start=start, end=end,
+            store=self.engine.store, artifacts=self.engine.artifact_store, version=champion,
+        )
 
     def _track_change(self, span: Span, champion: int, decay: MonitorResult) -> None:
         """Remember the first span whose live metric fell (the change ``auto`` trains from)
@@ -381,7 +404,18 @@ class LoopRunner:
             entry["anchor"] = now.isoformat()
             return TriggerDecision(name, True, f"scheduled run due {due.isoformat()}")
         if name == "estimate":
-            return TriggerDecision(name, False, "no label-free estimate monitor is available")
+            estimate = self.last_estimate
+            if estimate is None:
+                return TriggerDecision(name, False, f"{self.spec.metric} cannot be estimated "
+                                                    "without labels (or no champion served)")
+            if estimate.status == "no_data":
+                return TriggerDecision(name, False, f"no data: {estimate.note}")
+            band = estimate.details.get("band")
+            return TriggerDecision(
+                name, bool(estimate.fired),
+                f"estimated {self.spec.metric} {_fmt(estimate.value)} vs baseline "
+                f"{_fmt(estimate.baseline)} (fires below {_fmt(estimate.threshold)})"
+                + (f", band {_fmt(band[0])} to {_fmt(band[1])}" if band else ""))
         result = decay if name == "decay" else drift
         if result is None:
             return TriggerDecision(name, False, "no champion served this span")
