@@ -254,9 +254,8 @@ def test_team_server_loses_nothing_and_fires_nothing_twice(
     state = project / ".ctloop"
     written = sorted(str(p.relative_to(state)) for p in state.rglob("*") if p.is_file()) \
         if state.exists() else []
-    # The trigger controller's state file is the one local file left until controller
-    # state moves into the metadata database (issue 13 item 2).
-    assert [p for p in written if not p.startswith("triggers/")] == [], written
+    # Controller state and leases live in the metadata database: nothing is written locally.
+    assert written == [], written
 
 
 def test_missing_bucket_or_unreachable_log_index_is_one_clear_line(
