@@ -118,3 +118,19 @@ def test_init_template_loop_scaffolds_a_loop_that_replays(ctloop_home: Path, cap
     code, out, err = cli(capsys, "loop", "status", "shop", "--json")
     assert code == 0 and json.loads(out)["spans"] == []  # a replay never touches live state
     assert "Unknown template 'loops'" in _error(capsys, "init", "x", "--template", "loops")
+
+
+def test_a_lease_held_by_a_live_controller(project: Path, capsys) -> None:
+    """``loop run --once`` while another controller holds the lease: one line, exit 2,
+    nothing done (the spans are still unhandled for the lease holder)."""
+    from ctloop.core.settings import load_settings
+    from ctloop.triggers.store import ControllerState
+
+    _declare(project)
+    state = ControllerState(load_settings().metadata_url)
+    assert state.acquire("loop:churn", "other-host:4242", ttl=600)
+    code, out, err = cli(capsys, "loop", "run", "churn", "--once")
+    assert code == 2
+    line = one_error_line(err)
+    assert "Loop 'churn': the lease is held by a live controller (other-host:4242)" in line
+    assert state.read("loop:churn").get("spans", {}) == {}

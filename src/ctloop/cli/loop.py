@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ctloop.cli.output import console, err_console, print_json, print_table
+from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -124,8 +125,14 @@ def run_cmd(
         try:
             if once:
                 result = controller.tick()
+                if result.blocked_by and not as_json:
+                    # One pass that could not act is a failure for cron/CI, not a success.
+                    raise UserInputError(
+                        f"Loop {name!r}: the lease is held by a live controller "
+                        f"({result.blocked_by}); nothing was done. Run again once it "
+                        "releases the lease (or its lease expires).")
                 _say_tick(result, spec.metric, as_json)
-                if result.errors:
+                if result.errors or result.blocked_by:
                     raise typer.Exit(1)
                 return
             stop = threading.Event()
