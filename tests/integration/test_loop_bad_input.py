@@ -129,7 +129,7 @@ def test_a_lease_held_by_a_live_controller(project: Path, capsys) -> None:
     _declare(project)
     state = ControllerState(load_settings().metadata_url)
     assert state.acquire("loop:churn", "other-host:4242", ttl=600)
-    code, out, err = cli(capsys, "loop", "run", "churn", "--once")
+    code, _, err = cli(capsys, "loop", "run", "churn", "--once")
     assert code == 2
     line = one_error_line(err)
     assert "Loop 'churn': the lease is held by a live controller (other-host:4242)" in line
