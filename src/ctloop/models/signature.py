@@ -58,9 +58,19 @@ class Signature:
 
     @classmethod
     def from_frame(
-        cls, frame: pd.DataFrame, features: list[str], output: dict[str, Any] | None = None
+        cls,
+        frame: pd.DataFrame,
+        features: list[str],
+        output: dict[str, Any] | None = None,
+        *,
+        handles_missing: bool = False,
     ) -> Signature:
-        """The signature of a model trained on ``frame[features]``."""
+        """The signature of a model trained on ``frame[features]``.
+
+        ``handles_missing``: the algorithm scores missing values natively (gradient-boosted
+        trees learn a default branch), so every input accepts nulls whether or not the
+        training data had any; otherwise a column is nullable only if training saw nulls.
+        """
         missing = [c for c in features if c not in frame.columns]
         if missing:
             raise UserInputError(
@@ -68,6 +78,8 @@ class Signature:
                 f"{list(frame.columns)}."
             )
         inputs = tuple(_spec_of(c, frame[c]) for c in features)
+        if handles_missing:
+            inputs = tuple(ColumnSpec(c.name, c.type, True, c.finite) for c in inputs)
         return cls(inputs=inputs, output=dict(output or {}))
 
     @property

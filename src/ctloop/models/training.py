@@ -25,6 +25,8 @@ from ctloop.models.signature import Signature
 __all__ = ["ALGORITHMS", "TrainedModel", "fit_model", "summarize_training_data"]
 
 ALGORITHMS = ("logistic", "hist_gradient_boosting", "lightgbm", "xgboost")
+# Algorithms that score missing values natively: their models accept nulls in every input.
+NATIVE_MISSING = frozenset({"hist_gradient_boosting", "lightgbm", "xgboost"})
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "logistic": {"C": 1.0, "max_iter": 500},
@@ -130,7 +132,8 @@ def fit_model(
     if label in features:
         raise UserInputError(f"The label {label!r} cannot also be a feature.")
     output = {"name": label, "type": "probability" if task == "classification" else "float"}
-    signature = Signature.from_frame(data, features, output)
+    signature = Signature.from_frame(data, features, output,
+                                     handles_missing=algorithm in NATIVE_MISSING)
     frame = signature.prepare(data, what="The training data")
     y = data[label].to_numpy()
     if pd.isna(y).any():

@@ -55,12 +55,25 @@ def test_empty_rows_and_nested_values_are_422(client) -> None:
     _error(client.post(URL, json={"rows": [{**ROW, "hour": [5]}]}), 422, "single scalar")
 
 
-def test_nulls_follow_the_signature(three_versions) -> None:
+def test_nulls_follow_the_signature(three_versions, project, tmp_path) -> None:
+    """Boosted trees score a missing value natively, so their inputs accept nulls; a
+    logistic model trained without nulls refuses them unless ``allow_nulls`` is set."""
     with TestClient(three_versions.app("flights")) as client:
-        _error(client.post(URL, json={"rows": [{**ROW, "hour": None}]}), 422, "never null")
-    lax = three_versions.app("flights", config=ServingConfig(allow_nulls=True))
-    with TestClient(lax) as client:
         assert client.post(URL, json={"rows": [{**ROW, "hour": None}]}).status_code == 200
+    from ctloop.examples.flights.data import flights
+    from ctloop.models import fit_model
+
+    data = flights([1]).head(3000).dropna(subset=["origin", "hour", "distance"])
+    fit_model(data, label="delayed", features=["origin", "hour", "distance"],
+              algorithm="logistic").save(tmp_path / "logistic")
+    version = project.register(tmp_path / "logistic", "linear")
+    project.registry.promote("linear", version)
+    linear = URL.replace("flights", "linear")
+    with TestClient(project.app("linear")) as client:
+        _error(client.post(linear, json={"rows": [{**ROW, "hour": None}]}), 422, "never null")
+    lax = project.app("linear", config=ServingConfig(allow_nulls=True))
+    with TestClient(lax) as client:
+        assert client.post(linear, json={"rows": [{**ROW, "hour": None}]}).status_code == 200
 
 
 def test_infinity_in_a_binary_tensor_is_422(client) -> None:

@@ -122,7 +122,11 @@ def pin_schema(path: Path, first_span: Path) -> Path:
     for name in model_features()[len(FLIGHT_FEATURES):]:  # joined features can be absent
         if name in schema.columns:  # (no weather reading that hour, an unknown plane)
             joined = schema.columns[name]
-            joined.max_missing = max(joined.max_missing or 0.0, 0.05)
+            seen = joined.max_missing or 0.0
+            # A sparse reading (wind gusts: mostly unrecorded, more so in summer) may be
+            # absent entirely; a missing value is only an error for readings that are
+            # usually there.
+            joined.max_missing = 1.0 if seen > 0.5 else max(seen, 0.05)
     schema.columns["carrier"].min_domain_mass = 0.999
     schema.save(path)
     return path
