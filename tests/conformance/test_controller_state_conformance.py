@@ -8,51 +8,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+from ctloop.testing.databases import temporary_metadata_url
+from ctloop.testing.services import unique_name
 from ctloop.triggers.store import ControllerState
-
-
-def _postgres() -> Iterator[str]:
-    schema = unique_name("ctst")
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
-def _mysql() -> Iterator[str]:
-    database = unique_name("ctst")
-    admin = sa.create_engine(MYSQL_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {database}"))
-    try:
-        yield MYSQL_URL.rsplit("/", 1)[0] + f"/{database}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {database}"))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres", "mysql"])
 def state(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[ControllerState]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('st') / 'md.db'}"])
-    else:
-        require_service(request.param)
-        urls = _postgres() if request.param == "postgres" else _mysql()
-    url = next(urls)
-    opened = ControllerState(url)
-    yield opened
-    opened.close()
-    next(urls, None)  # drops the schema/database
+    # A schema (PostgreSQL) or database (MariaDB) of its own, dropped afterwards.
+    with temporary_metadata_url(request.param, tmp_path_factory.mktemp("st")) as url:
+        opened = ControllerState(url)
+        yield opened
+        opened.close()
 
 
 def test_documents_round_trip_and_delete(state: ControllerState) -> None:
