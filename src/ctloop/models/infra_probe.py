@@ -1,7 +1,8 @@
 """Child process of the infra check: load a model as the server does, predict, report JSON.
 
-Run as ``python -m ctloop.models.infra_probe MODEL_DIR SAMPLE.parquet``; prints
-one JSON line on stdout.
+Forked from the fork server (``probe_into``, the report goes back through a
+pipe), or run as ``python -m ctloop.models.infra_probe MODEL_DIR SAMPLE.parquet``,
+which prints one JSON line on stdout.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import statistics
 import sys
 import time
 import warnings
+from multiprocessing.connection import Connection
 
 import numpy as np
 import pandas as pd
@@ -54,6 +56,14 @@ def probe(model_dir: str, sample_path: str, repeats: int = 5) -> dict[str, objec
         "warnings": [str(w.message) for w in caught],
         "error": None,
     }
+
+
+def probe_into(sender: Connection, model_dir: str, sample_path: str) -> None:
+    """The fork server's child: send the probe's report to the parent."""
+    try:
+        sender.send(probe(model_dir, sample_path))
+    finally:
+        sender.close()
 
 
 if __name__ == "__main__":
