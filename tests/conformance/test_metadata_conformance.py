@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from ctloop.metadata import (
     MetadataStore,
@@ -25,50 +24,22 @@ from ctloop.metadata import (
     new_id,
     open_metadata_store,
 )
+from ctloop.testing.databases import temporary_metadata_url
 from ctloop.testing.metadata_contract import (
     DefinitionStoreContract,
     LineageStoreContract,
     RegistryStoreContract,
     RunStoreContract,
 )
-from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+from ctloop.testing.services import unique_name
 
 BACKENDS = ["sqlite", "postgres", "mysql"]
 
 
-def _postgres_schema() -> Iterator[str]:
-    schema = unique_name("ctmd")
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
-def _mysql_database() -> Iterator[str]:
-    database = unique_name("ctmd")
-    admin = sa.create_engine(MYSQL_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {database}"))
-    try:
-        yield MYSQL_URL.rsplit("/", 1)[0] + f"/{database}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {database}"))
-        admin.dispose()
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('md') / 'metadata.db'}"
-        return
-    require_service(request.param)
-    yield from (_postgres_schema() if request.param == "postgres" else _mysql_database())
+    with temporary_metadata_url(request.param, tmp_path_factory.mktemp("md")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +87,8 @@ def test_reopen_sees_everything_and_pickles_by_url(store: MetadataStore, store_u
 # migrations on a fresh database -------------------------------------------------
 @pytest.fixture(params=BACKENDS)
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    require_service(request.param)
-    yield from (_postgres_schema() if request.param == "postgres" else _mysql_database())
+    with temporary_metadata_url(request.param, tmp_path) as url:
+        yield url
 
 
 def test_concurrent_first_opens_migrate_once(fresh_url: str) -> None:
