@@ -69,6 +69,38 @@ def test_demo_serves_monitors_retrains_and_quarantines_a_defective_batch(
     assert {u["version"] for u in users if u.get("model") == "flights-delay"} >= {1}
 
 
+@pytest.mark.slow
+def test_the_readme_demo_replays_march_to_december_and_retraining_pays(
+    ctloop_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ctloop demo`` exactly as the README runs it: every month, not a short cut (a
+    two-month test once missed the full demo breaking on a sparse weather column)."""
+    code = main(["demo", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    replay = json.loads(out)
+    spans = replay["spans"]
+    assert [s["span"] for s in spans] == [f"2013-{m:02d}" for m in range(3, 13)]
+    assert not replay.get("errors")
+    assert spans[0]["bootstrap"] and spans[0]["promoted"] == 1
+    served = spans[1:]
+    assert all(s["status"] == "valid" and s["live"]["n"] == s["rows"] for s in served)
+    promoted = [s["promoted"] for s in served if s["promoted"]]
+    assert len(promoted) >= 3 and promoted == sorted(promoted)  # versions only move forward
+    for s in served:  # the gate never promotes a candidate that is not better
+        if s["promoted"]:
+            assert s["gate"]["blessed"] and s["gate"]["candidate"] >= s["gate"]["champion"] \
+                + 0.001
+    # The never-retrained first model is scored on every served month beside the live one.
+    assert all(s["baseline"]["version"] == 1 for s in served)
+    retrained = [(s["live"]["roc_auc"], s["baseline"]["roc_auc"]) for s in served
+                 if s["served_version"] != 1]
+    assert len(retrained) == len(served) - 1  # April is served by v1 itself
+    wins = sum(live > never for live, never in retrained)
+    gain = sum(live - never for live, never in retrained) / len(retrained)
+    assert wins > len(retrained) / 2 and gain > 0.01, retrained
+
+
 def test_demo_rejects_bad_month_options(ctloop_home: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--months", "2-4"]) == 2  # needs a month before the first to train on
