@@ -42,8 +42,10 @@ class _Progress:
 
 def _span_line(report: Any, metric: str) -> str:
     if report.status != "valid":
+        serving = (f"champion v{report.served_version} keeps serving"
+                   if report.served_version is not None else "no champion yet")
         return (f"[bold]{report.span}[/] [red]quarantined[/] ({len(report.anomalies)} "
-                f"anomalies); champion v{report.served_version} keeps serving")
+                f"anomalies); {serving}")
     if report.bootstrap:
         return f"[bold]{report.span}[/] bootstrap: v{report.promoted} is the first champion"
     live = (report.live or {}).get(metric)
@@ -93,7 +95,7 @@ def replay_cmd(
     else:
         console.print(f"sandbox: {result.home} (metadata, registry, prediction log)")
     for error in result.errors:
-        err_console.print(error, markup=False, highlight=False)
+        typer.echo(error, err=True)  # one line, never wrapped
     if result.errors:
         raise typer.Exit(1)
 
@@ -147,17 +149,19 @@ def run_cmd(
 
 
 def _say_tick(result: Any, metric: str, as_json: bool) -> None:
+    """The tick's spans on stdout (JSON or one line each); its errors, one line each, on
+    stderr either way, so cron mails them while the JSON stays clean."""
     if as_json:
         print_json({"spans": [r.to_json() for r in result.reports],
                     "blocked_by": result.blocked_by, "errors": result.errors})
-        return
-    if result.blocked_by:
-        console.print(f"another controller holds the lease ({result.blocked_by}); "
-                      "nothing done", highlight=False)
-    for report in result.reports:
-        console.print(_span_line(report, metric), highlight=False)
+    else:
+        if result.blocked_by:
+            console.print(f"another controller holds the lease ({result.blocked_by}); "
+                          "nothing done", highlight=False)
+        for report in result.reports:
+            console.print(_span_line(report, metric), highlight=False)
     for error in result.errors:
-        err_console.print(error, markup=False, highlight=False)
+        typer.echo(error, err=True)  # one line, never wrapped
 
 
 @app.command("status")
