@@ -137,7 +137,6 @@ def test_init_template_loop_scaffolds_a_loop_that_replays(ctloop_home: Path, cap
     monkeypatch.chdir(ctloop_home / "shop")
     code, out, err = cli(capsys, "loop", "replay", "shop", "--json")
     assert code == 0, err
-
     spans = json.loads(out)["spans"]
     assert len(spans) == 8 and spans[0]["bootstrap"]
     assert spans[5]["status"] == "quarantined"
