@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +70,33 @@ def test_an_unreadable_span(project: Path, capsys) -> None:
     assert "Loop 'churn': span 'week-09' cannot be read" in line
 
 
+@pytest.mark.parametrize("defect,expected", [
+    ("unreadable", "span 'week-09' cannot be read (key 'data')"),
+    ("no_label", "span 'week-09' has no label column 'churned' (key 'label')"),
+])
+def test_a_bad_span_live_once_handles_the_others(project: Path, capsys, defect: str,
+                                                 expected: str) -> None:
+    """The replay is strict (above); ``loop run --once`` (cron) handles the good spans,
+    quarantines the bad file and fails with one line naming it."""
+    from ctloop.loop.sample import sample_span
+
+    _declare(project)
+    bad = project / "landing" / "week-09.parquet"
+    if defect == "unreadable":
+        bad.write_bytes(b"not parquet at all")
+    else:
+        sample_span(9, 50).drop(columns=["churned"]).to_parquet(bad)
+    assert expected in _error(capsys, "loop", "replay", "churn")
+    code, out, err = cli(capsys, "loop", "run", "churn", "--once")
+    assert code == 1
+    assert one_error_line(err).startswith(f"Loop 'churn': {expected}")
+    assert "week-00" in out and "week-02" in out and "week-09 quarantined" in out
+    code, out, err = cli(capsys, "loop", "status", "churn", "--json")
+    spans = {s["span"]: s["status"] for s in json.loads(out)["spans"]}
+    assert spans == {"week-00": "valid", "week-01": "valid", "week-02": "valid",
+                     "week-09": "quarantined"}
+
+
 def test_a_window_longer_than_the_history(project: Path, capsys) -> None:
     _declare(project, 'window = "10 spans"')
     line = _error(capsys, "loop", "replay", "churn")
@@ -109,8 +137,6 @@ def test_init_template_loop_scaffolds_a_loop_that_replays(ctloop_home: Path, cap
     monkeypatch.chdir(ctloop_home / "shop")
     code, out, err = cli(capsys, "loop", "replay", "shop", "--json")
     assert code == 0, err
-    import json
-
     spans = json.loads(out)["spans"]
     assert len(spans) == 8 and spans[0]["bootstrap"]
     assert spans[5]["status"] == "quarantined"

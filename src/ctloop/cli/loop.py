@@ -6,6 +6,7 @@ import html
 import json
 import signal
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,10 +20,13 @@ app = typer.Typer(no_args_is_help=True)
 
 
 class _Progress:
-    """The span and its phase on stderr while a replay or a tick works (never silent)."""
+    """The span and its phase on stderr while a replay or a tick works (never silent): a
+    status line on a terminal; with ``lines`` (a long-running controller whose stderr is a
+    log), one timestamped line per phase."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, *, lines: bool = False) -> None:
         self.enabled = enabled
+        self.lines = lines and not enabled
         self.status: Any = None
 
     def __enter__(self) -> _Progress:
@@ -38,12 +42,17 @@ class _Progress:
     def phase(self, span: str, phase: str) -> None:
         if self.status is not None:
             self.status.update(f"span [bold]{span}[/]: {phase}")
+        elif self.lines:
+            stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+            typer.echo(f"{stamp} span {span}: {phase}", err=True)
 
 
 def _span_line(report: Any, metric: str) -> str:
     if report.status != "valid":
+        serving = (f"champion v{report.served_version} keeps serving"
+                   if report.served_version is not None else "no champion yet")
         return (f"[bold]{report.span}[/] [red]quarantined[/] ({len(report.anomalies)} "
-                f"anomalies); champion v{report.served_version} keeps serving")
+                f"anomalies); {serving}")
     if report.bootstrap:
         return f"[bold]{report.span}[/] bootstrap: v{report.promoted} is the first champion"
     live = (report.live or {}).get(metric)
@@ -93,7 +102,7 @@ def replay_cmd(
     else:
         console.print(f"sandbox: {result.home} (metadata, registry, prediction log)")
     for error in result.errors:
-        err_console.print(error, markup=False, highlight=False)
+        typer.echo(error, err=True)  # one line, never wrapped
     if result.errors:
         raise typer.Exit(1)
 
@@ -119,7 +128,7 @@ def run_cmd(
 
     settings = load_settings()
     spec = get_loop(name, settings)
-    with _Progress(err_console.is_terminal and not as_json) as progress:
+    with _Progress(err_console.is_terminal and not as_json, lines=not once) as progress:
         controller = LoopController(spec, settings, lease_ttl=lease_ttl,
                                     on_phase=progress.phase)
         try:
@@ -135,29 +144,47 @@ def run_cmd(
                 if result.errors or result.blocked_by:
                     raise typer.Exit(1)
                 return
-            stop = threading.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
+            stop = _stop_on_signals(name)
             console.print(f"loop {name}: watching {spec.data} every {interval:g}s "
                           "(SIGTERM/Ctrl-C stops)", highlight=False)
             controller.run(interval=interval, stop=stop,
                            on_tick=lambda r: _say_tick(r, spec.metric, False))
+            console.print(f"loop {name}: stopped", highlight=False)
         finally:
             controller.close()
 
 
+def _stop_on_signals(name: str) -> threading.Event:
+    """SIGTERM or Ctrl-C: finish the span in hand, release the lease, exit 0. A second one
+    aborts at once (a training run left behind is resumed by the next controller)."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        typer.echo(f"loop {name}: {signal.Signals(signum).name}: stopping after the span in "
+                   "hand (again to abort)", err=True)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handle)
+    return stop
+
+
 def _say_tick(result: Any, metric: str, as_json: bool) -> None:
+    """The tick's spans on stdout (JSON or one line each); its errors, one line each, on
+    stderr either way, so cron mails them while the JSON stays clean."""
     if as_json:
         print_json({"spans": [r.to_json() for r in result.reports],
                     "blocked_by": result.blocked_by, "errors": result.errors})
-        return
-    if result.blocked_by:
-        console.print(f"another controller holds the lease ({result.blocked_by}); "
-                      "nothing done", highlight=False)
-    for report in result.reports:
-        console.print(_span_line(report, metric), highlight=False)
+    else:
+        if result.blocked_by:
+            console.print(f"another controller holds the lease ({result.blocked_by}); "
+                          "nothing done", highlight=False)
+        for report in result.reports:
+            console.print(_span_line(report, metric), highlight=False)
     for error in result.errors:
-        err_console.print(error, markup=False, highlight=False)
+        typer.echo(error, err=True)  # one line, never wrapped
 
 
 @app.command("status")

@@ -12,10 +12,16 @@ while it works. A controller killed with ``kill -9`` stops renewing; once its
 lease expires the next controller takes over, finds the span whose training
 run was recorded but not finished, and resumes that run (or records its
 outcome) instead of training again.
+
+A landed file that is no span (unreadable, or without the ``event_time`` or
+``label`` column) does not stop the others: it is quarantined once, with its
+anomaly, and read again when the file changes (size, modification time and
+content), so a fixed file is picked up as a new span.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +33,7 @@ from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
 from ctloop.loop.pipeline import loop_train, read_span
 from ctloop.loop.runner import LoopRunner, Phase, SpanReport
-from ctloop.loop.spans import Span, discover_spans
+from ctloop.loop.spans import BadSpan, Span, scan_spans
 from ctloop.triggers.store import ControllerState, holder_id
 
 __all__ = ["LoopController", "TickResult"]
@@ -68,14 +74,15 @@ class LoopController:
         self.runner.close()
         self.state.close()
 
-    def tick(self) -> TickResult:
-        """Handle every span not handled yet, if this controller holds the lease."""
+    def tick(self, stop: threading.Event | None = None) -> TickResult:
+        """Handle every span not handled yet, if this controller holds the lease; once
+        ``stop`` is set, stop after the span in hand (the rest wait for the next tick)."""
         if not self.state.acquire(self.lease, self.holder, self.lease_ttl):
             held = self.state.lease(self.lease)
             return TickResult([], blocked_by=held.holder if held else "another controller")
         try:
             with self._renewing():
-                return self._tick()
+                return self._tick(stop or threading.Event())
         finally:
             self.state.release(self.lease, self.holder)
 
@@ -85,7 +92,7 @@ class LoopController:
         stop = stop or threading.Event()
         while not stop.is_set():
             try:
-                result = self.tick()
+                result = self.tick(stop)
             except CtloopError as exc:  # one bad span or a database hiccup: say so, go on
                 result = TickResult([], errors=[exc.one_line()])
             if on_tick:
@@ -94,10 +101,10 @@ class LoopController:
 
     # -- one tick ----------------------------------------------------------------
 
-    def _tick(self) -> TickResult:
+    def _tick(self, stop: threading.Event) -> TickResult:
         from ctloop.monitoring.log import open_prediction_log
 
-        spans = discover_spans(self.spec, materialize_to=self.runner.home / "spans")
+        spans, bad = scan_spans(self.spec, materialize_to=self.runner.home / "spans")
         memory = self.runner.memory().get("spans", {})
         valid = [s for s in spans if memory.get(s.name, {}).get("report", {}).get("status")
                  == "valid"]
@@ -105,8 +112,13 @@ class LoopController:
         log = open_prediction_log(self.spec_log(), settings=self.settings)
         try:
             for span in spans:
+                if stop.is_set():  # SIGTERM: the span in hand is done, the rest wait
+                    break
                 record = memory.get(span.name, {})
-                if record.get("status") == "done":
+                if record.get("unreadable"):  # the quarantined file was replaced by a good one
+                    self._forget(span.name)
+                    record = {}
+                elif record.get("status") == "done":
                     continue
                 report = self._handle(span, record, valid, log)
                 if report.status == "valid" and span not in valid:
@@ -118,7 +130,41 @@ class LoopController:
                 reports.append(report)
         finally:
             log.close()
+        for file in bad:  # after the spans, so the report names the champion now serving
+            quarantined = self._quarantine_file(file, memory.get(file.name, {}))
+            if quarantined is not None:
+                reports.append(quarantined)
+                errors.append(f"Loop {self.spec.name!r}: {file.problem} Quarantined; the "
+                              "other spans go on, and the file is read again once it changes.")
         return TickResult(reports, errors=errors)
+
+    def _quarantine_file(self, file: BadSpan, record: dict[str, Any]) -> SpanReport | None:
+        """Record a landed file that is no span, once per content; ``None`` when already
+        recorded (or when it is a span handled while it was still good)."""
+        seen = record.get("unreadable")
+        if record and not seen:
+            return None  # handled while it was good: its record (and training) stand
+        if seen and (seen.get("size"), seen.get("mtime_ns")) == (file.size, file.mtime_ns):
+            return None
+        digest = _digest(file.path)
+        fingerprint = {"file": file.path, "key": file.key, "size": file.size,
+                       "mtime_ns": file.mtime_ns, "sha256": digest}
+        if seen and digest is not None and seen.get("sha256") == digest:
+            self._remember_file(file.name, fingerprint)  # touched, not changed
+            return None
+        self.runner.on_phase(file.name, "quarantine")
+        report = SpanReport(span=file.name, rows=0, status="quarantined",
+                            anomalies=[file.problem], served_version=self.runner.alias())
+        self.runner.save_span(report, status="done", unreadable=fingerprint)
+        return report
+
+    def _remember_file(self, name: str, fingerprint: dict[str, Any]) -> None:
+        with self.state.update(self.runner.scope) as docs:
+            docs.setdefault("spans", {}).setdefault(name, {})["unreadable"] = fingerprint
+
+    def _forget(self, name: str) -> None:
+        with self.state.update(self.runner.scope) as docs:
+            docs.setdefault("spans", {}).pop(name, None)
 
     def spec_log(self) -> Any:
         serving = self.settings.extra.get("serving", {}) or {}
@@ -203,3 +249,15 @@ class LoopController:
         finally:
             stop.set()
             thread.join()
+
+
+def _digest(path: str) -> str | None:
+    """The file's SHA-256, so a file touched but not changed is not quarantined again."""
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    except OSError:
+        return None
+    return sha.hexdigest()

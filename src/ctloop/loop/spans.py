@@ -14,7 +14,7 @@ from pathlib import Path
 from ctloop.core.errors import UserInputError
 from ctloop.loop.declaration import LoopSpec, SqlSource
 
-__all__ = ["Span", "discover_spans"]
+__all__ = ["BadSpan", "Span", "discover_spans", "scan_spans"]
 
 
 @dataclass(frozen=True)
@@ -28,27 +28,61 @@ class Span:
     rows: int
 
 
+@dataclass(frozen=True)
+class BadSpan:
+    """A landed file that is no span: unreadable, or without the ``event_time`` or ``label``
+    column. The live controller quarantines it (and looks again once the file changes)."""
+
+    name: str
+    path: str
+    key: str  # the loop key the file fails: "data", "event_time" or "label"
+    problem: str  # one line naming the span, the key, what is wrong and the file
+    size: int
+    mtime_ns: int
+
+
 def discover_spans(spec: LoopSpec, *, materialize_to: Path | None = None) -> list[Span]:
     """Every span of the loop, in event-time order.
 
     A file that cannot be read or lacks the ``event_time`` or ``label`` column is
     a one-line error naming the loop, the span and the key; nothing is run.
     """
+    spans, bad = scan_spans(spec, materialize_to=materialize_to)
+    if bad:
+        raise UserInputError(f"Loop {spec.name!r}: {bad[0].problem}")
+    return spans
+
+
+def scan_spans(spec: LoopSpec, *, materialize_to: Path | None = None
+               ) -> tuple[list[Span], list[BadSpan]]:
+    """The loop's spans in event-time order, and the landed files that are no span (in
+    file-name order), so one bad file does not hide the others."""
     if isinstance(spec.data, SqlSource):
         if materialize_to is None:
             raise UserInputError(f"Loop {spec.name!r}: a SQL source needs a folder for its "
                                  "spans.")
-        return _sql_spans(spec, spec.data, materialize_to)
+        return _sql_spans(spec, spec.data, materialize_to), []
     files = sorted(p for p in glob.glob(spec.data, recursive=True)
                    if Path(p).is_file() and not Path(p).name.startswith("."))
-    return sorted((_file_span(spec, Path(p)) for p in files), key=lambda s: (s.start, s.name))
+    found = [_file_span(spec, Path(p)) for p in files]
+    spans = [s for s in found if isinstance(s, Span)]
+    bad = [s for s in found if isinstance(s, BadSpan)]
+    return sorted(spans, key=lambda s: (s.start, s.name)), bad
 
 
-def _file_span(spec: LoopSpec, path: Path) -> Span:
+def _file_span(spec: LoopSpec, path: Path) -> Span | BadSpan:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    where = f"Loop {spec.name!r}: "
+    try:
+        stat = path.stat()
+        size, mtime_ns = stat.st_size, stat.st_mtime_ns
+    except OSError:  # removed since the glob: the read below says so
+        size, mtime_ns = -1, 0
+
+    def bad(key: str, problem: str) -> BadSpan:
+        return BadSpan(path.stem, str(path), key, problem, size, mtime_ns)
+
     try:
         if path.suffix == ".csv":
             head = pd.read_csv(path, nrows=0)
@@ -61,19 +95,24 @@ def _file_span(spec: LoopSpec, path: Path) -> Span:
             times = pq.read_table(path, columns=[spec.event_time]).to_pandas() \
                 if spec.event_time in columns else None
     except Exception as exc:
-        raise UserInputError(f"{where}span {path.stem!r} cannot be read ({path}): "
-                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-                             ) from None
+        return bad("data", f"span {path.stem!r} cannot be read (key 'data'): "
+                           f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
+                           f"(file {path})")
     for key, column in (("event_time", spec.event_time), ("label", spec.label)):
         if column not in columns:
-            raise UserInputError(
-                f"{where}span {path.stem!r} has no {key} column {column!r} (key {key!r}); it "
-                f"has {columns[:12]}. Fix the file or the loop's {key!r} key.")
+            return bad(key, f"span {path.stem!r} has no {key} column {column!r} (key "
+                            f"{key!r}); it has {columns[:12]} (file {path}). Fix the file "
+                            f"or the loop's {key!r} key.")
     assert times is not None
-    stamps = pd.to_datetime(times[spec.event_time], utc=True)
+    try:
+        stamps = pd.to_datetime(times[spec.event_time], utc=True)
+    except (TypeError, ValueError) as exc:
+        return bad("event_time", f"span {path.stem!r}: column {spec.event_time!r} (key "
+                                 f"'event_time') holds no timestamps: "
+                                 f"{' '.join(str(exc).split())[:200]} (file {path})")
     if stamps.isna().all():
-        raise UserInputError(f"{where}span {path.stem!r}: column {spec.event_time!r} (key "
-                             "'event_time') holds no timestamps.")
+        return bad("event_time", f"span {path.stem!r}: column {spec.event_time!r} (key "
+                                 f"'event_time') holds no timestamps (file {path}).")
     return Span(path.stem, str(path), stamps.min().to_pydatetime(),
                 stamps.max().to_pydatetime(), len(stamps))
 
