@@ -178,6 +178,8 @@ def test_replay_joins_the_feature_point_in_time_and_lineage_reaches_the_ingest_r
         reached = set(graph.artifacts)
         assert set(window.values()) <= reached
         assert memory["week-00"]["landed"] not in reached  # outside version 3's window
+        down = lineage(store, window["week-02"], direction="downstream")
+        assert records[3].artifact_id in down.artifacts  # and back down to the model
         for name, landed in window.items():
             step = store.get_step(store.get_artifact(landed).producer_step_id)
             run = store.get_run(step.run_id)
@@ -234,3 +236,14 @@ def test_a_missing_definitions_file_is_one_line_naming_the_key(
     code, _, err = cli(capsys, "loop", "replay", "orders")
     line = one_error_line(err)
     assert code != 0 and "Loop 'orders'" in line and "'train.feature_store'" in line
+
+
+@pytest.mark.parametrize("refs", ["customer_stats:score", ["customer_stats:score", 3]])
+def test_feature_refs_must_be_a_list_of_refs(tmp_path: Path, refs: Any) -> None:
+    from ctloop.core.errors import ConfigError
+    from ctloop.loop.declaration import parse_loop
+
+    table = {"model": "m", "data": "x/*.parquet", "event_time": "ts", "label": "y",
+             "train": {"feature_refs": refs}}
+    with pytest.raises(ConfigError, match=r"Loop 'orders': key 'train\.feature_refs' must be"):
+        parse_loop("orders", table, root=tmp_path)

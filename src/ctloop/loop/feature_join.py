@@ -92,7 +92,7 @@ def open_loop_features(spec: LoopSpec, catalog_url: str) -> LoopFeatures | None:
     try:
         groups = store.resolve(list(refs))
     except CtloopError as exc:
-        raise ConfigError(f"{where}: {exc.one_line()}") from None
+        raise ConfigError(f"{where}: {' '.join(exc.message.split())}") from None
     expanded = tuple(r for _, _, group in groups for r in group)
     names = [r.split(":", 1)[1] for r in expanded]
     columns = {r: (n if names.count(n) == 1 else r.replace(":", "__"))
@@ -109,7 +109,7 @@ def _definitions(spec: LoopSpec, catalog_url: str, where: str) -> Definitions:
             return load_definitions(spec.train.feature_store)
         except CtloopError as exc:
             raise ConfigError(f"Loop {spec.name!r}: key 'train.feature_store': "
-                              f"{exc.one_line()}") from None
+                              f"{' '.join(exc.message.split())}") from None
     from ctloop.features.catalog import load_catalog
     from ctloop.metadata import open_metadata_store
 
