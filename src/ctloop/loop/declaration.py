@@ -104,7 +104,8 @@ class TrainSpec:
     flavor: str = "lightgbm"
     params: dict[str, Any] = field(default_factory=dict)
     features: tuple[str, ...] = ()  # empty: every column but label, event time and id
-    feature_refs: tuple[str, ...] = ()  # feature-store refs joined at training time
+    feature_refs: tuple[str, ...] = ()  # feature-store refs joined where a span lacks them
+    feature_store: str | None = None  # their definitions file (absolute); default: the catalog
     component: str | None = None  # "file.py:component" (absolute once parsed)
 
     @property
@@ -331,7 +332,8 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: key 'train' must be a table {{ flavor, params, features }} "
                           f"or \"file.py:component\". Got {value!r}.")
-    _unknown(f"{where}: train", value, ["flavor", "params", "features", "feature_refs"])
+    _unknown(f"{where}: train", value, ["flavor", "params", "features", "feature_refs",
+                                        "feature_store"])
     flavor = str(value.get("flavor", "lightgbm"))
     if flavor not in FLAVORS:
         close = difflib.get_close_matches(flavor, list(FLAVORS), n=1)
@@ -343,7 +345,24 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
         raise ConfigError(f"{where}: key 'train.params' must be a table. Got {params!r}.")
     return TrainSpec(flavor=flavor, params=dict(params),
                      features=tuple(str(f) for f in value.get("features", ()) or ()),
-                     feature_refs=tuple(str(f) for f in value.get("feature_refs", ()) or ()))
+                     **_feature_keys(value, root, where))
+
+
+def _feature_keys(value: Mapping[str, Any], root: Path, where: str) -> dict[str, Any]:
+    """``train.feature_refs`` (a list of "view:feature" or "view") and ``train.feature_store``
+    (the definitions file; without it the refs come from the project's feature catalog)."""
+    refs = value.get("feature_refs", ()) or ()
+    if isinstance(refs, str) or not all(isinstance(r, str) and r for r in refs):
+        raise ConfigError(f"{where}: key 'train.feature_refs' must be a list of "
+                          f"\"view:feature\" references. Got {refs!r}.")
+    out: dict[str, Any] = {"feature_refs": tuple(refs)}
+    if value.get("feature_store"):
+        path = _path(value["feature_store"], root)
+        if not path.is_file():
+            raise NotFound(f"{where}: key 'train.feature_store': file "
+                           f"{value['feature_store']!r} does not exist (looked for {path}).")
+        out["feature_store"] = str(path)
+    return out
 
 
 def _gate(value: Any, where: str) -> GateSpec:

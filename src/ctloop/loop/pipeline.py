@@ -9,9 +9,10 @@ Two pipelines, both recorded in the metadata store like any other run:
 
 ``loop_train`` (when a trigger fires)::
 
-    window of valid spans ─► training set + holdout (the newest span's last share, in
-    event time) ─► train ─► evaluate candidate and champion on that holdout ─► gate
-                  └► infra check ───────────────────────────────────────────► push
+    window of valid spans (as landed; feature refs a span lacks joined point in time)
+      ─► training set + holdout (the newest span's last share, in event time)
+      ─► train ─► evaluate candidate and champion on that holdout ─► gate
+            └► infra check ─────────────────────────────────────────► push
 
 ``push`` moves ``champion`` (or ``challenger`` when the loop has a canary) to a
 blessed candidate only. A user pipeline named by the loop's ``pipeline`` key
@@ -61,7 +62,7 @@ def land_span(path: str, event_time: str, label: str, out: Output[Dataset]) -> d
             "end": frame[event_time].max().isoformat()}
 
 
-@component(version="1", cache=False)
+@component(version="2", cache=False)
 def window_set(
     spans: list[str],
     event_time: str,
@@ -70,12 +71,31 @@ def window_set(
     train: Output[Dataset],
     evaluation: Output[Dataset],
     feature_refs: list[str] | None = None,
+    feature_definitions: dict[str, Any] | None = None,
+    landed: list[str] | None = None,
 ) -> dict[str, Any]:
     """The window's spans for training, minus the newest span's last ``holdout`` share
-    (in event time), which both candidate and champion are judged on."""
+    (in event time), which both candidate and champion are judged on.
+
+    ``landed`` (the ``land_span`` artifact of each span's ingest run, "" where unknown)
+    makes the set read exactly what validation checked, hash-verified, and records
+    those artifacts as this step's inputs, so lineage walks from a model back to the
+    ingest runs. ``feature_definitions`` (see ``ctloop.loop.feature_join``) joins the
+    refs a span lacks, point in time, into both parts.
+    """
     import pandas as pd
 
-    frames = [read_span(p, event_time, label) for p in spans]
+    from ctloop.loop.feature_join import join_point_in_time
+
+    ids = list(landed or [])
+    if ids and len(ids) != len(spans):
+        raise UserInputError(f"window_set got {len(ids)} landed artifacts for {len(spans)} "
+                             "spans; pass one per span (\"\" where none).")
+    frames = _read_window(spans, ids, event_time, label)
+    if feature_definitions:
+        frames = [join_point_in_time(f, feature_definitions, event_time,
+                                     f"span {Path(p).stem!r}: ") for f, p in zip(
+                                         frames, spans, strict=True)]
     newest = frames[-1]
     cut = round(len(newest) * (1 - holdout))
     if cut < 1 or cut >= len(newest):
@@ -87,10 +107,46 @@ def window_set(
     evaluation.write(held)
     names = [Path(p).stem for p in spans]
     train.metadata.update({"spans": names, "label_mean": float(train_frame[label].mean())})
+    if ids:
+        train.metadata["landed"] = {n: i for n, i in zip(names, ids, strict=True) if i}
+        evaluation.metadata["landed"] = {names[-1]: ids[-1]} if ids[-1] else {}
     if feature_refs:  # feature-store lineage: models trained on this set use these features
         train.metadata["feature_refs"] = list(feature_refs)
+    if feature_definitions:
+        joined = list(feature_definitions.get("refs", []))
+        train.metadata["joined_refs"] = evaluation.metadata["joined_refs"] = joined
     evaluation.metadata.update({"span": names[-1], "holdout": holdout})
     return {"spans": names, "train_rows": len(train_frame), "holdout_rows": len(held)}
+
+
+def _read_window(spans: list[str], landed: list[str], event_time: str, label: str
+                 ) -> list[Any]:
+    """Each span as its ingest run landed it (when known), else read from its file."""
+    if not any(landed):
+        return [read_span(p, event_time, label) for p in spans]
+    import pandas as pd
+
+    from ctloop.metadata.base import EventRecord
+    from ctloop.pipeline.context import current_step, open_stores
+
+    store, artifacts = open_stores()
+    try:
+        frames = []
+        for path, art_id in zip(spans, landed, strict=True):
+            if not art_id:
+                frames.append(read_span(path, event_time, label))
+                continue
+            art = store.get_artifact(art_id)
+            frames.append(pd.read_parquet(artifacts.get(art.uri, art.sha256, name=art.id)))
+        ctx = current_step()
+        step = next((s for s in store.get_steps(ctx.run_id) if s.name == ctx.step),
+                    None) if ctx else None
+        if step is not None:  # the engine records inputs of this pipeline only: add these
+            store.add_events([EventRecord(step.id, art_id, "input", f"landed:{Path(p).stem}")
+                              for p, art_id in zip(spans, landed, strict=True) if art_id])
+    finally:
+        store.close()
+    return frames
 
 
 @pipeline(name="loop_ingest")
@@ -124,10 +180,13 @@ def loop_train(
     reason: str = "",
     n_boot: int = 50,
     feature_refs: list[str] | None = None,
+    feature_definitions: dict[str, Any] | None = None,
+    landed: list[str] | None = None,
 ) -> None:
     """Train on a window of valid spans, judge against the champion, register, promote."""
     sets = window_set(spans=spans, event_time=event_time, label=label, holdout=holdout,
-                      feature_refs=feature_refs or [])
+                      feature_refs=feature_refs or [],
+                      feature_definitions=feature_definitions or {}, landed=landed or [])
     fit = _trainer(trainer) if trainer else train
     model = fit(data=sets.outputs["train"], label=label, features=features,
                 algorithm=algorithm, params=params or {}, seed=seed)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from ctloop.core.errors import ConfigError, UserInputError
+from ctloop.core.errors import ConfigError, CtloopError, UserInputError
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
 from ctloop.loop.pipeline import read_span
@@ -89,9 +89,15 @@ def replay(spec: LoopSpec, settings: Settings, *, baseline: bool = False,
     """
     spans = discover_spans(spec, materialize_to=settings.home / "loops" / spec.name / "spans")
     check_window(spec, spans)
+    catalog = settings.metadata_url  # the sandbox's own database has no feature catalog
     if sandbox:
         settings = sandbox_settings(settings, spec.name)
-    runner = LoopRunner(spec, settings, on_phase=on_phase)
+    runner = LoopRunner(spec, settings, on_phase=on_phase, catalog_url=catalog)
+    try:
+        runner.feature_refs()  # an unknown ref fails here, before the first span
+    except CtloopError:
+        runner.close()
+        raise
     if not sandbox:
         _reset(runner)
     sandbox_home = settings.home
@@ -185,9 +191,14 @@ def _collect_error(report: SpanReport, result: ReplayResult, spec: LoopSpec) -> 
 
 def _serve(runner: LoopRunner, log: Any, span: Span, frame: pd.DataFrame,
            features: list[str], challenger: int | None) -> None:
-    """Send the span's rows through the prediction service, then deliver its labels."""
+    """Send the span's rows through the prediction service, then deliver its labels.
+
+    The service runs without a feature store: the refs a span lacks are joined at each
+    row's event time before sending, i.e. what the online store would have served then.
+    """
     spec = runner.spec
     runner.on_phase(span.name, "serving")
+    frame = runner.with_features(frame)
     ids = (frame[spec.id].astype(str) if spec.id else
            pd.Series([f"{span.name}/{i}" for i in range(len(frame))])).tolist()
     rows = frame[features].astype(object)

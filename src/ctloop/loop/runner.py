@@ -35,6 +35,7 @@ import pandas as pd
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
+from ctloop.loop.feature_join import LoopFeatures
 from ctloop.loop.pipeline import loop_ingest, loop_train, read_span
 from ctloop.loop.spans import Span
 from ctloop.monitoring.base import PredictionLog
@@ -110,7 +111,7 @@ class LoopRunner:
     """Runs a loop's phases against one project's stores (a replay's sandbox or live)."""
 
     def __init__(self, spec: LoopSpec, settings: Settings, *, state: ControllerState | None = None,
-                 on_phase: Phase | None = None) -> None:
+                 on_phase: Phase | None = None, catalog_url: str | None = None) -> None:
         from ctloop.pipeline.api import make_engine
         from ctloop.registry import ModelRegistry
 
@@ -128,6 +129,10 @@ class LoopRunner:
         # (only computed when ``estimate`` is a retrain signal).
         self.last_estimate: MonitorResult | None = None
         self._features: list[str] | None = None
+        # Where ``train.feature_refs`` are defined when no ``train.feature_store`` file is
+        # given: this project's catalog (a replay passes the live project's, not the sandbox's).
+        self.catalog_url = catalog_url or settings.metadata_url
+        self._feature_refs: tuple[LoopFeatures | None] | None = None
         self.predictions = settings.home / "predictions"  # where the replay's service logs
 
     def close(self) -> None:
@@ -160,12 +165,41 @@ class LoopRunner:
             return None
 
     def features(self, frame: pd.DataFrame) -> list[str]:
-        """The declared features, else every column but label, event time and id."""
+        """The declared features, else every column but label, event time and id; plus the
+        columns of ``train.feature_refs`` the span lacks (joined before training and serving)."""
         if self._features is None:
             declared = list(self.spec.train.features)
-            self._features = declared or [c for c in frame.columns
-                                          if c not in self.spec.excluded]
+            chosen = declared or [c for c in frame.columns if c not in self.spec.excluded]
+            refs = self.feature_refs()
+            joined = [refs.columns[r] for r in refs.missing(list(frame.columns))] if refs else []
+            self._features = [*chosen, *(c for c in joined if c not in chosen)]
         return self._features
+
+    def feature_refs(self) -> LoopFeatures | None:
+        """The loop's refs resolved against its definitions (once); an unknown ref is a
+        one-line error naming the loop and ``train.feature_refs``."""
+        if self._feature_refs is None:
+            from ctloop.loop.feature_join import open_loop_features
+
+            self._feature_refs = (open_loop_features(self.spec, self.catalog_url),)
+        return self._feature_refs[0]
+
+    def feature_document(self, frame: pd.DataFrame) -> dict[str, Any]:
+        """The definitions of the refs ``frame`` lacks, for the training pipeline ({} if none)."""
+        refs = self.feature_refs()
+        missing = refs.missing(list(frame.columns)) if refs else []
+        return refs.document(missing) if refs and missing else {}
+
+    def with_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the refs it lacks joined at each row's event time: what the online
+        store would have served then."""
+        from ctloop.loop.feature_join import join_point_in_time
+
+        document = self.feature_document(frame)
+        if not document:
+            return frame
+        return join_point_in_time(frame, document, self.spec.event_time,
+                                  f"Loop {self.spec.name!r}: ")
 
     def champion_reference(self, version: int, columns: list[str]) -> pd.DataFrame:
         """The champion's own training data (its lineage in the registry): the drift
@@ -205,6 +239,7 @@ class LoopRunner:
             trigger="new_data", trigger_info={"loop": self.spec.name, "span": span.name},
             source="ctloop.loop.pipeline:loop_ingest", tags={"loop": self.spec.name})
         report.runs["validate"] = result.run.id
+        self._remember_landed(span.name, result)
         if result.ok:
             return True
         step = result.steps.get("validate")
@@ -215,6 +250,14 @@ class LoopRunner:
             report.anomalies = [result.run.error or "the span could not be ingested"]
         report.status = "quarantined"
         return False
+
+    def _remember_landed(self, span: str, result: Any) -> None:
+        """The span as its ingest run landed it: what the training set reads, so lineage
+        runs from a model back to this run."""
+        landed = result.artifacts.get("land_span", {}).get("out")
+        if landed is not None:
+            with self.state.update(self.scope) as docs:
+                docs.setdefault("spans", {}).setdefault(span, {})["landed"] = landed.id
 
     def _pin_schema(self, span: Span, path: Path) -> None:
         """No pinned schema declared: pin the first span's types, required columns and
@@ -466,7 +509,10 @@ class LoopRunner:
             "holdout": self.spec.holdout, "algorithm": self.spec.train.algorithm,
             "params": dict(self.spec.train.params), "trainer": self.spec.train.component or "",
             "seed": self.spec.seed, "alias": alias, "reason": reason,
-            "feature_refs": list(self.spec.train.feature_refs),
+            "feature_refs": list(refs.refs if (refs := self.feature_refs())
+                                 else self.spec.train.feature_refs),
+            "feature_definitions": self.feature_document(frame),
+            "landed": self._landed(window),
         }
         pipeline = loop_train
         source = "ctloop.loop.pipeline:loop_train"
@@ -474,6 +520,9 @@ class LoopRunner:
             from ctloop.pipeline.loader import load_pipeline
 
             pipeline, source = load_pipeline(self.spec.pipeline)
+            for key in ("feature_definitions", "landed"):  # newer than many user pipelines
+                if key not in pipeline.parameters and not params[key]:
+                    params.pop(key)
         report.window = [s.name for s in window]
         observer = _RunIdObserver(lambda run_id: self._claim(span.name, run_id))
         self.engine.observer = observer
@@ -485,6 +534,12 @@ class LoopRunner:
         finally:
             self.engine.observer = None
         return self.record_training(result, report)
+
+    def _landed(self, window: list[Span]) -> list[str]:
+        """Each window span's landed artifact id ("" for one validated before they were kept)."""
+        spans = self.memory().get("spans", {})
+        ids = [str(spans.get(s.name, {}).get("landed") or "") for s in window]
+        return ids if any(ids) else []
 
     def _claim(self, span: str, run_id: str) -> None:
         with self.state.update(self.scope) as docs:
@@ -527,6 +582,7 @@ class LoopRunner:
         from ctloop.models.metrics import CLASSIFICATION_METRICS, metric_matrix
 
         model = self._baseline_model(version)
+        frame = self.with_features(frame)
         y = frame[self.spec.label].to_numpy(dtype=np.float64)
         score = model.predict(frame[self.features(frame)])
         task = "classification" if self.spec.metric in CLASSIFICATION_METRICS else "regression"
