@@ -153,3 +153,36 @@ def test_live_canary_waits_for_labels_then_decides(ctloop_home: Path,
         assert span["promoted"] is None and _aliases(capsys) == (1, None)
         assert len(moves) == 1  # the champion stays; nothing retrained on a calm week
         assert not next(t for t in span["triggers"] if t["name"] == "decay")["fired"]
+
+
+def test_a_trigger_firing_while_the_canary_waits_is_held(ctloop_home: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """``new_span`` fires on every span; while the challenger's canary waits for labels, a
+    new candidate would replace it before its traffic decided anything: training waits."""
+    (ctloop_home / "ctloop.toml").write_text(TOML.replace('retrain_on = ["decay"]',
+                                                          'retrain_on = ["decay", "new_span"]'))
+    staged = ctloop_home / "staged"
+    write_sample_spans(staged, spans=4, rows=600, change_at=2, shift_at=None)
+    landing = ctloop_home / "landing"
+    landing.mkdir()
+    shutil.copy(staged / "week-00.parquet", landing)
+    code, out, err = cli(capsys, "loop", "run", "churn", "--once", "--json")
+    assert code == 0, err
+    assert json.loads(out)["spans"][0]["promoted"] == 1  # the bootstrap champion
+    week2 = pd.read_parquet(staged / "week-02.parquet")  # the concept flips: decay fires
+    _serve(week2)
+    _feedback(capsys, ctloop_home, week2)
+    span = _land(capsys, ctloop_home, week2, "week-02")
+    assert span["gate"]["blessed"] and span["gate"]["challenger"] == 2
+    week3 = pd.read_parquet(staged / "week-03.parquet")
+    _serve(week3)
+    _feedback(capsys, ctloop_home, week3.iloc[:40])  # far fewer than min_labels
+    span = _land(capsys, ctloop_home, week3, "week-03")
+    assert span["canary"]["decision"] == "wait"
+    new_span = next(t for t in span["triggers"] if t["name"] == "new_span")
+    assert not new_span["fired"]
+    assert new_span["reason"] == ("span week-03 landed and is valid; held: the canary of "
+                                  "challenger v2 is undecided")
+    assert span["gate"] is None and span["promoted"] is None
+    assert _aliases(capsys) == (1, 2)

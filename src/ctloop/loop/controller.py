@@ -203,7 +203,8 @@ class LoopController:
         if challenger is not None and self.spec.canary is not None:
             promoted = runner.canary(span, log, champion, challenger, report, start=start,
                                      end=now)
-        decisions = runner.decide(span, True, decay, drift, now=now)
+        decisions = runner.decide(span, True, decay, drift, now=now,
+                                  canary=report.canary)
         report.triggers = [vars(d) for d in decisions]
         fired = [d.name for d in decisions if d.fired]
         if fired and promoted is None:

@@ -160,7 +160,7 @@ def _replay_span(runner: LoopRunner, log: Any, span: Span, valid: list[Span],
     promoted = None
     if challenger is not None and spec.canary is not None:
         promoted = runner.canary(span, log, champion, challenger, report)
-    decisions = runner.decide(span, True, decay, drift)
+    decisions = runner.decide(span, True, decay, drift, canary=report.canary)
     report.triggers = [vars(d) for d in decisions]
     fired = [d.name for d in decisions if d.fired]
     if fired and promoted is None:

@@ -395,10 +395,15 @@ class LoopRunner:
         return challenger
 
     def decide(self, span: Span, valid: bool, decay: MonitorResult | None,
-               drift: MonitorResult | None, *, now: datetime | None = None
-               ) -> list[TriggerDecision]:
+               drift: MonitorResult | None, *, now: datetime | None = None,
+               canary: dict[str, Any] | None = None) -> list[TriggerDecision]:
         """Every declared retrain signal with fired/why; the clock is the span's event time
-        unless ``now`` is given (the live controller's clock)."""
+        unless ``now`` is given (the live controller's clock).
+
+        While a canary waits for labels (``canary`` is its undecided report), a signal
+        that fires is held: a new candidate would replace the challenger before its
+        live traffic had decided anything, and a canary would never finish.
+        """
         now = now or span.end
         out: list[TriggerDecision] = []
         with self.state.update(self.scope) as docs:
@@ -407,6 +412,12 @@ class LoopRunner:
                 entry = triggers.setdefault(name, {})
                 out.append(self._signal(name, entry, span, valid, decay, drift, now))
             fired = [d for d in out if d.fired]
+            if fired and canary is not None and canary.get("decision") == "wait":
+                for d in fired:
+                    d.fired = False
+                    d.reason += (f"; held: the canary of challenger v{canary['challenger']} "
+                                 "is undecided")
+                fired = []
             last = triggers.get("_loop", {}).get("last_fired")
             if fired and last and self.spec.cooldown:
                 until = datetime.fromisoformat(last) + timedelta(seconds=self.spec.cooldown)
