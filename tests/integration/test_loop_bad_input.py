@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -143,6 +144,21 @@ def test_init_template_loop_scaffolds_a_loop_that_replays(ctloop_home: Path, cap
     assert next(t for t in spans[3]["triggers"] if t["name"] == "decay")["fired"]
     code, out, err = cli(capsys, "loop", "status", "shop", "--json")
     assert code == 0 and json.loads(out)["spans"] == []  # a replay never touches live state
+    # In a terminal, --baseline shows the never-retrained model beside the live one, and
+    # what retraining bought over the whole history.
+    code, out, err = cli(capsys, "loop", "replay", "shop", "--baseline")
+    assert code == 0, err
+    text = " ".join(out.split())
+    week4 = next(s for s in spans if s["span"] == "week-04")
+    line = re.search(r"week-04 v2 live roc_auc ([0-9.]+) \(never retrained ([0-9.]+)\)", text)
+    assert line and float(line[1]) == week4["live"]["roc_auc"], text
+    assert float(line[2]) < float(line[1]) - 0.3  # the first model misses the new concept
+    live = [s["live"]["roc_auc"] for s in spans[1:] if s["live"]]
+    match = re.search(r"retraining: mean live roc_auc ([0-9.]+) vs never retrained "
+                      r"([0-9.]+) \(\+([0-9.]+)\) over 6 spans", text)
+    assert match and len(live) == 6, text
+    assert float(match[1]) == pytest.approx(sum(live) / 6, abs=1e-4)
+    assert float(match[3]) > 0.1  # the concept change: the first model never recovers
     assert "Unknown template 'loops'" in _error(capsys, "init", "x", "--template", "loops")
 
 

@@ -57,8 +57,10 @@ def _span_line(report: Any, metric: str) -> str:
         return f"[bold]{report.span}[/] bootstrap: v{report.promoted} is the first champion"
     live = (report.live or {}).get(metric)
     fired = [t["name"] for t in report.triggers if t["fired"]]
+    never = (report.baseline or {}).get(metric)
     text = (f"[bold]{report.span}[/] v{report.served_version} live {metric} {live}"
-            f"; drift {(report.drift or {}).get('share')}"
+            + (f" (never retrained {never})" if report.baseline else "")
+            + f"; drift {(report.drift or {}).get('share')}"
             f"; fired: {', '.join(fired) or 'none'}")
     if report.gate:
         if report.gate.get("error"):
@@ -70,6 +72,20 @@ def _span_line(report: Any, metric: str) -> str:
     if report.promoted:
         text += f"; [green]promoted v{report.promoted}[/]"
     return text
+
+
+def _benefit(reports: list[Any], metric: str) -> str:
+    """What retraining bought: the served metric against the never-retrained model's,
+    averaged over the spans where both were measured."""
+    pairs = [(r.live[metric], r.baseline[metric]) for r in reports
+             if r.live and r.baseline and r.live.get(metric) is not None
+             and r.baseline.get(metric) is not None]
+    if not pairs:
+        return "retraining: no span was scored by both the served and the first model"
+    live = sum(a for a, _ in pairs) / len(pairs)
+    never = sum(b for _, b in pairs) / len(pairs)
+    return (f"retraining: mean live {metric} {live:.4f} vs never retrained {never:.4f} "
+            f"({live - never:+.4f}) over {len(pairs)} spans")
 
 
 @app.command("replay")
@@ -100,6 +116,8 @@ def replay_cmd(
     if as_json:
         print_json(result.to_json())
     else:
+        if baseline:
+            console.print(_benefit(result.spans, spec.metric), highlight=False)
         console.print(f"sandbox: {result.home} (metadata, registry, prediction log)")
     for error in result.errors:
         typer.echo(error, err=True)  # one line, never wrapped
