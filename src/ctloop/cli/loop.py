@@ -58,9 +58,12 @@ def _span_line(report: Any, metric: str) -> str:
     live = (report.live or {}).get(metric)
     fired = [t["name"] for t in report.triggers if t["fired"]]
     never = (report.baseline or {}).get(metric)
-    text = (f"[bold]{report.span}[/] v{report.served_version} live {metric} {live}"
+    drift = (report.drift or {}).get("share")
+    text = (f"[bold]{report.span}[/] v{report.served_version} live {metric} "
+            + (f"{live}" if live is not None else
+               f"n/a ({(report.live or {}).get('n', 0)} labelled)")
             + (f" (never retrained {never})" if report.baseline else "")
-            + f"; drift {(report.drift or {}).get('share')}"
+            + f"; drift {drift if drift is not None else 'n/a (nothing served)'}"
             f"; fired: {', '.join(fired) or 'none'}")
     if report.gate:
         if report.gate.get("error"):
