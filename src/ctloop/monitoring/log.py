@@ -21,6 +21,9 @@ Layout under the root::
     predictions/model=<name>/compact-<uuid>.parquet
     labels/<writer>-<uuid>.parquet          request_id | row_id, label, labelled_at
     index.db                                the index, for a local root (SQLite)
+
+A local folder still holding the day-partitioned parts of the log before
+segments is adopted when opened (:mod:`ctloop.monitoring.legacy`).
 """
 
 from __future__ import annotations
@@ -257,6 +260,10 @@ class SegmentedPredictionLog(PredictionLog):
         self._closed = False
         self.published_rows = 0
         self.publish_failures = 0
+        if self.root is not None:  # parts of the log before segments: index them once
+            from ctloop.monitoring.legacy import adopt_legacy_parts
+
+            adopt_legacy_parts(self)
 
     def __repr__(self) -> str:
         return f"SegmentedPredictionLog({mask(self.url)!r})"
@@ -374,14 +381,15 @@ class SegmentedPredictionLog(PredictionLog):
         for model in pc.unique(table["model_name"]).to_pylist():
             part = table.filter(pc.equal(table["model_name"], model))
             name = f"{spool.writer}-{first:012d}-{last:012d}.parquet"
-            key = f"predictions/model={_safe(model)}/{name}"
-            segments.append(self._upload(part, key, "predictions", model, spool.writer))
+            key = f"predictions/model={safe_model_folder(model)}/{name}"
+            segments.append(self.upload(part, key, "predictions", model, spool.writer))
         self.index.publish(spool.writer, last, segments)
         spool.remove(last)
         return int(table.num_rows)
 
-    def _upload(self, table: pa.Table, key: str, kind: str, model: str | None,
-                writer: str) -> SegmentInfo:
+    def upload(self, table: pa.Table, key: str, kind: str, model: str | None,
+               writer: str) -> SegmentInfo:
+        """Write ``table`` as the segment ``key`` under the root; the caller indexes it."""
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
@@ -480,7 +488,7 @@ class SegmentedPredictionLog(PredictionLog):
             "labelled_at": pa.array(at, pa.timestamp("us", tz="UTC")),
         })
         key = f"labels/{self.writer}-{uuid.uuid4().hex}.parquet"
-        self.index.add([self._upload(table, key, "labels", None, self.writer)])
+        self.index.add([self.upload(table, key, "labels", None, self.writer)])
         return int(table.num_rows)
 
     # -- reading -----------------------------------------------------------
@@ -649,9 +657,9 @@ class SegmentedPredictionLog(PredictionLog):
             return 0
         finally:
             con.close()
-        folder = "labels" if model is None else f"predictions/model={_safe(model)}"
+        folder = "labels" if model is None else f"predictions/model={safe_model_folder(model)}"
         key = f"{folder}/compact-{uuid.uuid4().hex}.parquet"
-        new = self._upload(table, key, kind, model, COMPACTOR)
+        new = self.upload(table, key, kind, model, COMPACTOR)
         if not self.index.replace(group, new):
             self._delete_quietly(key)
             return 0
@@ -688,7 +696,7 @@ def _runs(segments: Sequence[SegmentInfo], target: int) -> list[list[SegmentInfo
     return [g for g in groups if len(g) > 1]
 
 
-def _safe(model: str | None) -> str:
+def safe_model_folder(model: str | None) -> str:
     name = str(model)
     safe = _MODEL_SAFE.sub("_", name)[:80]
     if safe != name:

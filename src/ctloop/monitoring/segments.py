@@ -69,8 +69,8 @@ class LogIndex:
         self.engine = create_engine(url)
         self._sqlite = self.engine.dialect.name == "sqlite"
         try:
-            if create_tables:
-                log_segments.metadata.create_all(self.engine, tables=[log_segments, log_writers])
+            if create_tables:  # a local log's own SQLite index
+                self._create_tables()
             else:
                 from ctloop.metadata.migrate import upgrade
 
@@ -84,6 +84,15 @@ class LogIndex:
 
     def __repr__(self) -> str:
         return f"LogIndex({describe_url(self.url)!r})"
+
+    def _create_tables(self) -> None:
+        """Create the index tables in one IMMEDIATE transaction: two processes opening a
+        fresh log at once would otherwise both read, then both try to write, and SQLite
+        fails one of them at once ("database is locked") instead of letting it wait."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                log_segments.metadata.create_all(conn, tables=[log_segments, log_writers])
 
     def close(self) -> None:
         self.engine.dispose()
@@ -137,6 +146,24 @@ class LogIndex:
         now = datetime.now(UTC).replace(tzinfo=None)
         with self._conn(write=True) as conn:
             self._insert(conn, segments, now)
+
+    def add_once(self, segments: Sequence[SegmentInfo]) -> bool:
+        """Index ``segments`` unless one of their paths is indexed already (False then):
+        adopting the same file twice, even from two processes at once, adds it once."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        paths = [s.path for s in segments]
+        try:
+            with self._conn(write=True) as conn:
+                known = conn.execute(sa.select(sa.func.count()).where(
+                    log_segments.c.path.in_(paths))).scalar()
+                if known:
+                    return False
+                self._insert(conn, segments, now)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                return False  # another process indexed them between our check and insert
+            raise
+        return True
 
     def _insert(self, conn: sa.Connection, segments: Sequence[SegmentInfo],
                 now: datetime) -> None:
