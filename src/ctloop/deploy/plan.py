@@ -3,12 +3,13 @@
 The plan is built from the settings, so deployment files are generated, never
 hand-kept (DESIGN.md). Both targets render the same plan: the metadata
 database (bundled PostgreSQL unless the settings name a server), the object
-store settings, a Dask scheduler and workers, the prediction service and the
-trigger controller.
+store settings, a Dask scheduler and workers, the prediction service, the
+trigger controller and one controller per declared loop (``ctloop loop run``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +27,9 @@ __all__ = [
     "plan_deployment",
     "size_in_bytes",
 ]
+
+#: What Kubernetes (RFC 1123 labels) and compose accept as a service name.
+_SERVICE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 #: Images the project uses but does not build, pinned. Everything else runs
 #: the project image built from the generated Dockerfile.
@@ -112,6 +116,20 @@ def _deploy_options(settings: Settings) -> dict[str, Any]:
             f"Known keys: {', '.join(sorted(_OPTIONS))}."
         )
     return options
+
+
+def _declared_loops(settings: Settings) -> list[str]:
+    """The names of the project's ``[ctloop.loops.NAME]``, each checked as ``ctloop loop
+    run`` would (a broken declaration fails the export, not the deployed pod)."""
+    from ctloop.loop.declaration import load_loops
+
+    names = list(load_loops(settings))
+    for name in names:
+        if not _SERVICE_NAME.fullmatch(f"loop-{name}"):
+            raise ConfigError(
+                f"Loop {name!r} cannot name a deployed service ('loop-{name}'): use "
+                "lower-case letters, digits and '-' (at most 58 characters).")
+    return names
 
 
 def _positive(options: dict[str, Any], key: str, default: float) -> float:
@@ -296,12 +314,18 @@ def plan_deployment(
         liveness=Probe(path="/health", port=SERVING_PORT),
         readiness=Probe(path="/ready", port=SERVING_PORT),
     ))
+    controllers = int(_positive(options, "controllers", 1))
     services.append(Service(
-        name="controller", replicas=int(_positive(options, "controllers", 1)),
+        name="controller", replicas=controllers,
         command=["ctloop", "triggers", "run"],
         depends_on=["dask-scheduler", *base], volumes=dict(volume),
         request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB",
     ))
+    services.extend(Service(  # each loop's live controller: lease-guarded, so replicas wait
+        name=f"loop-{loop}", replicas=controllers, command=["ctloop", "loop", "run", loop],
+        depends_on=["dask-scheduler", *base], volumes=dict(volume),
+        request_cpus=0.5, request_memory="1GiB", cpus=2, memory="4GiB",
+    ) for loop in _declared_loops(settings))
     for svc in services:
         if not svc.image:
             svc.secret_env = list(secret_env)

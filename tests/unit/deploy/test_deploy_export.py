@@ -34,6 +34,15 @@ region = "eu-west-1"
 """
 
 
+LOOP_TOML = """
+[ctloop.loops.churn]
+model = "churn"
+data = "landing/*.parquet"
+event_time = "ts"
+label = "churned"
+"""
+
+
 def _documents(out: Path) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for name in ("docker-compose.yaml", "kubernetes.yaml"):
@@ -179,13 +188,42 @@ def _env(path: Path) -> dict[str, str]:
 
 
 def test_kubernetes_manifests_pass_kubernetes_validate(ctloop_home: Path, tmp_path: Path) -> None:
-    (ctloop_home / "ctloop.toml").write_text(CLUSTER_TOML)
+    (ctloop_home / "ctloop.toml").write_text(CLUSTER_TOML + LOOP_TOML)
     export_deployment(load_settings(), "kubernetes", tmp_path / "k8s")
     exe = Path(sys.executable).parent / "kubernetes-validate"
     proc = subprocess.run([str(exe), "--strict", str(tmp_path / "k8s" / "kubernetes.yaml")],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "passed for resource deployment/serving" in proc.stdout + proc.stderr
+    assert "passed for resource deployment/loop-churn" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("target", ["docker-compose", "kubernetes"])
+def test_each_declared_loop_gets_its_live_controller(
+    target: str, ctloop_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (ctloop_home / "ctloop.toml").write_text(
+        CLUSTER_TOML.replace("workers = 3", "workers = 3\ncontrollers = 2") + LOOP_TOML
+        + LOOP_TOML.replace("loops.churn", "loops.fraud-daily"))
+    result = export_deployment(load_settings(), target, tmp_path / "out")
+    loops = {s.name: s for s in result.plan.services if s.name.startswith("loop-")}
+    assert set(loops) == {"loop-churn", "loop-fraud-daily"}
+    assert loops["loop-churn"].command == ["ctloop", "loop", "run", "churn"]
+    assert loops["loop-churn"].replicas == 2  # safe: only the lease holder acts
+    assert _is_ctloop_command(("loop", "run"), capsys)
+    commands = _walk(_documents(tmp_path / "out"), "command")
+    assert ["ctloop", "loop", "run", "fraud-daily"] in commands
+
+
+def test_a_loop_that_cannot_be_deployed_fails_the_export(ctloop_home: Path,
+                                                          tmp_path: Path) -> None:
+    (ctloop_home / "ctloop.toml").write_text(LOOP_TOML + "windw = \"3 spans\"\n")
+    with pytest.raises(ConfigError, match="unknown key 'windw'; did you mean 'window'"):
+        export_deployment(load_settings(), "docker-compose", tmp_path / "a")
+    (ctloop_home / "ctloop.toml").write_text(LOOP_TOML.replace("loops.churn", "loops.Churn_2"))
+    with pytest.raises(ConfigError, match="Loop 'Churn_2' cannot name a deployed service"):
+        export_deployment(load_settings(), "docker-compose", tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def _compose_tools() -> list[list[str]]:
