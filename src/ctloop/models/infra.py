@@ -5,32 +5,26 @@ The child process imports nothing but what the prediction service imports
 training process happened to have a class or package loaded fails here,
 before it is promoted, not in production.
 
-A new interpreter per check cost more than loading and predicting (about 1.2 s
-of imports each, a loop's replay checks every candidate), so the child is
-forked from the standard library's fork server: a clean interpreter started
-once, which has imported only the serving side (numpy, pandas, the model
-flavors) and forks a fresh child per check. The child therefore still starts
-without anything the training process loaded. Inside a daemonic process (a
-Dask worker may not start children) or for another interpreter, a new
-process is started instead.
+The child is forked from the probe server (:mod:`ctloop.models.probe_server`),
+a clean interpreter started once that has imported only the serving side, so
+it starts in milliseconds yet without anything the training process loaded.
+Without ``fork`` (Windows) or for another interpreter, a new process is
+started per check instead.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
-import multiprocessing
 import subprocess
 import sys
 import tempfile
-from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.models.probe_server import probe_server
 
 __all__ = ["infra_check"]
 
@@ -56,9 +50,10 @@ def infra_check(
     with tempfile.TemporaryDirectory(prefix="ctloop-infra-") as tmp:
         sample_path = Path(tmp) / "sample.parquet"
         sample.to_parquet(sample_path, index=False)
-        context = _fork_server() if python == sys.executable else None
-        if context is not None:
-            result = _forked_probe(context, str(model_path), str(sample_path), timeout_s)
+        server = probe_server() if python == sys.executable else None
+        if server is not None:
+            result = server.probe(str(model_path), str(sample_path), Path(tmp) / "report.json",
+                                  timeout_s)
         else:
             result = _new_process_probe(python, str(model_path), str(sample_path), timeout_s)
     if isinstance(result, str):
@@ -101,50 +96,6 @@ def infra_check(
         "warnings": result.get("warnings", []),
         "error": None,
     }
-
-
-_SERVING_IMPORTS = ("ctloop.models.infra_probe", "lightgbm", "sklearn.base")
-"""What the fork server imports before forking: the prediction service's side only."""
-
-
-@functools.cache
-def _preload() -> tuple[str, ...]:
-    return tuple(m for m in _SERVING_IMPORTS
-                 if importlib.util.find_spec(m.partition(".")[0]) is not None)
-
-
-def _fork_server() -> ForkServerContext | None:
-    """The fork-server context, or None where a child process may not be started."""
-    if multiprocessing.current_process().daemon:
-        return None
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(_preload()))  # taken when the server first starts
-    return context
-
-
-def _forked_probe(context: ForkServerContext, model_path: str, sample_path: str,
-                  timeout_s: float) -> dict[str, Any] | str:
-    """The probe's report from a child of the fork server, or why there is none."""
-    from ctloop.models.infra_probe import probe_into
-
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=probe_into, args=(sender, model_path, sample_path),
-                            name="ctloop-infra-probe", daemon=True)
-    child.start()
-    sender.close()
-    try:
-        if not receiver.poll(timeout_s):
-            child.kill()
-            return f"Loading and predicting took over {timeout_s:g} s."
-        try:
-            report: dict[str, Any] = receiver.recv()
-        except EOFError:
-            child.join()
-            return f"The probe process crashed (exit {child.exitcode})."
-        return report
-    finally:
-        receiver.close()
-        child.join()
 
 
 def _new_process_probe(python: str, model_path: str, sample_path: str,

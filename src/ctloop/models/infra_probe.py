@@ -1,8 +1,10 @@
 """Child process of the infra check: load a model as the server does, predict, report JSON.
 
-Forked from the fork server (``probe_into``, the report goes back through a
-pipe), or run as ``python -m ctloop.models.infra_probe MODEL_DIR SAMPLE.parquet``,
-which prints one JSON line on stdout.
+``python -m ctloop.models.infra_probe MODEL_DIR SAMPLE.parquet`` probes once and
+prints one JSON line. ``python -m ctloop.models.infra_probe --serve`` is the
+probe server (:mod:`ctloop.models.probe_server`): it imports the serving side
+once, then for each request line forks a fresh child that probes and writes its
+report to the request's file, and answers with the child's pid and exit code.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import statistics
 import sys
 import time
 import warnings
-from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,13 +60,51 @@ def probe(model_dir: str, sample_path: str, repeats: int = 5) -> dict[str, objec
     }
 
 
-def probe_into(sender: Connection, model_dir: str, sample_path: str) -> None:
-    """The fork server's child: send the probe's report to the parent."""
-    try:
-        sender.send(probe(model_dir, sample_path))
-    finally:
-        sender.close()
+SERVING_IMPORTS = ("lightgbm", "sklearn.base")
+"""Imported by the probe server before it forks: what loading a model imports anyway."""
+
+
+def serve() -> None:
+    """Fork one fresh child per request line ``{"model", "sample", "out"}`` on stdin.
+
+    Answers ``{"pid": N}`` when the child starts and ``{"exit": CODE}`` when it ends.
+    The child's stdout goes to stderr, so nothing a library prints mixes with the answers.
+    """
+    import importlib
+    import os
+
+    for name in SERVING_IMPORTS:  # best effort: a flavor not installed is not preloaded
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:  # the child: a copy of this clean interpreter
+            code = 1
+            try:
+                os.dup2(2, 1)
+                try:
+                    report = probe(request["model"], request["sample"])
+                except Exception as exc:  # what a real server would hit loading this model
+                    report = {"error": f"the probe failed: {type(exc).__name__}: {exc}"}
+                Path(request["out"]).write_text(json.dumps(report))
+                code = 0
+            finally:
+                os._exit(code)
+        _answer({"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        _answer({"exit": os.waitstatus_to_exitcode(status)})
+
+
+def _answer(message: dict[str, int]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    sys.stdout.write(json.dumps(probe(sys.argv[1], sys.argv[2])) + "\n")
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        sys.stdout.write(json.dumps(probe(sys.argv[1], sys.argv[2])) + "\n")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,68 @@ def test_inside_a_daemonic_process_a_new_interpreter_checks(model_dir: Path) -> 
         result = pool.apply(infra_check, (str(model_dir), flights([2]).head(20)))
     assert result["passed"], result
     assert {c["check"] for c in result["checks"]} >= {"loads", "shape", "type", "latency"}
+
+
+def test_a_script_without_a_main_guard_runs_once(model_dir: Path, tmp_path: Path) -> None:
+    """The check's child never re-runs the caller's ``__main__`` (multiprocessing's fork
+    server would: a user's script without ``if __name__ == "__main__"`` ran twice)."""
+    marker = tmp_path / "ran.txt"
+    script = tmp_path / "train_and_check.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from ctloop.examples.flights.data import flights\n"
+        "from ctloop.models import infra_check\n"
+        f"with open({str(marker)!r}, 'a') as f:\n"
+        "    f.write('ran\\n')\n"
+        f"print(infra_check({str(model_dir)!r}, flights([2]).head(20))['passed'])\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+    assert marker.read_text() == "ran\n"
+
+
+SLEEPY = '''
+import time
+
+import numpy as np
+
+
+class Sleepy:
+    def predict(self, frame):
+        time.sleep(60)
+        return np.zeros(len(frame))
+'''
+
+
+def test_a_model_that_hangs_is_killed_and_the_server_goes_on(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctloop.models.flavors import save_model
+    from ctloop.models.probe_server import ProbeServer
+    from ctloop.models.signature import Signature
+
+    (tmp_path / "sleepy_model.py").write_text(SLEEPY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # importable where it is served
+    import sleepy_model
+
+    sample = flights([2]).head(5)
+    signature = Signature.from_frame(sample, ["distance"], {"name": "delayed",
+                                                             "type": "probability"})
+    save_model(sleepy_model.Sleepy(), tmp_path / "m", signature=signature, flavor="python")
+    sample.to_parquet(tmp_path / "sample.parquet")
+    server = ProbeServer()
+    try:
+        started = time.monotonic()
+        answer = server.probe(str(tmp_path / "m"), str(tmp_path / "sample.parquet"),
+                              tmp_path / "r1.json", timeout_s=3)
+        assert answer == "Loading and predicting took over 3 s."
+        assert time.monotonic() - started < 30
+        report = server.probe(str(model_dir), str(tmp_path / "sample.parquet"),
+                              tmp_path / "r2.json", timeout_s=60)
+        assert isinstance(report, dict) and report["error"] is None, report
+        assert report["shape"] == [5]
+    finally:
+        server.close()
+    assert not server.alive()
