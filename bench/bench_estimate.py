@@ -4,7 +4,9 @@ Same data, same run: a LightGBM model is trained on generated data with a fixed
 P(y | x); a labelled reference (the evaluation holdout) calibrates both
 estimators; analysis chunks carry increasing covariate shift. Each estimator
 estimates ROC AUC and accuracy per chunk without labels; the error is against
-the metric the chunk's labels realise. Both run in their own subprocess (NannyML
+the metric the chunk's labels realise, and the band's coverage is how many chunks'
+realised metric falls inside it (ctloop's: a 95% band of what the window would
+realise; NannyML's: +-3 sampling errors). Both run in their own subprocess (NannyML
 in a venv under ``bench/.peers/nannyml`` that this script creates, never a ctloop
 dependency), timed around fit + estimate only (after an untimed warm-up that
 pays for imports), repeated and interleaved.
@@ -90,9 +92,11 @@ def run_ctloop(ref: pd.DataFrame, ana: pd.DataFrame) -> list[dict]:
     out = []
     for i, part in ana.groupby("chunk", sort=True):
         est = estimate_performance(part["proba"].to_numpy(), calibration=calibration, n_sim=200)
-        out.append(
-            {"chunk": int(i), "roc_auc": est["roc_auc"].value, "accuracy": est["accuracy"].value}
-        )
+        row: dict = {"chunk": int(i)}
+        for metric in ("roc_auc", "accuracy"):
+            e = est[metric]
+            row |= {metric: e.value, f"{metric}_lo": e.lo, f"{metric}_hi": e.hi}
+        out.append(row)
     return out
 
 
@@ -112,10 +116,15 @@ def run_nannyml(ref: pd.DataFrame, ana: pd.DataFrame) -> list[dict]:
     frame = estimator.estimate(ana.drop(columns=["y", "chunk"])).filter(period="analysis").to_df()
     frame.columns = ["_".join(map(str, c)) if isinstance(c, tuple) else c for c in frame.columns]
     return [
-        {
-            "chunk": i,
-            "roc_auc": float(frame["roc_auc_value"].iloc[i]),
-            "accuracy": float(frame["accuracy_value"].iloc[i]),
+        {"chunk": i}
+        | {
+            f"{metric}{suffix}": float(frame[f"{metric}_{column}"].iloc[i])
+            for metric in ("roc_auc", "accuracy")
+            for suffix, column in (
+                ("", "value"),
+                ("_lo", "lower_confidence_boundary"),
+                ("_hi", "upper_confidence_boundary"),
+            )
         }
         for i in range(len(frame))
     ]
@@ -182,9 +191,15 @@ def main() -> None:
         est = best[name]["estimates"]
         for metric in ("roc_auc", "accuracy"):
             err = np.array([e[metric] - r[metric] for e, r in zip(est, realised, strict=True)])
+            inside = sum(
+                e[f"{metric}_lo"] <= r[metric] <= e[f"{metric}_hi"]
+                for e, r in zip(est, realised, strict=True)
+            )
+            width = np.mean([e[f"{metric}_hi"] - e[f"{metric}_lo"] for e in est])
             print(
                 f"  {name:8s} {metric:8s} mean abs error {np.mean(np.abs(err)):.4f}, "
-                f"max {np.max(np.abs(err)):.4f}"
+                f"max {np.max(np.abs(err)):.4f}; realised inside band {inside}/{len(est)}, "
+                f"mean band width {width:.4f}"
             )
         times = sorted(r["seconds"] for r in runs[name])
         print(

@@ -9,7 +9,10 @@ give accuracy, precision, recall, F1, AUC and expected cost without labels.
 
 The band is the spread of the metric a window of this size would realise if
 its labels were drawn from those probabilities (Monte Carlo, seeded): the
-estimate cannot be sharper than that even when calibration is perfect.
+estimate cannot be sharper than that even when calibration is perfect. Every
+metric is a function of three sums over the labels, so a large window draws
+those sums from their normal approximation instead of every label (O(n), not
+O(n * n_sim)); a small one draws the labels.
 
 Scores are calibrated with the isotonic map stored with the model
 (``ctloop.models.calibration``); without one they are used as they are, and
@@ -66,13 +69,41 @@ class Estimate:
         return {"value": self.value, "lo": self.lo, "hi": self.hi}
 
 
-def _expected_auc(p: np.ndarray, score: np.ndarray) -> float:
-    """P(score of a positive > score of a negative) with labels ~ Bernoulli(p); ties 1/2."""
+# Below this variance of the expected true- or false-negative count, label draws are
+# exact Bernoulli; above it their sums are normal draws (see ``_simulate_normal``).
+NORMAL_MIN_VARIANCE = 50.0
+
+
+def _ordered(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stable sort order of ``score`` and where each run of tied scores starts in it.
+
+    Sorted once per window: the expected AUC, the mid-ranks and the band all read it.
+    """
     order = np.argsort(score, kind="mergesort")
-    s, pp = score[order], p[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    pos = np.add.reduceat(pp, starts)
-    neg = np.add.reduceat(1 - pp, starts)
+    s = score[order]
+    return order, np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+
+
+def _midranks(order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Mid-ranks (1-based, ties share their mean rank) in the original row order.
+
+    The same numbers as ``scipy.stats.rankdata(score)``, from the sort already made.
+    """
+    n = order.size
+    ends = np.r_[starts[1:], n]
+    ranks = np.empty(n, dtype=np.float64)
+    ranks[order] = np.repeat((starts + 1 + ends) / 2.0, ends - starts)
+    return ranks
+
+
+def _expected_auc(p_sorted: np.ndarray, starts: np.ndarray) -> float:
+    """P(score of a positive > score of a negative) with labels ~ Bernoulli(p); ties 1/2.
+
+    ``p_sorted`` is p in ascending score order and ``starts`` its runs of tied scores
+    (:func:`_ordered`): one pass of cumulative sums, no pairs.
+    """
+    pos = np.add.reduceat(p_sorted, starts)
+    neg = np.add.reduceat(1 - p_sorted, starts)
     below = np.cumsum(neg) - neg
     total_pos, total_neg = pos.sum(), neg.sum()
     # (the pairing of a row with itself, included in these sums, is negligible for n >> 1)
@@ -99,10 +130,11 @@ def estimate_performance(
     p = np.clip(calibration.apply(raw) if calibration is not None else raw, 0.0, 1.0)
     decided = (raw >= threshold).astype(np.float64)
     n = raw.size
+    order, starts = _ordered(raw)
     tp, fp = float(p @ decided), float((1 - p) @ decided)
     fn, tn = float(p @ (1 - decided)), float((1 - p) @ (1 - decided))
     point: dict[str, float | None] = {
-        "roc_auc": _expected_auc(p, raw),
+        "roc_auc": _expected_auc(p[order], starts),
         "accuracy": (tp + tn) / n,
         "precision": tp / (tp + fp) if tp + fp > 0 else 0.0,
         "recall": tp / (tp + fn) if tp + fn > 0 else 0.0,
@@ -110,7 +142,7 @@ def estimate_performance(
     }
     if costs is not None:
         point["expected_cost"] = (costs.tp * tp + costs.fp * fp + costs.fn * fn + costs.tn * tn) / n
-    sims = _simulate(p, raw, threshold, costs, n_sim, seed)
+    sims = _simulate(p, decided, _midranks(order, starts), costs, n_sim, seed)
     alpha = (1 - confidence) / 2
     out = {}
     for name, value in point.items():
@@ -126,53 +158,108 @@ def estimate_performance(
 
 def _simulate(
     p: np.ndarray,
-    score: np.ndarray,
-    threshold: float,
+    decided: np.ndarray,
+    ranks: np.ndarray,
     costs: Costs | None,
     n_sim: int,
     seed: int,
 ) -> dict[str, np.ndarray]:
-    """Metrics of ``n_sim`` label draws y ~ Bernoulli(p), vectorised over draws.
+    """Metrics of ``n_sim`` label draws y ~ Bernoulli(p): what the window would realise.
 
-    The decisions and the ranks of the scores do not depend on the labels, so every
-    count is a matrix product: AUC is the Mann-Whitney statistic from mid-ranks.
+    Every metric is a function of three sums over the rows, ``tp = sum y*decided``,
+    ``n1 = sum y`` and ``rank_sum = sum y*rank`` (Mann-Whitney), so a draw needs only
+    those. Drawing every label costs n * n_sim; once the counts vary enough, their
+    normal approximation (same mean and covariance, central limit theorem) is drawn
+    instead, at a cost of n, with a bias well below the Monte Carlo noise of the band.
     """
     if n_sim <= 0:
         return {}
-    from scipy.stats import rankdata
+    w = p * (1 - p)
+    if min(w @ decided, w @ (1 - decided)) >= NORMAL_MIN_VARIANCE:
+        tp, n1, rank_sum = _simulate_normal(p, decided, ranks, n_sim, seed)
+    else:
+        tp, n1, rank_sum = _simulate_bernoulli(p, decided, ranks, n_sim, seed)
+    return _metrics_of_draws(tp, n1, rank_sum, p.size, float(decided.sum()), costs)
 
+
+def _simulate_bernoulli(
+    p: np.ndarray, decided: np.ndarray, ranks: np.ndarray, n_sim: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(tp, n1, rank_sum)`` of ``n_sim`` exact label draws, vectorised over draws.
+
+    The decisions and ranks do not depend on the labels, so each sum is a matrix product.
+    """
     rng = np.random.default_rng(seed)
-    decided = (score >= threshold).astype(np.float32)
-    ranks = rankdata(score).astype(np.float64)  # mid-ranks: ties count one half
+    decided32 = decided.astype(np.float32)
     p32 = p.astype(np.float32)
-    out: dict[str, list[np.ndarray]] = {}
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     block = max(1, 4_000_000 // p.size)
     for start in range(0, n_sim, block):
         draws = rng.random((min(block, n_sim - start), p.size), dtype=np.float32)
         y = (draws < p32).astype(np.float32)  # float32: exact for counts below 2**24
-        n1 = y.sum(axis=1, dtype=np.float64)
-        n0 = p.size - n1
-        tp = (y @ decided).astype(np.float64)
-        fp = decided.sum() - tp
-        fn = n1 - tp
-        tn = n0 - fp
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = {
-                "roc_auc": np.where(
-                    (n1 > 0) & (n0 > 0), (y @ ranks - n1 * (n1 + 1) / 2) / (n1 * n0), np.nan
-                ),
-                "accuracy": (tp + tn) / p.size,
-                "precision": np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0),
-                "recall": np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0),
-                "f1": np.where(tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0),
-            }
-        if costs is not None:
-            values["expected_cost"] = (
-                costs.tp * tp + costs.fp * fp + costs.fn * fn + costs.tn * tn
-            ) / p.size
-        for name, value in values.items():
-            out.setdefault(name, []).append(value)
-    return {k: np.concatenate(v) for k, v in out.items()}
+        parts.append(
+            ((y @ decided32).astype(np.float64), y.sum(axis=1, dtype=np.float64), y @ ranks)
+        )
+    tp, n1, rank_sum = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return tp, n1, rank_sum
+
+
+def _simulate_normal(
+    p: np.ndarray, decided: np.ndarray, ranks: np.ndarray, n_sim: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(tp, n1, rank_sum)`` drawn from the normal law of the sums of Bernoulli(p) labels.
+
+    Drawn as (tp, fn, rank_sum): tp and fn sum over disjoint rows, so they are
+    independent and each stays inside its possible range when clipped. Ranks are
+    centred to keep the covariance well conditioned.
+    """
+    n = p.size
+    w = p * (1 - p)
+    centred = ranks - (n + 1) / 2
+    rows = np.stack([decided, 1 - decided, centred])  # (3, n): what each label adds
+    mean = rows @ p
+    cov = (rows * w) @ rows.T
+    scale = np.sqrt(np.diag(cov))
+    values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
+    root = scale[:, None] * vectors * np.sqrt(np.clip(values, 0.0, None))
+    z = np.random.default_rng(seed).standard_normal((n_sim, 3))
+    tp, fn, centred_sum = (mean + z @ root.T).T
+    tp = np.clip(tp, 0.0, decided.sum())
+    fn = np.clip(fn, 0.0, n - decided.sum())
+    n1 = tp + fn
+    return tp, n1, centred_sum + (n + 1) / 2 * n1
+
+
+def _metrics_of_draws(
+    tp: np.ndarray,
+    n1: np.ndarray,
+    rank_sum: np.ndarray,
+    n: int,
+    n_decided: float,
+    costs: Costs | None,
+) -> dict[str, np.ndarray]:
+    """Each metric of each draw, from its true positives, positives and positives' rank sum."""
+    n0 = n - n1
+    fp = n_decided - tp
+    fn = n1 - tp
+    tn = n0 - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = {
+            "roc_auc": np.where(
+                (n1 > 0) & (n0 > 0),
+                np.clip((rank_sum - n1 * (n1 + 1) / 2) / (n1 * n0), 0.0, 1.0),
+                np.nan,
+            ),
+            "accuracy": (tp + tn) / n,
+            "precision": np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0),
+            "recall": np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0),
+            "f1": np.where(tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0),
+        }
+    if costs is not None:
+        values["expected_cost"] = (
+            costs.tp * tp + costs.fp * fp + costs.fn * fn + costs.tn * tn
+        ) / n
+    return values
 
 
 def check_estimated_performance(
