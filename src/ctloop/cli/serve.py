@@ -38,6 +38,11 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(help="Also serve the Open Inference Protocol over gRPC on this port "
+                     "(on --host; needs the grpc extra)."),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes behind the port (metrics are summed).")
     ] = 1,
@@ -55,7 +60,7 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve registered models over HTTP: KServe v1 and Open Inference Protocol v2."""
+    """Serve registered models over HTTP: KServe v1 and Open Inference Protocol v2 (also gRPC)."""
     if hash_key:
         _print_hash()
         return
@@ -66,7 +71,8 @@ def serve(
     settings = load_settings()
     overrides = {
         "alias": alias, "canary": canary, "ab": ab, "ab_key": ab_key, "shadow": shadow,
-        "reload_interval": reload_interval,
+        "reload_interval": reload_interval, "grpc_port": grpc_port,
+        "grpc_host": host,  # gRPC listens where HTTP does
     }
     config = ServingConfig.from_table(settings.extra.get("serving"), **overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -75,6 +81,9 @@ def serve(
         f"http://{host}:{port} with {workers} worker(s) (POST /v1/models/NAME:predict, "
         "POST /v2/models/NAME/infer, GET /ready, GET /metrics)"
     )
+    if config.grpc_port is not None:
+        banner += (f"; gRPC inference.GRPCInferenceService on {config.grpc_host}:"
+                   f"{config.grpc_port}")
     if workers > 1:
         from ctloop.serving.workers import worker_environment
 
