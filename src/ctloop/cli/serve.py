@@ -81,6 +81,8 @@ def serve(
         f"http://{host}:{port} with {workers} worker(s) (POST /v1/models/NAME:predict, "
         "POST /v2/models/NAME/infer, GET /ready, GET /metrics)"
     )
+    if config.grpc_port:
+        _check_port_free(config.grpc_host, config.grpc_port)
     if config.grpc_port is not None:
         banner += (f"; gRPC inference.GRPCInferenceService on {config.grpc_host}:"
                    f"{config.grpc_port}")
@@ -97,6 +99,22 @@ def serve(
     application = create_app(model, config=config, settings=settings)
     err_console.print(banner)  # after the stores opened: a bad setting is the only line
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A taken gRPC port fails here in one line, not later in a lifespan traceback."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserInputError(
+                f"The gRPC port {host}:{port} cannot be listened on ({exc.strerror}); "
+                "choose another --grpc-port (grpc_port in [ctloop.serving])."
+            ) from None
 
 
 def _print_hash() -> None:
