@@ -298,7 +298,7 @@ def _stub_fails(call: Any, code: grpc.StatusCode, text: str) -> None:
 def test_bad_input_answers_the_right_code_with_one_clear_line(project, tmp_path, rows) -> None:
     frame = rows.head(3)
     invalid = grpc.StatusCode.INVALID_ARGUMENT
-    with serving(project, tmp_path) as service:
+    with serving(project, tmp_path, max_body_bytes=1000) as service:
         client = tgrpc.InferenceServerClient(service.grpc)
         _fails(lambda: client.infer("nope", _grpc_inputs(frame)), grpc.StatusCode.NOT_FOUND,
                "No model 'nope' is served here; served models: flights.")
@@ -319,6 +319,9 @@ def test_bad_input_answers_the_right_code_with_one_clear_line(project, tmp_path,
         _fails(lambda: client.infer("flights", _grpc_inputs(frame),
                                     parameters={"request_ids": "a,b,c"}),
                invalid, "must be a string holding a JSON array")
+        _fails(lambda: client.infer("flights", _grpc_inputs(rows)),  # ~2 kB over 1000 bytes
+               grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max")
+        _fails(client.get_model_repository_index, grpc.StatusCode.UNIMPLEMENTED, "")
         client.close()
 
         channel, stub = _stub(service)
@@ -452,3 +455,28 @@ def test_ctloop_serve_grpc_port_answers_beside_http(ctloop_home: Path, model_dir
     bad = _ctloop_serve(ctloop_home, "--grpc-port", "70000")
     _, err = bad.communicate(timeout=60)
     assert bad.returncode != 0 and "grpc_port" in err and "Traceback" not in err
+
+
+def test_proto_is_wire_compatible_with_the_official_client() -> None:
+    """Every message, field number and type, and every call, as tritonclient.grpc has them."""
+    from tritonclient.grpc import service_pb2 as official
+
+    def same(ours: Any, theirs: Any) -> None:
+        for field in ours.fields:
+            other = theirs.fields_by_name[field.name]
+            assert (field.number, field.type, field.is_repeated) == (
+                other.number, other.type, other.is_repeated), f"{ours.full_name}.{field.name}"
+        for nested in ours.nested_types:
+            same(nested, theirs.nested_types_by_name[nested.name])
+
+    for name, message in pb.DESCRIPTOR.message_types_by_name.items():
+        same(message, official.DESCRIPTOR.message_types_by_name[name])
+    ours = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    theirs = official.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    assert ours.full_name == theirs.full_name == "inference.GRPCInferenceService"
+    for method in ours.methods:
+        other = theirs.methods_by_name[method.name]
+        assert (method.input_type.full_name, method.output_type.full_name) == (
+            other.input_type.full_name, other.output_type.full_name)
+    assert {m.name for m in ours.methods} == {"ServerLive", "ServerReady", "ModelReady",
+                                              "ServerMetadata", "ModelMetadata", "ModelInfer"}
