@@ -24,6 +24,12 @@ only what happened during the measurement.
 Prints requests/s, p50/p99 latency and server CPU per request, then the
 median of the per-repeat ratios ctloop/MLflow (the machine is shared: ratios
 measured side by side are what to quote, not absolute times).
+
+``--grpc`` compares ctloop with itself instead: one ``ctloop serve --grpc-port``
+process, the same scenarios as Open Inference Protocol requests over HTTP
+(``POST /v2/models/flights/infer``, JSON tensors, ``loadgen``) and over gRPC
+(``ModelInfer`` with raw tensor contents, as ``tritonclient.grpc`` sends,
+``grpcload``), interleaved, with the ratios gRPC/HTTP.
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import Result, load
@@ -220,8 +228,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--grpc", action="store_true",
+                        help="gRPC vs HTTP v2 on one ctloop server, instead of MLflow")
     args = parser.parse_args()
     from ctloop.examples.flights.data import flights
+
+    if args.grpc:
+        compare_grpc(args.seconds, args.repeats)
+        return
 
     mlflow_python = None if args.skip_mlflow else ensure_mlflow()
     sample = flights([3]).head(100)[FEATURES].reset_index(drop=True)
@@ -284,6 +298,83 @@ def report(targets: list[Server], scenarios: dict[str, object],
               f"cpu/req {statistics.median(cpu):.2f}x")
     ratio = [a / b for a, b in zip(cold["ctloop"], cold["mlflow"], strict=True)]
     print(f"cold start      {statistics.median(ratio):.2f}x")
+
+
+def v2_tensors(frame: pd.DataFrame) -> tuple[bytes, bytes]:
+    """One request as HTTP v2 JSON and as a serialized gRPC ModelInferRequest (raw contents)."""
+    from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
+
+    kinds = {"origin": "BYTES", "carrier": "BYTES", "hour": "INT64", "distance": "INT64"}
+    body = {"inputs": [{"name": c, "shape": [len(frame)], "datatype": kinds[c],
+                        "data": frame[c].tolist()} for c in FEATURES]}
+    request = pb.ModelInferRequest(model_name="flights")
+    for column in FEATURES:
+        request.inputs.add(name=column, datatype=kinds[column], shape=[len(frame)])
+        if kinds[column] == "BYTES":
+            raw = b"".join(len(v.encode()).to_bytes(4, "little") + v.encode()
+                           for v in frame[column])
+        else:
+            raw = frame[column].to_numpy(dtype="<i8").tobytes()
+        request.raw_input_contents.append(raw)
+    return json.dumps(body).encode(), request.SerializeToString()
+
+
+def compare_grpc(seconds: float, repeats: int) -> None:
+    """One ``ctloop serve --grpc-port``: the scenarios over HTTP v2 and over gRPC, interleaved."""
+    import grpcload
+    from loadgen import load as http_load
+
+    from ctloop.examples.flights.data import flights
+
+    sample = flights([3]).head(100)[FEATURES].reset_index(drop=True)
+    scenarios = {"1 row, c=1": (sample.head(1), 1), "1 row, c=32": (sample.head(1), 32),
+                 "100 rows, c=1": (sample, 1)}
+    results: dict[tuple[str, str], list[tuple[Result, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model = setup(root)
+        [server] = servers(root, model, None)
+        grpc_port = free_port()
+        server.command += ["--grpc-port", str(grpc_port)]
+        server.start()
+        try:
+            for repeat in range(repeats):
+                for label, (frame, concurrency) in scenarios.items():
+                    http_body, grpc_body = v2_tensors(frame)
+                    runs = {
+                        "http v2": partial(http_load, server.url("/v2/models/flights/infer"),
+                                           http_body, concurrency=concurrency, seconds=seconds),
+                        "grpc": partial(grpcload.load, f"127.0.0.1:{grpc_port}", grpc_body,
+                                        concurrency=concurrency, seconds=seconds),
+                    }
+                    order = list(runs) if repeat % 2 == 0 else list(runs)[::-1]
+                    for name in order:
+                        settle(server)
+                        cpu = server.cpu_seconds()
+                        result = runs[name]()
+                        if result.errors:
+                            raise RuntimeError(f"{name}: {result.errors} failed requests")
+                        cpu_ms = (server.cpu_seconds() - cpu) * 1000 / max(result.requests, 1)
+                        results.setdefault((label, name), []).append((result, cpu_ms))
+        finally:
+            server.stop()
+    print(f"{'scenario':<15} {'protocol':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'cpu ms/req':>10}   (median of repeats)")
+    for label in scenarios:
+        for name in ("http v2", "grpc"):
+            runs_of = results[(label, name)]
+            print(f"{label:<15} {name:<8} "
+                  f"{statistics.median(r.rps for r, _ in runs_of):>8.0f} "
+                  f"{statistics.median(r.p50_ms for r, _ in runs_of):>8.2f} "
+                  f"{statistics.median(r.p99_ms for r, _ in runs_of):>8.2f} "
+                  f"{statistics.median(c for _, c in runs_of):>10.2f}")
+    print("\nratios grpc/http v2 (median of per-repeat ratios; req/s: higher is better)")
+    for label in scenarios:
+        pairs = list(zip(results[(label, "grpc")], results[(label, "http v2")], strict=True))
+        rps = [a.rps / b.rps for (a, _), (b, _) in pairs]
+        cpu = [a / b for (_, a), (_, b) in pairs]
+        print(f"{label:<15} req/s {statistics.median(rps):.2f}x "
+              f"[{', '.join(f'{r:.2f}' for r in rps)}]   cpu/req {statistics.median(cpu):.2f}x")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,11 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(help="Also serve the Open Inference Protocol over gRPC on this port "
+                     "(on --host; needs the grpc extra)."),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes behind the port (metrics are summed).")
     ] = 1,
@@ -55,7 +60,7 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve registered models over HTTP: KServe v1 and Open Inference Protocol v2."""
+    """Serve registered models over HTTP: KServe v1 and Open Inference Protocol v2 (also gRPC)."""
     if hash_key:
         _print_hash()
         return
@@ -66,7 +71,8 @@ def serve(
     settings = load_settings()
     overrides = {
         "alias": alias, "canary": canary, "ab": ab, "ab_key": ab_key, "shadow": shadow,
-        "reload_interval": reload_interval,
+        "reload_interval": reload_interval, "grpc_port": grpc_port,
+        "grpc_host": host,  # gRPC listens where HTTP does
     }
     config = ServingConfig.from_table(settings.extra.get("serving"), **overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -75,6 +81,11 @@ def serve(
         f"http://{host}:{port} with {workers} worker(s) (POST /v1/models/NAME:predict, "
         "POST /v2/models/NAME/infer, GET /ready, GET /metrics)"
     )
+    if config.grpc_port:
+        _check_port_free(config.grpc_host, config.grpc_port)
+    if config.grpc_port is not None:
+        banner += (f"; gRPC inference.GRPCInferenceService on {config.grpc_host}:"
+                   f"{config.grpc_port}")
     if workers > 1:
         from ctloop.serving.workers import worker_environment
 
@@ -88,6 +99,22 @@ def serve(
     application = create_app(model, config=config, settings=settings)
     err_console.print(banner)  # after the stores opened: a bad setting is the only line
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A taken gRPC port fails here in one line, not later in a lifespan traceback."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserInputError(
+                f"The gRPC port {host}:{port} cannot be listened on ({exc.strerror}); "
+                "choose another --grpc-port (grpc_port in [ctloop.serving])."
+            ) from None
 
 
 def _print_hash() -> None:

@@ -7,6 +7,8 @@
     GET  /v1/models/{name}           one of them, with "ready", inputs and feature refs
     POST /v1/models/{name}/feedback  ground-truth labels by request id or row id
     /v2/...                          Open Inference Protocol (``serving.http_v2``)
+    gRPC inference.GRPCInferenceService  the same protocol over gRPC on ``grpc_port``, when set
+                                     (``serving.grpc_server``)
     /admin/models/{name}/...         promote, roll back (``serving.admin``; admin keys)
     GET  /health, /ready             liveness, readiness
     GET  /metrics                    Prometheus text format
@@ -54,8 +56,13 @@ from ctloop.serving.predict import Scored, Scorer
 from ctloop.serving.requestlog import RequestLogger
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
+    from ctloop.serving.grpc_server import GrpcServer
+
+    GrpcStart = Callable[[ServingState, dict[str, dict[str, Any]]], Awaitable[GrpcServer]]
 
 __all__ = ["ServingState", "create_app", "json_response"]
 
@@ -102,10 +109,13 @@ def create_app(
         closers=closers,
     )
     state.pool.unload_hooks.append(state.scorer.forget)
+    start_grpc = _grpc_starter(config)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         await run_in_threadpool(state.pool.refresh)
+        grpc = None if start_grpc is None else await start_grpc(state, keys)
+        app.state.grpc_port = None if grpc is None else grpc.port  # the bound one, for port 0
         state.pool.start()
         # Background threads (request log, registry poll) hand the interpreter back to
         # the event loop within 0.5 ms instead of Python's default 5 ms.
@@ -115,6 +125,8 @@ def create_app(
             yield
         finally:
             sys.setswitchinterval(switch)
+            if grpc is not None:
+                await grpc.stop()
             await run_in_threadpool(state.close)
 
     app = FastAPI(title="ctloop prediction service", lifespan=lifespan)
@@ -254,6 +266,22 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 # --- wiring -----------------------------------------------------------------------------------
+
+
+def _grpc_starter(config: ServingConfig) -> GrpcStart | None:
+    """``grpc_server.start_grpc`` when ``grpc_port`` is set; fails now if the extra is missing."""
+    if config.grpc_port is None:
+        return None
+    try:
+        from ctloop.serving.grpc_server import start_grpc
+    except ImportError as exc:
+        from ctloop.core.errors import BackendUnavailable
+
+        raise BackendUnavailable(
+            f"Serving gRPC (grpc_port, --grpc-port) needs the grpc extra: "
+            f"pip install 'ctloop[grpc]' ({exc.msg})."
+        ) from None
+    return start_grpc
 
 
 def _metadata(

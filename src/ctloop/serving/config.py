@@ -20,6 +20,9 @@
     batch_rows = 4096             # largest micro-batch
     model_threads = 1             # threads per predict call (LightGBM num_threads)
     public = ["health"]           # routes that need no key when keys are on: health, metrics, docs
+    grpc_port = 8081              # also serve the v2 protocol over gRPC here (default: off;
+                                  # 0: any free port); needs the `grpc` extra
+    grpc_host = "127.0.0.1"       # gRPC interface for create_app (`ctloop serve`: its --host)
     [ctloop.serving.feature_refs]
     flights = ["weather:temp", "planes:seats"]   # else taken from the model's lineage
     [ctloop.serving.keys]         # API keys, stored hashed (``ctloop serve --hash-key``)
@@ -99,6 +102,8 @@ class ServingConfig:
     model_threads: int = 1
     public: tuple[str, ...] = ("health",)
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grpc_port: int | None = None  # None: no gRPC service
+    grpc_host: str = "127.0.0.1"
 
     @property
     def splits(self) -> list[Split]:
@@ -118,12 +123,14 @@ class ServingConfig:
         values: dict[str, Any] = {}
         models = raw.get("models", ())
         values["models"] = (models,) if isinstance(models, str) else tuple(models)
+        if "grpc_host" in raw:
+            values["grpc_host"] = str(raw["grpc_host"])
         for key in ("alias", "shadow", "prediction_log", "features"):
             if key in raw:
                 values[key] = None if raw[key] is None else str(raw[key])
         numbers = (("reload_interval", float), ("seed", int), ("max_body_bytes", int),
                    ("max_json_depth", int), ("batch_wait_ms", float), ("batch_rows", int),
-                   ("model_threads", int))
+                   ("model_threads", int), ("grpc_port", int))
         for key, kind in numbers:
             if key in raw:
                 try:
@@ -180,6 +187,11 @@ class ServingConfig:
         for key in ("max_body_bytes", "max_json_depth", "batch_rows", "model_threads"):
             if getattr(config, key) < 1:
                 raise ConfigError(f"The serving setting {key!r} must be at least 1.")
+        if config.grpc_port is not None and not 0 <= config.grpc_port <= 65535:
+            raise ConfigError(
+                f"The serving setting 'grpc_port' must be a port number (0 to 65535); "
+                f"got {config.grpc_port}."
+            )
         if config.canary and config.ab and config.canary.share + config.ab.share > 1:
             raise ConfigError("The canary and A/B shares add up to more than 100%.")
         return config

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
 __all__ = ["Parse", "Respond", "ServingState", "json_response", "log_denied", "readiness",
-           "serve_prediction"]
+           "run_prediction", "serve_prediction"]
 
 log = logging.getLogger("ctloop.serving")
 
@@ -117,6 +117,8 @@ class ServingState:
 
 Parse = Callable[[bytes, Request, Deployment], Inputs]
 Respond = Callable[[Scored], Response]
+B = TypeVar("B")
+R = TypeVar("R")
 
 
 async def serve_prediction(
@@ -129,23 +131,54 @@ async def serve_prediction(
     parse: Callable[[bytes, Request, Deployment], Awaitable[tuple[Inputs, Respond]]],
     pin: Callable[[Deployment], Deployment] | None = None,
 ) -> Response:
-    """The shared life of a prediction request: read, parse, score, answer, log, count."""
+    """An HTTP prediction request through :func:`run_prediction`: the body, then ``parse``."""
+
+    async def read() -> bytes:
+        return await read_body(request, state.config.max_body_bytes)
+
+    async def prepare(raw: bytes, deployment: Deployment) -> tuple[Inputs, Respond]:
+        return await parse(raw, request, deployment)
+
+    return await run_prediction(
+        state, name, protocol=protocol, endpoint=endpoint,
+        request_id=request.headers.get("x-request-id"), read=read, parse=prepare, pin=pin,
+        status_of=lambda response: response.status_code,
+    )
+
+
+async def run_prediction(
+    state: ServingState,
+    name: str,
+    *,
+    protocol: str,
+    endpoint: str,
+    request_id: str | None,
+    read: Callable[[], Awaitable[B]],
+    parse: Callable[[B, Deployment], Awaitable[tuple[Inputs, Callable[[Scored], R]]]],
+    status_of: Callable[[R], int],
+    pin: Callable[[Deployment], Deployment] | None = None,
+) -> R:
+    """The shared life of a prediction request: read, parse, score, answer, log, count.
+
+    One path for every protocol (HTTP v1 and v2, gRPC v2), so routing, micro-batching,
+    the request log and the metrics cannot differ between them; ``R`` is the
+    protocol's answer and ``status_of`` its HTTP-equivalent status.
+    """
     started = time.perf_counter()
     metrics = state.metrics
     status = 500
     scored: Scored | None = None
-    request_id = request.headers.get("x-request-id")
     try:
-        raw = await read_body(request, state.config.max_body_bytes)
+        raw = await read()
         deployment = state.deployment(name)
         if pin is not None:
             deployment = pin(deployment)
-        inputs, respond = await parse(raw, request, deployment)
+        inputs, respond = await parse(raw, deployment)
         if inputs.rows == 1 and request_id is None:
             request_id = inputs.request_ids[0]
         scored = await state.scorer.score(deployment, inputs)
         response = respond(scored)
-        status = response.status_code
+        status = status_of(response)
         latency_ms = (time.perf_counter() - started) * 1000
         if state.logger is not None:
             state.logger.submit(scored.log_entries(latency_ms, logical_time(inputs.now)))
