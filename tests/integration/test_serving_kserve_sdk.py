@@ -31,7 +31,8 @@ from ctloop.serving import ServingConfig, create_app
 from ctloop.serving.background import background_server
 from ctloop.testing.peers import KSERVE, require_peer
 
-pytestmark = pytest.mark.slow
+# A cold machine builds the SDK's venv first (pip install kserve: 30 s to a minute or two).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 FEATURES = ["origin", "hour", "dep_delay"]  # BYTES, INT64, FP64 on the wire
 CLIENT = Path(__file__).with_name("kserve_sdk_client.py")

@@ -9,7 +9,8 @@ so; reusing costs one import check (about a second).
 The folder is ``$CTLOOP_PEERS_DIR``, else ``$XDG_CACHE_HOME/ctloop/peers``
 (``~/.cache/ctloop/peers``). A file lock keeps two pytest workers from
 building the same venv at once; a venv that no longer imports its peer is
-removed and rebuilt.
+removed and rebuilt. Each build is noted in ``<name>.builds`` beside it (time,
+process, seconds, outcome), to tell a cold run from a warm one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +134,24 @@ def ensure_peer(peer: Peer, *, timeout: float = 600.0) -> Path:
     with open(root / f"{peer.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per peer across processes
         if not _usable(peer, folder):  # another worker may have built it meanwhile
-            _build(peer, folder, timeout)
+            _noted(peer, root, lambda: _build(peer, folder, timeout))
     return _python(folder)
+
+
+def _noted(peer: Peer, root: Path, build: Callable[[], None]) -> None:
+    """Run ``build``, appending one line per attempt to ``<name>.builds``."""
+    start = time.monotonic()
+    outcome = "stopped"  # an interrupt or an unexpected error
+    try:
+        build()
+        outcome = "built"
+    except PeerUnavailable as exc:
+        outcome = f"failed: {exc}"
+        raise
+    finally:
+        with open(root / f"{peer.name}.builds", "a") as notes:
+            notes.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pid {os.getpid()} "
+                        f"{time.monotonic() - start:.1f}s {outcome}\n")
 
 
 def require_peer(peer: Peer) -> Path:
