@@ -188,25 +188,20 @@ def test_bad_input_through_the_sdk_raises_its_error_with_ctloops_message(
         ("v2_wrong_input", "HTTPStatusError", 422, missing),
         ("grpc_unknown_model", "AioRpcError", "NOT_FOUND", unknown),
         ("grpc_wrong_input", "AioRpcError", "INVALID_ARGUMENT", missing),
-        # v1: the SDK shows only the body's "error" field; ctloop puts its headline there.
-        ("v1_unknown_model", "HTTPStatusError", 404, "not found, '404 Not Found'"),
-        ("v1_wrong_column", "HTTPStatusError", 422, "invalid request, '422 Unprocessable"),
+        # v1: the SDK shows only the body's "error" field, which carries the message.
+        ("v1_unknown_model", "HTTPStatusError", 404, unknown),
+        ("v1_wrong_column", "HTTPStatusError", 422, "column 'hour' must be integer"),
     ):
         error = _error(answers, call)
         assert (error["error"], error["code"]) == (kind, code), call
         assert text in error["message"] and "\n" not in error["message"], error
 
 
-@pytest.mark.xfail(strict=True, reason="KServe's v1 error body is {'error': message}; "
-                   "ctloop's v1 routes put the headline in 'error' and the message in "
-                   "'detail', which the SDK does not read")
 def test_v1_errors_carry_ctloops_message_through_the_sdk(answers: Answers) -> None:
     assert answers.v1_unknown["detail"] == "No model 'nope' is served here; served models: " \
         "flights."
     assert answers.v1_unknown["detail"] in _error(answers, "v1_unknown_model")["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="the SDK's v1 is_server_live reads GET / "
-                   "({'status': 'alive'} on KServe's server); ctloop answers 404 there")
 def test_v1_server_live_through_the_sdk(answers: Answers) -> None:
     assert _ok(answers, "v1_server_live") is True

@@ -14,8 +14,8 @@
     GET  /metrics                    Prometheus text format
     /features/...                    the feature server, when a feature store is configured
 
-Errors answer ``{"error", "detail", "type"}`` (v2 routes: ``{"error"}``) with
-the error's HTTP status. Every prediction request, answered or not, is logged.
+Errors answer with the error's HTTP status and the body of
+:func:`ctloop.serving.errors.error_body` (the message in ``error`` on protocol routes). Every prediction request, answered or not, is logged.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from ctloop.monitoring.base import PredictionLog
 from ctloop.registry import ModelRegistry
 from ctloop.serving.body import loads
 from ctloop.serving.config import ServingConfig
+from ctloop.serving.errors import error_body
 from ctloop.serving.explain import add_explain_routes
 from ctloop.serving.handling import (
     Respond,
@@ -201,17 +202,19 @@ def _add_routes(app: FastAPI, state: ServingState) -> None:
     @app.get("/v1/models/{name}")
     def detail(name: str) -> Any:
         if name.endswith(":predict"):
-            out = {
-                "error": "method not allowed",
-                "type": "HTTPException",
-                "detail": f"Predict with POST /v1/models/{name}, not GET.",
-            }
+            out = error_body(f"/v1/models/{name}", "method not allowed",
+                             f"Predict with POST /v1/models/{name}, not GET.", "HTTPException")
             return JSONResponse(out, status_code=405, headers={"Allow": "POST"})
         return json_response(state.describe(state.deployment(name)))
 
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/")
+    def alive() -> dict[str, str]:
+        """Liveness where KServe's server answers it (the KServe SDK's v1 is_server_live)."""
+        return {"status": "alive"}
 
     @app.get("/ready")
     def ready() -> Any:
@@ -228,9 +231,7 @@ def _add_routes(app: FastAPI, state: ServingState) -> None:
 
 def _error(request: Request, status: int, error: str, detail: str, kind: str,
            headers: dict[str, str] | None = None) -> Response:
-    if request.url.path.startswith("/v2"):
-        return json_response({"error": detail}, status, headers=headers)
-    return json_response({"error": error, "detail": detail, "type": kind}, status,
+    return json_response(error_body(request.url.path, error, detail, kind), status,
                          headers=headers)
 
 

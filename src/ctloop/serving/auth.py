@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from ctloop.core.errors import ConfigError
+from ctloop.serving.errors import error_body
 
 __all__ = ["ROLES", "ApiKey", "KeyGuard", "hash_key", "new_key", "parse_keys", "required_role"]
 
@@ -109,7 +110,7 @@ def keys_from_env() -> dict[str, dict[str, Any]]:
     return parse_keys(raw, ENV) if raw else {}
 
 
-_HEALTH = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/ready"})
+_HEALTH = frozenset({"/", "/health", "/ready", "/v2/health/live", "/v2/health/ready"})
 _DOCS = frozenset({"/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"})
 
 
@@ -195,10 +196,7 @@ def _presented(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 async def _deny(send: Send, status: int, error: str, detail: str, path: str) -> None:
-    if path.startswith("/v2"):
-        body = orjson.dumps({"error": detail})
-    else:
-        body = orjson.dumps({"error": error, "detail": detail, "type": error.title()})
+    body = orjson.dumps(error_body(path, error, detail, error.title()))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="ctloop"'))

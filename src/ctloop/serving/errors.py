@@ -20,6 +20,7 @@ __all__ = [
     "TooDeep",
     "TooLarge",
     "Unauthorized",
+    "error_body",
 ]
 
 
@@ -59,3 +60,18 @@ class NotReady(CtloopError):
 
     headline = "not ready"
     http_status = 503
+
+
+def error_body(path: str, headline: str, detail: str, kind: str) -> dict[str, str]:
+    """The JSON an error on ``path`` answers with.
+
+    The protocols' own clients read ``error`` alone (the KServe SDK on v1, every
+    OIP client on v2: ``{"error": message}``), so on their routes it carries the
+    whole message. Elsewhere ``error`` is the short headline, beside ``detail``
+    (the message) and ``type``; v1 keeps those two as well.
+    """
+    if path.startswith("/v2"):
+        return {"error": detail}
+    if path.startswith("/v1/"):
+        return {"error": detail, "detail": detail, "type": kind}
+    return {"error": headline, "detail": detail, "type": kind}

@@ -167,7 +167,8 @@ def test_a_model_without_contributions_answers_422(project, tmp_path) -> None:
     with TestClient(project.app("flights")) as client:
         response = client.post("/v1/models/flights:explain", json={"rows": ROWS})
     assert response.status_code == 422
-    assert response.json()["error"] == "cannot explain"
+    assert response.json()["type"] == "CannotExplain", response.json()
+    assert response.json()["error"] == response.json()["detail"]  # the SDK reads "error"
     assert "HistGradientBoostingClassifier" in response.json()["detail"]
 
 
