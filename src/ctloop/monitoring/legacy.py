@@ -19,16 +19,25 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from ctloop.monitoring.segments import LogIndex, SegmentInfo, safe_model_folder
 from ctloop.monitoring.tables import base_types
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ctloop.monitoring.log import SegmentedPredictionLog
 
-__all__ = ["adopt_legacy_parts", "conform_predictions"]
+class SegmentWriter(Protocol):
+    """What adoption needs of a log: its local folder, its index, and segment uploads."""
+
+    root: Path | None
+    index: LogIndex
+
+    def upload(self, table: pa.Table, key: str, kind: str, model: str | None,
+               writer: str) -> SegmentInfo: ...
+
+__all__ = ["SegmentWriter", "adopt_legacy_parts", "conform_predictions"]
 
 log = logging.getLogger("ctloop.monitoring")
 
@@ -37,7 +46,7 @@ LABELS_GLOB = "labels/part-*.parquet"
 WRITER = "legacy"
 
 
-def adopt_legacy_parts(target: SegmentedPredictionLog) -> int:
+def adopt_legacy_parts(target: SegmentWriter) -> int:
     """Turn the old parts under a local log's folder into indexed segments; rows adopted."""
     root = target.root
     if root is None:
@@ -55,11 +64,9 @@ def adopt_legacy_parts(target: SegmentedPredictionLog) -> int:
     return rows
 
 
-def _adopt(target: SegmentedPredictionLog, part: Path, *, kind: str) -> int:
+def _adopt(target: SegmentWriter, part: Path, *, kind: str) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-
-    from ctloop.monitoring.log import safe_model_folder
 
     try:
         table = pq.read_table(part)

@@ -28,7 +28,6 @@ segments is adopted when opened (:mod:`ctloop.monitoring.legacy`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -45,7 +44,13 @@ from urllib.parse import unquote, urlparse
 
 from ctloop.core.errors import ConfigError, CtloopError, StoreError, UserInputError
 from ctloop.monitoring.base import PredictionLog, PredictionRecord
-from ctloop.monitoring.segments import COMPACTOR, LogIndex, SegmentInfo, log_key
+from ctloop.monitoring.segments import (
+    COMPACTOR,
+    LogIndex,
+    SegmentInfo,
+    log_key,
+    safe_model_folder,
+)
 from ctloop.monitoring.spool import Spool, orphaned_spools, read_chunk
 from ctloop.monitoring.tables import (
     BASE_COLUMNS,
@@ -694,14 +699,6 @@ def _runs(segments: Sequence[SegmentInfo], target: int) -> list[list[SegmentInfo
     if current:
         groups.append(current)
     return [g for g in groups if len(g) > 1]
-
-
-def safe_model_folder(model: str | None) -> str:
-    name = str(model)
-    safe = _MODEL_SAFE.sub("_", name)[:80]
-    if safe != name:
-        safe += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
-    return safe
 
 
 ParquetPredictionLog = SegmentedPredictionLog  # the name older callers import

@@ -10,6 +10,7 @@ many rows for one in a single transaction.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,18 @@ COMPACTOR = "compactor"
 
 class _LostRace(Exception):
     """Another compactor replaced some of the same segments first (rolls back)."""
+
+
+_MODEL_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_model_folder(model: str | None) -> str:
+    """A model name as a folder name: unsafe characters replaced, a hash added if so."""
+    name = str(model)
+    safe = _MODEL_SAFE.sub("_", name)[:80]
+    if safe != name:
+        safe += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return safe
 
 
 def log_key(root_url: str) -> str:

@@ -15,7 +15,8 @@
     /features/...                    the feature server, when a feature store is configured
 
 Errors answer with the error's HTTP status and the body of
-:func:`ctloop.serving.errors.error_body` (the message in ``error`` on protocol routes). Every prediction request, answered or not, is logged.
+:func:`ctloop.serving.errors.error_body` (the message in ``error`` on protocol
+routes). Every prediction request, answered or not, is logged.
 """
 
 from __future__ import annotations
