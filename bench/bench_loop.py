@@ -107,9 +107,11 @@ def bench_replay(months: range) -> dict[str, Any]:
         write_spans(folder / "archive", folder / "spans", range(months.start - 1, months.stop))
         prepare = time.perf_counter() - started
         marks: dict[str, float] = {}
+        phases: list[tuple[str, float]] = []  # (phase, when it began), in order
 
         def on_phase(span: str, phase: str) -> None:
             marks.setdefault(span, time.perf_counter())
+            phases.append((phase, time.perf_counter()))
 
         from ctloop.examples.flights.demo import run_demo
 
@@ -131,16 +133,22 @@ def bench_replay(months: range) -> dict[str, Any]:
         per_span = {s: round(end - t, 2) for (s, t), end in zip(marks.items(), ends,
                                                                   strict=True)}
         promoted = [s.span for s in result.spans if s.promoted]
+        by_phase: dict[str, float] = {}
+        for (phase, began), (_, ended) in zip(phases, [*phases[1:], ("end", started + total)],
+                                              strict=True):
+            by_phase[phase] = by_phase.get(phase, 0.0) + ended - began
     print(f"  spans built from the feature store: {prepare:.1f} s (once, before the replay)")
     for span, seconds in per_span.items():
         print(f"  {span}: {seconds:6.2f} s")
     print(f"  replay total {total:.1f} s for {len(per_span)} spans; model fits {fits:.1f} s "
           f"(x{total / max(fits, 1e-9):.1f} of the fits); infra checks {infra:.1f} s; "
           f"promoted on {', '.join(promoted)}")
+    print("  wall time by phase (training includes the fits and infra checks): " + ", ".join(
+        f"{k} {v:.1f} s" for k, v in sorted(by_phase.items(), key=lambda kv: -kv[1])))
     return {"prepare_s": round(prepare, 1), "total_s": round(total, 1),
             "fits_s": round(fits, 1), "infra_checks_s": round(infra, 1),
             "total_vs_fits": round(total / max(fits, 1e-9), 2), "per_span_s": per_span,
-            "promoted": promoted}
+            "promoted": promoted, "by_phase_s": {k: round(v, 1) for k, v in by_phase.items()}}
 
 
 def main() -> None:
