@@ -10,12 +10,19 @@ from the online feature store, then checked against the model's signature.
 The version answering on the primary route is explained (v2 can name a
 loaded version). The contributions of each row plus its base value add up to
 its raw score (log-odds for a classifier); see ``ctloop.models.explain``.
+
+Every explain request is written to the request log like a prediction, with
+protocol ``v1-explain`` or ``v2-explain`` and ``served`` false: there is a
+record of who looked at what, and the monitors (which read served rows) do
+not count explanations as traffic.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -24,11 +31,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ctloop.core.errors import NotFound
+from ctloop.core.errors import CtloopError, NotFound
 from ctloop.models.explain import Explanation, explain
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.features import assemble
+from ctloop.serving.inputs import new_request_id
 from ctloop.serving.loader import Deployment, Served
+from ctloop.serving.logspool import Entry, LogSpool
+from ctloop.serving.predict import logical_time
 
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
@@ -83,8 +93,31 @@ class ServingStateLike(Protocol):
     """What the routes need from the app's state (``ctloop.serving.app.ServingState``)."""
 
     feature_store: FeatureStore | None
+    logger: LogSpool | None
 
     def deployment(self, name: str) -> Deployment: ...
+
+    def log_rejected(self, name: str, protocol: str, status: int, error: str,
+                     started: float, request_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Explained:
+    """An explain route's answer, and what the request log keeps of it."""
+
+    answer: dict[str, Any]
+    served: Served
+    inputs: pd.DataFrame  # the model inputs as explained (online features filled in)
+    predictions: np.ndarray
+    now: str | None = None
+
+    def log_entry(self, protocol: str, latency_ms: float) -> Entry:
+        return Entry(
+            self.served.name, self.served.version, self.served.route, protocol,
+            logical_time(self.now), latency_ms, [new_request_id() for _ in self.predictions],
+            self.predictions, {c: self.inputs[c].to_numpy() for c in self.inputs.columns},
+            served=False,
+        )
 
 
 def _json_body(raw: bytes) -> Any:
@@ -205,9 +238,16 @@ def explain_rows(
     served: Served, frame: pd.DataFrame, store: FeatureStore | None, now: str | None = None
 ) -> Explanation:
     """Fill the rows' missing inputs from the online store and explain them."""
+    return _explain_rows(served, frame, store, now)[0]
+
+
+def _explain_rows(
+    served: Served, frame: pd.DataFrame, store: FeatureStore | None, now: str | None
+) -> tuple[Explanation, pd.DataFrame]:
     full = assemble(frame, served.model.signature.columns, served.feature_refs, store, now=now)
     try:
-        return explain(served.model, full, what="The request rows")
+        return explain(served.model, full, what="The request rows"), full[
+            list(served.model.signature.columns)]
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(
             f"The rows cannot be explained by {served.name}:{served.version}: {exc}"
@@ -226,11 +266,11 @@ def _served(deployment: Deployment, version: int | None) -> Served:
     )
 
 
-def _v1(state: ServingStateLike, name: str, raw: bytes) -> dict[str, Any]:
+def _v1(state: ServingStateLike, name: str, raw: bytes) -> Explained:
     served = _served(state.deployment(name), None)
     frame, top, now = frame_from_v1(_json_body(raw), list(served.model.signature.columns))
-    result = explain_rows(served, frame, state.feature_store, now)
-    return {
+    result, inputs = _explain_rows(served, frame, state.feature_store, now)
+    return Explained({
         "model": name,
         "version": served.version,
         "route": served.route,
@@ -238,16 +278,16 @@ def _v1(state: ServingStateLike, name: str, raw: bytes) -> dict[str, Any]:
         "method": result.method,
         "features": list(result.features),
         "explanations": result.to_rows(top),
-    }
+    }, served, inputs, result.predictions(), now)
 
 
-def _v2(state: ServingStateLike, name: str, version: str | None, raw: bytes) -> dict[str, Any]:
+def _v2(state: ServingStateLike, name: str, version: str | None, raw: bytes) -> Explained:
     if version is not None and not version.isdigit():
         raise NotFound(f"Model versions are numbers; got {version!r}.")
     served = _served(state.deployment(name), int(version) if version else None)
     body = _json_body(raw)
     frame, top = frame_from_v2(body, list(served.model.signature.columns))
-    result = explain_rows(served, frame, state.feature_store)
+    result, inputs = _explain_rows(served, frame, state.feature_store, None)
     n, k = result.contributions.shape
     ranked = result.top(top)
     outputs = [
@@ -277,7 +317,7 @@ def _v2(state: ServingStateLike, name: str, version: str | None, raw: bytes) -> 
     }
     if isinstance(body, dict) and isinstance(body.get("id"), str):
         answer["id"] = body["id"]
-    return answer
+    return Explained(answer, served, inputs, result.predictions())
 
 
 def _tensor(name: str, shape: list[int], values: np.ndarray) -> dict[str, Any]:
@@ -291,23 +331,38 @@ def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
 def add_explain_routes(app: FastAPI, state: ServingStateLike) -> None:
     """Mount the v1 and v2 explain routes on ``app``."""
 
-    async def run(fn: Callable[..., dict[str, Any]], *args: Any) -> JSONResponse:
+    async def run(fn: Callable[..., Explained], protocol: str, name: str, *args: Any
+                  ) -> JSONResponse:
+        started = time.perf_counter()
         try:
-            return JSONResponse(await run_in_threadpool(fn, *args))
-        except RecursionError:
-            raise InvalidRequest("The request body is nested too deeply.") from None
+            try:
+                explained = await run_in_threadpool(fn, state, name, *args)
+            except RecursionError:
+                raise InvalidRequest("The request body is nested too deeply.") from None
+        except CtloopError as exc:
+            state.log_rejected(name, protocol, exc.http_status, exc.one_line(), started,
+                               new_request_id())
+            raise
+        except Exception as exc:
+            state.log_rejected(name, protocol, 500, f"{type(exc).__name__}: {exc}", started,
+                               new_request_id())
+            raise
+        if state.logger is not None:
+            latency_ms = (time.perf_counter() - started) * 1000
+            state.logger.submit([explained.log_entry(protocol, latency_ms)])
+        return JSONResponse(explained.answer)
 
     @app.post("/v1/models/{name}:explain", openapi_extra=_body_doc(_V1_BODY))
     async def explain_v1(name: str, request: Request) -> JSONResponse:
         """Per-feature contributions for rows, by the version on the primary route."""
-        return await run(_v1, state, name, await request.body())
+        return await run(_v1, "v1-explain", name, await request.body())
 
     @app.post("/v2/models/{name}/explain", openapi_extra=_body_doc(_V2_BODY))
     async def explain_v2(name: str, request: Request) -> JSONResponse:
         """Per-feature contributions as OIP v2 output tensors."""
-        return await run(_v2, state, name, None, await request.body())
+        return await run(_v2, "v2-explain", name, None, await request.body())
 
     @app.post("/v2/models/{name}/versions/{version}/explain", openapi_extra=_body_doc(_V2_BODY))
     async def explain_v2_version(name: str, version: str, request: Request) -> JSONResponse:
         """Per-feature contributions by one loaded version."""
-        return await run(_v2, state, name, version, await request.body())
+        return await run(_v2, "v2-explain", name, version, await request.body())

@@ -177,3 +177,40 @@ def test_the_openapi_document_describes_the_explain_bodies(client) -> None:
     for path in ("/v1/models/{name}:explain", "/v2/models/{name}/explain"):
         schema = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert schema["type"] == "object" and schema["properties"]
+
+
+def test_explain_requests_are_logged_but_never_counted_as_traffic(three_versions,
+                                                                  tmp_path) -> None:
+    """An audit trail of explanations (protocol, version, inputs, prediction) that drift and
+    decay monitors skip: they read served rows only."""
+    from ctloop.monitoring.log import open_prediction_log
+
+    log = open_prediction_log(tmp_path / "log")
+    app = three_versions.app("flights", prediction_log=log)
+    with TestClient(app) as client:
+        assert client.post("/v1/models/flights:explain", json={"rows": ROWS}).status_code == 200
+        tensors = {"inputs": [
+            {"name": "origin", "shape": [1], "datatype": "BYTES", "data": ["JFK"]},
+            {"name": "hour", "shape": [1], "datatype": "INT64", "data": [7]},
+            {"name": "distance", "shape": [1], "datatype": "FP64", "data": [1000]},
+        ]}
+        assert client.post("/v2/models/flights/versions/1/explain",
+                           json=tensors).status_code == 200
+        bad = client.post("/v1/models/flights:explain", json={"rows": [{"origin": "JFK"}]})
+        assert bad.status_code == 422
+        served = _predictions(client)
+        app.state.serving.logger.flush()
+    log.publish()
+    every = log.read(model_name="flights", include_unserved=True, include_rejected=True)
+    explained = every[every["protocol"].isin(["v1-explain", "v2-explain"])]
+    v1 = explained[(explained["protocol"] == "v1-explain") & (explained["status"] == 200)]
+    assert len(v1) == 3 and not v1["served"].any()
+    assert v1["model_version"].tolist() == [1, 1, 1]
+    assert v1["prediction"].to_numpy() == pytest.approx(served, abs=1e-9)
+    assert v1["f_distance"].tolist() == [1000, 300, 700]
+    v2 = explained[explained["protocol"] == "v2-explain"]
+    assert v2["model_version"].tolist() == [1] and v2["f_origin"].tolist() == ["JFK"]
+    rejected = explained[explained["status"] == 422]
+    assert len(rejected) == 1 and "hour" in rejected["error"].iloc[0]
+    assert set(log.read(model_name="flights")["protocol"]) == {"v1"}  # what monitors see
+    log.close()
