@@ -98,7 +98,7 @@ def test_the_readme_demo_replays_march_to_december_and_retraining_pays(
     assert len(retrained) == len(served) - 1  # April is served by v1 itself
     wins = sum(live > never for live, never in retrained)
     gain = sum(live - never for live, never in retrained) / len(retrained)
-    assert wins > len(retrained) / 2 and gain > 0.01, retrained
+    assert wins >= len(retrained) - 1 and gain > 0.02, retrained  # measured: 8 of 8, +0.037
 
 
 def test_demo_rejects_bad_month_options(ctloop_home: Path,

@@ -194,8 +194,9 @@ def demo(
     months: Annotated[str, typer.Option(help="months of 2013 to replay, e.g. 4-12")] = "4-12",
     defective_month: Annotated[int | None, typer.Option(
         help="land a broken batch in this month to watch validation quarantine it")] = None,
-    train_window: Annotated[int, typer.Option(min=1, max=11,
-                                              help="months of history to train on")] = 3,
+    train_window: Annotated[int | None, typer.Option(
+        min=1, max=11, help="months of history to train on [default: 6, or all if fewer]")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Replay NYC flights 2013 month by month through a declared continuous-training loop."""

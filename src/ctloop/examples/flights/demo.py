@@ -50,7 +50,14 @@ def model_features() -> list[str]:
     return FLIGHT_FEATURES + [ref.split(":", 1)[1] for ref in FEATURES]
 
 
-def flights_loop(spans: Path, schema: Path, train_window: int = 3) -> LoopSpec:
+DEFAULT_WINDOW = 6
+"""Months a candidate trains on. Measured on March-December (``ctloop demo --json``): with
+6 the served model beats the never-retrained one in 8 of 8 retrained months (+0.037 ROC AUC
+on average); with 3 in 6 of 8 (+0.025): a short window forgets the winter the March model
+knew, and loses November and December to it."""
+
+
+def flights_loop(spans: Path, schema: Path, train_window: int = DEFAULT_WINDOW) -> LoopSpec:
     """The demo's loop declaration (the same could be written in ctloop.toml)."""
     from ctloop.examples.flights.features import FEATURES
 
@@ -147,12 +154,16 @@ def run_demo(
     *,
     months: range = range(4, 13),
     defective_month: int | None = None,
-    train_window: int = 3,
+    train_window: int | None = None,
     on_span: Callable[[SpanReport], None] | None = None,
     on_phase: Callable[[str, str], None] | None = None,
 ) -> ReplayResult:
     """Replay ``months`` (after a bootstrap on the month before) into the project's stores;
-    writes ``.ctloop/demo/report.html``."""
+    writes ``.ctloop/demo/report.html``.
+
+    ``train_window`` months of history per candidate; by default ``DEFAULT_WINDOW``, or
+    the whole history when it is shorter.
+    """
     from ctloop.examples.flights.features import flights_feature_store
     from ctloop.features.catalog import apply_definitions
     from ctloop.metadata import open_metadata_store
@@ -176,7 +187,8 @@ def run_demo(
         apply_definitions(store, flights_feature_store().definitions)
     finally:
         store.close()
-    spec = flights_loop(folder / "spans", schema, train_window)
+    window = train_window or min(DEFAULT_WINDOW, len(spans))
+    spec = flights_loop(folder / "spans", schema, window)
     result = replay(spec, settings, baseline=True, sandbox=False, on_span=on_span,
                     on_phase=on_phase)
     links = _keep_validation_reports(settings, result, folder)
