@@ -5,13 +5,13 @@ Two parts, run by hand:
 1. **fit**: a 200-tree LightGBM model on three months of flights, interleaved and
    repeated: a plain ``LGBMClassifier`` (library defaults, every core; and on one
    thread, the like-for-like floor of ours),
-   ``fit_model`` with the old defaults (``n_jobs=2``, ``deterministic``,
-   ``force_col_wise``) and ``fit_model`` as it is now (one thread, same flags). Each
-   is fitted twice on the same rows to show whether the model file is identical.
+   ``fit_model`` on two threads and ``fit_model`` as it is (one thread, ``deterministic``,
+   row-wise histograms). Each is fitted twice on the same rows to show whether the model
+   file is identical.
 2. **replay**: ``ctloop demo --months 2-12`` (bootstrap on January, then every month
    served over HTTP, labelled, monitored, retrained, gated) in a fresh project. Wall
    time per span and in total against the floor: the sum of the model fits (the
-   ``train`` steps) of the same run; the infra checks (a fresh process per candidate)
+   ``train`` steps) of the same run; the infra checks (a fresh child per candidate)
    are reported beside it. Building the month files from the feature store happens
    once before the replay and is timed apart (a live loop gets them landed).
 
@@ -73,8 +73,8 @@ def bench_fit(repeats: int, trees: int) -> dict[str, Any]:
 
     cases = {"plain LGBMClassifier": plain,
              "plain LGBMClassifier, one thread": lambda: plain(n_jobs=1),
-             "fit_model old (n_jobs=2, deterministic)": lambda: ours(n_jobs=2),
-             "fit_model now (n_jobs=1, deterministic)": lambda: ours()}
+             "fit_model, two threads": lambda: ours(n_jobs=2),
+             "fit_model (one thread, deterministic)": lambda: ours()}
     times: dict[str, list[float]] = {k: [] for k in cases}
     hashes: dict[str, set[str]] = {k: set() for k in cases}
     for _ in range(repeats):
