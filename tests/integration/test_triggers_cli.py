@@ -112,3 +112,23 @@ def test_monitor_commands(ctloop_home: Path, capsys) -> None:
     assert code == 3 and "does not exist" in out  # no_data, with the reason
     code, _, err = cli(capsys, "monitor", "log", "delays", "--since", "yesterday-ish")
     assert code == 2 and "--since must be an ISO date" in one_error_line(err)
+
+
+def test_monitor_log_all_shows_what_monitors_skip(ctloop_home: Path, capsys) -> None:
+    """Refused requests and explanations are logged unserved; ``--all`` shows them."""
+    folder = ctloop_home / ".ctloop" / "predictions"
+    _serve(folder, n=5)
+    log = open_prediction_log(folder)
+    t0 = datetime(2013, 7, 2, tzinfo=UTC)
+    log.append([PredictionRecord("bad", "delays", 0, "", t0, float("nan"), served=False,
+                                 status=422, error="rows: empty row", protocol="v1"),
+                PredictionRecord("why", "delays", 1, "champion", t0, 0.5, {"x": 1.0},
+                                 served=False, protocol="v1-explain")])
+    log.close()
+    code, out, _ = cli(capsys, "monitor", "log", "delays", "--json")
+    assert code == 0 and [r["request_id"] for r in json.loads(out)["rows"]][-1] == "r4"
+    code, out, _ = cli(capsys, "monitor", "log", "delays", "--all", "--json")
+    rows = {r["request_id"]: r for r in json.loads(out)["rows"]}
+    assert rows["bad"]["status"] == 422 and rows["why"]["protocol"] == "v1-explain"
+    code, out, _ = cli(capsys, "monitor", "log", "delays", "--all")
+    assert code == 0 and "predictions of delays (newest 7)" in out

@@ -263,18 +263,23 @@ def show_log(
     since: SinceOpt = None,
     until: UntilOpt = None,
     labels: Annotated[bool, typer.Option("--labels", help="join the labels")] = False,
+    every: Annotated[bool, typer.Option(
+        "--all", help="also refused requests, explanations and shadow rows (what monitors "
+        "skip)")] = False,
     log: LogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The newest logged predictions of a model."""
     frame = _log(log).read(model_name=model, start=parse_when(since, "--since"),
-                           end=parse_when(until, "--until"), with_labels=labels)
+                           end=parse_when(until, "--until"), with_labels=labels,
+                           include_rejected=every, include_unserved=every)
     frame = frame.tail(limit)
     if as_json:
         rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json({"model": model, "rows": rows})
         return
     cols = ["request_id", "ts", "model_version", "route", "prediction", "latency_ms"]
+    cols += ["protocol", "status", "served"] if every else []
     cols += ["label"] if labels else []
     cols += [c for c in frame.columns if c.startswith("f_")][:4]
     print_table(f"predictions of {model} (newest {len(frame)})", cols,
