@@ -21,7 +21,6 @@ content), so a fixed file is picked up as a new span.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ctloop.core.errors import CtloopError
+from ctloop.core.hashing import hash_file
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
 from ctloop.loop.pipeline import loop_train, read_span
@@ -252,13 +252,10 @@ class LoopController:
             thread.join()
 
 
+
 def _digest(path: str) -> str | None:
     """The file's SHA-256, so a file touched but not changed is not quarantined again."""
-    sha = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
+        return hash_file(path)
     except OSError:
         return None
-    return sha.hexdigest()
