@@ -31,7 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ctloop.core.errors import CtloopError, NotFound
+from ctloop.core.errors import NotFound
 from ctloop.models.explain import Explanation, explain
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.features import assemble
@@ -97,8 +97,8 @@ class ServingStateLike(Protocol):
 
     def deployment(self, name: str) -> Deployment: ...
 
-    def log_rejected(self, name: str, protocol: str, status: int, error: str,
-                     started: float, request_id: str) -> None: ...
+    def log_failure(self, name: str, protocol: str, exc: Exception, started: float,
+                    request_id: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -339,13 +339,8 @@ def add_explain_routes(app: FastAPI, state: ServingStateLike) -> None:
                 explained = await run_in_threadpool(fn, state, name, *args)
             except RecursionError:
                 raise InvalidRequest("The request body is nested too deeply.") from None
-        except CtloopError as exc:
-            state.log_rejected(name, protocol, exc.http_status, exc.one_line(), started,
-                               new_request_id())
-            raise
         except Exception as exc:
-            state.log_rejected(name, protocol, 500, f"{type(exc).__name__}: {exc}", started,
-                               new_request_id())
+            state.log_failure(name, protocol, exc, started, new_request_id())
             raise
         if state.logger is not None:
             latency_ms = (time.perf_counter() - started) * 1000

@@ -105,6 +105,17 @@ class ServingState:
             name, 0, "", protocol, datetime.now(UTC), latency_ms, [request_id],
             np.array([np.nan]), served=False, status=status, error=error)])
 
+    def log_failure(self, name: str, protocol: str, exc: Exception, started: float,
+                    request_id: str) -> int:
+        """Log a request that raised ``exc``; returns its status (a CtloopError's own, else
+        500)."""
+        if isinstance(exc, CtloopError):
+            status, error = exc.http_status, exc.one_line()
+        else:
+            status, error = 500, f"{type(exc).__name__}: {exc}"
+        self.log_rejected(name, protocol, status, error, started, request_id)
+        return status
+
     def close(self) -> None:
         self.pool.stop()
         self.scorer.close()
@@ -189,14 +200,8 @@ async def run_prediction(
         if deployment.shadow is not None:
             await _shadow(state, deployment, inputs, started)
         return response
-    except CtloopError as exc:
-        status = exc.http_status
-        state.log_rejected(name, protocol, status, exc.one_line(), started,
-                           request_id or new_request_id())
-        raise
     except Exception as exc:
-        state.log_rejected(name, protocol, 500, f"{type(exc).__name__}: {exc}", started,
-                           request_id or new_request_id())
+        status = state.log_failure(name, protocol, exc, started, request_id or new_request_id())
         raise
     finally:
         label = state.label(name)
