@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from ctloop.core.errors import BackendUnavailable, ConfigError
 from ctloop.core.settings import Settings
 from ctloop.monitoring.log import LogOptions, open_prediction_log
-from ctloop.testing.s3 import S3Server, moto_server
-from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+from ctloop.testing.databases import temporary_metadata_url
+from ctloop.testing.s3 import S3Server, moto_environment
 
 pytestmark = pytest.mark.slow
 BUCKET = "shared-log"
@@ -24,34 +23,14 @@ BUCKET = "shared-log"
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    import s3fs
-
-    with moto_server([BUCKET], user="logger") as server, pytest.MonkeyPatch.context() as mp:
-        for name, value in server.env().items():
-            mp.setenv(name, value)
-        s3fs.S3FileSystem.clear_instance_cache()
+    with moto_environment([BUCKET], user="logger") as server:
         yield server
-        s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture(params=["postgres", "mysql"])
 def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    require_service(request.param)
-    name = unique_name("ctlog")
-    admin = sa.create_engine(POSTGRES_URL if request.param == "postgres" else MYSQL_URL)
-    create, drop = (("CREATE SCHEMA", "DROP SCHEMA {} CASCADE") if request.param == "postgres"
-                    else ("CREATE DATABASE", "DROP DATABASE {}"))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"{create} {name}"))
-    try:
-        if request.param == "postgres":
-            yield f"{POSTGRES_URL}?options=-csearch_path%3D{name}"
-        else:
-            yield MYSQL_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(drop.format(name)))
-        admin.dispose()
+    with temporary_metadata_url(request.param) as url:
+        yield url
 
 
 _WRITER = """

@@ -13,7 +13,7 @@ from ctloop.core.settings import Settings
 from ctloop.data import DatasetStatistics
 from ctloop.metadata import open_metadata_store
 from ctloop.pipeline import pipeline, run
-from ctloop.testing.s3 import moto_server
+from ctloop.testing.s3 import moto_environment
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -26,15 +26,8 @@ BUCKET = "team-data"
 @pytest.fixture(scope="module")
 def s3_env() -> Iterator[dict[str, str]]:
     """A credential-checking moto server; its settings in the standard AWS variables."""
-    import s3fs
-
-    with moto_server([BUCKET], user="team") as server, pytest.MonkeyPatch.context() as mp:
-        env = server.env()
-        for name, value in env.items():
-            mp.setenv(name, value)
-        s3fs.S3FileSystem.clear_instance_cache()
-        yield env
-        s3fs.S3FileSystem.clear_instance_cache()
+    with moto_environment([BUCKET], user="team") as server:
+        yield server.env()
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,15 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from ctloop.core.net import free_port
 from ctloop.core.settings import Settings
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.monitoring.log import LogOptions, open_prediction_log
 from ctloop.pipeline.task import load_module_from_file
-from ctloop.testing.s3 import S3Server, moto_server
-from ctloop.testing.services import MYSQL_URL, POSTGRES_URL, require_service, unique_name
+from ctloop.testing.databases import temporary_metadata_url
+from ctloop.testing.s3 import S3Server, moto_environment
+from ctloop.testing.services import require_service
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("distributed")
@@ -44,35 +44,15 @@ ALLOWED_S = 1.0  # the write-ahead window the killed replica may lose (documente
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    import s3fs
-
-    with moto_server([BUCKET], user="team") as server, pytest.MonkeyPatch.context() as mp:
-        for name, value in server.env().items():
-            mp.setenv(name, value)
-        s3fs.S3FileSystem.clear_instance_cache()
+    with moto_environment([BUCKET], user="team") as server:
         yield server
-        s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture(params=["postgres", "mysql"])
 def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    require_service(request.param)
     require_service("redis")
-    name = unique_name("ctteam")
-    admin = sa.create_engine(POSTGRES_URL if request.param == "postgres" else MYSQL_URL)
-    create, drop = (("CREATE SCHEMA", "DROP SCHEMA {} CASCADE") if request.param == "postgres"
-                    else ("CREATE DATABASE", "DROP DATABASE {}"))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"{create} {name}"))
-    try:
-        if request.param == "postgres":
-            yield f"{POSTGRES_URL}?options=-csearch_path%3D{name}"
-        else:
-            yield MYSQL_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(drop.format(name)))
-        admin.dispose()
+    with temporary_metadata_url(request.param) as url:
+        yield url
 
 
 class Team:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ctloop.core.net import free_port
 
-__all__ = ["S3Server", "moto_server"]
+__all__ = ["S3Server", "moto_environment", "moto_server"]
 
 _POLICY = {
     "Version": "2012-10-17",
@@ -102,3 +102,26 @@ def moto_server(buckets: Iterable[str], *, user: str = "ctloop") -> Iterator[S3S
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def moto_environment(buckets: Iterable[str], *, user: str = "ctloop") -> Iterator[S3Server]:
+    """``moto_server`` with its settings in this process's standard AWS variables, as a
+    deployed process (and the processes it starts) would see them; restored afterwards.
+    s3fs caches filesystems by their options, so its cache is cleared on both sides."""
+    import s3fs
+
+    with moto_server(buckets, user=user) as server:
+        env = server.env()
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        s3fs.S3FileSystem.clear_instance_cache()
+        try:
+            yield server
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
