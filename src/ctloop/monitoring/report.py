@@ -11,7 +11,7 @@ download, so the page opens anywhere, offline.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -251,54 +251,22 @@ def render_report(
             for i, (t, w) in enumerate(zip(mid, timeline, strict=True))
             if w.band[0] is not None and w.band[1] is not None
         ]
+        def series(label: str, color: str, value: Callable[[WindowSignals], float | None]
+                   ) -> tuple[str, str, list[tuple[datetime, float | None]]]:
+            return label, _COLORS[color], [(t, value(w)) for t, w in zip(mid, timeline,
+                                                                        strict=True)]
+
         charts = [
-            _chart(
-                f"{metric}: live (labelled rows) and estimated (no labels)",
-                [
-                    (
-                        "live",
-                        _COLORS["live"],
-                        [(t, w.live) for t, w in zip(mid, timeline, strict=True)],
-                    ),
-                    (
-                        "estimated",
-                        _COLORS["estimated"],
-                        [(t, w.estimated) for t, w in zip(mid, timeline, strict=True)],
-                    ),
-                ],
-                t0,
-                t1,
-                band=band,
-                marks=marks,
-            ),
-            _chart(
-                "share of drifted features",
-                [
-                    (
-                        "drift share",
-                        _COLORS["drift"],
-                        [(t, w.drift_share) for t, w in zip(mid, timeline, strict=True)],
-                    ),
-                ],
-                t0,
-                t1,
-                marks=marks,
-                unit_share=True,
-            ),
-            _chart(
-                "outlier rate (score >= 0.99)",
-                [
-                    (
-                        "outlier rate",
-                        _COLORS["outliers"],
-                        [(t, w.outlier_rate) for t, w in zip(mid, timeline, strict=True)],
-                    ),
-                ],
-                t0,
-                t1,
-                marks=marks,
-                unit_share=True,
-            ),
+            _chart(f"{metric}: live (labelled rows) and estimated (no labels)",
+                   [series("live", "live", lambda w: w.live),
+                    series("estimated", "estimated", lambda w: w.estimated)],
+                   t0, t1, band=band, marks=marks),
+            _chart("share of drifted features",
+                   [series("drift share", "drift", lambda w: w.drift_share)],
+                   t0, t1, marks=marks, unit_share=True),
+            _chart("outlier rate (score >= 0.99)",
+                   [series("outlier rate", "outliers", lambda w: w.outlier_rate)],
+                   t0, t1, marks=marks, unit_share=True),
         ]
         rows = "".join(
             f"<tr><td>{w.start:%Y-%m-%d %H:%M}</td><td>{w.rows}</td><td>{_f(w.live)}</td>"
