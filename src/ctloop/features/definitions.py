@@ -326,6 +326,18 @@ class _View:
     features: Sequence[Feature | Aggregation]
     kind = "feature_view"
 
+    def _set_common(self, name: str, entities: Sequence[Entity] | Entity, source: Source,
+                    timestamp_field: str | None, ttl: timedelta | str | None,
+                    description: str, owner: str, tags: dict[str, str] | None) -> None:
+        """The fields both kinds of view take the same way (they are frozen dataclasses)."""
+        for field_name, value in (
+            ("name", name), ("entities", _entities(entities)), ("source", source),
+            ("timestamp_field", timestamp_field),
+            ("ttl", parse_duration(ttl, f"ttl of view {name!r}")),
+            ("description", description), ("owner", owner), ("tags", _tags(tags)),
+        ):
+            object.__setattr__(self, field_name, value)
+
     @property
     def join_keys(self) -> tuple[str, ...]:
         keys: list[str] = []
@@ -414,16 +426,8 @@ class FeatureView(_View):
         tags: dict[str, str] | None = None,
     ) -> None:
         _check_name("feature view", name)
-        set_ = object.__setattr__
-        set_(self, "name", name)
-        set_(self, "entities", _entities(entities))
-        set_(self, "source", source)
-        set_(self, "features", tuple(features))
-        set_(self, "timestamp_field", timestamp_field)
-        set_(self, "ttl", parse_duration(ttl, f"ttl of view {name!r}"))
-        set_(self, "description", description)
-        set_(self, "owner", owner)
-        set_(self, "tags", _tags(tags))
+        self._set_common(name, entities, source, timestamp_field, ttl, description, owner, tags)
+        object.__setattr__(self, "features", tuple(features))
         if not isinstance(self.source, Source):
             raise UserInputError(f"The source of view {self.name!r} must be a Source.")
         if not self.features:
@@ -472,16 +476,8 @@ class AggregationView(_View):
         tags: dict[str, str] | None = None,
     ) -> None:
         _check_name("aggregation view", name)
-        set_ = object.__setattr__
-        set_(self, "name", name)
-        set_(self, "entities", _entities(entities))
-        set_(self, "source", source)
-        set_(self, "aggregations", tuple(aggregations))
-        set_(self, "timestamp_field", timestamp_field)
-        set_(self, "ttl", parse_duration(ttl, f"ttl of view {name!r}"))
-        set_(self, "description", description)
-        set_(self, "owner", owner)
-        set_(self, "tags", _tags(tags))
+        self._set_common(name, entities, source, timestamp_field, ttl, description, owner, tags)
+        object.__setattr__(self, "aggregations", tuple(aggregations))
         if not self.timestamp_field:
             raise UserInputError(f"Aggregation view {self.name!r} needs a timestamp_field.")
         if not self.aggregations:
