@@ -11,6 +11,7 @@ the same text as JSON.
     │   └── BackendUnavailable   a backend's extra is not installed / server unreachable
     ├── UserInputError           bad parameters, files, names given by a person
     │   ├── NotFound             a run, artifact, model, feature ... does not exist
+    │   ├── NotTrainable         the data cannot train the declared task (one class, ...)
     │   └── PipelineDefinitionError  cycles, dangling inputs, bad signatures
     ├── IntegrityError           stored bytes or records are not what was recorded
     ├── ComponentFailed          user code raised inside a step
@@ -27,6 +28,7 @@ __all__ = [
     "CtloopError",
     "IntegrityError",
     "NotFound",
+    "NotTrainable",
     "PipelineDefinitionError",
     "StoreError",
     "UserInputError",
@@ -80,6 +82,16 @@ class UserInputError(CtloopError):
 class NotFound(UserInputError):
     headline = "not found"
     http_status = 404
+
+
+class NotTrainable(UserInputError):
+    """The data cannot train the task: one class in the label, a class the task needs missing.
+
+    The loop catches it at bootstrap and waits for a span it can train on, recording why.
+    """
+
+    headline = "cannot train"
+    http_status = 422
 
 
 class PipelineDefinitionError(UserInputError):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ctloop.core.errors import UserInputError
 
-__all__ = ["ColumnSpec", "Signature", "logical_type"]
+__all__ = ["ColumnSpec", "Signature", "TensorSpec", "logical_type"]
 
 _NUMERIC = {"integer", "float", "boolean"}
 
@@ -50,11 +50,42 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """One named N-d input or output of a tensor model (ONNX): datatype and shape.
+
+    ``datatype`` is an Open Inference Protocol name (FP32, INT64, BYTES, ...); ``shape``
+    holds -1 for a dynamic dimension (the batch, usually the first).
+    """
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
+        return cls(str(data["name"]), str(data["datatype"]), tuple(int(d) for d in data["shape"]))
+
+
+@dataclass(frozen=True)
 class Signature:
-    """Inputs (ordered columns and types) and the output a model produces."""
+    """Inputs (ordered columns and types) and the output a model produces.
+
+    ``task`` is binary, multiclass or regression (None for signatures saved before tasks
+    were recorded: read as binary for a probability output, regression otherwise);
+    ``classes`` are the class labels in the order of the model's probability columns;
+    ``tensors``/``tensor_outputs`` describe a tensor model's inputs and outputs, beside or
+    instead of the tabular columns.
+    """
 
     inputs: tuple[ColumnSpec, ...]
     output: dict[str, Any] = field(default_factory=dict)
+    task: str | None = None
+    classes: tuple[str | int, ...] | None = None
+    tensors: tuple[TensorSpec, ...] = ()
+    tensor_outputs: tuple[TensorSpec, ...] = ()
 
     @classmethod
     def from_frame(
@@ -87,13 +118,22 @@ class Signature:
         return [c.name for c in self.inputs]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "inputs": [
                 {"name": c.name, "type": c.type, "nullable": c.nullable, "finite": c.finite}
                 for c in self.inputs
             ],
             "output": self.output,
         }
+        if self.task is not None:
+            data["task"] = self.task
+        if self.classes is not None:
+            data["classes"] = list(self.classes)
+        if self.tensors:
+            data["tensors"] = [t.to_dict() for t in self.tensors]
+        if self.tensor_outputs:
+            data["tensor_outputs"] = [t.to_dict() for t in self.tensor_outputs]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Signature:
@@ -103,7 +143,15 @@ class Signature:
             )
             for c in data.get("inputs", [])
         )
-        return cls(inputs=inputs, output=dict(data.get("output", {})))
+        classes = data.get("classes")
+        return cls(
+            inputs=inputs,
+            output=dict(data.get("output", {})),
+            task=data.get("task"),
+            classes=None if classes is None else tuple(classes),
+            tensors=tuple(TensorSpec.from_dict(t) for t in data.get("tensors", [])),
+            tensor_outputs=tuple(TensorSpec.from_dict(t) for t in data.get("tensor_outputs", [])),
+        )
 
     def prepare(self, frame: pd.DataFrame, *, what: str = "The input data") -> pd.DataFrame:
         """``frame`` reduced to the signature's columns, in order, with compatible types.
