@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "EVENT_KINDS",
+    "MAX_VERSION",
     "AliasEventRecord",
     "ArtifactRecord",
     "DefinitionRecord",
@@ -36,7 +37,17 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "to_dict",
+    "version_in_range",
 ]
+
+# Version numbers are stored as 64-bit integers on every backend; a larger number names
+# no version (it could never have been created), so stores answer NotFound for it.
+MAX_VERSION = 2**63 - 1
+
+
+def version_in_range(version: int) -> bool:
+    """Whether ``version`` can name a stored version (1 .. 2**63-1)."""
+    return 1 <= version <= MAX_VERSION
 
 
 class RunStatus(StrEnum):
