@@ -259,7 +259,12 @@ class RegistryStore(Protocol):
         properties: dict[str, Any] | None = None,
         created_by: str = "",
     ) -> ModelVersionRecord:
-        """Next version number for ``name``, assigned atomically."""
+        """Next version number for ``name``, assigned atomically.
+
+        An artifact is at most one version of a name: when ``artifact_id`` already is a
+        version of ``name``, that version is returned unchanged, also when several
+        processes register it at once.
+        """
         ...
 
     def get_model_version(self, name: str, version: int) -> ModelVersionRecord: ...

@@ -415,6 +415,13 @@ class SqlMetadataStore:
         mv = t.model_versions
         with self._write() as conn:
             self._lock_model(conn, name, create=True)
+            # Under the model's lock, so concurrent registrations of one artifact agree.
+            existing = conn.execute(
+                sa.select(mv).where(mv.c.name == name, mv.c.artifact_id == artifact_id)
+                .order_by(mv.c.version).limit(1)
+            ).first()
+            if existing is not None:
+                return _record(ModelVersionRecord, existing)
             latest = conn.execute(sa.select(sa.func.max(mv.c.version)).where(mv.c.name == name))
             record = ModelVersionRecord(
                 name=name,

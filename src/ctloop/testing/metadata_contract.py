@@ -400,6 +400,17 @@ class RegistryStoreContract:
             )
         assert sorted(versions) == list(range(1, 25))
 
+    def test_one_artifact_is_one_version_even_when_registered_at_once(
+        self, store: MetadataStore
+    ) -> None:
+        name = unique_name("m")
+        store.create_model_version(name, "other")
+        with ThreadPoolExecutor(6) as pool:
+            versions = set(pool.map(lambda _: store.create_model_version(name, "same").version,
+                                    range(6)))
+        assert versions == {2}
+        assert [v.artifact_id for v in store.list_model_versions(name)] == ["other", "same"]
+
     def test_aliases_move_with_history(self, store: MetadataStore) -> None:
         name = unique_name("m")
         for i in range(3):
