@@ -23,8 +23,8 @@ from rich.text import Text
 from ctloop.core.secrets import mask_secrets
 
 __all__ = [
-    "SHORT_ID", "console", "err_console", "escape", "is_id_column", "is_wide", "print_json",
-    "print_table", "set_wide", "short_id",
+    "NO_KEYS_EXPOSED", "SHORT_ID", "console", "err_console", "escape", "is_id_column",
+    "is_wide", "print_json", "print_table", "set_wide", "short_id", "warn",
 ]
 
 console = Console()
@@ -54,6 +54,16 @@ def short_id(value: str) -> str:
     if is_wide() or len(value) <= SHORT_ID or not set(value) <= _HEX:
         return value
     return value[:SHORT_ID]
+
+
+NO_KEYS_EXPOSED = ("listening beyond this machine without API keys: anyone who can reach it "
+                   "may use it; set [ctloop.serving.keys] or CTLOOP_SERVING_KEYS.")
+
+
+def warn(message: str) -> None:
+    """``warning: message`` on stderr, the message as plain text (``[ctloop.serving.keys]``
+    prints as written, never as Rich markup)."""
+    err_console.print(Text("warning: ", style="yellow") + Text(mask_secrets(message)))
 
 
 def print_json(value: Any) -> None:
