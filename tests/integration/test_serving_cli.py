@@ -18,8 +18,8 @@ from ctloop.core.net import free_port
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.log import open_prediction_log
 
 
 def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path) -> None:
