@@ -33,7 +33,7 @@ import importlib.util
 import io
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -46,6 +46,7 @@ from ctloop.artifacts.treefile import read_tree
 from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file, stable_json
 from ctloop.core.plugins import require
+from ctloop.models.flavor_onnx import OnnxFlavor
 from ctloop.models.signature import Signature
 from ctloop.models.tasks import TASKS, Task, check_task
 
@@ -211,15 +212,18 @@ class XGBoostFlavor:
 
 
 FLAVORS: dict[str, Flavor] = {
-    f.name: f for f in (SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor())
+    f.name: f
+    for f in (SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor(), OnnxFlavor())
 }
 
 
 def detect_flavor(model: Any) -> str:
     """The flavor name for a model object, from the library that defines it."""
     module = type(model).__module__.split(".")[0]
-    if module in ("lightgbm", "xgboost"):
+    if module in ("lightgbm", "xgboost", "onnx"):
         return module
+    if type(model).__module__ == "ctloop.models.flavor_onnx":
+        return "onnx"
     if module == "sklearn" or (hasattr(model, "get_params") and hasattr(model, "fit")):
         return "sklearn"
     if callable(getattr(model, "predict", None)):
@@ -412,14 +416,19 @@ def save_model(
     pip requirement (``{"scipy": "scipy==1.14.1"}``); the flavor's own are added.
     ``metadata`` is stored as given (JSON-able: label, parameters, seed...).
     """
+    flavor_name = flavor or detect_flavor(model)
+    impl = _flavor(flavor_name)
+    describe: Callable[[Any, Signature], tuple[Any, Signature]] | None = getattr(
+        impl, "describe", None
+    )
+    if describe is not None:  # the flavor reads inputs, outputs (and classes) off the model
+        model, signature = describe(model, signature)
     chosen = task if task is not None else signature.task
     resolved = as_task(chosen) if chosen is not None else (fitted_task(model) or "binary")
     if chosen in _LEGACY_TASKS and fitted_task(model) == "multiclass":
         resolved = "multiclass"
     kept = resolve_classes(model, resolved, classes if classes is not None else signature.classes)
     signature = replace(signature, task=resolved, classes=kept)
-    flavor_name = flavor or detect_flavor(model)
-    impl = _flavor(flavor_name)
     if resolved != "regression" and flavor_name == "sklearn" and not hasattr(
         model, "predict_proba"
     ):
@@ -514,6 +523,12 @@ class LoadedModel:
         Multiclass columns follow ``classes``. ``what`` names the frame in the error
         raised when it lacks a needed column.
         """
+        if not self.signature.inputs and self.signature.tensors:
+            raise UserInputError(
+                f"This {self.flavor} model takes tensors "
+                f"{[t.describe() for t in self.signature.tensors]}, not table columns; "
+                "send them as v2 tensors (LoadedModel.predict_tensors)."
+            )
         prepared = self.signature.prepare(frame, what=what)
         out = FLAVORS[self.flavor].predict(self.model, prepared, self.task)
         self._check_shape(out, len(prepared))
@@ -537,6 +552,24 @@ class LoadedModel:
         )
         labels: np.ndarray = class_array(classes)[index]
         return labels
+
+    def predict_tensors(
+        self, inputs: Mapping[str, np.ndarray], *, what: str = "The input"
+    ) -> dict[str, np.ndarray]:
+        """A tensor model's outputs by name for named N-d inputs, checked against the specs.
+
+        A missing input, a wrong datatype, rank or fixed size raises ``UserInputError``
+        naming the input and the spec (``signature.tensors``) it must meet.
+        """
+        run: Callable[[Any, Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = getattr(
+            FLAVORS[self.flavor], "predict_tensors", None
+        )
+        if run is None or not self.signature.tensors:
+            raise UserInputError(
+                f"This {self.flavor} model takes table columns {self.signature.columns}, not "
+                "tensors; send rows or columns."
+            )
+        return run(self.model, self.signature.check_tensors(inputs, what=what))
 
     def predict_label(self, frame: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
         """0/1 decisions at ``threshold`` for a binary classifier."""
