@@ -341,7 +341,8 @@ def metric_value(
     is binary (labels 0/1, or ``classes[1]`` the positive class).
     """
     if metric not in HIGHER_IS_BETTER:
-        raise UserInputError(f"Unknown metric {metric!r}; use one of {', '.join(HIGHER_IS_BETTER)}.")
+        raise UserInputError(
+            f"Unknown metric {metric!r}; use one of {', '.join(HIGHER_IS_BETTER)}.")
     scores = np.asarray(y_score, dtype=np.float64)
     ones = np.ones((1, len(scores)))
     if metric in REGRESSION_METRICS:

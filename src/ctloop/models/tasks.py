@@ -237,9 +237,9 @@ def label_classes(
                 "declare task = \"multiclass\" or \"binary\"."
             )
         if values.nunique() < 2:
+            only = values.iloc[0] if len(values) else "no rows"
             raise NotTrainable(
-                f"The label {name!r} has one value only ({values.iloc[0] if len(values) else 'no rows'}"
-                "); a regression needs it to vary."
+                f"The label {name!r} has one value only ({only}); a regression needs it to vary."
             )
         return None
     found = sorted({class_label(v) for v in values.unique().tolist()}, key=_class_key)
