@@ -106,7 +106,9 @@ def drift(
 @app.command("decay")
 def decay(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
-    metric: Annotated[str, typer.Option(help="roc_auc, log_loss, accuracy, ... rmse")] = "roc_auc",
+    metric: Annotated[str | None, typer.Option(
+        help="roc_auc, accuracy, macro_f1, log_loss, ... rmse (default: the model's own: "
+             "its task's headline metric)")] = None,
     baseline: Annotated[float | None, typer.Option(
         help="compare with this value (default: the registry's evaluation)")] = None,
     max_drop: Annotated[float, typer.Option(help="fires when worse than baseline by more")] = 0.05,
