@@ -37,6 +37,7 @@ __all__ = [
     "metrics_with_ci",
     "optimal_threshold",
     "paired_deltas",
+    "residual_summary",
     "task_for_metrics",
 ]
 
@@ -443,9 +444,29 @@ def metrics_with_ci(
             entry["confusion_matrix"] = matrix.tolist()
             entry["per_class"] = _table(names_of, point["class_tp"][0],
                                         point["class_support"][0], point["class_predicted"][0])
+        else:
+            entry["residuals"] = residual_summary(y, np.asarray(score, dtype=np.float64))
         out[model] = entry
         out[model]["_boot"] = boot
     return out
+
+
+def residual_summary(y: np.ndarray, pred: np.ndarray, bins: int = 20) -> dict[str, Any]:
+    """Residuals (label - prediction) of a regression: mean, quantiles and a histogram,
+    what the model pages and ``ctloop models show`` draw instead of a confusion matrix."""
+    residual = y - pred
+    finite = residual[np.isfinite(residual)]
+    if finite.size == 0:
+        return {"n": 0}
+    quantiles = np.quantile(finite, [0.05, 0.25, 0.5, 0.75, 0.95])
+    counts, edges = np.histogram(finite, bins=bins)
+    return {
+        "n": int(finite.size),
+        "mean": float(finite.mean()),
+        "quantiles": {q: float(v) for q, v in zip(
+            ("p05", "p25", "p50", "p75", "p95"), quantiles.tolist(), strict=True)},
+        "histogram": {"edges": [float(e) for e in edges], "counts": counts.tolist()},
+    }
 
 
 def _table(
