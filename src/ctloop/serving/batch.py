@@ -367,7 +367,7 @@ def predict_file(
         raise UserInputError(
             f"The input {source} has no id column {id_column!r}; it has {reader.schema.names}."
         )
-    threshold = model.decision_threshold if model.task == "classification" else None
+    threshold = model.decision_threshold if model.task == "binary" else None
 
     store = registry.store
     label = f"{record.name}:{record.version}"

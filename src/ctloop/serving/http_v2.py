@@ -50,7 +50,7 @@ def pinned(deployment: Deployment, version: str) -> Deployment:
 
 def metadata(deployment: Deployment, served: Served) -> dict[str, Any]:
     outputs = [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
-    if served.model.task == "classification":
+    if served.model.task == "binary":
         outputs.append({"name": "decision", "datatype": "INT64", "shape": [-1]})
     return {
         "name": deployment.name,

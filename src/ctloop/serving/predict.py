@@ -213,7 +213,7 @@ class Scorer:
                 f"The rows cannot be scored by {served.name}:{served.version}: {exc}"
             ) from exc
         decisions = None
-        if model.task == "classification":
+        if model.task == "binary":
             decisions = (scores >= model.decision_threshold).astype(np.int64)
         keys = self._entity_keys(served)
         entity = {k: filled.columns[k] for k in keys if k in filled.columns}
