@@ -219,7 +219,7 @@ def evaluate_models(
         data,
         predictions,
         label=label,
-        task="classification" if tasks == {"binary"} else tasks.pop(),  # metrics' old name
+        task=tasks.pop(),
         slice_columns=slice_columns,
         threshold=threshold,
         n_boot=n_boot,
