@@ -16,6 +16,7 @@ from ctloop.metadata import open_metadata_store, to_dict
 from ctloop.metadata.base import AliasEventRecord
 
 if TYPE_CHECKING:
+    from ctloop.models.tasks import Task
     from ctloop.registry import ModelRegistry
 
 app = typer.Typer(no_args_is_help=True)
@@ -302,7 +303,7 @@ def _blessed(properties: dict[str, Any]) -> str | None:
     return None if blessing is None else ("yes" if blessing.get("blessed") else "no")
 
 
-def _task(properties: dict[str, Any]) -> str | None:
+def _task(properties: dict[str, Any]) -> Task | None:
     from ctloop.models.tasks import normalize_task
 
     task = (properties.get("signature") or {}).get("task")

@@ -98,7 +98,7 @@ def check_task(task: str, *, where: str = "task") -> Task:
         raise UserInputError(
             f"{where} must be one of {', '.join(TASKS)}; got {task!r}."
         )
-    return task  # type: ignore[return-value]
+    return task
 
 
 def infer_task(label: pd.Series) -> Task:
