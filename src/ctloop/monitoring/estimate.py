@@ -392,12 +392,12 @@ def check_estimated_performance(
     Without a ``metric``, the model's own (roc_auc for binary, accuracy for multiclass);
     a regression model is refused (``check_estimable``).
     """
+    if manifest is not None:
+        check_estimable(str(manifest.get("task", "binary")), metric or "accuracy")
     if metric is not None and metric not in HIGHER:
         raise UserInputError(
             f"Cannot estimate {metric!r}; choose one of {ESTIMATED_METRICS} (binary) or "
             f"{MULTICLASS_ESTIMATED} (multiclass).")
-    if manifest is not None:
-        check_estimable(str(manifest.get("task", "binary")), metric or "accuracy")
     if max_drop < 0:
         raise UserInputError(f"max_drop must be >= 0. Got {max_drop!r}.")
     window = _window(start, end)

@@ -45,10 +45,12 @@ __all__ = [
     "baseline_from_registry",
     "check_decay",
     "check_drift",
+    "check_output_drift",
     "fires_word",
     "load_reference",
     "logged_scores",
     "record_result",
+    "served_outputs",
     "served_rows",
     "serving_features",
     "task_from_log",
@@ -69,7 +71,7 @@ class MonitorResult:
     ``fired`` is ``status == "fired"``, kept for callers that only need that.
     """
 
-    kind: str  # "drift" | "decay" | "estimate" | "outliers" | "skew"
+    kind: str  # "drift" | "output_drift" | "decay" | "estimate" | "outliers" | "skew"
     model: str
     fired: bool
     value: float | None  # share of drifted features / the metric on labelled rows
@@ -99,7 +101,10 @@ class MonitorResult:
         span = f"{self.window.get('start') or '…'} → {self.window.get('end') or '…'}"
         if self.no_data:
             return f"{self.kind} {self.model}: {state}: {self.note}; n={self.n}; {span}"
-        if self.kind == "drift":
+        if self.kind == "output_drift":
+            body = (f"drifted: {', '.join(self.details.get('drifted', [])) or 'none'} of "
+                    f"{', '.join(self.details.get('columns', []))}")
+        elif self.kind == "drift":
             body = (f"{_fmt(self.value)} of features drifted (fires at {_fmt(self.threshold)})"
                     f"; drifted: {', '.join(self.details.get('drifted_features', [])) or 'none'}")
         elif self.kind in ("decay", "estimate"):
@@ -258,6 +263,85 @@ def _top_drifted(report: Any, k: int = 5) -> list[dict[str, Any]]:
     return rows[:k]
 
 
+# -- drift of what the model answered and of the labels ----------------------
+
+
+def served_outputs(frame: pd.DataFrame, task: Task,
+                   classes: list[ClassLabel] | None = None) -> pd.DataFrame:
+    """A log window's ``prediction`` and ``label`` as drift reads them, for every task.
+
+    Binary: P(positive) and the 0/1 label; regression: the values; multiclass: the
+    predicted class (the likeliest of the logged probabilities) and the label, as text.
+    A column the window cannot give (no probabilities, no labels yet) is left out.
+    """
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    if task == "multiclass":
+        scores = logged_scores(frame, "multiclass")
+        if scores is not None:
+            names = [str(c) for c in (classes or range(scores.shape[1]))]
+            if len(names) == scores.shape[1]:
+                out["prediction"] = np.asarray(names, dtype=object)[np.argmax(scores, axis=1)]
+    elif "prediction" in frame.columns:
+        out["prediction"] = frame["prediction"].to_numpy(dtype=np.float64)
+    result = pd.DataFrame(out, index=frame.index)
+    if "label" in frame.columns and frame["label"].notna().any():
+        labels = frame["label"]
+        result["label"] = (labels.map(lambda v: None if v is None or v != v else
+                                      str(v if not isinstance(v, float) or not v.is_integer()
+                                          else int(v)))
+                           if task == "multiclass" else labels.astype("float64"))
+    return result
+
+
+def check_output_drift(
+    log: PredictionLog,
+    model_name: str,
+    reference: pd.DataFrame,
+    *,
+    task: Task,
+    classes: list[ClassLabel] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    min_rows: int = 100,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> MonitorResult:
+    """Did the model's answers (or the labels) in ``[start, end)`` drift from ``reference``?
+
+    ``reference`` has ``prediction`` and/or ``label`` columns in :func:`served_outputs`'
+    form: the model's answers on its holdout, or an earlier window of the log
+    (``served_outputs(log.read(...), task, classes)``). Fires when either drifted, each
+    judged by ``compute_drift``'s default for its type (numbers: distance, classes:
+    their shares), so it means the same for every task.
+    """
+    from ctloop.data.drift import compute_drift
+
+    window = _window(start, end)
+    frame = served_rows(log.read(model_name=model_name, start=start, end=end, with_labels=True))
+    current = served_outputs(frame, task, classes)
+
+    def no_data(note: str, n: int = 0) -> MonitorResult:
+        return MonitorResult(kind="output_drift", model=model_name, fired=False, value=None,
+                             threshold=None, baseline=None, window=window, n=n, note=note,
+                             status="no_data")
+
+    shared = [c for c in ("prediction", "label") if c in current.columns
+              and c in reference.columns and current[c].notna().sum() >= min_rows]
+    if not shared:
+        return no_data(f"fewer than {min_rows} served answers or labels in the window that the "
+                       "reference also has", len(current))
+    report = compute_drift(reference[shared], current[shared], columns=shared, config=config,
+                           drift_share=1.0 / len(shared))
+    drifted = [f.column for f in report.tested if f.drifted]
+    details = {**report.summary(), "task": task, "columns": shared, "drifted": drifted}
+    return MonitorResult(
+        kind="output_drift", model=model_name, fired=bool(drifted),
+        value=report.share_drifted, threshold=1.0 / len(shared), baseline=None, window=window,
+        n=len(current), details=details, status="fired" if drifted else "ok",
+    )
+
+
 # -- decay ------------------------------------------------------------------
 
 
@@ -331,6 +415,12 @@ def logged_scores(frame: pd.DataFrame, task: Task) -> np.ndarray | None:
     return np.vstack(rows)
 
 
+def _class_indices(labels: pd.Series) -> bool:
+    """Whether labels are whole numbers, readable as class indices without the classes."""
+    return all(isinstance(v, int | float | np.number) and float(v).is_integer()
+               for v in labels.tolist())
+
+
 def fires_word(metric: str) -> str:
     """``below`` or ``above``: where a decay threshold of ``metric`` lies from its baseline."""
     from ctloop.models.tasks import higher_is_better
@@ -351,6 +441,7 @@ def check_decay(
     store: MetadataStore | None = None,
     version: int | None = None,
     threshold: float = 0.5,
+    classes: list[ClassLabel] | None = None,
 ) -> MonitorResult:
     """Did ``metric`` on labelled predictions get worse than ``baseline`` by more than ``max_drop``?
 
@@ -358,7 +449,8 @@ def check_decay(
     rmse or log loss. Without a ``metric``, the model's own headline metric (its task's:
     roc_auc, accuracy, rmse) is used. Without a ``baseline`` number, the evaluation
     recorded in the registry for the version that served most of the window is the
-    baseline. Multiclass windows need the logged per-class ``probabilities``.
+    baseline. Multiclass windows need the logged per-class ``probabilities`` and the
+    model's ``classes`` (default: the registry's signature) to read string labels.
     """
     from ctloop.models.metrics import metric_value
     from ctloop.models.tasks import (
@@ -386,8 +478,9 @@ def check_decay(
         from ctloop.metadata import open_metadata_store
 
         store = open_metadata_store()
-    task, classes = (task_from_registry(store, model_name, served_version)
-                     if store is not None else (None, None))
+    task, known = (task_from_registry(store, model_name, served_version)
+                   if store is not None else (None, None))
+    classes = classes or known
     if task is not None:
         if metric is not None:
             check_metric(task, metric, where=f"Model {model_name!r}: the metric")
@@ -418,6 +511,9 @@ def check_decay(
     score = logged_scores(labelled, task)
     if score is None:
         return result(False, None, "the log holds no per-class probabilities for these rows")
+    if task == "multiclass" and classes is None and not _class_indices(labelled["label"]):
+        return result(False, None, "the model's classes are unknown (no registered signature): "
+                                   "pass classes to read its labels")
     y = labelled["label"].to_numpy() if task == "multiclass" else labelled["label"].to_numpy(
         dtype=np.float64)
     value = metric_value(y, score, metric, threshold=threshold, classes=classes)
