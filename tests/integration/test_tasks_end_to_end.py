@@ -244,6 +244,9 @@ def test_pipeline_registers_multiclass_and_cli_ui_show_it(ctloop_home: Path) -> 
     assert 'id="confusion-matrix"' in page and 'id="per-class"' in page
     refused = client.get("/models/kinds/versions/2").text
     assert "never predicts class dog" in refused
+    compared = client.get("/models/kinds/compare?a=1&b=2").text
+    assert 'id="confusion-matrix"' in compared and "by site (accuracy, higher is better)" in (
+        compared)
     data = json.loads(subprocess.run(
         [sys.executable, "-m", "ctloop", "models", "show", "kinds:2", "--json"],
         cwd=ctloop_home, capture_output=True, text=True, check=True).stdout)
