@@ -438,6 +438,8 @@ class LoopRunner:
     def _signal(self, name: str, entry: dict[str, Any], span: Span, valid: bool,
                 decay: MonitorResult | None, drift: MonitorResult | None,
                 now: datetime) -> TriggerDecision:
+        from ctloop.monitoring.monitors import fires_word
+
         if not valid:
             return TriggerDecision(name, False, f"span {span.name} is quarantined: never "
                                                 "trained on")
@@ -468,7 +470,8 @@ class LoopRunner:
             return TriggerDecision(
                 name, bool(estimate.fired),
                 f"estimated {self.spec.metric} {_fmt(estimate.value)} vs baseline "
-                f"{_fmt(estimate.baseline)} (fires below {_fmt(estimate.threshold)})"
+                f"{_fmt(estimate.baseline)} (fires {fires_word(self.spec.metric)} "
+                f"{_fmt(estimate.threshold)})"
                 + (f", band {_fmt(band[0])} to {_fmt(band[1])}" if band else ""))
         result = decay if name == "decay" else drift
         if result is None:
@@ -479,7 +482,7 @@ class LoopRunner:
         if name == "decay":
             metric = self.spec.metric
             body = (f"live {metric} {_fmt(result.value)} vs baseline {_fmt(result.baseline)} "
-                    f"(fires below {_fmt(result.threshold)})")
+                    f"(fires {fires_word(metric)} {_fmt(result.threshold)})")
         else:
             drifted = result.details.get("drifted_features", [])
             body = (f"{_fmt(result.value)} of features drifted from the champion's training "
