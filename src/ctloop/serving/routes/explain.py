@@ -37,6 +37,7 @@ from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.inputs import new_request_id
 from ctloop.serving.logspool import Entry, LogSpool
 from ctloop.serving.pool import Deployment, Served
+from ctloop.serving.protocols.v2 import Tensor
 from ctloop.serving.scoring.features import assemble
 from ctloop.serving.scoring.predict import logical_time
 
@@ -291,20 +292,15 @@ def _v2(state: ServingStateLike, name: str, version: str | None, raw: bytes) -> 
     n, k = result.contributions.shape
     ranked = result.top(top)
     outputs = [
-        _tensor("contributions", [n, k], result.contributions.reshape(-1)),
-        _tensor("base_value", [n], result.base_values),
-        _tensor("raw_score", [n], result.raw_scores),
-        _tensor("prediction", [n], result.predictions()),
+        _tensor("contributions", result.contributions),
+        _tensor("base_value", result.base_values),
+        _tensor("raw_score", result.raw_scores),
+        _tensor("prediction", result.predictions()),
     ]
     if top is not None:
-        outputs.append(
-            {
-                "name": "top_features",
-                "datatype": "BYTES",
-                "shape": [n, min(top, k)],
-                "data": [feature for row in ranked for feature, _ in row],
-            }
-        )
+        names = np.empty((n, min(top, k)), dtype=object)
+        names[:] = [[feature for feature, _ in row] for row in ranked]
+        outputs.append(_tensor("top_features", names))
     answer: dict[str, Any] = {
         "model_name": name,
         "model_version": str(served.version),
@@ -320,8 +316,13 @@ def _v2(state: ServingStateLike, name: str, version: str | None, raw: bytes) -> 
     return Explained(answer, served, inputs, result.predictions())
 
 
-def _tensor(name: str, shape: list[int], values: np.ndarray) -> dict[str, Any]:
-    return {"name": name, "datatype": "FP64", "shape": shape, "data": values.tolist()}
+def _tensor(name: str, values: Any) -> dict[str, Any]:
+    """An output tensor whose shape is its data's (row-major, flattened)."""
+    array = np.asarray(values)
+    tensor = Tensor(name, "BYTES" if array.dtype == object else "FP64", array)
+    data = tensor.json_data()
+    return {"name": name, "datatype": tensor.datatype, "shape": tensor.shape,
+            "data": data if isinstance(data, list) else data.tolist()}
 
 
 def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
