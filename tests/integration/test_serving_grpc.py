@@ -38,8 +38,8 @@ from ctloop.core.net import free_port
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving import ServingConfig, create_app
 from ctloop.serving.auth import hash_key
 from ctloop.serving.background import background_server

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ctloop.features import FeatureStore
     from ctloop.metadata.base import MetadataStore
-    from ctloop.monitoring.base import PredictionLog
+    from ctloop.requestlog.records import PredictionLog
     from ctloop.serving.config import ServingConfig
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -74,7 +74,7 @@ def _feature_store(
 
 def _prediction_log(config: ServingConfig, settings: Settings) -> PredictionLog:
     """The prediction log the service writes to (``[ctloop.serving] prediction_log``)."""
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     if config.prediction_log == "":
         raise UserInputError(

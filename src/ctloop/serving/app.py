@@ -290,7 +290,7 @@ def _prediction_log(
         return None
     if arg is not None and arg is not True and not isinstance(arg, str):
         return arg
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     url = arg if isinstance(arg, str) else config.prediction_log
     return open_prediction_log(url or None, settings=settings)
