@@ -23,7 +23,13 @@ from typing import Any
 from ctloop.models.flavors import LoadedModel
 from ctloop.serving.errors import BadRequest
 from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
-from ctloop.serving.protocols.v2 import Infer, output_names, output_tensors, parse_infer
+from ctloop.serving.protocols.v2 import (
+    Infer,
+    output_names,
+    output_tensors,
+    parse_infer,
+    tensor_specs,
+)
 from ctloop.serving.scoring.predict import Scored
 
 __all__ = ["PROTOCOL", "infer_response", "metadata_response", "parse_grpc_infer"]
@@ -56,7 +62,7 @@ def parse_grpc_infer(request: pb.ModelInferRequest, model: LoadedModel) -> Infer
     if request.outputs:
         body["outputs"] = [{"name": o.name} for o in request.outputs]
     infer = parse_infer(body, b"".join(raw), model.signature.inputs,
-                        outputs=output_names(model), tensor_specs=model.signature.tensors)
+                        outputs=output_names(model), tensor_specs=tensor_specs(model))
     return replace(infer, inputs=replace(infer.inputs, protocol=PROTOCOL))
 
 

@@ -30,11 +30,11 @@ from ctloop.models.flavors import LoadedModel
 from ctloop.models.signature import ColumnSpec, TensorSpec
 from ctloop.serving.errors import BadRequest, InvalidRequest
 from ctloop.serving.inputs import Inputs, request_ids
-from ctloop.serving.scoring.answer import Answer, classes_of, kind_of
+from ctloop.serving.scoring.answer import Answer, classes_of, is_tensor_model, kind_of
 
 __all__ = [
     "DATATYPES", "Infer", "Tensor", "datatype_of", "encode_outputs", "output_metadata",
-    "output_names", "output_tensors", "parse_infer", "split_binary",
+    "output_names", "output_tensors", "parse_infer", "split_binary", "tensor_specs",
 ]
 
 DATATYPES: dict[str, np.dtype[Any]] = {
@@ -423,6 +423,11 @@ def output_metadata(model: LoadedModel) -> list[dict[str, Any]]:
     out += [{"name": "label", "datatype": _label_datatype(classes), "shape": [-1]},
             {"name": "probabilities", "datatype": "FP64", "shape": [-1, width]}]
     return out
+
+
+def tensor_specs(model: LoadedModel) -> tuple[TensorSpec, ...]:
+    """The N-d inputs a request decodes for ``model`` (none for a tabular model)."""
+    return model.signature.tensors if is_tensor_model(model) else ()
 
 
 def output_names(model: LoadedModel) -> tuple[str, ...]:

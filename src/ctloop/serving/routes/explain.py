@@ -33,9 +33,9 @@ from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import NotFound
 from ctloop.models.explain import Explanation, explain
+from ctloop.requestlog.entries import Entry, LogSpool
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.inputs import new_request_id
-from ctloop.serving.logspool import Entry, LogSpool
 from ctloop.serving.pool import Deployment, Served
 from ctloop.serving.protocols.v2 import Tensor
 from ctloop.serving.scoring.features import assemble

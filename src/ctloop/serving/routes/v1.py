@@ -17,6 +17,7 @@ from ctloop.serving.inputs import Inputs
 from ctloop.serving.openapi import V1_PREDICT, body
 from ctloop.serving.pool import Deployment
 from ctloop.serving.protocols.v1 import encode, parse_v1
+from ctloop.serving.scoring.answer import is_tensor_model
 from ctloop.serving.scoring.predict import Scored
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def add_routes(app: FastAPI, state: ServingState) -> None:
 
     async def parse(raw: bytes, _: Request, deployment: Deployment) -> tuple[Inputs, Respond]:
         signature = deployment.routes[0].model.signature
-        if signature.tensors:
+        if is_tensor_model(deployment.routes[0].model):
             raise InvalidRequest(
                 f"Model {deployment.name!r} takes tensors "
                 f"({', '.join(t.name for t in signature.tensors)}); send them to "

@@ -27,6 +27,7 @@ from ctloop.serving.protocols.v2 import (
     output_tensors,
     parse_infer,
     split_binary,
+    tensor_specs,
 )
 from ctloop.serving.scoring.answer import classes_of, kind_of
 from ctloop.serving.scoring.predict import Scored
@@ -62,7 +63,7 @@ def metadata(deployment: Deployment, served: Served) -> dict[str, Any]:
     model = served.model
     kind = kind_of(model)
     if kind == "tensor":
-        inputs = [t.to_dict() for t in model.signature.tensors]
+        inputs = [t.to_dict() for t in tensor_specs(model)]
     else:
         inputs = [{"name": s.name, "datatype": datatype_of(s), "shape": [-1]}
                   for s in model.signature.inputs]
@@ -132,7 +133,7 @@ def add_routes(app: FastAPI, state: ServingState) -> None:
         model = deployment.routes[0].model
         infer = parse_infer(loads(header, config.max_json_depth), tail,
                             model.signature.inputs, outputs=output_names(model),
-                            tensor_specs=model.signature.tensors)
+                            tensor_specs=tensor_specs(model))
         inputs = infer.inputs
 
         def respond(scored: Scored) -> Response:

@@ -19,7 +19,8 @@ import numpy as np
 
 from ctloop.models.flavors import LoadedModel
 
-__all__ = ["Answer", "Kind", "answer_of", "classes_of", "kind_of", "tensor_answer"]
+__all__ = ["Answer", "Kind", "answer_of", "classes_of", "is_tensor_model", "kind_of",
+           "tensor_answer"]
 
 Kind = Literal["binary", "multiclass", "regression", "tensor"]
 
@@ -60,12 +61,18 @@ class Answer:
 
 def kind_of(model: LoadedModel, scores: np.ndarray | None = None) -> Kind:
     """The model's task as the service answers it (``classification`` was binary)."""
-    if model.signature.tensors:
+    if is_tensor_model(model):
         return "tensor"
     task = model.task if model.task != "classification" else "binary"
     if task == "multiclass" or (scores is not None and scores.ndim == 2):
         return "multiclass"
     return "regression" if task == "regression" else "binary"
+
+
+def is_tensor_model(model: LoadedModel) -> bool:
+    """Served by its N-d tensors alone: tensor specs and no tabular columns (an ONNX
+    image model). A tabular ONNX graph has columns too and is served like any table."""
+    return bool(model.signature.tensors) and not model.signature.inputs
 
 
 def classes_of(model: LoadedModel, kind: Kind, width: int | None = None) -> tuple[str | int, ...]:

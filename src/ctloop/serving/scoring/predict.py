@@ -18,12 +18,12 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import CtloopError, UserInputError
+from ctloop.requestlog.entries import Entry
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.inputs import Inputs
-from ctloop.serving.logspool import Entry
 from ctloop.serving.pool import Deployment, Served
-from ctloop.serving.scoring.answer import Answer, answer_of, tensor_answer
+from ctloop.serving.scoring.answer import Answer, answer_of, is_tensor_model, tensor_answer
 from ctloop.serving.scoring.batching import BatchStats, MicroBatcher
 from ctloop.serving.scoring.fastpath import predictor_for
 from ctloop.serving.scoring.features import Filled, entity_keys, fill, needs_lookup
@@ -193,7 +193,7 @@ class Scorer:
     async def _part(self, served: Served, inputs: Inputs, rows: np.ndarray | None) -> Part:
         model = served.model
         signature = model.signature
-        if signature.tensors:
+        if is_tensor_model(model):
             return await self._tensor_part(served, inputs, rows)
         needed = signature.columns
         filled = Filled(inputs.columns)
