@@ -122,8 +122,9 @@ def _from_rows(
     sizes = list(map(len, rows))
     if not all(sizes):
         raise InvalidRequest(
-            f"Row {sizes.index(0)} of '{key}' is empty; every row needs the model's inputs "
-            f"{list(signature_columns)} (or the entity keys to look them up)."
+            f"Row {sizes.index(0)} of '{key}' is empty; every row needs at least one input: "
+            f"the model's inputs {list(signature_columns)} (or the entity keys to look them "
+            "up)."
         )
     first = rows[0]
     names = list(first)
@@ -145,6 +146,6 @@ def _from_lists(
     if sizes != {width}:
         raise InvalidRequest(
             f"Every instance must list {width} values, in the order {list(signature_columns)}; "
-            f"got lengths {sorted(sizes)}."
+            f"got instances of length {sorted(sizes)}."
         )
     return dict(zip(signature_columns, zip(*rows, strict=True), strict=True)), len(rows)

@@ -175,8 +175,15 @@ def _tensor(
     params = _params(tensor.get("parameters"), f"input {name!r}")
     size = params.get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or size < 0 or offset + size > len(tail):
+        if (not isinstance(size, int) or isinstance(size, bool) or size < 0
+                or offset + size > len(tail)):
             raise BadRequest(f"Input {name!r}: binary_data_size {size!r} exceeds the body.")
+        least = count * (4 if dtype == "BYTES" else DATATYPES[dtype].itemsize)
+        if least > size:  # checked before anything is allocated for ``count`` values
+            raise BadRequest(
+                f"Input {name!r}: shape {shape} holds {count} {dtype} values, at least "
+                f"{least} bytes, but its binary data has {size}."
+            )
         array = _from_binary(name, dtype, tail[offset:offset + size], count)
         return name, shape, dtype, array, size
     data = tensor.get("data")

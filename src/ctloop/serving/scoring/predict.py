@@ -31,7 +31,7 @@ from ctloop.serving.scoring.features import Filled, entity_keys, fill, needs_loo
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
-__all__ = ["Part", "Scored", "Scorer", "logical_time"]
+__all__ = ["Part", "Scored", "Scorer", "checked_rows", "logical_time"]
 
 log = logging.getLogger("ctloop.serving")
 
@@ -201,24 +201,7 @@ class Scorer:
             filled = await run_in_threadpool(
                 fill, inputs.columns, needed, served.feature_refs, self.store, now=inputs.now
             )
-        if filled.missing and self.config.missing_features == "reject":
-            counts = {c: len(r) for c, r in filled.missing.items()}
-            raise InvalidRequest(
-                f"The online store cannot fill {sorted(counts)} for some rows (rows per input: "
-                f"{counts}): it holds no current value for their entity keys. Send the values, "
-                "materialize the features, or set missing_features = \"flag\" in "
-                "[ctloop.serving] to answer such rows flagged."
-            )
-        try:
-            typed = signature.conform(
-                filled.columns,
-                coerce=self.config.coerce_types or inputs.coerce,
-                allow_nulls=self.config.allow_nulls,
-                lenient=filled.looked_up,
-                what="The request rows",
-            )
-        except UserInputError as exc:
-            raise InvalidRequest(str(exc)) from None
+        typed = checked_rows(self.config, served, filled, inputs)
         try:
             scores = await self.batcher(served).submit(typed, inputs.rows)
         except UserInputError as exc:
@@ -273,6 +256,33 @@ class Scorer:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def checked_rows(config: ServingConfig, served: Served, filled: Filled, inputs: Inputs
+                 ) -> dict[str, np.ndarray]:
+    """The request's rows as the model's typed inputs, or the 4xx saying what is wrong.
+
+    One check for every route that reads rows (predict, explain) and every protocol:
+    unfilled features, then the signature (types, nulls, NaN/inf, integer ranges).
+    """
+    if filled.missing and config.missing_features == "reject":
+        counts = {c: len(r) for c, r in filled.missing.items()}
+        raise InvalidRequest(
+            f"The online store cannot fill {sorted(counts)} for some rows (rows per input: "
+            f"{counts}): it holds no current value for their entity keys. Send the values, "
+            "materialize the features, or set missing_features = \"flag\" in "
+            "[ctloop.serving] to answer such rows flagged."
+        )
+    try:
+        return served.model.signature.conform(
+            filled.columns,
+            coerce=config.coerce_types or inputs.coerce,
+            allow_nulls=config.allow_nulls,
+            lenient=filled.looked_up,
+            what="The request rows",
+        )
+    except UserInputError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def _merge(name: str, parts: list[Part], n: int) -> Answer:
