@@ -282,7 +282,7 @@ def _log_chunk(
     keys: list[str],
     id_column: str | None,
 ) -> None:
-    from ctloop.serving.requestlog import LogBatch
+    from ctloop.requestlog.writer import LogBatch
 
     n = len(scored.scores)
     inputs = scored.inputs

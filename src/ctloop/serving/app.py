@@ -38,6 +38,8 @@ from ctloop.core.settings import Settings, load_settings
 from ctloop.metadata.base import MetadataStore
 from ctloop.monitoring.base import PredictionLog
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.entries import LogSpool
+from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.dataplane import (
     ServingState,
@@ -46,10 +48,8 @@ from ctloop.serving.dataplane import (
     readiness,
 )
 from ctloop.serving.errors import error_body
-from ctloop.serving.logspool import LogSpool
 from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctloop.serving.pool import ModelPool
-from ctloop.serving.requestlog import RequestLogger
 from ctloop.serving.routes.explain import add_explain_routes
 from ctloop.serving.scoring.predict import Scorer
 
