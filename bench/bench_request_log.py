@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ctloop.requestlog.batches import LogBatch, batches_table
 from ctloop.requestlog.log import open_prediction_log
-from ctloop.requestlog.writer import LogBatch, RequestLogger, batches_table
+from ctloop.requestlog.writer import RequestLogger
 
 
 def batches(n: int) -> list[LogBatch]:

@@ -1,5 +1,24 @@
-"""Old home of the request log's entries, kept for one merge: use ``ctloop.requestlog``."""
+"""Old home of the request log's entries, kept for one merge: use ``ctloop.requestlog``.
 
-from ctloop.requestlog.entries import Entry, LogSpool, RowwiseBatch, coalesce
+``LogSpool`` is the request log's one writer now (``RequestLogger``); wrapping a
+writer in it returns the writer itself.
+"""
 
-__all__ = ["Entry", "LogSpool", "RowwiseBatch", "coalesce"]
+from __future__ import annotations
+
+from typing import Any
+
+from ctloop.requestlog.entries import Entry
+from ctloop.requestlog.writer import RequestLogger
+
+__all__ = ["Entry", "LogSpool"]
+
+
+class LogSpool(RequestLogger):
+    """``LogSpool(RequestLogger(log))`` is that ``RequestLogger`` (one writer, one thread)."""
+
+    def __new__(cls, target: RequestLogger, **_: Any) -> LogSpool:
+        return target  # type: ignore[return-value]
+
+    def __init__(self, target: RequestLogger, **_: Any) -> None:  # already initialised
+        pass
