@@ -440,7 +440,7 @@ class SegmentedPredictionLog(PredictionLog):
             try:
                 segments.append(self.upload(part, key, "predictions", model, spool.writer))
                 rows += part.num_rows
-            except CtloopError:
+            except (CtloopError, OSError):  # the backend or the local disk: retried later
                 raise
             except Exception as exc:  # rows parquet cannot hold: quarantined, not retried
                 log.exception("request log rows of %s cannot be written; quarantined", model)
@@ -462,7 +462,14 @@ class SegmentedPredictionLog(PredictionLog):
 
         tmp = self._temp_folder() / f"{os.getpid()}-{uuid.uuid4().hex}.parquet"
         try:
-            pq.write_table(table, tmp, compression="zstd")
+            try:
+                pq.write_table(table, tmp, compression="zstd")
+            except OSError as exc:
+                raise StoreError(
+                    f"Cannot write a prediction log segment under {tmp.parent}: {exc}. "
+                    "Free disk space there or move the spool ('spool' in "
+                    "[ctloop.prediction_log])."
+                ) from exc
             size = tmp.stat().st_size
             if self.root is not None:
                 try:
