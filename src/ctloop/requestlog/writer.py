@@ -90,10 +90,12 @@ class WriterStats:
     lost_rows: int  # acknowledged rows given up when the process stopped on a failing disk
     pending_rows: int  # acknowledged, in memory, not yet spooled (<= window_rows)
     failing: str  # why the spool cannot be written now ("" when it can)
+    unlogged_recently: bool  # answered unlogged within the last minute
 
     @property
     def degraded(self) -> bool:
-        return bool(self.failing) or self.unlogged_rows > 0 or self.lost_rows > 0
+        """The log cannot keep every answer now (or just could not)."""
+        return bool(self.failing) or self.unlogged_recently or self.lost_rows > 0
 
 
 class RequestLogger:
@@ -166,6 +168,7 @@ class RequestLogger:
                     return False
                 if self.log_failure == "serve" and not self._stop:
                     self.unlogged += rows
+                    self._unlogged_at = time.monotonic()
                     return False
                 self.refused += 1
                 raise LogUnavailable(why)
@@ -302,7 +305,8 @@ class RequestLogger:
                 written_rows=self.written, quarantined_rows=self.quarantined,
                 unlogged_rows=self.unlogged, refused_requests=self.refused,
                 dropped_rows=self.dropped_rows, lost_rows=self.lost,
-                pending_rows=self._pending_rows, failing=self.failing)
+                pending_rows=self._pending_rows, failing=self.failing,
+                unlogged_recently=time.monotonic() - self._unlogged_at < _RECENT_S)
 
     @property
     def dropped(self) -> int:
@@ -341,6 +345,10 @@ class RequestLogger:
             log.exception("closing the request log failed")
 
     _give_up_at = float("inf")
+    _unlogged_at = float("-inf")
+
+
+_RECENT_S = 60.0
 
 
 def _entry(batch: LogBatch) -> Entry:

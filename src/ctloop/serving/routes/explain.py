@@ -33,9 +33,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import NotFound
 from ctloop.models.explain import Explanation, explain
+from ctloop.requestlog.entries import Entry
+from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.inputs import new_request_id
-from ctloop.serving.logspool import Entry, LogSpool
 from ctloop.serving.pool import Deployment, Served
 from ctloop.serving.scoring.features import assemble
 from ctloop.serving.scoring.predict import logical_time
@@ -93,7 +94,7 @@ class ServingStateLike(Protocol):
     """What the routes need from the app's state (``ctloop.serving.app.ServingState``)."""
 
     feature_store: FeatureStore | None
-    logger: LogSpool | None
+    logger: RequestLogger | None
 
     def deployment(self, name: str) -> Deployment: ...
 

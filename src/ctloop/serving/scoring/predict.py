@@ -18,10 +18,10 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import UserInputError
+from ctloop.requestlog.entries import Entry
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.inputs import Inputs
-from ctloop.serving.logspool import Entry
 from ctloop.serving.pool import Deployment, Served
 from ctloop.serving.scoring.batching import BatchStats, MicroBatcher
 from ctloop.serving.scoring.fastpath import predictor_for
