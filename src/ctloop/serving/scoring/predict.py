@@ -224,7 +224,7 @@ class Scorer:
         model = served.model
         tensors = {k: np.asarray(v) for k, v in inputs.columns.items()}
         try:
-            outputs = await run_in_threadpool(model.predict_tensors, tensors)  # type: ignore[attr-defined]
+            outputs = await run_in_threadpool(model.predict_tensors, tensors)
         except UserInputError as exc:
             raise InvalidRequest(str(exc)) from exc
         except (TypeError, ValueError) as exc:
