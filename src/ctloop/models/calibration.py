@@ -26,7 +26,7 @@ import pandas as pd
 from ctloop.core.errors import UserInputError
 from ctloop.core.hashing import stable_json
 from ctloop.models.flavors import MANIFEST, read_manifest
-from ctloop.models.metrics import Costs, optimal_threshold
+from ctloop.models.metrics import Costs, binary_labels, optimal_threshold
 
 __all__ = ["Calibration", "calibration_of", "finalize_model", "fit_calibration"]
 
@@ -111,7 +111,7 @@ def finalize_model(
     if costs is not None or calibrate:
         if label not in holdout.columns:
             raise UserInputError(f"The holdout has no label column {label!r}.")
-        y = holdout[label].to_numpy(dtype=np.float64)
+        y = binary_labels(holdout[label].to_numpy(), model.signature.classes)
         scores = model.predict(holdout, what="The holdout")
         if calibrate and len(y) >= MIN_ROWS and len(np.unique(y)) == 2:
             settings["calibration"] = fit_calibration(y, scores).to_dict()
