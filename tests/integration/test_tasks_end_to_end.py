@@ -224,6 +224,7 @@ def test_pipeline_registers_multiclass_and_cli_ui_show_it(ctloop_home: Path) -> 
     verdict = dropped.steps["evaluate"].outputs["return"]
     assert not verdict["blessed"] and verdict["failed"] == [
         "keeps every class the champion predicts"]
+    assert "never predicts class dog" in verdict["summary"]
     store = open_metadata_store()
     try:
         v1 = ModelRegistry(store).get("kinds:1")
