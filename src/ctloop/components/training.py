@@ -172,7 +172,9 @@ def evaluate(
         costs: cost per row of each outcome (``{"fn": 5, "fp": 1}``): each model then
             decides at its cost-aware threshold and ``expected_cost`` can be gated.
 
-    Returns whether the candidate was blessed and the champion version it was judged against.
+    Returns whether the candidate was blessed, the failed rules, the gate's one-line
+    summary (why, in the metric's direction; an undefined metric says so) and the
+    champion version it was judged against.
     """
     from ctloop.models import GateConfig, evaluate_models, judge, load_model
 
@@ -202,6 +204,7 @@ def evaluate(
         "blessed": verdict["blessed"],
         "failed": verdict["failed"],
         "champion_version": champion_version,
+        "summary": verdict["summary"],
     }
 
 

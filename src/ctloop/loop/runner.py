@@ -574,6 +574,8 @@ class LoopRunner:
         gate: dict[str, Any] = {"blessed": bool(judged.get("blessed")),
                                 "failed": list(judged.get("failed", [])),
                                 "champion_version": judged.get("champion_version")}
+        if not gate["blessed"] and judged.get("summary"):
+            gate["reason"] = str(judged["summary"])
         art = result.artifacts.get("evaluate", {}).get("evaluation")
         if art is not None:
             path = self.engine.artifact_store.get(art.uri, art.sha256, name=art.id)
