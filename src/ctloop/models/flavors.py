@@ -46,6 +46,7 @@ from ctloop.artifacts.treefile import read_tree
 from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file, stable_json
 from ctloop.core.plugins import require
+from ctloop.models.flavor_catboost import CatBoostFlavor
 from ctloop.models.flavor_onnx import OnnxFlavor
 from ctloop.models.signature import Signature
 from ctloop.models.tasks import TASKS, Task, check_task
@@ -213,14 +214,17 @@ class XGBoostFlavor:
 
 FLAVORS: dict[str, Flavor] = {
     f.name: f
-    for f in (SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor(), OnnxFlavor())
+    for f in (
+        SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor(), OnnxFlavor(),
+        CatBoostFlavor(),
+    )
 }
 
 
 def detect_flavor(model: Any) -> str:
     """The flavor name for a model object, from the library that defines it."""
     module = type(model).__module__.split(".")[0]
-    if module in ("lightgbm", "xgboost", "onnx"):
+    if module in ("lightgbm", "xgboost", "onnx", "catboost"):
         return module
     if type(model).__module__ == "ctloop.models.flavor_onnx":
         return "onnx"
@@ -256,7 +260,7 @@ def fitted_classes(model: Any) -> list[str | int] | None:
         classes = model.classes_
     except Exception:  # unfitted wrappers raise their own errors from the property
         return None
-    if classes is None:
+    if classes is None or len(classes) == 0:  # a CatBoost regressor has empty classes_
         return None
     return [_class_value(c) for c in np.asarray(classes).tolist()]
 
@@ -294,14 +298,20 @@ def _objective(model: Any) -> tuple[str, int] | None:
         config = json.loads(model.save_config())["learner"]
         classes = int(config["learner_model_param"].get("num_class", "0") or 0)
         return str(config["objective"]["name"]), classes
+    if module == "catboost" and hasattr(model, "get_all_params"):
+        try:
+            loss = str(model.get_all_params().get("loss_function", ""))
+        except Exception:  # an unfitted model has no parameters to read
+            return None
+        return loss, len(fitted_classes(model) or ())
     return None
 
 
 def _task_of_objective(objective: tuple[str, int]) -> Task:
-    name, classes = objective
+    name, classes = objective[0].lower(), objective[1]
     if name.startswith(("multi", "softmax")) or classes > 2:
         return "multiclass"
-    if name.startswith(("binary", "cross_entropy", "xentropy")):
+    if name.startswith(("binary", "cross_entropy", "xentropy", "logloss", "crossentropy")):
         return "binary"
     return "regression"
 
