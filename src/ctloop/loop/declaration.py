@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 FLAVORS = {"lightgbm": "lightgbm", "sklearn": "hist_gradient_boosting", "xgboost": "xgboost",
-           "logistic": "logistic"}
+           "logistic": "logistic", "catboost": "catboost"}
 """Trainer flavors and the ``fit_model`` algorithm each one uses."""
 
 RETRAIN_SIGNALS = ("new_span", "schedule", "decay", "drift", "estimate")
