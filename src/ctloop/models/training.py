@@ -253,7 +253,7 @@ def fit_model(
     elif algorithm == "catboost":  # the flavor owns CatBoost's own categorical handling
         from ctloop.models.flavor_catboost import fit_catboost
 
-        model, used = fit_catboost(frame, y, task=task, params=used, seed=seed,
+        model, used = fit_catboost(frame, y, task=kind, params=used, seed=seed,
                                    categorical=strings)
         flavor = "catboost"
     else:
