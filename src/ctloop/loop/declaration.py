@@ -256,9 +256,11 @@ def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None)
     _task(values, table, where)
     metric = values.get("metric", "roc_auc")
     from ctloop.models.metrics import HIGHER_IS_BETTER
+    from ctloop.models.tasks import TASKS, metrics_for
 
-    if metric not in HIGHER_IS_BETTER:
-        close = difflib.get_close_matches(metric, list(HIGHER_IS_BETTER), n=1)
+    known = {*HIGHER_IS_BETTER, *(m for t in TASKS for m in metrics_for(t))}
+    if metric not in known:
+        close = difflib.get_close_matches(metric, sorted(known), n=1)
         raise ConfigError(f"{where}: key 'metric' names unknown metric {metric!r}"
                           + (f"; did you mean {close[0]!r}?" if close else "."))
     if values.get("task"):

@@ -256,9 +256,18 @@ class LoopPhases:
 
         self.on_phase(span.name, "monitors")
         fitting = FittingLabels(log, self.spec.task or "binary", self.champion_classes(champion))
-        decay = check_decay(fitting, self.spec.model, metric=self.spec.metric, baseline=baseline,
-                            max_drop=max_drop, min_labels=self.spec.decay.min_labels,
-                            start=start, end=end, store=self.engine.store, version=champion)
+        if baseline is None:  # never a registry look-up that fails the tick
+            decay = MonitorResult(
+                "decay", self.spec.model, False, None, None, None,
+                {"start": start.isoformat(), "end": end.isoformat()}, 0,
+                note=f"champion v{champion} has no {self.spec.metric} on its holdout to "
+                     "compare with (undefined there, e.g. one class in its labels)",
+                status="no_data")
+        else:
+            decay = check_decay(fitting, self.spec.model, metric=self.spec.metric,
+                                baseline=baseline, max_drop=max_drop,
+                                min_labels=self.spec.decay.min_labels, start=start, end=end,
+                                store=self.engine.store, version=champion)
         columns = list(self.spec.drift.columns) or frame_columns
         reference = self.champion_reference(champion, columns)
         drift = check_drift(log, self.spec.model, reference, start=start, end=end,
@@ -266,7 +275,7 @@ class LoopPhases:
                             min_rows=self.spec.drift.min_rows, config=_distances(reference))
         results = [decay, drift]
         estimate = None
-        if "estimate" in self.spec.retrain_on:
+        if "estimate" in self.spec.retrain_on and baseline is not None:
             estimate = self._estimate(fitting, champion, baseline, max_drop, start, end)
             if estimate is not None:
                 results.append(estimate)
