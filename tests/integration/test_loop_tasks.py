@@ -81,7 +81,40 @@ def test_the_task_is_read_off_the_label_and_checked_against_the_metric(
     (project / "ctloop.toml").write_text(LOOP.format(extra='task = "regression"'))
     code, out, err = cli(capsys, "loop", "status", "churn", "--json")
     assert code == 0, err
+    status = json.loads(out)
+    assert (status["task"], status["metric"]) == ("regression", "rmse")
     (project / "ctloop.toml").write_text(LOOP.format(extra='task = "regresion"'))
     line = one_error_line(cli(capsys, "loop", "status", "churn")[2])
     assert "Loop 'churn': key 'task' must be one of binary, multiclass, regression; got " \
            "'regresion'." in line
+
+
+def test_a_regression_loop_is_read_off_a_numeric_label_and_decay_fires_above(
+    project: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Spend in the next month, a number: the loop infers regression, judges on rmse, and
+    decay fires when the live rmse rises above its threshold (a relation that changes)."""
+    import numpy as np
+
+    (project / "ctloop.toml").write_text(LOOP.format(extra="").replace(
+        'label = "churned"', 'label = "amount"').replace(
+        'retrain_on = ["new_span"]', 'retrain_on = ["decay"]\ndecay = { max_drop = 0.5, '
+        'min_labels = 50 }\ntrain = { flavor = "lightgbm", params = { n_estimators = 30 } }'))
+    for i, path in enumerate(sorted((project / "landing").glob("*.parquet"))):
+        frame = pd.read_parquet(path)
+        noise = np.random.default_rng(i).normal(0, 0.3, len(frame))
+        sign = -1.0 if i >= 2 else 1.0  # the relation flips at week-02
+        frame.drop(columns=["churned"]).assign(
+            amount=sign * 3.0 * frame["usage"] + noise).to_parquet(path)
+    code, out, err = cli(capsys, "loop", "replay", "churn", "--json")
+    assert code == 0, err
+    replayed = json.loads(out)
+    assert replayed["metric"] == "rmse"
+    spans = {s["span"]: s for s in replayed["spans"]}
+    assert spans["week-00"]["promoted"] == 1
+    calm = next(t for t in spans["week-01"]["triggers"] if t["name"] == "decay")
+    assert not calm["fired"] and "(fires above " in calm["reason"], calm
+    change = next(t for t in spans["week-02"]["triggers"] if t["name"] == "decay")
+    assert change["fired"] and change["reason"].startswith("live rmse "), change
+    assert "(fires above " in change["reason"]
+    assert spans["week-02"]["live"]["rmse"] > spans["week-01"]["live"]["rmse"] + 1
