@@ -47,3 +47,22 @@ def reading_replay(name: str | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def empty_note(what: str, command: str, replay: str | None) -> str:
+    """Why a listing is empty, and where the replays' ``what`` are instead:
+    ``no runs yet in .ctloop; the replay's are in .ctloop/replays/shop: ctloop runs list
+    --replay shop``."""
+    from ctloop.core.settings import load_settings
+
+    settings = load_settings()
+    if replay is not None:
+        return f"no {what} in the replay of {replay} ({settings.home})"
+    replays = settings.home / "replays"
+    found = sorted(p.name for p in replays.glob("*") if (p / "metadata.db").is_file()) \
+        if replays.is_dir() else []
+    note = f"no {what} yet in {settings.home}"
+    if found:
+        note += (f"; the replay's are in {replays / found[0]}: ctloop {command} --replay "
+                 f"{found[0]}")
+    return note

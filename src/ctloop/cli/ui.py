@@ -9,6 +9,7 @@ import typer
 
 from ctloop.cli.main import app
 from ctloop.cli.output import err_console
+from ctloop.cli.replays import ReplayOpt
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 
@@ -19,6 +20,7 @@ def ui(
         "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    replay: ReplayOpt = None,
 ) -> None:
     """Open the dashboard: runs, models, artifacts, lineage, features, monitoring."""
     import uvicorn
@@ -29,6 +31,10 @@ def ui(
     if not 0 < port < 65536:
         raise UserInputError(f"The --port must be between 1 and 65535. Got {port}.")
     settings = load_settings()
+    if replay is not None:  # the dashboard over a replay's sandbox
+        from ctloop.loop.sandbox import replay_settings
+
+        settings = replay_settings(settings, replay)
     policy = AccessPolicy(load_keys(settings.extra))
     application = create_app(settings, policy=policy)
     exposed = host not in ("127.0.0.1", "localhost", "::1")
