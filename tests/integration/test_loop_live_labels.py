@@ -54,7 +54,7 @@ def _ingest_runs(span: str) -> int:
 def test_labels_that_do_not_fit_the_model_are_skipped_and_the_tick_goes_on(
     ctloop_home: Path,
 ) -> None:
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     staged = ctloop_home / "staged"
     write_sample_spans(staged, spans=2, rows=400, change_at=None, shift_at=None)

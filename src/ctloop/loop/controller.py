@@ -104,7 +104,7 @@ class LoopController:
     # -- one tick ----------------------------------------------------------------
 
     def _tick(self, stop: threading.Event) -> TickResult:
-        from ctloop.monitoring.log import open_prediction_log
+        from ctloop.requestlog.log import open_prediction_log
 
         spans, bad = scan_spans(self.spec, materialize_to=self.phases.home / "spans")
         if spans:  # the task, declared or read off the labels landed so far

@@ -26,7 +26,7 @@ from ctloop.loop.memory import LoopMemory, MemoryStore, SpanReport
 from ctloop.loop.phases import Ingested, LoopPhases
 from ctloop.loop.pipeline import read_span
 from ctloop.loop.spans import Span
-from ctloop.monitoring.base import PredictionLog
+from ctloop.requestlog.records import PredictionLog
 
 __all__ = ["Serve", "run_span"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ctloop.monitoring.base import PredictionLog, PredictionRecord
+from ctloop.requestlog.records import PredictionLog, PredictionRecord
 
 __all__ = ["FittingLabels", "label_fits"]
 

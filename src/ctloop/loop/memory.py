@@ -73,6 +73,7 @@ class GateJson(TypedDict, total=False):
     version: int | None
     challenger: int | None
     error: str
+    reason: str  # why the gate refused (its summary, in the metric's direction)
     note: str  # e.g. the metric is undefined on the holdout
 
 

@@ -14,7 +14,7 @@ evaluation (or an absolute floor, or the best live value it reached).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,8 +32,8 @@ from ctloop.loop.memory import GateJson, SpanReport
 from ctloop.loop.pipeline import loop_ingest, loop_train, read_span
 from ctloop.loop.policy import Signals
 from ctloop.loop.spans import Span
-from ctloop.monitoring.base import PredictionLog
 from ctloop.monitoring.monitors import MonitorResult
+from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     from ctloop.pipeline.dsl import PipelineDef
@@ -45,35 +45,35 @@ Phase = Callable[[str, str], None]  # (span name, phase)
 TRAIN_SOURCE = "ctloop.loop.pipeline:loop_train"
 
 
-def live_metrics(frame: pd.DataFrame, metric: str, threshold: float = 0.5
+def live_metrics(frame: pd.DataFrame, metric: str, task: str = "binary",
+                 classes: list[Any] | None = None, threshold: float = 0.5
                  ) -> dict[int, tuple[float | None, int]]:
     """Per served version: ``metric`` on its labelled rows and how many there were."""
+    from ctloop.monitoring.monitors import logged_scores
+
     out: dict[int, tuple[float | None, int]] = {}
     labelled = frame[frame["label"].notna()] if "label" in frame else frame.iloc[:0]
     for version, rows in labelled.groupby("model_version"):
-        value = score_metric(rows["label"], rows["prediction"], metric, threshold)
+        scores = logged_scores(rows, task)  # type: ignore[arg-type]
+        value = None if scores is None else score_metric(
+            rows["label"], scores, metric, task, classes, threshold)
         out[int(str(version))] = (value, len(rows))
     return out
 
 
-def score_metric(labels: Any, scores: Any, metric: str, threshold: float = 0.5
+def score_metric(labels: Any, scores: Any, metric: str, task: str = "binary",
+                 classes: Sequence[Any] | None = None, threshold: float = 0.5
                  ) -> float | None:
     """``metric`` of ``scores`` against ``labels``; ``None`` where it is undefined (one
     class for a ranking metric) or the values cannot be scored."""
-    from ctloop.models.metrics import CLASSIFICATION_METRICS, metric_matrix
+    from ctloop.models.metrics import metric_value
 
-    task = "classification" if metric in CLASSIFICATION_METRICS else "regression"
+    y = np.asarray(labels) if task == "multiclass" else pd.to_numeric(
+        pd.Series(labels), errors="coerce").to_numpy(dtype=np.float64)
     try:
-        y = np.asarray(labels, dtype=np.float64)
-        score = np.asarray(scores, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    if task == "classification" and len(np.unique(y)) != 2:
-        return None
-    try:
-        return float(metric_matrix(np.ones((1, len(y))), y, score, task=task,
-                                   threshold=threshold)[metric][0])
-    except (UserInputError, ValueError, KeyError):
+        return metric_value(y, np.asarray(scores), metric, threshold=threshold,
+                            classes=list(classes) if classes else None)
+    except (UserInputError, ValueError, TypeError, KeyError):
         return None
 
 
@@ -118,6 +118,11 @@ class LoopPhases:
 
     def close(self) -> None:
         self.engine.store.close()
+
+    @property
+    def task(self) -> str:
+        """The loop's task (resolved before the first span; binary for an old spec)."""
+        return self.spec.task or "binary"
 
     # -- the champion ------------------------------------------------------------
 
@@ -255,7 +260,7 @@ class LoopPhases:
         from ctloop.monitoring.monitors import check_decay, check_drift, record_result
 
         self.on_phase(span.name, "monitors")
-        fitting = FittingLabels(log, self.spec.task or "binary", self.champion_classes(champion))
+        fitting = FittingLabels(log, self.task, self.champion_classes(champion))
         if baseline is None:  # never a registry look-up that fails the tick
             decay = MonitorResult(
                 "decay", self.spec.model, False, None, None, None,
@@ -283,7 +288,8 @@ class LoopPhases:
             record_result(result, self.engine.store, self.engine.artifact_store)
         frame = fitting.read(model_name=self.spec.model, start=start, end=end,
                              with_labels=True)
-        value, n = live_metrics(frame, self.spec.metric).get(champion, (None, 0))
+        value, n = live_metrics(frame, self.spec.metric, self.task, fitting.classes
+                                ).get(champion, (None, 0))
         report.live = {"version": champion, self.spec.metric: _round(value), "n": n}
         report.drift = {"share": _round(drift.value),
                         "features": list(drift.details.get("drifted_features", []))}
@@ -312,11 +318,10 @@ class LoopPhases:
         """The champion's and the challenger's live metric over the same period, and the
         challenger's labelled requests."""
         self.on_phase(span.name, "canary")
-        fitting = FittingLabels(log, self.spec.task or "binary",
-                                self.champion_classes(champion))
+        fitting = FittingLabels(log, self.task, self.champion_classes(champion))
         frame = fitting.read(model_name=self.spec.model, start=start, end=end,
                              with_labels=True)
-        per_version = live_metrics(frame, self.spec.metric)
+        per_version = live_metrics(frame, self.spec.metric, self.task, fitting.classes)
         champ, _ = per_version.get(champion, (None, 0))
         chal, n_chal = per_version.get(challenger, (None, 0))
         return champ, chal, n_chal
@@ -419,6 +424,8 @@ class LoopPhases:
         gate: GateJson = {"blessed": bool(judged.get("blessed")),
                           "failed": [str(f) for f in judged.get("failed", [])],
                           "champion_version": judged.get("champion_version")}
+        if not gate["blessed"] and judged.get("summary"):
+            gate["reason"] = str(judged["summary"])
         evaluation = self._evaluation(result, judged_step)
         if evaluation is not None:
             for who in ("candidate", "champion"):
@@ -461,7 +468,9 @@ class LoopPhases:
         model = self._baseline_model(version)
         frame = self.with_features(frame)
         score = model.predict(frame[self.features(frame)])
-        value = score_metric(frame[self.spec.label], score, self.spec.metric)
+        classes = getattr(model, "classes", None)
+        value = score_metric(frame[self.spec.label], score, self.spec.metric, self.task,
+                             list(classes) if classes else None)
         return {"version": version, self.spec.metric: _round(value), "n": len(frame)}
 
     def _baseline_model(self, version: int) -> Any:

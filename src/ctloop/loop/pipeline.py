@@ -193,8 +193,7 @@ def loop_train(
                       feature_refs=feature_refs or [],
                       feature_definitions=feature_definitions or {}, landed=landed or [])
     fit = _trainer(trainer) if trainer else train
-    extra: dict[str, Any] = {"task": trainer_task(task)} if task and "task" in \
-        fit.parameters else {}
+    extra: dict[str, Any] = {"task": task} if task and "task" in fit.parameters else {}
     model = fit(data=sets.outputs["train"], label=label, features=features,
                 algorithm=algorithm, params=params or {}, seed=seed, **extra)
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,
@@ -204,17 +203,6 @@ def loop_train(
     push(model=model, evaluation=judged.outputs["evaluation"],
          blessing=judged.outputs["blessing"], model_name=model_name, alias=alias,
          reason=reason).after(served)
-
-
-def trainer_task(task: str) -> str:
-    """The ``task`` value the trainer takes for a loop's task."""
-    from inspect import signature
-
-    from ctloop.models.training import fit_model
-
-    default = signature(fit_model).parameters["task"].default
-    # A trainer that still speaks of "classification" for two classes (before tasks).
-    return "classification" if task == "binary" and default == "classification" else task
 
 
 def _trainer(ref: str) -> Any:

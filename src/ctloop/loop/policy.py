@@ -30,21 +30,12 @@ from ctloop.loop.memory import (
     TriggerRecord,
 )
 from ctloop.loop.spans import Span
-from ctloop.monitoring.monitors import MonitorResult
+from ctloop.models.tasks import higher_is_better
+from ctloop.monitoring.monitors import MonitorResult, fires_word
 
 __all__ = ["Decision", "Signals", "TriggerDecision", "decay_baseline", "decide",
            "fires_word", "higher_is_better", "judge_canary", "track_change", "window"]
 
-
-def higher_is_better(metric: str) -> bool:
-    from ctloop.models.metrics import HIGHER_IS_BETTER
-
-    return HIGHER_IS_BETTER.get(metric, True)
-
-
-def fires_word(metric: str) -> str:
-    """Which side of its threshold a decaying ``metric`` fires on: rmse rises, AUC falls."""
-    return "below" if higher_is_better(metric) else "above"
 
 
 @dataclass(frozen=True)
