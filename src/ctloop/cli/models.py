@@ -10,6 +10,7 @@ import typer
 
 from ctloop.cli.options import key_values
 from ctloop.cli.output import console, print_json, print_table
+from ctloop.cli.replays import ReplayOpt, empty_note, reading_replay
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store, to_dict
@@ -46,9 +47,9 @@ def _event(event: AliasEventRecord) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_models(json_: JsonOpt = False) -> None:
+def list_models(json_: JsonOpt = False, replay: ReplayOpt = None) -> None:
     """Registered models with their latest version and aliases."""
-    with _registry() as reg:
+    with reading_replay(replay), _registry() as reg:
         models = reg.models()
     if json_:
         print_json(models)
@@ -64,6 +65,10 @@ def list_models(json_: JsonOpt = False) -> None:
         for m in models
     ]
     print_table("Models", ["name", "latest", "versions", "aliases", "updated"], rows)
+    if not rows:
+        with reading_replay(replay):
+            console.print(empty_note("models", "models list", replay), highlight=False,
+                          soft_wrap=True)
 
 
 @app.command("show")
