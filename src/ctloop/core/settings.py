@@ -233,7 +233,7 @@ def _environment_table(section: dict[str, Any], name: str, config_path: Path) ->
 def _apply_environment(
     name: str, table: dict[str, Any], root: Path, values: dict[str, Any], extra: dict[str, Any]
 ) -> None:
-    """Lay the environment's table over ``values``/``extra``; its undeclared stores go to its home."""
+    """Lay an environment's table over ``values``/``extra``; undeclared stores go to its home."""
     declared: dict[str, Any] = {}
     for key, value in table.items():
         if key in _TOML_KEYS:

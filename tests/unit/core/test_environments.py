@@ -75,7 +75,7 @@ def test_the_variable_chooses_and_declared_stores_win_over_store_variables(
 def test_an_unknown_environment_is_one_clear_line(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(ConfigError, match="Unknown environment 'qa'.*prod, staging"):
+    with pytest.raises(ConfigError, match=r"Unknown environment 'qa'.*prod, staging"):
         load_settings(env="qa")
     code, _, err = cli(capsys, "--env", "qa", "models", "list")
     assert code == 2
@@ -87,7 +87,7 @@ def test_an_unknown_environment_is_one_clear_line(
 
 def test_a_misspelled_key_of_an_environment_is_refused(project: Path) -> None:
     (project / "ctloop.toml").write_text('[ctloop.environments.qa]\nmetadata_ur = "x"\n')
-    with pytest.raises(ConfigError, match="'metadata_ur'.*environments.qa"):
+    with pytest.raises(ConfigError, match=r"'metadata_ur'.*environments\.qa"):
         load_settings(env="qa")
 
 
@@ -96,7 +96,7 @@ def test_env_option_reaches_commands_and_is_undone_after_the_call(
 ) -> None:
     import os
 
-    code, out, err = cli(capsys, "--env", "staging", "models", "list", "--json")
+    code, _, err = cli(capsys, "--env", "staging", "models", "list", "--json")
     assert code == 0, err
     assert (project / ".ctloop" / "environments" / "staging" / "metadata.db").is_file()
     assert not (project / ".ctloop" / "metadata.db").exists()
