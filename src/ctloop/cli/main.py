@@ -45,6 +45,8 @@ _LAZY_COMMANDS: list[tuple[str, str, str]] = [
     ("resume", "ctloop.cli.run", "Finish a failed or killed run: only failed and never-run "
      "steps execute."),
     ("lineage", "ctloop.cli.artifacts", "Where an artifact came from and where it went."),
+    ("promote", "ctloop.cli.promote", "Move a model version from one environment to another "
+     "(staging -> prod) with its evidence."),
 ]
 
 # Modules that register top-level commands on `app` when imported (imported at start).

@@ -136,6 +136,17 @@ def show(
             f"  gate: {'blessed' if blessing.get('blessed') else 'NOT blessed'}"
             f" — {blessing.get('summary', '')}"
         )
+    provenance = record.properties.get("provenance")
+    if provenance:
+        console.print(
+            f"  imported from: {provenance.get('source_environment')} "
+            f"{provenance.get('source_name')}:{provenance.get('source_version')} "
+            f"(runs {', '.join(provenance.get('run_ids') or []) or '-'}; bundle sha256 "
+            f"{str(provenance.get('bundle_sha256'))[:16]}...)"
+        )
+    for moved in record.properties.get("promotions") or []:
+        console.print(f"  promoted to: {moved.get('environment')} {moved.get('name')}:"
+                      f"{moved.get('version')} @{moved.get('alias')} ({moved.get('at')})")
 
 
 @app.command("register")
@@ -275,3 +286,6 @@ def _blessed(properties: dict[str, Any]) -> str | None:
 def _auc(properties: dict[str, Any]) -> str | None:
     overall = properties.get("evaluation", {}).get("overall") or {}
     return _fmt(overall.get("metrics", {}).get("roc_auc", {}).get("value"))
+
+
+import ctloop.cli.bundles  # noqa: E402, F401  registers export / import-bundle / test on `app`
