@@ -1,7 +1,7 @@
 """``ctloop models export / import-bundle``: move a version between environments as a bundle.
 
-Registered on the ``ctloop models`` group (imported at the end of
-``ctloop.cli.models``); the bundle format and its checks live in
+Registered on the ``ctloop models`` group by
+``ctloop.cli.models``; the bundle format and its checks live in
 :mod:`ctloop.registry.bundle`.
 """
 
@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 
-from ctloop.cli.models import app
 from ctloop.cli.output import console, print_json
 from ctloop.core.settings import load_settings
 
@@ -23,7 +22,6 @@ EnvOpt = Annotated[str | None, typer.Option(
     "--env", help="Environment to use (default: the global --env / CTLOOP_ENV).")]
 
 
-@app.command("export")
 def export(
     ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NAME@VERSION.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Bundle file to write.")],
@@ -45,7 +43,6 @@ def export(
                   f"({len(manifest.files)} files, model sha256 {manifest.model_sha256[:16]}...)")
 
 
-@app.command("import-bundle")
 def import_bundle(
     bundle: Annotated[Path, typer.Argument(help="A file written by `ctloop models export`.")],
     env: EnvOpt = None,

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ctloop.cli.bundles import export, import_bundle
+from ctloop.cli.modeltest import test_model
 from ctloop.cli.options import key_values
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.core.errors import UserInputError
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from ctloop.registry import ModelRegistry
 
 app = typer.Typer(no_args_is_help=True)
+app.command("export")(export)  # environments: a version and its evidence as one bundle
+app.command("import-bundle")(import_bundle)
+app.command("test")(test_model)  # the candidate served for real, before promotion
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 AliasOpt = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
@@ -286,6 +291,3 @@ def _blessed(properties: dict[str, Any]) -> str | None:
 def _auc(properties: dict[str, Any]) -> str | None:
     overall = properties.get("evaluation", {}).get("overall") or {}
     return _fmt(overall.get("metrics", {}).get("roc_auc", {}).get("value"))
-
-
-import ctloop.cli.bundles  # noqa: E402, F401  registers export / import-bundle / test on `app`

@@ -87,8 +87,14 @@ class GateConfig:
     floors: tuple[FloorRule, ...] = ()
     changes: tuple[ChangeRule, ...] = ()
     slices: tuple[SliceRule, ...] = ()
+    # How the served candidate must behave (ServingBudget's table); judged over HTTP by
+    # the infra check, not here: ``judge`` reads only the evaluation report.
+    serving: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        from ctloop.models.servingtest import ServingBudget
+
+        ServingBudget.from_table(self.serving)  # a bad rule fails when the gate is read
         rules: tuple[FloorRule | ChangeRule | SliceRule, ...] = (
             *self.floors, *self.changes, *self.slices)
         for rule in rules:
@@ -99,16 +105,18 @@ class GateConfig:
         """From ``{"floors": {"roc_auc": 0.7}, "changes": {"roc_auc": -0.005},
         "slices": [{"column": "origin", "metric": "roc_auc", "min_change": -0.02,
         "min_rows": 1000}]}`` (the form kept in ctloop.toml and step parameters)."""
-        unknown = set(data) - {"floors", "changes", "slices"}
+        unknown = set(data) - {"floors", "changes", "slices", "serving"}
         if unknown:
             raise UserInputError(
-                f"Unknown gate setting(s) {sorted(unknown)}; use floors, changes and slices."
+                f"Unknown gate setting(s) {sorted(unknown)}; use floors, changes, slices "
+                "and serving."
             )
         try:
             return cls(
                 floors=tuple(FloorRule(m, float(t)) for m, t in data.get("floors", {}).items()),
                 changes=tuple(ChangeRule(m, float(t)) for m, t in data.get("changes", {}).items()),
                 slices=tuple(SliceRule(**s) for s in data.get("slices", [])),
+                serving=data.get("serving"),
             )
         except TypeError as exc:
             raise UserInputError(
@@ -118,6 +126,7 @@ class GateConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"serving": self.serving} if self.serving is not None else {}),
             "floors": {r.metric: r.threshold for r in self.floors},
             "changes": {r.metric: r.min_change for r in self.changes},
             "slices": [
