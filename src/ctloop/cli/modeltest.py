@@ -165,13 +165,9 @@ def test_model(
     settings = load_settings(env=env)
     store, artifacts, _ = open_environment(settings)
     try:
-        registry = ModelRegistry(store, artifacts=artifacts)
-        record = registry.get(_version_ref(ref))
-        model = registry.load(f"{record.name}:{record.version}")
-        sample = _read_frame(data) if data is not None else _training_sample(record, settings)
+        record = ModelRegistry(store, artifacts=artifacts).get(_version_ref(ref))
     finally:
         store.close()
-    sample = prepare_sample(sample, model)  # a sample lacking a column: one line, no server
     table = {k: v for k, v in dict(settings.extra.get("model_test") or {}).items()
              if k not in ("startup_timeout", "request_timeout")}
     given = {"concurrency": concurrency, "seconds": duration, "p99_ms": p99_ms,
@@ -179,9 +175,23 @@ def test_model(
     budget = None if no_load else ServingBudget.from_table(
         {**table, **{k: v for k, v in given.items() if v is not None}})
     timeouts = ServingTimeouts.from_settings(settings.extra)
+    loaded: dict[str, Any] = {}
+
+    def reference() -> None:
+        """The in-process model and its sample (read while the service starts)."""
+        ref_store, ref_artifacts, _ = open_environment(settings)
+        try:
+            model = ModelRegistry(ref_store, artifacts=ref_artifacts).load(
+                f"{record.name}:{record.version}")
+            frame = _read_frame(data) if data is not None else _training_sample(record, settings)
+        finally:
+            ref_store.close()
+        loaded["model"], loaded["sample"] = model, prepare_sample(frame, model)
+
     if url is not None:
-        report = check_service(url.rstrip("/"), record.name, sample, model, budget=budget,
-                               grpc_address=grpc_address,
+        reference()
+        report = check_service(url.rstrip("/"), record.name, loaded["sample"], loaded["model"],
+                               budget=budget, grpc_address=grpc_address,
                                grpc_infer=grpc_infer if grpc_address else None,
                                timeouts=timeouts, version=record.version)
     else:
@@ -189,9 +199,10 @@ def test_model(
         if settings.environment:
             child_env["CTLOOP_ENV"] = settings.environment
         with serve_candidate(record.name, record.version, cwd=find_project_root(),
-                             env=child_env, timeouts=timeouts) as (base, grpc_at, startup):
-            report = check_service(base, record.name, sample, model, budget=budget,
-                                   grpc_address=grpc_at, grpc_infer=grpc_infer,
+                             env=child_env, timeouts=timeouts,
+                             while_starting=reference) as (base, grpc_at, startup):
+            report = check_service(base, record.name, loaded["sample"], loaded["model"],
+                                   budget=budget, grpc_address=grpc_at, grpc_infer=grpc_infer,
                                    timeouts=timeouts, version=record.version, startup_s=startup)
     if json_:
         print_json(asdict(report))

@@ -476,12 +476,14 @@ def serve_candidate(
     env: Mapping[str, str] | None = None,
     timeouts: ServingTimeouts | None = None,
     grpc: bool = True,
+    while_starting: Callable[[], object] | None = None,
 ) -> Iterator[tuple[str, str | None, float]]:
     """Run ``ctloop serve NAME --alias VERSION`` until the block ends; yield (url, grpc, startup s).
 
     ``env`` is the whole environment of the service (default: this process's).
     Its request log goes to a temporary folder: test traffic never reaches the
-    environment's monitors.
+    environment's monitors. ``while_starting`` runs here while the service
+    starts (loading the in-process reference costs no extra time).
     """
     timeouts = timeouts or ServingTimeouts()
     port = free_port()
@@ -498,6 +500,8 @@ def serve_candidate(
                             stdout=subprocess.DEVNULL, stderr=errors)
     url = f"http://127.0.0.1:{port}"
     try:
+        if while_starting is not None:
+            while_starting()
         _wait_ready(proc, url, grpc_port, timeouts.startup_s, errors)
         yield url, (f"127.0.0.1:{grpc_port}" if grpc_port else None), (
             time.perf_counter() - began)
