@@ -199,7 +199,8 @@ def loop_train(
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,
                       gate=gate, n_boot=n_boot, alias="champion",
                       slice_columns=sorted({str(r["column"]) for r in gate.get("slices", [])}))
-    served = infra_check(model=model, data=sets.outputs["evaluation"])
+    served = infra_check(model=model, data=sets.outputs["evaluation"],
+                         serving=gate.get("serving"))
     push(model=model, evaluation=judged.outputs["evaluation"],
          blessing=judged.outputs["blessing"], model_name=model_name, alias=alias,
          reason=reason).after(served)
