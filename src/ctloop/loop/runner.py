@@ -35,6 +35,7 @@ import pandas as pd
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
+from ctloop.loop.failures import IngestFailed, infrastructure_failure
 from ctloop.loop.feature_join import LoopFeatures
 from ctloop.loop.pipeline import loop_ingest, loop_train, read_span
 from ctloop.loop.spans import Span
@@ -242,6 +243,13 @@ class LoopRunner:
         self._remember_landed(span.name, result)
         if result.ok:
             return True
+        failed = [s for s in result.steps.values() if s.status.value == "failed"]
+        why = infrastructure_failure(failed, result.run.error)
+        if why is not None:  # not the data's fault: never a quarantine (loop/failures.py)
+            raise IngestFailed(
+                f"Loop {self.spec.name!r}: the ingest run {result.run.id} of span {span.name} "
+                f"failed for a reason that is not the data: {why.splitlines()[0]}. The span "
+                "is not quarantined; it is tried again.")
         step = result.steps.get("validate")
         if step is not None and step.status.value == "failed":
             lines = (step.error or "validation failed").splitlines()
