@@ -149,7 +149,7 @@ def ensure_engine(wait: float = 120) -> str:
             "(needs root and dockerd on the PATH).")
     with _locked("dockerd"):
         if not _daemon_up(engine):
-            log = open(containers_root() / "dockerd.log", "ab")  # noqa: SIM115 - the daemon's
+            log = open(containers_root() / "dockerd.log", "ab")
             subprocess.Popen([dockerd], stdout=log, stderr=log, start_new_session=True)
             deadline = time.monotonic() + wait
             while not _daemon_up(engine):
@@ -190,7 +190,8 @@ def _build_tarball(spec: Rootfs, tarball: Path) -> None:
             "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d\n"
             "chmod 755 /usr/sbin/policy-rc.d\n"
             "apt-get update -qq\n"
-            f"apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold {' '.join(spec.packages)}\n"
+            "apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "
+            f"{' '.join(spec.packages)}\n"
             f"{spec.setup}\n"
             "rm -f /usr/sbin/policy-rc.d\n"
             "apt-get clean\nrm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin\n"
