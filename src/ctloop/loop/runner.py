@@ -310,10 +310,20 @@ class LoopRunner:
                             max_drop=max_drop, min_labels=decay_spec.min_labels, start=start,
                             end=end, store=self.engine.store, version=champion)
         columns = list(self.spec.drift.columns) or frame_columns
-        reference = self.champion_reference(champion, columns)
-        drift = check_drift(log, self.spec.model, reference, start=start, end=end,
-                            columns=columns, share=self.spec.drift.share,
-                            min_rows=self.spec.drift.min_rows, config=_distances(reference))
+        try:
+            reference = self.champion_reference(champion, columns)
+        except NotFound as exc:  # imported from a bundle: its training data stayed behind
+            drift = MonitorResult(
+                kind="drift", model=self.spec.model, fired=False, value=None,
+                threshold=self.spec.drift.share, baseline=None, n=0, status="no_data",
+                window={"start": start.isoformat() if start else None,
+                        "end": end.isoformat() if end else None},
+                note=f"{exc.message} Drift is judged from the next champion trained here.")
+        else:
+            drift = check_drift(log, self.spec.model, reference, start=start, end=end,
+                                columns=columns, share=self.spec.drift.share,
+                                min_rows=self.spec.drift.min_rows,
+                                config=_distances(reference))
         results = [decay, drift]
         self.last_estimate = None
         if "estimate" in self.spec.retrain_on:
