@@ -39,6 +39,8 @@ def read_span(path: str, event_time: str, label: str, where: str = "") -> Any:
     file = Path(path)
     try:
         frame = pd.read_csv(file) if file.suffix == ".csv" else pd.read_parquet(file)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # the file is not there for this process: infrastructure, not the data
     except Exception as exc:  # pyarrow and pandas raise many kinds for a broken file
         raise UserInputError(f"{where}span {file.stem!r} cannot be read ({file}): "
                              f"{type(exc).__name__}: {exc}".strip()) from None
