@@ -26,9 +26,9 @@ import importlib.util
 import io
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import joblib
 import numpy as np
@@ -39,6 +39,9 @@ from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, Use
 from ctloop.core.hashing import hash_bytes, hash_file, stable_json
 from ctloop.core.plugins import require
 from ctloop.models.signature import Signature
+
+if TYPE_CHECKING:
+    from ctloop.models.compiled import CompiledPredictor
 
 __all__ = [
     "FLAVORS",
@@ -302,6 +305,8 @@ class LoadedModel:
     signature: Signature
     manifest: dict[str, Any]
     model: Any
+    # Native code answering as ``model`` does (ctloop.models.compiled); set once checked.
+    compiled: CompiledPredictor | None = field(default=None, repr=False, compare=False)
 
     def predict(self, frame: pd.DataFrame, *, what: str = "The input data") -> np.ndarray:
         """Positive-class probability (classification) or the value (regression), as floats.
