@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ctloop.monitoring.log import open_prediction_log
-from ctloop.serving.requestlog import LogBatch, RequestLogger, batches_table
+from ctloop.requestlog.log import open_prediction_log
+from ctloop.requestlog.writer import LogBatch, RequestLogger, batches_table
 
 
 def batches(n: int) -> list[LogBatch]:

@@ -25,9 +25,9 @@ from ctloop.core.net import free_port
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.pipeline.task import load_module_from_file
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.log import open_prediction_log
 
 _http = load_module_from_file(Path(__file__).with_name("http_load.py"), "http_load")
 _load = _http.load

@@ -25,8 +25,8 @@ from ctloop.artifacts import open_artifact_store
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving import ServingConfig, create_app
 from ctloop.serving.background import background_server
 from ctloop.testing.peers import KSERVE, require_peer

@@ -125,8 +125,15 @@ def _root(
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.",
     )] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Tables show whole ids and every column (also CTLOOP_WIDE=1).",
+    )] = False,
 ) -> None:
     """Continuous training: pipelines, data validation, models and registry, feature store."""
+    if wide:
+        from ctloop.cli.output import set_wide
+
+        set_wide(True)
 
 
 def _hide_flag_types() -> None:

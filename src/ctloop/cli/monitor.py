@@ -52,7 +52,7 @@ def parse_when(text: str | None, option: str) -> datetime | None:
 
 
 def _log(path: str | None):  # type: ignore[no-untyped-def]
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     return open_prediction_log(path, settings=load_settings())
 

@@ -16,7 +16,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a t
 
 
 def _open(log: str | None):  # type: ignore[no-untyped-def]
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     return open_prediction_log(log, settings=load_settings())
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from ctloop.cli.output import console, escape, print_json, print_table
+from ctloop.cli.output import console, escape, is_wide, print_json, print_table
 from ctloop.cli.progress import status_text
 from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import to_dict
@@ -18,6 +19,13 @@ def _duration(start, end) -> str:  # type: ignore[no-untyped-def]
     if start is None or end is None:
         return "-"
     return f"{(end - start).total_seconds():.2f}s"
+
+
+def _started(at: datetime | None) -> str | None:
+    """``12-07 10:03`` in a table (``--wide``: the whole timestamp); --json keeps it whole."""
+    if at is None:
+        return None
+    return at.strftime("%Y-%m-%d %H:%M:%S" if is_wide() else "%m-%d %H:%M")
 
 
 @app.command("list")
@@ -37,7 +45,7 @@ def list_runs(
         ["run", "pipeline", "status", "trigger", "started", "duration"],
         [
             [r.id, r.pipeline, status_text(r.status), r.trigger,
-             r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else None,
+             _started(r.started_at),
              _duration(r.started_at, r.ended_at)]
             for r in runs
         ],

@@ -102,7 +102,7 @@ class LoopController:
     # -- one tick ----------------------------------------------------------------
 
     def _tick(self, stop: threading.Event) -> TickResult:
-        from ctloop.monitoring.log import open_prediction_log
+        from ctloop.requestlog.log import open_prediction_log
 
         spans, bad = scan_spans(self.spec, materialize_to=self.runner.home / "spans")
         memory = self.runner.memory().get("spans", {})

@@ -46,7 +46,7 @@ def read_labels(file: Path) -> pd.DataFrame:
 def deliver_labels(name: str, file: Path, settings: Settings) -> dict[str, Any]:
     """Store the labels of ``file`` for loop (or model) ``name``; nothing is stored on error."""
     from ctloop.loop.declaration import load_loops
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     loops = load_loops(settings)
     model = loops[name].model if name in loops else name

@@ -104,7 +104,7 @@ def replay(spec: LoopSpec, settings: Settings, *, baseline: bool = False,
         _reset(runner)
     sandbox_home = settings.home
     result = ReplayResult(spec.name, spec.model, spec.metric, home=sandbox_home)
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     predictions = sandbox_home / "predictions" if sandbox else sandbox_home / "replays" / \
         spec.name / "predictions"
@@ -238,7 +238,7 @@ def _service(runner: LoopRunner, challenger: int | None) -> Iterator[tuple[Any, 
     waiting), so what serves is exactly what the registry says at the span's start."""
     import httpx
 
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
     from ctloop.serving import ServingConfig, create_app
     from ctloop.serving.background import background_server
     from ctloop.serving.config import Split

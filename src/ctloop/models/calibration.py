@@ -105,7 +105,7 @@ def finalize_model(
     from ctloop.models.flavors import load_model
 
     model = load_model(path)
-    if model.task != "classification" and (costs is not None or calibrate):
+    if model.task != "binary" and (costs is not None or calibrate):
         costs, calibrate = None, False
     settings: dict[str, Any] = {}
     if costs is not None or calibrate:

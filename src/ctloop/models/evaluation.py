@@ -149,7 +149,7 @@ def evaluate_models(
         data,
         predictions,
         label=label,
-        task=tasks.pop(),
+        task="classification" if tasks == {"binary"} else tasks.pop(),  # metrics' old name
         slice_columns=slice_columns,
         threshold=threshold,
         n_boot=n_boot,

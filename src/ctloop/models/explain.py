@@ -94,7 +94,7 @@ def explain(
 ) -> Explanation:
     """Per-feature contributions of ``model`` for every row of ``frame``."""
     prepared = model.signature.prepare(frame, what=what)
-    space = "log_odds" if model.task == "classification" else "value"
+    space = "log_odds" if model.task == "binary" else "value"
     columns = tuple(model.signature.columns)
     if model.flavor == "lightgbm":
         data = as_categories(prepared)

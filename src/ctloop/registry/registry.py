@@ -75,9 +75,6 @@ class ModelRegistry:
         ``properties["lineage"]``.
         """
         artifact = self.store.get_artifact(artifact_id)
-        for existing in self.store.list_model_versions(name):
-            if existing.artifact_id == artifact.id:  # the same bytes: one version, not two
-                return existing
         found = _lineage_summary(self.store, artifact.id)
         props = {"lineage": found, **(properties or {})}
         return self.store.create_model_version(

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ctloop.core.errors import ConfigError
-from ctloop.monitoring.log import open_prediction_log
+from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving import ServingConfig
 from ctloop.serving.auth import hash_key
 

@@ -183,7 +183,7 @@ def test_explain_requests_are_logged_but_never_counted_as_traffic(three_versions
                                                                   tmp_path) -> None:
     """An audit trail of explanations (protocol, version, inputs, prediction) that drift and
     decay monitors skip: they read served rows only."""
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     log = open_prediction_log(tmp_path / "log")
     app = three_versions.app("flights", prediction_log=log)

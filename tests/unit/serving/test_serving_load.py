@@ -103,7 +103,7 @@ def test_hot_swaps_under_load_fail_no_request(three_versions, sample) -> None:
 
 
 def test_coalesced_log_entries_keep_each_requests_time(three_versions, sample, tmp_path) -> None:
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     log = open_prediction_log(tmp_path / "log")
     app = three_versions.app("flights", prediction_log=log)

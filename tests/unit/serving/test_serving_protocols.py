@@ -16,7 +16,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from ctloop.monitoring.log import open_prediction_log
+from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving.background import background_server
 
 FEATURES = ["origin", "hour", "distance"]

@@ -1,7 +1,7 @@
 """Open Inference Protocol messages over gRPC to and from what the HTTP v2 path reads.
 
 A ``ModelInferRequest`` becomes the JSON-shaped body and binary tail that
-``serving.v2.parse_infer`` reads for HTTP (raw input contents are exactly the
+``serving.protocols.v2.parse_infer`` reads for HTTP (raw input contents are exactly the
 binary tensor extension's bytes; typed contents become ``data`` lists), so a
 tensor is checked by one parser with one set of messages whichever protocol
 carried it. Answers go back as raw output contents (FP64 ``prediction``,
@@ -21,9 +21,9 @@ import numpy as np
 
 from ctloop.models.signature import ColumnSpec
 from ctloop.serving.errors import BadRequest
-from ctloop.serving.predict import Scored
 from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
-from ctloop.serving.v2 import DATATYPES, Infer, parse_infer
+from ctloop.serving.protocols.v2 import DATATYPES, Infer, parse_infer
+from ctloop.serving.scoring.predict import Scored
 
 __all__ = ["PROTOCOL", "infer_response", "metadata_response", "parse_grpc_infer"]
 
@@ -136,7 +136,7 @@ def infer_response(name: str, infer: Infer, scored: Scored) -> pb.ModelInferResp
 
 
 def metadata_response(meta: Mapping[str, Any]) -> pb.ModelMetadataResponse:
-    """``serving.http_v2.metadata``'s answer as its message."""
+    """``serving.routes.v2.metadata``'s answer as its message."""
     tensor = pb.ModelMetadataResponse.TensorMetadata
     return pb.ModelMetadataResponse(
         name=meta["name"], versions=meta["versions"], platform=meta["platform"],

@@ -36,7 +36,7 @@ from ctloop.metadata.base import MetadataStore, ModelVersionRecord
 from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.serving.config import ServingConfig
-from ctloop.serving.routing import Router
+from ctloop.serving.scoring.routing import Router
 
 __all__ = ["Backoff", "Deployment", "ModelPool", "Served", "feature_refs_of"]
 

@@ -25,7 +25,7 @@ from ctloop.serving.errors import Forbidden, InvalidRequest
 from ctloop.serving.openapi import ADMIN_PROMOTE, ADMIN_ROLLBACK, body
 
 if TYPE_CHECKING:
-    from ctloop.serving.handling import ServingState
+    from ctloop.serving.dataplane import ServingState
 
 __all__ = ["add_routes"]
 
@@ -56,7 +56,7 @@ async def _payload(request: Request, state: ServingState, allowed: set[str]) -> 
 
 
 def add_routes(app: FastAPI, state: ServingState, *, keys_enabled: bool) -> None:
-    from ctloop.serving.handling import json_response
+    from ctloop.serving.dataplane import json_response
 
     def registry(actor: str) -> ModelRegistry:
         return ModelRegistry(state.pool.registry.store, actor=actor)

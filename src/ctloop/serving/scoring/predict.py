@@ -18,14 +18,14 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import UserInputError
-from ctloop.serving.batching import BatchStats, MicroBatcher
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
-from ctloop.serving.fastpath import predictor_for
-from ctloop.serving.features import Filled, entity_keys, fill, needs_lookup
 from ctloop.serving.inputs import Inputs
-from ctloop.serving.loader import Deployment, Served
 from ctloop.serving.logspool import Entry
+from ctloop.serving.pool import Deployment, Served
+from ctloop.serving.scoring.batching import BatchStats, MicroBatcher
+from ctloop.serving.scoring.fastpath import predictor_for
+from ctloop.serving.scoring.features import Filled, entity_keys, fill, needs_lookup
 
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
@@ -213,7 +213,7 @@ class Scorer:
                 f"The rows cannot be scored by {served.name}:{served.version}: {exc}"
             ) from exc
         decisions = None
-        if model.task == "classification":
+        if model.task == "binary":
             decisions = (scores >= model.decision_threshold).astype(np.int64)
         keys = self._entity_keys(served)
         entity = {k: filled.columns[k] for k in keys if k in filled.columns}

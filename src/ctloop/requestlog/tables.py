@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ctloop.monitoring.base import PredictionRecord
+from ctloop.requestlog.records import PredictionRecord
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -50,8 +50,8 @@ from ctloop.metadata.base import (
 from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.serving.errors import InvalidRequest
-from ctloop.serving.features import assemble, column_of, entity_keys
-from ctloop.serving.loader import feature_refs_of
+from ctloop.serving.pool import feature_refs_of
+from ctloop.serving.scoring.features import assemble, column_of, entity_keys
 
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore
@@ -367,7 +367,7 @@ def predict_file(
         raise UserInputError(
             f"The input {source} has no id column {id_column!r}; it has {reader.schema.names}."
         )
-    threshold = model.decision_threshold if model.task == "classification" else None
+    threshold = model.decision_threshold if model.task == "binary" else None
 
     store = registry.store
     label = f"{record.name}:{record.version}"
@@ -503,7 +503,7 @@ def _start_run(
             id=new_id(),
             run_id=run.id,
             name="predict",
-            component="ctloop.serving.batch.predict_file",
+            component="ctloop.batch.predict_file",
             component_version="1",
             status=StepStatus.RUNNING,
             parameters=parameters,

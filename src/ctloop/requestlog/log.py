@@ -3,7 +3,7 @@
 Writing (one writer per process; many processes, replicas and machines at once):
 
 1. ``append`` / ``append_table`` writes the rows as a chunk of the writer's local
-   write-ahead spool (:mod:`ctloop.monitoring.spool`) before returning, so they
+   write-ahead spool (:mod:`ctloop.requestlog.spool`) before returning, so they
    survive a crash of the process (and, with ``fsync``, of the machine).
 2. A publisher thread, every ``publish_interval`` (default 0.5 s), turns the
    spooled chunks into one parquet segment per model, uploads it under the log's
@@ -23,7 +23,7 @@ Layout under the root::
     index.db                                the index, for a local root (SQLite)
 
 A local folder still holding the day-partitioned parts of the log before
-segments is adopted when opened (:mod:`ctloop.monitoring.legacy`).
+segments is adopted when opened (:mod:`ctloop.requestlog.legacy`).
 """
 
 from __future__ import annotations
@@ -43,16 +43,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from ctloop.core.errors import ConfigError, CtloopError, StoreError, UserInputError
-from ctloop.monitoring.base import PredictionLog, PredictionRecord
-from ctloop.monitoring.segments import (
+from ctloop.requestlog.records import PredictionLog, PredictionRecord
+from ctloop.requestlog.segments import (
     COMPACTOR,
     LogIndex,
     SegmentInfo,
     log_key,
     safe_model_folder,
 )
-from ctloop.monitoring.spool import Spool, orphaned_spools, read_chunk
-from ctloop.monitoring.tables import (
+from ctloop.requestlog.spool import Spool, orphaned_spools, read_chunk
+from ctloop.requestlog.tables import (
     BASE_COLUMNS,
     concat_tables,
     empty_frame,
@@ -266,7 +266,7 @@ class SegmentedPredictionLog(PredictionLog):
         self.published_rows = 0
         self.publish_failures = 0
         if self.root is not None:  # parts of the log before segments: index them once
-            from ctloop.monitoring.legacy import adopt_legacy_parts
+            from ctloop.requestlog.legacy import adopt_legacy_parts
 
             adopt_legacy_parts(self)
 

@@ -21,8 +21,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ctloop.monitoring.segments import LogIndex, SegmentInfo, safe_model_folder
-from ctloop.monitoring.tables import base_types
+from ctloop.requestlog.segments import LogIndex, SegmentInfo, safe_model_folder
+from ctloop.requestlog.tables import base_types
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,8 +1,10 @@
-"""What a prediction request goes through, shared by the v1, v2, admin and feedback routes.
+"""The data plane: what a prediction request goes through, for every protocol.
 
-The service state, JSON answers, readiness and ``serve_prediction`` (parse, score,
-answer, log) live here so the route modules and ``serving.app`` import them from one
-place below them, not from each other.
+A route reads the body, a protocol adapter (``serving.protocols``) decodes it to
+``Inputs``; :func:`run_prediction` scores it (``serving.scoring``), answers with the
+adapter's encoding, logs and counts. The service state, JSON answers and readiness
+live here too, so the route modules (``serving.routes``) and ``serving.app`` import
+them from one place below them, not from each other.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from ctloop.serving.body import read_body
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import NotReady
 from ctloop.serving.inputs import Inputs, new_request_id
-from ctloop.serving.loader import Deployment, ModelPool
 from ctloop.serving.logspool import Entry, LogSpool
 from ctloop.serving.metrics import UNKNOWN, ServingMetrics
-from ctloop.serving.predict import Scored, Scorer, logical_time, shadow_entry
+from ctloop.serving.pool import Deployment, ModelPool
+from ctloop.serving.scoring.predict import Scored, Scorer, logical_time, shadow_entry
 
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore

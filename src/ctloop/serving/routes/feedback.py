@@ -20,7 +20,7 @@ from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.openapi import FEEDBACK, body
 
 if TYPE_CHECKING:
-    from ctloop.serving.handling import ServingState
+    from ctloop.serving.dataplane import ServingState
 
 __all__ = ["add_routes", "labels_frame"]
 
@@ -65,7 +65,7 @@ def labels_frame(payload: Any) -> pd.DataFrame:
 
 
 def add_routes(app: FastAPI, state: ServingState) -> None:
-    from ctloop.serving.handling import json_response
+    from ctloop.serving.dataplane import json_response
 
     @app.post("/v1/models/{name}/feedback", openapi_extra=body(FEEDBACK),
               summary="Ground-truth labels for answered rows")

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from ctloop.core.errors import BackendUnavailable, StoreError
-from ctloop.monitoring.log import LogOptions, open_prediction_log
-from ctloop.serving.requestlog import LogBatch, RequestLogger, batches_table, rejected_batch
+from ctloop.requestlog.log import LogOptions, open_prediction_log
+from ctloop.requestlog.writer import LogBatch, RequestLogger, batches_table, rejected_batch
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -34,11 +34,11 @@ from starlette.concurrency import run_in_threadpool
 from ctloop.core.errors import NotFound
 from ctloop.models.explain import Explanation, explain
 from ctloop.serving.errors import InvalidRequest
-from ctloop.serving.features import assemble
 from ctloop.serving.inputs import new_request_id
-from ctloop.serving.loader import Deployment, Served
 from ctloop.serving.logspool import Entry, LogSpool
-from ctloop.serving.predict import logical_time
+from ctloop.serving.pool import Deployment, Served
+from ctloop.serving.scoring.features import assemble
+from ctloop.serving.scoring.predict import logical_time
 
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ctloop.monitoring.log import open_prediction_log
+from ctloop.requestlog.log import open_prediction_log
 
 
 def _old_part(root: Path, day: str, name: str, models: list[str], start: datetime,

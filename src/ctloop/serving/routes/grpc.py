@@ -3,7 +3,7 @@
 ``GRPCInferenceService`` (ServerLive, ServerReady, ModelReady, ServerMetadata,
 ModelMetadata, ModelInfer) runs on a ``grpc.aio`` server in the app's own
 event loop, started and stopped by its lifespan when ``grpc_port`` is set.
-An infer call goes through ``handling.run_prediction`` like an HTTP one, so
+An infer call goes through ``dataplane.run_prediction`` like an HTTP one, so
 it shares the routes (canary, A/B, shadow), the micro-batches (gRPC and HTTP
 rows of one version coalesce), the request log (protocol ``v2-grpc``, with
 the HTTP-equivalent status) and the metrics. API keys are the HTTP service's:
@@ -27,18 +27,23 @@ import grpc.aio
 import ctloop
 from ctloop.core.errors import ConfigError, CtloopError, NotFound
 from ctloop.serving.auth import ApiKey, KeyGuard
+from ctloop.serving.dataplane import readiness, run_prediction
 from ctloop.serving.errors import NotReady
-from ctloop.serving.grpc_v2 import PROTOCOL, infer_response, metadata_response, parse_grpc_infer
-from ctloop.serving.handling import readiness, run_prediction
-from ctloop.serving.http_v2 import metadata, pinned
 from ctloop.serving.inputs import Inputs, new_request_id
 from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
 from ctloop.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
+from ctloop.serving.protocols.grpc import (
+    PROTOCOL,
+    infer_response,
+    metadata_response,
+    parse_grpc_infer,
+)
+from ctloop.serving.routes.v2 import metadata, pinned
 
 if TYPE_CHECKING:
-    from ctloop.serving.handling import ServingState
-    from ctloop.serving.loader import Deployment
-    from ctloop.serving.predict import Scored
+    from ctloop.serving.dataplane import ServingState
+    from ctloop.serving.pool import Deployment
+    from ctloop.serving.scoring.predict import Scored
 
     Context = grpc.aio.ServicerContext[Any, Any]
 

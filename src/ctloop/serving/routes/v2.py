@@ -17,14 +17,14 @@ from ctloop.core.errors import NotFound
 from ctloop.serving.body import loads
 from ctloop.serving.errors import NotReady
 from ctloop.serving.inputs import Inputs
-from ctloop.serving.loader import Deployment, Served
 from ctloop.serving.openapi import V2_INFER, body
-from ctloop.serving.predict import Scored
-from ctloop.serving.routing import Router
-from ctloop.serving.v2 import datatype_of, encode_outputs, parse_infer, split_binary
+from ctloop.serving.pool import Deployment, Served
+from ctloop.serving.protocols.v2 import datatype_of, encode_outputs, parse_infer, split_binary
+from ctloop.serving.scoring.predict import Scored
+from ctloop.serving.scoring.routing import Router
 
 if TYPE_CHECKING:
-    from ctloop.serving.handling import Respond, ServingState
+    from ctloop.serving.dataplane import Respond, ServingState
 
 __all__ = ["add_routes"]
 
@@ -50,7 +50,7 @@ def pinned(deployment: Deployment, version: str) -> Deployment:
 
 def metadata(deployment: Deployment, served: Served) -> dict[str, Any]:
     outputs = [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
-    if served.model.task == "classification":
+    if served.model.task == "binary":
         outputs.append({"name": "decision", "datatype": "INT64", "shape": [-1]})
     return {
         "name": deployment.name,
@@ -65,7 +65,7 @@ def metadata(deployment: Deployment, served: Served) -> dict[str, Any]:
 
 
 def add_routes(app: FastAPI, state: ServingState) -> None:
-    from ctloop.serving.handling import json_response, readiness, serve_prediction
+    from ctloop.serving.dataplane import json_response, readiness, serve_prediction
 
     config = state.config
 
