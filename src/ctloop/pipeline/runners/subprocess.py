@@ -18,6 +18,7 @@ import hashlib
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -28,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ctloop.core.errors import ConfigError
+from ctloop.core.processes import Liveness, process_liveness
 from ctloop.pipeline.component import ComponentDef
 from ctloop.pipeline.task import StepTask, TaskResult
 
@@ -145,13 +147,10 @@ def _remove_dead_task_folders(work: Path) -> None:
         return
     _swept.add(root)
     for folder in root.glob("*/.task-*-*"):
-        try:
-            pid = int(folder.name.split("-")[1])
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and process_liveness(
+                {"host": socket.gethostname(), "pid": int(pid)}) is Liveness.DEAD:
             shutil.rmtree(folder, ignore_errors=True)
-        except (ValueError, PermissionError):
-            continue
 
 
 def run_in_process(
