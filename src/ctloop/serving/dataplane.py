@@ -24,8 +24,9 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from ctloop.core.errors import CtloopError, NotFound
-from ctloop.monitoring.base import PredictionLog
-from ctloop.requestlog.entries import Entry, LogSpool
+from ctloop.requestlog.entries import Entry
+from ctloop.requestlog.records import PredictionLog
+from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.body import read_body
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import NotReady
@@ -59,7 +60,7 @@ class ServingState:
     pool: ModelPool
     metrics: ServingMetrics
     feature_store: FeatureStore | None
-    logger: LogSpool | None
+    logger: RequestLogger | None
     prediction_log: PredictionLog | None
     scorer: Scorer
     closers: list[Any]

@@ -37,7 +37,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import NotFound
 from ctloop.models.explain import Explanation, explain
-from ctloop.requestlog.entries import Entry, LogSpool
+from ctloop.requestlog.entries import Entry
+from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.body import loads, read_body
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
@@ -99,7 +100,7 @@ class ServingStateLike(Protocol):
 
     config: ServingConfig
     feature_store: FeatureStore | None
-    logger: LogSpool | None
+    logger: RequestLogger | None
 
     def deployment(self, name: str) -> Deployment: ...
 

@@ -60,10 +60,10 @@ class Answer:
 
 
 def kind_of(model: LoadedModel, scores: np.ndarray | None = None) -> Kind:
-    """The model's task as the service answers it (``classification`` was binary)."""
+    """The model's task as the service answers it (a tensor model answers its tensors)."""
     if is_tensor_model(model):
         return "tensor"
-    task = model.task if model.task != "classification" else "binary"
+    task = model.task  # a stored 'classification' already reads as binary (load_model)
     if task == "multiclass" or (scores is not None and scores.ndim == 2):
         return "multiclass"
     return "regression" if task == "regression" else "binary"

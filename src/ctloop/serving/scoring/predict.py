@@ -223,11 +223,8 @@ class Scorer:
         """A tensor model (ONNX): the decoded N-d inputs straight to ``predict_tensors``."""
         model = served.model
         tensors = {k: np.asarray(v) for k, v in inputs.columns.items()}
-        predict_tensors = getattr(model, "predict_tensors", None)  # the flavors' contract
-        if predict_tensors is None:
-            raise InvalidRequest(f"{served.name}:{served.version} cannot score tensors here.")
         try:
-            outputs = await run_in_threadpool(predict_tensors, tensors)
+            outputs = await run_in_threadpool(model.predict_tensors, tensors)
         except UserInputError as exc:
             raise InvalidRequest(str(exc)) from exc
         except (TypeError, ValueError) as exc:
