@@ -34,9 +34,9 @@ import io
 import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import joblib
 import numpy as np
@@ -51,6 +51,9 @@ from ctloop.models.flavor_onnx import OnnxFlavor
 from ctloop.models.model_code import code_imports, import_code, store_code
 from ctloop.models.signature import Signature
 from ctloop.models.tasks import TASKS, Task, check_task
+
+if TYPE_CHECKING:
+    from ctloop.models.compiled import CompiledPredictor
 
 __all__ = [
     "FLAVORS",
@@ -536,6 +539,8 @@ class LoadedModel:
     signature: Signature
     manifest: dict[str, Any]
     model: Any
+    # Native code answering as ``model`` does (ctloop.models.compiled); set once checked.
+    compiled: CompiledPredictor | None = field(default=None, repr=False, compare=False)
 
     @property
     def classes(self) -> tuple[str | int, ...] | None:
