@@ -45,7 +45,7 @@ from ctloop.serving.auth import hash_key
 from ctloop.serving.background import background_server
 from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
 from ctloop.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
-from ctloop.serving.routing import bucket
+from ctloop.serving.scoring.routing import bucket
 
 FEATURES = ["origin", "hour", "dep_delay"]  # BYTES, INT64, FP32 on the wire
 PREDICT_KEY = "ctl_predict_key_for_grpc_tests_0001"

@@ -129,8 +129,8 @@ def predict(
         TimeRemainingColumn,
     )
 
+    from ctloop.batch import predict_file, resolve_ref
     from ctloop.registry import ModelRegistry
-    from ctloop.serving.batch import predict_file, resolve_ref
 
     settings = load_settings()
     config = _serving_config(settings)
@@ -250,10 +250,10 @@ def explain_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Per-feature contributions to the first rows of INPUT: why each scored as it did."""
+    from ctloop.batch import resolve_ref
     from ctloop.registry import ModelRegistry
-    from ctloop.serving.batch import resolve_ref
-    from ctloop.serving.explain import explain_rows
-    from ctloop.serving.loader import Served, feature_refs_of
+    from ctloop.serving.pool import Served, feature_refs_of
+    from ctloop.serving.routes.explain import explain_rows
 
     settings = load_settings()
     config = _serving_config(settings)

@@ -18,7 +18,8 @@ SRC = Path(__file__).resolve().parents[3] / "src" / "ctloop"
 # The request log sits above monitoring (which reads it) and serving (which writes it).
 LAYERS = [
     "core", "metadata", "artifacts", "data", "features", "models", "registry", "pipeline",
-    "components", "requestlog", "monitoring", "triggers", "serving", "loop", "ui", "deploy",
+    "components", "requestlog", "monitoring", "triggers", "serving", "batch", "loop", "ui",
+    "deploy",
     "examples", "cli",
 ]
 # Presentation libraries and where they may be imported.
