@@ -224,6 +224,7 @@ def test_pipeline_registers_multiclass_and_cli_ui_show_it(ctloop_home: Path) -> 
     verdict = dropped.steps["evaluate"].outputs["return"]
     assert not verdict["blessed"] and verdict["failed"] == [
         "keeps every class the champion predicts"]
+    assert "never predicts class dog" in verdict["summary"]
     store = open_metadata_store()
     try:
         v1 = ModelRegistry(store).get("kinds:1")
@@ -251,3 +252,26 @@ def test_pipeline_registers_multiclass_and_cli_ui_show_it(ctloop_home: Path) -> 
         [sys.executable, "-m", "ctloop", "models", "show", "kinds:2", "--json"],
         cwd=ctloop_home, capture_output=True, text=True, check=True).stdout)
     assert data["properties"]["blessing"]["classes"]["status"] == "fail"
+
+
+def test_binary_string_labels_train_calibrate_and_evaluate(
+    data: pd.DataFrame, holdout: pd.DataFrame, tmp_path: Path
+) -> None:
+    from ctloop.models.calibration import finalize_model
+
+    words = {0: "on time", 1: "late"}
+    train_rows = data.assign(late=data["late"].map(words))
+    test_rows = holdout.assign(late=holdout["late"].map(words))
+    fit_model(train_rows, label="late", features=FEATURES, algorithm="lightgbm",
+              params={"n_estimators": 20}).save(tmp_path / "s")
+    settings = finalize_model(tmp_path / "s", test_rows, label="late", costs={"fn": 5, "fp": 1})
+    assert "calibration" in settings and 0 < settings["decision_threshold"] < 1
+    model = load_model(tmp_path / "s")
+    assert list(model.signature.classes or ()) == ["late", "on time"]  # P('on time') answered
+    overall = evaluate_models({"candidate": model}, test_rows, label="late", n_boot=20)[
+        "models"]["candidate"]["overall"]
+    numeric = evaluate_models({"candidate": model}, holdout.assign(
+        late=1 - holdout["late"]), label="late", n_boot=20)["models"]["candidate"]["overall"]
+    assert overall["metrics"]["roc_auc"]["value"] == pytest.approx(
+        numeric["metrics"]["roc_auc"]["value"])
+    assert list(overall["per_class"]) == ["late", "on time"]

@@ -56,7 +56,7 @@ from ctloop.serving.scoring.features import assemble, column_of, entity_keys
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
-    from ctloop.monitoring.base import PredictionLog
+    from ctloop.requestlog.records import PredictionLog
 
 __all__ = ["FORMATS", "BatchResult", "predict_file", "resolve_ref"]
 
@@ -282,7 +282,7 @@ def _log_chunk(
     keys: list[str],
     id_column: str | None,
 ) -> None:
-    from ctloop.serving.requestlog import LogBatch
+    from ctloop.requestlog.batches import LogBatch
 
     n = len(scored.scores)
     inputs = scored.inputs

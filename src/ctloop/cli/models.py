@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ctloop.cli.bundles import export, import_bundle
+from ctloop.cli.modeltest import test_model
 from ctloop.cli.options import key_values
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.cli.replays import ReplayOpt, empty_note, reading_replay
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
     from ctloop.registry import ModelRegistry
 
 app = typer.Typer(no_args_is_help=True)
+app.command("export")(export)  # environments: a version and its evidence as one bundle
+app.command("import-bundle")(import_bundle)
+app.command("test")(test_model)  # the candidate served for real, before promotion
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 AliasOpt = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
@@ -138,6 +143,17 @@ def show(
             f"  gate: {'blessed' if blessing.get('blessed') else 'NOT blessed'}"
             f" — {blessing.get('summary', '')}"
         )
+    provenance = record.properties.get("provenance")
+    if provenance:
+        console.print(
+            f"  imported from: {provenance.get('source_environment')} "
+            f"{provenance.get('source_name')}:{provenance.get('source_version')} "
+            f"(runs {', '.join(provenance.get('run_ids') or []) or '-'}; bundle sha256 "
+            f"{str(provenance.get('bundle_sha256'))[:16]}...)"
+        )
+    for moved in record.properties.get("promotions") or []:
+        console.print(f"  promoted to: {moved.get('environment')} {moved.get('name')}:"
+                      f"{moved.get('version')} @{moved.get('alias')} ({moved.get('at')})")
 
 
 def _print_evaluation(evaluation: dict[str, Any], task: str | None) -> None:

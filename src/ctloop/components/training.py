@@ -172,7 +172,9 @@ def evaluate(
         costs: cost per row of each outcome (``{"fn": 5, "fp": 1}``): each model then
             decides at its cost-aware threshold and ``expected_cost`` can be gated.
 
-    Returns whether the candidate was blessed and the champion version it was judged against.
+    Returns whether the candidate was blessed, the failed rules, the gate's one-line
+    summary (why, in the metric's direction; an undefined metric says so) and the
+    champion version it was judged against.
     """
     from ctloop.models import GateConfig, evaluate_models, judge, load_model
 
@@ -202,6 +204,7 @@ def evaluate(
         "blessed": verdict["blessed"],
         "failed": verdict["failed"],
         "champion_version": champion_version,
+        "summary": verdict["summary"],
     }
 
 
@@ -212,6 +215,7 @@ def infra_check(
     report: Output[Metrics],
     sample_rows: int = 100,
     max_latency_ms: float = 1000.0,
+    serving: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load the model in a fresh process as the server would and predict sample rows.
 
@@ -221,12 +225,15 @@ def infra_check(
         report: the checks, their details and timings.
         sample_rows: how many rows to predict.
         max_latency_ms: the slowest acceptable prediction of the sample.
+        serving: the gate's serving rule (``{"p99_ms": 50, "concurrency": 8}``): also serve
+            the model for real and check its HTTP answers, p99 and error rate.
 
     Fails the step (``ValidationFailed``) when a check fails.
     """
     from ctloop.models import infra_check as check
 
-    result = check(model.path, data.read().head(sample_rows), max_latency_ms=max_latency_ms)
+    result = check(model.path, data.read().head(sample_rows), max_latency_ms=max_latency_ms,
+                   serving=serving)
     report.write(result)
     if not result["passed"]:
         failed = [c["detail"] for c in result["checks"] if not c["passed"]]

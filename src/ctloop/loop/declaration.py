@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 FLAVORS = {"lightgbm": "lightgbm", "sklearn": "hist_gradient_boosting", "xgboost": "xgboost",
-           "logistic": "logistic"}
+           "logistic": "logistic", "catboost": "catboost"}
 """Trainer flavors and the ``fit_model`` algorithm each one uses."""
 
 RETRAIN_SIGNALS = ("new_span", "schedule", "decay", "drift", "estimate")
@@ -127,6 +127,7 @@ class GateSpec:
     min_improvement: float = 0.001
     floor: float | None = None
     slices: tuple[dict[str, Any], ...] = ()
+    serving: dict[str, Any] | None = None  # p99_ms, concurrency...: the infra check over HTTP
 
     def to_gate(self, metric: str) -> dict[str, Any]:
         """The ``ctloop.models.gate.GateConfig`` form of these rules."""
@@ -134,6 +135,8 @@ class GateSpec:
                                 "slices": [dict(s) for s in self.slices]}
         if self.floor is not None:
             gate["floors"] = {metric: self.floor}
+        if self.serving is not None:
+            gate["serving"] = dict(self.serving)
         return gate
 
 

@@ -13,33 +13,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from ctloop.models.labels import label_fits
 from ctloop.requestlog.records import PredictionLog, PredictionRecord
 
 __all__ = ["FittingLabels", "label_fits"]
-
-
-def label_fits(labels: pd.Series, task: str, classes: Sequence[Any] | None = None
-               ) -> pd.Series:
-    """Which ``labels`` a ``task`` model can be judged on: binary 0/1 (or its two class
-    names), multiclass one of its classes (any value when they are not recorded),
-    regression a finite number. Missing labels are not judged (``True``)."""
-    present = labels.notna()
-    if task == "multiclass":
-        if not classes:
-            return pd.Series(True, index=labels.index)
-        known = {str(c) for c in classes}
-        return ~present | labels.astype(str).isin(known)
-    numbers = pd.to_numeric(labels, errors="coerce")
-    if task == "regression":
-        finite = np.isfinite(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
-        return ~present | pd.Series(finite, index=labels.index)
-    fits = numbers.isin([0, 1])
-    if classes and len(classes) == 2:
-        fits |= labels.astype(str).isin({str(c) for c in classes})
-    return ~present | fits
 
 
 class FittingLabels:

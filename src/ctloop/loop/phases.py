@@ -26,6 +26,7 @@ import pandas as pd
 from ctloop.core.errors import CtloopError, NotFound, NotTrainable, UserInputError
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
+from ctloop.loop.failures import IngestFailed, infrastructure_failure
 from ctloop.loop.feature_join import LoopFeatures
 from ctloop.loop.labels import FittingLabels
 from ctloop.loop.memory import GateJson, SpanReport
@@ -274,10 +275,19 @@ class LoopPhases:
                                 min_labels=self.spec.decay.min_labels, start=start, end=end,
                                 store=self.engine.store, version=champion)
         columns = list(self.spec.drift.columns) or frame_columns
-        reference = self.champion_reference(champion, columns)
-        drift = check_drift(log, self.spec.model, reference, start=start, end=end,
-                            columns=columns, share=self.spec.drift.share,
-                            min_rows=self.spec.drift.min_rows, config=_distances(reference))
+        try:
+            reference = self.champion_reference(champion, columns)
+        except NotFound as exc:  # imported from a bundle: its training data stayed behind
+            drift = MonitorResult(
+                kind="drift", model=self.spec.model, fired=False, value=None,
+                threshold=self.spec.drift.share, baseline=None, n=0, status="no_data",
+                window={"start": start.isoformat(), "end": end.isoformat()},
+                note=f"{exc.message} Drift is judged from the next champion trained here.")
+        else:
+            drift = check_drift(log, self.spec.model, reference, start=start, end=end,
+                                columns=columns, share=self.spec.drift.share,
+                                min_rows=self.spec.drift.min_rows,
+                                config=_distances(reference))
         results = [decay, drift]
         estimate = None
         if "estimate" in self.spec.retrain_on and baseline is not None:
@@ -499,6 +509,12 @@ def ingested(result: RunResult) -> Ingested:
     landed_id = landed.id if landed is not None else None
     if result.ok:
         return Ingested(True, result.run.id, landed_id, [])
+    failed = [s for s in result.steps.values() if s.status.value == "failed"]
+    why = infrastructure_failure(failed, result.run.error)
+    if why is not None:  # not the data's fault: never a quarantine (loop/failures.py)
+        raise IngestFailed(
+            f"The ingest run {result.run.id} failed for a reason that is not the data: "
+            f"{why.splitlines()[0]}. The span is not quarantined; it is tried again.")
     step = result.steps.get("validate")
     if step is not None and step.status.value == "failed":
         lines = (step.error or "validation failed").splitlines()

@@ -39,6 +39,8 @@ def read_span(path: str, event_time: str, label: str, where: str = "") -> Any:
     file = Path(path)
     try:
         frame = pd.read_csv(file) if file.suffix == ".csv" else pd.read_parquet(file)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # the file is not there for this process: infrastructure, not the data
     except Exception as exc:  # pyarrow and pandas raise many kinds for a broken file
         raise UserInputError(f"{where}span {file.stem!r} cannot be read ({file}): "
                              f"{type(exc).__name__}: {exc}".strip()) from None
@@ -206,7 +208,8 @@ def loop_train(
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,
                       gate=gate, n_boot=n_boot, alias="champion",
                       slice_columns=sorted({str(r["column"]) for r in gate.get("slices", [])}))
-    served = infra_check(model=model, data=sets.outputs["evaluation"])
+    served = infra_check(model=model, data=sets.outputs["evaluation"],
+                         serving=gate.get("serving"))
     push(model=model, evaluation=judged.outputs["evaluation"],
          blessing=judged.outputs["blessing"], model_name=model_name, alias=alias,
          reason=reason).after(served)

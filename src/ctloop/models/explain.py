@@ -4,8 +4,8 @@ Each row's contributions plus its base value add up to the model's raw score
 (log-odds for a classifier, the value for a regressor), so a reader sees how
 much every input pushed this prediction away from the model's average.
 
-- LightGBM and XGBoost: the libraries' own TreeSHAP (``pred_contrib`` /
-  ``pred_contribs``); the base value is the expected raw score over the
+- LightGBM, XGBoost and CatBoost: the libraries' own TreeSHAP (``pred_contrib`` /
+  ``pred_contribs`` / ``ShapValues``); the base value is the expected raw score over the
   training data.
 - Linear scikit-learn models (``LogisticRegression``, ``LinearRegression``,
   ``Ridge``..., alone or at the end of a ``Pipeline``): coefficient times the
@@ -164,11 +164,15 @@ def explain(
         matrix = xgb.DMatrix(as_categories(prepared), enable_categorical=True)
         contrib = np.asarray(model.model.predict(matrix, pred_contribs=True), dtype=float)
         return _from_trees(columns, contrib, space, classes)
+    if model.flavor == "catboost":  # CatBoost's own TreeSHAP (ShapValues)
+        from ctloop.models.flavor_catboost import shap_values
+
+        return _from_trees(columns, shap_values(model.model, prepared), space, classes)
     if model.flavor == "sklearn":
         return _linear(model, prepared, background, space, what, classes)
     raise CannotExplain(
         f"A {model.flavor!r} model cannot be explained: contributions exist for LightGBM, "
-        "XGBoost and linear scikit-learn models."
+        "XGBoost, CatBoost and linear scikit-learn models."
     )
 
 

@@ -104,8 +104,14 @@ class GateConfig:
     changes: tuple[ChangeRule, ...] = ()
     slices: tuple[SliceRule, ...] = ()
     keep_classes: bool = True
+    # How the served candidate must behave (ServingBudget's table); judged over HTTP by
+    # the infra check, not here: ``judge`` reads only the evaluation report.
+    serving: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        from ctloop.models.servingtest import ServingBudget
+
+        ServingBudget.from_table(self.serving)  # a bad rule fails when the gate is read
         rules: tuple[FloorRule | ChangeRule | SliceRule, ...] = (
             *self.floors, *self.changes, *self.slices)
         for rule in rules:
@@ -115,13 +121,14 @@ class GateConfig:
     def from_dict(cls, data: dict[str, Any]) -> GateConfig:
         """From ``{"floors": {"roc_auc": 0.7}, "changes": {"roc_auc": -0.005},
         "slices": [{"column": "origin", "metric": "roc_auc", "min_change": -0.02,
-        "min_rows": 1000}], "keep_classes": true}`` (the form kept in ctloop.toml and step
-        parameters); ``keep_classes = false`` turns off the class check."""
-        unknown = set(data) - {"floors", "changes", "slices", "keep_classes"}
+        "min_rows": 1000}], "keep_classes": true, "serving": {"p99_ms": 50}}`` (the form kept
+        in ctloop.toml and step parameters); ``keep_classes = false`` turns off the class check.
+        """
+        unknown = set(data) - {"floors", "changes", "slices", "keep_classes", "serving"}
         if unknown:
             raise UserInputError(
-                f"Unknown gate setting(s) {sorted(unknown)}; use floors, changes, slices and "
-                "keep_classes."
+                f"Unknown gate setting(s) {sorted(unknown)}; use floors, changes, slices, "
+                "keep_classes and serving."
             )
         keep = data.get("keep_classes", True)
         if not isinstance(keep, bool):
@@ -132,6 +139,7 @@ class GateConfig:
                 changes=tuple(ChangeRule(m, float(t)) for m, t in data.get("changes", {}).items()),
                 slices=tuple(SliceRule(**s) for s in data.get("slices", [])),
                 keep_classes=keep,
+                serving=data.get("serving"),
             )
         except TypeError as exc:
             raise UserInputError(
@@ -141,6 +149,7 @@ class GateConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"serving": self.serving} if self.serving is not None else {}),
             "floors": {r.metric: r.threshold for r in self.floors},
             "changes": {r.metric: r.min_change for r in self.changes},
             "slices": [

@@ -36,15 +36,16 @@ from ctloop.models.tasks import ClassLabel, Task, label_classes, resolve_task
 
 __all__ = ["ALGORITHMS", "TrainedModel", "fit_model", "summarize_training_data"]
 
-ALGORITHMS = ("logistic", "hist_gradient_boosting", "lightgbm", "xgboost")
+ALGORITHMS = ("logistic", "hist_gradient_boosting", "lightgbm", "xgboost", "catboost")
 # Algorithms that score missing values natively: their models accept nulls in every input.
-NATIVE_MISSING = frozenset({"hist_gradient_boosting", "lightgbm", "xgboost"})
+NATIVE_MISSING = frozenset({"hist_gradient_boosting", "lightgbm", "xgboost", "catboost"})
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "logistic": {"C": 1.0, "max_iter": 500},
     "hist_gradient_boosting": {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31},
     "lightgbm": {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31, "n_jobs": 1},
     "xgboost": {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 6, "n_jobs": 1},
+    "catboost": {"iterations": 100, "learning_rate": 0.1, "depth": 6},
 }
 """One thread by default: a loop fits many models beside other steps and services, and
 OpenMP threads spin-waiting for busy cores made a 100-tree LightGBM fit 10-25x slower
@@ -249,6 +250,12 @@ def fit_model(
         cls = lgb.LGBMRegressor if kind == "regression" else lgb.LGBMClassifier
         model = cls(**used).fit(as_categories(frame), y)
         flavor = "lightgbm"
+    elif algorithm == "catboost":  # the flavor owns CatBoost's own categorical handling
+        from ctloop.models.flavor_catboost import fit_catboost
+
+        model, used = fit_catboost(frame, y, task=kind, params=used, seed=seed,
+                                   categorical=strings)
+        flavor = "catboost"
     else:
         xgb = require("xgboost", "boost", "Training an XGBoost model")
         fixed = {"random_state": seed, "tree_method": "hist", "enable_categorical": True}

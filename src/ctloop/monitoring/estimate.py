@@ -25,7 +25,8 @@ metric and the estimate's error are recorded beside it when labelled rows are
 in the window.
 
 Multiclass models are estimated the same way from their per-class probabilities
-(``estimate_multiclass``): the expected per-class confusion counts give accuracy,
+(``estimate_multiclass``), calibrated one-vs-rest per class when the model stores
+maps (``class_calibration``): the expected per-class confusion counts give accuracy,
 macro and weighted F1 and the one-vs-rest AUC; the band draws each row's class from
 its probabilities. A regression has no probability to read an error from, so its
 estimate is refused with the reason (``check_estimable``), never silently skipped;
@@ -196,7 +197,8 @@ def estimate_performance(
 
 
 def estimate_multiclass(
-    proba: Any, *, n_sim: int = 200, confidence: float = 0.95, seed: int = 0
+    proba: Any, *, calibrated: Any = None, n_sim: int = 200, confidence: float = 0.95,
+    seed: int = 0,
 ) -> dict[str, Estimate]:
     """Estimated multiclass metrics of a window of (n, k) probabilities, with bands.
 
@@ -204,14 +206,16 @@ def estimate_multiclass(
     1 - p_c over them, FN = sum of p_c over the other rows. The band draws every row's
     class from its probabilities ``n_sim`` times (seeded) and reads accuracy and F1
     off each draw; the AUC (one-vs-rest, macro, probability-weighted) has a point only.
+    The model decides by ``proba`` (its answers); ``calibrated`` (the same rows through
+    the stored per-class maps) are the probabilities the labels are expected from.
     """
-    p = np.asarray(proba, dtype=np.float64)
-    if p.ndim != 2 or p.shape[0] == 0:
+    raw = np.asarray(proba, dtype=np.float64)
+    if raw.ndim != 2 or raw.shape[0] == 0:
         raise UserInputError("No per-class probabilities to estimate performance from.")
-    p = np.clip(p, 0.0, 1.0)
+    p = np.clip(raw if calibrated is None else np.asarray(calibrated, dtype=np.float64), 0, 1)
     p = p / np.maximum(p.sum(axis=1, keepdims=True), np.finfo(np.float64).tiny)
     n, k = p.shape
-    decided = np.argmax(p, axis=1)
+    decided = np.argmax(raw, axis=1)
     hit = np.zeros((n, k))
     hit[np.arange(n), decided] = 1.0
     tp = (p * hit).sum(axis=0)
@@ -219,7 +223,7 @@ def estimate_multiclass(
     support = p.sum(axis=0)
     aucs = []
     for c in range(k):
-        order, starts = _ordered(p[:, c])
+        order, starts = _ordered(raw[:, c])
         aucs.append(_expected_auc(p[order, c], starts))
     finite = [a for a in aucs if np.isfinite(a)]
     point = {
@@ -519,10 +523,16 @@ def _check_multiclass(
     if proba is None:
         return result("no_data", None, None,
                       "the log holds no per-class probabilities for these rows")
-    estimates = estimate_multiclass(proba, n_sim=n_sim)
+    maps = ((manifest or {}).get("metadata") or {}).get("class_calibration")
+    calibrated = None
+    if maps and len(maps) == proba.shape[1]:
+        from ctloop.models.calibration import apply_class_calibrations
+
+        calibrated = apply_class_calibrations(proba, maps)
+    estimates = estimate_multiclass(proba, calibrated=calibrated, n_sim=n_sim)
     estimate = estimates[metric]
     details["estimates"] = {k: v.to_dict() for k, v in estimates.items()}
-    details["calibrated"] = False
+    details["calibrated"] = bool(maps)
     details["band"] = [estimate.lo, estimate.hi]
     classes = ((manifest or {}).get("signature") or {}).get("classes")
     labelled = frame[frame["label"].notna()] if "label" in frame.columns else frame.iloc[:0]
@@ -541,7 +551,8 @@ def _check_multiclass(
     if estimate.value is None:
         return result("no_data", None, limit, f"{metric} is undefined on this window")
     status: MonitorStatus = "fired" if estimate.value < limit else "ok"
-    return result(status, estimate.value, limit, "probabilities used uncalibrated")
+    return result(status, estimate.value, limit,
+                  "" if maps else "probabilities used uncalibrated (no calibration stored)")
 
 
 def _from_registry(

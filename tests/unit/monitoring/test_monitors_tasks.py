@@ -156,3 +156,19 @@ def test_multiclass_decay_and_estimate_from_logged_probabilities() -> None:
     assert estimate.details["realized"]["value"] == pytest.approx(decay.value)
     outputs = served_outputs(log.frame, "multiclass", CLASSES)
     assert set(outputs["prediction"]) <= set(CLASSES) and set(outputs["label"]) == set(CLASSES)
+
+
+def test_multiclass_calibration_corrects_an_overconfident_model() -> None:
+    from ctloop.models.calibration import apply_class_calibrations, fit_class_calibrations
+
+    proba, labels = _multiclass(6000, seed=4)
+    sharp = proba ** 3 / (proba ** 3).sum(axis=1, keepdims=True)  # same decisions, overconfident
+    names = np.asarray(CLASSES, dtype=object)[labels]
+    maps = fit_class_calibrations(sharp[:3000], names[:3000], CLASSES)
+    assert maps is not None and len(maps) == 4
+    realised = metric_value(names[3000:], sharp[3000:], "accuracy", classes=CLASSES)
+    naive = estimate_multiclass(sharp[3000:], n_sim=50)["accuracy"].value
+    fixed = estimate_multiclass(sharp[3000:], n_sim=50, calibrated=apply_class_calibrations(
+        sharp[3000:], maps))["accuracy"].value
+    assert naive is not None and fixed is not None
+    assert abs(fixed - realised) < 0.02 < abs(naive - realised)

@@ -59,7 +59,11 @@ def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarra
     codes_of = {name: {v: float(i) for i, v in enumerate(c)}
                 for name, c in zip(categorical, cats, strict=True)}
     names = [s.name for s in specs]
-    score = _scorer(booster, threads)
+    library = _scorer(booster, threads)
+
+    def score(matrix: np.ndarray) -> np.ndarray:
+        compiled = model.compiled  # set by a background compile once checked
+        return library(matrix) if compiled is None else compiled.predict(matrix)
 
     def predict(columns: Columns) -> np.ndarray:
         n = len(columns[names[0]])
