@@ -242,7 +242,7 @@ def _say_tick(result: Any, metric: str, as_json: bool) -> None:
                           f"({result.blocked_by}); "
                           "nothing done", highlight=False)
         for report in result.reports:
-            console.print(_span_line(report, metric), highlight=False)
+            console.print(_span_line(report, _metric(report, metric)), highlight=False)
     for error in result.errors:
         typer.echo(error, err=True)  # one line, never wrapped
 
@@ -324,7 +324,8 @@ def write_html(path: Path, data: dict[str, Any]) -> None:
             (s.get("live") or {}).get(metric), (s.get("baseline") or {}).get(metric),
             (s.get("drift") or {}).get("share"), fired,
             gate.get("error") or ("blessed" if gate.get("blessed") else
-                                  "refused" if gate else "-"),
+                                  "refused" if gate else
+                                  f"waits: {s['waiting']}" if s.get("waiting") else "-"),
             s["promoted"], "; ".join(s["anomalies"])]) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in [
         "span", "rows", "status", "served", f"live {metric}", f"never retrained {metric}",
