@@ -136,7 +136,7 @@ def test_replay_joins_the_feature_point_in_time_and_lineage_reaches_the_ingest_r
     ctloop_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from ctloop.metadata.lineage import lineage
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
     from ctloop.triggers.store import ControllerState
 
     history = _project(ctloop_home)

@@ -192,7 +192,7 @@ def test_explain_refuses_what_it_cannot_explain_in_one_line(
 def test_predict_can_log_every_row_to_the_prediction_log(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     code, out, err = cli(
         capsys,

@@ -10,13 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ctloop.artifacts import open_artifact_store
+from ctloop.batch import predict_file
 from ctloop.core.errors import UserInputError
 from ctloop.examples.flights.features import flight_entities, flights_feature_store, training_set
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry
 from ctloop.serving import create_app
-from ctloop.serving.batch import predict_file
 from ctloop.serving.config import ServingConfig
 
 REFS = ["weather:temp", "weather:wind_speed", "planes:seats"]

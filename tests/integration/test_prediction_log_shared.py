@@ -13,7 +13,7 @@ import pytest
 
 from ctloop.core.errors import BackendUnavailable, ConfigError
 from ctloop.core.settings import Settings
-from ctloop.monitoring.log import LogOptions, open_prediction_log
+from ctloop.requestlog.log import LogOptions, open_prediction_log
 from ctloop.testing.databases import temporary_metadata_url
 from ctloop.testing.s3 import S3Server, moto_environment
 
@@ -37,8 +37,8 @@ _WRITER = """
 import sys
 from datetime import UTC, datetime, timedelta
 from ctloop.core.settings import load_settings
-from ctloop.monitoring.base import PredictionRecord
-from ctloop.monitoring.log import open_prediction_log
+from ctloop.requestlog.records import PredictionRecord
+from ctloop.requestlog.log import open_prediction_log
 name = sys.argv[1]
 log = open_prediction_log(settings=load_settings())
 t = datetime(2024, 1, 1, tzinfo=UTC)

@@ -18,8 +18,8 @@ from ctloop.core.net import free_port
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.log import open_prediction_log
 
 
 def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path) -> None:
@@ -175,3 +175,46 @@ def test_hash_key_prints_only_the_hash(ctloop_home: Path) -> None:
     short = subprocess.run([str(exe), "serve", "--hash-key"], input="short\n",
                            capture_output=True, text=True, cwd=ctloop_home)
     assert short.returncode != 0 and "16 characters" in short.stdout + short.stderr
+
+
+def _stderr_until_banner(cwd: Path, *args: str) -> str:
+    """What `ctloop serve` prints before it listens (it is stopped right after)."""
+    exe = Path(sys.executable).parent / "ctloop"
+    proc = subprocess.Popen(
+        [str(exe), "serve", *args, "--port", str(free_port()), "--log-level", "info"],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    lines = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("serving "):
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return "".join(lines)
+
+
+def test_serve_names_what_it_serves_and_warns_of_a_typo_and_exposure(ctloop_home: Path) -> None:
+    store = open_metadata_store()
+    artifacts = open_artifact_store()
+    (ctloop_home / "m").write_text("model bytes")
+    stored = artifacts.put(ctloop_home / "m")
+    art = store.add_artifact(ArtifactRecord(new_id(), "Model", stored.uri, stored.sha256,
+                                            stored.size))
+    registry = ModelRegistry(store, actor="test")
+    registry.register("flights-delay", art.id)
+    registry.promote("flights-delay", 1)
+    store.close()
+
+    typo = _stderr_until_banner(ctloop_home, "flight-delay", "--host", "0.0.0.0")
+    assert "warning: no model named 'flight-delay' is registered (did you mean " \
+        "'flights-delay'?)" in typo
+    assert "[ctloop.serving.keys]" in typo  # the exposure warning, as text, not markup
+    assert "alembic" not in typo.lower()  # library INFO lines only with --log-level debug
+
+    every = _stderr_until_banner(ctloop_home)
+    assert "flights-delay@champion -> version 1" in every and "warning" not in every

@@ -38,14 +38,14 @@ from ctloop.core.net import free_port
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving import ServingConfig, create_app
 from ctloop.serving.auth import hash_key
 from ctloop.serving.background import background_server
 from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
 from ctloop.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
-from ctloop.serving.routing import bucket
+from ctloop.serving.scoring.routing import bucket
 
 FEATURES = ["origin", "hour", "dep_delay"]  # BYTES, INT64, FP32 on the wire
 PREDICT_KEY = "ctl_predict_key_for_grpc_tests_0001"

@@ -25,8 +25,8 @@ from ctloop.artifacts import open_artifact_store
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving import ServingConfig, create_app
 from ctloop.serving.background import background_server
 from ctloop.testing.peers import KSERVE, require_peer
@@ -116,7 +116,8 @@ def test_sdk_predictions_equal_ctloops_own_v2_answer(answers: Answers) -> None:
         answer = _ok(answers, call)
         assert answer["model_name"] == "flights", call
         assert {k: (o["datatype"], o["shape"]) for k, o in answer["outputs"].items()} == {
-            "prediction": ("FP64", [n]), "decision": ("INT64", [n])}, call
+            "prediction": ("FP64", [n]), "decision": ("INT64", [n]), "label": ("INT64", [n]),
+            "probabilities": ("FP64", [n, 2])}, call
         got = _outputs(answer)
         assert np.array_equal(got["prediction"], ours["prediction"]), call
         assert np.array_equal(got["decision"], ours["decision"]), call

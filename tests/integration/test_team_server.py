@@ -28,8 +28,8 @@ import pytest
 from ctloop.core.net import free_port
 from ctloop.core.settings import Settings
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
-from ctloop.monitoring.log import LogOptions, open_prediction_log
 from ctloop.pipeline.task import load_module_from_file
+from ctloop.requestlog.log import LogOptions, open_prediction_log
 from ctloop.testing.databases import temporary_metadata_url
 from ctloop.testing.s3 import S3Server, moto_environment
 from ctloop.testing.services import require_service

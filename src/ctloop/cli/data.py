@@ -36,9 +36,13 @@ def _statistics(
 
     if path.suffix.lower() == ".json":
         return DatasetStatistics.load(path)
-    if keys:
-        names = set(iter_batches(path)[0].names)
-        keys = tuple(k for k in keys if k in names)
+    if keys or duplicates:
+        from ctloop.data.schema import ID_NAME
+
+        names = iter_batches(path)[0].names
+        # Repeated ids are counted for the given keys and, when counting duplicates, for
+        # every column named like an id (id, *_id), as the statistics component does.
+        keys = tuple(k for k in names if k in keys or (duplicates and ID_NAME.search(k)))
     return compute_statistics(path, name=str(path), duplicates=duplicates, keys=keys)
 
 
@@ -138,10 +142,12 @@ def stats_command(
         _print_statistics(stats)
 
 
-def _batches(paths: list[Path]) -> list[DatasetStatistics]:
+def _batches(paths: list[Path], ids: tuple[str, ...] = ()) -> list[DatasetStatistics]:
     """One statistics per batch: each FILE, and each data file directly inside a FOLDER.
 
     A folder without such files (e.g. a hive-partitioned parquet dataset) is one batch.
+    Duplicate rows and repeated ``ids`` are counted, so an inferred schema carries its
+    ``quality:`` rules (data quality checks are on by default).
     """
     out: list[DatasetStatistics] = []
     for path in paths:
@@ -155,9 +161,9 @@ def _batches(paths: list[Path]) -> list[DatasetStatistics]:
             else []
         )
         if files:
-            out.extend(_statistics(p) for p in files)
+            out.extend(_statistics(p, duplicates=True, keys=ids) for p in files)
         else:
-            out.append(_statistics(path))
+            out.append(_statistics(path, duplicates=True, keys=ids))
     return out
 
 
@@ -190,7 +196,7 @@ def schema_command(
     from ctloop.data.schema import infer_schema_batches
     from ctloop.data.stats import merge_statistics
 
-    batches = _batches(files)
+    batches = _batches(files, tuple(ids or ()))
     schema = infer_schema_batches(
         batches, max_domain_size=max_domain_size, label=label, ids=ids or ()
     )

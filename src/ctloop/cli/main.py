@@ -127,12 +127,19 @@ def _root(
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.",
     )] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Tables show whole ids and every column (also CTLOOP_WIDE=1).",
+    )] = False,
     env: Annotated[str | None, typer.Option(
         "--env", envvar="CTLOOP_ENV", show_envvar=True,
         help="Environment of ctloop.toml ([ctloop.environments.NAME]) whose stores to use.",
     )] = None,
 ) -> None:
     """Continuous training: pipelines, data validation, models and registry, feature store."""
+    if wide:
+        from ctloop.cli.output import set_wide
+
+        set_wide(True)
     _choose_environment(env)
 
 

@@ -52,7 +52,7 @@ def parse_when(text: str | None, option: str) -> datetime | None:
 
 
 def _log(path: str | None):  # type: ignore[no-untyped-def]
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     return open_prediction_log(path, settings=load_settings())
 
@@ -106,7 +106,9 @@ def drift(
 @app.command("decay")
 def decay(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
-    metric: Annotated[str, typer.Option(help="roc_auc, log_loss, accuracy, ... rmse")] = "roc_auc",
+    metric: Annotated[str | None, typer.Option(
+        help="roc_auc, accuracy, macro_f1, log_loss, ... rmse (default: the model's own: "
+             "its task's headline metric)")] = None,
     baseline: Annotated[float | None, typer.Option(
         help="compare with this value (default: the registry's evaluation)")] = None,
     max_drop: Annotated[float, typer.Option(help="fires when worse than baseline by more")] = 0.05,
@@ -131,8 +133,9 @@ def decay(
 @app.command("estimate")
 def estimate(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
-    metric: Annotated[str, typer.Option(
-        help="roc_auc, accuracy, precision, recall, f1 or expected_cost")] = "roc_auc",
+    metric: Annotated[str | None, typer.Option(
+        help="binary: roc_auc, accuracy, precision, recall, f1 or expected_cost; multiclass: "
+             "accuracy, macro_f1, weighted_f1 or roc_auc (default: the model's own)")] = None,
     baseline: Annotated[float | None, typer.Option(
         help="compare with this value (default: the registry's evaluation)")] = None,
     max_drop: Annotated[float, typer.Option(help="fires when worse than baseline by more")] = 0.05,
@@ -223,7 +226,8 @@ def report(
         "--reference", help="training data or statistics JSON, for the drift chart")] = None,
     model_path: Annotated[str | None, typer.Option(
         "--model", help="the served model's folder, for the estimated metric")] = None,
-    metric: Annotated[str, typer.Option(help="metric charted live and estimated")] = "roc_auc",
+    metric: Annotated[str | None, typer.Option(
+        help="metric charted live and estimated (default: the model's own)")] = None,
     windows: Annotated[int, typer.Option(min=1, help="number of windows")] = 12,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -232,13 +236,14 @@ def report(
     """An offline HTML page of the model's signals over time (inline SVG, no scripts)."""
     from pathlib import Path
 
-    from ctloop.monitoring.report import firings, monitor_timeline, render_report
+    from ctloop.monitoring.report import firings, monitor_timeline, render_report, report_metric
 
     manifest = None
     if model_path is not None:
         from ctloop.models.flavors import read_manifest
 
         manifest = read_manifest(model_path)
+    metric, _ = report_metric(_log(log), model, manifest, metric)
     timeline = monitor_timeline(_log(log), model, reference=reference, manifest=manifest,
                                 metric=metric, windows=windows,
                                 start=parse_when(since, "--since"),

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ctloop.features import FeatureStore
     from ctloop.metadata.base import MetadataStore
-    from ctloop.monitoring.base import PredictionLog
+    from ctloop.requestlog.records import PredictionLog
     from ctloop.serving.config import ServingConfig
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -74,7 +74,7 @@ def _feature_store(
 
 def _prediction_log(config: ServingConfig, settings: Settings) -> PredictionLog:
     """The prediction log the service writes to (``[ctloop.serving] prediction_log``)."""
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     if config.prediction_log == "":
         raise UserInputError(
@@ -129,8 +129,8 @@ def predict(
         TimeRemainingColumn,
     )
 
+    from ctloop.batch import predict_file, resolve_ref
     from ctloop.registry import ModelRegistry
-    from ctloop.serving.batch import predict_file, resolve_ref
 
     settings = load_settings()
     config = _serving_config(settings)
@@ -250,10 +250,10 @@ def explain_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Per-feature contributions to the first rows of INPUT: why each scored as it did."""
+    from ctloop.batch import resolve_ref
     from ctloop.registry import ModelRegistry
-    from ctloop.serving.batch import resolve_ref
-    from ctloop.serving.explain import explain_rows
-    from ctloop.serving.loader import Served, feature_refs_of
+    from ctloop.serving.pool import Served, feature_refs_of
+    from ctloop.serving.routes.explain import explain_rows
 
     settings = load_settings()
     config = _serving_config(settings)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from ctloop.cli.output import console, escape, print_json, print_table
+from ctloop.cli.output import console, escape, is_wide, print_json, print_table
 from ctloop.cli.progress import status_text
+from ctloop.cli.replays import ReplayOpt, empty_note, reading_replay
 from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import to_dict
 
@@ -20,15 +22,24 @@ def _duration(start, end) -> str:  # type: ignore[no-untyped-def]
     return f"{(end - start).total_seconds():.2f}s"
 
 
+def _started(at: datetime | None) -> str | None:
+    """``12-07 10:03`` in a table (``--wide``: the whole timestamp); --json keeps it whole."""
+    if at is None:
+        return None
+    return at.strftime("%Y-%m-%d %H:%M:%S" if is_wide() else "%m-%d %H:%M")
+
+
 @app.command("list")
 def list_runs(
     pipeline: Annotated[str | None, typer.Option(help="only this pipeline")] = None,
     status: Annotated[str | None, typer.Option(help="only runs in this state")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    replay: ReplayOpt = None,
 ) -> None:
     """Recent runs, newest first."""
-    runs = open_metadata_store().list_runs(pipeline=pipeline, status=status, limit=limit)
+    with reading_replay(replay):
+        runs = open_metadata_store().list_runs(pipeline=pipeline, status=status, limit=limit)
     if as_json:
         print_json({"runs": [to_dict(r) for r in runs]})
         return
@@ -37,11 +48,15 @@ def list_runs(
         ["run", "pipeline", "status", "trigger", "started", "duration"],
         [
             [r.id, r.pipeline, status_text(r.status), r.trigger,
-             r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else None,
+             _started(r.started_at),
              _duration(r.started_at, r.ended_at)]
             for r in runs
         ],
     )
+    if not runs:
+        with reading_replay(replay):
+            console.print(empty_note("runs", "runs list", replay), highlight=False,
+                          soft_wrap=True)
 
 
 @app.command("show")

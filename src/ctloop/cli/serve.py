@@ -8,11 +8,13 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from ctloop.cli.main import app
-from ctloop.cli.output import err_console
+from ctloop.cli.output import NO_KEYS_EXPOSED, err_console, warn
 from ctloop.core.errors import UserInputError
-from ctloop.core.settings import load_settings
+from ctloop.core.net import is_loopback
+from ctloop.core.settings import Settings, load_settings
 
 
 @app.command()
@@ -72,6 +74,7 @@ def serve(
     import uvicorn
 
     from ctloop.serving import ServingConfig, create_app
+    from ctloop.serving.auth import keys_from_env
 
     settings = load_settings()
     overrides = {
@@ -82,6 +85,11 @@ def serve(
     }
     config = ServingConfig.from_table(settings.extra.get("serving"), **overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if log_level.lower() != "debug":  # library chatter (migrations on every start) only in debug
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    _announce(settings, model, config.alias)
+    if not is_loopback(host) and not (config.keys or keys_from_env()):
+        warn(NO_KEYS_EXPOSED)
     banner = (
         f"serving {model or 'every model with alias ' + repr(config.alias)} on "
         f"http://{host}:{port} with {workers} worker(s) (POST /v1/models/NAME:predict, "
@@ -105,6 +113,39 @@ def serve(
     application = create_app(model, config=config, settings=settings)
     err_console.print(banner)  # after the stores opened: a bad setting is the only line
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _announce(settings: Settings, model: str | None, alias: str) -> None:
+    """One line per model and alias the service will answer for; a warning for a name that
+    is not registered (with the nearest registered one): a typo must not look like success."""
+    import difflib
+
+    from ctloop.metadata import open_metadata_store
+    from ctloop.registry import ModelRegistry
+
+    store = open_metadata_store(settings.metadata_url)
+    try:
+        models = ModelRegistry(store).models()
+    finally:
+        store.close()
+    names = [m["name"] for m in models]
+    if model is not None and model not in names:
+        near = difflib.get_close_matches(model, names, n=1)
+        hint = (f"did you mean {near[0]!r}?" if near
+                else f"registered: {', '.join(names) or 'none'}")
+        warn(f"no model named {model!r} is registered ({hint}); the service answers 503 for "
+             "it until a version is registered and given the alias.")
+        return
+    chosen = [m for m in models if model is None or m["name"] == model]
+    for m in chosen:
+        aliases = m["aliases"]
+        if alias in aliases:
+            err_console.print(Text(f"  {m['name']}@{alias} -> version {aliases[alias]}"))
+        elif model is not None:
+            warn(f"{m['name']} has no version with the alias {alias!r}; promote one with "
+                 f"`ctloop models promote {m['name']} VERSION --alias {alias}`.")
+    if model is None and not any(alias in m["aliases"] for m in chosen):
+        warn(f"no registered model holds the alias {alias!r}; nothing is served until one does.")
 
 
 def _check_port_free(host: str, port: int) -> None:

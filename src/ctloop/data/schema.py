@@ -427,7 +427,8 @@ def infer_schema_batches(
 
 
 def _quality_rules(batches: Sequence[DatasetStatistics]) -> QualityRules:
-    """Duplicates allowed as seen (none seen: none allowed), when they were counted."""
+    """Duplicates allowed as seen (none seen: none allowed) and complete rows at least as
+    often as seen (less a sampling margin), when they were counted."""
     rules = QualityRules()
     counted = [b.quality for b in batches if b.quality is not None and b.quality.rows]
     rows = [q for q in counted if q.duplicate_rows is not None]
@@ -436,6 +437,14 @@ def _quality_rules(batches: Sequence[DatasetStatistics]) -> QualityRules:
         rules.max_duplicate_rows = (
             0.0 if worst == 0 else _round_sig(min(1.0, 2 * worst + MISSING_SLACK), math.ceil, 3)
         )
+    complete = [q for q in counted if q.complete_rows is not None]
+    if complete:
+        # As for a column's missing share: the worst batch, widened by its sampling spread.
+        share, n = min((q.complete_rows / q.rows, q.rows) for q in complete)  # type: ignore[operator]
+        spread = 4 * math.sqrt(max(share * (1 - share), 0.0) / max(n, 1))
+        floor = share - spread - MISSING_SLACK
+        if floor > 0:
+            rules.min_complete_rows = _round_sig(floor, math.floor, 3)
     keyed = [q for q in counted if q.duplicate_keys]
     if keyed:
         worst = max(max(q.duplicate_keys.values()) / q.rows for q in keyed)

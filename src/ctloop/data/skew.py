@@ -192,7 +192,10 @@ def validate_statistics(
             f"column {name!r} ({col.type}) is not in the schema",
         )
 
-    _check_quality(stats, schema, arrived_at, add)
+    # Incomplete rows are the rows-wide view of missing values: once a column's missing
+    # share is an anomaly of its own, the same nulls are not reported twice.
+    explained = any(a.kind in ("missing_values", "missing_column") for a in found)
+    _check_quality(stats, schema, arrived_at, add, complete_rows=not explained)
     drift = None
     if reference is not None:
         shared = [n for n in schema.columns if n in stats.columns and n in reference.columns]
@@ -303,7 +306,8 @@ def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any
 
 
 def _check_quality(
-    stats: DatasetStatistics, schema: Schema, arrived_at: datetime | None, add: Any
+    stats: DatasetStatistics, schema: Schema, arrived_at: datetime | None, add: Any,
+    *, complete_rows: bool = True,
 ) -> None:
     """Duplicates, complete rows and timeliness against the schema's ``quality`` rules."""
     rules, quality = schema.quality, stats.quality
@@ -334,7 +338,8 @@ def _check_quality(
                     f"{repeated} repeated id(s)",
                     f"{repeated} id value(s) repeat an earlier one; ids must be unique{scope}",
                 )
-        if rules.min_complete_rows is not None and quality.complete_rows is not None:
+        if (complete_rows and rules.min_complete_rows is not None
+                and quality.complete_rows is not None):
             share = quality.complete_rows / rows
             if share < rules.min_complete_rows - 1e-12:
                 add(

@@ -39,6 +39,8 @@ def read_span(path: str, event_time: str, label: str, where: str = "") -> Any:
     file = Path(path)
     try:
         frame = pd.read_csv(file) if file.suffix == ".csv" else pd.read_parquet(file)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # the file is not there for this process: infrastructure, not the data
     except Exception as exc:  # pyarrow and pandas raise many kinds for a broken file
         raise UserInputError(f"{where}span {file.stem!r} cannot be read ({file}): "
                              f"{type(exc).__name__}: {exc}".strip()) from None
@@ -182,14 +184,20 @@ def loop_train(
     feature_refs: list[str] | None = None,
     feature_definitions: dict[str, Any] | None = None,
     landed: list[str] | None = None,
+    task: str = "",
 ) -> None:
-    """Train on a window of valid spans, judge against the champion, register, promote."""
+    """Train on a window of valid spans, judge against the champion, register, promote.
+
+    ``task`` (binary, multiclass, regression; "" infers it from the label) goes to the
+    trainer: the standard one, or a user component that declares a ``task`` parameter.
+    """
     sets = window_set(spans=spans, event_time=event_time, label=label, holdout=holdout,
                       feature_refs=feature_refs or [],
                       feature_definitions=feature_definitions or {}, landed=landed or [])
     fit = _trainer(trainer) if trainer else train
+    extra: dict[str, Any] = {"task": task} if task and "task" in fit.parameters else {}
     model = fit(data=sets.outputs["train"], label=label, features=features,
-                algorithm=algorithm, params=params or {}, seed=seed)
+                algorithm=algorithm, params=params or {}, seed=seed, **extra)
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,
                       gate=gate, n_boot=n_boot, alias="champion",
                       slice_columns=sorted({str(r["column"]) for r in gate.get("slices", [])}))

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "EVENT_KINDS",
+    "MAX_VERSION",
     "AliasEventRecord",
     "ArtifactRecord",
     "DefinitionRecord",
@@ -36,7 +37,17 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "to_dict",
+    "version_in_range",
 ]
+
+# Version numbers are stored as 64-bit integers on every backend; a larger number names
+# no version (it could never have been created), so stores answer NotFound for it.
+MAX_VERSION = 2**63 - 1
+
+
+def version_in_range(version: int) -> bool:
+    """Whether ``version`` can name a stored version (1 .. 2**63-1)."""
+    return 1 <= version <= MAX_VERSION
 
 
 class RunStatus(StrEnum):
@@ -248,7 +259,12 @@ class RegistryStore(Protocol):
         properties: dict[str, Any] | None = None,
         created_by: str = "",
     ) -> ModelVersionRecord:
-        """Next version number for ``name``, assigned atomically."""
+        """Next version number for ``name``, assigned atomically.
+
+        An artifact is at most one version of a name: when ``artifact_id`` already is a
+        version of ``name``, that version is returned unchanged, also when several
+        processes register it at once.
+        """
         ...
 
     def get_model_version(self, name: str, version: int) -> ModelVersionRecord: ...

@@ -40,6 +40,7 @@ from ctloop.metadata.base import (
     RunStatus,
     StepRecord,
     StepStatus,
+    version_in_range,
 )
 from ctloop.metadata.engine import create_engine, describe_url, translate_connect_error
 from ctloop.metadata.migrate import upgrade
@@ -414,6 +415,13 @@ class SqlMetadataStore:
         mv = t.model_versions
         with self._write() as conn:
             self._lock_model(conn, name, create=True)
+            # Under the model's lock, so concurrent registrations of one artifact agree.
+            existing = conn.execute(
+                sa.select(mv).where(mv.c.name == name, mv.c.artifact_id == artifact_id)
+                .order_by(mv.c.version).limit(1)
+            ).first()
+            if existing is not None:
+                return _record(ModelVersionRecord, existing)
             latest = conn.execute(sa.select(sa.func.max(mv.c.version)).where(mv.c.name == name))
             record = ModelVersionRecord(
                 name=name,
@@ -431,10 +439,12 @@ class SqlMetadataStore:
 
     def get_model_version(self, name: str, version: int) -> ModelVersionRecord:
         mv = t.model_versions
-        with self._read() as conn:
-            row = conn.execute(
-                sa.select(mv).where(mv.c.name == name, mv.c.version == int(version))
-            ).first()
+        row = None
+        if version_in_range(int(version)):
+            with self._read() as conn:
+                row = conn.execute(
+                    sa.select(mv).where(mv.c.name == name, mv.c.version == int(version))
+                ).first()
         if row is None:
             raise NotFound(
                 f"Model {name!r} has no version {version}. List versions with `ctloop models list`."
@@ -457,6 +467,8 @@ class SqlMetadataStore:
                 f"not {sorted(set(changes) - allowed)}"
             )
         mv = t.model_versions
+        if not version_in_range(int(version)):
+            raise NotFound(f"Model {name!r} has no version {version}.")
         with self._write() as conn:
             result = conn.execute(
                 sa.update(mv).where(mv.c.name == name, mv.c.version == int(version)).values(changes)
@@ -494,10 +506,10 @@ class SqlMetadataStore:
             if not self._lock_model(conn, name, create=False):
                 raise NotFound(f"No model named {name!r}. Register a version first.")
             if version is not None:
-                exists = conn.execute(
+                exists = version_in_range(int(version)) and conn.execute(
                     sa.select(mv.c.version).where(mv.c.name == name, mv.c.version == int(version))
                 ).first()
-                if exists is None:
+                if not exists:
                     raise NotFound(f"Model {name!r} has no version {version}.")
             current = conn.execute(
                 sa.select(al.c.version).where(al.c.name == name, al.c.alias == alias)

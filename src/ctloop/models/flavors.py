@@ -16,6 +16,13 @@ sha256=...)``, which the registry does): every file is read once into memory,
 hashed as the store hashes folders, and only those checked bytes are parsed —
 nothing is read from disk again between the check and the unpickling.
 LightGBM and XGBoost models use their libraries' own text/binary formats.
+
+Every flavor answers in one shape per task (``Flavor.predict``): binary, the
+probability of the positive class ``classes[1]``, shape (n,); regression, the
+value, (n,); multiclass, one probability column per class in
+``signature.classes`` order, (n, k). The classes are recorded when a classifier
+is saved (from its ``classes_`` or given), so labels, probability columns and
+answers agree everywhere the model is read.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ import importlib.util
 import io
 import json
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import joblib
 import numpy as np
@@ -38,7 +46,14 @@ from ctloop.artifacts.treefile import read_tree
 from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file, stable_json
 from ctloop.core.plugins import require
+from ctloop.models.flavor_catboost import CatBoostFlavor
+from ctloop.models.flavor_onnx import OnnxFlavor
+from ctloop.models.model_code import code_imports, import_code, store_code
 from ctloop.models.signature import Signature
+from ctloop.models.tasks import TASKS, Task, check_task
+
+if TYPE_CHECKING:
+    from ctloop.models.compiled import CompiledPredictor
 
 __all__ = [
     "FLAVORS",
@@ -46,14 +61,23 @@ __all__ = [
     "TASKS",
     "LoadedModel",
     "ModelEnvironmentWarning",
+    "as_task",
+    "class_array",
     "detect_flavor",
+    "fitted_classes",
+    "fitted_task",
     "load_model",
     "read_manifest",
+    "resolve_classes",
     "save_model",
+    "shaped",
 ]
 
 MANIFEST = "ctloop-model.json"
-TASKS = ("classification", "regression")
+# Flavors whose model file is a pickle: their classes' modules travel with them.
+_PICKLED = frozenset({"sklearn", "python"})
+# Manifests written before tasks had three values said "classification" for binary.
+_LEGACY_TASKS: dict[str, Task] = {"classification": "binary"}
 
 
 class ModelEnvironmentWarning(UserWarning):
@@ -74,6 +98,29 @@ def as_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def as_task(value: object, *, where: str = "task") -> Task:
+    """``value`` as a :data:`Task`; the legacy ``classification`` reads as binary."""
+    if isinstance(value, str) and value in _LEGACY_TASKS:
+        return _LEGACY_TASKS[value]
+    return check_task(str(value), where=where)
+
+
+def shaped(raw: Any, task: Task) -> np.ndarray:
+    """A library's raw output in the contract's shape: (n,) or (n, k), C-contiguous float64.
+
+    Binary keeps the positive (last) column of a two-column probability matrix;
+    multiclass widens a one-column binary probability to two columns. Any other
+    mismatch is left for :meth:`LoadedModel.predict` to report.
+    """
+    out = np.asarray(raw, dtype=np.float64)
+    if task == "multiclass":
+        if out.ndim == 1:
+            out = np.column_stack([1.0 - out, out])
+    elif out.ndim == 2 and out.shape[1] in (1, 2):
+        out = out[:, -1]
+    return np.ascontiguousarray(out)
+
+
 class Flavor(Protocol):
     name: ClassVar[str]
     packages: ClassVar[tuple[str, ...]]  # modules needed to load the model
@@ -84,7 +131,9 @@ class Flavor(Protocol):
         """The model from the (already verified) bytes of its file."""
         ...
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray: ...
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+        """Binary: (n,) P(positive); regression: (n,) values; multiclass: (n, k) probabilities."""
+        ...
 
 
 class SklearnFlavor:
@@ -100,25 +149,30 @@ class SklearnFlavor:
     def load(self, data: bytes) -> Any:
         return joblib.load(io.BytesIO(data))
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
-        if task == "classification":
-            return np.asarray(model.predict_proba(frame))[:, 1]
-        return np.asarray(model.predict(frame), dtype=float)
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+        if task == "regression":
+            return shaped(model.predict(frame), task)
+        return shaped(model.predict_proba(frame), task)
 
 
 class PythonFlavor(SklearnFlavor):
     """A plain Python object with ``predict(frame) -> array``, pickled with joblib.
 
-    Its class must be importable where the model is loaded (a module, not a
-    notebook cell).
+    A classifier answers probabilities: ``predict_proba(frame)`` when it has one,
+    else ``predict(frame)`` (binary: P(positive) or two columns; multiclass: one
+    column per class). Its class must be importable where the model is loaded (a
+    module, not a notebook cell).
     """
 
     name = "python"
     packages = ("numpy", "pandas")
     file_name = "predictor.joblib"
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
-        return np.asarray(model.predict(frame), dtype=float)
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+        proba = getattr(model, "predict_proba", None)
+        if task != "regression" and callable(proba):
+            return shaped(proba(frame), task)
+        return shaped(model.predict(frame), task)
 
 
 class LightGBMFlavor:
@@ -136,9 +190,9 @@ class LightGBMFlavor:
         lgb = require("lightgbm", "all", "Loading a LightGBM model")
         return lgb.Booster(model_str=data.decode("utf-8"))
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
-        # A binary-objective booster already returns the positive-class probability.
-        return np.asarray(model.predict(as_categories(frame)), dtype=float)
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+        # Binary boosters answer P(positive), multiclass ones (n, k) in class-index order.
+        return shaped(model.predict(as_categories(frame)), task)
 
 
 class XGBoostFlavor:
@@ -158,22 +212,28 @@ class XGBoostFlavor:
         booster.load_model(bytearray(data))
         return booster
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
         xgb = require("xgboost", "boost", "Predicting with an XGBoost model")
         matrix = xgb.DMatrix(as_categories(frame), enable_categorical=True)
-        return np.asarray(model.predict(matrix), dtype=float)
+        return shaped(model.predict(matrix), task)
 
 
 FLAVORS: dict[str, Flavor] = {
-    f.name: f for f in (SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor())
+    f.name: f
+    for f in (
+        SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor(), OnnxFlavor(),
+        CatBoostFlavor(),
+    )
 }
 
 
 def detect_flavor(model: Any) -> str:
     """The flavor name for a model object, from the library that defines it."""
     module = type(model).__module__.split(".")[0]
-    if module in ("lightgbm", "xgboost"):
+    if module in ("lightgbm", "xgboost", "onnx", "catboost"):
         return module
+    if type(model).__module__ == "ctloop.models.flavor_onnx":
+        return "onnx"
     if module == "sklearn" or (hasattr(model, "get_params") and hasattr(model, "fit")):
         return "sklearn"
     if callable(getattr(model, "predict", None)):
@@ -182,6 +242,147 @@ def detect_flavor(model: Any) -> str:
         f"Cannot save a {type(model).__name__}: it is not a scikit-learn, LightGBM or XGBoost "
         "model and has no predict(frame) method."
     )
+
+
+# --- what a fitted model says about its task and classes -----------------------------------
+
+
+def _class_value(value: Any) -> str | int:
+    """A class label as JSON keeps it: integers (and integral floats, booleans) as int."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return str(value)
+
+
+def fitted_classes(model: Any) -> list[str | int] | None:
+    """The classes a fitted classifier was trained on (its ``classes_``), or None."""
+    try:
+        classes = model.classes_
+    except Exception:  # unfitted wrappers raise their own errors from the property
+        return None
+    if classes is None or len(classes) == 0:  # a CatBoost regressor has empty classes_
+        return None
+    return [_class_value(c) for c in np.asarray(classes).tolist()]
+
+
+def fitted_task(model: Any) -> Task | None:
+    """The task a fitted model was trained for, from its classes or its objective."""
+    classes = fitted_classes(model)
+    if classes is not None:
+        return "binary" if len(classes) <= 2 else "multiclass"
+    objective = _objective(model)
+    if objective is not None:
+        return _task_of_objective(objective)
+    if getattr(model, "_estimator_type", None) == "regressor":
+        return "regression"
+    if hasattr(model, "get_params") and hasattr(model, "fit"):
+        try:
+            from sklearn.base import is_regressor
+
+            if is_regressor(model):
+                return "regression"
+        except Exception:  # a duck-typed estimator sklearn's tags cannot read
+            return None
+    return None
+
+
+def _objective(model: Any) -> tuple[str, int] | None:
+    """(objective, number of classes) of a raw LightGBM or XGBoost booster."""
+    module = type(model).__module__.split(".")[0]
+    if module == "lightgbm" and hasattr(model, "num_model_per_iteration"):
+        objective = str(getattr(model, "params", {}).get("objective", ""))
+        if not objective:
+            objective = str(model.dump_model(num_iteration=0).get("objective", ""))
+        return objective.split()[0] if objective else "", int(model.num_model_per_iteration())
+    if module == "xgboost" and hasattr(model, "save_config"):
+        config = json.loads(model.save_config())["learner"]
+        classes = int(config["learner_model_param"].get("num_class", "0") or 0)
+        return str(config["objective"]["name"]), classes
+    if module == "catboost" and hasattr(model, "get_all_params"):
+        try:
+            loss = str(model.get_all_params().get("loss_function", ""))
+        except Exception:  # an unfitted model has no parameters to read
+            return None
+        return loss, len(fitted_classes(model) or ())
+    return None
+
+
+def _task_of_objective(objective: tuple[str, int]) -> Task:
+    name, classes = objective[0].lower(), objective[1]
+    if name.startswith(("multi", "softmax")) or classes > 2:
+        return "multiclass"
+    if name.startswith(("binary", "cross_entropy", "xentropy", "logloss", "crossentropy")):
+        return "binary"
+    return "regression"
+
+
+def _booster_classes(model: Any) -> list[str | int] | None:
+    objective = _objective(model)
+    if objective is None:
+        return None
+    task = _task_of_objective(objective)
+    if task == "multiclass":
+        return list(range(max(objective[1], 2)))
+    return [0, 1] if task == "binary" else None
+
+
+def resolve_classes(
+    model: Any, task: Task, given: Sequence[str | int] | None
+) -> tuple[str | int, ...] | None:
+    """The classes to record for ``model``: given ones (checked against the model's) or its own.
+
+    Given classes may rename a model's class indices (a booster trained on 0..k-1);
+    otherwise they must be the model's classes in the model's order, because the
+    probability columns come out in that order.
+    """
+    found = fitted_classes(model) or _booster_classes(model)
+    if task == "regression":
+        if given:
+            raise UserInputError(
+                f"A regression model has no classes; got classes={list(given)!r}."
+            )
+        return None
+    classes = [_class_value(c) for c in given] if given else found
+    if classes is None:
+        if task == "binary":
+            classes = [0, 1]
+        else:
+            raise UserInputError(
+                f"Cannot tell the classes of this {type(model).__name__}: it has no classes_; "
+                "pass classes=[...] in the order of its probability columns."
+            )
+    if found is not None and given:
+        indices = list(range(len(found)))
+        if len(found) != len(classes) or (found != classes and found != indices):
+            raise UserInputError(
+                f"The classes {classes!r} do not match the model's own {found!r}; give them "
+                "in the order of the model's probability columns."
+            )
+    if len(set(classes)) != len(classes):
+        raise UserInputError(f"The classes {classes!r} repeat a class.")
+    if task == "binary" and len(classes) != 2:
+        raise UserInputError(
+            f"A binary model has exactly two classes; got {len(classes)}: {classes!r}. "
+            "Use task='multiclass' for more."
+        )
+    if task == "multiclass" and len(classes) < 2:
+        raise UserInputError(f"A multiclass model needs two classes or more; got {classes!r}.")
+    return tuple(classes)
+
+
+def class_array(classes: Sequence[str | int]) -> np.ndarray:
+    """Class labels as an array: int64 when all are integers, else objects (strings)."""
+    if all(isinstance(c, int) for c in classes):
+        return np.asarray(classes, dtype=np.int64)
+    out = np.empty(len(classes), dtype=object)
+    out[:] = [str(c) for c in classes]
+    return out
 
 
 @functools.cache
@@ -215,40 +416,76 @@ def save_model(
     path: str | Path,
     *,
     signature: Signature,
-    task: str = "classification",
+    task: str | None = None,
+    classes: Sequence[str | int] | None = None,
     flavor: str | None = None,
     requirements: dict[str, str] | None = None,
     metadata: dict[str, Any] | None = None,
+    code_paths: Sequence[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Save ``model`` into the folder ``path`` and return its manifest.
 
+    ``task`` (binary, multiclass, regression) defaults to the signature's, else to what
+    the fitted model says (its ``classes_``, its objective), else binary. A classifier's
+    ``classes`` come from its ``classes_`` unless given (in the order of its probability
+    columns); they are recorded in the signature with the task.
     ``requirements`` adds modules a Python predictor needs, as import name ->
     pip requirement (``{"scipy": "scipy==1.14.1"}``); the flavor's own are added.
     ``metadata`` is stored as given (JSON-able: label, parameters, seed...).
+    A pickled model (sklearn, python) carries its code: the project modules its pickle
+    refers to, or ``code_paths`` (files, package folders), are stored under ``code/``
+    with their hashes, and the third-party modules they import become requirements
+    (see ``ctloop.models.model_code``).
     """
-    if task not in TASKS:
-        raise UserInputError(f"The 'task' must be one of {TASKS}. Got {task!r}.")
     flavor_name = flavor or detect_flavor(model)
     impl = _flavor(flavor_name)
+    describe: Callable[[Any, Signature], tuple[Any, Signature]] | None = getattr(
+        impl, "describe", None
+    )
+    if describe is not None:  # the flavor reads inputs, outputs (and classes) off the model
+        model, signature = describe(model, signature)
+    chosen = task if task is not None else signature.task
+    resolved = as_task(chosen) if chosen is not None else (fitted_task(model) or "binary")
+    if chosen in _LEGACY_TASKS and fitted_task(model) == "multiclass":
+        resolved = "multiclass"
+    kept = resolve_classes(model, resolved, classes if classes is not None else signature.classes)
+    signature = replace(signature, task=resolved, classes=kept)
+    if resolved != "regression" and flavor_name == "sklearn" and not hasattr(
+        model, "predict_proba"
+    ):
+        raise UserInputError(
+            f"The {type(model).__name__} has no predict_proba, so it cannot answer "
+            f"{resolved} probabilities; use a classifier with probabilities (for SVC, "
+            "probability=True) or wrap it in CalibratedClassifierCV."
+        )
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
+    code: dict[str, Path] = {}
+    if code_paths or flavor_name in _PICKLED:
+        code = store_code(model, folder, code_paths)
     model_file = folder / impl.file_name
     impl.save(model, model_file)
+    needed = [*impl.packages, *sorted(code_imports({k: v.read_bytes() for k, v in code.items()}))]
     packages = {}
-    for module in impl.packages:
-        dist, version = _installed(module) or (module, "")
+    for module in needed:
+        found = _installed(module)
+        if found is None and module not in impl.packages:
+            continue  # an optional import of the user's code that this environment lacks
+        dist, version = found or (module, "")
         packages[module] = f"{dist}=={version}" if version else dist
     packages.update(requirements or {})
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": 1,
         "flavor": flavor_name,
-        "task": task,
+        "task": resolved,
         "model_file": impl.file_name,
         "sha256": hash_file(model_file),
         "signature": signature.to_dict(),
         "requirements": dict(sorted(packages.items())),
         "metadata": metadata or {},
     }
+    if code:
+        manifest["code"] = {name: hash_file(file) for name, file in code.items()}
     (folder / MANIFEST).write_text(stable_json(manifest))
     return manifest
 
@@ -298,22 +535,89 @@ class LoadedModel:
     """A model read back from a folder, ready to predict on data frames."""
 
     flavor: str
-    task: str
+    task: Task
     signature: Signature
     manifest: dict[str, Any]
     model: Any
+    # Native code answering as ``model`` does (ctloop.models.compiled); set once checked.
+    compiled: CompiledPredictor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def classes(self) -> tuple[str | int, ...] | None:
+        """A classifier's class labels in probability-column order (None for regression)."""
+        if self.task == "regression":
+            return None
+        return self.signature.classes or (0, 1)
 
     def predict(self, frame: pd.DataFrame, *, what: str = "The input data") -> np.ndarray:
-        """Positive-class probability (classification) or the value (regression), as floats.
+        """Binary: (n,) P(positive class); regression: (n,) values; multiclass: (n, k).
 
-        ``what`` names the frame in the error raised when it lacks a needed column.
+        Multiclass columns follow ``classes``. ``what`` names the frame in the error
+        raised when it lacks a needed column.
         """
+        if not self.signature.inputs and self.signature.tensors:
+            raise UserInputError(
+                f"This {self.flavor} model takes tensors "
+                f"{[t.describe() for t in self.signature.tensors]}, not table columns; "
+                "send them as v2 tensors (LoadedModel.predict_tensors)."
+            )
         prepared = self.signature.prepare(frame, what=what)
-        return FLAVORS[self.flavor].predict(self.model, prepared, self.task)
+        out = FLAVORS[self.flavor].predict(self.model, prepared, self.task)
+        self._check_shape(out, len(prepared))
+        return out
+
+    def predict_labels(self, frame: pd.DataFrame, *, what: str = "The input data") -> np.ndarray:
+        """Class labels: binary by :attr:`decision_threshold`, multiclass the likeliest class.
+
+        Integer classes come back as int64, others as an object array of strings.
+        """
+        classes = self.classes
+        if classes is None:
+            raise UserInputError(
+                "A regression model answers values, not class labels; use predict()."
+            )
+        scores = self.predict(frame, what=what)
+        index = (
+            (scores >= self.decision_threshold).astype(np.intp)
+            if self.task == "binary"
+            else np.argmax(scores, axis=1)
+        )
+        labels: np.ndarray = class_array(classes)[index]
+        return labels
+
+    def predict_tensors(
+        self, inputs: Mapping[str, np.ndarray], *, what: str = "The input"
+    ) -> dict[str, np.ndarray]:
+        """A tensor model's outputs by name for named N-d inputs, checked against the specs.
+
+        A missing input, a wrong datatype, rank or fixed size raises ``UserInputError``
+        naming the input and the spec (``signature.tensors``) it must meet.
+        """
+        run: Callable[[Any, Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = getattr(
+            FLAVORS[self.flavor], "predict_tensors", None
+        )
+        if run is None or not self.signature.tensors:
+            raise UserInputError(
+                f"This {self.flavor} model takes table columns {self.signature.columns}, not "
+                "tensors; send rows or columns."
+            )
+        return run(self.model, self.signature.check_tensors(inputs, what=what))
 
     def predict_label(self, frame: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
-        """0/1 decisions at ``threshold`` for a classifier."""
+        """0/1 decisions at ``threshold`` for a binary classifier."""
         return (self.predict(frame) >= threshold).astype("int8")
+
+    def _check_shape(self, out: np.ndarray, rows: int) -> None:
+        classes = self.classes
+        expected = (rows, len(classes)) if self.task == "multiclass" and classes else (rows,)
+        if out.shape != expected:
+            raise IntegrityError(
+                f"The {self.flavor} model answered shape {list(out.shape)} for {rows} row(s); "
+                f"a {self.task} model must answer {list(expected)}"
+                + (f" (one column per class {list(classes)})" if len(expected) == 2 and classes
+                   else "")
+                + ". Save it with the task and classes it was trained for."
+            )
 
     @property
     def sha256(self) -> str:
@@ -359,10 +663,10 @@ def _model_files(folder: Path, sha256: str | None) -> dict[str, bytes]:
         if not manifest_path.is_file():
             read_manifest(folder)  # raises the NotFound that explains it
         files = {MANIFEST: manifest_path.read_bytes()}
-        name = str(_parse_manifest(files[MANIFEST], manifest_path).get("model_file", ""))
-        model_file = folder / name
-        if name and model_file.is_file():
-            files[name] = model_file.read_bytes()
+        manifest = _parse_manifest(files[MANIFEST], manifest_path)
+        for name in [str(manifest.get("model_file", "")), *manifest.get("code", {})]:
+            if name and (folder / name).is_file():
+                files[name] = (folder / name).read_bytes()
         return files
     if not (folder / MANIFEST).is_file():
         read_manifest(folder)
@@ -375,6 +679,23 @@ def _model_files(folder: Path, sha256: str | None) -> dict[str, bytes]:
             "unpacks it again from the verified artifact) and find out who changed it."
         )
     return snapshot.files
+
+
+def _checked_code(
+    folder: Path, manifest: dict[str, Any], files: dict[str, bytes]
+) -> dict[str, bytes]:
+    """The model's stored code files, each checked against the sha256 its manifest records."""
+    code: dict[str, bytes] = {}
+    for name, recorded in dict(manifest.get("code", {})).items():
+        data = files.get(name)
+        if data is None or hash_bytes(data) != recorded:
+            state = "is missing" if data is None else "was changed"
+            raise IntegrityError(
+                f"The model's code file {folder / name} {state} (its sha256 is recorded in "
+                f"{MANIFEST}); nothing was loaded. Load the model again from the artifact store."
+            )
+        code[name] = data
+    return code
 
 
 def load_model(path: str | Path, *, sha256: str | None = None) -> LoadedModel:
@@ -402,21 +723,30 @@ def load_model(path: str | Path, *, sha256: str | None = None) -> LoadedModel:
             f"{str(manifest.get('sha256'))[:12]}...: it was changed or damaged. Load the "
             "model again from the artifact store or retrain it."
         )
+    code = _checked_code(folder, manifest, files)
     _check_requirements(manifest.get("requirements", {}), str(folder))
     try:
-        model = impl.load(data)
+        with import_code(folder, code):
+            model = impl.load(data)
     except (BackendUnavailable, IntegrityError):
         raise
     except ModuleNotFoundError as exc:
+        carried = " (the model carries no code of its own)" if not code else ""
         raise BackendUnavailable(
-            f"The model at {folder} needs the module {exc.name!r}, which is not installed."
+            f"The model at {folder} needs the module {exc.name!r}, which is not installed"
+            f"{carried}: install it, or save the model where that module imports so its "
+            "code is stored with it (save_model(..., code_paths=[...]))."
         ) from exc
     except Exception as exc:
         raise IntegrityError(f"The model file {model_file} cannot be read: {exc}") from exc
+    task = as_task(manifest.get("task", "binary"), where=f"The task in {folder / MANIFEST}")
+    signature = Signature.from_dict(manifest.get("signature", {}))
+    if signature.task != task:
+        signature = replace(signature, task=task)
     return LoadedModel(
         flavor=impl.name,
-        task=str(manifest.get("task", "classification")),
-        signature=Signature.from_dict(manifest.get("signature", {})),
+        task=task,
+        signature=signature,
         manifest=manifest,
         model=model,
     )

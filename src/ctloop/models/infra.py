@@ -86,7 +86,7 @@ def infra_check(
             f"(limit {max_latency_ms:g} ms)",
         ),
     ]
-    if result.get("task") == "classification":
+    if result.get("task") in ("binary", "classification"):
         checks.append(
             _check(
                 "range",

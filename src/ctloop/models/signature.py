@@ -16,7 +16,18 @@ import pandas as pd
 
 from ctloop.core.errors import UserInputError
 
-__all__ = ["ColumnSpec", "Signature", "TensorSpec", "logical_type"]
+__all__ = ["TENSOR_DTYPES", "ColumnSpec", "Signature", "TensorSpec", "logical_type"]
+
+# Open Inference Protocol datatypes and the NumPy dtype each arrives as.
+TENSOR_DTYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(bool),
+    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+    "BYTES": np.dtype(object),
+}
 
 _NUMERIC = {"integer", "float", "boolean"}
 
@@ -67,6 +78,34 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
         return cls(str(data["name"]), str(data["datatype"]), tuple(int(d) for d in data["shape"]))
+
+    def describe(self) -> str:
+        """``name FP32 [-1, 3, 32, 32]``, as errors name the expected spec."""
+        return f"{self.name} {self.datatype} {list(self.shape)}"
+
+    def check(self, value: np.ndarray, *, what: str = "The input") -> np.ndarray:
+        """``value`` if its datatype and shape fit this spec, else one line naming both.
+
+        -1 matches any size; strings (``U``/``S``) are accepted for BYTES as objects.
+        """
+        got = np.asarray(value)
+        wanted = TENSOR_DTYPES.get(self.datatype)
+        if self.datatype == "BYTES" and got.dtype.kind in "USO":
+            got = got.astype(object, copy=False)
+        elif wanted is not None and got.dtype != wanted:
+            raise UserInputError(
+                f"{what} {self.name!r} must be {self.describe()}; got datatype "
+                f"{_datatype_name(got.dtype)} with shape {list(got.shape)}."
+            )
+        fits = got.ndim == len(self.shape) and all(
+            want in (-1, have) for want, have in zip(self.shape, got.shape, strict=True)
+        )
+        if not fits:
+            raise UserInputError(
+                f"{what} {self.name!r} must be {self.describe()} (-1: any size); got shape "
+                f"{list(got.shape)}."
+            )
+        return got
 
 
 @dataclass(frozen=True)
@@ -153,6 +192,22 @@ class Signature:
             tensor_outputs=tuple(TensorSpec.from_dict(t) for t in data.get("tensor_outputs", [])),
         )
 
+    def check_tensors(
+        self, inputs: Mapping[str, np.ndarray], *, what: str = "The input"
+    ) -> dict[str, np.ndarray]:
+        """The tensor inputs in signature order, each checked against its spec.
+
+        A missing or unknown input, a wrong datatype, rank or fixed size raises
+        ``UserInputError`` naming the input and the spec it must meet.
+        """
+        expected = [t.describe() for t in self.tensors]
+        missing = [t.name for t in self.tensors if t.name not in inputs]
+        unknown = sorted(set(inputs) - {t.name for t in self.tensors})
+        if missing or unknown:
+            wrong = f"is missing {missing}" if missing else f"has unknown input(s) {unknown}"
+            raise UserInputError(f"{what} {wrong}; the model takes {expected}.")
+        return {t.name: t.check(inputs[t.name], what=what) for t in self.tensors}
+
     def prepare(self, frame: pd.DataFrame, *, what: str = "The input data") -> pd.DataFrame:
         """``frame`` reduced to the signature's columns, in order, with compatible types.
 
@@ -220,6 +275,13 @@ class Signature:
             )
             for spec in self.inputs
         }
+
+
+def _datatype_name(dtype: np.dtype[Any]) -> str:
+    for name, known in TENSOR_DTYPES.items():
+        if known == dtype:
+            return name
+    return str(dtype)
 
 
 def _spec_of(name: str, series: pd.Series) -> ColumnSpec:
@@ -332,6 +394,9 @@ def _check_numbers(spec: ColumnSpec, out: np.ndarray, what: str) -> np.ndarray:
         fractional = finite != np.floor(finite)
         if fractional.any():
             raise _bad(spec, what, float(finite[fractional][0]), "it is not a whole number")
+        outside = np.abs(finite) >= 2.0**63  # JSON integers past 64 bits arrive as floats
+        if outside.any():
+            raise _bad(spec, what, float(finite[outside][0]), "it is out of the int64 range")
     return out
 
 
@@ -375,6 +440,8 @@ def _conform_array(
                 f"{what}: column {spec.name!r} has NaN values, but it was never null in "
                 "training; send a value (or set allow_nulls = true in [ctloop.serving])."
             )
+        if kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max:
+            raise _bad(spec, what, int(values.max()), "it is out of the int64 range")
         if kind in "iu" and spec.type == "integer":
             return values.astype(np.int64, copy=False)
         return _check_numbers(spec, values.astype(np.float64, copy=False), what)

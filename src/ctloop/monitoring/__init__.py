@@ -1,4 +1,4 @@
-"""Prediction logs and the monitors that read them (drift, decay).
+"""The monitors that read the request log (drift, decay); the log is ``ctloop.requestlog``.
 
 Names load on first use, so the prediction service (which needs only the log)
 starts without importing the monitors' statistics stack.
@@ -10,20 +10,24 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ctloop.monitoring.base import PredictionLog, PredictionRecord
-    from ctloop.monitoring.log import ParquetPredictionLog, open_prediction_log
     from ctloop.monitoring.monitors import (
         MonitorResult,
         check_decay,
         check_drift,
         record_result,
     )
+    from ctloop.requestlog.log import ParquetPredictionLog, open_prediction_log
+    from ctloop.requestlog.records import PredictionLog, PredictionRecord
 
 _WHERE = {
-    "PredictionLog": "base", "PredictionRecord": "base",
-    "ParquetPredictionLog": "log", "open_prediction_log": "log",
-    "MonitorResult": "monitors", "check_decay": "monitors", "check_drift": "monitors",
-    "record_result": "monitors",
+    "PredictionLog": "ctloop.requestlog.records",
+    "PredictionRecord": "ctloop.requestlog.records",
+    "ParquetPredictionLog": "ctloop.requestlog.log",
+    "open_prediction_log": "ctloop.requestlog.log",
+    "MonitorResult": "ctloop.monitoring.monitors",
+    "check_decay": "ctloop.monitoring.monitors",
+    "check_drift": "ctloop.monitoring.monitors",
+    "record_result": "ctloop.monitoring.monitors",
 }
 
 __all__ = [
@@ -40,5 +44,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(import_module(f"ctloop.monitoring.{_WHERE[name]}"), name)
+        return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(name)

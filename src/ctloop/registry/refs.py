@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from ctloop.core.errors import UserInputError
+from ctloop.metadata.base import MAX_VERSION, version_in_range
 
 __all__ = ["ModelRef", "parse_ref"]
 
@@ -37,6 +38,11 @@ def parse_ref(text: str) -> ModelRef:
             "or NAME@ALIAS (flights@champion)."
         )
     version = match.group("version")
+    if version is not None and not version_in_range(int(version)):
+        raise UserInputError(
+            f"{text!r} names version {version}; versions are numbered from 1 to {MAX_VERSION}. "
+            "List them with `ctloop models list`."
+        )
     return ModelRef(
         name=match.group("name"),
         version=int(version) if version is not None else None,

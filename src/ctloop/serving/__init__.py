@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctloop.serving.config import ServingConfig, Split, parse_split
 from ctloop.serving.errors import InvalidRequest, NotReady
-from ctloop.serving.routing import Router, bucket
+from ctloop.serving.scoring.routing import Router, bucket
 
 if TYPE_CHECKING:
     from ctloop.serving.app import create_app

@@ -5,11 +5,12 @@
                                      "now" (as-of time for online features)
     GET  /v1/models                  loaded models: versions per route, aliases, routing
     GET  /v1/models/{name}           one of them, with "ready", inputs and feature refs
+                                     (the v1 routes: ``serving.routes.v1``)
     POST /v1/models/{name}/feedback  ground-truth labels by request id or row id
-    /v2/...                          Open Inference Protocol (``serving.http_v2``)
+    /v2/...                          Open Inference Protocol (``serving.routes.v2``)
     gRPC inference.GRPCInferenceService  the same protocol over gRPC on ``grpc_port``, when set
-                                     (``serving.grpc_server``)
-    /admin/models/{name}/...         promote, roll back (``serving.admin``; admin keys)
+                                     (``serving.routes.grpc``)
+    /admin/models/{name}/...         promote, roll back (``serving.routes.admin``; admin keys)
     GET  /health, /ready             liveness, readiness
     GET  /metrics                    Prometheus text format
     /features/...                    the feature server, when a feature store is configured
@@ -35,34 +36,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ctloop.core.errors import CtloopError
 from ctloop.core.settings import Settings, load_settings
 from ctloop.metadata.base import MetadataStore
-from ctloop.monitoring.base import PredictionLog
 from ctloop.registry import ModelRegistry
-from ctloop.serving.body import loads
+from ctloop.requestlog.records import PredictionLog
+from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.config import ServingConfig
-from ctloop.serving.errors import error_body
-from ctloop.serving.explain import add_explain_routes
-from ctloop.serving.handling import (
-    Respond,
+from ctloop.serving.dataplane import (
     ServingState,
     json_response,
     log_denied,
     readiness,
-    serve_prediction,
 )
-from ctloop.serving.inputs import Inputs, parse_v1
-from ctloop.serving.loader import Deployment, ModelPool
-from ctloop.serving.logspool import LogSpool
+from ctloop.serving.errors import error_body
 from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
-from ctloop.serving.openapi import V1_PREDICT, body
-from ctloop.serving.predict import Scored, Scorer
-from ctloop.serving.requestlog import RequestLogger
+from ctloop.serving.pool import ModelPool
+from ctloop.serving.routes.explain import add_explain_routes
+from ctloop.serving.scoring.predict import Scorer
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
-    from ctloop.serving.grpc_server import GrpcServer
+    from ctloop.serving.routes.grpc import GrpcServer
 
     GrpcStart = Callable[[ServingState, dict[str, dict[str, Any]]], Awaitable[GrpcServer]]
 
@@ -105,12 +100,14 @@ def create_app(
         pool=ModelPool(ModelRegistry(store), art, config),
         metrics=ServingMetrics(),
         feature_store=fs,
-        logger=LogSpool(RequestLogger(plog)) if plog is not None else None,
+        logger=RequestLogger(plog) if plog is not None else None,
         prediction_log=plog,
         scorer=Scorer(config, fs),
         closers=closers,
     )
     state.pool.unload_hooks.append(state.scorer.forget)
+    if state.logger is not None:
+        state.metrics.watch_log(state.logger.stats)
     start_grpc = _grpc_starter(config)
 
     @asynccontextmanager
@@ -135,10 +132,11 @@ def create_app(
     app.state.serving = state
     app.state.keys_enabled = bool(keys)
     _add_error_handlers(app)
-    _add_routes(app, state)
-    from ctloop.serving import admin, feedback, http_v2
+    _add_health_routes(app, state)
+    from ctloop.serving.routes import admin, feedback, v1, v2
 
-    http_v2.add_routes(app, state)
+    v1.add_routes(app, state)
+    v2.add_routes(app, state)
     feedback.add_routes(app, state)
     admin.add_routes(app, state, keys_enabled=bool(keys))
     add_explain_routes(app, state)
@@ -155,62 +153,21 @@ def create_app(
     return app
 
 
-# --- v1 routes --------------------------------------------------------------------------------
+# --- health and metrics -----------------------------------------------------------------------
 
 
-def _add_routes(app: FastAPI, state: ServingState) -> None:
-    config = state.config
-
-    async def parse(raw: bytes, _: Request, deployment: Deployment) -> tuple[Inputs, Respond]:
-        inputs = parse_v1(loads(raw, config.max_json_depth),
-                          deployment.routes[0].model.signature.columns)
-
-        def respond(scored: Scored) -> Response:
-            out: dict[str, Any] = {
-                "model": deployment.name,
-                "predictions": scored.scores,
-                "versions": scored.versions(),
-                "routes": scored.routes(),
-                "request_ids": inputs.request_ids,
-            }
-            if scored.decisions is not None:
-                out["decisions"] = scored.decisions
-            missing = scored.missing_by_row()
-            if missing is not None:
-                out["missing"] = missing
-            return json_response(out)
-
-        return inputs, respond
-
-    @app.post(
-        "/v1/models/{name}:predict",
-        openapi_extra=body(V1_PREDICT),
-        summary="Predict (KServe v1, ctloop rows/columns)",
-    )
-    async def predict(name: str, request: Request) -> Response:
-        return await serve_prediction(state, request, name, protocol="v1", endpoint="predict",
-                                      parse=parse)
-
-    @app.get("/v1/models")
-    def listing() -> Response:
-        deployments = state.pool.deployments
-        return json_response({
-            "models": [state.describe(deployments[n]) for n in sorted(deployments)],
-            "errors": state.pool.errors,
-            "refreshed_at": state.pool.refreshed_at,
-        })
-
-    @app.get("/v1/models/{name}")
-    def detail(name: str) -> Any:
-        if name.endswith(":predict"):
-            out = error_body(f"/v1/models/{name}", "method not allowed",
-                             f"Predict with POST /v1/models/{name}, not GET.", "HTTPException")
-            return JSONResponse(out, status_code=405, headers={"Allow": "POST"})
-        return json_response(state.describe(state.deployment(name)))
-
+def _add_health_routes(app: FastAPI, state: ServingState) -> None:
     @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    def health() -> dict[str, object]:
+        """Alive; ``degraded`` (still 200) while the request log cannot keep every answer."""
+        if state.logger is None:
+            return {"status": "ok"}
+        log = state.logger.stats()
+        if not log.degraded:
+            return {"status": "ok"}
+        return {"status": "degraded", "request_log": {
+            "failing": log.failing, "unlogged_rows": log.unlogged_rows,
+            "lost_rows": log.lost_rows, "pending_rows": log.pending_rows}}
 
     @app.get("/")
     def alive() -> dict[str, str]:
@@ -271,11 +228,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _grpc_starter(config: ServingConfig) -> GrpcStart | None:
-    """``grpc_server.start_grpc`` when ``grpc_port`` is set; fails now if the extra is missing."""
+    """``routes.grpc.start_grpc`` when ``grpc_port`` is set; fails now if the extra is missing."""
     if config.grpc_port is None:
         return None
     try:
-        from ctloop.serving.grpc_server import start_grpc
+        from ctloop.serving.routes.grpc import start_grpc
     except ImportError as exc:
         from ctloop.core.errors import BackendUnavailable
 
@@ -342,7 +299,7 @@ def _prediction_log(
         return None
     if arg is not None and arg is not True and not isinstance(arg, str):
         return arg
-    from ctloop.monitoring.log import open_prediction_log
+    from ctloop.requestlog.log import open_prediction_log
 
     url = arg if isinstance(arg, str) else config.prediction_log
     return open_prediction_log(url or None, settings=settings)

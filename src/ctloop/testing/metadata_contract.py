@@ -380,6 +380,18 @@ class RegistryStoreContract:
         with pytest.raises(TypeError):
             store.update_model_version(name, 1, artifact_id="y")
 
+    def test_a_version_past_64_bits_is_not_found_not_a_driver_error(
+        self, store: MetadataStore
+    ) -> None:
+        name, huge = unique_name("m"), 10**23
+        store.create_model_version(name, "a1")
+        with pytest.raises(NotFound):
+            store.get_model_version(name, huge)
+        with pytest.raises(NotFound):
+            store.update_model_version(name, huge, description="x")
+        with pytest.raises(NotFound):
+            store.move_alias(name, "champion", huge, actor="ana", reason="x")
+
     def test_concurrent_version_numbers_are_unique_and_dense(self, store: MetadataStore) -> None:
         name = unique_name("m")
         with ThreadPoolExecutor(8) as pool:
@@ -387,6 +399,17 @@ class RegistryStoreContract:
                 pool.map(lambda i: store.create_model_version(name, f"a{i}").version, range(24))
             )
         assert sorted(versions) == list(range(1, 25))
+
+    def test_one_artifact_is_one_version_even_when_registered_at_once(
+        self, store: MetadataStore
+    ) -> None:
+        name = unique_name("m")
+        store.create_model_version(name, "other")
+        with ThreadPoolExecutor(6) as pool:
+            versions = set(pool.map(lambda _: store.create_model_version(name, "same").version,
+                                    range(6)))
+        assert versions == {2}
+        assert [v.artifact_id for v in store.list_model_versions(name)] == ["other", "same"]
 
     def test_aliases_move_with_history(self, store: MetadataStore) -> None:
         name = unique_name("m")

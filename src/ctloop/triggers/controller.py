@@ -271,8 +271,8 @@ class Controller:
 
     def _monitor(self, trigger: TriggerDef, now: datetime) -> dict[str, Any] | None:
         from ctloop.metadata import open_metadata_store
-        from ctloop.monitoring.log import open_prediction_log
         from ctloop.monitoring.monitors import check_decay, check_drift, record_result
+        from ctloop.requestlog.log import open_prediction_log
 
         cond = trigger.condition
         log = open_prediction_log(cond.get("log"), settings=self.settings)

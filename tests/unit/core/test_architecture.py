@@ -15,9 +15,12 @@ import pytest
 SRC = Path(__file__).resolve().parents[3] / "src" / "ctloop"
 
 # DESIGN.md's order; `deploy` and `examples` sit just above the CLI that uses them.
+# The request log sits above monitoring (which reads it) and serving (which writes it).
 LAYERS = [
     "core", "metadata", "artifacts", "data", "features", "models", "registry", "pipeline",
-    "components", "monitoring", "triggers", "serving", "loop", "ui", "deploy", "examples", "cli",
+    "components", "requestlog", "monitoring", "triggers", "serving", "batch", "loop", "ui",
+    "deploy",
+    "examples", "cli",
 ]
 # Presentation libraries and where they may be imported.
 ALLOWED = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -110,3 +112,32 @@ def test_cli_validate_reports_duplicates_and_staleness(tmp_path, schema):
         app, ["validate", str(path), "--schema", str(schema_path), "--arrived", "yesterday"]
     )
     assert result.exit_code != 0 and "--arrived must be an ISO" in str(result.exception)
+
+
+def test_cli_schema_writes_quality_rules_that_catch_duplicates_not_a_clean_batch(tmp_path):
+    def batch(seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"order_id": [f"{seed}-{i}" for i in range(700)],
+                             "amount": rng.normal(size=700), "shop": rng.choice(["a", "b"], 700),
+                             "score": np.where(rng.random(700) < 0.05, np.nan, rng.random(700))})
+
+    batch(1).to_parquet(tmp_path / "reference.parquet")
+    batch(2).to_parquet(tmp_path / "clean.parquet")
+    nxt = batch(3)
+    pd.concat([nxt.iloc[:600], nxt.iloc[:100]]).to_parquet(tmp_path / "doubled.parquet")
+    schema_path = tmp_path / "schema.yaml"
+    assert runner.invoke(app, ["schema", str(tmp_path / "reference.parquet"),
+                               "-o", str(schema_path)]).exit_code == 0
+    quality = Schema.load(schema_path).quality
+    assert quality.max_duplicate_rows == 0.0 and quality.max_duplicate_ids == 0.0
+    assert quality.min_complete_rows is not None and 0.8 < quality.min_complete_rows < 0.95
+
+    def kinds(name: str) -> dict[str, str]:
+        result = runner.invoke(app, ["validate", str(tmp_path / name), "--schema",
+                                     str(schema_path), "--json"])
+        found = json.loads(result.output)["validation"]["anomalies"]
+        return {a["kind"]: a["severity"] for a in found}
+
+    assert kinds("clean.parquet") == {}
+    doubled = kinds("doubled.parquet")  # 100 of 700 rows (14 %) repeat: reported
+    assert doubled["duplicate_rows"] == "warning" and doubled["duplicate_ids"] == "error"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ctloop.examples.flights.data import flights, load_table
-from ctloop.monitoring.base import PredictionRecord
+from ctloop.requestlog.records import PredictionRecord
 
 FEATURES = ["temp", "dewp", "humid", "wind_speed", "distance", "hour", "origin", "carrier"]
 WEATHER = ["temp", "dewp", "humid", "wind_speed"]

@@ -13,9 +13,9 @@ from ctloop.core.errors import UserInputError
 from ctloop.models import fit_model, load_model
 from ctloop.models.calibration import finalize_model
 from ctloop.models.metrics import metric_matrix
-from ctloop.monitoring.base import PredictionRecord
 from ctloop.monitoring.estimate import check_estimated_performance, estimate_performance
-from ctloop.monitoring.log import open_prediction_log
+from ctloop.requestlog.log import open_prediction_log
+from ctloop.requestlog.records import PredictionRecord
 
 FEATURES = ["x1", "x2", "x3"]
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from ctloop.artifacts import open_artifact_store
 from ctloop.cli.monitor import EXIT_NO_DATA, app
 from ctloop.metadata import open_metadata_store
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.monitoring.monitors import check_drift, record_result
 from ctloop.monitoring.report import firings, monitor_timeline, render_report
+from ctloop.requestlog.log import open_prediction_log
 
 FEATURES = ["temp", "dewp", "humid", "wind_speed", "distance", "hour", "origin", "carrier"]
 

@@ -16,9 +16,9 @@ from ctloop.data.stats import compute_statistics
 from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import ArtifactRecord
 from ctloop.models.metrics import metric_matrix
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.monitoring.monitors import MonitorResult, check_decay, check_drift, record_result
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.log import open_prediction_log
 
 FEATURES = ["temp", "dewp", "humid", "wind_speed", "distance", "hour", "origin", "carrier"]
 

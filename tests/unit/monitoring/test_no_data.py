@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ctloop.cli.monitor import EXIT_NO_DATA, app
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.monitoring.monitors import MonitorResult, check_decay, check_drift
+from ctloop.requestlog.log import open_prediction_log
 
 FEATURES = ["temp", "dewp", "humid", "wind_speed", "distance", "hour", "origin", "carrier"]
 runner = CliRunner()

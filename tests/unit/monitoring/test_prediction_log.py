@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from ctloop.core.errors import ConfigError, StoreError, UserInputError
-from ctloop.monitoring.base import PredictionLog, PredictionRecord
-from ctloop.monitoring.log import LogOptions, open_prediction_log
+from ctloop.requestlog.log import LogOptions, open_prediction_log
+from ctloop.requestlog.records import PredictionLog, PredictionRecord
 
 
 def _rec(i: int, ts: datetime, model: str = "m", **kw: object) -> PredictionRecord:
@@ -99,8 +99,8 @@ def test_every_append_is_spooled_before_it_returns(tmp_path: Path) -> None:
 _KILLED_WRITER = """
 import os, signal, sys
 from datetime import UTC, datetime
-from ctloop.monitoring.base import PredictionRecord
-from ctloop.monitoring.log import LogOptions, open_prediction_log
+from ctloop.requestlog.records import PredictionRecord
+from ctloop.requestlog.log import LogOptions, open_prediction_log
 log = open_prediction_log(sys.argv[1], options=LogOptions(publish_interval=60))
 t = datetime(2024, 1, 1, tzinfo=UTC)
 for b in range(10):
@@ -314,7 +314,7 @@ def test_unreadable_folder_is_a_config_error(
     locked.mkdir()
     locked.chmod(0)
     if os.geteuid() == 0:  # root reads everything: make the OS answer as it would for a user
-        import ctloop.monitoring.log as log_module
+        import ctloop.requestlog.log as log_module
 
         real_access = os.access
         monkeypatch.setattr(log_module.os, "access",

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ctloop.monitoring.base import PredictionRecord
-from ctloop.monitoring.log import open_prediction_log
+from ctloop.requestlog.log import open_prediction_log
+from ctloop.requestlog.records import PredictionRecord
 from ctloop.testing.cli import cli, one_error_line
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 
 from ctloop.data.schema import infer_schema
 from ctloop.data.stats import compute_statistics
-from ctloop.monitoring.log import open_prediction_log
 from ctloop.monitoring.serving_checks import check_outliers, check_serving_skew, missing_inputs
+from ctloop.requestlog.log import open_prediction_log
 
 FEATURES = ["temp", "dewp", "humid", "wind_speed", "distance", "hour", "origin", "carrier"]
 

@@ -114,3 +114,37 @@ def test_register_and_describe_from_the_cli(
     assert "Nothing to change" in capsys.readouterr().err
     assert main(["models", "describe", "flights:3", "--tag", "oops"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+HUGE = "99999999999999999999999"  # past 64 bits: no backend can store it
+
+
+@pytest.mark.parametrize("argv", [
+    ["models", "show", f"flights:{HUGE}"],
+    ["models", "promote", "flights", HUGE],
+    ["models", "describe", f"flights:{HUGE}", "--description", "x"],
+    ["predict", f"flights:{HUGE}", "in.parquet", "out.parquet"],
+])
+def test_a_version_past_64_bits_is_one_line_not_a_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert HUGE in err
+
+
+def test_huge_versions_are_4xx_pages_in_the_dashboard(project: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from ctloop.core.settings import load_settings
+    from ctloop.ui import create_app
+
+    client = TestClient(create_app(load_settings()), raise_server_exceptions=False)
+    for path in (f"/models/flights/versions/{HUGE}", f"/models/flights/compare?a=1&b={HUGE}",
+                 f"/lineage?model=flights&version={HUGE}"):
+        response = client.get(path)
+        assert 400 <= response.status_code < 500, (path, response.status_code)
+        assert "Traceback" not in response.text
+    assert client.get("/models/flights/versions/2").status_code == 200

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from ctloop.core.errors import IntegrityError
 from ctloop.models.flavors import load_model
 from ctloop.serving import ServingConfig
-from ctloop.serving.loader import Backoff
+from ctloop.serving.pool import Backoff
 from ctloop.testing.attacks import plant_pickle
 
 ROWS = [{"origin": "JFK", "hour": 7, "distance": 1000}]

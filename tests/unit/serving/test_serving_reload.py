@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ctloop.core.errors import IntegrityError
-from ctloop.monitoring.log import open_prediction_log
+from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving import ServingConfig
 
 ROWS = [

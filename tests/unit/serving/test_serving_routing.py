@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ctloop.core.errors import ConfigError
-from ctloop.monitoring.log import open_prediction_log
+from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving import Router, ServingConfig, Split, bucket, parse_split
 
 

@@ -1,0 +1,375 @@
+"""The request log's writer: one thread from a request's arrays to the write-ahead spool.
+
+``submit`` is the only call on the request path: it appends the request's
+:class:`Entry` values (arrays it already has) to a list and returns. One writer
+thread wakes every ``interval`` (25 ms), builds one Arrow table per group of
+entries (:func:`build_tables`, no Python object per value), and spools one
+chunk per model (:meth:`SegmentedPredictionLog.append_table`), which survives
+the process being killed; a publisher later turns chunks into segments.
+
+The durability contract, in ms and rows (``[ctloop.prediction_log]``):
+
+- while the writer keeps up, an acknowledged answer is in the spool within
+  ``window_ms`` (100 ms: one interval plus one chunk write);
+- at most ``window_rows`` acknowledged rows (10,000) are ever held in memory
+  and not yet spooled. Past that the writer is *saturated*: requests get 503
+  (:class:`LogUnavailable`) and are not acknowledged. A SIGKILL therefore loses
+  at most ``window_rows`` acknowledged rows, whatever the disk does;
+- when the spool cannot be written (disk full, permissions, I/O error) the
+  writer says so at its next chunk and from then on every request gets 503
+  until a retry succeeds, or, with ``log_failure = "serve"``, is answered and
+  counted as unlogged (``/metrics``; health degraded). The rows already held are
+  retried every ``retry_interval``, and given up (counted as lost) only when
+  the process stops with the disk still failing; shutdown never waits longer
+  than ``close_timeout``;
+- an entry that cannot be turned into rows (wrong types, wrong lengths) is
+  quarantined with the reason (:func:`quarantine_table`), never retried, never
+  in the way of other rows.
+
+Refused and failed requests (status >= 400) are logged too but never refused
+for the log's sake: when the log is failing or full they are counted as
+dropped instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ctloop.core.errors import ConfigError, StoreError
+from ctloop.requestlog.entries import (
+    Built,
+    Entry,
+    SchemaBook,
+    build_tables,
+    quarantine_table,
+    table_quarantine,
+)
+from ctloop.requestlog.records import PredictionLog
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ctloop.requestlog.batches import LogBatch
+
+__all__ = ["LogFailure", "LogUnavailable", "RequestLogger", "WriterStats", "check_log_failure"]
+
+log = logging.getLogger("ctloop.requestlog")
+
+LogFailure = Literal["refuse", "serve"]
+
+
+class LogUnavailable(StoreError):
+    """The request log cannot take the request's rows now: answered 503, never acknowledged."""
+
+    headline = "request log unavailable"
+
+
+def check_log_failure(value: object) -> LogFailure:
+    if value == "refuse" or value == "serve":
+        return value
+    raise ConfigError(
+        "log_failure in [ctloop.prediction_log] must be 'refuse' (answer 503 while the log "
+        f"cannot be written) or 'serve' (answer, count as unlogged). Got {value!r}."
+    )
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """Counters of the writer since it started (``/metrics``, health, tests)."""
+
+    written_rows: int  # in the write-ahead spool
+    quarantined_rows: int  # set aside with the reason, in the quarantine
+    unlogged_rows: int  # answered without a log row (log_failure = "serve")
+    refused_requests: int  # answered 503 because the log could not take them
+    dropped_rows: int  # rows of refused/failed requests not logged (log failing or full)
+    lost_rows: int  # acknowledged rows given up when the process stopped on a failing disk
+    pending_rows: int  # acknowledged, in memory, not yet spooled (<= window_rows)
+    failing: str  # why the spool cannot be written now ("" when it can)
+    unlogged_recently: bool  # answered unlogged within the last minute
+
+    @property
+    def degraded(self) -> bool:
+        """The log cannot keep every answer now (or just could not)."""
+        return bool(self.failing) or self.unlogged_recently or self.lost_rows > 0
+
+
+class RequestLogger:
+    """The request log's one writer thread in front of a ``PredictionLog``."""
+
+    def __init__(
+        self,
+        target: PredictionLog,
+        *,
+        interval: float = 0.025,
+        max_pending_rows: int | None = None,
+        max_wait: float = 0.0,
+        log_failure: LogFailure | None = None,
+        retry_interval: float = 0.5,
+        close_timeout: float = 10.0,
+    ) -> None:
+        options = getattr(target, "options", None)
+        self.target = target
+        self.interval = interval
+        self.max_pending_rows = int(max_pending_rows if max_pending_rows is not None
+                                    else getattr(options, "window_rows", 10_000))
+        self.max_wait = max_wait
+        self.log_failure = check_log_failure(
+            log_failure if log_failure is not None else getattr(options, "log_failure", "refuse"))
+        self.retry_interval = retry_interval
+        self.close_timeout = close_timeout
+        self.written = 0
+        self.quarantined = 0
+        self.unlogged = 0
+        self.refused = 0
+        self.dropped_rows = 0
+        self.lost = 0
+        self.failures = 0  # spool writes that failed
+        self.waited = 0  # submits that had to wait for room (only with max_wait)
+        self.failing = ""
+        self._pending: list[Entry] = []
+        self._pending_rows = 0  # submitted, not yet spooled (queued, built or being written)
+        self._unwritten: list[tuple[pa.Table, int]] = []  # built, waiting for the spool
+        self._book = SchemaBook()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="ctloop-request-log", daemon=True)
+        self._thread.start()
+
+    # -- the request path --------------------------------------------------------------------
+
+    def submit(self, items: Sequence[Entry | LogBatch]) -> bool:
+        """Queue a request's entries; False when served unlogged (``log_failure = "serve"``).
+
+        Raises :class:`LogUnavailable` (503) instead of acknowledging rows the
+        log cannot make durable: the spool is failing, or ``window_rows`` rows
+        are already waiting. Entries of refused requests never raise.
+        """
+        entries = [e if isinstance(e, Entry) else _entry(e) for e in items]
+        rows = sum(e.rows for e in entries)
+        if not rows:
+            return True
+        acknowledged = any(e.acknowledged for e in entries)
+        with self._cond:
+            why = self._refusal(rows)
+            if why and self.max_wait > 0 and not self.failing and acknowledged:
+                self.waited += 1
+                deadline = time.monotonic() + self.max_wait
+                while why and not self._stop and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                    why = self._refusal(rows)
+            if why:
+                if not acknowledged:
+                    self.dropped_rows += rows
+                    return False
+                if self.log_failure == "serve" and not self._stop:
+                    self.unlogged += rows
+                    self._unlogged_at = time.monotonic()
+                    return False
+                self.refused += 1
+                raise LogUnavailable(why)
+            self._pending.extend(entries)
+            self._pending_rows += rows
+            if self._pending_rows >= 4096:
+                self._cond.notify_all()
+        return True
+
+    def _refusal(self, rows: int) -> str:
+        """Why ``rows`` more cannot be taken now ("" when they can); under the lock."""
+        if self._stop:
+            return "The request log is closed; the server is shutting down."
+        if self.failing:
+            return (f"The request log cannot write its spool ({self.failing}); the request "
+                    "was not answered so nothing unlogged is acknowledged. Free disk space or "
+                    "fix the spool folder; the service recovers at the next write.")
+        if self._pending_rows and self._pending_rows + rows > self.max_pending_rows:
+            return (f"The request log is {self._pending_rows} rows behind (window_rows = "
+                    f"{self.max_pending_rows}) and could not catch up; the request was not "
+                    "answered so nothing unlogged is acknowledged; retry shortly.")
+        return ""
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        recover = getattr(self.target, "recover", None)
+        if recover is not None:  # what writers that died here left: published without traffic
+            try:
+                recover()
+            except Exception as exc:
+                log.warning("publishing dead writers' request log spools failed: %s", exc)
+        while True:
+            with self._cond:
+                if not self._pending and not self._unwritten and not self._stop:
+                    self._cond.wait(self.interval)
+                if not self._pending and not self._unwritten:
+                    if self._stop:
+                        return
+                    continue
+                entries, self._pending = self._pending, []
+                stopping = self._stop
+            started = time.monotonic()
+            self._write(entries)
+            with self._cond:
+                self._cond.notify_all()
+                if self._unwritten:  # the spool is failing: retry after a pause
+                    if stopping and time.monotonic() >= self._give_up_at:
+                        self._give_up()
+                        return
+                    self._cond.wait(self.retry_interval)
+                    continue
+                spare = self.interval - (time.monotonic() - started)
+                if spare > 0 and not self._stop and self._pending_rows < 4096:
+                    self._cond.wait(spare)  # gather a group for the next write
+
+    def _write(self, entries: list[Entry]) -> None:
+        """Build tables of ``entries`` and spool them after what failed before."""
+        if entries:
+            try:
+                built = build_tables(entries, self._book)
+            except Exception as exc:  # a bug in the builder must not jam the log either
+                log.exception("building request log rows failed; quarantining them")
+                built = Built(quarantined=[(e, f"{type(exc).__name__}: {exc}") for e in entries])
+            if built.quarantined:
+                self._quarantine(quarantine_table(built.quarantined),
+                                 sum(e.rows for e, _ in built.quarantined))
+            self._unwritten.extend(_by_model(built.tables))
+        while self._unwritten:
+            table, rows = self._unwritten[0]
+            try:
+                self._append(table)
+            except (StoreError, OSError) as exc:  # disk full, permissions, I/O: retry later
+                self.failures += 1
+                with self._cond:
+                    first = not self.failing
+                    self.failing = str(exc).split("\n")[0][:300]
+                if first:
+                    log.error("the request log cannot write its spool; refusing requests "
+                              "until it can: %s", exc)
+                return
+            except Exception as exc:  # this table cannot be spooled as it is: set it aside
+                log.exception("a request log chunk could not be spooled; quarantining it")
+                self._unwritten.pop(0)
+                self._quarantine(table_quarantine(table, exc), rows, counted=False)
+                self._done(rows)
+                continue
+            self._unwritten.pop(0)
+            self.written += rows
+            self._done(rows)
+            if self.failing:
+                log.warning("the request log writes its spool again")
+                with self._cond:
+                    self.failing = ""
+
+    def _quarantine(self, table: pa.Table, rows: int, *, counted: bool = True) -> None:
+        """Spool a quarantine table; its rows leave the pending count either way."""
+        try:
+            self._append(table)
+            self.quarantined += rows
+        except Exception:
+            log.exception("%d request log rows could not be quarantined either; lost", rows)
+            self.lost += rows
+        if counted:
+            self._done(rows)
+
+    def _done(self, rows: int) -> None:
+        with self._cond:
+            self._pending_rows -= rows
+
+    def _append(self, table: pa.Table) -> None:
+        append_table = getattr(self.target, "append_table", None)
+        if append_table is not None:
+            append_table(table)
+            return
+        from ctloop.requestlog.tables import table_records
+
+        self.target.append(table_records(table))
+
+    def _give_up(self) -> None:
+        rows = sum(r for _, r in self._unwritten)
+        log.error("stopping with %d acknowledged request log rows that could not be spooled "
+                  "(%s); they are lost", rows, self.failing)
+        self.lost += rows
+        self._pending_rows -= rows
+        self._unwritten.clear()
+        self._cond.notify_all()
+
+    # -- control -----------------------------------------------------------------------------
+
+    def stats(self) -> WriterStats:
+        with self._cond:
+            return WriterStats(
+                written_rows=self.written, quarantined_rows=self.quarantined,
+                unlogged_rows=self.unlogged, refused_requests=self.refused,
+                dropped_rows=self.dropped_rows, lost_rows=self.lost,
+                pending_rows=self._pending_rows, failing=self.failing,
+                unlogged_recently=time.monotonic() - self._unlogged_at < _RECENT_S)
+
+    @property
+    def dropped(self) -> int:
+        """Acknowledged rows never logged: 0 unless served unlogged or lost on a failing disk."""
+        return self.unlogged + self.lost
+
+    def pending(self) -> int:
+        """Rows queued (or being written) but not yet in the write-ahead spool."""
+        with self._cond:
+            return self._pending_rows
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued so far is spooled (or the spool is failing)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify_all()
+            while self._pending_rows and not self.failing and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+
+    def flush(self) -> None:
+        """Spool everything queued so far, then make it visible (publish)."""
+        self.drain()
+        self.target.flush()
+
+    def close(self) -> None:
+        """Spool what is queued (giving up after ``close_timeout`` on a failing disk), stop,
+        then flush and close the log."""
+        with self._cond:
+            self._stop = True
+            self._give_up_at = time.monotonic() + self.close_timeout
+            self._cond.notify_all()
+        self._thread.join(timeout=self.close_timeout + 30)
+        try:
+            self.target.close()
+        except Exception:
+            log.exception("closing the request log failed")
+
+    _give_up_at = float("inf")
+    _unlogged_at = float("-inf")
+
+
+_RECENT_S = 60.0
+
+
+def _entry(batch: LogBatch) -> Entry:
+    from ctloop.requestlog.batches import as_entry
+
+    return as_entry(batch)
+
+
+def _by_model(tables: list[pa.Table]) -> list[tuple[pa.Table, int]]:
+    """One spool chunk per model (fewer fsyncs); versions keep their own typed columns."""
+    from ctloop.requestlog.tables import concat_tables
+
+    groups: dict[str, list[pa.Table]] = {}
+    for table in tables:
+        groups.setdefault(str(table["model_name"][0]), []).append(table)
+    out: list[tuple[pa.Table, int]] = []
+    for group in groups.values():
+        try:
+            merged = concat_tables(group, text_fallback=False)
+        except Exception:  # two versions disagree on a column's type: one chunk each
+            out.extend((t, t.num_rows) for t in group)
+            continue
+        out.append((merged, merged.num_rows))
+    return out

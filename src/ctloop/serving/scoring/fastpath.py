@@ -1,0 +1,107 @@
+"""Scoring typed columns without a DataFrame where the flavor allows it.
+
+A LightGBM booster reads a float matrix: numeric columns as floats, each
+categorical column as the index of its value in the categories seen at
+training (``pandas_categorical``; unseen values become NaN), which is exactly
+what LightGBM's own DataFrame conversion does. One thread per predict call:
+LightGBM's OpenMP threads spin between requests, and a micro-batch of a few
+rows gains nothing from more. Other flavors go through ``LoadedModel.predict``
+on one DataFrame per micro-batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from ctloop.models.flavors import LoadedModel
+
+__all__ = ["Predictor", "predictor_for"]
+
+Columns = Mapping[str, np.ndarray]
+_SMALL = 64  # rows up to which categories are mapped with a dict
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """``predict(columns) -> scores`` for one loaded model; ``fast`` says which path."""
+
+    predict: Callable[[Columns], np.ndarray]
+    fast: bool
+
+
+def predictor_for(model: LoadedModel, *, threads: int = 1) -> Predictor:
+    """The quickest exact scorer for ``model`` (LightGBM boosters: a NumPy matrix)."""
+    booster = model.model
+    if model.flavor == "lightgbm" and hasattr(booster, "pandas_categorical"):
+        lightgbm = _lightgbm(model, threads)
+        if lightgbm is not None:
+            return Predictor(lightgbm, fast=True)
+
+    def generic(columns: Columns) -> np.ndarray:
+        return model.predict(pd.DataFrame(dict(columns)), what="The request rows")
+
+    return Predictor(generic, fast=False)
+
+
+def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarray] | None:
+    booster = model.model
+    specs = model.signature.inputs
+    categorical = [s.name for s in specs if s.type not in ("integer", "float", "boolean")]
+    cats = booster.pandas_categorical or []
+    if len(cats) != len(categorical) or booster.num_feature() != len(specs):
+        return None  # trained some other way: let LightGBM's DataFrame path decide
+    indexes = {name: pd.Index(list(c)) for name, c in zip(categorical, cats, strict=True)}
+    codes_of = {name: {v: float(i) for i, v in enumerate(c)}
+                for name, c in zip(categorical, cats, strict=True)}
+    names = [s.name for s in specs]
+    library = _scorer(booster, threads)
+
+    def score(matrix: np.ndarray) -> np.ndarray:
+        compiled = model.compiled  # set by a background compile once checked
+        return library(matrix) if compiled is None else compiled.predict(matrix)
+
+    def predict(columns: Columns) -> np.ndarray:
+        n = len(columns[names[0]])
+        matrix = np.empty((n, len(names)), dtype=np.float64)
+        for j, name in enumerate(names):
+            values = columns[name]
+            index = indexes.get(name)
+            if index is None:
+                matrix[:, j] = values if values.dtype != object else _floats(values)
+            elif n <= _SMALL:  # a dict lookup beats pandas' hashing setup for a few rows
+                lookup = codes_of[name]
+                matrix[:, j] = [lookup.get(v, np.nan) for v in values.tolist()]
+            else:
+                codes = index.get_indexer(values).astype(np.float64)
+                codes[codes < 0] = np.nan
+                matrix[:, j] = codes
+        return np.asarray(score(matrix), dtype=np.float64)
+
+    return predict
+
+
+def _scorer(booster: Any, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``booster.predict`` without re-creating LightGBM's predictor on every call.
+
+    ``Booster.predict`` builds an ``_InnerPredictor`` (parameters copied,
+    several C calls) each time, which costs as much as scoring one row; the
+    predictor is built once here. Falls back to ``Booster.predict`` if
+    LightGBM's internals moved.
+    """
+    try:
+        from lightgbm.basic import _InnerPredictor
+
+        inner = _InnerPredictor.from_booster(booster, {"num_threads": threads})
+        inner.predict(np.zeros((1, booster.num_feature())))
+        return cast(Callable[[np.ndarray], np.ndarray], inner.predict)
+    except Exception:  # a LightGBM without the private predictor: the public call
+        return lambda matrix: booster.predict(matrix, num_threads=threads)
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
