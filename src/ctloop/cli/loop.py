@@ -338,3 +338,35 @@ def write_html(path: Path, data: dict[str, Any]) -> None:
         f"<h1>Replay of loop {html.escape(data['loop'])} (model "
         f"{html.escape(data['model'])})</h1><table><tr>{head}</tr>{''.join(rows)}</table>"
         f"<script type=application/json id=data>{html.escape(json.dumps(data))}</script>")
+
+
+@app.command("compare")
+def compare_cmd(
+    base: Annotated[Path, typer.Argument(help="replay JSON before the change")],
+    new: Annotated[Path, typer.Argument(help="replay JSON after the change")],
+    max_regression: Annotated[float, typer.Option(
+        "--max-regression", help="how much worse the mean live metric may get (exit 1 beyond)")]
+    = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")]
+    = False,
+) -> None:
+    """Two replays of one loop side by side; exit 1 when the new one is worse (CI gate)."""
+    from ctloop.loop.compare import compare_replays, read_replay
+
+    result = compare_replays(read_replay(base), read_replay(new), max_regression=max_regression)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        def cell(value: float | None) -> str | None:
+            return None if value is None else f"{value:.4f}"
+
+        rows = [(s.span, cell(s.base_live), cell(s.new_live), cell(s.change),
+                 s.base_promoted, s.new_promoted, ", ".join(s.base_fired) or "-",
+                 ", ".join(s.new_fired) or "-", "WORSE" if s.worse else "")
+                for s in result.spans]
+        print_table(f"loop {result.loop}: live {result.metric}, base vs new",
+                    ["span", "base", "new", "change", "promoted (base)", "promoted (new)",
+                     "fired (base)", "fired (new)", ""], rows)
+        console.print(result.verdict(), highlight=False, markup=False)
+    if result.regressed:
+        raise typer.Exit(1)
