@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ctloop.core.errors import CtloopError
 
-__all__ = ["DATA_ERRORS", "IngestFailed", "infrastructure_failure"]
+__all__ = ["DATA_ERRORS", "IngestFailed", "infrastructure_failure", "raised_header"]
 
 #: The exceptions (as a traceback's last line names them) that are the data's fault.
 DATA_ERRORS = ("ctloop.core.errors.ValidationFailed", "ctloop.core.errors.UserInputError")
@@ -39,10 +39,22 @@ class _Step(Protocol):
     def traceback(self) -> str | None: ...
 
 
+def raised_header(traceback: str | None) -> str:
+    """The ``module.Class: message`` line of the exception a traceback ends in.
+
+    Not simply the last line: a message may span lines (a validation error lists its
+    anomalies below its first line). The header is the first unindented line after the
+    last ``Traceback (most recent call last):``.
+    """
+    lines = (traceback or "").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    after = lines[starts[-1] + 1:] if starts else lines
+    return next((line for line in after if line.strip() and not line[0].isspace()), "")
+
+
 def _raised(step: _Step) -> str:
-    """The qualified class name of what the step raised (its traceback's last line)."""
-    lines = [line for line in (step.traceback or "").splitlines() if line.strip()]
-    return lines[-1].split(":", 1)[0].strip() if lines else ""
+    """The qualified class name of what the step raised."""
+    return raised_header(step.traceback).split(":", 1)[0].strip()
 
 
 def infrastructure_failure(failed_steps: Sequence[_Step], run_error: str | None
