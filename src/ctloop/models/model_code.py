@@ -119,7 +119,7 @@ def store_code(
     loading the model later: that is one clear error.
     """
     if code_paths:
-        sources = [(Path(p).resolve(), None) for p in code_paths]
+        sources: list[tuple[Path, str | None]] = [(Path(p).resolve(), None) for p in code_paths]
         for source, _ in sources:
             if not source.exists():
                 raise UserInputError(f"The code path {source} does not exist.")
