@@ -180,6 +180,7 @@ def run_cmd(
     """
     from ctloop.loop import get_loop
     from ctloop.loop.controller import LoopController
+    from ctloop.triggers.store import describe_holder
 
     settings = load_settings()
     spec = get_loop(name, settings)
@@ -192,9 +193,10 @@ def run_cmd(
                 if result.blocked_by and not as_json:
                     # One pass that could not act is a failure for cron/CI, not a success.
                     raise UserInputError(
-                        f"Loop {name!r}: the lease is held by a live controller "
-                        f"({result.blocked_by}); nothing was done. Run again once it "
-                        "releases the lease (or its lease expires).")
+                        f"Loop {name!r}: the lease is held by "
+                        f"{describe_holder(result.blocked_by)} ({result.blocked_by}); nothing "
+                        "was done. Run again once it releases the lease (or its lease "
+                        "expires).")
                 _say_tick(result, spec.metric, as_json)
                 if result.errors or result.blocked_by:
                     raise typer.Exit(1)
@@ -234,10 +236,13 @@ def _say_tick(result: Any, metric: str, as_json: bool) -> None:
                     "blocked_by": result.blocked_by, "errors": result.errors})
     else:
         if result.blocked_by:
-            console.print(f"another controller holds the lease ({result.blocked_by}); "
+            from ctloop.triggers.store import describe_holder
+
+            console.print(f"the lease is held by {describe_holder(result.blocked_by)} "
+                          f"({result.blocked_by}); "
                           "nothing done", highlight=False)
         for report in result.reports:
-            console.print(_span_line(report, metric), highlight=False)
+            console.print(_span_line(report, _metric(report, metric)), highlight=False)
     for error in result.errors:
         typer.echo(error, err=True)  # one line, never wrapped
 
@@ -319,7 +324,8 @@ def write_html(path: Path, data: dict[str, Any]) -> None:
             (s.get("live") or {}).get(metric), (s.get("baseline") or {}).get(metric),
             (s.get("drift") or {}).get("share"), fired,
             gate.get("error") or ("blessed" if gate.get("blessed") else
-                                  "refused" if gate else "-"),
+                                  "refused" if gate else
+                                  f"waits: {s['waiting']}" if s.get("waiting") else "-"),
             s["promoted"], "; ".join(s["anomalies"])]) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in [
         "span", "rows", "status", "served", f"live {metric}", f"never retrained {metric}",
@@ -332,3 +338,35 @@ def write_html(path: Path, data: dict[str, Any]) -> None:
         f"<h1>Replay of loop {html.escape(data['loop'])} (model "
         f"{html.escape(data['model'])})</h1><table><tr>{head}</tr>{''.join(rows)}</table>"
         f"<script type=application/json id=data>{html.escape(json.dumps(data))}</script>")
+
+
+@app.command("compare")
+def compare_cmd(
+    base: Annotated[Path, typer.Argument(help="replay JSON before the change")],
+    new: Annotated[Path, typer.Argument(help="replay JSON after the change")],
+    max_regression: Annotated[float, typer.Option(
+        "--max-regression", help="how much worse the mean live metric may get (exit 1 beyond)")]
+    = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")]
+    = False,
+) -> None:
+    """Two replays of one loop side by side; exit 1 when the new one is worse (CI gate)."""
+    from ctloop.loop.compare import compare_replays, read_replay
+
+    result = compare_replays(read_replay(base), read_replay(new), max_regression=max_regression)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        def cell(value: float | None) -> str | None:
+            return None if value is None else f"{value:.4f}"
+
+        rows = [(s.span, cell(s.base_live), cell(s.new_live), cell(s.change),
+                 s.base_promoted, s.new_promoted, ", ".join(s.base_fired) or "-",
+                 ", ".join(s.new_fired) or "-", "WORSE" if s.worse else "")
+                for s in result.spans]
+        print_table(f"loop {result.loop}: live {result.metric}, base vs new",
+                    ["span", "base", "new", "change", "promoted (base)", "promoted (new)",
+                     "fired (base)", "fired (new)", ""], rows)
+        console.print(result.verdict(), highlight=False, markup=False)
+    if result.regressed:
+        raise typer.Exit(1)
