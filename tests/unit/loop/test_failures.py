@@ -1,10 +1,13 @@
-"""Whose fault a failed ingest is, read off the step's traceback."""
+"""Whose fault a failed step is, read off its traceback, whatever its message holds."""
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 
-from ctloop.loop.failures import infrastructure_failure, raised_header
+from ctloop.core.errors import NotTrainable, ValidationFailed
+from ctloop.loop.failures import infrastructure_failure, raised
+from ctloop.loop.phases import not_trainable
 
 
 @dataclass
@@ -13,23 +16,35 @@ class Step:
     traceback: str | None
 
 
-VALIDATION = """Traceback (most recent call last):
-  File "/x/task.py", line 10, in run
-    raise ValidationFailed(message)
-ctloop.core.errors.ValidationFailed: 2013-05.parquet does not fit its schema: 3 error(s).
-  [error] dep_delay: out_of_range: 120 values above 3000
-  [error] temp: missing_values: 40% missing
-"""
+def _failed(exc: Exception) -> Step:
+    try:
+        try:
+            raise KeyError("an earlier error")
+        except KeyError:
+            raise exc from None
+    except Exception as caught:
+        return Step(str(caught), traceback.format_exc())
 
 
-def test_a_multi_line_validation_error_is_the_datas_fault() -> None:
-    assert raised_header(VALIDATION).startswith("ctloop.core.errors.ValidationFailed: ")
-    assert infrastructure_failure([Step("does not fit its schema", VALIDATION)], None) is None
+def test_a_multi_line_validation_failure_is_the_data_s_fault() -> None:
+    step = _failed(ValidationFailed("week-05 does not fit its schema: 3 error(s)\n"
+                                    "[error] spend: required column 'spend' is missing\n"
+                                    "[error] plan: value 'enterprise-trial' not in domain"))
+    assert raised(step.traceback) == ("ctloop.core.errors.ValidationFailed",
+                                      "week-05 does not fit its schema: 3 error(s)")
+    assert infrastructure_failure([step], None) is None
 
 
-def test_a_missing_file_is_not_the_datas_fault() -> None:
-    gone = VALIDATION.replace(
-        VALIDATION.splitlines()[3], "FileNotFoundError: [Errno 2] No such file: 'x.parquet'")
-    why = infrastructure_failure([Step("No such file", gone)], None)
-    assert why is not None and "No such file" in why
-    assert infrastructure_failure([], "the scheduler was lost") == "the scheduler was lost"
+def test_anything_else_is_the_infrastructure_s() -> None:
+    step = _failed(FileNotFoundError("/mnt/landing/week-05.parquet"))
+    assert infrastructure_failure([step], None) == "/mnt/landing/week-05.parquet"
+    assert infrastructure_failure([], "scheduler lost") == "scheduler lost"
+
+
+def test_not_trainable_is_read_off_the_traceback() -> None:
+    step = _failed(NotTrainable("The label 'y' has one class (0)\nin the window."))
+    assert not_trainable(step.traceback, None) == "The label 'y' has one class (0)"
+    assert not_trainable(step.traceback, step.error) == ("The label 'y' has one class (0) "
+                                                         "in the window.")
+    assert not_trainable(_failed(ValueError("x")).traceback, "x") is None
+    assert not_trainable(None, None) is None
