@@ -81,9 +81,10 @@ async def _run(url: str, payload: bytes, concurrency: int, seconds: float,
                     time.perf_counter() + 0.3, [], [], [50]) for _ in range(concurrency)))
     began = time.perf_counter()
     deadline = began + seconds
-    await asyncio.gather(*(
+    # bounded: a server that stops answering fails the run instead of hanging it
+    await asyncio.wait_for(asyncio.gather(*(
         _connection(where.hostname or "127.0.0.1", where.port or 80, payload, deadline,
-                    latencies, errors, limit) for _ in range(concurrency)))
+                    latencies, errors, limit) for _ in range(concurrency))), seconds + 60)
     elapsed = time.perf_counter() - began
     ms = np.array(latencies) * 1000
     return Result(len(latencies), len(errors), elapsed, float(np.percentile(ms, 50)),
