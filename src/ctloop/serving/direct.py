@@ -76,5 +76,5 @@ class DirectPredict:
         handlers = self.fastapi.exception_handlers
         for kind in type(exc).__mro__:
             if kind in handlers:
-                return handlers[kind]  # type: ignore[no-any-return]
+                return handlers[kind]
         return None
