@@ -22,7 +22,8 @@ gate = {{ serving = {serving} }}
 
 
 def test_the_serving_rule_goes_to_the_gate(ctloop_home: Path) -> None:
-    (ctloop_home / "ctloop.toml").write_text(LOOP.format(serving="{ p99_ms = 50, concurrency = 8 }"))
+    rule = "{ p99_ms = 50, concurrency = 8 }"
+    (ctloop_home / "ctloop.toml").write_text(LOOP.format(serving=rule))
     spec = load_loops(load_settings())["churn"]
     gate = spec.gate.to_gate("roc_auc")
     assert gate["serving"] == {"p99_ms": 50, "concurrency": 8}
