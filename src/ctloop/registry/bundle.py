@@ -24,7 +24,6 @@ trusted as much as the place it was carried through.
 
 from __future__ import annotations
 
-import getpass
 import io
 import json
 import tarfile
@@ -125,10 +124,7 @@ def _now() -> str:
 def _actor() -> str:
     from ctloop.registry.registry import default_actor
 
-    try:
-        return default_actor()
-    except Exception:  # pragma: no cover - default_actor already falls back
-        return getpass.getuser()
+    return default_actor()
 
 
 def _json_bytes(value: Any) -> bytes:
