@@ -199,6 +199,7 @@ def run_cmd(
     """
     from ctloop.loop import get_loop
     from ctloop.loop.controller import LoopController
+    from ctloop.triggers.store import describe_holder
 
     settings = load_settings()
     spec = get_loop(name, settings)
@@ -211,9 +212,10 @@ def run_cmd(
                 if result.blocked_by and not as_json:
                     # One pass that could not act is a failure for cron/CI, not a success.
                     raise UserInputError(
-                        f"Loop {name!r}: the lease is held by a live controller "
-                        f"({result.blocked_by}); nothing was done. Run again once it "
-                        "releases the lease (or its lease expires).")
+                        f"Loop {name!r}: the lease is held by "
+                        f"{describe_holder(result.blocked_by)} ({result.blocked_by}); nothing "
+                        "was done. Run again once it releases the lease (or its lease "
+                        "expires).")
                 _say_tick(result, spec.metric, as_json)
                 if result.errors or result.blocked_by:
                     raise typer.Exit(1)
@@ -253,10 +255,13 @@ def _say_tick(result: Any, metric: str, as_json: bool) -> None:
                     "blocked_by": result.blocked_by, "errors": result.errors})
     else:
         if result.blocked_by:
-            console.print(f"another controller holds the lease ({result.blocked_by}); "
+            from ctloop.triggers.store import describe_holder
+
+            console.print(f"the lease is held by {describe_holder(result.blocked_by)} "
+                          f"({result.blocked_by}); "
                           "nothing done", highlight=False)
         for report in result.reports:
-            console.print(_span_line(report, metric), highlight=False)
+            console.print(_span_line(report, _metric(report, metric)), highlight=False)
     for error in result.errors:
         typer.echo(error, err=True)  # one line, never wrapped
 
@@ -338,7 +343,8 @@ def write_html(path: Path, data: dict[str, Any]) -> None:
             (s.get("live") or {}).get(metric), (s.get("baseline") or {}).get(metric),
             (s.get("drift") or {}).get("share"), fired,
             gate.get("error") or ("blessed" if gate.get("blessed") else
-                                  "refused" if gate else "-"),
+                                  "refused" if gate else
+                                  f"waits: {s['waiting']}" if s.get("waiting") else "-"),
             s["promoted"], "; ".join(s["anomalies"])]) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in [
         "span", "rows", "status", "served", f"live {metric}", f"never retrained {metric}",

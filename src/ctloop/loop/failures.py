@@ -45,7 +45,8 @@ def _raised(step: _Step) -> str:
     return lines[-1].split(":", 1)[0].strip() if lines else ""
 
 
-def infrastructure_failure(failed_steps: Sequence[_Step], run_error: str | None) -> str | None:
+def infrastructure_failure(failed_steps: Sequence[_Step], run_error: str | None
+                           ) -> str | None:
     """Why a failed ingest run is not the data's fault, or None when it is.
 
     ``failed_steps`` are the run's steps whose status is ``failed`` (none when the

@@ -57,8 +57,10 @@ class FittingLabels:
 
     def anomaly(self) -> str:
         """One line for the span: how many labels were left out, and what they were."""
+        named = self.classes and len(self.classes) == 2 and {str(c) for c in self.classes} \
+            != {"0", "1"}
         expected = {"binary": "0 or 1" + (f" (or {self.classes[0]!r}/{self.classes[1]!r})"
-                                          if self.classes and len(self.classes) == 2 else ""),
+                                          if named and self.classes else ""),
                     "regression": "a finite number",
                     "multiclass": f"one of {self.classes}"}.get(self.task, "a valid label")
         return (f"[warning] labels: {self.skipped} stored labels do not fit the {self.task} "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
 from ctloop.triggers.store import ControllerState
@@ -320,9 +320,6 @@ class LoopMemory:
 
     def valid_spans(self) -> set[str]:
         return {n for n, r in self.spans.items() if r.valid}
-
-    def with_champion(self, champion: ChampionRecord) -> LoopMemory:
-        return replace(self, champion=champion)
 
 
 class MemoryStore:

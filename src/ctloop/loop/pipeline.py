@@ -108,7 +108,14 @@ def window_set(
     train.write(train_frame)
     evaluation.write(held)
     names = [Path(p).stem for p in spans]
-    train.metadata.update({"spans": names, "label_mean": float(train_frame[label].mean())})
+    train.metadata["spans"] = names
+    values = train_frame[label]
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+            values.dtype):
+        train.metadata["label_mean"] = float(values.mean())
+    else:  # classes by name: how many rows of each
+        train.metadata["label_counts"] = {str(k): int(v) for k, v in
+                                          values.value_counts().sort_index().items()}
     if ids:
         train.metadata["landed"] = {n: i for n, i in zip(names, ids, strict=True) if i}
         evaluation.metadata["landed"] = {names[-1]: ids[-1]} if ids[-1] else {}

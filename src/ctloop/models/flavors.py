@@ -38,7 +38,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -144,9 +143,13 @@ class SklearnFlavor:
     file_name: ClassVar[str] = "model.joblib"
 
     def save(self, model: Any, path: Path) -> None:
+        import joblib  # imported when a pickled model is saved or loaded, not before
+
         joblib.dump(model, path)
 
     def load(self, data: bytes) -> Any:
+        import joblib
+
         return joblib.load(io.BytesIO(data))
 
     def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
@@ -187,8 +190,13 @@ class LightGBMFlavor:
         booster.save_model(str(path))
 
     def load(self, data: bytes) -> Any:
-        lgb = require("lightgbm", "all", "Loading a LightGBM model")
-        return lgb.Booster(model_str=data.decode("utf-8"))
+        # LightGBM itself (and the SciPy and scikit-learn it imports) only on first use:
+        # a model served by its compiled trees never needs it (models/lazy_booster.py).
+        from ctloop.models.lazy_booster import LazyBooster
+
+        booster = LazyBooster(data.decode("utf-8"))
+        booster.num_feature()  # a text that is no LightGBM model fails here, at load
+        return booster
 
     def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
         # Binary boosters answer P(positive), multiclass ones (n, k) in class-index order.

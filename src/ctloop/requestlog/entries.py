@@ -248,8 +248,19 @@ def _values(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray, what: st
     values = _stack(arrays, sizes, what)
     if values.ndim != 1:
         raise ValueError(f"{what} holds {values.ndim}-d values; the log keeps one per row")
-    if values.dtype.kind in "US":
+    kind = values.dtype.kind
+    if kind == "f":  # NaN as null, as pandas means; no pandas round trip
+        mask = np.isnan(values)
+        return pa.array(values, mask=mask if mask.any() else None)
+    if kind in "iub":
+        return pa.array(values)
+    if kind in "US":
         return pa.array(values.astype(object), pa.string())
+    if kind == "O":
+        try:
+            return pa.array(values)  # None is null; strings, ints, floats as they are
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
     return pa.array(values, from_pandas=True)
 
 

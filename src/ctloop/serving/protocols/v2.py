@@ -178,11 +178,10 @@ def _tensor(
         if (not isinstance(size, int) or isinstance(size, bool) or size < 0
                 or offset + size > len(tail)):
             raise BadRequest(f"Input {name!r}: binary_data_size {size!r} exceeds the body.")
-        least = count * (4 if dtype == "BYTES" else DATATYPES[dtype].itemsize)
-        if least > size:  # checked before anything is allocated for ``count`` values
+        if dtype == "BYTES" and 4 * count > size:  # before anything is allocated for them
             raise BadRequest(
-                f"Input {name!r}: shape {shape} holds {count} {dtype} values, at least "
-                f"{least} bytes, but its binary data has {size}."
+                f"Input {name!r}: shape {shape} holds {count} BYTES values, at least "
+                f"{4 * count} bytes, but its binary data has {size}."
             )
         array = _from_binary(name, dtype, tail[offset:offset + size], count)
         return name, shape, dtype, array, size
