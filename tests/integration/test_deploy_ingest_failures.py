@@ -2,7 +2,7 @@
 
 In a deployment, a path that exists in the controller's container but not in a
 Dask worker's made every span "quarantined (1 anomalies)" for a
-``FileNotFoundError``. The runner now quarantines only for the data's own faults
+``FileNotFoundError``. The loop now quarantines only for the data's own faults
 (ValidationFailed, an unreadable table) and raises ``IngestFailed`` otherwise.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from ctloop.core.settings import load_settings
 from ctloop.loop import get_loop
 from ctloop.loop.failures import IngestFailed
-from ctloop.loop.runner import LoopRunner, SpanReport
+from ctloop.loop.phases import LoopPhases
 from ctloop.loop.sample import write_sample_spans
 from ctloop.loop.spans import Span
 
@@ -35,11 +35,11 @@ decay = { min_labels = 100 }
 """
 
 
-def _runner(project: Path) -> LoopRunner:
+def _phases(project: Path) -> LoopPhases:
     (project / "ctloop.toml").write_text(TOML)
     write_sample_spans(project / "landing", spans=1, rows=200, change_at=None, shift_at=None)
     settings = load_settings()
-    return LoopRunner(get_loop("churn", settings), settings)
+    return LoopPhases(get_loop("churn", settings), settings)
 
 
 def _span(path: Path) -> Span:
@@ -49,36 +49,33 @@ def _span(path: Path) -> Span:
 
 def test_a_span_the_worker_cannot_find_raises_instead_of_being_quarantined(
         ctloop_home: Path) -> None:
-    runner = _runner(ctloop_home)
+    phases = _phases(ctloop_home)
     try:
         first = sorted((ctloop_home / "landing").glob("*.parquet"))[0]
         good = _span(first)  # pins the schema, as the first span does
-        assert runner.validate(good, None, SpanReport(span=good.name, rows=good.rows))
+        assert phases.validate(good, None).ok
 
         gone = _span(ctloop_home / "elsewhere" / first.name)  # seen by one process only
-        report = SpanReport(span=gone.name, rows=gone.rows)
-        with pytest.raises(IngestFailed) as caught:
-            runner.validate(gone, good, report)
+        with pytest.raises(IngestFailed) as caught:  # raised: never a quarantine
+            phases.validate(gone, good)
         assert "not the data" in caught.value.message
         assert "FileNotFoundError" in caught.value.message
-        assert report.status == "valid" and report.anomalies == []  # nothing quarantined
     finally:
-        runner.close()
+        phases.close()
 
 
 def test_a_span_without_its_label_is_still_quarantined(ctloop_home: Path) -> None:
     import pandas as pd
 
-    runner = _runner(ctloop_home)
+    phases = _phases(ctloop_home)
     try:
         first = sorted((ctloop_home / "landing").glob("*.parquet"))[0]
         good = _span(first)
-        assert runner.validate(good, None, SpanReport(span=good.name, rows=good.rows))
+        assert phases.validate(good, None).ok
         broken = ctloop_home / "broken.parquet"
         pd.read_parquet(first).drop(columns=["churned"]).to_parquet(broken, index=False)
-        report = SpanReport(span="broken", rows=200)
-        assert not runner.validate(_span(broken), None, report)
-        assert report.status == "quarantined"
-        assert any("no label column" in line for line in report.anomalies), report.anomalies
+        ingested = phases.validate(_span(broken), None)
+        assert not ingested.ok  # the data's own fault: quarantined
+        assert any("no label column" in line for line in ingested.anomalies), ingested.anomalies
     finally:
-        runner.close()
+        phases.close()

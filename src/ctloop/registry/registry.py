@@ -228,18 +228,33 @@ class ModelRegistry:
         return self.store.alias_history(name, alias)
 
     # use ------------------------------------------------------------------
-    def load(self, ref: str | ModelRef, artifacts: ArtifactStore | None = None) -> LoadedModel:
+    def load(
+        self,
+        ref: str | ModelRef,
+        artifacts: ArtifactStore | None = None,
+        *,
+        compiled: bool = False,
+    ) -> LoadedModel:
         """The model a reference points at, fetched hash-checked from the artifact store.
 
         The folder is checked against the sha256 the metadata store recorded
         for the version's artifact (not the manifest inside it) before any
-        byte of it is unpickled.
+        byte of it is unpickled. ``compiled``: also give it native code for
+        its trees (``ctloop.models.compiled``; LightGBM), cached with the
+        version, compiled in the background when not cached yet.
         """
         record = self.get(ref)
         artifact = self.store.get_artifact(record.artifact_id)
         store = self._artifacts_for(artifact.uri, artifacts)
         path = store.get(artifact.uri, artifact.sha256, name=f"{record.name}:{record.version}")
-        return load_model(Path(path), sha256=artifact.sha256)
+        model = load_model(Path(path), sha256=artifact.sha256)
+        if compiled:
+            from ctloop.models.compiled import attach_compiled
+            from ctloop.models.compiled_cache import VersionCompiledCache
+
+            cache = VersionCompiledCache(self.store, store, record.name, record.version)
+            attach_compiled(model, cache, background=True)
+        return model
 
     def verify(self, name: str, version: int, artifacts: ArtifactStore | None = None) -> None:
         """Raise ``IntegrityError`` unless the version's stored bytes are exactly the recorded ones.

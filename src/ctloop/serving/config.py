@@ -19,6 +19,8 @@
     batch_wait_ms = 0             # how long a micro-batch may wait for company (0: one loop turn)
     batch_rows = 4096             # largest micro-batch
     model_threads = 1             # threads per predict call (LightGBM num_threads)
+    compiled = false              # true: LightGBM trees compiled to native code, cached with
+                                  # the version (ctloop.models.compiled; the `compiled` extra)
     public = ["health"]           # routes that need no key when keys are on: health, metrics, docs
     grpc_port = 8081              # also serve the v2 protocol over gRPC here (default: off;
                                   # 0: any free port); needs the `grpc` extra
@@ -100,6 +102,7 @@ class ServingConfig:
     batch_wait_ms: float = 0.0
     batch_rows: int = 4096
     model_threads: int = 1
+    compiled: bool = False
     public: tuple[str, ...] = ("health",)
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     grpc_port: int | None = None  # None: no gRPC service
@@ -151,7 +154,7 @@ class ServingConfig:
             values["ab"] = _split(raw["ab"], str(ab_key), "ab")
         elif raw.get("ab_key"):
             raise ConfigError("ab_key (--ab-key) is set but no A/B split (--ab ALIAS=PCT) is.")
-        for key in ("coerce_types", "allow_nulls"):
+        for key in ("coerce_types", "allow_nulls", "compiled"):
             if key in raw:
                 if not isinstance(raw[key], bool):
                     raise ConfigError(

@@ -203,7 +203,9 @@ class ModelPool:
         started = time.perf_counter()
         try:
             record = self.registry.get(f"{target.name}:{version}")
-            model = self.registry.load(f"{target.name}:{version}", self.artifacts)
+            model = self.registry.load(
+                f"{target.name}:{version}", self.artifacts, compiled=self.config.compiled
+            )
             refs = feature_refs_of(
                 self.registry.store, record, self.config.feature_refs.get(target.name)
             )

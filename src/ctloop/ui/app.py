@@ -41,6 +41,7 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
         policy = AccessPolicy(load_keys(settings.extra))
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     filters.install(templates.env)
+    templates.env.globals["environment"] = settings.environment  # shown in every page's header
     state = UiState(settings=settings, policy=policy, templates=templates)
 
     @asynccontextmanager

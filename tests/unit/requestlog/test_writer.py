@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from ctloop.core.errors import BackendUnavailable, StoreError
+from ctloop.requestlog.batches import LogBatch, batches_table, rejected_batch
 from ctloop.requestlog.log import LogOptions, open_prediction_log
-from ctloop.requestlog.writer import LogBatch, RequestLogger, batches_table, rejected_batch
+from ctloop.requestlog.writer import RequestLogger
 from ctloop.testing.services import wait_until
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
