@@ -515,6 +515,9 @@ def test_onnx_image_model_refuses_wrong_tensors_naming_the_spec(image_service: S
         assert words in got.json()["error"], (what, got.text)
     v1 = httpx.post(f"{url}/v1/models/cnn:predict", json={"instances": [[0.0]]}, timeout=30)
     assert v1.status_code == 422 and "/v2/models/cnn/infer" in v1.json()["error"]
+    image = {"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [0.0] * 3072}
+    explained = httpx.post(f"{url}/v2/models/cnn/explain", json={"inputs": [image]}, timeout=30)
+    assert explained.status_code == 422 and "N-d tensors" in explained.json()["error"]
 
 
 @settings(max_examples=60, deadline=None,
