@@ -49,7 +49,7 @@ from ctloop.models.flavor_catboost import CatBoostFlavor
 from ctloop.models.flavor_onnx import OnnxFlavor
 from ctloop.models.model_code import code_imports, import_code, store_code
 from ctloop.models.signature import Signature
-from ctloop.models.tasks import TASKS, Task, check_task, normalize_task
+from ctloop.models.tasks import TASKS, Task, check_task, normalize_task, shaped
 
 if TYPE_CHECKING:
     from ctloop.models.compiled import CompiledPredictor
@@ -102,22 +102,6 @@ def as_task(value: object, *, where: str = "task") -> Task:
     except UserInputError:
         return check_task(str(value), where=where)
     return task or check_task(str(value), where=where)
-
-
-def shaped(raw: Any, task: Task) -> np.ndarray:
-    """A library's raw output in the contract's shape: (n,) or (n, k), C-contiguous float64.
-
-    Binary keeps the positive (last) column of a two-column probability matrix;
-    multiclass widens a one-column binary probability to two columns. Any other
-    mismatch is left for :meth:`LoadedModel.predict` to report.
-    """
-    out = np.asarray(raw, dtype=np.float64)
-    if task == "multiclass":
-        if out.ndim == 1:
-            out = np.column_stack([1.0 - out, out])
-    elif out.ndim == 2 and out.shape[1] in (1, 2):
-        out = out[:, -1]
-    return np.ascontiguousarray(out)
 
 
 class Flavor(Protocol):
