@@ -362,6 +362,9 @@ def import_(
     label: Annotated[str | None, typer.Option(
         help="A column of --sample holding the label: decides the task and names a "
              "booster's classes.")] = None,
+    classes: Annotated[str | None, typer.Option(
+        help="Comma-separated class names in the order of the model's probability columns, "
+             "for a model that does not record them (an exported network).")] = None,
     description: Annotated[str, typer.Option(help="what this version is")] = "",
     json_: JsonOpt = False,
 ) -> None:
@@ -380,7 +383,7 @@ def import_(
     rows = read_table(sample).to_pandas() if sample is not None else None
     with tempfile.TemporaryDirectory(prefix="ctloop-import-") as tmp:
         imported = import_model(path, Path(tmp) / "model", flavor=flavor, sample=rows,
-                                label=label, task=task)
+                                label=label, task=task, classes=_class_names(classes))
         settings = load_settings()
         stored = open_artifact_store(settings.artifacts_url).put(imported.folder)
     provenance = imported.provenance
@@ -402,3 +405,11 @@ def import_(
         f"{f', classes {classes}' if classes else ''}) {provenance.describe()}",
         highlight=False,
     )
+
+
+def _class_names(text: str | None) -> list[str | int] | None:
+    """``--classes a,b,c`` as names; integers stay integers (``0,1,2``)."""
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    return [int(n) if n.lstrip("-").isdigit() else n for n in names]

@@ -362,8 +362,9 @@ def resolve_classes(
             classes = [0, 1]
         else:
             raise UserInputError(
-                f"Cannot tell the classes of this {type(model).__name__}: it has no classes_; "
-                "pass classes=[...] in the order of its probability columns."
+                f"Cannot tell the classes of this {type(model).__name__}: it records none; "
+                "pass classes=[...] (ctloop models import: --classes a,b,c) in the order of "
+                "its probability columns."
             )
     if found is not None and given:
         indices = list(range(len(found)))
