@@ -81,6 +81,10 @@ def test_a_joblib_pipeline_is_registered_with_provenance_promoted_and_scored(
     assert imported["format"] == "joblib/pickle"
     assert record["description"].startswith(f"imported from {ctloop_home / 'churn.joblib'}")
 
+    code, out, _ = cli(capsys, "models", "show", "churn:1")
+    shown = f"imported_from: {ctloop_home / 'churn.joblib'} (joblib/pickle, sha256 " \
+        f"{imported['sha256']})"
+    assert code == 0 and "".join(shown.split()) in "".join(out.split())  # however it wraps
     assert cli(capsys, "models", "promote", "churn", "1")[0] == 0
     scored = _scored(capsys, "churn", data[FEATURES].head(100), ctloop_home)
     np.testing.assert_allclose(scored["score"], pipe.predict_proba(data[FEATURES].head(100))[:, 1])

@@ -133,6 +133,10 @@ def show(
     for key in ("description", "artifact_id", "run_id", "created_by"):
         console.print(f"  {key}: {data[key] or '-'}")
     console.print(f"  created_at: {_when(record.created_at)}")
+    imported = record.properties.get("imported")
+    if imported:  # ctloop models import: where the bytes came from
+        console.print(f"  imported_from: {imported.get('source')} ({imported.get('format')}, "
+                      f"sha256 {imported.get('sha256')})", highlight=False)
     if record.tags:
         console.print(f"  tags: {record.tags}")
     evaluation = record.properties.get("evaluation", {}).get("overall")
