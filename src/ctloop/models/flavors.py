@@ -247,8 +247,9 @@ def detect_flavor(model: Any) -> str:
     if callable(getattr(model, "predict", None)):
         return "python"
     raise UserInputError(
-        f"Cannot save a {type(model).__name__}: it is not a scikit-learn, LightGBM or XGBoost "
-        "model and has no predict(frame) method."
+        f"Cannot save a {type(model).__name__}: it is not a scikit-learn, LightGBM, XGBoost, "
+        "CatBoost or ONNX model and has no predict(frame) method (for an ONNX file's path "
+        "or bytes, pass flavor='onnx')."
     )
 
 
