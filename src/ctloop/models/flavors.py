@@ -240,6 +240,8 @@ def detect_flavor(model: Any) -> str:
     module = type(model).__module__.split(".")[0]
     if module in ("lightgbm", "xgboost", "onnx", "catboost"):
         return module
+    if type(model).__name__ == "LazyBooster":  # a loaded LightGBM model (models/lazy_booster)
+        return "lightgbm"
     if type(model).__module__ == "ctloop.models.flavor_onnx":
         return "onnx"
     if module == "sklearn" or (hasattr(model, "get_params") and hasattr(model, "fit")):
@@ -304,7 +306,8 @@ def fitted_task(model: Any) -> Task | None:
 def _objective(model: Any) -> tuple[str, int] | None:
     """(objective, number of classes) of a raw LightGBM or XGBoost booster."""
     module = type(model).__module__.split(".")[0]
-    if module == "lightgbm" and hasattr(model, "num_model_per_iteration"):
+    lightgbm = module == "lightgbm" or type(model).__name__ == "LazyBooster"
+    if lightgbm and hasattr(model, "num_model_per_iteration"):
         objective = str(getattr(model, "params", {}).get("objective", ""))
         if not objective:
             objective = str(model.dump_model(num_iteration=0).get("objective", ""))
