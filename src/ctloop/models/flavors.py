@@ -224,6 +224,8 @@ def detect_flavor(model: Any) -> str:
     module = type(model).__module__.split(".")[0]
     if module in ("lightgbm", "xgboost", "onnx", "catboost"):
         return module
+    if type(model).__name__ == "LazyBooster":  # a loaded LightGBM model (models/lazy_booster)
+        return "lightgbm"
     if type(model).__module__ == "ctloop.models.flavor_onnx":
         return "onnx"
     if module == "sklearn" or (hasattr(model, "get_params") and hasattr(model, "fit")):
@@ -231,8 +233,9 @@ def detect_flavor(model: Any) -> str:
     if callable(getattr(model, "predict", None)):
         return "python"
     raise UserInputError(
-        f"Cannot save a {type(model).__name__}: it is not a scikit-learn, LightGBM or XGBoost "
-        "model and has no predict(frame) method."
+        f"Cannot save a {type(model).__name__}: it is not a scikit-learn, LightGBM, XGBoost, "
+        "CatBoost or ONNX model and has no predict(frame) method (for an ONNX file's path "
+        "or bytes, pass flavor='onnx')."
     )
 
 
@@ -287,7 +290,8 @@ def fitted_task(model: Any) -> Task | None:
 def _objective(model: Any) -> tuple[str, int] | None:
     """(objective, number of classes) of a raw LightGBM or XGBoost booster."""
     module = type(model).__module__.split(".")[0]
-    if module == "lightgbm" and hasattr(model, "num_model_per_iteration"):
+    lightgbm = module == "lightgbm" or type(model).__name__ == "LazyBooster"
+    if lightgbm and hasattr(model, "num_model_per_iteration"):
         objective = str(getattr(model, "params", {}).get("objective", ""))
         if not objective:
             objective = str(model.dump_model(num_iteration=0).get("objective", ""))
@@ -346,8 +350,9 @@ def resolve_classes(
             classes = [0, 1]
         else:
             raise UserInputError(
-                f"Cannot tell the classes of this {type(model).__name__}: it has no classes_; "
-                "pass classes=[...] in the order of its probability columns."
+                f"Cannot tell the classes of this {type(model).__name__}: it records none; "
+                "pass classes=[...] (ctloop models import: --classes a,b,c) in the order of "
+                "its probability columns."
             )
     if found is not None and given:
         indices = list(range(len(found)))
