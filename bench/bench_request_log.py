@@ -89,7 +89,6 @@ def run_parquet(items: list[LogBatch], folder: Path) -> float:
 def serve(seconds: float, repeat: int) -> None:
     """Log on vs off in two running services, interleaved (see the module docstring)."""
     import os
-    import shutil
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -105,11 +104,12 @@ def serve(seconds: float, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         on_root = Path(tmp) / "on"
         model = setup(on_root)
-        off_root = Path(tmp) / "off"
-        shutil.copytree(on_root, off_root)
+        off_root = Path(tmp) / "off"  # the same home, its own ctloop.toml: log off
+        off_root.mkdir()
         (off_root / "ctloop.toml").write_text('[ctloop.serving]\nprediction_log = ""\n')
         on = servers(on_root, model, None)[0]
-        off = servers(off_root, model, None)[0]
+        off = servers(on_root, model, None)[0]
+        off.cwd = off_root
         on.name, off.name = "log on", "log off"
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
 

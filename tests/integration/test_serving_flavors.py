@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -194,6 +195,8 @@ class Service:
     http: str  # host:port
     grpc: str
     models: dict[str, LoadedModel]
+    registry: ModelRegistry | None = None
+    artifacts: Any = None
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +222,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     app = create_app([c.name for c in CASES], config=config, metadata=store,
                      artifacts=artifacts, feature_store=False, prediction_log=False)
     with background_server(app) as url:
-        yield Service(url.removeprefix("http://"), f"127.0.0.1:{app.state.grpc_port}", models)
+        yield Service(url.removeprefix("http://"), f"127.0.0.1:{app.state.grpc_port}", models,
+                      registry, artifacts)
     store.close()
 
 
@@ -326,6 +330,72 @@ def test_every_flavor_and_task_answers_as_in_process(service: Service, rows: pd.
         np.testing.assert_allclose(score, expected, rtol=0, atol=1e-9, err_msg=str(where))
         decisions = (expected >= model.decision_threshold).astype(int)
         assert got["decision"].tolist() == decisions.tolist(), where
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_batch_scoring_writes_one_column_per_class(service: Service, rows: pd.DataFrame,
+                                                  case: Case, tmp_path: Path) -> None:
+    from ctloop.batch import predict_file
+
+    assert service.registry is not None
+    model = service.models[case.name]
+    rows.to_parquet(tmp_path / "in.parquet")
+    predict_file(service.registry, service.artifacts, f"{case.name}:1", tmp_path / "in.parquet",
+                 tmp_path / "out.parquet")
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    expected = model.predict(rows)
+    if case.task == "multiclass":
+        classes = list(model.signature.classes or [])
+        assert list(out.columns) == [*FEATURES, "label", *(f"score_{c}" for c in classes)]
+        np.testing.assert_allclose(out[[f"score_{c}" for c in classes]].to_numpy(), expected,
+                                   rtol=0, atol=1e-9)
+        assert [str(v) for v in out["label"]] == [str(v) for v in
+                                                  model.predict_labels(rows).tolist()]
+        return
+    np.testing.assert_allclose(out["score"].to_numpy(), expected, rtol=0, atol=1e-9)
+    if case.task == "binary":
+        assert out["decision"].tolist() == (expected >= model.decision_threshold).astype(
+            int).tolist()
+    else:
+        assert "decision" not in out.columns
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_explain_answers_shapes_that_match_their_data(service: Service, rows: pd.DataFrame,
+                                                      case: Case) -> None:
+    """v2 explain tensors (per class for multiclass) have the shape of their data; the tree
+    flavors explain every task."""
+    frame = rows.head(5)
+    tensors = {"inputs": [
+        {"name": c, "shape": [5], "datatype": "INT64" if c == "x2" else "FP64",
+         "data": frame[c].tolist()} for c in FEATURES]}
+    v2 = httpx.post(f"http://{service.http}/v2/models/{case.name}/explain", json=tensors,
+                    timeout=60)
+    v1 = httpx.post(f"http://{service.http}/v1/models/{case.name}:explain",
+                    json={"instances": frame.to_dict(orient="records")}, timeout=60)
+    if case.flavor in ("lightgbm", "xgboost", "catboost"):
+        assert v2.status_code == 200 and v1.status_code == 200, (v2.text, v1.text)
+    assert v1.status_code == v2.status_code, (v1.text, v2.text)
+    if v2.status_code != 200:
+        assert v2.status_code == 422, v2.text
+        return
+    outputs = {o["name"]: o for o in v2.json()["outputs"]}
+    for name, tensor in outputs.items():
+        assert len(tensor["data"]) == int(np.prod(tensor["shape"])), name
+        assert tensor["shape"][0] == 5, name
+    model = service.models[case.name]
+    expected = model.predict(frame)
+    if case.task == "multiclass":
+        k = len(model.signature.classes or [])
+        assert outputs["class_contributions"]["shape"] == [5, k, len(FEATURES)]
+        np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], (5, k)),
+                                   expected, atol=1e-6)
+        assert [str(v) for v in outputs["label"]["data"]] == [
+            str(v) for v in model.predict_labels(frame).tolist()]
+    else:
+        # TreeSHAP sums float32 leaf values: equal to the prediction to float32 precision
+        np.testing.assert_allclose(outputs["prediction"]["data"], expected, rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_metadata_lists_outputs_with_their_shapes(service: Service) -> None:

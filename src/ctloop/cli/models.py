@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -342,3 +343,62 @@ def _headline(properties: dict[str, Any]) -> str:
 def _value(properties: dict[str, Any], metric: str) -> str | None:
     overall = properties.get("evaluation", {}).get("overall") or {}
     return _fmt(overall.get("metrics", {}).get(metric, {}).get("value"))
+
+
+@app.command("import")
+def import_(
+    name: str,
+    path: Annotated[Path, typer.Argument(help="A model file (joblib/pickle, LightGBM, XGBoost, "
+                                              "CatBoost .cbm, .onnx) or an MLflow model folder.")],
+    flavor: Annotated[str | None, typer.Option(
+        help="How to read the file: sklearn, python, lightgbm, xgboost, catboost, onnx "
+             "(or which flavor of an MLflow folder); default, what the file says.")] = None,
+    sample: Annotated[Path | None, typer.Option(
+        help="Rows like the training data (.parquet or .csv): the input columns and types.")
+    ] = None,
+    task: Annotated[str | None, typer.Option(
+        help="binary, multiclass or regression; default, what the model (or --label) says.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(
+        help="A column of --sample holding the label: decides the task and names a "
+             "booster's classes.")] = None,
+    description: Annotated[str, typer.Option(help="what this version is")] = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Register a model file or MLflow folder as the next version of NAME (no promotion).
+
+    The version records where it came from ("imported from ...") and the sha256 of the
+    bytes read; it is then promoted, served, monitored and replaced like any other.
+    """
+    import tempfile
+
+    from ctloop.artifacts import open_artifact_store
+    from ctloop.data.sources import read_table
+    from ctloop.metadata import ArtifactRecord, new_id
+    from ctloop.models.importing import import_model
+
+    rows = read_table(sample).to_pandas() if sample is not None else None
+    with tempfile.TemporaryDirectory(prefix="ctloop-import-") as tmp:
+        imported = import_model(path, Path(tmp) / "model", flavor=flavor, sample=rows,
+                                label=label, task=task)
+        settings = load_settings()
+        stored = open_artifact_store(settings.artifacts_url).put(imported.folder)
+    provenance = imported.provenance
+    with _registry() as reg:
+        artifact = reg.store.add_artifact(ArtifactRecord(
+            new_id(), "Model", stored.uri, stored.sha256, stored.size, name=name,
+            properties={"imported": provenance.to_dict()},
+        ))
+        record = reg.register(name, artifact.id, description=description or provenance.describe(),
+                              properties={"imported": provenance.to_dict()})
+    manifest = imported.manifest
+    if json_:
+        print_json({**to_dict(record), "flavor": manifest["flavor"], "task": manifest["task"],
+                    "signature": manifest["signature"]})
+        return
+    classes = manifest["signature"].get("classes")
+    console.print(
+        f"registered {name}:{record.version} ({manifest['flavor']}, {manifest['task']}"
+        f"{f', classes {classes}' if classes else ''}) {provenance.describe()}",
+        highlight=False,
+    )

@@ -1,4 +1,4 @@
-"""``ctloop monitor drift|decay|log``: read the prediction log and judge it.
+"""``ctloop monitor drift|outputs|decay|estimate|...``: read the prediction log and judge it.
 
 Exit codes: 0 judged and fine, 1 fired, 3 could not judge (``no_data``: no rows in
 the window, too few labels, no reference), so a script never mistakes silence for health.
@@ -100,6 +100,51 @@ def drift(
 
     result = check_drift(_log(log), model, reference, start=parse_when(since, "--since"),
                          end=parse_when(until, "--until"), share=share, min_rows=min_rows)
+    _finish(result, as_json, record)
+
+
+@app.command("outputs")
+def outputs(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    reference_since: Annotated[str, typer.Option(
+        "--reference-since", help="start of the reference window (ISO date/time or 7d)")],
+    reference_until: Annotated[str, typer.Option(
+        "--reference-until", help="end of the reference window (exclusive)")],
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    min_rows: Annotated[int, typer.Option(help="judge only with this many answers")] = 100,
+    log: LogOpt = None,
+    record: RecordOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Did the model's answers or the labels drift from an earlier window? Every task:
+    values, P(positive) or the predicted class. Exit 1 when they did, 3 without data."""
+    from ctloop.monitoring.monitors import (
+        check_output_drift,
+        served_outputs,
+        served_rows,
+        task_from_log,
+        task_from_registry,
+    )
+
+    prediction_log = _log(log)
+    start, end = (parse_when(reference_since, "--reference-since"),
+                  parse_when(reference_until, "--reference-until"))
+    earlier = served_rows(prediction_log.read(model_name=model, start=start, end=end,
+                                              with_labels=True))
+    task, classes = None, None
+    try:
+        from ctloop.metadata import open_metadata_store
+
+        task, classes = task_from_registry(open_metadata_store(load_settings().metadata_url),
+                                           model)
+    except CtloopError:  # no registry: the log says what the task is
+        pass
+    if task is None:
+        task = task_from_log(earlier[earlier["label"].notna()])
+    result = check_output_drift(prediction_log, model, served_outputs(earlier, task, classes),
+                                task=task, classes=classes, start=parse_when(since, "--since"),
+                                end=parse_when(until, "--until"), min_rows=min_rows)
     _finish(result, as_json, record)
 
 

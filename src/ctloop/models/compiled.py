@@ -18,7 +18,9 @@ Rules, each because a wrong answer is worse than a slow one:
 - Checked before it answers: the compiled code and the library score the same
   probe rows (every split threshold and its neighbours, missing values, every
   category, unseen ones); any answer off by more than 1e-9 relative keeps the
-  library's predict for this model.
+  library's predict for this model. The artifact keeps the library's answers
+  beside the object, so loading a cached one checks it without importing the
+  library (``import lightgbm`` pulls in SciPy and scikit-learn).
 - Never in the way: the library answers while compilation runs in a
   low-priority background thread; without a compiler (no ``compiled`` extra,
   another flavor) the library's predict simply stays.
@@ -27,6 +29,7 @@ Rules, each because a wrong answer is worse than a slow one:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -229,40 +232,69 @@ def compile_predictor(
 
     None (with the reason logged) when there is no compiler for the model, its
     answers differ from the library's, or (``compile=False``) nothing is cached.
+    A fresh object is checked against the library itself; the cached artifact
+    holds the library's answers to the probe rows beside the object, so a
+    cached one is checked against those without importing the library.
     """
     backend, why = _backend(model)
     if backend is None:
         log.info("model %s stays on its library's predict: %s", model.sha256[:12], why)
         return None
     key = _key(model, backend)
-    data = cache.read(key)
-    if data is not None:
-        return _checked(model, backend, key, data, 0.0)
+    packed = cache.read(key)
+    if packed is not None:
+        try:
+            data, expected = _unpack(packed)
+        except ValueError as exc:
+            log.warning("compiled artifact of %s unreadable (%s); compiling again",
+                        model.sha256[:12], exc)
+        else:
+            return _checked(model, backend, key, data, expected, 0.0)
     if not compile:
         return None
     started = time.perf_counter()
     try:
         data = backend.compile(model.model)
+        expected = library_scorer(model)(probe_matrix(model))
     except Exception as exc:  # a model the compiler does not cover: keep the library
         log.warning("compiling %s failed, the library answers: %s", model.sha256[:12], exc)
         return None
-    predictor = _checked(model, backend, key, data, time.perf_counter() - started)
+    predictor = _checked(model, backend, key, data, expected, time.perf_counter() - started)
     if predictor is not None:
         try:
-            cache.write(key, data, backend=backend.name)
+            cache.write(key, _pack(data, expected), backend=backend.name)
         except Exception as exc:  # serving goes on compiled; the next start compiles again
             log.warning("could not cache compiled %s: %s", model.sha256[:12], exc)
     return predictor
 
 
+def _pack(data: bytes, expected: np.ndarray) -> bytes:
+    """The artifact: the object and the library's answers to the probe rows (npz, no pickle)."""
+    out = io.BytesIO()
+    np.savez(out, object=np.frombuffer(data, dtype=np.uint8), expected=expected)
+    return out.getvalue()
+
+
+def _unpack(packed: bytes) -> tuple[bytes, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(packed), allow_pickle=False) as arrays:
+            return arrays["object"].tobytes(), np.asarray(arrays["expected"], np.float64)
+    except Exception as exc:  # not an npz of ours
+        raise ValueError(str(exc)) from exc
+
+
 def _checked(
-    model: LoadedModel, backend: _Backend, key: str, data: bytes, seconds: float
+    model: LoadedModel,
+    backend: _Backend,
+    key: str,
+    data: bytes,
+    expected: np.ndarray,
+    seconds: float,
 ) -> CompiledPredictor | None:
-    """The loaded object if it answers the probe rows as the library does."""
+    """The loaded object if it answers the probe rows as the library did."""
     try:
         predict = backend.load(data, model.model)
-        probes = probe_matrix(model)
-        differs = _equal(library_scorer(model)(probes), predict(probes))
+        differs = _equal(expected, predict(probe_matrix(model)))
     except Exception as exc:
         log.warning("loading compiled %s failed, the library answers: %s", model.sha256[:12], exc)
         return None

@@ -349,8 +349,8 @@ def metric_value(
     if metric in REGRESSION_METRICS:
         values = metric_matrix(ones, np.asarray(y_true, dtype=np.float64), scores,
                                task="regression")
-    elif scores.ndim == 2:
-        index, used = encode_labels(y_true, classes)
+    elif scores.ndim == 2:  # without classes, the columns are classes 0..k-1
+        index, used = encode_labels(y_true, classes or list(range(scores.shape[1])))
         if len(used) > scores.shape[1]:
             scores = np.hstack([scores, np.zeros((len(scores), len(used) - scores.shape[1]))])
         values = metric_matrix(ones, index, scores, task="multiclass")

@@ -830,6 +830,9 @@ def _split(table: pa.Table) -> list[tuple[tuple[str, int | None], pa.Table]]:
     """A chunk's rows per model and version (a chunk may hold several)."""
     import pyarrow.compute as pc
 
+    meta = table.schema.metadata or {}
+    if b"ctloop.model" in meta:  # the writer labels a chunk of one model version
+        return [((meta[b"ctloop.model"].decode(), int(meta[b"ctloop.version"])), table)]
     pairs = table.select(["model_name", "model_version"]).group_by(
         ["model_name", "model_version"]).aggregate([])
     if pairs.num_rows == 1:

@@ -2,15 +2,18 @@
 
 ``submit`` is the only call on the request path: it appends the request's
 :class:`Entry` values (arrays it already has) to a list and returns. One writer
-thread wakes every ``interval`` (25 ms), builds one Arrow table per group of
-entries (:func:`build_tables`, no Python object per value), and spools one
-chunk per model (:meth:`SegmentedPredictionLog.append_table`), which survives
-the process being killed; a publisher later turns chunks into segments.
+thread writes what is queued once the oldest entry has waited the window less
+a write's duration (at most ``interval``, 75 ms; at once past 4,096 rows), so
+a quiet service writes a few chunks a second, a busy one large chunks: it
+builds one Arrow table per group of entries (:func:`build_tables`, no Python
+object per value) and spools one chunk per model
+(:meth:`SegmentedPredictionLog.append_table`), which survives the process
+being killed; a publisher later turns chunks into segments.
 
 The durability contract, in ms and rows (``[ctloop.prediction_log]``):
 
 - while the writer keeps up, an acknowledged answer is in the spool within
-  ``window_ms`` (100 ms: one interval plus one chunk write);
+  ``window_ms`` (100 ms: the wait plus one chunk write);
 - at most ``window_rows`` acknowledged rows (10,000) are ever held in memory
   and not yet spooled. Past that the writer is *saturated*: requests get 503
   (:class:`LogUnavailable`) and are not acknowledged. A SIGKILL therefore loses
@@ -105,7 +108,8 @@ class RequestLogger:
         self,
         target: PredictionLog,
         *,
-        interval: float = 0.025,
+        interval: float = 0.075,
+        window: float = 0.1,
         max_pending_rows: int | None = None,
         max_wait: float = 0.0,
         log_failure: LogFailure | None = None,
@@ -114,7 +118,11 @@ class RequestLogger:
     ) -> None:
         options = getattr(target, "options", None)
         self.target = target
-        self.interval = interval
+        self.interval = interval  # the longest a queued entry waits for its write
+        self.window = window  # the durability window the writes aim for (window_ms)
+        self._oldest = float("inf")  # when the oldest queued entry arrived
+        self._write_s = 0.005  # a write's duration, smoothed
+        self._flushing = False
         self.max_pending_rows = int(max_pending_rows if max_pending_rows is not None
                                     else getattr(options, "window_rows", 10_000))
         self.max_wait = max_wait
@@ -172,9 +180,11 @@ class RequestLogger:
                     return False
                 self.refused += 1
                 raise LogUnavailable(why)
+            if not self._pending:
+                self._oldest = time.monotonic()
             self._pending.extend(entries)
             self._pending_rows += rows
-            if self._pending_rows >= 4096:
+            if self._pending_rows >= _BATCH_ROWS:
                 self._cond.notify_all()
         return True
 
@@ -203,27 +213,43 @@ class RequestLogger:
                 log.warning("publishing dead writers' request log spools failed: %s", exc)
         while True:
             with self._cond:
-                if not self._pending and not self._unwritten and not self._stop:
-                    self._cond.wait(self.interval)
+                while not self._stop and not self._unwritten and not self._due():
+                    self._cond.wait(self._wait())
                 if not self._pending and not self._unwritten:
                     if self._stop:
                         return
                     continue
                 entries, self._pending = self._pending, []
+                self._oldest = float("inf")
                 stopping = self._stop
             started = time.monotonic()
             self._write(entries)
+            took = time.monotonic() - started
             with self._cond:
+                self._write_s = 0.8 * self._write_s + 0.2 * took
                 self._cond.notify_all()
                 if self._unwritten:  # the spool is failing: retry after a pause
                     if stopping and time.monotonic() >= self._give_up_at:
                         self._give_up()
                         return
                     self._cond.wait(self.retry_interval)
-                    continue
-                spare = self.interval - (time.monotonic() - started)
-                if spare > 0 and not self._stop and self._pending_rows < 4096:
-                    self._cond.wait(spare)  # gather a group for the next write
+
+    def _delay(self) -> float:
+        """How long the oldest queued entry may wait: the window less a write's duration
+        (so it is spooled within ``window_ms`` while writes keep their pace)."""
+        return min(self.interval, max(0.005, self.window - 2 * self._write_s))
+
+    def _due(self) -> bool:
+        """Write now: rows queued long enough (or many of them); under the lock."""
+        if not self._pending:
+            return False
+        return (self._pending_rows >= _BATCH_ROWS or self._flushing
+                or time.monotonic() - self._oldest >= self._delay())
+
+    def _wait(self) -> float:
+        if not self._pending:
+            return self.window
+        return max(0.001, self._oldest + self._delay() - time.monotonic())
 
     def _write(self, entries: list[Entry]) -> None:
         """Build tables of ``entries`` and spool them after what failed before."""
@@ -322,9 +348,13 @@ class RequestLogger:
         """Wait until everything queued so far is spooled (or the spool is failing)."""
         deadline = time.monotonic() + timeout
         with self._cond:
+            self._flushing = True
             self._cond.notify_all()
-            while self._pending_rows and not self.failing and time.monotonic() < deadline:
-                self._cond.wait(0.05)
+            try:
+                while self._pending_rows and not self.failing and time.monotonic() < deadline:
+                    self._cond.wait(0.05)
+            finally:
+                self._flushing = False
 
     def flush(self) -> None:
         """Spool everything queued so far, then make it visible (publish)."""
@@ -349,6 +379,7 @@ class RequestLogger:
 
 
 _RECENT_S = 60.0
+_BATCH_ROWS = 4096  # write at once when this many rows wait
 
 
 def _entry(batch: LogBatch) -> Entry:
@@ -369,7 +400,18 @@ def _by_model(tables: list[pa.Table]) -> list[tuple[pa.Table, int]]:
         try:
             merged = concat_tables(group, text_fallback=False)
         except Exception:  # two versions disagree on a column's type: one chunk each
-            out.extend((t, t.num_rows) for t in group)
+            out.extend((_labelled(t), t.num_rows) for t in group)
             continue
-        out.append((merged, merged.num_rows))
+        out.append((_labelled(merged), merged.num_rows))
     return out
+
+
+def _labelled(table: pa.Table) -> pa.Table:
+    """A chunk of one model version says so (the publisher then need not split it)."""
+    import pyarrow.compute as pc
+
+    versions = pc.unique(table["model_version"])
+    if len(versions) != 1:
+        return table
+    return table.replace_schema_metadata({
+        "ctloop.model": str(table["model_name"][0]), "ctloop.version": str(versions[0])})

@@ -11,6 +11,8 @@ import pytest
 
 from ctloop.models.compiled import (
     MemoryCompiledCache,
+    _pack,
+    _unpack,
     attach_compiled,
     compile_predictor,
     probe_matrix,
@@ -189,7 +191,9 @@ def test_answers_that_differ_keep_the_library(
     from ctloop.models.compiled_lleaves import compile_object
 
     key = next(iter(cache.objects))
-    cache.objects[key] = compile_object(other.model_to_string())  # a valid object, wrong model
+    _, expected = _unpack(cache.objects[key])
+    # A well-formed artifact whose object is another model's: its answers give it away.
+    cache.objects[key] = _pack(compile_object(other.model_to_string()), expected)
     with caplog.at_level(logging.WARNING, logger="ctloop.models.compiled"):
         assert compile_predictor(load_model(folder), cache) is None
     assert "the library keeps answering" in caplog.text

@@ -172,3 +172,48 @@ def test_multiclass_calibration_corrects_an_overconfident_model() -> None:
         sharp[3000:], maps))["accuracy"].value
     assert naive is not None and fixed is not None
     assert abs(fixed - realised) < 0.02 < abs(naive - realised)
+
+
+def test_multiclass_decay_and_output_drift_on_the_real_request_log(tmp_path: Path) -> None:
+    """Integer classes through the typed log: ``probabilities`` list column, float labels."""
+    from ctloop.requestlog.entries import Entry, SchemaBook, build_tables
+
+    proba, labels = _multiclass(800, seed=5)
+    n = len(proba)
+    ids = [f"m{i}" for i in range(n)]
+    built = build_tables([Entry(
+        model_name="digits", model_version=1, route="champion", protocol="v2",
+        ts=START, latency_ms=1.0, request_ids=ids, scores=proba,
+        inputs={"x": np.arange(n, dtype=np.float64)}, labels=np.argmax(proba, axis=1),
+    )], SchemaBook())
+    assert not built.quarantined
+    log = open_prediction_log(tmp_path / "log")
+    for table in built.tables:
+        log.append_table(table)
+    log.add_labels(pd.DataFrame({"request_id": ids, "label": labels.astype(float)}))
+    decay = check_decay(log, "digits", baseline=0.99, classes=[0, 1, 2, 3])
+    assert decay.details["task"] == "multiclass" and decay.details["metric"] == "accuracy"
+    assert decay.value == pytest.approx(metric_value(labels, proba, "accuracy")) and decay.fired
+    frame = log.read(model_name="digits", with_labels=True)
+    outputs = served_outputs(frame, "multiclass", [0, 1, 2, 3])
+    assert set(outputs["prediction"]) <= {"0", "1", "2", "3"}
+    assert set(outputs["label"]) == {"0", "1", "2", "3"}
+    same = check_output_drift(log, "digits", outputs, task="multiclass", classes=[0, 1, 2, 3])
+    assert same.status == "ok"
+    skewed = outputs.assign(prediction="0", label="0")
+    moved = check_output_drift(log, "digits", skewed, task="multiclass", classes=[0, 1, 2, 3])
+    assert moved.fired and set(moved.details["drifted"]) == {"prediction", "label"}
+
+
+def test_monitor_outputs_cli_compares_a_window_with_an_earlier_one(tmp_path: Path) -> None:
+    regression_log(tmp_path / "log", shift=8.0)
+    command = [sys.executable, "-m", "ctloop", "monitor", "outputs", "minutes",
+               "--reference-since", "2026-01-01T00:00", "--reference-until", "2026-01-01T05:00",
+               "--since", "2026-01-01T05:00", "--log", str(tmp_path / "log")]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr  # the labels moved
+    assert "output_drift minutes: FIRED: drifted: label of prediction, label" in proc.stdout
+    bad = subprocess.run([*command[:6], "--reference-since", "soon", *command[8:]],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--reference-since must be an ISO date/time" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -70,7 +70,7 @@ def test_an_unwritable_record_between_good_ones_is_quarantined(
     tmp_path: Path, ctloop_home: Path, capsys
 ) -> None:
     log = open_prediction_log(tmp_path / "log")
-    logger = RequestLogger(log, interval=10.0)  # one drain holds them all
+    logger = RequestLogger(log, interval=10.0, window=10.0)  # one drain holds them all
     good = _submit_all(logger)
     logger.close()  # spools, publishes, never waits on the bad ones
     again = RequestLogger(open_prediction_log(tmp_path / "log"), interval=0.001)

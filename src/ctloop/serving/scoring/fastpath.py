@@ -59,11 +59,15 @@ def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarra
     codes_of = {name: {v: float(i) for i, v in enumerate(c)}
                 for name, c in zip(categorical, cats, strict=True)}
     names = [s.name for s in specs]
-    library = _scorer(booster, threads)
+    library: list[Callable[[np.ndarray], np.ndarray]] = []  # built on first need
 
     def score(matrix: np.ndarray) -> np.ndarray:
         compiled = model.compiled  # set by a background compile once checked
-        return library(matrix) if compiled is None else compiled.predict(matrix)
+        if compiled is not None:
+            return compiled.predict(matrix)
+        if not library:  # LightGBM imported only now: compiled trees never need it
+            library.append(_scorer(booster, threads))
+        return library[0](matrix)
 
     def predict(columns: Columns) -> np.ndarray:
         n = len(columns[names[0]])
