@@ -204,13 +204,20 @@ class RequestLogger:
 
     # -- the writer thread -------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _recover(self) -> None:
+        """Publish what writers that died on this machine left (at start, without traffic;
+        in its own thread so a large spool never holds back this writer's rows)."""
         recover = getattr(self.target, "recover", None)
-        if recover is not None:  # what writers that died here left: published without traffic
-            try:
-                recover()
-            except Exception as exc:
-                log.warning("publishing dead writers' request log spools failed: %s", exc)
+        if recover is None:
+            return
+        try:
+            recover()
+        except Exception as exc:
+            log.warning("publishing dead writers' request log spools failed: %s", exc)
+
+    def _run(self) -> None:
+        threading.Thread(target=self._recover, name="ctloop-request-log-recover",
+                         daemon=True).start()
         while True:
             with self._cond:
                 while not self._stop and not self._unwritten and not self._due():
