@@ -58,3 +58,34 @@ def test_compare_two_replays_then_a_worse_trainer(
     assert worse["regressed"] and worse["mean_change"] < -0.01
     assert worse["interval"][0] < worse["mean_change"] < worse["interval"][1]
     assert {s["span"] for s in worse["spans"] if s["worse"]} == set(worse["worse_spans"])
+
+
+def _git(root: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=ci", "-c", "user.email=ci@x",
+                    *args], check=True, capture_output=True)
+
+
+@pytest.mark.slow
+def test_replay_against_a_git_ref_judges_the_uncommitted_change(
+    ctloop_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_sample_spans(ctloop_home / "landing", spans=5, rows=600, change_at=3, shift_at=None)
+    (ctloop_home / ".gitignore").write_text("landing/\n.ctloop/\n")  # data is not in git
+    (ctloop_home / "ctloop.toml").write_text(LOOP.format(params="n_estimators = 30"))
+    _git(ctloop_home, "init", "-q")
+    _git(ctloop_home, "add", "-A")
+    _git(ctloop_home, "commit", "-qm", "the loop")
+    code, out, err = cli(capsys, "loop", "replay", "churn", "--against", "HEAD", "--json")
+    assert code == 0, err
+    assert json.loads(out)["mean_change"] == 0  # the same declaration on the same data
+    (ctloop_home / "ctloop.toml").write_text(
+        LOOP.format(params="n_estimators = 1, num_leaves = 2"))
+    code, out, _ = cli(capsys, "loop", "replay", "churn", "--against", "HEAD", "--json",
+                       "--max-regression", "0.01")
+    assert code == 1
+    judged = json.loads(out)
+    assert judged["regressed"] and judged["worse_spans"]
+    code, _, err = cli(capsys, "loop", "replay", "churn", "--against", "no-such-ref")
+    assert code == 2 and "Cannot read the git ref 'no-such-ref'" in err

@@ -29,7 +29,8 @@ FEATURES = ["origin", "hour"]
 
 @pytest.fixture
 def project(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """flights:1 LightGBM, flights:2 wrong for 2 rows, flights:3 sleeps 50 ms per call."""
+    """flights:1 LightGBM, flights:2 wrong for 2 rows, flights:3 sleeps 50 ms per call,
+    flights:4 multiclass, flights:5 regression."""
     monkeypatch.syspath_prepend(str(HERE))
     import serving_predictors as predictors
 
@@ -49,13 +50,20 @@ def project(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                             ("slow", predictors.Sleeper(0.05))):
         save_model(predictor, ctloop_home / name, signature=signature, task="regression",
                    flavor="python")
-    for name in ("good", "broken", "slow"):
+    # every task answers as it does in-process: multiclass (3 airports), regression
+    fit_model(data.dropna(subset=["distance"]), label="origin", features=["hour", "distance"],
+              algorithm="lightgbm", task="multiclass",
+              params={"n_estimators": 10, "n_jobs": 1}).save(ctloop_home / "multiclass")
+    fit_model(data.dropna(subset=["dep_delay"]), label="dep_delay", features=FEATURES,
+              algorithm="lightgbm", task="regression",
+              params={"n_estimators": 10, "n_jobs": 1}).save(ctloop_home / "regression")
+    for name in ("good", "broken", "slow", "multiclass", "regression"):
         stored = artifacts.put(ctloop_home / name)
         art = store.add_artifact(ArtifactRecord(new_id(), "Model", stored.uri, stored.sha256,
                                                 stored.size))
         registry.register("flights", art.id)
     store.close()
-    flights([2]).head(300)[FEATURES].to_parquet(ctloop_home / "sample.parquet")
+    flights([2]).head(300)[[*FEATURES, "distance"]].to_parquet(ctloop_home / "sample.parquet")
     return ctloop_home
 
 
@@ -76,6 +84,10 @@ def test_models_test_passes_a_good_model_and_fails_the_misbehaving_ones(
     assert sorted((a["protocol"], a["rows"]) for a in good["answers"]) == sorted(
         (p, n) for p in ("v1", "v2", "grpc") for n in SIZES)
     assert good["load"]["requests"] > 0 and good["load"]["errors"] == 0
+    for version in (4, 5):  # multiclass (labels and probabilities), regression (values)
+        code, other = _test(capsys, f"flights@{version}", "--no-load")
+        assert code == 0 and other["load"] is None, other["failures"]
+        assert len(other["answers"]) == 9
 
     code, broken = _test(capsys, "flights:2", "--no-load")
     assert code == 1 and not broken["passed"]

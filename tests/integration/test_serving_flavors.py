@@ -11,6 +11,7 @@ to 1e-12, class labels exactly, and every output's shape its data's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ import pandas as pd
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ctloop.artifacts import open_artifact_store
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
@@ -360,6 +363,44 @@ def test_batch_scoring_writes_one_column_per_class(service: Service, rows: pd.Da
         assert "decision" not in out.columns
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_explain_answers_shapes_that_match_their_data(service: Service, rows: pd.DataFrame,
+                                                      case: Case) -> None:
+    """v2 explain tensors (per class for multiclass) have the shape of their data; the tree
+    flavors explain every task."""
+    frame = rows.head(5)
+    tensors = {"inputs": [
+        {"name": c, "shape": [5], "datatype": "INT64" if c == "x2" else "FP64",
+         "data": frame[c].tolist()} for c in FEATURES]}
+    v2 = httpx.post(f"http://{service.http}/v2/models/{case.name}/explain", json=tensors,
+                    timeout=60)
+    v1 = httpx.post(f"http://{service.http}/v1/models/{case.name}:explain",
+                    json={"instances": frame.to_dict(orient="records")}, timeout=60)
+    if case.flavor in ("lightgbm", "xgboost", "catboost"):
+        assert v2.status_code == 200 and v1.status_code == 200, (v2.text, v1.text)
+    assert v1.status_code == v2.status_code, (v1.text, v2.text)
+    if v2.status_code != 200:
+        assert v2.status_code == 422, v2.text
+        return
+    outputs = {o["name"]: o for o in v2.json()["outputs"]}
+    for name, tensor in outputs.items():
+        assert len(tensor["data"]) == int(np.prod(tensor["shape"])), name
+        assert tensor["shape"][0] == 5, name
+    model = service.models[case.name]
+    expected = model.predict(frame)
+    if case.task == "multiclass":
+        k = len(model.signature.classes or [])
+        assert outputs["class_contributions"]["shape"] == [5, k, len(FEATURES)]
+        np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], (5, k)),
+                                   expected, atol=1e-6)
+        assert [str(v) for v in outputs["label"]["data"]] == [
+            str(v) for v in model.predict_labels(frame).tolist()]
+    else:
+        # TreeSHAP sums float32 leaf values: equal to the prediction to float32 precision
+        np.testing.assert_allclose(outputs["prediction"]["data"], expected, rtol=1e-5,
+                                   atol=1e-6)
+
+
 def test_metadata_lists_outputs_with_their_shapes(service: Service) -> None:
     for case in CASES:
         meta = _metadata(service, case.name)
@@ -474,3 +515,50 @@ def test_onnx_image_model_refuses_wrong_tensors_naming_the_spec(image_service: S
         assert words in got.json()["error"], (what, got.text)
     v1 = httpx.post(f"{url}/v1/models/cnn:predict", json={"instances": [[0.0]]}, timeout=30)
     assert v1.status_code == 422 and "/v2/models/cnn/infer" in v1.json()["error"]
+    image = {"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [0.0] * 3072}
+    explained = httpx.post(f"{url}/v2/models/cnn/explain", json={"inputs": [image]}, timeout=30)
+    assert explained.status_code == 422 and "N-d tensors" in explained.json()["error"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(pick=st.integers(0, len(CASES) - 1), n=st.integers(1, 100), binary=st.booleans(),
+       start=st.integers(0, 99))
+def test_no_flavor_or_task_can_produce_a_v2_answer_whose_shape_differs_from_its_data(
+    service: Service, rows: pd.DataFrame, pick: int, n: int, binary: bool, start: int
+) -> None:
+    """Property: whatever a real model of any flavor and task answers for any rows, each
+    encoded output's declared shape holds exactly its data (JSON and binary tensors)."""
+    from ctloop.serving.inputs import Inputs
+    from ctloop.serving.protocols.v2 import Infer, encode_outputs, output_tensors
+    from ctloop.serving.scoring.answer import answer_of
+
+    case = CASES[pick]
+    model = service.models[case.name]
+    frame = pd.concat([rows, rows]).iloc[start:start + n]
+    tensors = output_tensors(answer_of(model, model.predict(frame)))
+    inputs = Inputs({"x1": np.zeros(n)}, n, [str(i) for i in range(n)])
+    names = frozenset(t.name for t in tensors) if binary else frozenset()
+    body, length = encode_outputs(Infer(inputs, None, None, names, False), tensors, {})
+    header = json.loads(body if length is None else body[:length])
+    tail, offset = (b"" if length is None else body[length:]), 0
+    for out in header["outputs"]:
+        count = int(np.prod(out["shape"]))
+        assert out["shape"][0] == n, (case.name, out)
+        if "data" in out:
+            assert len(out["data"]) == count, (case.name, out["name"])
+            continue
+        size = out["parameters"]["binary_data_size"]
+        if out["datatype"] == "BYTES":
+            raw, pos, values = tail[offset:offset + size], 0, 0
+            while pos < len(raw):
+                pos += 4 + int.from_bytes(raw[pos:pos + 4], "little")
+                values += 1
+            assert values == count, (case.name, out["name"])
+        else:
+            assert size == count * np.dtype(DATATYPE_SIZES[out["datatype"]]).itemsize
+        offset += size
+    assert offset == len(tail)
+
+
+DATATYPE_SIZES = {"FP64": "<f8", "FP32": "<f4", "INT64": "<i8", "INT32": "<i4", "BOOL": "?"}

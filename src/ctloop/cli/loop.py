@@ -115,6 +115,12 @@ def replay_cmd(
     baseline: Annotated[bool, typer.Option(
         "--baseline", help="also score the never-retrained first champion on every span")]
     = False,
+    against: Annotated[str | None, typer.Option(
+        "--against", help="also replay the declaration and code at this git ref and compare "
+        "(exit 1 when this one is worse beyond --max-regression)")] = None,
+    max_regression: Annotated[float, typer.Option(
+        "--max-regression", help="with --against: how much worse the mean live metric may get")]
+    = 0.0,
 ) -> None:
     """Backtest the loop on its history: every span in event-time order, in a sandbox."""
     from ctloop.loop import get_loop
@@ -122,9 +128,16 @@ def replay_cmd(
 
     settings = load_settings()
     spec = get_loop(name, settings)
+    base = None
+    if against is not None:  # CI: judge this tree's loop against the one at a git ref,
+        from ctloop.core.settings import find_project_root  # replayed first: a bad ref
+        from ctloop.loop.compare import replay_at  # fails before any work
+
+        base = replay_at(against, name, find_project_root(),
+                         data_glob=spec.data if isinstance(spec.data, str) else None)
     with _Progress(err_console.is_terminal) as progress:
         def on_span(report: Any) -> None:
-            if not as_json:
+            if not as_json and against is None:
                 console.print(_span_line(report, _metric(report, spec.metric)),
                               highlight=False)
 
@@ -132,7 +145,13 @@ def replay_cmd(
                         on_span=on_span)
     if html_path is not None:
         write_html(html_path, result.to_json())
-    if as_json:
+    compared = None
+    if base is not None:
+        from ctloop.loop.compare import compare_replays
+
+        compared = compare_replays(base, result.to_json(), max_regression=max_regression)
+        _print_comparison(compared, as_json)
+    elif as_json:
         print_json(result.to_json())
     else:
         if baseline:
@@ -143,7 +162,7 @@ def replay_cmd(
             console.print(line, highlight=False, soft_wrap=True)
     for error in result.errors:
         typer.echo(error, err=True)  # one line, never wrapped
-    if result.errors:
+    if result.errors or (compared is not None and compared.regressed):
         raise typer.Exit(1)
 
 
@@ -354,6 +373,13 @@ def compare_cmd(
     from ctloop.loop.compare import compare_replays, read_replay
 
     result = compare_replays(read_replay(base), read_replay(new), max_regression=max_regression)
+    _print_comparison(result, as_json)
+    if result.regressed:
+        raise typer.Exit(1)
+
+
+def _print_comparison(result: Any, as_json: bool) -> None:
+    """A loop comparison as a per-span table and a verdict line, or JSON."""
     if as_json:
         print_json(result.to_json())
     else:
@@ -368,5 +394,3 @@ def compare_cmd(
                     ["span", "base", "new", "change", "promoted (base)", "promoted (new)",
                      "fired (base)", "fired (new)", ""], rows)
         console.print(result.verdict(), highlight=False, markup=False)
-    if result.regressed:
-        raise typer.Exit(1)

@@ -120,15 +120,6 @@ def _training_sample(record: ModelVersionRecord, settings: Settings) -> pd.DataF
     )
 
 
-def _version_ref(text: str) -> Any:
-    from ctloop.registry.refs import ModelRef, parse_ref
-
-    ref = parse_ref(text)
-    if ref.alias is not None and ref.alias.isdigit():
-        return ModelRef(ref.name, version=int(ref.alias))
-    return ref
-
-
 def test_model(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION, NAME:VERSION or NAME@ALIAS.")],
     env: Annotated[str | None, typer.Option(
@@ -161,11 +152,12 @@ def test_model(
     )
     from ctloop.registry import ModelRegistry
     from ctloop.registry.bundle import open_environment
+    from ctloop.registry.refs import parse_version_ref
 
     settings = load_settings(env=env)
     store, artifacts, _ = open_environment(settings)
     try:
-        record = ModelRegistry(store, artifacts=artifacts).get(_version_ref(ref))
+        record = ModelRegistry(store, artifacts=artifacts).get(parse_version_ref(ref))
     finally:
         store.close()
     table = {k: v for k, v in dict(settings.extra.get("model_test") or {}).items()

@@ -115,8 +115,8 @@ _TOML_KEYS = {
 # variables read outside these settings. Add yours here: a name close to one of
 # these (a likely typo) is reported with the right spelling.
 KNOWN_TABLES = frozenset({"s3", "dask", "deploy", "serving", "triggers", "loops", "monitors",
-                          "features", "ui", "environments", "prediction_log"})
-KNOWN_ENV = frozenset({"CACHE_DIR", "ACTOR", "ENV"})
+                          "features", "ui", "environments", "prediction_log", "model_test"})
+KNOWN_ENV = frozenset({"CACHE_DIR", "ACTOR", "ENV", "MODEL_TEST_TIMEOUT"})
 ENV_VARIABLE = ENV_PREFIX + "ENV"
 # Keys of an environment table besides the _TOML_KEYS: where its request log lives.
 _ENV_ONLY_KEYS = {"request_log": "prediction_log"}

@@ -21,7 +21,7 @@ from typing import Any
 
 from ctloop.core.errors import UserInputError
 
-__all__ = ["Comparison", "SpanComparison", "compare_replays", "read_replay"]
+__all__ = ["Comparison", "SpanComparison", "compare_replays", "read_replay", "replay_at"]
 
 
 @dataclass(frozen=True)
@@ -172,3 +172,75 @@ def compare_replays(
         base_promotions=sum(1 for r in rows if r.base_promoted),
         new_promotions=sum(1 for r in rows if r.new_promoted),
     )
+
+
+def _data_folder(data_glob: str, root: Path) -> Path | None:
+    """The folder a file-glob ``data`` reads from, relative to ``root`` (None elsewhere)."""
+    parts = Path(data_glob).parts
+    head = [p for p in parts[:next((i for i, p in enumerate(parts) if any(
+        c in p for c in "*?[")), len(parts))]]
+    folder = Path(*head) if head else None
+    if folder is None or not folder.is_absolute():
+        folder = root / (folder or "")
+    try:
+        relative = folder.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    return relative if relative.parts else None
+
+
+def replay_at(ref: str, name: str, root: Path, *, data_glob: str | None = None,
+              timeout_s: float = 3600.0) -> dict[str, Any]:
+    """The replay of loop ``name`` as declared at git ``ref`` (its ctloop.toml, trainer and
+    pipeline code), on today's data, with this ctloop.
+
+    The tree at ``ref`` is written to a temporary folder (``git archive``: the working
+    tree and its checkout are left alone); the folder today's declaration reads its
+    spans from replaces the one at ``ref``, so only the code and the declaration differ.
+    """
+    import io
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tarfile
+    import tempfile
+
+    root = root.resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                              check=False)
+
+    top = git("rev-parse", "--show-toplevel")
+    archive = git("archive", "--format=tar", ref) if top.returncode == 0 else top
+    if archive.returncode != 0:
+        why = (archive.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        raise UserInputError(f"Cannot read the git ref {ref!r} in {root}: {why}")
+    with tempfile.TemporaryDirectory(prefix="ctloop-replay-at-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, filter="data")
+            else:  # pragma: no cover - Python before 3.11.4: git archive holds plain files
+                tar.extractall(tmp)
+        sub = root.relative_to(Path(top.stdout.decode().strip()).resolve())
+        project = Path(tmp) / sub
+        if not (project / "ctloop.toml").is_file():
+            raise UserInputError(f"The tree at {ref!r} has no {sub / 'ctloop.toml'}; "
+                                 "compare against a commit that declares the loop.")
+        data = _data_folder(data_glob, root) if data_glob else None
+        if data is not None and (root / data).exists():
+            shutil.rmtree(project / data, ignore_errors=True)
+            (project / data).parent.mkdir(parents=True, exist_ok=True)
+            (project / data).symlink_to(root / data, target_is_directory=True)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("CTLOOP_HOME", "CTLOOP_METADATA_URL", "CTLOOP_ARTIFACTS_URL",
+                            "CTLOOP_ONLINE_STORE_URL")}
+        done = subprocess.run([sys.executable, "-m", "ctloop", "loop", "replay", name, "--json"],
+                              cwd=project, env=env, capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+        if done.returncode != 0 or not done.stdout.strip():
+            why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise UserInputError(f"The replay of loop {name!r} at {ref!r} failed: {why}")
+        replay: dict[str, Any] = json.loads(done.stdout)
+        return replay

@@ -437,6 +437,13 @@ def _feature_keys(value: Mapping[str, Any], root: Path, where: str) -> dict[str,
 
 def _gate(value: Any, where: str) -> GateSpec:
     gate: GateSpec = _sub(GateSpec, value, f"{where}: gate")
+    if gate.serving is not None:
+        from ctloop.models.servingtest import ServingBudget
+
+        try:
+            ServingBudget.from_table(gate.serving)
+        except UserInputError as exc:
+            raise ConfigError(f"{where}: key 'gate.serving': {exc.message}") from None
     return replace(gate, min_improvement=float(gate.min_improvement),
                    floor=None if gate.floor is None else float(gate.floor),
                    slices=tuple(dict(s) for s in gate.slices))

@@ -187,13 +187,18 @@ class ServingReport:
 # --- the expected answer ---------------------------------------------------------------
 
 def _labels(model: Any, frame: pd.DataFrame) -> np.ndarray | None:
-    for method in ("predict_labels",):
-        fn = getattr(model, method, None)
-        if callable(fn):
+    """Class labels for a classifier (``predict_labels``, else by the decision threshold);
+    None for a regression model."""
+    task = str(getattr(model, "task", ""))
+    if task not in ("binary", "multiclass", "classification"):
+        return None
+    fn = getattr(model, "predict_labels", None)
+    if callable(fn):
+        try:
             return np.asarray(fn(frame))
-    if str(getattr(model, "task", "")) in ("binary", "classification"):
-        return np.asarray(model.predict_label(frame, model.decision_threshold))
-    return None
+        except UserInputError:  # a classifier saved before its classes were recorded
+            pass
+    return np.asarray(model.predict_label(frame, model.decision_threshold))
 
 
 def _close(actual: np.ndarray, expected: np.ndarray) -> bool:

@@ -24,7 +24,6 @@ trusted as much as the place it was carried through.
 
 from __future__ import annotations
 
-import getpass
 import io
 import json
 import tarfile
@@ -47,7 +46,7 @@ from ctloop.metadata.base import (
     MetadataStore,
     ModelVersionRecord,
 )
-from ctloop.registry.refs import ModelRef, parse_ref
+from ctloop.registry.refs import ModelRef, parse_version_ref
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -125,22 +124,11 @@ def _now() -> str:
 def _actor() -> str:
     from ctloop.registry.registry import default_actor
 
-    try:
-        return default_actor()
-    except Exception:  # pragma: no cover - default_actor already falls back
-        return getpass.getuser()
+    return default_actor()
 
 
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
-
-
-def _version_ref(text: str) -> ModelRef:
-    """``NAME:3``, ``NAME@champion`` and, as the CLI documents it, ``NAME@3``."""
-    ref = parse_ref(text)
-    if ref.alias is not None and ref.alias.isdigit():
-        return ModelRef(ref.name, version=int(ref.alias))
-    return ref
 
 
 def _resolve(store: MetadataStore, ref: ModelRef) -> ModelVersionRecord:
@@ -170,7 +158,7 @@ def export_bundle(
     metadata store's record, so a bundle never carries bytes the source
     registry would not load.
     """
-    ref = _version_ref(ref) if isinstance(ref, str) else ref
+    ref = parse_version_ref(ref) if isinstance(ref, str) else ref
     record = _resolve(store, ref)
     artifact = store.get_artifact(record.artifact_id)
     label = f"{record.name}:{record.version}"
@@ -453,7 +441,7 @@ def promote_between(
             f"Environments {src_env!r} and {dst_env!r} use the same metadata store; give each "
             "its own in [ctloop.environments.NAME]."
         )
-    ref = _version_ref(ref) if isinstance(ref, str) else ref
+    ref = parse_version_ref(ref) if isinstance(ref, str) else ref
     if ref.version is None and ref.alias is None:
         ref = ModelRef(ref.name, alias=alias)  # staging's champion goes to prod's champion
     record = _resolve(src_store, ref)

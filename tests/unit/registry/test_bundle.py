@@ -57,3 +57,11 @@ def test_not_a_bundle_missing_and_unlisted_members(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match=r"not listed: \['model/extra.txt'\]"), \
             read_bundle(path):
         pass
+
+
+def test_level2_commands_read_name_at_digits_as_a_version() -> None:
+    from ctloop.registry.refs import ModelRef, parse_version_ref
+
+    assert parse_version_ref("churn@3") == ModelRef("churn", version=3)
+    assert parse_version_ref("churn:3") == ModelRef("churn", version=3)
+    assert parse_version_ref("churn@champion") == ModelRef("churn", alias="champion")
