@@ -14,6 +14,15 @@ a prediction service produces (8 model inputs, 1 entity key):
   it once, in rows per second: no durability, no index, no concurrency.
 
 Ratios are what to quote: the machine is shared and absolute times are noisy.
+
+``--serve``: the request log's cost where it matters, in a running service.
+Two ``ctloop serve`` processes of the same project and model (bench_serving's
+setup: 100-tree LightGBM flights model), one with the request log on (the
+default) and one with it off (``prediction_log = ""``), measured in alternating
+order for ``--repeat`` rounds with bench/loadgen.py: 1 row at c=1 and c=32,
+100 rows at c=1. CPU per request counts everything the server did until it was
+idle again (the log's background work included). Prints requests/s and CPU per
+request of each, and the per-round ratios on/off (the aim: >= 0.90).
 """
 
 from __future__ import annotations
@@ -29,8 +38,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ctloop.requestlog.batches import LogBatch, batches_table
 from ctloop.requestlog.log import open_prediction_log
-from ctloop.requestlog.writer import LogBatch, RequestLogger, batches_table
+from ctloop.requestlog.writer import RequestLogger
 
 
 def batches(n: int) -> list[LogBatch]:
@@ -76,11 +86,87 @@ def run_parquet(items: list[LogBatch], folder: Path) -> float:
     return len(items) / (time.perf_counter() - started)
 
 
+def serve(seconds: float, repeat: int) -> None:
+    """Log on vs off in two running services, interleaved (see the module docstring)."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_serving import FEATURES, Server, servers, settle, setup
+    from loadgen import load
+
+    from ctloop.examples.flights.data import flights
+
+    sample = flights([3]).head(100)[FEATURES].reset_index(drop=True)
+    rows = sample.astype(object).where(sample.notna(), None).to_dict("records")
+    scenarios = {"1 row, c=1": (rows[:1], 1), "1 row, c=32": (rows[:1], 32),
+                 "100 rows, c=1": (rows, 1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        on_root = Path(tmp) / "on"
+        model = setup(on_root)
+        off_root = Path(tmp) / "off"  # the same home, its own ctloop.toml: log off
+        off_root.mkdir()
+        (off_root / "ctloop.toml").write_text('[ctloop.serving]\nprediction_log = ""\n')
+        on = servers(on_root, model, None)[0]
+        off = servers(on_root, model, None)[0]
+        off.cwd = off_root
+        on.name, off.name = "log on", "log off"
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+
+        def measure(server: Server, body: list[dict[str, object]],
+                    concurrency: int) -> tuple[float, float]:
+            """Requests/s during the load; CPU per request until the server is idle again."""
+            settle(server)
+            cpu = server.cpu_seconds()
+            result = load(server.url(server.predict), server.body(body),
+                          concurrency=concurrency, seconds=seconds)
+            settle(server)
+            if result.errors:
+                raise RuntimeError(f"{server.name}: {result.errors} failed requests")
+            return result.rps, (server.cpu_seconds() - cpu) * 1000 / max(result.requests, 1)
+
+        try:
+            for server in (on, off):
+                server.start()
+            for r in range(repeat):
+                for label, (body_rows, concurrency) in scenarios.items():
+                    for server in ((on, off) if r % 2 == 0 else (off, on)):
+                        results.setdefault((label, server.name), []).append(
+                            measure(server, body_rows, concurrency))
+        finally:
+            for server in (on, off):
+                server.stop()
+        print(f"load average {os.getloadavg()[0]:.1f}; {repeat} interleaved rounds of "
+              f"{seconds:g} s")
+        print(f"{'scenario':<15} {'server':<8} {'req/s':>8} {'cpu ms/req':>10}   (median)")
+        for label in scenarios:
+            for server in (on, off):
+                runs = results[(label, server.name)]
+                print(f"{label:<15} {server.name:<8} "
+                      f"{statistics.median(x for x, _ in runs):>8.0f} "
+                      f"{statistics.median(c for _, c in runs):>10.3f}")
+        print("\nratios log on / log off per round (req/s: aim >= 0.90; cpu: lower is better)")
+        for label in scenarios:
+            pairs = list(zip(results[(label, "log on")], results[(label, "log off")],
+                             strict=True))
+            rps = [a[0] / b[0] for a, b in pairs]
+            cpu = [a[1] / b[1] for a, b in pairs]
+            print(f"{label:<15} req/s {statistics.median(rps):.2f}x "
+                  f"[{', '.join(f'{x:.2f}' for x in rps)}]   cpu/req "
+                  f"{statistics.median(cpu):.2f}x [{', '.join(f'{x:.2f}' for x in cpu)}]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--serve", action="store_true",
+                        help="log on vs off in running services instead")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement (--serve)")
     args = parser.parse_args()
+    if args.serve:
+        serve(args.seconds, args.repeat)
+        return
     items = batches(args.requests)
     log_rates, submit_us, raw_rates = [], [], []
     for r in range(args.repeat):

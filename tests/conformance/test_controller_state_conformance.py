@@ -84,6 +84,26 @@ def test_a_lease_has_one_holder_until_it_expires(state: ControllerState) -> None
     assert state.lease(name) is None
 
 
+def test_a_lease_whose_holder_is_gone_is_taken_at_once(state: ControllerState) -> None:
+    import os
+    import socket
+
+    from ctloop.triggers.store import describe_holder
+
+    host = socket.gethostname()
+    gone, live = f"{host}:999999999:dead", f"{host}:{os.getpid()}:live"
+    name, other = unique_name("lease"), unique_name("lease")
+    now = datetime.now(UTC)
+    assert state.acquire(name, gone, 60, now=now)
+    assert state.acquire(name, "next", 60, now=now + timedelta(seconds=1))  # not 60 s later
+    assert state.lease(name).holder == "next"  # type: ignore[union-attr]
+    assert state.acquire(other, live, 60, now=now)
+    assert not state.acquire(other, "next", 60, now=now + timedelta(seconds=1))
+    assert describe_holder(gone).startswith("a process that is gone")
+    assert describe_holder(live).startswith("a live controller")
+    assert describe_holder("elsewhere:12:x").startswith("a controller on host elsewhere")
+
+
 def test_racing_acquirers_get_one_lease(state: ControllerState) -> None:
     name = unique_name("lease")
     won: list[str] = []

@@ -11,11 +11,13 @@ ROWS = [{"origin": "JFK", "hour": 8}]
 
 
 async def load(base: str, ids: list[str], acked: dict[str, float], *, concurrency: int,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None,
+                refused: dict[str, bytes] | None = None) -> None:
     """One single-row request per id over ``concurrency`` keep-alive connections.
 
     A raw HTTP/1.1 client (asyncio streams) so the load generator costs less CPU
-    than the server it loads; notes when each 200 answer arrived.
+    than the server it loads; notes when each 200 answer arrived (and, given
+    ``refused``, the status line and body of every other answer).
     """
     host, port = base.removeprefix("http://").split(":")
     queue = list(reversed(ids))
@@ -33,9 +35,11 @@ async def load(base: str, ids: list[str], acked: dict[str, float], *, concurrenc
                 )
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-                await reader.readexactly(length)
+                body = await reader.readexactly(length)
                 if head.startswith(b"HTTP/1.1 200"):
                     acked[rid] = time.monotonic()
+                elif refused is not None:
+                    refused[rid] = head.split(b"\r\n")[0] + b" " + body
         except (ConnectionError, asyncio.IncompleteReadError):
             return  # the server was killed
         finally:

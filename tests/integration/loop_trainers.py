@@ -43,3 +43,20 @@ def hangs_once(data: Input[Dataset], model: Output[Model], label: str, features:
     assert standard.func is not None
     return standard.func(data=data, model=model, label=label, features=features,
                          algorithm=algorithm, params=params, seed=seed)
+
+
+@component(version="1")
+def needs_two_classes(data: Input[Dataset], model: Output[Model], label: str,
+                      features: list[str], algorithm: str = "lightgbm",
+                      params: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+    """Trains like the standard trainer; a label with one class is ``NotTrainable``."""
+
+    from ctloop.core.errors import NotTrainable
+
+    classes = sorted(data.read([label])[label].unique().tolist())
+    if len(classes) < 2:
+        raise NotTrainable(f"The label {label!r} has one class ({classes[0]!r}) in the "
+                           "window; a binary model needs both.")
+    assert standard.func is not None
+    return standard.func(data=data, model=model, label=label, features=features,
+                         algorithm=algorithm, params=params, seed=seed)

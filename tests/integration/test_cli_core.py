@@ -145,3 +145,22 @@ def test_edited_pipeline_file_is_reloaded(box: Path, ctloop_home: Path,
     f.write_text(PIPES.read_text() + "\n# edited\n")
     second, _ = load_pipeline(f"{f}:diamond")
     assert second is not first  # a long-running process sees the new code
+
+
+def test_resume_keeps_the_runs_no_cache_choice(box: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "run", f"{PIPES}:diamond", "--param", "n=2")
+    assert code == 0, err  # every step now has a cache entry a resume could hit
+    (box / "fail-total").touch()
+    code, _, err = cli(capsys, "run", f"{PIPES}:diamond", "--param", "n=2", "--no-cache")
+    assert code == 1
+    code, out, _ = cli(capsys, "runs", "list", "--json")
+    failed = next(r for r in json.loads(out)["runs"] if r["status"] == "failed")
+    assert failed["executor"]["cache"] is False
+    (box / "fail-total").unlink()
+    code, out, _ = cli(capsys, "resume", failed["id"][:12], "--json")
+    assert code == 0
+    steps = json.loads(out)["steps"]
+    statuses = {s["name"]: s["status"] for s in (steps.values() if isinstance(steps, dict)
+                                                 else steps)}
+    assert statuses["total"] == "succeeded" and "cached" not in statuses.values(), statuses

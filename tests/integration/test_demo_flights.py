@@ -67,6 +67,11 @@ def test_demo_serves_monitors_retrains_and_quarantines_a_defective_batch(
     assert main(["features", "show", "carrier_delays", "--json"]) == 0
     users = json.loads(capsys.readouterr().out)["used_by"]
     assert {u["version"] for u in users if u.get("model") == "flights-delay"} >= {1}
+    # The demo's loop is declared in Python: `ctloop loop status flights` finds it by its memory.
+    assert main(["loop", "status", "flights", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["model"], status["champion"]) == ("flights-delay", champion_after_april)
+    assert [s["span"] for s in status["spans"]] == ["2013-03", "2013-04", "2013-05"]
 
 
 @pytest.mark.slow

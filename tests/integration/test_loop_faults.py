@@ -118,3 +118,58 @@ train = "{TRAINERS}:hangs_once"
     assert run.id == started.id and run.status.value == "succeeded"
     assert blocked.tick().reports == []
     blocked.close()
+
+
+def test_a_declared_pipeline_killed_mid_training_resumes_with_itself(project: Path) -> None:
+    """``pipeline = "file.py:name"`` with steps named its own way: a controller killed
+    while it trains is resumed with that pipeline (not ``loop_train``), and its gate and
+    push are read by what they return, not by their step names."""
+    pipelines = Path(__file__).with_name("loop_pipelines.py")
+    (project / "ctloop.toml").write_text(f"""
+[ctloop.loops.churn]
+model = "churn"
+data = "landing/*.parquet"
+event_time = "ts"
+label = "churned"
+retrain_on = ["new_span"]
+window = "2 spans"
+pipeline = "{pipelines}:custom_train"
+""")
+    (project / "landing" / "week-02.parquet").unlink()
+    marker = project / "hang"
+    marker.write_text("")
+    env = {**os.environ, "LOOP_TEST_HANG": str(marker)}
+    proc = subprocess.Popen([sys.executable, "-m", "ctloop", "loop", "run", "churn", "--once",
+                             "--lease-ttl", "2"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while not (project / "started").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the training never started"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    marker.unlink()
+    store = open_metadata_store(load_settings().metadata_url)
+    (started,) = [r for r in store.list_runs(limit=50) if r.pipeline == "custom_train"]
+    assert started.status.value == "running"
+    spec = load_settings()
+    from ctloop.loop import get_loop
+
+    controller = LoopController(get_loop("churn", spec), spec, lease_ttl=2)
+    deadline = time.monotonic() + 60
+    while (result := controller.tick()).blocked_by is not None:  # the dead lease runs out
+        assert time.monotonic() < deadline, "the dead controller's lease never expired"
+        time.sleep(0.5)
+    first, second = result.reports
+    assert first.span == "week-00" and first.runs["resumed"] == started.id
+    assert first.bootstrap and first.promoted == 1
+    assert first.gate is not None and first.gate["blessed"] and first.gate["version"] == 1
+    assert second.span == "week-01" and second.gate is not None
+    assert not second.gate.get("error") and second.gate["version"] == 2
+    assert second.gate["candidate"] is not None and second.gate["champion"] is not None
+    runs = [r for r in store.list_runs(limit=50) if r.pipeline == "custom_train"]
+    assert len(runs) == 2 and all(r.status.value == "succeeded" for r in runs)
+    assert result.errors == []
+    controller.close()
+    store.close()

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -140,6 +141,36 @@ def test_subprocess_runner_runs_each_step_in_its_own_process(box: Path) -> None:
     assert os.getpid() not in pids and len(pids) == 5
     again = run(f"{PIPES}:diamond", {"n": 8}, runner="subprocess")
     assert {s.status for s in again.steps.values()} == {"cached"}
+
+
+def test_subprocess_tasks_stay_in_the_project_and_leftovers_are_swept(
+    box: Path, ctloop_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        first = run(f"{PIPES}:diamond", {"n": 3}, runner="subprocess")
+        assert first.ok, first.run.error
+        # what an attempt killed in an earlier run leaves behind
+        dead = ctloop_home / ".ctloop" / "work" / "killed-run" / ".task-999999999-left"
+        dead.mkdir(parents=True)
+        (dead / "task.pkl").write_bytes(b"params of a killed step")
+        from ctloop.pipeline.runners import subprocess as runner_module
+
+        runner_module._swept.clear()  # as in the next process
+        (box / "fail-total").touch()
+        failed = run(f"{PIPES}:diamond", {"n": 3}, runner="subprocess", cache=False)
+        assert not failed.ok
+        (box / "fail-total").unlink()
+        from ctloop.pipeline.api import resume
+
+        assert resume(failed.run.id).ok
+    finally:
+        tempfile.tempdir = None
+    assert list(system_tmp.iterdir()) == []  # nothing of a step in the system temp folder
+    assert not any((ctloop_home / ".ctloop" / "work").glob("*/.task-*"))
 
 
 def test_changed_bytes_are_caught_when_read(box: Path) -> None:

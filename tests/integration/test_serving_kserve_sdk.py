@@ -116,7 +116,8 @@ def test_sdk_predictions_equal_ctloops_own_v2_answer(answers: Answers) -> None:
         answer = _ok(answers, call)
         assert answer["model_name"] == "flights", call
         assert {k: (o["datatype"], o["shape"]) for k, o in answer["outputs"].items()} == {
-            "prediction": ("FP64", [n]), "decision": ("INT64", [n])}, call
+            "prediction": ("FP64", [n]), "decision": ("INT64", [n]), "label": ("INT64", [n]),
+            "probabilities": ("FP64", [n, 2])}, call
         got = _outputs(answer)
         assert np.array_equal(got["prediction"], ours["prediction"]), call
         assert np.array_equal(got["decision"], ours["decision"]), call

@@ -135,11 +135,29 @@ def tree_digest(folder: Path) -> str:
     return sink.digest.hexdigest()
 
 
+def _plain_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """Every member, if each is a plain file or folder inside the archive's root."""
+    from pathlib import PurePosixPath
+
+    from ctloop.core.errors import IntegrityError
+
+    members = tar.getmembers()
+    for member in members:
+        path = PurePosixPath(member.name)
+        if path.is_absolute() or ".." in path.parts or not (member.isfile() or member.isdir()):
+            raise IntegrityError(f"The stored folder holds {member.name!r}, which is not a "
+                                 "plain file inside it: refused.")
+    return members
+
+
 def extract_tree(archive: Path, folder: Path) -> None:
     """Unpack a tree written by ``write_tree`` into the (new) ``folder``, files read-only."""
     folder.mkdir(parents=True)
     with tarfile.open(archive, mode="r:") as tar:
-        tar.extractall(folder, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+ (PEP 706)
+            tar.extractall(folder, filter="data")
+        else:  # an older 3.11 (Debian 12's 3.11.2): the same refusals, checked by hand
+            tar.extractall(folder, members=_plain_members(tar))
     for path in folder.rglob("*"):
         if path.is_file():
             os.chmod(path, path.stat().st_mode & 0o555)

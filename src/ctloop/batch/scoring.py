@@ -3,9 +3,10 @@
 ``predict_file`` streams the input in Arrow record batches (parquet row
 groups / CSV blocks), treats every chunk as the service treats a request
 (missing model inputs filled from the online feature store, then checked
-against the model's signature), appends ``score`` and, for a classifier,
-``decision`` (1 at or above ``LoadedModel.decision_threshold``), and writes
-the chunk out before reading the next one. Memory is one chunk, whatever the
+against the model's signature), appends ``score`` and, for a binary classifier,
+``decision`` (1 at or above ``LoadedModel.decision_threshold``) — a multiclass
+model adds ``label`` and one ``score_<class>`` probability column per class
+instead — and writes the chunk out before reading the next one. Memory is one chunk, whatever the
 file's size.
 
 The output is written under a temporary name and renamed when complete, so
@@ -51,17 +52,18 @@ from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.pool import feature_refs_of
+from ctloop.serving.scoring.answer import answer_of, classes_of, kind_of
 from ctloop.serving.scoring.features import assemble, column_of, entity_keys
 
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
-    from ctloop.monitoring.base import PredictionLog
+    from ctloop.requestlog.records import PredictionLog
 
 __all__ = ["FORMATS", "BatchResult", "predict_file", "resolve_ref"]
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-SCORE, DECISION = "score", "decision"
+SCORE, DECISION, LABEL = "score", "decision", "label"
 _CSV_BLOCK = 8 << 20  # bytes of CSV per chunk
 _ARROW_TYPES = {
     "string": pa.string(),
@@ -211,7 +213,7 @@ def _check_columns(
 ) -> list[str]:
     """Columns the model needs that the file lacks (to be looked up), or a clear error."""
     names = set(reader.schema.names)
-    taken = sorted({SCORE, DECISION} & names)
+    taken = sorted(set(output_columns(model)) & names)
     if taken:
         raise UserInputError(
             f"The input {reader.path} already has column(s) {taken}, which the output adds; "
@@ -235,6 +237,15 @@ def _check_columns(
     return lacking
 
 
+def output_columns(model: LoadedModel, width: int | None = None) -> list[str]:
+    """The columns scoring adds: ``score`` (+ ``decision`` for binary), or for multiclass
+    ``label`` and ``score_<class>`` per class, in the model's class order."""
+    kind = kind_of(model)
+    if kind == "multiclass":
+        return [LABEL, *(f"{SCORE}_{c}" for c in classes_of(model, kind, width))]
+    return [SCORE, DECISION] if kind == "binary" else [SCORE]
+
+
 def _score_batch(
     batch: pa.RecordBatch,
     model: LoadedModel,
@@ -249,14 +260,24 @@ def _score_batch(
         full = assemble(frame, model.signature.columns, refs, store, now=now)
     except InvalidRequest as exc:  # the service's words, as a CLI error
         raise UserInputError(exc.message) from exc
-    scores = np.asarray(model.predict(full, what="The input rows"), dtype=float)
-    arrays = [*batch.columns, pa.array(scores, type=pa.float64())]
-    names = [*batch.schema.names, SCORE]
+    answer = answer_of(model, model.predict(full, what="The input rows"))
+    scores = answer.scores
+    arrays = [*batch.columns]
+    names = [*batch.schema.names]
     decisions = None
-    if threshold is not None:
-        decisions = (scores >= threshold).astype(np.int8)
-        arrays.append(pa.array(decisions, type=pa.int8()))
-        names.append(DECISION)
+    if answer.kind == "multiclass":  # the label, then one probability column per class
+        assert answer.labels is not None
+        arrays.append(pa.array(answer.labels.tolist()))
+        arrays.extend(pa.array(scores[:, j], type=pa.float64()) for j in range(scores.shape[1]))
+        names.extend(output_columns(model, scores.shape[1]))
+        scores = scores.max(axis=1)  # the log's one number per row: the label's probability
+    else:
+        arrays.append(pa.array(scores, type=pa.float64()))
+        names.append(SCORE)
+        if threshold is not None:
+            decisions = (scores >= threshold).astype(np.int8)
+            arrays.append(pa.array(decisions, type=pa.int8()))
+            names.append(DECISION)
     out = pa.RecordBatch.from_arrays(arrays, names=names)
     return _Scored(out, full, scores, decisions, (time.perf_counter() - started) * 1000)
 
@@ -282,7 +303,7 @@ def _log_chunk(
     keys: list[str],
     id_column: str | None,
 ) -> None:
-    from ctloop.serving.requestlog import LogBatch
+    from ctloop.requestlog.batches import LogBatch
 
     n = len(scored.scores)
     inputs = scored.inputs
@@ -367,7 +388,7 @@ def predict_file(
         raise UserInputError(
             f"The input {source} has no id column {id_column!r}; it has {reader.schema.names}."
         )
-    threshold = model.decision_threshold if model.task == "binary" else None
+    threshold = model.decision_threshold if kind_of(model) == "binary" else None
 
     store = registry.store
     label = f"{record.name}:{record.version}"

@@ -8,6 +8,7 @@ import typer
 
 from ctloop.cli.main import app as root_app
 from ctloop.cli.output import console, print_json, print_table
+from ctloop.cli.replays import ReplayOpt, reading_replay
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import to_dict
@@ -99,12 +100,14 @@ def lineage_cmd(
     artifact_id: Annotated[str, typer.Argument(help="artifact id or unique prefix")],
     downstream: Annotated[bool, typer.Option(help="follow readers instead of producers")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    replay: ReplayOpt = None,
 ) -> None:
     """What produced an artifact, from which inputs, back to the raw data."""
     from ctloop.metadata.lineage import lineage
 
-    graph = lineage(open_metadata_store(), artifact_id,
-                    direction="downstream" if downstream else "upstream")
+    with reading_replay(replay):
+        graph = lineage(open_metadata_store(), artifact_id,
+                        direction="downstream" if downstream else "upstream")
     if as_json:
         print_json(graph.to_dict())
         return

@@ -1,4 +1,5 @@
-"""``ctloop deploy export``: deployment files for team servers and clusters."""
+"""``ctloop deploy export / build / up / down / probe``: deployment files for team servers
+and clusters, built and run with the container engine found on this machine."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def export(
     force: Annotated[
         bool, typer.Option("--force", help="overwrite a previous export in the folder")
     ] = False,
+    rotate_secrets: Annotated[bool, typer.Option(
+        "--rotate-secrets", help="make new passwords instead of keeping the previous export's "
+        "(the database volume keeps the old one: change it there too)")] = False,
+    image: Annotated[str | None, typer.Option(
+        help="the project image's name (default: image in [ctloop.deploy], else "
+        "ctloop-PROJECT:latest)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Write a Dockerfile and compose or Kubernetes files generated from the settings.
@@ -35,7 +42,7 @@ def export(
     from ctloop.deploy import PENDING_COMMANDS, export_deployment
 
     result = export_deployment(load_settings(), target, out_dir, host=host, port=port,
-                               force=force)
+                               force=force, rotate_secrets=rotate_secrets, image=image)
     pending = [s.name for s in result.plan.services if s.pending]
     if as_json:
         print_json(
@@ -58,3 +65,46 @@ def export(
             f"note: services {', '.join(pending)} run commands not in this ctloop yet "
             f"({commands}); they start once those land."
         )
+
+
+Folder = Annotated[Path, typer.Argument(help="the folder `ctloop deploy export` wrote")]
+
+
+@app.command("build")
+def build(out_dir: Folder) -> None:
+    """Build the project image with the container engine found here (docker, else podman)."""
+    from ctloop.deploy.engine import build_image
+
+    image = build_image(out_dir)
+    console.print(f"built {image}")
+
+
+@app.command("up")
+def up(out_dir: Folder) -> None:
+    """Start the deployment with compose (building the image first when it is missing)."""
+    from ctloop.deploy.engine import compose
+
+    compose(out_dir, "up")
+    console.print(f"started; see {out_dir / 'README.md'} to bring in the first model")
+
+
+@app.command("down")
+def down(
+    out_dir: Folder,
+    volumes: Annotated[bool, typer.Option(
+        "--volumes", help="also delete the data volumes (database, artifacts, state)")] = False,
+) -> None:
+    """Stop the deployment (its data volumes are kept unless --volumes)."""
+    from ctloop.deploy.engine import compose
+
+    compose(out_dir, "down", volumes=volumes)
+    console.print("stopped")
+
+
+@app.command("probe", hidden=True)
+def probe() -> None:
+    """Health probe of a deployed controller: the state folder is writable and the metadata
+    store answers (exit 0), else one line naming which."""
+    from ctloop.deploy.health import check_health
+
+    check_health(load_settings())

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ctloop.cli.output import console, err_console, print_json, print_table
+from ctloop.cli.output import console, err_console, escape, print_json, print_table
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 
@@ -47,25 +47,40 @@ class _Progress:
             typer.echo(f"{stamp} span {span}: {phase}", err=True)
 
 
+def _version(version: int | None, none: str = "none") -> str:
+    """``v3``, or what stands for no version (never ``vNone``)."""
+    return none if version is None else f"v{version}"
+
+
 def _span_line(report: Any, metric: str) -> str:
     if report.status != "valid":
         serving = (f"champion v{report.served_version} keeps serving"
                    if report.served_version is not None else "no champion yet")
         return (f"[bold]{report.span}[/] [red]quarantined[/] ({len(report.anomalies)} "
                 f"anomalies); {serving}")
+    if report.bootstrap and report.waiting:
+        return (f"[bold]{report.span}[/] bootstrap [yellow]waits[/]: "
+                f"{escape(report.waiting[:160])}")
+    if report.bootstrap and report.promoted is None:
+        failed = (report.gate or {}).get("error") or "no candidate was promoted"
+        return f"[bold]{report.span}[/] bootstrap: [red]no champion[/]: {escape(failed[:160])}"
     if report.bootstrap:
         return f"[bold]{report.span}[/] bootstrap: v{report.promoted} is the first champion"
     live = (report.live or {}).get(metric)
     fired = [t["name"] for t in report.triggers if t["fired"]]
     never = (report.baseline or {}).get(metric)
     drift = (report.drift or {}).get("share")
-    text = (f"[bold]{report.span}[/] v{report.served_version} live {metric} "
+    text = (f"[bold]{report.span}[/] {_version(report.served_version)} live {metric} "
             + (f"{live}" if live is not None else
                f"n/a ({(report.live or {}).get('n', 0)} labelled)")
             + (f" (never retrained {never})" if report.baseline else "")
             + f"; drift {drift if drift is not None else 'n/a (nothing served)'}"
             f"; fired: {', '.join(fired) or 'none'}")
+    if report.waiting:
+        text += f"; [yellow]no candidate[/]: {escape(report.waiting[:120])}"
     if report.gate:
+        if report.gate.get("note"):
+            text += f"; {escape(report.gate['note'])}"
         if report.gate.get("error"):
             text += f"; [red]training failed[/]: {report.gate['error'][:120]}"
         else:
@@ -100,6 +115,12 @@ def replay_cmd(
     baseline: Annotated[bool, typer.Option(
         "--baseline", help="also score the never-retrained first champion on every span")]
     = False,
+    against: Annotated[str | None, typer.Option(
+        "--against", help="also replay the declaration and code at this git ref and compare "
+        "(exit 1 when this one is worse beyond --max-regression)")] = None,
+    max_regression: Annotated[float, typer.Option(
+        "--max-regression", help="with --against: how much worse the mean live metric may get")]
+    = 0.0,
 ) -> None:
     """Backtest the loop on its history: every span in event-time order, in a sandbox."""
     from ctloop.loop import get_loop
@@ -107,25 +128,57 @@ def replay_cmd(
 
     settings = load_settings()
     spec = get_loop(name, settings)
+    base = None
+    if against is not None:  # CI: judge this tree's loop against the one at a git ref,
+        from ctloop.core.settings import find_project_root  # replayed first: a bad ref
+        from ctloop.loop.compare import replay_at  # fails before any work
+
+        base = replay_at(against, name, find_project_root(),
+                         data_glob=spec.data if isinstance(spec.data, str) else None)
     with _Progress(err_console.is_terminal) as progress:
         def on_span(report: Any) -> None:
-            if not as_json:
-                console.print(_span_line(report, spec.metric), highlight=False)
+            if not as_json and against is None:
+                console.print(_span_line(report, _metric(report, spec.metric)),
+                              highlight=False)
 
         result = replay(spec, settings, baseline=baseline, on_phase=progress.phase,
                         on_span=on_span)
     if html_path is not None:
         write_html(html_path, result.to_json())
-    if as_json:
+    compared = None
+    if base is not None:
+        from ctloop.loop.compare import compare_replays
+
+        compared = compare_replays(base, result.to_json(), max_regression=max_regression)
+        _print_comparison(compared, as_json)
+    elif as_json:
         print_json(result.to_json())
     else:
         if baseline:
-            console.print(_benefit(result.spans, spec.metric), highlight=False)
-        console.print(f"sandbox: {result.home} (metadata, registry, prediction log)")
+            console.print(_benefit(result.spans, result.metric), highlight=False)
+        console.print(f"sandbox: {result.home} (metadata, registry, prediction log)",
+                      highlight=False, soft_wrap=True)
+        for line in replay_next_lines(name):
+            console.print(line, highlight=False, soft_wrap=True)
     for error in result.errors:
         typer.echo(error, err=True)  # one line, never wrapped
-    if result.errors:
+    if result.errors or (compared is not None and compared.regressed):
         raise typer.Exit(1)
+
+
+def _metric(report: Any, default: str) -> str:
+    """The metric a span was judged on (the task may have chosen it: rmse for a number)."""
+    keys = [k for k in (report.live or report.baseline or {}) if k not in ("version", "n")]
+    return keys[0] if keys else default
+
+
+def replay_next_lines(name: str) -> list[str]:
+    """The exact commands that look into a replay's sandbox."""
+    return ["look into it:",
+            f"  ctloop loop status {name} --replay",
+            f"  ctloop runs list --replay {name}",
+            f"  ctloop models list --replay {name}",
+            f"  ctloop ui --replay {name}"]
 
 
 @app.command("run")
@@ -146,6 +199,7 @@ def run_cmd(
     """
     from ctloop.loop import get_loop
     from ctloop.loop.controller import LoopController
+    from ctloop.triggers.store import describe_holder
 
     settings = load_settings()
     spec = get_loop(name, settings)
@@ -158,9 +212,10 @@ def run_cmd(
                 if result.blocked_by and not as_json:
                     # One pass that could not act is a failure for cron/CI, not a success.
                     raise UserInputError(
-                        f"Loop {name!r}: the lease is held by a live controller "
-                        f"({result.blocked_by}); nothing was done. Run again once it "
-                        "releases the lease (or its lease expires).")
+                        f"Loop {name!r}: the lease is held by "
+                        f"{describe_holder(result.blocked_by)} ({result.blocked_by}); nothing "
+                        "was done. Run again once it releases the lease (or its lease "
+                        "expires).")
                 _say_tick(result, spec.metric, as_json)
                 if result.errors or result.blocked_by:
                     raise typer.Exit(1)
@@ -200,10 +255,13 @@ def _say_tick(result: Any, metric: str, as_json: bool) -> None:
                     "blocked_by": result.blocked_by, "errors": result.errors})
     else:
         if result.blocked_by:
-            console.print(f"another controller holds the lease ({result.blocked_by}); "
+            from ctloop.triggers.store import describe_holder
+
+            console.print(f"the lease is held by {describe_holder(result.blocked_by)} "
+                          f"({result.blocked_by}); "
                           "nothing done", highlight=False)
         for report in result.reports:
-            console.print(_span_line(report, metric), highlight=False)
+            console.print(_span_line(report, _metric(report, metric)), highlight=False)
     for error in result.errors:
         typer.echo(error, err=True)  # one line, never wrapped
 
@@ -212,29 +270,65 @@ def _say_tick(result: Any, metric: str, as_json: bool) -> None:
 def status_cmd(
     name: Annotated[str, typer.Argument(help="the loop ([ctloop.loops.NAME] in ctloop.toml)")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    replay: Annotated[bool, typer.Option(
+        "--replay", help="read the sandbox of the last `ctloop loop replay NAME`")] = False,
 ) -> None:
     """Spans (valid / quarantined), champion and challenger, last signals, and why each
     trigger did or did not fire."""
-    from ctloop.loop import get_loop
+    from ctloop.loop.sandbox import replay_home, replay_settings
     from ctloop.loop.status import loop_status
 
     settings = load_settings()
-    spec = get_loop(name, settings)
-    status = loop_status(spec, settings)
+    spec = _declared_or_remembered(name, settings)
+    target = replay_settings(settings, name) if replay else settings
+    status = loop_status(spec, target, name=name, replay=replay)
+    sandbox = replay_home(settings, name)
+    note = None
+    if not status["spans"]:
+        where = "the replay's sandbox" if replay else f"{settings.home}"
+        note = f"no spans handled yet in {where}"
+        if not replay and (sandbox / "metadata.db").is_file():
+            note += (f"; the last replay is in {sandbox}: "
+                     f"ctloop loop status {name} --replay")
+        elif not replay:
+            note += f"; run `ctloop loop run {name}` or `ctloop loop replay {name}`"
     if as_json:
-        print_json(status)
+        print_json({**status, "note": note})
         return
-    console.print(f"loop [bold]{name}[/]: model {spec.model}, champion "
-                  f"v{status['champion']}, challenger "
-                  f"{'v' + str(status['challenger']) if status['challenger'] else 'none'}"
+    console.print(f"loop [bold]{name}[/]"
+                  + (" (replay sandbox)" if replay else "")
+                  + f": model {status['model'] or '?'}, champion "
+                  f"{_version(status['champion'], 'none yet')}, challenger "
+                  f"{_version(status['challenger'])}"
                   + (f", lease held by {status['lease']['holder']}" if status["lease"] else ""),
                   highlight=False)
+    if note:
+        console.print(note, highlight=False, soft_wrap=True)
+        return
     print_table("spans", ["span", "status", "served", "promoted", "anomalies"],
                 [[s["span"], s["status"], s["served_version"], s["promoted"],
-                  "; ".join(s["anomalies"])[:80]] for s in status["spans"]])
+                  "; ".join(s["anomalies"] or ([s["waiting"]] if s["waiting"] else []))[:80]]
+                 for s in status["spans"]])
     print_table("triggers", ["trigger", "last span", "fired", "why"],
                 [[t["name"], t.get("span"), t.get("fired"), t.get("reason")]
                  for t in status["triggers"]])
+
+
+def _declared_or_remembered(name: str, settings: Any) -> Any:
+    """The declared loop ``name``; else ``None`` when a memory of it exists (a loop
+    declared in Python, as the demo's), live or replayed; else the declaration's error."""
+    from ctloop.core.errors import NotFound
+    from ctloop.loop import get_loop
+    from ctloop.loop.sandbox import replay_home
+    from ctloop.loop.status import read_memory
+
+    try:
+        return get_loop(name, settings)
+    except NotFound:
+        if read_memory(settings, name).spans or (
+                replay_home(settings, name) / "metadata.db").is_file():
+            return None
+        raise
 
 
 def write_html(path: Path, data: dict[str, Any]) -> None:
@@ -249,7 +343,8 @@ def write_html(path: Path, data: dict[str, Any]) -> None:
             (s.get("live") or {}).get(metric), (s.get("baseline") or {}).get(metric),
             (s.get("drift") or {}).get("share"), fired,
             gate.get("error") or ("blessed" if gate.get("blessed") else
-                                  "refused" if gate else "-"),
+                                  "refused" if gate else
+                                  f"waits: {s['waiting']}" if s.get("waiting") else "-"),
             s["promoted"], "; ".join(s["anomalies"])]) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in [
         "span", "rows", "status", "served", f"live {metric}", f"never retrained {metric}",
@@ -262,3 +357,40 @@ def write_html(path: Path, data: dict[str, Any]) -> None:
         f"<h1>Replay of loop {html.escape(data['loop'])} (model "
         f"{html.escape(data['model'])})</h1><table><tr>{head}</tr>{''.join(rows)}</table>"
         f"<script type=application/json id=data>{html.escape(json.dumps(data))}</script>")
+
+
+@app.command("compare")
+def compare_cmd(
+    base: Annotated[Path, typer.Argument(help="replay JSON before the change")],
+    new: Annotated[Path, typer.Argument(help="replay JSON after the change")],
+    max_regression: Annotated[float, typer.Option(
+        "--max-regression", help="how much worse the mean live metric may get (exit 1 beyond)")]
+    = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")]
+    = False,
+) -> None:
+    """Two replays of one loop side by side; exit 1 when the new one is worse (CI gate)."""
+    from ctloop.loop.compare import compare_replays, read_replay
+
+    result = compare_replays(read_replay(base), read_replay(new), max_regression=max_regression)
+    _print_comparison(result, as_json)
+    if result.regressed:
+        raise typer.Exit(1)
+
+
+def _print_comparison(result: Any, as_json: bool) -> None:
+    """A loop comparison as a per-span table and a verdict line, or JSON."""
+    if as_json:
+        print_json(result.to_json())
+    else:
+        def cell(value: float | None) -> str | None:
+            return None if value is None else f"{value:.4f}"
+
+        rows = [(s.span, cell(s.base_live), cell(s.new_live), cell(s.change),
+                 s.base_promoted, s.new_promoted, ", ".join(s.base_fired) or "-",
+                 ", ".join(s.new_fired) or "-", "WORSE" if s.worse else "")
+                for s in result.spans]
+        print_table(f"loop {result.loop}: live {result.metric}, base vs new",
+                    ["span", "base", "new", "change", "promoted (base)", "promoted (new)",
+                     "fired (base)", "fired (new)", ""], rows)
+        console.print(result.verdict(), highlight=False, markup=False)

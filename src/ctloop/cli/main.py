@@ -45,6 +45,8 @@ _LAZY_COMMANDS: list[tuple[str, str, str]] = [
     ("resume", "ctloop.cli.run", "Finish a failed or killed run: only failed and never-run "
      "steps execute."),
     ("lineage", "ctloop.cli.artifacts", "Where an artifact came from and where it went."),
+    ("promote", "ctloop.cli.promote", "Move a model version from one environment to another "
+     "(staging -> prod) with its evidence."),
 ]
 
 # Modules that register top-level commands on `app` when imported (imported at start).
@@ -128,12 +130,34 @@ def _root(
     wide: Annotated[bool, typer.Option(
         "--wide", help="Tables show whole ids and every column (also CTLOOP_WIDE=1).",
     )] = False,
+    env: Annotated[str | None, typer.Option(
+        "--env", envvar="CTLOOP_ENV", show_envvar=True,
+        help="Environment of ctloop.toml ([ctloop.environments.NAME]) whose stores to use.",
+    )] = None,
 ) -> None:
     """Continuous training: pipelines, data validation, models and registry, feature store."""
     if wide:
         from ctloop.cli.output import set_wide
 
         set_wide(True)
+    _choose_environment(env)
+
+
+def _choose_environment(name: str | None) -> None:
+    """Check ``--env`` names a declared environment and hand it to everything via ``CTLOOP_ENV``.
+
+    The variable, not a parameter, carries the choice so the processes ctloop
+    starts (serving workers, subprocess runners) read the same stores.
+    """
+    import os
+
+    if not name:
+        os.environ.pop("CTLOOP_ENV", None)
+        return
+    from ctloop.core.settings import load_settings
+
+    load_settings(env=name)  # an unknown name: one ConfigError line naming the declared ones
+    os.environ["CTLOOP_ENV"] = name
 
 
 def _hide_flag_types() -> None:
@@ -171,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
 
     install_log_masking()
     _mount()
+    import os
+
+    chosen_env = os.environ.get("CTLOOP_ENV")  # --env sets it for this call only
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         code = app(args=argv, standalone_mode=False)
@@ -198,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         # An unexpected error: its traceback helps a bug report, but never shows a secret.
         typer.echo(mask_secrets(traceback.format_exc()), err=True)
         return 1
+    finally:
+        if chosen_env is None:
+            os.environ.pop("CTLOOP_ENV", None)
+        else:
+            os.environ["CTLOOP_ENV"] = chosen_env
     return code if isinstance(code, int) else 0
 
 

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ctloop.cli.bundles import export, import_bundle
+from ctloop.cli.modeltest import test_model
 from ctloop.cli.options import key_values
 from ctloop.cli.output import console, print_json, print_table
+from ctloop.cli.replays import ReplayOpt, empty_note, reading_replay
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store, to_dict
 from ctloop.metadata.base import AliasEventRecord
 
 if TYPE_CHECKING:
+    from ctloop.models.tasks import Task
     from ctloop.registry import ModelRegistry
 
 app = typer.Typer(no_args_is_help=True)
+app.command("export")(export)  # environments: a version and its evidence as one bundle
+app.command("import-bundle")(import_bundle)
+app.command("test")(test_model)  # the candidate served for real, before promotion
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 AliasOpt = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
@@ -45,9 +53,9 @@ def _event(event: AliasEventRecord) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_models(json_: JsonOpt = False) -> None:
+def list_models(json_: JsonOpt = False, replay: ReplayOpt = None) -> None:
     """Registered models with their latest version and aliases."""
-    with _registry() as reg:
+    with reading_replay(replay), _registry() as reg:
         models = reg.models()
     if json_:
         print_json(models)
@@ -63,6 +71,10 @@ def list_models(json_: JsonOpt = False) -> None:
         for m in models
     ]
     print_table("Models", ["name", "latest", "versions", "aliases", "updated"], rows)
+    if not rows:
+        with reading_replay(replay):
+            console.print(empty_note("models", "models list", replay), highlight=False,
+                          soft_wrap=True)
 
 
 @app.command("show")
@@ -90,12 +102,13 @@ def show(
             by_version: dict[int, list[str]] = {}
             for alias, version in aliases.items():
                 by_version.setdefault(version, []).append(alias)
+            headline = _headline(versions[-1].properties) if versions else "roc_auc"
             rows = [
                 (
                     v.version,
                     ", ".join(sorted(by_version.get(v.version, []))),
                     _blessed(v.properties),
-                    _auc(v.properties),
+                    _value(v.properties, headline),
                     v.created_by,
                     _when(v.created_at),
                     v.description,
@@ -104,7 +117,7 @@ def show(
             ]
             print_table(
                 f"Model {parsed.name}",
-                ["version", "aliases", "blessed", "roc_auc", "by", "created", "description"],
+                ["version", "aliases", "blessed", headline, "by", "created", "description"],
                 rows,
             )
             return
@@ -124,18 +137,58 @@ def show(
         console.print(f"  tags: {record.tags}")
     evaluation = record.properties.get("evaluation", {}).get("overall")
     if evaluation:
-        metric_rows = [
-            (k, _fmt(m.get("value")), _fmt(m.get("lo")), _fmt(m.get("hi")))
-            for k, m in evaluation.get("metrics", {}).items()
-        ]
-        print_table(f"Metrics ({evaluation.get('n')} rows)", ["metric", "value", "lo", "hi"],
-                    metric_rows)
+        _print_evaluation(evaluation, _task(record.properties))
     blessing = record.properties.get("blessing")
     if blessing:
         console.print(
             f"  gate: {'blessed' if blessing.get('blessed') else 'NOT blessed'}"
             f" — {blessing.get('summary', '')}"
         )
+    provenance = record.properties.get("provenance")
+    if provenance:
+        console.print(
+            f"  imported from: {provenance.get('source_environment')} "
+            f"{provenance.get('source_name')}:{provenance.get('source_version')} "
+            f"(runs {', '.join(provenance.get('run_ids') or []) or '-'}; bundle sha256 "
+            f"{str(provenance.get('bundle_sha256'))[:16]}...)"
+        )
+    for moved in record.properties.get("promotions") or []:
+        console.print(f"  promoted to: {moved.get('environment')} {moved.get('name')}:"
+                      f"{moved.get('version')} @{moved.get('alias')} ({moved.get('at')})")
+
+
+def _print_evaluation(evaluation: dict[str, Any], task: str | None) -> None:
+    """Metrics with their direction; per-class table and N x N confusion matrix for
+    classifiers, residual quantiles for a regression."""
+    from ctloop.models.tasks import HIGHER_IS_BETTER, better_word
+
+    metric_rows = [
+        (k, _fmt(m.get("value")), _fmt(m.get("lo")), _fmt(m.get("hi")),
+         better_word(k) if k in HIGHER_IS_BETTER else "")
+        for k, m in evaluation.get("metrics", {}).items()
+    ]
+    title = f"Metrics ({evaluation.get('n')} rows{', ' + task if task else ''})"
+    print_table(title, ["metric", "value", "lo", "hi", "better"], metric_rows)
+    per_class = evaluation.get("per_class") or {}
+    if per_class:
+        print_table("Per class", ["class", "precision", "recall", "f1", "support", "predicted"], [
+            (c, _fmt(r.get("precision")), _fmt(r.get("recall")), _fmt(r.get("f1")),
+             r.get("support"), r.get("predicted"))
+            for c, r in per_class.items()
+        ])
+    matrix = evaluation.get("confusion_matrix")
+    if matrix:
+        classes = [str(c) for c in evaluation.get("classes", range(len(matrix)))]
+        print_table("Confusion matrix (rows actual, columns predicted)",
+                    ["actual", *classes],
+                    [(c, *row) for c, row in zip(classes, matrix, strict=True)])
+    residuals = evaluation.get("residuals") or {}
+    if residuals.get("quantiles"):
+        q = residuals["quantiles"]
+        print_table("Residuals (label - prediction)",
+                    ["n", "mean", "p05", "p25", "median", "p75", "p95"],
+                    [(residuals["n"], _fmt(residuals["mean"]), _fmt(q["p05"]), _fmt(q["p25"]),
+                      _fmt(q["p50"]), _fmt(q["p75"]), _fmt(q["p95"]))])
 
 
 @app.command("register")
@@ -272,6 +325,80 @@ def _blessed(properties: dict[str, Any]) -> str | None:
     return None if blessing is None else ("yes" if blessing.get("blessed") else "no")
 
 
-def _auc(properties: dict[str, Any]) -> str | None:
+def _task(properties: dict[str, Any]) -> Task | None:
+    from ctloop.models.tasks import normalize_task
+
+    task = (properties.get("signature") or {}).get("task")
+    return normalize_task(task) if task else None
+
+
+def _headline(properties: dict[str, Any]) -> str:
+    """The version's own headline metric (its task's), roc_auc for versions without a task."""
+    from ctloop.models.tasks import default_metric
+
+    task = _task(properties)
+    return default_metric(task) if task else "roc_auc"
+
+
+def _value(properties: dict[str, Any], metric: str) -> str | None:
     overall = properties.get("evaluation", {}).get("overall") or {}
-    return _fmt(overall.get("metrics", {}).get("roc_auc", {}).get("value"))
+    return _fmt(overall.get("metrics", {}).get(metric, {}).get("value"))
+
+
+@app.command("import")
+def import_(
+    name: str,
+    path: Annotated[Path, typer.Argument(help="A model file (joblib/pickle, LightGBM, XGBoost, "
+                                              "CatBoost .cbm, .onnx) or an MLflow model folder.")],
+    flavor: Annotated[str | None, typer.Option(
+        help="How to read the file: sklearn, python, lightgbm, xgboost, catboost, onnx "
+             "(or which flavor of an MLflow folder); default, what the file says.")] = None,
+    sample: Annotated[Path | None, typer.Option(
+        help="Rows like the training data (.parquet or .csv): the input columns and types.")
+    ] = None,
+    task: Annotated[str | None, typer.Option(
+        help="binary, multiclass or regression; default, what the model (or --label) says.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(
+        help="A column of --sample holding the label: decides the task and names a "
+             "booster's classes.")] = None,
+    description: Annotated[str, typer.Option(help="what this version is")] = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Register a model file or MLflow folder as the next version of NAME (no promotion).
+
+    The version records where it came from ("imported from ...") and the sha256 of the
+    bytes read; it is then promoted, served, monitored and replaced like any other.
+    """
+    import tempfile
+
+    from ctloop.artifacts import open_artifact_store
+    from ctloop.data.sources import read_table
+    from ctloop.metadata import ArtifactRecord, new_id
+    from ctloop.models.importing import import_model
+
+    rows = read_table(sample).to_pandas() if sample is not None else None
+    with tempfile.TemporaryDirectory(prefix="ctloop-import-") as tmp:
+        imported = import_model(path, Path(tmp) / "model", flavor=flavor, sample=rows,
+                                label=label, task=task)
+        settings = load_settings()
+        stored = open_artifact_store(settings.artifacts_url).put(imported.folder)
+    provenance = imported.provenance
+    with _registry() as reg:
+        artifact = reg.store.add_artifact(ArtifactRecord(
+            new_id(), "Model", stored.uri, stored.sha256, stored.size, name=name,
+            properties={"imported": provenance.to_dict()},
+        ))
+        record = reg.register(name, artifact.id, description=description or provenance.describe(),
+                              properties={"imported": provenance.to_dict()})
+    manifest = imported.manifest
+    if json_:
+        print_json({**to_dict(record), "flavor": manifest["flavor"], "task": manifest["task"],
+                    "signature": manifest["signature"]})
+        return
+    classes = manifest["signature"].get("classes")
+    console.print(
+        f"registered {name}:{record.version} ({manifest['flavor']}, {manifest['task']}"
+        f"{f', classes {classes}' if classes else ''}) {provenance.describe()}",
+        highlight=False,
+    )

@@ -1,4 +1,4 @@
-"""``ctloop monitor drift|decay|log``: read the prediction log and judge it.
+"""``ctloop monitor drift|outputs|decay|estimate|...``: read the prediction log and judge it.
 
 Exit codes: 0 judged and fine, 1 fired, 3 could not judge (``no_data``: no rows in
 the window, too few labels, no reference), so a script never mistakes silence for health.
@@ -103,10 +103,57 @@ def drift(
     _finish(result, as_json, record)
 
 
+@app.command("outputs")
+def outputs(
+    model: Annotated[str, typer.Argument(help="model name as logged by the server")],
+    reference_since: Annotated[str, typer.Option(
+        "--reference-since", help="start of the reference window (ISO date/time or 7d)")],
+    reference_until: Annotated[str, typer.Option(
+        "--reference-until", help="end of the reference window (exclusive)")],
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    min_rows: Annotated[int, typer.Option(help="judge only with this many answers")] = 100,
+    log: LogOpt = None,
+    record: RecordOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Did the model's answers or the labels drift from an earlier window? Every task:
+    values, P(positive) or the predicted class. Exit 1 when they did, 3 without data."""
+    from ctloop.monitoring.monitors import (
+        check_output_drift,
+        served_outputs,
+        served_rows,
+        task_from_log,
+        task_from_registry,
+    )
+
+    prediction_log = _log(log)
+    start, end = (parse_when(reference_since, "--reference-since"),
+                  parse_when(reference_until, "--reference-until"))
+    earlier = served_rows(prediction_log.read(model_name=model, start=start, end=end,
+                                              with_labels=True))
+    task, classes = None, None
+    try:
+        from ctloop.metadata import open_metadata_store
+
+        task, classes = task_from_registry(open_metadata_store(load_settings().metadata_url),
+                                           model)
+    except CtloopError:  # no registry: the log says what the task is
+        pass
+    if task is None:
+        task = task_from_log(earlier[earlier["label"].notna()])
+    result = check_output_drift(prediction_log, model, served_outputs(earlier, task, classes),
+                                task=task, classes=classes, start=parse_when(since, "--since"),
+                                end=parse_when(until, "--until"), min_rows=min_rows)
+    _finish(result, as_json, record)
+
+
 @app.command("decay")
 def decay(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
-    metric: Annotated[str, typer.Option(help="roc_auc, log_loss, accuracy, ... rmse")] = "roc_auc",
+    metric: Annotated[str | None, typer.Option(
+        help="roc_auc, accuracy, macro_f1, log_loss, ... rmse (default: the model's own: "
+             "its task's headline metric)")] = None,
     baseline: Annotated[float | None, typer.Option(
         help="compare with this value (default: the registry's evaluation)")] = None,
     max_drop: Annotated[float, typer.Option(help="fires when worse than baseline by more")] = 0.05,
@@ -131,8 +178,9 @@ def decay(
 @app.command("estimate")
 def estimate(
     model: Annotated[str, typer.Argument(help="model name as logged by the server")],
-    metric: Annotated[str, typer.Option(
-        help="roc_auc, accuracy, precision, recall, f1 or expected_cost")] = "roc_auc",
+    metric: Annotated[str | None, typer.Option(
+        help="binary: roc_auc, accuracy, precision, recall, f1 or expected_cost; multiclass: "
+             "accuracy, macro_f1, weighted_f1 or roc_auc (default: the model's own)")] = None,
     baseline: Annotated[float | None, typer.Option(
         help="compare with this value (default: the registry's evaluation)")] = None,
     max_drop: Annotated[float, typer.Option(help="fires when worse than baseline by more")] = 0.05,
@@ -223,7 +271,8 @@ def report(
         "--reference", help="training data or statistics JSON, for the drift chart")] = None,
     model_path: Annotated[str | None, typer.Option(
         "--model", help="the served model's folder, for the estimated metric")] = None,
-    metric: Annotated[str, typer.Option(help="metric charted live and estimated")] = "roc_auc",
+    metric: Annotated[str | None, typer.Option(
+        help="metric charted live and estimated (default: the model's own)")] = None,
     windows: Annotated[int, typer.Option(min=1, help="number of windows")] = 12,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -232,13 +281,14 @@ def report(
     """An offline HTML page of the model's signals over time (inline SVG, no scripts)."""
     from pathlib import Path
 
-    from ctloop.monitoring.report import firings, monitor_timeline, render_report
+    from ctloop.monitoring.report import firings, monitor_timeline, render_report, report_metric
 
     manifest = None
     if model_path is not None:
         from ctloop.models.flavors import read_manifest
 
         manifest = read_manifest(model_path)
+    metric, _ = report_metric(_log(log), model, manifest, metric)
     timeline = monitor_timeline(_log(log), model, reference=reference, manifest=manifest,
                                 metric=metric, windows=windows,
                                 start=parse_when(since, "--since"),

@@ -23,12 +23,16 @@ def _open(log: str | None):  # type: ignore[no-untyped-def]
 
 @app.command("status")
 def status(log: LogOpt = None, as_json: JsonOpt = False) -> None:
-    """Segments per model: how many, rows, bytes, time range, and rows still spooled here."""
+    """Segments per model: how many, rows, bytes, time range, and rows still spooled here.
+
+    Rows the log could not write (quarantined, with the reason) are listed as
+    kind ``quarantine``; read them with ``--json`` or DuckDB on the segment files.
+    """
     plog = _open(log)
     try:
         recovered = plog.recover()
         rows = []
-        for kind in ("predictions", "labels"):
+        for kind in ("predictions", "labels", "quarantine"):
             by_model: dict[str, list] = {}  # type: ignore[type-arg]
             for s in plog.segments(kind):
                 by_model.setdefault(s.model_name or "-", []).append(s)
@@ -39,8 +43,10 @@ def status(log: LogOpt = None, as_json: JsonOpt = False) -> None:
                     "from": min((s.ts_min for s in segs if s.ts_min), default=None),
                     "to": max((s.ts_max for s in segs if s.ts_max), default=None),
                 })
+        quarantined = plog.quarantined()
         if as_json:
-            print_json({"log": plog.url, "recovered_rows": recovered, "segments": rows})
+            print_json({"log": plog.url, "recovered_rows": recovered, "segments": rows,
+                        "quarantined": quarantined})
             return
         print_table(f"prediction log {plog.url}", ["kind", "model", "segments", "rows", "bytes",
                                                    "from", "to"],
@@ -48,6 +54,9 @@ def status(log: LogOpt = None, as_json: JsonOpt = False) -> None:
                      for r in rows])
         if recovered:
             typer.echo(f"published {recovered} rows a dead writer had spooled on this machine")
+        for q in quarantined[-5:]:
+            typer.echo(f"quarantined: {q['rows']} rows of {q['model_name']} "
+                       f"v{q['model_version']}: {q['reason']}")
     finally:
         plog.close()
 

@@ -117,7 +117,7 @@ dependence on `usage` flips in week 3, week 5 is defective, `tenure` and
 The loop is declared in `ctloop.toml`; docs/loop.md lists every key.
 """
 
-_TEMPLATES = ("pipeline", "loop")
+_TEMPLATES = ("pipeline", "loop", "ci")
 
 
 @app.command()
@@ -125,7 +125,8 @@ def init(
     name: Annotated[str, typer.Argument(help="folder to create")],
     force: Annotated[bool, typer.Option(help="write into an existing, non-empty folder")] = False,
     template: Annotated[str, typer.Option(
-        help="pipeline: an example pipeline; loop: a loop on generated spans")] = "pipeline",
+        help="pipeline: an example pipeline; loop: a loop on generated spans; ci: a loop "
+        "project with tests and GitHub/GitLab CI (test, replay-compare, image)")] = "pipeline",
 ) -> None:
     """Scaffold a project: ctloop.toml, an example pipeline (or loop) and a README."""
     if template not in _TEMPLATES:
@@ -143,6 +144,9 @@ def init(
     root.mkdir(parents=True, exist_ok=True)
     if template == "loop":
         _init_loop(root, force)
+        return
+    if template == "ci":
+        _init_ci(root, force)
         return
     files = {"ctloop.toml": _TOML, "pipeline.py": _PIPELINE,
              "README.md": _README.format(name=root.name), ".gitignore": ".ctloop/\n"}
@@ -172,6 +176,15 @@ def _init_loop(root: Path, force: bool) -> None:
     console.print(f"[green]created[/] {root}/: {', '.join(files)}, landing/ "
                   f"({len(spans)} spans)")
     console.print(f"next: cd {root} && ctloop loop replay {loop} --baseline")
+
+
+def _init_ci(root: Path, force: bool) -> None:
+    from ctloop.cli.ci_template import write_ci_project
+
+    loop = re.sub(r"[^A-Za-z0-9_-]", "-", root.resolve().name) or "loop"
+    written = write_ci_project(root, loop, force=force)
+    console.print(f"[green]created[/] {root}/: {', '.join(written)}, landing/ (6 spans)")
+    console.print(f"next: cd {root} && pytest -q tests && ctloop loop replay {loop}")
 
 
 def _month_range(text: str) -> range:

@@ -9,6 +9,7 @@ import typer
 
 from ctloop.cli.output import console, escape, is_wide, print_json, print_table
 from ctloop.cli.progress import status_text
+from ctloop.cli.replays import ReplayOpt, empty_note, reading_replay
 from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import to_dict
 
@@ -34,9 +35,11 @@ def list_runs(
     status: Annotated[str | None, typer.Option(help="only runs in this state")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    replay: ReplayOpt = None,
 ) -> None:
     """Recent runs, newest first."""
-    runs = open_metadata_store().list_runs(pipeline=pipeline, status=status, limit=limit)
+    with reading_replay(replay):
+        runs = open_metadata_store().list_runs(pipeline=pipeline, status=status, limit=limit)
     if as_json:
         print_json({"runs": [to_dict(r) for r in runs]})
         return
@@ -50,6 +53,10 @@ def list_runs(
             for r in runs
         ],
     )
+    if not runs:
+        with reading_replay(replay):
+            console.print(empty_note("runs", "runs list", replay), highlight=False,
+                          soft_wrap=True)
 
 
 @app.command("show")

@@ -53,6 +53,11 @@ def serve(
         typer.Option(help="Seconds between registry polls for alias moves (0: never)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    request_log: Annotated[
+        str | None,
+        typer.Option(help="Where this service logs requests (folder or URL; '' turns the log "
+                     "off); default: prediction_log of [ctloop.serving]."),
+    ] = None,
     hash_key: Annotated[
         bool,
         typer.Option(
@@ -76,6 +81,7 @@ def serve(
         "alias": alias, "canary": canary, "ab": ab, "ab_key": ab_key, "shadow": shadow,
         "reload_interval": reload_interval, "grpc_port": grpc_port,
         "grpc_host": host,  # gRPC listens where HTTP does
+        "prediction_log": request_log,
     }
     config = ServingConfig.from_table(settings.extra.get("serving"), **overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")

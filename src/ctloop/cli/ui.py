@@ -9,6 +9,7 @@ import typer
 
 from ctloop.cli.main import app
 from ctloop.cli.output import NO_KEYS_EXPOSED, err_console, warn
+from ctloop.cli.replays import ReplayOpt
 from ctloop.core.errors import UserInputError
 from ctloop.core.net import is_loopback
 from ctloop.core.settings import load_settings
@@ -20,6 +21,7 @@ def ui(
         "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    replay: ReplayOpt = None,
 ) -> None:
     """Open the dashboard: runs, models, artifacts, lineage, features, monitoring."""
     import uvicorn
@@ -30,6 +32,10 @@ def ui(
     if not 0 < port < 65536:
         raise UserInputError(f"The --port must be between 1 and 65535. Got {port}.")
     settings = load_settings()
+    if replay is not None:  # the dashboard over a replay's sandbox
+        from ctloop.loop.sandbox import replay_settings
+
+        settings = replay_settings(settings, replay)
     policy = AccessPolicy(load_keys(settings.extra))
     application = create_app(settings, policy=policy)
     access = (f"{len(policy.keys)} API key(s): read-only until signed in" if policy.enabled

@@ -21,7 +21,7 @@ __all__ = ["evaluate", "infra_check", "push", "train"]
 _SUMMARY_FILE = "training-summary.json"
 
 
-@component(version="2")
+@component(version="3")
 def train(
     data: Input[Dataset],
     model: Output[Model],
@@ -30,7 +30,9 @@ def train(
     algorithm: str = "lightgbm",
     params: dict[str, Any] | None = None,
     seed: int = 0,
-    task: str = "classification",
+    task: str | None = None,
+    metric: str | None = None,
+    classes: list[str | int] | None = None,
     holdout: Input[Dataset] | None = None,
     costs: dict[str, float] | None = None,
     outliers: bool = True,
@@ -47,10 +49,17 @@ def train(
         model: the fitted model, saved with its flavor, signature and metadata.
         label: the column to predict.
         features: the columns the model reads, in order.
-        algorithm: ``logistic``, ``hist_gradient_boosting``, ``lightgbm`` or ``xgboost``.
+        algorithm: ``logistic``, ``hist_gradient_boosting``, ``lightgbm``, ``xgboost`` or
+            the dotted name of any scikit-learn classifier or regressor
+            (``sklearn.ensemble.RandomForestClassifier``).
         params: overrides of the algorithm's default hyper-parameters.
         seed: the random seed (recorded with the model).
-        task: ``classification`` or ``regression``.
+        task: ``binary``, ``multiclass`` or ``regression``; inferred from the label and
+            ``metric`` when absent (``classification`` reads as binary).
+        metric: the loop's metric, checked against the task (``rmse`` on a string
+            label is refused) and used to infer it.
+        classes: the class labels, when declared; each must have rows
+            (``NotTrainable`` otherwise).
         holdout: labelled rows not trained on (e.g. the evaluation set), to fit the
             calibration and choose the cost-aware decision threshold on.
         costs: cost per row of each outcome, ``{"fn": 5, "fp": 1}``; with a holdout,
@@ -71,6 +80,8 @@ def train(
         params=params,
         seed=seed,
         task=task,
+        metric=metric,
+        classes=classes,
     )
     manifest = trained.save(model.path)
     if outliers or holdout is not None:
@@ -86,7 +97,7 @@ def train(
     model.metadata.update(
         {
             "flavor": manifest["flavor"],
-            "task": task,
+            "task": trained.task,
             "label": label,
             "algorithm": algorithm,
             "model_sha256": manifest["sha256"],
@@ -99,6 +110,8 @@ def train(
         "training_seconds": round(trained.training_seconds, 3),
         "params": trained.params,
         "seed": seed,
+        "task": trained.task,
+        "classes": manifest["signature"].get("classes"),
         "model_sha256": manifest["sha256"],
     }
 
@@ -159,7 +172,9 @@ def evaluate(
         costs: cost per row of each outcome (``{"fn": 5, "fp": 1}``): each model then
             decides at its cost-aware threshold and ``expected_cost`` can be gated.
 
-    Returns whether the candidate was blessed and the champion version it was judged against.
+    Returns whether the candidate was blessed, the failed rules, the gate's one-line
+    summary (why, in the metric's direction; an undefined metric says so) and the
+    champion version it was judged against.
     """
     from ctloop.models import GateConfig, evaluate_models, judge, load_model
 
@@ -189,6 +204,7 @@ def evaluate(
         "blessed": verdict["blessed"],
         "failed": verdict["failed"],
         "champion_version": champion_version,
+        "summary": verdict["summary"],
     }
 
 
@@ -199,6 +215,7 @@ def infra_check(
     report: Output[Metrics],
     sample_rows: int = 100,
     max_latency_ms: float = 1000.0,
+    serving: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load the model in a fresh process as the server would and predict sample rows.
 
@@ -208,12 +225,15 @@ def infra_check(
         report: the checks, their details and timings.
         sample_rows: how many rows to predict.
         max_latency_ms: the slowest acceptable prediction of the sample.
+        serving: the gate's serving rule (``{"p99_ms": 50, "concurrency": 8}``): also serve
+            the model for real and check its HTTP answers, p99 and error rate.
 
     Fails the step (``ValidationFailed``) when a check fails.
     """
     from ctloop.models import infra_check as check
 
-    result = check(model.path, data.read().head(sample_rows), max_latency_ms=max_latency_ms)
+    result = check(model.path, data.read().head(sample_rows), max_latency_ms=max_latency_ms,
+                   serving=serving)
     report.write(result)
     if not result["passed"]:
         failed = [c["detail"] for c in result["checks"] if not c["passed"]]

@@ -1,8 +1,17 @@
-"""Settings: embedded defaults < ``ctloop.toml`` < ``CTLOOP_*`` environment.
+"""Settings: embedded defaults < ``ctloop.toml`` < ``CTLOOP_*`` environment < environment table.
 
 Zero configuration means everything lives under ``.ctloop/`` in the project
 folder: a SQLite metadata database, a local artifact folder and a SQLite online
 store. Moving to a team server or a cluster changes URLs here, not code.
+
+Environments (level 2): ``[ctloop.environments.NAME]`` declares a set of stores
+(``metadata``, ``artifacts``, ``online_store``, ``request_log``, ``home``) and
+tables (``serving``, ``s3``, ...) merged over the project's. ``CTLOOP_ENV`` or
+``ctloop --env NAME`` chooses one. An environment never shares a store with the
+project by accident: a store it does not declare lives under its own home
+(``.ctloop/environments/NAME`` unless it sets ``home``). What it declares wins
+over the ``CTLOOP_*`` variables, so one process can open staging and prod side
+by side (``load_settings(env="prod")``).
 """
 
 from __future__ import annotations
@@ -17,8 +26,8 @@ from typing import Any
 
 from ctloop.core.errors import ConfigError
 
-__all__ = ["KNOWN_ENV", "KNOWN_TABLES", "Settings", "check_environment", "find_project_root",
-           "load_settings"]
+__all__ = ["KNOWN_ENV", "KNOWN_TABLES", "Settings", "check_environment", "environment_names",
+           "find_project_root", "load_settings"]
 
 CONFIG_FILE = "ctloop.toml"
 ENV_PREFIX = "CTLOOP_"
@@ -36,6 +45,7 @@ class Settings:
     max_workers: int = 4
     cache: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    environment: str = ""  # the [ctloop.environments.NAME] these came from; "" for none
 
     def __post_init__(self) -> None:
         home = Path(self.home).resolve()
@@ -86,7 +96,7 @@ class Settings:
         return replace(self, **changes)
 
 
-_KEYS = {f.name for f in fields(Settings)} - {"extra"}
+_KEYS = {f.name for f in fields(Settings)} - {"extra", "environment"}
 _TOML_KEYS = {
     "home": "home",
     "metadata": "metadata_url",
@@ -105,8 +115,11 @@ _TOML_KEYS = {
 # variables read outside these settings. Add yours here: a name close to one of
 # these (a likely typo) is reported with the right spelling.
 KNOWN_TABLES = frozenset({"s3", "dask", "deploy", "serving", "triggers", "loops", "monitors",
-                          "features", "ui"})
-KNOWN_ENV = frozenset({"CACHE_DIR", "ACTOR"})
+                          "features", "ui", "environments", "prediction_log", "model_test"})
+KNOWN_ENV = frozenset({"CACHE_DIR", "ACTOR", "ENV", "MODEL_TEST_TIMEOUT"})
+ENV_VARIABLE = ENV_PREFIX + "ENV"
+# Keys of an environment table besides the _TOML_KEYS: where its request log lives.
+_ENV_ONLY_KEYS = {"request_log": "prediction_log"}
 _ENV_IGNORED_PREFIXES = ("CTLOOP_TEST_",)
 
 _log = logging.getLogger("ctloop.settings")
@@ -187,37 +200,96 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
-def load_settings(project: Path | None = None, **overrides: Any) -> Settings:
+def _read_config(root: Path) -> dict[str, Any]:
+    config_path = root / CONFIG_FILE
+    if not config_path.is_file():
+        return {}
+    try:
+        raw = tomllib.loads(config_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path} is not valid TOML: {exc}. Fix the file.") from exc
+    section = raw.get("ctloop", raw)
+    return section if isinstance(section, dict) else {}
+
+
+def environment_names(project: Path | None = None) -> list[str]:
+    """The environments ``ctloop.toml`` declares, sorted."""
+    tables = _read_config(find_project_root(project)).get("environments") or {}
+    return sorted(k for k, v in tables.items() if isinstance(v, dict))
+
+
+def _environment_table(section: dict[str, Any], name: str, config_path: Path) -> dict[str, Any]:
+    tables = section.get("environments") or {}
+    table = tables.get(name) if isinstance(tables, dict) else None
+    if not isinstance(table, dict):
+        known = ", ".join(sorted(k for k, v in tables.items() if isinstance(v, dict))) or "none"
+        raise ConfigError(
+            f"Unknown environment {name!r}: {config_path} declares {known}. Add a "
+            f"[ctloop.environments.{name}] table or pick one of those."
+        )
+    return table
+
+
+def _apply_environment(
+    name: str, table: dict[str, Any], root: Path, values: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    """Lay an environment's table over ``values``/``extra``; undeclared stores go to its home."""
+    declared: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in _TOML_KEYS:
+            target = _TOML_KEYS[key]
+            declared[target] = (root / str(value)).resolve() if target == "home" else value
+        elif key in _ENV_ONLY_KEYS:
+            table_name = _ENV_ONLY_KEYS[key]
+            extra[table_name] = {**dict(extra.get(table_name) or {}), "url": str(value)}
+        elif isinstance(value, dict):
+            extra[key] = {**dict(extra.get(key) or {}), **value}
+        else:
+            valid = ", ".join(sorted({*_TOML_KEYS, *_ENV_ONLY_KEYS}))
+            raise ConfigError(
+                f"Unknown key {key!r} in [ctloop.environments.{name}]; valid keys: {valid}, "
+                "or a table such as serving or s3."
+            )
+    home = declared.pop("home", None) or Path(values["home"]) / "environments" / name
+    values["home"] = home
+    for store in ("metadata_url", "artifacts_url", "online_store_url"):
+        values[store] = declared.pop(store, "")  # undeclared: under the environment's home
+    values.update({k: _coerce(k, v) for k, v in declared.items()})
+
+
+def load_settings(project: Path | None = None, *, env: str | None = None,
+                  **overrides: Any) -> Settings:
     """Settings for the project at ``project`` (default: found from the cwd).
 
     ``CTLOOP_HOME`` moves the whole state folder; ``CTLOOP_METADATA_URL``,
     ``CTLOOP_ARTIFACTS_URL``, ``CTLOOP_ONLINE_STORE_URL``, ``CTLOOP_RUNNER`` and
-    ``CTLOOP_MAX_WORKERS`` override single settings.
+    ``CTLOOP_MAX_WORKERS`` override single settings. ``env`` (default
+    ``CTLOOP_ENV``) names an environment of ``[ctloop.environments]``; an
+    unknown one is a ``ConfigError``.
     """
     root = find_project_root(project)
     values: dict[str, Any] = {"home": root / ".ctloop"}
     extra: dict[str, Any] = {}
     config_path = root / CONFIG_FILE
-    if config_path.is_file():
-        try:
-            raw = tomllib.loads(config_path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_path} is not valid TOML: {exc}. Fix the file.") from exc
-        section = raw.get("ctloop", raw)
-        for key, value in section.items():
-            if key in _TOML_KEYS:
-                target = _TOML_KEYS[key]
-                if target == "home":
-                    value = (root / str(value)).resolve()
-                values[target] = _coerce(target, value)
-            else:
-                _check_toml_key(config_path, key, value)
-                if isinstance(value, dict):
-                    extra[key] = value
+    section = _read_config(root)
+    for key, value in section.items():
+        if key in _TOML_KEYS:
+            target = _TOML_KEYS[key]
+            if target == "home":
+                value = (root / str(value)).resolve()
+            values[target] = _coerce(target, value)
+        else:
+            _check_toml_key(config_path, key, value)
+            if isinstance(value, dict) and key != "environments":
+                extra[key] = value
     check_environment()
     for key in _KEYS:
-        env = os.environ.get(ENV_PREFIX + key.upper())
-        if env:
-            values[key] = _coerce(key, Path(env) if key == "home" else env)
+        value = os.environ.get(ENV_PREFIX + key.upper())
+        if value:
+            values[key] = _coerce(key, Path(value) if key == "home" else value)
+    name = os.environ.get(ENV_VARIABLE, "") if env is None else env
+    if name:
+        _apply_environment(name, _environment_table(section, name, config_path), root,
+                           values, extra)
     values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
-    return Settings(extra=extra, **values)
+    return Settings(extra=extra, environment=name, **values)

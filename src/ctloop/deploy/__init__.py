@@ -1,11 +1,14 @@
 """Deployment files generated from the settings: ``ctloop deploy export``.
 
 ``export_deployment(settings, "docker-compose", DIR)`` writes a Dockerfile,
-``docker-compose.yaml``, ``ctloop.env`` (settings) and ``secrets.env``
-(secrets, mode 0600) for a team server; ``"kubernetes"`` writes the
-Dockerfile, ``kubernetes.yaml`` and ``secrets.env`` (for ``kubectl create
-secret generic ctloop-secrets --from-env-file=secrets.env``) for a cluster.
-Both run the same plan (:mod:`ctloop.deploy.plan`).
+``docker-compose.yaml``, ``ctloop.env`` (settings), ``.env`` (compose's
+project name) and ``secrets.env`` (secrets, mode 0600) for a team server;
+``"kubernetes"`` writes the Dockerfile, ``kubernetes.yaml`` and ``secrets.env``
+(for ``kubectl create secret generic ctloop-secrets
+--from-env-file=secrets.env``) for a cluster. Both write a ``README.md`` (build,
+start, bring in the first model) and the project's ``.dockerignore``, and run
+the same plan (:mod:`ctloop.deploy.plan`). A re-export keeps the secrets of
+the previous one (``rotate_secrets`` makes new ones).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ def export_deployment(
     host: str = "127.0.0.1",
     port: int = 8000,
     force: bool = False,
+    rotate_secrets: bool = False,
+    image: str | None = None,
 ) -> Export:
     """Write the deployment files for ``target`` into ``out_dir`` (created if needed).
 
@@ -97,27 +102,34 @@ def export_deployment(
             f"The folder {out} is outside the project {project}; the image is built from the "
             "project folder, so export inside it (e.g. `ctloop deploy export deploy`)."
         ) from None
-    plan = plan_deployment(settings, target, host=host, port=port)
-    from ctloop.deploy.dockerfile import copy_ctloop_source, render_dockerfile, render_dockerignore
-
-    out.mkdir(parents=True, exist_ok=True)
-    copy_ctloop_source(out)
     from ctloop.deploy.compose import (
+        DOTENV_FILE,
         ENV_FILE,
         SECRETS_FILE,
+        read_env_file,
         render_compose,
+        render_dotenv,
         render_env_file,
         render_secrets_file,
     )
+    from ctloop.deploy.dockerfile import copy_ctloop_source, render_dockerfile, render_dockerignore
+    from ctloop.deploy.readme import render_readme
 
+    keep = {} if rotate_secrets else read_env_file(out / SECRETS_FILE)
+    plan = plan_deployment(settings, target, host=host, port=port, keep=keep, image=image)
+
+    out.mkdir(parents=True, exist_ok=True)
+    copy_ctloop_source(out)
+    (out / "Dockerfile.dockerignore").unlink(missing_ok=True)  # BuildKit would prefer it
     files = {
-        "Dockerfile": render_dockerfile(out_rel),
-        "Dockerfile.dockerignore": render_dockerignore(out_rel),
+        "Dockerfile": render_dockerfile(out_rel, plan),
         SECRETS_FILE: render_secrets_file(plan),
+        "README.md": render_readme(plan, target, out, out_rel),
     }
     if target == "docker-compose":
         files["docker-compose.yaml"] = _dump([render_compose(plan, str(out))])
         files[ENV_FILE] = render_env_file(plan)
+        files[DOTENV_FILE] = render_dotenv(plan)
     else:
         from ctloop.deploy.kubernetes import render_kubernetes
 
@@ -134,4 +146,8 @@ def export_deployment(
         else:
             path.write_text(text)
         written.append(path)
+    ignore = project / ".dockerignore"  # beside the build context: every builder reads it
+    ignore.write_text(render_dockerignore(
+        out_rel, plan, ignore.read_text() if ignore.is_file() else ""))
+    written.append(ignore)
     return Export(target, written, plan)

@@ -41,6 +41,8 @@ def _probe(probe: Probe, *, initial: int) -> dict[str, Any]:
 
 def _container(plan: DeploymentPlan, svc: Service) -> dict[str, Any]:
     container: dict[str, Any] = {"name": svc.name, "image": svc.image or plan.image}
+    if not svc.image and "/" not in plan.image.split(":")[0]:
+        container["imagePullPolicy"] = "IfNotPresent"  # a local name: loaded into the nodes
     if svc.command:
         container["command"] = list(svc.command)
     if not svc.image:
@@ -66,13 +68,18 @@ def _container(plan: DeploymentPlan, svc: Service) -> dict[str, Any]:
         container["livenessProbe"] = _probe(svc.liveness, initial=30)
     if svc.readiness is not None:
         container["readinessProbe"] = _probe(svc.readiness, initial=5)
-    if svc.volumes:
-        container["volumeMounts"] = [{"name": n, "mountPath": p} for n, p in svc.volumes.items()]
+    mounts = {**svc.volumes, **svc.shared}
+    if mounts:
+        container["volumeMounts"] = [{"name": n, "mountPath": p} for n, p in mounts.items()]
     return container
 
 
 def _workload(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, Any]:
     pod: dict[str, Any] = {"containers": [_container(plan, svc)]}
+    if svc.shared:  # one ReadWriteMany claim per shared volume, mounted by every ctloop pod
+        pod["volumes"] = [{"name": n, "persistentVolumeClaim": {"claimName": _claim(plan, n)}}
+                          for n in svc.shared]
+        pod["securityContext"] = {"fsGroup": 10001}  # the image's ctloop user can write
     meta: dict[str, Any] = {"name": svc.name, "namespace": namespace,
                             "labels": _labels(svc.name)}
     if svc.pending:
@@ -97,6 +104,21 @@ def _workload(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, A
             for name in svc.volumes
         ]
     return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec}
+
+
+def _claim(plan: DeploymentPlan, volume: str) -> str:
+    return f"{plan.name}-{volume}"
+
+
+def _shared_claims(plan: DeploymentPlan, namespace: str) -> list[dict[str, Any]]:
+    names = sorted({n for svc in plan.services for n in svc.shared})
+    return [{
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": _claim(plan, n), "namespace": namespace,
+                     "labels": dict(_PART_OF)},
+        "spec": {"accessModes": ["ReadWriteMany"],
+                 "resources": {"requests": {"storage": "10Gi"}}},
+    } for n in names]
 
 
 def _service(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, Any]:
@@ -128,6 +150,7 @@ def render_kubernetes(plan: DeploymentPlan, namespace: str = "ctloop") -> list[d
             "data": dict(plan.settings_env),
         },
     ]
+    docs.extend(_shared_claims(plan, namespace))
     for svc in plan.services:
         docs.append(_workload(plan, svc, namespace))
         if svc.ports:

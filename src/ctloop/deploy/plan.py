@@ -10,7 +10,9 @@ trigger controller and one controller per declared loop (``ctloop loop run``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,7 +46,15 @@ SERVING_PORT = 8000
 DASHBOARD_PORT = 8787
 WORKER_DASHBOARD_PORT = 8789
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
-_SHARED_ARTIFACTS = "/data/artifacts"
+SHARED_ARTIFACTS = "/data/artifacts"
+_SHARED_ARTIFACTS = SHARED_ARTIFACTS
+#: Where the project sits in the image, and its state folder (CTLOOP_HOME): a volume
+#: every ctloop container mounts, Dask workers included, so a path one of them is given
+#: (a span, a pinned schema) is readable by all; the project root stays the project.
+PROJECT_DIR = "/project"
+STATE_DIR = f"{PROJECT_DIR}/.ctloop"
+PGDATA = "/var/lib/postgresql/data/pgdata"  # a subfolder: a volume root holds lost+found
+PROBE_COMMAND = ("ctloop", "deploy", "probe")
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class Service:
     request_memory: str = "128MiB"
     depends_on: list[str] = field(default_factory=list)
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path
+    shared: dict[str, str] = field(default_factory=dict)  # volumes every ctloop container sees
     liveness: Probe | None = None
     readiness: Probe | None = None
     pending: bool = False  # runs a ctloop command that does not exist yet
@@ -85,6 +96,7 @@ class DeploymentPlan:
 
     image: str
     project_root: str
+    name: str  # the compose project name; volumes and networks are named after it
     settings_env: dict[str, str]  # every ctloop container: non-secret settings
     secret_env: dict[str, str]  # every ctloop container: secrets (written to secrets.env only)
     services: list[Service]
@@ -94,6 +106,8 @@ class DeploymentPlan:
     port: int = SERVING_PORT
     db_secret_env: dict[str, str] = field(default_factory=dict)  # the bundled database's
     notes: list[str] = field(default_factory=list)
+    base_image: str = "python:3.11-slim"
+    ignored: list[str] = field(default_factory=list)  # project folders kept out of the image
 
     @property
     def secret_keys(self) -> list[str]:
@@ -104,7 +118,50 @@ class DeploymentPlan:
 
 
 _OPTIONS = {"image", "workers", "worker_cpus", "worker_memory", "serving_replicas",
-            "controllers", "namespace", "s3_endpoint"}
+            "controllers", "namespace", "s3_endpoint", "name", "base_image", "postgres_image",
+            "redis_image"}
+
+
+def project_slug(settings: Settings, options: dict[str, Any] | None = None) -> str:
+    """The deployment's name: ``[ctloop.deploy] name``, else the project folder's name,
+    as compose and Kubernetes accept it (lower-case letters, digits and '-')."""
+    options = _deploy_options(settings) if options is None else options
+    raw = str(options.get("name") or settings.home.parent.resolve().name)
+    slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")[:40].strip("-")
+    if not slug or not _SERVICE_NAME.fullmatch(slug):
+        raise ConfigError(
+            f"The deployment name {raw!r} has no letter or digit: set name in "
+            '[ctloop.deploy] of ctloop.toml (e.g. name = "churn").')
+    return slug
+
+
+def _landing_folders(settings: Settings) -> dict[str, str]:
+    """Each declared loop's landing folder (the glob's fixed part) -> its path in the
+    containers: a volume shared by the controller and the Dask workers."""
+    from pathlib import PurePosixPath
+
+    root = settings.home.parent.resolve()
+    folders: dict[str, str] = {}
+    tables = settings.extra.get("loops", {})
+    for table in tables.values() if isinstance(tables, dict) else []:
+        data = table.get("data") if isinstance(table, dict) else None
+        if not isinstance(data, str):
+            continue  # a SQL source: its spans are materialised under the state folder
+        fixed = []
+        for part in PurePosixPath(data).parts[:-1]:
+            if any(ch in part for ch in "*?["):
+                break
+            fixed.append(part)
+        folder = PurePosixPath(*fixed) if fixed else PurePosixPath(".")
+        if folder.is_absolute():
+            try:
+                folder = PurePosixPath(Path(folder).resolve().relative_to(root))
+            except ValueError:
+                folders[str(folder)] = str(folder)
+                continue
+        if str(folder) not in (".", ""):
+            folders[str(folder)] = f"{PROJECT_DIR}/{folder}"
+    return folders
 
 
 def _deploy_options(settings: Settings) -> dict[str, Any]:
@@ -148,7 +205,7 @@ def _is_local(url: str) -> bool:
         return False
 
 
-def _redis_service(url: str) -> tuple[Service, str, dict[str, str]]:
+def _redis_service(url: str, image: str) -> tuple[Service, str, dict[str, str]]:
     """A bundled Redis for a Redis online store on this machine (it stays Redis)."""
     parts = urlsplit(url)
     db = parts.path or "/0"
@@ -163,7 +220,7 @@ def _redis_service(url: str) -> tuple[Service, str, dict[str, str]]:
     if password:  # REDISCLI_AUTH: the password never shows in the process list
         ping = ("sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG')
     service = Service(
-        name="online-store", image=EXTERNAL_IMAGES["redis"], command=command, ports=[6379],
+        name="online-store", image=image, command=command, ports=[6379],
         secret_env=list(secret), volumes={"online": "/data"}, request_cpus=0.1,
         request_memory="128MiB", memory="1GiB",
         liveness=Probe(command=ping),
@@ -188,12 +245,16 @@ def _s3_endpoint(settings: Settings, options: dict[str, Any]) -> str:
 
 
 def plan_deployment(
-    settings: Settings, target: str, *, host: str = "127.0.0.1", port: int = SERVING_PORT
+    settings: Settings, target: str, *, host: str = "127.0.0.1", port: int = SERVING_PORT,
+    keep: Mapping[str, str] | None = None, image: str | None = None,
 ) -> DeploymentPlan:
     """The services for ``target`` ("docker-compose" or "kubernetes") from ``settings``.
 
     Only the prediction service is published, on ``host:port``; every other
-    service is reachable inside the deployment's network only.
+    service is reachable inside the deployment's network only. ``keep`` holds
+    the secrets of a previous export (its ``secrets.env``): a generated password
+    is taken from there, so a re-export never locks the services out of the
+    database volume, and keys filled in by hand stay filled in.
 
     Raises:
         ConfigError: the settings cannot work on more than one machine (a
@@ -202,7 +263,9 @@ def plan_deployment(
     """
     import secrets as tokens
 
+    keep = dict(keep or {})
     options = _deploy_options(settings)
+    slug = project_slug(settings, options)
     workers = int(_positive(options, "workers", 2))
     worker_cpus = _positive(options, "worker_cpus", 1)
     worker_memory = str(options.get("worker_memory", "4GB"))
@@ -214,7 +277,7 @@ def plan_deployment(
 
     bundled_db = _is_local(settings.metadata_url)
     if bundled_db:
-        password = tokens.token_urlsafe(18)
+        password = keep.get("POSTGRES_PASSWORD") or tokens.token_urlsafe(18)
         db_secret = {"POSTGRES_USER": "ctloop", "POSTGRES_PASSWORD": password,
                      "POSTGRES_DB": "ctloop"}
         secret_env["CTLOOP_METADATA_URL"] = (
@@ -225,7 +288,9 @@ def plan_deployment(
             "kept in secrets.env."
         )
         services.append(Service(
-            name="metadata-db", image=EXTERNAL_IMAGES["postgres"], command=[], ports=[5432],
+            name="metadata-db", image=str(options.get("postgres_image",
+                                                    EXTERNAL_IMAGES["postgres"])),
+            command=[], ports=[5432], env={"PGDATA": PGDATA},
             secret_env=list(db_secret), volumes={"metadata": "/var/lib/postgresql/data"},
             request_cpus=0.25, request_memory="256MiB", memory="1GiB",
             liveness=Probe(command=("pg_isready", "-U", "ctloop")),
@@ -251,21 +316,22 @@ def plan_deployment(
 
     online = settings.online_store_url
     if online.startswith("redis") and _is_local(online):
-        redis, online, redis_secret = _redis_service(online)
+        redis, online, redis_secret = _redis_service(
+            online, str(options.get("redis_image", EXTERNAL_IMAGES["redis"])))
         services.append(redis)
         db_secret.update(redis_secret)
         notes.append("The Redis online store on this machine becomes service online-store.")
     elif online.startswith("sqlite"):
-        online = "sqlite:////var/lib/ctloop/online.db"
+        online = f"sqlite:///{STATE_DIR}/online.db"
         notes.append(
-            "The online store is SQLite inside each container; set online_store = "
-            '"redis://HOST:6379/0" for online features shared by every replica.'
+            "The online store is SQLite in the shared state volume (one host); set "
+            'online_store = "redis://HOST:6379/0" for several machines.'
         )
     secret_env["CTLOOP_ONLINE_STORE_URL"] = online
 
     scheduler = f"tcp://dask-scheduler:{SCHEDULER_PORT}"
     settings_env = {
-        "CTLOOP_HOME": "/var/lib/ctloop",
+        "CTLOOP_HOME": STATE_DIR,
         "CTLOOP_ARTIFACTS_URL": artifacts,
         "CTLOOP_RUNNER": scheduler,
         "CTLOOP_MAX_WORKERS": str(max(workers, settings.max_workers)),
@@ -277,11 +343,20 @@ def plan_deployment(
         s3 = settings.extra.get("s3", {})
         settings_env["AWS_DEFAULT_REGION"] = str(s3.get("region", "us-east-1"))
         # Never copied from the exporting machine: filled in by whoever deploys.
-        secret_env["AWS_ACCESS_KEY_ID"] = ""
-        secret_env["AWS_SECRET_ACCESS_KEY"] = ""
+        secret_env["AWS_ACCESS_KEY_ID"] = keep.get("AWS_ACCESS_KEY_ID", "")
+        secret_env["AWS_SECRET_ACCESS_KEY"] = keep.get("AWS_SECRET_ACCESS_KEY", "")
         notes.append("Fill in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in secrets.env.")
 
     volume = {"artifacts": _SHARED_ARTIFACTS} if shared_artifacts else {}
+    landing = _landing_folders(settings)
+    shared = {"state": STATE_DIR, **{
+        "landing" if i == 0 else f"landing-{i}": path
+        for i, path in enumerate(sorted(set(landing.values())))}}
+    if target == "kubernetes":
+        notes.append(
+            "The state folder and the landing folders are ReadWriteMany volumes shared by "
+            "every ctloop pod (Dask workers read the spans there): the cluster needs a "
+            "storage class that offers ReadWriteMany (NFS, CephFS, EFS, Azure Files).")
     base = [s.name for s in services]  # the bundled stores start first
     services.append(Service(
         name="dask-scheduler",
@@ -302,7 +377,7 @@ def plan_deployment(
                  "--memory-limit", worker_memory, "--dashboard-address",
                  f":{WORKER_DASHBOARD_PORT}", "--resources",
                  f"cpus={cpus},memory={size_in_bytes(worker_memory)}"],
-        depends_on=["dask-scheduler", *base], volumes=dict(volume),
+        depends_on=["dask-scheduler", *base], volumes=dict(volume), shared=dict(shared),
         liveness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
         readiness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
     ))
@@ -310,6 +385,7 @@ def plan_deployment(
         name="serving", replicas=int(_positive(options, "serving_replicas", 2)),
         command=["ctloop", "serve", "--host", "0.0.0.0", "--port", str(SERVING_PORT)],
         ports=[SERVING_PORT], published=True, depends_on=list(base), volumes=dict(volume),
+        shared=dict(shared),
         request_cpus=0.5, request_memory="512MiB", cpus=2, memory="2GiB",
         liveness=Probe(path="/health", port=SERVING_PORT),
         readiness=Probe(path="/ready", port=SERVING_PORT),
@@ -318,20 +394,25 @@ def plan_deployment(
     services.append(Service(
         name="controller", replicas=controllers,
         command=["ctloop", "triggers", "run"],
-        depends_on=["dask-scheduler", *base], volumes=dict(volume),
+        depends_on=["dask-scheduler", *base], volumes=dict(volume), shared=dict(shared),
         request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB",
+        liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
     ))
     services.extend(Service(  # each loop's live controller: lease-guarded, so replicas wait
         name=f"loop-{loop}", replicas=controllers, command=["ctloop", "loop", "run", loop],
-        depends_on=["dask-scheduler", *base], volumes=dict(volume),
+        depends_on=["dask-scheduler", *base], volumes=dict(volume), shared=dict(shared),
         request_cpus=0.5, request_memory="1GiB", cpus=2, memory="4GiB",
+        liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
     ) for loop in _declared_loops(settings))
     for svc in services:
         if not svc.image:
             svc.secret_env = list(secret_env)
     return DeploymentPlan(
-        image=str(options.get("image", "ctloop-project:latest")),
+        image=image or str(options.get("image", f"ctloop-{slug}:latest")),
         project_root=str(settings.home.parent),
+        name=f"ctloop-{slug}",
+        base_image=str(options.get("base_image", "python:3.11-slim")),
+        ignored=sorted(landing),
         settings_env=settings_env,
         secret_env=secret_env,
         services=services,

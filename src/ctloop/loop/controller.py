@@ -30,10 +30,11 @@ from typing import Any
 from ctloop.core.errors import CtloopError
 from ctloop.core.hashing import hash_file
 from ctloop.core.settings import Settings
-from ctloop.loop.declaration import LoopSpec
-from ctloop.loop.pipeline import loop_train, read_span
-from ctloop.loop.runner import LoopRunner, Phase, SpanReport
-from ctloop.loop.spans import BadSpan, Span, scan_spans
+from ctloop.loop.declaration import LoopSpec, resolve_task
+from ctloop.loop.episode import run_span
+from ctloop.loop.memory import FileFingerprint, MemoryStore, SpanRecord, SpanReport, scope_of
+from ctloop.loop.phases import LoopPhases, Phase
+from ctloop.loop.spans import BadSpan, scan_spans, span_labels
 from ctloop.triggers.store import ControllerState, holder_id
 
 __all__ = ["LoopController", "TickResult"]
@@ -66,12 +67,13 @@ class LoopController:
         self.clock = clock
         self.lease_ttl = lease_ttl
         self.holder = holder or holder_id()
-        self.lease = f"loop:{spec.name}"
+        self.lease = scope_of(spec.name)
         self.state = ControllerState(settings.metadata_url)
-        self.runner = LoopRunner(spec, settings, state=self.state, on_phase=on_phase)
+        self.memory = MemoryStore(self.state, spec.name)
+        self.phases = LoopPhases(spec, settings, on_phase=on_phase)
 
     def close(self) -> None:
-        self.runner.close()
+        self.phases.close()
         self.state.close()
 
     def tick(self, stop: threading.Event | None = None) -> TickResult:
@@ -104,132 +106,74 @@ class LoopController:
     def _tick(self, stop: threading.Event) -> TickResult:
         from ctloop.requestlog.log import open_prediction_log
 
-        spans, bad = scan_spans(self.spec, materialize_to=self.runner.home / "spans")
-        memory = self.runner.memory().get("spans", {})
-        valid = [s for s in spans if memory.get(s.name, {}).get("report", {}).get("status")
-                 == "valid"]
+        spans, bad = scan_spans(self.spec, materialize_to=self.phases.home / "spans")
+        if spans:  # the task, declared or read off the labels landed so far
+            self.spec = self.phases.spec = resolve_task(self.spec, span_labels(self.spec, spans))
+        memory = self.memory.load()
+        good = memory.valid_spans()
+        valid = [s for s in spans if s.name in good]
         reports, errors = [], []
         log = open_prediction_log(self.spec_log(), settings=self.settings)
         try:
             for span in spans:
                 if stop.is_set():  # SIGTERM: the span in hand is done, the rest wait
                     break
-                record = memory.get(span.name, {})
-                if record.get("unreadable"):  # the quarantined file was replaced by a good one
+                record = memory.spans.get(span.name, SpanRecord())
+                if record.unreadable:  # the quarantined file was replaced by a good one
                     self._forget(span.name)
-                    record = {}
-                elif record.get("status") == "done":
+                elif record.status == "done":
                     continue
-                report = self._handle(span, record, valid, log)
+                report = run_span(self.phases, self.memory, log, span,
+                                  [s for s in valid if s.start <= span.start and s != span],
+                                  now=self.clock())
                 if report.status == "valid" and span not in valid:
                     valid.append(span)
                 if report.gate and report.gate.get("error"):
                     errors.append(f"Loop {self.spec.name!r}: key 'train': the training run on "
                                   f"span {span.name} failed: {report.gate['error']}")
-                self.runner.save_span(report, status="done")
                 reports.append(report)
         finally:
             log.close()
         for file in bad:  # after the spans, so the report names the champion now serving
-            quarantined = self._quarantine_file(file, memory.get(file.name, {}))
+            quarantined = self._quarantine_file(file, memory.spans.get(file.name))
             if quarantined is not None:
                 reports.append(quarantined)
                 errors.append(f"Loop {self.spec.name!r}: {file.problem} Quarantined; the "
                               "other spans go on, and the file is read again once it changes.")
         return TickResult(reports, errors=errors)
 
-    def _quarantine_file(self, file: BadSpan, record: dict[str, Any]) -> SpanReport | None:
+    def _quarantine_file(self, file: BadSpan, record: SpanRecord | None) -> SpanReport | None:
         """Record a landed file that is no span, once per content; ``None`` when already
         recorded (or when it is a span handled while it was still good)."""
-        seen = record.get("unreadable")
-        if record and not seen:
+        seen = record.unreadable if record else None
+        if record is not None and record.to_json() and not seen:
             return None  # handled while it was good: its record (and training) stand
-        if seen and (seen.get("size"), seen.get("mtime_ns")) == (file.size, file.mtime_ns):
+        if seen and (seen["size"], seen["mtime_ns"]) == (file.size, file.mtime_ns):
             return None
         digest = _digest(file.path)
-        fingerprint = {"file": file.path, "key": file.key, "size": file.size,
-                       "mtime_ns": file.mtime_ns, "sha256": digest}
-        if seen and digest is not None and seen.get("sha256") == digest:
-            self._remember_file(file.name, fingerprint)  # touched, not changed
+        fingerprint: FileFingerprint = {"file": file.path, "key": file.key, "size": file.size,
+                                        "mtime_ns": file.mtime_ns, "sha256": digest}
+        if seen and digest is not None and seen["sha256"] == digest:
+            with self.memory.span_record(file.name) as stored:  # touched, not changed
+                stored.unreadable = fingerprint
             return None
-        self.runner.on_phase(file.name, "quarantine")
+        self.phases.on_phase(file.name, "quarantine")
         report = SpanReport(span=file.name, rows=0, status="quarantined",
-                            anomalies=[file.problem], served_version=self.runner.alias())
-        self.runner.save_span(report, status="done", unreadable=fingerprint)
+                            anomalies=[file.problem], served_version=self.phases.alias())
+        memory = self.memory.load()
+        memory.save_report(report, "done")
+        memory.span(file.name).unreadable = fingerprint
+        self.memory.save(memory)
         return report
 
-    def _remember_file(self, name: str, fingerprint: dict[str, Any]) -> None:
-        with self.state.update(self.runner.scope) as docs:
-            docs.setdefault("spans", {}).setdefault(name, {})["unreadable"] = fingerprint
-
     def _forget(self, name: str) -> None:
-        with self.state.update(self.runner.scope) as docs:
-            docs.setdefault("spans", {}).pop(name, None)
+        memory = self.memory.load()
+        memory.spans.pop(name, None)
+        self.memory.save(memory)
 
     def spec_log(self) -> Any:
         serving = self.settings.extra.get("serving", {}) or {}
         return serving.get("prediction_log") or None
-
-    def _handle(self, span: Span, record: dict[str, Any], valid: list[Span],
-                log: Any) -> SpanReport:
-        runner = self.runner
-        if record.get("training_run"):  # a controller died while this span trained
-            return self._recover(span, record)
-        report = SpanReport(span=span.name, rows=span.rows)
-        champion = runner.alias()
-        report.served_version = champion
-        if not runner.validate(span, valid[-1] if valid else None, report):
-            report.triggers = [vars(d) for d in runner.decide(span, False, None, None,
-                                                              now=self.clock())]
-            return report
-        frame = read_span(span.path, self.spec.event_time, self.spec.label)
-        features = runner.features(frame)
-        if champion is None:
-            report.bootstrap = True
-            report.triggers = [{"name": "bootstrap", "fired": True,
-                                "reason": "no champion yet: the first valid span trains one"}]
-            runner.save_span(report, status="training")  # what a restart resumes from
-            report.promoted = runner.train(span, [*valid, span][-1:], "bootstrap on span "
-                                           f"{span.name}", report, frame)
-            return report
-        now = self.clock()
-        last = runner.memory().get("monitors", {}).get("last_end")
-        start = datetime.fromisoformat(last) if last else None
-        decay, drift = runner.monitors(span, log, champion, report, features, start=start,
-                                       end=now)
-        runner.remember("monitors", last_end=now.isoformat())
-        promoted = None
-        challenger = runner.alias("challenger")
-        if challenger is not None and self.spec.canary is not None:
-            promoted = runner.canary(span, log, champion, challenger, report, start=start,
-                                     end=now)
-        decisions = runner.decide(span, True, decay, drift, now=now,
-                                  canary=report.canary)
-        report.triggers = [vars(d) for d in decisions]
-        fired = [d.name for d in decisions if d.fired]
-        if fired and promoted is None:
-            window = runner.window([*valid, span], span, fired)
-            reason = "; ".join(f"{d.name}: {d.reason}" for d in decisions if d.fired)
-            runner.save_span(report, status="training")
-            promoted = runner.train(span, window, reason, report, frame)
-        report.promoted = promoted
-        return report
-
-    def _recover(self, span: Span, record: dict[str, Any]) -> SpanReport:
-        """Resume the training run a dead controller started, or record how it ended."""
-        report = SpanReport(**{**record.get("report", {}), "span": span.name,
-                               "rows": span.rows})
-        run_id = record["training_run"]
-        engine = self.runner.engine
-        run = engine.store.get_run(run_id)
-        self.runner.on_phase(span.name, "resume")
-        if run.status.value == "succeeded":
-            result = engine.load_result(run_id)
-        else:
-            result = engine.resume(run_id, loop_train)
-        report.runs["resumed"] = run_id
-        report.promoted = self.runner.record_training(result, report)
-        return report
 
     @contextmanager
     def _renewing(self) -> Iterator[None]:

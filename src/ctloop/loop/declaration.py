@@ -26,9 +26,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ctloop.core.errors import ConfigError, NotFound
+from ctloop.core.errors import ConfigError, NotFound, UserInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "FLAVORS",
@@ -44,10 +47,11 @@ __all__ = [
     "get_loop",
     "load_loops",
     "parse_loop",
+    "resolve_task",
 ]
 
 FLAVORS = {"lightgbm": "lightgbm", "sklearn": "hist_gradient_boosting", "xgboost": "xgboost",
-           "logistic": "logistic"}
+           "logistic": "logistic", "catboost": "catboost"}
 """Trainer flavors and the ``fit_model`` algorithm each one uses."""
 
 RETRAIN_SIGNALS = ("new_span", "schedule", "decay", "drift", "estimate")
@@ -107,6 +111,7 @@ class TrainSpec:
     feature_refs: tuple[str, ...] = ()  # feature-store refs joined where a span lacks them
     feature_store: str | None = None  # their definitions file (absolute); default: the catalog
     component: str | None = None  # "file.py:component" (absolute once parsed)
+    task: str | None = None  # "binary" | "multiclass" | "regression" (``train.task``)
 
     @property
     def algorithm(self) -> str:
@@ -122,6 +127,7 @@ class GateSpec:
     min_improvement: float = 0.001
     floor: float | None = None
     slices: tuple[dict[str, Any], ...] = ()
+    serving: dict[str, Any] | None = None  # p99_ms, concurrency...: the infra check over HTTP
 
     def to_gate(self, metric: str) -> dict[str, Any]:
         """The ``ctloop.models.gate.GateConfig`` form of these rules."""
@@ -129,6 +135,8 @@ class GateSpec:
                                 "slices": [dict(s) for s in self.slices]}
         if self.floor is not None:
             gate["floors"] = {metric: self.floor}
+        if self.serving is not None:
+            gate["serving"] = dict(self.serving)
         return gate
 
 
@@ -199,6 +207,8 @@ class LoopSpec:
     seed: int = 0
     pipeline: str | None = None  # a user pipeline ("file.py:name") instead of the standard one
     description: str = ""
+    task: str | None = None  # binary | multiclass | regression; None: read off the label
+    metric_given: bool = True  # False: ``metric`` is the default, chosen by the task
 
     def with_(self, **changes: Any) -> LoopSpec:
         return replace(self, **changes)
@@ -219,6 +229,7 @@ class LoopSpec:
 
 _TOP = _names(LoopSpec)
 _TOP.remove("name")
+_TOP.remove("metric_given")
 
 
 def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None) -> LoopSpec:
@@ -233,7 +244,7 @@ def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None)
             raise ConfigError(f"{where}: key {key!r} is required (see docs/loop.md).")
     values: dict[str, Any] = {"name": name}
     for key in ("model", "event_time", "label", "id", "schedule", "pipeline", "description",
-                "metric"):
+                "metric", "task"):
         if table.get(key) is not None:
             values[key] = str(table[key])
     values["data"] = _data(table["data"], root, where)
@@ -245,13 +256,18 @@ def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None)
         values["window"] = Window.parse(table["window"], where)
     if "holdout" in table:
         values["holdout"] = _share(table["holdout"], f"{where}: key 'holdout'", upper=0.9)
+    _task(values, table, where)
     metric = values.get("metric", "roc_auc")
     from ctloop.models.metrics import HIGHER_IS_BETTER
+    from ctloop.models.tasks import TASKS, metrics_for
 
-    if metric not in HIGHER_IS_BETTER:
-        close = difflib.get_close_matches(metric, list(HIGHER_IS_BETTER), n=1)
+    known = {*HIGHER_IS_BETTER, *(m for t in TASKS for m in metrics_for(t))}
+    if metric not in known:
+        close = difflib.get_close_matches(metric, sorted(known), n=1)
         raise ConfigError(f"{where}: key 'metric' names unknown metric {metric!r}"
                           + (f"; did you mean {close[0]!r}?" if close else "."))
+    if values.get("task"):
+        _check_metric(values["task"], metric, where)
     if "gate" in table:
         values["gate"] = _gate(table["gate"], where)
     if "retrain_on" in table:
@@ -287,6 +303,59 @@ def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None)
     if values.get("pipeline"):
         values["pipeline"] = _ref(values["pipeline"], root, where, "pipeline")
     return LoopSpec(**values)
+
+
+def _task(values: dict[str, Any], table: Mapping[str, Any], where: str) -> None:
+    """``task`` (or ``train.task``): checked, the two agreeing; with no ``metric``
+    declared, the task's headline metric."""
+    from ctloop.models.tasks import check_task, metrics_for
+
+    train = values.get("train")
+    declared = [(k, v) for k, v in (("task", table.get("task")),
+                                    ("train.task", train.task if train else None)) if v]
+    for key, value in declared:
+        try:
+            check_task(str(value), where=f"{where}: key {key!r}")
+        except UserInputError as exc:
+            raise ConfigError(exc.message) from None
+    if len({str(v) for _, v in declared}) > 1:
+        raise ConfigError(f"{where}: key 'task' is {declared[0][1]!r} but 'train.task' is "
+                          f"{declared[1][1]!r}; declare one.")
+    if declared:
+        values["task"] = str(declared[0][1])
+        if "metric" not in values:
+            values["metric"] = metrics_for(values["task"])[0]
+    if "metric" not in values:
+        values["metric_given"] = False
+
+
+def _check_metric(task: str, metric: str, where: str) -> None:
+    from ctloop.models.tasks import check_metric
+
+    try:
+        check_metric(task, metric, where=f"{where}: key 'metric'")  # type: ignore[arg-type]
+    except UserInputError as exc:
+        raise ConfigError(exc.message) from None
+
+
+def resolve_task(spec: LoopSpec, labels: pd.Series) -> LoopSpec:
+    """``spec`` with its task: the declared one, else read off the spans' ``labels``
+    (two values binary, strings or few integers multiclass, other numbers regression),
+    and the metric checked against it (the task's headline metric when none is
+    declared). Idempotent."""
+    from ctloop.models.tasks import infer_task, metrics_for
+
+    if spec.task is not None and spec.metric_given:
+        return spec
+    task = spec.task or infer_task(labels)
+    metric = spec.metric if spec.metric_given else metrics_for(task)[0]  # type: ignore[arg-type]
+    where = f"Loop {spec.name!r}"
+    try:
+        _check_metric(task, metric, where)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (the task {task!r} is read off the label "
+                          f"{spec.label!r}; declare key 'task' if that is wrong)") from None
+    return replace(spec, task=task, metric=metric, metric_given=True)
 
 
 def _path(value: Any, root: Path) -> Path:
@@ -333,7 +402,7 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
         raise ConfigError(f"{where}: key 'train' must be a table {{ flavor, params, features }} "
                           f"or \"file.py:component\". Got {value!r}.")
     _unknown(f"{where}: train", value, ["flavor", "params", "features", "feature_refs",
-                                        "feature_store"])
+                                        "feature_store", "task"])
     flavor = str(value.get("flavor", "lightgbm"))
     if flavor not in FLAVORS:
         close = difflib.get_close_matches(flavor, list(FLAVORS), n=1)
@@ -345,6 +414,7 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
         raise ConfigError(f"{where}: key 'train.params' must be a table. Got {params!r}.")
     return TrainSpec(flavor=flavor, params=dict(params),
                      features=tuple(str(f) for f in value.get("features", ()) or ()),
+                     task=str(value["task"]) if value.get("task") else None,
                      **_feature_keys(value, root, where))
 
 
@@ -367,6 +437,13 @@ def _feature_keys(value: Mapping[str, Any], root: Path, where: str) -> dict[str,
 
 def _gate(value: Any, where: str) -> GateSpec:
     gate: GateSpec = _sub(GateSpec, value, f"{where}: gate")
+    if gate.serving is not None:
+        from ctloop.models.servingtest import ServingBudget
+
+        try:
+            ServingBudget.from_table(gate.serving)
+        except UserInputError as exc:
+            raise ConfigError(f"{where}: key 'gate.serving': {exc.message}") from None
     return replace(gate, min_improvement=float(gate.min_improvement),
                    floor=None if gate.floor is None else float(gate.floor),
                    slices=tuple(dict(s) for s in gate.slices))
@@ -425,6 +502,15 @@ def load_loops(settings: Any = None) -> dict[str, LoopSpec]:
 def get_loop(name: str, settings: Any = None) -> LoopSpec:
     """One declared loop; an unknown name lists the loops that exist."""
     loops = load_loops(settings)
+    if name not in loops and not loops:
+        from ctloop.core.settings import CONFIG_FILE, find_project_root
+
+        root = find_project_root()
+        if not (root / CONFIG_FILE).is_file():
+            raise NotFound(f"No loop named {name!r}: there is no {CONFIG_FILE} in {root} or "
+                           f"any folder above it. Run this in a project folder (one with a "
+                           f"{CONFIG_FILE} declaring [ctloop.loops.{name}]), or start one "
+                           "with `ctloop init NAME --template loop`.")
     if name not in loops:
         close = difflib.get_close_matches(name, list(loops), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

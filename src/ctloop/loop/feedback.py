@@ -43,9 +43,17 @@ def read_labels(file: Path) -> pd.DataFrame:
     return frame
 
 
-def deliver_labels(name: str, file: Path, settings: Settings) -> dict[str, Any]:
-    """Store the labels of ``file`` for loop (or model) ``name``; nothing is stored on error."""
+def deliver_labels(name: str, file: Path, settings: Settings, *, strict_ids: bool = False,
+                   keep_unknown: bool = False, on_duplicate: str = "reject") -> dict[str, Any]:
+    """Store the labels of ``file`` for loop (or model) ``name``; nothing is stored on error.
+
+    Every label must fit the version that served its row (``ctloop.models.labels``).
+    Labels for ids the log has not seen are counted and left out (``strict_ids``: refused;
+    ``keep_unknown``: stored, for requests still being logged). One id, one label: conflicting
+    labels follow ``on_duplicate`` (``reject``, ``first`` or ``last``) and are counted.
+    """
     from ctloop.loop.declaration import load_loops
+    from ctloop.models.labels import resolve_duplicates
     from ctloop.requestlog.log import open_prediction_log
 
     loops = load_loops(settings)
@@ -59,16 +67,60 @@ def deliver_labels(name: str, file: Path, settings: Settings) -> dict[str, Any]:
             raise UserInputError(f"No predictions of {model!r} are logged yet (loops: "
                                  f"{', '.join(loops) or 'none'}); serve first, then label.")
         labels = _to_request_ids(frame, served)
-        matched = int(labels["request_id"].astype(str).isin(
-            served["request_id"].astype(str)).sum())
-        stored = log.add_labels(labels[["request_id", "label"]])
+        known = labels["request_id"].notna() & labels["request_id"].astype(str).isin(
+            served["request_id"].astype(str))
+        unknown = int((~known).sum())
+        if unknown and strict_ids:
+            example = labels.loc[~known].iloc[0]
+            key = "row_id" if "row_id" in labels.columns else "request_id"
+            raise UserInputError(
+                f"{unknown} of {len(frame)} labels name no served prediction of {model!r} "
+                f"(e.g. {key} {str(example[key])!r}); nothing was stored. Check the ids, or "
+                "leave out --strict to store the others.")
+        if not keep_unknown:
+            labels = labels[known]
+        ids = labels["request_id"].astype(object)
+        if "row_id" in labels.columns:  # an unknown row id keeps its row id as the key
+            ids = ids.where(ids.notna(), labels["row_id"])
+        kept, conflicts = resolve_duplicates(labels.assign(id=ids), "id", on_duplicate)
+        _check_against_versions(kept, served, model, settings)
+        columns = [c for c in ("request_id", "row_id") if c in kept.columns]
+        stored = log.add_labels(kept[[*columns, "label"]]) if len(kept) else 0
     finally:
         log.close()
-    return {"model": model, "stored": stored, "matched": matched, "rows": len(frame)}
+    return {"model": model, "stored": stored, "matched": int(known.sum()), "rows": len(frame),
+            "unknown": unknown, "unknown_stored": unknown if keep_unknown else 0,
+            "conflicts": conflicts, "on_duplicate": on_duplicate}
+
+
+def _check_against_versions(labels: pd.DataFrame, served: pd.DataFrame, model: str,
+                            settings: Settings) -> None:
+    """Each label against the task and classes of the version that served its row."""
+    from ctloop.artifacts import open_artifact_store
+    from ctloop.metadata import open_metadata_store
+    from ctloop.models.labels import check_labels
+    from ctloop.registry import ModelRegistry
+
+    version_of = dict(zip(served["request_id"].astype(str),
+                          served["model_version"], strict=True))
+    versions = labels["request_id"].astype(str).map(version_of)
+    if versions.isna().all():
+        return
+    store = open_metadata_store(settings.metadata_url)
+    try:
+        registry = ModelRegistry(store)
+        artifacts = open_artifact_store(settings.artifacts_url)
+        for version in sorted(versions.dropna().unique()):
+            loaded = registry.load(f"{model}:{int(version)}", artifacts)
+            rows = labels[versions == version]
+            check_labels(rows["label"], loaded.task, loaded.signature.classes,
+                         model=f"{model}:{int(version)}", ids=rows["request_id"])
+    finally:
+        store.close()
 
 
 def _to_request_ids(frame: pd.DataFrame, served: pd.DataFrame) -> pd.DataFrame:
-    """Row ids joined to the request ids the service logged them under."""
+    """Row ids joined to the request ids the service logged them under (None: unknown)."""
     if "request_id" in frame.columns:
         return frame
     if "row_id" in served.columns and served["row_id"].notna().any():
@@ -77,10 +129,5 @@ def _to_request_ids(frame: pd.DataFrame, served: pd.DataFrame) -> pd.DataFrame:
                            strict=True))
     else:  # a loop sends its id column as the request id: the ids are the same
         mapping = {str(r): str(r) for r in served["request_id"]}
-    request_ids = frame["row_id"].astype(str).map(mapping)
-    unknown = int(request_ids.isna().sum())
-    if unknown == len(frame):
-        raise UserInputError(f"None of the {len(frame)} row ids match a served prediction; "
-                             "check the id column.")
-    out = frame.assign(request_id=request_ids)
-    return out[out["request_id"].notna()]
+    # Row ids no served prediction carries keep no request id (counted as unknown).
+    return frame.assign(request_id=frame["row_id"].astype(str).map(mapping))

@@ -39,6 +39,8 @@ def read_span(path: str, event_time: str, label: str, where: str = "") -> Any:
     file = Path(path)
     try:
         frame = pd.read_csv(file) if file.suffix == ".csv" else pd.read_parquet(file)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # the file is not there for this process: infrastructure, not the data
     except Exception as exc:  # pyarrow and pandas raise many kinds for a broken file
         raise UserInputError(f"{where}span {file.stem!r} cannot be read ({file}): "
                              f"{type(exc).__name__}: {exc}".strip()) from None
@@ -106,7 +108,14 @@ def window_set(
     train.write(train_frame)
     evaluation.write(held)
     names = [Path(p).stem for p in spans]
-    train.metadata.update({"spans": names, "label_mean": float(train_frame[label].mean())})
+    train.metadata["spans"] = names
+    values = train_frame[label]
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+            values.dtype):
+        train.metadata["label_mean"] = float(values.mean())
+    else:  # classes by name: how many rows of each
+        train.metadata["label_counts"] = {str(k): int(v) for k, v in
+                                          values.value_counts().sort_index().items()}
     if ids:
         train.metadata["landed"] = {n: i for n, i in zip(names, ids, strict=True) if i}
         evaluation.metadata["landed"] = {names[-1]: ids[-1]} if ids[-1] else {}
@@ -182,18 +191,25 @@ def loop_train(
     feature_refs: list[str] | None = None,
     feature_definitions: dict[str, Any] | None = None,
     landed: list[str] | None = None,
+    task: str = "",
 ) -> None:
-    """Train on a window of valid spans, judge against the champion, register, promote."""
+    """Train on a window of valid spans, judge against the champion, register, promote.
+
+    ``task`` (binary, multiclass, regression; "" infers it from the label) goes to the
+    trainer: the standard one, or a user component that declares a ``task`` parameter.
+    """
     sets = window_set(spans=spans, event_time=event_time, label=label, holdout=holdout,
                       feature_refs=feature_refs or [],
                       feature_definitions=feature_definitions or {}, landed=landed or [])
     fit = _trainer(trainer) if trainer else train
+    extra: dict[str, Any] = {"task": task} if task and "task" in fit.parameters else {}
     model = fit(data=sets.outputs["train"], label=label, features=features,
-                algorithm=algorithm, params=params or {}, seed=seed)
+                algorithm=algorithm, params=params or {}, seed=seed, **extra)
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,
                       gate=gate, n_boot=n_boot, alias="champion",
                       slice_columns=sorted({str(r["column"]) for r in gate.get("slices", [])}))
-    served = infra_check(model=model, data=sets.outputs["evaluation"])
+    served = infra_check(model=model, data=sets.outputs["evaluation"],
+                         serving=gate.get("serving"))
     push(model=model, evaluation=judged.outputs["evaluation"],
          blessing=judged.outputs["blessing"], model_name=model_name, alias=alias,
          reason=reason).after(served)

@@ -17,7 +17,7 @@ and a fired trigger runs the training pipeline whose gate decides promotion.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,10 +30,13 @@ import pandas as pd
 
 from ctloop.core.errors import ConfigError, CtloopError, UserInputError
 from ctloop.core.settings import Settings
-from ctloop.loop.declaration import LoopSpec
-from ctloop.loop.pipeline import read_span
-from ctloop.loop.runner import LoopRunner, Phase, SpanReport
-from ctloop.loop.spans import Span, discover_spans
+from ctloop.loop.declaration import LoopSpec, resolve_task
+from ctloop.loop.episode import run_span
+from ctloop.loop.memory import MemoryStore, SpanReport
+from ctloop.loop.phases import LoopPhases, Phase
+from ctloop.loop.sandbox import sandbox_settings
+from ctloop.loop.spans import Span, discover_spans, span_labels
+from ctloop.triggers.store import ControllerState
 
 __all__ = ["ReplayResult", "replay", "sandbox_settings"]
 
@@ -50,19 +53,11 @@ class ReplayResult:
     spans: list[SpanReport] = field(default_factory=list)
     home: Path | None = None
     errors: list[str] = field(default_factory=list)  # training runs that failed, one line each
+    sandbox: bool = True  # False: replayed into the project's own stores (the demo)
 
     def to_json(self) -> dict[str, Any]:
         return {"loop": self.loop, "model": self.model, "metric": self.metric,
                 "spans": [s.to_json() for s in self.spans]}
-
-
-def sandbox_settings(settings: Settings, name: str) -> Settings:
-    """A fresh project home for one replay of loop ``name`` (the old one is removed)."""
-    home = settings.home / "replays" / name
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    return Settings(home=home, runner=settings.runner, max_workers=settings.max_workers,
-                    cache=settings.cache, extra=settings.extra)
 
 
 def check_window(spec: LoopSpec, spans: list[Span]) -> None:
@@ -81,7 +76,7 @@ def check_window(spec: LoopSpec, spans: list[Span]) -> None:
 
 
 def replay(spec: LoopSpec, settings: Settings, *, baseline: bool = False,
-           on_phase: Phase | None = None, on_span: Any = None,
+           on_phase: Phase | None = None, on_span: Callable[[SpanReport], None] | None = None,
            sandbox: bool = True) -> ReplayResult:
     """Replay every span of ``spec`` in event-time order; see the module docstring.
 
@@ -91,107 +86,83 @@ def replay(spec: LoopSpec, settings: Settings, *, baseline: bool = False,
     """
     spans = discover_spans(spec, materialize_to=settings.home / "loops" / spec.name / "spans")
     check_window(spec, spans)
+    spec = resolve_task(spec, span_labels(spec, spans))
     catalog = settings.metadata_url  # the sandbox's own database has no feature catalog
     if sandbox:
         settings = sandbox_settings(settings, spec.name)
-    runner = LoopRunner(spec, settings, on_phase=on_phase, catalog_url=catalog)
+    phases = LoopPhases(spec, settings, on_phase=on_phase, catalog_url=catalog)
+    state = ControllerState(settings.metadata_url)
+    memory = MemoryStore(state, spec.name)
     try:
-        runner.feature_refs()  # an unknown ref fails here, before the first span
+        phases.feature_refs()  # an unknown ref fails here, before the first span
     except CtloopError:
-        runner.close()
+        phases.close()
+        state.close()
         raise
     if not sandbox:
-        _reset(runner)
+        _reset(phases, memory)
     sandbox_home = settings.home
-    result = ReplayResult(spec.name, spec.model, spec.metric, home=sandbox_home)
+    result = ReplayResult(spec.name, spec.model, spec.metric, home=sandbox_home,
+                          sandbox=sandbox)
     from ctloop.requestlog.log import open_prediction_log
 
     predictions = sandbox_home / "predictions" if sandbox else sandbox_home / "replays" / \
         spec.name / "predictions"
     shutil.rmtree(predictions, ignore_errors=True)
-    runner.predictions = predictions
+    phases.predictions = predictions
     log = open_prediction_log(predictions, settings=settings)
+
+    def serve(span: Span, frame: pd.DataFrame, features: list[str],
+              challenger: int | None) -> None:
+        _serve(phases, log, span, frame, features, challenger)
+
     valid: list[Span] = []
     first_champion: int | None = None
     try:
         for span in spans:
-            report = _replay_span(runner, log, span, valid, result)
+            report = run_span(phases, memory, log, span, list(valid), serve=serve,
+                              baseline_of=first_champion if baseline else None)
+            _check(report, result, phases)
+            if report.status == "valid":
+                valid.append(span)
             if report.bootstrap and report.promoted:
                 first_champion = report.promoted
-            if baseline and first_champion is not None and not report.bootstrap \
-                    and report.status == "valid":
-                frame = read_span(span.path, spec.event_time, spec.label)
-                report.baseline = runner.baseline_score(first_champion, frame)
-            runner.save_span(report, status="done")
             result.spans.append(report)
             if on_span:
                 on_span(report)
     finally:
         log.close()
-        runner.close()
+        phases.close()
+        state.close()
     return result
 
 
-def _replay_span(runner: LoopRunner, log: Any, span: Span, valid: list[Span],
-                 result: ReplayResult) -> SpanReport:
-    spec = runner.spec
-    report = SpanReport(span=span.name, rows=span.rows)
-    champion = runner.alias()
-    report.served_version = champion
-    if not runner.validate(span, valid[-1] if valid else None, report):
-        report.triggers = [vars(d) for d in runner.decide(span, False, None, None)]
-        return report
-    valid.append(span)
-    frame = read_span(span.path, spec.event_time, spec.label)
-    features = runner.features(frame)
-    if champion is None:  # the bootstrap: the first valid span trains the first champion
-        report.bootstrap = True
-        report.triggers = [{"name": "bootstrap", "fired": True,
-                            "reason": "no champion yet: the first valid span trains one"}]
-        report.promoted = runner.train(span, [span], f"bootstrap on span {span.name}", report,
-                                       frame)
-        if report.gate and report.gate.get("error"):  # nothing can serve: stop here
-            raise UserInputError(
-                f"Loop {spec.name!r}: key 'train': the bootstrap training on span {span.name} "
-                f"failed: {report.gate['error']} (run {report.runs.get('train', '')[:12]} in "
-                f"{runner.settings.home})")
-        return report
-    challenger = runner.alias("challenger")
-    _serve(runner, log, span, frame, features, challenger)
-    decay, drift = runner.monitors(span, log, champion, report, features)
-    promoted = None
-    if challenger is not None and spec.canary is not None:
-        promoted = runner.canary(span, log, champion, challenger, report)
-    decisions = runner.decide(span, True, decay, drift, canary=report.canary)
-    report.triggers = [vars(d) for d in decisions]
-    fired = [d.name for d in decisions if d.fired]
-    if fired and promoted is None:
-        window = runner.window(valid, span, fired)
-        reason = "; ".join(f"{d.name}: {d.reason}" for d in decisions if d.fired)
-        promoted = runner.train(span, window, reason, report, frame)
-        _collect_error(report, result, spec)
-    report.promoted = promoted
-    return report
+def _check(report: SpanReport, result: ReplayResult, phases: LoopPhases) -> None:
+    """A failed training run: at the bootstrap nothing can serve, so the replay stops
+    (a bootstrap that cannot train yet waits instead); later, one line in ``errors``."""
+    if not (report.gate and report.gate.get("error")):
+        return
+    spec = phases.spec
+    if report.bootstrap:
+        raise UserInputError(
+            f"Loop {spec.name!r}: key 'train': the bootstrap training on span {report.span} "
+            f"failed: {report.gate['error']} (run {report.runs.get('train', '')[:12]} in "
+            f"{phases.settings.home})")
+    result.errors.append(f"Loop {spec.name!r}: key 'train': the training run on span "
+                         f"{report.span} failed: {report.gate['error']}")
 
 
-def _reset(runner: LoopRunner) -> None:
+def _reset(phases: LoopPhases, memory: MemoryStore) -> None:
     """Start the loop over in the project's stores: no memory, no champion, no challenger."""
-    with runner.state.update(runner.scope) as docs:
-        docs.clear()
+    memory.clear()
     for alias in ("champion", "challenger"):
-        if runner.alias(alias) is not None:
-            runner.engine.store.move_alias(runner.spec.model, alias, None,
-                                           actor=f"loop {runner.spec.name}",
+        if phases.alias(alias) is not None:
+            phases.engine.store.move_alias(phases.spec.model, alias, None,
+                                           actor=f"loop {phases.spec.name}",
                                            reason="a replay starts without a champion")
 
 
-def _collect_error(report: SpanReport, result: ReplayResult, spec: LoopSpec) -> None:
-    if report.gate and report.gate.get("error"):
-        result.errors.append(f"Loop {spec.name!r}: key 'train': the training run on span "
-                             f"{report.span} failed: {report.gate['error']}")
-
-
-def _serve(runner: LoopRunner, log: Any, span: Span, frame: pd.DataFrame,
+def _serve(runner: LoopPhases, log: Any, span: Span, frame: pd.DataFrame,
            features: list[str], challenger: int | None) -> None:
     """Send the span's rows through the prediction service, then deliver its labels.
 
@@ -233,7 +204,7 @@ def _json_column(values: pd.Series) -> np.ndarray | list[Any]:
 
 
 @contextmanager
-def _service(runner: LoopRunner, challenger: int | None) -> Iterator[tuple[Any, Any]]:
+def _service(runner: LoopPhases, challenger: int | None) -> Iterator[tuple[Any, Any]]:
     """The real prediction service on loopback for one span (canary when a challenger is
     waiting), so what serves is exactly what the registry says at the span's start."""
     import httpx

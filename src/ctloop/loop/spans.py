@@ -10,11 +10,15 @@ import glob
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ctloop.core.errors import UserInputError
 from ctloop.loop.declaration import LoopSpec, SqlSource
 
-__all__ = ["BadSpan", "Span", "discover_spans", "scan_spans"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["BadSpan", "Span", "discover_spans", "scan_spans", "span_labels"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,22 @@ def scan_spans(spec: LoopSpec, *, materialize_to: Path | None = None
     spans = [s for s in found if isinstance(s, Span)]
     bad = [s for s in found if isinstance(s, BadSpan)]
     return sorted(spans, key=lambda s: (s.start, s.name)), bad
+
+
+def span_labels(spec: LoopSpec, spans: list[Span]) -> pd.Series:
+    """The label column of every span, in order (only that column is read): what the
+    loop's task is read off when none is declared."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    parts = []
+    for span in spans:
+        path = Path(span.path)
+        if path.suffix == ".csv":
+            parts.append(pd.read_csv(path, usecols=[spec.label])[spec.label])
+        else:
+            parts.append(pq.read_table(path, columns=[spec.label]).to_pandas()[spec.label])
+    return pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=float)
 
 
 def _file_span(spec: LoopSpec, path: Path) -> Span | BadSpan:

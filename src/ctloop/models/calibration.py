@@ -26,9 +26,16 @@ import pandas as pd
 from ctloop.core.errors import UserInputError
 from ctloop.core.hashing import stable_json
 from ctloop.models.flavors import MANIFEST, read_manifest
-from ctloop.models.metrics import Costs, optimal_threshold
+from ctloop.models.metrics import Costs, binary_labels, optimal_threshold
 
-__all__ = ["Calibration", "calibration_of", "finalize_model", "fit_calibration"]
+__all__ = [
+    "Calibration",
+    "apply_class_calibrations",
+    "calibration_of",
+    "finalize_model",
+    "fit_calibration",
+    "fit_class_calibrations",
+]
 
 MIN_ROWS = 200  # fewer holdout rows than this: no calibration is fitted
 MAX_KNOTS = 200
@@ -78,6 +85,31 @@ def fit_calibration(y_true: Any, y_score: Any) -> Calibration:
     return Calibration(x=tuple(map(float, x)), y=tuple(map(float, fy)), n=len(y))
 
 
+def fit_class_calibrations(
+    proba: np.ndarray, labels: Any, classes: Sequence[Any] | None
+) -> list[dict[str, Any]] | None:
+    """One-vs-rest isotonic maps, one per class column of a multiclass model's probabilities,
+    or None when some class has too few holdout rows of both kinds to fit one."""
+    from ctloop.models.metrics import encode_labels
+
+    index, _ = encode_labels(labels, classes)
+    maps = []
+    for c in range(proba.shape[1]):
+        y = (index == c).astype(np.float64)
+        if len(y) < MIN_ROWS or len(np.unique(y)) < 2:
+            return None
+        maps.append(fit_calibration(y, proba[:, c]).to_dict())
+    return maps
+
+
+def apply_class_calibrations(proba: np.ndarray, maps: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Each class column through its map, rows renormalised to sum to 1."""
+    out = np.column_stack([Calibration.from_dict(m).apply(proba[:, c])
+                           for c, m in enumerate(maps)])
+    total = out.sum(axis=1, keepdims=True)
+    return np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / out.shape[1])
+
+
 def calibration_of(manifest: dict[str, Any]) -> Calibration | None:
     """The calibration stored in a model's manifest, if any."""
     data = manifest.get("metadata", {}).get("calibration")
@@ -97,6 +129,7 @@ def finalize_model(
     """Store holdout-derived settings in the model folder's manifest; returns what was set.
 
     - ``calibration`` (isotonic, when ``calibrate`` and the holdout is large enough);
+      multiclass: ``class_calibration``, one one-vs-rest map per class column;
     - ``decision_threshold`` minimising expected ``costs`` on the holdout, with the costs;
     - ``outliers``: a detector fitted on ``training`` (the model's inputs).
 
@@ -105,13 +138,18 @@ def finalize_model(
     from ctloop.models.flavors import load_model
 
     model = load_model(path)
+    settings: dict[str, Any] = {}
+    if model.task == "multiclass" and calibrate and label in holdout.columns:
+        per_class = fit_class_calibrations(model.predict(holdout, what="The holdout"),
+                                           holdout[label].to_numpy(), model.signature.classes)
+        if per_class is not None:
+            settings["class_calibration"] = per_class
     if model.task != "binary" and (costs is not None or calibrate):
         costs, calibrate = None, False
-    settings: dict[str, Any] = {}
     if costs is not None or calibrate:
         if label not in holdout.columns:
             raise UserInputError(f"The holdout has no label column {label!r}.")
-        y = holdout[label].to_numpy(dtype=np.float64)
+        y = binary_labels(holdout[label].to_numpy(), model.signature.classes)
         scores = model.predict(holdout, what="The holdout")
         if calibrate and len(y) >= MIN_ROWS and len(np.unique(y)) == 2:
             settings["calibration"] = fit_calibration(y, scores).to_dict()

@@ -11,6 +11,11 @@ the candidate at the one minimising expected cost on these rows
 with it (``metadata.decision_threshold``); ``expected_cost`` joins the metrics
 so the gate can compare it, and the report's ``decision_thresholds`` says which
 threshold to store with the candidate.
+
+Multiclass models answer ``(n, k)`` probabilities in their own class order; models
+that know different classes (a class that appeared later) are compared on the union
+of their classes and the labels' (a class a model lacks has probability 0), so a
+class the champion never saw counts against it, not as an error.
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ import pandas as pd
 
 from ctloop.core.errors import UserInputError
 from ctloop.models.flavors import LoadedModel
-from ctloop.models.metrics import Costs, metrics_with_ci, optimal_threshold, paired_deltas
+from ctloop.models.metrics import (
+    Costs,
+    binary_labels,
+    encode_labels,
+    metrics_with_ci,
+    optimal_threshold,
+    paired_deltas,
+)
+from ctloop.models.tasks import ClassLabel, class_label, normalize_task
 
 __all__ = ["evaluate_models", "evaluate_predictions"]
 
@@ -47,8 +60,13 @@ def evaluate_predictions(
     baseline: str | None = None,
     costs: Costs | dict[str, float] | None = None,
     thresholds: Mapping[str, float] | None = None,
+    classes: Sequence[ClassLabel] | Mapping[str, Sequence[ClassLabel]] | None = None,
 ) -> dict[str, Any]:
     """Metrics of precomputed predictions (one array per model, aligned with ``data``).
+
+    ``classes`` name the columns of classification scores: one list for every model or
+    one per model (multiclass models may know different classes); binary labels that are
+    not 0/1 count ``classes[1]`` as positive.
 
     With ``candidate`` and ``baseline`` both among the models, the report also
     holds ``deltas`` (candidate minus baseline) overall and per slice.
@@ -62,11 +80,23 @@ def evaluate_predictions(
             f"The evaluation set is missing column(s) {missing} (label or slice columns); "
             f"it has {list(data.columns)}."
         )
-    y = data[label].to_numpy(dtype=np.float64, na_value=np.nan)
+    kind = normalize_task(task) or "binary"
+    if data[label].isna().any():
+        raise UserInputError("The label column has missing values; drop or fill them first.")
     scores = {name: np.asarray(p, dtype=np.float64) for name, p in predictions.items()}
+    per_model_classes = _classes_per_model(classes, scores)
+    union: list[ClassLabel] | None = None
+    if kind == "multiclass":
+        y, union, scores = _align_multiclass(data[label], scores, per_model_classes)
+    elif kind == "binary":
+        names = next(iter(per_model_classes.values()), None) if per_model_classes else None
+        y = binary_labels(data[label].to_numpy(), names)
+        union = list(names) if names else None
+    else:
+        y = data[label].to_numpy(dtype=np.float64, na_value=np.nan)
     cost_model = Costs.from_dict(costs) if costs is not None else None
-    if cost_model is not None and task != "classification":
-        raise UserInputError("costs apply to classification; this evaluation is regression.")
+    if cost_model is not None and kind != "binary":
+        raise UserInputError(f"costs apply to binary classification; this evaluation is {kind}.")
     chosen = dict(thresholds or {})
     if cost_model is not None and not np.isnan(y).any():
         for name, score in scores.items():
@@ -74,21 +104,22 @@ def evaluate_predictions(
                 chosen[name] = optimal_threshold(y, score, cost_model)[0]
     per_model = {name: chosen.get(name, threshold) for name in scores}
     options: dict[str, Any] = {
-        "task": task, "threshold": per_model, "n_boot": n_boot, "confidence": confidence,
-        "costs": cost_model,
+        "task": kind, "threshold": per_model, "n_boot": n_boot, "confidence": confidence,
+        "costs": cost_model, "classes": union,
     }
     compare = candidate in scores and baseline in scores
     overall = metrics_with_ci(y, scores, seed=seed, **options)
     report: dict[str, Any] = {
         "label": label,
-        "task": task,
+        "task": kind,
+        "classes": union,
         "threshold": threshold,
         "n_rows": len(data),
         "n_boot": n_boot,
         "confidence": confidence,
         "seed": seed,
         "slice_columns": list(slice_columns),
-        "decision_thresholds": per_model if task == "classification" else {},
+        "decision_thresholds": per_model if kind == "binary" else {},
         "costs": cost_model.to_dict() if cost_model is not None else None,
         "models": {name: {"overall": r, "slices": {}} for name, r in _strip(overall).items()},
     }
@@ -116,6 +147,45 @@ def evaluate_predictions(
     return report
 
 
+def _classes_per_model(
+    classes: Sequence[ClassLabel] | Mapping[str, Sequence[ClassLabel]] | None,
+    scores: Mapping[str, np.ndarray],
+) -> dict[str, list[ClassLabel]]:
+    if classes is None:
+        return {}
+    if isinstance(classes, Mapping):
+        return {m: [class_label(c) for c in cs] for m, cs in classes.items() if cs is not None}
+    return {m: [class_label(c) for c in classes] for m in scores}
+
+
+def _align_multiclass(
+    labels: pd.Series, scores: dict[str, np.ndarray], classes: dict[str, list[ClassLabel]]
+) -> tuple[np.ndarray, list[ClassLabel], dict[str, np.ndarray]]:
+    """Labels as indices into the union of every model's classes; scores widened to it."""
+    union: list[ClassLabel] = []
+    for name, score in scores.items():
+        if score.ndim != 2:
+            raise UserInputError(
+                f"Model {name!r} answered {score.shape} for a multiclass evaluation; a "
+                "multiclass model answers one probability per class (rows, classes)."
+            )
+        own = classes.get(name) or list(range(score.shape[1]))
+        if len(own) != score.shape[1]:
+            raise UserInputError(
+                f"Model {name!r} answered {score.shape[1]} probabilities per row but names "
+                f"{len(own)} classes ({own})."
+            )
+        union += [c for c in own if c not in union]
+    y, union = encode_labels(labels.to_numpy(), union)
+    aligned = {}
+    for name, score in scores.items():
+        own = classes.get(name) or list(range(score.shape[1]))
+        wide = np.zeros((len(score), len(union)))
+        wide[:, [union.index(c) for c in own]] = score
+        aligned[name] = wide
+    return y, union, aligned
+
+
 def evaluate_models(
     models: Mapping[str, LoadedModel],
     data: pd.DataFrame,
@@ -138,7 +208,7 @@ def evaluate_models(
     """
     if not models:
         raise UserInputError("Give at least one model to evaluate.")
-    tasks = {m.task for m in models.values()}
+    tasks = {normalize_task(m.task) or "binary" for m in models.values()}
     if len(tasks) > 1:
         raise UserInputError(f"Models of different tasks cannot be compared: {sorted(tasks)}.")
     predictions = {
@@ -149,7 +219,7 @@ def evaluate_models(
         data,
         predictions,
         label=label,
-        task="classification" if tasks == {"binary"} else tasks.pop(),  # metrics' old name
+        task=tasks.pop(),
         slice_columns=slice_columns,
         threshold=threshold,
         n_boot=n_boot,
@@ -163,4 +233,6 @@ def evaluate_models(
             if costs is not None
             else None
         ),
+        classes={n: list(m.signature.classes) for n, m in models.items()
+                 if m.signature.classes is not None},
     )

@@ -4,8 +4,8 @@ Each row's contributions plus its base value add up to the model's raw score
 (log-odds for a classifier, the value for a regressor), so a reader sees how
 much every input pushed this prediction away from the model's average.
 
-- LightGBM and XGBoost: the libraries' own TreeSHAP (``pred_contrib`` /
-  ``pred_contribs``); the base value is the expected raw score over the
+- LightGBM, XGBoost and CatBoost: the libraries' own TreeSHAP (``pred_contrib`` /
+  ``pred_contribs`` / ``ShapValues``); the base value is the expected raw score over the
   training data.
 - Linear scikit-learn models (``LogisticRegression``, ``LinearRegression``,
   ``Ridge``..., alone or at the end of a ``Pipeline``): coefficient times the
@@ -15,6 +15,11 @@ much every input pushed this prediction away from the model's average.
   data) to centre every transformed feature at its mean there instead. The
   one-hot columns of a categorical input are summed back into that input.
 - Anything else raises :class:`CannotExplain`, saying what can.
+
+A multiclass model has one raw score per class (its logits; softmax gives the
+probabilities), so it has contributions per class: ``per_class`` holds them all
+(rows, classes, features), and the flat fields explain each row's predicted class
+(``explained``), so every reader of a binary explanation reads a multiclass one too.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pandas as pd
 from ctloop.core.errors import UserInputError
 from ctloop.core.plugins import require
 from ctloop.models.flavors import LoadedModel, as_categories
+from ctloop.models.tasks import normalize_task
 
 __all__ = ["CannotExplain", "Explanation", "explain"]
 
@@ -48,14 +54,36 @@ class Explanation:
     contributions: np.ndarray  # (rows, features)
     base_values: np.ndarray  # (rows,)
     raw_scores: np.ndarray  # (rows,): base value + sum of contributions
-    space: str  # "log_odds" (classifier) or "value" (regressor)
+    space: str  # "log_odds" (binary), "logits" (multiclass, softmax) or "value" (regressor)
     method: str  # "tree_shap" or "linear"
+    classes: tuple[str | int, ...] | None = None  # multiclass: the classes of per_class
+    per_class: np.ndarray | None = None  # multiclass: (rows, classes, features)
+    per_class_base: np.ndarray | None = None  # multiclass: (rows, classes)
+    explained: np.ndarray | None = None  # multiclass: (rows,) index of the class explained
 
     def __len__(self) -> int:
         return int(self.contributions.shape[0])
 
+    def class_scores(self) -> np.ndarray | None:
+        """Multiclass: every class's raw score (rows, classes); None otherwise."""
+        if self.per_class is None or self.per_class_base is None:
+            return None
+        return np.asarray(self.per_class_base + self.per_class.sum(axis=2), dtype=float)
+
+    def class_probabilities(self) -> np.ndarray | None:
+        """Multiclass: the softmax of the class scores, what ``LoadedModel.predict`` answers."""
+        scores = self.class_scores()
+        if scores is None:
+            return None
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=float)
+
     def predictions(self) -> np.ndarray:
-        """What ``LoadedModel.predict`` answers: the probability for a classifier."""
+        """The probability for a binary classifier, the value for a regressor, and for a
+        multiclass model the probability of the class each row explains."""
+        proba = self.class_probabilities()
+        if proba is not None and self.explained is not None:
+            return np.asarray(proba[np.arange(len(proba)), self.explained], dtype=float)
         if self.space == "log_odds":
             return np.asarray(1.0 / (1.0 + np.exp(-self.raw_scores)), dtype=float)
         return self.raw_scores
@@ -74,7 +102,7 @@ class Explanation:
     def to_rows(self, top: int | None = None) -> list[dict[str, Any]]:
         """One JSON-able object per row: base value, raw score, prediction, contributions."""
         predictions = self.predictions()
-        return [
+        rows: list[dict[str, Any]] = [
             {
                 "base_value": float(self.base_values[i]),
                 "raw_score": float(self.raw_scores[i]),
@@ -83,6 +111,33 @@ class Explanation:
             }
             for i, ranked in enumerate(self.top(top))
         ]
+        if self.per_class is None or self.classes is None or self.explained is None:
+            return rows
+        proba = self.class_probabilities()
+        assert proba is not None and self.per_class_base is not None
+        for i, row in enumerate(rows):
+            row["class"] = self.classes[int(self.explained[i])]
+            row["classes"] = [
+                {
+                    "class": c,
+                    "base_value": float(self.per_class_base[i, j]),
+                    "probability": float(proba[i, j]),
+                    "contributions": [
+                        {"feature": f, "value": float(v)}
+                        for f, v in _ranked(self.features, self.per_class[i, j], top)
+                    ],
+                }
+                for j, c in enumerate(self.classes)
+            ]
+        return rows
+
+
+def _ranked(features: tuple[str, ...], values: np.ndarray, top: int | None
+            ) -> list[tuple[str, float]]:
+    order = np.argsort(-np.abs(values), kind="stable")
+    if top is not None:
+        order = order[: max(0, top)]
+    return [(features[i], float(values[i])) for i in order]
 
 
 def explain(
@@ -94,33 +149,58 @@ def explain(
 ) -> Explanation:
     """Per-feature contributions of ``model`` for every row of ``frame``."""
     prepared = model.signature.prepare(frame, what=what)
-    space = "log_odds" if model.task == "binary" else "value"
+    task = normalize_task(model.task) or "binary"
+    space = {"binary": "log_odds", "multiclass": "logits"}.get(task, "value")
     columns = tuple(model.signature.columns)
+    classes = tuple(model.signature.classes) if model.signature.classes else None
     if model.flavor == "lightgbm":
         data = as_categories(prepared)
         contrib = np.asarray(model.model.predict(data, pred_contrib=True), dtype=float)
-        return _from_trees(columns, contrib, space)
+        if task == "multiclass":
+            contrib = contrib.reshape(len(prepared), -1, len(columns) + 1)
+        return _from_trees(columns, contrib, space, classes)
     if model.flavor == "xgboost":
         xgb = require("xgboost", "boost", "Explaining an XGBoost model")
         matrix = xgb.DMatrix(as_categories(prepared), enable_categorical=True)
         contrib = np.asarray(model.model.predict(matrix, pred_contribs=True), dtype=float)
-        return _from_trees(columns, contrib, space)
+        return _from_trees(columns, contrib, space, classes)
+    if model.flavor == "catboost":  # CatBoost's own TreeSHAP (ShapValues)
+        from ctloop.models.flavor_catboost import shap_values
+
+        return _from_trees(columns, shap_values(model.model, prepared), space, classes)
     if model.flavor == "sklearn":
-        return _linear(model, prepared, background, space, what)
+        return _linear(model, prepared, background, space, what, classes)
     raise CannotExplain(
         f"A {model.flavor!r} model cannot be explained: contributions exist for LightGBM, "
-        "XGBoost and linear scikit-learn models."
+        "XGBoost, CatBoost and linear scikit-learn models."
     )
 
 
-def _from_trees(columns: tuple[str, ...], contrib: np.ndarray, space: str) -> Explanation:
+def _from_trees(columns: tuple[str, ...], contrib: np.ndarray, space: str,
+                classes: tuple[str | int, ...] | None = None) -> Explanation:
+    if contrib.ndim == 3 and contrib.shape[2] == len(columns) + 1:
+        return _per_class(columns, contrib[:, :, :-1], contrib[:, :, -1], space, "tree_shap",
+                          classes)
     if contrib.ndim != 2 or contrib.shape[1] != len(columns) + 1:
         raise CannotExplain(
             f"The model returned contributions of shape {contrib.shape} for {len(columns)} "
-            "inputs; multi-class models cannot be explained yet."
+            "inputs, which is not one contribution per input and class."
         )
     parts, base = contrib[:, :-1], contrib[:, -1]
     return Explanation(columns, parts, base, base + parts.sum(axis=1), space, "tree_shap")
+
+
+def _per_class(columns: tuple[str, ...], parts: np.ndarray, base: np.ndarray, space: str,
+               method: str, classes: tuple[str | int, ...] | None) -> Explanation:
+    """A multiclass explanation: every class's contributions, the predicted class's flat."""
+    k = parts.shape[1]
+    names = classes if classes is not None and len(classes) == k else tuple(range(k))
+    scores = base + parts.sum(axis=2)
+    explained = np.argmax(scores, axis=1)
+    rows = np.arange(len(parts))
+    return Explanation(columns, parts[rows, explained], base[rows, explained],
+                       scores[rows, explained], space, method, classes=names, per_class=parts,
+                       per_class_base=base, explained=explained)
 
 
 def _split_pipeline(estimator: Any) -> tuple[Any | None, Any]:
@@ -138,6 +218,7 @@ def _linear(
     background: pd.DataFrame | None,
     space: str,
     what: str,
+    classes: tuple[str | int, ...] | None = None,
 ) -> Explanation:
     pre, learner = _split_pipeline(model.model)
     coef = getattr(learner, "coef_", None)
@@ -149,7 +230,8 @@ def _linear(
         )
     weights = np.asarray(coef, dtype=float)
     if weights.ndim == 2 and weights.shape[0] != 1:
-        raise CannotExplain("Multi-class linear models cannot be explained yet.")
+        return _linear_per_class(model, pre, learner, weights, prepared, background, space,
+                                 classes)
     weights = weights.reshape(-1)
     transformed = _dense(pre.transform(prepared) if pre is not None else prepared)
     if transformed.shape[1] != weights.size:
@@ -169,6 +251,35 @@ def _linear(
     base = np.full(len(parts), intercept + float(weights @ centre))
     features, grouped = _group_by_input(pre, parts, tuple(model.signature.columns))
     return Explanation(features, grouped, base, base + parts.sum(axis=1), space, "linear")
+
+
+def _linear_per_class(
+    model: LoadedModel, pre: Any, learner: Any, weights: np.ndarray, prepared: pd.DataFrame,
+    background: pd.DataFrame | None, space: str, classes: tuple[str | int, ...] | None,
+) -> Explanation:
+    """A multinomial linear model: coefficient times centred value, for every class."""
+    transformed = _dense(pre.transform(prepared) if pre is not None else prepared)
+    if transformed.shape[1] != weights.shape[1]:
+        raise CannotExplain(
+            f"The model's preprocessing gives {transformed.shape[1]} features but the learner "
+            f"has {weights.shape[1]} coefficients per class; it cannot be explained."
+        )
+    centre = np.zeros(weights.shape[1])
+    if background is not None:
+        if background.empty:
+            raise UserInputError("The background data is empty; give rows like the training data.")
+        reference = model.signature.prepare(background, what="The background data")
+        centre = _dense(pre.transform(reference) if pre is not None else reference).mean(axis=0)
+    parts = weights[None, :, :] * (transformed - centre)[:, None, :]  # (rows, k, d)
+    intercept = np.asarray(learner.intercept_, dtype=float).reshape(-1)
+    base = np.broadcast_to(intercept + weights @ centre, (len(parts), weights.shape[0]))
+    features: tuple[str, ...] = ()
+    grouped = []
+    for c in range(weights.shape[0]):
+        features, part = _group_by_input(pre, parts[:, c, :], tuple(model.signature.columns))
+        grouped.append(part)
+    return _per_class(features, np.stack(grouped, axis=1), np.array(base), space, "linear",
+                      classes)
 
 
 def _dense(values: Any) -> np.ndarray:

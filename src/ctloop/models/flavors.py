@@ -45,9 +45,11 @@ from ctloop.artifacts.treefile import read_tree
 from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file, stable_json
 from ctloop.core.plugins import require
+from ctloop.models.flavor_catboost import CatBoostFlavor
 from ctloop.models.flavor_onnx import OnnxFlavor
+from ctloop.models.model_code import code_imports, import_code, store_code
 from ctloop.models.signature import Signature
-from ctloop.models.tasks import TASKS, Task, check_task
+from ctloop.models.tasks import TASKS, Task, check_task, normalize_task
 
 if TYPE_CHECKING:
     from ctloop.models.compiled import CompiledPredictor
@@ -71,8 +73,8 @@ __all__ = [
 ]
 
 MANIFEST = "ctloop-model.json"
-# Manifests written before tasks had three values said "classification" for binary.
-_LEGACY_TASKS: dict[str, Task] = {"classification": "binary"}
+# Flavors whose model file is a pickle: their classes' modules travel with them.
+_PICKLED = frozenset({"sklearn", "python"})
 
 
 class ModelEnvironmentWarning(UserWarning):
@@ -94,10 +96,12 @@ def as_categories(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def as_task(value: object, *, where: str = "task") -> Task:
-    """``value`` as a :data:`Task`; the legacy ``classification`` reads as binary."""
-    if isinstance(value, str) and value in _LEGACY_TASKS:
-        return _LEGACY_TASKS[value]
-    return check_task(str(value), where=where)
+    """``value`` as a :data:`Task` (``models.tasks.normalize_task``), errors naming ``where``."""
+    try:
+        task = normalize_task(str(value))
+    except UserInputError:
+        return check_task(str(value), where=where)
+    return task or check_task(str(value), where=where)
 
 
 def shaped(raw: Any, task: Task) -> np.ndarray:
@@ -224,14 +228,17 @@ class XGBoostFlavor:
 
 FLAVORS: dict[str, Flavor] = {
     f.name: f
-    for f in (SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor(), OnnxFlavor())
+    for f in (
+        SklearnFlavor(), PythonFlavor(), LightGBMFlavor(), XGBoostFlavor(), OnnxFlavor(),
+        CatBoostFlavor(),
+    )
 }
 
 
 def detect_flavor(model: Any) -> str:
     """The flavor name for a model object, from the library that defines it."""
     module = type(model).__module__.split(".")[0]
-    if module in ("lightgbm", "xgboost", "onnx"):
+    if module in ("lightgbm", "xgboost", "onnx", "catboost"):
         return module
     if type(model).__module__ == "ctloop.models.flavor_onnx":
         return "onnx"
@@ -267,7 +274,7 @@ def fitted_classes(model: Any) -> list[str | int] | None:
         classes = model.classes_
     except Exception:  # unfitted wrappers raise their own errors from the property
         return None
-    if classes is None:
+    if classes is None or len(classes) == 0:  # a CatBoost regressor has empty classes_
         return None
     return [_class_value(c) for c in np.asarray(classes).tolist()]
 
@@ -305,14 +312,20 @@ def _objective(model: Any) -> tuple[str, int] | None:
         config = json.loads(model.save_config())["learner"]
         classes = int(config["learner_model_param"].get("num_class", "0") or 0)
         return str(config["objective"]["name"]), classes
+    if module == "catboost" and hasattr(model, "get_all_params"):
+        try:
+            loss = str(model.get_all_params().get("loss_function", ""))
+        except Exception:  # an unfitted model has no parameters to read
+            return None
+        return loss, len(fitted_classes(model) or ())
     return None
 
 
 def _task_of_objective(objective: tuple[str, int]) -> Task:
-    name, classes = objective
+    name, classes = objective[0].lower(), objective[1]
     if name.startswith(("multi", "softmax")) or classes > 2:
         return "multiclass"
-    if name.startswith(("binary", "cross_entropy", "xentropy")):
+    if name.startswith(("binary", "cross_entropy", "xentropy", "logloss", "crossentropy")):
         return "binary"
     return "regression"
 
@@ -416,6 +429,7 @@ def save_model(
     flavor: str | None = None,
     requirements: dict[str, str] | None = None,
     metadata: dict[str, Any] | None = None,
+    code_paths: Sequence[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Save ``model`` into the folder ``path`` and return its manifest.
 
@@ -426,6 +440,10 @@ def save_model(
     ``requirements`` adds modules a Python predictor needs, as import name ->
     pip requirement (``{"scipy": "scipy==1.14.1"}``); the flavor's own are added.
     ``metadata`` is stored as given (JSON-able: label, parameters, seed...).
+    A pickled model (sklearn, python) carries its code: the project modules its pickle
+    refers to, or ``code_paths`` (files, package folders), are stored under ``code/``
+    with their hashes, and the third-party modules they import become requirements
+    (see ``ctloop.models.model_code``).
     """
     flavor_name = flavor or detect_flavor(model)
     impl = _flavor(flavor_name)
@@ -436,7 +454,7 @@ def save_model(
         model, signature = describe(model, signature)
     chosen = task if task is not None else signature.task
     resolved = as_task(chosen) if chosen is not None else (fitted_task(model) or "binary")
-    if chosen in _LEGACY_TASKS and fitted_task(model) == "multiclass":
+    if chosen != resolved and fitted_task(model) == "multiclass":  # a legacy "classification"
         resolved = "multiclass"
     kept = resolve_classes(model, resolved, classes if classes is not None else signature.classes)
     signature = replace(signature, task=resolved, classes=kept)
@@ -450,14 +468,21 @@ def save_model(
         )
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
+    code: dict[str, Path] = {}
+    if code_paths or flavor_name in _PICKLED:
+        code = store_code(model, folder, code_paths)
     model_file = folder / impl.file_name
     impl.save(model, model_file)
+    needed = [*impl.packages, *sorted(code_imports({k: v.read_bytes() for k, v in code.items()}))]
     packages = {}
-    for module in impl.packages:
-        dist, version = _installed(module) or (module, "")
+    for module in needed:
+        found = _installed(module)
+        if found is None and module not in impl.packages:
+            continue  # an optional import of the user's code that this environment lacks
+        dist, version = found or (module, "")
         packages[module] = f"{dist}=={version}" if version else dist
     packages.update(requirements or {})
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": 1,
         "flavor": flavor_name,
         "task": resolved,
@@ -467,6 +492,8 @@ def save_model(
         "requirements": dict(sorted(packages.items())),
         "metadata": metadata or {},
     }
+    if code:
+        manifest["code"] = {name: hash_file(file) for name, file in code.items()}
     (folder / MANIFEST).write_text(stable_json(manifest))
     return manifest
 
@@ -644,10 +671,10 @@ def _model_files(folder: Path, sha256: str | None) -> dict[str, bytes]:
         if not manifest_path.is_file():
             read_manifest(folder)  # raises the NotFound that explains it
         files = {MANIFEST: manifest_path.read_bytes()}
-        name = str(_parse_manifest(files[MANIFEST], manifest_path).get("model_file", ""))
-        model_file = folder / name
-        if name and model_file.is_file():
-            files[name] = model_file.read_bytes()
+        manifest = _parse_manifest(files[MANIFEST], manifest_path)
+        for name in [str(manifest.get("model_file", "")), *manifest.get("code", {})]:
+            if name and (folder / name).is_file():
+                files[name] = (folder / name).read_bytes()
         return files
     if not (folder / MANIFEST).is_file():
         read_manifest(folder)
@@ -660,6 +687,23 @@ def _model_files(folder: Path, sha256: str | None) -> dict[str, bytes]:
             "unpacks it again from the verified artifact) and find out who changed it."
         )
     return snapshot.files
+
+
+def _checked_code(
+    folder: Path, manifest: dict[str, Any], files: dict[str, bytes]
+) -> dict[str, bytes]:
+    """The model's stored code files, each checked against the sha256 its manifest records."""
+    code: dict[str, bytes] = {}
+    for name, recorded in dict(manifest.get("code", {})).items():
+        data = files.get(name)
+        if data is None or hash_bytes(data) != recorded:
+            state = "is missing" if data is None else "was changed"
+            raise IntegrityError(
+                f"The model's code file {folder / name} {state} (its sha256 is recorded in "
+                f"{MANIFEST}); nothing was loaded. Load the model again from the artifact store."
+            )
+        code[name] = data
+    return code
 
 
 def load_model(path: str | Path, *, sha256: str | None = None) -> LoadedModel:
@@ -687,14 +731,19 @@ def load_model(path: str | Path, *, sha256: str | None = None) -> LoadedModel:
             f"{str(manifest.get('sha256'))[:12]}...: it was changed or damaged. Load the "
             "model again from the artifact store or retrain it."
         )
+    code = _checked_code(folder, manifest, files)
     _check_requirements(manifest.get("requirements", {}), str(folder))
     try:
-        model = impl.load(data)
+        with import_code(folder, code):
+            model = impl.load(data)
     except (BackendUnavailable, IntegrityError):
         raise
     except ModuleNotFoundError as exc:
+        carried = " (the model carries no code of its own)" if not code else ""
         raise BackendUnavailable(
-            f"The model at {folder} needs the module {exc.name!r}, which is not installed."
+            f"The model at {folder} needs the module {exc.name!r}, which is not installed"
+            f"{carried}: install it, or save the model where that module imports so its "
+            "code is stored with it (save_model(..., code_paths=[...]))."
         ) from exc
     except Exception as exc:
         raise IntegrityError(f"The model file {model_file} cannot be read: {exc}") from exc

@@ -13,6 +13,15 @@ log loss and errors it is champion minus candidate). The first model, with no
 champion, is judged on floors only; change and slice rules are listed as
 skipped. The blessing lists every rule with its numbers, pass or fail.
 
+A fourth check guards the decisions themselves (on by default, ``keep_classes``): a
+candidate that never predicts a class the champion predicts, or whose recall on a
+class the champion recalls falls to 0, is refused whatever its ranking metric says
+(a model can gain ROC AUC and never decide "delayed" at its threshold). It reads the
+per-class tables of the evaluation; its verdict is the blessing's ``classes``.
+
+Every direction (``>=`` or ``<=``, "worse", "improvement") follows the metric's
+(``ctloop.models.tasks.HIGHER_IS_BETTER``): for rmse, lower is better.
+
 ``expected_cost`` is a metric like the others (lower is better) when the
 evaluation was given costs: ``changes = {expected_cost = 0.0}`` blesses only a
 candidate that costs no more per row than the champion, each deciding at its
@@ -25,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctloop.core.errors import UserInputError
-from ctloop.models.metrics import COST_METRIC, HIGHER_IS_BETTER
+from ctloop.models.metrics import COST_METRIC
+from ctloop.models.tasks import HIGHER_IS_BETTER
 
 __all__ = ["ChangeRule", "FloorRule", "GateConfig", "SliceRule", "judge", "render_blessing"]
 
@@ -60,7 +70,7 @@ class ChangeRule:
 
     @property
     def name(self) -> str:
-        return f"{self.metric} change vs champion >= {self.min_change:g}"
+        return f"{self.metric} change vs champion >= {self.min_change:g}{_direction(self.metric)}"
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,14 @@ class SliceRule:
     def name(self) -> str:
         return (
             f"every {self.column} slice with >= {self.min_rows} rows: "
-            f"{self.metric} change vs champion >= {self.min_change:g}"
+            f"{self.metric} change vs champion >= {self.min_change:g}{_direction(self.metric)}"
         )
+
+
+def _direction(metric: str) -> str:
+    """Nothing for higher-is-better metrics (the name reads as it always did); for the
+    others, how a change is signed, so ``rmse change >= -0.5`` is not read backwards."""
+    return "" if HIGHER_IS_BETTER[metric] else " (lower is better)"
 
 
 @dataclass(frozen=True)
@@ -87,8 +103,15 @@ class GateConfig:
     floors: tuple[FloorRule, ...] = ()
     changes: tuple[ChangeRule, ...] = ()
     slices: tuple[SliceRule, ...] = ()
+    keep_classes: bool = True
+    # How the served candidate must behave (ServingBudget's table); judged over HTTP by
+    # the infra check, not here: ``judge`` reads only the evaluation report.
+    serving: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        from ctloop.models.servingtest import ServingBudget
+
+        ServingBudget.from_table(self.serving)  # a bad rule fails when the gate is read
         rules: tuple[FloorRule | ChangeRule | SliceRule, ...] = (
             *self.floors, *self.changes, *self.slices)
         for rule in rules:
@@ -98,17 +121,25 @@ class GateConfig:
     def from_dict(cls, data: dict[str, Any]) -> GateConfig:
         """From ``{"floors": {"roc_auc": 0.7}, "changes": {"roc_auc": -0.005},
         "slices": [{"column": "origin", "metric": "roc_auc", "min_change": -0.02,
-        "min_rows": 1000}]}`` (the form kept in ctloop.toml and step parameters)."""
-        unknown = set(data) - {"floors", "changes", "slices"}
+        "min_rows": 1000}], "keep_classes": true, "serving": {"p99_ms": 50}}`` (the form kept
+        in ctloop.toml and step parameters); ``keep_classes = false`` turns off the class check.
+        """
+        unknown = set(data) - {"floors", "changes", "slices", "keep_classes", "serving"}
         if unknown:
             raise UserInputError(
-                f"Unknown gate setting(s) {sorted(unknown)}; use floors, changes and slices."
+                f"Unknown gate setting(s) {sorted(unknown)}; use floors, changes, slices, "
+                "keep_classes and serving."
             )
+        keep = data.get("keep_classes", True)
+        if not isinstance(keep, bool):
+            raise UserInputError(f"The gate's keep_classes must be true or false. Got {keep!r}.")
         try:
             return cls(
                 floors=tuple(FloorRule(m, float(t)) for m, t in data.get("floors", {}).items()),
                 changes=tuple(ChangeRule(m, float(t)) for m, t in data.get("changes", {}).items()),
                 slices=tuple(SliceRule(**s) for s in data.get("slices", [])),
+                keep_classes=keep,
+                serving=data.get("serving"),
             )
         except TypeError as exc:
             raise UserInputError(
@@ -118,6 +149,7 @@ class GateConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"serving": self.serving} if self.serving is not None else {}),
             "floors": {r.metric: r.threshold for r in self.floors},
             "changes": {r.metric: r.min_change for r in self.changes},
             "slices": [
@@ -129,6 +161,7 @@ class GateConfig:
                 }
                 for r in self.slices
             ],
+            "keep_classes": self.keep_classes,
         }
 
 
@@ -170,8 +203,9 @@ def _floor(rule: FloorRule, cand: dict[str, Any]) -> _Verdict:
             "floor",
             rule.metric,
             "fail",
-            f"{rule.metric} is undefined on the evaluation set",
-            {"candidate": None, "threshold": rule.threshold},
+            f"{rule.metric} is undefined on the evaluation set{_why_undefined(cand['overall'])}"
+            "; the floor cannot be checked",
+            {"candidate": None, "threshold": rule.threshold, "undefined": True},
         )
     ok = value >= rule.threshold if HIGHER_IS_BETTER[rule.metric] else value <= rule.threshold
     return _Verdict(
@@ -182,6 +216,16 @@ def _floor(rule: FloorRule, cand: dict[str, Any]) -> _Verdict:
         f"{rule.metric} = {value:.4f}",
         {"candidate": value, "threshold": rule.threshold},
     )
+
+
+def _why_undefined(block: dict[str, Any]) -> str:
+    """Why a classification metric has no value: the holdout's classes, when only one."""
+    table = block.get("per_class") or {}
+    present = [c for c, row in table.items() if row.get("support")]
+    if table and len(present) < 2:
+        only = f"only class {present[0]!r}" if present else "no labelled rows"
+        return f" (the holdout has {only} of {len(table)}; it needs two to rank)"
+    return ""
 
 
 def _change(rule: ChangeRule, cand: dict[str, Any], champ: dict[str, Any]) -> _Verdict:
@@ -201,7 +245,8 @@ def _change(rule: ChangeRule, cand: dict[str, Any], champ: dict[str, Any]) -> _V
         "change",
         rule.metric,
         "pass" if ok else "fail",
-        f"{rule.metric} {c:.4f} vs champion {b:.4f} (change {imp:+.4f})",
+        f"{rule.metric} {c:.4f} vs champion {b:.4f} (change {imp:+.4f}"
+        f"{'' if HIGHER_IS_BETTER[rule.metric] else ', champion - candidate: lower is better'})",
         {"candidate": c, "champion": b, "change": imp, "threshold": rule.min_change},
     )
 
@@ -252,6 +297,43 @@ def _slice(rule: SliceRule, cand: dict[str, Any], champ: dict[str, Any]) -> _Ver
     )
 
 
+def _classes(cand: dict[str, Any], champ: dict[str, Any] | None) -> dict[str, Any]:
+    """The class check: no class the champion predicts is never predicted or never recalled."""
+    ours = cand["overall"].get("per_class")
+    theirs = champ["overall"].get("per_class") if champ else None
+    if not ours or not theirs:
+        why = "no champion" if champ is None else "not a classification evaluation"
+        return {"status": "skipped", "passed": True, "detail": why, "problems": []}
+    problems = []
+    for name, row in theirs.items():
+        mine = ours.get(name)
+        if mine is None or not row.get("predicted"):
+            continue
+        if not mine.get("predicted"):
+            problems.append({"class": name, "problem": "never_predicted",
+                             "champion_predicted": row["predicted"]})
+        elif mine.get("recall") == 0 and row.get("recall"):
+            problems.append({"class": name, "problem": "recall_zero",
+                             "champion_recall": row["recall"], "support": mine.get("support")})
+    texts = [
+        f"never predicts class {p['class']} (the champion predicts it for "
+        f"{p['champion_predicted']} rows)" if p["problem"] == "never_predicted" else
+        f"recall on class {p['class']} is 0 (champion {p['champion_recall']:.3f}, "
+        f"{p['support']} rows)"
+        for p in problems
+    ]
+    return {
+        "status": "fail" if problems else "pass",
+        "passed": not problems,
+        "detail": "; ".join(texts) if texts else f"every class the champion predicts is "
+                  f"predicted and recalled ({len(theirs)} classes)",
+        "problems": problems,
+    }
+
+
+CLASS_RULE = "keeps every class the champion predicts"
+
+
 def judge(
     report: dict[str, Any],
     config: GateConfig,
@@ -287,19 +369,23 @@ def judge(
         _slice(r, cand, champ) if champ else _Verdict(r.name, "slice", r.metric, "skipped", skip)
         for r in config.slices
     ]
+    classes = (_classes(cand, champ) if config.keep_classes else
+               {"status": "skipped", "passed": True, "detail": "keep_classes = false",
+                "problems": []})
     failed = [v.rule for v in verdicts if v.status == "fail"]
+    reasons = [f"{v.rule} ({v.detail})" for v in verdicts if v.status == "fail"]
+    if not classes["passed"]:
+        failed.append(CLASS_RULE)
+        reasons.append(f"{CLASS_RULE} ({classes['detail']})")
     blessed = not failed
-    summary = (
-        "blessed: all rules passed"
-        if blessed
-        else "not blessed: failed "
-        + "; ".join(f"{v.rule} ({v.detail})" for v in verdicts if v.status == "fail")
-    )
+    summary = "blessed: all rules passed" if blessed else "not blessed: failed " + "; ".join(
+        reasons)
     return {
         "blessed": blessed,
         "candidate": candidate,
         "champion": champion if champ else None,
         "rules": [v.to_dict() for v in verdicts],
+        "classes": classes,
         "failed": failed,
         "summary": summary,
     }
@@ -312,4 +398,7 @@ def render_blessing(blessing: dict[str, Any]) -> str:
         + f" (candidate vs {blessing['champion'] or 'no champion'})"
     ]
     lines += [f"  [{r['status']:>7}] {r['rule']}: {r['detail']}" for r in blessing["rules"]]
+    classes = blessing.get("classes")
+    if classes and classes.get("status") != "skipped":
+        lines.append(f"  [{classes['status']:>7}] {CLASS_RULE}: {classes['detail']}")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def infra_check(
     max_latency_ms: float = 1000.0,
     timeout_s: float = 120.0,
     python: str = sys.executable,
+    serving: Mapping[str, Any] | bool | None = None,
 ) -> dict[str, Any]:
     """Load the model at ``model_path`` in a new Python process and predict ``sample``.
 
@@ -44,6 +46,11 @@ def infra_check(
     ``error``) when the model cannot be loaded (missing package, damaged file),
     the output has the wrong shape or type, or the median latency of predicting
     the sample exceeds ``max_latency_ms``.
+
+    ``serving`` (the gate's ``serving`` rule, see
+    :class:`ctloop.models.servingtest.ServingBudget`) adds the check over HTTP:
+    the real service answers 1, 2 and 100 rows over v1 and v2 exactly as the
+    model does in-process, and holds the rule's p99 and error rate under load.
     """
     if len(sample) == 0:
         raise UserInputError("The infra check needs at least one sample row.")
@@ -63,8 +70,10 @@ def infra_check(
     checks = [
         _check("loads", True, f"{result['flavor']} model loaded in {result['load_ms']:.0f} ms"),
         _check(
-            "shape",
-            result["shape"] == [len(sample)],
+            "shape",  # one value per row; a multiclass model one probability per class
+            result["shape"] == [len(sample)] or (
+                result.get("task") == "multiclass" and len(result["shape"]) == 2
+                and result["shape"][0] == len(sample)),
             f"{result['shape']} predictions for {len(sample)} rows",
         ),
         _check(
@@ -79,7 +88,7 @@ def infra_check(
             f"(limit {max_latency_ms:g} ms)",
         ),
     ]
-    if result.get("task") in ("binary", "classification"):
+    if result.get("task") in ("binary", "classification", "multiclass"):
         checks.append(
             _check(
                 "range",
@@ -87,15 +96,43 @@ def infra_check(
                 f"probabilities in [{result['min']:.3f}, {result['max']:.3f}]",
             )
         )
+    served = _served_checks(model_path, sample, serving) if all(
+        c["passed"] for c in checks) else None
+    if served is not None:
+        checks += served["checks"]
     return {
         "passed": all(c["passed"] for c in checks),
         "checks": checks,
+        "serving": None if served is None else served["report"],
         "latency_ms": result["latency_ms"],
         "load_ms": result["load_ms"],
         "rows": len(sample),
         "warnings": result.get("warnings", []),
         "error": None,
     }
+
+
+def _served_checks(model_path: str | Path, sample: pd.DataFrame,
+                   serving: Mapping[str, Any] | bool | None) -> dict[str, Any] | None:
+    """The HTTP checks of the gate's serving rule (kept apart: one call, one result)."""
+    from dataclasses import asdict
+
+    from ctloop.models.flavors import load_model
+    from ctloop.models.servingtest import ServingBudget, check_service, serve_folder
+
+    budget = ServingBudget.from_table(serving)
+    if budget is None:
+        return None
+    with serve_folder(model_path) as (url, _, startup):
+        report = check_service(url, "candidate", sample, load_model(Path(model_path)),
+                               budget=budget, startup_s=startup)
+    answers = [a for a in report.answers if not a.passed]
+    checks = [_check("http", not answers, "; ".join(
+        f"{a.protocol} with {a.rows} row(s): {a.detail}" for a in answers) or
+        f"{len(report.answers)} answers over v1 and v2 equal the in-process prediction")]
+    if report.load is not None:
+        checks.append(_check("load", report.load.passed, report.load.detail))
+    return {"checks": checks, "report": asdict(report)}
 
 
 def _new_process_probe(python: str, model_path: str, sample_path: str,

@@ -3,47 +3,60 @@
 Every metric is written once as a *weighted* formula over a matrix of weights
 ``W`` with one row per resample (``W[b, i]`` = how often row ``i`` was drawn in
 resample ``b``). The point estimate is the same formula with all weights 1, so
-intervals and values can never disagree in definition. Classification is
-binary: ``y_score`` is the positive-class probability.
+intervals and values can never disagree in definition. Binary: ``y_score`` is
+the positive-class probability and labels are 0/1. Multiclass: ``y_score`` is the
+``(n, k)`` probability matrix in class order and labels are class indices
+(:func:`encode_labels` maps class labels, strings included, to them); ``roc_auc``
+is one-vs-rest, macro-averaged over the classes present. Regression: ``y_score``
+is the predicted value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ctloop.core.errors import UserInputError
+from ctloop.models.tasks import HIGHER_IS_BETTER, ClassLabel, class_label, metrics_for
 
 __all__ = [
     "CLASSIFICATION_METRICS",
     "COST_METRIC",
     "HIGHER_IS_BETTER",
+    "MULTICLASS_METRICS",
     "REGRESSION_METRICS",
     "Costs",
+    "binary_labels",
     "bootstrap_weights",
+    "encode_labels",
     "metric_matrix",
+    "metric_value",
     "metrics_with_ci",
     "optimal_threshold",
     "paired_deltas",
+    "residual_summary",
+    "task_for_metrics",
 ]
 
-CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "precision", "recall", "f1")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-HIGHER_IS_BETTER = {
-    "roc_auc": True,
-    "log_loss": False,
-    "accuracy": True,
-    "precision": True,
-    "recall": True,
-    "f1": True,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-    "expected_cost": False,
-}
+CLASSIFICATION_METRICS = metrics_for("binary")
+MULTICLASS_METRICS = metrics_for("multiclass")
+REGRESSION_METRICS = metrics_for("regression")
 COST_METRIC = "expected_cost"
+_TASKS = ("classification", "binary", "multiclass", "regression")
+
+
+def task_for_metrics(task: str) -> str:
+    """``classification`` (the old name) as ``binary``; the others unchanged, checked."""
+    if task == "classification":
+        return "binary"
+    if task not in _TASKS:
+        raise UserInputError(
+            f"The 'task' must be binary, multiclass or regression. Got {task!r}."
+        )
+    return task
 
 
 @dataclass(frozen=True)
@@ -184,6 +197,42 @@ def _classification(
     }
 
 
+def _one_hot(index: np.ndarray, k: int) -> np.ndarray:
+    out = np.zeros((len(index), k))
+    out[np.arange(len(index)), index] = 1.0
+    return out
+
+
+def _multiclass(w: np.ndarray, y: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
+    """Multiclass metrics per row of ``w``; ``y`` holds class indices, ``proba`` is (n, k)."""
+    n, k = proba.shape
+    total = w.sum(axis=1)
+    truth = _one_hot(y, k)
+    decided = _one_hot(np.argmax(proba, axis=1), k)
+    tp = w @ (truth * decided)  # (B, k)
+    support = w @ truth
+    predicted = w @ decided
+    f1 = _safe_div(2 * tp, support + predicted)
+    present = (support + predicted) > 0
+    eps = np.finfo(np.float64).eps
+    p_true = np.clip(proba[np.arange(n), y], eps, 1.0)
+    aucs = np.column_stack([_weighted_auc(w, truth[:, c], proba[:, c]) for c in range(k)])
+    defined = ~np.isnan(aucs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        roc_auc = np.where(defined.sum(axis=1) >= 2,
+                           np.nansum(aucs, axis=1) / defined.sum(axis=1), np.nan)
+    return {
+        "accuracy": tp.sum(axis=1) / total,
+        "macro_f1": (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1),
+        "weighted_f1": (support * f1).sum(axis=1) / total,
+        "log_loss": (w @ -np.log(p_true)) / total,
+        "roc_auc": roc_auc,
+        "class_tp": tp,
+        "class_support": support,
+        "class_predicted": predicted,
+    }
+
+
 def _regression(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
     total = w.sum(axis=1)
     err = y - pred
@@ -192,10 +241,16 @@ def _regression(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, np.
     sst = w @ (y * y) - total * mean_y * mean_y
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), np.nan)
-    return {"rmse": np.sqrt(sse / total), "mae": (w @ np.abs(err)) / total, "r2": r2}
+    # scikit-learn's definition: |error| / max(|y|, eps), so a zero label gives a huge term
+    relative = np.abs(err) / np.maximum(np.abs(y), np.finfo(np.float64).eps)
+    return {"rmse": np.sqrt(sse / total), "mae": (w @ np.abs(err)) / total, "r2": r2,
+            "mape": (w @ relative) / total}
 
 
 def _validate(y_true: Any, y_score: Any, task: str) -> tuple[np.ndarray, np.ndarray]:
+    task = task_for_metrics(task)
+    if task == "multiclass":
+        return _validate_multiclass(y_true, y_score)
     y = np.asarray(y_true, dtype=np.float64)
     s = np.asarray(y_score, dtype=np.float64)
     if y.shape != s.shape or y.ndim != 1:
@@ -206,11 +261,55 @@ def _validate(y_true: Any, y_score: Any, task: str) -> tuple[np.ndarray, np.ndar
         raise UserInputError("Cannot compute metrics on zero rows; the evaluation set is empty.")
     if np.isnan(y).any():
         raise UserInputError("The label column has missing values; drop or fill them first.")
-    if task == "classification" and not np.isin(y, (0.0, 1.0)).all():
+    if task == "binary" and not np.isin(y, (0.0, 1.0)).all():
         raise UserInputError("Classification labels must be 0/1; got other values.")
-    if task not in ("classification", "regression"):
-        raise UserInputError(f"The 'task' must be classification or regression. Got {task!r}.")
     return y, s
+
+
+def _validate_multiclass(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(y_score, dtype=np.float64)
+    y = np.asarray(y_true)
+    if s.ndim != 2 or y.ndim != 1 or len(y) != s.shape[0]:
+        raise UserInputError(
+            "Multiclass metrics need class indices (n,) and probabilities (n, classes). "
+            f"Got {y.shape} and {s.shape}."
+        )
+    if len(y) == 0:
+        raise UserInputError("Cannot compute metrics on zero rows; the evaluation set is empty.")
+    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any() or (y >= s.shape[1]).any():
+        raise UserInputError(
+            "Multiclass labels must be class indices 0..k-1 (map labels with encode_labels)."
+        )
+    return y.astype(np.int64), s
+
+
+def encode_labels(
+    y_true: Any, classes: Sequence[ClassLabel] | None
+) -> tuple[np.ndarray, list[ClassLabel]]:
+    """Class labels (strings allowed) as indices into ``classes``, and the classes used.
+
+    A label that is not among ``classes`` (a class the model never saw) is appended, so
+    it counts as a class the model always misses rather than an error. Labels match a
+    class equal to them or to their text (``"3"`` is class 3, as logs may store it).
+    """
+    known: list[ClassLabel] = [class_label(c) for c in (classes or [])]
+    lookup: dict[object, int] = {}
+    for i, c in enumerate(known):
+        lookup.setdefault(c, i)
+        lookup.setdefault(str(c), i)
+    values = np.asarray(y_true, dtype=object)
+    if len(values) and any(v is None or v != v for v in values.tolist()):
+        raise UserInputError("The label column has missing values; drop or fill them first.")
+    index = np.empty(len(values), dtype=np.int64)
+    for i, value in enumerate(values.tolist()):
+        label = class_label(value)
+        position = lookup.get(label, lookup.get(str(label)))
+        if position is None:
+            position = len(known)
+            known.append(label)
+            lookup[label] = lookup[str(label)] = position
+        index[i] = position
+    return index, known
 
 
 def metric_matrix(
@@ -219,13 +318,59 @@ def metric_matrix(
 ) -> dict[str, np.ndarray]:
     """Every metric for every row of weights ``w`` (shape ``(resamples, rows)``).
 
-    With ``costs`` (classification), also ``expected_cost``: mean cost per row.
+    With ``costs`` (binary), also ``expected_cost``: mean cost per row. Multiclass
+    takes class indices and an ``(n, k)`` probability matrix.
     """
     y, s = _validate(y_true, y_score, task)
     w = np.atleast_2d(np.asarray(w, dtype=np.float64))
-    if task == "classification":
+    kind = task_for_metrics(task)
+    if kind == "binary":
         return _classification(w, y, s, threshold, costs)
+    if kind == "multiclass":
+        return _multiclass(w, y.astype(np.int64), s)
     return _regression(w, y, s)
+
+
+def metric_value(
+    y_true: Any, y_score: Any, metric: str, *, threshold: float = 0.5,
+    classes: Sequence[ClassLabel] | None = None,
+) -> float | None:
+    """One metric on these rows, None where it is undefined (one class for roc_auc).
+
+    The task follows the metric and the scores: regression metrics take values, an
+    ``(n, k)`` score matrix is multiclass (labels mapped through ``classes``), a vector
+    is binary (labels 0/1, or ``classes[1]`` the positive class).
+    """
+    if metric not in HIGHER_IS_BETTER:
+        raise UserInputError(
+            f"Unknown metric {metric!r}; use one of {', '.join(HIGHER_IS_BETTER)}.")
+    scores = np.asarray(y_score, dtype=np.float64)
+    ones = np.ones((1, len(scores)))
+    if metric in REGRESSION_METRICS:
+        values = metric_matrix(ones, np.asarray(y_true, dtype=np.float64), scores,
+                               task="regression")
+    elif scores.ndim == 2:  # without classes, the columns are classes 0..k-1
+        index, used = encode_labels(y_true, classes or list(range(scores.shape[1])))
+        if len(used) > scores.shape[1]:
+            scores = np.hstack([scores, np.zeros((len(scores), len(used) - scores.shape[1]))])
+        values = metric_matrix(ones, index, scores, task="multiclass")
+    else:
+        values = metric_matrix(ones, binary_labels(y_true, classes), scores, task="binary",
+                               threshold=threshold)
+    if metric not in values:
+        return None
+    value = float(values[metric][0])
+    return None if np.isnan(value) else value
+
+
+def binary_labels(y_true: Any, classes: Sequence[ClassLabel] | None = None) -> np.ndarray:
+    """A binary label as 0/1 floats: numbers as they are, else 1 for ``classes[1]``."""
+    values = np.asarray(y_true)
+    if classes is not None and len(classes) == 2 and not np.issubdtype(values.dtype, np.number):
+        positive = class_label(classes[1])
+        return np.asarray([class_label(v) == positive or str(v) == str(positive)
+                           for v in values.tolist()], dtype=np.float64)
+    return np.asarray(values, dtype=np.float64)
 
 
 def _blocks(n_boot: int, n: int) -> list[tuple[int, int]]:
@@ -243,6 +388,7 @@ def metrics_with_ci(
     confidence: float = 0.95,
     seed: int = 0,
     costs: Costs | None = None,
+    classes: Sequence[ClassLabel] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of several models' predictions on the same rows, with paired bootstrap CIs.
 
@@ -252,9 +398,13 @@ def metrics_with_ci(
     All models share the same resamples, so their intervals (and the interval
     of their difference, ``paired_deltas``) are comparable. Returns, per model
     name, ``{"metrics": {name: {"value", "lo", "hi"}}, "confusion": {...}}``
-    (confusion counts for classification).
+    (confusion counts for binary). Classification also gets ``classes``,
+    ``per_class`` (precision, recall, f1, support, predicted per class, keyed by the
+    class as text) and, multiclass, ``confusion_matrix`` (rows true, columns predicted,
+    in ``classes`` order). Multiclass labels are class indices into ``classes``.
     """
-    y = np.asarray(y_true, dtype=np.float64)
+    kind = task_for_metrics(task)
+    y = np.asarray(y_true, dtype=np.int64 if kind == "multiclass" else np.float64)
     n = len(y)
     ones = np.ones((1, n))
     out: dict[str, dict[str, Any]] = {}
@@ -265,10 +415,11 @@ def metrics_with_ci(
             for key, values in metric_matrix(
                 w, y, score, task=task, threshold=_for(threshold, model), costs=costs
             ).items():
-                samples[model].setdefault(key, []).append(values)
+                if not key.startswith("class_"):
+                    samples[model].setdefault(key, []).append(values)
     alpha = (1 - confidence) / 2
-    names = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-    if costs is not None and task == "classification":
+    names = metrics_for(kind)  # type: ignore[arg-type]
+    if costs is not None and kind == "binary":
         names = (*names, COST_METRIC)
     for model, score in scores.items():
         point = metric_matrix(
@@ -279,11 +430,67 @@ def metrics_with_ci(
         for name in names:
             metrics[name] = {"value": _num(point[name][0]), **_interval(boot.get(name), alpha)}
         entry: dict[str, Any] = {"n": n, "metrics": metrics}
-        if task == "classification":
+        if kind == "binary":
             entry["confusion"] = {k: int(point[k][0]) for k in ("tp", "fp", "tn", "fn")}
+            names_of = [class_label(c) for c in (classes or (0, 1))]
+            entry["classes"] = names_of
+            entry["per_class"] = _binary_table(entry["confusion"], names_of)
+        elif kind == "multiclass":
+            k = np.asarray(score).shape[1]
+            names_of = [class_label(c) for c in (classes or range(k))]
+            decided = np.argmax(np.asarray(score), axis=1)
+            matrix = np.bincount(y * k + decided, minlength=k * k).reshape(k, k)
+            entry["classes"] = names_of
+            entry["confusion_matrix"] = matrix.tolist()
+            entry["per_class"] = _table(names_of, point["class_tp"][0],
+                                        point["class_support"][0], point["class_predicted"][0])
+        else:
+            entry["residuals"] = residual_summary(y, np.asarray(score, dtype=np.float64))
         out[model] = entry
         out[model]["_boot"] = boot
     return out
+
+
+def residual_summary(y: np.ndarray, pred: np.ndarray, bins: int = 20) -> dict[str, Any]:
+    """Residuals (label - prediction) of a regression: mean, quantiles and a histogram,
+    what the model pages and ``ctloop models show`` draw instead of a confusion matrix."""
+    residual = y - pred
+    finite = residual[np.isfinite(residual)]
+    if finite.size == 0:
+        return {"n": 0}
+    quantiles = np.quantile(finite, [0.05, 0.25, 0.5, 0.75, 0.95])
+    counts, edges = np.histogram(finite, bins=bins)
+    return {
+        "n": int(finite.size),
+        "mean": float(finite.mean()),
+        "quantiles": {q: float(v) for q, v in zip(
+            ("p05", "p25", "p50", "p75", "p95"), quantiles.tolist(), strict=True)},
+        "histogram": {"edges": [float(e) for e in edges], "counts": counts.tolist()},
+    }
+
+
+def _table(
+    classes: Sequence[ClassLabel], tp: np.ndarray, support: np.ndarray, predicted: np.ndarray
+) -> dict[str, dict[str, float | int | None]]:
+    """Per-class precision, recall, f1 (None where undefined), support and predicted counts."""
+    rows: dict[str, dict[str, float | int | None]] = {}
+    for c, t, s, p in zip(classes, tp.tolist(), support.tolist(), predicted.tolist(), strict=True):
+        rows[str(c)] = {
+            "precision": t / p if p else None,
+            "recall": t / s if s else None,
+            "f1": 2 * t / (s + p) if s + p else None,
+            "support": int(s),
+            "predicted": int(p),
+        }
+    return rows
+
+
+def _binary_table(
+    confusion: dict[str, int], classes: Sequence[ClassLabel]
+) -> dict[str, dict[str, float | int | None]]:
+    tp, fp, tn, fn = (confusion[k] for k in ("tp", "fp", "tn", "fn"))
+    return _table(classes, np.array([tn, tp]), np.array([tn + fp, tp + fn]),
+                  np.array([tn + fn, tp + fp]))
 
 
 def _for(threshold: float | dict[str, float], model: str) -> float:

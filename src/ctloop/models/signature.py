@@ -394,6 +394,9 @@ def _check_numbers(spec: ColumnSpec, out: np.ndarray, what: str) -> np.ndarray:
         fractional = finite != np.floor(finite)
         if fractional.any():
             raise _bad(spec, what, float(finite[fractional][0]), "it is not a whole number")
+        outside = np.abs(finite) >= 2.0**63  # JSON integers past 64 bits arrive as floats
+        if outside.any():
+            raise _bad(spec, what, float(finite[outside][0]), "it is out of the int64 range")
     return out
 
 
@@ -437,6 +440,8 @@ def _conform_array(
                 f"{what}: column {spec.name!r} has NaN values, but it was never null in "
                 "training; send a value (or set allow_nulls = true in [ctloop.serving])."
             )
+        if kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max:
+            raise _bad(spec, what, int(values.max()), "it is out of the int64 range")
         if kind in "iu" and spec.type == "integer":
             return values.astype(np.int64, copy=False)
         return _check_numbers(spec, values.astype(np.float64, copy=False), what)

@@ -5,10 +5,20 @@ the same data and parameters give the same model file and hash. String
 columns are one-hot encoded for scikit-learn models and read as categoricals
 by LightGBM and XGBoost; missing values are left to the learners that handle
 them (and imputed for logistic regression).
+
+The task (binary, multiclass, regression) is declared or read off the label and the
+metric (:func:`ctloop.models.tasks.resolve_task`). Classifiers learn class indices
+``0..k-1`` of the sorted class labels (strings allowed), which the signature keeps in
+order (``signature.classes``), so every flavor's probability columns mean the same
+classes; a label that cannot train the task raises ``NotTrainable`` with the reason.
+Any scikit-learn classifier or regressor trains behind the same preprocessing: pass
+the estimator, or its dotted class name, as ``algorithm``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,19 +30,22 @@ import pandas as pd
 from ctloop.core.errors import UserInputError
 from ctloop.core.plugins import require
 from ctloop.models.flavors import as_categories, save_model
+from ctloop.models.metrics import encode_labels
 from ctloop.models.signature import Signature
+from ctloop.models.tasks import ClassLabel, Task, label_classes, resolve_task
 
 __all__ = ["ALGORITHMS", "TrainedModel", "fit_model", "summarize_training_data"]
 
-ALGORITHMS = ("logistic", "hist_gradient_boosting", "lightgbm", "xgboost")
+ALGORITHMS = ("logistic", "hist_gradient_boosting", "lightgbm", "xgboost", "catboost")
 # Algorithms that score missing values natively: their models accept nulls in every input.
-NATIVE_MISSING = frozenset({"hist_gradient_boosting", "lightgbm", "xgboost"})
+NATIVE_MISSING = frozenset({"hist_gradient_boosting", "lightgbm", "xgboost", "catboost"})
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "logistic": {"C": 1.0, "max_iter": 500},
     "hist_gradient_boosting": {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31},
     "lightgbm": {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31, "n_jobs": 1},
     "xgboost": {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 6, "n_jobs": 1},
+    "catboost": {"iterations": 100, "learning_rate": 0.1, "depth": 6},
 }
 """One thread by default: a loop fits many models beside other steps and services, and
 OpenMP threads spin-waiting for busy cores made a 100-tree LightGBM fit 10-25x slower
@@ -51,7 +64,7 @@ class TrainedModel:
 
     model: Any
     flavor: str
-    task: str
+    task: Task
     label: str
     algorithm: str
     params: dict[str, Any]
@@ -80,30 +93,35 @@ class TrainedModel:
 
 
 def _sklearn_estimator(
-    algorithm: str, task: str, params: dict[str, Any], strings: list[str], numbers: list[str]
+    algorithm: str, task: Task, params: dict[str, Any], strings: list[str], numbers: list[str]
 ) -> Any:
-    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import StandardScaler
 
-    encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    classify = task != "regression"
     if algorithm == "logistic":
-        numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-        if task == "classification":
+        numeric: Any = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        if classify:
             learner = LogisticRegression(**params)
         else:
             learner = LinearRegression(**{k: v for k, v in params.items() if k == "fit_intercept"})
     else:
         numeric = "passthrough"
-        cls = (
-            HistGradientBoostingClassifier
-            if task == "classification"
-            else HistGradientBoostingRegressor
-        )
+        cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
         learner = cls(**params)
+    return _behind_preprocessing(learner, numeric, strings, numbers)
+
+
+def _behind_preprocessing(learner: Any, numeric: Any, strings: list[str], numbers: list[str]
+                          ) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
     columns = ColumnTransformer(
         [("strings", encode, strings), ("numbers", numeric, numbers)],
         verbose_feature_names_out=False,
@@ -111,23 +129,72 @@ def _sklearn_estimator(
     return make_pipeline(columns, learner)
 
 
+def _custom_estimator(algorithm: Any, task: Task, params: dict[str, Any], seed: int) -> Any:
+    """A scikit-learn estimator given as an object or a dotted class name, checked for ``task``."""
+    from sklearn.base import clone, is_classifier, is_regressor
+
+    if isinstance(algorithm, str):
+        module, _, name = algorithm.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            raise UserInputError(
+                f"The 'algorithm' must be one of {ALGORITHMS} or the dotted name of a "
+                f"scikit-learn estimator class (sklearn.ensemble.RandomForestClassifier). "
+                f"Got {algorithm!r}."
+            ) from None
+        try:
+            estimator = cls(**params)
+        except TypeError as exc:
+            raise UserInputError(f"Cannot create {algorithm} with {params}: {exc}.") from None
+    else:
+        estimator = clone(algorithm).set_params(**params) if params else clone(algorithm)
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise UserInputError(
+            f"{type(estimator).__name__} is not a scikit-learn estimator (no fit/get_params)."
+        )
+    wanted = is_regressor if task == "regression" else is_classifier
+    if not wanted(estimator):
+        kind = "regressor" if task == "regression" else "classifier"
+        raise UserInputError(
+            f"A {task} task needs a scikit-learn {kind}; {type(estimator).__name__} is not one."
+        )
+    if "random_state" in estimator.get_params() and estimator.get_params()["random_state"] is None:
+        estimator.set_params(random_state=seed)
+    return estimator
+
+
+def _algorithm_name(algorithm: Any) -> str:
+    if isinstance(algorithm, str):
+        return algorithm
+    cls = type(algorithm)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def fit_model(
     data: pd.DataFrame,
     *,
     label: str,
     features: list[str],
-    algorithm: str = "hist_gradient_boosting",
+    algorithm: Any = "hist_gradient_boosting",
     params: dict[str, Any] | None = None,
     seed: int = 0,
-    task: str = "classification",
+    task: str | None = None,
+    metric: str | None = None,
+    classes: list[ClassLabel] | None = None,
 ) -> TrainedModel:
     """Fit ``algorithm`` on ``data[features]`` to predict ``data[label]``.
 
-    ``params`` override the algorithm's defaults; the seed is passed as the
-    library's ``random_state``. Returns the model with its signature, the full
-    parameters used, the fit time and a summary of the training data.
+    ``algorithm`` is one of :data:`ALGORITHMS`, a scikit-learn estimator, or its dotted
+    class name. ``task`` is binary, multiclass or regression (``classification`` reads as
+    binary); without it the label and ``metric`` decide. ``classes`` declares the class
+    labels (each must have rows). ``params`` override the algorithm's defaults; the seed
+    is passed as the library's ``random_state``. Returns the model with its signature
+    (task and classes included), the full parameters used, the fit time and a summary of
+    the training data. Raises ``NotTrainable`` when the label cannot train the task.
     """
-    if algorithm not in ALGORITHMS:
+    named = isinstance(algorithm, str) and algorithm in ALGORITHMS
+    if isinstance(algorithm, str) and not named and "." not in algorithm:
         raise UserInputError(f"The 'algorithm' must be one of {ALGORITHMS}. Got {algorithm!r}.")
     if label not in data.columns:
         raise UserInputError(
@@ -135,26 +202,40 @@ def fit_model(
         )
     if label in features:
         raise UserInputError(f"The label {label!r} cannot also be a feature.")
-    output = {"name": label, "type": "probability" if task == "classification" else "float"}
-    signature = Signature.from_frame(data, features, output,
-                                     handles_missing=algorithm in NATIVE_MISSING)
-    frame = signature.prepare(data, what="The training data")
-    y = data[label].to_numpy()
-    if pd.isna(y).any():
+    if data[label].isna().any():
         raise UserInputError(f"The label column {label!r} has missing values; drop them first.")
-    if task == "classification" and len(np.unique(y)) != 2:
-        raise UserInputError(
-            f"The label {label!r} must have exactly two classes for classification; "
-            f"got {len(np.unique(y))}."
-        )
-    used = {**_DEFAULTS[algorithm], **(params or {})}
+    kind = resolve_task(data[label], task=task, metric=metric, name=label)
+    known = label_classes(data[label], kind, name=label, classes=classes)
+    output = {"name": label, "type": "float" if kind == "regression" else "probability"}
+    native = named and algorithm in NATIVE_MISSING
+    signature = Signature.from_frame(data, features, output, handles_missing=native)
+    signature = dataclasses.replace(
+        signature, task=kind, classes=None if known is None else tuple(known))
+    frame = signature.prepare(data, what="The training data")
+    if known is None:
+        y = data[label].to_numpy(dtype=np.float64)
+    else:
+        y = encode_labels(data[label].to_numpy(), known)[0]
+    used = {**_DEFAULTS.get(str(algorithm), {}), **(params or {})} if named else dict(
+        params or {})
     strings = [c.name for c in signature.inputs if c.type == "string"]
     numbers = [c.name for c in signature.inputs if c.type != "string"]
     started = time.perf_counter()
-    if algorithm in ("logistic", "hist_gradient_boosting"):
-        if algorithm == "hist_gradient_boosting" or task == "classification":
+    if not named:
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        learner = _custom_estimator(algorithm, kind, used, seed)
+        used = {k: v for k, v in learner.get_params(deep=False).items()
+                if isinstance(v, str | int | float | bool | type(None))}
+        numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        model = _behind_preprocessing(learner, numeric, strings, numbers).fit(frame, y)
+        flavor = "sklearn"
+    elif algorithm in ("logistic", "hist_gradient_boosting"):
+        if algorithm == "hist_gradient_boosting" or kind != "regression":
             used.setdefault("random_state", seed)
-        model = _sklearn_estimator(algorithm, task, used, strings, numbers)
+        model = _sklearn_estimator(algorithm, kind, used, strings, numbers)
         model.fit(frame, y)
         flavor = "sklearn"
     elif algorithm == "lightgbm":
@@ -163,23 +244,34 @@ def fit_model(
         if not {"force_row_wise", "force_col_wise"} & set(used):  # the caller's layout wins
             wide = len(features) > ROW_WISE_MAX_FEATURES
             fixed["force_col_wise" if wide else "force_row_wise"] = True
+        if kind == "multiclass":  # also with two classes: the booster answers (n, k)
+            fixed.update(objective="multiclass", num_class=len(known or ()))
         used = {**fixed, **used}
-        cls = lgb.LGBMClassifier if task == "classification" else lgb.LGBMRegressor
+        cls = lgb.LGBMRegressor if kind == "regression" else lgb.LGBMClassifier
         model = cls(**used).fit(as_categories(frame), y)
         flavor = "lightgbm"
+    elif algorithm == "catboost":  # the flavor owns CatBoost's own categorical handling
+        from ctloop.models.flavor_catboost import fit_catboost
+
+        model, used = fit_catboost(frame, y, task=kind, params=used, seed=seed,
+                                   categorical=strings)
+        flavor = "catboost"
     else:
         xgb = require("xgboost", "boost", "Training an XGBoost model")
-        used = {"random_state": seed, "tree_method": "hist", "enable_categorical": True, **used}
-        cls = xgb.XGBClassifier if task == "classification" else xgb.XGBRegressor
+        fixed = {"random_state": seed, "tree_method": "hist", "enable_categorical": True}
+        if kind == "multiclass":
+            fixed.update(objective="multi:softprob", num_class=len(known or ()))
+        used = {**fixed, **used}
+        cls = xgb.XGBRegressor if kind == "regression" else xgb.XGBClassifier
         model = cls(**used).fit(as_categories(frame), y)
         flavor = "xgboost"
     elapsed = time.perf_counter() - started
     return TrainedModel(
         model=model,
         flavor=flavor,
-        task=task,
+        task=kind,
         label=label,
-        algorithm=algorithm,
+        algorithm=_algorithm_name(algorithm),
         params=used,
         seed=seed,
         signature=signature,
@@ -215,4 +307,8 @@ def summarize_training_data(
         }
     if pd.api.types.is_numeric_dtype(data[label].dtype):
         summary["label_mean"] = float(data[label].mean())
+    if not pd.api.types.is_float_dtype(data[label].dtype) or data[label].nunique() <= top:
+        shares = data[label].value_counts(normalize=True, dropna=True).head(top)
+        summary["label_shares"] = {str(k): float(v) for k, v in sorted(
+            shares.items(), key=lambda kv: str(kv[0]))}
     return summary

@@ -23,11 +23,19 @@ to a moderate shift and overestimates it by 0.02-0.035 under a strong one. A
 concept shift is caught only when labels arrive, which is why the realised
 metric and the estimate's error are recorded beside it when labelled rows are
 in the window.
+
+Multiclass models are estimated the same way from their per-class probabilities
+(``estimate_multiclass``), calibrated one-vs-rest per class when the model stores
+maps (``class_calibration``): the expected per-class confusion counts give accuracy,
+macro and weighted F1 and the one-vs-rest AUC; the band draws each row's class from
+its probabilities. A regression has no probability to read an error from, so its
+estimate is refused with the reason (``check_estimable``), never silently skipped;
+decay on labels is its monitor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,24 +45,56 @@ import numpy as np
 from ctloop.core.errors import UserInputError
 from ctloop.models.calibration import Calibration, calibration_of
 from ctloop.models.metrics import Costs, metric_matrix
-from ctloop.monitoring.base import PredictionLog
+from ctloop.models.tasks import Task, normalize_task
 from ctloop.monitoring.monitors import MonitorResult, MonitorStatus, _window, served_rows
+from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.metadata.base import MetadataStore
 
-__all__ = ["ESTIMATED_METRICS", "Estimate", "check_estimated_performance", "estimate_performance"]
+__all__ = [
+    "ESTIMATED_METRICS",
+    "MULTICLASS_ESTIMATED",
+    "Estimate",
+    "check_estimable",
+    "check_estimated_performance",
+    "estimate_multiclass",
+    "estimate_performance",
+]
 
 ESTIMATED_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "expected_cost")
+MULTICLASS_ESTIMATED = ("accuracy", "macro_f1", "weighted_f1", "roc_auc")
 HIGHER = {
     "roc_auc": True,
     "accuracy": True,
     "precision": True,
     "recall": True,
     "f1": True,
+    "macro_f1": True,
+    "weighted_f1": True,
     "expected_cost": False,
 }
+
+
+def check_estimable(task: str, metric: str) -> str:
+    """``metric`` if a ``task`` model's ``metric`` can be estimated without labels, else one
+    line saying why not (a regression: no probabilities to read an error from)."""
+    from ctloop.models.tasks import normalize_task
+
+    kind = normalize_task(task)
+    if kind == "regression":
+        raise UserInputError(
+            f"A regression model's {metric} cannot be estimated without labels: it answers "
+            "values, not probabilities to read an expected error from. Monitor it with "
+            "decay on labels (rmse, mae) instead of the estimate."
+        )
+    allowed = MULTICLASS_ESTIMATED if kind == "multiclass" else ESTIMATED_METRICS
+    if metric not in allowed:
+        raise UserInputError(
+            f"Cannot estimate {metric!r} for a {kind} model; choose one of {allowed}."
+        )
+    return metric
 
 
 @dataclass(frozen=True)
@@ -154,6 +194,72 @@ def estimate_performance(
             None if value is None or not np.isfinite(value) else float(value), lo, hi
         )
     return out
+
+
+def estimate_multiclass(
+    proba: Any, *, calibrated: Any = None, n_sim: int = 200, confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """Estimated multiclass metrics of a window of (n, k) probabilities, with bands.
+
+    Expected counts per class c: TP = sum of p_c over rows decided c, FP = sum of
+    1 - p_c over them, FN = sum of p_c over the other rows. The band draws every row's
+    class from its probabilities ``n_sim`` times (seeded) and reads accuracy and F1
+    off each draw; the AUC (one-vs-rest, macro, probability-weighted) has a point only.
+    The model decides by ``proba`` (its answers); ``calibrated`` (the same rows through
+    the stored per-class maps) are the probabilities the labels are expected from.
+    """
+    raw = np.asarray(proba, dtype=np.float64)
+    if raw.ndim != 2 or raw.shape[0] == 0:
+        raise UserInputError("No per-class probabilities to estimate performance from.")
+    p = np.clip(raw if calibrated is None else np.asarray(calibrated, dtype=np.float64), 0, 1)
+    p = p / np.maximum(p.sum(axis=1, keepdims=True), np.finfo(np.float64).tiny)
+    n, k = p.shape
+    decided = np.argmax(raw, axis=1)
+    hit = np.zeros((n, k))
+    hit[np.arange(n), decided] = 1.0
+    tp = (p * hit).sum(axis=0)
+    predicted = hit.sum(axis=0)
+    support = p.sum(axis=0)
+    aucs = []
+    for c in range(k):
+        order, starts = _ordered(raw[:, c])
+        aucs.append(_expected_auc(p[order, c], starts))
+    finite = [a for a in aucs if np.isfinite(a)]
+    point = {
+        "accuracy": float(tp.sum() / n),
+        **_f1s(tp[None, :], support[None, :], predicted[None, :], n),
+        "roc_auc": float(np.mean(finite)) if len(finite) >= 2 else None,
+    }
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(p, axis=1)
+    draws = (rng.random((n_sim, n, 1)) > cumulative[None, :, :]).sum(axis=2)  # (n_sim, n)
+    draws = np.minimum(draws, k - 1)
+    drawn_tp = np.stack([np.bincount(d[d == decided], minlength=k) for d in draws])
+    drawn_support = np.stack([np.bincount(d, minlength=k) for d in draws])
+    sims = {"accuracy": drawn_tp.sum(axis=1) / n,
+            **_f1s(drawn_tp, drawn_support, np.broadcast_to(predicted, drawn_tp.shape), n)}
+    alpha = (1 - confidence) / 2
+    out = {}
+    for name, value in point.items():
+        band = sims.get(name)
+        lo = hi = None
+        if isinstance(band, np.ndarray):
+            lo, hi = (float(v) for v in np.quantile(band, [alpha, 1 - alpha]))
+        out[name] = Estimate(None if value is None else float(value), lo, hi)
+    return out
+
+
+def _f1s(tp: np.ndarray, support: np.ndarray, predicted: np.ndarray, n: int
+         ) -> dict[str, Any]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
+    present = (support + predicted) > 0
+    macro = (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    weighted = (support * f1).sum(axis=1) / n
+    if macro.shape[0] == 1:
+        return {"macro_f1": float(macro[0]), "weighted_f1": float(weighted[0])}
+    return {"macro_f1": macro, "weighted_f1": weighted}
 
 
 def _simulate(
@@ -267,7 +373,7 @@ def check_estimated_performance(
     model_name: str,
     *,
     manifest: Mapping[str, Any] | None = None,
-    metric: str = "roc_auc",
+    metric: str | None = None,
     baseline: float | None = None,
     max_drop: float = 0.05,
     min_rows: int = 200,
@@ -287,9 +393,15 @@ def check_estimated_performance(
     (the manifest is read from ``artifacts``).
     When at least ``min_labels`` rows of the window have labels, the realised
     metric and the estimate's error are recorded in ``details["realized"]``.
+    Without a ``metric``, the model's own (roc_auc for binary, accuracy for multiclass);
+    a regression model is refused (``check_estimable``).
     """
-    if metric not in ESTIMATED_METRICS:
-        raise UserInputError(f"Cannot estimate {metric!r}; choose one of {ESTIMATED_METRICS}.")
+    if manifest is not None:
+        check_estimable(str(manifest.get("task", "binary")), metric or "accuracy")
+    if metric is not None and metric not in HIGHER:
+        raise UserInputError(
+            f"Cannot estimate {metric!r}; choose one of {ESTIMATED_METRICS} (binary) or "
+            f"{MULTICLASS_ESTIMATED} (multiclass).")
     if max_drop < 0:
         raise UserInputError(f"max_drop must be >= 0. Got {max_drop!r}.")
     window = _window(start, end)
@@ -299,10 +411,9 @@ def check_estimated_performance(
     served_version = version
     if served_version is None and len(frame):
         served_version = int(frame["model_version"].mode().iloc[0])
-    higher = HIGHER[metric]
     details: dict[str, Any] = {
         "metric": metric,
-        "higher_is_better": higher,
+        "higher_is_better": HIGHER[metric] if metric else True,
         "max_drop": max_drop,
         "served_version": served_version,
     }
@@ -329,11 +440,21 @@ def check_estimated_performance(
             "no_data", None, None, f"only {len(frame)} served rows in the window, need {min_rows}"
         )
     if manifest is None or baseline is None:
-        record_manifest, record_baseline = _from_registry(
+        record_manifest, record_baseline, record_task = _from_registry(
             store, artifacts, model_name, served_version, metric
         )
         manifest = manifest if manifest is not None else record_manifest
         baseline = baseline if baseline is not None else record_baseline
+    else:
+        record_task = None
+    task = (normalize_task(str((manifest or {}).get("task") or "")) if (manifest or {}).get(
+        "task") else None) or record_task or "binary"
+    metric = check_estimable(task, metric or ("accuracy" if task == "multiclass" else "roc_auc"))
+    higher = HIGHER[metric]
+    details.update(metric=metric, higher_is_better=higher, task=task)
+    if task == "multiclass":
+        return _check_multiclass(frame, manifest, metric, baseline, max_drop, min_labels,
+                                 n_sim, details, result)
     metadata = dict((manifest or {}).get("metadata", {}))
     calibration = calibration_of(dict(manifest or {}))
     threshold = float(metadata.get("decision_threshold", 0.5))
@@ -389,20 +510,68 @@ def check_estimated_performance(
     return result("fired" if fired else "ok", estimate.value, limit, note)
 
 
+def _check_multiclass(
+    frame: Any, manifest: Mapping[str, Any] | None, metric: str, baseline: float | None,
+    max_drop: float, min_labels: int, n_sim: int, details: dict[str, Any],
+    result: Callable[..., MonitorResult],
+) -> MonitorResult:
+    """The multiclass estimate of a window, with the realised metric when labels arrived."""
+    from ctloop.models.metrics import metric_value
+    from ctloop.monitoring.monitors import logged_scores
+
+    proba = logged_scores(frame, "multiclass")
+    if proba is None:
+        return result("no_data", None, None,
+                      "the log holds no per-class probabilities for these rows")
+    maps = ((manifest or {}).get("metadata") or {}).get("class_calibration")
+    calibrated = None
+    if maps and len(maps) == proba.shape[1]:
+        from ctloop.models.calibration import apply_class_calibrations
+
+        calibrated = apply_class_calibrations(proba, maps)
+    estimates = estimate_multiclass(proba, calibrated=calibrated, n_sim=n_sim)
+    estimate = estimates[metric]
+    details["estimates"] = {k: v.to_dict() for k, v in estimates.items()}
+    details["calibrated"] = bool(maps)
+    details["band"] = [estimate.lo, estimate.hi]
+    classes = ((manifest or {}).get("signature") or {}).get("classes")
+    labelled = frame[frame["label"].notna()] if "label" in frame.columns else frame.iloc[:0]
+    if len(labelled) >= min_labels:
+        value = metric_value(labelled["label"].to_numpy(), logged_scores(labelled, "multiclass"),
+                             metric, classes=classes)
+        details["realized"] = {
+            "metric": metric, "value": value, "n_labels": len(labelled),
+            "error": None if estimate.value is None or value is None
+            else estimate.value - value,
+        }
+    if baseline is None:
+        return result("no_data", estimate.value, None,
+                      "no baseline: pass one or register an evaluated version")
+    limit = baseline - max_drop
+    if estimate.value is None:
+        return result("no_data", None, limit, f"{metric} is undefined on this window")
+    status: MonitorStatus = "fired" if estimate.value < limit else "ok"
+    return result(status, estimate.value, limit,
+                  "" if maps else "probabilities used uncalibrated (no calibration stored)")
+
+
 def _from_registry(
     store: MetadataStore | None,
     artifacts: ArtifactStore | None,
     model_name: str,
     version: int | None,
-    metric: str,
-) -> tuple[dict[str, Any] | None, float | None]:
-    """The served version's manifest and evaluated metric, as the registry keeps them."""
+    metric: str | None,
+) -> tuple[dict[str, Any] | None, float | None, Task | None]:
+    """The served version's manifest, evaluated metric and task, as the registry keeps them."""
     if store is None:
-        return None, None
+        return None, None, None
     from ctloop.registry import ModelRegistry
 
     registry = ModelRegistry(store)
     record = registry.get(f"{model_name}:{version}" if version is not None else model_name)
+    signature = (record.properties or {}).get("signature") or {}
+    task = normalize_task(signature["task"]) if signature.get("task") else None
+    metric = metric or ("accuracy" if task == "multiclass" else "roc_auc")
     try:
         baseline = record.properties["evaluation"]["overall"]["metrics"][metric]["value"]
     except (KeyError, TypeError):
@@ -410,4 +579,4 @@ def _from_registry(
     manifest = None
     if artifacts is not None:
         manifest = registry.load(f"{model_name}:{record.version}", artifacts).manifest
-    return manifest, baseline
+    return manifest, baseline, task

@@ -16,7 +16,6 @@ and rejected or failed requests (HTTP status 4xx/5xx) are left out.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
@@ -29,13 +28,14 @@ import numpy as np
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.data.stats import DatasetStatistics
-from ctloop.monitoring.base import PredictionLog
+from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.metadata.base import ArtifactRecord, MetadataStore
+    from ctloop.models.tasks import ClassLabel, Task
 
 __all__ = [
     "FEATURE_PREFIX",
@@ -45,10 +45,16 @@ __all__ = [
     "baseline_from_registry",
     "check_decay",
     "check_drift",
+    "check_output_drift",
+    "fires_word",
     "load_reference",
+    "logged_scores",
     "record_result",
+    "served_outputs",
     "served_rows",
     "serving_features",
+    "task_from_log",
+    "task_from_registry",
 ]
 
 FEATURE_PREFIX = "f_"
@@ -65,7 +71,7 @@ class MonitorResult:
     ``fired`` is ``status == "fired"``, kept for callers that only need that.
     """
 
-    kind: str  # "drift" | "decay" | "estimate" | "outliers" | "skew"
+    kind: str  # "drift" | "output_drift" | "decay" | "estimate" | "outliers" | "skew"
     model: str
     fired: bool
     value: float | None  # share of drifted features / the metric on labelled rows
@@ -95,7 +101,10 @@ class MonitorResult:
         span = f"{self.window.get('start') or '…'} → {self.window.get('end') or '…'}"
         if self.no_data:
             return f"{self.kind} {self.model}: {state}: {self.note}; n={self.n}; {span}"
-        if self.kind == "drift":
+        if self.kind == "output_drift":
+            body = (f"drifted: {', '.join(self.details.get('drifted', [])) or 'none'} of "
+                    f"{', '.join(self.details.get('columns', []))}")
+        elif self.kind == "drift":
             body = (f"{_fmt(self.value)} of features drifted (fires at {_fmt(self.threshold)})"
                     f"; drifted: {', '.join(self.details.get('drifted_features', [])) or 'none'}")
         elif self.kind in ("decay", "estimate"):
@@ -254,21 +263,104 @@ def _top_drifted(report: Any, k: int = 5) -> list[dict[str, Any]]:
     return rows[:k]
 
 
+# -- drift of what the model answered and of the labels ----------------------
+
+
+def served_outputs(frame: pd.DataFrame, task: Task,
+                   classes: list[ClassLabel] | None = None) -> pd.DataFrame:
+    """A log window's ``prediction`` and ``label`` as drift reads them, for every task.
+
+    Binary: P(positive) and the 0/1 label; regression: the values; multiclass: the
+    predicted class (the likeliest of the logged probabilities) and the label, as text.
+    A column the window cannot give (no probabilities, no labels yet) is left out.
+    """
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    if task == "multiclass":
+        scores = logged_scores(frame, "multiclass")
+        if scores is not None:
+            names = [str(c) for c in (classes or range(scores.shape[1]))]
+            if len(names) == scores.shape[1]:
+                out["prediction"] = np.asarray(names, dtype=object)[np.argmax(scores, axis=1)]
+    elif "prediction" in frame.columns:
+        out["prediction"] = frame["prediction"].to_numpy(dtype=np.float64)
+    result = pd.DataFrame(out, index=frame.index)
+    if "label" in frame.columns and frame["label"].notna().any():
+        labels = frame["label"]
+        result["label"] = (labels.map(lambda v: None if v is None or v != v else
+                                      str(v if not isinstance(v, float) or not v.is_integer()
+                                          else int(v)))
+                           if task == "multiclass" else labels.astype("float64"))
+    return result
+
+
+def check_output_drift(
+    log: PredictionLog,
+    model_name: str,
+    reference: pd.DataFrame,
+    *,
+    task: Task,
+    classes: list[ClassLabel] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    min_rows: int = 100,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> MonitorResult:
+    """Did the model's answers (or the labels) in ``[start, end)`` drift from ``reference``?
+
+    ``reference`` has ``prediction`` and/or ``label`` columns in :func:`served_outputs`'
+    form: the model's answers on its holdout, or an earlier window of the log
+    (``served_outputs(log.read(...), task, classes)``). Fires when either drifted, each
+    judged by ``compute_drift``'s default for its type (numbers: distance, classes:
+    their shares), so it means the same for every task.
+    """
+    from ctloop.data.drift import compute_drift
+
+    window = _window(start, end)
+    frame = served_rows(log.read(model_name=model_name, start=start, end=end, with_labels=True))
+    current = served_outputs(frame, task, classes)
+
+    def no_data(note: str, n: int = 0) -> MonitorResult:
+        return MonitorResult(kind="output_drift", model=model_name, fired=False, value=None,
+                             threshold=None, baseline=None, window=window, n=n, note=note,
+                             status="no_data")
+
+    shared = [c for c in ("prediction", "label") if c in current.columns
+              and c in reference.columns and current[c].notna().sum() >= min_rows]
+    if not shared:
+        return no_data(f"fewer than {min_rows} served answers or labels in the window that the "
+                       "reference also has", len(current))
+    report = compute_drift(reference[shared], current[shared], columns=shared, config=config,
+                           drift_share=1.0 / len(shared))
+    drifted = [f.column for f in report.tested if f.drifted]
+    details = {**report.summary(), "task": task, "columns": shared, "drifted": drifted}
+    return MonitorResult(
+        kind="output_drift", model=model_name, fired=bool(drifted),
+        value=report.share_drifted, threshold=1.0 / len(shared), baseline=None, window=window,
+        n=len(current), details=details, status="fired" if drifted else "ok",
+    )
+
+
 # -- decay ------------------------------------------------------------------
+
+
+def _registry_record(store: MetadataStore, model_name: str, version: int | None) -> Any:
+    """The version's registry record (default: the champion, else the latest)."""
+    from ctloop.registry import ModelRegistry
+
+    registry = ModelRegistry(store)
+    if version is not None:
+        return registry.get(f"{model_name}:{version}")
+    aliases = registry.aliases(model_name) if registry.versions(model_name) else {}
+    return registry.get(f"{model_name}@champion" if "champion" in aliases else model_name)
 
 
 def baseline_from_registry(
     store: MetadataStore, model_name: str, *, metric: str, version: int | None = None
 ) -> tuple[float, int]:
     """The metric recorded at evaluation for a version (default: champion, else latest)."""
-    from ctloop.registry import ModelRegistry
-
-    registry = ModelRegistry(store)
-    if version is not None:
-        record = registry.get(f"{model_name}:{version}")
-    else:
-        aliases = registry.aliases(model_name) if registry.versions(model_name) else {}
-        record = registry.get(f"{model_name}@champion" if "champion" in aliases else model_name)
+    record = _registry_record(store, model_name, version)
     try:
         value = record.properties["evaluation"]["overall"]["metrics"][metric]["value"]
     except (KeyError, TypeError):
@@ -281,11 +373,66 @@ def baseline_from_registry(
     return float(value), record.version
 
 
+def task_from_registry(
+    store: MetadataStore, model_name: str, version: int | None = None
+) -> tuple[Task | None, list[ClassLabel] | None]:
+    """The task and classes a registered version's signature records, (None, None) if none."""
+    from ctloop.models.tasks import normalize_task
+
+    try:
+        record = _registry_record(store, model_name, version)
+    except NotFound:
+        return None, None
+    signature = (record.properties or {}).get("signature") or {}
+    task = normalize_task(signature.get("task")) if signature.get("task") else None
+    classes = signature.get("classes")
+    return task, (list(classes) if classes else None)
+
+
+def task_from_log(labelled: pd.DataFrame) -> Task:
+    """The task a window's labelled rows imply: per-class probabilities multiclass, 0/1
+    labels binary, anything else regression."""
+    if "probabilities" in labelled.columns and labelled["probabilities"].notna().any():
+        return "multiclass"
+    labels = labelled["label"].dropna()
+    if labels.empty or set(np.unique(labels.to_numpy(dtype=object)).tolist()) <= {0, 1}:
+        return "binary"
+    if not all(isinstance(v, int | float | np.number) for v in labels.head(50).tolist()):
+        return "multiclass"
+    return "regression"
+
+
+def logged_scores(frame: pd.DataFrame, task: Task) -> np.ndarray | None:
+    """What the model answered per row in the shape metrics take: (n,) or, multiclass, (n, k)
+    from the ``probabilities`` column; None when the log holds no per-class probabilities."""
+    if task != "multiclass":
+        return frame["prediction"].to_numpy(dtype=np.float64)
+    if "probabilities" not in frame.columns or frame["probabilities"].isna().any():
+        return None
+    rows = [np.asarray(p, dtype=np.float64) for p in frame["probabilities"].tolist()]
+    if not rows or len({r.shape for r in rows}) != 1:
+        return None
+    return np.vstack(rows)
+
+
+def _class_indices(labels: pd.Series) -> bool:
+    """Whether labels are whole numbers, readable as class indices without the classes."""
+    return all(isinstance(v, int | float | np.number) and float(v).is_integer()
+               for v in labels.tolist())
+
+
+def fires_word(metric: str) -> str:
+    """``below`` or ``above``: where a decay threshold of ``metric`` lies from its baseline."""
+    from ctloop.models.tasks import higher_is_better
+
+    return "below" if higher_is_better(metric) else "above"
+
+
 def check_decay(
     log: PredictionLog,
     model_name: str,
     *,
-    metric: str = "roc_auc",
+    metric: str | None = None,
     baseline: float | None = None,
     max_drop: float = 0.05,
     min_labels: int = 200,
@@ -294,25 +441,31 @@ def check_decay(
     store: MetadataStore | None = None,
     version: int | None = None,
     threshold: float = 0.5,
+    classes: list[ClassLabel] | None = None,
 ) -> MonitorResult:
-    """Did ``metric`` on labelled predictions fall more than ``max_drop`` below ``baseline``?
+    """Did ``metric`` on labelled predictions get worse than ``baseline`` by more than ``max_drop``?
 
-    Without a ``baseline`` number, the evaluation recorded in the registry for
-    the version that served most of the window is the baseline.
+    "Worse" follows the metric: below the baseline for roc_auc or accuracy, above it for
+    rmse or log loss. Without a ``metric``, the model's own headline metric (its task's:
+    roc_auc, accuracy, rmse) is used. Without a ``baseline`` number, the evaluation
+    recorded in the registry for the version that served most of the window is the
+    baseline. Multiclass windows need the logged per-class ``probabilities`` and the
+    model's ``classes`` (default: the registry's signature) to read string labels.
     """
-    from ctloop.models.metrics import (
-        CLASSIFICATION_METRICS,
+    from ctloop.models.metrics import metric_value
+    from ctloop.models.tasks import (
         HIGHER_IS_BETTER,
-        metric_matrix,
+        check_metric,
+        default_metric,
+        task_of_metric,
     )
 
-    if metric not in HIGHER_IS_BETTER:
+    if metric is not None and metric not in HIGHER_IS_BETTER:
         raise UserInputError(
             f"Unknown metric {metric!r}. Use one of {', '.join(HIGHER_IS_BETTER)}."
         )
     if max_drop < 0:
         raise UserInputError(f"max_drop must be >= 0. Got {max_drop!r}.")
-    task = "classification" if metric in CLASSIFICATION_METRICS else "regression"
     window = _window(start, end)
     frame = served_rows(log.read(model_name=model_name, start=start, end=end, with_labels=True))
     labelled = frame[frame["label"].notna()]
@@ -321,12 +474,22 @@ def check_decay(
     served_version = version
     if served_version is None and len(labelled):
         served_version = int(labelled["model_version"].mode().iloc[0])
+    if store is None and baseline is None:
+        from ctloop.metadata import open_metadata_store
+
+        store = open_metadata_store()
+    task, known = (task_from_registry(store, model_name, served_version)
+                   if store is not None else (None, None))
+    classes = classes or known
+    if task is not None:
+        if metric is not None:
+            check_metric(task, metric, where=f"Model {model_name!r}: the metric")
+    else:
+        task = (task_of_metric(metric) if metric else None) or task_from_log(labelled)
+    metric = metric or default_metric(task)
     base_version = None
     if baseline is None:
-        if store is None:
-            from ctloop.metadata import open_metadata_store
-
-            store = open_metadata_store()
+        assert store is not None
         baseline, base_version = baseline_from_registry(
             store, model_name, metric=metric, version=served_version)
     higher = HIGHER_IS_BETTER[metric]
@@ -334,7 +497,7 @@ def check_decay(
     details: dict[str, Any] = {
         "metric": metric, "max_drop": max_drop, "higher_is_better": higher,
         "rows_logged": len(frame), "baseline_version": base_version,
-        "served_version": served_version,
+        "served_version": served_version, "task": task,
     }
 
     def result(fired: bool, value: float | None, note: str = "") -> MonitorResult:
@@ -345,11 +508,16 @@ def check_decay(
 
     if len(labelled) < min_labels:
         return result(False, None, f"only {len(labelled)} labelled rows, need {min_labels}")
-    y = labelled["label"].to_numpy(dtype=np.float64)
-    score = labelled["prediction"].to_numpy(dtype=np.float64)
-    ones = np.ones((1, len(y)))
-    value = float(metric_matrix(ones, y, score, task=task, threshold=threshold)[metric][0])
-    if math.isnan(value):
+    score = logged_scores(labelled, task)
+    if score is None:
+        return result(False, None, "the log holds no per-class probabilities for these rows")
+    if task == "multiclass" and classes is None and not _class_indices(labelled["label"]):
+        return result(False, None, "the model's classes are unknown (no registered signature): "
+                                   "pass classes to read its labels")
+    y = labelled["label"].to_numpy() if task == "multiclass" else labelled["label"].to_numpy(
+        dtype=np.float64)
+    value = metric_value(y, score, metric, threshold=threshold, classes=classes)
+    if value is None:
         return result(False, None, f"{metric} is undefined on these labels (one class only)")
     details["drop"] = (baseline - value) if higher else (value - baseline)
     fired = value < limit if higher else value > limit

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
-from ctloop.monitoring.base import PredictionLog
 from ctloop.monitoring.monitors import check_decay, check_drift, served_rows
+from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     from ctloop.metadata.base import MetadataStore
+    from ctloop.models.tasks import Task
 
 __all__ = ["WindowSignals", "monitor_timeline", "render_report"]
 
@@ -50,17 +51,22 @@ def monitor_timeline(
     *,
     reference: Any = None,
     manifest: Mapping[str, Any] | None = None,
-    metric: str = "roc_auc",
+    metric: str | None = None,
     windows: int = 12,
     start: datetime | None = None,
     end: datetime | None = None,
     min_rows: int = 100,
 ) -> list[WindowSignals]:
-    """Signals of ``windows`` equal windows spanning the log (or ``[start, end)``)."""
+    """Signals of ``windows`` equal windows spanning the log (or ``[start, end)``).
+
+    ``metric`` defaults to the model's own (:func:`report_metric`); a regression model
+    has no label-free estimate, so its windows chart the live metric only.
+    """
     from ctloop.monitoring.estimate import check_estimated_performance
 
     if windows < 1:
         raise UserInputError(f"windows must be at least 1. Got {windows!r}.")
+    metric, task = report_metric(log, model_name, manifest, metric, start=start, end=end)
     if reference is not None:  # once, not per window
         from ctloop.data.stats import DatasetStatistics, compute_statistics
         from ctloop.monitoring.monitors import load_reference
@@ -85,7 +91,7 @@ def monitor_timeline(
                 log, model_name, metric=metric, baseline=0.0, start=lo, end=hi, min_labels=min_rows
             )
             signals.live = decay.value
-            if manifest is not None:
+            if manifest is not None and task != "regression":
                 est = check_estimated_performance(
                     log,
                     model_name,
@@ -112,6 +118,24 @@ def monitor_timeline(
                 signals.outlier_rate = float(np.mean(scores >= 0.99))
         out.append(signals)
     return out
+
+
+def report_metric(
+    log: PredictionLog, model_name: str, manifest: Mapping[str, Any] | None,
+    metric: str | None, *, start: datetime | None = None, end: datetime | None = None,
+) -> tuple[str, Task]:
+    """The metric to chart (``metric``, else the model's own) and the model's task, from
+    the manifest when given, else from the logged labels and answers."""
+    from ctloop.models.tasks import default_metric, normalize_task, task_of_metric
+    from ctloop.monitoring.monitors import task_from_log
+
+    task = normalize_task(str(manifest["task"])) if manifest and manifest.get("task") else None
+    if task is None and metric is not None:
+        task = task_of_metric(metric)
+    if task is None:
+        frame = log.read(model_name=model_name, start=start, end=end, with_labels=True)
+        task = task_from_log(frame[frame["label"].notna()])
+    return metric or default_metric(task), task
 
 
 def firings(store: MetadataStore, model_name: str) -> list[tuple[datetime, str]]:
@@ -240,7 +264,10 @@ def render_report(
     marks: Sequence[tuple[datetime, str]] = (),
 ) -> str:
     """The page for ``timeline``, with ``marks`` (trigger firings) as vertical lines."""
+    from ctloop.models.tasks import better_word
+
     title = f"Monitoring of {model_name}"
+    direction = f"{better_word(metric)} is better"
     if not timeline:
         body = "<p class='empty'>No served rows in the log for this model.</p>"
     else:
@@ -257,7 +284,7 @@ def render_report(
                                                                         strict=True)]
 
         charts = [
-            _chart(f"{metric}: live (labelled rows) and estimated (no labels)",
+            _chart(f"{metric} ({direction}): live (labelled rows) and estimated (no labels)",
                    [series("live", "live", lambda w: w.live),
                     series("estimated", "estimated", lambda w: w.estimated)],
                    t0, t1, band=band, marks=marks),

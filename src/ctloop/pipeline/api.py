@@ -98,13 +98,16 @@ def resume(
     """Resume a failed or killed run from the steps that did not finish.
 
     The run continues on the runner it was started on unless ``runner`` says
-    otherwise; ``force`` resumes a run marked running on another host.
+    otherwise, with its own cache choice (a ``--no-cache`` run resumes uncached);
+    ``force`` resumes a run marked running on another host.
     """
     from ctloop.metadata import open_metadata_store
 
     settings = settings or load_settings(project)
     record = open_metadata_store(settings.metadata_url).get_run(run_id)
+    cache = record.executor.get("cache")  # the run's own choice (`ctloop run --no-cache`)
     engine = make_engine(settings, runner=runner or _resume_runner(record, settings),
-                         max_workers=max_workers, observer=observer)
+                         max_workers=max_workers, observer=observer,
+                         cache=cache if isinstance(cache, bool) else None)
     pipeline, _ = load_pipeline(record.source)
     return engine.resume(record.id, pipeline, force=force)

@@ -439,14 +439,17 @@ class Engine:
 
     # helpers ------------------------------------------------------------
     def _executor(self) -> dict[str, Any]:
-        """Who runs the run, and the runner spec a resume reopens (``tcp://...`` for Dask).
+        """Who runs the run, the runner spec a resume reopens (``tcp://...`` for Dask) and
+        whether steps may be cache hits.
 
         A password in a scheduler address is masked: the record never holds a secret.
         """
         from ctloop.core.secrets import mask_url
 
         spec = getattr(self.runner, "address", None) or self.runner.name
-        return {**capture_executor(self.runner.name), "runner_spec": mask_url(str(spec))}
+        # The cache choice is part of the run: a resume of a --no-cache run stays uncached.
+        return {**capture_executor(self.runner.name), "runner_spec": mask_url(str(spec)),
+                "cache": self.cache}
 
     def _record_outputs(
         self, spec: StepSpec, rec: StepRecord, result: TaskResult, ended: datetime

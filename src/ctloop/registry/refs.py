@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ctloop.core.errors import UserInputError
 from ctloop.metadata.base import MAX_VERSION, version_in_range
 
-__all__ = ["ModelRef", "parse_ref"]
+__all__ = ["ModelRef", "parse_ref", "parse_version_ref"]
 
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9][\w.\-]*)(?::(?P<version>\d+)|@(?P<alias>[\w.\-]+))?$")
 
@@ -48,3 +48,12 @@ def parse_ref(text: str) -> ModelRef:
         version=int(version) if version is not None else None,
         alias=match.group("alias"),
     )
+
+
+def parse_version_ref(text: str) -> ModelRef:
+    """``parse_ref``, reading ``NAME@3`` as version 3 (how level-2 commands write a version:
+    ``ctloop models test flights@3``); alias names are never all digits there."""
+    ref = parse_ref(text)
+    if ref.alias is not None and ref.alias.isdigit():
+        return ModelRef(ref.name, version=int(ref.alias))
+    return ref

@@ -1,42 +1,49 @@
-"""Log entries built off the request path, coalesced, handed to the request log in order.
+"""Request-log entries and the Arrow tables the writer builds from them, off the request path.
 
-A handler hands over an :class:`Entry` (arrays it already has, no per-row
-work). One thread drains the spool, groups the entries of one model version,
-route, protocol and status, builds one frame per group (and its outlier
-scores) and passes the batches to ``RequestLogger.submit``: the per-batch
-cost of frames is paid once per drain, not once per request. Each row keeps
-its own request's latency and time (:class:`RowwiseBatch`).
+A handler hands over an :class:`Entry`: the arrays it already has (typed model
+inputs, scores, decisions), no per-row work. The writer thread groups the
+entries of one model version, route, protocol and status and turns each group
+into one Arrow table column by column (NumPy arrays become Arrow arrays without
+a Python object per value), then spools it.
 
-Nothing is dropped: the spool is unbounded and drains in milliseconds; the
-request log's own durability window applies from the moment it receives a
-batch (the spool lingers ``linger`` seconds, 10 ms by default, before each
-drain so that a drain takes many requests at once). ``flush()`` returns
-once everything submitted so far reached the log and the log flushed;
-``close()`` drains, then closes the log.
+The table of a model version has a fixed schema: the first table built for a
+version fixes each column's type (``f_<input>``, ``e_<key>``, ``probabilities``)
+and later tables are cast to it. An entry that does not fit (a value of another
+type, arrays of the wrong length, an answer of an unexpected shape) cannot jam
+the log: its group is rebuilt entry by entry and whatever still fails goes to a
+quarantine table, with the reason, instead of the spool's normal chunks.
+
+Answers: a 1-d score per row is ``prediction`` (binary P(positive), a
+regression's value); an ``(n, k)`` array of class probabilities is
+``probabilities`` (a typed ``list<double>`` column in class order), with
+``prediction`` the winning class's probability and ``predicted_label`` its label
+(the model signature's classes, or the labels the handler passed).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from ctloop.core.errors import StoreError
-from ctloop.models.flavors import LoadedModel
-from ctloop.requestlog.records import PredictionRecord
-from ctloop.requestlog.writer import LogBatch, LogUnavailable, RequestLogger
+from ctloop.core.secrets import mask_secrets
 
-__all__ = ["Entry", "LogSpool", "RowwiseBatch", "coalesce"]
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-log = logging.getLogger("ctloop.serving")
+    from ctloop.models.flavors import LoadedModel
+
+__all__ = ["QUARANTINE", "Built", "Entry", "SchemaBook", "build_tables", "quarantine_table",
+           "table_quarantine"]
+
+log = logging.getLogger("ctloop.requestlog")
+
+QUARANTINE = "quarantine"
+_RECORD_CHARS = 4000  # what of an unwritable entry the quarantine keeps, as text
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Entry:
     ts: datetime
     latency_ms: float
     request_ids: list[str]
-    scores: np.ndarray
+    scores: np.ndarray  # (n,) or (n, k) class probabilities
     inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
     entity: Mapping[str, Sequence[Any] | np.ndarray] = field(default_factory=dict)
     row_ids: list[str | None] | None = None
@@ -59,218 +66,342 @@ class Entry:
     status: int = 200
     error: str = ""
     missing: tuple[str, ...] = ()
-    model: LoadedModel | None = None  # scores outliers, once per coalesced group
+    model: LoadedModel | None = None  # scores outliers, labels classes; once per group
+    labels: np.ndarray | Sequence[Any] | None = None  # predicted class labels, when known
+    outlier_scores: np.ndarray | None = None  # already scored (batch scoring), else by ``model``
+
+    @property
+    def rows(self) -> int:
+        return len(self.request_ids)
+
+    @property
+    def acknowledged(self) -> bool:
+        """An answer the caller gets as a success: it must be logged before it is lost."""
+        return self.status < 400
 
     def key(self) -> tuple[Any, ...]:
         return (self.model_name, self.model_version, self.route, self.protocol, self.served,
                 self.status, self.error, self.missing, tuple(self.inputs), tuple(self.entity),
-                self.decisions is None, id(self.model))
+                self.decisions is None, self.labels is None, np.ndim(self.scores),
+                self.outlier_scores is None, id(self.model))
 
 
-@dataclass(frozen=True)
-class RowwiseBatch(LogBatch):
-    """A ``LogBatch`` of several requests: per-row latency and time, records built fast."""
+class SchemaBook:
+    """The fixed column types of each model version's tables (first table wins)."""
 
-    latencies: np.ndarray | None = None
-    stamps: list[datetime] | None = None
+    def __init__(self) -> None:
+        self._types: dict[tuple[str, int], dict[str, pa.DataType]] = {}
 
-    def per_row(self) -> tuple[list[datetime], list[float]]:
-        """Each row's own request time and latency (read by the request log's table writer)."""
-        n = len(self.request_ids)
-        stamps = self.stamps if self.stamps is not None else [self.ts] * n
-        latencies = (self.latencies.tolist() if self.latencies is not None
-                     else [self.latency_ms] * n)
-        return stamps, latencies
+    def conform(self, model: str, version: int, columns: dict[str, pa.Array]) -> None:
+        """Cast ``columns`` to the version's types in place; new columns fix theirs."""
+        import pyarrow as pa
 
-    def records(self) -> list[PredictionRecord]:
-        n = len(self.request_ids)
-        features = _rows(self.features, n)
-        entity = _rows(self.entity, n)
-        row_ids = self.row_ids if self.row_ids is not None else [None] * n
-        decisions = self.decisions.tolist() if self.decisions is not None else [None] * n
-        outliers = (
-            self.outlier_scores.tolist() if self.outlier_scores is not None else [None] * n
-        )
-        latencies = self.latencies.tolist() if self.latencies is not None else [self.latency_ms] * n
-        stamps = self.stamps if self.stamps is not None else [self.ts] * n
-        predictions = self.predictions.tolist()
-        return [
-            PredictionRecord(
-                request_id=rid, model_name=self.model_name, model_version=self.model_version,
-                route=self.route, ts=ts, prediction=p, features=f, entity=e, latency_ms=lat,
-                served=self.served, status=self.status, error=self.error,
-                protocol=self.protocol, row_id=row_id,
-                decision=None if d is None else int(d),
-                outlier_score=None if o is None else float(o), missing=self.missing,
-            )
-            for rid, p, f, e, row_id, d, o, lat, ts in zip(
-                self.request_ids, predictions, features, entity, row_ids, decisions, outliers,
-                latencies, stamps, strict=True,
-            )
-        ]
+        known = self._types.setdefault((model, version), {})
+        for name, array in columns.items():
+            want = known.get(name)
+            if want is None or pa.types.is_null(want):
+                if not pa.types.is_null(array.type) or want is None:
+                    known[name] = array.type
+            elif array.type != want:
+                try:
+                    columns[name] = array.cast(want)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                    raise ValueError(
+                        f"column {name} of {model} v{version} is {want}, these values are "
+                        f"{array.type} ({exc})") from exc
+
+    def forget(self, model: str, version: int) -> None:
+        self._types.pop((model, version), None)
 
 
-def _rows(frame: pd.DataFrame, n: int) -> list[dict[str, Any]]:
-    """Plain per-row dicts (NaN and NaT as None) from a frame, column by column."""
-    if not len(frame.columns):
-        return [{} for _ in range(n)]
-    names = list(frame.columns)
-    columns = []
-    for name in names:
-        values = frame[name].to_numpy()
-        if values.dtype.kind in "fcmM":
-            mask = pd.isna(values)
-            if mask.any():
-                values = values.astype(object)
-                values[mask] = None
-        elif values.dtype == object:
-            mask = pd.isna(values)
-            if mask.any():
-                values = values.copy()
-                values[mask] = None
-        if values.dtype.kind == "M":
-            values = np.asarray(pd.Series(values).dt.to_pydatetime(), dtype=object)
-        columns.append(values.tolist())
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+@dataclass
+class Built:
+    """What one drain became: tables to spool (one per group) and the quarantined entries."""
+
+    tables: list[pa.Table] = field(default_factory=list)
+    quarantined: list[tuple[Entry, str]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(t.num_rows for t in self.tables)
 
 
-def coalesce(entries: Sequence[Entry]) -> list[LogBatch]:
-    """One batch per group of entries that share model version, route, protocol and status."""
+def build_tables(entries: Sequence[Entry], book: SchemaBook) -> Built:
+    """One table per group of entries; entries that cannot be written are set aside."""
     groups: dict[tuple[Any, ...], list[Entry]] = {}
     for entry in entries:
         groups.setdefault(entry.key(), []).append(entry)
-    return [_batch(group) for group in groups.values()]
+    built = Built()
+    for group in groups.values():
+        try:
+            built.tables.append(_group_table(group, book))
+            continue
+        except Exception as exc:  # find the entry that does not fit; the others go on
+            if len(group) == 1:
+                built.quarantined.append((group[0], _reason(exc)))
+                continue
+        for entry in group:
+            try:
+                built.tables.append(_group_table([entry], book))
+            except Exception as exc:
+                built.quarantined.append((entry, _reason(exc)))
+    return built
 
 
-def _batch(group: list[Entry]) -> LogBatch:
+def _reason(exc: Exception) -> str:
+    return mask_secrets(f"{type(exc).__name__}: {exc}")[:1000]
+
+
+def _group_table(group: list[Entry], book: SchemaBook) -> pa.Table:
+    import pyarrow as pa
+
+    from ctloop.requestlog.tables import base_types
+
     first = group[0]
-    sizes = [len(e.request_ids) for e in group]
-    frame = pd.DataFrame(
-        {name: np.concatenate([e.inputs[name] for e in group]) for name in first.inputs}
-    )
-    entity = pd.DataFrame(
-        {name: [v for e in group for v in e.entity[name]] for name in first.entity},
-        index=frame.index if len(first.inputs) else None,
-    )
-    if not len(first.inputs):
-        frame = pd.DataFrame(index=range(sum(sizes)))
-        entity = entity if len(first.entity) else frame[[]]
-    outliers = None
-    if first.model is not None and len(frame.columns):
-        outliers = first.model.outlier_scores(frame)
-    row_ids = None
+    sizes = np.array([e.rows for e in group], dtype=np.int64)
+    n = int(sizes.sum())
+    types = base_types()
+    scores = _stack([np.asarray(e.scores) for e in group], sizes, "scores")
+    columns: dict[str, pa.Array] = {
+        "request_id": pa.array([r for e in group for r in e.request_ids], pa.string()),
+        "model_name": _const(first.model_name, n, types["model_name"]),
+        "model_version": _const(int(first.model_version), n, types["model_version"]),
+        "route": _const(first.route, n, types["route"]),
+        "ts": pa.array(np.repeat(np.array([_micros(e.ts) for e in group], dtype=np.int64),
+                                 sizes)).view(types["ts"]),
+    }
+    extra: dict[str, pa.Array] = {}
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("the answer's scores are not numbers, one or one per class for each "
+                         f"row ({type(exc).__name__}: {exc})") from exc
+    if scores.ndim == 1:
+        columns["prediction"] = pa.array(scores, pa.float64(), from_pandas=True)
+    elif scores.ndim == 2:
+        probs = np.ascontiguousarray(scores)
+        columns["prediction"] = pa.array(probs.max(axis=1) if probs.shape[1] else
+                                         np.full(n, np.nan), pa.float64(), from_pandas=True)
+        offsets = pa.array(np.arange(n + 1, dtype=np.int32) * probs.shape[1])
+        extra["probabilities"] = pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1)))
+        labels = _labels(group, probs, sizes)
+        if labels is not None:
+            extra["predicted_label"] = labels
+    else:
+        raise ValueError(f"an answer of shape {scores.shape} has no log column; "
+                         "expected (rows,) or (rows, classes)")
+    columns["latency_ms"] = pa.array(np.repeat(
+        np.array([e.latency_ms for e in group], dtype=np.float64), sizes))
+    columns["served"] = _const(bool(first.served), n, types["served"])
+    columns["status"] = _const(int(first.status), n, types["status"])
+    columns["error"] = _const(mask_secrets(first.error) if first.error else "", n,
+                              types["error"])
+    columns["protocol"] = _const(first.protocol, n, types["protocol"])
     if any(e.row_ids is not None for e in group):
-        row_ids = [r for e, n in zip(group, sizes, strict=True)
-                   for r in (e.row_ids if e.row_ids is not None else [None] * n)]
-    return RowwiseBatch(
-        model_name=first.model_name, model_version=first.model_version, route=first.route,
-        ts=first.ts, request_ids=[r for e in group for r in e.request_ids],
-        predictions=np.concatenate([e.scores for e in group]), features=frame, entity=entity,
-        latency_ms=max(e.latency_ms for e in group), served=first.served, status=first.status,
-        error=first.error, protocol=first.protocol, row_ids=row_ids,
-        decisions=None if first.decisions is None else np.concatenate(
-            [e.decisions for e in group if e.decisions is not None]),
-        outlier_scores=outliers, missing=first.missing,
-        latencies=np.repeat([e.latency_ms for e in group], sizes),
-        stamps=[e.ts for e, n in zip(group, sizes, strict=True) for _ in range(n)],
-    )
+        columns["row_id"] = pa.array(
+            [None if r is None else str(r) for e in group
+             for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)], pa.string())
+    else:
+        columns["row_id"] = pa.nulls(n, pa.string())
+    if first.decisions is not None:
+        decisions = _stack([np.asarray(e.decisions) for e in group
+                            if e.decisions is not None], sizes, "decisions")
+        columns["decision"] = pa.array(decisions, from_pandas=True).cast(types["decision"])
+    else:
+        columns["decision"] = pa.nulls(n, types["decision"])
+    columns["outlier_score"] = _outliers(group, n)
+    names = pa.array(list(first.missing) * n, pa.string())
+    columns["missing"] = pa.ListArray.from_arrays(
+        pa.array(np.arange(n + 1, dtype=np.int32) * len(first.missing)), names)
+    for name in first.inputs:
+        extra[f"f_{name}"] = _values([e.inputs[name] for e in group], sizes, f"input {name!r}")
+    for name in first.entity:
+        extra[f"e_{name}"] = _values([e.entity[name] for e in group], sizes, f"key {name!r}")
+    book.conform(first.model_name, int(first.model_version), extra)
+    columns.update(extra)
+    return pa.table(columns)
 
 
-class LogSpool:
-    """An unbounded FIFO of log entries in front of a ``RequestLogger``."""
+def _const(value: object, n: int, kind: pa.DataType) -> pa.Array:
+    import pyarrow as pa
 
-    def __init__(self, target: RequestLogger, *, linger: float = 0.01,
-                 max_backlog: int = 50_000) -> None:
-        self.target = target
-        self.linger = linger
-        self.max_backlog = max_backlog
-        self.entries = 0
-        self.failed = 0
-        self.waits = 0
-        self._queue: deque[Entry] = deque()
-        self._cond = threading.Condition()
-        self._busy = False
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="ctloop-log-spool", daemon=True)
-        self._thread.start()
+    return pa.repeat(pa.scalar(value, kind), n)
 
-    @property
-    def written(self) -> int:
-        return int(getattr(self.target, "written", 0))
 
-    @property
-    def dropped(self) -> int:
-        return int(getattr(self.target, "dropped", 0))
+def _micros(ts: datetime) -> int:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return (ts - _EPOCH) // _MICRO
 
-    def submit(self, entries: Sequence[Entry]) -> None:
-        """Queue one request's log entries; ``LogUnavailable`` (503) when far behind, never drops.
 
-        Refusing here, before the answer is sent, means nothing unlogged is acknowledged.
-        """
-        if len(self._queue) > self.max_backlog:
-            raise LogUnavailable(
-                f"The request log is {len(self._queue)} requests behind; retry shortly."
-            )
-        with self._cond:
-            was_empty = not self._queue
-            self._queue.extend(entries)
-            if was_empty:
-                self._cond.notify()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if not self._queue and self._closing:
-                    return
-                self._busy = True
-            if self.linger and not self._closing:
-                time.sleep(self.linger)  # let a few more requests join this drain
-            with self._cond:
-                entries = list(self._queue)
-                self._queue.clear()
-                self._busy = True
+
+def _stack(arrays: list[np.ndarray], sizes: np.ndarray, what: str) -> np.ndarray:
+    for array, size in zip(arrays, sizes.tolist(), strict=True):
+        if array.ndim == 0 or len(array) != size:
+            raise ValueError(f"{what} hold {array.shape} values for {size} rows")
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _values(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray, what: str) -> pa.Array:
+    """One typed column of the group's values (NaN and NaT as nulls, as pandas means)."""
+    import pyarrow as pa
+
+    arrays = [p if isinstance(p, np.ndarray) else np.asarray(p, dtype=object) for p in parts]
+    values = _stack(arrays, sizes, what)
+    if values.ndim != 1:
+        raise ValueError(f"{what} holds {values.ndim}-d values; the log keeps one per row")
+    kind = values.dtype.kind
+    if kind == "f":  # NaN as null, as pandas means; no pandas round trip
+        mask = np.isnan(values)
+        return pa.array(values, mask=mask if mask.any() else None)
+    if kind in "iub":
+        return pa.array(values)
+    if kind in "US":
+        return pa.array(values.astype(object), pa.string())
+    if kind == "O":
+        try:
+            return pa.array(values)  # None is null; strings, ints, floats as they are
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return pa.array(values, from_pandas=True)
+
+
+def _labels(group: list[Entry], probs: np.ndarray, sizes: np.ndarray) -> pa.Array | None:
+    import pyarrow as pa
+
+    first = group[0]
+    if first.labels is not None:
+        given = _stack([np.asarray(e.labels, dtype=object) for e in group], sizes, "labels")
+        return pa.array([None if v is None else str(v) for v in given.tolist()], pa.string())
+    classes = _classes(first.model)
+    if classes is None or len(classes) != probs.shape[1]:
+        return None
+    names = np.array([str(c) for c in classes], dtype=object)
+    return pa.array(names[probs.argmax(axis=1)], pa.string())
+
+
+def _classes(model: LoadedModel | None) -> list[Any] | None:
+    signature = getattr(model, "signature", None)
+    classes = getattr(signature, "classes", None)
+    return list(classes) if classes else None
+
+
+def _outliers(group: list[Entry], n: int) -> pa.Array:
+    """Outlier scores of the group's rows when the model keeps a detector (else nulls)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if group[0].outlier_scores is not None:
+        sizes = np.array([e.rows for e in group], dtype=np.int64)
+        given = _stack([np.asarray(e.outlier_scores, dtype=np.float64) for e in group
+                        if e.outlier_scores is not None], sizes, "outlier scores")
+        return pa.array(given, pa.float64(), from_pandas=True)
+    model = group[0].model
+    if model is None or not group[0].inputs or getattr(model, "_outlier_detector", None) is None:
+        return pa.nulls(n, pa.float64())
+    names = list(group[0].inputs)
+    frame = pd.DataFrame({k: np.concatenate([np.asarray(e.inputs[k]) for e in group])
+                          for k in names})
+    try:
+        scores = model.outlier_scores(frame)
+    except Exception as exc:  # a detector that cannot score these rows: the rows still log
+        log.debug("outlier scores failed: %s", exc)
+        return pa.nulls(n, pa.float64())
+    if scores is None:
+        return pa.nulls(n, pa.float64())
+    return pa.array(np.asarray(scores, dtype=np.float64), pa.float64())
+
+
+def quarantine_table(items: Sequence[tuple[Entry, str]]) -> pa.Table:
+    """Entries that could not be written, one row per request row, with the reason and text."""
+    import pyarrow as pa
+
+    from ctloop.requestlog.tables import base_types
+
+    types = base_types()
+    rows: dict[str, list[Any]] = {k: [] for k in (
+        "request_id", "model_name", "model_version", "route", "ts", "protocol", "served",
+        "status", "error", "reason", "record")}
+    for entry, reason in items:
+        ids = list(entry.request_ids) or [""]
+        text = _describe(entry)
+        for rid in ids:
+            rows["request_id"].append(str(rid))
+            rows["model_name"].append(str(entry.model_name))
+            rows["model_version"].append(_int(entry.model_version))
+            rows["route"].append(str(entry.route))
+            rows["ts"].append(entry.ts if isinstance(entry.ts, datetime) else None)
+            rows["protocol"].append(str(entry.protocol))
+            rows["served"].append(bool(entry.served))
+            rows["status"].append(_int(entry.status))
+            rows["error"].append(mask_secrets(str(entry.error)))
+            rows["reason"].append(reason)
+            rows["record"].append(text)
+    kinds = {**types, "reason": pa.string(), "record": pa.string()}
+    table = pa.table({k: pa.array(v, kinds[k]) for k, v in rows.items()})
+    return table.replace_schema_metadata({"ctloop.kind": QUARANTINE})
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _describe(entry: Entry) -> str:
+    """The entry as text for a person reading the quarantine (secrets masked, cut short)."""
+    parts = {
+        "scores": _short(entry.scores), "inputs": {k: _short(v) for k, v in entry.inputs.items()},
+        "entity": {k: _short(v) for k, v in entry.entity.items()},
+        "decisions": _short(entry.decisions), "labels": _short(entry.labels),
+        "row_ids": _short(entry.row_ids), "latency_ms": entry.latency_ms,
+    }
+    return mask_secrets(repr(parts))[:_RECORD_CHARS]
+
+
+def _short(value: object) -> str:
+    try:
+        text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    except Exception as exc:  # a value that cannot even be shown
+        text = f"<unprintable {type(value).__name__}: {exc}>"
+    return text[:500]
+
+
+def table_quarantine(table: pa.Table, exc: Exception) -> pa.Table:
+    """A built table the spool refused, as quarantine rows (text)."""
+    import pyarrow as pa
+
+    from ctloop.requestlog.tables import base_types
+
+    reason = f"{type(exc).__name__}: {exc}"[:1000]
+    n = table.num_rows
+    text = [str(r)[:4000] for r in _rows_as_text(table)]
+
+    def column(name: str, kind: pa.DataType) -> pa.Array:
+        if name in table.column_names:
             try:
-                self._hand_over(coalesce(entries))
-                self.entries += len(entries)
-            except Exception:  # the log must never take the server down
-                self.failed += len(entries)
-                log.exception("handing %d entries to the request log failed", len(entries))
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+                return table[name].combine_chunks().cast(kind)
+            except Exception:
+                pass
+        return pa.nulls(n, kind)
 
-    def _hand_over(self, batches: list[LogBatch]) -> None:
-        """Submit, waiting out a request log that is behind (it raises after its max wait)."""
-        while True:
-            try:
-                self.target.submit(batches)
-                return
-            except StoreError:
-                if self._closing and not self._thread.is_alive():
-                    raise
-                self.waits += 1
-                time.sleep(0.05)
+    types = base_types()
+    out = pa.table({
+        **{k: column(k, types[k]) for k in ("request_id", "model_name", "model_version",
+                                             "route", "ts", "protocol", "served", "status",
+                                             "error")},
+        "reason": pa.array([reason] * n, pa.string()),
+        "record": pa.array(text, pa.string()),
+    })
+    return out.replace_schema_metadata({"ctloop.kind": QUARANTINE})
 
-    def backlog(self) -> int:
-        """Entries not yet handed to the request log."""
-        return len(self._queue)
 
-    def drain(self, timeout: float = 30.0) -> None:
-        """Wait until every entry submitted so far reached the request log."""
-        with self._cond:
-            self._cond.wait_for(lambda: not self._queue and not self._busy, timeout=timeout)
-
-    def flush(self) -> None:
-        """Everything submitted so far is in the log and flushed."""
-        self.drain()
-        self.target.flush()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join(timeout=30)
-        self.target.close()
+def _rows_as_text(table: pa.Table) -> list[object]:
+    try:
+        return list(table.to_pylist())
+    except Exception as exc:
+        return [f"<unreadable row: {exc}>"] * table.num_rows

@@ -32,17 +32,17 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import unquote, urlparse
 
 from ctloop.core.errors import ConfigError, CtloopError, StoreError, UserInputError
+from ctloop.requestlog.entries import QUARANTINE, table_quarantine
 from ctloop.requestlog.records import PredictionLog, PredictionRecord
 from ctloop.requestlog.segments import (
     COMPACTOR,
@@ -70,6 +70,7 @@ __all__ = [
     "BASE_COLUMNS",
     "LogOptions",
     "ParquetPredictionLog",
+    "QuarantineSummary",
     "SegmentedPredictionLog",
     "open_prediction_log",
     "records_to_table",
@@ -78,6 +79,7 @@ __all__ = [
 log = logging.getLogger("ctloop.monitoring")
 
 _INDEX_FILE = "index.db"
+_TEMP = ".tmp"  # under the spool root; orphaned_spools skips hidden names
 _SCAN = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
 _MODEL_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -95,7 +97,12 @@ class LogOptions:
     ``retention_days``: segments whose newest row is older are deleted by
     maintenance (0: keep forever); ``compact_interval``: seconds between
     maintenance rounds in a writer (0: only when asked); ``fsync``: make every
-    write-ahead chunk durable against power loss too.
+    write-ahead chunk durable against power loss too; ``window_rows``: at most
+    this many acknowledged rows are held in memory before they are spooled
+    (past that the service answers 503; within ``window_ms``, 100 ms, while the
+    writer keeps up, see :mod:`ctloop.requestlog.writer`); ``log_failure``:
+    ``"refuse"`` (503 while the spool cannot be written) or ``"serve"``
+    (answer, count the rows as unlogged, health degraded).
     """
 
     url: str = ""
@@ -106,6 +113,8 @@ class LogOptions:
     compact_interval: float = 600.0
     compact_rows: int = 1_000_000
     fsync: bool = True
+    window_rows: int = 10_000
+    log_failure: str = "refuse"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LogOptions:
@@ -125,6 +134,7 @@ class LogOptions:
             for name in ("publish_interval", "retention_days", "compact_interval"):
                 object.__setattr__(opts, name, float(getattr(opts, name)))
             object.__setattr__(opts, "compact_rows", int(opts.compact_rows))
+            object.__setattr__(opts, "window_rows", int(opts.window_rows))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"The [ctloop.prediction_log] table is invalid: {exc}.") from None
         if opts.publish_interval <= 0 or opts.publish_interval > 60:
@@ -132,6 +142,14 @@ class LogOptions:
                 "publish_interval in [ctloop.prediction_log] must be in (0, 60] seconds. "
                 f"Got {opts.publish_interval!r}."
             )
+        if opts.window_rows < 1:
+            raise ConfigError(
+                "window_rows in [ctloop.prediction_log] must be an int >= 1. "
+                f"Got {opts.window_rows!r}."
+            )
+        from ctloop.requestlog.writer import check_log_failure
+
+        check_log_failure(opts.log_failure)
         if opts.index not in ("", "metadata", "local"):
             raise ConfigError(
                 f"index in [ctloop.prediction_log] must be 'metadata' or 'local'. "
@@ -226,6 +244,16 @@ def _writer_id() -> str:
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+class QuarantineSummary(TypedDict):
+    """Rows of one model version set aside for one reason (``ctloop predictions status``)."""
+
+    model_name: str | None
+    model_version: int | None
+    reason: str
+    rows: int
+    last: str | None
+
+
 class SegmentedPredictionLog(PredictionLog):
     """Append-only prediction log: spooled locally, published as indexed segments."""
 
@@ -265,6 +293,8 @@ class SegmentedPredictionLog(PredictionLog):
         self._closed = False
         self.published_rows = 0
         self.publish_failures = 0
+        self.bad_chunks = 0
+        _remove_dead_temp_files(self.spool_root / _TEMP)
         if self.root is not None:  # parts of the log before segments: index them once
             from ctloop.requestlog.legacy import adopt_legacy_parts
 
@@ -372,8 +402,12 @@ class SegmentedPredictionLog(PredictionLog):
         return total
 
     def _publish_spool(self, spool: Spool) -> int:
-        import pyarrow.compute as pc
+        """Chunks -> one segment per model version (+ one quarantine segment), indexed.
 
+        A chunk that cannot be read, or rows that cannot be written as parquet,
+        are set aside (the chunk renamed ``*.bad``, the rows quarantined) so they
+        never hold back the rest; a backend that is down raises (retried later).
+        """
         done = self.index.published_seq(spool.writer)
         chunks = [(seq, path) for seq, path in spool.chunks()]
         spool.remove(done)  # published before a crash, not yet deleted
@@ -381,16 +415,44 @@ class SegmentedPredictionLog(PredictionLog):
         if not chunks:
             return 0
         first, last = chunks[0][0], chunks[-1][0]
-        table = concat_tables([read_chunk(path) for _, path in chunks])
+        parts: dict[tuple[str, int | None], list[pa.Table]] = {}
+        quarantine: list[pa.Table] = []
+        for _, path in chunks:
+            try:
+                table = read_chunk(path)
+            except Exception as exc:  # a torn or corrupt chunk: keep it aside, go on
+                self.bad_chunks += 1
+                log.error("request log chunk %s cannot be read (%s); renamed *.bad", path, exc)
+                path.rename(path.with_suffix(".bad"))
+                continue
+            if _kind(table) == QUARANTINE:
+                quarantine.append(table)
+                continue
+            for (model, version), part in _split(table):
+                parts.setdefault((model, version), []).append(part)
+        name = f"{spool.writer}-{first:012d}-{last:012d}"
         segments = []
-        for model in pc.unique(table["model_name"]).to_pylist():
-            part = table.filter(pc.equal(table["model_name"], model))
-            name = f"{spool.writer}-{first:012d}-{last:012d}.parquet"
-            key = f"predictions/model={safe_model_folder(model)}/{name}"
-            segments.append(self.upload(part, key, "predictions", model, spool.writer))
+        rows = 0
+        for (model, version), tables in parts.items():
+            key = (f"predictions/model={safe_model_folder(model)}/{name}"
+                   f"{'' if version is None else f'-v{version}'}.parquet")
+            part = concat_tables(tables)
+            try:
+                segments.append(self.upload(part, key, "predictions", model, spool.writer))
+                rows += part.num_rows
+            except (CtloopError, OSError):  # the backend or the local disk: retried later
+                raise
+            except Exception as exc:  # rows parquet cannot hold: quarantined, not retried
+                log.exception("request log rows of %s cannot be written; quarantined", model)
+                quarantine.append(table_quarantine(part, exc))
+        if quarantine:
+            table = concat_tables(quarantine)
+            segments.append(self.upload(table, f"quarantine/{name}.parquet", QUARANTINE,
+                                        None, spool.writer))
+            rows += table.num_rows
         self.index.publish(spool.writer, last, segments)
         spool.remove(last)
-        return int(table.num_rows)
+        return rows
 
     def upload(self, table: pa.Table, key: str, kind: str, model: str | None,
                writer: str) -> SegmentInfo:
@@ -398,11 +460,16 @@ class SegmentedPredictionLog(PredictionLog):
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        fd, tmp_name = tempfile.mkstemp(suffix=".parquet", prefix="ctloop-log-")
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp = self._temp_folder() / f"{os.getpid()}-{uuid.uuid4().hex}.parquet"
         try:
-            pq.write_table(table, tmp, compression="zstd")
+            try:
+                pq.write_table(table, tmp, compression="zstd")
+            except OSError as exc:
+                raise StoreError(
+                    f"Cannot write a prediction log segment under {tmp.parent}: {exc}. "
+                    "Free disk space there or move the spool ('spool' in "
+                    "[ctloop.prediction_log])."
+                ) from exc
             size = tmp.stat().st_size
             if self.root is not None:
                 try:
@@ -419,6 +486,19 @@ class SegmentedPredictionLog(PredictionLog):
         return SegmentInfo(path=key, kind=kind, model_name=model, ts_min=pc.min(ts).as_py(),
                            ts_max=pc.max(ts).as_py(), rows=table.num_rows, bytes=size,
                            writer=writer)
+
+    def _temp_folder(self) -> Path:
+        """Where segments are written before upload: the log's own spool folder, never the
+        system temp folder (request data stays where the project keeps it)."""
+        folder = self.spool_root / _TEMP
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot create the prediction log's temporary folder {folder}: {exc}. "
+                "Check that the spool folder is writable ('spool' in [ctloop.prediction_log])."
+            ) from exc
+        return folder
 
     def close(self) -> None:
         """Stop the publisher, publish what is spooled, release the spool."""
@@ -612,6 +692,24 @@ class SegmentedPredictionLog(PredictionLog):
         out: pd.DataFrame = frame
         return out
 
+    def quarantined(self) -> list[QuarantineSummary]:
+        """Rows set aside because they could not be written, grouped by model, version and
+        reason (newest last); the rows themselves are in the quarantine segments."""
+        segments = self.index.segments(QUARANTINE)
+        if not segments:
+            return []
+        con = self._connect()
+        try:
+            rows = con.sql(
+                f"SELECT model_name, model_version, reason, count(*) AS n, max(ts) AS last "
+                f"FROM {_SCAN} GROUP BY ALL ORDER BY last NULLS FIRST",
+                params=[self._paths(segments)]).fetchall()
+        finally:
+            con.close()
+        return [QuarantineSummary(model_name=m, model_version=v, reason=r, rows=int(n),
+                                  last=None if t is None else str(t))
+                for m, v, r, n, t in rows]
+
     def segments(self, kind: str = "predictions", **filters: Any) -> list[SegmentInfo]:
         """The indexed segments (for status displays and tests)."""
         return self.index.segments(kind, **filters)
@@ -630,7 +728,7 @@ class SegmentedPredictionLog(PredictionLog):
             return 0
         cutoff = (now or datetime.now(UTC)) - timedelta(days=self.options.retention_days)
         old = [s for s in self.index.segments() if s.ts_max is not None and s.ts_max < cutoff]
-        old += [s for s in self.index.segments("labels")
+        old += [s for kind in ("labels", QUARANTINE) for s in self.index.segments(kind)
                 if s.ts_max is not None and s.ts_max < cutoff]
         gone = self.index.drop(old)
         for s in old:
@@ -720,3 +818,50 @@ def _check_folder(root: Path) -> None:
 def _utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC, aware ones converted to it."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _kind(table: pa.Table) -> str:
+    meta = table.schema.metadata or {}
+    kind: bytes = meta.get(b"ctloop.kind", b"predictions")
+    return kind.decode()
+
+
+def _split(table: pa.Table) -> list[tuple[tuple[str, int | None], pa.Table]]:
+    """A chunk's rows per model and version (a chunk may hold several)."""
+    import pyarrow.compute as pc
+
+    meta = table.schema.metadata or {}
+    if b"ctloop.model" in meta:  # the writer labels a chunk of one model version
+        return [((meta[b"ctloop.model"].decode(), int(meta[b"ctloop.version"])), table)]
+    pairs = table.select(["model_name", "model_version"]).group_by(
+        ["model_name", "model_version"]).aggregate([])
+    if pairs.num_rows == 1:
+        return [((pairs["model_name"][0].as_py(), pairs["model_version"][0].as_py()), table)]
+    out = []
+    for model, version in zip(pairs["model_name"].to_pylist(),
+                              pairs["model_version"].to_pylist(), strict=True):
+        mask = pc.and_(pc.equal(table["model_name"], model),
+                       pc.equal(table["model_version"], version)
+                       if version is not None else pc.is_null(table["model_version"]))
+        out.append(((model, version), table.filter(mask)))
+    return out
+
+
+def _remove_dead_temp_files(folder: Path) -> None:
+    """Temporary segment files of processes that are gone (named ``<pid>-<uuid>``)."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        pid = path.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["BASE_COLUMNS", "concat_tables", "empty_frame", "records_to_table", "text_column"]
+__all__ = ["BASE_COLUMNS", "concat_tables", "empty_frame", "records_to_table", "table_records",
+           "text_column"]
 
 BASE_COLUMNS = (
     "request_id", "model_name", "model_version", "route", "ts", "prediction",
@@ -71,6 +72,25 @@ def records_to_table(records: Sequence[PredictionRecord]) -> pa.Table:
     return pa.table(columns)
 
 
+def table_records(table: pa.Table) -> list[PredictionRecord]:
+    """Log rows back as records (for a ``PredictionLog`` that only takes records)."""
+    out = []
+    for row in table.to_pylist():
+        features = {k[2:]: v for k, v in row.items() if k.startswith("f_")}
+        entity = {k[2:]: v for k, v in row.items() if k.startswith("e_")}
+        prediction = row.get("prediction")
+        out.append(PredictionRecord(
+            request_id=row["request_id"], model_name=row["model_name"],
+            model_version=row["model_version"], route=row["route"], ts=row["ts"],
+            prediction=float("nan") if prediction is None else prediction,
+            features=features, entity=entity, latency_ms=row["latency_ms"],
+            served=row["served"], status=row["status"], error=row["error"],
+            protocol=row["protocol"], row_id=row["row_id"], decision=row["decision"],
+            outlier_score=row["outlier_score"], missing=tuple(row["missing"] or ()),
+        ))
+    return out
+
+
 def any_column(values: Sequence[Any]) -> pa.Array:
     """An Arrow column of ``values``; mixed types are kept as text."""
     import pyarrow as pa
@@ -87,8 +107,9 @@ def text_column(values: Sequence[Any]) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
-def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
-    """One table of ``tables`` by column name; irreconcilable types become text."""
+def concat_tables(tables: Sequence[pa.Table], *, text_fallback: bool = True) -> pa.Table:
+    """One table of ``tables`` by column name; irreconcilable types become text (or raise,
+    without ``text_fallback``)."""
     import pyarrow as pa
 
     if len(tables) == 1:
@@ -96,7 +117,8 @@ def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
+        if not text_fallback:
+            raise
     seen: dict[str, pa.DataType] = {}
     clash: set[str] = set()
     for table in tables:

@@ -1,17 +1,37 @@
-"""The request log: every request, answered, rejected or failed, off the request path.
+"""The request log's writer: one thread from a request's arrays to the write-ahead spool.
 
-``submit`` only appends the request's batches (frames and arrays, no per-row
-work) to an in-memory queue. A writer thread wakes at least every
-``interval`` (25 ms), turns everything queued into one Arrow table and spools
-it to the prediction log's local write-ahead file, which survives the process
-being killed. So an acknowledged answer is durable within ``interval`` plus
-one spool write (documented as 100 ms) and visible to monitors once the log
-publishes it (``publish_interval``, 0.5 s by default).
+``submit`` is the only call on the request path: it appends the request's
+:class:`Entry` values (arrays it already has) to a list and returns. One writer
+thread writes what is queued once the oldest entry has waited the window less
+a write's duration (at most ``interval``, 75 ms; at once past 4,096 rows), so
+a quiet service writes a few chunks a second, a busy one large chunks: it
+builds one Arrow table per group of entries (:func:`build_tables`, no Python
+object per value) and spools one chunk per model
+(:meth:`SegmentedPredictionLog.append_table`), which survives the process
+being killed; a publisher later turns chunks into segments.
 
-Nothing is dropped: when the queue holds ``max_pending_rows`` rows (the
-writer cannot keep up or its disk fails), ``submit`` waits for room up to
-``max_wait`` seconds and then raises ``StoreError``, so the request is
-answered 503 and never acknowledged.
+The durability contract, in ms and rows (``[ctloop.prediction_log]``):
+
+- while the writer keeps up, an acknowledged answer is in the spool within
+  ``window_ms`` (100 ms: the wait plus one chunk write);
+- at most ``window_rows`` acknowledged rows (10,000) are ever held in memory
+  and not yet spooled. Past that the writer is *saturated*: requests get 503
+  (:class:`LogUnavailable`) and are not acknowledged. A SIGKILL therefore loses
+  at most ``window_rows`` acknowledged rows, whatever the disk does;
+- when the spool cannot be written (disk full, permissions, I/O error) the
+  writer says so at its next chunk and from then on every request gets 503
+  until a retry succeeds, or, with ``log_failure = "serve"``, is answered and
+  counted as unlogged (``/metrics``; health degraded). The rows already held are
+  retried every ``retry_interval``, and given up (counted as lost) only when
+  the process stops with the disk still failing; shutdown never waits longer
+  than ``close_timeout``;
+- an entry that cannot be turned into rows (wrong types, wrong lengths) is
+  quarantined with the reason (:func:`quarantine_table`), never retried, never
+  in the way of other rows.
+
+Refused and failed requests (status >= 400) are logged too but never refused
+for the log's sake: when the log is failing or full they are counted as
+dropped instead.
 """
 
 from __future__ import annotations
@@ -21,23 +41,29 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import pandas as pd
-
-from ctloop.core.errors import StoreError
-from ctloop.core.secrets import mask_secrets
-from ctloop.requestlog.records import PredictionLog, PredictionRecord
+from ctloop.core.errors import ConfigError, StoreError
+from ctloop.requestlog.entries import (
+    Built,
+    Entry,
+    SchemaBook,
+    build_tables,
+    quarantine_table,
+    table_quarantine,
+)
+from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["LogBatch", "LogUnavailable", "RequestLogger", "batch_table", "batches_table",
-           "rejected_batch"]
+    from ctloop.requestlog.batches import LogBatch
 
-log = logging.getLogger("ctloop.serving")
+__all__ = ["LogFailure", "LogUnavailable", "RequestLogger", "WriterStats", "check_log_failure"]
+
+log = logging.getLogger("ctloop.requestlog")
+
+LogFailure = Literal["refuse", "serve"]
 
 
 class LogUnavailable(StoreError):
@@ -46,267 +72,272 @@ class LogUnavailable(StoreError):
     headline = "request log unavailable"
 
 
-@dataclass(frozen=True)
-class LogBatch:
-    """The rows one route answered in one request."""
-
-    model_name: str
-    model_version: int
-    route: str
-    ts: datetime
-    request_ids: list[str]
-    predictions: np.ndarray
-    features: pd.DataFrame  # model inputs as served, one row per prediction
-    entity: pd.DataFrame  # join keys
-    latency_ms: float
-    served: bool = True
-    status: int = 200
-    error: str = ""
-    protocol: str = "v1"
-    row_ids: list[str | None] | None = None  # the caller's row ids, one per prediction
-    decisions: np.ndarray | None = None  # classes at the model's decision threshold
-    outlier_scores: np.ndarray | None = None
-    missing: tuple[str, ...] = ()  # inputs the online store could not fill
-
-    def records(self) -> list[PredictionRecord]:
-        n = len(self.request_ids)
-        features = _plain_records(self.features) if len(self.features.columns) else [{}] * n
-        entity = _plain_records(self.entity) if len(self.entity.columns) else [{}] * n
-        row_ids = self.row_ids if self.row_ids is not None else [None] * n
-        decisions = self.decisions.tolist() if self.decisions is not None else [None] * n
-        outliers = (
-            self.outlier_scores.tolist() if self.outlier_scores is not None else [None] * n
-        )
-        return [
-            PredictionRecord(
-                request_id=rid,
-                model_name=self.model_name,
-                model_version=self.model_version,
-                route=self.route,
-                ts=self.ts,
-                prediction=float(p),
-                features=f,
-                entity=e,
-                latency_ms=self.latency_ms,
-                served=self.served,
-                status=self.status,
-                error=self.error,
-                protocol=self.protocol,
-                row_id=row_id,
-                decision=None if d is None else int(d),
-                outlier_score=None if o is None else float(o),
-                missing=self.missing,
-            )
-            for rid, p, f, e, row_id, d, o in zip(
-                self.request_ids, self.predictions.tolist(), features, entity, row_ids,
-                decisions, outliers, strict=True,
-            )
-        ]
-
-
-def rejected_batch(
-    *,
-    request_id: str,
-    model_name: str,
-    route: str,
-    protocol: str,
-    status: int,
-    error: str,
-    latency_ms: float,
-    ts: datetime,
-    model_version: int = 0,
-) -> LogBatch:
-    """The log entry of a request answered 4xx or 5xx: one record, no prediction (NaN)."""
-    empty = pd.DataFrame(index=range(1))
-    return LogBatch(
-        model_name=model_name, model_version=model_version, route=route, ts=ts,
-        request_ids=[request_id], predictions=np.array([np.nan]), features=empty[[]],
-        entity=empty[[]], latency_ms=latency_ms, served=False, status=status, error=error,
-        protocol=protocol,
+def check_log_failure(value: object) -> LogFailure:
+    if value == "refuse" or value == "serve":
+        return value
+    raise ConfigError(
+        "log_failure in [ctloop.prediction_log] must be 'refuse' (answer 503 while the log "
+        f"cannot be written) or 'serve' (answer, count as unlogged). Got {value!r}."
     )
 
 
-def _plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
-    plain = frame.astype(object).where(frame.notna(), None)
-    # Column labels are strings here (model inputs and entity keys).
-    return cast("list[dict[str, object]]", plain.to_dict("records"))
+@dataclass(frozen=True)
+class WriterStats:
+    """Counters of the writer since it started (``/metrics``, health, tests)."""
 
+    written_rows: int  # in the write-ahead spool
+    quarantined_rows: int  # set aside with the reason, in the quarantine
+    unlogged_rows: int  # answered without a log row (log_failure = "serve")
+    refused_requests: int  # answered 503 because the log could not take them
+    dropped_rows: int  # rows of refused/failed requests not logged (log failing or full)
+    lost_rows: int  # acknowledged rows given up when the process stopped on a failing disk
+    pending_rows: int  # acknowledged, in memory, not yet spooled (<= window_rows)
+    failing: str  # why the spool cannot be written now ("" when it can)
+    unlogged_recently: bool  # answered unlogged within the last minute
 
-def batch_table(batch: LogBatch) -> pa.Table:
-    """One request's rows as an Arrow table."""
-    return batches_table([batch])
-
-
-def batches_table(batches: Sequence[LogBatch]) -> pa.Table:
-    """Many requests' rows as one Arrow table, built column by column.
-
-    The writer thread calls this on everything queued since its last write;
-    one ``values.tolist()`` per request frame is the only per-request work, so
-    a burst of single-row requests costs microseconds each, not a DataFrame each.
-    """
-    import pyarrow as pa
-
-    from ctloop.requestlog.tables import any_column, base_types
-
-    types = base_types()
-    scalars: dict[str, list[object]] = {k: [] for k in (
-        "model_name", "model_version", "route", "ts", "latency_ms", "served", "status",
-        "error", "protocol", "missing")}
-    request_ids: list[str] = []
-    row_ids: list[str | None] = []
-    decisions: list[object] = []
-    outliers: list[object] = []
-    predictions = []
-    extra: dict[str, list[object]] = {}
-    offset = 0
-    for b in batches:
-        n = len(b.request_ids)
-        request_ids.extend(b.request_ids)
-        predictions.append(np.asarray(b.predictions, dtype="float64").reshape(-1))
-        for key, value in (("model_name", b.model_name), ("model_version", b.model_version),
-                           ("route", b.route), ("ts", b.ts), ("latency_ms", float(b.latency_ms)),
-                           ("served", bool(b.served)), ("status", int(b.status)),
-                           ("error", mask_secrets(b.error) if b.error else ""),
-                           ("protocol", b.protocol),
-                           ("missing", list(b.missing))):
-            scalars[key].extend([value] * n)
-        per_row = getattr(b, "per_row", None)  # a batch of several requests (serving.logspool)
-        if per_row is not None:
-            stamps, latencies = per_row()
-            scalars["ts"][-n:] = stamps
-            scalars["latency_ms"][-n:] = latencies
-        row_ids.extend([None if r is None else str(r) for r in b.row_ids]
-                       if b.row_ids is not None else [None] * n)
-        decisions.extend(b.decisions.tolist() if b.decisions is not None else [None] * n)
-        outliers.extend(b.outlier_scores.tolist() if b.outlier_scores is not None
-                        else [None] * n)
-        for prefix, frame in (("f_", b.features), ("e_", b.entity)):
-            if not len(frame.columns):
-                continue
-            rows = frame.to_numpy(dtype=object).tolist()
-            for j, name in enumerate(frame.columns):
-                column = extra.get(prefix + str(name))
-                if column is None:
-                    column = extra[prefix + str(name)] = [None] * offset
-                column.extend(r[j] for r in rows)
-        offset += n
-        for column in extra.values():
-            if len(column) < offset:
-                column.extend([None] * (offset - len(column)))
-    columns: dict[str, pa.Array] = {"request_id": pa.array(request_ids, pa.string())}
-    for key in ("model_name", "model_version", "route", "ts"):
-        columns[key] = pa.array(scalars[key], types[key])
-    columns["prediction"] = pa.array(np.concatenate(predictions) if predictions else [],
-                                     pa.float64())
-    for key in ("latency_ms", "served", "status", "error", "protocol"):
-        columns[key] = pa.array(scalars[key], types[key])
-    columns["row_id"] = pa.array(row_ids, pa.string())
-    columns["decision"] = pa.array(decisions, types["decision"], from_pandas=True)
-    columns["outlier_score"] = pa.array(outliers, pa.float64(), from_pandas=True)
-    columns["missing"] = pa.array(scalars["missing"], types["missing"])
-    for name, values in extra.items():
-        columns[name] = any_column(values)
-    return pa.table(columns)
+    @property
+    def degraded(self) -> bool:
+        """The log cannot keep every answer now (or just could not)."""
+        return bool(self.failing) or self.unlogged_recently or self.lost_rows > 0
 
 
 class RequestLogger:
-    """A bounded queue in front of a ``PredictionLog``, drained by one writer thread."""
+    """The request log's one writer thread in front of a ``PredictionLog``."""
 
     def __init__(
         self,
         target: PredictionLog,
         *,
-        interval: float = 0.025,
-        max_pending_rows: int = 200_000,
-        max_wait: float = 10.0,
+        interval: float = 0.075,
+        window: float = 0.1,
+        max_pending_rows: int | None = None,
+        max_wait: float = 0.0,
+        log_failure: LogFailure | None = None,
+        retry_interval: float = 0.5,
+        close_timeout: float = 10.0,
     ) -> None:
+        options = getattr(target, "options", None)
         self.target = target
-        self.interval = interval
-        self.max_pending_rows = max_pending_rows
+        self.interval = interval  # the longest a queued entry waits for its write
+        self.window = window  # the durability window the writes aim for (window_ms)
+        self._oldest = float("inf")  # when the oldest queued entry arrived
+        self._write_s = 0.005  # a write's duration, smoothed
+        self._flushing = False
+        self.max_pending_rows = int(max_pending_rows if max_pending_rows is not None
+                                    else getattr(options, "window_rows", 10_000))
         self.max_wait = max_wait
+        self.log_failure = check_log_failure(
+            log_failure if log_failure is not None else getattr(options, "log_failure", "refuse"))
+        self.retry_interval = retry_interval
+        self.close_timeout = close_timeout
         self.written = 0
-        self.failures = 0
-        self.waited = 0  # submits that had to wait for room (backpressure)
-        self._pending: list[LogBatch] = []
-        self._pending_rows = 0
-        self._in_flight = 0
+        self.quarantined = 0
+        self.unlogged = 0
+        self.refused = 0
+        self.dropped_rows = 0
+        self.lost = 0
+        self.failures = 0  # spool writes that failed
+        self.waited = 0  # submits that had to wait for room (only with max_wait)
+        self.failing = ""
+        self._pending: list[Entry] = []
+        self._pending_rows = 0  # submitted, not yet spooled (queued, built or being written)
+        self._unwritten: list[tuple[pa.Table, int]] = []  # built, waiting for the spool
+        self._book = SchemaBook()
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="ctloop-request-log", daemon=True)
         self._thread.start()
 
-    @property
-    def dropped(self) -> int:
-        """Always 0: a full queue makes callers wait (then fail), it never drops rows."""
-        return 0
+    # -- the request path --------------------------------------------------------------------
 
-    def submit(self, batches: list[LogBatch]) -> None:
-        """Queue batches; waits when the queue is full, raises ``StoreError`` after ``max_wait``."""
-        rows = sum(len(b.request_ids) for b in batches)
+    def submit(self, items: Sequence[Entry | LogBatch]) -> bool:
+        """Queue a request's entries; False when served unlogged (``log_failure = "serve"``).
+
+        Raises :class:`LogUnavailable` (503) instead of acknowledging rows the
+        log cannot make durable: the spool is failing, or ``window_rows`` rows
+        are already waiting. Entries of refused requests never raise.
+        """
+        entries = [e if isinstance(e, Entry) else _entry(e) for e in items]
+        rows = sum(e.rows for e in entries)
         if not rows:
-            return
+            return True
+        acknowledged = any(e.acknowledged for e in entries)
         with self._cond:
-            if self._pending_rows + rows > self.max_pending_rows and self._pending_rows:
+            why = self._refusal(rows)
+            if why and self.max_wait > 0 and not self.failing and acknowledged:
                 self.waited += 1
                 deadline = time.monotonic() + self.max_wait
-                while self._pending_rows + rows > self.max_pending_rows and self._pending_rows:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or self._stop:
-                        raise StoreError(
-                            f"The request log is {self._pending_rows} rows behind and could not "
-                            f"catch up within {self.max_wait:g} s (is its disk full or slow?); "
-                            "the request was not answered so nothing unlogged is acknowledged."
-                        )
+                while why and not self._stop and (left := deadline - time.monotonic()) > 0:
                     self._cond.wait(left)
-            if self._stop:
-                raise StoreError("The request log is closed; the server is shutting down.")
-            self._pending.extend(batches)
+                    why = self._refusal(rows)
+            if why:
+                if not acknowledged:
+                    self.dropped_rows += rows
+                    return False
+                if self.log_failure == "serve" and not self._stop:
+                    self.unlogged += rows
+                    self._unlogged_at = time.monotonic()
+                    return False
+                self.refused += 1
+                raise LogUnavailable(why)
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.extend(entries)
             self._pending_rows += rows
-            if self._pending_rows >= 4096:
+            if self._pending_rows >= _BATCH_ROWS:
                 self._cond.notify_all()
+        return True
+
+    def _refusal(self, rows: int) -> str:
+        """Why ``rows`` more cannot be taken now ("" when they can); under the lock."""
+        if self._stop:
+            return "The request log is closed; the server is shutting down."
+        if self.failing:
+            return (f"The request log cannot write its spool ({self.failing}); the request "
+                    "was not answered so nothing unlogged is acknowledged. Free disk space or "
+                    "fix the spool folder; the service recovers at the next write.")
+        if self._pending_rows and self._pending_rows + rows > self.max_pending_rows:
+            return (f"The request log is {self._pending_rows} rows behind (window_rows = "
+                    f"{self.max_pending_rows}) and could not catch up; the request was not "
+                    "answered so nothing unlogged is acknowledged; retry shortly.")
+        return ""
+
+    # -- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        recover = getattr(self.target, "recover", None)
+        if recover is not None:  # what writers that died here left: published without traffic
+            try:
+                recover()
+            except Exception as exc:
+                log.warning("publishing dead writers' request log spools failed: %s", exc)
         while True:
             with self._cond:
-                if not self._pending and not self._stop:
-                    self._cond.wait(self.interval)
-                if not self._pending:
+                while not self._stop and not self._unwritten and not self._due():
+                    self._cond.wait(self._wait())
+                if not self._pending and not self._unwritten:
                     if self._stop:
                         return
                     continue
-                batches, self._pending = self._pending, []
-                self._in_flight = sum(len(b.request_ids) for b in batches)
+                entries, self._pending = self._pending, []
+                self._oldest = float("inf")
+                stopping = self._stop
             started = time.monotonic()
-            try:
-                self._write(batches)
-                self.written += self._in_flight
-                ok = True
-            except Exception:  # keep the rows: put them back in front and retry
-                self.failures += 1
-                log.exception("writing the request log failed; retrying")
-                ok = False
+            self._write(entries)
+            took = time.monotonic() - started
             with self._cond:
-                if ok:
-                    self._pending_rows -= self._in_flight
-                else:
-                    self._pending[:0] = batches
-                self._in_flight = 0
+                self._write_s = 0.8 * self._write_s + 0.2 * took
                 self._cond.notify_all()
-            if not ok:
-                time.sleep(min(1.0, 10 * self.interval))
-            else:
-                spare = self.interval - (time.monotonic() - started)
-                if spare > 0 and not self._stop:
-                    with self._cond:  # gather a group for the next write, woken by a burst
-                        if self._pending_rows < 4096:
-                            self._cond.wait(spare)
+                if self._unwritten:  # the spool is failing: retry after a pause
+                    if stopping and time.monotonic() >= self._give_up_at:
+                        self._give_up()
+                        return
+                    self._cond.wait(self.retry_interval)
 
-    def _write(self, batches: list[LogBatch]) -> None:
+    def _delay(self) -> float:
+        """How long the oldest queued entry may wait: the window less a write's duration
+        (so it is spooled within ``window_ms`` while writes keep their pace)."""
+        return min(self.interval, max(0.005, self.window - 2 * self._write_s))
+
+    def _due(self) -> bool:
+        """Write now: rows queued long enough (or many of them); under the lock."""
+        if not self._pending:
+            return False
+        return (self._pending_rows >= _BATCH_ROWS or self._flushing
+                or time.monotonic() - self._oldest >= self._delay())
+
+    def _wait(self) -> float:
+        if not self._pending:
+            return self.window
+        return max(0.001, self._oldest + self._delay() - time.monotonic())
+
+    def _write(self, entries: list[Entry]) -> None:
+        """Build tables of ``entries`` and spool them after what failed before."""
+        if entries:
+            try:
+                built = build_tables(entries, self._book)
+            except Exception as exc:  # a bug in the builder must not jam the log either
+                log.exception("building request log rows failed; quarantining them")
+                built = Built(quarantined=[(e, f"{type(exc).__name__}: {exc}") for e in entries])
+            if built.quarantined:
+                self._quarantine(quarantine_table(built.quarantined),
+                                 sum(e.rows for e, _ in built.quarantined))
+            self._unwritten.extend(_by_model(built.tables))
+        while self._unwritten:
+            table, rows = self._unwritten[0]
+            try:
+                self._append(table)
+            except (StoreError, OSError) as exc:  # disk full, permissions, I/O: retry later
+                self.failures += 1
+                with self._cond:
+                    first = not self.failing
+                    self.failing = str(exc).split("\n")[0][:300]
+                if first:
+                    log.error("the request log cannot write its spool; refusing requests "
+                              "until it can: %s", exc)
+                return
+            except Exception as exc:  # this table cannot be spooled as it is: set it aside
+                log.exception("a request log chunk could not be spooled; quarantining it")
+                self._unwritten.pop(0)
+                self._quarantine(table_quarantine(table, exc), rows, counted=False)
+                self._done(rows)
+                continue
+            self._unwritten.pop(0)
+            self.written += rows
+            self._done(rows)
+            if self.failing:
+                log.warning("the request log writes its spool again")
+                with self._cond:
+                    self.failing = ""
+
+    def _quarantine(self, table: pa.Table, rows: int, *, counted: bool = True) -> None:
+        """Spool a quarantine table; its rows leave the pending count either way."""
+        try:
+            self._append(table)
+            self.quarantined += rows
+        except Exception:
+            log.exception("%d request log rows could not be quarantined either; lost", rows)
+            self.lost += rows
+        if counted:
+            self._done(rows)
+
+    def _done(self, rows: int) -> None:
+        with self._cond:
+            self._pending_rows -= rows
+
+    def _append(self, table: pa.Table) -> None:
         append_table = getattr(self.target, "append_table", None)
-        if append_table is None:
-            self.target.append([r for b in batches for r in b.records()])
+        if append_table is not None:
+            append_table(table)
             return
-        append_table(batches_table(batches))
+        from ctloop.requestlog.tables import table_records
+
+        self.target.append(table_records(table))
+
+    def _give_up(self) -> None:
+        rows = sum(r for _, r in self._unwritten)
+        log.error("stopping with %d acknowledged request log rows that could not be spooled "
+                  "(%s); they are lost", rows, self.failing)
+        self.lost += rows
+        self._pending_rows -= rows
+        self._unwritten.clear()
+        self._cond.notify_all()
+
+    # -- control -----------------------------------------------------------------------------
+
+    def stats(self) -> WriterStats:
+        with self._cond:
+            return WriterStats(
+                written_rows=self.written, quarantined_rows=self.quarantined,
+                unlogged_rows=self.unlogged, refused_requests=self.refused,
+                dropped_rows=self.dropped_rows, lost_rows=self.lost,
+                pending_rows=self._pending_rows, failing=self.failing,
+                unlogged_recently=time.monotonic() - self._unlogged_at < _RECENT_S)
+
+    @property
+    def dropped(self) -> int:
+        """Acknowledged rows never logged: 0 unless served unlogged or lost on a failing disk."""
+        return self.unlogged + self.lost
 
     def pending(self) -> int:
         """Rows queued (or being written) but not yet in the write-ahead spool."""
@@ -314,11 +345,16 @@ class RequestLogger:
             return self._pending_rows
 
     def drain(self, timeout: float = 30.0) -> None:
-        """Wait until everything queued so far is in the write-ahead spool."""
+        """Wait until everything queued so far is spooled (or the spool is failing)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending_rows and time.monotonic() < deadline:
-                self._cond.wait(0.05)
+            self._flushing = True
+            self._cond.notify_all()
+            try:
+                while self._pending_rows and not self.failing and time.monotonic() < deadline:
+                    self._cond.wait(0.05)
+            finally:
+                self._flushing = False
 
     def flush(self) -> None:
         """Spool everything queued so far, then make it visible (publish)."""
@@ -326,13 +362,56 @@ class RequestLogger:
         self.target.flush()
 
     def close(self) -> None:
-        """Spool what is queued, stop the writer, then flush and close the log."""
-        self.drain()
+        """Spool what is queued (giving up after ``close_timeout`` on a failing disk), stop,
+        then flush and close the log."""
         with self._cond:
             self._stop = True
+            self._give_up_at = time.monotonic() + self.close_timeout
             self._cond.notify_all()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=self.close_timeout + 30)
         try:
             self.target.close()
         except Exception:
             log.exception("closing the request log failed")
+
+    _give_up_at = float("inf")
+    _unlogged_at = float("-inf")
+
+
+_RECENT_S = 60.0
+_BATCH_ROWS = 4096  # write at once when this many rows wait
+
+
+def _entry(batch: LogBatch) -> Entry:
+    from ctloop.requestlog.batches import as_entry
+
+    return as_entry(batch)
+
+
+def _by_model(tables: list[pa.Table]) -> list[tuple[pa.Table, int]]:
+    """One spool chunk per model (fewer fsyncs); versions keep their own typed columns."""
+    from ctloop.requestlog.tables import concat_tables
+
+    groups: dict[str, list[pa.Table]] = {}
+    for table in tables:
+        groups.setdefault(str(table["model_name"][0]), []).append(table)
+    out: list[tuple[pa.Table, int]] = []
+    for group in groups.values():
+        try:
+            merged = concat_tables(group, text_fallback=False)
+        except Exception:  # two versions disagree on a column's type: one chunk each
+            out.extend((_labelled(t), t.num_rows) for t in group)
+            continue
+        out.append((_labelled(merged), merged.num_rows))
+    return out
+
+
+def _labelled(table: pa.Table) -> pa.Table:
+    """A chunk of one model version says so (the publisher then need not split it)."""
+    import pyarrow.compute as pc
+
+    versions = pc.unique(table["model_version"])
+    if len(versions) != 1:
+        return table
+    return table.replace_schema_metadata({
+        "ctloop.model": str(table["model_name"][0]), "ctloop.version": str(versions[0])})

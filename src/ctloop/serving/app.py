@@ -36,8 +36,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ctloop.core.errors import CtloopError
 from ctloop.core.settings import Settings, load_settings
 from ctloop.metadata.base import MetadataStore
-from ctloop.monitoring.base import PredictionLog
 from ctloop.registry import ModelRegistry
+from ctloop.requestlog.records import PredictionLog
+from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.dataplane import (
     ServingState,
@@ -46,10 +47,8 @@ from ctloop.serving.dataplane import (
     readiness,
 )
 from ctloop.serving.errors import error_body
-from ctloop.serving.logspool import LogSpool
 from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctloop.serving.pool import ModelPool
-from ctloop.serving.requestlog import RequestLogger
 from ctloop.serving.routes.explain import add_explain_routes
 from ctloop.serving.scoring.predict import Scorer
 
@@ -101,12 +100,14 @@ def create_app(
         pool=ModelPool(ModelRegistry(store), art, config),
         metrics=ServingMetrics(),
         feature_store=fs,
-        logger=LogSpool(RequestLogger(plog)) if plog is not None else None,
+        logger=RequestLogger(plog) if plog is not None else None,
         prediction_log=plog,
         scorer=Scorer(config, fs),
         closers=closers,
     )
     state.pool.unload_hooks.append(state.scorer.forget)
+    if state.logger is not None:
+        state.metrics.watch_log(state.logger.stats)
     start_grpc = _grpc_starter(config)
 
     @asynccontextmanager
@@ -160,8 +161,16 @@ def create_app(
 
 def _add_health_routes(app: FastAPI, state: ServingState) -> None:
     @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    def health() -> dict[str, object]:
+        """Alive; ``degraded`` (still 200) while the request log cannot keep every answer."""
+        if state.logger is None:
+            return {"status": "ok"}
+        log = state.logger.stats()
+        if not log.degraded:
+            return {"status": "ok"}
+        return {"status": "degraded", "request_log": {
+            "failing": log.failing, "unlogged_rows": log.unlogged_rows,
+            "lost_rows": log.lost_rows, "pending_rows": log.pending_rows}}
 
     @app.get("/")
     def alive() -> dict[str, str]:

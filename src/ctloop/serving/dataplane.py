@@ -24,12 +24,13 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from ctloop.core.errors import CtloopError, NotFound
-from ctloop.monitoring.base import PredictionLog
+from ctloop.requestlog.entries import Entry
+from ctloop.requestlog.records import PredictionLog
+from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.body import read_body
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import NotReady
 from ctloop.serving.inputs import Inputs, new_request_id
-from ctloop.serving.logspool import Entry, LogSpool
 from ctloop.serving.metrics import UNKNOWN, ServingMetrics
 from ctloop.serving.pool import Deployment, ModelPool
 from ctloop.serving.scoring.predict import Scored, Scorer, logical_time, shadow_entry
@@ -59,7 +60,7 @@ class ServingState:
     pool: ModelPool
     metrics: ServingMetrics
     feature_store: FeatureStore | None
-    logger: LogSpool | None
+    logger: RequestLogger | None
     prediction_log: PredictionLog | None
     scorer: Scorer
     closers: list[Any]

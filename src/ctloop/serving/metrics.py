@@ -9,8 +9,15 @@ versions and routes those actually loaded. With ``--workers N`` the CLI sets
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from ctloop.requestlog.writer import WriterStats
 
 __all__ = ["CONTENT_TYPE", "UNKNOWN", "ServingMetrics", "multiprocess"]
 
@@ -64,6 +71,10 @@ class ServingMetrics:
             multiprocess_mode="mostrecent",
         )
 
+    def watch_log(self, stats: Callable[[], WriterStats]) -> None:
+        """Export the request log writer's counters, read at each scrape (this process)."""
+        self.registry.register(_LogCollector(stats))
+
     def render(self) -> bytes:
         if multiprocess():
             from prometheus_client import multiprocess as mp
@@ -72,3 +83,37 @@ class ServingMetrics:
             mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class _LogCollector(Collector):
+    """``ctloop_request_log_rows{outcome}`` and the writer's pending rows and failure state."""
+
+    def __init__(self, stats: Callable[[], WriterStats]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        s = self.stats()
+        rows = CounterMetricFamily(
+            "ctloop_request_log_rows",
+            "Request log rows by outcome: written (spooled), quarantined (could not be "
+            "written, kept with the reason), unlogged (answered without a log row, "
+            "log_failure = serve), dropped (rows of refused requests not kept while the log "
+            "was failing or full), lost (acknowledged, given up at shutdown on a failing disk).",
+            labels=["outcome"])
+        for outcome, value in (("written", s.written_rows), ("quarantined", s.quarantined_rows),
+                               ("unlogged", s.unlogged_rows), ("dropped", s.dropped_rows),
+                               ("lost", s.lost_rows)):
+            rows.add_metric([outcome], value)
+        yield rows
+        yield CounterMetricFamily(
+            "ctloop_request_log_refused_requests",
+            "Requests answered 503 because the request log could not make them durable.",
+            value=s.refused_requests)
+        yield GaugeMetricFamily(
+            "ctloop_request_log_pending_rows",
+            "Acknowledged rows held in memory, not yet in the write-ahead spool.",
+            value=s.pending_rows)
+        yield GaugeMetricFamily(
+            "ctloop_request_log_failing",
+            "1 while the request log's spool cannot be written (disk full, I/O error).",
+            value=1 if s.failing else 0)

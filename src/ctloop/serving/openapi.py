@@ -70,7 +70,7 @@ FEEDBACK: dict[str, Any] = {
     "properties": {"labels": {"type": "array", "minItems": 1, "items": {
         "type": "object", "required": ["label"],
         "properties": {"request_id": {"type": "string"}, "row_id": {"type": "string"},
-                       "label": {"type": "number"}},
+                       "label": {"type": ["number", "string"]}},
     }}},
 }
 

@@ -16,6 +16,7 @@ process, seconds, outcome), to tell a cold run from a warm one.
 from __future__ import annotations
 
 import fcntl
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -30,7 +31,15 @@ import pytest
 from ctloop.core.errors import ConfigError
 from ctloop.testing.services import in_ci
 
-__all__ = ["KSERVE", "Peer", "PeerUnavailable", "ensure_peer", "peers_root", "require_peer"]
+__all__ = [
+    "KSERVE",
+    "MLFLOW",
+    "Peer",
+    "PeerUnavailable",
+    "ensure_peer",
+    "peers_root",
+    "require_peer",
+]
 
 _READY = ".ctloop-peer-ready"
 
@@ -60,6 +69,29 @@ KSERVE = Peer(
         "from importlib.metadata import version\n"
         "from kserve import InferenceGRPCClient, InferenceRESTClient, InferRequest, InferInput\n"
         "assert version('kserve') == '0.21.0', version('kserve')\n"
+    ),
+)
+
+
+
+
+def _same_as_here(*dists: str) -> tuple[str, ...]:
+    """Pins to the versions installed beside ctloop, so files written there read here."""
+    return tuple(f"{d}=={importlib.metadata.version(d)}" for d in dists)
+
+
+# MLflow writes the model folders `ctloop models import` reads; the libraries it saves with are
+# pinned to ctloop's own versions (a pickle reads back only under the version that wrote it).
+MLFLOW = Peer(
+    name="mlflow-skinny-3.17.2",
+    requirements=(
+        "mlflow-skinny==3.17.2",
+        *_same_as_here("scikit-learn", "lightgbm", "pandas", "numpy", "skops"),
+    ),
+    check=(
+        "import mlflow.sklearn, mlflow.lightgbm, sklearn, lightgbm, pandas\n"
+        "from importlib.metadata import version\n"
+        "assert version('mlflow-skinny') == '3.17.2', version('mlflow-skinny')\n"
     ),
 )
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -18,8 +20,10 @@ __all__ = [
     "POSTGRES_URL",
     "REDIS_URL",
     "in_ci",
+    "patience",
     "require_service",
     "unique_name",
+    "wait_until",
 ]
 
 POSTGRES_URL = os.environ.get(
@@ -57,3 +61,34 @@ def require_service(name: str) -> None:
 def unique_name(prefix: str = "t") -> str:
     """A short unique name for a schema, key prefix or table in a shared server."""
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def patience(seconds: float) -> float:
+    """A test's wait bound: ``seconds`` (enough on a quiet machine) times
+    ``CTLOOP_TEST_PATIENCE`` (default 1). CI shares its cores with other jobs and raises
+    it (``.ci/run`` sets 4), so a bound is never what fails a test under load; tests wait
+    for readiness within it, never for a fixed time."""
+    try:
+        factor = float(os.environ.get("CTLOOP_TEST_PATIENCE", "1"))
+    except ValueError:
+        factor = 1.0
+    return seconds * max(factor, 1.0)
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float,
+               interval: float = 0.5) -> object:
+    """Poll ``check`` until it returns something truthy (returned) within
+    ``patience(timeout)`` seconds, else fail naming ``what`` and the last error."""
+    deadline = time.monotonic() + patience(timeout)
+    last: object = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+            last = value
+        except Exception as exc:  # not ready yet: keep the reason for the failure message
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {patience(timeout):.0f} s (last: {last!r})")
+        time.sleep(interval)

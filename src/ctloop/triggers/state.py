@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ctloop.core.processes import Liveness, process_liveness
 from ctloop.triggers.store import ControllerState
 
 __all__ = ["CLAIM_TTL", "TriggerState", "claim_alive", "this_process"]
@@ -75,15 +76,5 @@ def claim_alive(claim: dict[str, Any] | None) -> bool:
     expires = claim.get("expires")
     if expires and datetime.fromisoformat(expires) <= datetime.now(UTC):
         return False  # its holder stopped renewing: dead or cut off
-    if claim.get("host") != socket.gethostname():
-        return True
-    pid = int(claim.get("pid", 0))
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # Another host's claim counts as held until it expires; here the process decides.
+    return process_liveness(claim) is not Liveness.DEAD

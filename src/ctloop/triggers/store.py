@@ -30,11 +30,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from ctloop.core.errors import StoreError
+from ctloop.core.processes import Liveness, process_liveness
 from ctloop.metadata.engine import create_engine, describe_url, translate_connect_error
 from ctloop.metadata.migrate import upgrade
 from ctloop.metadata.schema import controller_state, leases
 
-__all__ = ["ControllerState", "Lease", "holder_id"]
+__all__ = ["ControllerState", "Lease", "describe_holder", "holder_id", "holder_liveness"]
 
 _SENTINEL = ""  # the key whose row is locked to serialize a scope
 
@@ -42,6 +43,27 @@ _SENTINEL = ""  # the key whose row is locked to serialize a scope
 def holder_id() -> str:
     """Who this process is, for leases: host, pid and a random part (pids get reused)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_liveness(holder: str) -> Liveness:
+    """Whether the process a :func:`holder_id` names runs (unknown for another host)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if not pid.isdigit():
+        return Liveness.UNKNOWN
+    return process_liveness({"host": host, "pid": int(pid)})
+
+
+def describe_holder(holder: str) -> str:
+    """A lease holder in words: a live process here, one that is gone, or another host's."""
+    liveness = holder_liveness(holder)
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if liveness is Liveness.ALIVE:
+        return f"a live controller (pid {pid} on this host)"
+    if liveness is Liveness.DEAD:
+        return f"a process that is gone (pid {pid} on this host)"
+    return f"a controller on host {host} (pid {pid}), until its lease runs out"
 
 
 def _naive(value: datetime) -> datetime:
@@ -174,8 +196,22 @@ class ControllerState:
                                                         acquired_at=_naive(now),
                                                         expires_at=expires))
             except sa.exc.IntegrityError:
-                return False
+                return self._take_from_the_dead(name, holder, now, expires)
             return True
+
+    def _take_from_the_dead(self, name: str, holder: str, now: datetime, expires: datetime
+                            ) -> bool:
+        """Take lease ``name`` at once when its holder is provably gone (same host, no such
+        process), instead of waiting for the lease to run out."""
+        current = self.lease(name)
+        if current is None or holder_liveness(current.holder) is not Liveness.DEAD:
+            return False
+        with self._guard(), self._engine.begin() as conn:
+            return bool(conn.execute(
+                leases.update()
+                .where(leases.c.name == name, leases.c.holder == current.holder)
+                .values(holder=holder, expires_at=expires, acquired_at=_naive(now))
+            ).rowcount)
 
     def release(self, name: str, holder: str) -> None:
         """Give lease ``name`` up (only if ``holder`` still holds it)."""

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from ctloop.core.errors import CtloopError
 from ctloop.core.settings import Settings
+from ctloop.loop.memory import LoopMemory, SpanRecord, SpanReport, scope_of
 from ctloop.metadata import schema as t
 from ctloop.triggers.store import ControllerState
 
@@ -92,30 +93,24 @@ class LoopTimeline:
         return [(s.span, s.promoted) for s in self.spans if s.promoted is not None]
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def span_row(name: str, record: Mapping[str, Any]) -> SpanRow:
-    """A span from its memory record: ``{"report": SpanReport JSON, "runs": {...}, ...}``."""
-    report = record.get("report") or {}
-    gate = report.get("gate") or {}
-    triggers = report.get("triggers") or []
+def span_row(name: str, record: SpanRecord) -> SpanRow:
+    """A span from its memory record (the report read by ``SpanReport.from_json``)."""
+    report = record.report or SpanReport(span=name, rows=0)
+    gate: dict[str, Any] = dict(report.gate or {})
     return SpanRow(
-        span=str(report.get("span", name)),
-        status=str(report.get("status") or record.get("status") or "?"),
-        rows=_int(report.get("rows")),
-        anomalies=[str(a) for a in report.get("anomalies") or []],
-        served_version=_int(report.get("served_version")),
-        promoted=_int(report.get("promoted")),
-        bootstrap=bool(report.get("bootstrap")),
+        span=report.span or name,
+        status=report.status if record.report is not None else (record.status or "?"),
+        rows=report.rows if record.report is not None else None,
+        anomalies=[str(a) for a in report.anomalies],
+        served_version=report.served_version,
+        promoted=report.promoted,
+        bootstrap=report.bootstrap,
         blessed=None if not gate else bool(gate.get("blessed")),
-        gate=dict(gate),
-        fired=[(str(d.get("name")), str(d.get("reason", ""))) for d in triggers
-               if isinstance(d, Mapping) and d.get("fired")],
-        live=report.get("live") if isinstance(report.get("live"), dict) else None,
-        window=[str(w) for w in report.get("window") or []],
-        runs={str(k): str(v) for k, v in (record.get("runs") or {}).items()},
+        gate=gate,
+        fired=[(str(d.get("name")), str(d.get("reason", ""))) for d in report.fired],
+        live=report.live if isinstance(report.live, dict) else None,
+        window=[str(w) for w in report.window or []],
+        runs=dict(record.runs),
     )
 
 
@@ -124,12 +119,12 @@ def read_timeline(url: str, name: str, source: str, *, linked: bool = True,
     """The loop ``name``'s spans from the controller state at metadata ``url``."""
     state = ControllerState(url, migrate=False)
     try:
-        memory = state.read(f"{SCOPE}{name}")
+        memory = LoopMemory.from_json(state.read(scope_of(name)))
     finally:
         state.close()
-    spans = [span_row(n, r) for n, r in (memory.get("spans") or {}).items()
-             if isinstance(r, Mapping)]
-    return LoopTimeline(name, source, spans, model=model, linked=linked)
+    spans = [span_row(n, r) for n, r in memory.spans.items()]
+    return LoopTimeline(name, source, spans,
+                        model=model or memory.declaration.get("model"), linked=linked)
 
 
 def loop_names(url: str) -> list[str]:

@@ -280,14 +280,20 @@ def test_laptop_settings_bundle_stores_and_publish_only_serving(
     assert "artifacts:/data/artifacts" in services["dask-worker"]["volumes"]
     assert (tmp_path / "c" / "secrets.env").stat().st_mode & 0o077 == 0
     published = {n: s["ports"] for n, s in services.items() if "ports" in s}
-    assert published == {"serving": ["127.0.0.1:8000-8002:8000"]}
-    assert services["serving"]["scale"] == 3
+    # issue 19: one service per replica on consecutive ports (podman-compose refuses a
+    # port range for a scaled service), instead of "127.0.0.1:8000-8002:8000" with scale 3
+    assert published == {f"serving-{i + 1}": [f"127.0.0.1:{8000 + i}:8000"] for i in range(3)}
+    assert not any("scale" in services[f"serving-{i + 1}"] for i in range(3))
     assert all("healthcheck" in s for n, s in services.items() if n != "controller")
     assert any("bundles PostgreSQL" in n for n in result.plan.notes)
     docker = (tmp_path / "c" / "Dockerfile").read_text()
     assert "COPY c/ctloop-src /opt/ctloop-src" in docker and "==0.1.0" not in docker
     assert (tmp_path / "c" / "ctloop-src" / "src" / "ctloop" / "cli" / "main.py").is_file()
-    assert "c/secrets.env" in (tmp_path / "c" / "Dockerfile.dockerignore").read_text()
+    # issue 19: .dockerignore beside the build context (every builder reads it), every
+    # export's secrets kept out (was c/Dockerfile.dockerignore naming c/secrets.env only)
+    ignore = (ctloop_home / ".dockerignore").read_text()
+    assert "**/secrets.env" in ignore and "**/ctloop.env" in ignore and ".ctloop" in ignore
+    assert not (tmp_path / "c" / "Dockerfile.dockerignore").exists()
 
 
 def test_loopback_s3_endpoint_is_refused_or_rewritten(ctloop_home: Path, tmp_path: Path) -> None:
@@ -341,7 +347,8 @@ def test_cli_writes_the_files_and_prints_no_secret(
     out = "".join(captured.out.split())  # rich wraps long lines
     assert "docker-compose.yaml" in out and "pw-in-url-77" not in captured.out + captured.err
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
-        "Dockerfile", "Dockerfile.dockerignore", "ctloop-src", "ctloop.env",
+        ".env", "Dockerfile", "README.md", "ctloop-src", "ctloop.env",
         "docker-compose.yaml", "secrets.env",
-    ]
+    ]  # issue 19: .env (compose project name) and README.md (first model); no
+    # Dockerfile.dockerignore (the project's .dockerignore instead)
     assert main(["deploy", "export", str(tmp_path / "o"), "--force"]) == 0

@@ -70,3 +70,61 @@ def test_unknown_loop_name_lists_the_loops(ctloop_home: Path) -> None:
     with pytest.raises(NotFound, match=r"No loop named 'chrun' in ctloop\.toml\. Did you mean "
                                        "'churn'"):
         get_loop("chrun")
+
+
+def test_task_declared_or_read_off_the_label_chooses_and_checks_the_metric() -> None:
+    import pandas as pd
+
+    from ctloop.loop.declaration import resolve_task
+
+    declared = parse_loop("d", {**BASE, "task": "regression"})
+    assert (declared.task, declared.metric) == ("regression", "rmse")
+    assert parse_loop("d", {**BASE, "train": {"task": "multiclass"}}).metric == "accuracy"
+    assert parse_loop("d", {**BASE, "task": "multiclass", "metric": "macro_f1"}).metric == \
+        "macro_f1"
+    plain = parse_loop("p", BASE)
+    assert plain.task is None and plain.metric == "roc_auc" and not plain.metric_given
+    delays = pd.Series([3.5, -2.0, 41.0, 0.0, 12.25] * 10)
+    assert (resolve_task(plain, delays).task, resolve_task(plain, delays).metric) == (
+        "regression", "rmse")
+    colours = pd.Series(["red", "green", "blue"] * 5)
+    assert resolve_task(plain, colours).metric == "accuracy"
+    binary = resolve_task(plain, pd.Series([0, 1, 1, 0]))
+    assert (binary.task, binary.metric) == ("binary", "roc_auc")
+    assert resolve_task(binary, delays) is binary  # resolved once: idempotent
+    auc = parse_loop("a", {**BASE, "metric": "roc_auc"})
+    with pytest.raises(ConfigError) as err:
+        resolve_task(auc, delays)
+    assert err.value.one_line().endswith(
+        "Loop 'a': key 'metric' 'roc_auc' does not apply to a regression task; use one of "
+        "rmse, mae, r2, mape. (the task 'regression' is read off the label 'y'; declare key "
+        "'task' if that is wrong)")
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({**BASE, "task": "regresion"},
+     "Loop 'churn': key 'task' must be one of binary, multiclass, regression; got "
+     "'regresion'."),
+    ({**BASE, "task": "regression", "metric": "roc_auc"},
+     "Loop 'churn': key 'metric' 'roc_auc' does not apply to a regression task"),
+    ({**BASE, "task": "binary", "train": {"task": "regression"}},
+     "Loop 'churn': key 'task' is 'binary' but 'train.task' is 'regression'; declare one."),
+    ({**BASE, "train": {"task": "text"}}, "key 'train.task' must be one of"),
+])
+def test_bad_tasks_are_one_line(table: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_loop("churn", table)
+    assert message in err.value.one_line()
+
+
+def test_a_loop_command_without_ctloop_toml_says_so(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctloop.core.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotFound) as err:
+        get_loop("shop", Settings(home=tmp_path / ".ctloop"))
+    line = err.value.one_line()
+    assert f"No loop named 'shop': there is no ctloop.toml in {tmp_path.resolve()}" in line
+    assert "ctloop init NAME --template loop" in line
+    assert not (tmp_path / ".ctloop").exists()

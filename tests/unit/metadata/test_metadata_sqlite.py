@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import sqlalchemy as sa
 from ctloop.core.errors import BackendUnavailable, ConfigError
 from ctloop.metadata import RunRecord, new_id, open_metadata_store
 from ctloop.metadata.migrate import HEAD, VERSION_TABLE, head_revision
-from ctloop.testing.services import POSTGRES_URL, require_service
+from ctloop.testing.services import POSTGRES_URL, patience, require_service
 
 
 def test_head_constant_matches_the_migration_scripts() -> None:
@@ -110,11 +109,10 @@ def test_file_that_is_not_a_database_is_left_untouched(tmp_path: Path) -> None:
     assert notes.read_bytes() == before
 
 
+@pytest.mark.timeout(patience(30))  # fails fast: a hang is stopped here, not timed (20.7)
 def test_unreachable_server_fails_fast_with_the_url_but_no_password() -> None:
-    started = time.monotonic()
     with pytest.raises(BackendUnavailable, match="Cannot connect") as info:
         open_metadata_store("postgresql+psycopg://ana:s3cret@127.0.0.1:1/db")
-    assert time.monotonic() - started < 10
     line = info.value.one_line()
     assert "127.0.0.1:1" in line and "s3cret" not in line
 

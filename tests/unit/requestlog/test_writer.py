@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 
 from ctloop.core.errors import BackendUnavailable, StoreError
+from ctloop.requestlog.batches import LogBatch, batches_table, rejected_batch
 from ctloop.requestlog.log import LogOptions, open_prediction_log
-from ctloop.requestlog.writer import LogBatch, RequestLogger, batches_table, rejected_batch
+from ctloop.requestlog.writer import RequestLogger
+from ctloop.testing.services import wait_until
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -119,7 +121,9 @@ def test_a_backend_outage_keeps_rows_spooled_until_it_returns(
     for i in range(50):
         logger.submit([_batch(i)])
     logger.drain()
-    time.sleep(0.3)  # several publish rounds fail
+    # a publish round fails: waited for, not a 0.3 s sleep (issue 20.7)
+    wait_until(lambda: log.publish_failures >= 1, "a failed publish round", 30,
+               interval=0.05)
     assert log.publish_failures >= 1 and log.segments() == []
     assert log.pending() == 50  # spilled to the local spool, nothing lost
     with pytest.raises(BackendUnavailable):

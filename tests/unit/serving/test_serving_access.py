@@ -125,7 +125,14 @@ def test_feedback_labels_join_the_logged_predictions(three_versions, tmp_path) -
             ({"labels": []}, "non-empty"),
             ({"labels": [{"label": 1}]}, "exactly one"),
             ({"labels": [{"request_id": "a", "row_id": "r", "label": 1}]}, "exactly one"),
-            ({"labels": [{"request_id": "a", "label": "yes"}]}, "number"),
+            ({"labels": [{"request_id": "a", "label": "yes"}]}, "it takes 0 or 1"),
+            ({"labels": [{"request_id": "a", "label": [1]}]}, "number or a class name"),
+            # what a careless feedback file holds: a label the binary model cannot have
+            ({"labels": [{"request_id": "a", "label": 1}, {"request_id": "b", "label": 7}]},
+             "row 1 (request_id 'b') has 7"),
+            ({"labels": [{"request_id": "a", "label": 0.5}]}, "it takes 0 or 1"),
+            ({"labels": [{"request_id": "a", "label": 1}, {"request_id": "a", "label": 0}]},
+             "conflicting labels"),
             ({"labels": [{"request_id": 5, "label": 1}]}, "string"),
             ({"rows": []}, "feedback body"),
         ):
@@ -135,4 +142,4 @@ def test_feedback_labels_join_the_logged_predictions(three_versions, tmp_path) -
             {"request_id": "a", "label": 1}]}).status_code == 404
         app.state.serving.logger.flush()
     frame = log.read(model_name="flights", with_labels=True).set_index("request_id")
-    assert frame.loc["a", "label"] == 1 and frame.loc["b", "label"] == 0
+    assert frame.loc["a", "label"] == 1 and frame.loc["b", "label"] == 0  # nothing bad stored

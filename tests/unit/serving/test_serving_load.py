@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import httpx
 import numpy as np
 
 from ctloop.serving import ServingConfig
 from ctloop.serving.background import background_server
+from ctloop.testing.services import wait_until
 
 URL = "/v1/models/flights:predict"
 FEATURES = ["origin", "hour", "distance"]
+
+
+def _answered(results: list, count: int) -> None:  # type: ignore[type-arg]
+    """Wait for ``count`` more answers under load (readiness, not a fixed sleep)."""
+    start = len(results)
+    wait_until(lambda: len(results) >= start + count, f"{count} more answers", 60,
+               interval=0.02)
 
 
 def _rows(frame) -> list[dict]:
@@ -86,10 +93,12 @@ def test_hot_swaps_under_load_fail_no_request(three_versions, sample) -> None:
         load = threading.Thread(target=lambda: asyncio.run(hammer(url)))
         load.start()
         try:
-            for version in (3, 1, 3, 1, 3):
-                time.sleep(0.4)
+            for version in (3, 1, 3, 1, 3):  # each switch seen answering, not a 0.4 s sleep
+                _answered(results, 10)
                 three_versions.registry.promote("flights", version)
-            time.sleep(0.4)
+                wait_until(lambda v=version: any(r[1] == v for r in results[-5:]),
+                           f"answers from version {version}", 60, interval=0.02)
+            _answered(results, 10)
         finally:
             stop.set()
             load.join(timeout=30)

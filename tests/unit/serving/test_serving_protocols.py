@@ -55,7 +55,9 @@ def test_tritonclient_health_metadata_and_infer(served, three_versions, sample) 
     assert [(i["name"], i["datatype"]) for i in meta["inputs"]] == [
         ("origin", "BYTES"), ("hour", "INT64"), ("distance", "INT64")
     ]
-    assert [o["name"] for o in meta["outputs"]] == ["prediction", "decision"]
+    # binary: today's prediction/decision first, then the class label and probabilities
+    assert [o["name"] for o in meta["outputs"]] == ["prediction", "decision", "label",
+                                                   "probabilities"]
     for binary in (True, False):  # the client's binary tensor extension, then plain JSON
         result = client.infer("flights", _inputs(frame, binary), request_id=f"b{binary}")
         np.testing.assert_allclose(result.as_numpy("prediction"), expected, rtol=0, atol=1e-12)
@@ -91,7 +93,7 @@ def test_v2_json_tensors_2d_and_errors(served, three_versions, sample) -> None:
         body = {"inputs": [{"name": "x", "shape": [5, 3], "datatype": "BYTES", "data": matrix}]}
         answer = client.post("/v2/models/flights/infer", json=body)
         assert answer.status_code == 200, answer.text
-        [prediction, decision] = answer.json()["outputs"]
+        [prediction, decision, _, _] = answer.json()["outputs"]
         assert prediction["datatype"] == "FP64" and decision["datatype"] == "INT64"
         np.testing.assert_allclose(prediction["data"], expected, rtol=0, atol=1e-12)
         cases = {

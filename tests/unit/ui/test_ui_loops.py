@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from ctloop.core.settings import load_settings
-from ctloop.loop.runner import SpanReport
+from ctloop.loop.memory import SpanReport
 from ctloop.metadata import open_metadata_store
 from ctloop.triggers.store import ControllerState
 from ctloop.ui import create_app
@@ -15,7 +15,7 @@ from ctloop.ui.loops import read_timeline, timelines
 
 
 def _remember(url: str, loop: str, *reports: SpanReport) -> None:
-    """What ``LoopRunner.save_span`` writes: the report and its runs under ``loop:NAME``."""
+    """What the loop episode writes: the report and its runs under ``loop:NAME``."""
     state = ControllerState(url)
     try:
         with state.update(f"loop:{loop}") as docs:

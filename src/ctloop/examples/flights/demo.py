@@ -26,8 +26,8 @@ from ctloop.core.errors import UserInputError
 from ctloop.core.settings import Settings
 from ctloop.examples.flights.report import write_report
 from ctloop.loop.declaration import DecaySpec, DriftSpec, GateSpec, LoopSpec, TrainSpec, Window
+from ctloop.loop.memory import SpanReport
 from ctloop.loop.replay import ReplayResult, replay
-from ctloop.loop.runner import SpanReport
 
 __all__ = ["DRIFT_FEATURES", "MODEL_NAME", "flights_loop", "make_defective", "pin_schema",
            "run_demo", "write_spans"]

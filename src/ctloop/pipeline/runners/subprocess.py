@@ -18,6 +18,7 @@ import hashlib
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -28,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ctloop.core.errors import ConfigError
+from ctloop.core.processes import Liveness, process_liveness
 from ctloop.pipeline.component import ComponentDef
 from ctloop.pipeline.task import StepTask, TaskResult
 
@@ -132,6 +134,25 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
+_swept: set[Path] = set()
+
+
+def _remove_dead_task_folders(work: Path) -> None:
+    """Remove ``.task-PID-*`` folders that processes now gone left in any run's work
+    folder beside ``work`` (once per process and project)."""
+    import shutil
+
+    root = work.parent
+    if root in _swept:
+        return
+    _swept.add(root)
+    for folder in root.glob("*/.task-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and process_liveness(
+                {"host": socket.gethostname(), "pid": int(pid)}) is Liveness.DEAD:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_in_process(
     task: StepTask,
     procs: set[subprocess.Popen[bytes]] | None = None,
@@ -148,7 +169,12 @@ def run_in_process(
         python = ensure_venv(task.requirements) if task.requirements else Path(sys.executable)
     except ConfigError as exc:
         return TaskResult(ok=False, error=exc.message, started=started, ended=time.time())
-    with tempfile.TemporaryDirectory(prefix="ctloop-task-") as tmp:
+    # The task (its parameters, input references) is handed over inside the run's own work
+    # folder, never the system temp folder; a killed attempt's leftovers go at the next one.
+    work = Path(task.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    _remove_dead_task_folders(work)
+    with tempfile.TemporaryDirectory(prefix=f".task-{os.getpid()}-", dir=work) as tmp:
         task_file, result_file = Path(tmp) / "task.pkl", Path(tmp) / "result.pkl"
         task_file.write_bytes(pickle.dumps(task))
         env = dict(os.environ)

@@ -4,25 +4,32 @@ A ``ModelInferRequest`` becomes the JSON-shaped body and binary tail that
 ``serving.protocols.v2.parse_infer`` reads for HTTP (raw input contents are exactly the
 binary tensor extension's bytes; typed contents become ``data`` lists), so a
 tensor is checked by one parser with one set of messages whichever protocol
-carried it. Answers go back as raw output contents (FP64 ``prediction``,
-INT64 ``decision``), as Triton answers and as ``tritonclient.grpc`` reads
-fastest. Request parameters that HTTP takes as lists (``request_ids``,
-``row_ids``) arrive as JSON-array strings, since a gRPC parameter is a scalar.
+carried it. Answers go back as raw output contents (the tensors of
+``protocols.v2.output_tensors``: the same names, datatypes and shapes as over
+HTTP), as Triton answers and as ``tritonclient.grpc`` reads fastest. Model
+metadata carries no class names here (the protocol's message has no field for
+them); HTTP's metadata lists them in ``parameters.classes``. Request parameters
+that HTTP takes as lists (``request_ids``, ``row_ids``) arrive as JSON-array
+strings, since a gRPC parameter is a scalar.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
-from ctloop.models.signature import ColumnSpec
+from ctloop.models.flavors import LoadedModel
 from ctloop.serving.errors import BadRequest
 from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
-from ctloop.serving.protocols.v2 import DATATYPES, Infer, parse_infer
+from ctloop.serving.protocols.v2 import (
+    Infer,
+    output_names,
+    output_tensors,
+    parse_infer,
+    tensor_specs,
+)
 from ctloop.serving.scoring.predict import Scored
 
 __all__ = ["PROTOCOL", "infer_response", "metadata_response", "parse_grpc_infer"]
@@ -40,8 +47,8 @@ _FIELDS = sorted(set(_CONTENTS.values()))
 _LIST_PARAMETERS = ("request_ids", "row_ids")
 
 
-def parse_grpc_infer(request: pb.ModelInferRequest, specs: Sequence[ColumnSpec]) -> Infer:
-    """``request`` as a parsed infer for the model whose signature inputs are ``specs``."""
+def parse_grpc_infer(request: pb.ModelInferRequest, model: LoadedModel) -> Infer:
+    """``request`` as a parsed infer for ``model``."""
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
         raise BadRequest(
@@ -54,7 +61,8 @@ def parse_grpc_infer(request: pb.ModelInferRequest, specs: Sequence[ColumnSpec])
         body["id"] = request.id
     if request.outputs:
         body["outputs"] = [{"name": o.name} for o in request.outputs]
-    infer = parse_infer(body, b"".join(raw), specs)
+    infer = parse_infer(body, b"".join(raw), model.signature.inputs,
+                        outputs=output_names(model), tensor_specs=tensor_specs(model))
     return replace(infer, inputs=replace(infer.inputs, protocol=PROTOCOL))
 
 
@@ -114,9 +122,6 @@ def _json_list(name: str, value: Any) -> list[Any]:
 
 def infer_response(name: str, infer: Infer, scored: Scored) -> pb.ModelInferResponse:
     """The answer to ``infer``: the asked-for outputs as raw little-endian tensors."""
-    outputs = {"prediction": scored.scores}
-    if scored.decisions is not None:
-        outputs["decision"] = scored.decisions
     versions = sorted({p.served.version for p in scored.parts})
     response = pb.ModelInferResponse(model_name=name,
                                      model_version=",".join(map(str, versions)),
@@ -125,18 +130,16 @@ def infer_response(name: str, infer: Infer, scored: Scored) -> pb.ModelInferResp
     missing = scored.missing_by_row()
     if missing is not None:
         response.parameters["missing"].string_param = json.dumps(missing)
-    for output, values in outputs.items():
-        if infer.outputs is not None and output not in infer.outputs:
+    for output in output_tensors(scored.answer):
+        if infer.outputs is not None and output.name not in infer.outputs:
             continue
-        datatype = "FP64" if values.dtype.kind == "f" else "INT64"
-        response.outputs.add(name=output, datatype=datatype, shape=[len(values)])
-        response.raw_output_contents.append(
-            np.ascontiguousarray(values, dtype=DATATYPES[datatype]).tobytes())
+        response.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)
+        response.raw_output_contents.append(output.raw())
     return response
 
 
 def metadata_response(meta: Mapping[str, Any]) -> pb.ModelMetadataResponse:
-    """``serving.routes.v2.metadata``'s answer as its message."""
+    """``serving.routes.v2.metadata``'s answer as its message (without ``parameters``)."""
     tensor = pb.ModelMetadataResponse.TensorMetadata
     return pb.ModelMetadataResponse(
         name=meta["name"], versions=meta["versions"], platform=meta["platform"],

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
+
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.inputs import Inputs, request_ids
 from ctloop.serving.scoring.predict import Scored
@@ -53,20 +55,40 @@ def parse_v1(body: Any, signature_columns: Sequence[str]) -> Inputs:
 
 
 def encode(name: str, inputs: Inputs, scored: Scored) -> dict[str, Any]:
-    """The v1 answer for ``scored``."""
+    """The v1 answer for ``scored``.
+
+    ``predictions``: the values (regression), the class labels (multiclass) or, for
+    binary models as before labels existed, P(positive class) beside ``decisions``
+    (0/1). Classification also answers ``labels`` and ``probabilities`` (one list per
+    row, in the order of the model's classes).
+    """
+    answer = scored.answer
+    predictions = answer.labels if answer.kind == "multiclass" else answer.scores
     out: dict[str, Any] = {
         "model": name,
-        "predictions": scored.scores,
+        "predictions": _json(predictions),
         "versions": scored.versions(),
         "routes": scored.routes(),
         "request_ids": inputs.request_ids,
     }
-    if scored.decisions is not None:
-        out["decisions"] = scored.decisions
+    if answer.decisions is not None:
+        out["decisions"] = _json(answer.decisions)
+    probabilities = answer.probabilities()
+    if answer.labels is not None and probabilities is not None:
+        out["labels"] = _json(answer.labels)
+        out["probabilities"] = _json(probabilities)
     missing = scored.missing_by_row()
     if missing is not None:
         out["missing"] = missing
     return out
+
+
+def _json(values: Any) -> Any:
+    """An array as orjson writes it: C-ordered numbers, or plain Python values."""
+    array = np.asarray(values)
+    if array.dtype.kind in "biuf":
+        return np.ascontiguousarray(array)
+    return array.tolist()
 
 
 def _from_columns(columns: Any) -> tuple[dict[str, Sequence[Any]], int]:
@@ -100,8 +122,9 @@ def _from_rows(
     sizes = list(map(len, rows))
     if not all(sizes):
         raise InvalidRequest(
-            f"Row {sizes.index(0)} of '{key}' is empty; every row needs the model's inputs "
-            f"{list(signature_columns)} (or the entity keys to look them up)."
+            f"Row {sizes.index(0)} of '{key}' is empty; every row needs at least one input: "
+            f"the model's inputs {list(signature_columns)} (or the entity keys to look them "
+            "up)."
         )
     first = rows[0]
     names = list(first)
@@ -123,6 +146,6 @@ def _from_lists(
     if sizes != {width}:
         raise InvalidRequest(
             f"Every instance must list {width} values, in the order {list(signature_columns)}; "
-            f"got lengths {sorted(sizes)}."
+            f"got instances of length {sorted(sizes)}."
         )
     return dict(zip(signature_columns, zip(*rows, strict=True), strict=True)), len(rows)

@@ -1,30 +1,41 @@
 """Open Inference Protocol (KServe v2) over REST: typed tensors in, typed tensors out.
 
-A request carries one tensor per input column (shape ``[n]`` or ``[n, 1]``)
-or one 2-D tensor ``[n, k]`` holding the columns in signature order. Data
-arrive as JSON lists or, with the binary tensor extension the official
-clients use by default (``Inference-Header-Content-Length``), as raw
-little-endian bytes after the JSON header. Answers carry ``prediction``
-(FP64: the positive-class probability or the value) and, for classifiers,
-``decision`` (INT64, at the model's decision threshold), as JSON or binary as
-the request asks.
+A request for a tabular model carries one tensor per input column (shape ``[n]``
+or ``[n, 1]``) or one 2-D tensor ``[n, k]`` holding the columns in signature
+order; a tensor model (its signature lists ``tensors``) takes its named N-d
+tensors, checked against each ``TensorSpec``. Data arrive as JSON lists or, with
+the binary tensor extension the official clients use by default
+(``Inference-Header-Content-Length``), as raw little-endian bytes after the JSON
+header.
+
+Answers (see :func:`output_tensors`): regression ``prediction`` FP64 ``[n]``;
+classification ``label`` (INT64 for integer classes, else BYTES) ``[n]`` and
+``probabilities`` FP64 ``[n, k]`` in class order, binary also ``prediction``
+(P(positive)) and ``decision`` (0/1 at the model's threshold) ``[n]``; a tensor
+model its output tensors. Each :class:`Tensor`'s shape is its data's shape, so
+no answer can say one shape and carry another.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
-from ctloop.models.signature import ColumnSpec
+from ctloop.models.flavors import LoadedModel
+from ctloop.models.signature import ColumnSpec, TensorSpec
 from ctloop.serving.errors import BadRequest, InvalidRequest
 from ctloop.serving.inputs import Inputs, request_ids
+from ctloop.serving.scoring.answer import Answer, classes_of, is_tensor_model, kind_of
 
-__all__ = ["DATATYPES", "Infer", "datatype_of", "encode_outputs", "parse_infer", "split_binary"]
+__all__ = [
+    "DATATYPES", "Infer", "Tensor", "datatype_of", "encode_outputs", "output_metadata",
+    "output_names", "output_tensors", "parse_infer", "split_binary", "tensor_specs",
+]
 
 DATATYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(bool),
@@ -77,8 +88,19 @@ def split_binary(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return raw[:size], raw[size:]
 
 
-def parse_infer(body: Any, tail: bytes, specs: Sequence[ColumnSpec]) -> Infer:
-    """A v2 infer body (already JSON-decoded) as columns for the model with ``specs``."""
+def parse_infer(
+    body: Any,
+    tail: bytes,
+    specs: Sequence[ColumnSpec],
+    *,
+    outputs: Sequence[str] = ("prediction", "decision"),
+    tensor_specs: Sequence[TensorSpec] = (),
+) -> Infer:
+    """A v2 infer body (already JSON-decoded) as columns for the model with ``specs``.
+
+    ``outputs`` are the names the model answers; with ``tensor_specs`` (a tensor model) the
+    inputs are N-d tensors checked against those specs instead of columns.
+    """
     if not isinstance(body, dict):
         raise BadRequest('The infer request must be a JSON object with "inputs": [tensors].')
     tensors = body.get("inputs")
@@ -90,14 +112,20 @@ def parse_infer(body: Any, tail: bytes, specs: Sequence[ColumnSpec]) -> Infer:
     arrays: dict[str, np.ndarray] = {}
     shapes: dict[str, list[int]] = {}
     for tensor in tensors:
-        name, shape, _, array, used = _tensor(tensor, tail, offset)
+        name, shape, dtype, array, used = _tensor(tensor, tail, offset,
+                                                  0 if tensor_specs else 2)
         offset += used
         if name in arrays:
             raise BadRequest(f"Input tensor {name!r} is given twice.")
         arrays[name], shapes[name] = array, shape
+        if tensor_specs:
+            _check_spec(name, dtype, shape, tensor_specs)
     if offset != len(tail):
         raise BadRequest(f"The body has {len(tail) - offset} binary bytes no input claims.")
-    columns, n, lenient = _columns(arrays, shapes, specs)
+    if tensor_specs:
+        columns, n, lenient = _tensor_inputs(arrays, shapes, tensor_specs)
+    else:
+        columns, n, lenient = _columns(arrays, shapes, specs)
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest('"id" must be a string.')
@@ -108,7 +136,8 @@ def parse_infer(body: Any, tail: bytes, specs: Sequence[ColumnSpec]) -> Infer:
     row_ids = params.get("row_ids")
     if row_ids is not None and (not isinstance(row_ids, list) or len(row_ids) != n):
         raise BadRequest(f"parameters.row_ids must list one id per row ({n}).")
-    wanted, binary = _outputs(body.get("outputs"), bool(params.get("binary_data_output")))
+    wanted, binary = _outputs(body.get("outputs"), bool(params.get("binary_data_output")),
+                              outputs)
     inputs = Inputs(columns, n, ids,
                     None if row_ids is None else [None if r is None else str(r) for r in row_ids],
                     now, "v2", coerce=lenient)
@@ -124,16 +153,18 @@ def _params(value: Any, what: str) -> dict[str, Any]:
 
 
 def _tensor(
-    tensor: Any, tail: bytes, offset: int
+    tensor: Any, tail: bytes, offset: int, max_rank: int
 ) -> tuple[str, list[int], str, np.ndarray, int]:
+    """One input tensor's name, shape, datatype and flat values; ``max_rank`` 0: any."""
     if not isinstance(tensor, dict):
         raise BadRequest("Every input must be an object {name, shape, datatype, data}.")
     name, shape, dtype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
     if not isinstance(name, str) or not name:
         raise BadRequest("Every input tensor needs a string 'name'.")
-    if (not isinstance(shape, list) or not shape or len(shape) > 2
+    if (not isinstance(shape, list) or not shape or (max_rank and len(shape) > max_rank)
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-        raise BadRequest(f"Input {name!r}: 'shape' must be a list of 1 or 2 non-negative sizes.")
+        sizes = f"1 or {max_rank}" if max_rank else "1 or more"
+        raise BadRequest(f"Input {name!r}: 'shape' must be a list of {sizes} non-negative sizes.")
     if dtype not in DATATYPES:
         raise BadRequest(
             f"Input {name!r}: datatype {dtype!r} is not one of {', '.join(DATATYPES)}."
@@ -144,8 +175,14 @@ def _tensor(
     params = _params(tensor.get("parameters"), f"input {name!r}")
     size = params.get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or size < 0 or offset + size > len(tail):
+        if (not isinstance(size, int) or isinstance(size, bool) or size < 0
+                or offset + size > len(tail)):
             raise BadRequest(f"Input {name!r}: binary_data_size {size!r} exceeds the body.")
+        if dtype == "BYTES" and 4 * count > size:  # before anything is allocated for them
+            raise BadRequest(
+                f"Input {name!r}: shape {shape} holds {count} BYTES values, at least "
+                f"{4 * count} bytes, but its binary data has {size}."
+            )
         array = _from_binary(name, dtype, tail[offset:offset + size], count)
         return name, shape, dtype, array, size
     data = tensor.get("data")
@@ -176,9 +213,14 @@ def _tensor(
 
 
 def _flatten(name: str, data: list[Any]) -> list[Any]:
-    if not all(isinstance(row, list) for row in data):
-        raise BadRequest(f"Input {name!r}: nested 'data' must be a list of equally long lists.")
-    return [v for row in data for v in row]
+    """Nested ``data`` (any depth, row-major) as one flat list."""
+    while data and isinstance(data[0], list):
+        if not all(isinstance(row, list) for row in data):
+            raise BadRequest(
+                f"Input {name!r}: nested 'data' must be a list of equally long lists."
+            )
+        data = [v for row in data for v in row]
+    return data
 
 
 def _from_binary(name: str, dtype: str, raw: bytes, count: int) -> np.ndarray:
@@ -232,17 +274,58 @@ def _columns(
     return dict(arrays), next(iter(rows.values())), False
 
 
-def _outputs(value: Any, binary_default: bool) -> tuple[tuple[str, ...] | None, frozenset[str]]:
+def _check_spec(name: str, dtype: str, shape: list[int], specs: Sequence[TensorSpec]) -> None:
+    """A tensor model's input against its spec: known name, same datatype, same rank and
+    fixed sizes (-1 is any size); 4xx naming the input and the expected spec."""
+    spec = next((t for t in specs if t.name == name), None)
+    if spec is None:
+        raise InvalidRequest(
+            f"Input {name!r} is not an input of this model; it takes "
+            f"{', '.join(_spec_text(t) for t in specs)}."
+        )
+    fits = len(shape) == len(spec.shape) and all(
+        want in (-1, got) for want, got in zip(spec.shape, shape, strict=True))
+    if dtype != spec.datatype or not fits:
+        raise InvalidRequest(
+            f"Input {name!r} is {dtype} {shape}; the model expects {_spec_text(spec)} "
+            "(-1: any size)."
+        )
+
+
+def _spec_text(spec: TensorSpec) -> str:
+    return f"{spec.name!r} {spec.datatype} {list(spec.shape)}"
+
+
+def _tensor_inputs(
+    arrays: dict[str, np.ndarray], shapes: dict[str, list[int]], specs: Sequence[TensorSpec]
+) -> tuple[dict[str, Sequence[Any] | np.ndarray], int, bool]:
+    missing = [t for t in specs if t.name not in arrays]
+    if missing:
+        raise InvalidRequest(
+            f"The request lacks input(s) {', '.join(_spec_text(t) for t in missing)}."
+        )
+    rows = {name: shape[0] for name, shape in shapes.items()}
+    if len(set(rows.values())) != 1:
+        raise BadRequest(f"The input tensors must hold the same batch size; got {rows}.")
+    columns: dict[str, Sequence[Any] | np.ndarray] = {
+        name: array.reshape(shapes[name]) for name, array in arrays.items()
+    }
+    return columns, next(iter(rows.values())), False
+
+
+def _outputs(
+    value: Any, binary_default: bool, known: Sequence[str]
+) -> tuple[tuple[str, ...] | None, frozenset[str]]:
     if value is None:
-        return None, frozenset({"prediction", "decision"} if binary_default else ())
+        return None, frozenset(known if binary_default else ())
     if not isinstance(value, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in value
     ):
         raise BadRequest('"outputs" must be a list of objects {"name": ...}.')
     names = tuple(o["name"] for o in value)
-    unknown = sorted(set(names) - {"prediction", "decision"})
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise BadRequest(f"Unknown output(s) {unknown}; this model answers prediction, decision.")
+        raise BadRequest(f"Unknown output(s) {unknown}; this model answers {', '.join(known)}.")
     binary = {
         o["name"] for o in value
         if _params(o.get("parameters"), f"output {o['name']!r}").get("binary_data", binary_default)
@@ -250,22 +333,137 @@ def _outputs(value: Any, binary_default: bool) -> tuple[tuple[str, ...] | None, 
     return names, frozenset(binary)
 
 
+@dataclass(frozen=True, init=False)
+class Tensor:
+    """One output tensor; its shape is read off its data, never given separately."""
+
+    name: str
+    datatype: str
+    data: np.ndarray  # C-contiguous, of the datatype's NumPy type
+
+    def __init__(self, name: str, datatype: str, data: Any) -> None:
+        if datatype not in DATATYPES:
+            raise ValueError(f"unknown datatype {datatype!r}")
+        dtype = DATATYPES[datatype]
+        if datatype == "BYTES":
+            values = np.asarray(data, dtype=object)
+        else:
+            values = np.ascontiguousarray(data, dtype=dtype)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "datatype", datatype)
+        object.__setattr__(self, "data", values)
+
+    @property
+    def shape(self) -> list[int]:
+        return list(self.data.shape)
+
+    def json_data(self) -> Any:
+        """The values flattened in row-major order, as the protocol's JSON ``data``."""
+        if self.datatype == "BYTES":
+            return _texts(self.data.reshape(-1).tolist())
+        return self.data.reshape(-1)
+
+    def raw(self) -> bytes:
+        """The binary tensor extension's bytes (BYTES: 4-byte little-endian length + UTF-8)."""
+        if self.datatype != "BYTES":
+            return self.data.tobytes()
+        encoded = [v.encode("utf-8") for v in _texts(self.data.reshape(-1).tolist())]
+        sizes = np.fromiter(map(len, encoded), dtype="<u4", count=len(encoded)).tobytes()
+        return b"".join(sizes[4 * i:4 * i + 4] + e for i, e in enumerate(encoded))
+
+
+def _texts(values: list[Any]) -> list[str]:
+    """BYTES values as text (labels already are: one C-speed type check, no copy)."""
+    if set(map(type, values)) <= {str}:
+        return values
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+
+
+_DATATYPE_OF_KIND = {"b": "BOOL", "O": "BYTES", "U": "BYTES", "S": "BYTES"}
+
+
+def _datatype_of_array(array: np.ndarray) -> str:
+    for name, dtype in DATATYPES.items():
+        if name != "BYTES" and array.dtype == dtype:
+            return name
+    return _DATATYPE_OF_KIND.get(array.dtype.kind, "FP64")
+
+
+def _label_datatype(classes: Sequence[str | int]) -> str:
+    return "INT64" if all(
+        isinstance(c, int | np.integer) and not isinstance(c, bool) for c in classes
+    ) else "BYTES"
+
+
+def output_tensors(answer: Answer) -> list[Tensor]:
+    """The answer's output tensors, in the order model metadata lists them."""
+    if answer.kind == "tensor":
+        assert answer.tensors is not None
+        return [Tensor(name, _datatype_of_array(np.asarray(v)), v)
+                for name, v in answer.tensors.items()]
+    if answer.kind == "regression":
+        return [Tensor("prediction", "FP64", answer.scores)]
+    assert answer.labels is not None and answer.classes is not None
+    out = []
+    if answer.kind == "binary":
+        out.append(Tensor("prediction", "FP64", answer.scores))
+        if answer.decisions is not None:
+            out.append(Tensor("decision", "INT64", answer.decisions))
+    out.append(Tensor("label", "INT64" if answer.labels.dtype.kind in "iu" else "BYTES",
+                      answer.labels))
+    out.append(Tensor("probabilities", "FP64", answer.probabilities()))
+    return out
+
+
+def output_metadata(model: LoadedModel) -> list[dict[str, Any]]:
+    """The model's outputs as model metadata lists them ({name, datatype, shape})."""
+    kind = kind_of(model)
+    if kind == "tensor":
+        return [t.to_dict() for t in model.signature.tensor_outputs]
+    if kind == "regression":
+        return [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
+    classes = classes_of(model, kind)
+    width = len(classes) if classes else -1
+    out = []
+    if kind == "binary":
+        out += [{"name": "prediction", "datatype": "FP64", "shape": [-1]},
+                {"name": "decision", "datatype": "INT64", "shape": [-1]}]
+    out += [{"name": "label", "datatype": _label_datatype(classes), "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, width]}]
+    return out
+
+
+def tensor_specs(model: LoadedModel) -> tuple[TensorSpec, ...]:
+    """The N-d inputs a request decodes for ``model`` (none for a tabular model)."""
+    return model.signature.tensors if is_tensor_model(model) else ()
+
+
+def output_names(model: LoadedModel) -> tuple[str, ...]:
+    """The outputs a request may ask ``model`` for."""
+    if kind_of(model) == "tensor":
+        return tuple(t.name for t in model.signature.tensor_outputs)
+    return tuple(o["name"] for o in output_metadata(model))
+
+
 def encode_outputs(
-    infer: Infer, outputs: dict[str, np.ndarray], head: dict[str, Any]
+    infer: Infer, outputs: Sequence[Tensor] | Mapping[str, np.ndarray], head: dict[str, Any]
 ) -> tuple[bytes, int | None]:
     """The answer body and, when binary outputs were asked for, the JSON header's length."""
+    if isinstance(outputs, Mapping):
+        outputs = [Tensor(name, "FP64" if v.dtype.kind == "f" else "INT64", v)
+                   for name, v in outputs.items()]
     tensors, blobs = [], []
-    for name, values in outputs.items():
-        if infer.outputs is not None and name not in infer.outputs:
+    for output in outputs:
+        if infer.outputs is not None and output.name not in infer.outputs:
             continue
-        datatype = "FP64" if values.dtype.kind == "f" else "INT64"
-        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(values)]}
-        if name in infer.binary:
-            blob = values.astype(DATATYPES[datatype], copy=False).tobytes()
+        tensor: dict[str, Any] = {"name": output.name, "datatype": output.datatype,
+                                  "shape": output.shape}
+        if output.name in infer.binary:
+            blob = output.raw()
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            tensor["data"] = values
+            tensor["data"] = output.json_data()
         tensors.append(tensor)
     header = orjson.dumps({**head, "outputs": tensors}, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:

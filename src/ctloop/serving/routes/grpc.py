@@ -197,7 +197,7 @@ class _Servicer:
 
         async def parse(message: pb.ModelInferRequest, deployment: Deployment
                         ) -> tuple[Inputs, Callable[[Scored], pb.ModelInferResponse]]:
-            infer = parse_grpc_infer(message, deployment.routes[0].model.signature.inputs)
+            infer = parse_grpc_infer(message, deployment.routes[0].model)
             return infer.inputs, lambda scored: infer_response(deployment.name, infer, scored)
 
         version = request.model_version

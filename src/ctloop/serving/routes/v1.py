@@ -12,11 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ctloop.serving.body import loads
-from ctloop.serving.errors import error_body
+from ctloop.serving.errors import InvalidRequest, error_body
 from ctloop.serving.inputs import Inputs
 from ctloop.serving.openapi import V1_PREDICT, body
 from ctloop.serving.pool import Deployment
 from ctloop.serving.protocols.v1 import encode, parse_v1
+from ctloop.serving.scoring.answer import is_tensor_model
 from ctloop.serving.scoring.predict import Scored
 
 if TYPE_CHECKING:
@@ -31,8 +32,14 @@ def add_routes(app: FastAPI, state: ServingState) -> None:
     config = state.config
 
     async def parse(raw: bytes, _: Request, deployment: Deployment) -> tuple[Inputs, Respond]:
-        inputs = parse_v1(loads(raw, config.max_json_depth),
-                          deployment.routes[0].model.signature.columns)
+        signature = deployment.routes[0].model.signature
+        if is_tensor_model(deployment.routes[0].model):
+            raise InvalidRequest(
+                f"Model {deployment.name!r} takes tensors "
+                f"({', '.join(t.name for t in signature.tensors)}); send them to "
+                f"/v2/models/{deployment.name}/infer (Open Inference Protocol)."
+            )
+        inputs = parse_v1(loads(raw, config.max_json_depth), signature.columns)
 
         def respond(scored: Scored) -> Response:
             return json_response(encode(deployment.name, inputs, scored))

@@ -19,7 +19,17 @@ from ctloop.serving.errors import NotReady
 from ctloop.serving.inputs import Inputs
 from ctloop.serving.openapi import V2_INFER, body
 from ctloop.serving.pool import Deployment, Served
-from ctloop.serving.protocols.v2 import datatype_of, encode_outputs, parse_infer, split_binary
+from ctloop.serving.protocols.v2 import (
+    datatype_of,
+    encode_outputs,
+    output_metadata,
+    output_names,
+    output_tensors,
+    parse_infer,
+    split_binary,
+    tensor_specs,
+)
+from ctloop.serving.scoring.answer import classes_of, kind_of
 from ctloop.serving.scoring.predict import Scored
 from ctloop.serving.scoring.routing import Router
 
@@ -49,18 +59,24 @@ def pinned(deployment: Deployment, version: str) -> Deployment:
 
 
 def metadata(deployment: Deployment, served: Served) -> dict[str, Any]:
-    outputs = [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
-    if served.model.task == "binary":
-        outputs.append({"name": "decision", "datatype": "INT64", "shape": [-1]})
+    """Model metadata: inputs, outputs and, in ``parameters``, the task and class names."""
+    model = served.model
+    kind = kind_of(model)
+    if kind == "tensor":
+        inputs = [t.to_dict() for t in tensor_specs(model)]
+    else:
+        inputs = [{"name": s.name, "datatype": datatype_of(s), "shape": [-1]}
+                  for s in model.signature.inputs]
+    parameters: dict[str, Any] = {"task": kind}
+    if kind in ("binary", "multiclass"):
+        parameters["classes"] = list(classes_of(model, kind))
     return {
         "name": deployment.name,
         "versions": [str(v) for v in sorted({s.version for s in _served(deployment)})],
-        "platform": f"ctloop_{served.model.flavor}",
-        "inputs": [
-            {"name": s.name, "datatype": datatype_of(s), "shape": [-1]}
-            for s in served.model.signature.inputs
-        ],
-        "outputs": outputs,
+        "platform": f"ctloop_{model.flavor}",
+        "inputs": inputs,
+        "outputs": output_metadata(model),
+        "parameters": parameters,
     }
 
 
@@ -114,15 +130,14 @@ def add_routes(app: FastAPI, state: ServingState) -> None:
     async def parse(raw: bytes, request: Request, deployment: Deployment
                     ) -> tuple[Inputs, Respond]:
         header, tail = split_binary(raw, request.headers.get("inference-header-content-length"))
-        served = deployment.routes[0]
+        model = deployment.routes[0].model
         infer = parse_infer(loads(header, config.max_json_depth), tail,
-                            served.model.signature.inputs)
+                            model.signature.inputs, outputs=output_names(model),
+                            tensor_specs=tensor_specs(model))
         inputs = infer.inputs
 
         def respond(scored: Scored) -> Response:
-            outputs = {"prediction": scored.scores}
-            if scored.decisions is not None:
-                outputs["decision"] = scored.decisions
+            outputs = output_tensors(scored.answer)
             versions = sorted({p.served.version for p in scored.parts})
             head: dict[str, Any] = {
                 "model_name": deployment.name,

@@ -8,7 +8,7 @@ frames by the log spool's thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from ctloop.core.errors import UserInputError
+from ctloop.core.errors import CtloopError, UserInputError
+from ctloop.requestlog.entries import Entry
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.inputs import Inputs
-from ctloop.serving.logspool import Entry
 from ctloop.serving.pool import Deployment, Served
+from ctloop.serving.scoring.answer import Answer, answer_of, is_tensor_model, tensor_answer
 from ctloop.serving.scoring.batching import BatchStats, MicroBatcher
 from ctloop.serving.scoring.fastpath import predictor_for
 from ctloop.serving.scoring.features import Filled, entity_keys, fill, needs_lookup
@@ -30,7 +31,7 @@ from ctloop.serving.scoring.features import Filled, entity_keys, fill, needs_loo
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
-__all__ = ["Part", "Scored", "Scorer", "logical_time"]
+__all__ = ["Part", "Scored", "Scorer", "checked_rows", "logical_time"]
 
 log = logging.getLogger("ctloop.serving")
 
@@ -41,11 +42,31 @@ class Part:
 
     served: Served
     rows: np.ndarray | None  # positions in the request; None: every row
-    scores: np.ndarray
-    decisions: np.ndarray | None
+    answer: Answer
     inputs: dict[str, np.ndarray]  # typed model inputs
     entity: Mapping[str, Sequence[Any] | np.ndarray]
     missing: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """One number per row for the request log: P(positive), the value, or for
+        multiclass the probability of the predicted class (NaN for tensor models)."""
+        answer = self.answer
+        if answer.kind == "multiclass":
+            top: np.ndarray = answer.scores.max(axis=1)
+            return top
+        return answer.scores
+
+    @property
+    def decisions(self) -> np.ndarray | None:
+        return self.answer.decisions
+
+    def log_answer(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores and labels for the request log: multiclass keeps its (n, k) probabilities
+        (a typed list column) and labels; others their one number per row."""
+        if self.answer.kind == "multiclass":
+            return self.answer.scores, self.answer.labels
+        return self.scores, None
 
 
 @dataclass(frozen=True)
@@ -54,10 +75,17 @@ class Scored:
 
     deployment: Deployment
     inputs: Inputs
-    scores: np.ndarray
-    decisions: np.ndarray | None
+    answer: Answer
     route_index: np.ndarray
     parts: list[Part]
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.answer.scores
+
+    @property
+    def decisions(self) -> np.ndarray | None:
+        return self.answer.decisions
 
     def missing_by_row(self) -> list[list[str]] | None:
         """Per row, the inputs the online store could not fill (None when all were)."""
@@ -93,9 +121,10 @@ def _part_entries(scored: Scored, part: Part, latency_ms: float, ts: datetime) -
         ids = [inputs.request_ids[i] for i in taken]
         row_ids = None if inputs.row_ids is None else [inputs.row_ids[i] for i in taken]
     served = part.served
+    scores, labels = part.log_answer()
     entry = Entry(served.name, served.version, served.route, inputs.protocol, ts, latency_ms,
-                  ids, part.scores, part.inputs, part.entity, row_ids, part.decisions,
-                  model=served.model)
+                  ids, scores, part.inputs, part.entity, row_ids, part.decisions,
+                  model=served.model, labels=labels)
     if not part.missing:
         return [entry]
     # rows with different unfilled inputs go in separate entries, each flagged exactly
@@ -110,7 +139,8 @@ def _part_entries(scored: Scored, part: Part, latency_ms: float, ts: datetime) -
         out.append(replace(
             entry,
             request_ids=[ids[i] for i in where],
-            scores=part.scores[picked],
+            scores=scores[picked],
+            labels=None if labels is None else labels[picked],
             inputs={k: v[picked] for k, v in part.inputs.items()},
             entity={k: [v[i] for i in where] for k, v in part.entity.items()},
             row_ids=None if row_ids is None else [row_ids[i] for i in where],
@@ -159,51 +189,28 @@ class Scorer:
         n = inputs.rows
         if len(deployment.routes) == 1 or not assigned.any():
             part = await self._part(deployment.routes[0], inputs, None)
-            return Scored(deployment, inputs, part.scores, part.decisions, assigned, [part])
-        scores = np.empty(n, dtype=np.float64)
-        decisions = np.empty(n, dtype=np.int64)
+            return Scored(deployment, inputs, part.answer, assigned, [part])
         parts = []
         for index, served in enumerate(deployment.routes):
             mask = assigned == index
             if not mask.any():
                 continue
             rows = np.flatnonzero(mask)
-            part = await self._part(served, inputs.take(mask), rows)
-            scores[mask] = part.scores
-            if part.decisions is not None:
-                decisions[mask] = part.decisions
-            parts.append(part)
-        has_decisions = all(p.decisions is not None for p in parts)
-        return Scored(deployment, inputs, scores, decisions if has_decisions else None,
-                      assigned, parts)
+            parts.append(await self._part(served, inputs.take(mask), rows))
+        return Scored(deployment, inputs, _merge(deployment.name, parts, n), assigned, parts)
 
     async def _part(self, served: Served, inputs: Inputs, rows: np.ndarray | None) -> Part:
         model = served.model
         signature = model.signature
+        if is_tensor_model(model):
+            return await self._tensor_part(served, inputs, rows)
         needed = signature.columns
         filled = Filled(inputs.columns)
         if needs_lookup(inputs.columns, needed):
             filled = await run_in_threadpool(
                 fill, inputs.columns, needed, served.feature_refs, self.store, now=inputs.now
             )
-        if filled.missing and self.config.missing_features == "reject":
-            counts = {c: len(r) for c, r in filled.missing.items()}
-            raise InvalidRequest(
-                f"The online store cannot fill {sorted(counts)} for some rows (rows per input: "
-                f"{counts}): it holds no current value for their entity keys. Send the values, "
-                "materialize the features, or set missing_features = \"flag\" in "
-                "[ctloop.serving] to answer such rows flagged."
-            )
-        try:
-            typed = signature.conform(
-                filled.columns,
-                coerce=self.config.coerce_types or inputs.coerce,
-                allow_nulls=self.config.allow_nulls,
-                lenient=filled.looked_up,
-                what="The request rows",
-            )
-        except UserInputError as exc:
-            raise InvalidRequest(str(exc)) from None
+        typed = checked_rows(self.config, served, filled, inputs)
         try:
             scores = await self.batcher(served).submit(typed, inputs.rows)
         except UserInputError as exc:
@@ -212,12 +219,32 @@ class Scorer:
             raise InvalidRequest(
                 f"The rows cannot be scored by {served.name}:{served.version}: {exc}"
             ) from exc
-        decisions = None
-        if model.task == "binary":
-            decisions = (scores >= model.decision_threshold).astype(np.int64)
+        try:
+            answer = answer_of(model, scores)
+        except ValueError as exc:
+            raise CtloopError(f"{served.name}:{served.version} answered wrongly: {exc}") from exc
         keys = self._entity_keys(served)
         entity = {k: filled.columns[k] for k in keys if k in filled.columns}
-        return Part(served, rows, scores, decisions, typed, entity, filled.missing)
+        return Part(served, rows, answer, typed, entity, filled.missing)
+
+    async def _tensor_part(self, served: Served, inputs: Inputs, rows: np.ndarray | None
+                           ) -> Part:
+        """A tensor model (ONNX): the decoded N-d inputs straight to ``predict_tensors``."""
+        model = served.model
+        tensors = {k: np.asarray(v) for k, v in inputs.columns.items()}
+        try:
+            outputs = await run_in_threadpool(model.predict_tensors, tensors)
+        except UserInputError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(
+                f"The tensors cannot be scored by {served.name}:{served.version}: {exc}"
+            ) from exc
+        try:
+            answer = tensor_answer(outputs, inputs.rows)
+        except ValueError as exc:
+            raise CtloopError(f"{served.name}:{served.version} answered wrongly: {exc}") from exc
+        return Part(served, rows, answer, {}, {})
 
     def _entity_keys(self, served: Served) -> list[str]:
         refs = served.feature_refs
@@ -240,6 +267,73 @@ class Scorer:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def checked_rows(config: ServingConfig, served: Served, filled: Filled, inputs: Inputs
+                 ) -> dict[str, np.ndarray]:
+    """The request's rows as the model's typed inputs, or the 4xx saying what is wrong.
+
+    One check for every route that reads rows (predict, explain) and every protocol:
+    unfilled features, then the signature (types, nulls, NaN/inf, integer ranges).
+    """
+    if filled.missing and config.missing_features == "reject":
+        counts = {c: len(r) for c, r in filled.missing.items()}
+        raise InvalidRequest(
+            f"The online store cannot fill {sorted(counts)} for some rows (rows per input: "
+            f"{counts}): it holds no current value for their entity keys. Send the values, "
+            "materialize the features, or set missing_features = \"flag\" in "
+            "[ctloop.serving] to answer such rows flagged."
+        )
+    try:
+        return served.model.signature.conform(
+            filled.columns,
+            coerce=config.coerce_types or inputs.coerce,
+            allow_nulls=config.allow_nulls,
+            lenient=filled.looked_up,
+            what="The request rows",
+        )
+    except UserInputError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _merge(name: str, parts: list[Part], n: int) -> Answer:
+    """One answer for a request whose rows several routes (versions) answered."""
+    first = parts[0].answer
+    for part in parts[1:]:
+        other = part.answer
+        if (other.kind, other.classes, other.scores.shape[1:]) != (
+                first.kind, first.classes, first.scores.shape[1:]):
+            raise CtloopError(
+                f"The routes of {name!r} answer differently ({first.kind} {first.classes} vs "
+                f"{other.kind} {other.classes}); a canary or A/B split needs versions with "
+                "one task and one set of classes."
+            )
+
+    def merged(pick: Callable[[Answer], np.ndarray | None]) -> np.ndarray | None:
+        values = [pick(p.answer) for p in parts]
+        if any(v is None for v in values):
+            return None
+        head = values[0]
+        assert head is not None
+        out = np.empty((n, *head.shape[1:]), dtype=head.dtype)
+        for part, value in zip(parts, values, strict=True):
+            out[part.rows] = value
+        return out
+
+    def tensor(key: str) -> Callable[[Answer], np.ndarray | None]:
+        return lambda a: None if a.tensors is None else a.tensors.get(key)
+
+    tensors = None
+    if first.tensors is not None:
+        tensors = {}
+        for key in first.tensors:
+            value = merged(tensor(key))
+            if value is not None:
+                tensors[key] = value
+    scores = merged(lambda a: a.scores)
+    assert scores is not None
+    return Answer(first.kind, scores, merged(lambda a: a.labels),
+                  merged(lambda a: a.decisions), first.classes, tensors)
+
+
 def logical_time(now: str | None) -> datetime:
     """When the predictions count as made: the request's ``now`` (a replay, a backfill), else now.
 
@@ -260,6 +354,7 @@ def logical_time(now: str | None) -> datetime:
 def shadow_entry(part: Part, inputs: Inputs, latency_ms: float, ts: datetime) -> Entry:
     """The log entry of a shadow's scores (served=False, route "shadow")."""
     served = part.served
+    scores, labels = part.log_answer()
     return Entry(served.name, served.version, "shadow", inputs.protocol, ts, latency_ms,
-                 inputs.request_ids, part.scores, part.inputs, part.entity, inputs.row_ids,
-                 part.decisions, served=False, model=served.model)
+                 inputs.request_ids, scores, part.inputs, part.entity, inputs.row_ids,
+                 part.decisions, served=False, model=served.model, labels=labels)

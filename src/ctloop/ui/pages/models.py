@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.metadata.base import ModelVersionRecord
+from ctloop.models.tasks import HIGHER_IS_BETTER, better_word, default_metric, normalize_task
 from ctloop.registry import ROLLBACK_MARK
 from ctloop.ui.forms import CSRF_TEXT, Forbidden, read_form
 from ctloop.ui.state import identity_of, page, state_of
@@ -31,7 +32,8 @@ def _overall(version: ModelVersionRecord) -> dict[str, Any]:
 
 
 def _metric_names(versions: list[ModelVersionRecord]) -> list[str]:
-    preferred = ["roc_auc", "log_loss", "accuracy", "f1", "precision", "recall", "rmse", "mae"]
+    preferred = ["roc_auc", "log_loss", "accuracy", "macro_f1", "weighted_f1", "f1",
+                 "precision", "recall", "rmse", "mae", "r2", "mape"]
     seen = {m for v in versions for m in _overall(v).get("metrics", {})}
     return [m for m in preferred if m in seen] + sorted(seen - set(preferred))
 
@@ -73,6 +75,7 @@ def version_page(request: Request, name: str, version: int) -> HTMLResponse:
         "slices": evaluation.get("slices") or {}, "blessing": record.properties.get("blessing"),
         "aliases": aliases, "lineage": record.properties.get("lineage") or {},
         "others": [x.version for x in registry.versions(name) if x.version != version],
+        "better": {m: better_word(m) for m in HIGHER_IS_BETTER},
     })
 
 
@@ -133,9 +136,11 @@ def compare_versions(
                                  slice_columns=[c for c in slices if c in frame.columns],
                                  n_boot=100, candidate=f"v{b}", baseline=f"v{a}")
     recorded = registry.compare(name, a, b)
+    task = normalize_task(str(report["task"])) if report else None
     return page(request, "model_compare.html", {
         "name": name, "a": va, "b": vb, "report": report, "recorded": recorded, "note": note,
-        "dataset": dataset,
+        "dataset": dataset, "headline": default_metric(task) if task else "roc_auc",
+        "better": {m: better_word(m) for m in HIGHER_IS_BETTER},
     })
 
 

@@ -101,6 +101,16 @@ def monitoring_index(request: Request) -> HTMLResponse:
     })
 
 
+def _metric_label(report: ArtifactRecord) -> str:
+    """The charted metric with its direction (``rmse (lower is better)``), else "metric"."""
+    from ctloop.models.tasks import HIGHER_IS_BETTER, better_word
+
+    metric = (report.properties.get("details") or {}).get("metric")
+    if isinstance(metric, str) and metric in HIGHER_IS_BETTER:
+        return f"{metric} ({better_word(metric)} is better)"
+    return "metric"
+
+
 @router.get("/monitoring/{model}", response_class=HTMLResponse)
 def monitoring_model(
     request: Request, model: str, kind: Annotated[str | None, Query()] = None
@@ -132,7 +142,7 @@ def monitoring_model(
                      if (t := _when(r)) is not None and r.properties.get("threshold") is not None]
         if threshold and k != "decay":
             series.append(_series(threshold, "alarm threshold", dash=[2, 4], color="#999"))
-        ylabel = "share of features drifted" if k == "drift" else "metric"
+        ylabel = "share of features drifted" if k == "drift" else _metric_label(items[-1])
         charts[k] = _chart(f"{k} of {model}", ylabel, series)
     drift = by_kind.get("drift", [])[-MAX_DETAILED:]
     if drift and (not kind or kind == "drift"):

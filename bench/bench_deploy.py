@@ -1,0 +1,205 @@
+"""Deployment benchmark (issue 19): ctloop's exported image against MLflow's, same model,
+same base image, measured in the same run.
+
+For ctloop: the default export of a loop project (``ctloop deploy export``), its image
+built without cache (time, size), then ``compose up`` of the whole deployment
+(PostgreSQL, Dask scheduler and workers, two serving replicas, the controllers) to the
+first successful v2 prediction, the first model imported from a bundle on the way.
+For MLflow: the same LightGBM booster saved with ``mlflow.lightgbm``, its Dockerfile
+from ``mlflow models generate-dockerfile --env-manager local`` (what ``build-docker``
+builds), built without cache (time, size), then ``docker run`` to the first successful
+``/invocations``. MLflow runs from its own venv (``~/.cache/ctloop/peers/mlflow-bench``,
+made on first use). Both start from the ``python:3.11-slim`` stand-in built from Debian
+packages (``ctloop.testing.containers``; no registry here): MLflow's Dockerfile names
+``python:X.Y.Z-slim`` after its venv's Python, so the stand-in is tagged with that name.
+
+Run by hand (root, network to PyPI and Debian): ``python bench/bench_deploy.py``.
+Prints the figures and the ratios MLflow / ctloop (above 1: ctloop smaller or faster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ctloop.testing.containers import ensure_engine, postgres_image, python_base_image
+from ctloop.testing.peers import peers_root
+
+MLFLOW = ("mlflow==3.17.2", "lightgbm", "pandas")
+FEATURES = ("usage", "tenure", "spend", "plan")
+
+
+def sh(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+       timeout: float = 3600) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def ctloop(cwd: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    return sh([sys.executable, "-m", "ctloop", *args], cwd=cwd, env=env)
+
+
+def wait(check: Any, what: str, timeout: float = 900) -> float:
+    """Seconds until ``check()`` is truthy (polled every 0.2 s)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if check():
+                return time.monotonic() - start
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what}: not within {timeout:.0f} s")
+
+
+def image_size(engine: str, image: str) -> int:
+    return int(sh([engine, "image", "inspect", "-f", "{{.Size}}", image]).strip())
+
+
+def build(engine: str, dockerfile: Path, image: str, context: Path) -> float:
+    sh([engine, "image", "rm", "-f", image])
+    start = time.monotonic()
+    sh([engine, "build", "--no-cache", "-f", str(dockerfile), "-t", image, str(context)])
+    return time.monotonic() - start
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def laptop(root: Path) -> tuple[Path, Path, dict[str, list[Any]]]:
+    """A loop project with a champion trained on two spans, and its bundle."""
+    ctloop(root, "init", "bench", "--template", "loop")
+    project = root / "bench"
+    spans = sorted((project / "landing").glob("*.parquet"))
+    for span in spans[2:]:
+        span.unlink()
+    ctloop(project, "loop", "run", "bench", "--once")
+    bundle = root / "bench.bundle"
+    ctloop(project, "models", "export", "bench@champion", "-o", str(bundle))
+    import pandas as pd
+
+    frame = pd.read_parquet(spans[0]).head(2)
+    return project, bundle, {c: frame[c].tolist() for c in FEATURES}
+
+
+def ctloop_deployment(engine: str, project: Path, bundle: Path,
+                      rows: dict[str, list[Any]]) -> dict[str, float]:
+    port = free_port()
+    with (project / "ctloop.toml").open("a") as fh:
+        fh.write(f'\n[ctloop.deploy]\nname = "bench-{os.getpid()}"\n'
+                 f'base_image = "{python_base_image(engine)}"\n'
+                 f'postgres_image = "{postgres_image(engine)}"\n')
+    ctloop(project, "deploy", "export", "deploy", "--port", str(port))
+    out = project / "deploy"
+    image = f"ctloop-bench-{os.getpid()}:latest"
+    seconds = build(engine, out / "Dockerfile", image, project)
+    compose = ["docker-compose"] if shutil.which("docker-compose") else [engine, "compose"]
+    inputs = [{"name": c, "datatype": "BYTES" if c == "plan" else "FP64",
+               "shape": [len(v)], "data": v} for c, v in rows.items()]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        start = time.monotonic()
+        sh([*compose, "up", "-d"], cwd=out)
+        wait(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200,
+             "ctloop serving /health")
+        to_health = time.monotonic() - start
+        sh([*compose, "run", "--rm", "-T", "-v", f"{bundle}:/tmp/b.bundle:ro", "controller",
+            "ctloop", "models", "import-bundle", "/tmp/b.bundle"], cwd=out)
+        sh([*compose, "run", "--rm", "-T", "controller", "ctloop", "models", "promote",
+            "bench", "1", "--alias", "champion"], cwd=out)
+        wait(lambda: httpx.post(f"{url}/v2/models/bench/infer", json={"inputs": inputs},
+                                timeout=10).status_code == 200, "ctloop first prediction")
+        to_prediction = time.monotonic() - start
+    finally:
+        sh([*compose, "down", "--volumes"], cwd=out)
+    return {"build_s": seconds, "size_mb": image_size(engine, image) / 1e6,
+            "up_to_health_s": to_health, "up_to_prediction_s": to_prediction}
+
+
+def mlflow_python() -> Path:
+    folder = peers_root() / "mlflow-bench"
+    python = folder / "bin" / "python"
+    if not python.exists():
+        sh([sys.executable, "-m", "venv", str(folder)])
+        sh([str(python), "-m", "pip", "install", "-q", *MLFLOW])
+    return python
+
+
+def mlflow_deployment(engine: str, project: Path, rows: dict[str, list[Any]],
+                      work: Path) -> dict[str, float]:
+    booster = work / "model.txt"  # the same LightGBM booster ctloop serves
+    code = ("from ctloop.metadata import open_metadata_store\n"
+            "from ctloop.registry import ModelRegistry\n"
+            "m = ModelRegistry(open_metadata_store()).load('bench@champion')\n"
+            f"getattr(m.model, 'booster_', m.model).save_model({str(booster)!r})\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    sh([sys.executable, "-c", code], cwd=project, env=env)
+    python = mlflow_python()
+    model = work / "mlflow-model"
+    sh([str(python), "-c", "import lightgbm as lgb, mlflow.lightgbm; mlflow.lightgbm."
+        f"save_model(lgb.Booster(model_file={str(booster)!r}), {str(model)!r})"])
+    out = work / "mlflow-docker"
+    sh([str(python.parent / "mlflow"), "models", "generate-dockerfile", "-m", str(model),
+        "-d", str(out), "--env-manager", "local"])
+    dockerfile = out / "Dockerfile"
+    base = next(line.split()[1] for line in dockerfile.read_text().splitlines()
+                if line.startswith("FROM "))
+    sh([engine, "tag", python_base_image(engine), base])  # the same stand-in base
+    image = f"mlflow-bench-{os.getpid()}:latest"
+    seconds = build(engine, dockerfile, image, out)
+    port = free_port()
+    numeric = {c: (v if c != "plan" else [float(hash(x) % 3) for x in v])
+               for c, v in rows.items()}
+    body = {"dataframe_split": {"columns": list(numeric),
+                                "data": [list(r) for r in zip(*numeric.values(), strict=True)]}}
+    start = time.monotonic()
+    box = sh([engine, "run", "-d", "-p", f"127.0.0.1:{port}:8080", image]).strip()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait(lambda: httpx.get(f"{url}/ping", timeout=5).status_code == 200, "mlflow /ping")
+        to_health = time.monotonic() - start
+        wait(lambda: httpx.post(f"{url}/invocations", json=body,
+                                timeout=10).status_code == 200, "mlflow first prediction")
+        to_prediction = time.monotonic() - start
+    finally:
+        sh([engine, "rm", "-f", box])
+    return {"build_s": seconds, "size_mb": image_size(engine, image) / 1e6,
+            "up_to_health_s": to_health, "up_to_prediction_s": to_prediction}
+
+
+def main() -> None:
+    engine = ensure_engine()
+    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
+        root = Path(tmp)
+        project, bundle, rows = laptop(root)
+        ours = ctloop_deployment(engine, project, bundle, rows)
+        theirs = mlflow_deployment(engine, project, rows, root)
+    print(json.dumps({"ctloop": ours, "mlflow": theirs}, indent=2))
+    print(f"{'':24}{'ctloop':>10}{'mlflow':>10}{'mlflow/ctloop':>15}")
+    for key in ours:
+        print(f"{key:24}{ours[key]:10.1f}{theirs[key]:10.1f}{theirs[key] / ours[key]:15.2f}")
+    print("ctloop's start is the whole deployment (PostgreSQL, Dask scheduler + 2 workers, "
+          "2 replicas, controllers) and includes importing the first model; MLflow's is one "
+          "scoring container.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The health probe of deployed controllers (``ctloop deploy probe``).
+
+A controller serves no HTTP, so its liveness and readiness probes run this:
+the state folder (a mounted volume) is writable by this user, and the metadata
+store answers. Each failure is one line naming the folder or the store, not
+the "connection" error a non-root process on a root-owned volume used to get.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ctloop.core.errors import ConfigError, StoreError
+from ctloop.core.secrets import mask_secrets
+from ctloop.core.settings import Settings
+
+__all__ = ["check_health"]
+
+
+def check_health(settings: Settings) -> None:
+    """Raise unless the state folder is writable and the metadata store answers."""
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"The state folder {home} is not writable by uid {os.getuid()} "
+            f"({type(exc).__name__}): give the volume to that user (chown) or run as its "
+            "owner.") from None
+    from ctloop.metadata import open_metadata_store
+
+    try:
+        open_metadata_store(settings.metadata_url).close()
+    except Exception as exc:
+        raise StoreError(
+            f"The metadata store {mask_secrets(settings.metadata_url)} does not answer: "
+            f"{type(exc).__name__}: {mask_secrets(str(exc)).splitlines()[0][:200]}") from None

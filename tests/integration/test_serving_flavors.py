@@ -1,0 +1,514 @@
+"""Every flavor x task x protocol, 1, 2 and 100 rows, against a real running service.
+
+Models are fitted in the test on generated data (binary, four string classes,
+three integer classes, regression) by scikit-learn, LightGBM, XGBoost, CatBoost, a
+plain Python predictor and skl2onnx, saved and registered as users do, then served
+by one ``ctloop`` app over KServe v1 (httpx), v2 HTTP JSON and binary tensors
+(NVIDIA's ``tritonclient.http``) and gRPC (``tritonclient.grpc``). Every answer
+must equal the loaded model's own in-process prediction: probabilities and values
+to 1e-12, class labels exactly, and every output's shape its data's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import tritonclient.grpc as tgrpc
+import tritonclient.http as thttp
+
+from ctloop.artifacts import open_artifact_store
+from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
+from ctloop.models import Signature, save_model
+from ctloop.models.flavors import FLAVORS, LoadedModel
+from ctloop.registry import ModelRegistry
+from ctloop.serving import ServingConfig, create_app
+from ctloop.serving.background import background_server
+
+# The prediction contract of ctloop.models (multiclass (n, k), predict_labels) is needed.
+pytestmark = pytest.mark.skipif(not hasattr(LoadedModel, "predict_labels"),
+                                reason="needs the flavors' prediction contract")
+
+FEATURES = ["x1", "x2", "x3"]  # FP64, INT64, FP64 on the wire
+ROWS = (1, 2, 100)
+PROTOCOLS = ("v1", "v2-json", "v2-binary", "grpc")
+
+
+class MeanPredictor:
+    """A plain Python model: probabilities from a softmax of fixed weights (or a value)."""
+
+    def __init__(self, k: int) -> None:
+        self.weights = np.linspace(-1.0, 1.0, 3 * max(k, 1)).reshape(3, max(k, 1))
+        self.k = k
+
+    def _logits(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(frame[FEATURES].to_numpy(dtype=float) @ self.weights)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        z = self._logits(frame)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self._logits(frame)[:, 0]
+
+
+class PythonRegressor:
+    """A Python regressor without predict_proba."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(frame["x1"].to_numpy(dtype=float) * 2.0 + frame["x2"].to_numpy())
+
+
+def _data(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "x1": rng.normal(size=n),
+        "x2": rng.integers(0, 10, size=n).astype(np.int64),
+        "x3": rng.normal(size=n),
+    })
+    score = frame["x1"] + 0.3 * frame["x2"] - frame["x3"] + rng.normal(scale=0.5, size=n)
+    frame["binary"] = (score > score.median()).astype(int)
+    frame["multi"] = pd.cut(score, 4, labels=["ash", "birch", "cedar", "dogwood"]).astype(str)
+    frame["ints"] = pd.cut(score, 3, labels=[0, 1, 2]).astype(int)
+    frame["value"] = score * 10
+    return frame
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    flavor: str
+    task: str
+    label: str
+    fit: Callable[[pd.DataFrame, pd.Series], Any]
+    classes: list[Any] | None = None
+
+
+def _sklearn(kind: str) -> Callable[[pd.DataFrame, pd.Series], Any]:
+    def fit(x: pd.DataFrame, y: pd.Series) -> Any:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        model = Ridge() if kind == "regression" else LogisticRegression(max_iter=500)
+        return model.fit(x, y)
+
+    return fit
+
+
+def _lightgbm(kind: str) -> Callable[[pd.DataFrame, pd.Series], Any]:
+    def fit(x: pd.DataFrame, y: pd.Series) -> Any:
+        import lightgbm as lgb
+
+        params = {"n_estimators": 15, "n_jobs": 1, "verbose": -1, "min_child_samples": 5}
+        model = lgb.LGBMRegressor(**params) if kind == "regression" else lgb.LGBMClassifier(
+            **params)
+        return model.fit(x, y)
+
+    return fit
+
+
+def _xgboost(kind: str) -> Callable[[pd.DataFrame, pd.Series], Any]:
+    def fit(x: pd.DataFrame, y: pd.Series) -> Any:
+        import xgboost as xgb
+
+        params = {"n_estimators": 15, "n_jobs": 1, "max_depth": 3}
+        model = xgb.XGBRegressor(**params) if kind == "regression" else xgb.XGBClassifier(
+            **params)
+        return model.fit(x, y)
+
+    return fit
+
+
+def _catboost(kind: str) -> Callable[[pd.DataFrame, pd.Series], Any]:
+    def fit(x: pd.DataFrame, y: pd.Series) -> Any:
+        import catboost
+
+        params = {"iterations": 15, "verbose": False, "thread_count": 1, "random_seed": 0,
+                  "allow_writing_files": False}
+        model = (catboost.CatBoostRegressor(**params) if kind == "regression"
+                 else catboost.CatBoostClassifier(**params))
+        return model.fit(x, y)
+
+    return fit
+
+
+def _python(kind: str, k: int) -> Callable[[pd.DataFrame, pd.Series], Any]:
+    def fit(x: pd.DataFrame, y: pd.Series) -> Any:
+        return PythonRegressor() if kind == "regression" else MeanPredictor(k)
+
+    return fit
+
+
+def _onnx(kind: str) -> Callable[[pd.DataFrame, pd.Series], Any]:
+    def fit(x: pd.DataFrame, y: pd.Series) -> Any:
+        from skl2onnx import to_onnx
+
+        model = _sklearn(kind)(x.astype(np.float32), y)
+        return to_onnx(model, x.to_numpy(dtype=np.float32)[:1],
+                       options={id(model): {"zipmap": False}} if kind != "regression" else None)
+
+    return fit
+
+
+def _cases() -> list[Case]:
+    cases = [
+        Case("sk-bin", "sklearn", "binary", "binary", _sklearn("binary")),
+        Case("sk-multi", "sklearn", "multiclass", "multi", _sklearn("multiclass")),
+        Case("sk-reg", "sklearn", "regression", "value", _sklearn("regression")),
+        Case("lgb-bin", "lightgbm", "binary", "binary", _lightgbm("binary")),
+        Case("lgb-multi", "lightgbm", "multiclass", "ints", _lightgbm("multiclass")),
+        Case("lgb-reg", "lightgbm", "regression", "value", _lightgbm("regression")),
+        Case("xgb-bin", "xgboost", "binary", "binary", _xgboost("binary")),
+        Case("xgb-multi", "xgboost", "multiclass", "ints", _xgboost("multiclass")),
+        Case("xgb-reg", "xgboost", "regression", "value", _xgboost("regression")),
+        Case("py-bin", "python", "binary", "binary", _python("binary", 2)),
+        Case("py-multi", "python", "multiclass", "multi", _python("multiclass", 4),
+             classes=["ash", "birch", "cedar", "dogwood"]),
+        Case("py-reg", "python", "regression", "value", _python("regression", 0)),
+    ]
+    if "catboost" in FLAVORS:
+        cases += [
+            Case("cb-bin", "catboost", "binary", "binary", _catboost("binary")),
+            Case("cb-multi", "catboost", "multiclass", "multi", _catboost("multiclass")),
+            Case("cb-reg", "catboost", "regression", "value", _catboost("regression")),
+        ]
+    if "onnx" in FLAVORS:
+        cases += [
+            Case("onnx-bin", "onnx", "binary", "binary", _onnx("binary")),
+            Case("onnx-multi", "onnx", "multiclass", "multi", _onnx("multiclass")),
+            Case("onnx-reg", "onnx", "regression", "value", _onnx("regression")),
+        ]
+    return cases
+
+
+CASES = _cases()
+
+
+@dataclass
+class Service:
+    http: str  # host:port
+    grpc: str
+    models: dict[str, LoadedModel]
+    registry: ModelRegistry | None = None
+    artifacts: Any = None
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("flavors")
+    store = open_metadata_store(f"sqlite:///{root / 'meta.db'}")
+    artifacts = open_artifact_store((root / "artifacts").as_uri())
+    registry = ModelRegistry(store, actor="test")
+    train = _data(600, seed=1)
+    signature = Signature.from_frame(train, FEATURES)
+    for case in CASES:
+        model = case.fit(train[FEATURES], train[case.label])
+        folder = root / case.name
+        save_model(model, folder, signature=signature, task=case.task, flavor=case.flavor,
+                   classes=case.classes)
+        stored = artifacts.put(folder)
+        record = store.add_artifact(ArtifactRecord(id=new_id(), type="Model", uri=stored.uri,
+                                                   sha256=stored.sha256, size=stored.size))
+        registry.register(case.name, record.id)
+        registry.promote(case.name, 1)
+    models = {c.name: registry.load(f"{c.name}:1", artifacts) for c in CASES}
+    config = ServingConfig.from_table({"grpc_port": 0})
+    app = create_app([c.name for c in CASES], config=config, metadata=store,
+                     artifacts=artifacts, feature_store=False, prediction_log=False)
+    with background_server(app) as url:
+        yield Service(url.removeprefix("http://"), f"127.0.0.1:{app.state.grpc_port}", models,
+                      registry, artifacts)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    return _data(100, seed=2)[FEATURES]
+
+
+def _v2_inputs(module: Any, frame: pd.DataFrame, binary: bool | None) -> list[Any]:
+    out = []
+    for column in FEATURES:
+        values = frame[column].to_numpy()
+        datatype = "INT64" if values.dtype.kind == "i" else "FP64"
+        tensor = module.InferInput(column, [len(frame)], datatype)
+        if binary is None:
+            tensor.set_data_from_numpy(values)
+        else:
+            tensor.set_data_from_numpy(values, binary_data=binary)
+        out.append(tensor)
+    return out
+
+
+def _answer(service: Service, name: str, frame: pd.DataFrame, protocol: str
+            ) -> dict[str, np.ndarray]:
+    """The service's outputs by v2 name (v1's keys mapped onto them)."""
+    if protocol == "v1":
+        body = {"instances": frame.to_dict(orient="records")}
+        got = httpx.post(f"http://{service.http}/v1/models/{name}:predict", json=body,
+                         timeout=60)
+        assert got.status_code == 200, got.text
+        answer = got.json()
+        out = {"v1_predictions": np.asarray(answer["predictions"])}
+        for key, v2 in (("decisions", "decision"), ("labels", "label"),
+                        ("probabilities", "probabilities")):
+            if key in answer:
+                out[v2] = np.asarray(answer[key])
+        return out
+    names = [o["name"] for o in _metadata(service, name)["outputs"]]
+    if protocol == "grpc":
+        client = tgrpc.InferenceServerClient(service.grpc)
+        result = client.infer(name, _v2_inputs(tgrpc, frame, None))
+        response = result.get_response()
+        shapes = {o.name: list(o.shape) for o in response.outputs}
+    else:
+        binary = protocol == "v2-binary"
+        client = thttp.InferenceServerClient(service.http)
+        outputs = [thttp.InferRequestedOutput(n, binary_data=binary) for n in names]
+        result = client.infer(name, _v2_inputs(thttp, frame, binary), outputs=outputs)
+        shapes = {o["name"]: o["shape"] for o in result.get_response()["outputs"]}
+    out = {}
+    for output in names:
+        array = result.as_numpy(output)
+        assert array is not None, (name, protocol, output)
+        assert list(array.shape) == shapes[output], (name, protocol, output)
+        out[output] = array
+    return out
+
+
+_META: dict[str, dict[str, Any]] = {}
+
+
+def _metadata(service: Service, name: str) -> dict[str, Any]:
+    if name not in _META:
+        _META[name] = httpx.get(f"http://{service.http}/v2/models/{name}", timeout=30).json()
+    return _META[name]
+
+
+def _text(values: np.ndarray) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values.tolist()]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_every_flavor_and_task_answers_as_in_process(service: Service, rows: pd.DataFrame,
+                                                     case: Case, protocol: str) -> None:
+    model = service.models[case.name]
+    meta = _metadata(service, case.name)
+    assert meta["parameters"]["task"] == case.task
+    for n in ROWS:
+        frame = rows.head(n)
+        expected = model.predict(frame)
+        got = _answer(service, case.name, frame, protocol)
+        where = (case.name, protocol, n)
+        if case.task == "regression":
+            value = got["v1_predictions"] if protocol == "v1" else got["prediction"]
+            assert value.shape == (n,), where
+            np.testing.assert_allclose(value, expected, rtol=0, atol=1e-9, err_msg=str(where))
+            continue
+        classes = list(model.signature.classes or [])
+        assert meta["parameters"]["classes"] == classes, where
+        labels = model.predict_labels(frame)
+        assert _text(got["label"]) == [str(v) for v in labels.tolist()], where
+        probabilities = got["probabilities"]
+        assert probabilities.shape == (n, len(classes)), where
+        if case.task == "multiclass":
+            np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-9,
+                                       err_msg=str(where))
+            if protocol == "v1":
+                assert _text(got["v1_predictions"]) == _text(got["label"]), where
+            continue
+        np.testing.assert_allclose(probabilities[:, 1], expected, rtol=0, atol=1e-9,
+                                   err_msg=str(where))
+        score = got["v1_predictions"] if protocol == "v1" else got["prediction"]
+        np.testing.assert_allclose(score, expected, rtol=0, atol=1e-9, err_msg=str(where))
+        decisions = (expected >= model.decision_threshold).astype(int)
+        assert got["decision"].tolist() == decisions.tolist(), where
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_batch_scoring_writes_one_column_per_class(service: Service, rows: pd.DataFrame,
+                                                  case: Case, tmp_path: Path) -> None:
+    from ctloop.batch import predict_file
+
+    assert service.registry is not None
+    model = service.models[case.name]
+    rows.to_parquet(tmp_path / "in.parquet")
+    predict_file(service.registry, service.artifacts, f"{case.name}:1", tmp_path / "in.parquet",
+                 tmp_path / "out.parquet")
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    expected = model.predict(rows)
+    if case.task == "multiclass":
+        classes = list(model.signature.classes or [])
+        assert list(out.columns) == [*FEATURES, "label", *(f"score_{c}" for c in classes)]
+        np.testing.assert_allclose(out[[f"score_{c}" for c in classes]].to_numpy(), expected,
+                                   rtol=0, atol=1e-9)
+        assert [str(v) for v in out["label"]] == [str(v) for v in
+                                                  model.predict_labels(rows).tolist()]
+        return
+    np.testing.assert_allclose(out["score"].to_numpy(), expected, rtol=0, atol=1e-9)
+    if case.task == "binary":
+        assert out["decision"].tolist() == (expected >= model.decision_threshold).astype(
+            int).tolist()
+    else:
+        assert "decision" not in out.columns
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_explain_answers_shapes_that_match_their_data(service: Service, rows: pd.DataFrame,
+                                                      case: Case) -> None:
+    """v2 explain tensors (per class for multiclass) have the shape of their data; the tree
+    flavors explain every task."""
+    frame = rows.head(5)
+    tensors = {"inputs": [
+        {"name": c, "shape": [5], "datatype": "INT64" if c == "x2" else "FP64",
+         "data": frame[c].tolist()} for c in FEATURES]}
+    v2 = httpx.post(f"http://{service.http}/v2/models/{case.name}/explain", json=tensors,
+                    timeout=60)
+    v1 = httpx.post(f"http://{service.http}/v1/models/{case.name}:explain",
+                    json={"instances": frame.to_dict(orient="records")}, timeout=60)
+    if case.flavor in ("lightgbm", "xgboost", "catboost"):
+        assert v2.status_code == 200 and v1.status_code == 200, (v2.text, v1.text)
+    assert v1.status_code == v2.status_code, (v1.text, v2.text)
+    if v2.status_code != 200:
+        assert v2.status_code == 422, v2.text
+        return
+    outputs = {o["name"]: o for o in v2.json()["outputs"]}
+    for name, tensor in outputs.items():
+        assert len(tensor["data"]) == int(np.prod(tensor["shape"])), name
+        assert tensor["shape"][0] == 5, name
+    model = service.models[case.name]
+    expected = model.predict(frame)
+    if case.task == "multiclass":
+        k = len(model.signature.classes or [])
+        assert outputs["class_contributions"]["shape"] == [5, k, len(FEATURES)]
+        np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], (5, k)),
+                                   expected, atol=1e-6)
+        assert [str(v) for v in outputs["label"]["data"]] == [
+            str(v) for v in model.predict_labels(frame).tolist()]
+    else:
+        # TreeSHAP sums float32 leaf values: equal to the prediction to float32 precision
+        np.testing.assert_allclose(outputs["prediction"]["data"], expected, rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_metadata_lists_outputs_with_their_shapes(service: Service) -> None:
+    for case in CASES:
+        meta = _metadata(service, case.name)
+        outputs = {o["name"]: (o["datatype"], o["shape"]) for o in meta["outputs"]}
+        if case.task == "regression":
+            assert outputs == {"prediction": ("FP64", [-1])}, case.name
+            continue
+        k = len(service.models[case.name].signature.classes or [])
+        label = "BYTES" if case.label == "multi" else "INT64"
+        expected = {"label": (label, [-1]), "probabilities": ("FP64", [-1, k])}
+        if case.task == "binary":
+            expected |= {"prediction": ("FP64", [-1]), "decision": ("INT64", [-1])}
+        assert outputs == expected, case.name
+
+
+# --- an ONNX image model: N-d tensors in and out ----------------------------------------------
+
+
+def _image_model() -> Any:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {"conv_w": rng.normal(size=(4, 3, 3, 3)).astype(np.float32),
+               "conv_b": rng.normal(size=4).astype(np.float32),
+               "dense_w": rng.normal(size=(10, 4)).astype(np.float32),
+               "dense_b": rng.normal(size=10).astype(np.float32)}
+    nodes = [
+        helper.make_node("Conv", ["image", "conv_w", "conv_b"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["relu"]),
+        helper.make_node("GlobalAveragePool", ["relu"], ["pool"]),
+        helper.make_node("Flatten", ["pool"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "dense_w", "dense_b"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def image_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    if "onnx" not in FLAVORS:
+        pytest.skip("no ONNX flavor in this build")
+    root = tmp_path_factory.mktemp("image")
+    store = open_metadata_store(f"sqlite:///{root / 'meta.db'}")
+    artifacts = open_artifact_store((root / "artifacts").as_uri())
+    registry = ModelRegistry(store, actor="test")
+    save_model(_image_model(), root / "cnn", signature=Signature(inputs=()), flavor="onnx")
+    stored = artifacts.put(root / "cnn")
+    record = store.add_artifact(ArtifactRecord(id=new_id(), type="Model", uri=stored.uri,
+                                               sha256=stored.sha256, size=stored.size))
+    registry.register("cnn", record.id)
+    registry.promote("cnn", 1)
+    app = create_app("cnn", config=ServingConfig.from_table({"grpc_port": 0}), metadata=store,
+                     artifacts=artifacts, feature_store=False, prediction_log=False)
+    with background_server(app) as url:
+        yield Service(url.removeprefix("http://"), f"127.0.0.1:{app.state.grpc_port}",
+                      {"cnn": registry.load("cnn:1", artifacts)})
+    store.close()
+
+
+@pytest.mark.parametrize("protocol", ["v2-json", "v2-binary", "grpc"])
+def test_onnx_image_model_takes_n_d_tensors(image_service: Service, protocol: str) -> None:
+    model = image_service.models["cnn"]
+    meta = _metadata(image_service, "cnn")
+    assert meta["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 3, 32, 32]}]
+    assert meta["outputs"] == [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]
+    rng = np.random.default_rng(3)
+    for n in ROWS:
+        images = rng.normal(size=(n, 3, 32, 32)).astype(np.float32)
+        expected = model.predict_tensors({"image": images})["logits"]
+        if protocol == "grpc":
+            client: Any = tgrpc.InferenceServerClient(image_service.grpc)
+            tensor = tgrpc.InferInput("image", [n, 3, 32, 32], "FP32")
+            tensor.set_data_from_numpy(images)
+            result = client.infer("cnn", [tensor])
+        else:
+            binary = protocol == "v2-binary"
+            client = thttp.InferenceServerClient(image_service.http)
+            tensor = thttp.InferInput("image", [n, 3, 32, 32], "FP32")
+            tensor.set_data_from_numpy(images, binary_data=binary)
+            result = client.infer("cnn", [tensor], outputs=[
+                thttp.InferRequestedOutput("logits", binary_data=binary)])
+        logits = result.as_numpy("logits")
+        assert logits.shape == (n, 10) and logits.dtype == np.float32, (protocol, n)
+        np.testing.assert_array_equal(logits, expected)
+
+
+def test_onnx_image_model_refuses_wrong_tensors_naming_the_spec(image_service: Service) -> None:
+    url = f"http://{image_service.http}"
+    spec = "'image' FP32 [-1, 3, 32, 32]"
+    cases = {
+        "rank": ({"name": "image", "shape": [1, 3, 32], "datatype": "FP32",
+                  "data": [0.0] * 96}, spec),
+        "size": ({"name": "image", "shape": [1, 3, 16, 16], "datatype": "FP32",
+                  "data": [0.0] * 768}, spec),
+        "datatype": ({"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP64",
+                      "data": [0.0] * 3072}, spec),
+        "name": ({"name": "picture", "shape": [1, 3, 32, 32], "datatype": "FP32",
+                  "data": [0.0] * 3072}, "'picture' is not an input of this model"),
+    }
+    for what, (tensor, words) in cases.items():
+        got = httpx.post(f"{url}/v2/models/cnn/infer", json={"inputs": [tensor]}, timeout=30)
+        assert 400 <= got.status_code < 500, (what, got.text)
+        assert words in got.json()["error"], (what, got.text)
+    v1 = httpx.post(f"{url}/v1/models/cnn:predict", json={"instances": [[0.0]]}, timeout=30)
+    assert v1.status_code == 422 and "/v2/models/cnn/infer" in v1.json()["error"]
