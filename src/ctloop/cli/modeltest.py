@@ -179,6 +179,10 @@ def test_model(
         finally:
             ref_store.close()
         loaded["model"], loaded["sample"] = model, prepare_sample(frame, model)
+        try:  # the first predict pays lazy imports and compilation: pay it while waiting
+            model.predict(loaded["sample"].head(1))
+        except Exception:
+            pass
 
     if url is not None:
         reference()
