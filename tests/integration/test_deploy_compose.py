@@ -37,7 +37,7 @@ from ctloop.testing.containers import (
 )
 from ctloop.testing.services import in_ci, patience, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(patience(3600))]
 
 FEATURES = ("usage", "tenure", "spend", "plan")
 

@@ -205,6 +205,7 @@ MLFLOW_WRITER = '''
 import sys
 import lightgbm as lgb
 import mlflow.lightgbm
+import mlflow.pyfunc
 import mlflow.sklearn
 import pandas as pd
 from mlflow.models import infer_signature
@@ -220,6 +221,14 @@ mlflow.sklearn.save_model(clf, sys.argv[2] + "/skpickle", signature=signature,
 booster = lgb.train({"objective": "regression", "verbose": -1, "num_threads": 1},
                     lgb.Dataset(data[features], data["value"]), num_boost_round=10)
 mlflow.lightgbm.save_model(booster, sys.argv[2] + "/lgb")
+
+
+class Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [0.5] * len(model_input)
+
+
+mlflow.pyfunc.save_model(sys.argv[2] + "/pyfunc", python_model=Constant())
 pd.DataFrame(clf.predict_proba(data[features])).to_csv(sys.argv[2] + "/proba.csv", index=False)
 pd.DataFrame({"value": booster.predict(data[features])}).to_csv(sys.argv[2] + "/value.csv",
                                                                 index=False)
@@ -256,6 +265,11 @@ def test_mlflow_model_folders_written_by_mlflow(
     assert record["flavor"] == "lightgbm" and record["task"] == "regression"
     assert [c["name"] for c in record["signature"]["inputs"]] == NUMERIC
     assert record["properties"]["imported"]["format"] == "MLflow lightgbm"
+
+    # A PythonModel derives from MLflow's class: without mlflow here, one line says so.
+    code, _, err = cli(capsys, "models", "import", "constant", "mlruns/pyfunc", "--task",
+                       "regression")
+    assert code != 0 and "is a pyfunc PythonModel" in one_error_line(err)
 
     # Loaded as the server loads them (hash-checked from the store), they answer as in MLflow.
     store = open_metadata_store()

@@ -360,6 +360,44 @@ def test_batch_scoring_writes_one_column_per_class(service: Service, rows: pd.Da
         assert "decision" not in out.columns
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_explain_answers_shapes_that_match_their_data(service: Service, rows: pd.DataFrame,
+                                                      case: Case) -> None:
+    """v2 explain tensors (per class for multiclass) have the shape of their data; the tree
+    flavors explain every task."""
+    frame = rows.head(5)
+    tensors = {"inputs": [
+        {"name": c, "shape": [5], "datatype": "INT64" if c == "x2" else "FP64",
+         "data": frame[c].tolist()} for c in FEATURES]}
+    v2 = httpx.post(f"http://{service.http}/v2/models/{case.name}/explain", json=tensors,
+                    timeout=60)
+    v1 = httpx.post(f"http://{service.http}/v1/models/{case.name}:explain",
+                    json={"instances": frame.to_dict(orient="records")}, timeout=60)
+    if case.flavor in ("lightgbm", "xgboost", "catboost"):
+        assert v2.status_code == 200 and v1.status_code == 200, (v2.text, v1.text)
+    assert v1.status_code == v2.status_code, (v1.text, v2.text)
+    if v2.status_code != 200:
+        assert v2.status_code == 422, v2.text
+        return
+    outputs = {o["name"]: o for o in v2.json()["outputs"]}
+    for name, tensor in outputs.items():
+        assert len(tensor["data"]) == int(np.prod(tensor["shape"])), name
+        assert tensor["shape"][0] == 5, name
+    model = service.models[case.name]
+    expected = model.predict(frame)
+    if case.task == "multiclass":
+        k = len(model.signature.classes or [])
+        assert outputs["class_contributions"]["shape"] == [5, k, len(FEATURES)]
+        np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], (5, k)),
+                                   expected, atol=1e-6)
+        assert [str(v) for v in outputs["label"]["data"]] == [
+            str(v) for v in model.predict_labels(frame).tolist()]
+    else:
+        # TreeSHAP sums float32 leaf values: equal to the prediction to float32 precision
+        np.testing.assert_allclose(outputs["prediction"]["data"], expected, rtol=1e-5,
+                                   atol=1e-6)
+
+
 def test_metadata_lists_outputs_with_their_shapes(service: Service) -> None:
     for case in CASES:
         meta = _metadata(service, case.name)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ctloop.core.errors import CtloopError
 
-__all__ = ["DATA_ERRORS", "IngestFailed", "infrastructure_failure"]
+__all__ = ["DATA_ERRORS", "IngestFailed", "infrastructure_failure", "raised"]
 
 #: The exceptions (as a traceback's last line names them) that are the data's fault.
 DATA_ERRORS = ("ctloop.core.errors.ValidationFailed", "ctloop.core.errors.UserInputError")
@@ -39,14 +39,24 @@ class _Step(Protocol):
     def traceback(self) -> str | None: ...
 
 
+def raised(traceback: str | None) -> tuple[str, str]:
+    """The qualified class name of what a step raised and its message's first line, read
+    off its traceback (whichever runner ran it). The exception's line is the first one
+    after the last ``Traceback`` block that is not indented: a multi-line message (a
+    validation's anomalies, one per line) does not hide the class."""
+    lines = (traceback or "").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    header = next((line for line in lines[starts[-1] + 1:] if line and not line[0].isspace()),
+                  "") if starts else ""
+    name, _, message = header.partition(":")
+    return name.strip(), message.strip()
+
+
 def _raised(step: _Step) -> str:
-    """The qualified class name of what the step raised (its traceback's last line)."""
-    lines = [line for line in (step.traceback or "").splitlines() if line.strip()]
-    return lines[-1].split(":", 1)[0].strip() if lines else ""
+    return raised(step.traceback)[0]
 
 
-def infrastructure_failure(failed_steps: Sequence[_Step], run_error: str | None
-                           ) -> str | None:
+def infrastructure_failure(failed_steps: Sequence[_Step], run_error: str | None) -> str | None:
     """Why a failed ingest run is not the data's fault, or None when it is.
 
     ``failed_steps`` are the run's steps whose status is ``failed`` (none when the

@@ -26,7 +26,7 @@ import pandas as pd
 from ctloop.core.errors import CtloopError, NotFound, NotTrainable, UserInputError
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
-from ctloop.loop.failures import IngestFailed, infrastructure_failure
+from ctloop.loop.failures import IngestFailed, infrastructure_failure, raised
 from ctloop.loop.feature_join import LoopFeatures
 from ctloop.loop.labels import FittingLabels
 from ctloop.loop.memory import GateJson, SpanReport
@@ -492,15 +492,11 @@ class LoopPhases:
 
 
 def not_trainable(traceback: str | None, error: str | None) -> str | None:
-    """The message of a step that raised ``NotTrainable`` (its traceback's last line names
-    the class, whichever runner ran it), else ``None``."""
-    lines = (traceback or "").splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
-    header = next((line for line in lines[starts[-1] + 1:] if line and not line[0].isspace()),
-                  "") if starts else ""
-    if not header.startswith(f"{NotTrainable.__module__}.{NotTrainable.__name__}:"):
+    """The message of a step that raised ``NotTrainable``, else ``None``."""
+    name, message = raised(traceback)
+    if name != f"{NotTrainable.__module__}.{NotTrainable.__name__}":
         return None
-    return " ".join((error or header.partition(": ")[2]).split())
+    return " ".join((error or message).split())
 
 
 def ingested(result: RunResult) -> Ingested:

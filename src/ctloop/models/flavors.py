@@ -49,7 +49,7 @@ from ctloop.models.flavor_catboost import CatBoostFlavor
 from ctloop.models.flavor_onnx import OnnxFlavor
 from ctloop.models.model_code import code_imports, import_code, store_code
 from ctloop.models.signature import Signature
-from ctloop.models.tasks import TASKS, Task, check_task
+from ctloop.models.tasks import TASKS, Task, check_task, normalize_task
 
 if TYPE_CHECKING:
     from ctloop.models.compiled import CompiledPredictor
@@ -75,8 +75,6 @@ __all__ = [
 MANIFEST = "ctloop-model.json"
 # Flavors whose model file is a pickle: their classes' modules travel with them.
 _PICKLED = frozenset({"sklearn", "python"})
-# Manifests written before tasks had three values said "classification" for binary.
-_LEGACY_TASKS: dict[str, Task] = {"classification": "binary"}
 
 
 class ModelEnvironmentWarning(UserWarning):
@@ -98,10 +96,12 @@ def as_categories(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def as_task(value: object, *, where: str = "task") -> Task:
-    """``value`` as a :data:`Task`; the legacy ``classification`` reads as binary."""
-    if isinstance(value, str) and value in _LEGACY_TASKS:
-        return _LEGACY_TASKS[value]
-    return check_task(str(value), where=where)
+    """``value`` as a :data:`Task` (``models.tasks.normalize_task``), errors naming ``where``."""
+    try:
+        task = normalize_task(str(value))
+    except UserInputError:
+        return check_task(str(value), where=where)
+    return task or check_task(str(value), where=where)
 
 
 def shaped(raw: Any, task: Task) -> np.ndarray:
@@ -454,7 +454,7 @@ def save_model(
         model, signature = describe(model, signature)
     chosen = task if task is not None else signature.task
     resolved = as_task(chosen) if chosen is not None else (fitted_task(model) or "binary")
-    if chosen in _LEGACY_TASKS and fitted_task(model) == "multiclass":
+    if chosen != resolved and fitted_task(model) == "multiclass":  # a legacy "classification"
         resolved = "multiclass"
     kept = resolve_classes(model, resolved, classes if classes is not None else signature.classes)
     signature = replace(signature, task=resolved, classes=kept)

@@ -15,6 +15,7 @@ signature, else from the input names the model itself records.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import io
 import json
@@ -330,6 +331,12 @@ def _read_mlflow_flavor(
             )
         return _Read(model, detect_flavor(model), f"MLflow sklearn ({serialization})")
     if key == "python_function":
+        if importlib.util.find_spec("mlflow") is None:
+            raise UserInputError(
+                f"The MLflow model at {folder} is a pyfunc PythonModel, whose class derives "
+                "from MLflow's: install mlflow (pip install mlflow-skinny) where ctloop imports "
+                "and serves it, or export the model to ONNX and import the .onnx file."
+            )
         path, data = data_file(spec.get("python_model"))
         code = folder / str(spec["code"]) if spec.get("code") else None
         model = MlflowPythonModel(_unpickle(path, data))

@@ -70,8 +70,10 @@ def infra_check(
     checks = [
         _check("loads", True, f"{result['flavor']} model loaded in {result['load_ms']:.0f} ms"),
         _check(
-            "shape",
-            result["shape"] == [len(sample)],
+            "shape",  # one value per row; a multiclass model one probability per class
+            result["shape"] == [len(sample)] or (
+                result.get("task") == "multiclass" and len(result["shape"]) == 2
+                and result["shape"][0] == len(sample)),
             f"{result['shape']} predictions for {len(sample)} rows",
         ),
         _check(
@@ -86,7 +88,7 @@ def infra_check(
             f"(limit {max_latency_ms:g} ms)",
         ),
     ]
-    if result.get("task") in ("binary", "classification"):
+    if result.get("task") in ("binary", "classification", "multiclass"):
         checks.append(
             _check(
                 "range",

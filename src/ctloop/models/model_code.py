@@ -119,8 +119,8 @@ def store_code(
     loading the model later: that is one clear error.
     """
     if code_paths:
-        sources = [Path(p).resolve() for p in code_paths]
-        for source in sources:
+        sources: list[tuple[Path, str | None]] = [(Path(p).resolve(), None) for p in code_paths]
+        for source, _ in sources:
             if not source.exists():
                 raise UserInputError(f"The code path {source} does not exist.")
     else:
@@ -131,11 +131,13 @@ def store_code(
                 "cannot be imported where the model is loaded; move it into a module "
                 "(mypredictors.py) and import it from there."
             )
-        sources = [_source_root(t) for t in _local_closure(modules)]
+        # Stored under the module's own name: a file imported by path (ctloop's
+        # ``import_file``) is registered under a name other than its file's.
+        sources = [(_source_root(t), t) for t in _local_closure(modules)]
     shutil.rmtree(folder / CODE_DIR, ignore_errors=True)  # no stale files from an older save
     stored: dict[str, Path] = {}
-    for source in sources:
-        for relative, file in _python_files(source):
+    for source, name in sources:
+        for relative, file in _python_files(source, name):
             target = folder / CODE_DIR / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, target)
@@ -156,15 +158,16 @@ def _local_closure(modules: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def _python_files(source: Path) -> Iterator[tuple[Path, Path]]:
+def _python_files(source: Path, name: str | None = None) -> Iterator[tuple[Path, Path]]:
+    """(path under code/, file) for a module file or every .py file of a package folder."""
     if source.is_file():
         if source.suffix != ".py":
             raise UserInputError(f"The code path {source} is not a .py file or a package.")
-        yield Path(source.name), source
+        yield Path(f"{name}.py" if name else source.name), source
         return
     for file in sorted(source.rglob("*.py")):
         if "__pycache__" not in file.parts:
-            yield Path(source.name) / file.relative_to(source), file
+            yield Path(name or source.name) / file.relative_to(source), file
 
 
 def code_imports(sources: Mapping[str, bytes]) -> set[str]:

@@ -46,8 +46,8 @@ from ctloop.core.errors import UserInputError
 from ctloop.models.calibration import Calibration, calibration_of
 from ctloop.models.metrics import Costs, metric_matrix
 from ctloop.models.tasks import Task, normalize_task
-from ctloop.monitoring.base import PredictionLog
 from ctloop.monitoring.monitors import MonitorResult, MonitorStatus, _window, served_rows
+from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore

@@ -28,7 +28,7 @@ import numpy as np
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.data.stats import DatasetStatistics
-from ctloop.monitoring.base import PredictionLog
+from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
-from ctloop.monitoring.base import PredictionLog
 from ctloop.monitoring.monitors import check_decay, check_drift, served_rows
+from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     from ctloop.metadata.base import MetadataStore

@@ -22,7 +22,6 @@ import pandas as pd
 
 from ctloop.data.schema import Schema
 from ctloop.models.outliers import OUTLIER_SCORE_CUTOFF
-from ctloop.monitoring.base import PredictionLog
 from ctloop.monitoring.monitors import (
     MonitorResult,
     MonitorStatus,
@@ -31,6 +30,7 @@ from ctloop.monitoring.monitors import (
     served_rows,
     serving_features,
 )
+from ctloop.requestlog.records import PredictionLog
 
 __all__ = ["check_outliers", "check_serving_skew", "missing_inputs"]
 

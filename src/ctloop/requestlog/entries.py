@@ -197,9 +197,12 @@ def _group_table(group: list[Entry], book: SchemaBook) -> pa.Table:
     columns["error"] = _const(mask_secrets(first.error) if first.error else "", n,
                               types["error"])
     columns["protocol"] = _const(first.protocol, n, types["protocol"])
-    columns["row_id"] = pa.array(
-        [None if r is None else str(r) for e in group
-         for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)], pa.string())
+    if any(e.row_ids is not None for e in group):
+        columns["row_id"] = pa.array(
+            [None if r is None else str(r) for e in group
+             for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)], pa.string())
+    else:
+        columns["row_id"] = pa.nulls(n, pa.string())
     if first.decisions is not None:
         decisions = _stack([np.asarray(e.decisions) for e in group
                             if e.decisions is not None], sizes, "decisions")
@@ -207,7 +210,9 @@ def _group_table(group: list[Entry], book: SchemaBook) -> pa.Table:
     else:
         columns["decision"] = pa.nulls(n, types["decision"])
     columns["outlier_score"] = _outliers(group, n)
-    columns["missing"] = pa.array([list(first.missing)] * n, types["missing"])
+    names = pa.array(list(first.missing) * n, pa.string())
+    columns["missing"] = pa.ListArray.from_arrays(
+        pa.array(np.arange(n + 1, dtype=np.int32) * len(first.missing)), names)
     for name in first.inputs:
         extra[f"f_{name}"] = _values([e.inputs[name] for e in group], sizes, f"input {name!r}")
     for name in first.entity:

@@ -146,6 +146,9 @@ def create_app(
         app.include_router(
             feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
         )
+    from ctloop.serving.direct import DirectPredict
+
+    app.add_middleware(DirectPredict, fastapi=app)  # added first: the key guard wraps it
     if keys:
         app.add_middleware(KeyGuard, keys=keys, public=config.public,
                            on_deny=lambda path, status, error: log_denied(state, path, status,

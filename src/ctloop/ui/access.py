@@ -9,8 +9,9 @@ checked by the same code (:mod:`ctloop.serving.auth`): the hashed keys of
     rui = { hash = "sha256:60303a...", roles = ["read"] }
 
 Without keys the dashboard is a local tool: everyone may read and act (it
-binds 127.0.0.1). With keys, unauthenticated visitors may only read; a person
-signs in with a key and gets a session cookie (HMAC-signed, HttpOnly,
+binds 127.0.0.1). With keys, as the API demands a ``read`` key for the same data,
+every page but the sign-in page and ``/healthz`` needs a session: a visitor is
+sent to sign in with a key and gets a session cookie (HMAC-signed, HttpOnly,
 SameSite=Strict) carrying the key's name and strongest role, never the key.
 Promoting and rolling back need a key that allows ``admin``. Every POST
 carries a CSRF token bound to that session.

@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,8 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ctloop.core.errors import CtloopError
 from ctloop.core.settings import Settings
 from ctloop.ui import filters
-from ctloop.ui.access import SESSION_COOKIE, AccessPolicy, load_keys
-from ctloop.ui.forms import CSRF_TEXT, read_form
+from ctloop.ui.access import SESSION_COOKIE, AccessPolicy, Identity, load_keys
+from ctloop.ui.forms import CSRF_TEXT, FormTooLarge, check_declared_size, read_form
 from ctloop.ui.pages import artifacts, features, lineage, models, monitoring, runs
 from ctloop.ui.state import ANON_COOKIE, HERE, UiState, page, state_of
 
@@ -62,8 +63,9 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
         fresh = not anon.isalnum() or len(anon) != 32
         if fresh:
             anon = secrets.token_hex(16)
-        request.state.identity = policy.identify(request.cookies.get(SESSION_COOKIE), anon)
-        response = await call_next(request)
+        request.state.identity = identity = policy.identify(
+            request.cookies.get(SESSION_COOKIE), anon)
+        response = _guard(request, identity) or await call_next(request)
         if fresh:
             response.set_cookie(ANON_COOKIE, anon, httponly=True, samesite="strict")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -141,6 +143,28 @@ def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> Fas
         app.include_router(module.router)
 
     return app
+
+
+# What a visitor without a session may open when keys are configured.
+_PUBLIC = ("/login", "/healthz", "/static/")
+
+
+def _guard(request: Request, identity: Identity) -> Response | None:
+    """The answer given before a route runs: an oversized POST (413, nothing read) or,
+    with API keys configured, a visitor without a read session (sent to sign in)."""
+    path = request.url.path
+    if request.method == "POST":
+        try:
+            check_declared_size(request)
+        except FormTooLarge as exc:
+            return _error_page(request, exc.http_status, exc.headline, exc.message)
+    if identity.role is not None or path.startswith(_PUBLIC) or path == "/":
+        return None
+    if request.method in ("GET", "HEAD"):
+        target = path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+    return _error_page(request, 403, "forbidden",
+                       "This dashboard needs an API key: sign in first.")
 
 
 def _safe_next(target: str) -> str:

@@ -161,3 +161,20 @@ def test_a_pickle_whose_module_is_gone_says_so(tmp_path: Path) -> None:
     path.write_text(json.dumps(manifest))
     with pytest.raises(BackendUnavailable, match=r"needs the module .carried_d.*carries no code"):
         load_model(tmp_path / "m")
+
+
+def test_a_class_from_a_file_imported_by_path_keeps_its_module_name(tmp_path: Path) -> None:
+    """ctloop imports a user's trainer file under a generated name; the code is stored so."""
+    from ctloop.core.importing import import_file
+
+    (tmp_path / "trainer.py").write_text(textwrap.dedent('''
+        class Half:
+            def predict(self, frame):
+                return frame["x"].to_numpy() / 2
+    '''))
+    module = import_file(tmp_path / "trainer.py", "carried_user")
+    manifest = save_model(module.Half(), tmp_path / "m", task="regression",
+                          signature=Signature.from_frame(FRAME, ["x"]))
+    assert list(manifest["code"]) == [f"code/{module.__name__}.py"]
+    sys.modules.pop(module.__name__)
+    np.testing.assert_allclose(load_model(tmp_path / "m").predict(FRAME), FRAME["x"] / 2)

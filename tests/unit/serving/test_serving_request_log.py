@@ -97,3 +97,44 @@ def test_log_failure_serve_answers_and_counts_unlogged_rows(
         metrics = client.get("/metrics").text
         assert _metric(metrics, 'ctloop_request_log_rows_total{outcome="unlogged"}') == 6
         assert client.get("/health").json()["status"] == "degraded"
+
+
+def test_a_multiclass_model_and_a_binary_one_share_the_log_with_typed_columns(
+    three_versions, tmp_path: Path
+) -> None:
+    """Per-class answers over HTTP land as a list<double> column next to a binary model's
+    rows (the answer that once jammed the shared log), in one service."""
+    from ctloop.examples.flights.data import flights
+    from ctloop.models import fit_model
+
+    data = flights([1]).head(3000)
+    fit_model(data, label="origin", features=["hour", "distance"], algorithm="lightgbm",
+              params={"n_estimators": 5, "n_jobs": 1}).save(tmp_path / "origin")
+    three_versions.register(tmp_path / "origin", "origin")
+    three_versions.registry.promote("origin", 1)
+    log = open_prediction_log(tmp_path / "log")
+    app = three_versions.app(["flights", "origin"], prediction_log=log)
+    with TestClient(app) as client:
+        for i in range(3):
+            rows = [{"hour": 5 + i, "distance": 1000 + j} for j in range(1 + i)]
+            multi = client.post("/v1/models/origin:predict",
+                                json={"rows": rows, "request_ids": [f"m{i}-{j}"
+                                                                    for j in range(len(rows))]})
+            assert multi.status_code == 200, multi.text
+            binary = client.post(URL, json={"rows": [ROW], "request_ids": [f"b{i}"]})
+            assert binary.status_code == 200
+        answered = multi.json()
+        app.state.serving.logger.flush()
+        assert app.state.serving.logger.stats().quarantined_rows == 0
+    frame = open_prediction_log(tmp_path / "log").read()
+    multi_rows = frame[frame["model_name"] == "origin"].sort_values("request_id")
+    assert list(multi_rows["request_id"]) == ["m0-0", "m1-0", "m1-1", "m2-0", "m2-1", "m2-2"]
+    probs = [list(p) for p in multi_rows["probabilities"]][-3:]
+    assert all(len(p) == 3 and abs(sum(p) - 1) < 1e-9 for p in probs)
+    assert probs == [list(p) for p in answered["probabilities"]]
+    labels = list(multi_rows["predicted_label"])[-3:]
+    assert set(labels) <= {"EWR", "JFK", "LGA"}
+    assert labels == [str(p) for p in answered["predictions"]]
+    binary_rows = frame[frame["model_name"] == "flights"]
+    assert sorted(binary_rows["request_id"]) == ["b0", "b1", "b2"]
+    assert binary_rows["probabilities"].isna().all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,35 @@ def test_chart_data_cannot_close_its_script_block() -> None:
     text = str(script_json(hostile))
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == hostile
+
+
+def test_with_keys_every_page_needs_a_session_as_the_api_does(ctloop_home: Path) -> None:
+    policy = AccessPolicy(load_keys(_keys(rui="read"), {}))
+    client = _client(load_settings(), policy)
+    for path in ("/runs", "/models", "/monitoring", "/lineage", "/runs/abc?x=1"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/login?next=/"), path
+    assert client.get("/login").status_code == 200
+    assert client.get("/healthz").status_code == 200  # health stays public
+    assert client.post("/models/m/promote", content="version=1").status_code == 403
+    without_keys = _client(load_settings())  # a local tool: pages open as before
+    assert without_keys.get("/runs").status_code == 200
+
+
+def test_an_oversized_post_is_refused_before_anything_is_read(ctloop_home: Path) -> None:
+    policy = AccessPolicy(load_keys(_keys(ada="admin"), {}))
+    client = _client(load_settings(), policy)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    for path in ("/login", "/models/m/promote", "/logout"):
+        declared = client.post(path, content=b"k=" + b"x" * (100 * 1024 * 1024), headers=form)
+        assert declared.status_code == 413 and "64 KiB" in declared.text, path
+
+        def chunks() -> Iterator[bytes]:  # no length declared: counted while read
+            yield b"key="
+            for _ in range(200):
+                yield b"x" * 65536
+
+        chunked = client.post(path, content=chunks(), headers=form)
+        # signing in reads the form (at most 64 KiB of it); the others refuse a visitor first
+        assert chunked.status_code == (413 if path == "/login" else 403), path

@@ -46,6 +46,7 @@ from ctloop.serving.inputs import Inputs, new_request_id
 from ctloop.serving.pool import Deployment, Served
 from ctloop.serving.protocols.v1 import parse_v1
 from ctloop.serving.protocols.v2 import Tensor, parse_infer, split_binary
+from ctloop.serving.scoring.answer import labels_of
 from ctloop.serving.scoring.features import Filled, assemble, fill, needs_lookup
 from ctloop.serving.scoring.predict import checked_rows, logical_time
 
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["add_explain_routes", "explain_rows", "frame_from_v1", "frame_from_v2"]
 
 MAX_TOP = 10_000  # features per row an answer may rank
-EXPLAIN_OUTPUTS = ("contributions", "base_value", "raw_score", "prediction", "top_features")
+EXPLAIN_OUTPUTS = ("contributions", "base_value", "raw_score", "prediction", "top_features",
+                   "label", "class_contributions", "class_base_values", "probabilities")
 _ROWS_SCHEMA: dict[str, Any] = {
     "type": "array",
     "minItems": 1,
@@ -228,14 +230,27 @@ def _v2(state: ServingStateLike, name: str, version: str | None, raw: bytes,
         names = np.empty((n, min(top, k)), dtype=object)
         names[:] = [[feature for feature, _ in row] for row in result.top(top)]
         outputs.append(_tensor("top_features", names))
+    parameters: dict[str, Any] = {
+        "features": list(result.features),
+        "space": result.space,
+        "method": result.method,
+    }
+    probabilities = result.class_probabilities()
+    if (result.classes is not None and result.explained is not None
+            and result.per_class is not None and probabilities is not None):
+        # multiclass: the class each row's contributions explain, and every class's
+        labels = labels_of(tuple(result.classes), np.asarray(result.explained, dtype=np.int64))
+        outputs += [
+            _tensor("label", labels),
+            _tensor("class_contributions", result.per_class),
+            _tensor("class_base_values", result.per_class_base),
+            _tensor("probabilities", probabilities),
+        ]
+        parameters["classes"] = list(result.classes)
     answer: dict[str, Any] = {
         "model_name": name,
         "model_version": str(served.version),
-        "parameters": {
-            "features": list(result.features),
-            "space": result.space,
-            "method": result.method,
-        },
+        "parameters": parameters,
         "outputs": outputs,
     }
     if request_id is not None:
@@ -255,7 +270,9 @@ def _explain(served: Served, frame: pd.DataFrame) -> Explanation:
 def _tensor(name: str, values: Any) -> dict[str, Any]:
     """An output tensor whose shape is its data's (row-major, flattened)."""
     array = np.asarray(values)
-    tensor = Tensor(name, "BYTES" if array.dtype == object else "FP64", array)
+    kind = array.dtype.kind
+    tensor = Tensor(name, "BYTES" if kind in "OUS" else "INT64" if kind in "iu" else "FP64",
+                    array)
     data = tensor.json_data()
     return {"name": name, "datatype": tensor.datatype, "shape": tensor.shape,
             "data": data if isinstance(data, list) else data.tolist()}

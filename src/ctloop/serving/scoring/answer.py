@@ -11,7 +11,8 @@ probable class), per-class **probabilities** ``(n, k)`` and, for binary only, th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ import numpy as np
 from ctloop.models.flavors import LoadedModel
 
 __all__ = ["Answer", "Kind", "answer_of", "classes_of", "is_tensor_model", "kind_of",
-           "tensor_answer"]
+           "labels_of", "tensor_answer"]
 
 Kind = Literal["binary", "multiclass", "regression", "tensor"]
 
@@ -45,7 +46,10 @@ class Answer:
         if self.kind == "multiclass":
             return self.scores
         if self.kind == "binary":
-            return np.column_stack([1.0 - self.scores, self.scores])
+            out = np.empty((len(self.scores), 2))
+            np.subtract(1.0, self.scores, out=out[:, 0])
+            out[:, 1] = self.scores
+            return out
         return None
 
     def take(self, rows: np.ndarray) -> Answer:
@@ -94,12 +98,12 @@ def answer_of(model: LoadedModel, scores: np.ndarray) -> Answer:
         scores = _floats(scores).reshape(-1)
         decisions = (scores >= model.decision_threshold).astype(np.int64)
         classes = classes_of(model, kind, 2)
-        return Answer(kind, scores, _labels(classes, decisions), decisions, classes)
+        return Answer(kind, scores, labels_of(classes, decisions), decisions, classes)
     scores = _floats(scores)
     if scores.ndim != 2:
         raise ValueError(f"a multiclass model scored shape {scores.shape}, not (rows, classes)")
     classes = classes_of(model, kind, scores.shape[1])
-    return Answer(kind, scores, _labels(classes, scores.argmax(axis=1)), None, classes)
+    return Answer(kind, scores, labels_of(classes, scores.argmax(axis=1)), None, classes)
 
 
 def tensor_answer(outputs: Mapping[str, Any], rows: int) -> Answer:
@@ -121,11 +125,18 @@ def _floats(scores: Any) -> np.ndarray:
     return np.ascontiguousarray(scores, dtype=np.float64)
 
 
-def _labels(classes: Sequence[str | int], index: np.ndarray) -> np.ndarray:
+def labels_of(classes: tuple[str | int, ...], index: np.ndarray) -> np.ndarray:
     """Class labels for column indexes: int64 when every class is an integer, else text."""
+    labels: np.ndarray = _label_table(classes)[index]
+    return labels
+
+
+@functools.lru_cache(maxsize=256)
+def _label_table(classes: tuple[str | int, ...]) -> np.ndarray:
+    """The labels by column index, built once per set of classes (not once per request)."""
     if all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in classes):
         table = np.asarray(classes, dtype=np.int64)
     else:
         table = np.asarray([str(c) for c in classes], dtype=object)
-    labels: np.ndarray = table[index]
-    return labels
+    table.flags.writeable = False
+    return table

@@ -61,6 +61,13 @@ class Part:
     def decisions(self) -> np.ndarray | None:
         return self.answer.decisions
 
+    def log_answer(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores and labels for the request log: multiclass keeps its (n, k) probabilities
+        (a typed list column) and labels; others their one number per row."""
+        if self.answer.kind == "multiclass":
+            return self.answer.scores, self.answer.labels
+        return self.scores, None
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -114,9 +121,10 @@ def _part_entries(scored: Scored, part: Part, latency_ms: float, ts: datetime) -
         ids = [inputs.request_ids[i] for i in taken]
         row_ids = None if inputs.row_ids is None else [inputs.row_ids[i] for i in taken]
     served = part.served
+    scores, labels = part.log_answer()
     entry = Entry(served.name, served.version, served.route, inputs.protocol, ts, latency_ms,
-                  ids, part.scores, part.inputs, part.entity, row_ids, part.decisions,
-                  model=served.model)
+                  ids, scores, part.inputs, part.entity, row_ids, part.decisions,
+                  model=served.model, labels=labels)
     if not part.missing:
         return [entry]
     # rows with different unfilled inputs go in separate entries, each flagged exactly
@@ -131,7 +139,8 @@ def _part_entries(scored: Scored, part: Part, latency_ms: float, ts: datetime) -
         out.append(replace(
             entry,
             request_ids=[ids[i] for i in where],
-            scores=part.scores[picked],
+            scores=scores[picked],
+            labels=None if labels is None else labels[picked],
             inputs={k: v[picked] for k, v in part.inputs.items()},
             entity={k: [v[i] for i in where] for k, v in part.entity.items()},
             row_ids=None if row_ids is None else [row_ids[i] for i in where],
@@ -345,6 +354,7 @@ def logical_time(now: str | None) -> datetime:
 def shadow_entry(part: Part, inputs: Inputs, latency_ms: float, ts: datetime) -> Entry:
     """The log entry of a shadow's scores (served=False, route "shadow")."""
     served = part.served
+    scores, labels = part.log_answer()
     return Entry(served.name, served.version, "shadow", inputs.protocol, ts, latency_ms,
-                 inputs.request_ids, part.scores, part.inputs, part.entity, inputs.row_ids,
-                 part.decisions, served=False, model=served.model)
+                 inputs.request_ids, scores, part.inputs, part.entity, inputs.row_ids,
+                 part.decisions, served=False, model=served.model, labels=labels)

@@ -1,0 +1,80 @@
+"""The predict routes called straight from ASGI, past FastAPI's routing and dependency layers.
+
+A one-row prediction is a few microseconds of model work; FastAPI spends more
+than that per request matching the path against every route, solving the
+endpoint's dependencies (``name: str, request: Request``), wrapping it in an
+exit stack and in its exception and telemetry middlewares. The predict routes
+need none of it: :class:`DirectPredict` matches their paths itself and awaits
+the very endpoint functions FastAPI registered (so protocol handling, the data
+plane, the request log and the metrics are the same code), and answers an
+exception with the app's own handler for it. The routes stay registered, so
+the OpenAPI document still declares them; everything else, and any request
+this class does not match, goes down the normal stack.
+
+It sits inside the API-key guard (added before it), so keys are checked as
+for every other route.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["PREDICT_PATHS", "DirectPredict"]
+
+PREDICT_PATHS = (
+    "/v1/models/{name}:predict",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
+)
+
+Endpoint = Callable[..., Awaitable[Any]]
+
+
+class DirectPredict:
+    """ASGI middleware: POSTs to the predict paths go straight to their endpoints."""
+
+    def __init__(self, app: ASGIApp, *, fastapi: FastAPI) -> None:
+        self.app = app
+        self.fastapi = fastapi
+        self.routes: list[tuple[re.Pattern[str], Endpoint]] = []
+        for route in fastapi.routes:
+            if isinstance(route, APIRoute) and route.path in PREDICT_PATHS:
+                self.routes.append((route.path_regex, route.endpoint))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            for regex, endpoint in self.routes:
+                found = regex.match(path)
+                if found is not None:
+                    await self._call(endpoint, found.groupdict(), scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _call(self, endpoint: Endpoint, params: dict[str, str], scope: Scope,
+                    receive: Receive, send: Send) -> None:
+        scope["app"] = self.fastapi
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request=request, **params)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise  # ServerErrorMiddleware answers 500, as for any route
+            response = handler(request, exc)
+            if isinstance(response, Awaitable):
+                response = await response
+        await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Callable[[Request, Exception], Any] | None:
+        handlers = self.fastapi.exception_handlers
+        for kind in type(exc).__mro__:
+            if kind in handlers:
+                return handlers[kind]
+        return None
