@@ -505,7 +505,7 @@ def load_loops(settings: Any = None) -> dict[str, LoopSpec]:
     tables = settings.extra.get("loops", {})
     if not isinstance(tables, Mapping):
         raise ConfigError("[ctloop.loops] must hold one table per loop.")
-    root = settings.home.parent
+    root = settings.project_root
     return {name: parse_loop(name, table, root=root) for name, table in tables.items()}
 
 
