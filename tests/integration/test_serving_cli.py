@@ -218,3 +218,13 @@ def test_serve_names_what_it_serves_and_warns_of_a_typo_and_exposure(ctloop_home
 
     every = _stderr_until_banner(ctloop_home)
     assert "flights-delay@champion -> version 1" in every and "warning" not in every
+
+
+@pytest.mark.parametrize("option", ["--port", "--grpc-port"])
+def test_a_port_out_of_range_is_a_usage_error_before_anything_starts(
+    ctloop_home: Path, option: str
+) -> None:
+    exe = Path(sys.executable).parent / "ctloop"
+    done = subprocess.run([str(exe), "serve", option, "99999999"], cwd=ctloop_home,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "65535" in done.stderr

@@ -11,6 +11,7 @@ to 1e-12, class labels exactly, and every output's shape its data's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ import pandas as pd
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ctloop.artifacts import open_artifact_store
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
@@ -512,3 +515,50 @@ def test_onnx_image_model_refuses_wrong_tensors_naming_the_spec(image_service: S
         assert words in got.json()["error"], (what, got.text)
     v1 = httpx.post(f"{url}/v1/models/cnn:predict", json={"instances": [[0.0]]}, timeout=30)
     assert v1.status_code == 422 and "/v2/models/cnn/infer" in v1.json()["error"]
+    image = {"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [0.0] * 3072}
+    explained = httpx.post(f"{url}/v2/models/cnn/explain", json={"inputs": [image]}, timeout=30)
+    assert explained.status_code == 422 and "N-d tensors" in explained.json()["error"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(pick=st.integers(0, len(CASES) - 1), n=st.integers(1, 100), binary=st.booleans(),
+       start=st.integers(0, 99))
+def test_no_flavor_or_task_can_produce_a_v2_answer_whose_shape_differs_from_its_data(
+    service: Service, rows: pd.DataFrame, pick: int, n: int, binary: bool, start: int
+) -> None:
+    """Property: whatever a real model of any flavor and task answers for any rows, each
+    encoded output's declared shape holds exactly its data (JSON and binary tensors)."""
+    from ctloop.serving.inputs import Inputs
+    from ctloop.serving.protocols.v2 import Infer, encode_outputs, output_tensors
+    from ctloop.serving.scoring.answer import answer_of
+
+    case = CASES[pick]
+    model = service.models[case.name]
+    frame = pd.concat([rows, rows]).iloc[start:start + n]
+    tensors = output_tensors(answer_of(model, model.predict(frame)))
+    inputs = Inputs({"x1": np.zeros(n)}, n, [str(i) for i in range(n)])
+    names = frozenset(t.name for t in tensors) if binary else frozenset()
+    body, length = encode_outputs(Infer(inputs, None, None, names, False), tensors, {})
+    header = json.loads(body if length is None else body[:length])
+    tail, offset = (b"" if length is None else body[length:]), 0
+    for out in header["outputs"]:
+        count = int(np.prod(out["shape"]))
+        assert out["shape"][0] == n, (case.name, out)
+        if "data" in out:
+            assert len(out["data"]) == count, (case.name, out["name"])
+            continue
+        size = out["parameters"]["binary_data_size"]
+        if out["datatype"] == "BYTES":
+            raw, pos, values = tail[offset:offset + size], 0, 0
+            while pos < len(raw):
+                pos += 4 + int.from_bytes(raw[pos:pos + 4], "little")
+                values += 1
+            assert values == count, (case.name, out["name"])
+        else:
+            assert size == count * np.dtype(DATATYPE_SIZES[out["datatype"]]).itemsize
+        offset += size
+    assert offset == len(tail)
+
+
+DATATYPE_SIZES = {"FP64": "<f8", "FP32": "<f4", "INT64": "<i8", "INT32": "<i4", "BOOL": "?"}

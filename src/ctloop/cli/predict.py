@@ -117,9 +117,15 @@ def predict(
         str | None, typer.Option(help="Column logged as each row's id, for joining labels.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Draw a progress bar on stderr.")] = True,
+    on_invalid: Annotated[str, typer.Option(
+        help="Rows the prediction service would refuse (a null where training had none, an "
+        "infinity, a wrong type): fail (nothing written), skip, or flag (an 'invalid' "
+        "column, unscored).")] = "fail",
     json_: JsonOpt = False,
 ) -> None:
-    """Score every row of INPUT into OUTPUT (input columns + score + decision), with lineage."""
+    """Score every row of INPUT into OUTPUT (input columns + score + decision), with lineage.
+
+    Rows are checked exactly as the prediction service checks a request."""
     from ctloop.core.paths import batch_paths, require_stored
 
     batch_paths(input_path, output_path, overwrite)  # before the model libraries load
@@ -171,6 +177,7 @@ def predict(
                     id_column=id_column,
                     on_start=lambda total: bar.update(task, total=total),
                     on_progress=lambda n: bar.advance(task, n),
+                    on_invalid=on_invalid,
                 )
         finally:
             if fs is not None:

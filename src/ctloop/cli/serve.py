@@ -39,10 +39,11 @@ def serve(
         ),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
     grpc_port: Annotated[
         int | None,
-        typer.Option(help="Also serve the Open Inference Protocol over gRPC on this port "
+        typer.Option(min=1, max=65535,
+                     help="Also serve the Open Inference Protocol over gRPC on this port "
                      "(on --host; needs the grpc extra)."),
     ] = None,
     workers: Annotated[

@@ -36,7 +36,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import NotFound
-from ctloop.models.explain import Explanation, explain
+from ctloop.models.explain import CannotExplain, Explanation, explain
 from ctloop.requestlog.entries import Entry
 from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.body import loads, read_body
@@ -46,7 +46,7 @@ from ctloop.serving.inputs import Inputs, new_request_id
 from ctloop.serving.pool import Deployment, Served
 from ctloop.serving.protocols.v1 import parse_v1
 from ctloop.serving.protocols.v2 import Tensor, parse_infer, split_binary
-from ctloop.serving.scoring.answer import labels_of
+from ctloop.serving.scoring.answer import is_tensor_model, labels_of
 from ctloop.serving.scoring.features import Filled, assemble, fill, needs_lookup
 from ctloop.serving.scoring.predict import checked_rows, logical_time
 
@@ -186,11 +186,15 @@ def explain_rows(
 
 
 def _served(deployment: Deployment, version: int | None) -> Served:
-    if version is None:
-        return deployment.routes[0]
-    for served in deployment.routes:
-        if served.version == version:
-            return served
+    found = deployment.routes[0] if version is None else next(
+        (s for s in deployment.routes if s.version == version), None)
+    if found is not None:
+        if is_tensor_model(found.model):
+            raise CannotExplain(
+                f"{found.name}:{found.version} takes N-d tensors (an ONNX graph without "
+                "columns); per-feature contributions are for models that read columns."
+            )
+        return found
     loaded = sorted({s.version for s in deployment.routes})
     raise NotFound(
         f"Version {version} of {deployment.name!r} is not loaded here; loaded: {loaded}."
