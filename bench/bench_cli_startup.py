@@ -101,11 +101,16 @@ def main() -> None:
     samples: dict[str, list[float]] = {name: [] for name in plan}
     with tempfile.TemporaryDirectory(prefix="ctloop-bench-cli-") as tmp:
         project = Path(tmp)
-        (project / "ctloop.toml").write_text(_TOML)
-        (project / "schema.yaml").write_text("columns: {}\n")
+
+        fresh = project / "newcomer"  # no store yet: `runs list` above creates one
+        fresh.mkdir()
+        (fresh / "ctloop.toml").write_text(_TOML)
+        (fresh / "schema.yaml").write_text("columns: {}\n")
 
         def timed(name: str, argv: list[str], src: str | None) -> float:
-            return _time(argv, project, src, code=2 if "mistake:" in name else 0)
+            if "mistake:" in name:
+                return _time(argv, fresh, src, code=2)
+            return _time(argv, project, src)
 
         for name, (argv, src) in plan.items():  # warm the OS file cache once
             timed(name, argv, src)

@@ -517,8 +517,10 @@ def get_loop(name: str, settings: Any = None) -> LoopSpec:
 
         settings = load_settings()
     tables = settings.extra.get("loops", {})
-    if not isinstance(tables, Mapping) or name in tables:
-        return load_loops(settings)[name]
+    if not isinstance(tables, Mapping):
+        return load_loops(settings)[name]  # the error for a malformed [ctloop.loops]
+    if name in tables:  # only this one is parsed: another loop's mistake is not this one's
+        return parse_loop(name, tables[name], root=settings.project_root)
     loops = list(tables)
     if not loops:
         from ctloop.core.settings import CONFIG_FILE, find_project_root
