@@ -261,9 +261,9 @@ def explain_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Per-feature contributions to the first rows of INPUT: why each scored as it did."""
-    from ctloop.core.paths import require_path, require_stored
+    from ctloop.core.paths import require_input, require_stored
 
-    require_path(input_path)  # before the model libraries load
+    require_input(input_path)  # before the model libraries load
     settings = load_settings()
     require_stored(settings.metadata_url, "model", model.split("@")[0].split(":")[0])
     from ctloop.batch import resolve_ref

@@ -13,7 +13,8 @@ from urllib.parse import unquote
 
 from ctloop.core.errors import NotFound, UserInputError
 
-__all__ = ["FORMATS", "batch_paths", "empty_sqlite_store", "require_path", "require_stored"]
+__all__ = ["FORMATS", "batch_paths", "empty_sqlite_store", "require_input", "require_path",
+           "require_stored"]
 
 # Suffix -> format of the files batch scoring reads and writes.
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -23,6 +24,13 @@ def require_path(path: Path) -> Path:
     """``path`` if it exists (file or folder); else the one line naming it."""
     if not path.exists():
         raise NotFound(f"No file at {path}; check the path.")
+    return path
+
+
+def require_input(path: Path) -> Path:
+    """``path`` if it is a file to read rows from; else the one line naming it."""
+    if not path.is_file():
+        raise NotFound(f"The input file {path} does not exist.")
     return path
 
 
@@ -39,8 +47,7 @@ def _format(path: Path, role: str) -> str:
 def batch_paths(source: Path, target: Path, overwrite: bool) -> tuple[str, str]:
     """The formats of a batch scoring's input and output, once both paths are usable."""
     in_fmt, out_fmt = _format(source, "input"), _format(target, "output")
-    if not source.is_file():
-        raise NotFound(f"The input file {source} does not exist.")
+    require_input(source)
     if target.exists() and not overwrite:
         raise UserInputError(f"The output {target} already exists; pass --overwrite to replace it.")
     if not target.parent.is_dir():

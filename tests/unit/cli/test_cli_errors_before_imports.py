@@ -43,7 +43,7 @@ MISTAKES: list[tuple[list[str], str | None, str]] = [
     (["data", "drift", "nosuch.parquet", "other.parquet"], None, "No file at nosuch.parquet"),
     (["predict", "nosuch", "in.parquet", "out.parquet"], None, "in.parquet does not exist"),
     (["predict", "nosuch", "in.txt", "out.parquet"], None, "must end in .parquet"),
-    (["explain", "nosuch", "in.parquet"], None, "No file at in.parquet"),
+    (["explain", "nosuch", "in.parquet"], None, "in.parquet does not exist"),
     (["runs", "show", "nosuch"], None, "No run with id 'nosuch'"),
     (["models", "show", "nosuch"], None, "No model named 'nosuch'"),
 ]
