@@ -81,6 +81,10 @@ def test_a_joblib_pipeline_is_registered_with_provenance_promoted_and_scored(
     assert imported["format"] == "joblib/pickle"
     assert record["description"].startswith(f"imported from {ctloop_home / 'churn.joblib'}")
 
+    code, out, _ = cli(capsys, "models", "show", "churn:1")
+    shown = f"imported_from: {ctloop_home / 'churn.joblib'} (joblib/pickle, sha256 " \
+        f"{imported['sha256']})"
+    assert code == 0 and "".join(shown.split()) in "".join(out.split())  # however it wraps
     assert cli(capsys, "models", "promote", "churn", "1")[0] == 0
     scored = _scored(capsys, "churn", data[FEATURES].head(100), ctloop_home)
     np.testing.assert_allclose(scored["score"], pipe.predict_proba(data[FEATURES].head(100))[:, 1])
@@ -280,5 +284,48 @@ def test_mlflow_model_folders_written_by_mlflow(
             np.testing.assert_allclose(registry.load(ref).predict(data), proba, rtol=1e-9)
         value = pd.read_csv(ctloop_home / "mlruns" / "value.csv")["value"].to_numpy()
         np.testing.assert_allclose(registry.load("value:1").predict(data), value, rtol=1e-9)
+    finally:
+        store.close()
+
+
+def test_an_exported_image_network_is_imported_with_its_tensors_and_named_classes(
+    ctloop_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What torch.onnx.export writes: [N,3,32,32] -> softmax [N,3], no class names inside."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {"w": rng.normal(size=(3, 3, 3, 3)).astype(np.float32),
+               "b": rng.normal(size=3).astype(np.float32)}
+    graph = helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["image", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
+         helper.make_node("GlobalAveragePool", ["conv"], ["pool"]),
+         helper.make_node("Flatten", ["pool"], ["flat"]),
+         helper.make_node("Softmax", ["flat"], ["probabilities"], axis=1)],
+        "cnn", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()],
+    ), opset_imports=[helper.make_opsetid("", 17)])
+    graph.ir_version = 8
+    (ctloop_home / "cnn.onnx").write_bytes(graph.SerializeToString())
+
+    code, _, err = cli(capsys, "models", "import", "cnn", "cnn.onnx", "--task", "multiclass")
+    assert code != 0 and "--classes a,b,c" in one_error_line(err)
+    record = _import(capsys, "cnn", "cnn.onnx", "--task", "multiclass",
+                     "--classes", "plane, car, bird")
+    assert record["flavor"] == "onnx" and record["task"] == "multiclass"
+    assert record["signature"]["classes"] == ["plane", "car", "bird"]
+    assert record["signature"]["inputs"] == []
+    assert record["signature"]["tensors"] == [
+        {"name": "image", "datatype": "FP32", "shape": [-1, 3, 32, 32]}]
+    assert record["signature"]["tensor_outputs"] == [
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}]
+    store = open_metadata_store()
+    try:
+        loaded = ModelRegistry(store).load("cnn:1")
+        images = rng.normal(size=(2, 3, 32, 32)).astype(np.float32)
+        out = loaded.predict_tensors({"image": images})["probabilities"]
+        assert out.shape == (2, 3)
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
     finally:
         store.close()

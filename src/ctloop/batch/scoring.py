@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from ctloop.batch.checks import OnInvalid, check_on_invalid, invalid_rows
 from ctloop.core.errors import CtloopError, NotFound, UserInputError
 from ctloop.core.hashing import hash_file
 from ctloop.metadata import new_id
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "BatchResult", "predict_file", "resolve_ref"]
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-SCORE, DECISION, LABEL = "score", "decision", "label"
+SCORE, DECISION, LABEL, INVALID = "score", "decision", "label", "invalid"
 _CSV_BLOCK = 8 << 20  # bytes of CSV per chunk
 _ARROW_TYPES = {
     "string": pa.string(),
@@ -88,6 +89,7 @@ class BatchResult:
     threshold: float | None
     positives: int | None = None
     missing_filled: list[str] = field(default_factory=list)
+    invalid: int = 0  # rows the service would refuse (skipped or flagged)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,7 @@ class BatchResult:
             "decision_threshold": self.threshold,
             "positives": self.positives,
             "looked_up": self.missing_filled,
+            "invalid": self.invalid,
         }
 
 
@@ -246,6 +249,18 @@ def output_columns(model: LoadedModel, width: int | None = None) -> list[str]:
     return [SCORE, DECISION] if kind == "binary" else [SCORE]
 
 
+def _predict_valid(model: LoadedModel, frame: Any, bad: dict[int, str]) -> np.ndarray:
+    """Scores of ``frame``'s rows; rows in ``bad`` are not shown to the model (NaN)."""
+    if not bad:
+        return model.predict(frame, what="The input rows")
+    keep = np.ones(len(frame), dtype=bool)
+    keep[list(bad)] = False
+    scored = model.predict(frame[keep], what="The input rows")
+    out = np.full((len(frame), *scored.shape[1:]), np.nan)
+    out[keep] = scored
+    return out
+
+
 def _score_batch(
     batch: pa.RecordBatch,
     model: LoadedModel,
@@ -253,6 +268,10 @@ def _score_batch(
     store: FeatureStore | None,
     now: str | None,
     threshold: float | None,
+    *,
+    on_invalid: OnInvalid = "fail",
+    offset: int = 0,
+    looked_up: Collection[str] = (),
 ) -> _Scored:
     started = time.perf_counter()
     frame = batch.to_pandas()
@@ -260,10 +279,25 @@ def _score_batch(
         full = assemble(frame, model.signature.columns, refs, store, now=now)
     except InvalidRequest as exc:  # the service's words, as a CLI error
         raise UserInputError(exc.message) from exc
-    answer = answer_of(model, model.predict(full, what="The input rows"))
+    bad = invalid_rows(model.signature, full, lenient=looked_up)
+    if bad and on_invalid == "fail":
+        at, message = next(iter(bad.items()))
+        raise UserInputError(
+            f"Row {offset + at} is one the prediction service would refuse: {message} "
+            "(--on-invalid skip or flag scores the other rows).")
+    if bad:
+        keep = np.ones(len(full), dtype=bool)
+        keep[list(bad)] = False
+        if on_invalid == "skip":
+            batch, full = batch.filter(pa.array(keep)), full[keep]
+    answer = answer_of(model, _predict_valid(model, full, bad if on_invalid == "flag" else {}))
     scores = answer.scores
     arrays = [*batch.columns]
     names = [*batch.schema.names]
+    if on_invalid == "flag":
+        reasons = [bad.get(i) for i in range(len(full))]
+        arrays.append(pa.array(reasons, type=pa.string()))
+        names.append(INVALID)
     decisions = None
     if answer.kind == "multiclass":  # the label, then one probability column per class
         assert answer.labels is not None
@@ -279,7 +313,8 @@ def _score_batch(
             arrays.append(pa.array(decisions, type=pa.int8()))
             names.append(DECISION)
     out = pa.RecordBatch.from_arrays(arrays, names=names)
-    return _Scored(out, full, scores, decisions, (time.perf_counter() - started) * 1000)
+    return _Scored(out, full, scores, decisions, (time.perf_counter() - started) * 1000,
+                   bad, on_invalid == "flag")
 
 
 @dataclass(frozen=True)
@@ -289,6 +324,8 @@ class _Scored:
     scores: np.ndarray
     decisions: np.ndarray | None
     latency_ms: float
+    invalid: dict[int, str] = field(default_factory=dict)  # row in chunk -> why (refused)
+    flagged: bool = False  # invalid rows are in ``batch``/``inputs``, unscored
 
 
 def _log_chunk(
@@ -306,7 +343,13 @@ def _log_chunk(
     from ctloop.requestlog.batches import LogBatch
 
     n = len(scored.scores)
-    inputs = scored.inputs
+    inputs, scores, decisions = scored.inputs, scored.scores, scored.decisions
+    positions = np.arange(n)
+    if scored.flagged and scored.invalid:  # a refused row was not scored: nothing to log
+        keep = np.ones(n, dtype=bool)
+        keep[list(scored.invalid)] = False
+        inputs, scores, positions = inputs[keep], scores[keep], positions[keep]
+        decisions = decisions[keep] if decisions is not None else None
     row_ids = None
     if id_column is not None:
         values = inputs[id_column].astype(object).where(inputs[id_column].notna(), None)
@@ -316,14 +359,14 @@ def _log_chunk(
         model_version=label[1],
         route="batch",
         ts=ts,
-        request_ids=[f"{run_id}-{offset + i}" for i in range(n)],
-        predictions=scored.scores,
+        request_ids=[f"{run_id}-{offset + int(i)}" for i in positions],
+        predictions=scores,
         features=inputs[columns],
         entity=inputs[[k for k in keys if k in inputs.columns]],
         latency_ms=scored.latency_ms,
         protocol="batch",
         row_ids=row_ids,
-        decisions=scored.decisions,
+        decisions=decisions,
     )
     plog.append(entry.records())
 
@@ -361,13 +404,17 @@ def predict_file(
     id_column: str | None = None,
     on_start: Callable[[int | None], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    on_invalid: str = "fail",
 ) -> BatchResult:
     """Score every row of ``input_path`` with the model ``ref`` into ``output_path``.
 
     ``on_start(total_rows or None)`` then ``on_progress(rows_done_in_chunk)``
-    report progress (the CLI draws a bar). Bad input raises ``UserInputError``
+    report progress (the CLI draws a bar). Rows are checked exactly as the prediction
+    service checks them (:mod:`ctloop.batch.checks`); ``on_invalid`` says what happens to
+    the ones it would refuse: ``fail``, ``skip`` or ``flag``. Bad input raises ``UserInputError``
     (``NotFound`` for an unknown model or file) before anything is written.
     """
+    on_invalid = check_on_invalid(on_invalid)
     source, target = Path(input_path), Path(output_path)
     in_fmt, out_fmt = _format(source, "input"), _format(target, "output")
     if not source.is_file():
@@ -395,13 +442,14 @@ def predict_file(
     run, step, input_artifact = _start_run(store, label, source, target, threshold, chunk_rows)
     writer = _Writer(target, out_fmt)
     started = time.perf_counter()
-    rows = positives = 0
+    rows = positives = invalid = 0
     try:
         if on_start is not None:
             on_start(reader.total)
         keys = entity_keys(feature_store, list(refs))
         for batch in reader:
-            scored = _score_batch(batch, model, refs, feature_store, now, threshold)
+            scored = _score_batch(batch, model, refs, feature_store, now, threshold,
+                                  on_invalid=on_invalid, offset=rows, looked_up=looked_up)
             writer.write(scored.batch)
             if prediction_log is not None:
                 _log_chunk(
@@ -416,6 +464,7 @@ def predict_file(
                     id_column=id_column,
                 )
             rows += batch.num_rows
+            invalid += len(scored.invalid)
             if scored.decisions is not None:
                 positives += int(scored.decisions.sum())
             if on_progress is not None:
@@ -485,6 +534,7 @@ def predict_file(
         threshold,
         positives if threshold is not None else None,
         looked_up,
+        invalid,
     )
 
 

@@ -133,6 +133,10 @@ def show(
     for key in ("description", "artifact_id", "run_id", "created_by"):
         console.print(f"  {key}: {data[key] or '-'}")
     console.print(f"  created_at: {_when(record.created_at)}")
+    imported = record.properties.get("imported")
+    if imported:  # ctloop models import: where the bytes came from
+        console.print(f"  imported_from: {imported.get('source')} ({imported.get('format')}, "
+                      f"sha256 {imported.get('sha256')})", highlight=False)
     if record.tags:
         console.print(f"  tags: {record.tags}")
     evaluation = record.properties.get("evaluation", {}).get("overall")
@@ -362,6 +366,9 @@ def import_(
     label: Annotated[str | None, typer.Option(
         help="A column of --sample holding the label: decides the task and names a "
              "booster's classes.")] = None,
+    classes: Annotated[str | None, typer.Option(
+        help="Comma-separated class names in the order of the model's probability columns, "
+             "for a model that does not record them (an exported network).")] = None,
     description: Annotated[str, typer.Option(help="what this version is")] = "",
     json_: JsonOpt = False,
 ) -> None:
@@ -380,7 +387,7 @@ def import_(
     rows = read_table(sample).to_pandas() if sample is not None else None
     with tempfile.TemporaryDirectory(prefix="ctloop-import-") as tmp:
         imported = import_model(path, Path(tmp) / "model", flavor=flavor, sample=rows,
-                                label=label, task=task)
+                                label=label, task=task, classes=_class_names(classes))
         settings = load_settings()
         stored = open_artifact_store(settings.artifacts_url).put(imported.folder)
     provenance = imported.provenance
@@ -402,3 +409,11 @@ def import_(
         f"{f', classes {classes}' if classes else ''}) {provenance.describe()}",
         highlight=False,
     )
+
+
+def _class_names(text: str | None) -> list[str | int] | None:
+    """``--classes a,b,c`` as names; integers stay integers (``0,1,2``)."""
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    return [int(n) if n.lstrip("-").isdigit() else n for n in names]

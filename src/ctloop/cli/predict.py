@@ -117,9 +117,15 @@ def predict(
         str | None, typer.Option(help="Column logged as each row's id, for joining labels.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Draw a progress bar on stderr.")] = True,
+    on_invalid: Annotated[str, typer.Option(
+        help="Rows the prediction service would refuse (a null where training had none, an "
+        "infinity, a wrong type): fail (nothing written), skip, or flag (an 'invalid' "
+        "column, unscored).")] = "fail",
     json_: JsonOpt = False,
 ) -> None:
-    """Score every row of INPUT into OUTPUT (input columns + score + decision), with lineage."""
+    """Score every row of INPUT into OUTPUT (input columns + score + decision), with lineage.
+
+    Rows are checked exactly as the prediction service checks a request."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -167,6 +173,7 @@ def predict(
                     id_column=id_column,
                     on_start=lambda total: bar.update(task, total=total),
                     on_progress=lambda n: bar.advance(task, n),
+                    on_invalid=on_invalid,
                 )
         finally:
             if fs is not None:

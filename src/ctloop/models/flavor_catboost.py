@@ -16,7 +16,7 @@ import pandas as pd
 
 from ctloop.core.hashing import hash_file
 from ctloop.core.plugins import require
-from ctloop.models.tasks import Task
+from ctloop.models.tasks import Task, shaped
 
 __all__ = ["CatBoostFlavor", "catboost_frame", "fit_catboost", "shap_values"]
 
@@ -106,8 +106,6 @@ class CatBoostFlavor:
         return model
 
     def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
-        from ctloop.models.flavors import shaped
-
         if task == "regression":
             loss = str(model.get_all_params().get("loss_function", ""))
             kind = "Exponent" if loss.startswith(_EXPONENT_LOSSES) else "RawFormulaVal"

@@ -22,7 +22,7 @@ import pandas as pd
 from ctloop.core.errors import UserInputError
 from ctloop.core.plugins import require
 from ctloop.models.signature import ColumnSpec, Signature, TensorSpec
-from ctloop.models.tasks import Task
+from ctloop.models.tasks import Task, shaped
 
 __all__ = ["OnnxFlavor", "OnnxModel"]
 
@@ -215,8 +215,6 @@ class OnnxFlavor:
         return OnnxModel.from_bytes(data, read_classes=True)
 
     def predict(self, model: OnnxModel, frame: pd.DataFrame, task: Task) -> np.ndarray:
-        from ctloop.models.flavors import shaped
-
         return shaped(model.answer(frame, task), task)
 
     def predict_tensors(

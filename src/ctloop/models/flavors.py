@@ -49,7 +49,7 @@ from ctloop.models.flavor_catboost import CatBoostFlavor
 from ctloop.models.flavor_onnx import OnnxFlavor
 from ctloop.models.model_code import code_imports, import_code, store_code
 from ctloop.models.signature import Signature
-from ctloop.models.tasks import TASKS, Task, check_task, normalize_task
+from ctloop.models.tasks import TASKS, Task, check_task, normalize_task, shaped
 
 if TYPE_CHECKING:
     from ctloop.models.compiled import CompiledPredictor
@@ -102,22 +102,6 @@ def as_task(value: object, *, where: str = "task") -> Task:
     except UserInputError:
         return check_task(str(value), where=where)
     return task or check_task(str(value), where=where)
-
-
-def shaped(raw: Any, task: Task) -> np.ndarray:
-    """A library's raw output in the contract's shape: (n,) or (n, k), C-contiguous float64.
-
-    Binary keeps the positive (last) column of a two-column probability matrix;
-    multiclass widens a one-column binary probability to two columns. Any other
-    mismatch is left for :meth:`LoadedModel.predict` to report.
-    """
-    out = np.asarray(raw, dtype=np.float64)
-    if task == "multiclass":
-        if out.ndim == 1:
-            out = np.column_stack([1.0 - out, out])
-    elif out.ndim == 2 and out.shape[1] in (1, 2):
-        out = out[:, -1]
-    return np.ascontiguousarray(out)
 
 
 class Flavor(Protocol):
@@ -240,6 +224,8 @@ def detect_flavor(model: Any) -> str:
     module = type(model).__module__.split(".")[0]
     if module in ("lightgbm", "xgboost", "onnx", "catboost"):
         return module
+    if type(model).__name__ == "LazyBooster":  # a loaded LightGBM model (models/lazy_booster)
+        return "lightgbm"
     if type(model).__module__ == "ctloop.models.flavor_onnx":
         return "onnx"
     if module == "sklearn" or (hasattr(model, "get_params") and hasattr(model, "fit")):
@@ -247,8 +233,9 @@ def detect_flavor(model: Any) -> str:
     if callable(getattr(model, "predict", None)):
         return "python"
     raise UserInputError(
-        f"Cannot save a {type(model).__name__}: it is not a scikit-learn, LightGBM or XGBoost "
-        "model and has no predict(frame) method."
+        f"Cannot save a {type(model).__name__}: it is not a scikit-learn, LightGBM, XGBoost, "
+        "CatBoost or ONNX model and has no predict(frame) method (for an ONNX file's path "
+        "or bytes, pass flavor='onnx')."
     )
 
 
@@ -303,7 +290,8 @@ def fitted_task(model: Any) -> Task | None:
 def _objective(model: Any) -> tuple[str, int] | None:
     """(objective, number of classes) of a raw LightGBM or XGBoost booster."""
     module = type(model).__module__.split(".")[0]
-    if module == "lightgbm" and hasattr(model, "num_model_per_iteration"):
+    lightgbm = module == "lightgbm" or type(model).__name__ == "LazyBooster"
+    if lightgbm and hasattr(model, "num_model_per_iteration"):
         objective = str(getattr(model, "params", {}).get("objective", ""))
         if not objective:
             objective = str(model.dump_model(num_iteration=0).get("objective", ""))
@@ -362,8 +350,9 @@ def resolve_classes(
             classes = [0, 1]
         else:
             raise UserInputError(
-                f"Cannot tell the classes of this {type(model).__name__}: it has no classes_; "
-                "pass classes=[...] in the order of its probability columns."
+                f"Cannot tell the classes of this {type(model).__name__}: it records none; "
+                "pass classes=[...] (ctloop models import: --classes a,b,c) in the order of "
+                "its probability columns."
             )
     if found is not None and given:
         indices = list(range(len(found)))

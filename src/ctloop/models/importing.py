@@ -96,13 +96,16 @@ def import_model(
     sample: pd.DataFrame | None = None,
     label: str | None = None,
     task: str | None = None,
+    classes: list[str | int] | None = None,
 ) -> Imported:
     """Read the model at ``path`` and save it as a ctloop model in ``folder``.
 
     ``flavor`` forces how a file is read (or which flavor of an MLflow folder);
     ``sample`` gives the input columns and their types; ``label`` names a column
     of the sample whose values decide the task (and name a booster's classes)
-    when ``task`` is not given. Every refusal is one line naming what is wrong.
+    when ``task`` is not given; ``classes`` names the probability columns of a
+    model that does not record them (an ONNX export of a network, a booster).
+    Every refusal is one line naming what is wrong.
     """
     source = Path(path).resolve()
     if not source.exists():
@@ -119,10 +122,10 @@ def import_model(
         read = _read_file(source, data, flavor)
     features = [c for c in sample.columns if c != label] if sample is not None else None
     signature = _signature(read, sample, features, source)
-    chosen, classes = _task_and_classes(read, sample, label, task, source)
+    chosen, from_label = _task_and_classes(read, sample, label, task, source)
     provenance = Provenance(str(source), sha256, read.format, read.mlflow)
     manifest = save_model(
-        read.model, folder, signature=signature, task=chosen, classes=classes,
+        read.model, folder, signature=signature, task=chosen, classes=classes or from_label,
         flavor=read.flavor, code_paths=read.code_paths or None,
         requirements=read.requirements or None,
         metadata={"imported": provenance.to_dict()},

@@ -224,6 +224,10 @@ class _CheckedCode(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(compile(source, origin, "exec"), module.__dict__)  # the model's own checked code
 
 
+# Serves stored modules first imported after their model was loaded (lazily, in predict).
+_LATER = _CheckedCode({})
+
+
 def _finder(folder: Path, files: Mapping[str, bytes]) -> _CheckedCode:
     modules: dict[str, tuple[bytes, bool, str]] = {}
     for path, data in files.items():
@@ -241,8 +245,10 @@ def import_code(folder: Path, files: Mapping[str, bytes]) -> Iterator[None]:
     """While inside, the model's stored modules import from ``files`` (checked bytes).
 
     Modules of the same names loaded before are set aside and put back after, so
-    the model's objects keep the classes of its own code; the model's modules are
-    imported eagerly inside, so code they import later resolves to them as well.
+    the model's objects keep the classes of its own code. Only what the pickle needs
+    is imported (no module of a stored package runs unless it is used). Afterwards a
+    stored module first imported later (inside ``predict``) is still served from
+    checked bytes: the latest loaded model's, by a finder placed after every other.
     """
     finder = _finder(folder, files)
     if not finder.modules:
@@ -255,12 +261,13 @@ def import_code(folder: Path, files: Mapping[str, bytes]) -> Iterator[None]:
             del sys.modules[name]
         sys.meta_path.insert(0, finder)
         try:
-            for name in sorted(finder.modules):
-                importlib.import_module(name)
             yield
         finally:
             sys.meta_path.remove(finder)
             sys.modules.update(aside)
+            _LATER.modules.update(finder.modules)
+            if _LATER not in sys.meta_path:
+                sys.meta_path.append(_LATER)
 
 
 def _covered(name: str, names: Iterable[str]) -> bool:

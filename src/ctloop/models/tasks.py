@@ -33,6 +33,7 @@ __all__ = [
     "metrics_for",
     "normalize_task",
     "resolve_task",
+    "shaped",
     "task_of_metric",
 ]
 
@@ -273,3 +274,19 @@ def label_classes(
 
 def _class_key(value: ClassLabel) -> tuple[int, int | str]:
     return (0, value) if isinstance(value, int) else (1, str(value))
+
+
+def shaped(raw: object, task: Task) -> np.ndarray:
+    """A library's raw output in the contract's shape: (n,) or (n, k), C-contiguous float64.
+
+    Binary keeps the positive (last) column of a two-column probability matrix;
+    multiclass widens a one-column binary probability to two columns. Any other
+    mismatch is left for :meth:`LoadedModel.predict` to report.
+    """
+    out = np.asarray(raw, dtype=np.float64)
+    if task == "multiclass":
+        if out.ndim == 1:
+            out = np.column_stack([1.0 - out, out])
+    elif out.ndim == 2 and out.shape[1] in (1, 2):
+        out = out[:, -1]
+    return np.ascontiguousarray(out)

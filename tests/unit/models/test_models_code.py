@@ -178,3 +178,31 @@ def test_a_class_from_a_file_imported_by_path_keeps_its_module_name(tmp_path: Pa
     assert list(manifest["code"]) == [f"code/{module.__name__}.py"]
     sys.modules.pop(module.__name__)
     np.testing.assert_allclose(load_model(tmp_path / "m").predict(FRAME), FRAME["x"] / 2)
+
+
+def test_code_imported_lazily_works_and_unused_modules_never_run(tmp_path: Path) -> None:
+    """Only what the model uses runs: a broken script in the package is never imported,
+    and a module first imported inside predict still comes from the checked bytes."""
+    package = tmp_path / "project" / "carried_lazy"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text(textwrap.dedent('''
+        class Lazy:
+            def predict(self, frame):
+                from carried_lazy import scale  # first imported here, after loading
+                return frame["x"].to_numpy() * scale.FACTOR
+    '''))
+    (package / "scale.py").write_text("FACTOR = 3.0\n")
+    (package / "train_script.py").write_text("raise SystemExit('a script, never imported')\n")
+    sys.path.insert(0, str(package.parent))
+    try:
+        model = importlib.import_module("carried_lazy.model").Lazy()
+        manifest = save_model(model, tmp_path / "m", task="regression",
+                              signature=Signature.from_frame(FRAME, ["x"]))
+    finally:
+        _forget(package.parent, "carried_lazy", "carried_lazy.model")
+    assert "code/carried_lazy/train_script.py" in manifest["code"]
+    loaded = load_model(tmp_path / "m")
+    assert "carried_lazy.train_script" not in sys.modules
+    np.testing.assert_allclose(loaded.predict(FRAME), FRAME["x"] * 3.0)
+    _forget(package.parent, "carried_lazy", "carried_lazy.model", "carried_lazy.scale")

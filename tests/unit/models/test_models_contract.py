@@ -283,3 +283,17 @@ def test_a_model_answering_the_wrong_shape_is_refused(tmp_path: Path) -> None:
     save_model(bad, tmp_path / "bad", signature=signature_of(data), task="multiclass")
     with pytest.raises(IntegrityError, match=r"answered shape \[2, 4\] for 2 row\(s\)"):
         load_model(tmp_path / "bad").predict(data.iloc[:2])
+
+
+def test_a_loaded_model_saves_again_as_itself(tmp_path: Path) -> None:
+    """A model read back (LightGBM's lazily built booster included) re-saves with its flavor,
+    task and classes, and answers the same."""
+    for kind in ("lightgbm_booster", "xgboost", "sklearn"):
+        model, data, given = _fitted(kind, ["cat", "dog", "eel"])
+        save_model(model, tmp_path / kind, signature=signature_of(data), classes=given)
+        first = load_model(tmp_path / kind)
+        manifest = save_model(first.model, tmp_path / f"{kind}-again", signature=first.signature)
+        assert manifest["flavor"] == first.flavor and manifest["task"] == "multiclass"
+        assert manifest["signature"]["classes"] == ["cat", "dog", "eel"]
+        np.testing.assert_allclose(load_model(tmp_path / f"{kind}-again").predict(data),
+                                   first.predict(data))

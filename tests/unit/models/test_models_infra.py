@@ -67,10 +67,14 @@ class Constant:
 
 
 def test_a_class_only_the_training_process_loaded_fails(tmp_path: Path) -> None:
-    """The probe's process never saw the module the training process imported, so
-    the pickle cannot be read there: exactly what the prediction service would hit."""
+    """The probe's process never saw the module the training process imported. The model
+    carries that module's code, so the probe loads it as the prediction service would; a
+    model saved without its code (before models carried it) cannot be read there, which
+    is exactly what the prediction service would hit."""
+    import json
+
     from ctloop.core.importing import import_file
-    from ctloop.models.flavors import load_model, save_model
+    from ctloop.models.flavors import MANIFEST, load_model, save_model
     from ctloop.models.signature import Signature
 
     (tmp_path / "notebook_cell.py").write_text(PREDICTOR)
@@ -80,6 +84,10 @@ def test_a_class_only_the_training_process_loaded_fails(tmp_path: Path) -> None:
                                                              "type": "probability"})
     save_model(module.Constant(), tmp_path / "m", signature=signature, flavor="python")
     assert load_model(tmp_path / "m").predict(sample).tolist() == [0.5] * 5  # here it works
+    assert infra_check(tmp_path / "m", sample)["passed"]  # and there: its code travels
+    manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    manifest.pop("code")
+    (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))
     result = infra_check(tmp_path / "m", sample)
     assert not result["passed"]
     assert "ctloop_notebook" in result["error"], result["error"]

@@ -1,0 +1,75 @@
+"""Batch scoring checks its rows exactly as the prediction service does.
+
+One function decides what a model accepts: ``Signature.conform``, the service's check of
+request values (types, nulls where training never saw one, infinities, integer ranges).
+Batch scoring calls it on each chunk; when the chunk fails, the rows at fault are found
+by halving the chunk (a few conform calls per bad row, never one per row), so a file
+with one bad row in a million is judged as fast as a clean one.
+
+What happens to the rows the service would refuse is the caller's choice
+(``--on-invalid``): ``fail`` (the default: the first problem, as one line, and nothing
+written), ``skip`` (left out of the output) or ``flag`` (kept, unscored, with the reason
+in an ``invalid`` column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ctloop.core.errors import UserInputError
+from ctloop.models.signature import Signature
+
+__all__ = ["ON_INVALID", "OnInvalid", "check_on_invalid", "invalid_rows"]
+
+OnInvalid = Literal["fail", "skip", "flag"]
+ON_INVALID: tuple[OnInvalid, ...] = ("fail", "skip", "flag")
+
+
+def check_on_invalid(choice: str) -> OnInvalid:
+    if choice not in ON_INVALID:
+        raise UserInputError(
+            f"--on-invalid must be one of {', '.join(ON_INVALID)}; got {choice!r}.")
+    return choice
+
+
+def invalid_rows(signature: Signature, frame: pd.DataFrame, *, lenient: Collection[str] = (),
+                 what: str = "The input rows") -> dict[int, str]:
+    """Positions of the rows of ``frame`` the service would refuse, with its message."""
+    columns = {c: frame[c].to_numpy() for c in signature.columns}
+
+    def problem(lo: int, hi: int) -> str | None:
+        try:
+            signature.conform({c: _part(v, lo, hi) for c, v in columns.items()},
+                              lenient=lenient, what=what)
+        except UserInputError as exc:
+            return exc.message
+        return None
+
+    found: dict[int, str] = {}
+    pending = [(0, len(frame))]
+    while pending:
+        lo, hi = pending.pop()
+        if hi <= lo:
+            continue
+        message = problem(lo, hi)
+        if message is None:
+            continue
+        if hi - lo == 1:
+            found[lo] = message
+            continue
+        mid = (lo + hi) // 2
+        pending += [(mid, hi), (lo, mid)]
+    return dict(sorted(found.items()))
+
+
+def _part(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    part = values[lo:hi]
+    if part.dtype == object:  # the service sees Python values with None for a missing one
+        out = part.copy()
+        out[pd.isna(part)] = None
+        return out
+    return part
