@@ -76,8 +76,9 @@ class Entry:
 
     @property
     def acknowledged(self) -> bool:
-        """An answer the caller gets as a success: it must be logged before it is lost."""
-        return self.status < 400
+        """An answer the caller gets as a success: it must be logged before it is lost.
+        (Shadow and explain rows are not answers: they never make a request fail.)"""
+        return self.status < 400 and self.served
 
     def key(self) -> tuple[Any, ...]:
         return (self.model_name, self.model_version, self.route, self.protocol, self.served,
