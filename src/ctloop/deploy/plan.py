@@ -109,10 +109,6 @@ class DeploymentPlan:
     base_image: str = "python:3.11-slim"
     ignored: list[str] = field(default_factory=list)  # project folders kept out of the image
 
-    @property
-    def secret_keys(self) -> list[str]:
-        return [*self.secret_env, *self.db_secret_env]
-
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
 

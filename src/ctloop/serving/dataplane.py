@@ -38,7 +38,7 @@ from ctloop.serving.scoring.predict import Scored, Scorer, logical_time, shadow_
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
-__all__ = ["Parse", "Respond", "ServingState", "json_response", "log_denied", "readiness",
+__all__ = ["Respond", "ServingState", "json_response", "log_denied", "readiness",
            "run_prediction", "serve_prediction"]
 
 log = logging.getLogger("ctloop.serving")
@@ -129,7 +129,6 @@ class ServingState:
                 close()
 
 
-Parse = Callable[[bytes, Request, Deployment], Inputs]
 Respond = Callable[[Scored], Response]
 B = TypeVar("B")
 R = TypeVar("R")
