@@ -14,7 +14,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "ctloop"
 
-# docs/architecture.md's order (its table of layers); `deploy` and `examples` sit just above the CLI that uses them.
+# docs/architecture.md's table of layers; `deploy` and `examples` sit just above the CLI
+# that uses them.
 # The request log sits above monitoring (which reads it) and serving (which writes it).
 LAYERS = [
     "core", "metadata", "artifacts", "data", "features", "models", "registry", "pipeline",
