@@ -25,7 +25,7 @@ from fastapi.responses import Response
 
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.requestlog.entries import Entry
-from ctloop.requestlog.records import PredictionLog
+from ctloop.requestlog.records import PredictionLog, RequestProtocol
 from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.body import read_body
 from ctloop.serving.config import ServingConfig
@@ -139,7 +139,7 @@ async def serve_prediction(
     request: Request,
     name: str,
     *,
-    protocol: str,
+    protocol: RequestProtocol,
     endpoint: str,
     parse: Callable[[bytes, Request, Deployment], Awaitable[tuple[Inputs, Respond]]],
     pin: Callable[[Deployment], Deployment] | None = None,
@@ -163,7 +163,7 @@ async def run_prediction(
     state: ServingState,
     name: str,
     *,
-    protocol: str,
+    protocol: RequestProtocol,
     endpoint: str,
     request_id: str | None,
     read: Callable[[], Awaitable[B]],
