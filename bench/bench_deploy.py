@@ -152,6 +152,14 @@ def mlflow_deployment(engine: str, project: Path, rows: dict[str, list[Any]],
             f"getattr(m.model, 'booster_', m.model).save_model({str(booster)!r})\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
     sh([sys.executable, "-c", code], cwd=project, env=env)
+    # MLflow's pyfunc hands LightGBM object columns, which a booster fitted on a pandas
+    # category refuses: serve the category codes instead (the same splits, same scores)
+    lines = booster.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("pandas_categorical:"))
+    categories = json.loads(lines[at].partition(":")[2]) or [[]]
+    lines[at] = "pandas_categorical:null"
+    booster.write_text("\n".join(lines) + "\n")
+    codes = {value: float(i) for i, value in enumerate(categories[0])}
     python = mlflow_python()
     model = work / "mlflow-model"
     sh([str(python), "-c", "import lightgbm as lgb, mlflow.lightgbm; mlflow.lightgbm."
@@ -166,8 +174,7 @@ def mlflow_deployment(engine: str, project: Path, rows: dict[str, list[Any]],
     image = f"mlflow-bench-{os.getpid()}:latest"
     seconds = build(engine, dockerfile, image, out)
     port = free_port()
-    numeric = {c: (v if c != "plan" else [float(hash(x) % 3) for x in v])
-               for c, v in rows.items()}
+    numeric = {c: (v if c != "plan" else [codes[x] for x in v]) for c, v in rows.items()}
     body = {"dataframe_split": {"columns": list(numeric),
                                 "data": [list(r) for r in zip(*numeric.values(), strict=True)]}}
     start = time.monotonic()
@@ -191,6 +198,7 @@ def main() -> None:
         root = Path(tmp)
         project, bundle, rows = laptop(root)
         ours = ctloop_deployment(engine, project, bundle, rows)
+        print(json.dumps({"ctloop": ours}), flush=True)  # kept if MLflow's side fails
         theirs = mlflow_deployment(engine, project, rows, root)
     print(json.dumps({"ctloop": ours, "mlflow": theirs}, indent=2))
     print(f"{'':24}{'ctloop':>10}{'mlflow':>10}{'mlflow/ctloop':>15}")

@@ -86,7 +86,7 @@ def run_parquet(items: list[LogBatch], folder: Path) -> float:
     return len(items) / (time.perf_counter() - started)
 
 
-def serve(seconds: float, repeat: int) -> None:
+def serve(seconds: float, repeat: int, log_settings: str = "") -> None:
     """Log on vs off in two running services, interleaved (see the module docstring)."""
     import os
     import sys
@@ -104,6 +104,8 @@ def serve(seconds: float, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         on_root = Path(tmp) / "on"
         model = setup(on_root)
+        if log_settings:  # e.g. "fsync = false": the log-on server's [ctloop.prediction_log]
+            (on_root / "ctloop.toml").write_text(f"[ctloop.prediction_log]\n{log_settings}\n")
         off_root = Path(tmp) / "off"  # the same home, its own ctloop.toml: log off
         off_root.mkdir()
         (off_root / "ctloop.toml").write_text('[ctloop.serving]\nprediction_log = ""\n')
@@ -163,9 +165,11 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true",
                         help="log on vs off in running services instead")
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement (--serve)")
+    parser.add_argument("--log-settings", default="",
+                        help="TOML lines for the log-on server's [ctloop.prediction_log] (--serve)")
     args = parser.parse_args()
     if args.serve:
-        serve(args.seconds, args.repeat)
+        serve(args.seconds, args.repeat, args.log_settings)
         return
     items = batches(args.requests)
     log_rates, submit_us, raw_rates = [], [], []

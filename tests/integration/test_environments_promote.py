@@ -87,9 +87,11 @@ def test_staging_to_prod_with_hashes_provenance_and_refusals(
 ) -> None:
     trained = run(train_in_staging, {"train_months": [1, 2]}, settings=load_settings(env="staging"))
     assert trained.ok, trained.run.error
-    code, out, err = cli(capsys, "promote", "flights", "--from", "staging", "--to", "prod")
-    assert code == 0, err
-    assert "staging v1 -> prod v1 (imported)" in out
+    # --test: served in staging and checked over v1, v2 and gRPC before it moves
+    code, out, err = cli(capsys, "promote", "flights", "--from", "staging", "--to", "prod",
+                         "--test")
+    assert code == 0, out + err
+    assert "PASSED" in out and "staging v1 -> prod v1 (imported)" in out
 
     prod = _json(capsys, "--env", "prod", "models", "show", "flights:1")
     assert isinstance(prod, dict)

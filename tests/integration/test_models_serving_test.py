@@ -133,3 +133,28 @@ def test_a_serving_budget_is_validated() -> None:
     for bad in ({"concurrency": 0}, {"p99_ms": "fast"}, {"max_error_rate": 2}, [1]):
         with pytest.raises(UserInputError):
             ServingBudget.from_table(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_service_with_api_keys_is_tested_with_a_key_over_http_and_grpc(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctloop.models.servingtest import serve_candidate
+    from ctloop.serving.auth import hash_key
+
+    key = "a-long-enough-test-key-0123456789"
+    (project / "ctloop.toml").write_text(
+        f'[ctloop.serving.keys]\nci = {{ hash = "{hash_key(key)}", roles = ["predict"] }}\n')
+    with serve_candidate("flights", 1, cwd=project) as (url, grpc_at, _):
+        assert grpc_at is not None
+        argv = ["models", "test", "flights@1", "--data", "sample.parquet", "--json",
+                "--url", url, "--grpc", grpc_at, "--concurrency", "2", "--duration", "0.5"]
+        code, out, _ = cli(capsys, *argv)
+        refused = json.loads(out)
+        assert code == 1 and refused["answers"][0]["status"] == 401
+        assert refused["load"]["error_rate"] == 1.0
+        monkeypatch.setenv("CTLOOP_API_KEY", key)
+        code, out, err = cli(capsys, *argv)
+        assert code == 0, out + err
+        assert key not in out + err  # a key is never printed
+        assert json.loads(out)["protocols"] == ["v1", "v2", "grpc"]

@@ -221,3 +221,60 @@ def test_predict_can_log_every_row_to_the_prediction_log(
     assert code == 2 and "no id column 'x'" in one_error_line(err)
     code, _, err = cli(capsys, "predict", "flights", "feb.csv", "o2.parquet", "--now", "June")
     assert code == 2 and "ISO timestamp" in one_error_line(err)
+
+
+def test_predict_refuses_exactly_the_rows_the_service_refuses(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tritonclient.http as httpclient
+    from fastapi.testclient import TestClient
+
+    from ctloop.core.settings import load_settings
+    from ctloop.serving import ServingConfig, create_app
+
+    rows = pd.read_parquet(project / "feb.parquet").head(1000)
+    rows.loc[[5, 700], "dep_delay"] = np.inf  # training never saw an infinity there
+    rows.to_parquet(project / "bad.parquet", row_group_size=400)
+    code, _, err = cli(capsys, "predict", "flights", "bad.parquet", "out.parquet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "Row 5 is one the prediction service would refuse" in err
+    assert "'dep_delay'" in err and not (project / "out.parquet").exists()
+
+    app = create_app("flights", config=ServingConfig(models=("flights",), reload_interval=0),
+                     settings=load_settings(), feature_store=False)
+    inputs = []  # row 5 as the binary tensor extension carries it (JSON has no infinity)
+    for column in FEATURES:
+        values = rows.loc[[5], column].to_numpy()
+        if values.dtype == object:
+            tensor = httpclient.InferInput(column, [1], "BYTES")
+            tensor.set_data_from_numpy(values.astype(np.object_), binary_data=True)
+        else:
+            tensor = httpclient.InferInput(column, [1], "FP64")
+            tensor.set_data_from_numpy(values.astype(np.float64), binary_data=True)
+        inputs.append(tensor)
+    body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs)
+    with TestClient(app) as client:
+        answer = client.post("/v2/models/flights/infer", content=body, headers={
+            "Inference-Header-Content-Length": str(json_size)})
+    assert answer.status_code == 422
+    served_message = answer.json()["error"]
+    batch_message = err.split("would refuse: ", 1)[1].split(" (--on-invalid")[0]
+    assert served_message.split(": ", 1)[1] == batch_message.split(": ", 1)[1], (
+        served_message, batch_message)  # the same check, the same words
+
+    code, out, err = cli(capsys, "predict", "flights", "bad.parquet", "skip.parquet",
+                         "--on-invalid", "skip", "--json")
+    assert code == 0, err
+    assert json.loads(out)["invalid"] == 2
+    assert len(pd.read_parquet(project / "skip.parquet")) == 998
+
+    code, out, err = cli(capsys, "predict", "flights", "bad.parquet", "flag.parquet",
+                         "--on-invalid", "flag", "--json")
+    assert code == 0, err
+    flagged = pd.read_parquet(project / "flag.parquet")
+    assert len(flagged) == 1000 and flagged["invalid"].notna().sum() == 2
+    assert flagged.loc[[5, 700], "score"].isna().all()
+    assert flagged.drop(index=[5, 700])["score"].notna().all()
+    code, _, err = cli(capsys, "predict", "flights", "bad.parquet", "x.parquet",
+                       "--on-invalid", "maybe")
+    assert code == 2 and "--on-invalid must be one of fail, skip, flag" in err

@@ -5,6 +5,7 @@ on time)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,3 +97,5 @@ def test_serving_a_compiled_lightgbm_model_imports_no_sklearn_scipy_or_lightgbm(
     report.close()
     assert {"ctloop", "numpy", "fastapi"} <= imported  # the report is read right
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    if shutil.which("cc"):  # compiled into a shared library: loaded without LLVM
+        assert "llvmlite" not in imported

@@ -362,9 +362,10 @@ What CI does (`.github/workflows/ctloop.yml`, `.gitlab-ci.yml`, the same three s
 
 Promotion across environments (`[ctloop.environments]` in `ctloop.toml`):
 
-    ctloop --env staging loop replay {loop}          # or: ctloop --env staging loop run {loop}
+    ctloop --env staging loop run {loop} --once      # the loop trains a champion in staging
     ctloop models test {loop}@champion --env staging --p99-ms 50
-    ctloop promote {loop} --from staging --to prod   # hash-checked bundle with its evidence
+    ctloop promote {loop} --from staging --to prod --test   # checked, then a hash-checked
+                                                            # bundle with its evidence
 
 `requirements-dev.txt` is what CI installs; the image installs the project's
 `requirements.txt` if you add one.

@@ -53,19 +53,14 @@ def _version(version: int | None, none: str = "none") -> str:
 
 
 def _span_line(report: Any, metric: str) -> str:
+    """One line per span: quarantined, a bootstrap, or what served, fired and was decided."""
     if report.status != "valid":
         serving = (f"champion v{report.served_version} keeps serving"
                    if report.served_version is not None else "no champion yet")
         return (f"[bold]{report.span}[/] [red]quarantined[/] ({len(report.anomalies)} "
                 f"anomalies); {serving}")
-    if report.bootstrap and report.waiting:
-        return (f"[bold]{report.span}[/] bootstrap [yellow]waits[/]: "
-                f"{escape(report.waiting[:160])}")
-    if report.bootstrap and report.promoted is None:
-        failed = (report.gate or {}).get("error") or "no candidate was promoted"
-        return f"[bold]{report.span}[/] bootstrap: [red]no champion[/]: {escape(failed[:160])}"
     if report.bootstrap:
-        return f"[bold]{report.span}[/] bootstrap: v{report.promoted} is the first champion"
+        return _bootstrap_line(report)
     live = (report.live or {}).get(metric)
     fired = [t["name"] for t in report.triggers if t["fired"]]
     never = (report.baseline or {}).get(metric)
@@ -78,18 +73,32 @@ def _span_line(report: Any, metric: str) -> str:
             f"; fired: {', '.join(fired) or 'none'}")
     if report.waiting:
         text += f"; [yellow]no candidate[/]: {escape(report.waiting[:120])}"
-    if report.gate:
-        if report.gate.get("note"):
-            text += f"; {escape(report.gate['note'])}"
-        if report.gate.get("error"):
-            text += f"; [red]training failed[/]: {report.gate['error'][:120]}"
-        else:
-            verdict = "[green]blessed[/]" if report.gate.get("blessed") else "[yellow]refused[/]"
-            text += (f"; candidate {report.gate.get('candidate')} vs champion "
-                     f"{report.gate.get('champion')}: {verdict}")
+    text += _gate_text(report.gate)
     if report.promoted:
         text += f"; [green]promoted v{report.promoted}[/]"
     return text
+
+
+def _bootstrap_line(report: Any) -> str:
+    if report.waiting:
+        return (f"[bold]{report.span}[/] bootstrap [yellow]waits[/]: "
+                f"{escape(report.waiting[:160])}")
+    if report.promoted is None:
+        failed = (report.gate or {}).get("error") or "no candidate was promoted"
+        return f"[bold]{report.span}[/] bootstrap: [red]no champion[/]: {escape(failed[:160])}"
+    return f"[bold]{report.span}[/] bootstrap: v{report.promoted} is the first champion"
+
+
+def _gate_text(gate: Any) -> str:
+    """The gate's decision on the span's candidate, if one was trained."""
+    if not gate:
+        return ""
+    text = f"; {escape(gate['note'])}" if gate.get("note") else ""
+    if gate.get("error"):
+        return text + f"; [red]training failed[/]: {gate['error'][:120]}"
+    verdict = "[green]blessed[/]" if gate.get("blessed") else "[yellow]refused[/]"
+    return text + (f"; candidate {gate.get('candidate')} vs champion {gate.get('champion')}: "
+                   f"{verdict}")
 
 
 def _benefit(reports: list[Any], metric: str) -> str:
@@ -199,7 +208,6 @@ def run_cmd(
     """
     from ctloop.loop import get_loop
     from ctloop.loop.controller import LoopController
-    from ctloop.triggers.store import describe_holder
 
     settings = load_settings()
     spec = get_loop(name, settings)
@@ -212,10 +220,9 @@ def run_cmd(
                 if result.blocked_by and not as_json:
                     # One pass that could not act is a failure for cron/CI, not a success.
                     raise UserInputError(
-                        f"Loop {name!r}: the lease is held by "
-                        f"{describe_holder(result.blocked_by)} ({result.blocked_by}); nothing "
-                        "was done. Run again once it releases the lease (or its lease "
-                        "expires).")
+                        f"Loop {name!r}: the lease is held by {_holder(result.blocked_by)}; "
+                        "nothing was done. Run again once it releases the lease (or its "
+                        "lease expires).")
                 _say_tick(result, spec.metric, as_json)
                 if result.errors or result.blocked_by:
                     raise typer.Exit(1)
@@ -228,6 +235,17 @@ def run_cmd(
             console.print(f"loop {name}: stopped", highlight=False)
         finally:
             controller.close()
+
+
+def _holder(holder: str) -> str:
+    """Who holds the lease: a live controller (this host's, or another host's until its
+    lease runs out) or a process that is gone, with the holder id and what is known."""
+    from ctloop.core.processes import Liveness
+    from ctloop.triggers.store import describe_holder, holder_liveness
+
+    gone = holder_liveness(holder) is Liveness.DEAD
+    return (f"{'a process that is gone' if gone else 'a live controller'} ({holder}): "
+            f"{describe_holder(holder)}")
 
 
 def _stop_on_signals(name: str) -> threading.Event:
@@ -255,11 +273,8 @@ def _say_tick(result: Any, metric: str, as_json: bool) -> None:
                     "blocked_by": result.blocked_by, "errors": result.errors})
     else:
         if result.blocked_by:
-            from ctloop.triggers.store import describe_holder
-
-            console.print(f"the lease is held by {describe_holder(result.blocked_by)} "
-                          f"({result.blocked_by}); "
-                          "nothing done", highlight=False)
+            console.print(f"the lease is held by {_holder(result.blocked_by)}; nothing done",
+                          highlight=False)
         for report in result.reports:
             console.print(_span_line(report, _metric(report, metric)), highlight=False)
     for error in result.errors:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["grpc_infer", "test_model"]
 
 
-def grpc_infer(address: str, name: str, frame: pd.DataFrame, timeout_s: float
-               ) -> dict[str, np.ndarray]:
+def grpc_infer(address: str, name: str, frame: pd.DataFrame, timeout_s: float,
+               api_key: str | None = None) -> dict[str, np.ndarray]:
     """One Open Inference Protocol ModelInfer call over gRPC (typed contents), as arrays."""
     import grpc
     import numpy as np
@@ -53,7 +53,8 @@ def grpc_infer(address: str, name: str, frame: pd.DataFrame, timeout_s: float
             tensor.contents.bool_contents.extend(bool(v) for v in values)
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]  # generated code
-        reply = stub.ModelInfer(request, timeout=timeout_s)
+        reply = stub.ModelInfer(request, timeout=timeout_s,
+                                metadata=[("x-api-key", api_key)] if api_key else None)
     out: dict[str, np.ndarray] = {}
     for at, output in enumerate(reply.outputs):
         shape = list(output.shape)
@@ -138,6 +139,9 @@ def test_model(
     max_error_rate: Annotated[float | None, typer.Option(
         help="Largest acceptable share of failed requests under load.")] = None,
     no_load: Annotated[bool, typer.Option("--no-load", help="Check answers only.")] = False,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="CTLOOP_API_KEY", show_default=False,
+        help="Key for a service with API keys (better: the CTLOOP_API_KEY variable).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Serve the candidate (or use --url), check v1/v2/gRPC answers for 1, 2 and 100 rows
@@ -179,13 +183,21 @@ def test_model(
         finally:
             ref_store.close()
         loaded["model"], loaded["sample"] = model, prepare_sample(frame, model)
+        try:  # the first predict pays lazy imports and compilation: pay it while waiting
+            model.predict(loaded["sample"].head(1))
+        except Exception:
+            pass
+
+    def caller(address: str, model_name: str, frame: pd.DataFrame, timeout_s: float
+               ) -> dict[str, np.ndarray]:
+        return grpc_infer(address, model_name, frame, timeout_s, api_key)
 
     if url is not None:
         reference()
         report = check_service(url.rstrip("/"), record.name, loaded["sample"], loaded["model"],
                                budget=budget, grpc_address=grpc_address,
-                               grpc_infer=grpc_infer if grpc_address else None,
-                               timeouts=timeouts, version=record.version)
+                               grpc_infer=caller if grpc_address else None,
+                               timeouts=timeouts, version=record.version, api_key=api_key)
     else:
         child_env = dict(os.environ)
         if settings.environment:
@@ -194,8 +206,9 @@ def test_model(
                              env=child_env, timeouts=timeouts,
                              while_starting=reference) as (base, grpc_at, startup):
             report = check_service(base, record.name, loaded["sample"], loaded["model"],
-                                   budget=budget, grpc_address=grpc_at, grpc_infer=grpc_infer,
-                                   timeouts=timeouts, version=record.version, startup_s=startup)
+                                   budget=budget, grpc_address=grpc_at, grpc_infer=caller,
+                                   timeouts=timeouts, version=record.version, startup_s=startup,
+                                   api_key=api_key)
     if json_:
         print_json(asdict(report))
     else:

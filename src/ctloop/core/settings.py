@@ -46,6 +46,13 @@ class Settings:
     cache: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     environment: str = ""  # the [ctloop.environments.NAME] these came from; "" for none
+    project: Path | None = None  # the folder of ctloop.toml; None: the state folder's parent
+
+    @property
+    def project_root(self) -> Path:
+        """The project folder (pipelines, landing folders): where ``ctloop.toml`` is, even
+        when ``CTLOOP_HOME`` or an environment puts the state elsewhere."""
+        return self.project if self.project is not None else self.home.parent
 
     def __post_init__(self) -> None:
         home = Path(self.home).resolve()
@@ -96,7 +103,7 @@ class Settings:
         return replace(self, **changes)
 
 
-_KEYS = {f.name for f in fields(Settings)} - {"extra", "environment"}
+_KEYS = {f.name for f in fields(Settings)} - {"extra", "environment", "project"}
 _TOML_KEYS = {
     "home": "home",
     "metadata": "metadata_url",
@@ -292,4 +299,4 @@ def load_settings(project: Path | None = None, *, env: str | None = None,
         _apply_environment(name, _environment_table(section, name, config_path), root,
                            values, extra)
     values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
-    return Settings(extra=extra, environment=name, **values)
+    return Settings(extra=extra, environment=name, project=root.resolve(), **values)

@@ -94,7 +94,7 @@ def export_deployment(
             f"The folder {out} is not empty. Export into a new or empty folder, or pass "
             "--force to overwrite a previous export there."
         )
-    project = settings.home.parent.resolve()
+    project = settings.project_root.resolve()
     try:
         out_rel = out.relative_to(project).as_posix()
     except ValueError:

@@ -122,7 +122,7 @@ def project_slug(settings: Settings, options: dict[str, Any] | None = None) -> s
     """The deployment's name: ``[ctloop.deploy] name``, else the project folder's name,
     as compose and Kubernetes accept it (lower-case letters, digits and '-')."""
     options = _deploy_options(settings) if options is None else options
-    raw = str(options.get("name") or settings.home.parent.resolve().name)
+    raw = str(options.get("name") or settings.project_root.resolve().name)
     slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")[:40].strip("-")
     if not slug or not _SERVICE_NAME.fullmatch(slug):
         raise ConfigError(
@@ -136,7 +136,7 @@ def _landing_folders(settings: Settings) -> dict[str, str]:
     containers: a volume shared by the controller and the Dask workers."""
     from pathlib import PurePosixPath
 
-    root = settings.home.parent.resolve()
+    root = settings.project_root.resolve()
     folders: dict[str, str] = {}
     tables = settings.extra.get("loops", {})
     for table in tables.values() if isinstance(tables, dict) else []:
@@ -405,7 +405,7 @@ def plan_deployment(
             svc.secret_env = list(secret_env)
     return DeploymentPlan(
         image=image or str(options.get("image", f"ctloop-{slug}:latest")),
-        project_root=str(settings.home.parent),
+        project_root=str(settings.project_root),
         name=f"ctloop-{slug}",
         base_image=str(options.get("base_image", "python:3.11-slim")),
         ignored=sorted(landing),

@@ -256,32 +256,12 @@ def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None)
     if "holdout" in table:
         values["holdout"] = _share(table["holdout"], f"{where}: key 'holdout'", upper=0.9)
     _task(values, table, where)
-    metric = values.get("metric", "roc_auc")
-    from ctloop.models.metrics import HIGHER_IS_BETTER
-    from ctloop.models.tasks import TASKS, metrics_for
-
-    known = {*HIGHER_IS_BETTER, *(m for t in TASKS for m in metrics_for(t))}
-    if metric not in known:
-        close = difflib.get_close_matches(metric, sorted(known), n=1)
-        raise ConfigError(f"{where}: key 'metric' names unknown metric {metric!r}"
-                          + (f"; did you mean {close[0]!r}?" if close else "."))
-    if values.get("task"):
-        _check_metric(values["task"], metric, where)
+    _metric(values, where)
     if "gate" in table:
         values["gate"] = _gate(table["gate"], where)
     if "retrain_on" in table:
         values["retrain_on"] = _retrain_on(table["retrain_on"], where)
-    if "schedule" in values and "schedule" not in values.get("retrain_on", ()):
-        values["retrain_on"] = (*values.get("retrain_on", ("new_span",)), "schedule")
-    if values.get("schedule"):
-        from croniter import croniter
-
-        if not croniter.is_valid(values["schedule"]):
-            raise ConfigError(f"{where}: key 'schedule' is not a cron expression: "
-                              f"{values['schedule']!r} (five fields, e.g. \"0 3 * * 1\").")
-    elif "schedule" in values.get("retrain_on", ()):
-        raise ConfigError(f"{where}: retrain_on has 'schedule' but key 'schedule' (a cron "
-                          "expression) is missing.")
+    _schedule(values, where)
     if "cooldown" in table:
         from ctloop.triggers.definitions import parse_duration
 
@@ -326,6 +306,36 @@ def _task(values: dict[str, Any], table: Mapping[str, Any], where: str) -> None:
             values["metric"] = metrics_for(values["task"])[0]
     if "metric" not in values:
         values["metric_given"] = False
+
+
+def _schedule(values: dict[str, Any], where: str) -> None:
+    """``schedule``: a cron expression, which adds ``schedule`` to ``retrain_on``."""
+    if "schedule" in values and "schedule" not in values.get("retrain_on", ()):
+        values["retrain_on"] = (*values.get("retrain_on", ("new_span",)), "schedule")
+    if values.get("schedule"):
+        from croniter import croniter
+
+        if not croniter.is_valid(values["schedule"]):
+            raise ConfigError(f"{where}: key 'schedule' is not a cron expression: "
+                              f"{values['schedule']!r} (five fields, e.g. \"0 3 * * 1\").")
+    elif "schedule" in values.get("retrain_on", ()):
+        raise ConfigError(f"{where}: retrain_on has 'schedule' but key 'schedule' (a cron "
+                          "expression) is missing.")
+
+
+def _metric(values: dict[str, Any], where: str) -> None:
+    """``metric``: a metric ctloop knows (the nearest named), and one of the task's."""
+    from ctloop.models.metrics import HIGHER_IS_BETTER
+    from ctloop.models.tasks import TASKS, metrics_for
+
+    metric = values.get("metric", "roc_auc")
+    known = {*HIGHER_IS_BETTER, *(m for t in TASKS for m in metrics_for(t))}
+    if metric not in known:
+        close = difflib.get_close_matches(metric, sorted(known), n=1)
+        raise ConfigError(f"{where}: key 'metric' names unknown metric {metric!r}"
+                          + (f"; did you mean {close[0]!r}?" if close else "."))
+    if values.get("task"):
+        _check_metric(values["task"], metric, where)
 
 
 def _check_metric(task: str, metric: str, where: str) -> None:
@@ -494,7 +504,7 @@ def load_loops(settings: Any = None) -> dict[str, LoopSpec]:
     tables = settings.extra.get("loops", {})
     if not isinstance(tables, Mapping):
         raise ConfigError("[ctloop.loops] must hold one table per loop.")
-    root = settings.home.parent
+    root = settings.project_root
     return {name: parse_loop(name, table, root=root) for name, table in tables.items()}
 
 

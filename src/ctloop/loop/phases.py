@@ -410,41 +410,17 @@ class LoopPhases:
         self.on_phase(report.span, "gate")
         report.runs["train"] = result.run.id
         if not result.ok:
-            failed = next((s for s in result.steps.values() if s.status.value == "failed"), None)
-            why = not_trainable(failed.traceback if failed else None, failed.error if failed
-                                else None)
-            if why is not None:  # no failure: the data cannot train a model yet
-                report.gate = None
-                report.waiting = f"cannot train on {', '.join(report.window or [])}: {why}"
-                return None
-            where = failed.name if failed else "run"
-            error = " ".join(((failed.error if failed else None) or result.run.error
-                              or "failed").split())
-            report.gate = {"blessed": False, "error": f"step {where} failed: {error[:300]}"}
+            _record_failure(result, report)
             return None
-        outputs = {name: s.outputs.get("return") for name, s in result.steps.items()}
-        returns = {n: v for n, v in outputs.items() if isinstance(v, dict)}
+        returns = {n: v for n, s in result.steps.items()
+                   if isinstance(v := s.outputs.get("return"), dict)}
         pushed = next((v for v in returns.values() if "promoted" in v), {})
         judged_step = next((n for n, v in returns.items()
                             if "blessed" in v and "promoted" not in v), None)
-        judged = returns.get(judged_step, pushed) if judged_step else pushed
-        gate: GateJson = {"blessed": bool(judged.get("blessed")),
-                          "failed": [str(f) for f in judged.get("failed", [])],
-                          "champion_version": judged.get("champion_version")}
-        if not gate["blessed"] and judged.get("summary"):
-            gate["reason"] = str(judged["summary"])
+        gate = _verdict(returns[judged_step] if judged_step else pushed)
         evaluation = self._evaluation(result, judged_step)
         if evaluation is not None:
-            for who in ("candidate", "champion"):
-                metrics = evaluation.get(who, {}).get("overall", {}).get("metrics", {})
-                value = metrics.get(self.spec.metric, {})
-                gate[who] = _round(value.get("value")) if isinstance(value, dict) else None
-            if who_undefined := [w for w in ("candidate", "champion")
-                                 if w in evaluation and gate.get(w) is None]:
-                gate["note"] = (f"{self.spec.metric} is undefined on the holdout of span "
-                                f"{report.window[-1] if report.window else report.span} "
-                                f"for the {' and the '.join(who_undefined)} (e.g. one class "
-                                "in its labels)")
+            self._scores(gate, evaluation, report)
         report.gate = gate
         gate["version"] = pushed.get("version")
         if pushed.get("promoted") and pushed.get("alias") == "champion":
@@ -452,6 +428,21 @@ class LoopPhases:
         if pushed.get("promoted"):
             gate["challenger"] = pushed.get("version")
         return None
+
+    def _scores(self, gate: GateJson, evaluation: dict[str, Any], report: SpanReport) -> None:
+        """The candidate's and the champion's metric on the holdout; a note when it is
+        undefined there (one class), instead of a bare ``None``."""
+        for who in ("candidate", "champion"):
+            metrics = evaluation.get(who, {}).get("overall", {}).get("metrics", {})
+            value = metrics.get(self.spec.metric, {})
+            gate[who] = _round(value.get("value")) if isinstance(value, dict) else None
+        undefined = [w for w in ("candidate", "champion") if w in evaluation
+                     and gate.get(w) is None]
+        if undefined:
+            span = report.window[-1] if report.window else report.span
+            gate["note"] = (f"{self.spec.metric} is undefined on the holdout of span {span} "
+                            f"for the {' and the '.join(undefined)} (e.g. one class in its "
+                            "labels)")
 
     def _evaluation(self, result: RunResult, step: str | None) -> dict[str, Any] | None:
         """The candidate's and champion's evaluation the gate judged (``models`` of the
@@ -486,6 +477,31 @@ class LoopPhases:
                                         self.engine.artifact_store)
             self._baseline = (version, loaded)
         return self._baseline[1]
+
+
+def _record_failure(result: RunResult, report: SpanReport) -> None:
+    """A failed training run on the report: a wait when the data cannot train a model yet
+    (``NotTrainable``), else the failed step and its error."""
+    failed = next((s for s in result.steps.values() if s.status.value == "failed"), None)
+    why = not_trainable(failed.traceback, failed.error) if failed else None
+    if why is not None:
+        report.gate = None
+        report.waiting = f"cannot train on {', '.join(report.window or [])}: {why}"
+        return
+    where = failed.name if failed else "run"
+    error = " ".join(((failed.error if failed else None) or result.run.error
+                      or "failed").split())
+    report.gate = {"blessed": False, "error": f"step {where} failed: {error[:300]}"}
+
+
+def _verdict(judged: dict[str, Any]) -> GateJson:
+    """The gate's verdict as the step that judged returned it."""
+    gate: GateJson = {"blessed": bool(judged.get("blessed")),
+                      "failed": [str(f) for f in judged.get("failed", [])],
+                      "champion_version": judged.get("champion_version")}
+    if not gate["blessed"] and judged.get("summary"):
+        gate["reason"] = str(judged["summary"])
+    return gate
 
 
 def not_trainable(traceback: str | None, error: str | None) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
-from ctloop.loop.memory import LoopMemory, scope_of
+from ctloop.loop.memory import LoopMemory, SpanRecord, SpanReport, TriggerRecord, scope_of
 from ctloop.triggers.store import ControllerState
 
 __all__ = ["loop_status", "read_memory"]
@@ -46,61 +46,66 @@ def loop_status(spec: LoopSpec | None, settings: Settings, *, name: str | None =
 
     ``spec`` ``None``: the loop ``name`` as its memory recorded it (an undeclared loop).
     """
-    from ctloop.metadata import open_metadata_store
-
     name = spec.name if spec is not None else str(name)
     state = ControllerState(settings.metadata_url)
-    store = open_metadata_store(settings.metadata_url)
     try:
         memory = LoopMemory.from_json(state.read(scope_of(name)))
         lease = state.lease(scope_of(name))
-        model = spec.model if spec is not None else str(memory.declaration.get("model", ""))
-        try:
-            aliases = store.get_aliases(model) if model else {}
-        except NotFound:
-            aliases = {}
     finally:
         state.close()
-        store.close()
-    spans = []
-    for span_name, record in memory.spans.items():
-        report = record.report
-        spans.append({
-            "span": span_name,
-            "status": report.status if report is not None else record.status,
-            "handled": record.status,
-            "anomalies": list(report.anomalies) if report else [],
-            "served_version": report.served_version if report else None,
-            "live": report.live if report else None,
-            "drift": report.drift if report else None,
-            "promoted": report.promoted if report else None,
-            "gate": report.gate if report else None,
-            "waiting": report.waiting if report else None,
-        })
-    signals = spec.retrain_on if spec is not None else tuple(
-        memory.declaration.get("retrain_on") or memory.triggers)
-    triggers = []
-    for signal in signals:
-        entry = memory.triggers.get(signal)
-        last = entry.last if entry else None
-        triggers.append({"name": signal, "span": last.span if last else None,
-                         "fired": last.fired if last else None,
-                         "reason": (last.reason if last else None) or "not evaluated yet",
-                         "last_fired": entry.last_fired if entry else None})
-    last_signals = next((s for s in reversed(spans) if s["live"] or s["drift"]), None)
+    declared = memory.declaration if spec is None else {
+        "model": spec.model, "metric": spec.metric, "task": spec.task,
+        "retrain_on": list(spec.retrain_on)}
+    model = str(declared.get("model") or "")
+    aliases = _aliases(settings, model)
+    spans = [_span(n, r) for n, r in memory.spans.items()]
+    signals = declared.get("retrain_on") or list(memory.triggers)
+    last = next((s for s in reversed(spans) if s["live"] or s["drift"]), None)
     return {
         "loop": name, "model": model, "source": "replay" if replay else "live",
-        "home": str(settings.home),
-        "metric": spec.metric if spec is not None else memory.declaration.get("metric"),
-        "task": spec.task if spec is not None else memory.declaration.get("task"),
+        "home": str(settings.home), "metric": declared.get("metric"),
+        "task": declared.get("task"),
         "champion": aliases.get("champion"), "challenger": aliases.get("challenger"),
         "spans": spans,
         "valid": sum(1 for s in spans if s["status"] == "valid"),
         "quarantined": sum(1 for s in spans if s["status"] == "quarantined"),
-        "last_signals": None if last_signals is None else {
-            "span": last_signals["span"], "live": last_signals["live"],
-            "drift": last_signals["drift"]},
-        "triggers": triggers,
-        "lease": None if lease is None or not lease.alive() else {
-            "holder": lease.holder, "expires_at": lease.expires_at.isoformat()},
+        "last_signals": last and {k: last[k] for k in ("span", "live", "drift")},
+        "triggers": [_trigger(signal, memory.triggers.get(signal)) for signal in signals],
+        "lease": {"holder": lease.holder, "expires_at": lease.expires_at.isoformat()}
+        if lease is not None and lease.alive() else None,
     }
+
+
+def _aliases(settings: Settings, model: str) -> dict[str, int]:
+    """The model's aliases ({} for a model not registered yet)."""
+    from ctloop.metadata import open_metadata_store
+
+    if not model:
+        return {}
+    store = open_metadata_store(settings.metadata_url)
+    try:
+        return dict(store.get_aliases(model))
+    except NotFound:
+        return {}
+    finally:
+        store.close()
+
+
+def _span(name: str, record: SpanRecord) -> dict[str, Any]:
+    """One span's line of the status, from its report (``SpanReport.from_json``)."""
+    report = record.report or SpanReport(span=name, rows=0)
+    return {"span": name,
+            "status": report.status if record.report is not None else record.status,
+            "handled": record.status, "anomalies": list(report.anomalies),
+            "served_version": report.served_version, "live": report.live,
+            "drift": report.drift, "promoted": report.promoted, "gate": report.gate,
+            "waiting": report.waiting}
+
+
+def _trigger(signal: str, entry: TriggerRecord | None) -> dict[str, Any]:
+    """One retrain signal: the last span it was judged on, and why it did or did not fire."""
+    last = entry.last if entry else None
+    return {"name": signal, "span": last.span if last else None,
+            "fired": last.fired if last else None,
+            "reason": (last.reason if last else None) or "not evaluated yet",
+            "last_fired": entry.last_fired if entry else None}

@@ -4,14 +4,16 @@ lleaves turns a LightGBM model text into LLVM IR (one function per tree, a
 root that sums them and applies the objective). Its own driver calls LLVM
 APIs removed in llvmlite 0.45 (the legacy pass manager and
 ``llvm.initialize()``), so this module keeps lleaves' parser and code
-generator and does the last two steps itself with the new pass manager:
-optimise, emit an object file (the bytes we cache), and load such bytes into
-an MCJIT engine. Loading needs no compiler, so a cached object starts in
-milliseconds; compiling a 200-tree model takes seconds, which is why
+generator and does the rest itself with the new pass manager: optimise, emit
+an object file, and link it into a shared library when a C compiler driver
+(``cc``) is here. Those bytes are what is cached. Loading a shared library is
+one ``dlopen`` (no LLVM in the process: its library alone is 40 MB of RSS);
+a bare object (no ``cc`` at compile time) is loaded through LLVM's MCJIT.
+Compiling a 200-tree model takes seconds to a minute, which is why
 ``ctloop.models.compiled`` compiles in the background.
 
-The object is built for this machine's CPU (name and features are part of
-the cache key): an object from another CPU is never loaded here.
+The code is built for this machine's CPU (its model and feature flags are part
+of the cache key): code from another CPU is never loaded here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.metadata
+import importlib.util
+import platform
+import shutil
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
@@ -33,18 +39,15 @@ _ROOT = "forest_root"
 _SPEED_LEVEL = 2  # O3 doubled the compile time here without a faster predict
 _BLOCK = 34  # lleaves' default cache-blocking of trees
 _lock = threading.Lock()  # LLVM's global state: one compile or load at a time
+_ET_DYN = 3  # ELF e_type of a shared library (a relocatable object is 1)
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32)
 
 
 def available() -> str | None:
-    """None when lleaves and llvmlite import here; else why not."""
-    try:
-        import llvmlite.binding  # noqa: F401
-        from lleaves.compiler.ast import parse_to_ast  # noqa: F401
-        from lleaves.compiler.codegen import gen_forest  # noqa: F401
-    except Exception as exc:  # an ImportError, or a lleaves whose internals moved
-        why = f"{type(exc).__name__}: {exc}"
-        return f"lleaves is not usable here ({why}); pip install 'ctloop[compiled]'"
+    """None when lleaves and llvmlite are installed (found, not imported: LLVM is 40 MB)."""
+    missing = [name for name in ("lleaves", "llvmlite") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed; pip install 'ctloop[compiled]'"
     return None
 
 
@@ -75,14 +78,26 @@ def _cpu_features() -> str:
 
 
 def cache_key_parts() -> dict[str, str]:
-    """What the object depends on besides the model: compiler versions, options and CPU."""
-    import llvmlite.binding as llvm
+    """What the object depends on besides the model: compiler versions, options and CPU.
 
-    features = hashlib.sha256(_cpu_features().encode()).hexdigest()[:16]
+    The CPU is named by what the kernel reports (model and feature flags), so a
+    cached object is found without loading LLVM; LLVM targets the same CPU.
+    """
     return {
         "compiler": f"lleaves:{_versions()}:O{_SPEED_LEVEL}:b{_BLOCK}",
-        "cpu": f"{llvm.get_process_triple()}:{llvm.get_host_cpu_name()}:{features}",
+        "cpu": f"{platform.machine()}:{_cpu_identity()}",
     }
+
+
+def _cpu_identity() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux
+        return platform.processor() or platform.platform()
+    first = text.split("\n\n", 1)[0]
+    wanted = [line for line in first.splitlines()
+              if line.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features")]
+    return hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:16]
 
 
 def compile_object(model_text: str) -> bytes:
@@ -107,15 +122,39 @@ def compile_object(model_text: str) -> bytes:
         options = llvm.create_pipeline_tuning_options(speed_level=_SPEED_LEVEL)
         builder = llvm.create_pass_builder(machine, options)
         builder.getModulePassManager().run(module, builder)
-        return bytes(machine.emit_object(module))
+        obj = bytes(machine.emit_object(module))
+    return _shared(obj) or obj
+
+
+def _shared(obj: bytes) -> bytes | None:
+    """The object linked into a shared library (loaded later without LLVM), or None.
+
+    Needs a C compiler driver (``cc``) here; without one the object itself is
+    kept and loaded through LLVM's MCJIT.
+    """
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="ctloop-link-") as folder:
+        source, target = Path(folder) / "forest.o", Path(folder) / "forest.so"
+        source.write_bytes(obj)
+        done = subprocess.run([cc, "-shared", "-o", str(target), str(source), "-lm"],
+                              capture_output=True, timeout=300)
+        return target.read_bytes() if done.returncode == 0 and target.is_file() else None
 
 
 def load_object(data: bytes, *, features: int, outputs: int) -> Callable[[np.ndarray], np.ndarray]:
-    """``predict(matrix) -> scores`` from an object made by :func:`compile_object`.
+    """``predict(matrix) -> scores`` from the bytes :func:`compile_object` made.
 
     ``matrix`` is float64 ``(n, features)``; the answer is ``(n,)`` or, for
-    ``outputs`` > 1 (multiclass), ``(n, outputs)``, as LightGBM's predict.
+    ``outputs`` > 1 (multiclass), ``(n, outputs)``, as LightGBM's predict. A
+    shared library is opened with the dynamic loader (no LLVM in the process);
+    a bare object goes through MCJIT.
     """
+    if data[:4] != b"\x7fELF" or len(data) < 18:
+        raise ValueError("the compiled object is not an ELF file")
+    if int.from_bytes(data[16:18], "little") == _ET_DYN:
+        return _load_shared(data, features, outputs)
     import llvmlite.binding as llvm
 
     with _lock:
@@ -128,8 +167,24 @@ def load_object(data: bytes, *, features: int, outputs: int) -> Callable[[np.nda
     return _Forest(engine, _ENTRY(address), features, outputs)
 
 
+def _load_shared(data: bytes, features: int, outputs: int) -> _Forest:
+    """dlopen the checked bytes from a private folder; the file goes once it is mapped."""
+    folder = Path(tempfile.mkdtemp(prefix="ctloop-forest-"))  # mode 0700: ours alone
+    path = folder / "forest.so"
+    try:
+        path.write_bytes(data)
+        library = ctypes.CDLL(str(path))
+    finally:
+        path.unlink(missing_ok=True)
+        folder.rmdir()
+    entry = getattr(library, _ROOT)
+    entry.restype = None
+    entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32]
+    return _Forest(library, entry, features, outputs)
+
+
 class _Forest:
-    """The loaded code; holds its engine, which owns the code's memory."""
+    """The loaded code; holds its engine or library, which owns the code's memory."""
 
     __slots__ = ("engine", "entry", "features", "outputs")
 

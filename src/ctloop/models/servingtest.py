@@ -343,11 +343,13 @@ def check_service(
     timeouts: ServingTimeouts | None = None,
     version: int | None = None,
     startup_s: float = 0.0,
+    api_key: str | None = None,
 ) -> ServingReport:
     """Send ``sample`` to the service at ``url`` and judge its answers, latency and errors.
 
     ``model`` is the candidate loaded in this process (a ``LoadedModel``): its
-    predictions on the same rows are what every answer must equal.
+    predictions on the same rows are what every answer must equal. ``api_key`` goes
+    in ``X-API-Key`` when the service has keys.
     """
     import httpx
 
@@ -369,7 +371,8 @@ def check_service(
     protocols: list[Protocol] = ["v1", "v2"]
     if grpc_address and grpc_infer:
         protocols.append("grpc")
-    with httpx.Client(base_url=url, timeout=timeouts.request_s) as client:
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=url, timeout=timeouts.request_s, headers=headers) as client:
         for size in SIZES:
             part = frame.head(size)
             scores = all_scores[:size] if len(all_scores) == len(frame) else all_scores
@@ -390,7 +393,7 @@ def check_service(
                     failures.append(f"{protocol} with {size} row(s): {detail}")
     load = None
     if budget is not None:
-        load = _load(url, name, frame.head(budget.rows), budget, timeouts)
+        load = _load(url, name, frame.head(budget.rows), budget, timeouts, headers)
         if not load.passed:
             failures.append(f"load: {load.detail}")
     return ServingReport(
@@ -442,13 +445,13 @@ def _grpc_failure(exc: Exception) -> tuple[int, dict[str, np.ndarray], str]:
 
 
 def _load(url: str, name: str, frame: pd.DataFrame, budget: ServingBudget,
-          timeouts: ServingTimeouts) -> LoadCheck:
+          timeouts: ServingTimeouts, headers: dict[str, str]) -> LoadCheck:
     from ctloop.models.loadgen import load
 
     body = json.dumps({"instances": _rows(frame)}).encode()
     result = load(f"{url}/v1/models/{name}:predict", body, concurrency=budget.concurrency,
                   seconds=budget.seconds, warmup_s=min(0.3, budget.seconds),
-                  timeout_s=timeouts.request_s)
+                  timeout_s=timeouts.request_s, headers=headers)
     problems = []
     if result.requests == 0:
         problems.append("no request was answered")

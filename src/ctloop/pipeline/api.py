@@ -33,7 +33,7 @@ def make_engine(
         max_workers=max_workers or settings.max_workers,
         cache=settings.cache if cache is None else cache,
         observer=observer,
-        project=settings.home.parent,
+        project=settings.project_root,
     )
 
 

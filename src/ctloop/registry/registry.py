@@ -22,6 +22,7 @@ from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputEr
 from ctloop.metadata.base import AliasEventRecord, MetadataStore, ModelVersionRecord
 from ctloop.metadata.lineage import lineage
 from ctloop.models.flavors import LoadedModel, load_model
+from ctloop.models.lazy_booster import LazyBooster
 from ctloop.models.metrics import HIGHER_IS_BETTER
 from ctloop.registry.refs import ModelRef, parse_ref
 
@@ -254,6 +255,8 @@ class ModelRegistry:
 
             cache = VersionCompiledCache(self.store, store, record.name, record.version)
             attach_compiled(model, cache, background=True)
+        if model.compiled is None and isinstance(model.model, LazyBooster):
+            model.model.booster  # noqa: B018  # the library answers: import it now, not mid-request
         return model
 
     def verify(self, name: str, version: int, artifacts: ArtifactStore | None = None) -> None:

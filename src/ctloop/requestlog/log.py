@@ -540,14 +540,16 @@ class SegmentedPredictionLog(PredictionLog):
             )
         if labels.empty:
             return 0
-        try:
-            label = pd.to_numeric(labels["label"]).astype("float64")
-        except (TypeError, ValueError) as exc:
-            raise UserInputError(f"Labels must be numeric (0/1 or a number): {exc}.") from exc
-        if label.isna().any():
+        if labels["label"].isna().any():
             raise UserInputError(
-                f"{int(label.isna().sum())} labels are empty; every row needs a label."
+                f"{int(labels['label'].isna().sum())} labels are empty; every row needs a label."
             )
+        try:  # numbers (0/1, a value) as float64; class names (multiclass) as text
+            label = pd.to_numeric(labels["label"]).astype("float64")
+            names = pa.nulls(len(labels), pa.string())
+        except (TypeError, ValueError):
+            label = pd.Series(float("nan"), index=labels.index)
+            names = pa.array([str(v) for v in labels["label"].tolist()], pa.string())
         ids = {k: labels[k].where(labels[k].notna(), None) for k in keys}
         no_key = pd.Series(True, index=labels.index)
         for k in keys:
@@ -570,6 +572,7 @@ class SegmentedPredictionLog(PredictionLog):
             "request_id": text("request_id"),
             "row_id": text("row_id"),
             "label": pa.array(label.to_numpy(), pa.float64()),
+            "label_text": names,
             "labelled_at": pa.array(at, pa.timestamp("us", tz="UTC")),
         })
         key = f"labels/{self.writer}-{uuid.uuid4().hex}.parquet"
@@ -656,11 +659,15 @@ class SegmentedPredictionLog(PredictionLog):
         sql = f"SELECT * FROM ({sql}) p"
         labels = self.index.segments("labels") if with_labels else []
         if labels:
+            text_column = ("label_text" if self._has_label_text(labels)
+                           else "CAST(NULL AS VARCHAR)")
             sql = (
-                f"WITH l AS (SELECT * FROM {_SCAN}), "
-                "l1 AS (SELECT request_id AS _rid, arg_max(label, labelled_at) AS _l1, "
+                # A label is a number or a class name (label_text; segments written before
+                # it existed have none): the latest of either wins, as one struct.
+                f"WITH l AS (SELECT *, {{'n': label, 't': {text_column}}} AS _v FROM {_SCAN}), "
+                "l1 AS (SELECT request_id AS _rid, arg_max(_v, labelled_at) AS _l1, "
                 "max(labelled_at) AS _a1 FROM l WHERE request_id IS NOT NULL GROUP BY 1), "
-                "l2 AS (SELECT row_id AS _row, arg_max(label, labelled_at) AS _l2, "
+                "l2 AS (SELECT row_id AS _row, arg_max(_v, labelled_at) AS _l2, "
                 "max(labelled_at) AS _a2 FROM l WHERE row_id IS NOT NULL GROUP BY 1) "
                 "SELECT * EXCLUDE (_rid, _l1, _a1, _row, _l2, _a2), "
                 "CASE WHEN _a2 IS NULL OR _a1 >= _a2 THEN _l1 ELSE _l2 END AS label, "
@@ -689,8 +696,21 @@ class SegmentedPredictionLog(PredictionLog):
         if with_labels and "label" not in frame.columns:
             frame["label"] = float("nan")
             frame["labelled_at"] = None
+        elif labels:
+            frame["label"] = _label_values(frame["label"])
         out: pd.DataFrame = frame
         return out
+
+    def _has_label_text(self, segments: list[Any]) -> bool:
+        """Whether any label segment has the ``label_text`` column (written since class
+        names could be labels); without one the query must not name it."""
+        con = self._connect()
+        try:
+            names = con.sql(f"DESCRIBE SELECT * FROM {_SCAN}",
+                            params=[self._paths(segments)]).fetchall()
+        finally:
+            con.close()
+        return any(row[0] == "label_text" for row in names)
 
     def quarantined(self) -> list[QuarantineSummary]:
         """Rows set aside because they could not be written, grouped by model, version and
@@ -865,3 +885,15 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _label_values(structs: pd.Series) -> pd.Series:
+    """The joined ``{n, t}`` label structs as one column: float64 when every label is a
+    number (as before class names could be labels), else objects (text where given)."""
+    import pandas as pd
+
+    numbers = structs.map(lambda v: v.get("n") if isinstance(v, dict) else None)
+    texts = structs.map(lambda v: v.get("t") if isinstance(v, dict) else None)
+    if texts.isna().all():
+        return pd.to_numeric(numbers).astype("float64")
+    return texts.where(texts.notna(), numbers)

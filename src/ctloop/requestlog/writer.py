@@ -3,7 +3,7 @@
 ``submit`` is the only call on the request path: it appends the request's
 :class:`Entry` values (arrays it already has) to a list and returns. One writer
 thread writes what is queued once the oldest entry has waited the window less
-a write's duration (at most ``interval``, 75 ms; at once past 4,096 rows), so
+a write's duration (25 to 75 ms; at once past 4,096 rows), so
 a quiet service writes a few chunks a second, a busy one large chunks: it
 builds one Arrow table per group of entries (:func:`build_tables`, no Python
 object per value) and spools one chunk per model
@@ -204,13 +204,20 @@ class RequestLogger:
 
     # -- the writer thread -------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _recover(self) -> None:
+        """Publish what writers that died on this machine left (at start, without traffic;
+        in its own thread so a large spool never holds back this writer's rows)."""
         recover = getattr(self.target, "recover", None)
-        if recover is not None:  # what writers that died here left: published without traffic
-            try:
-                recover()
-            except Exception as exc:
-                log.warning("publishing dead writers' request log spools failed: %s", exc)
+        if recover is None:
+            return
+        try:
+            recover()
+        except Exception as exc:
+            log.warning("publishing dead writers' request log spools failed: %s", exc)
+
+    def _run(self) -> None:
+        threading.Thread(target=self._recover, name="ctloop-request-log-recover",
+                         daemon=True).start()
         while True:
             with self._cond:
                 while not self._stop and not self._unwritten and not self._due():
@@ -236,8 +243,9 @@ class RequestLogger:
 
     def _delay(self) -> float:
         """How long the oldest queued entry may wait: the window less a write's duration
-        (so it is spooled within ``window_ms`` while writes keep their pace)."""
-        return min(self.interval, max(0.005, self.window - 2 * self._write_s))
+        (so it is spooled within ``window_ms`` while writes keep their pace), never less
+        than 25 ms."""
+        return min(self.interval, max(_MIN_WAIT_S, self.window - 2 * self._write_s))
 
     def _due(self) -> bool:
         """Write now: rows queued long enough (or many of them); under the lock."""
@@ -380,6 +388,7 @@ class RequestLogger:
 
 _RECENT_S = 60.0
 _BATCH_ROWS = 4096  # write at once when this many rows wait
+_MIN_WAIT_S = 0.025  # slow writes (a loaded disk) never turn into back-to-back tiny chunks
 
 
 def _entry(batch: LogBatch) -> Entry:

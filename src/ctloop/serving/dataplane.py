@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,8 +38,8 @@ from ctloop.serving.scoring.predict import Scored, Scorer, logical_time, shadow_
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
-__all__ = ["Respond", "ServingState", "json_response", "log_denied", "readiness",
-           "run_prediction", "serve_prediction"]
+__all__ = ["DeniedSample", "Respond", "ServingState", "json_response", "log_denied",
+           "readiness", "run_prediction", "serve_prediction"]
 
 log = logging.getLogger("ctloop.serving")
 
@@ -50,6 +50,24 @@ def json_response(content: Any, status_code: int = 200, **kwargs: Any) -> Respon
     """orjson-encoded JSON (NumPy arrays included)."""
     return Response(orjson.dumps(content, option=_JSON), status_code=status_code,
                     media_type="application/json", **kwargs)
+
+
+class DeniedSample:
+    """At most ``per_minute`` refused-for-their-key requests are written to the request log
+    each minute: anyone can send them, so they must not be able to grow the log."""
+
+    def __init__(self, per_minute: int = 60) -> None:
+        self.per_minute = per_minute
+        self.window = -1
+        self.taken = 0
+
+    def take(self, now: float) -> bool:
+        window = int(now // 60)
+        if window != self.window:
+            self.window, self.taken = window, 0
+        self.taken += 1
+        return self.taken <= self.per_minute
+
 
 
 @dataclass
@@ -64,6 +82,7 @@ class ServingState:
     prediction_log: PredictionLog | None
     scorer: Scorer
     closers: list[Any]
+    denied_sample: DeniedSample = field(default_factory=DeniedSample)  # HTTP and gRPC
 
     def deployment(self, name: str) -> Deployment:
         found = self.pool.deployments.get(name)
@@ -237,9 +256,11 @@ _PREDICT_PATH = re.compile(
 
 
 def log_denied(state: ServingState, path: str, status: int, error: str) -> None:
-    """A prediction request refused for its API key is logged like any other refusal."""
+    """A request refused for its API key is counted in ``/metrics`` (every one); a refused
+    prediction is also written to the request log, a bounded sample of them."""
+    state.metrics.denied.labels(str(status)).inc()
     found = _PREDICT_PATH.match(path)
-    if found is not None:
+    if found is not None and state.denied_sample.take(time.monotonic()):
         state.log_rejected(found["name"], found["protocol"], status, error,
                            time.perf_counter(), new_request_id())
 

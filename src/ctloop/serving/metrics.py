@@ -63,6 +63,13 @@ class ServingMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
             registry=self.registry,
         )
+        self.denied = Counter(
+            "ctloop_denied_requests",
+            "Requests refused for their API key (401 none or invalid, 403 too weak), by "
+            "status; every one is counted, only a bounded sample is written to the log.",
+            ["status"],
+            registry=self.registry,
+        )
         self.loaded = Gauge(
             "ctloop_model_version_loaded",
             "Version answering on each route.",

@@ -243,7 +243,7 @@ def load_triggers(settings: Any = None) -> list[TriggerDef]:
     tables = settings.extra.get("triggers", {})
     if not isinstance(tables, Mapping):
         raise ConfigError("[ctloop.triggers] must hold one table per trigger.")
-    root = settings.home.parent
+    root = settings.project_root
     return [parse_trigger(name, table, root=root) for name, table in tables.items()]
 
 

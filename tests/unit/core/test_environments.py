@@ -15,12 +15,12 @@ CONFIG = """
 [ctloop]
 runner = "subprocess"
 [ctloop.serving]
-port = 8000
-workers = 2
+reload_interval = 5
+model_threads = 2
 
 [ctloop.environments.staging]
 [ctloop.environments.staging.serving]
-port = 8100
+reload_interval = 1
 
 [ctloop.environments.prod]
 metadata = "postgresql+psycopg://ctloop@db:5432/prod"
@@ -28,7 +28,7 @@ artifacts = "s3://models-prod/artifacts"
 online_store = "redis://cache:6379/0"
 request_log = "s3://models-prod/requests"
 [ctloop.environments.prod.serving]
-port = 9000
+reload_interval = 30
 """
 
 
@@ -54,9 +54,13 @@ def test_each_environment_has_its_own_stores_and_serving_settings(project: Path)
     assert prod.online_store_url == "redis://cache:6379/0"
     assert prod.extra["prediction_log"]["url"] == "s3://models-prod/requests"
     assert "prediction_log" not in base.extra
-    # tables merge over the project's: the port changes, the worker count stays
+    # tables merge over the project's: the reload interval changes, the threads stay
     assert [s.extra["serving"] for s in (base, staging, prod)] == [
-        {"port": 8000, "workers": 2}, {"port": 8100, "workers": 2}, {"port": 9000, "workers": 2}]
+        {"reload_interval": 5, "model_threads": 2}, {"reload_interval": 1, "model_threads": 2},
+        {"reload_interval": 30, "model_threads": 2}]
+    from ctloop.serving.config import ServingConfig
+
+    assert ServingConfig.from_table(prod.extra["serving"]).reload_interval == 30
     assert staging.runner == "subprocess"
     assert "environments" not in base.extra
 

@@ -161,3 +161,18 @@ def test_build_without_a_container_engine_is_one_line(
 def test_probe_passes_on_a_healthy_project(ctloop_home: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deploy", "probe"]) == 0, capsys.readouterr().err
+
+
+def test_the_project_root_stays_the_project_wherever_the_state_is(
+        ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctloop.loop.declaration import load_loops
+
+    (ctloop_home / "ctloop.toml").write_text(LOOP + "\n[ctloop.environments.staging]\n")
+    project = ctloop_home.resolve()
+    state = ctloop_home.parent / f"{ctloop_home.name}-var-lib" / "ctloop"  # CTLOOP_HOME
+    monkeypatch.setenv("CTLOOP_HOME", str(state))
+    for env in (None, "staging"):  # an environment keeps its state under its own home
+        settings = load_settings(env=env)
+        assert settings.home != project / ".ctloop"
+        assert settings.project_root == project  # was home.parent: /var/lib, or environments/
+        assert load_loops(settings)["churn"].data == str(project / "landing" / "*.parquet")

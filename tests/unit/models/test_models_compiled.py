@@ -197,3 +197,20 @@ def test_answers_that_differ_keep_the_library(
     with caplog.at_level(logging.WARNING, logger="ctloop.models.compiled"):
         assert compile_predictor(load_model(folder), cache) is None
     assert "the library keeps answering" in caplog.text
+
+
+def test_without_a_c_compiler_the_object_loads_through_llvm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctloop.models import compiled_lleaves
+
+    _, folder = _save("binary", tmp_path)
+    model = load_model(folder)
+    monkeypatch.setattr(compiled_lleaves.shutil, "which", lambda name: None)
+    cache = MemoryCompiledCache()
+    predictor = compile_predictor(model, cache)
+    assert predictor is not None
+    data, _ = _unpack(next(iter(cache.objects.values())))
+    assert int.from_bytes(data[16:18], "little") == 1  # a relocatable object, not a library
+    probes = probe_matrix(model)
+    np.testing.assert_allclose(predictor.predict(probes), model.model.predict(probes), rtol=1e-9)

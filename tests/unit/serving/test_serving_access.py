@@ -66,6 +66,24 @@ def test_refused_predictions_are_logged(three_versions, tmp_path) -> None:
     assert sorted(frame["status"]) == [200, 401, 403]
 
 
+def test_refused_requests_are_all_counted_and_only_a_bounded_sample_is_logged(
+    three_versions, tmp_path
+) -> None:
+    log = open_prediction_log(tmp_path / "log")
+    app = three_versions.app("flights", config=_config(public=["health", "metrics"]),
+                             prediction_log=log)
+    with TestClient(app) as client:
+        for _ in range(150):  # anyone can send these: they must not grow the log
+            assert client.post(URL, json={"rows": [ROW]}).status_code == 401
+        metrics = client.get("/metrics").text
+        app.state.serving.logger.flush()
+    assert 'ctloop_denied_requests_total{status="401"} 150.0' in metrics
+    refused = log.read(model_name="flights", include_rejected=True, include_unserved=True)
+    per_minute = app.state.serving.denied_sample.per_minute
+    assert per_minute == 60  # two minutes' samples when the requests straddle a minute
+    assert per_minute <= len(refused) <= 2 * per_minute < 150
+
+
 def test_keys_from_the_environment_and_bad_key_config(three_versions, monkeypatch) -> None:
     monkeypatch.setenv(
         "CTLOOP_SERVING_KEYS", f'{{"env": {{"hash": "{hash_key("k-env")}", "roles": "predict"}}}}'

@@ -186,10 +186,13 @@ class _Servicer:
         request_id = _metadata_value(context, "x-request-id")
         _, denial = self.keys.check(context, "predict")
         if denial is not None:
-            self.state.log_rejected(request.model_name, PROTOCOL, denial.status,
-                                    f"unauthorized: {denial.message}" if denial.status == 401
-                                    else f"forbidden: {denial.message}", time.perf_counter(),
-                                    request_id or new_request_id())
+            self.state.metrics.denied.labels(str(denial.status)).inc()
+            if self.state.denied_sample.take(time.monotonic()):  # anyone may send these
+                self.state.log_rejected(
+                    request.model_name, PROTOCOL, denial.status,
+                    f"unauthorized: {denial.message}" if denial.status == 401
+                    else f"forbidden: {denial.message}", time.perf_counter(),
+                    request_id or new_request_id())
             await _abort(context, denial.status, denial.message)
 
         async def read() -> pb.ModelInferRequest:
