@@ -14,14 +14,6 @@ from ctloop.testing.cli import cli
 PIPES = Path(__file__).parent / "defect_pipelines.py"
 
 
-@pytest.fixture
-def box(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = ctloop_home / "box"
-    folder.mkdir()
-    monkeypatch.setenv("CTLOOP_TEST_DIR", str(folder))
-    return folder
-
-
 def _runs(box: Path) -> int:
     path = box / "weighed"
     return len(path.read_text().splitlines()) if path.exists() else 0

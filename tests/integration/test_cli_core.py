@@ -14,16 +14,6 @@ from ctloop.testing.cli import cli, one_error_line
 PIPES = Path(__file__).parent / "pipelines_for_tests.py"
 
 
-@pytest.fixture
-def box(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = ctloop_home / "box"
-    folder.mkdir()
-    monkeypatch.setenv("CTLOOP_TEST_DIR", str(folder))
-    return folder
-
-
-
-
 def test_run_list_show_lineage_json(box: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "run", f"{PIPES}:diamond", "--param", "n=3", "--json")
     assert code == 0

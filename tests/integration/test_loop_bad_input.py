@@ -9,27 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.cli import cli, one_error_line
+from ctloop.testing.loops import churn_loop
 
 TRAINERS = Path(__file__).with_name("loop_trainers.py")
 
-BASE = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-train = {{ flavor = "lightgbm", params = {{ n_estimators = 10 }} }}
-{extra}
-"""
-
-
-@pytest.fixture
-def project(ctloop_home: Path) -> Path:
-    write_sample_spans(ctloop_home / "landing", spans=3, rows=300, change_at=None,
-                       shift_at=None)
-    return ctloop_home
+BASE = churn_loop(
+    'train = {{ flavor = "lightgbm", params = {{ n_estimators = 10 }} }}',
+    '{extra}',
+)
 
 
 def _declare(project: Path, extra: str = "", base: str = BASE) -> None:

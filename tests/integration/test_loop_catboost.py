@@ -10,21 +10,17 @@ import pytest
 
 from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.cli import cli
+from ctloop.testing.loops import churn_loop
 
 pytestmark = pytest.mark.slow
 
-LOOP = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-id = "customer"
-window = "auto"
-retrain_on = ["decay"]
-train = { flavor = "catboost", params = { iterations = 30 } }
-decay = { max_drop = 0.1 }
-"""
+LOOP = churn_loop(
+    'id = "customer"',
+    'window = "auto"',
+    'retrain_on = ["decay"]',
+    'train = { flavor = "catboost", params = { iterations = 30 } }',
+    'decay = { max_drop = 0.1 }',
+)
 
 
 def test_a_catboost_loop_trains_serves_and_retrains(

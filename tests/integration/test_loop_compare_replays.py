@@ -14,19 +14,15 @@ import pytest
 
 from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.cli import cli
+from ctloop.testing.loops import churn_loop
 
-LOOP = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-id = "customer"
-window = "auto"
-retrain_on = ["decay", "drift"]
-train = {{ flavor = "lightgbm", params = {{ {params} }} }}
-decay = {{ max_drop = 0.1 }}
-"""
+LOOP = churn_loop(
+    'id = "customer"',
+    'window = "auto"',
+    'retrain_on = ["decay", "drift"]',
+    'train = {{ flavor = "lightgbm", params = {{ {params} }} }}',
+    'decay = {{ max_drop = 0.1 }}',
+)
 
 
 @pytest.mark.slow

@@ -15,7 +15,6 @@ import pytest
 from ctloop.core.settings import load_settings
 from ctloop.loop.controller import LoopController
 from ctloop.loop.declaration import parse_loop
-from ctloop.loop.sample import write_sample_spans
 from ctloop.metadata import open_metadata_store
 
 pytestmark = pytest.mark.slow
@@ -34,13 +33,6 @@ def _spec(project: Path, trainer: str | None = None, **extra):  # type: ignore[n
 def _training_runs(project: Path) -> list:  # type: ignore[type-arg]
     store = open_metadata_store(load_settings().metadata_url)
     return [r for r in store.list_runs(limit=500) if r.pipeline == "loop_train"]
-
-
-@pytest.fixture
-def project(ctloop_home: Path) -> Path:
-    write_sample_spans(ctloop_home / "landing", spans=3, rows=300, change_at=None,
-                       shift_at=None)
-    return ctloop_home
 
 
 def test_two_controllers_at_once_never_double_fire(project: Path) -> None:

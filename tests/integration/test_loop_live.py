@@ -13,22 +13,18 @@ import pytest
 from ctloop.core.settings import load_settings
 from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.cli import cli
+from ctloop.testing.loops import churn_loop
 
 pytestmark = pytest.mark.slow
 
-TOML = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-id = "customer"
-window = "auto"
-retrain_on = ["decay", "drift"]
-train = { flavor = "lightgbm", params = { n_estimators = 20 } }
-decay = { max_drop = 0.1, min_labels = 100 }
-drift = { columns = ["usage", "tenure", "spend"] }
-"""
+TOML = churn_loop(
+    'id = "customer"',
+    'window = "auto"',
+    'retrain_on = ["decay", "drift"]',
+    'train = { flavor = "lightgbm", params = { n_estimators = 20 } }',
+    'decay = { max_drop = 0.1, min_labels = 100 }',
+    'drift = { columns = ["usage", "tenure", "spend"] }',
+)
 
 
 def _serve(rows: pd.DataFrame) -> None:

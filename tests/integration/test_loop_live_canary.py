@@ -15,26 +15,22 @@ import pytest
 from ctloop.core.settings import load_settings
 from ctloop.loop.sample import sample_span, write_sample_spans
 from ctloop.testing.cli import cli
+from ctloop.testing.loops import churn_loop
 
 pytestmark = pytest.mark.slow
 
 # What a user writes: the loop's canary policy, and the service's split to the challenger.
-TOML = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-id = "customer"
-window = "auto"
-retrain_on = ["decay"]
-train = { flavor = "lightgbm", params = { n_estimators = 20 } }
-decay = { max_drop = 0.1, min_labels = 100 }
-canary = { share = 0.5, min_labels = 100 }
-
-[ctloop.serving]
-canary = "challenger=50%"
-"""
+TOML = churn_loop(
+    'id = "customer"',
+    'window = "auto"',
+    'retrain_on = ["decay"]',
+    'train = { flavor = "lightgbm", params = { n_estimators = 20 } }',
+    'decay = { max_drop = 0.1, min_labels = 100 }',
+    'canary = { share = 0.5, min_labels = 100 }',
+    '',
+    '[ctloop.serving]',
+    'canary = "challenger=50%"',
+)
 
 
 def _serve(rows: pd.DataFrame) -> pd.Series:

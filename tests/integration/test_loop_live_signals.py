@@ -18,20 +18,16 @@ import pytest
 
 from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.cli import cli
+from ctloop.testing.loops import churn_loop
 from ctloop.testing.services import patience
 
 pytestmark = pytest.mark.slow
 
-TOML = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-retrain_on = ["new_span"]
-window = "1 spans"
-train = { flavor = "lightgbm", params = { n_estimators = 10 } }
-"""
+TOML = churn_loop(
+    'retrain_on = ["new_span"]',
+    'window = "1 spans"',
+    'train = { flavor = "lightgbm", params = { n_estimators = 10 } }',
+)
 
 
 class _Controller:

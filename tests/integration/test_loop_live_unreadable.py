@@ -15,20 +15,17 @@ from ctloop.loop import get_loop
 from ctloop.loop.controller import LoopController
 from ctloop.loop.sample import sample_span, write_sample_spans
 from ctloop.testing.cli import cli, one_error_line
+from ctloop.testing.loops import churn_loop
 
 pytestmark = pytest.mark.slow
 
-TOML = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.{suffix}"
-event_time = "ts"
-label = "churned"
-id = "customer"
-retrain_on = ["decay"]
-train = {{ flavor = "lightgbm", params = {{ n_estimators = 10 }} }}
-decay = {{ min_labels = 100 }}
-"""
+TOML = churn_loop(
+    'id = "customer"',
+    'retrain_on = ["decay"]',
+    'train = {{ flavor = "lightgbm", params = {{ n_estimators = 10 }} }}',
+    'decay = {{ min_labels = 100 }}',
+    data='landing/*.{suffix}',
+)
 
 
 def _declare(project: Path, suffix: str = "parquet") -> None:

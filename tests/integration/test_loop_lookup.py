@@ -9,28 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.cli import cli, one_error_line
+from ctloop.testing.loops import churn_loop
 
 pytestmark = pytest.mark.slow
 
-LOOP = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-window = "2 spans"
-train = { flavor = "lightgbm", params = { n_estimators = 10 } }
-"""
+LOOP = churn_loop(
+    'window = "2 spans"',
+    'train = { flavor = "lightgbm", params = { n_estimators = 10 } }',
+)
 
 
 @pytest.fixture
-def project(ctloop_home: Path) -> Path:
-    write_sample_spans(ctloop_home / "landing", spans=3, rows=300, change_at=None,
-                       shift_at=None)
-    (ctloop_home / "ctloop.toml").write_text(LOOP)
-    return ctloop_home
+def project(project: Path) -> Path:
+    """The shared three-span project, with the loop declared."""
+    (project / "ctloop.toml").write_text(LOOP)
+    return project
 
 
 def _text(out: str) -> str:

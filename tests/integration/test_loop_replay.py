@@ -15,23 +15,19 @@ import pytest
 
 from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.cli import cli
+from ctloop.testing.loops import churn_loop
 
 pytestmark = pytest.mark.slow
 
-LOOP = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-id = "customer"
-window = "auto"
-retrain_on = ["decay", "drift"]
-train = {{ flavor = "lightgbm", params = {{ n_estimators = 30 }} }}
-decay = {{ max_drop = 0.1 }}
-drift = {{ columns = ["usage", "tenure", "spend"] }}
-{extra}
-"""
+LOOP = churn_loop(
+    'id = "customer"',
+    'window = "auto"',
+    'retrain_on = ["decay", "drift"]',
+    'train = {{ flavor = "lightgbm", params = {{ n_estimators = 30 }} }}',
+    'decay = {{ max_drop = 0.1 }}',
+    'drift = {{ columns = ["usage", "tenure", "spend"] }}',
+    '{extra}',
+)
 
 
 def _project(root: Path, extra: str = "", **story: Any) -> Path:

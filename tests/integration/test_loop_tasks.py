@@ -11,21 +11,17 @@ import pytest
 
 from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.cli import cli, one_error_line
+from ctloop.testing.loops import churn_loop
 
 pytestmark = pytest.mark.slow
 
 TRAINERS = Path(__file__).with_name("loop_trainers.py")
 
-LOOP = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-retrain_on = ["new_span"]
-window = "2 spans"
-{extra}
-"""
+LOOP = churn_loop(
+    'retrain_on = ["new_span"]',
+    'window = "2 spans"',
+    '{extra}',
+)
 
 
 @pytest.fixture

@@ -22,14 +22,6 @@ HERE = Path(__file__).parent
 PIPES = HERE / "pipelines_for_tests.py"
 
 
-@pytest.fixture
-def box(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = ctloop_home / "box"
-    folder.mkdir()
-    monkeypatch.setenv("CTLOOP_TEST_DIR", str(folder))
-    return folder
-
-
 def runs_of(box: Path, name: str) -> int:
     path = box / f"ran-{name}"
     return len(path.read_text().splitlines()) if path.exists() else 0

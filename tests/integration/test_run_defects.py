@@ -28,14 +28,6 @@ PIPES = Path(__file__).parent / "defect_pipelines.py"
 ERROR = "column [/bold] has [red]bad[/red] values like [/] and [link=x]"
 
 
-@pytest.fixture
-def box(ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = ctloop_home / "box"
-    folder.mkdir()
-    monkeypatch.setenv("CTLOOP_TEST_DIR", str(folder))
-    return folder
-
-
 def test_markup_in_a_step_error_prints_verbatim(box: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "run", f"{PIPES}:markup_error")

@@ -9,7 +9,6 @@ uses the project's settings (``CTLOOP_ARTIFACTS_URL``, default
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ctloop.artifacts.base import ArtifactStore, ByteStore, StoredObject
 
@@ -20,7 +19,7 @@ def open_artifact_store(
     url: str | None = None,
     *,
     cache_dir: str | Path | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, object] | None = None,
 ) -> ArtifactStore:
     """The artifact store at ``url``.
 

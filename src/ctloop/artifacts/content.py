@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from ctloop.artifacts.base import ByteStore, StoredObject
 from ctloop.artifacts.local import LocalByteStore
@@ -309,7 +308,7 @@ def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def open_byte_store(url: str, storage_options: dict[str, Any] | None = None) -> ByteStore:
+def open_byte_store(url: str, storage_options: dict[str, object] | None = None) -> ByteStore:
     """The byte store for ``url``: a local folder for paths and ``file://``, else fsspec."""
     if "://" not in url or url.startswith("file:"):
         return LocalByteStore(url)

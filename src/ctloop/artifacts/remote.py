@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import fsspec
 
@@ -28,7 +28,7 @@ _DRIVERS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3")}
 class FsspecByteStore:
     """``ByteStore`` over an fsspec file system rooted at ``url``."""
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, storage_options: dict[str, object] | None = None) -> None:
         self.url = url.rstrip("/")
         protocol = self.url.split("://", 1)[0]
         if protocol in _DRIVERS:

@@ -347,8 +347,9 @@ def _headline(properties: dict[str, Any]) -> str:
 
 
 def _value(properties: dict[str, Any], metric: str) -> str | None:
-    overall = properties.get("evaluation", {}).get("overall") or {}
-    return _fmt(overall.get("metrics", {}).get(metric, {}).get("value"))
+    from ctloop.models.evaluation_record import Evaluation
+
+    return _fmt(Evaluation.from_json(properties).metric(metric))
 
 
 @app.command("import")

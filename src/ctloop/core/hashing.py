@@ -43,7 +43,6 @@ __all__ = [
     "NotHashable",
     "fingerprint",
     "hash_bytes",
-    "hash_chunks",
     "hash_file",
     "hash_source",
     "stable_json",
@@ -67,14 +66,6 @@ def hash_file(path: str | Path) -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
-    return digest.hexdigest()
-
-
-def hash_chunks(chunks: Iterable[bytes]) -> str:
-    """sha256 over a stream of byte chunks."""
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
     return digest.hexdigest()
 
 

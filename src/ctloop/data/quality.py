@@ -17,7 +17,6 @@ and checked against thresholds in the schema's ``quality:`` section
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,24 +26,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ctloop.core.durations import duration_seconds, duration_text
 from ctloop.core.errors import UserInputError
 
 __all__ = ["QualityCounter", "QualityRules", "QualityStats", "parse_duration"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: Any, where: str) -> float:
     """Seconds in ``90s``, ``15m``, ``6h``, ``2d``, ``1w`` (or a number of seconds)."""
     if isinstance(text, int | float) and not isinstance(text, bool) and text >= 0:
         return float(text)
-    match = _DURATION.match(str(text))
-    if not match:
+    seconds = duration_seconds(text)
+    if seconds is None:
         raise UserInputError(
             f"{where} must be a duration such as 90s, 15m, 6h, 2d or 1w. Got {text!r}."
         )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds
 
 
 @dataclass
@@ -204,13 +202,6 @@ class QualityRules:
             value = getattr(self, key)
             if value is None:
                 continue
-            out[key] = _duration_text(value) if key in ("max_staleness", "max_lag") else value
+            out[key] = duration_text(value) if key in ("max_staleness", "max_lag") else value
         return out
 
-
-def _duration_text(seconds: float) -> str:
-    for unit in ("w", "d", "h", "m"):
-        size = _UNIT_SECONDS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

@@ -1,7 +1,7 @@
 """What a deployment runs, independent of the target: services, images, commands.
 
 The plan is built from the settings, so deployment files are generated, never
-hand-kept (DESIGN.md). Both targets render the same plan: the metadata
+hand-kept (docs/architecture.md). Both targets render the same plan: the metadata
 database (bundled PostgreSQL unless the settings name a server), the object
 store settings, a Dask scheduler and workers, the prediction service, the
 trigger controller and one controller per declared loop (``ctloop loop run``).
@@ -108,10 +108,6 @@ class DeploymentPlan:
     notes: list[str] = field(default_factory=list)
     base_image: str = "python:3.11-slim"
     ignored: list[str] = field(default_factory=list)  # project folders kept out of the image
-
-    @property
-    def secret_keys(self) -> list[str]:
-        return [*self.secret_env, *self.db_secret_env]
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ctloop.core.durations import duration_seconds
 from ctloop.core.errors import UserInputError
 from ctloop.core.hashing import hash_bytes, stable_json
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
 __all__ = [
@@ -63,14 +63,13 @@ def parse_duration(value: timedelta | str | int | float | None, what: str) -> ti
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(value))
-    if not match:
+    seconds = duration_seconds(value)
+    if seconds is None:
         raise UserInputError(
             f"The {what} must be a timedelta, a number of seconds or text like '7d', '2h', "
             f"'30m'. Got {value!r}."
         )
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    return timedelta(**{unit[match.group(2)]: float(match.group(1))})
+    return timedelta(seconds=seconds)
 
 
 def _seconds(value: timedelta | None) -> float | None:
@@ -537,7 +536,3 @@ def definition_from_spec(
         timestamp_field=spec.get("timestamp_field"),
         ttl=ttl,
     )
-
-
-def frame_columns(frame: pd.DataFrame | pa.Table) -> list[str]:
-    return [str(c) for c in frame.columns] if hasattr(frame, "columns") else []

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctloop.core.durations import duration_seconds
 from ctloop.core.errors import ConfigError, NotFound, UserInputError
 
 if TYPE_CHECKING:
@@ -57,8 +58,6 @@ FLAVORS = {"lightgbm": "lightgbm", "sklearn": "hist_gradient_boosting", "xgboost
 RETRAIN_SIGNALS = ("new_span", "schedule", "decay", "drift", "estimate")
 
 _WINDOW = re.compile(r"^\s*(\d+)\s*spans?\s*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def _unknown(where: str, table: Mapping[str, Any], known: Sequence[str]) -> None:
@@ -93,8 +92,8 @@ class Window:
             return cls(spans=value, text=f"{value} spans")
         if (m := _WINDOW.match(text)) and int(m.group(1)) > 0:
             return cls(spans=int(m.group(1)), text=text)
-        if (m := _DURATION.match(text)) and float(m.group(1)) > 0:
-            return cls(seconds=float(m.group(1)) * _SECONDS[m.group(2)], text=text)
+        if (seconds := duration_seconds(text)) is not None and seconds > 0:
+            return cls(seconds=seconds, text=text)
         raise ConfigError(
             f"{where}: key 'window' must be \"N spans\", an event-time duration like \"60d\", "
             f"or \"auto\". Got {value!r}."

@@ -33,6 +33,7 @@ from ctloop.loop.memory import GateJson, SpanReport
 from ctloop.loop.pipeline import loop_ingest, loop_train, read_span
 from ctloop.loop.policy import Signals
 from ctloop.loop.spans import Span
+from ctloop.models.evaluation_record import Evaluation
 from ctloop.monitoring.monitors import MonitorResult
 from ctloop.requestlog.records import PredictionLog
 
@@ -150,11 +151,7 @@ class LoopPhases:
 
     def champion_evaluation(self, version: int) -> float | None:
         record = self.registry.get(f"{self.spec.model}:{version}")
-        try:
-            value = record.properties["evaluation"]["overall"]["metrics"][self.spec.metric]
-            return float(value["value"])
-        except (KeyError, TypeError, ValueError):
-            return None
+        return Evaluation.from_json(record.properties).metric(self.spec.metric)
 
     def champion_classes(self, version: int) -> list[Any] | None:
         """The classes the champion's signature records (``None``: not recorded)."""

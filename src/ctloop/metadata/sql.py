@@ -72,7 +72,6 @@ def _from_db(value: datetime | None) -> datetime | None:
 
 
 _RUN_FIELDS = {f.name for f in dataclasses.fields(RunRecord)}
-_STEP_FIELDS = {f.name for f in dataclasses.fields(StepRecord)}
 _DATETIMES = {"created_at", "started_at", "ended_at"}
 
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from ctloop.core.errors import UserInputError
 from ctloop.models.calibration import Calibration, calibration_of
+from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.metrics import Costs, metric_matrix
 from ctloop.models.tasks import Task, normalize_task
 from ctloop.monitoring.monitors import MonitorResult, MonitorStatus, _window, served_rows
@@ -572,10 +573,7 @@ def _from_registry(
     signature = (record.properties or {}).get("signature") or {}
     task = normalize_task(signature["task"]) if signature.get("task") else None
     metric = metric or ("accuracy" if task == "multiclass" else "roc_auc")
-    try:
-        baseline = record.properties["evaluation"]["overall"]["metrics"][metric]["value"]
-    except (KeyError, TypeError):
-        baseline = None
+    baseline = Evaluation.from_json(record.properties).metric(metric)
     manifest = None
     if artifacts is not None:
         manifest = registry.load(f"{model_name}:{record.version}", artifacts).manifest

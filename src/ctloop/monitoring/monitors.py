@@ -28,6 +28,7 @@ import numpy as np
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.data.stats import DatasetStatistics
+from ctloop.models.evaluation_record import Evaluation
 from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
@@ -361,10 +362,7 @@ def baseline_from_registry(
 ) -> tuple[float, int]:
     """The metric recorded at evaluation for a version (default: champion, else latest)."""
     record = _registry_record(store, model_name, version)
-    try:
-        value = record.properties["evaluation"]["overall"]["metrics"][metric]["value"]
-    except (KeyError, TypeError):
-        value = None
+    value = Evaluation.from_json(record.properties).metric(metric)
     if value is None:
         raise UserInputError(
             f"Model {model_name!r} version {record.version} has no recorded {metric!r} "

@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PredictionLog", "PredictionRecord"]
+__all__ = ["PredictionLog", "PredictionRecord", "RequestProtocol"]
+
+RequestProtocol = Literal["v1", "v2", "v2-grpc", "batch"]
+"""How a request arrived: KServe v1 (ctloop rows), Open Inference Protocol over REST or
+gRPC, or offline batch scoring (the log's and the metrics' protocol label)."""
 
 
 @dataclass(frozen=True)

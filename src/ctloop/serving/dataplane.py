@@ -25,7 +25,7 @@ from fastapi.responses import Response
 
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.requestlog.entries import Entry
-from ctloop.requestlog.records import PredictionLog
+from ctloop.requestlog.records import PredictionLog, RequestProtocol
 from ctloop.requestlog.writer import RequestLogger
 from ctloop.serving.body import read_body
 from ctloop.serving.config import ServingConfig
@@ -38,7 +38,7 @@ from ctloop.serving.scoring.predict import Scored, Scorer, logical_time, shadow_
 if TYPE_CHECKING:
     from ctloop.features import FeatureStore
 
-__all__ = ["DeniedSample", "Parse", "Respond", "ServingState", "json_response", "log_denied",
+__all__ = ["DeniedSample", "Respond", "ServingState", "json_response", "log_denied",
            "readiness", "run_prediction", "serve_prediction"]
 
 log = logging.getLogger("ctloop.serving")
@@ -148,7 +148,6 @@ class ServingState:
                 close()
 
 
-Parse = Callable[[bytes, Request, Deployment], Inputs]
 Respond = Callable[[Scored], Response]
 B = TypeVar("B")
 R = TypeVar("R")
@@ -159,7 +158,7 @@ async def serve_prediction(
     request: Request,
     name: str,
     *,
-    protocol: str,
+    protocol: RequestProtocol,
     endpoint: str,
     parse: Callable[[bytes, Request, Deployment], Awaitable[tuple[Inputs, Respond]]],
     pin: Callable[[Deployment], Deployment] | None = None,
@@ -183,7 +182,7 @@ async def run_prediction(
     state: ServingState,
     name: str,
     *,
-    protocol: str,
+    protocol: RequestProtocol,
     endpoint: str,
     request_id: str | None,
     read: Callable[[], Awaitable[B]],

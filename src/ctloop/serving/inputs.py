@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ctloop.requestlog.records import RequestProtocol
 from ctloop.serving.errors import InvalidRequest
 
 __all__ = ["Inputs", "new_request_id", "request_ids"]
@@ -32,7 +33,7 @@ class Inputs:
     request_ids: list[str]
     row_ids: list[str | None] | None = None
     now: str | None = None
-    protocol: str = "v1"
+    protocol: RequestProtocol = "v1"
     coerce: bool = False  # values arrive as text by the protocol's design (a 2-D BYTES tensor)
 
     def take(self, mask: np.ndarray) -> Inputs:

@@ -17,12 +17,12 @@ Everything is checked when the trigger is defined, so a typo fails at
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctloop.core.durations import duration_seconds
 from ctloop.core.errors import ConfigError, NotFound, UserInputError
 
 __all__ = [
@@ -41,8 +41,6 @@ _CONDITION_KEYS = {
                     "version"},
     "drift": {"model", "reference", "share", "min_rows", "window", "log", "columns"},
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @dataclass(frozen=True)
@@ -81,12 +79,12 @@ def parse_duration(value: Any, what: str) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
-        match = _DURATION.match(str(value))
-        if not match:
+        parsed = duration_seconds(value, unit_required=False)
+        if parsed is None:
             raise UserInputError(
                 f"{what} must be seconds or a duration like '30m', '24h', '7d'. Got {value!r}."
             )
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        seconds = parsed
     if seconds < 0:
         raise UserInputError(f"{what} must be >= 0. Got {value!r}.")
     return seconds

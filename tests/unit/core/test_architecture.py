@@ -1,4 +1,4 @@
-"""The layering rules of DESIGN.md, checked on the source so they cannot rot.
+"""The layering rules of docs/architecture.md, checked on the source so they cannot rot.
 
 A package imports only from packages above it in the layer order; web and
 terminal libraries stay in the layers that present things; heavy drivers are
@@ -14,7 +14,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "ctloop"
 
-# DESIGN.md's order; `deploy` and `examples` sit just above the CLI that uses them.
+# docs/architecture.md's table of layers; `deploy` and `examples` sit just above the CLI
+# that uses them.
 # The request log sits above monitoring (which reads it) and serving (which writes it).
 LAYERS = [
     "core", "metadata", "artifacts", "data", "features", "models", "registry", "pipeline",

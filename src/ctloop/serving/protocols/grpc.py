@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from ctloop.models.flavors import LoadedModel
+from ctloop.requestlog.records import RequestProtocol
 from ctloop.serving.errors import BadRequest
 from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
 from ctloop.serving.protocols.v2 import (
@@ -34,7 +35,7 @@ from ctloop.serving.scoring.predict import Scored
 
 __all__ = ["PROTOCOL", "infer_response", "metadata_response", "parse_grpc_infer"]
 
-PROTOCOL = "v2-grpc"  # the request log's and the metrics' protocol label
+PROTOCOL: RequestProtocol = "v2-grpc"  # the request log's and the metrics' protocol label
 
 # Which typed-contents field holds each datatype's values.
 _CONTENTS = {
