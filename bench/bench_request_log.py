@@ -5,12 +5,12 @@ Run by hand: ``.venv/bin/python bench/bench_request_log.py [--requests 20000]``.
 Three measurements, interleaved and repeated, on the same single-row batches
 a prediction service produces (8 model inputs, 1 entity key):
 
-- ``submit``: the only call on the request path (``RequestLogger.submit``), in
-  microseconds per request;
+- ``submit``: the only call on the request path (``RequestLogger.submit`` of
+  the request's :class:`Entry`, its arrays), in microseconds per request;
 - ``log``: submit every batch, then flush (spooled, published as a segment,
   indexed), in rows per second;
 - ``parquet``: the raw baseline: build one Arrow table from the same batches
-  (the same column-wise conversion the log uses) and ``pyarrow.parquet.write_table``
+  (the same column-wise builder the log uses) and ``pyarrow.parquet.write_table``
   it once, in rows per second: no durability, no index, no concurrency.
 
 Ratios are what to quote: the machine is shared and absolute times are noisy.
@@ -38,8 +38,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ctloop.requestlog.batches import LogBatch, batches_table
+from ctloop.requestlog.batches import LogBatch, as_entry
+from ctloop.requestlog.entries import Entry, SchemaBook, build_tables
 from ctloop.requestlog.log import open_prediction_log
+from ctloop.requestlog.tables import concat_tables
 from ctloop.requestlog.writer import RequestLogger
 
 
@@ -63,9 +65,9 @@ def batches(n: int) -> list[LogBatch]:
     return out
 
 
-def run_log(items: list[LogBatch], folder: Path) -> tuple[float, float]:
+def run_log(items: list[Entry], folder: Path) -> tuple[float, float]:
     log = open_prediction_log(folder)
-    logger = RequestLogger(log)
+    logger = RequestLogger(log, max_wait=30.0)  # a tight loop waits for room, never a 503
     started = time.perf_counter()
     submit_s = 0.0
     for b in items:
@@ -80,9 +82,10 @@ def run_log(items: list[LogBatch], folder: Path) -> tuple[float, float]:
     return len(items) / total, submit_s / len(items) * 1e6
 
 
-def run_parquet(items: list[LogBatch], folder: Path) -> float:
+def run_parquet(items: list[Entry], folder: Path) -> float:
     started = time.perf_counter()
-    pq.write_table(batches_table(items), folder / "direct.parquet")
+    table = concat_tables(build_tables(items, SchemaBook()).tables)
+    pq.write_table(table, folder / "direct.parquet")
     return len(items) / (time.perf_counter() - started)
 
 
@@ -171,7 +174,7 @@ def main() -> None:
     if args.serve:
         serve(args.seconds, args.repeat, args.log_settings)
         return
-    items = batches(args.requests)
+    items = [as_entry(b) for b in batches(args.requests)]  # arrays, as the service hands over
     log_rates, submit_us, raw_rates = [], [], []
     for r in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:

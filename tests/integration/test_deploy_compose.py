@@ -216,6 +216,13 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         _ctloop(project, "deploy", "up", "deploy", timeout=1800)  # builds the image first
         wait_until(lambda: all("ready" in dep.ready(p) for p in dep.ports),
                    "both replicas answer /ready", 240)
+        shipped = subprocess.run(  # .dockerignore kept every secret and the state out
+            [engine, "run", "--rm", "--entrypoint", "find", f"ctloop-{dep.name}:latest",
+             "/project", "-maxdepth", "2"], capture_output=True, text=True, check=True,
+            timeout=patience(120)).stdout.split()
+        assert "/project/deploy/Dockerfile" in shipped, shipped
+        assert not [f for f in shipped if f.endswith(("secrets.env", "ctloop.env", "/.env"))]
+        assert not [f for f in shipped if "/.ctloop/" in f or f.startswith("/project/landing/")]
 
         # the first model, from the laptop's bundle: hashes checked, registered, promoted
         imported = json.loads(dep.ctloop("models", "import-bundle", f"/tmp/{bundle.name}",

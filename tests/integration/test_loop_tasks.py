@@ -114,3 +114,41 @@ def test_a_regression_loop_is_read_off_a_numeric_label_and_decay_fires_above(
     assert change["fired"] and change["reason"].startswith("live rmse "), change
     assert "(fires above " in change["reason"]
     assert spans["week-02"]["live"]["rmse"] > spans["week-01"]["live"]["rmse"] + 1
+
+
+def test_a_multiclass_loop_with_string_classes_catches_a_relabelling_and_recovers(
+    project: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Four string classes by the usage/tenure quadrant; 'dog' appears from week-01 on and
+    'ant' and 'bee' swap at week-03 (a relabelling): decay fires there, the next champion
+    recovers within one span, and a second replay gives the same JSON."""
+    write_sample_spans(project / "landing", spans=6, rows=400, change_at=None, shift_at=None)
+    for i, path in enumerate(sorted((project / "landing").glob("*.parquet"))):
+        frame = pd.read_parquet(path)
+        quadrant = (frame["usage"] > 0).astype(int) * 2 + (frame["tenure"] > 0).astype(int)
+        names = ["ant", "bee", "cat", "dog" if i >= 1 else "cat"]
+        if i >= 3:
+            names[0], names[1] = names[1], names[0]
+        frame.drop(columns=["churned"]).assign(
+            kind=quadrant.map(dict(enumerate(names)))).to_parquet(path)
+    (project / "ctloop.toml").write_text(LOOP.format(extra="").replace(
+        'label = "churned"', 'label = "kind"').replace(
+        'retrain_on = ["new_span"]', 'retrain_on = ["decay"]\ndecay = { max_drop = 0.1, '
+        'min_labels = 50 }\ntrain = { flavor = "lightgbm", params = { n_estimators = 30 } }'
+    ).replace('window = "2 spans"', 'window = "1 span"'))
+    code, out, err = cli(capsys, "loop", "replay", "churn", "--json")
+    assert code == 0, err
+    replayed = json.loads(out)
+    assert replayed["metric"] == "accuracy", replayed  # the task read off the string label
+    spans = {s["span"]: s for s in replayed["spans"]}
+    assert list(spans) == [f"week-{i:02d}" for i in range(6)]
+    assert all(s["status"] == "valid" for s in spans.values()), [
+        (s["span"], s["anomalies"]) for s in spans.values()]
+    assert spans["week-00"]["promoted"] == 1
+    change = next(t for t in spans["week-03"]["triggers"] if t["name"] == "decay")
+    assert change["fired"], change
+    before, at, after = (spans[w]["live"]["accuracy"] for w in ("week-02", "week-03", "week-04"))
+    assert at < before - 0.2 and after > at + 0.2, (before, at, after)
+    code, again, err = cli(capsys, "loop", "replay", "churn", "--json")
+    assert code == 0, err
+    assert json.loads(again)["spans"] == replayed["spans"]

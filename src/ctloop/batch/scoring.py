@@ -37,8 +37,9 @@ import numpy as np
 import pyarrow as pa
 
 from ctloop.batch.checks import OnInvalid, check_on_invalid, invalid_rows
-from ctloop.core.errors import CtloopError, NotFound, UserInputError
+from ctloop.core.errors import CtloopError, UserInputError
 from ctloop.core.hashing import hash_file
+from ctloop.core.paths import FORMATS, batch_paths
 from ctloop.metadata import new_id
 from ctloop.metadata.base import (
     ArtifactRecord,
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "BatchResult", "predict_file", "resolve_ref"]
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 SCORE, DECISION, LABEL, INVALID = "score", "decision", "label", "invalid"
 _CSV_BLOCK = 8 << 20  # bytes of CSV per chunk
 _ARROW_TYPES = {
@@ -115,16 +115,6 @@ def resolve_ref(text: str, default_alias: str = "champion") -> str:
     if ref.version is None and ref.alias is None:
         return f"{ref.name}@{default_alias}"
     return str(ref)
-
-
-def _format(path: Path, role: str) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UserInputError(
-            f"The {role} file {path} must end in .parquet, .pq or .csv "
-            f"(got {path.suffix or 'no suffix'})."
-        )
-    return fmt
 
 
 class _Reader:
@@ -416,13 +406,7 @@ def predict_file(
     """
     on_invalid = check_on_invalid(on_invalid)
     source, target = Path(input_path), Path(output_path)
-    in_fmt, out_fmt = _format(source, "input"), _format(target, "output")
-    if not source.is_file():
-        raise NotFound(f"The input file {source} does not exist.")
-    if target.exists() and not overwrite:
-        raise UserInputError(f"The output {target} already exists; pass --overwrite to replace it.")
-    if not target.parent.is_dir():
-        raise NotFound(f"The output folder {target.parent} does not exist; create it first.")
+    in_fmt, out_fmt = batch_paths(source, target, overwrite)
     if chunk_rows < 1:
         raise UserInputError("The chunk size must be at least 1 row.")
     record = registry.get(ref)

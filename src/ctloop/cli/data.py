@@ -14,6 +14,7 @@ import typer
 
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.core.errors import ValidationFailed
+from ctloop.core.paths import require_path
 
 if TYPE_CHECKING:
     from ctloop.data.drift import DriftReport
@@ -129,6 +130,7 @@ def stats_command(
     html_path: HtmlOpt = None,
 ) -> None:
     """Statistics of a dataset: types, missing values, ranges, quantiles, frequencies."""
+    require_path(file)
     from ctloop.data.report import report_dict, write_html
 
     stats = _statistics(file)
@@ -192,6 +194,8 @@ def schema_command(
     html_path: HtmlOpt = None,
 ) -> None:
     """Infer a schema to edit and pin; later runs validate against it."""
+    for path in files:
+        require_path(path)
     from ctloop.data.report import write_html
     from ctloop.data.schema import infer_schema_batches
     from ctloop.data.stats import merge_statistics
@@ -246,10 +250,10 @@ def validate_command(
     from datetime import UTC, datetime
 
     from ctloop.core.errors import UserInputError
-    from ctloop.data.report import report_dict, write_html
-    from ctloop.data.schema import Schema
-    from ctloop.data.skew import validate_statistics
 
+    for path in (file, schema_path, reference):
+        if path is not None:
+            require_path(path)  # before the data libraries load
     arrived_at = None
     if arrived is not None:
         try:
@@ -259,6 +263,10 @@ def validate_command(
                 f"--arrived must be an ISO date/time such as 2013-02-01T06:00. Got {arrived!r}."
             ) from None
         arrived_at = arrived_at if arrived_at.tzinfo else arrived_at.replace(tzinfo=UTC)
+    from ctloop.data.report import report_dict, write_html
+    from ctloop.data.schema import Schema
+    from ctloop.data.skew import validate_statistics
+
     schema = Schema.load(schema_path)
     stats = _statistics(file, duplicates=True, keys=tuple(schema.columns_with_role("id")))
     ref = _statistics(reference) if reference is not None else None
@@ -314,6 +322,10 @@ def drift_command(
 ) -> None:
     """Per-feature drift between two datasets and the dataset verdict."""
     import json
+
+    for path in (reference, current, schema_path, weights_path):
+        if path is not None:
+            require_path(path)  # before the data libraries load
 
     from ctloop.core.errors import UserInputError
     from ctloop.data.drift import compute_drift

@@ -133,10 +133,10 @@ def replay_cmd(
 ) -> None:
     """Backtest the loop on its history: every span in event-time order, in a sandbox."""
     from ctloop.loop import get_loop
-    from ctloop.loop.replay import replay
 
     settings = load_settings()
-    spec = get_loop(name, settings)
+    spec = get_loop(name, settings)  # a wrong name or path answers before the heavy imports
+    from ctloop.loop.replay import replay
     base = None
     if against is not None:  # CI: judge this tree's loop against the one at a git ref,
         from ctloop.core.settings import find_project_root  # replayed first: a bad ref
@@ -207,10 +207,11 @@ def run_cmd(
     span in hand.
     """
     from ctloop.loop import get_loop
-    from ctloop.loop.controller import LoopController
 
     settings = load_settings()
-    spec = get_loop(name, settings)
+    spec = get_loop(name, settings)  # a wrong name or path answers before the heavy imports
+    from ctloop.loop.controller import LoopController
+
     with _Progress(err_console.is_terminal and not as_json, lines=not once) as progress:
         controller = LoopController(spec, settings, lease_ttl=lease_ttl,
                                     on_phase=progress.phase)
@@ -291,10 +292,10 @@ def status_cmd(
     """Spans (valid / quarantined), champion and challenger, last signals, and why each
     trigger did or did not fire."""
     from ctloop.loop.sandbox import replay_home, replay_settings
-    from ctloop.loop.status import loop_status
 
     settings = load_settings()
     spec = _declared_or_remembered(name, settings)
+    from ctloop.loop.status import loop_status
     target = replay_settings(settings, name) if replay else settings
     status = loop_status(spec, target, name=name, replay=replay)
     sandbox = replay_home(settings, name)
@@ -333,15 +334,20 @@ def _declared_or_remembered(name: str, settings: Any) -> Any:
     """The declared loop ``name``; else ``None`` when a memory of it exists (a loop
     declared in Python, as the demo's), live or replayed; else the declaration's error."""
     from ctloop.core.errors import NotFound
+    from ctloop.core.paths import empty_sqlite_store
     from ctloop.loop import get_loop
     from ctloop.loop.sandbox import replay_home
-    from ctloop.loop.status import read_memory
 
     try:
         return get_loop(name, settings)
     except NotFound:
-        if read_memory(settings, name).spans or (
-                replay_home(settings, name) / "metadata.db").is_file():
+        if (replay_home(settings, name) / "metadata.db").is_file():
+            return None
+        if empty_sqlite_store(settings.metadata_url) is not None:
+            raise  # nothing stored: no memory to read (and no database driver to load)
+        from ctloop.loop.status import read_memory
+
+        if read_memory(settings, name).spans:
             return None
         raise
 

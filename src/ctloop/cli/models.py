@@ -15,6 +15,7 @@ from ctloop.cli.options import key_values
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.cli.replays import ReplayOpt, empty_note, reading_replay
 from ctloop.core.errors import UserInputError
+from ctloop.core.paths import require_stored
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store, to_dict
 from ctloop.metadata.base import AliasEventRecord
@@ -86,6 +87,7 @@ def show(
     from ctloop.registry import parse_ref
 
     parsed = parse_ref(ref)
+    require_stored(load_settings().metadata_url, "model", parsed.name)
     with _registry() as reg:
         aliases = reg.aliases(parsed.name)
         if parsed.version is None and parsed.alias is None:

@@ -126,6 +126,11 @@ def predict(
     """Score every row of INPUT into OUTPUT (input columns + score + decision), with lineage.
 
     Rows are checked exactly as the prediction service checks a request."""
+    from ctloop.core.paths import batch_paths, require_stored
+
+    batch_paths(input_path, output_path, overwrite)  # before the model libraries load
+    settings = load_settings()
+    require_stored(settings.metadata_url, "model", model.split("@")[0].split(":")[0])
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -138,7 +143,6 @@ def predict(
     from ctloop.batch import predict_file, resolve_ref
     from ctloop.registry import ModelRegistry
 
-    settings = load_settings()
     config = _serving_config(settings)
     ref = resolve_ref(model, config.alias)
     with _stores(settings) as (store, artifacts):
@@ -257,12 +261,16 @@ def explain_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Per-feature contributions to the first rows of INPUT: why each scored as it did."""
+    from ctloop.core.paths import require_path, require_stored
+
+    require_path(input_path)  # before the model libraries load
+    settings = load_settings()
+    require_stored(settings.metadata_url, "model", model.split("@")[0].split(":")[0])
     from ctloop.batch import resolve_ref
     from ctloop.registry import ModelRegistry
     from ctloop.serving.pool import Served, feature_refs_of
     from ctloop.serving.routes.explain import explain_rows
 
-    settings = load_settings()
     config = _serving_config(settings)
     ref = resolve_ref(model, config.alias)
     frame = _read_rows(input_path, limit)

@@ -11,7 +11,7 @@ import typer
 from ctloop.cli.main import app
 from ctloop.cli.output import console, err_console, print_json
 from ctloop.core.errors import UserInputError
-from ctloop.core.settings import load_settings
+from ctloop.core.settings import Settings, load_settings
 
 _TOML = """\
 # ctloop settings. Every value can also come from a CTLOOP_* environment variable.
@@ -213,23 +213,82 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Replay NYC flights 2013 month by month through a declared continuous-training loop."""
-    from ctloop.cli.loop import _Progress, _span_line
-    from ctloop.examples.flights.demo import run_demo
+    import time
 
+    from ctloop.cli.loop import _Progress, _span_line
+    from ctloop.examples.flights.demo import missing_months, run_demo
+
+    started = time.monotonic()
     replay = _month_range(months)
     settings = load_settings()
+    todo = missing_months(settings, replay)
+    if todo:
+        _prepare(settings, replay, todo, quiet=as_json)
     with _Progress(not as_json and err_console.is_terminal) as progress:
         result = run_demo(settings, months=replay, defective_month=defective_month,
                           train_window=train_window, on_phase=progress.phase,
                           on_span=None if as_json else
                           lambda r: console.print(_span_line(r, "roc_auc"), highlight=False))
     if as_json:
-        print_json(result.to_json())
+        print_json({**result.replay, "reused": result.reused})
         return
-    _outcome_table(result.to_json())
-    console.print(f"report: {settings.home / 'demo' / 'report.html'}")
-    console.print("next: ctloop models show flights-delay@champion · ctloop runs list · "
-                  "ctloop features list")
+    _outcome_table(result.replay)
+    for line in demo_end_lines(result.replay, time.monotonic() - started, settings.home,
+                               prepared=todo, reused=result.reused):
+        console.print(line, highlight=False)
+
+
+def _prepare(settings: Settings, months: range, todo: int, *, quiet: bool) -> None:
+    """The first run's named phase, with a bar on a terminal (one line otherwise)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ctloop.examples.flights.demo import prepare
+
+    title = f"preparing NYC flights 2013: {todo} monthly spans (first run only)"
+    if quiet or not err_console.is_terminal:
+        if not quiet:
+            err_console.print(title, highlight=False)
+        prepare(settings, months)
+        return
+    with Progress(TextColumn(title), BarColumn(), MofNCompleteColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("prepare", total=todo)
+        prepare(settings, months, on_prepare=lambda done, _: bar.update(task, completed=done))
+    err_console.print(f"prepared NYC flights 2013: {todo} monthly spans", highlight=False)
+
+
+def demo_end_lines(replay: dict, elapsed: float, home: Path, *,  # type: ignore[type-arg]
+                   prepared: int = 0, reused: str | None = None) -> list[str]:
+    """What the demo leaves a newcomer with: what it reused, the one-number benefit of
+    retraining with its interval, the time it took, and the commands that work next."""
+    from ctloop.examples.flights.demo import MODEL_NAME, benefit
+
+    metric = replay.get("metric") or "roc_auc"
+    live, gain, low, high, n = benefit(replay, metric)
+    lines = []
+    if reused:
+        lines.append(f"reused: the replay of {reused} (same months, data, schema and "
+                     "window; the aliases stand where it left them): nothing replayed, no "
+                     "alias moved.")
+    if n:
+        interval = (f", 95% interval {low:+.4f} to {high:+.4f}" if low is not None
+                    and high is not None else "")
+        lines.append(f"retraining pays: mean live {metric} {live:.4f}, {gain:+.4f} against "
+                     f"the never-retrained first model ({n} months{interval}).")
+    else:
+        lines.append(f"retraining: no month was scored by both the served and the first "
+                     f"model ({metric}).")
+    minutes, seconds = divmod(round(elapsed), 60)
+    took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    lines.append(f"done in {took}" + (f", {prepared} monthly spans prepared (first run "
+                                      "only)." if prepared else "."))
+    lines.append(f"report: {home / 'demo' / 'report.html'}")
+    lines += ["next:",
+              "  ctloop ui                          the dashboard: runs, models, the loop",
+              "  ctloop loop status flights         spans, champion, triggers",
+              f"  ctloop models show {MODEL_NAME}@champion",
+              "  ctloop runs list"]
+    return lines
 
 
 def _outcome_table(replay: dict) -> None:  # type: ignore[type-arg]

@@ -65,6 +65,10 @@ def show_run(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One run: parameters, environment, steps with their artifacts and errors."""
+    from ctloop.core.paths import require_stored
+    from ctloop.core.settings import load_settings
+
+    require_stored(load_settings().metadata_url, "run", run_id)  # before SQLAlchemy loads
     store = open_metadata_store()
     run = store.get_run(run_id)
     steps = store.get_steps(run.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Annotated
 
 import typer
@@ -75,7 +76,6 @@ def serve(
     import uvicorn
 
     from ctloop.serving import ServingConfig, create_app
-    from ctloop.serving.auth import keys_from_env
 
     settings = load_settings()
     overrides = {
@@ -88,9 +88,6 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if log_level.lower() != "debug":  # library chatter (migrations on every start) only in debug
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    _announce(settings, model, config.alias)
-    if not is_loopback(host) and not (config.keys or keys_from_env()):
-        warn(NO_KEYS_EXPOSED)
     banner = (
         f"serving {model or 'every model with alias ' + repr(config.alias)} on "
         f"http://{host}:{port} with {workers} worker(s) (POST /v1/models/NAME:predict, "
@@ -104,6 +101,7 @@ def serve(
     if workers > 1:
         from ctloop.serving.workers import worker_environment
 
+        _announce(settings, model, config.alias, host, config.keys)
         err_console.print(banner)
 
         with worker_environment(model, {k: v for k, v in overrides.items() if v is not None}):
@@ -112,14 +110,22 @@ def serve(
                         access_log=False)
         return
     application = create_app(model, config=config, settings=settings)
+    _announce(settings, model, config.alias, host, config.keys)
     err_console.print(banner)  # after the stores opened: a bad setting is the only line
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
 
 
-def _announce(settings: Settings, model: str | None, alias: str) -> None:
+def _announce(settings: Settings, model: str | None, alias: str, host: str,
+              keys: Mapping[str, object]) -> None:
     """One line per model and alias the service will answer for; a warning for a name that
-    is not registered (with the nearest registered one): a typo must not look like success."""
+    is not registered (with the nearest registered one): a typo must not look like success;
+    a warning when it listens beyond this machine without API keys."""
     import difflib
+
+    from ctloop.serving.auth import keys_from_env
+
+    if not is_loopback(host) and not (keys or keys_from_env()):
+        warn(NO_KEYS_EXPOSED)
 
     from ctloop.metadata import open_metadata_store
     from ctloop.registry import ModelRegistry

@@ -23,7 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ctloop.core.errors import NotFound, UserInputError
+from ctloop.core.errors import UserInputError
+from ctloop.core.paths import require_path
 
 __all__ = [
     "BATCH_ROWS",
@@ -152,8 +153,7 @@ def _from_dataframe(
 def _from_path(
     path: Path, batch_rows: int, columns: list[str] | None = None
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    if not path.exists():
-        raise NotFound(f"No file at {path}; check the path.")
+    require_path(path)
     if path.is_dir():
         return _from_parquet_dataset(path, batch_rows, columns)
     if path.stat().st_size == 0:

@@ -509,9 +509,19 @@ def load_loops(settings: Any = None) -> dict[str, LoopSpec]:
 
 
 def get_loop(name: str, settings: Any = None) -> LoopSpec:
-    """One declared loop; an unknown name lists the loops that exist."""
-    loops = load_loops(settings)
-    if name not in loops and not loops:
+    """One declared loop; an unknown name lists the loops that exist (read off the
+    tables, before any loop is parsed: a wrong name answers without the model libraries)."""
+    if settings is None:
+        from ctloop.core.settings import load_settings
+
+        settings = load_settings()
+    tables = settings.extra.get("loops", {})
+    if not isinstance(tables, Mapping):
+        return load_loops(settings)[name]  # the error for a malformed [ctloop.loops]
+    if name in tables:  # only this one is parsed: another loop's mistake is not this one's
+        return parse_loop(name, tables[name], root=settings.project_root)
+    loops = list(tables)
+    if not loops:
         from ctloop.core.settings import CONFIG_FILE, find_project_root
 
         root = find_project_root()
@@ -520,9 +530,7 @@ def get_loop(name: str, settings: Any = None) -> LoopSpec:
                            f"any folder above it. Run this in a project folder (one with a "
                            f"{CONFIG_FILE} declaring [ctloop.loops.{name}]), or start one "
                            "with `ctloop init NAME --template loop`.")
-    if name not in loops:
-        close = difflib.get_close_matches(name, list(loops), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise NotFound(f"No loop named {name!r} in ctloop.toml.{hint} Loops: "
-                       f"{', '.join(loops) or 'none'} (declare [ctloop.loops.{name}]).")
-    return loops[name]
+    close = difflib.get_close_matches(name, loops, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise NotFound(f"No loop named {name!r} in ctloop.toml.{hint} Loops: "
+                   f"{', '.join(loops) or 'none'} (declare [ctloop.loops.{name}]).")

@@ -231,7 +231,8 @@ class LoopPhases:
 
     def _pin_schema(self, span: Span, path: Path) -> None:
         """No pinned schema declared: pin the first span's types, required columns and
-        domains (not its numeric ranges, which the next span may well leave)."""
+        feature domains (not its numeric ranges, which the next span may well leave, nor the
+        label's classes)."""
         from ctloop.data.schema import infer_schema
         from ctloop.data.stats import compute_statistics
 
@@ -240,7 +241,10 @@ class LoopPhases:
         tmp = self.home / f".{span.name}.parquet"
         frame.to_parquet(tmp, index=False)
         try:
-            schema = infer_schema(compute_statistics(tmp, name=span.name))
+            # The label is named: its classes are not a domain to enforce (a class that
+            # appears later is news for the model, not a broken span).
+            schema = infer_schema(compute_statistics(tmp, name=span.name),
+                                  label=self.spec.label)
         finally:
             tmp.unlink(missing_ok=True)
         for column in schema.columns.values():

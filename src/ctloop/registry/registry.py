@@ -10,6 +10,7 @@ holder before the current one.
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 from pathlib import Path
@@ -111,8 +112,10 @@ class ModelRegistry:
         found = self.store.list_model_versions(name)
         if not found:
             names = sorted({v.name for v in self.store.list_model_versions()})
+            near = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise NotFound(
-                f"No model named {name!r}; registered models: {', '.join(names) or 'none'}."
+                f"No model named {name!r}{hint}; registered models: {', '.join(names) or 'none'}."
             )
         return sorted(found, key=lambda v: v.version)
 

@@ -76,8 +76,9 @@ class Entry:
 
     @property
     def acknowledged(self) -> bool:
-        """An answer the caller gets as a success: it must be logged before it is lost."""
-        return self.status < 400
+        """An answer the caller gets as a success: it must be logged before it is lost.
+        (Shadow and explain rows are not answers: they never make a request fail.)"""
+        return self.status < 400 and self.served
 
     def key(self) -> tuple[Any, ...]:
         return (self.model_name, self.model_version, self.route, self.protocol, self.served,
@@ -239,9 +240,14 @@ _MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
 
 
 def _stack(arrays: list[np.ndarray], sizes: np.ndarray, what: str) -> np.ndarray:
-    for array, size in zip(arrays, sizes.tolist(), strict=True):
-        if array.ndim == 0 or len(array) != size:
-            raise ValueError(f"{what} hold {array.shape} values for {size} rows")
+    """The entries' arrays end to end, each checked to hold one value per row of its entry."""
+    try:
+        lengths = np.fromiter(map(len, arrays), np.int64, len(arrays))
+    except TypeError:  # a 0-d array: one value for the whole request
+        raise ValueError(f"{what} hold a single value, not one per row") from None
+    if not np.array_equal(lengths, sizes):
+        bad = int(np.flatnonzero(lengths != sizes)[0])
+        raise ValueError(f"{what} hold {arrays[bad].shape} values for {int(sizes[bad])} rows")
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 

@@ -294,6 +294,7 @@ class SegmentedPredictionLog(PredictionLog):
         self.published_rows = 0
         self.publish_failures = 0
         self.bad_chunks = 0
+        self._published_seq: int | None = None  # this writer's last published chunk, once read
         _remove_dead_temp_files(self.spool_root / _TEMP)
         if self.root is not None:  # parts of the log before segments: index them once
             from ctloop.requestlog.legacy import adopt_legacy_parts
@@ -408,8 +409,12 @@ class SegmentedPredictionLog(PredictionLog):
         are set aside (the chunk renamed ``*.bad``, the rows quarantined) so they
         never hold back the rest; a backend that is down raises (retried later).
         """
-        done = self.index.published_seq(spool.writer)
         chunks = [(seq, path) for seq, path in spool.chunks()]
+        if not chunks:
+            return 0
+        own = spool.writer == self.writer  # only this process publishes its own spool
+        done = self._published_seq if own and self._published_seq is not None \
+            else self.index.published_seq(spool.writer)
         spool.remove(done)  # published before a crash, not yet deleted
         chunks = [(seq, path) for seq, path in chunks if seq > done]
         if not chunks:
@@ -451,6 +456,8 @@ class SegmentedPredictionLog(PredictionLog):
                                         None, spool.writer))
             rows += table.num_rows
         self.index.publish(spool.writer, last, segments)
+        if own:
+            self._published_seq = last
         spool.remove(last)
         return rows
 

@@ -29,9 +29,9 @@ The durability contract, in ms and rows (``[ctloop.prediction_log]``):
   quarantined with the reason (:func:`quarantine_table`), never retried, never
   in the way of other rows.
 
-Refused and failed requests (status >= 400) are logged too but never refused
-for the log's sake: when the log is failing or full they are counted as
-dropped instead.
+Refused and failed requests (status >= 400) and unserved rows (shadow,
+explanations) are logged too but never refused for the log's sake: when the
+log is failing or full they are counted as dropped instead.
 """
 
 from __future__ import annotations

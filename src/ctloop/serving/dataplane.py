@@ -274,8 +274,11 @@ def readiness(state: ServingState) -> tuple[bool, dict[str, Any]]:
     ok = pool.refreshed_at is not None and bool(loaded) and not missing
     out: dict[str, Any] = {"ready": ok, "loaded": loaded, "missing": missing,
                            "errors": pool.errors}
+    unknown = [pool.errors[n]["*"] for n in missing if "*" in (pool.errors.get(n) or {})]
     if not ok and pool.refreshed_at is None:
         out["detail"] = "models are still loading"
+    elif unknown:  # a typo in the name asked for: say so, not "promote one"
+        out["detail"] = "; ".join(unknown)
     elif not loaded:
         out["detail"] = (
             f"no model holds the alias {state.config.alias!r} yet; promote one "

@@ -291,8 +291,8 @@ def test_bad_inputs_say_what_to_do(tmp_path: Path) -> None:
     log = open_prediction_log(tmp_path / "ok")
     with pytest.raises(UserInputError, match="'request_id' \\(or 'row_id'\\) and 'label'"):
         log.add_labels(pd.DataFrame({"id": [1]}))
-    with pytest.raises(UserInputError, match="numeric"):
-        log.add_labels(pd.DataFrame({"request_id": ["a"], "label": ["yes"]}))
+    with pytest.raises(UserInputError, match="labels are empty"):  # class names are labels
+        log.add_labels(pd.DataFrame({"request_id": ["a"], "label": [None]}))
     with pytest.raises(UserInputError, match="neither a request_id nor a row_id"):
         log.add_labels(pd.DataFrame({"request_id": [None], "row_id": [None], "label": [1]}))
     log.close()

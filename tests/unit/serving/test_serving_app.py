@@ -148,3 +148,21 @@ def test_unknown_model_names_share_one_metrics_series(three_versions) -> None:
     assert all('model="_unknown"' in line for line in lines)
     assert 'protocol="v1",status="404"} 30.0' in text
     assert not any(f'"m{i}"' in text for i in range(30))
+
+
+def test_ready_names_a_mistyped_model_and_the_nearest_registered(three_versions) -> None:
+    """`ctloop serve flihgts`: /ready says no such model (and the nearest), not 'promote'."""
+    with TestClient(three_versions.app("flihgts")) as client:
+        ready = client.get("/ready")
+    body = ready.json()
+    assert ready.status_code == 503 and body["missing"] == ["flihgts"]
+    assert "No model named 'flihgts' (did you mean 'flights'?)" in body["detail"]
+    assert "promote" not in body["detail"].lower()
+
+
+def test_ready_of_a_model_without_the_alias_still_advises_a_promotion(project, model_dirs) -> None:
+    project.register(model_dirs[0])
+    with TestClient(project.app("flights")) as client:
+        body = client.get("/ready").json()
+    assert body["ready"] is False and "flights" in body["missing"]
+    assert "No model named" not in (body.get("detail") or "")

@@ -15,8 +15,12 @@ benefit of retraining is measured, not claimed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +33,8 @@ from ctloop.loop.declaration import DecaySpec, DriftSpec, GateSpec, LoopSpec, Tr
 from ctloop.loop.memory import SpanReport
 from ctloop.loop.replay import ReplayResult, replay
 
-__all__ = ["DRIFT_FEATURES", "MODEL_NAME", "flights_loop", "make_defective", "pin_schema",
-           "run_demo", "write_spans"]
+__all__ = ["DRIFT_FEATURES", "MODEL_NAME", "DemoResult", "benefit", "flights_loop",
+           "make_defective", "missing_months", "pin_schema", "prepare", "run_demo", "write_spans"]
 
 MODEL_NAME = "flights-delay"
 LABEL = "delayed"
@@ -76,21 +80,29 @@ def flights_loop(spans: Path, schema: Path, train_window: int = DEFAULT_WINDOW) 
 
 
 def write_spans(archive: Path, spans: Path, months: range,
-                defective_month: int | None = None) -> dict[int, Path]:
+                defective_month: int | None = None,
+                on_prepare: Callable[[int, int], None] | None = None) -> dict[int, Path]:
     """One parquet span per month (features joined point in time), cached in ``archive``;
-    ``spans`` gets exactly ``months`` (the defective one broken on purpose)."""
+    ``spans`` gets exactly ``months`` (the defective one broken on purpose).
+    ``on_prepare(done, total)`` follows the months computed for the first time."""
     from ctloop.examples.flights.features import training_set
 
     archive.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(spans, ignore_errors=True)
     spans.mkdir(parents=True)
     out = {}
+    missing = [m for m in months if not (archive / f"2013-{m:02d}.parquet").exists()]
+    for done, month in enumerate(missing):
+        if on_prepare:
+            on_prepare(done, len(missing))
+        kept = archive / f"2013-{month:02d}.parquet"
+        tmp = kept.with_suffix(".tmp")
+        training_set([month]).to_pandas().to_parquet(tmp, index=False)
+        tmp.replace(kept)
+    if missing and on_prepare:
+        on_prepare(len(missing), len(missing))
     for month in months:
         kept = archive / f"2013-{month:02d}.parquet"
-        if not kept.exists():
-            tmp = kept.with_suffix(".tmp")
-            training_set([month]).to_pandas().to_parquet(tmp, index=False)
-            tmp.replace(kept)
         target = spans / kept.name
         if month == defective_month:
             make_defective(kept, target)
@@ -149,6 +161,65 @@ def make_defective(clean: Path, target: Path) -> Path:
     return target
 
 
+@dataclass
+class DemoResult:
+    """A demo's replay (as JSON) and, when nothing had changed since the last run in this
+    folder, what was reused instead of replaying (``reused``: when that run finished)."""
+
+    replay: dict[str, Any]
+    reused: str | None = None
+
+
+def missing_months(settings: Settings, months: range) -> int:
+    """How many monthly spans a first run still has to prepare (the month before included)."""
+    archive = settings.home / "demo" / "archive"
+    return sum(not (archive / f"2013-{m:02d}.parquet").exists()
+               for m in range(months.start - 1, months.stop))
+
+
+def prepare(settings: Settings, months: range,
+            on_prepare: Callable[[int, int], None] | None = None) -> None:
+    """The first run's long phase on its own: each month's flights joined with their
+    features point in time, kept in ``.ctloop/demo/archive`` for the next runs."""
+    folder = settings.home / "demo"
+    write_spans(folder / "archive", folder / "spans", range(months.start - 1, months.stop),
+                on_prepare=on_prepare)
+
+
+def _fingerprint(spans: dict[int, Path], schema: Path, window: int,
+                 defective_month: int | None) -> str:
+    """What decides a replay's outcome: the spans' bytes, the pinned schema, the window,
+    the defect, and the ctloop version (its trainer and gate)."""
+    from ctloop import __version__
+    from ctloop.core.hashing import hash_file
+
+    parts = [__version__, str(window), str(defective_month), hash_file(schema)]
+    parts += [f"{m}:{hash_file(p)}" for m, p in sorted(spans.items())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _reusable(settings: Settings, last: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The last run's record when it replayed the same inputs and the model's aliases
+    still stand where it left them (replaying would move them away and back)."""
+    from ctloop.metadata import open_metadata_store
+
+    try:
+        record = json.loads(last.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != fingerprint:
+        return None
+    store = open_metadata_store(settings.metadata_url)
+    try:
+        aliases = store.get_aliases(MODEL_NAME)
+    finally:
+        store.close()
+    wanted = record.get("aliases", {})
+    if {k: v for k, v in aliases.items() if k in ("champion", "challenger")} != wanted:
+        return None
+    return dict(record)
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -157,12 +228,15 @@ def run_demo(
     train_window: int | None = None,
     on_span: Callable[[SpanReport], None] | None = None,
     on_phase: Callable[[str, str], None] | None = None,
-) -> ReplayResult:
+    on_prepare: Callable[[int, int], None] | None = None,
+) -> DemoResult:
     """Replay ``months`` (after a bootstrap on the month before) into the project's stores;
     writes ``.ctloop/demo/report.html``.
 
     ``train_window`` months of history per candidate; by default ``DEFAULT_WINDOW``, or
-    the whole history when it is shorter.
+    the whole history when it is shorter. A second run with the same months, data,
+    schema and window, whose model still has the aliases the first left, replays
+    nothing (so no alias moves away and back) and returns the first one's outcome.
     """
     from ctloop.examples.flights.features import flights_feature_store
     from ctloop.features.catalog import apply_definitions
@@ -179,22 +253,58 @@ def run_demo(
     folder = settings.home / "demo"
     spans = write_spans(folder / "archive", folder / "spans", range(months.start - 1,
                                                                       months.stop),
-                        defective_month)
+                        defective_month, on_prepare=on_prepare)
     schema = pin_schema(folder / "schema.yaml", folder / "archive" /
                         f"2013-{months.start - 1:02d}.parquet")
+    window = train_window or min(DEFAULT_WINDOW, len(spans))
+    last = folder / "last-run.json"
+    fingerprint = _fingerprint(spans, schema, window, defective_month)
+    record = _reusable(settings, last, fingerprint)
+    if record is not None:
+        return DemoResult(record["replay"], reused=record["at"])
     store = open_metadata_store(settings.metadata_url)
     try:  # the feature catalog, so `ctloop features show` finds what the models use
         apply_definitions(store, flights_feature_store().definitions)
     finally:
         store.close()
-    window = train_window or min(DEFAULT_WINDOW, len(spans))
     spec = flights_loop(folder / "spans", schema, window)
     result = replay(spec, settings, baseline=True, sandbox=False, on_span=on_span,
                     on_phase=on_phase)
     links = _keep_validation_reports(settings, result, folder)
-    write_report(folder, result.to_json(), links)
+    replayed = result.to_json()
+    write_report(folder, replayed, links)
     assert len(spans) == len(result.spans)
-    return result
+    store = open_metadata_store(settings.metadata_url)
+    try:
+        aliases = {k: v for k, v in store.get_aliases(MODEL_NAME).items()
+                   if k in ("champion", "challenger")}
+    finally:
+        store.close()
+    at = datetime.now().astimezone().isoformat(timespec="seconds")
+    last.write_text(json.dumps({"fingerprint": fingerprint, "at": at, "aliases": aliases,
+                                "replay": replayed}, default=str))
+    return DemoResult(replayed)
+
+
+def benefit(replay: dict[str, Any], metric: str = "roc_auc",
+            resamples: int = 2000) -> tuple[float, float, float | None, float | None, int]:
+    """Mean live ``metric`` minus the never-retrained model's over the spans scored by
+    both, with a 95% bootstrap interval over those spans (None with fewer than 2):
+    ``(live, difference, low, high, spans)``."""
+    import numpy as np
+
+    pairs = [((s.get("live") or {}).get(metric), (s.get("baseline") or {}).get(metric))
+             for s in replay["spans"]]
+    both = np.array([(a, b) for a, b in pairs if a is not None and b is not None], dtype=float)
+    if len(both) == 0:
+        return float("nan"), float("nan"), None, None, 0
+    diffs = both[:, 0] - both[:, 1]
+    low = high = None
+    if len(diffs) >= 2:
+        rng = np.random.default_rng(0)
+        means = rng.choice(diffs, size=(resamples, len(diffs)), replace=True).mean(axis=1)
+        low, high = (float(v) for v in np.percentile(means, [2.5, 97.5]))
+    return float(both[:, 0].mean()), float(diffs.mean()), low, high, len(diffs)
 
 
 def _keep_validation_reports(settings: Settings, result: ReplayResult,
