@@ -47,6 +47,8 @@ def _other(value: Any) -> Any:
     if isinstance(value, int):
         return value + 1
     if isinstance(value, float):
+        if value != value or abs(value) == float("inf"):  # NaN, inf: half of inf is inf
+            return 0.0
         return value + 1.0 if abs(value) < 1e15 else value / 2 if value else 1.0
     if isinstance(value, str):
         return value + "x"
