@@ -38,7 +38,9 @@ def test_markup_in_a_step_error_prints_verbatim(box: Path,
     assert code == 0, err
     assert ERROR in out  # in the run's error line and the traceback
     code, out, err = cli(capsys, "runs", "list")
-    assert code == 0 and run_id in out  # full id, never cut
+    assert code == 0 and run_id[:12] in out and "…" not in out.split(run_id[:12])[0][-3:]
+    code, out, err = cli(capsys, "--wide", "runs", "list")  # the 12-character prefix, or whole
+    assert code == 0 and run_id in out
     code, _, err = cli(capsys, "resume", run_id)
     assert code == 1 and ERROR in err and "Traceback" not in err
     (box / "fixed").touch()

@@ -136,10 +136,9 @@ def _root(
     )] = None,
 ) -> None:
     """Continuous training: pipelines, data validation, models and registry, feature store."""
-    if wide:
-        from ctloop.cli.output import set_wide
+    from ctloop.cli.output import set_wide
 
-        set_wide(True)
+    set_wide(wide)  # every call chooses afresh (tests run many calls in one process)
     _choose_environment(env)
 
 
