@@ -128,6 +128,9 @@ HUGE = "99999999999999999999999"  # past 64 bits: no backend can store it
 def test_a_version_past_64_bits_is_one_line_not_a_traceback(
     project: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"x": [1]}).to_parquet(project / "in.parquet")  # only the version is wrong
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
