@@ -18,7 +18,7 @@ import pytest
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
-from ctloop.metadata.base import RunStatus
+from ctloop.metadata.base import RunStatus, RunUpdate
 from ctloop.pipeline import run
 from ctloop.pipeline.api import resume
 from ctloop.testing.cli import cli, one_error_line
@@ -91,7 +91,7 @@ def test_resume_refuses_a_run_whose_process_is_alive(box: Path) -> None:
     try:
         executor = {**store.get_run(run_id).executor, "pid": child.pid,
                     "host": socket.gethostname()}
-        store.update_run(run_id, status=RunStatus.RUNNING, executor=executor)
+        store.update_run(run_id, RunUpdate(status=RunStatus.RUNNING, executor=executor))
         with pytest.raises(UserInputError, match=f"still running \\(pid {child.pid}"):
             resume(run_id)
     finally:
@@ -105,7 +105,7 @@ def test_resume_of_a_run_on_another_host_needs_force(box: Path,
     run_id = _failed_run(box)
     store = open_metadata_store(load_settings().metadata_url)
     executor = {**store.get_run(run_id).executor, "host": "elsewhere.example", "pid": 4242}
-    store.update_run(run_id, status=RunStatus.RUNNING, executor=executor)
+    store.update_run(run_id, RunUpdate(status=RunStatus.RUNNING, executor=executor))
     code, _, err = cli(capsys, "resume", run_id)
     line = one_error_line(err)
     assert code == 2 and "elsewhere.example" in line and "--force" in line
@@ -166,6 +166,8 @@ def test_an_explicit_runner_still_overrides_the_recorded_one(box: Path) -> None:
     run_id = _failed_run(box)
     store = open_metadata_store(load_settings().metadata_url)
     record = store.get_run(run_id)
-    store.update_run(run_id, executor=replace(record).executor | {"runner_spec": "subprocess"})
+    store.update_run(
+        run_id, RunUpdate(executor=replace(record).executor | {"runner_spec": "subprocess"})
+    )
     resumed = resume(run_id, runner="local")
     assert resumed.ok and resumed.steps["strict_check"].executor["runner"] == "local"

@@ -47,6 +47,7 @@ from ctloop.metadata.base import (
     MetadataStore,
     RunRecord,
     RunStatus,
+    RunUpdate,
     StepRecord,
     StepStatus,
 )
@@ -464,7 +465,7 @@ def predict_file(
         ended = _now()
         store.save_step(replace(step, status=StepStatus.FAILED, ended_at=ended, error=message))
         status = RunStatus.CANCELLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-        store.update_run(run.id, status=status, ended_at=ended, error=message)
+        store.update_run(run.id, RunUpdate(status=status, ended_at=ended, error=message))
         if isinstance(exc, CtloopError | KeyboardInterrupt):
             raise
         if isinstance(exc, TypeError | ValueError):  # rows the model cannot read
@@ -505,7 +506,7 @@ def predict_file(
             step, status=StepStatus.SUCCEEDED, ended_at=ended, duration_s=seconds, outputs=outputs
         )
     )
-    store.update_run(run.id, status=RunStatus.SUCCEEDED, ended_at=ended)
+    store.update_run(run.id, RunUpdate(status=RunStatus.SUCCEEDED, ended_at=ended))
     return BatchResult(
         record.name,
         record.version,

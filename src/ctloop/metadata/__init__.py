@@ -8,6 +8,7 @@ default a SQLite file under ``.ctloop/``).
 from __future__ import annotations
 
 from ctloop.metadata.base import (
+    UNSET,
     AliasEventRecord,
     ArtifactRecord,
     DefinitionRecord,
@@ -15,17 +16,23 @@ from ctloop.metadata.base import (
     EventRecord,
     LineageStore,
     MetadataStore,
+    ModelStore,
     ModelVersionRecord,
+    ModelVersionUpdate,
+    PipelineStore,
     RegistryStore,
+    RunLineageStore,
     RunRecord,
     RunStatus,
     RunStore,
+    RunUpdate,
     StepRecord,
     StepStatus,
     to_dict,
 )
 
 __all__ = [
+    "UNSET",
     "AliasEventRecord",
     "ArtifactRecord",
     "DefinitionRecord",
@@ -33,11 +40,16 @@ __all__ = [
     "EventRecord",
     "LineageStore",
     "MetadataStore",
+    "ModelStore",
     "ModelVersionRecord",
+    "ModelVersionUpdate",
+    "PipelineStore",
     "RegistryStore",
+    "RunLineageStore",
     "RunRecord",
     "RunStatus",
     "RunStore",
+    "RunUpdate",
     "StepRecord",
     "StepStatus",
     "new_id",

@@ -15,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from types import EllipsisType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "EVENT_KINDS",
     "MAX_VERSION",
+    "UNSET",
     "AliasEventRecord",
     "ArtifactRecord",
     "DefinitionRecord",
@@ -29,13 +30,19 @@ __all__ = [
     "EventRecord",
     "LineageStore",
     "MetadataStore",
+    "ModelStore",
     "ModelVersionRecord",
+    "ModelVersionUpdate",
+    "PipelineStore",
     "RegistryStore",
+    "RunLineageStore",
     "RunRecord",
     "RunStatus",
     "RunStore",
+    "RunUpdate",
     "StepRecord",
     "StepStatus",
+    "Unset",
     "to_dict",
     "version_in_range",
 ]
@@ -193,12 +200,72 @@ class DefinitionRecord:
     created_at: datetime | None = None
 
 
+class _Unset(Enum):
+    UNSET = "unset"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""A field of an update record left as it is (``None`` is a value: it clears the field)."""
+Unset = Literal[_Unset.UNSET]
+
+
+def _given(update: object) -> dict[str, object]:
+    return {
+        f.name: getattr(update, f.name)
+        for f in dataclasses.fields(update)  # type: ignore[arg-type]
+        if getattr(update, f.name) is not UNSET
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunUpdate:
+    """The fields of a run to change; the others (``UNSET``) stay as they are.
+
+    A typed record rather than ``**changes``: a misspelt field is a ``TypeError`` where
+    the update is written, and ``mypy`` checks each value's type.
+    """
+
+    status: RunStatus | Unset = UNSET
+    parameters: dict[str, Any] | Unset = UNSET
+    trigger_info: dict[str, Any] | Unset = UNSET
+    executor: dict[str, Any] | Unset = UNSET
+    environment: dict[str, Any] | Unset = UNSET
+    tags: dict[str, str] | Unset = UNSET
+    source: str | Unset = UNSET
+    started_at: datetime | Unset | None = UNSET
+    ended_at: datetime | Unset | None = UNSET
+    error: str | Unset | None = UNSET
+
+    def given(self) -> dict[str, object]:
+        """The fields to change, by name."""
+        return _given(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersionUpdate:
+    """What may change on a registered version: its description, tags and properties."""
+
+    description: str | Unset = UNSET
+    tags: dict[str, str] | Unset = UNSET
+    properties: dict[str, Any] | Unset = UNSET
+
+    def given(self) -> dict[str, object]:
+        """The fields to change, by name."""
+        return _given(self)
+
+
 @runtime_checkable
 class RunStore(Protocol):
     """Runs and their steps: what the engine records and ``resume`` reads back."""
 
     def create_run(self, run: RunRecord) -> RunRecord: ...
-    def update_run(self, run_id: str, **changes: Any) -> RunRecord: ...
+    def update_run(self, run_id: str, update: RunUpdate) -> RunRecord:
+        """Change the fields ``update`` gives; the run as it now is."""
+        ...
+
     def get_run(self, run_id: str) -> RunRecord:
         """Get a run by id or by a unique id prefix (at least 4 characters)."""
         ...
@@ -269,8 +336,10 @@ class RegistryStore(Protocol):
 
     def get_model_version(self, name: str, version: int) -> ModelVersionRecord: ...
     def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]: ...
-    def update_model_version(self, name: str, version: int, **changes: Any) -> ModelVersionRecord:
-        """Change description, tags or properties."""
+    def update_model_version(
+        self, name: str, version: int, update: ModelVersionUpdate
+    ) -> ModelVersionRecord:
+        """Change the description, tags or properties ``update`` gives."""
         ...
 
     def move_alias(
@@ -325,6 +394,23 @@ class DefinitionStore(Protocol):
     def list_definitions(self, kind: str | None = None) -> list[DefinitionRecord]:
         """Latest version of each definition."""
         ...
+
+
+@runtime_checkable
+class RunLineageStore(RunStore, LineageStore, Protocol):
+    """Runs, steps, artifacts and events together: what a lineage walk reads."""
+
+
+@runtime_checkable
+class PipelineStore(RunLineageStore, Protocol):
+    """What the pipeline engine records into; ``url`` lets a step's process open its own."""
+
+    url: str
+
+
+@runtime_checkable
+class ModelStore(RegistryStore, RunLineageStore, Protocol):
+    """The registry's versions and aliases, with the lineage a version records."""
 
 
 @runtime_checkable

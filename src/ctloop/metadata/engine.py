@@ -9,7 +9,6 @@ and PyMySQL, the drivers ctloop's extras install.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ctloop.core.errors import BackendUnavailable, ConfigError
 from ctloop.core.plugins import require
+from ctloop.metadata.rules import json_dumps
 
 __all__ = ["create_engine", "describe_url", "normalize_url"]
 
@@ -74,7 +74,7 @@ def create_engine(url: str) -> sa.Engine:
     _, module, extra = _DRIVERS[backend]
     if extra:
         require(module, extra, f"The metadata URL {describe_url(parsed)}")
-    kwargs: dict[str, Any] = {"json_serializer": _dumps}
+    kwargs: dict[str, Any] = {"json_serializer": json_dumps}
     if backend == "sqlite":
         _prepare_sqlite_path(parsed)
         # SQLite connections are cheap and local: never make a parallel step wait for one.
@@ -96,21 +96,6 @@ def create_engine(url: str) -> sa.Engine:
     if backend == "sqlite":
         _configure_sqlite(engine)
     return engine
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    """Values that are not JSON: numpy scalars, paths, datetimes, sets."""
-    if hasattr(value, "tolist"):  # numpy arrays and scalars alike
-        return value.tolist()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
-    return str(value)
 
 
 def _prepare_sqlite_path(url: sa.URL) -> None:

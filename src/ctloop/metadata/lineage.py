@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ctloop.core.errors import NotFound, UserInputError
-from ctloop.metadata.base import ArtifactRecord, EventRecord, MetadataStore, StepRecord, to_dict
+from ctloop.metadata.base import ArtifactRecord, EventRecord, RunLineageStore, StepRecord, to_dict
 
 __all__ = ["Lineage", "lineage"]
 
@@ -58,7 +58,7 @@ class Lineage:
 
 
 def lineage(
-    store: MetadataStore,
+    store: RunLineageStore,
     artifact_id: str,
     *,
     direction: Direction = "upstream",

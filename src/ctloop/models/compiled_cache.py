@@ -18,7 +18,7 @@ from pathlib import Path
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.core.errors import CtloopError
 from ctloop.core.hashing import hash_bytes
-from ctloop.metadata.base import MetadataStore
+from ctloop.metadata.base import ModelVersionUpdate, RegistryStore
 
 __all__ = ["KEEP", "VersionCompiledCache"]
 
@@ -31,7 +31,7 @@ class VersionCompiledCache:
     """``CompiledCache`` of one model version: objects in the artifact store, hashes in metadata."""
 
     def __init__(
-        self, store: MetadataStore, artifacts: ArtifactStore, name: str, version: int
+        self, store: RegistryStore, artifacts: ArtifactStore, name: str, version: int
     ) -> None:
         self.store = store
         self.artifacts = artifacts
@@ -75,4 +75,6 @@ class VersionCompiledCache:
         compiled[key] = {"uri": stored.uri, "sha256": stored.sha256, "size": stored.size,
                          "backend": backend}
         properties["compiled"] = dict(list(compiled.items())[-KEEP:])
-        self.store.update_model_version(self.name, self.version, properties=properties)
+        self.store.update_model_version(
+            self.name, self.version, ModelVersionUpdate(properties=properties)
+        )

@@ -25,9 +25,10 @@ from ctloop.core.processes import Liveness, process_liveness
 from ctloop.metadata.base import (
     ArtifactRecord,
     EventRecord,
-    MetadataStore,
+    PipelineStore,
     RunRecord,
     RunStatus,
+    RunUpdate,
     StepRecord,
     StepStatus,
 )
@@ -101,13 +102,41 @@ def cache_key(spec: StepSpec, inputs: dict[str, ArtifactRecord]) -> str:
     return hash_bytes(stable_json(key).encode())
 
 
+@dataclass
+class _Schedule:
+    """Where one execution is: steps to start, running, waiting to retry, the first failure."""
+
+    pending: list[str]
+    running: dict[Future[TaskResult], str] = field(default_factory=dict)
+    retry_at: dict[str, float] = field(default_factory=dict)  # step -> time.time() to retry
+    failure: str | None = None  # the first step that failed for good
+
+    @property
+    def finished(self) -> bool:
+        """Nothing runs, and nothing waits to retry (or a failure dropped the retries)."""
+        return not self.running and (not self.retry_at or self.failure is not None)
+
+    def timeout(self) -> float | None:
+        """How long to wait for a running step before the next retry is due."""
+        if not self.retry_at:
+            return None
+        return max(0.0, min(self.retry_at.values()) - time.time())
+
+    def requeue_due(self, now: float) -> None:
+        """Steps whose retry time came go first in line (unless the run already failed)."""
+        for name in [n for n, at in self.retry_at.items() if at <= now]:
+            del self.retry_at[name]
+            if self.failure is None:
+                self.pending.insert(0, name)
+
+
 class Engine:
     """Runs graphs and records them; one instance may run many pipelines."""
 
     def __init__(
         self,
         *,
-        store: MetadataStore,
+        store: PipelineStore,
         artifacts_url: str,
         runner: Runner,
         home: Path,
@@ -205,10 +234,9 @@ class Engine:
                         parameters=_plain(spec.params), upstream=spec.upstream,
                     )
                 )
-        run = self.store.update_run(
-            run.id, status=RunStatus.RUNNING, error=None, ended_at=None,
-            executor=self._executor(),
-        )
+        run = self.store.update_run(run.id, RunUpdate(
+            status=RunStatus.RUNNING, error=None, ended_at=None, executor=self._executor(),
+        ))
         return self._execute(run, graph, records, outputs)
 
     def load_result(self, run_id: str) -> RunResult:
@@ -229,87 +257,108 @@ class Engine:
         order = graph.order()
         if self.observer:
             self.observer.run_started(run, [records[n] for n in order])
-        pending = [n for n in order if not records[n].status.done]
-        running: dict[Future[TaskResult], str] = {}
-        retry_at: dict[str, float] = {}
-        failure: str | None = None
+        schedule = _Schedule(pending=[n for n in order if not records[n].status.done])
         try:
             self.runner.init(self.max_workers)  # inside: a failed start marks the run failed
-            while True:
-                if failure is None:
-                    failure = self._submit_ready(graph, records, outputs, pending, running,
-                                                 retry_at)
-                if not running and not retry_at:
-                    break
-                if not running and failure is not None:
-                    break
-                timeout = None
-                if retry_at:
-                    timeout = max(0.0, min(retry_at.values()) - time.time())
-                done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
-                now = time.time()
-                for name in [n for n, t in retry_at.items() if t <= now]:
-                    del retry_at[name]
-                    if failure is None:
-                        pending.insert(0, name)
-                for future in done:
-                    name = running.pop(future)
-                    failed = self._finish(graph.steps[name], records, outputs, future, retry_at)
-                    if failed and failure is None:
-                        failure = name
-                        self.runner.cancel_all()
-                        retry_at.clear()
+            self._drive(graph, records, outputs, schedule)
         except BaseException as exc:
             self.runner.finalize()
-            status = RunStatus.CANCELLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-            for name, rec in records.items():
-                if rec.status == StepStatus.RUNNING:
-                    records[name] = self._save(replace(rec, status=StepStatus.FAILED,
-                                                       error="interrupted", ended_at=_now()))
-            run = self.store.update_run(run.id, status=status, ended_at=_now(),
-                                        error=f"{type(exc).__name__}: {exc}")
-            if self.observer:
-                self.observer.run_finished(run)
+            self._interrupted(run, records, exc)
             raise
         self.runner.finalize()
         try:  # each step cleans up after itself; the run's folder is empty unless a step failed
             (self.home / "work" / run.id).rmdir()
         except OSError:
             pass
-        if failure is not None:
-            for name in order:
-                rec = records[name]
-                if not rec.status.done and rec.status != StepStatus.FAILED:
-                    why = (f"upstream step {failure!r} failed" if failure in graph.steps and
-                           name in graph.downstream(failure) else
-                           f"the run stopped after step {failure!r} failed")
-                    records[name] = self._save(replace(rec, status=StepStatus.SKIPPED,
-                                                       error=f"not run: {why}"))
-            error = records[failure].error or "failed"
-            run = self.store.update_run(run.id, status=RunStatus.FAILED, ended_at=_now(),
-                                        error=f"step {failure!r} failed: {error}")
+        if schedule.failure is not None:
+            run = self._failed(run, graph, records, schedule.failure)
         else:
-            run = self.store.update_run(run.id, status=RunStatus.SUCCEEDED, ended_at=_now())
+            run = self.store.update_run(
+                run.id, RunUpdate(status=RunStatus.SUCCEEDED, ended_at=_now())
+            )
         if self.observer:
             self.observer.run_finished(run)
         return RunResult(run, records, outputs)
+
+    def _drive(
+        self,
+        graph: Graph,
+        records: dict[str, StepRecord],
+        outputs: dict[str, dict[str, ArtifactRecord]],
+        schedule: _Schedule,
+    ) -> None:
+        """Submit ready steps and record finished ones until nothing runs or can run.
+
+        After the first step that fails for good, nothing new starts: the running
+        steps are cancelled and waited for, and retries are dropped.
+        """
+        while True:
+            if schedule.failure is None:
+                self._submit_ready(graph, records, outputs, schedule)
+            if schedule.finished:
+                return
+            done, _ = wait(
+                list(schedule.running), timeout=schedule.timeout(), return_when=FIRST_COMPLETED
+            )
+            schedule.requeue_due(time.time())
+            for future in done:
+                name = schedule.running.pop(future)
+                failed = self._finish(
+                    graph.steps[name], records, outputs, future, schedule.retry_at
+                )
+                if failed and schedule.failure is None:
+                    schedule.failure = name
+                    self.runner.cancel_all()
+                    schedule.retry_at.clear()
+
+    def _interrupted(
+        self, run: RunRecord, records: dict[str, StepRecord], exc: BaseException
+    ) -> None:
+        """Record a run stopped by an exception (Ctrl-C cancels it; anything else fails it)."""
+        status = RunStatus.CANCELLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        for name, rec in records.items():
+            if rec.status == StepStatus.RUNNING:
+                records[name] = self._save(replace(rec, status=StepStatus.FAILED,
+                                                   error="interrupted", ended_at=_now()))
+        run = self.store.update_run(run.id, RunUpdate(
+            status=status, ended_at=_now(), error=f"{type(exc).__name__}: {exc}"
+        ))
+        if self.observer:
+            self.observer.run_finished(run)
+
+    def _failed(
+        self, run: RunRecord, graph: Graph, records: dict[str, StepRecord], failure: str
+    ) -> RunRecord:
+        """Mark the steps that never ran as skipped, saying why, and the run as failed."""
+        for name in graph.order():
+            rec = records[name]
+            if not rec.status.done and rec.status != StepStatus.FAILED:
+                why = (f"upstream step {failure!r} failed" if failure in graph.steps and
+                       name in graph.downstream(failure) else
+                       f"the run stopped after step {failure!r} failed")
+                records[name] = self._save(replace(rec, status=StepStatus.SKIPPED,
+                                                   error=f"not run: {why}"))
+        error = records[failure].error or "failed"
+        return self.store.update_run(run.id, RunUpdate(
+            status=RunStatus.FAILED, ended_at=_now(), error=f"step {failure!r} failed: {error}"
+        ))
 
     def _submit_ready(
         self,
         graph: Graph,
         records: dict[str, StepRecord],
         outputs: dict[str, dict[str, ArtifactRecord]],
-        pending: list[str],
-        running: dict[Future[TaskResult], str],
-        retry_at: dict[str, float],
-    ) -> str | None:
+        schedule: _Schedule,
+    ) -> None:
         """Start every step whose upstream is done; cache hits finish at once."""
         progress = True
         while progress:
             progress = False
-            for name in list(pending):
+            for name in list(schedule.pending):
                 spec = graph.steps[name]
-                if name in retry_at or not all(records[u].status.done for u in spec.upstream):
+                if name in schedule.retry_at or not all(
+                    records[u].status.done for u in spec.upstream
+                ):
                     continue
                 inputs = {k: outputs[ref.step][ref.output] for k, ref in spec.inputs.items()}
                 key, note = self._cache_key(run_id=records[name].run_id, spec=spec,
@@ -317,12 +366,12 @@ class Engine:
                 if key is not None and self.cache and spec.component.cache and self._try_cache(
                     spec, records, outputs, inputs, key
                 ):
-                    pending.remove(name)
+                    schedule.pending.remove(name)
                     progress = True
                     continue
                 if not self.runner.can_submit():
-                    return None
-                pending.remove(name)
+                    return
+                schedule.pending.remove(name)
                 rec = self._save(replace(
                     records[name], status=StepStatus.RUNNING, cache_key=key,
                     attempts=records[name].attempts + 1, started_at=records[name].started_at
@@ -333,8 +382,7 @@ class Engine:
                 ))
                 records[name] = rec
                 task = self._task(spec, rec, inputs)
-                running[self.runner.submit(task, spec.component)] = name
-        return None
+                schedule.running[self.runner.submit(task, spec.component)] = name
 
     def _cache_key(
         self, *, run_id: str, spec: StepSpec, inputs: dict[str, ArtifactRecord]
@@ -350,8 +398,9 @@ class Engine:
             note = f"not cached: {exc}"
         run = self.store.get_run(run_id)
         uncached = {**run.environment.get("uncached_steps", {}), spec.name: note}
-        self.store.update_run(run_id, environment={**run.environment,
-                                                    "uncached_steps": uncached})
+        self.store.update_run(
+            run_id, RunUpdate(environment={**run.environment, "uncached_steps": uncached})
+        )
         return None, note
 
     def _try_cache(

@@ -45,6 +45,7 @@ from ctloop.metadata.base import (
     ArtifactRecord,
     MetadataStore,
     ModelVersionRecord,
+    ModelVersionUpdate,
 )
 from ctloop.registry.refs import ModelRef, parse_version_ref
 
@@ -462,8 +463,8 @@ def promote_between(
     promotions = [*(record.properties.get("promotions") or []),
                   {"environment": dst_env, "name": result.name, "version": result.version,
                    "alias": alias, "at": _now(), "by": _actor()}]
-    src_store.update_model_version(record.name, record.version,
-                                   properties={**record.properties, "promotions": promotions})
+    src_store.update_model_version(record.name, record.version, ModelVersionUpdate(
+        properties={**record.properties, "promotions": promotions}))
     return Promotion(record.name, src_env, record.version, dst_env, result.version, alias,
                      result.outcome == "imported", event.previous_version)
 

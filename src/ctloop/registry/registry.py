@@ -1,6 +1,6 @@
 """The model registry: versions, aliases, promotion, rollback and their history.
 
-Built only on the ``MetadataStore`` interface. A version points at a model
+Built only on the ``ModelStore`` interface. A version points at a model
 artifact and records where it came from (run, producing step, code version,
 input data). Aliases (``champion``, ``challenger``, any name) are moved by the
 store atomically with compare-and-set, and every move is kept with who, when
@@ -20,7 +20,14 @@ from typing import Any
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.artifacts.treefile import tree_digest
 from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
-from ctloop.metadata.base import AliasEventRecord, MetadataStore, ModelVersionRecord
+from ctloop.metadata.base import (
+    UNSET,
+    AliasEventRecord,
+    ModelStore,
+    ModelVersionRecord,
+    ModelVersionUpdate,
+    RunLineageStore,
+)
 from ctloop.metadata.lineage import lineage
 from ctloop.models.flavors import LoadedModel, load_model
 from ctloop.models.lazy_booster import LazyBooster
@@ -46,7 +53,7 @@ class ModelRegistry:
 
     def __init__(
         self,
-        store: MetadataStore,
+        store: ModelStore,
         *,
         actor: str | None = None,
         artifacts: ArtifactStore | None = None,
@@ -152,12 +159,11 @@ class ModelRegistry:
     ) -> ModelVersionRecord:
         """Change a version's description and/or merge tags into its tags."""
         record = self.store.get_model_version(name, version)
-        changes: dict[str, Any] = {}
-        if description is not None:
-            changes["description"] = description
-        if tags:
-            changes["tags"] = {**record.tags, **tags}
-        return self.store.update_model_version(name, version, **changes) if changes else record
+        update = ModelVersionUpdate(
+            description=UNSET if description is None else description,
+            tags={**record.tags, **tags} if tags else UNSET,
+        )
+        return self.store.update_model_version(name, version, update)
 
     # aliases --------------------------------------------------------------
     def promote(
@@ -351,7 +357,7 @@ def _side_by_side(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[di
     return rows
 
 
-def _lineage_summary(store: MetadataStore, artifact_id: str) -> dict[str, Any]:
+def _lineage_summary(store: RunLineageStore, artifact_id: str) -> dict[str, Any]:
     graph = lineage(store, artifact_id, direction="upstream", max_depth=1)
     summary: dict[str, Any] = {"artifact_id": artifact_id}
     steps = [step for step, _ in graph.steps.values()]

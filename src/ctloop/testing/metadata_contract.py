@@ -38,8 +38,10 @@ from ctloop.metadata import (
     ArtifactRecord,
     EventRecord,
     MetadataStore,
+    ModelVersionUpdate,
     RunRecord,
     RunStatus,
+    RunUpdate,
     StepRecord,
     StepStatus,
     new_id,
@@ -146,16 +148,18 @@ class RunStoreContract:
     def test_update_run(self, store: MetadataStore) -> None:
         run = store.create_run(_run())
         ended = datetime.now(UTC)
-        updated = store.update_run(
-            run.id, status=RunStatus.FAILED, error="boom", ended_at=ended, tags={"a": "b"}
-        )
+        change = RunUpdate(status=RunStatus.FAILED, error="boom", ended_at=ended, tags={"a": "b"})
+        updated = store.update_run(run.id, change)
         assert updated.status is RunStatus.FAILED and updated.error == "boom"
         assert updated == store.get_run(run.id)
         assert updated.ended_at == ended
         with pytest.raises(NotFound):
-            store.update_run(new_id(), status=RunStatus.FAILED)
+            store.update_run(new_id(), RunUpdate(status=RunStatus.FAILED))
         with pytest.raises(TypeError):
-            store.update_run(run.id, colour="red")
+            store.update_run(run.id, RunUpdate(colour="red"))  # type: ignore[call-arg]
+        assert store.update_run(run.id, RunUpdate()) == updated  # nothing given, nothing changed
+        cleared = store.update_run(run.id, RunUpdate(error=None, ended_at=None))
+        assert (cleared.error, cleared.ended_at, cleared.tags) == (None, None, {"a": "b"})
 
     def test_list_runs_newest_first_with_filters(self, store: MetadataStore) -> None:
         pipeline = unique_name("pipe")
@@ -370,15 +374,18 @@ class RegistryStoreContract:
         assert store.list_model_versions(name) == [v1, v2]
         everything = {(v.name, v.version) for v in store.list_model_versions(None)}
         assert {(name, 1), (name, 2), (other, 1)} <= everything
-        changed = store.update_model_version(name, 2, description="better", properties={"auc": 0.9})
+        changed = store.update_model_version(
+            name, 2, ModelVersionUpdate(description="better", properties={"auc": 0.9})
+        )
         assert changed.description == "better" and changed.properties == {"auc": 0.9}
         assert store.get_model_version(name, 2) == changed
         with pytest.raises(NotFound):
             store.get_model_version(name, 3)
         with pytest.raises(NotFound):
-            store.update_model_version(name, 9, description="x")
+            store.update_model_version(name, 9, ModelVersionUpdate(description="x"))
         with pytest.raises(TypeError):
-            store.update_model_version(name, 1, artifact_id="y")
+            store.update_model_version(name, 1, ModelVersionUpdate(artifact_id="y"))  # type: ignore[call-arg]
+        assert store.update_model_version(name, 1, ModelVersionUpdate()) == v1
 
     def test_a_version_past_64_bits_is_not_found_not_a_driver_error(
         self, store: MetadataStore
@@ -388,7 +395,7 @@ class RegistryStoreContract:
         with pytest.raises(NotFound):
             store.get_model_version(name, huge)
         with pytest.raises(NotFound):
-            store.update_model_version(name, huge, description="x")
+            store.update_model_version(name, huge, ModelVersionUpdate(description="x"))
         with pytest.raises(NotFound):
             store.move_alias(name, "champion", huge, actor="ana", reason="x")
 

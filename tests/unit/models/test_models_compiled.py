@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ctloop.metadata import ModelVersionUpdate
 from ctloop.models.compiled import (
     MemoryCompiledCache,
     _pack,
@@ -168,7 +169,7 @@ def test_cached_with_the_version_and_tamper_or_stale_is_refused(
     # Stale: a record under another key (another compiler or CPU) is never looked up.
     properties = dict(store.get_model_version("m", 1).properties)
     properties["compiled"] = {"0" * 64: entry}
-    store.update_model_version("m", 1, properties=properties)
+    store.update_model_version("m", 1, ModelVersionUpdate(properties=properties))
     fourth = registry.load("m:1")
     assert compile_predictor(fourth, cache, compile=False) is None
     assert fourth.compiled is None
