@@ -44,7 +44,7 @@ from ctloop.metadata import new_id
 from ctloop.metadata.base import (
     ArtifactRecord,
     EventRecord,
-    MetadataStore,
+    RunLineageStore,
     RunRecord,
     RunStatus,
     RunUpdate,
@@ -524,7 +524,7 @@ def predict_file(
 
 
 def _start_run(
-    store: MetadataStore,
+    store: RunLineageStore,
     label: str,
     source: Path,
     target: Path,

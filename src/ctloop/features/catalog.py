@@ -25,7 +25,7 @@ from ctloop.features.errors import feature_not_found
 
 if TYPE_CHECKING:
     from ctloop.features.loading import Definitions
-    from ctloop.metadata.base import DefinitionRecord, MetadataStore
+    from ctloop.metadata.base import CatalogStore, DefinitionRecord, DefinitionStore
 
 __all__ = [
     "ApplyReport",
@@ -80,7 +80,7 @@ def _view_spec(view: View) -> dict[str, Any]:
     return spec
 
 
-def apply_definitions(metadata: MetadataStore, definitions: Definitions) -> ApplyReport:
+def apply_definitions(metadata: DefinitionStore, definitions: Definitions) -> ApplyReport:
     """Register entities and views; report new versions, duplicates and name conflicts."""
     report = ApplyReport()
     items: list[tuple[str, Entity | View, dict[str, Any]]] = [
@@ -125,7 +125,7 @@ def _find_overlaps(views: dict[str, View], report: ApplyReport) -> None:
     }
 
 
-def load_catalog(metadata: MetadataStore) -> Definitions:
+def load_catalog(metadata: DefinitionStore) -> Definitions:
     """The latest version of every registered entity and view."""
     from ctloop.features.loading import Definitions
 
@@ -164,7 +164,7 @@ def _with_meta(item: Any, record: DefinitionRecord) -> Any:
 
 
 def feature_rows(
-    metadata: MetadataStore,
+    metadata: DefinitionStore,
     *,
     query: str | None = None,
     entity: str | None = None,
@@ -214,7 +214,7 @@ def feature_rows(
     return rows
 
 
-def used_by(metadata: MetadataStore, refs: list[str]) -> list[dict[str, Any]]:
+def used_by(metadata: CatalogStore, refs: list[str]) -> list[dict[str, Any]]:
     """Model versions and datasets that used any of ``refs``.
 
     A model version counts when its own ``feature_refs`` name one, or when it
@@ -241,7 +241,7 @@ def used_by(metadata: MetadataStore, refs: list[str]) -> list[dict[str, Any]]:
     return models + datasets
 
 
-def describe(metadata: MetadataStore, name: str, *, online: Any = None) -> dict[str, Any]:
+def describe(metadata: CatalogStore, name: str, *, online: Any = None) -> dict[str, Any]:
     """Everything about one view (or the view of a ``view:feature`` ref)."""
     view_name = name.split(":", 1)[0]
     try:

@@ -25,6 +25,7 @@ __all__ = [
     "UNSET",
     "AliasEventRecord",
     "ArtifactRecord",
+    "CatalogStore",
     "DefinitionRecord",
     "DefinitionStore",
     "EventRecord",
@@ -411,6 +412,11 @@ class PipelineStore(RunLineageStore, Protocol):
 @runtime_checkable
 class ModelStore(RegistryStore, RunLineageStore, Protocol):
     """The registry's versions and aliases, with the lineage a version records."""
+
+
+@runtime_checkable
+class CatalogStore(DefinitionStore, LineageStore, RegistryStore, Protocol):
+    """The catalog's definitions, with the datasets and model versions that use them."""
 
 
 @runtime_checkable

@@ -181,9 +181,10 @@ class SqlCore:
         columns = [c.name for c in table.columns if not c.primary_key or c.name in keys]
         if self._dialect in ("mysql", "mariadb"):
             mysql_insert = mysql_dialect.insert(table)
-            return mysql_insert.on_duplicate_key_update(
+            upsert: sa.Executable = mysql_insert.on_duplicate_key_update(
                 {k: mysql_insert.inserted[k] for k in columns}
             )
+            return upsert
         module = pg_dialect if self._dialect == "postgresql" else sqlite_dialect
         insert = module.insert(table)
         return insert.on_conflict_do_update(

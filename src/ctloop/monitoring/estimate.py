@@ -52,7 +52,7 @@ from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
     from ctloop.artifacts.base import ArtifactStore
-    from ctloop.metadata.base import MetadataStore
+    from ctloop.metadata.base import ModelStore
 
 __all__ = [
     "ESTIMATED_METRICS",
@@ -381,7 +381,7 @@ def check_estimated_performance(
     min_labels: int = 200,
     start: datetime | None = None,
     end: datetime | None = None,
-    store: MetadataStore | None = None,
+    store: ModelStore | None = None,
     artifacts: ArtifactStore | None = None,
     version: int | None = None,
     n_sim: int = 200,
@@ -557,7 +557,7 @@ def _check_multiclass(
 
 
 def _from_registry(
-    store: MetadataStore | None,
+    store: ModelStore | None,
     artifacts: ArtifactStore | None,
     model_name: str,
     version: int | None,

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ctloop.artifacts.base import ArtifactStore
-    from ctloop.metadata.base import ArtifactRecord, MetadataStore
+    from ctloop.metadata.base import ArtifactRecord, LineageStore, ModelStore
     from ctloop.models.tasks import ClassLabel, Task
 
 __all__ = [
@@ -346,7 +346,7 @@ def check_output_drift(
 # -- decay ------------------------------------------------------------------
 
 
-def _registry_record(store: MetadataStore, model_name: str, version: int | None) -> Any:
+def _registry_record(store: ModelStore, model_name: str, version: int | None) -> Any:
     """The version's registry record (default: the champion, else the latest)."""
     from ctloop.registry import ModelRegistry
 
@@ -358,7 +358,7 @@ def _registry_record(store: MetadataStore, model_name: str, version: int | None)
 
 
 def baseline_from_registry(
-    store: MetadataStore, model_name: str, *, metric: str, version: int | None = None
+    store: ModelStore, model_name: str, *, metric: str, version: int | None = None
 ) -> tuple[float, int]:
     """The metric recorded at evaluation for a version (default: champion, else latest)."""
     record = _registry_record(store, model_name, version)
@@ -372,7 +372,7 @@ def baseline_from_registry(
 
 
 def task_from_registry(
-    store: MetadataStore, model_name: str, version: int | None = None
+    store: ModelStore, model_name: str, version: int | None = None
 ) -> tuple[Task | None, list[ClassLabel] | None]:
     """The task and classes a registered version's signature records, (None, None) if none."""
     from ctloop.models.tasks import normalize_task
@@ -436,7 +436,7 @@ def check_decay(
     min_labels: int = 200,
     start: datetime | None = None,
     end: datetime | None = None,
-    store: MetadataStore | None = None,
+    store: ModelStore | None = None,
     version: int | None = None,
     threshold: float = 0.5,
     classes: list[ClassLabel] | None = None,
@@ -534,7 +534,7 @@ def _compact(details: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_result(
-    result: MonitorResult, store: MetadataStore, artifacts: ArtifactStore
+    result: MonitorResult, store: LineageStore, artifacts: ArtifactStore
 ) -> ArtifactRecord:
     """Keep a result as a ``MonitorReport`` JSON artifact, listed by ``ctloop artifacts list``."""
     from ctloop.metadata.base import ArtifactRecord

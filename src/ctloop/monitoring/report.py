@@ -24,7 +24,7 @@ from ctloop.monitoring.monitors import check_decay, check_drift, served_rows
 from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
-    from ctloop.metadata.base import MetadataStore
+    from ctloop.metadata.base import LineageStore
     from ctloop.models.tasks import Task
 
 __all__ = ["WindowSignals", "monitor_timeline", "render_report"]
@@ -138,7 +138,7 @@ def report_metric(
     return metric or default_metric(task), task
 
 
-def firings(store: MetadataStore, model_name: str) -> list[tuple[datetime, str]]:
+def firings(store: LineageStore, model_name: str) -> list[tuple[datetime, str]]:
     """Recorded monitor results of ``model_name`` that fired: (window end or time, summary)."""
     marks = []
     for record in store.list_artifacts(type="MonitorReport"):

@@ -7,7 +7,7 @@ from typing import Any
 
 from ctloop.core.errors import UserInputError
 from ctloop.core.settings import Settings, load_settings
-from ctloop.metadata.base import RunRecord
+from ctloop.metadata.base import MetadataStore, RunRecord
 from ctloop.pipeline.dsl import PipelineDef
 from ctloop.pipeline.engine import Engine, RunObserver, RunResult, recorded_runner
 from ctloop.pipeline.loader import load_pipeline
@@ -22,7 +22,7 @@ def make_engine(
     max_workers: int | None = None,
     cache: bool | None = None,
     observer: RunObserver | None = None,
-) -> Engine:
+) -> Engine[MetadataStore]:
     """An engine wired to the settings' metadata store, artifact store and runner."""
     from ctloop.metadata import open_metadata_store
     return Engine(

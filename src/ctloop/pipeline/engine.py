@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.core.hashing import NotHashable, fingerprint, hash_bytes, stable_json
@@ -130,13 +130,21 @@ class _Schedule:
                 self.pending.insert(0, name)
 
 
-class Engine:
-    """Runs graphs and records them; one instance may run many pipelines."""
+S = TypeVar("S", bound=PipelineStore)
+
+
+class Engine(Generic[S]):
+    """Runs graphs and records them; one instance may run many pipelines.
+
+    It records into any ``PipelineStore`` (runs, steps, artifacts, events) and keeps
+    the store's own type, so a caller that gave it the whole metadata store gets
+    that back from ``engine.store``.
+    """
 
     def __init__(
         self,
         *,
-        store: PipelineStore,
+        store: S,
         artifacts_url: str,
         runner: Runner,
         home: Path,

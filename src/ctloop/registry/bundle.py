@@ -44,6 +44,7 @@ from ctloop.metadata.base import (
     AliasEventRecord,
     ArtifactRecord,
     MetadataStore,
+    ModelStore,
     ModelVersionRecord,
     ModelVersionUpdate,
 )
@@ -132,7 +133,7 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
 
 
-def _resolve(store: MetadataStore, ref: ModelRef) -> ModelVersionRecord:
+def _resolve(store: ModelStore, ref: ModelRef) -> ModelVersionRecord:
     from ctloop.registry.registry import ModelRegistry
 
     return ModelRegistry(store).get(ref)
@@ -146,7 +147,7 @@ def _run_ids(record: ModelVersionRecord) -> list[str]:
 
 
 def export_bundle(
-    store: MetadataStore,
+    store: ModelStore,
     artifacts: ArtifactStore,
     ref: str | ModelRef,
     target: Path,
@@ -320,7 +321,7 @@ def _evidence(model_root: Path, name: str) -> Any:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
-def find_imported(store: MetadataStore, name: str, model_sha256: str
+def find_imported(store: ModelStore, name: str, model_sha256: str
                   ) -> ModelVersionRecord | None:
     """The version of ``name`` holding exactly these model bytes, if any."""
     for record in store.list_model_versions(name):
@@ -330,7 +331,7 @@ def find_imported(store: MetadataStore, name: str, model_sha256: str
 
 
 def import_bundle(
-    store: MetadataStore,
+    store: ModelStore,
     artifacts: ArtifactStore,
     path: Path,
     *,

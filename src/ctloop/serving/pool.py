@@ -32,7 +32,7 @@ from typing import Any
 
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.core.errors import CtloopError, NotFound
-from ctloop.metadata.base import MetadataStore, ModelVersionRecord
+from ctloop.metadata.base import LineageStore, ModelVersionRecord
 from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.serving.config import ServingConfig
@@ -106,7 +106,7 @@ class _Target:
 
 
 def feature_refs_of(
-    store: MetadataStore, record: ModelVersionRecord, configured: list[str] | None = None
+    store: LineageStore, record: ModelVersionRecord, configured: list[str] | None = None
 ) -> tuple[str, ...]:
     """Feature refs a version was trained with: config, else its properties, else its data's."""
     if configured:
