@@ -187,9 +187,10 @@ class SqlCore:
             return upsert
         module = pg_dialect if self._dialect == "postgresql" else sqlite_dialect
         insert = module.insert(table)
-        return insert.on_conflict_do_update(
+        upsert = insert.on_conflict_do_update(
             index_elements=list(keys), set_={k: insert.excluded[k] for k in columns}
         )
+        return upsert
 
     def _by_prefix(self, conn: sa.Connection, table: sa.Table, key: str, what: str) -> sa.Row[Any]:
         key = str(key).strip()

@@ -1,4 +1,9 @@
-"""The registry on the real SQLite metadata store: versions, aliases, rollback, history."""
+"""The registry over the in-memory metadata store: versions, aliases, rollback, history.
+
+The store is the reference backend that passes the same contract suites as SQLite
+(:mod:`ctloop.testing.inmemory`); the concurrent promotions run on a SQLite file,
+where several connections really race.
+"""
 
 from __future__ import annotations
 
@@ -22,18 +27,18 @@ from ctloop.metadata import (
 )
 from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry, parse_ref
+from ctloop.testing.inmemory import InMemoryMetadataStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> MetadataStore:
-    s = open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")
-    yield s
-    s.close()
+def store() -> MetadataStore:
+    return InMemoryMetadataStore()
 
 
-def _artifact(store: MetadataStore, type_: str = "Model", **kw: object) -> ArtifactRecord:
-    """Real stored bytes beside the metadata file: promotion checks them against the record."""
-    folder = Path(store.url.removeprefix("sqlite:///")).parent
+def _artifact(
+    store: MetadataStore, folder: Path, type_: str = "Model", **kw: object
+) -> ArtifactRecord:
+    """Real stored bytes in ``folder``: promotion checks them against the record."""
     source = folder / f"blob-{new_id()}"
     source.write_text(source.name)
     stored = open_artifact_store((folder / "artifacts").as_uri()).put(source)
@@ -44,8 +49,10 @@ def _artifact(store: MetadataStore, type_: str = "Model", **kw: object) -> Artif
     )
 
 
-def _versions(registry: ModelRegistry, n: int, name: str = "flights") -> list[int]:
-    return [registry.register(name, _artifact(registry.store).id).version for _ in range(n)]
+def _versions(registry: ModelRegistry, folder: Path, n: int, name: str = "flights") -> list[int]:
+    return [
+        registry.register(name, _artifact(registry.store, folder).id).version for _ in range(n)
+    ]
 
 
 def test_refs_parse_and_refuse_garbage() -> None:
@@ -56,9 +63,9 @@ def test_refs_parse_and_refuse_garbage() -> None:
         parse_ref("flights:three")
 
 
-def test_versions_count_up_and_refs_resolve(store: MetadataStore) -> None:
+def test_versions_count_up_and_refs_resolve(store: MetadataStore, tmp_path: Path) -> None:
     reg = ModelRegistry(store, actor="ann")
-    assert _versions(reg, 3) == [1, 2, 3]
+    assert _versions(reg, tmp_path, 3) == [1, 2, 3]
     reg.promote("flights", 2, alias="champion", reason="best AUC")
     assert reg.get("flights@champion").version == 2
     assert reg.get("flights").version == 3
@@ -67,9 +74,11 @@ def test_versions_count_up_and_refs_resolve(store: MetadataStore) -> None:
     assert summary["versions"] == 3 and summary["aliases"] == {"champion": 2}
 
 
-def test_unknown_model_version_or_alias_are_clear_errors(store: MetadataStore) -> None:
+def test_unknown_model_version_or_alias_are_clear_errors(
+    store: MetadataStore, tmp_path: Path
+) -> None:
     reg = ModelRegistry(store, actor="ann")
-    _versions(reg, 1)
+    _versions(reg, tmp_path, 1)
     with pytest.raises(NotFound, match=r"No model named 'flight'.*flights"):
         reg.get("flight")
     with pytest.raises(NotFound, match="no version 7"):
@@ -83,10 +92,10 @@ def test_unknown_model_version_or_alias_are_clear_errors(store: MetadataStore) -
 
 
 def test_rollback_restores_previous_holders_and_history_says_who_and_why(
-    store: MetadataStore,
+    store: MetadataStore, tmp_path: Path
 ) -> None:
     reg = ModelRegistry(store, actor="ann")
-    _versions(reg, 3)
+    _versions(reg, tmp_path, 3)
     for v in (1, 2, 3):
         reg.promote("flights", v, reason=f"v{v} passed the gate")
     event = reg.rollback("flights", reason="v3 misbehaves in production")
@@ -111,9 +120,9 @@ def test_rollback_restores_previous_holders_and_history_says_who_and_why(
     assert reg.get("flights@champion").version == 1
 
 
-def test_compare_and_set_refuses_a_stale_decision(store: MetadataStore) -> None:
+def test_compare_and_set_refuses_a_stale_decision(store: MetadataStore, tmp_path: Path) -> None:
     reg = ModelRegistry(store, actor="ann")
-    _versions(reg, 2)
+    _versions(reg, tmp_path, 2)
     reg.promote("flights", 1, expected_version=None)
     with pytest.raises(StoreError, match="moved it meanwhile"):
         reg.promote("flights", 2, expected_version=None)
@@ -123,7 +132,7 @@ def test_compare_and_set_refuses_a_stale_decision(store: MetadataStore) -> None:
 def test_concurrent_promotions_leave_a_consistent_history(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'meta.db'}"
     setup = open_metadata_store(url)
-    _versions(ModelRegistry(setup, actor="setup"), 8)
+    _versions(ModelRegistry(setup, actor="setup"), tmp_path, 8)
     setup.close()
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -174,7 +183,7 @@ def test_register_records_lineage_and_load_checks_the_hash(
             id=new_id(), run_id=run.id, name="train", component="train", component_version="abc123"
         )
     )
-    data = _artifact(store, "Dataset", name="data")
+    data = _artifact(store, tmp_path, "Dataset", name="data")
     model = store.add_artifact(
         ArtifactRecord(
             id=new_id(),

@@ -13,9 +13,10 @@ import pytest
 from ctloop.artifacts import open_artifact_store
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.examples.flights.data import flights
-from ctloop.metadata import ArtifactRecord, MetadataStore, new_id, open_metadata_store
+from ctloop.metadata import ArtifactRecord, MetadataStore, new_id
 from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry
+from ctloop.testing.inmemory import InMemoryMetadataStore
 
 FEATURES = ["origin", "hour", "distance"]
 
@@ -76,10 +77,9 @@ class Project:
 
 @pytest.fixture
 def project(ctloop_home: Path) -> Iterator[Project]:
-    store = open_metadata_store(f"sqlite:///{ctloop_home / 'meta.db'}")
+    store = InMemoryMetadataStore()  # the contract-tested reference store: no file to migrate
     artifacts = open_artifact_store((ctloop_home / "artifacts").as_uri())
     yield Project(store, artifacts, ModelRegistry(store, actor="test"))
-    store.close()
 
 
 @pytest.fixture
