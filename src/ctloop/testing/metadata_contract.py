@@ -36,11 +36,14 @@ import pytest
 from ctloop.core.errors import NotFound, StoreError, UserInputError
 from ctloop.metadata import (
     ArtifactRecord,
+    DefinitionStore,
     EventRecord,
-    MetadataStore,
     ModelVersionUpdate,
+    RegistryStore,
+    RunLineageStore,
     RunRecord,
     RunStatus,
+    RunStore,
     RunUpdate,
     StepRecord,
     StepStatus,
@@ -85,7 +88,7 @@ class RunStoreContract:
 
     __test__ = False
 
-    def test_run_round_trips_every_field(self, store: MetadataStore) -> None:
+    def test_run_round_trips_every_field(self, store: RunStore) -> None:
         started = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
         run = _run(
             status=RunStatus.RUNNING,
@@ -106,7 +109,7 @@ class RunStoreContract:
         assert got.created_at is not None and got.created_at.tzinfo is not None
 
     def test_run_timestamps_given_in_another_zone_come_back_as_utc(
-        self, store: MetadataStore
+        self, store: RunStore
     ) -> None:
         local = datetime(2026, 3, 1, 14, 0, 0, 5, tzinfo=timezone(timedelta(hours=2)))
         run = store.create_run(_run(started_at=local))
@@ -114,7 +117,7 @@ class RunStoreContract:
         assert started == local
         assert started is not None and started.utcoffset() == timedelta(0)
 
-    def test_get_run_by_unique_prefix_and_clear_errors(self, store: MetadataStore) -> None:
+    def test_get_run_by_unique_prefix_and_clear_errors(self, store: RunStore) -> None:
         run = store.create_run(_run())
         assert store.get_run(run.id[:8]) == run
         with pytest.raises(NotFound, match="No run"):
@@ -131,7 +134,7 @@ class RunStoreContract:
             store.get_run("twin")
         assert store.get_run(twins[0].id[:6]) == twins[0]
 
-    def test_prefix_lookup_treats_like_wildcards_literally(self, store: MetadataStore) -> None:
+    def test_prefix_lookup_treats_like_wildcards_literally(self, store: RunStore) -> None:
         store.create_run(RunRecord(id="wild" + uuid.uuid4().hex, pipeline="p",
                                    pipeline_version="v"))
         with pytest.raises(NotFound):
@@ -139,13 +142,13 @@ class RunStoreContract:
         with pytest.raises(NotFound):
             store.get_run("wi__")
 
-    def test_duplicate_run_id_is_refused_and_the_first_kept(self, store: MetadataStore) -> None:
+    def test_duplicate_run_id_is_refused_and_the_first_kept(self, store: RunStore) -> None:
         run = store.create_run(_run(tags={"first": "yes"}))
         with pytest.raises(StoreError, match="already exists"):
             store.create_run(RunRecord(id=run.id, pipeline="other", pipeline_version="v"))
         assert store.get_run(run.id).tags == {"first": "yes"}
 
-    def test_update_run(self, store: MetadataStore) -> None:
+    def test_update_run(self, store: RunStore) -> None:
         run = store.create_run(_run())
         ended = datetime.now(UTC)
         change = RunUpdate(status=RunStatus.FAILED, error="boom", ended_at=ended, tags={"a": "b"})
@@ -161,7 +164,7 @@ class RunStoreContract:
         cleared = store.update_run(run.id, RunUpdate(error=None, ended_at=None))
         assert (cleared.error, cleared.ended_at, cleared.tags) == (None, None, {"a": "b"})
 
-    def test_list_runs_newest_first_with_filters(self, store: MetadataStore) -> None:
+    def test_list_runs_newest_first_with_filters(self, store: RunStore) -> None:
         pipeline = unique_name("pipe")
         base = datetime(2026, 1, 1, tzinfo=UTC)
         runs = [
@@ -181,7 +184,7 @@ class RunStoreContract:
         failed = store.list_runs(pipeline=pipeline, status="failed")
         assert {r.id for r in failed} == {runs[0].id, runs[2].id, runs[4].id}
 
-    def test_save_step_inserts_then_replaces_keeping_order(self, store: MetadataStore) -> None:
+    def test_save_step_inserts_then_replaces_keeping_order(self, store: RunStore) -> None:
         run = store.create_run(_run())
         a = store.save_step(_step(run.id, "a"))
         b = store.save_step(_step(run.id, "b", upstream=["a"]))
@@ -204,18 +207,18 @@ class RunStoreContract:
         assert steps[0] == done and steps[1] == b
         assert steps[0].status is StepStatus.SUCCEEDED
 
-    def test_get_step_by_id(self, store: MetadataStore) -> None:
+    def test_get_step_by_id(self, store: RunStore) -> None:
         run = store.create_run(_run())
         step = store.save_step(_step(run.id, error="ValueError: x", traceback="Traceback ...\n"))
         assert store.get_step(step.id) == step
         with pytest.raises(NotFound):
             store.get_step(new_id())
 
-    def test_step_of_unknown_run_is_refused(self, store: MetadataStore) -> None:
+    def test_step_of_unknown_run_is_refused(self, store: RunStore) -> None:
         with pytest.raises(NotFound, match="no run"):
             store.save_step(_step(new_id()))
 
-    def test_find_cached_step_returns_newest_succeeded_only(self, store: MetadataStore) -> None:
+    def test_find_cached_step_returns_newest_succeeded_only(self, store: RunStore) -> None:
         key = "key" + new_id()
         assert store.find_cached_step(key) is None
         run = store.create_run(_run())
@@ -256,13 +259,13 @@ class RunStoreContract:
 class LineageStoreContract:
     """Artifacts and the events (input/output edges) that make lineage.
 
-    Needs a ``store`` fixture: a LineageStore (any MetadataStore) shared by the
+    Needs a ``store`` fixture: a RunLineageStore (any MetadataStore) shared by the
     class's tests, which use unique names so they do not see each other's records.
     """
 
     __test__ = False
 
-    def test_artifacts_round_trip_and_list(self, store: MetadataStore) -> None:
+    def test_artifacts_round_trip_and_list(self, store: RunLineageStore) -> None:
         run = store.create_run(_run())
         step = store.save_step(_step(run.id))
         kind = unique_name("Type")
@@ -288,7 +291,7 @@ class LineageStoreContract:
         with pytest.raises(StoreError, match="already exists"):
             store.add_artifact(ArtifactRecord(id=made.id, type="X", uri="u", sha256="s", size=1))
 
-    def test_events_are_idempotent_and_checked(self, store: MetadataStore) -> None:
+    def test_events_are_idempotent_and_checked(self, store: RunLineageStore) -> None:
         run = store.create_run(_run())
         step = store.save_step(_step(run.id))
         art = store.add_artifact(_artifact())
@@ -301,7 +304,9 @@ class LineageStoreContract:
         with pytest.raises(UserInputError, match=r"one of input, output, partial\. Got 'read'"):
             store.add_events([EventRecord(step.id, art.id, "read", "x")])
 
-    def test_non_json_values_are_stored_as_json(self, store: MetadataStore, tmp_path: Path) -> None:
+    def test_non_json_values_are_stored_as_json(
+        self, store: RunLineageStore, tmp_path: Path
+    ) -> None:
         run = store.create_run(
             _run(
                 parameters={
@@ -321,7 +326,7 @@ class LineageStoreContract:
             "path": str(tmp_path),
         }
 
-    def test_lineage_walks_back_to_raw_data_and_forward(self, store: MetadataStore) -> None:
+    def test_lineage_walks_back_to_raw_data_and_forward(self, store: RunLineageStore) -> None:
         run = store.create_run(_run())
         raw = store.add_artifact(_artifact(name="raw"))
         ingest = store.save_step(_step(run.id, "ingest"))
@@ -362,7 +367,7 @@ class RegistryStoreContract:
 
     __test__ = False
 
-    def test_model_versions_count_up_per_name(self, store: MetadataStore) -> None:
+    def test_model_versions_count_up_per_name(self, store: RegistryStore) -> None:
         name, other = unique_name("m"), unique_name("m")
         v1 = store.create_model_version(
             name, "a1", run_id="r", tags={"k": "v"}, properties={"auc": 0.8}, created_by="ana"
@@ -388,7 +393,7 @@ class RegistryStoreContract:
         assert store.update_model_version(name, 1, ModelVersionUpdate()) == v1
 
     def test_a_version_past_64_bits_is_not_found_not_a_driver_error(
-        self, store: MetadataStore
+        self, store: RegistryStore
     ) -> None:
         name, huge = unique_name("m"), 10**23
         store.create_model_version(name, "a1")
@@ -399,7 +404,7 @@ class RegistryStoreContract:
         with pytest.raises(NotFound):
             store.move_alias(name, "champion", huge, actor="ana", reason="x")
 
-    def test_concurrent_version_numbers_are_unique_and_dense(self, store: MetadataStore) -> None:
+    def test_concurrent_version_numbers_are_unique_and_dense(self, store: RegistryStore) -> None:
         name = unique_name("m")
         with ThreadPoolExecutor(8) as pool:
             versions = list(
@@ -408,7 +413,7 @@ class RegistryStoreContract:
         assert sorted(versions) == list(range(1, 25))
 
     def test_one_artifact_is_one_version_even_when_registered_at_once(
-        self, store: MetadataStore
+        self, store: RegistryStore
     ) -> None:
         name = unique_name("m")
         store.create_model_version(name, "other")
@@ -418,7 +423,7 @@ class RegistryStoreContract:
         assert versions == {2}
         assert [v.artifact_id for v in store.list_model_versions(name)] == ["other", "same"]
 
-    def test_aliases_move_with_history(self, store: MetadataStore) -> None:
+    def test_aliases_move_with_history(self, store: RegistryStore) -> None:
         name = unique_name("m")
         for i in range(3):
             store.create_model_version(name, f"a{i}")
@@ -444,7 +449,7 @@ class RegistryStoreContract:
             "challenger",
         ]
 
-    def test_alias_compare_and_set_and_bad_targets(self, store: MetadataStore) -> None:
+    def test_alias_compare_and_set_and_bad_targets(self, store: RegistryStore) -> None:
         name = unique_name("m")
         store.create_model_version(name, "a")
         store.create_model_version(name, "b")
@@ -458,7 +463,7 @@ class RegistryStoreContract:
         assert store.get_aliases(name) == {"champion": 1}
         assert len(store.alias_history(name)) == 1
 
-    def test_concurrent_compare_and_set_has_one_winner(self, store: MetadataStore) -> None:
+    def test_concurrent_compare_and_set_has_one_winner(self, store: RegistryStore) -> None:
         name = unique_name("m")
         for i in range(6):
             store.create_model_version(name, f"a{i}")
@@ -490,7 +495,7 @@ class DefinitionStoreContract:
 
     __test__ = False
 
-    def test_definitions_version_only_on_change(self, store: MetadataStore) -> None:
+    def test_definitions_version_only_on_change(self, store: DefinitionStore) -> None:
         kind, name = unique_name("kind"), "weather"
         v1, created = store.put_definition(
             kind, name, {"cols": ["a"]}, fingerprint="f1", owner="ana", tags={"t": "1"}

@@ -13,12 +13,12 @@ import pytest
 from ctloop.artifacts import open_artifact_store
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.data.stats import compute_statistics
-from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import ArtifactRecord
 from ctloop.models.metrics import metric_matrix
 from ctloop.monitoring.monitors import MonitorResult, check_decay, check_drift, record_result
 from ctloop.registry import ModelRegistry
 from ctloop.requestlog.log import open_prediction_log
+from ctloop.testing.inmemory import InMemoryMetadataStore
 
 FEATURES = ["temp", "dewp", "humid", "wind_speed", "distance", "hour", "origin", "carrier"]
 
@@ -132,7 +132,7 @@ def _register(store, name: str, auc: float | None) -> None:
 
 
 def test_decay_baseline_from_the_registry(tmp_path: Path, january, make_records) -> None:
-    store = open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")
+    store = InMemoryMetadataStore()
     _register(store, "delays", _auc(january))
     log = _labelled_log(tmp_path / "log", january, make_records, flip_share=0.3)
     result = check_decay(log, "delays", store=store)
@@ -146,7 +146,7 @@ def test_decay_baseline_from_the_registry(tmp_path: Path, january, make_records)
 
 
 def test_results_are_recorded_as_artifacts(tmp_path: Path, july_log, january) -> None:
-    store = open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")
+    store = InMemoryMetadataStore()
     artifacts = open_artifact_store((tmp_path / "artifacts").as_uri())
     result = check_drift(july_log, "delays", january[FEATURES],
                          end=datetime(2013, 8, 1, tzinfo=UTC))
