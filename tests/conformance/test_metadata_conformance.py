@@ -19,8 +19,15 @@ from pathlib import Path
 import pytest
 
 from ctloop.metadata import (
+    CatalogStore,
+    DefinitionStore,
+    LineageStore,
     MetadataStore,
+    ModelStore,
+    PipelineStore,
+    RegistryStore,
     RunRecord,
+    RunStore,
     new_id,
     open_metadata_store,
 )
@@ -68,6 +75,12 @@ class TestDefinitions(DefinitionStoreContract):
 # the store as an object ---------------------------------------------------------
 def _run(pipeline: str | None = None) -> RunRecord:
     return RunRecord(id=new_id(), pipeline=pipeline or unique_name("pipe"), pipeline_version="v1")
+
+
+def test_it_provides_every_metadata_protocol(store: MetadataStore) -> None:
+    for protocol in (RunStore, LineageStore, RegistryStore, DefinitionStore, PipelineStore,
+                     ModelStore, CatalogStore, MetadataStore):
+        assert isinstance(store, protocol), protocol.__name__
 
 
 def test_reopen_sees_everything_and_pickles_by_url(store: MetadataStore, store_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ctloop.metadata import (
+    CatalogStore,
     DefinitionStore,
     LineageStore,
     MetadataStore,
@@ -45,7 +46,7 @@ class TestDefinitions(DefinitionStoreContract):
 
 def test_it_provides_every_metadata_protocol(store: InMemoryMetadataStore) -> None:
     for protocol in (RunStore, LineageStore, RegistryStore, DefinitionStore, PipelineStore,
-                     ModelStore, MetadataStore):
+                     ModelStore, CatalogStore, MetadataStore):
         assert isinstance(store, protocol), protocol.__name__
 
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from ctloop.metadata.base import MetadataStore
+    from ctloop.metadata.base import DefinitionStore, MetadataStore
 
 __all__ = [
     "Definitions",
@@ -63,7 +63,8 @@ class FeatureStore:
         definitions: Entity and view objects (or a :class:`Definitions`).
         online_store: An online store or its URL; default the settings'
             ``online_store_url`` (SQLite under ``.ctloop/``). Opened on first use.
-        metadata: A metadata store or its URL for the catalog; default the settings'.
+        metadata: The catalog's store (any ``DefinitionStore``) or a metadata store's URL;
+            default the settings'.
     """
 
     def __init__(
@@ -71,7 +72,7 @@ class FeatureStore:
         definitions: Definitions | Iterable[Any] = (),
         *,
         online_store: OnlineStore | str | None = None,
-        metadata: MetadataStore | str | None = None,
+        metadata: DefinitionStore | str | None = None,
     ) -> None:
         self.definitions = (
             definitions if isinstance(definitions, Definitions) else Definitions.of(definitions)
@@ -79,7 +80,8 @@ class FeatureStore:
         self._online_arg = online_store
         self._online: OnlineStore | None = None
         self._metadata_arg = metadata
-        self._metadata: MetadataStore | None = None
+        self._metadata: DefinitionStore | None = None
+        self._opened: MetadataStore | None = None  # opened here from a URL: close() closes it
         self._arrow_cache: dict[str, pa.Table] = {}
         self._resolved: dict[tuple[str, ...], list[tuple[View, list[str], list[str]]]] = {}
         self._plans: dict[tuple[str, ...], list[Any]] = {}
@@ -92,7 +94,7 @@ class FeatureStore:
 
     @classmethod
     def open(
-        cls, *, metadata: MetadataStore | str | None = None, online_store: str | None = None
+        cls, *, metadata: DefinitionStore | str | None = None, online_store: str | None = None
     ) -> FeatureStore:
         """The store for the definitions registered in the catalog (``ctloop features apply``)."""
         from ctloop.features.catalog import load_catalog
@@ -117,13 +119,13 @@ class FeatureStore:
         return self._online
 
     @property
-    def metadata(self) -> MetadataStore:
+    def metadata(self) -> DefinitionStore:
         if self._metadata is None:
             arg = self._metadata_arg
             if arg is None or isinstance(arg, str):
                 from ctloop.metadata import open_metadata_store
 
-                self._metadata = open_metadata_store(arg)
+                self._metadata = self._opened = open_metadata_store(arg)
             else:
                 self._metadata = arg
         return self._metadata
@@ -132,11 +134,9 @@ class FeatureStore:
         if self._online is not None:
             self._online.close()
             self._online = None
-        if self._metadata is not None and not (
-            self._metadata_arg is not None and not isinstance(self._metadata_arg, str)
-        ):
-            self._metadata.close()
-            self._metadata = None
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = self._metadata = None
 
     def __enter__(self) -> FeatureStore:
         return self
