@@ -7,7 +7,9 @@ are frozen dataclasses of plain values so that every backend returns the same
 thing and the CLI can print them as JSON without knowing the backend.
 
 Backends: ``ctloop.metadata.sql.SqlMetadataStore`` for SQLite, PostgreSQL and
-MySQL/MariaDB, opened by :func:`ctloop.metadata.open_metadata_store`.
+MySQL/MariaDB, opened by :func:`ctloop.metadata.open_metadata_store`; for unit
+tests, ``ctloop.testing.inmemory.InMemoryMetadataStore``. Changes to a run or a
+model version are typed records (:class:`RunUpdate`, :class:`ModelVersionUpdate`).
 """
 
 from __future__ import annotations
@@ -421,12 +423,14 @@ class CatalogStore(DefinitionStore, LineageStore, RegistryStore, Protocol):
 
 @runtime_checkable
 class MetadataStore(RunStore, LineageStore, RegistryStore, DefinitionStore, Protocol):
-    """Everything the pipeline engine, registry, feature catalog and CLI need from storage.
+    """All four concerns, as one backend provides them, plus ``url`` and ``close``.
 
-    One backend provides all four interfaces; code that needs only one concern
-    asks for that Protocol (``RunStore``, ``LineageStore``, ``RegistryStore``,
-    ``DefinitionStore``), and each has its own contract suite in
-    :mod:`ctloop.testing.metadata_contract`.
+    Only the code that opens a store and hands it on (the CLI, the UI, the prediction
+    service's app, environments) holds a ``MetadataStore``; the rest asks for the
+    concern it uses (``RunStore``, ``LineageStore``, ``RegistryStore``,
+    ``DefinitionStore``) or a named combination above (``PipelineStore`` for the
+    engine, ``ModelStore`` for the registry, ``CatalogStore``, ``RunLineageStore``).
+    Each concern has its own contract suite in :mod:`ctloop.testing.metadata_contract`.
 
     Every method is one transaction. Lookups that find nothing raise
     ``ctloop.core.errors.NotFound``; driver errors are translated to
