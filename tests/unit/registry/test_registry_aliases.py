@@ -19,6 +19,7 @@ from ctloop.examples.flights.data import flights
 from ctloop.metadata import (
     ArtifactRecord,
     EventRecord,
+    LineageStore,
     MetadataStore,
     RunRecord,
     StepRecord,
@@ -36,7 +37,7 @@ def store() -> MetadataStore:
 
 
 def _artifact(
-    store: MetadataStore, folder: Path, type_: str = "Model", **kw: object
+    store: LineageStore, folder: Path, type_: str = "Model", **kw: object
 ) -> ArtifactRecord:
     """Real stored bytes in ``folder``: promotion checks them against the record."""
     source = folder / f"blob-{new_id()}"
