@@ -18,8 +18,8 @@ steps (:class:`RunStoreContract`), artifacts and lineage events
                 opened.close()
 
 The tests share one store and use unique names, so they never see each other's
-records (and can run against a shared server). Each suite asks only for the
-Protocol it tests, so a store of one concern can be checked alone. The SQL store
+records (and can run against a shared server). Each suite's ``store`` is typed
+with the Protocol it needs (the lineage suite also records runs and steps). The SQL store
 passes all four on SQLite, PostgreSQL and MariaDB, and so does the in-memory
 reference store (:class:`ctloop.testing.inmemory.InMemoryMetadataStore`).
 """
