@@ -189,19 +189,27 @@ class UiQueries:
             runs = [_run(row) for row in conn.execute(query)]
             total = int(conn.execute(sa.select(sa.func.count()).select_from(r).where(*where))
                         .scalar_one())
-            ids = [run.id for run in runs]
-            counts = self._step_counts(conn, ids)
-            returns = self._step_returns(conn, ids)
-            metrics = self._metrics_of(conn, ids)
+            rows = self._rows(conn, runs)
             pipelines = [p for (p,) in conn.execute(
                 sa.select(r.c.pipeline).distinct().order_by(r.c.pipeline))]
             triggers = [x for (x,) in conn.execute(
                 sa.select(r.c.trigger).distinct().order_by(r.c.trigger))]
-        rows = [RunRow(run, *counts.get(run.id, (0, 0, 0)),
+        return RunPage(rows, total, f, pipelines, triggers)
+
+    def run_rows(self, runs: Sequence[RunRecord]) -> list[RunRow]:
+        """``runs`` as lines of a list: step counts, outcome, headline (three queries)."""
+        with self._read() as conn:
+            return self._rows(conn, runs)
+
+    def _rows(self, conn: sa.Connection, runs: Sequence[RunRecord]) -> list[RunRow]:
+        ids = [run.id for run in runs]
+        counts = self._step_counts(conn, ids)
+        returns = self._step_returns(conn, ids)
+        metrics = self._metrics_of(conn, ids)
+        return [RunRow(run, *counts.get(run.id, (0, 0, 0)),
                        outcome=outcome_of(returns.get(run.id, [])),
                        headline=headline_of(run.parameters, metrics.get(run.id, [])))
                 for run in runs]
-        return RunPage(rows, total, f, pipelines, triggers)
 
     def _step_returns(self, conn: sa.Connection,
                       run_ids: Sequence[str]) -> dict[str, list[StepReturn]]:
