@@ -15,7 +15,7 @@ artifact the evaluation wrote.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,7 +66,7 @@ class Headline:
         return "" if higher is None else ("higher is better" if higher else "lower is better")
 
 
-def outcome_of(steps: list[StepReturn]) -> Outcome | None:
+def outcome_of(steps: Sequence[StepReturn]) -> Outcome | None:
     """The verdict of a run from its steps; None for a run that neither judged nor
     validated data (a plain pipeline, or a training run that failed before the gate)."""
     judged = next((s.returned for s in steps
@@ -95,7 +95,7 @@ def _gate_metric(gate: object) -> str | None:
 
 
 def headline_of(parameters: Mapping[str, object],
-                metrics: list[Mapping[str, object]]) -> Headline | None:
+                metrics: Sequence[Mapping[str, object]]) -> Headline | None:
     """The headline metric among the ``Metrics`` artifacts' properties of one run."""
     for props in metrics:
         task = props.get("task")
