@@ -79,7 +79,7 @@ def test_the_timeline_shows_spans_served_versions_gate_and_promotions(
     url = served(create_app(load_settings(root)))  # type: ignore[arg-type]
     page.goto(f"{url}/monitoring")
     section = page.locator("section.loop[data-loop=churn][data-source=replay]")
-    assert "latest replay" in section.locator("h3").inner_text()
+    assert "latest replay" in section.locator("h2").inner_text()
     strip = section.locator("ol.timeline li")
     assert strip.count() == 4
     assert [strip.nth(i).get_attribute("data-status") for i in range(4)] == [
