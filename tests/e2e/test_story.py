@@ -61,7 +61,7 @@ def test_runs_list_badges_the_gate_verdict_and_shows_the_headline_metric(
     row = page.locator(f"#runs tr[data-run='{quarantined.runs['validate']}']")
     assert row.locator("td.status .badge").inner_text() == "quarantined"
     assert row.locator("td.metric").inner_text().strip() == "\N{EN DASH}"  # no metric
-    screenshot(page, "runs")
+    screenshot(page, "runs-verdicts")
 
 
 @pytest.mark.parametrize("path", ["/monitoring", "/monitoring/churn"])
