@@ -62,6 +62,12 @@ def test_runs_list_badges_the_gate_verdict_and_shows_the_headline_metric(
     assert row.locator("td.status .badge").inner_text() == "quarantined"
     assert row.locator("td.metric").inner_text().strip() == "\N{EN DASH}"  # no metric
     screenshot(page, "runs-verdicts")
+    refused_run = next(s.runs["train"] for s in _trained(story)
+                       if s.gate and not s.gate.get("blessed"))
+    page.goto(f"{story.url}/runs/{refused_run}")  # the run's own page says the same
+    heading = page.locator("h1").inner_text()
+    assert page.locator("h1 .badge").inner_text() == "refused"
+    assert "run succeeded; v" in heading and "not promoted" in heading and "roc_auc" in heading
 
 
 @pytest.mark.parametrize("path", ["/monitoring", "/monitoring/churn"])
