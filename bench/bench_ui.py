@@ -95,9 +95,8 @@ def fill(url: str, n_runs: int) -> dict[str, Any]:
                             (t.events, events)):
             for k in range(0, len(rows), 5000):
                 conn.execute(sa.insert(table), rows[k:k + 5000])
-    model_art = artifacts[0]["id"]
-    for v in range(20):
-        store.create_model_version("bench-model", model_art, run_id=runs[v]["id"],
+    for v in range(20):  # one artifact per version: registering one twice returns its version
+        store.create_model_version("bench-model", artifacts[v]["id"], run_id=runs[v]["id"],
                                    properties={"evaluation": {"overall": {"n": 100, "metrics": {
                                        "roc_auc": {"value": 0.7, "lo": 0.6, "hi": 0.8}}}}})
     for k in range(200):
@@ -176,7 +175,8 @@ def main() -> None:
     for _ in range(args.repeat):  # interleaved: each round visits every page once
         for name, fn in pages.items():
             times[name] += time_it(fn, 1)
-    print(f"\n{'page':40} {'median ms':>10} {'p90 ms':>8}")
+    print(f"\nload average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'page':40} {'median ms':>10} {'p90 ms':>8}")
     for name, values in times.items():
         values.sort()
         p90 = values[min(len(values) - 1, int(0.9 * len(values)))]
