@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import pytest
 
 from ctloop.core.net import free_port
+from ctloop.testing.loops import churn_loop
 from ctloop.testing.services import in_ci
 
 CHROMIUM = os.environ.get("CTLOOP_CHROMIUM", "/usr/bin/chromium")
@@ -195,19 +196,11 @@ def served() -> Iterator[Callable[[object], str]]:
         stop(server)
 
 
-STORY_LOOP = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-id = "customer"
-retrain_on = ["new_span"]
-window = "2 spans"
-train = { flavor = "lightgbm", params = { n_estimators = 20 } }
-gate = { min_improvement = 0.02 }
-decay = { max_drop = 0.1, min_labels = 100 }
-"""
+# Every span retrains; a candidate must beat the champion by 0.02 to be blessed.
+STORY_LOOP = churn_loop('id = "customer"', 'retrain_on = ["new_span"]', 'window = "2 spans"',
+                        'train = { flavor = "lightgbm", params = { n_estimators = 20 } }',
+                        "gate = { min_improvement = 0.02 }",
+                        "decay = { max_drop = 0.1, min_labels = 100 }")
 
 
 @dataclass
