@@ -23,23 +23,15 @@ from typing import Any
 import pytest
 
 from ctloop.loop.sample import write_sample_spans
+from ctloop.testing.loops import churn_loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 Page = Any
 
-LOOP = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-id = "customer"
-retrain_on = ["decay"]
-window = "2 spans"
-train = { flavor = "lightgbm", params = { n_estimators = 20 } }
-decay = { max_drop = 0.1, min_labels = 100 }
-"""
+LOOP = churn_loop('id = "customer"', 'retrain_on = ["decay"]', 'window = "2 spans"',
+                  'train = { flavor = "lightgbm", params = { n_estimators = 20 } }',
+                  "decay = { max_drop = 0.1, min_labels = 100 }")
 
 
 @pytest.fixture(scope="module")
