@@ -213,13 +213,18 @@ class UiQueries:
 
     def _step_returns(self, conn: sa.Connection,
                       run_ids: Sequence[str]) -> dict[str, list[StepReturn]]:
-        """Each run's steps with what they returned (the gate's verdict, the push)."""
+        """The steps of each run that can decide its outcome: those whose return names the
+        gate's verdict (``blessed``), and the failed ones. The filter runs in the database
+        on the outputs' JSON text, so the rest of a page's steps are never decoded."""
         if not run_ids:
             return {}
         s = t.steps
         out: dict[str, list[StepReturn]] = {}
+        verdict = sa.cast(s.c.outputs, sa.Text).contains('"blessed"', autoescape=True)
         query = (sa.select(s.c.run_id, s.c.component, s.c.status, s.c.outputs)
-                 .where(s.c.run_id.in_(list(run_ids))).order_by(s.c.pk))
+                 .where(s.c.run_id.in_(list(run_ids)),
+                        sa.or_(s.c.status == StepStatus.FAILED.value, verdict))
+                 .order_by(s.c.pk))
         for run_id, component, status, outputs in conn.execute(query):
             returned = (outputs or {}).get("return")
             out.setdefault(run_id, []).append(StepReturn(
