@@ -116,6 +116,27 @@ def time_it(fn: Callable[[], Any], repeat: int) -> list[float]:
     return out
 
 
+def outcome_cost(url: str, repeat: int) -> float:
+    """The runs list's data (``UiQueries.run_page``) with its outcome and headline queries
+    over the same data without them, timed interleaved: what the verdict badges and the
+    metric column cost."""
+    from ctloop.ui.queries import RunFilter, UiQueries
+
+    queries = UiQueries(url)
+    real = (queries._step_returns, queries._metrics_of)
+
+    def none(conn: Any, ids: Any) -> dict[str, Any]:
+        return {}
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeat):
+        for full in (True, False):
+            queries._step_returns, queries._metrics_of = real if full else (none, none)  # type: ignore[method-assign]
+            times[full] += time_it(lambda: queries.run_page(RunFilter()), 1)
+    queries.close()
+    return pystats.median(times[True]) / pystats.median(times[False])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
@@ -185,6 +206,8 @@ def main() -> None:
         times["runs list (page 1)"])
     print(f"\nruns list page vs N+1 baseline (data only, no HTML): {ratio:.1f}x "
           f"({'faster' if ratio > 1 else 'slower'})")
+    print(f"runs list data with the outcome and headline queries vs without: "
+          f"{outcome_cost(url, args.repeat * 4):.2f}x")
     slowest = max((n for n in times if not n.startswith("baseline")),
                   key=lambda n: pystats.median(times[n]))
     print(f"slowest page: {slowest} ({pystats.median(times[slowest]):.0f} ms median; "
