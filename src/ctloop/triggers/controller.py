@@ -29,6 +29,7 @@ from ctloop.core.clock import Clock, as_clock, utc_now
 from ctloop.core.errors import CtloopError, NotFound, UserInputError
 from ctloop.core.leases import renewing
 from ctloop.core.settings import Settings, load_settings
+from ctloop.monitoring.signals import check_schedule, cooling_until, last_scheduled
 from ctloop.triggers.definitions import TriggerDef, fill_params, load_triggers
 from ctloop.triggers.state import (
     CLAIM_TTL,
@@ -215,10 +216,7 @@ class Controller:
                 entry["running"] = {**entry["running"], **this_process()}
 
     def _cooling(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime) -> bool:
-        last = entry.get("last_fired")
-        if not trigger.cooldown or not last:
-            return False
-        return now < datetime.fromisoformat(last) + timedelta(seconds=trigger.cooldown)
+        return cooling_until(entry.get("last_fired"), trigger.cooldown, now) is not None
 
     def _start(self, trigger: TriggerDef, kind: str, info: dict[str, Any],
                now: datetime) -> Firing:
@@ -282,19 +280,16 @@ class Controller:
 def _due_cron(expr: str, entry: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     """Fire once when a scheduled time has passed since the last one handled.
 
-    The first evaluation only anchors the schedule (no catch-up of the past),
-    and missed times collapse into one run, like Airflow's ``catchup=False``.
+    The first evaluation only anchors the schedule; see
+    :func:`ctloop.monitoring.signals.check_schedule`.
     """
-    from croniter import croniter
-
     anchor = entry.get("cron_anchor")
     if anchor is None:
         entry["cron_anchor"] = now.isoformat()
         return None
-    due = croniter(expr, datetime.fromisoformat(anchor)).get_next(datetime)
-    if due > now:
+    if not check_schedule(expr, anchor, now).fired:
         return None
-    latest = croniter(expr, now + timedelta(microseconds=1)).get_prev(datetime)
+    latest = last_scheduled(expr, now)
     entry["cron_anchor"] = latest.isoformat()
     return {"scheduled": latest.isoformat()}
 
