@@ -85,23 +85,16 @@ Settings live in `ctloop.toml`; state in `.ctloop/` (SQLite + local files).
 """
 
 
-_LOOP_TOML = """\
-# A continuous-training loop on generated weekly spans (see docs/loop.md).
-[ctloop]
-runner = "local"
 
-[ctloop.loops.{loop}]
-model = "{loop}"
-data = "landing/*.parquet"        # each file that lands is one span
-event_time = "ts"
-label = "churned"
-id = "customer"
-window = "auto"                   # after decay: train only on the spans since the change
-retrain_on = ["decay", "drift"]
-train = {{ flavor = "lightgbm", params = {{ n_estimators = 50 }} }}
-decay = {{ max_drop = 0.1 }}
-drift = {{ columns = ["usage", "tenure", "spend"] }}
-"""
+def _loop_toml(loop: str) -> str:
+    from ctloop.cli.loop_template import loop_toml
+
+    return loop_toml(loop, header="A continuous-training loop on generated weekly spans "
+                     "(see docs/loop.md).", retrain_on=["decay", "drift"],
+                     train='{ flavor = "lightgbm", params = { n_estimators = 50 } }',
+                     drift_columns=["usage", "tenure", "spend"],
+                     window_note="after decay: train only on the spans since the change")
+
 
 _LOOP_README = """\
 # {name}
@@ -163,7 +156,7 @@ def _init_loop(root: Path, force: bool) -> None:
     from ctloop.loop.sample import write_sample_spans
 
     loop = re.sub(r"[^A-Za-z0-9_-]", "-", root.resolve().name) or "loop"
-    files = {"ctloop.toml": _LOOP_TOML.format(loop=loop),
+    files = {"ctloop.toml": _loop_toml(loop),
              "README.md": _LOOP_README.format(name=root.name, loop=loop),
              ".gitignore": ".ctloop/\n"}
     for filename, text in files.items():
