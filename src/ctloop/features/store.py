@@ -21,10 +21,11 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctloop.core.clock import utc_now
 from ctloop.core.errors import UserInputError
 from ctloop.features.definitions import FeatureView
 from ctloop.features.errors import feature_not_found
@@ -267,7 +268,7 @@ class FeatureStore:
         from ctloop.features.offline import connect
 
         began = time.perf_counter()
-        end_us = _to_us(end) if end is not None else _to_us(datetime.now(UTC))
+        end_us = _to_us(end) if end is not None else _to_us(utc_now())
         start_us = _to_us(start)
         assert end_us is not None
         if start_us is not None and start_us > end_us:
