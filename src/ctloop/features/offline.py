@@ -368,10 +368,10 @@ def _join_aggregation_view(sql: _Query, i: int, req: ViewRequest, view: Aggregat
             )
     valid = _fresh(i, view.ttl) or "TRUE"
     for name, out in zip(req.features, req.output_names, strict=True):
-        agg = view.feature(name)
-        assert isinstance(agg, Aggregation)  # an aggregation view holds aggregations
-        expr = _aggregate(agg.function, f"s{i}", used_windows[_window_us(agg)],
-                          columns.index(agg.column), valid)
+        found = view.feature(name)
+        assert isinstance(found, Aggregation)  # an aggregation view holds aggregations
+        expr = _aggregate(found.function, f"s{i}", used_windows[_window_us(found)],
+                          columns.index(found.column), valid)
         sql.outputs.append(f"{expr} AS {q(out)}")
     if event_times:
         sql.outputs.append(f"s{i}.__tus AS {q('__ts__' + view.name)}")
