@@ -289,23 +289,7 @@ def _outcome_table(replay: dict) -> None:  # type: ignore[type-arg]
     from rich import box
     from rich.table import Table
 
-    rows = []
-    for s in replay["spans"]:
-        gate = s.get("gate") or {}
-        verdict = "-" if not gate else ("failed" if gate.get("error") else
-                                        "blessed" if gate.get("blessed") else "refused")
-        if s["status"] != "valid":
-            verdict = "stopped"
-        decayed = any(t["fired"] for t in s["triggers"] if t["name"] == "decay")
-        live = (s.get("live") or {}).get("roc_auc")
-        live_text = "-" if live is None else f"{live:.3f}" + ("!" if decayed else "")
-        base = (s.get("baseline") or {}).get("roc_auc")
-        rows.append([s["span"] + ("*" if s.get("bootstrap") else ""),
-                     _num(s.get("served_version") and f"v{s['served_version']}"), live_text,
-                     "-" if base is None else f"{base:.3f}",
-                     _pct((s.get("drift") or {}).get("share")), _num(gate.get("candidate")),
-                     _num(gate.get("champion")), verdict,
-                     "-" if not s.get("promoted") else f"v{s['promoted']}"])
+    rows = [_outcome_row(s) for s in replay["spans"]]
     headers = ["month", "served", "live AUC", "never retr.", "drift", "AUC new", "AUC old",
                "gate", "promoted"]
     table = Table(title="NYC flights 2013: the loop, month by month", box=box.SIMPLE_HEAD,
@@ -323,6 +307,29 @@ def _outcome_table(replay: dict) -> None:  # type: ignore[type-arg]
                   "the same flights. drift: share of watched serving features drifted from "
                   "the champion's training data. AUC new/old: candidate and champion on the "
                   "month's holdout, judged by the gate; stopped: quarantined by validation.[/]")
+
+
+def _outcome_row(s: dict) -> list[str]:  # type: ignore[type-arg]
+    """One month of the table: served, live and never-retrained AUC, drift, the gate."""
+    gate = s.get("gate") or {}
+    decayed = any(t["fired"] for t in s["triggers"] if t["name"] == "decay")
+    live = (s.get("live") or {}).get("roc_auc")
+    live_text = "-" if live is None else f"{live:.3f}" + ("!" if decayed else "")
+    base = (s.get("baseline") or {}).get("roc_auc")
+    return [s["span"] + ("*" if s.get("bootstrap") else ""),
+            _num(s.get("served_version") and f"v{s['served_version']}"), live_text,
+            "-" if base is None else f"{base:.3f}",
+            _pct((s.get("drift") or {}).get("share")), _num(gate.get("candidate")),
+            _num(gate.get("champion")), _verdict(s["status"], gate),
+            "-" if not s.get("promoted") else f"v{s['promoted']}"]
+
+
+def _verdict(status: str, gate: dict) -> str:  # type: ignore[type-arg]
+    if status != "valid":
+        return "stopped"
+    if not gate:
+        return "-"
+    return "failed" if gate.get("error") else "blessed" if gate.get("blessed") else "refused"
 
 
 def _pct(value: float | None) -> str:
