@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock", "as_clock", "utc_now"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock", "as_clock", "instant_or_now",
+           "utc_now"]
 
 
 @runtime_checkable
@@ -53,6 +54,22 @@ SYSTEM_CLOCK: Clock = SystemClock()
 def utc_now() -> datetime:
     """The system clock's ``now()``: timezone-aware UTC."""
     return SYSTEM_CLOCK.now()
+
+
+def instant_or_now(text: str | None, bad: Callable[[str], Exception]) -> datetime:
+    """``text`` as an aware datetime (UTC when it names no zone), or now when ``None``.
+
+    The logical time of predictions (a request's ``now``, ``ctloop predict --now``):
+    served and batch predictions read it alike. A text that is no ISO timestamp raises
+    ``bad(text)``, the caller's error naming its own option.
+    """
+    if text is None:
+        return utc_now()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad(text) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class ManualClock:

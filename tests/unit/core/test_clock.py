@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from ctloop.core.clock import SYSTEM_CLOCK, Clock, ManualClock, as_clock, utc_now
+import pytest
+
+from ctloop.core.clock import (
+    SYSTEM_CLOCK,
+    Clock,
+    ManualClock,
+    as_clock,
+    instant_or_now,
+    utc_now,
+)
 
 
 def test_the_system_clock_is_aware_utc_and_monotonic_never_goes_back() -> None:
@@ -44,3 +53,18 @@ def test_as_clock_takes_none_a_clock_or_a_function() -> None:
     wrapped = as_clock(lambda: fixed)
     assert wrapped.now() == fixed
     assert wrapped.monotonic() <= SYSTEM_CLOCK.monotonic()
+
+
+def test_instant_or_now_reads_iso_text_as_aware_and_raises_the_callers_error() -> None:
+    assert instant_or_now("2013-06-01T12:00:00", ValueError) == \
+        datetime(2013, 6, 1, 12, tzinfo=UTC)
+    paris = instant_or_now("2013-06-01T12:00:00+01:00", ValueError)
+    assert paris.utcoffset() == timedelta(hours=1)
+    before = utc_now()
+    assert before <= instant_or_now(None, ValueError) <= utc_now()
+
+    class Bad(Exception):
+        pass
+
+    with pytest.raises(Bad, match="yesterday"):
+        instant_or_now("yesterday", Bad)
