@@ -47,7 +47,13 @@ from ctloop.models.calibration import Calibration, calibration_of
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.metrics import Costs, metric_matrix
 from ctloop.models.tasks import Task, normalize_task
-from ctloop.monitoring.monitors import MonitorResult, MonitorStatus, _window, served_rows
+from ctloop.monitoring.monitors import (
+    MonitorResult,
+    MonitorStatus,
+    _window,
+    served_rows,
+    verdict,
+)
 from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
@@ -412,19 +418,8 @@ def check_estimated_performance(
     def result(
         status: MonitorStatus, value: float | None, limit: float | None, note: str = ""
     ) -> MonitorResult:
-        return MonitorResult(
-            kind="estimate",
-            model=model_name,
-            fired=status == "fired",
-            value=value,
-            threshold=limit,
-            baseline=baseline,
-            window=window,
-            n=len(frame),
-            details=details,
-            note=note,
-            status=status,
-        )
+        return verdict("estimate", model_name, status, value, note, details, window=window,
+                       n=len(frame), threshold=limit, baseline=baseline)
 
     if len(frame) < min_rows:
         return result(

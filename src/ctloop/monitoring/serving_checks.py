@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,11 +25,11 @@ from ctloop.data.schema import Schema
 from ctloop.models.outliers import OUTLIER_SCORE_CUTOFF
 from ctloop.monitoring.monitors import (
     MonitorResult,
-    MonitorStatus,
     _window,
     load_reference,
     served_rows,
     serving_features,
+    verdict,
 )
 from ctloop.requestlog.records import PredictionLog
 
@@ -56,7 +57,8 @@ def check_outliers(
         if "outlier_score" in frame.columns
         else pd.Series(dtype=float)
     )
-    result = _results("outliers", model_name, max_rate, window, len(scores))
+    result = partial(verdict, "outliers", model_name, window=window, n=len(scores),
+                     threshold=max_rate)
     if len(scores) < min_rows:
         why = (
             "no outlier scores logged (the model has no detector)"
@@ -114,7 +116,8 @@ def check_serving_skew(
     features = serving_features(frame)
     if columns is not None:
         features = features[[c for c in columns if c in features.columns]]
-    result = _results("skew", model_name, 0.0, window, len(features))
+    result = partial(verdict, "skew", model_name, window=window, n=len(features),
+                     threshold=0.0)
     if len(features) < min_rows:
         return result("no_data", None, f"only {len(features)} served rows, need {min_rows}")
     # Only model inputs are served: the schema's other columns (label, ids, ...) are not
@@ -144,33 +147,6 @@ def check_serving_skew(
         "fired" if fired else "ok", float(len(anomalies.errors)),
         _skew_note(too_many, anomalies.errors), details
     )
-
-
-def _results(kind: str, model_name: str, threshold: float, window: dict[str, str | None],
-             n: int) -> Callable[..., MonitorResult]:
-    """A maker of this monitor's results: ``result(status, value, note="", details=None)``."""
-
-    def result(
-        status: MonitorStatus,
-        value: float | None,
-        note: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> MonitorResult:
-        return MonitorResult(
-            kind=kind,
-            model=model_name,
-            fired=status == "fired",
-            value=value,
-            threshold=threshold,
-            baseline=None,
-            window=window,
-            n=n,
-            details=details or {},
-            note=note,
-            status=status,
-        )
-
-    return result
 
 
 def _served_schema(schema: Schema, wanted: list[str]) -> Schema:
