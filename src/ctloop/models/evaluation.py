@@ -166,7 +166,7 @@ def _slices(data: pd.DataFrame, slice_columns: Sequence[str]
         groups = data.groupby(column, observed=True, dropna=False, sort=True).indices
         for value, index in groups.items():
             key = "<missing>" if pd.isna(value) else str(value)  # type: ignore[call-overload]  # a group key is a scalar; pandas-stubs types it Hashable
-            yield column, key, index
+            yield column, key, np.asarray(index)  # already an array: no copy
 
 
 def _classes_per_model(
