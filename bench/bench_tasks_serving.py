@@ -97,6 +97,7 @@ def setup(root: Path) -> tuple[dict[str, Fitted], pd.DataFrame, Path]:
     from ctloop.models.compiled import MemoryCompiledCache, compile_predictor
     from ctloop.models.compiled_cache import VersionCompiledCache
     from ctloop.models.flavor_onnx import OnnxModel
+    from ctloop.models.flavors import numpy_estimator
     from ctloop.registry import ModelRegistry
 
     home = root / ".ctloop"
@@ -147,8 +148,11 @@ def setup(root: Path) -> tuple[dict[str, Fitted], pd.DataFrame, Path]:
         fitted[name] = Fitted(name, partial(booster.predict, num_threads=1),
                               "prediction" if name == "binary" else "probabilities", floors,
                               "compiled" if compiled is not None else "lightgbm")
-    fitted["pipeline"] = Fitted("pipeline", pipe.predict_proba, "probabilities",
-                                {"sklearn": pipe.predict_proba}, "sklearn")
+    # the Pipeline as the service holds it: without feature names, so a matrix draws no
+    # warning (the fitted arrays are the same objects)
+    unnamed = numpy_estimator(pipe, signature)
+    fitted["pipeline"] = Fitted("pipeline", unnamed.predict_proba, "probabilities",
+                                {"sklearn": unnamed.predict_proba}, "sklearn")
     session = OnnxModel.from_bytes((root / "onnx" / "model.onnx").read_bytes()).session
     input_name = session.get_inputs()[0].name
 
