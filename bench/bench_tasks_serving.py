@@ -93,8 +93,8 @@ def setup(root: Path) -> tuple[dict[str, Fitted], pd.DataFrame, Path]:
     from ctloop.artifacts import open_artifact_store
     from ctloop.examples.flights.data import flights
     from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
-    from ctloop.models import Signature, fit_model, load_model, save_model
-    from ctloop.models.compiled import MemoryCompiledCache, compile_predictor
+    from ctloop.models import Signature, fit_model, save_model
+    from ctloop.models.compiled import compile_predictor
     from ctloop.models.compiled_cache import VersionCompiledCache
     from ctloop.models.flavor_onnx import OnnxModel
     from ctloop.models.flavors import numpy_estimator
@@ -130,9 +130,12 @@ def setup(root: Path) -> tuple[dict[str, Fitted], pd.DataFrame, Path]:
             ArtifactRecord(new_id(), "Model", stored.uri, stored.sha256, stored.size))
         registry.register(name, art.id)
         registry.promote(name, 1)
+    compiled_of: dict[str, Any] = {}
     for name in ("binary", "multiclass"):  # once per version, as the service would
         loaded = registry.load(f"{name}:1")
-        if compile_predictor(loaded, VersionCompiledCache(store, artifacts, name, 1)) is None:
+        compiled_of[name] = compile_predictor(
+            loaded, VersionCompiledCache(store, artifacts, name, 1))
+        if compiled_of[name] is None:
             print(f"note: {name} has no compiled trees here (pip install 'ctloop[compiled]')")
     store.close()
     (root / "ctloop.toml").write_text("[ctloop.serving]\ncompiled = true\n")
@@ -140,7 +143,7 @@ def setup(root: Path) -> tuple[dict[str, Fitted], pd.DataFrame, Path]:
     fitted: dict[str, Fitted] = {}
     for name in ("binary", "multiclass"):
         booster = lightgbm.Booster(model_file=str(root / name / "model.txt"))
-        compiled = compile_predictor(load_model(root / name), MemoryCompiledCache())
+        compiled = compiled_of[name]  # the object the service loads from the cache
         floors: dict[str, Callable[[np.ndarray], object]] = {
             "lightgbm": partial(booster.predict, num_threads=1)}
         if compiled is not None:
