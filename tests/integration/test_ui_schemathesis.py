@@ -106,6 +106,8 @@ def test_no_generated_request_to_the_dashboard_gets_a_server_error(
                         case.path_parameters[key] = real.get(key, case.path_parameters[key])
                     if isinstance(case.body, dict) and "csrf" in case.body:
                         case.body["csrf"] = csrf
+                        if "version" in case.body:
+                            case.body["version"] = "1"  # a real move of the registry
                 response = case.call(base_url=url, allow_redirects=False,
                                      headers={"Cookie": f"{ANON_COOKIE}={ANON}"})
                 seen[case.operation.label] = seen.get(case.operation.label, 0) + 1
@@ -116,7 +118,7 @@ def test_no_generated_request_to_the_dashboard_gets_a_server_error(
                     response.text[-400:])
 
             check()
-    print(sorted(answered))
     assert len(answered) >= 12, sorted(answered)  # the cases reach the pages themselves
+    assert "POST /models/{name}/promote" in answered  # a generated form moved an alias
     assert len(seen) == 20 and {"POST /models/{name}/promote", "GET /lineage",
                                 "GET /models/{name}/versions/{version}"} <= set(seen)
