@@ -461,7 +461,7 @@ def _served(log: PredictionLog, model_name: str, start: datetime | None, end: da
 
 
 def _model_facts(
-    manifest: Mapping[str, Any] | None, baseline: float | None, store: MetadataStore | None,
+    manifest: Mapping[str, Any] | None, baseline: float | None, store: ModelStore | None,
     artifacts: ArtifactStore | None, model_name: str, version: int | None, metric: str | None,
 ) -> tuple[Mapping[str, Any] | None, float | None, Task]:
     """The manifest, baseline and task: as given, else as the registry keeps them."""
