@@ -40,7 +40,19 @@ class Exported:
 
 
 def find_engine() -> str:
-    """``docker`` or ``podman``, whichever is on the PATH (docker first)."""
+    """``docker`` or ``podman``, whichever is on the PATH (docker first), unless
+    ``CTLOOP_CONTAINER_ENGINE`` names one."""
+    import os
+
+    chosen = os.environ.get("CTLOOP_CONTAINER_ENGINE", "").strip()
+    if chosen:
+        if chosen not in ("docker", "podman"):
+            raise UserInputError(f"CTLOOP_CONTAINER_ENGINE must be docker or podman, "
+                                 f"not {chosen!r}.")
+        if shutil.which(chosen) is None:
+            raise UserInputError(f"CTLOOP_CONTAINER_ENGINE={chosen}, but {chosen} is not "
+                                 "installed; install it or unset the variable.")
+        return chosen
     for engine in ("docker", "podman"):
         if shutil.which(engine):
             return engine
