@@ -122,8 +122,10 @@ def build_image(folder: str | Path, *, engine: str | None = None, quiet: bool = 
     """Build the export's image from the project folder; returns its name."""
     exported = read_export(folder)
     engine = engine or find_engine()
-    _run([engine, "build", "-f", str(exported.folder / "Dockerfile"), "-t", exported.image,
-          str(exported.context)], exported.context, quiet=quiet)
+    # podman writes OCI images by default, which drop the Dockerfile's HEALTHCHECK
+    fmt = ["--format", "docker"] if Path(engine).name == "podman" else []
+    _run([engine, "build", *fmt, "-f", str(exported.folder / "Dockerfile"), "-t",
+          exported.image, str(exported.context)], exported.context, quiet=quiet)
     return exported.image
 
 
