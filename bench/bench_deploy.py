@@ -70,19 +70,34 @@ def image_size(engine: str, image: str) -> int:
     return int(sh([engine, "image", "inspect", "-f", "{{.Size}}", image]).strip())
 
 
+TAG = str(os.getpid())
+REUSE = False  # --reuse: an image already built under this --tag is timed, not rebuilt
+
+
 def build(engine: str, dockerfile: Path, image: str, context: Path) -> float:
+    if REUSE and sh([engine, "image", "ls", "-q", image]).strip():
+        return float("nan")
     sh([engine, "image", "rm", "-f", image])
     start = time.monotonic()
     sh([engine, "build", "--no-cache", "-f", str(dockerfile), "-t", image, str(context)])
     return time.monotonic() - start
 
 
-def free_port() -> int:
+def free_port(count: int = 1) -> int:
+    """A port such that it and the ``count - 1`` after it are free (the replicas' ports)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        try:
+            for other in range(port + 1, port + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", other))
+            return port
+        except OSError:
+            continue
 
 
 def laptop(root: Path) -> tuple[Path, Path, dict[str, list[Any]]]:
@@ -104,14 +119,14 @@ def laptop(root: Path) -> tuple[Path, Path, dict[str, list[Any]]]:
 def ctloop_deployment(engine: str, project: Path, bundle: Path,
                       rows: dict[str, list[Any]]) -> tuple[dict[str, float], Any]:
     """Export and build; returns the build figures and a function timing one start."""
-    port = free_port()
+    port = free_port(2)  # two serving replicas, on port and port + 1
     with (project / "ctloop.toml").open("a") as fh:
-        fh.write(f'\n[ctloop.deploy]\nname = "bench-{os.getpid()}"\n'
+        fh.write(f'\n[ctloop.deploy]\nname = "bench-{TAG}"\n'
                  f'base_image = "{python_base_image(engine)}"\n'
                  f'postgres_image = "{postgres_image(engine)}"\n')
     ctloop(project, "deploy", "export", "deploy", "--port", str(port))
     out = project / "deploy"
-    image = f"ctloop-bench-{os.getpid()}:latest"
+    image = f"ctloop-bench-{TAG}:latest"
     seconds = build(engine, out / "Dockerfile", image, project)
     compose = ["docker-compose"] if shutil.which("docker-compose") else [engine, "compose"]
     inputs = [{"name": c, "datatype": "BYTES" if c == "plan" else "FP64",
@@ -176,7 +191,7 @@ def mlflow_deployment(engine: str, project: Path, rows: dict[str, list[Any]],
     base = next(line.split()[1] for line in dockerfile.read_text().splitlines()
                 if line.startswith("FROM "))
     sh([engine, "tag", python_base_image(engine), base])  # the same stand-in base
-    image = f"mlflow-bench-{os.getpid()}:latest"
+    image = f"mlflow-bench-{TAG}:latest"
     seconds = build(engine, dockerfile, image, out)
     port = free_port()
     numeric = {c: (v if c != "plan" else [codes[x] for x in v]) for c, v in rows.items()}
@@ -209,7 +224,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--starts", type=int, default=3,
                         help="timed starts of each, interleaved (median reported)")
+    parser.add_argument("--tag", default=str(os.getpid()), help="image and project suffix")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the starts of images already built under --tag")
     args = parser.parse_args()
+    global TAG, REUSE
+    TAG, REUSE = args.tag, args.reuse
     engine = ensure_engine()
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         root = Path(tmp)
