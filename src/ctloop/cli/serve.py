@@ -135,7 +135,7 @@ def _announce(settings: Settings, model: str | None, alias: str, host: str,
         models = ModelRegistry(store).models()
     finally:
         store.close()
-    names = [m["name"] for m in models]
+    names = [m.name for m in models]
     if model is not None and model not in names:
         near = difflib.get_close_matches(model, names, n=1)
         hint = (f"did you mean {near[0]!r}?" if near

@@ -64,7 +64,7 @@ def test_versions_count_up_and_refs_resolve(store: MetadataStore) -> None:
     assert reg.get("flights").version == 3
     assert reg.get("flights:1").created_by == "ann"
     [summary] = reg.models()
-    assert summary["versions"] == 3 and summary["aliases"] == {"champion": 2}
+    assert summary.versions == 3 and summary.aliases == {"champion": 2}
 
 
 def test_unknown_model_version_or_alias_are_clear_errors(store: MetadataStore) -> None:
