@@ -322,13 +322,9 @@ def _lineage_summary(store: MetadataStore, artifact_id: str) -> LineageSummary:
     steps = [step for step, _ in graph.steps.values()]
     if steps:
         step = steps[0]
-        summary.update(
-            run_id=step.run_id,
-            step=step.name,
-            component=step.component,
-            code_version=step.component_version,
-            step_id=step.id,
-        )
+        summary["run_id"], summary["step"] = step.run_id, step.name
+        summary["component"], summary["code_version"] = step.component, step.component_version
+        summary["step_id"] = step.id
     summary["inputs"] = [
         {"id": a.id, "type": a.type, "name": a.name, "uri": a.uri, "sha256": a.sha256}
         for a, depth in graph.artifacts.values()
