@@ -352,7 +352,7 @@ def load_triggers(settings: Settings | None = None) -> list[TriggerDef]:
         from ctloop.core.settings import load_settings
 
         settings = load_settings()
-    tables = settings.extra.get("triggers", {})
+    tables = settings.tables.triggers
     if not isinstance(tables, Mapping):
         raise ConfigError("[ctloop.triggers] must hold one table per trigger.")
     root = settings.project_root

@@ -91,7 +91,7 @@ def test_monitor_settings_of_the_wrong_type_are_config_errors() -> None:
         _make(drift={"model": "m", "reference": "x", "share": "half"})
     with pytest.raises(ConfigError, match=r"degradation\.min_labels must be a number"):
         _make(degradation={"model": "m", "min_labels": True})
-    with pytest.raises(ConfigError, match="drift.columns must be a list"):
+    with pytest.raises(ConfigError, match=r"drift\.columns must be a list"):
         _make(drift={"model": "m", "reference": "x", "columns": "a"})
 
 
