@@ -74,7 +74,8 @@ def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path
                         break
                 except httpx.TransportError:
                     pass
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    proc.stderr and proc.stderr.read())
                 time.sleep(0.1)
             rows = [{"origin": "JFK", "hour": 8}, {"origin": "LGA", "hour": 19}]
             body = client.post("/v1/models/flights:predict", json={"rows": rows}).json()
@@ -116,7 +117,8 @@ def _start(cwd: Path, *args: str) -> tuple[subprocess.Popen, str]:
                 return proc, base
         except httpx.TransportError:
             pass
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        assert proc.poll() is None and time.monotonic() < deadline, (
+                    proc.stderr and proc.stderr.read())
         time.sleep(0.2)
 
 
@@ -149,7 +151,8 @@ def test_workers_share_metrics_and_each_follows_promotions(ctloop_home: Path) ->
         )
         for _ in range(4):  # whichever worker answers /metrics counts all 30
             text = httpx.get(f"{base}/metrics").text
-            assert float(pattern.search(text).group(1)) == 30.0, text
+            found = pattern.search(text)
+            assert found is not None and float(found.group(1)) == 30.0, text
         registry.promote("flights", 2)
         deadline = time.monotonic() + 20
         streak = 0

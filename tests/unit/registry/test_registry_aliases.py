@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,13 +27,13 @@ from ctloop.registry import ModelRegistry, parse_ref
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> MetadataStore:
+def store(tmp_path: Path) -> Iterator[MetadataStore]:
     s = open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")
     yield s
     s.close()
 
 
-def _artifact(store: MetadataStore, type_: str = "Model", **kw: object) -> ArtifactRecord:
+def _artifact(store: MetadataStore, type_: str = "Model", **kw: Any) -> ArtifactRecord:
     """Real stored bytes beside the metadata file: promotion checks them against the record."""
     folder = Path(store.url.removeprefix("sqlite:///")).parent
     source = folder / f"blob-{new_id()}"
@@ -148,7 +150,7 @@ def test_concurrent_promotions_leave_a_consistent_history(tmp_path: Path) -> Non
     assert not errors
     store = open_metadata_store(url)
     history = ModelRegistry(store).history("flights", "champion")
-    assert sorted(e.version for e in history) == list(range(1, 9))
+    assert sorted(e.version or 0 for e in history) == list(range(1, 9))
     # Each move saw the previous one: the history is one unbroken chain.
     assert [e.previous_version for e in history] == [None] + [e.version for e in history[:-1]]
     assert store.get_aliases("flights")["champion"] == history[-1].version
