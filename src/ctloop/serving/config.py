@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from ctloop.core.errors import ConfigError
 
@@ -54,6 +54,12 @@ MissingFeatures = Literal["reject", "flag"]
 answer them flagged."""
 
 
+class SplitJson(TypedDict):
+    target: str
+    share: float
+    key: str | None
+
+
 @dataclass(frozen=True)
 class Split:
     """A share of traffic sent to ``target``; sticky by ``key`` column when given."""
@@ -62,7 +68,7 @@ class Split:
     share: float  # 0..1
     key: str | None = None  # None: by request id (canary); a column: sticky (A/B)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SplitJson:
         return {"target": self.target, "share": self.share, "key": self.key}
 
 
