@@ -72,7 +72,7 @@ def test_a_predictor_carries_its_modules_and_their_requirements(tmp_path: Path) 
     root = _write_project(tmp_path / "project", "carried_a", 0.5)
     manifest = _save(root, "carried_a", tmp_path / "m")
     code, requirements = manifest["code"], manifest["requirements"]
-    assert isinstance(code, list) and isinstance(requirements, dict)
+    assert isinstance(code, dict) and isinstance(requirements, dict)
     assert sorted(code) == ["code/carried_a.py", "code/carried_a_helpers.py"]
     assert requirements["scipy"].startswith("scipy==")
     with pytest.raises(ModuleNotFoundError):

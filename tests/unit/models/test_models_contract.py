@@ -132,7 +132,8 @@ def test_multiclass_answers_one_probability_column_per_class(
     loaded = load_model(tmp_path / "m")
     recorded = list(loaded.signature.classes or ())
     own = getattr(model, "classes_", None)
-    expected_order = given or [c.item() if hasattr(c, "item") else c for c in own or ()]
+    expected_order = given or [c.item() if hasattr(c, "item") else c
+                               for c in (() if own is None else own)]
     assert recorded == expected_order and sorted(map(str, recorded)) == sorted(map(str, classes))
     assert manifest["task"] == "multiclass" and manifest["signature"]["classes"] == recorded
     assert loaded.task == "multiclass" and loaded.signature.task == "multiclass"
