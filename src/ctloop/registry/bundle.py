@@ -47,6 +47,7 @@ from ctloop.metadata.base import (
     ModelVersionRecord,
 )
 from ctloop.registry.refs import ModelRef, parse_version_ref
+from ctloop.registry.summaries import lineage_of
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -138,8 +139,7 @@ def _resolve(store: MetadataStore, ref: ModelRef) -> ModelVersionRecord:
 
 
 def _run_ids(record: ModelVersionRecord) -> list[str]:
-    lineage = record.properties.get("lineage") or {}
-    found = [record.run_id, lineage.get("run_id")]
+    found = [record.run_id, lineage_of(record.properties).get("run_id")]
     prior = (record.properties.get("provenance") or {}).get("run_ids") or []
     return sorted({str(r) for r in [*found, *prior] if r})
 

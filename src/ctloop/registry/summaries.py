@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
 from ctloop.models.evaluation_record import Result
-from ctloop.models.metrics import HIGHER_IS_BETTER
 
 __all__ = ["Comparison", "ComparisonRow", "LineageInput", "LineageSummary", "ModelSummary",
-           "Side", "compare_results"]
+           "Side", "compare_results", "lineage_of"]
 
 Side = Literal["a", "b"]
 """Which of two compared versions did better on a metric."""
@@ -42,6 +41,40 @@ class LineageSummary(TypedDict, total=False):
     code_version: str
     step_id: str
     inputs: list[LineageInput]
+
+
+def lineage_of(properties: Mapping[str, object]) -> LineageSummary:
+    """A version's recorded ``lineage``; a missing or malformed entry reads as absent."""
+    raw = properties.get("lineage")
+    if not isinstance(raw, Mapping):
+        return {}
+    text = {str(k): v for k, v in raw.items() if isinstance(v, str)}
+    out: LineageSummary = {}
+    if "artifact_id" in text:
+        out["artifact_id"] = text["artifact_id"]
+    if "run_id" in text:
+        out["run_id"] = text["run_id"]
+    if "step" in text:
+        out["step"] = text["step"]
+    if "component" in text:
+        out["component"] = text["component"]
+    if "code_version" in text:
+        out["code_version"] = text["code_version"]
+    if "step_id" in text:
+        out["step_id"] = text["step_id"]
+    inputs = raw.get("inputs")
+    if isinstance(inputs, list):
+        out["inputs"] = [_lineage_input(i) for i in inputs if isinstance(i, Mapping)]
+    return out
+
+
+def _lineage_input(raw: Mapping[str, object]) -> LineageInput:
+    def text(key: str) -> str:
+        value = raw.get(key)
+        return value if isinstance(value, str) else ""
+
+    return {"id": text("id"), "type": text("type"), "name": text("name"), "uri": text("uri"),
+            "sha256": text("sha256")}
 
 
 class ModelSummaryJson(TypedDict):
@@ -126,6 +159,8 @@ class Comparison:
 
 def compare_results(a: Result | None, b: Result | None) -> list[ComparisonRow]:
     """One row per metric either side recorded, sorted by name."""
+    from ctloop.models.tasks import HIGHER_IS_BETTER  # pandas: only when comparing
+
     ma = {} if a is None else {k: v.value for k, v in a.metrics.items()}
     mb = {} if b is None else {k: v.value for k, v in b.metrics.items()}
     rows = []

@@ -24,6 +24,7 @@ from ctloop.metadata import (
 )
 from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry, parse_ref
+from ctloop.registry.summaries import lineage_of
 
 
 @pytest.fixture
@@ -199,6 +200,7 @@ def test_register_records_lineage_and_load_checks_the_hash(
     lineage = record.properties["lineage"]
     assert record.run_id == run.id and lineage["code_version"] == "abc123"
     assert [i["id"] for i in lineage["inputs"]] == [data.id]
+    assert lineage_of(record.properties) == lineage  # read back whole, typed
     loaded = reg.load("flights:1", artifacts)
     assert loaded.predict(flights([2]).head(10)).shape == (10,)
     # Damage the unpacked copy in the cache: checked against the recorded sha256, refused.
@@ -219,3 +221,10 @@ def test_register_records_lineage_and_load_checks_the_hash(
     fresh = open_artifact_store((tmp_path / "artifacts").as_uri(), cache_dir=tmp_path / "c2")
     with pytest.raises(IntegrityError, match="changed after it was written"):
         reg.load("flights:1", fresh)
+
+
+def test_a_missing_or_malformed_lineage_reads_as_absent() -> None:
+    assert lineage_of({}) == {} and lineage_of({"lineage": "x"}) == {}
+    odd = {"lineage": {"run_id": 3, "step": "train", "inputs": [{"id": "a", "uri": None}, 7]}}
+    assert lineage_of(odd) == {
+        "step": "train", "inputs": [{"id": "a", "type": "", "name": "", "uri": "", "sha256": ""}]}
