@@ -118,7 +118,7 @@ def _start(cwd: Path, *args: str) -> tuple[subprocess.Popen, str]:
         except httpx.TransportError:
             pass
         assert proc.poll() is None and time.monotonic() < deadline, (
-                    proc.stderr and proc.stderr.read())
+            proc.stderr and proc.stderr.read())
         time.sleep(0.2)
 
 
