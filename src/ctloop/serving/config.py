@@ -142,22 +142,22 @@ class ServingConfig:
             ab=_ab_split(raw),
             shadow=_text(raw, "shadow"),
             reload_interval=_number(raw, "reload_interval", cls.reload_interval),
-            seed=int(_number(raw, "seed", cls.seed)),
+            seed=_integer(raw, "seed", cls.seed),
             prediction_log=_text(raw, "prediction_log"),
             features=_text(raw, "features"),
             feature_refs=_feature_refs(raw.get("feature_refs")),
-            max_body_bytes=int(_number(raw, "max_body_bytes", cls.max_body_bytes)),
-            max_json_depth=int(_number(raw, "max_json_depth", cls.max_json_depth)),
+            max_body_bytes=_integer(raw, "max_body_bytes", cls.max_body_bytes),
+            max_json_depth=_integer(raw, "max_json_depth", cls.max_json_depth),
             coerce_types=_flag(raw, "coerce_types"),
             allow_nulls=_flag(raw, "allow_nulls"),
             missing_features=_missing_features(raw.get("missing_features", "reject")),
             batch_wait_ms=_number(raw, "batch_wait_ms", cls.batch_wait_ms),
-            batch_rows=int(_number(raw, "batch_rows", cls.batch_rows)),
-            model_threads=int(_number(raw, "model_threads", cls.model_threads)),
+            batch_rows=_integer(raw, "batch_rows", cls.batch_rows),
+            model_threads=_integer(raw, "model_threads", cls.model_threads),
             compiled=_flag(raw, "compiled"),
             public=_public(raw.get("public", cls.public)),
             keys=_keys(raw.get("keys")),
-            grpc_port=None if raw.get("grpc_port") is None else int(_number(raw, "grpc_port", 0)),
+            grpc_port=None if raw.get("grpc_port") is None else _integer(raw, "grpc_port", 0),
             grpc_host=str(raw.get("grpc_host", cls.grpc_host)),
         )
         config.check()
@@ -194,6 +194,15 @@ def _number(raw: Mapping[str, object], key: str, default: float) -> float:
         except ValueError:
             pass
     raise ConfigError(f"The serving setting {key!r} must be a number. Got {value!r}.")
+
+
+def _integer(raw: Mapping[str, object], key: str, default: int) -> int:
+    """``raw[key]`` as a whole number; ``5.5`` is refused, never truncated."""
+    value = _number(raw, key, default)
+    if isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"The serving setting {key!r} must be a whole number. Got "
+                          f"{raw.get(key)!r}.")
+    return int(value)
 
 
 def _flag(raw: Mapping[str, object], key: str) -> bool:

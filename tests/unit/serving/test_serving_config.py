@@ -62,3 +62,11 @@ def test_overrides_win_and_none_overrides_are_ignored() -> None:
 def test_each_mistake_is_one_config_error(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ServingConfig.from_table(table)
+
+
+@pytest.mark.parametrize("value", [5.5, "5.5", float("inf"), "nan"])
+def test_a_whole_number_setting_refuses_a_fraction_instead_of_truncating(value: object) -> None:
+    with pytest.raises(ConfigError, match="'batch_rows' must be a whole number"):
+        ServingConfig.from_table({"batch_rows": value})
+    assert ServingConfig.from_table({"batch_rows": "64"}).batch_rows == 64
+    assert ServingConfig.from_table({"batch_rows": 64.0}).batch_rows == 64
