@@ -158,7 +158,8 @@ def test_workers_share_metrics_and_each_follows_promotions(ctloop_home: Path) ->
         )
         for _ in range(4):  # whichever worker answers /metrics counts all 30
             text = httpx.get(f"{base}/metrics").text
-            assert float(pattern.search(text).group(1)) == 30.0, text
+            found = pattern.search(text)
+            assert found is not None and float(found.group(1)) == 30.0, text
         registry.promote("flights", 2)
         deadline = time.monotonic() + patience(20)
         streak = 0

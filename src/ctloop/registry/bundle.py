@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Literal
 
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.artifacts.treefile import tree_digest
@@ -49,6 +49,7 @@ from ctloop.metadata.base import (
     ModelVersionUpdate,
 )
 from ctloop.registry.refs import ModelRef, parse_version_ref
+from ctloop.registry.summaries import lineage_of
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -129,7 +130,7 @@ def _actor() -> str:
     return default_actor()
 
 
-def _json_bytes(value: Any) -> bytes:
+def _json_bytes(value: object) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
 
 
@@ -140,8 +141,7 @@ def _resolve(store: ModelStore, ref: ModelRef) -> ModelVersionRecord:
 
 
 def _run_ids(record: ModelVersionRecord) -> list[str]:
-    lineage = record.properties.get("lineage") or {}
-    found = [record.run_id, lineage.get("run_id")]
+    found = [record.run_id, lineage_of(record.properties).get("run_id")]
     prior = (record.properties.get("provenance") or {}).get("run_ids") or []
     return sorted({str(r) for r in [*found, *prior] if r})
 
@@ -212,7 +212,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _event(event: AliasEventRecord) -> dict[str, Any]:
+def _event(event: AliasEventRecord) -> dict[str, object]:
     return {"alias": event.alias, "version": event.version,
             "previous_version": event.previous_version, "actor": event.actor,
             "reason": event.reason,
@@ -316,7 +316,7 @@ def _check_members(path: Path, listed: dict[str, str], seen: dict[str, str]) -> 
         )
 
 
-def _evidence(model_root: Path, name: str) -> Any:
+def _evidence(model_root: Path, name: str) -> object:
     file = model_root.parent / "evidence" / f"{name}.json"
     return json.loads(file.read_text()) if file.is_file() else None
 
@@ -382,7 +382,7 @@ def import_bundle(
         manifest_file = model / "ctloop-model.json"
         if manifest_file.is_file():
             flavor = json.loads(manifest_file.read_text()).get("flavor")
-        properties: dict[str, Any] = {
+        properties: dict[str, object] = {
             "evaluation": _evidence(model, "evaluation"),
             "blessing": _evidence(model, "gate"),
             "lineage": _evidence(model, "lineage"),
