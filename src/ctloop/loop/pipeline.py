@@ -203,6 +203,9 @@ def loop_train(
                       feature_definitions=feature_definitions or {}, landed=landed or [])
     fit = _trainer(trainer) if trainer else train
     extra: dict[str, Any] = {"task": task} if task and "task" in fit.parameters else {}
+    if gate.get("costs") and {"costs", "holdout"} <= set(fit.parameters):
+        # the threshold the gate judges the candidate at is the one it serves at
+        extra.update(costs=gate["costs"], holdout=sets.outputs["evaluation"])
     model = fit(data=sets.outputs["train"], label=label, features=features,
                 algorithm=algorithm, params=params or {}, seed=seed, **extra)
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,
