@@ -41,6 +41,7 @@ is further from the reference than the reference's own parts are from each other
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -297,7 +298,7 @@ def stationary_thresholds(
     edges = np.linspace(0, len(frame), chunks + 1).astype(int)
     worst: dict[str, float] = {}
     plain = {n: {"method": m} for n, m in methods.items() if m != "none"}
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges.tolist()):
         part = frame.iloc[lo:hi]
         rest = pd.concat([frame.iloc[:lo], frame.iloc[hi:]])
         report = compute_drift(rest, part, columns=list(plain), config=plain)

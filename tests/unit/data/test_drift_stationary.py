@@ -75,5 +75,5 @@ def test_small_references_explicit_thresholds_and_bad_sizes() -> None:
     assert kept == {"temp": {"method": "psi", "threshold": 0.3}}  # one chosen by a person
     one_month = stationary_thresholds(reference, ["temp"], chunk_rows=1_000_000)
     assert one_month["temp"]["chunks"] == MIN_CHUNKS  # never fewer parts than that
-    with pytest.raises(UserInputError, match="chunk_rows must be >= 1. Got 0"):
+    with pytest.raises(UserInputError, match=r"chunk_rows must be >= 1\. Got 0"):
         stationary_thresholds(reference, ["temp"], chunk_rows=0)

@@ -116,7 +116,7 @@ def test_gate_keys_round_trip_and_bad_values_are_one_line() -> None:
     assert set(GATE_KEYS) >= {"min_recall", "costs"}
     with pytest.raises(UserInputError, match=r"min_recall must be a share in \(0, 1\]. Got 0.0"):
         GateConfig.from_dict({"min_recall": 0})
-    with pytest.raises(UserInputError, match="min_recall must be a number. Got 'high'"):
+    with pytest.raises(UserInputError, match=r"min_recall must be a number\. Got 'high'"):
         GateConfig.from_dict({"min_recall": "high"})
     with pytest.raises(UserInputError, match="costs take fn, fp, tp and tn only"):
         GateConfig.from_dict({"costs": {"fn": 4, "false_alarm": 1}})

@@ -4,14 +4,24 @@ saw is (issue 23.5)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ctloop.core.errors import UserInputError
 from ctloop.data.stats import compute_statistics
+from ctloop.examples.flights.data import flights, load_table
 from ctloop.monitoring.monitors import check_drift
 from ctloop.requestlog.log import open_prediction_log
 
-from .conftest import WEATHER, records_for, served
+WEATHER = ["temp", "dewp", "humid", "wind_speed"]
+
+
+def served(months: list[int]):
+    """Flights with the weather at their origin and hour (as the conftest's ``served``)."""
+    weather = load_table("weather")[["origin", "time_hour", *WEATHER]]
+    frame = flights(months)
+    return frame.merge(weather, on=["origin", "time_hour"], how="left").set_index(frame.index)
 
 
 @pytest.fixture(scope="module")
@@ -20,17 +30,17 @@ def spring_to_summer():
     return served([3, 4, 5, 6, 7, 8]).sort_values("time_hour")[WEATHER].iloc[::4]
 
 
-@pytest.fixture(scope="module")
-def september_log(tmp_path_factory: pytest.TempPathFactory):
-    log = open_prediction_log(tmp_path_factory.mktemp("september"))
-    log.append(records_for(served([9]).iloc[::3]))
+@pytest.fixture
+def september_log(tmp_path: Path, make_records):
+    log = open_prediction_log(tmp_path / "september")
+    log.append(make_records(served([9]).iloc[::3]))
     return log
 
 
-@pytest.fixture(scope="module")
-def july_log(tmp_path_factory: pytest.TempPathFactory, july):
-    log = open_prediction_log(tmp_path_factory.mktemp("july"))
-    log.append(records_for(july.iloc[::3]))
+@pytest.fixture
+def july_log(tmp_path: Path, july, make_records):
+    log = open_prediction_log(tmp_path / "july")
+    log.append(make_records(july.iloc[::3]))
     return log
 
 
@@ -54,6 +64,6 @@ def test_statistics_alone_keep_fixed_thresholds_and_say_so(july_log, january) ->
     result = check_drift(july_log, "delays", stats, thresholds="stationary")
     assert result.fired and result.details["thresholds"] == "fixed"
     assert "cannot be measured" in result.details["thresholds_note"]
-    with pytest.raises(UserInputError, match="'fixed' or 'stationary'. Got 'seasonal'"):
+    with pytest.raises(UserInputError, match=r"'fixed' or 'stationary'\. Got 'seasonal'"):
         check_drift(july_log, "delays", stats, thresholds="seasonal")
 

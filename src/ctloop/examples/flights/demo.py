@@ -5,10 +5,11 @@ with its features as the feature store computes them point in time (weather
 at the origin, plane attributes, carrier and route delay rates), lands as one
 span; :func:`flights_loop` declares the loop (pinned schema, trainer, trailing
 window, gate with a per-airport slice rule and a cost-chosen decision threshold
-guarded by a recall rule, retrain on every valid span, decay and drift watched). ``ctloop.loop.replay`` does the rest: bootstrap on the
-month before the first, then serve each month through the prediction service,
-deliver its labels, monitor, retrain, gate, promote. A month can be made
-defective on purpose to watch validation quarantine it while the champion
+guarded by a recall rule, retrain on every valid span, decay and drift watched,
+drift against the training data's own month-to-month motion). ``ctloop.loop.replay``
+does the rest: bootstrap on the month before the first, then serve each month
+through the prediction service, deliver its labels, monitor, retrain, gate, promote.
+A month can be made defective on purpose to watch validation quarantine it while the champion
 keeps serving. The report adds the never-retrained first model, so the
 benefit of retraining is measured, not claimed.
 """
