@@ -478,8 +478,8 @@ def judge(
         reasons.append(f"{CLASS_RULE} ({classes['detail']})")
     # Judged metrics the holdout cannot give for the candidate, whether or not a rule
     # on them ran (without a champion, change rules are skipped but still need it).
-    undefined = sorted({r.metric for r in (*config.floors, *config.changes)
-                        if _value(cand["overall"], r.metric) is None})
+    judged: list[str] = [r.metric for r in config.floors] + [r.metric for r in config.changes]
+    undefined = sorted({m for m in judged if _value(cand["overall"], m) is None})
     held = bool(undefined)
     blessed = not failed and not held
     if blessed:
