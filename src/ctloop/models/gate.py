@@ -224,7 +224,7 @@ class _Verdict:
     rule: str
     kind: str
     metric: str
-    status: str  # pass | fail | skipped
+    status: str  # pass | fail | skipped | undefined (the candidate is held)
     detail: str
     numbers: dict[str, Any] = field(default_factory=dict)
 
@@ -234,7 +234,7 @@ class _Verdict:
             "kind": self.kind,
             "metric": self.metric,
             "status": self.status,
-            "passed": self.status != "fail",
+            "passed": self.status in ("pass", "skipped"),  # "undefined" holds, not passes
             "detail": self.detail,
             **self.numbers,
         }

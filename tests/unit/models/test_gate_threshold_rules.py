@@ -103,7 +103,8 @@ def test_a_one_class_holdout_holds_the_candidate_and_says_why() -> None:
             "40 rows; it needs two to rank)")
         assert "None" not in blessing["summary"]
         judged = [r for r in blessing["rules"] if r["status"] != "skipped"]
-        assert all(r["status"] == "undefined" and r["candidate"] is None for r in judged)
+        assert all(r["status"] == "undefined" and r["candidate"] is None and not r["passed"]
+                   for r in judged)
         assert all("None" not in r["detail"] for r in blessing["rules"])
         assert render_blessing(blessing).startswith("HELD")
 
