@@ -59,6 +59,7 @@ from ctloop.data.stats import (
     DatasetStatistics,
     NumericStats,
     compute_statistics,
+    merge_statistics,
 )
 
 __all__ = [
@@ -298,9 +299,11 @@ def stationary_thresholds(
     edges = np.linspace(0, len(frame), chunks + 1).astype(int)
     worst: dict[str, float] = {}
     plain = {n: {"method": m} for n, m in methods.items() if m != "none"}
-    for lo, hi in itertools.pairwise(edges.tolist()):
-        part = frame.iloc[lo:hi]
-        rest = pd.concat([frame.iloc[:lo], frame.iloc[hi:]])
+    # One statistics pass over the chunks; each "rest" is the merge of the others' sketches.
+    parts = [compute_statistics(frame.iloc[lo:hi][list(plain)])
+             for lo, hi in itertools.pairwise(edges.tolist())]
+    for i, part in enumerate(parts):
+        rest = merge_statistics(parts[:i] + parts[i + 1:])
         report = compute_drift(rest, part, columns=list(plain), config=plain)
         for feature in report.features:
             if feature.score is None:

@@ -27,7 +27,8 @@ def test_thresholds_are_the_furthest_chunk_from_the_rest() -> None:
     settings = stationary_thresholds(reference, ["temp", "kind"], chunk_rows=2000)
     assert settings["temp"]["method"] == "wasserstein"
     assert settings["kind"]["method"] == "jensenshannon"
-    # Oracle: each of the six months against the other five, by hand.
+    # Oracle: each of the six months against the other five, by hand (the function merges
+    # the other chunks' sketches, so the two agree within the sketches' rank error).
     furthest = {"temp": 0.0, "kind": 0.0}
     for k in range(6):
         part = reference.iloc[k * 2000:(k + 1) * 2000]
@@ -38,7 +39,7 @@ def test_thresholds_are_the_furthest_chunk_from_the_rest() -> None:
             furthest[column] = max(furthest[column], score)
     for column in ("temp", "kind"):
         assert settings[column]["chunks"] == 6
-        assert settings[column]["baseline"] == pytest.approx(furthest[column], rel=1e-3)
+        assert settings[column]["baseline"] == pytest.approx(furthest[column], rel=0.01)
 
 
 def test_a_batch_within_the_references_motion_is_not_drift_one_beyond_it_is() -> None:
