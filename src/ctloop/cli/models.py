@@ -18,7 +18,7 @@ from ctloop.core.errors import UserInputError
 from ctloop.core.paths import require_stored
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store, to_dict
-from ctloop.metadata.base import AliasEventRecord
+from ctloop.metadata.base import AliasEventRecord, ModelVersionRecord
 
 if TYPE_CHECKING:
     from ctloop.models.tasks import Task
@@ -91,37 +91,7 @@ def show(
     with _registry() as reg:
         aliases = reg.aliases(parsed.name)
         if parsed.version is None and parsed.alias is None:
-            versions = reg.versions(parsed.name)
-            if json_:
-                print_json(
-                    {
-                        "name": parsed.name,
-                        "aliases": aliases,
-                        "versions": [to_dict(v) for v in versions],
-                    }
-                )
-                return
-            by_version: dict[int, list[str]] = {}
-            for alias, version in aliases.items():
-                by_version.setdefault(version, []).append(alias)
-            headline = _headline(versions[-1].properties) if versions else "roc_auc"
-            rows = [
-                (
-                    v.version,
-                    ", ".join(sorted(by_version.get(v.version, []))),
-                    _blessed(v.properties),
-                    _value(v.properties, headline),
-                    v.created_by,
-                    _when(v.created_at),
-                    v.description,
-                )
-                for v in versions
-            ]
-            print_table(
-                f"Model {parsed.name}",
-                ["version", "aliases", "blessed", headline, "by", "created", "description"],
-                rows,
-            )
+            _show_versions(parsed.name, reg.versions(parsed.name), aliases, json_)
             return
         record = reg.get(parsed)
     data = to_dict(record)
@@ -129,6 +99,46 @@ def show(
     if json_:
         print_json(data)
         return
+    _print_version(record, data)
+
+
+def _show_versions(name: str, versions: list[ModelVersionRecord], aliases: dict[str, int],
+                   json_: bool) -> None:
+    """Every version of a model: a table with its aliases and headline metric, or JSON."""
+    if json_:
+        print_json(
+            {
+                "name": name,
+                "aliases": aliases,
+                "versions": [to_dict(v) for v in versions],
+            }
+        )
+        return
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    headline = _headline(versions[-1].properties) if versions else "roc_auc"
+    rows = [
+        (
+            v.version,
+            ", ".join(sorted(by_version.get(v.version, []))),
+            _blessed(v.properties),
+            _value(v.properties, headline),
+            v.created_by,
+            _when(v.created_at),
+            v.description,
+        )
+        for v in versions
+    ]
+    print_table(
+        f"Model {name}",
+        ["version", "aliases", "blessed", headline, "by", "created", "description"],
+        rows,
+    )
+
+
+def _print_version(record: ModelVersionRecord, data: dict[str, Any]) -> None:
+    """One version: its record, evaluation, gate verdict, provenance and promotions."""
     console.print(
         f"[bold]{record.name}:{record.version}[/bold]  aliases: {', '.join(data['aliases']) or '-'}"
     )

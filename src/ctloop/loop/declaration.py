@@ -111,6 +111,9 @@ class TrainSpec:
     feature_store: str | None = None  # their definitions file (absolute); default: the catalog
     component: str | None = None  # "file.py:component" (absolute once parsed)
     task: str | None = None  # "binary" | "multiclass" | "regression" (``train.task``)
+    # Columns the model accepts nulls in although training saw none (``train.nullable``);
+    # the columns of ``feature_refs`` always may be missing (no value at that time).
+    nullable: tuple[str, ...] = ()
 
     @property
     def algorithm(self) -> str:
@@ -427,7 +430,7 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
         raise ConfigError(f"{where}: key 'train' must be a table {{ flavor, params, features }} "
                           f"or \"file.py:component\". Got {value!r}.")
     _unknown(f"{where}: train", value, ["flavor", "params", "features", "feature_refs",
-                                        "feature_store", "task"])
+                                        "feature_store", "task", "nullable"])
     flavor = str(value.get("flavor", "lightgbm"))
     if flavor not in FLAVORS:
         close = difflib.get_close_matches(flavor, list(FLAVORS), n=1)
@@ -437,8 +440,13 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
     params = value.get("params", {}) or {}
     if not isinstance(params, Mapping):
         raise ConfigError(f"{where}: key 'train.params' must be a table. Got {params!r}.")
+    nullable = value.get("nullable", ()) or ()
+    if isinstance(nullable, str) or not all(isinstance(c, str) and c for c in nullable):
+        raise ConfigError(f"{where}: key 'train.nullable' must be a list of column names. "
+                          f"Got {nullable!r}.")
     return TrainSpec(flavor=flavor, params=dict(params),
                      features=tuple(str(f) for f in value.get("features", ()) or ()),
+                     nullable=tuple(nullable),
                      task=str(value["task"]) if value.get("task") else None,
                      **_feature_keys(value, root, where))
 

@@ -31,12 +31,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.artifacts.treefile import tree_digest
+from ctloop.core.clock import utc_now
 from ctloop.core.errors import IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file
 from ctloop.core.settings import Settings
@@ -118,7 +118,7 @@ class ImportResult:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return utc_now().isoformat(timespec="seconds")
 
 
 def _actor() -> str:

@@ -22,6 +22,7 @@ from ctloop.artifacts.treefile import tree_digest
 from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
 from ctloop.metadata.base import AliasEventRecord, MetadataStore, ModelVersionRecord
 from ctloop.metadata.lineage import lineage
+from ctloop.models.evaluation_record import Evaluation, Result
 from ctloop.models.flavors import LoadedModel, load_model
 from ctloop.models.lazy_booster import LazyBooster
 from ctloop.models.metrics import HIGHER_IS_BETTER
@@ -302,34 +303,26 @@ class ModelRegistry:
     def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
         """Recorded metrics of versions ``a`` and ``b`` side by side, overall and per slice."""
         va, vb = self.store.get_model_version(name, a), self.store.get_model_version(name, b)
-        ea, eb = va.properties.get("evaluation", {}), vb.properties.get("evaluation", {})
+        ea, eb = Evaluation.from_json(va.properties), Evaluation.from_json(vb.properties)
         out: dict[str, Any] = {
             "name": name,
             "a": a,
             "b": b,
-            "overall": _side_by_side(ea.get("overall"), eb.get("overall")),
+            "overall": _side_by_side(ea.overall, eb.overall),
             "slices": {},
         }
-        slices_a, slices_b = ea.get("slices", {}), eb.get("slices", {})
-        for column in sorted(set(slices_a) | set(slices_b)):
-            values = sorted(set(slices_a.get(column, {})) | set(slices_b.get(column, {})))
+        for column in sorted(set(ea.slices) | set(eb.slices)):
+            slices_a, slices_b = ea.slices.get(column, {}), eb.slices.get(column, {})
             out["slices"][column] = {
-                value: _side_by_side(
-                    slices_a.get(column, {}).get(value), slices_b.get(column, {}).get(value)
-                )
-                for value in values
+                value: _side_by_side(slices_a.get(value), slices_b.get(value))
+                for value in sorted(set(slices_a) | set(slices_b))
             }
         return out
 
 
-def _metric_values(block: dict[str, Any] | None) -> dict[str, float | None]:
-    if not block:
-        return {}
-    return {k: v.get("value") for k, v in block.get("metrics", {}).items()}
-
-
-def _side_by_side(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[dict[str, Any]]:
-    ma, mb = _metric_values(a), _metric_values(b)
+def _side_by_side(a: Result | None, b: Result | None) -> list[dict[str, Any]]:
+    ma = {k: v.value for k, v in a.metrics.items()} if a else {}
+    mb = {k: v.value for k, v in b.metrics.items()} if b else {}
     rows = []
     for metric in sorted(set(ma) | set(mb)):
         x, y = ma.get(metric), mb.get(metric)
@@ -344,8 +337,8 @@ def _side_by_side(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[di
                 "b": y,
                 "delta": delta,
                 "better": better,
-                "n_a": (a or {}).get("n"),
-                "n_b": (b or {}).get("n"),
+                "n_a": a.n if a else None,
+                "n_b": b.n if b else None,
             }
         )
     return rows

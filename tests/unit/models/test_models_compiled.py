@@ -86,7 +86,7 @@ def _save(task: str, folder: Path) -> tuple[str, Path]:
     if task == "multiclass":
         params["num_class"] = 3
     booster = lgb.train(params, lgb.Dataset(_categorical(train), _target(train, task, 2)), 25)
-    signature = Signature.from_frame(train, list(train.columns), handles_missing=True)
+    signature = Signature.from_frame(train, list(train.columns), nullable=list(train.columns))
     save_model(booster, folder, signature=signature,
                task="regression" if task == "regression" else "classification")
     return task, folder
