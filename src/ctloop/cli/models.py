@@ -23,6 +23,7 @@ from ctloop.metadata.base import AliasEventRecord, ModelVersionRecord
 if TYPE_CHECKING:
     from ctloop.models.tasks import Task
     from ctloop.registry import ModelRegistry
+    from ctloop.registry.summaries import ComparisonRow
 
 app = typer.Typer(no_args_is_help=True)
 app.command("export")(export)  # environments: a version and its evidence as one bundle
@@ -59,15 +60,15 @@ def list_models(json_: JsonOpt = False, replay: ReplayOpt = None) -> None:
     with reading_replay(replay), _registry() as reg:
         models = reg.models()
     if json_:
-        print_json(models)
+        print_json([m.to_json() for m in models])
         return
     rows = [
         (
-            m["name"],
-            m["latest_version"],
-            m["versions"],
-            ", ".join(f"{a}={v}" for a, v in sorted(m["aliases"].items())),
-            m["updated_at"],
+            m.name,
+            m.latest_version,
+            m.versions,
+            ", ".join(f"{a}={v}" for a, v in sorted(m.aliases.items())),
+            m.updated_at,
         )
         for m in models
     ]
@@ -310,24 +311,24 @@ def compare(name: str, a: int, b: int, json_: JsonOpt = False) -> None:
     with _registry() as reg:
         result = reg.compare(name, a, b)
     if json_:
-        print_json(result)
+        print_json(result.to_json())
         return
     columns = ["metric", f"v{a}", f"v{b}", "delta", "better"]
 
-    def rows(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    def rows(entries: list[ComparisonRow]) -> list[tuple[Any, ...]]:
         return [
             (
-                r["metric"],
-                _fmt(r["a"]),
-                _fmt(r["b"]),
-                _fmt(r["delta"]),
-                {"a": f"v{a}", "b": f"v{b}"}.get(r["better"] or "", ""),
+                r.metric,
+                _fmt(r.a),
+                _fmt(r.b),
+                _fmt(r.delta),
+                {"a": f"v{a}", "b": f"v{b}"}.get(r.better or "", ""),
             )
             for r in entries
         ]
 
-    print_table(f"{name}: v{a} vs v{b} (overall)", columns, rows(result["overall"]))
-    for column, values in result["slices"].items():
+    print_table(f"{name}: v{a} vs v{b} (overall)", columns, rows(result.overall))
+    for column, values in result.slices.items():
         for value, entries in values.items():
             print_table(f"{column} = {value}", columns, rows(entries))
 

@@ -169,8 +169,7 @@ class LoopController:
         self.memory.save(memory)
 
     def spec_log(self) -> Any:
-        serving = self.settings.extra.get("serving", {}) or {}
-        return serving.get("prediction_log") or None
+        return self.settings.tables.serving.get("prediction_log") or None
 
 
 

@@ -535,7 +535,7 @@ def load_loops(settings: Any = None) -> dict[str, LoopSpec]:
         from ctloop.core.settings import load_settings
 
         settings = load_settings()
-    tables = settings.extra.get("loops", {})
+    tables = settings.tables.loops
     if not isinstance(tables, Mapping):
         raise ConfigError("[ctloop.loops] must hold one table per loop.")
     root = settings.project_root
@@ -549,7 +549,7 @@ def get_loop(name: str, settings: Any = None) -> LoopSpec:
         from ctloop.core.settings import load_settings
 
         settings = load_settings()
-    tables = settings.extra.get("loops", {})
+    tables = settings.tables.loops
     if not isinstance(tables, Mapping):
         return load_loops(settings)[name]  # the error for a malformed [ctloop.loops]
     if name in tables:  # only this one is parsed: another loop's mistake is not this one's

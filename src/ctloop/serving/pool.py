@@ -158,7 +158,7 @@ class ModelPool:
         """Model names to serve: configured, else every registered model holding the alias."""
         if self.config.models:
             return list(self.config.models)
-        return [m["name"] for m in self.registry.models() if self.config.alias in m["aliases"]]
+        return [m.name for m in self.registry.models() if self.config.alias in m.aliases]
 
     def _targets(self, name: str) -> tuple[list[_Target], _Target | None]:
         routes = [_Target(self.config.alias, name, self.config.alias)]

@@ -47,5 +47,5 @@ def app_from_environment() -> FastAPI:
 
     options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
     settings = load_settings()
-    config = ServingConfig.from_table(settings.extra.get("serving"), **options.get("overrides", {}))
+    config = ServingConfig.from_table(settings.tables.serving, **options.get("overrides", {}))
     return create_app(options.get("model"), config=config, settings=settings)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from ctloop.core.clock import Clock, as_clock, utc_now
 from ctloop.core.errors import CtloopError, NotFound, UserInputError
@@ -41,7 +41,11 @@ from ctloop.triggers.state import (
 )
 from ctloop.triggers.store import ControllerState
 
-__all__ = ["Controller", "Firing", "utc_now"]
+__all__ = ["Controller", "Firing", "FiringStatus", "utc_now"]
+
+FiringStatus = Literal["running", "succeeded", "failed", "error"]
+"""``running`` (announced at the start), ``succeeded``/``failed`` (the pipeline),
+``error`` (the condition could not be evaluated)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Firing:
 
     trigger: str
     kind: str
-    status: str  # "succeeded" | "failed" (the pipeline) | "error" (the condition)
+    status: FiringStatus
     info: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
     error: str | None = None
@@ -232,7 +236,7 @@ class Controller:
                        else f"{type(exc).__name__}: {exc}")
             firing = Firing(trigger.name, kind, "failed", info, None, message, now.isoformat())
         else:
-            status = "succeeded" if result.ok else "failed"
+            status: FiringStatus = "succeeded" if result.ok else "failed"
             firing = Firing(trigger.name, kind, status, info, result.run.id, result.run.error,
                             now.isoformat())
         self.on_event("end", firing)
@@ -243,28 +247,29 @@ class Controller:
     def _evaluate(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime
                   ) -> dict[str, Any] | None:
         if trigger.kind == "cron":
-            return _due_cron(trigger.condition, entry, now)
-        return _next_new_file(trigger.condition, entry)
+            return _due_cron(trigger.cron, entry, now)
+        return _next_new_file(trigger.pattern, entry) if trigger.kind == "new_data" else None
 
     def _monitor(self, trigger: TriggerDef, now: datetime) -> dict[str, Any] | None:
         from ctloop.metadata import open_metadata_store
         from ctloop.monitoring.monitors import check_decay, check_drift, record_result
         from ctloop.requestlog.log import open_prediction_log
 
-        cond = trigger.condition
-        log = open_prediction_log(cond.get("log"), settings=self.settings)
-        start = now - timedelta(seconds=cond["window"]) if cond.get("window") else None
+        if trigger.kind != "degradation" and trigger.kind != "drift":
+            return None
+        log = open_prediction_log(trigger.log, settings=self.settings)
+        start = now - timedelta(seconds=trigger.window) if trigger.window else None
         store = open_metadata_store(self.settings.metadata_url)
         if trigger.kind == "degradation":
             result = check_decay(
-                log, cond["model"], metric=cond["metric"], max_drop=cond["max_drop"],
-                baseline=cond.get("baseline"), min_labels=int(cond.get("min_labels", 200)),
-                start=start, store=store, version=cond.get("version"),
+                log, trigger.model, metric=trigger.metric, max_drop=trigger.max_drop,
+                baseline=trigger.baseline, min_labels=trigger.min_labels,
+                start=start, store=store, version=trigger.version,
             )
         else:
             result = check_drift(
-                log, cond["model"], cond["reference"], start=start, share=cond["share"],
-                min_rows=int(cond.get("min_rows", 100)), columns=cond.get("columns"),
+                log, trigger.model, trigger.reference, start=start, share=trigger.share,
+                min_rows=trigger.min_rows, columns=trigger.columns,
             )
         if not result.fired:
             return None

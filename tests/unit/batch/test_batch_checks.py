@@ -29,7 +29,7 @@ def test_every_refused_row_is_found_with_the_services_words(signature: Signature
     assert set(found) == bad
     for row in bad:
         with pytest.raises(UserInputError) as served:  # what the service says of that row
-            signature.conform({c: [None if pd.isna(v) else v] for c, v in
+            signature.conform({str(c): [None if pd.isna(v) else v] for c, v in
                                frame.loc[row].items()}, what="The input rows")
         assert found[row].replace("NaN values", "nulls") == served.value.message
     assert invalid_rows(signature, frame.drop(index=sorted(bad))) == {}

@@ -206,7 +206,8 @@ def test_without_a_c_compiler_the_object_loads_through_llvm(
 
     _, folder = _save("binary", tmp_path)
     model = load_model(folder)
-    monkeypatch.setattr(compiled_lleaves.shutil, "which", lambda name: None)
+    monkeypatch.setattr(compiled_lleaves.shutil, "which",  # type: ignore[attr-defined]
+                        lambda name: None)
     cache = MemoryCompiledCache()
     predictor = compile_predictor(model, cache)
     assert predictor is not None

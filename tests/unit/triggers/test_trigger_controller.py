@@ -15,7 +15,7 @@ from ctloop.core.clock import ManualClock
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
-from ctloop.triggers import Controller, make_trigger
+from ctloop.triggers import Controller, TriggerDef, make_trigger
 
 PIPES = Path(__file__).resolve().parents[2] / "integration" / "triggers_pipelines.py"
 
@@ -34,7 +34,7 @@ def _drop(folder: Path, name: str, rows: int, mtime: float | None = None) -> Pat
     return path
 
 
-def _landing(project: Path, **kw) -> object:
+def _landing(project: Path, **kw) -> TriggerDef:
     return make_trigger("landing", f"{PIPES}:ingest", new_data="landing/*.parquet",
                         params={"path": "{path}"}, root=project, **kw)
 
@@ -136,6 +136,7 @@ def test_manual_fire(project: Path) -> None:
     firing = controller.fire("by_hand", {"reason": "test"})
     assert firing.status == "succeeded" and firing.kind == "manual"
     assert controller.fire("by_hand").status == "succeeded"  # a person overrides the cooldown
+    assert firing.run_id is not None
     run = open_metadata_store(load_settings().metadata_url).get_run(firing.run_id)
     assert run.trigger == "manual" and run.trigger_info["reason"] == "test"
     with pytest.raises(NotFound, match="No trigger named 'nope'; defined: by_hand"):
