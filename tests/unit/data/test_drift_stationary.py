@@ -36,6 +36,7 @@ def test_thresholds_are_the_furthest_chunk_from_the_rest() -> None:
         for column, method in (("temp", "wasserstein"), ("kind", "jensenshannon")):
             score = compute_drift(rest, part, columns=[column],
                                   config={column: {"method": method}})[column].score
+            assert score is not None
             furthest[column] = max(furthest[column], score)
     for column in ("temp", "kind"):
         assert settings[column]["chunks"] == 6

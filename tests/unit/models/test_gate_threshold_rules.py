@@ -23,9 +23,10 @@ def scored() -> tuple[pd.DataFrame, np.ndarray]:
     return pd.DataFrame({"delayed": y}), score
 
 
-def _report(frame: pd.DataFrame, models: dict[str, np.ndarray], **kwargs: object) -> dict:
+def _report(frame: pd.DataFrame, models: dict[str, np.ndarray],
+            costs: dict[str, float] | None = None) -> dict:
     return evaluate_predictions(frame, models, label="delayed", n_boot=20,
-                                candidate="candidate", baseline="champion", **kwargs)
+                                candidate="candidate", baseline="champion", costs=costs)
 
 
 def test_a_candidate_that_never_decides_the_rare_class_is_refused_by_min_recall(
