@@ -36,14 +36,37 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ctloop.models.flavors import LoadedModel
+    from ctloop.models.outliers import OutlierDetector
 
-__all__ = ["QUARANTINE", "Built", "Entry", "SchemaBook", "build_tables", "quarantine_table",
-           "table_quarantine"]
+__all__ = ["QUARANTINE", "Built", "Entry", "ModelFacts", "SchemaBook", "build_tables",
+           "facts_of", "quarantine_table", "table_quarantine"]
 
 log = logging.getLogger("ctloop.requestlog")
 
 QUARANTINE = "quarantine"
 _RECORD_CHARS = 4000  # what of an unwritable entry the quarantine keeps, as text
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the table builder needs of a served model: its class names (to label the
+    winning class) and its outlier detector (to score the rows). Small and picklable, so
+    a writer process gets them once per model version instead of the model."""
+
+    classes: tuple[Any, ...] | None = None
+    detector: OutlierDetector | None = None
+
+
+def facts_of(model: LoadedModel | ModelFacts | None) -> ModelFacts:
+    """The facts of a loaded model (or the facts themselves)."""
+    if model is None:
+        return ModelFacts()
+    if isinstance(model, ModelFacts):
+        return model
+    signature = getattr(model, "signature", None)
+    classes = getattr(signature, "classes", None)
+    return ModelFacts(classes=tuple(classes) if classes else None,
+                      detector=getattr(model, "_outlier_detector", None))
 
 
 @dataclass(frozen=True)
@@ -66,7 +89,7 @@ class Entry:
     status: int = 200
     error: str = ""
     missing: tuple[str, ...] = ()
-    model: LoadedModel | None = None  # scores outliers, labels classes; once per group
+    model: LoadedModel | ModelFacts | None = None  # labels classes, scores outliers; per group
     labels: np.ndarray | Sequence[Any] | None = None  # predicted class labels, when known
     outlier_scores: np.ndarray | None = None  # already scored (batch scoring), else by ``model``
 
@@ -282,17 +305,11 @@ def _labels(group: list[Entry], probs: np.ndarray, sizes: np.ndarray) -> pa.Arra
     if first.labels is not None:
         given = _stack([np.asarray(e.labels, dtype=object) for e in group], sizes, "labels")
         return pa.array([None if v is None else str(v) for v in given.tolist()], pa.string())
-    classes = _classes(first.model)
+    classes = facts_of(first.model).classes
     if classes is None or len(classes) != probs.shape[1]:
         return None
     names = np.array([str(c) for c in classes], dtype=object)
     return pa.array(names[probs.argmax(axis=1)], pa.string())
-
-
-def _classes(model: LoadedModel | None) -> list[Any] | None:
-    signature = getattr(model, "signature", None)
-    classes = getattr(signature, "classes", None)
-    return list(classes) if classes else None
 
 
 def _outliers(group: list[Entry], n: int) -> pa.Array:
@@ -305,14 +322,14 @@ def _outliers(group: list[Entry], n: int) -> pa.Array:
         given = _stack([np.asarray(e.outlier_scores, dtype=np.float64) for e in group
                         if e.outlier_scores is not None], sizes, "outlier scores")
         return pa.array(given, pa.float64(), from_pandas=True)
-    model = group[0].model
-    if model is None or not group[0].inputs or getattr(model, "_outlier_detector", None) is None:
+    detector = facts_of(group[0].model).detector
+    if detector is None or not group[0].inputs:
         return pa.nulls(n, pa.float64())
     names = list(group[0].inputs)
     frame = pd.DataFrame({k: np.concatenate([np.asarray(e.inputs[k]) for e in group])
                           for k in names})
     try:
-        scores = model.outlier_scores(frame)
+        scores = detector.score(frame)
     except Exception as exc:  # a detector that cannot score these rows: the rows still log
         log.debug("outlier scores failed: %s", exc)
         return pa.nulls(n, pa.float64())
