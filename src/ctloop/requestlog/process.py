@@ -9,8 +9,9 @@ server keeps only the cheap part:
 
 - the request path is unchanged: ``submit`` appends the request's :class:`Entry`
   values (arrays it already has) to a list and returns;
-- a sender thread pickles what is queued every ``send_interval`` (10 ms) as one frame
-  to the writer process's stdin (the write to the pipe releases the lock);
+- a sender thread packs what is queued every ``send_interval`` (10 ms): the entries of
+  one model version end to end as a few NumPy arrays (:func:`pack`, no Arrow), and
+  pipes them as one pickle to the writer process's stdin (the write releases the lock);
 - the writer process (``python -m ctloop.requestlog.process``) runs the same
   :class:`RequestLogger` over the same log (opened from its :class:`LogSpec`): it builds
   the tables, spools, quarantines and publishes, and after each write reports its
@@ -43,11 +44,12 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ctloop.core.errors import StoreError
-from ctloop.requestlog.entries import Entry, ModelFacts, facts_of
+from ctloop.requestlog.entries import Entry, ModelFacts, Packed, facts_of, pack
 from ctloop.requestlog.writer import (
     LogUnavailable,
     RequestLogger,
@@ -267,18 +269,20 @@ class ProcessLogger:
             self._send(child, entries)
 
     def _send(self, child: _Child, entries: list[Entry]) -> None:
-        items: list[tuple[int | None, dict[str, Any]]] = []
+        """Pack the entries (one set of arrays per group) and pipe them with one pickle."""
+        packs, unpacked = pack(entries)
         facts: list[tuple[int, ModelFacts]] = []
-        for entry in entries:
-            fields = dict(vars(entry))
-            model = fields.pop("model")
+        items: list[tuple[int | None, Packed | Entry]] = []
+        batch: list[Packed | Entry] = [*packs, *unpacked]
+        for item in batch:
+            model = item.model
             key = None if model is None else self._facts_key(child, model, facts)
-            items.append((key, fields))
+            items.append((key, item if model is None else replace(item, model=None)))
         try:
             with self._pipe:
                 for key, fact in facts:
                     _write_frame(child.stdin, ("facts", key, fact))
-                _write_frame(child.stdin, ("entries", items))
+                _write_frame(child.stdin, ("items", items))
         except (OSError, ValueError):  # the writer died: the receiver says so
             pass
 
@@ -462,9 +466,9 @@ def main() -> None:
     facts: dict[int, ModelFacts] = {}
     while (message := _read_frame(source)) is not None:
         kind = message[0]
-        if kind == "entries":
-            writer.accept([Entry(**fields, model=None if key is None else facts[key])
-                           for key, fields in message[1]])
+        if kind == "items":
+            writer.accept([item if key is None else replace(item, model=facts[key])
+                           for key, item in message[1]])
         elif kind == "facts":
             facts[message[1]] = message[2]
         elif kind in ("drain", "flush"):

@@ -47,6 +47,8 @@ from ctloop.core.errors import ConfigError, StoreError
 from ctloop.requestlog.entries import (
     Built,
     Entry,
+    Item,
+    Packed,
     SchemaBook,
     build_tables,
     quarantine_table,
@@ -177,7 +179,7 @@ class RequestLogger:
         self.failures = 0  # spool writes that failed
         self.waited = 0  # submits that had to wait for room (only with max_wait)
         self.failing = ""
-        self._pending: list[Entry] = []
+        self._pending: list[Item] = []
         self._pending_rows = 0  # submitted, not yet spooled (queued, built or being written)
         self._unwritten: list[tuple[pa.Table, int]] = []  # built, waiting for the spool
         self._book = SchemaBook()
@@ -237,7 +239,7 @@ class RequestLogger:
         return refusal(stopped=self._stop, failing=self.failing, pending_rows=self._pending_rows,
                        rows=rows, max_pending_rows=self.max_pending_rows)
 
-    def accept(self, entries: Sequence[Entry]) -> None:
+    def accept(self, entries: Sequence[Item]) -> None:
         """Queue entries another process already acknowledged (the writer process): never
         refused, since the refusing happened there, against the rows this writer reports."""
         rows = sum(e.rows for e in entries)
@@ -311,14 +313,17 @@ class RequestLogger:
             return self.window
         return max(0.001, self._oldest + self._delay() - time.monotonic())
 
-    def _write(self, entries: list[Entry]) -> None:
+    def _write(self, entries: list[Item]) -> None:
         """Build tables of ``entries`` and spool them after what failed before."""
         if entries:
             try:
                 built = build_tables(entries, self._book)
             except Exception as exc:  # a bug in the builder must not jam the log either
                 log.exception("building request log rows failed; quarantining them")
-                built = Built(quarantined=[(e, f"{type(exc).__name__}: {exc}") for e in entries])
+                built = Built(quarantined=[
+                    (e, f"{type(exc).__name__}: {exc}")
+                    for item in entries
+                    for e in (item.entries() if isinstance(item, Packed) else [item])])
             if built.quarantined:
                 self._quarantine(quarantine_table(built.quarantined),
                                  sum(e.rows for e, _ in built.quarantined))
