@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +94,9 @@ class Entry:
     model: LoadedModel | ModelFacts | None = None  # labels classes, scores outliers; per group
     labels: np.ndarray | Sequence[Any] | None = None  # predicted class labels, when known
     outlier_scores: np.ndarray | None = None  # already scored (batch scoring), else by ``model``
+    outputs: Mapping[str, np.ndarray] = field(default_factory=dict)  # o_<name>, one per row
+    tensors: Mapping[str, np.ndarray] | None = None  # a tensor model's N-d inputs, as received
+    output_tensors: Mapping[str, np.ndarray] | None = None  # and its N-d outputs
 
     @property
     def rows(self) -> int:
@@ -109,7 +112,9 @@ class Entry:
         return (self.model_name, self.model_version, self.route, self.protocol, self.served,
                 self.status, self.error, self.missing, tuple(self.inputs), tuple(self.entity),
                 self.decisions is None, self.labels is None, np.ndim(self.scores),
-                self.outlier_scores is None, id(self.model))
+                self.outlier_scores is None, id(self.model), tuple(self.outputs),
+                None if self.tensors is None else tuple(self.tensors),
+                None if self.output_tensors is None else tuple(self.output_tensors))
 
 
 class SchemaBook:
@@ -176,6 +181,7 @@ class Packed:
     scores: np.ndarray  # (rows,) or (rows, classes)
     inputs: dict[str, np.ndarray]
     entity: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
     row_ids: list[str | None] | None = None
     decisions: np.ndarray | None = None
     labels: np.ndarray | None = None
@@ -202,6 +208,7 @@ class Packed:
                 request_ids=self.request_ids[lo:hi], scores=self.scores[lo:hi],
                 inputs={k: v[lo:hi] for k, v in self.inputs.items()},
                 entity={k: v[lo:hi] for k, v in self.entity.items()},
+                outputs={k: v[lo:hi] for k, v in self.outputs.items()},
                 row_ids=None if self.row_ids is None else self.row_ids[lo:hi],
                 decisions=None if self.decisions is None else self.decisions[lo:hi],
                 served=self.served, status=self.status, error=self.error, missing=self.missing,
@@ -234,6 +241,9 @@ def pack_group(group: Sequence[Entry]) -> Packed:
     """One group's entries (same :meth:`Entry.key`) end to end; raises when they do not fit."""
     first = group[0]
     sizes = np.array([e.rows for e in group], dtype=np.int64)
+    if first.tensors is not None or first.output_tensors is not None:
+        group = [_summarized(e) for e in group]
+        first = group[0]
     return Packed(
         model_name=first.model_name, model_version=int(first.model_version),
         route=first.route, protocol=first.protocol, served=bool(first.served),
@@ -246,6 +256,8 @@ def pack_group(group: Sequence[Entry]) -> Packed:
                 for name in first.inputs},
         entity={name: _column([e.entity[name] for e in group], sizes, f"key {name!r}")
                 for name in first.entity},
+        outputs={name: _column([e.outputs[name] for e in group], sizes, f"output {name!r}")
+                 for name in first.outputs},
         row_ids=[None if r is None else str(r) for e in group
                  for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)]
         if any(e.row_ids is not None for e in group) else None,
@@ -258,6 +270,66 @@ def pack_group(group: Sequence[Entry]) -> Packed:
             "outlier scores"),
         model=first.model,
     )
+
+
+TENSOR_VALUES = 64  # an output row of at most this many numbers is logged whole
+
+
+def _summarized(entry: Entry) -> Entry:
+    """A tensor model's entry with its N-d tensors as one-per-row log columns.
+
+    Inputs (images, token ids: large) are kept as a digest and a shape per row:
+    ``<name>`` the BLAKE2b-128 hex digest of the row's dtype, shape and bytes (equal
+    inputs, equal digests: enough to find repeats or join a stored sample) and
+    ``<name>_shape`` its shape without the row dimension. Outputs keep their values
+    (``list<double>``, flattened) when a row has at most :data:`TENSOR_VALUES` numbers,
+    else null, and their shape (``<name>_shape``).
+    """
+    inputs = dict(entry.inputs)
+    for name, tensor in (entry.tensors or {}).items():
+        array = np.asarray(tensor)
+        _check_rows(array, entry.rows, f"input tensor {name!r}")
+        inputs[name] = _digests(array)
+        inputs[f"{name}_shape"] = _shapes(array)
+    outputs = dict(entry.outputs)
+    for name, tensor in (entry.output_tensors or {}).items():
+        array = np.asarray(tensor)
+        _check_rows(array, entry.rows, f"output tensor {name!r}")
+        flat = array.reshape(len(array), -1)
+        values = np.empty(len(array), dtype=object)
+        if flat.shape[1] <= TENSOR_VALUES and flat.dtype.kind in "fiub":
+            for i, row in enumerate(flat.astype(np.float64).tolist()):
+                values[i] = row
+        outputs[name] = values
+        outputs[f"{name}_shape"] = _shapes(array)
+    return replace(entry, inputs=inputs, outputs=outputs, tensors=None, output_tensors=None)
+
+
+def _check_rows(array: np.ndarray, rows: int, what: str) -> None:
+    if array.ndim == 0 or array.shape[0] != rows:
+        raise ValueError(f"{what} has shape {list(array.shape)}, not {rows} rows first")
+
+
+def _digests(array: np.ndarray) -> np.ndarray:
+    """BLAKE2b-128 of each row (dtype, shape, bytes); hashlib lets go of the interpreter
+    lock on large rows."""
+    import hashlib
+
+    head = f"{array.dtype.str}{list(array.shape[1:])}".encode()
+    out = np.empty(len(array), dtype=object)
+    for i in range(len(array)):
+        digest = hashlib.blake2b(head, digest_size=16)
+        digest.update(np.ascontiguousarray(array[i]).data)
+        out[i] = digest.hexdigest()
+    return out
+
+
+def _shapes(array: np.ndarray) -> np.ndarray:
+    out = np.empty(len(array), dtype=object)
+    shape = [int(d) for d in array.shape[1:]]
+    for i in range(len(array)):
+        out[i] = shape
+    return out
 
 
 def build_tables(items: Sequence[Item], book: SchemaBook) -> Built:
@@ -344,6 +416,8 @@ def packed_table(packed: Packed, book: SchemaBook) -> pa.Table:
         extra[f"f_{name}"] = _values(values, f"input {name!r}")
     for name, values in packed.entity.items():
         extra[f"e_{name}"] = _values(values, f"key {name!r}")
+    for name, values in packed.outputs.items():
+        extra[f"o_{name}"] = _values(values, f"output {name!r}")
     book.conform(packed.model_name, packed.model_version, extra)
     columns.update(extra)
     return pa.table(columns)

@@ -9,7 +9,7 @@ server keeps only the cheap part:
 
 - the request path is unchanged: ``submit`` appends the request's :class:`Entry`
   values (arrays it already has) to a list and returns;
-- a sender thread packs what is queued every ``send_interval`` (10 ms): the entries of
+- a sender thread packs what is queued every ``send_interval`` (25 ms): the entries of
   one model version end to end as a few NumPy arrays (:func:`pack`, no Arrow), and
   pipes them as one pickle to the writer process's stdin (the write releases the lock);
 - the writer process (``python -m ctloop.requestlog.process``) runs the same
@@ -25,7 +25,7 @@ Model facts (class names, outlier detector) go to the writer once per model vers
 
 Crashes: a SIGKILL of the server leaves the writer running: it reads its stdin to the
 end, spools and publishes what it got, and exits, so only what the server still held
-(at most ``send_interval`` of answers) is lost. A SIGKILL of both (the process group,
+(at most ``send_interval``, 25 ms, of answers) is lost. A SIGKILL of both (the process group,
 the OOM killer) loses what was not spooled yet: at most ``window_rows`` rows, answered
 within the last ``window_ms``. A writer that dies is replaced after ``retry_interval``
 (its spool is adopted and published by the next one); meanwhile requests get 503.
@@ -67,7 +67,7 @@ __all__ = ["ProcessLogger", "main"]
 log = logging.getLogger("ctloop.requestlog")
 
 _HEADER = struct.Struct("<I")
-_SEND_INTERVAL_S = 0.01
+_SEND_INTERVAL_S = 0.025
 _BATCH_ROWS = 4096
 _RECENT_S = 60.0
 
