@@ -121,10 +121,9 @@ def ctloop_deployment(engine: str, project: Path, bundle: Path,
         wait(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200,
              "ctloop serving /health")
         to_health = time.monotonic() - start
-        sh([*compose, "run", "--rm", "-T", "-v", f"{bundle}:/tmp/b.bundle:ro", "controller",
-            "ctloop", "models", "import-bundle", "/tmp/b.bundle"], cwd=out)
-        sh([*compose, "run", "--rm", "-T", "controller", "ctloop", "models", "promote",
-            "bench", "1", "--alias", "champion"], cwd=out)
+        sh([*compose, "run", "--rm", "--no-deps", "-T", "-v", f"{bundle}:/tmp/b.bundle:ro",
+            "controller", "ctloop", "models", "import-bundle", "/tmp/b.bundle",
+            "--alias", "champion"], cwd=out)  # as the export's README says
         wait(lambda: httpx.post(f"{url}/v2/models/bench/infer", json={"inputs": inputs},
                                 timeout=10).status_code == 200, "ctloop first prediction")
         to_prediction = time.monotonic() - start

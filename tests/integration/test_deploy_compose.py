@@ -116,7 +116,8 @@ class Deployment:
     def ctloop(self, *args: str, mount: Path | None = None) -> str:
         """``ctloop ARGS`` in a one-off controller container (the deployment's settings)."""
         volume = ["-v", f"{mount}:/tmp/{mount.name}:ro"] if mount else []
-        proc = self.compose("run", "--rm", "-T", *volume, "controller", "ctloop", *args)
+        proc = self.compose("run", "--rm", "--no-deps", "-T", *volume, "controller", "ctloop",
+                            *args)
         return proc.stdout
 
     def ready(self, port: int) -> dict[str, Any]:
@@ -226,9 +227,8 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
 
         # the first model, from the laptop's bundle: hashes checked, registered, promoted
         imported = json.loads(dep.ctloop("models", "import-bundle", f"/tmp/{bundle.name}",
-                                         "--json", mount=bundle))
+                                         "--alias", "champion", "--json", mount=bundle))
         first = int(imported["version"])
-        dep.ctloop("models", "promote", "laptop", str(first), "--alias", "champion")
         wait_until(lambda: dep.serving(first), "both replicas serve the imported model", 120)
 
         for n in (1, 2):  # from the host, over v1 and v2, as the laptop's model answers

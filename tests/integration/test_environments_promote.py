@@ -174,3 +174,14 @@ def test_staging_to_prod_with_hashes_provenance_and_refusals(
     assert isinstance(imported, dict)
     assert imported["version"] == 1
     assert imported["provenance"]["source_environment"] == "staging"
+    # a deployment's start-up import: --existing-ok answers 0 with the version it has,
+    # and --alias makes it the champion in the same call, once
+    for _ in range(2):
+        code, out, err = cli(capsys, "--env", "qa", "models", "import-bundle", str(bundle),
+                             "--existing-ok", "--alias", "champion")
+        assert code == 0, err
+    assert "already had flights:1" in out and "alias champion -> 1" in out
+    qa = open_metadata_store(load_settings(env="qa").metadata_url)
+    assert qa.get_aliases("flights") == {"champion": 1}
+    assert len(qa.alias_history("flights", "champion")) == 1  # moved once, not twice
+    qa.close()

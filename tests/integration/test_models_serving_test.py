@@ -116,16 +116,23 @@ def test_the_gate_serving_rule_makes_the_infra_check_serve_over_http(project: Pa
     assert config.to_dict()["serving"] == {"p99_ms": 50, "concurrency": 8}
     with pytest.raises(UserInputError, match="Unknown key"):
         GateConfig.from_dict({"serving": {"p99": 50}})
-    # in-process, the 50-row probe is happy; over HTTP, 2 rows are answered wrongly: not passed
-    assert infra_check(project / "broken", sample.head(50))["passed"]
-    served = infra_check(project / "broken", sample.head(50), serving={"seconds": 0.5})
-    assert not served["passed"]
-    http = next(c for c in served["checks"] if c["check"] == "http")
-    assert not http["passed"] and "v1 with 2 row(s)" in http["detail"]
+    # every infra check now asks the service (in-process ASGI): the model that answers
+    # 2 rows wrongly is refused without any serving rule, naming the protocol and size
+    plain = infra_check(project / "broken", sample.head(50))
+    assert not plain["passed"]
+    http = next(c for c in plain["checks"] if c["check"] == "http")
+    assert not http["passed"] and "v1 with 2 row(s)" in http["detail"], http
+    assert [c["check"] for c in plain["checks"] if not c["passed"]] == ["http"]
     good = infra_check(project / "good", sample.head(50),
                        serving={"seconds": 0.5, "concurrency": 2})
     assert good["passed"], good["checks"]
     assert [c["check"] for c in good["checks"]][-2:] == ["http", "load"]
+    # every task passes the default check over both protocols
+    for name in ("multiclass", "regression"):
+        checked = infra_check(project / name, sample.head(50))
+        assert checked["passed"], (name, checked["checks"])
+        assert "6 answers" in next(c for c in checked["checks"] if c["check"] == "http")[
+            "detail"]
 
 
 def test_a_serving_budget_is_validated() -> None:

@@ -48,21 +48,35 @@ def import_bundle(
     env: EnvOpt = None,
     name: Annotated[str | None, typer.Option(
         "--name", help="Register under this model name (default: the bundle's).")] = None,
+    alias: Annotated[str | None, typer.Option(
+        "--alias", help="Then move this alias (e.g. champion) to the imported version.")] = None,
+    existing_ok: Annotated[bool, typer.Option(
+        "--existing-ok", help="These exact bytes already registered: use that version, "
+        "exit 0 (a deployment's start-up import, run on every start).")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check every hash of a bundle, then register it with its provenance (nothing is run)."""
+    from ctloop.registry import ModelRegistry
     from ctloop.registry.bundle import import_bundle as run_import
     from ctloop.registry.bundle import open_environment
 
     store, artifacts, target = open_environment(load_settings(env=env))
     try:
-        result = run_import(store, artifacts, bundle, environment=target, name=name)
+        result = run_import(store, artifacts, bundle, environment=target, name=name,
+                            existing_ok=existing_ok)
+        if alias is not None:
+            registry = ModelRegistry(store, artifacts=artifacts)
+            if registry.aliases(result.name).get(alias) != result.version:
+                registry.promote(result.name, result.version, alias=alias,
+                                 reason=f"imported from {bundle.name}")
     finally:
         store.close()
     if json_:
         print_json(asdict(result))
         return
     p = result.provenance
-    console.print(f"imported {result.name}:{result.version} into {target} from "
+    verb = "already had" if result.outcome == "already present" else "imported"
+    console.print(f"{verb} {result.name}:{result.version} into {target} from "
                   f"{p.source_environment} {p.source_name}:{p.source_version} "
-                  f"(runs {', '.join(p.run_ids) or '-'}; every hash checked)")
+                  f"(runs {', '.join(p.run_ids) or '-'}; every hash checked)"
+                  + (f"; alias {alias} -> {result.version}" if alias else ""))

@@ -14,6 +14,7 @@ import typer
 
 from ctloop.cli.output import console, err_console, escape, print_json, print_table
 from ctloop.core.errors import UserInputError
+from ctloop.core.paths import require_writable
 from ctloop.core.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -210,6 +211,7 @@ def run_cmd(
 
     settings = load_settings()
     spec = get_loop(name, settings)  # a wrong name or path answers before the heavy imports
+    require_writable(settings.home, "state folder")
     from ctloop.loop.controller import LoopController
 
     with _Progress(err_console.is_terminal and not as_json, lines=not once) as progress:

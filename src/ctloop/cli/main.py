@@ -205,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
+    except PermissionError as exc:  # a folder of another user (a root-owned volume, say)
+        from ctloop.core.paths import denied
+
+        typer.echo(denied(exc).one_line(), err=True)
+        return 2
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130

@@ -15,6 +15,7 @@ from ctloop.cli.main import app
 from ctloop.cli.output import NO_KEYS_EXPOSED, err_console, warn
 from ctloop.core.errors import UserInputError
 from ctloop.core.net import is_loopback
+from ctloop.core.paths import require_writable
 from ctloop.core.settings import Settings, load_settings
 
 
@@ -78,6 +79,7 @@ def serve(
     from ctloop.serving import ServingConfig, create_app
 
     settings = load_settings()
+    require_writable(settings.home, "state folder")  # a root-owned volume: say so, first
     overrides = {
         "alias": alias, "canary": canary, "ab": ab, "ab_key": ab_key, "shadow": shadow,
         "reload_interval": reload_interval, "grpc_port": grpc_port,

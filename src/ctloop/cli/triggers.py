@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ctloop.cli.output import console, print_json, print_table
+from ctloop.core.paths import require_writable
 from ctloop.core.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -17,7 +18,9 @@ app = typer.Typer(no_args_is_help=True)
 def _controller(on_event: Any = None):  # type: ignore[no-untyped-def]
     from ctloop.triggers.controller import Controller
 
-    return Controller(settings=load_settings(), on_event=on_event)
+    settings = load_settings()
+    require_writable(settings.home, "state folder")
+    return Controller(settings=settings, on_event=on_event)
 
 
 def _say(kind: str, firing: Any) -> None:

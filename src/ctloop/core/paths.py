@@ -13,8 +13,16 @@ from urllib.parse import unquote
 
 from ctloop.core.errors import NotFound, UserInputError
 
-__all__ = ["FORMATS", "batch_paths", "empty_sqlite_store", "require_input", "require_path",
-           "require_stored"]
+__all__ = [
+    "FORMATS",
+    "batch_paths",
+    "denied",
+    "empty_sqlite_store",
+    "require_input",
+    "require_path",
+    "require_stored",
+    "require_writable",
+]
 
 # Suffix -> format of the files batch scoring reads and writes.
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -78,3 +86,47 @@ def require_stored(url: str, what: str, key: str) -> None:
         raise NotFound(f"No model named {key!r}; registered models: none "
                        f"(nothing stored yet in {missing.parent}).")
     raise NotFound(f"No {what} with id {key!r}: no {what}s yet in {missing.parent}.")
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def denied(exc: PermissionError) -> UserInputError:
+    """The one line for a file or folder this user may not use."""
+    import os
+
+    where = exc.filename or "a file"
+    user = _user(os.getuid()) if hasattr(os, "getuid") else "this user"
+    return UserInputError(f"Permission denied on {where} for {user}: give this user access "
+                          "(chown or chmod) or run as the owner of that folder.")
+
+
+def require_writable(folder: Path, role: str) -> Path:
+    """``folder`` if this process can create files in it (made when missing); else one line
+    naming the folder, this user and its owner, and what to do.
+
+    A state volume mounted as root and used by a non-root container otherwise fails far
+    from the cause: SQLite says "unable to open database file", which reads as a
+    connection problem.
+    """
+    import os
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    target = folder if folder.exists() else existing
+    if target.is_dir() and os.access(target, os.W_OK | os.X_OK):
+        return folder
+    if not hasattr(os, "getuid"):  # no owners to name (Windows)
+        raise UserInputError(f"The {role} {folder} is not writable; choose another folder.")
+    uid = os.getuid()
+    owner = _user(target.stat().st_uid) if target.exists() else "nobody"
+    raise UserInputError(
+        f"The {role} {target} is not writable by {_user(uid)}: it belongs to {owner}. "
+        f"Give it to this user (chown -R {uid} {target}) or run as its owner.")

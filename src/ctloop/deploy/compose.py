@@ -82,9 +82,13 @@ def _healthcheck(probe: Probe) -> dict[str, Any]:
         url = f"http://127.0.0.1:{probe.port}{probe.path}"
         test = ["CMD", "python", "-c",
                 f"import urllib.request; urllib.request.urlopen({url!r}, timeout=4)"]
-    slow = probe.command[:1] == ("ctloop",)  # starts Python: every 30 s is plenty
-    return {"test": test, "interval": "30s" if slow else "10s",
-            "timeout": "20s" if slow else "5s", "retries": 5, "start_period": "60s"}
+    # Compose starts a dependant when its dependency's check first passes, and the first
+    # check runs one interval after the start: a short interval is a fast start (compose
+    # 1.x has no start_interval). A ctloop command starts Python: every 30 s is plenty.
+    slow = probe.command[:1] == ("ctloop",)
+    return {"test": test, "interval": "30s" if slow else "2s",
+            "timeout": "20s" if slow else "5s", "retries": 5 if slow else 15,
+            "start_period": "60s"}
 
 
 def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:

@@ -8,10 +8,8 @@ the "connection" error a non-root process on a root-owned volume used to get.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
-from ctloop.core.errors import ConfigError, StoreError
+from ctloop.core.errors import StoreError
+from ctloop.core.paths import require_writable
 from ctloop.core.secrets import mask_secrets
 from ctloop.core.settings import Settings
 
@@ -21,15 +19,7 @@ __all__ = ["check_health"]
 def check_health(settings: Settings) -> None:
     """Raise unless the state folder is writable and the metadata store answers."""
     home = settings.home
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=home, prefix=".probe-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"The state folder {home} is not writable by uid {os.getuid()} "
-            f"({type(exc).__name__}): give the volume to that user (chown) or run as its "
-            "owner.") from None
+    require_writable(home, "state folder")
     from ctloop.metadata import open_metadata_store
 
     try:

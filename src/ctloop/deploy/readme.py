@@ -63,9 +63,9 @@ until a model holds the `champion` alias. Bring one from the project where it wa
     # in the project where the model was trained
     ctloop models export NAME@champion -o NAME.bundle
     # here: check every hash, register it with its provenance (nothing is executed)
-    docker-compose run --rm -v "$PWD/NAME.bundle:/tmp/NAME.bundle:ro" controller \\
-        ctloop models import-bundle /tmp/NAME.bundle
-    docker-compose run --rm controller ctloop models promote NAME VERSION --alias champion
+    # and make it the champion, in one short-lived container
+    docker-compose run --rm --no-deps -v "$PWD/NAME.bundle:/tmp/NAME.bundle:ro" \\
+        controller ctloop models import-bundle /tmp/NAME.bundle --alias champion
 
 The serving replicas load it within a few seconds:
 
@@ -96,8 +96,8 @@ Set `image = "registry.example.com/team/{plan.name}:1"` in `[ctloop.deploy]` (or
     ctloop models export NAME@champion -o NAME.bundle      # where it was trained
     pod=$(kubectl -n ctloop get pod -l app.kubernetes.io/name=controller -o name | head -1)
     kubectl -n ctloop cp NAME.bundle "${{pod#pod/}}":/tmp/
-    kubectl -n ctloop exec deploy/controller -- ctloop models import-bundle /tmp/NAME.bundle
-    kubectl -n ctloop exec deploy/controller -- ctloop models promote NAME VERSION --alias champion
+    kubectl -n ctloop exec deploy/controller -- \\
+        ctloop models import-bundle /tmp/NAME.bundle --alias champion
 """
 
 

@@ -123,6 +123,9 @@ def _prepare_sqlite_path(url: sa.URL) -> None:
             f"The metadata URL {describe_url(url)} points at the folder {path}, not a file. "
             "Name a database file, e.g. sqlite:///" + str(path / "metadata.db")
         )
+    from ctloop.core.paths import require_writable
+
+    require_writable(path.parent, "folder of the metadata database")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

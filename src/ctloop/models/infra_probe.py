@@ -14,13 +14,42 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
 
 
-def probe(model_dir: str, sample_path: str, repeats: int = 5) -> dict[str, object]:
+class HttpReport(TypedDict):
+    """The candidate answered through the service (:mod:`ctloop.serving.probe`)."""
+
+    answers: int
+    failures: list[str]
+
+
+class ProbeReport(TypedDict, total=False):
+    """What one probe found; ``error`` set means the model could not be loaded or predict."""
+
+    flavor: str
+    task: str | None
+    load_ms: float
+    latency_ms: float
+    shape: list[int]
+    dtype: str
+    finite: bool
+    min: float | None
+    max: float | None
+    warnings: list[str]
+    error: str | None
+    http: HttpReport
+
+
+Probe = Callable[[str, str], ProbeReport]
+
+
+def probe(model_dir: str, sample_path: str, repeats: int = 5) -> ProbeReport:
     """Load, predict ``repeats`` times and describe the output."""
     from ctloop.core.errors import CtloopError
     from ctloop.models.flavors import load_model
@@ -64,15 +93,19 @@ SERVING_IMPORTS = ("lightgbm", "sklearn.base")
 """Imported by the probe server before it forks: what loading a model imports anyway."""
 
 
-def serve() -> None:
+def serve(probe_one: Probe = probe, prepare: Callable[[], object] | None = None) -> None:
     """Fork one fresh child per request line ``{"model", "sample", "out"}`` on stdin.
 
     Answers ``{"pid": N}`` when the child starts and ``{"exit": CODE}`` when it ends.
     The child's stdout goes to stderr, so nothing a library prints mixes with the answers.
+    ``probe_one`` is what the child runs (the serving side passes one that also asks the
+    service); ``prepare`` runs once before the first fork.
     """
     import importlib
     import os
 
+    if prepare is not None:
+        prepare()
     for name in SERVING_IMPORTS:  # best effort: a flavor not installed is not preloaded
         try:
             importlib.import_module(name)
@@ -86,9 +119,10 @@ def serve() -> None:
             try:
                 os.dup2(2, 1)
                 try:
-                    report = probe(request["model"], request["sample"])
+                    report = probe_one(request["model"], request["sample"])
                 except Exception as exc:  # what a real server would hit loading this model
-                    report = {"error": f"the probe failed: {type(exc).__name__}: {exc}"}
+                    report = ProbeReport(
+                        error=f"the probe failed: {type(exc).__name__}: {exc}")
                 Path(request["out"]).write_text(json.dumps(report))
                 code = 0
             finally:

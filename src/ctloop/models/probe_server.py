@@ -28,7 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ProbeServer", "probe_server"]
+__all__ = ["PROBE_MODULE", "ProbeServer", "probe_server"]
+
+PROBE_MODULE = "ctloop.serving.probe"
+"""The probe server's module, named not imported (serving sits below models): it probes
+in-process as :mod:`ctloop.models.infra_probe` does, then asks the real service."""
 
 _lock = threading.Lock()
 _server: ProbeServer | None = None
@@ -39,7 +43,7 @@ class ProbeServer:
 
     def __init__(self, python: str = sys.executable) -> None:
         self.proc = subprocess.Popen(
-            [python, "-m", "ctloop.models.infra_probe", "--serve"],
+            [python, "-m", PROBE_MODULE, "--serve"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
         )
         self._lock = threading.Lock()

@@ -27,16 +27,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import ConfigError, UserInputError
 from ctloop.core.net import free_port
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "SIZES",
@@ -344,12 +347,14 @@ def check_service(
     version: int | None = None,
     startup_s: float = 0.0,
     api_key: str | None = None,
+    client: httpx.Client | None = None,
 ) -> ServingReport:
     """Send ``sample`` to the service at ``url`` and judge its answers, latency and errors.
 
     ``model`` is the candidate loaded in this process (a ``LoadedModel``): its
     predictions on the same rows are what every answer must equal. ``api_key`` goes
-    in ``X-API-Key`` when the service has keys.
+    in ``X-API-Key`` when the service has keys. ``client`` sends the requests instead
+    of a new one to ``url`` (an in-process ASGI client; then no load test is run).
     """
     import httpx
 
@@ -372,14 +377,15 @@ def check_service(
     if grpc_address and grpc_infer:
         protocols.append("grpc")
     headers = {"X-API-Key": api_key} if api_key else {}
-    with httpx.Client(base_url=url, timeout=timeouts.request_s, headers=headers) as client:
+    with (nullcontext(client) if client is not None else
+          httpx.Client(base_url=url, timeout=timeouts.request_s, headers=headers)) as sender:
         for size in SIZES:
             part = frame.head(size)
             scores = all_scores[:size] if len(all_scores) == len(frame) else all_scores
             labels = None if all_labels is None else all_labels[:size]
             for protocol in protocols:
                 started = time.perf_counter()
-                status, outputs, error = _ask(client, protocol, name, part, grpc_address,
+                status, outputs, error = _ask(sender, protocol, name, part, grpc_address,
                                               grpc_infer, timeouts.request_s)
                 ms = (time.perf_counter() - started) * 1000
                 if error is not None:
@@ -392,7 +398,7 @@ def check_service(
                 if not passed:
                     failures.append(f"{protocol} with {size} row(s): {detail}")
     load = None
-    if budget is not None:
+    if budget is not None and client is None:
         load = _load(url, name, frame.head(budget.rows), budget, timeouts, headers)
         if not load.passed:
             failures.append(f"load: {load.detail}")
