@@ -95,9 +95,8 @@ def fill(url: str, n_runs: int) -> dict[str, Any]:
                             (t.events, events)):
             for k in range(0, len(rows), 5000):
                 conn.execute(sa.insert(table), rows[k:k + 5000])
-    model_art = artifacts[0]["id"]
-    for v in range(20):
-        store.create_model_version("bench-model", model_art, run_id=runs[v]["id"],
+    for v in range(20):  # one artifact per version: registering one twice returns its version
+        store.create_model_version("bench-model", artifacts[v]["id"], run_id=runs[v]["id"],
                                    properties={"evaluation": {"overall": {"n": 100, "metrics": {
                                        "roc_auc": {"value": 0.7, "lo": 0.6, "hi": 0.8}}}}})
     for k in range(200):
@@ -115,6 +114,27 @@ def time_it(fn: Callable[[], Any], repeat: int) -> list[float]:
         fn()
         out.append((time.perf_counter() - t0) * 1000)
     return out
+
+
+def outcome_cost(url: str, repeat: int) -> float:
+    """The runs list's data (``UiQueries.run_page``) with its outcome and headline queries
+    over the same data without them, timed interleaved: what the verdict badges and the
+    metric column cost."""
+    from ctloop.ui.queries import RunFilter, UiQueries
+
+    queries = UiQueries(url)
+    real = (queries._step_returns, queries._metrics_of)
+
+    def none(conn: Any, ids: Any) -> dict[str, Any]:
+        return {}
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeat):
+        for full in (True, False):
+            queries._step_returns, queries._metrics_of = real if full else (none, none)  # type: ignore[method-assign]
+            times[full] += time_it(lambda: queries.run_page(RunFilter()), 1)
+    queries.close()
+    return pystats.median(times[True]) / pystats.median(times[False])
 
 
 def main() -> None:
@@ -176,7 +196,8 @@ def main() -> None:
     for _ in range(args.repeat):  # interleaved: each round visits every page once
         for name, fn in pages.items():
             times[name] += time_it(fn, 1)
-    print(f"\n{'page':40} {'median ms':>10} {'p90 ms':>8}")
+    print(f"\nload average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'page':40} {'median ms':>10} {'p90 ms':>8}")
     for name, values in times.items():
         values.sort()
         p90 = values[min(len(values) - 1, int(0.9 * len(values)))]
@@ -185,6 +206,8 @@ def main() -> None:
         times["runs list (page 1)"])
     print(f"\nruns list page vs N+1 baseline (data only, no HTML): {ratio:.1f}x "
           f"({'faster' if ratio > 1 else 'slower'})")
+    print(f"runs list data with the outcome and headline queries vs without: "
+          f"{outcome_cost(url, args.repeat * 4):.2f}x")
     slowest = max((n for n in times if not n.startswith("baseline")),
                   key=lambda n: pystats.median(times[n]))
     print(f"slowest page: {slowest} ({pystats.median(times[slowest]):.0f} ms median; "

@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
 from ctloop.core.net import free_port
+from ctloop.testing.loops import churn_loop
 from ctloop.testing.services import in_ci
 
 CHROMIUM = os.environ.get("CTLOOP_CHROMIUM", "/usr/bin/chromium")
@@ -192,3 +194,49 @@ def served() -> Iterator[Callable[[object], str]]:
     yield start
     for server in started:
         stop(server)
+
+
+# Every span retrains; a candidate must beat the champion by 0.02 to be blessed.
+STORY_LOOP = churn_loop('id = "customer"', 'retrain_on = ["new_span"]', 'window = "2 spans"',
+                        'train = { flavor = "lightgbm", params = { n_estimators = 20 } }',
+                        "gate = { min_improvement = 0.02 }",
+                        "decay = { max_drop = 0.1, min_labels = 100 }")
+
+
+@dataclass
+class Story:
+    root: Path
+    spans: list[Any]  # the replay's SpanReports, with their run ids
+    url: str
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    """A declared loop replayed into the project's own stores, served by the dashboard:
+    its candidates blessed and refused, one span quarantined (see test_story.py)."""
+    from ctloop.core.settings import load_settings
+    from ctloop.loop import load_loops
+    from ctloop.loop.replay import replay
+    from ctloop.loop.sample import write_sample_spans
+    from ctloop.ui import create_app
+
+    _require_chromium()
+    root = tmp_path_factory.mktemp("ui-story")
+    (root / "ctloop.toml").write_text(STORY_LOOP)
+    write_sample_spans(root / "landing", spans=5, rows=400, change_at=2, shift_at=None,
+                       defective_at=3)
+    keep = os.getcwd()
+    saved = {k: os.environ.pop(k) for k in list(os.environ)
+             if k.startswith("CTLOOP_") and k != "CTLOOP_CHROMIUM"}
+    try:
+        os.chdir(root)
+        settings = load_settings(root)
+        result = replay(load_loops(settings)["churn"], settings, baseline=True, sandbox=False)
+        server = serve(create_app(settings))
+        try:
+            yield Story(root, result.spans, server.url)
+        finally:
+            stop(server)
+    finally:
+        os.chdir(keep)
+        os.environ.update(saved)

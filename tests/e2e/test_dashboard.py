@@ -39,7 +39,8 @@ def test_runs_list_filters_paginates_and_links_to_runs(dashboard: str, page: Pag
     click(page, "form.filters button[type=submit]")
     assert "status=failed" in page.url
     assert page.locator("#runs tbody tr").count() == 1
-    assert page.locator("#runs tbody .badge.failed").count() == 1
+    assert page.locator("#runs tbody .badge.quarantined").count() == 1  # May's broken batch
+    assert "data kept out" in page.locator("#runs tbody td.status").inner_text()
     page.goto(f"{dashboard}/runs?per_page=1")
     assert "page 1 of" in page.locator(".pager").inner_text()
     first = page.locator("#runs tbody tr td:nth-child(2)").inner_text()
@@ -55,7 +56,8 @@ def test_run_page_shows_dag_steps_and_the_failed_steps_traceback(
 ) -> None:
     page.goto(f"{dashboard}/runs?status=failed")
     click(page, "#runs tbody tr a")
-    assert page.locator("h1 .badge.failed").count() == 1
+    assert page.locator("h1 .badge.quarantined").count() == 1  # May's broken batch
+    assert "run failed; data kept out" in page.locator("h1").inner_text()
     dag = page.locator("svg.graph")
     assert dag.locator("g.node").count() >= 5
     assert dag.locator("g.node.state-failed").count() >= 1

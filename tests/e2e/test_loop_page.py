@@ -23,23 +23,15 @@ from typing import Any
 import pytest
 
 from ctloop.loop.sample import write_sample_spans
+from ctloop.testing.loops import churn_loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 Page = Any
 
-LOOP = """
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-id = "customer"
-retrain_on = ["decay"]
-window = "2 spans"
-train = { flavor = "lightgbm", params = { n_estimators = 20 } }
-decay = { max_drop = 0.1, min_labels = 100 }
-"""
+LOOP = churn_loop('id = "customer"', 'retrain_on = ["decay"]', 'window = "2 spans"',
+                  'train = { flavor = "lightgbm", params = { n_estimators = 20 } }',
+                  "decay = { max_drop = 0.1, min_labels = 100 }")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +71,7 @@ def test_the_timeline_shows_spans_served_versions_gate_and_promotions(
     url = served(create_app(load_settings(root)))  # type: ignore[arg-type]
     page.goto(f"{url}/monitoring")
     section = page.locator("section.loop[data-loop=churn][data-source=replay]")
-    assert "latest replay" in section.locator("h3").inner_text()
+    assert "latest replay" in section.locator("h2").inner_text()
     strip = section.locator("ol.timeline li")
     assert strip.count() == 4
     assert [strip.nth(i).get_attribute("data-status") for i in range(4)] == [

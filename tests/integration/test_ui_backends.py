@@ -85,3 +85,38 @@ def test_runs_pages_filters_counts_and_compare(url: str, tmp_path: Path) -> None
     assert "lr" in differing and "batch" in differing and "s1.evaluation.roc_auc" in differing
     run_page = client.get(f"/runs/{runs[5].id}").text
     assert 'class="node state-cached"' in run_page and "cache hit" in run_page
+
+
+def test_runs_carry_the_gates_verdict_and_headline_metric(url: str) -> None:
+    """The step returns and the evaluation's ``Metrics`` read back on every backend."""
+    store = open_metadata_store(url)
+    ids = {}
+    for name, returned, status in [
+        ("blessed", {"blessed": True, "summary": "ok"}, StepStatus.SUCCEEDED),
+        ("refused", {"blessed": False, "summary": "no gain"}, StepStatus.SUCCEEDED),
+        ("quarantined", {}, StepStatus.FAILED),
+    ]:
+        run = store.create_run(RunRecord(
+            id=new_id(), pipeline="train", pipeline_version="1",
+            status=RunStatus.FAILED if status is StepStatus.FAILED else RunStatus.SUCCEEDED,
+            parameters={"gate": {"changes": {"log_loss": 0.01}}}))
+        step = store.save_step(StepRecord(
+            id=new_id(), run_id=run.id, name="judge" if returned else "validate",
+            component="evaluate" if returned else "validate", component_version="1",
+            status=status, outputs={"return": returned} if returned else {}))
+        if returned:
+            art = store.add_artifact(ArtifactRecord(
+                id=new_id(), type="Metrics", uri="file:///x", sha256="0" * 64, size=1,
+                name="evaluation", producer_step_id=step.id,
+                properties={"task": "binary", "roc_auc": 0.8, "log_loss": 0.42}))
+            store.add_events([EventRecord(step.id, art.id, "output", "evaluation")])
+        ids[name] = run.id
+    store.close()
+    queries = UiQueries(url)
+    rows = {r.run.id: r for r in queries.run_page(RunFilter()).rows}
+    queries.close()
+    assert {name: rows[run_id].badge for name, run_id in ids.items()} == {
+        "blessed": "blessed", "refused": "refused", "quarantined": "quarantined"}
+    headline = rows[ids["refused"]].headline
+    assert headline is not None and (headline.metric, headline.value) == ("log_loss", 0.42)
+    assert rows[ids["quarantined"]].headline is None

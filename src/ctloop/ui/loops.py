@@ -54,6 +54,24 @@ class SpanRow:
     live: dict[str, Any] | None
     window: list[str]
     runs: dict[str, str]  # phase -> run id
+    baseline: dict[str, Any] | None = None  # the never-retrained model on the span's rows
+
+    @property
+    def trained_version(self) -> int | None:
+        """The version registered from this span's training run."""
+        version = self.gate.get("version")
+        return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+    @property
+    def candidate(self) -> float | None:
+        """The candidate's metric on the holdout, as the gate judged it."""
+        return _float(self.gate.get("candidate"))
+
+    def live_value(self, metric: str) -> float | None:
+        return _float((self.live or {}).get(metric))
+
+    def baseline_value(self, metric: str) -> float | None:
+        return _float((self.baseline or {}).get(metric))
 
     @property
     def gate_summary(self) -> str:
@@ -72,6 +90,11 @@ class SpanRow:
         return f"{verdict}: {' '.join(parts)}{why}"
 
 
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
 @dataclass(frozen=True)
 class LoopTimeline:
     name: str
@@ -79,6 +102,15 @@ class LoopTimeline:
     spans: list[SpanRow] = field(default_factory=list)
     model: str | None = None
     linked: bool = True  # runs and versions are in the dashboard's own stores
+    declared_metric: str | None = None
+
+    @property
+    def metric(self) -> str | None:
+        """The loop's metric: declared, else the one its live scores carry."""
+        if self.declared_metric:
+            return self.declared_metric
+        keys = {k for s in self.spans for k in (s.live or {}) if k not in ("version", "n")}
+        return min(keys) if keys else None
 
     @property
     def valid(self) -> int:
@@ -111,6 +143,7 @@ def span_row(name: str, record: SpanRecord) -> SpanRow:
         live=report.live if isinstance(report.live, dict) else None,
         window=[str(w) for w in report.window or []],
         runs=dict(record.runs),
+        baseline=report.baseline if isinstance(report.baseline, dict) else None,
     )
 
 
@@ -123,8 +156,10 @@ def read_timeline(url: str, name: str, source: str, *, linked: bool = True,
     finally:
         state.close()
     spans = [span_row(n, r) for n, r in memory.spans.items()]
+    metric = memory.declaration.get("metric")
     return LoopTimeline(name, source, spans,
-                        model=model or memory.declaration.get("model"), linked=linked)
+                        model=model or memory.declaration.get("model"), linked=linked,
+                        declared_metric=metric if isinstance(metric, str) else None)
 
 
 def loop_names(url: str) -> list[str]:
@@ -145,7 +180,7 @@ def loop_names(url: str) -> list[str]:
 
 def _declared(settings: Settings) -> tuple[dict[str, str | None], str]:
     """Declared loops and their models; a broken declaration is reported, not fatal."""
-    tables = settings.extra.get("loops") or {}
+    tables = settings.tables.loops
     if not tables:
         return {}, ""
     try:

@@ -24,6 +24,7 @@ from ctloop.core.errors import BackendUnavailable, CtloopError, StoreError
 from ctloop.metadata import schema as t
 from ctloop.metadata.base import RunRecord, RunStatus, StepStatus
 from ctloop.metadata.engine import create_engine, describe_url, translate_connect_error
+from ctloop.ui.outcomes import Headline, Outcome, StepReturn, headline_of, outcome_of
 
 __all__ = ["RunFilter", "RunPage", "RunRow", "UiQueries"]
 
@@ -45,12 +46,23 @@ class RunFilter:
 
 @dataclass(frozen=True)
 class RunRow:
-    """One line of the runs list: the run and its step counts."""
+    """One line of the runs list: the run, its step counts, what it came to (the gate's
+    verdict, a quarantine) and its headline metric."""
 
     run: RunRecord
     steps: int
     cached: int
     failed: int
+    outcome: Outcome | None = None
+    headline: Headline | None = None
+
+    @property
+    def badge(self) -> str:
+        """The status badge: the gate's verdict on a finished run, else the run's status
+        (a refused candidate is no green "succeeded")."""
+        verdict = self.outcome.verdict if self.outcome is not None else None
+        finished = RunStatus.FAILED if verdict == "quarantined" else RunStatus.SUCCEEDED
+        return verdict if verdict and self.run.status is finished else self.run.status.value
 
     @property
     def cached_share(self) -> float | None:
@@ -161,7 +173,8 @@ class UiQueries:
         return clauses
 
     def run_page(self, f: RunFilter) -> RunPage:
-        """One page of runs, newest first, with step counts: four queries in all."""
+        """One page of runs, newest first, with step counts, outcomes and headline
+        metrics: six queries in all."""
         r = t.runs
         where = self._where(f)
         offset = (max(1, f.page) - 1) * f.per_page
@@ -176,13 +189,62 @@ class UiQueries:
             runs = [_run(row) for row in conn.execute(query)]
             total = int(conn.execute(sa.select(sa.func.count()).select_from(r).where(*where))
                         .scalar_one())
-            counts = self._step_counts(conn, [run.id for run in runs])
+            rows = self._rows(conn, runs)
             pipelines = [p for (p,) in conn.execute(
                 sa.select(r.c.pipeline).distinct().order_by(r.c.pipeline))]
             triggers = [x for (x,) in conn.execute(
                 sa.select(r.c.trigger).distinct().order_by(r.c.trigger))]
-        rows = [RunRow(run, *counts.get(run.id, (0, 0, 0))) for run in runs]
         return RunPage(rows, total, f, pipelines, triggers)
+
+    def run_rows(self, runs: Sequence[RunRecord]) -> list[RunRow]:
+        """``runs`` as lines of a list: step counts, outcome, headline (three queries)."""
+        with self._read() as conn:
+            return self._rows(conn, runs)
+
+    def _rows(self, conn: sa.Connection, runs: Sequence[RunRecord]) -> list[RunRow]:
+        ids = [run.id for run in runs]
+        counts = self._step_counts(conn, ids)
+        returns = self._step_returns(conn, ids)
+        metrics = self._metrics_of(conn, ids)
+        return [RunRow(run, *counts.get(run.id, (0, 0, 0)),
+                       outcome=outcome_of(returns.get(run.id, [])),
+                       headline=headline_of(run.parameters, metrics.get(run.id, [])))
+                for run in runs]
+
+    def _step_returns(self, conn: sa.Connection,
+                      run_ids: Sequence[str]) -> dict[str, list[StepReturn]]:
+        """The steps of each run that can decide its outcome: those whose return names the
+        gate's verdict (``blessed``), and the failed ones. The filter runs in the database
+        on the outputs' JSON text, so the rest of a page's steps are never decoded."""
+        if not run_ids:
+            return {}
+        s = t.steps
+        out: dict[str, list[StepReturn]] = {}
+        verdict = sa.cast(s.c.outputs, sa.Text).contains('"blessed"', autoescape=True)
+        query = (sa.select(s.c.run_id, s.c.component, s.c.status, s.c.outputs)
+                 .where(s.c.run_id.in_(list(run_ids)),
+                        sa.or_(s.c.status == StepStatus.FAILED.value, verdict))
+                 .order_by(s.c.pk))
+        for run_id, component, status, outputs in conn.execute(query):
+            returned = (outputs or {}).get("return")
+            out.setdefault(run_id, []).append(StepReturn(
+                str(component), str(status), returned if isinstance(returned, dict) else {}))
+        return out
+
+    def _metrics_of(self, conn: sa.Connection,
+                    run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The properties of the ``Metrics`` artifacts each run's steps wrote: one join."""
+        if not run_ids:
+            return {}
+        a, s = t.artifacts, t.steps
+        query = (sa.select(s.c.run_id, a.c.properties)
+                 .join(s, s.c.id == a.c.producer_step_id)
+                 .where(s.c.run_id.in_(list(run_ids)), a.c.type == "Metrics")
+                 .order_by(a.c.pk))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for run_id, props in conn.execute(query):
+            out.setdefault(run_id, []).append(props or {})
+        return out
 
     def _step_counts(
         self, conn: sa.Connection, run_ids: Sequence[str]

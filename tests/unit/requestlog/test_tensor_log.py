@@ -99,18 +99,18 @@ def test_an_image_models_rows_keep_digest_shape_and_logits(project: Path, writer
                     "parameters": {"request_ids": ids}}
             got = client.post("/v2/models/cnn/infer", json=body)
             assert got.status_code == 200, got.text
-            logits = np.asarray(got.json()["outputs"][0]["data"]).reshape(n, 10)
+            answered = np.asarray(got.json()["outputs"][0]["data"]).reshape(n, 10)
             for i, rid in enumerate(ids):
-                sent[rid] = (images[i], logits[i].tolist())
+                sent[rid] = (images[i], answered[i].tolist())
         app.state.serving.logger.flush()
     store.close()
     frame = open_prediction_log(folder).read(model_name="cnn")
     assert sorted(frame["request_id"]) == sorted(sent)
-    for row in frame.itertuples():
-        image, logits = sent[str(row.request_id)]
-        assert row.f_image == _digest(image)
-        assert list(row.f_image_shape) == [3, 8, 8]
-        np.testing.assert_allclose(list(row.o_logits), logits, rtol=1e-6)
-        assert list(row.o_logits_shape) == [10]
+    for row in frame.to_dict("records"):
+        image, logits = sent[str(row["request_id"])]
+        assert row["f_image"] == _digest(image)
+        assert np.asarray(row["f_image_shape"]).tolist() == [3, 8, 8]
+        np.testing.assert_allclose(np.asarray(row["o_logits"], dtype=float), logits, rtol=1e-6)
+        assert np.asarray(row["o_logits_shape"]).tolist() == [10]
     twice = frame[frame["request_id"].isin([f"{writer}-2-0", f"{writer}-2-1"])]
     assert twice["f_image"].nunique() == 1

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.metadata.base import ModelVersionRecord
+from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.tasks import HIGHER_IS_BETTER, better_word, default_metric, normalize_task
 from ctloop.registry import ROLLBACK_MARK
 from ctloop.ui.forms import CSRF_TEXT, Forbidden, read_form
@@ -26,15 +27,10 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-def _overall(version: ModelVersionRecord) -> dict[str, Any]:
-    overall: dict[str, Any] = version.properties.get("evaluation", {}).get("overall") or {}
-    return overall
-
-
-def _metric_names(versions: list[ModelVersionRecord]) -> list[str]:
+def _metric_names(evaluations: list[Evaluation]) -> list[str]:
     preferred = ["roc_auc", "log_loss", "accuracy", "macro_f1", "weighted_f1", "f1",
                  "precision", "recall", "rmse", "mae", "r2", "mape"]
-    seen = {m for v in versions for m in _overall(v).get("metrics", {})}
+    seen = {m for e in evaluations for m in e.overall.metrics}
     return [m for m in preferred if m in seen] + sorted(seen - set(preferred))
 
 
@@ -54,9 +50,11 @@ def model_page(request: Request, name: str) -> HTMLResponse:
         by_version.setdefault(version, []).append(alias)
     history = list(reversed(state.store.alias_history(name)))
     can_roll = {a: len(registry.holders(name, a)) >= 2 for a in aliases}
+    evaluations = {v.version: Evaluation.from_json(v.properties) for v in versions}
     return page(request, "model.html", {
         "name": name, "versions": list(reversed(versions)), "aliases": aliases,
-        "by_version": by_version, "history": history, "metrics": _metric_names(versions),
+        "by_version": by_version, "history": history, "evaluations": evaluations,
+        "metrics": _metric_names(list(evaluations.values())),
         "rollback_mark": ROLLBACK_MARK, "can_roll": can_roll,
         "flash": request.query_params.get("done"),
     })
@@ -68,12 +66,11 @@ def version_page(request: Request, name: str, version: int) -> HTMLResponse:
     registry = state.registry()
     registry.versions(name)
     record = state.store.get_model_version(name, version)
-    evaluation = record.properties.get("evaluation", {})
+    evaluation = Evaluation.from_json(record.properties)
     aliases = sorted(a for a, v in registry.aliases(name).items() if v == version)
     return page(request, "version.html", {
-        "v": record, "evaluation": evaluation, "overall": evaluation.get("overall") or {},
-        "slices": evaluation.get("slices") or {}, "blessing": record.properties.get("blessing"),
-        "aliases": aliases, "lineage": record.properties.get("lineage") or {},
+        "v": record, "ev": evaluation, "overall": evaluation.overall, "aliases": aliases,
+        "lineage": record.properties.get("lineage") or {},
         "others": [x.version for x in registry.versions(name) if x.version != version],
         "better": {m: better_word(m) for m in HIGHER_IS_BETTER},
     })
@@ -124,21 +121,25 @@ def compare_versions(
         frame = pd.read_parquet(path)
         models = {f"v{a}": registry.load(f"{name}:{a}", state.artifacts),
                   f"v{b}": registry.load(f"{name}:{b}", state.artifacts)}
+        recorded_b = Evaluation.from_json(vb.properties)
         label = str(models[f"v{b}"].manifest.get("metadata", {}).get("label")
-                    or vb.properties.get("evaluation", {}).get("label") or "")
+                    or recorded_b.label or "")
         if label not in frame.columns:
             raise UserInputError(
                 f"The dataset {dataset.id[:12]} has no label column {label!r}; pick another "
                 "evaluation dataset."
             )
-        slices = list((vb.properties.get("evaluation", {}).get("slices") or {}).keys())
+        slices = list(recorded_b.slices)
         report = evaluate_models(models, frame, label=label,
                                  slice_columns=[c for c in slices if c in frame.columns],
                                  n_boot=100, candidate=f"v{b}", baseline=f"v{a}")
     recorded = registry.compare(name, a, b)
     task = normalize_task(str(report["task"])) if report else None
+    scored = {side: Evaluation.from_json({"evaluation": report["models"][f"v{v}"]})
+              for side, v in (("a", a), ("b", b))} if report else {}
     return page(request, "model_compare.html", {
         "name": name, "a": va, "b": vb, "report": report, "recorded": recorded, "note": note,
+        "scored": scored,
         "dataset": dataset, "headline": default_metric(task) if task else "roc_auc",
         "better": {m: better_word(m) for m in HIGHER_IS_BETTER},
     })

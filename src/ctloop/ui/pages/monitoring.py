@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -20,10 +20,11 @@ from markupsafe import Markup
 
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.metadata.base import ArtifactRecord
+from ctloop.ui.charts import Chart, Series, chart, script_json, story_chart
 from ctloop.ui.loops import LoopTimeline, timelines
 from ctloop.ui.state import UiState, page, state_of
 
-__all__ = ["router"]
+__all__ = ["router", "script_json"]
 
 router = APIRouter()
 MAX_REPORTS = 500
@@ -35,27 +36,6 @@ def _when(report: ArtifactRecord) -> float | None:
     end = (report.properties.get("window") or {}).get("end")
     stamp = datetime.fromisoformat(end) if isinstance(end, str) else report.created_at
     return stamp.timestamp() if stamp else None
-
-
-def _series(points: list[tuple[float, float | None]], label: str, **style: Any) -> dict[str, Any]:
-    return {"label": label, "points": points, **style}
-
-
-def _chart(title: str, ylabel: str, series: list[dict[str, Any]]) -> dict[str, Any]:
-    """uPlot's column layout: one shared x (Unix seconds), one y array per series."""
-    xs = sorted({x for s in series for x, _ in s["points"]})
-    data: list[list[float | None]] = [list(xs)]
-    for s in series:
-        by_x = dict(s["points"])
-        data.append([by_x.get(x) for x in xs])
-    return {"title": title, "ylabel": ylabel, "data": data,
-            "series": [{k: v for k, v in s.items() if k != "points"} for s in series]}
-
-
-def script_json(value: Any) -> Markup:
-    """JSON safe inside ``<script type="application/json">``: no ``</script>`` can close it."""
-    text = json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
-    return Markup(text.replace("&", "\\u0026"))
 
 
 def _loops(state: UiState, model: str | None = None) -> tuple[list[LoopTimeline], str]:
@@ -92,12 +72,13 @@ def monitoring_index(request: Request) -> HTMLResponse:
     state = state_of(request)
     reports = _reports(state)
     models = sorted({str(r.properties.get("model")) for r in reports if r.properties.get("model")})
-    registered = [m["name"] for m in state.registry().models()]
-    firings = state.queries.triggered_runs(limit=50)
+    registered = [m.name for m in state.registry().models()]
+    firings = state.queries.run_rows(state.queries.triggered_runs(limit=50))
     loops, loop_note = _loops(state)
     return page(request, "monitoring.html", {
         "models": sorted(set(models) | set(registered)), "firings": firings,
         "loops": loops, "loop_note": loop_note, "model": None, "charts": {}, "latest": [],
+        "stories": _stories(loops),
     })
 
 
@@ -111,62 +92,112 @@ def _metric_label(report: ArtifactRecord) -> str:
     return "metric"
 
 
+def _points(items: list[ArtifactRecord], key: str) -> list[tuple[float, float | None]]:
+    """``key`` of each report on its window's end; reports without it are left out."""
+    return [(t, value) for r in items
+            if (t := _when(r)) is not None and (value := r.properties.get(key)) is not None]
+
+
+def _kind_chart(model: str, kind: str, items: list[ArtifactRecord]) -> Chart:
+    """One monitor kind over time: its value, its baseline (for decay: the evaluated
+    metric) and, but for decay, its alarm threshold."""
+    decay = kind == "decay"
+    series = [Series("live" if decay else kind, _points(items, "value"))]
+    base = _points(items, "baseline")
+    if base:
+        series.append(Series("evaluated" if decay else "baseline", base, dash=(6, 4)))
+    threshold = _points(items, "threshold")
+    if threshold and not decay:
+        series.append(Series("alarm threshold", threshold, dash=(2, 4), color="#999"))
+    ylabel = "share of features drifted" if kind == "drift" else _metric_label(items[-1])
+    return chart(f"{kind} of {model}", ylabel, series)
+
+
+def _feature_scores(state: UiState, report: ArtifactRecord) -> dict[str, float | None]:
+    """A drift report's per-feature scores, read from its file; empty when unreadable."""
+    try:
+        path = state.artifacts.get(report.uri, report.sha256, name=report.id)
+        details = json.loads(path.read_text()).get("details", {})
+    except (CtloopError, OSError, ValueError):
+        return {}
+    return {str(f): s.get("score") for f, s in (details.get("scores") or {}).items()
+            if isinstance(s, dict)}
+
+
+def _top_features(state: UiState, model: str, drift: list[ArtifactRecord]) -> Chart | None:
+    """The features that drifted most, over time (the newest reports only)."""
+    scores: dict[str, list[tuple[float, float | None]]] = {}
+    for r in drift[-MAX_DETAILED:]:
+        t = _when(r)
+        if t is None:
+            continue
+        for feature, score in _feature_scores(state, r).items():
+            scores.setdefault(feature, []).append((t, score))
+    top = sorted(scores, key=lambda f: -max((v or 0) for _, v in scores[f]))[:TOP_FEATURES]
+    if not top:
+        return None
+    return chart(f"top {len(top)} drifted features of {model}", "drift score",
+                 [Series(f, scores[f]) for f in top])
+
+
+def _charts(state: UiState, model: str, reports: list[ArtifactRecord],
+            kind: str | None) -> dict[str, Chart]:
+    """One chart per monitor kind (or only ``kind``), then the top drifted features."""
+    by_kind: dict[str, list[ArtifactRecord]] = {}
+    for r in sorted(reports, key=lambda r: _when(r) or 0):
+        by_kind.setdefault(str(r.properties.get("kind", "?")), []).append(r)
+    charts = {k: _kind_chart(model, k, items) for k, items in by_kind.items()
+              if not kind or k == kind}
+    top = _top_features(state, model, by_kind.get("drift", [])) \
+        if not kind or kind == "drift" else None
+    if top is not None:
+        charts["top drifted features"] = top
+    return charts
+
+
+def _latest(reports: list[ArtifactRecord]) -> list[ArtifactRecord]:
+    """The newest report of each monitor kind."""
+    newest: dict[str, ArtifactRecord] = {}
+    for r in sorted(reports, key=lambda r: _when(r) or 0):
+        newest[str(r.properties.get("kind", "?"))] = r
+    return list(newest.values())
+
+
+def _check_known(state: UiState, model: str) -> None:
+    """NotFound unless ``model`` is registered."""
+    try:
+        state.registry().versions(model)
+    except NotFound:
+        raise NotFound(f"No model {model!r}, no monitor results and no loop for it.") from None
+
+
 @router.get("/monitoring/{model}", response_class=HTMLResponse)
 def monitoring_model(
     request: Request, model: str, kind: Annotated[str | None, Query()] = None
 ) -> HTMLResponse:
+    """One model: its loop's timeline and story chart first, then monitor results over
+    time and the trigger firings."""
     state = state_of(request)
     reports = [r for r in _reports(state) if r.properties.get("model") == model]
     loops, loop_note = _loops(state, model)
-    if not reports and not any(tl.model == model for tl in loops):
-        try:
-            state.registry().versions(model)
-        except NotFound:
-            raise NotFound(f"No model {model!r}, no monitor results and no loop for it.") \
-                from None
-    by_kind: dict[str, list[ArtifactRecord]] = {}
-    for r in sorted(reports, key=lambda r: _when(r) or 0):
-        by_kind.setdefault(str(r.properties.get("kind", "?")), []).append(r)
-    charts: dict[str, dict[str, Any]] = {}
-    for k, items in by_kind.items():
-        if kind and k != kind:
-            continue
-        value = [(t, r.properties.get("value")) for r in items if (t := _when(r)) is not None]
-        series = [_series(value, "live" if k == "decay" else k)]
-        base = [(t, r.properties.get("baseline")) for r in items
-                if (t := _when(r)) is not None and r.properties.get("baseline") is not None]
-        if base:
-            series.append(_series(base, "evaluated" if k == "decay" else "baseline",
-                                  dash=[6, 4]))
-        threshold = [(t, r.properties.get("threshold")) for r in items
-                     if (t := _when(r)) is not None and r.properties.get("threshold") is not None]
-        if threshold and k != "decay":
-            series.append(_series(threshold, "alarm threshold", dash=[2, 4], color="#999"))
-        ylabel = "share of features drifted" if k == "drift" else _metric_label(items[-1])
-        charts[k] = _chart(f"{k} of {model}", ylabel, series)
-    drift = by_kind.get("drift", [])[-MAX_DETAILED:]
-    if drift and (not kind or kind == "drift"):
-        scores: dict[str, list[tuple[float, float | None]]] = {}
-        for r in drift:
-            t = _when(r)
-            try:
-                path = state.artifacts.get(r.uri, r.sha256, name=r.id)
-                details = json.loads(path.read_text()).get("details", {})
-            except (CtloopError, OSError, ValueError):
-                continue
-            for feature, s in (details.get("scores") or {}).items():
-                if t is not None and isinstance(s, dict):
-                    scores.setdefault(feature, []).append((t, s.get("score")))
-        top = sorted(scores, key=lambda f: -max((v or 0) for _, v in scores[f]))[:TOP_FEATURES]
-        if top:
-            charts["top drifted features"] = _chart(
-                f"top {len(top)} drifted features of {model}", "drift score",
-                [_series(scores[f], f) for f in top])
-    latest = [items[-1] for items in by_kind.values()]
-    firings = [r for r in state.queries.triggered_runs(limit=200)
-               if r.parameters.get("model_name", model) == model][:50]
+    if not reports and not loops:
+        _check_known(state, model)
+    charts = _charts(state, model, reports, kind)
+    firings = state.queries.run_rows([r for r in state.queries.triggered_runs(limit=200)
+                                      if r.parameters.get("model_name", model) == model][:50])
     return page(request, "monitoring.html", {
-        "models": [model], "model": model, "charts": charts, "latest": latest,
+        "models": [model], "model": model, "charts": charts, "latest": _latest(reports),
         "firings": firings, "loops": loops, "loop_note": loop_note,
-        "chart_json": {k: script_json(v) for k, v in charts.items()},
+        "chart_json": {k: script_json(v.to_json()) for k, v in charts.items()},
+        "stories": _stories(loops),
     })
+
+
+def _stories(loops: list[LoopTimeline]) -> dict[int, tuple[Chart, Markup]]:
+    """Each loop's story chart (by position on the page) and its JSON."""
+    out: dict[int, tuple[Chart, Markup]] = {}
+    for i, timeline in enumerate(loops):
+        story = story_chart(timeline)
+        if story is not None:
+            out[i] = (story, script_json(story.to_json()))
+    return out

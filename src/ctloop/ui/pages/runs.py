@@ -98,7 +98,7 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
     durations = [s.duration_s for s in steps if s.duration_s is not None]
     cached = sum(1 for s in steps if s.status is StepStatus.CACHED)
     return page(request, "run.html", {
-        "run": run, "steps": steps, "events": by_step,
+        "run": run, "row": state.queries.run_rows([run])[0], "steps": steps, "events": by_step,
         "dag": graph_svg([_step_node(s) for s in steps], label=f"DAG of run {run.id}"),
         "cached": cached, "busy_s": sum(durations),
         "duration_s": (run.ended_at - run.started_at).total_seconds()
