@@ -108,7 +108,8 @@ def _lightgbm(kind: str) -> Callable[[pd.DataFrame, pd.Series], Any]:
     def fit(x: pd.DataFrame, y: pd.Series) -> Any:
         import lightgbm as lgb
 
-        params = {"n_estimators": 15, "n_jobs": 1, "verbose": -1, "min_child_samples": 5}
+        params: dict[str, Any] = {"n_estimators": 15, "n_jobs": 1, "verbose": -1,
+                                  "min_child_samples": 5}
         model = lgb.LGBMRegressor(**params) if kind == "regression" else lgb.LGBMClassifier(
             **params)
         return model.fit(x, y)

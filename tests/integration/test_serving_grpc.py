@@ -431,7 +431,8 @@ def test_ctloop_serve_grpc_port_answers_beside_http(ctloop_home: Path, model_dir
                     break
             except InferenceServerException:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                proc.stderr and proc.stderr.read())
             time.sleep(0.2)
         frame = rows.head(10)
         typed = frame.assign(dep_delay=frame["dep_delay"].astype(np.float32).astype(float))
