@@ -26,21 +26,6 @@ def entities() -> pd.DataFrame:
     return flights.sample(400, random_state=0)[["origin", "dest", "carrier", "tailnum"]]
 
 
-@pytest.fixture(scope="module")
-def offline_sets(entities: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
-                 ) -> dict[pd.Timestamp, pd.DataFrame]:
-    """The point-in-time training sets at each moment, computed once for the module: the
-    offline side does not depend on the online store, so both store params share it."""
-    folder = tmp_path_factory.mktemp("offline")
-    fs = flights_feature_store(online_store=f"sqlite:///{folder / 'unused.db'}")
-    try:
-        return {moment: fs.get_training_set(entities.assign(event_timestamp=moment), FEATURES,
-                                             full_names=True).to_pandas()
-                for moment in MOMENTS}
-    finally:
-        fs.close()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeatureStore]:
     if request.param == "sqlite":
@@ -66,9 +51,11 @@ def _same(a: object, b: object) -> bool:
 
 
 @pytest.mark.slow
-def test_offline_equals_online_for_every_flights_feature(store, entities, offline_sets):
+def test_offline_equals_online_for_every_flights_feature(store, entities):
     for moment in MOMENTS:
-        offline = offline_sets[moment]
+        offline = store.get_training_set(
+            entities.assign(event_timestamp=moment), FEATURES, full_names=True
+        ).to_pandas()
         store.materialize(end=moment)
         rows = entities.astype(object).where(entities.notna(), None).to_dict("records")
         online = store.get_online_features(FEATURES, rows, now=moment)
