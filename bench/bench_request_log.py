@@ -22,7 +22,10 @@ default) and one with it off (``prediction_log = ""``), measured in alternating
 order for ``--repeat`` rounds with bench/loadgen.py: 1 row at c=1 and c=32,
 100 rows at c=1. CPU per request counts everything the server did until it was
 idle again (the log's background work included). Prints requests/s and CPU per
-request of each, and the per-round ratios on/off (the aim: >= 0.90).
+request of each, and the per-round ratios on/off (the aim: >= 0.90). The log-on
+server writes its log in a writer process (the default); ``--log-settings 'writer =
+"thread"'`` measures the writer thread instead. CPU per request counts the whole
+process group, the writer process included.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The request log of a started `ctloop serve`, over real HTTP: bursts and SIGKILL lose nothing.
 
 A burst of 20,000 requests at concurrency 32 then a clean shutdown: every
-request id is in the log exactly once. SIGKILL mid-load at concurrency 32:
-what is missing of the acknowledged answers is only what was acknowledged in
-the last moments before the kill (the documented write-ahead window, 100 ms;
-the test allows 1 s on this shared machine and prints what it measured).
+request id is in the log exactly once. SIGKILL of the server and its writer
+process mid-load at concurrency 32: what is missing of the acknowledged answers
+is only what was acknowledged within the documented window before the kill
+(``window_ms``, 100 ms, times ``CTLOOP_TEST_PATIENCE`` as every bound here) and
+never more than ``window_rows`` rows. SIGKILL of the server alone: its writer
+process spools and publishes what it was handed, and exits.
 
 The spool on a small tmpfs that fills up mid-load, then SIGKILL: the service
 stops acknowledging (503 naming the spool) and the acknowledged-but-lost rows
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from ctloop.artifacts import open_artifact_store
@@ -33,14 +36,15 @@ from ctloop.models import fit_model
 from ctloop.pipeline.task import load_module_from_file
 from ctloop.registry import ModelRegistry
 from ctloop.requestlog.log import LogOptions, open_prediction_log
+from ctloop.testing.services import patience, wait_until
 
 _http = load_module_from_file(Path(__file__).with_name("http_load.py"), "http_load")
 _load = _http.load
 
 pytestmark = pytest.mark.slow
 
-WINDOW_S = 0.1  # documented: an acknowledged answer is in the write-ahead spool within this
-ALLOWED_S = 1.0  # what the test tolerates on a 2-core machine shared with other test runs
+WINDOW_S = 0.1  # documented (window_ms): an acknowledged answer is spooled within this
+DEFAULT_WINDOW_ROWS = 10_000  # documented (window_rows): never more held outside the spool
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +77,7 @@ def _serve(project: Path) -> tuple[subprocess.Popen[str], str]:
         [str(Path(sys.executable).parent / "ctloop"), "serve", "flights", "--port", str(port),
          "--log-level", "warning"],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # a process group: the server and its log writer process
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -107,9 +112,12 @@ def test_a_20000_request_burst_is_logged_exactly_once(project: Path) -> None:
     log.close()
 
 
-def test_sigkill_mid_load_loses_at_most_the_window(project: Path) -> None:
+def _kill_mid_load(project: Path, prefix: str, *, group: bool) -> tuple[
+        dict[str, float], float]:
+    """SIGKILL the server (with ``group``, its writer process too) after 3,000 answers at
+    concurrency 32; the acknowledged ids with when, and when the kill was."""
     proc, base = _serve(project)
-    ids = [f"kill-{i}" for i in range(100_000)]
+    ids = [f"{prefix}-{i}" for i in range(100_000)]
     acked: dict[str, float] = {}
 
     async def run() -> float:
@@ -118,7 +126,10 @@ def test_sigkill_mid_load_loses_at_most_the_window(project: Path) -> None:
         while len(acked) < 3000:
             await asyncio.sleep(0.01)
         killed_at = time.monotonic()
-        proc.send_signal(signal.SIGKILL)
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.send_signal(signal.SIGKILL)
         stop.set()
         await load
         return killed_at
@@ -128,19 +139,57 @@ def test_sigkill_mid_load_loses_at_most_the_window(project: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=30)
+    return acked, killed_at
+
+
+def _logged(project: Path, prefix: str) -> pd.Series:
     log = open_prediction_log(project / ".ctloop" / "predictions")
-    frame = log.read(model_name="flights")  # publishes what the killed writer spooled
-    got = frame[frame["request_id"].str.startswith("kill-")]["request_id"]
-    assert got.is_unique
-    missing = sorted(set(acked) - set(got), key=acked.__getitem__)
-    oldest = killed_at - acked[missing[0]] if missing else 0.0
-    print(f"\nSIGKILL after {len(acked)} acknowledged answers: {len(missing)} missing, "
-          f"the oldest acknowledged {oldest * 1000:.0f} ms before the kill "
-          f"(documented window {WINDOW_S * 1000:.0f} ms)")
-    last_second = sum(1 for t in acked.values() if t >= killed_at - ALLOWED_S)
-    assert len(missing) <= last_second
-    assert oldest <= ALLOWED_S, f"lost an answer acknowledged {oldest:.2f}s before the kill"
+    frame = log.read(model_name="flights")  # publishes what a killed writer spooled
     log.close()
+    got = frame[frame["request_id"].str.startswith(f"{prefix}-")]["request_id"]
+    assert got.is_unique
+    return got
+
+
+def test_sigkill_of_server_and_writer_loses_at_most_the_window(project: Path) -> None:
+    acked, killed_at = _kill_mid_load(project, "kill", group=True)
+    missing = sorted(set(acked) - set(_logged(project, "kill")), key=acked.__getitem__)
+    oldest = killed_at - acked[missing[0]] if missing else 0.0
+    window = patience(WINDOW_S)
+    in_window = sum(1 for t in acked.values() if t >= killed_at - window)
+    print(f"\nSIGKILL of the group after {len(acked)} acknowledged answers: {len(missing)} "
+          f"missing, the oldest acknowledged {oldest * 1000:.0f} ms before the kill, "
+          f"{in_window} acknowledged within the window ({window * 1000:.0f} ms)")
+    assert len(missing) <= min(in_window, DEFAULT_WINDOW_ROWS)
+    assert oldest <= window, f"lost an answer acknowledged {oldest:.2f}s before the kill"
+
+
+def test_sigkill_of_the_server_alone_loses_only_what_it_had_not_handed_over(
+    project: Path,
+) -> None:
+    acked, killed_at = _kill_mid_load(project, "alone", group=False)
+    spools = project / ".ctloop" / "predictions" / ".spool"
+    wait_until(lambda: not _live_writers(spools), timeout=60,
+               what="the orphaned writer process to publish and exit")
+    missing = sorted(set(acked) - set(_logged(project, "alone")), key=acked.__getitem__)
+    oldest = killed_at - acked[missing[0]] if missing else 0.0
+    print(f"\nSIGKILL of the server alone after {len(acked)} acknowledged answers: "
+          f"{len(missing)} missing, the oldest acknowledged {oldest * 1000:.0f} ms before")
+    assert oldest <= patience(WINDOW_S)
+
+
+def _live_writers(spools: Path) -> list[Path]:
+    """Spool folders a live writer holds (its lock cannot be taken)."""
+    import fcntl
+
+    held = []
+    for lock in spools.glob("*/*/.lock"):
+        with lock.open("rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                held.append(lock.parent)
+    return held
 
 
 def _tmpfs(folder: Path, size: str) -> Path:
@@ -191,9 +240,10 @@ def test_disk_full_then_sigkill_loses_at_most_the_window(tmp_path: Path) -> None
                 await asyncio.sleep(0.01)
             _fill(spool)
             deadline = time.monotonic() + 120
-            while len(refused) < 500 and time.monotonic() < deadline:
+            while (len(refused) < 500 or not _names_the_spool(refused)) \
+                    and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)  # the service notices and stops acknowledging
-            proc.send_signal(signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)  # the server and its writer process
             stop.set()
             await load
 
@@ -216,9 +266,15 @@ def test_disk_full_then_sigkill_loses_at_most_the_window(tmp_path: Path) -> None
           f"{sorted(statuses)}, {len(missing)} acknowledged and lost (window_rows "
           f"{WINDOW_ROWS})")
     assert statuses == {b"503"}
-    assert any(b"cannot write its spool" in body for body in refused.values())
+    assert _names_the_spool(refused)
     assert frame["request_id"].is_unique
     assert len(missing) <= WINDOW_ROWS
+
+
+def _names_the_spool(refused: dict[str, bytes]) -> bool:
+    """A 503 says the spool cannot be written (the first ones may say the writer is
+    ``window_rows`` behind: the writer process reports the failed write after it)."""
+    return any(b"cannot write its spool" in body for body in list(refused.values()))
 
 
 def test_a_restarted_server_publishes_a_dead_writers_spool_without_traffic(

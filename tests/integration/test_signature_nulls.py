@@ -152,6 +152,8 @@ def test_a_gap_training_never_saw_is_refused_alike_over_v1_v2_and_predict(
 
     v1_row = json.loads(rows.loc[[3]].to_json(orient="records"))[0]  # NaN: null
     body, size = _v2_binary(rows.loc[[3]])
+    v2_json = {"inputs": [{"name": c, "shape": [1], "datatype": "BYTES" if isinstance(
+        v1_row[c], str) else "FP64", "data": [v1_row[c]]} for c in FEATURES]}  # null: the gap
     answers = {}
     for alias in ("champion", "gappy"):  # v1, then v2 trained with gaps in dep_delay
         config = ServingConfig(models=("flights",), alias=alias, reload_interval=0)
@@ -161,14 +163,19 @@ def test_a_gap_training_never_saw_is_refused_alike_over_v1_v2_and_predict(
             answers[alias] = (
                 client.post("/v1/models/flights:predict", json={"instances": [v1_row]}),
                 client.post("/v2/models/flights/infer", content=body,
-                            headers={"Inference-Header-Content-Length": size}))
-    v1, v2 = answers["champion"]
+                            headers={"Inference-Header-Content-Length": size}),
+                client.post("/v2/models/flights/infer", json=v2_json))
+    v1, v2, v2_null = answers["champion"]
+    assert v2_null.status_code == 422 and v2_null.json() == v2.json(), v2_null.text
     assert v2.status_code == 422 and v1.status_code == 422, (v1.text, v2.text)
     assert v2.json()["error"].split(": ", 1)[1] == batch.split(": ", 1)[1]  # the same words
     assert v1.json()["error"].split(": ", 1)[1] == batch.split(": ", 1)[1].replace(
         "has NaN values", "has nulls")  # JSON's null, not NaN: the same rule and advice
     # The version trained with gaps in dep_delay takes the same row everywhere.
-    assert [a.status_code for a in answers["gappy"]] == [200, 200], answers["gappy"][0].text
+    assert [a.status_code for a in answers["gappy"]] == [200, 200, 200], [
+        a.text for a in answers["gappy"]]
+    v2_outputs = {o["name"]: o["data"] for o in answers["gappy"][2].json()["outputs"]}
+    assert v2_outputs["prediction"] == pytest.approx(answers["gappy"][0].json()["predictions"])
     code, out, err = cli(capsys, "predict", "flights:2", "gap.parquet", "out.parquet", "--json")
     assert code == 0 and json.loads(out)["invalid"] == 0, err
     code, out, err = cli(capsys, "predict", "flights", "gap.parquet", "skip.parquet",

@@ -228,8 +228,8 @@ def test_team_server_loses_nothing_and_fires_nothing_twice(
     assert not late, f"{len(late)} answers acknowledged long before the kill are missing"
     print(f"\nkilled replica: {len(acked[0])} acknowledged, {len(missing)} missing (all within "
           f"{ALLOWED_S:g} s of the kill); surviving replica: {len(acked[1])}, 0 missing")
-    assert {s.writer.split("-")[-2] for s in log.segments()} >= {
-        str(team.procs["replica0"].pid), str(team.procs["replica1"].pid)}
+    writers = {s.writer.split("-")[-2] for s in log.segments() if s.writer.count("-") >= 2}
+    assert len(writers - {str(os.getpid())}) >= 2  # each replica's request log writer process
     log.close()
     state = project / ".ctloop"
     written = sorted(str(p.relative_to(state)) for p in state.rglob("*") if p.is_file()) \

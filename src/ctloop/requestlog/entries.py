@@ -22,9 +22,10 @@ regression's value); an ``(n, k)`` array of class probabilities is
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,14 +37,38 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ctloop.models.flavors import LoadedModel
+    from ctloop.models.outliers import OutlierDetector
 
-__all__ = ["QUARANTINE", "Built", "Entry", "SchemaBook", "build_tables", "quarantine_table",
+__all__ = ["QUARANTINE", "Built", "Entry", "Item", "ModelFacts", "Packed", "SchemaBook",
+           "build_tables", "facts_of", "pack", "pack_group", "packed_table", "quarantine_table",
            "table_quarantine"]
 
 log = logging.getLogger("ctloop.requestlog")
 
 QUARANTINE = "quarantine"
 _RECORD_CHARS = 4000  # what of an unwritable entry the quarantine keeps, as text
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the table builder needs of a served model: its class names (to label the
+    winning class) and its outlier detector (to score the rows). Small and picklable, so
+    a writer process gets them once per model version instead of the model."""
+
+    classes: tuple[Any, ...] | None = None
+    detector: OutlierDetector | None = None
+
+
+def facts_of(model: LoadedModel | ModelFacts | None) -> ModelFacts:
+    """The facts of a loaded model (or the facts themselves)."""
+    if model is None:
+        return ModelFacts()
+    if isinstance(model, ModelFacts):
+        return model
+    signature = getattr(model, "signature", None)
+    classes = getattr(signature, "classes", None)
+    return ModelFacts(classes=tuple(classes) if classes else None,
+                      detector=getattr(model, "_outlier_detector", None))
 
 
 @dataclass(frozen=True)
@@ -66,9 +91,12 @@ class Entry:
     status: int = 200
     error: str = ""
     missing: tuple[str, ...] = ()
-    model: LoadedModel | None = None  # scores outliers, labels classes; once per group
+    model: LoadedModel | ModelFacts | None = None  # labels classes, scores outliers; per group
     labels: np.ndarray | Sequence[Any] | None = None  # predicted class labels, when known
     outlier_scores: np.ndarray | None = None  # already scored (batch scoring), else by ``model``
+    outputs: Mapping[str, np.ndarray] = field(default_factory=dict)  # o_<name>, one per row
+    tensors: Mapping[str, np.ndarray] | None = None  # a tensor model's N-d inputs, as received
+    output_tensors: Mapping[str, np.ndarray] | None = None  # and its N-d outputs
 
     @property
     def rows(self) -> int:
@@ -84,7 +112,9 @@ class Entry:
         return (self.model_name, self.model_version, self.route, self.protocol, self.served,
                 self.status, self.error, self.missing, tuple(self.inputs), tuple(self.entity),
                 self.decisions is None, self.labels is None, np.ndim(self.scores),
-                self.outlier_scores is None, id(self.model))
+                self.outlier_scores is None, id(self.model), tuple(self.outputs),
+                None if self.tensors is None else tuple(self.tensors),
+                None if self.output_tensors is None else tuple(self.output_tensors))
 
 
 class SchemaBook:
@@ -127,25 +157,201 @@ class Built:
         return sum(t.num_rows for t in self.tables)
 
 
-def build_tables(entries: Sequence[Entry], book: SchemaBook) -> Built:
-    """One table per group of entries; entries that cannot be written are set aside."""
+@dataclass(frozen=True)
+class Packed:
+    """The entries of one group end to end as NumPy arrays: what a writer process receives.
+
+    Packing is the part of building a table that visits every entry (cheap NumPy
+    concatenations); turning a pack into Arrow (:func:`packed_table`) only touches
+    whole columns. A pack pickles as a handful of arrays, not one object per entry.
+    """
+
+    model_name: str
+    model_version: int
+    route: str
+    protocol: str
+    served: bool
+    status: int
+    error: str
+    missing: tuple[str, ...]
+    sizes: np.ndarray  # rows of each entry
+    request_ids: list[str]
+    ts_us: np.ndarray  # per entry, microseconds since the epoch (UTC)
+    latency_ms: np.ndarray  # per entry
+    scores: np.ndarray  # (rows,) or (rows, classes)
+    inputs: dict[str, np.ndarray]
+    entity: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    row_ids: list[str | None] | None = None
+    decisions: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    outlier_scores: np.ndarray | None = None
+    model: LoadedModel | ModelFacts | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.request_ids)
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status < 400 and self.served
+
+    def entries(self) -> list[Entry]:
+        """The pack as one entry per request again (to find the one that cannot be written)."""
+        bounds = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
+        out = []
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            out.append(Entry(
+                model_name=self.model_name, model_version=self.model_version, route=self.route,
+                protocol=self.protocol,
+                ts=_EPOCH + int(self.ts_us[i]) * _MICRO, latency_ms=float(self.latency_ms[i]),
+                request_ids=self.request_ids[lo:hi], scores=self.scores[lo:hi],
+                inputs={k: v[lo:hi] for k, v in self.inputs.items()},
+                entity={k: v[lo:hi] for k, v in self.entity.items()},
+                outputs={k: v[lo:hi] for k, v in self.outputs.items()},
+                row_ids=None if self.row_ids is None else self.row_ids[lo:hi],
+                decisions=None if self.decisions is None else self.decisions[lo:hi],
+                served=self.served, status=self.status, error=self.error, missing=self.missing,
+                model=self.model, labels=None if self.labels is None else self.labels[lo:hi],
+                outlier_scores=None if self.outlier_scores is None
+                else self.outlier_scores[lo:hi]))
+        return out
+
+
+Item = Entry | Packed
+
+
+def pack(entries: Sequence[Entry]) -> tuple[list[Packed], list[Entry]]:
+    """The entries as one pack per group, and the entries of groups that cannot be packed
+    (their arrays do not line up: left for :func:`build_tables` to quarantine)."""
     groups: dict[tuple[Any, ...], list[Entry]] = {}
     for entry in entries:
         groups.setdefault(entry.key(), []).append(entry)
-    built = Built()
+    packs: list[Packed] = []
+    unpacked: list[Entry] = []
     for group in groups.values():
         try:
-            built.tables.append(_group_table(group, book))
+            packs.append(pack_group(group))
+        except Exception:
+            unpacked.extend(group)
+    return packs, unpacked
+
+
+def pack_group(group: Sequence[Entry]) -> Packed:
+    """One group's entries (same :meth:`Entry.key`) end to end; raises when they do not fit."""
+    first = group[0]
+    sizes = np.array([e.rows for e in group], dtype=np.int64)
+    if first.tensors is not None or first.output_tensors is not None:
+        group = [_summarized(e) for e in group]
+        first = group[0]
+    return Packed(
+        model_name=first.model_name, model_version=int(first.model_version),
+        route=first.route, protocol=first.protocol, served=bool(first.served),
+        status=int(first.status), error=first.error, missing=first.missing, sizes=sizes,
+        request_ids=[r for e in group for r in e.request_ids],
+        ts_us=np.array([_micros(e.ts) for e in group], dtype=np.int64),
+        latency_ms=np.array([e.latency_ms for e in group], dtype=np.float64),
+        scores=_stack([np.asarray(e.scores) for e in group], sizes, "scores"),
+        inputs={name: _column([e.inputs[name] for e in group], sizes, f"input {name!r}")
+                for name in first.inputs},
+        entity={name: _column([e.entity[name] for e in group], sizes, f"key {name!r}")
+                for name in first.entity},
+        outputs={name: _column([e.outputs[name] for e in group], sizes, f"output {name!r}")
+                 for name in first.outputs},
+        row_ids=[None if r is None else str(r) for e in group
+                 for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)]
+        if any(e.row_ids is not None for e in group) else None,
+        decisions=None if first.decisions is None else _stack(
+            [np.asarray(e.decisions) for e in group], sizes, "decisions"),
+        labels=None if first.labels is None else _stack(
+            [np.asarray(e.labels, dtype=object) for e in group], sizes, "labels"),
+        outlier_scores=None if first.outlier_scores is None else _stack(
+            [np.asarray(e.outlier_scores, dtype=np.float64) for e in group], sizes,
+            "outlier scores"),
+        model=first.model,
+    )
+
+
+TENSOR_VALUES = 64  # an output row of at most this many numbers is logged whole
+
+
+def _summarized(entry: Entry) -> Entry:
+    """A tensor model's entry with its N-d tensors as one-per-row log columns.
+
+    Inputs (images, token ids: large) are kept as a digest and a shape per row:
+    ``<name>`` the BLAKE2b-128 hex digest of the row's dtype, shape and bytes (equal
+    inputs, equal digests: enough to find repeats or join a stored sample) and
+    ``<name>_shape`` its shape without the row dimension. Outputs keep their values
+    (``list<double>``, flattened) when a row has at most :data:`TENSOR_VALUES` numbers,
+    else null, and their shape (``<name>_shape``).
+    """
+    inputs = dict(entry.inputs)
+    for name, tensor in (entry.tensors or {}).items():
+        array = np.asarray(tensor)
+        _check_rows(array, entry.rows, f"input tensor {name!r}")
+        inputs[name] = _digests(array)
+        inputs[f"{name}_shape"] = _shapes(array)
+    outputs = dict(entry.outputs)
+    for name, tensor in (entry.output_tensors or {}).items():
+        array = np.asarray(tensor)
+        _check_rows(array, entry.rows, f"output tensor {name!r}")
+        flat = array.reshape(len(array), -1)
+        values = np.empty(len(array), dtype=object)
+        if flat.shape[1] <= TENSOR_VALUES and flat.dtype.kind in "fiub":
+            for i, row in enumerate(flat.astype(np.float64).tolist()):
+                values[i] = row
+        outputs[name] = values
+        outputs[f"{name}_shape"] = _shapes(array)
+    return replace(entry, inputs=inputs, outputs=outputs, tensors=None, output_tensors=None)
+
+
+def _check_rows(array: np.ndarray, rows: int, what: str) -> None:
+    if array.ndim == 0 or array.shape[0] != rows:
+        raise ValueError(f"{what} has shape {list(array.shape)}, not {rows} rows first")
+
+
+def _digests(array: np.ndarray) -> np.ndarray:
+    """BLAKE2b-128 of each row (dtype, shape, bytes); hashlib lets go of the interpreter
+    lock on large rows."""
+    import hashlib
+
+    head = f"{array.dtype.str}{list(array.shape[1:])}".encode()
+    out = np.empty(len(array), dtype=object)
+    for i in range(len(array)):
+        digest = hashlib.blake2b(head, digest_size=16)
+        digest.update(np.ascontiguousarray(array[i]).data)
+        out[i] = digest.hexdigest()
+    return out
+
+
+def _shapes(array: np.ndarray) -> np.ndarray:
+    out = np.empty(len(array), dtype=object)
+    shape = [int(d) for d in array.shape[1:]]
+    for i in range(len(array)):
+        out[i] = shape
+    return out
+
+
+def build_tables(items: Sequence[Item], book: SchemaBook) -> Built:
+    """One table per group of entries (or per pack); what cannot be written is set aside."""
+    entries = [i for i in items if isinstance(i, Entry)]
+    packs, unpacked = pack(entries)
+    packs += [i for i in items if isinstance(i, Packed)]
+    built = Built()
+    for packed in packs:
+        try:
+            built.tables.append(packed_table(packed, book))
             continue
         except Exception as exc:  # find the entry that does not fit; the others go on
-            if len(group) == 1:
-                built.quarantined.append((group[0], _reason(exc)))
+            if len(packed.sizes) == 1:
+                built.quarantined.extend((e, _reason(exc)) for e in packed.entries())
                 continue
-        for entry in group:
-            try:
-                built.tables.append(_group_table([entry], book))
-            except Exception as exc:
-                built.quarantined.append((entry, _reason(exc)))
+        unpacked.extend(packed.entries())
+    for entry in unpacked:
+        try:
+            built.tables.append(packed_table(pack_group([entry]), book))
+        except Exception as exc:
+            built.quarantined.append((entry, _reason(exc)))
     return built
 
 
@@ -153,27 +359,25 @@ def _reason(exc: Exception) -> str:
     return mask_secrets(f"{type(exc).__name__}: {exc}")[:1000]
 
 
-def _group_table(group: list[Entry], book: SchemaBook) -> pa.Table:
+def packed_table(packed: Packed, book: SchemaBook) -> pa.Table:
+    """A pack as the log's Arrow table (the version's column types, see :class:`SchemaBook`)."""
     import pyarrow as pa
 
     from ctloop.requestlog.tables import base_types
 
-    first = group[0]
-    sizes = np.array([e.rows for e in group], dtype=np.int64)
-    n = int(sizes.sum())
+    sizes = packed.sizes
+    n = packed.rows
     types = base_types()
-    scores = _stack([np.asarray(e.scores) for e in group], sizes, "scores")
     columns: dict[str, pa.Array] = {
-        "request_id": pa.array([r for e in group for r in e.request_ids], pa.string()),
-        "model_name": _const(first.model_name, n, types["model_name"]),
-        "model_version": _const(int(first.model_version), n, types["model_version"]),
-        "route": _const(first.route, n, types["route"]),
-        "ts": pa.array(np.repeat(np.array([_micros(e.ts) for e in group], dtype=np.int64),
-                                 sizes)).view(types["ts"]),
+        "request_id": pa.array(packed.request_ids, pa.string()),
+        "model_name": _const(packed.model_name, n, types["model_name"]),
+        "model_version": _const(packed.model_version, n, types["model_version"]),
+        "route": _const(packed.route, n, types["route"]),
+        "ts": pa.array(np.repeat(packed.ts_us, sizes)).view(types["ts"]),
     }
     extra: dict[str, pa.Array] = {}
     try:
-        scores = np.asarray(scores, dtype=np.float64)
+        scores = np.asarray(packed.scores, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError("the answer's scores are not numbers, one or one per class for each "
                          f"row ({type(exc).__name__}: {exc})") from exc
@@ -185,40 +389,36 @@ def _group_table(group: list[Entry], book: SchemaBook) -> pa.Table:
                                          np.full(n, np.nan), pa.float64(), from_pandas=True)
         offsets = pa.array(np.arange(n + 1, dtype=np.int32) * probs.shape[1])
         extra["probabilities"] = pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1)))
-        labels = _labels(group, probs, sizes)
+        labels = _labels(packed, probs)
         if labels is not None:
             extra["predicted_label"] = labels
     else:
         raise ValueError(f"an answer of shape {scores.shape} has no log column; "
                          "expected (rows,) or (rows, classes)")
-    columns["latency_ms"] = pa.array(np.repeat(
-        np.array([e.latency_ms for e in group], dtype=np.float64), sizes))
-    columns["served"] = _const(bool(first.served), n, types["served"])
-    columns["status"] = _const(int(first.status), n, types["status"])
-    columns["error"] = _const(mask_secrets(first.error) if first.error else "", n,
+    columns["latency_ms"] = pa.array(np.repeat(packed.latency_ms, sizes))
+    columns["served"] = _const(packed.served, n, types["served"])
+    columns["status"] = _const(packed.status, n, types["status"])
+    columns["error"] = _const(mask_secrets(packed.error) if packed.error else "", n,
                               types["error"])
-    columns["protocol"] = _const(first.protocol, n, types["protocol"])
-    if any(e.row_ids is not None for e in group):
-        columns["row_id"] = pa.array(
-            [None if r is None else str(r) for e in group
-             for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)], pa.string())
-    else:
-        columns["row_id"] = pa.nulls(n, pa.string())
-    if first.decisions is not None:
-        decisions = _stack([np.asarray(e.decisions) for e in group
-                            if e.decisions is not None], sizes, "decisions")
-        columns["decision"] = pa.array(decisions, from_pandas=True).cast(types["decision"])
+    columns["protocol"] = _const(packed.protocol, n, types["protocol"])
+    columns["row_id"] = (pa.nulls(n, pa.string()) if packed.row_ids is None
+                         else pa.array(packed.row_ids, pa.string()))
+    if packed.decisions is not None:
+        columns["decision"] = pa.array(packed.decisions, from_pandas=True).cast(
+            types["decision"])
     else:
         columns["decision"] = pa.nulls(n, types["decision"])
-    columns["outlier_score"] = _outliers(group, n)
-    names = pa.array(list(first.missing) * n, pa.string())
+    columns["outlier_score"] = _outliers(packed)
+    names = pa.array(list(packed.missing) * n, pa.string())
     columns["missing"] = pa.ListArray.from_arrays(
-        pa.array(np.arange(n + 1, dtype=np.int32) * len(first.missing)), names)
-    for name in first.inputs:
-        extra[f"f_{name}"] = _values([e.inputs[name] for e in group], sizes, f"input {name!r}")
-    for name in first.entity:
-        extra[f"e_{name}"] = _values([e.entity[name] for e in group], sizes, f"key {name!r}")
-    book.conform(first.model_name, int(first.model_version), extra)
+        pa.array(np.arange(n + 1, dtype=np.int32) * len(packed.missing)), names)
+    for name, values in packed.inputs.items():
+        extra[f"f_{name}"] = _values(values, f"input {name!r}")
+    for name, values in packed.entity.items():
+        extra[f"e_{name}"] = _values(values, f"key {name!r}")
+    for name, values in packed.outputs.items():
+        extra[f"o_{name}"] = _values(values, f"output {name!r}")
+    book.conform(packed.model_name, packed.model_version, extra)
     columns.update(extra)
     return pa.table(columns)
 
@@ -251,14 +451,21 @@ def _stack(arrays: list[np.ndarray], sizes: np.ndarray, what: str) -> np.ndarray
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
-def _values(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray, what: str) -> pa.Array:
-    """One typed column of the group's values (NaN and NaT as nulls, as pandas means)."""
-    import pyarrow as pa
-
+def _column(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray, what: str
+            ) -> np.ndarray:
+    """One input's values of the group end to end, one per row."""
     arrays = [p if isinstance(p, np.ndarray) else np.asarray(p, dtype=object) for p in parts]
     values = _stack(arrays, sizes, what)
     if values.ndim != 1:
         raise ValueError(f"{what} holds {values.ndim}-d values; the log keeps one per row")
+    return values
+
+
+def _values(values: np.ndarray, what: str) -> pa.Array:
+    """One typed column (NaN and NaT as nulls, as pandas means)."""
+    import pyarrow as pa
+
+    del what
     kind = values.dtype.kind
     if kind == "f":  # NaN as null, as pandas means; no pandas round trip
         mask = np.isnan(values)
@@ -275,44 +482,33 @@ def _values(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray, what: st
     return pa.array(values, from_pandas=True)
 
 
-def _labels(group: list[Entry], probs: np.ndarray, sizes: np.ndarray) -> pa.Array | None:
+def _labels(packed: Packed, probs: np.ndarray) -> pa.Array | None:
     import pyarrow as pa
 
-    first = group[0]
-    if first.labels is not None:
-        given = _stack([np.asarray(e.labels, dtype=object) for e in group], sizes, "labels")
-        return pa.array([None if v is None else str(v) for v in given.tolist()], pa.string())
-    classes = _classes(first.model)
+    if packed.labels is not None:
+        return pa.array([None if v is None else str(v) for v in packed.labels.tolist()],
+                        pa.string())
+    classes = facts_of(packed.model).classes
     if classes is None or len(classes) != probs.shape[1]:
         return None
     names = np.array([str(c) for c in classes], dtype=object)
     return pa.array(names[probs.argmax(axis=1)], pa.string())
 
 
-def _classes(model: LoadedModel | None) -> list[Any] | None:
-    signature = getattr(model, "signature", None)
-    classes = getattr(signature, "classes", None)
-    return list(classes) if classes else None
-
-
-def _outliers(group: list[Entry], n: int) -> pa.Array:
-    """Outlier scores of the group's rows when the model keeps a detector (else nulls)."""
+def _outliers(packed: Packed) -> pa.Array:
+    """Outlier scores of the pack's rows when the model keeps a detector (else nulls)."""
     import pandas as pd
     import pyarrow as pa
 
-    if group[0].outlier_scores is not None:
-        sizes = np.array([e.rows for e in group], dtype=np.int64)
-        given = _stack([np.asarray(e.outlier_scores, dtype=np.float64) for e in group
-                        if e.outlier_scores is not None], sizes, "outlier scores")
-        return pa.array(given, pa.float64(), from_pandas=True)
-    model = group[0].model
-    if model is None or not group[0].inputs or getattr(model, "_outlier_detector", None) is None:
+    n = packed.rows
+    if packed.outlier_scores is not None:
+        return pa.array(packed.outlier_scores, pa.float64(), from_pandas=True)
+    detector = facts_of(packed.model).detector
+    if detector is None or not packed.inputs:
         return pa.nulls(n, pa.float64())
-    names = list(group[0].inputs)
-    frame = pd.DataFrame({k: np.concatenate([np.asarray(e.inputs[k]) for e in group])
-                          for k in names})
+    frame = pd.DataFrame(dict(packed.inputs))
     try:
-        scores = model.outlier_scores(frame)
+        scores = detector.score(frame)
     except Exception as exc:  # a detector that cannot score these rows: the rows still log
         log.debug("outlier scores failed: %s", exc)
         return pa.nulls(n, pa.float64())

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BASE_COLUMNS",
     "LogOptions",
+    "LogSpec",
     "ParquetPredictionLog",
     "QuarantineSummary",
     "SegmentedPredictionLog",
@@ -115,6 +116,7 @@ class LogOptions:
     fsync: bool = True
     window_rows: int = 10_000
     log_failure: str = "refuse"
+    writer: str = "process"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LogOptions:
@@ -150,6 +152,11 @@ class LogOptions:
         from ctloop.requestlog.writer import check_log_failure
 
         check_log_failure(opts.log_failure)
+        if opts.writer not in ("process", "thread"):
+            raise ConfigError(
+                "writer in [ctloop.prediction_log] must be 'process' or 'thread'. "
+                f"Got {opts.writer!r}."
+            )
         if opts.index not in ("", "metadata", "local"):
             raise ConfigError(
                 f"index in [ctloop.prediction_log] must be 'metadata' or 'local'. "
@@ -195,10 +202,26 @@ def open_prediction_log(
     else:  # a local log keeps everything, its write-ahead spool too, in its folder
         spool = Path(unquote(urlparse(root).path)) / ".spool"
     return SegmentedPredictionLog(
-        root, settings=settings, options=opts,
+        root, storage_options=settings.storage_options(root), options=opts,
         index_url=settings.metadata_url if use_metadata else None,
         spool_root=spool / log_key(root)[:16],
     )
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    """Everything needed to open the same log in another process (the writer process)."""
+
+    url: str
+    options: LogOptions
+    index_url: str | None
+    spool_root: Path
+    storage_options: dict[str, Any]
+
+    def open(self) -> SegmentedPredictionLog:
+        return SegmentedPredictionLog(self.url, storage_options=self.storage_options,
+                                      options=self.options, index_url=self.index_url,
+                                      spool_root=self.spool_root)
 
 
 def mask(text: str) -> str:
@@ -261,13 +284,14 @@ class SegmentedPredictionLog(PredictionLog):
         self,
         url: str,
         *,
-        settings: Settings,
+        storage_options: dict[str, Any],
         options: LogOptions,
         index_url: str | None,
         spool_root: Path,
     ) -> None:
         from ctloop.artifacts.remote import FsspecByteStore
 
+        self.spec = LogSpec(url, options, index_url, spool_root, dict(storage_options))
         self.url = url
         self.options = options
         self.spool_root = spool_root
@@ -275,7 +299,7 @@ class SegmentedPredictionLog(PredictionLog):
         self.key = log_key(url)
         self.root: Path | None = Path(unquote(urlparse(url).path)) if url.startswith(
             "file://") else None
-        self.store: FsspecByteStore = FsspecByteStore(url, settings.storage_options(url))
+        self.store: FsspecByteStore = FsspecByteStore(url, dict(storage_options))
         if self.root is None:  # a missing bucket or an unreachable endpoint: say so now
             self.store.exists("predictions")
         if index_url is None:

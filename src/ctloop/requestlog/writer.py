@@ -39,14 +39,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ctloop.core.errors import ConfigError, StoreError
 from ctloop.requestlog.entries import (
     Built,
     Entry,
+    Item,
+    Packed,
     SchemaBook,
     build_tables,
     quarantine_table,
@@ -59,7 +61,8 @@ if TYPE_CHECKING:
 
     from ctloop.requestlog.batches import LogBatch
 
-__all__ = ["LogFailure", "LogUnavailable", "RequestLogger", "WriterStats", "check_log_failure"]
+__all__ = ["LogFailure", "LogUnavailable", "LogWriter", "RequestLogger", "WriterStats",
+           "check_log_failure", "refusal"]
 
 log = logging.getLogger("ctloop.requestlog")
 
@@ -101,6 +104,40 @@ class WriterStats:
         return bool(self.failing) or self.unlogged_recently or self.lost_rows > 0
 
 
+class LogWriter(Protocol):
+    """What the service holds of its request log writer: this module's thread
+    (:class:`RequestLogger`) or a writer process (:mod:`ctloop.requestlog.process`)."""
+
+    def submit(self, items: Sequence[Entry | LogBatch]) -> bool: ...
+
+    def stats(self) -> WriterStats: ...
+
+    def pending(self) -> int: ...
+
+    def drain(self, timeout: float = 30.0) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def refusal(*, stopped: bool, failing: str, pending_rows: int, rows: int,
+            max_pending_rows: int) -> str:
+    """Why ``rows`` more rows cannot be acknowledged now ("" when they can): the one wording
+    of the 503 the service answers, for the writer thread and the writer process."""
+    if stopped:
+        return "The request log is closed; the server is shutting down."
+    if failing:
+        return (f"The request log cannot write its spool ({failing}); the request "
+                "was not answered so nothing unlogged is acknowledged. Free disk space or "
+                "fix the spool folder; the service recovers at the next write.")
+    if pending_rows and pending_rows + rows > max_pending_rows:
+        return (f"The request log is {pending_rows} rows behind (window_rows = "
+                f"{max_pending_rows}) and could not catch up; the request was not "
+                "answered so nothing unlogged is acknowledged; retry shortly.")
+    return ""
+
+
 class RequestLogger:
     """The request log's one writer thread in front of a ``PredictionLog``."""
 
@@ -115,6 +152,7 @@ class RequestLogger:
         log_failure: LogFailure | None = None,
         retry_interval: float = 0.5,
         close_timeout: float = 10.0,
+        on_write: Callable[[], None] | None = None,
     ) -> None:
         options = getattr(target, "options", None)
         self.target = target
@@ -130,6 +168,8 @@ class RequestLogger:
             log_failure if log_failure is not None else getattr(options, "log_failure", "refuse"))
         self.retry_interval = retry_interval
         self.close_timeout = close_timeout
+        self.on_write = on_write  # after each write, on the writer thread (a process reports)
+        self.accepted = 0  # rows taken so far (submitted and not refused, or accepted)
         self.written = 0
         self.quarantined = 0
         self.unlogged = 0
@@ -139,7 +179,7 @@ class RequestLogger:
         self.failures = 0  # spool writes that failed
         self.waited = 0  # submits that had to wait for room (only with max_wait)
         self.failing = ""
-        self._pending: list[Entry] = []
+        self._pending: list[Item] = []
         self._pending_rows = 0  # submitted, not yet spooled (queued, built or being written)
         self._unwritten: list[tuple[pa.Table, int]] = []  # built, waiting for the spool
         self._book = SchemaBook()
@@ -184,23 +224,35 @@ class RequestLogger:
                 self._oldest = time.monotonic()
             self._pending.extend(entries)
             self._pending_rows += rows
+            self.accepted += rows
             if self._pending_rows >= _BATCH_ROWS:
                 self._cond.notify_all()
         return True
 
+    def settled(self) -> int:
+        """Rows taken so far that are no longer pending (spooled, quarantined or lost)."""
+        with self._cond:
+            return self.accepted - self._pending_rows
+
     def _refusal(self, rows: int) -> str:
         """Why ``rows`` more cannot be taken now ("" when they can); under the lock."""
-        if self._stop:
-            return "The request log is closed; the server is shutting down."
-        if self.failing:
-            return (f"The request log cannot write its spool ({self.failing}); the request "
-                    "was not answered so nothing unlogged is acknowledged. Free disk space or "
-                    "fix the spool folder; the service recovers at the next write.")
-        if self._pending_rows and self._pending_rows + rows > self.max_pending_rows:
-            return (f"The request log is {self._pending_rows} rows behind (window_rows = "
-                    f"{self.max_pending_rows}) and could not catch up; the request was not "
-                    "answered so nothing unlogged is acknowledged; retry shortly.")
-        return ""
+        return refusal(stopped=self._stop, failing=self.failing, pending_rows=self._pending_rows,
+                       rows=rows, max_pending_rows=self.max_pending_rows)
+
+    def accept(self, entries: Sequence[Item]) -> None:
+        """Queue entries another process already acknowledged (the writer process): never
+        refused, since the refusing happened there, against the rows this writer reports."""
+        rows = sum(e.rows for e in entries)
+        if not rows:
+            return
+        with self._cond:
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.extend(entries)
+            self._pending_rows += rows
+            self.accepted += rows
+            if self._pending_rows >= _BATCH_ROWS:
+                self._cond.notify_all()
 
     # -- the writer thread -------------------------------------------------------------------
 
@@ -232,6 +284,8 @@ class RequestLogger:
             started = time.monotonic()
             self._write(entries)
             took = time.monotonic() - started
+            if self.on_write is not None:
+                self.on_write()
             with self._cond:
                 self._write_s = 0.8 * self._write_s + 0.2 * took
                 self._cond.notify_all()
@@ -259,14 +313,17 @@ class RequestLogger:
             return self.window
         return max(0.001, self._oldest + self._delay() - time.monotonic())
 
-    def _write(self, entries: list[Entry]) -> None:
+    def _write(self, entries: list[Item]) -> None:
         """Build tables of ``entries`` and spool them after what failed before."""
         if entries:
             try:
                 built = build_tables(entries, self._book)
             except Exception as exc:  # a bug in the builder must not jam the log either
                 log.exception("building request log rows failed; quarantining them")
-                built = Built(quarantined=[(e, f"{type(exc).__name__}: {exc}") for e in entries])
+                built = Built(quarantined=[
+                    (e, f"{type(exc).__name__}: {exc}")
+                    for item in entries
+                    for e in (item.entries() if isinstance(item, Packed) else [item])])
             if built.quarantined:
                 self._quarantine(quarantine_table(built.quarantined),
                                  sum(e.rows for e, _ in built.quarantined))

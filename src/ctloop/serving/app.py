@@ -38,7 +38,7 @@ from ctloop.core.settings import Settings, load_settings
 from ctloop.metadata.base import MetadataStore
 from ctloop.registry import ModelRegistry
 from ctloop.requestlog.records import PredictionLog
-from ctloop.requestlog.writer import RequestLogger
+from ctloop.requestlog.writer import LogWriter, RequestLogger
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.dataplane import (
     ServingState,
@@ -94,13 +94,13 @@ def create_app(
     store = _metadata(metadata, settings, closers)
     art = _artifacts(artifacts, settings)
     fs = _feature_store(feature_store, config, settings, store, closers)
-    plog = _prediction_log(prediction_log, config, settings)
+    plog, opened = _prediction_log(prediction_log, config, settings)
     state = ServingState(
         config=config,
         pool=ModelPool(ModelRegistry(store), art, config),
         metrics=ServingMetrics(),
         feature_store=fs,
-        logger=RequestLogger(plog) if plog is not None else None,
+        logger=_log_writer(plog, opened),
         prediction_log=plog,
         scorer=Scorer(config, fs),
         closers=closers,
@@ -297,14 +297,30 @@ def _feature_store(
 
 def _prediction_log(
     arg: PredictionLog | str | bool | None, config: ServingConfig, settings: Settings
-) -> PredictionLog | None:
+) -> tuple[PredictionLog | None, bool]:
+    """The service's prediction log, and whether the service opened it itself."""
     if arg is False or (arg is None and config.prediction_log == ""):
-        return None
+        return None, False
     if arg is not None and arg is not True and not isinstance(arg, str):
-        return arg
+        return arg, False
     from ctloop.requestlog.log import open_prediction_log
 
     url = arg if isinstance(arg, str) else config.prediction_log
-    return open_prediction_log(url or None, settings=settings)
+    return open_prediction_log(url or None, settings=settings), True
+
+
+def _log_writer(plog: PredictionLog | None, opened: bool) -> LogWriter | None:
+    """A writer process for a log the service opened from its settings (``writer =
+    "process"``, the default); a thread for a log object the caller handed in (which
+    only exists in this process) or with ``writer = "thread"``."""
+    if plog is None:
+        return None
+    from ctloop.requestlog.log import SegmentedPredictionLog
+
+    if opened and isinstance(plog, SegmentedPredictionLog) and plog.options.writer == "process":
+        from ctloop.requestlog.process import ProcessLogger
+
+        return ProcessLogger(plog)
+    return RequestLogger(plog)
 
 

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.requestlog.entries import Entry
 from ctloop.requestlog.records import PredictionLog, RequestProtocol
-from ctloop.requestlog.writer import RequestLogger
+from ctloop.requestlog.writer import LogWriter
 from ctloop.serving.body import read_body
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import NotReady
@@ -78,7 +78,7 @@ class ServingState:
     pool: ModelPool
     metrics: ServingMetrics
     feature_store: FeatureStore | None
-    logger: RequestLogger | None
+    logger: LogWriter | None
     prediction_log: PredictionLog | None
     scorer: Scorer
     closers: list[Any]

@@ -46,10 +46,13 @@ DATATYPES: dict[str, np.dtype[Any]] = {
     "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
     "BYTES": np.dtype(object),
 }
+# JSON has no NaN: a missing float or text is ``null`` (NaN / None here), which the
+# signature then accepts for a nullable column and refuses (422) for any other, exactly as
+# a NaN in a binary tensor or a null in a v1 row. Integers and booleans have no missing value.
 _PYTHON: dict[str, frozenset[type]] = {
-    "BOOL": frozenset({bool}), "BYTES": frozenset({str}),
+    "BOOL": frozenset({bool}), "BYTES": frozenset({str, type(None)}),
     **{k: frozenset({int}) for k in DATATYPES if k.startswith(("INT", "UINT"))},
-    **{k: frozenset({int, float}) for k in ("FP16", "FP32", "FP64")},
+    **{k: frozenset({int, float, type(None)}) for k in ("FP16", "FP32", "FP64")},
 }
 _TYPE_OF = {"integer": "INT64", "float": "FP64", "boolean": "BOOL", "string": "BYTES",
             "datetime": "BYTES"}

@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from ctloop.core.errors import NotFound
 from ctloop.models.explain import CannotExplain, Explanation, explain
 from ctloop.requestlog.entries import Entry
-from ctloop.requestlog.writer import RequestLogger
+from ctloop.requestlog.writer import LogWriter
 from ctloop.serving.body import loads, read_body
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
@@ -102,7 +102,7 @@ class ServingStateLike(Protocol):
 
     config: ServingConfig
     feature_store: FeatureStore | None
-    logger: RequestLogger | None
+    logger: LogWriter | None
 
     def deployment(self, name: str) -> Deployment: ...
 

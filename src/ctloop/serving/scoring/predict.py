@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -47,6 +47,7 @@ class Part:
     inputs: dict[str, np.ndarray]  # typed model inputs
     entity: Mapping[str, Sequence[Any] | np.ndarray]
     missing: dict[str, np.ndarray] = field(default_factory=dict)
+    tensors: Mapping[str, np.ndarray] | None = None  # a tensor model's inputs (for the log)
 
     @property
     def scores(self) -> np.ndarray:
@@ -125,7 +126,8 @@ def _part_entries(scored: Scored, part: Part, latency_ms: float, ts: datetime) -
     scores, labels = part.log_answer()
     entry = Entry(served.name, served.version, served.route, inputs.protocol, ts, latency_ms,
                   ids, scores, part.inputs, part.entity, row_ids, part.decisions,
-                  model=served.model, labels=labels)
+                  model=served.model, labels=labels, tensors=_tensors(part, "in"),
+                  output_tensors=_tensors(part, "out"))
     if not part.missing:
         return [entry]
     # rows with different unfilled inputs go in separate entries, each flagged exactly
@@ -245,7 +247,7 @@ class Scorer:
             answer = tensor_answer(outputs, inputs.rows)
         except ValueError as exc:
             raise CtloopError(f"{served.name}:{served.version} answered wrongly: {exc}") from exc
-        return Part(served, rows, answer, {}, {})
+        return Part(served, rows, answer, {}, {}, tensors=tensors)
 
     def _entity_keys(self, served: Served) -> list[str]:
         refs = served.feature_refs
@@ -351,4 +353,16 @@ def shadow_entry(part: Part, inputs: Inputs, latency_ms: float, ts: datetime) ->
     scores, labels = part.log_answer()
     return Entry(served.name, served.version, "shadow", inputs.protocol, ts, latency_ms,
                  inputs.request_ids, scores, part.inputs, part.entity, inputs.row_ids,
-                 part.decisions, served=False, model=served.model, labels=labels)
+                 part.decisions, served=False, model=served.model, labels=labels,
+                 tensors=_tensors(part, "in"), output_tensors=_tensors(part, "out"))
+
+
+def _tensors(part: Part, which: Literal["in", "out"]) -> Mapping[str, np.ndarray] | None:
+    """A tensor model's input or output tensors for the log (which keeps digests, shapes
+    and small outputs of them, built off the request path)."""
+    if part.tensors is None:
+        return None
+    tensors = part.tensors if which == "in" else (part.answer.tensors or {})
+    if part.rows is None:
+        return tensors
+    return {k: np.asarray(v)[part.rows] for k, v in tensors.items()}

@@ -1,0 +1,510 @@
+"""The request log's writer in a process of its own: the server only hands over arrays.
+
+Why: building Arrow tables, writing and fsyncing spool chunks and publishing parquet
+segments with their index all hold the interpreter lock for milliseconds at a time. In
+a thread of the server that stalls the event loop each time it wants the lock back
+(after every socket read and write): with the log in a thread a 1-row request cost
+1.6x the CPU and took up to twice as long as with the log off (issue 21). Here the
+server keeps only the cheap part:
+
+- the request path is unchanged: ``submit`` appends the request's :class:`Entry`
+  values (arrays it already has) to a list and returns;
+- a sender thread packs what is queued every ``send_interval`` (25 ms): the entries of
+  one model version end to end as a few NumPy arrays (:func:`pack`, no Arrow), and
+  pipes them as one pickle to the writer process's stdin (the write releases the lock);
+- the writer process (``python -m ctloop.requestlog.process``) runs the same
+  :class:`RequestLogger` over the same log (opened from its :class:`LogSpec`): it builds
+  the tables, spools, quarantines and publishes, and after each write reports its
+  counters on its stdout, which a receiver thread of the server reads;
+- the server refuses (503, the same :func:`refusal`) against the rows it handed over
+  that the writer has not yet reported spooled, so at most ``window_rows`` acknowledged
+  rows are ever outside the spool, as with the thread.
+
+Model facts (class names, outlier detector) go to the writer once per model version
+(:class:`ModelFacts`), never the model.
+
+Crashes: a SIGKILL of the server leaves the writer running: it reads its stdin to the
+end, spools and publishes what it got, and exits, so only what the server still held
+(at most ``send_interval``, 25 ms, of answers) is lost. A SIGKILL of both (the process group,
+the OOM killer) loses what was not spooled yet: at most ``window_rows`` rows, answered
+within the last ``window_ms``. A writer that dies is replaced after ``retry_interval``
+(its spool is adopted and published by the next one); meanwhile requests get 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ctloop.core.errors import StoreError
+from ctloop.requestlog.entries import Entry, ModelFacts, Packed, facts_of, pack
+from ctloop.requestlog.writer import (
+    LogUnavailable,
+    RequestLogger,
+    WriterStats,
+    check_log_failure,
+    refusal,
+)
+
+if TYPE_CHECKING:
+    from ctloop.requestlog.batches import LogBatch
+    from ctloop.requestlog.log import LogSpec, SegmentedPredictionLog
+
+__all__ = ["ProcessLogger", "main"]
+
+log = logging.getLogger("ctloop.requestlog")
+
+_HEADER = struct.Struct("<I")
+_SEND_INTERVAL_S = 0.025
+_BATCH_ROWS = 4096
+_RECENT_S = 60.0
+
+
+def _write_frame(out: IO[bytes], message: tuple[Any, ...]) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_HEADER.pack(len(data)) + data)
+    out.flush()
+
+
+def _read_frame(source: IO[bytes]) -> tuple[Any, ...] | None:
+    """The next message, or None at the end of the stream (the other side is gone)."""
+    head = source.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return None
+    size = _HEADER.unpack(head)[0]
+    data = source.read(size)
+    if len(data) < size:
+        return None
+    message: tuple[Any, ...] = pickle.loads(data)  # our own child, over a private pipe
+    return message
+
+
+class _Child:
+    """One writer process and what it reported."""
+
+    def __init__(self, spec: LogSpec, window: float, retry_interval: float,
+                 close_timeout: float) -> None:
+        import ctloop
+
+        package_root = str(Path(ctloop.__file__).resolve().parents[1])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ctloop.requestlog.process"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
+        self.sent = 0  # rows sent to this child
+        self.settled = 0  # rows it reported spooled, quarantined or lost
+        self.counts: dict[str, int] = {}
+        self.failing = ""
+        self.facts: dict[int, tuple[weakref.ref[object] | None, int]] = {}
+        self.replies: dict[int, tuple[bool, str]] = {}
+        _write_frame(self.stdin, ("open", spec, {"window": window,
+                                                 "retry_interval": retry_interval,
+                                                 "close_timeout": close_timeout}))
+
+
+class ProcessLogger:
+    """The request log writer of a service: a writer process behind a sender thread.
+
+    The same calls as :class:`RequestLogger` (``submit``, ``stats``, ``pending``,
+    ``drain``, ``flush``, ``close``) for a :class:`SegmentedPredictionLog`.
+    """
+
+    def __init__(
+        self,
+        target: SegmentedPredictionLog,
+        *,
+        window: float = 0.1,
+        max_pending_rows: int | None = None,
+        max_wait: float = 0.0,
+        log_failure: str | None = None,
+        retry_interval: float = 0.5,
+        close_timeout: float = 10.0,
+        send_interval: float = _SEND_INTERVAL_S,
+    ) -> None:
+        options = target.options
+        self.target = target
+        self.spec = target.spec
+        self.window = window
+        self.send_interval = send_interval
+        self.max_pending_rows = int(max_pending_rows if max_pending_rows is not None
+                                    else options.window_rows)
+        self.max_wait = max_wait
+        self.log_failure = check_log_failure(
+            log_failure if log_failure is not None else options.log_failure)
+        self.retry_interval = retry_interval
+        self.close_timeout = close_timeout
+        self.unlogged = 0
+        self.refused = 0
+        self.dropped_rows = 0  # refused here (not acknowledged)
+        self.lost = 0  # handed to a writer that died before reporting them
+        self._base: dict[str, int] = {}  # counts of writers that died
+        self._queue: list[Entry] = []
+        self._queue_rows = 0
+        self._oldest = float("inf")
+        self._flushing = False
+        self._stop = False
+        self._token = 0
+        self._unlogged_at = float("-inf")
+        self._cond = threading.Condition()
+        self._pipe = threading.Lock()  # one frame at a time on the child's stdin
+        self._dead = ""  # why there is no writer process now
+        self._respawn_at = 0.0
+        self._child: _Child | None = None
+        self._spawn()
+        self._sender = threading.Thread(target=self._send_loop, name="ctloop-request-log-send",
+                                        daemon=True)
+        self._sender.start()
+
+    # -- the request path --------------------------------------------------------------------
+
+    def submit(self, items: Sequence[Entry | LogBatch]) -> bool:
+        """Queue a request's entries (see :meth:`RequestLogger.submit`: same answers)."""
+        entries = [e if isinstance(e, Entry) else _entry(e) for e in items]
+        rows = sum(e.rows for e in entries)
+        if not rows:
+            return True
+        acknowledged = any(e.acknowledged for e in entries)
+        with self._cond:
+            why = self._refusal(rows)
+            if why and self.max_wait > 0 and not self._failing() and acknowledged:
+                deadline = time.monotonic() + self.max_wait
+                while why and not self._stop and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                    why = self._refusal(rows)
+            if why:
+                if not acknowledged:
+                    self.dropped_rows += rows
+                    return False
+                if self.log_failure == "serve" and not self._stop:
+                    self.unlogged += rows
+                    self._unlogged_at = time.monotonic()
+                    return False
+                self.refused += 1
+                raise LogUnavailable(why)
+            if not self._queue:
+                self._oldest = time.monotonic()
+            self._queue.extend(entries)
+            self._queue_rows += rows
+            if self._queue_rows >= _BATCH_ROWS:
+                self._cond.notify_all()
+        return True
+
+    def _failing(self) -> str:
+        if self._dead:
+            return self._dead
+        return self._child.failing if self._child is not None else ""
+
+    def _pending(self) -> int:
+        """Acknowledged rows not yet in the spool: queued here, or sent and not reported."""
+        child = self._child
+        return self._queue_rows + (0 if child is None else child.sent - child.settled)
+
+    def _refusal(self, rows: int) -> str:
+        return refusal(stopped=self._stop, failing=self._failing(), pending_rows=self._pending(),
+                       rows=rows, max_pending_rows=self.max_pending_rows)
+
+    # -- the sender thread -------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        """Start a writer process (under the lock, or before the threads start)."""
+        try:
+            child = _Child(self.spec, max(0.025, self.window - self.send_interval),
+                           self.retry_interval, self.close_timeout)
+        except (OSError, ValueError) as exc:
+            self._dead = f"the request log's writer process cannot start: {exc}"
+            self._respawn_at = time.monotonic() + self.retry_interval
+            log.error("%s", self._dead)
+            return
+        self._child, self._dead = child, ""
+        threading.Thread(target=self._receive_loop, args=(child,),
+                         name="ctloop-request-log-receive", daemon=True).start()
+
+    def _due(self) -> bool:
+        if not self._queue:
+            return False
+        return (self._flushing or self._stop or self._queue_rows >= _BATCH_ROWS
+                or time.monotonic() - self._oldest >= self.send_interval)
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._child is None and not self._stop \
+                            and time.monotonic() >= self._respawn_at:
+                        self._spawn()
+                    if self._stop and (not self._queue or self._child is None):
+                        self.lost += self._queue_rows  # no writer left to take them
+                        return
+                    if self._child is not None and self._due():
+                        break
+                    if not self._queue or self._child is None:
+                        wait = self.retry_interval if self._child is None else self.window
+                    else:
+                        wait = max(0.001, self._oldest + self.send_interval - time.monotonic())
+                    self._cond.wait(wait)
+                child = self._child
+                entries, self._queue = self._queue, []
+                child.sent += self._queue_rows
+                self._queue_rows = 0
+                self._oldest = float("inf")
+                self._cond.notify_all()
+            self._send(child, entries)
+
+    def _send(self, child: _Child, entries: list[Entry]) -> None:
+        """Pack the entries (one set of arrays per group) and pipe them with one pickle."""
+        packs, unpacked = pack(entries)
+        facts: list[tuple[int, ModelFacts]] = []
+        items: list[tuple[int | None, Packed | Entry]] = []
+        batch: list[Packed | Entry] = [*packs, *unpacked]
+        for item in batch:
+            model = item.model
+            key = None if model is None else self._facts_key(child, model, facts)
+            items.append((key, item if model is None else replace(item, model=None)))
+        try:
+            with self._pipe:
+                for key, fact in facts:
+                    _write_frame(child.stdin, ("facts", key, fact))
+                _write_frame(child.stdin, ("items", items))
+        except (OSError, ValueError):  # the writer died: the receiver says so
+            pass
+
+    @staticmethod
+    def _facts_key(child: _Child, model: object, new: list[tuple[int, ModelFacts]]) -> int:
+        """The writer's number for ``model``'s facts; new ones are sent before the entries."""
+        known = child.facts.get(id(model))
+        if known is not None and (known[0] is None or known[0]() is model):
+            return known[1]
+        key = len(child.facts) + 1
+        try:
+            ref: weakref.ref[object] | None = weakref.ref(model)
+        except TypeError:
+            ref = None
+        child.facts[id(model)] = (ref, key)
+        new.append((key, facts_of(model)))  # type: ignore[arg-type]
+        return key
+
+    # -- the receiver thread -----------------------------------------------------------------
+
+    def _receive_loop(self, child: _Child) -> None:
+        while True:
+            try:
+                message = _read_frame(child.stdout)
+            except (OSError, ValueError, pickle.UnpicklingError, EOFError):
+                message = None
+            if message is None:
+                break
+            with self._cond:
+                if message[0] == "stats":
+                    _, child.settled, child.counts, child.failing = message
+                elif message[0] == "done":
+                    child.replies[message[1]] = (message[2], message[3])
+                self._cond.notify_all()
+        code = child.proc.wait()
+        with self._cond:
+            if self._child is child and not self._stop:
+                for name, count in child.counts.items():
+                    self._base[name] = self._base.get(name, 0) + count
+                lost = child.sent - child.settled
+                self.lost += lost
+                self._dead = f"the request log's writer process exited (code {code})"
+                self._respawn_at = time.monotonic() + self.retry_interval
+                self._child = None
+                log.error("%s; %d rows sent to it may be lost (its spool is published by the "
+                          "next one); restarting it", self._dead, lost)
+            self._cond.notify_all()
+
+    # -- control -----------------------------------------------------------------------------
+
+    def stats(self) -> WriterStats:
+        with self._cond:
+            counts = dict(self._base)
+            if self._child is not None:
+                for name, count in self._child.counts.items():
+                    counts[name] = counts.get(name, 0) + count
+            return WriterStats(
+                written_rows=counts.get("written", 0),
+                quarantined_rows=counts.get("quarantined", 0),
+                unlogged_rows=self.unlogged, refused_requests=self.refused,
+                dropped_rows=self.dropped_rows + counts.get("dropped", 0),
+                lost_rows=self.lost + counts.get("lost", 0),
+                pending_rows=self._pending(), failing=self._failing(),
+                unlogged_recently=time.monotonic() - self._unlogged_at < _RECENT_S)
+
+    @property
+    def dropped(self) -> int:
+        s = self.stats()
+        return s.unlogged_rows + s.lost_rows
+
+    def pending(self) -> int:
+        """Rows handed over (or queued) but not yet reported in the write-ahead spool."""
+        with self._cond:
+            return self._pending()
+
+    def _ask(self, command: str, timeout: float) -> tuple[bool, str]:
+        """Send ``command`` to the writer and wait for its reply: (ok, error)."""
+        with self._cond:
+            child = self._child
+            self._token += 1
+            token = self._token
+        if child is None:
+            return False, self._dead
+        try:
+            with self._pipe:
+                _write_frame(child.stdin, (command, token))
+        except (OSError, ValueError):
+            return False, "the request log's writer process is gone"
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while token not in child.replies and self._child is child \
+                    and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+            return child.replies.pop(token, (False, self._dead or "no answer in time"))
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued so far is spooled (or the spool is failing)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._flushing = True
+            self._cond.notify_all()
+            try:
+                while self._queue and self._child is not None \
+                        and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                child = self._child
+            finally:
+                self._flushing = False
+        if child is None:
+            return
+        target = child.sent
+        self._ask("drain", max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            while (self._child is child and child.settled < target and not child.failing
+                   and (left := deadline - time.monotonic()) > 0):
+                self._cond.wait(left)
+
+    def flush(self) -> None:
+        """Spool everything queued so far, then make it visible (the writer publishes)."""
+        self.drain()
+        ok, error = self._ask("flush", 120.0)
+        if not ok:
+            raise StoreError(f"The request log could not publish: {error}")
+
+    def close(self) -> None:
+        """Hand over what is queued, let the writer spool and publish it, and wait for it."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._sender.join(timeout=self.close_timeout + 30)
+        with self._cond:
+            child = self._child
+        if child is not None:
+            try:
+                with self._pipe:
+                    child.stdin.close()
+            except OSError:
+                pass
+            try:
+                child.proc.wait(timeout=self.close_timeout + 60)
+            except subprocess.TimeoutExpired:
+                log.error("the request log's writer process did not finish in time; killed")
+                child.proc.kill()
+                child.proc.wait()
+        try:
+            self.target.close()
+        except Exception:
+            log.exception("closing the request log failed")
+
+
+def _entry(batch: LogBatch) -> Entry:
+    from ctloop.requestlog.batches import as_entry
+
+    return as_entry(batch)
+
+
+# --- the writer process -----------------------------------------------------------------------
+
+
+def main() -> None:
+    """The writer process: frames on stdin, counters and replies on stdout."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s (request log writer): %(message)s")
+    # A Ctrl-C or a SIGTERM to the process group is the server's to handle: it closes our
+    # stdin when it stops, and we finish what we were given first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    source, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the reply stream
+    opened = _read_frame(source)
+    if opened is None or opened[0] != "open":
+        return
+    spec: LogSpec = opened[1]
+    settings: dict[str, float] = opened[2]
+    reply = _Replies(out)
+    target = spec.open()
+    writer = RequestLogger(target, window=settings["window"],
+                           retry_interval=settings["retry_interval"],
+                           close_timeout=settings["close_timeout"])
+    writer.on_write = lambda: reply.stats(writer)
+    facts: dict[int, ModelFacts] = {}
+    while (message := _read_frame(source)) is not None:
+        kind = message[0]
+        if kind == "items":
+            writer.accept([item if key is None else replace(item, model=facts[key])
+                           for key, item in message[1]])
+        elif kind == "facts":
+            facts[message[1]] = message[2]
+        elif kind in ("drain", "flush"):
+            try:
+                writer.drain() if kind == "drain" else writer.flush()
+                reply.send(("done", message[1], True, ""))
+            except Exception as exc:
+                reply.send(("done", message[1], False, f"{type(exc).__name__}: {exc}"))
+            reply.stats(writer)
+    writer.close()  # the server is gone or done: spool and publish everything, then exit
+    reply.stats(writer)
+
+
+class _Replies:
+    """The writer's stdout: frames, one at a time; silent once the server is gone."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+        self.gone = False
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self.lock:
+            if self.gone:
+                return
+            try:
+                _write_frame(self.out, message)
+            except (OSError, ValueError):
+                self.gone = True
+
+    def stats(self, writer: RequestLogger) -> None:
+        s = writer.stats()
+        self.send(("stats", writer.settled(), {
+            "written": s.written_rows, "quarantined": s.quarantined_rows,
+            "dropped": s.dropped_rows, "lost": s.lost_rows}, s.failing))
+
+
+if __name__ == "__main__":
+    main()
