@@ -297,7 +297,6 @@ def _classes(model: LoadedModel | None) -> list[Any] | None:
 
 def _outliers(group: list[Entry], n: int) -> pa.Array:
     """Outlier scores of the group's rows when the model keeps a detector (else nulls)."""
-    import pandas as pd
     import pyarrow as pa
 
     if group[0].outlier_scores is not None:
@@ -308,6 +307,8 @@ def _outliers(group: list[Entry], n: int) -> pa.Array:
     model = group[0].model
     if model is None or not group[0].inputs or getattr(model, "_outlier_detector", None) is None:
         return pa.nulls(n, pa.float64())
+    import pandas as pd  # only for a model with a detector
+
     names = list(group[0].inputs)
     frame = pd.DataFrame({k: np.concatenate([np.asarray(e.inputs[k]) for e in group])
                           for k in names})
