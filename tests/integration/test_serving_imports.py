@@ -27,7 +27,8 @@ from ctloop.models.compiled_cache import VersionCompiledCache
 from ctloop.models.compiled_lleaves import available
 from ctloop.registry import ModelRegistry
 
-HEAVY = ("sklearn", "scipy", "lightgbm", "xgboost", "joblib", "torch", "tensorflow")
+HEAVY = ("sklearn", "scipy", "lightgbm", "xgboost", "joblib", "torch", "tensorflow",
+         "alembic")  # Alembic only migrates: a database at the head revision needs none
 FRAMES = ("pandas", "pyarrow", "duckdb", "grpc")  # not needed to answer a LightGBM model
 
 

@@ -10,14 +10,14 @@ MySQL a named lock (its DDL is not transactional).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from ctloop.core.errors import ConfigError
+
+if TYPE_CHECKING:  # Alembic is imported only to migrate: a current schema is read with SQL
+    from alembic.config import Config
 
 __all__ = ["HEAD", "current_revision", "head_revision", "upgrade"]
 
@@ -32,6 +32,8 @@ _MYSQL_LOCK = "ctloop_metadata_migration"
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
     """An Alembic config pointing at ctloop's migration scripts."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_SCRIPTS))
     config.attributes["connection"] = connection
@@ -40,6 +42,8 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """The head revision according to the migration scripts."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
@@ -47,11 +51,15 @@ def head_revision() -> str:
 
 def current_revision(connection: sa.Connection) -> str | None:
     """The revision the database is at, None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
 
 
 def _known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     try:
         return script.get_revision(revision) is not None
@@ -62,6 +70,8 @@ def _known(revision: str) -> bool:
 def upgrade(engine: sa.Engine, *, url_for_humans: str) -> None:
     """Create or migrate the ctloop tables; no-op when already at ``HEAD``."""
     with engine.connect() as conn:
+        if _at_head(conn):
+            return
         revision = current_revision(conn)
     if revision == HEAD:
         return
@@ -94,7 +104,17 @@ def upgrade(engine: sa.Engine, *, url_for_humans: str) -> None:
             _run(conn)
 
 
+def _at_head(conn: sa.Connection) -> bool:
+    """The version table holds exactly ``HEAD`` (read with SQL: no Alembic import)."""
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return False
+    rows = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    return [tuple(r) for r in rows] == [(HEAD,)]
+
+
 def _run(conn: sa.Connection) -> None:
+    from alembic import command
+
     # Alembic re-reads the version inside the lock, so a loser of the race
     # finds the schema current and does nothing.
     command.upgrade(alembic_config(conn), "head")
