@@ -13,7 +13,8 @@ made on first use). Both start from the ``python:3.11-slim`` stand-in built from
 packages (``ctloop.testing.containers``; no registry here): MLflow's Dockerfile names
 ``python:X.Y.Z-slim`` after its venv's Python, so the stand-in is tagged with that name.
 
-Run by hand (root, network to PyPI and Debian): ``python bench/bench_deploy.py``.
+Run by hand (root, network to PyPI and Debian): ``python bench/bench_deploy.py [--starts 3]``;
+the images are built once, then the starts of both alternate (median reported).
 Prints the figures and the ratios MLflow / ctloop (above 1: ctloop smaller or faster).
 """
 
@@ -69,19 +70,34 @@ def image_size(engine: str, image: str) -> int:
     return int(sh([engine, "image", "inspect", "-f", "{{.Size}}", image]).strip())
 
 
+TAG = str(os.getpid())
+REUSE = False  # --reuse: an image already built under this --tag is timed, not rebuilt
+
+
 def build(engine: str, dockerfile: Path, image: str, context: Path) -> float:
+    if REUSE and sh([engine, "image", "ls", "-q", image]).strip():
+        return float("nan")
     sh([engine, "image", "rm", "-f", image])
     start = time.monotonic()
     sh([engine, "build", "--no-cache", "-f", str(dockerfile), "-t", image, str(context)])
     return time.monotonic() - start
 
 
-def free_port() -> int:
+def free_port(count: int = 1) -> int:
+    """A port such that it and the ``count - 1`` after it are free (the replicas' ports)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        try:
+            for other in range(port + 1, port + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", other))
+            return port
+        except OSError:
+            continue
 
 
 def laptop(root: Path) -> tuple[Path, Path, dict[str, list[Any]]]:
@@ -101,36 +117,41 @@ def laptop(root: Path) -> tuple[Path, Path, dict[str, list[Any]]]:
 
 
 def ctloop_deployment(engine: str, project: Path, bundle: Path,
-                      rows: dict[str, list[Any]]) -> dict[str, float]:
-    port = free_port()
+                      rows: dict[str, list[Any]]) -> tuple[dict[str, float], Any]:
+    """Export and build; returns the build figures and a function timing one start."""
+    port = free_port(2)  # two serving replicas, on port and port + 1
     with (project / "ctloop.toml").open("a") as fh:
-        fh.write(f'\n[ctloop.deploy]\nname = "bench-{os.getpid()}"\n'
+        fh.write(f'\n[ctloop.deploy]\nname = "bench-{TAG}"\n'
                  f'base_image = "{python_base_image(engine)}"\n'
                  f'postgres_image = "{postgres_image(engine)}"\n')
     ctloop(project, "deploy", "export", "deploy", "--port", str(port))
     out = project / "deploy"
-    image = f"ctloop-bench-{os.getpid()}:latest"
+    image = f"ctloop-bench-{TAG}:latest"
     seconds = build(engine, out / "Dockerfile", image, project)
     compose = ["docker-compose"] if shutil.which("docker-compose") else [engine, "compose"]
     inputs = [{"name": c, "datatype": "BYTES" if c == "plan" else "FP64",
                "shape": [len(v)], "data": v} for c, v in rows.items()]
     url = f"http://127.0.0.1:{port}"
-    try:
-        start = time.monotonic()
-        sh([*compose, "up", "-d"], cwd=out)
-        wait(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200,
-             "ctloop serving /health")
-        to_health = time.monotonic() - start
-        sh([*compose, "run", "--rm", "--no-deps", "-T", "-v", f"{bundle}:/tmp/b.bundle:ro",
-            "controller", "ctloop", "models", "import-bundle", "/tmp/b.bundle",
-            "--alias", "champion"], cwd=out)  # as the export's README says
-        wait(lambda: httpx.post(f"{url}/v2/models/bench/infer", json={"inputs": inputs},
-                                timeout=10).status_code == 200, "ctloop first prediction")
-        to_prediction = time.monotonic() - start
-    finally:
-        sh([*compose, "down", "--volumes"], cwd=out)
-    return {"build_s": seconds, "size_mb": image_size(engine, image) / 1e6,
-            "up_to_health_s": to_health, "up_to_prediction_s": to_prediction}
+
+    def start() -> dict[str, float]:
+        """``compose up`` on new volumes to the first v2 prediction of the imported model."""
+        try:
+            began = time.monotonic()
+            sh([*compose, "up", "-d"], cwd=out)
+            wait(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200,
+                 "ctloop serving /health")
+            to_health = time.monotonic() - began
+            sh([*compose, "run", "--rm", "--no-deps", "-T", "-v", f"{bundle}:/tmp/b.bundle:ro",
+                "controller", "ctloop", "models", "import-bundle", "/tmp/b.bundle",
+                "--alias", "champion"], cwd=out)  # as the export's README says
+            wait(lambda: httpx.post(f"{url}/v2/models/bench/infer", json={"inputs": inputs},
+                                    timeout=10).status_code == 200, "ctloop first prediction")
+            return {"up_to_health_s": to_health,
+                    "up_to_prediction_s": time.monotonic() - began}
+        finally:
+            sh([*compose, "down", "--volumes"], cwd=out)
+
+    return {"build_s": seconds, "size_mb": image_size(engine, image) / 1e6}, start
 
 
 def mlflow_python() -> Path:
@@ -143,7 +164,7 @@ def mlflow_python() -> Path:
 
 
 def mlflow_deployment(engine: str, project: Path, rows: dict[str, list[Any]],
-                      work: Path) -> dict[str, float]:
+                      work: Path) -> tuple[dict[str, float], Any]:
     booster = work / "model.txt"  # the same LightGBM booster ctloop serves
     code = ("from ctloop.metadata import open_metadata_store\n"
             "from ctloop.registry import ModelRegistry\n"
@@ -170,42 +191,68 @@ def mlflow_deployment(engine: str, project: Path, rows: dict[str, list[Any]],
     base = next(line.split()[1] for line in dockerfile.read_text().splitlines()
                 if line.startswith("FROM "))
     sh([engine, "tag", python_base_image(engine), base])  # the same stand-in base
-    image = f"mlflow-bench-{os.getpid()}:latest"
+    image = f"mlflow-bench-{TAG}:latest"
     seconds = build(engine, dockerfile, image, out)
     port = free_port()
     numeric = {c: (v if c != "plan" else [codes[x] for x in v]) for c, v in rows.items()}
     body = {"dataframe_split": {"columns": list(numeric),
                                 "data": [list(r) for r in zip(*numeric.values(), strict=True)]}}
-    start = time.monotonic()
-    box = sh([engine, "run", "-d", "-p", f"127.0.0.1:{port}:8080", image]).strip()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait(lambda: httpx.get(f"{url}/ping", timeout=5).status_code == 200, "mlflow /ping")
-        to_health = time.monotonic() - start
-        wait(lambda: httpx.post(f"{url}/invocations", json=body,
-                                timeout=10).status_code == 200, "mlflow first prediction")
-        to_prediction = time.monotonic() - start
-    finally:
-        sh([engine, "rm", "-f", box])
-    return {"build_s": seconds, "size_mb": image_size(engine, image) / 1e6,
-            "up_to_health_s": to_health, "up_to_prediction_s": to_prediction}
+
+    def start() -> dict[str, float]:
+        """``docker run`` to the first successful ``/invocations``."""
+        began = time.monotonic()
+        box = sh([engine, "run", "-d", "-p", f"127.0.0.1:{port}:8080", image]).strip()
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait(lambda: httpx.get(f"{url}/ping", timeout=5).status_code == 200,
+                 "mlflow /ping")
+            to_health = time.monotonic() - began
+            wait(lambda: httpx.post(f"{url}/invocations", json=body,
+                                    timeout=10).status_code == 200, "mlflow first prediction")
+            return {"up_to_health_s": to_health,
+                    "up_to_prediction_s": time.monotonic() - began}
+        finally:
+            sh([engine, "rm", "-f", box])
+
+    return {"build_s": seconds, "size_mb": image_size(engine, image) / 1e6}, start
 
 
 def main() -> None:
+    import argparse
+    import statistics
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--starts", type=int, default=3,
+                        help="timed starts of each, interleaved (median reported)")
+    parser.add_argument("--tag", default=str(os.getpid()), help="image and project suffix")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the starts of images already built under --tag")
+    args = parser.parse_args()
+    global TAG, REUSE
+    TAG, REUSE = args.tag, args.reuse
     engine = ensure_engine()
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         root = Path(tmp)
         project, bundle, rows = laptop(root)
-        ours = ctloop_deployment(engine, project, bundle, rows)
+        ours, our_start = ctloop_deployment(engine, project, bundle, rows)
         print(json.dumps({"ctloop": ours}), flush=True)  # kept if MLflow's side fails
-        theirs = mlflow_deployment(engine, project, rows, root)
+        theirs, their_start = mlflow_deployment(engine, project, rows, root)
+        runs: dict[str, list[dict[str, float]]] = {"ctloop": [], "mlflow": []}
+        for round_ in range(args.starts):  # interleaved: the machine's load hits both
+            for name, start in (("ctloop", our_start), ("mlflow", their_start)):
+                runs[name].append(start())
+                print(f"round {round_ + 1} {name}: {runs[name][-1]} "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    for name, figures in (("ctloop", ours), ("mlflow", theirs)):
+        for key in runs[name][0]:
+            figures[key] = statistics.median(r[key] for r in runs[name])
     print(json.dumps({"ctloop": ours, "mlflow": theirs}, indent=2))
     print(f"{'':24}{'ctloop':>10}{'mlflow':>10}{'mlflow/ctloop':>15}")
     for key in ours:
         print(f"{key:24}{ours[key]:10.1f}{theirs[key]:10.1f}{theirs[key] / ours[key]:15.2f}")
-    print("ctloop's start is the whole deployment (PostgreSQL, Dask scheduler + 2 workers, "
-          "2 replicas, controllers) and includes importing the first model; MLflow's is one "
-          "scoring container.")
+    print(f"starts: median of {args.starts}, interleaved. ctloop's start is the whole "
+          "deployment (PostgreSQL, Dask scheduler + 2 workers, 2 replicas, controllers) and "
+          "includes importing the first model; MLflow's is one scoring container.")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,9 @@ def main() -> None:
     print(f"service start to /ready (floor): {floor:6.2f} s  (median of {args.rounds})")
     print(f"ctloop models test verdict     : {verdict:6.2f} s  = {verdict / floor:.2f} x floor, "
           f"{verdict - floor:.2f} s above it; aim < 20 s")
+    print(f"  of which the service start {report.get('startup_s', float('nan')):.2f} s and the "
+          f"checks after it {report.get('seconds', float('nan')) - report.get('startup_s', 0):.2f}"
+          " s (last round)")
     print(f"  passed={report.get('passed')}  load: {load.get('requests')} requests, "
           f"p99 {load.get('p99_ms', float('nan')):.1f} ms, {load.get('rps', 0):.0f} rps")
 

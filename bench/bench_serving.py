@@ -102,16 +102,26 @@ def ensure_mlflow() -> Path:
 
 def setup(root: Path) -> Path:
     """A ctloop project under ``root/.ctloop`` serving ``flights``; returns the model folder."""
-    from ctloop.artifacts import open_artifact_store
     from ctloop.examples.flights.data import flights
+
+    store, _, _ = _serve_flights(root, flights([1, 2]), FEATURES, trees=100)
+    store.close()
+    return root / "model"
+
+
+def _serve_flights(root: Path, data: pd.DataFrame, features: list[str], *, trees: int
+                   ) -> tuple[Any, Any, Any]:
+    """Train LightGBM on ``data`` into ``root/model`` and register it as ``flights@champion``
+    in a project under ``root/.ctloop``; the open metadata store, artifact store, registry."""
+    from ctloop.artifacts import open_artifact_store
     from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
     from ctloop.models import fit_model
     from ctloop.registry import ModelRegistry
 
     home = root / ".ctloop"
     home.mkdir(parents=True)
-    fit_model(flights([1, 2]), label="delayed", features=FEATURES, algorithm="lightgbm",
-              params={"n_estimators": 100, "n_jobs": 1}).save(root / "model")
+    fit_model(data, label="delayed", features=features, algorithm="lightgbm",
+              params={"n_estimators": trees, "n_jobs": 1}).save(root / "model")
     store = open_metadata_store(f"sqlite:///{home / 'metadata.db'}")
     artifacts = open_artifact_store((home / "artifacts").as_uri())
     stored = artifacts.put(root / "model")
@@ -121,8 +131,7 @@ def setup(root: Path) -> Path:
     registry = ModelRegistry(store, actor="bench")
     registry.register("flights", art.id)
     registry.promote("flights", 1)
-    store.close()
-    return root / "model"
+    return store, artifacts, registry
 
 
 @dataclass
@@ -290,29 +299,13 @@ if __name__ == "__main__":
 
 def setup_numeric(root: Path) -> tuple[Path, pd.DataFrame]:
     """The ctloop project serving ``flights`` (compiled object cached); model folder, sample."""
-    from ctloop.artifacts import open_artifact_store
     from ctloop.examples.flights.data import flights
-    from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
-    from ctloop.models import fit_model
     from ctloop.models.compiled import compile_predictor
     from ctloop.models.compiled_cache import VersionCompiledCache
-    from ctloop.registry import ModelRegistry
 
-    home = root / ".ctloop"
-    home.mkdir(parents=True)
     data = flights([1, 2])
     data[NUMERIC] = data[NUMERIC].astype("float64")
-    fit_model(data, label="delayed", features=NUMERIC, algorithm="lightgbm",
-              params={"n_estimators": TREES, "n_jobs": 1}).save(root / "model")
-    store = open_metadata_store(f"sqlite:///{home / 'metadata.db'}")
-    artifacts = open_artifact_store((home / "artifacts").as_uri())
-    stored = artifacts.put(root / "model")
-    art = store.add_artifact(
-        ArtifactRecord(new_id(), "Model", stored.uri, stored.sha256, stored.size)
-    )
-    registry = ModelRegistry(store, actor="bench")
-    registry.register("flights", art.id)
-    registry.promote("flights", 1)
+    store, artifacts, registry = _serve_flights(root, data, NUMERIC, trees=TREES)
     started = time.perf_counter()
     loaded = registry.load("flights:1")
     if compile_predictor(loaded, VersionCompiledCache(store, artifacts, "flights", 1)) is None:

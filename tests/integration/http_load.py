@@ -34,7 +34,7 @@ async def load(base: str, ids: list[str], acked: dict[str, float], *, concurrenc
                     + str(len(body)).encode() + b"\r\n\r\n" + body
                 )
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]  # a server that answers has one
                 body = await reader.readexactly(length)
                 if head.startswith(b"HTTP/1.1 200"):
                     acked[rid] = time.monotonic()

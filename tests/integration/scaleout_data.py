@@ -27,7 +27,8 @@ def make_partitions(folder: Path, partitions: int = 6, rows: int = 20_000) -> pd
                 "price": price,
                 "qty": rng.integers(-5, 50 + i, rows),
                 "carrier": rng.choice(
-                    ["UA", "AA", "DL", "B6", None], rows, p=[0.3, 0.3, 0.2, 0.1, 0.1]
+                    np.array(["UA", "AA", "DL", "B6", None], dtype=object), rows,
+                    p=[0.3, 0.3, 0.2, 0.1, 0.1]
                 ),
                 "late": rng.random(rows) < 0.1 + i * 0.02,
             }

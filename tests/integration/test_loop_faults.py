@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from ctloop.core.settings import load_settings
-from ctloop.loop.controller import LoopController
+from ctloop.loop.controller import LoopController, TickResult
 from ctloop.loop.declaration import parse_loop
 from ctloop.metadata import open_metadata_store
+from ctloop.testing.loops import churn_loop
+from ctloop.testing.services import patience
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +30,35 @@ def _spec(project: Path, trainer: str | None = None, **extra):  # type: ignore[n
              "train": f"{TRAINERS}:{trainer}" if trainer else {
                  "flavor": "lightgbm", "params": {"n_estimators": 10}}, **extra}
     return parse_loop("churn", table, root=project)
+
+
+def _kill_mid_training(project: Path) -> None:
+    """Run ``ctloop loop run churn --once`` (lease 2 s) with the trainer hanging on the
+    ``LOOP_TEST_HANG`` marker; SIGKILL it once training has started, then drop the marker
+    so the next controller's training goes through."""
+    marker = project / "hang"
+    marker.write_text("")
+    env = {**os.environ, "LOOP_TEST_HANG": str(marker)}
+    proc = subprocess.Popen([sys.executable, "-m", "ctloop", "loop", "run", "churn", "--once",
+                             "--lease-ttl", "2"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + patience(90)
+    while not (project / "started").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the training never started"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    marker.unlink()
+
+
+def _tick_once_the_dead_lease_expired(controller: LoopController) -> TickResult:
+    """The first tick not blocked by the killed controller's lease (it stops renewing)."""
+    deadline = time.monotonic() + patience(60)
+    while (result := controller.tick()).blocked_by is not None:
+        assert time.monotonic() < deadline, "the dead controller's lease never expired"
+        time.sleep(0.5)
+    return result
 
 
 def _training_runs(project: Path) -> list:  # type: ignore[type-arg]
@@ -73,35 +104,14 @@ def test_a_failing_training_run_does_not_stop_the_controller(project: Path) -> N
 
 
 def test_kill_9_mid_training_then_restart_resumes_without_duplicating(project: Path) -> None:
-    (project / "ctloop.toml").write_text(f"""
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-train = "{TRAINERS}:hangs_once"
-""")
+    (project / "ctloop.toml").write_text(churn_loop(f'train = "{TRAINERS}:hangs_once"'))
     for extra in ("week-01", "week-02"):
         (project / "landing" / f"{extra}.parquet").unlink()
-    marker = project / "hang"
-    marker.write_text("")
-    env = {**os.environ, "LOOP_TEST_HANG": str(marker)}
-    proc = subprocess.Popen([sys.executable, "-m", "ctloop", "loop", "run", "churn", "--once",
-                             "--lease-ttl", "2"], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while not (project / "started").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the training never started"
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    marker.unlink()
+    _kill_mid_training(project)
     (started,) = _training_runs(project)
     assert started.status.value == "running"  # the dead controller's run, left as it was
     blocked = LoopController(_spec(project, "hangs_once"), load_settings(), lease_ttl=2)
-    time.sleep(2.5)  # the dead holder's lease runs out
-    result = blocked.tick()
+    result = _tick_once_the_dead_lease_expired(blocked)
     assert result.blocked_by is None
     (report,) = result.reports
     assert report.span == "week-00" and report.runs["resumed"] == started.id
@@ -117,31 +127,11 @@ def test_a_declared_pipeline_killed_mid_training_resumes_with_itself(project: Pa
     while it trains is resumed with that pipeline (not ``loop_train``), and its gate and
     push are read by what they return, not by their step names."""
     pipelines = Path(__file__).with_name("loop_pipelines.py")
-    (project / "ctloop.toml").write_text(f"""
-[ctloop.loops.churn]
-model = "churn"
-data = "landing/*.parquet"
-event_time = "ts"
-label = "churned"
-retrain_on = ["new_span"]
-window = "2 spans"
-pipeline = "{pipelines}:custom_train"
-""")
+    (project / "ctloop.toml").write_text(churn_loop(
+        'retrain_on = ["new_span"]', 'window = "2 spans"',
+        f'pipeline = "{pipelines}:custom_train"'))
     (project / "landing" / "week-02.parquet").unlink()
-    marker = project / "hang"
-    marker.write_text("")
-    env = {**os.environ, "LOOP_TEST_HANG": str(marker)}
-    proc = subprocess.Popen([sys.executable, "-m", "ctloop", "loop", "run", "churn", "--once",
-                             "--lease-ttl", "2"], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while not (project / "started").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the training never started"
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    marker.unlink()
+    _kill_mid_training(project)
     store = open_metadata_store(load_settings().metadata_url)
     (started,) = [r for r in store.list_runs(limit=50) if r.pipeline == "custom_train"]
     assert started.status.value == "running"
@@ -149,10 +139,7 @@ pipeline = "{pipelines}:custom_train"
     from ctloop.loop import get_loop
 
     controller = LoopController(get_loop("churn", spec), spec, lease_ttl=2)
-    deadline = time.monotonic() + 60
-    while (result := controller.tick()).blocked_by is not None:  # the dead lease runs out
-        assert time.monotonic() < deadline, "the dead controller's lease never expired"
-        time.sleep(0.5)
+    result = _tick_once_the_dead_lease_expired(controller)
     first, second = result.reports
     assert first.span == "week-00" and first.runs["resumed"] == started.id
     assert first.bootstrap and first.promoted == 1

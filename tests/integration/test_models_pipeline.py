@@ -85,6 +85,6 @@ def test_champion_then_weaker_candidate_is_registered_but_not_promoted(
     assert v1.properties["lineage"]["inputs"][0]["type"] == "Dataset"
     assert v2.tags == {"blessed": "false"}
     compared = registry.compare("flights", 1, 2)
-    auc = next(r for r in compared["overall"] if r["metric"] == "roc_auc")
-    assert auc["better"] == "a" and set(compared["slices"]["origin"]) == {"EWR", "JFK", "LGA"}
+    auc = next(r for r in compared.overall if r.metric == "roc_auc")
+    assert auc.better == "a" and set(compared.slices["origin"]) == {"EWR", "JFK", "LGA"}
     store.close()

@@ -84,7 +84,8 @@ def _serve(project: Path) -> tuple[subprocess.Popen[str], str]:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(f"ctloop serve did not get ready: {proc.stderr.read()}")
+            detail = proc.stderr and proc.stderr.read()
+            raise AssertionError(f"ctloop serve did not get ready: {detail}")
         time.sleep(0.1)
 
 

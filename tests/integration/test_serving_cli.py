@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry
 from ctloop.requestlog.log import open_prediction_log
+from ctloop.testing.services import patience
 
 
 def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path) -> None:
@@ -67,20 +69,22 @@ def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=5) as client:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + patience(30)
             while True:
                 try:
                     if client.get("/ready").status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()  # before reading: a live server's pipe never ends
+                    pytest.fail(f"ctloop serve did not get ready: {proc.communicate()[1]}")
                 time.sleep(0.1)
             rows = [{"origin": "JFK", "hour": 8}, {"origin": "LGA", "hour": 19}]
             body = client.post("/v1/models/flights:predict", json={"rows": rows}).json()
             assert body["versions"] == [1, 1]
             registry.promote("flights", 2)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + patience(10)
             while body["versions"] != [2, 2] and time.monotonic() < deadline:
                 time.sleep(0.1)
                 body = client.post("/v1/models/flights:predict", json={"rows": rows}).json()
@@ -103,20 +107,25 @@ def test_ctloop_serve_answers_over_http_and_follows_promotions(ctloop_home: Path
 def _start(cwd: Path, *args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     exe = Path(sys.executable).parent / "ctloop"
+    errors = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could fill and block it
     proc = subprocess.Popen(
         [str(exe), "serve", *args, "--port", str(port), "--log-level", "warning"],
         cwd=cwd, env={**os.environ, "CTLOOP_ACTOR": "test"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=errors, text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + patience(60)
     while True:
         try:
             if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
                 return proc, base
         except httpx.TransportError:
             pass
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            errors.seek(0)
+            pytest.fail(f"ctloop serve did not get ready: {errors.read()[-2000:]}")
         time.sleep(0.2)
 
 
@@ -149,9 +158,10 @@ def test_workers_share_metrics_and_each_follows_promotions(ctloop_home: Path) ->
         )
         for _ in range(4):  # whichever worker answers /metrics counts all 30
             text = httpx.get(f"{base}/metrics").text
-            assert float(pattern.search(text).group(1)) == 30.0, text
+            found = pattern.search(text)
+            assert found is not None and float(found.group(1)) == 30.0, text
         registry.promote("flights", 2)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + patience(20)
         streak = 0
         while streak < 20:
             assert time.monotonic() < deadline, "not every worker picked up version 2"

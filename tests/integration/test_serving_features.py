@@ -54,7 +54,8 @@ def test_missing_features_come_from_the_online_store(ctloop_home: Path) -> None:
         (day["event_timestamp"] > MOMENT - pd.Timedelta("1h")) & (day["event_timestamp"] <= MOMENT)
     ].head(30)
     rows = rows[["origin", "hour", "tailnum"]].reset_index(drop=True)
-    online = fs.get_online_features(REFS, rows.to_dict("list"), now=MOMENT)
+    online = fs.get_online_features(REFS, {str(k): v for k, v in rows.to_dict("list").items()},
+                                    now=MOMENT)
     full = rows.assign(**{r.split(":")[1]: online.values[r] for r in REFS})
     loaded = registry.load("flights:1", artifacts)
     assert full["temp"].notna().all() and full["seats"].notna().any()

@@ -108,7 +108,8 @@ def _lightgbm(kind: str) -> Callable[[pd.DataFrame, pd.Series], Any]:
     def fit(x: pd.DataFrame, y: pd.Series) -> Any:
         import lightgbm as lgb
 
-        params = {"n_estimators": 15, "n_jobs": 1, "verbose": -1, "min_child_samples": 5}
+        params: dict[str, Any] = {"n_estimators": 15, "n_jobs": 1, "verbose": -1,
+                                  "min_child_samples": 5}
         model = lgb.LGBMRegressor(**params) if kind == "regression" else lgb.LGBMClassifier(
             **params)
         return model.fit(x, y)
@@ -148,6 +149,34 @@ def _python(kind: str, k: int) -> Callable[[pd.DataFrame, pd.Series], Any]:
     return fit
 
 
+def _sklearn_pipeline(by_name: bool) -> Callable[[pd.DataFrame, pd.Series], Any]:
+    """A Pipeline: scaled then logistic (served from NumPy arrays), or with a
+    ColumnTransformer that picks columns by name (served from a frame)."""
+    def fit(x: pd.DataFrame, y: pd.Series) -> Any:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        first = (ColumnTransformer([("scaled", StandardScaler(), ["x1", "x3"])],
+                                   remainder="passthrough") if by_name else StandardScaler())
+        return make_pipeline(first, LogisticRegression(max_iter=500)).fit(x, y)
+
+    return fit
+
+
+def _onnx_columns(x: pd.DataFrame, y: pd.Series) -> Any:
+    """An ONNX graph with one [N, 1] input per column (x2 INT64), as skl2onnx converts a
+    ColumnTransformer pipeline."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
+
+    model = _sklearn_pipeline(by_name=True)(x, y)
+    inputs = [("x1", FloatTensorType([None, 1])), ("x2", Int64TensorType([None, 1])),
+              ("x3", FloatTensorType([None, 1]))]
+    return to_onnx(model, initial_types=inputs, target_opset=17, options={"zipmap": False})
+
+
 def _onnx(kind: str) -> Callable[[pd.DataFrame, pd.Series], Any]:
     def fit(x: pd.DataFrame, y: pd.Series) -> Any:
         from skl2onnx import to_onnx
@@ -164,6 +193,8 @@ def _cases() -> list[Case]:
         Case("sk-bin", "sklearn", "binary", "binary", _sklearn("binary")),
         Case("sk-multi", "sklearn", "multiclass", "multi", _sklearn("multiclass")),
         Case("sk-reg", "sklearn", "regression", "value", _sklearn("regression")),
+        Case("skpipe-multi", "sklearn", "multiclass", "multi", _sklearn_pipeline(False)),
+        Case("skcols-bin", "sklearn", "binary", "binary", _sklearn_pipeline(True)),
         Case("lgb-bin", "lightgbm", "binary", "binary", _lightgbm("binary")),
         Case("lgb-multi", "lightgbm", "multiclass", "ints", _lightgbm("multiclass")),
         Case("lgb-reg", "lightgbm", "regression", "value", _lightgbm("regression")),
@@ -186,6 +217,7 @@ def _cases() -> list[Case]:
             Case("onnx-bin", "onnx", "binary", "binary", _onnx("binary")),
             Case("onnx-multi", "onnx", "multiclass", "multi", _onnx("multiclass")),
             Case("onnx-reg", "onnx", "regression", "value", _onnx("regression")),
+            Case("onnx-cols-multi", "onnx", "multiclass", "multi", _onnx_columns),
         ]
     return cases
 
@@ -414,6 +446,49 @@ def test_metadata_lists_outputs_with_their_shapes(service: Service) -> None:
         if case.task == "binary":
             expected |= {"prediction": ("FP64", [-1]), "decision": ("INT64", [-1])}
         assert outputs == expected, case.name
+
+
+def test_grpc_metadata_carries_the_task_and_class_names(service: Service) -> None:
+    """MLServer's ``parameters`` fields of ModelMetadataResponse: our stub reads the task and
+    classes (on the response and on the class-carrying outputs), and ``tritonclient.grpc``,
+    whose proto lacks them, still parses the response."""
+    import grpc
+
+    from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
+    from ctloop.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    triton = tgrpc.InferenceServerClient(service.grpc)
+    with grpc.insecure_channel(service.grpc) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for case in CASES:
+            meta = stub.ModelMetadata(pb.ModelMetadataRequest(name=case.name), timeout=30)
+            assert meta.parameters["task"].string_param == case.task, case.name
+            outputs = {o.name: o for o in meta.outputs}
+            parsed = triton.get_model_metadata(case.name)
+            assert [o.name for o in parsed.outputs] == list(outputs), case.name
+            assert [list(o.shape) for o in parsed.outputs] == [
+                list(o.shape) for o in outputs.values()], case.name
+            if case.task == "regression":
+                assert "classes" not in meta.parameters, case.name
+                assert not outputs["prediction"].parameters, case.name
+                continue
+            classes = list(service.models[case.name].signature.classes or [])
+            assert json.loads(meta.parameters["classes"].string_param) == classes, case.name
+            for name in ("label", "probabilities"):
+                carried = outputs[name].parameters["classes"].string_param
+                assert json.loads(carried) == classes, (case.name, name)
+            assert not any(o.parameters for o in meta.inputs), case.name
+
+
+def test_served_rows_take_the_numpy_path_where_it_is_exact(service: Service) -> None:
+    """The request path's scorer per case (the answers above are the same either way)."""
+    from ctloop.serving.scoring.fastpath import predictor_for
+
+    fast = {c.name for c in CASES if predictor_for(service.models[c.name]).fast}
+    assert {"sk-bin", "sk-multi", "sk-reg", "skpipe-multi", "lgb-bin"} <= fast
+    assert {"onnx-bin", "onnx-multi", "onnx-reg", "onnx-cols-multi"} & set(
+        c.name for c in CASES) <= fast
+    assert not fast & {"skcols-bin", "py-bin", "py-multi", "py-reg"}
 
 
 # --- an ONNX image model: N-d tensors in and out ----------------------------------------------

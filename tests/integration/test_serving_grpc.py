@@ -431,7 +431,8 @@ def test_ctloop_serve_grpc_port_answers_beside_http(ctloop_home: Path, model_dir
                     break
             except InferenceServerException:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                proc.stderr and proc.stderr.read())
             time.sleep(0.2)
         frame = rows.head(10)
         typed = frame.assign(dep_delay=frame["dep_delay"].astype(np.float32).astype(float))
@@ -460,15 +461,28 @@ def test_ctloop_serve_grpc_port_answers_beside_http(ctloop_home: Path, model_dir
 
 
 def test_proto_is_wire_compatible_with_the_official_client() -> None:
-    """Every message, field number and type, and every call, as tritonclient.grpc has them."""
+    """Every message, field number and type, and every call, as tritonclient.grpc has them;
+    MLServer's two metadata ``parameters`` maps are the only additions, on numbers Triton
+    leaves free (so its client skips them as unknown fields)."""
     from tritonclient.grpc import service_pb2 as official
+
+    extensions = {"inference.ModelMetadataResponse.parameters": 6,
+                  "inference.ModelMetadataResponse.TensorMetadata.parameters": 4}
 
     def same(ours: Any, theirs: Any) -> None:
         for field in ours.fields:
+            if field.full_name in extensions:
+                assert field.number == extensions[field.full_name], field.full_name
+                assert field.name not in theirs.fields_by_name, field.full_name
+                assert field.number not in theirs.fields_by_number, field.full_name
+                continue
             other = theirs.fields_by_name[field.name]
             assert (field.number, field.type, field.is_repeated) == (
                 other.number, other.type, other.is_repeated), f"{ours.full_name}.{field.name}"
         for nested in ours.nested_types:
+            if nested.GetOptions().map_entry and nested.name not in theirs.nested_types_by_name:
+                assert f"{ours.full_name}.parameters" in extensions, nested.full_name
+                continue  # the entry type of an extension's map
             same(nested, theirs.nested_types_by_name[nested.name])
 
     for name, message in pb.DESCRIPTOR.message_types_by_name.items():

@@ -83,8 +83,8 @@ def test_multiclass_string_classes_every_flavor(
     if algorithm in ("lightgbm", "xgboost", "logistic"):
         explained = explain(model, holdout.head(5))
         assert explained.per_class is not None and explained.per_class.shape == (5, 4, 3)
-        assert np.allclose(explained.class_probabilities(), model.predict(holdout.head(5)),
-                           atol=1e-6)
+        assert np.allclose(np.asarray(explained.class_probabilities()),
+                           model.predict(holdout.head(5)), atol=1e-6)
         assert [r["class"] for r in explained.to_rows(2)] == list(labels[:5])
 
 

@@ -30,7 +30,8 @@ def _served(month: int) -> pd.DataFrame:
 def _log(frame: pd.DataFrame, *, flip_share: float = 0.0) -> float:
     """Serve ``frame`` into the project's log with labels; returns the true AUC."""
     score = np.clip(frame["dep_delay"].fillna(0).to_numpy() / 60.0, 0, 1)
-    feats = frame[FEATURES].astype(object).where(frame[FEATURES].notna(), None).to_dict("records")
+    feats = [{str(k): v for k, v in row.items()} for row in
+             frame[FEATURES].astype(object).where(frame[FEATURES].notna(), None).to_dict("records")]
     ts = frame["time_hour"].dt.tz_localize(UTC).dt.to_pydatetime()
     log = open_prediction_log()
     log.append([PredictionRecord(str(i), "delays", 1, "champion", t, float(s), f)
@@ -62,6 +63,7 @@ def test_degradation_trigger_fires_on_flipped_labels(ctloop_home: Path, january)
     assert firing.trigger == "decay" and firing.status == "succeeded"
     assert firing.info["value"] < auc - 0.05
     store = open_metadata_store(load_settings().metadata_url)
+    assert firing.run_id is not None
     run = store.get_run(firing.run_id)
     assert run.trigger == "degradation" and run.parameters["message"].startswith("decay delays")
     (report,) = store.list_artifacts(type="MonitorReport")
@@ -92,5 +94,5 @@ def test_unknown_model_is_an_error_firing_not_a_crash(ctloop_home: Path, january
     cron = make_trigger("cron", f"{PIPES}:hello", cron="* * * * *")
     controller = Controller([ghost, cron])
     (firing,) = controller.tick()
-    assert firing.status == "error" and "No model named 'ghost'" in firing.error
+    assert firing.status == "error" and "No model named 'ghost'" in (firing.error or "")
     assert controller.status()["ghost"]["last_error"] == firing.error

@@ -14,7 +14,8 @@ in an ``invalid`` column).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import dataclasses
+from collections.abc import Callable, Collection
 from typing import Literal
 
 import numpy as np
@@ -38,19 +39,36 @@ def check_on_invalid(choice: str) -> OnInvalid:
 
 def invalid_rows(signature: Signature, frame: pd.DataFrame, *, lenient: Collection[str] = (),
                  what: str = "The input rows") -> dict[int, str]:
-    """Positions of the rows of ``frame`` the service would refuse, with its message."""
+    """Positions of the rows of ``frame`` the service would refuse, with its message.
+
+    ``Signature.conform`` judges each column on its own, in signature order, so the rows
+    are searched column by column (a one-column signature, the same check): a span with
+    thousands of bad rows costs conform calls on one column, not on all of them, and a
+    row bad in two columns gets the message of the first, as the service gives it.
+    """
     columns = {c: frame[c].to_numpy() for c in signature.columns}
-
-    def problem(lo: int, hi: int) -> str | None:
-        try:
-            signature.conform({c: _part(v, lo, hi) for c, v in columns.items()},
-                              lenient=lenient, what=what)
-        except UserInputError as exc:
-            return exc.message
-        return None
-
     found: dict[int, str] = {}
-    pending = [(0, len(frame))]
+    for spec in signature.inputs:
+        one = dataclasses.replace(signature, inputs=(spec,))
+        values = columns[spec.name]
+
+        def problem(lo: int, hi: int, one: Signature = one, values: np.ndarray = values,
+                    name: str = spec.name) -> str | None:
+            try:
+                one.conform({name: _part(values, lo, hi)}, lenient=lenient, what=what)
+            except UserInputError as exc:
+                return exc.message
+            return None
+
+        for row, message in _bisect(problem, len(frame)).items():
+            found.setdefault(row, message)
+    return dict(sorted(found.items()))
+
+
+def _bisect(problem: Callable[[int, int], str | None], n: int) -> dict[int, str]:
+    """The rows ``problem`` refuses, found by halving the ranges it refuses."""
+    found: dict[int, str] = {}
+    pending = [(0, n)]
     while pending:
         lo, hi = pending.pop()
         if hi <= lo:
@@ -63,7 +81,7 @@ def invalid_rows(signature: Signature, frame: pd.DataFrame, *, lenient: Collecti
             continue
         mid = (lo + hi) // 2
         pending += [(mid, hi), (lo, mid)]
-    return dict(sorted(found.items()))
+    return found
 
 
 def _part(values: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from ctloop.batch.checks import OnInvalid, check_on_invalid, invalid_rows
+from ctloop.core.clock import instant_or_now, utc_now
 from ctloop.core.errors import CtloopError, UserInputError
 from ctloop.core.hashing import hash_file
 from ctloop.core.paths import FORMATS, batch_paths
@@ -361,21 +362,10 @@ def _log_chunk(
     plog.append(entry.records())
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _logical_time(now: str | None) -> datetime:
     """When the predictions count as made (``--now`` for a backfill), as the service does."""
-    if now is None:
-        return _now()
-    try:
-        parsed = datetime.fromisoformat(now)
-    except ValueError:
-        raise UserInputError(
-            f"The as-of time must be an ISO timestamp, e.g. 2013-06-01T12:00:00; got {now!r}."
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return instant_or_now(now, lambda text: UserInputError(
+        f"The as-of time must be an ISO timestamp, e.g. 2013-06-01T12:00:00; got {text!r}."))
 
 
 def predict_file(
@@ -461,7 +451,7 @@ def predict_file(
     except BaseException as exc:
         writer.abort()
         message = exc.one_line() if isinstance(exc, CtloopError) else f"{type(exc).__name__}: {exc}"
-        ended = _now()
+        ended = utc_now()
         store.save_step(replace(step, status=StepStatus.FAILED, ended_at=ended, error=message))
         status = RunStatus.CANCELLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         store.update_run(run.id, status=status, ended_at=ended, error=message)
@@ -499,7 +489,7 @@ def predict_file(
         ]
     )
     outputs = {"rows": rows, "positives": positives if threshold is not None else None}
-    ended = _now()
+    ended = utc_now()
     store.save_step(
         replace(
             step, status=StepStatus.SUCCEEDED, ended_at=ended, duration_s=seconds, outputs=outputs
@@ -532,7 +522,7 @@ def _start_run(
 ) -> tuple[RunRecord, StepRecord, ArtifactRecord]:
     from ctloop.pipeline.environment import capture_environment, capture_executor
 
-    started = _now()
+    started = utc_now()
     parameters = {
         "model": label,
         "input": str(source),

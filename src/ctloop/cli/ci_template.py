@@ -18,24 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ctloop.cli.loop_template import loop_toml
+
 __all__ = ["ci_files", "write_ci_project"]
 
-_TOML = """\
-# ctloop settings. A loop whose trainer is this project's own component, and the
-# environments a model moves through (each has its own stores; see the README).
-[ctloop]
-runner = "local"
-
-[ctloop.loops.{loop}]
-model = "{loop}"
-data = "landing/*.parquet"        # each file that lands is one span
-event_time = "ts"
-label = "churned"
-id = "customer"
-window = "auto"
-retrain_on = ["decay"]
-train = "trainer.py:train_model"
-decay = {{ max_drop = 0.1 }}
+_ENVIRONMENTS = """\
 
 [ctloop.environments.staging]     # stores under .ctloop/environments/staging by default
 # metadata = "postgresql+psycopg://ctloop@staging-db/ctloop"
@@ -372,10 +359,19 @@ Promotion across environments (`[ctloop.environments]` in `ctloop.toml`):
 """
 
 
+def _toml(loop: str) -> str:
+    """A loop whose trainer is the project's component, and the environments."""
+    header = ("ctloop settings. A loop whose trainer is this project's own component, and the\n"
+              "environments a model moves through (each has its own stores; see the README).")
+    return (loop_toml(loop, header=header, retrain_on=["decay"],
+                      train='"trainer.py:train_model"')
+            + _ENVIRONMENTS.format(loop=loop))
+
+
 def ci_files(name: str, loop: str) -> dict[str, str]:
     """Every file of the template but the generated spans, path -> text."""
     return {
-        "ctloop.toml": _TOML.format(loop=loop),
+        "ctloop.toml": _toml(loop),
         "trainer.py": _TRAINER,
         "pipeline.py": _PIPELINE.format(loop=loop),
         "tests/conftest.py": _CONFTEST,

@@ -18,11 +18,12 @@ from ctloop.core.errors import UserInputError
 from ctloop.core.paths import require_stored
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store, to_dict
-from ctloop.metadata.base import AliasEventRecord
+from ctloop.metadata.base import AliasEventRecord, ModelVersionRecord
 
 if TYPE_CHECKING:
     from ctloop.models.tasks import Task
     from ctloop.registry import ModelRegistry
+    from ctloop.registry.summaries import ComparisonRow
 
 app = typer.Typer(no_args_is_help=True)
 app.command("export")(export)  # environments: a version and its evidence as one bundle
@@ -59,15 +60,15 @@ def list_models(json_: JsonOpt = False, replay: ReplayOpt = None) -> None:
     with reading_replay(replay), _registry() as reg:
         models = reg.models()
     if json_:
-        print_json(models)
+        print_json([m.to_json() for m in models])
         return
     rows = [
         (
-            m["name"],
-            m["latest_version"],
-            m["versions"],
-            ", ".join(f"{a}={v}" for a, v in sorted(m["aliases"].items())),
-            m["updated_at"],
+            m.name,
+            m.latest_version,
+            m.versions,
+            ", ".join(f"{a}={v}" for a, v in sorted(m.aliases.items())),
+            m.updated_at,
         )
         for m in models
     ]
@@ -91,37 +92,7 @@ def show(
     with _registry() as reg:
         aliases = reg.aliases(parsed.name)
         if parsed.version is None and parsed.alias is None:
-            versions = reg.versions(parsed.name)
-            if json_:
-                print_json(
-                    {
-                        "name": parsed.name,
-                        "aliases": aliases,
-                        "versions": [to_dict(v) for v in versions],
-                    }
-                )
-                return
-            by_version: dict[int, list[str]] = {}
-            for alias, version in aliases.items():
-                by_version.setdefault(version, []).append(alias)
-            headline = _headline(versions[-1].properties) if versions else "roc_auc"
-            rows = [
-                (
-                    v.version,
-                    ", ".join(sorted(by_version.get(v.version, []))),
-                    _blessed(v.properties),
-                    _value(v.properties, headline),
-                    v.created_by,
-                    _when(v.created_at),
-                    v.description,
-                )
-                for v in versions
-            ]
-            print_table(
-                f"Model {parsed.name}",
-                ["version", "aliases", "blessed", headline, "by", "created", "description"],
-                rows,
-            )
+            _show_versions(parsed.name, reg.versions(parsed.name), aliases, json_)
             return
         record = reg.get(parsed)
     data = to_dict(record)
@@ -129,6 +100,46 @@ def show(
     if json_:
         print_json(data)
         return
+    _print_version(record, data)
+
+
+def _show_versions(name: str, versions: list[ModelVersionRecord], aliases: dict[str, int],
+                   json_: bool) -> None:
+    """Every version of a model: a table with its aliases and headline metric, or JSON."""
+    if json_:
+        print_json(
+            {
+                "name": name,
+                "aliases": aliases,
+                "versions": [to_dict(v) for v in versions],
+            }
+        )
+        return
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    headline = _headline(versions[-1].properties) if versions else "roc_auc"
+    rows = [
+        (
+            v.version,
+            ", ".join(sorted(by_version.get(v.version, []))),
+            _blessed(v.properties),
+            _value(v.properties, headline),
+            v.created_by,
+            _when(v.created_at),
+            v.description,
+        )
+        for v in versions
+    ]
+    print_table(
+        f"Model {name}",
+        ["version", "aliases", "blessed", headline, "by", "created", "description"],
+        rows,
+    )
+
+
+def _print_version(record: ModelVersionRecord, data: dict[str, Any]) -> None:
+    """One version: its record, evaluation, gate verdict, provenance and promotions."""
     console.print(
         f"[bold]{record.name}:{record.version}[/bold]  aliases: {', '.join(data['aliases']) or '-'}"
     )
@@ -300,24 +311,24 @@ def compare(name: str, a: int, b: int, json_: JsonOpt = False) -> None:
     with _registry() as reg:
         result = reg.compare(name, a, b)
     if json_:
-        print_json(result)
+        print_json(result.to_json())
         return
     columns = ["metric", f"v{a}", f"v{b}", "delta", "better"]
 
-    def rows(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    def rows(entries: list[ComparisonRow]) -> list[tuple[Any, ...]]:
         return [
             (
-                r["metric"],
-                _fmt(r["a"]),
-                _fmt(r["b"]),
-                _fmt(r["delta"]),
-                {"a": f"v{a}", "b": f"v{b}"}.get(r["better"] or "", ""),
+                r.metric,
+                _fmt(r.a),
+                _fmt(r.b),
+                _fmt(r.delta),
+                {"a": f"v{a}", "b": f"v{b}"}.get(r.better or "", ""),
             )
             for r in entries
         ]
 
-    print_table(f"{name}: v{a} vs v{b} (overall)", columns, rows(result["overall"]))
-    for column, values in result["slices"].items():
+    print_table(f"{name}: v{a} vs v{b} (overall)", columns, rows(result.overall))
+    for column, values in result.slices.items():
         for value, entries in values.items():
             print_table(f"{column} = {value}", columns, rows(entries))
 

@@ -47,7 +47,7 @@ def _stores(settings: Settings) -> Iterator[tuple[MetadataStore, Any]]:
 def _serving_config(settings: Settings) -> ServingConfig:
     from ctloop.serving.config import ServingConfig
 
-    return ServingConfig.from_table(settings.extra.get("serving"))
+    return ServingConfig.from_table(settings.tables.serving)
 
 
 def _feature_store(

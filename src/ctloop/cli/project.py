@@ -85,23 +85,16 @@ Settings live in `ctloop.toml`; state in `.ctloop/` (SQLite + local files).
 """
 
 
-_LOOP_TOML = """\
-# A continuous-training loop on generated weekly spans (see docs/loop.md).
-[ctloop]
-runner = "local"
 
-[ctloop.loops.{loop}]
-model = "{loop}"
-data = "landing/*.parquet"        # each file that lands is one span
-event_time = "ts"
-label = "churned"
-id = "customer"
-window = "auto"                   # after decay: train only on the spans since the change
-retrain_on = ["decay", "drift"]
-train = {{ flavor = "lightgbm", params = {{ n_estimators = 50 }} }}
-decay = {{ max_drop = 0.1 }}
-drift = {{ columns = ["usage", "tenure", "spend"] }}
-"""
+def _loop_toml(loop: str) -> str:
+    from ctloop.cli.loop_template import loop_toml
+
+    return loop_toml(loop, header="A continuous-training loop on generated weekly spans "
+                     "(see docs/loop.md).", retrain_on=["decay", "drift"],
+                     train='{ flavor = "lightgbm", params = { n_estimators = 50 } }',
+                     drift_columns=["usage", "tenure", "spend"],
+                     window_note="after decay: train only on the spans since the change")
+
 
 _LOOP_README = """\
 # {name}
@@ -163,7 +156,7 @@ def _init_loop(root: Path, force: bool) -> None:
     from ctloop.loop.sample import write_sample_spans
 
     loop = re.sub(r"[^A-Za-z0-9_-]", "-", root.resolve().name) or "loop"
-    files = {"ctloop.toml": _LOOP_TOML.format(loop=loop),
+    files = {"ctloop.toml": _loop_toml(loop),
              "README.md": _LOOP_README.format(name=root.name, loop=loop),
              ".gitignore": ".ctloop/\n"}
     for filename, text in files.items():
@@ -296,23 +289,7 @@ def _outcome_table(replay: dict) -> None:  # type: ignore[type-arg]
     from rich import box
     from rich.table import Table
 
-    rows = []
-    for s in replay["spans"]:
-        gate = s.get("gate") or {}
-        verdict = "-" if not gate else ("failed" if gate.get("error") else
-                                        "blessed" if gate.get("blessed") else "refused")
-        if s["status"] != "valid":
-            verdict = "stopped"
-        decayed = any(t["fired"] for t in s["triggers"] if t["name"] == "decay")
-        live = (s.get("live") or {}).get("roc_auc")
-        live_text = "-" if live is None else f"{live:.3f}" + ("!" if decayed else "")
-        base = (s.get("baseline") or {}).get("roc_auc")
-        rows.append([s["span"] + ("*" if s.get("bootstrap") else ""),
-                     _num(s.get("served_version") and f"v{s['served_version']}"), live_text,
-                     "-" if base is None else f"{base:.3f}",
-                     _pct((s.get("drift") or {}).get("share")), _num(gate.get("candidate")),
-                     _num(gate.get("champion")), verdict,
-                     "-" if not s.get("promoted") else f"v{s['promoted']}"])
+    rows = [_outcome_row(s) for s in replay["spans"]]
     headers = ["month", "served", "live AUC", "never retr.", "drift", "AUC new", "AUC old",
                "gate", "promoted"]
     table = Table(title="NYC flights 2013: the loop, month by month", box=box.SIMPLE_HEAD,
@@ -330,6 +307,29 @@ def _outcome_table(replay: dict) -> None:  # type: ignore[type-arg]
                   "the same flights. drift: share of watched serving features drifted from "
                   "the champion's training data. AUC new/old: candidate and champion on the "
                   "month's holdout, judged by the gate; stopped: quarantined by validation.[/]")
+
+
+def _outcome_row(s: dict) -> list[str]:  # type: ignore[type-arg]
+    """One month of the table: served, live and never-retrained AUC, drift, the gate."""
+    gate = s.get("gate") or {}
+    decayed = any(t["fired"] for t in s["triggers"] if t["name"] == "decay")
+    live = (s.get("live") or {}).get("roc_auc")
+    live_text = "-" if live is None else f"{live:.3f}" + ("!" if decayed else "")
+    base = (s.get("baseline") or {}).get("roc_auc")
+    return [s["span"] + ("*" if s.get("bootstrap") else ""),
+            _num(s.get("served_version") and f"v{s['served_version']}"), live_text,
+            "-" if base is None else f"{base:.3f}",
+            _pct((s.get("drift") or {}).get("share")), _num(gate.get("candidate")),
+            _num(gate.get("champion")), _verdict(s["status"], gate),
+            "-" if not s.get("promoted") else f"v{s['promoted']}"]
+
+
+def _verdict(status: str, gate: dict) -> str:  # type: ignore[type-arg]
+    if status != "valid":
+        return "stopped"
+    if not gate:
+        return "-"
+    return "failed" if gate.get("error") else "blessed" if gate.get("blessed") else "refused"
 
 
 def _pct(value: float | None) -> str:

@@ -9,12 +9,13 @@ environment are set aside for the command: the sandbox has its own).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+
+from ctloop.core.environ import environment
 
 __all__ = ["ReplayOpt", "reading_replay"]
 
@@ -35,18 +36,8 @@ def reading_replay(name: str | None) -> Iterator[None]:
     from ctloop.loop.sandbox import replay_settings
 
     home = replay_settings(load_settings(), name).home
-    saved = {k: os.environ.get(k) for k in ("CTLOOP_HOME", *_URLS)}
-    os.environ["CTLOOP_HOME"] = str(home)
-    for key in _URLS:
-        os.environ.pop(key, None)
-    try:
+    with environment({"CTLOOP_HOME": str(home), **dict.fromkeys(_URLS)}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def empty_note(what: str, command: str, replay: str | None) -> str:

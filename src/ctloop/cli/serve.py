@@ -86,7 +86,7 @@ def serve(
         "grpc_host": host,  # gRPC listens where HTTP does
         "prediction_log": request_log,
     }
-    config = ServingConfig.from_table(settings.extra.get("serving"), **overrides)
+    config = ServingConfig.from_table(settings.tables.serving, **overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if log_level.lower() != "debug":  # library chatter (migrations on every start) only in debug
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -137,7 +137,7 @@ def _announce(settings: Settings, model: str | None, alias: str, host: str,
         models = ModelRegistry(store).models()
     finally:
         store.close()
-    names = [m["name"] for m in models]
+    names = [m.name for m in models]
     if model is not None and model not in names:
         near = difflib.get_close_matches(model, names, n=1)
         hint = (f"did you mean {near[0]!r}?" if near
@@ -145,15 +145,15 @@ def _announce(settings: Settings, model: str | None, alias: str, host: str,
         warn(f"no model named {model!r} is registered ({hint}); the service answers 503 for "
              "it until a version is registered and given the alias.")
         return
-    chosen = [m for m in models if model is None or m["name"] == model]
+    chosen = [m for m in models if model is None or m.name == model]
     for m in chosen:
-        aliases = m["aliases"]
+        aliases = m.aliases
         if alias in aliases:
-            err_console.print(Text(f"  {m['name']}@{alias} -> version {aliases[alias]}"))
+            err_console.print(Text(f"  {m.name}@{alias} -> version {aliases[alias]}"))
         elif model is not None:
-            warn(f"{m['name']} has no version with the alias {alias!r}; promote one with "
-                 f"`ctloop models promote {m['name']} VERSION --alias {alias}`.")
-    if model is None and not any(alias in m["aliases"] for m in chosen):
+            warn(f"{m.name} has no version with the alias {alias!r}; promote one with "
+                 f"`ctloop models promote {m.name} VERSION --alias {alias}`.")
+    if model is None and not any(alias in m.aliases for m in chosen):
         warn(f"no registered model holds the alias {alias!r}; nothing is served until one does.")
 
 

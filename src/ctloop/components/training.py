@@ -21,7 +21,7 @@ __all__ = ["evaluate", "infra_check", "push", "train"]
 _SUMMARY_FILE = "training-summary.json"
 
 
-@component(version="3")
+@component(version="4")
 def train(
     data: Input[Dataset],
     model: Output[Model],
@@ -36,6 +36,7 @@ def train(
     holdout: Input[Dataset] | None = None,
     costs: dict[str, float] | None = None,
     outliers: bool = True,
+    nullable: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fit a model on ``data``; the seed and full parameters are recorded.
 
@@ -65,6 +66,8 @@ def train(
         costs: cost per row of each outcome, ``{"fn": 5, "fp": 1}``; with a holdout,
             the threshold minimising expected cost is stored with the model.
         outliers: fit and store an outlier detector on the model's inputs.
+        nullable: features that may be missing when the model serves although ``data``
+            has no gap in them (a feature with gaps in ``data`` is nullable anyway).
 
     Returns the model's metadata: algorithm, full parameters, rows and training time.
     """
@@ -82,6 +85,7 @@ def train(
         task=task,
         metric=metric,
         classes=classes,
+        nullable=nullable or (),
     )
     manifest = trained.save(model.path)
     if outliers or holdout is not None:

@@ -131,6 +131,17 @@ class _Encoder:
         if registered is not _DEFAULT:
             self.put(b"registered", f"{_qualname(kind)}={registered(value)}".encode())
             return
+        # One chain split in three, tried in this order (bool before int, an IntEnum as
+        # an enum): the order is part of the fingerprint, never reorder it.
+        if not (self._feed_scalar(value, kind) or self._feed_container(value)
+                or self._feed_other(value, kind)):
+            raise NotHashable(
+                f"a {_qualname(kind)} has no exact fingerprint; register one with "
+                "@ctloop.core.hashing.fingerprint.register, or pass the value as an artifact"
+            )
+
+    def _feed_scalar(self, value: Any, kind: type) -> bool:
+        """None, bool, NumPy/pandas/Arrow values, enums, numbers, text and bytes."""
         module = kind.__module__.partition(".")[0]
         if value is None:
             self.put(b"none")
@@ -155,7 +166,13 @@ class _Encoder:
             self.put(b"str", value.encode("utf-8", "surrogatepass"))
         elif isinstance(value, bytes | bytearray | memoryview):
             self.put(b"bytes", bytes(value))
-        elif isinstance(value, tuple | list):
+        else:
+            return False
+        return True
+
+    def _feed_container(self, value: Any) -> bool:
+        """Tuples, lists, mappings (by key digest) and sets (by item digest)."""
+        if isinstance(value, tuple | list):
             self.put(b"tuple" if isinstance(value, tuple) else b"list",
                      len(value).to_bytes(8, "big"))
             for item in value:
@@ -169,7 +186,13 @@ class _Encoder:
                 self.feed(item)
         elif isinstance(value, set | frozenset):
             self.put(b"set", b"".join(sorted(self.digest_of(v) for v in value)))
-        elif isinstance(value, PurePath):
+        else:
+            return False
+        return True
+
+    def _feed_other(self, value: Any, kind: type) -> bool:
+        """Paths, times, decimals, UUIDs, dataclasses and pydantic models."""
+        if isinstance(value, PurePath):
             self.put(b"path", _qualname(kind).encode() + b"|" + str(value).encode())
         elif isinstance(value, dt.datetime | dt.date | dt.time):
             self.put(b"time", _qualname(kind).encode() + b"|" + value.isoformat().encode())
@@ -190,10 +213,8 @@ class _Encoder:
             self.put(b"pydantic", _qualname(kind).encode())
             self.feed(value.model_dump(mode="python"))
         else:
-            raise NotHashable(
-                f"a {_qualname(kind)} has no exact fingerprint; register one with "
-                "@ctloop.core.hashing.fingerprint.register, or pass the value as an artifact"
-            )
+            return False
+        return True
 
 
 def _pairs(value: Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:

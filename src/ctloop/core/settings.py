@@ -21,16 +21,79 @@ import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias, TypedDict
+
+from typing_extensions import Unpack
 
 from ctloop.core.errors import ConfigError
 
-__all__ = ["KNOWN_ENV", "KNOWN_TABLES", "Settings", "check_environment", "environment_names",
-           "find_project_root", "load_settings"]
+__all__ = ["KNOWN_ENV", "KNOWN_TABLES", "Settings", "Tables", "TomlTable", "TomlValue",
+           "check_environment", "environment_names", "find_project_root", "load_settings"]
 
 CONFIG_FILE = "ctloop.toml"
 ENV_PREFIX = "CTLOOP_"
+
+TomlValue: TypeAlias = (
+    "str | int | float | bool | datetime | date | time | list[TomlValue] | dict[str, TomlValue]"
+)
+"""A value of ctloop.toml, as ``tomllib`` reads it."""
+TomlTable: TypeAlias = dict[str, TomlValue]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables of ``[ctloop]`` other packages read, one field each (empty: not written).
+
+    Settings sit above every other package, so each table stays as TOML here and the
+    package that owns it parses it into its typed record: ``serving`` into
+    ``ServingConfig``, ``loops`` into ``LoopSpec``, ``triggers`` into ``TriggerDef``,
+    ``s3`` into :meth:`Settings.storage_options`, and so on.
+    """
+
+    serving: TomlTable = field(default_factory=dict)
+    loops: TomlTable = field(default_factory=dict)  # one table per loop
+    triggers: TomlTable = field(default_factory=dict)  # one table per trigger
+    monitors: TomlTable = field(default_factory=dict)
+    features: TomlTable = field(default_factory=dict)
+    prediction_log: TomlTable = field(default_factory=dict)
+    s3: TomlTable = field(default_factory=dict)
+    dask: TomlTable = field(default_factory=dict)
+    deploy: TomlTable = field(default_factory=dict)
+    ui: TomlTable = field(default_factory=dict)
+    model_test: TomlTable = field(default_factory=dict)
+    plugins: dict[str, TomlTable] = field(default_factory=dict)  # tables ctloop does not read
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, TomlTable]) -> Tables:
+        """Known tables to their fields, the rest to ``plugins``."""
+        known = {k: v for k, v in tables.items() if k in _TABLE_FIELDS}
+        plugins = {k: v for k, v in tables.items() if k not in _TABLE_FIELDS}
+        return cls(**known, plugins=plugins)
+
+    def as_dict(self) -> dict[str, TomlTable]:
+        """The tables written in ctloop.toml by name, plugins' included."""
+        written = {f: getattr(self, f) for f in sorted(_TABLE_FIELDS) if getattr(self, f)}
+        return {**written, **self.plugins}
+
+
+_TABLE_FIELDS = frozenset(f.name for f in fields(Tables)) - {"plugins"}
+
+
+class SettingsChanges(TypedDict, total=False):
+    """What :meth:`Settings.with_` may change."""
+
+    home: Path
+    metadata_url: str
+    artifacts_url: str
+    online_store_url: str
+    runner: str
+    max_workers: int
+    cache: bool
+    tables: Tables
+    environment: str
+    project: Path | None
 
 
 @dataclass(frozen=True)
@@ -44,9 +107,14 @@ class Settings:
     runner: str = "local"
     max_workers: int = 4
     cache: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    tables: Tables = field(default_factory=Tables)
     environment: str = ""  # the [ctloop.environments.NAME] these came from; "" for none
     project: Path | None = None  # the folder of ctloop.toml; None: the state folder's parent
+
+    @property
+    def extra(self) -> dict[str, TomlTable]:
+        """The tables by name; kept for one merge, read :attr:`tables` instead."""
+        return self.tables.as_dict()
 
     @property
     def project_root(self) -> Path:
@@ -72,7 +140,7 @@ class Settings:
                 f"The 'max_workers' setting must be an int >= 1. Got {self.max_workers!r}."
             )
 
-    def storage_options(self, url: str) -> dict[str, Any]:
+    def storage_options(self, url: str) -> dict[str, object]:
         """fsspec options for an object-store URL from the ``[ctloop.s3]`` table of ctloop.toml.
 
         Keys: ``endpoint_url``, ``region``, ``profile``, ``anon``. Credentials
@@ -80,14 +148,14 @@ class Settings:
         """
         if not url.startswith(("s3://", "s3a://")):
             return {}
-        s3 = dict(self.extra.get("s3", {}))
+        s3 = self.tables.s3
         unknown = sorted(set(s3) - {"endpoint_url", "region", "profile", "anon"})
         if unknown:
             raise ConfigError(
                 f"Unknown keys {unknown} in the [ctloop.s3] table of ctloop.toml; allowed: "
                 "endpoint_url, region, profile, anon. Credentials belong in AWS_* variables."
             )
-        options: dict[str, Any] = {}
+        options: dict[str, object] = {}
         if s3.get("endpoint_url"):
             options["endpoint_url"] = str(s3["endpoint_url"])
         if s3.get("region"):
@@ -98,12 +166,12 @@ class Settings:
             options["anon"] = bool(s3["anon"])
         return options
 
-    def with_(self, **changes: Any) -> Settings:
+    def with_(self, **changes: Unpack[SettingsChanges]) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
 
-_KEYS = {f.name for f in fields(Settings)} - {"extra", "environment", "project"}
+_KEYS = {f.name for f in fields(Settings)} - {"tables", "environment", "project"}
 _TOML_KEYS = {
     "home": "home",
     "metadata": "metadata_url",
@@ -118,11 +186,10 @@ _TOML_KEYS = {
 }
 
 
-# Tables of ctloop.toml other packages read from ``Settings.extra``, and ``CTLOOP_*``
-# variables read outside these settings. Add yours here: a name close to one of
+# Tables of ctloop.toml (the fields of ``Tables``, and environments), and ``CTLOOP_*``
+# variables read outside these settings. Add yours to ``Tables``: a name close to one of
 # these (a likely typo) is reported with the right spelling.
-KNOWN_TABLES = frozenset({"s3", "dask", "deploy", "serving", "triggers", "loops", "monitors",
-                          "features", "ui", "environments", "prediction_log", "model_test"})
+KNOWN_TABLES = _TABLE_FIELDS | {"environments"}
 KNOWN_ENV = frozenset({"CACHE_DIR", "ACTOR", "ENV", "MODEL_TEST_TIMEOUT"})
 ENV_VARIABLE = ENV_PREFIX + "ENV"
 # Keys of an environment table besides the _TOML_KEYS: where its request log lives.
@@ -144,7 +211,7 @@ def _nearest(name: str, known: set[str] | frozenset[str], cutoff: float = 0.6) -
     return match[0] if match else None
 
 
-def _check_toml_key(path: Path, key: str, value: Any) -> None:
+def _check_toml_key(path: Path, key: str, value: TomlValue) -> None:
     """Warn about a key of ``[ctloop]`` nobody reads, naming the closest valid one."""
     if isinstance(value, dict):
         if key in KNOWN_TABLES:
@@ -192,80 +259,84 @@ def find_project_root(start: Path | None = None) -> Path:
     return here
 
 
-def _coerce(key: str, value: Any) -> Any:
-    if key == "max_workers":
+def _int_setting(value: object) -> int:
+    if isinstance(value, int | float | str):
         try:
             return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"The 'max_workers' setting must be an int >= 1. Got {value!r}."
-            ) from None
-    if key == "cache":
-        if isinstance(value, bool):
-            return value
-        return str(value).lower() in {"1", "true", "yes", "on"}
-    return value
+        except ValueError:
+            pass
+    raise ConfigError(f"The 'max_workers' setting must be an int >= 1. Got {value!r}.")
 
 
-def _read_config(root: Path) -> dict[str, Any]:
+def _bool_setting(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() in {"1", "true", "yes", "on"}
+
+
+def _read_config(root: Path) -> TomlTable:
     config_path = root / CONFIG_FILE
     if not config_path.is_file():
         return {}
     try:
-        raw = tomllib.loads(config_path.read_text())
+        raw: TomlTable = tomllib.loads(config_path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path} is not valid TOML: {exc}. Fix the file.") from exc
     section = raw.get("ctloop", raw)
     return section if isinstance(section, dict) else {}
 
 
+def _tables_of(value: TomlValue | None) -> dict[str, TomlTable]:
+    """The entries of ``value`` that are tables themselves."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(v, dict)}
+
+
 def environment_names(project: Path | None = None) -> list[str]:
     """The environments ``ctloop.toml`` declares, sorted."""
-    tables = _read_config(find_project_root(project)).get("environments") or {}
-    return sorted(k for k, v in tables.items() if isinstance(v, dict))
+    return sorted(_tables_of(_read_config(find_project_root(project)).get("environments")))
 
 
-def _environment_table(section: dict[str, Any], name: str, config_path: Path) -> dict[str, Any]:
-    tables = section.get("environments") or {}
-    table = tables.get(name) if isinstance(tables, dict) else None
-    if not isinstance(table, dict):
-        known = ", ".join(sorted(k for k, v in tables.items() if isinstance(v, dict))) or "none"
+def _environment_table(section: TomlTable, name: str, config_path: Path) -> TomlTable:
+    tables = _tables_of(section.get("environments"))
+    if name not in tables:
+        known = ", ".join(sorted(tables)) or "none"
         raise ConfigError(
             f"Unknown environment {name!r}: {config_path} declares {known}. Add a "
             f"[ctloop.environments.{name}] table or pick one of those."
         )
-    return table
+    return tables[name]
 
 
-def _apply_environment(
-    name: str, table: dict[str, Any], root: Path, values: dict[str, Any], extra: dict[str, Any]
-) -> None:
-    """Lay an environment's table over ``values``/``extra``; undeclared stores go to its home."""
-    declared: dict[str, Any] = {}
+def _apply_environment(name: str, table: TomlTable, root: Path, values: dict[str, object],
+                       tables: dict[str, TomlTable]) -> None:
+    """Lay an environment's table over ``values``/``tables``; undeclared stores go to its
+    home."""
+    declared: dict[str, object] = {}
     for key, value in table.items():
         if key in _TOML_KEYS:
             target = _TOML_KEYS[key]
             declared[target] = (root / str(value)).resolve() if target == "home" else value
         elif key in _ENV_ONLY_KEYS:
             table_name = _ENV_ONLY_KEYS[key]
-            extra[table_name] = {**dict(extra.get(table_name) or {}), "url": str(value)}
+            tables[table_name] = {**tables.get(table_name, {}), "url": str(value)}
         elif isinstance(value, dict):
-            extra[key] = {**dict(extra.get(key) or {}), **value}
+            tables[key] = {**tables.get(key, {}), **value}
         else:
             valid = ", ".join(sorted({*_TOML_KEYS, *_ENV_ONLY_KEYS}))
             raise ConfigError(
                 f"Unknown key {key!r} in [ctloop.environments.{name}]; valid keys: {valid}, "
                 "or a table such as serving or s3."
             )
-    home = declared.pop("home", None) or Path(values["home"]) / "environments" / name
-    values["home"] = home
+    values["home"] = declared.pop("home", None) or Path(str(values["home"])) / "environments" / name
     for store in ("metadata_url", "artifacts_url", "online_store_url"):
         values[store] = declared.pop(store, "")  # undeclared: under the environment's home
-    values.update({k: _coerce(k, v) for k, v in declared.items()})
+    values.update(declared)
 
 
 def load_settings(project: Path | None = None, *, env: str | None = None,
-                  **overrides: Any) -> Settings:
+                  **overrides: str | int | bool | Path | None) -> Settings:
     """Settings for the project at ``project`` (default: found from the cwd).
 
     ``CTLOOP_HOME`` moves the whole state folder; ``CTLOOP_METADATA_URL``,
@@ -275,28 +346,37 @@ def load_settings(project: Path | None = None, *, env: str | None = None,
     unknown one is a ``ConfigError``.
     """
     root = find_project_root(project)
-    values: dict[str, Any] = {"home": root / ".ctloop"}
-    extra: dict[str, Any] = {}
+    values: dict[str, object] = {"home": root / ".ctloop"}
+    tables: dict[str, TomlTable] = {}
     config_path = root / CONFIG_FILE
     section = _read_config(root)
     for key, value in section.items():
         if key in _TOML_KEYS:
             target = _TOML_KEYS[key]
-            if target == "home":
-                value = (root / str(value)).resolve()
-            values[target] = _coerce(target, value)
+            values[target] = (root / str(value)).resolve() if target == "home" else value
         else:
             _check_toml_key(config_path, key, value)
             if isinstance(value, dict) and key != "environments":
-                extra[key] = value
+                tables[key] = value
     check_environment()
     for key in _KEYS:
-        value = os.environ.get(ENV_PREFIX + key.upper())
-        if value:
-            values[key] = _coerce(key, Path(value) if key == "home" else value)
+        text = os.environ.get(ENV_PREFIX + key.upper())
+        if text:
+            values[key] = Path(text) if key == "home" else text
     name = os.environ.get(ENV_VARIABLE, "") if env is None else env
     if name:
         _apply_environment(name, _environment_table(section, name, config_path), root,
-                           values, extra)
-    values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
-    return Settings(extra=extra, environment=name, project=root.resolve(), **values)
+                           values, tables)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(
+        home=Path(str(values["home"])),
+        metadata_url=str(values.get("metadata_url") or ""),
+        artifacts_url=str(values.get("artifacts_url") or ""),
+        online_store_url=str(values.get("online_store_url") or ""),
+        runner=str(values.get("runner", "local")),
+        max_workers=_int_setting(values.get("max_workers", 4)),
+        cache=_bool_setting(values.get("cache", True)),
+        tables=Tables.from_tables(tables),
+        environment=name,
+        project=root.resolve(),
+    )

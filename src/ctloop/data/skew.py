@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ctloop.core.clock import utc_now
 from ctloop.core.errors import ValidationFailed
 from ctloop.data.drift import DriftReport, compute_drift
+from ctloop.data.quality import QualityStats
 from ctloop.data.schema import ColumnSchema, Schema
 from ctloop.data.sources import DataSource
 from ctloop.data.stats import ColumnStatistics, DatasetStatistics, compute_statistics
@@ -282,27 +284,34 @@ def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any
     elif num is not None and col.type == "integer" and spec.domain is not None:
         counts = _integer_counts(col, spec.domain)
     if counts is not None and spec.domain is not None:
-        allowed = set(spec.domain)
-        unseen = {v: c for v, c in counts.items() if v not in allowed}
-        if unseen:
-            shown = ", ".join(f"{v!r} ({c} rows)" for v, c in list(unseen.items())[:_SHOW_VALUES])
-            more = f" and {len(unseen) - _SHOW_VALUES} more" if len(unseen) > _SHOW_VALUES else ""
-            share = sum(unseen.values()) / max(col.count - col.missing, 1)
-            tolerated = share <= 1.0 - spec.min_domain_mass
-            note = (
-                f" ({share:.3%} of values, within the {1 - spec.min_domain_mass:.3%} "
-                "min_domain_mass allows)"
-                if tolerated
-                else ""
-            )
-            add(
-                name,
-                "unseen_category",
-                f"one of {len(allowed)} known values",
-                shown + more,
-                f"value(s) never seen before: {shown}{more}{note}",
-                **({"severity": "warning"} if tolerated else {}),
-            )
+        _check_domain(col, spec.domain, spec.min_domain_mass, counts, add)
+
+
+def _check_domain(col: ColumnStatistics, domain: list[str], min_domain_mass: float,
+                  counts: dict[str, int], add: Any) -> None:
+    """Values outside the declared domain: an error, or a warning within ``min_domain_mass``."""
+    allowed = set(domain)
+    unseen = {v: c for v, c in counts.items() if v not in allowed}
+    if not unseen:
+        return
+    shown = ", ".join(f"{v!r} ({c} rows)" for v, c in list(unseen.items())[:_SHOW_VALUES])
+    more = f" and {len(unseen) - _SHOW_VALUES} more" if len(unseen) > _SHOW_VALUES else ""
+    share = sum(unseen.values()) / max(col.count - col.missing, 1)
+    tolerated = share <= 1.0 - min_domain_mass
+    note = (
+        f" ({share:.3%} of values, within the {1 - min_domain_mass:.3%} "
+        "min_domain_mass allows)"
+        if tolerated
+        else ""
+    )
+    add(
+        col.name,
+        "unseen_category",
+        f"one of {len(allowed)} known values",
+        shown + more,
+        f"value(s) never seen before: {shown}{more}{note}",
+        **({"severity": "warning"} if tolerated else {}),
+    )
 
 
 def _check_quality(
@@ -310,54 +319,66 @@ def _check_quality(
     *, complete_rows: bool = True,
 ) -> None:
     """Duplicates, complete rows and timeliness against the schema's ``quality`` rules."""
-    rules, quality = schema.quality, stats.quality
-    rows = stats.rows
-    if quality is not None and rows:
-        scope = "" if quality.exact else " (counted within each merged part)"
-        if rules.max_duplicate_rows is not None and quality.duplicate_rows is not None:
-            share = quality.duplicate_rows / rows
-            if share > rules.max_duplicate_rows + 1e-12:
-                add(
-                    None,
-                    "duplicate_rows",
-                    f"at most {rules.max_duplicate_rows:.2%} duplicates",
-                    f"{quality.duplicate_rows} duplicate row(s) ({share:.2%})",
-                    f"{quality.duplicate_rows} row(s) repeat an earlier row exactly "
-                    f"({share:.2%}, at most {rules.max_duplicate_rows:.2%} allowed){scope}",
-                )
-        for key in schema.columns_with_role("id"):
-            if key not in quality.duplicate_keys:
-                continue
-            repeated = quality.duplicate_keys[key]
-            allowed = rules.max_duplicate_ids if rules.max_duplicate_ids is not None else 0.0
-            if repeated / rows > allowed + 1e-12:
-                add(
-                    key,
-                    "duplicate_ids",
-                    "unique ids" if not allowed else f"<= {allowed:.2%}",
-                    f"{repeated} repeated id(s)",
-                    f"{repeated} id value(s) repeat an earlier one; ids must be unique{scope}",
-                )
-        if (complete_rows and rules.min_complete_rows is not None
-                and quality.complete_rows is not None):
-            share = quality.complete_rows / rows
-            if share < rules.min_complete_rows - 1e-12:
-                add(
-                    None,
-                    "incomplete_rows",
-                    f"at least {rules.min_complete_rows:.2%} complete",
-                    f"{share:.2%} complete",
-                    f"only {share:.2%} of rows have every value "
-                    f"({rows - quality.complete_rows} have a missing one), at least "
-                    f"{rules.min_complete_rows:.2%} required",
-                )
+    if stats.quality is not None and stats.rows:
+        _check_rows(stats.quality, stats.rows, schema, add, complete_rows=complete_rows)
+    _check_timeliness(stats, schema, arrived_at, add)
+
+
+def _check_rows(quality: QualityStats, rows: int, schema: Schema, add: Any, *, complete_rows: bool
+                ) -> None:
+    """Duplicate rows, repeated ids and incomplete rows."""
+    rules = schema.quality
+    scope = "" if quality.exact else " (counted within each merged part)"
+    if rules.max_duplicate_rows is not None and quality.duplicate_rows is not None:
+        share = quality.duplicate_rows / rows
+        if share > rules.max_duplicate_rows + 1e-12:
+            add(
+                None,
+                "duplicate_rows",
+                f"at most {rules.max_duplicate_rows:.2%} duplicates",
+                f"{quality.duplicate_rows} duplicate row(s) ({share:.2%})",
+                f"{quality.duplicate_rows} row(s) repeat an earlier row exactly "
+                f"({share:.2%}, at most {rules.max_duplicate_rows:.2%} allowed){scope}",
+            )
+    for key in schema.columns_with_role("id"):
+        if key not in quality.duplicate_keys:
+            continue
+        repeated = quality.duplicate_keys[key]
+        allowed = rules.max_duplicate_ids if rules.max_duplicate_ids is not None else 0.0
+        if repeated / rows > allowed + 1e-12:
+            add(
+                key,
+                "duplicate_ids",
+                "unique ids" if not allowed else f"<= {allowed:.2%}",
+                f"{repeated} repeated id(s)",
+                f"{repeated} id value(s) repeat an earlier one; ids must be unique{scope}",
+            )
+    if (complete_rows and rules.min_complete_rows is not None
+            and quality.complete_rows is not None):
+        share = quality.complete_rows / rows
+        if share < rules.min_complete_rows - 1e-12:
+            add(
+                None,
+                "incomplete_rows",
+                f"at least {rules.min_complete_rows:.2%} complete",
+                f"{share:.2%} complete",
+                f"only {share:.2%} of rows have every value "
+                f"({rows - quality.complete_rows} have a missing one), at least "
+                f"{rules.min_complete_rows:.2%} required",
+            )
+
+
+def _check_timeliness(stats: DatasetStatistics, schema: Schema, arrived_at: datetime | None,
+                      add: Any) -> None:
+    """A stale batch (its newest event too old) and late rows (5% older than ``max_lag``)."""
+    rules = schema.quality
     if rules.max_staleness is None and rules.max_lag is None:
         return
     event = rules.event_time or next(iter(schema.columns_with_role("event_time")), None)
     col = stats.columns.get(event) if event else None
     if col is None or col.numeric is None or col.numeric.max is None:
         return
-    arrived = arrived_at or _parse_time(stats.created_at) or datetime.now(UTC)
+    arrived = arrived_at or _parse_time(stats.created_at) or utc_now()
     arrived_s = (arrived if arrived.tzinfo else arrived.replace(tzinfo=UTC)).timestamp()
     newest = col.numeric.max
     if rules.max_staleness is not None and arrived_s - newest > rules.max_staleness:

@@ -133,7 +133,7 @@ def export_deployment(
     else:
         from ctloop.deploy.kubernetes import render_kubernetes
 
-        namespace = str(settings.extra.get("deploy", {}).get("namespace", "ctloop"))
+        namespace = str(settings.tables.deploy.get("namespace", "ctloop"))
         files["kubernetes.yaml"] = _dump(list(render_kubernetes(plan, namespace)))
     written = []
     for name, text in files.items():

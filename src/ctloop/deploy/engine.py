@@ -40,7 +40,19 @@ class Exported:
 
 
 def find_engine() -> str:
-    """``docker`` or ``podman``, whichever is on the PATH (docker first)."""
+    """``docker`` or ``podman``, whichever is on the PATH (docker first), unless
+    ``CTLOOP_CONTAINER_ENGINE`` names one."""
+    import os
+
+    chosen = os.environ.get("CTLOOP_CONTAINER_ENGINE", "").strip()
+    if chosen:
+        if chosen not in ("docker", "podman"):
+            raise UserInputError(f"CTLOOP_CONTAINER_ENGINE must be docker or podman, "
+                                 f"not {chosen!r}.")
+        if shutil.which(chosen) is None:
+            raise UserInputError(f"CTLOOP_CONTAINER_ENGINE={chosen}, but {chosen} is not "
+                                 "installed; install it or unset the variable.")
+        return chosen
     for engine in ("docker", "podman"):
         if shutil.which(engine):
             return engine
@@ -110,8 +122,10 @@ def build_image(folder: str | Path, *, engine: str | None = None, quiet: bool = 
     """Build the export's image from the project folder; returns its name."""
     exported = read_export(folder)
     engine = engine or find_engine()
-    _run([engine, "build", "-f", str(exported.folder / "Dockerfile"), "-t", exported.image,
-          str(exported.context)], exported.context, quiet=quiet)
+    # podman writes OCI images by default, which drop the Dockerfile's HEALTHCHECK
+    fmt = ["--format", "docker"] if Path(engine).name == "podman" else []
+    _run([engine, "build", *fmt, "-f", str(exported.folder / "Dockerfile"), "-t",
+          exported.image, str(exported.context)], exported.context, quiet=quiet)
     return exported.image
 
 

@@ -138,7 +138,7 @@ def _landing_folders(settings: Settings) -> dict[str, str]:
 
     root = settings.project_root.resolve()
     folders: dict[str, str] = {}
-    tables = settings.extra.get("loops", {})
+    tables = settings.tables.loops
     for table in tables.values() if isinstance(tables, dict) else []:
         data = table.get("data") if isinstance(table, dict) else None
         if not isinstance(data, str):
@@ -161,7 +161,7 @@ def _landing_folders(settings: Settings) -> dict[str, str]:
 
 
 def _deploy_options(settings: Settings) -> dict[str, Any]:
-    options = dict(settings.extra.get("deploy", {}))
+    options = dict(settings.tables.deploy)
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         raise ConfigError(
@@ -228,7 +228,7 @@ def _redis_service(url: str, image: str) -> tuple[Service, str, dict[str, str]]:
 def _s3_endpoint(settings: Settings, options: dict[str, Any]) -> str:
     import os
 
-    s3 = settings.extra.get("s3", {})
+    s3 = settings.tables.s3
     endpoint = str(options.get("s3_endpoint") or s3.get("endpoint_url")
                    or os.environ.get("AWS_ENDPOINT_URL", ""))
     if endpoint and not options.get("s3_endpoint") and _is_local(endpoint):
@@ -336,7 +336,7 @@ def plan_deployment(
         endpoint = _s3_endpoint(settings, options)
         if endpoint:
             settings_env["AWS_ENDPOINT_URL"] = endpoint
-        s3 = settings.extra.get("s3", {})
+        s3 = settings.tables.s3
         settings_env["AWS_DEFAULT_REGION"] = str(s3.get("region", "us-east-1"))
         # Never copied from the exporting machine: filled in by whoever deploys.
         secret_env["AWS_ACCESS_KEY_ID"] = keep.get("AWS_ACCESS_KEY_ID", "")

@@ -20,7 +20,8 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ctloop.core.errors import UserInputError
@@ -256,8 +257,7 @@ def point_in_time(
     for req in requests:
         if isinstance(req.view, AggregationView):
             for agg in req.view.aggregations:
-                us = int(agg.window.total_seconds() * 1_000_000)  # type: ignore[union-attr]
-                windows.setdefault(us, f"__tw{len(windows)}")
+                windows.setdefault(_window_us(agg), f"__tw{len(windows)}")
     ts = f"CAST({q(timestamp_column)} AS TIMESTAMP)"
     entity_select = [
         *(q(c) for c in e_cols),
@@ -265,103 +265,127 @@ def point_in_time(
         f"epoch_us({ts}) AS __tus",
         *(f"epoch_us({ts}) - {us} AS {name}" for us, name in windows.items()),
     ]
-    ctes = [f"e AS (SELECT {', '.join(entity_select)} FROM {q(entity)})"]
-    joins: list[str] = []
-    outputs = [*(f"e.{q(c)}" for c in e_cols)]
-
+    sql = _Query(ctes=[f"e AS (SELECT {', '.join(entity_select)} FROM {q(entity)})"],
+                 outputs=[f"e.{q(c)}" for c in e_cols])
     for i, req in enumerate(requests):
-        view = req.view
-        src = q(sources[view.name])
-        on_keys = " AND ".join(f"e.{q(k)} = s{i}.{q(k)}" for k in view.join_keys)
-        key_cols = ", ".join(q(k) for k in view.join_keys)
-        if isinstance(view, FeatureView):
-            cols = [
-                f"CAST({q(f.column)} AS {_SQL_TYPE[f.dtype]}) AS __f{j}"
-                for j, f in enumerate(view.features)
-            ]
-            if view.static:
-                dedupe = _dedupe(con, src, list(view.join_keys), None)
-                ctes.append(
-                    f"s{i} AS (SELECT {key_cols}, NULL::BIGINT AS __tus, "
-                    f"{', '.join(cols)} FROM {src} {dedupe})"
-                )
-                joins.append(f"LEFT JOIN s{i} ON {on_keys}")
-            else:
-                sts = f"CAST({q(view.timestamp_field)} AS TIMESTAMP)"  # type: ignore[arg-type]
-                dedupe = _dedupe(con, src, list(view.join_keys), f"epoch_us({sts})")
-                ctes.append(
-                    f"s{i} AS (SELECT {key_cols}, epoch_us({sts}) AS __tus, "
-                    f"{', '.join(cols)} FROM {src} WHERE {sts} IS NOT NULL {dedupe})"
-                )
-                joins.append(f"ASOF LEFT JOIN s{i} ON {on_keys} AND e.__tus >= s{i}.__tus")
-            valid = f"s{i}.__tus IS NOT NULL" if not view.static else "TRUE"
-            if view.ttl is not None and not view.static:
-                ttl_us = int(view.ttl.total_seconds() * 1_000_000)
-                valid = f"s{i}.__tus > e.__tus - {ttl_us}"
-            for name, out in zip(req.features, req.output_names, strict=True):
-                j = view.feature_names.index(name)
-                outputs.append(f"CASE WHEN {valid} THEN s{i}.__f{j} END AS {q(out)}")
-            if event_times:
-                outputs.append(
-                    f"CASE WHEN {valid} THEN s{i}.__tus END AS {q('__ts__' + view.name)}"
-                )
-            continue
+        src = q(sources[req.view.name])
+        if isinstance(req.view, FeatureView):
+            _join_feature_view(con, sql, i, req, req.view, src, event_times)
+        else:
+            _join_aggregation_view(sql, i, req, req.view, src, windows, event_times)
+    return (f"WITH {', '.join(sql.ctes)} SELECT {', '.join(sql.outputs)} FROM e "
+            f"{' '.join(sql.joins)}")
 
-        # Aggregation view: running sums per (keys, event time), two as-of joins per window.
-        sts = f"CAST({q(view.timestamp_field)} AS TIMESTAMP)"
-        columns = sorted({a.column for a in view.aggregations})
-        grouped = []
-        running = []
-        for c, column in enumerate(columns):
-            grouped.append(f"sum(TRY_CAST({q(column)} AS DOUBLE)) AS __s{c}")
-            grouped.append(f"count({q(column)}) AS __c{c}")
-            running.append(f"sum(__s{c}) OVER w AS __s{c}")
-            running.append(f"sum(__c{c}) OVER w AS __c{c}")
-        ctes.append(
-            f"g{i} AS (SELECT {key_cols}, epoch_us({sts}) AS __tus, {', '.join(grouped)} "
-            f"FROM {src} WHERE {q(view.timestamp_field)} IS NOT NULL GROUP BY ALL)"
+
+@dataclass
+class _Query:
+    """The parts of the point-in-time query, filled in view by view."""
+
+    ctes: list[str]
+    outputs: list[str]
+    joins: list[str] = field(default_factory=list)
+
+
+def _window_us(agg: Aggregation) -> int:
+    """An aggregation's window in microseconds (parsed to a timedelta by Aggregation)."""
+    return int(agg.window.total_seconds() * 1_000_000)  # type: ignore[union-attr]
+
+
+def _join_feature_view(con: duckdb.DuckDBPyConnection, sql: _Query, i: int, req: ViewRequest,
+                       view: FeatureView, src: str, event_times: bool) -> None:
+    """The latest source row at or before each entity row (any row of a static view)."""
+    on_keys = " AND ".join(f"e.{q(k)} = s{i}.{q(k)}" for k in view.join_keys)
+    key_cols = ", ".join(q(k) for k in view.join_keys)
+    cols = [
+        f"CAST({q(f.column)} AS {_SQL_TYPE[f.dtype]}) AS __f{j}"
+        for j, f in enumerate(view.features)
+    ]
+    if view.static:
+        dedupe = _dedupe(con, src, list(view.join_keys), None)
+        sql.ctes.append(
+            f"s{i} AS (SELECT {key_cols}, NULL::BIGINT AS __tus, "
+            f"{', '.join(cols)} FROM {src} {dedupe})"
         )
-        ctes.append(
-            f"s{i} AS (SELECT {key_cols}, __tus, {', '.join(running)} FROM g{i} "
-            f"WINDOW w AS (PARTITION BY {key_cols} ORDER BY __tus "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))"
-        )
-        joins.append(f"ASOF LEFT JOIN s{i} ON {on_keys} AND e.__tus >= s{i}.__tus")
-        used_windows: dict[int, str] = {}
-        for agg in view.aggregations:
-            us = int(agg.window.total_seconds() * 1_000_000)  # type: ignore[union-attr]
-            if us not in used_windows:
-                alias = f"p{i}_{len(used_windows)}"
-                used_windows[us] = alias
-                on_p = " AND ".join(f"e.{q(k)} = {alias}.{q(k)}" for k in view.join_keys)
-                joins.append(
-                    f"ASOF LEFT JOIN s{i} AS {alias} ON {on_p} AND e.{windows[us]} >= {alias}.__tus"
-                )
+        sql.joins.append(f"LEFT JOIN s{i} ON {on_keys}")
         valid = "TRUE"
-        if view.ttl is not None:
-            ttl_us = int(view.ttl.total_seconds() * 1_000_000)
-            valid = f"s{i}.__tus > e.__tus - {ttl_us}"
-        for name, out in zip(req.features, req.output_names, strict=True):
-            found = view.feature(name)
-            assert isinstance(found, Aggregation)  # an aggregation view holds aggregations
-            agg = found
-            c = columns.index(agg.column)
-            p = used_windows[int(agg.window.total_seconds() * 1_000_000)]  # type: ignore[union-attr]  # parsed to a timedelta by Aggregation
-            count = f"(coalesce(s{i}.__c{c}, 0) - coalesce({p}.__c{c}, 0))"
-            total = f"(s{i}.__s{c} - coalesce({p}.__s{c}, 0))"
-            if agg.function == "count":
-                expr = f"CAST(CASE WHEN {valid} THEN {count} ELSE 0 END AS BIGINT)"
-            elif agg.function == "sum":
-                expr = f"CASE WHEN {valid} AND {count} > 0 THEN CAST({total} AS DOUBLE) END"
-            else:
-                expr = (
-                    f"CASE WHEN {valid} AND {count} > 0 THEN CAST({total} AS DOUBLE) / {count} END"
-                )
-            outputs.append(f"{expr} AS {q(out)}")
-        if event_times:
-            outputs.append(f"s{i}.__tus AS {q('__ts__' + view.name)}")
+    else:
+        sts = f"CAST({q(view.timestamp_field)} AS TIMESTAMP)"  # type: ignore[arg-type]
+        dedupe = _dedupe(con, src, list(view.join_keys), f"epoch_us({sts})")
+        sql.ctes.append(
+            f"s{i} AS (SELECT {key_cols}, epoch_us({sts}) AS __tus, "
+            f"{', '.join(cols)} FROM {src} WHERE {sts} IS NOT NULL {dedupe})"
+        )
+        sql.joins.append(f"ASOF LEFT JOIN s{i} ON {on_keys} AND e.__tus >= s{i}.__tus")
+        valid = _fresh(i, view.ttl) or f"s{i}.__tus IS NOT NULL"
+    for name, out in zip(req.features, req.output_names, strict=True):
+        j = view.feature_names.index(name)
+        sql.outputs.append(f"CASE WHEN {valid} THEN s{i}.__f{j} END AS {q(out)}")
+    if event_times:
+        sql.outputs.append(
+            f"CASE WHEN {valid} THEN s{i}.__tus END AS {q('__ts__' + view.name)}"
+        )
 
-    return f"WITH {', '.join(ctes)} SELECT {', '.join(outputs)} FROM e {' '.join(joins)}"
+
+def _fresh(i: int, ttl: timedelta | None) -> str | None:
+    """The condition that view ``i``'s row is within its ttl, or None without a ttl."""
+    if ttl is None:
+        return None
+    return f"s{i}.__tus > e.__tus - {int(ttl.total_seconds() * 1_000_000)}"
+
+
+def _join_aggregation_view(sql: _Query, i: int, req: ViewRequest, view: AggregationView,
+                           src: str, windows: dict[int, str], event_times: bool) -> None:
+    """Running sums per (keys, event time), two as-of joins per window."""
+    sts = f"CAST({q(view.timestamp_field)} AS TIMESTAMP)"
+    key_cols = ", ".join(q(k) for k in view.join_keys)
+    columns = sorted({a.column for a in view.aggregations})
+    grouped = []
+    running = []
+    for c, column in enumerate(columns):
+        grouped.append(f"sum(TRY_CAST({q(column)} AS DOUBLE)) AS __s{c}")
+        grouped.append(f"count({q(column)}) AS __c{c}")
+        running.append(f"sum(__s{c}) OVER w AS __s{c}")
+        running.append(f"sum(__c{c}) OVER w AS __c{c}")
+    sql.ctes.append(
+        f"g{i} AS (SELECT {key_cols}, epoch_us({sts}) AS __tus, {', '.join(grouped)} "
+        f"FROM {src} WHERE {q(view.timestamp_field)} IS NOT NULL GROUP BY ALL)"
+    )
+    sql.ctes.append(
+        f"s{i} AS (SELECT {key_cols}, __tus, {', '.join(running)} FROM g{i} "
+        f"WINDOW w AS (PARTITION BY {key_cols} ORDER BY __tus "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))"
+    )
+    on_keys = " AND ".join(f"e.{q(k)} = s{i}.{q(k)}" for k in view.join_keys)
+    sql.joins.append(f"ASOF LEFT JOIN s{i} ON {on_keys} AND e.__tus >= s{i}.__tus")
+    used_windows: dict[int, str] = {}
+    for agg in view.aggregations:
+        us = _window_us(agg)
+        if us not in used_windows:
+            alias = used_windows[us] = f"p{i}_{len(used_windows)}"
+            on_p = " AND ".join(f"e.{q(k)} = {alias}.{q(k)}" for k in view.join_keys)
+            sql.joins.append(
+                f"ASOF LEFT JOIN s{i} AS {alias} ON {on_p} AND e.{windows[us]} >= {alias}.__tus"
+            )
+    valid = _fresh(i, view.ttl) or "TRUE"
+    for name, out in zip(req.features, req.output_names, strict=True):
+        found = view.feature(name)
+        assert isinstance(found, Aggregation)  # an aggregation view holds aggregations
+        expr = _aggregate(found.function, f"s{i}", used_windows[_window_us(found)],
+                          columns.index(found.column), valid)
+        sql.outputs.append(f"{expr} AS {q(out)}")
+    if event_times:
+        sql.outputs.append(f"s{i}.__tus AS {q('__ts__' + view.name)}")
+
+
+def _aggregate(function: str, now: str, before: str, c: int, valid: str) -> str:
+    """``function`` over the window: the running totals as of now minus as of its start."""
+    count = f"(coalesce({now}.__c{c}, 0) - coalesce({before}.__c{c}, 0))"
+    total = f"({now}.__s{c} - coalesce({before}.__s{c}, 0))"
+    if function == "count":
+        return f"CAST(CASE WHEN {valid} THEN {count} ELSE 0 END AS BIGINT)"
+    if function == "sum":
+        return f"CASE WHEN {valid} AND {count} > 0 THEN CAST({total} AS DOUBLE) END"
+    return f"CASE WHEN {valid} AND {count} > 0 THEN CAST({total} AS DOUBLE) / {count} END"
 
 
 def _dedupe(con: duckdb.DuckDBPyConnection, src: str, keys: list[str], ts: str | None) -> str:

@@ -21,15 +21,16 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctloop.core.clock import utc_now
 from ctloop.core.errors import UserInputError
 from ctloop.features.definitions import FeatureView
 from ctloop.features.errors import feature_not_found
 from ctloop.features.loading import Definitions, View, load_definitions
-from ctloop.features.online.base import OnlineStore, WriteBatch, open_online_store
+from ctloop.features.online.base import OnlineRecord, OnlineStore, WriteBatch, open_online_store
 from ctloop.features.results import MaterializationReport, OnlineFeatures, TrainingSet
 from ctloop.features.timekeys import from_us as _from_us
 from ctloop.features.timekeys import key_string
@@ -267,7 +268,7 @@ class FeatureStore:
         from ctloop.features.offline import connect
 
         began = time.perf_counter()
-        end_us = _to_us(end) if end is not None else _to_us(datetime.now(UTC))
+        end_us = _to_us(end) if end is not None else _to_us(utc_now())
         start_us = _to_us(start)
         assert end_us is not None
         if start_us is not None and start_us > end_us:
@@ -379,51 +380,19 @@ class FeatureStore:
         current time) come back null with status ``expired``.
         """
         groups = self.resolve(features)
-        if isinstance(entity_rows, Mapping):
-            columns = {str(k): list(v) for k, v in entity_rows.items()}
-            lengths = {len(v) for v in columns.values()}
-            if len(lengths) > 1:
-                raise UserInputError("entity_rows columns must all have the same length.")
-        else:
-            names = {k for row in entity_rows for k in row}
-            columns = {k: [row.get(k) for row in entity_rows] for k in names}
+        columns = _entity_columns(entity_rows)
         now_us = _to_us(now) if now is not None else time.time_ns() // 1000
         values: dict[str, list[Any]] = {}
         stamps: dict[str, list[datetime | None]] = {}
         statuses: dict[str, list[str]] = {}
         entities: dict[str, list[Any]] = {}
         for view, join_keys, outputs, ttl_us in self._online_plan(groups):
-            missing = [k for k in join_keys if k not in columns]
-            if missing:
-                raise UserInputError(
-                    f"The entity rows lack join key(s) {missing} needed by view {view.name!r}; "
-                    f"they have {sorted(columns)}."
-                )
+            keys = _entity_keys(view, join_keys, columns)
             for k in join_keys:
                 entities.setdefault(k, columns[k])
-            if len(join_keys) == 1:
-                keys = [key_string((v,)) for v in columns[join_keys[0]]]
-            else:
-                keys = [key_string(v) for v in zip(*(columns[k] for k in join_keys), strict=True)]
             records = self.online.read(view.name, keys)
-            limit = None if ttl_us is None else now_us - ttl_us
-            decoded: list[dict[str, Any] | None] = []
-            ts_list: list[datetime | None] = []
-            status: list[str] = []
-            for record in records:
-                if record is None:
-                    decoded.append(None)
-                    ts_list.append(None)
-                    status.append("missing")
-                    continue
-                ts, payload = record
-                ts_list.append(_from_us(ts))
-                if limit is not None and ts is not None and ts <= limit:
-                    decoded.append(None)
-                    status.append("expired")
-                else:
-                    decoded.append(json.loads(payload))
-                    status.append("present")
+            decoded, ts_list, status = _decode_online(
+                records, None if ttl_us is None else now_us - ttl_us)
             for name, ref, is_timestamp, empty in outputs:
                 col = [empty if d is None else d.get(name) for d in decoded]
                 if is_timestamp:
@@ -432,6 +401,57 @@ class FeatureStore:
                 stamps[ref] = ts_list
                 statuses[ref] = status
         return OnlineFeatures(entities, values, stamps, statuses)
+
+
+def _entity_columns(
+    entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+) -> dict[str, list[Any]]:
+    """Entity rows as columns, from a list of ``{join key: value}`` dicts or columns."""
+    if isinstance(entity_rows, Mapping):
+        columns = {str(k): list(v) for k, v in entity_rows.items()}
+        if len({len(v) for v in columns.values()}) > 1:
+            raise UserInputError("entity_rows columns must all have the same length.")
+        return columns
+    names = {k for row in entity_rows for k in row}
+    return {k: [row.get(k) for row in entity_rows] for k in names}
+
+
+def _entity_keys(view: View, join_keys: Sequence[str], columns: dict[str, list[Any]]
+                 ) -> list[str]:
+    """The online store's key of each entity row for ``view``."""
+    missing = [k for k in join_keys if k not in columns]
+    if missing:
+        raise UserInputError(
+            f"The entity rows lack join key(s) {missing} needed by view {view.name!r}; "
+            f"they have {sorted(columns)}."
+        )
+    if len(join_keys) == 1:
+        return [key_string((v,)) for v in columns[join_keys[0]]]
+    return [key_string(v) for v in zip(*(columns[k] for k in join_keys), strict=True)]
+
+
+def _decode_online(records: Sequence[OnlineRecord | None], limit: int | None
+                   ) -> tuple[list[dict[str, Any] | None], list[datetime | None], list[str]]:
+    """Each record's values, event time and status (missing, expired at or before the
+    ``limit`` microseconds, or present)."""
+    decoded: list[dict[str, Any] | None] = []
+    ts_list: list[datetime | None] = []
+    status: list[str] = []
+    for record in records:
+        if record is None:
+            decoded.append(None)
+            ts_list.append(None)
+            status.append("missing")
+            continue
+        ts, payload = record
+        ts_list.append(_from_us(ts))
+        if limit is not None and ts is not None and ts <= limit:
+            decoded.append(None)
+            status.append("expired")
+        else:
+            decoded.append(json.loads(payload))
+            status.append("present")
+    return decoded, ts_list, status
 
 
 def _in_entity_order(table: pa.Table) -> pa.Table:

@@ -22,13 +22,14 @@ content), so a fixed file is picked up as a new span.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from ctloop.core.clock import Clock, as_clock
 from ctloop.core.errors import CtloopError
 from ctloop.core.hashing import hash_file
+from ctloop.core.leases import renewing
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec, resolve_task
 from ctloop.loop.episode import run_span
@@ -38,12 +39,6 @@ from ctloop.loop.spans import BadSpan, scan_spans, span_labels
 from ctloop.triggers.store import ControllerState, holder_id
 
 __all__ = ["LoopController", "TickResult"]
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class TickResult:
@@ -59,12 +54,13 @@ class TickResult:
 class LoopController:
     """Runs one declared loop live; ``tick()`` once or ``run()`` until stopped."""
 
-    def __init__(self, spec: LoopSpec, settings: Settings, *, clock: Clock = utc_now,
+    def __init__(self, spec: LoopSpec, settings: Settings, *,
+                 clock: Clock | Callable[[], datetime] | None = None,
                  lease_ttl: float = 60.0, on_phase: Phase | None = None,
                  holder: str | None = None) -> None:
         self.spec = spec
         self.settings = settings
-        self.clock = clock
+        self.clock = as_clock(clock)
         self.lease_ttl = lease_ttl
         self.holder = holder or holder_id()
         self.lease = scope_of(spec.name)
@@ -83,7 +79,8 @@ class LoopController:
             held = self.state.lease(self.lease)
             return TickResult([], blocked_by=held.holder if held else "another controller")
         try:
-            with self._renewing():
+            with renewing(lambda: self.state.acquire(self.lease, self.holder, self.lease_ttl),
+                          self.lease_ttl / 3, name=f"ctloop-lease-{self.spec.name}"):
                 return self._tick(stop or threading.Event())
         finally:
             self.state.release(self.lease, self.holder)
@@ -125,7 +122,7 @@ class LoopController:
                     continue
                 report = run_span(self.phases, self.memory, log, span,
                                   [s for s in valid if s.start <= span.start and s != span],
-                                  now=self.clock())
+                                  now=self.clock.now())
                 if report.status == "valid" and span not in valid:
                     valid.append(span)
                 if report.gate and report.gate.get("error"):
@@ -172,28 +169,7 @@ class LoopController:
         self.memory.save(memory)
 
     def spec_log(self) -> Any:
-        serving = self.settings.extra.get("serving", {}) or {}
-        return serving.get("prediction_log") or None
-
-    @contextmanager
-    def _renewing(self) -> Iterator[None]:
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(self.lease_ttl / 3):
-                try:
-                    self.state.acquire(self.lease, self.holder, self.lease_ttl)
-                except CtloopError:
-                    continue
-
-        thread = threading.Thread(target=renew, name=f"ctloop-lease-{self.spec.name}",
-                                  daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+        return self.settings.tables.serving.get("prediction_log") or None
 
 
 

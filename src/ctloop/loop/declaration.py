@@ -111,6 +111,9 @@ class TrainSpec:
     feature_store: str | None = None  # their definitions file (absolute); default: the catalog
     component: str | None = None  # "file.py:component" (absolute once parsed)
     task: str | None = None  # "binary" | "multiclass" | "regression" (``train.task``)
+    # Columns the model accepts nulls in although training saw none (``train.nullable``);
+    # the columns of ``feature_refs`` always may be missing (no value at that time).
+    nullable: tuple[str, ...] = ()
 
     @property
     def algorithm(self) -> str:
@@ -411,7 +414,7 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
         raise ConfigError(f"{where}: key 'train' must be a table {{ flavor, params, features }} "
                           f"or \"file.py:component\". Got {value!r}.")
     _unknown(f"{where}: train", value, ["flavor", "params", "features", "feature_refs",
-                                        "feature_store", "task"])
+                                        "feature_store", "task", "nullable"])
     flavor = str(value.get("flavor", "lightgbm"))
     if flavor not in FLAVORS:
         close = difflib.get_close_matches(flavor, list(FLAVORS), n=1)
@@ -421,8 +424,13 @@ def _train(value: Any, root: Path, where: str) -> TrainSpec:
     params = value.get("params", {}) or {}
     if not isinstance(params, Mapping):
         raise ConfigError(f"{where}: key 'train.params' must be a table. Got {params!r}.")
+    nullable = value.get("nullable", ()) or ()
+    if isinstance(nullable, str) or not all(isinstance(c, str) and c for c in nullable):
+        raise ConfigError(f"{where}: key 'train.nullable' must be a list of column names. "
+                          f"Got {nullable!r}.")
     return TrainSpec(flavor=flavor, params=dict(params),
                      features=tuple(str(f) for f in value.get("features", ()) or ()),
+                     nullable=tuple(nullable),
                      task=str(value["task"]) if value.get("task") else None,
                      **_feature_keys(value, root, where))
 
@@ -501,7 +509,7 @@ def load_loops(settings: Any = None) -> dict[str, LoopSpec]:
         from ctloop.core.settings import load_settings
 
         settings = load_settings()
-    tables = settings.extra.get("loops", {})
+    tables = settings.tables.loops
     if not isinstance(tables, Mapping):
         raise ConfigError("[ctloop.loops] must hold one table per loop.")
     root = settings.project_root
@@ -515,7 +523,7 @@ def get_loop(name: str, settings: Any = None) -> LoopSpec:
         from ctloop.core.settings import load_settings
 
         settings = load_settings()
-    tables = settings.extra.get("loops", {})
+    tables = settings.tables.loops
     if not isinstance(tables, Mapping):
         return load_loops(settings)[name]  # the error for a malformed [ctloop.loops]
     if name in tables:  # only this one is parsed: another loop's mistake is not this one's

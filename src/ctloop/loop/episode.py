@@ -30,8 +30,9 @@ from ctloop.requestlog.records import PredictionLog
 
 __all__ = ["Serve", "run_span"]
 
-Serve = Callable[[Span, pd.DataFrame, list[str], int | None], None]
-"""The replay's traffic: (span, its rows, the features, the challenger) -> served and labelled."""
+Serve = Callable[[Span, pd.DataFrame, list[str], int | None], list[str]]
+"""The replay's traffic: (span, its rows, the features, the challenger) -> served and
+labelled; returns anomaly lines (rows the service refused, left out and counted)."""
 
 
 def run_span(phases: LoopPhases, store: MemoryStore, log: PredictionLog, span: Span,
@@ -97,7 +98,7 @@ def _episode(phases: LoopPhases, store: MemoryStore, memory: LoopMemory,
         return report
     challenger = phases.alias("challenger")
     if serve is not None:
-        serve(span, frame, features, challenger)
+        report.anomalies.extend(serve(span, frame, features, challenger))
     if now is None:
         start, end = span.start, span.end + timedelta(microseconds=1)
     else:

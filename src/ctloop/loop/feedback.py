@@ -59,8 +59,8 @@ def deliver_labels(name: str, file: Path, settings: Settings, *, strict_ids: boo
     loops = load_loops(settings)
     model = loops[name].model if name in loops else name
     frame = read_labels(file)
-    serving = settings.extra.get("serving", {}) or {}
-    log = open_prediction_log(serving.get("prediction_log") or None, settings=settings)
+    log = open_prediction_log(str(settings.tables.serving.get("prediction_log") or "") or None,
+                              settings=settings)
     try:
         served = log.read(model_name=model)
         if served.empty:

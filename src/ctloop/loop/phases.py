@@ -176,6 +176,16 @@ class LoopPhases:
             self._features = [*chosen, *(c for c in joined if c not in chosen)]
         return self._features
 
+    def nullable(self, frame: pd.DataFrame) -> list[str]:
+        """The features the model accepts nulls in whatever training saw: ``train.nullable``
+        and every column a feature ref fills (a point-in-time value may not exist, and the
+        service lets a looked-up value be missing)."""
+        refs = self.feature_refs()
+        filled = set(refs.columns.values()) if refs else set()
+        declared = list(self.spec.train.nullable)  # one not a feature: the trainer says so
+        return [*declared, *(c for c in self.features(frame) if c in filled
+                             and c not in declared)]
+
     def feature_refs(self) -> LoopFeatures | None:
         """The loop's refs resolved against its definitions (once); an unknown ref is a
         one-line error naming the loop and ``train.feature_refs``."""
@@ -382,11 +392,13 @@ class LoopPhases:
             "feature_definitions": self.feature_document(frame),
             "landed": landed if any(landed) else [],
             "task": self.spec.task or "",
+            "nullable": self.nullable(frame),
         }
         pipeline, source = self.pipeline()
         if self.spec.pipeline:  # a user pipeline takes what it declares of the newer keys
-            for key in ("feature_definitions", "landed", "task"):
-                if key not in pipeline.parameters and (key == "task" or not params[key]):
+            for key in ("feature_definitions", "landed", "task", "nullable"):
+                if key not in pipeline.parameters and (key in ("task", "nullable")
+                                                       or not params[key]):
                     params.pop(key)
         observer = _RunIdObserver(claim)
         self.engine.observer = observer

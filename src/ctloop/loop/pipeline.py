@@ -192,17 +192,21 @@ def loop_train(
     feature_definitions: dict[str, Any] | None = None,
     landed: list[str] | None = None,
     task: str = "",
+    nullable: list[str] | None = None,
 ) -> None:
     """Train on a window of valid spans, judge against the champion, register, promote.
 
-    ``task`` (binary, multiclass, regression; "" infers it from the label) goes to the
-    trainer: the standard one, or a user component that declares a ``task`` parameter.
+    ``task`` (binary, multiclass, regression; "" infers it from the label) and
+    ``nullable`` (columns the model accepts nulls in although training saw none) go to
+    the trainer: the standard one, or a user component that declares the parameter.
     """
     sets = window_set(spans=spans, event_time=event_time, label=label, holdout=holdout,
                       feature_refs=feature_refs or [],
                       feature_definitions=feature_definitions or {}, landed=landed or [])
     fit = _trainer(trainer) if trainer else train
     extra: dict[str, Any] = {"task": task} if task and "task" in fit.parameters else {}
+    if nullable and "nullable" in fit.parameters:
+        extra["nullable"] = list(nullable)
     model = fit(data=sets.outputs["train"], label=label, features=features,
                 algorithm=algorithm, params=params or {}, seed=seed, **extra)
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,

@@ -32,6 +32,7 @@ from ctloop.loop.memory import (
 from ctloop.loop.spans import Span
 from ctloop.models.tasks import higher_is_better
 from ctloop.monitoring.monitors import MonitorResult, fires_word
+from ctloop.monitoring.signals import check_schedule, cooling_until
 
 __all__ = ["Decision", "Signals", "TriggerDecision", "decay_baseline", "decide",
            "fires_word", "higher_is_better", "judge_canary", "track_change", "window"]
@@ -97,11 +98,10 @@ def decide(spec: LoopSpec, span: Span, *, valid: bool, signals: Signals,
     if any(d.fired for d in out) and canary is not None and canary["decision"] == "wait":
         out = [replace(d, fired=False, reason=d.reason + f"; held: the canary of challenger "
                        f"v{canary['challenger']} is undecided") if d.fired else d for d in out]
-    if any(d.fired for d in out) and last_fired and spec.cooldown:
-        until = datetime.fromisoformat(last_fired) + timedelta(seconds=spec.cooldown)
-        if now < until:
-            out = [replace(d, fired=False, reason=d.reason + f"; cooling down until "
-                           f"{until.isoformat()}") if d.fired else d for d in out]
+    until = cooling_until(last_fired, spec.cooldown, now)
+    if any(d.fired for d in out) and until is not None:
+        out = [replace(d, fired=False, reason=d.reason + f"; cooling down until "
+                       f"{until.isoformat()}") if d.fired else d for d in out]
     if any(d.fired for d in out):
         last_fired = now.isoformat()
     for d in out:
@@ -120,16 +120,14 @@ def _signal(spec: LoopSpec, name: str, record: TriggerRecord, span: Span, valid:
     if name == "new_span":
         return TriggerDecision(name, True, f"span {span.name} landed and is valid"), record
     if name == "schedule":
-        from croniter import croniter
-
         if record.anchor is None:
             return (TriggerDecision(name, False, f"schedule {spec.schedule!r} anchored at "
                                                  f"{now.isoformat()}"),
                     replace(record, anchor=now.isoformat()))
-        due = croniter(spec.schedule, datetime.fromisoformat(record.anchor)).get_next(datetime)
-        if due > now:
-            return TriggerDecision(name, False, f"next run due {due.isoformat()}"), record
-        return (TriggerDecision(name, True, f"scheduled run due {due.isoformat()}"),
+        due = check_schedule(str(spec.schedule), record.anchor, now)
+        if not due.fired:
+            return TriggerDecision(name, False, f"next run due {due.due.isoformat()}"), record
+        return (TriggerDecision(name, True, f"scheduled run due {due.due.isoformat()}"),
                 replace(record, anchor=now.isoformat()))
     return _monitored(spec, name, signals), record
 

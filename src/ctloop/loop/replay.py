@@ -113,8 +113,8 @@ def replay(spec: LoopSpec, settings: Settings, *, baseline: bool = False,
     log = open_prediction_log(predictions, settings=settings)
 
     def serve(span: Span, frame: pd.DataFrame, features: list[str],
-              challenger: int | None) -> None:
-        _serve(phases, log, span, frame, features, challenger)
+              challenger: int | None) -> list[str]:
+        return _serve(phases, log, span, frame, features, challenger)
 
     valid: list[Span] = []
     first_champion: int | None = None
@@ -163,15 +163,18 @@ def _reset(phases: LoopPhases, memory: MemoryStore) -> None:
 
 
 def _serve(runner: LoopPhases, log: Any, span: Span, frame: pd.DataFrame,
-           features: list[str], challenger: int | None) -> None:
+           features: list[str], challenger: int | None) -> list[str]:
     """Send the span's rows through the prediction service, then deliver its labels.
 
     The service runs without a feature store: the refs a span lacks are joined at each
     row's event time before sending, i.e. what the online store would have served then.
+    Rows a serving version's signature refuses (a null where its training had none) are
+    left out, as a client's 422 would be, and counted: the returned anomaly lines.
     """
     spec = runner.spec
     runner.on_phase(span.name, "serving")
     frame = runner.with_features(frame)
+    frame, anomalies = _servable(runner, frame, features, challenger)
     ids = (frame[spec.id].astype(str) if spec.id else
            pd.Series([f"{span.name}/{i}" for i in range(len(frame))])).tolist()
     columns = {c: _json_column(frame[c]) for c in features}
@@ -193,6 +196,40 @@ def _serve(runner: LoopPhases, log: Any, span: Span, frame: pd.DataFrame,
     labelled_at = span.end + timedelta(seconds=1)
     log.add_labels(pd.DataFrame({"request_id": ids, "label": frame[spec.label].to_numpy(),
                                  "labelled_at": [labelled_at] * len(ids)}))
+    return anomalies
+
+
+def _servable(runner: LoopPhases, frame: pd.DataFrame, features: list[str],
+              challenger: int | None) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` without the rows the service would refuse for any version that may serve
+    them (the champion, and the challenger during a canary), judged by the service's own
+    check (``batch.checks.invalid_rows``: ``Signature.conform``), with one warning line
+    per version that refused some."""
+    from ctloop.batch.checks import invalid_rows
+    from ctloop.models.signature import Signature
+
+    spec = runner.spec
+    versions = [v for v in (runner.alias(), challenger if spec.canary else None)
+                if v is not None]
+    refused = np.zeros(len(frame), dtype=bool)
+    anomalies: list[str] = []
+    for version in versions:
+        stored = runner.registry.get(f"{spec.model}:{version}").properties.get("signature")
+        if not isinstance(stored, dict) or not stored.get("inputs"):
+            continue
+        signature = Signature.from_dict(stored)
+        if not set(signature.columns) <= set(frame.columns):
+            continue  # the service's own 422 names the missing columns
+        bad = invalid_rows(signature, frame, what="The request rows")
+        if not bad:
+            continue
+        refused[list(bad)] = True
+        first = next(iter(bad.values()))
+        anomalies.append(f"[warning] serving: {len(bad)} of {len(frame)} rows left out, "
+                         f"refused by {spec.model} v{version} ({first})")
+    if not refused.any():
+        return frame, anomalies
+    return frame.loc[~refused].reset_index(drop=True), anomalies
 
 
 def _json_column(values: pd.Series) -> np.ndarray | list[Any]:

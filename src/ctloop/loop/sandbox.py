@@ -24,7 +24,7 @@ def replay_home(settings: Settings, name: str) -> Path:
 
 def _at(settings: Settings, home: Path) -> Settings:
     return Settings(home=home, runner=settings.runner, max_workers=settings.max_workers,
-                    cache=settings.cache, extra=settings.extra)
+                    cache=settings.cache, tables=settings.tables)
 
 
 def sandbox_settings(settings: Settings, name: str) -> Settings:

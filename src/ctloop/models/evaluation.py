@@ -20,7 +20,7 @@ class the champion never saw counts against it, not as an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,35 +74,16 @@ def evaluate_predictions(
     ``threshold``); with ``costs``, models without one get the cost-minimising
     threshold on these rows, and ``expected_cost`` is reported.
     """
-    missing = [c for c in (label, *slice_columns) if c not in data.columns]
-    if missing:
-        raise UserInputError(
-            f"The evaluation set is missing column(s) {missing} (label or slice columns); "
-            f"it has {list(data.columns)}."
-        )
+    _check_columns(data, label, slice_columns)
     kind = normalize_task(task) or "binary"
     if data[label].isna().any():
         raise UserInputError("The label column has missing values; drop or fill them first.")
     scores = {name: np.asarray(p, dtype=np.float64) for name, p in predictions.items()}
-    per_model_classes = _classes_per_model(classes, scores)
-    union: list[ClassLabel] | None = None
-    if kind == "multiclass":
-        y, union, scores = _align_multiclass(data[label], scores, per_model_classes)
-    elif kind == "binary":
-        names = next(iter(per_model_classes.values()), None) if per_model_classes else None
-        y = binary_labels(data[label].to_numpy(), names)
-        union = list(names) if names else None
-    else:
-        y = data[label].to_numpy(dtype=np.float64, na_value=np.nan)
+    y, union, scores = _labels(kind, data[label], scores, _classes_per_model(classes, scores))
     cost_model = Costs.from_dict(costs) if costs is not None else None
     if cost_model is not None and kind != "binary":
         raise UserInputError(f"costs apply to binary classification; this evaluation is {kind}.")
-    chosen = dict(thresholds or {})
-    if cost_model is not None and not np.isnan(y).any():
-        for name, score in scores.items():
-            if name not in chosen:
-                chosen[name] = optimal_threshold(y, score, cost_model)[0]
-    per_model = {name: chosen.get(name, threshold) for name in scores}
+    per_model = _decision_thresholds(y, scores, cost_model, thresholds, threshold)
     options: dict[str, Any] = {
         "task": kind, "threshold": per_model, "n_boot": n_boot, "confidence": confidence,
         "costs": cost_model, "classes": union,
@@ -130,21 +111,62 @@ def evaluate_predictions(
             "overall": paired_deltas(overall, candidate, baseline, confidence),  # type: ignore[arg-type]
             "slices": {},
         }
+    for column, key, index in _slices(data, slice_columns):
+        part = metrics_with_ci(
+            y[index], {m: s[index] for m, s in scores.items()}, seed=seed, **options
+        )
+        for name, result in _strip(part).items():
+            report["models"][name]["slices"].setdefault(column, {})[key] = result
+        if compare:
+            report["deltas"]["slices"].setdefault(column, {})[key] = {
+                "n": len(index),
+                "metrics": paired_deltas(part, candidate, baseline, confidence),  # type: ignore[arg-type]
+            }
+    return report
+
+
+def _check_columns(data: pd.DataFrame, label: str, slice_columns: Sequence[str]) -> None:
+    missing = [c for c in (label, *slice_columns) if c not in data.columns]
+    if missing:
+        raise UserInputError(
+            f"The evaluation set is missing column(s) {missing} (label or slice columns); "
+            f"it has {list(data.columns)}."
+        )
+
+
+def _labels(kind: str, labels: pd.Series, scores: dict[str, np.ndarray],
+            classes: dict[str, list[ClassLabel]]
+            ) -> tuple[np.ndarray, list[ClassLabel] | None, dict[str, np.ndarray]]:
+    """The labels as the metrics take them, the class names, and the scores (widened to
+    the union of the models' classes for a multiclass evaluation)."""
+    if kind == "multiclass":
+        return _align_multiclass(labels, scores, classes)
+    if kind == "binary":
+        names = next(iter(classes.values()), None) if classes else None
+        return binary_labels(labels.to_numpy(), names), list(names) if names else None, scores
+    return labels.to_numpy(dtype=np.float64, na_value=np.nan), None, scores
+
+
+def _decision_thresholds(y: np.ndarray, scores: Mapping[str, np.ndarray],
+                         costs: Costs | None, thresholds: Mapping[str, float] | None,
+                         threshold: float) -> dict[str, float]:
+    """Each model's threshold: its own, else the cost-minimising one, else ``threshold``."""
+    chosen = dict(thresholds or {})
+    if costs is not None and not np.isnan(y).any():
+        for name, score in scores.items():
+            if name not in chosen:
+                chosen[name] = optimal_threshold(y, score, costs)[0]
+    return {name: chosen.get(name, threshold) for name in scores}
+
+
+def _slices(data: pd.DataFrame, slice_columns: Sequence[str]
+            ) -> Iterator[tuple[str, str, np.ndarray]]:
+    """Every slice: its column, its value as text (``<missing>`` for null), its rows."""
     for column in slice_columns:
         groups = data.groupby(column, observed=True, dropna=False, sort=True).indices
         for value, index in groups.items():
             key = "<missing>" if pd.isna(value) else str(value)  # type: ignore[call-overload]  # a group key is a scalar; pandas-stubs types it Hashable
-            part = metrics_with_ci(
-                y[index], {m: s[index] for m, s in scores.items()}, seed=seed, **options
-            )
-            for name, result in _strip(part).items():
-                report["models"][name]["slices"].setdefault(column, {})[key] = result
-            if compare:
-                report["deltas"]["slices"].setdefault(column, {})[key] = {
-                    "n": len(index),
-                    "metrics": paired_deltas(part, candidate, baseline, confidence),  # type: ignore[arg-type]
-                }
-    return report
+            yield column, key, np.asarray(index)  # already an array: no copy
 
 
 def _classes_per_model(

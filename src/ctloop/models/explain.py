@@ -314,7 +314,6 @@ def _column_groups(
     if pre is None:
         return [(name, [i]) for i, name in enumerate(inputs)] if width == len(inputs) else None
     from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder
 
     transformers = [s for _, s in getattr(pre, "steps", [("", pre)])]
     found = [t for t in transformers if isinstance(t, ColumnTransformer)]
@@ -329,23 +328,32 @@ def _column_groups(
             continue
         if not isinstance(columns, Sequence) or isinstance(columns, str):
             return None
-        columns = [str(c) for c in columns]
-        if isinstance(transformer, OneHotEncoder):
-            sizes = _one_hot_sizes(transformer)
-            if sizes is None or sum(sizes) != len(out):
-                return None
-            start = 0
-            for column, size in zip(columns, sizes, strict=True):
-                groups.setdefault(column, []).extend(out[start : start + size])
-                start += size
-        elif len(columns) == len(out):
-            for column, index in zip(columns, out, strict=True):
-                groups.setdefault(column, []).append(index)
-        else:
+        if not _add_outputs(groups, transformer, [str(c) for c in columns], out):
             return None
     ordered = [(name, groups[name]) for name in inputs if name in groups]
     ordered += [(name, idx) for name, idx in groups.items() if name not in inputs]
     return ordered
+
+
+def _add_outputs(groups: dict[str, list[int]], transformer: Any, columns: list[str],
+                 out: list[int]) -> bool:
+    """Add which of ``out`` each of ``columns`` produced; False when that is not known."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    if isinstance(transformer, OneHotEncoder):
+        sizes = _one_hot_sizes(transformer)
+        if sizes is None or sum(sizes) != len(out):
+            return False
+        start = 0
+        for column, size in zip(columns, sizes, strict=True):
+            groups.setdefault(column, []).extend(out[start : start + size])
+            start += size
+        return True
+    if len(columns) != len(out):
+        return False
+    for column, index in zip(columns, out, strict=True):
+        groups.setdefault(column, []).append(index)
+    return True
 
 
 def _one_hot_sizes(encoder: Any) -> list[int] | None:

@@ -11,7 +11,7 @@ answers N-d tensors through ``LoadedModel.predict_tensors``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -42,6 +42,9 @@ _DATATYPES = {
 _COLUMN_TYPES = {"FP32": "float", "FP64": "float", "FP16": "float", "BOOL": "boolean",
                  "BYTES": "string"}
 _NUMPY = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16}
+# The dtype kinds of typed columns cast to each input type as pandas would (others: the
+# frame path, which converts or refuses them); integer inputs take "iu" only.
+_FEEDABLE = {"FP32": "iufb", "FP64": "iufb", "FP16": "iufb", "BOOL": "b", "BYTES": "OU"}
 # ai.onnx.ml attributes that hold a classifier's labels, in probability-column order.
 _CLASS_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s", "classlabels_ints")
 
@@ -130,10 +133,45 @@ class OnnxModel:
             out[spec.name] = array.reshape(-1, 1) if len(spec.shape) == 2 else array
         return out
 
+    def column_feeds(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """:meth:`feeds` straight from typed columns (the serving row path), same arrays.
+
+        None when a column needs the frame path's conversion or error: an object column
+        with nulls, floats (with NaN) for an integer input, text for a number.
+        """
+        if self.layout == "matrix":
+            spec = self.inputs[0]
+            arrays = list(columns.values())
+            if any(a.ndim != 1 or a.dtype.kind not in "iufb" for a in arrays):
+                return None
+            matrix = np.empty((len(arrays[0]) if arrays else 0, len(arrays)),
+                              dtype=_NUMPY[spec.datatype])
+            for j, values in enumerate(arrays):
+                matrix[:, j] = values
+            return {spec.name: matrix}
+        out = {}
+        for spec in self.inputs:
+            values = columns[spec.name]
+            if values.ndim != 1 or values.dtype.kind not in _FEEDABLE.get(spec.datatype, "iu"):
+                return None
+            if spec.datatype == "BYTES":
+                if values.dtype.kind == "O" and any(
+                        not isinstance(v, str) for v in values.tolist()):
+                    return None
+                array = values.astype(object)
+            else:
+                array = np.asarray(values, dtype=_tensor_dtype(spec.datatype))
+            out[spec.name] = array.reshape(-1, 1) if len(spec.shape) == 2 else array
+        return out
+
     def answer(self, frame: pd.DataFrame, task: Task) -> np.ndarray:
         """The output the task reads: probabilities for a classifier, values otherwise."""
+        return self.answer_feeds(self.feeds(frame), task)
+
+    def answer_feeds(self, feeds: Mapping[str, np.ndarray], task: Task) -> np.ndarray:
+        """:meth:`answer` for the graph's inputs as :meth:`feeds` makes them."""
         name = self._output_for(task)
-        (value,) = self.session.run([name], self.feeds(frame))
+        (value,) = self.session.run([name], dict(feeds))
         if isinstance(value, list):  # ZipMap: one {class: probability} per row
             classes = (self.classes_ or sorted(value[0])) if value else []
             return np.array([[row[c] for c in classes] for row in value], dtype=np.float64)
@@ -226,6 +264,23 @@ class OnnxFlavor:
         self, model: OnnxModel, inputs: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         return model.run(inputs)
+
+    def columns_predictor(
+        self, model: OnnxModel, signature: Signature, task: Task
+    ) -> Callable[[Mapping[str, np.ndarray]], np.ndarray | None] | None:
+        """:meth:`predict` on typed columns without a frame (``OnnxModel.column_feeds``)."""
+        if model.layout is None or not signature.inputs:
+            return None
+        if model.layout == "columns" and {t.name for t in model.inputs} != set(
+                signature.columns):
+            return None
+        names = signature.columns
+
+        def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
+            feeds = model.column_feeds({name: columns[name] for name in names})
+            return None if feeds is None else shaped(model.answer_feeds(feeds, task), task)
+
+        return predict
 
 
 def _columns(model: OnnxModel, signature: Signature) -> tuple[ColumnSpec, ...]:

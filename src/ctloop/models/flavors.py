@@ -62,6 +62,7 @@ __all__ = [
     "FLAVORS",
     "MANIFEST",
     "TASKS",
+    "ColumnsScorer",
     "LoadedModel",
     "ModelEnvironmentWarning",
     "as_task",
@@ -70,6 +71,7 @@ __all__ = [
     "fitted_classes",
     "fitted_task",
     "load_model",
+    "numpy_estimator",
     "read_manifest",
     "resolve_classes",
     "save_model",
@@ -106,6 +108,11 @@ def as_task(value: object, *, where: str = "task") -> Task:
     except UserInputError:
         return check_task(str(value), where=where)
     return task or check_task(str(value), where=where)
+
+
+# Typed columns (one array per signature column) -> the answer ``Flavor.predict`` would
+# give on their frame, or None when these values need the frame path's conversions.
+ColumnsScorer = Callable[[Mapping[str, np.ndarray]], np.ndarray | None] | None
 
 
 class Flavor(Protocol):
@@ -145,6 +152,93 @@ class SklearnFlavor:
             return shaped(model.predict(frame), task)
         return shaped(model.predict_proba(frame), task)
 
+    def columns_predictor(self, model: Any, signature: Signature, task: Task) -> ColumnsScorer:
+        """:meth:`predict` on typed columns through a NumPy matrix, or None if unsafe.
+
+        The serving row path (``serving.scoring.fastpath``): the same answers as on a
+        frame, without building one. Only for estimators made of scikit-learn's own
+        classes, fitted on the signature's numeric columns in order, that select no
+        columns by name (:func:`numpy_estimator`). The scorer answers None for columns
+        the frame path must convert (nulls in an object column, strings).
+        """
+        estimator = numpy_estimator(model, signature)
+        if estimator is None:
+            return None
+        call = estimator.predict if task == "regression" else estimator.predict_proba
+        names = signature.columns
+
+        def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
+            arrays = [columns[name] for name in names]
+            if any(a.ndim != 1 or a.dtype.kind not in "iuf" for a in arrays):
+                return None
+            # (k, n) transposed: the column-major matrix pandas hands scikit-learn, so
+            # every product sums in the same order as on the frame path.
+            return shaped(call(np.stack(arrays).T), task)
+
+        return predict
+
+
+# scikit-learn steps that may pick columns by name or run user code on the frame as given.
+_NAMED_STEPS = frozenset({"ColumnTransformer", "FunctionTransformer", "FeatureUnion"})
+
+
+def numpy_estimator(model: Any, signature: Signature) -> Any | None:
+    """``model`` made to take a NumPy matrix as it takes the frame, or None when it cannot.
+
+    The frame path gives scikit-learn a frame whose columns are the signature's, in
+    order; a matrix of the same columns in the same order is what scikit-learn turns
+    it into, so the answers are the same when (1) every column is numeric, (2) the
+    model was fitted on exactly those columns in that order (``feature_names_in_``,
+    ``n_features_in_``), (3) every estimator inside is scikit-learn's own and none
+    selects columns by name or calls user code (ColumnTransformer, FunctionTransformer,
+    FeatureUnion), and (4) none is set to output frames (``set_output``). The returned
+    estimator is a shallow copy without ``feature_names_in_`` (the names were checked
+    here once), so scikit-learn does not warn on every call that a matrix has none;
+    the fitted arrays are shared, not copied.
+    """
+    if not signature.inputs or any(c.type not in ("integer", "float") for c in signature.inputs):
+        return None
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and [str(n) for n in names] != signature.columns:
+        return None
+    if getattr(model, "n_features_in_", None) != len(signature.inputs):
+        return None
+    try:
+        params = model.get_params(deep=True)
+    except Exception:  # not a scikit-learn estimator after all
+        return None
+    parts = [model, *(v for v in params.values() if hasattr(v, "get_params"))]
+    for part in parts:
+        kind = type(part)
+        if not kind.__module__.startswith("sklearn.") or kind.__name__ in _NAMED_STEPS:
+            return None
+        if getattr(part, "_sklearn_output_config", {}).get("transform") not in (None, "default"):
+            return None
+    return _unnamed(model, 0)
+
+
+def _unnamed(value: Any, depth: int) -> Any:
+    """``value`` with ``feature_names_in_`` dropped from every scikit-learn object inside.
+
+    Objects holding no such name are returned as they are; those that do are shallow
+    copies (their other attributes, fitted arrays included, are shared).
+    """
+    if depth > 8:
+        return value
+    if type(value) in (list, tuple):
+        items = [_unnamed(v, depth + 1) for v in value]
+        same = all(a is b for a, b in zip(items, value, strict=True))
+        return value if same else type(value)(items)
+    state = getattr(value, "__dict__", None)
+    if not isinstance(state, dict) or not type(value).__module__.startswith("sklearn."):
+        return value
+    kept = {k: _unnamed(v, depth + 1) for k, v in state.items() if k != "feature_names_in_"}
+    if len(kept) == len(state) and all(kept[k] is state[k] for k in state):
+        return value
+    copy = object.__new__(type(value))
+    copy.__dict__.update(kept)
+    return copy
+
 
 class PythonFlavor(SklearnFlavor):
     """A plain Python object with ``predict(frame) -> array``, pickled with joblib.
@@ -158,6 +252,9 @@ class PythonFlavor(SklearnFlavor):
     name = "python"
     packages = ("numpy", "pandas")
     file_name = "predictor.joblib"
+
+    def columns_predictor(self, model: Any, signature: Signature, task: Task) -> ColumnsScorer:
+        return None  # a plain predictor reads its frame by column name
 
     def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
         proba = getattr(model, "predict_proba", None)

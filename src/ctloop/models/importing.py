@@ -389,7 +389,9 @@ def _signature(
             )
         if read.flavor == "onnx":
             return Signature.from_frame(sample, features)
-        return Signature.from_frame(sample, wanted, handles_missing=read.flavor in _BOOSTERS)
+        # A sample is not the training data: a booster may have learned missing values.
+        return Signature.from_frame(sample, wanted,
+                                    nullable=wanted if read.flavor in _BOOSTERS else ())
     if read.signature is not None:
         return read.signature
     if read.flavor == "onnx":

@@ -55,8 +55,11 @@ def logical_type(series: pd.Series) -> str:
 class ColumnSpec:
     """One input column: its type, and whether training saw nulls or infinities in it.
 
-    Signatures saved before ``nullable``/``finite`` existed read back as
-    nullable and finite (nulls allowed, infinities refused).
+    ``nullable``: training had missing values in the column, or the user declared it
+    (``fit_model(nullable=...)``). Signatures saved before ``nullable``/``finite``
+    existed read back as nullable and finite (nulls allowed, infinities refused), and a
+    stored ``nullable`` keeps its meaning: models saved when boosted trees were recorded
+    nullable in every column still accept nulls everywhere.
     """
 
     name: str
@@ -138,13 +141,16 @@ class Signature:
         features: list[str],
         output: dict[str, Any] | None = None,
         *,
-        handles_missing: bool = False,
+        nullable: Collection[str] = (),
     ) -> Signature:
         """The signature of a model trained on ``frame[features]``.
 
-        ``handles_missing``: the algorithm scores missing values natively (gradient-boosted
-        trees learn a default branch), so every input accepts nulls whether or not the
-        training data had any; otherwise a column is nullable only if training saw nulls.
+        A column is nullable when the training frame has missing values in it (every
+        learner ``fit_model`` trains scores them: boosted trees natively, the others
+        behind an imputer), or when it is named in ``nullable``: the columns the user
+        declares may be missing at serving time although training never saw a gap
+        (boosted trees learn a default branch for every split). Every other column
+        refuses nulls, at the service and in ``ctloop predict`` alike.
         """
         missing = [c for c in features if c not in frame.columns]
         if missing:
@@ -152,9 +158,14 @@ class Signature:
                 f"The training data has no column(s) {missing}; choose features among "
                 f"{list(frame.columns)}."
             )
-        inputs = tuple(_spec_of(c, frame[c]) for c in features)
-        if handles_missing:
-            inputs = tuple(ColumnSpec(c.name, c.type, True, c.finite) for c in inputs)
+        declared = [nullable] if isinstance(nullable, str) else list(nullable)
+        unknown = [c for c in declared if c not in features]
+        if unknown:
+            raise UserInputError(
+                f"The 'nullable' column(s) {unknown} are not features of the model; "
+                f"choose among {features}."
+            )
+        inputs = tuple(_spec_of(c, frame[c], declared=c in declared) for c in features)
         return cls(inputs=inputs, output=dict(output or {}))
 
     @property
@@ -289,12 +300,13 @@ def _datatype_name(dtype: np.dtype[Any]) -> str:
     return str(dtype)
 
 
-def _spec_of(name: str, series: pd.Series) -> ColumnSpec:
+def _spec_of(name: str, series: pd.Series, *, declared: bool) -> ColumnSpec:
+    """What training saw in one column: its type, any null, any infinity."""
     kind = logical_type(series)
     finite = True
     if kind == "float":
         finite = not bool(np.isinf(series.to_numpy(dtype=float, na_value=np.nan)).any())
-    return ColumnSpec(name, kind, bool(series.isna().any()), finite)
+    return ColumnSpec(name, kind, declared or bool(series.isna().any()), finite)
 
 
 # --- strict conversion of request values ----------------------------------------------------

@@ -4,7 +4,8 @@ The seed goes into every random choice of the library (and is recorded), so
 the same data and parameters give the same model file and hash. String
 columns are one-hot encoded for scikit-learn models and read as categoricals
 by LightGBM and XGBoost; missing values are left to the learners that handle
-them (and imputed for logistic regression).
+them (and imputed for logistic regression). The signature records a column as
+nullable only where the training data had gaps, or where ``nullable`` declares it.
 
 The task (binary, multiclass, regression) is declared or read off the label and the
 metric (:func:`ctloop.models.tasks.resolve_task`). Classifiers learn class indices
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,6 @@ from ctloop.models.tasks import ClassLabel, Task, label_classes, resolve_task
 __all__ = ["ALGORITHMS", "TrainedModel", "fit_model", "summarize_training_data"]
 
 ALGORITHMS = ("logistic", "hist_gradient_boosting", "lightgbm", "xgboost", "catboost")
-# Algorithms that score missing values natively: their models accept nulls in every input.
-NATIVE_MISSING = frozenset({"hist_gradient_boosting", "lightgbm", "xgboost", "catboost"})
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "logistic": {"C": 1.0, "max_iter": 500},
@@ -182,16 +182,20 @@ def fit_model(
     task: str | None = None,
     metric: str | None = None,
     classes: list[ClassLabel] | None = None,
+    nullable: Collection[str] = (),
 ) -> TrainedModel:
     """Fit ``algorithm`` on ``data[features]`` to predict ``data[label]``.
 
     ``algorithm`` is one of :data:`ALGORITHMS`, a scikit-learn estimator, or its dotted
     class name. ``task`` is binary, multiclass or regression (``classification`` reads as
     binary); without it the label and ``metric`` decide. ``classes`` declares the class
-    labels (each must have rows). ``params`` override the algorithm's defaults; the seed
-    is passed as the library's ``random_state``. Returns the model with its signature
-    (task and classes included), the full parameters used, the fit time and a summary of
-    the training data. Raises ``NotTrainable`` when the label cannot train the task.
+    labels (each must have rows). ``nullable`` names features that may be missing at
+    serving time although the training data has no gap in them; every feature with
+    missing values in ``data`` is nullable anyway, the others refuse nulls (422 at the
+    service, an invalid row in ``ctloop predict``). ``params`` override the algorithm's
+    defaults; the seed is passed as the library's ``random_state``. Returns the model with
+    its signature (task and classes included), the full parameters used, the fit time and
+    a summary of the training data. Raises ``NotTrainable`` when the label cannot train the task.
     """
     named = isinstance(algorithm, str) and algorithm in ALGORITHMS
     if isinstance(algorithm, str) and not named and "." not in algorithm:
@@ -207,8 +211,7 @@ def fit_model(
     kind = resolve_task(data[label], task=task, metric=metric, name=label)
     known = label_classes(data[label], kind, name=label, classes=classes)
     output = {"name": label, "type": "float" if kind == "regression" else "probability"}
-    native = named and algorithm in NATIVE_MISSING
-    signature = Signature.from_frame(data, features, output, handles_missing=native)
+    signature = Signature.from_frame(data, features, output, nullable=nullable)
     signature = dataclasses.replace(
         signature, task=kind, classes=None if known is None else tuple(known))
     frame = signature.prepare(data, what="The training data")

@@ -47,10 +47,18 @@ from ctloop.models.calibration import Calibration, calibration_of
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.metrics import Costs, metric_matrix
 from ctloop.models.tasks import Task, normalize_task
-from ctloop.monitoring.monitors import MonitorResult, MonitorStatus, _window, served_rows
+from ctloop.monitoring.monitors import (
+    MonitorResult,
+    MonitorStatus,
+    _window,
+    served_rows,
+    verdict,
+)
 from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.metadata.base import MetadataStore
 
@@ -397,21 +405,9 @@ def check_estimated_performance(
     Without a ``metric``, the model's own (roc_auc for binary, accuracy for multiclass);
     a regression model is refused (``check_estimable``).
     """
-    if manifest is not None:
-        check_estimable(str(manifest.get("task", "binary")), metric or "accuracy")
-    if metric is not None and metric not in HIGHER:
-        raise UserInputError(
-            f"Cannot estimate {metric!r}; choose one of {ESTIMATED_METRICS} (binary) or "
-            f"{MULTICLASS_ESTIMATED} (multiclass).")
-    if max_drop < 0:
-        raise UserInputError(f"max_drop must be >= 0. Got {max_drop!r}.")
+    _check_arguments(manifest, metric, max_drop)
     window = _window(start, end)
-    frame = served_rows(log.read(model_name=model_name, start=start, end=end, with_labels=True))
-    if version is not None:
-        frame = frame[frame["model_version"] == version]
-    served_version = version
-    if served_version is None and len(frame):
-        served_version = int(frame["model_version"].mode().iloc[0])
+    frame, served_version = _served(log, model_name, start, end, version)
     details: dict[str, Any] = {
         "metric": metric,
         "higher_is_better": HIGHER[metric] if metric else True,
@@ -422,40 +418,70 @@ def check_estimated_performance(
     def result(
         status: MonitorStatus, value: float | None, limit: float | None, note: str = ""
     ) -> MonitorResult:
-        return MonitorResult(
-            kind="estimate",
-            model=model_name,
-            fired=status == "fired",
-            value=value,
-            threshold=limit,
-            baseline=baseline,
-            window=window,
-            n=len(frame),
-            details=details,
-            note=note,
-            status=status,
-        )
+        return verdict("estimate", model_name, status, value, note, details, window=window,
+                       n=len(frame), threshold=limit, baseline=baseline)
 
     if len(frame) < min_rows:
         return result(
             "no_data", None, None, f"only {len(frame)} served rows in the window, need {min_rows}"
         )
-    if manifest is None or baseline is None:
-        record_manifest, record_baseline, record_task = _from_registry(
-            store, artifacts, model_name, served_version, metric
-        )
-        manifest = manifest if manifest is not None else record_manifest
-        baseline = baseline if baseline is not None else record_baseline
-    else:
-        record_task = None
-    task = (normalize_task(str((manifest or {}).get("task") or "")) if (manifest or {}).get(
-        "task") else None) or record_task or "binary"
+    manifest, baseline, task = _model_facts(manifest, baseline, store, artifacts, model_name,
+                                            served_version, metric)
     metric = check_estimable(task, metric or ("accuracy" if task == "multiclass" else "roc_auc"))
-    higher = HIGHER[metric]
-    details.update(metric=metric, higher_is_better=higher, task=task)
+    details.update(metric=metric, higher_is_better=HIGHER[metric], task=task)
     if task == "multiclass":
         return _check_multiclass(frame, manifest, metric, baseline, max_drop, min_labels,
                                  n_sim, details, result)
+    estimate, note = _estimate_binary(frame, manifest, metric, model_name, min_labels, n_sim,
+                                      details)
+    return _judge(estimate.value, baseline, max_drop, HIGHER[metric], metric, note, result)
+
+
+def _check_arguments(manifest: Mapping[str, Any] | None, metric: str | None,
+                     max_drop: float) -> None:
+    if manifest is not None:
+        check_estimable(str(manifest.get("task", "binary")), metric or "accuracy")
+    if metric is not None and metric not in HIGHER:
+        raise UserInputError(
+            f"Cannot estimate {metric!r}; choose one of {ESTIMATED_METRICS} (binary) or "
+            f"{MULTICLASS_ESTIMATED} (multiclass).")
+    if max_drop < 0:
+        raise UserInputError(f"max_drop must be >= 0. Got {max_drop!r}.")
+
+
+def _served(log: PredictionLog, model_name: str, start: datetime | None, end: datetime | None,
+            version: int | None) -> tuple[pd.DataFrame, int | None]:
+    """The window's served rows (of ``version`` when given) and the version served most."""
+    frame = served_rows(log.read(model_name=model_name, start=start, end=end, with_labels=True))
+    if version is not None:
+        frame = frame[frame["model_version"] == version]
+    if version is None and len(frame):
+        version = int(frame["model_version"].mode().iloc[0])
+    return frame, version
+
+
+def _model_facts(
+    manifest: Mapping[str, Any] | None, baseline: float | None, store: MetadataStore | None,
+    artifacts: ArtifactStore | None, model_name: str, version: int | None, metric: str | None,
+) -> tuple[Mapping[str, Any] | None, float | None, Task]:
+    """The manifest, baseline and task: as given, else as the registry keeps them."""
+    record_task = None
+    if manifest is None or baseline is None:
+        record_manifest, record_baseline, record_task = _from_registry(
+            store, artifacts, model_name, version, metric
+        )
+        manifest = manifest if manifest is not None else record_manifest
+        baseline = baseline if baseline is not None else record_baseline
+    declared = (manifest or {}).get("task")
+    task = (normalize_task(str(declared or "")) if declared else None) or record_task or "binary"
+    return manifest, baseline, task
+
+
+def _estimate_binary(frame: pd.DataFrame, manifest: Mapping[str, Any] | None, metric: str,
+                     model_name: str, min_labels: int, n_sim: int, details: dict[str, Any]
+                     ) -> tuple[Estimate, str]:
+    """The binary estimate of the window (and the realised metric once labels arrived, in
+    ``details``); the note says when the scores were not calibrated."""
     metadata = dict((manifest or {}).get("metadata", {}))
     calibration = calibration_of(dict(manifest or {}))
     threshold = float(metadata.get("decision_threshold", 0.5))
@@ -473,42 +499,50 @@ def check_estimated_performance(
     details["threshold"] = threshold
     estimate = estimates[metric]
     details["band"] = [estimate.lo, estimate.hi]
-    note = "" if calibration is not None else "scores used uncalibrated (no calibration stored)"
     labelled = frame[frame["label"].notna()] if "label" in frame.columns else frame.iloc[:0]
     if len(labelled) >= min_labels:
-        y = labelled["label"].to_numpy(dtype=np.float64)
-        realized = metric_matrix(
-            np.ones((1, len(y))),
-            y,
-            labelled["prediction"].to_numpy(dtype=np.float64),
-            task="classification",
-            threshold=threshold,
-            costs=costs,
-        )
-        value = float(realized[metric][0])
-        details["realized"] = {
-            "metric": metric,
-            "value": value,
-            "n_labels": len(labelled),
-            "error": None if estimate.value is None else estimate.value - value,
-            "inside_band": (
-                estimate.lo is not None
-                and estimate.hi is not None
-                and estimate.lo <= value <= estimate.hi
-            ),
-        }
+        details["realized"] = _realized_binary(labelled, metric, threshold, costs, estimate)
+    note = "" if calibration is not None else "scores used uncalibrated (no calibration stored)"
+    return estimate, note
+
+
+def _realized_binary(labelled: pd.DataFrame, metric: str, threshold: float,
+                     costs: Costs | None, estimate: Estimate) -> dict[str, Any]:
+    """The metric the labels realised, and how far the estimate was from it."""
+    y = labelled["label"].to_numpy(dtype=np.float64)
+    realized = metric_matrix(
+        np.ones((1, len(y))),
+        y,
+        labelled["prediction"].to_numpy(dtype=np.float64),
+        task="classification",
+        threshold=threshold,
+        costs=costs,
+    )
+    value = float(realized[metric][0])
+    return {
+        "metric": metric,
+        "value": value,
+        "n_labels": len(labelled),
+        "error": None if estimate.value is None else estimate.value - value,
+        "inside_band": (
+            estimate.lo is not None
+            and estimate.hi is not None
+            and estimate.lo <= value <= estimate.hi
+        ),
+    }
+
+
+def _judge(value: float | None, baseline: float | None, max_drop: float, higher: bool,
+           metric: str, note: str, result: Callable[..., MonitorResult]) -> MonitorResult:
+    """Fired when the estimate is past the baseline by more than ``max_drop``."""
     if baseline is None:
-        return result(
-            "no_data",
-            estimate.value,
-            None,
-            "no baseline: pass one or register an evaluated version",
-        )
+        return result("no_data", value, None,
+                      "no baseline: pass one or register an evaluated version")
     limit = baseline - max_drop if higher else baseline + max_drop
-    if estimate.value is None:
+    if value is None:
         return result("no_data", None, limit, f"{metric} is undefined on this window")
-    fired = estimate.value < limit if higher else estimate.value > limit
-    return result("fired" if fired else "ok", estimate.value, limit, note)
+    fired = value < limit if higher else value > limit
+    return result("fired" if fired else "ok", value, limit, note)
 
 
 def _check_multiclass(
@@ -545,15 +579,9 @@ def _check_multiclass(
             "error": None if estimate.value is None or value is None
             else estimate.value - value,
         }
-    if baseline is None:
-        return result("no_data", estimate.value, None,
-                      "no baseline: pass one or register an evaluated version")
-    limit = baseline - max_drop
-    if estimate.value is None:
-        return result("no_data", None, limit, f"{metric} is undefined on this window")
-    status: MonitorStatus = "fired" if estimate.value < limit else "ok"
-    return result(status, estimate.value, limit,
-                  "" if maps else "probabilities used uncalibrated (no calibration stored)")
+    return _judge(estimate.value, baseline, max_drop, True, metric,
+                  "" if maps else "probabilities used uncalibrated (no calibration stored)",
+                  result)
 
 
 def _from_registry(

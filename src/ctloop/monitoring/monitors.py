@@ -129,6 +129,17 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def verdict(kind: str, model: str, status: MonitorStatus, value: float | None,
+            note: str = "", details: dict[str, Any] | None = None, *,
+            window: dict[str, str | None], n: int, threshold: float | None = None,
+            baseline: float | None = None) -> MonitorResult:
+    """A monitor's result whose ``fired`` follows its ``status`` (one constructor for the
+    monitors that judge in several places)."""
+    return MonitorResult(kind=kind, model=model, fired=status == "fired", value=value,
+                         threshold=threshold, baseline=baseline, window=window, n=n,
+                         details=details or {}, note=note, status=status)
+
+
 def _window(start: datetime | None, end: datetime | None) -> dict[str, str | None]:
     def iso(v: datetime | None) -> str | None:
         if v is None:

@@ -205,17 +205,8 @@ def _chart(
     lo, hi = (0.0, max(1e-9, max(values) * 1.1)) if unit_share else (min(values), max(values))
     if hi - lo < 1e-9:
         lo, hi = lo - 0.05, hi + 0.05
-    parts = [f'<svg viewBox="0 0 {_W} {_H}" role="img" aria-label="{html.escape(title)}">']
-    for k in range(5):  # grid and labels
-        tick = lo + (hi - lo) * k / 4
-        y = _y(tick, lo, hi)
-        parts.append(f'<line x1="{_PAD}" x2="{_W - _PAD}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{_PAD - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.3g}</text>')
-    for t, anchor in ((t0, "start"), (t1, "end")):
-        parts.append(
-            f'<text x="{_x(t, t0, t1):.1f}" y="{_H - _PAD + 18}" text-anchor="{anchor}">'
-            f"{t:%Y-%m-%d %H:%M}</text>"
-        )
+    parts = [f'<svg viewBox="0 0 {_W} {_H}" role="img" aria-label="{html.escape(title)}">',
+             *_axes(lo, hi, t0, t1)]
     for run in _runs(band):  # one shaded area per run of consecutive windows
         upper = " ".join(f"{_x(t, t0, t1):.1f},{_y(b, lo, hi):.1f}" for t, _, b in run)
         lower = " ".join(f"{_x(t, t0, t1):.1f},{_y(a, lo, hi):.1f}" for t, a, _ in reversed(run))
@@ -224,24 +215,7 @@ def _chart(
             'fill-opacity="0.18" stroke="none"><title>estimate band</title></polygon>'
         )
     for name, color, pts in series:
-        segment: list[str] = []
-        closed: list[tuple[datetime, float | None]] = [*pts, (t1, None)]
-        for t, v in closed:
-            if v is None:
-                if len(segment) > 1:
-                    parts.append(
-                        f'<polyline points="{" ".join(segment)}" fill="none" '
-                        f'stroke="{color}" stroke-width="2"/>'
-                    )
-                segment = []
-                continue
-            x, y = _x(t, t0, t1), _y(v, lo, hi)
-            segment.append(f"{x:.1f},{y:.1f}")
-            parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
-                f"<title>{html.escape(name)} {v:.4g} at {t:%Y-%m-%d %H:%M}</title>"
-                "</circle>"
-            )
+        parts.extend(_line(name, color, pts, t0, t1, lo, hi))
     for t, summary in marks:
         if t0 <= t <= t1:
             x = _x(t, t0, t1)
@@ -254,6 +228,47 @@ def _chart(
         f'<span style="color:{c}">&#9632; {html.escape(n)}</span>' for n, c, _ in series
     )
     return f"<section><h2>{html.escape(title)}</h2>{''.join(parts)}<p>{legend}</p></section>"
+
+
+def _axes(lo: float, hi: float, t0: datetime, t1: datetime) -> list[str]:
+    """The grid with its value labels, and the window's first and last time."""
+    parts = []
+    for k in range(5):
+        tick = lo + (hi - lo) * k / 4
+        y = _y(tick, lo, hi)
+        parts.append(f'<line x1="{_PAD}" x2="{_W - _PAD}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{_PAD - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.3g}</text>')
+    for t, anchor in ((t0, "start"), (t1, "end")):
+        parts.append(
+            f'<text x="{_x(t, t0, t1):.1f}" y="{_H - _PAD + 18}" text-anchor="{anchor}">'
+            f"{t:%Y-%m-%d %H:%M}</text>"
+        )
+    return parts
+
+
+def _line(name: str, color: str, pts: list[tuple[datetime, float | None]], t0: datetime,
+          t1: datetime, lo: float, hi: float) -> list[str]:
+    """One series: a dot per value, a line through each run without a gap."""
+    parts: list[str] = []
+    segment: list[str] = []
+    closed: list[tuple[datetime, float | None]] = [*pts, (t1, None)]
+    for t, v in closed:
+        if v is None:
+            if len(segment) > 1:
+                parts.append(
+                    f'<polyline points="{" ".join(segment)}" fill="none" '
+                    f'stroke="{color}" stroke-width="2"/>'
+                )
+            segment = []
+            continue
+        x, y = _x(t, t0, t1), _y(v, lo, hi)
+        segment.append(f"{x:.1f},{y:.1f}")
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
+            f"<title>{html.escape(name)} {v:.4g} at {t:%Y-%m-%d %H:%M}</title>"
+            "</circle>"
+        )
+    return parts
 
 
 def render_report(

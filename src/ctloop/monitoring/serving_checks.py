@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,13 +25,16 @@ from ctloop.data.schema import Schema
 from ctloop.models.outliers import OUTLIER_SCORE_CUTOFF
 from ctloop.monitoring.monitors import (
     MonitorResult,
-    MonitorStatus,
     _window,
     load_reference,
     served_rows,
     serving_features,
+    verdict,
 )
 from ctloop.requestlog.records import PredictionLog
+
+if TYPE_CHECKING:
+    from ctloop.data.skew import Anomaly
 
 __all__ = ["check_outliers", "check_serving_skew", "missing_inputs"]
 
@@ -53,27 +57,8 @@ def check_outliers(
         if "outlier_score" in frame.columns
         else pd.Series(dtype=float)
     )
-
-    def result(
-        status: MonitorStatus,
-        value: float | None,
-        note: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> MonitorResult:
-        return MonitorResult(
-            kind="outliers",
-            model=model_name,
-            fired=status == "fired",
-            value=value,
-            threshold=max_rate,
-            baseline=None,
-            window=window,
-            n=len(scores),
-            details=details or {},
-            note=note,
-            status=status,
-        )
-
+    result = partial(verdict, "outliers", model_name, window=window, n=len(scores),
+                     threshold=max_rate)
     if len(scores) < min_rows:
         why = (
             "no outlier scores logged (the model has no detector)"
@@ -131,39 +116,14 @@ def check_serving_skew(
     features = serving_features(frame)
     if columns is not None:
         features = features[[c for c in columns if c in features.columns]]
-
-    def result(
-        status: MonitorStatus,
-        value: float | None,
-        note: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> MonitorResult:
-        return MonitorResult(
-            kind="skew",
-            model=model_name,
-            fired=status == "fired",
-            value=value,
-            threshold=0.0,
-            baseline=None,
-            window=window,
-            n=len(features),
-            details=details or {},
-            note=note,
-            status=status,
-        )
-
+    result = partial(verdict, "skew", model_name, window=window, n=len(features),
+                     threshold=0.0)
     if len(features) < min_rows:
         return result("no_data", None, f"only {len(features)} served rows, need {min_rows}")
     # Only model inputs are served: the schema's other columns (label, ids, ...) are not
     # expected here, but an input named in ``columns`` that was never logged is missing.
     wanted = list(columns) if columns is not None else list(features.columns)
-    served_schema = Schema(
-        columns={
-            n: c for n, c in schema.columns.items() if n in wanted and c.role not in ("label", "id")
-        },
-        severity=dict(schema.severity),
-        drift_share=schema.drift_share,
-    )
+    served_schema = _served_schema(schema, wanted)
     stats = compute_statistics(features, name=f"served by {model_name}")
     ref = None
     if reference is not None:
@@ -183,14 +143,31 @@ def check_serving_skew(
         details["drifted_features"] = [f.column for f in anomalies.drift.drifted]
         details["drift_share"] = anomalies.drift.share_drifted
     fired = bool(anomalies.errors) or bool(too_many)
+    return result(
+        "fired" if fired else "ok", float(len(anomalies.errors)),
+        _skew_note(too_many, anomalies.errors), details
+    )
+
+
+def _served_schema(schema: Schema, wanted: list[str]) -> Schema:
+    """The training schema's model inputs among ``wanted`` (label and ids are not served)."""
+    return Schema(
+        columns={
+            n: c for n, c in schema.columns.items() if n in wanted and c.role not in ("label", "id")
+        },
+        severity=dict(schema.severity),
+        drift_share=schema.drift_share,
+    )
+
+
+def _skew_note(too_many: dict[str, float], errors: list[Anomaly]) -> str:
+    """What fired: the inputs the store left unfilled too often, the first schema errors."""
     notes = []
     if too_many:
         notes.append(
             "inputs unfilled by the online store: "
             + ", ".join(f"{k} ({v:.1%})" for k, v in too_many.items())
         )
-    if anomalies.errors:
-        notes.append("; ".join(a.one_line() for a in anomalies.errors[:5]))
-    return result(
-        "fired" if fired else "ok", float(len(anomalies.errors)), " | ".join(notes), details
-    )
+    if errors:
+        notes.append("; ".join(a.one_line() for a in errors[:5]))
+    return " | ".join(notes)

@@ -41,7 +41,7 @@ def _runner(spec: str, settings: Settings):  # type: ignore[no-untyped-def]
     from ctloop.pipeline.runners import open_runner
 
     is_dask = spec == "dask" or spec.startswith("tcp://")
-    return open_runner(spec, settings.extra.get("dask", {}) if is_dask else None)
+    return open_runner(spec, settings.tables.dask if is_dask else None)
 
 
 def run(

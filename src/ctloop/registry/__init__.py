@@ -6,7 +6,7 @@ command can parse a reference (``parse_ref``) and answer a mistake without them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ctloop.registry.refs import ModelRef, parse_ref
 
@@ -18,7 +18,7 @@ __all__ = ["ROLLBACK_MARK", "ModelRef", "ModelRegistry", "default_actor", "parse
 _LAZY = {"ROLLBACK_MARK", "ModelRegistry", "default_actor"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         from ctloop.registry import registry
 

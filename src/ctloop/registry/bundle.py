@@ -31,12 +31,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Literal
 
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.artifacts.treefile import tree_digest
+from ctloop.core.clock import utc_now
 from ctloop.core.errors import IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file
 from ctloop.core.settings import Settings
@@ -47,6 +47,7 @@ from ctloop.metadata.base import (
     ModelVersionRecord,
 )
 from ctloop.registry.refs import ModelRef, parse_version_ref
+from ctloop.registry.summaries import lineage_of
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -118,7 +119,7 @@ class ImportResult:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return utc_now().isoformat(timespec="seconds")
 
 
 def _actor() -> str:
@@ -127,7 +128,7 @@ def _actor() -> str:
     return default_actor()
 
 
-def _json_bytes(value: Any) -> bytes:
+def _json_bytes(value: object) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
 
 
@@ -138,8 +139,7 @@ def _resolve(store: MetadataStore, ref: ModelRef) -> ModelVersionRecord:
 
 
 def _run_ids(record: ModelVersionRecord) -> list[str]:
-    lineage = record.properties.get("lineage") or {}
-    found = [record.run_id, lineage.get("run_id")]
+    found = [record.run_id, lineage_of(record.properties).get("run_id")]
     prior = (record.properties.get("provenance") or {}).get("run_ids") or []
     return sorted({str(r) for r in [*found, *prior] if r})
 
@@ -210,7 +210,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _event(event: AliasEventRecord) -> dict[str, Any]:
+def _event(event: AliasEventRecord) -> dict[str, object]:
     return {"alias": event.alias, "version": event.version,
             "previous_version": event.previous_version, "actor": event.actor,
             "reason": event.reason,
@@ -314,7 +314,7 @@ def _check_members(path: Path, listed: dict[str, str], seen: dict[str, str]) -> 
         )
 
 
-def _evidence(model_root: Path, name: str) -> Any:
+def _evidence(model_root: Path, name: str) -> object:
     file = model_root.parent / "evidence" / f"{name}.json"
     return json.loads(file.read_text()) if file.is_file() else None
 
@@ -380,7 +380,7 @@ def import_bundle(
         manifest_file = model / "ctloop-model.json"
         if manifest_file.is_file():
             flavor = json.loads(manifest_file.read_text()).get("flavor")
-        properties: dict[str, Any] = {
+        properties: dict[str, object] = {
             "evaluation": _evidence(model, "evaluation"),
             "blessing": _evidence(model, "gate"),
             "lineage": _evidence(model, "lineage"),

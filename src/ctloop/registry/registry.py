@@ -13,22 +13,28 @@ from __future__ import annotations
 import difflib
 import getpass
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import EllipsisType
-from typing import Any
 
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.artifacts.treefile import tree_digest
 from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
 from ctloop.metadata.base import AliasEventRecord, MetadataStore, ModelVersionRecord
 from ctloop.metadata.lineage import lineage
-from ctloop.models.evaluation_record import Evaluation, Result
+from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.flavors import LoadedModel, load_model
 from ctloop.models.lazy_booster import LazyBooster
-from ctloop.models.metrics import HIGHER_IS_BETTER
 from ctloop.registry.refs import ModelRef, parse_ref
+from ctloop.registry.summaries import (
+    Comparison,
+    ComparisonRow,
+    LineageSummary,
+    ModelSummary,
+    compare_results,
+)
 
-__all__ = ["ROLLBACK_MARK", "ModelRegistry", "default_actor"]
+__all__ = ["ROLLBACK_MARK", "Comparison", "ModelRegistry", "ModelSummary", "default_actor"]
 
 ROLLBACK_MARK = "[rollback]"  # prefix of the reason of an alias move made by rollback()
 
@@ -66,7 +72,7 @@ class ModelRegistry:
         run_id: str | None = None,
         description: str = "",
         tags: dict[str, str] | None = None,
-        properties: dict[str, Any] | None = None,
+        properties: Mapping[str, object] | None = None,
     ) -> ModelVersionRecord:
         """Register the model artifact as the next version of ``name``.
 
@@ -120,7 +126,7 @@ class ModelRegistry:
             )
         return sorted(found, key=lambda v: v.version)
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[ModelSummary]:
         """One summary per model name: latest version, version count, aliases."""
         by_name: dict[str, list[ModelVersionRecord]] = {}
         for record in self.store.list_model_versions():
@@ -128,15 +134,13 @@ class ModelRegistry:
         out = []
         for name in sorted(by_name):
             latest = max(by_name[name], key=lambda v: v.version)
-            out.append(
-                {
-                    "name": name,
-                    "versions": len(by_name[name]),
-                    "latest_version": latest.version,
-                    "aliases": self.store.get_aliases(name),
-                    "updated_at": latest.created_at.isoformat() if latest.created_at else None,
-                }
-            )
+            out.append(ModelSummary(
+                name=name,
+                versions=len(by_name[name]),
+                latest_version=latest.version,
+                aliases=self.store.get_aliases(name),
+                updated_at=latest.created_at.isoformat() if latest.created_at else None,
+            ))
         return out
 
     def aliases(self, name: str) -> dict[str, int]:
@@ -153,7 +157,7 @@ class ModelRegistry:
     ) -> ModelVersionRecord:
         """Change a version's description and/or merge tags into its tags."""
         record = self.store.get_model_version(name, version)
-        changes: dict[str, Any] = {}
+        changes: dict[str, object] = {}
         if description is not None:
             changes["description"] = description
         if tags:
@@ -300,63 +304,27 @@ class ModelRegistry:
 
         return open_artifact_store(store_url_of(uri))
 
-    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+    def compare(self, name: str, a: int, b: int) -> Comparison:
         """Recorded metrics of versions ``a`` and ``b`` side by side, overall and per slice."""
         va, vb = self.store.get_model_version(name, a), self.store.get_model_version(name, b)
         ea, eb = Evaluation.from_json(va.properties), Evaluation.from_json(vb.properties)
-        out: dict[str, Any] = {
-            "name": name,
-            "a": a,
-            "b": b,
-            "overall": _side_by_side(ea.overall, eb.overall),
-            "slices": {},
-        }
+        slices: dict[str, dict[str, list[ComparisonRow]]] = {}
         for column in sorted(set(ea.slices) | set(eb.slices)):
-            slices_a, slices_b = ea.slices.get(column, {}), eb.slices.get(column, {})
-            out["slices"][column] = {
-                value: _side_by_side(slices_a.get(value), slices_b.get(value))
-                for value in sorted(set(slices_a) | set(slices_b))
-            }
-        return out
+            part_a, part_b = ea.slices.get(column, {}), eb.slices.get(column, {})
+            slices[column] = {value: compare_results(part_a.get(value), part_b.get(value))
+                              for value in sorted(set(part_a) | set(part_b))}
+        return Comparison(name, a, b, compare_results(ea.overall, eb.overall), slices)
 
 
-def _side_by_side(a: Result | None, b: Result | None) -> list[dict[str, Any]]:
-    ma = {k: v.value for k, v in a.metrics.items()} if a else {}
-    mb = {k: v.value for k, v in b.metrics.items()} if b else {}
-    rows = []
-    for metric in sorted(set(ma) | set(mb)):
-        x, y = ma.get(metric), mb.get(metric)
-        delta = None if x is None or y is None else y - x
-        better = None
-        if delta is not None and metric in HIGHER_IS_BETTER and delta != 0:
-            better = "b" if (delta > 0) == HIGHER_IS_BETTER[metric] else "a"
-        rows.append(
-            {
-                "metric": metric,
-                "a": x,
-                "b": y,
-                "delta": delta,
-                "better": better,
-                "n_a": a.n if a else None,
-                "n_b": b.n if b else None,
-            }
-        )
-    return rows
-
-
-def _lineage_summary(store: MetadataStore, artifact_id: str) -> dict[str, Any]:
+def _lineage_summary(store: MetadataStore, artifact_id: str) -> LineageSummary:
     graph = lineage(store, artifact_id, direction="upstream", max_depth=1)
-    summary: dict[str, Any] = {"artifact_id": artifact_id}
+    summary: LineageSummary = {"artifact_id": artifact_id}
     steps = [step for step, _ in graph.steps.values()]
     if steps:
         step = steps[0]
-        summary.update(
-            run_id=step.run_id,
-            step=step.name,
-            component=step.component,
-            code_version=step.component_version,
-            step_id=step.id,
-        )
+        summary["run_id"], summary["step"] = step.run_id, step.name
+        summary["component"], summary["code_version"] = step.component, step.component_version
+        summary["step_id"] = step.id
     summary["inputs"] = [
         {"id": a.id, "type": a.type, "name": a.name, "uri": a.uri, "sha256": a.sha256}
         for a, depth in graph.artifacts.values()

@@ -118,7 +118,7 @@ class LogOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LogOptions:
-        raw = dict(settings.extra.get("prediction_log", {}))
+        raw: dict[str, Any] = dict(settings.tables.prediction_log)  # checked by cls(**raw)
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -86,7 +86,7 @@ def create_app(
     from ctloop.serving.auth import KeyGuard, keys_from_env
 
     settings = settings or load_settings()
-    config = config or ServingConfig.from_table(settings.extra.get("serving"))
+    config = config or ServingConfig.from_table(settings.tables.serving)
     if models:
         config = config.with_(models=(models,) if isinstance(models, str) else tuple(models))
     keys = {**config.keys, **keys_from_env()}

@@ -39,14 +39,25 @@ A target (``challenger``) is an alias of the served model, a version
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from ctloop.core.errors import ConfigError
 
-__all__ = ["ServingConfig", "Split", "parse_split"]
+__all__ = ["MissingFeatures", "ServingConfig", "Split", "parse_split"]
 
 _PUBLIC = frozenset({"health", "metrics", "docs"})
+
+MissingFeatures = Literal["reject", "flag"]
+"""What the service does with rows the online store cannot fill: refuse the request, or
+answer them flagged."""
+
+
+class SplitJson(TypedDict):
+    target: str
+    share: float
+    key: str | None
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,7 @@ class Split:
     share: float  # 0..1
     key: str | None = None  # None: by request id (canary); a column: sticky (A/B)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SplitJson:
         return {"target": self.target, "share": self.share, "key": self.key}
 
 
@@ -98,7 +109,7 @@ class ServingConfig:
     max_json_depth: int = 32
     coerce_types: bool = False
     allow_nulls: bool = False
-    missing_features: str = "reject"
+    missing_features: MissingFeatures = "reject"
     batch_wait_ms: float = 0.0
     batch_rows: int = 4096
     model_threads: int = 1
@@ -113,7 +124,8 @@ class ServingConfig:
         return [s for s in (self.canary, self.ab) if s is not None and s.share > 0]
 
     @classmethod
-    def from_table(cls, table: dict[str, Any] | None = None, **overrides: Any) -> ServingConfig:
+    def from_table(cls, table: Mapping[str, object] | None = None,
+                   **overrides: object) -> ServingConfig:
         """From the ``[ctloop.serving]`` table; non-None ``overrides`` win (CLI options)."""
         raw = {**(table or {}), **{k: v for k, v in overrides.items() if v is not None}}
         known = {f.name for f in fields(cls)} | {"ab_key"}
@@ -123,87 +135,144 @@ class ServingConfig:
                 f"Unknown keys {unknown} in the [ctloop.serving] table of ctloop.toml; "
                 f"allowed: {', '.join(sorted(known))}."
             )
-        values: dict[str, Any] = {}
-        models = raw.get("models", ())
-        values["models"] = (models,) if isinstance(models, str) else tuple(models)
-        if "grpc_host" in raw:
-            values["grpc_host"] = str(raw["grpc_host"])
-        for key in ("alias", "shadow", "prediction_log", "features"):
-            if key in raw:
-                values[key] = None if raw[key] is None else str(raw[key])
-        numbers = (("reload_interval", float), ("seed", int), ("max_body_bytes", int),
-                   ("max_json_depth", int), ("batch_wait_ms", float), ("batch_rows", int),
-                   ("model_threads", int), ("grpc_port", int))
-        for key, kind in numbers:
-            if key in raw:
-                try:
-                    values[key] = kind(raw[key])
-                except (TypeError, ValueError):
-                    raise ConfigError(
-                        f"The serving setting {key!r} must be a number. Got {raw[key]!r}."
-                    ) from None
-        if raw.get("canary"):
-            values["canary"] = _split(raw["canary"], None, "canary")
-        if raw.get("ab"):
-            ab_key = raw.get("ab_key")
-            if not ab_key:
-                raise ConfigError(
-                    "An A/B split needs the column that keeps it sticky: set ab_key "
-                    "(--ab-key COLUMN), e.g. tailnum."
-                )
-            values["ab"] = _split(raw["ab"], str(ab_key), "ab")
-        elif raw.get("ab_key"):
-            raise ConfigError("ab_key (--ab-key) is set but no A/B split (--ab ALIAS=PCT) is.")
-        for key in ("coerce_types", "allow_nulls", "compiled"):
-            if key in raw:
-                if not isinstance(raw[key], bool):
-                    raise ConfigError(
-                        f"The serving setting {key!r} must be true or false. Got {raw[key]!r}."
-                    )
-                values[key] = raw[key]
-        if "missing_features" in raw:
-            if raw["missing_features"] not in ("reject", "flag"):
-                raise ConfigError(
-                    "The serving setting 'missing_features' must be \"reject\" or \"flag\"; "
-                    f"got {raw['missing_features']!r}."
-                )
-            values["missing_features"] = raw["missing_features"]
-        if "public" in raw:
-            public = raw["public"]
-            public = [public] if isinstance(public, str) else list(public)
-            bad = sorted(set(public) - _PUBLIC)
-            if bad:
-                raise ConfigError(
-                    f"Unknown public route group(s) {bad} in [ctloop.serving]; "
-                    f"choose among {sorted(_PUBLIC)}."
-                )
-            values["public"] = tuple(public)
-        if "keys" in raw:
-            from ctloop.serving.auth import parse_keys
+        config = cls(
+            models=_names(raw.get("models", ()), "models"),
+            alias=str(raw.get("alias", cls.alias)),
+            canary=_split(raw["canary"], None, "canary") if raw.get("canary") else None,
+            ab=_ab_split(raw),
+            shadow=_text(raw, "shadow"),
+            reload_interval=_number(raw, "reload_interval", cls.reload_interval),
+            seed=_integer(raw, "seed", cls.seed),
+            prediction_log=_text(raw, "prediction_log"),
+            features=_text(raw, "features"),
+            feature_refs=_feature_refs(raw.get("feature_refs")),
+            max_body_bytes=_integer(raw, "max_body_bytes", cls.max_body_bytes),
+            max_json_depth=_integer(raw, "max_json_depth", cls.max_json_depth),
+            coerce_types=_flag(raw, "coerce_types"),
+            allow_nulls=_flag(raw, "allow_nulls"),
+            missing_features=_missing_features(raw.get("missing_features", "reject")),
+            batch_wait_ms=_number(raw, "batch_wait_ms", cls.batch_wait_ms),
+            batch_rows=_integer(raw, "batch_rows", cls.batch_rows),
+            model_threads=_integer(raw, "model_threads", cls.model_threads),
+            compiled=_flag(raw, "compiled"),
+            public=_public(raw.get("public", cls.public)),
+            keys=_keys(raw.get("keys")),
+            grpc_port=None if raw.get("grpc_port") is None else _integer(raw, "grpc_port", 0),
+            grpc_host=str(raw.get("grpc_host", cls.grpc_host)),
+        )
+        config.check()
+        return config
 
-            values["keys"] = parse_keys(raw["keys"], "[ctloop.serving.keys]")
-        refs = raw.get("feature_refs") or {}
-        if not isinstance(refs, dict):
-            raise ConfigError("[ctloop.serving.feature_refs] must map model names to ref lists.")
-        values["feature_refs"] = {str(k): [str(r) for r in v] for k, v in refs.items()}
-        config = cls(**values)
+    def check(self) -> None:
+        """Raise ``ConfigError`` on a setting out of its range."""
         for key in ("max_body_bytes", "max_json_depth", "batch_rows", "model_threads"):
-            if getattr(config, key) < 1:
+            if getattr(self, key) < 1:
                 raise ConfigError(f"The serving setting {key!r} must be at least 1.")
-        if config.grpc_port is not None and not 0 <= config.grpc_port <= 65535:
+        if self.grpc_port is not None and not 0 <= self.grpc_port <= 65535:
             raise ConfigError(
                 f"The serving setting 'grpc_port' must be a port number (0 to 65535); "
-                f"got {config.grpc_port}."
+                f"got {self.grpc_port}."
             )
-        if config.canary and config.ab and config.canary.share + config.ab.share > 1:
+        if self.canary and self.ab and self.canary.share + self.ab.share > 1:
             raise ConfigError("The canary and A/B shares add up to more than 100%.")
-        return config
 
     def with_(self, **changes: Any) -> ServingConfig:
         return replace(self, **changes)
 
 
-def _split(value: Any, key: str | None, option: str) -> Split:
+def _text(raw: Mapping[str, object], key: str) -> str | None:
+    value = raw.get(key)
+    return None if value is None else str(value)
+
+
+def _number(raw: Mapping[str, object], key: str, default: float) -> float:
+    """``raw[key]`` as a number (``int`` callers truncate), ``default`` when absent."""
+    value = raw.get(key, default)
+    if isinstance(value, int | float | str):
+        try:
+            return float(value) if isinstance(value, float | str) else value
+        except ValueError:
+            pass
+    raise ConfigError(f"The serving setting {key!r} must be a number. Got {value!r}.")
+
+
+def _integer(raw: Mapping[str, object], key: str, default: int) -> int:
+    """``raw[key]`` as a whole number; ``5.5`` is refused, never truncated."""
+    value = _number(raw, key, default)
+    if isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"The serving setting {key!r} must be a whole number. Got "
+                          f"{raw.get(key)!r}.")
+    return int(value)
+
+
+def _flag(raw: Mapping[str, object], key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"The serving setting {key!r} must be true or false. Got {value!r}.")
+    return value
+
+
+def _names(value: object, key: str) -> tuple[str, ...]:
+    """One name or a list of names."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"The serving setting {key!r} must be a name or a list of names. "
+                          f"Got {value!r}.")
+    return tuple(str(v) for v in value)
+
+
+def _ab_split(raw: Mapping[str, object]) -> Split | None:
+    ab_key = raw.get("ab_key")
+    if not raw.get("ab"):
+        if ab_key:
+            raise ConfigError("ab_key (--ab-key) is set but no A/B split (--ab ALIAS=PCT) is.")
+        return None
+    if not ab_key:
+        raise ConfigError(
+            "An A/B split needs the column that keeps it sticky: set ab_key "
+            "(--ab-key COLUMN), e.g. tailnum."
+        )
+    return _split(raw["ab"], str(ab_key), "ab")
+
+
+def _missing_features(value: object) -> MissingFeatures:
+    if value == "reject" or value == "flag":
+        return value
+    raise ConfigError(
+        "The serving setting 'missing_features' must be \"reject\" or \"flag\"; "
+        f"got {value!r}."
+    )
+
+
+def _public(value: object) -> tuple[str, ...]:
+    public = _names(value, "public")
+    bad = sorted(set(public) - _PUBLIC)
+    if bad:
+        raise ConfigError(
+            f"Unknown public route group(s) {bad} in [ctloop.serving]; "
+            f"choose among {sorted(_PUBLIC)}."
+        )
+    return public
+
+
+def _keys(value: object) -> dict[str, dict[str, Any]]:
+    if value is None:
+        return {}
+    from ctloop.serving.auth import parse_keys
+
+    return parse_keys(value, "[ctloop.serving.keys]")
+
+
+def _feature_refs(value: object) -> dict[str, list[str]]:
+    refs = value or {}
+    if not isinstance(refs, Mapping) or not all(isinstance(v, list | tuple)
+                                                 for v in refs.values()):
+        raise ConfigError("[ctloop.serving.feature_refs] must map model names to ref lists.")
+    return {str(k): [str(r) for r in v] for k, v in refs.items()}
+
+
+def _split(value: object, key: str | None, option: str) -> Split:
     if isinstance(value, Split):
         return value
     target, share = parse_split(str(value), option=f"--{option.replace('_', '-')}")

@@ -158,7 +158,7 @@ class ModelPool:
         """Model names to serve: configured, else every registered model holding the alias."""
         if self.config.models:
             return list(self.config.models)
-        return [m["name"] for m in self.registry.models() if self.config.alias in m["aliases"]]
+        return [m.name for m in self.registry.models() if self.config.alias in m.aliases]
 
     def _targets(self, name: str) -> tuple[list[_Target], _Target | None]:
         routes = [_Target(self.config.alias, name, self.config.alias)]
@@ -305,19 +305,8 @@ class ModelPool:
         old = {s.route: s for s in (current.routes if current else ())}
         if current and current.shadow:
             old["shadow"] = current.shadow
-        served: dict[str, Served | None] = {}
-        for target in [*targets, *([shadow_target] if shadow_target else [])]:
-            try:
-                version = self._version(target, aliases)
-                self._wanted.add((target.name, version))
-                served[target.route] = self._load(target, version)
-            except (_LoadFailed, CtloopError) as exc:
-                message = str(exc) if isinstance(exc, _LoadFailed) else exc.one_line()
-                errors[target.route] = message
-                served[target.route] = old.get(target.route)  # keep what was serving
-                new = target.route not in (self.errors.get(name) or {})
-                if new and not isinstance(exc, _LoadFailed):  # load failures log themselves
-                    log.warning("model %s route %s: %s", name, target.route, message)
+        served = self._load_targets(
+            name, [*targets, *([shadow_target] if shadow_target else [])], aliases, old, errors)
         primary = served[targets[0].route]
         if primary is None:
             self.errors[name] = errors
@@ -336,18 +325,41 @@ class ModelPool:
             served.get("shadow") if shadow_target else None,
             own_aliases,
         )
+        self._publish(name, current, deployment)
+        if errors:
+            self.errors[name] = errors
+        else:
+            self.errors.pop(name, None)
+
+    def _load_targets(self, name: str, targets: list[_Target], aliases: dict[str, dict[str, int]],
+                      old: dict[str, Served], errors: dict[str, str]
+                      ) -> dict[str, Served | None]:
+        """Each route's model; a route that fails keeps what it served (its error noted)."""
+        served: dict[str, Served | None] = {}
+        for target in targets:
+            try:
+                version = self._version(target, aliases)
+                self._wanted.add((target.name, version))
+                served[target.route] = self._load(target, version)
+            except (_LoadFailed, CtloopError) as exc:
+                message = str(exc) if isinstance(exc, _LoadFailed) else exc.one_line()
+                errors[target.route] = message
+                served[target.route] = old.get(target.route)  # keep what was serving
+                new = target.route not in (self.errors.get(name) or {})
+                if new and not isinstance(exc, _LoadFailed):  # load failures log themselves
+                    log.warning("model %s route %s: %s", name, target.route, message)
+        return served
+
+    def _publish(self, name: str, current: Deployment | None, deployment: Deployment) -> None:
+        """Swap in ``deployment`` when it serves other versions or aliases (one atomic swap)."""
         if current is None or _fingerprint(current) != _fingerprint(deployment):
             if current is not None:
                 log.info(
                     "model %s now serves %s", name, {s.route: s.version for s in deployment.routes}
                 )
             self.deployments = {**self.deployments, name: deployment}  # one atomic swap
-        elif current.aliases != own_aliases:
+        elif current.aliases != deployment.aliases:
             self.deployments = {**self.deployments, name: deployment}
-        if errors:
-            self.errors[name] = errors
-        else:
-            self.errors.pop(name, None)
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:

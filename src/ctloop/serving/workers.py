@@ -19,6 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ctloop.core.environ import environment
+
 __all__ = ["OPTIONS_ENV", "app_from_environment", "worker_environment"]
 
 OPTIONS_ENV = "CTLOOP_SERVE_OPTIONS"
@@ -29,17 +31,11 @@ _METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def worker_environment(model: str | None, overrides: dict[str, Any]) -> Iterator[None]:
     """Options and a shared metrics folder for the workers uvicorn is about to spawn."""
     folder = tempfile.mkdtemp(prefix="ctloop-metrics-")
-    saved = {k: os.environ.get(k) for k in (OPTIONS_ENV, _METRICS_ENV)}
-    os.environ[OPTIONS_ENV] = json.dumps({"model": model, "overrides": overrides})
-    os.environ[_METRICS_ENV] = folder
+    options = json.dumps({"model": model, "overrides": overrides})
     try:
-        yield
+        with environment({OPTIONS_ENV: options, _METRICS_ENV: folder}):
+            yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -51,5 +47,5 @@ def app_from_environment() -> FastAPI:
 
     options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
     settings = load_settings()
-    config = ServingConfig.from_table(settings.extra.get("serving"), **options.get("overrides", {}))
+    config = ServingConfig.from_table(settings.tables.serving, **options.get("overrides", {}))
     return create_app(options.get("model"), config=config, settings=settings)

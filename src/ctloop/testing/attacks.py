@@ -14,7 +14,6 @@ import pathlib
 import pickle
 import stat
 from pathlib import Path
-from typing import Any
 
 from ctloop.core.hashing import hash_file
 
@@ -29,7 +28,7 @@ class EvilPayload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         # Pickled by reference to pathlib only: the victim needs no test code to run it.
         return (pathlib.Path.write_text, (pathlib.Path(self.marker), "the planted pickle ran"))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -24,7 +23,7 @@ from ctloop.features.online.base import OnlineStore, WriteBatch, open_online_sto
 __all__ = ["OnlineStoreContract"]
 
 
-def _text(payload: Any) -> str:
+def _text(payload: object) -> str:
     return payload.decode() if isinstance(payload, bytes) else str(payload)
 
 
@@ -145,7 +144,7 @@ class OnlineStoreContract:
         seats = pa.table({"tail": ["A", "B"], "seats": pa.array([100, 2**64 - 1], pa.uint64())})
         fine_seats = pa.table({"tail": ["A", "B"], "seats": pa.array([100, 200], pa.uint64())})
 
-        def views(flights: pd.DataFrame, planes: pa.Table) -> list[Any]:
+        def views(flights: pd.DataFrame, planes: pa.Table) -> list[FeatureView]:
             return [
                 FeatureView(
                     "flights",

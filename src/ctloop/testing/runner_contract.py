@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,6 +33,7 @@ from ctloop.pipeline import (
     Input,
     Metrics,
     Output,
+    PipelineDef,
     RunResult,
     command_component,
     component,
@@ -53,7 +53,7 @@ def _mark(box: str, name: str) -> int:
 
 
 @component
-def numbers(box: str, n: int, out: Output[Dataset]) -> dict[str, Any]:
+def numbers(box: str, n: int, out: Output[Dataset]) -> dict[str, object]:
     import pandas as pd
 
     _mark(box, f"numbers-{n}")
@@ -62,7 +62,9 @@ def numbers(box: str, n: int, out: Output[Dataset]) -> dict[str, Any]:
 
 
 @component
-def pause(box: str, data: Input[Dataset], seconds: float, out: Output[Dataset]) -> dict[str, Any]:
+def pause(
+    box: str, data: Input[Dataset], seconds: float, out: Output[Dataset]
+) -> dict[str, object]:
     start = time.time()
     _mark(box, "pause")
     time.sleep(seconds)
@@ -168,12 +170,12 @@ class RunnerContract:
         folder.mkdir()
         return folder
 
-    def run(self, settings: Settings, spec: str, pipe: Any, **params: Any) -> RunResult:
-        max_workers = params.pop("max_workers", self.parallel_slots)
-        cache = params.pop("cache", None)
-        return run(
-            pipe, params, settings=settings, runner=spec, max_workers=max_workers, cache=cache
-        )
+    def run(  # type: ignore[explicit-any]  # PipelineDef: a pipeline of any parameters
+        self, settings: Settings, spec: str, pipe: PipelineDef | str, *,
+        cache: bool | None = None, **params: object,
+    ) -> RunResult:
+        return run(pipe, params, settings=settings, runner=spec,
+                   max_workers=self.parallel_slots, cache=cache)
 
     # the tests ----------------------------------------------------------
     def test_records_steps_artifacts_and_lineage(

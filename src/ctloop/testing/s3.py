@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from ctloop.core.net import free_port
 
@@ -42,9 +41,9 @@ class S3Server:
         """The first bucket."""
         return self.buckets[0]
 
-    def options(self, **changes: str) -> dict[str, Any]:
+    def options(self, **changes: str) -> dict[str, object]:
         """fsspec storage options for this server (``key=``/``secret=`` to override)."""
-        opts: dict[str, Any] = {"endpoint_url": self.endpoint, "key": self.key,
+        opts: dict[str, object] = {"endpoint_url": self.endpoint, "key": self.key,
                                 "secret": self.secret}
         opts.update(changes)
         return {**opts, "client_kwargs": {"region_name": "us-east-1"}}

@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -75,8 +76,11 @@ def patience(seconds: float) -> float:
     return seconds * max(factor, 1.0)
 
 
-def wait_until(check: Callable[[], object], what: str, timeout: float,
-               interval: float = 0.5) -> object:
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T | None], what: str, timeout: float,
+               interval: float = 0.5) -> T:
     """Poll ``check`` until it returns something truthy (returned) within
     ``patience(timeout)`` seconds, else fail naming ``what`` and the last error."""
     deadline = time.monotonic() + patience(timeout)

@@ -20,15 +20,16 @@ from __future__ import annotations
 import glob
 import os
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+from ctloop.core.clock import Clock, as_clock, utc_now
 from ctloop.core.errors import CtloopError, NotFound, UserInputError
+from ctloop.core.leases import renewing
 from ctloop.core.settings import Settings, load_settings
+from ctloop.monitoring.signals import check_schedule, cooling_until, last_scheduled
 from ctloop.triggers.definitions import TriggerDef, fill_params, load_triggers
 from ctloop.triggers.state import (
     CLAIM_TTL,
@@ -40,13 +41,11 @@ from ctloop.triggers.state import (
 )
 from ctloop.triggers.store import ControllerState
 
-__all__ = ["Controller", "Firing", "utc_now"]
+__all__ = ["Controller", "Firing", "FiringStatus", "utc_now"]
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+FiringStatus = Literal["running", "succeeded", "failed", "error"]
+"""``running`` (announced at the start), ``succeeded``/``failed`` (the pipeline),
+``error`` (the condition could not be evaluated)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class Firing:
 
     trigger: str
     kind: str
-    status: str  # "succeeded" | "failed" (the pipeline) | "error" (the condition)
+    status: FiringStatus
     info: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
     error: str | None = None
@@ -73,7 +72,7 @@ class Controller:
         triggers: Iterable[TriggerDef] | None = None,
         *,
         settings: Settings | None = None,
-        clock: Clock = utc_now,
+        clock: Clock | Callable[[], datetime] | None = None,
         state: ControllerState | None = None,
         runner: str | None = None,
         on_event: Callable[[str, Firing], None] | None = None,
@@ -81,7 +80,7 @@ class Controller:
         self.settings = settings or load_settings()
         self.triggers = {t.name: t for t in (
             load_triggers(self.settings) if triggers is None else triggers)}
-        self.clock = clock
+        self.clock = as_clock(clock)
         self.state = TriggerState(state or ControllerState(self.settings.metadata_url))
         self.runner = runner
         self.on_event = on_event or (lambda _kind, _firing: None)
@@ -124,12 +123,12 @@ class Controller:
         stop = stop or threading.Event()
         ticks = 0
         while not stop.is_set():
-            started = time.monotonic()
+            started = self.clock.monotonic()
             self.tick()
             ticks += 1
             if max_ticks is not None and ticks >= max_ticks:
                 return
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            stop.wait(max(0.0, interval - (self.clock.monotonic() - started)))
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per trigger: its state entry (last fire, last status, files seen ...)."""
@@ -140,7 +139,7 @@ class Controller:
 
     def _handle(self, trigger: TriggerDef, manual_info: dict[str, Any] | None = None
                 ) -> Firing | None:
-        now = self.clock()
+        now = self.clock.now()
         measured: dict[str, Any] | None = None
         if manual_info is None and trigger.kind in ("degradation", "drift"):
             # Monitors read the log and write reports: never while holding the state lock.
@@ -190,7 +189,8 @@ class Controller:
             info = {"trigger": trigger.name, **info}
             entry["running"] = {**this_process(), "since": now.isoformat()}
             entry["last_fired"] = now.isoformat()
-        with self._renewing(trigger.name):
+        with renewing(lambda: self._renew_claim(trigger.name), CLAIM_TTL / 4,
+                      name=f"ctloop-claim-{trigger.name}"):
             firing = self._start(trigger, kind, info, now)
         with self.state.update() as state:
             entry = trigger_state(state, trigger.name)
@@ -212,34 +212,15 @@ class Controller:
         self.on_event("error", firing)
         return firing
 
-    @contextmanager
-    def _renewing(self, name: str) -> Iterator[None]:
-        """Keep this process's running claim on ``name`` alive while its pipeline runs."""
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(CLAIM_TTL / 4):
-                try:
-                    with self.state.update() as state:
-                        entry = trigger_state(state, name)
-                        if entry.get("running", {}).get("pid") == os.getpid():
-                            entry["running"] = {**entry["running"], **this_process()}
-                except CtloopError:
-                    continue  # the database hiccuped; the next renewal tries again
-
-        thread = threading.Thread(target=renew, name=f"ctloop-claim-{name}", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+    def _renew_claim(self, name: str) -> None:
+        """Extend this process's running claim on ``name`` while its pipeline runs."""
+        with self.state.update() as state:
+            entry = trigger_state(state, name)
+            if entry.get("running", {}).get("pid") == os.getpid():
+                entry["running"] = {**entry["running"], **this_process()}
 
     def _cooling(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime) -> bool:
-        last = entry.get("last_fired")
-        if not trigger.cooldown or not last:
-            return False
-        return now < datetime.fromisoformat(last) + timedelta(seconds=trigger.cooldown)
+        return cooling_until(entry.get("last_fired"), trigger.cooldown, now) is not None
 
     def _start(self, trigger: TriggerDef, kind: str, info: dict[str, Any],
                now: datetime) -> Firing:
@@ -255,7 +236,7 @@ class Controller:
                        else f"{type(exc).__name__}: {exc}")
             firing = Firing(trigger.name, kind, "failed", info, None, message, now.isoformat())
         else:
-            status = "succeeded" if result.ok else "failed"
+            status: FiringStatus = "succeeded" if result.ok else "failed"
             firing = Firing(trigger.name, kind, status, info, result.run.id, result.run.error,
                             now.isoformat())
         self.on_event("end", firing)
@@ -266,28 +247,29 @@ class Controller:
     def _evaluate(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime
                   ) -> dict[str, Any] | None:
         if trigger.kind == "cron":
-            return _due_cron(trigger.condition, entry, now)
-        return _next_new_file(trigger.condition, entry)
+            return _due_cron(trigger.cron, entry, now)
+        return _next_new_file(trigger.pattern, entry) if trigger.kind == "new_data" else None
 
     def _monitor(self, trigger: TriggerDef, now: datetime) -> dict[str, Any] | None:
         from ctloop.metadata import open_metadata_store
         from ctloop.monitoring.monitors import check_decay, check_drift, record_result
         from ctloop.requestlog.log import open_prediction_log
 
-        cond = trigger.condition
-        log = open_prediction_log(cond.get("log"), settings=self.settings)
-        start = now - timedelta(seconds=cond["window"]) if cond.get("window") else None
+        if trigger.kind != "degradation" and trigger.kind != "drift":
+            return None
+        log = open_prediction_log(trigger.log, settings=self.settings)
+        start = now - timedelta(seconds=trigger.window) if trigger.window else None
         store = open_metadata_store(self.settings.metadata_url)
         if trigger.kind == "degradation":
             result = check_decay(
-                log, cond["model"], metric=cond["metric"], max_drop=cond["max_drop"],
-                baseline=cond.get("baseline"), min_labels=int(cond.get("min_labels", 200)),
-                start=start, store=store, version=cond.get("version"),
+                log, trigger.model, metric=trigger.metric, max_drop=trigger.max_drop,
+                baseline=trigger.baseline, min_labels=trigger.min_labels,
+                start=start, store=store, version=trigger.version,
             )
         else:
             result = check_drift(
-                log, cond["model"], cond["reference"], start=start, share=cond["share"],
-                min_rows=int(cond.get("min_rows", 100)), columns=cond.get("columns"),
+                log, trigger.model, trigger.reference, start=start, share=trigger.share,
+                min_rows=trigger.min_rows, columns=trigger.columns,
             )
         if not result.fired:
             return None
@@ -303,19 +285,16 @@ class Controller:
 def _due_cron(expr: str, entry: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     """Fire once when a scheduled time has passed since the last one handled.
 
-    The first evaluation only anchors the schedule (no catch-up of the past),
-    and missed times collapse into one run, like Airflow's ``catchup=False``.
+    The first evaluation only anchors the schedule; see
+    :func:`ctloop.monitoring.signals.check_schedule`.
     """
-    from croniter import croniter
-
     anchor = entry.get("cron_anchor")
     if anchor is None:
         entry["cron_anchor"] = now.isoformat()
         return None
-    due = croniter(expr, datetime.fromisoformat(anchor)).get_next(datetime)
-    if due > now:
+    if not check_schedule(expr, anchor, now).fired:
         return None
-    latest = croniter(expr, now + timedelta(microseconds=1)).get_prev(datetime)
+    latest = last_scheduled(expr, now)
     entry["cron_anchor"] = latest.isoformat()
     return {"scheduled": latest.isoformat()}
 

@@ -12,9 +12,10 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from ctloop.core.clock import utc_now
 from ctloop.core.processes import Liveness, process_liveness
 from ctloop.triggers.store import ControllerState
 
@@ -65,7 +66,7 @@ def add_history(entry: dict[str, Any], item: dict[str, Any]) -> None:
 
 def this_process(ttl: float = CLAIM_TTL) -> dict[str, Any]:
     """A claim by this process, valid ``ttl`` wall seconds unless renewed."""
-    expires = datetime.now(UTC) + timedelta(seconds=ttl)
+    expires = utc_now() + timedelta(seconds=ttl)
     return {"pid": os.getpid(), "host": socket.gethostname(), "expires": expires.isoformat()}
 
 
@@ -74,7 +75,7 @@ def claim_alive(claim: dict[str, Any] | None) -> bool:
     if not claim:
         return False
     expires = claim.get("expires")
-    if expires and datetime.fromisoformat(expires) <= datetime.now(UTC):
+    if expires and datetime.fromisoformat(expires) <= utc_now():
         return False  # its holder stopped renewing: dead or cut off
     # Another host's claim counts as held until it expires; here the process decides.
     return process_liveness(claim) is not Liveness.DEAD

@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ctloop.core.clock import utc_now
 from ctloop.core.errors import StoreError
 from ctloop.core.processes import Liveness, process_liveness
 from ctloop.metadata.engine import create_engine, describe_url, translate_connect_error
@@ -70,10 +71,6 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _wall() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class Lease:
     """Who holds ``name`` and until when (UTC)."""
@@ -84,7 +81,7 @@ class Lease:
     expires_at: datetime
 
     def alive(self, now: datetime | None = None) -> bool:
-        return (now or _wall()) < self.expires_at
+        return (now or utc_now()) < self.expires_at
 
 
 class ControllerState:
@@ -129,7 +126,7 @@ class ControllerState:
             before = {r.key: dict(r.value) for r in rows if r.key != _SENTINEL}
             docs = copy.deepcopy(before)
             yield docs
-            now = _naive(_wall())
+            now = _naive(utc_now())
             table = controller_state
             for key in set(before) - set(docs):
                 conn.execute(table.delete().where(table.c.scope == scope, table.c.key == key))
@@ -169,7 +166,7 @@ class ControllerState:
         try:
             with self._engine.connect() as conn, conn.begin():
                 conn.execute(table.insert().values(scope=scope, key=_SENTINEL, value={},
-                                                   updated_at=_naive(_wall())))
+                                                   updated_at=_naive(utc_now())))
         except sa.exc.IntegrityError:
             pass  # another controller created it first
 
@@ -178,7 +175,7 @@ class ControllerState:
     def acquire(self, name: str, holder: str, ttl: float, *, now: datetime | None = None
                 ) -> bool:
         """Take or renew lease ``name`` for ``ttl`` seconds; False while another holds it."""
-        now = now or _wall()
+        now = now or utc_now()
         expires = _naive(now + timedelta(seconds=ttl))
         with self._guard():
             with self._engine.begin() as conn:

@@ -142,7 +142,7 @@ class AccessPolicy:
         if cookie:
             body, _, signature = cookie.rpartition("|")
             parts = body.split("|")
-            if len(parts) == 4 and hmac.compare_digest(self._sign(body), signature):
+            if len(parts) == 4 and _same(self._sign(body), signature):
                 name, role, expires, nonce = parts
                 if expires.isdigit() and int(expires) > time.time() and role in ROLES:
                     return Identity(name, role, nonce)
@@ -152,4 +152,10 @@ class AccessPolicy:
         return self._sign(f"csrf|{identity.session}")
 
     def check_csrf(self, identity: Identity, token: str) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf_token(identity), token)
+        return bool(token) and _same(self.csrf_token(identity), token)
+
+
+def _same(expected: str, presented: str) -> bool:
+    """Constant-time equality that takes any text a visitor sends (``compare_digest`` of two
+    ``str`` raises on non-ASCII: a 500 instead of a refusal)."""
+    return hmac.compare_digest(expected.encode(), presented.encode("utf-8", "surrogatepass"))

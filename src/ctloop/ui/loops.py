@@ -180,7 +180,7 @@ def loop_names(url: str) -> list[str]:
 
 def _declared(settings: Settings) -> tuple[dict[str, str | None], str]:
     """Declared loops and their models; a broken declaration is reported, not fatal."""
-    tables = settings.extra.get("loops") or {}
+    tables = settings.tables.loops
     if not tables:
         return {}, ""
     try:

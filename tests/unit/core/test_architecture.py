@@ -40,7 +40,7 @@ def _modules() -> list[tuple[Path, ast.Module]]:
 
 
 def _imports(tree: ast.AST) -> list[tuple[str, ast.AST]]:
-    found = []
+    found: list[tuple[str, ast.AST]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.module, node))
@@ -82,7 +82,7 @@ def test_presentation_libraries_stay_in_their_layers(library: str) -> None:
 
 
 def test_drivers_are_imported_lazily() -> None:
-    wrong = []
+    wrong: list[str] = []
     for path, tree in _modules():
         for node in tree.body:  # module level only; imports inside functions are fine
             names = [n for n, _ in _imports(node)] if isinstance(

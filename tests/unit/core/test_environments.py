@@ -52,17 +52,17 @@ def test_each_environment_has_its_own_stores_and_serving_settings(project: Path)
     assert len({base.online_store_url, staging.online_store_url, prod.online_store_url}) == 3
     assert prod.artifacts_url == "s3://models-prod/artifacts"
     assert prod.online_store_url == "redis://cache:6379/0"
-    assert prod.extra["prediction_log"]["url"] == "s3://models-prod/requests"
-    assert "prediction_log" not in base.extra
+    assert prod.tables.prediction_log["url"] == "s3://models-prod/requests"
+    assert base.tables.prediction_log == {}
     # tables merge over the project's: the reload interval changes, the threads stay
-    assert [s.extra["serving"] for s in (base, staging, prod)] == [
+    assert [s.tables.serving for s in (base, staging, prod)] == [
         {"reload_interval": 5, "model_threads": 2}, {"reload_interval": 1, "model_threads": 2},
         {"reload_interval": 30, "model_threads": 2}]
     from ctloop.serving.config import ServingConfig
 
-    assert ServingConfig.from_table(prod.extra["serving"]).reload_interval == 30
+    assert ServingConfig.from_table(prod.tables.serving).reload_interval == 30
     assert staging.runner == "subprocess"
-    assert "environments" not in base.extra
+    assert "environments" not in base.tables.plugins and "environments" not in base.extra
 
 
 def test_the_variable_chooses_and_declared_stores_win_over_store_variables(

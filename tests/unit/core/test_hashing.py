@@ -86,7 +86,7 @@ def test_equal_plain_values_share_a_key(value: Any) -> None:
     assert fingerprint(copy.deepcopy(value)) == fingerprint(value)
 
 
-arrays = hnp.arrays(
+arrays: st.SearchStrategy[np.ndarray] = hnp.arrays(  # type: ignore[call-overload]
     dtype=st.sampled_from([np.int8, np.int64, np.uint32, np.float32, np.float64, np.bool_,
                            np.complex128, np.dtype("<U3"), np.dtype("M8[ns]")]),
     shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6),

@@ -52,7 +52,7 @@ def _standard_components() -> list[object]:
     from ctloop.components import data_validation, partitioned_statistics, training
     from ctloop.pipeline.component import ComponentDef
 
-    found = []
+    found: list[object] = []
     for module in (training, data_validation, partitioned_statistics):
         found += [obj for obj in vars(module).values()
                   if isinstance(obj, ComponentDef) and obj.module == module.__name__]

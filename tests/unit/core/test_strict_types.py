@@ -52,3 +52,19 @@ def test_the_ratchet_counts_errors_of_listed_packages_only(tmp_path: Path) -> No
     counts, lines = script.errors_by_package(["clean", "broken"], root=tmp_path)
     assert counts == {"broken": 1}
     assert "src/ctloop/broken/__init__.py:2: error:" in lines[0] and "[return-value]" in lines[0]
+
+
+def test_the_ratchet_checks_the_bodies_of_tests(tmp_path: Path) -> None:
+    """tests/ is checked in the same run: an unannotated test's body counts under "tests"."""
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    pkg = tmp_path / "src" / "ctloop" / "clean"
+    pkg.mkdir(parents=True)
+    (pkg.parent / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("def f() -> int:\n    return 1\n")
+    (tmp_path / "tests" / "unit").mkdir(parents=True)
+    (tmp_path / "tests" / "unit" / "test_a.py").write_text(
+        "from ctloop.clean import f\n\n\ndef test_a():\n    name: str = f()\n")
+    (tmp_path / "tests" / "conftest.py").write_text("")  # a second module name, no clash
+    counts, lines = _script().errors_by_package(["clean"], root=tmp_path, tests=True)
+    assert counts == {"tests": 1}
+    assert lines[0].startswith("tests/unit/test_a.py:5: error:") and "[assignment]" in lines[0]

@@ -76,9 +76,11 @@ def test_quality_counts_survive_saving(tmp_path):
     frame = pd.DataFrame({"id": [1, 1, 2], "x": [0.5, 0.5, None]})
     stats = compute_statistics(frame, duplicates=True, keys=["id"])
     loaded = DatasetStatistics.load(stats.save(tmp_path / "s.json"))
-    assert loaded.quality.to_dict() == stats.quality.to_dict()
-    assert (loaded.quality.duplicate_rows, loaded.quality.duplicate_keys) == (1, {"id": 1})
-    assert loaded.quality.complete_rows == 2
+    quality = loaded.quality
+    assert quality is not None and stats.quality is not None
+    assert quality.to_dict() == stats.quality.to_dict()
+    assert (quality.duplicate_rows, quality.duplicate_keys) == (1, {"id": 1})
+    assert quality.complete_rows == 2
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,8 @@ def test_inferred_schema_describes_the_data():
     schema = infer_schema(compute_statistics(sample()))
     n, x, c, ok = (schema.columns[k] for k in ("n", "x", "c", "ok"))
     assert n.type == "integer" and n.min == 0 and n.max == 17  # non-negative: never below 0
-    assert x.type == "float" and x.min < -1.5 and x.max > 2.0
+    assert x.type == "float" and x.min is not None and x.max is not None
+    assert x.min < -1.5 and x.max > 2.0
     assert x.max_missing == 1.0  # one missing value in four rows says little: anything goes
     assert n.max_missing == 0.0 and n.required
     assert c.domain == ["a", "b", "c"] and ok.domain == ["false", "true"]

@@ -20,7 +20,7 @@ def train() -> pd.DataFrame:
             "distance": rng.integers(100, 3000, n),
             "delay": rng.normal(5, 20, n),
             "carrier": rng.choice(["AA", "DL", "UA"], n),
-            "note": rng.choice(["x", None], n, p=[0.9, 0.1]),
+            "note": rng.choice(np.array(["x", None], dtype=object), n, p=[0.9, 0.1]),
         }
     )
 

@@ -8,7 +8,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ctloop.data.stats import DatasetStatistics, compute_statistics, merge_statistics
+from ctloop.data.stats import (
+    CategoricalStats,
+    ColumnStatistics,
+    DatasetStatistics,
+    NumericStats,
+    compute_statistics,
+    merge_statistics,
+)
+
+
+def _num(column: ColumnStatistics) -> NumericStats:
+    assert column.numeric is not None, column.name
+    return column.numeric
+
+
+def _cat(column: ColumnStatistics) -> CategoricalStats:
+    assert column.categorical is not None, column.name
+    return column.categorical
 
 # KLL k=200: ~1.3% normalised rank error at 99% confidence per query; compaction is
 # randomised, so the oracle allows a bit over twice that to stay deterministic in CI.
@@ -34,7 +51,7 @@ def assert_numeric_matches(stats, values: pd.Series) -> None:
     clean = values.dropna().to_numpy(dtype=float)
     assert col.count == len(values)
     assert col.missing == values.isna().sum()
-    num = col.numeric
+    num = _num(col)
     assert num.finite == len(clean)
     assert num.min == clean.min() and num.max == clean.max()
     assert num.mean == pytest.approx(clean.mean(), rel=1e-9)
@@ -52,16 +69,16 @@ def test_statistics_match_pandas():
     assert stats.rows == len(df)
     assert_numeric_matches(stats, df["x"])
     assert_numeric_matches(stats, df["k"])
-    cat = stats["c"].categorical
+    cat = _cat(stats["c"])
     assert cat.distinct == 4
     assert cat.frequencies() == df["c"].value_counts().to_dict()
     assert stats["flag"].type == "boolean"
-    assert stats["flag"].categorical.frequencies()["true"] == df["flag"].sum()
+    assert _cat(stats["flag"]).frequencies()["true"] == df["flag"].sum()
 
 
 def test_histogram_counts_add_up_and_follow_the_data():
     df = frame()
-    hist = compute_statistics(df)["x"].numeric.histogram(bins=10)
+    hist = _num(compute_statistics(df)["x"]).histogram(bins=10)
     clean = df["x"].dropna()
     expected, _ = np.histogram(clean, bins=hist["edges"])
     assert sum(hist["counts"]) == pytest.approx(len(clean))
@@ -76,15 +93,15 @@ def test_merge_of_parts_equals_statistics_of_the_union():
     assert merged.rows == whole.rows
     for name in ("x", "k"):
         a, b = merged[name], whole[name]
-        assert (a.count, a.missing, a.numeric.finite) == (b.count, b.missing, b.numeric.finite)
-        assert (a.numeric.min, a.numeric.max, a.numeric.zeros) == (
-            b.numeric.min,
-            b.numeric.max,
-            b.numeric.zeros,
+        assert (a.count, a.missing, _num(a).finite) == (b.count, b.missing, _num(b).finite)
+        assert (_num(a).min, _num(a).max, _num(a).zeros) == (
+            _num(b).min,
+            _num(b).max,
+            _num(b).zeros,
         )
-        assert a.numeric.mean == pytest.approx(b.numeric.mean, rel=1e-12)
-        assert a.numeric.std == pytest.approx(b.numeric.std, rel=1e-9)
-    assert merged["c"].categorical.frequencies() == whole["c"].categorical.frequencies()
+        assert _num(a).mean == pytest.approx(_num(b).mean, rel=1e-12)
+        assert _num(a).std == pytest.approx(_num(b).std, rel=1e-9)
+    assert _cat(merged["c"]).frequencies() == _cat(whole["c"]).frequencies()
     assert_numeric_matches(merged, df["x"])
 
 
@@ -93,7 +110,7 @@ def test_merge_of_a_part_without_a_column_counts_it_missing():
     b = compute_statistics(pd.DataFrame({"x": [3.0], "y": ["u"]}))
     merged = a.merged(b)
     assert merged["y"].count == 3 and merged["y"].missing == 2
-    assert merged["y"].categorical.frequencies() == {"u": 1}
+    assert _cat(merged["y"]).frequencies() == {"u": 1}
 
 
 def test_parquet_streams_over_row_groups(tmp_path):
@@ -103,7 +120,7 @@ def test_parquet_streams_over_row_groups(tmp_path):
     stats = compute_statistics(path)
     assert stats.rows == len(df)
     assert_numeric_matches(stats, df["x"])
-    assert stats["c"].categorical.frequencies() == df["c"].value_counts().to_dict()
+    assert _cat(stats["c"]).frequencies() == df["c"].value_counts().to_dict()
 
 
 def test_csv_with_na_markers(tmp_path):
@@ -111,7 +128,7 @@ def test_csv_with_na_markers(tmp_path):
     path.write_text("a,b\n1.5,x\nNA,y\n3.5,\n")
     stats = compute_statistics(path)
     assert stats["a"].type == "float" and stats["a"].missing == 1
-    assert stats["a"].numeric.mean == pytest.approx(2.5)
+    assert _num(stats["a"]).mean == pytest.approx(2.5)
     assert stats["b"].missing == 1
 
 
@@ -127,8 +144,8 @@ def test_datetime_columns_get_range_in_epoch_seconds():
     times = pd.Series(pd.date_range("2013-01-01", periods=48, freq="h"), name="t")
     stats = compute_statistics(times.to_frame())
     assert stats["t"].type == "datetime"
-    assert stats["t"].numeric.min == pd.Timestamp("2013-01-01").timestamp()
-    assert stats["t"].numeric.max == pd.Timestamp("2013-01-02 23:00").timestamp()
+    assert _num(stats["t"]).min == pd.Timestamp("2013-01-01").timestamp()
+    assert _num(stats["t"]).max == pd.Timestamp("2013-01-02 23:00").timestamp()
 
 
 def test_datetime_summary_shows_iso_times():
@@ -145,6 +162,6 @@ def test_top_values_of_unique_ids_are_not_inflated():
     from ctloop.data.stats import compute_statistics
 
     frame = pd.DataFrame({"uid": [f"id{i}" for i in range(20_000)]})
-    cat = compute_statistics(frame).columns["uid"].categorical
+    cat = _cat(compute_statistics(frame).columns["uid"])
     assert not cat.exact
     assert all(count == 1 for _, count in cat.top(5)), cat.top(5)

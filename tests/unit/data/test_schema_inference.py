@@ -71,7 +71,8 @@ def test_integer_value_counts_survive_saving_and_merging(tmp_path):
     a = compute_statistics(pd.DataFrame({"code": [1, 2, 2]}))
     b = compute_statistics(pd.DataFrame({"code": [3]}))
     merged = DatasetStatistics.load(a.merged(b).save(tmp_path / "s.json"))
-    assert merged["code"].numeric.int_counts == {1: 1, 2: 2, 3: 1}
+    numeric = merged["code"].numeric
+    assert numeric is not None and numeric.int_counts == {1: 1, 2: 2, 3: 1}
 
 
 def test_schema_file_with_bad_role_is_a_clear_error():

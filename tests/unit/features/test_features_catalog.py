@@ -91,7 +91,8 @@ def test_apply_versions_and_reports(project: Path):
         assert any("compute the same thing" in w for w in fourth.warnings())
         # a fresh load from the catalog rebuilds the definitions, prose included
         views = load_catalog(meta).views
-        assert views["weather"].ttl.total_seconds() == 4 * 3600
+        ttl = views["weather"].ttl
+        assert ttl is not None and ttl.total_seconds() == 4 * 3600
         assert views["weather"].feature("temp").description == "air temperature, F"
         assert [r["ref"] for r in feature_rows(meta, query="departure")][:2] == [
             "busy:obs_24h",
@@ -234,7 +235,7 @@ def test_definitions_file_in_a_package_keeps_importable_source_functions():
         if isinstance(view.source, PythonSource)
     }
     assert functions
-    assert all(f.startswith("ctloop.examples.flights.features:") for f in functions), functions
+    assert all(str(f).startswith("ctloop.examples.flights.features:") for f in functions), functions
 
 
 def test_standalone_definitions_get_the_same_module_name_in_every_process(tmp_path: Path):

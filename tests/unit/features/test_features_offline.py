@@ -56,7 +56,7 @@ def make_entities(seed: int = 1, n: int = 300) -> pd.DataFrame:
 
 
 def oracle_latest(src, ent, columns, ttl):
-    out = {c: [] for c in columns}
+    out: dict[str, list[object]] = {c: [] for c in columns}
     src = src.reset_index(drop=True)
     for k, t in zip(ent["k"], ent["event_timestamp"], strict=True):
         rows = src[(src["k"] == k) & (src["ts"] <= t)]

@@ -128,3 +128,12 @@ def test_a_loop_command_without_ctloop_toml_says_so(tmp_path: Path,
     assert f"No loop named 'shop': there is no ctloop.toml in {tmp_path.resolve()}" in line
     assert "ctloop init NAME --template loop" in line
     assert not (tmp_path / ".ctloop").exists()
+
+
+def test_train_nullable_names_columns_that_may_be_missing() -> None:
+    spec = parse_loop("c", {**BASE, "train": {"nullable": ["wind_gust", "temp"]}})
+    assert spec.train.nullable == ("wind_gust", "temp")
+    assert parse_loop("c", BASE).train.nullable == ()
+    for bad in ("wind_gust", [1], [""]):
+        with pytest.raises(ConfigError, match=r"key 'train\.nullable' must be a list of column"):
+            parse_loop("c", {**BASE, "train": {"nullable": bad}})

@@ -40,7 +40,7 @@ LAYOUT = {
 
 
 def test_the_stored_layout_reads_as_records_and_writes_back_unchanged() -> None:
-    memory = LoopMemory.from_json(LAYOUT)
+    memory = LoopMemory.from_json(LAYOUT)  # type: ignore[arg-type]  # the JSON as stored
     w0 = memory.spans["w0"]
     assert w0.report is not None and w0.report.promoted == 1 and w0.report.bootstrap
     assert w0.runs["train"] == "b" * 32 and w0.training_run == "b" * 32
@@ -76,7 +76,7 @@ def test_saved_once_whole_and_one_span_record_changed_alone(ctloop_home: Path) -
     store = MemoryStore(state, "churn")
     try:
         assert store.load() == LoopMemory()
-        memory = LoopMemory.from_json(LAYOUT)
+        memory = LoopMemory.from_json(LAYOUT)  # type: ignore[arg-type]
         store.save(memory)
         assert store.load() == memory
         with store.span_record("w1") as record:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 import pytest
 
@@ -19,7 +21,7 @@ def april() -> pd.DataFrame:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
+def _one_thread() -> Iterator[None]:
     """One OpenMP thread: on busy shared cores, spinning thread pools cost 10x in wall time."""
     from threadpoolctl import threadpool_limits
 

@@ -115,7 +115,7 @@ def test_outlier_scores_flag_shifted_rows_and_unseen_categories(saved):
     assert np.mean(normal >= OUTLIER_SCORE_CUTOFF) < 0.03
     assert np.mean(shifted >= OUTLIER_SCORE_CUTOFF) > 0.5
     odd = _data(10, 7)[FEATURES].assign(color="purple")
-    assert (model.outlier_scores(odd) == 1.0).all()
+    assert np.all(model.outlier_scores(odd) == 1.0)
     with pytest.raises(UserInputError, match="at least 20 rows"):
         fit_outlier_detector(_data(5, 0)[FEATURES])
 

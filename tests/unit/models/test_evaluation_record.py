@@ -51,6 +51,7 @@ def test_one_and_two_rows_read_without_error() -> None:
 
 
 def test_a_version_without_an_evaluation_has_no_metric() -> None:
+    properties: object
     for properties in (None, {}, {"evaluation": None}, {"evaluation": {"overall": {}}},
                        {"evaluation": {"overall": {"metrics": {"roc_auc": {"value": "x"}}}}}):
         evaluation = Evaluation.from_json(properties)

@@ -71,8 +71,10 @@ def _save(root: Path, name: str, folder: Path, weight: float = 2.0) -> dict[str,
 def test_a_predictor_carries_its_modules_and_their_requirements(tmp_path: Path) -> None:
     root = _write_project(tmp_path / "project", "carried_a", 0.5)
     manifest = _save(root, "carried_a", tmp_path / "m")
-    assert sorted(manifest["code"]) == ["code/carried_a.py", "code/carried_a_helpers.py"]
-    assert manifest["requirements"]["scipy"].startswith("scipy==")
+    code, requirements = manifest["code"], manifest["requirements"]
+    assert isinstance(code, dict) and isinstance(requirements, dict)
+    assert sorted(code) == ["code/carried_a.py", "code/carried_a_helpers.py"]
+    assert requirements["scipy"].startswith("scipy==")
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("carried_a")
     loaded = load_model(tmp_path / "m")

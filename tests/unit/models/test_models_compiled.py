@@ -86,7 +86,7 @@ def _save(task: str, folder: Path) -> tuple[str, Path]:
     if task == "multiclass":
         params["num_class"] = 3
     booster = lgb.train(params, lgb.Dataset(_categorical(train), _target(train, task, 2)), 25)
-    signature = Signature.from_frame(train, list(train.columns), handles_missing=True)
+    signature = Signature.from_frame(train, list(train.columns), nullable=list(train.columns))
     save_model(booster, folder, signature=signature,
                task="regression" if task == "regression" else "classification")
     return task, folder
@@ -206,7 +206,8 @@ def test_without_a_c_compiler_the_object_loads_through_llvm(
 
     _, folder = _save("binary", tmp_path)
     model = load_model(folder)
-    monkeypatch.setattr(compiled_lleaves.shutil, "which", lambda name: None)
+    monkeypatch.setattr(compiled_lleaves.shutil, "which",  # type: ignore[attr-defined]
+                        lambda name: None)
     cache = MemoryCompiledCache()
     predictor = compile_predictor(model, cache)
     assert predictor is not None

@@ -62,7 +62,8 @@ def lightgbm_fit(frame: pd.DataFrame, y: Any, *, regression: bool = False) -> An
     from ctloop.models.flavors import as_categories
 
     cls = lgb.LGBMRegressor if regression else lgb.LGBMClassifier
-    params = {"n_estimators": 20, "verbose": -1, "n_jobs": 1, "min_child_samples": 5}
+    params: dict[str, Any] = {"n_estimators": 20, "verbose": -1, "n_jobs": 1,
+                              "min_child_samples": 5}
     return cls(**params).fit(as_categories(frame[FEATURES]), y)
 
 
@@ -131,7 +132,8 @@ def test_multiclass_answers_one_probability_column_per_class(
     loaded = load_model(tmp_path / "m")
     recorded = list(loaded.signature.classes or ())
     own = getattr(model, "classes_", None)
-    expected_order = given or [c.item() if hasattr(c, "item") else c for c in own]
+    expected_order = given or [c.item() if hasattr(c, "item") else c
+                               for c in (() if own is None else own)]
     assert recorded == expected_order and sorted(map(str, recorded)) == sorted(map(str, classes))
     assert manifest["task"] == "multiclass" and manifest["signature"]["classes"] == recorded
     assert loaded.task == "multiclass" and loaded.signature.task == "multiclass"

@@ -72,7 +72,7 @@ def test_round_trip_predicts_the_same_and_hash_is_reproducible(
 
 
 def test_python_predictor_and_signature_types(jan_feb: pd.DataFrame, tmp_path: Path) -> None:
-    rates = jan_feb.groupby("origin")["delayed"].mean().to_dict()
+    rates = {str(k): float(v) for k, v in jan_feb.groupby("origin")["delayed"].mean().items()}
     sig = Signature.from_frame(jan_feb, ["origin", "distance"], {"name": "delayed"})
     assert [c.type for c in sig.inputs] == ["string", "integer"]
     manifest = save_model(MeanDelayPredictor(rates), tmp_path / "py", signature=sig)

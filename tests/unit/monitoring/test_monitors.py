@@ -100,7 +100,7 @@ def test_decay_fires_when_labels_are_flipped(tmp_path: Path, january, make_recor
     flipped = _labelled_log(tmp_path / "a", january, make_records, flip_share=0.3)
     result = check_decay(flipped, "delays", baseline=baseline, max_drop=0.05)
     assert result.fired and result.kind == "decay"
-    assert result.value < baseline - 0.05
+    assert result.value is not None and result.value < baseline - 0.05
     assert result.n == len(january)
     assert result.threshold == pytest.approx(baseline - 0.05)
     assert "FIRED" in result.summary()

@@ -25,7 +25,7 @@ from ctloop.requestlog.log import open_prediction_log
 from ctloop.requestlog.records import PredictionRecord
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-CLASSES = ["ant", "bee", "cat", "dog"]
+CLASSES: list[str | int] = ["ant", "bee", "cat", "dog"]
 
 
 def regression_log(path: Path, *, shift: float = 0.0, n: int = 600, seed: int = 0):
@@ -111,7 +111,7 @@ def test_multiclass_estimate_brackets_the_realised_metrics() -> None:
     for metric in ("accuracy", "macro_f1", "weighted_f1"):
         realised = metric_value(names, proba, metric, classes=CLASSES)
         e = estimates[metric]
-        assert e.lo is not None and e.hi is not None
+        assert e.lo is not None and e.hi is not None and realised is not None
         assert e.lo - 0.01 <= realised <= e.hi + 0.01, metric
     realised_auc = metric_value(names, proba, "roc_auc", classes=CLASSES)
     assert estimates["roc_auc"].value == pytest.approx(realised_auc, abs=0.02)
@@ -170,7 +170,7 @@ def test_multiclass_calibration_corrects_an_overconfident_model() -> None:
     naive = estimate_multiclass(sharp[3000:], n_sim=50)["accuracy"].value
     fixed = estimate_multiclass(sharp[3000:], n_sim=50, calibrated=apply_class_calibrations(
         sharp[3000:], maps))["accuracy"].value
-    assert naive is not None and fixed is not None
+    assert naive is not None and fixed is not None and realised is not None
     assert abs(fixed - realised) < 0.02 < abs(naive - realised)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -36,7 +37,7 @@ def test_shadow_rows_are_not_counted_as_served(tmp_path: Path, january, make_rec
 
 
 def test_status_is_consistent_with_fired() -> None:
-    common = dict(
+    common: dict[str, Any] = dict(
         kind="drift",
         model="m",
         value=0.5,

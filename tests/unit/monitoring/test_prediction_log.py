@@ -152,7 +152,7 @@ def test_labels_join_on_request_id_or_row_id_latest_wins(tmp_path: Path) -> None
     assert out.loc["r0", "label"] == 0  # the later of two request_id labels
     assert out.loc["r1", "label"] == 1  # a later row_id label beats an earlier request_id one
     assert out.loc["r2", "label"] == 1 and out.loc["r3", "label"] == 1
-    assert pd.isna(out.loc["r4", "label"])
+    assert pd.isna(out["label"]["r4"])
     assert "label" not in log.read().columns
     assert len(log.read(with_labels=True)) == 5  # the joins never duplicate rows
     log.close()
@@ -317,7 +317,7 @@ def test_unreadable_folder_is_a_config_error(
         import ctloop.requestlog.log as log_module
 
         real_access = os.access
-        monkeypatch.setattr(log_module.os, "access",
+        monkeypatch.setattr(log_module.os, "access",  # type: ignore[attr-defined]
                             lambda p, mode: False if Path(p) == locked else real_access(p, mode))
     try:
         with pytest.raises(ConfigError, match="not readable"):

@@ -105,7 +105,7 @@ def test_multi_output_step_needs_a_named_output() -> None:
 def test_positional_arguments_are_refused() -> None:
     @pipeline
     def p():
-        make(3)
+        make(3)  # type: ignore[call-overload]  # wrong on purpose
 
     with pytest.raises(PipelineDefinitionError, match="keyword arguments"):
         p.build()

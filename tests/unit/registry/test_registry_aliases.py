@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,16 +24,17 @@ from ctloop.metadata import (
 )
 from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry, parse_ref
+from ctloop.registry.summaries import lineage_of
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> MetadataStore:
+def store(tmp_path: Path) -> Iterator[MetadataStore]:
     s = open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")
     yield s
     s.close()
 
 
-def _artifact(store: MetadataStore, type_: str = "Model", **kw: object) -> ArtifactRecord:
+def _artifact(store: MetadataStore, type_: str = "Model", **kw: Any) -> ArtifactRecord:
     """Real stored bytes beside the metadata file: promotion checks them against the record."""
     folder = Path(store.url.removeprefix("sqlite:///")).parent
     source = folder / f"blob-{new_id()}"
@@ -64,7 +67,7 @@ def test_versions_count_up_and_refs_resolve(store: MetadataStore) -> None:
     assert reg.get("flights").version == 3
     assert reg.get("flights:1").created_by == "ann"
     [summary] = reg.models()
-    assert summary["versions"] == 3 and summary["aliases"] == {"champion": 2}
+    assert summary.versions == 3 and summary.aliases == {"champion": 2}
 
 
 def test_unknown_model_version_or_alias_are_clear_errors(store: MetadataStore) -> None:
@@ -148,7 +151,7 @@ def test_concurrent_promotions_leave_a_consistent_history(tmp_path: Path) -> Non
     assert not errors
     store = open_metadata_store(url)
     history = ModelRegistry(store).history("flights", "champion")
-    assert sorted(e.version for e in history) == list(range(1, 9))
+    assert sorted(e.version or 0 for e in history) == list(range(1, 9))
     # Each move saw the previous one: the history is one unbroken chain.
     assert [e.previous_version for e in history] == [None] + [e.version for e in history[:-1]]
     assert store.get_aliases("flights")["champion"] == history[-1].version
@@ -197,6 +200,7 @@ def test_register_records_lineage_and_load_checks_the_hash(
     lineage = record.properties["lineage"]
     assert record.run_id == run.id and lineage["code_version"] == "abc123"
     assert [i["id"] for i in lineage["inputs"]] == [data.id]
+    assert lineage_of(record.properties) == lineage  # read back whole, typed
     loaded = reg.load("flights:1", artifacts)
     assert loaded.predict(flights([2]).head(10)).shape == (10,)
     # Damage the unpacked copy in the cache: checked against the recorded sha256, refused.
@@ -217,3 +221,10 @@ def test_register_records_lineage_and_load_checks_the_hash(
     fresh = open_artifact_store((tmp_path / "artifacts").as_uri(), cache_dir=tmp_path / "c2")
     with pytest.raises(IntegrityError, match="changed after it was written"):
         reg.load("flights:1", fresh)
+
+
+def test_a_missing_or_malformed_lineage_reads_as_absent() -> None:
+    assert lineage_of({}) == {} and lineage_of({"lineage": "x"}) == {}
+    odd = {"lineage": {"run_id": 3, "step": "train", "inputs": [{"id": "a", "uri": None}, 7]}}
+    assert lineage_of(odd) == {
+        "step": "train", "inputs": [{"id": "a", "type": "", "name": "", "uri": "", "sha256": ""}]}

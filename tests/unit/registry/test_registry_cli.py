@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def project(ctloop_home: Path) -> Path:
     return ctloop_home
 
 
-def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     capsys.readouterr()
     assert main([*argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
@@ -76,6 +77,38 @@ def test_compare_side_by_side(project: Path, capsys: pytest.CaptureFixture[str])
     assert overall["delta"] == pytest.approx(0.02) and overall["better"] == "b"
     [lga] = result["slices"]["origin"]["LGA"]
     assert lga["delta"] == pytest.approx(-0.09) and lga["better"] == "a"
+
+
+def test_json_keeps_its_keys_in_order(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The typed summaries print the shape --json printed when they were dicts."""
+    [listed] = _json(capsys, "models", "list")
+    assert list(listed) == ["name", "versions", "latest_version", "aliases", "updated_at"]
+    assert (listed["name"], listed["latest_version"]) == ("flights", 2)
+    result = _json(capsys, "models", "compare", "flights", "1", "2")
+    assert list(result) == ["name", "a", "b", "overall", "slices"]
+    assert (result["name"], result["a"], result["b"]) == ("flights", 1, 2)
+    [row] = result["overall"]
+    assert list(row) == ["metric", "a", "b", "delta", "better", "n_a", "n_b"]
+    assert (row["metric"], row["a"], row["b"], row["n_a"], row["n_b"]) == (
+        "roc_auc", 0.70, 0.72, 100, 100)
+    [lga] = result["slices"]["origin"]["LGA"]
+    assert (lga["n_a"], lga["n_b"]) == (30, 30)
+
+
+def test_compare_with_a_version_without_evaluation(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_metadata_store()
+    art = store.add_artifact(
+        ArtifactRecord(id=new_id(), type="Model", uri="file:///m3", sha256="3" * 64, size=1))
+    ModelRegistry(store).register("flights", art.id)
+    store.close()
+    result = _json(capsys, "models", "compare", "flights", "1", "3")
+    [row] = result["overall"]
+    assert (row["a"], row["b"], row["delta"], row["better"], row["n_b"]) == (
+        0.70, None, None, None, None)
+    [lga] = result["slices"]["origin"]["LGA"]
+    assert (lga["a"], lga["b"], lga["n_b"]) == (0.69, None, None)
 
 
 def test_bad_input_exits_nonzero_with_one_line(

@@ -29,7 +29,7 @@ def test_numeric_labels_read_back_as_floats(tmp_path: Path) -> None:
     log.add_labels(pd.DataFrame({"request_id": ["a", "b"], "label": [1, 0]}))
     frame = log.read(model_name="m", with_labels=True).set_index("request_id")
     assert frame["label"].dtype == np.float64
-    assert frame.loc["a", "label"] == 1.0 and np.isnan(frame.loc["c", "label"])
+    assert frame.loc["a", "label"] == 1.0 and np.isnan(frame["label"]["c"])
 
 
 def test_class_names_are_labels_and_the_latest_label_wins(tmp_path: Path) -> None:
@@ -38,4 +38,4 @@ def test_class_names_are_labels_and_the_latest_label_wins(tmp_path: Path) -> Non
     log.add_labels(pd.DataFrame({"request_id": ["a", "b"], "label": ["dog", "cat"]}))
     frame = log.read(model_name="m", with_labels=True).set_index("request_id")
     assert frame.loc["a", "label"] == "dog" and frame.loc["b", "label"] == "cat"
-    assert pd.isna(frame.loc["c", "label"])
+    assert pd.isna(frame["label"]["c"])

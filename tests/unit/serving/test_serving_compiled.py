@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,17 +28,20 @@ def test_served_answers_come_from_compiled_trees_equal_to_the_library(
     direct = p.registry.load("flights:1", p.artifacts).predict(sample)
     config = ServingConfig.from_table({"compiled": True, "reload_interval": 0})
     with TestClient(p.app("flights", config=config)) as client:
-        deployment = client.app.state.serving.pool.deployments["flights"]
+        deployment = client.app.state.serving.pool.deployments["flights"]  # type: ignore[attr-defined]
         model = deployment.routes[0].model
         deadline = time.monotonic() + 300
         while model.compiled is None and time.monotonic() < deadline:
             time.sleep(0.2)  # compiled in the background; the library answers meanwhile
         assert model.compiled is not None, "the model was not compiled"
-        calls = []
+        calls: list[int] = []
         native = model.compiled.predict
-        model.compiled = replace(
-            model.compiled, predict=lambda matrix: calls.append(len(matrix)) or native(matrix)
-        )
+
+        def counting(matrix: Any) -> Any:
+            calls.append(len(matrix))
+            return native(matrix)
+
+        model.compiled = replace(model.compiled, predict=counting)
         for rows in (sample.head(1), sample.head(2), sample):
             answer = client.post("/v1/models/flights:predict", json={"rows": _rows(rows)})
             assert answer.status_code == 200, answer.text

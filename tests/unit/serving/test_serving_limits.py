@@ -56,21 +56,24 @@ def test_empty_rows_and_nested_values_are_422(client) -> None:
 
 
 def test_nulls_follow_the_signature(three_versions, project, tmp_path) -> None:
-    """Boosted trees score a missing value natively, so their inputs accept nulls; a
-    logistic model trained without nulls refuses them unless ``allow_nulls`` is set."""
+    """A column trained without nulls refuses them, boosted trees included (unless
+    ``allow_nulls`` is set); one declared ``nullable`` at training takes them."""
     with TestClient(three_versions.app("flights")) as client:
-        assert client.post(URL, json={"rows": [{**ROW, "hour": None}]}).status_code == 200
+        _error(client.post(URL, json={"rows": [{**ROW, "hour": None}]}), 422, "never null")
     from ctloop.examples.flights.data import flights
     from ctloop.models import fit_model
 
     data = flights([1]).head(3000).dropna(subset=["origin", "hour", "distance"])
-    fit_model(data, label="delayed", features=["origin", "hour", "distance"],
-              algorithm="logistic").save(tmp_path / "logistic")
-    version = project.register(tmp_path / "logistic", "linear")
-    project.registry.promote("linear", version)
+    for name, nullable in (("linear", ()), ("gaps", ("hour",))):
+        fit_model(data, label="delayed", features=["origin", "hour", "distance"],
+                  algorithm="logistic", nullable=nullable).save(tmp_path / name)
+        project.registry.promote(name, project.register(tmp_path / name, name))
     linear = URL.replace("flights", "linear")
     with TestClient(project.app("linear")) as client:
         _error(client.post(linear, json={"rows": [{**ROW, "hour": None}]}), 422, "never null")
+    with TestClient(project.app("gaps")) as client:
+        gaps = URL.replace("flights", "gaps")
+        assert client.post(gaps, json={"rows": [{**ROW, "hour": None}]}).status_code == 200
     lax = project.app("linear", config=ServingConfig(allow_nulls=True))
     with TestClient(lax) as client:
         assert client.post(linear, json={"rows": [{**ROW, "hour": None}]}).status_code == 200

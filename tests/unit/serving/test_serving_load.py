@@ -96,7 +96,7 @@ def test_hot_swaps_under_load_fail_no_request(three_versions, sample) -> None:
             for version in (3, 1, 3, 1, 3):  # each switch seen answering, not a 0.4 s sleep
                 _answered(results, 10)
                 three_versions.registry.promote("flights", version)
-                wait_until(lambda v=version: any(r[1] == v for r in results[-5:]),
+                wait_until(lambda v=version: any(r[1] == v for r in results[-5:]),  # type: ignore[misc]
                            f"answers from version {version}", 60, interval=0.02)
             _answered(results, 10)
         finally:

@@ -124,7 +124,7 @@ def test_a_replaced_version_is_unloaded(three_versions) -> None:
     with TestClient(app) as client:
         assert client.post("/v1/models/flights:predict", json={"rows": ROWS}).status_code == 200
         old = weakref.ref(pool.deployments["flights"].routes[0].model)
-        old_booster = weakref.ref(old().model)
+        old_booster = weakref.ref(old().model)  # type: ignore[union-attr]  # alive here
         three_versions.registry.promote("flights", 3)
         pool.refresh()
         answer = client.post("/v1/models/flights:predict", json={"rows": ROWS})

@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from ctloop.core.clock import ManualClock
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
-from ctloop.triggers import Controller, make_trigger
+from ctloop.triggers import Controller, TriggerDef, make_trigger
 
 PIPES = Path(__file__).resolve().parents[2] / "integration" / "triggers_pipelines.py"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 @pytest.fixture
@@ -46,7 +34,7 @@ def _drop(folder: Path, name: str, rows: int, mtime: float | None = None) -> Pat
     return path
 
 
-def _landing(project: Path, **kw) -> object:
+def _landing(project: Path, **kw) -> TriggerDef:
     return make_trigger("landing", f"{PIPES}:ingest", new_data="landing/*.parquet",
                         params={"path": "{path}"}, root=project, **kw)
 
@@ -83,7 +71,7 @@ def test_new_files_fire_oldest_first(project: Path) -> None:
 
 
 def test_cooldown_holds_back_the_next_file(project: Path) -> None:
-    clock = Clock(datetime(2024, 1, 1, tzinfo=UTC))
+    clock = ManualClock(datetime(2024, 1, 1, tzinfo=UTC))
     controller = Controller([_landing(project, cooldown="10m")], clock=clock)
     _drop(project / "landing", "a.parquet", 1, mtime=1)
     _drop(project / "landing", "b.parquet", 1, mtime=2)
@@ -95,19 +83,19 @@ def test_cooldown_holds_back_the_next_file(project: Path) -> None:
 
 
 def test_cron_with_a_fixed_clock(project: Path) -> None:
-    clock = Clock(datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC))
+    clock = ManualClock(datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC))
     trigger = make_trigger("every5", f"{PIPES}:hello", cron="*/5 * * * *",
                            params={"message": "at {scheduled}"})
     controller = Controller([trigger], clock=clock)
     assert controller.tick() == []  # the first look only anchors the schedule
-    clock.now = datetime(2024, 5, 1, 10, 4, 59, tzinfo=UTC)
+    clock.set(datetime(2024, 5, 1, 10, 4, 59, tzinfo=UTC))
     assert controller.tick() == []
-    clock.now = datetime(2024, 5, 1, 10, 5, 0, tzinfo=UTC)
+    clock.set(datetime(2024, 5, 1, 10, 5, 0, tzinfo=UTC))
     (firing,) = controller.tick()
     assert firing.info["scheduled"] == "2024-05-01T10:05:00+00:00"
     clock.advance(seconds=30)
     assert controller.tick() == []
-    clock.now = datetime(2024, 5, 1, 10, 17, tzinfo=UTC)  # two ticks missed: one run
+    clock.set(datetime(2024, 5, 1, 10, 17, tzinfo=UTC))  # two ticks missed: one run
     (late,) = controller.tick()
     assert late.info["scheduled"] == "2024-05-01T10:15:00+00:00"
     assert controller.tick() == []
@@ -118,7 +106,7 @@ def test_cron_with_a_fixed_clock(project: Path) -> None:
 
 
 def test_failing_pipeline_is_recorded_and_the_controller_goes_on(project: Path) -> None:
-    clock = Clock(datetime(2024, 5, 1, tzinfo=UTC))
+    clock = ManualClock(datetime(2024, 5, 1, tzinfo=UTC))
     bad = make_trigger("bad", f"{PIPES}:broken", cron="* * * * *")
     good = make_trigger("good", f"{PIPES}:hello", cron="* * * * *")
     controller = Controller([bad, good], clock=clock)
@@ -148,6 +136,7 @@ def test_manual_fire(project: Path) -> None:
     firing = controller.fire("by_hand", {"reason": "test"})
     assert firing.status == "succeeded" and firing.kind == "manual"
     assert controller.fire("by_hand").status == "succeeded"  # a person overrides the cooldown
+    assert firing.run_id is not None
     run = open_metadata_store(load_settings().metadata_url).get_run(firing.run_id)
     assert run.trigger == "manual" and run.trigger_info["reason"] == "test"
     with pytest.raises(NotFound, match="No trigger named 'nope'; defined: by_hand"):

@@ -9,6 +9,11 @@ import pytest
 from ctloop.core.errors import ConfigError, NotFound, UserInputError
 from ctloop.core.settings import load_settings
 from ctloop.triggers.definitions import (
+    CronTrigger,
+    DegradationTrigger,
+    DriftTrigger,
+    ManualTrigger,
+    NewDataTrigger,
     fill_params,
     load_triggers,
     make_trigger,
@@ -50,11 +55,44 @@ manual = true
     assert [t.kind for t in found.values()] == ["new_data", "cron", "degradation", "drift",
                                                 "manual"]
     assert found["landing"].pipeline == f"{ctloop_home / 'pipes.py'}:ingest"
-    assert found["landing"].condition == str(ctloop_home / "landing" / "*.parquet")
+    landing, decay, drifted = found["landing"], found["decay"], found["drifted"]
+    assert isinstance(landing, NewDataTrigger)
+    assert landing.pattern == str(ctloop_home / "landing" / "*.parquet")
     assert found["nightly"].cooldown == 3600
-    assert found["decay"].condition["window"] == 7 * 86400
-    assert found["drifted"].condition["reference"] == str(ctloop_home / "data/train.parquet")
-    assert found["drifted"].describe().startswith("drift {model=delays")
+    assert isinstance(decay, DegradationTrigger) and isinstance(drifted, DriftTrigger)
+    assert decay.window == 7 * 86400 and (decay.metric, decay.max_drop) == ("roc_auc", 0.03)
+    assert drifted.reference == str(ctloop_home / "data/train.parquet")
+    assert (drifted.share, drifted.min_rows, drifted.columns) == (0.4, 100, None)
+    assert drifted.describe().startswith("drift {model=delays")
+    assert found["by_hand"].describe() == "manual"
+    assert found["nightly"].describe() == "cron 0 3 * * *"
+
+
+def test_each_kind_is_its_own_record() -> None:
+    """The kind names the record: its condition is typed fields, not a dict."""
+    cron = _make(cron="*/5 * * * *")
+    assert isinstance(cron, CronTrigger) and (cron.kind, cron.cron) == ("cron", "*/5 * * * *")
+    decay = _make(degradation={"model": "m", "min_labels": "50", "version": 3,
+                               "baseline": 0.8})
+    assert isinstance(decay, DegradationTrigger)
+    assert (decay.min_labels, decay.version, decay.baseline, decay.window) == (50, 3, 0.8, None)
+    assert decay.describe() == (
+        "degradation {model=m, metric=roc_auc, max_drop=0.05, baseline=0.8, min_labels=50, "
+        "version=3}")
+    drift = _make(drift={"model": "m", "reference": "/r.parquet", "columns": ["a", "b"],
+                         "window": "1h"})
+    assert isinstance(drift, DriftTrigger) and drift.columns == ("a", "b")
+    assert drift.window == 3600
+    assert isinstance(_make(manual=True), ManualTrigger)
+
+
+def test_monitor_settings_of_the_wrong_type_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"drift\.share must be a number\. Got 'half'"):
+        _make(drift={"model": "m", "reference": "x", "share": "half"})
+    with pytest.raises(ConfigError, match=r"degradation\.min_labels must be a number"):
+        _make(degradation={"model": "m", "min_labels": True})
+    with pytest.raises(ConfigError, match=r"drift\.columns must be a list"):
+        _make(drift={"model": "m", "reference": "x", "columns": "a"})
 
 
 def _make(**kw):

@@ -86,7 +86,7 @@ def test_one_ctloop_toml_keys_both_the_service_and_the_dashboard(
         f'[ctloop.serving.keys]\nops = {{ hash = "{hash_key(secret)}", roles = ["admin"] }}\n')
     monkeypatch.chdir(ctloop_home)
     settings = load_settings()
-    service = KeyGuard(None, ServingConfig.from_table(settings.extra["serving"]).keys,  # type: ignore[arg-type]
+    service = KeyGuard(None, ServingConfig.from_table(settings.tables.serving).keys,  # type: ignore[arg-type]
                        public=())
     dashboard = AccessPolicy(load_keys(settings.extra, {}))
     assert service.find(secret) is not None and service.find(secret + "y") is None

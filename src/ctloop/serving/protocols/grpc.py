@@ -7,8 +7,9 @@ tensor is checked by one parser with one set of messages whichever protocol
 carried it. Answers go back as raw output contents (the tensors of
 ``protocols.v2.output_tensors``: the same names, datatypes and shapes as over
 HTTP), as Triton answers and as ``tritonclient.grpc`` reads fastest. Model
-metadata carries no class names here (the protocol's message has no field for
-them); HTTP's metadata lists them in ``parameters.classes``. Request parameters
+metadata carries the task and class names in ``parameters`` (``classes`` as a JSON
+array string), the fields Seldon MLServer adds to the protocol's message; HTTP's
+metadata lists them in ``parameters`` too. Request parameters
 that HTTP takes as lists (``request_ids``, ``row_ids``) arrive as JSON-array
 strings, since a gRPC parameter is a scalar.
 """
@@ -140,10 +141,44 @@ def infer_response(name: str, infer: Infer, scored: Scored) -> pb.ModelInferResp
 
 
 def metadata_response(meta: Mapping[str, Any]) -> pb.ModelMetadataResponse:
-    """``serving.routes.v2.metadata``'s answer as its message (without ``parameters``)."""
+    """``serving.routes.v2.metadata``'s answer as its message, ``parameters`` included.
+
+    The task and a classifier's ``classes`` go in the response's ``parameters`` and, for
+    the outputs that carry classes (``label``, ``probabilities``), in theirs: Seldon
+    MLServer's extension of the message (fields 6 and 4), which KServe and Triton
+    clients skip as unknown fields. ``classes`` is a JSON-array string, as a gRPC
+    parameter is a scalar; every other parameter keeps its scalar type.
+    """
     tensor = pb.ModelMetadataResponse.TensorMetadata
-    return pb.ModelMetadataResponse(
+    parameters = dict(meta.get("parameters", {}))
+    classes = parameters.get("classes")
+    response = pb.ModelMetadataResponse(
         name=meta["name"], versions=meta["versions"], platform=meta["platform"],
-        inputs=[tensor(**t) for t in meta["inputs"]],
-        outputs=[tensor(**t) for t in meta["outputs"]],
+        inputs=[tensor(name=t["name"], datatype=t["datatype"], shape=t["shape"])
+                for t in meta["inputs"]],
     )
+    _set_parameters(response.parameters, parameters)
+    for t in meta["outputs"]:
+        out = response.outputs.add(name=t["name"], datatype=t["datatype"], shape=t["shape"])
+        if classes is not None and t["name"] in _CLASS_OUTPUTS:
+            _set_parameters(out.parameters, {"classes": classes})
+    return response
+
+
+_CLASS_OUTPUTS = ("label", "probabilities")  # the outputs whose values are, or follow, classes
+
+
+def _set_parameters(target: Any, values: Mapping[str, Any]) -> None:
+    """``values`` into a ``map<string, InferParameter>``: lists as JSON strings."""
+    for name, value in values.items():
+        parameter = target[name]
+        if isinstance(value, bool):
+            parameter.bool_param = value
+        elif isinstance(value, int):
+            parameter.int64_param = value
+        elif isinstance(value, float):
+            parameter.double_param = value
+        elif isinstance(value, str):
+            parameter.string_param = value
+        else:
+            parameter.string_param = json.dumps(value)

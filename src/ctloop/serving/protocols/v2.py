@@ -156,19 +156,7 @@ def _tensor(
     tensor: Any, tail: bytes, offset: int, max_rank: int
 ) -> tuple[str, list[int], str, np.ndarray, int]:
     """One input tensor's name, shape, datatype and flat values; ``max_rank`` 0: any."""
-    if not isinstance(tensor, dict):
-        raise BadRequest("Every input must be an object {name, shape, datatype, data}.")
-    name, shape, dtype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
-    if not isinstance(name, str) or not name:
-        raise BadRequest("Every input tensor needs a string 'name'.")
-    if (not isinstance(shape, list) or not shape or (max_rank and len(shape) > max_rank)
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-        sizes = f"1 or {max_rank}" if max_rank else "1 or more"
-        raise BadRequest(f"Input {name!r}: 'shape' must be a list of {sizes} non-negative sizes.")
-    if dtype not in DATATYPES:
-        raise BadRequest(
-            f"Input {name!r}: datatype {dtype!r} is not one of {', '.join(DATATYPES)}."
-        )
+    name, shape, dtype = _header(tensor, max_rank)
     count = math.prod(shape)
     if count == 0:
         raise InvalidRequest(f"Input {name!r} has no values; send at least one row.")
@@ -185,7 +173,30 @@ def _tensor(
             )
         array = _from_binary(name, dtype, tail[offset:offset + size], count)
         return name, shape, dtype, array, size
-    data = tensor.get("data")
+    return name, shape, dtype, _from_json(name, shape, dtype, count, tensor.get("data")), 0
+
+
+def _header(tensor: Any, max_rank: int) -> tuple[str, list[int], str]:
+    """A tensor's name, shape and datatype, checked."""
+    if not isinstance(tensor, dict):
+        raise BadRequest("Every input must be an object {name, shape, datatype, data}.")
+    name, shape, dtype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
+    if not isinstance(name, str) or not name:
+        raise BadRequest("Every input tensor needs a string 'name'.")
+    if (not isinstance(shape, list) or not shape or (max_rank and len(shape) > max_rank)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        sizes = f"1 or {max_rank}" if max_rank else "1 or more"
+        raise BadRequest(f"Input {name!r}: 'shape' must be a list of {sizes} non-negative sizes.")
+    if dtype not in DATATYPES:
+        raise BadRequest(
+            f"Input {name!r}: datatype {dtype!r} is not one of {', '.join(DATATYPES)}."
+        )
+    return name, shape, dtype
+
+
+def _from_json(name: str, shape: list[int], dtype: str, count: int, data: Any) -> np.ndarray:
+    """The flat values of a tensor's JSON ``data`` (nested or flat), checked against its
+    shape and datatype."""
     if not isinstance(data, list):
         raise BadRequest(f"Input {name!r}: 'data' must be a list of values (or binary data).")
     flat = data if not data or not isinstance(data[0], list) else _flatten(name, data)
@@ -204,12 +215,11 @@ def _tensor(
     if dtype == "BYTES":
         array = np.empty(count, dtype=object)
         array[:] = flat
-    else:
-        try:
-            array = np.array(flat, dtype=DATATYPES[dtype])
-        except OverflowError:
-            raise BadRequest(f"Input {name!r}: a value is out of the {dtype} range.") from None
-    return name, shape, dtype, array, 0
+        return array
+    try:
+        return np.array(flat, dtype=DATATYPES[dtype])
+    except OverflowError:
+        raise BadRequest(f"Input {name!r}: a value is out of the {dtype} range.") from None
 
 
 def _flatten(name: str, data: list[Any]) -> list[Any]:

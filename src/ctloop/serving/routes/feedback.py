@@ -47,24 +47,10 @@ def labels_frame(payload: Any) -> pd.DataFrame:
     row_ids: list[str | None] = []
     values: list[float | str] = []
     for i, item in enumerate(labels):
-        if not isinstance(item, dict) or not set(item) <= {"request_id", "row_id", "label"}:
-            raise InvalidRequest(
-                f"Label {i} must be an object with 'request_id' or 'row_id' and 'label'."
-            )
-        rid, row = item.get("request_id"), item.get("row_id")
-        if (rid is None) == (row is None):
-            raise InvalidRequest(f"Label {i} needs exactly one of 'request_id' or 'row_id'.")
-        if not isinstance(rid if rid is not None else row, str):
-            raise InvalidRequest(f"Label {i}: the id must be a string.")
-        label = item.get("label")
-        if isinstance(label, bool) or not isinstance(label, int | float | str):
-            raise InvalidRequest(
-                f"Label {i}: 'label' must be a number or a class name (0/1, a class, a value).")
-        if isinstance(label, float) and (label != label or abs(label) == float("inf")):
-            raise InvalidRequest(f"Label {i}: 'label' must be a finite number.")
+        rid, row, label = _one_label(i, item)
         request_ids.append(rid)
         row_ids.append(row)
-        values.append(label if isinstance(label, str) else float(label))
+        values.append(label)
     frame: dict[str, Any] = {}
     if any(r is not None for r in request_ids):
         frame["request_id"] = request_ids
@@ -72,6 +58,26 @@ def labels_frame(payload: Any) -> pd.DataFrame:
         frame["row_id"] = row_ids
     frame["label"] = values
     return pd.DataFrame(frame)
+
+
+def _one_label(i: int, item: Any) -> tuple[str | None, str | None, float | str]:
+    """Label ``i`` of the body: its request id or row id, and its value."""
+    if not isinstance(item, dict) or not set(item) <= {"request_id", "row_id", "label"}:
+        raise InvalidRequest(
+            f"Label {i} must be an object with 'request_id' or 'row_id' and 'label'."
+        )
+    rid, row = item.get("request_id"), item.get("row_id")
+    if (rid is None) == (row is None):
+        raise InvalidRequest(f"Label {i} needs exactly one of 'request_id' or 'row_id'.")
+    if not isinstance(rid if rid is not None else row, str):
+        raise InvalidRequest(f"Label {i}: the id must be a string.")
+    label = item.get("label")
+    if isinstance(label, bool) or not isinstance(label, int | float | str):
+        raise InvalidRequest(
+            f"Label {i}: 'label' must be a number or a class name (0/1, a class, a value).")
+    if isinstance(label, float) and (label != label or abs(label) == float("inf")):
+        raise InvalidRequest(f"Label {i}: 'label' must be a finite number.")
+    return rid, row, label if isinstance(label, str) else float(label)
 
 
 def _ids(frame: pd.DataFrame) -> pd.Series:

@@ -5,8 +5,16 @@ categorical column as the index of its value in the categories seen at
 training (``pandas_categorical``; unseen values become NaN), which is exactly
 what LightGBM's own DataFrame conversion does. One thread per predict call:
 LightGBM's OpenMP threads spin between requests, and a micro-batch of a few
-rows gains nothing from more. Other flavors go through ``LoadedModel.predict``
-on one DataFrame per micro-batch.
+rows gains nothing from more.
+
+scikit-learn estimators that take a NumPy matrix as they take the frame, and
+ONNX graphs with a tabular input, get their arrays straight from the columns
+too (the flavor's ``columns_predictor``: ``models.flavors.numpy_estimator``,
+``models.flavor_onnx.OnnxModel.column_feeds``); values those cannot take as
+pandas would (nulls in an object column, text for a number) go through the
+frame path for that batch, so its conversions and errors stay the only ones.
+Other flavors go through ``LoadedModel.predict`` on one DataFrame per
+micro-batch.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from ctloop.core.lazy import lazy_module
-from ctloop.models.flavors import LoadedModel
+from ctloop.models.flavors import FLAVORS, ColumnsScorer, LoadedModel
+from ctloop.models.signature import Signature
+from ctloop.models.tasks import Task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +50,7 @@ class Predictor:
 
 
 def predictor_for(model: LoadedModel, *, threads: int = 1) -> Predictor:
-    """The quickest exact scorer for ``model`` (LightGBM boosters: a NumPy matrix)."""
+    """The quickest exact scorer for ``model``: NumPy arrays where its flavor allows."""
     booster = model.model
     if model.flavor == "lightgbm" and hasattr(booster, "pandas_categorical"):
         lightgbm = _lightgbm(model, threads)
@@ -50,6 +60,18 @@ def predictor_for(model: LoadedModel, *, threads: int = 1) -> Predictor:
     def generic(columns: Columns) -> np.ndarray:
         return model.predict(pd.DataFrame(dict(columns)), what="The request rows")
 
+    build: Callable[[Any, Signature, Task], ColumnsScorer] | None = getattr(
+        FLAVORS.get(model.flavor), "columns_predictor", None
+    )
+    arrays = None if build is None else build(booster, model.signature, model.task)
+    if arrays is not None:
+        direct = arrays
+
+        def predict(columns: Columns) -> np.ndarray:
+            out = direct(columns)
+            return generic(columns) if out is None else out
+
+        return Predictor(predict, fast=True)
     return Predictor(generic, fast=False)
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ctloop.features import FeatureStore
+    from ctloop.features.results import OnlineFeatures
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
@@ -81,7 +82,24 @@ def fill(
     lacking = [c for c in needed if c not in columns]
     if not lacking:
         return Filled(columns)
-    lookups: dict[str, str] = {}  # ref -> column
+    lookups = _lookups(lacking, needed, refs, store)
+    assert store is not None
+    keys, online = _look_up(store, lookups, columns, now)
+    out = dict(columns)
+    missing: dict[str, np.ndarray] = {}
+    for ref, column in lookups.items():
+        out[column] = online.values[ref]
+        unfilled = np.flatnonzero(np.asarray(online.statuses[ref], dtype=object) != "present")
+        if len(unfilled):
+            missing[column] = unfilled
+    return Filled(out, tuple(lookups.values()), missing, tuple(keys))
+
+
+def _lookups(lacking: list[str], needed: Sequence[str], refs: Sequence[str],
+             store: FeatureStore | None) -> dict[str, str]:
+    """The feature ref that supplies each lacking column (ref -> column); raises
+    ``InvalidRequest`` naming the columns nothing supplies."""
+    lookups: dict[str, str] = {}
     if store is not None:
         for ref in refs:
             column = column_of(ref, lacking)
@@ -98,7 +116,12 @@ def fill(
             f"The rows are missing column(s) {unresolved} that the model needs{hint}. "
             f"The model reads {list(needed)}."
         )
-    assert store is not None
+    return lookups
+
+
+def _look_up(store: FeatureStore, lookups: dict[str, str], columns: Columns,
+             now: datetime | str | None) -> tuple[list[str], OnlineFeatures]:
+    """The entity keys and the online values of ``lookups`` for the rows' keys."""
     try:
         keys = entity_keys(store, list(lookups))
         absent = [k for k in keys if k not in columns]
@@ -108,19 +131,11 @@ def fill(
                 f"{sorted(lookups.values())} in the feature store; send the keys or the values."
             )
         entities = {k: list(columns[k]) for k in keys}
-        online = store.get_online_features(list(lookups), entities, now=now)
+        return keys, store.get_online_features(list(lookups), entities, now=now)
     except InvalidRequest:
         raise
     except UserInputError as exc:
         raise InvalidRequest(f"Online feature lookup failed: {exc}") from exc
-    out = dict(columns)
-    missing: dict[str, np.ndarray] = {}
-    for ref, column in lookups.items():
-        out[column] = online.values[ref]
-        unfilled = np.flatnonzero(np.asarray(online.statuses[ref], dtype=object) != "present")
-        if len(unfilled):
-            missing[column] = unfilled
-    return Filled(out, tuple(lookups.values()), missing, tuple(keys))
 
 
 def assemble(

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from ctloop.core.clock import instant_or_now
 from ctloop.core.errors import CtloopError, UserInputError
 from ctloop.requestlog.entries import Entry
 from ctloop.serving.config import ServingConfig
@@ -340,15 +341,8 @@ def logical_time(now: str | None) -> datetime:
     Monitors window the log by this time, so replayed traffic lands in the
     period it replays, not in the hour it was sent.
     """
-    if now is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(now)
-    except ValueError:
-        raise InvalidRequest(
-            f"'now' must be an ISO timestamp, e.g. 2013-06-01T12:00:00. Got {now!r}."
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return instant_or_now(now, lambda text: InvalidRequest(
+        f"'now' must be an ISO timestamp, e.g. 2013-06-01T12:00:00. Got {text!r}."))
 
 
 def shadow_entry(part: Part, inputs: Inputs, latency_ms: float, ts: datetime) -> Entry:

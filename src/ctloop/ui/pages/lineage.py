@@ -142,7 +142,7 @@ def lineage_page(
     state = state_of(request)
     registry = state.registry()
     if artifact is None and model is None:
-        deployed = [(m["name"], a, v) for m in registry.models() for a, v in m["aliases"].items()]
+        deployed = [(m.name, a, v) for m in registry.models() for a, v in m.aliases.items()]
         return page(request, "lineage_index.html", {"deployed": deployed,
                                                     "models": registry.models()})
     if artifact is None:

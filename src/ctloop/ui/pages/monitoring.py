@@ -72,7 +72,7 @@ def monitoring_index(request: Request) -> HTMLResponse:
     state = state_of(request)
     reports = _reports(state)
     models = sorted({str(r.properties.get("model")) for r in reports if r.properties.get("model")})
-    registered = [m["name"] for m in state.registry().models()]
+    registered = [m.name for m in state.registry().models()]
     firings = state.queries.run_rows(state.queries.triggered_runs(limit=50))
     loops, loop_note = _loops(state)
     return page(request, "monitoring.html", {
