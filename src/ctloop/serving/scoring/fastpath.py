@@ -82,7 +82,7 @@ def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarra
     cats = booster.pandas_categorical or []
     if len(cats) != len(categorical) or booster.num_feature() != len(specs):
         return None  # trained some other way: let LightGBM's DataFrame path decide
-    indexes: dict[str, pd.Index] = {}  # for large batches, built on first need (pandas)
+    indexes: dict[str, Any] = {}  # pd.Index for large batches, built on first need
     codes_of = {name: {v: float(i) for i, v in enumerate(c)}
                 for name, c in zip(categorical, cats, strict=True)}
     names = [s.name for s in specs]
