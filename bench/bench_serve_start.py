@@ -16,8 +16,9 @@ LightGBM model with its compiled trees cached, request log on. Servers:
 
 Runs are interleaved (the order flips each round) and the load average is
 printed with each round: the machine is shared, so quote ratios from one run.
-Also prints the modules each ctloop imported before answering that a LightGBM
-server does not need (from ``-X importtime``).
+Also prints the heavy modules each ctloop imported before answering (from
+``-X importtime``, one extra untimed start; read right after the answer, so the
+request log's writer may just have added pyarrow and pandas).
 """
 
 from __future__ import annotations
