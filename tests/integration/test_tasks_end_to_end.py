@@ -170,9 +170,8 @@ def test_undefined_floor_says_why() -> None:
     report = evaluate_predictions(frame, {"candidate": np.full(50, 0.7)}, label="y", n_boot=10)
     blessing = judge(report, GateConfig.from_dict({"floors": {"roc_auc": 0.6}}))
     detail = blessing["rules"][0]["detail"]
-    assert "roc_auc is undefined on the evaluation set (the holdout has only class '1' of 2" in (
-        detail)
-    assert "None" not in blessing["summary"]
+    assert "roc_auc is undefined on this holdout: one class (only class '1' of 2" in detail
+    assert "None" not in blessing["summary"] and blessing["held"] and not blessing["blessed"]
 
 
 def test_bad_input_is_one_clear_line(data: pd.DataFrame) -> None:

@@ -285,41 +285,46 @@ def demo_end_lines(replay: dict, elapsed: float, home: Path, *,  # type: ignore[
 
 
 def _outcome_table(replay: dict) -> None:  # type: ignore[type-arg]
-    """The month-by-month table, compact enough for an 80-column terminal."""
+    """The month-by-month table: ten months and all nine columns in 80 columns."""
     from rich import box
     from rich.table import Table
 
     rows = [_outcome_row(s) for s in replay["spans"]]
-    headers = ["month", "served", "live AUC", "never retr.", "drift", "AUC new", "AUC old",
-               "gate", "promoted"]
-    table = Table(title="NYC flights 2013: the loop, month by month", box=box.SIMPLE_HEAD,
-                  header_style="bold", pad_edge=False, padding=(0, 1), show_edge=False)
+    headers = ["month", "served", "live", "never retr.", "drift", "new", "old", "gate",
+               "promoted"]
+    table = Table(title="NYC flights 2013: the loop, month by month (ROC AUC)",
+                  box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, padding=(0, 1),
+                  collapse_padding=True, show_edge=False)
     for i, name in enumerate(headers):
         width = max(len(name), *(len(r[i]) for r in rows)) if rows else len(name)
         table.add_column(name, no_wrap=True, min_width=width,
                          justify="left" if name == "gate" else "right")
-    styles = {"stopped": "red", "failed": "red", "refused": "yellow", "blessed": "green"}
+    styles = {"stopped": "red", "failed": "red", "refused": "yellow", "held": "yellow",
+              "blessed": "green"}
     for row in rows:
         table.add_row(*(f"[{styles[c]}]{c}[/]" if c in styles else c for c in row))
     console.print(table)
-    console.print("[dim]* bootstrap: trains the first champion. live AUC: the champion on the "
+    console.print("[dim]* bootstrap: trains the first champion. live: the champion on the "
                   "month's served flights (! = decayed). never retr.: the first champion on "
                   "the same flights. drift: share of watched serving features drifted from "
-                  "the champion's training data. AUC new/old: candidate and champion on the "
-                  "month's holdout, judged by the gate; stopped: quarantined by validation.[/]")
+                  "the champion's training data (! = the drift trigger fired). new/old: "
+                  "candidate and champion on the month's holdout, judged by the gate; held: "
+                  "its metric is undefined there; stopped: quarantined by validation.[/]")
 
 
 def _outcome_row(s: dict) -> list[str]:  # type: ignore[type-arg]
     """One month of the table: served, live and never-retrained AUC, drift, the gate."""
     gate = s.get("gate") or {}
-    decayed = any(t["fired"] for t in s["triggers"] if t["name"] == "decay")
+    fired = {t["name"] for t in s["triggers"] if t["fired"]}
     live = (s.get("live") or {}).get("roc_auc")
-    live_text = "-" if live is None else f"{live:.3f}" + ("!" if decayed else "")
+    live_text = "-" if live is None else f"{live:.3f}" + ("!" if "decay" in fired else "")
     base = (s.get("baseline") or {}).get("roc_auc")
+    drift = (s.get("drift") or {}).get("share")
     return [s["span"] + ("*" if s.get("bootstrap") else ""),
             _num(s.get("served_version") and f"v{s['served_version']}"), live_text,
             "-" if base is None else f"{base:.3f}",
-            _pct((s.get("drift") or {}).get("share")), _num(gate.get("candidate")),
+            _pct(drift) + ("!" if "drift" in fired and drift is not None else ""),
+            _num(gate.get("candidate")),
             _num(gate.get("champion")), _verdict(s["status"], gate),
             "-" if not s.get("promoted") else f"v{s['promoted']}"]
 
@@ -329,7 +334,9 @@ def _verdict(status: str, gate: dict) -> str:  # type: ignore[type-arg]
         return "stopped"
     if not gate:
         return "-"
-    return "failed" if gate.get("error") else "blessed" if gate.get("blessed") else "refused"
+    if gate.get("error"):
+        return "failed"
+    return "blessed" if gate.get("blessed") else "held" if gate.get("held") else "refused"
 
 
 def _pct(value: float | None) -> str:

@@ -174,7 +174,8 @@ def evaluate(
         n_boot: bootstrap resamples for the confidence intervals.
         seed: random seed of the bootstrap.
         costs: cost per row of each outcome (``{"fn": 5, "fp": 1}``): each model then
-            decides at its cost-aware threshold and ``expected_cost`` can be gated.
+            decides at its cost-aware threshold and ``expected_cost`` can be gated
+            (default: the gate's own ``costs``).
 
     Returns whether the candidate was blessed, the failed rules, the gate's one-line
     summary (why, in the metric's direction; an undefined metric says so) and the
@@ -195,7 +196,7 @@ def evaluate(
         threshold=threshold,
         n_boot=n_boot,
         seed=seed,
-        costs=costs,
+        costs=costs if costs is not None else config.costs,
     )
     verdict = judge(report, config)
     verdict["champion_version"] = champion_version
@@ -209,6 +210,7 @@ def evaluate(
         "failed": verdict["failed"],
         "champion_version": champion_version,
         "summary": verdict["summary"],
+        "held": verdict["held"],
     }
 
 

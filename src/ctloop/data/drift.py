@@ -27,10 +27,21 @@ Jensen-Shannon distance of K categories grows with K as well (its expected
 value is ``sqrt((K - 1) / (8 ln 2)) * sqrt(1/n_ref + 1/n_cur)``), so its floor
 is scaled by that factor when it exceeds 1: a column of 200 airports is not
 "drifting" by sampling alone.
+
+Sampling noise is not the only motion that means nothing. Rows of a month are not
+independent draws: the weather of a month is thirty days of a few weather systems,
+so two months of an unchanged climate differ by far more than the noise floor, and
+every weather feature "drifts" every month. :func:`stationary_thresholds` measures
+that natural motion on the reference itself: it cuts the reference (in its row
+order, event time for a loop's training data) into chunks the size of the batch
+being judged, compares each chunk with the rest, and raises each feature's
+threshold to the largest distance seen. A feature then drifts only when the batch
+is further from the reference than the reference's own parts are from each other.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -48,6 +59,7 @@ from ctloop.data.stats import (
     DatasetStatistics,
     NumericStats,
     compute_statistics,
+    merge_statistics,
 )
 
 __all__ = [
@@ -57,6 +69,7 @@ __all__ = [
     "DriftReport",
     "FeatureDrift",
     "compute_drift",
+    "stationary_thresholds",
 ]
 
 SMALL_SAMPLE = 1000
@@ -76,6 +89,7 @@ _GRID = (np.arange(1000) + 0.5) / 1000  # ranks at which quantile functions are 
 _PSI_EPS = 1e-4
 NOISE_FACTOR = 5.0  # weather halves of one month reach ~4x sqrt(1/n+1/m); see tests
 NOISE_FLOORED = ("wasserstein", "jensenshannon", "linf")
+MIN_CHUNKS = 3  # the fewest parts a reference is cut into for its stationary baseline
 
 
 @dataclass
@@ -239,6 +253,73 @@ def compute_drift(
     )
 
 
+def stationary_thresholds(
+    reference: Any,
+    columns: Iterable[str],
+    *,
+    chunk_rows: int,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per-feature drift settings whose thresholds come from the reference's own motion.
+
+    ``reference`` (a pandas frame, rows in time order) is cut into
+    ``max(MIN_CHUNKS, round(rows / chunk_rows))`` consecutive chunks; each chunk is
+    compared with the rest of the reference by the feature's method (``config``'s, else
+    Wasserstein for numbers and Jensen-Shannon for categories: distances, whatever the
+    chunk sizes), and the feature's threshold becomes the largest of those distances
+    when that exceeds its usual (noise-floored) threshold, which the caller's
+    ``compute_drift`` still applies. Returns ``compute_drift``'s ``config`` form, each
+    entry with the ``baseline`` it was chosen from and the ``chunks`` compared.
+
+    Args:
+        reference: the reference rows (e.g. the champion's training data).
+        columns: the features to calibrate.
+        chunk_rows: the size of the batch that will be judged (e.g. one span's rows).
+        config: per-feature ``{"method": ...}``; an explicit ``threshold`` is kept as is.
+    """
+    import pandas as pd
+
+    if chunk_rows < 1:
+        raise UserInputError(f"chunk_rows must be >= 1. Got {chunk_rows!r}.")
+    frame = pd.DataFrame(reference)
+    names = [c for c in columns if c in frame.columns]
+    given = dict(config or {})
+    methods = {}
+    for name in names:
+        method = str(given.get(name, {}).get("method", "auto"))
+        if method == "auto":
+            method = ("wasserstein" if pd.api.types.is_numeric_dtype(frame[name])
+                      else "jensenshannon")
+        methods[name] = method
+    out: dict[str, dict[str, Any]] = {n: {**given.get(n, {}), "method": methods[n]}
+                                      for n in names}
+    chunks = max(MIN_CHUNKS, round(len(frame) / chunk_rows))
+    if len(frame) < 2 * chunks:
+        return out  # too few rows to cut: the usual thresholds stand
+    edges = np.linspace(0, len(frame), chunks + 1).astype(int)
+    worst: dict[str, float] = {}
+    plain = {n: {"method": m} for n, m in methods.items() if m != "none"}
+    # One statistics pass over the chunks; each "rest" is the merge of the others' sketches.
+    parts = [compute_statistics(frame.iloc[lo:hi][list(plain)])
+             for lo, hi in itertools.pairwise(edges.tolist())]
+    for i, part in enumerate(parts):
+        rest = merge_statistics(parts[:i] + parts[i + 1:])
+        report = compute_drift(rest, part, columns=list(plain), config=plain)
+        for feature in report.features:
+            if feature.score is None:
+                continue
+            lower = feature.method in P_VALUE_METHODS  # a p-value: lower is further apart
+            seen = worst.get(feature.column)
+            if seen is None or (feature.score < seen if lower else feature.score > seen):
+                worst[feature.column] = feature.score
+    for name, baseline in worst.items():
+        if "threshold" in given.get(name, {}):
+            continue
+        out[name].update(baseline=baseline, chunks=chunks,
+                         threshold_from="stationary")
+    return out
+
+
 def _feature(
     ref: ColumnStatistics, cur: ColumnStatistics, settings: Mapping[str, Any]
 ) -> FeatureDrift:
@@ -291,6 +372,7 @@ def _feature(
             if numeric
             else ("chisquare" if small else "jensenshannon")
         )
+    note = ""
     if "threshold" in settings:
         threshold = float(settings["threshold"])
     else:
@@ -298,6 +380,13 @@ def _feature(
         if method in NOISE_FLOORED:
             categories = measures.get("categories") if method == "jensenshannon" else None
             threshold = max(threshold, noise_floor(n_ref, n_cur, categories))
+        if "baseline" in settings:  # stationary_thresholds: the reference's own motion
+            baseline = float(settings["baseline"])
+            lower = method in P_VALUE_METHODS
+            if (baseline < threshold) if lower else (baseline > threshold):
+                threshold = baseline
+                note = (f"threshold from the reference's own motion (the furthest of its "
+                        f"{settings.get('chunks', '?')} chunks from the rest)")
     key = {"ks": "ks_pvalue", "chisquare": "chisquare_pvalue", "wasserstein": "wasserstein_norm"}
     score = measures[key.get(method, method)]
     if method in P_VALUE_METHODS:
@@ -314,6 +403,7 @@ def _feature(
         n_reference=n_ref,
         n_current=n_cur,
         measures=measures,
+        note=note,
     )
 
 

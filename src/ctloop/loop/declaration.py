@@ -124,12 +124,17 @@ class TrainSpec:
 class GateSpec:
     """Promote only a candidate better than the champion by ``min_improvement`` on the
     loop's metric (the default is > 0, so an equal candidate is never promoted), above
-    ``floor`` when given, and not worse by more than a slice rule allows."""
+    ``floor`` when given, and not worse by more than a slice rule allows. ``costs``
+    (``{fn = 4, fp = 1}``) decide each model at its cost-minimising threshold (stored
+    with the candidate) and ``min_recall`` refuses a candidate that recalls a class less
+    at it (``ctloop.models.gate``)."""
 
     min_improvement: float = 0.001
     floor: float | None = None
     slices: tuple[dict[str, Any], ...] = ()
     serving: dict[str, Any] | None = None  # p99_ms, concurrency...: the infra check over HTTP
+    min_recall: float | None = None
+    costs: dict[str, float] | None = None
 
     def to_gate(self, metric: str) -> dict[str, Any]:
         """The ``ctloop.models.gate.GateConfig`` form of these rules."""
@@ -139,6 +144,10 @@ class GateSpec:
             gate["floors"] = {metric: self.floor}
         if self.serving is not None:
             gate["serving"] = dict(self.serving)
+        if self.min_recall is not None:
+            gate["min_recall"] = self.min_recall
+        if self.costs is not None:
+            gate["costs"] = dict(self.costs)
         return gate
 
 
@@ -156,11 +165,15 @@ class DecaySpec:
 @dataclass(frozen=True)
 class DriftSpec:
     """Drift fires when at least ``share`` of the watched features drifted from the
-    champion's own training data (``columns``: default every feature)."""
+    champion's own training data (``columns``: default every feature). ``thresholds =
+    "stationary"`` judges each feature against the training data's own motion between
+    span-sized chunks (seasons it already spans are not drift); ``"fixed"`` against the
+    noise-floored distance alone (``ctloop.data.drift``)."""
 
     share: float = 0.5
     columns: tuple[str, ...] = ()
     min_rows: int = 100
+    thresholds: str = "fixed"
 
 
 @dataclass(frozen=True)
@@ -274,6 +287,9 @@ def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None)
         _check_decay(values["decay"], where)
     if "drift" in table:
         drift = _sub(DriftSpec, table["drift"], f"{where}: drift")
+        if drift.thresholds not in ("fixed", "stationary"):
+            raise ConfigError(f"{where}: key 'drift.thresholds' must be \"fixed\" or "
+                              f"\"stationary\". Got {drift.thresholds!r}.")
         values["drift"] = replace(drift, share=_share(drift.share, f"{where}: key 'drift.share'"),
                                   columns=tuple(drift.columns))
     if table.get("canary"):
@@ -461,6 +477,16 @@ def _gate(value: Any, where: str) -> GateSpec:
             ServingBudget.from_table(gate.serving)
         except UserInputError as exc:
             raise ConfigError(f"{where}: key 'gate.serving': {exc.message}") from None
+    if gate.min_recall is not None or gate.costs is not None:
+        from ctloop.models.gate import GateConfig
+
+        try:  # the gate's own checks: a share in (0, 1], costs fn/fp/tp/tn >= 0
+            checked = GateConfig.from_dict({k: v for k, v in (
+                ("min_recall", gate.min_recall), ("costs", gate.costs)) if v is not None})
+        except UserInputError as exc:
+            raise ConfigError(f"{where}: key 'gate': {exc.message}") from None
+        gate = replace(gate, costs=checked.costs,
+                       min_recall=checked.recall.min_recall if checked.recall else None)
     return replace(gate, min_improvement=float(gate.min_improvement),
                    floor=None if gate.floor is None else float(gate.floor),
                    slices=tuple(dict(s) for s in gate.slices))

@@ -75,6 +75,7 @@ class GateJson(TypedDict, total=False):
     error: str
     reason: str  # why the gate refused (its summary, in the metric's direction)
     note: str  # e.g. the metric is undefined on the holdout
+    held: bool  # the metric is undefined on the holdout: not judged, not blessed
 
 
 class CanaryJson(TypedDict):

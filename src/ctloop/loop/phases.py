@@ -298,7 +298,8 @@ class LoopPhases:
             drift = check_drift(log, self.spec.model, reference, start=start, end=end,
                                 columns=columns, share=self.spec.drift.share,
                                 min_rows=self.spec.drift.min_rows,
-                                config=_distances(reference))
+                                config=_distances(reference),
+                                thresholds=self.spec.drift.thresholds)
         results = [decay, drift]
         estimate = None
         if "estimate" in self.spec.retrain_on and baseline is not None:
@@ -439,6 +440,9 @@ class LoopPhases:
             self._scores(gate, evaluation, report)
         report.gate = gate
         gate["version"] = pushed.get("version")
+        if gate.get("held") and report.bootstrap:  # no champion until one can be judged
+            report.waiting = (f"cannot evaluate on {', '.join(report.window or [])}: "
+                              f"{gate.get('reason', 'the metric is undefined')}")
         if pushed.get("promoted") and pushed.get("alias") == "champion":
             return int(pushed["version"])
         if pushed.get("promoted"):
@@ -517,6 +521,8 @@ def _verdict(judged: dict[str, Any]) -> GateJson:
                       "champion_version": judged.get("champion_version")}
     if not gate["blessed"] and judged.get("summary"):
         gate["reason"] = str(judged["summary"])
+    if judged.get("held"):
+        gate["held"] = True
     return gate
 
 

@@ -207,6 +207,9 @@ def loop_train(
     extra: dict[str, Any] = {"task": task} if task and "task" in fit.parameters else {}
     if nullable and "nullable" in fit.parameters:
         extra["nullable"] = list(nullable)
+    if gate.get("costs") and {"costs", "holdout"} <= set(fit.parameters):
+        # the threshold the gate judges the candidate at is the one it serves at
+        extra.update(costs=gate["costs"], holdout=sets.outputs["evaluation"])
     model = fit(data=sets.outputs["train"], label=label, features=features,
                 algorithm=algorithm, params=params or {}, seed=seed, **extra)
     judged = evaluate(candidate=model, data=sets.outputs["evaluation"], model_name=model_name,

@@ -41,6 +41,7 @@ from ctloop.triggers.store import ControllerState
 __all__ = ["ReplayResult", "replay", "sandbox_settings"]
 
 CHUNK = 2000  # rows per prediction request
+BUSY_RETRIES = 5  # a chunk the service answered 503 (its request log behind) is sent again
 
 
 @dataclass
@@ -184,9 +185,13 @@ def _serve(runner: LoopPhases, log: Any, span: Span, frame: pd.DataFrame,
             hi = min(lo + CHUNK, len(frame))
             body = {"columns": {c: v[lo:hi] for c, v in columns.items()},
                     "request_ids": ids[lo:hi], "now": stamps[hi - 1]}
-            answer = client.post(f"/v1/models/{spec.model}:predict",
-                                 content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-                                 headers={"content-type": "application/json"})
+            content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+            for _ in range(BUSY_RETRIES):  # 503: the request log is behind; nothing was
+                answer = client.post(f"/v1/models/{spec.model}:predict", content=content,
+                                     headers={"content-type": "application/json"})
+                if answer.status_code != 503:  # answered (or refused for good)
+                    break
+                app.state.serving.logger.flush()  # let it catch up, then send it again
             if answer.status_code != 200:
                 raise UserInputError(f"Loop {spec.name!r}: the prediction service answered "
                                      f"{answer.status_code} on span {span.name}: "

@@ -19,6 +19,22 @@ class the champion recalls falls to 0, is refused whatever its ranking metric sa
 (a model can gain ROC AUC and never decide "delayed" at its threshold). It reads the
 per-class tables of the evaluation; its verdict is the blessing's ``classes``.
 
+Two rules guard the decision threshold, not only the ranking (off unless declared):
+
+- ``min_recall``: every class with rows on the holdout is recalled at least this share
+  at the candidate's decision threshold, so a candidate that never (or hardly ever)
+  decides "delayed" is refused whatever its ROC AUC, with its recall, precision and F1;
+- ``costs`` (``{fn = 4, fp = 1}``): what each outcome costs per row. The evaluation
+  then decides each model at the threshold that minimises expected cost on the
+  holdout (the trainer stores the candidate's, so it serves at it) and reports
+  ``expected_cost``, which floors and changes can name.
+
+A metric a rule needs that is undefined on the holdout (ROC AUC with one class) is
+no failure with ``None`` in it and no silent pass: the candidate is **held** (not
+blessed, ``held`` true, ``undefined`` naming the metrics), and the reason says so
+("roc_auc is undefined on this holdout: one class ..."). A loop's bootstrap then
+waits for a span it can evaluate on.
+
 Every direction (``>=`` or ``<=``, "worse", "improvement") follows the metric's
 (``ctloop.models.tasks.HIGHER_IS_BETTER``): for rmse, lower is better.
 
@@ -34,10 +50,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctloop.core.errors import UserInputError
-from ctloop.models.metrics import COST_METRIC
+from ctloop.models.metrics import COST_METRIC, Costs
 from ctloop.models.tasks import HIGHER_IS_BETTER
 
-__all__ = ["ChangeRule", "FloorRule", "GateConfig", "SliceRule", "judge", "render_blessing"]
+__all__ = ["ChangeRule", "FloorRule", "GateConfig", "RecallRule", "SliceRule", "judge",
+           "render_blessing"]
 
 
 def _check_metric(metric: str) -> str:
@@ -90,6 +107,24 @@ class SliceRule:
         )
 
 
+@dataclass(frozen=True)
+class RecallRule:
+    """Every class with rows on the holdout is recalled at least ``min_recall`` at the
+    candidate's decision threshold (the threshold's guard: a ranking metric cannot see
+    a threshold that never decides a class)."""
+
+    min_recall: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_recall <= 1:
+            raise UserInputError(
+                f"The gate's min_recall must be a share in (0, 1]. Got {self.min_recall!r}.")
+
+    @property
+    def name(self) -> str:
+        return f"recall of every class >= {self.min_recall:g}"
+
+
 def _direction(metric: str) -> str:
     """Nothing for higher-is-better metrics (the name reads as it always did); for the
     others, how a change is signed, so ``rmse change >= -0.5`` is not read backwards."""
@@ -104,6 +139,10 @@ class GateConfig:
     changes: tuple[ChangeRule, ...] = ()
     slices: tuple[SliceRule, ...] = ()
     keep_classes: bool = True
+    recall: RecallRule | None = None
+    # What each decision costs per row ({"fn": 4, "fp": 1}): each model is evaluated at
+    # its cost-minimising threshold, the candidate's stored with it (``Costs``' keys).
+    costs: dict[str, float] | None = None
     # How the served candidate must behave (ServingBudget's table); judged over HTTP by
     # the infra check, not here: ``judge`` reads only the evaluation report.
     serving: dict[str, Any] | None = None
@@ -116,29 +155,38 @@ class GateConfig:
             *self.floors, *self.changes, *self.slices)
         for rule in rules:
             _check_metric(rule.metric)
+        if self.costs is not None:
+            Costs.from_dict(self.costs)  # unknown keys or negative costs fail here
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateConfig:
         """From ``{"floors": {"roc_auc": 0.7}, "changes": {"roc_auc": -0.005},
         "slices": [{"column": "origin", "metric": "roc_auc", "min_change": -0.02,
-        "min_rows": 1000}], "keep_classes": true, "serving": {"p99_ms": 50}}`` (the form kept
-        in ctloop.toml and step parameters); ``keep_classes = false`` turns off the class check.
+        "min_rows": 1000}], "keep_classes": true, "min_recall": 0.2, "costs": {"fn": 4,
+        "fp": 1}, "serving": {"p99_ms": 50}}`` (the form kept in ctloop.toml and step
+        parameters); ``keep_classes = false`` turns off the class check.
         """
-        unknown = set(data) - {"floors", "changes", "slices", "keep_classes", "serving"}
+        unknown = set(data) - set(GATE_KEYS)
         if unknown:
             raise UserInputError(
-                f"Unknown gate setting(s) {sorted(unknown)}; use floors, changes, slices, "
-                "keep_classes and serving."
+                f"Unknown gate setting(s) {sorted(unknown)}; use {', '.join(GATE_KEYS)}."
             )
         keep = data.get("keep_classes", True)
         if not isinstance(keep, bool):
             raise UserInputError(f"The gate's keep_classes must be true or false. Got {keep!r}.")
+        recall = data.get("min_recall")
+        if recall is not None and (isinstance(recall, bool)
+                                   or not isinstance(recall, int | float)):
+            raise UserInputError(f"The gate's min_recall must be a number. Got {recall!r}.")
+        costs = data.get("costs")
         try:
             return cls(
                 floors=tuple(FloorRule(m, float(t)) for m, t in data.get("floors", {}).items()),
                 changes=tuple(ChangeRule(m, float(t)) for m, t in data.get("changes", {}).items()),
                 slices=tuple(SliceRule(**s) for s in data.get("slices", [])),
                 keep_classes=keep,
+                recall=None if recall is None else RecallRule(float(recall)),
+                costs=None if costs is None else Costs.from_dict(costs).to_dict(),
                 serving=data.get("serving"),
             )
         except TypeError as exc:
@@ -162,7 +210,13 @@ class GateConfig:
                 for r in self.slices
             ],
             "keep_classes": self.keep_classes,
+            **({"min_recall": self.recall.min_recall} if self.recall is not None else {}),
+            **({"costs": dict(self.costs)} if self.costs is not None else {}),
         }
+
+
+GATE_KEYS = ("floors", "changes", "slices", "keep_classes", "min_recall", "costs", "serving")
+"""Every key of a gate table (``GateConfig.from_dict``)."""
 
 
 @dataclass
@@ -170,7 +224,7 @@ class _Verdict:
     rule: str
     kind: str
     metric: str
-    status: str  # pass | fail | skipped
+    status: str  # pass | fail | skipped | undefined (the candidate is held)
     detail: str
     numbers: dict[str, Any] = field(default_factory=dict)
 
@@ -180,7 +234,7 @@ class _Verdict:
             "kind": self.kind,
             "metric": self.metric,
             "status": self.status,
-            "passed": self.status != "fail",
+            "passed": self.status in ("pass", "skipped"),  # "undefined" holds, not passes
             "detail": self.detail,
             **self.numbers,
         }
@@ -198,15 +252,8 @@ def _improvement(metric: str, cand: float, champ: float) -> float:
 def _floor(rule: FloorRule, cand: dict[str, Any]) -> _Verdict:
     value = _value(cand["overall"], rule.metric)
     if value is None:
-        return _Verdict(
-            rule.name,
-            "floor",
-            rule.metric,
-            "fail",
-            f"{rule.metric} is undefined on the evaluation set{_why_undefined(cand['overall'])}"
-            "; the floor cannot be checked",
-            {"candidate": None, "threshold": rule.threshold, "undefined": True},
-        )
+        return _undefined(rule.name, "floor", rule.metric, cand["overall"],
+                          {"threshold": rule.threshold})
     ok = value >= rule.threshold if HIGHER_IS_BETTER[rule.metric] else value <= rule.threshold
     return _Verdict(
         rule.name,
@@ -218,25 +265,40 @@ def _floor(rule: FloorRule, cand: dict[str, Any]) -> _Verdict:
     )
 
 
+def _undefined(name: str, kind: str, metric: str, block: dict[str, Any],
+               numbers: dict[str, Any]) -> _Verdict:
+    """A rule whose metric the holdout cannot give for the candidate: it holds the
+    candidate (never a pass, never a failure reported against ``None``)."""
+    return _Verdict(name, kind, metric, "undefined",
+                    f"{metric} is undefined on this holdout: {_why_undefined(block)}",
+                    {"candidate": None, **numbers, "undefined": True})
+
+
 def _why_undefined(block: dict[str, Any]) -> str:
-    """Why a classification metric has no value: the holdout's classes, when only one."""
+    """Why a metric has no value on the holdout: one class (named, with its rows), no
+    labelled rows, or (regression, constant labels) nothing to compare."""
     table = block.get("per_class") or {}
     present = [c for c, row in table.items() if row.get("support")]
     if table and len(present) < 2:
-        only = f"only class {present[0]!r}" if present else "no labelled rows"
-        return f" (the holdout has {only} of {len(table)}; it needs two to rank)"
-    return ""
+        if not present:
+            return "no labelled rows"
+        return (f"one class (only class {present[0]!r} of {len(table)}, "
+                f"{table[present[0]]['support']} rows; it needs two to rank)")
+    return "the labels or scores do not vary (e.g. one class, or a constant label)"
 
 
 def _change(rule: ChangeRule, cand: dict[str, Any], champ: dict[str, Any]) -> _Verdict:
     c, b = _value(cand["overall"], rule.metric), _value(champ["overall"], rule.metric)
-    if c is None or b is None:
+    if c is None:
+        return _undefined(rule.name, "change", rule.metric, cand["overall"],
+                          {"champion": b, "threshold": rule.min_change})
+    if b is None:
         return _Verdict(
             rule.name,
             "change",
             rule.metric,
             "skipped",
-            f"{rule.metric} is undefined for one of the models",
+            f"{rule.metric} is undefined for the champion on this holdout",
         )
     imp = _improvement(rule.metric, c, b)
     ok = imp >= rule.min_change
@@ -331,6 +393,39 @@ def _classes(cand: dict[str, Any], champ: dict[str, Any] | None) -> dict[str, An
     }
 
 
+def _recall(rule: RecallRule, cand: dict[str, Any]) -> _Verdict:
+    """Every class with rows on the holdout recalled at least ``min_recall`` at the
+    candidate's threshold; a failure names the class with its recall, precision and F1."""
+    table = cand["overall"].get("per_class")
+    if not table:
+        return _Verdict(rule.name, "recall", "recall", "skipped",
+                        "not a classification evaluation")
+    rows, low = [], []
+    for name, row in table.items():
+        if not row.get("support"):
+            continue
+        recall = float(row.get("recall") or 0.0)
+        entry = {"class": name, "recall": recall, "precision": row.get("precision"),
+                 "f1": row.get("f1"), "support": row["support"],
+                 "predicted": row.get("predicted"), "passed": recall >= rule.min_recall}
+        rows.append(entry)
+        if not entry["passed"]:
+            low.append(entry)
+
+    detail = ("; ".join(
+        f"class {e['class']}: recall {e['recall']:.3f}, precision {_num(e['precision'])}, "
+        f"F1 {_num(e['f1'])} ({e['support']} rows, {e['predicted']} predicted)"
+        for e in low) + " at its decision threshold") if low else (
+        f"{len(rows)} classes recalled, lowest "
+        f"{min((e['recall'] for e in rows), default=0.0):.3f}")
+    return _Verdict(rule.name, "recall", "recall", "fail" if low else "pass", detail,
+                    {"threshold": rule.min_recall, "classes": rows})
+
+
+def _num(value: Any) -> str:
+    return "undefined" if value is None else f"{float(value):.3f}"
+
+
 CLASS_RULE = "keeps every class the champion predicts"
 
 
@@ -343,8 +438,10 @@ def judge(
 ) -> dict[str, Any]:
     """The blessing for ``candidate`` in an evaluation ``report``.
 
-    Returns ``{"blessed", "candidate", "champion", "rules": [...], "failed": [...],
-    "summary"}``; ``champion`` is None when the report has no such model.
+    Returns ``{"blessed", "held", "undefined", "candidate", "champion", "rules": [...],
+    "failed": [...], "summary"}``; ``champion`` is None when the report has no such
+    model. ``held`` (with ``undefined``, the metrics the holdout cannot give for the
+    candidate) means the candidate could not be judged: not blessed, and no rule failed.
     """
     models = report.get("models", {})
     if candidate not in models:
@@ -369,6 +466,8 @@ def judge(
         _slice(r, cand, champ) if champ else _Verdict(r.name, "slice", r.metric, "skipped", skip)
         for r in config.slices
     ]
+    if config.recall is not None:
+        verdicts.append(_recall(config.recall, cand))
     classes = (_classes(cand, champ) if config.keep_classes else
                {"status": "skipped", "passed": True, "detail": "keep_classes = false",
                 "problems": []})
@@ -377,11 +476,26 @@ def judge(
     if not classes["passed"]:
         failed.append(CLASS_RULE)
         reasons.append(f"{CLASS_RULE} ({classes['detail']})")
-    blessed = not failed
-    summary = "blessed: all rules passed" if blessed else "not blessed: failed " + "; ".join(
-        reasons)
+    # Judged metrics the holdout cannot give for the candidate, whether or not a rule
+    # on them ran (without a champion, change rules are skipped but still need it).
+    judged: list[str] = [r.metric for r in config.floors] + [r.metric for r in config.changes]
+    undefined = sorted({m for m in judged if _value(cand["overall"], m) is None})
+    held = bool(undefined)
+    blessed = not failed and not held
+    if blessed:
+        summary = "blessed: all rules passed"
+    elif held:
+        why = _why_undefined(cand["overall"])
+        summary = (f"held: {' and '.join(undefined)} "
+                   f"{'is' if len(undefined) == 1 else 'are'} undefined on this holdout: "
+                   f"{why}; the candidate cannot be judged on it"
+                   + (". Also failed " + "; ".join(reasons) if reasons else ""))
+    else:
+        summary = "not blessed: failed " + "; ".join(reasons)
     return {
         "blessed": blessed,
+        "held": held,
+        "undefined": undefined,
         "candidate": candidate,
         "champion": champion if champ else None,
         "rules": [v.to_dict() for v in verdicts],
@@ -394,7 +508,8 @@ def judge(
 def render_blessing(blessing: dict[str, Any]) -> str:
     """The blessing as lines of text for logs and the CLI."""
     lines = [
-        ("BLESSED" if blessing["blessed"] else "NOT BLESSED")
+        ("BLESSED" if blessing["blessed"] else "HELD" if blessing.get("held") else
+         "NOT BLESSED")
         + f" (candidate vs {blessing['champion'] or 'no champion'})"
     ]
     lines += [f"  [{r['status']:>7}] {r['rule']}: {r['detail']}" for r in blessing["rules"]]

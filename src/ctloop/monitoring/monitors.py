@@ -209,15 +209,20 @@ def check_drift(
     min_rows: int = 100,
     exclude: Iterable[str] = (),
     weights: Mapping[str, float] | None = None,
+    thresholds: str = "fixed",
 ) -> MonitorResult:
     """Did the features served in ``[start, end)`` drift from ``reference``?
 
     Fires when at least ``share`` of the tested features drifted (each judged
     by ``compute_drift``'s default method unless ``config`` says otherwise;
     ``weights``, e.g. the model's feature importance, weigh the share).
+    ``thresholds="stationary"`` raises each feature's threshold to the reference's own
+    motion between chunks the size of the window (``stationary_thresholds``), so
+    seasons the reference already spans are not drift; it needs the reference's rows
+    (statistics alone keep the fixed thresholds, and the details say so).
     ``no_data`` without a reference or with fewer than ``min_rows`` served rows.
     """
-    from ctloop.data.drift import compute_drift
+    from ctloop.data.drift import compute_drift, stationary_thresholds
     from ctloop.data.stats import compute_statistics
 
     window = _window(start, end)
@@ -237,9 +242,19 @@ def check_drift(
     if len(current) < min_rows:
         return no_data(f"only {len(current)} served rows in the window, need {min_rows}",
                        len(current))
-    ref = load_reference(reference)
-    if not isinstance(ref, DatasetStatistics):
-        ref = compute_statistics(ref)
+    if thresholds not in ("fixed", "stationary"):
+        raise UserInputError(
+            f"Drift thresholds must be 'fixed' or 'stationary'. Got {thresholds!r}.")
+    import pandas as pd
+
+    from ctloop.data.sources import read_table
+
+    loaded = load_reference(reference)
+    rows = loaded if isinstance(loaded, pd.DataFrame) else None
+    if isinstance(loaded, Path) and thresholds == "stationary":
+        rows = read_table(loaded).to_pandas()
+    ref = loaded if isinstance(loaded, DatasetStatistics) else compute_statistics(
+        rows if rows is not None else loaded)
     wanted = list(columns) if columns is not None else list(current.columns)
     shared = [c for c in wanted if c in ref.columns and c in current.columns]
     if not shared:
@@ -248,9 +263,17 @@ def check_drift(
             f"(served: {sorted(current.columns)}; reference: {sorted(ref.columns)}). "
             "Pass the model's training data as the reference."
         )
+    calibrated = thresholds == "stationary" and rows is not None
+    if calibrated:
+        assert rows is not None
+        config = stationary_thresholds(rows, shared, chunk_rows=len(current), config=config)
     report = compute_drift(ref, current[shared], columns=shared, config=config,
                            drift_share=share, exclude=exclude, weights=weights)
     details = report.summary()
+    details["thresholds"] = "stationary" if calibrated else "fixed"
+    if thresholds == "stationary" and not calibrated:
+        details["thresholds_note"] = ("the reference is statistics without rows: its "
+                                      "own motion cannot be measured; fixed thresholds")
     details["reference"] = report.reference
     details["top_drifted"] = _top_drifted(report)
     return MonitorResult(
