@@ -26,15 +26,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.lazy import lazy_module
 from ctloop.core.plugins import require
 from ctloop.models.flavors import LoadedModel, as_categories
 from ctloop.models.tasks import normalize_task
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["CannotExplain", "Explanation", "explain"]
 

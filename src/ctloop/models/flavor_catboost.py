@@ -9,14 +9,19 @@ CatBoost refuses NaN there. Numbers keep NaN, which CatBoost scores natively.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from ctloop.core.hashing import hash_file
+from ctloop.core.lazy import lazy_module
 from ctloop.core.plugins import require
 from ctloop.models.tasks import Task, shaped
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["CatBoostFlavor", "catboost_frame", "fit_catboost", "shap_values"]
 

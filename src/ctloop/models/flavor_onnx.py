@@ -14,15 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.lazy import lazy_module
 from ctloop.core.plugins import require
 from ctloop.models.signature import ColumnSpec, Signature, TensorSpec
 from ctloop.models.tasks import Task, shaped
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["OnnxFlavor", "OnnxModel"]
 

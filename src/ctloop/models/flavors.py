@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import pandas as pd
 
 from ctloop.artifacts.treefile import read_tree
 from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file, stable_json
+from ctloop.core.lazy import lazy_module
 from ctloop.core.plugins import require
 from ctloop.models.flavor_catboost import CatBoostFlavor
 from ctloop.models.flavor_onnx import OnnxFlavor
@@ -52,7 +52,11 @@ from ctloop.models.signature import Signature
 from ctloop.models.tasks import TASKS, Task, check_task, normalize_task, shaped
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ctloop.models.compiled import CompiledPredictor
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = [
     "FLAVORS",

@@ -10,12 +10,17 @@ that does not (nothing of it is stored); the loop's monitors skip stored ones th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["DUPLICATE_POLICIES", "DuplicatePolicy", "check_labels", "expected_labels",
            "label_fits", "resolve_duplicates"]

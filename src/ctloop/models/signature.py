@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["TENSOR_DTYPES", "ColumnSpec", "Signature", "TensorSpec", "logical_type"]
 

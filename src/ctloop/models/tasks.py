@@ -10,12 +10,17 @@ label means regression, ``macro_f1`` on a 0/1 label multiclass.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
-import pandas as pd
 
 from ctloop.core.errors import NotTrainable, UserInputError
+from ctloop.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = [
     "HIGHER_IS_BETTER",

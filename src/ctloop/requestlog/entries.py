@@ -497,7 +497,6 @@ def _labels(packed: Packed, probs: np.ndarray) -> pa.Array | None:
 
 def _outliers(packed: Packed) -> pa.Array:
     """Outlier scores of the pack's rows when the model keeps a detector (else nulls)."""
-    import pandas as pd
     import pyarrow as pa
 
     n = packed.rows
@@ -506,6 +505,8 @@ def _outliers(packed: Packed) -> pa.Array:
     detector = facts_of(packed.model).detector
     if detector is None or not packed.inputs:
         return pa.nulls(n, pa.float64())
+    import pandas as pd  # only for a model with a detector
+
     frame = pd.DataFrame(dict(packed.inputs))
     try:
         scores = detector.score(frame)

@@ -73,6 +73,19 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
 
 
+_DEADLOCK_RETRIES = 5
+
+
+def _deadlocked(exc: BaseException | None) -> bool:
+    """The database chose this transaction as a deadlock's victim (MySQL 1213, a lock wait
+    timeout 1205, PostgreSQL 40P01): nothing of it was kept, so it may simply run again."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    code = orig.args[0] if getattr(orig, "args", None) else None
+    return code in (1205, 1213) or getattr(orig, "sqlstate", None) == "40P01"
+
+
 class LogIndex:
     """Segments of one log (``key``) in the database at ``url``."""
 
@@ -141,7 +154,22 @@ class LogIndex:
         return -1 if seq is None else int(seq)
 
     def publish(self, writer: str, seq: int, segments: Sequence[SegmentInfo]) -> None:
-        """Index ``segments`` and mark ``writer``'s chunks up to ``seq`` published, atomically."""
+        """Index ``segments`` and mark ``writer``'s chunks up to ``seq`` published, atomically.
+
+        Two writers publishing at once can deadlock on MySQL (each holds a gap lock on the
+        writers' index where the other inserts); the database rolls one back, which is
+        then tried again, whole."""
+        import time
+
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                return self._publish(writer, seq, segments)
+            except CtloopError as exc:  # a deadlock is an OperationalError: "unavailable"
+                if attempt == _DEADLOCK_RETRIES or not _deadlocked(exc.__cause__):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _publish(self, writer: str, seq: int, segments: Sequence[SegmentInfo]) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
         with self._conn(write=True) as conn:
             self._insert(conn, segments, now)

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import orjson
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import NotFound
+from ctloop.core.lazy import lazy_module
 from ctloop.models.explain import CannotExplain, Explanation, explain
 from ctloop.requestlog.entries import Entry
 from ctloop.requestlog.writer import LogWriter
@@ -51,7 +51,11 @@ from ctloop.serving.scoring.features import Filled, assemble, fill, needs_lookup
 from ctloop.serving.scoring.predict import checked_rows, logical_time
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ctloop.features import FeatureStore
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["add_explain_routes", "explain_rows", "frame_from_v1", "frame_from_v2"]
 

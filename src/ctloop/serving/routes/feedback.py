@@ -13,19 +13,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.errors import ConfigError, UserInputError
+from ctloop.core.lazy import lazy_module
 from ctloop.models.labels import check_labels, resolve_duplicates
 from ctloop.serving.body import loads, read_body
 from ctloop.serving.errors import InvalidRequest
 from ctloop.serving.openapi import FEEDBACK, body
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ctloop.serving.dataplane import ServingState
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["add_routes", "labels_frame"]
 

@@ -21,14 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import pandas as pd
 
+from ctloop.core.lazy import lazy_module
 from ctloop.models.flavors import FLAVORS, ColumnsScorer, LoadedModel
 from ctloop.models.signature import Signature
 from ctloop.models.tasks import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["Predictor", "predictor_for"]
 
@@ -77,7 +82,7 @@ def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarra
     cats = booster.pandas_categorical or []
     if len(cats) != len(categorical) or booster.num_feature() != len(specs):
         return None  # trained some other way: let LightGBM's DataFrame path decide
-    indexes = {name: pd.Index(list(c)) for name, c in zip(categorical, cats, strict=True)}
+    indexes: dict[str, Any] = {}  # pd.Index for large batches, built on first need
     codes_of = {name: {v: float(i) for i, v in enumerate(c)}
                 for name, c in zip(categorical, cats, strict=True)}
     names = [s.name for s in specs]
@@ -96,13 +101,15 @@ def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarra
         matrix = np.empty((n, len(names)), dtype=np.float64)
         for j, name in enumerate(names):
             values = columns[name]
-            index = indexes.get(name)
-            if index is None:
+            lookup = codes_of.get(name)
+            if lookup is None:
                 matrix[:, j] = values if values.dtype != object else _floats(values)
             elif n <= _SMALL:  # a dict lookup beats pandas' hashing setup for a few rows
-                lookup = codes_of[name]
                 matrix[:, j] = [lookup.get(v, np.nan) for v in values.tolist()]
             else:
+                index = indexes.get(name)
+                if index is None:
+                    index = indexes[name] = pd.Index(list(lookup))
                 codes = index.get_indexer(values).astype(np.float64)
                 codes[codes < 0] = np.nan
                 matrix[:, j] = codes

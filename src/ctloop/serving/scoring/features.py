@@ -15,14 +15,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.lazy import lazy_module
 from ctloop.serving.errors import InvalidRequest
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ctloop.features import FeatureStore
     from ctloop.features.results import OnlineFeatures
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["Filled", "assemble", "column_of", "entity_keys", "fill", "needs_lookup"]
 

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from ctloop.core.lazy import lazy_module
 from ctloop.serving.config import Split
 from ctloop.serving.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["Router", "bucket"]
 
@@ -51,6 +56,8 @@ class Router:
     ) -> np.ndarray:
         """Route index per row (0: primary, i: the i-th split); ``frame`` may be columns."""
         out = np.zeros(len(request_ids), dtype=np.int8)
+        if not self.splits:  # the common case needs no pandas
+            return out
         names = list(frame.columns) if isinstance(frame, pd.DataFrame) else list(frame)
         for index, (_, split) in enumerate(self.splits, start=1):
             if split.share <= 0:
