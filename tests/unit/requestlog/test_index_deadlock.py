@@ -3,7 +3,7 @@ database error is not retried (it would fail the same way)."""
 
 from __future__ import annotations
 
-import pymysql
+import pymysql  # type: ignore[import-untyped]  # no stubs; only its error class is used
 import sqlalchemy as sa
 
 from ctloop.requestlog.segments import _deadlocked
