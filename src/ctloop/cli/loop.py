@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import signal
+import textwrap
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +49,11 @@ class _Progress:
             typer.echo(f"{stamp} span {span}: {phase}", err=True)
 
 
+
+def _cut(text: str, width: int) -> str:
+    """``text`` shortened at a word boundary with an ellipsis (never mid-word)."""
+    return textwrap.shorten(text, width, placeholder=" …") if len(text) > width else text
+
 def _version(version: int | None, none: str = "none") -> str:
     """``v3``, or what stands for no version (never ``vNone``)."""
     return none if version is None else f"v{version}"
@@ -73,7 +79,7 @@ def _span_line(report: Any, metric: str) -> str:
             + f"; drift {drift if drift is not None else 'n/a (nothing served)'}"
             f"; fired: {', '.join(fired) or 'none'}")
     if report.waiting:
-        text += f"; [yellow]no candidate[/]: {escape(report.waiting[:120])}"
+        text += f"; [yellow]no candidate[/]: {escape(_cut(report.waiting, 120))}"
     text += _gate_text(report.gate)
     if report.promoted:
         text += f"; [green]promoted v{report.promoted}[/]"
@@ -83,10 +89,10 @@ def _span_line(report: Any, metric: str) -> str:
 def _bootstrap_line(report: Any) -> str:
     if report.waiting:
         return (f"[bold]{report.span}[/] bootstrap [yellow]waits[/]: "
-                f"{escape(report.waiting[:160])}")
+                f"{escape(_cut(report.waiting, 160))}")
     if report.promoted is None:
         failed = (report.gate or {}).get("error") or "no candidate was promoted"
-        return f"[bold]{report.span}[/] bootstrap: [red]no champion[/]: {escape(failed[:160])}"
+        return f"[bold]{report.span}[/] bootstrap: [red]no champion[/]: {escape(_cut(failed, 160))}"
     return f"[bold]{report.span}[/] bootstrap: v{report.promoted} is the first champion"
 
 
@@ -96,7 +102,7 @@ def _gate_text(gate: Any) -> str:
         return ""
     text = f"; {escape(gate['note'])}" if gate.get("note") else ""
     if gate.get("error"):
-        return text + f"; [red]training failed[/]: {gate['error'][:120]}"
+        return text + f"; [red]training failed[/]: {escape(_cut(gate['error'], 120))}"
     verdict = "[green]blessed[/]" if gate.get("blessed") else "[yellow]refused[/]"
     return text + (f"; candidate {gate.get('candidate')} vs champion {gate.get('champion')}: "
                    f"{verdict}")
@@ -325,7 +331,7 @@ def status_cmd(
         return
     print_table("spans", ["span", "status", "served", "promoted", "anomalies"],
                 [[s["span"], s["status"], s["served_version"], s["promoted"],
-                  "; ".join(s["anomalies"] or ([s["waiting"]] if s["waiting"] else []))[:80]]
+                  _cut("; ".join(s["anomalies"] or ([s["waiting"]] if s["waiting"] else [])), 80)]
                  for s in status["spans"]])
     print_table("triggers", ["trigger", "last span", "fired", "why"],
                 [[t["name"], t.get("span"), t.get("fired"), t.get("reason")]
