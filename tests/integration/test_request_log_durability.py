@@ -305,7 +305,7 @@ def test_a_restarted_server_publishes_a_dead_writers_spool_without_traffic(
         while _spooled_rows(spools) < len(acked) and time.monotonic() < deadline:
             time.sleep(0.05)  # the writer spools what it acknowledged
     finally:
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # the server and its writer process: both dead
         proc.wait(timeout=30)
     log = open_prediction_log(root / ".ctloop" / "predictions")
     log.close()  # a closed log reads the index only: it publishes nothing itself
