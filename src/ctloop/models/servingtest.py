@@ -41,6 +41,9 @@ from ctloop.core.net import free_port
 if TYPE_CHECKING:
     import httpx
 
+    from ctloop.artifacts.base import ArtifactStore
+    from ctloop.metadata.base import ModelStore
+
 __all__ = [
     "SIZES",
     "AnswerCheck",
@@ -53,6 +56,7 @@ __all__ = [
     "compare_outputs",
     "encode_v2",
     "prepare_sample",
+    "register_candidate",
     "serve_candidate",
     "serve_folder",
     "summary_rows",
@@ -562,6 +566,24 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, grpc_port: int | None,
         time.sleep(0.1)
 
 
+def register_candidate(store: ModelStore, artifacts: ArtifactStore, folder: str | Path,
+                       name: str) -> int:
+    """Store ``folder`` and make it ``name``'s champion in a throw-away registry; its version.
+
+    The service then loads it hash-checked, as any version (the socket check and the
+    probe's in-process check both serve a candidate this way)."""
+    from ctloop.metadata import new_id
+    from ctloop.metadata.base import ArtifactRecord
+
+    stored = artifacts.put(Path(folder))
+    artifact = store.add_artifact(ArtifactRecord(
+        new_id(), "Model", stored.uri, stored.sha256, stored.size, name="model"))
+    record = store.create_model_version(name, artifact.id, created_by="infra-check")
+    store.move_alias(name, "champion", record.version, actor="infra-check",
+                     reason="served for its infra check")
+    return record.version
+
+
 @contextmanager
 def serve_folder(
     folder: str | Path,
@@ -577,24 +599,19 @@ def serve_folder(
     the service runs in that folder, so no project setting or store is read.
     """
     from ctloop.artifacts import open_artifact_store
-    from ctloop.metadata import new_id, open_metadata_store
-    from ctloop.metadata.base import ArtifactRecord
+    from ctloop.metadata import open_metadata_store
 
     with tempfile.TemporaryDirectory(prefix="ctloop-serve-candidate-") as tmp:
         home = Path(tmp) / ".ctloop"
         home.mkdir()
         store = open_metadata_store(f"sqlite:///{home / 'metadata.db'}")
         try:
-            stored = open_artifact_store((home / "artifacts").as_uri()).put(Path(folder))
-            artifact = store.add_artifact(ArtifactRecord(
-                new_id(), "Model", stored.uri, stored.sha256, stored.size, name="model"))
-            record = store.create_model_version(name, artifact.id, created_by="infra-check")
-            store.move_alias(name, "champion", record.version, actor="infra-check",
-                             reason="served for its infra check")
+            version = register_candidate(
+                store, open_artifact_store((home / "artifacts").as_uri()), folder, name)
         finally:
             store.close()
         env = {k: v for k, v in os.environ.items() if k not in _STORE_VARIABLES}
-        with serve_candidate(name, record.version, cwd=Path(tmp), env=env, timeouts=timeouts,
+        with serve_candidate(name, version, cwd=Path(tmp), env=env, timeouts=timeouts,
                              grpc=grpc) as served:
             yield served
 

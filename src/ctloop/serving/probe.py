@@ -65,10 +65,9 @@ def protocol_report(model_dir: str, sample_path: str) -> HttpReport:
 
     from ctloop.artifacts import open_artifact_store
     from ctloop.core.settings import Settings
-    from ctloop.metadata import new_id, open_metadata_store
-    from ctloop.metadata.base import ArtifactRecord
+    from ctloop.metadata import open_metadata_store
     from ctloop.models.flavors import load_model
-    from ctloop.models.servingtest import check_service
+    from ctloop.models.servingtest import check_service, register_candidate
     from ctloop.serving.app import create_app
 
     with warnings.catch_warnings():
@@ -82,12 +81,7 @@ def protocol_report(model_dir: str, sample_path: str) -> HttpReport:
         home = Path(tmp)
         store = open_metadata_store(f"sqlite:///{_empty_store(home / 'metadata.db')}")
         artifacts = open_artifact_store((home / "artifacts").as_uri())
-        stored = artifacts.put(Path(model_dir))
-        artifact = store.add_artifact(ArtifactRecord(
-            new_id(), "Model", stored.uri, stored.sha256, stored.size, name="model"))
-        record = store.create_model_version(NAME, artifact.id, created_by="infra-check")
-        store.move_alias(NAME, "champion", record.version, actor="infra-check",
-                         reason="served for its infra check")
+        register_candidate(store, artifacts, model_dir, NAME)
         app = create_app(NAME, settings=Settings(home=home), metadata=store,
                          artifacts=artifacts, feature_store=False, prediction_log=False)
         try:
