@@ -393,18 +393,20 @@ def _feature(
     )
 
 
-def _skipped(ref: ColumnStatistics, cur: ColumnStatistics, method: str, note: str
-             ) -> FeatureDrift:
-    """A feature reported as not tested, with the reason."""
+def _skipped(ref: ColumnStatistics, cur: ColumnStatistics, method: str, note: str, *,
+             drifted: bool = False, counts: tuple[int, int] | None = None) -> FeatureDrift:
+    """A feature reported without a score, with the reason (``counts``: the values on
+    each side, by default the non-missing ones)."""
+    n_reference, n_current = counts or (ref.count - ref.missing, cur.count - cur.missing)
     return FeatureDrift(
         column=ref.name,
         type=cur.type,
         method=method,
         threshold=None,
         score=None,
-        drifted=False,
-        n_reference=ref.count - ref.missing,
-        n_current=cur.count - cur.missing,
+        drifted=drifted,
+        n_reference=n_reference,
+        n_current=n_current,
         note=note,
     )
 
@@ -493,17 +495,9 @@ def _non_finite(ref: ColumnStatistics, cur: ColumnStatistics, method: str) -> Fe
     if not broken or not fine:
         return None
     num = sides[broken[0]]
-    return FeatureDrift(
-        column=ref.name,
-        type=cur.type,
-        method=method,
-        threshold=None,
-        score=None,
-        drifted=True,
-        n_reference=ref.numeric.finite + ref.numeric.inf,
-        n_current=cur.numeric.finite + cur.numeric.inf,
-        note=f"all {num.inf} values of the {broken[0]} side are infinite",
-    )
+    counts = (ref.numeric.finite + ref.numeric.inf, cur.numeric.finite + cur.numeric.inf)
+    return _skipped(ref, cur, method, f"all {num.inf} values of the {broken[0]} side are "
+                    "infinite", drifted=True, counts=counts)
 
 
 def noise_floor(n_ref: int, n_cur: int, categories: float | None = None) -> float:
