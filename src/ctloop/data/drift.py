@@ -371,7 +371,7 @@ def _feature(
 ) -> FeatureDrift:
     method = settings.get("method", "auto")
     if method == "none":  # e.g. calendar columns, which move every batch by construction
-        return _skipped(ref, cur, method, "not tested (drift method: none)")
+        return _verdict(ref, cur, method, "not tested (drift method: none)")
     sample = _sample(ref, cur, method)
     if isinstance(sample, FeatureDrift):
         return sample
@@ -379,34 +379,28 @@ def _feature(
         method = _auto_method(sample)
     threshold, note = _threshold(method, settings, sample)
     score = sample.measures[_SCORE_KEYS.get(method, method)]
+    return _verdict(ref, cur, method, note, threshold=threshold, score=score,
+                    drifted=_beyond(method, score, threshold),
+                    counts=(sample.n_reference, sample.n_current), measures=sample.measures)
+
+
+def _verdict(ref: ColumnStatistics, cur: ColumnStatistics, method: str, note: str, *,
+             threshold: float | None = None, score: float | None = None,
+             drifted: bool = False, counts: tuple[int, int] | None = None,
+             measures: dict[str, float | None] | None = None) -> FeatureDrift:
+    """One feature's verdict; by default a feature reported without a score, with the
+    reason (``counts``: the values on each side, by default the non-missing ones)."""
+    n_reference, n_current = counts or (ref.count - ref.missing, cur.count - cur.missing)
     return FeatureDrift(
         column=ref.name,
         type=cur.type,
         method=method,
         threshold=threshold,
         score=score,
-        drifted=_beyond(method, score, threshold),
-        n_reference=sample.n_reference,
-        n_current=sample.n_current,
-        measures=sample.measures,
-        note=note,
-    )
-
-
-def _skipped(ref: ColumnStatistics, cur: ColumnStatistics, method: str, note: str, *,
-             drifted: bool = False, counts: tuple[int, int] | None = None) -> FeatureDrift:
-    """A feature reported without a score, with the reason (``counts``: the values on
-    each side, by default the non-missing ones)."""
-    n_reference, n_current = counts or (ref.count - ref.missing, cur.count - cur.missing)
-    return FeatureDrift(
-        column=ref.name,
-        type=cur.type,
-        method=method,
-        threshold=None,
-        score=None,
         drifted=drifted,
         n_reference=n_reference,
         n_current=n_current,
+        measures={} if measures is None else measures,
         note=note,
     )
 
@@ -422,9 +416,9 @@ def _sample(ref: ColumnStatistics, cur: ColumnStatistics, method: str
     categorical = kinds <= set(CATEGORICAL_TYPES) and len(kinds) == 1
     if not (numeric or categorical):
         if len(kinds) > 1:
-            return _skipped(ref, cur, method,
+            return _verdict(ref, cur, method,
                             f"type changed from {ref.type} to {cur.type}; not comparable")
-        return _skipped(ref, cur, method, f"no drift test for {ref.type} columns")
+        return _verdict(ref, cur, method, f"no drift test for {ref.type} columns")
     allowed = NUMERIC_METHODS if numeric else CATEGORICAL_METHODS
     if method not in ("auto", *allowed):
         raise UserInputError(
@@ -436,12 +430,12 @@ def _sample(ref: ColumnStatistics, cur: ColumnStatistics, method: str
         n_ref, n_cur = ref.numeric.finite, cur.numeric.finite
         if not n_ref or not n_cur:
             return (_non_finite(ref, cur, method)
-                    or _skipped(ref, cur, method, "no values on one side"))
+                    or _verdict(ref, cur, method, "no values on one side"))
         return _Sample(True, n_ref, n_cur, numeric_measures(ref.numeric, cur.numeric))
     assert ref.categorical is not None and cur.categorical is not None
     n_ref, n_cur = ref.categorical.total, cur.categorical.total
     if not n_ref or not n_cur:
-        return _skipped(ref, cur, method, "no values on one side")
+        return _verdict(ref, cur, method, "no values on one side")
     return _Sample(False, n_ref, n_cur, categorical_measures(ref.categorical, cur.categorical))
 
 
@@ -496,7 +490,7 @@ def _non_finite(ref: ColumnStatistics, cur: ColumnStatistics, method: str) -> Fe
         return None
     num = sides[broken[0]]
     counts = (ref.numeric.finite + ref.numeric.inf, cur.numeric.finite + cur.numeric.inf)
-    return _skipped(ref, cur, method, f"all {num.inf} values of the {broken[0]} side are "
+    return _verdict(ref, cur, method, f"all {num.inf} values of the {broken[0]} side are "
                     "infinite", drifted=True, counts=counts)
 
 
