@@ -34,9 +34,10 @@ def _rows(report: Any) -> list[tuple[Any, ...]]:
 
 def test_every_path_of_a_feature_is_pinned(months: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     jan, dec = months
-    config = {"dep_delay": {"method": "ks"}, "distance": {"method": "psi"},
-              "origin": {"method": "linf", "threshold": 0.01},
-              "carrier": {"method": "chisquare"}, "hour": {"method": "none"}}
+    config: dict[str, dict[str, Any]] = {
+        "dep_delay": {"method": "ks"}, "distance": {"method": "psi"},
+        "origin": {"method": "linf", "threshold": 0.01},
+        "carrier": {"method": "chisquare"}, "hour": {"method": "none"}}
     report = compute_drift(jan, dec, config=config, exclude=["flight", "time_hour"],
                            weights={"dep_delay": 2.0, "dest": 0.5, "origin": 1.0},
                            drift_share=0.3)
