@@ -443,55 +443,16 @@ def judge(
     model. ``held`` (with ``undefined``, the metrics the holdout cannot give for the
     candidate) means the candidate could not be judged: not blessed, and no rule failed.
     """
-    models = report.get("models", {})
-    if candidate not in models:
-        raise UserInputError(f"The evaluation has no model {candidate!r}; it has {sorted(models)}.")
-    cand = models[candidate]
-    champ = models.get(champion) if champion else None
-    rules: tuple[FloorRule | ChangeRule | SliceRule, ...] = (
-        *config.floors, *config.changes, *config.slices)
-    uses_cost = any(r.metric == COST_METRIC for r in rules)
-    if uses_cost and not report.get("costs"):
-        raise UserInputError(
-            "The gate compares expected_cost but the evaluation was run without costs; "
-            "declare them, e.g. costs = {fn = 5, fp = 1}, in the evaluation."
-        )
-    verdicts = [_floor(r, cand) for r in config.floors]
-    skip = "no champion: the first model is judged on floors only"
-    verdicts += [
-        _change(r, cand, champ) if champ else _Verdict(r.name, "change", r.metric, "skipped", skip)
-        for r in config.changes
-    ]
-    verdicts += [
-        _slice(r, cand, champ) if champ else _Verdict(r.name, "slice", r.metric, "skipped", skip)
-        for r in config.slices
-    ]
-    if config.recall is not None:
-        verdicts.append(_recall(config.recall, cand))
+    cand, champ = _models(report, candidate, champion)
+    _check_costs(report, config)
+    verdicts = _verdicts(config, cand, champ)
     classes = (_classes(cand, champ) if config.keep_classes else
                {"status": "skipped", "passed": True, "detail": "keep_classes = false",
-                "problems": []})
-    failed = [v.rule for v in verdicts if v.status == "fail"]
-    reasons = [f"{v.rule} ({v.detail})" for v in verdicts if v.status == "fail"]
-    if not classes["passed"]:
-        failed.append(CLASS_RULE)
-        reasons.append(f"{CLASS_RULE} ({classes['detail']})")
-    # Judged metrics the holdout cannot give for the candidate, whether or not a rule
-    # on them ran (without a champion, change rules are skipped but still need it).
-    judged: list[str] = [r.metric for r in config.floors] + [r.metric for r in config.changes]
-    undefined = sorted({m for m in judged if _value(cand["overall"], m) is None})
+                "problems": []})  # the class check, or why it did not run
+    failures = _Failures.of(verdicts, classes)
+    undefined = _undefined_metrics(config, cand)
     held = bool(undefined)
-    blessed = not failed and not held
-    if blessed:
-        summary = "blessed: all rules passed"
-    elif held:
-        why = _why_undefined(cand["overall"])
-        summary = (f"held: {' and '.join(undefined)} "
-                   f"{'is' if len(undefined) == 1 else 'are'} undefined on this holdout: "
-                   f"{why}; the candidate cannot be judged on it"
-                   + (". Also failed " + "; ".join(reasons) if reasons else ""))
-    else:
-        summary = "not blessed: failed " + "; ".join(reasons)
+    blessed = not failures.rules and not held
     return {
         "blessed": blessed,
         "held": held,
@@ -500,9 +461,92 @@ def judge(
         "champion": champion if champ else None,
         "rules": [v.to_dict() for v in verdicts],
         "classes": classes,
-        "failed": failed,
-        "summary": summary,
+        "failed": failures.rules,
+        "summary": _summary(blessed, undefined, failures.reasons, cand),
     }
+
+
+def _models(report: dict[str, Any], candidate: str,
+            champion: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The candidate's and the champion's blocks of the report (the champion's None
+    without one: the first model)."""
+    models = report.get("models", {})
+    if candidate not in models:
+        raise UserInputError(f"The evaluation has no model {candidate!r}; it has {sorted(models)}.")
+    return models[candidate], models.get(champion) if champion else None
+
+
+def _check_costs(report: dict[str, Any], config: GateConfig) -> None:
+    """A rule on expected cost needs an evaluation that was given costs."""
+    rules: tuple[FloorRule | ChangeRule | SliceRule, ...] = (
+        *config.floors, *config.changes, *config.slices)
+    if any(r.metric == COST_METRIC for r in rules) and not report.get("costs"):
+        raise UserInputError(
+            "The gate compares expected_cost but the evaluation was run without costs; "
+            "declare them, e.g. costs = {fn = 5, fp = 1}, in the evaluation."
+        )
+
+
+_FIRST_MODEL = "no champion: the first model is judged on floors only"
+
+
+def _verdicts(config: GateConfig, cand: dict[str, Any],
+              champ: dict[str, Any] | None) -> list[_Verdict]:
+    """One verdict per rule, in the order floors, changes, slices, recall; without a
+    champion the rules against it are skipped."""
+    verdicts = [_floor(r, cand) for r in config.floors]
+    verdicts += [
+        _change(r, cand, champ) if champ else
+        _Verdict(r.name, "change", r.metric, "skipped", _FIRST_MODEL)
+        for r in config.changes
+    ]
+    verdicts += [
+        _slice(r, cand, champ) if champ else
+        _Verdict(r.name, "slice", r.metric, "skipped", _FIRST_MODEL)
+        for r in config.slices
+    ]
+    if config.recall is not None:
+        verdicts.append(_recall(config.recall, cand))
+    return verdicts
+
+
+@dataclass(frozen=True)
+class _Failures:
+    """The rules that failed (the blessing's ``failed``) and each with its detail."""
+
+    rules: list[str]
+    reasons: list[str]
+
+    @classmethod
+    def of(cls, verdicts: list[_Verdict], classes: dict[str, Any]) -> _Failures:
+        failed = [v for v in verdicts if v.status == "fail"]
+        rules = [v.rule for v in failed]
+        reasons = [f"{v.rule} ({v.detail})" for v in failed]
+        if not classes["passed"]:
+            rules.append(CLASS_RULE)
+            reasons.append(f"{CLASS_RULE} ({classes['detail']})")
+        return cls(rules, reasons)
+
+
+def _undefined_metrics(config: GateConfig, cand: dict[str, Any]) -> list[str]:
+    """Judged metrics the holdout cannot give for the candidate, whether or not a rule
+    on them ran (without a champion, change rules are skipped but still need it)."""
+    judged: list[str] = [r.metric for r in config.floors] + [r.metric for r in config.changes]
+    return sorted({m for m in judged if _value(cand["overall"], m) is None})
+
+
+def _summary(blessed: bool, undefined: list[str], reasons: list[str],
+             cand: dict[str, Any]) -> str:
+    """One sentence: blessed, held (why, and what also failed), or what failed."""
+    if blessed:
+        return "blessed: all rules passed"
+    if undefined:
+        why = _why_undefined(cand["overall"])
+        return (f"held: {' and '.join(undefined)} "
+                f"{'is' if len(undefined) == 1 else 'are'} undefined on this holdout: "
+                f"{why}; the candidate cannot be judged on it"
+                + (". Also failed " + "; ".join(reasons) if reasons else ""))
+    return "not blessed: failed " + "; ".join(reasons)
 
 
 def render_blessing(blessing: dict[str, Any]) -> str:
