@@ -248,21 +248,51 @@ _TOP.remove("metric_given")
 
 
 def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None) -> LoopSpec:
-    """Validate one ``[ctloop.loops.NAME]`` table; ``root`` anchors relative paths."""
+    """Validate one ``[ctloop.loops.NAME]`` table; ``root`` anchors relative paths.
+
+    The keys are read in a fixed order (the table's shape, what the model learns from,
+    its task and metric, the gate, the triggers, the rollout, the pipeline), so of
+    several mistakes the same one is always named first."""
     where = f"Loop {name!r}"
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where} must be a table of settings. Got {table!r}.")
     root = (root or Path.cwd()).resolve()
+    _check_keys(where, table)
+    values: dict[str, Any] = {"name": name, **_texts(table)}
+    values.update(_learning(table, root, where))
+    _task(values, table, where)
+    _metric(values, where)
+    if "gate" in table:
+        values["gate"] = _gate(table["gate"], where)
+    values.update(_triggers(values, table, where))
+    values.update(_rollout(table, where))
+    if values.get("pipeline"):
+        values["pipeline"] = _ref(values["pipeline"], root, where, "pipeline")
+    return LoopSpec(**values)
+
+
+_REQUIRED = ("model", "data", "event_time", "label")
+_TEXTS = ("model", "event_time", "label", "id", "schedule", "pipeline", "description", "metric",
+          "task")
+
+
+def _check_keys(where: str, table: Mapping[str, Any]) -> None:
+    """No unknown key (the nearest valid one named), every required one given."""
     _unknown(where, table, _TOP)
-    for key in ("model", "data", "event_time", "label"):
+    for key in _REQUIRED:
         if not table.get(key):
             raise ConfigError(f"{where}: key {key!r} is required (see docs/loop.md).")
-    values: dict[str, Any] = {"name": name}
-    for key in ("model", "event_time", "label", "id", "schedule", "pipeline", "description",
-                "metric", "task"):
-        if table.get(key) is not None:
-            values[key] = str(table[key])
-    values["data"] = _data(table["data"], root, where)
+
+
+def _texts(table: Mapping[str, Any]) -> dict[str, str]:
+    """The keys that are plain text (names, columns, cron), as given."""
+    return {key: str(table[key]) for key in _TEXTS if table.get(key) is not None}
+
+
+def _learning(table: Mapping[str, Any], root: Path, where: str) -> dict[str, Any]:
+    """What a candidate learns from: the spans, their pinned schema, the trainer, the
+    window and the holdout."""
+    values: dict[str, Any] = {"data": _data(table["data"], root, where)}
     if table.get("schema"):
         values["schema"] = str(_path(table["schema"], root))
     if "train" in table:
@@ -271,36 +301,49 @@ def parse_loop(name: str, table: Mapping[str, Any], *, root: Path | None = None)
         values["window"] = Window.parse(table["window"], where)
     if "holdout" in table:
         values["holdout"] = _share(table["holdout"], f"{where}: key 'holdout'", upper=0.9)
-    _task(values, table, where)
-    _metric(values, where)
-    if "gate" in table:
-        values["gate"] = _gate(table["gate"], where)
-    if "retrain_on" in table:
-        values["retrain_on"] = _retrain_on(table["retrain_on"], where)
-    _schedule(values, where)
+    return values
+
+
+def _triggers(values: Mapping[str, Any], table: Mapping[str, Any],
+              where: str) -> dict[str, Any]:
+    """What makes the loop retrain: the signals, the schedule, the cooldown, and the
+    decay and drift settings."""
+    out: dict[str, Any] = {}
+    signals = _retrain_on(table["retrain_on"], where) if "retrain_on" in table else None
+    signals = _schedule(values.get("schedule"), signals, where)
+    if signals is not None:
+        out["retrain_on"] = signals
     if "cooldown" in table:
         from ctloop.triggers.definitions import parse_duration
 
-        values["cooldown"] = parse_duration(table["cooldown"], f"{where}: key 'cooldown'") or 0.0
+        out["cooldown"] = parse_duration(table["cooldown"], f"{where}: key 'cooldown'") or 0.0
     if "decay" in table:
-        values["decay"] = _sub(DecaySpec, table["decay"], f"{where}: decay")
-        _check_decay(values["decay"], where)
+        out["decay"] = _sub(DecaySpec, table["decay"], f"{where}: decay")
+        _check_decay(out["decay"], where)
     if "drift" in table:
-        drift = _sub(DriftSpec, table["drift"], f"{where}: drift")
-        if drift.thresholds not in ("fixed", "stationary"):
-            raise ConfigError(f"{where}: key 'drift.thresholds' must be \"fixed\" or "
-                              f"\"stationary\". Got {drift.thresholds!r}.")
-        values["drift"] = replace(drift, share=_share(drift.share, f"{where}: key 'drift.share'"),
-                                  columns=tuple(drift.columns))
+        out["drift"] = _drift(table["drift"], where)
+    return out
+
+
+def _drift(value: Any, where: str) -> DriftSpec:
+    drift: DriftSpec = _sub(DriftSpec, value, f"{where}: drift")
+    if drift.thresholds not in ("fixed", "stationary"):
+        raise ConfigError(f"{where}: key 'drift.thresholds' must be \"fixed\" or "
+                          f"\"stationary\". Got {drift.thresholds!r}.")
+    return replace(drift, share=_share(drift.share, f"{where}: key 'drift.share'"),
+                   columns=tuple(drift.columns))
+
+
+def _rollout(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """How a blessed candidate goes live (the canary) and the seed it was trained with."""
+    out: dict[str, Any] = {}
     if table.get("canary"):
-        canary = _sub(CanarySpec, table["canary"], f"{where}: canary")
-        values["canary"] = replace(canary, share=_share(canary.share,
-                                                        f"{where}: key 'canary.share'"))
+        canary: CanarySpec = _sub(CanarySpec, table["canary"], f"{where}: canary")
+        out["canary"] = replace(canary, share=_share(canary.share,
+                                                     f"{where}: key 'canary.share'"))
     if "seed" in table:
-        values["seed"] = int(table["seed"])
-    if values.get("pipeline"):
-        values["pipeline"] = _ref(values["pipeline"], root, where, "pipeline")
-    return LoopSpec(**values)
+        out["seed"] = int(table["seed"])
+    return out
 
 
 def _task(values: dict[str, Any], table: Mapping[str, Any], where: str) -> None:
@@ -327,19 +370,22 @@ def _task(values: dict[str, Any], table: Mapping[str, Any], where: str) -> None:
         values["metric_given"] = False
 
 
-def _schedule(values: dict[str, Any], where: str) -> None:
-    """``schedule``: a cron expression, which adds ``schedule`` to ``retrain_on``."""
-    if "schedule" in values and "schedule" not in values.get("retrain_on", ()):
-        values["retrain_on"] = (*values.get("retrain_on", ("new_span",)), "schedule")
-    if values.get("schedule"):
+def _schedule(schedule: str | None, signals: tuple[str, ...] | None,
+              where: str) -> tuple[str, ...] | None:
+    """``schedule``: a cron expression, which adds ``schedule`` to ``retrain_on``
+    (``signals``, None when not declared); the signals to keep."""
+    if schedule is not None and "schedule" not in (signals or ()):
+        signals = (*(("new_span",) if signals is None else signals), "schedule")
+    if schedule:
         from croniter import croniter
 
-        if not croniter.is_valid(values["schedule"]):
+        if not croniter.is_valid(schedule):
             raise ConfigError(f"{where}: key 'schedule' is not a cron expression: "
-                              f"{values['schedule']!r} (five fields, e.g. \"0 3 * * 1\").")
-    elif "schedule" in values.get("retrain_on", ()):
+                              f"{schedule!r} (five fields, e.g. \"0 3 * * 1\").")
+    elif "schedule" in (signals or ()):
         raise ConfigError(f"{where}: retrain_on has 'schedule' but key 'schedule' (a cron "
                           "expression) is missing.")
+    return signals
 
 
 def _metric(values: dict[str, Any], where: str) -> None:
