@@ -316,7 +316,11 @@ def _triggers(values: Mapping[str, Any], table: Mapping[str, Any],
     if "cooldown" in table:
         from ctloop.triggers.definitions import parse_duration
 
-        out["cooldown"] = parse_duration(table["cooldown"], f"{where}: key 'cooldown'") or 0.0
+        try:
+            cooldown = parse_duration(table["cooldown"], f"{where}: key 'cooldown'")
+        except UserInputError as exc:
+            raise ConfigError(exc.message) from None
+        out["cooldown"] = cooldown or 0.0
     if "decay" in table:
         out["decay"] = _sub(DecaySpec, table["decay"], f"{where}: decay")
         _check_decay(out["decay"], where)
@@ -342,8 +346,21 @@ def _rollout(table: Mapping[str, Any], where: str) -> dict[str, Any]:
         out["canary"] = replace(canary, share=_share(canary.share,
                                                      f"{where}: key 'canary.share'"))
     if "seed" in table:
-        out["seed"] = int(table["seed"])
+        out["seed"] = _seed(table["seed"], where)
     return out
+
+
+def _seed(value: object, where: str) -> int:
+    """A whole number, also given as text ("7") or a whole float (7.0): the seed the
+    candidate is trained with."""
+    if not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    raise ConfigError(f"{where}: key 'seed' must be a whole number, like 7. Got {value!r}.")
 
 
 def _task(values: dict[str, Any], table: Mapping[str, Any], where: str) -> None:

@@ -167,6 +167,8 @@ BAD: list[tuple[str, Any]] = [
     ("canary_unknown", {**BASE, "canary": {"min_label": 3}}),
     ("canary_share", {**BASE, "canary": {"share": 2}}),
     ("seed_text", {**BASE, "seed": "x"}),
+    ("seed_fraction", {**BASE, "seed": 5.5}),
+    ("seed_flag", {**BASE, "seed": True}),
     ("pipeline_form", {**BASE, "pipeline": "pipe.py"}),
     ("pipeline_missing", {**BASE, "pipeline": "nowhere.py:retrain"}),
 ]
@@ -746,7 +748,7 @@ ERRORS: dict[str, tuple[str, str]] = (
  'schedule_missing': ('ConfigError',
                       "Loop 'churn': retrain_on has 'schedule' but key 'schedule' (a cron "
                       'expression) is missing.'),
- 'cooldown_bad': ('UserInputError',
+ 'cooldown_bad': ('ConfigError',
                   "Loop 'churn': key 'cooldown' must be seconds or a duration like '30m', '24h', "
                   "'7d'. Got 'a while'."),
  'decay_number': ('ConfigError', "Loop 'churn': decay must be a table. Got 0.1."),
@@ -768,7 +770,12 @@ ERRORS: dict[str, tuple[str, str]] = (
                     "Loop 'churn': canary: unknown key 'min_label'; did you mean 'min_labels'?"),
  'canary_share': ('ConfigError',
                   "Loop 'churn': key 'canary.share' must be a share in (0, 1]. Got 2."),
- 'seed_text': ('ValueError', "invalid literal for int() with base 10: 'x'"),
+ 'seed_text': ('ConfigError',
+              "Loop 'churn': key 'seed' must be a whole number, like 7. Got 'x'."),
+ 'seed_fraction': ('ConfigError',
+                  "Loop 'churn': key 'seed' must be a whole number, like 7. Got 5.5."),
+ 'seed_flag': ('ConfigError',
+              "Loop 'churn': key 'seed' must be a whole number, like 7. Got True."),
  'pipeline_form': ('ConfigError',
                    'Loop \'churn\': key \'pipeline\' must be "file.py:name". Got \'pipe.py\'.'),
  'pipeline_missing': ('NotFound',
@@ -798,5 +805,5 @@ ORDER: list[str] = (
  "Loop 'churn': key 'decay.max_drop' must be >= 0. Got -1.",
  'Loop \'churn\': key \'drift.thresholds\' must be "fixed" or "stationary". Got \'moving\'.',
  "Loop 'churn': key 'canary.share' must be a share in (0, 1]. Got 2.",
- "invalid literal for int() with base 10: 'x'",
+ "Loop 'churn': key 'seed' must be a whole number, like 7. Got 'x'.",
  'Loop \'churn\': key \'pipeline\' must be "file.py:name". Got \'pipe.py\'.'])
