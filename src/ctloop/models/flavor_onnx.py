@@ -129,6 +129,8 @@ class OnnxModel:
             if spec.datatype == "BYTES":
                 array = values.astype(str).to_numpy(dtype=object)
             else:
+                if spec.datatype not in _NUMPY and values.hasnans:
+                    raise _cannot_hold_missing(spec, values)
                 array = values.to_numpy(dtype=_tensor_dtype(spec.datatype))
             out[spec.name] = array.reshape(-1, 1) if len(spec.shape) == 2 else array
         return out
@@ -200,6 +202,23 @@ class OnnxModel:
         names = [o.name for o in self.outputs]
         values = self.session.run(names, dict(inputs))
         return {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
+
+
+def _cannot_hold_missing(spec: TensorSpec, values: pd.Series) -> UserInputError:
+    """Why a null cannot reach an integer or boolean input: NumPy would cast it to a value.
+
+    NaN cast to int64 is INT64_MIN and None cast to bool is False; the graph would score
+    that value as if it had been sent, so the rows are refused instead.
+    """
+    missing = int(values.isna().sum())
+    kind = "a boolean" if spec.datatype == "BOOL" else "an integer"
+    return UserInputError(
+        f"Column {spec.name!r} has a missing value (null or NaN) in {missing} of "
+        f"{len(values)} row(s), but the ONNX model's input {spec.name!r} is "
+        f"{spec.datatype} {list(spec.shape)}: {kind} tensor cannot hold a missing value. "
+        "Send a value in every row, or export the model with a float input (FP32) for this "
+        "column, where NaN marks a missing value."
+    )
 
 
 def _tensor_dtype(datatype: str) -> np.dtype[Any]:

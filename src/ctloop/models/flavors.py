@@ -148,9 +148,12 @@ class SklearnFlavor:
         return joblib.load(io.BytesIO(data))
 
     def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
-        if task == "regression":
-            return shaped(model.predict(frame), task)
-        return shaped(model.predict_proba(frame), task)
+        call = model.predict if task == "regression" else model.predict_proba
+        try:
+            return shaped(call(frame), task)
+        except ValueError as exc:
+            nulls = {str(c): int(n) for c, n in frame.isna().sum().items() if n}
+            raise _refused_nulls(model, exc, nulls, len(frame)) from exc
 
     def columns_predictor(self, model: Any, signature: Signature, task: Task) -> ColumnsScorer:
         """:meth:`predict` on typed columns through a NumPy matrix, or None if unsafe.
@@ -173,9 +176,36 @@ class SklearnFlavor:
                 return None
             # (k, n) transposed: the column-major matrix pandas hands scikit-learn, so
             # every product sums in the same order as on the frame path.
-            return shaped(call(np.stack(arrays).T), task)
+            matrix = np.stack(arrays).T
+            try:
+                return shaped(call(matrix), task)
+            except ValueError as exc:
+                counts = np.isnan(matrix).sum(axis=0) if matrix.dtype.kind == "f" else []
+                nulls = {n: int(k) for n, k in zip(names, counts, strict=False) if k}
+                raise _refused_nulls(model, exc, nulls, len(matrix)) from exc
 
         return predict
+
+
+def _refused_nulls(
+    model: Any, exc: ValueError, nulls: Mapping[str, int], rows: int
+) -> Exception:
+    """scikit-learn's "Input X contains NaN" as one line naming the columns, else ``exc``.
+
+    An estimator without native missing-value support refuses NaN with a paragraph of
+    advice; the rows are the sender's to fix (or the model's to refit), so it is a
+    ``UserInputError`` (a 4xx at the service, one line in ``ctloop predict``).
+    """
+    if not nulls or "NaN" not in str(exc):
+        return exc
+    worst = max(nulls.values())
+    return UserInputError(
+        f"The {type(model).__name__} cannot score missing values: column(s) {list(nulls)} "
+        f"hold null or NaN (in {worst} of {rows} row(s)), and scikit-learn refuses NaN for "
+        "this estimator. Send a value in every row, or refit the model with an imputer in "
+        "its Pipeline (sklearn.impute.SimpleImputer) or with an estimator that accepts NaN "
+        "(HistGradientBoostingClassifier/Regressor)."
+    )
 
 
 # scikit-learn steps that may pick columns by name or run user code on the frame as given.
