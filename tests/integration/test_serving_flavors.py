@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
-from tritonclient.utils import InferenceServerException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tritonclient.utils import InferenceServerException
 
 from ctloop.artifacts import open_artifact_store
 from ctloop.core.errors import UserInputError

@@ -167,5 +167,5 @@ def test_values_only_the_frame_path_converts_go_through_it(tmp_path: Path) -> No
     columns = _columns(TEST.head(2), loaded.signature.columns)
     columns["x2"] = np.array([1.0, np.nan])  # an integer input with a null (allow_nulls)
     for scorer in (predictor.predict, lambda c: loaded.predict(pd.DataFrame(c))):
-        with pytest.raises(UserInputError, match="'x2' is INT64 .* cannot hold a missing"):
+        with pytest.raises(UserInputError, match=r"'x2' is INT64 .* cannot hold a missing"):
             scorer(columns)  # refused alike, never scored as INT64_MIN
