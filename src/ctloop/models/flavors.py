@@ -70,6 +70,7 @@ __all__ = [
     "detect_flavor",
     "fitted_classes",
     "fitted_task",
+    "lean_call",
     "load_model",
     "numpy_estimator",
     "read_manifest",
@@ -167,7 +168,7 @@ class SklearnFlavor:
         estimator = numpy_estimator(model, signature)
         if estimator is None:
             return None
-        call = estimator.predict if task == "regression" else estimator.predict_proba
+        call = lean_call(estimator, "predict" if task == "regression" else "predict_proba")
         names = signature.columns
 
         def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
@@ -206,6 +207,54 @@ def _refused_nulls(
         "its Pipeline (sklearn.impute.SimpleImputer) or with an estimator that accepts NaN "
         "(HistGradientBoostingClassifier/Regressor)."
     )
+
+
+def lean_call(estimator: Any, method: str) -> Callable[[Any], Any]:
+    """``estimator.<method>`` on a matrix without the per-call checks that cannot fail on it.
+
+    Each scikit-learn step validates its input on every call; on one row that costs more
+    than the arithmetic. Two parts of it are skipped, and the answers are the same bits:
+    (1) a Pipeline's own wrapper (its fitted check, its routing): its steps' ``transform``
+    and the last step's ``method`` are called in its order, as ``Pipeline.<method>`` does;
+    (2) the scan for NaN and infinity (``assume_finite``), done here once on the matrix and
+    on each step's output instead. Where one holds a NaN or an infinity, the call is made
+    again as ``estimator.<method>`` with every check, so what it answers or raises is
+    scikit-learn's own.
+    """
+    import sklearn
+
+    plain = getattr(estimator, method)
+    steps: list[Any] = []
+    last = plain
+    if type(estimator).__module__ == "sklearn.pipeline" and type(estimator).__name__ == (
+        "Pipeline"
+    ):
+        steps = [s for _, s in estimator.steps[:-1] if s is not None and s != "passthrough"]
+        last = getattr(estimator.steps[-1][1], method)
+
+    def call(matrix: Any) -> Any:
+        if _all_finite(matrix):
+            with sklearn.config_context(assume_finite=True):
+                values = matrix
+                for step in steps:
+                    values = step.transform(values)
+                    if not _all_finite(values):
+                        break
+                else:
+                    return last(values)
+        return plain(matrix)  # outside the context: every check runs
+
+    return call
+
+
+def _all_finite(values: Any) -> bool:
+    """No NaN or infinity in a dense or sparse matrix; False when that cannot be told."""
+    if not isinstance(values, np.ndarray):
+        values = getattr(values, "data", None)  # a SciPy sparse matrix's stored values
+    try:
+        return bool(np.isfinite(values).all())
+    except TypeError:  # not numbers (or no array): let scikit-learn check it
+        return False
 
 
 # scikit-learn steps that may pick columns by name or run user code on the frame as given.
