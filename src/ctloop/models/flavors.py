@@ -588,6 +588,43 @@ def _flavor(name: str) -> Flavor:
         ) from None
 
 
+def _with_task(
+    model: Any,
+    flavor_name: str,
+    signature: Signature,
+    task: str | None,
+    classes: Sequence[str | int] | None,
+) -> Signature:
+    """``signature`` with the task and classes :func:`save_model` records for ``model``."""
+    chosen = task if task is not None else signature.task
+    resolved = as_task(chosen) if chosen is not None else (fitted_task(model) or "binary")
+    if chosen != resolved and fitted_task(model) == "multiclass":  # a legacy "classification"
+        resolved = "multiclass"
+    kept = resolve_classes(model, resolved, classes if classes is not None else signature.classes)
+    if resolved != "regression" and flavor_name == "sklearn" and not hasattr(
+        model, "predict_proba"
+    ):
+        raise UserInputError(
+            f"The {type(model).__name__} has no predict_proba, so it cannot answer "
+            f"{resolved} probabilities; use a classifier with probabilities (for SVC, "
+            "probability=True) or wrap it in CalibratedClassifierCV."
+        )
+    return replace(signature, task=resolved, classes=kept)
+
+
+def _packages(impl: Flavor, code: Mapping[str, Path]) -> dict[str, str]:
+    """Import name -> pip requirement: the flavor's modules and those its stored code imports."""
+    needed = [*impl.packages, *sorted(code_imports({k: v.read_bytes() for k, v in code.items()}))]
+    packages = {}
+    for module in needed:
+        found = _installed(module)
+        if found is None and module not in impl.packages:
+            continue  # an optional import of the user's code that this environment lacks
+        dist, version = found or (module, "")
+        packages[module] = f"{dist}=={version}" if version else dist
+    return packages
+
+
 def save_model(
     model: Any,
     path: str | Path,
@@ -621,20 +658,7 @@ def save_model(
     )
     if describe is not None:  # the flavor reads inputs, outputs (and classes) off the model
         model, signature = describe(model, signature)
-    chosen = task if task is not None else signature.task
-    resolved = as_task(chosen) if chosen is not None else (fitted_task(model) or "binary")
-    if chosen != resolved and fitted_task(model) == "multiclass":  # a legacy "classification"
-        resolved = "multiclass"
-    kept = resolve_classes(model, resolved, classes if classes is not None else signature.classes)
-    signature = replace(signature, task=resolved, classes=kept)
-    if resolved != "regression" and flavor_name == "sklearn" and not hasattr(
-        model, "predict_proba"
-    ):
-        raise UserInputError(
-            f"The {type(model).__name__} has no predict_proba, so it cannot answer "
-            f"{resolved} probabilities; use a classifier with probabilities (for SVC, "
-            "probability=True) or wrap it in CalibratedClassifierCV."
-        )
+    signature = _with_task(model, flavor_name, signature, task, classes)
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     code: dict[str, Path] = {}
@@ -642,19 +666,12 @@ def save_model(
         code = store_code(model, folder, code_paths)
     model_file = folder / impl.file_name
     impl.save(model, model_file)
-    needed = [*impl.packages, *sorted(code_imports({k: v.read_bytes() for k, v in code.items()}))]
-    packages = {}
-    for module in needed:
-        found = _installed(module)
-        if found is None and module not in impl.packages:
-            continue  # an optional import of the user's code that this environment lacks
-        dist, version = found or (module, "")
-        packages[module] = f"{dist}=={version}" if version else dist
+    packages = _packages(impl, code)
     packages.update(requirements or {})
     manifest: dict[str, Any] = {
         "format": 1,
         "flavor": flavor_name,
-        "task": resolved,
+        "task": signature.task,
         "model_file": impl.file_name,
         "sha256": hash_file(model_file),
         "signature": signature.to_dict(),
