@@ -774,6 +774,20 @@ def test_a_missing_integer_is_refused_where_the_model_cannot_hold_it(
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9, err_msg=str(where))
 
 
+def test_a_null_in_an_int64_tensor_is_refused_saying_what_to_do(null_service: Service) -> None:
+    """JSON null sent as INT64 (which has no missing value) is a 400 naming the input."""
+    body = {"inputs": [{"name": "x1", "shape": [2], "datatype": "FP64", "data": [0.1, 0.2]},
+                       {"name": "x2", "shape": [2], "datatype": "INT64", "data": [3, None]},
+                       {"name": "x3", "shape": [2], "datatype": "FP64", "data": [0.3, 0.4]}]}
+    for name in ("onnx-cols-multi", "lgb-bin"):
+        got = httpx.post(f"http://{null_service.http}/v2/models/{name}/infer", json=body,
+                         timeout=60)
+        assert got.status_code == 400, got.text
+        error = got.json()["error"]
+        assert error.startswith("Input 'x2' is declared INT64 but holds NoneType"), error
+        assert "cannot hold a missing value: send a value in every row" in error, error
+
+
 def test_batch_scoring_says_the_same_in_one_line(
         null_service: Service, rows: pd.DataFrame, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -785,8 +799,10 @@ def test_batch_scoring_says_the_same_in_one_line(
     monkeypatch.setenv("CTLOOP_HOME", str(null_service.home))
     _with_a_gap(rows, 100).to_parquet(project / "gap.parquet")
     for name in ("onnx-cols-multi", "sk-multi"):
+        with pytest.raises(UserInputError) as in_process:
+            null_service.models[name].predict(_with_a_gap(rows, 100))
         code, _, err = cli(capsys, "predict", f"{name}:1", "gap.parquet", "out.parquet")
         line = one_error_line(err)
-        assert code == 2 and all(w in line for w in REFUSED[name]), err
-        assert "of 100 row(s)" in line, line
+        assert code == 2 and str(in_process.value) in line, (line, str(in_process.value))
+        assert all(w in line for w in REFUSED[name]) and "of 100 row(s)" in line, line
     assert not (project / "out.parquet").exists()
