@@ -231,7 +231,7 @@ def test_bad_onnx_input_is_one_clear_line(tmp_path: Path) -> None:
 def test_a_missing_value_for_an_integer_or_boolean_input_is_refused(tmp_path: Path) -> None:
     """NumPy casts NaN to INT64_MIN (INT32_MIN) and None to False: such rows are refused with
     one line naming the input and what to do, on the frame path and the serving row path;
-    the float input takes NaN as the graph's own missing value."""
+    NaN in the float input reaches the graph, and the NaN it answers is refused too."""
     from ctloop.serving.scoring.fastpath import predictor_for
 
     nodes = [helper.make_node("Cast", ["count"], ["count_f"], to=TensorProto.DOUBLE),
@@ -252,9 +252,12 @@ def test_a_missing_value_for_an_integer_or_boolean_input_is_refused(tmp_path: Pa
     fast = predictor_for(loaded)
     assert fast.fast
     good = {"count": np.array([1, 2]), "flag": np.array([True, False]),
-            "x": np.array([0.5, np.nan])}
+            "x": np.array([0.5, 0.25])}
     for score in (fast.predict, lambda c: loaded.predict(pd.DataFrame(c))):
-        np.testing.assert_array_equal(score(good), [2.5, np.nan])
+        np.testing.assert_array_equal(score(good), [2.5, 2.25])
+        with pytest.raises(UserInputError, match=r"answered NaN for rows with a missing value "
+                           r"\(null or NaN\) in column\(s\) \['x'\] \(in 1 of 2 row"):
+            score({**good, "x": np.array([0.5, np.nan])})  # NaN through the graph
     gaps = {"count": ({**good, "count": np.array([1.0, np.nan])}, "INT32 [-1, 1]: an integer"),
             "flag": ({**good, "flag": np.array([True, None], dtype=object)},
                      "BOOL [-1, 1]: a boolean")}
