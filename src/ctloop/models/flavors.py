@@ -162,8 +162,9 @@ class SklearnFlavor:
         The serving row path (``serving.scoring.fastpath``): the same answers as on a
         frame, without building one. Only for estimators made of scikit-learn's own
         classes, fitted on the signature's numeric columns in order, that select no
-        columns by name (:func:`numpy_estimator`). The scorer answers None for columns
-        the frame path must convert (nulls in an object column, strings).
+        columns by name (:func:`numpy_estimator`), called through :func:`lean_call`.
+        The scorer answers None for columns the frame path must convert (nulls in an
+        object column, strings).
         """
         estimator = numpy_estimator(model, signature)
         if estimator is None:
