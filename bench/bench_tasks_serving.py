@@ -26,11 +26,13 @@ the library in this process (1e-9). Each round runs every target in
 alternating order and prints as it ends, with the load average. At the end:
 medians; the floor, CPU per call of the model's own library in this process,
 one thread (LightGBM's predict, and the compiled trees the service scores
-with; ``predict_proba`` on a NumPy matrix; ``InferenceSession.run``); each
-model's overhead (server CPU per request minus the floor of the scorer it
-runs) against the binary path's; and the multiclass model against MLServer
-(aim: at least 2x its requests per second and at most 0.5x its p99). The
-machine is shared: quote ratios measured in one run, with the load.
+with; ``predict_proba`` on a NumPy matrix, and the row path's ``lean_call`` of
+it that the service runs; ``InferenceSession.run``); each model's overhead
+(server CPU per request minus the floor of the scorer it runs) against the
+binary path's; and the multiclass model against MLServer (aim: at least 2x its
+requests per second and at most 0.5x its p99), per case with the 1-minute load
+average of its rounds. The machine is shared: quote ratios measured in one
+run, with the load.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def setup(root: Path) -> tuple[dict[str, Fitted], pd.DataFrame, Path]:
     from ctloop.models.compiled import compile_predictor
     from ctloop.models.compiled_cache import VersionCompiledCache
     from ctloop.models.flavor_onnx import OnnxModel
-    from ctloop.models.flavors import numpy_estimator
+    from ctloop.models.flavors import lean_call, numpy_estimator
     from ctloop.registry import ModelRegistry
 
     home = root / ".ctloop"
@@ -155,7 +157,8 @@ def setup(root: Path) -> tuple[dict[str, Fitted], pd.DataFrame, Path]:
     # warning (the fitted arrays are the same objects)
     unnamed = numpy_estimator(pipe, signature)
     fitted["pipeline"] = Fitted("pipeline", unnamed.predict_proba, "probabilities",
-                                {"sklearn": unnamed.predict_proba}, "sklearn")
+                                {"sklearn": unnamed.predict_proba,
+                                 "lean": lean_call(unnamed, "predict_proba")}, "lean")
     session = OnnxModel.from_bytes((root / "onnx" / "model.onnx").read_bytes()).session
     input_name = session.get_inputs()[0].name
 
@@ -242,6 +245,7 @@ def main() -> None:
         scenarios = {"1 row, c=1": (sample.head(1), 1), "1 row, c=32": (sample.head(1), 32),
                      "100 rows, c=1": (sample, 1)}
         results: dict[tuple[str, str], list[tuple[Result, float]]] = {}
+        loads: dict[str, list[float]] = {}
         try:
             for server in servers:
                 server.start()
@@ -266,6 +270,7 @@ def main() -> None:
                         line.append(f"{target.label} {result.rps:.0f}/s p99 "
                                     f"{result.p99_ms:.1f}ms")
                     load_avg = " ".join(f"{x:.1f}" for x in os.getloadavg())
+                    loads.setdefault(label, []).append(os.getloadavg()[0])
                     print(f"[{label} round {n + 1}] load {load_avg} | " + " | ".join(line),
                           flush=True)
         finally:
@@ -277,7 +282,7 @@ def main() -> None:
             for rows in (1, 100) for name, model in fitted.items()
             for scorer, call in model.floors.items()
         }
-    report(targets, scenarios, results, floors)
+    report(targets, scenarios, results, floors, loads)
     print("load average at end:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
@@ -299,8 +304,11 @@ def mlserver_server(root: Path, booster_file: Path) -> Server:
 
 def report(targets: list[Target], scenarios: dict[str, Any],
            results: dict[tuple[str, str], list[tuple[Result, float]]],
-           floors: dict[tuple[int, str, str], float]) -> None:
+           floors: dict[tuple[int, str, str], float], loads: dict[str, list[float]]) -> None:
     med = statistics.median
+
+    def load(label: str) -> str:
+        return f"load {min(loads[label]):.1f}-{max(loads[label]):.1f}"
     print(f"\n{'scenario':<14} {'target':<20} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'cpu ms/req':>10} {'floor ms':>9} {'overhead':>9}   (median of rounds)")
     overhead: dict[tuple[str, str], float] = {}
@@ -328,7 +336,7 @@ def report(targets: list[Target], scenarios: dict[str, Any],
             p99 = [a.p99_ms / b.p99_ms for (a, _), (b, _) in zip(runs, base, strict=True)]
             print(f"  {label:<14} {name:<11} req/s {med(rps):.2f}x  p99 {med(p99):.2f}x  "
                   f"overhead {overhead[(label, name)]:.3f} ms vs binary "
-                  f"{overhead[(label, 'binary')]:.3f} ms")
+                  f"{overhead[(label, 'binary')]:.3f} ms  ({load(label)})")
     if not any(t.server.name == "mlserver" for t in targets):
         return
     print("\nctloop multiclass / MLServer multiclass (aim: req/s >= 2x, p99 <= 0.5x)")
@@ -341,7 +349,7 @@ def report(targets: list[Target], scenarios: dict[str, Any],
         met = "met" if med(rps) >= 2 and med(p99) <= 0.5 else "NOT met"
         print(f"  {label:<14} req/s {med(rps):.2f}x [{', '.join(f'{r:.2f}' for r in rps)}]  "
               f"p99 {med(p99):.2f}x [{', '.join(f'{r:.2f}' for r in p99)}]  "
-              f"cpu/req {med(cpu):.2f}x  {met}")
+              f"cpu/req {med(cpu):.2f}x  {met}  ({load(label)})")
 
 
 if __name__ == "__main__":

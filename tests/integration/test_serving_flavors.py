@@ -25,8 +25,10 @@ import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tritonclient.utils import InferenceServerException
 
 from ctloop.artifacts import open_artifact_store
+from ctloop.core.errors import UserInputError
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import Signature, save_model
 from ctloop.models.flavors import FLAVORS, LoadedModel
@@ -232,6 +234,7 @@ class Service:
     models: dict[str, LoadedModel]
     registry: ModelRegistry | None = None
     artifacts: Any = None
+    home: Path | None = None  # the project's state folder (CTLOOP_HOME), for the CLI
 
 
 @pytest.fixture(scope="module")
@@ -637,3 +640,172 @@ def test_no_flavor_or_task_can_produce_a_v2_answer_whose_shape_differs_from_its_
 
 
 DATATYPE_SIZES = {"FP64": "<f8", "FP32": "<f4", "INT64": "<i8", "INT32": "<i4", "BOOL": "?"}
+
+
+# --- a missing value for an integer input -----------------------------------------------------
+
+# Models whose signature lets x2 (an integer column) be null: the ONNX graph whose x2 input is
+# INT64, scikit-learn estimators that refuse NaN (on the NumPy path and on a frame), a float
+# ONNX graph that passes NaN through to its probabilities, and the boosters, which score a
+# missing value natively.
+NULL_CASES = [c for c in CASES if c.name in {
+    "onnx-cols-multi", "onnx-multi", "sk-multi", "skpipe-multi", "skcols-bin", "lgb-bin",
+    "xgb-reg", "cb-multi"}]
+REFUSED = {"onnx-cols-multi": ("'x2' is INT64 [-1, 1]", "cannot hold a missing value",
+                               "export the model with a float input"),
+           "sk-multi": ("['x2']", "Send a value in every row", "imputer"),
+           "skpipe-multi": ("['x2']", "Send a value in every row", "imputer"),
+           "skcols-bin": ("['x2']", "Send a value in every row", "imputer"),
+           "onnx-multi": ("answered NaN", "['x2']", "cannot score a missing value")}
+
+
+@pytest.fixture(scope="module")
+def null_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A project (``.ctloop`` under its root) serving NULL_CASES; x2 declared nullable."""
+    root = tmp_path_factory.mktemp("nulls")
+    home = root / ".ctloop"
+    store = open_metadata_store(f"sqlite:///{home / 'metadata.db'}")
+    artifacts = open_artifact_store((home / "artifacts").as_uri())
+    registry = ModelRegistry(store, actor="test")
+    train = _data(600, seed=1)
+    signature = Signature.from_frame(train, FEATURES, nullable=["x2"])
+    for case in NULL_CASES:
+        folder = root / case.name
+        save_model(case.fit(train[FEATURES], train[case.label]), folder, signature=signature,
+                   task=case.task, flavor=case.flavor, classes=case.classes)
+        stored = artifacts.put(folder)
+        record = store.add_artifact(ArtifactRecord(id=new_id(), type="Model", uri=stored.uri,
+                                                   sha256=stored.sha256, size=stored.size))
+        registry.register(case.name, record.id)
+        registry.promote(case.name, 1)
+    models = {c.name: registry.load(f"{c.name}:1", artifacts) for c in NULL_CASES}
+    assert models["onnx-cols-multi"].signature.inputs[1].nullable
+    app = create_app([c.name for c in NULL_CASES], config=ServingConfig.from_table(
+        {"grpc_port": 0}), metadata=store, artifacts=artifacts, feature_store=False,
+        prediction_log=False)
+    with background_server(app) as url:
+        yield Service(url.removeprefix("http://"), f"127.0.0.1:{app.state.grpc_port}", models,
+                      registry, artifacts, home)
+    store.close()
+
+
+def _with_a_gap(rows: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` rows whose x2 (integer) is missing in one of them (the second, if any)."""
+    frame = rows.head(n).astype({"x2": "float64"}).reset_index(drop=True)
+    frame.loc[min(1, n - 1), "x2"] = np.nan
+    return frame
+
+
+def _send_gap(service: Service, name: str, frame: pd.DataFrame, protocol: str
+              ) -> tuple[int, str, np.ndarray | None]:
+    """(status, error text, the answer the task reads) for rows holding NaN / null."""
+    if protocol == "grpc":
+        inputs = []
+        for column in FEATURES:
+            tensor = tgrpc.InferInput(column, [len(frame)], "FP64")
+            tensor.set_data_from_numpy(frame[column].to_numpy(dtype=np.float64))
+            inputs.append(tensor)
+        try:
+            result = tgrpc.InferenceServerClient(service.grpc).infer(name, inputs)
+        except InferenceServerException as exc:
+            assert exc.status() == "StatusCode.INVALID_ARGUMENT", exc
+            return 400, str(exc.message()), None
+        out = "prediction" if name == "xgb-reg" else "probabilities"
+        return 200, "", result.as_numpy(out)
+    if protocol == "v2-binary":
+        inputs = []
+        for column in FEATURES:
+            tensor = thttp.InferInput(column, [len(frame)], "FP64")
+            tensor.set_data_from_numpy(frame[column].to_numpy(dtype=np.float64),
+                                       binary_data=True)
+            inputs.append(tensor)
+        body, size = thttp.InferenceServerClient.generate_request_body(inputs)
+        got = httpx.post(f"http://{service.http}/v2/models/{name}/infer", content=body,
+                         headers={"Inference-Header-Content-Length": str(size)}, timeout=60)
+    elif protocol == "v2-json":  # JSON has no NaN: the gap is a null in an FP64 tensor
+        records = json.loads(frame.to_json(orient="columns"))
+        body = {"inputs": [{"name": c, "shape": [len(frame)], "datatype": "FP64",
+                            "data": [records[c][str(i)] for i in range(len(frame))]}
+                           for c in FEATURES]}
+        got = httpx.post(f"http://{service.http}/v2/models/{name}/infer", json=body,
+                         timeout=60)
+    else:
+        records = json.loads(frame.to_json(orient="records"))  # NaN -> null
+        got = httpx.post(f"http://{service.http}/v1/models/{name}:predict",
+                         json={"instances": records}, timeout=60)
+    if got.status_code != 200:
+        return got.status_code, got.json()["error"], None
+    out_name = "prediction" if name == "xgb-reg" else "probabilities"
+    if protocol == "v2-binary":
+        length = got.headers.get("Inference-Header-Content-Length")
+        parsed = thttp.InferenceServerClient.parse_response_body(
+            got.content, header_length=None if length is None else int(length))
+        return 200, "", parsed.as_numpy(out_name)
+    answer = got.json()
+    if protocol == "v1":
+        key = "predictions" if name == "xgb-reg" else "probabilities"
+        return 200, "", np.asarray(answer[key], dtype=float)
+    out = {o["name"]: o for o in answer["outputs"]}[out_name]
+    return 200, "", np.reshape(np.asarray(out["data"], dtype=float), out["shape"])
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("case", NULL_CASES, ids=lambda c: c.name)
+def test_a_missing_integer_is_refused_where_the_model_cannot_hold_it(
+        null_service: Service, rows: pd.DataFrame, case: Case, protocol: str) -> None:
+    """A null (NaN) in x2, an integer column the signature lets be null: the INT64 ONNX input
+    and scikit-learn estimators without NaN support answer 4xx with one message naming the
+    input and what to do (never INT64_MIN scored as if sent); the boosters score it."""
+    model = null_service.models[case.name]
+    for n in ROWS:
+        frame = _with_a_gap(rows, n)
+        status, error, got = _send_gap(null_service, case.name, frame, protocol)
+        where = (case.name, protocol, n)
+        if case.name in REFUSED:
+            with pytest.raises(UserInputError) as in_process:
+                model.predict(frame)
+            message = str(in_process.value)
+            assert all(words in message for words in REFUSED[case.name]), message
+            assert "\n" not in message and f"of {n} row(s)" in message, message
+            assert 400 <= status < 500 and message in error, (where, status, error)
+            continue
+        assert status == 200, (where, error)
+        expected = model.predict(frame)
+        assert got is not None and np.isfinite(expected).all(), where
+        if case.task == "binary":
+            expected = np.column_stack([1 - expected, expected])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9, err_msg=str(where))
+
+
+def test_a_null_in_an_int64_tensor_is_refused_saying_what_to_do(null_service: Service) -> None:
+    """JSON null sent as INT64 (which has no missing value) is a 400 naming the input."""
+    body = {"inputs": [{"name": "x1", "shape": [2], "datatype": "FP64", "data": [0.1, 0.2]},
+                       {"name": "x2", "shape": [2], "datatype": "INT64", "data": [3, None]},
+                       {"name": "x3", "shape": [2], "datatype": "FP64", "data": [0.3, 0.4]}]}
+    for name in ("onnx-cols-multi", "lgb-bin"):
+        got = httpx.post(f"http://{null_service.http}/v2/models/{name}/infer", json=body,
+                         timeout=60)
+        assert got.status_code == 400, got.text
+        error = got.json()["error"]
+        assert error.startswith("Input 'x2' is declared INT64 but holds NoneType"), error
+        assert "cannot hold a missing value: send a value in every row" in error, error
+
+
+def test_batch_scoring_says_the_same_in_one_line(
+        null_service: Service, rows: pd.DataFrame, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctloop.testing.cli import cli, one_error_line
+
+    assert null_service.home is not None
+    project = tmp_path
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("CTLOOP_HOME", str(null_service.home))
+    _with_a_gap(rows, 100).to_parquet(project / "gap.parquet")
+    for name in ("onnx-cols-multi", "sk-multi"):
+        with pytest.raises(UserInputError) as in_process:
+            null_service.models[name].predict(_with_a_gap(rows, 100))
+        code, _, err = cli(capsys, "predict", f"{name}:1", "gap.parquet", "out.parquet")
+        line = one_error_line(err)
+        assert code == 2 and str(in_process.value) in line, (line, str(in_process.value))
+        assert all(w in line for w in REFUSED[name]) and "of 100 row(s)" in line, line
+    assert not (project / "out.parquet").exists()

@@ -129,6 +129,8 @@ class OnnxModel:
             if spec.datatype == "BYTES":
                 array = values.astype(str).to_numpy(dtype=object)
             else:
+                if spec.datatype not in _NUMPY and values.hasnans:
+                    raise _cannot_hold_missing(spec, values)
                 array = values.to_numpy(dtype=_tensor_dtype(spec.datatype))
             out[spec.name] = array.reshape(-1, 1) if len(spec.shape) == 2 else array
         return out
@@ -202,6 +204,40 @@ class OnnxModel:
         return {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
 
 
+def _refuse_nan_answers(nulls: Mapping[str, int], rows: int) -> None:
+    """NaN answers for rows with missing values: the graph cannot score them, so refuse.
+
+    A graph converted from a model without missing-value support passes NaN through to
+    its probabilities (whose likeliest class would then read as the first) or values;
+    the rows are refused as scikit-learn refuses them. NaN answers for complete rows
+    are the graph's own and are returned as they are.
+    """
+    if nulls:
+        raise UserInputError(
+            f"The ONNX model answered NaN for rows with a missing value (null or NaN) in "
+            f"column(s) {list(nulls)} (in {max(nulls.values())} of {rows} row(s)): the graph "
+            "cannot score a missing value. Send a value in every row, or export a graph that "
+            "imputes missing values (an imputer before the model)."
+        )
+
+
+def _cannot_hold_missing(spec: TensorSpec, values: pd.Series) -> UserInputError:
+    """Why a null cannot reach an integer or boolean input: NumPy would cast it to a value.
+
+    NaN cast to int64 is INT64_MIN and None cast to bool is False; the graph would score
+    that value as if it had been sent, so the rows are refused instead.
+    """
+    missing = int(values.isna().sum())
+    kind = "a boolean" if spec.datatype == "BOOL" else "an integer"
+    return UserInputError(
+        f"Column {spec.name!r} has a missing value (null or NaN) in {missing} of "
+        f"{len(values)} row(s), but the ONNX model's input {spec.name!r} is "
+        f"{spec.datatype} {list(spec.shape)}: {kind} tensor cannot hold a missing value. "
+        "Send a value in every row, or export the model with a float input (FP32) for this "
+        "column, where NaN marks a missing value."
+    )
+
+
 def _tensor_dtype(datatype: str) -> np.dtype[Any]:
     from ctloop.models.signature import TENSOR_DTYPES
 
@@ -258,7 +294,11 @@ class OnnxFlavor:
         return OnnxModel.from_bytes(data, read_classes=True)
 
     def predict(self, model: OnnxModel, frame: pd.DataFrame, task: Task) -> np.ndarray:
-        return shaped(model.answer(frame, task), task)
+        out = shaped(model.answer(frame, task), task)
+        if np.isnan(out).any():
+            nulls = {str(c): int(n) for c, n in frame.isna().sum().items() if n}
+            _refuse_nan_answers(nulls, len(frame))
+        return out
 
     def predict_tensors(
         self, model: OnnxModel, inputs: Mapping[str, np.ndarray]
@@ -278,7 +318,14 @@ class OnnxFlavor:
 
         def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
             feeds = model.column_feeds({name: columns[name] for name in names})
-            return None if feeds is None else shaped(model.answer_feeds(feeds, task), task)
+            if feeds is None:
+                return None
+            out = shaped(model.answer_feeds(feeds, task), task)
+            if np.isnan(out).any():
+                counts = {n: int(np.isnan(columns[n]).sum()) for n in names
+                          if columns[n].dtype.kind == "f"}
+                _refuse_nan_answers({n: k for n, k in counts.items() if k}, len(out))
+            return out
 
         return predict
 

@@ -70,6 +70,7 @@ __all__ = [
     "detect_flavor",
     "fitted_classes",
     "fitted_task",
+    "lean_call",
     "load_model",
     "numpy_estimator",
     "read_manifest",
@@ -148,9 +149,12 @@ class SklearnFlavor:
         return joblib.load(io.BytesIO(data))
 
     def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
-        if task == "regression":
-            return shaped(model.predict(frame), task)
-        return shaped(model.predict_proba(frame), task)
+        call = model.predict if task == "regression" else model.predict_proba
+        try:
+            return shaped(call(frame), task)
+        except ValueError as exc:
+            nulls = {str(c): int(n) for c, n in frame.isna().sum().items() if n}
+            raise _refused_nulls(model, exc, nulls, len(frame)) from exc
 
     def columns_predictor(self, model: Any, signature: Signature, task: Task) -> ColumnsScorer:
         """:meth:`predict` on typed columns through a NumPy matrix, or None if unsafe.
@@ -158,13 +162,14 @@ class SklearnFlavor:
         The serving row path (``serving.scoring.fastpath``): the same answers as on a
         frame, without building one. Only for estimators made of scikit-learn's own
         classes, fitted on the signature's numeric columns in order, that select no
-        columns by name (:func:`numpy_estimator`). The scorer answers None for columns
-        the frame path must convert (nulls in an object column, strings).
+        columns by name (:func:`numpy_estimator`), called through :func:`lean_call`.
+        The scorer answers None for columns the frame path must convert (nulls in an
+        object column, strings).
         """
         estimator = numpy_estimator(model, signature)
         if estimator is None:
             return None
-        call = estimator.predict if task == "regression" else estimator.predict_proba
+        call = lean_call(estimator, "predict" if task == "regression" else "predict_proba")
         names = signature.columns
 
         def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
@@ -173,9 +178,84 @@ class SklearnFlavor:
                 return None
             # (k, n) transposed: the column-major matrix pandas hands scikit-learn, so
             # every product sums in the same order as on the frame path.
-            return shaped(call(np.stack(arrays).T), task)
+            matrix = np.stack(arrays).T
+            try:
+                return shaped(call(matrix), task)
+            except ValueError as exc:
+                counts = np.isnan(matrix).sum(axis=0) if matrix.dtype.kind == "f" else []
+                nulls = {n: int(k) for n, k in zip(names, counts, strict=False) if k}
+                raise _refused_nulls(model, exc, nulls, len(matrix)) from exc
 
         return predict
+
+
+def _refused_nulls(
+    model: Any, exc: ValueError, nulls: Mapping[str, int], rows: int
+) -> Exception:
+    """scikit-learn's "Input X contains NaN" as one line naming the columns, else ``exc``.
+
+    An estimator without native missing-value support refuses NaN with a paragraph of
+    advice; the rows are the sender's to fix (or the model's to refit), so it is a
+    ``UserInputError`` (a 4xx at the service, one line in ``ctloop predict``).
+    """
+    if not nulls or "NaN" not in str(exc):
+        return exc
+    worst = max(nulls.values())
+    return UserInputError(
+        f"The {type(model).__name__} cannot score missing values: column(s) {list(nulls)} "
+        f"hold null or NaN (in {worst} of {rows} row(s)), and scikit-learn refuses NaN for "
+        "this estimator. Send a value in every row, or refit the model with an imputer in "
+        "its Pipeline (sklearn.impute.SimpleImputer) or with an estimator that accepts NaN "
+        "(HistGradientBoostingClassifier/Regressor)."
+    )
+
+
+def lean_call(estimator: Any, method: str) -> Callable[[Any], Any]:
+    """``estimator.<method>`` on a matrix without the per-call checks that cannot fail on it.
+
+    Each scikit-learn step validates its input on every call; on one row that costs more
+    than the arithmetic. Two parts of it are skipped, and the answers are the same bits:
+    (1) a Pipeline's own wrapper (its fitted check, its routing): its steps' ``transform``
+    and the last step's ``method`` are called in its order, as ``Pipeline.<method>`` does;
+    (2) the scan for NaN and infinity (``assume_finite``), done here once on the matrix and
+    on each step's output instead. Where one holds a NaN or an infinity, the call is made
+    again as ``estimator.<method>`` with every check, so what it answers or raises is
+    scikit-learn's own.
+    """
+    import sklearn
+
+    plain = getattr(estimator, method)
+    steps: list[Any] = []
+    last = plain
+    if type(estimator).__module__ == "sklearn.pipeline" and type(estimator).__name__ == (
+        "Pipeline"
+    ):
+        steps = [s for _, s in estimator.steps[:-1] if s is not None and s != "passthrough"]
+        last = getattr(estimator.steps[-1][1], method)
+
+    def call(matrix: Any) -> Any:
+        if _all_finite(matrix):
+            with sklearn.config_context(assume_finite=True):
+                values = matrix
+                for step in steps:
+                    values = step.transform(values)
+                    if not _all_finite(values):
+                        break
+                else:
+                    return last(values)
+        return plain(matrix)  # outside the context: every check runs
+
+    return call
+
+
+def _all_finite(values: Any) -> bool:
+    """No NaN or infinity in a dense or sparse matrix; False when that cannot be told."""
+    if not isinstance(values, np.ndarray):
+        values = getattr(values, "data", None)  # a SciPy sparse matrix's stored values
+    try:
+        return bool(np.isfinite(values).all())
+    except TypeError:  # not numbers (or no array): let scikit-learn check it
+        return False
 
 
 # scikit-learn steps that may pick columns by name or run user code on the frame as given.
@@ -509,6 +589,43 @@ def _flavor(name: str) -> Flavor:
         ) from None
 
 
+def _with_task(
+    model: Any,
+    flavor_name: str,
+    signature: Signature,
+    task: str | None,
+    classes: Sequence[str | int] | None,
+) -> Signature:
+    """``signature`` with the task and classes :func:`save_model` records for ``model``."""
+    chosen = task if task is not None else signature.task
+    resolved = as_task(chosen) if chosen is not None else (fitted_task(model) or "binary")
+    if chosen != resolved and fitted_task(model) == "multiclass":  # a legacy "classification"
+        resolved = "multiclass"
+    kept = resolve_classes(model, resolved, classes if classes is not None else signature.classes)
+    if resolved != "regression" and flavor_name == "sklearn" and not hasattr(
+        model, "predict_proba"
+    ):
+        raise UserInputError(
+            f"The {type(model).__name__} has no predict_proba, so it cannot answer "
+            f"{resolved} probabilities; use a classifier with probabilities (for SVC, "
+            "probability=True) or wrap it in CalibratedClassifierCV."
+        )
+    return replace(signature, task=resolved, classes=kept)
+
+
+def _packages(impl: Flavor, code: Mapping[str, Path]) -> dict[str, str]:
+    """Import name -> pip requirement: the flavor's modules and those its stored code imports."""
+    needed = [*impl.packages, *sorted(code_imports({k: v.read_bytes() for k, v in code.items()}))]
+    packages = {}
+    for module in needed:
+        found = _installed(module)
+        if found is None and module not in impl.packages:
+            continue  # an optional import of the user's code that this environment lacks
+        dist, version = found or (module, "")
+        packages[module] = f"{dist}=={version}" if version else dist
+    return packages
+
+
 def save_model(
     model: Any,
     path: str | Path,
@@ -542,20 +659,7 @@ def save_model(
     )
     if describe is not None:  # the flavor reads inputs, outputs (and classes) off the model
         model, signature = describe(model, signature)
-    chosen = task if task is not None else signature.task
-    resolved = as_task(chosen) if chosen is not None else (fitted_task(model) or "binary")
-    if chosen != resolved and fitted_task(model) == "multiclass":  # a legacy "classification"
-        resolved = "multiclass"
-    kept = resolve_classes(model, resolved, classes if classes is not None else signature.classes)
-    signature = replace(signature, task=resolved, classes=kept)
-    if resolved != "regression" and flavor_name == "sklearn" and not hasattr(
-        model, "predict_proba"
-    ):
-        raise UserInputError(
-            f"The {type(model).__name__} has no predict_proba, so it cannot answer "
-            f"{resolved} probabilities; use a classifier with probabilities (for SVC, "
-            "probability=True) or wrap it in CalibratedClassifierCV."
-        )
+    signature = _with_task(model, flavor_name, signature, task, classes)
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     code: dict[str, Path] = {}
@@ -563,19 +667,12 @@ def save_model(
         code = store_code(model, folder, code_paths)
     model_file = folder / impl.file_name
     impl.save(model, model_file)
-    needed = [*impl.packages, *sorted(code_imports({k: v.read_bytes() for k, v in code.items()}))]
-    packages = {}
-    for module in needed:
-        found = _installed(module)
-        if found is None and module not in impl.packages:
-            continue  # an optional import of the user's code that this environment lacks
-        dist, version = found or (module, "")
-        packages[module] = f"{dist}=={version}" if version else dist
+    packages = _packages(impl, code)
     packages.update(requirements or {})
     manifest: dict[str, Any] = {
         "format": 1,
         "flavor": flavor_name,
-        "task": resolved,
+        "task": signature.task,
         "model_file": impl.file_name,
         "sha256": hash_file(model_file),
         "signature": signature.to_dict(),

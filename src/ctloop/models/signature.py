@@ -450,18 +450,7 @@ def _conform_array(
     if kind not in _KINDS.get(spec.type, "") and not coerce:
         raise _bad(spec, what, values[0] if len(values) else values.dtype.name)
     if spec.type in ("integer", "float"):
-        if kind == "b":
-            values = values.astype(np.int64)
-        if kind == "f" and np.isnan(values).any() and not (spec.nullable or allow_nulls):
-            raise UserInputError(
-                f"{what}: column {spec.name!r} has NaN values, but it was never null in "
-                "training; send a value (or set allow_nulls = true in [ctloop.serving])."
-            )
-        if kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max:
-            raise _bad(spec, what, int(values.max()), "it is out of the int64 range")
-        if kind in "iu" and spec.type == "integer":
-            return values.astype(np.int64, copy=False)
-        return _check_numbers(spec, values.astype(np.float64, copy=False), what)
+        return _numeric_array(spec, values, allow_nulls, what)
     if spec.type == "boolean":
         return values.astype(bool)
     if kind == "S":
@@ -469,3 +458,23 @@ def _conform_array(
     if spec.type == "datetime":
         return _datetimes(spec, values.astype(str).tolist(), what)
     return values.astype(object)
+
+
+def _numeric_array(
+    spec: ColumnSpec, values: np.ndarray, allow_nulls: bool, what: str
+) -> np.ndarray:
+    """A typed tensor for an integer or float column: booleans as 0/1, NaN only where the
+    column may be null, unsigned values within int64, floats checked as JSON numbers are."""
+    kind = values.dtype.kind
+    if kind == "b":
+        values = values.astype(np.int64)
+    if kind == "f" and np.isnan(values).any() and not (spec.nullable or allow_nulls):
+        raise UserInputError(
+            f"{what}: column {spec.name!r} has NaN values, but it was never null in "
+            "training; send a value (or set allow_nulls = true in [ctloop.serving])."
+        )
+    if kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max:
+        raise _bad(spec, what, int(values.max()), "it is out of the int64 range")
+    if kind in "iu" and spec.type == "integer":
+        return values.astype(np.int64, copy=False)
+    return _check_numbers(spec, values.astype(np.float64, copy=False), what)

@@ -226,3 +226,45 @@ def test_bad_onnx_input_is_one_clear_line(tmp_path: Path) -> None:
     save_model(linear, tmp_path / "e", signature=Signature.from_frame(data, NUMERIC))
     with pytest.raises(UserInputError, match="takes table columns"):
         load_model(tmp_path / "e").predict_tensors({"X": np.zeros((1, 3), np.float32)})
+
+
+def test_a_missing_value_for_an_integer_or_boolean_input_is_refused(tmp_path: Path) -> None:
+    """NumPy casts NaN to INT64_MIN (INT32_MIN) and None to False: such rows are refused with
+    one line naming the input and what to do, on the frame path and the serving row path;
+    NaN in the float input reaches the graph, and the NaN it answers is refused too."""
+    from ctloop.serving.scoring.fastpath import predictor_for
+
+    nodes = [helper.make_node("Cast", ["count"], ["count_f"], to=TensorProto.DOUBLE),
+             helper.make_node("Cast", ["flag"], ["flag_f"], to=TensorProto.DOUBLE),
+             helper.make_node("Sum", ["count_f", "flag_f", "x"], ["value"])]
+    graph = helper.make_graph(nodes, "sum", [
+        helper.make_tensor_value_info("count", TensorProto.INT32, ["N", 1]),
+        helper.make_tensor_value_info("flag", TensorProto.BOOL, ["N", 1]),
+        helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 1]),
+    ], [helper.make_tensor_value_info("value", TensorProto.DOUBLE, ["N", 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    nullable = Signature(inputs=(ColumnSpec("count", "integer"), ColumnSpec("flag", "boolean"),
+                                 ColumnSpec("x", "float")))
+    save_model(model, tmp_path / "m", signature=nullable, flavor="onnx")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.task == "regression" and loaded.signature.inputs == nullable.inputs
+    fast = predictor_for(loaded)
+    assert fast.fast
+    good = {"count": np.array([1, 2]), "flag": np.array([True, False]),
+            "x": np.array([0.5, 0.25])}
+    for score in (fast.predict, lambda c: loaded.predict(pd.DataFrame(c))):
+        np.testing.assert_array_equal(score(good), [2.5, 2.25])
+        with pytest.raises(UserInputError, match=r"answered NaN for rows with a missing value "
+                           r"\(null or NaN\) in column\(s\) \['x'\] \(in 1 of 2 row"):
+            score({**good, "x": np.array([0.5, np.nan])})  # NaN through the graph
+    gaps = {"count": ({**good, "count": np.array([1.0, np.nan])}, "INT32 [-1, 1]: an integer"),
+            "flag": ({**good, "flag": np.array([True, None], dtype=object)},
+                     "BOOL [-1, 1]: a boolean")}
+    for name, (columns, words) in gaps.items():
+        for score in (fast.predict, lambda c: loaded.predict(pd.DataFrame(c))):
+            with pytest.raises(UserInputError) as refused:
+                score(columns)
+            message = str(refused.value)
+            assert f"Column {name!r} has a missing value (null or NaN) in 1 of 2 row(s)" in (
+                message) and words in message and "float input" in message, message

@@ -211,9 +211,12 @@ def _from_json(name: str, shape: list[int], dtype: str, count: int, data: Any) -
     allowed = _PYTHON[dtype]
     if not kinds <= allowed and not (dtype.startswith("FP") and kinds <= {int, float}):
         bad = next(v for v in flat if type(v) not in allowed)
+        missing = (" An integer or boolean tensor cannot hold a missing value: send a value "
+                   "in every row (null is a missing value in FP16/FP32/FP64 and BYTES tensors "
+                   "only).") if bad is None else ""
         raise BadRequest(
             f"Input {name!r} is declared {dtype} but holds {type(bad).__name__} values such as "
-            f"{bad!r}."
+            f"{bad!r}.{missing}"
         )
     if dtype == "BYTES":
         array = np.empty(count, dtype=object)
