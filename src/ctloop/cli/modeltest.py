@@ -103,9 +103,10 @@ def _training_sample(record: ModelVersionRecord, settings: Settings) -> pd.DataF
     """Rows of the data the version was trained on (its lineage's first Dataset input)."""
     from ctloop.artifacts import open_artifact_store
     from ctloop.artifacts.content import store_url_of
+    from ctloop.registry.summaries import lineage_of
 
-    inputs = [i for i in (record.properties.get("lineage") or {}).get("inputs") or []
-              if i.get("type") == "Dataset" and i.get("uri")]
+    inputs = [i for i in lineage_of(record.properties).get("inputs", [])
+              if i["type"] == "Dataset" and i["uri"]]
     for entry in inputs:
         for url in (settings.artifacts_url, None):
             try:

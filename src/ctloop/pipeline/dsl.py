@@ -25,8 +25,8 @@ from ctloop.pipeline.building import building, current_builder
 from ctloop.pipeline.component import ComponentDef, ParameterSpec
 
 __all__ = [
-    "Graph",
     "AnyPipeline",
+    "Graph",
     "OutputRef",
     "PipelineDef",
     "StepHandle",
