@@ -26,6 +26,7 @@ reference store (:class:`ctloop.testing.inmemory.InMemoryMetadataStore`).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ import numpy as np
 import pytest
 
 from ctloop.core.errors import NotFound, StoreError, UserInputError
+from ctloop.core.jsontypes import as_list, as_object
 from ctloop.metadata import (
     ArtifactRecord,
     DefinitionStore,
@@ -191,18 +193,16 @@ class RunStoreContract:
         run = store.create_run(_run())
         a = store.save_step(_step(run.id, "a"))
         b = store.save_step(_step(run.id, "b", upstream=["a"]))
-        done = StepRecord(
-            **{
-                **to_dict(a),
-                "status": StepStatus.SUCCEEDED,
-                "attempts": 2,
-                "duration_s": 0.25,
-                "started_at": None,
-                "ended_at": datetime.now(UTC),
-                "outputs": {"n": 3},
-                "executor": {"pid": 1},
-                "cache_key": "k" + new_id(),
-            }
+        done = dataclasses.replace(
+            a,
+            status=StepStatus.SUCCEEDED,
+            attempts=2,
+            duration_s=0.25,
+            started_at=None,
+            ended_at=datetime.now(UTC),
+            outputs={"n": 3},
+            executor={"pid": 1},
+            cache_key="k" + new_id(),
         )
         store.save_step(done)
         steps = store.get_steps(run.id)
@@ -348,7 +348,8 @@ class LineageStoreContract:
         assert {a: d for a, (_, d) in up.artifacts.items()} == {model.id: 0, data.id: 1, raw.id: 2}
         assert {s: d for s, (_, d) in up.steps.items()} == {train.id: 1, ingest.id: 2}
         shape = up.to_dict()
-        assert {(e["source"], e["target"]) for e in shape["edges"]} == {
+        edges = [as_object(e) for e in as_list(shape["edges"])]
+        assert {(e["source"], e["target"]) for e in edges} == {
             (raw.id, ingest.id),
             (ingest.id, data.id),
             (data.id, train.id),
