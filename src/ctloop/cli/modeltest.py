@@ -165,13 +165,13 @@ def test_model(
         record = ModelRegistry(store, artifacts=artifacts).get(parse_version_ref(ref))
     finally:
         store.close()
-    table = {k: v for k, v in dict(settings.extra.get("model_test") or {}).items()
+    table = {k: v for k, v in settings.tables.model_test.items()
              if k not in ("startup_timeout", "request_timeout")}
     given = {"concurrency": concurrency, "seconds": duration, "p99_ms": p99_ms,
              "max_error_rate": max_error_rate}
     budget = None if no_load else ServingBudget.from_table(
         {**table, **{k: v for k, v in given.items() if v is not None}})
-    timeouts = ServingTimeouts.from_settings(settings.extra)
+    timeouts = ServingTimeouts.from_table(settings.tables.model_test)
     loaded: dict[str, Any] = {}
 
     def reference() -> None:
