@@ -212,6 +212,21 @@ def compute_drift(
     """
     if not 0 < drift_share <= 1:
         raise UserInputError(f"drift_share must be in (0, 1]. Got {drift_share!r}.")
+    ref, cur = _statistics(reference, current)
+    config = dict(config or {})
+    names = _feature_names(ref, cur, columns)
+    _check_settings(config, names, weights)
+    excluded = set(exclude)
+    features = [_in_share(_feature(ref[n], cur[n], config.get(n, {})), n, excluded, weights)
+                for n in names]
+    return DriftReport(
+        features=features, drift_share=drift_share, reference=ref.source, current=cur.source
+    )
+
+
+def _statistics(reference: DatasetStatistics | DataSource, current: DatasetStatistics | DataSource
+                ) -> tuple[DatasetStatistics, DatasetStatistics]:
+    """Both sides' statistics (computed from their data when given data), each with rows."""
     ref = reference if isinstance(reference, DatasetStatistics) else compute_statistics(reference)
     cur = current if isinstance(current, DatasetStatistics) else compute_statistics(current)
     for side, stats in (("reference", ref), ("current", cur)):
@@ -220,37 +235,45 @@ def compute_drift(
                 f"The {side} data {stats.source or ''} has no rows; drift needs data on both "
                 "sides. Check the file or the time window."
             )
-    config = dict(config or {})
+    return ref, cur
+
+
+def _feature_names(ref: DatasetStatistics, cur: DatasetStatistics,
+                   columns: Iterable[str] | None) -> list[str]:
+    """The features to test: ``columns``, each in both datasets, or every shared column."""
+    shared = [n for n in ref.columns if n in cur.columns]
     if columns is None:
-        names = [n for n in ref.columns if n in cur.columns]
-    else:
-        names = list(columns)
-        unknown = [n for n in names if n not in ref.columns or n not in cur.columns]
-        if unknown:
-            raise UserInputError(
-                f"Cannot test drift of {unknown}: not in both datasets. "
-                f"Shared columns: {[n for n in ref.columns if n in cur.columns]}."
-            )
+        return shared
+    names = list(columns)
+    unknown = [n for n in names if n not in ref.columns or n not in cur.columns]
+    if unknown:
+        raise UserInputError(
+            f"Cannot test drift of {unknown}: not in both datasets. Shared columns: {shared}."
+        )
+    return names
+
+
+def _check_settings(config: Mapping[str, Any], names: list[str],
+                    weights: Mapping[str, float] | None) -> None:
+    """Settings name tested features only; weights are finite and not negative."""
     unknown_config = sorted(set(config) - set(names))
     if unknown_config:
         raise UserInputError(f"Drift settings name unknown features {unknown_config}.")
-    excluded = set(exclude)
     if weights is not None:
         bad = {k: v for k, v in weights.items() if not (v >= 0 and np.isfinite(v))}
         if bad:
             raise UserInputError(f"Drift weights must be finite and >= 0. Got {bad}.")
-    features = []
-    for n in names:
-        feature = _feature(ref[n], cur[n], config.get(n, {}))
-        if n in excluded:
-            feature.in_share = False
-            feature.note = (feature.note + "; " if feature.note else "") + "not in the share"
-        if weights is not None:
-            feature.weight = float(weights.get(n, 0.0))
-        features.append(feature)
-    return DriftReport(
-        features=features, drift_share=drift_share, reference=ref.source, current=cur.source
-    )
+
+
+def _in_share(feature: FeatureDrift, name: str, excluded: set[str],
+              weights: Mapping[str, float] | None) -> FeatureDrift:
+    """The feature's place in the dataset's share: left out, or weighed (unnamed: 0)."""
+    if name in excluded:
+        feature.in_share = False
+        feature.note = (feature.note + "; " if feature.note else "") + "not in the share"
+    if weights is not None:
+        feature.weight = float(weights.get(name, 0.0))
+    return feature
 
 
 def stationary_thresholds(
@@ -284,35 +307,13 @@ def stationary_thresholds(
     frame = pd.DataFrame(reference)
     names = [c for c in columns if c in frame.columns]
     given = dict(config or {})
-    methods = {}
-    for name in names:
-        method = str(given.get(name, {}).get("method", "auto"))
-        if method == "auto":
-            method = ("wasserstein" if pd.api.types.is_numeric_dtype(frame[name])
-                      else "jensenshannon")
-        methods[name] = method
+    methods = {name: _stationary_method(frame[name], given.get(name, {})) for name in names}
     out: dict[str, dict[str, Any]] = {n: {**given.get(n, {}), "method": methods[n]}
                                       for n in names}
     chunks = max(MIN_CHUNKS, round(len(frame) / chunk_rows))
     if len(frame) < 2 * chunks:
         return out  # too few rows to cut: the usual thresholds stand
-    edges = np.linspace(0, len(frame), chunks + 1).astype(int)
-    worst: dict[str, float] = {}
-    plain = {n: {"method": m} for n, m in methods.items() if m != "none"}
-    # One statistics pass over the chunks; each "rest" is the merge of the others' sketches.
-    parts = [compute_statistics(frame.iloc[lo:hi][list(plain)])
-             for lo, hi in itertools.pairwise(edges.tolist())]
-    for i, part in enumerate(parts):
-        rest = merge_statistics(parts[:i] + parts[i + 1:])
-        report = compute_drift(rest, part, columns=list(plain), config=plain)
-        for feature in report.features:
-            if feature.score is None:
-                continue
-            lower = feature.method in P_VALUE_METHODS  # a p-value: lower is further apart
-            seen = worst.get(feature.column)
-            if seen is None or (feature.score < seen if lower else feature.score > seen):
-                worst[feature.column] = feature.score
-    for name, baseline in worst.items():
+    for name, baseline in _furthest_chunks(frame, methods, chunks).items():
         if "threshold" in given.get(name, {}):
             continue
         out[name].update(baseline=baseline, chunks=chunks,
@@ -320,33 +321,104 @@ def stationary_thresholds(
     return out
 
 
+def _stationary_method(values: Any, settings: Mapping[str, Any]) -> str:
+    """The feature's method, ``auto`` read as a distance: Wasserstein or Jensen-Shannon."""
+    import pandas as pd
+
+    method = str(settings.get("method", "auto"))
+    if method != "auto":
+        return method
+    return "wasserstein" if pd.api.types.is_numeric_dtype(values) else "jensenshannon"
+
+
+def _furthest_chunks(frame: Any, methods: Mapping[str, str], chunks: int) -> dict[str, float]:
+    """Per feature, the score of the chunk furthest from the rest of the reference.
+
+    One statistics pass over the chunks; each "rest" is the merge of the others' sketches.
+    """
+    edges = np.linspace(0, len(frame), chunks + 1).astype(int)
+    worst: dict[str, float] = {}
+    plain = {n: {"method": m} for n, m in methods.items() if m != "none"}
+    parts = [compute_statistics(frame.iloc[lo:hi][list(plain)])
+             for lo, hi in itertools.pairwise(edges.tolist())]
+    for i, part in enumerate(parts):
+        rest = merge_statistics(parts[:i] + parts[i + 1:])
+        report = compute_drift(rest, part, columns=list(plain), config=plain)
+        for feature in report.features:
+            seen = worst.get(feature.column)
+            if feature.score is not None and (seen is None or _beyond(
+                    feature.method, feature.score, seen)):
+                worst[feature.column] = feature.score
+    return worst
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """What both sides of one feature hold: value counts and every measure of their distance."""
+
+    numeric: bool
+    n_reference: int
+    n_current: int
+    measures: dict[str, float | None]
+
+
+_SCORE_KEYS = {"ks": "ks_pvalue", "chisquare": "chisquare_pvalue",
+               "wasserstein": "wasserstein_norm"}
+
+
 def _feature(
     ref: ColumnStatistics, cur: ColumnStatistics, settings: Mapping[str, Any]
 ) -> FeatureDrift:
     method = settings.get("method", "auto")
+    if method == "none":  # e.g. calendar columns, which move every batch by construction
+        return _verdict(ref, cur, method, "not tested (drift method: none)")
+    sample = _sample(ref, cur, method)
+    if isinstance(sample, FeatureDrift):
+        return sample
+    if method == "auto":
+        method = _auto_method(sample)
+    threshold, note = _threshold(method, settings, sample)
+    score = sample.measures[_SCORE_KEYS.get(method, method)]
+    return _verdict(ref, cur, method, note, threshold=threshold, score=score,
+                    drifted=_beyond(method, score, threshold),
+                    counts=(sample.n_reference, sample.n_current), measures=sample.measures)
+
+
+def _verdict(ref: ColumnStatistics, cur: ColumnStatistics, method: str, note: str, *,
+             threshold: float | None = None, score: float | None = None,
+             drifted: bool = False, counts: tuple[int, int] | None = None,
+             measures: dict[str, float | None] | None = None) -> FeatureDrift:
+    """One feature's verdict; by default a feature reported without a score, with the
+    reason (``counts``: the values on each side, by default the non-missing ones)."""
+    n_reference, n_current = counts or (ref.count - ref.missing, cur.count - cur.missing)
+    return FeatureDrift(
+        column=ref.name,
+        type=cur.type,
+        method=method,
+        threshold=threshold,
+        score=score,
+        drifted=drifted,
+        n_reference=n_reference,
+        n_current=n_current,
+        measures={} if measures is None else measures,
+        note=note,
+    )
+
+
+def _sample(ref: ColumnStatistics, cur: ColumnStatistics, method: str
+            ) -> _Sample | FeatureDrift:
+    """Both sides measured, or the verdict of a feature that cannot be measured.
+
+    An unknown ``method`` for the column's type is an error.
+    """
     kinds = {ref.type, cur.type}
     numeric = kinds <= {"integer", "float"}
     categorical = kinds <= set(CATEGORICAL_TYPES) and len(kinds) == 1
-
-    def skipped(note: str) -> FeatureDrift:
-        return FeatureDrift(
-            column=ref.name,
-            type=cur.type,
-            method=method,
-            threshold=None,
-            score=None,
-            drifted=False,
-            n_reference=ref.count - ref.missing,
-            n_current=cur.count - cur.missing,
-            note=note,
-        )
-
-    if method == "none":  # e.g. calendar columns, which move every batch by construction
-        return skipped("not tested (drift method: none)")
     if not (numeric or categorical):
         if len(kinds) > 1:
-            return skipped(f"type changed from {ref.type} to {cur.type}; not comparable")
-        return skipped(f"no drift test for {ref.type} columns")
+            return _verdict(ref, cur, method,
+                            f"type changed from {ref.type} to {cur.type}; not comparable")
+        return _verdict(ref, cur, method, f"no drift test for {ref.type} columns")
     allowed = NUMERIC_METHODS if numeric else CATEGORICAL_METHODS
     if method not in ("auto", *allowed):
         raise UserInputError(
@@ -357,54 +429,52 @@ def _feature(
         assert ref.numeric is not None and cur.numeric is not None
         n_ref, n_cur = ref.numeric.finite, cur.numeric.finite
         if not n_ref or not n_cur:
-            return _non_finite(ref, cur, method) or skipped("no values on one side")
-        measures = numeric_measures(ref.numeric, cur.numeric)
-    else:
-        assert ref.categorical is not None and cur.categorical is not None
-        n_ref, n_cur = ref.categorical.total, cur.categorical.total
-        if not n_ref or not n_cur:
-            return skipped("no values on one side")
-        measures = categorical_measures(ref.categorical, cur.categorical)
-    if method == "auto":
-        small = min(n_ref, n_cur) <= SMALL_SAMPLE
-        method = (
-            ("ks" if small else "wasserstein")
-            if numeric
-            else ("chisquare" if small else "jensenshannon")
-        )
-    note = ""
+            return (_non_finite(ref, cur, method)
+                    or _verdict(ref, cur, method, "no values on one side"))
+        return _Sample(True, n_ref, n_cur, numeric_measures(ref.numeric, cur.numeric))
+    assert ref.categorical is not None and cur.categorical is not None
+    n_ref, n_cur = ref.categorical.total, cur.categorical.total
+    if not n_ref or not n_cur:
+        return _verdict(ref, cur, method, "no values on one side")
+    return _Sample(False, n_ref, n_cur, categorical_measures(ref.categorical, cur.categorical))
+
+
+def _auto_method(sample: _Sample) -> str:
+    """Statistical tests on small samples, distances on large ones (see the module's doc)."""
+    small = min(sample.n_reference, sample.n_current) <= SMALL_SAMPLE
+    if sample.numeric:
+        return "ks" if small else "wasserstein"
+    return "chisquare" if small else "jensenshannon"
+
+
+def _threshold(method: str, settings: Mapping[str, Any], sample: _Sample) -> tuple[float, str]:
+    """The feature's threshold and a note on where it came from.
+
+    An explicit threshold stands as given; the default is raised to the noise floor of
+    distances and moved to the reference's own motion when ``stationary_thresholds``
+    measured one further than it.
+    """
     if "threshold" in settings:
-        threshold = float(settings["threshold"])
-    else:
-        threshold = DEFAULT_THRESHOLDS[method]
-        if method in NOISE_FLOORED:
-            categories = measures.get("categories") if method == "jensenshannon" else None
-            threshold = max(threshold, noise_floor(n_ref, n_cur, categories))
-        if "baseline" in settings:  # stationary_thresholds: the reference's own motion
-            baseline = float(settings["baseline"])
-            lower = method in P_VALUE_METHODS
-            if (baseline < threshold) if lower else (baseline > threshold):
-                threshold = baseline
-                note = (f"threshold from the reference's own motion (the furthest of its "
-                        f"{settings.get('chunks', '?')} chunks from the rest)")
-    key = {"ks": "ks_pvalue", "chisquare": "chisquare_pvalue", "wasserstein": "wasserstein_norm"}
-    score = measures[key.get(method, method)]
+        return float(settings["threshold"]), ""
+    threshold = DEFAULT_THRESHOLDS[method]
+    if method in NOISE_FLOORED:
+        categories = sample.measures.get("categories") if method == "jensenshannon" else None
+        threshold = max(threshold, noise_floor(sample.n_reference, sample.n_current,
+                                               categories))
+    if "baseline" not in settings:
+        return threshold, ""
+    baseline = float(settings["baseline"])
+    if not _beyond(method, baseline, threshold):
+        return threshold, ""
+    return baseline, (f"threshold from the reference's own motion (the furthest of its "
+                      f"{settings.get('chunks', '?')} chunks from the rest)")
+
+
+def _beyond(method: str, score: float | None, threshold: float) -> bool:
+    """Whether ``score`` lies past ``threshold``: below it for p-values, above for distances."""
     if method in P_VALUE_METHODS:
-        drifted = score is not None and score < threshold
-    else:
-        drifted = score is not None and score > threshold
-    return FeatureDrift(
-        column=ref.name,
-        type=cur.type,
-        method=method,
-        threshold=threshold,
-        score=score,
-        drifted=bool(drifted),
-        n_reference=n_ref,
-        n_current=n_cur,
-        measures=measures,
-        note=note,
-    )
+        return score is not None and score < threshold
+    return score is not None and score > threshold
 
 
 def _non_finite(ref: ColumnStatistics, cur: ColumnStatistics, method: str) -> FeatureDrift | None:
@@ -419,17 +489,9 @@ def _non_finite(ref: ColumnStatistics, cur: ColumnStatistics, method: str) -> Fe
     if not broken or not fine:
         return None
     num = sides[broken[0]]
-    return FeatureDrift(
-        column=ref.name,
-        type=cur.type,
-        method=method,
-        threshold=None,
-        score=None,
-        drifted=True,
-        n_reference=ref.numeric.finite + ref.numeric.inf,
-        n_current=cur.numeric.finite + cur.numeric.inf,
-        note=f"all {num.inf} values of the {broken[0]} side are infinite",
-    )
+    counts = (ref.numeric.finite + ref.numeric.inf, cur.numeric.finite + cur.numeric.inf)
+    return _verdict(ref, cur, method, f"all {num.inf} values of the {broken[0]} side are "
+                    "infinite", drifted=True, counts=counts)
 
 
 def noise_floor(n_ref: int, n_cur: int, categories: float | None = None) -> float:

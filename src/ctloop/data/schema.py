@@ -387,43 +387,56 @@ def infer_schema_batches(
             raise UserInputError(f"Column {name!r} is not in the data; columns: {sorted(known)}.")
     columns = {}
     for name, col in stats.columns.items():
-        schema = ColumnSchema(name=name, type=col.type)
-        schema.role = _role(col, label, ids)
-        rates = [
-            (b.columns[name].missing_rate, b.columns[name].count)
-            for b in batches
-            if name in b.columns and b.columns[name].count
-        ]
-        worst, n = max(rates) if rates else (0.0, 0)
+        schema = ColumnSchema(name=name, type=col.type, role=_role(col, label, ids))
         if col.missing:
-            spread = 4 * math.sqrt(max(worst * (1 - worst), 0.0) / max(n, 1))
-            odds = MISSING_FACTOR * worst / (1 - worst) if worst < 1 else math.inf
-            allowed = (odds / (1 + odds) if math.isfinite(odds) else 1.0) + spread + MISSING_SLACK
-            schema.max_missing = _round_sig(min(1.0, allowed), math.ceil, 3)
-        num = col.numeric
-        if num is not None and col.type != "datetime" and num.min is not None:
-            assert num.max is not None
-            calendar = _calendar_bounds(name, col)
-            if calendar is not None:
-                schema.role = "calendar" if schema.role == "feature" else schema.role
-                schema.min, schema.max = calendar
-            elif num.min == num.max:
-                schema.min = 0.0 if num.min >= 0 else None  # constant: keep only its sign
-                if col.type == "integer" and schema.min is not None:
-                    schema.min = 0
-            else:
-                schema.min, schema.max = _widen(num.min, num.max, range_margin, col.type)
-            schema.allow_infinite = num.inf > 0
-        cat = col.categorical
-        if (
-            cat is not None
-            and schema.role == "feature"
-            and cat.exact
-            and 0 < cat.distinct <= max_domain_size
-        ):
-            schema.domain = sorted(cat.frequencies())
+            schema.max_missing = _max_missing(name, batches)
+        _set_range(schema, col, range_margin)
+        if schema.role == "feature":
+            schema.domain = _domain(col, max_domain_size)
         columns[name] = schema
     return Schema(columns=columns, source=stats.source, quality=_quality_rules(batches))
+
+
+def _max_missing(name: str, batches: Sequence[DatasetStatistics]) -> float:
+    """The missing share allowed: the worst batch's, widened as the module's doc says."""
+    rates = [
+        (b.columns[name].missing_rate, b.columns[name].count)
+        for b in batches
+        if name in b.columns and b.columns[name].count
+    ]
+    worst, n = max(rates) if rates else (0.0, 0)
+    spread = 4 * math.sqrt(max(worst * (1 - worst), 0.0) / max(n, 1))
+    odds = MISSING_FACTOR * worst / (1 - worst) if worst < 1 else math.inf
+    allowed = (odds / (1 + odds) if math.isfinite(odds) else 1.0) + spread + MISSING_SLACK
+    return _round_sig(min(1.0, allowed), math.ceil, 3)
+
+
+def _domain(col: ColumnStatistics, max_domain_size: int) -> list[str] | None:
+    """Every value a small, exactly counted categorical column holds (None otherwise)."""
+    cat = col.categorical
+    if cat is not None and cat.exact and 0 < cat.distinct <= max_domain_size:
+        return sorted(cat.frequencies())
+    return None
+
+
+def _set_range(schema: ColumnSchema, col: ColumnStatistics, range_margin: float) -> None:
+    """A numeric column's bounds: calendar bounds (and role), a constant's sign, or the
+    observed range widened; and whether infinities were seen."""
+    num = col.numeric
+    if num is None or col.type == "datetime" or num.min is None:
+        return
+    assert num.max is not None
+    calendar = _calendar_bounds(schema.name, col)
+    if calendar is not None:
+        schema.role = "calendar" if schema.role == "feature" else schema.role
+        schema.min, schema.max = calendar
+    elif num.min == num.max:
+        schema.min = 0.0 if num.min >= 0 else None  # constant: keep only its sign
+        if col.type == "integer" and schema.min is not None:
+            schema.min = 0
+    else:
+        schema.min, schema.max = _widen(num.min, num.max, range_margin, col.type)
+    schema.allow_infinite = num.inf > 0
 
 
 def _quality_rules(batches: Sequence[DatasetStatistics]) -> QualityRules:

@@ -118,6 +118,46 @@ def _interval(changes: list[float], confidence: float) -> tuple[float, float] | 
     return mean - half, mean + half
 
 
+def _check_comparable(base: Mapping[str, Any], new: Mapping[str, Any],
+                      max_regression: float) -> None:
+    """Refuse a negative tolerance and replays of different loops or metrics."""
+    if max_regression < 0:
+        raise UserInputError(f"--max-regression must be >= 0. Got {max_regression:g}.")
+    if base.get("loop") != new.get("loop") or base.get("metric") != new.get("metric"):
+        raise UserInputError(
+            f"These replays are of different loops (base: loop {base.get('loop')!r}, metric "
+            f"{base.get('metric')!r}; new: loop {new.get('loop')!r}, metric "
+            f"{new.get('metric')!r}); compare two replays of one loop."
+        )
+
+
+def _span_names(base: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The base's spans in its order, then the spans only the new replay has."""
+    names = [str(s.get("span")) for s in base["spans"]]
+    seen = set(names)
+    later = dict.fromkeys(str(s.get("span")) for s in new["spans"])
+    return names + [n for n in later if n not in seen]
+
+
+def _compare_span(name: str, b: Mapping[str, Any], n: Mapping[str, Any], metric: str,
+                  sign: float, max_regression: float) -> SpanComparison:
+    """One span on both sides (an empty mapping where a side lacks it)."""
+    bl, nl = _live(b, metric), _live(n, metric)
+    change = None if bl is None or nl is None else sign * (nl - bl)
+    return SpanComparison(
+        span=name, base_live=bl, new_live=nl, change=change,
+        base_promoted=b.get("promoted"), new_promoted=n.get("promoted"),
+        base_fired=_fired(b), new_fired=_fired(n),
+        base_status=str(b.get("status", "missing")),
+        new_status=str(n.get("status", "missing")),
+        worse=change is not None and change < -max_regression - 1e-12,
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def compare_replays(
     base: Mapping[str, Any],
     new: Mapping[str, Any],
@@ -128,46 +168,25 @@ def compare_replays(
     """Line up two replays of the same loop span by span and judge the change."""
     from ctloop.models.metrics import HIGHER_IS_BETTER
 
-    if max_regression < 0:
-        raise UserInputError(f"--max-regression must be >= 0. Got {max_regression:g}.")
-    if base.get("loop") != new.get("loop") or base.get("metric") != new.get("metric"):
-        raise UserInputError(
-            f"These replays are of different loops (base: loop {base.get('loop')!r}, metric "
-            f"{base.get('metric')!r}; new: loop {new.get('loop')!r}, metric "
-            f"{new.get('metric')!r}); compare two replays of one loop."
-        )
+    _check_comparable(base, new, max_regression)
     metric = str(base["metric"])
     higher = HIGHER_IS_BETTER.get(metric, True)
     sign = 1.0 if higher else -1.0
-    by_new = {str(s.get("span")): s for s in new["spans"]}
-    names = [str(s.get("span")) for s in base["spans"]]
-    names += [n for n in by_new if n not in set(names)]
     by_base = {str(s.get("span")): s for s in base["spans"]}
-    rows, changes = [], []
-    for name in names:
-        b, n = by_base.get(name, {}), by_new.get(name, {})
-        bl, nl = _live(b, metric), _live(n, metric)
-        change = None if bl is None or nl is None else sign * (nl - bl)
-        if change is not None:
-            changes.append(change)
-        rows.append(SpanComparison(
-            span=name, base_live=bl, new_live=nl, change=change,
-            base_promoted=b.get("promoted"), new_promoted=n.get("promoted"),
-            base_fired=_fired(b), new_fired=_fired(n),
-            base_status=str(b.get("status", "missing")),
-            new_status=str(n.get("status", "missing")),
-            worse=change is not None and change < -max_regression - 1e-12,
-        ))
-    paired = [(r.base_live, r.new_live) for r in rows if r.change is not None]
-    mean_change = sum(changes) / len(changes) if changes else None
-    regressed = mean_change is not None and mean_change < -max_regression - 1e-12
+    by_new = {str(s.get("span")): s for s in new["spans"]}
+    rows = [_compare_span(name, by_base.get(name, {}), by_new.get(name, {}), metric, sign,
+                          max_regression) for name in _span_names(base, new)]
+    scored = [r for r in rows if r.change is not None]
+    changes = [float(r.change or 0) for r in scored]
+    mean_change = _mean(changes)
     return Comparison(
         loop=str(base["loop"]), metric=metric, higher_is_better=higher, spans=tuple(rows),
-        paired=len(paired),
-        base_mean=sum(float(b or 0) for b, _ in paired) / len(paired) if paired else None,
-        new_mean=sum(float(n or 0) for _, n in paired) / len(paired) if paired else None,
+        paired=len(scored),
+        base_mean=_mean([float(r.base_live or 0) for r in scored]),
+        new_mean=_mean([float(r.new_live or 0) for r in scored]),
         mean_change=mean_change, interval=_interval(changes, confidence),
-        confidence=confidence, max_regression=max_regression, regressed=regressed,
+        confidence=confidence, max_regression=max_regression,
+        regressed=mean_change is not None and mean_change < -max_regression - 1e-12,
         worse_spans=tuple(r.span for r in rows if r.worse),
         base_promotions=sum(1 for r in rows if r.base_promoted),
         new_promotions=sum(1 for r in rows if r.new_promoted),

@@ -197,6 +197,32 @@ def fit_model(
     its signature (task and classes included), the full parameters used, the fit time and
     a summary of the training data. Raises ``NotTrainable`` when the label cannot train the task.
     """
+    named = _check_inputs(data, label, features, algorithm)
+    prepared = _prepare(data, label, features, task=task, metric=metric, classes=classes,
+                        nullable=nullable)
+    used = {**_DEFAULTS.get(str(algorithm), {}), **(params or {})} if named else dict(
+        params or {})
+    trainer = _TRAINERS[str(algorithm)] if named else _fit_custom
+    started = time.perf_counter()
+    fitted = trainer(algorithm, prepared, used, seed)
+    elapsed = time.perf_counter() - started
+    return TrainedModel(
+        model=fitted.model,
+        flavor=fitted.flavor,
+        task=prepared.task,
+        label=label,
+        algorithm=_algorithm_name(algorithm),
+        params=fitted.params,
+        seed=seed,
+        signature=prepared.signature,
+        training_seconds=elapsed,
+        n_rows=len(prepared.frame),
+        data_summary=summarize_training_data(data, features, label),
+    )
+
+
+def _check_inputs(data: pd.DataFrame, label: str, features: list[str], algorithm: Any) -> bool:
+    """Refuse an unknown algorithm and an unusable label; True for a built-in algorithm."""
     named = isinstance(algorithm, str) and algorithm in ALGORITHMS
     if isinstance(algorithm, str) and not named and "." not in algorithm:
         raise UserInputError(f"The 'algorithm' must be one of {ALGORITHMS}. Got {algorithm!r}.")
@@ -208,6 +234,36 @@ def fit_model(
         raise UserInputError(f"The label {label!r} cannot also be a feature.")
     if data[label].isna().any():
         raise UserInputError(f"The label column {label!r} has missing values; drop them first.")
+    return named
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The training data as every trainer takes it: the signature's frame and the target."""
+
+    task: Task
+    classes: list[ClassLabel] | None
+    signature: Signature
+    frame: pd.DataFrame
+    y: np.ndarray
+    strings: list[str]  # string inputs (one-hot or categorical, by trainer)
+    numbers: list[str]
+    n_features: int
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """A trainer's answer: the fitted model, the full parameters used and its flavor."""
+
+    model: Any
+    params: dict[str, Any]
+    flavor: str
+
+
+def _prepare(data: pd.DataFrame, label: str, features: list[str], *, task: str | None,
+             metric: str | None, classes: list[ClassLabel] | None,
+             nullable: Collection[str]) -> _Prepared:
+    """The task and classes read off the label, the signature, and the data it conforms."""
     kind = resolve_task(data[label], task=task, metric=metric, name=label)
     known = label_classes(data[label], kind, name=label, classes=classes)
     output = {"name": label, "type": "float" if kind == "regression" else "probability"}
@@ -219,69 +275,80 @@ def fit_model(
         y = data[label].to_numpy(dtype=np.float64)
     else:
         y = encode_labels(data[label].to_numpy(), known)[0]
-    used = {**_DEFAULTS.get(str(algorithm), {}), **(params or {})} if named else dict(
-        params or {})
-    strings = [c.name for c in signature.inputs if c.type == "string"]
-    numbers = [c.name for c in signature.inputs if c.type != "string"]
-    started = time.perf_counter()
-    if not named:
-        from sklearn.impute import SimpleImputer
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        learner = _custom_estimator(algorithm, kind, used, seed)
-        used = {k: v for k, v in learner.get_params(deep=False).items()
-                if isinstance(v, str | int | float | bool | type(None))}
-        numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-        model = _behind_preprocessing(learner, numeric, strings, numbers).fit(frame, y)
-        flavor = "sklearn"
-    elif algorithm in ("logistic", "hist_gradient_boosting"):
-        if algorithm == "hist_gradient_boosting" or kind != "regression":
-            used.setdefault("random_state", seed)
-        model = _sklearn_estimator(algorithm, kind, used, strings, numbers)
-        model.fit(frame, y)
-        flavor = "sklearn"
-    elif algorithm == "lightgbm":
-        lgb = require("lightgbm", "all", "Training a LightGBM model")
-        fixed: dict[str, Any] = {"random_state": seed, "deterministic": True, "verbose": -1}
-        if not {"force_row_wise", "force_col_wise"} & set(used):  # the caller's layout wins
-            wide = len(features) > ROW_WISE_MAX_FEATURES
-            fixed["force_col_wise" if wide else "force_row_wise"] = True
-        if kind == "multiclass":  # also with two classes: the booster answers (n, k)
-            fixed.update(objective="multiclass", num_class=len(known or ()))
-        used = {**fixed, **used}
-        cls = lgb.LGBMRegressor if kind == "regression" else lgb.LGBMClassifier
-        model = cls(**used).fit(as_categories(frame), y)
-        flavor = "lightgbm"
-    elif algorithm == "catboost":  # the flavor owns CatBoost's own categorical handling
-        from ctloop.models.flavor_catboost import fit_catboost
-
-        model, used = fit_catboost(frame, y, task=kind, params=used, seed=seed,
-                                   categorical=strings)
-        flavor = "catboost"
-    else:
-        xgb = require("xgboost", "boost", "Training an XGBoost model")
-        fixed = {"random_state": seed, "tree_method": "hist", "enable_categorical": True}
-        if kind == "multiclass":
-            fixed.update(objective="multi:softprob", num_class=len(known or ()))
-        used = {**fixed, **used}
-        cls = xgb.XGBRegressor if kind == "regression" else xgb.XGBClassifier
-        model = cls(**used).fit(as_categories(frame), y)
-        flavor = "xgboost"
-    elapsed = time.perf_counter() - started
-    return TrainedModel(
-        model=model,
-        flavor=flavor,
-        task=kind,
-        label=label,
-        algorithm=_algorithm_name(algorithm),
-        params=used,
-        seed=seed,
-        signature=signature,
-        training_seconds=elapsed,
-        n_rows=len(frame),
-        data_summary=summarize_training_data(data, features, label),
+    return _Prepared(
+        task=kind, classes=known, signature=signature, frame=frame, y=y,
+        strings=[c.name for c in signature.inputs if c.type == "string"],
+        numbers=[c.name for c in signature.inputs if c.type != "string"],
+        n_features=len(features),
     )
+
+
+def _fit_custom(algorithm: Any, data: _Prepared, used: dict[str, Any], seed: int) -> _Fitted:
+    """A scikit-learn estimator of the caller's behind the imputing, scaling preprocessing."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    learner = _custom_estimator(algorithm, data.task, used, seed)
+    used = {k: v for k, v in learner.get_params(deep=False).items()
+            if isinstance(v, str | int | float | bool | type(None))}
+    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    model = _behind_preprocessing(learner, numeric, data.strings, data.numbers).fit(
+        data.frame, data.y)
+    return _Fitted(model, used, "sklearn")
+
+
+def _fit_sklearn(algorithm: Any, data: _Prepared, used: dict[str, Any], seed: int) -> _Fitted:
+    """Logistic (linear for regression) or histogram gradient boosting."""
+    if algorithm == "hist_gradient_boosting" or data.task != "regression":
+        used.setdefault("random_state", seed)
+    model = _sklearn_estimator(algorithm, data.task, used, data.strings, data.numbers)
+    model.fit(data.frame, data.y)
+    return _Fitted(model, used, "sklearn")
+
+
+def _fit_lightgbm(algorithm: Any, data: _Prepared, used: dict[str, Any], seed: int) -> _Fitted:
+    """Deterministic LightGBM with a fixed histogram layout (see ``_DEFAULTS``)."""
+    lgb = require("lightgbm", "all", "Training a LightGBM model")
+    fixed: dict[str, Any] = {"random_state": seed, "deterministic": True, "verbose": -1}
+    if not {"force_row_wise", "force_col_wise"} & set(used):  # the caller's layout wins
+        wide = data.n_features > ROW_WISE_MAX_FEATURES
+        fixed["force_col_wise" if wide else "force_row_wise"] = True
+    if data.task == "multiclass":  # also with two classes: the booster answers (n, k)
+        fixed.update(objective="multiclass", num_class=len(data.classes or ()))
+    used = {**fixed, **used}
+    cls = lgb.LGBMRegressor if data.task == "regression" else lgb.LGBMClassifier
+    return _Fitted(cls(**used).fit(as_categories(data.frame), data.y), used, "lightgbm")
+
+
+def _fit_catboost(algorithm: Any, data: _Prepared, used: dict[str, Any], seed: int) -> _Fitted:
+    """CatBoost: the flavor owns its own categorical handling."""
+    from ctloop.models.flavor_catboost import fit_catboost
+
+    model, used = fit_catboost(data.frame, data.y, task=data.task, params=used, seed=seed,
+                               categorical=data.strings)
+    return _Fitted(model, used, "catboost")
+
+
+def _fit_xgboost(algorithm: Any, data: _Prepared, used: dict[str, Any], seed: int) -> _Fitted:
+    """XGBoost's histogram trees on native categoricals."""
+    xgb = require("xgboost", "boost", "Training an XGBoost model")
+    fixed: dict[str, Any] = {"random_state": seed, "tree_method": "hist",
+                             "enable_categorical": True}
+    if data.task == "multiclass":
+        fixed.update(objective="multi:softprob", num_class=len(data.classes or ()))
+    used = {**fixed, **used}
+    cls = xgb.XGBRegressor if data.task == "regression" else xgb.XGBClassifier
+    return _Fitted(cls(**used).fit(as_categories(data.frame), data.y), used, "xgboost")
+
+
+_TRAINERS = {
+    "logistic": _fit_sklearn,
+    "hist_gradient_boosting": _fit_sklearn,
+    "lightgbm": _fit_lightgbm,
+    "catboost": _fit_catboost,
+    "xgboost": _fit_xgboost,
+}
 
 
 def summarize_training_data(

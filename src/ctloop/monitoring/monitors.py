@@ -224,7 +224,6 @@ def check_drift(
     ``no_data`` without a reference or with fewer than ``min_rows`` served rows.
     """
     from ctloop.data.drift import compute_drift, stationary_thresholds
-    from ctloop.data.stats import compute_statistics
 
     window = _window(start, end)
 
@@ -246,27 +245,10 @@ def check_drift(
     if thresholds not in ("fixed", "stationary"):
         raise UserInputError(
             f"Drift thresholds must be 'fixed' or 'stationary'. Got {thresholds!r}.")
-    import pandas as pd
-
-    from ctloop.data.sources import read_table
-
-    loaded = load_reference(reference)
-    rows = loaded if isinstance(loaded, pd.DataFrame) else None
-    if isinstance(loaded, Path) and thresholds == "stationary":
-        rows = read_table(loaded).to_pandas()
-    ref = loaded if isinstance(loaded, DatasetStatistics) else compute_statistics(
-        rows if rows is not None else loaded)
-    wanted = list(columns) if columns is not None else list(current.columns)
-    shared = [c for c in wanted if c in ref.columns and c in current.columns]
-    if not shared:
-        raise UserInputError(
-            f"The reference and the features served by {model_name!r} share no columns "
-            f"(served: {sorted(current.columns)}; reference: {sorted(ref.columns)}). "
-            "Pass the model's training data as the reference."
-        )
+    ref, rows = _drift_reference(reference, stationary=thresholds == "stationary")
+    shared = _shared_features(columns, current, ref, model_name)
     calibrated = thresholds == "stationary" and rows is not None
-    if calibrated:
-        assert rows is not None
+    if rows is not None and calibrated:
         config = stationary_thresholds(rows, shared, chunk_rows=len(current), config=config)
     report = compute_drift(ref, current[shared], columns=shared, config=config,
                            drift_share=share, exclude=exclude, weights=weights)
@@ -283,6 +265,38 @@ def check_drift(
         n=len(current), details=details,
         status="fired" if report.dataset_drifted else "ok",
     )
+
+
+def _drift_reference(reference: Any, *, stationary: bool
+                     ) -> tuple[DatasetStatistics, pd.DataFrame | None]:
+    """The reference's statistics, and its rows when it has them (a frame, or a file read
+    back for stationary thresholds, which measure the rows' own motion)."""
+    import pandas as pd
+
+    from ctloop.data.sources import read_table
+    from ctloop.data.stats import compute_statistics
+
+    loaded = load_reference(reference)
+    rows = loaded if isinstance(loaded, pd.DataFrame) else None
+    if isinstance(loaded, Path) and stationary:
+        rows = read_table(loaded).to_pandas()
+    ref = loaded if isinstance(loaded, DatasetStatistics) else compute_statistics(
+        rows if rows is not None else loaded)
+    return ref, rows
+
+
+def _shared_features(columns: Iterable[str] | None, current: pd.DataFrame,
+                     ref: DatasetStatistics, model_name: str) -> list[str]:
+    """The wanted features (default: every served one) that the reference has too."""
+    wanted = list(columns) if columns is not None else list(current.columns)
+    shared = [c for c in wanted if c in ref.columns and c in current.columns]
+    if not shared:
+        raise UserInputError(
+            f"The reference and the features served by {model_name!r} share no columns "
+            f"(served: {sorted(current.columns)}; reference: {sorted(ref.columns)}). "
+            "Pass the model's training data as the reference."
+        )
+    return shared
 
 
 def _top_drifted(report: Any, k: int = 5) -> list[dict[str, Any]]:
@@ -485,13 +499,7 @@ def check_decay(
     baseline. Multiclass windows need the logged per-class ``probabilities`` and the
     model's ``classes`` (default: the registry's signature) to read string labels.
     """
-    from ctloop.models.metrics import metric_value
-    from ctloop.models.tasks import (
-        HIGHER_IS_BETTER,
-        check_metric,
-        default_metric,
-        task_of_metric,
-    )
+    from ctloop.models.tasks import HIGHER_IS_BETTER, default_metric
 
     if metric is not None and metric not in HIGHER_IS_BETTER:
         raise UserInputError(
@@ -501,24 +509,12 @@ def check_decay(
         raise UserInputError(f"max_drop must be >= 0. Got {max_drop!r}.")
     window = _window(start, end)
     frame = served_rows(log.read(model_name=model_name, start=start, end=end, with_labels=True))
-    labelled = frame[frame["label"].notna()]
-    if version is not None:
-        labelled = labelled[labelled["model_version"] == version]
-    served_version = version
-    if served_version is None and len(labelled):
-        served_version = int(labelled["model_version"].mode().iloc[0])
+    labelled, served_version = _labelled(frame, version)
     if store is None and baseline is None:
         from ctloop.metadata import open_metadata_store
 
         store = open_metadata_store()
-    task, known = (task_from_registry(store, model_name, served_version)
-                   if store is not None else (None, None))
-    classes = classes or known
-    if task is not None:
-        if metric is not None:
-            check_metric(task, metric, where=f"Model {model_name!r}: the metric")
-    else:
-        task = (task_of_metric(metric) if metric else None) or task_from_log(labelled)
+    task, classes = _decay_task(store, model_name, served_version, metric, labelled, classes)
     metric = metric or default_metric(task)
     base_version = None
     if baseline is None:
@@ -532,29 +528,66 @@ def check_decay(
         "rows_logged": len(frame), "baseline_version": base_version,
         "served_version": served_version, "task": task,
     }
+    value, note = _realised(labelled, task, metric, min_labels=min_labels,
+                            threshold=threshold, classes=classes)
+    fired = False
+    if value is not None:
+        details["drop"] = (baseline - value) if higher else (value - baseline)
+        fired = value < limit if higher else value > limit
+    status: MonitorStatus = "fired" if fired else ("no_data" if value is None else "ok")
+    return MonitorResult(kind="decay", model=model_name, fired=fired, value=value,
+                         threshold=limit, baseline=baseline, window=window,
+                         n=len(labelled), details=details, note=note, status=status)
 
-    def result(fired: bool, value: float | None, note: str = "") -> MonitorResult:
-        status: MonitorStatus = "fired" if fired else ("no_data" if value is None else "ok")
-        return MonitorResult(kind="decay", model=model_name, fired=fired, value=value,
-                             threshold=limit, baseline=baseline, window=window,
-                             n=len(labelled), details=details, note=note, status=status)
+
+def _labelled(frame: pd.DataFrame, version: int | None) -> tuple[pd.DataFrame, int | None]:
+    """The window's labelled rows (of ``version`` when given) and the version that served
+    them: ``version``, else the one that served most of them."""
+    labelled = frame[frame["label"].notna()]
+    if version is not None:
+        labelled = labelled[labelled["model_version"] == version]
+    served_version = version
+    if served_version is None and len(labelled):
+        served_version = int(labelled["model_version"].mode().iloc[0])
+    return labelled, served_version
+
+
+def _decay_task(store: ModelStore | None, model_name: str, version: int | None,
+                metric: str | None, labelled: pd.DataFrame,
+                classes: list[ClassLabel] | None) -> tuple[Task, list[ClassLabel] | None]:
+    """The task and classes the decay is judged in: the registered signature's (the metric
+    checked against it), else the metric's task, else what the labelled rows imply."""
+    from ctloop.models.tasks import check_metric, task_of_metric
+
+    task, known = (task_from_registry(store, model_name, version)
+                   if store is not None else (None, None))
+    if task is not None:
+        if metric is not None:
+            check_metric(task, metric, where=f"Model {model_name!r}: the metric")
+        return task, classes or known
+    task = (task_of_metric(metric) if metric else None) or task_from_log(labelled)
+    return task, classes or known
+
+
+def _realised(labelled: pd.DataFrame, task: Task, metric: str, *, min_labels: int,
+              threshold: float, classes: list[ClassLabel] | None) -> tuple[float | None, str]:
+    """The metric on the labelled rows, or None and why it cannot be computed."""
+    from ctloop.models.metrics import metric_value
 
     if len(labelled) < min_labels:
-        return result(False, None, f"only {len(labelled)} labelled rows, need {min_labels}")
+        return None, f"only {len(labelled)} labelled rows, need {min_labels}"
     score = logged_scores(labelled, task)
     if score is None:
-        return result(False, None, "the log holds no per-class probabilities for these rows")
+        return None, "the log holds no per-class probabilities for these rows"
     if task == "multiclass" and classes is None and not _class_indices(labelled["label"]):
-        return result(False, None, "the model's classes are unknown (no registered signature): "
-                                   "pass classes to read its labels")
+        return None, ("the model's classes are unknown (no registered signature): "
+                      "pass classes to read its labels")
     y = labelled["label"].to_numpy() if task == "multiclass" else labelled["label"].to_numpy(
         dtype=np.float64)
     value = metric_value(y, score, metric, threshold=threshold, classes=classes)
     if value is None:
-        return result(False, None, f"{metric} is undefined on these labels (one class only)")
-    details["drop"] = (baseline - value) if higher else (value - baseline)
-    fired = value < limit if higher else value > limit
-    return result(fired, value)
+        return None, f"{metric} is undefined on these labels (one class only)"
+    return value, ""
 
 
 # -- recording --------------------------------------------------------------

@@ -8,22 +8,7 @@ import pytest
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.data import compute_drift, compute_statistics, infer_schema, validate
-from ctloop.data.stats import (
-    CategoricalStats,
-    ColumnStatistics,
-    DatasetStatistics,
-    NumericStats,
-)
-
-
-def _num(column: ColumnStatistics) -> NumericStats:
-    assert column.numeric is not None, column.name
-    return column.numeric
-
-
-def _cat(column: ColumnStatistics) -> CategoricalStats:
-    assert column.categorical is not None, column.name
-    return column.categorical
+from ctloop.data.stats import DatasetStatistics
 
 
 def test_empty_file_is_a_clear_error(tmp_path):
@@ -75,7 +60,8 @@ def test_single_row_batch():
     train = pd.DataFrame({"x": np.arange(100.0), "c": ["a", "b"] * 50})
     one = train.iloc[[3]]
     stats = compute_statistics(one)
-    assert stats.rows == 1 and _num(stats["x"]).std is None
+    num = stats["x"].numeric
+    assert stats.rows == 1 and num is not None and num.std is None
     assert validate(one, infer_schema(compute_statistics(train))).ok
     report = compute_drift(train, one)
     assert {f.method for f in report.features} == {"ks", "chisquare"}
@@ -85,7 +71,8 @@ def test_single_row_batch():
 def test_nan_and_infinity_in_numeric_columns():
     x = np.array([1.0, np.nan, np.inf, -np.inf, 2.0, 0.0])
     stats = compute_statistics(pd.DataFrame({"x": x}))
-    num = _num(stats["x"])
+    num = stats["x"].numeric
+    assert num is not None
     assert (num.finite, num.inf, num.zeros) == (3, 2, 1)
     assert stats["x"].missing == 1  # NaN counts as missing
     assert (num.min, num.max, num.mean) == (0.0, 2.0, 1.0)
@@ -94,7 +81,8 @@ def test_nan_and_infinity_in_numeric_columns():
 
     table = pa.table({"x": pa.array([1.0, float("nan"), None, float("inf")])})
     s = compute_statistics(table)["x"]
-    assert (s.missing, _num(s).nan, _num(s).inf, _num(s).finite) == (2, 1, 1, 1)
+    assert s.numeric is not None
+    assert (s.missing, s.numeric.nan, s.numeric.inf, s.numeric.finite) == (2, 1, 1, 1)
     schema = infer_schema(compute_statistics(pd.DataFrame({"x": [1.0, 2.0]})))
     assert "non_finite" in validate(pd.DataFrame({"x": x}), schema).kinds()
 
@@ -103,8 +91,8 @@ def test_very_high_cardinality_strings():
     n = 60_000
     df = pd.DataFrame({"id": [f"user-{i}" for i in range(n)]})
     stats = compute_statistics(df)
-    cat = _cat(stats["id"])
-    assert not cat.exact
+    cat = stats["id"].categorical
+    assert cat is not None and not cat.exact
     assert cat.distinct == pytest.approx(n, rel=0.05)
     assert infer_schema(stats).columns["id"].domain is None
     report = compute_drift(df, df.assign(id=[f"other-{i}" for i in range(n)]))

@@ -78,3 +78,35 @@ def test_the_command_exits_1_when_worse_and_says_why_in_one_line(
     assert code == 2 and "is not the JSON of `ctloop loop replay" in one_error_line(err)
     with pytest.raises(UserInputError, match="No replay at"):
         read_replay(tmp_path / "missing.json")
+
+
+def test_the_report_is_pinned_span_by_span() -> None:
+    """The whole report of two replays that differ in every way a span can: pinned, so the
+    function's split into steps keeps it to the digit."""
+    base = _replay([0.8, 0.7, None, 0.75], promoted={0: 1})
+    new = _replay([0.81, 0.6, 0.7, float("nan")], promoted={1: 2})
+    new["spans"][0]["status"] = "quarantined"
+    del base["spans"][3]["status"]
+    new["spans"].append({"span": "extra", "live": {"roc_auc": 0.9}})
+    report = compare_replays(base, new, max_regression=0.01).to_json()
+    rows = [(s["span"], s["base_live"], s["new_live"], s["change"], s["base_promoted"],
+             s["new_promoted"], s["base_fired"], s["new_fired"], s["base_status"],
+             s["new_status"], s["worse"]) for s in report.pop("spans")]
+    assert rows == [
+        ("week-00", 0.8, 0.81, pytest.approx(0.01), 1, None, (), (), "valid", "quarantined",
+         False),
+        ("week-01", 0.7, 0.6, pytest.approx(-0.1), None, 2, (), (), "valid", "valid", True),
+        ("week-02", None, 0.7, None, None, None, ("decay",), ("decay",), "valid", "valid",
+         False),
+        ("week-03", 0.75, None, None, None, None, (), (), "missing", "valid", False),
+        ("extra", None, 0.9, None, None, None, (), (), "missing", "missing", False),
+    ]
+    interval = report.pop("interval")
+    assert interval == (pytest.approx(-0.7438412604896081), pytest.approx(0.653841260489608))
+    assert report == {
+        "loop": "churn", "metric": "roc_auc", "higher_is_better": True, "paired": 2,
+        "base_mean": pytest.approx(0.75), "new_mean": pytest.approx(0.705),
+        "mean_change": pytest.approx(-0.045), "confidence": 0.95, "max_regression": 0.01,
+        "regressed": True, "worse_spans": ("week-01",), "base_promotions": 1,
+        "new_promotions": 1,
+    }

@@ -156,3 +156,64 @@ def test_results_are_recorded_as_artifacts(tmp_path: Path, july_log, january) ->
     assert listed[0].properties["summary"] == result.summary()
     body = json.loads(artifacts.get(record.uri, record.sha256).read_text())
     assert body["fired"] is True and body["kind"] == "drift"
+
+
+def test_decay_results_are_pinned(tmp_path: Path, july, make_records) -> None:
+    """Whole decay results on July with a fifth of the labels flipped, with a given baseline
+    and with the registry's (a lower-is-better metric), pinned to the digit."""
+    log = _labelled_log(tmp_path, july, make_records, flip_share=0.2)
+    given = check_decay(log, "delays", baseline=0.8, max_drop=0.02).to_dict()
+    base = {"higher_is_better": True, "rows_logged": 28293, "served_version": 1,
+            "task": "binary"}
+    assert given == {
+        "kind": "decay", "model": "delays", "fired": True, "status": "fired", "note": "",
+        "value": pytest.approx(0.7193953927305314), "threshold": pytest.approx(0.78),
+        "baseline": 0.8, "window": {"start": None, "end": None}, "n": 28293,
+        "details": {**base, "metric": "roc_auc", "max_drop": 0.02, "baseline_version": None,
+                    "drop": pytest.approx(0.08060460726946861)},
+        "summary": "decay delays: FIRED: roc_auc 0.7194 vs baseline 0.8 (fires below 0.78); "
+                   "n=28293; … → …",
+    }
+    store = InMemoryMetadataStore()
+    art = store.add_artifact(ArtifactRecord(id="a1", type="Model", uri="file:///nowhere",
+                                            sha256="0" * 64, size=1))
+    metrics = {"roc_auc": {"value": 0.77, "lo": None, "hi": None},
+               "log_loss": {"value": 0.4, "lo": None, "hi": None}}
+    ModelRegistry(store).register("delays", art.id, properties={
+        "evaluation": {"overall": {"metrics": metrics}}})
+    registered = check_decay(log, "delays", store=store, metric="log_loss").to_dict()
+    assert registered == {
+        "kind": "decay", "model": "delays", "fired": True, "status": "fired", "note": "",
+        "value": pytest.approx(5.698251486245192), "threshold": pytest.approx(0.45),
+        "baseline": 0.4, "window": {"start": None, "end": None}, "n": 28293,
+        "details": {**base, "higher_is_better": False, "metric": "log_loss", "max_drop": 0.05,
+                    "baseline_version": 1, "drop": pytest.approx(5.298251486245191)},
+        "summary": "decay delays: FIRED: log_loss 5.698 vs baseline 0.4 (fires above 0.45); "
+                   "n=28293; … → …",
+    }
+
+
+def test_stationary_drift_result_is_pinned(july_log, january) -> None:
+    """A stationary-threshold drift result over two weeks, with columns, weights and an
+    excluded feature, pinned to the digit."""
+    result = check_drift(july_log, "delays", january[FEATURES], thresholds="stationary",
+                         start=datetime(2013, 7, 1), end=datetime(2013, 7, 15),
+                         columns=["temp", "origin", "other"], share=0.3,
+                         weights={"temp": 1.0}, exclude=["origin"]).to_dict()
+    temp = pytest.approx(4.4350759445995385)
+    assert result == {
+        "kind": "drift", "model": "delays", "fired": True, "status": "fired", "note": "",
+        "value": 1.0, "threshold": 0.3, "baseline": None, "n": 12275,
+        "window": {"start": "2013-07-01T00:00:00+00:00", "end": "2013-07-15T00:00:00+00:00"},
+        "details": {
+            "dataset_drifted": True, "drift_share": 0.3, "drifted_features": ["temp"],
+            "excluded": ["origin"], "reference": "DataFrame[26398 rows]",
+            "scores": {"temp": {"drifted": True, "method": "wasserstein", "score": temp}},
+            "share_drifted": 1.0, "thresholds": "stationary", "weighted": True,
+            "top_drifted": [{"drifted": True, "feature": "temp", "score": temp,
+                             "ratio": pytest.approx(3.0502476959412483),
+                             "threshold": pytest.approx(1.4540051781699515)}],
+        },
+        "summary": "drift delays: FIRED: 1 of features drifted (fires at 0.3); drifted: temp; "
+                   "n=12275; 2013-07-01T00:00:00+00:00 → 2013-07-15T00:00:00+00:00",
+    }
