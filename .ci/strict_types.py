@@ -8,6 +8,10 @@ printed as a tally). Add a package to the list once it is clean; the list only
 grows. Run: ``.venv/bin/python .ci/strict_types.py`` (``--all`` also prints the
 error count of every package, for choosing the next one).
 
+The modules ``[[tool.mypy.overrides]]`` give ``disallow_any_explicit`` (the second
+ratchet: no explicit ``Any``) are checked by the same run; this script fails when one of
+those module names does not exist, since mypy would silently match nothing.
+
 The same mypy run checks ``tests/`` too (``[[tool.mypy.overrides]]`` for ``tests.*``:
 the bodies of test functions are checked, ``check_untyped_defs``, without asking for
 annotations); any error there fails like one in a listed package (all of tests/ is
@@ -42,6 +46,28 @@ def strict_packages(root: Path = ROOT) -> list[str]:
     return listed
 
 
+def no_any_modules(root: Path = ROOT) -> list[str]:
+    """The module patterns ``[[tool.mypy.overrides]]`` give ``disallow_any_explicit = true``,
+    checked to name modules that exist (mypy ignores a pattern that matches nothing, so a
+    typo would switch the ratchet off without a word)."""
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = []
+    for block in config["tool"]["mypy"].get("overrides", []):
+        if block.get("disallow_any_explicit") is True:
+            modules = block["module"]
+            patterns += [modules] if isinstance(modules, str) else list(modules)
+    missing = [p for p in patterns if not _module_path(root, p.removesuffix(".*")).exists()]
+    if missing:
+        raise SystemExit(f"disallow_any_explicit names modules that do not exist: {missing}")
+    return patterns
+
+
+def _module_path(root: Path, module: str) -> Path:
+    """The package folder or the ``.py`` file of a dotted module name under src/."""
+    path = root / "src" / Path(*module.split("."))
+    return path if path.is_dir() else path.with_suffix(".py")
+
+
 def errors_by_package(targets: list[str], root: Path = ROOT, *, tests: bool = False
                       ) -> tuple[Counter[str], list[str]]:
     """Run mypy on ``src/ctloop/<target>`` for each target (and on ``tests/`` with
@@ -71,6 +97,7 @@ def main() -> int:
     parser.add_argument("--no-tests", action="store_true", help="do not type-check tests/")
     args = parser.parse_args()
     listed = strict_packages()
+    no_any = no_any_modules()
     if args.all:
         every = sorted(p.name for p in SRC.iterdir() if p.is_dir() and not p.name.startswith("_"))
         counts, _ = errors_by_package(every)
@@ -91,6 +118,7 @@ def main() -> int:
         return 1
     others = {p: n for p, n in counts.items() if p not in checked}
     print(f"mypy --strict: {len(listed)} listed packages clean"
+          + f", no explicit Any in {len(no_any)} module patterns"
           + ("" if args.no_tests else ", tests/ clean")
           + (f" (imported, not listed: {dict(sorted(others.items()))})" if others else ""))
     return 0

@@ -267,13 +267,14 @@ def test_bad_input_gets_a_page_with_a_message_and_a_status(dashboard: str, page:
 
 def test_with_api_keys_visitors_sign_in_readers_read_and_admins_act(demo_project: Any, page: Page,
                                                          served: Any) -> None:
+    from ctloop.core.settings import Tables, TomlTable
     from ctloop.serving.auth import hash_key
     from ctloop.ui import create_app
     from ctloop.ui.access import AccessPolicy, load_keys
 
-    serving_keys = {"ada": {"hash": hash_key("admin-secret-1"), "roles": ["admin"]},
-                    "rui": {"hash": hash_key("read-secret-1"), "roles": ["read"]}}
-    keys = load_keys({"serving": {"keys": serving_keys}}, {})
+    serving_keys: TomlTable = {"ada": {"hash": hash_key("admin-secret-1"), "roles": ["admin"]},
+                               "rui": {"hash": hash_key("read-secret-1"), "roles": ["read"]}}
+    keys = load_keys(Tables(serving={"keys": serving_keys}), {})
     url = served(create_app(demo_project.settings, policy=AccessPolicy(keys)))
     if True:
         page.goto(f"{url}/models/flights-delay")  # with keys, every page needs a session

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ctloop.core.jsontypes import as_str
 from ctloop.pipeline import run
 from ctloop.testing.cli import cli
 
@@ -52,7 +53,7 @@ def test_a_value_without_exact_fingerprint_runs_uncached_with_a_note(
     assert first.ok and second.ok
     step = second.steps["weigh"]
     assert step.status == "succeeded" and step.cache_key is None and _runs(box) == 2
-    note = step.executor["cache"]
+    note = as_str(step.executor["cache"])
     assert "not cached" in note and "'weights'" in note and "Opaque" in note
     assert second.run.environment["uncached_steps"] == {"weigh": note}
     code, out, _ = cli(capsys, "runs", "show", second.run.id)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ctloop.core.errors import BackendUnavailable
+from ctloop.core.jsontypes import as_str
 from ctloop.core.net import free_port
 from ctloop.core.settings import Settings
 from ctloop.metadata import open_metadata_store
@@ -79,7 +80,7 @@ def test_runner_dask_starts_its_own_local_cluster(settings: Settings) -> None:
     )
     assert result.ok, result.run.error
     assert result.run.executor["runner"] == "dask"
-    workers = {s.executor["dask_worker"] for s in result.steps.values()}
+    workers = {as_str(s.executor["dask_worker"]) for s in result.steps.values()}
     assert all(w.startswith("tcp://127.0.0.1:") for w in workers)
     assert result.steps["summed"].outputs == {"return": float(sum(range(6)) + sum(range(7))) * 2}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ctloop.components.training import evaluate, infra_check, push, train
+from ctloop.core.jsontypes import as_list, as_object
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import open_metadata_store
 from ctloop.pipeline import Dataset, Output, component, pipeline, run
@@ -64,13 +65,12 @@ def test_champion_then_weaker_candidate_is_registered_but_not_promoted(
 ) -> None:
     first = run(train_and_push, {"train_months": [1, 2, 3]})
     assert first.ok, first.run.error
-    assert first.steps["push"].outputs["return"]["promoted"] is True
+    assert as_object(first.steps["push"].outputs["return"])["promoted"] is True
     weak = run(train_and_push, {"train_months": [1, 2, 3], "fraction": 0.01})
     assert weak.ok, weak.run.error
-    assert weak.steps["evaluate"].outputs["return"]["champion_version"] == 1
-    assert (
-        "roc_auc change vs champion >= -0.005" in weak.steps["evaluate"].outputs["return"]["failed"]
-    )
+    verdict = as_object(weak.steps["evaluate"].outputs["return"])
+    assert verdict["champion_version"] == 1
+    assert "roc_auc change vs champion >= -0.005" in as_list(verdict["failed"])
     assert weak.steps["push"].outputs["return"] == {
         "version": 2,
         "promoted": False,
@@ -81,8 +81,9 @@ def test_champion_then_weaker_candidate_is_registered_but_not_promoted(
     registry = ModelRegistry(store)
     assert registry.get("flights@champion").version == 1
     v1, v2 = registry.versions("flights")
-    assert v1.properties["lineage"]["step"] == "train" and v1.run_id == first.run.id
-    assert v1.properties["lineage"]["inputs"][0]["type"] == "Dataset"
+    lineage = as_object(v1.properties["lineage"])
+    assert lineage["step"] == "train" and v1.run_id == first.run.id
+    assert as_object(as_list(lineage["inputs"])[0])["type"] == "Dataset"
     assert v2.tags == {"blessed": "false"}
     compared = registry.compare("flights", 1, 2)
     auc = next(r for r in compared.overall if r.metric == "roc_auc")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import as_number, as_object, as_str
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
 from ctloop.pipeline import run
@@ -51,12 +52,20 @@ def test_run_records_steps_artifacts_and_lineage(box: Path) -> None:
     assert names == ["slow", "slow-2", "source", "source-2", "total"]
 
 
+def _span(returned: object) -> dict[str, float]:
+    """A step's returned ``start`` and ``end`` (JSON numbers)."""
+    doc = as_object(returned)
+    start, end = as_number(doc["start"]), as_number(doc["end"])
+    assert start is not None and end is not None, doc
+    return {"start": start, "end": end}
+
+
 def test_independent_steps_run_in_parallel(box: Path) -> None:
     result = run(f"{PIPES}:diamond", {"n": 3, "seconds": 0.6}, max_workers=2)
-    left, right = (result.steps[n].outputs["return"] for n in ("slow", "slow-2"))
+    left, right = (_span(result.steps[n].outputs["return"]) for n in ("slow", "slow-2"))
     assert left["start"] < right["end"] and right["start"] < left["end"]  # intervals overlap
     serial = run(f"{PIPES}:diamond", {"n": 4, "seconds": 0.3}, max_workers=1)
-    left, right = (serial.steps[n].outputs["return"] for n in ("slow", "slow-2"))
+    left, right = (_span(serial.steps[n].outputs["return"]) for n in ("slow", "slow-2"))
     assert left["end"] <= right["start"] or right["end"] <= left["start"]
 
 
@@ -119,7 +128,7 @@ def test_command_component(box: Path) -> None:
     assert result.ok, result.run.error
     art = result.output("byte_count")
     assert art.size > 0
-    assert "counted" in result.steps["byte_count"].outputs["return"]["stdout"]
+    assert "counted" in as_str(as_object(result.steps["byte_count"].outputs["return"])["stdout"])
     bad = run(f"{PIPES}:shell_fails")
     assert not bad.ok
     assert "exited with code 3" in (bad.steps["failing_command"].error or "")
@@ -221,7 +230,7 @@ def test_resume_after_sigkill_mid_step(box: Path, ctloop_home: Path) -> None:
 def test_steps_know_their_run_and_stores(box: Path, runner: str) -> None:
     result = run(f"{PIPES}:introspective", runner=runner)
     assert result.ok, result.run.error
-    value = result.steps["who_am_i"].outputs["return"]
+    value = as_object(result.steps["who_am_i"].outputs["return"])
     assert value["run_id"] == result.run.id and value["step"] == "who_am_i"
     assert value["metadata_url"] == load_settings().metadata_url
 

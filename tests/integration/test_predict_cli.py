@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from ctloop.artifacts import open_artifact_store
+from ctloop.core.jsontypes import as_list, as_object
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.metadata.lineage import lineage
@@ -98,10 +99,11 @@ def test_predict_scores_every_row_in_chunks_and_records_lineage(
     [step] = store.get_steps(run.id)
     assert step.outputs["rows"] == 20_000
     graph = lineage(store, summary["output_artifact_id"], direction="upstream").to_dict()
-    kinds = {(a["type"], a["name"]) for a in graph["artifacts"]}
+    artifacts = [as_object(a) for a in as_list(graph["artifacts"])]
+    kinds = {(a["type"], a["name"]) for a in artifacts}
     assert {("Dataset", "predictions"), ("Dataset", "data"), ("Model", "lgb")} <= kinds
     model_record = store.get_model_version("flights", 1)
-    assert model_record.artifact_id in {a["id"] for a in graph["artifacts"]}
+    assert model_record.artifact_id in {a["id"] for a in artifacts}
     store.close()
 
 

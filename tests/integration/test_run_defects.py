@@ -167,7 +167,7 @@ def test_an_explicit_runner_still_overrides_the_recorded_one(box: Path) -> None:
     store = open_metadata_store(load_settings().metadata_url)
     record = store.get_run(run_id)
     store.update_run(
-        run_id, RunUpdate(executor=replace(record).executor | {"runner_spec": "subprocess"})
+        run_id, RunUpdate(executor={**replace(record).executor, "runner_spec": "subprocess"})
     )
     resumed = resume(run_id, runner="local")
     assert resumed.ok and resumed.steps["strict_check"].executor["runner"] == "local"

@@ -15,6 +15,7 @@ from ctloop.components.partitioned_statistics import (
     partitioned_statistics,
 )
 from ctloop.core.errors import NotFound
+from ctloop.core.jsontypes import as_object
 from ctloop.core.settings import Settings
 from ctloop.data import DatasetStatistics, compute_statistics
 from ctloop.pipeline import pipeline, run
@@ -77,7 +78,8 @@ def test_on_the_local_runner(dataset: tuple[Path, pd.DataFrame], tmp_path: Path)
     settings = Settings(home=tmp_path / ".ctloop")
     result = run(describe, {"source": str(folder)}, settings=settings, runner="local")
     assert result.ok, result.run.error
-    assert result.steps["partitioned_statistics"].outputs["return"]["partitions"] == PARTITIONS
+    returned = as_object(result.steps["partitioned_statistics"].outputs["return"])
+    assert returned["partitions"] == PARTITIONS
     art = result.output("partitioned_statistics")
     assert art.properties["partitions"] == PARTITIONS and art.properties["rows"] == len(frame)
     assert_equivalent(_stats_of(result, settings), compute_statistics(folder), frame)

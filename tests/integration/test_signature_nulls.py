@@ -17,6 +17,7 @@ import pytest
 
 from ctloop.artifacts import open_artifact_store
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import as_object
 from ctloop.data.schema import infer_schema
 from ctloop.data.stats import compute_statistics
 from ctloop.examples.flights.data import flights
@@ -219,8 +220,8 @@ def test_a_replayed_span_with_gaps_the_champion_refuses_is_served_without_them(
     store = open_metadata_store(sandbox.metadata_url)
     try:
         registry = ModelRegistry(store)
-        nullable = [_nullable(Signature.from_dict(registry.get(f"churn:{v}").properties[
-            "signature"])) for v in (1, 2)]
+        nullable = [_nullable(Signature.from_dict(dict(as_object(
+            registry.get(f"churn:{v}").properties["signature"])))) for v in (1, 2)]
     finally:
         store.close()
     assert nullable[0] == {"customer": False, "usage": False, "tenure": True, "spend": False,

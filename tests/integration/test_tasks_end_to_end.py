@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from ctloop.components.training import evaluate, push, train
 from ctloop.core.errors import NotTrainable, UserInputError
+from ctloop.core.jsontypes import as_list, as_object, as_str
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
 from ctloop.models import GateConfig, evaluate_models, fit_model, judge, load_model
@@ -216,19 +217,20 @@ def multiclass_loop(drop: str = ""):
 def test_pipeline_registers_multiclass_and_cli_ui_show_it(ctloop_home: Path) -> None:
     first = run(multiclass_loop, {})
     assert first.ok, first.run.error
-    assert first.steps["train"].outputs["return"]["classes"] == CLASSES
-    assert first.steps["push"].outputs["return"]["promoted"] is True
+    assert as_object(first.steps["train"].outputs["return"])["classes"] == CLASSES
+    assert as_object(first.steps["push"].outputs["return"])["promoted"] is True
     dropped = run(multiclass_loop, {"drop": "dog"})
     assert dropped.ok, dropped.run.error
-    verdict = dropped.steps["evaluate"].outputs["return"]
+    verdict = as_object(dropped.steps["evaluate"].outputs["return"])
     assert not verdict["blessed"] and verdict["failed"] == [
         "keeps every class the champion predicts"]
-    assert "never predicts class dog" in verdict["summary"]
+    assert "never predicts class dog" in as_str(verdict["summary"])
     store = open_metadata_store()
     try:
         v1 = ModelRegistry(store).get("kinds:1")
-        assert v1.properties["signature"]["task"] == "multiclass"
-        assert len(v1.properties["evaluation"]["overall"]["confusion_matrix"]) == 4
+        assert as_object(v1.properties["signature"])["task"] == "multiclass"
+        overall = as_object(as_object(v1.properties["evaluation"])["overall"])
+        assert len(as_list(overall["confusion_matrix"])) == 4
     finally:
         store.close()
     shown = subprocess.run([sys.executable, "-m", "ctloop", "models", "show", "kinds:1"],

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ctloop.core.jsontypes import as_str
 from ctloop.core.settings import load_settings
 from ctloop.examples.flights.data import flights, load_table
 from ctloop.metadata import open_metadata_store
@@ -65,7 +66,8 @@ def test_degradation_trigger_fires_on_flipped_labels(ctloop_home: Path, january)
     store = open_metadata_store(load_settings().metadata_url)
     assert firing.run_id is not None
     run = store.get_run(firing.run_id)
-    assert run.trigger == "degradation" and run.parameters["message"].startswith("decay delays")
+    assert run.trigger == "degradation"
+    assert as_str(run.parameters["message"]).startswith("decay delays")
     (report,) = store.list_artifacts(type="MonitorReport")
     assert report.id == run.trigger_info["report"] and report.properties["fired"] is True
     assert controller.tick() == []  # cooling down

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from ctloop.core.jsontypes import JSONValue
 from ctloop.core.settings import load_settings
 from ctloop.metadata import (
     ArtifactRecord,
@@ -91,11 +92,12 @@ def test_runs_carry_the_gates_verdict_and_headline_metric(url: str) -> None:
     """The step returns and the evaluation's ``Metrics`` read back on every backend."""
     store = open_metadata_store(url)
     ids = {}
-    for name, returned, status in [
+    cases: list[tuple[str, dict[str, JSONValue], StepStatus]] = [
         ("blessed", {"blessed": True, "summary": "ok"}, StepStatus.SUCCEEDED),
         ("refused", {"blessed": False, "summary": "no gain"}, StepStatus.SUCCEEDED),
         ("quarantined", {}, StepStatus.FAILED),
-    ]:
+    ]
+    for name, returned, status in cases:
         run = store.create_run(RunRecord(
             id=new_id(), pipeline="train", pipeline_version="1",
             status=RunStatus.FAILED if status is StepStatus.FAILED else RunStatus.SUCCEEDED,

@@ -113,20 +113,21 @@ def lineage_cmd(
         return
     from rich.tree import Tree
 
-    data = graph.to_dict()
-    arts = {a["id"]: a for a in data["artifacts"]}
-    steps = {s["id"]: s for s in data["steps"]}
+    arts = {a.id: a for a, _ in graph.artifacts.values()}
+    steps = {s.id: s for s, _ in graph.steps.values()}
     children: dict[str, list[str]] = {}
-    for e in data["edges"]:
-        src, dst = (e["target"], e["source"]) if not downstream else (e["source"], e["target"])
+    for e in graph.edges:  # an edge runs from what was read to what read it (see to_dict)
+        source, target = (e.artifact_id, e.step_id) if e.kind == "input" else (e.step_id,
+                                                                              e.artifact_id)
+        src, dst = (target, source) if not downstream else (source, target)
         children.setdefault(src, []).append(dst)
 
     def label(node: str) -> str:
         if node in arts:
             a = arts[node]
-            return f"[cyan]{a['type']}[/] {a['id'][:12]} ({a['name']}, {_size(a['size'])})"
+            return f"[cyan]{a.type}[/] {a.id[:12]} ({a.name}, {_size(a.size)})"
         s = steps[node]
-        return f"[bold]{s['name']}[/] step of run {s['run_id'][:12]} ({s['status']})"
+        return f"[bold]{s.name}[/] step of run {s.run_id[:12]} ({s.status.value})"
 
     tree = Tree(label(graph.root))
     seen = {graph.root}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +16,15 @@ from ctloop.cli.options import key_values
 from ctloop.cli.output import console, print_json, print_table
 from ctloop.cli.replays import ReplayOpt, empty_note, reading_replay
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import (
+    JSONObject,
+    JSONValue,
+    as_list,
+    as_number,
+    as_object,
+    as_str,
+    as_strs,
+)
 from ctloop.core.paths import require_stored
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store, to_dict
@@ -46,11 +56,11 @@ def _registry() -> Iterator[ModelRegistry]:
         store.close()
 
 
-def _when(value: Any) -> str | None:
+def _when(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
 
 
-def _event(event: AliasEventRecord) -> dict[str, Any]:
+def _event(event: AliasEventRecord) -> dict[str, JSONValue]:
     return to_dict(event)
 
 
@@ -138,74 +148,75 @@ def _show_versions(name: str, versions: list[ModelVersionRecord], aliases: dict[
     )
 
 
-def _print_version(record: ModelVersionRecord, data: dict[str, Any]) -> None:
+def _print_version(record: ModelVersionRecord, data: dict[str, JSONValue]) -> None:
     """One version: its record, evaluation, gate verdict, provenance and promotions."""
-    console.print(
-        f"[bold]{record.name}:{record.version}[/bold]  aliases: {', '.join(data['aliases']) or '-'}"
-    )
+    aliases = ", ".join(as_strs(data["aliases"])) or "-"
+    console.print(f"[bold]{record.name}:{record.version}[/bold]  aliases: {aliases}")
     for key in ("description", "artifact_id", "run_id", "created_by"):
         console.print(f"  {key}: {data[key] or '-'}")
     console.print(f"  created_at: {_when(record.created_at)}")
-    imported = record.properties.get("imported")
+    props = record.properties
+    imported = as_object(props.get("imported"))
     if imported:  # ctloop models import: where the bytes came from
         console.print(f"  imported_from: {imported.get('source')} ({imported.get('format')}, "
                       f"sha256 {imported.get('sha256')})", highlight=False)
     if record.tags:
         console.print(f"  tags: {record.tags}")
-    evaluation = record.properties.get("evaluation", {}).get("overall")
+    evaluation = as_object(as_object(props.get("evaluation")).get("overall"))
     if evaluation:
-        _print_evaluation(evaluation, _task(record.properties))
-    blessing = record.properties.get("blessing")
+        _print_evaluation(evaluation, _task(props))
+    blessing = as_object(props.get("blessing"))
     if blessing:
         console.print(
             f"  gate: {'blessed' if blessing.get('blessed') else 'NOT blessed'}"
             f" — {blessing.get('summary', '')}"
         )
-    provenance = record.properties.get("provenance")
+    provenance = as_object(props.get("provenance"))
     if provenance:
         console.print(
             f"  imported from: {provenance.get('source_environment')} "
             f"{provenance.get('source_name')}:{provenance.get('source_version')} "
-            f"(runs {', '.join(provenance.get('run_ids') or []) or '-'}; bundle sha256 "
+            f"(runs {', '.join(as_strs(provenance.get('run_ids'))) or '-'}; bundle sha256 "
             f"{str(provenance.get('bundle_sha256'))[:16]}...)"
         )
-    for moved in record.properties.get("promotions") or []:
+    for moved in map(as_object, as_list(props.get("promotions"))):
         console.print(f"  promoted to: {moved.get('environment')} {moved.get('name')}:"
                       f"{moved.get('version')} @{moved.get('alias')} ({moved.get('at')})")
 
 
-def _print_evaluation(evaluation: dict[str, Any], task: str | None) -> None:
+def _print_evaluation(evaluation: JSONObject, task: str | None) -> None:
     """Metrics with their direction; per-class table and N x N confusion matrix for
     classifiers, residual quantiles for a regression."""
     from ctloop.models.tasks import HIGHER_IS_BETTER, better_word
 
     metric_rows = [
-        (k, _fmt(m.get("value")), _fmt(m.get("lo")), _fmt(m.get("hi")),
-         better_word(k) if k in HIGHER_IS_BETTER else "")
-        for k, m in evaluation.get("metrics", {}).items()
+        (k, _fmt(as_number(m.get("value"))), _fmt(as_number(m.get("lo"))),
+         _fmt(as_number(m.get("hi"))), better_word(k) if k in HIGHER_IS_BETTER else "")
+        for k, m in ((k, as_object(m)) for k, m in as_object(evaluation.get("metrics")).items())
     ]
     title = f"Metrics ({evaluation.get('n')} rows{', ' + task if task else ''})"
     print_table(title, ["metric", "value", "lo", "hi", "better"], metric_rows)
-    per_class = evaluation.get("per_class") or {}
+    per_class = as_object(evaluation.get("per_class"))
     if per_class:
         print_table("Per class", ["class", "precision", "recall", "f1", "support", "predicted"], [
-            (c, _fmt(r.get("precision")), _fmt(r.get("recall")), _fmt(r.get("f1")),
-             r.get("support"), r.get("predicted"))
-            for c, r in per_class.items()
+            (c, _fmt(as_number(r.get("precision"))), _fmt(as_number(r.get("recall"))),
+             _fmt(as_number(r.get("f1"))), r.get("support"), r.get("predicted"))
+            for c, r in ((c, as_object(r)) for c, r in per_class.items())
         ])
-    matrix = evaluation.get("confusion_matrix")
+    matrix = as_list(evaluation.get("confusion_matrix"))
     if matrix:
-        classes = [str(c) for c in evaluation.get("classes", range(len(matrix)))]
+        classes = [str(c) for c in (as_list(evaluation["classes"]) if "classes" in evaluation
+                                    else range(len(matrix)))]
         print_table("Confusion matrix (rows actual, columns predicted)",
                     ["actual", *classes],
-                    [(c, *row) for c, row in zip(classes, matrix, strict=True)])
-    residuals = evaluation.get("residuals") or {}
-    if residuals.get("quantiles"):
-        q = residuals["quantiles"]
+                    [(c, *as_list(row)) for c, row in zip(classes, matrix, strict=True)])
+    residuals = as_object(evaluation.get("residuals"))
+    q = as_object(residuals.get("quantiles"))
+    if q:
         print_table("Residuals (label - prediction)",
                     ["n", "mean", "p05", "p25", "median", "p75", "p95"],
-                    [(residuals["n"], _fmt(residuals["mean"]), _fmt(q["p05"]), _fmt(q["p25"]),
-                      _fmt(q["p50"]), _fmt(q["p75"]), _fmt(q["p95"]))])
+                    [(residuals["n"], *(_fmt(as_number(v)) for v in (
+                        residuals["mean"], q["p05"], q["p25"], q["p50"], q["p75"], q["p95"])))])
 
 
 @app.command("register")
@@ -337,19 +348,19 @@ def _fmt(value: float | None) -> str | None:
     return None if value is None else f"{value:.4f}"
 
 
-def _blessed(properties: dict[str, Any]) -> str | None:
+def _blessed(properties: JSONObject) -> str | None:
     blessing = properties.get("blessing")
-    return None if blessing is None else ("yes" if blessing.get("blessed") else "no")
+    return None if blessing is None else ("yes" if as_object(blessing).get("blessed") else "no")
 
 
-def _task(properties: dict[str, Any]) -> Task | None:
+def _task(properties: JSONObject) -> Task | None:
     from ctloop.models.tasks import normalize_task
 
-    task = (properties.get("signature") or {}).get("task")
+    task = as_str(as_object(properties.get("signature")).get("task"))
     return normalize_task(task) if task else None
 
 
-def _headline(properties: dict[str, Any]) -> str:
+def _headline(properties: JSONObject) -> str:
     """The version's own headline metric (its task's), roc_auc for versions without a task."""
     from ctloop.models.tasks import default_metric
 
@@ -357,7 +368,7 @@ def _headline(properties: dict[str, Any]) -> str:
     return default_metric(task) if task else "roc_auc"
 
 
-def _value(properties: dict[str, Any], metric: str) -> str | None:
+def _value(properties: JSONObject, metric: str) -> str | None:
     from ctloop.models.evaluation_record import Evaluation
 
     return _fmt(Evaluation.from_json(properties).metric(metric))

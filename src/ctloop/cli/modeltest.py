@@ -103,9 +103,10 @@ def _training_sample(record: ModelVersionRecord, settings: Settings) -> pd.DataF
     """Rows of the data the version was trained on (its lineage's first Dataset input)."""
     from ctloop.artifacts import open_artifact_store
     from ctloop.artifacts.content import store_url_of
+    from ctloop.registry.summaries import lineage_of
 
-    inputs = [i for i in (record.properties.get("lineage") or {}).get("inputs") or []
-              if i.get("type") == "Dataset" and i.get("uri")]
+    inputs = [i for i in lineage_of(record.properties).get("inputs", [])
+              if i["type"] == "Dataset" and i["uri"]]
     for entry in inputs:
         for url in (settings.artifacts_url, None):
             try:
@@ -164,13 +165,13 @@ def test_model(
         record = ModelRegistry(store, artifacts=artifacts).get(parse_version_ref(ref))
     finally:
         store.close()
-    table = {k: v for k, v in dict(settings.extra.get("model_test") or {}).items()
+    table = {k: v for k, v in settings.tables.model_test.items()
              if k not in ("startup_timeout", "request_timeout")}
     given = {"concurrency": concurrency, "seconds": duration, "p99_ms": p99_ms,
              "max_error_rate": max_error_rate}
     budget = None if no_load else ServingBudget.from_table(
         {**table, **{k: v for k, v in given.items() if v is not None}})
-    timeouts = ServingTimeouts.from_settings(settings.extra)
+    timeouts = ServingTimeouts.from_table(settings.tables.model_test)
     loaded: dict[str, Any] = {}
 
     def reference() -> None:

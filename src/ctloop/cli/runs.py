@@ -10,6 +10,7 @@ import typer
 from ctloop.cli.output import console, escape, is_wide, print_json, print_table
 from ctloop.cli.progress import status_text
 from ctloop.cli.replays import ReplayOpt, empty_note, reading_replay
+from ctloop.core.jsontypes import as_str
 from ctloop.metadata import open_metadata_store
 from ctloop.metadata.base import to_dict
 
@@ -91,7 +92,8 @@ def show_run(
                   f"runner={ex.get('runner_spec') or ex.get('runner')}", markup=False)
     env = run.environment
     console.print(f"env      python {env.get('python')}"
-                  + (f" git {env['git_commit'][:10]}" if env.get("git_commit") else ""))
+                  + (f" git {as_str(env.get('git_commit'))[:10]}" if env.get("git_commit")
+                     else ""))
     console.print(f"time     {run.started_at} → {run.ended_at} "
                   f"({_duration(run.started_at, run.ended_at)})")
     if run.error:

@@ -36,7 +36,7 @@ def ui(
         from ctloop.loop.sandbox import replay_settings
 
         settings = replay_settings(settings, replay)
-    policy = AccessPolicy(load_keys(settings.extra))
+    policy = AccessPolicy(load_keys(settings.tables))
     application = create_app(settings, policy=policy)
     access = (f"{len(policy.keys)} API key(s): read-only until signed in" if policy.enabled
               else "no API keys: anyone who can reach it may promote and roll back")

@@ -14,7 +14,6 @@ import enum
 import os
 import socket
 from collections.abc import Mapping
-from typing import Any
 
 __all__ = ["Liveness", "process_liveness", "this_process"]
 
@@ -27,12 +26,12 @@ class Liveness(enum.Enum):
     UNKNOWN = "unknown"  # recorded on another host
 
 
-def this_process() -> dict[str, Any]:
+def this_process() -> dict[str, str | int]:
     """The ``{"host", "pid"}`` record of the calling process."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def process_liveness(record: Mapping[str, Any] | None) -> Liveness:
+def process_liveness(record: Mapping[str, object] | None) -> Liveness:
     """Liveness of the process a ``{"host", "pid"}`` record names.
 
     A missing record or pid is dead; the calling process itself counts as alive.
@@ -42,9 +41,12 @@ def process_liveness(record: Mapping[str, Any] | None) -> Liveness:
     host = record.get("host")
     if host and host != socket.gethostname():
         return Liveness.UNKNOWN
+    recorded = record.get("pid") or 0
+    if not isinstance(recorded, int | float | str):
+        return Liveness.DEAD
     try:
-        pid = int(record.get("pid") or 0)
-    except (TypeError, ValueError):
+        pid = int(recorded)
+    except ValueError:
         return Liveness.DEAD
     if pid <= 0:
         return Liveness.DEAD

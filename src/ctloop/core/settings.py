@@ -112,11 +112,6 @@ class Settings:
     project: Path | None = None  # the folder of ctloop.toml; None: the state folder's parent
 
     @property
-    def extra(self) -> dict[str, TomlTable]:
-        """The tables by name; kept for one merge, read :attr:`tables` instead."""
-        return self.tables.as_dict()
-
-    @property
     def project_root(self) -> Path:
         """The project folder (pipelines, landing folders): where ``ctloop.toml`` is, even
         when ``CTLOOP_HOME`` or an environment puts the state elsewhere."""

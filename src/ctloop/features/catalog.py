@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctloop.core.errors import NotFound
 from ctloop.core.hashing import hash_bytes, stable_json
+from ctloop.core.jsontypes import as_object, as_str, as_strs
 from ctloop.features.definitions import AggregationView, Entity, FeatureView, definition_from_spec
 from ctloop.features.errors import feature_not_found
 
@@ -148,15 +149,16 @@ def _with_meta(item: Any, record: DefinitionRecord) -> Any:
         "tags": dict(record.tags),
     }
     item = dataclasses.replace(item, **changes)
-    descriptions = record.spec.get("feature_descriptions") or {}
+    descriptions = as_object(record.spec.get("feature_descriptions"))
     if descriptions and isinstance(item, FeatureView):
         feats = [
-            dataclasses.replace(f, description=descriptions.get(f.name, "")) for f in item.features
+            dataclasses.replace(f, description=as_str(descriptions.get(f.name)))
+            for f in item.features
         ]
         item = dataclasses.replace(item, features=tuple(feats))
     elif descriptions and isinstance(item, AggregationView):
         aggs = [
-            dataclasses.replace(a, description=descriptions.get(a.name, ""))
+            dataclasses.replace(a, description=as_str(descriptions.get(a.name)))
             for a in item.aggregations
         ]
         item = dataclasses.replace(item, aggregations=tuple(aggs))
@@ -225,14 +227,14 @@ def used_by(metadata: CatalogStore, refs: list[str]) -> list[dict[str, Any]]:
     wanted = set(refs)
     datasets: list[dict[str, Any]] = []
     for art in metadata.list_artifacts(type="Dataset", limit=1000):
-        used = set(art.properties.get("feature_refs") or [])
+        used = set(as_strs(art.properties.get("feature_refs")))
         if used & wanted:
             datasets.append({"dataset": art.id, "step_id": art.producer_step_id})
     dataset_ids = {d["dataset"] for d in datasets}
     models: list[dict[str, Any]] = []
     for mv in metadata.list_model_versions():
-        direct = set(mv.properties.get("feature_refs") or []) & wanted
-        trained_on = (mv.properties.get("training_data") or {}).get("id")
+        direct = set(as_strs(mv.properties.get("feature_refs"))) & wanted
+        trained_on = as_object(mv.properties.get("training_data")).get("id")
         if direct or trained_on in dataset_ids:
             entry = {"model": mv.name, "version": mv.version, "run_id": mv.run_id}
             if not direct:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -500,7 +500,7 @@ View = FeatureView | AggregationView
 
 
 def definition_from_spec(
-    spec: dict[str, Any], entities: dict[str, Entity] | None = None
+    spec: Mapping[str, Any], entities: dict[str, Entity] | None = None
 ) -> Entity | FeatureView | AggregationView:
     """Rebuild a definition from its catalog spec."""
     if "type" not in spec:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import CtloopError, NotFound, NotTrainable, UserInputError
+from ctloop.core.jsontypes import as_object, as_str
 from ctloop.core.settings import Settings
 from ctloop.loop.declaration import LoopSpec
 from ctloop.loop.failures import IngestFailed, infrastructure_failure, raised
@@ -139,7 +140,7 @@ class LoopPhases:
         reference, which therefore moves with every promotion."""
         if version not in self._references:
             record = self.registry.get(f"{self.spec.model}:{version}")
-            data = (record.properties.get("training_data") or {}).get("id")
+            data = as_str(as_object(record.properties.get("training_data")).get("id"))
             if not data:
                 raise NotFound(f"Loop {self.spec.name!r}: {self.spec.model}:{version} records "
                                "no training data to measure drift against.")

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, StrEnum
 from types import EllipsisType
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+
+from ctloop.core.jsontypes import JSONObject, JSONValue
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "EVENT_KINDS",
@@ -94,11 +99,11 @@ class RunRecord:
     pipeline: str
     pipeline_version: str
     status: RunStatus = RunStatus.PENDING
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: JSONObject = field(default_factory=dict)
     trigger: str = "manual"  # manual | cron | new_data | degradation | drift | ...
-    trigger_info: dict[str, Any] = field(default_factory=dict)
-    executor: dict[str, Any] = field(default_factory=dict)  # user, host, runner
-    environment: dict[str, Any] = field(default_factory=dict)  # python, packages, git
+    trigger_info: JSONObject = field(default_factory=dict)
+    executor: JSONObject = field(default_factory=dict)  # user, host, runner
+    environment: JSONObject = field(default_factory=dict)  # python, packages, git
     tags: dict[str, str] = field(default_factory=dict)
     source: str = ""  # "path/to/file.py:pipeline_name", what `ctloop resume` reloads
     created_at: datetime | None = None
@@ -118,7 +123,7 @@ class StepRecord:
     component_version: str
     status: StepStatus = StepStatus.PENDING
     cache_key: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: JSONObject = field(default_factory=dict)
     upstream: list[str] = field(default_factory=list)  # names of steps it depends on
     attempts: int = 0
     started_at: datetime | None = None
@@ -126,9 +131,9 @@ class StepRecord:
     duration_s: float | None = None
     error: str | None = None
     traceback: str | None = None
-    executor: dict[str, Any] = field(default_factory=dict)  # host, pid, runner, worker
+    executor: JSONObject = field(default_factory=dict)  # host, pid, runner, worker
     cached_from: str | None = None  # id of the step whose outputs a cached step reused
-    outputs: dict[str, Any] = field(default_factory=dict)  # plain (non-artifact) return values
+    outputs: JSONObject = field(default_factory=dict)  # plain (non-artifact) return values
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,7 @@ class ArtifactRecord:
     sha256: str
     size: int
     name: str = ""  # output name on the producing step
-    properties: dict[str, Any] = field(default_factory=dict)
+    properties: JSONObject = field(default_factory=dict)
     producer_step_id: str | None = None
     created_at: datetime | None = None
 
@@ -169,7 +174,7 @@ class ModelVersionRecord:
     run_id: str | None = None
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
-    properties: dict[str, Any] = field(default_factory=dict)  # metrics, blessing, signature
+    properties: JSONObject = field(default_factory=dict)  # metrics, blessing, signature
     created_by: str = ""
     created_at: datetime | None = None
 
@@ -196,7 +201,7 @@ class DefinitionRecord:
     name: str
     version: int
     fingerprint: str  # hash of the canonical spec; equal spec -> same version
-    spec: dict[str, Any]
+    spec: JSONObject
     description: str = ""
     owner: str = ""
     tags: dict[str, str] = field(default_factory=dict)
@@ -232,10 +237,10 @@ class RunUpdate:
     """
 
     status: RunStatus | Unset = UNSET
-    parameters: dict[str, Any] | Unset = UNSET
-    trigger_info: dict[str, Any] | Unset = UNSET
-    executor: dict[str, Any] | Unset = UNSET
-    environment: dict[str, Any] | Unset = UNSET
+    parameters: JSONObject | Unset = UNSET
+    trigger_info: JSONObject | Unset = UNSET
+    executor: JSONObject | Unset = UNSET
+    environment: JSONObject | Unset = UNSET
     tags: dict[str, str] | Unset = UNSET
     source: str | Unset = UNSET
     started_at: datetime | Unset | None = UNSET
@@ -253,7 +258,7 @@ class ModelVersionUpdate:
 
     description: str | Unset = UNSET
     tags: dict[str, str] | Unset = UNSET
-    properties: dict[str, Any] | Unset = UNSET
+    properties: JSONObject | Unset = UNSET
 
     def given(self) -> dict[str, object]:
         """The fields to change, by name."""
@@ -326,7 +331,7 @@ class RegistryStore(Protocol):
         run_id: str | None = None,
         description: str = "",
         tags: dict[str, str] | None = None,
-        properties: dict[str, Any] | None = None,
+        properties: JSONObject | None = None,
         created_by: str = "",
     ) -> ModelVersionRecord:
         """Next version number for ``name``, assigned atomically.
@@ -377,7 +382,7 @@ class DefinitionStore(Protocol):
         self,
         kind: str,
         name: str,
-        spec: dict[str, Any],
+        spec: JSONObject,
         *,
         fingerprint: str,
         description: str = "",
@@ -442,12 +447,14 @@ class MetadataStore(RunStore, LineageStore, RegistryStore, DefinitionStore, Prot
     def close(self) -> None: ...
 
 
-def to_dict(record: Any) -> dict[str, Any]:
+def to_dict(record: DataclassInstance) -> dict[str, JSONValue]:
     """A record as JSON-ready dict (datetimes as ISO strings, enums as values)."""
-    out = dataclasses.asdict(record)
-    for key, value in out.items():
+    out: dict[str, JSONValue] = {}
+    for key, value in dataclasses.asdict(record).items():
         if isinstance(value, datetime):
             out[key] = value.isoformat()
         elif isinstance(value, StrEnum):
             out[key] = value.value
+        else:
+            out[key] = value
     return out

@@ -10,7 +10,7 @@ and PyMySQL, the drivers ctloop's extras install.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -19,6 +19,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from ctloop.core.errors import BackendUnavailable, ConfigError
 from ctloop.core.plugins import require
 from ctloop.metadata.rules import json_dumps
+
+if TYPE_CHECKING:
+    import sqlite3  # the driver itself is imported when a SQLite engine is made
 
 __all__ = ["create_engine", "describe_url", "normalize_url"]
 
@@ -74,7 +77,7 @@ def create_engine(url: str) -> sa.Engine:
     _, module, extra = _DRIVERS[backend]
     if extra:
         require(module, extra, f"The metadata URL {describe_url(parsed)}")
-    kwargs: dict[str, Any] = {"json_serializer": json_dumps}
+    kwargs: dict[str, object] = {"json_serializer": json_dumps}
     if backend == "sqlite":
         _prepare_sqlite_path(parsed)
         # SQLite connections are cheap and local: never make a parallel step wait for one.
@@ -124,7 +127,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     """WAL, busy timeout, foreign keys, and transactions that pysqlite leaves to us."""
 
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         # Let SQLAlchemy's "begin" hook below issue BEGIN itself, so DDL is
         # transactional and writers can ask for IMMEDIATE.
         dbapi_conn.isolation_level = None
@@ -142,7 +145,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-def _use_wal(cursor: Any) -> None:
+def _use_wal(cursor: sqlite3.Cursor) -> None:
     """Switch the file to WAL (persistent), retrying while another connection holds it.
 
     SQLite answers "database is locked" at once, without its busy handler, when

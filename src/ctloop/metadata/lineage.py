@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from ctloop.core.errors import NotFound, UserInputError
+from ctloop.core.jsontypes import JSONValue
 from ctloop.metadata.base import ArtifactRecord, EventRecord, RunLineageStore, StepRecord, to_dict
 
 __all__ = ["Lineage", "lineage"]
@@ -38,7 +39,7 @@ class Lineage:
     steps: dict[str, tuple[StepRecord, int]] = field(default_factory=dict)
     edges: list[EventRecord] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         """The documented JSON shape (see the module docstring)."""
         return {
             "root": self.root,

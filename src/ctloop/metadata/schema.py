@@ -10,7 +10,6 @@ them for indexes), datetimes stored as naive UTC with microseconds everywhere
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -41,7 +40,7 @@ def Timestamp() -> sa.types.TypeEngine[datetime]:
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
-def Json() -> sa.types.TypeEngine[Any]:
+def Json() -> sa.types.TypeEngine[object]:
     return sa.JSON()
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
@@ -45,6 +45,13 @@ from ctloop.metadata.rules import (
 __all__ = ["SqlCore", "record_of", "row_values"]
 
 R = TypeVar("R")
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.base import ReadOnlyColumnCollection
+
+    # A table of schema.py. SQLAlchemy 2.1's ``Table`` defaults its column type to
+    # ``Column[Any]``; naming ``object`` keeps explicit ``Any`` out of this package.
+    SqlTable = sa.Table[ReadOnlyColumnCollection[str, sa.Column[object]]]
 _RETRIES = 5
 
 
@@ -68,7 +75,11 @@ def row_values(record: object) -> dict[str, object]:
     return column_values({f.name: getattr(record, f.name) for f in fields})
 
 
-def record_of(cls: type[R], row: sa.Row[Any], **overrides: object) -> R:
+Row = sa.Row[tuple[object, ...]]
+"""A row of a query; columns are read by name (``row._mapping``), each narrowed there."""
+
+
+def record_of(cls: type[R], row: Row, **overrides: object) -> R:
     """The record ``cls`` read from ``row`` (datetimes aware UTC), with ``overrides``."""
     mapping = row._mapping
     data: dict[str, object] = {
@@ -163,21 +174,21 @@ class SqlCore:
         raise AssertionError("unreachable")
 
     # statements ---------------------------------------------------------------
-    def _insert_ignore(self, table: sa.Table) -> sa.Insert:
+    def _insert_ignore(self, table: SqlTable) -> sa.Insert:
         if self._dialect == "postgresql":
             return pg_dialect.insert(table).on_conflict_do_nothing()
         if self._dialect == "sqlite":
             return sqlite_dialect.insert(table).on_conflict_do_nothing()
         return mysql_dialect.insert(table).prefix_with("IGNORE")
 
-    def _upsert(self, table: sa.Table, keys: tuple[str, ...]) -> sa.Executable:
+    def _upsert(self, table: SqlTable, keys: tuple[str, ...]) -> sa.Executable:
         """Insert a row or, on a clash on ``keys``, replace it: one statement, built once."""
         cached = self._statements.get((table.name, keys))
         if cached is None:
             cached = self._statements[(table.name, keys)] = self._build_upsert(table, keys)
         return cached
 
-    def _build_upsert(self, table: sa.Table, keys: tuple[str, ...]) -> sa.Executable:
+    def _build_upsert(self, table: SqlTable, keys: tuple[str, ...]) -> sa.Executable:
         columns = [c.name for c in table.columns if not c.primary_key or c.name in keys]
         if self._dialect in ("mysql", "mariadb"):
             mysql_insert = mysql_dialect.insert(table)
@@ -192,7 +203,7 @@ class SqlCore:
         )
         return upsert
 
-    def _by_prefix(self, conn: sa.Connection, table: sa.Table, key: str, what: str) -> sa.Row[Any]:
+    def _by_prefix(self, conn: sa.Connection, table: SqlTable, key: str, what: str) -> Row:
         key = str(key).strip()
         row = conn.execute(BY_ID[table.name], {"id": key}).first()
         if row is not None:
@@ -214,7 +225,7 @@ class SqlCore:
             )
         return rows[0]
 
-    def _insert_new(self, table: sa.Table, record: R, what: str) -> R:
+    def _insert_new(self, table: SqlTable, record: R, what: str) -> R:
         """Insert a record with a new id (stamped now if undated); a taken id is an error."""
         if record.created_at is None:  # type: ignore[attr-defined]
             record = dataclasses.replace(record, created_at=now())  # type: ignore[type-var]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
 from ctloop.core.errors import NotFound
+from ctloop.core.jsontypes import JSONObject
 from ctloop.metadata import schema as t
 from ctloop.metadata.base import DefinitionRecord
 from ctloop.metadata.rules import check_name, normalized, now
@@ -22,7 +21,7 @@ class SqlDefinitionStore(SqlCore):
         self,
         kind: str,
         name: str,
-        spec: dict[str, Any],
+        spec: JSONObject,
         *,
         fingerprint: str,
         description: str = "",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from types import EllipsisType
-from typing import Any
 
 import sqlalchemy as sa
 
 from ctloop.core.errors import NotFound, StoreError
+from ctloop.core.jsontypes import JSONObject
 from ctloop.metadata import schema as t
 from ctloop.metadata.base import (
     AliasEventRecord,
@@ -51,7 +51,7 @@ class SqlRegistryStore(SqlCore):
         run_id: str | None = None,
         description: str = "",
         tags: dict[str, str] | None = None,
-        properties: dict[str, Any] | None = None,
+        properties: JSONObject | None = None,
         created_by: str = "",
     ) -> ModelVersionRecord:
         check_name(name, "model name")

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
 from ctloop.core.errors import NotFound, StoreError
 from ctloop.metadata import schema as t
 from ctloop.metadata.base import RunRecord, RunStatus, RunUpdate, StepRecord, StepStatus
 from ctloop.metadata.rules import normalized
-from ctloop.metadata.sql_core import BY_ID, SqlCore, column_values, record_of, row_values
+from ctloop.metadata.sql_core import BY_ID, Row, SqlCore, column_values, record_of, row_values
 
 __all__ = ["SqlRunStore"]
 
 
-def _run(row: sa.Row[Any]) -> RunRecord:
+def _run(row: Row) -> RunRecord:
     return record_of(RunRecord, row, status=RunStatus(row.status))
 
 
-def _step(row: sa.Row[Any]) -> StepRecord:
+def _step(row: Row) -> StepRecord:
     return record_of(StepRecord, row, status=StepStatus(row.status))
 
 

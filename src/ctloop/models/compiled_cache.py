@@ -18,6 +18,7 @@ from pathlib import Path
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.core.errors import CtloopError
 from ctloop.core.hashing import hash_bytes
+from ctloop.core.jsontypes import as_object
 from ctloop.metadata.base import ModelVersionUpdate, RegistryStore
 
 __all__ = ["KEEP", "VersionCompiledCache"]
@@ -44,7 +45,7 @@ class VersionCompiledCache:
 
     def read(self, key: str) -> bytes | None:
         record = self.store.get_model_version(self.name, self.version)
-        entry = (record.properties.get("compiled") or {}).get(key)
+        entry = as_object(as_object(record.properties.get("compiled")).get(key))
         if not entry:
             return None
         sha256 = str(entry.get("sha256", ""))
@@ -71,7 +72,7 @@ class VersionCompiledCache:
             stored = self.artifacts.put(path)
         record = self.store.get_model_version(self.name, self.version)
         properties = dict(record.properties)
-        compiled = {k: v for k, v in (properties.get("compiled") or {}).items() if k != key}
+        compiled = {k: v for k, v in as_object(properties.get("compiled")).items() if k != key}
         compiled[key] = {"uri": stored.uri, "sha256": stored.sha256, "size": stored.size,
                          "backend": backend}
         properties["compiled"] = dict(list(compiled.items())[-KEEP:])

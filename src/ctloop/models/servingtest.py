@@ -124,6 +124,13 @@ class ServingBudget:
         return {k: getattr(self, k) for k in _BUDGET_KEYS if getattr(self, k) is not None}
 
 
+def _seconds(value: object) -> float:
+    """A TOML number or numeric string as seconds; anything else is a ``ValueError``."""
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise ValueError(f"{value!r}")
+
+
 @dataclass(frozen=True)
 class ServingTimeouts:
     """How long to wait for the service to start and for one answer."""
@@ -132,13 +139,13 @@ class ServingTimeouts:
     request_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, extra: Mapping[str, Any] | None = None) -> ServingTimeouts:
+    def from_table(cls, table: Mapping[str, object] | None = None) -> ServingTimeouts:
         """``[ctloop.model_test]`` startup_timeout / request_timeout; ``CTLOOP_MODEL_TEST_TIMEOUT``
         (seconds) raises both to at least that, as CI does on a loaded machine."""
-        table = dict((extra or {}).get("model_test") or {})
+        table = table or {}
         try:
-            startup = float(table.get("startup_timeout", cls.startup_s))
-            request = float(table.get("request_timeout", cls.request_s))
+            startup = _seconds(table.get("startup_timeout", cls.startup_s))
+            request = _seconds(table.get("request_timeout", cls.request_s))
             floor = float(os.environ.get("CTLOOP_MODEL_TEST_TIMEOUT") or 0)
         except ValueError as exc:
             raise ConfigError(f"A model test timeout is not a number: {exc}.") from None

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import as_object, as_str
 from ctloop.models.calibration import Calibration, calibration_of
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.metrics import Costs, metric_matrix
@@ -598,8 +599,8 @@ def _from_registry(
 
     registry = ModelRegistry(store)
     record = registry.get(f"{model_name}:{version}" if version is not None else model_name)
-    signature = (record.properties or {}).get("signature") or {}
-    task = normalize_task(signature["task"]) if signature.get("task") else None
+    signature = as_object(record.properties.get("signature"))
+    task = normalize_task(as_str(signature["task"])) if signature.get("task") else None
     metric = metric or ("accuracy" if task == "multiclass" else "roc_auc")
     baseline = Evaluation.from_json(record.properties).metric(metric)
     manifest = None

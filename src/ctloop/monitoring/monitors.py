@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ctloop.core.errors import NotFound, UserInputError
+from ctloop.core.jsontypes import JSONValue
 from ctloop.data.stats import DatasetStatistics
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.requestlog.records import PredictionLog
@@ -611,7 +612,7 @@ def record_result(
         path = Path(tmp) / f"{result.kind}-{result.model}.json"
         path.write_text(body)
         stored = artifacts.put(path)
-    props = {
+    props: dict[str, JSONValue] = {
         "summary": result.summary(), "kind": result.kind, "model": result.model,
         "fired": result.fired, "status": result.status, "details": _compact(result.details),
         "value": result.value, "threshold": result.threshold,

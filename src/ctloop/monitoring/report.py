@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import as_object
 from ctloop.monitoring.monitors import check_decay, check_drift, served_rows
 from ctloop.requestlog.records import PredictionLog
 
@@ -142,10 +143,10 @@ def firings(store: LineageStore, model_name: str) -> list[tuple[datetime, str]]:
     """Recorded monitor results of ``model_name`` that fired: (window end or time, summary)."""
     marks = []
     for record in store.list_artifacts(type="MonitorReport"):
-        props = record.properties or {}
+        props = record.properties
         if props.get("model") != model_name or not props.get("fired"):
             continue
-        when = (props.get("window") or {}).get("end") or (
+        when = as_object(props.get("window")).get("end") or (
             record.created_at.isoformat() if record.created_at else None
         )
         if when is None:

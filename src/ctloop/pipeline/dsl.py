@@ -14,7 +14,7 @@ import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, overload
+from typing import Any, Generic, TypeAlias, overload
 
 from typing_extensions import ParamSpec
 
@@ -25,6 +25,7 @@ from ctloop.pipeline.building import building, current_builder
 from ctloop.pipeline.component import ComponentDef, ParameterSpec
 
 __all__ = [
+    "AnyPipeline",
     "Graph",
     "OutputRef",
     "PipelineDef",
@@ -329,6 +330,11 @@ class PipelineDef(Generic[P]):
             },
         }
         return hash_bytes(stable_json(shape).encode())[:16]
+
+
+AnyPipeline: TypeAlias = "PipelineDef[...]"
+"""A pipeline whose parameters the holder does not know (a trigger, a loop: they pass
+parameters read from ctloop.toml, checked when the pipeline is built)."""
 
 
 @overload

@@ -21,6 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.core.hashing import NotHashable, fingerprint, hash_bytes, stable_json
+from ctloop.core.jsontypes import as_object
 from ctloop.core.processes import Liveness, process_liveness
 from ctloop.metadata.base import (
     ArtifactRecord,
@@ -216,7 +217,7 @@ class Engine(Generic[S]):
             raise UserInputError(f"Run {run.id} already succeeded; there is nothing to resume.")
         if run.status == RunStatus.RUNNING:
             _check_not_running(run, force)
-        graph = pipeline.build(run.parameters)
+        graph = pipeline.build(dict(run.parameters))
         if graph.version != run.pipeline_version:
             raise UserInputError(
                 f"Pipeline {run.pipeline!r} changed since run {run.id} (version "
@@ -405,7 +406,7 @@ class Engine(Generic[S]):
         except NotHashable as exc:
             note = f"not cached: {exc}"
         run = self.store.get_run(run_id)
-        uncached = {**run.environment.get("uncached_steps", {}), spec.name: note}
+        uncached = {**as_object(run.environment.get("uncached_steps")), spec.name: note}
         self.store.update_run(
             run_id, RunUpdate(environment={**run.environment, "uncached_steps": uncached})
         )
@@ -562,7 +563,9 @@ class Engine(Generic[S]):
             command=comp.command,
             params=spec.params,
             inputs={
-                k: InputArtifact(a.id, class_ref(comp.inputs[k]), a.uri, a.sha256, a.properties)
+                k: InputArtifact(
+                    a.id, class_ref(comp.inputs[k]), a.uri, a.sha256, dict(a.properties)
+                )
                 for k, a in inputs.items()
             },
             outputs={k: class_ref(t) for k, t in comp.outputs.items()},

@@ -39,6 +39,7 @@ from ctloop.artifacts.treefile import tree_digest
 from ctloop.core.clock import utc_now
 from ctloop.core.errors import IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file
+from ctloop.core.jsontypes import JSONValue, as_list, as_object
 from ctloop.core.settings import Settings
 from ctloop.metadata.base import (
     AliasEventRecord,
@@ -142,7 +143,7 @@ def _resolve(store: ModelStore, ref: ModelRef) -> ModelVersionRecord:
 
 def _run_ids(record: ModelVersionRecord) -> list[str]:
     found = [record.run_id, lineage_of(record.properties).get("run_id")]
-    prior = (record.properties.get("provenance") or {}).get("run_ids") or []
+    prior = as_list(as_object(record.properties.get("provenance")).get("run_ids"))
     return sorted({str(r) for r in [*found, *prior] if r})
 
 
@@ -316,7 +317,7 @@ def _check_members(path: Path, listed: dict[str, str], seen: dict[str, str]) -> 
         )
 
 
-def _evidence(model_root: Path, name: str) -> object:
+def _evidence(model_root: Path, name: str) -> JSONValue:
     file = model_root.parent / "evidence" / f"{name}.json"
     return json.loads(file.read_text()) if file.is_file() else None
 
@@ -382,7 +383,7 @@ def import_bundle(
         manifest_file = model / "ctloop-model.json"
         if manifest_file.is_file():
             flavor = json.loads(manifest_file.read_text()).get("flavor")
-        properties: dict[str, object] = {
+        properties: dict[str, JSONValue] = {
             "evaluation": _evidence(model, "evaluation"),
             "blessing": _evidence(model, "gate"),
             "lineage": _evidence(model, "lineage"),
@@ -461,9 +462,10 @@ def promote_between(
         reason=f"promoted to {dst_env} as {result.name}:{result.version} @{alias}"
                + (f": {reason}" if reason else ""),
     )
-    promotions = [*(record.properties.get("promotions") or []),
-                  {"environment": dst_env, "name": result.name, "version": result.version,
-                   "alias": alias, "at": _now(), "by": _actor()}]
+    promotions: list[JSONValue] = [
+        *as_list(record.properties.get("promotions")),
+        {"environment": dst_env, "name": result.name, "version": result.version,
+         "alias": alias, "at": _now(), "by": _actor()}]
     src_store.update_model_version(record.name, record.version, ModelVersionUpdate(
         properties={**record.properties, "promotions": promotions}))
     return Promotion(record.name, src_env, record.version, dst_env, result.version, alias,

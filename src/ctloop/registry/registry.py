@@ -13,13 +13,13 @@ from __future__ import annotations
 import difflib
 import getpass
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from types import EllipsisType
 
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.artifacts.treefile import tree_digest
 from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
+from ctloop.core.jsontypes import JSONObject
 from ctloop.metadata.base import (
     UNSET,
     AliasEventRecord,
@@ -39,6 +39,7 @@ from ctloop.registry.summaries import (
     LineageSummary,
     ModelSummary,
     compare_results,
+    lineage_json,
 )
 
 __all__ = ["ROLLBACK_MARK", "Comparison", "ModelRegistry", "ModelSummary", "default_actor"]
@@ -79,7 +80,7 @@ class ModelRegistry:
         run_id: str | None = None,
         description: str = "",
         tags: dict[str, str] | None = None,
-        properties: Mapping[str, object] | None = None,
+        properties: JSONObject | None = None,
     ) -> ModelVersionRecord:
         """Register the model artifact as the next version of ``name``.
 
@@ -92,7 +93,7 @@ class ModelRegistry:
         """
         artifact = self.store.get_artifact(artifact_id)
         found = _lineage_summary(self.store, artifact.id)
-        props = {"lineage": found, **(properties or {})}
+        props = {"lineage": lineage_json(found), **(properties or {})}
         return self.store.create_model_version(
             name,
             artifact.id,

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
+from ctloop.core.jsontypes import JSONObject, JSONValue
 from ctloop.models.evaluation_record import Result
 
 __all__ = ["Comparison", "ComparisonRow", "LineageInput", "LineageSummary", "ModelSummary",
-           "Side", "compare_results", "lineage_of"]
+           "Side", "compare_results", "lineage_json", "lineage_of"]
 
 Side = Literal["a", "b"]
 """Which of two compared versions did better on a metric."""
@@ -65,6 +66,15 @@ def lineage_of(properties: Mapping[str, object]) -> LineageSummary:
     inputs = raw.get("inputs")
     if isinstance(inputs, list):
         out["inputs"] = [_lineage_input(i) for i in inputs if isinstance(i, Mapping)]
+    return out
+
+
+def lineage_json(summary: LineageSummary) -> JSONObject:
+    """``summary`` as the JSON document stored in a version's properties (same keys, same
+    order): a TypedDict is not a ``JSONObject`` to mypy, though every value here is one."""
+    out: dict[str, JSONValue] = {k: v for k, v in summary.items() if isinstance(v, str)}
+    if "inputs" in summary:
+        out["inputs"] = [{k: str(v) for k, v in item.items()} for item in summary["inputs"]]
     return out
 
 

@@ -32,9 +32,11 @@ from typing import Any
 
 from ctloop.artifacts.base import ArtifactStore
 from ctloop.core.errors import CtloopError, NotFound
+from ctloop.core.jsontypes import as_strs
 from ctloop.metadata.base import LineageStore, ModelVersionRecord
 from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
+from ctloop.registry.summaries import lineage_of
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.scoring.routing import Router
 
@@ -111,16 +113,16 @@ def feature_refs_of(
     """Feature refs a version was trained with: config, else its properties, else its data's."""
     if configured:
         return tuple(configured)
-    refs = record.properties.get("feature_refs")
+    refs = as_strs(record.properties.get("feature_refs"))
     if refs:
         return tuple(refs)
-    for item in record.properties.get("lineage", {}).get("inputs", []):
+    for item in lineage_of(record.properties).get("inputs", []):
         try:
             artifact = store.get_artifact(item["id"])
         except (CtloopError, KeyError):
             continue
         if artifact.properties.get("feature_refs"):
-            return tuple(artifact.properties["feature_refs"])
+            return tuple(as_strs(artifact.properties["feature_refs"]))
     return ()
 
 

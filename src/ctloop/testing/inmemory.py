@@ -22,9 +22,10 @@ import itertools
 import threading
 from datetime import datetime
 from types import EllipsisType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ctloop.core.errors import NotFound, StoreError, UserInputError
+from ctloop.core.jsontypes import JSONObject
 from ctloop.core.secrets import mask_secrets
 from ctloop.metadata.base import (
     AliasEventRecord,
@@ -219,7 +220,7 @@ class InMemoryMetadataStore:
         run_id: str | None = None,
         description: str = "",
         tags: dict[str, str] | None = None,
-        properties: dict[str, Any] | None = None,
+        properties: JSONObject | None = None,
         created_by: str = "",
     ) -> ModelVersionRecord:
         check_name(name, "model name")
@@ -329,7 +330,7 @@ class InMemoryMetadataStore:
         self,
         kind: str,
         name: str,
-        spec: dict[str, Any],
+        spec: JSONObject,
         *,
         fingerprint: str,
         description: str = "",

@@ -26,17 +26,20 @@ reference store (:class:`ctloop.testing.inmemory.InMemoryMetadataStore`).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import pytest
+from typing_extensions import Unpack
 
 from ctloop.core.errors import NotFound, StoreError, UserInputError
+from ctloop.core.jsontypes import JSONObject, as_list, as_object
 from ctloop.metadata import (
     ArtifactRecord,
     DefinitionStore,
@@ -64,22 +67,65 @@ __all__ = [
 ]
 
 
-def _run(pipeline: str | None = None, **kw: Any) -> RunRecord:
+class _RunFields(TypedDict, total=False):
+    """The fields of a :class:`RunRecord` a test may set (the rest are made up)."""
+
+    status: RunStatus
+    parameters: JSONObject
+    trigger: str
+    trigger_info: JSONObject
+    executor: JSONObject
+    environment: JSONObject
+    tags: dict[str, str]
+    source: str
+    created_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+
+
+class _StepFields(TypedDict, total=False):
+    """The fields of a :class:`StepRecord` a test may set."""
+
+    status: StepStatus
+    cache_key: str | None
+    parameters: JSONObject
+    upstream: list[str]
+    attempts: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    error: str | None
+    traceback: str | None
+    executor: JSONObject
+    cached_from: str | None
+    outputs: JSONObject
+
+
+class _ArtifactFields(TypedDict, total=False):
+    """The optional fields of an :class:`ArtifactRecord` a test may set."""
+
+    name: str
+    properties: JSONObject
+    producer_step_id: str | None
+    created_at: datetime | None
+
+
+def _run(pipeline: str | None = None, **kw: Unpack[_RunFields]) -> RunRecord:
     return RunRecord(
         id=new_id(), pipeline=pipeline or unique_name("pipe"), pipeline_version="v1", **kw
     )
 
 
-def _step(run_id: str, name: str = "train", **kw: Any) -> StepRecord:
+def _step(run_id: str, name: str = "train", **kw: Unpack[_StepFields]) -> StepRecord:
     return StepRecord(
         id=new_id(), run_id=run_id, name=name, component="train", component_version="c1", **kw
     )
 
 
-def _artifact(**kw: Any) -> ArtifactRecord:
-    values: dict[str, Any] = {"type": "Dataset", "uri": "file:///x", "sha256": "ab" * 32,
-                              "size": 10} | kw
-    return ArtifactRecord(id=new_id(), **values)
+def _artifact(*, type: str = "Dataset", uri: str = "file:///x", sha256: str = "ab" * 32,
+              size: int = 10, **kw: Unpack[_ArtifactFields]) -> ArtifactRecord:
+    return ArtifactRecord(id=new_id(), type=type, uri=uri, sha256=sha256, size=size, **kw)
 
 
 class RunStoreContract:
@@ -191,18 +237,16 @@ class RunStoreContract:
         run = store.create_run(_run())
         a = store.save_step(_step(run.id, "a"))
         b = store.save_step(_step(run.id, "b", upstream=["a"]))
-        done = StepRecord(
-            **{
-                **to_dict(a),
-                "status": StepStatus.SUCCEEDED,
-                "attempts": 2,
-                "duration_s": 0.25,
-                "started_at": None,
-                "ended_at": datetime.now(UTC),
-                "outputs": {"n": 3},
-                "executor": {"pid": 1},
-                "cache_key": "k" + new_id(),
-            }
+        done = dataclasses.replace(
+            a,
+            status=StepStatus.SUCCEEDED,
+            attempts=2,
+            duration_s=0.25,
+            started_at=None,
+            ended_at=datetime.now(UTC),
+            outputs={"n": 3},
+            executor={"pid": 1},
+            cache_key="k" + new_id(),
         )
         store.save_step(done)
         steps = store.get_steps(run.id)
@@ -310,17 +354,16 @@ class LineageStoreContract:
     def test_non_json_values_are_stored_as_json(
         self, store: RunLineageStore, tmp_path: Path
     ) -> None:
-        run = store.create_run(
-            _run(
-                parameters={
-                    "n": np.int64(3),
-                    "x": np.float32(0.5),
-                    "arr": np.arange(3),
-                    "day": datetime(2013, 1, 1),
-                    "path": tmp_path,
-                }
-            )
-        )
+        # Not JSON on purpose (the type refuses them): a store still converts what a caller
+        # without types hands it, as json_default says.
+        not_json: dict[str, object] = {
+            "n": np.int64(3),
+            "x": np.float32(0.5),
+            "arr": np.arange(3),
+            "day": datetime(2013, 1, 1),
+            "path": tmp_path,
+        }
+        run = store.create_run(_run(parameters=not_json))  # type: ignore[arg-type]
         assert store.get_run(run.id).parameters == {
             "n": 3,
             "x": 0.5,
@@ -348,7 +391,8 @@ class LineageStoreContract:
         assert {a: d for a, (_, d) in up.artifacts.items()} == {model.id: 0, data.id: 1, raw.id: 2}
         assert {s: d for s, (_, d) in up.steps.items()} == {train.id: 1, ingest.id: 2}
         shape = up.to_dict()
-        assert {(e["source"], e["target"]) for e in shape["edges"]} == {
+        edges = [as_object(e) for e in as_list(shape["edges"])]
+        assert {(e["source"], e["target"]) for e in edges} == {
             (raw.id, ingest.id),
             (ingest.id, data.id),
             (data.id, train.id),

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from ctloop.core.jsontypes import as_object, as_str
 from ctloop.core.settings import Settings
 from ctloop.metadata import open_metadata_store
 from ctloop.pipeline import (
@@ -148,6 +149,12 @@ def runs_of(box: Path, name: str) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+
+def _number(value: object) -> float:
+    """A number a step returned (JSON); anything else fails the test here."""
+    assert isinstance(value, int | float), value
+    return value
+
 class RunnerContract:
     """Behaviour every runner shares: recording, parallelism, caching, failures, resume."""
 
@@ -202,8 +209,9 @@ class RunnerContract:
     ) -> None:
         result = self.run(settings, runner_spec, diamond, box=str(box), n=3, seconds=0.8)
         assert result.ok, result.run.error
-        left, right = (result.steps[n].outputs["return"] for n in ("pause", "pause-2"))
-        assert left["start"] < right["end"] and right["start"] < left["end"]
+        left, right = (as_object(result.steps[n].outputs["return"]) for n in ("pause", "pause-2"))
+        assert _number(left["start"]) < _number(right["end"])
+        assert _number(right["start"]) < _number(left["end"])
 
     def test_rerun_is_cached(self, settings: Settings, runner_spec: str, box: Path) -> None:
         first = self.run(settings, runner_spec, diamond, box=str(box), n=5)
@@ -253,5 +261,5 @@ class RunnerContract:
     def test_command_component(self, settings: Settings, runner_spec: str, box: Path) -> None:
         result = self.run(settings, runner_spec, shell, box=str(box), n=4)
         assert result.ok, result.run.error
-        assert "counted" in result.steps["wc"].outputs["return"]["stdout"]
+        assert "counted" in as_str(as_object(result.steps["wc"].outputs["return"])["stdout"])
         assert result.output("wc").size > 0

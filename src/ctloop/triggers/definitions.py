@@ -27,7 +27,7 @@ from ctloop.core.errors import ConfigError, NotFound, UserInputError
 
 if TYPE_CHECKING:
     from ctloop.core.settings import Settings
-    from ctloop.pipeline.dsl import PipelineDef
+    from ctloop.pipeline.dsl import AnyPipeline
 
 __all__ = [
     "KINDS",
@@ -60,7 +60,7 @@ class _Trigger:
     """What every trigger has: a name, the pipeline it starts and how."""
 
     name: str
-    pipeline: str | PipelineDef  # "path.py:name" (absolute path once parsed) or a PipelineDef
+    pipeline: str | AnyPipeline  # "path.py:name" (absolute path once parsed) or a PipelineDef
     params: dict[str, object] = field(default_factory=dict)
     cooldown: float = 0.0
     enabled: bool = True
@@ -149,7 +149,7 @@ class _Common(TypedDict):
     """The settings of ``_Trigger``, read before the kind is known."""
 
     name: str
-    pipeline: str | PipelineDef
+    pipeline: str | AnyPipeline
     params: dict[str, object]
     cooldown: float
     enabled: bool
@@ -181,7 +181,7 @@ def parse_duration(value: object, what: str) -> float | None:
 
 def make_trigger(
     name: str,
-    pipeline: str | PipelineDef,
+    pipeline: str | AnyPipeline,
     *,
     params: Mapping[str, object] | None = None,
     cooldown: float | str = 0,
@@ -236,7 +236,7 @@ def parse_trigger(name: str, table: object, *, root: Path | None = None) -> Trig
     return _with_condition(common, kind, table[kind], root, where)
 
 
-def _check_pipeline(pipeline: object, root: Path, where: str) -> str | PipelineDef:
+def _check_pipeline(pipeline: object, root: Path, where: str) -> str | AnyPipeline:
     from ctloop.pipeline.dsl import PipelineDef
     from ctloop.pipeline.loader import split_ref
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ctloop.core.errors import ConfigError
+from ctloop.core.settings import Tables
 from ctloop.serving.auth import ENV, ROLES, ApiKey, hash_key, parse_keys
 
 __all__ = ["ROLES", "UI_SETTINGS", "AccessPolicy", "ApiKey", "Identity", "load_keys",
@@ -79,15 +80,15 @@ def check_ui_table(section: Mapping[str, Any]) -> None:
             )
 
 
-def load_keys(extra: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> list[ApiKey]:
+def load_keys(tables: Tables, environ: Mapping[str, str] | None = None) -> list[ApiKey]:
     """The service's keys: ``[ctloop.serving.keys]`` and ``CTLOOP_SERVING_KEYS`` (which wins).
 
-    ``extra`` is ``Settings.extra`` (the ctloop.toml tables). The ``[ctloop.ui]``
+    ``tables`` is ``Settings.tables`` (the ctloop.toml tables). The ``[ctloop.ui]``
     table is checked too, so a key left there from an older ctloop is an error,
     not a dashboard silently open to everyone.
     """
     env = os.environ if environ is None else environ
-    ui_table = extra.get("ui") or {}
+    ui_table: object = tables.ui or {}
     if not isinstance(ui_table, Mapping):
         raise ConfigError("[ctloop.ui] in ctloop.toml must be a table.")
     check_ui_table(ui_table)
@@ -97,7 +98,7 @@ def load_keys(extra: Mapping[str, Any], environ: Mapping[str, str] | None = None
             f"keys; set {ENV} (JSON: {{\"NAME\": {{\"hash\": \"sha256:...\", \"roles\": "
             "[\"admin\"]}}) or [ctloop.serving.keys], and unset it."
         )
-    serving = extra.get("serving") or {}
+    serving: object = tables.serving or {}
     table = serving.get("keys", {}) if isinstance(serving, Mapping) else {}
     keys = parse_keys(table, "[ctloop.serving.keys]")
     raw = env.get(ENV)

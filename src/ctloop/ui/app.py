@@ -39,7 +39,7 @@ log = logging.getLogger("ctloop.ui")
 def create_app(settings: Settings, *, policy: AccessPolicy | None = None) -> FastAPI:
     """The dashboard for the stores ``settings`` name."""
     if policy is None:
-        policy = AccessPolicy(load_keys(settings.extra))
+        policy = AccessPolicy(load_keys(settings.tables))
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     filters.install(templates.env)
     templates.env.globals["environment"] = settings.environment  # shown in every page's header

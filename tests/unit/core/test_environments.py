@@ -62,7 +62,7 @@ def test_each_environment_has_its_own_stores_and_serving_settings(project: Path)
 
     assert ServingConfig.from_table(prod.tables.serving).reload_interval == 30
     assert staging.runner == "subprocess"
-    assert "environments" not in base.tables.plugins and "environments" not in base.extra
+    assert "environments" not in base.tables.plugins and "environments" not in base.tables.as_dict()
 
 
 def test_the_variable_chooses_and_declared_stores_win_over_store_variables(

@@ -54,7 +54,8 @@ def test_misspelled_table_warns_but_plugin_tables_do_not(
     assert "[ctloop.trigers]" in message and "[ctloop.triggers]" in message
     assert settings.tables.plugins["my_plugin"] == {"x": 1}
     assert settings.tables.s3 == {"region": "eu"}
-    assert settings.extra["my_plugin"] == {"x": 1} and settings.extra["s3"] == {"region": "eu"}
+    tables = settings.tables.as_dict()
+    assert tables["my_plugin"] == {"x": 1} and tables["s3"] == {"region": "eu"}
 
 
 def test_misspelled_environment_variable(

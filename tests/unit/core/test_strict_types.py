@@ -11,6 +11,8 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -68,3 +70,16 @@ def test_the_ratchet_checks_the_bodies_of_tests(tmp_path: Path) -> None:
     counts, lines = _script().errors_by_package(["clean"], root=tmp_path, tests=True)
     assert counts == {"tests": 1}
     assert lines[0].startswith("tests/unit/test_a.py:5: error:") and "[assignment]" in lines[0]
+
+
+def test_the_no_any_ratchet_names_modules_that_exist(tmp_path: Path) -> None:
+    """The ``disallow_any_explicit`` modules are listed; a misspelt one fails the script."""
+    patterns = _script().no_any_modules()
+    assert {"ctloop.metadata.*", "ctloop.registry.*", "ctloop.triggers.definitions"} <= set(
+        patterns)
+    config = (ROOT / "pyproject.toml").read_text().replace(
+        '"ctloop.triggers.definitions",', '"ctloop.triggers.definitionz",', 1)
+    (tmp_path / "pyproject.toml").write_text(config)
+    (tmp_path / "src").symlink_to(ROOT / "src")
+    with pytest.raises(SystemExit, match=r"do not exist: \['ctloop.triggers.definitionz'\]"):
+        _script().no_any_modules(root=tmp_path)

@@ -16,6 +16,7 @@ import pytest
 
 from ctloop.artifacts import open_artifact_store
 from ctloop.core.errors import IntegrityError, NotFound, StoreError, UserInputError
+from ctloop.core.jsontypes import as_list, as_object
 from ctloop.examples.flights.data import flights
 from ctloop.metadata import (
     ArtifactRecord,
@@ -206,9 +207,9 @@ def test_register_records_lineage_and_load_checks_the_hash(
     )
     reg = ModelRegistry(store, actor="ann")
     record = reg.register("flights", model.id, description="first")
-    lineage = record.properties["lineage"]
+    lineage = as_object(record.properties["lineage"])
     assert record.run_id == run.id and lineage["code_version"] == "abc123"
-    assert [i["id"] for i in lineage["inputs"]] == [data.id]
+    assert [as_object(i)["id"] for i in as_list(lineage["inputs"])] == [data.id]
     assert lineage_of(record.properties) == lineage  # read back whole, typed
     loaded = reg.load("flights:1", artifacts)
     assert loaded.predict(flights([2]).head(10)).shape == (10,)

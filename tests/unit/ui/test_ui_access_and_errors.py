@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from ctloop.core.errors import ConfigError
-from ctloop.core.settings import load_settings
+from ctloop.core.settings import Tables, load_settings
 from ctloop.metadata import RunRecord, StepRecord, StepStatus, new_id, open_metadata_store
 from ctloop.serving.auth import hash_key
 from ctloop.ui import create_app
@@ -56,10 +57,10 @@ def test_runs_list_counts_cached_steps_and_filters(ctloop_home: Path) -> None:
     assert client.get("/runs?per_page=100000").status_code == 400
 
 
-def _keys(**roles: str) -> dict[str, object]:
-    """``Settings.extra`` with ``[ctloop.serving.keys]``: name=role, the secret ``NAME-secret``."""
-    return {"serving": {"keys": {name: {"hash": hash_key(f"{name}-secret"), "roles": [role]}
-                                 for name, role in roles.items()}}}
+def _keys(**roles: str) -> Tables:
+    """``Settings.tables`` with ``[ctloop.serving.keys]``: name=role, the secret ``NAME-secret``."""
+    return Tables(serving={"keys": {name: {"hash": hash_key(f"{name}-secret"), "roles": [role]}
+                                    for name, role in roles.items()}})
 
 
 def test_keys_are_the_serving_keys_from_the_table_and_the_environment() -> None:
@@ -88,7 +89,7 @@ def test_one_ctloop_toml_keys_both_the_service_and_the_dashboard(
     settings = load_settings()
     service = KeyGuard(None, ServingConfig.from_table(settings.tables.serving).keys,  # type: ignore[arg-type]
                        public=())
-    dashboard = AccessPolicy(load_keys(settings.extra, {}))
+    dashboard = AccessPolicy(load_keys(settings.tables, {}))
     assert service.find(secret) is not None and service.find(secret + "y") is None
     key = dashboard.check_key(secret)
     assert key is not None and key.name == "ops" and strongest_role(key) == "admin"
@@ -108,10 +109,10 @@ def test_one_ctloop_toml_keys_both_the_service_and_the_dashboard(
      r"unknown role\(s\) \['boss'\]"),
     ({}, {"CTLOOP_SERVING_KEYS": "{not json"}, "not valid JSON"),
 ])
-def test_bad_key_configuration_is_a_clear_error(extra: dict[str, object], env: dict[str, str],
+def test_bad_key_configuration_is_a_clear_error(extra: dict[str, Any], env: dict[str, str],
                                                 message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
-        load_keys(extra, env)
+        load_keys(Tables.from_tables(extra), env)
     assert "secret-123" not in str(caught.value) and "clear-text" not in str(caught.value)
 
 

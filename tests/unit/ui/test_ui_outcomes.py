@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from ctloop.core.jsontypes import JSONValue
 from ctloop.core.settings import load_settings
 from ctloop.metadata import (
     RunRecord,
@@ -90,8 +91,9 @@ def test_a_regression_version_page_draws_its_residuals_from_the_record(
                                               sha256="0" * 64, size=1,
                                               producer_step_id=step.id))
     y = np.array([1.0, 2.0, 3.0, 5.0])
-    overall = {"n": 4, "metrics": {"rmse": {"value": 0.5, "lo": 0.2, "hi": 0.9}},
-               "residuals": residual_summary(y, y - 0.25)}
+    overall: dict[str, JSONValue] = {
+        "n": 4, "metrics": {"rmse": {"value": 0.5, "lo": 0.2, "hi": 0.9}},
+        "residuals": residual_summary(y, y - 0.25)}
     ModelRegistry(store).register("price", model.id, properties={
         "evaluation": {"overall": overall, "slices": {}, "label": "price", "n_rows": 4},
         "blessing": {"blessed": False, "summary": "not blessed: failed rmse <= 0.1",

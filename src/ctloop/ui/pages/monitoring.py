@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from ctloop.core.errors import CtloopError, NotFound
+from ctloop.core.jsontypes import as_object
 from ctloop.metadata.base import ArtifactRecord
 from ctloop.ui.charts import Chart, Series, chart, script_json, story_chart
 from ctloop.ui.loops import LoopTimeline, timelines
@@ -33,7 +34,7 @@ TOP_FEATURES = 5
 
 
 def _when(report: ArtifactRecord) -> float | None:
-    end = (report.properties.get("window") or {}).get("end")
+    end = as_object(report.properties.get("window")).get("end")
     stamp = datetime.fromisoformat(end) if isinstance(end, str) else report.created_at
     return stamp.timestamp() if stamp else None
 
@@ -86,7 +87,7 @@ def _metric_label(report: ArtifactRecord) -> str:
     """The charted metric with its direction (``rmse (lower is better)``), else "metric"."""
     from ctloop.models.tasks import HIGHER_IS_BETTER, better_word
 
-    metric = (report.properties.get("details") or {}).get("metric")
+    metric = as_object(report.properties.get("details")).get("metric")
     if isinstance(metric, str) and metric in HIGHER_IS_BETTER:
         return f"{metric} ({better_word(metric)} is better)"
     return "metric"
@@ -95,7 +96,8 @@ def _metric_label(report: ArtifactRecord) -> str:
 def _points(items: list[ArtifactRecord], key: str) -> list[tuple[float, float | None]]:
     """``key`` of each report on its window's end; reports without it are left out."""
     return [(t, value) for r in items
-            if (t := _when(r)) is not None and (value := r.properties.get(key)) is not None]
+            if (t := _when(r)) is not None
+            and isinstance(value := r.properties.get(key), int | float)]
 
 
 def _kind_chart(model: str, kind: str, items: list[ArtifactRecord]) -> Chart:

@@ -7,7 +7,7 @@ Create Date: 2026-12-01 08:00:00
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,7 +19,7 @@ branch_labels = None
 depends_on = None
 
 
-def _timestamp() -> sa.types.TypeEngine[Any]:
+def _timestamp() -> sa.types.TypeEngine[datetime]:
     return (sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb")
             .with_variant(mysql.DATETIME(fsp=6), "mysql"))
 
