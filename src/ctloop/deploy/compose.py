@@ -116,10 +116,12 @@ def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
             pass  # one service per replica, below
         elif svc.ports:
             spec["expose"] = [str(p) for p in svc.ports]  # the internal network only
-        if svc.depends_on:
+        if svc.depends_on:  # the published service is one compose service per replica
             spec["depends_on"] = {
-                d: {"condition": "service_healthy" if by_name[d].readiness else
-                    "service_started"} for d in svc.depends_on
+                name: {"condition": "service_healthy" if by_name[d].readiness else
+                       "service_started"}
+                for d in svc.depends_on
+                for name in (serving_services(plan) if by_name[d].published else [d])
             }
         if svc.replicas != 1 and not svc.published:
             spec["scale"] = svc.replicas
@@ -137,7 +139,7 @@ def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
             volumes.update({name: {} for name in mounts})
         if svc.pending:
             spec["labels"] = {"ctloop.pending-command": "true"}
-        spec["restart"] = "unless-stopped"
+        spec["restart"] = "on-failure" if svc.oneshot else "unless-stopped"
         if not svc.published:
             services[svc.name] = spec
             continue
