@@ -165,8 +165,11 @@ def ctloop_deployment(engine: str, project: Path, bundle: Path,
             returned: list[float] = []
             import threading
 
-            threading.Thread(target=lambda: (up.wait(), returned.append(time.monotonic())),
-                             daemon=True).start()
+            def note_return() -> None:
+                up.wait()
+                returned.append(time.monotonic())
+
+            threading.Thread(target=note_return, daemon=True).start()
             wait(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200,
                  "ctloop serving /health")
             to_health = time.monotonic() - began

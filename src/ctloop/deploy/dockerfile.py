@@ -10,10 +10,11 @@ into ``ctloop-src/`` beside the Dockerfile, and the image installs that, so
 the containers run exactly the ctloop that was tested, with no package index
 needed for ctloop itself. Its dependencies are installed first from
 ``pyproject.toml`` alone, so a rebuild after a change of ctloop's code keeps
-that layer and reinstalls only ctloop (seconds, not minutes). The project's ``.dockerignore`` (at the build
-context's root, which the classic builder, BuildKit, docker-compose 1.x and
-podman all read) keeps the state folder, virtualenvs, every export's secrets
-and the landing folders out of the build context.
+that layer and reinstalls only ctloop (seconds, not minutes). The project's
+``.dockerignore`` (at the build context's root, which the classic builder,
+BuildKit, docker-compose 1.x and podman all read) keeps the state folder,
+virtualenvs, every export's secrets and the landing folders out of the build
+context.
 """
 
 from __future__ import annotations

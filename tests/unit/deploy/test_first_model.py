@@ -36,7 +36,8 @@ LABEL = [0, 0, 1, 0, 1, 1]
 def _folder(tmp: Path, name: str, c: float) -> Path:
     model = LogisticRegression(C=c).fit(FRAME, LABEL)
     folder = tmp / name
-    save_model(model, folder, signature=Signature.from_frame(FRAME, list(FRAME.columns)), task="binary")
+    save_model(model, folder, signature=Signature.from_frame(FRAME, list(FRAME.columns)),
+               task="binary")
     return folder
 
 
@@ -138,7 +139,7 @@ def test_the_export_carries_the_bundle_and_starts_the_rest_after_the_replicas(
         '[ctloop]\n[ctloop.loops.churn]\nmodel = "churn"\ndata = "landing/*.parquet"\n'
         'event_time = "ts"\nlabel = "churned"\n')
     out = ctloop_home / "deploy"
-    with pytest.raises(IntegrityError, match="altered|manifest"):
+    with pytest.raises(IntegrityError, match=r"altered|manifest"):
         export_deployment(load_settings(), "docker-compose", out,
                           model=_tampered(bundle, ctloop_home / "bad.bundle"))
     assert not (out / BUNDLE_FILE).exists()
