@@ -11,7 +11,9 @@ services ``serving-1``, ``serving-2``... on consecutive ports, since
 podman-compose refuses a port range for a scaled service. The compose project
 name (hence every volume's and network's) comes from ``.env``
 (``COMPOSE_PROJECT_NAME``, read by every compose), derived from the project, so
-two projects on one host never share a database volume.
+two projects on one host never share a database volume. With a first model in
+the export, the replicas start one after the other (each answers from the bundle
+within seconds; one at a time has the CPU) and every other service after them.
 """
 
 from __future__ import annotations
@@ -86,9 +88,11 @@ def _healthcheck(probe: Probe) -> dict[str, Any]:
     # check runs one interval after the start: a short interval is a fast start (compose
     # 1.x has no start_interval). A ctloop command starts Python: every 30 s is plenty.
     slow = probe.command[:1] == ("ctloop",)
+    # A check passing during start_period marks the container healthy at once; failures
+    # then do not count: a long one costs nothing and spares a loaded host's slow start.
     return {"test": test, "interval": "30s" if slow else "2s",
             "timeout": "20s" if slow else "5s", "retries": 5 if slow else 15,
-            "start_period": "60s"}
+            "start_period": "180s"}
 
 
 def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
@@ -143,9 +147,14 @@ def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
         if not svc.published:
             services[svc.name] = spec
             continue
+        previous = ""
         for name, port in serving_services(plan).items():
             published = [f"{plan.host}:{port}:{svc.ports[0]}"]
             services[name] = {**copy.deepcopy(spec), "ports": published}
+            if plan.first_model and previous:  # one replica at a time has the CPU: the
+                # first answers from the bundle sooner, the next start when it does
+                services[name]["depends_on"] = {previous: {"condition": "service_healthy"}}
+            previous = name
     doc: dict[str, Any] = {"version": COMPOSE_VERSION, "services": services}
     if volumes:
         doc["volumes"] = volumes

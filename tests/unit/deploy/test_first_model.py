@@ -150,7 +150,9 @@ def test_the_export_carries_the_bundle_and_starts_the_rest_after_the_replicas(
     for name in ("serving-1", "serving-2"):
         assert services[name]["command"][:5] == ["ctloop", "deploy", "serve", "--bundle",
                                                  in_image]
-        assert "depends_on" not in services[name]  # answers before PostgreSQL is up
+    assert "depends_on" not in services["serving-1"]  # answers before PostgreSQL is up
+    assert services["serving-2"]["depends_on"] == {  # then the next replica
+        "serving-1": {"condition": "service_healthy"}}
     after = {"serving-1": {"condition": "service_healthy"},
              "serving-2": {"condition": "service_healthy"}}
     for name in ("dask-scheduler", "dask-worker", "controller", "loop-churn", "first-model"):
