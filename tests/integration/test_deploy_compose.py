@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,7 +106,7 @@ class Deployment:
         toml.write_text(toml.read_text() + (
             f'\n[ctloop.deploy]\nname = "{name}"\nbase_image = "{python_base_image()}"\n'
             f'postgres_image = "{postgres_image()}"\nserving_replicas = {replicas}\n'
-            f"workers = {workers}\nworker_memory = \"1GB\"\n"))
+            f"workers = {workers}\nworker_memory = \"1GB\"\nloop_interval = 3\n"))
 
     def export(self, *extra: str) -> None:
         _ctloop(self.project, "deploy", "export", "deploy", "--port", str(self.port), *extra)
@@ -228,6 +229,7 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
     phase = _Phases()
     dep = Deployment(project, f"ct-{os.getpid()}-a", _free_ports(2))
     other: Deployment | None = None
+    side: dict[str, Any] = {}  # the second project, started beside the span's training
     try:
         dep.export("--model", str(bundle))
         _ctloop(project, "deploy", "build", "deploy", timeout=1800)
@@ -247,7 +249,8 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         assert not [f for f in shipped if "/.ctloop/" in f or f.startswith("/project/landing/")]
 
         # from the host, over v1 and v2, as the laptop's model answers
-        expected = {n: _local_predictions(project, _rows(incoming, n)) for n in (1, 2)}
+        both = _local_predictions(project, _rows(incoming, 2))  # row by row: the first
+        expected = {1: both[:1], 2: both}                         # row's is its own
 
         def answers_as_the_laptop() -> None:
             for n in (1, 2):
@@ -259,10 +262,7 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         answers_as_the_laptop()
         # the one-shot service imported the bundle (hashes checked) and made it the
         # champion; the replicas follow the registry's version of the same bytes
-        _wait_marker(dep)
-        first_model = json.loads(dep.compose(
-            "exec", "-T", "loop-laptop", "cat", "/project/.ctloop/deploy/first-model.json"
-        ).stdout)
+        first_model = _first_model_imported(dep)
         assert first_model["outcome"] == "imported", first_model
         first = int(first_model["version"])
         assert first_model["champion"] == first
@@ -277,6 +277,22 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         span = sorted(incoming.glob("*.parquet"))[0]
         subprocess.run([engine, "cp", str(span), f"{loop_box}:/project/landing/"], check=True,
                        timeout=patience(60))
+        # meanwhile (the controller is waiting for its tick, the span training), a second
+        # project on the same host is exported without a model, built and started
+
+        def start_other() -> None:
+            try:
+                other_root = project.parent / "other"
+                _ctloop(project.parent, "init", "other", "--template", "loop")
+                side["deployment"] = Deployment(other_root, f"ct-{os.getpid()}-b",
+                                                _free_ports(1), replicas=1, workers=1)
+                side["deployment"].export()
+                _ctloop(other_root, "deploy", "up", "deploy", timeout=1800)
+            except BaseException as exc:  # pytest's failures too: re-raised when joined
+                side["error"] = exc
+
+        starting = threading.Thread(target=start_other, name="second-project", daemon=True)
+        starting.start()
 
         def promoted() -> int | None:
             spans = {s["span"]: s for s in _status(dep)["spans"]}
@@ -295,6 +311,12 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         assert {s["executor"].get("runner") for s in steps} == {"dask"}
         assert all(s["executor"].get("dask_worker") for s in steps)
         phase("a span trained on Dask and hot-reloaded")
+        starting.join(timeout=patience(1800))
+        other = side.get("deployment")
+        if "error" in side:
+            raise side["error"]
+        assert other is not None and not starting.is_alive()
+        phase("the second project started (beside the span)")
 
         # re-export with --force: the secrets and the first model are kept; then down and
         # up (every container new): every record kept, the password still opens the
@@ -310,13 +332,7 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         assert "password authentication failed" not in dep.logs()
         phase("re-export, down and up")
 
-        # a second project on the same host: its own compose project, image and database
-        other_root = project.parent / "other"
-        _ctloop(project.parent, "init", "other", "--template", "loop")
-        other = Deployment(other_root, f"ct-{os.getpid()}-b", _free_ports(1), replicas=1,
-                           workers=1)
-        other.export()
-        _ctloop(other_root, "deploy", "up", "deploy", timeout=1800)
+        # the second project on the same host: its own compose project, image and database
         wait_until(lambda: other.ready(other.port).get("ready") is False,
                    "the second project serves its own empty registry", 240)
         assert dep.serving(second)  # the first one is untouched
@@ -328,20 +344,25 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         print(dep.logs())
         raise
     finally:
-        dep.down("--volumes")
-        if other is not None:
-            other.down("--volumes")
-        for d in (dep, other):
-            if d is not None:
-                subprocess.run([engine, "image", "rm", "-f", f"ctloop-{d.name}:latest"],
-                               capture_output=True, check=False)
+        other = other or side.get("deployment")
+        deployments = [d for d in (dep, other) if d is not None]
+        downs = [threading.Thread(target=d.down, args=("--volumes",)) for d in deployments]
+        for t in downs:
+            t.start()
+        for t in downs:
+            t.join()
+        for d in deployments:  # --no-prune: the dependencies' layer stays cached for the
+            subprocess.run(    # next build (the rebuild of ctloop's code alone is seconds)
+                [engine, "image", "rm", "-f", "--no-prune", f"ctloop-{d.name}:latest"],
+                capture_output=True, check=False)
         phase("down")
 
 
-def _wait_marker(dep: Deployment) -> None:
-    """Wait for the one-shot first-model service to write its marker."""
-    def written() -> bool:
-        return dep.compose("exec", "-T", "loop-laptop", "test", "-f",
-                           "/project/.ctloop/deploy/first-model.json", check=False
-                           ).returncode == 0
-    wait_until(written, "the first model imported into the registry", 240)
+def _first_model_imported(dep: Deployment) -> dict[str, Any]:
+    """The marker the one-shot first-model service writes once the registry holds it."""
+    def written() -> dict[str, Any] | None:
+        proc = dep.compose("exec", "-T", "loop-laptop", "cat",
+                           "/project/.ctloop/deploy/first-model.json", check=False)
+        found: dict[str, Any] | None = json.loads(proc.stdout) if proc.returncode == 0 else None
+        return found
+    return wait_until(written, "the first model imported into the registry", 240)

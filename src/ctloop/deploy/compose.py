@@ -112,6 +112,7 @@ def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
             spec["image"] = plan.image
             spec["build"] = {"context": context, "dockerfile": dockerfile}
             spec["env_file"] = [ENV_FILE, SECRETS_FILE]
+            spec["init"] = True  # an init forwards SIGTERM (a quick stop) and reaps children
         if svc.command:  # "$" would be compose's own interpolation: leave it to the shell
             spec["command"] = [part.replace("$", "$$") for part in svc.command]
         if svc.env:

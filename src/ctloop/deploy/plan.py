@@ -117,7 +117,7 @@ class DeploymentPlan:
 
 _OPTIONS = {"image", "workers", "worker_cpus", "worker_memory", "serving_replicas",
             "controllers", "namespace", "s3_endpoint", "name", "base_image", "postgres_image",
-            "redis_image"}
+            "redis_image", "loop_interval"}
 
 
 def project_slug(settings: Settings, options: dict[str, Any] | None = None) -> str:
@@ -407,8 +407,12 @@ def plan_deployment(
         request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB",
         liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
     ))
+    tick = []  # seconds between the loop controllers' looks for new spans (default 30)
+    if "loop_interval" in options:
+        tick = ["--interval", f"{_positive(options, 'loop_interval', 30):g}"]
     services.extend(Service(  # each loop's live controller: lease-guarded, so replicas wait
-        name=f"loop-{loop}", replicas=controllers, command=["ctloop", "loop", "run", loop],
+        name=f"loop-{loop}", replicas=controllers,
+        command=["ctloop", "loop", "run", loop, *tick],
         depends_on=["dask-scheduler", *base, *after], volumes=dict(volume), shared=dict(shared),
         request_cpus=0.5, request_memory="1GiB", cpus=2, memory="4GiB",
         liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),

@@ -136,7 +136,8 @@ def _tampered(bundle: Path, target: Path) -> Path:
 def test_the_export_carries_the_bundle_and_starts_the_rest_after_the_replicas(
         bundle: Path, ctloop_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (ctloop_home / "ctloop.toml").write_text(
-        '[ctloop]\n[ctloop.loops.churn]\nmodel = "churn"\ndata = "landing/*.parquet"\n'
+        '[ctloop]\n[ctloop.deploy]\nloop_interval = 5\n'
+        '[ctloop.loops.churn]\nmodel = "churn"\ndata = "landing/*.parquet"\n'
         'event_time = "ts"\nlabel = "churned"\n')
     out = ctloop_home / "deploy"
     with pytest.raises(IntegrityError, match=r"altered|manifest"):
@@ -157,6 +158,9 @@ def test_the_export_carries_the_bundle_and_starts_the_rest_after_the_replicas(
              "serving-2": {"condition": "service_healthy"}}
     for name in ("dask-scheduler", "dask-worker", "controller", "loop-churn", "first-model"):
         assert after.items() <= services[name]["depends_on"].items(), name
+    assert services["loop-churn"]["command"] == ["ctloop", "loop", "run", "churn",
+                                                 "--interval", "5"]
+    assert all(svc.get("init") is True for svc in services.values() if "build" in svc)
     first = services["first-model"]
     assert first["command"] == ["ctloop", "deploy", "first-model", in_image]
     assert first["restart"] == "on-failure" and "healthcheck" not in first
