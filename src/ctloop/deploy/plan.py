@@ -349,6 +349,16 @@ def plan_deployment(
         secret_env["AWS_SECRET_ACCESS_KEY"] = keep.get("AWS_SECRET_ACCESS_KEY", "")
         notes.append("Fill in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in secrets.env.")
 
+    if first_model:  # the key the first model's bundle is signed with, when it is
+        import os
+
+        from ctloop.registry.bundle import KEY_ENV
+
+        bundle_key = keep.get(KEY_ENV) or os.environ.get(KEY_ENV, "")
+        if bundle_key:
+            secret_env[KEY_ENV] = bundle_key
+            notes.append(f"{KEY_ENV} (the bundles' signing key) is kept in secrets.env: "
+                         "the deployment imports only bundles signed with it.")
     volume = {"artifacts": _SHARED_ARTIFACTS} if shared_artifacts else {}
     landing = _landing_folders(settings)
     shared = {"state": STATE_DIR, **{
