@@ -333,7 +333,8 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         phase("re-export, down and up")
 
         # the second project on the same host: its own compose project, image and database
-        wait_until(lambda: other.ready(other.port).get("ready") is False,
+        second_project: Deployment = other
+        wait_until(lambda: second_project.ready(second_project.port).get("ready") is False,
                    "the second project serves its own empty registry", 240)
         assert dep.serving(second)  # the first one is untouched
         volumes = subprocess.run([engine, "volume", "ls", "-q"], capture_output=True,
