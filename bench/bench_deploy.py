@@ -289,9 +289,12 @@ def main() -> None:
                   f"{theirs[key] / ours[key]:15.2f}")
         else:
             print(f"{key:24}{ours[key]:10.1f}")
+    how = ("the replicas answer from the first model's bundle; its import into the "
+           "registry runs once they answer; up_returned_s: compose up returned, every service "
+           "started" if WITH_MODEL else "includes importing the first model after up")
     print(f"starts: median of {args.starts}, interleaved. ctloop's start is the whole "
-          "deployment (PostgreSQL, Dask scheduler + 2 workers, 2 replicas, controllers) and "
-          "includes importing the first model; MLflow's is one scoring container. "
+          "deployment (PostgreSQL, Dask scheduler + 2 workers, 2 replicas, controllers); "
+          f"{how}; MLflow's is one scoring container. "
           f"Load average at the end: {os.getloadavg()[0]:.1f}.")
 
 
