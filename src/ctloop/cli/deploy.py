@@ -89,8 +89,14 @@ def up(out_dir: Folder) -> None:
     """Start the deployment with compose (building the image first when it is missing)."""
     from ctloop.deploy.engine import compose
 
+    from ctloop.deploy.firstmodel import BUNDLE_FILE
+
     compose(out_dir, "up")
-    console.print(f"started; see {out_dir / 'README.md'} to bring in the first model")
+    if (out_dir / BUNDLE_FILE).is_file():
+        console.print("started; the replicas answer from the first model's bundle, which the "
+                      "first-model service imports into the registry")
+    else:
+        console.print(f"started; see {out_dir / 'README.md'} to bring in the first model")
 
 
 @app.command("down")
