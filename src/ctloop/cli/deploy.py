@@ -88,7 +88,6 @@ def build(out_dir: Folder) -> None:
 def up(out_dir: Folder) -> None:
     """Start the deployment with compose (building the image first when it is missing)."""
     from ctloop.deploy.engine import compose
-
     from ctloop.deploy.firstmodel import BUNDLE_FILE
 
     compose(out_dir, "up")
