@@ -4,14 +4,19 @@ With a real Docker engine (Debian's docker.io; ``.ci/run`` installs it and this
 test starts dockerd when it is not running) and no registry: the base images
 are the ``python:3.11-slim`` and ``postgres`` stand-ins built from Debian
 packages (:mod:`ctloop.testing.containers`). A "laptop" project trains a first
-model and exports it as a bundle; the default export of that project (PostgreSQL,
-a Dask scheduler and two workers, two serving replicas, the trigger controller
-and the loop's controller) is built and started with ``ctloop deploy up``; the
-bundle is imported, both replicas answer over v1 and v2 from the host as the
-laptop's model does; a span landed in the shared landing volume is validated and
-trained on the Dask workers and both replicas hot-reload the new champion. Down
-and up again keeps every record and the password; a re-export with --force keeps
-the secrets; a second project on the same host gets its own database.
+model and exports it as a bundle; the default export of that project with the bundle
+as its first model (PostgreSQL, a Dask scheduler and two workers, two serving
+replicas, the trigger controller, the loop's controller and the one-shot import of
+the first model) is built and started with ``ctloop deploy up``; both replicas answer
+over v1 and v2 from the host as the laptop's model does, the bundle is imported into
+the registry and the replicas follow it; a span landed in the shared landing volume
+is validated and trained on the Dask workers and both replicas hot-reload the new
+champion. A re-export with --force keeps the secrets and the first model; down and up
+again keeps every record, the password and the trained champion (the first model's
+import never moves it back); a second project on the same host, exported without a
+model, gets its own database and serves its own empty registry.
+
+The phases' durations are printed (``-s``): build, start, checks.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,7 +106,7 @@ class Deployment:
         toml.write_text(toml.read_text() + (
             f'\n[ctloop.deploy]\nname = "{name}"\nbase_image = "{python_base_image()}"\n'
             f'postgres_image = "{postgres_image()}"\nserving_replicas = {replicas}\n'
-            f"workers = {workers}\nworker_memory = \"1GB\"\n"))
+            f"workers = {workers}\nworker_memory = \"1GB\"\nloop_interval = 3\n"))
 
     def export(self, *extra: str) -> None:
         _ctloop(self.project, "deploy", "export", "deploy", "--port", str(self.port), *extra)
@@ -113,12 +120,10 @@ class Deployment:
             assert proc.returncode == 0, f"compose {' '.join(args)}:\n{proc.stderr[-3000:]}"
         return proc
 
-    def ctloop(self, *args: str, mount: Path | None = None) -> str:
-        """``ctloop ARGS`` in a one-off controller container (the deployment's settings)."""
-        volume = ["-v", f"{mount}:/tmp/{mount.name}:ro"] if mount else []
-        proc = self.compose("run", "--rm", "--no-deps", "-T", *volume, "controller", "ctloop",
-                            *args)
-        return proc.stdout
+    def ctloop(self, *args: str) -> str:
+        """``ctloop ARGS`` in the running loop controller (the deployment's settings; an
+        exec, not a new container)."""
+        return self.compose("exec", "-T", "loop-laptop", "ctloop", *args).stdout
 
     def ready(self, port: int) -> dict[str, Any]:
         answer: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).json()
@@ -201,48 +206,93 @@ def _v1(port: int, rows: dict[str, list[Any]]) -> list[Any]:
 
 
 def _status(dep: Deployment) -> dict[str, Any]:
-    status: dict[str, Any] = json.loads(dep.compose(
-        "exec", "-T", "loop-laptop", "ctloop", "loop", "status", "laptop", "--json").stdout)
+    status: dict[str, Any] = json.loads(dep.ctloop("loop", "status", "laptop", "--json"))
     return status
+
+
+class _Phases:
+    """Wall time of each phase, printed as it ends (the test's split: build, start, checks)."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        print(f"[deploy test] {name}: {now - self.last:.1f} s", flush=True)
+        self.last = now
 
 
 def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loop(
         laptop: tuple[Path, Path, Path]) -> None:
     project, bundle, incoming = laptop
     engine = _engine()
+    phase = _Phases()
     dep = Deployment(project, f"ct-{os.getpid()}-a", _free_ports(2))
     other: Deployment | None = None
+    side: dict[str, Any] = {}  # the second project, started beside the span's training
     try:
-        dep.export()
-        _ctloop(project, "deploy", "up", "deploy", timeout=1800)  # builds the image first
-        wait_until(lambda: all("ready" in dep.ready(p) for p in dep.ports),
-                   "both replicas answer /ready", 240)
+        dep.export("--model", str(bundle))
+        _ctloop(project, "deploy", "build", "deploy", timeout=1800)
+        phase("build the image")
+        _ctloop(project, "deploy", "up", "deploy")
+        # the replicas answer from the first model's bundle, with or without the database
+        wait_until(lambda: all(dep.ready(p).get("ready") for p in dep.ports),
+                   "both replicas serve the first model", 240)
+        phase("up to both replicas serving")
         shipped = subprocess.run(  # .dockerignore kept every secret and the state out
             [engine, "run", "--rm", "--entrypoint", "find", f"ctloop-{dep.name}:latest",
              "/project", "-maxdepth", "2"], capture_output=True, text=True, check=True,
             timeout=patience(120)).stdout.split()
         assert "/project/deploy/Dockerfile" in shipped, shipped
+        assert "/project/deploy/first-model.bundle" in shipped, shipped
         assert not [f for f in shipped if f.endswith(("secrets.env", "ctloop.env", "/.env"))]
         assert not [f for f in shipped if "/.ctloop/" in f or f.startswith("/project/landing/")]
 
-        # the first model, from the laptop's bundle: hashes checked, registered, promoted
-        imported = json.loads(dep.ctloop("models", "import-bundle", f"/tmp/{bundle.name}",
-                                         "--alias", "champion", "--json", mount=bundle))
-        first = int(imported["version"])
-        wait_until(lambda: dep.serving(first), "both replicas serve the imported model", 120)
+        # from the host, over v1 and v2, as the laptop's model answers
+        both = _local_predictions(project, _rows(incoming, 2))  # row by row: the first
+        expected = {1: both[:1], 2: both}                         # row's is its own
 
-        for n in (1, 2):  # from the host, over v1 and v2, as the laptop's model answers
-            rows = _rows(incoming, n)
-            expected = _local_predictions(project, rows)
-            for port in dep.ports:
-                assert _v2(port, rows) == pytest.approx(expected, abs=1e-9)
-                assert len(_v1(port, rows)) == n
+        def answers_as_the_laptop() -> None:
+            for n in (1, 2):
+                rows = _rows(incoming, n)
+                for port in dep.ports:
+                    assert _v2(port, rows) == pytest.approx(expected[n], abs=1e-9)
+                    assert len(_v1(port, rows)) == n
+
+        answers_as_the_laptop()
+        # the one-shot service imported the bundle (hashes checked) and made it the
+        # champion; the replicas follow the registry's version of the same bytes
+        first_model = _first_model_imported(dep)
+        assert first_model["outcome"] == "imported", first_model
+        first = int(first_model["version"])
+        assert first_model["champion"] == first
+        shown = json.loads(dep.ctloop("models", "show", f"laptop:{first}", "--json"))
+        assert "provenance" in json.dumps(shown), shown
+        wait_until(lambda: dep.serving(first), "both replicas follow the registry", 120)
+        answers_as_the_laptop()
+        phase("first model checks")
 
         # a span lands: validated, trained on the Dask workers, promoted, hot-reloaded
         loop_box = dep.compose("ps", "-q", "loop-laptop").stdout.strip()
         span = sorted(incoming.glob("*.parquet"))[0]
         subprocess.run([engine, "cp", str(span), f"{loop_box}:/project/landing/"], check=True,
                        timeout=patience(60))
+        # meanwhile (the controller is waiting for its tick, the span training), a second
+        # project on the same host is exported without a model, built and started
+
+        def start_other() -> None:
+            try:
+                other_root = project.parent / "other"
+                _ctloop(project.parent, "init", "other", "--template", "loop")
+                side["deployment"] = Deployment(other_root, f"ct-{os.getpid()}-b",
+                                                _free_ports(1), replicas=1, workers=1)
+                side["deployment"].export()
+                _ctloop(other_root, "deploy", "up", "deploy", timeout=1800)
+            except BaseException as exc:  # pytest's failures too: re-raised when joined
+                side["error"] = exc
+
+        starting = threading.Thread(target=start_other, name="second-project", daemon=True)
+        starting.start()
 
         def promoted() -> int | None:
             spans = {s["span"]: s for s in _status(dep)["spans"]}
@@ -260,42 +310,60 @@ def test_the_default_export_builds_starts_takes_its_first_model_and_runs_the_loo
         steps = json.loads(dep.ctloop("runs", "show", train["id"], "--json"))["steps"]
         assert {s["executor"].get("runner") for s in steps} == {"dask"}
         assert all(s["executor"].get("dask_worker") for s in steps)
+        phase("a span trained on Dask and hot-reloaded")
+        starting.join(timeout=patience(1800))
+        other = side.get("deployment")
+        if "error" in side:
+            raise side["error"]
+        assert other is not None and not starting.is_alive()
+        phase("the second project started (beside the span)")
 
-        # down and up: every record kept, the password still opens the database
+        # re-export with --force: the secrets and the first model are kept; then down and
+        # up (every container new): every record kept, the password still opens the
+        # database, and the first model's import does not move the champion back
+        secrets = (dep.folder / "secrets.env").read_text()
+        dep.export("--force")
+        assert (dep.folder / "secrets.env").read_text() == secrets
+        assert "first-model" in (dep.folder / "docker-compose.yaml").read_text()
         dep.down()
         _ctloop(project, "deploy", "up", "deploy")
         wait_until(lambda: dep.serving(second), "the champion served after down/up", 240)
         assert span.stem in {s["span"] for s in _status(dep)["spans"]}
-
-        # re-export with --force: the secrets are kept, the services still get in
-        secrets = (dep.folder / "secrets.env").read_text()
-        dep.export("--force")
-        assert (dep.folder / "secrets.env").read_text() == secrets
-        _ctloop(project, "deploy", "up", "deploy")
-        wait_until(lambda: dep.serving(second), "the champion served after a re-export", 240)
         assert "password authentication failed" not in dep.logs()
+        phase("re-export, down and up")
 
-        # a second project on the same host: its own compose project, image and database
-        other_root = project.parent / "other"
-        _ctloop(project.parent, "init", "other", "--template", "loop")
-        other = Deployment(other_root, f"ct-{os.getpid()}-b", _free_ports(1), replicas=1,
-                           workers=1)
-        other.export()
-        _ctloop(other_root, "deploy", "up", "deploy", timeout=1800)
-        wait_until(lambda: other.ready(other.port).get("ready") is False,
+        # the second project on the same host: its own compose project, image and database
+        second_project: Deployment = other
+        wait_until(lambda: second_project.ready(second_project.port).get("ready") is False,
                    "the second project serves its own empty registry", 240)
         assert dep.serving(second)  # the first one is untouched
         volumes = subprocess.run([engine, "volume", "ls", "-q"], capture_output=True,
                                  text=True, check=True).stdout.split()
         assert {f"ctloop-{dep.name}_metadata", f"ctloop-{other.name}_metadata"} <= set(volumes)
+        phase("a second project")
     except BaseException:
         print(dep.logs())
         raise
     finally:
-        dep.down("--volumes")
-        if other is not None:
-            other.down("--volumes")
-        for d in (dep, other):
-            if d is not None:
-                subprocess.run([engine, "image", "rm", "-f", f"ctloop-{d.name}:latest"],
-                               capture_output=True, check=False)
+        other = other or side.get("deployment")
+        deployments = [d for d in (dep, other) if d is not None]
+        downs = [threading.Thread(target=d.down, args=("--volumes",)) for d in deployments]
+        for t in downs:
+            t.start()
+        for t in downs:
+            t.join()
+        for d in deployments:  # --no-prune: the dependencies' layer stays cached for the
+            subprocess.run(    # next build (the rebuild of ctloop's code alone is seconds)
+                [engine, "image", "rm", "-f", "--no-prune", f"ctloop-{d.name}:latest"],
+                capture_output=True, check=False)
+        phase("down")
+
+
+def _first_model_imported(dep: Deployment) -> dict[str, Any]:
+    """The marker the one-shot first-model service writes once the registry holds it."""
+    def written() -> dict[str, Any] | None:
+        proc = dep.compose("exec", "-T", "loop-laptop", "cat",
+                           "/project/.ctloop/deploy/first-model.json", check=False)
+        found: dict[str, Any] | None = json.loads(proc.stdout) if proc.returncode == 0 else None
+        return found
+    return wait_until(written, "the first model imported into the registry", 240)

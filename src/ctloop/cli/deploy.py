@@ -33,6 +33,10 @@ def export(
     image: Annotated[str | None, typer.Option(
         help="the project image's name (default: image in [ctloop.deploy], else "
         "ctloop-PROJECT:latest)")] = None,
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="a bundle (`ctloop models export`) the deployment starts serving at "
+        "once and imports as its first champion (default: the previous export's, if any)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Write a Dockerfile and compose or Kubernetes files generated from the settings.
@@ -42,7 +46,8 @@ def export(
     from ctloop.deploy import PENDING_COMMANDS, export_deployment
 
     result = export_deployment(load_settings(), target, out_dir, host=host, port=port,
-                               force=force, rotate_secrets=rotate_secrets, image=image)
+                               force=force, rotate_secrets=rotate_secrets, image=image,
+                               model=model)
     pending = [s.name for s in result.plan.services if s.pending]
     if as_json:
         print_json(
@@ -83,9 +88,14 @@ def build(out_dir: Folder) -> None:
 def up(out_dir: Folder) -> None:
     """Start the deployment with compose (building the image first when it is missing)."""
     from ctloop.deploy.engine import compose
+    from ctloop.deploy.firstmodel import BUNDLE_FILE
 
     compose(out_dir, "up")
-    console.print(f"started; see {out_dir / 'README.md'} to bring in the first model")
+    if (out_dir / BUNDLE_FILE).is_file():
+        console.print("started; the replicas answer from the first model's bundle, which the "
+                      "first-model service imports into the registry")
+    else:
+        console.print(f"started; see {out_dir / 'README.md'} to bring in the first model")
 
 
 @app.command("down")
@@ -108,3 +118,40 @@ def probe() -> None:
     from ctloop.deploy.health import check_health
 
     check_health(load_settings())
+
+
+@app.command("serve", hidden=True)
+def serve(
+    bundle: Annotated[Path | None, typer.Option(help="the export's first-model bundle")] = None,
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """A deployed serving replica: answers from the first model's bundle at once while the
+    deployment's registry does not hold it yet, then follows the registry."""
+    import logging
+
+    import uvicorn
+
+    from ctloop.core.paths import require_writable
+    from ctloop.deploy.firstmodel import serving_app
+
+    settings = load_settings()
+    require_writable(settings.home, "state folder")
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    application = serving_app(settings, bundle)
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command("first-model", hidden=True)
+def first_model(
+    bundle: Annotated[Path, typer.Argument(help="the export's first-model bundle")],
+) -> None:
+    """The deployment's one-shot import of its first model: hashes checked, registered with
+    its provenance, champion only when nothing holds the alias yet; exit 0 on every start."""
+    from ctloop.deploy.firstmodel import import_first_model
+
+    done = import_first_model(load_settings(), bundle)
+    verb = "imported" if done.outcome == "imported" else "already had"
+    console.print(f"{verb} {done.name}:{done.version} (every hash checked); champion is "
+                  f"version {done.champion}")

@@ -8,7 +8,9 @@ project name) and ``secrets.env`` (secrets, mode 0600) for a team server;
 --from-env-file=secrets.env``) for a cluster. Both write a ``README.md`` (build,
 start, bring in the first model) and the project's ``.dockerignore``, and run
 the same plan (:mod:`ctloop.deploy.plan`). A re-export keeps the secrets of
-the previous one (``rotate_secrets`` makes new ones).
+the previous one (``rotate_secrets`` makes new ones). ``model`` (a bundle from
+``ctloop models export``) is checked and copied into the export as its first
+model (:mod:`ctloop.deploy.firstmodel`); a re-export keeps the previous one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ctloop.core.settings import Settings
 from ctloop.deploy.plan import (
     EXTERNAL_IMAGES,
     PENDING_COMMANDS,
+    PROJECT_DIR,
     DeploymentPlan,
     Service,
     plan_deployment,
@@ -68,6 +71,7 @@ def export_deployment(
     force: bool = False,
     rotate_secrets: bool = False,
     image: str | None = None,
+    model: str | Path | None = None,
 ) -> Export:
     """Write the deployment files for ``target`` into ``out_dir`` (created if needed).
 
@@ -75,9 +79,14 @@ def export_deployment(
     must be empty (or hold a previous export, with ``force``) and lie inside
     the project folder, the image's build context.
 
+    ``model``: a bundle the deployment starts serving at once and imports as
+    its first champion (checked here: a damaged or altered bundle fails the
+    export); without it, a bundle a previous export put in the folder is kept.
+
     Raises:
         UserInputError: unknown target, ``out_dir`` is a file, not empty, or
             outside the project.
+        IntegrityError: ``model`` is not an intact bundle.
         ConfigError: the settings cannot be deployed to ``target``.
     """
     if target not in TARGETS:
@@ -113,12 +122,30 @@ def export_deployment(
         render_secrets_file,
     )
     from ctloop.deploy.dockerfile import copy_ctloop_source, render_dockerfile, render_dockerignore
+    from ctloop.deploy.firstmodel import BUNDLE_FILE
     from ctloop.deploy.readme import render_readme
 
+    bundle = Path(model).resolve() if model is not None else None
+    if bundle is not None:
+        from ctloop.registry.bundle import read_bundle
+
+        with read_bundle(bundle):  # every hash checked now, not in the deployed container
+            pass
+    elif (out / BUNDLE_FILE).is_file():
+        bundle = out / BUNDLE_FILE  # the previous export's first model
+    first = ""
+    if bundle is not None:
+        first = f"{PROJECT_DIR}/{BUNDLE_FILE}" if out_rel in ("", ".") else (
+            f"{PROJECT_DIR}/{out_rel}/{BUNDLE_FILE}")
     keep = {} if rotate_secrets else read_env_file(out / SECRETS_FILE)
-    plan = plan_deployment(settings, target, host=host, port=port, keep=keep, image=image)
+    plan = plan_deployment(settings, target, host=host, port=port, keep=keep, image=image,
+                           first_model=first)
 
     out.mkdir(parents=True, exist_ok=True)
+    if bundle is not None and bundle != out / BUNDLE_FILE:
+        import shutil
+
+        shutil.copyfile(bundle, out / BUNDLE_FILE)
     copy_ctloop_source(out)
     (out / "Dockerfile.dockerignore").unlink(missing_ok=True)  # BuildKit would prefer it
     files = {
@@ -146,6 +173,8 @@ def export_deployment(
         else:
             path.write_text(text)
         written.append(path)
+    if bundle is not None:
+        written.append(out / BUNDLE_FILE)
     ignore = project / ".dockerignore"  # beside the build context: every builder reads it
     ignore.write_text(render_dockerignore(
         out_rel, plan, ignore.read_text() if ignore.is_file() else ""))

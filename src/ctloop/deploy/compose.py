@@ -11,7 +11,9 @@ services ``serving-1``, ``serving-2``... on consecutive ports, since
 podman-compose refuses a port range for a scaled service. The compose project
 name (hence every volume's and network's) comes from ``.env``
 (``COMPOSE_PROJECT_NAME``, read by every compose), derived from the project, so
-two projects on one host never share a database volume.
+two projects on one host never share a database volume. With a first model in
+the export, the replicas start one after the other (each answers from the bundle
+within seconds; one at a time has the CPU) and every other service after them.
 """
 
 from __future__ import annotations
@@ -86,9 +88,11 @@ def _healthcheck(probe: Probe) -> dict[str, Any]:
     # check runs one interval after the start: a short interval is a fast start (compose
     # 1.x has no start_interval). A ctloop command starts Python: every 30 s is plenty.
     slow = probe.command[:1] == ("ctloop",)
+    # A check passing during start_period marks the container healthy at once; failures
+    # then do not count: a long one costs nothing and spares a loaded host's slow start.
     return {"test": test, "interval": "30s" if slow else "2s",
             "timeout": "20s" if slow else "5s", "retries": 5 if slow else 15,
-            "start_period": "60s"}
+            "start_period": "180s"}
 
 
 def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
@@ -108,6 +112,7 @@ def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
             spec["image"] = plan.image
             spec["build"] = {"context": context, "dockerfile": dockerfile}
             spec["env_file"] = [ENV_FILE, SECRETS_FILE]
+            spec["init"] = True  # an init forwards SIGTERM (a quick stop) and reaps children
         if svc.command:  # "$" would be compose's own interpolation: leave it to the shell
             spec["command"] = [part.replace("$", "$$") for part in svc.command]
         if svc.env:
@@ -116,10 +121,12 @@ def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
             pass  # one service per replica, below
         elif svc.ports:
             spec["expose"] = [str(p) for p in svc.ports]  # the internal network only
-        if svc.depends_on:
+        if svc.depends_on:  # the published service is one compose service per replica
             spec["depends_on"] = {
-                d: {"condition": "service_healthy" if by_name[d].readiness else
-                    "service_started"} for d in svc.depends_on
+                name: {"condition": "service_healthy" if by_name[d].readiness else
+                       "service_started"}
+                for d in svc.depends_on
+                for name in (serving_services(plan) if by_name[d].published else [d])
             }
         if svc.replicas != 1 and not svc.published:
             spec["scale"] = svc.replicas
@@ -137,13 +144,18 @@ def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
             volumes.update({name: {} for name in mounts})
         if svc.pending:
             spec["labels"] = {"ctloop.pending-command": "true"}
-        spec["restart"] = "unless-stopped"
+        spec["restart"] = "on-failure" if svc.oneshot else "unless-stopped"
         if not svc.published:
             services[svc.name] = spec
             continue
+        previous = ""
         for name, port in serving_services(plan).items():
             published = [f"{plan.host}:{port}:{svc.ports[0]}"]
             services[name] = {**copy.deepcopy(spec), "ports": published}
+            if plan.first_model and previous:  # one replica at a time has the CPU: the
+                # first answers from the bundle sooner, the next start when it does
+                services[name]["depends_on"] = {previous: {"condition": "service_healthy"}}
+            previous = name
     doc: dict[str, Any] = {"version": COMPOSE_VERSION, "services": services}
     if volumes:
         doc["volumes"] = volumes

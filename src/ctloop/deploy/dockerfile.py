@@ -8,10 +8,13 @@ ctloop is installed from the code that exported the deployment: the export
 copies the checkout's ``pyproject.toml``, ``README.md`` and ``src/ctloop``
 into ``ctloop-src/`` beside the Dockerfile, and the image installs that, so
 the containers run exactly the ctloop that was tested, with no package index
-needed for ctloop itself. The project's ``.dockerignore`` (at the build
-context's root, which the classic builder, BuildKit, docker-compose 1.x and
-podman all read) keeps the state folder, virtualenvs, every export's secrets
-and the landing folders out of the build context.
+needed for ctloop itself. Its dependencies are installed first from
+``pyproject.toml`` alone, so a rebuild after a change of ctloop's code keeps
+that layer and reinstalls only ctloop (seconds, not minutes). The project's
+``.dockerignore`` (at the build context's root, which the classic builder,
+BuildKit, docker-compose 1.x and podman all read) keeps the state folder,
+virtualenvs, every export's secrets and the landing folders out of the build
+context.
 """
 
 from __future__ import annotations
@@ -91,10 +94,15 @@ RUN apt-get update && apt-get install -y --no-install-recommends {" ".join(SYSTE
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 ctloop \\
     && mkdir -p {SHARED_ARTIFACTS} && chown ctloop {SHARED_ARTIFACTS}
+# ctloop's dependencies first, from its pyproject.toml alone: a layer a rebuild keeps
+# while only ctloop's code changes
+COPY {src}/pyproject.toml {src}/README.md /opt/ctloop-deps/
+RUN mkdir -p /opt/ctloop-deps/src/ctloop && touch /opt/ctloop-deps/src/ctloop/__init__.py \\
+    && pip install "/opt/ctloop-deps[{EXTRAS}]" && pip uninstall -y ctloop \\
+    && rm -rf /opt/ctloop-deps && python -c "import lightgbm, xgboost"
 # ctloop itself, built from the checkout that exported this deployment
 COPY {src} /opt/ctloop-src
-RUN pip install "/opt/ctloop-src[{EXTRAS}]" \\
-    && python -c "import lightgbm, xgboost"
+RUN pip install --no-deps "/opt/ctloop-src" && python -c "import ctloop.cli.main"
 # the project: its pipelines, and its own requirements or package if it declares them
 WORKDIR {PROJECT_DIR}
 COPY . {PROJECT_DIR}

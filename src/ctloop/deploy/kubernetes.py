@@ -89,6 +89,11 @@ def _workload(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, A
         "selector": {"matchLabels": _labels(svc.name)},
         "template": {"metadata": {"labels": _labels(svc.name)}, "spec": pod},
     }
+    if svc.oneshot:  # runs to completion; retried while the database starts
+        pod["restartPolicy"] = "OnFailure"
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+                "spec": {"backoffLimit": 20, "template": {
+                    "metadata": {"labels": _labels(svc.name)}, "spec": pod}}}
     kind = "Deployment"
     if svc.volumes:  # only the bundled stores keep state on Kubernetes
         kind = "StatefulSet"

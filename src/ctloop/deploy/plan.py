@@ -88,6 +88,7 @@ class Service:
     liveness: Probe | None = None
     readiness: Probe | None = None
     pending: bool = False  # runs a ctloop command that does not exist yet
+    oneshot: bool = False  # runs to completion on each start (a Job on Kubernetes)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class DeploymentPlan:
     notes: list[str] = field(default_factory=list)
     base_image: str = "python:3.11-slim"
     ignored: list[str] = field(default_factory=list)  # project folders kept out of the image
+    first_model: str = ""  # the first model's bundle in the image ("" : none exported)
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
@@ -115,7 +117,7 @@ class DeploymentPlan:
 
 _OPTIONS = {"image", "workers", "worker_cpus", "worker_memory", "serving_replicas",
             "controllers", "namespace", "s3_endpoint", "name", "base_image", "postgres_image",
-            "redis_image"}
+            "redis_image", "loop_interval"}
 
 
 def project_slug(settings: Settings, options: dict[str, Any] | None = None) -> str:
@@ -242,7 +244,7 @@ def _s3_endpoint(settings: Settings, options: dict[str, Any]) -> str:
 
 def plan_deployment(
     settings: Settings, target: str, *, host: str = "127.0.0.1", port: int = SERVING_PORT,
-    keep: Mapping[str, str] | None = None, image: str | None = None,
+    keep: Mapping[str, str] | None = None, image: str | None = None, first_model: str = "",
 ) -> DeploymentPlan:
     """The services for ``target`` ("docker-compose" or "kubernetes") from ``settings``.
 
@@ -250,7 +252,11 @@ def plan_deployment(
     service is reachable inside the deployment's network only. ``keep`` holds
     the secrets of a previous export (its ``secrets.env``): a generated password
     is taken from there, so a re-export never locks the services out of the
-    database volume, and keys filled in by hand stay filled in.
+    database volume, and keys filled in by hand stay filled in. ``first_model``
+    (the path of a bundle in the image): the replicas answer from it at start
+    without waiting for the database, a one-shot ``first-model`` service imports
+    it into the registry, and every other service starts once the replicas answer,
+    so they do not take the CPU the replicas start with.
 
     Raises:
         ConfigError: the settings cannot work on more than one machine (a
@@ -343,6 +349,16 @@ def plan_deployment(
         secret_env["AWS_SECRET_ACCESS_KEY"] = keep.get("AWS_SECRET_ACCESS_KEY", "")
         notes.append("Fill in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in secrets.env.")
 
+    if first_model:  # the key the first model's bundle is signed with, when it is
+        import os
+
+        from ctloop.registry.bundle import KEY_ENV
+
+        bundle_key = keep.get(KEY_ENV) or os.environ.get(KEY_ENV, "")
+        if bundle_key:
+            secret_env[KEY_ENV] = bundle_key
+            notes.append(f"{KEY_ENV} (the bundles' signing key) is kept in secrets.env: "
+                         "the deployment imports only bundles signed with it.")
     volume = {"artifacts": _SHARED_ARTIFACTS} if shared_artifacts else {}
     landing = _landing_folders(settings)
     shared = {"state": STATE_DIR, **{
@@ -354,8 +370,10 @@ def plan_deployment(
             "every ctloop pod (Dask workers read the spans there): the cluster needs a "
             "storage class that offers ReadWriteMany (NFS, CephFS, EFS, Azure Files).")
     base = [s.name for s in services]  # the bundled stores start first
+    # With a first model, the replicas start first (on the bundle); the rest after them.
+    after = ["serving"] if first_model else []
     services.append(Service(
-        name="dask-scheduler",
+        name="dask-scheduler", depends_on=list(after),
         command=["dask", "scheduler", "--port", str(SCHEDULER_PORT),
                  "--dashboard-address", f":{DASHBOARD_PORT}"],
         ports=[SCHEDULER_PORT, DASHBOARD_PORT],
@@ -373,14 +391,19 @@ def plan_deployment(
                  "--memory-limit", worker_memory, "--dashboard-address",
                  f":{WORKER_DASHBOARD_PORT}", "--resources",
                  f"cpus={cpus},memory={size_in_bytes(worker_memory)}"],
-        depends_on=["dask-scheduler", *base], volumes=dict(volume), shared=dict(shared),
+        depends_on=["dask-scheduler", *base, *after], volumes=dict(volume),
+        shared=dict(shared),
         liveness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
         readiness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
     ))
+    serve = ["ctloop", "serve", "--host", "0.0.0.0", "--port", str(SERVING_PORT)]
+    if first_model:
+        serve = ["ctloop", "deploy", "serve", "--bundle", first_model, "--host", "0.0.0.0",
+                 "--port", str(SERVING_PORT)]
     services.append(Service(
         name="serving", replicas=int(_positive(options, "serving_replicas", 2)),
-        command=["ctloop", "serve", "--host", "0.0.0.0", "--port", str(SERVING_PORT)],
-        ports=[SERVING_PORT], published=True, depends_on=list(base), volumes=dict(volume),
+        command=serve, ports=[SERVING_PORT], published=True,
+        depends_on=[] if first_model else list(base), volumes=dict(volume),
         shared=dict(shared),
         request_cpus=0.5, request_memory="512MiB", cpus=2, memory="2GiB",
         liveness=Probe(path="/health", port=SERVING_PORT),
@@ -390,16 +413,26 @@ def plan_deployment(
     services.append(Service(
         name="controller", replicas=controllers,
         command=["ctloop", "triggers", "run"],
-        depends_on=["dask-scheduler", *base], volumes=dict(volume), shared=dict(shared),
+        depends_on=["dask-scheduler", *base, *after], volumes=dict(volume), shared=dict(shared),
         request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB",
         liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
     ))
+    tick = []  # seconds between the loop controllers' looks for new spans (default 30)
+    if "loop_interval" in options:
+        tick = ["--interval", f"{_positive(options, 'loop_interval', 30):g}"]
     services.extend(Service(  # each loop's live controller: lease-guarded, so replicas wait
-        name=f"loop-{loop}", replicas=controllers, command=["ctloop", "loop", "run", loop],
-        depends_on=["dask-scheduler", *base], volumes=dict(volume), shared=dict(shared),
+        name=f"loop-{loop}", replicas=controllers,
+        command=["ctloop", "loop", "run", loop, *tick],
+        depends_on=["dask-scheduler", *base, *after], volumes=dict(volume), shared=dict(shared),
         request_cpus=0.5, request_memory="1GiB", cpus=2, memory="4GiB",
         liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
     ) for loop in _declared_loops(settings))
+    if first_model:  # into the registry while the replicas answer from the bundle
+        services.append(Service(
+            name="first-model", command=["ctloop", "deploy", "first-model", first_model],
+            depends_on=[*base, *after], volumes=dict(volume), shared=dict(shared),
+            request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB", oneshot=True,
+        ))
     for svc in services:
         if not svc.image:
             svc.secret_env = list(secret_env)
@@ -418,6 +451,7 @@ def plan_deployment(
         port=port,
         db_secret_env=db_secret,
         notes=[mask_secrets(n) for n in notes],
+        first_model=first_model,
     )
 
 

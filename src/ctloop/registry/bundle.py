@@ -18,14 +18,21 @@ folders) to the recorded artifact sha256. Nothing in it is unpickled or run:
 the target registry loads it later, hash-checked like any other version.
 
 The hashes detect corruption and edits of some members; whoever can rewrite
-every member and the manifest can make a consistent bundle, so a bundle is
-trusted as much as the place it was carried through.
+every member and the manifest can make a consistent bundle. To stop that, sign
+bundles: with a key in ``CTLOOP_BUNDLE_KEY`` (a secret shared by the exporting
+and the importing side), the export adds ``ctloop-bundle.sig``, an HMAC-SHA256
+of the manifest (which holds the sha256 of every other member), and an import
+where the key is set refuses a bundle that is unsigned or whose signature does
+not match, before anything is stored.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
+import os
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -54,7 +61,9 @@ from ctloop.registry.summaries import lineage_of
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "KEY_ENV",
     "MANIFEST_NAME",
+    "SIGNATURE_NAME",
     "BundleManifest",
     "ImportResult",
     "Promotion",
@@ -70,6 +79,8 @@ __all__ = [
 
 BUNDLE_FORMAT = 1  # raise when a reader of the old format would misread a new bundle
 MANIFEST_NAME = "ctloop-bundle.json"
+SIGNATURE_NAME = "ctloop-bundle.sig"  # hex HMAC-SHA256 of the manifest's bytes
+KEY_ENV = "CTLOOP_BUNDLE_KEY"
 _MODEL_DIR = "model"
 _EVIDENCE = ("evaluation", "gate", "lineage", "signature", "aliases")
 
@@ -131,6 +142,30 @@ def _actor() -> str:
     return default_actor()
 
 
+def _bundle_key(key: str | None) -> bytes | None:
+    """The signing key: the one given, else ``CTLOOP_BUNDLE_KEY``; None when neither."""
+    text = key if key is not None else os.environ.get(KEY_ENV, "")
+    return text.encode() if text else None
+
+
+def _sign(key: bytes, manifest: bytes) -> bytes:
+    return hmac.new(key, manifest, hashlib.sha256).hexdigest().encode()
+
+
+def _verify_signature(path: Path, key: bytes | None, manifest: bytes,
+                      signature: bytes | None) -> None:
+    if key is None:
+        return  # nothing to check against: the hashes still are
+    if signature is None:
+        raise IntegrityError(f"Bundle {path} is not signed, and {KEY_ENV} is set here: "
+                             "only bundles signed with that key are imported; nothing "
+                             "imported.")
+    if not hmac.compare_digest(signature.strip(), _sign(key, manifest)):
+        raise IntegrityError(f"Bundle {path} has a signature that does not match "
+                             f"{KEY_ENV}: it was altered or signed with another key; nothing "
+                             "imported.")
+
+
 def _json_bytes(value: object) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
 
@@ -154,12 +189,14 @@ def export_bundle(
     target: Path,
     *,
     environment: str = "",
+    key: str | None = None,
 ) -> BundleManifest:
     """Write the version ``ref`` names, with its evidence, into the bundle file ``target``.
 
     The model folder is read from ``artifacts`` hash-checked against the
     metadata store's record, so a bundle never carries bytes the source
-    registry would not load.
+    registry would not load. Signed with ``key`` (default ``CTLOOP_BUNDLE_KEY``)
+    when there is one.
     """
     ref = parse_version_ref(ref) if isinstance(ref, str) else ref
     record = _resolve(store, ref)
@@ -199,8 +236,12 @@ def export_bundle(
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
+    manifest_bytes = _json_bytes(asdict(manifest))
+    secret = _bundle_key(key)
     with tarfile.open(partial, "w:gz", format=tarfile.PAX_FORMAT) as tar:
-        _add_bytes(tar, MANIFEST_NAME, _json_bytes(asdict(manifest)))
+        _add_bytes(tar, MANIFEST_NAME, manifest_bytes)
+        if secret is not None:
+            _add_bytes(tar, SIGNATURE_NAME, _sign(secret, manifest_bytes))
         for name, value in members.items():
             _add_bytes(tar, name, value if isinstance(value, bytes) else value.read_bytes())
     partial.replace(target)  # a reader never sees half a bundle
@@ -223,7 +264,8 @@ def _event(event: AliasEventRecord) -> dict[str, object]:
 def _safe_member(name: str) -> bool:
     path = PurePosixPath(name)
     return (not path.is_absolute() and ".." not in path.parts and "\\" not in name
-            and bool(path.parts) and path.parts[0] in (MANIFEST_NAME, _MODEL_DIR, "evidence"))
+            and bool(path.parts)
+            and path.parts[0] in (MANIFEST_NAME, SIGNATURE_NAME, _MODEL_DIR, "evidence"))
 
 
 def _parse_manifest(data: bytes, source: Path) -> BundleManifest:
@@ -251,13 +293,15 @@ def _parse_manifest(data: bytes, source: Path) -> BundleManifest:
 
 
 @contextmanager
-def read_bundle(path: Path) -> Iterator[tuple[BundleManifest, Path, str]]:
+def read_bundle(path: Path, *, key: str | None = None
+                ) -> Iterator[tuple[BundleManifest, Path, str]]:
     """Check every member of the bundle at ``path``; yield (manifest, model folder, bundle sha256).
 
     The members are written to a temporary folder only as plain bytes; the
     folder is removed when the block ends. Raises ``IntegrityError`` for any
-    member that does not match the manifest, ``UserInputError`` for a file
-    that is not a bundle or one of a newer format.
+    member that does not match the manifest, or, with a signing key (``key``,
+    default ``CTLOOP_BUNDLE_KEY``), for a bundle not signed with it;
+    ``UserInputError`` for a file that is not a bundle or one of a newer format.
     """
     path = Path(path)
     if not path.is_file():
@@ -271,6 +315,7 @@ def read_bundle(path: Path) -> Iterator[tuple[BundleManifest, Path, str]]:
         root = Path(tmp)
         seen: dict[str, str] = {}
         manifest_bytes: bytes | None = None
+        signature: bytes | None = None
         try:
             for member in tar:
                 if member.isdir():
@@ -283,6 +328,9 @@ def read_bundle(path: Path) -> Iterator[tuple[BundleManifest, Path, str]]:
                 if member.name == MANIFEST_NAME:
                     manifest_bytes = data
                     continue
+                if member.name == SIGNATURE_NAME:
+                    signature = data
+                    continue
                 if member.name in seen:
                     raise IntegrityError(f"Bundle {path} holds {member.name!r} twice.")
                 seen[member.name] = hash_bytes(data)
@@ -293,6 +341,7 @@ def read_bundle(path: Path) -> Iterator[tuple[BundleManifest, Path, str]]:
             raise IntegrityError(f"Bundle {path} is damaged ({exc}); nothing imported.") from None
         if manifest_bytes is None:
             raise UserInputError(f"{path} is not a ctloop model bundle: no {MANIFEST_NAME}.")
+        _verify_signature(path, _bundle_key(key), manifest_bytes, signature)
         manifest = _parse_manifest(manifest_bytes, path)
         _check_members(path, manifest.files, seen)
         model = root / _MODEL_DIR

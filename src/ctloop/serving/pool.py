@@ -55,6 +55,7 @@ class Served:
     model: LoadedModel
     feature_refs: tuple[str, ...] = ()
     loaded_at: float = 0.0
+    artifact_sha256: str = ""  # the stored folder's, as the registry recorded it
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -198,6 +199,7 @@ class ModelPool:
                 cached.model,
                 cached.feature_refs,
                 cached.loaded_at,
+                cached.artifact_sha256,
             )
         failure = self._failed.get(key)
         if failure is not None and time.monotonic() < failure.retry_at:
@@ -205,7 +207,9 @@ class ModelPool:
         started = time.perf_counter()
         try:
             record = self.registry.get(f"{target.name}:{version}")
-            model = self.registry.load(
+            sha = self.registry.store.get_artifact(record.artifact_id).sha256
+            same = self._holding(target.name, sha)
+            model = same.model if same is not None else self.registry.load(
                 f"{target.name}:{version}", self.artifacts, compiled=self.config.compiled
             )
             refs = feature_refs_of(
@@ -218,16 +222,34 @@ class ModelPool:
         if failure is not None:
             log.info("%s:%s loaded after %d failed attempts", *key, failure.attempts)
             self._failed.pop(key, None)
-        served = Served(target.route, target.name, version, model, refs, time.time())
+        served = Served(target.route, target.name, version, model, refs, time.time(), sha)
         self._models[key] = served
         log.info(
-            "loaded %s:%s for route %s in %.0f ms",
+            "%s %s:%s for route %s in %.0f ms",
+            "loaded" if same is None else f"kept (same bytes as {same.name}:{same.version})",
             target.name,
             version,
             target.route,
             (time.perf_counter() - started) * 1000,
         )
         return served
+
+    def _holding(self, name: str, sha256: str) -> Served | None:
+        """A loaded model of ``name`` holding exactly these stored bytes: served on under
+        the new version number rather than loaded twice."""
+        held = (*self._models.values(), *(
+            s for d in self.deployments.values() for s in (*d.routes, *([d.shadow] if d.shadow
+                                                                        else []))))
+        return next((s for s in held if s.name == name and s.artifact_sha256 == sha256), None)
+
+    def adopt(self, registry: ModelRegistry, artifacts: ArtifactStore) -> None:
+        """Follow ``registry`` from now on (a deployed replica that started on its first
+        model's bundle, once the deployment's registry holds it). What is served stays
+        served; a version of the new registry with the same bytes is not loaded again."""
+        with self._lock:
+            self.registry, self.artifacts = registry, artifacts
+            self._models.clear()  # keyed by the old registry's version numbers
+            self._failed.clear()
 
     def _failure(
         self, key: tuple[str, int], previous: _Failure | None, why: str
