@@ -17,7 +17,7 @@ the image). Two commands of the deployment use it:
   only when the model has none yet (a restart never moves the alias back), and
   writes the marker.
 
-The in-memory registry is :class:`ctloop.testing.inmemory.InMemoryMetadataStore`,
+The in-memory registry is :class:`ctloop.metadata.memory.InMemoryMetadataStore`,
 the reference backend that passes the metadata contract suites: opening it costs
 nothing, where a new SQLite store costs a second of migrations.
 """
@@ -37,10 +37,9 @@ from typing import TYPE_CHECKING
 from ctloop.core.settings import Settings
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.metadata.base import MetadataStore
+    from ctloop.serving.app import ServingApp
     from ctloop.serving.dataplane import ServingState
 
 __all__ = ["ALIAS", "BUNDLE_FILE", "FirstModel", "import_first_model", "marker_path",
@@ -99,9 +98,9 @@ def import_first_model(settings: Settings, bundle: Path) -> FirstModel:
 def _seeded(bundle: Path) -> tuple[MetadataStore, ArtifactStore]:
     """A registry in memory holding ``bundle`` as the champion, and its artifact store."""
     from ctloop.artifacts import open_artifact_store
+    from ctloop.metadata.memory import InMemoryMetadataStore
     from ctloop.registry import ModelRegistry
     from ctloop.registry.bundle import import_bundle
-    from ctloop.testing.inmemory import InMemoryMetadataStore
 
     store = InMemoryMetadataStore()
     artifacts = open_artifact_store(f"file://{tempfile.mkdtemp(prefix='ctloop-first-')}")
@@ -142,7 +141,7 @@ def _follow(state: ServingState, settings: Settings) -> None:
              {n: [s.version for s in d.routes] for n, d in state.pool.deployments.items()})
 
 
-def serving_app(settings: Settings, bundle: Path | None, *, wait: float = 300) -> FastAPI:
+def serving_app(settings: Settings, bundle: Path | None, *, wait: float = 300) -> ServingApp:
     """The prediction service of a deployed replica: from ``bundle`` while the deployment's
     registry does not hold the first model yet, else from the registry."""
     from ctloop.serving import ServingConfig, create_app

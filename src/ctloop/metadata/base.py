@@ -8,7 +8,7 @@ thing and the CLI can print them as JSON without knowing the backend.
 
 Backends: ``ctloop.metadata.sql.SqlMetadataStore`` for SQLite, PostgreSQL and
 MySQL/MariaDB, opened by :func:`ctloop.metadata.open_metadata_store`; for unit
-tests, ``ctloop.testing.inmemory.InMemoryMetadataStore``. Changes to a run or a
+tests, ``ctloop.metadata.memory.InMemoryMetadataStore``. Changes to a run or a
 model version are typed records (:class:`RunUpdate`, :class:`ModelVersionUpdate`).
 """
 

@@ -1,6 +1,6 @@
 """The rules every metadata backend applies the same way, written once.
 
-The SQL store and the in-memory reference store (:mod:`ctloop.testing.inmemory`)
+The SQL store and the in-memory reference store (:mod:`ctloop.metadata.memory`)
 both keep datetimes as aware UTC with microseconds, mask secrets in error texts,
 store dicts as JSON would, and refuse the same names with the same messages; the
 contract suites in :mod:`ctloop.testing.metadata_contract` hold them to it.

@@ -61,7 +61,11 @@ if TYPE_CHECKING:
 
     GrpcStart = Callable[[ServingState, dict[str, dict[str, Any]]], Awaitable[GrpcServer]]
 
-__all__ = ["ServingState", "create_app", "json_response"]
+__all__ = ["ServingApp", "ServingState", "create_app", "json_response"]
+
+# What ``create_app`` returns, named here so that packages above serving (deploy) can
+# type it without importing the web framework themselves.
+ServingApp = FastAPI
 
 log = logging.getLogger("ctloop.serving")
 

@@ -21,7 +21,7 @@ The tests share one store and use unique names, so they never see each other's
 records (and can run against a shared server). Each suite's ``store`` is typed
 with the Protocol it needs (the lineage suite also records runs and steps). The SQL store
 passes all four on SQLite, PostgreSQL and MariaDB, and so does the in-memory
-reference store (:class:`ctloop.testing.inmemory.InMemoryMetadataStore`).
+reference store (:class:`ctloop.metadata.memory.InMemoryMetadataStore`).
 """
 
 from __future__ import annotations
