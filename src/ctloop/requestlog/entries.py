@@ -471,7 +471,7 @@ def _column(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray | list[in
     return values
 
 
-def _ndim(value: object) -> int:
+def _ndim(value: Any) -> int:
     return value.ndim if type(value) is np.ndarray else int(np.ndim(value))
 
 

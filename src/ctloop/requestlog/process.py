@@ -7,15 +7,19 @@ a thread of the server that stalls the event loop each time it wants the lock ba
 1.6x the CPU and took up to twice as long as with the log off (issue 21). Here the
 server keeps only the cheap part:
 
-- the request path is unchanged: ``submit`` appends the request's :class:`Entry`
-  values (arrays it already has) to a list and returns;
-- a sender thread packs what is queued every ``send_interval`` (25 ms): the entries of
-  one model version end to end as a few NumPy arrays (:func:`pack`, no Arrow), and
-  pipes them as one pickle to the writer process's stdin (the write releases the lock);
-- the writer process (``python -m ctloop.requestlog.process``) runs the same
-  :class:`RequestLogger` over the same log (opened from its :class:`LogSpec`): it builds
-  the tables, spools, quarantines and publishes, and after each write reports its
-  counters on its stdout, which a receiver thread of the server reads;
+- the request path is unchanged: ``submit`` (:class:`Admission`, shared with the thread)
+  appends the request's :class:`Entry` (arrays it already has) to a list and returns;
+- a sender thread packs what is queued once the oldest entry has waited the window less
+  two of the writer's spool writes (25 to 75 ms, ``send_interval`` at most): the entries
+  of one model version end to end as a few NumPy arrays (:func:`pack`, no Arrow), piped
+  as one pickle to the writer process's stdin (the write releases the lock). There is
+  one wait, here: the writer spools each frame on receipt, so a busy service sends ~13
+  frames a second, each one chunk write;
+- the writer process (``python -m ctloop.requestlog.process``, at nice +5: the event
+  loop first when both want a core) runs the same :class:`RequestLogger` over the same
+  log (opened from its :class:`LogSpec`): it builds the tables, spools, quarantines and
+  publishes, and after each write reports its counters and its write time on its stdout,
+  which a receiver thread of the server reads;
 - the server refuses (503, the same :func:`refusal`) against the rows it handed over
   that the writer has not yet reported spooled, so at most ``window_rows`` acknowledged
   rows are ever outside the spool, as with the thread.
@@ -25,7 +29,7 @@ Model facts (class names, outlier detector) go to the writer once per model vers
 
 Crashes: a SIGKILL of the server leaves the writer running: it reads its stdin to the
 end, spools and publishes what it got, and exits, so only what the server still held
-(at most ``send_interval``, 25 ms, of answers) is lost. A SIGKILL of both (the process group,
+(at most ``send_interval``, 75 ms, of answers) is lost. A SIGKILL of both (the process group,
 the OOM killer) loses what was not spooled yet: at most ``window_rows`` rows, answered
 within the last ``window_ms``. A writer that dies is replaced after ``retry_interval``
 (its spool is adopted and published by the next one); meanwhile requests get 503.
@@ -69,6 +73,7 @@ _SEND_INTERVAL_S = 0.075  # the longest a queued entry waits for the sender
 _MIN_SEND_S = 0.025  # a slow writer never turns into back-to-back tiny frames
 _BATCH_ROWS = 4096
 _RECENT_S = 60.0
+_NICE = 5  # about a third of the server's CPU share when a core is contended: it keeps up
 
 
 def _write_frame(out: IO[bytes], message: tuple[Any, ...]) -> None:
@@ -425,6 +430,10 @@ def main() -> None:
     # stdin when it stops, and we finish what we were given first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:  # the event loop first when both want a core: the writer has the window's slack
+        os.nice(_NICE)
+    except OSError:
+        pass
     source, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the reply stream
     opened = _read_frame(source)
