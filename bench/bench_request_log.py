@@ -119,11 +119,12 @@ def serve(seconds: float, repeat: int, log_settings: str = "") -> None:
         off = servers(on_root, model, None)[0]
         off.cwd = off_root
         on.name, off.name = "log on", "log off"
-        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
 
         def measure(server: Server, body: list[dict[str, object]],
-                    concurrency: int) -> tuple[float, float]:
-            """Requests/s during the load; CPU per request until the server is idle again."""
+                    concurrency: int) -> tuple[float, float, float, float]:
+            """Requests/s during the load, CPU per request until the server is idle again,
+            p50 and p99 latency (ms)."""
             settle(server)
             cpu = server.cpu_seconds()
             result = load(server.url(server.predict), server.body(body),
@@ -131,7 +132,8 @@ def serve(seconds: float, repeat: int, log_settings: str = "") -> None:
             settle(server)
             if result.errors:
                 raise RuntimeError(f"{server.name}: {result.errors} failed requests")
-            return result.rps, (server.cpu_seconds() - cpu) * 1000 / max(result.requests, 1)
+            return (result.rps, (server.cpu_seconds() - cpu) * 1000 / max(result.requests, 1),
+                    result.p50_ms, result.p99_ms)
 
         try:
             for server in (on, off):
@@ -146,13 +148,17 @@ def serve(seconds: float, repeat: int, log_settings: str = "") -> None:
                 server.stop()
         print(f"load average {os.getloadavg()[0]:.1f}; {repeat} interleaved rounds of "
               f"{seconds:g} s")
-        print(f"{'scenario':<15} {'server':<8} {'req/s':>8} {'cpu ms/req':>10}   (median)")
+        print(f"{'scenario':<15} {'server':<8} {'req/s':>8} {'cpu ms/req':>10} {'p50 ms':>7} "
+              f"{'p99 ms':>7} {'p99/p50':>7}   (medians)")
         for label in scenarios:
             for server in (on, off):
                 runs = results[(label, server.name)]
+                p50 = statistics.median(r[2] for r in runs)
+                p99 = statistics.median(r[3] for r in runs)
                 print(f"{label:<15} {server.name:<8} "
-                      f"{statistics.median(x for x, _ in runs):>8.0f} "
-                      f"{statistics.median(c for _, c in runs):>10.3f}")
+                      f"{statistics.median(r[0] for r in runs):>8.0f} "
+                      f"{statistics.median(r[1] for r in runs):>10.3f} {p50:>7.2f} {p99:>7.2f} "
+                      f"{statistics.median(r[3] / r[2] for r in runs):>6.1f}x")
         print("\nratios log on / log off per round (req/s: aim >= 0.90; cpu: lower is better)")
         for label in scenarios:
             pairs = list(zip(results[(label, "log on")], results[(label, "log off")],

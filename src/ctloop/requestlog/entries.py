@@ -71,9 +71,14 @@ def facts_of(model: LoadedModel | ModelFacts | None) -> ModelFacts:
                       detector=getattr(model, "_outlier_detector", None))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
-    """The rows of one request answered (or refused) on one route."""
+    """The rows of one request answered (or refused) on one route.
+
+    Made once per request on the request path, so a slotted, unfrozen record: a frozen
+    dataclass of 21 fields costs ~3 us more to build (one ``object.__setattr__`` per
+    field). Nothing changes an entry once it is submitted (:func:`dataclasses.replace`
+    makes new ones)."""
 
     model_name: str
     model_version: int
@@ -111,7 +116,7 @@ class Entry:
     def key(self) -> tuple[Any, ...]:
         return (self.model_name, self.model_version, self.route, self.protocol, self.served,
                 self.status, self.error, self.missing, tuple(self.inputs), tuple(self.entity),
-                self.decisions is None, self.labels is None, np.ndim(self.scores),
+                self.decisions is None, self.labels is None, _ndim(self.scores),
                 self.outlier_scores is None, id(self.model), tuple(self.outputs),
                 None if self.tensors is None else tuple(self.tensors),
                 None if self.output_tensors is None else tuple(self.output_tensors))
@@ -238,9 +243,13 @@ def pack(entries: Sequence[Entry]) -> tuple[list[Packed], list[Entry]]:
 
 
 def pack_group(group: Sequence[Entry]) -> Packed:
-    """One group's entries (same :meth:`Entry.key`) end to end; raises when they do not fit."""
+    """One group's entries (same :meth:`Entry.key`) end to end; raises when they do not fit.
+
+    It visits every entry of a busy service (on its sender thread), so each field is
+    read once per entry and lengths are checked as Python ints."""
     first = group[0]
-    sizes = np.array([e.rows for e in group], dtype=np.int64)
+    counts = [len(e.request_ids) for e in group]
+    sizes = np.array(counts, dtype=np.int64)
     if first.tensors is not None or first.output_tensors is not None:
         group = [_summarized(e) for e in group]
         first = group[0]
@@ -251,22 +260,22 @@ def pack_group(group: Sequence[Entry]) -> Packed:
         request_ids=[r for e in group for r in e.request_ids],
         ts_us=np.array([_micros(e.ts) for e in group], dtype=np.int64),
         latency_ms=np.array([e.latency_ms for e in group], dtype=np.float64),
-        scores=_stack([np.asarray(e.scores) for e in group], sizes, "scores"),
-        inputs={name: _column([e.inputs[name] for e in group], sizes, f"input {name!r}")
+        scores=_stack([np.asarray(e.scores) for e in group], counts, "scores"),
+        inputs={name: _column([e.inputs[name] for e in group], counts, f"input {name!r}")
                 for name in first.inputs},
-        entity={name: _column([e.entity[name] for e in group], sizes, f"key {name!r}")
+        entity={name: _column([e.entity[name] for e in group], counts, f"key {name!r}")
                 for name in first.entity},
-        outputs={name: _column([e.outputs[name] for e in group], sizes, f"output {name!r}")
+        outputs={name: _column([e.outputs[name] for e in group], counts, f"output {name!r}")
                  for name in first.outputs},
         row_ids=[None if r is None else str(r) for e in group
                  for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)]
         if any(e.row_ids is not None for e in group) else None,
         decisions=None if first.decisions is None else _stack(
-            [np.asarray(e.decisions) for e in group], sizes, "decisions"),
+            [np.asarray(e.decisions) for e in group], counts, "decisions"),
         labels=None if first.labels is None else _stack(
-            [np.asarray(e.labels, dtype=object) for e in group], sizes, "labels"),
+            [np.asarray(e.labels, dtype=object) for e in group], counts, "labels"),
         outlier_scores=None if first.outlier_scores is None else _stack(
-            [np.asarray(e.outlier_scores, dtype=np.float64) for e in group], sizes,
+            [np.asarray(e.outlier_scores, dtype=np.float64) for e in group], counts,
             "outlier scores"),
         model=first.model,
     )
@@ -439,26 +448,31 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
 
 
-def _stack(arrays: list[np.ndarray], sizes: np.ndarray, what: str) -> np.ndarray:
+def _stack(arrays: list[np.ndarray], sizes: np.ndarray | list[int], what: str) -> np.ndarray:
     """The entries' arrays end to end, each checked to hold one value per row of its entry."""
+    counts = sizes if isinstance(sizes, list) else sizes.tolist()
     try:
-        lengths = np.fromiter(map(len, arrays), np.int64, len(arrays))
+        lengths = [len(a) for a in arrays]
     except TypeError:  # a 0-d array: one value for the whole request
         raise ValueError(f"{what} hold a single value, not one per row") from None
-    if not np.array_equal(lengths, sizes):
-        bad = int(np.flatnonzero(lengths != sizes)[0])
-        raise ValueError(f"{what} hold {arrays[bad].shape} values for {int(sizes[bad])} rows")
+    if lengths != counts:
+        bad = next(i for i, (a, b) in enumerate(zip(lengths, counts, strict=True)) if a != b)
+        raise ValueError(f"{what} hold {arrays[bad].shape} values for {counts[bad]} rows")
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
-def _column(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray, what: str
+def _column(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray | list[int], what: str
             ) -> np.ndarray:
     """One input's values of the group end to end, one per row."""
-    arrays = [p if isinstance(p, np.ndarray) else np.asarray(p, dtype=object) for p in parts]
+    arrays = [p if type(p) is np.ndarray else np.asarray(p, dtype=object) for p in parts]
     values = _stack(arrays, sizes, what)
     if values.ndim != 1:
         raise ValueError(f"{what} holds {values.ndim}-d values; the log keeps one per row")
     return values
+
+
+def _ndim(value: Any) -> int:
+    return value.ndim if type(value) is np.ndarray else int(np.ndim(value))
 
 
 def _values(values: np.ndarray, what: str) -> pa.Array:

@@ -7,15 +7,19 @@ a thread of the server that stalls the event loop each time it wants the lock ba
 1.6x the CPU and took up to twice as long as with the log off (issue 21). Here the
 server keeps only the cheap part:
 
-- the request path is unchanged: ``submit`` appends the request's :class:`Entry`
-  values (arrays it already has) to a list and returns;
-- a sender thread packs what is queued every ``send_interval`` (25 ms): the entries of
-  one model version end to end as a few NumPy arrays (:func:`pack`, no Arrow), and
-  pipes them as one pickle to the writer process's stdin (the write releases the lock);
-- the writer process (``python -m ctloop.requestlog.process``) runs the same
-  :class:`RequestLogger` over the same log (opened from its :class:`LogSpec`): it builds
-  the tables, spools, quarantines and publishes, and after each write reports its
-  counters on its stdout, which a receiver thread of the server reads;
+- the request path is unchanged: ``submit`` (:class:`Admission`, shared with the thread)
+  appends the request's :class:`Entry` (arrays it already has) to a list and returns;
+- a sender thread packs what is queued once the oldest entry has waited the window less
+  two of the writer's spool writes (25 to 75 ms, ``send_interval`` at most): the entries
+  of one model version end to end as a few NumPy arrays (:func:`pack`, no Arrow), piped
+  as one pickle to the writer process's stdin (the write releases the lock). There is
+  one wait, here: the writer spools each frame on receipt, so a busy service sends ~13
+  frames a second, each one chunk write;
+- the writer process (``python -m ctloop.requestlog.process``, at nice +5: the event
+  loop first when both want a core) runs the same :class:`RequestLogger` over the same
+  log (opened from its :class:`LogSpec`): it builds the tables, spools, quarantines and
+  publishes, and after each write reports its counters and its write time on its stdout,
+  which a receiver thread of the server reads;
 - the server refuses (503, the same :func:`refusal`) against the rows it handed over
   that the writer has not yet reported spooled, so at most ``window_rows`` acknowledged
   rows are ever outside the spool, as with the thread.
@@ -25,7 +29,7 @@ Model facts (class names, outlier detector) go to the writer once per model vers
 
 Crashes: a SIGKILL of the server leaves the writer running: it reads its stdin to the
 end, spools and publishes what it got, and exits, so only what the server still held
-(at most ``send_interval``, 25 ms, of answers) is lost. A SIGKILL of both (the process group,
+(at most ``send_interval``, 75 ms, of answers) is lost. A SIGKILL of both (the process group,
 the OOM killer) loses what was not spooled yet: at most ``window_rows`` rows, answered
 within the last ``window_ms``. A writer that dies is replaced after ``retry_interval``
 (its spool is adopted and published by the next one); meanwhile requests get 503.
@@ -51,15 +55,13 @@ from typing import IO, TYPE_CHECKING, Any
 from ctloop.core.errors import StoreError
 from ctloop.requestlog.entries import Entry, ModelFacts, Packed, facts_of, pack
 from ctloop.requestlog.writer import (
-    LogUnavailable,
+    Admission,
     RequestLogger,
     WriterStats,
     check_log_failure,
-    refusal,
 )
 
 if TYPE_CHECKING:
-    from ctloop.requestlog.batches import LogBatch
     from ctloop.requestlog.log import LogSpec, SegmentedPredictionLog
 
 __all__ = ["ProcessLogger", "main"]
@@ -67,9 +69,11 @@ __all__ = ["ProcessLogger", "main"]
 log = logging.getLogger("ctloop.requestlog")
 
 _HEADER = struct.Struct("<I")
-_SEND_INTERVAL_S = 0.025
+_SEND_INTERVAL_S = 0.075  # the longest a queued entry waits for the sender
+_MIN_SEND_S = 0.025  # a slow writer never turns into back-to-back tiny frames
 _BATCH_ROWS = 4096
 _RECENT_S = 60.0
+_NICE = 5  # about a third of the server's CPU share when a core is contended: it keeps up
 
 
 def _write_frame(out: IO[bytes], message: tuple[Any, ...]) -> None:
@@ -113,6 +117,7 @@ class _Child:
         self.settled = 0  # rows it reported spooled, quarantined or lost
         self.counts: dict[str, int] = {}
         self.failing = ""
+        self.write_s = 0.01  # how long its spool writes take (smoothed, reported)
         self.facts: dict[int, tuple[weakref.ref[object] | None, int]] = {}
         self.replies: dict[int, tuple[bool, str]] = {}
         _write_frame(self.stdin, ("open", spec, {"window": window,
@@ -120,7 +125,7 @@ class _Child:
                                                  "close_timeout": close_timeout}))
 
 
-class ProcessLogger:
+class ProcessLogger(Admission):
     """The request log writer of a service: a writer process behind a sender thread.
 
     The same calls as :class:`RequestLogger` (``submit``, ``stats``, ``pending``,
@@ -153,6 +158,7 @@ class ProcessLogger:
         self.close_timeout = close_timeout
         self.unlogged = 0
         self.refused = 0
+        self.waited = 0
         self.dropped_rows = 0  # refused here (not acknowledged)
         self.lost = 0  # handed to a writer that died before reporting them
         self._base: dict[str, int] = {}  # counts of writers that died
@@ -173,60 +179,32 @@ class ProcessLogger:
                                         daemon=True)
         self._sender.start()
 
-    # -- the request path --------------------------------------------------------------------
-
-    def submit(self, items: Sequence[Entry | LogBatch]) -> bool:
-        """Queue a request's entries (see :meth:`RequestLogger.submit`: same answers)."""
-        entries = [e if isinstance(e, Entry) else _entry(e) for e in items]
-        rows = sum(e.rows for e in entries)
-        if not rows:
-            return True
-        acknowledged = any(e.acknowledged for e in entries)
-        with self._cond:
-            why = self._refusal(rows)
-            if why and self.max_wait > 0 and not self._failing() and acknowledged:
-                deadline = time.monotonic() + self.max_wait
-                while why and not self._stop and (left := deadline - time.monotonic()) > 0:
-                    self._cond.wait(left)
-                    why = self._refusal(rows)
-            if why:
-                if not acknowledged:
-                    self.dropped_rows += rows
-                    return False
-                if self.log_failure == "serve" and not self._stop:
-                    self.unlogged += rows
-                    self._unlogged_at = time.monotonic()
-                    return False
-                self.refused += 1
-                raise LogUnavailable(why)
-            if not self._queue:
-                self._oldest = time.monotonic()
-            self._queue.extend(entries)
-            self._queue_rows += rows
-            if self._queue_rows >= _BATCH_ROWS:
-                self._cond.notify_all()
-        return True
+    # -- the request path (submit: :class:`Admission`) ------------------------------------
 
     def _failing(self) -> str:
         if self._dead:
             return self._dead
         return self._child.failing if self._child is not None else ""
 
-    def _pending(self) -> int:
+    def _held_rows(self) -> int:
         """Acknowledged rows not yet in the spool: queued here, or sent and not reported."""
         child = self._child
         return self._queue_rows + (0 if child is None else child.sent - child.settled)
 
-    def _refusal(self, rows: int) -> str:
-        return refusal(stopped=self._stop, failing=self._failing(), pending_rows=self._pending(),
-                       rows=rows, max_pending_rows=self.max_pending_rows)
+    def _take(self, entries: Sequence[Entry], rows: int) -> None:
+        if not self._queue:
+            self._oldest = time.monotonic()
+        self._queue.extend(entries)
+        self._queue_rows += rows
+        if self._queue_rows >= _BATCH_ROWS:
+            self._cond.notify_all()
 
     # -- the sender thread -------------------------------------------------------------------
 
     def _spawn(self) -> None:
         """Start a writer process (under the lock, or before the threads start)."""
         try:
-            child = _Child(self.spec, max(0.025, self.window - self.send_interval),
+            child = _Child(self.spec, self.window,
                            self.retry_interval, self.close_timeout)
         except (OSError, ValueError) as exc:
             self._dead = f"the request log's writer process cannot start: {exc}"
@@ -241,7 +219,15 @@ class ProcessLogger:
         if not self._queue:
             return False
         return (self._flushing or self._stop or self._queue_rows >= _BATCH_ROWS
-                or time.monotonic() - self._oldest >= self.send_interval)
+                or time.monotonic() - self._oldest >= self._delay())
+
+    def _delay(self) -> float:
+        """How long the oldest queued entry waits: the window less two of the writer's
+        spool writes (it writes each frame on receipt), within [25 ms, ``send_interval``].
+        One wait for both processes: the fewer frames, the less pickling and waking."""
+        child = self._child
+        write_s = 0.01 if child is None else child.write_s
+        return min(self.send_interval, max(_MIN_SEND_S, self.window - 2 * write_s))
 
     def _send_loop(self) -> None:
         while True:
@@ -258,7 +244,7 @@ class ProcessLogger:
                     if not self._queue or self._child is None:
                         wait = self.retry_interval if self._child is None else self.window
                     else:
-                        wait = max(0.001, self._oldest + self.send_interval - time.monotonic())
+                        wait = max(0.001, self._oldest + self._delay() - time.monotonic())
                     self._cond.wait(wait)
                 child = self._child
                 entries, self._queue = self._queue, []
@@ -313,7 +299,7 @@ class ProcessLogger:
                 break
             with self._cond:
                 if message[0] == "stats":
-                    _, child.settled, child.counts, child.failing = message
+                    _, child.settled, child.counts, child.failing, child.write_s = message
                 elif message[0] == "done":
                     child.replies[message[1]] = (message[2], message[3])
                 self._cond.notify_all()
@@ -345,7 +331,7 @@ class ProcessLogger:
                 unlogged_rows=self.unlogged, refused_requests=self.refused,
                 dropped_rows=self.dropped_rows + counts.get("dropped", 0),
                 lost_rows=self.lost + counts.get("lost", 0),
-                pending_rows=self._pending(), failing=self._failing(),
+                pending_rows=self._held_rows(), failing=self._failing(),
                 unlogged_recently=time.monotonic() - self._unlogged_at < _RECENT_S)
 
     @property
@@ -356,7 +342,7 @@ class ProcessLogger:
     def pending(self) -> int:
         """Rows handed over (or queued) but not yet reported in the write-ahead spool."""
         with self._cond:
-            return self._pending()
+            return self._held_rows()
 
     def _ask(self, command: str, timeout: float) -> tuple[bool, str]:
         """Send ``command`` to the writer and wait for its reply: (ok, error)."""
@@ -433,12 +419,6 @@ class ProcessLogger:
             log.exception("closing the request log failed")
 
 
-def _entry(batch: LogBatch) -> Entry:
-    from ctloop.requestlog.batches import as_entry
-
-    return as_entry(batch)
-
-
 # --- the writer process -----------------------------------------------------------------------
 
 
@@ -450,6 +430,10 @@ def main() -> None:
     # stdin when it stops, and we finish what we were given first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:  # the event loop first when both want a core: the writer has the window's slack
+        os.nice(_NICE)
+    except OSError:
+        pass
     source, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the reply stream
     opened = _read_frame(source)
@@ -459,7 +443,8 @@ def main() -> None:
     settings: dict[str, float] = opened[2]
     reply = _Replies(out)
     target = spec.open()
-    writer = RequestLogger(target, window=settings["window"],
+    # interval 0: each frame is spooled on receipt (the sender already waited for it)
+    writer = RequestLogger(target, interval=0.0, window=settings["window"],
                            retry_interval=settings["retry_interval"],
                            close_timeout=settings["close_timeout"])
     writer.on_write = lambda: reply.stats(writer)
@@ -503,7 +488,7 @@ class _Replies:
         s = writer.stats()
         self.send(("stats", writer.settled(), {
             "written": s.written_rows, "quarantined": s.quarantined_rows,
-            "dropped": s.dropped_rows, "lost": s.lost_rows}, s.failing))
+            "dropped": s.dropped_rows, "lost": s.lost_rows}, s.failing, writer.write_seconds))
 
 
 if __name__ == "__main__":

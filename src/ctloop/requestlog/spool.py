@@ -66,15 +66,19 @@ class Spool:
         seq = self._next
         final = self.folder / f"{seq:012d}{_SUFFIX}"
         tmp = self.folder / f".{seq:012d}.tmp"
+        sink = pa.BufferOutputStream()  # built in memory, then one open, write, fsync
+        with pa.ipc.new_file(sink, table.schema) as out:
+            out.write_table(table)
+        view = memoryview(sink.getvalue())
         try:
-            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
-                out.write_table(table)
-            if self.fsync:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
                     os.fsync(fd)
-                finally:
-                    os.close(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, final)
         except OSError as exc:
             tmp.unlink(missing_ok=True)

@@ -61,8 +61,8 @@ if TYPE_CHECKING:
 
     from ctloop.requestlog.batches import LogBatch
 
-__all__ = ["LogFailure", "LogUnavailable", "LogWriter", "RequestLogger", "WriterStats",
-           "check_log_failure", "refusal"]
+__all__ = ["Admission", "LogFailure", "LogUnavailable", "LogWriter", "RequestLogger",
+           "WriterStats", "check_log_failure", "refusal"]
 
 log = logging.getLogger("ctloop.requestlog")
 
@@ -138,7 +138,91 @@ def refusal(*, stopped: bool, failing: str, pending_rows: int, rows: int,
     return ""
 
 
-class RequestLogger:
+class Admission:
+    """The one ``submit`` of both writers (this module's thread, the writer process's
+    sender): refuse with 503, wait for room, serve unlogged, or queue.
+
+    A subclass keeps the counters below under ``_cond`` and says what is failing, how
+    many acknowledged rows it holds outside the spool, and how to queue (``_take``,
+    under the lock). The common case (one entry, room for it) is a few attribute reads
+    and one lock: it runs once per request."""
+
+    _cond: threading.Condition
+    _stop: bool
+    max_wait: float
+    max_pending_rows: int
+    log_failure: LogFailure
+    unlogged: int
+    refused: int
+    dropped_rows: int
+    waited: int
+    _unlogged_at: float
+
+    def _failing(self) -> str:
+        raise NotImplementedError
+
+    def _held_rows(self) -> int:
+        raise NotImplementedError
+
+    def _take(self, entries: Sequence[Entry], rows: int) -> None:
+        raise NotImplementedError
+
+    def submit(self, items: Sequence[Entry | LogBatch]) -> bool:
+        """Queue a request's entries; False when served unlogged (``log_failure = "serve"``).
+
+        Raises :class:`LogUnavailable` (503) instead of acknowledging rows the
+        log cannot make durable: the spool is failing, or ``window_rows`` rows
+        are already waiting. Entries of refused requests never raise.
+        """
+        entries: Sequence[Entry]
+        first = items[0] if len(items) == 1 else None
+        if type(first) is Entry:  # one entry: the request path's case
+            entries = items  # type: ignore[assignment]
+            rows = len(first.request_ids)
+            acknowledged = first.status < 400 and first.served
+        else:
+            entries = [e if isinstance(e, Entry) else _entry(e) for e in items]
+            rows = sum(e.rows for e in entries)
+            acknowledged = any(e.acknowledged for e in entries)
+        if not rows:
+            return True
+        with self._cond:
+            held = self._held_rows()
+            if self._stop or (held and held + rows > self.max_pending_rows) or self._failing():
+                return self._admit_slowly(entries, rows, acknowledged)
+            self._take(entries, rows)
+        return True
+
+    def _refusal(self, rows: int) -> str:
+        """Why ``rows`` more cannot be taken now ("" when they can); under the lock."""
+        return refusal(stopped=self._stop, failing=self._failing(),
+                       pending_rows=self._held_rows(), rows=rows,
+                       max_pending_rows=self.max_pending_rows)
+
+    def _admit_slowly(self, entries: Sequence[Entry], rows: int, acknowledged: bool) -> bool:
+        """No room or no spool now: wait for room (``max_wait``), or refuse; under the lock."""
+        why = self._refusal(rows)
+        if why and self.max_wait > 0 and not self._failing() and acknowledged:
+            self.waited += 1
+            deadline = time.monotonic() + self.max_wait
+            while why and not self._stop and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+                why = self._refusal(rows)
+        if why:
+            if not acknowledged:
+                self.dropped_rows += rows
+                return False
+            if self.log_failure == "serve" and not self._stop:
+                self.unlogged += rows
+                self._unlogged_at = time.monotonic()
+                return False
+            self.refused += 1
+            raise LogUnavailable(why)
+        self._take(entries, rows)
+        return True
+
+
+class RequestLogger(Admission):
     """The request log's one writer thread in front of a ``PredictionLog``."""
 
     def __init__(
@@ -190,54 +274,25 @@ class RequestLogger:
 
     # -- the request path --------------------------------------------------------------------
 
-    def submit(self, items: Sequence[Entry | LogBatch]) -> bool:
-        """Queue a request's entries; False when served unlogged (``log_failure = "serve"``).
+    def _failing(self) -> str:
+        return self.failing
 
-        Raises :class:`LogUnavailable` (503) instead of acknowledging rows the
-        log cannot make durable: the spool is failing, or ``window_rows`` rows
-        are already waiting. Entries of refused requests never raise.
-        """
-        entries = [e if isinstance(e, Entry) else _entry(e) for e in items]
-        rows = sum(e.rows for e in entries)
-        if not rows:
-            return True
-        acknowledged = any(e.acknowledged for e in entries)
-        with self._cond:
-            why = self._refusal(rows)
-            if why and self.max_wait > 0 and not self.failing and acknowledged:
-                self.waited += 1
-                deadline = time.monotonic() + self.max_wait
-                while why and not self._stop and (left := deadline - time.monotonic()) > 0:
-                    self._cond.wait(left)
-                    why = self._refusal(rows)
-            if why:
-                if not acknowledged:
-                    self.dropped_rows += rows
-                    return False
-                if self.log_failure == "serve" and not self._stop:
-                    self.unlogged += rows
-                    self._unlogged_at = time.monotonic()
-                    return False
-                self.refused += 1
-                raise LogUnavailable(why)
-            if not self._pending:
-                self._oldest = time.monotonic()
-            self._pending.extend(entries)
-            self._pending_rows += rows
-            self.accepted += rows
-            if self._pending_rows >= _BATCH_ROWS:
-                self._cond.notify_all()
-        return True
+    def _held_rows(self) -> int:
+        return self._pending_rows
+
+    def _take(self, entries: Sequence[Entry], rows: int) -> None:
+        if not self._pending:
+            self._oldest = time.monotonic()
+        self._pending.extend(entries)
+        self._pending_rows += rows
+        self.accepted += rows
+        if self._pending_rows >= _BATCH_ROWS:
+            self._cond.notify_all()
 
     def settled(self) -> int:
         """Rows taken so far that are no longer pending (spooled, quarantined or lost)."""
         with self._cond:
             return self.accepted - self._pending_rows
-
-    def _refusal(self, rows: int) -> str:
-        """Why ``rows`` more cannot be taken now ("" when they can); under the lock."""
-        return refusal(stopped=self._stop, failing=self.failing, pending_rows=self._pending_rows,
-                       rows=rows, max_pending_rows=self.max_pending_rows)
 
     def accept(self, entries: Sequence[Item]) -> None:
         """Queue entries another process already acknowledged (the writer process): never
@@ -251,7 +306,7 @@ class RequestLogger:
             self._pending.extend(entries)
             self._pending_rows += rows
             self.accepted += rows
-            if self._pending_rows >= _BATCH_ROWS:
+            if self._pending_rows >= _BATCH_ROWS or self.interval <= 0:
                 self._cond.notify_all()
 
     # -- the writer thread -------------------------------------------------------------------
@@ -398,6 +453,11 @@ class RequestLogger:
                 dropped_rows=self.dropped_rows, lost_rows=self.lost,
                 pending_rows=self._pending_rows, failing=self.failing,
                 unlogged_recently=time.monotonic() - self._unlogged_at < _RECENT_S)
+
+    @property
+    def write_seconds(self) -> float:
+        """How long a write takes, smoothed (a writer process reports it to its sender)."""
+        return self._write_s
 
     @property
     def dropped(self) -> int:

@@ -78,3 +78,38 @@ def test_a_dead_writer_means_503_until_a_new_one_runs(tmp_path: Path) -> None:
         logger.close()
     ids = set(open_prediction_log(tmp_path).read(model_name="m")["request_id"])
     assert {"q0-0", "q2-0"} <= ids  # the dead writer's spool was adopted and published
+
+
+def test_one_wait_the_sender_waits_the_window_less_the_writers_spool_writes(
+        tmp_path: Path) -> None:
+    """The writer spools each frame on receipt and reports how long its writes take; the
+    sender waits the window less two of them, within [25 ms, send_interval]."""
+    logger = ProcessLogger(open_prediction_log(tmp_path), window=0.1, send_interval=0.075)
+    try:
+        logger.submit([_batch(1, 3)])
+        logger.drain()
+        child = logger._child
+        assert child is not None and child.settled == 3
+        assert 0 < child.write_s < 10  # reported with the counters after the write
+        child.write_s = 0.001
+        assert logger._delay() == 0.075  # a fast disk: the longest wait, fewest frames
+        child.write_s = 0.030
+        assert logger._delay() == pytest.approx(0.04)
+        child.write_s = 0.2
+        assert logger._delay() == 0.025  # a slow disk never means back-to-back tiny frames
+    finally:
+        logger.close()
+    assert len(open_prediction_log(tmp_path).read(model_name="m")) == 3
+
+
+def test_the_writer_process_runs_at_a_lower_priority(tmp_path: Path) -> None:
+    logger = ProcessLogger(open_prediction_log(tmp_path))
+    try:
+        logger.submit([_batch(1)])
+        logger.drain()
+        child = logger._child
+        assert child is not None
+        assert os.getpriority(os.PRIO_PROCESS, child.proc.pid) \
+            >= min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
+    finally:
+        logger.close()

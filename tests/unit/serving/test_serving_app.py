@@ -166,3 +166,18 @@ def test_ready_of_a_model_without_the_alias_still_advises_a_promotion(project, m
         body = client.get("/ready").json()
     assert body["ready"] is False and "flights" in body["missing"]
     assert "No model named" not in (body.get("detail") or "")
+
+
+def test_a_running_app_keeps_what_it_loaded_out_of_the_collector(three_versions, sample) -> None:
+    """While serving, what was loaded at start is frozen (full collections never walk it)
+    and young cycles are collected less often; both are undone when the app stops."""
+    import gc
+
+    before = gc.get_threshold()
+    with TestClient(three_versions.app("flights")) as client:
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] >= 20_000
+        answer = client.post("/v1/models/flights:predict", json={"rows": _rows(sample)})
+        assert answer.status_code == 200, answer.text
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
