@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ctloop.deploy.plan import DeploymentPlan, Probe, size_in_bytes
+from ctloop.deploy.plan import DeploymentPlan, Probe, Service, size_in_bytes
 
 __all__ = ["DOTENV_FILE", "ENV_FILE", "SECRETS_FILE", "read_env_file", "render_compose",
            "render_dotenv", "render_env_file", "render_secrets_file", "serving_services"]
@@ -95,67 +95,92 @@ def _healthcheck(probe: Probe) -> dict[str, Any]:
             "start_period": "180s"}
 
 
+def _image(svc: Service, plan: DeploymentPlan, build: dict[str, str]) -> dict[str, Any]:
+    """An external image reads only its secrets; the project image is built, reads the
+    settings and the secrets, and runs under an init."""
+    if svc.image:
+        return {"image": svc.image, **({"env_file": [SECRETS_FILE]} if svc.secret_env else {})}
+    # an init forwards SIGTERM (a quick stop) and reaps children
+    return {"image": plan.image, "build": dict(build), "env_file": [ENV_FILE, SECRETS_FILE],
+            "init": True}
+
+
+def _depends_on(svc: Service, plan: DeploymentPlan) -> dict[str, Any]:
+    """Each dependency, healthy when it has a readiness probe; the published service is
+    one compose service per replica."""
+    by_name = {s.name: s for s in plan.services}
+    return {
+        name: {"condition": "service_healthy" if by_name[d].readiness else "service_started"}
+        for d in svc.depends_on
+        for name in (serving_services(plan) if by_name[d].published else [d])
+    }
+
+
+def _resources(svc: Service) -> dict[str, Any]:
+    """Replicas (a scaled service, except the published one), limits and reservation."""
+    spec: dict[str, Any] = {}
+    if svc.replicas != 1 and not svc.published:
+        spec["scale"] = svc.replicas
+    if svc.cpus:
+        spec["cpus"] = float(f"{svc.cpus:g}")
+    if svc.memory:
+        spec["mem_limit"] = size_in_bytes(svc.memory)
+    spec["mem_reservation"] = size_in_bytes(svc.request_memory)
+    return spec
+
+
+def _service(svc: Service, plan: DeploymentPlan, build: dict[str, str]) -> dict[str, Any]:
+    """One service's block (the published one's, before its ports)."""
+    spec = _image(svc, plan, build)
+    if svc.command:  # "$" would be compose's own interpolation: leave it to the shell
+        spec["command"] = [part.replace("$", "$$") for part in svc.command]
+    if svc.env:
+        spec["environment"] = dict(svc.env)
+    if svc.ports and not svc.published:  # the published service: one per replica, below
+        spec["expose"] = [str(p) for p in svc.ports]  # the internal network only
+    if svc.depends_on:
+        spec["depends_on"] = _depends_on(svc, plan)
+    spec.update(_resources(svc))
+    probe = svc.readiness or svc.liveness
+    if probe is not None:
+        spec["healthcheck"] = _healthcheck(probe)
+    mounts = {**svc.volumes, **svc.shared}
+    if mounts:
+        spec["volumes"] = [f"{name}:{path}" for name, path in mounts.items()]
+    if svc.pending:
+        spec["labels"] = {"ctloop.pending-command": "true"}
+    spec["restart"] = "on-failure" if svc.oneshot else "unless-stopped"
+    return spec
+
+
+def _replicas(svc: Service, plan: DeploymentPlan, spec: dict[str, Any]) -> dict[str, Any]:
+    """The published service as one compose service per replica, each on its port."""
+    services: dict[str, Any] = {}
+    previous = ""
+    for name, port in serving_services(plan).items():
+        published = [f"{plan.host}:{port}:{svc.ports[0]}"]
+        services[name] = {**copy.deepcopy(spec), "ports": published}
+        if plan.first_model and previous:  # one replica at a time has the CPU: the
+            # first answers from the bundle sooner, the next start when it does
+            services[name]["depends_on"] = {previous: {"condition": "service_healthy"}}
+        previous = name
+    return services
+
+
 def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
     """The ``docker-compose.yaml`` document."""
-    context = os.path.relpath(plan.project_root, out_dir)
-    dockerfile = os.path.relpath(os.path.join(out_dir, "Dockerfile"), plan.project_root)
-    by_name = {s.name: s for s in plan.services}
+    build = {"context": os.path.relpath(plan.project_root, out_dir),
+             "dockerfile": os.path.relpath(os.path.join(out_dir, "Dockerfile"),
+                                           plan.project_root)}
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
     for svc in plan.services:
-        spec: dict[str, Any] = {}
-        if svc.image:
-            spec["image"] = svc.image
-            if svc.secret_env:
-                spec["env_file"] = [SECRETS_FILE]
-        else:
-            spec["image"] = plan.image
-            spec["build"] = {"context": context, "dockerfile": dockerfile}
-            spec["env_file"] = [ENV_FILE, SECRETS_FILE]
-            spec["init"] = True  # an init forwards SIGTERM (a quick stop) and reaps children
-        if svc.command:  # "$" would be compose's own interpolation: leave it to the shell
-            spec["command"] = [part.replace("$", "$$") for part in svc.command]
-        if svc.env:
-            spec["environment"] = dict(svc.env)
+        spec = _service(svc, plan, build)
+        volumes.update({name: {} for name in {**svc.volumes, **svc.shared}})
         if svc.published:
-            pass  # one service per replica, below
-        elif svc.ports:
-            spec["expose"] = [str(p) for p in svc.ports]  # the internal network only
-        if svc.depends_on:  # the published service is one compose service per replica
-            spec["depends_on"] = {
-                name: {"condition": "service_healthy" if by_name[d].readiness else
-                       "service_started"}
-                for d in svc.depends_on
-                for name in (serving_services(plan) if by_name[d].published else [d])
-            }
-        if svc.replicas != 1 and not svc.published:
-            spec["scale"] = svc.replicas
-        if svc.cpus:
-            spec["cpus"] = float(f"{svc.cpus:g}")
-        if svc.memory:
-            spec["mem_limit"] = size_in_bytes(svc.memory)
-        spec["mem_reservation"] = size_in_bytes(svc.request_memory)
-        probe = svc.readiness or svc.liveness
-        if probe is not None:
-            spec["healthcheck"] = _healthcheck(probe)
-        mounts = {**svc.volumes, **svc.shared}
-        if mounts:
-            spec["volumes"] = [f"{name}:{path}" for name, path in mounts.items()]
-            volumes.update({name: {} for name in mounts})
-        if svc.pending:
-            spec["labels"] = {"ctloop.pending-command": "true"}
-        spec["restart"] = "on-failure" if svc.oneshot else "unless-stopped"
-        if not svc.published:
+            services.update(_replicas(svc, plan, spec))
+        else:
             services[svc.name] = spec
-            continue
-        previous = ""
-        for name, port in serving_services(plan).items():
-            published = [f"{plan.host}:{port}:{svc.ports[0]}"]
-            services[name] = {**copy.deepcopy(spec), "ports": published}
-            if plan.first_model and previous:  # one replica at a time has the CPU: the
-                # first answers from the bundle sooner, the next start when it does
-                services[name]["depends_on"] = {previous: {"condition": "service_healthy"}}
-            previous = name
     doc: dict[str, Any] = {"version": COMPOSE_VERSION, "services": services}
     if volumes:
         doc["volumes"] = volumes
