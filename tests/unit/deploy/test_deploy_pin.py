@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import ctloop.core.secrets
 from ctloop.core.settings import load_settings
 from ctloop.deploy import export_deployment
 from ctloop.deploy.firstmodel import BUNDLE_FILE
@@ -156,6 +157,8 @@ def _export(case: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     (root / "ctloop.toml").write_text(
         toml + '\n[ctloop.deploy]\nname = "pin"\n' + deploy)
     monkeypatch.setattr(secrets, "token_urlsafe", lambda n=None: "generated-password")
+    # the notes are masked with every secret this process has seen: only this case's
+    monkeypatch.setattr(ctloop.core.secrets, "_remembered", set())
     monkeypatch.setenv(KEY_ENV, "signing-key" if bundle else "")
     out = root / "deploy"
     if bundle:  # a previous export's first model: kept as it is, not checked again
