@@ -242,6 +242,203 @@ def _s3_endpoint(settings: Settings, options: dict[str, Any]) -> str:
     return endpoint
 
 
+@dataclass
+class _Parts:
+    """What the plan gathers on its way: services, secrets, notes for the README."""
+
+    keep: dict[str, str]
+    services: list[Service] = field(default_factory=list)
+    secret_env: dict[str, str] = field(default_factory=dict)
+    db_secret: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _metadata_store(settings: Settings, options: dict[str, Any], parts: _Parts) -> bool:
+    """A metadata database on this machine becomes a bundled PostgreSQL (its password
+    kept from the previous export); True when bundled."""
+    import secrets as tokens
+
+    if not _is_local(settings.metadata_url):
+        parts.secret_env["CTLOOP_METADATA_URL"] = settings.metadata_url
+        return False
+    password = parts.keep.get("POSTGRES_PASSWORD") or tokens.token_urlsafe(18)
+    parts.db_secret = {"POSTGRES_USER": "ctloop", "POSTGRES_PASSWORD": password,
+                       "POSTGRES_DB": "ctloop"}
+    parts.secret_env["CTLOOP_METADATA_URL"] = (
+        f"postgresql+psycopg://ctloop:{password}@metadata-db:5432/ctloop")
+    parts.notes.append(
+        f"The metadata store {settings.metadata_url} is local to this machine; the "
+        "deployment bundles PostgreSQL (service metadata-db) with a generated password "
+        "kept in secrets.env."
+    )
+    parts.services.append(Service(
+        name="metadata-db", image=str(options.get("postgres_image",
+                                                EXTERNAL_IMAGES["postgres"])),
+        command=[], ports=[5432], env={"PGDATA": PGDATA},
+        secret_env=list(parts.db_secret), volumes={"metadata": "/var/lib/postgresql/data"},
+        request_cpus=0.25, request_memory="256MiB", memory="1GiB",
+        liveness=Probe(command=("pg_isready", "-U", "ctloop")),
+        readiness=Probe(command=("pg_isready", "-U", "ctloop")),
+    ))
+    return True
+
+
+def _artifact_store(settings: Settings, target: str, parts: _Parts) -> tuple[str, bool]:
+    """The artifacts URL in the containers, and whether it is a volume they share (a
+    local folder: single host, refused on Kubernetes)."""
+    artifacts = settings.artifacts_url
+    shared_artifacts = artifacts.startswith("file:") or "://" not in artifacts
+    if not shared_artifacts:
+        return artifacts, False
+    if target == "kubernetes":
+        raise ConfigError(
+            f"The artifact store {artifacts} is a local folder, which pods on other "
+            'machines cannot read. Set artifacts = "s3://bucket/prefix" in ctloop.toml '
+            "(or CTLOOP_ARTIFACTS_URL) before exporting for Kubernetes."
+        )
+    parts.notes.append(
+        "Artifacts live in a volume shared by every container (single host only); "
+        "use s3://bucket/prefix to run on several machines."
+    )
+    return f"file://{_SHARED_ARTIFACTS}", True
+
+
+def _online_store(settings: Settings, options: dict[str, Any], parts: _Parts) -> None:
+    """A Redis on this machine becomes a bundled Redis; SQLite moves to the state volume."""
+    online = settings.online_store_url
+    if online.startswith("redis") and _is_local(online):
+        redis, online, redis_secret = _redis_service(
+            online, str(options.get("redis_image", EXTERNAL_IMAGES["redis"])))
+        parts.services.append(redis)
+        parts.db_secret.update(redis_secret)
+        parts.notes.append("The Redis online store on this machine becomes service online-store.")
+    elif online.startswith("sqlite"):
+        online = f"sqlite:///{STATE_DIR}/online.db"
+        parts.notes.append(
+            "The online store is SQLite in the shared state volume (one host); set "
+            'online_store = "redis://HOST:6379/0" for several machines.'
+        )
+    parts.secret_env["CTLOOP_ONLINE_STORE_URL"] = online
+
+
+def _s3_settings(settings: Settings, options: dict[str, Any], parts: _Parts,
+                 settings_env: dict[str, str]) -> None:
+    """S3 artifacts: the endpoint and region as settings, the keys as secrets to fill in."""
+    endpoint = _s3_endpoint(settings, options)
+    if endpoint:
+        settings_env["AWS_ENDPOINT_URL"] = endpoint
+    s3 = settings.tables.s3
+    settings_env["AWS_DEFAULT_REGION"] = str(s3.get("region", "us-east-1"))
+    # Never copied from the exporting machine: filled in by whoever deploys.
+    parts.secret_env["AWS_ACCESS_KEY_ID"] = parts.keep.get("AWS_ACCESS_KEY_ID", "")
+    parts.secret_env["AWS_SECRET_ACCESS_KEY"] = parts.keep.get("AWS_SECRET_ACCESS_KEY", "")
+    parts.notes.append("Fill in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in secrets.env.")
+
+
+def _bundle_key(parts: _Parts) -> None:
+    """The key the first model's bundle is signed with, when it is, kept as a secret."""
+    import os
+
+    from ctloop.registry.bundle import KEY_ENV
+
+    bundle_key = parts.keep.get(KEY_ENV) or os.environ.get(KEY_ENV, "")
+    if bundle_key:
+        parts.secret_env[KEY_ENV] = bundle_key
+        parts.notes.append(f"{KEY_ENV} (the bundles' signing key) is kept in secrets.env: "
+                           "the deployment imports only bundles signed with it.")
+
+
+@dataclass(frozen=True)
+class _Mounts:
+    """What every ctloop container mounts, and whom it starts after."""
+
+    volume: dict[str, str]  # the shared artifacts folder, when it is one
+    shared: dict[str, str]  # the state folder and the landing folders
+    base: list[str]  # the bundled stores
+    after: list[str]  # the replicas, with a first model
+
+
+def _dask_services(options: dict[str, Any], mounts: _Mounts, workers: int,
+                   scheduler: str) -> list[Service]:
+    """The Dask scheduler and its workers (the workers sized from ``[deploy]``)."""
+    worker_cpus = _positive(options, "worker_cpus", 1)
+    worker_memory = str(options.get("worker_memory", "4GB"))
+    cpus = f"{worker_cpus:g}"
+    return [Service(
+        name="dask-scheduler", depends_on=list(mounts.after),
+        command=["dask", "scheduler", "--port", str(SCHEDULER_PORT),
+                 "--dashboard-address", f":{DASHBOARD_PORT}"],
+        ports=[SCHEDULER_PORT, DASHBOARD_PORT],
+        # Worker deaths come back at once, so the engine's retries decide and are recorded.
+        env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"},
+        request_cpus=0.25, request_memory="512MiB", memory="2GiB",
+        liveness=Probe(path="/health", port=DASHBOARD_PORT),
+        readiness=Probe(path="/health", port=DASHBOARD_PORT),
+    ), Service(
+        name="dask-worker", replicas=workers, cpus=worker_cpus, memory=worker_memory,
+        request_cpus=worker_cpus, request_memory=worker_memory,
+        command=["dask", "worker", scheduler, "--nthreads", str(max(1, int(worker_cpus))),
+                 "--memory-limit", worker_memory, "--dashboard-address",
+                 f":{WORKER_DASHBOARD_PORT}", "--resources",
+                 f"cpus={cpus},memory={size_in_bytes(worker_memory)}"],
+        depends_on=["dask-scheduler", *mounts.base, *mounts.after],
+        volumes=dict(mounts.volume), shared=dict(mounts.shared),
+        liveness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
+        readiness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
+    )]
+
+
+def _serving_service(options: dict[str, Any], mounts: _Mounts, first_model: str) -> Service:
+    """The published prediction service; with a first model it answers from the bundle
+    and waits for nothing."""
+    serve = ["ctloop", "serve", "--host", "0.0.0.0", "--port", str(SERVING_PORT)]
+    if first_model:
+        serve = ["ctloop", "deploy", "serve", "--bundle", first_model, "--host", "0.0.0.0",
+                 "--port", str(SERVING_PORT)]
+    return Service(
+        name="serving", replicas=int(_positive(options, "serving_replicas", 2)),
+        command=serve, ports=[SERVING_PORT], published=True,
+        depends_on=[] if first_model else list(mounts.base), volumes=dict(mounts.volume),
+        shared=dict(mounts.shared),
+        request_cpus=0.5, request_memory="512MiB", cpus=2, memory="2GiB",
+        liveness=Probe(path="/health", port=SERVING_PORT),
+        readiness=Probe(path="/ready", port=SERVING_PORT),
+    )
+
+
+def _controller_services(settings: Settings, options: dict[str, Any], mounts: _Mounts,
+                         first_model: str) -> list[Service]:
+    """The trigger controller, each declared loop's controller and the first model's
+    one-shot import."""
+    controllers = int(_positive(options, "controllers", 1))
+    waits = ["dask-scheduler", *mounts.base, *mounts.after]
+    services = [Service(
+        name="controller", replicas=controllers,
+        command=["ctloop", "triggers", "run"],
+        depends_on=list(waits), volumes=dict(mounts.volume), shared=dict(mounts.shared),
+        request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB",
+        liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
+    )]
+    tick = []  # seconds between the loop controllers' looks for new spans (default 30)
+    if "loop_interval" in options:
+        tick = ["--interval", f"{_positive(options, 'loop_interval', 30):g}"]
+    services.extend(Service(  # each loop's live controller: lease-guarded, so replicas wait
+        name=f"loop-{loop}", replicas=controllers,
+        command=["ctloop", "loop", "run", loop, *tick],
+        depends_on=list(waits), volumes=dict(mounts.volume), shared=dict(mounts.shared),
+        request_cpus=0.5, request_memory="1GiB", cpus=2, memory="4GiB",
+        liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
+    ) for loop in _declared_loops(settings))
+    if first_model:  # into the registry while the replicas answer from the bundle
+        services.append(Service(
+            name="first-model", command=["ctloop", "deploy", "first-model", first_model],
+            depends_on=[*mounts.base, *mounts.after], volumes=dict(mounts.volume),
+            shared=dict(mounts.shared),
+            request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB", oneshot=True,
+        ))
+    return services
+
+
 def plan_deployment(
     settings: Settings, target: str, *, host: str = "127.0.0.1", port: int = SERVING_PORT,
     keep: Mapping[str, str] | None = None, image: str | None = None, first_model: str = "",
@@ -263,74 +460,16 @@ def plan_deployment(
             local artifact folder on Kubernetes, a loopback S3 endpoint) or
             ``[deploy]`` is invalid.
     """
-    import secrets as tokens
-
     keep = dict(keep or {})
     options = _deploy_options(settings)
     slug = project_slug(settings, options)
     workers = int(_positive(options, "workers", 2))
-    worker_cpus = _positive(options, "worker_cpus", 1)
-    worker_memory = str(options.get("worker_memory", "4GB"))
-    size_in_bytes(worker_memory)
-    notes: list[str] = []
-    secret_env: dict[str, str] = {}
-    db_secret: dict[str, str] = {}
-    services: list[Service] = []
-
-    bundled_db = _is_local(settings.metadata_url)
-    if bundled_db:
-        password = keep.get("POSTGRES_PASSWORD") or tokens.token_urlsafe(18)
-        db_secret = {"POSTGRES_USER": "ctloop", "POSTGRES_PASSWORD": password,
-                     "POSTGRES_DB": "ctloop"}
-        secret_env["CTLOOP_METADATA_URL"] = (
-            f"postgresql+psycopg://ctloop:{password}@metadata-db:5432/ctloop")
-        notes.append(
-            f"The metadata store {settings.metadata_url} is local to this machine; the "
-            "deployment bundles PostgreSQL (service metadata-db) with a generated password "
-            "kept in secrets.env."
-        )
-        services.append(Service(
-            name="metadata-db", image=str(options.get("postgres_image",
-                                                    EXTERNAL_IMAGES["postgres"])),
-            command=[], ports=[5432], env={"PGDATA": PGDATA},
-            secret_env=list(db_secret), volumes={"metadata": "/var/lib/postgresql/data"},
-            request_cpus=0.25, request_memory="256MiB", memory="1GiB",
-            liveness=Probe(command=("pg_isready", "-U", "ctloop")),
-            readiness=Probe(command=("pg_isready", "-U", "ctloop")),
-        ))
-    else:
-        secret_env["CTLOOP_METADATA_URL"] = settings.metadata_url
-
-    artifacts = settings.artifacts_url
-    shared_artifacts = artifacts.startswith("file:") or "://" not in artifacts
-    if shared_artifacts:
-        if target == "kubernetes":
-            raise ConfigError(
-                f"The artifact store {artifacts} is a local folder, which pods on other "
-                'machines cannot read. Set artifacts = "s3://bucket/prefix" in ctloop.toml '
-                "(or CTLOOP_ARTIFACTS_URL) before exporting for Kubernetes."
-            )
-        artifacts = f"file://{_SHARED_ARTIFACTS}"
-        notes.append(
-            "Artifacts live in a volume shared by every container (single host only); "
-            "use s3://bucket/prefix to run on several machines."
-        )
-
-    online = settings.online_store_url
-    if online.startswith("redis") and _is_local(online):
-        redis, online, redis_secret = _redis_service(
-            online, str(options.get("redis_image", EXTERNAL_IMAGES["redis"])))
-        services.append(redis)
-        db_secret.update(redis_secret)
-        notes.append("The Redis online store on this machine becomes service online-store.")
-    elif online.startswith("sqlite"):
-        online = f"sqlite:///{STATE_DIR}/online.db"
-        notes.append(
-            "The online store is SQLite in the shared state volume (one host); set "
-            'online_store = "redis://HOST:6379/0" for several machines.'
-        )
-    secret_env["CTLOOP_ONLINE_STORE_URL"] = online
-
+    _positive(options, "worker_cpus", 1)
+    size_in_bytes(str(options.get("worker_memory", "4GB")))
+    parts = _Parts(keep=keep)
+    bundled_db = _metadata_store(settings, options, parts)
+    artifacts, shared_artifacts = _artifact_store(settings, target, parts)
+    _online_store(settings, options, parts)
     scheduler = f"tcp://dask-scheduler:{SCHEDULER_PORT}"
     settings_env = {
         "CTLOOP_HOME": STATE_DIR,
@@ -339,103 +478,29 @@ def plan_deployment(
         "CTLOOP_MAX_WORKERS": str(max(workers, settings.max_workers)),
     }
     if artifacts.startswith(("s3://", "s3a://")):
-        endpoint = _s3_endpoint(settings, options)
-        if endpoint:
-            settings_env["AWS_ENDPOINT_URL"] = endpoint
-        s3 = settings.tables.s3
-        settings_env["AWS_DEFAULT_REGION"] = str(s3.get("region", "us-east-1"))
-        # Never copied from the exporting machine: filled in by whoever deploys.
-        secret_env["AWS_ACCESS_KEY_ID"] = keep.get("AWS_ACCESS_KEY_ID", "")
-        secret_env["AWS_SECRET_ACCESS_KEY"] = keep.get("AWS_SECRET_ACCESS_KEY", "")
-        notes.append("Fill in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in secrets.env.")
-
-    if first_model:  # the key the first model's bundle is signed with, when it is
-        import os
-
-        from ctloop.registry.bundle import KEY_ENV
-
-        bundle_key = keep.get(KEY_ENV) or os.environ.get(KEY_ENV, "")
-        if bundle_key:
-            secret_env[KEY_ENV] = bundle_key
-            notes.append(f"{KEY_ENV} (the bundles' signing key) is kept in secrets.env: "
-                         "the deployment imports only bundles signed with it.")
-    volume = {"artifacts": _SHARED_ARTIFACTS} if shared_artifacts else {}
+        _s3_settings(settings, options, parts, settings_env)
+    if first_model:
+        _bundle_key(parts)
     landing = _landing_folders(settings)
     shared = {"state": STATE_DIR, **{
         "landing" if i == 0 else f"landing-{i}": path
         for i, path in enumerate(sorted(set(landing.values())))}}
     if target == "kubernetes":
-        notes.append(
+        parts.notes.append(
             "The state folder and the landing folders are ReadWriteMany volumes shared by "
             "every ctloop pod (Dask workers read the spans there): the cluster needs a "
             "storage class that offers ReadWriteMany (NFS, CephFS, EFS, Azure Files).")
-    base = [s.name for s in services]  # the bundled stores start first
-    # With a first model, the replicas start first (on the bundle); the rest after them.
-    after = ["serving"] if first_model else []
-    services.append(Service(
-        name="dask-scheduler", depends_on=list(after),
-        command=["dask", "scheduler", "--port", str(SCHEDULER_PORT),
-                 "--dashboard-address", f":{DASHBOARD_PORT}"],
-        ports=[SCHEDULER_PORT, DASHBOARD_PORT],
-        # Worker deaths come back at once, so the engine's retries decide and are recorded.
-        env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"},
-        request_cpus=0.25, request_memory="512MiB", memory="2GiB",
-        liveness=Probe(path="/health", port=DASHBOARD_PORT),
-        readiness=Probe(path="/health", port=DASHBOARD_PORT),
-    ))
-    cpus = f"{worker_cpus:g}"
-    services.append(Service(
-        name="dask-worker", replicas=workers, cpus=worker_cpus, memory=worker_memory,
-        request_cpus=worker_cpus, request_memory=worker_memory,
-        command=["dask", "worker", scheduler, "--nthreads", str(max(1, int(worker_cpus))),
-                 "--memory-limit", worker_memory, "--dashboard-address",
-                 f":{WORKER_DASHBOARD_PORT}", "--resources",
-                 f"cpus={cpus},memory={size_in_bytes(worker_memory)}"],
-        depends_on=["dask-scheduler", *base, *after], volumes=dict(volume),
-        shared=dict(shared),
-        liveness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
-        readiness=Probe(path="/health", port=WORKER_DASHBOARD_PORT),
-    ))
-    serve = ["ctloop", "serve", "--host", "0.0.0.0", "--port", str(SERVING_PORT)]
-    if first_model:
-        serve = ["ctloop", "deploy", "serve", "--bundle", first_model, "--host", "0.0.0.0",
-                 "--port", str(SERVING_PORT)]
-    services.append(Service(
-        name="serving", replicas=int(_positive(options, "serving_replicas", 2)),
-        command=serve, ports=[SERVING_PORT], published=True,
-        depends_on=[] if first_model else list(base), volumes=dict(volume),
-        shared=dict(shared),
-        request_cpus=0.5, request_memory="512MiB", cpus=2, memory="2GiB",
-        liveness=Probe(path="/health", port=SERVING_PORT),
-        readiness=Probe(path="/ready", port=SERVING_PORT),
-    ))
-    controllers = int(_positive(options, "controllers", 1))
-    services.append(Service(
-        name="controller", replicas=controllers,
-        command=["ctloop", "triggers", "run"],
-        depends_on=["dask-scheduler", *base, *after], volumes=dict(volume), shared=dict(shared),
-        request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB",
-        liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
-    ))
-    tick = []  # seconds between the loop controllers' looks for new spans (default 30)
-    if "loop_interval" in options:
-        tick = ["--interval", f"{_positive(options, 'loop_interval', 30):g}"]
-    services.extend(Service(  # each loop's live controller: lease-guarded, so replicas wait
-        name=f"loop-{loop}", replicas=controllers,
-        command=["ctloop", "loop", "run", loop, *tick],
-        depends_on=["dask-scheduler", *base, *after], volumes=dict(volume), shared=dict(shared),
-        request_cpus=0.5, request_memory="1GiB", cpus=2, memory="4GiB",
-        liveness=Probe(command=PROBE_COMMAND), readiness=Probe(command=PROBE_COMMAND),
-    ) for loop in _declared_loops(settings))
-    if first_model:  # into the registry while the replicas answer from the bundle
-        services.append(Service(
-            name="first-model", command=["ctloop", "deploy", "first-model", first_model],
-            depends_on=[*base, *after], volumes=dict(volume), shared=dict(shared),
-            request_cpus=0.1, request_memory="256MiB", cpus=1, memory="1GiB", oneshot=True,
-        ))
+    # The bundled stores start first; with a first model, the replicas start first (on
+    # the bundle) and the rest after them.
+    mounts = _Mounts(volume={"artifacts": _SHARED_ARTIFACTS} if shared_artifacts else {},
+                     shared=shared, base=[s.name for s in parts.services],
+                     after=["serving"] if first_model else [])
+    services = [*parts.services, *_dask_services(options, mounts, workers, scheduler),
+                _serving_service(options, mounts, first_model),
+                *_controller_services(settings, options, mounts, first_model)]
     for svc in services:
         if not svc.image:
-            svc.secret_env = list(secret_env)
+            svc.secret_env = list(parts.secret_env)
     return DeploymentPlan(
         image=image or str(options.get("image", f"ctloop-{slug}:latest")),
         project_root=str(settings.project_root),
@@ -443,14 +508,14 @@ def plan_deployment(
         base_image=str(options.get("base_image", "python:3.11-slim")),
         ignored=sorted(landing),
         settings_env=settings_env,
-        secret_env=secret_env,
+        secret_env=parts.secret_env,
         services=services,
         bundled_db=bundled_db,
         shared_artifacts=shared_artifacts,
         host=host,
         port=port,
-        db_secret_env=db_secret,
-        notes=[mask_secrets(n) for n in notes],
+        db_secret_env=parts.db_secret,
+        notes=[mask_secrets(n) for n in parts.notes],
         first_model=first_model,
     )
 
