@@ -61,6 +61,101 @@ def _dump(docs: list[object]) -> str:
     return header + text
 
 
+def _check_folder(settings: Settings, target: str, port: int, out: Path, force: bool) -> str:
+    """The export folder relative to the project (the build context), after checking the
+    target, the port and that the folder is free (or ``force``)."""
+    if target not in TARGETS:
+        raise UserInputError(
+            f"The --target option must be one of {', '.join(TARGETS)}. Got {target!r}."
+        )
+    if not 0 < port < 65536:
+        raise UserInputError(f"The --port option must be 1-65535. Got {port!r}.")
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"{out} is a file; give a folder to write the deployment into.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserInputError(
+            f"The folder {out} is not empty. Export into a new or empty folder, or pass "
+            "--force to overwrite a previous export there."
+        )
+    project = settings.project_root.resolve()
+    try:
+        return out.relative_to(project).as_posix()
+    except ValueError:
+        raise UserInputError(
+            f"The folder {out} is outside the project {project}; the image is built from the "
+            "project folder, so export inside it (e.g. `ctloop deploy export deploy`)."
+        ) from None
+
+
+def _first_model(model: str | Path | None, out: Path, out_rel: str) -> tuple[Path | None, str]:
+    """The first model's bundle (checked now, not in the deployed container; else the
+    previous export's) and its path in the image ("" : none)."""
+    from ctloop.deploy.firstmodel import BUNDLE_FILE
+
+    bundle = Path(model).resolve() if model is not None else None
+    if bundle is not None:
+        from ctloop.registry.bundle import read_bundle
+
+        with read_bundle(bundle):  # every hash checked now, not in the deployed container
+            pass
+    elif (out / BUNDLE_FILE).is_file():
+        bundle = out / BUNDLE_FILE  # the previous export's first model
+    if bundle is None:
+        return None, ""
+    return bundle, f"{PROJECT_DIR}/{BUNDLE_FILE}" if out_rel in ("", ".") else (
+        f"{PROJECT_DIR}/{out_rel}/{BUNDLE_FILE}")
+
+
+def _render(settings: Settings, target: str, plan: DeploymentPlan, out: Path,
+            out_rel: str) -> dict[str, str]:
+    """Each file of the export (name in ``out`` -> text) for ``target``."""
+    from ctloop.deploy.compose import (
+        DOTENV_FILE,
+        ENV_FILE,
+        SECRETS_FILE,
+        render_compose,
+        render_dotenv,
+        render_env_file,
+        render_secrets_file,
+    )
+    from ctloop.deploy.dockerfile import render_dockerfile
+    from ctloop.deploy.readme import render_readme
+
+    files = {
+        "Dockerfile": render_dockerfile(out_rel, plan),
+        SECRETS_FILE: render_secrets_file(plan),
+        "README.md": render_readme(plan, target, out, out_rel),
+    }
+    if target == "docker-compose":
+        files["docker-compose.yaml"] = _dump([render_compose(plan, str(out))])
+        files[ENV_FILE] = render_env_file(plan)
+        files[DOTENV_FILE] = render_dotenv(plan)
+    else:
+        from ctloop.deploy.kubernetes import render_kubernetes
+
+        namespace = str(settings.tables.deploy.get("namespace", "ctloop"))
+        files["kubernetes.yaml"] = _dump(list(render_kubernetes(plan, namespace)))
+    return files
+
+
+def _write(out: Path, files: dict[str, str]) -> list[Path]:
+    """Write ``files`` into ``out``; the secrets file is created private (0600)."""
+    from ctloop.deploy.compose import SECRETS_FILE
+
+    written = []
+    for name, text in files.items():
+        path = out / name
+        if name == SECRETS_FILE:  # created private, never world-readable for a moment
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+        else:
+            path.write_text(text)
+        written.append(path)
+    return written
+
+
 def export_deployment(
     settings: Settings,
     target: str,
@@ -89,54 +184,13 @@ def export_deployment(
         IntegrityError: ``model`` is not an intact bundle.
         ConfigError: the settings cannot be deployed to ``target``.
     """
-    if target not in TARGETS:
-        raise UserInputError(
-            f"The --target option must be one of {', '.join(TARGETS)}. Got {target!r}."
-        )
-    if not 0 < port < 65536:
-        raise UserInputError(f"The --port option must be 1-65535. Got {port!r}.")
     out = Path(out_dir).resolve()
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"{out} is a file; give a folder to write the deployment into.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserInputError(
-            f"The folder {out} is not empty. Export into a new or empty folder, or pass "
-            "--force to overwrite a previous export there."
-        )
-    project = settings.project_root.resolve()
-    try:
-        out_rel = out.relative_to(project).as_posix()
-    except ValueError:
-        raise UserInputError(
-            f"The folder {out} is outside the project {project}; the image is built from the "
-            "project folder, so export inside it (e.g. `ctloop deploy export deploy`)."
-        ) from None
-    from ctloop.deploy.compose import (
-        DOTENV_FILE,
-        ENV_FILE,
-        SECRETS_FILE,
-        read_env_file,
-        render_compose,
-        render_dotenv,
-        render_env_file,
-        render_secrets_file,
-    )
-    from ctloop.deploy.dockerfile import copy_ctloop_source, render_dockerfile, render_dockerignore
+    out_rel = _check_folder(settings, target, port, out, force)
+    from ctloop.deploy.compose import SECRETS_FILE, read_env_file
+    from ctloop.deploy.dockerfile import copy_ctloop_source, render_dockerignore
     from ctloop.deploy.firstmodel import BUNDLE_FILE
-    from ctloop.deploy.readme import render_readme
 
-    bundle = Path(model).resolve() if model is not None else None
-    if bundle is not None:
-        from ctloop.registry.bundle import read_bundle
-
-        with read_bundle(bundle):  # every hash checked now, not in the deployed container
-            pass
-    elif (out / BUNDLE_FILE).is_file():
-        bundle = out / BUNDLE_FILE  # the previous export's first model
-    first = ""
-    if bundle is not None:
-        first = f"{PROJECT_DIR}/{BUNDLE_FILE}" if out_rel in ("", ".") else (
-            f"{PROJECT_DIR}/{out_rel}/{BUNDLE_FILE}")
+    bundle, first = _first_model(model, out, out_rel)
     keep = {} if rotate_secrets else read_env_file(out / SECRETS_FILE)
     plan = plan_deployment(settings, target, host=host, port=port, keep=keep, image=image,
                            first_model=first)
@@ -148,33 +202,10 @@ def export_deployment(
         shutil.copyfile(bundle, out / BUNDLE_FILE)
     copy_ctloop_source(out)
     (out / "Dockerfile.dockerignore").unlink(missing_ok=True)  # BuildKit would prefer it
-    files = {
-        "Dockerfile": render_dockerfile(out_rel, plan),
-        SECRETS_FILE: render_secrets_file(plan),
-        "README.md": render_readme(plan, target, out, out_rel),
-    }
-    if target == "docker-compose":
-        files["docker-compose.yaml"] = _dump([render_compose(plan, str(out))])
-        files[ENV_FILE] = render_env_file(plan)
-        files[DOTENV_FILE] = render_dotenv(plan)
-    else:
-        from ctloop.deploy.kubernetes import render_kubernetes
-
-        namespace = str(settings.tables.deploy.get("namespace", "ctloop"))
-        files["kubernetes.yaml"] = _dump(list(render_kubernetes(plan, namespace)))
-    written = []
-    for name, text in files.items():
-        path = out / name
-        if name == SECRETS_FILE:  # created private, never world-readable for a moment
-            path.unlink(missing_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-        else:
-            path.write_text(text)
-        written.append(path)
+    written = _write(out, _render(settings, target, plan, out, out_rel))
     if bundle is not None:
         written.append(out / BUNDLE_FILE)
+    project = settings.project_root.resolve()
     ignore = project / ".dockerignore"  # beside the build context: every builder reads it
     ignore.write_text(render_dockerignore(
         out_rel, plan, ignore.read_text() if ignore.is_file() else ""))
