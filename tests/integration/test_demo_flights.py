@@ -8,15 +8,18 @@ from pathlib import Path
 import pytest
 
 from ctloop.cli.main import main
+from ctloop.testing.projects import DemoRun
 
 
 @pytest.mark.slow
 def test_demo_serves_monitors_retrains_and_quarantines_a_defective_batch(
-    ctloop_home: Path, capsys: pytest.CaptureFixture[str]
+    ctloop_home: Path, capsys: pytest.CaptureFixture[str], flights_demo: DemoRun
 ) -> None:
-    code = main(["demo", "--months", "4-5", "--defective-month", "5", "--json"])
-    out, err = capsys.readouterr()
+    # `ctloop demo --months 4-5 --defective-month 5 --json`, run once per session (the
+    # browser tests read the same run); this test reads its output and a copy of its project.
+    code, out, err = flights_demo.code, flights_demo.out, flights_demo.err
     assert code == 0, err
+    flights_demo.copy_into(ctloop_home)
     replay = json.loads(out)
     assert replay["loop"] == "flights" and replay["metric"] == "roc_auc"
     march, april, may = replay["spans"]
