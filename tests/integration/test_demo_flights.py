@@ -9,6 +9,7 @@ import pytest
 
 from ctloop.cli.main import main
 from ctloop.testing.projects import DemoRun
+from ctloop.testing.services import patience
 
 
 @pytest.mark.slow
@@ -78,6 +79,7 @@ def test_demo_serves_monitors_retrains_and_quarantines_a_defective_batch(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(patience(300))  # ten monthly spans: past 300 s at load 10 (issue 20.7)
 def test_the_readme_demo_replays_march_to_december_and_retraining_pays(
     ctloop_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
