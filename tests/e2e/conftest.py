@@ -9,7 +9,6 @@ host is aborted and recorded, and a test that made one fails.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,37 +43,34 @@ class Project:
 
 
 @pytest.fixture(scope="session")
-def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """A project after `ctloop demo --months 4-5 --defective-month 5`."""
+def demo_project(tmp_path_factory: pytest.TempPathFactory,
+                 request: pytest.FixtureRequest) -> Iterator[Project]:
+    """A copy of a project after `ctloop demo --months 4-5 --defective-month 5`.
+
+    The demo runs once per session (``flights_demo``, which ``test_demo_flights``
+    reads too), or ``CTLOOP_E2E_PROJECT`` names a finished demo folder to copy.
+    """
     _require_chromium()
-    from ctloop.cli.main import main
     from ctloop.core.settings import load_settings
+    from ctloop.testing.projects import copy_project
 
     home = tmp_path_factory.mktemp("ui-demo")
-    reuse = os.environ.get("CTLOOP_E2E_PROJECT")  # a finished demo folder: copied, saves ~45 s
+    reuse = os.environ.get("CTLOOP_E2E_PROJECT")
+    if reuse:
+        copy_project(Path(reuse), home)
+    else:
+        demo = request.getfixturevalue("flights_demo")
+        assert demo.code == 0, demo.err
+        demo.copy_into(home)
     keep = os.getcwd()
     saved = {k: os.environ.pop(k) for k in list(os.environ)
              if k.startswith("CTLOOP_") and k != "CTLOOP_CHROMIUM"}
     try:
-        if reuse:
-            shutil.copytree(Path(reuse) / ".ctloop", home / ".ctloop")
-            _rebase(home / ".ctloop", Path(reuse).resolve(), home)
         os.chdir(home)
-        if not reuse:
-            assert main(["demo", "--months", "4-5", "--defective-month", "5", "--json"]) == 0
         yield Project(home=home, settings=load_settings(home))
     finally:
         os.chdir(keep)
         os.environ.update(saved)
-
-
-def _rebase(state: Path, old: Path, new: Path) -> None:
-    """Point a copied project's recorded artifact URIs at the copy."""
-    import sqlite3
-
-    with sqlite3.connect(state / "metadata.db") as db:
-        db.execute("UPDATE ctloop_artifacts SET uri = replace(uri, ?, ?)",
-                   (old.as_uri(), new.as_uri()))
 
 
 @dataclass

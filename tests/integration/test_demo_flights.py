@@ -8,15 +8,19 @@ from pathlib import Path
 import pytest
 
 from ctloop.cli.main import main
+from ctloop.testing.projects import DemoRun
+from ctloop.testing.services import patience
 
 
 @pytest.mark.slow
 def test_demo_serves_monitors_retrains_and_quarantines_a_defective_batch(
-    ctloop_home: Path, capsys: pytest.CaptureFixture[str]
+    ctloop_home: Path, capsys: pytest.CaptureFixture[str], flights_demo: DemoRun
 ) -> None:
-    code = main(["demo", "--months", "4-5", "--defective-month", "5", "--json"])
-    out, err = capsys.readouterr()
+    # `ctloop demo --months 4-5 --defective-month 5 --json`, run once per session (the
+    # browser tests read the same run); this test reads its output and a copy of its project.
+    code, out, err = flights_demo.code, flights_demo.out, flights_demo.err
     assert code == 0, err
+    flights_demo.copy_into(ctloop_home)
     replay = json.loads(out)
     assert replay["loop"] == "flights" and replay["metric"] == "roc_auc"
     march, april, may = replay["spans"]
@@ -75,6 +79,7 @@ def test_demo_serves_monitors_retrains_and_quarantines_a_defective_batch(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(patience(300))  # ten monthly spans: past 300 s at load 10 (issue 20.7)
 def test_the_readme_demo_replays_march_to_december_and_retraining_pays(
     ctloop_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
