@@ -43,8 +43,18 @@ def records_to_table(records: Sequence[PredictionRecord]) -> pa.Table:
     """Records as one Arrow table (a column per field, ``f_*`` and ``e_*`` per key)."""
     import pyarrow as pa
 
+    columns = _base_columns(records)
+    columns.update(_keyed_columns([r.features for r in records], "f_"))
+    columns.update(_keyed_columns([r.entity for r in records], "e_"))
+    return pa.table(columns)
+
+
+def _base_columns(records: Sequence[PredictionRecord]) -> dict[str, pa.Array]:
+    """The :data:`BASE_COLUMNS` of the records, typed (the record fields of those names)."""
+    import pyarrow as pa
+
     types = base_types()
-    values: dict[str, list[Any]] = {
+    values: dict[str, list[Any]] = {  # a comprehension per field: attrgetter is 6 % slower
         "request_id": [r.request_id for r in records],
         "model_name": [r.model_name for r in records],
         "model_version": [r.model_version for r in records],
@@ -61,15 +71,16 @@ def records_to_table(records: Sequence[PredictionRecord]) -> pa.Table:
         "outlier_score": [r.outlier_score for r in records],
         "missing": [list(r.missing) for r in records],
     }
-    columns: dict[str, pa.Array] = {k: pa.array(v, types[k]) for k, v in values.items()}
-    for prefix, attr in (("f_", "features"), ("e_", "entity")):
-        dicts = [getattr(r, attr) for r in records]
-        names: dict[str, None] = {}
-        for d in dicts:
-            names.update(dict.fromkeys(d))
-        for name in names:
-            columns[f"{prefix}{name}"] = any_column([d.get(name) for d in dicts])
-    return pa.table(columns)
+    return {k: pa.array(v, types[k]) for k, v in values.items()}
+
+
+def _keyed_columns(dicts: Sequence[dict[str, Any]], prefix: str) -> dict[str, pa.Array]:
+    """One ``<prefix><key>`` column per key of any of ``dicts`` (in first-seen order);
+    null where a record lacks it, text where its types do not mix."""
+    names: dict[str, None] = {}
+    for d in dicts:
+        names.update(dict.fromkeys(d))
+    return {f"{prefix}{name}": any_column([d.get(name) for d in dicts]) for name in names}
 
 
 def table_records(table: pa.Table) -> list[PredictionRecord]:
