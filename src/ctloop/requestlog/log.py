@@ -683,25 +683,11 @@ class SegmentedPredictionLog(PredictionLog):
     def _read(self, model_name: str | None, start: datetime | None, end: datetime | None,
               with_labels: bool, limit: int | None, route: str | None,
               include_rejected: bool, include_unserved: bool) -> pd.DataFrame:
-        import duckdb
-
         segments = self.index.segments(model_name=model_name, start=start, end=end)
         if not segments:
             return empty_frame(with_labels)
-        where: list[str] = []
-        args: list[Any] = []
-        for column, op, value in (("ts", ">=", start), ("ts", "<", end)):
-            if value is not None:
-                where.append(f"{column} {op} ?")
-                args.append(_utc(value))
-        for name, text in (("model_name", model_name), ("route", route)):
-            if text is not None:
-                where.append(f"{name} = ?")
-                args.append(text)
-        if not include_rejected:
-            where.append("coalesce(status, 200) < 400")
-        if not include_unserved:
-            where.append("served")
+        where, args = _filters(model_name, start, end, route, include_rejected,
+                               include_unserved)
         sql = f"SELECT * FROM {_SCAN}"
         params: list[Any] = [self._paths(segments)]
         if where:
@@ -710,29 +696,27 @@ class SegmentedPredictionLog(PredictionLog):
         sql = f"SELECT * FROM ({sql}) p"
         labels = self.index.segments("labels") if with_labels else []
         if labels:
-            text_column = ("label_text" if self._has_label_text(labels)
-                           else "CAST(NULL AS VARCHAR)")
-            sql = (
-                # A label is a number or a class name (label_text; segments written before
-                # it existed have none): the latest of either wins, as one struct.
-                f"WITH l AS (SELECT *, {{'n': label, 't': {text_column}}} AS _v FROM {_SCAN}), "
-                "l1 AS (SELECT request_id AS _rid, arg_max(_v, labelled_at) AS _l1, "
-                "max(labelled_at) AS _a1 FROM l WHERE request_id IS NOT NULL GROUP BY 1), "
-                "l2 AS (SELECT row_id AS _row, arg_max(_v, labelled_at) AS _l2, "
-                "max(labelled_at) AS _a2 FROM l WHERE row_id IS NOT NULL GROUP BY 1) "
-                "SELECT * EXCLUDE (_rid, _l1, _a1, _row, _l2, _a2), "
-                "CASE WHEN _a2 IS NULL OR _a1 >= _a2 THEN _l1 ELSE _l2 END AS label, "
-                "CASE WHEN _a2 IS NULL OR _a1 >= _a2 THEN _a1 ELSE _a2 END AS labelled_at "
-                f"FROM ({sql}) p LEFT JOIN l1 ON p.request_id = l1._rid "
-                "LEFT JOIN l2 ON p.row_id = l2._row"
-            )
+            sql = _join_labels(sql, self._has_label_text(labels))
             params = [self._paths(labels), *params]
         sql += " ORDER BY ts, request_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
+        frame = self._query(sql, params)
+        if with_labels and "label" not in frame.columns:
+            frame["label"] = float("nan")
+            frame["labelled_at"] = None
+        elif labels:
+            frame["label"] = _label_values(frame["label"])
+        return frame
+
+    def _query(self, sql: str, params: list[Any]) -> pd.DataFrame:
+        """Run one read; a segment gone meanwhile is :class:`_SegmentGone` (the caller
+        reads again), anything else a :class:`StoreError` naming the log, masked."""
+        import duckdb
+
         con = self._connect()
         try:
-            frame = con.sql(sql, params=params).to_arrow_table().to_pandas()
+            frame: pd.DataFrame = con.sql(sql, params=params).to_arrow_table().to_pandas()
         except duckdb.Error as exc:
             text = str(exc)
             if "No files found" in text or "No such file" in text or "does not exist" in text \
@@ -744,13 +728,7 @@ class SegmentedPredictionLog(PredictionLog):
             ) from exc
         finally:
             con.close()
-        if with_labels and "label" not in frame.columns:
-            frame["label"] = float("nan")
-            frame["labelled_at"] = None
-        elif labels:
-            frame["label"] = _label_values(frame["label"])
-        out: pd.DataFrame = frame
-        return out
+        return frame
 
     def _has_label_text(self, segments: list[Any]) -> bool:
         """Whether any label segment has the ``label_text`` column (written since class
@@ -948,3 +926,44 @@ def _label_values(structs: pd.Series) -> pd.Series:
     if texts.isna().all():
         return pd.to_numeric(numbers).astype("float64")
     return texts.where(texts.notna(), numbers)
+
+
+def _filters(model_name: str | None, start: datetime | None, end: datetime | None,
+             route: str | None, include_rejected: bool,
+             include_unserved: bool) -> tuple[list[str], list[Any]]:
+    """The WHERE terms of a read and their parameters, in the order they are bound."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, op, value in (("ts", ">=", start), ("ts", "<", end)):
+        if value is not None:
+            where.append(f"{column} {op} ?")
+            args.append(_utc(value))
+    for name, text in (("model_name", model_name), ("route", route)):
+        if text is not None:
+            where.append(f"{name} = ?")
+            args.append(text)
+    if not include_rejected:
+        where.append("coalesce(status, 200) < 400")
+    if not include_unserved:
+        where.append("served")
+    return where, args
+
+
+def _join_labels(sql: str, has_label_text: bool) -> str:
+    """``sql`` (the served rows, as ``p``) joined to the latest label of each request
+    or row; the label segments are the first parameter."""
+    text_column = "label_text" if has_label_text else "CAST(NULL AS VARCHAR)"
+    return (
+        # A label is a number or a class name (label_text; segments written before
+        # it existed have none): the latest of either wins, as one struct.
+        f"WITH l AS (SELECT *, {{'n': label, 't': {text_column}}} AS _v FROM {_SCAN}), "
+        "l1 AS (SELECT request_id AS _rid, arg_max(_v, labelled_at) AS _l1, "
+        "max(labelled_at) AS _a1 FROM l WHERE request_id IS NOT NULL GROUP BY 1), "
+        "l2 AS (SELECT row_id AS _row, arg_max(_v, labelled_at) AS _l2, "
+        "max(labelled_at) AS _a2 FROM l WHERE row_id IS NOT NULL GROUP BY 1) "
+        "SELECT * EXCLUDE (_rid, _l1, _a1, _row, _l2, _a2), "
+        "CASE WHEN _a2 IS NULL OR _a1 >= _a2 THEN _l1 ELSE _l2 END AS label, "
+        "CASE WHEN _a2 IS NULL OR _a1 >= _a2 THEN _a1 ELSE _a2 END AS labelled_at "
+        f"FROM ({sql}) p LEFT JOIN l1 ON p.request_id = l1._rid "
+        "LEFT JOIN l2 ON p.row_id = l2._row"
+    )
