@@ -358,8 +358,11 @@ def _seed(value: object, where: str) -> int:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
     raise ConfigError(f"{where}: key 'seed' must be a whole number, like 7. Got {value!r}.")
 
 

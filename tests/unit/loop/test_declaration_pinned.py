@@ -169,6 +169,7 @@ BAD: list[tuple[str, Any]] = [
     ("seed_text", {**BASE, "seed": "x"}),
     ("seed_fraction", {**BASE, "seed": 5.5}),
     ("seed_flag", {**BASE, "seed": True}),
+    ("seed_dashes", {**BASE, "seed": "--7"}),
     ("pipeline_form", {**BASE, "pipeline": "pipe.py"}),
     ("pipeline_missing", {**BASE, "pipeline": "nowhere.py:retrain"}),
 ]
@@ -774,6 +775,8 @@ ERRORS: dict[str, tuple[str, str]] = (
               "Loop 'churn': key 'seed' must be a whole number, like 7. Got 'x'."),
  'seed_fraction': ('ConfigError',
                   "Loop 'churn': key 'seed' must be a whole number, like 7. Got 5.5."),
+ 'seed_dashes': ('ConfigError',
+                 "Loop 'churn': key 'seed' must be a whole number, like 7. Got '--7'."),
  'seed_flag': ('ConfigError',
               "Loop 'churn': key 'seed' must be a whole number, like 7. Got True."),
  'pipeline_form': ('ConfigError',
