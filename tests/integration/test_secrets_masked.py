@@ -144,6 +144,14 @@ def test_mask_secrets_hides_urls_params_and_remembered_values(monkeypatch) -> No
     assert mask_secrets("") == "" and mask_secrets("no secrets here") == "no secrets here"
 
 
+def test_a_short_remembered_secret_is_masked_as_a_word_not_inside_words(monkeypatch) -> None:
+    monkeypatch.setenv("DB_PASSWORD", "test")
+    masked = mask_secrets("reading tests.env with password test (test); latest: 'test'")
+    assert masked == "reading tests.env with password *** (***); latest: '***'"
+    monkeypatch.setenv("DB_PASSWORD", "longer-secret")  # long ones: wherever they appear
+    assert mask_secrets("xlonger-secretx") == "x***x"
+
+
 def test_errors_and_log_lines_are_masked(caplog: pytest.LogCaptureFixture) -> None:
     err = BackendUnavailable("cannot reach redis://:sekrit-pw@h:6379/0 (refused)")
     assert "sekrit-pw" not in err.one_line() and "sekrit-pw" not in str(err)

@@ -29,6 +29,9 @@ __all__ = ["MASK", "install_log_masking", "mask_secrets", "mask_url", "remember_
 
 MASK = "***"
 _MIN_LEN = 4  # shorter values would mask ordinary words
+# A remembered value shorter than this is masked only as a whole word: a password "test"
+# must not turn "tests.env" into "***s.env". Longer ones are masked wherever they appear.
+_WHOLE_WORD_BELOW = 8
 _URL_PASSWORD = re.compile(
     r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@?#]*):(?P<pw>[^\s@/?#]*)@"
 )
@@ -96,8 +99,12 @@ def mask_secrets(text: str) -> str:
         known = set(_remembered)
     known.update(_env_secrets())
     for secret in sorted(known, key=len, reverse=True):
-        if secret in text:
+        if secret not in text:
+            continue
+        if len(secret) >= _WHOLE_WORD_BELOW:
             text = text.replace(secret, MASK)
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, text)
     return text
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -34,6 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ctloop.core.errors import BackendUnavailable, StoreError
+from ctloop.core.secrets import mask_secrets
 from ctloop.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -95,30 +98,36 @@ def import_first_model(settings: Settings, bundle: Path) -> FirstModel:
     return done
 
 
-def _seeded(bundle: Path) -> tuple[MetadataStore, ArtifactStore]:
-    """A registry in memory holding ``bundle`` as the champion, and its artifact store."""
+def _seeded(bundle: Path) -> tuple[MetadataStore, ArtifactStore, Path]:
+    """A registry in memory holding ``bundle`` as the champion, its artifact store and the
+    temporary folder that store writes to (removed when the service shuts down)."""
     from ctloop.artifacts import open_artifact_store
     from ctloop.metadata.memory import InMemoryMetadataStore
     from ctloop.registry import ModelRegistry
     from ctloop.registry.bundle import import_bundle
 
     store = InMemoryMetadataStore()
-    artifacts = open_artifact_store(f"file://{tempfile.mkdtemp(prefix='ctloop-first-')}")
+    folder = Path(tempfile.mkdtemp(prefix="ctloop-first-"))
+    artifacts = open_artifact_store(folder.as_uri())
     result = import_bundle(store, artifacts, bundle, environment="bundle")
     ModelRegistry(store, artifacts=artifacts).promote(
         result.name, result.version, alias=ALIAS, reason="served from the bundle at start")
-    return store, artifacts
+    return store, artifacts, folder
 
 
 def _open_store(settings: Settings, patience: float) -> MetadataStore:
-    """The deployment's metadata store, retried every second while the database starts."""
+    """The deployment's metadata store, retried every second while the database starts.
+
+    Only an unreachable or busy database is waited for; a wrong URL or a missing driver is
+    raised at once, since no amount of waiting mends it.
+    """
     from ctloop.metadata import open_metadata_store
 
     deadline = time.monotonic() + patience
     while True:
         try:
             return open_metadata_store(settings.metadata_url)
-        except Exception as exc:
+        except (BackendUnavailable, StoreError) as exc:
             if time.monotonic() > deadline:
                 raise
             log.info("metadata store not answering yet (%s); retrying", type(exc).__name__)
@@ -133,7 +142,12 @@ def _follow(state: ServingState, settings: Settings) -> None:
     marker = marker_path(settings)
     while not marker.is_file():
         time.sleep(0.5)
-    store = _open_store(settings, float("inf"))
+    try:
+        store = _open_store(settings, float("inf"))
+    except Exception as exc:  # the thread's end: say why the replica stays on its bundle
+        log.error("cannot follow the deployment's registry, serving the bundle's model until "
+                  "restarted: %s", mask_secrets(str(exc)))
+        return
     state.closers.append(store.close)
     state.pool.adopt(ModelRegistry(store), open_artifact_store(settings.artifacts_url))
     state.pool.refresh()
@@ -152,9 +166,10 @@ def serving_app(settings: Settings, bundle: Path | None, *, wait: float = 300) -
         app = create_app(config=config, settings=settings, metadata=store)
         app.state.serving.closers.append(store.close)
         return app
-    seed, artifacts = _seeded(bundle)
+    seed, artifacts, folder = _seeded(bundle)
     app = create_app(config=config, settings=settings, metadata=seed, artifacts=artifacts)
     state: ServingState = app.state.serving
+    state.closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
     threading.Thread(target=_follow, args=(state, settings), name="ctloop-first-model",
                      daemon=True).start()
     return app

@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 from ctloop.artifacts import open_artifact_store
+from ctloop.artifacts.local import path_from_file_url
 from ctloop.cli.main import main
-from ctloop.core.errors import IntegrityError
+from ctloop.core.errors import BackendUnavailable, ConfigError, IntegrityError
 from ctloop.core.settings import load_settings
 from ctloop.deploy import export_deployment
 from ctloop.deploy.firstmodel import BUNDLE_FILE, import_first_model, marker_path, serving_app
@@ -89,6 +90,30 @@ def test_a_replica_answers_from_the_bundle_with_no_database(
     with TestClient(serving_app(load_settings(), bundle, wait=0)) as client:
         assert client.get("/ready").json()["loaded"]["churn"]["champion"] == 1
         assert len(_predict(client)) == 1
+
+
+def test_the_seeded_registry_folder_is_removed_when_the_replica_stops(bundle: Path) -> None:
+    app = serving_app(load_settings(), bundle, wait=0)
+    with TestClient(app) as client:
+        route = app.state.serving.pool.deployments["churn"].routes[0]
+        folder = path_from_file_url(app.state.serving.pool.artifacts.url)
+        assert folder.is_dir() and any(folder.iterdir())
+        assert len(_predict(client)) == 1
+    assert route.version == 1 and not folder.exists()
+
+
+def test_a_metadata_url_that_cannot_work_is_raised_at_once_not_waited_for(
+        ctloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctloop.deploy.firstmodel import _open_store
+
+    monkeypatch.setenv("CTLOOP_METADATA_URL", "nosuchdb://u:secret-pw@host/db")
+    with pytest.raises(ConfigError, match="does not support") as raised:  # waited forever before
+        _open_store(load_settings(), float("inf"))
+    assert "secret-pw" not in str(raised.value)
+    # an unreachable database is waited for, then reported as unavailable
+    monkeypatch.setenv("CTLOOP_METADATA_URL", "postgresql+psycopg://u:p@127.0.0.1:1/ctloop")
+    with pytest.raises(BackendUnavailable, match="Cannot connect"):
+        _open_store(load_settings(), 0.5)
 
 
 def test_the_replica_follows_the_registry_without_loading_the_same_bytes_again(
