@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ctloop.cli.options import key_values
 from ctloop.cli.output import console, err_console, print_json, print_table
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import as_str
 from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
 
 if TYPE_CHECKING:
+    from ctloop.features.catalog import FeatureRow
     from ctloop.features.store import FeatureStore
 
 app = typer.Typer(no_args_is_help=True)
@@ -62,7 +65,8 @@ def apply(
         err_console.print(f"[yellow]warning[/]: {warning}")
 
 
-def _rows(query: str | None, entity: str | None, tag: str | None, owner: str | None):  # type: ignore[no-untyped-def]
+def _rows(query: str | None, entity: str | None, tag: str | None, owner: str | None
+          ) -> list[FeatureRow]:
     from ctloop.features.catalog import feature_rows
 
     store = open_metadata_store()
@@ -72,7 +76,7 @@ def _rows(query: str | None, entity: str | None, tag: str | None, owner: str | N
         store.close()
 
 
-def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+def _print_rows(rows: list[FeatureRow], as_json: bool) -> None:
     if as_json:
         print_json({"features": rows})
         return
@@ -150,7 +154,8 @@ def show(
         "features",
         ["feature", "dtype", "definition"],
         [
-            [f["name"], f["dtype"], f.get("function", "") + " " + f.get("column", "")]
+            [f.get("name"), f.get("dtype"),
+             as_str(f.get("function")) + " " + as_str(f.get("column"))]
             for f in info["features"]
         ],
     )
@@ -199,21 +204,25 @@ def get(
     as_json: JsonOpt = False,
 ) -> None:
     """Online values for one entity, with their event times."""
-    row: dict[str, Any] = {
+    row: dict[str, object] = {
         key: int(value) if value.lstrip("-").isdigit() else value
         for key, value in key_values(entity, "--entity").items()
     }
     with _store() as store:
-        result = store.get_online_features(features, [row], now=now).to_dict()
+        found = store.get_online_features(features, [row], now=now)
     if as_json:
-        print_json(result)
+        print_json(found.to_dict())
         return
+
+    def iso(value: object) -> object:
+        return value.isoformat() if isinstance(value, datetime) else value
+
     print_table(
         "online features",
         ["feature", "value", "event time", "status"],
         [
-            [ref, vals[0], result["event_timestamps"][ref][0], result["statuses"][ref][0]]
-            for ref, vals in result["features"].items()
+            [ref, iso(vals[0]), iso(found.event_timestamps[ref][0]), found.statuses[ref][0]]
+            for ref, vals in found.values.items()
         ],
     )
 

@@ -16,11 +16,19 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from ctloop.core.errors import NotFound
 from ctloop.core.hashing import hash_bytes, stable_json
-from ctloop.core.jsontypes import as_object, as_str, as_strs
+from ctloop.core.jsontypes import (
+    JSONObject,
+    JSONValue,
+    as_list,
+    as_number,
+    as_object,
+    as_str,
+    as_strs,
+)
 from ctloop.features.definitions import AggregationView, Entity, FeatureView, definition_from_spec
 from ctloop.features.errors import feature_not_found
 
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApplyReport",
+    "FeatureRow",
+    "ViewDescription",
     "apply_definitions",
     "describe",
     "feature_rows",
@@ -39,6 +49,52 @@ __all__ = [
 
 View = FeatureView | AggregationView
 ENTITY, VIEW = "entity", "feature_view"
+
+
+class FeatureRow(TypedDict):
+    """One registered feature as the catalog lists it (CLI ``features list``, the UI)."""
+
+    ref: str
+    view: str
+    version: int | None
+    entities: list[str]
+    join_keys: list[str]
+    dtype: str
+    kind: str  # "feature" or "aggregation"
+    owner: str
+    tags: dict[str, str]
+    description: str
+
+
+class VersionRow(TypedDict):
+    version: int
+    created_at: str | None
+    fingerprint: str  # the first 12 characters
+
+
+class ViewDescription(TypedDict):
+    """Everything about one view, as ``ctloop features show`` and the UI show it."""
+
+    name: str
+    version: int
+    description: str
+    owner: str
+    tags: dict[str, str]
+    entities: list[str]
+    join_keys: list[str]
+    source: JSONObject
+    timestamp_field: str | None
+    ttl_s: float | None
+    features: list[JSONObject]  # each feature's or aggregation's spec
+    materialized_until: str | None
+    versions: list[VersionRow]
+    used_by: list[dict[str, JSONValue]]
+
+
+class Watermarks(Protocol):
+    """What ``describe`` asks of an online store: how far a view is materialized."""
+
+    def watermark(self, view: str) -> int | None: ...
 
 
 @dataclass
@@ -51,7 +107,7 @@ class ApplyReport:
     duplicates: list[list[str]] = field(default_factory=list)  # refs computing the same thing
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # name -> refs meaning otherwise
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         return dataclasses.asdict(self)
 
     def warnings(self) -> list[str]:
@@ -66,12 +122,12 @@ class ApplyReport:
         return out
 
 
-def _fingerprint(spec: dict[str, Any], description: str, owner: str, tags: dict[str, str]) -> str:
+def _fingerprint(spec: JSONObject, description: str, owner: str, tags: dict[str, str]) -> str:
     doc = {"spec": spec, "description": description, "owner": owner, "tags": tags}
     return hash_bytes(stable_json(doc).encode())
 
 
-def _view_spec(view: View) -> dict[str, Any]:
+def _view_spec(view: View) -> dict[str, JSONValue]:
     spec = view.spec()
     spec["feature_descriptions"] = {
         f.name: f.description
@@ -84,7 +140,7 @@ def _view_spec(view: View) -> dict[str, Any]:
 def apply_definitions(metadata: DefinitionStore, definitions: Definitions) -> ApplyReport:
     """Register entities and views; report new versions, duplicates and name conflicts."""
     report = ApplyReport()
-    items: list[tuple[str, Entity | View, dict[str, Any]]] = [
+    items: list[tuple[str, Entity | View, JSONObject]] = [
         (ENTITY, e, e.spec()) for e in definitions.entities.values()
     ]
     items += [(VIEW, v, _view_spec(v)) for v in definitions.views.values()]
@@ -131,38 +187,39 @@ def load_catalog(metadata: DefinitionStore) -> Definitions:
     from ctloop.features.loading import Definitions
 
     records = metadata.list_definitions()
-    entities = {
-        r.name: _with_meta(definition_from_spec(r.spec), r) for r in records if r.kind == ENTITY
-    }
-    views = {
-        r.name: _with_meta(definition_from_spec(r.spec, entities), r)
-        for r in records
-        if r.kind == VIEW
-    }
+    entities: dict[str, Entity] = {}
+    views: dict[str, View] = {}
+    for r in records:
+        if r.kind == ENTITY:
+            entity = definition_from_spec(r.spec)
+            if isinstance(entity, Entity):
+                entities[r.name] = _entity_with_meta(entity, r)
+    for r in records:
+        if r.kind == VIEW:
+            view = definition_from_spec(r.spec, entities)
+            if not isinstance(view, Entity):
+                views[r.name] = _view_with_meta(view, r)
     return Definitions(entities, views)
 
 
-def _with_meta(item: Any, record: DefinitionRecord) -> Any:
-    changes: dict[str, Any] = {
-        "description": record.description,
-        "owner": record.owner,
-        "tags": dict(record.tags),
-    }
-    item = dataclasses.replace(item, **changes)
+def _entity_with_meta(entity: Entity, record: DefinitionRecord) -> Entity:
+    return dataclasses.replace(entity, description=record.description, owner=record.owner,
+                               tags=dict(record.tags))
+
+
+def _view_with_meta(view: View, record: DefinitionRecord) -> View:
+    """``view`` with the record's prose, and each feature's description the spec kept."""
     descriptions = as_object(record.spec.get("feature_descriptions"))
-    if descriptions and isinstance(item, FeatureView):
-        feats = [
-            dataclasses.replace(f, description=as_str(descriptions.get(f.name)))
-            for f in item.features
-        ]
-        item = dataclasses.replace(item, features=tuple(feats))
-    elif descriptions and isinstance(item, AggregationView):
-        aggs = [
-            dataclasses.replace(a, description=as_str(descriptions.get(a.name)))
-            for a in item.aggregations
-        ]
-        item = dataclasses.replace(item, aggregations=tuple(aggs))
-    return item
+    text, owner, tags = record.description, record.owner, dict(record.tags)
+    if isinstance(view, FeatureView):
+        feats = [dataclasses.replace(f, description=as_str(descriptions.get(f.name)))
+                 for f in view.features]
+        return dataclasses.replace(view, features=tuple(feats), description=text, owner=owner,
+                                   tags=tags)
+    aggs = [dataclasses.replace(a, description=as_str(descriptions.get(a.name)))
+            for a in view.aggregations]
+    return dataclasses.replace(view, aggregations=tuple(aggs), description=text, owner=owner,
+                               tags=tags)
 
 
 def feature_rows(
@@ -172,13 +229,13 @@ def feature_rows(
     entity: str | None = None,
     tag: str | None = None,
     owner: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[FeatureRow]:
     """One row per registered feature, filtered; ``query`` matches any text field."""
-    rows = []
+    rows: list[FeatureRow] = []
     versions = {r.name: r.version for r in metadata.list_definitions(VIEW)}
     for view in load_catalog(metadata).views.values():
         for item in view.features:
-            row: dict[str, Any] = {
+            row: FeatureRow = {
                 "ref": f"{view.name}:{item.name}",
                 "view": view.name,
                 "version": versions.get(view.name),
@@ -216,7 +273,7 @@ def feature_rows(
     return rows
 
 
-def used_by(metadata: CatalogStore, refs: list[str]) -> list[dict[str, Any]]:
+def used_by(metadata: CatalogStore, refs: list[str]) -> list[dict[str, JSONValue]]:
     """Model versions and datasets that used any of ``refs``.
 
     A model version counts when its own ``feature_refs`` name one, or when it
@@ -225,25 +282,27 @@ def used_by(metadata: CatalogStore, refs: list[str]) -> list[dict[str, Any]]:
     training sets.
     """
     wanted = set(refs)
-    datasets: list[dict[str, Any]] = []
+    datasets: list[dict[str, JSONValue]] = []
     for art in metadata.list_artifacts(type="Dataset", limit=1000):
         used = set(as_strs(art.properties.get("feature_refs")))
         if used & wanted:
             datasets.append({"dataset": art.id, "step_id": art.producer_step_id})
     dataset_ids = {d["dataset"] for d in datasets}
-    models: list[dict[str, Any]] = []
+    models: list[dict[str, JSONValue]] = []
     for mv in metadata.list_model_versions():
         direct = set(as_strs(mv.properties.get("feature_refs"))) & wanted
         trained_on = as_object(mv.properties.get("training_data")).get("id")
         if direct or trained_on in dataset_ids:
-            entry = {"model": mv.name, "version": mv.version, "run_id": mv.run_id}
+            entry: dict[str, JSONValue] = {"model": mv.name, "version": mv.version,
+                                           "run_id": mv.run_id}
             if not direct:
                 entry["via_dataset"] = trained_on
             models.append(entry)
     return models + datasets
 
 
-def describe(metadata: CatalogStore, name: str, *, online: Any = None) -> dict[str, Any]:
+def describe(metadata: CatalogStore, name: str, *,
+             online: Watermarks | None = None) -> ViewDescription:
     """Everything about one view (or the view of a ``view:feature`` ref)."""
     view_name = name.split(":", 1)[0]
     try:
@@ -258,20 +317,21 @@ def describe(metadata: CatalogStore, name: str, *, online: Any = None) -> dict[s
         from ctloop.features.timekeys import from_us as _from_us
 
         mark = online.watermark(view_name)
-        freshness = None if mark is None else _from_us(mark).isoformat()  # type: ignore[union-attr]
+        stamp = None if mark is None else _from_us(mark)
+        freshness = None if stamp is None else stamp.isoformat()
     refs = [f"{view_name}:{n}" for n in view.feature_names]
     return {
         "name": view_name,
         "version": latest.version,
         "description": latest.description,
         "owner": latest.owner,
-        "tags": latest.tags,
-        "entities": latest.spec["entities"],
-        "join_keys": latest.spec["join_keys"],
-        "source": latest.spec["source"],
-        "timestamp_field": latest.spec.get("timestamp_field"),
-        "ttl_s": latest.spec.get("ttl_s"),
-        "features": latest.spec["features"],
+        "tags": dict(latest.tags),
+        "entities": as_strs(latest.spec.get("entities")),
+        "join_keys": as_strs(latest.spec.get("join_keys")),
+        "source": as_object(latest.spec.get("source")),
+        "timestamp_field": view.timestamp_field,
+        "ttl_s": as_number(latest.spec.get("ttl_s")),
+        "features": [as_object(f) for f in as_list(latest.spec.get("features"))],
         "materialized_until": freshness,
         "versions": [
             {

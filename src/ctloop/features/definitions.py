@@ -19,13 +19,23 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ctloop.core.durations import duration_seconds
 from ctloop.core.errors import UserInputError
 from ctloop.core.hashing import hash_bytes, stable_json
+from ctloop.core.jsontypes import (
+    JSONObject,
+    JSONValue,
+    as_list,
+    as_number,
+    as_object,
+    as_str,
+    as_strs,
+)
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
 __all__ = [
@@ -98,7 +108,7 @@ class Entity:
 
     kind = "entity"
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, JSONValue]:
         """The canonical, JSON-ready description stored in the catalog."""
         return {"name": self.name, "join_keys": list(self.join_keys)}
 
@@ -121,7 +131,7 @@ class Feature:
         if not self.column:
             object.__setattr__(self, "column", self.name)
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, JSONValue]:
         return {"name": self.name, "dtype": self.dtype, "column": self.column}
 
 
@@ -158,7 +168,7 @@ class Aggregation:
     def dtype(self) -> str:
         return "int64" if self.function == "count" else "float64"
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, JSONValue]:
         return {
             "name": self.name,
             "column": self.column,
@@ -176,7 +186,7 @@ class Source:
 
     kind = "source"
 
-    def spec(self) -> dict[str, Any]:  # pragma: no cover - abstract
+    def spec(self) -> dict[str, JSONValue]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -192,7 +202,7 @@ class FileSource(Source):
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", str(self.path))
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, JSONValue]:
         return {"type": "file", "path": self.path}
 
 
@@ -200,15 +210,21 @@ class FileSource(Source):
 class DataFrameSource(Source):
     """An in-memory pandas DataFrame or Arrow table (not reloadable in another process)."""
 
-    data: Any
+    data: pd.DataFrame | pa.Table | None  # None when rebuilt from the catalog
     name: str = "dataframe"
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, JSONValue]:
         return {"type": "dataframe", "name": self.name}
 
     def to_arrow(self) -> pa.Table:
         import pyarrow as pa
 
+        if self.data is None:
+            raise UserInputError(
+                f"The DataFrameSource {self.name!r} was rebuilt from the catalog, which keeps no "
+                "data: apply the definitions again in this process with the frame itself, or "
+                "use a FileSource, SqlSource or PythonSource that another process can read."
+            )
         if isinstance(self.data, pa.Table):
             return self.data
         return pa.Table.from_pandas(self.data, preserve_index=False)
@@ -221,7 +237,7 @@ class SqlSource(Source):
     url: str
     query: str
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, JSONValue]:
         return {"type": "sql", "url": self.url, "query": self.query}
 
     def to_arrow(self, parse_dates: list[str] | None = None) -> pa.Table:
@@ -251,7 +267,7 @@ class PythonSource(Source):
     table; the catalog stores its import path so another process can call it.
     """
 
-    function: str | Callable[[], Any]
+    function: str | Callable[[], object]
 
     def __post_init__(self) -> None:
         if callable(self.function):
@@ -260,37 +276,39 @@ class PythonSource(Source):
         if ":" not in str(self.function):
             raise UserInputError(f"A PythonSource needs 'module:function'. Got {self.function!r}.")
 
-    def spec(self) -> dict[str, Any]:
-        return {"type": "python", "function": self.function}
+    def spec(self) -> dict[str, JSONValue]:
+        return {"type": "python", "function": str(self.function)}  # "module:function" by now
 
     def to_arrow(self) -> pa.Table:
         import pyarrow as pa
 
         module_name, _, qualname = str(self.function).partition(":")
         try:
-            target: Any = importlib.import_module(module_name)
+            target: object = importlib.import_module(module_name)
             for part in qualname.split("."):
                 target = getattr(target, part)
         except (ImportError, AttributeError) as exc:
             raise UserInputError(
                 f"Cannot load the source function {self.function!r}: {exc}."
             ) from exc
+        if not callable(target):
+            raise UserInputError(f"The source function {self.function!r} is not callable.")
         data = target()
         if isinstance(data, pa.Table):
             return data
         return pa.Table.from_pandas(data, preserve_index=False)
 
 
-def source_from_spec(spec: dict[str, Any]) -> Source:
+def source_from_spec(spec: JSONObject) -> Source:
     kind = spec.get("type")
     if kind == "file":
-        return FileSource(spec["path"])
+        return FileSource(as_str(spec.get("path")))
     if kind == "sql":
-        return SqlSource(spec["url"], spec["query"])
+        return SqlSource(as_str(spec.get("url")), as_str(spec.get("query")))
     if kind == "python":
-        return PythonSource(spec["function"])
+        return PythonSource(as_str(spec.get("function")))
     if kind == "dataframe":
-        return DataFrameSource(None, name=spec.get("name", "dataframe"))
+        return DataFrameSource(None, name=as_str(spec.get("name"), "dataframe"))
     raise UserInputError(f"Unknown source type {kind!r} in a stored definition.")
 
 
@@ -359,7 +377,7 @@ class _View:
                 return item
         raise KeyError(name)
 
-    def _common_spec(self) -> dict[str, Any]:
+    def _common_spec(self) -> dict[str, JSONValue]:
         return {
             "name": self.name,
             "entities": [e.name for e in self.entities],
@@ -371,19 +389,17 @@ class _View:
 
     def semantic_key(self, feature: str) -> str:
         """A hash of what ``feature`` computes, independent of names and prose."""
-        spec = self.spec()
-        item = dict(next(f for f in spec["features"] if f["name"] == feature))
-        item.pop("name")
-        meaning = {
-            "source": spec["source"],
-            "join_keys": sorted(spec["join_keys"]),
-            "timestamp_field": spec["timestamp_field"],
-            "ttl_s": spec["ttl_s"],
+        item = {k: v for k, v in self.feature(feature).spec().items() if k != "name"}
+        meaning = {  # the same values spec() holds
+            "source": self.source.spec(),
+            "join_keys": sorted(self.join_keys),
+            "timestamp_field": self.timestamp_field,
+            "ttl_s": _seconds(self.ttl),
             "feature": item,
         }
         return hash_bytes(stable_json(meaning).encode())[:16]
 
-    def spec(self) -> dict[str, Any]:  # pragma: no cover - overridden
+    def spec(self) -> dict[str, JSONValue]:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def fingerprint(self) -> str:
@@ -441,7 +457,7 @@ class FeatureView(_View):
                 "unique name different from the join keys."
             )
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, JSONValue]:
         spec = self._common_spec()
         spec["type"] = "feature_view"
         spec["features"] = [f.spec() for f in self.features]
@@ -489,7 +505,7 @@ class AggregationView(_View):
     def features(self) -> Sequence[Aggregation]:  # type: ignore[override]  # read-only alias of aggregations
         return self.aggregations
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, JSONValue]:
         spec = self._common_spec()
         spec["type"] = "aggregation_view"
         spec["features"] = [a.spec() for a in self.aggregations]
@@ -500,39 +516,43 @@ View = FeatureView | AggregationView
 
 
 def definition_from_spec(
-    spec: Mapping[str, Any], entities: dict[str, Entity] | None = None
+    spec: JSONObject, entities: Mapping[str, Entity] | None = None
 ) -> Entity | FeatureView | AggregationView:
     """Rebuild a definition from its catalog spec."""
+    name, join_keys = as_str(spec.get("name")), tuple(as_strs(spec.get("join_keys")))
     if "type" not in spec:
-        return Entity(spec["name"], tuple(spec["join_keys"]))
+        return Entity(name, join_keys)
     known = entities or {}
-    ents = [known.get(name) for name in spec["entities"]]
-    if any(e is None for e in ents) or [
-        k
-        for e in ents
-        for k in e.join_keys  # type: ignore[union-attr]
-    ] != list(spec["join_keys"]):
+    names = as_strs(spec.get("entities"))
+    ents = [known[n] for n in names if n in known]
+    if len(ents) != len(names) or [k for e in ents for k in e.join_keys] != list(join_keys):
         # Entities are stored separately; the view's own join keys are what count.
-        ents = [Entity("_".join(spec["entities"]), tuple(spec["join_keys"]))]
-    source = source_from_spec(spec["source"])
-    ttl = None if spec.get("ttl_s") is None else timedelta(seconds=spec["ttl_s"])
+        ents = [Entity("_".join(names), join_keys)]
+    source = source_from_spec(as_object(spec.get("source")))
+    ttl_s = as_number(spec.get("ttl_s"))
+    ttl = None if ttl_s is None else timedelta(seconds=ttl_s)
+    features = [as_object(f) for f in as_list(spec.get("features"))]
     if spec["type"] == "aggregation_view":
         return AggregationView(
-            spec["name"],
-            ents,  # type: ignore[arg-type]
+            name,
+            ents,
             source,
             [
-                Aggregation(a["name"], a["column"], a["function"], timedelta(seconds=a["window_s"]))
-                for a in spec["features"]
+                Aggregation(as_str(a.get("name")), as_str(a.get("column")),
+                            as_str(a.get("function")),
+                            timedelta(seconds=as_number(a.get("window_s")) or 0))
+                for a in features
             ],
-            timestamp_field=spec["timestamp_field"],
+            timestamp_field=as_str(spec.get("timestamp_field")),
             ttl=ttl,
         )
+    stamp = spec.get("timestamp_field")
     return FeatureView(
-        spec["name"],
-        ents,  # type: ignore[arg-type]
+        name,
+        ents,
         source,
-        [Feature(f["name"], f["dtype"], f["column"]) for f in spec["features"]],
-        timestamp_field=spec.get("timestamp_field"),
+        [Feature(as_str(f.get("name")), as_str(f.get("dtype"), "float64"),
+                 as_str(f.get("column"))) for f in features],
+        timestamp_field=stamp if isinstance(stamp, str) else None,
         ttl=ttl,
     )

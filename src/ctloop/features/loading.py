@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 from ctloop.core.errors import UserInputError
 from ctloop.core.importing import import_file
@@ -28,7 +28,7 @@ class Definitions:
     views: dict[str, View] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, items: Iterable[Any]) -> Definitions:
+    def of(cls, items: Iterable[object]) -> Definitions:
         """Collect entities and views from any objects (others are ignored)."""
         entities: dict[str, Entity] = {}
         views: dict[str, View] = {}
@@ -46,7 +46,7 @@ class Definitions:
         return cls(entities, views)
 
 
-def _import_as_package_module(path: Path) -> Any:
+def _import_as_package_module(path: Path) -> ModuleType | None:
     """The file's own module when it is importable by name (e.g. ``ctloop.examples.flights``).
 
     Its functions then keep their real import path in the catalog, so a later

@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ctloop.core.errors import UserInputError
 from ctloop.features.definitions import (
@@ -38,6 +38,7 @@ from ctloop.features.errors import SourceSchemaError
 
 if TYPE_CHECKING:
     import duckdb
+    import pandas as pd
     import pyarrow as pa
 
 __all__ = ["ViewRequest", "connect", "point_in_time", "register_source"]
@@ -406,7 +407,9 @@ def _dedupe(con: duckdb.DuckDBPyConnection, src: str, keys: list[str], ts: str |
     return f"QUALIFY row_number() OVER (PARTITION BY {', '.join(group)} ORDER BY {_TB} DESC) = 1"
 
 
-def prepare_entity(entity_df: Any, keys: Sequence[str], timestamp_column: str) -> pa.Table:
+def prepare_entity(
+    entity_df: pd.DataFrame | pa.Table, keys: Sequence[str], timestamp_column: str
+) -> pa.Table:
     """The entity frame's join keys and timestamp as Arrow, with a ``__row`` column."""
     import pyarrow as pa
 

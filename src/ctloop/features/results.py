@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ctloop.core.jsontypes import JSONValue
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,7 +23,7 @@ class TrainingSet:
     run stores on its dataset (``properties["feature_refs"]``).
     """
 
-    entity_df: Any
+    entity_df: pd.DataFrame | pa.Table
     features: pa.Table
     feature_refs: list[str]
     columns: dict[str, str]  # output column -> feature ref
@@ -63,18 +65,18 @@ class OnlineFeatures:
     ``expired`` (older than the view's ttl; the value is then null).
     """
 
-    entities: dict[str, list[Any]]
-    values: dict[str, list[Any]]
+    entities: dict[str, list[object]]  # join key -> the values asked for
+    values: dict[str, list[object]]  # ref -> JSON scalars, or datetimes for timestamp features
     event_timestamps: dict[str, list[datetime | None]]
     statuses: dict[str, list[str]]
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, the body the feature server answers with."""
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready, the body the feature server answers with (datetimes as ISO text)."""
 
         def iso(ts: datetime | None) -> str | None:
             return None if ts is None else ts.isoformat()
 
-        def plain(value: Any) -> Any:
+        def plain(value: object) -> object:
             return value.isoformat() if isinstance(value, datetime) else value
 
         return {
@@ -102,7 +104,7 @@ class MaterializationReport:
     end: datetime
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         """JSON-ready, as ``ctloop features materialize --json`` prints it."""
         return {
             "views": self.views,

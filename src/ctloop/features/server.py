@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from pydantic import BaseModel, Field
 
 from ctloop.core.errors import CtloopError, UserInputError
+from ctloop.core.jsontypes import JSONScalar, JSONValue
 from ctloop.features.store import FeatureStore
 
 __all__ = ["FeatureMetrics", "OnlineRequest", "create_app", "feature_router"]
@@ -57,7 +57,7 @@ class FeatureMetrics:
 
 class OnlineRequest(BaseModel):
     features: list[str] = Field(min_length=1)
-    entities: dict[str, list[Any]] | list[dict[str, Any]]
+    entities: dict[str, list[JSONScalar]] | list[dict[str, JSONScalar]]
     now: str | None = None
 
 
@@ -82,8 +82,8 @@ def feature_router(
     def get_store() -> FeatureStore:
         return store if isinstance(store, FeatureStore) else store()
 
-    @router.post("/online")
-    def online(body: OnlineRequest) -> Any:
+    @router.post("/online", response_model=None)
+    def online(body: OnlineRequest) -> dict[str, object] | JSONResponse:
         started = time.perf_counter()
         status = "500"
         try:
@@ -102,8 +102,8 @@ def feature_router(
             counted.requests.labels("online", status).inc()
             counted.latency.labels("online").observe(time.perf_counter() - started)
 
-    @router.get("")
-    def listing() -> Any:
+    @router.get("", response_model=None)
+    def listing() -> dict[str, JSONValue]:
         counted.requests.labels("listing", "200").inc()
         fs = get_store()
         return {

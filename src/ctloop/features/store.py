@@ -23,10 +23,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple
 
 from ctloop.core.clock import utc_now
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import JSONObject
 from ctloop.features.definitions import FeatureView
 from ctloop.features.errors import feature_not_found
 from ctloop.features.loading import Definitions, View, load_definitions
@@ -38,6 +39,7 @@ from ctloop.features.timekeys import sql_ts as _sql_ts
 from ctloop.features.timekeys import to_us as _to_us
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
     import pyarrow as pa
 
@@ -57,6 +59,33 @@ __all__ = [
 # --- the store -------------------------------------------------------------------------------
 
 
+class _Materialization(NamedTuple):
+    """One view to materialize: its registered source alias and lower bound."""
+
+    view: View
+    alias: str
+    lower: int | None  # microseconds since the epoch; None: from the beginning
+    exclusive: bool  # incremental: rows strictly after the watermark
+
+
+class _Output(NamedTuple):
+    """One feature an online read returns."""
+
+    name: str
+    ref: str
+    is_timestamp: bool
+    empty: int | None  # the value when the key is absent (0 for a windowed count)
+
+
+class _OnlinePlan(NamedTuple):
+    """Per view of an online read: join keys, outputs and the ttl in microseconds."""
+
+    view: View
+    join_keys: tuple[str, ...]
+    outputs: list[_Output]
+    ttl: int | None
+
+
 class FeatureStore:
     """Definitions plus an online store (and, for the catalog, a metadata store).
 
@@ -70,7 +99,7 @@ class FeatureStore:
 
     def __init__(
         self,
-        definitions: Definitions | Iterable[Any] = (),
+        definitions: Definitions | Iterable[object] = (),
         *,
         online_store: OnlineStore | str | None = None,
         metadata: DefinitionStore | str | None = None,
@@ -85,13 +114,19 @@ class FeatureStore:
         self._opened: MetadataStore | None = None  # opened here from a URL: close() closes it
         self._arrow_cache: dict[str, pa.Table] = {}
         self._resolved: dict[tuple[str, ...], list[tuple[View, list[str], list[str]]]] = {}
-        self._plans: dict[tuple[str, ...], list[Any]] = {}
+        self._plans: dict[tuple[str, ...], list[_OnlinePlan]] = {}
 
     # construction ------------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, **kwargs: Any) -> FeatureStore:
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        online_store: OnlineStore | str | None = None,
+        metadata: DefinitionStore | str | None = None,
+    ) -> FeatureStore:
         """The store for the definitions in a Python file."""
-        return cls(load_definitions(path), **kwargs)
+        return cls(load_definitions(path), online_store=online_store, metadata=metadata)
 
     @classmethod
     def open(
@@ -184,7 +219,7 @@ class FeatureStore:
         return result
 
     # offline ---------------------------------------------------------------------------
-    def _register(self, con: Any, view: View, alias: str) -> None:
+    def _register(self, con: duckdb.DuckDBPyConnection, view: View, alias: str) -> None:
         from ctloop.features.definitions import FileSource
         from ctloop.features.offline import check_schema, load_arrow, register_source
 
@@ -280,13 +315,13 @@ class FeatureStore:
         con = connect()
         counts: dict[str, int] = {}
         try:
-            plans = []
+            plans: list[_Materialization] = []
             for i, name in enumerate(chosen):
                 view = self.views[name]
                 alias = f"__src{i}"
                 self._register(con, view, alias)
                 lower = self.online.watermark(name) if incremental else start_us
-                plans.append((view, alias, lower, incremental))
+                plans.append(_Materialization(view, alias, lower, incremental))
             batches = self._materialize_batches(con, plans, end_us, counts)
             self.online.write(batches, watermarks=dict.fromkeys(chosen, end_us))
         finally:
@@ -296,7 +331,8 @@ class FeatureStore:
         return MaterializationReport(counts, _from_us(start_us), ended, time.perf_counter() - began)
 
     def _materialize_batches(
-        self, con: Any, plans: list[Any], end_us: int, counts: dict[str, int]
+        self, con: duckdb.DuckDBPyConnection, plans: list[_Materialization], end_us: int,
+        counts: dict[str, int],
     ) -> Iterator[WriteBatch]:
         import duckdb
 
@@ -348,28 +384,28 @@ class FeatureStore:
                 ) from exc
 
     # online ----------------------------------------------------------------------------
-    def _online_plan(self, groups: list[tuple[View, list[str], list[str]]]) -> list[Any]:
+    def _online_plan(self, groups: list[tuple[View, list[str], list[str]]]) -> list[_OnlinePlan]:
         """Per view: join keys, (feature, ref, is timestamp, value when absent), ttl in us."""
         key = tuple(ref for _, _, refs in groups for ref in refs)  # what the plan is for
         plan = self._plans.get(key)
         if plan is None:
             plan = []
             for view, feats, refs in groups:
-                outputs = []
+                outputs: list[_Output] = []
                 for name, ref in zip(feats, refs, strict=True):
                     feature = view.feature(name)
                     # a count over a window with nothing in it is 0, as in training sets
                     empty = 0 if getattr(feature, "function", None) == "count" else None
-                    outputs.append((name, ref, feature.dtype == "timestamp", empty))
+                    outputs.append(_Output(name, ref, feature.dtype == "timestamp", empty))
                 ttl = None if view.ttl is None else int(view.ttl.total_seconds() * 1_000_000)
-                plan.append((view, view.join_keys, outputs, ttl))
+                plan.append(_OnlinePlan(view, view.join_keys, outputs, ttl))
             self._plans[key] = plan
         return plan
 
     def get_online_features(
         self,
         features: Sequence[str],
-        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        entity_rows: Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]],
         *,
         now: datetime | str | None = None,
     ) -> OnlineFeatures:
@@ -381,11 +417,12 @@ class FeatureStore:
         """
         groups = self.resolve(features)
         columns = _entity_columns(entity_rows)
-        now_us = _to_us(now) if now is not None else time.time_ns() // 1000
-        values: dict[str, list[Any]] = {}
+        asked = _to_us(now) if now is not None else None
+        now_us = asked if asked is not None else time.time_ns() // 1000
+        values: dict[str, list[object]] = {}
         stamps: dict[str, list[datetime | None]] = {}
         statuses: dict[str, list[str]] = {}
-        entities: dict[str, list[Any]] = {}
+        entities: dict[str, list[object]] = {}
         for view, join_keys, outputs, ttl_us in self._online_plan(groups):
             keys = _entity_keys(view, join_keys, columns)
             for k in join_keys:
@@ -394,9 +431,9 @@ class FeatureStore:
             decoded, ts_list, status = _decode_online(
                 records, None if ttl_us is None else now_us - ttl_us)
             for name, ref, is_timestamp, empty in outputs:
-                col = [empty if d is None else d.get(name) for d in decoded]
+                col: list[object] = [empty if d is None else d.get(name) for d in decoded]
                 if is_timestamp:
-                    col = [None if v is None else datetime.fromisoformat(v) for v in col]
+                    col = [v if not isinstance(v, str) else datetime.fromisoformat(v) for v in col]
                 values[ref] = col
                 stamps[ref] = ts_list
                 statuses[ref] = status
@@ -404,8 +441,8 @@ class FeatureStore:
 
 
 def _entity_columns(
-    entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
-) -> dict[str, list[Any]]:
+    entity_rows: Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]],
+) -> dict[str, list[object]]:
     """Entity rows as columns, from a list of ``{join key: value}`` dicts or columns."""
     if isinstance(entity_rows, Mapping):
         columns = {str(k): list(v) for k, v in entity_rows.items()}
@@ -416,7 +453,7 @@ def _entity_columns(
     return {k: [row.get(k) for row in entity_rows] for k in names}
 
 
-def _entity_keys(view: View, join_keys: Sequence[str], columns: dict[str, list[Any]]
+def _entity_keys(view: View, join_keys: Sequence[str], columns: dict[str, list[object]]
                  ) -> list[str]:
     """The online store's key of each entity row for ``view``."""
     missing = [k for k in join_keys if k not in columns]
@@ -431,10 +468,10 @@ def _entity_keys(view: View, join_keys: Sequence[str], columns: dict[str, list[A
 
 
 def _decode_online(records: Sequence[OnlineRecord | None], limit: int | None
-                   ) -> tuple[list[dict[str, Any] | None], list[datetime | None], list[str]]:
+                   ) -> tuple[list[JSONObject | None], list[datetime | None], list[str]]:
     """Each record's values, event time and status (missing, expired at or before the
     ``limit`` microseconds, or present)."""
-    decoded: list[dict[str, Any] | None] = []
+    decoded: list[JSONObject | None] = []
     ts_list: list[datetime | None] = []
     status: list[str] = []
     for record in records:
@@ -467,7 +504,7 @@ def _in_entity_order(table: pa.Table) -> pa.Table:
     return table.take(order)
 
 
-def _check_key_types(con: Any, view: View, alias: str) -> None:
+def _check_key_types(con: duckdb.DuckDBPyConnection, view: View, alias: str) -> None:
     from ctloop.features.offline import q
 
     def types(rel: str) -> dict[str, str]:

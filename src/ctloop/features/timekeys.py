@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from ctloop.core.errors import UserInputError
 
@@ -50,14 +49,14 @@ def sql_ts(us: int) -> str:
     return f"make_timestamp({int(us)}::BIGINT)"
 
 
-def key_string(values: Sequence[Any]) -> str:
+def key_string(values: Sequence[object]) -> str:
     """The online key of an entity: its join-key values as text, joined by U+001F."""
     parts = []
     for value in values:
         if isinstance(value, bool):
             parts.append("true" if value else "false")
-        elif hasattr(value, "item"):  # numpy scalar
-            parts.append(str(value.item()))
+        elif callable(item := getattr(value, "item", None)):  # a numpy scalar
+            parts.append(str(item()))
         else:
             parts.append(str(value))
     return _KEY_SEP.join(parts)

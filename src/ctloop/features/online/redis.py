@@ -9,13 +9,18 @@ see all of it or none of it. ``?prefix=name`` in the URL namespaces the keys
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ctloop.core.errors import BackendUnavailable, StoreError
 from ctloop.core.plugins import require
 from ctloop.features.online.base import OnlineRecord, WriteBatch
+
+if TYPE_CHECKING:
+    import redis
+
+_T = TypeVar("_T")
 
 __all__ = ["RedisOnlineStore"]
 
@@ -34,9 +39,9 @@ class RedisOnlineStore:
     def __init__(self, *, url: str) -> None:
         self.url = url
         self._redis_url, self.prefix = _split_prefix(url)
-        self._client: Any = None
+        self._client: redis.Redis | None = None
 
-    def _conn(self) -> Any:
+    def _conn(self) -> redis.Redis:
         if self._client is None:
             redis = require("redis", "redis", "The Redis online store")
             self._client = redis.Redis.from_url(
@@ -44,7 +49,7 @@ class RedisOnlineStore:
             )
         return self._client
 
-    def _call(self, what: str, fn: Any) -> Any:
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
         redis = require("redis", "redis", "The Redis online store")
         try:
             return fn()
@@ -104,7 +109,8 @@ class RedisOnlineStore:
             if payload is None:
                 out.append(None)
             else:
-                out.append((int(ts) if ts else None, payload))
+                raw = payload if isinstance(payload, bytes) else payload.encode()
+                out.append((int(ts) if ts else None, raw))
         return out
 
     def watermark(self, view: str) -> int | None:

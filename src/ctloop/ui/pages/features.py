@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from ctloop.features.catalog import describe, feature_rows
+from ctloop.features.catalog import ViewDescription, describe, feature_rows
 from ctloop.ui.state import page, state_of
 
 __all__ = ["router"]
@@ -31,7 +31,7 @@ def features_list(
 @router.get("/features/{name}", response_class=HTMLResponse)
 def feature_view(request: Request, name: str) -> HTMLResponse:
     state = state_of(request)
-    info: dict[str, Any]
+    info: ViewDescription
     online = None
     note = ""
     try:
