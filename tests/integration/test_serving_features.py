@@ -56,7 +56,7 @@ def test_missing_features_come_from_the_online_store(ctloop_home: Path) -> None:
     rows = rows[["origin", "hour", "tailnum"]].reset_index(drop=True)
     online = fs.get_online_features(REFS, {str(k): v for k, v in rows.to_dict("list").items()},
                                     now=MOMENT)
-    full = rows.assign(**{r.split(":")[1]: online.values[r] for r in REFS})
+    full = rows.assign(**{r.split(":")[1]: pd.Series(online.values[r]) for r in REFS})
     loaded = registry.load("flights:1", artifacts)
     assert full["temp"].notna().all() and full["seats"].notna().any()
 
