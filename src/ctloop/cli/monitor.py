@@ -258,7 +258,7 @@ def skew(
                                 min_rows=min_rows, start=parse_when(since, "--since"),
                                 end=parse_when(until, "--until"))
     if not as_json:
-        for line in result.details.get("anomalies", []):
+        for line in result.strings("anomalies"):
             console.print(line, highlight=False, soft_wrap=True)
     _finish(result, as_json, record)
 

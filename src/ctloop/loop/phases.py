@@ -315,7 +315,7 @@ class LoopPhases:
                                 ).get(champion, (None, 0))
         report.live = {"version": champion, self.spec.metric: _round(value), "n": n}
         report.drift = {"share": _round(drift.value),
-                        "features": list(drift.details.get("drifted_features", []))}
+                        "features": drift.strings("drifted_features")}
         if fitting.skipped:
             report.anomalies.append(fitting.anomaly())
         return Signals(decay=decay, drift=drift, estimate=estimate)

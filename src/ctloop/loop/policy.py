@@ -142,7 +142,7 @@ def _monitored(spec: LoopSpec, name: str, signals: Signals) -> TriggerDecision:
                                                 "labels (or no champion served)")
         if estimate.status == "no_data":
             return TriggerDecision(name, False, f"no data: {estimate.note}")
-        band = estimate.details.get("band")
+        band = estimate.band
         return TriggerDecision(
             name, bool(estimate.fired),
             f"estimated {metric} {_fmt(estimate.value)} vs baseline "
@@ -157,7 +157,7 @@ def _monitored(spec: LoopSpec, name: str, signals: Signals) -> TriggerDecision:
         body = (f"live {metric} {_fmt(result.value)} vs baseline {_fmt(result.baseline)} "
                 f"(fires {side} {_fmt(result.threshold)})")
     else:
-        drifted = result.details.get("drifted_features", [])
+        drifted = result.strings("drifted_features")
         body = (f"{_fmt(result.value)} of features drifted from the champion's training "
                 f"data (fires at {_fmt(result.threshold)}): {', '.join(drifted) or 'none'}")
     return TriggerDecision(name, bool(result.fired), body)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ctloop.core.errors import UserInputError
-from ctloop.core.jsontypes import as_object, as_str
+from ctloop.core.jsontypes import JSONValue, as_object, as_str
 from ctloop.models.calibration import Calibration, calibration_of
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.metrics import Costs, metric_matrix
@@ -409,7 +409,7 @@ def check_estimated_performance(
     _check_arguments(manifest, metric, max_drop)
     window = _window(start, end)
     frame, served_version = _served(log, model_name, start, end, version)
-    details: dict[str, Any] = {
+    details: dict[str, JSONValue] = {
         "metric": metric,
         "higher_is_better": HIGHER[metric] if metric else True,
         "max_drop": max_drop,
@@ -479,7 +479,7 @@ def _model_facts(
 
 
 def _estimate_binary(frame: pd.DataFrame, manifest: Mapping[str, Any] | None, metric: str,
-                     model_name: str, min_labels: int, n_sim: int, details: dict[str, Any]
+                     model_name: str, min_labels: int, n_sim: int, details: dict[str, JSONValue]
                      ) -> tuple[Estimate, str]:
     """The binary estimate of the window (and the realised metric once labels arrived, in
     ``details``); the note says when the scores were not calibrated."""
@@ -548,7 +548,7 @@ def _judge(value: float | None, baseline: float | None, max_drop: float, higher:
 
 def _check_multiclass(
     frame: Any, manifest: Mapping[str, Any] | None, metric: str, baseline: float | None,
-    max_drop: float, min_labels: int, n_sim: int, details: dict[str, Any],
+    max_drop: float, min_labels: int, n_sim: int, details: dict[str, JSONValue],
     result: Callable[..., MonitorResult],
 ) -> MonitorResult:
     """The multiclass estimate of a window, with the realised metric when labels arrived."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ctloop.core.errors import NotFound, UserInputError
-from ctloop.core.jsontypes import JSONValue
+from ctloop.core.jsontypes import JSONValue, as_list, as_number, as_str, as_strs
 from ctloop.data.stats import DatasetStatistics
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.requestlog.records import PredictionLog
@@ -81,7 +81,7 @@ class MonitorResult:
     baseline: float | None  # decay: the metric it is compared with
     window: dict[str, str | None]  # {"start": iso, "end": iso}
     n: int  # rows (drift) or labelled rows (decay) looked at
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, JSONValue] = field(default_factory=dict)
     note: str = ""  # why it could not judge, when it could not
     status: MonitorStatus = "ok"
 
@@ -97,6 +97,16 @@ class MonitorResult:
     def no_data(self) -> bool:
         return self.status == "no_data"
 
+    @property
+    def band(self) -> tuple[float | None, float | None] | None:
+        """An estimate's interval (``details["band"]``), when it has one."""
+        band = as_list(self.details.get("band"))
+        return (as_number(band[0]), as_number(band[1])) if len(band) == 2 else None
+
+    def strings(self, key: str) -> list[str]:
+        """The list of names kept under ``details[key]`` (drifted features, anomalies)."""
+        return as_strs(self.details.get(key))
+
     def summary(self) -> str:
         """One line for people and logs."""
         state = {"fired": "FIRED", "ok": "ok", "no_data": "NO DATA"}[self.status]
@@ -104,16 +114,16 @@ class MonitorResult:
         if self.no_data:
             return f"{self.kind} {self.model}: {state}: {self.note}; n={self.n}; {span}"
         if self.kind == "output_drift":
-            body = (f"drifted: {', '.join(self.details.get('drifted', [])) or 'none'} of "
-                    f"{', '.join(self.details.get('columns', []))}")
+            body = (f"drifted: {', '.join(self.strings('drifted')) or 'none'} of "
+                    f"{', '.join(self.strings('columns'))}")
         elif self.kind == "drift":
             body = (f"{_fmt(self.value)} of features drifted (fires at {_fmt(self.threshold)})"
-                    f"; drifted: {', '.join(self.details.get('drifted_features', [])) or 'none'}")
+                    f"; drifted: {', '.join(self.strings('drifted_features')) or 'none'}")
         elif self.kind in ("decay", "estimate"):
-            metric = self.details.get("metric", "metric")
+            metric = as_str(self.details.get("metric"), "metric")
             side = "below" if self.details.get("higher_is_better", True) else "above"
             prefix = "estimated " if self.kind == "estimate" else ""
-            band = self.details.get("band")
+            band = self.band
             band_text = f" [{_fmt(band[0])}, {_fmt(band[1])}]" if band else ""
             body = (f"{prefix}{metric} {_fmt(self.value)}{band_text} vs baseline "
                     f"{_fmt(self.baseline)} (fires {side} {_fmt(self.threshold)})")
@@ -131,7 +141,7 @@ def _fmt(value: float | None) -> str:
 
 
 def verdict(kind: str, model: str, status: MonitorStatus, value: float | None,
-            note: str = "", details: dict[str, Any] | None = None, *,
+            note: str = "", details: dict[str, JSONValue] | None = None, *,
             window: dict[str, str | None], n: int, threshold: float | None = None,
             baseline: float | None = None) -> MonitorResult:
     """A monitor's result whose ``fired`` follows its ``status`` (one constructor for the
@@ -523,7 +533,7 @@ def check_decay(
             store, model_name, metric=metric, version=served_version)
     higher = HIGHER_IS_BETTER[metric]
     limit = baseline - max_drop if higher else baseline + max_drop
-    details: dict[str, Any] = {
+    details: dict[str, JSONValue] = {
         "metric": metric, "max_drop": max_drop, "higher_is_better": higher,
         "rows_logged": len(frame), "baseline_version": base_version,
         "served_version": served_version, "task": task,
@@ -593,7 +603,7 @@ def _realised(labelled: pd.DataFrame, task: Task, metric: str, *, min_labels: in
 # -- recording --------------------------------------------------------------
 
 
-def _compact(details: dict[str, Any]) -> dict[str, Any]:
+def _compact(details: dict[str, JSONValue]) -> dict[str, Any]:
     """The small part of a result's details worth keeping as searchable properties."""
     keep = ("metric", "band", "drifted_features", "top_drifted", "outlier_rate", "estimates",
             "missing_inputs", "realized")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
-from ctloop.core.jsontypes import as_object
+from ctloop.core.jsontypes import as_list, as_object, as_str
 from ctloop.monitoring.monitors import check_decay, check_drift, served_rows
 from ctloop.requestlog.records import PredictionLog
 
@@ -105,13 +105,13 @@ def monitor_timeline(
                     n_sim=100,
                 )
                 signals.estimated = est.value
-                band = est.details.get("band") or [None, None]
-                signals.band = (band[0], band[1])
+                signals.band = est.band or (None, None)
             if reference is not None:
                 drift = check_drift(log, model_name, reference, start=lo, end=hi, min_rows=min_rows)
                 signals.drift_share = drift.value
                 signals.top_drifted = [
-                    r["feature"] for r in drift.details.get("top_drifted", []) if r.get("drifted")
+                    as_str(row.get("feature")) for row in map(as_object, as_list(
+                        drift.details.get("top_drifted"))) if row.get("drifted")
                 ][:3]
             part = frame[(stamps >= lo) & (stamps < hi)]
             if "outlier_score" in part.columns and part["outlier_score"].notna().any():

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ctloop.core.jsontypes import JSONValue
 from ctloop.data.schema import Schema
 from ctloop.models.outliers import OUTLIER_SCORE_CUTOFF
 from ctloop.monitoring.monitors import (
@@ -68,7 +69,7 @@ def check_outliers(
         return result("no_data", None, f"{why}; need {min_rows} scored rows")
     values = scores.to_numpy(dtype=np.float64)
     rate = float(np.mean(values >= cutoff))
-    details = {
+    details: dict[str, JSONValue] = {
         "outlier_rate": rate,
         "cutoff": cutoff,
         "score_quantiles": {f"p{q}": float(np.quantile(values, q / 100)) for q in (50, 90, 99)},
@@ -133,7 +134,7 @@ def check_serving_skew(
     missing = missing_inputs(frame)
     unfilled = {k: v / len(frame) for k, v in missing.items()}
     too_many = {k: v for k, v in unfilled.items() if v > max_missing_share}
-    details: dict[str, Any] = {
+    details: dict[str, JSONValue] = {
         "anomalies": [a.one_line() for a in anomalies.anomalies],
         "errors": len(anomalies.errors),
         "missing_inputs": missing,

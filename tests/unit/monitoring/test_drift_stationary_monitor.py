@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import as_str
 from ctloop.data.stats import compute_statistics
 from ctloop.examples.flights.data import flights, load_table
 from ctloop.monitoring.monitors import check_drift
@@ -56,14 +57,14 @@ def test_a_month_inside_the_seasons_seen_is_not_drift(september_log, spring_to_s
 def test_a_season_the_reference_never_saw_still_drifts(july_log, january) -> None:
     winter = january.sort_values("time_hour")[WEATHER]
     result = check_drift(july_log, "delays", winter, columns=WEATHER, thresholds="stationary")
-    assert result.fired and {"temp", "dewp"} <= set(result.details["drifted_features"])
+    assert result.fired and {"temp", "dewp"} <= set(result.strings("drifted_features"))
 
 
 def test_statistics_alone_keep_fixed_thresholds_and_say_so(july_log, january) -> None:
     stats = compute_statistics(january[WEATHER])
     result = check_drift(july_log, "delays", stats, thresholds="stationary")
     assert result.fired and result.details["thresholds"] == "fixed"
-    assert "cannot be measured" in result.details["thresholds_note"]
+    assert "cannot be measured" in as_str(result.details["thresholds_note"])
     with pytest.raises(UserInputError, match=r"'fixed' or 'stationary'\. Got 'seasonal'"):
         check_drift(july_log, "delays", stats, thresholds="seasonal")
 

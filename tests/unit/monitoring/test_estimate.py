@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import as_number, as_object
 from ctloop.models import fit_model, load_model
 from ctloop.models.calibration import finalize_model
 from ctloop.models.metrics import metric_matrix
@@ -123,9 +124,11 @@ def test_monitor_fires_on_an_estimated_drop_and_records_the_realised_error(tmp_p
         log, "m", manifest=model.manifest, baseline=baseline, max_drop=0.05
     )
     assert result.status == "fired" and result.kind == "estimate"
-    assert result.details["calibrated"] and result.details["band"][0] < result.value
-    realized = result.details["realized"]
-    assert realized["n_labels"] == 2000 and abs(realized["error"]) < 0.04
+    band = result.band
+    assert result.details["calibrated"] and band and band[0] is not None and result.value
+    assert band[0] < result.value
+    realized = as_object(result.details["realized"])
+    assert realized["n_labels"] == 2000 and abs(as_number(realized["error"]) or 1) < 0.04
     assert "estimated roc_auc" in result.summary()
     calm = _log(tmp_path / "b", model, _data(2000, 31), labels=False)
     ok = check_estimated_performance(calm, "m", manifest=model.manifest, baseline=0.85)

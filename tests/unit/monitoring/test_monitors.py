@@ -34,7 +34,7 @@ def test_drift_fires_for_january_reference_vs_july_serving(july_log, january) ->
     result = check_drift(july_log, "delays", january[FEATURES])
     assert isinstance(result, MonitorResult)
     assert result.fired and result.kind == "drift"
-    assert {"temp", "dewp"} <= set(result.details["drifted_features"])
+    assert {"temp", "dewp"} <= set(result.strings("drifted_features"))
     assert result.n == len(july_log.read())
     assert "FIRED" in result.summary() and "temp" in result.summary()
 

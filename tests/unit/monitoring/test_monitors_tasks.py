@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import as_object
 from ctloop.models.metrics import metric_value
 from ctloop.monitoring.estimate import check_estimated_performance, estimate_multiclass
 from ctloop.monitoring.monitors import (
@@ -153,7 +154,7 @@ def test_multiclass_decay_and_estimate_from_logged_probabilities() -> None:
     estimate = check_estimated_performance(log, "kinds", manifest=manifest,  # type: ignore[arg-type]
                                            baseline=0.95, max_drop=0.05)
     assert estimate.details["metric"] == "accuracy" and estimate.fired
-    assert estimate.details["realized"]["value"] == pytest.approx(decay.value)
+    assert as_object(estimate.details["realized"])["value"] == pytest.approx(decay.value)
     outputs = served_outputs(log.frame, "multiclass", CLASSES)
     assert set(outputs["prediction"]) <= set(CLASSES) and set(outputs["label"]) == set(CLASSES)
 
@@ -202,7 +203,7 @@ def test_multiclass_decay_and_output_drift_on_the_real_request_log(tmp_path: Pat
     assert same.status == "ok"
     skewed = outputs.assign(prediction="0", label="0")
     moved = check_output_drift(log, "digits", skewed, task="multiclass", classes=[0, 1, 2, 3])
-    assert moved.fired and set(moved.details["drifted"]) == {"prediction", "label"}
+    assert moved.fired and set(moved.strings("drifted")) == {"prediction", "label"}
 
 
 def test_monitor_outputs_cli_compares_a_window_with_an_earlier_one(tmp_path: Path) -> None:

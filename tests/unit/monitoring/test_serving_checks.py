@@ -35,7 +35,7 @@ def test_a_new_category_and_out_of_range_values_fire(tmp_path: Path, january, ma
     log.append(make_records(served))
     result = check_serving_skew(log, "delays", _schema(january))
     assert result.status == "fired"
-    text = " ".join(result.details["anomalies"])
+    text = " ".join(result.strings("anomalies"))
     assert "origin" in text and "XXX" in text and "distance" in text
 
 
