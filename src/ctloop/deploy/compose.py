@@ -21,8 +21,8 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any
 
+from ctloop.core.jsontypes import JSONValue
 from ctloop.deploy.plan import DeploymentPlan, Probe, Service, size_in_bytes
 
 __all__ = ["DOTENV_FILE", "ENV_FILE", "SECRETS_FILE", "read_env_file", "render_compose",
@@ -77,7 +77,7 @@ def render_secrets_file(plan: DeploymentPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _healthcheck(probe: Probe) -> dict[str, Any]:
+def _healthcheck(probe: Probe) -> dict[str, JSONValue]:
     if probe.command:
         test = ["CMD", *(part.replace("$", "$$") for part in probe.command)]
     else:
@@ -95,7 +95,7 @@ def _healthcheck(probe: Probe) -> dict[str, Any]:
             "start_period": "180s"}
 
 
-def _image(svc: Service, plan: DeploymentPlan, build: dict[str, str]) -> dict[str, Any]:
+def _image(svc: Service, plan: DeploymentPlan, build: dict[str, str]) -> dict[str, JSONValue]:
     """An external image reads only its secrets; the project image is built, reads the
     settings and the secrets, and runs under an init."""
     if svc.image:
@@ -105,7 +105,7 @@ def _image(svc: Service, plan: DeploymentPlan, build: dict[str, str]) -> dict[st
             "init": True}
 
 
-def _depends_on(svc: Service, plan: DeploymentPlan) -> dict[str, Any]:
+def _depends_on(svc: Service, plan: DeploymentPlan) -> dict[str, JSONValue]:
     """Each dependency, healthy when it has a readiness probe; the published service is
     one compose service per replica."""
     by_name = {s.name: s for s in plan.services}
@@ -116,9 +116,9 @@ def _depends_on(svc: Service, plan: DeploymentPlan) -> dict[str, Any]:
     }
 
 
-def _resources(svc: Service) -> dict[str, Any]:
+def _resources(svc: Service) -> dict[str, JSONValue]:
     """Replicas (a scaled service, except the published one), limits and reservation."""
-    spec: dict[str, Any] = {}
+    spec: dict[str, JSONValue] = {}
     if svc.replicas != 1 and not svc.published:
         spec["scale"] = svc.replicas
     if svc.cpus:
@@ -129,7 +129,7 @@ def _resources(svc: Service) -> dict[str, Any]:
     return spec
 
 
-def _service(svc: Service, plan: DeploymentPlan, build: dict[str, str]) -> dict[str, Any]:
+def _service(svc: Service, plan: DeploymentPlan, build: dict[str, str]) -> dict[str, JSONValue]:
     """One service's block (the published one's, before its ports)."""
     spec = _image(svc, plan, build)
     if svc.command:  # "$" would be compose's own interpolation: leave it to the shell
@@ -153,27 +153,29 @@ def _service(svc: Service, plan: DeploymentPlan, build: dict[str, str]) -> dict[
     return spec
 
 
-def _replicas(svc: Service, plan: DeploymentPlan, spec: dict[str, Any]) -> dict[str, Any]:
+def _replicas(svc: Service, plan: DeploymentPlan, spec: dict[str, JSONValue]
+              ) -> dict[str, JSONValue]:
     """The published service as one compose service per replica, each on its port."""
-    services: dict[str, Any] = {}
+    services: dict[str, JSONValue] = {}
     previous = ""
     for name, port in serving_services(plan).items():
         published = [f"{plan.host}:{port}:{svc.ports[0]}"]
-        services[name] = {**copy.deepcopy(spec), "ports": published}
+        replica: dict[str, JSONValue] = {**copy.deepcopy(spec), "ports": published}
         if plan.first_model and previous:  # one replica at a time has the CPU: the
             # first answers from the bundle sooner, the next start when it does
-            services[name]["depends_on"] = {previous: {"condition": "service_healthy"}}
+            replica["depends_on"] = {previous: {"condition": "service_healthy"}}
+        services[name] = replica
         previous = name
     return services
 
 
-def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
+def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, JSONValue]:
     """The ``docker-compose.yaml`` document."""
     build = {"context": os.path.relpath(plan.project_root, out_dir),
              "dockerfile": os.path.relpath(os.path.join(out_dir, "Dockerfile"),
                                            plan.project_root)}
-    services: dict[str, Any] = {}
-    volumes: dict[str, Any] = {}
+    services: dict[str, JSONValue] = {}
+    volumes: dict[str, JSONValue] = {}
     for svc in plan.services:
         spec = _service(svc, plan, build)
         volumes.update({name: {} for name in {**svc.volumes, **svc.shared}})
@@ -181,7 +183,7 @@ def render_compose(plan: DeploymentPlan, out_dir: str) -> dict[str, Any]:
             services.update(_replicas(svc, plan, spec))
         else:
             services[svc.name] = spec
-    doc: dict[str, Any] = {"version": COMPOSE_VERSION, "services": services}
+    doc: dict[str, JSONValue] = {"version": COMPOSE_VERSION, "services": services}
     if volumes:
         doc["volumes"] = volumes
     return doc

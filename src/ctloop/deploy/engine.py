@@ -13,9 +13,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ctloop.core.errors import CtloopError, UserInputError
+from ctloop.core.jsontypes import as_object
 
 __all__ = ["DeployCommandFailed", "Exported", "build_image", "compose", "compose_command",
            "find_engine", "read_export"]
@@ -88,8 +88,9 @@ def read_export(folder: str | Path) -> Exported:
     compose_file = out / "docker-compose.yaml"
     image = ""
     if compose_file.is_file():
-        doc: dict[str, Any] = yaml.safe_load(compose_file.read_text())
-        image = next((str(s["image"]) for s in doc["services"].values() if "build" in s), "")
+        services = as_object(as_object(yaml.safe_load(compose_file.read_text())).get("services"))
+        image = next((str(svc.get("image")) for svc in map(as_object, services.values())
+                      if "build" in svc), "")
     elif (out / "kubernetes.yaml").is_file():
         for d in yaml.safe_load_all((out / "kubernetes.yaml").read_text()):
             for c in (d or {}).get("spec", {}).get("template", {}).get("spec", {}).get(

@@ -14,8 +14,7 @@ what Kubernetes reserved.
 
 from __future__ import annotations
 
-from typing import Any
-
+from ctloop.core.jsontypes import JSONValue
 from ctloop.deploy.plan import DeploymentPlan, Probe, Service, size_in_bytes
 
 __all__ = ["CONFIG", "SECRET", "render_kubernetes"]
@@ -29,8 +28,8 @@ def _labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, **_PART_OF}
 
 
-def _probe(probe: Probe, *, initial: int) -> dict[str, Any]:
-    how: dict[str, Any]
+def _probe(probe: Probe, *, initial: int) -> dict[str, JSONValue]:
+    how: dict[str, JSONValue]
     if probe.command:
         how = {"exec": {"command": list(probe.command)}}
     else:
@@ -39,8 +38,8 @@ def _probe(probe: Probe, *, initial: int) -> dict[str, Any]:
             "failureThreshold": 3}
 
 
-def _container(plan: DeploymentPlan, svc: Service) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": svc.name, "image": svc.image or plan.image}
+def _container(plan: DeploymentPlan, svc: Service) -> dict[str, JSONValue]:
+    container: dict[str, JSONValue] = {"name": svc.name, "image": svc.image or plan.image}
     if not svc.image and "/" not in plan.image.split(":")[0]:
         container["imagePullPolicy"] = "IfNotPresent"  # a local name: loaded into the nodes
     if svc.command:
@@ -48,7 +47,7 @@ def _container(plan: DeploymentPlan, svc: Service) -> dict[str, Any]:
     if not svc.image:
         container["envFrom"] = [{"configMapRef": {"name": CONFIG}},
                                 {"secretRef": {"name": SECRET}}]
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in svc.env.items()]
+    env: list[dict[str, JSONValue]] = [{"name": k, "value": v} for k, v in svc.env.items()]
     if svc.image:
         env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": k}}}
                 for k in svc.secret_env]
@@ -74,17 +73,17 @@ def _container(plan: DeploymentPlan, svc: Service) -> dict[str, Any]:
     return container
 
 
-def _workload(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, Any]:
-    pod: dict[str, Any] = {"containers": [_container(plan, svc)]}
+def _workload(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, JSONValue]:
+    pod: dict[str, JSONValue] = {"containers": [_container(plan, svc)]}
     if svc.shared:  # one ReadWriteMany claim per shared volume, mounted by every ctloop pod
         pod["volumes"] = [{"name": n, "persistentVolumeClaim": {"claimName": _claim(plan, n)}}
                           for n in svc.shared]
         pod["securityContext"] = {"fsGroup": 10001}  # the image's ctloop user can write
-    meta: dict[str, Any] = {"name": svc.name, "namespace": namespace,
+    meta: dict[str, JSONValue] = {"name": svc.name, "namespace": namespace,
                             "labels": _labels(svc.name)}
     if svc.pending:
         meta["annotations"] = {"ctloop.dev/pending-command": "true"}
-    spec: dict[str, Any] = {
+    spec: dict[str, JSONValue] = {
         "replicas": svc.replicas,
         "selector": {"matchLabels": _labels(svc.name)},
         "template": {"metadata": {"labels": _labels(svc.name)}, "spec": pod},
@@ -115,7 +114,7 @@ def _claim(plan: DeploymentPlan, volume: str) -> str:
     return f"{plan.name}-{volume}"
 
 
-def _shared_claims(plan: DeploymentPlan, namespace: str) -> list[dict[str, Any]]:
+def _shared_claims(plan: DeploymentPlan, namespace: str) -> list[dict[str, JSONValue]]:
     names = sorted({n for svc in plan.services for n in svc.shared})
     return [{
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -126,8 +125,8 @@ def _shared_claims(plan: DeploymentPlan, namespace: str) -> list[dict[str, Any]]
     } for n in names]
 
 
-def _service(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {
+def _service(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, JSONValue]:
+    spec: dict[str, JSONValue] = {
         "selector": _labels(svc.name),
         "ports": [{"name": f"p{p}", "port": p, "targetPort": p} for p in svc.ports],
     }
@@ -144,9 +143,10 @@ def _service(plan: DeploymentPlan, svc: Service, namespace: str) -> dict[str, An
     }
 
 
-def render_kubernetes(plan: DeploymentPlan, namespace: str = "ctloop") -> list[dict[str, Any]]:
+def render_kubernetes(plan: DeploymentPlan, namespace: str = "ctloop"
+                      ) -> list[dict[str, JSONValue]]:
     """The manifests, in the order ``kubectl apply -f`` should create them."""
-    docs: list[dict[str, Any]] = [
+    docs: list[dict[str, JSONValue]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {
             "apiVersion": "v1",

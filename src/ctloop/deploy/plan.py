@@ -13,12 +13,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from ctloop.core.errors import ConfigError
 from ctloop.core.secrets import mask_secrets
-from ctloop.core.settings import Settings
+from ctloop.core.settings import Settings, TomlValue
 
 __all__ = [
     "EXTERNAL_IMAGES",
@@ -120,7 +119,7 @@ _OPTIONS = {"image", "workers", "worker_cpus", "worker_memory", "serving_replica
             "redis_image", "loop_interval"}
 
 
-def project_slug(settings: Settings, options: dict[str, Any] | None = None) -> str:
+def project_slug(settings: Settings, options: dict[str, TomlValue] | None = None) -> str:
     """The deployment's name: ``[ctloop.deploy] name``, else the project folder's name,
     as compose and Kubernetes accept it (lower-case letters, digits and '-')."""
     options = _deploy_options(settings) if options is None else options
@@ -162,7 +161,7 @@ def _landing_folders(settings: Settings) -> dict[str, str]:
     return folders
 
 
-def _deploy_options(settings: Settings) -> dict[str, Any]:
+def _deploy_options(settings: Settings) -> dict[str, TomlValue]:
     options = dict(settings.tables.deploy)
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
@@ -187,7 +186,7 @@ def _declared_loops(settings: Settings) -> list[str]:
     return names
 
 
-def _positive(options: dict[str, Any], key: str, default: float) -> float:
+def _positive(options: dict[str, TomlValue], key: str, default: float) -> float:
     value = options.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"The [deploy] setting {key!r} must be a number > 0. Got {value!r}.")
@@ -227,7 +226,7 @@ def _redis_service(url: str, image: str) -> tuple[Service, str, dict[str, str]]:
     return service, f"redis://{netloc}{db}", secret
 
 
-def _s3_endpoint(settings: Settings, options: dict[str, Any]) -> str:
+def _s3_endpoint(settings: Settings, options: dict[str, TomlValue]) -> str:
     import os
 
     s3 = settings.tables.s3
@@ -253,7 +252,7 @@ class _Parts:
     notes: list[str] = field(default_factory=list)
 
 
-def _metadata_store(settings: Settings, options: dict[str, Any], parts: _Parts) -> bool:
+def _metadata_store(settings: Settings, options: dict[str, TomlValue], parts: _Parts) -> bool:
     """A metadata database on this machine becomes a bundled PostgreSQL (its password
     kept from the previous export); True when bundled."""
     import secrets as tokens
@@ -303,7 +302,7 @@ def _artifact_store(settings: Settings, target: str, parts: _Parts) -> tuple[str
     return f"file://{_SHARED_ARTIFACTS}", True
 
 
-def _online_store(settings: Settings, options: dict[str, Any], parts: _Parts) -> None:
+def _online_store(settings: Settings, options: dict[str, TomlValue], parts: _Parts) -> None:
     """A Redis on this machine becomes a bundled Redis; SQLite moves to the state volume."""
     online = settings.online_store_url
     if online.startswith("redis") and _is_local(online):
@@ -321,7 +320,7 @@ def _online_store(settings: Settings, options: dict[str, Any], parts: _Parts) ->
     parts.secret_env["CTLOOP_ONLINE_STORE_URL"] = online
 
 
-def _s3_settings(settings: Settings, options: dict[str, Any], parts: _Parts,
+def _s3_settings(settings: Settings, options: dict[str, TomlValue], parts: _Parts,
                  settings_env: dict[str, str]) -> None:
     """S3 artifacts: the endpoint and region as settings, the keys as secrets to fill in."""
     endpoint = _s3_endpoint(settings, options)
@@ -358,7 +357,7 @@ class _Mounts:
     after: list[str]  # the replicas, with a first model
 
 
-def _dask_services(options: dict[str, Any], mounts: _Mounts, workers: int,
+def _dask_services(options: dict[str, TomlValue], mounts: _Mounts, workers: int,
                    scheduler: str) -> list[Service]:
     """The Dask scheduler and its workers (the workers sized from ``[deploy]``)."""
     worker_cpus = _positive(options, "worker_cpus", 1)
@@ -388,7 +387,7 @@ def _dask_services(options: dict[str, Any], mounts: _Mounts, workers: int,
     )]
 
 
-def _serving_service(options: dict[str, Any], mounts: _Mounts, first_model: str) -> Service:
+def _serving_service(options: dict[str, TomlValue], mounts: _Mounts, first_model: str) -> Service:
     """The published prediction service; with a first model it answers from the bundle
     and waits for nothing."""
     serve = ["ctloop", "serve", "--host", "0.0.0.0", "--port", str(SERVING_PORT)]
@@ -406,7 +405,7 @@ def _serving_service(options: dict[str, Any], mounts: _Mounts, first_model: str)
     )
 
 
-def _controller_services(settings: Settings, options: dict[str, Any], mounts: _Mounts,
+def _controller_services(settings: Settings, options: dict[str, TomlValue], mounts: _Mounts,
                          first_model: str) -> list[Service]:
     """The trigger controller, each declared loop's controller and the first model's
     one-shot import."""

@@ -123,7 +123,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         ".dockerignore": "44b87ab7fa53ea11"
     },
     "cluster-compose": {
-        "plan": "54019096d71d042d",
+        "plan": "7166df977f1c169b",
         "deploy/Dockerfile": "6daa3ccfb768428b",
         "deploy/secrets.env": "39bdbbc514ca1473",
         "deploy/README.md": "75b70e621c94d8c9",
@@ -133,7 +133,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         ".dockerignore": "44b87ab7fa53ea11"
     },
     "cluster-kubernetes": {
-        "plan": "9b8e6d4bc913891d",
+        "plan": "daa00d3c19880f36",
         "deploy/Dockerfile": "c4c7436959faff20",
         "deploy/secrets.env": "39bdbbc514ca1473",
         "deploy/README.md": "0eb22994ff895be4",
@@ -141,7 +141,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         ".dockerignore": "99e3be135e9b0b8d"
     },
     "cluster-kubernetes-bundle": {
-        "plan": "9660d81aa69c9073",
+        "plan": "a188d9e9aadcd4ba",
         "deploy/Dockerfile": "6daa3ccfb768428b",
         "deploy/secrets.env": "8f10956941d5b4e6",
         "deploy/README.md": "174607e73b7cf503",
