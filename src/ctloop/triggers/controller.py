@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from ctloop.core.clock import Clock, as_clock, utc_now
 from ctloop.core.errors import CtloopError, NotFound, UserInputError
-from ctloop.core.jsontypes import JSONObject
+from ctloop.core.jsontypes import JSONValue
 from ctloop.core.leases import renewing
 from ctloop.core.settings import Settings, load_settings
 from ctloop.monitoring.signals import check_schedule, cooling_until, last_scheduled
@@ -33,10 +33,12 @@ from ctloop.triggers.definitions import TriggerDef, fill_params, load_triggers
 from ctloop.triggers.state import (
     CLAIM_TTL,
     Firing,
+    FiringInfo,
     FiringStatus,
     TriggerEntry,
     TriggerState,
     claim_alive,
+    info_to_json,
     this_process,
 )
 from ctloop.triggers.store import ControllerState
@@ -82,10 +84,10 @@ class Controller:
                     break
         return done
 
-    def fire(self, name: str, info: JSONObject | None = None) -> Firing:
+    def fire(self, name: str, info: FiringInfo | None = None) -> Firing:
         """Start a trigger's pipeline now, whatever its condition and cooldown."""
         trigger = self.get(name)
-        firing = self._handle(trigger, manual_info={"by": "manual", **(info or {})})
+        firing = self._handle(trigger, manual_info=FiringInfo(by="manual") | (info or {}))
         assert firing is not None
         return firing
 
@@ -115,17 +117,17 @@ class Controller:
         status, files seen ...)."""
         return self.state.read()
 
-    def status(self) -> dict[str, JSONObject]:
+    def status(self) -> dict[str, dict[str, JSONValue]]:
         """:meth:`entries` as the JSON documents they are stored as."""
         return {name: entry.to_json() for name, entry in self.entries().items()}
 
     # -- one trigger -----------------------------------------------------------
 
-    def _handle(self, trigger: TriggerDef, manual_info: JSONObject | None = None
+    def _handle(self, trigger: TriggerDef, manual_info: FiringInfo | None = None
                 ) -> Firing | None:
         now = self.clock.now()
-        measured: JSONObject | None = None
-        info: JSONObject | None
+        measured: FiringInfo | None = None
+        info: FiringInfo | None
         if manual_info is None and trigger.kind in ("degradation", "drift"):
             # Monitors read the log and write reports: never while holding the state lock.
             with self.state.entry(trigger.name) as entry:
@@ -169,7 +171,7 @@ class Controller:
                 kind = trigger.kind
             else:
                 info, kind = manual_info, "manual"
-            fired: JSONObject = {"trigger": trigger.name, **info}
+            fired = FiringInfo(trigger=trigger.name) | info
             entry.running = this_process(since=now.isoformat())
             entry.last_fired = now.isoformat()
         with renewing(lambda: self._renew_claim(trigger.name), CLAIM_TTL / 4,
@@ -202,7 +204,7 @@ class Controller:
     def _cooling(self, trigger: TriggerDef, entry: TriggerEntry, now: datetime) -> bool:
         return cooling_until(entry.last_fired, trigger.cooldown, now) is not None
 
-    def _start(self, trigger: TriggerDef, kind: str, info: JSONObject,
+    def _start(self, trigger: TriggerDef, kind: str, info: FiringInfo,
                now: datetime) -> Firing:
         from ctloop.pipeline.api import run
 
@@ -210,7 +212,7 @@ class Controller:
         try:
             params = fill_params(trigger, info)
             result = run(trigger.pipeline, params, settings=self.settings, runner=self.runner,
-                         trigger=kind, trigger_info=info)
+                         trigger=kind, trigger_info=info_to_json(info))
         except Exception as exc:  # a failing pipeline must not stop the controller
             message = (exc.one_line() if isinstance(exc, CtloopError)
                        else f"{type(exc).__name__}: {exc}")
@@ -225,12 +227,12 @@ class Controller:
     # -- conditions -------------------------------------------------------------
 
     def _evaluate(self, trigger: TriggerDef, entry: TriggerEntry, now: datetime
-                  ) -> JSONObject | None:
+                  ) -> FiringInfo | None:
         if trigger.kind == "cron":
             return _due_cron(trigger.cron, entry, now)
         return _next_new_file(trigger.pattern, entry) if trigger.kind == "new_data" else None
 
-    def _monitor(self, trigger: TriggerDef, now: datetime) -> JSONObject | None:
+    def _monitor(self, trigger: TriggerDef, now: datetime) -> FiringInfo | None:
         from ctloop.metadata import open_metadata_store
         from ctloop.monitoring.monitors import check_decay, check_drift, record_result
         from ctloop.requestlog.log import open_prediction_log
@@ -257,12 +259,15 @@ class Controller:
 
         report = record_result(result, store,
                                open_artifact_store(self.settings.artifacts_url))
-        return {"summary": result.summary(), "value": result.value,
-                "threshold": result.threshold, "baseline": result.baseline, "n": result.n,
-                "report": report.id, "model": result.model}
+        info = FiringInfo(summary=result.summary(), threshold=result.threshold,
+                          baseline=result.baseline, n=result.n, report=report.id,
+                          model=result.model)
+        if result.value is not None:  # a monitor that fired measured something
+            info["value"] = result.value
+        return info
 
 
-def _due_cron(expr: str, entry: TriggerEntry, now: datetime) -> JSONObject | None:
+def _due_cron(expr: str, entry: TriggerEntry, now: datetime) -> FiringInfo | None:
     """Fire once when a scheduled time has passed since the last one handled.
 
     The first evaluation only anchors the schedule; see
@@ -276,10 +281,10 @@ def _due_cron(expr: str, entry: TriggerEntry, now: datetime) -> JSONObject | Non
         return None
     latest = last_scheduled(expr, now)
     entry.cron_anchor = latest.isoformat()
-    return {"scheduled": latest.isoformat()}
+    return FiringInfo(scheduled=latest.isoformat())
 
 
-def _next_new_file(pattern: str, entry: TriggerEntry) -> JSONObject | None:
+def _next_new_file(pattern: str, entry: TriggerEntry) -> FiringInfo | None:
     """The oldest file matching ``pattern`` not seen before; it is marked as seen."""
     seen = set(entry.seen)
     fresh = []
@@ -292,5 +297,5 @@ def _next_new_file(pattern: str, entry: TriggerEntry) -> JSONObject | None:
         return None
     mtime, path = min(fresh)
     entry.seen.append(path)
-    return {"path": path, "name": os.path.basename(path),
-            "mtime": datetime.fromtimestamp(mtime, UTC).isoformat()}
+    return FiringInfo(path=path, name=os.path.basename(path),
+                      mtime=datetime.fromtimestamp(mtime, UTC).isoformat())

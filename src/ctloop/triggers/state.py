@@ -25,15 +25,23 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import Literal, TypedDict, get_args
 
 from ctloop.core.clock import utc_now
-from ctloop.core.jsontypes import JSONObject, JSONValue, as_list, as_object, as_str, as_strs
+from ctloop.core.jsontypes import (
+    JSONObject,
+    JSONValue,
+    as_list,
+    as_number,
+    as_object,
+    as_str,
+    as_strs,
+)
 from ctloop.core.processes import Liveness, process_liveness
 from ctloop.triggers.store import ControllerState
 
-__all__ = ["CLAIM_TTL", "Claim", "Firing", "FiringStatus", "TriggerEntry", "TriggerState",
-           "claim_alive", "this_process"]
+__all__ = ["CLAIM_TTL", "Claim", "Firing", "FiringInfo", "FiringStatus", "TriggerEntry",
+           "TriggerState", "claim_alive", "this_process"]
 
 CLAIM_TTL = 120.0  # seconds a running claim lives without renewal
 
@@ -56,6 +64,56 @@ def _opt_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class FiringInfo(TypedDict, total=False):
+    """Why a trigger fired: its condition's facts, kept on the run as ``trigger_info`` and
+    the names a trigger's ``params`` placeholders may use (``{path}``, ``{summary}`` ...)."""
+
+    trigger: str  # the trigger's name
+    path: str  # new_data: the file (absolute), its name and modification time
+    name: str
+    mtime: str
+    scheduled: str  # cron: the scheduled time (ISO)
+    summary: str  # degradation, drift: the monitor's verdict in words, and its numbers
+    value: float
+    threshold: float | None
+    baseline: float | None
+    n: int
+    report: str  # the monitor report's artifact id
+    model: str
+    by: str  # manual: "manual", and what the person passed
+    reason: str
+
+
+_INFO_STRS = ("trigger", "path", "name", "mtime", "scheduled", "summary", "report", "model",
+              "by", "reason")
+
+
+def info_from_json(data: JSONObject) -> FiringInfo:
+    """A stored ``FiringInfo`` (keys of other types or unknown names are left out)."""
+    info = FiringInfo()
+    for key in _INFO_STRS:
+        value = data.get(key)
+        if isinstance(value, str):
+            info[key] = value  # type: ignore[literal-required]  # one of FiringInfo's str keys
+    value = as_number(data.get("value"))
+    if value is not None:
+        info["value"] = value
+    if "threshold" in data:
+        info["threshold"] = as_number(data.get("threshold"))
+    if "baseline" in data:
+        info["baseline"] = as_number(data.get("baseline"))
+    n = data.get("n")
+    if isinstance(n, int) and not isinstance(n, bool):
+        info["n"] = n
+    return info
+
+
+def info_to_json(info: FiringInfo) -> dict[str, JSONValue]:
+    """``info`` as the JSON object a run keeps (every value of FiringInfo is a scalar)."""
+    return {key: value for key, value in info.items()
+            if value is None or isinstance(value, str | int | float)}
+
+
 @dataclass(frozen=True)
 class Firing:
     """One start of a pipeline by a trigger (or one evaluation that failed)."""
@@ -63,14 +121,14 @@ class Firing:
     trigger: str
     kind: str
     status: FiringStatus
-    info: JSONObject = field(default_factory=dict)
+    info: FiringInfo = field(default_factory=lambda: FiringInfo())
     run_id: str | None = None
     error: str | None = None
     at: str = ""
 
     def to_json(self) -> dict[str, JSONValue]:
         return {"trigger": self.trigger, "kind": self.kind, "status": self.status,
-                "info": dict(self.info), "run_id": self.run_id, "error": self.error,
+                "info": info_to_json(self.info), "run_id": self.run_id, "error": self.error,
                 "at": self.at}
 
     @classmethod
@@ -78,7 +136,7 @@ class Firing:
         """A history item; an unknown status reads as ``error``."""
         return cls(trigger=as_str(data.get("trigger")), kind=as_str(data.get("kind")),
                    status=_status(data.get("status")) or "error",
-                   info=as_object(data.get("info")), run_id=_opt_str(data.get("run_id")),
+                   info=info_from_json(as_object(data.get("info"))), run_id=_opt_str(data.get("run_id")),
                    error=_opt_str(data.get("error")), at=as_str(data.get("at")))
 
 
@@ -103,12 +161,9 @@ class Claim:
                    since=_opt_str(data.get("since")))
 
     def to_json(self) -> dict[str, JSONValue]:
-        out: dict[str, JSONValue] = {}
-        for key, value in (("pid", self.pid), ("host", self.host), ("expires", self.expires),
-                           ("since", self.since)):
-            if value is not None:
-                out[key] = value
-        return out
+        fields = (("pid", self.pid), ("host", self.host), ("expires", self.expires),
+                  ("since", self.since))
+        return {key: value for key, value in fields if value is not None}
 
     def renewed(self, ttl: float = CLAIM_TTL) -> Claim:
         """The same claim, its lease ``ttl`` wall seconds from now."""
@@ -167,12 +222,11 @@ class TriggerEntry:
         )
 
     def to_json(self) -> dict[str, JSONValue]:
+        fields = (("last_fired", self.last_fired), ("last_checked", self.last_checked),
+                  ("last_status", self.last_status), ("last_run_id", self.last_run_id),
+                  ("last_error", self.last_error), ("cron_anchor", self.cron_anchor))
         out: dict[str, JSONValue] = dict(self.unknown)
-        for key, value in (("last_fired", self.last_fired), ("last_checked", self.last_checked),
-                           ("last_status", self.last_status), ("last_run_id", self.last_run_id),
-                           ("last_error", self.last_error), ("cron_anchor", self.cron_anchor)):
-            if value is not None:
-                out[key] = value
+        out.update((key, value) for key, value in fields if value is not None)
         if self.running is not None:
             out["running"] = self.running.to_json()
         if self.seen:
