@@ -136,7 +136,8 @@ class Firing:
         """A history item; an unknown status reads as ``error``."""
         return cls(trigger=as_str(data.get("trigger")), kind=as_str(data.get("kind")),
                    status=_status(data.get("status")) or "error",
-                   info=info_from_json(as_object(data.get("info"))), run_id=_opt_str(data.get("run_id")),
+                   info=info_from_json(as_object(data.get("info"))),
+                   run_id=_opt_str(data.get("run_id")),
                    error=_opt_str(data.get("error")), at=as_str(data.get("at")))
 
 
