@@ -19,6 +19,7 @@ runs: a claim whose process died (same host) or whose lease ran out (any host) i
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -109,9 +110,16 @@ def info_from_json(data: JSONObject) -> FiringInfo:
 
 
 def info_to_json(info: FiringInfo) -> dict[str, JSONValue]:
-    """``info`` as the JSON object a run keeps (every value of FiringInfo is a scalar)."""
-    return {key: value for key, value in info.items()
-            if value is None or isinstance(value, str | int | float)}
+    """``info`` as the JSON object a run keeps (what a person passed to a manual fire
+    beyond FiringInfo's keys is kept too, in its JSON form)."""
+    return {key: _json(value) for key, value in info.items()}
+
+
+def _json(value: object) -> JSONValue:
+    if value is None or isinstance(value, str | int | float):
+        return value
+    plain: JSONValue = json.loads(json.dumps(value, default=str))
+    return plain
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from ctloop.triggers.state import (
     TriggerState,
     claim_alive,
     info_from_json,
+    info_to_json,
     this_process,
 )
 from ctloop.triggers.store import ControllerState
@@ -82,6 +83,8 @@ def test_firing_info_keeps_known_keys_of_their_types() -> None:
     assert info == FiringInfo(path="/a", value=0.5, n=3, baseline=None, threshold=None)
     firing = Firing("t", "drift", "succeeded", FiringInfo(summary="drift 0.4", value=0.4))
     assert Firing.from_json(firing.to_json()) == firing
+    by_hand = {"by": "manual", "reason": "test", "files": ["a", "b"]}  # a person's extras
+    assert info_to_json(by_hand) == by_hand  # type: ignore[arg-type]  # untyped caller
 
 
 def test_history_keeps_the_last_twenty() -> None:
