@@ -42,17 +42,19 @@ def _say(kind: str, firing: Any) -> None:
 def list_triggers(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The triggers of ctloop.toml and what they last did."""
     controller = _controller()
-    status = controller.status()
+    from ctloop.triggers.state import TriggerEntry
+
+    entries = controller.entries()
     rows = []
     for t in controller.triggers.values():
-        s = status.get(t.name, {})
+        s = entries.get(t.name) or TriggerEntry()
         rows.append({
             "name": t.name, "kind": t.kind, "condition": t.describe(),
             "pipeline": t.pipeline_ref, "params": t.params, "cooldown": t.cooldown,
-            "enabled": t.enabled, "last_fired": s.get("last_fired"),
-            "last_status": s.get("last_status"), "last_run_id": s.get("last_run_id"),
-            "last_error": s.get("last_error"), "running": bool(s.get("running")),
-            "files_seen": len(s.get("seen", [])),
+            "enabled": t.enabled, "last_fired": s.last_fired,
+            "last_status": s.last_status, "last_run_id": s.last_run_id,
+            "last_error": s.last_error, "running": s.running is not None,
+            "files_seen": len(s.seen),
         })
     if as_json:
         print_json({"triggers": rows})
@@ -76,7 +78,7 @@ def run_controller(
     if once:
         firings = controller.tick()
         if as_json:
-            print_json({"firings": [f.to_dict() for f in firings]})
+            print_json({"firings": [f.to_json() for f in firings]})
         elif not firings:
             console.print("nothing to do")
         if any(f.status != "succeeded" for f in firings):
@@ -104,6 +106,6 @@ def fire(
     controller = _controller(None if as_json else _say)
     firing = controller.fire(name)
     if as_json:
-        print_json(firing.to_dict())
+        print_json(firing.to_json())
     if firing.status != "succeeded":
         raise typer.Exit(1)

@@ -7,7 +7,7 @@ on first use (PEP 562), so a command line that merely starts does not load them.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ctloop.pipeline.artifacts import Artifact, Dataset, Input, Metrics, Model, Output
 from ctloop.pipeline.component import ComponentDef, command_component, component
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # the names above are typed by TYPE_CHECKING
     if name not in _LAZY:
         raise AttributeError(f"module 'ctloop.pipeline' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)

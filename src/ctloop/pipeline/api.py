@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import JSONObject
 from ctloop.core.settings import Settings, load_settings
 from ctloop.metadata.base import MetadataStore, RunRecord
-from ctloop.pipeline.dsl import PipelineDef
+from ctloop.pipeline.dsl import AnyPipeline
 from ctloop.pipeline.engine import Engine, RunObserver, RunResult, recorded_runner
 from ctloop.pipeline.loader import load_pipeline
 
@@ -45,8 +46,8 @@ def _runner(spec: str, settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def run(
-    pipeline: PipelineDef | str,
-    params: dict[str, Any] | None = None,
+    pipeline: AnyPipeline | str,
+    params: Mapping[str, object] | None = None,
     *,
     settings: Settings | None = None,
     runner: str | None = None,
@@ -54,7 +55,7 @@ def run(
     cache: bool | None = None,
     observer: RunObserver | None = None,
     trigger: str = "manual",
-    trigger_info: dict[str, Any] | None = None,
+    trigger_info: JSONObject | None = None,
     project: Path | None = None,
 ) -> RunResult:
     """Run a pipeline (a ``PipelineDef`` or a ``"file.py:name"`` reference) to the end."""

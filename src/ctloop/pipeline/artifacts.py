@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias, TypeVar
+
+from ctloop.core.jsontypes import JSONValue
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +34,12 @@ __all__ = [
 
 T = TypeVar("T", bound="Artifact")
 
+ArtifactMetadata: TypeAlias = dict[str, Any]
+"""What a component writes about an artifact (``rows``, ``spans`` ...): its own free-form
+document, read back by the component code that consumes it, so it stays ``Any`` there
+(component code indexes it without narrowing); the engine stores it as the artifact's
+properties, values JSON lacks converted (``task._jsonable``)."""
+
 
 class Artifact:
     """Base of all artifact types; subclass it to make a new type."""
@@ -45,13 +54,13 @@ class Artifact:
         uri: str = "",
         sha256: str = "",
         id: str = "",
-        metadata: dict[str, Any] | None = None,
+        metadata: Mapping[str, object] | None = None,
     ) -> None:
         self.path = Path(path)
         self.uri = uri
         self.sha256 = sha256
         self.id = id
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata: ArtifactMetadata = dict(metadata or {})
 
     @classmethod
     def type_name(cls) -> str:
@@ -104,22 +113,22 @@ class Metrics(Artifact):
 
     filename = "metrics.json"
 
-    def log(self, name: str, value: Any) -> None:
+    def log(self, name: str, value: object) -> None:
         """Record one metric (written when the step ends)."""
-        values = self.read() if self.path.exists() else {}
+        values: dict[str, object] = {**self.read()} if self.path.exists() else {}
         values[name] = value
         self.write(values)
 
-    def write(self, values: dict[str, Any]) -> None:
+    def write(self, values: Mapping[str, object]) -> None:
         """Replace all metrics."""
         self.path.write_text(json.dumps(values, indent=2, sort_keys=True, default=float))
         self.metadata.update(
             {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
         )
 
-    def read(self) -> dict[str, Any]:
+    def read(self) -> dict[str, JSONValue]:
         """All metrics as a dict."""
-        values: dict[str, Any] = json.loads(self.path.read_text())
+        values: dict[str, JSONValue] = json.loads(self.path.read_text())
         return values
 
 
@@ -147,7 +156,7 @@ Input: TypeAlias = Annotated[A, INPUT]
 Output: TypeAlias = Annotated[A, OUTPUT]
 
 
-def artifact_class(annotation: Any) -> tuple[str, type[Artifact]] | None:
+def artifact_class(annotation: object) -> tuple[str, type[Artifact]] | None:
     """(``"input"``|``"output"``, artifact type) for an annotation, or None for parameters.
 
     Raises ``TypeError`` for ``Input[X]``/``Output[X]`` whose ``X`` is not an Artifact.

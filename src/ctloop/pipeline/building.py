@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ctloop.pipeline.component import ComponentDef
+    from ctloop.pipeline.component import AnyComponent
     from ctloop.pipeline.dsl import StepHandle
 
 __all__ = ["StepBuilder", "building", "current_builder"]
@@ -24,7 +24,7 @@ class StepBuilder(Protocol):
     """Collects the steps of a pipeline while its function runs."""
 
     def add_step(
-        self, comp: ComponentDef, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, comp: AnyComponent, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> StepHandle:
         """Add a call of ``comp`` as a step; its handle wires it to later steps."""
         ...

@@ -17,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, overload
 
 from typing_extensions import ParamSpec, TypeVar
 
@@ -30,13 +30,14 @@ from ctloop.pipeline.artifacts import Artifact, artifact_class
 if TYPE_CHECKING:
     from ctloop.pipeline.dsl import StepHandle
 
-__all__ = ["ComponentDef", "ParameterSpec", "command_component", "component",
-           "component_signature", "describe_component"]
+__all__ = ["UNTYPED", "AnyComponent", "ComponentDef", "ParameterSpec", "command_component",
+           "component", "component_signature", "describe_component"]
 
 P = ParamSpec("P", default=...)
-R = TypeVar("R", default=Any)
+R = TypeVar("R", covariant=True, default=object)
 
 _NO_DEFAULT = inspect.Parameter.empty
+UNTYPED: object = Any  # the annotation of an argument that has none: any value goes
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ class ParameterSpec:
     """A plain (non-artifact) argument of a component or pipeline."""
 
     name: str
-    annotation: Any = Any
-    default: Any = _NO_DEFAULT
+    annotation: object = UNTYPED  # a type, a typing form, or a string left unresolved
+    default: object = _NO_DEFAULT
 
     @property
     def required(self) -> bool:
@@ -67,7 +68,7 @@ class ComponentDef(Generic[P, R]):
     retry_backoff: float = 1.0
     cache: bool = True
     requirements: tuple[str, ...] = ()
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, object] = field(default_factory=dict)
     command: tuple[str, ...] | None = None
     module: str = ""
     qualname: str = ""
@@ -84,8 +85,8 @@ class ComponentDef(Generic[P, R]):
     @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
     @overload
-    def __call__(self, **kwargs: Any) -> StepHandle: ...
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, **kwargs: object) -> StepHandle: ...
+    def __call__(self, *args: object, **kwargs: object) -> object:
         """Inside a pipeline: add a step and return its handle. Elsewhere: run the function."""
         from ctloop.pipeline.building import current_builder
 
@@ -96,9 +97,10 @@ class ComponentDef(Generic[P, R]):
             raise PipelineDefinitionError(
                 f"Component {self.name!r} is a command line; it runs only inside a pipeline."
             )
-        return self.func(*args, **kwargs)
+        func: Callable[..., object] = self.func  # the caller's arguments, checked by P
+        return func(*args, **kwargs)
 
-    def with_options(self, **changes: Any) -> ComponentDef[P, R]:
+    def with_options(self, **changes: object) -> ComponentDef[P, R]:
         """A copy with other options (``name``, ``retries``, ``cache``, ``resources`` ...).
 
         The options are checked as ``@component`` checks them; an unknown option is an
@@ -111,7 +113,7 @@ class ComponentDef(Generic[P, R]):
                 f"Component {self.name!r} has no option {unknown[0]!r}. "
                 f"Known options: {', '.join(sorted(known))}."
             )
-        copy = dataclasses.replace(self, **changes)
+        copy = _replace(self, changes)
         if not isinstance(copy.name, str) or not copy.name.strip():
             raise PipelineDefinitionError(
                 f"The 'name' option of component {self.name!r} must be a non-empty string."
@@ -131,7 +133,12 @@ class ComponentDef(Generic[P, R]):
         return f"{self.module}:{self.qualname}"
 
 
-def component_signature(comp: ComponentDef) -> str:
+AnyComponent: TypeAlias = "ComponentDef[..., object]"
+"""A component whose parameters the holder does not know (the builder, the engine, the
+runners: they pass a step's values by name, checked when the pipeline was built)."""
+
+
+def component_signature(comp: AnyComponent) -> str:
     """``name(arg: Type, ... = default) -> Return`` as written in the source (docs quote it)."""
     if comp.func is None:
         args = [f"{k}: {t.__name__}" for k, t in comp.inputs.items()]
@@ -139,7 +146,7 @@ def component_signature(comp: ComponentDef) -> str:
         args += [k if p.required else f"{k}={p.default!r}" for k, p in comp.parameters.items()]
         return f"{comp.name}({', '.join(args)})"
 
-    def text(annotation: Any) -> str:
+    def text(annotation: object) -> str:
         if annotation is inspect.Parameter.empty:
             return ""
         if isinstance(annotation, str):
@@ -157,7 +164,7 @@ def component_signature(comp: ComponentDef) -> str:
     return f"{comp.name}({', '.join(parts)})" + (f" -> {returns}" if returns else "")
 
 
-def describe_component(comp: ComponentDef) -> str:
+def describe_component(comp: AnyComponent) -> str:
     """The help text of a component: its docstring, then its inputs, outputs and parameters."""
     lines = [component_signature(comp), "", comp.description or f"Component {comp.name!r}.", ""]
 
@@ -176,8 +183,8 @@ def describe_component(comp: ComponentDef) -> str:
         for key, spec in comp.parameters.items():
             annotation = spec.annotation
             text = annotation if isinstance(annotation, str) else (
-                annotation.__name__ if isinstance(annotation, type) and annotation is not Any
-                else "Any" if annotation is Any else str(annotation).replace("typing.", ""))
+                annotation.__name__ if isinstance(annotation, type) and annotation is not UNTYPED
+                else "Any" if annotation is UNTYPED else str(annotation).replace("typing.", ""))
             default = " (required)" if spec.required else f" = {spec.default!r}"
             lines.append(f"    {key}: {text}{default}")
     options = [f"version {comp.version}", f"retries {comp.retries}",
@@ -215,7 +222,7 @@ def _make(
     retry_backoff: float,
     cache: bool,
     requirements: Sequence[str],
-    resources: dict[str, Any] | None,
+    resources: Mapping[str, object] | None,
 ) -> ComponentDef[P, R]:
     comp_name = name or func.__name__
     _validate_options(comp_name, retries, retry_backoff)
@@ -232,7 +239,7 @@ def _make(
             raise PipelineDefinitionError(
                 f"Component {comp_name!r} takes *{pname}; components need named arguments."
             )
-        annotation = hints.get(pname, Any)
+        annotation: object = hints.get(pname, UNTYPED)
         try:
             kind = artifact_class(_strip_optional(annotation))
         except TypeError as exc:
@@ -267,7 +274,14 @@ def _make(
     )
 
 
-def _strip_optional(annotation: Any) -> Any:
+def _replace(comp: ComponentDef[P, R], changes: Mapping[str, object]) -> ComponentDef[P, R]:
+    """``dataclasses.replace`` with options named at run time (``with_options`` checks the
+    names before and the values after)."""
+    replace: Callable[..., ComponentDef[P, R]] = dataclasses.replace
+    return replace(comp, **changes)
+
+
+def _strip_optional(annotation: object) -> object:
     """``Dataset | None`` -> ``Dataset`` (an optional input)."""
     args = typing.get_args(annotation)
     if args and type(None) in args:
@@ -288,10 +302,10 @@ def component(
     retry_backoff: float = 1.0,
     cache: bool = True,
     requirements: Sequence[str] = (),
-    resources: dict[str, Any] | None = None,
+    resources: Mapping[str, object] | None = None,
 ) -> Callable[[Callable[P, R]], ComponentDef[P, R]]: ...
 def component(
-    func: Callable[..., Any] | None = None,
+    func: Callable[..., object] | None = None,
     *,
     name: str | None = None,
     version: str | None = None,
@@ -299,8 +313,8 @@ def component(
     retry_backoff: float = 1.0,
     cache: bool = True,
     requirements: Sequence[str] = (),
-    resources: dict[str, Any] | None = None,
-) -> Any:
+    resources: Mapping[str, object] | None = None,
+) -> ComponentDef[..., object] | Callable[[Callable[..., object]], ComponentDef[..., object]]:
     """Turn a function into a pipeline component.
 
     Args:
@@ -314,7 +328,7 @@ def component(
         resources: e.g. ``{"cpus": 2, "memory": "4GB"}`` for distributed runners.
     """
 
-    def wrap(f: Callable[..., Any]) -> ComponentDef:
+    def wrap(f: Callable[..., object]) -> ComponentDef[..., object]:
         return _make(
             f,
             name=name,
@@ -335,12 +349,12 @@ def command_component(
     *,
     inputs: dict[str, type[Artifact]] | None = None,
     outputs: dict[str, type[Artifact]] | None = None,
-    parameters: dict[str, Any] | None = None,
+    parameters: Mapping[str, object] | None = None,
     version: str | None = None,
     retries: int = 0,
     retry_backoff: float = 1.0,
     cache: bool = True,
-    resources: dict[str, Any] | None = None,
+    resources: Mapping[str, object] | None = None,
 ) -> ComponentDef:
     """A component that runs a command line in any language.
 
@@ -352,7 +366,7 @@ def command_component(
         raise PipelineDefinitionError(f"Command component {name!r} has an empty command.")
     _validate_options(name, retries, retry_backoff)
     params = {
-        key: ParameterSpec(key, Any, _NO_DEFAULT if default is ... else default)
+        key: ParameterSpec(key, UNTYPED, _NO_DEFAULT if default is ... else default)
         for key, default in (parameters or {}).items()
     }
     spec = {"command": list(command), "in": sorted(inputs or {}), "out": sorted(outputs or {})}

@@ -12,7 +12,11 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ctloop.artifacts import ArtifactStore
+    from ctloop.metadata import MetadataStore
 
 __all__ = ["StepContext", "current_step", "open_stores", "step_context"]
 
@@ -48,7 +52,7 @@ def step_context(ctx: StepContext) -> Iterator[StepContext]:
         _current.reset(token)
 
 
-def open_stores() -> tuple[Any, Any]:
+def open_stores() -> tuple[MetadataStore, ArtifactStore]:
     """(metadata store, artifact store) of the running step, else of the project settings."""
     from ctloop.artifacts import open_artifact_store
     from ctloop.metadata import open_metadata_store

@@ -12,9 +12,9 @@ import inspect
 import math
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeAlias, overload
+from typing import Generic, TypeAlias, overload
 
 from typing_extensions import ParamSpec
 
@@ -22,7 +22,7 @@ from ctloop.core.errors import PipelineDefinitionError, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_source, stable_json
 from ctloop.pipeline.artifacts import Artifact
 from ctloop.pipeline.building import building, current_builder
-from ctloop.pipeline.component import ComponentDef, ParameterSpec
+from ctloop.pipeline.component import UNTYPED, AnyComponent, ParameterSpec
 
 __all__ = [
     "AnyPipeline",
@@ -76,8 +76,8 @@ class StepSpec:
     """A step in a built graph: the component, its parameter values and input edges."""
 
     name: str
-    component: ComponentDef
-    params: dict[str, Any]
+    component: AnyComponent
+    params: dict[str, object]  # checked values, by parameter name
     inputs: dict[str, OutputRef]
     after: set[str] = field(default_factory=set)
 
@@ -93,7 +93,7 @@ class Graph:
 
     pipeline: str
     version: str
-    params: dict[str, Any]
+    params: dict[str, object]  # checked values, defaults filled in
     steps: dict[str, StepSpec]
 
     def order(self) -> list[str]:
@@ -127,7 +127,8 @@ class _Builder:
         self.steps: dict[str, StepSpec] = {}
         self.id = id(self)
 
-    def add_step(self, comp: ComponentDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def add_step(self, comp: AnyComponent, args: tuple[object, ...], kwargs: dict[str, object]
+                 ) -> StepHandle:
         if args:
             raise PipelineDefinitionError(
                 f"In pipeline {self.pipeline_name!r}, call component {comp.name!r} with "
@@ -138,7 +139,7 @@ class _Builder:
         while name in self.steps:
             name = f"{comp.name}-{n}"
             n += 1
-        params: dict[str, Any] = {}
+        params: dict[str, object] = {}
         inputs: dict[str, OutputRef] = {}
         for key, value in kwargs.items():
             if key in comp.outputs:
@@ -178,7 +179,8 @@ class _Builder:
         self.steps[name] = spec
         return StepHandle(spec, self.id)
 
-    def _resolve_input(self, step: str, comp: ComponentDef, key: str, value: Any) -> OutputRef:
+    def _resolve_input(self, step: str, comp: AnyComponent, key: str, value: object
+                       ) -> OutputRef:
         if isinstance(value, StepHandle):
             if len(value.outputs) != 1:
                 names = ", ".join(value.outputs) or "none"
@@ -206,7 +208,7 @@ class _Builder:
         return value
 
 
-def check_storable(value: Any, what: str) -> None:
+def check_storable(value: object, what: str) -> None:
     """Refuse values every metadata backend cannot store and read back as JSON.
 
     NaN and infinity have no JSON form (PostgreSQL and MariaDB reject them while
@@ -241,14 +243,18 @@ def _too_long(value: int) -> bool:
     return False
 
 
-def _check_value(spec: ParameterSpec, value: Any, what: str) -> Any:
+def _check_value(spec: ParameterSpec, value: object, what: str) -> object:
     check_storable(value, what)
-    if spec.annotation is Any or spec.annotation is inspect.Parameter.empty:
+    if spec.annotation is UNTYPED or spec.annotation is inspect.Parameter.empty:
         return value
     from pydantic import TypeAdapter, ValidationError  # loaded when a value is checked
 
     try:
-        return TypeAdapter(spec.annotation).validate_python(value, strict=False)
+        # An annotation read from the function: a type form pydantic knows, or one it
+        # refuses with its own error (typing has no static type for "a type form").
+        form = typing.cast("type[object]", spec.annotation)
+        checked: object = TypeAdapter(form).validate_python(value, strict=False)
+        return checked
     except ValidationError as exc:
         rule = _type_name(spec.annotation)
         first = exc.errors()[0]["msg"] if exc.errors() else str(exc)
@@ -257,7 +263,7 @@ def _check_value(spec: ParameterSpec, value: Any, what: str) -> Any:
         ) from None
 
 
-def _type_name(annotation: Any) -> str:
+def _type_name(annotation: object) -> str:
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
@@ -272,11 +278,11 @@ class PipelineDef(Generic[P]):
     """
 
     name: str
-    func: Callable[P, Any]
+    func: Callable[P, object]
     parameters: dict[str, ParameterSpec]
     description: str = ""
 
-    def validate_params(self, raw: dict[str, Any]) -> dict[str, Any]:
+    def validate_params(self, raw: Mapping[str, object]) -> dict[str, object]:
         """Defaults filled in and every value checked against its annotation."""
         unknown = sorted(set(raw) - set(self.parameters))
         if unknown:
@@ -284,7 +290,7 @@ class PipelineDef(Generic[P]):
             raise UserInputError(
                 f"Pipeline {self.name!r} has no parameter {unknown[0]!r}. Known: {known}."
             )
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for key, spec in self.parameters.items():
             if key in raw:
                 values[key] = _check_value(spec, raw[key], f"parameter {key!r} of pipeline "
@@ -302,11 +308,11 @@ class PipelineDef(Generic[P]):
         bound = inspect.signature(self.func).bind_partial(*args, **kwargs)
         return self.build(dict(bound.arguments))
 
-    def build(self, params: dict[str, Any] | None = None) -> Graph:
+    def build(self, params: Mapping[str, object] | None = None) -> Graph:
         """Run the pipeline function with ``params`` and return the checked graph."""
         values = self.validate_params(params or {})
         builder = _Builder(self.name)
-        func: Callable[..., Any] = self.func  # called with the checked values by name
+        func: Callable[..., object] = self.func  # called with the checked values by name
         with building(builder):
             func(**values)
         if not builder.steps:
@@ -338,19 +344,20 @@ parameters read from ctloop.toml, checked when the pipeline is built)."""
 
 
 @overload
-def pipeline(func: Callable[P, Any], /) -> PipelineDef[P]: ...
+def pipeline(func: Callable[P, object], /) -> PipelineDef[P]: ...
 @overload
-def pipeline(*, name: str | None = None) -> Callable[[Callable[P, Any]], PipelineDef[P]]: ...
-def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+def pipeline(*, name: str | None = None) -> Callable[[Callable[P, object]], PipelineDef[P]]: ...
+def pipeline(func: Callable[..., object] | None = None, *, name: str | None = None
+             ) -> AnyPipeline | Callable[[Callable[..., object]], AnyPipeline]:
     """Declare a pipeline: a function that calls components with keyword arguments."""
 
-    def wrap(f: Callable[..., Any]) -> PipelineDef:
+    def wrap(f: Callable[..., object]) -> AnyPipeline:
         try:
             hints = typing.get_type_hints(f)
         except Exception:
             hints = dict(getattr(f, "__annotations__", {}))
         params = {
-            key: ParameterSpec(key, hints.get(key, Any), p.default)
+            key: ParameterSpec(key, hints.get(key, UNTYPED), p.default)
             for key, p in inspect.signature(f).parameters.items()
         }
         return PipelineDef(

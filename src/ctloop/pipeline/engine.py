@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.core.hashing import NotHashable, fingerprint, hash_bytes, stable_json
-from ctloop.core.jsontypes import as_object
+from ctloop.core.jsontypes import JSONObject, JSONValue, as_object
 from ctloop.core.processes import Liveness, process_liveness
 from ctloop.metadata.base import (
     ArtifactRecord,
@@ -33,10 +34,13 @@ from ctloop.metadata.base import (
     StepRecord,
     StepStatus,
 )
-from ctloop.pipeline.dsl import Graph, PipelineDef, StepSpec
+from ctloop.pipeline.dsl import AnyPipeline, Graph, StepSpec
 from ctloop.pipeline.environment import capture_environment, capture_executor
 from ctloop.pipeline.runners.base import Runner
 from ctloop.pipeline.task import InputArtifact, StepTask, TaskResult, class_ref
+
+if TYPE_CHECKING:
+    from ctloop.artifacts import ArtifactStore
 
 __all__ = ["Engine", "RunObserver", "RunResult", "cache_key", "recorded_runner"]
 
@@ -162,16 +166,16 @@ class Engine(Generic[S]):
         self.cache = cache
         self.observer = observer
         self.project = project
-        self._artifact_store: Any = None
+        self._artifact_store: ArtifactStore | None = None
 
     # public -------------------------------------------------------------
     def run(
         self,
-        pipeline: PipelineDef,
-        params: dict[str, Any] | None = None,
+        pipeline: AnyPipeline,
+        params: Mapping[str, object] | None = None,
         *,
         trigger: str = "manual",
-        trigger_info: dict[str, Any] | None = None,
+        trigger_info: JSONObject | None = None,
         source: str = "",
         tags: dict[str, str] | None = None,
     ) -> RunResult:
@@ -183,7 +187,7 @@ class Engine(Generic[S]):
                 pipeline=graph.pipeline,
                 pipeline_version=graph.version,
                 status=RunStatus.RUNNING,
-                parameters=graph.params,
+                parameters=_plain(graph.params),
                 trigger=trigger,
                 trigger_info=trigger_info or {},
                 executor=self._executor(),
@@ -206,7 +210,7 @@ class Engine(Generic[S]):
             )
         return self._execute(run, graph, records, {})
 
-    def resume(self, run_id: str, pipeline: PipelineDef, *, force: bool = False) -> RunResult:
+    def resume(self, run_id: str, pipeline: AnyPipeline, *, force: bool = False) -> RunResult:
         """Finish a failed or killed run: only failed and never-run steps execute.
 
         A run still marked running is resumed only when its process is gone; one
@@ -496,7 +500,7 @@ class Engine(Generic[S]):
         return False
 
     # helpers ------------------------------------------------------------
-    def _executor(self) -> dict[str, Any]:
+    def _executor(self) -> dict[str, JSONValue]:
         """Who runs the run, the runner spec a resume reopens (``tcp://...`` for Dask) and
         whether steps may be cache hits.
 
@@ -516,8 +520,8 @@ class Engine(Generic[S]):
         return {
             name: self.store.add_artifact(ArtifactRecord(
                 id=_new_id(), type=spec.component.outputs[name].type_name(),
-                uri=stored["uri"], sha256=stored["sha256"], size=stored["size"], name=name,
-                properties=stored["properties"], producer_step_id=rec.id, created_at=ended,
+                uri=stored.uri, sha256=stored.sha256, size=stored.size, name=name,
+                properties=stored.properties, producer_step_id=rec.id, created_at=ended,
             ))
             for name, stored in result.outputs.items()
         }
@@ -529,7 +533,7 @@ class Engine(Generic[S]):
         return saved
 
     @property
-    def artifact_store(self) -> Any:
+    def artifact_store(self) -> ArtifactStore:
         """The run's artifact store, opened once (its verified-hash memo then serves every read)."""
         if self._artifact_store is None:
             from ctloop.artifacts import open_artifact_store
@@ -577,10 +581,12 @@ class Engine(Generic[S]):
         )
 
 
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
+def _plain(params: Mapping[str, object]) -> JSONObject:
+    """Parameter values as the JSON the records keep (paths, dates, sets in their JSON
+    form, see ``stable_json``)."""
     import json
 
-    plain: dict[str, Any] = json.loads(stable_json(params))
+    plain: JSONObject = json.loads(stable_json(params))
     return plain
 
 

@@ -10,7 +10,8 @@ import platform
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
+
+from ctloop.core.jsontypes import JSONValue
 
 __all__ = ["capture_environment", "capture_executor"]
 
@@ -20,7 +21,7 @@ _KEY_PACKAGES = (
 )
 
 
-def capture_executor(runner: str) -> dict[str, Any]:
+def capture_executor(runner: str) -> dict[str, JSONValue]:
     """User, host, process and runner."""
     try:
         user = getpass.getuser()
@@ -40,7 +41,7 @@ def _packages() -> dict[str, str]:
     return out
 
 
-def _git(folder: Path) -> dict[str, Any]:
+def _git(folder: Path) -> dict[str, JSONValue]:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
@@ -56,9 +57,9 @@ def _git(folder: Path) -> dict[str, Any]:
         return {}
 
 
-def capture_environment(project: Path | None = None) -> dict[str, Any]:
+def capture_environment(project: Path | None = None) -> dict[str, JSONValue]:
     """Python and key package versions, and the git commit of ``project`` if any."""
-    env: dict[str, Any] = {
+    env: dict[str, JSONValue] = {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "packages": _packages(),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.core.importing import import_file
-from ctloop.pipeline.dsl import PipelineDef
+from ctloop.pipeline.dsl import AnyPipeline, PipelineDef
 
 __all__ = ["load_pipeline", "split_ref"]
 
@@ -22,7 +22,7 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return target, name or None
 
 
-def load_pipeline(ref: str) -> tuple[PipelineDef, str]:
+def load_pipeline(ref: str) -> tuple[AnyPipeline, str]:
     """The pipeline a reference names, and the canonical reference to record on runs.
 
     Raises ``NotFound`` for a missing file or module or an unknown pipeline name,

@@ -19,17 +19,23 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ctloop.core.errors import ComponentFailed, CtloopError, UserInputError
 from ctloop.core.importing import import_file
+from ctloop.core.jsontypes import JSONObject, JSONValue
 from ctloop.pipeline.artifacts import Artifact
-from ctloop.pipeline.component import ComponentDef
+from ctloop.pipeline.component import AnyComponent, ComponentDef
 from ctloop.pipeline.context import StepContext, step_context
 
-__all__ = ["InputArtifact", "StepTask", "TaskResult", "load_component", "run_task"]
+if TYPE_CHECKING:
+    from ctloop.artifacts import ArtifactStore
+
+__all__ = ["InputArtifact", "StepTask", "StoredOutput", "TaskResult", "load_component", "run_task"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ class InputArtifact:
     type_ref: str  # "module:qualname" of the artifact class
     uri: str
     sha256: str
-    properties: dict[str, Any] = field(default_factory=dict)
+    properties: JSONObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,24 @@ class StepTask:
     component_ref: str  # "module:qualname" for Python components
     source_file: str
     command: tuple[str, ...] | None
-    params: dict[str, Any]
+    params: Mapping[str, object]  # the step's checked parameter values
     inputs: dict[str, InputArtifact]
     outputs: dict[str, str]  # output name -> artifact class "module:qualname"
     artifacts_url: str
     work_dir: str
     requirements: tuple[str, ...] = ()
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: Mapping[str, object] = field(default_factory=dict)
     metadata_url: str = ""
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    """One output an attempt put into the artifact store."""
+
+    uri: str
+    sha256: str
+    size: int
+    properties: JSONObject = field(default_factory=dict)  # the artifact's metadata, as JSON
 
 
 @dataclass
@@ -68,13 +84,13 @@ class TaskResult:
     """What came out of one attempt: stored outputs or the error."""
 
     ok: bool
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # uri, sha256, size, props
-    value: Any = None
+    outputs: dict[str, StoredOutput] = field(default_factory=dict)
+    value: JSONValue = None  # the function's return value, as JSON (else its repr)
     error: str | None = None
     traceback: str | None = None
     started: float = 0.0
     ended: float = 0.0
-    executor: dict[str, Any] = field(default_factory=dict)
+    executor: dict[str, JSONValue] = field(default_factory=dict)
 
 
 def class_ref(cls: type) -> str:
@@ -82,7 +98,7 @@ def class_ref(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _import_ref(ref: str, source_file: str = "") -> Any:
+def _import_ref(ref: str, source_file: str = "") -> object:
     module_name, _, qualname = ref.partition(":")
     module = sys.modules.get(module_name)
     if module is None:
@@ -92,13 +108,13 @@ def _import_ref(ref: str, source_file: str = "") -> Any:
             if not source_file:
                 raise
             module = load_module_from_file(Path(source_file), module_name)
-    obj: Any = module
+    obj: object = module
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
 
 
-def load_module_from_file(path: Path, module_name: str) -> Any:
+def load_module_from_file(path: Path, module_name: str) -> ModuleType:
     """Import a Python file so that ``module_name`` names it in ``sys.modules``.
 
     ``module_name`` is what a component recorded as its module (the loader's
@@ -111,7 +127,7 @@ def load_module_from_file(path: Path, module_name: str) -> Any:
     return module
 
 
-def load_component(task: StepTask) -> ComponentDef:
+def load_component(task: StepTask) -> AnyComponent:
     """The ComponentDef a task names, imported in this process."""
     comp = _import_ref(task.component_ref, task.source_file)
     if not isinstance(comp, ComponentDef):
@@ -119,16 +135,16 @@ def load_component(task: StepTask) -> ComponentDef:
     return comp
 
 
-def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResult:
+def run_task(task: StepTask, component: AnyComponent | None = None) -> TaskResult:
     """Run one attempt of a step: fetch inputs, call the code, store outputs.
 
     Never raises for failures of user code: they come back as ``ok=False`` with
     the traceback, so every runner reports them the same way.
     """
     started = time.time()
-    executor = {"host": socket.gethostname(), "pid": os.getpid()}
+    executor: dict[str, JSONValue] = {"host": socket.gethostname(), "pid": os.getpid()}
     work = Path(task.work_dir)
-    store: Any = None
+    store: ArtifactStore | None = None
     outputs: dict[str, Artifact] = {}
     try:
         store = _artifact_store(task.artifacts_url)
@@ -145,6 +161,7 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
             cls = _artifact_class(ref)
             _remove(stem if cls.filename is None else stem.with_name(f"{stem.name}.{cls.filename}"))
             outputs[name] = cls.new_output(stem)
+        value: object
         if task.command is not None:
             value = _run_command(task, inputs, outputs)
         else:
@@ -155,7 +172,7 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
                               task.artifacts_url)
             with step_context(ctx):
                 value = func(**task.params, **inputs, **outputs)
-        stored: dict[str, dict[str, Any]] = {}
+        stored: dict[str, StoredOutput] = {}
         for name, art in outputs.items():
             if not art.path.exists():
                 raise ComponentFailed(
@@ -164,10 +181,7 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
                     step=task.step,
                 )
             obj = store.put(art.path)
-            stored[name] = {
-                "uri": obj.uri, "sha256": obj.sha256, "size": obj.size,
-                "properties": _jsonable(art.metadata),
-            }
+            stored[name] = StoredOutput(obj.uri, obj.sha256, obj.size, _properties(art))
         for art in outputs.values():
             _remove(art.path)
         return TaskResult(
@@ -184,11 +198,11 @@ def run_task(task: StepTask, component: ComponentDef | None = None) -> TaskResul
         )
 
 
-_LOCAL_STORES: dict[str, Any] = {}
+_LOCAL_STORES: dict[str, ArtifactStore] = {}
 _LOCAL_STORES_LOCK = threading.Lock()
 
 
-def _artifact_store(url: str) -> Any:
+def _artifact_store(url: str) -> ArtifactStore:
     """The artifact store for ``url``; local folders are opened once per process.
 
     Sharing one store lets its verified-hash memo serve every step in the
@@ -207,13 +221,14 @@ def _artifact_store(url: str) -> Any:
         return store
 
 
-def _keep_partial(store: Any, outputs: dict[str, Artifact]) -> dict[str, dict[str, Any]]:
+def _keep_partial(store: ArtifactStore | None, outputs: dict[str, Artifact]
+                  ) -> dict[str, StoredOutput]:
     """Store what a failed step did write (a validation report, a log) for a person to read.
 
     Such outputs are recorded with ``partial: true`` and are never used as inputs:
     only finished steps feed later steps, caching and resume.
     """
-    kept: dict[str, dict[str, Any]] = {}
+    kept: dict[str, StoredOutput] = {}
     if store is None:
         return kept
     for name, art in outputs.items():
@@ -224,8 +239,8 @@ def _keep_partial(store: Any, outputs: dict[str, Artifact]) -> dict[str, dict[st
             obj = store.put(path)
         except Exception:  # best effort: the step's own error is what matters
             continue
-        kept[name] = {"uri": obj.uri, "sha256": obj.sha256, "size": obj.size,
-                      "properties": {**_jsonable(art.metadata), "partial": True}}
+        kept[name] = StoredOutput(obj.uri, obj.sha256, obj.size,
+                                  {**_properties(art), "partial": True})
         _remove(path)
     return kept
 
@@ -247,7 +262,7 @@ def _artifact_class(ref: str) -> type[Artifact]:
 
 def _run_command(
     task: StepTask, inputs: dict[str, Artifact], outputs: dict[str, Artifact]
-) -> Any:
+) -> JSONValue:
     values = {f"inputs.{k}": str(v.path) for k, v in inputs.items()}
     values |= {f"outputs.{k}": str(v.path) for k, v in outputs.items()}
     values |= {f"params.{k}": str(v) for k, v in task.params.items()}
@@ -267,17 +282,24 @@ def _run_command(
     return {"stdout": proc.stdout[-2000:]} if proc.stdout else None
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> JSONValue:
     """``value`` if it survives JSON, else its repr (step outputs must be storable)."""
     if value is None:
         return None
     try:
-        return json.loads(json.dumps(value, default=_np_default))
+        plain: JSONValue = json.loads(json.dumps(value, default=_np_default))
     except (TypeError, ValueError):
         return repr(value)
+    return plain
 
 
-def _np_default(value: Any) -> Any:
+def _properties(art: Artifact) -> JSONObject:
+    """An output's metadata as the JSON object its artifact record keeps (a value JSON
+    cannot hold as its repr)."""
+    return {str(key): _jsonable(value) for key, value in art.metadata.items()}
+
+
+def _np_default(value: object) -> object:
     if hasattr(value, "item"):
         return value.item()
     if hasattr(value, "tolist"):

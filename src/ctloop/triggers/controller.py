@@ -21,47 +21,29 @@ import glob
 import os
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
 
 from ctloop.core.clock import Clock, as_clock, utc_now
 from ctloop.core.errors import CtloopError, NotFound, UserInputError
+from ctloop.core.jsontypes import JSONValue
 from ctloop.core.leases import renewing
 from ctloop.core.settings import Settings, load_settings
 from ctloop.monitoring.signals import check_schedule, cooling_until, last_scheduled
 from ctloop.triggers.definitions import TriggerDef, fill_params, load_triggers
 from ctloop.triggers.state import (
     CLAIM_TTL,
+    Firing,
+    FiringInfo,
+    FiringStatus,
+    TriggerEntry,
     TriggerState,
-    add_history,
     claim_alive,
+    info_to_json,
     this_process,
-    trigger_state,
 )
 from ctloop.triggers.store import ControllerState
 
 __all__ = ["Controller", "Firing", "FiringStatus", "utc_now"]
-
-FiringStatus = Literal["running", "succeeded", "failed", "error"]
-"""``running`` (announced at the start), ``succeeded``/``failed`` (the pipeline),
-``error`` (the condition could not be evaluated)."""
-
-
-@dataclass(frozen=True)
-class Firing:
-    """One start of a pipeline by a trigger (or one evaluation that failed)."""
-
-    trigger: str
-    kind: str
-    status: FiringStatus
-    info: dict[str, Any] = field(default_factory=dict)
-    run_id: str | None = None
-    error: str | None = None
-    at: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Controller:
@@ -102,10 +84,10 @@ class Controller:
                     break
         return done
 
-    def fire(self, name: str, info: dict[str, Any] | None = None) -> Firing:
+    def fire(self, name: str, info: FiringInfo | None = None) -> Firing:
         """Start a trigger's pipeline now, whatever its condition and cooldown."""
         trigger = self.get(name)
-        firing = self._handle(trigger, manual_info={"by": "manual", **(info or {})})
+        firing = self._handle(trigger, manual_info=FiringInfo(by="manual") | (info or {}))
         assert firing is not None
         return firing
 
@@ -130,34 +112,37 @@ class Controller:
                 return
             stop.wait(max(0.0, interval - (self.clock.monotonic() - started)))
 
-    def status(self) -> dict[str, dict[str, Any]]:
-        """Per trigger: its state entry (last fire, last status, files seen ...)."""
-        entries: dict[str, dict[str, Any]] = self.state.read().get("triggers", {})
-        return entries
+    def entries(self) -> dict[str, TriggerEntry]:
+        """Per trigger that ever ran or was checked: its state entry (last fire, last
+        status, files seen ...)."""
+        return self.state.read()
+
+    def status(self) -> dict[str, dict[str, JSONValue]]:
+        """:meth:`entries` as the JSON documents they are stored as."""
+        return {name: entry.to_json() for name, entry in self.entries().items()}
 
     # -- one trigger -----------------------------------------------------------
 
-    def _handle(self, trigger: TriggerDef, manual_info: dict[str, Any] | None = None
+    def _handle(self, trigger: TriggerDef, manual_info: FiringInfo | None = None
                 ) -> Firing | None:
         now = self.clock.now()
-        measured: dict[str, Any] | None = None
+        measured: FiringInfo | None = None
+        info: FiringInfo | None
         if manual_info is None and trigger.kind in ("degradation", "drift"):
             # Monitors read the log and write reports: never while holding the state lock.
-            with self.state.update() as state:
-                entry = trigger_state(state, trigger.name)
-                if claim_alive(entry.get("running")) or self._cooling(trigger, entry, now):
+            with self.state.entry(trigger.name) as entry:
+                if claim_alive(entry.running) or self._cooling(trigger, entry, now):
                     return None
             try:
                 measured = self._monitor(trigger, now)
             except CtloopError as exc:
                 return self._failed_check(trigger, now, exc)
-        with self.state.update() as state:
-            entry = trigger_state(state, trigger.name)
-            if claim_alive(entry.get("running")):
+        with self.state.entry(trigger.name) as entry:
+            if entry.running is not None and claim_alive(entry.running):
                 if manual_info is not None:
                     raise UserInputError(
                         f"Trigger {trigger.name!r} is already running (since "
-                        f"{entry['running'].get('since')}, pid {entry['running'].get('pid')}). "
+                        f"{entry.running.since}, pid {entry.running.pid}). "
                         "Wait for it to finish."
                     )
                 return None
@@ -173,56 +158,53 @@ class Controller:
                     except CtloopError as exc:
                         error, info = exc, None
                     if error is not None:
-                        entry["last_error"] = error.one_line()
-                        entry["last_checked"] = now.isoformat()
+                        entry.last_error = error.one_line()
+                        entry.last_checked = now.isoformat()
                         firing = Firing(trigger.name, trigger.kind, "error",
                                         error=error.one_line(), at=now.isoformat())
                         self.on_event("error", firing)
                         return firing
-                entry["last_checked"] = now.isoformat()
-                entry.pop("last_error", None)
+                entry.last_checked = now.isoformat()
+                entry.last_error = None
                 if info is None:
                     return None
                 kind = trigger.kind
             else:
                 info, kind = manual_info, "manual"
-            info = {"trigger": trigger.name, **info}
-            entry["running"] = {**this_process(), "since": now.isoformat()}
-            entry["last_fired"] = now.isoformat()
+            fired = FiringInfo(trigger=trigger.name) | info
+            entry.running = this_process(since=now.isoformat())
+            entry.last_fired = now.isoformat()
         with renewing(lambda: self._renew_claim(trigger.name), CLAIM_TTL / 4,
                       name=f"ctloop-claim-{trigger.name}"):
-            firing = self._start(trigger, kind, info, now)
-        with self.state.update() as state:
-            entry = trigger_state(state, trigger.name)
-            entry.pop("running", None)
-            entry["last_status"] = firing.status
-            entry["last_run_id"] = firing.run_id
+            firing = self._start(trigger, kind, fired, now)
+        with self.state.entry(trigger.name) as entry:
+            entry.running = None
+            entry.last_status = firing.status
+            entry.last_run_id = firing.run_id
             if firing.error:
-                entry["last_error"] = firing.error
-            add_history(entry, firing.to_dict())
+                entry.last_error = firing.error
+            entry.add_history(firing)
         return firing
 
     def _failed_check(self, trigger: TriggerDef, now: datetime, exc: CtloopError) -> Firing:
         firing = Firing(trigger.name, trigger.kind, "error", error=exc.one_line(),
                         at=now.isoformat())
-        with self.state.update() as state:
-            entry = trigger_state(state, trigger.name)
-            entry["last_error"] = firing.error
-            entry["last_checked"] = now.isoformat()
+        with self.state.entry(trigger.name) as entry:
+            entry.last_error = firing.error
+            entry.last_checked = now.isoformat()
         self.on_event("error", firing)
         return firing
 
     def _renew_claim(self, name: str) -> None:
         """Extend this process's running claim on ``name`` while its pipeline runs."""
-        with self.state.update() as state:
-            entry = trigger_state(state, name)
-            if entry.get("running", {}).get("pid") == os.getpid():
-                entry["running"] = {**entry["running"], **this_process()}
+        with self.state.entry(name) as entry:
+            if entry.running is not None and entry.running.pid == os.getpid():
+                entry.running = entry.running.renewed()
 
-    def _cooling(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime) -> bool:
-        return cooling_until(entry.get("last_fired"), trigger.cooldown, now) is not None
+    def _cooling(self, trigger: TriggerDef, entry: TriggerEntry, now: datetime) -> bool:
+        return cooling_until(entry.last_fired, trigger.cooldown, now) is not None
 
-    def _start(self, trigger: TriggerDef, kind: str, info: dict[str, Any],
+    def _start(self, trigger: TriggerDef, kind: str, info: FiringInfo,
                now: datetime) -> Firing:
         from ctloop.pipeline.api import run
 
@@ -230,7 +212,7 @@ class Controller:
         try:
             params = fill_params(trigger, info)
             result = run(trigger.pipeline, params, settings=self.settings, runner=self.runner,
-                         trigger=kind, trigger_info=info)
+                         trigger=kind, trigger_info=info_to_json(info))
         except Exception as exc:  # a failing pipeline must not stop the controller
             message = (exc.one_line() if isinstance(exc, CtloopError)
                        else f"{type(exc).__name__}: {exc}")
@@ -244,13 +226,13 @@ class Controller:
 
     # -- conditions -------------------------------------------------------------
 
-    def _evaluate(self, trigger: TriggerDef, entry: dict[str, Any], now: datetime
-                  ) -> dict[str, Any] | None:
+    def _evaluate(self, trigger: TriggerDef, entry: TriggerEntry, now: datetime
+                  ) -> FiringInfo | None:
         if trigger.kind == "cron":
             return _due_cron(trigger.cron, entry, now)
         return _next_new_file(trigger.pattern, entry) if trigger.kind == "new_data" else None
 
-    def _monitor(self, trigger: TriggerDef, now: datetime) -> dict[str, Any] | None:
+    def _monitor(self, trigger: TriggerDef, now: datetime) -> FiringInfo | None:
         from ctloop.metadata import open_metadata_store
         from ctloop.monitoring.monitors import check_decay, check_drift, record_result
         from ctloop.requestlog.log import open_prediction_log
@@ -277,31 +259,34 @@ class Controller:
 
         report = record_result(result, store,
                                open_artifact_store(self.settings.artifacts_url))
-        return {"summary": result.summary(), "value": result.value,
-                "threshold": result.threshold, "baseline": result.baseline, "n": result.n,
-                "report": report.id, "model": result.model}
+        info = FiringInfo(summary=result.summary(), threshold=result.threshold,
+                          baseline=result.baseline, n=result.n, report=report.id,
+                          model=result.model)
+        if result.value is not None:  # a monitor that fired measured something
+            info["value"] = result.value
+        return info
 
 
-def _due_cron(expr: str, entry: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+def _due_cron(expr: str, entry: TriggerEntry, now: datetime) -> FiringInfo | None:
     """Fire once when a scheduled time has passed since the last one handled.
 
     The first evaluation only anchors the schedule; see
     :func:`ctloop.monitoring.signals.check_schedule`.
     """
-    anchor = entry.get("cron_anchor")
+    anchor = entry.cron_anchor
     if anchor is None:
-        entry["cron_anchor"] = now.isoformat()
+        entry.cron_anchor = now.isoformat()
         return None
     if not check_schedule(expr, anchor, now).fired:
         return None
     latest = last_scheduled(expr, now)
-    entry["cron_anchor"] = latest.isoformat()
-    return {"scheduled": latest.isoformat()}
+    entry.cron_anchor = latest.isoformat()
+    return FiringInfo(scheduled=latest.isoformat())
 
 
-def _next_new_file(pattern: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+def _next_new_file(pattern: str, entry: TriggerEntry) -> FiringInfo | None:
     """The oldest file matching ``pattern`` not seen before; it is marked as seen."""
-    seen = set(entry.get("seen", []))
+    seen = set(entry.seen)
     fresh = []
     for name in glob.glob(pattern, recursive=True):
         path = os.path.abspath(name)
@@ -311,6 +296,6 @@ def _next_new_file(pattern: str, entry: dict[str, Any]) -> dict[str, Any] | None
     if not fresh:
         return None
     mtime, path = min(fresh)
-    entry.setdefault("seen", []).append(path)
-    return {"path": path, "name": os.path.basename(path),
-            "mtime": datetime.fromtimestamp(mtime, UTC).isoformat()}
+    entry.seen.append(path)
+    return FiringInfo(path=path, name=os.path.basename(path),
+                      mtime=datetime.fromtimestamp(mtime, UTC).isoformat())

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
@@ -36,7 +36,15 @@ from ctloop.metadata.engine import create_engine, describe_url, translate_connec
 from ctloop.metadata.migrate import upgrade
 from ctloop.metadata.schema import controller_state, leases
 
-__all__ = ["ControllerState", "Lease", "describe_holder", "holder_id", "holder_liveness"]
+__all__ = ["ControllerState", "Document", "Lease", "describe_holder", "holder_id",
+           "holder_liveness"]
+
+Document: TypeAlias = dict[str, Any]
+"""One stored JSON document, handed out mutable so a caller may change it in place
+(``docs["a"]["seen"].append(x)``, as the contract suite and the loop's tests do). No JSON
+type without ``Any`` allows that, so this alias is this module's one ``Any`` (see
+``pyproject.toml``); typed readers (:class:`ctloop.triggers.state.TriggerEntry`,
+:class:`ctloop.loop.memory.LoopMemory`) take it as a read-only ``JSONObject``."""
 
 _SENTINEL = ""  # the key whose row is locked to serialize a scope
 
@@ -106,7 +114,7 @@ class ControllerState:
 
     # -- documents ---------------------------------------------------------------
 
-    def read(self, scope: str) -> dict[str, dict[str, Any]]:
+    def read(self, scope: str) -> dict[str, Document]:
         """A snapshot of every document of ``scope`` (no lock)."""
         with self._guard(), self._engine.connect() as conn:
             rows = conn.execute(sa.select(controller_state.c.key, controller_state.c.value)
@@ -114,7 +122,7 @@ class ControllerState:
         return {r.key: dict(r.value) for r in rows if r.key != _SENTINEL}
 
     @contextmanager
-    def update(self, scope: str) -> Iterator[dict[str, dict[str, Any]]]:
+    def update(self, scope: str) -> Iterator[dict[str, Document]]:
         """Hold the scope's lock; yield its documents to change; write back what changed.
 
         A key deleted from the yielded dict is deleted from the database. An

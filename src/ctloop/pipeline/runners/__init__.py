@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from collections.abc import Mapping
 
 from ctloop.core.errors import ConfigError
 from ctloop.core.plugins import load_object
@@ -18,7 +18,7 @@ RUNNERS = {
 }
 
 
-def open_runner(spec: str, options: dict[str, Any] | None = None) -> Runner:
+def open_runner(spec: str, options: Mapping[str, object] | None = None) -> Runner:
     """A runner for ``local``, ``subprocess``, ``dask`` or ``tcp://host:port`` (Dask).
 
     ``options`` (the ``[ctloop.dask]`` table of ctloop.toml for Dask:

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ctloop.pipeline.component import ComponentDef
+    from ctloop.pipeline.component import AnyComponent
     from ctloop.pipeline.task import StepTask, TaskResult
 
 __all__ = ["Runner"]
@@ -33,7 +33,7 @@ class Runner(Protocol):
         """True when another task would start now rather than queue."""
         ...
 
-    def submit(self, task: StepTask, component: ComponentDef) -> Future[TaskResult]:
+    def submit(self, task: StepTask, component: AnyComponent) -> Future[TaskResult]:
         """Start ``task``; the future never raises for user-code failures."""
         ...
 

@@ -31,12 +31,14 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import Any
+from types import ModuleType
+from typing import Any, SupportsFloat
 
 from ctloop.core.errors import BackendUnavailable, ConfigError
 from ctloop.core.plugins import require
-from ctloop.pipeline.component import ComponentDef
+from ctloop.pipeline.component import AnyComponent
 from ctloop.pipeline.task import StepTask, TaskResult, run_task
 
 __all__ = ["DaskRunner", "execute_on_worker", "local_cluster", "parse_resources"]
@@ -45,7 +47,7 @@ _EXTRA = "dask"
 _WHAT = "The Dask runner"
 
 
-def parse_resources(resources: dict[str, Any]) -> dict[str, float]:
+def parse_resources(resources: Mapping[str, object]) -> dict[str, float]:
     """A component's ``resources`` as Dask worker resources (memory in bytes).
 
     ``{"cpus": 2, "memory": "4GB"}`` -> ``{"cpus": 2.0, "memory": 4e9}``.
@@ -64,6 +66,8 @@ def parse_resources(resources: dict[str, Any]) -> dict[str, float]:
                 ) from None
             continue
         try:
+            if not isinstance(value, SupportsFloat | str):
+                raise TypeError(type(value).__name__)
             out[key] = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"The {key!r} resource must be a number. Got {value!r}.") from None
@@ -87,6 +91,7 @@ class DaskRunner:
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.connect_timeout = connect_timeout
+        # distributed's Client, LocalCluster and Future: their methods are unannotated.
         self._client: Any = None
         self._cluster: Any = None
         self._lock = threading.Lock()
@@ -108,7 +113,7 @@ class DaskRunner:
         self._cluster = local_cluster(n_workers, self.threads_per_worker)
         self._client = distributed.Client(self._cluster, set_as_default=False)
 
-    def _connect(self, distributed: Any, address: str) -> Any:
+    def _connect(self, distributed: ModuleType, address: str) -> Any:
         from ctloop.core.secrets import remember_url_secrets
 
         remember_url_secrets(address)  # a password in the address is masked wherever quoted
@@ -165,7 +170,7 @@ class DaskRunner:
             self._capacity = (time.monotonic(), threads)
         return threads
 
-    def submit(self, task: StepTask, component: ComponentDef) -> Future[TaskResult]:
+    def submit(self, task: StepTask, component: AnyComponent) -> Future[TaskResult]:
         assert self._client is not None, "init() first"
         result: Future[TaskResult] = Future()
         try:
@@ -178,7 +183,7 @@ class DaskRunner:
             result.set_result(TaskResult(ok=False, error=problem, started=now, ended=now))
             return result
         key = f"ctloop-{task.step}-{task.run_id[:8]}-{task.attempt}-{uuid.uuid4().hex[:8]}"
-        options: dict[str, Any] = {"key": key, "pure": False, "retries": 0}
+        options: dict[str, object] = {"key": key, "pure": False, "retries": 0}
         if wanted:
             options["resources"] = wanted
         dask_future = self._client.submit(execute_on_worker, task, **options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ctloop.pipeline.component import ComponentDef
+from ctloop.pipeline.component import AnyComponent
 from ctloop.pipeline.task import StepTask, TaskResult, run_task
 
 __all__ = ["LocalRunner"]
@@ -33,7 +33,7 @@ class LocalRunner:
         self._active = {f for f in self._active if not f.done()}
         return len(self._active) < self._max
 
-    def submit(self, task: StepTask, component: ComponentDef) -> Future[TaskResult]:
+    def submit(self, task: StepTask, component: AnyComponent) -> Future[TaskResult]:
         assert self._pool is not None, "init() first"
         if task.requirements:
             from ctloop.pipeline.runners.subprocess import run_in_process

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ctloop.core.errors import ConfigError
 from ctloop.core.processes import Liveness, process_liveness
-from ctloop.pipeline.component import ComponentDef
+from ctloop.pipeline.component import AnyComponent
 from ctloop.pipeline.task import StepTask, TaskResult
 
 __all__ = ["SubprocessRunner", "ensure_venv", "kill_group", "run_in_process"]
@@ -104,7 +104,7 @@ class SubprocessRunner:
         self._active = {f for f in self._active if not f.done()}
         return len(self._active) < self._max
 
-    def submit(self, task: StepTask, component: ComponentDef) -> Future[TaskResult]:
+    def submit(self, task: StepTask, component: AnyComponent) -> Future[TaskResult]:
         assert self._pool is not None, "init() first"
         future = self._pool.submit(self._run, task)
         self._active.add(future)
