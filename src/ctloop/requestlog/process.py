@@ -108,6 +108,8 @@ class _Child:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+        # Arrow's default pool (mimalloc) keeps what a publish freed: ~30 MB more resident
+        env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ctloop.requestlog.process"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
