@@ -5,9 +5,10 @@ Writing (one writer per process; many processes, replicas and machines at once):
 1. ``append`` / ``append_table`` writes the rows as a chunk of the writer's local
    write-ahead spool (:mod:`ctloop.requestlog.spool`) before returning, so they
    survive a crash of the process (and, with ``fsync``, of the machine).
-2. A publisher thread, every ``publish_interval`` (default 0.5 s), turns the
-   spooled chunks into one parquet segment per model, uploads it under the log's
-   root (``file://`` or ``s3://``), indexes it and deletes the chunks. A backend
+2. A publisher thread, every ``publish_interval`` (default 1 s), turns the
+   spooled chunks (Arrow tables, or the raw frames a writer process spools,
+   built here all at once: :mod:`ctloop.requestlog.rawchunks`) into one parquet
+   segment per model, uploads it under the log's root (``file://`` or ``s3://``), indexes it and deletes the chunks. A backend
    that is down only delays this: chunks stay on local disk and are retried.
 3. A writer that died leaves its spool behind; the next writer opened on that
    machine with the same spool adopts it and publishes it exactly once.
@@ -120,7 +121,7 @@ class LogOptions:
     url: str = ""
     index: str = ""
     spool: str = ""
-    publish_interval: float = 0.5
+    publish_interval: float = 1.0  # issue 21: half the fixed cost of 0.5 s
     retention_days: float = 0.0
     compact_interval: float = 600.0
     compact_rows: int = 1_000_000

@@ -17,9 +17,14 @@ server keeps only the cheap part:
   frames a second, each one chunk write;
 - the writer process (``python -m ctloop.requestlog.process``, at nice +5: the event
   loop first when both want a core) runs the same :class:`RequestLogger` over the same
-  log (opened from its :class:`LogSpec`): it builds the tables, spools, quarantines and
-  publishes, and after each write reports its counters and its write time on its stdout,
-  which a receiver thread of the server reads;
+  log (opened from its :class:`LogSpec`): it spools each frame as received (a raw chunk,
+  :mod:`ctloop.requestlog.rawchunks`: the sender's pickle, no Arrow), the publisher builds
+  the tables of all of a publish's chunks at once, quarantines and publishes; after each
+  write it reports its counters and its write time on its stdout, which a receiver
+  thread of the server reads. (A frame holding a value a raw chunk may not hold is sent
+  as items with the facts apart, built into tables on receipt, as before.) It never
+  imports pandas for pyarrow's sake and uses Arrow's system allocator: its memory is
+  what it holds, not what a publish once held;
 - the server refuses (503, the same :func:`refusal`) against the rows it handed over
   that the writer has not yet reported spooled, so at most ``window_rows`` acknowledged
   rows are ever outside the spool, as with the thread.

@@ -67,7 +67,7 @@ class _NotAllowed(Exception):
 
 
 class _Pickler(pickle.Pickler):
-    def reducer_override(self, obj: object) -> object:
+    def reducer_override(self, obj: object) -> object:  # type: ignore[override]
         if isinstance(obj, (type, FunctionType, BuiltinFunctionType)):
             name = (getattr(obj, "__module__", None), getattr(obj, "__qualname__", None))
             if name not in ALLOWED:

@@ -374,12 +374,12 @@ class RequestLogger(Admission):
         """Build tables of the queued entries and spool them (raw frames as they are, in
         one chunk) after what failed before."""
         raws = [r for r in queued if isinstance(r, RawChunk)]
-        entries = [e for e in queued if not isinstance(e, RawChunk)] if raws else queued
+        entries = [e for e in queued if not isinstance(e, RawChunk)]
         if raws:
             self._unwritten.append((raws, sum(r.rows for r in raws)))
         if entries:
             try:
-                built = build_tables(entries, self._book)  # type: ignore[arg-type]
+                built = build_tables(entries, self._book)
             except Exception as exc:  # a bug in the builder must not jam the log either
                 log.exception("building request log rows failed; quarantining them")
                 built = Built(quarantined=[
@@ -452,7 +452,7 @@ class RequestLogger(Admission):
         if built.quarantined:
             self._quarantine(quarantine_table(built.quarantined),
                              sum(e.rows for e, _ in built.quarantined))
-        return list(_by_model(built.tables))  # type: ignore[arg-type]
+        return list(_by_model(built.tables))
 
     def _append(self, table: pa.Table | list[RawChunk]) -> None:
         if isinstance(table, list):
