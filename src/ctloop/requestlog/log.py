@@ -8,8 +8,9 @@ Writing (one writer per process; many processes, replicas and machines at once):
 2. A publisher thread, every ``publish_interval`` (default 1 s), turns the
    spooled chunks (Arrow tables, or the raw frames a writer process spools,
    built here all at once: :mod:`ctloop.requestlog.rawchunks`) into one parquet
-   segment per model, uploads it under the log's root (``file://`` or ``s3://``), indexes it and deletes the chunks. A backend
-   that is down only delays this: chunks stay on local disk and are retried.
+   segment per model, uploads it under the log's root (``file://`` or ``s3://``),
+   indexes it and deletes the chunks. A backend that is down only delays this:
+   chunks stay on local disk and are retried.
 3. A writer that died leaves its spool behind; the next writer opened on that
    machine with the same spool adopts it and publishes it exactly once.
 
