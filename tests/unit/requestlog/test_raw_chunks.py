@@ -188,3 +188,20 @@ def test_a_killed_writers_raw_spool_is_adopted_by_the_next_one(tmp_path: Path) -
     frame = open_prediction_log(tmp_path).read(model_name="m")
     assert frame["request_id"].is_unique and len(frame) == 80
     assert not list((tmp_path / ".spool").rglob("*.arrow"))
+
+
+def test_the_writer_process_never_loads_pandas(tmp_path: Path) -> None:
+    """pyarrow would import pandas (~50 MB resident) on its first list conversion; the
+    writer tells it pandas is absent. Checked on the live process's mapped libraries
+    after it built, spooled and published rows."""
+    logger = ProcessLogger(open_prediction_log(tmp_path))
+    try:
+        logger.submit([_entry(1, 3)])
+        logger.flush()
+        child = logger._child
+        assert child is not None
+        maps = Path(f"/proc/{child.proc.pid}/maps").read_text()
+        assert "pyarrow" in maps  # it did build tables
+        assert "/pandas/" not in maps
+    finally:
+        logger.close()
