@@ -169,7 +169,7 @@ def serve(seconds: float, repeat: int, log_settings: str = "", baseline_src: str
                       f"{statistics.median(r[1] for r in runs):>10.3f} {p50:>7.2f} {p99:>7.2f} "
                       f"{statistics.median(r[3] / r[2] for r in runs):>6.1f}x")
         print("RSS of each server's process group after the load: " + ", ".join(
-            f"{name} {mb:.0f} MB" for name, mb in rss.items()))
+            f"{name} {mb}" for name, mb in rss.items()))
         for name in [s.name for s in group if s is not off]:
             print(f"\nratios {name} / log off per round (req/s: aim >= 0.90; cpu: lower is "
                   "better)")
@@ -183,20 +183,23 @@ def serve(seconds: float, repeat: int, log_settings: str = "", baseline_src: str
                       f"{statistics.median(cpu):.2f}x [{', '.join(f'{x:.2f}' for x in cpu)}]")
 
 
-def group_rss_mb(server: object) -> float:
-    """Resident memory of a server's process group (the writer process included), in MB."""
+def group_rss_mb(server: object) -> str:
+    """Resident memory of a server's process group in MB: the total, then each process
+    (the server first, then its writer process)."""
     import os
 
     pgid = server.proc.pid  # type: ignore[attr-defined]
-    total = 0
+    each = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
         if int(fields[2]) == pgid:
-            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    return total / 2**20
+            each.append((int(stat.parent.name) != pgid,
+                         int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20))
+    sizes = [mb for _, mb in sorted(each)]
+    return f"{sum(sizes):.0f} MB ({' + '.join(f'{mb:.0f}' for mb in sizes)})"
 
 
 def main() -> None:
