@@ -25,7 +25,9 @@ idle again (the log's background work included). Prints requests/s and CPU per
 request of each, and the per-round ratios on/off (the aim: >= 0.90). The log-on
 server writes its log in a writer process (the default); ``--log-settings 'writer =
 "thread"'`` measures the writer thread instead. CPU per request counts the whole
-process group, the writer process included.
+process group, the writer process included. ``--baseline-src DIR`` adds a third server,
+log on, running the ``ctloop`` package found in DIR (e.g. another checkout's ``src``),
+interleaved with the other two: before and after a change in one run.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def run_parquet(items: list[Entry], folder: Path) -> float:
     return len(items) / (time.perf_counter() - started)
 
 
-def serve(seconds: float, repeat: int, log_settings: str = "") -> None:
+def serve(seconds: float, repeat: int, log_settings: str = "", baseline_src: str = "") -> None:
     """Log on vs off in two running services, interleaved (see the module docstring)."""
     import os
     import sys
@@ -119,6 +121,12 @@ def serve(seconds: float, repeat: int, log_settings: str = "") -> None:
         off = servers(on_root, model, None)[0]
         off.cwd = off_root
         on.name, off.name = "log on", "log off"
+        group = [on, off]
+        if baseline_src:  # the same settings, another tree's package
+            base = servers(on_root, model, None)[0]
+            base.env = {**base.env, "PYTHONPATH": str(Path(baseline_src).resolve())}
+            base.name = "base on"
+            group.append(base)
         results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
 
         def measure(server: Server, body: list[dict[str, object]],
@@ -136,22 +144,23 @@ def serve(seconds: float, repeat: int, log_settings: str = "") -> None:
                     result.p50_ms, result.p99_ms)
 
         try:
-            for server in (on, off):
+            for server in group:
                 server.start()
             for r in range(repeat):
                 for label, (body_rows, concurrency) in scenarios.items():
-                    for server in ((on, off) if r % 2 == 0 else (off, on)):
+                    for server in (group if r % 2 == 0 else group[::-1]):
                         results.setdefault((label, server.name), []).append(
                             measure(server, body_rows, concurrency))
+            rss = {server.name: group_rss_mb(server) for server in group}
         finally:
-            for server in (on, off):
+            for server in group:
                 server.stop()
         print(f"load average {os.getloadavg()[0]:.1f}; {repeat} interleaved rounds of "
               f"{seconds:g} s")
         print(f"{'scenario':<15} {'server':<8} {'req/s':>8} {'cpu ms/req':>10} {'p50 ms':>7} "
               f"{'p99 ms':>7} {'p99/p50':>7}   (medians)")
         for label in scenarios:
-            for server in (on, off):
+            for server in group:
                 runs = results[(label, server.name)]
                 p50 = statistics.median(r[2] for r in runs)
                 p99 = statistics.median(r[3] for r in runs)
@@ -159,15 +168,38 @@ def serve(seconds: float, repeat: int, log_settings: str = "") -> None:
                       f"{statistics.median(r[0] for r in runs):>8.0f} "
                       f"{statistics.median(r[1] for r in runs):>10.3f} {p50:>7.2f} {p99:>7.2f} "
                       f"{statistics.median(r[3] / r[2] for r in runs):>6.1f}x")
-        print("\nratios log on / log off per round (req/s: aim >= 0.90; cpu: lower is better)")
-        for label in scenarios:
-            pairs = list(zip(results[(label, "log on")], results[(label, "log off")],
-                             strict=True))
-            rps = [a[0] / b[0] for a, b in pairs]
-            cpu = [a[1] / b[1] for a, b in pairs]
-            print(f"{label:<15} req/s {statistics.median(rps):.2f}x "
-                  f"[{', '.join(f'{x:.2f}' for x in rps)}]   cpu/req "
-                  f"{statistics.median(cpu):.2f}x [{', '.join(f'{x:.2f}' for x in cpu)}]")
+        print("RSS of each server's process group after the load: " + ", ".join(
+            f"{name} {mb}" for name, mb in rss.items()))
+        for name in [s.name for s in group if s is not off]:
+            print(f"\nratios {name} / log off per round (req/s: aim >= 0.90; cpu: lower is "
+                  "better)")
+            for label in scenarios:
+                pairs = list(zip(results[(label, name)], results[(label, "log off")],
+                                 strict=True))
+                rps = [a[0] / b[0] for a, b in pairs]
+                cpu = [a[1] / b[1] for a, b in pairs]
+                print(f"{label:<15} req/s {statistics.median(rps):.2f}x "
+                      f"[{', '.join(f'{x:.2f}' for x in rps)}]   cpu/req "
+                      f"{statistics.median(cpu):.2f}x [{', '.join(f'{x:.2f}' for x in cpu)}]")
+
+
+def group_rss_mb(server: object) -> str:
+    """Resident memory of a server's process group in MB: the total, then each process
+    (the server first, then its writer process)."""
+    import os
+
+    pgid = server.proc.pid  # type: ignore[attr-defined]
+    each = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            each.append((int(stat.parent.name) != pgid,
+                         int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20))
+    sizes = [mb for _, mb in sorted(each)]
+    return f"{sum(sizes):.0f} MB ({' + '.join(f'{mb:.0f}' for mb in sizes)})"
 
 
 def main() -> None:
@@ -179,9 +211,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement (--serve)")
     parser.add_argument("--log-settings", default="",
                         help="TOML lines for the log-on server's [ctloop.prediction_log] (--serve)")
+    parser.add_argument("--baseline-src", default="",
+                        help="a third server, log on, running the ctloop package in this "
+                             "folder (--serve)")
     args = parser.parse_args()
     if args.serve:
-        serve(args.seconds, args.repeat, args.log_settings)
+        serve(args.seconds, args.repeat, args.log_settings, args.baseline_src)
         return
     items = [as_entry(b) for b in batches(args.requests)]  # arrays, as the service hands over
     log_rates, submit_us, raw_rates = [], [], []

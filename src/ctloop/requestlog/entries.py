@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from ctloop.models.outliers import OutlierDetector
 
 __all__ = ["QUARANTINE", "Built", "Entry", "Item", "ModelFacts", "Packed", "SchemaBook",
-           "build_tables", "facts_of", "pack", "pack_group", "packed_table", "quarantine_table",
-           "table_quarantine"]
+           "build_tables", "facts_of", "merge_packs", "pack", "pack_group", "packed_table",
+           "quarantine_table", "table_quarantine"]
 
 log = logging.getLogger("ctloop.requestlog")
 
@@ -271,6 +271,69 @@ def pack_group(group: Sequence[Entry]) -> Packed:
             [np.asarray(e.labels, dtype=object) for e in group], counts, "labels"),
         outlier_scores=_outlier_scores(group, counts),
         model=first.model,
+    )
+
+
+def merge_packs(packs: Sequence[Packed]) -> list[Packed]:
+    """Packs of the same group (and the same array types) end to end: the publisher builds
+    one table from many chunks' packs instead of one per chunk. Packs that differ in
+    anything but their rows stay apart (a bad one then costs only its own rows)."""
+    groups: list[tuple[tuple[Any, ...], list[Packed]]] = []
+    for packed in packs:
+        key = _pack_key(packed)
+        for known, members in groups:  # few groups; facts compare by value (not hashable)
+            if known == key:
+                members.append(packed)
+                break
+        else:
+            groups.append((key, [packed]))
+    out = []
+    for _, members in groups:
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        try:
+            out.append(_concat_packs(members))
+        except Exception:  # arrays that will not join: built apart, as they came
+            out.extend(members)
+    return out
+
+
+def _pack_key(p: Packed) -> tuple[Any, ...]:
+    def kinds(arrays: Mapping[str, np.ndarray]) -> tuple[tuple[str, str, int], ...]:
+        return tuple((k, v.dtype.str, v.ndim) for k, v in arrays.items())
+
+    def kind(array: np.ndarray | None) -> tuple[str, tuple[int, ...]] | None:
+        return None if array is None else (array.dtype.str, array.shape[1:])
+
+    return (p.model_name, p.model_version, p.route, p.protocol, p.served, p.status, p.error,
+            p.missing, kinds(p.inputs), kinds(p.entity), kinds(p.outputs), p.row_ids is None,
+            kind(p.scores), kind(p.decisions), kind(p.labels), kind(p.outlier_scores),
+            facts_of(p.model))
+
+
+def _concat_packs(packs: Sequence[Packed]) -> Packed:
+    first = packs[0]
+
+    def cat(arrays: Sequence[np.ndarray | None]) -> np.ndarray | None:
+        return None if arrays[0] is None else np.concatenate(arrays)  # type: ignore[arg-type]
+
+    def cols(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    return replace(
+        first,
+        sizes=np.concatenate([p.sizes for p in packs]),
+        request_ids=[r for p in packs for r in p.request_ids],
+        ts_us=np.concatenate([p.ts_us for p in packs]),
+        latency_ms=np.concatenate([p.latency_ms for p in packs]),
+        scores=np.concatenate([p.scores for p in packs]),
+        inputs=cols([p.inputs for p in packs]), entity=cols([p.entity for p in packs]),
+        outputs=cols([p.outputs for p in packs]),
+        row_ids=None if first.row_ids is None else [
+            r for p in packs for r in (p.row_ids or [])],
+        decisions=cat([p.decisions for p in packs]), labels=cat([p.labels for p in packs]),
+        outlier_scores=cat([p.outlier_scores for p in packs]),
     )
 
 

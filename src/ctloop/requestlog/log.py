@@ -5,10 +5,12 @@ Writing (one writer per process; many processes, replicas and machines at once):
 1. ``append`` / ``append_table`` writes the rows as a chunk of the writer's local
    write-ahead spool (:mod:`ctloop.requestlog.spool`) before returning, so they
    survive a crash of the process (and, with ``fsync``, of the machine).
-2. A publisher thread, every ``publish_interval`` (default 0.5 s), turns the
-   spooled chunks into one parquet segment per model, uploads it under the log's
-   root (``file://`` or ``s3://``), indexes it and deletes the chunks. A backend
-   that is down only delays this: chunks stay on local disk and are retried.
+2. A publisher thread, every ``publish_interval`` (default 1 s), turns the
+   spooled chunks (Arrow tables, or the raw frames a writer process spools,
+   built here all at once: :mod:`ctloop.requestlog.rawchunks`) into one parquet
+   segment per model, uploads it under the log's root (``file://`` or ``s3://``),
+   indexes it and deletes the chunks. A backend that is down only delays this:
+   chunks stay on local disk and are retried.
 3. A writer that died leaves its spool behind; the next writer opened on that
    machine with the same spool adopts it and publishes it exactly once.
 
@@ -42,7 +44,18 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import unquote, urlparse
 
 from ctloop.core.errors import ConfigError, CtloopError, StoreError, UserInputError
-from ctloop.requestlog.entries import QUARANTINE, table_quarantine
+from ctloop.requestlog.entries import (
+    QUARANTINE,
+    Item,
+    Packed,
+    SchemaBook,
+    build_tables,
+    merge_packs,
+    packed_table,
+    quarantine_table,
+    table_quarantine,
+)
+from ctloop.requestlog.rawchunks import RawChunk, decode, join
 from ctloop.requestlog.records import PredictionLog, PredictionRecord
 from ctloop.requestlog.segments import (
     COMPACTOR,
@@ -51,7 +64,7 @@ from ctloop.requestlog.segments import (
     log_key,
     safe_model_folder,
 )
-from ctloop.requestlog.spool import Spool, orphaned_spools, read_chunk
+from ctloop.requestlog.spool import Spool, load_chunk, orphaned_spools
 from ctloop.requestlog.tables import (
     BASE_COLUMNS,
     concat_tables,
@@ -109,7 +122,7 @@ class LogOptions:
     url: str = ""
     index: str = ""
     spool: str = ""
-    publish_interval: float = 0.5
+    publish_interval: float = 1.0  # issue 21: half the fixed cost of 0.5 s
     retention_days: float = 0.0
     compact_interval: float = 600.0
     compact_rows: int = 1_000_000
@@ -318,6 +331,8 @@ class SegmentedPredictionLog(PredictionLog):
         self.published_rows = 0
         self.publish_failures = 0
         self.bad_chunks = 0
+        self.publish_quarantined = 0  # rows of raw chunks found unwritable when published
+        self._book = SchemaBook()  # the column types of raw chunks' tables
         self._published_seq: int | None = None  # this writer's last published chunk, once read
         self._duck: Any = None  # the readers' DuckDB connection, opened on first read
         self._duck_pid = 0
@@ -358,15 +373,28 @@ class SegmentedPredictionLog(PredictionLog):
 
     def append_table(self, table: pa.Table) -> None:
         """Spool an Arrow table of log rows (columns as :func:`records_to_table` makes)."""
+        if table.num_rows == 0:
+            if self._closed:
+                self._refuse_closed()
+            return
+        self._write(table)
+
+    def append_raw(self, chunks: Sequence[RawChunk]) -> None:
+        """Spool frames of encoded entries as they are (:mod:`~ctloop.requestlog.rawchunks`);
+        the publisher builds their tables."""
+        if chunks:
+            self._write(join(chunks))
+        elif self._closed:
+            self._refuse_closed()
+
+    def _write(self, chunk: pa.Table | bytes) -> None:
         if self._closed:
             self._refuse_closed()
-        if table.num_rows == 0:
-            return
         with self._lock:
             if self._spool is None:
                 self._spool = Spool.create(self.spool_root, self.writer, fsync=self.options.fsync)
                 self._start_publisher()
-            self._spool.write(table)
+            self._spool.write(chunk)
 
     def _refuse_closed(self) -> None:
         raise UserInputError(f"The prediction log {mask(self.url)} is closed; open it again.")
@@ -449,19 +477,28 @@ class SegmentedPredictionLog(PredictionLog):
         first, last = chunks[0][0], chunks[-1][0]
         parts: dict[tuple[str, int | None], list[pa.Table]] = {}
         quarantine: list[pa.Table] = []
+        raw: list[Item] = []
         for _, path in chunks:
             try:
-                table = read_chunk(path)
+                chunk = load_chunk(path)
+                if isinstance(chunk, list):  # frames as the server sent them: built below
+                    raw.extend(item for record in chunk for item in decode(record.data))
+                    continue
             except Exception as exc:  # a torn or corrupt chunk: keep it aside, go on
                 self.bad_chunks += 1
                 log.error("request log chunk %s cannot be read (%s); renamed *.bad", path, exc)
                 path.rename(path.with_suffix(".bad"))
                 continue
+            table = chunk
             if _kind(table) == QUARANTINE:
                 quarantine.append(table)
                 continue
             for (model, version), part in _split(table):
                 parts.setdefault((model, version), []).append(part)
+        set_aside = 0
+        if raw:
+            bad, set_aside = self._build_raw(raw, parts)
+            quarantine += bad
         name = f"{spool.writer}-{first:012d}-{last:012d}"
         segments = []
         rows = 0
@@ -483,10 +520,37 @@ class SegmentedPredictionLog(PredictionLog):
                                         None, spool.writer))
             rows += table.num_rows
         self.index.publish(spool.writer, last, segments)
+        self.publish_quarantined += set_aside
         if own:
             self._published_seq = last
         spool.remove(last)
         return rows
+
+    def _build_raw(self, items: list[Item],
+                   parts: dict[tuple[str, int | None], list[pa.Table]],
+                   ) -> tuple[list[pa.Table], int]:
+        """Tables of raw chunks' entries, all chunks of a publish at once (one table per
+        model version and route, not per chunk), added to ``parts``; returns the quarantine
+        table of what cannot be written and its rows."""
+        packs = merge_packs([i for i in items if isinstance(i, Packed)])
+        rest: list[Item] = [i for i in items if not isinstance(i, Packed)]
+        for packed in packs:
+            try:
+                table = packed_table(packed, self._book)
+            except Exception:  # find the entries that do not fit (build_tables does)
+                rest.append(packed)
+                continue
+            parts.setdefault((packed.model_name, packed.model_version), []).append(table)
+        if not rest:
+            return [], 0
+        built = build_tables(rest, self._book)
+        for table in built.tables:
+            for (model, version), part in _split(table):
+                parts.setdefault((model, version), []).append(part)
+        if not built.quarantined:
+            return [], 0
+        return ([quarantine_table(built.quarantined)],
+                sum(e.rows for e, _ in built.quarantined))
 
     def upload(self, table: pa.Table, key: str, kind: str, model: str | None,
                writer: str) -> SegmentInfo:

@@ -17,9 +17,14 @@ server keeps only the cheap part:
   frames a second, each one chunk write;
 - the writer process (``python -m ctloop.requestlog.process``, at nice +5: the event
   loop first when both want a core) runs the same :class:`RequestLogger` over the same
-  log (opened from its :class:`LogSpec`): it builds the tables, spools, quarantines and
-  publishes, and after each write reports its counters and its write time on its stdout,
-  which a receiver thread of the server reads;
+  log (opened from its :class:`LogSpec`): it spools each frame as received (a raw chunk,
+  :mod:`ctloop.requestlog.rawchunks`: the sender's pickle, no Arrow), the publisher builds
+  the tables of all of a publish's chunks at once, quarantines and publishes; after each
+  write it reports its counters and its write time on its stdout, which a receiver
+  thread of the server reads. (A frame holding a value a raw chunk may not hold is sent
+  as items with the facts apart, built into tables on receipt, as before.) It never
+  imports pandas for pyarrow's sake and uses Arrow's system allocator: its memory is
+  what it holds, not what a publish once held;
 - the server refuses (503, the same :func:`refusal`) against the rows it handed over
   that the writer has not yet reported spooled, so at most ``window_rows`` acknowledged
   rows are ever outside the spool, as with the thread.
@@ -37,6 +42,7 @@ within the last ``window_ms``. A writer that dies is replaced after ``retry_inte
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
 import os
 import pickle
@@ -54,6 +60,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ctloop.core.errors import StoreError
 from ctloop.requestlog.entries import Entry, ModelFacts, Packed, facts_of, pack
+from ctloop.requestlog.rawchunks import RawChunk, encode
 from ctloop.requestlog.writer import (
     Admission,
     RequestLogger,
@@ -106,6 +113,8 @@ class _Child:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+        # Arrow's default pool (mimalloc) keeps what a publish freed: ~30 MB more resident
+        env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ctloop.requestlog.process"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
@@ -255,11 +264,22 @@ class ProcessLogger(Admission):
             self._send(child, entries)
 
     def _send(self, child: _Child, entries: list[Entry]) -> None:
-        """Pack the entries (one set of arrays per group) and pipe them with one pickle."""
+        """Pack the entries (one set of arrays per group) and pipe them with one pickle:
+        a raw frame the writer spools as it is, or (holding a type a raw chunk may not)
+        items it builds tables of first."""
         packs, unpacked = pack(entries)
+        batch: list[Packed | Entry] = [*packs, *unpacked]
+        blob = encode([item if item.model is None or isinstance(item.model, ModelFacts)
+                       else replace(item, model=facts_of(item.model)) for item in batch])
+        if blob is not None:
+            try:
+                with self._pipe:
+                    _write_frame(child.stdin, ("raw", sum(i.rows for i in batch), blob))
+            except (OSError, ValueError):  # the writer died: the receiver says so
+                pass
+            return
         facts: list[tuple[int, ModelFacts]] = []
         items: list[tuple[int | None, Packed | Entry]] = []
-        batch: list[Packed | Entry] = [*packs, *unpacked]
         for item in batch:
             model = item.model
             key = None if model is None else self._facts_key(child, model, facts)
@@ -434,6 +454,7 @@ def main() -> None:
         os.nice(_NICE)
     except OSError:
         pass
+    _arrow_without_pandas()
     source, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the reply stream
     opened = _read_frame(source)
@@ -451,7 +472,9 @@ def main() -> None:
     facts: dict[int, ModelFacts] = {}
     while (message := _read_frame(source)) is not None:
         kind = message[0]
-        if kind == "items":
+        if kind == "raw":  # spooled as received; the publisher builds the tables
+            writer.accept([RawChunk(message[2], message[1])])
+        elif kind == "items":
             writer.accept([item if key is None else replace(item, model=facts[key])
                            for key, item in message[1]])
         elif kind == "facts":
@@ -465,6 +488,31 @@ def main() -> None:
             reply.stats(writer)
     writer.close()  # the server is gone or done: spool and publish everything, then exit
     reply.stats(writer)
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not imported by the request log's writer")
+
+
+def _arrow_without_pandas() -> None:
+    """Make pyarrow believe pandas is absent (~50 MB of the writer's memory, issue 21).
+
+    pyarrow imports pandas on its first conversion of a Python list, only to check the
+    list is not a pandas object, and remembers the outcome: it is asked once while pandas
+    cannot be imported. The writer never converts pandas objects; a model's outlier
+    detector can still import pandas later to score rows."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    blocker = _NoPandas()
+    sys.meta_path.insert(0, blocker)
+    try:
+        pa.array(["probe"])
+    finally:
+        sys.meta_path.remove(blocker)
 
 
 class _Replies:

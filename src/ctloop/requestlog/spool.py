@@ -2,8 +2,10 @@
 
 Each writer (one service process) owns one folder under the spool root and
 holds an exclusive ``flock`` on it while alive. Every append becomes one
-numbered Arrow IPC chunk, written to a hidden name, optionally fsynced, then
-renamed: once ``write`` returns, the rows survive the process being killed.
+numbered chunk (an Arrow IPC file, or the raw frames of
+:mod:`ctloop.requestlog.rawchunks`, both named ``.arrow``), written to a hidden
+name, optionally fsynced, then renamed: once ``write`` returns, the rows survive
+the process being killed.
 A publisher turns chunks into segments and deletes them. A folder whose lock
 can be taken belongs to a dead writer: any live writer on the machine adopts
 it and publishes what it left (exactly once, by the chunk numbers the index
@@ -20,11 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ctloop.core.errors import StoreError
+from ctloop.requestlog.rawchunks import MAGIC, RawChunk, is_raw, records
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Spool", "orphaned_spools"]
+__all__ = ["Spool", "chunk_rows", "load_chunk", "orphaned_spools", "read_chunk"]
 
 _LOCK = ".lock"
 _SUFFIX = ".arrow"
@@ -59,17 +62,21 @@ class Spool:
             ) from exc
         return cls(root / writer, fd, fsync=fsync)
 
-    def write(self, table: pa.Table) -> int:
-        """Write ``table`` as the next chunk; durable against a process crash on return."""
-        import pyarrow as pa
-
+    def write(self, chunk: pa.Table | bytes) -> int:
+        """Write ``chunk`` (a table, or raw frames already encoded) as the next chunk;
+        durable against a process crash on return."""
         seq = self._next
         final = self.folder / f"{seq:012d}{_SUFFIX}"
         tmp = self.folder / f".{seq:012d}.tmp"
-        sink = pa.BufferOutputStream()  # built in memory, then one open, write, fsync
-        with pa.ipc.new_file(sink, table.schema) as out:
-            out.write_table(table)
-        view = memoryview(sink.getvalue())
+        if isinstance(chunk, bytes):
+            view = memoryview(chunk)
+        else:
+            import pyarrow as pa
+
+            sink = pa.BufferOutputStream()  # built in memory, then one open, write, fsync
+            with pa.ipc.new_file(sink, chunk.schema) as out:
+                out.write_table(chunk)
+            view = memoryview(sink.getvalue())
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
@@ -106,13 +113,7 @@ class Spool:
                 path.unlink(missing_ok=True)
 
     def pending_rows(self) -> int:
-        import pyarrow as pa
-
-        total = 0
-        for _, path in self.chunks():
-            with pa.memory_map(str(path)) as source:
-                total += pa.ipc.open_file(source).read_all().num_rows
-        return total
+        return sum(chunk_rows(path) for _, path in self.chunks())
 
     def close(self, *, remove: bool) -> None:
         """Release the lock; with ``remove``, delete the (published) folder first."""
@@ -125,10 +126,28 @@ class Spool:
 
 
 def read_chunk(path: Path) -> pa.Table:
+    """An Arrow chunk's table (see :func:`load_chunk` for either kind)."""
     import pyarrow as pa
 
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source).read_all()
+
+
+def load_chunk(path: Path) -> pa.Table | list[RawChunk]:
+    """A chunk as written: an Arrow table, or the raw frames (decoded by the publisher)."""
+    with path.open("rb") as f:
+        head = f.read(len(MAGIC))
+        if not is_raw(head):
+            return read_chunk(path)
+        return records(head + f.read())
+
+
+def chunk_rows(path: Path) -> int:
+    """Rows in a chunk of either kind."""
+    chunk = load_chunk(path)
+    if isinstance(chunk, list):
+        return sum(r.rows for r in chunk)
+    return int(chunk.num_rows)
 
 
 def orphaned_spools(root: Path, *, fsync: bool = True) -> Iterator[Spool]:

@@ -54,6 +54,7 @@ from ctloop.requestlog.entries import (
     quarantine_table,
     table_quarantine,
 )
+from ctloop.requestlog.rawchunks import RawChunk
 from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
@@ -263,9 +264,10 @@ class RequestLogger(Admission):
         self.failures = 0  # spool writes that failed
         self.waited = 0  # submits that had to wait for room (only with max_wait)
         self.failing = ""
-        self._pending: list[Item] = []
+        self._pending: list[Item | RawChunk] = []
         self._pending_rows = 0  # submitted, not yet spooled (queued, built or being written)
-        self._unwritten: list[tuple[pa.Table, int]] = []  # built, waiting for the spool
+        # built (or raw frames), waiting for the spool
+        self._unwritten: list[tuple[pa.Table | list[RawChunk], int]] = []
         self._book = SchemaBook()
         self._cond = threading.Condition()
         self._stop = False
@@ -294,7 +296,7 @@ class RequestLogger(Admission):
         with self._cond:
             return self.accepted - self._pending_rows
 
-    def accept(self, entries: Sequence[Item]) -> None:
+    def accept(self, entries: Sequence[Item | RawChunk]) -> None:
         """Queue entries another process already acknowledged (the writer process): never
         refused, since the refusing happened there, against the rows this writer reports."""
         rows = sum(e.rows for e in entries)
@@ -368,8 +370,13 @@ class RequestLogger(Admission):
             return self.window
         return max(0.001, self._oldest + self._delay() - time.monotonic())
 
-    def _write(self, entries: list[Item]) -> None:
-        """Build tables of ``entries`` and spool them after what failed before."""
+    def _write(self, queued: list[Item | RawChunk]) -> None:
+        """Build tables of the queued entries and spool them (raw frames as they are, in
+        one chunk) after what failed before."""
+        raws = [r for r in queued if isinstance(r, RawChunk)]
+        entries = [e for e in queued if not isinstance(e, RawChunk)]
+        if raws:
+            self._unwritten.append((raws, sum(r.rows for r in raws)))
         if entries:
             try:
                 built = build_tables(entries, self._book)
@@ -399,6 +406,9 @@ class RequestLogger(Admission):
             except Exception as exc:  # this table cannot be spooled as it is: set it aside
                 log.exception("a request log chunk could not be spooled; quarantining it")
                 self._unwritten.pop(0)
+                if isinstance(table, list):  # raw frames: build their tables here instead
+                    self._unwritten[:0] = self._built_raw(table)
+                    continue
                 self._quarantine(table_quarantine(table, exc), rows, counted=False)
                 self._done(rows)
                 continue
@@ -425,7 +435,32 @@ class RequestLogger(Admission):
         with self._cond:
             self._pending_rows -= rows
 
-    def _append(self, table: pa.Table) -> None:
+    def _built_raw(self, raws: list[RawChunk]) -> list[tuple[pa.Table | list[RawChunk], int]]:
+        """Raw frames as tables to spool (a log without raw chunks, or one that failed to
+        take them); what cannot be decoded or built is quarantined."""
+        from ctloop.requestlog.rawchunks import decode
+
+        items: list[Item] = []
+        for raw in raws:
+            try:
+                items.extend(decode(raw.data))
+            except Exception as exc:  # never written by this module: say so, count as lost
+                log.error("%d request log rows could not be decoded (%s); lost", raw.rows, exc)
+                self.lost += raw.rows
+                self._done(raw.rows)
+        built = build_tables(items, self._book) if items else Built()
+        if built.quarantined:
+            self._quarantine(quarantine_table(built.quarantined),
+                             sum(e.rows for e, _ in built.quarantined))
+        return list(_by_model(built.tables))
+
+    def _append(self, table: pa.Table | list[RawChunk]) -> None:
+        if isinstance(table, list):
+            append_raw = getattr(self.target, "append_raw", None)
+            if append_raw is None:
+                raise TypeError("this log takes tables, not raw frames")
+            append_raw(table)
+            return
         append_table = getattr(self.target, "append_table", None)
         if append_table is not None:
             append_table(table)
@@ -448,7 +483,9 @@ class RequestLogger(Admission):
     def stats(self) -> WriterStats:
         with self._cond:
             return WriterStats(
-                written_rows=self.written, quarantined_rows=self.quarantined,
+                written_rows=self.written,
+                quarantined_rows=self.quarantined + int(getattr(
+                    self.target, "publish_quarantined", 0)),  # raw rows set aside at publish
                 unlogged_rows=self.unlogged, refused_requests=self.refused,
                 dropped_rows=self.dropped_rows, lost_rows=self.lost,
                 pending_rows=self._pending_rows, failing=self.failing,
