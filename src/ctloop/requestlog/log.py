@@ -464,21 +464,43 @@ class SegmentedPredictionLog(PredictionLog):
         are set aside (the chunk renamed ``*.bad``, the rows quarantined) so they
         never hold back the rest; a backend that is down raises (retried later).
         """
-        chunks = [(seq, path) for seq, path in spool.chunks()]
-        if not chunks:
-            return 0
         own = spool.writer == self.writer  # only this process publishes its own spool
-        done = self._published_seq if own and self._published_seq is not None \
-            else self.index.published_seq(spool.writer)
-        spool.remove(done)  # published before a crash, not yet deleted
-        chunks = [(seq, path) for seq, path in chunks if seq > done]
+        chunks = self._unpublished(spool, own)
         if not chunks:
             return 0
         first, last = chunks[0][0], chunks[-1][0]
+        parts, quarantine, raw = self._read_chunks([path for _, path in chunks])
+        set_aside = 0
+        if raw:
+            bad, set_aside = self._build_raw(raw, parts)
+            quarantine += bad
+        name = f"{spool.writer}-{first:012d}-{last:012d}"
+        segments, rows = self._upload_parts(name, parts, quarantine, spool.writer)
+        self.index.publish(spool.writer, last, segments)
+        self.publish_quarantined += set_aside
+        if own:
+            self._published_seq = last
+        spool.remove(last)
+        return rows
+
+    def _unpublished(self, spool: Spool, own: bool) -> list[tuple[int, Path]]:
+        """The spool's chunks not published yet, in order (published ones are removed)."""
+        chunks = [(seq, path) for seq, path in spool.chunks()]
+        if not chunks:
+            return []
+        done = self._published_seq if own and self._published_seq is not None \
+            else self.index.published_seq(spool.writer)
+        spool.remove(done)  # published before a crash, not yet deleted
+        return [(seq, path) for seq, path in chunks if seq > done]
+
+    def _read_chunks(self, paths: list[Path]) -> tuple[
+            dict[tuple[str, int | None], list[pa.Table]], list[pa.Table], list[Item]]:
+        """Arrow chunks split per model version, quarantine tables, and raw chunks' items
+        (built later, all at once); an unreadable chunk is renamed ``*.bad``."""
         parts: dict[tuple[str, int | None], list[pa.Table]] = {}
         quarantine: list[pa.Table] = []
         raw: list[Item] = []
-        for _, path in chunks:
+        for path in paths:
             try:
                 chunk = load_chunk(path)
                 if isinstance(chunk, list):  # frames as the server sent them: built below
@@ -489,17 +511,16 @@ class SegmentedPredictionLog(PredictionLog):
                 log.error("request log chunk %s cannot be read (%s); renamed *.bad", path, exc)
                 path.rename(path.with_suffix(".bad"))
                 continue
-            table = chunk
-            if _kind(table) == QUARANTINE:
-                quarantine.append(table)
+            if _kind(chunk) == QUARANTINE:
+                quarantine.append(chunk)
                 continue
-            for (model, version), part in _split(table):
+            for (model, version), part in _split(chunk):
                 parts.setdefault((model, version), []).append(part)
-        set_aside = 0
-        if raw:
-            bad, set_aside = self._build_raw(raw, parts)
-            quarantine += bad
-        name = f"{spool.writer}-{first:012d}-{last:012d}"
+        return parts, quarantine, raw
+
+    def _upload_parts(self, name: str, parts: dict[tuple[str, int | None], list[pa.Table]],
+                      quarantine: list[pa.Table], writer: str) -> tuple[list[SegmentInfo], int]:
+        """One segment per model version, then one of the quarantined rows; rows written."""
         segments = []
         rows = 0
         for (model, version), tables in parts.items():
@@ -507,7 +528,7 @@ class SegmentedPredictionLog(PredictionLog):
                    f"{'' if version is None else f'-v{version}'}.parquet")
             part = concat_tables(tables)
             try:
-                segments.append(self.upload(part, key, "predictions", model, spool.writer))
+                segments.append(self.upload(part, key, "predictions", model, writer))
                 rows += part.num_rows
             except (CtloopError, OSError):  # the backend or the local disk: retried later
                 raise
@@ -517,14 +538,9 @@ class SegmentedPredictionLog(PredictionLog):
         if quarantine:
             table = concat_tables(quarantine)
             segments.append(self.upload(table, f"quarantine/{name}.parquet", QUARANTINE,
-                                        None, spool.writer))
+                                        None, writer))
             rows += table.num_rows
-        self.index.publish(spool.writer, last, segments)
-        self.publish_quarantined += set_aside
-        if own:
-            self._published_seq = last
-        spool.remove(last)
-        return rows
+        return segments, rows
 
     def _build_raw(self, items: list[Item],
                    parts: dict[tuple[str, int | None], list[pa.Table]],
