@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from ctloop.core.errors import UserInputError
 from ctloop.examples.flights.data import flights
-from ctloop.models import Signature, fit_model, load_model
+from ctloop.models import fit_model, load_model
 from ctloop.serving.scoring.predict import _plain_numbers
 
 NUMERIC = ["hour", "distance", "dep_delay"]  # integer, integer, float with nulls
