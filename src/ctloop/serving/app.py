@@ -26,7 +26,7 @@ import gc
 import logging
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
+    from ctloop.serving.auth import App
     from ctloop.serving.routes.grpc import GrpcServer
 
     GrpcStart = Callable[[ServingState, dict[str, dict[str, Any]]], Awaitable[GrpcServer]]
@@ -157,10 +158,12 @@ def create_app(
         app.include_router(
             feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
         )
+
     def guarded(inner: ASGIApp) -> ASGIApp:
-        return KeyGuard(inner, keys=keys, public=config.public,
-                        on_deny=lambda path, status, error: log_denied(state, path, status,
-                                                                        error))
+        guard = KeyGuard(cast("App", inner), keys=keys, public=config.public,
+                         on_deny=lambda path, status, error: log_denied(state, path, status,
+                                                                         error))
+        return cast("ASGIApp", guard)  # auth types its scope as a dict, starlette a mapping
 
     if keys:  # every route but the predict ones; those get their own guard in front
         app.add_middleware(guarded)
