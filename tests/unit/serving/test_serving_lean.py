@@ -187,3 +187,37 @@ def test_metric_counters_add_up_across_requests(three_versions) -> None:
                  'route="champion",version="1"}'] == 3
     assert lines['ctloop_request_latency_seconds_count{endpoint="predict",model="flights",'
                  'route="none",version="none"}'] == 1
+
+
+def test_a_lone_request_is_scored_inline_a_burst_still_coalesces() -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ctloop.serving.scoring.batching import MicroBatcher
+
+    calls: list[int] = []
+
+    def predict(columns: dict[str, np.ndarray]) -> np.ndarray:
+        calls.append(len(columns["x"]))
+        if np.isnan(columns["x"]).any():
+            raise ValueError("NaN")
+        return columns["x"] * 2.0
+
+    async def run() -> tuple[list[np.ndarray], list[np.ndarray], list[object]]:
+        batcher = MicroBatcher(predict, executor=ThreadPoolExecutor(1))
+        alone = [await batcher.submit({"x": np.array([float(i)])}, 1) for i in range(3)]
+        burst = await asyncio.gather(*(batcher.submit({"x": np.array([float(i), 1.0])}, 2)
+                                       for i in range(32)))
+        mixed = await asyncio.gather(
+            *(batcher.submit({"x": np.array([v])}, 1) for v in (1.0, np.nan, 3.0)),
+            return_exceptions=True)
+        return alone, list(burst), list(mixed)
+
+    alone, burst, mixed = asyncio.run(run())
+    assert [a.tolist() for a in alone] == [[0.0], [2.0], [4.0]]
+    assert [b.tolist() for b in burst] == [[2.0 * i, 2.0] for i in range(32)]
+    # three lone calls; in the burst the first is scored at once, the other 31 together
+    assert calls[:5] == [1, 1, 1, 2, 62]
+    # a bad request in a coalesced batch fails alone; its neighbours get their answers
+    assert mixed[0].tolist() == [2.0] and isinstance(mixed[1], ValueError)  # type: ignore[union-attr]
+    assert mixed[2].tolist() == [6.0]  # type: ignore[union-attr]
