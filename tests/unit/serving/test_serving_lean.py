@@ -9,6 +9,7 @@ answer and every refusal.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -197,13 +198,13 @@ def test_a_lone_request_is_scored_inline_a_burst_still_coalesces() -> None:
 
     calls: list[int] = []
 
-    def predict(columns: dict[str, np.ndarray]) -> np.ndarray:
+    def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray:
         calls.append(len(columns["x"]))
         if np.isnan(columns["x"]).any():
             raise ValueError("NaN")
         return columns["x"] * 2.0
 
-    async def run() -> tuple[list[np.ndarray], list[np.ndarray], list[object]]:
+    async def run() -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray | BaseException]]:
         batcher = MicroBatcher(predict, executor=ThreadPoolExecutor(1))
         alone = [await batcher.submit({"x": np.array([float(i)])}, 1) for i in range(3)]
         burst = await asyncio.gather(*(batcher.submit({"x": np.array([float(i), 1.0])}, 2)
@@ -219,5 +220,7 @@ def test_a_lone_request_is_scored_inline_a_burst_still_coalesces() -> None:
     # three lone calls; in the burst the first is scored at once, the other 31 together
     assert calls[:5] == [1, 1, 1, 2, 62]
     # a bad request in a coalesced batch fails alone; its neighbours get their answers
-    assert mixed[0].tolist() == [2.0] and isinstance(mixed[1], ValueError)  # type: ignore[union-attr]
-    assert mixed[2].tolist() == [6.0]  # type: ignore[union-attr]
+    first, bad, last = mixed
+    assert isinstance(first, np.ndarray) and first.tolist() == [2.0]
+    assert isinstance(bad, ValueError)
+    assert isinstance(last, np.ndarray) and last.tolist() == [6.0]
