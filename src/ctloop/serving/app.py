@@ -26,7 +26,7 @@ import gc
 import logging
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,6 +47,7 @@ from ctloop.serving.dataplane import (
     log_denied,
     readiness,
 )
+from ctloop.serving.direct import DirectApp
 from ctloop.serving.errors import error_body
 from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctloop.serving.pool import ModelPool
@@ -56,8 +57,11 @@ from ctloop.serving.scoring.predict import Scorer
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from starlette.types import ASGIApp
+
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
+    from ctloop.serving.auth import App
     from ctloop.serving.routes.grpc import GrpcServer
 
     GrpcStart = Callable[[ServingState, dict[str, dict[str, Any]]], Awaitable[GrpcServer]]
@@ -136,7 +140,7 @@ def create_app(
                 await grpc.stop()
             await run_in_threadpool(state.close)
 
-    app = FastAPI(title="ctloop prediction service", lifespan=lifespan)
+    app = DirectApp(title="ctloop prediction service", lifespan=lifespan)
     app.state.serving = state
     app.state.keys_enabled = bool(keys)
     _add_error_handlers(app)
@@ -154,13 +158,16 @@ def create_app(
         app.include_router(
             feature_router(fs, metrics=FeatureMetrics(state.metrics.registry))
         )
-    from ctloop.serving.direct import DirectPredict
 
-    app.add_middleware(DirectPredict, fastapi=app)  # added first: the key guard wraps it
-    if keys:
-        app.add_middleware(KeyGuard, keys=keys, public=config.public,
-                           on_deny=lambda path, status, error: log_denied(state, path, status,
-                                                                           error))
+    def guarded(inner: ASGIApp) -> ASGIApp:
+        guard = KeyGuard(cast("App", inner), keys=keys, public=config.public,
+                         on_deny=lambda path, status, error: log_denied(state, path, status,
+                                                                         error))
+        return cast("ASGIApp", guard)  # auth types its scope as a dict, starlette a mapping
+
+    if keys:  # every route but the predict ones; those get their own guard in front
+        app.add_middleware(guarded)
+    app.set_front(guarded if keys else None)
     return app
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ctloop.serving.errors import InvalidRequest, TooDeep, TooLarge
 
@@ -31,11 +31,22 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise TooLarge(_too_large(int(declared), limit))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(_too_large(size, limit, partial=True))
-        chunks.append(chunk)
+    receive = request.receive  # the ASGI messages themselves: Request.stream() is an async
+    while True:  # generator around this same loop, one more frame per chunk
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            raise ClientDisconnect()
+        if kind != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(_too_large(size, limit, partial=True))
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

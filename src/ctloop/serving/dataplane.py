@@ -216,8 +216,7 @@ async def run_prediction(
             state.logger.submit(scored.log_entries(latency_ms, logical_time(inputs.now)))
         for part in scored.parts:
             served = part.served
-            metrics.rows.labels(name, str(served.version), served.route, "ok").inc(
-                len(part.scores))
+            metrics.count_rows(name, served.version, served.route, "ok", part.answer.rows)
         if deployment.shadow is not None:
             await _shadow(state, deployment, inputs, started)
         return response
@@ -226,15 +225,14 @@ async def run_prediction(
         raise
     finally:
         label = state.label(name)
-        metrics.requests.labels(label, endpoint, protocol, str(status)).inc()
+        metrics.count_request(label, endpoint, protocol, status)
         elapsed = time.perf_counter() - started
         if scored is not None:
             for part in scored.parts:
-                metrics.latency.labels(
-                    label, str(part.served.version), part.served.route, endpoint
-                ).observe(elapsed)
+                metrics.observe_latency(label, str(part.served.version), part.served.route,
+                                        endpoint, elapsed)
         else:
-            metrics.latency.labels(label, "none", "none", endpoint).observe(elapsed)
+            metrics.observe_latency(label, "none", "none", endpoint, elapsed)
 
 
 async def _shadow(state: ServingState, deployment: Deployment, inputs: Inputs,
@@ -243,8 +241,7 @@ async def _shadow(state: ServingState, deployment: Deployment, inputs: Inputs,
     assert shadow is not None
     part = await state.scorer.shadow(shadow, inputs, started)
     status = "error" if part is None else "ok"
-    state.metrics.rows.labels(deployment.name, str(shadow.version), "shadow", status).inc(
-        inputs.rows)
+    state.metrics.count_rows(deployment.name, shadow.version, "shadow", status, inputs.rows)
     if part is not None and state.logger is not None:
         latency_ms = (time.perf_counter() - started) * 1000
         state.logger.submit([shadow_entry(part, inputs, latency_ms, logical_time(inputs.now))])

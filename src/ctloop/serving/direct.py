@@ -11,8 +11,12 @@ exception with the app's own handler for it. The routes stay registered, so
 the OpenAPI document still declares them; everything else, and any request
 this class does not match, goes down the normal stack.
 
-It sits inside the API-key guard (added before it), so keys are checked as
-for every other route.
+It is the app's front door (:class:`DirectApp`): a predict POST goes to the
+API-key guard and then here without entering FastAPI's own stack at all
+(FastAPI's ``__call__`` checks its telemetry providers, three environment
+reads, and wraps every send in its error and telemetry middlewares on every
+request); any other request goes down that stack, the key guard inside it, as
+before.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["PREDICT_PATHS", "DirectPredict"]
+__all__ = ["PREDICT_PATHS", "DirectApp", "DirectPredict"]
 
 PREDICT_PATHS = (
     "/v1/models/{name}:predict",
@@ -46,6 +50,10 @@ class DirectPredict:
         for route in fastapi.routes:
             if isinstance(route, APIRoute) and route.path in PREDICT_PATHS:
                 self.routes.append((route.path_regex, route.endpoint))
+
+    def matches(self, path: str) -> bool:
+        """Whether a POST to ``path`` is a predict route this class answers."""
+        return any(regex.match(path) is not None for regex, _ in self.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -78,3 +86,28 @@ class DirectPredict:
             if kind in handlers:
                 return handlers[kind]
         return None
+
+
+class DirectApp(FastAPI):
+    """The serving app: FastAPI, with predict POSTs answered before its own stack.
+
+    ``front`` is ``DirectPredict`` wrapped in the API-key guard when keys are on; it is
+    set by ``serving.app.create_app`` once every route is registered.
+    """
+
+    front: ASGIApp | None = None
+    direct: DirectPredict | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self.direct
+        if (direct is not None and self.front is not None and scope["type"] == "http"
+                and scope["method"] == "POST" and direct.matches(scope["path"])):
+            await self.front(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    def set_front(self, guard: Callable[[ASGIApp], ASGIApp] | None) -> None:
+        """Answer the predict routes directly, behind ``guard`` (the key check) if any."""
+        direct = DirectPredict(super().__call__, fastapi=self)
+        self.direct = direct
+        self.front = direct if guard is None else guard(direct)

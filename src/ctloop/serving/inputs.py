@@ -54,6 +54,8 @@ def new_request_id() -> str:
 def request_ids(given: Any, n: int) -> list[str]:
     """The caller's ids (one per row), else fresh unique ones."""
     if given is None:
+        if n == 1:  # the common request
+            return [f"{_PREFIX}{next(_COUNTER):x}-0"]
         prefix = f"{_PREFIX}{next(_COUNTER):x}"
         return [f"{prefix}-{i}" for i in range(n)]
     if not isinstance(given, list) or len(given) != n:

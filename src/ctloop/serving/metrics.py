@@ -78,6 +78,38 @@ class ServingMetrics:
             multiprocess_mode="mostrecent",
         )
 
+        # Children by label values: ``labels()`` takes a lock and builds a key on every call,
+        # three times per request; the label sets are bounded (see above), so is this.
+        self._requests: dict[tuple[str, str, str, int], Counter] = {}
+        self._rows: dict[tuple[str, int, str, str], Counter] = {}
+        self._latency: dict[tuple[str, str, str, str], Histogram] = {}
+
+    def count_request(self, model: str, endpoint: str, protocol: str, status: int) -> None:
+        """One request answered with ``status``."""
+        key = (model, endpoint, protocol, status)
+        child = self._requests.get(key)
+        if child is None:
+            child = self._requests[key] = self.requests.labels(model, endpoint, protocol,
+                                                               str(status))
+        child.inc()
+
+    def count_rows(self, model: str, version: int, route: str, status: str, rows: int) -> None:
+        """``rows`` rows scored by ``model:version`` on ``route``."""
+        key = (model, version, route, status)
+        child = self._rows.get(key)
+        if child is None:
+            child = self._rows[key] = self.rows.labels(model, str(version), route, status)
+        child.inc(rows)
+
+    def observe_latency(self, model: str, version: str, route: str, endpoint: str,
+                        seconds: float) -> None:
+        """A prediction request's server-side latency."""
+        key = (model, version, route, endpoint)
+        child = self._latency.get(key)
+        if child is None:
+            child = self._latency[key] = self.latency.labels(model, version, route, endpoint)
+        child.observe(seconds)
+
     def watch_log(self, stats: Callable[[], WriterStats]) -> None:
         """Export the request log writer's counters, read at each scrape (this process)."""
         self.registry.register(_LogCollector(stats))

@@ -19,6 +19,7 @@ no answer can say one shape and carry another.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -455,10 +456,23 @@ def tensor_specs(model: LoadedModel) -> tuple[TensorSpec, ...]:
 
 
 def output_names(model: LoadedModel) -> tuple[str, ...]:
-    """The outputs a request may ask ``model`` for."""
+    """The outputs a request may ask ``model`` for (worked out once per loaded model: every
+    infer request asks)."""
+    known = _NAMES.get(id(model))
+    if known is not None and known[0]() is model:
+        return known[1]
     if kind_of(model) == "tensor":
-        return tuple(t.name for t in model.signature.tensor_outputs)
-    return tuple(o["name"] for o in output_metadata(model))
+        names = tuple(t.name for t in model.signature.tensor_outputs)
+    else:
+        names = tuple(o["name"] for o in output_metadata(model))
+    if len(_NAMES) >= _KEEP:  # models come and go with hot swaps: keep the latest few
+        _NAMES.clear()
+    _NAMES[id(model)] = (weakref.ref(model), names)  # never keeps a swapped-out model alive
+    return names
+
+
+_KEEP = 256
+_NAMES: dict[int, tuple[weakref.ref[LoadedModel], tuple[str, ...]]] = {}
 
 
 def encode_outputs(

@@ -46,6 +46,8 @@ class _Pending:
 class MicroBatcher:
     """Coalesces ``submit`` calls for one predictor; one instance per loaded version."""
 
+    inline_alone = True
+
     def __init__(
         self,
         predict: Callable[[Columns], np.ndarray],
@@ -63,12 +65,24 @@ class MicroBatcher:
         self.stats = BatchStats()
         self._pending = _Pending()
         self._scheduled = False
+        self._turn = False  # a request was scored inline in this turn of the loop
 
     async def submit(self, columns: Columns, rows: int) -> np.ndarray:
         """Scores for ``rows`` rows, computed together with whatever else is pending."""
         loop = asyncio.get_running_loop()
         if rows >= self.inline_rows:  # large on its own: no point waiting for company
             return await loop.run_in_executor(self.executor, self.predict, columns)
+        if self.inline_alone and not self._turn and not self._pending.items:
+            # The first request in this turn of the event loop: nothing to coalesce with
+            # yet, so it is scored now, with no future and no extra turn. Any other request
+            # that arrives in the same turn (a burst) waits for the batch as before.
+            self._turn = True
+            loop.call_soon(self._end_turn)
+            self.stats.calls += 1
+            self.stats.requests += 1
+            self.stats.rows += rows
+            self.stats.largest = max(self.stats.largest, rows)
+            return self.predict(columns)
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._pending.items.append((columns, rows, future))
         self._pending.rows += rows
@@ -81,6 +95,9 @@ class MicroBatcher:
             else:
                 loop.call_soon(self._flush)
         return await future
+
+    def _end_turn(self) -> None:
+        self._turn = False
 
     def _flush(self) -> None:
         self._scheduled = False

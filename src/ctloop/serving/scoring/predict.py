@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.clock import instant_or_now
 from ctloop.core.errors import CtloopError, UserInputError
+from ctloop.models.signature import Signature
 from ctloop.requestlog.entries import Entry
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
@@ -285,8 +286,12 @@ def checked_rows(config: ServingConfig, served: Served, filled: Filled, inputs: 
             "materialize the features, or set missing_features = \"flag\" in "
             "[ctloop.serving] to answer such rows flagged."
         )
+    signature = served.model.signature
+    plain = _plain_numbers(signature, filled.columns)
+    if plain is not None:
+        return plain
     try:
-        return served.model.signature.conform(
+        return signature.conform(
             filled.columns,
             coerce=config.coerce_types or inputs.coerce,
             allow_nulls=config.allow_nulls,
@@ -295,6 +300,39 @@ def checked_rows(config: ServingConfig, served: Served, filled: Filled, inputs: 
         )
     except UserInputError as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+_NUMERIC = frozenset({"integer", "float"})
+_INT64_BOUND = 2.0**63
+
+
+def _plain_numbers(signature: Signature, columns: Mapping[str, Any]
+                   ) -> dict[str, np.ndarray] | None:
+    """The typed inputs when every column is a finite float64 tensor that ``conform`` would
+    pass unchanged (numeric columns; whole numbers within int64 for integer ones), checked in
+    one vectorised pass instead of two NumPy reductions per column; None otherwise, and
+    ``conform`` decides (and words any error) as before.
+
+    A v2 request of FP64 tensors (one ``[n, k]`` or one per column) is the common case:
+    its columns arrive as float64 arrays, which ``conform`` returns as they are.
+    """
+    arrays: list[np.ndarray] = []
+    integers: list[np.ndarray] = []
+    for spec in signature.inputs:
+        values = columns.get(spec.name)
+        if (type(values) is not np.ndarray or values.dtype != np.float64 or values.ndim != 1
+                or spec.type not in _NUMERIC):
+            return None
+        arrays.append(values)
+        if spec.type == "integer":
+            integers.append(values)
+    if not arrays or not np.isfinite(np.concatenate(arrays)).all():
+        return None  # NaN or infinity: conform knows what each column allows
+    if integers:
+        whole = np.concatenate(integers)
+        if not ((whole == np.floor(whole)).all() and (np.abs(whole) < _INT64_BOUND).all()):
+            return None
+    return {spec.name: a for spec, a in zip(signature.inputs, arrays, strict=True)}
 
 
 def _merge(name: str, parts: list[Part], n: int) -> Answer:
