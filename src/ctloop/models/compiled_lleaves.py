@@ -22,18 +22,21 @@ import ctypes
 import hashlib
 import importlib.metadata
 import importlib.util
+import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "cache_key_parts", "compile_object", "load_object"]
+__all__ = ["available", "cache_key_parts", "compile_in_child", "compile_object", "load_object"]
 
 _ROOT = "forest_root"
 _SPEED_LEVEL = 2  # O3 doubled the compile time here without a faster predict
@@ -126,6 +129,43 @@ def compile_object(model_text: str) -> bytes:
     return _shared(obj) or obj
 
 
+def compile_in_child(model_text: str, *, timeout: float = 1800.0) -> bytes:
+    """:func:`compile_object` in a child process at the lowest CPU priority.
+
+    The server's background compile runs here: lleaves' code generation is
+    pure Python (it would hold the GIL against the requests for a second or
+    more) and LLVM would stay in the server's memory (40 MB) after one use.
+    """
+    src = str(Path(__file__).resolve().parents[2])  # ctloop's own folder, however it runs
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(
+        [sys.executable, "-m", "ctloop.models.compiled_lleaves"],
+        input=model_text.encode(), capture_output=True, timeout=timeout,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    if done.returncode != 0 or not done.stdout.startswith(b"\x7fELF"):
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"the compiler process exited {done.returncode}: {tail[0]}")
+    return done.stdout
+
+
+def _child() -> None:
+    """``python -m ctloop.models.compiled_lleaves``: model text on stdin, object on stdout."""
+    if hasattr(os, "nice"):
+        os.nice(19)  # the server's requests come first
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the server went away: stop compiling for nobody
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    data = compile_object(sys.stdin.buffer.read().decode())
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def _shared(obj: bytes) -> bytes | None:
     """The object linked into a shared library (loaded later without LLVM), or None.
 
@@ -206,3 +246,7 @@ class _Forest:
         if n:  # ctypes releases the GIL while the trees run
             self.entry(rows.ctypes.data, out.ctypes.data, 0, n)
         return out
+
+
+if __name__ == "__main__":
+    _child()

@@ -16,11 +16,14 @@ from ctloop.models.compiled import (
     _unpack,
     attach_compiled,
     compile_predictor,
+    compiles_held,
+    pending_compile,
     probe_matrix,
 )
 from ctloop.models.compiled_lleaves import available
 from ctloop.models.flavors import load_model, save_model
 from ctloop.models.signature import Signature
+from ctloop.testing.services import patience
 
 lgb = pytest.importorskip("lightgbm")
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
@@ -122,6 +125,29 @@ def test_compiled_answers_equal_the_library(saved: tuple[str, Path]) -> None:
         predictor.predict(np.zeros((1, 2)))  # a wrong width never reaches the native code
 
 
+def test_background_compile_swaps_in_code_equal_to_the_library(saved: tuple[str, Path]) -> None:
+    """The service's "auto" path: the compile worker (a child process) builds the code
+    while the library answers; the checked code then answers as the library does."""
+    task, folder = saved
+    model = load_model(folder)
+    frame = _frame(300, 20)
+    frame.loc[frame.index[:1], "dest"] = "ORD"  # a category never seen in training
+    expected = model.model.predict(_categorical(frame))
+    with compiles_held():
+        job = attach_compiled(model, MemoryCompiledCache(), background=True)
+        assert job is not None and pending_compile(model) is job
+        assert model.compiled is None  # the library answers until the worker is done
+    assert job.join(patience(300)), "the background compile did not finish"
+    assert model.compiled is not None and model.compiled.seconds > 0
+    assert pending_compile(model) is None
+    for rows in (1, 2, 300):
+        got = model.compiled.predict(_matrix(model.model, frame.head(rows)))
+        assert got.shape == expected[:rows].shape
+        np.testing.assert_allclose(got, expected[:rows], rtol=1e-9, atol=0)
+    if task == "multiclass":
+        assert got.shape == (300, 3)
+
+
 def _registry(tmp_path: Path, folder: Path):  # type: ignore[no-untyped-def]
     from ctloop.artifacts import open_artifact_store
     from ctloop.metadata import open_metadata_store
@@ -173,9 +199,9 @@ def test_cached_with_the_version_and_tamper_or_stale_is_refused(
     fourth = registry.load("m:1")
     assert compile_predictor(fourth, cache, compile=False) is None
     assert fourth.compiled is None
-    thread = attach_compiled(fourth, cache, background=True)
-    assert thread is not None
-    thread.join(120)
+    job = attach_compiled(fourth, cache, background=True)
+    assert job is not None
+    assert job.join(patience(300))
     assert fourth.compiled is not None and fourth.compiled.seconds > 0
     assert len(store.get_model_version("m", 1).properties["compiled"]) == 2
 
