@@ -22,7 +22,7 @@ Rules, each because a wrong answer is worse than a slow one:
   beside the object, so loading a cached one checks it without importing the
   library (``import lightgbm`` pulls in SciPy and scikit-learn).
 - Never in the way: the library answers while one background worker compiles
-  one model at a time in a child process at the lowest CPU priority
+  one model at a time in a child process at a low CPU priority
   (:class:`CompileJob`); without a compiler (no ``compiled`` extra, another
   flavor) the library's predict simply stays.
 """
@@ -349,7 +349,7 @@ class CompileJob:
 
     One worker compiles one model at a time (LLVM is CPU- and memory-hungry; a
     pool of many versions must not start many compiles), the code generation
-    and LLVM itself run in a child process at the lowest CPU priority (no GIL
+    and LLVM itself run in a child process at a low CPU priority (no GIL
     held against the requests, no LLVM in the server's memory), and a model
     unloaded before its turn is skipped.
     """

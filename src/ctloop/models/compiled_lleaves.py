@@ -170,7 +170,7 @@ def _gen_forest(forest: Any, module: Any) -> None:
 
 
 def compile_in_child(model_text: str, *, timeout: float = 1800.0) -> bytes:
-    """:func:`compile_object` in a child process at the lowest CPU priority.
+    """:func:`compile_object` in a child process at a low CPU priority.
 
     The server's background compile runs here: lleaves' code generation is
     pure Python (it would hold the GIL against the requests for a second or
@@ -192,7 +192,9 @@ def compile_in_child(model_text: str, *, timeout: float = 1800.0) -> bytes:
 def _child() -> None:
     """``python -m ctloop.models.compiled_lleaves``: model text on stdin, object on stdout."""
     if hasattr(os, "nice"):
-        os.nice(19)  # the server's requests come first
+        # The requests come first (nice 10: about a tenth of a CPU's share against them);
+        # not 19, at which a busy machine leaves the compile almost no time at all.
+        os.nice(10)
     parent = os.getppid()
 
     def orphaned() -> None:  # the server went away: stop compiling for nobody
