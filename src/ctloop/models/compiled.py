@@ -21,9 +21,10 @@ Rules, each because a wrong answer is worse than a slow one:
   library's predict for this model. The artifact keeps the library's answers
   beside the object, so loading a cached one checks it without importing the
   library (``import lightgbm`` pulls in SciPy and scikit-learn).
-- Never in the way: the library answers while compilation runs in a
-  low-priority background thread; without a compiler (no ``compiled`` extra,
-  another flavor) the library's predict simply stays.
+- Never in the way: the library answers while one background worker compiles
+  one model at a time in a child process at a low CPU priority
+  (:class:`CompileJob`); without a compiler (no ``compiled`` extra, another
+  flavor) the library's predict simply stays.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ import io
 import json
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,12 +50,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RTOL",
+    "CompileJob",
     "CompiledCache",
     "CompiledPredictor",
     "MemoryCompiledCache",
     "attach_compiled",
     "compile_predictor",
+    "compiles_held",
     "library_scorer",
+    "pending_compile",
     "probe_matrix",
 ]
 
@@ -103,7 +110,7 @@ class _Backend:
     name: str
     unavailable: Callable[[], str | None]
     key_parts: Callable[[], dict[str, str]]
-    compile: Callable[[Any], bytes]  # library model -> object bytes
+    compile: Callable[[Any, bool], bytes]  # library model, in a child process? -> object bytes
     load: Callable[[bytes, Any], Scorer]  # object bytes, library model -> scorer
 
 
@@ -119,7 +126,8 @@ def _lightgbm_backend() -> _Backend:
         "lleaves",
         impl.available,
         impl.cache_key_parts,
-        lambda booster: impl.compile_object(booster.model_to_string()),
+        lambda booster, isolated: (impl.compile_in_child if isolated else impl.compile_object)(
+            booster.model_to_string()),
         load,
     )
 
@@ -226,7 +234,7 @@ def _equal(expected: np.ndarray, got: np.ndarray) -> str | None:
 
 
 def compile_predictor(
-    model: LoadedModel, cache: CompiledCache, *, compile: bool = True
+    model: LoadedModel, cache: CompiledCache, *, compile: bool = True, isolated: bool = False
 ) -> CompiledPredictor | None:
     """The checked compiled predictor for ``model`` (cached, else compiled), or None.
 
@@ -235,6 +243,7 @@ def compile_predictor(
     A fresh object is checked against the library itself; the cached artifact
     holds the library's answers to the probe rows beside the object, so a
     cached one is checked against those without importing the library.
+    ``isolated``: compile in a child process at low priority (the background).
     """
     backend, why = _backend(model)
     if backend is None:
@@ -254,7 +263,7 @@ def compile_predictor(
         return None
     started = time.perf_counter()
     try:
-        data = backend.compile(model.model)
+        data = backend.compile(model.model, isolated)
         expected = library_scorer(model)(probe_matrix(model))
     except Exception as exc:  # a model the compiler does not cover: keep the library
         log.warning("compiling %s failed, the library answers: %s", model.sha256[:12], exc)
@@ -310,27 +319,101 @@ def _checked(
 
 def attach_compiled(
     model: LoadedModel, cache: CompiledCache, *, background: bool = True
-) -> threading.Thread | None:
-    """Set ``model.compiled`` to a checked predictor; compile in a thread when ``background``.
+) -> CompileJob | None:
+    """Set ``model.compiled`` to a checked predictor; compile in the background when ``background``.
 
     A cached object is loaded at once (milliseconds), so a restarted server
-    answers compiled from its first request. Compiling runs in a thread at a
-    lower CPU priority (Linux: per thread) while the library answers.
+    answers compiled from its first request. Otherwise, with ``background``,
+    the model is queued for the one compile worker (see :class:`CompileJob`)
+    and the job returned; the library answers until the worker swaps the
+    checked predictor in (one attribute assignment, read on every call).
     """
     if model.flavor not in _BACKENDS:
         return None
     model.compiled = compile_predictor(model, cache, compile=not background)
     if model.compiled is not None or not background or _backend(model)[0] is None:
         return None
+    job = CompileJob(model, cache)
+    with _worker_lock:
+        _pending[id(model)] = job
+        global _worker
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_work, name="ctloop-compile", daemon=True)
+            _worker.start()
+    _queue.put(job)
+    return job
 
-    def run() -> None:
-        if hasattr(os, "setpriority"):
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-            except OSError:
-                pass
-        model.compiled = compile_predictor(model, cache)
 
-    thread = threading.Thread(target=run, name=f"ctloop-compile-{model.sha256[:8]}", daemon=True)
-    thread.start()
-    return thread
+class CompileJob:
+    """One model waiting for the background compile worker; ``join`` waits for it.
+
+    One worker compiles one model at a time (LLVM is CPU- and memory-hungry; a
+    pool of many versions must not start many compiles), the code generation
+    and LLVM itself run in a child process at a low CPU priority (no GIL
+    held against the requests, no LLVM in the server's memory), and a model
+    unloaded before its turn is skipped.
+    """
+
+    def __init__(self, model: LoadedModel, cache: CompiledCache) -> None:
+        self._model = weakref.ref(model)
+        self._key = id(model)
+        self.cache = cache
+        self.done = threading.Event()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the model was compiled (or refused); False on timeout."""
+        return self.done.wait(timeout)
+
+    def run(self) -> None:
+        try:
+            model = self._model()
+            if model is not None:  # else unloaded while it waited: nothing to do
+                model.compiled = compile_predictor(model, self.cache, isolated=True)
+        except Exception:  # never let the worker die; the library keeps answering
+            log.exception("background compile failed; the library keeps answering")
+        finally:
+            with _worker_lock:
+                if _pending.get(self._key) is self:
+                    del _pending[self._key]
+            self.done.set()
+
+
+def pending_compile(model: LoadedModel) -> CompileJob | None:
+    """The background compile queued or running for ``model``, if any."""
+    with _worker_lock:
+        return _pending.get(id(model))
+
+
+@contextmanager
+def compiles_held() -> Iterator[None]:
+    """Hold the background worker: jobs queued meanwhile wait until the block ends.
+
+    For tests that must see a model served before its compiled code exists,
+    without racing the compiler.
+    """
+    _open.clear()
+    try:
+        yield
+    finally:
+        _open.set()
+
+
+_queue: queue.SimpleQueue[CompileJob] = queue.SimpleQueue()
+_pending: dict[int, CompileJob] = {}  # id(model) -> its job, until done
+_worker: threading.Thread | None = None
+_worker_lock = threading.Lock()
+_open = threading.Event()
+_open.set()
+
+
+def _work() -> None:
+    """The compile worker: one job at a time, at a low CPU priority (Linux: per thread)."""
+    if hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except OSError:
+            pass
+    while True:
+        job = _queue.get()
+        _open.wait()
+        job.run()

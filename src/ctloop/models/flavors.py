@@ -339,8 +339,36 @@ class PythonFlavor(SklearnFlavor):
     def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
         proba = getattr(model, "predict_proba", None)
         if task != "regression" and callable(proba):
-            return shaped(proba(frame), task)
-        return shaped(model.predict(frame), task)
+            out = shaped(proba(frame), task)
+        else:
+            out = shaped(model.predict(frame), task)
+        _refuse_nan_answers(out, frame)
+        return out
+
+
+def _refuse_nan_answers(out: np.ndarray, frame: pd.DataFrame) -> None:
+    """A NaN answer is refused, naming its rows, as the ONNX flavor refuses them.
+
+    A plain predictor that cannot score a row (often one with a null) may answer
+    NaN; its likeliest class would then read as the first class and its value
+    as no number, so the request gets a ``UserInputError`` (a 4xx) instead.
+    """
+    if out.dtype.kind != "f":
+        return
+    bad = np.isnan(out) if out.ndim == 1 else np.isnan(out).reshape(len(out), -1).any(axis=1)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+    missing = [str(c) for c in frame.columns if frame[c].iloc[rows].isna().any()]
+    held = (f"; those rows hold a missing value (null or NaN) in column(s) {missing}"
+            if missing else "")
+    raise UserInputError(
+        f"The python model answered NaN for {len(rows)} of {len(out)} row(s) (row "
+        f"{shown}, counting from 0){held}: a NaN is no class and no value. Send a value in "
+        "every column of those rows, or make the model answer them (impute missing values "
+        "in its predict)."
+    )
 
 
 class LightGBMFlavor:

@@ -19,8 +19,12 @@
     batch_wait_ms = 0             # how long a micro-batch may wait for company (0: one loop turn)
     batch_rows = 4096             # largest micro-batch
     model_threads = 1             # threads per predict call (LightGBM num_threads)
-    compiled = false              # true: LightGBM trees compiled to native code, cached with
-                                  # the version (ctloop.models.compiled; the `compiled` extra)
+    compiled = "auto"             # LightGBM trees compiled to native code, cached with the
+                                  # version (ctloop.models.compiled; the `compiled` extra).
+                                  # "auto": the library answers at once, compiled code is
+                                  # swapped in once built in the background; true: compile
+                                  # before serving; false: never. Default: "auto", or the
+                                  # environment's CTLOOP_SERVING_COMPILED (auto/true/false)
     public = ["health"]           # routes that need no key when keys are on: health, metrics, docs
     grpc_port = 8081              # also serve the v2 protocol over gRPC here (default: off;
                                   # 0: any free port); needs the `grpc` extra
@@ -39,13 +43,22 @@ A target (``challenger``) is an alias of the served model, a version
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypeAlias, TypedDict
 
 from ctloop.core.errors import ConfigError
 
-__all__ = ["MissingFeatures", "ServingConfig", "Split", "parse_split"]
+__all__ = ["COMPILED_ENV", "Compiled", "MissingFeatures", "ServingConfig", "Split", "parse_split"]
+
+COMPILED_ENV = "CTLOOP_SERVING_COMPILED"
+"""The default of ``compiled`` when ctloop.toml does not set it (the test suite sets
+``false``: no background compiles on a loaded CI machine)."""
+
+Compiled: TypeAlias = bool | Literal["auto"]
+"""When a served model's trees are compiled: ``"auto"`` in the background while the library
+answers, ``True`` before it serves, ``False`` never."""
 
 _PUBLIC = frozenset({"health", "metrics", "docs"})
 
@@ -91,6 +104,22 @@ def parse_split(text: str, *, option: str = "--canary") -> tuple[str, float]:
     return target.strip(), share
 
 
+def compiled_default() -> Compiled:
+    """``compiled`` when ctloop.toml does not set it: ``CTLOOP_SERVING_COMPILED``, else auto."""
+    raw = os.environ.get(COMPILED_ENV, "").strip().lower()
+    if not raw:
+        return "auto"
+    return _compiled({"true": True, "false": False}.get(raw, raw), f"{COMPILED_ENV}")
+
+
+def _compiled(value: object, what: str) -> Compiled:
+    if isinstance(value, bool):
+        return value
+    if value == "auto":
+        return "auto"
+    raise ConfigError(f'{what} must be true, false or "auto". Got {value!r}.')
+
+
 @dataclass(frozen=True)
 class ServingConfig:
     """What the prediction service serves and how it routes."""
@@ -113,7 +142,7 @@ class ServingConfig:
     batch_wait_ms: float = 0.0
     batch_rows: int = 4096
     model_threads: int = 1
-    compiled: bool = False
+    compiled: Compiled = field(default_factory=compiled_default)
     public: tuple[str, ...] = ("health",)
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     grpc_port: int | None = None  # None: no gRPC service
@@ -154,7 +183,8 @@ class ServingConfig:
             batch_wait_ms=_number(raw, "batch_wait_ms", cls.batch_wait_ms),
             batch_rows=_integer(raw, "batch_rows", cls.batch_rows),
             model_threads=_integer(raw, "model_threads", cls.model_threads),
-            compiled=_flag(raw, "compiled"),
+            compiled=_compiled(raw["compiled"], "The serving setting 'compiled'")
+            if "compiled" in raw else compiled_default(),
             public=_public(raw.get("public", cls.public)),
             keys=_keys(raw.get("keys")),
             grpc_port=None if raw.get("grpc_port") is None else _integer(raw, "grpc_port", 0),

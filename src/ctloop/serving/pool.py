@@ -34,6 +34,7 @@ from ctloop.artifacts.base import ArtifactStore
 from ctloop.core.errors import CtloopError, NotFound
 from ctloop.core.jsontypes import as_strs
 from ctloop.metadata.base import LineageStore, ModelVersionRecord
+from ctloop.models.compiled import pending_compile
 from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.registry.summaries import lineage_of
@@ -209,9 +210,7 @@ class ModelPool:
             record = self.registry.get(f"{target.name}:{version}")
             sha = self.registry.store.get_artifact(record.artifact_id).sha256
             same = self._holding(target.name, sha)
-            model = same.model if same is not None else self.registry.load(
-                f"{target.name}:{version}", self.artifacts, compiled=self.config.compiled
-            )
+            model = same.model if same is not None else self._load_model(target.name, version)
             refs = feature_refs_of(
                 self.registry.store, record, self.config.feature_refs.get(target.name)
             )
@@ -233,6 +232,19 @@ class ModelPool:
             (time.perf_counter() - started) * 1000,
         )
         return served
+
+    def _load_model(self, name: str, version: int) -> LoadedModel:
+        """The version's model; its trees compiled as ``config.compiled`` says.
+
+        ``"auto"``: cached code at once, else the library answers while the
+        background worker compiles; ``True``: this load waits for that compile
+        (compile before serving); ``False``: never compiled.
+        """
+        mode = self.config.compiled
+        model = self.registry.load(f"{name}:{version}", self.artifacts, compiled=mode is not False)
+        if mode is True and (job := pending_compile(model)) is not None:
+            job.join()
+        return model
 
     def _holding(self, name: str, sha256: str) -> Served | None:
         """A loaded model of ``name`` holding exactly these stored bytes: served on under

@@ -16,11 +16,14 @@ from ctloop.models.compiled import (
     _unpack,
     attach_compiled,
     compile_predictor,
+    compiles_held,
+    pending_compile,
     probe_matrix,
 )
 from ctloop.models.compiled_lleaves import available
 from ctloop.models.flavors import load_model, save_model
 from ctloop.models.signature import Signature
+from ctloop.testing.services import patience
 
 lgb = pytest.importorskip("lightgbm")
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
@@ -101,10 +104,18 @@ def saved(
 
 
 def test_compiled_answers_equal_the_library(saved: tuple[str, Path]) -> None:
+    """Through the service's "auto" path: the compile worker (a child process) builds
+    the code while the library answers, then the checked code is swapped in."""
     task, folder = saved
     model = load_model(folder)
-    predictor = compile_predictor(model, MemoryCompiledCache())
-    assert predictor is not None and predictor.backend == "lleaves"
+    with compiles_held():
+        job = attach_compiled(model, MemoryCompiledCache(), background=True)
+        assert job is not None and pending_compile(model) is job
+        assert model.compiled is None  # the library answers until the worker is done
+    assert job.join(patience(300)), "the background compile did not finish"
+    assert pending_compile(model) is None
+    predictor = model.compiled
+    assert predictor is not None and predictor.backend == "lleaves" and predictor.seconds > 0
     booster = model.model
     for rows in (1, 2, 500):
         frame = _frame(rows, 10 + rows)
@@ -173,9 +184,9 @@ def test_cached_with_the_version_and_tamper_or_stale_is_refused(
     fourth = registry.load("m:1")
     assert compile_predictor(fourth, cache, compile=False) is None
     assert fourth.compiled is None
-    thread = attach_compiled(fourth, cache, background=True)
-    assert thread is not None
-    thread.join(120)
+    job = attach_compiled(fourth, cache, background=True)
+    assert job is not None
+    assert job.join(patience(300))
     assert fourth.compiled is not None and fourth.compiled.seconds > 0
     assert len(store.get_model_version("m", 1).properties["compiled"]) == 2
 

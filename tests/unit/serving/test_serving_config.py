@@ -47,7 +47,7 @@ def test_overrides_win_and_none_overrides_are_ignored() -> None:
         ({"nope": 1}, r"Unknown keys \['nope'\] in the \[ctloop.serving\] table"),
         ({"batch_rows": "many"}, "'batch_rows' must be a number. Got 'many'"),
         ({"reload_interval": [1]}, "'reload_interval' must be a number"),
-        ({"compiled": "yes"}, "'compiled' must be true or false. Got 'yes'"),
+        ({"compiled": "yes"}, "'compiled' must be true, false or \"auto\". Got 'yes'"),
         ({"missing_features": "drop"}, "must be \"reject\" or \"flag\"; got 'drop'"),
         ({"public": ["health", "admin"]}, r"Unknown public route group\(s\) \['admin'\]"),
         ({"models": 3}, "'models' must be a name or a list of names"),
@@ -70,3 +70,22 @@ def test_a_whole_number_setting_refuses_a_fraction_instead_of_truncating(value: 
         ServingConfig.from_table({"batch_rows": value})
     assert ServingConfig.from_table({"batch_rows": "64"}).batch_rows == 64
     assert ServingConfig.from_table({"batch_rows": 64.0}).batch_rows == 64
+
+
+def test_compiled_defaults_to_auto_unless_the_environment_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ctloop.serving.config import COMPILED_ENV
+
+    monkeypatch.delenv(COMPILED_ENV, raising=False)
+    assert ServingConfig().compiled == "auto" == ServingConfig.from_table({}).compiled
+    for text, value in (("false", False), ("TRUE", True), (" auto ", "auto")):
+        monkeypatch.setenv(COMPILED_ENV, text)
+        assert ServingConfig().compiled == value == ServingConfig.from_table({}).compiled
+    monkeypatch.setenv(COMPILED_ENV, "false")  # the suite's opt-out; a table that says wins
+    for setting in (True, False, "auto"):
+        assert ServingConfig.from_table({"compiled": setting}).compiled == setting
+    monkeypatch.setenv(COMPILED_ENV, "sometimes")
+    with pytest.raises(ConfigError, match=f'{COMPILED_ENV} must be true, false or "auto". '
+                                          "Got 'sometimes'"):
+        ServingConfig.from_table({})
