@@ -45,7 +45,7 @@ _load = _http.load
 pytestmark = pytest.mark.slow
 
 WINDOW_S = 0.1  # documented (window_ms): an acknowledged answer is spooled within this
-DEFAULT_WINDOW_ROWS = 10_000  # documented (window_rows): never more held outside the spool
+DEFAULT_WINDOW_ROWS = 50_000  # documented (window_rows): never more held outside the spool
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,7 @@ class LogOptions:
     compact_interval: float = 600.0
     compact_rows: int = 1_000_000
     fsync: bool = True
-    window_rows: int = 10_000
+    window_rows: int = 50_000
     log_failure: str = "refuse"
     writer: str = "process"
 

@@ -14,7 +14,7 @@ The durability contract, in ms and rows (``[ctloop.prediction_log]``):
 
 - while the writer keeps up, an acknowledged answer is in the spool within
   ``window_ms`` (100 ms: the wait plus one chunk write);
-- at most ``window_rows`` acknowledged rows (10,000) are ever held in memory
+- at most ``window_rows`` acknowledged rows (50,000) are ever held in memory
   and not yet spooled. Past that the writer is *saturated*: requests get 503
   (:class:`LogUnavailable`) and are not acknowledged. A SIGKILL therefore loses
   at most ``window_rows`` acknowledged rows, whatever the disk does;
@@ -247,7 +247,7 @@ class RequestLogger(Admission):
         self._write_s = 0.005  # a write's duration, smoothed
         self._flushing = False
         self.max_pending_rows = int(max_pending_rows if max_pending_rows is not None
-                                    else getattr(options, "window_rows", 10_000))
+                                    else getattr(options, "window_rows", 50_000))
         self.max_wait = max_wait
         self.log_failure = check_log_failure(
             log_failure if log_failure is not None else getattr(options, "log_failure", "refuse"))
