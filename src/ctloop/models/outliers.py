@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -92,12 +93,33 @@ class OutlierDetector:
         )
 
 
+@cache
+def _min_cov_det() -> type[Any]:
+    """scikit-learn's ``MinCovDet`` computing each candidate's covariance with ``np.cov``.
+
+    FastMCD computes ~2,500 small covariances per fit through
+    ``sklearn.covariance.empirical_covariance``, whose parameter validation and
+    ``check_array`` cost more than the ``np.cov`` they wrap: half of a fit's time. The
+    class hook ``_nonrobust_covariance`` (how ``EllipticEnvelope`` shares the estimator)
+    takes the same ``np.cov(X.T, bias=1)`` directly, so the fit is bitwise the same
+    (``tests/unit/models/test_cost_and_outliers.py`` pins it) in about half the time.
+    """
+    from sklearn.covariance import MinCovDet
+
+    def covariance(x: np.ndarray, assume_centered: bool = False) -> np.ndarray:
+        if assume_centered:
+            return np.asarray(np.dot(x.T, x) / x.shape[0])
+        found = np.cov(x.T, bias=1)
+        return found if found.ndim else np.array([[found]])
+
+    return type("CovMinCovDet", (MinCovDet,),
+                {"_nonrobust_covariance": staticmethod(covariance)})
+
+
 def fit_outlier_detector(
     frame: pd.DataFrame, *, columns: Sequence[str] | None = None, seed: int = 0
 ) -> OutlierDetector:
     """Fit the detector on training inputs (numeric and string/categorical columns)."""
-    from sklearn.covariance import MinCovDet
-
     data = frame[list(columns)] if columns is not None else frame
     if len(data) < 20:
         raise UserInputError(f"An outlier detector needs at least 20 rows; got {len(data)}.")
@@ -133,7 +155,7 @@ def fit_outlier_detector(
     scale = np.where((q75 - q25) > 0, q75 - q25, np.nanstd(x, axis=0))
     scale = np.where(scale > 0, scale, 1.0)
     z = (np.where(np.isfinite(x), x, center) - center) / scale
-    mcd = MinCovDet(random_state=seed, support_fraction=0.75).fit(z)
+    mcd = _min_cov_det()(random_state=seed, support_fraction=0.75).fit(z)
     location, precision = mcd.location_, mcd.get_precision()
     d2 = np.einsum("ij,jk,ik->i", z - location, precision, z - location)
     quantiles = np.quantile(d2, np.linspace(0, 1, _QUANTILES + 1))
