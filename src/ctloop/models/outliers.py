@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
+
+if TYPE_CHECKING:
+    from sklearn.covariance import MinCovDet
 
 __all__ = ["OUTLIER_SCORE_CUTOFF", "OutlierDetector", "fit_outlier_detector"]
 
@@ -94,25 +97,26 @@ class OutlierDetector:
 
 
 @cache
-def _min_cov_det() -> type[Any]:
+def _min_cov_det() -> type[MinCovDet]:
     """scikit-learn's ``MinCovDet`` computing each candidate's covariance with ``np.cov``.
 
     FastMCD computes ~2,500 small covariances per fit through
     ``sklearn.covariance.empirical_covariance``, whose parameter validation and
-    ``check_array`` cost more than the ``np.cov`` they wrap: half of a fit's time. The
+    ``check_array`` cost more than the ``np.cov`` they wrap. The
     class hook ``_nonrobust_covariance`` (how ``EllipticEnvelope`` shares the estimator)
-    takes the same ``np.cov(X.T, bias=1)`` directly, so the fit is bitwise the same
-    (``tests/unit/models/test_cost_and_outliers.py`` pins it) in about half the time.
+    takes the same ``np.cov(X.T, bias=True)`` directly, so the fit is bitwise the same
+    (``tests/unit/models/test_cost_and_outliers.py`` pins it) with a quarter to a third
+    less CPU (0.57 -> 0.44 s on 5,000 flights x 19 columns, 0.34 -> 0.23 s on 1,800 rows x 3).
     """
-    from sklearn.covariance import MinCovDet
+    from sklearn.covariance import MinCovDet as Base
 
     def covariance(x: np.ndarray, assume_centered: bool = False) -> np.ndarray:
         if assume_centered:
             return np.asarray(np.dot(x.T, x) / x.shape[0])
-        found = np.cov(x.T, bias=1)
+        found = np.cov(x.T, bias=True)
         return found if found.ndim else np.array([[found]])
 
-    return type("CovMinCovDet", (MinCovDet,),
+    return type("CovMinCovDet", (Base,),
                 {"_nonrobust_covariance": staticmethod(covariance)})
 
 
