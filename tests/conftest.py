@@ -5,19 +5,24 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from ctloop.testing.projects import DemoRun
 
+_PROJECT_VARIABLES = ("CTLOOP_HOME", "CTLOOP_METADATA_URL", "CTLOOP_ARTIFACTS_URL",
+                      "CTLOOP_ONLINE_STORE_URL", "CTLOOP_RUNNER")
+"""What would point ctloop away from the project folder a test works in."""
+
 
 @pytest.fixture
 def ctloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh project folder; ctloop keeps its state under ``.ctloop`` inside it."""
     monkeypatch.chdir(tmp_path)
-    for var in ("CTLOOP_HOME", "CTLOOP_METADATA_URL", "CTLOOP_ARTIFACTS_URL",
-                "CTLOOP_ONLINE_STORE_URL", "CTLOOP_RUNNER"):
+    for var in _PROJECT_VARIABLES:
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
@@ -44,3 +49,32 @@ def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         os.chdir(keep)
         os.environ.update(saved)
     return DemoRun(home=home, code=code, out=out.getvalue(), err=err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def readme_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``ctloop demo`` exactly as the README runs it (every month, March to December), once
+    per session, in a fresh process at 80 columns, in an empty folder without ``CTLOOP_*``.
+
+    Its story (``test_demo_story``) and its outcome (``test_demo_flights``: ``demo --json``
+    in the same folder prints this run's replay, reused) are read from the same run, so
+    the suite replays the ten months once. Both tests only read the folder: a second demo
+    there replays nothing and moves no alias, which the story test asserts.
+    """
+    home = tmp_path_factory.mktemp("demo-readme")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CTLOOP_") or k == "CTLOOP_TIMEOUT_SCALE"}
+    env["COLUMNS"] = "80"
+    done = subprocess.run([sys.executable, "-m", "ctloop", "demo"], cwd=home, env=env,
+                          capture_output=True, text=True, timeout=3600, check=False)
+    return DemoRun(home=home, code=done.returncode, out=done.stdout, err=done.stderr)
+
+
+@pytest.fixture
+def in_readme_demo(readme_demo: DemoRun, monkeypatch: pytest.MonkeyPatch) -> DemoRun:
+    """The README demo's folder as the working directory (as ``ctloop_home`` sets one up)."""
+    assert readme_demo.code == 0, readme_demo.err
+    monkeypatch.chdir(readme_demo.home)
+    for var in _PROJECT_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    return readme_demo

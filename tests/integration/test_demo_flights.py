@@ -81,14 +81,18 @@ def test_demo_serves_monitors_retrains_and_quarantines_a_defective_batch(
 @pytest.mark.slow
 @pytest.mark.timeout(patience(300))  # ten monthly spans: past 300 s at load 10 (issue 20.7)
 def test_the_readme_demo_replays_march_to_december_and_retraining_pays(
-    ctloop_home: Path, capsys: pytest.CaptureFixture[str]
+    in_readme_demo: DemoRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``ctloop demo`` exactly as the README runs it: every month, not a short cut (a
-    two-month test once missed the full demo breaking on a sparse weather column)."""
+    two-month test once missed the full demo breaking on a sparse weather column).
+
+    The run is the session's ``readme_demo`` (its story is ``test_demo_story``'s);
+    ``ctloop demo --json`` in its folder prints that run's replay, reused, not replayed."""
     code = main(["demo", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     replay = json.loads(out)
+    assert replay["reused"], "the README run's own replay, not a second one"
     spans = replay["spans"]
     assert [s["span"] for s in spans] == [f"2013-{m:02d}" for m in range(3, 13)]
     assert not replay.get("errors")

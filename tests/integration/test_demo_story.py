@@ -1,6 +1,10 @@
 """`ctloop demo` tells its story (issue 23.1): a named first-run phase, the benefit of
 retraining with its interval, the time it took, next steps, 80 columns, and a second
-run in the same folder that reuses the first and moves no alias."""
+run in the same folder that reuses the first and moves no alias.
+
+The first run is the session's README demo (``readme_demo``: ``ctloop demo``, every
+month, in a fresh process at 80 columns), whose outcome ``test_demo_flights`` reads too.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,15 @@ from pathlib import Path
 import pytest
 
 from ctloop.cli.main import main
+from ctloop.testing.projects import DemoRun
+from ctloop.testing.services import patience
 
 
 def _demo(folder: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CTLOOP_") or k == "CTLOOP_TIMEOUT_SCALE"}
     env["COLUMNS"] = "80"
-    return subprocess.run([sys.executable, "-m", "ctloop", "demo", "--months", "4-5"],
+    return subprocess.run([sys.executable, "-m", "ctloop", "demo"],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=3600)
 
 
@@ -29,19 +35,20 @@ def _aliases(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(patience(300))  # the README demo's ten months, when this test runs it
 def test_demo_end_lines_fit_80_columns_and_a_second_run_moves_no_alias(
-    ctloop_home: Path, capsys: pytest.CaptureFixture[str]
+    in_readme_demo: DemoRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first = _demo(ctloop_home)
-    assert first.returncode == 0, first.stderr
-    assert "preparing NYC flights 2013: 3 monthly spans (first run only)" in first.stderr
-    lines = first.stdout.splitlines()
+    first, folder = in_readme_demo, in_readme_demo.home
+    assert "preparing NYC flights 2013: 10 monthly spans (first run only)" in first.err
+    lines = first.out.splitlines()
     assert all(len(line) <= 80 for line in lines), [x for x in lines if len(x) > 80]
-    text = " ".join(first.stdout.split())  # lines wrap at word boundaries
+    text = " ".join(first.out.split())  # lines wrap at word boundaries
     assert "retraining pays: mean live roc_auc " in text
-    assert "against the never-retrained first model (2 months, 95% interval " in text
-    assert "done in " in text and "3 monthly spans prepared (first run only)" in text
-    next_lines = first.stdout[first.stdout.index("next:"):].splitlines()
+    # April to December, each scored by the served and the never-retrained model
+    assert "against the never-retrained first model (9 months, 95% interval " in text
+    assert "done in " in text and "10 monthly spans prepared (first run only)" in text
+    next_lines = first.out[first.out.index("next:"):].splitlines()
     assert next_lines[1].split()[:2] == ["ctloop", "ui"]
     assert any("ctloop loop status flights" in line for line in next_lines)
     # The loop command the end lines name works in this folder.
@@ -50,7 +57,7 @@ def test_demo_end_lines_fit_80_columns_and_a_second_run_moves_no_alias(
     history = _aliases(capsys)
     runs_before = main(["runs", "list", "--json", "--limit", "100"]), capsys.readouterr().out
 
-    second = _demo(ctloop_home)
+    second = _demo(folder)
     assert second.returncode == 0, second.stderr
     assert "preparing" not in second.stderr
     again = " ".join(second.stdout.split())

@@ -38,6 +38,7 @@ import pytest
 
 from ctloop.testing.containers import (
     ContainerUnavailable,
+    base_images,
     ensure_engine,
     postgres_image,
     python_base_image,
@@ -143,8 +144,9 @@ class Deployment:
 @pytest.fixture(scope="module")
 def laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Path]]:
     """A loop project trained on two spans, its champion exported as a bundle; the other
-    spans kept aside to land in the deployment."""
-    _engine()
+    spans kept aside to land in the deployment. The two base images are built meanwhile
+    (on a fresh machine: two debootstraps, minutes that wait on downloads, not a core)."""
+    images = base_images(_engine())
     root = tmp_path_factory.mktemp("deploy")
     _ctloop(root, "init", "laptop", "--template", "loop")
     project = root / "laptop"
@@ -160,6 +162,7 @@ def laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
     _ctloop(project, "loop", "run", "laptop", "--once")
     bundle = root / "laptop.bundle"
     _ctloop(project, "models", "export", "laptop@champion", "-o", str(bundle))
+    images.result(timeout=patience(3600))  # Deployment() finds both in the engine
     yield project, bundle, incoming
 
 

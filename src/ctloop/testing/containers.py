@@ -44,6 +44,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ __all__ = [
     "PYTHON_IMAGE",
     "ContainerUnavailable",
     "Rootfs",
+    "base_images",
     "containers_root",
     "ensure_engine",
     "image_exists",
@@ -303,3 +305,20 @@ def postgres_image(engine: str | None = None) -> str:
     """The ``postgres`` stand-in (Debian's PostgreSQL 15, the official entrypoint's
     variables), built (or re-imported) when the engine lacks it."""
     return _image(_POSTGRES, POSTGRES_IMAGE, engine)
+
+
+def base_images(engine: str | None = None) -> Future[tuple[str, str]]:
+    """Both stand-ins, built side by side in the background: ``(python, postgres)``.
+
+    On a fresh machine each is a debootstrap of one to two minutes that waits mostly on
+    downloads and dpkg, not on a core, so the two overlap each other and whatever the
+    caller does meanwhile (the deployment test trains its first model). Each keeps its
+    own lock and tarball; ``result()`` raises what building either raised.
+    """
+    engine = engine or ensure_engine()
+    pool = ThreadPoolExecutor(3, thread_name_prefix="base-image")
+    python = pool.submit(python_base_image, engine)
+    postgres = pool.submit(postgres_image, engine)
+    both = pool.submit(lambda: (python.result(), postgres.result()))
+    pool.shutdown(wait=False)
+    return both

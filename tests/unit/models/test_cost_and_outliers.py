@@ -130,3 +130,25 @@ def test_a_model_without_detector_scores_nothing(tmp_path):
         params={"n_estimators": 5, "verbose": -1},
     ).save(tmp_path / "m")
     assert load_model(tmp_path / "m").outlier_scores(train[FEATURES]) is None
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(300, 2), (1200, 1), (1200, 3), (5000, 12)])
+def test_the_detector_fit_is_scikit_learns_min_cov_det_bitwise(rows: int, columns: int) -> None:
+    """The detector computes FastMCD's covariances with ``np.cov`` (skipping
+    scikit-learn's per-call validation); its location and precision are exactly those of
+    scikit-learn's own ``MinCovDet`` on the same scaled data, on both of FastMCD's paths
+    (up to 500 rows, and subsets beyond), one column and many."""
+    from sklearn.covariance import MinCovDet
+
+    from ctloop.examples.flights.data import flights
+
+    numeric = ["dep_delay", "arr_delay", "distance", "hour", "minute", "air_time",
+               "dep_time", "arr_time", "sched_dep_time", "sched_arr_time", "day", "flight"]
+    frame = flights([3]).head(rows)[numeric[:columns]]
+    detector = fit_outlier_detector(frame, seed=7)
+    x = frame.to_numpy(dtype=np.float64)
+    center, scale = np.asarray(detector.center), np.asarray(detector.scale)
+    z = (np.where(np.isfinite(x), x, center) - center) / scale
+    reference = MinCovDet(random_state=7, support_fraction=0.75).fit(z)
+    assert detector.location == tuple(map(float, reference.location_))
+    assert detector.precision == tuple(tuple(map(float, r)) for r in reference.get_precision())
