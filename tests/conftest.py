@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 
 from ctloop.testing.projects import DemoRun
+from ctloop.testing.services import user_environment
+
+# No background LLVM compiles of served models in the suite (compiled = "auto" is the
+# default): tests of compilation turn it on themselves. Kept by user_environment().
+os.environ.setdefault("CTLOOP_SERVING_COMPILED", "false")
 
 _PROJECT_VARIABLES = ("CTLOOP_HOME", "CTLOOP_METADATA_URL", "CTLOOP_ARTIFACTS_URL",
                       "CTLOOP_ONLINE_STORE_URL", "CTLOOP_RUNNER")
@@ -39,7 +44,8 @@ def flights_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 
     home = tmp_path_factory.mktemp("demo-flights")
     keep = os.getcwd()
-    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CTLOOP_")}
+    allowed = user_environment()
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k not in allowed}
     out, err = io.StringIO(), io.StringIO()
     try:
         os.chdir(home)
@@ -62,8 +68,7 @@ def readme_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     there replays nothing and moves no alias, which the story test asserts.
     """
     home = tmp_path_factory.mktemp("demo-readme")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CTLOOP_") or k == "CTLOOP_TIMEOUT_SCALE"}
+    env = user_environment()
     env["COLUMNS"] = "80"
     done = subprocess.run([sys.executable, "-m", "ctloop", "demo"], cwd=home, env=env,
                           capture_output=True, text=True, timeout=3600, check=False)

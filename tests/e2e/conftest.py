@@ -21,7 +21,7 @@ import pytest
 
 from ctloop.core.net import free_port
 from ctloop.testing.loops import churn_loop
-from ctloop.testing.services import in_ci
+from ctloop.testing.services import in_ci, user_environment
 
 CHROMIUM = os.environ.get("CTLOOP_CHROMIUM", "/usr/bin/chromium")
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
@@ -63,8 +63,8 @@ def demo_project(tmp_path_factory: pytest.TempPathFactory,
         assert demo.code == 0, demo.err
         demo.copy_into(home)
     keep = os.getcwd()
-    saved = {k: os.environ.pop(k) for k in list(os.environ)
-             if k.startswith("CTLOOP_") and k != "CTLOOP_CHROMIUM"}
+    allowed = user_environment()
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k not in allowed}
     try:
         os.chdir(home)
         yield Project(home=home, settings=load_settings(home))
@@ -222,8 +222,8 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     write_sample_spans(root / "landing", spans=5, rows=400, change_at=2, shift_at=None,
                        defective_at=3)
     keep = os.getcwd()
-    saved = {k: os.environ.pop(k) for k in list(os.environ)
-             if k.startswith("CTLOOP_") and k != "CTLOOP_CHROMIUM"}
+    allowed = user_environment()
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k not in allowed}
     try:
         os.chdir(root)
         settings = load_settings(root)

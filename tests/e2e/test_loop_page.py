@@ -24,6 +24,7 @@ import pytest
 
 from ctloop.loop.sample import write_sample_spans
 from ctloop.testing.loops import churn_loop
+from ctloop.testing.services import user_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -43,8 +44,8 @@ def loop_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
     write_sample_spans(root / "landing", spans=4, rows=500, change_at=3, shift_at=None,
                        defective_at=2)
     keep = os.getcwd()
-    saved = {k: os.environ.pop(k) for k in list(os.environ)
-             if k.startswith("CTLOOP_") and k != "CTLOOP_CHROMIUM"}
+    allowed = user_environment()
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k not in allowed}
     try:
         os.chdir(root)
         out = io.StringIO()

@@ -9,7 +9,6 @@ month, in a fresh process at 80 columns), whose outcome ``test_demo_flights`` re
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +17,11 @@ import pytest
 
 from ctloop.cli.main import main
 from ctloop.testing.projects import DemoRun
-from ctloop.testing.services import patience
+from ctloop.testing.services import patience, user_environment
 
 
 def _demo(folder: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CTLOOP_") or k == "CTLOOP_TIMEOUT_SCALE"}
+    env = user_environment()
     env["COLUMNS"] = "80"
     return subprocess.run([sys.executable, "-m", "ctloop", "demo"],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=3600)

@@ -43,7 +43,7 @@ from ctloop.testing.containers import (
     postgres_image,
     python_base_image,
 )
-from ctloop.testing.services import in_ci, patience, wait_until
+from ctloop.testing.services import in_ci, patience, user_environment, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(patience(3600))]
 
@@ -174,7 +174,7 @@ def _local_predictions(project: Path, rows: dict[str, list[Any]]) -> list[float]
         "model = ModelRegistry(open_metadata_store()).load('laptop@champion')\n"
         "print(json.dumps([float(v) for v in model.predict(pd.DataFrame(json.loads("
         "sys.argv[1])))]))\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    env = user_environment()
     out = subprocess.run([sys.executable, "-c", code, json.dumps(rows)], cwd=project, env=env,
                          capture_output=True, text=True, check=True, timeout=patience(120))
     values: list[float] = json.loads(out.stdout)

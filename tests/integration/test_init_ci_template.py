@@ -3,7 +3,6 @@ process, and its CI files have the expected shape (test -> replay-compare -> ima
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from ctloop.testing.cli import cli
+from ctloop.testing.services import user_environment
 
 
 def _runs(steps: list[dict[str, object]]) -> str:
@@ -54,7 +54,7 @@ def test_the_ci_template_tests_pass_and_its_workflows_have_the_expected_shape(
     assert any("docker build" in line for line in gitlab["image"]["script"])
 
     # the scaffold's tests, as a user runs them: pytest in the project, a fresh process
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    env = user_environment()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests"], cwd=root, env=env, capture_output=True, text=True,
                           timeout=1200)

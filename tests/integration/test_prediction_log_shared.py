@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from ctloop.core.settings import Settings
 from ctloop.requestlog.log import LogOptions, open_prediction_log
 from ctloop.testing.databases import temporary_metadata_url
 from ctloop.testing.s3 import S3Server, moto_environment
+from ctloop.testing.services import user_environment
 
 pytestmark = pytest.mark.slow
 BUCKET = "shared-log"
@@ -52,7 +52,7 @@ print(log.writer)
 
 
 def _env(tmp_path: Path, db_url: str, s3: S3Server) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    env = user_environment()
     return {**env, **s3.env(), "CTLOOP_HOME": str(tmp_path / "home"),
             "CTLOOP_METADATA_URL": db_url,
             "CTLOOP_ARTIFACTS_URL": f"s3://{BUCKET}/{tmp_path.name}",

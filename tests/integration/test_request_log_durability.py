@@ -37,7 +37,7 @@ from ctloop.models import fit_model
 from ctloop.pipeline.task import load_module_from_file
 from ctloop.registry import ModelRegistry
 from ctloop.requestlog.log import LogOptions, open_prediction_log
-from ctloop.testing.services import patience, wait_until
+from ctloop.testing.services import patience, user_environment, wait_until
 
 _http = load_module_from_file(Path(__file__).with_name("http_load.py"), "http_load")
 _load = _http.load
@@ -87,7 +87,7 @@ def _make_project(root: Path) -> Path:
 def _serve(project: Path) -> tuple[subprocess.Popen[str], str]:
     """``ctloop serve`` in ``project`` (its ctloop.toml, none of this process's CTLOOP_*)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    env = user_environment()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "ctloop"), "serve", "flights", "--port", str(port),
          "--log-level", "warning"],

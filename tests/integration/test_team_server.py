@@ -32,7 +32,7 @@ from ctloop.pipeline.task import load_module_from_file
 from ctloop.requestlog.log import LogOptions, open_prediction_log
 from ctloop.testing.databases import temporary_metadata_url
 from ctloop.testing.s3 import S3Server, moto_environment
-from ctloop.testing.services import require_service
+from ctloop.testing.services import require_service, user_environment
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("distributed")
@@ -143,7 +143,7 @@ def test_team_server_loses_nothing_and_fires_nothing_twice(
     )
     scheduler_port = free_port()
     artifacts_url = f"s3://{BUCKET}/{tmp_path.name}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    env = user_environment()
     env.update(s3.env())
     env.update({
         "CTLOOP_METADATA_URL": db_url,
@@ -241,7 +241,7 @@ def test_team_server_loses_nothing_and_fires_nothing_twice(
 def test_missing_bucket_or_unreachable_log_index_is_one_clear_line(
     tmp_path: Path, s3: S3Server
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    env = user_environment()
     env.update(s3.env())
     exe = str(Path(sys.executable).parent / "ctloop")
     cases = [

@@ -185,7 +185,7 @@ _TOML_KEYS = {
 # variables read outside these settings. Add yours to ``Tables``: a name close to one of
 # these (a likely typo) is reported with the right spelling.
 KNOWN_TABLES = _TABLE_FIELDS | {"environments"}
-KNOWN_ENV = frozenset({"CACHE_DIR", "ACTOR", "ENV", "MODEL_TEST_TIMEOUT"})
+KNOWN_ENV = frozenset({"CACHE_DIR", "ACTOR", "ENV", "MODEL_TEST_TIMEOUT", "SERVING_COMPILED"})
 ENV_VARIABLE = ENV_PREFIX + "ENV"
 # Keys of an environment table besides the _TOML_KEYS: where its request log lives.
 _ENV_ONLY_KEYS = {"request_log": "prediction_log"}

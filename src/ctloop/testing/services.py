@@ -24,6 +24,7 @@ __all__ = [
     "patience",
     "require_service",
     "unique_name",
+    "user_environment",
     "wait_until",
 ]
 
@@ -34,6 +35,18 @@ MYSQL_URL = os.environ.get("CTLOOP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.
 REDIS_URL = os.environ.get("CTLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 _PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379}
+
+HARNESS_VARIABLES = ("CTLOOP_TEST_PATIENCE", "CTLOOP_TIMEOUT_SCALE", "CTLOOP_SERVING_COMPILED",
+                     "CTLOOP_CHROMIUM")
+"""``CTLOOP_*`` variables that set up the test harness, not a project: a test that runs
+ctloop "as a user would" keeps them (the suite's patience, no background compiles)."""
+
+
+def user_environment() -> dict[str, str]:
+    """This process's environment without the ``CTLOOP_*`` settings a user would not have
+    set (the harness's own variables stay): for a ctloop started as a user starts it."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("CTLOOP_") or k in HARNESS_VARIABLES}
 
 
 def in_ci() -> bool:

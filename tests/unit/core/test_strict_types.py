@@ -75,11 +75,10 @@ def test_the_ratchet_checks_the_bodies_of_tests(tmp_path: Path) -> None:
 def test_the_no_any_ratchet_names_modules_that_exist(tmp_path: Path) -> None:
     """The ``disallow_any_explicit`` modules are listed; a misspelt one fails the script."""
     patterns = _script().no_any_modules()
-    assert {"ctloop.metadata.*", "ctloop.registry.*", "ctloop.triggers.definitions"} <= set(
-        patterns)
+    assert {"ctloop.metadata.*", "ctloop.registry.*", "ctloop.deploy"} <= set(patterns)
     config = (ROOT / "pyproject.toml").read_text().replace(
-        '"ctloop.triggers.definitions",', '"ctloop.triggers.definitionz",', 1)
+        '"ctloop.deploy",', '"ctloop.deplox",', 1)
     (tmp_path / "pyproject.toml").write_text(config)
     (tmp_path / "src").symlink_to(ROOT / "src")
-    with pytest.raises(SystemExit, match=r"do not exist: \['ctloop.triggers.definitionz'\]"):
+    with pytest.raises(SystemExit, match=r"do not exist: \['ctloop.deplox'\]"):
         _script().no_any_modules(root=tmp_path)
