@@ -118,6 +118,12 @@ class LoopPhases:
         self._pipeline: tuple[PipelineDef, str] | None = None
         self._baseline: tuple[int, Any] | None = None
         self.predictions = settings.home / "predictions"  # where the replay's service logs
+        if not spec.pipeline and self.engine.runner.name == "local":
+            # The standard pipeline's infra check probes in this process's probe server:
+            # start it now, so its ~2 s start overlaps the first span's ingest and training.
+            from ctloop.models.probe_server import probe_server
+
+            probe_server()
 
     def close(self) -> None:
         self.engine.store.close()

@@ -25,7 +25,9 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI, Request
@@ -125,17 +127,10 @@ def create_app(
         grpc = None if start_grpc is None else await start_grpc(state, keys)
         app.state.grpc_port = None if grpc is None else grpc.port  # the bound one, for port 0
         state.pool.start()
-        # Background threads (request log, registry poll) hand the interpreter back to
-        # the event loop within 0.5 ms instead of Python's default 5 ms.
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, 0.0005))
-        thresholds = _quiet_gc()
         try:
-            yield
+            with _tuned_interpreter():
+                yield
         finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
-            sys.setswitchinterval(switch)
             if grpc is not None:
                 await grpc.stop()
             await run_in_threadpool(state.close)
@@ -171,19 +166,46 @@ def create_app(
     return app
 
 
-def _quiet_gc() -> tuple[int, int, int]:
-    """Keep the cyclic garbage collector off the request path; returns the old thresholds.
+_tuning_lock = threading.Lock()
+_tuning_users = 0
+_tuning_saved: tuple[tuple[int, int, int], float] | None = None
 
-    What is loaded by now (modules, the app, the models: hundreds of thousands of objects)
-    lives as long as the server, yet every full collection walked all of it: tens of ms
-    with the event loop stopped, the slowest requests at c=32 (issue 21). ``gc.freeze``
-    leaves it out of every collection, and a larger first generation collects the
-    requests' short-lived cycles less often, in one go.
+
+@contextmanager
+def _tuned_interpreter() -> Iterator[None]:
+    """The interpreter tuned for serving while any app of this process serves.
+
+    - Background threads (request log, registry poll) hand the interpreter back to the
+      event loop within 0.5 ms instead of Python's default 5 ms.
+    - The cyclic garbage collector stays off the request path: what is loaded by now
+      (modules, the app, the models: hundreds of thousands of objects) lives as long as
+      the server, yet every full collection walked all of it, tens of ms with the event
+      loop stopped, the slowest requests at c=32 (issue 21). ``gc.freeze`` leaves it out of
+      every collection, and a larger first generation collects the requests' short-lived
+      cycles less often, in one go.
+
+    Counted, because one process may serve several apps at once (a replay's span service
+    beside another, tests): the first to start saves what it found, the last to stop
+    restores it, so no app's shutdown unfreezes another's objects.
     """
-    thresholds = gc.get_threshold()
-    gc.freeze()  # no collect first: it would cost the cold start ~0.1 s
-    gc.set_threshold(max(thresholds[0], _GC_YOUNG), thresholds[1], thresholds[2])
-    return thresholds
+    global _tuning_users, _tuning_saved
+    with _tuning_lock:
+        _tuning_users += 1
+        if _tuning_users == 1:
+            saved = _tuning_saved = (gc.get_threshold(), sys.getswitchinterval())
+            sys.setswitchinterval(min(saved[1], 0.0005))
+            gc.freeze()  # no collect first: it would cost the cold start ~0.1 s
+            gc.set_threshold(max(saved[0][0], _GC_YOUNG), saved[0][1], saved[0][2])
+    try:
+        yield
+    finally:
+        with _tuning_lock:
+            _tuning_users -= 1
+            if _tuning_users == 0 and _tuning_saved is not None:
+                gc.set_threshold(*_tuning_saved[0])
+                gc.unfreeze()
+                sys.setswitchinterval(_tuning_saved[1])
+                _tuning_saved = None
 
 
 _GC_YOUNG = 20_000

@@ -181,3 +181,19 @@ def test_a_running_app_keeps_what_it_loaded_out_of_the_collector(three_versions,
         assert answer.status_code == 200, answer.text
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == before
+
+
+def test_two_apps_in_one_process_leave_the_collector_as_the_first_found_it(three_versions
+                                                                            ) -> None:
+    """The first app to stop does not unfreeze the other's objects; the last restores."""
+    import gc
+    import sys
+
+    before, switch = gc.get_threshold(), sys.getswitchinterval()
+    with TestClient(three_versions.app("flights")):
+        with TestClient(three_versions.app("flights")):
+            assert gc.get_threshold()[0] >= 20_000 and gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] >= 20_000 and gc.get_freeze_count() > 0
+        assert sys.getswitchinterval() <= 0.0005
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    assert sys.getswitchinterval() == switch
