@@ -133,3 +133,4 @@ def test_demo_rejects_bad_month_options(ctloop_home: Path,
     assert "'--months'" in capsys.readouterr().err
     assert main(["demo", "--months", "4-5", "--defective-month", "9"]) == 2
     assert "defective month 9" in capsys.readouterr().err
+    assert not (ctloop_home / ".ctloop" / "demo").exists()  # refused before preparing data

@@ -209,10 +209,11 @@ def demo(
     import time
 
     from ctloop.cli.loop import _Progress, _span_line
-    from ctloop.examples.flights.demo import missing_months, run_demo
+    from ctloop.examples.flights.demo import check_demo_options, missing_months, run_demo
 
     started = time.monotonic()
     replay = _month_range(months)
+    check_demo_options(replay, defective_month)  # before the first run prepares its data
     settings = load_settings()
     todo = missing_months(settings, replay)
     if todo:

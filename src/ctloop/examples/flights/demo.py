@@ -34,8 +34,9 @@ from ctloop.loop.declaration import DecaySpec, DriftSpec, GateSpec, LoopSpec, Tr
 from ctloop.loop.memory import SpanReport
 from ctloop.loop.replay import ReplayResult, replay
 
-__all__ = ["DRIFT_FEATURES", "MODEL_NAME", "DemoResult", "benefit", "flights_loop",
-           "make_defective", "missing_months", "pin_schema", "prepare", "run_demo", "write_spans"]
+__all__ = ["DRIFT_FEATURES", "MODEL_NAME", "DemoResult", "benefit", "check_demo_options",
+           "flights_loop", "make_defective", "missing_months", "pin_schema", "prepare",
+           "run_demo", "write_spans"]
 
 MODEL_NAME = "flights-delay"
 LABEL = "delayed"
@@ -238,6 +239,18 @@ def _reusable(settings: Settings, last: Path, fingerprint: str) -> dict[str, Any
     return dict(record)
 
 
+def check_demo_options(months: range, defective_month: int | None) -> None:
+    """Refuse months the demo cannot replay, before any data is prepared for them."""
+    if not months or months.start < 2 or months.stop > 13:
+        raise UserInputError(
+            f"The demo months must lie within 2-12 (the month before the first trains the "
+            f"first model). Got {months.start}-{months.stop - 1}.")
+    if defective_month is not None and defective_month not in months:
+        raise UserInputError(
+            f"The defective month {defective_month} is not among the replayed months "
+            f"{months.start}-{months.stop - 1}.")
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -260,14 +273,7 @@ def run_demo(
     from ctloop.features.catalog import apply_definitions
     from ctloop.metadata import open_metadata_store
 
-    if not months or months.start < 2 or months.stop > 13:
-        raise UserInputError(
-            f"The demo months must lie within 2-12 (the month before the first trains the "
-            f"first model). Got {months.start}-{months.stop - 1}.")
-    if defective_month is not None and defective_month not in months:
-        raise UserInputError(
-            f"The defective month {defective_month} is not among the replayed months "
-            f"{months.start}-{months.stop - 1}.")
+    check_demo_options(months, defective_month)
     folder = settings.home / "demo"
     spans = write_spans(folder / "archive", folder / "spans", range(months.start - 1,
                                                                       months.stop),
