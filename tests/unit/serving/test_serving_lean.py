@@ -224,3 +224,31 @@ def test_a_lone_request_is_scored_inline_a_burst_still_coalesces() -> None:
     assert isinstance(first, np.ndarray) and first.tolist() == [2.0]
     assert isinstance(bad, ValueError)
     assert isinstance(last, np.ndarray) and last.tolist() == [6.0]
+
+
+def test_a_batch_wait_holds_the_first_request_for_company_too() -> None:
+    """``batch_wait_ms`` is the user asking every request to wait: none is scored inline."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ctloop.serving.scoring.batching import MicroBatcher
+
+    calls: list[int] = []
+
+    def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        calls.append(len(columns["x"]))
+        return columns["x"] + 1.0
+
+    async def run() -> list[np.ndarray]:
+        batcher = MicroBatcher(predict, executor=ThreadPoolExecutor(1), max_wait=0.5)
+
+        async def later(value: float, turns: int) -> np.ndarray:
+            for _ in range(turns):  # arrive in a later turn of the loop, as requests do
+                await asyncio.sleep(0)
+            return await batcher.submit({"x": np.array([value])}, 1)
+
+        return list(await asyncio.gather(*(later(float(i), i) for i in range(4))))
+
+    answers = asyncio.run(run())
+    assert [a.tolist() for a in answers] == [[1.0], [2.0], [3.0], [4.0]]
+    assert calls == [4]  # four requests in four turns, one predict call after the wait

@@ -72,10 +72,12 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         if rows >= self.inline_rows:  # large on its own: no point waiting for company
             return await loop.run_in_executor(self.executor, self.predict, columns)
-        if self.inline_alone and not self._turn and not self._pending.items:
+        if (self.inline_alone and self.max_wait <= 0 and not self._turn
+                and not self._pending.items):
             # The first request in this turn of the event loop: nothing to coalesce with
             # yet, so it is scored now, with no future and no extra turn. Any other request
-            # that arrives in the same turn (a burst) waits for the batch as before.
+            # that arrives in the same turn (a burst) waits for the batch as before. With
+            # ``max_wait`` set the user asked every request to wait for company, this one too.
             self._turn = True
             loop.call_soon(self._end_turn)
             self.stats.calls += 1
