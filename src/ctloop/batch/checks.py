@@ -19,9 +19,11 @@ from collections.abc import Callable, Collection
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.models.arrays import Values
 from ctloop.models.signature import Signature
 
 __all__ = ["ON_INVALID", "OnInvalid", "check_on_invalid", "invalid_rows"]
@@ -52,7 +54,7 @@ def invalid_rows(signature: Signature, frame: pd.DataFrame, *, lenient: Collecti
         one = dataclasses.replace(signature, inputs=(spec,))
         values = columns[spec.name]
 
-        def problem(lo: int, hi: int, one: Signature = one, values: np.ndarray = values,
+        def problem(lo: int, hi: int, one: Signature = one, values: Values = values,
                     name: str = spec.name) -> str | None:
             try:
                 one.conform({name: _part(values, lo, hi)}, lenient=lenient, what=what)
@@ -84,10 +86,10 @@ def _bisect(problem: Callable[[int, int], str | None], n: int) -> dict[int, str]
     return found
 
 
-def _part(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    part = values[lo:hi]
+def _part(values: Values, lo: int, hi: int) -> Values:
+    part: Values = values[lo:hi]
     if part.dtype == object:  # the service sees Python values with None for a missing one
-        out = part.copy()
+        out: npt.NDArray[np.object_] = part.astype(object)  # a copy
         out[pd.isna(part)] = None
         return out
     return part

@@ -31,9 +31,10 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from ctloop.batch.checks import OnInvalid, check_on_invalid, invalid_rows
@@ -52,6 +53,7 @@ from ctloop.metadata.base import (
     StepRecord,
     StepStatus,
 )
+from ctloop.models.arrays import Floats
 from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.serving.errors import InvalidRequest
@@ -60,11 +62,13 @@ from ctloop.serving.scoring.answer import answer_of, classes_of, kind_of
 from ctloop.serving.scoring.features import assemble, column_of, entity_keys
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.features import FeatureStore
     from ctloop.requestlog.records import PredictionLog
 
-__all__ = ["FORMATS", "BatchResult", "predict_file", "resolve_ref"]
+__all__ = ["FORMATS", "BatchResult", "BatchSummary", "predict_file", "resolve_ref"]
 
 SCORE, DECISION, LABEL, INVALID = "score", "decision", "label", "invalid"
 _CSV_BLOCK = 8 << 20  # bytes of CSV per chunk
@@ -74,6 +78,24 @@ _ARROW_TYPES = {
     "float": pa.float64(),
     "boolean": pa.bool_(),
 }
+
+
+class BatchSummary(TypedDict):
+    """A batch prediction as ``ctloop predict --json`` prints it (:meth:`BatchResult.to_dict`)."""
+
+    model: str
+    version: int
+    rows: int
+    output: str
+    seconds: float
+    rows_per_second: int | None
+    run_id: str
+    input_artifact_id: str
+    output_artifact_id: str
+    decision_threshold: float | None
+    positives: int | None
+    looked_up: list[str]
+    invalid: int
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,7 @@ class BatchResult:
     missing_filled: list[str] = field(default_factory=list)
     invalid: int = 0  # rows the service would refuse (skipped or flagged)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> BatchSummary:
         return {
             "model": self.model,
             "version": self.version,
@@ -167,6 +189,14 @@ def _arrow_text(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+class _BatchSink(Protocol):
+    """What ``_Writer`` needs of pyarrow's ``ParquetWriter`` and ``csv.CSVWriter``."""
+
+    def write_batch(self, batch: pa.RecordBatch) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class _Writer:
     """Writes record batches to a temporary file beside ``target``; ``commit`` renames it."""
 
@@ -174,7 +204,7 @@ class _Writer:
         self.target = target
         self.fmt = fmt
         self.tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        self._writer: Any = None
+        self._writer: _BatchSink | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
@@ -241,7 +271,7 @@ def output_columns(model: LoadedModel, width: int | None = None) -> list[str]:
     return [SCORE, DECISION] if kind == "binary" else [SCORE]
 
 
-def _predict_valid(model: LoadedModel, frame: Any, bad: dict[int, str]) -> np.ndarray:
+def _predict_valid(model: LoadedModel, frame: pd.DataFrame, bad: dict[int, str]) -> Floats:
     """Scores of ``frame``'s rows; rows in ``bad`` are not shown to the model (NaN)."""
     if not bad:
         return model.predict(frame, what="The input rows")
@@ -312,9 +342,9 @@ def _score_batch(
 @dataclass(frozen=True)
 class _Scored:
     batch: pa.RecordBatch  # input columns + score (+ decision)
-    inputs: Any  # the frame the model read (a pandas DataFrame), for the prediction log
-    scores: np.ndarray
-    decisions: np.ndarray | None
+    inputs: pd.DataFrame  # the frame the model read, for the prediction log
+    scores: Floats
+    decisions: npt.NDArray[np.int8] | None
     latency_ms: float
     invalid: dict[int, str] = field(default_factory=dict)  # row in chunk -> why (refused)
     flagged: bool = False  # invalid rows are in ``batch``/``inputs``, unscored

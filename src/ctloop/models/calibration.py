@@ -18,18 +18,23 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from ctloop.core.errors import UserInputError
+from ctloop.core.errors import IntegrityError, UserInputError
 from ctloop.core.hashing import stable_json
+from ctloop.core.jsontypes import JSONObject, JSONValue, as_list, as_number, as_object
+from ctloop.models.arrays import Floats
 from ctloop.models.flavors import MANIFEST, read_manifest
 from ctloop.models.metrics import Costs, binary_labels, optimal_threshold
+from ctloop.models.tasks import ClassLabel
 
 __all__ = [
     "Calibration",
+    "FinalSettings",
     "apply_class_calibrations",
     "calibration_of",
     "finalize_model",
@@ -50,23 +55,43 @@ class Calibration:
     method: str = "isotonic"
     n: int = 0
 
-    def apply(self, scores: np.ndarray) -> np.ndarray:
+    def apply(self, scores: npt.ArrayLike) -> Floats:
         return np.interp(np.asarray(scores, dtype=np.float64), self.x, self.y)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         return {"method": self.method, "x": list(self.x), "y": list(self.y), "n": self.n}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+    def from_dict(cls, data: JSONObject) -> Calibration:
         return cls(
-            x=tuple(float(v) for v in data["x"]),
-            y=tuple(float(v) for v in data["y"]),
+            x=_knots(data["x"]),
+            y=_knots(data["y"]),
             method=str(data.get("method", "isotonic")),
-            n=int(data.get("n", 0)),
+            n=int(as_number(data.get("n")) or 0),
         )
 
 
-def fit_calibration(y_true: Any, y_score: Any) -> Calibration:
+def _knots(value: JSONValue) -> tuple[float, ...]:
+    """A stored array of knots as floats; anything but numbers is a damaged manifest."""
+    knots = [as_number(v) for v in as_list(value)]
+    numbers = tuple(v for v in knots if v is not None)
+    if len(numbers) != len(knots):
+        raise IntegrityError(f"A calibration map holds a knot that is not a number: {value!r}.")
+    return numbers
+
+
+class FinalSettings(TypedDict, total=False):
+    """What :func:`finalize_model` stores in a manifest's ``metadata`` (each when it applies)."""
+
+    calibration: dict[str, JSONValue]
+    class_calibration: list[dict[str, JSONValue]]
+    decision_threshold: float
+    costs: dict[str, float]
+    holdout_expected_cost: float
+    outliers: dict[str, JSONValue]
+
+
+def fit_calibration(y_true: npt.ArrayLike, y_score: npt.ArrayLike) -> Calibration:
     """Isotonic regression of labels on scores (scikit-learn), kept as at most 200 knots."""
     from sklearn.isotonic import IsotonicRegression
 
@@ -86,8 +111,8 @@ def fit_calibration(y_true: Any, y_score: Any) -> Calibration:
 
 
 def fit_class_calibrations(
-    proba: np.ndarray, labels: Any, classes: Sequence[Any] | None
-) -> list[dict[str, Any]] | None:
+    proba: Floats, labels: npt.ArrayLike, classes: Sequence[ClassLabel] | None
+) -> list[dict[str, JSONValue]] | None:
     """One-vs-rest isotonic maps, one per class column of a multiclass model's probabilities,
     or None when some class has too few holdout rows of both kinds to fit one."""
     from ctloop.models.metrics import encode_labels
@@ -102,7 +127,7 @@ def fit_class_calibrations(
     return maps
 
 
-def apply_class_calibrations(proba: np.ndarray, maps: Sequence[dict[str, Any]]) -> np.ndarray:
+def apply_class_calibrations(proba: Floats, maps: Sequence[JSONObject]) -> Floats:
     """Each class column through its map, rows renormalised to sum to 1."""
     out = np.column_stack([Calibration.from_dict(m).apply(proba[:, c])
                            for c, m in enumerate(maps)])
@@ -110,9 +135,9 @@ def apply_class_calibrations(proba: np.ndarray, maps: Sequence[dict[str, Any]]) 
     return np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / out.shape[1])
 
 
-def calibration_of(manifest: dict[str, Any]) -> Calibration | None:
+def calibration_of(manifest: JSONObject) -> Calibration | None:
     """The calibration stored in a model's manifest, if any."""
-    data = manifest.get("metadata", {}).get("calibration")
+    data = as_object(as_object(manifest.get("metadata")).get("calibration"))
     return Calibration.from_dict(data) if data else None
 
 
@@ -125,7 +150,7 @@ def finalize_model(
     calibrate: bool = True,
     training: pd.DataFrame | None = None,
     outlier_features: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> FinalSettings:
     """Store holdout-derived settings in the model folder's manifest; returns what was set.
 
     - ``calibration`` (isotonic, when ``calibrate`` and the holdout is large enough);
@@ -138,7 +163,7 @@ def finalize_model(
     from ctloop.models.flavors import load_model
 
     model = load_model(path)
-    settings: dict[str, Any] = {}
+    settings: FinalSettings = {}
     if model.task == "multiclass" and calibrate and label in holdout.columns:
         per_class = fit_class_calibrations(model.predict(holdout, what="The holdout"),
                                            holdout[label].to_numpy(), model.signature.classes)
@@ -169,7 +194,7 @@ def finalize_model(
     return settings
 
 
-def _update_metadata(folder: Path, settings: dict[str, Any]) -> None:
+def _update_metadata(folder: Path, settings: FinalSettings) -> None:
     manifest = read_manifest(folder)
     manifest["metadata"] = {**manifest.get("metadata", {}), **settings}
     # same serialisation as save_model, so the folder's bytes depend only on its content

@@ -7,7 +7,7 @@ starts without importing the monitors' statistics stack.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ctloop.monitoring.monitors import (
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # the names above are typed by TYPE_CHECKING
     if name in _WHERE:
         return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(name)

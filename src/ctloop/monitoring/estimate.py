@@ -35,15 +35,17 @@ decay on labels is its monitor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from ctloop.core.errors import UserInputError
-from ctloop.core.jsontypes import JSONValue, as_object, as_str
+from ctloop.core.jsontypes import JSONObject, JSONValue, as_list, as_number, as_object, as_str
+from ctloop.models.arrays import Floats, Indices
 from ctloop.models.calibration import Calibration, calibration_of
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.metrics import Costs, metric_matrix
@@ -119,12 +121,16 @@ class Estimate:
         return {"value": self.value, "lo": self.lo, "hi": self.hi}
 
 
+Judge: TypeAlias = Callable[[MonitorStatus, float | None, float | None, str], MonitorResult]
+"""A monitor's verdict from its status, value, limit and note (``verdict`` bound to a window)."""
+
+
 # Below this variance of the expected true- or false-negative count, label draws are
 # exact Bernoulli; above it their sums are normal draws (see ``_simulate_normal``).
 NORMAL_MIN_VARIANCE = 50.0
 
 
-def _ordered(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ordered(score: Floats) -> tuple[Indices, Indices]:
     """The stable sort order of ``score`` and where each run of tied scores starts in it.
 
     Sorted once per window: the expected AUC, the mid-ranks and the band all read it.
@@ -134,7 +140,7 @@ def _ordered(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
 
 
-def _midranks(order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _midranks(order: Indices, starts: Indices) -> Floats:
     """Mid-ranks (1-based, ties share their mean rank) in the original row order.
 
     The same numbers as ``scipy.stats.rankdata(score)``, from the sort already made.
@@ -146,7 +152,7 @@ def _midranks(order: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _expected_auc(p_sorted: np.ndarray, starts: np.ndarray) -> float:
+def _expected_auc(p_sorted: Floats, starts: Indices) -> float:
     """P(score of a positive > score of a negative) with labels ~ Bernoulli(p); ties 1/2.
 
     ``p_sorted`` is p in ascending score order and ``starts`` its runs of tied scores
@@ -163,7 +169,7 @@ def _expected_auc(p_sorted: np.ndarray, starts: np.ndarray) -> float:
 
 
 def estimate_performance(
-    scores: Any,
+    scores: npt.ArrayLike,
     *,
     calibration: Calibration | None = None,
     threshold: float = 0.5,
@@ -207,8 +213,8 @@ def estimate_performance(
 
 
 def estimate_multiclass(
-    proba: Any, *, calibrated: Any = None, n_sim: int = 200, confidence: float = 0.95,
-    seed: int = 0,
+    proba: npt.ArrayLike, *, calibrated: npt.ArrayLike | None = None, n_sim: int = 200,
+    confidence: float = 0.95, seed: int = 0,
 ) -> dict[str, Estimate]:
     """Estimated multiclass metrics of a window of (n, k) probabilities, with bands.
 
@@ -238,15 +244,17 @@ def estimate_multiclass(
     finite = [a for a in aucs if np.isfinite(a)]
     point = {
         "accuracy": float(tp.sum() / n),
-        **_f1s(tp[None, :], support[None, :], predicted[None, :], n),
+        **{name: float(value[0]) for name, value in
+           _f1s(tp[None, :], support[None, :], predicted[None, :], n).items()},
         "roc_auc": float(np.mean(finite)) if len(finite) >= 2 else None,
     }
     rng = np.random.default_rng(seed)
     cumulative = np.cumsum(p, axis=1)
     draws = (rng.random((n_sim, n, 1)) > cumulative[None, :, :]).sum(axis=2)  # (n_sim, n)
     draws = np.minimum(draws, k - 1)
-    drawn_tp = np.stack([np.bincount(d[d == decided], minlength=k) for d in draws])
-    drawn_support = np.stack([np.bincount(d, minlength=k) for d in draws])
+    drawn_tp = np.stack([np.bincount(d[d == decided], minlength=k) for d in draws]
+                        ).astype(np.float64)  # counts, exact in float64
+    drawn_support = np.stack([np.bincount(d, minlength=k) for d in draws]).astype(np.float64)
     sims = {"accuracy": drawn_tp.sum(axis=1) / n,
             **_f1s(drawn_tp, drawn_support, np.broadcast_to(predicted, drawn_tp.shape), n)}
     alpha = (1 - confidence) / 2
@@ -260,26 +268,24 @@ def estimate_multiclass(
     return out
 
 
-def _f1s(tp: np.ndarray, support: np.ndarray, predicted: np.ndarray, n: int
-         ) -> dict[str, Any]:
+def _f1s(tp: Floats, support: Floats, predicted: Floats, n: int) -> dict[str, Floats]:
+    """Macro and weighted F1 of each row of per-class counts (a window, or one draw a row)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
     present = (support + predicted) > 0
     macro = (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
     weighted = (support * f1).sum(axis=1) / n
-    if macro.shape[0] == 1:
-        return {"macro_f1": float(macro[0]), "weighted_f1": float(weighted[0])}
     return {"macro_f1": macro, "weighted_f1": weighted}
 
 
 def _simulate(
-    p: np.ndarray,
-    decided: np.ndarray,
-    ranks: np.ndarray,
+    p: Floats,
+    decided: Floats,
+    ranks: Floats,
     costs: Costs | None,
     n_sim: int,
     seed: int,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Floats]:
     """Metrics of ``n_sim`` label draws y ~ Bernoulli(p): what the window would realise.
 
     Every metric is a function of three sums over the rows, ``tp = sum y*decided``,
@@ -299,8 +305,8 @@ def _simulate(
 
 
 def _simulate_bernoulli(
-    p: np.ndarray, decided: np.ndarray, ranks: np.ndarray, n_sim: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p: Floats, decided: Floats, ranks: Floats, n_sim: int, seed: int
+) -> tuple[Floats, Floats, Floats]:
     """``(tp, n1, rank_sum)`` of ``n_sim`` exact label draws, vectorised over draws.
 
     The decisions and ranks do not depend on the labels, so each sum is a matrix product.
@@ -308,7 +314,7 @@ def _simulate_bernoulli(
     rng = np.random.default_rng(seed)
     decided32 = decided.astype(np.float32)
     p32 = p.astype(np.float32)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: list[tuple[Floats, Floats, Floats]] = []
     block = max(1, 4_000_000 // p.size)
     for start in range(0, n_sim, block):
         draws = rng.random((min(block, n_sim - start), p.size), dtype=np.float32)
@@ -321,8 +327,8 @@ def _simulate_bernoulli(
 
 
 def _simulate_normal(
-    p: np.ndarray, decided: np.ndarray, ranks: np.ndarray, n_sim: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p: Floats, decided: Floats, ranks: Floats, n_sim: int, seed: int
+) -> tuple[Floats, Floats, Floats]:
     """``(tp, n1, rank_sum)`` drawn from the normal law of the sums of Bernoulli(p) labels.
 
     Drawn as (tp, fn, rank_sum): tp and fn sum over disjoint rows, so they are
@@ -347,13 +353,13 @@ def _simulate_normal(
 
 
 def _metrics_of_draws(
-    tp: np.ndarray,
-    n1: np.ndarray,
-    rank_sum: np.ndarray,
+    tp: Floats,
+    n1: Floats,
+    rank_sum: Floats,
     n: int,
     n_decided: float,
     costs: Costs | None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Floats]:
     """Each metric of each draw, from its true positives, positives and positives' rank sum."""
     n0 = n - n1
     fp = n_decided - tp
@@ -382,7 +388,7 @@ def check_estimated_performance(
     log: PredictionLog,
     model_name: str,
     *,
-    manifest: Mapping[str, Any] | None = None,
+    manifest: JSONObject | None = None,
     metric: str | None = None,
     baseline: float | None = None,
     max_drop: float = 0.05,
@@ -438,7 +444,7 @@ def check_estimated_performance(
     return _judge(estimate.value, baseline, max_drop, HIGHER[metric], metric, note, result)
 
 
-def _check_arguments(manifest: Mapping[str, Any] | None, metric: str | None,
+def _check_arguments(manifest: JSONObject | None, metric: str | None,
                      max_drop: float) -> None:
     if manifest is not None:
         check_estimable(str(manifest.get("task", "binary")), metric or "accuracy")
@@ -462,9 +468,9 @@ def _served(log: PredictionLog, model_name: str, start: datetime | None, end: da
 
 
 def _model_facts(
-    manifest: Mapping[str, Any] | None, baseline: float | None, store: ModelStore | None,
+    manifest: JSONObject | None, baseline: float | None, store: ModelStore | None,
     artifacts: ArtifactStore | None, model_name: str, version: int | None, metric: str | None,
-) -> tuple[Mapping[str, Any] | None, float | None, Task]:
+) -> tuple[JSONObject | None, float | None, Task]:
     """The manifest, baseline and task: as given, else as the registry keeps them."""
     record_task = None
     if manifest is None or baseline is None:
@@ -478,14 +484,15 @@ def _model_facts(
     return manifest, baseline, task
 
 
-def _estimate_binary(frame: pd.DataFrame, manifest: Mapping[str, Any] | None, metric: str,
+def _estimate_binary(frame: pd.DataFrame, manifest: JSONObject | None, metric: str,
                      model_name: str, min_labels: int, n_sim: int, details: dict[str, JSONValue]
                      ) -> tuple[Estimate, str]:
     """The binary estimate of the window (and the realised metric once labels arrived, in
     ``details``); the note says when the scores were not calibrated."""
-    metadata = dict((manifest or {}).get("metadata", {}))
-    calibration = calibration_of(dict(manifest or {}))
-    threshold = float(metadata.get("decision_threshold", 0.5))
+    metadata = as_object((manifest or {}).get("metadata"))
+    calibration = calibration_of(manifest or {})
+    stored = as_number(metadata.get("decision_threshold"))
+    threshold = 0.5 if stored is None else stored
     costs = Costs.from_dict(metadata["costs"]) if metadata.get("costs") else None
     if metric == "expected_cost" and costs is None:
         raise UserInputError(
@@ -508,7 +515,7 @@ def _estimate_binary(frame: pd.DataFrame, manifest: Mapping[str, Any] | None, me
 
 
 def _realized_binary(labelled: pd.DataFrame, metric: str, threshold: float,
-                     costs: Costs | None, estimate: Estimate) -> dict[str, Any]:
+                     costs: Costs | None, estimate: Estimate) -> dict[str, JSONValue]:
     """The metric the labels realised, and how far the estimate was from it."""
     y = labelled["label"].to_numpy(dtype=np.float64)
     realized = metric_matrix(
@@ -534,7 +541,7 @@ def _realized_binary(labelled: pd.DataFrame, metric: str, threshold: float,
 
 
 def _judge(value: float | None, baseline: float | None, max_drop: float, higher: bool,
-           metric: str, note: str, result: Callable[..., MonitorResult]) -> MonitorResult:
+           metric: str, note: str, result: Judge) -> MonitorResult:
     """Fired when the estimate is past the baseline by more than ``max_drop``."""
     if baseline is None:
         return result("no_data", value, None,
@@ -547,19 +554,21 @@ def _judge(value: float | None, baseline: float | None, max_drop: float, higher:
 
 
 def _check_multiclass(
-    frame: Any, manifest: Mapping[str, Any] | None, metric: str, baseline: float | None,
+    frame: pd.DataFrame, manifest: JSONObject | None, metric: str, baseline: float | None,
     max_drop: float, min_labels: int, n_sim: int, details: dict[str, JSONValue],
-    result: Callable[..., MonitorResult],
+    result: Judge,
 ) -> MonitorResult:
     """The multiclass estimate of a window, with the realised metric when labels arrived."""
     from ctloop.models.metrics import metric_value
+    from ctloop.models.tasks import class_label
     from ctloop.monitoring.monitors import logged_scores
 
     proba = logged_scores(frame, "multiclass")
     if proba is None:
         return result("no_data", None, None,
                       "the log holds no per-class probabilities for these rows")
-    maps = ((manifest or {}).get("metadata") or {}).get("class_calibration")
+    maps = [as_object(m) for m in as_list(
+        as_object((manifest or {}).get("metadata")).get("class_calibration"))]
     calibrated = None
     if maps and len(maps) == proba.shape[1]:
         from ctloop.models.calibration import apply_class_calibrations
@@ -570,7 +579,8 @@ def _check_multiclass(
     details["estimates"] = {k: v.to_dict() for k, v in estimates.items()}
     details["calibrated"] = bool(maps)
     details["band"] = [estimate.lo, estimate.hi]
-    classes = ((manifest or {}).get("signature") or {}).get("classes")
+    classes = [class_label(c) for c in
+               as_list(as_object((manifest or {}).get("signature")).get("classes"))] or None
     labelled = frame[frame["label"].notna()] if "label" in frame.columns else frame.iloc[:0]
     if len(labelled) >= min_labels:
         value = metric_value(labelled["label"].to_numpy(), logged_scores(labelled, "multiclass"),
@@ -591,7 +601,7 @@ def _from_registry(
     model_name: str,
     version: int | None,
     metric: str | None,
-) -> tuple[dict[str, Any] | None, float | None, Task | None]:
+) -> tuple[JSONObject | None, float | None, Task | None]:
     """The served version's manifest, evaluated metric and task, as the registry keeps them."""
     if store is None:
         return None, None, None

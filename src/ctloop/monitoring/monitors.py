@@ -22,21 +22,31 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import numpy as np
 
 from ctloop.core.errors import NotFound, UserInputError
-from ctloop.core.jsontypes import JSONValue, as_list, as_number, as_str, as_strs
+from ctloop.core.jsontypes import (
+    JSONObject,
+    JSONValue,
+    as_list,
+    as_number,
+    as_object,
+    as_str,
+    as_strs,
+)
 from ctloop.data.stats import DatasetStatistics
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
 
     from ctloop.artifacts.base import ArtifactStore
-    from ctloop.metadata.base import ArtifactRecord, LineageStore, ModelStore
+    from ctloop.data.drift import DriftReport
+    from ctloop.metadata.base import ArtifactRecord, LineageStore, ModelStore, ModelVersionRecord
     from ctloop.models.tasks import ClassLabel, Task
 
 __all__ = [
@@ -62,6 +72,10 @@ __all__ = [
 FEATURE_PREFIX = "f_"
 MonitorStatus = Literal["ok", "fired", "no_data"]
 MONITOR_STATUSES: tuple[MonitorStatus, ...] = ("ok", "fired", "no_data")
+DriftReference: TypeAlias = "DatasetStatistics | pd.DataFrame | str | Path"
+"""What drift compares a window with: statistics, the rows, or a file of either."""
+DriftSettings: TypeAlias = Mapping[str, JSONObject]
+"""Per feature ``{"method": ..., "threshold": ...}``, as ``compute_drift`` reads them."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,7 @@ class MonitorResult:
         note = f" [{self.note}]" if self.note else ""
         return f"{self.kind} {self.model}: {state}: {body}; n={self.n}; {span}{note}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         return {**asdict(self), "summary": self.summary()}
 
 
@@ -163,7 +177,7 @@ def _window(start: datetime | None, end: datetime | None) -> dict[str, str | Non
 # -- drift ------------------------------------------------------------------
 
 
-def load_reference(reference: Any) -> DatasetStatistics | pd.DataFrame | Path:
+def load_reference(reference: DriftReference) -> DatasetStatistics | pd.DataFrame | Path:
     """A drift reference: statistics, a frame, a parquet/CSV path or a statistics JSON file."""
     import pandas as pd
 
@@ -210,13 +224,13 @@ def serving_features(frame: pd.DataFrame) -> pd.DataFrame:
 def check_drift(
     log: PredictionLog,
     model_name: str,
-    reference: Any,
+    reference: DriftReference | None,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
     columns: Iterable[str] | None = None,
     share: float = 0.5,
-    config: Mapping[str, Mapping[str, Any]] | None = None,
+    config: DriftSettings | None = None,
     min_rows: int = 100,
     exclude: Iterable[str] = (),
     weights: Mapping[str, float] | None = None,
@@ -277,7 +291,7 @@ def check_drift(
     )
 
 
-def _drift_reference(reference: Any, *, stationary: bool
+def _drift_reference(reference: DriftReference, *, stationary: bool
                      ) -> tuple[DatasetStatistics, pd.DataFrame | None]:
     """The reference's statistics, and its rows when it has them (a frame, or a file read
     back for stationary thresholds, which measure the rows' own motion)."""
@@ -309,18 +323,19 @@ def _shared_features(columns: Iterable[str] | None, current: pd.DataFrame,
     return shared
 
 
-def _top_drifted(report: Any, k: int = 5) -> list[dict[str, Any]]:
+def _top_drifted(report: DriftReport, k: int = 5) -> list[dict[str, JSONValue]]:
     """The k features furthest beyond their thresholds (score / threshold), for reports."""
-    rows = []
+    rows: list[tuple[float, dict[str, JSONValue]]] = []
     for f in report.tested:
         if f.score is None or not f.threshold:
             continue
         ratio = (f.threshold / max(f.score, 1e-300)) if f.method in ("ks", "chisquare") else (
             f.score / f.threshold)
-        rows.append({"feature": f.column, "score": f.score, "threshold": f.threshold,
-                     "ratio": float(ratio), "drifted": f.drifted})
-    rows.sort(key=lambda r: -r["ratio"])
-    return rows[:k]
+        rows.append((-float(ratio), {"feature": f.column, "score": f.score,
+                                     "threshold": f.threshold, "ratio": float(ratio),
+                                     "drifted": f.drifted}))
+    rows.sort(key=lambda r: r[0])  # stable: ties keep the report's order
+    return [row for _, row in rows[:k]]
 
 
 # -- drift of what the model answered and of the labels ----------------------
@@ -336,7 +351,7 @@ def served_outputs(frame: pd.DataFrame, task: Task,
     """
     import pandas as pd
 
-    out: dict[str, Any] = {}
+    out: dict[str, npt.NDArray[np.float64] | npt.NDArray[np.object_]] = {}
     if task == "multiclass":
         scores = logged_scores(frame, "multiclass")
         if scores is not None:
@@ -365,7 +380,7 @@ def check_output_drift(
     start: datetime | None = None,
     end: datetime | None = None,
     min_rows: int = 100,
-    config: Mapping[str, Mapping[str, Any]] | None = None,
+    config: DriftSettings | None = None,
 ) -> MonitorResult:
     """Did the model's answers (or the labels) in ``[start, end)`` drift from ``reference``?
 
@@ -405,7 +420,8 @@ def check_output_drift(
 # -- decay ------------------------------------------------------------------
 
 
-def _registry_record(store: ModelStore, model_name: str, version: int | None) -> Any:
+def _registry_record(store: ModelStore, model_name: str, version: int | None
+                     ) -> ModelVersionRecord:
     """The version's registry record (default: the champion, else the latest)."""
     from ctloop.registry import ModelRegistry
 
@@ -434,16 +450,17 @@ def task_from_registry(
     store: ModelStore, model_name: str, version: int | None = None
 ) -> tuple[Task | None, list[ClassLabel] | None]:
     """The task and classes a registered version's signature records, (None, None) if none."""
-    from ctloop.models.tasks import normalize_task
+    from ctloop.models.tasks import class_label, normalize_task
 
     try:
         record = _registry_record(store, model_name, version)
     except NotFound:
         return None, None
-    signature = (record.properties or {}).get("signature") or {}
-    task = normalize_task(signature.get("task")) if signature.get("task") else None
-    classes = signature.get("classes")
-    return task, (list(classes) if classes else None)
+    signature = as_object(record.properties.get("signature"))
+    declared = signature.get("task")
+    task = normalize_task(str(declared)) if declared else None
+    classes = [class_label(c) for c in as_list(signature.get("classes"))]
+    return task, (classes or None)
 
 
 def task_from_log(labelled: pd.DataFrame) -> Task:
@@ -459,7 +476,7 @@ def task_from_log(labelled: pd.DataFrame) -> Task:
     return "regression"
 
 
-def logged_scores(frame: pd.DataFrame, task: Task) -> np.ndarray | None:
+def logged_scores(frame: pd.DataFrame, task: Task) -> npt.NDArray[np.float64] | None:
     """What the model answered per row in the shape metrics take: (n,) or, multiclass, (n, k)
     from the ``probabilities`` column; None when the log holds no per-class probabilities."""
     if task != "multiclass":
@@ -472,10 +489,10 @@ def logged_scores(frame: pd.DataFrame, task: Task) -> np.ndarray | None:
     return np.vstack(rows)
 
 
-def _class_indices(labels: pd.Series) -> bool:
+def _class_indices(labels: Iterable[object]) -> bool:
     """Whether labels are whole numbers, readable as class indices without the classes."""
     return all(isinstance(v, int | float | np.number) and float(v).is_integer()
-               for v in labels.tolist())
+               for v in labels)
 
 
 def fires_word(metric: str) -> str:
@@ -589,7 +606,7 @@ def _realised(labelled: pd.DataFrame, task: Task, metric: str, *, min_labels: in
     score = logged_scores(labelled, task)
     if score is None:
         return None, "the log holds no per-class probabilities for these rows"
-    if task == "multiclass" and classes is None and not _class_indices(labelled["label"]):
+    if task == "multiclass" and classes is None and not _class_indices(labelled["label"].tolist()):
         return None, ("the model's classes are unknown (no registered signature): "
                       "pass classes to read its labels")
     y = labelled["label"].to_numpy() if task == "multiclass" else labelled["label"].to_numpy(
@@ -603,7 +620,7 @@ def _realised(labelled: pd.DataFrame, task: Task, metric: str, *, min_labels: in
 # -- recording --------------------------------------------------------------
 
 
-def _compact(details: dict[str, JSONValue]) -> dict[str, Any]:
+def _compact(details: dict[str, JSONValue]) -> dict[str, JSONValue]:
     """The small part of a result's details worth keeping as searchable properties."""
     keep = ("metric", "band", "drifted_features", "top_drifted", "outlier_rate", "estimates",
             "missing_inputs", "realized")

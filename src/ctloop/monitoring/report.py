@@ -11,17 +11,17 @@ download, so the page opens anywhere, offline.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
-from ctloop.core.jsontypes import as_list, as_object, as_str
-from ctloop.monitoring.monitors import check_decay, check_drift, served_rows
+from ctloop.core.jsontypes import JSONObject, as_list, as_object, as_str
+from ctloop.monitoring.monitors import DriftReference, check_decay, check_drift, served_rows
 from ctloop.requestlog.records import PredictionLog
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from ctloop.models.tasks import Task
 
 __all__ = ["WindowSignals", "monitor_timeline", "render_report"]
+
+BandPoint: TypeAlias = tuple[datetime, float, float, int]
+"""An estimate's band at a window: (its middle, low, high, the window's index)."""
 
 
 @dataclass
@@ -50,8 +53,8 @@ def monitor_timeline(
     log: PredictionLog,
     model_name: str,
     *,
-    reference: Any = None,
-    manifest: Mapping[str, Any] | None = None,
+    reference: DriftReference | None = None,
+    manifest: JSONObject | None = None,
     metric: str | None = None,
     windows: int = 12,
     start: datetime | None = None,
@@ -122,7 +125,7 @@ def monitor_timeline(
 
 
 def report_metric(
-    log: PredictionLog, model_name: str, manifest: Mapping[str, Any] | None,
+    log: PredictionLog, model_name: str, manifest: JSONObject | None,
     metric: str | None, *, start: datetime | None = None, end: datetime | None = None,
 ) -> tuple[str, Task]:
     """The metric to chart (``metric``, else the model's own) and the model's task, from
@@ -175,15 +178,15 @@ def _y(v: float, lo: float, hi: float) -> float:
     return _H - _PAD + (-(_H - 2 * _PAD)) * (v - lo) / span
 
 
-def _runs(band: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+def _runs(band: Sequence[BandPoint]) -> list[list[tuple[datetime, float, float]]]:
     """Split band points (one per window with an estimate) where windows are missing."""
-    runs: list[list[Any]] = []
+    runs: list[list[BandPoint]] = []
     for point in band:
         if runs and point[3] == runs[-1][-1][3] + 1:
             runs[-1].append(point)
         else:
             runs.append([point])
-    return [[p[:3] for p in run] for run in runs if len(run) > 1]
+    return [[(t, a, b) for t, a, b, _ in run] for run in runs if len(run) > 1]
 
 
 def _chart(
@@ -192,7 +195,7 @@ def _chart(
     t0: datetime,
     t1: datetime,
     *,
-    band: Sequence[tuple[Any, ...]] = (),
+    band: Sequence[BandPoint] = (),
     marks: Sequence[tuple[datetime, str]] = (),
     unit_share: bool = False,
 ) -> str:
@@ -289,10 +292,10 @@ def render_report(
     else:
         t0, t1 = timeline[0].start, timeline[-1].end
         mid = [w.start + (w.end - w.start) / 2 for w in timeline]
-        band = [
-            (t, w.band[0], w.band[1], i)
-            for i, (t, w) in enumerate(zip(mid, timeline, strict=True))
-            if w.band[0] is not None and w.band[1] is not None
+        band: list[BandPoint] = [
+            (t, a, b, i)
+            for i, (t, (a, b)) in enumerate(zip(mid, (w.band for w in timeline), strict=True))
+            if a is not None and b is not None
         ]
         def series(label: str, color: str, value: Callable[[WindowSignals], float | None]
                    ) -> tuple[str, str, list[tuple[datetime, float | None]]]:

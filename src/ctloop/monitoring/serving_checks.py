@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from ctloop.core.jsontypes import JSONValue
 from ctloop.data.schema import Schema
 from ctloop.models.outliers import OUTLIER_SCORE_CUTOFF
 from ctloop.monitoring.monitors import (
+    DriftReference,
     MonitorResult,
     _window,
     load_reference,
@@ -95,7 +96,7 @@ def check_serving_skew(
     model_name: str,
     schema: Schema,
     *,
-    reference: Any = None,
+    reference: DriftReference | None = None,
     columns: Iterable[str] | None = None,
     max_missing_share: float = 0.01,
     min_rows: int = 100,
