@@ -6,12 +6,15 @@ holds and counts as an explicit ``Any`` under ``disallow_any_explicit``. These s
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Floats", "Indices", "Values"]
+if TYPE_CHECKING:
+    from pandas._typing import SeriesDType  # pandas-stubs: what a Series may hold
+
+__all__ = ["Cell", "Floats", "Indices", "Values"]
 
 Floats: TypeAlias = npt.NDArray[np.float64]
 """Scores, probabilities, metric values: float64."""
@@ -19,3 +22,6 @@ Indices: TypeAlias = npt.NDArray[np.intp]
 """Positions (``argsort``, ``flatnonzero``) and class indices."""
 Values: TypeAlias = "npt.NDArray[np.generic[object]]"  # a string: generic[...] is typing-only
 """A column of any dtype (numbers, strings, Python objects), as a frame or a request holds it."""
+Cell = TypeVar("Cell", bound="SeriesDType")
+"""What a pandas column holds: ``pd.Series`` is invariant, so a function that takes any column
+(a label of strings, ints or floats) is generic in it, ``pd.Series[Cell]``."""

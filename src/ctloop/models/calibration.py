@@ -30,6 +30,7 @@ from ctloop.core.jsontypes import JSONObject, JSONValue, as_list, as_number, as_
 from ctloop.models.arrays import Floats
 from ctloop.models.flavors import MANIFEST, read_manifest
 from ctloop.models.metrics import Costs, binary_labels, optimal_threshold
+from ctloop.models.outliers import OutlierDetectorJSON
 from ctloop.models.tasks import ClassLabel
 
 __all__ = [
@@ -88,7 +89,7 @@ class FinalSettings(TypedDict, total=False):
     decision_threshold: float
     costs: dict[str, float]
     holdout_expected_cost: float
-    outliers: dict[str, JSONValue]
+    outliers: OutlierDetectorJSON
 
 
 def fit_calibration(y_true: npt.ArrayLike, y_score: npt.ArrayLike) -> Calibration:

@@ -19,6 +19,8 @@ from ctloop.core.lazy import lazy_module
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ctloop.models.arrays import Cell
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
@@ -29,8 +31,8 @@ DuplicatePolicy = Literal["first", "last", "reject"]
 DUPLICATE_POLICIES: tuple[DuplicatePolicy, ...] = ("first", "last", "reject")
 
 
-def label_fits(labels: pd.Series, task: str, classes: Sequence[object] | None = None
-               ) -> pd.Series:
+def label_fits(labels: pd.Series[Cell], task: str, classes: Sequence[object] | None = None
+               ) -> pd.Series[bool]:
     """Which ``labels`` a ``task`` model can be judged on; missing labels count as fitting."""
     present = labels.notna()
     if task == "multiclass":
@@ -60,8 +62,8 @@ def expected_labels(task: str, classes: Sequence[object] | None = None) -> str:
     return f"0 or 1{named}"
 
 
-def check_labels(labels: pd.Series, task: str, classes: Sequence[object] | None = None, *,
-                 model: str = "the model", ids: pd.Series | None = None) -> None:
+def check_labels(labels: pd.Series[Cell], task: str, classes: Sequence[object] | None = None,
+                 *, model: str = "the model", ids: pd.Series[Cell] | None = None) -> None:
     """Raise one line naming the first label that does not fit and what the model takes."""
     fits = label_fits(labels, task, classes)
     if bool(fits.all()):
@@ -101,7 +103,7 @@ def resolve_duplicates(frame: pd.DataFrame, key: str, policy: str) -> tuple[pd.D
     return frame.drop_duplicates(key, keep=keep), len(conflicts)
 
 
-def _text(labels: pd.Series) -> pd.Series:
+def _text(labels: pd.Series[Cell]) -> pd.Series[str]:
     """Labels as text, whole floats without their ``.0`` (``1.0`` is the class ``1``)."""
     def one(value: object) -> str:
         if isinstance(value, float) and value.is_integer():

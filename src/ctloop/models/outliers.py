@@ -18,22 +18,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.models.arrays import Floats
 
 if TYPE_CHECKING:
     from sklearn.covariance import MinCovDet
 
-__all__ = ["OUTLIER_SCORE_CUTOFF", "OutlierDetector", "fit_outlier_detector"]
+__all__ = ["OUTLIER_SCORE_CUTOFF", "OutlierDetector", "OutlierDetectorJSON", "fit_outlier_detector"]
 
 OUTLIER_SCORE_CUTOFF = 0.99
 MAX_FIT_ROWS = 5000
 RARE_SHARE = 0.001  # a category rarer than this in training counts as unusual
 _QUANTILES = 200
+
+
+class OutlierDetectorJSON(TypedDict):
+    """An :class:`OutlierDetector` as the manifest keeps it (``metadata.outliers``)."""
+
+    method: str
+    numeric: list[str]
+    center: list[float]
+    scale: list[float]
+    location: list[float]
+    precision: list[list[float]]
+    distance_quantiles: list[float]
+    categories: dict[str, dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ class OutlierDetector:
     distance_quantiles: tuple[float, ...]  # training distances at ranks 0..1
     categories: dict[str, dict[str, float]]  # column -> value -> training share
 
-    def score(self, frame: pd.DataFrame) -> np.ndarray:
+    def score(self, frame: pd.DataFrame) -> Floats:
         """Outlier score in [0, 1] per row (see module docstring)."""
         missing = [c for c in (*self.numeric, *self.categories) if c not in frame.columns]
         if missing:
@@ -71,7 +85,7 @@ class OutlierDetector:
             score = np.maximum(score, np.where(share < RARE_SHARE, 1.0, 0.0))
         return score
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> OutlierDetectorJSON:
         return {
             "method": "robust_mahalanobis",
             "numeric": list(self.numeric),
@@ -84,7 +98,7 @@ class OutlierDetector:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OutlierDetector:
+    def from_dict(cls, data: OutlierDetectorJSON) -> OutlierDetector:
         return cls(
             numeric=tuple(data["numeric"]),
             center=tuple(data["center"]),
@@ -110,7 +124,7 @@ def _min_cov_det() -> type[MinCovDet]:
     """
     from sklearn.covariance import MinCovDet as Base
 
-    def covariance(x: np.ndarray, assume_centered: bool = False) -> np.ndarray:
+    def covariance(x: Floats, assume_centered: bool = False) -> Floats:
         if assume_centered:
             return np.asarray(np.dot(x.T, x) / x.shape[0])
         found = np.cov(x.T, bias=True)

@@ -26,7 +26,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ctloop.models.infra_probe import ProbeReport
 
 __all__ = ["PROBE_MODULE", "ProbeServer", "probe_server"]
 
@@ -53,7 +56,7 @@ class ProbeServer:
         return self.proc.poll() is None
 
     def probe(self, model_path: str, sample_path: str, out: Path,
-              timeout_s: float) -> dict[str, Any] | str:
+              timeout_s: float) -> ProbeReport | str:
         """The child's report, or why there is none (timeout, crash)."""
         with self._lock:
             assert self.proc.stdin is not None
@@ -72,7 +75,7 @@ class ProbeServer:
                 return f"Loading and predicting took over {timeout_s:g} s."
         if code != 0 or not out.exists():
             return f"The probe process crashed (exit {code}); its error is on stderr."
-        report: dict[str, Any] = json.loads(out.read_text())
+        report: ProbeReport = json.loads(out.read_text())
         return report
 
     def _read(self, timeout_s: float) -> dict[str, int]:

@@ -19,6 +19,8 @@ from ctloop.core.lazy import lazy_module
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ctloop.models.arrays import Cell, Floats
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
@@ -107,7 +109,7 @@ def check_task(task: str, *, where: str = "task") -> Task:
     return task
 
 
-def infer_task(label: pd.Series) -> Task:
+def infer_task(label: pd.Series[Cell]) -> Task:
     """The task a label implies: two values binary, strings or few integers multiclass."""
     values = label.dropna()
     distinct = values.nunique()
@@ -123,7 +125,8 @@ def infer_task(label: pd.Series) -> Task:
         whole = bool((values == values.round()).all())
         if distinct <= 2 and whole:
             return "binary"
-        if whole and distinct <= MAX_INTEGER_CLASSES and bool((values >= 0).all()):
+        if whole and distinct <= MAX_INTEGER_CLASSES and bool(
+                (values.to_numpy(dtype=np.float64) >= 0).all()):
             return "multiclass"
     return "regression"
 
@@ -154,7 +157,7 @@ def check_metric(task: Task, metric: str, *, where: str = "metric") -> str:
     return metric
 
 
-def _possible_tasks(label: pd.Series) -> list[Task]:
+def _possible_tasks(label: pd.Series[Cell]) -> list[Task]:
     """The tasks a label can support, the inferred one first."""
     values = label.dropna()
     first = infer_task(label)
@@ -171,7 +174,7 @@ def _possible_tasks(label: pd.Series) -> list[Task]:
     return list(dict.fromkeys(out))
 
 
-def _describe(label: pd.Series, name: str) -> str:
+def _describe(label: pd.Series[Cell], name: str) -> str:
     values = label.dropna()
     kind = "numbers" if pd.api.types.is_numeric_dtype(values.dtype) else "strings"
     distinct = values.nunique()
@@ -181,7 +184,7 @@ def _describe(label: pd.Series, name: str) -> str:
 
 
 def resolve_task(
-    label: pd.Series, *, task: str | None = None, metric: str | None = None,
+    label: pd.Series[Cell], *, task: str | None = None, metric: str | None = None,
     name: str | None = None,
 ) -> Task:
     """The declared ``task`` checked against ``metric``, else the task the label and metric imply.
@@ -224,7 +227,7 @@ def class_label(value: object) -> ClassLabel:
 
 
 def label_classes(
-    label: pd.Series, task: Task, *, name: str | None = None,
+    label: pd.Series[Cell], task: Task, *, name: str | None = None,
     classes: Sequence[ClassLabel] | None = None,
 ) -> list[ClassLabel] | None:
     """The classes of a classification label in order (sorted), None for regression.
@@ -243,7 +246,7 @@ def label_classes(
                 "declare task = \"multiclass\" or \"binary\"."
             )
         if values.nunique() < 2:
-            only = values.iloc[0] if len(values) else "no rows"
+            only = str(values.iloc[0]) if len(values) else "no rows"
             raise NotTrainable(
                 f"The label {name!r} has one value only ({only}); a regression needs it to vary."
             )
@@ -281,7 +284,7 @@ def _class_key(value: ClassLabel) -> tuple[int, int | str]:
     return (0, value) if isinstance(value, int) else (1, str(value))
 
 
-def shaped(raw: object, task: Task) -> np.ndarray:
+def shaped(raw: object, task: Task) -> Floats:
     """A library's raw output in the contract's shape: (n,) or (n, k), C-contiguous float64.
 
     Binary keeps the positive (last) column of a two-column probability matrix;
