@@ -18,48 +18,16 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NotRequired, TypeAlias, TypedDict
+from typing import Any
 
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
-from ctloop.core.jsontypes import JSONObject, JSONValue
 from ctloop.models.probe_server import PROBE_MODULE, probe_server
 
-if TYPE_CHECKING:
-    from ctloop.models.infra_probe import ProbeReport
-
-__all__ = ["InfraCheck", "InfraReport", "infra_check"]
-
-ServingRule: TypeAlias = "JSONObject | bool | None"
-"""The gate's ``serving`` rule: a table, ``true`` for the defaults, absent or false: none."""
-
-
-class InfraCheck(TypedDict):
-    """One check of the infra check, passed or not, and what it saw."""
-
-    check: str
-    passed: bool
-    detail: str
-
-
-class InfraReport(TypedDict):
-    """What :func:`infra_check` found (``error`` set: the model could not be loaded)."""
-
-    passed: bool
-    checks: list[InfraCheck]
-    serving: NotRequired[dict[str, JSONValue] | None]  # the load test's report, when served
-    latency_ms: float | None
-    load_ms: float | None
-    rows: int
-    warnings: list[str]
-    error: str | None
-
-
-class _Served(TypedDict):
-    checks: list[InfraCheck]
-    report: dict[str, JSONValue]
+__all__ = ["infra_check"]
 
 
 def infra_check(
@@ -69,8 +37,8 @@ def infra_check(
     max_latency_ms: float = 1000.0,
     timeout_s: float = 120.0,
     python: str = sys.executable,
-    serving: ServingRule = None,
-) -> InfraReport:
+    serving: Mapping[str, Any] | bool | None = None,
+) -> dict[str, Any]:
     """Load the model at ``model_path`` in a new Python process and predict ``sample``.
 
     Returns ``{"passed", "checks": [{"check", "passed", "detail"}], "latency_ms",
@@ -99,9 +67,8 @@ def infra_check(
             result = _new_process_probe(python, str(model_path), str(sample_path), timeout_s)
     if isinstance(result, str):
         return _failed(result)
-    error = result.get("error")
-    if error:
-        return _failed(error, warnings=result.get("warnings", []))
+    if result.get("error"):
+        return _failed(result["error"], warnings=result.get("warnings", []))
     checks = [
         _check("loads", True, f"{result['flavor']} model loaded in {result['load_ms']:.0f} ms"),
         _check(
@@ -123,12 +90,13 @@ def infra_check(
             f"(limit {max_latency_ms:g} ms)",
         ),
     ]
-    low, high = result.get("min"), result.get("max")
     if result.get("task") in ("binary", "classification", "multiclass"):
         checks.append(
-            _check("range", low is not None and high is not None and low >= 0 and high <= 1,
-                   "no numbers to judge" if low is None or high is None
-                   else f"probabilities in [{low:.3f}, {high:.3f}]")
+            _check(
+                "range",
+                result["min"] >= 0 and result["max"] <= 1,
+                f"probabilities in [{result['min']:.3f}, {result['max']:.3f}]",
+            )
         )
     http = result.get("http")
     if http is not None:  # the answers through the service's decoders and encoders
@@ -152,7 +120,7 @@ def infra_check(
 
 
 def _served_checks(model_path: str | Path, sample: pd.DataFrame,
-                   serving: ServingRule) -> _Served | None:
+                   serving: Mapping[str, Any] | bool | None) -> dict[str, Any] | None:
     """The HTTP checks of the gate's serving rule (kept apart: one call, one result)."""
     from dataclasses import asdict
 
@@ -177,7 +145,7 @@ def _served_checks(model_path: str | Path, sample: pd.DataFrame,
 
 
 def _new_process_probe(python: str, model_path: str, sample_path: str,
-                       timeout_s: float) -> ProbeReport | str:
+                       timeout_s: float) -> dict[str, Any] | str:
     """The probe's report from a new interpreter, or why there is none."""
     try:
         proc = subprocess.run(
@@ -188,18 +156,18 @@ def _new_process_probe(python: str, model_path: str, sample_path: str,
         return f"Loading and predicting took over {timeout_s:g} s."
     lines = proc.stdout.strip().splitlines()
     try:
-        report: ProbeReport = json.loads(lines[-1])
+        report: dict[str, Any] = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         return f"The probe process crashed (exit {proc.returncode}): {tail[0]}"
     return report
 
 
-def _check(name: str, passed: bool, detail: str) -> InfraCheck:
+def _check(name: str, passed: bool, detail: str) -> dict[str, Any]:
     return {"check": name, "passed": bool(passed), "detail": detail}
 
 
-def _failed(error: str, warnings: list[str] | None = None) -> InfraReport:
+def _failed(error: str, warnings: list[str] | None = None) -> dict[str, Any]:
     return {
         "passed": False,
         "checks": [_check("loads", False, error)],

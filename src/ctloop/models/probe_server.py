@@ -26,10 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ctloop.models.infra_probe import ProbeReport
+from typing import Any
 
 __all__ = ["PROBE_MODULE", "ProbeServer", "probe_server"]
 
@@ -56,7 +53,7 @@ class ProbeServer:
         return self.proc.poll() is None
 
     def probe(self, model_path: str, sample_path: str, out: Path,
-              timeout_s: float) -> ProbeReport | str:
+              timeout_s: float) -> dict[str, Any] | str:
         """The child's report, or why there is none (timeout, crash)."""
         with self._lock:
             assert self.proc.stdin is not None
@@ -75,7 +72,7 @@ class ProbeServer:
                 return f"Loading and predicting took over {timeout_s:g} s."
         if code != 0 or not out.exists():
             return f"The probe process crashed (exit {code}); its error is on stderr."
-        report: ProbeReport = json.loads(out.read_text())
+        report: dict[str, Any] = json.loads(out.read_text())
         return report
 
     def _read(self, timeout_s: float) -> dict[str, int]:

@@ -9,22 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Required, TypedDict
 
 import numpy as np
 
-from ctloop.core.errors import UserInputError
+from ctloop.core.errors import IntegrityError, UserInputError
+from ctloop.core.jsontypes import JSONObject, JSONValue, as_list, as_object
 from ctloop.core.lazy import lazy_module
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
+
+    from ctloop.models.arrays import Cell, Values
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
-__all__ = ["TENSOR_DTYPES", "ColumnSpec", "Signature", "TensorSpec", "logical_type"]
+__all__ = ["TENSOR_DTYPES", "ColumnSpec", "Signature", "SignatureJSON", "TensorSpec",
+           "logical_type"]
 
 # Open Inference Protocol datatypes and the NumPy dtype each arrives as.
-TENSOR_DTYPES: dict[str, np.dtype[Any]] = {
+TENSOR_DTYPES: dict[str, np.dtype[np.generic[object]]] = {
     "BOOL": np.dtype(bool),
     "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
     "INT64": np.dtype("<i8"),
@@ -37,7 +42,7 @@ TENSOR_DTYPES: dict[str, np.dtype[Any]] = {
 _NUMERIC = {"integer", "float", "boolean"}
 
 
-def logical_type(series: pd.Series) -> str:
+def logical_type(series: pd.Series[Cell]) -> str:
     """The portable type name of a column: integer, float, boolean, string or datetime."""
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
@@ -49,6 +54,26 @@ def logical_type(series: pd.Series) -> str:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
     return "string"
+
+
+class ColumnJSON(TypedDict):
+    """A :class:`ColumnSpec` as the manifest keeps it."""
+
+    name: str
+    type: str
+    nullable: bool
+    finite: bool
+
+
+class SignatureJSON(TypedDict, total=False):
+    """A :class:`Signature` as the manifest keeps it (``signature``): what ``to_dict`` writes."""
+
+    inputs: Required[list[ColumnJSON]]
+    output: Required[dict[str, JSONValue]]
+    task: str
+    classes: list[str | int]
+    tensors: list[dict[str, JSONValue]]  # TensorSpec.to_dict (model metadata lists them too)
+    tensor_outputs: list[dict[str, JSONValue]]
 
 
 @dataclass(frozen=True)
@@ -80,18 +105,18 @@ class TensorSpec:
     datatype: str
     shape: tuple[int, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
-        return cls(str(data["name"]), str(data["datatype"]), tuple(int(d) for d in data["shape"]))
+    def from_dict(cls, data: JSONObject) -> TensorSpec:
+        return cls(str(data["name"]), str(data["datatype"]), _dimensions(data["shape"]))
 
     def describe(self) -> str:
         """``name FP32 [-1, 3, 32, 32]``, as errors name the expected spec."""
         return f"{self.name} {self.datatype} {list(self.shape)}"
 
-    def check(self, value: np.ndarray, *, what: str = "The input") -> np.ndarray:
+    def check(self, value: npt.ArrayLike, *, what: str = "The input") -> Values:
         """``value`` if its datatype and shape fit this spec, else one line naming both.
 
         -1 matches any size; strings (``U``/``S``) are accepted for BYTES as objects.
@@ -128,7 +153,7 @@ class Signature:
     """
 
     inputs: tuple[ColumnSpec, ...]
-    output: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, JSONValue] = field(default_factory=dict)
     task: str | None = None
     classes: tuple[str | int, ...] | None = None
     tensors: tuple[TensorSpec, ...] = ()
@@ -139,7 +164,7 @@ class Signature:
         cls,
         frame: pd.DataFrame,
         features: list[str],
-        output: dict[str, Any] | None = None,
+        output: JSONObject | None = None,
         *,
         nullable: Collection[str] = (),
     ) -> Signature:
@@ -172,8 +197,8 @@ class Signature:
     def columns(self) -> list[str]:
         return [c.name for c in self.inputs]
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_dict(self) -> SignatureJSON:
+        data: SignatureJSON = {
             "inputs": [
                 {"name": c.name, "type": c.type, "nullable": c.nullable, "finite": c.finite}
                 for c in self.inputs
@@ -191,26 +216,31 @@ class Signature:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Signature:
+    def from_dict(cls, data: JSONObject) -> Signature:
+        """A stored signature (the manifest's, a registry record's), old ones included."""
+        from ctloop.models.tasks import class_label
+
         inputs = tuple(
-            ColumnSpec(
-                c["name"], c["type"], bool(c.get("nullable", True)), bool(c.get("finite", True))
-            )
-            for c in data.get("inputs", [])
+            ColumnSpec(str(c["name"]), str(c["type"]), bool(c.get("nullable", True)),
+                       bool(c.get("finite", True)))
+            for c in map(as_object, as_list(data.get("inputs")))
         )
         classes = data.get("classes")
+        task = data.get("task")
         return cls(
             inputs=inputs,
-            output=dict(data.get("output", {})),
-            task=data.get("task"),
-            classes=None if classes is None else tuple(classes),
-            tensors=tuple(TensorSpec.from_dict(t) for t in data.get("tensors", [])),
-            tensor_outputs=tuple(TensorSpec.from_dict(t) for t in data.get("tensor_outputs", [])),
+            output=dict(as_object(data.get("output"))),
+            task=task if isinstance(task, str) else None,
+            classes=None if classes is None else tuple(map(class_label, as_list(classes))),
+            tensors=tuple(TensorSpec.from_dict(as_object(t))
+                          for t in as_list(data.get("tensors"))),
+            tensor_outputs=tuple(TensorSpec.from_dict(as_object(t))
+                                 for t in as_list(data.get("tensor_outputs"))),
         )
 
     def check_tensors(
-        self, inputs: Mapping[str, np.ndarray], *, what: str = "The input"
-    ) -> dict[str, np.ndarray]:
+        self, inputs: Mapping[str, npt.ArrayLike], *, what: str = "The input"
+    ) -> dict[str, Values]:
         """The tensor inputs in signature order, each checked against its spec.
 
         A missing or unknown input, a wrong datatype, rank or fixed size raises
@@ -255,13 +285,13 @@ class Signature:
 
     def conform(
         self,
-        columns: Mapping[str, Sequence[Any] | np.ndarray],
+        columns: Mapping[str, Sequence[object] | Values],
         *,
         coerce: bool = False,
         allow_nulls: bool = False,
         lenient: Collection[str] = (),
         what: str = "The input data",
-    ) -> dict[str, np.ndarray]:
+    ) -> dict[str, Values]:
         """One typed array per signature column, checked strictly against the signature.
 
         Serving's check of request values: a string for an integer column,
@@ -293,14 +323,24 @@ class Signature:
         }
 
 
-def _datatype_name(dtype: np.dtype[Any]) -> str:
+def _dimensions(value: JSONValue) -> tuple[int, ...]:
+    """A stored tensor shape; anything but whole numbers is a damaged signature."""
+    shape = []
+    for d in as_list(value):
+        if isinstance(d, bool) or not isinstance(d, int | float) or d != int(d):
+            raise IntegrityError(f"A tensor shape must hold whole numbers; got {value!r}.")
+        shape.append(int(d))
+    return tuple(shape)
+
+
+def _datatype_name(dtype: np.dtype[np.generic[object]]) -> str:
     for name, known in TENSOR_DTYPES.items():
         if known == dtype:
             return name
     return str(dtype)
 
 
-def _spec_of(name: str, series: pd.Series, *, declared: bool) -> ColumnSpec:
+def _spec_of(name: str, series: pd.Series[Cell], *, declared: bool) -> ColumnSpec:
     """What training saw in one column: its type, any null, any infinity."""
     kind = logical_type(series)
     finite = True
@@ -323,7 +363,7 @@ _KINDS: dict[str, str] = {"integer": "iuf", "float": "iuf", "boolean": "b", "str
                           "datetime": "OUSM"}
 
 
-def _bad(spec: ColumnSpec, what: str, value: Any, why: str = "") -> UserInputError:
+def _bad(spec: ColumnSpec, what: str, value: object, why: str = "") -> UserInputError:
     got = type(value).__name__ if not isinstance(value, np.generic) else value.dtype.name
     hint = why or (
         f"send {spec.type} values (or set coerce_types = true in [ctloop.serving] to convert "
@@ -337,11 +377,11 @@ def _bad(spec: ColumnSpec, what: str, value: Any, why: str = "") -> UserInputErr
 
 def _conform(
     spec: ColumnSpec,
-    values: Sequence[Any] | np.ndarray,
+    values: Sequence[object] | Values,
     coerce: bool,
     allow_nulls: bool,
     what: str,
-) -> np.ndarray:
+) -> Values:
     if isinstance(values, np.ndarray):
         return _conform_array(spec, values, coerce, allow_nulls, what)
     types = set(map(type, values))
@@ -358,8 +398,7 @@ def _conform(
         )
     unexpected = types - _ALLOWED.get(spec.type, frozenset())
     if unexpected and not coerce:
-        example = next(v for v in values if type(v) in unexpected)
-        raise _bad(spec, what, example)
+        raise _bad(spec, what, next(v for v in values if type(v) in unexpected))
     if spec.type in ("integer", "float"):
         return _numeric(spec, values, types, has_null, what)
     if spec.type == "boolean":
@@ -377,20 +416,21 @@ def _conform(
 
 
 def _numeric(
-    spec: ColumnSpec, values: Sequence[Any], types: set[type], has_null: bool, what: str
-) -> np.ndarray:
+    spec: ColumnSpec, values: Sequence[object], types: set[type], has_null: bool, what: str
+) -> Values:
     if types <= {int} and not has_null and spec.type == "integer":
         try:
             return np.array(values, dtype=np.int64)
         except OverflowError:
-            raise _bad(spec, what, max(values, key=abs), "it is out of the int64 range") from None
+            raise _bad(spec, what, _largest(values), "it is out of the int64 range") from None
     if types <= {int, float}:
         try:
             out = np.array(values, dtype=np.float64)
         except OverflowError:
-            raise _bad(spec, what, max(values, key=abs), "it is out of range") from None
+            raise _bad(spec, what, _largest(values), "it is out of range") from None
     else:  # coercing strings and booleans
-        converted = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        converted = pd.to_numeric(pd.Series(values, dtype=object),  # type: ignore[arg-type]  # pandas-stubs wants str values with dtype=object
+                                  errors="coerce")
         out = converted.to_numpy(dtype=np.float64, na_value=np.nan)
         bad = np.isnan(out) & np.array([v is not None for v in values], dtype=bool)
         if bad.any():
@@ -398,7 +438,12 @@ def _numeric(
     return _check_numbers(spec, out, what)
 
 
-def _check_numbers(spec: ColumnSpec, out: np.ndarray, what: str) -> np.ndarray:
+def _largest(values: Sequence[object]) -> float:
+    """The number furthest from 0 (the one out of range), for the error."""
+    return max((v for v in values if isinstance(v, int | float)), key=abs)
+
+
+def _check_numbers(spec: ColumnSpec, out: Values, what: str) -> Values:
     if spec.finite and out.dtype.kind == "f":
         infinite = np.isinf(out)
         if infinite.any():
@@ -417,7 +462,7 @@ def _check_numbers(spec: ColumnSpec, out: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
-def _coerce_bool(spec: ColumnSpec, values: Sequence[Any], what: str) -> np.ndarray:
+def _coerce_bool(spec: ColumnSpec, values: Sequence[object], what: str) -> Values:
     table = {True: True, False: False, "true": True, "false": False,
              "1": True, "0": False, None: None}
     out = []
@@ -429,8 +474,9 @@ def _coerce_bool(spec: ColumnSpec, values: Sequence[Any], what: str) -> np.ndarr
     return np.array(out, dtype=object if None in out else bool)
 
 
-def _datetimes(spec: ColumnSpec, values: Sequence[Any], what: str) -> np.ndarray:
-    parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", utc=True)
+def _datetimes(spec: ColumnSpec, values: Sequence[object], what: str) -> Values:
+    parsed = pd.to_datetime(pd.Series(values, dtype=object),  # type: ignore[arg-type]  # as above
+                            errors="coerce", utc=True)
     bad = parsed.isna().to_numpy() & np.array([v is not None for v in values], dtype=bool)
     if bad.any():
         example = values[int(np.flatnonzero(bad)[0])]
@@ -439,8 +485,8 @@ def _datetimes(spec: ColumnSpec, values: Sequence[Any], what: str) -> np.ndarray
 
 
 def _conform_array(
-    spec: ColumnSpec, values: np.ndarray, coerce: bool, allow_nulls: bool, what: str
-) -> np.ndarray:
+    spec: ColumnSpec, values: Values, coerce: bool, allow_nulls: bool, what: str
+) -> Values:
     """A typed tensor (Open Inference Protocol) checked by dtype, not value by value."""
     if values.ndim != 1:
         raise _bad(spec, what, values.shape, "each value must be a single scalar, not nested")
@@ -461,8 +507,8 @@ def _conform_array(
 
 
 def _numeric_array(
-    spec: ColumnSpec, values: np.ndarray, allow_nulls: bool, what: str
-) -> np.ndarray:
+    spec: ColumnSpec, values: Values, allow_nulls: bool, what: str
+) -> Values:
     """A typed tensor for an integer or float column: booleans as 0/1, NaN only where the
     column may be null, unsigned values within int64, floats checked as JSON numbers are."""
     kind = values.dtype.kind
