@@ -24,9 +24,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ctloop.core.errors import UserInputError
+from ctloop.models.arrays import Cell, Floats, Indices
 from ctloop.models.flavors import LoadedModel
 from ctloop.models.metrics import (
     Costs,
@@ -47,7 +49,7 @@ def _strip(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def evaluate_predictions(
     data: pd.DataFrame,
-    predictions: Mapping[str, np.ndarray],
+    predictions: Mapping[str, npt.ArrayLike],
     *,
     label: str,
     task: str = "classification",
@@ -134,9 +136,9 @@ def _check_columns(data: pd.DataFrame, label: str, slice_columns: Sequence[str])
         )
 
 
-def _labels(kind: str, labels: pd.Series, scores: dict[str, np.ndarray],
+def _labels(kind: str, labels: pd.Series[Cell], scores: dict[str, Floats],
             classes: dict[str, list[ClassLabel]]
-            ) -> tuple[np.ndarray, list[ClassLabel] | None, dict[str, np.ndarray]]:
+            ) -> tuple[Floats | Indices, list[ClassLabel] | None, dict[str, Floats]]:
     """The labels as the metrics take them, the class names, and the scores (widened to
     the union of the models' classes for a multiclass evaluation)."""
     if kind == "multiclass":
@@ -144,10 +146,11 @@ def _labels(kind: str, labels: pd.Series, scores: dict[str, np.ndarray],
     if kind == "binary":
         names = next(iter(classes.values()), None) if classes else None
         return binary_labels(labels.to_numpy(), names), list(names) if names else None, scores
-    return labels.to_numpy(dtype=np.float64, na_value=np.nan), None, scores
+    values = np.asarray(labels.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    return values, None, scores
 
 
-def _decision_thresholds(y: np.ndarray, scores: Mapping[str, np.ndarray],
+def _decision_thresholds(y: Floats | Indices, scores: Mapping[str, Floats],
                          costs: Costs | None, thresholds: Mapping[str, float] | None,
                          threshold: float) -> dict[str, float]:
     """Each model's threshold: its own, else the cost-minimising one, else ``threshold``."""
@@ -160,7 +163,7 @@ def _decision_thresholds(y: np.ndarray, scores: Mapping[str, np.ndarray],
 
 
 def _slices(data: pd.DataFrame, slice_columns: Sequence[str]
-            ) -> Iterator[tuple[str, str, np.ndarray]]:
+            ) -> Iterator[tuple[str, str, Indices]]:
     """Every slice: its column, its value as text (``<missing>`` for null), its rows."""
     for column in slice_columns:
         groups = data.groupby(column, observed=True, dropna=False, sort=True).indices
@@ -171,7 +174,7 @@ def _slices(data: pd.DataFrame, slice_columns: Sequence[str]
 
 def _classes_per_model(
     classes: Sequence[ClassLabel] | Mapping[str, Sequence[ClassLabel]] | None,
-    scores: Mapping[str, np.ndarray],
+    scores: Mapping[str, Floats],
 ) -> dict[str, list[ClassLabel]]:
     if classes is None:
         return {}
@@ -181,8 +184,8 @@ def _classes_per_model(
 
 
 def _align_multiclass(
-    labels: pd.Series, scores: dict[str, np.ndarray], classes: dict[str, list[ClassLabel]]
-) -> tuple[np.ndarray, list[ClassLabel], dict[str, np.ndarray]]:
+    labels: pd.Series[Cell], scores: dict[str, Floats], classes: dict[str, list[ClassLabel]]
+) -> tuple[Indices, list[ClassLabel], dict[str, Floats]]:
     """Labels as indices into the union of every model's classes; scores widened to it."""
     union: list[ClassLabel] = []
     for name, score in scores.items():

@@ -13,13 +13,16 @@ is the predicted value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import JSONValue
+from ctloop.models.arrays import Floats, Indices
 from ctloop.models.tasks import HIGHER_IS_BETTER, ClassLabel, class_label, metrics_for
 
 __all__ = [
@@ -72,7 +75,7 @@ class Costs:
     tn: float = 0.0
 
     @classmethod
-    def from_dict(cls, data: Any) -> Costs:
+    def from_dict(cls, data: object) -> Costs:
         if isinstance(data, Costs):
             return data
         if not isinstance(data, dict) or not data:
@@ -104,7 +107,8 @@ class Costs:
         return (self.fp - self.tn) / ((self.fp - self.tn) + (self.fn - self.tp))
 
 
-def optimal_threshold(y_true: Any, y_score: Any, costs: Costs) -> tuple[float, float]:
+def optimal_threshold(y_true: npt.ArrayLike, y_score: npt.ArrayLike, costs: Costs
+                      ) -> tuple[float, float]:
     """The score threshold minimising the mean cost on these rows, and that cost.
 
     Every distinct score is a candidate (deciding 1 at and above it), plus "never 1".
@@ -137,7 +141,7 @@ def optimal_threshold(y_true: Any, y_score: Any, costs: Costs) -> tuple[float, f
 _CHUNK_CELLS = 4_000_000  # resamples x rows per block, bounds memory to ~32 MB per matrix
 
 
-def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_weights(n: int, n_boot: int, seed: int) -> Floats:
     """``(n_boot, n)`` draw counts of ``n_boot`` resamples with replacement of ``n`` rows."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(n_boot, n))
@@ -145,13 +149,13 @@ def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _safe_div(num: Floats, den: Floats) -> Floats:
     # sklearn's zero_division=0 convention: an undefined ratio counts as 0.
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
 
 
-def _weighted_auc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
+def _weighted_auc(w: Floats, y: Floats, score: Floats) -> Floats:
     """ROC AUC per row of ``w`` (Mann-Whitney, ties count one half); NaN with one class."""
     order = np.argsort(score, kind="mergesort")
     s, yy, ws = score[order], y[order], w[:, order]
@@ -166,9 +170,9 @@ def _weighted_auc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray
 
 
 def _classification(
-    w: np.ndarray, y: np.ndarray, score: np.ndarray, threshold: float,
+    w: Floats, y: Floats, score: Floats, threshold: float,
     costs: Costs | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Floats]:
     total = w.sum(axis=1)
     pred = (score >= threshold).astype(np.float64)
     tp = w @ (y * pred)
@@ -197,13 +201,13 @@ def _classification(
     }
 
 
-def _one_hot(index: np.ndarray, k: int) -> np.ndarray:
+def _one_hot(index: Indices, k: int) -> Floats:
     out = np.zeros((len(index), k))
     out[np.arange(len(index)), index] = 1.0
     return out
 
 
-def _multiclass(w: np.ndarray, y: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
+def _multiclass(w: Floats, y: Indices, proba: Floats) -> dict[str, Floats]:
     """Multiclass metrics per row of ``w``; ``y`` holds class indices, ``proba`` is (n, k)."""
     n, k = proba.shape
     total = w.sum(axis=1)
@@ -233,7 +237,7 @@ def _multiclass(w: np.ndarray, y: np.ndarray, proba: np.ndarray) -> dict[str, np
     }
 
 
-def _regression(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+def _regression(w: Floats, y: Floats, pred: Floats) -> dict[str, Floats]:
     total = w.sum(axis=1)
     err = y - pred
     mean_y = (w @ y) / total
@@ -247,10 +251,9 @@ def _regression(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, np.
             "mape": (w @ relative) / total}
 
 
-def _validate(y_true: Any, y_score: Any, task: str) -> tuple[np.ndarray, np.ndarray]:
-    task = task_for_metrics(task)
-    if task == "multiclass":
-        return _validate_multiclass(y_true, y_score)
+def _validate(y_true: npt.ArrayLike, y_score: npt.ArrayLike, task: str
+              ) -> tuple[Floats, Floats]:
+    """Binary or regression labels and scores as floats, checked (multiclass: below)."""
     y = np.asarray(y_true, dtype=np.float64)
     s = np.asarray(y_score, dtype=np.float64)
     if y.shape != s.shape or y.ndim != 1:
@@ -266,7 +269,8 @@ def _validate(y_true: Any, y_score: Any, task: str) -> tuple[np.ndarray, np.ndar
     return y, s
 
 
-def _validate_multiclass(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
+def _validate_multiclass(y_true: npt.ArrayLike, y_score: npt.ArrayLike
+                         ) -> tuple[Indices, Floats]:
     s = np.asarray(y_score, dtype=np.float64)
     y = np.asarray(y_true)
     if s.ndim != 2 or y.ndim != 1 or len(y) != s.shape[0]:
@@ -284,8 +288,8 @@ def _validate_multiclass(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndar
 
 
 def encode_labels(
-    y_true: Any, classes: Sequence[ClassLabel] | None
-) -> tuple[np.ndarray, list[ClassLabel]]:
+    y_true: npt.ArrayLike, classes: Sequence[ClassLabel] | None
+) -> tuple[Indices, list[ClassLabel]]:
     """Class labels (strings allowed) as indices into ``classes``, and the classes used.
 
     A label that is not among ``classes`` (a class the model never saw) is appended, so
@@ -313,26 +317,27 @@ def encode_labels(
 
 
 def metric_matrix(
-    w: np.ndarray, y_true: Any, y_score: Any, *, task: str, threshold: float = 0.5,
-    costs: Costs | None = None,
-) -> dict[str, np.ndarray]:
+    w: npt.ArrayLike, y_true: npt.ArrayLike, y_score: npt.ArrayLike, *, task: str,
+    threshold: float = 0.5, costs: Costs | None = None,
+) -> dict[str, Floats]:
     """Every metric for every row of weights ``w`` (shape ``(resamples, rows)``).
 
     With ``costs`` (binary), also ``expected_cost``: mean cost per row. Multiclass
     takes class indices and an ``(n, k)`` probability matrix.
     """
-    y, s = _validate(y_true, y_score, task)
-    w = np.atleast_2d(np.asarray(w, dtype=np.float64))
     kind = task_for_metrics(task)
-    if kind == "binary":
-        return _classification(w, y, s, threshold, costs)
     if kind == "multiclass":
-        return _multiclass(w, y.astype(np.int64), s)
-    return _regression(w, y, s)
+        index, proba = _validate_multiclass(y_true, y_score)
+        return _multiclass(np.atleast_2d(np.asarray(w, dtype=np.float64)), index, proba)
+    y, s = _validate(y_true, y_score, kind)
+    weights = np.atleast_2d(np.asarray(w, dtype=np.float64))
+    if kind == "binary":
+        return _classification(weights, y, s, threshold, costs)
+    return _regression(weights, y, s)
 
 
 def metric_value(
-    y_true: Any, y_score: Any, metric: str, *, threshold: float = 0.5,
+    y_true: npt.ArrayLike, y_score: npt.ArrayLike, metric: str, *, threshold: float = 0.5,
     classes: Sequence[ClassLabel] | None = None,
 ) -> float | None:
     """One metric on these rows, None where it is undefined (one class for roc_auc).
@@ -363,7 +368,8 @@ def metric_value(
     return None if np.isnan(value) else value
 
 
-def binary_labels(y_true: Any, classes: Sequence[ClassLabel] | None = None) -> np.ndarray:
+def binary_labels(y_true: npt.ArrayLike, classes: Sequence[ClassLabel] | None = None
+                  ) -> Floats:
     """A binary label as 0/1 floats: numbers as they are, else 1 for ``classes[1]``."""
     values = np.asarray(y_true)
     if classes is not None and len(classes) == 2 and not np.issubdtype(values.dtype, np.number):
@@ -379,8 +385,8 @@ def _blocks(n_boot: int, n: int) -> list[tuple[int, int]]:
 
 
 def metrics_with_ci(
-    y_true: Any,
-    scores: dict[str, Any],
+    y_true: npt.ArrayLike,
+    scores: Mapping[str, npt.ArrayLike],
     *,
     task: str,
     threshold: float | dict[str, float] = 0.5,
@@ -408,7 +414,7 @@ def metrics_with_ci(
     n = len(y)
     ones = np.ones((1, n))
     out: dict[str, dict[str, Any]] = {}
-    samples: dict[str, dict[str, list[np.ndarray]]] = {m: {} for m in scores}
+    samples: dict[str, dict[str, list[Floats]]] = {m: {} for m in scores}
     for start, stop in _blocks(n_boot, n) if n_boot > 0 else []:
         w = bootstrap_weights(n, stop - start, seed + start)
         for model, score in scores.items():
@@ -445,13 +451,14 @@ def metrics_with_ci(
             entry["per_class"] = _table(names_of, point["class_tp"][0],
                                         point["class_support"][0], point["class_predicted"][0])
         else:
-            entry["residuals"] = residual_summary(y, np.asarray(score, dtype=np.float64))
+            entry["residuals"] = residual_summary(np.asarray(y, dtype=np.float64),
+                                                  np.asarray(score, dtype=np.float64))
         out[model] = entry
         out[model]["_boot"] = boot
     return out
 
 
-def residual_summary(y: np.ndarray, pred: np.ndarray, bins: int = 20) -> dict[str, Any]:
+def residual_summary(y: Floats, pred: Floats, bins: int = 20) -> dict[str, JSONValue]:
     """Residuals (label - prediction) of a regression: mean, quantiles and a histogram,
     what the model pages and ``ctloop models show`` draw instead of a confusion matrix."""
     residual = y - pred
@@ -470,7 +477,7 @@ def residual_summary(y: np.ndarray, pred: np.ndarray, bins: int = 20) -> dict[st
 
 
 def _table(
-    classes: Sequence[ClassLabel], tp: np.ndarray, support: np.ndarray, predicted: np.ndarray
+    classes: Sequence[ClassLabel], tp: Floats, support: Floats, predicted: Floats
 ) -> dict[str, dict[str, float | int | None]]:
     """Per-class precision, recall, f1 (None where undefined), support and predicted counts."""
     rows: dict[str, dict[str, float | int | None]] = {}
@@ -519,7 +526,7 @@ def _num(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def _interval(values: np.ndarray | None, alpha: float) -> dict[str, float | None]:
+def _interval(values: Floats | None, alpha: float) -> dict[str, float | None]:
     if values is None or values.size == 0 or np.isnan(values).all():
         return {"lo": None, "hi": None}
     lo, hi = np.nanquantile(values, [alpha, 1 - alpha])

@@ -583,8 +583,9 @@ def _check_multiclass(
                as_list(as_object((manifest or {}).get("signature")).get("classes"))] or None
     labelled = frame[frame["label"].notna()] if "label" in frame.columns else frame.iloc[:0]
     if len(labelled) >= min_labels:
-        value = metric_value(labelled["label"].to_numpy(), logged_scores(labelled, "multiclass"),
-                             metric, classes=classes)
+        scores = logged_scores(labelled, "multiclass")  # rows of ``proba``: never None
+        value = None if scores is None else metric_value(
+            labelled["label"].to_numpy(), scores, metric, classes=classes)
         details["realized"] = {
             "metric": metric, "value": value, "n_labels": len(labelled),
             "error": None if estimate.value is None or value is None
