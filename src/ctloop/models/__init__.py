@@ -9,7 +9,7 @@ or the libraries they need.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ctloop.models.evaluation import evaluate_models, evaluate_predictions
@@ -81,7 +81,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # the names above are typed by TYPE_CHECKING
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ctloop.models' has no attribute {name!r}")

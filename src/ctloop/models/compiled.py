@@ -41,9 +41,11 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import numpy as np
+
+from ctloop.models.arrays import Floats
 
 if TYPE_CHECKING:
     from ctloop.models.flavors import LoadedModel
@@ -65,8 +67,8 @@ __all__ = [
 log = logging.getLogger("ctloop.models.compiled")
 
 RTOL = 1e-9  # compiled answers must match the library's within this relative difference
-Matrix = np.ndarray
-Scorer = Callable[[Matrix], np.ndarray]
+Matrix: TypeAlias = Floats
+Scorer: TypeAlias = Callable[[Matrix], Floats]
 
 
 @dataclass(frozen=True)
@@ -105,19 +107,29 @@ class MemoryCompiledCache:
 # backends ------------------------------------------------------------------------------
 
 
+class _Library(Protocol):
+    """What a backend reads off the library's model (LightGBM's ``Booster`` today)."""
+
+    def model_to_string(self) -> str: ...
+
+    def num_feature(self) -> int: ...
+
+    def num_model_per_iteration(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class _Backend:
     name: str
     unavailable: Callable[[], str | None]
     key_parts: Callable[[], dict[str, str]]
-    compile: Callable[[Any, bool], bytes]  # library model, in a child process? -> object bytes
-    load: Callable[[bytes, Any], Scorer]  # object bytes, library model -> scorer
+    compile: Callable[[_Library, bool], bytes]  # library model, in a child process? -> object
+    load: Callable[[bytes, _Library], Scorer]  # object bytes, library model -> scorer
 
 
 def _lightgbm_backend() -> _Backend:
     from ctloop.models import compiled_lleaves as impl
 
-    def load(data: bytes, booster: Any) -> Scorer:
+    def load(data: bytes, booster: _Library) -> Scorer:
         return impl.load_object(
             data, features=booster.num_feature(), outputs=booster.num_model_per_iteration()
         )
@@ -178,7 +190,7 @@ def probe_matrix(model: LoadedModel, rows: int = 512, seed: int = 0) -> Matrix:
     return matrix
 
 
-def _lightgbm_candidates(text: str) -> list[np.ndarray]:
+def _lightgbm_candidates(text: str) -> list[Floats]:
     infos: list[str] = []
     thresholds: dict[int, list[float]] = {}
     tree: dict[str, list[str]] = {}
@@ -215,7 +227,7 @@ def _lightgbm_candidates(text: str) -> list[np.ndarray]:
     return out
 
 
-def _equal(expected: np.ndarray, got: np.ndarray) -> str | None:
+def _equal(expected: Floats, got: Floats) -> str | None:
     """None when equal within RTOL; else where they differ most."""
     if expected.shape != got.shape:
         return f"shape {got.shape}, not {expected.shape}"
@@ -277,14 +289,14 @@ def compile_predictor(
     return predictor
 
 
-def _pack(data: bytes, expected: np.ndarray) -> bytes:
+def _pack(data: bytes, expected: Floats) -> bytes:
     """The artifact: the object and the library's answers to the probe rows (npz, no pickle)."""
     out = io.BytesIO()
     np.savez(out, object=np.frombuffer(data, dtype=np.uint8), expected=expected)
     return out.getvalue()
 
 
-def _unpack(packed: bytes) -> tuple[bytes, np.ndarray]:
+def _unpack(packed: bytes) -> tuple[bytes, Floats]:
     try:
         with np.load(io.BytesIO(packed), allow_pickle=False) as arrays:
             return arrays["object"].tobytes(), np.asarray(arrays["expected"], np.float64)
@@ -297,7 +309,7 @@ def _checked(
     backend: _Backend,
     key: str,
     data: bytes,
-    expected: np.ndarray,
+    expected: Floats,
     seconds: float,
 ) -> CompiledPredictor | None:
     """The loaded object if it answers the probe rows as the library did."""

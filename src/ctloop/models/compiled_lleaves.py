@@ -32,9 +32,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ctloop.models.arrays import Floats
+
+if TYPE_CHECKING:  # untyped libraries (ignore_missing_imports): names for the reader
+    import llvmlite.binding as llvm
+    import llvmlite.ir as ir
+    from lleaves.compiler.ast.nodes import Forest, Tree
 
 __all__ = ["available", "cache_key_parts", "compile_in_child", "compile_object", "load_object"]
 
@@ -60,7 +67,7 @@ def _versions() -> str:
     )
 
 
-def _target_machine() -> Any:
+def _target_machine() -> llvm.TargetMachine:
     import llvmlite.binding as llvm
 
     llvm.initialize_native_target()
@@ -128,7 +135,7 @@ def compile_object(model_text: str) -> bytes:
     return _shared(obj) or obj
 
 
-def _gen_forest(forest: Any, module: Any) -> None:
+def _gen_forest(forest: Forest, module: ir.Module) -> None:
     """lleaves' ``gen_forest`` (float64), each cache block of trees in a function of its own.
 
     lleaves inlines every tree into one root function; LLVM's time grows faster
@@ -143,7 +150,7 @@ def _gen_forest(forest: Any, module: Any) -> None:
     signature = ir.FunctionType(ir.VoidType(), (cg.DOUBLE_PTR, cg.DOUBLE_PTR, cg.INT, cg.INT))
     root = ir.Function(module, signature, name=_ROOT)
 
-    def tree_function(tree: Any) -> Any:
+    def tree_function(tree: Tree) -> ir.Function:
         types = (cg.INT_CAT if f.is_categorical else cg.get_fdtype(True) for f in tree.features)
         function = ir.Function(module, ir.FunctionType(cg.get_fdtype(True), types),
                                name=str(tree))
@@ -225,7 +232,7 @@ def _shared(obj: bytes) -> bytes | None:
         return target.read_bytes() if done.returncode == 0 and target.is_file() else None
 
 
-def load_object(data: bytes, *, features: int, outputs: int) -> Callable[[np.ndarray], np.ndarray]:
+def load_object(data: bytes, *, features: int, outputs: int) -> Callable[[Floats], Floats]:
     """``predict(matrix) -> scores`` from the bytes :func:`compile_object` made.
 
     ``matrix`` is float64 ``(n, features)``; the answer is ``(n,)`` or, for
@@ -270,13 +277,15 @@ class _Forest:
 
     __slots__ = ("engine", "entry", "features", "outputs")
 
-    def __init__(self, engine: Any, entry: Any, features: int, outputs: int) -> None:
+    def __init__(self, engine: llvm.ExecutionEngine | ctypes.CDLL,
+                 entry: Callable[[int, int, int, int], None], features: int, outputs: int
+                 ) -> None:
         self.engine = engine
         self.entry = entry
         self.features = features
         self.outputs = outputs
 
-    def __call__(self, matrix: np.ndarray) -> np.ndarray:
+    def __call__(self, matrix: Floats) -> Floats:
         # A wrong width would read past the rows' memory: checked on every call.
         if matrix.ndim != 2 or matrix.shape[1] != self.features:
             raise ValueError(

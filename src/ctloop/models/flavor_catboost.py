@@ -8,10 +8,12 @@ CatBoost refuses NaN there. Numbers keep NaN, which CatBoost scores natively.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ctloop.core.hashing import hash_file
 from ctloop.core.lazy import lazy_module
@@ -19,7 +21,11 @@ from ctloop.core.plugins import require
 from ctloop.models.tasks import Task, shaped
 
 if TYPE_CHECKING:
+    import catboost as cb  # untyped (ignore_missing_imports): a name for the reader
     import pandas as pd
+
+    from ctloop.core.jsontypes import JSONValue
+    from ctloop.models.arrays import Floats
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
@@ -43,7 +49,7 @@ def catboost_frame(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
     return out
 
 
-def _pool(model: Any, frame: pd.DataFrame) -> Any:
+def _pool(model: cb.CatBoost, frame: pd.DataFrame) -> cb.Pool:
     cb = require("catboost", "catboost", "Scoring a CatBoost model")
     indices = list(model.get_cat_feature_indices())
     categorical = [str(frame.columns[i]) for i in indices]
@@ -51,9 +57,9 @@ def _pool(model: Any, frame: pd.DataFrame) -> Any:
 
 
 def fit_catboost(
-    frame: pd.DataFrame, y: np.ndarray, *, task: str, params: dict[str, Any], seed: int,
-    categorical: list[str],
-) -> tuple[Any, dict[str, Any]]:
+    frame: pd.DataFrame, y: npt.ArrayLike, *, task: str, params: Mapping[str, JSONValue],
+    seed: int, categorical: list[str],
+) -> tuple[cb.CatBoost, dict[str, JSONValue]]:
     """A fitted CatBoost classifier or regressor, and the parameters it used.
 
     One thread and the seed by default (deterministic); no files written beside the
@@ -68,7 +74,7 @@ def fit_catboost(
     return model, used
 
 
-def shap_values(model: Any, frame: pd.DataFrame) -> np.ndarray:
+def shap_values(model: cb.CatBoost, frame: pd.DataFrame) -> Floats:
     """CatBoost's own TreeSHAP: (rows, features + 1), the last column the base value.
 
     Multiclass models answer (rows, classes, features + 1).
@@ -85,7 +91,7 @@ class CatBoostFlavor:
     packages: ClassVar[tuple[str, ...]] = ("catboost", "numpy", "pandas")
     file_name: ClassVar[str] = "model.cbm"
 
-    def save(self, model: Any, path: Path) -> None:
+    def save(self, model: cb.CatBoost, path: Path) -> None:
         """The .cbm file, with CatBoost's random model guid and finish time made reproducible.
 
         Those two fields differ on every fit, so the same fit would hash differently;
@@ -104,13 +110,13 @@ class CatBoostFlavor:
                 if key in kept:
                     metadata[key] = kept[key]
 
-    def load(self, data: bytes) -> Any:
+    def load(self, data: bytes) -> cb.CatBoost:
         cb = require("catboost", "catboost", "Loading a CatBoost model")
         model = cb.CatBoost()
         model.load_model(blob=data)
         return model
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    def predict(self, model: cb.CatBoost, frame: pd.DataFrame, task: Task) -> Floats:
         if task == "regression":
             loss = str(model.get_all_params().get("loss_function", ""))
             kind = "Exponent" if loss.startswith(_EXPONENT_LOSSES) else "RawFormulaVal"

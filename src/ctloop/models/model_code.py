@@ -31,7 +31,8 @@ import threading
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+
+from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 from ctloop.core.errors import UserInputError
 
@@ -45,8 +46,8 @@ _LOCK = threading.RLock()
 
 
 class _Discard(io.RawIOBase):
-    def write(self, data: Any) -> int:
-        return len(data)
+    def write(self, data: Buffer) -> int:
+        return memoryview(data).nbytes
 
 
 class _ModuleRecorder(pickle._Pickler):  # the pure-Python pickler shows every global it saves
@@ -54,7 +55,7 @@ class _ModuleRecorder(pickle._Pickler):  # the pure-Python pickler shows every g
         super().__init__(_Discard(), protocol=4)  # 5 trips on a CPython bug (empty buffers)
         self.modules: set[str] = set()
 
-    def save_global(self, obj: Any, name: str | None = None) -> None:
+    def save_global(self, obj: object, name: str | None = None) -> None:
         module = getattr(obj, "__module__", None) or pickle.whichmodule(  # type: ignore[attr-defined]
             obj, name or ""
         )
@@ -62,7 +63,7 @@ class _ModuleRecorder(pickle._Pickler):  # the pure-Python pickler shows every g
         super().save_global(obj, name)  # type: ignore[misc]
 
 
-def referenced_modules(model: Any) -> set[str]:
+def referenced_modules(model: object) -> set[str]:
     """Every module whose classes or functions pickling ``model`` refers to."""
     recorder = _ModuleRecorder()
     try:
@@ -109,7 +110,7 @@ def _source_root(module: str) -> Path:
 
 
 def store_code(
-    model: Any, folder: Path, code_paths: Sequence[str | Path] | None
+    model: object, folder: Path, code_paths: Sequence[str | Path] | None
 ) -> dict[str, Path]:
     """Copy the model's code under ``folder/code``; returns {relative path: stored file}.
 
