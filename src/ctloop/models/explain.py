@@ -33,11 +33,16 @@ import numpy as np
 from ctloop.core.errors import UserInputError
 from ctloop.core.lazy import lazy_module
 from ctloop.core.plugins import require
+from ctloop.models.arrays import Floats, Indices
 from ctloop.models.flavors import LoadedModel, as_categories
 from ctloop.models.tasks import normalize_task
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
+    from scipy.sparse import spmatrix  # untyped libraries (ignore_missing_imports): names
+    from sklearn.base import BaseEstimator as Estimator  # for the reader
+    from sklearn.preprocessing import OneHotEncoder
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
@@ -56,26 +61,26 @@ class Explanation:
     """Contributions of ``features`` to each row's raw score."""
 
     features: tuple[str, ...]
-    contributions: np.ndarray  # (rows, features)
-    base_values: np.ndarray  # (rows,)
-    raw_scores: np.ndarray  # (rows,): base value + sum of contributions
+    contributions: Floats  # (rows, features)
+    base_values: Floats  # (rows,)
+    raw_scores: Floats  # (rows,): base value + sum of contributions
     space: str  # "log_odds" (binary), "logits" (multiclass, softmax) or "value" (regressor)
     method: str  # "tree_shap" or "linear"
     classes: tuple[str | int, ...] | None = None  # multiclass: the classes of per_class
-    per_class: np.ndarray | None = None  # multiclass: (rows, classes, features)
-    per_class_base: np.ndarray | None = None  # multiclass: (rows, classes)
-    explained: np.ndarray | None = None  # multiclass: (rows,) index of the class explained
+    per_class: Floats | None = None  # multiclass: (rows, classes, features)
+    per_class_base: Floats | None = None  # multiclass: (rows, classes)
+    explained: Indices | None = None  # multiclass: (rows,) index of the class explained
 
     def __len__(self) -> int:
         return int(self.contributions.shape[0])
 
-    def class_scores(self) -> np.ndarray | None:
+    def class_scores(self) -> Floats | None:
         """Multiclass: every class's raw score (rows, classes); None otherwise."""
         if self.per_class is None or self.per_class_base is None:
             return None
         return np.asarray(self.per_class_base + self.per_class.sum(axis=2), dtype=float)
 
-    def class_probabilities(self) -> np.ndarray | None:
+    def class_probabilities(self) -> Floats | None:
         """Multiclass: the softmax of the class scores, what ``LoadedModel.predict`` answers."""
         scores = self.class_scores()
         if scores is None:
@@ -83,7 +88,7 @@ class Explanation:
         shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
         return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=float)
 
-    def predictions(self) -> np.ndarray:
+    def predictions(self) -> Floats:
         """The probability for a binary classifier, the value for a regressor, and for a
         multiclass model the probability of the class each row explains."""
         proba = self.class_probabilities()
@@ -104,7 +109,7 @@ class Explanation:
             for idx, row in zip(order, self.contributions, strict=True)
         ]
 
-    def to_rows(self, top: int | None = None) -> list[dict[str, Any]]:
+    def to_rows(self, top: int | None = None) -> list[dict[str, Any]]:  # cli/predict reads dicts
         """One JSON-able object per row: base value, raw score, prediction, contributions."""
         predictions = self.predictions()
         rows: list[dict[str, Any]] = [
@@ -137,7 +142,7 @@ class Explanation:
         return rows
 
 
-def _ranked(features: tuple[str, ...], values: np.ndarray, top: int | None
+def _ranked(features: tuple[str, ...], values: Floats, top: int | None
             ) -> list[tuple[str, float]]:
     order = np.argsort(-np.abs(values), kind="stable")
     if top is not None:
@@ -181,7 +186,7 @@ def explain(
     )
 
 
-def _from_trees(columns: tuple[str, ...], contrib: np.ndarray, space: str,
+def _from_trees(columns: tuple[str, ...], contrib: Floats, space: str,
                 classes: tuple[str | int, ...] | None = None) -> Explanation:
     if contrib.ndim == 3 and contrib.shape[2] == len(columns) + 1:
         return _per_class(columns, contrib[:, :, :-1], contrib[:, :, -1], space, "tree_shap",
@@ -195,7 +200,7 @@ def _from_trees(columns: tuple[str, ...], contrib: np.ndarray, space: str,
     return Explanation(columns, parts, base, base + parts.sum(axis=1), space, "tree_shap")
 
 
-def _per_class(columns: tuple[str, ...], parts: np.ndarray, base: np.ndarray, space: str,
+def _per_class(columns: tuple[str, ...], parts: Floats, base: Floats, space: str,
                method: str, classes: tuple[str | int, ...] | None) -> Explanation:
     """A multiclass explanation: every class's contributions, the predicted class's flat."""
     k = parts.shape[1]
@@ -208,7 +213,7 @@ def _per_class(columns: tuple[str, ...], parts: np.ndarray, base: np.ndarray, sp
                        per_class_base=base, explained=explained)
 
 
-def _split_pipeline(estimator: Any) -> tuple[Any | None, Any]:
+def _split_pipeline(estimator: Estimator) -> tuple[Estimator | None, Estimator]:
     """(preprocessing or None, final estimator) of a scikit-learn model."""
     steps = getattr(estimator, "steps", None)
     if steps:
@@ -259,7 +264,8 @@ def _linear(
 
 
 def _linear_per_class(
-    model: LoadedModel, pre: Any, learner: Any, weights: np.ndarray, prepared: pd.DataFrame,
+    model: LoadedModel, pre: Estimator | None, learner: Estimator, weights: Floats,
+    prepared: pd.DataFrame,
     background: pd.DataFrame | None, space: str, classes: tuple[str | int, ...] | None,
 ) -> Explanation:
     """A multinomial linear model: coefficient times centred value, for every class."""
@@ -287,15 +293,15 @@ def _linear_per_class(
                       classes)
 
 
-def _dense(values: Any) -> np.ndarray:
+def _dense(values: npt.ArrayLike | spmatrix) -> Floats:
     if hasattr(values, "toarray"):
         values = values.toarray()
     return np.asarray(values, dtype=float)
 
 
 def _group_by_input(
-    pre: Any | None, parts: np.ndarray, inputs: tuple[str, ...]
-) -> tuple[tuple[str, ...], np.ndarray]:
+    pre: Estimator | None, parts: Floats, inputs: tuple[str, ...]
+) -> tuple[tuple[str, ...], Floats]:
     """Sum transformed-feature contributions back into the input columns they came from."""
     groups = _column_groups(pre, parts.shape[1], inputs)
     if groups is None:  # an unknown preprocessing: report its own output features
@@ -308,7 +314,7 @@ def _group_by_input(
 
 
 def _column_groups(
-    pre: Any | None, width: int, inputs: tuple[str, ...]
+    pre: Estimator | None, width: int, inputs: tuple[str, ...]
 ) -> list[tuple[str, list[int]]] | None:
     """Which transformed columns each input produced, for identity and ColumnTransformer steps."""
     if pre is None:
@@ -335,7 +341,7 @@ def _column_groups(
     return ordered
 
 
-def _add_outputs(groups: dict[str, list[int]], transformer: Any, columns: list[str],
+def _add_outputs(groups: dict[str, list[int]], transformer: Estimator, columns: list[str],
                  out: list[int]) -> bool:
     """Add which of ``out`` each of ``columns`` produced; False when that is not known."""
     from sklearn.preprocessing import OneHotEncoder
@@ -356,7 +362,7 @@ def _add_outputs(groups: dict[str, list[int]], transformer: Any, columns: list[s
     return True
 
 
-def _one_hot_sizes(encoder: Any) -> list[int] | None:
+def _one_hot_sizes(encoder: OneHotEncoder) -> list[int] | None:
     """Output columns per input of a fitted OneHotEncoder (dropped categories removed)."""
     try:
         names = encoder.get_feature_names_out()
