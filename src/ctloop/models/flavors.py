@@ -45,6 +45,7 @@ from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, Use
 from ctloop.core.hashing import hash_bytes, hash_file, stable_json
 from ctloop.core.lazy import lazy_module
 from ctloop.core.plugins import require
+from ctloop.models.arrays import Floats, Values
 from ctloop.models.flavor_catboost import CatBoostFlavor
 from ctloop.models.flavor_onnx import OnnxFlavor
 from ctloop.models.model_code import code_imports, import_code, store_code
@@ -52,9 +53,11 @@ from ctloop.models.signature import Signature
 from ctloop.models.tasks import TASKS, Task, check_task, normalize_task, shaped
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
 
     from ctloop.models.compiled import CompiledPredictor
+    from ctloop.models.outliers import OutlierDetector
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
@@ -113,7 +116,7 @@ def as_task(value: object, *, where: str = "task") -> Task:
 
 # Typed columns (one array per signature column) -> the answer ``Flavor.predict`` would
 # give on their frame, or None when these values need the frame path's conversions.
-ColumnsScorer = Callable[[Mapping[str, np.ndarray]], np.ndarray | None] | None
+ColumnsScorer = Callable[[Mapping[str, Values]], Floats | None] | None
 
 
 class Flavor(Protocol):
@@ -126,7 +129,7 @@ class Flavor(Protocol):
         """The model from the (already verified) bytes of its file."""
         ...
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> Floats:
         """Binary: (n,) P(positive); regression: (n,) values; multiclass: (n, k) probabilities."""
         ...
 
@@ -148,7 +151,7 @@ class SklearnFlavor:
 
         return joblib.load(io.BytesIO(data))
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> Floats:
         call = model.predict if task == "regression" else model.predict_proba
         try:
             return shaped(call(frame), task)
@@ -172,7 +175,7 @@ class SklearnFlavor:
         call = lean_call(estimator, "predict" if task == "regression" else "predict_proba")
         names = signature.columns
 
-        def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        def predict(columns: Mapping[str, Values]) -> Floats | None:
             arrays = [columns[name] for name in names]
             if any(a.ndim != 1 or a.dtype.kind not in "iuf" for a in arrays):
                 return None
@@ -336,7 +339,7 @@ class PythonFlavor(SklearnFlavor):
     def columns_predictor(self, model: Any, signature: Signature, task: Task) -> ColumnsScorer:
         return None  # a plain predictor reads its frame by column name
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> Floats:
         proba = getattr(model, "predict_proba", None)
         if task != "regression" and callable(proba):
             out = shaped(proba(frame), task)
@@ -346,7 +349,7 @@ class PythonFlavor(SklearnFlavor):
         return out
 
 
-def _refuse_nan_answers(out: np.ndarray, frame: pd.DataFrame) -> None:
+def _refuse_nan_answers(out: Floats, frame: pd.DataFrame) -> None:
     """A NaN answer is refused, naming its rows, as the ONNX flavor refuses them.
 
     A plain predictor that cannot score a row (often one with a null) may answer
@@ -391,7 +394,7 @@ class LightGBMFlavor:
         booster.num_feature()  # a text that is no LightGBM model fails here, at load
         return booster
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> Floats:
         # Binary boosters answer P(positive), multiclass ones (n, k) in class-index order.
         return shaped(model.predict(as_categories(frame)), task)
 
@@ -413,7 +416,7 @@ class XGBoostFlavor:
         booster.load_model(bytearray(data))
         return booster
 
-    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    def predict(self, model: Any, frame: pd.DataFrame, task: Task) -> Floats:
         xgb = require("xgboost", "boost", "Predicting with an XGBoost model")
         matrix = xgb.DMatrix(as_categories(frame), enable_categorical=True)
         return shaped(model.predict(matrix), task)
@@ -582,7 +585,7 @@ def resolve_classes(
     return tuple(classes)
 
 
-def class_array(classes: Sequence[str | int]) -> np.ndarray:
+def class_array(classes: Sequence[str | int]) -> Values:
     """Class labels as an array: int64 when all are integers, else objects (strings)."""
     if all(isinstance(c, int) for c in classes):
         return np.asarray(classes, dtype=np.int64)
@@ -772,7 +775,7 @@ class LoadedModel:
             return None
         return self.signature.classes or (0, 1)
 
-    def predict(self, frame: pd.DataFrame, *, what: str = "The input data") -> np.ndarray:
+    def predict(self, frame: pd.DataFrame, *, what: str = "The input data") -> Floats:
         """Binary: (n,) P(positive class); regression: (n,) values; multiclass: (n, k).
 
         Multiclass columns follow ``classes``. ``what`` names the frame in the error
@@ -789,7 +792,7 @@ class LoadedModel:
         self._check_shape(out, len(prepared))
         return out
 
-    def predict_labels(self, frame: pd.DataFrame, *, what: str = "The input data") -> np.ndarray:
+    def predict_labels(self, frame: pd.DataFrame, *, what: str = "The input data") -> Values:
         """Class labels: binary by :attr:`decision_threshold`, multiclass the likeliest class.
 
         Integer classes come back as int64, others as an object array of strings.
@@ -805,7 +808,7 @@ class LoadedModel:
             if self.task == "binary"
             else np.argmax(scores, axis=1)
         )
-        labels: np.ndarray = class_array(classes)[index]
+        labels: Values = class_array(classes)[index]
         return labels
 
     def predict_tensors(
@@ -826,11 +829,12 @@ class LoadedModel:
             )
         return run(self.model, self.signature.check_tensors(inputs, what=what))
 
-    def predict_label(self, frame: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
+    def predict_label(self, frame: pd.DataFrame, threshold: float = 0.5
+                      ) -> npt.NDArray[np.int8]:
         """0/1 decisions at ``threshold`` for a binary classifier."""
         return (self.predict(frame) >= threshold).astype("int8")
 
-    def _check_shape(self, out: np.ndarray, rows: int) -> None:
+    def _check_shape(self, out: Floats, rows: int) -> None:
         classes = self.classes
         expected = (rows, len(classes)) if self.task == "multiclass" and classes else (rows,)
         if out.shape != expected:
@@ -855,7 +859,7 @@ class LoadedModel:
         """
         return float(self.manifest.get("metadata", {}).get("decision_threshold", 0.5))
 
-    def outlier_scores(self, frame: pd.DataFrame) -> np.ndarray | None:
+    def outlier_scores(self, frame: pd.DataFrame) -> Floats | None:
         """Per-row outlier scores against the training data, or None without a detector.
 
         The detector is fitted at training time and stored in the manifest
@@ -866,7 +870,7 @@ class LoadedModel:
         return None if detector is None else detector.score(frame)
 
     @functools.cached_property
-    def _outlier_detector(self) -> Any:
+    def _outlier_detector(self) -> OutlierDetector | None:
         data = self.manifest.get("metadata", {}).get("outliers")
         if not data:
             return None
