@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -25,7 +25,10 @@ from ctloop.models.signature import ColumnSpec, Signature, TensorSpec
 from ctloop.models.tasks import Task, shaped
 
 if TYPE_CHECKING:
+    import onnxruntime as ort  # untyped (ignore_missing_imports): names for the reader
     import pandas as pd
+
+    from ctloop.models.arrays import Cell, Floats, Values
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
@@ -49,7 +52,7 @@ _FEEDABLE = {"FP32": "iufb", "FP64": "iufb", "FP16": "iufb", "BOOL": "b", "BYTES
 _CLASS_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s", "classlabels_ints")
 
 
-def _session(data: bytes) -> Any:
+def _session(data: bytes) -> ort.InferenceSession:
     ort = require("onnxruntime", "onnx", "Running an ONNX model")
     options = ort.SessionOptions()
     # One thread, no spinning: a loop scores beside other steps and services on shared
@@ -61,7 +64,7 @@ def _session(data: bytes) -> Any:
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def _spec(node: Any) -> TensorSpec | None:
+def _spec(node: ort.NodeArg) -> TensorSpec | None:
     datatype = _DATATYPES.get(str(node.type))
     if datatype is None:  # a sequence or map (ZipMap's probabilities): not a tensor
         return None
@@ -86,7 +89,7 @@ class OnnxModel:
     """A loaded graph: its bytes, the session and the specs read from it."""
 
     data: bytes
-    session: Any
+    session: ort.InferenceSession
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     output_kinds: dict[str, str]  # every output name -> onnxruntime type (maps included)
@@ -117,7 +120,7 @@ class OnnxModel:
             return "columns"
         return None
 
-    def feeds(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def feeds(self, frame: pd.DataFrame) -> dict[str, Values]:
         """The graph's inputs from a frame already reduced to the signature's columns."""
         if self.layout == "matrix":
             spec = self.inputs[0]
@@ -135,7 +138,7 @@ class OnnxModel:
             out[spec.name] = array.reshape(-1, 1) if len(spec.shape) == 2 else array
         return out
 
-    def column_feeds(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    def column_feeds(self, columns: Mapping[str, Values]) -> dict[str, Values] | None:
         """:meth:`feeds` straight from typed columns (the serving row path), same arrays.
 
         None when a column needs the frame path's conversion or error: an object column
@@ -166,11 +169,11 @@ class OnnxModel:
             out[spec.name] = array.reshape(-1, 1) if len(spec.shape) == 2 else array
         return out
 
-    def answer(self, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    def answer(self, frame: pd.DataFrame, task: Task) -> Floats:
         """The output the task reads: probabilities for a classifier, values otherwise."""
         return self.answer_feeds(self.feeds(frame), task)
 
-    def answer_feeds(self, feeds: Mapping[str, np.ndarray], task: Task) -> np.ndarray:
+    def answer_feeds(self, feeds: Mapping[str, Values], task: Task) -> Floats:
         """:meth:`answer` for the graph's inputs as :meth:`feeds` makes them."""
         name = self._output_for(task)
         (value,) = self.session.run([name], dict(feeds))
@@ -221,7 +224,7 @@ def _refuse_nan_answers(nulls: Mapping[str, int], rows: int) -> None:
         )
 
 
-def _cannot_hold_missing(spec: TensorSpec, values: pd.Series) -> UserInputError:
+def _cannot_hold_missing(spec: TensorSpec, values: pd.Series[Cell]) -> UserInputError:
     """Why a null cannot reach an integer or boolean input: NumPy would cast it to a value.
 
     NaN cast to int64 is INT64_MIN and None cast to bool is False; the graph would score
@@ -238,13 +241,13 @@ def _cannot_hold_missing(spec: TensorSpec, values: pd.Series) -> UserInputError:
     )
 
 
-def _tensor_dtype(datatype: str) -> np.dtype[Any]:
+def _tensor_dtype(datatype: str) -> np.dtype[np.generic[object]]:
     from ctloop.models.signature import TENSOR_DTYPES
 
     return TENSOR_DTYPES[datatype]
 
 
-def _graph_bytes(model: Any) -> bytes:
+def _graph_bytes(model: object) -> bytes:
     """The serialized graph from a ModelProto, bytes, a loaded OnnxModel or a .onnx path."""
     if isinstance(model, OnnxModel):
         return model.data
@@ -270,7 +273,7 @@ class OnnxFlavor:
     packages: ClassVar[tuple[str, ...]] = ("onnxruntime", "numpy")
     file_name: ClassVar[str] = "model.onnx"
 
-    def describe(self, model: Any, signature: Signature) -> tuple[OnnxModel, Signature]:
+    def describe(self, model: object, signature: Signature) -> tuple[OnnxModel, Signature]:
         """The graph as an :class:`OnnxModel` and the signature completed from it.
 
         Tensor specs always come from the graph. A tabular graph keeps the given columns
@@ -287,13 +290,13 @@ class OnnxFlavor:
             task=task,
         )
 
-    def save(self, model: Any, path: Path) -> None:
+    def save(self, model: object, path: Path) -> None:
         path.write_bytes(_graph_bytes(model))
 
     def load(self, data: bytes) -> OnnxModel:
         return OnnxModel.from_bytes(data, read_classes=True)
 
-    def predict(self, model: OnnxModel, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    def predict(self, model: OnnxModel, frame: pd.DataFrame, task: Task) -> Floats:
         out = shaped(model.answer(frame, task), task)
         if np.isnan(out).any():
             nulls = {str(c): int(n) for c, n in frame.isna().sum().items() if n}
@@ -307,7 +310,7 @@ class OnnxFlavor:
 
     def columns_predictor(
         self, model: OnnxModel, signature: Signature, task: Task
-    ) -> Callable[[Mapping[str, np.ndarray]], np.ndarray | None] | None:
+    ) -> Callable[[Mapping[str, Values]], Floats | None] | None:
         """:meth:`predict` on typed columns without a frame (``OnnxModel.column_feeds``)."""
         if model.layout is None or not signature.inputs:
             return None
@@ -316,7 +319,7 @@ class OnnxFlavor:
             return None
         names = signature.columns
 
-        def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        def predict(columns: Mapping[str, Values]) -> Floats | None:
             feeds = model.column_feeds({name: columns[name] for name in names})
             if feeds is None:
                 return None
