@@ -37,12 +37,15 @@ import pandas as pd
 
 from ctloop.core.errors import ConfigError, UserInputError
 from ctloop.core.net import free_port
+from ctloop.models.arrays import Cell, Floats, Values
 
 if TYPE_CHECKING:
     import httpx
+    import numpy.typing as npt
 
     from ctloop.artifacts.base import ArtifactStore
     from ctloop.metadata.base import ModelStore
+    from ctloop.models.flavors import LoadedModel
 
 __all__ = [
     "SIZES",
@@ -66,7 +69,7 @@ __all__ = [
 SIZES = (1, 2, 100)
 Protocol = Literal["v1", "v2", "grpc"]
 # (gRPC address, model name, frame) -> output name -> array; supplied by the CLI.
-GrpcInfer = Callable[[str, str, pd.DataFrame, float], dict[str, np.ndarray]]
+GrpcInfer = Callable[[str, str, pd.DataFrame, float], dict[str, Values]]
 _BUDGET_KEYS = ("p99_ms", "max_error_rate", "concurrency", "seconds", "rows")
 
 
@@ -87,8 +90,9 @@ class ServingBudget:
     rows: int = 1
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any] | bool | None) -> ServingBudget | None:
-        """From the gate's ``serving`` table (``true``: defaults; absent/false: no rule)."""
+    def from_table(cls, table: object) -> ServingBudget | None:
+        """From the gate's ``serving`` table (``true``: defaults; absent/false: no rule);
+        anything else is one clear line."""
         if table is None or table is False:
             return None
         if table is True:
@@ -120,8 +124,9 @@ class ServingBudget:
                                  f"p99_ms > 0. Got {table!r}.")
         return budget
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _BUDGET_KEYS if getattr(self, k) is not None}
+    def to_dict(self) -> dict[str, float | int]:
+        values: dict[str, float | int | None] = {k: getattr(self, k) for k in _BUDGET_KEYS}
+        return {k: v for k, v in values.items() if v is not None}
 
 
 def _seconds(value: object) -> float:
@@ -190,7 +195,7 @@ class ServingReport:
     url: str
     answers: tuple[AnswerCheck, ...]
     load: LoadCheck | None
-    budget: dict[str, Any]
+    budget: dict[str, float | int]
     passed: bool
     failures: tuple[str, ...]
     seconds: float = 0.0
@@ -200,7 +205,7 @@ class ServingReport:
 
 # --- the expected answer ---------------------------------------------------------------
 
-def _labels(model: Any, frame: pd.DataFrame) -> np.ndarray | None:
+def _labels(model: LoadedModel, frame: pd.DataFrame) -> Values | None:
     """Class labels for a classifier (``predict_labels``, else by the decision threshold);
     None for a regression model."""
     task = str(getattr(model, "task", ""))
@@ -215,7 +220,7 @@ def _labels(model: Any, frame: pd.DataFrame) -> np.ndarray | None:
     return np.asarray(model.predict_label(frame, model.decision_threshold))
 
 
-def _close(actual: np.ndarray, expected: np.ndarray) -> bool:
+def _close(actual: npt.ArrayLike, expected: npt.ArrayLike) -> bool:
     try:
         a = np.asarray(actual, dtype=float)
         e = np.asarray(expected, dtype=float)
@@ -224,13 +229,13 @@ def _close(actual: np.ndarray, expected: np.ndarray) -> bool:
     return a.shape == e.shape and bool(np.allclose(a, e, rtol=1e-6, atol=1e-9, equal_nan=True))
 
 
-def _same_labels(actual: np.ndarray, expected: np.ndarray) -> bool:
+def _same_labels(actual: npt.ArrayLike, expected: npt.ArrayLike) -> bool:
     a, e = np.asarray(actual).reshape(-1), np.asarray(expected).reshape(-1)
     return a.shape == e.shape and [str(x) for x in a] == [str(x) for x in e]
 
 
-def compare_outputs(outputs: Mapping[str, np.ndarray], scores: np.ndarray,
-                    labels: np.ndarray | None) -> tuple[bool, str]:
+def compare_outputs(outputs: Mapping[str, npt.ArrayLike], scores: Floats,
+                    labels: Values | None) -> tuple[bool, str]:
     """Whether the service's outputs say what the in-process model says, and why not.
 
     ``prediction(s)`` must equal the scores (or, once answers carry labels, the
@@ -283,7 +288,7 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             for row in frame.to_dict(orient="records")]
 
 
-def v2_datatype(series: pd.Series) -> str:
+def v2_datatype(series: pd.Series[Cell]) -> str:
     """The Open Inference Protocol datatype a column travels as."""
     if pd.api.types.is_bool_dtype(series):
         return "BOOL"
@@ -303,7 +308,7 @@ def encode_v2(frame: pd.DataFrame) -> dict[str, Any]:
     ]}
 
 
-def _v2_outputs(body: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def _v2_outputs(body: Mapping[str, Any]) -> dict[str, Values]:
     out = {}
     for output in body.get("outputs") or []:
         data = np.asarray(output.get("data"), dtype=object)
@@ -451,7 +456,7 @@ def _ask(client: Any, protocol: Protocol, name: str, frame: pd.DataFrame,
     return 200, outputs, None
 
 
-def _grpc_failure(exc: Exception) -> tuple[int, dict[str, np.ndarray], str]:
+def _grpc_failure(exc: Exception) -> tuple[int, dict[str, Values], str]:
     code = getattr(exc, "code", None)
     value = code() if callable(code) else None
     number = value.value[0] if value is not None else 0
