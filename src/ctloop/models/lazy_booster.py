@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+    from ctloop.core.jsontypes import JSONValue
 
 __all__ = ["LazyBooster"]
 
@@ -26,21 +31,23 @@ class LazyBooster:
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._booster: Any = None
+        self._booster: lgb.Booster | None = None
         self._lock = threading.Lock()
         self._header = _header(text)
 
     @property
-    def booster(self) -> Any:
+    def booster(self) -> lgb.Booster:
         """The real ``lightgbm.Booster`` (imports LightGBM the first time)."""
-        if self._booster is None:
+        booster = self._booster
+        if booster is None:
             with self._lock:
-                if self._booster is None:
+                booster = self._booster
+                if booster is None:
                     from ctloop.core.plugins import require
 
                     lgb = require("lightgbm", "all", "Loading a LightGBM model")
-                    self._booster = lgb.Booster(model_str=self._text)
-        return self._booster
+                    booster = self._booster = lgb.Booster(model_str=self._text)
+        return booster
 
     @property
     def loaded(self) -> bool:
@@ -57,7 +64,7 @@ class LazyBooster:
         return int(self._header.get("num_tree_per_iteration", 1))
 
     @property
-    def pandas_categorical(self) -> list[list[Any]] | None:
+    def pandas_categorical(self) -> list[list[JSONValue]] | None:
         """Categories of each categorical column at training, as LightGBM records them."""
         tail = self._text[self._text.rfind("\npandas_categorical:") :]
         if not tail.startswith("\npandas_categorical:"):
@@ -65,7 +72,7 @@ class LazyBooster:
         value = json.loads(tail.split(":", 1)[1].splitlines()[0])
         return value if isinstance(value, list) else None
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # a proxy: whatever the Booster has
         if name.startswith("__") or name in LazyBooster.__slots__:
             raise AttributeError(name)  # copy/pickle probes, or not initialised yet
         return getattr(self.booster, name)
