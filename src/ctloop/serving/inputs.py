@@ -2,7 +2,9 @@
 
 One list (or typed array) of values per column, the row count and the ids.
 Values are checked against the model's signature later (``Signature.conform``),
-once per column.
+once per column. A request that sent its rows as one float block in signature
+order (a v2 ``[n, k]`` FP64 tensor, the common one) keeps that block too, so the
+checks and the model read it whole instead of its columns one by one.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Inputs:
     now: str | None = None
     protocol: RequestProtocol = "v1"
     coerce: bool = False  # values arrive as text by the protocol's design (a 2-D BYTES tensor)
+    matrix: np.ndarray | None = None  # float64 [rows, k]: the values of ``columns``, whole
 
     def take(self, mask: np.ndarray) -> Inputs:
         """The rows where ``mask`` holds (a route's share)."""
@@ -43,7 +46,9 @@ class Inputs:
                    for k, v in self.columns.items()}
         ids = [self.request_ids[i] for i in index.tolist()]
         row_ids = None if self.row_ids is None else [self.row_ids[i] for i in index.tolist()]
-        return Inputs(columns, len(index), ids, row_ids, self.now, self.protocol, self.coerce)
+        matrix = None if self.matrix is None else self.matrix[index]
+        return Inputs(columns, len(index), ids, row_ids, self.now, self.protocol, self.coerce,
+                      matrix)
 
 
 def new_request_id() -> str:

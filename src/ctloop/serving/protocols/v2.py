@@ -126,10 +126,11 @@ def parse_infer(
             _check_spec(name, dtype, shape, tensor_specs)
     if offset != len(tail):
         raise BadRequest(f"The body has {len(tail) - offset} binary bytes no input claims.")
+    matrix = None
     if tensor_specs:
         columns, n, lenient = _tensor_inputs(arrays, shapes, tensor_specs)
     else:
-        columns, n, lenient = _columns(arrays, shapes, specs)
+        columns, n, lenient, matrix = _columns(arrays, shapes, specs)
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest('"id" must be a string.')
@@ -144,7 +145,7 @@ def parse_infer(
                               outputs)
     inputs = Inputs(columns, n, ids,
                     None if row_ids is None else [None if r is None else str(r) for r in row_ids],
-                    now, "v2", coerce=lenient)
+                    now, "v2", coerce=lenient, matrix=matrix)
     return Infer(inputs, request_id, wanted, binary, lenient)
 
 
@@ -265,7 +266,8 @@ def _from_binary(name: str, dtype: str, raw: bytes, count: int) -> np.ndarray:
 
 def _columns(
     arrays: dict[str, np.ndarray], shapes: dict[str, list[int]], specs: Sequence[ColumnSpec]
-) -> tuple[dict[str, Sequence[Any] | np.ndarray], int, bool]:
+) -> tuple[dict[str, Sequence[Any] | np.ndarray], int, bool, np.ndarray | None]:
+    """The columns, rows, leniency and, for one FP64 ``[n, k]`` tensor, the block itself."""
     names = [s.name for s in specs]
     if len(arrays) == 1:
         [(name, array)] = arrays.items()
@@ -277,7 +279,8 @@ def _columns(
                 n: (matrix[:, j].tolist() if lenient else matrix[:, j])
                 for j, n in enumerate(names)
             }
-            return columns, shape[0], lenient
+            whole = matrix if matrix.dtype == np.float64 else None
+            return columns, shape[0], lenient, whole
     rows = {}
     for name, shape in shapes.items():
         if len(shape) == 2 and shape[1] != 1:
@@ -288,7 +291,7 @@ def _columns(
         rows[name] = shape[0]
     if len(set(rows.values())) != 1:
         raise BadRequest(f"The input tensors must hold the same number of rows; got {rows}.")
-    return dict(arrays), next(iter(rows.values())), False
+    return dict(arrays), next(iter(rows.values())), False, None
 
 
 def _check_spec(name: str, dtype: str, shape: list[int], specs: Sequence[TensorSpec]) -> None:
