@@ -38,6 +38,7 @@ class Inputs:
     protocol: RequestProtocol = "v1"
     coerce: bool = False  # values arrive as text by the protocol's design (a 2-D BYTES tensor)
     matrix: np.ndarray | None = None  # float64 [rows, k]: the values of ``columns``, whole
+    matrix_columns: tuple[str, ...] = ()  # the columns of ``matrix``, in order
 
     def take(self, mask: np.ndarray) -> Inputs:
         """The rows where ``mask`` holds (a route's share)."""
@@ -48,7 +49,7 @@ class Inputs:
         row_ids = None if self.row_ids is None else [self.row_ids[i] for i in index.tolist()]
         matrix = None if self.matrix is None else self.matrix[index]
         return Inputs(columns, len(index), ids, row_ids, self.now, self.protocol, self.coerce,
-                      matrix)
+                      matrix, self.matrix_columns)
 
 
 def new_request_id() -> str:

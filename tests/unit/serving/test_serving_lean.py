@@ -307,3 +307,34 @@ def test_requests_sent_as_one_block_are_scored_and_coalesced_as_blocks() -> None
     # mixed: the first at once, then columns for the two left (one has no block)
     assert calls[:5] == [("block", 1), ("block", 2), ("block", 6), ("block", 1),
                          ("columns", 2)]
+
+
+def test_a_block_goes_to_a_version_reading_other_columns_as_columns(
+        project, numeric_model: Path, rows: pd.DataFrame, tmp_path: Path) -> None:
+    """The block is decoded for the primary's inputs; a canary (and a shadow) trained on the
+    same columns in another order must get its rows by name, never the block by position."""
+    from ctloop.serving import ServingConfig
+
+    data = flights([1]).head(3000).reset_index(drop=True)
+    reordered = tmp_path / "reordered"
+    fit_model(data, label="delayed", features=NUMERIC[::-1], algorithm="lightgbm",
+              params={"n_estimators": 10, "n_jobs": 1}).save(reordered)
+    project.register(numeric_model, "numeric")
+    project.register(reordered, "numeric")
+    project.registry.promote("numeric", 1)
+    project.registry.promote("numeric", 2, alias="challenger")
+    frame = rows.head(100)
+    expected = {1: load_model(numeric_model).predict(frame),
+                2: load_model(reordered).predict(frame[NUMERIC[::-1]])}
+    config = ServingConfig.from_table({"canary": "challenger=50%", "shadow": "2"})
+    with TestClient(project.app("numeric", config=config)) as client:
+        for n in (1, 2, 100):
+            got = client.post("/v2/models/numeric/infer", json=_v2(frame.head(n).to_numpy()))
+            assert got.status_code == 200, got.text
+            scores = {o["name"]: o["data"] for o in got.json()["outputs"]}["prediction"]
+            picked = [min((1, 2), key=lambda v, i=i, s=s: abs(expected[v][i] - s))
+                      for i, s in enumerate(scores)]
+            want = [expected[v][i] for i, v in enumerate(picked)]
+            np.testing.assert_allclose(scores, want, rtol=1e-12)
+            if n == 100:  # both versions answered some rows, each with its own columns
+                assert set(picked) == {1, 2}

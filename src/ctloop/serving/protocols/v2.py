@@ -131,6 +131,7 @@ def parse_infer(
         columns, n, lenient = _tensor_inputs(arrays, shapes, tensor_specs)
     else:
         columns, n, lenient, matrix = _columns(arrays, shapes, specs)
+    block_columns = () if matrix is None else tuple(columns)
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest('"id" must be a string.')
@@ -145,7 +146,7 @@ def parse_infer(
                               outputs)
     inputs = Inputs(columns, n, ids,
                     None if row_ids is None else [None if r is None else str(r) for r in row_ids],
-                    now, "v2", coerce=lenient, matrix=matrix)
+                    now, "v2", coerce=lenient, matrix=matrix, matrix_columns=block_columns)
     return Infer(inputs, request_id, wanted, binary, lenient)
 
 
@@ -362,16 +363,15 @@ class Tensor:
     data: np.ndarray  # C-contiguous, of the datatype's NumPy type
 
     def __init__(self, name: str, datatype: str, data: Any) -> None:
-        if datatype not in DATATYPES:
+        dtype = DATATYPES.get(datatype)
+        if dtype is None:
             raise ValueError(f"unknown datatype {datatype!r}")
-        dtype = DATATYPES[datatype]
         if datatype == "BYTES":
             values = np.asarray(data, dtype=object)
         else:
             values = np.ascontiguousarray(data, dtype=dtype)
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "datatype", datatype)
-        object.__setattr__(self, "data", values)
+        # frozen: set once, in one call (every answer builds two to four of these)
+        self.__dict__.update(name=name, datatype=datatype, data=values)
 
     @property
     def shape(self) -> list[int]:
@@ -486,15 +486,20 @@ def encode_outputs(
         outputs = [Tensor(name, "FP64" if v.dtype.kind == "f" else "INT64", v)
                    for name, v in outputs.items()]
     tensors, blobs = [], []
+    wanted, binary = infer.outputs, infer.binary
     for output in outputs:
-        if infer.outputs is not None and output.name not in infer.outputs:
+        name = output.name
+        if wanted is not None and name not in wanted:
             continue
-        tensor: dict[str, Any] = {"name": output.name, "datatype": output.datatype,
-                                  "shape": output.shape}
-        if output.name in infer.binary:
+        data = output.data
+        tensor: dict[str, Any] = {"name": name, "datatype": output.datatype,
+                                  "shape": list(data.shape)}
+        if name in binary:
             blob = output.raw()
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
+        elif data.ndim == 1 and output.datatype != "BYTES":  # the common answer: as it is
+            tensor["data"] = data
         else:
             tensor["data"] = output.json_data()
         tensors.append(tensor)

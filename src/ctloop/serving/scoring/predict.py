@@ -7,7 +7,6 @@ frames by the log spool's thread.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -210,15 +209,14 @@ class Scorer:
         signature = model.signature
         if is_tensor_model(model):
             return await self._tensor_part(served, inputs, rows)
-        needed = signature.columns
+        needed = _layout(signature.inputs)[0]  # not rebuilt per request
         filled = Filled(inputs.columns)
         if needs_lookup(inputs.columns, needed):
             filled = await run_in_threadpool(
                 fill, inputs.columns, needed, served.feature_refs, self.store, now=inputs.now
             )
         typed = checked_rows(self.config, served, filled, inputs)
-        # the request's own float block, when the typed columns are its columns unchanged
-        matrix = inputs.matrix if filled.columns is inputs.columns else None
+        matrix = _block(signature, filled, inputs)
         try:
             scores = await self.batcher(served).submit(typed, inputs.rows, matrix)
         except UserInputError as exc:
@@ -291,8 +289,7 @@ def checked_rows(config: ServingConfig, served: Served, filled: Filled, inputs: 
             "[ctloop.serving] to answer such rows flagged."
         )
     signature = served.model.signature
-    whole = inputs.matrix if filled.columns is inputs.columns else None
-    plain = _plain_numbers(signature, filled.columns, whole)
+    plain = _plain_numbers(signature, filled.columns, _block(signature, filled, inputs))
     if plain is not None:
         return plain
     try:
@@ -343,13 +340,22 @@ def _plain_numbers(signature: Signature, columns: Mapping[str, Any],
     return {spec.name: a for spec, a in zip(signature.inputs, arrays, strict=True)}
 
 
+def _block(signature: Signature, filled: Filled, inputs: Inputs) -> np.ndarray | None:
+    """The request's float block, when the rows to score are its columns unchanged (nothing
+    looked up) and it holds exactly this model's inputs in order (a canary or shadow version
+    may read other columns than the version the request was decoded for)."""
+    matrix = inputs.matrix
+    if matrix is None or filled.columns is not inputs.columns:
+        return None
+    return matrix if inputs.matrix_columns == _layout(signature.inputs)[0] else None
+
+
 def _plain_block(signature: Signature, columns: Mapping[str, Any], matrix: np.ndarray
                  ) -> dict[str, np.ndarray] | None:
-    """:func:`_plain_numbers` for columns cut from one float64 block: the same rule, one
-    reduction over the block instead of a copy of every column first."""
-    specs = signature.inputs
-    integers = _integer_columns(specs)
-    if integers is None or matrix.ndim != 2 or matrix.shape[1] != len(specs):
+    """:func:`_plain_numbers` for columns cut from one float64 block (see :func:`_block`):
+    the same rule, one reduction over the block instead of a copy of every column first."""
+    names, integers = _layout(signature.inputs)
+    if integers is None or matrix.ndim != 2 or matrix.shape[1] != len(names):
         return None
     if not np.isfinite(matrix).all():
         return None
@@ -357,15 +363,26 @@ def _plain_block(signature: Signature, columns: Mapping[str, Any], matrix: np.nd
         whole = matrix[:, integers]
         if not ((whole == np.floor(whole)).all() and (np.abs(whole) < _INT64_BOUND).all()):
             return None
-    return {spec.name: columns[spec.name] for spec in specs}
+    return {name: columns[name] for name in names}
 
 
-@functools.lru_cache(maxsize=256)
-def _integer_columns(specs: tuple[ColumnSpec, ...]) -> list[int] | None:
-    """Positions of the integer inputs, or None when an input is not a number."""
-    if not specs or any(s.type not in _NUMERIC for s in specs):
-        return None
-    return [j for j, s in enumerate(specs) if s.type == "integer"]
+def _layout(specs: tuple[ColumnSpec, ...]) -> tuple[tuple[str, ...], list[int] | None]:
+    """The input names, and the positions of the integer inputs (None when an input is not
+    a number); kept per signature, found by identity (hashing specs costs more)."""
+    known = _LAYOUTS.get(id(specs))
+    if known is not None and known[0] is specs:
+        return known[1]
+    integers = None
+    if specs and all(s.type in _NUMERIC for s in specs):
+        integers = [j for j, s in enumerate(specs) if s.type == "integer"]
+    layout = (tuple(s.name for s in specs), integers)
+    if len(_LAYOUTS) >= 256:  # versions come and go with hot swaps: keep the latest few
+        _LAYOUTS.clear()
+    _LAYOUTS[id(specs)] = (specs, layout)  # holds the specs: their id cannot be reused
+    return layout
+
+
+_LAYOUTS: dict[int, tuple[tuple[ColumnSpec, ...], tuple[tuple[str, ...], list[int] | None]]] = {}
 
 
 def _merge(name: str, parts: list[Part], n: int) -> Answer:
