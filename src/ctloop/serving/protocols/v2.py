@@ -190,7 +190,7 @@ def _header(tensor: Any, max_rank: int) -> tuple[str, list[int], str]:
     if not isinstance(name, str) or not name:
         raise BadRequest("Every input tensor needs a string 'name'.")
     if (not isinstance(shape, list) or not shape or (max_rank and len(shape) > max_rank)
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            or not _sizes(shape)):
         sizes = f"1 or {max_rank}" if max_rank else "1 or more"
         raise BadRequest(f"Input {name!r}: 'shape' must be a list of {sizes} non-negative sizes.")
     if dtype not in DATATYPES:
@@ -198,6 +198,14 @@ def _header(tensor: Any, max_rank: int) -> tuple[str, list[int], str]:
             f"Input {name!r}: datatype {dtype!r} is not one of {', '.join(DATATYPES)}."
         )
     return name, shape, dtype
+
+
+def _sizes(shape: list[Any]) -> bool:
+    """Whether every size is a non-negative integer (not a bool), in two C-speed passes."""
+    kinds = set(map(type, shape))
+    if kinds <= {int}:
+        return min(shape) >= 0
+    return all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
 
 
 def _from_json(name: str, shape: list[int], dtype: str, count: int, data: Any) -> np.ndarray:
@@ -269,17 +277,18 @@ def _columns(
     arrays: dict[str, np.ndarray], shapes: dict[str, list[int]], specs: Sequence[ColumnSpec]
 ) -> tuple[dict[str, Sequence[Any] | np.ndarray], int, bool, np.ndarray | None]:
     """The columns, rows, leniency and, for one FP64 ``[n, k]`` tensor, the block itself."""
-    names = [s.name for s in specs]
+    names = _names(specs)
     if len(arrays) == 1:
         [(name, array)] = arrays.items()
         shape = shapes[name]
         if len(shape) == 2 and shape[1] == len(names) and (shape[1] != 1 or name not in names):
             matrix = array.reshape(shape)
             lenient = array.dtype == object and any(s.type != "string" for s in specs)
-            columns: dict[str, Sequence[Any] | np.ndarray] = {
-                n: (matrix[:, j].tolist() if lenient else matrix[:, j])
-                for j, n in enumerate(names)
-            }
+            columns: dict[str, Sequence[Any] | np.ndarray]
+            if lenient:
+                columns = {n: matrix[:, j].tolist() for j, n in enumerate(names)}
+            else:  # the rows of the transpose are the column views
+                columns = dict(zip(names, matrix.T, strict=True))
             whole = matrix if matrix.dtype == np.float64 else None
             return columns, shape[0], lenient, whole
     rows = {}
@@ -293,6 +302,21 @@ def _columns(
     if len(set(rows.values())) != 1:
         raise BadRequest(f"The input tensors must hold the same number of rows; got {rows}.")
     return dict(arrays), next(iter(rows.values())), False, None
+
+
+def _names(specs: Sequence[ColumnSpec]) -> list[str]:
+    """The column names of ``specs``, kept per signature (found by identity)."""
+    known = _SPEC_NAMES.get(id(specs))
+    if known is not None and known[0] is specs:
+        return known[1]
+    names = [s.name for s in specs]
+    if len(_SPEC_NAMES) >= _KEEP:
+        _SPEC_NAMES.clear()
+    _SPEC_NAMES[id(specs)] = (specs, names)  # holds the specs: their id cannot be reused
+    return names
+
+
+_SPEC_NAMES: dict[int, tuple[Sequence[ColumnSpec], list[str]]] = {}
 
 
 def _check_spec(name: str, dtype: str, shape: list[int], specs: Sequence[TensorSpec]) -> None:
