@@ -24,6 +24,7 @@ __all__ = ["Inputs", "new_request_id", "request_ids"]
 
 _PREFIX = uuid.uuid4().hex[:16]  # per process: ids stay unique across workers and restarts
 _COUNTER = itertools.count()
+_SUFFIXES = [f"-{i}" for i in range(4096)]  # the row part of generated request ids
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ def request_ids(given: Any, n: int) -> list[str]:
         if n == 1:  # the common request
             return [f"{_PREFIX}{next(_COUNTER):x}-0"]
         prefix = f"{_PREFIX}{next(_COUNTER):x}"
+        if n <= len(_SUFFIXES):  # joining two strings is cheaper than formatting a number
+            return [prefix + suffix for suffix in _SUFFIXES[:n]]
         return [f"{prefix}-{i}" for i in range(n)]
     if not isinstance(given, list) or len(given) != n:
         raise InvalidRequest(f"'request_ids' must be a list with one id per row ({n}).")
