@@ -326,15 +326,19 @@ def test_a_block_goes_to_a_version_reading_other_columns_as_columns(
     frame = rows.head(100)
     expected = {1: load_model(numeric_model).predict(frame),
                 2: load_model(reordered).predict(frame[NUMERIC[::-1]])}
+
+    def nearest(row: int, score: float) -> int:  # the version whose answer this is
+        return min((1, 2), key=lambda version: abs(float(expected[version][row]) - score))
+
     config = ServingConfig.from_table({"canary": "challenger=50%", "shadow": "2"})
     with TestClient(project.app("numeric", config=config)) as client:
         for n in (1, 2, 100):
             got = client.post("/v2/models/numeric/infer", json=_v2(frame.head(n).to_numpy()))
             assert got.status_code == 200, got.text
-            scores = {o["name"]: o["data"] for o in got.json()["outputs"]}["prediction"]
-            picked = [min((1, 2), key=lambda v, i=i, s=s: abs(expected[v][i] - s))
-                      for i, s in enumerate(scores)]
-            want = [expected[v][i] for i, v in enumerate(picked)]
+            scores: list[float] = {o["name"]: o["data"]
+                                   for o in got.json()["outputs"]}["prediction"]
+            picked = [nearest(i, s) for i, s in enumerate(scores)]
+            want = [expected[version][i] for i, version in enumerate(picked)]
             np.testing.assert_allclose(scores, want, rtol=1e-12)
             if n == 100:  # both versions answered some rows, each with its own columns
                 assert set(picked) == {1, 2}

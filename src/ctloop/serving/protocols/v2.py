@@ -204,7 +204,7 @@ def _sizes(shape: list[Any]) -> bool:
     """Whether every size is a non-negative integer (not a bool), in two C-speed passes."""
     kinds = set(map(type, shape))
     if kinds <= {int}:
-        return min(shape) >= 0
+        return bool(min(shape) >= 0)
     return all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
 
 
