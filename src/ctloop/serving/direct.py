@@ -16,7 +16,8 @@ API-key guard and then here without entering FastAPI's own stack at all
 (FastAPI's ``__call__`` checks its telemetry providers, three environment
 reads, and wraps every send in its error and telemetry middlewares on every
 request); any other request goes down that stack, the key guard inside it, as
-before.
+before. The front door matches the path once and hands the match on in the
+scope (``MATCHED``), so the guard's ``DirectPredict`` does not match it again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["PREDICT_PATHS", "DirectApp", "DirectPredict"]
+__all__ = ["MATCHED", "PREDICT_PATHS", "DirectApp", "DirectPredict"]
+
+MATCHED = "ctloop.direct"  # scope key: the (endpoint, path params) the front door matched
 
 PREDICT_PATHS = (
     "/v1/models/{name}:predict",
@@ -51,18 +54,24 @@ class DirectPredict:
             if isinstance(route, APIRoute) and route.path in PREDICT_PATHS:
                 self.routes.append((route.path_regex, route.endpoint))
 
+    def match(self, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+        """The endpoint and path parameters of a POST to ``path``, if a predict route."""
+        for regex, endpoint in self.routes:
+            found = regex.match(path)
+            if found is not None:
+                return endpoint, found.groupdict()
+        return None
+
     def matches(self, path: str) -> bool:
         """Whether a POST to ``path`` is a predict route this class answers."""
-        return any(regex.match(path) is not None for regex, _ in self.routes)
+        return self.match(path) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
-            for regex, endpoint in self.routes:
-                found = regex.match(path)
-                if found is not None:
-                    await self._call(endpoint, found.groupdict(), scope, receive, send)
-                    return
+            matched = scope.pop(MATCHED, None) or self.match(scope["path"])
+            if matched is not None:
+                await self._call(matched[0], matched[1], scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     async def _call(self, endpoint: Endpoint, params: dict[str, str], scope: Scope,
@@ -101,9 +110,12 @@ class DirectApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         direct = self.direct
         if (direct is not None and self.front is not None and scope["type"] == "http"
-                and scope["method"] == "POST" and direct.matches(scope["path"])):
-            await self.front(scope, receive, send)
-            return
+                and scope["method"] == "POST"):
+            matched = direct.match(scope["path"])
+            if matched is not None:
+                scope[MATCHED] = matched
+                await self.front(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
     def set_front(self, guard: Callable[[ASGIApp], ASGIApp] | None) -> None:

@@ -2,7 +2,9 @@
 
 One list (or typed array) of values per column, the row count and the ids.
 Values are checked against the model's signature later (``Signature.conform``),
-once per column.
+once per column. A request that sent its rows as one float block in signature
+order (a v2 ``[n, k]`` FP64 tensor, the common one) keeps that block too, so the
+checks and the model read it whole instead of its columns one by one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = ["Inputs", "new_request_id", "request_ids"]
 
 _PREFIX = uuid.uuid4().hex[:16]  # per process: ids stay unique across workers and restarts
 _COUNTER = itertools.count()
+_SUFFIXES = [f"-{i}" for i in range(4096)]  # the row part of generated request ids
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Inputs:
     now: str | None = None
     protocol: RequestProtocol = "v1"
     coerce: bool = False  # values arrive as text by the protocol's design (a 2-D BYTES tensor)
+    matrix: np.ndarray | None = None  # float64 [rows, k]: the values of ``columns``, whole
+    matrix_columns: tuple[str, ...] = ()  # the columns of ``matrix``, in order
 
     def take(self, mask: np.ndarray) -> Inputs:
         """The rows where ``mask`` holds (a route's share)."""
@@ -43,7 +48,9 @@ class Inputs:
                    for k, v in self.columns.items()}
         ids = [self.request_ids[i] for i in index.tolist()]
         row_ids = None if self.row_ids is None else [self.row_ids[i] for i in index.tolist()]
-        return Inputs(columns, len(index), ids, row_ids, self.now, self.protocol, self.coerce)
+        matrix = None if self.matrix is None else self.matrix[index]
+        return Inputs(columns, len(index), ids, row_ids, self.now, self.protocol, self.coerce,
+                      matrix, self.matrix_columns)
 
 
 def new_request_id() -> str:
@@ -57,6 +64,8 @@ def request_ids(given: Any, n: int) -> list[str]:
         if n == 1:  # the common request
             return [f"{_PREFIX}{next(_COUNTER):x}-0"]
         prefix = f"{_PREFIX}{next(_COUNTER):x}"
+        if n <= len(_SUFFIXES):  # joining two strings is cheaper than formatting a number
+            return [prefix + suffix for suffix in _SUFFIXES[:n]]
         return [f"{prefix}-{i}" for i in range(n)]
     if not isinstance(given, list) or len(given) != n:
         raise InvalidRequest(f"'request_ids' must be a list with one id per row ({n}).")

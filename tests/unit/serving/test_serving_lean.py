@@ -252,3 +252,93 @@ def test_a_batch_wait_holds_the_first_request_for_company_too() -> None:
     answers = asyncio.run(run())
     assert [a.tolist() for a in answers] == [[1.0], [2.0], [3.0], [4.0]]
     assert calls == [4]  # four requests in four turns, one predict call after the wait
+
+
+def test_requests_sent_as_one_block_are_scored_and_coalesced_as_blocks() -> None:
+    """A request carrying its rows as one float block is scored by ``score_matrix``; a burst
+    of them is one concatenated block; a burst with a column-only request falls back to the
+    columns for all; a bad block fails alone, as a bad column request does."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ctloop.serving.scoring.batching import MicroBatcher
+
+    calls: list[tuple[str, int]] = []
+
+    def predict(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        calls.append(("columns", len(columns["a"])))
+        return columns["a"] + 10.0 * columns["b"]
+
+    def block(matrix: np.ndarray) -> np.ndarray:
+        calls.append(("block", len(matrix)))
+        if np.isnan(matrix).any():
+            raise ValueError("NaN")
+        return matrix[:, 0] + 10.0 * matrix[:, 1]
+
+    def request(*rows: tuple[float, float]) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
+        matrix = np.array(rows, dtype=np.float64)
+        return {"a": matrix[:, 0], "b": matrix[:, 1]}, len(rows), matrix
+
+    async def run() -> list[list[np.ndarray | BaseException]]:
+        batcher = MicroBatcher(predict, executor=ThreadPoolExecutor(1), score_matrix=block)
+        alone: list[np.ndarray | BaseException] = [await batcher.submit(*request((1.0, 2.0)))]
+        blocks = await asyncio.gather(*(batcher.submit(*request((float(i), 1.0), (0.0, 0.5)))
+                                        for i in range(4)))
+        columns, rows, _ = request((3.0, 3.0))
+        mixed = await asyncio.gather(batcher.submit(*request((1.0, 1.0))),
+                                     batcher.submit(*request((5.0, 5.0))),
+                                     batcher.submit(columns, rows))
+        bad = await asyncio.gather(batcher.submit(*request((1.0, 1.0))),
+                                   batcher.submit(*request((1.0, 1.0))),
+                                   batcher.submit(*request((np.nan, 1.0))),
+                                   return_exceptions=True)
+        return [alone, list(blocks), list(mixed), list(bad)]
+
+    def values(answers: list[np.ndarray | BaseException]) -> list[object]:
+        return [a.tolist() if isinstance(a, np.ndarray) else a for a in answers]
+
+    alone, blocks, mixed, bad = asyncio.run(run())
+    assert values(alone) == [[21.0]]
+    assert values(blocks) == [[10.0 + i, 5.0] for i in range(4)]
+    assert values(mixed) == [[11.0], [55.0], [33.0]]
+    assert values(bad[:2]) == [[11.0], [11.0]]
+    assert isinstance(bad[2], ValueError)
+    # lone: one block; burst: the first at once, the other three as one 6-row block;
+    # mixed: the first at once, then columns for the two left (one has no block)
+    assert calls[:5] == [("block", 1), ("block", 2), ("block", 6), ("block", 1),
+                         ("columns", 2)]
+
+
+def test_a_block_goes_to_a_version_reading_other_columns_as_columns(
+        project, numeric_model: Path, rows: pd.DataFrame, tmp_path: Path) -> None:
+    """The block is decoded for the primary's inputs; a canary (and a shadow) trained on the
+    same columns in another order must get its rows by name, never the block by position."""
+    from ctloop.serving import ServingConfig
+
+    data = flights([1]).head(3000).reset_index(drop=True)
+    reordered = tmp_path / "reordered"
+    fit_model(data, label="delayed", features=NUMERIC[::-1], algorithm="lightgbm",
+              params={"n_estimators": 10, "n_jobs": 1}).save(reordered)
+    project.register(numeric_model, "numeric")
+    project.register(reordered, "numeric")
+    project.registry.promote("numeric", 1)
+    project.registry.promote("numeric", 2, alias="challenger")
+    frame = rows.head(100)
+    expected = {1: load_model(numeric_model).predict(frame),
+                2: load_model(reordered).predict(frame[NUMERIC[::-1]])}
+
+    def nearest(row: int, score: float) -> int:  # the version whose answer this is
+        return min((1, 2), key=lambda version: abs(float(expected[version][row]) - score))
+
+    config = ServingConfig.from_table({"canary": "challenger=50%", "shadow": "2"})
+    with TestClient(project.app("numeric", config=config)) as client:
+        for n in (1, 2, 100):
+            got = client.post("/v2/models/numeric/infer", json=_v2(frame.head(n).to_numpy()))
+            assert got.status_code == 200, got.text
+            scores: list[float] = {o["name"]: o["data"]
+                                   for o in got.json()["outputs"]}["prediction"]
+            picked = [nearest(i, s) for i, s in enumerate(scores)]
+            want = [expected[version][i] for i, version in enumerate(picked)]
+            np.testing.assert_allclose(scores, want, rtol=1e-12)
+            if n == 100:  # both versions answered some rows, each with its own columns
+                assert set(picked) == {1, 2}

@@ -126,10 +126,12 @@ def parse_infer(
             _check_spec(name, dtype, shape, tensor_specs)
     if offset != len(tail):
         raise BadRequest(f"The body has {len(tail) - offset} binary bytes no input claims.")
+    matrix = None
     if tensor_specs:
         columns, n, lenient = _tensor_inputs(arrays, shapes, tensor_specs)
     else:
-        columns, n, lenient = _columns(arrays, shapes, specs)
+        columns, n, lenient, matrix = _columns(arrays, shapes, specs)
+    block_columns = () if matrix is None else tuple(columns)
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest('"id" must be a string.')
@@ -144,7 +146,7 @@ def parse_infer(
                               outputs)
     inputs = Inputs(columns, n, ids,
                     None if row_ids is None else [None if r is None else str(r) for r in row_ids],
-                    now, "v2", coerce=lenient)
+                    now, "v2", coerce=lenient, matrix=matrix, matrix_columns=block_columns)
     return Infer(inputs, request_id, wanted, binary, lenient)
 
 
@@ -188,7 +190,7 @@ def _header(tensor: Any, max_rank: int) -> tuple[str, list[int], str]:
     if not isinstance(name, str) or not name:
         raise BadRequest("Every input tensor needs a string 'name'.")
     if (not isinstance(shape, list) or not shape or (max_rank and len(shape) > max_rank)
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            or not _sizes(shape)):
         sizes = f"1 or {max_rank}" if max_rank else "1 or more"
         raise BadRequest(f"Input {name!r}: 'shape' must be a list of {sizes} non-negative sizes.")
     if dtype not in DATATYPES:
@@ -196,6 +198,14 @@ def _header(tensor: Any, max_rank: int) -> tuple[str, list[int], str]:
             f"Input {name!r}: datatype {dtype!r} is not one of {', '.join(DATATYPES)}."
         )
     return name, shape, dtype
+
+
+def _sizes(shape: list[Any]) -> bool:
+    """Whether every size is a non-negative integer (not a bool), in two C-speed passes."""
+    kinds = set(map(type, shape))
+    if kinds <= {int}:
+        return bool(min(shape) >= 0)
+    return all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
 
 
 def _from_json(name: str, shape: list[int], dtype: str, count: int, data: Any) -> np.ndarray:
@@ -265,19 +275,22 @@ def _from_binary(name: str, dtype: str, raw: bytes, count: int) -> np.ndarray:
 
 def _columns(
     arrays: dict[str, np.ndarray], shapes: dict[str, list[int]], specs: Sequence[ColumnSpec]
-) -> tuple[dict[str, Sequence[Any] | np.ndarray], int, bool]:
-    names = [s.name for s in specs]
+) -> tuple[dict[str, Sequence[Any] | np.ndarray], int, bool, np.ndarray | None]:
+    """The columns, rows, leniency and, for one FP64 ``[n, k]`` tensor, the block itself."""
+    names = _names(specs)
     if len(arrays) == 1:
         [(name, array)] = arrays.items()
         shape = shapes[name]
         if len(shape) == 2 and shape[1] == len(names) and (shape[1] != 1 or name not in names):
             matrix = array.reshape(shape)
             lenient = array.dtype == object and any(s.type != "string" for s in specs)
-            columns: dict[str, Sequence[Any] | np.ndarray] = {
-                n: (matrix[:, j].tolist() if lenient else matrix[:, j])
-                for j, n in enumerate(names)
-            }
-            return columns, shape[0], lenient
+            columns: dict[str, Sequence[Any] | np.ndarray]
+            if lenient:
+                columns = {n: matrix[:, j].tolist() for j, n in enumerate(names)}
+            else:  # the rows of the transpose are the column views
+                columns = dict(zip(names, matrix.T, strict=True))
+            whole = matrix if matrix.dtype == np.float64 else None
+            return columns, shape[0], lenient, whole
     rows = {}
     for name, shape in shapes.items():
         if len(shape) == 2 and shape[1] != 1:
@@ -288,7 +301,22 @@ def _columns(
         rows[name] = shape[0]
     if len(set(rows.values())) != 1:
         raise BadRequest(f"The input tensors must hold the same number of rows; got {rows}.")
-    return dict(arrays), next(iter(rows.values())), False
+    return dict(arrays), next(iter(rows.values())), False, None
+
+
+def _names(specs: Sequence[ColumnSpec]) -> list[str]:
+    """The column names of ``specs``, kept per signature (found by identity)."""
+    known = _SPEC_NAMES.get(id(specs))
+    if known is not None and known[0] is specs:
+        return known[1]
+    names = [s.name for s in specs]
+    if len(_SPEC_NAMES) >= _KEEP:
+        _SPEC_NAMES.clear()
+    _SPEC_NAMES[id(specs)] = (specs, names)  # holds the specs: their id cannot be reused
+    return names
+
+
+_SPEC_NAMES: dict[int, tuple[Sequence[ColumnSpec], list[str]]] = {}
 
 
 def _check_spec(name: str, dtype: str, shape: list[int], specs: Sequence[TensorSpec]) -> None:
@@ -359,16 +387,15 @@ class Tensor:
     data: np.ndarray  # C-contiguous, of the datatype's NumPy type
 
     def __init__(self, name: str, datatype: str, data: Any) -> None:
-        if datatype not in DATATYPES:
+        dtype = DATATYPES.get(datatype)
+        if dtype is None:
             raise ValueError(f"unknown datatype {datatype!r}")
-        dtype = DATATYPES[datatype]
         if datatype == "BYTES":
             values = np.asarray(data, dtype=object)
         else:
             values = np.ascontiguousarray(data, dtype=dtype)
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "datatype", datatype)
-        object.__setattr__(self, "data", values)
+        # frozen: set once, in one call (every answer builds two to four of these)
+        self.__dict__.update(name=name, datatype=datatype, data=values)
 
     @property
     def shape(self) -> list[int]:
@@ -483,15 +510,20 @@ def encode_outputs(
         outputs = [Tensor(name, "FP64" if v.dtype.kind == "f" else "INT64", v)
                    for name, v in outputs.items()]
     tensors, blobs = [], []
+    wanted, binary = infer.outputs, infer.binary
     for output in outputs:
-        if infer.outputs is not None and output.name not in infer.outputs:
+        name = output.name
+        if wanted is not None and name not in wanted:
             continue
-        tensor: dict[str, Any] = {"name": output.name, "datatype": output.datatype,
-                                  "shape": output.shape}
-        if output.name in infer.binary:
+        data = output.data
+        tensor: dict[str, Any] = {"name": name, "datatype": output.datatype,
+                                  "shape": list(data.shape)}
+        if name in binary:
             blob = output.raw()
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
+        elif data.ndim == 1 and output.datatype != "BYTES":  # the common answer: as it is
+            tensor["data"] = data
         else:
             tensor["data"] = output.json_data()
         tensors.append(tensor)

@@ -7,7 +7,9 @@ added wait; a lone request is scored at once. ``max_wait`` (seconds, default
 0) lets a batch wait a little longer for company, bounded; ``max_rows`` caps
 a batch. Batches of more than ``inline_rows`` rows are scored on a model
 thread, so one large request never stalls the event loop; small ones are
-scored inline, which costs less than the hop to a thread.
+scored inline, which costs less than the hop to a thread. Requests that carry
+their rows as one float block (``score_matrix`` given) are scored, and
+coalesced, as blocks.
 
 If a coalesced predict fails, each request is scored alone, so one bad
 request never fails its neighbours.
@@ -37,9 +39,12 @@ class BatchStats:
     largest: int = 0
 
 
+Item = tuple[Columns, int, "asyncio.Future[np.ndarray]", np.ndarray | None]
+
+
 @dataclass
 class _Pending:
-    items: list[tuple[Columns, int, asyncio.Future[np.ndarray]]] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
     rows: int = 0
 
 
@@ -56,8 +61,10 @@ class MicroBatcher:
         max_wait: float = 0.0,
         max_rows: int = 4096,
         inline_rows: int = 512,
+        score_matrix: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.predict = predict
+        self.score_matrix = score_matrix
         self.executor = executor
         self.max_wait = max_wait
         self.max_rows = max_rows
@@ -67,11 +74,15 @@ class MicroBatcher:
         self._scheduled = False
         self._turn = False  # a request was scored inline in this turn of the loop
 
-    async def submit(self, columns: Columns, rows: int) -> np.ndarray:
-        """Scores for ``rows`` rows, computed together with whatever else is pending."""
+    async def submit(self, columns: Columns, rows: int,
+                     matrix: np.ndarray | None = None) -> np.ndarray:
+        """Scores for ``rows`` rows, computed together with whatever else is pending;
+        ``matrix``: the same rows as one float64 block in signature order."""
+        if self.score_matrix is None:
+            matrix = None
         loop = asyncio.get_running_loop()
         if rows >= self.inline_rows:  # large on its own: no point waiting for company
-            return await loop.run_in_executor(self.executor, self.predict, columns)
+            return await loop.run_in_executor(self.executor, self._one, columns, matrix)
         if (self.inline_alone and self.max_wait <= 0 and not self._turn
                 and not self._pending.items):
             # The first request in this turn of the event loop: nothing to coalesce with
@@ -84,9 +95,9 @@ class MicroBatcher:
             self.stats.requests += 1
             self.stats.rows += rows
             self.stats.largest = max(self.stats.largest, rows)
-            return self.predict(columns)
+            return self._one(columns, matrix)
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        self._pending.items.append((columns, rows, future))
+        self._pending.items.append((columns, rows, future, matrix))
         self._pending.rows += rows
         if self._pending.rows >= self.max_rows:
             self._flush()
@@ -97,6 +108,11 @@ class MicroBatcher:
             else:
                 loop.call_soon(self._flush)
         return await future
+
+    def _one(self, columns: Columns, matrix: np.ndarray | None) -> np.ndarray:
+        if matrix is None or self.score_matrix is None:
+            return self.predict(columns)
+        return self.score_matrix(matrix)
 
     def _end_turn(self) -> None:
         self._turn = False
@@ -118,15 +134,19 @@ class MicroBatcher:
             return
         self._score(items)
 
-    def _score(self, items: list[tuple[Columns, int, asyncio.Future[np.ndarray]]]) -> None:
+    def _score(self, items: list[Item]) -> None:
         try:
             if len(items) == 1:
-                scores = [self.predict(items[0][0])]
+                scores = [self._one(items[0][0], items[0][3])]
             else:
-                names = list(items[0][0])
-                merged = {n: np.concatenate([c[n] for c, _, _ in items]) for n in names}
-                whole = self.predict(merged)
-                bounds = np.cumsum([rows for _, rows, _ in items])[:-1]
+                blocks = [m for _, _, _, m in items if m is not None]
+                if self.score_matrix is not None and len(blocks) == len(items):
+                    whole = self.score_matrix(np.concatenate(blocks))
+                else:
+                    names = list(items[0][0])
+                    merged = {n: np.concatenate([c[n] for c, _, _, _ in items]) for n in names}
+                    whole = self.predict(merged)
+                bounds = np.cumsum([rows for _, rows, _, _ in items])[:-1]
                 scores = np.split(whole, bounds)
         except Exception as exc:
             if len(items) > 1:  # find the one that fails; the others still get answers
@@ -135,7 +155,7 @@ class MicroBatcher:
                 return
             _resolve(items[0][2], None, exc)
             return
-        for (_, _, future), part in zip(items, scores, strict=True):
+        for (_, _, future, _), part in zip(items, scores, strict=True):
             _resolve(future, part, None)
 
 

@@ -43,10 +43,16 @@ _SMALL = 64  # rows up to which categories are mapped with a dict
 
 @dataclass(frozen=True)
 class Predictor:
-    """``predict(columns) -> scores`` for one loaded model; ``fast`` says which path."""
+    """``predict(columns) -> scores`` for one loaded model; ``fast`` says which path.
+
+    ``matrix``, when the model reads plain numbers, scores a float64 ``[n, k]`` block whose
+    columns are the signature's inputs in order, exactly as ``predict`` scores those
+    columns: a request that arrived as that block skips building it again.
+    """
 
     predict: Callable[[Columns], np.ndarray]
     fast: bool
+    matrix: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def predictor_for(model: LoadedModel, *, threads: int = 1) -> Predictor:
@@ -55,7 +61,8 @@ def predictor_for(model: LoadedModel, *, threads: int = 1) -> Predictor:
     if model.flavor == "lightgbm" and hasattr(booster, "pandas_categorical"):
         lightgbm = _lightgbm(model, threads)
         if lightgbm is not None:
-            return Predictor(lightgbm, fast=True)
+            columns_scorer, block_scorer = lightgbm
+            return Predictor(columns_scorer, fast=True, matrix=block_scorer)
 
     def generic(columns: Columns) -> np.ndarray:
         return model.predict(pd.DataFrame(dict(columns)), what="The request rows")
@@ -75,7 +82,9 @@ def predictor_for(model: LoadedModel, *, threads: int = 1) -> Predictor:
     return Predictor(generic, fast=False)
 
 
-def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarray] | None:
+def _lightgbm(model: LoadedModel, threads: int) -> tuple[
+        Callable[[Columns], np.ndarray], Callable[[np.ndarray], np.ndarray] | None] | None:
+    """(columns scorer, block scorer: only without categorical columns), or None."""
     booster = model.model
     specs = model.signature.inputs
     categorical = [s.name for s in specs if s.type not in ("integer", "float", "boolean")]
@@ -115,7 +124,10 @@ def _lightgbm(model: LoadedModel, threads: int) -> Callable[[Columns], np.ndarra
                 matrix[:, j] = codes
         return np.asarray(score(matrix), dtype=np.float64)
 
-    return predict
+    def whole(matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(score(matrix), dtype=np.float64)
+
+    return predict, (None if categorical else whole)
 
 
 def _scorer(booster: Any, threads: int) -> Callable[[np.ndarray], np.ndarray]:
