@@ -15,6 +15,7 @@ from typing import NotRequired, TypedDict
 from ctloop.core.errors import UserInputError
 from ctloop.core.jsontypes import JSONObject
 from ctloop.data import schema as data_schema
+from ctloop.data.quality import QualityStatsJson
 from ctloop.data.report import write_html
 from ctloop.data.skew import validate_statistics
 from ctloop.data.stats import DatasetStatistics, compute_statistics
@@ -29,7 +30,7 @@ class StatisticsSummary(TypedDict):
 
     rows: int
     columns: int
-    quality: NotRequired[JSONObject]
+    quality: NotRequired[QualityStatsJson]
 
 
 class SchemaSummary(TypedDict):

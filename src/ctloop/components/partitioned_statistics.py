@@ -26,6 +26,7 @@ from typing import TypeAlias, TypedDict
 from ctloop.components.data_validation import Statistics
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.data import DatasetStatistics, compute_statistics, merge_statistics
+from ctloop.data.stats_json import DatasetStatisticsJson
 from ctloop.pipeline import Output, component
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 
 StorageOptions: TypeAlias = dict[str, object]
 """fsspec's options for an object store (endpoint, region, credentials, ...)."""
-PartialStatistics: TypeAlias = dict[str, object]
+PartialStatistics: TypeAlias = DatasetStatisticsJson
 """One partition's statistics as ``DatasetStatistics.to_dict`` writes them (a task's answer)."""
 
 
