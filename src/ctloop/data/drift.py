@@ -64,6 +64,9 @@ from ctloop.data.stats import (
     merge_statistics,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "CATEGORICAL_METHODS",
     "DEFAULT_THRESHOLDS",
@@ -94,10 +97,6 @@ _PSI_EPS = 1e-4
 NOISE_FACTOR = 5.0  # weather halves of one month reach ~4x sqrt(1/n+1/m); see tests
 NOISE_FLOORED = ("wasserstein", "jensenshannon", "linf")
 MIN_CHUNKS = 3  # the fewest parts a reference is cut into for its stationary baseline
-
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 _Floats: TypeAlias = npt.NDArray[np.float64]
 DriftSettings: TypeAlias = Mapping[str, JSONValue]
