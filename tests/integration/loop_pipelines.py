@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ctloop.components.training import evaluate, push
+from ctloop.components.training import TrainSummary, evaluate, push
 from ctloop.components.training import train as standard
 from ctloop.loop.pipeline import window_set
 from ctloop.pipeline import Dataset, Input, Model, Output, component, pipeline
@@ -16,7 +16,7 @@ from ctloop.pipeline import Dataset, Input, Model, Output, component, pipeline
 
 @component(version="1", name="fit_candidate")
 def fit(data: Input[Dataset], model: Output[Model], label: str, features: list[str],
-        seed: int = 0) -> dict[str, Any]:
+        seed: int = 0) -> TrainSummary:
     """Hangs while the file ``$LOOP_TEST_HANG`` exists (to be killed), else trains."""
     marker = Path(os.environ.get("LOOP_TEST_HANG", "/nonexistent"))
     if marker.exists():

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ctloop.components.training import TrainSummary
 from ctloop.components.training import train as standard
 from ctloop.pipeline import Dataset, Input, Model, Output, component
 
@@ -14,7 +15,7 @@ from ctloop.pipeline import Dataset, Input, Model, Output, component
 @component(version="1")
 def broken(data: Input[Dataset], model: Output[Model], label: str, features: list[str],
            algorithm: str = "lightgbm", params: dict[str, Any] | None = None,
-           seed: int = 0) -> dict[str, Any]:
+           seed: int = 0) -> TrainSummary:
     """Always raises: a trainer with a bug."""
     raise RuntimeError("the trainer has a bug")
 
@@ -22,7 +23,7 @@ def broken(data: Input[Dataset], model: Output[Model], label: str, features: lis
 @component(version="1")
 def fails_on_week_01(data: Input[Dataset], model: Output[Model], label: str,
                      features: list[str], algorithm: str = "lightgbm",
-                     params: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+                     params: dict[str, Any] | None = None, seed: int = 0) -> TrainSummary:
     """Trains like the standard trainer, except on a window ending with week-01."""
     if (data.metadata.get("spans") or [""])[-1] == "week-01":
         raise RuntimeError("out of memory on week-01")
@@ -34,7 +35,7 @@ def fails_on_week_01(data: Input[Dataset], model: Output[Model], label: str,
 @component(version="1")
 def hangs_once(data: Input[Dataset], model: Output[Model], label: str, features: list[str],
                algorithm: str = "lightgbm", params: dict[str, Any] | None = None,
-               seed: int = 0) -> dict[str, Any]:
+               seed: int = 0) -> TrainSummary:
     """Hangs while the file ``$LOOP_TEST_HANG`` exists (to be killed), else trains."""
     marker = Path(os.environ.get("LOOP_TEST_HANG", "/nonexistent"))
     if marker.exists():
@@ -48,7 +49,7 @@ def hangs_once(data: Input[Dataset], model: Output[Model], label: str, features:
 @component(version="1")
 def needs_two_classes(data: Input[Dataset], model: Output[Model], label: str,
                       features: list[str], algorithm: str = "lightgbm",
-                      params: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+                      params: dict[str, Any] | None = None, seed: int = 0) -> TrainSummary:
     """Trains like the standard trainer; a label with one class is ``NotTrainable``."""
 
     from ctloop.core.errors import NotTrainable

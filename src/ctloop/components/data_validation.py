@@ -10,16 +10,45 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import JSONObject
 from ctloop.data import schema as data_schema
+from ctloop.data.quality import QualityStatsJson
 from ctloop.data.report import write_html
 from ctloop.data.skew import validate_statistics
 from ctloop.data.stats import DatasetStatistics, compute_statistics
 from ctloop.pipeline import Artifact, Dataset, Input, Output, component
 
-__all__ = ["Anomalies", "Schema", "Statistics", "schema", "statistics", "validate"]
+__all__ = ["Anomalies", "Schema", "SchemaSummary", "Statistics", "StatisticsSummary",
+           "ValidationSummary", "schema", "statistics", "validate"]
+
+
+class StatisticsSummary(TypedDict):
+    """What ``statistics`` returns: the table's size and, counted, its data quality."""
+
+    rows: int
+    columns: int
+    quality: NotRequired[QualityStatsJson]
+
+
+class SchemaSummary(TypedDict):
+    """What ``schema`` returns: where the schema came from and its width."""
+
+    origin: str
+    columns: int
+
+
+class ValidationSummary(TypedDict):
+    """What ``validate`` returns (and keeps as the anomalies artifact's metadata)."""
+
+    ok: bool
+    errors: int
+    warnings: int
+    anomalies: list[str]
+    completeness: dict[str, float]
+    drift: NotRequired[JSONObject]
 
 
 class Statistics(Artifact):
@@ -53,8 +82,8 @@ class Anomalies(Artifact):
 
     filename = None  # a folder: anomalies.json + report.html
 
-    def read(self) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads((self.path / "anomalies.json").read_text())
+    def read(self) -> JSONObject:
+        found: JSONObject = json.loads((self.path / "anomalies.json").read_text())
         return found
 
 
@@ -64,7 +93,7 @@ def statistics(
     stats: Output[Statistics],
     duplicates: bool = True,
     keys: list[str] | None = None,
-) -> dict[str, Any]:
+) -> StatisticsSummary:
     """Statistics of a dataset, streamed from its parquet file.
 
     Named after the file the dataset came from when its producer recorded one
@@ -89,7 +118,7 @@ def statistics(
         keys = [c for c in columns if ID_NAME.search(c)] if duplicates else []
     result = compute_statistics(data.path, name=name, duplicates=duplicates, keys=keys)
     stats.write(result)
-    out: dict[str, Any] = {"rows": result.rows, "columns": len(result.columns)}
+    out: StatisticsSummary = {"rows": result.rows, "columns": len(result.columns)}
     if result.quality is not None:
         out["quality"] = result.quality.to_dict()
     return out
@@ -101,7 +130,7 @@ def schema(
     schema: Output[Schema],
     pinned: str | None = None,
     max_domain_size: int = data_schema.MAX_DOMAIN_SIZE,
-) -> dict[str, Any]:
+) -> SchemaSummary:
     """The pinned schema file if one is given and exists, else one inferred from ``stats``.
 
     Args:
@@ -132,7 +161,7 @@ def validate(
     anomalies: Output[Anomalies],
     reference: Input[Statistics] | None = None,
     fail_on_error: bool = True,
-) -> dict[str, Any]:
+) -> ValidationSummary:
     """Check ``stats`` against ``schema`` (and drift from ``reference``); stop on errors.
 
     Args:
@@ -155,7 +184,7 @@ def validate(
         anomalies=result,
         title=f"Validation of {current.source}",
     )
-    summary: dict[str, Any] = {
+    summary: ValidationSummary = {
         "ok": result.ok,
         "errors": len(result.errors),
         "warnings": len(result.warnings),

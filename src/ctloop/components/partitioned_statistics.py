@@ -21,19 +21,37 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias, TypedDict
 
 from ctloop.components.data_validation import Statistics
 from ctloop.core.errors import NotFound, UserInputError
 from ctloop.data import DatasetStatistics, compute_statistics, merge_statistics
+from ctloop.data.stats_json import DatasetStatisticsJson
 from ctloop.pipeline import Output, component
 
 __all__ = [
+    "PartialStatistics",
+    "PartitionedSummary",
+    "StorageOptions",
     "compute_partitioned_statistics",
     "list_partitions",
     "partition_statistics",
     "partitioned_statistics",
 ]
+
+
+StorageOptions: TypeAlias = dict[str, object]
+"""fsspec's options for an object store (endpoint, region, credentials, ...)."""
+PartialStatistics: TypeAlias = DatasetStatisticsJson
+"""One partition's statistics as ``DatasetStatistics.to_dict`` writes them (a task's answer)."""
+
+
+class PartitionedSummary(TypedDict):
+    """What ``partitioned_statistics`` returns."""
+
+    rows: int
+    columns: int
+    partitions: int
 
 
 def _is_remote(source: str) -> bool:
@@ -45,7 +63,7 @@ def _local_path(source: str) -> Path:
 
 
 def list_partitions(
-    source: str, *, pattern: str = "*.parquet", storage_options: dict[str, Any] | None = None
+    source: str, *, pattern: str = "*.parquet", storage_options: StorageOptions | None = None
 ) -> list[str]:
     """The partition files under ``source``, sorted, as paths or URLs.
 
@@ -73,8 +91,8 @@ def list_partitions(
 
 
 def partition_statistics(
-    path: str, storage_options: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    path: str, storage_options: StorageOptions | None = None
+) -> PartialStatistics:
     """Statistics of one partition, as a mergeable JSON-able dict (what a task returns)."""
     if not _is_remote(path):
         return compute_statistics(_local_path(path), name=path).to_dict()
@@ -93,7 +111,8 @@ def partition_statistics(
         return compute_statistics(reader, name=path).to_dict()
 
 
-Mapper = Callable[[Callable[..., dict[str, Any]], Sequence[str]], list[dict[str, Any]]]
+Mapper: TypeAlias = Callable[
+    [Callable[[str], PartialStatistics], Sequence[str]], list[PartialStatistics]]
 
 
 def _on_dask_worker() -> bool:
@@ -108,7 +127,8 @@ def _on_dask_worker() -> bool:
     return True
 
 
-def _map_on_dask(fn: Callable[..., dict[str, Any]], items: Sequence[str]) -> list[dict[str, Any]]:
+def _map_on_dask(fn: Callable[[str], PartialStatistics], items: Sequence[str]
+                 ) -> list[PartialStatistics]:
     from distributed import worker_client
 
     token = uuid.uuid4().hex[:12]
@@ -119,7 +139,8 @@ def _map_on_dask(fn: Callable[..., dict[str, Any]], items: Sequence[str]) -> lis
 
 
 def _map_on_threads(workers: int) -> Mapper:
-    def mapper(fn: Callable[..., dict[str, Any]], items: Sequence[str]) -> list[dict[str, Any]]:
+    def mapper(fn: Callable[[str], PartialStatistics], items: Sequence[str]
+               ) -> list[PartialStatistics]:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctloop-part") as pool:
             return list(pool.map(fn, items))
 
@@ -130,7 +151,7 @@ def compute_partitioned_statistics(
     source: str,
     *,
     pattern: str = "*.parquet",
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
     where: str = "auto",
     workers: int | None = None,
 ) -> tuple[DatasetStatistics, list[str]]:
@@ -143,7 +164,7 @@ def compute_partitioned_statistics(
         raise UserInputError(f"The 'where' option must be auto, dask or threads. Got {where!r}.")
     partitions = list_partitions(source, pattern=pattern, storage_options=storage_options)
 
-    def one(path: str) -> dict[str, Any]:
+    def one(path: str) -> PartialStatistics:
         return partition_statistics(path, storage_options)
 
     use_dask = where == "dask" or (where == "auto" and _on_dask_worker())
@@ -158,7 +179,7 @@ def compute_partitioned_statistics(
     return merged, partitions
 
 
-def _fingerprint(partitions: list[str], storage_options: dict[str, Any] | None) -> str:
+def _fingerprint(partitions: list[str], storage_options: StorageOptions | None) -> str:
     """Names and sizes of the partitions: what the statistics describe, for lineage."""
     import fsspec
 
@@ -176,8 +197,8 @@ def partitioned_statistics(
     source: str,
     stats: Output[Statistics],
     pattern: str = "*.parquet",
-    storage_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    storage_options: StorageOptions | None = None,
+) -> PartitionedSummary:
     """Statistics of a folder of parquet partitions, one task per partition.
 
     Args:

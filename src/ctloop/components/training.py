@@ -11,12 +11,55 @@ champion is still the one it was compared with (compare-and-set).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from ctloop.core.errors import NotFound, ValidationFailed
+from ctloop.core.jsontypes import JSONValue
 from ctloop.pipeline import Dataset, Input, Metrics, Model, Output, component
 
-__all__ = ["evaluate", "infra_check", "push", "train"]
+if TYPE_CHECKING:
+    from ctloop.models import LoadedModel
+
+__all__ = ["EvaluateSummary", "InfraSummary", "PushSummary", "TrainSummary", "evaluate",
+           "infra_check", "push", "train"]
+
+
+class TrainSummary(TypedDict):
+    """What ``train`` returns (the step's outputs in the metadata store)."""
+
+    rows: int
+    training_seconds: float
+    params: dict[str, JSONValue]
+    seed: int
+    task: str
+    classes: JSONValue
+    model_sha256: str
+
+
+class EvaluateSummary(TypedDict):
+    """What ``evaluate`` returns: the gate's verdict in short."""
+
+    blessed: bool
+    failed: list[str]
+    champion_version: int | None
+    summary: str
+    held: JSONValue
+
+
+class InfraSummary(TypedDict):
+    """What ``infra_check`` returns: its timings."""
+
+    latency_ms: float
+    load_ms: float
+
+
+class PushSummary(TypedDict):
+    """What ``push`` returns: the version registered and whether the alias moved to it."""
+
+    version: int
+    promoted: bool
+    alias: str
+    blessed: bool
 
 _SUMMARY_FILE = "training-summary.json"
 
@@ -28,7 +71,7 @@ def train(
     label: str,
     features: list[str],
     algorithm: str = "lightgbm",
-    params: dict[str, Any] | None = None,
+    params: dict[str, object] | None = None,
     seed: int = 0,
     task: str | None = None,
     metric: str | None = None,
@@ -37,7 +80,7 @@ def train(
     costs: dict[str, float] | None = None,
     outliers: bool = True,
     nullable: list[str] | None = None,
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Fit a model on ``data``; the seed and full parameters are recorded.
 
     Stored with the model (``ctloop.models.calibration.finalize_model``): an
@@ -120,7 +163,7 @@ def train(
     }
 
 
-def _champion(model_name: str, alias: str) -> tuple[Any, int | None]:
+def _champion(model_name: str, alias: str) -> tuple[LoadedModel | None, int | None]:
     from ctloop.pipeline.context import open_stores
     from ctloop.registry import ModelRegistry
 
@@ -145,14 +188,14 @@ def evaluate(
     evaluation: Output[Metrics],
     blessing: Output[Metrics],
     model_name: str,
-    gate: dict[str, Any],
+    gate: dict[str, object],
     slice_columns: list[str] | None = None,
     alias: str = "champion",
     threshold: float = 0.5,
     n_boot: int = 200,
     seed: int = 0,
     costs: dict[str, float] | None = None,
-) -> dict[str, Any]:
+) -> EvaluateSummary:
     """Evaluate the candidate and the current champion on ``data``; judge with the gate.
 
     With ``costs`` ({"fn": 5, "fp": 1}) each model decides at its cost-aware
@@ -221,8 +264,8 @@ def infra_check(
     report: Output[Metrics],
     sample_rows: int = 100,
     max_latency_ms: float = 1000.0,
-    serving: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    serving: dict[str, object] | None = None,
+) -> InfraSummary:
     """Load the model in a fresh process as the server would and predict sample rows.
 
     Args:
@@ -255,7 +298,7 @@ def push(
     model_name: str,
     alias: str = "champion",
     reason: str = "",
-) -> dict[str, Any]:
+) -> PushSummary:
     """Register the model; move ``alias`` to it only if it was blessed.
 
     The move is a compare-and-set against the champion the gate compared with,

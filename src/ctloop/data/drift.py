@@ -44,13 +44,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import JSONValue
 from ctloop.data.sources import DataSource
 from ctloop.data.stats import (
     CATEGORICAL_TYPES,
@@ -62,11 +64,16 @@ from ctloop.data.stats import (
     merge_statistics,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "CATEGORICAL_METHODS",
     "DEFAULT_THRESHOLDS",
     "NUMERIC_METHODS",
     "DriftReport",
+    "DriftReportJson",
+    "DriftSettings",
     "FeatureDrift",
     "compute_drift",
     "stationary_thresholds",
@@ -91,6 +98,31 @@ NOISE_FACTOR = 5.0  # weather halves of one month reach ~4x sqrt(1/n+1/m); see t
 NOISE_FLOORED = ("wasserstein", "jensenshannon", "linf")
 MIN_CHUNKS = 3  # the fewest parts a reference is cut into for its stationary baseline
 
+_Floats: TypeAlias = npt.NDArray[np.float64]
+DriftSettings: TypeAlias = Mapping[str, JSONValue]
+"""One feature's drift settings: ``method``, ``threshold``; ``stationary_thresholds`` adds
+``baseline``, ``chunks`` and ``threshold_from``. Free-form (a schema or a TOML table)."""
+
+
+class DriftReportJson(TypedDict):
+    """:class:`DriftReport` as JSON (the ``drift`` of an anomalies file)."""
+
+    reference: str
+    current: str
+    dataset_drifted: bool
+    share_drifted: float
+    drift_share: float
+    n_tested: int
+    n_drifted: int
+    features: list[dict[str, object]]
+
+
+def _number(value: object, key: str) -> float:
+    """A drift setting that must be a number (or a numeric string, as ``float`` reads)."""
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise UserInputError(f"The drift setting {key!r} must be a number. Got {value!r}.")
+
 
 @dataclass
 class FeatureDrift:
@@ -111,7 +143,7 @@ class FeatureDrift:
     #: weight in the share (the model's feature importance when given, else 1)
     weight: float = 1.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -156,7 +188,7 @@ class DriftReport:
                 return feature
         raise KeyError(column)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, JSONValue]:
         """The compact form recorded as artifact metadata."""
         return {
             "dataset_drifted": self.dataset_drifted,
@@ -171,7 +203,7 @@ class DriftReport:
             },
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> DriftReportJson:
         return {
             "reference": self.reference,
             "current": self.current,
@@ -189,7 +221,7 @@ def compute_drift(
     current: DatasetStatistics | DataSource,
     *,
     columns: Iterable[str] | None = None,
-    config: Mapping[str, Mapping[str, Any]] | None = None,
+    config: Mapping[str, DriftSettings] | None = None,
     drift_share: float = DEFAULT_DRIFT_SHARE,
     exclude: Iterable[str] = (),
     weights: Mapping[str, float] | None = None,
@@ -253,7 +285,7 @@ def _feature_names(ref: DatasetStatistics, cur: DatasetStatistics,
     return names
 
 
-def _check_settings(config: Mapping[str, Any], names: list[str],
+def _check_settings(config: Mapping[str, object], names: list[str],
                     weights: Mapping[str, float] | None) -> None:
     """Settings name tested features only; weights are finite and not negative."""
     unknown_config = sorted(set(config) - set(names))
@@ -277,12 +309,12 @@ def _in_share(feature: FeatureDrift, name: str, excluded: set[str],
 
 
 def stationary_thresholds(
-    reference: Any,
+    reference: pd.DataFrame,
     columns: Iterable[str],
     *,
     chunk_rows: int,
-    config: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, dict[str, Any]]:
+    config: Mapping[str, DriftSettings] | None = None,
+) -> dict[str, dict[str, JSONValue]]:
     """Per-feature drift settings whose thresholds come from the reference's own motion.
 
     ``reference`` (a pandas frame, rows in time order) is cut into
@@ -307,8 +339,8 @@ def stationary_thresholds(
     frame = pd.DataFrame(reference)
     names = [c for c in columns if c in frame.columns]
     given = dict(config or {})
-    methods = {name: _stationary_method(frame[name], given.get(name, {})) for name in names}
-    out: dict[str, dict[str, Any]] = {n: {**given.get(n, {}), "method": methods[n]}
+    methods = {name: _stationary_method(frame, name, given.get(name, {})) for name in names}
+    out: dict[str, dict[str, JSONValue]] = {n: {**given.get(n, {}), "method": methods[n]}
                                       for n in names}
     chunks = max(MIN_CHUNKS, round(len(frame) / chunk_rows))
     if len(frame) < 2 * chunks:
@@ -321,17 +353,18 @@ def stationary_thresholds(
     return out
 
 
-def _stationary_method(values: Any, settings: Mapping[str, Any]) -> str:
+def _stationary_method(frame: pd.DataFrame, name: str, settings: DriftSettings) -> str:
     """The feature's method, ``auto`` read as a distance: Wasserstein or Jensen-Shannon."""
     import pandas as pd
 
     method = str(settings.get("method", "auto"))
     if method != "auto":
         return method
-    return "wasserstein" if pd.api.types.is_numeric_dtype(values) else "jensenshannon"
+    return "wasserstein" if pd.api.types.is_numeric_dtype(frame[name]) else "jensenshannon"
 
 
-def _furthest_chunks(frame: Any, methods: Mapping[str, str], chunks: int) -> dict[str, float]:
+def _furthest_chunks(frame: pd.DataFrame, methods: Mapping[str, str], chunks: int
+                     ) -> dict[str, float]:
     """Per feature, the score of the chunk furthest from the rest of the reference.
 
     One statistics pass over the chunks; each "rest" is the merge of the others' sketches.
@@ -367,9 +400,9 @@ _SCORE_KEYS = {"ks": "ks_pvalue", "chisquare": "chisquare_pvalue",
 
 
 def _feature(
-    ref: ColumnStatistics, cur: ColumnStatistics, settings: Mapping[str, Any]
+    ref: ColumnStatistics, cur: ColumnStatistics, settings: DriftSettings
 ) -> FeatureDrift:
-    method = settings.get("method", "auto")
+    method = str(settings.get("method", "auto"))
     if method == "none":  # e.g. calendar columns, which move every batch by construction
         return _verdict(ref, cur, method, "not tested (drift method: none)")
     sample = _sample(ref, cur, method)
@@ -447,7 +480,7 @@ def _auto_method(sample: _Sample) -> str:
     return "chisquare" if small else "jensenshannon"
 
 
-def _threshold(method: str, settings: Mapping[str, Any], sample: _Sample) -> tuple[float, str]:
+def _threshold(method: str, settings: DriftSettings, sample: _Sample) -> tuple[float, str]:
     """The feature's threshold and a note on where it came from.
 
     An explicit threshold stands as given; the default is raised to the noise floor of
@@ -455,7 +488,7 @@ def _threshold(method: str, settings: Mapping[str, Any], sample: _Sample) -> tup
     measured one further than it.
     """
     if "threshold" in settings:
-        return float(settings["threshold"]), ""
+        return _number(settings["threshold"], "threshold"), ""
     threshold = DEFAULT_THRESHOLDS[method]
     if method in NOISE_FLOORED:
         categories = sample.measures.get("categories") if method == "jensenshannon" else None
@@ -463,7 +496,7 @@ def _threshold(method: str, settings: Mapping[str, Any], sample: _Sample) -> tup
                                                categories))
     if "baseline" not in settings:
         return threshold, ""
-    baseline = float(settings["baseline"])
+    baseline = _number(settings["baseline"], "baseline")
     if not _beyond(method, baseline, threshold):
         return threshold, ""
     return baseline, (f"threshold from the reference's own motion (the furthest of its "
@@ -507,8 +540,8 @@ def noise_floor(n_ref: int, n_cur: int, categories: float | None = None) -> floa
 
 def numeric_measures(ref: NumericStats, cur: NumericStats) -> dict[str, float | None]:
     """KS statistic and p-value, Wasserstein distance (raw and normalised), PSI."""
-    q_ref: np.ndarray = np.asarray(ref.quantiles(_GRID), dtype=np.float64)
-    q_cur: np.ndarray = np.asarray(cur.quantiles(_GRID), dtype=np.float64)
+    q_ref: _Floats = np.asarray(ref.quantiles(_GRID), dtype=np.float64)
+    q_cur: _Floats = np.asarray(cur.quantiles(_GRID), dtype=np.float64)
     wasserstein = float(np.mean(np.abs(q_ref - q_cur)))
     spread = ref.std or 0.0
     # A constant reference has no spread: the distance is then read in its own units.
@@ -541,7 +574,7 @@ def psi(ref: NumericStats, cur: NumericStats, bins: int = 10) -> float:
     return float(np.sum((p_cur - p_ref) * np.log(p_cur / p_ref)))
 
 
-def category_counts(ref: CategoricalStats, cur: CategoricalStats) -> tuple[list[str], np.ndarray]:
+def category_counts(ref: CategoricalStats, cur: CategoricalStats) -> tuple[list[str], _Floats]:
     """Aligned counts (2 x K) of both sides; values a sketch no longer holds go to one bucket."""
     f_ref, f_cur = ref.frequencies(), cur.frequencies()
     labels = list(f_ref) + [v for v in f_cur if v not in f_ref]

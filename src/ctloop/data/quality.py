@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,11 +30,13 @@ import pyarrow.compute as pc
 from ctloop.core.durations import duration_seconds, duration_text
 from ctloop.core.errors import UserInputError
 
-__all__ = ["QualityCounter", "QualityRules", "QualityStats", "parse_duration"]
+__all__ = ["QualityCounter", "QualityRules", "QualityStats", "QualityStatsJson", "parse_duration"]
+
+_Hashes: TypeAlias = npt.NDArray[np.uint64]
 
 
 
-def parse_duration(text: Any, where: str) -> float:
+def parse_duration(text: object, where: str) -> float:
     """Seconds in ``90s``, ``15m``, ``6h``, ``2d``, ``1w`` (or a number of seconds)."""
     if isinstance(text, int | float) and not isinstance(text, bool) and text >= 0:
         return float(text)
@@ -43,6 +46,16 @@ def parse_duration(text: Any, where: str) -> float:
             f"{where} must be a duration such as 90s, 15m, 6h, 2d or 1w. Got {text!r}."
         )
     return seconds
+
+
+class QualityStatsJson(TypedDict):
+    """:class:`QualityStats` as JSON (inside the statistics file)."""
+
+    rows: int
+    complete_rows: int | None
+    duplicate_rows: int | None
+    duplicate_keys: dict[str, int]
+    exact: bool
 
 
 @dataclass
@@ -80,7 +93,7 @@ class QualityStats:
             exact=False,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> QualityStatsJson:
         return {
             "rows": self.rows,
             "complete_rows": self.complete_rows,
@@ -90,7 +103,7 @@ class QualityStats:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> QualityStats:
+    def from_dict(cls, data: QualityStatsJson) -> QualityStats:
         return cls(
             rows=int(data.get("rows", 0)),
             complete_rows=data.get("complete_rows"),
@@ -107,8 +120,8 @@ class QualityCounter:
         self.duplicates = duplicates
         self.keys = list(keys)
         self.stats = QualityStats(duplicate_rows=0 if duplicates else None)
-        self._row_hashes: list[np.ndarray] = []
-        self._key_hashes: dict[str, list[np.ndarray]] = {k: [] for k in self.keys}
+        self._row_hashes: list[_Hashes] = []
+        self._key_hashes: dict[str, list[_Hashes]] = {k: [] for k in self.keys}
 
     def update(self, batch: pa.RecordBatch) -> None:
         self.stats.rows += batch.num_rows
@@ -124,12 +137,13 @@ class QualityCounter:
             return
         frame = batch.to_pandas()
         if self.duplicates:
-            self._row_hashes.append(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+            self._row_hashes.append(
+                np.asarray(pd.util.hash_pandas_object(frame, index=False), dtype=np.uint64))
         for key in self.keys:
             if key in frame.columns:
                 values = frame[key].dropna()
                 self._key_hashes[key].append(
-                    pd.util.hash_pandas_object(values, index=False).to_numpy()
+                    np.asarray(pd.util.hash_pandas_object(values, index=False), dtype=np.uint64)
                 )
 
     def result(self) -> QualityStats:
@@ -141,7 +155,7 @@ class QualityCounter:
         return self.stats
 
 
-def _repeats(parts: list[np.ndarray]) -> int:
+def _repeats(parts: list[_Hashes]) -> int:
     """How many values repeat an earlier one."""
     if not parts:
         return 0
@@ -170,7 +184,7 @@ class QualityRules:
     )
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> QualityRules:
+    def from_dict(cls, data: object, where: str) -> QualityRules:
         if data is None:
             return cls()
         if not isinstance(data, dict):
@@ -196,8 +210,8 @@ class QualityRules:
             out.event_time = str(data["event_time"])
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def to_dict(self) -> dict[str, float | str]:
+        out: dict[str, float | str] = {}
         for key in self.KEYS:
             value = getattr(self, key)
             if value is None:

@@ -23,14 +23,18 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["DEFAULT_K", "QuantileSketch"]
 
 DEFAULT_K = 1024
 _MAGIC = b"CTQ1"
 _HEADER = struct.Struct("<4sIQI")  # magic, k, n, number of levels
+
+_Floats: TypeAlias = npt.NDArray[np.float64]
 
 
 class QuantileSketch:
@@ -41,19 +45,19 @@ class QuantileSketch:
             raise ValueError(f"k must be at least 8. Got {k!r}.")
         self.k = k
         self.n = 0
-        self._levels: list[np.ndarray] = []
+        self._levels: list[_Floats] = []
         self._parity: list[int] = []
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._sorted: tuple[_Floats, _Floats] | None = None
 
     # -- building -----------------------------------------------------------
 
-    def update(self, values: np.ndarray) -> None:
+    def update(self, values: npt.ArrayLike) -> None:
         """Add finite float values (the caller drops NaN and infinities)."""
-        values = np.asarray(values, dtype=np.float64)
-        if values.size == 0:
+        floats = np.asarray(values, dtype=np.float64)
+        if floats.size == 0:
             return
-        self.n += int(values.size)
-        items = np.sort(values)
+        self.n += int(floats.size)
+        items = np.sort(floats)
         level = 0
         while (items.size >> level) > self.k:
             level += 1
@@ -71,7 +75,7 @@ class QuantileSketch:
                 self._add(level, items)
         self._compact()
 
-    def _add(self, level: int, items: np.ndarray) -> None:
+    def _add(self, level: int, items: _Floats) -> None:
         while len(self._levels) <= level:
             self._levels.append(np.empty(0))
             self._parity.append(0)
@@ -104,7 +108,7 @@ class QuantileSketch:
     def num_retained(self) -> int:
         return sum(int(items.size) for items in self._levels)
 
-    def _weighted(self) -> tuple[np.ndarray, np.ndarray]:
+    def _weighted(self) -> tuple[_Floats, _Floats]:
         """Retained items in ascending order and their cumulative weights."""
         if self._sorted is None:
             items = np.concatenate(self._levels) if self._levels else np.empty(0)
@@ -119,27 +123,27 @@ class QuantileSketch:
             self._sorted = (items[order], np.cumsum(weights[order]))
         return self._sorted
 
-    def get_quantiles(self, ranks: Sequence[float] | np.ndarray) -> np.ndarray:
+    def get_quantiles(self, ranks: Sequence[float] | _Floats) -> _Floats:
         """The smallest retained value whose normalised rank reaches each rank in [0, 1]."""
         items, cum = self._weighted()
         if not items.size:
             return np.full(len(ranks), np.nan)
         targets = np.clip(np.asarray(ranks, dtype=float), 0.0, 1.0) * cum[-1]
         index = np.searchsorted(cum, targets, side="left")
-        picked: np.ndarray = items[np.clip(index, 0, items.size - 1)]
+        picked: _Floats = items[np.clip(index, 0, items.size - 1)]
         return picked
 
-    def get_cdf(self, points: Sequence[float] | np.ndarray) -> np.ndarray:
+    def get_cdf(self, points: Sequence[float] | _Floats) -> _Floats:
         """Share of values <= each point."""
         items, cum = self._weighted()
         if not items.size:
             return np.zeros(len(points))
         index = np.searchsorted(items, np.asarray(points, dtype=float), side="right")
-        below: np.ndarray = np.where(index > 0, cum[np.maximum(index - 1, 0)], 0.0)
-        shares: np.ndarray = below / cum[-1]
+        below: _Floats = np.where(index > 0, cum[np.maximum(index - 1, 0)], 0.0)
+        shares: _Floats = below / cum[-1]
         return shares
 
-    def get_pmf(self, split_points: Sequence[float] | np.ndarray) -> np.ndarray:
+    def get_pmf(self, split_points: Sequence[float] | _Floats) -> _Floats:
         """Share of values in (-inf, s1), [s1, s2), ..., [sm, inf): ``m + 1`` numbers."""
         items, cum = self._weighted()
         if not items.size:

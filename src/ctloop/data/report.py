@@ -10,16 +10,34 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias, TypedDict
 
 import jinja2
 import numpy as np
+import numpy.typing as npt
 
-from ctloop.data.drift import DriftReport
+from ctloop.data.drift import DriftReport, DriftReportJson
 from ctloop.data.skew import Anomalies
-from ctloop.data.stats import ColumnStatistics, DatasetStatistics
+from ctloop.data.stats import (
+    CategoricalStats,
+    ColumnStatistics,
+    DatasetStatistics,
+    NumericStats,
+)
+from ctloop.data.stats_json import DatasetStatisticsJson
 
-__all__ = ["render_html", "report_dict", "write_html"]
+__all__ = ["ReportJson", "render_html", "report_dict", "write_html"]
+
+_Floats: TypeAlias = npt.NDArray[np.float64]
+
+
+class ReportJson(TypedDict, total=False):
+    """The JSON report: whichever parts were given."""
+
+    statistics: DatasetStatisticsJson
+    reference_statistics: DatasetStatisticsJson
+    validation: dict[str, object]  # the anomalies file without its drift
+    drift: DriftReportJson
 
 _BINS = 24
 _TOP = 10
@@ -33,16 +51,16 @@ def report_dict(
     reference: DatasetStatistics | None = None,
     anomalies: Anomalies | None = None,
     drift: DriftReport | None = None,
-) -> dict[str, Any]:
+) -> ReportJson:
     """The JSON report: statistics summaries (no sketches), anomalies and drift."""
     drift = drift or (anomalies.drift if anomalies else None)
-    out: dict[str, Any] = {}
+    out: ReportJson = {}
     if stats is not None:
         out["statistics"] = stats.to_dict(sketches=False)
     if reference is not None:
         out["reference_statistics"] = reference.to_dict(sketches=False)
     if anomalies is not None:
-        body = anomalies.to_dict()
+        body: dict[str, object] = dict(anomalies.to_dict())
         body.pop("drift")
         out["validation"] = body
     if drift is not None:
@@ -50,10 +68,19 @@ def report_dict(
     return out
 
 
-def write_html(path: str | Path, **parts: Any) -> Path:
+def write_html(
+    path: str | Path,
+    *,
+    stats: DatasetStatistics | None = None,
+    reference: DatasetStatistics | None = None,
+    anomalies: Anomalies | None = None,
+    drift: DriftReport | None = None,
+    title: str = "ctloop data report",
+) -> Path:
     """Write :func:`render_html` to ``path``."""
     path = Path(path)
-    path.write_text(render_html(**parts), encoding="utf-8")
+    path.write_text(render_html(stats=stats, reference=reference, anomalies=anomalies,
+                                drift=drift, title=title), encoding="utf-8")
     return path
 
 
@@ -100,7 +127,7 @@ def render_html(
     )
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -110,8 +137,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _column_view(col: ColumnStatistics, ref: ColumnStatistics | None, flag: str) -> dict[str, Any]:
-    view: dict[str, Any] = {
+def _column_view(col: ColumnStatistics, ref: ColumnStatistics | None, flag: str
+                 ) -> dict[str, str | int]:
+    view: dict[str, str | int] = {
         "name": col.name,
         "type": col.type,
         "count": col.count,
@@ -137,9 +165,12 @@ def _column_view(col: ColumnStatistics, ref: ColumnStatistics | None, flag: str)
     return view
 
 
-def _numeric_svg(cur: Any, ref: Any | None) -> str:
-    lo = min(cur.min, ref.min) if ref else cur.min
-    hi = max(cur.max, ref.max) if ref else cur.max
+def _numeric_svg(cur: NumericStats, ref: NumericStats | None) -> str:
+    # Both have finite values (the caller checks), so their min and max are set.
+    assert cur.min is not None and cur.max is not None
+    assert ref is None or (ref.min is not None and ref.max is not None)
+    lo = min(cur.min, ref.min) if ref and ref.min is not None else cur.min
+    hi = max(cur.max, ref.max) if ref and ref.max is not None else cur.max
     if hi <= lo:
         hi = lo + 1.0
     edges = np.linspace(lo, hi, _BINS + 1)
@@ -149,12 +180,12 @@ def _numeric_svg(cur: Any, ref: Any | None) -> str:
     return _bars_svg(series, f"{lo:.4g}", f"{hi:.4g}")
 
 
-def _shares(num: Any, edges: np.ndarray) -> np.ndarray:
+def _shares(num: NumericStats, edges: _Floats) -> _Floats:
     counts = np.asarray(num.histogram(edges.tolist())["counts"])
     return counts / counts.sum() if counts.sum() else counts
 
 
-def _categorical_svg(freqs: dict[str, int], total: int, ref: Any | None) -> str:
+def _categorical_svg(freqs: dict[str, int], total: int, ref: CategoricalStats | None) -> str:
     labels = list(freqs)[:_TOP]
     cur = np.array([freqs[v] for v in labels], dtype=float) / total
     series = [(cur, _CUR_COLOUR)]
@@ -164,7 +195,7 @@ def _categorical_svg(freqs: dict[str, int], total: int, ref: Any | None) -> str:
     return _bars_svg(series, labels[0] if labels else "", labels[-1] if labels else "")
 
 
-def _bars_svg(series: list[tuple[np.ndarray, str]], left: str, right: str) -> str:
+def _bars_svg(series: list[tuple[_Floats, str]], left: str, right: str) -> str:
     """Overlaid semi-transparent bars, one colour per dataset."""
     n = len(series[0][0])
     top = max(float(np.max(s)) for s, _ in series) or 1.0

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Required, TypedDict
 
 import yaml
 
 from ctloop.core.errors import UserInputError
+from ctloop.core.jsontypes import JSONValue
 from ctloop.data.quality import QualityRules
 from ctloop.data.stats import ColumnStatistics, DatasetStatistics, merge_statistics
 
@@ -105,6 +106,33 @@ _COLUMN_KEYS = {
 }
 
 
+class ColumnSchemaJson(TypedDict, total=False):
+    """One column of the schema file; what is left out has its default."""
+
+    type: Required[str]
+    role: str
+    required: bool
+    max_missing: float
+    min: float
+    max: float
+    domain: list[str]
+    min_domain_mass: float
+    allow_infinite: bool
+    severity: dict[str, str]
+    drift: dict[str, JSONValue]
+
+
+class SchemaJson(TypedDict, total=False):
+    """The schema file (YAML), as :meth:`Schema.to_dict` writes it."""
+
+    version: Required[int]
+    inferred_from: str
+    severity: dict[str, str]
+    drift_share: float
+    quality: dict[str, float | str]
+    columns: dict[str, ColumnSchemaJson]
+
+
 @dataclass
 class ColumnSchema:
     """What one column must look like."""
@@ -121,19 +149,20 @@ class ColumnSchema:
     min_domain_mass: float = 1.0
     allow_infinite: bool = False
     severity: dict[str, str] = field(default_factory=dict)
-    drift: dict[str, Any] = field(default_factory=dict)
+    drift: dict[str, JSONValue] = field(default_factory=dict)  # the feature's DriftSettings
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
+    def to_dict(self) -> ColumnSchemaJson:
+        out: ColumnSchemaJson = {"type": self.type}
         if self.role != "feature":
             out["role"] = self.role
-        out |= {
-            "required": self.required,
-            "max_missing": self.max_missing,
-        }
-        for key in ("min", "max", "domain"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
+        out["required"] = self.required
+        out["max_missing"] = self.max_missing
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        if self.domain is not None:
+            out["domain"] = self.domain
         if self.min_domain_mass < 1.0:
             out["min_domain_mass"] = self.min_domain_mass
         if self.allow_infinite:
@@ -163,7 +192,7 @@ class Schema:
                 return override
         return self.severity.get(kind, ANOMALY_KINDS[kind])
 
-    def drift_config(self) -> dict[str, dict[str, Any]]:
+    def drift_config(self) -> dict[str, dict[str, JSONValue]]:
         return {name: dict(c.drift) for name, c in self.columns.items() if c.drift}
 
     def drift_excluded(self) -> set[str]:
@@ -178,8 +207,8 @@ class Schema:
     def columns_with_role(self, role: str) -> list[str]:
         return [name for name, c in self.columns.items() if c.role == role]
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": 1}
+    def to_dict(self) -> SchemaJson:
+        out: SchemaJson = {"version": 1}
         if self.source:
             out["inferred_from"] = self.source
         if self.severity:
@@ -216,7 +245,7 @@ class Schema:
         return path
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "schema") -> Schema:
+    def from_dict(cls, data: object, *, where: str = "schema") -> Schema:
         """Build from parsed YAML, saying exactly which entry is wrong if one is."""
         if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
             raise UserInputError(f"{where} must be a mapping with a 'columns' mapping.")
@@ -264,7 +293,7 @@ class Schema:
         return cls.from_dict(data, where=str(path))
 
 
-def _severity_map(value: Any, where: str) -> dict[str, str]:
+def _severity_map(value: object, where: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise UserInputError(f"{where} must be a mapping of anomaly kind to severity.")
     for kind, level in value.items():
@@ -279,7 +308,7 @@ def _severity_map(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
-def _column_from_dict(name: str, spec: Any, where: str) -> ColumnSchema:
+def _column_from_dict(name: str, spec: object, where: str) -> ColumnSchema:
     if not isinstance(spec, dict):
         raise UserInputError(f"{where} must be a mapping (type, required, ...).")
     unknown = set(spec) - _COLUMN_KEYS
@@ -324,7 +353,7 @@ def _column_from_dict(name: str, spec: Any, where: str) -> ColumnSchema:
     )
 
 
-def _domain_value(value: Any) -> str:
+def _domain_value(value: object) -> str:
     # Statistics hold categories as strings (booleans as "true"/"false"); YAML may parse them.
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -508,7 +537,7 @@ def _widen(lo: float, hi: float, margin: float, kind: str) -> tuple[float, float
     return _round_sig(new_lo, math.floor), _round_sig(new_hi, math.ceil)
 
 
-def _round_sig(value: float, rounding: Any, digits: int = 4) -> float:
+def _round_sig(value: float, rounding: Callable[[float], int], digits: int = 4) -> float:
     """Round outward to a few significant digits so the YAML stays readable."""
     if value == 0:
         return 0.0

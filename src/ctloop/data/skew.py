@@ -13,20 +13,39 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Protocol, TypedDict
 
 from ctloop.core.clock import utc_now
 from ctloop.core.errors import ValidationFailed
-from ctloop.data.drift import DriftReport, compute_drift
+from ctloop.data.drift import DriftReport, DriftReportJson, compute_drift
 from ctloop.data.quality import QualityStats
 from ctloop.data.schema import ColumnSchema, Schema
 from ctloop.data.sources import DataSource
 from ctloop.data.stats import ColumnStatistics, DatasetStatistics, compute_statistics
 
-__all__ = ["Anomalies", "Anomaly", "validate", "validate_statistics"]
+__all__ = ["Anomalies", "AnomaliesJson", "Anomaly", "validate", "validate_statistics"]
 
 _COMPATIBLE = {("float", "integer")}  # (expected, found) pairs that are not a type change
 _SHOW_VALUES = 8
+
+
+class _Add(Protocol):
+    """Records one anomaly (at the severity the schema configures for its kind)."""
+
+    def __call__(self, column: str | None, kind: str, expected: str, got: str,
+                 description: str, severity: str | None = None) -> None: ...
+
+
+class AnomaliesJson(TypedDict):
+    """:class:`Anomalies` as JSON (the anomalies file)."""
+
+    source: str
+    rows: int
+    ok: bool
+    n_errors: int
+    n_warnings: int
+    anomalies: list[dict[str, str | None]]
+    drift: DriftReportJson | None
 
 
 @dataclass
@@ -40,7 +59,7 @@ class Anomaly:
     description: str
     severity: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | None]:
         return asdict(self)
 
     def one_line(self) -> str:
@@ -56,7 +75,7 @@ class Anomalies:
     source: str = ""
     rows: int = 0
     drift: DriftReport | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Anomaly]:
@@ -89,7 +108,7 @@ class Anomalies:
         if self.errors:
             raise ValidationFailed(self.message())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AnomaliesJson:
         return {
             "source": self.source,
             "rows": self.rows,
@@ -240,7 +259,7 @@ def _missing_text(col_schema: ColumnSchema, stats: DatasetStatistics, unexpected
     return text
 
 
-def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any) -> None:
+def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: _Add) -> None:
     name = col.name
     type_ok = (
         col.type == spec.type
@@ -288,7 +307,7 @@ def _check_column(col: ColumnStatistics, spec: ColumnSchema, rows: int, add: Any
 
 
 def _check_domain(col: ColumnStatistics, domain: list[str], min_domain_mass: float,
-                  counts: dict[str, int], add: Any) -> None:
+                  counts: dict[str, int], add: _Add) -> None:
     """Values outside the declared domain: an error, or a warning within ``min_domain_mass``."""
     allowed = set(domain)
     unseen = {v: c for v, c in counts.items() if v not in allowed}
@@ -315,7 +334,7 @@ def _check_domain(col: ColumnStatistics, domain: list[str], min_domain_mass: flo
 
 
 def _check_quality(
-    stats: DatasetStatistics, schema: Schema, arrived_at: datetime | None, add: Any,
+    stats: DatasetStatistics, schema: Schema, arrived_at: datetime | None, add: _Add,
     *, complete_rows: bool = True,
 ) -> None:
     """Duplicates, complete rows and timeliness against the schema's ``quality`` rules."""
@@ -324,7 +343,7 @@ def _check_quality(
     _check_timeliness(stats, schema, arrived_at, add)
 
 
-def _check_rows(quality: QualityStats, rows: int, schema: Schema, add: Any, *, complete_rows: bool
+def _check_rows(quality: QualityStats, rows: int, schema: Schema, add: _Add, *, complete_rows: bool
                 ) -> None:
     """Duplicate rows, repeated ids and incomplete rows."""
     rules = schema.quality
@@ -369,7 +388,7 @@ def _check_rows(quality: QualityStats, rows: int, schema: Schema, add: Any, *, c
 
 
 def _check_timeliness(stats: DatasetStatistics, schema: Schema, arrived_at: datetime | None,
-                      add: Any) -> None:
+                      add: _Add) -> None:
     """A stale batch (its newest event too old) and late rows (5% older than ``max_lag``)."""
     rules = schema.quality
     if rules.max_staleness is None and rules.max_lag is None:
@@ -434,7 +453,7 @@ def _integer_counts(col: ColumnStatistics, domain: list[str]) -> dict[str, int]:
     return {v: 0 for v in extremes if v not in set(domain)}
 
 
-def _check_range(col: ColumnStatistics, spec: ColumnSchema, add: Any) -> None:
+def _check_range(col: ColumnStatistics, spec: ColumnSchema, add: _Add) -> None:
     num = col.numeric
     assert num is not None
     if num.min is None or num.max is None:

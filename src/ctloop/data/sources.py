@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias, TypedDict
 
 import pandas as pd
 import pyarrow as pa
@@ -50,7 +50,7 @@ _CSV_NULLS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 DataSource: TypeAlias = str | Path | pd.DataFrame | pa.Table | pa.RecordBatch | pa.RecordBatchReader
 
 
-def describe_source(source: Any) -> str:
+def describe_source(source: object) -> str:
     """A short name for a source, used in messages and reports."""
     if isinstance(source, str | Path):
         return str(source)
@@ -245,7 +245,17 @@ def _from_csv(path: Path, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.Recor
     return schema, batches()
 
 
-def _sniff_csv(path: Path) -> tuple[pa.Schema, dict[str, Any]]:
+class _Dialect(TypedDict):
+    """How a CSV file is written, as DuckDB's sniffer found it."""
+
+    delimiter: str
+    quote: str
+    escape: str
+    header: bool
+    skip_rows: int
+
+
+def _sniff_csv(path: Path) -> tuple[pa.Schema, _Dialect]:
     """Column types (as Arrow) and dialect of a CSV file, from DuckDB's sniffer."""
     import duckdb
 
@@ -273,11 +283,11 @@ def _sniff_csv(path: Path) -> tuple[pa.Schema, dict[str, Any]]:
         # DuckDB writes "(empty)" when the sample had none; one character or nothing.
         return value if value and len(value) == 1 and value != "\0" else ""
 
-    dialect = {
+    dialect: _Dialect = {
         "delimiter": char(delimiter) or ",",
         "quote": char(quote) or '"',  # none in the sample: standard quoting if one comes
         "escape": char(escape),
         "header": bool(header),
-        "skip_rows": skip or 0,
+        "skip_rows": int(skip or 0),
     }
     return schema.remove_metadata(), dialect

@@ -23,10 +23,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 import datasketches as ds
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,6 +35,12 @@ from ctloop.core.errors import UserInputError
 from ctloop.data.quality import QualityCounter, QualityStats
 from ctloop.data.quantiles import QuantileSketch
 from ctloop.data.sources import DataSource, describe_source, iter_batches, iter_column_batches
+from ctloop.data.stats_json import (
+    CategoricalStatsJson,
+    ColumnStatisticsJson,
+    DatasetStatisticsJson,
+    NumericStatsJson,
+)
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -56,6 +63,8 @@ INT_VALUES_CAP = 1000  # integer columns keep exact value counts up to this many
 DEFAULT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("string", "boolean")
+
+_Floats: TypeAlias = npt.NDArray[np.float64]
 
 
 def logical_type(arrow_type: pa.DataType) -> str:
@@ -118,7 +127,7 @@ class NumericStats:
     #: so a declared ``domain`` can be checked; None once it has more than INT_VALUES_CAP.
     int_counts: dict[int, int] | None = None
 
-    def update(self, values: np.ndarray, nulls: int) -> None:
+    def update(self, values: _Floats, nulls: int) -> None:
         """Add a float64 array whose nulls arrive as NaN (``nulls`` of them)."""
         finite_mask = np.isfinite(values)
         n_finite = int(finite_mask.sum())
@@ -194,14 +203,14 @@ class NumericStats:
         return math.sqrt(max(self.m2, 0.0) / (self.finite - 1))
 
     def quantiles(
-        self, ranks: Sequence[float] | np.ndarray = DEFAULT_QUANTILES
+        self, ranks: Sequence[float] | _Floats = DEFAULT_QUANTILES
     ) -> list[float]:
         """Approximate quantiles at normalised ranks; empty without values."""
         if self.sketch.is_empty():
             return []
         return [float(q) for q in self.sketch.get_quantiles(list(ranks))]
 
-    def cdf(self, points: Sequence[float] | np.ndarray) -> np.ndarray:
+    def cdf(self, points: Sequence[float] | _Floats) -> _Floats:
         """Share of finite values <= each point (approximate)."""
         if self.sketch.is_empty():
             return np.zeros(len(points))
@@ -226,8 +235,8 @@ class NumericStats:
         counts = pmf * self.finite
         return {"edges": [float(e) for e in edges], "counts": [float(c) for c in counts]}
 
-    def to_dict(self, *, sketches: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_dict(self, *, sketches: bool = True) -> NumericStatsJson:
+        out: NumericStatsJson = {
             "finite": self.finite,
             "nan": self.nan,
             "inf": self.inf,
@@ -246,7 +255,7 @@ class NumericStats:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> NumericStats:
+    def from_dict(cls, data: NumericStatsJson) -> NumericStats:
         out = cls(
             finite=data["finite"],
             nan=data["nan"],
@@ -327,8 +336,8 @@ class CategoricalStats:
         items = self.freq.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_POSITIVES)
         return [(value, int(estimate)) for value, estimate, _, _ in items[:k]]
 
-    def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> CategoricalStatsJson:
+        out: CategoricalStatsJson = {
             "distinct": self.distinct,
             "top": [{"value": v, "count": c} for v, c in self.top(top_k)],
         }
@@ -338,7 +347,7 @@ class CategoricalStats:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CategoricalStats:
+    def from_dict(cls, data: CategoricalStatsJson) -> CategoricalStats:
         out = cls()
         if "freq" in data:
             out.freq = ds.frequent_strings_sketch.deserialize(_unb64(data["freq"]))
@@ -417,8 +426,8 @@ class ColumnStatistics:
             )
         return out
 
-    def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> ColumnStatisticsJson:
+        out: ColumnStatisticsJson = {
             "name": self.name,
             "type": self.type,
             "arrow_type": self.arrow_type,
@@ -443,7 +452,7 @@ class ColumnStatistics:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ColumnStatistics:
+    def from_dict(cls, data: ColumnStatisticsJson) -> ColumnStatistics:
         return cls(
             name=data["name"],
             type=data["type"],
@@ -477,7 +486,7 @@ def _merge_type(a: ColumnStatistics, b: ColumnStatistics) -> str:
     )
 
 
-def _as_float64(array: pa.Array | pa.ChunkedArray, kind: str) -> np.ndarray:
+def _as_float64(array: pa.Array | pa.ChunkedArray, kind: str) -> _Floats:
     """The column as float64 NumPy values, nulls as NaN; datetimes as epoch seconds."""
     if kind == "datetime":
         if pa.types.is_date(array.type):
@@ -488,7 +497,7 @@ def _as_float64(array: pa.Array | pa.ChunkedArray, kind: str) -> np.ndarray:
         values = array.to_numpy(zero_copy_only=False).astype(np.float64)
         if array.null_count:
             values[np.asarray(array.is_null())] = np.nan
-        seconds: np.ndarray = values / 1e6
+        seconds: _Floats = values / 1e6
         return seconds
     if not pa.types.is_float64(array.type):
         array = pc.cast(array, pa.float64())
@@ -527,7 +536,7 @@ class DatasetStatistics:
             quality=quality,
         )
 
-    def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> dict[str, Any]:
+    def to_dict(self, *, sketches: bool = True, top_k: int = 20) -> DatasetStatisticsJson:
         """JSON-able form; with ``sketches`` it can be loaded and merged again."""
         return {
             "format": FORMAT,
@@ -540,7 +549,7 @@ class DatasetStatistics:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DatasetStatistics:
+    def from_dict(cls, data: DatasetStatisticsJson) -> DatasetStatistics:
         if data.get("format") != FORMAT:
             raise UserInputError(
                 "This JSON document is not ctloop statistics (no "
@@ -555,12 +564,13 @@ class DatasetStatistics:
                 "These statistics were saved without sketches (a summary); "
                 "save them with sketches to reuse them."
             )
+        quality = data.get("quality")
         return cls(
             columns={c["name"]: ColumnStatistics.from_dict(c) for c in data["columns"]},
             rows=data["rows"],
             source=data.get("source", ""),
             created_at=data.get("created_at", ""),
-            quality=QualityStats.from_dict(data["quality"]) if data.get("quality") else None,
+            quality=QualityStats.from_dict(quality) if quality else None,
         )
 
     def save(self, path: str | Path) -> Path:

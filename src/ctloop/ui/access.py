@@ -26,7 +26,6 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from ctloop.core.errors import ConfigError
 from ctloop.core.settings import Tables
@@ -67,7 +66,7 @@ def strongest_role(key: ApiKey) -> str:
     return next(role for role in reversed(ROLES) if key.allows(role))
 
 
-def check_ui_table(section: Mapping[str, Any]) -> None:
+def check_ui_table(section: Mapping[str, object]) -> None:
     """Raise ``ConfigError`` for anything in ``[ctloop.ui]`` the dashboard does not read."""
     for name in sorted(section):
         if name in _MOVED:

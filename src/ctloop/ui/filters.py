@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from jinja2 import Environment
 
@@ -43,7 +42,7 @@ def share(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}%}"
 
 
-def number(value: Any, digits: int = 4) -> str:
+def number(value: object, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -58,7 +57,7 @@ def number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def compact(value: Any, limit: int = 300) -> str:
+def compact(value: object, limit: int = 300) -> str:
     """A parameter value on one line: strings as they are, the rest as JSON."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 1] + "…"

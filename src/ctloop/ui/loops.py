@@ -22,13 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
 from ctloop.core.errors import CtloopError
 from ctloop.core.settings import Settings
-from ctloop.loop.memory import LoopMemory, SpanRecord, SpanReport, scope_of
+from ctloop.loop.memory import GateJson, LoopMemory, SpanRecord, SpanReport, scope_of
 from ctloop.metadata import schema as t
 from ctloop.triggers.store import ControllerState
 
@@ -49,12 +48,12 @@ class SpanRow:
     promoted: int | None
     bootstrap: bool
     blessed: bool | None  # None: nothing was trained on this span
-    gate: dict[str, Any]
+    gate: GateJson
     fired: list[tuple[str, str]]  # (trigger, reason) of the triggers that fired
-    live: dict[str, Any] | None
+    live: Mapping[str, object] | None
     window: list[str]
     runs: dict[str, str]  # phase -> run id
-    baseline: dict[str, Any] | None = None  # the never-retrained model on the span's rows
+    baseline: Mapping[str, object] | None = None  # the never-retrained model on the span's rows
 
     @property
     def trained_version(self) -> int | None:
@@ -80,10 +79,11 @@ class SpanRow:
         if self.gate.get("error"):
             return f"training failed: {self.gate['error']}"
         parts = [f"v{self.gate['version']}" if self.gate.get("version") else "candidate"]
-        if self.gate.get("candidate") is not None:
-            parts.append(f"{float(self.gate['candidate']):.4f}")
-        if self.gate.get("champion") is not None:
-            parts.append(f"vs {float(self.gate['champion']):.4f}")
+        candidate, champion = self.gate.get("candidate"), self.gate.get("champion")
+        if candidate is not None:
+            parts.append(f"{float(candidate):.4f}")
+        if champion is not None:
+            parts.append(f"vs {float(champion):.4f}")
         verdict = "blessed" if self.blessed else "not blessed"
         failed = self.gate.get("failed") or []
         why = f" ({'; '.join(str(f) for f in failed)})" if failed else ""
@@ -128,7 +128,7 @@ class LoopTimeline:
 def span_row(name: str, record: SpanRecord) -> SpanRow:
     """A span from its memory record (the report read by ``SpanReport.from_json``)."""
     report = record.report or SpanReport(span=name, rows=0)
-    gate: dict[str, Any] = dict(report.gate or {})
+    gate: GateJson = report.gate.copy() if report.gate else {}
     return SpanRow(
         span=report.span or name,
         status=report.status if record.report is not None else (record.status or "?"),

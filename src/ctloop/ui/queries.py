@@ -16,11 +16,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 
 from ctloop.core.errors import BackendUnavailable, CtloopError, StoreError
+from ctloop.core.jsontypes import JSONObject
 from ctloop.metadata import schema as t
 from ctloop.metadata.base import RunRecord, RunStatus, StepStatus
 from ctloop.metadata.engine import create_engine, describe_url, translate_connect_error
@@ -98,7 +98,7 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _run(row: sa.Row[Any]) -> RunRecord:
+def _run(row: sa.Row[tuple[object, ...]]) -> RunRecord:
     m = row._mapping
     return RunRecord(
         id=m["id"],
@@ -232,7 +232,7 @@ class UiQueries:
         return out
 
     def _metrics_of(self, conn: sa.Connection,
-                    run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+                    run_ids: Sequence[str]) -> dict[str, list[JSONObject]]:
         """The properties of the ``Metrics`` artifacts each run's steps wrote: one join."""
         if not run_ids:
             return {}
@@ -241,7 +241,7 @@ class UiQueries:
                  .join(s, s.c.id == a.c.producer_step_id)
                  .where(s.c.run_id.in_(list(run_ids)), a.c.type == "Metrics")
                  .order_by(a.c.pk))
-        out: dict[str, list[dict[str, Any]]] = {}
+        out: dict[str, list[JSONObject]] = {}
         for run_id, props in conn.execute(query):
             out.setdefault(run_id, []).append(props or {})
         return out
@@ -272,10 +272,10 @@ class UiQueries:
                 sa.select(r).where(r.c.id.in_(list(run_ids))))}
         return [found[i] for i in run_ids if i in found]
 
-    def step_outputs(self, run_ids: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    def step_outputs(self, run_ids: Sequence[str]) -> dict[str, dict[str, JSONObject]]:
         """``{run_id: {step name: outputs}}`` for many runs in one query (compare view)."""
         s = t.steps
-        out: dict[str, dict[str, dict[str, Any]]] = {}
+        out: dict[str, dict[str, JSONObject]] = {}
         with self._read() as conn:
             for run_id, name, outputs in conn.execute(
                 sa.select(s.c.run_id, s.c.name, s.c.outputs).where(s.c.run_id.in_(list(run_ids)))
@@ -312,7 +312,7 @@ class UiQueries:
     # artifacts ------------------------------------------------------------------
     def artifact_page(
         self, *, type: str | None, page: int, per_page: int
-    ) -> tuple[list[dict[str, Any]], int, list[str]]:
+    ) -> tuple[list[dict[str, object]], int, list[str]]:
         a = t.artifacts
         where = [a.c.type == type] if type else []
         query = (
@@ -332,7 +332,7 @@ class UiQueries:
             row["created_at"] = _aware(row["created_at"])
         return rows, total, types
 
-    def run_metrics(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def run_metrics(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """Scalar properties of the ``Metrics`` artifacts each run's steps wrote: one join.
 
         Keys read ``step.output.key`` (``evaluate.evaluation.roc_auc``), so two runs of a
@@ -344,7 +344,7 @@ class UiQueries:
             .join(s, s.c.id == a.c.producer_step_id)
             .where(s.c.run_id.in_(list(run_ids)), a.c.type == "Metrics")
         )
-        out: dict[str, dict[str, Any]] = {run_id: {} for run_id in run_ids}
+        out: dict[str, dict[str, float]] = {run_id: {} for run_id in run_ids}
         with self._read() as conn:
             for run_id, step, output, props in conn.execute(query):
                 for key, value in (props or {}).items():

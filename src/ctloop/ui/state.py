@@ -8,9 +8,9 @@ says which store is unreachable, and recovers by itself once it is back.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -90,7 +90,7 @@ def identity_of(request: Request) -> Identity:
 
 
 def page(
-    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+    request: Request, template: str, context: Mapping[str, object], status_code: int = 200
 ) -> HTMLResponse:
     """Render ``template`` with what every page shows (who is signed in, the CSRF token)."""
     state = state_of(request)

@@ -4,8 +4,6 @@ splitting the function into steps keeps the schema it writes to the digit."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -56,7 +54,7 @@ def test_three_months_of_weather_with_gaps() -> None:
     weather = load_table("weather")
     batches = [compute_statistics(weather[weather["month"] == m]) for m in (1, 2, 3)]
     schema = infer_schema_batches(batches).to_dict()
-    columns: dict[str, dict[str, Any]] = schema["columns"]
+    columns = schema["columns"]
     assert {k: (v.get("role"), v["max_missing"], v.get("min"), v.get("max"), v.get("domain"))
             for k, v in columns.items()} == {
         "origin": (None, 0.0, None, None, ["EWR", "JFK", "LGA"]),

@@ -7,7 +7,7 @@ signed-in person as actor (``NAME (ui)``) and the reason typed in the form.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 import pandas as pd
@@ -15,12 +15,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ctloop.core.errors import NotFound, UserInputError
+from ctloop.core.jsontypes import as_object
 from ctloop.metadata.base import ModelVersionRecord
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.tasks import HIGHER_IS_BETTER, better_word, default_metric, normalize_task
 from ctloop.registry import ROLLBACK_MARK
 from ctloop.ui.forms import CSRF_TEXT, Forbidden, read_form
-from ctloop.ui.state import identity_of, page, state_of
+from ctloop.ui.state import UiState, identity_of, page, state_of
 
 __all__ = ["router"]
 
@@ -76,7 +77,7 @@ def version_page(request: Request, name: str, version: int) -> HTMLResponse:
     })
 
 
-def _evaluation_data(state: Any, record: ModelVersionRecord) -> str | None:
+def _evaluation_data(state: UiState, record: ModelVersionRecord) -> str | None:
     """The dataset the version's own evaluate step scored (its holdout), if recorded."""
     if not record.run_id:
         return None
@@ -107,7 +108,7 @@ def compare_versions(
     registry = state.registry()
     va, vb = registry.get(f"{name}:{a}"), registry.get(f"{name}:{b}")
     data_id = data or _evaluation_data(state, vb) or _evaluation_data(state, va)
-    report: dict[str, Any] | None = None
+    report: dict[str, object] | None = None
     note = ""
     dataset = None
     if data_id is None:
@@ -135,7 +136,7 @@ def compare_versions(
                                  n_boot=100, candidate=f"v{b}", baseline=f"v{a}")
     recorded = registry.compare(name, a, b)
     task = normalize_task(str(report["task"])) if report else None
-    scored = {side: Evaluation.from_json({"evaluation": report["models"][f"v{v}"]})
+    scored = {side: Evaluation.from_json({"evaluation": as_object(report["models"])[f"v{v}"]})
               for side, v in (("a", a), ("b", b))} if report else {}
     return page(request, "model_compare.html", {
         "name": name, "a": va, "b": vb, "report": report, "recorded": recorded, "note": note,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -106,7 +107,7 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
     })
 
 
-def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
+def _flat(prefix: str, value: object, out: dict[str, object]) -> None:
     if isinstance(value, dict) and value:
         for key, inner in value.items():
             _flat(f"{prefix}.{key}" if prefix else str(key), inner, out)
@@ -132,9 +133,9 @@ def compare(
     full_ids = [r.id for r in runs]
     metrics = state.queries.run_metrics(full_ids)
     outputs = state.queries.step_outputs(full_ids)
-    params: dict[str, dict[str, Any]] = {}
+    params: dict[str, dict[str, object]] = {}
     for r in runs:
-        flat: dict[str, Any] = {}
+        flat: dict[str, object] = {}
         _flat("", r.parameters, flat)
         params[r.id] = flat
     for r in runs:
@@ -145,7 +146,7 @@ def compare(
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     metrics[r.id].setdefault(key, value)
 
-    def table(values: dict[str, dict[str, Any]]) -> list[tuple[str, list[Any], bool]]:
+    def table(values: Mapping[str, Mapping[str, object]]) -> list[tuple[str, list[object], bool]]:
         keys = sorted({k for v in values.values() for k in v})
         rows = []
         for key in keys:
