@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ctloop.core.arrays import Values
 from ctloop.core.errors import UserInputError
-from ctloop.models.arrays import Values
 from ctloop.models.signature import Signature
 
 __all__ = ["ON_INVALID", "OnInvalid", "check_on_invalid", "invalid_rows"]

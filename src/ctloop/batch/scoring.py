@@ -38,6 +38,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from ctloop.batch.checks import OnInvalid, check_on_invalid, invalid_rows
+from ctloop.core.arrays import Floats
 from ctloop.core.clock import instant_or_now, utc_now
 from ctloop.core.errors import CtloopError, UserInputError
 from ctloop.core.hashing import hash_file
@@ -53,7 +54,6 @@ from ctloop.metadata.base import (
     StepRecord,
     StepStatus,
 )
-from ctloop.models.arrays import Floats
 from ctloop.models.flavors import LoadedModel
 from ctloop.registry import ModelRegistry, parse_ref
 from ctloop.serving.errors import InvalidRequest

@@ -47,10 +47,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, TypeAlias, TypedDict
 
 import numpy as np
-import numpy.typing as npt
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
+from ctloop.core.arrays import Floats
 from ctloop.core.errors import UserInputError
 from ctloop.core.jsontypes import JSONValue
 from ctloop.data.sources import DataSource
@@ -98,7 +98,6 @@ NOISE_FACTOR = 5.0  # weather halves of one month reach ~4x sqrt(1/n+1/m); see t
 NOISE_FLOORED = ("wasserstein", "jensenshannon", "linf")
 MIN_CHUNKS = 3  # the fewest parts a reference is cut into for its stationary baseline
 
-_Floats: TypeAlias = npt.NDArray[np.float64]
 DriftSettings: TypeAlias = Mapping[str, JSONValue]
 """One feature's drift settings: ``method``, ``threshold``; ``stationary_thresholds`` adds
 ``baseline``, ``chunks`` and ``threshold_from``. Free-form (a schema or a TOML table)."""
@@ -540,8 +539,8 @@ def noise_floor(n_ref: int, n_cur: int, categories: float | None = None) -> floa
 
 def numeric_measures(ref: NumericStats, cur: NumericStats) -> dict[str, float | None]:
     """KS statistic and p-value, Wasserstein distance (raw and normalised), PSI."""
-    q_ref: _Floats = np.asarray(ref.quantiles(_GRID), dtype=np.float64)
-    q_cur: _Floats = np.asarray(cur.quantiles(_GRID), dtype=np.float64)
+    q_ref: Floats = np.asarray(ref.quantiles(_GRID), dtype=np.float64)
+    q_cur: Floats = np.asarray(cur.quantiles(_GRID), dtype=np.float64)
     wasserstein = float(np.mean(np.abs(q_ref - q_cur)))
     spread = ref.std or 0.0
     # A constant reference has no spread: the distance is then read in its own units.
@@ -574,7 +573,7 @@ def psi(ref: NumericStats, cur: NumericStats, bins: int = 10) -> float:
     return float(np.sum((p_cur - p_ref) * np.log(p_cur / p_ref)))
 
 
-def category_counts(ref: CategoricalStats, cur: CategoricalStats) -> tuple[list[str], _Floats]:
+def category_counts(ref: CategoricalStats, cur: CategoricalStats) -> tuple[list[str], Floats]:
     """Aligned counts (2 x K) of both sides; values a sketch no longer holds go to one bucket."""
     f_ref, f_cur = ref.frequencies(), cur.frequencies()
     labels = list(f_ref) + [v for v in f_cur if v not in f_ref]

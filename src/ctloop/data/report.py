@@ -10,12 +10,12 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
-from typing import TypeAlias, TypedDict
+from typing import TypedDict
 
 import jinja2
 import numpy as np
-import numpy.typing as npt
 
+from ctloop.core.arrays import Floats
 from ctloop.data.drift import DriftReport, DriftReportJson
 from ctloop.data.skew import Anomalies
 from ctloop.data.stats import (
@@ -28,7 +28,6 @@ from ctloop.data.stats_json import DatasetStatisticsJson
 
 __all__ = ["ReportJson", "render_html", "report_dict", "write_html"]
 
-_Floats: TypeAlias = npt.NDArray[np.float64]
 
 
 class ReportJson(TypedDict, total=False):
@@ -180,7 +179,7 @@ def _numeric_svg(cur: NumericStats, ref: NumericStats | None) -> str:
     return _bars_svg(series, f"{lo:.4g}", f"{hi:.4g}")
 
 
-def _shares(num: NumericStats, edges: _Floats) -> _Floats:
+def _shares(num: NumericStats, edges: Floats) -> Floats:
     counts = np.asarray(num.histogram(edges.tolist())["counts"])
     return counts / counts.sum() if counts.sum() else counts
 
@@ -195,7 +194,7 @@ def _categorical_svg(freqs: dict[str, int], total: int, ref: CategoricalStats | 
     return _bars_svg(series, labels[0] if labels else "", labels[-1] if labels else "")
 
 
-def _bars_svg(series: list[tuple[_Floats, str]], left: str, right: str) -> str:
+def _bars_svg(series: list[tuple[Floats, str]], left: str, right: str) -> str:
     """Overlaid semi-transparent bars, one colour per dataset."""
     n = len(series[0][0])
     top = max(float(np.max(s)) for s, _ in series) or 1.0

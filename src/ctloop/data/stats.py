@@ -23,14 +23,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeAlias
 
 import datasketches as ds
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ctloop.core.arrays import Floats
 from ctloop.core.errors import UserInputError
 from ctloop.data.quality import QualityCounter, QualityStats
 from ctloop.data.quantiles import QuantileSketch
@@ -64,7 +63,6 @@ DEFAULT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("string", "boolean")
 
-_Floats: TypeAlias = npt.NDArray[np.float64]
 
 
 def logical_type(arrow_type: pa.DataType) -> str:
@@ -127,7 +125,7 @@ class NumericStats:
     #: so a declared ``domain`` can be checked; None once it has more than INT_VALUES_CAP.
     int_counts: dict[int, int] | None = None
 
-    def update(self, values: _Floats, nulls: int) -> None:
+    def update(self, values: Floats, nulls: int) -> None:
         """Add a float64 array whose nulls arrive as NaN (``nulls`` of them)."""
         finite_mask = np.isfinite(values)
         n_finite = int(finite_mask.sum())
@@ -203,14 +201,14 @@ class NumericStats:
         return math.sqrt(max(self.m2, 0.0) / (self.finite - 1))
 
     def quantiles(
-        self, ranks: Sequence[float] | _Floats = DEFAULT_QUANTILES
+        self, ranks: Sequence[float] | Floats = DEFAULT_QUANTILES
     ) -> list[float]:
         """Approximate quantiles at normalised ranks; empty without values."""
         if self.sketch.is_empty():
             return []
         return [float(q) for q in self.sketch.get_quantiles(list(ranks))]
 
-    def cdf(self, points: Sequence[float] | _Floats) -> _Floats:
+    def cdf(self, points: Sequence[float] | Floats) -> Floats:
         """Share of finite values <= each point (approximate)."""
         if self.sketch.is_empty():
             return np.zeros(len(points))
@@ -486,7 +484,7 @@ def _merge_type(a: ColumnStatistics, b: ColumnStatistics) -> str:
     )
 
 
-def _as_float64(array: pa.Array | pa.ChunkedArray, kind: str) -> _Floats:
+def _as_float64(array: pa.Array | pa.ChunkedArray, kind: str) -> Floats:
     """The column as float64 NumPy values, nulls as NaN; datetimes as epoch seconds."""
     if kind == "datetime":
         if pa.types.is_date(array.type):
@@ -497,7 +495,7 @@ def _as_float64(array: pa.Array | pa.ChunkedArray, kind: str) -> _Floats:
         values = array.to_numpy(zero_copy_only=False).astype(np.float64)
         if array.null_count:
             values[np.asarray(array.is_null())] = np.nan
-        seconds: _Floats = values / 1e6
+        seconds: Floats = values / 1e6
         return seconds
     if not pa.types.is_float64(array.type):
         array = pc.cast(array, pa.float64())

@@ -24,10 +24,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ctloop.core.arrays import Floats
 from ctloop.core.errors import IntegrityError, UserInputError
 from ctloop.core.hashing import stable_json
 from ctloop.core.jsontypes import JSONObject, JSONValue, as_list, as_number, as_object
-from ctloop.models.arrays import Floats
 from ctloop.models.flavors import MANIFEST, read_manifest
 from ctloop.models.metrics import Costs, binary_labels, optimal_threshold
 from ctloop.models.outliers import OutlierDetectorJSON

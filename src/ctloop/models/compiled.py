@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import numpy as np
 
-from ctloop.models.arrays import Floats
+from ctloop.core.arrays import Floats
 
 if TYPE_CHECKING:
     from ctloop.models.flavors import LoadedModel

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ctloop.models.arrays import Floats
+from ctloop.core.arrays import Floats
 
 if TYPE_CHECKING:  # untyped libraries (ignore_missing_imports): names for the reader
     import llvmlite.binding as llvm

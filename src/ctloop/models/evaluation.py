@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ctloop.core.arrays import Cell, Floats, Indices
 from ctloop.core.errors import UserInputError
-from ctloop.models.arrays import Cell, Floats, Indices
 from ctloop.models.flavors import LoadedModel
 from ctloop.models.metrics import (
     Costs,

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ctloop.core.arrays import Floats, Indices
 from ctloop.core.errors import UserInputError
 from ctloop.core.lazy import lazy_module
 from ctloop.core.plugins import require
-from ctloop.models.arrays import Floats, Indices
 from ctloop.models.flavors import LoadedModel, as_categories
 from ctloop.models.tasks import normalize_task
 

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import catboost as cb  # untyped (ignore_missing_imports): a name for the reader
     import pandas as pd
 
+    from ctloop.core.arrays import Floats
     from ctloop.core.jsontypes import JSONValue
-    from ctloop.models.arrays import Floats
 else:
     pd = lazy_module("pandas", globals(), "pd")
 

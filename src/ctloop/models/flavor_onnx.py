@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort  # untyped (ignore_missing_imports): names for the reader
     import pandas as pd
 
-    from ctloop.models.arrays import Cell, Floats, Values
+    from ctloop.core.arrays import Cell, Floats, Values
 else:
     pd = lazy_module("pandas", globals(), "pd")
 

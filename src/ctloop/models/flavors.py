@@ -41,11 +41,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from ctloop.artifacts.treefile import read_tree
+from ctloop.core.arrays import Floats, Values
 from ctloop.core.errors import BackendUnavailable, IntegrityError, NotFound, UserInputError
 from ctloop.core.hashing import hash_bytes, hash_file, stable_json
 from ctloop.core.lazy import lazy_module
 from ctloop.core.plugins import require
-from ctloop.models.arrays import Floats, Values
 from ctloop.models.flavor_catboost import CatBoostFlavor
 from ctloop.models.flavor_onnx import OnnxFlavor
 from ctloop.models.model_code import code_imports, import_code, store_code

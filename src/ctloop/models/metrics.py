@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ctloop.core.arrays import Floats, Indices
 from ctloop.core.errors import UserInputError
 from ctloop.core.jsontypes import JSONValue
-from ctloop.models.arrays import Floats, Indices
 from ctloop.models.tasks import HIGHER_IS_BETTER, ClassLabel, class_label, metrics_for
 
 __all__ = [

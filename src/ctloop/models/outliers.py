@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 import pandas as pd
 
+from ctloop.core.arrays import Floats
 from ctloop.core.errors import UserInputError
-from ctloop.models.arrays import Floats
 
 if TYPE_CHECKING:
     from sklearn.covariance import MinCovDet

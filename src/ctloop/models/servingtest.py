@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from ctloop.core.arrays import Cell, Floats, Values
 from ctloop.core.errors import ConfigError, UserInputError
 from ctloop.core.net import free_port
-from ctloop.models.arrays import Cell, Floats, Values
 
 if TYPE_CHECKING:
     import httpx

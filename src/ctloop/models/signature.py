@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import pandas as pd
 
-    from ctloop.models.arrays import Cell, Values
+    from ctloop.core.arrays import Cell, Values
 else:
     pd = lazy_module("pandas", globals(), "pd")
 

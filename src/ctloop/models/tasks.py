@@ -20,7 +20,7 @@ from ctloop.core.lazy import lazy_module
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ctloop.models.arrays import Cell, Floats
+    from ctloop.core.arrays import Cell, Floats
 else:
     pd = lazy_module("pandas", globals(), "pd")
 

@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from ctloop.core.arrays import Floats, Indices
 from ctloop.core.errors import UserInputError
 from ctloop.core.jsontypes import JSONObject, JSONValue, as_list, as_number, as_object, as_str
-from ctloop.models.arrays import Floats, Indices
 from ctloop.models.calibration import Calibration, calibration_of
 from ctloop.models.evaluation_record import Evaluation
 from ctloop.models.metrics import Costs, metric_matrix

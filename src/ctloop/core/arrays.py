@@ -1,4 +1,4 @@
-"""Names for the NumPy arrays that models, metrics and monitors pass around.
+"""Names for the NumPy arrays that data, models, metrics and monitors pass around.
 
 A bare ``np.ndarray`` is ``ndarray[Any, dtype[Any]]``: it says nothing of what the array
 holds and counts as an explicit ``Any`` under ``disallow_any_explicit``. These say it.
