@@ -122,8 +122,8 @@ def serve(
 
 
 def _print_banner(banner: str) -> None:
-    # Plain text: no markup to parse, no emoji table to load (~30 ms of a cold start).
-    err_console.print(banner, markup=False, emoji=False)
+    # Plain text, past Rich: no markup to parse, no emoji table to load (~1 % of a cold start).
+    typer.echo(banner, err=True)
 
 
 def _announce(settings: Settings, model: str | None, alias: str, host: str,
