@@ -45,12 +45,8 @@ HEAVY = ("pandas", "pyarrow", "sklearn", "scipy", "lightgbm", "alembic", "sqlalc
 
 
 def ctloop_server(name: str, root: Path, src: Path) -> serving.Server:
-    # Bytecode cached as an installed package has it (KServe's venv does): without this, a
-    # PYTHONDONTWRITEBYTECODE=1 shell compiles every ctloop module from source on every
-    # start (~0.2 s of CPU); the cache lives in the run's folder, filled by a warm-up start.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(serving.TUNED, CTLOOP_HOME=str(root / ".ctloop"), PYTHONPATH=str(src),
-               PYTHONPYCACHEPREFIX=str(root / "pycache"))
+    env = serving.bytecode_cached({**os.environ, **serving.TUNED, "PYTHONPATH": str(src),
+                                   "CTLOOP_HOME": str(root / ".ctloop")}, root)
     command = [sys.executable, "-m", "ctloop", "serve", "flights",
                "--port", "{port}", "--log-level", "warning", "--reload-interval", "0"]
     v2 = "/v2/models/flights/infer"
