@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 __all__ = [
     "ID",
@@ -35,9 +34,17 @@ __all__ = [
 ID = 64  # length of id columns: uuids, hex hashes, names
 
 
+class _MicrosecondDatetime(sa.DATETIME):
+    """MySQL's ``DATETIME(6)``: what ``sqlalchemy.dialects.mysql.DATETIME(fsp=6)`` compiles
+    to (its compiler reads ``fsp``), without importing the MySQL dialect and its drivers
+    for every store (~5 % of a cold ``ctloop serve`` on SQLite)."""
+
+    fsp = 6
+
+
 def Timestamp() -> sa.types.TypeEngine[datetime]:
     """A naive-UTC datetime with microseconds on every backend."""
-    return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    return sa.DateTime().with_variant(_MicrosecondDatetime(), "mysql", "mariadb")
 
 
 def Json() -> sa.types.TypeEngine[object]:

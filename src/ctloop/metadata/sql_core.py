@@ -23,9 +23,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ctloop.core.errors import CtloopError, NotFound, StoreError, UserInputError
 from ctloop.core.secrets import mask_secrets
@@ -174,12 +171,20 @@ class SqlCore:
         raise AssertionError("unreachable")
 
     # statements ---------------------------------------------------------------
+    # The dialects' own insert statements are imported where used: the PostgreSQL
+    # package alone is ~0.1 s of a cold ``ctloop serve`` on SQLite.
     def _insert_ignore(self, table: SqlTable) -> sa.Insert:
         if self._dialect == "postgresql":
-            return pg_dialect.insert(table).on_conflict_do_nothing()
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table).on_conflict_do_nothing()
         if self._dialect == "sqlite":
-            return sqlite_dialect.insert(table).on_conflict_do_nothing()
-        return mysql_dialect.insert(table).prefix_with("IGNORE")
+            from sqlalchemy.dialects import sqlite
+
+            return sqlite.insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects import mysql
+
+        return mysql.insert(table).prefix_with("IGNORE")
 
     def _upsert(self, table: SqlTable, keys: tuple[str, ...]) -> sa.Executable:
         """Insert a row or, on a clash on ``keys``, replace it: one statement, built once."""
@@ -191,13 +196,23 @@ class SqlCore:
     def _build_upsert(self, table: SqlTable, keys: tuple[str, ...]) -> sa.Executable:
         columns = [c.name for c in table.columns if not c.primary_key or c.name in keys]
         if self._dialect in ("mysql", "mariadb"):
-            mysql_insert = mysql_dialect.insert(table)
+            from sqlalchemy.dialects import mysql
+
+            mysql_insert = mysql.insert(table)
             upsert: sa.Executable = mysql_insert.on_duplicate_key_update(
                 {k: mysql_insert.inserted[k] for k in columns}
             )
             return upsert
-        module = pg_dialect if self._dialect == "postgresql" else sqlite_dialect
-        insert = module.insert(table)
+        if self._dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            pg_insert = postgresql.insert(table)
+            return pg_insert.on_conflict_do_update(
+                index_elements=list(keys), set_={k: pg_insert.excluded[k] for k in columns}
+            )
+        from sqlalchemy.dialects import sqlite
+
+        insert = sqlite.insert(table)
         upsert = insert.on_conflict_do_update(
             index_elements=list(keys), set_={k: insert.excluded[k] for k in columns}
         )

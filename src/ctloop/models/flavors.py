@@ -599,10 +599,20 @@ def _module_distributions() -> dict[str, list[str]]:
     return dict(importlib.metadata.packages_distributions())
 
 
-def _installed(module: str) -> tuple[str, str] | None:
-    """(distribution, version) providing import name ``module``, or None if not installed."""
+def _installed(module: str, dist_name: str = "") -> tuple[str, str] | None:
+    """(distribution, version) providing import name ``module``, or None if not installed.
+
+    ``dist_name``, the distribution the manifest names, is asked first: one metadata
+    read, where mapping every installed distribution to its modules reads them all
+    (about 1 s of a cold ``ctloop serve`` in an environment of 80 packages).
+    """
     if importlib.util.find_spec(module) is None:
         return None
+    if dist_name:
+        try:
+            return dist_name, importlib.metadata.version(dist_name)
+        except importlib.metadata.PackageNotFoundError:
+            pass  # installed under another distribution's name: look it up
     for dist in _module_distributions().get(module, []):
         try:
             return dist, importlib.metadata.version(dist)
@@ -740,7 +750,7 @@ def _parse_manifest(data: bytes, where: Path) -> dict[str, Any]:
 def _check_requirements(requirements: dict[str, str], where: str) -> None:
     for module, spec in requirements.items():
         wanted_dist, _, wanted = spec.partition("==")
-        found = _installed(module)
+        found = _installed(module, wanted_dist.strip())
         if found is None:
             raise BackendUnavailable(
                 f"The model at {where} needs the module {module!r}, which is not installed: "

@@ -85,14 +85,17 @@ def create_app(
     artifacts: ArtifactStore | str | None = None,
     feature_store: FeatureStore | bool | None = None,
     prediction_log: PredictionLog | str | bool | None = None,
+    preload: bool = False,
 ) -> FastAPI:
     """The prediction service for ``models`` (default: every model holding the alias).
 
     Stores default to the project's settings; ``config`` to the
     ``[ctloop.serving]`` table. ``feature_store=False`` and
     ``prediction_log=False`` turn those parts off. Models load when the app
-    starts (lifespan) and follow the registry every ``reload_interval`` seconds.
-    API keys come from ``config.keys`` and ``CTLOOP_SERVING_KEYS``.
+    starts (lifespan) and follow the registry every ``reload_interval`` seconds;
+    ``preload=True`` starts loading them at once, while the app is built and the server
+    starts (``ctloop serve``: a shorter cold start). API keys come from ``config.keys``
+    and ``CTLOOP_SERVING_KEYS``.
     """
     from ctloop.serving.auth import KeyGuard, keys_from_env
 
@@ -103,12 +106,14 @@ def create_app(
     keys = {**config.keys, **keys_from_env()}
     closers: list[Any] = []
     store = _metadata(metadata, settings, closers)
-    art = _artifacts(artifacts, settings)
+    pool = ModelPool(ModelRegistry(store), _artifacts(artifacts, settings), config)
+    if preload:
+        pool.preload()
     fs = _feature_store(feature_store, config, settings, store, closers)
     plog, opened = _prediction_log(prediction_log, config, settings)
     state = ServingState(
         config=config,
-        pool=ModelPool(ModelRegistry(store), art, config),
+        pool=pool,
         metrics=ServingMetrics(),
         feature_store=fs,
         logger=_log_writer(plog, opened),
@@ -123,7 +128,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        await run_in_threadpool(state.pool.refresh)
+        await run_in_threadpool(state.pool.first_refresh)
         grpc = None if start_grpc is None else await start_grpc(state, keys)
         app.state.grpc_port = None if grpc is None else grpc.port  # the bound one, for port 0
         state.pool.start()
@@ -332,6 +337,8 @@ def _feature_store(
         return None
     if arg is not None and arg is not True:
         return arg
+    if not config.features and _empty_catalog(metadata):
+        return None  # nothing to serve, and no need to import the feature store
     from ctloop.features import FeatureStore
 
     if config.features:
@@ -348,6 +355,13 @@ def _feature_store(
             return None
     closers.append(fs.close)
     return fs
+
+
+def _empty_catalog(metadata: MetadataStore) -> bool:
+    try:
+        return not metadata.list_definitions()
+    except CtloopError:
+        return False  # FeatureStore.open meets it again and says why
 
 
 def _prediction_log(

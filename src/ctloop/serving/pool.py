@@ -156,6 +156,7 @@ class ModelPool:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._wanted: set[tuple[str, int]] = set()  # versions the last refresh asked for
+        self._preload: threading.Thread | None = None
 
     # what to serve ---------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -398,6 +399,32 @@ class ModelPool:
             self.deployments = {**self.deployments, name: deployment}
 
     # lifecycle -------------------------------------------------------------------------
+    def preload(self) -> None:
+        """Start the first refresh now, in a thread: the models load (file reads, hashing,
+        native code: much of it without the GIL) while the app is built and the server
+        starts, rather than after. ``first_refresh`` waits for it."""
+        if self._preload is not None or self.refreshed_at is not None:
+            return
+        self._preload = threading.Thread(target=self._refresh_logged, name="ctloop-preload",
+                                         daemon=True)
+        self._preload.start()
+
+    def first_refresh(self) -> dict[str, Deployment]:
+        """The refresh a starting app waits for: the preload's, when one ran to its end,
+        else one now (which raises what the preload only logged)."""
+        thread, self._preload = self._preload, None
+        if thread is not None:
+            thread.join()
+            if self.refreshed_at is not None:
+                return self.deployments
+        return self.refresh()
+
+    def _refresh_logged(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # first_refresh refreshes again and raises it where it is awaited
+            log.debug("preloading the models failed", exc_info=True)
+
     def start(self) -> None:
         """Poll the registry every ``reload_interval`` s and retry failed loads, in a thread."""
         if self._thread is not None:

@@ -48,4 +48,4 @@ def app_from_environment() -> FastAPI:
     options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
     settings = load_settings()
     config = ServingConfig.from_table(settings.tables.serving, **options.get("overrides", {}))
-    return create_app(options.get("model"), config=config, settings=settings)
+    return create_app(options.get("model"), config=config, settings=settings, preload=True)
