@@ -62,8 +62,8 @@ def _span(returned: object) -> dict[str, float]:
 
 
 def test_independent_steps_run_in_parallel(box: Path) -> None:
-    result = run(f"{PIPES}:diamond", {"n": 3, "seconds": 0.6}, max_workers=2)
-    left, right = (_span(result.steps[n].outputs["return"]) for n in ("slow", "slow-2"))
+    result = run(f"{PIPES}:rendezvous", {"n": 3}, max_workers=2)
+    left, right = (_span(result.steps[n].outputs["return"]) for n in ("meet", "meet-2"))
     assert left["start"] < right["end"] and right["start"] < left["end"]  # intervals overlap
     serial = run(f"{PIPES}:diamond", {"n": 4, "seconds": 0.3}, max_workers=1)
     left, right = (_span(serial.steps[n].outputs["return"]) for n in ("slow", "slow-2"))
