@@ -18,32 +18,19 @@ from ctloop.testing.services import user_environment
 # default): tests of compilation turn it on themselves. Kept by user_environment().
 os.environ.setdefault("CTLOOP_SERVING_COMPILED", "false")
 
-SHARED_RUNS = ("flights_demo", "readme_demo", "demo_project")
-"""Session fixtures worth running once: the files whose tests use one share a worker."""
-
 _PROJECT_VARIABLES = ("CTLOOP_HOME", "CTLOOP_METADATA_URL", "CTLOOP_ARTIFACTS_URL",
                       "CTLOOP_ONLINE_STORE_URL", "CTLOOP_RUNNER")
 """What would point ctloop away from the project folder a test works in."""
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` a test file is one unit of work, so its
-    module fixtures are built once; the files that read a session run (``SHARED_RUNS``)
-    are one unit, so the demo replays once. Files with slow tests are handed out first,
-    so no long test starts last while the other worker idles."""
-    if config.getoption("dist", "no") != "loadgroup":
+    """In a pytest-xdist worker (``-n 2 --dist loadfile --no-loadscope-reorder``), files
+    with slow tests come first, so no long test starts last while the other worker idles.
+    Each file stays one unit of work (its module fixtures are built once)."""
+    if not hasattr(config, "workerinput"):
         return
-    shared = {item.path for item in items if _uses_shared_run(item)}
     slow = {item.path for item in items if item.get_closest_marker("slow")}
-    for item in items:
-        group = "shared-runs" if item.path in shared else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: (item.path not in shared, item.path not in slow))
-
-
-def _uses_shared_run(item: pytest.Item) -> bool:
-    return bool(set(getattr(item, "fixturenames", ())) & set(SHARED_RUNS))
+    items.sort(key=lambda item: item.path not in slow)  # stable: a file stays in one piece
 
 
 @pytest.fixture
@@ -106,3 +93,4 @@ def in_readme_demo(readme_demo: DemoRun, monkeypatch: pytest.MonkeyPatch) -> Dem
     for var in _PROJECT_VARIABLES:
         monkeypatch.delenv(var, raising=False)
     return readme_demo
+
