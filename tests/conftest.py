@@ -23,6 +23,16 @@ _PROJECT_VARIABLES = ("CTLOOP_HOME", "CTLOOP_METADATA_URL", "CTLOOP_ARTIFACTS_UR
 """What would point ctloop away from the project folder a test works in."""
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker (``-n 2 --dist loadfile --no-loadscope-reorder``), files
+    with slow tests come first, so no long test starts last while the other worker idles.
+    Each file stays one unit of work (its module fixtures are built once)."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: a file stays in one piece
+
+
 @pytest.fixture
 def ctloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh project folder; ctloop keeps its state under ``.ctloop`` inside it."""
@@ -83,3 +93,4 @@ def in_readme_demo(readme_demo: DemoRun, monkeypatch: pytest.MonkeyPatch) -> Dem
     for var in _PROJECT_VARIABLES:
         monkeypatch.delenv(var, raising=False)
     return readme_demo
+

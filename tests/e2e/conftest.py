@@ -21,7 +21,7 @@ import pytest
 
 from ctloop.core.net import free_port
 from ctloop.testing.loops import churn_loop
-from ctloop.testing.services import in_ci, user_environment
+from ctloop.testing.services import in_ci, patience, user_environment
 
 CHROMIUM = os.environ.get("CTLOOP_CHROMIUM", "/usr/bin/chromium")
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
@@ -88,7 +88,7 @@ def serve(app: object) -> Server:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + patience(20)
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the dashboard did not start")

@@ -39,6 +39,24 @@ def slow(data: Input[Dataset], seconds: float, out: Output[Dataset]) -> dict:
 
 
 @component
+def meet(data: Input[Dataset], out: Output[Dataset]) -> dict:
+    """Arrive, then wait for a second ``meet`` step to arrive: a rendezvous, not a sleep, so
+    two steps run at once however loaded the machine (run one at a time, the first waits
+    out the bound and the intervals do not overlap)."""
+    import uuid
+
+    from ctloop.testing.services import patience
+
+    start = time.time()
+    (_box() / f"meet-{uuid.uuid4().hex}").touch()
+    deadline = time.monotonic() + patience(60)
+    while len(list(_box().glob("meet-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    out.write(data.read())
+    return {"start": start, "end": time.time()}
+
+
+@component
 def total(a: Input[Dataset], b: Input[Dataset], metrics: Output[Metrics]) -> int:
     _count("total")
     if (_box() / "fail-total").exists():
@@ -65,6 +83,12 @@ def diamond(n: int = 10, seconds: float = 0.0):
     left = slow(data=a, seconds=seconds)
     right = slow(data=b, seconds=seconds)
     total(a=left, b=right)
+
+
+@pipeline
+def rendezvous(n: int = 3):
+    """``diamond`` with its two middle steps meeting each other."""
+    total(a=meet(data=source(n=n)), b=meet(data=source(n=n + 1)))
 
 
 @pipeline

@@ -18,6 +18,7 @@ from ctloop.core.settings import load_settings
 from ctloop.metadata import open_metadata_store
 from ctloop.pipeline import run
 from ctloop.pipeline.api import resume
+from ctloop.testing.services import patience
 
 HERE = Path(__file__).parent
 PIPES = HERE / "pipelines_for_tests.py"
@@ -61,8 +62,8 @@ def _span(returned: object) -> dict[str, float]:
 
 
 def test_independent_steps_run_in_parallel(box: Path) -> None:
-    result = run(f"{PIPES}:diamond", {"n": 3, "seconds": 0.6}, max_workers=2)
-    left, right = (_span(result.steps[n].outputs["return"]) for n in ("slow", "slow-2"))
+    result = run(f"{PIPES}:rendezvous", {"n": 3}, max_workers=2)
+    left, right = (_span(result.steps[n].outputs["return"]) for n in ("meet", "meet-2"))
     assert left["start"] < right["end"] and right["start"] < left["end"]  # intervals overlap
     serial = run(f"{PIPES}:diamond", {"n": 4, "seconds": 0.3}, max_workers=1)
     left, right = (_span(serial.steps[n].outputs["return"]) for n in ("slow", "slow-2"))
@@ -205,9 +206,9 @@ def test_resume_after_sigkill_mid_step(box: Path, ctloop_home: Path) -> None:
          "--max-workers", "1"],
         cwd=ctloop_home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    deadline = time.time() + 60
+    deadline = time.monotonic() + patience(60)  # a python start and two steps, under load
     while not (box / "slow-started").exists():
-        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -219,7 +220,7 @@ def test_resume_after_sigkill_mid_step(box: Path, ctloop_home: Path) -> None:
     sources_before = runs_of(box, "source-12") + runs_of(box, "source-13")
     (box / "fast").touch()  # the resumed run keeps its parameters; skip the long sleep now
     out = subprocess.run([*ctloop, "resume", killed.id[:10]], cwd=ctloop_home,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=patience(120))
     assert out.returncode == 0, out.stderr
     done = store.get_run(killed.id)
     assert done.status == "succeeded"

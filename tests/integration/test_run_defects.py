@@ -23,6 +23,7 @@ from ctloop.pipeline import run
 from ctloop.pipeline.api import resume
 from ctloop.testing.cli import cli, one_error_line
 from ctloop.testing.databases import METADATA_BACKENDS, temporary_metadata_url
+from ctloop.testing.services import patience
 
 PIPES = Path(__file__).parent / "defect_pipelines.py"
 ERROR = "column [/bold] has [red]bad[/red] values like [/] and [link=x]"
@@ -137,14 +138,14 @@ def test_subprocess_steps_die_with_the_run_and_resume_on_its_runner(
     proc = subprocess.Popen([*ctloop, "run", f"{PIPES}:slow_in_subprocess",
                              "--runner", "subprocess"],
                             cwd=ctloop_home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    deadline = time.time() + patience(60)
     while not _pids(box):
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.05)
     step_pid, grandchild = _pids(box)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.time() + 10
+    deadline = time.time() + patience(10)
     while not (_gone(step_pid) and _gone(grandchild)):
         assert time.time() < deadline, "the step outlived the run's process"
         time.sleep(0.05)

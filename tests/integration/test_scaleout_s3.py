@@ -95,7 +95,7 @@ def test_statistics_of_partitions_on_s3_on_dask(
 
 
 def test_wrong_credentials_fail_the_run_clearly_and_consistently(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import s3fs
 

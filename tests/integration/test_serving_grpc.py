@@ -46,6 +46,7 @@ from ctloop.serving.background import background_server
 from ctloop.serving.proto import grpc_predict_v2_pb2 as pb
 from ctloop.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from ctloop.serving.scoring.routing import bucket
+from ctloop.testing.services import patience
 
 FEATURES = ["origin", "hour", "dep_delay"]  # BYTES, INT64, FP32 on the wire
 PREDICT_KEY = "ctl_predict_key_for_grpc_tests_0001"
@@ -424,7 +425,7 @@ def test_ctloop_serve_grpc_port_answers_beside_http(ctloop_home: Path, model_dir
     proc = _ctloop_serve(ctloop_home, "--port", str(port), "--grpc-port", str(grpc_port))
     try:
         client = tgrpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         while True:
             try:
                 if client.is_server_ready():

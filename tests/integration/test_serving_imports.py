@@ -26,6 +26,7 @@ from ctloop.models.compiled import compile_predictor
 from ctloop.models.compiled_cache import VersionCompiledCache
 from ctloop.models.compiled_lleaves import available
 from ctloop.registry import ModelRegistry
+from ctloop.testing.services import patience
 
 HEAVY = ("sklearn", "scipy", "lightgbm", "xgboost", "joblib", "torch", "tensorflow",
          "alembic")  # Alembic only migrates: a database at the head revision needs none
@@ -82,7 +83,7 @@ def test_serving_a_compiled_lightgbm_model_imports_no_sklearn_scipy_or_lightgbm(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + patience(120)
         while True:
             try:
                 if httpx.get(f"{base}/ready", timeout=2).status_code == 200:

@@ -28,10 +28,11 @@ from ctloop.metadata import ArtifactRecord, new_id, open_metadata_store
 from ctloop.models import fit_model
 from ctloop.registry import ModelRegistry
 from ctloop.testing.attacks import plant_pickle
+from ctloop.testing.services import patience
 
 
 def _wait(client: httpx.Client, proc: subprocess.Popen[str], path: str, status: int) -> dict:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while True:
         try:
             response = client.get(path)

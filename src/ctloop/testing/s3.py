@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ctloop.core.net import free_port
+from ctloop.testing.services import patience
 
 __all__ = ["S3Server", "moto_environment", "moto_server"]
 
@@ -74,7 +75,7 @@ def moto_server(buckets: Iterable[str], *, user: str = "ctloop") -> Iterator[S3S
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.time() + 20
+        deadline = time.time() + patience(20)
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

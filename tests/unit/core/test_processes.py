@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from ctloop.core.processes import Liveness, process_liveness, this_process
+from ctloop.testing.services import patience
 
 
 def test_this_process_is_alive() -> None:
@@ -30,7 +31,7 @@ def test_a_live_python_child_is_alive_and_a_finished_one_dead() -> None:
 
 def test_a_zombie_is_dead() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    deadline = time.time() + 10
+    deadline = time.time() + patience(10)
     while time.time() < deadline:  # exited but not reaped: a zombie
         with open(f"/proc/{child.pid}/stat", "rb") as fh:
             if fh.read().rpartition(b")")[2].split()[0] == b"Z":
@@ -45,7 +46,7 @@ def test_a_zombie_is_dead() -> None:
 def test_a_pid_reused_by_another_program_is_dead() -> None:
     child = subprocess.Popen(["sh", "-c", "echo up; exec sleep 30"], stdout=subprocess.PIPE)
     assert child.stdout is not None and child.stdout.readline() == b"up\n"
-    deadline = time.time() + 10
+    deadline = time.time() + patience(10)
     while b"sleep" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
         assert time.time() < deadline
         time.sleep(0.01)

@@ -12,6 +12,7 @@ import pytest
 
 from ctloop.cli.main import main
 from ctloop.core.net import free_port
+from ctloop.testing.services import patience
 
 
 def test_bad_port_is_a_one_line_error(ctloop_home: Path,
@@ -28,7 +29,7 @@ def test_ctloop_ui_serves_on_localhost(ctloop_home: Path) -> None:
     proc = subprocess.Popen(command,
                             cwd=ctloop_home, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + patience(30)
         while True:
             try:
                 response = httpx.get(f"http://127.0.0.1:{port}/runs", timeout=2)
