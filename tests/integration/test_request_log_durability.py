@@ -257,7 +257,7 @@ def test_disk_full_then_sigkill_loses_at_most_the_window(tmp_path: Path) -> None
             while len(acked) < 2000:
                 await asyncio.sleep(0.01)
             _fill(spool)
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + patience(120)
             while (len(refused) < 500 or not _names_the_spool(refused)) \
                     and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)  # the service notices and stops acknowledging
@@ -305,7 +305,7 @@ def test_a_restarted_server_publishes_a_dead_writers_spool_without_traffic(
     acked: dict[str, float] = {}
     try:
         asyncio.run(_load(base, ids, acked, concurrency=8))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         spools = root / ".ctloop" / "predictions" / ".spool"
         while _spooled_rows(spools) < len(acked) and time.monotonic() < deadline:
             time.sleep(0.05)  # the writer spools what it acknowledged
@@ -317,7 +317,7 @@ def test_a_restarted_server_publishes_a_dead_writers_spool_without_traffic(
     assert log.segments() == [] and list(spools.rglob("*.arrow"))  # all still spooled
     proc, base = _serve(root)  # no request is sent to it
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + patience(120)
         while not log.segments() and time.monotonic() < deadline:
             time.sleep(0.1)
         frame = log.read(model_name="flights")

@@ -16,6 +16,7 @@ from ctloop.models.flavors import load_model
 from ctloop.serving import ServingConfig
 from ctloop.serving.pool import Backoff
 from ctloop.testing.attacks import plant_pickle
+from ctloop.testing.services import patience
 
 ROWS = [{"origin": "JFK", "hour": 7, "distance": 1000}]
 
@@ -105,7 +106,7 @@ def test_a_failed_load_is_retried_with_backoff_until_it_loads(three_versions) ->
     pool.backoff = Backoff(initial=0.05, factor=2, maximum=0.2, jitter=0)
     with TestClient(app) as client:
         assert client.get("/ready").status_code == 503
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + patience(10)
         while "attempt 3;" not in str(pool.errors) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert "attempt 3;" in pool.errors["flights"]["champion"]

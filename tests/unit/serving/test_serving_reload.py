@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from ctloop.core.errors import IntegrityError
 from ctloop.requestlog.log import open_prediction_log
 from ctloop.serving import ServingConfig
+from ctloop.testing.services import patience
 
 ROWS = [
     {"origin": "JFK", "hour": 7, "distance": 1000},
@@ -43,7 +44,7 @@ def test_the_poller_follows_the_registry(three_versions) -> None:
     with TestClient(three_versions.app("flights", config=config)) as client:
         assert _versions(client) == {1}
         three_versions.registry.promote("flights", 2)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + patience(5)
         while _versions(client) != {2} and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _versions(client) == {2}
