@@ -112,6 +112,29 @@ def parse_infer(
         raise BadRequest('"inputs" must be a non-empty list of tensors {name, shape, datatype, '
                          "data}.")
     params = _params(body.get("parameters"), "the request")
+    arrays, shapes = _read_tensors(tensors, tail, tensor_specs)
+    matrix = None
+    if tensor_specs:
+        columns, n, lenient = _tensor_inputs(arrays, shapes, tensor_specs)
+    else:
+        columns, n, lenient, matrix = _columns(arrays, shapes, specs)
+    block_columns = () if matrix is None else tuple(columns)
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest('"id" must be a string.')
+    ids, now, row_ids = _row_params(params, n)
+    wanted, binary = _outputs(body.get("outputs"), bool(params.get("binary_data_output")),
+                              outputs)
+    inputs = Inputs(columns, n, ids, row_ids, now, "v2", coerce=lenient, matrix=matrix,
+                    matrix_columns=block_columns)
+    return Infer(inputs, request_id, wanted, binary, lenient)
+
+
+def _read_tensors(
+    tensors: list[Any], tail: bytes, tensor_specs: Sequence[TensorSpec]
+) -> tuple[dict[str, np.ndarray], dict[str, list[int]]]:
+    """Each input tensor's flat values and shape by name; binary parts claim ``tail`` in
+    order, and every byte of it must be claimed."""
     offset = 0
     arrays: dict[str, np.ndarray] = {}
     shapes: dict[str, list[int]] = {}
@@ -126,28 +149,23 @@ def parse_infer(
             _check_spec(name, dtype, shape, tensor_specs)
     if offset != len(tail):
         raise BadRequest(f"The body has {len(tail) - offset} binary bytes no input claims.")
-    matrix = None
-    if tensor_specs:
-        columns, n, lenient = _tensor_inputs(arrays, shapes, tensor_specs)
-    else:
-        columns, n, lenient, matrix = _columns(arrays, shapes, specs)
-    block_columns = () if matrix is None else tuple(columns)
-    request_id = body.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest('"id" must be a string.')
+    return arrays, shapes
+
+
+def _row_params(
+    params: dict[str, Any], n: int
+) -> tuple[list[str], str | None, list[str | None] | None]:
+    """The request's per-row parameters: request ids, ``now`` and ``row_ids``, checked."""
     ids = request_ids(params.get("request_ids"), n)
     now = params.get("now")
     if now is not None and not isinstance(now, str):
         raise BadRequest('parameters.now must be an ISO timestamp string.')
     row_ids = params.get("row_ids")
-    if row_ids is not None and (not isinstance(row_ids, list) or len(row_ids) != n):
+    if row_ids is None:
+        return ids, now, None
+    if not isinstance(row_ids, list) or len(row_ids) != n:
         raise BadRequest(f"parameters.row_ids must list one id per row ({n}).")
-    wanted, binary = _outputs(body.get("outputs"), bool(params.get("binary_data_output")),
-                              outputs)
-    inputs = Inputs(columns, n, ids,
-                    None if row_ids is None else [None if r is None else str(r) for r in row_ids],
-                    now, "v2", coerce=lenient, matrix=matrix, matrix_columns=block_columns)
-    return Infer(inputs, request_id, wanted, binary, lenient)
+    return ids, now, [None if r is None else str(r) for r in row_ids]
 
 
 def _params(value: Any, what: str) -> dict[str, Any]:
