@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 else:
     pd = lazy_module("pandas", globals(), "pd")
 
-__all__ = ["TENSOR_DTYPES", "ColumnSpec", "Signature", "SignatureJSON", "TensorSpec",
-           "logical_type"]
+__all__ = ["TENSOR_DTYPES", "ColumnSpec", "InputLayout", "Signature", "SignatureJSON",
+           "TensorSpec", "input_layout", "logical_type"]
 
 # Open Inference Protocol datatypes and the NumPy dtype each arrives as.
 TENSOR_DTYPES: dict[str, np.dtype[np.generic[object]]] = {
@@ -91,6 +91,33 @@ class ColumnSpec:
     type: str
     nullable: bool = True
     finite: bool = True
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """What the request path reads of a signature's input columns on every request."""
+
+    names: tuple[str, ...]
+    integers: tuple[int, ...] | None  # positions of the integer inputs; None: not all numbers
+
+
+def input_layout(specs: Sequence[ColumnSpec]) -> InputLayout:
+    """The :class:`InputLayout` of ``specs`` (a signature's ``inputs``), kept per signature
+    and found by identity: hashing the specs would cost more than building it."""
+    known = _LAYOUTS.get(id(specs))
+    if known is not None and known[0] is specs:
+        return known[1]
+    integers = None
+    if specs and all(s.type in ("integer", "float") for s in specs):
+        integers = tuple(j for j, s in enumerate(specs) if s.type == "integer")
+    layout = InputLayout(tuple(s.name for s in specs), integers)
+    if len(_LAYOUTS) >= 256:  # versions come and go with hot swaps: keep the latest few
+        _LAYOUTS.clear()
+    _LAYOUTS[id(specs)] = (specs, layout)  # holds the specs: their id cannot be reused
+    return layout
+
+
+_LAYOUTS: dict[int, tuple[Sequence[ColumnSpec], InputLayout]] = {}
 
 
 @dataclass(frozen=True)

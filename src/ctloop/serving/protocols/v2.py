@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 
 from ctloop.models.flavors import LoadedModel
-from ctloop.models.signature import ColumnSpec, TensorSpec
+from ctloop.models.signature import ColumnSpec, TensorSpec, input_layout
 from ctloop.serving.errors import BadRequest, InvalidRequest
 from ctloop.serving.inputs import Inputs, request_ids
 from ctloop.serving.scoring.answer import Answer, classes_of, is_tensor_model, kind_of
@@ -295,7 +295,7 @@ def _columns(
     arrays: dict[str, np.ndarray], shapes: dict[str, list[int]], specs: Sequence[ColumnSpec]
 ) -> tuple[dict[str, Sequence[Any] | np.ndarray], int, bool, np.ndarray | None]:
     """The columns, rows, leniency and, for one FP64 ``[n, k]`` tensor, the block itself."""
-    names = _names(specs)
+    names = input_layout(specs).names
     if len(arrays) == 1:
         [(name, array)] = arrays.items()
         shape = shapes[name]
@@ -314,7 +314,8 @@ def _columns(
         if len(shape) == 2 and shape[1] != 1:
             raise BadRequest(
                 f"Input {name!r} has shape {shape}: give one tensor per column with shape [n] "
-                f"or [n, 1], or one [n, {len(names)}] tensor with the columns {names} in order."
+                f"or [n, 1], or one [n, {len(names)}] tensor with the columns {list(names)} "
+                "in order."
             )
         rows[name] = shape[0]
     if len(set(rows.values())) != 1:
@@ -322,19 +323,6 @@ def _columns(
     return dict(arrays), next(iter(rows.values())), False, None
 
 
-def _names(specs: Sequence[ColumnSpec]) -> list[str]:
-    """The column names of ``specs``, kept per signature (found by identity)."""
-    known = _SPEC_NAMES.get(id(specs))
-    if known is not None and known[0] is specs:
-        return known[1]
-    names = [s.name for s in specs]
-    if len(_SPEC_NAMES) >= _KEEP:
-        _SPEC_NAMES.clear()
-    _SPEC_NAMES[id(specs)] = (specs, names)  # holds the specs: their id cannot be reused
-    return names
-
-
-_SPEC_NAMES: dict[int, tuple[Sequence[ColumnSpec], list[str]]] = {}
 
 
 def _check_spec(name: str, dtype: str, shape: list[int], specs: Sequence[TensorSpec]) -> None:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ctloop.core.clock import instant_or_now
 from ctloop.core.errors import CtloopError, UserInputError
-from ctloop.models.signature import ColumnSpec, Signature
+from ctloop.models.signature import Signature, input_layout
 from ctloop.requestlog.entries import Entry
 from ctloop.serving.config import ServingConfig
 from ctloop.serving.errors import InvalidRequest
@@ -209,7 +209,7 @@ class Scorer:
         signature = model.signature
         if is_tensor_model(model):
             return await self._tensor_part(served, inputs, rows)
-        needed = _layout(signature.inputs)[0]  # not rebuilt per request
+        needed = input_layout(signature.inputs).names  # not rebuilt per request
         filled = Filled(inputs.columns)
         if needs_lookup(inputs.columns, needed):
             filled = await run_in_threadpool(
@@ -347,42 +347,26 @@ def _block(signature: Signature, filled: Filled, inputs: Inputs) -> np.ndarray |
     matrix = inputs.matrix
     if matrix is None or filled.columns is not inputs.columns:
         return None
-    return matrix if inputs.matrix_columns == _layout(signature.inputs)[0] else None
+    return matrix if inputs.matrix_columns == input_layout(signature.inputs).names else None
 
 
 def _plain_block(signature: Signature, columns: Mapping[str, Any], matrix: np.ndarray
                  ) -> dict[str, np.ndarray] | None:
     """:func:`_plain_numbers` for columns cut from one float64 block (see :func:`_block`):
     the same rule, one reduction over the block instead of a copy of every column first."""
-    names, integers = _layout(signature.inputs)
+    layout = input_layout(signature.inputs)
+    names, integers = layout.names, layout.integers
     if integers is None or matrix.ndim != 2 or matrix.shape[1] != len(names):
         return None
     if not np.isfinite(matrix).all():
         return None
     if integers:
-        whole = matrix[:, integers]
+        whole = matrix[:, list(integers)]
         if not ((whole == np.floor(whole)).all() and (np.abs(whole) < _INT64_BOUND).all()):
             return None
     return {name: columns[name] for name in names}
 
 
-def _layout(specs: tuple[ColumnSpec, ...]) -> tuple[tuple[str, ...], list[int] | None]:
-    """The input names, and the positions of the integer inputs (None when an input is not
-    a number); kept per signature, found by identity (hashing specs costs more)."""
-    known = _LAYOUTS.get(id(specs))
-    if known is not None and known[0] is specs:
-        return known[1]
-    integers = None
-    if specs and all(s.type in _NUMERIC for s in specs):
-        integers = [j for j, s in enumerate(specs) if s.type == "integer"]
-    layout = (tuple(s.name for s in specs), integers)
-    if len(_LAYOUTS) >= 256:  # versions come and go with hot swaps: keep the latest few
-        _LAYOUTS.clear()
-    _LAYOUTS[id(specs)] = (specs, layout)  # holds the specs: their id cannot be reused
-    return layout
-
-
-_LAYOUTS: dict[int, tuple[tuple[ColumnSpec, ...], tuple[tuple[str, ...], list[int] | None]]] = {}
 
 
 def _merge(name: str, parts: list[Part], n: int) -> Answer:
