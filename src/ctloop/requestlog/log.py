@@ -55,7 +55,7 @@ from ctloop.requestlog.entries import (
     quarantine_table,
     table_quarantine,
 )
-from ctloop.requestlog.rawchunks import RawChunk, decode, join
+from ctloop.requestlog.rawchunks import RawChunk, decode
 from ctloop.requestlog.records import PredictionLog, PredictionRecord
 from ctloop.requestlog.segments import (
     COMPACTOR,
@@ -64,7 +64,7 @@ from ctloop.requestlog.segments import (
     log_key,
     safe_model_folder,
 )
-from ctloop.requestlog.spool import Spool, load_chunk, orphaned_spools
+from ctloop.requestlog.spool import Chunk, Spool, orphaned_spools
 from ctloop.requestlog.tables import (
     BASE_COLUMNS,
     concat_tables,
@@ -391,11 +391,11 @@ class SegmentedPredictionLog(PredictionLog):
         """Spool frames of encoded entries as they are (:mod:`~ctloop.requestlog.rawchunks`);
         the publisher builds their tables."""
         if chunks:
-            self._write(join(chunks))
+            self._write(list(chunks))  # one journal record per frame, one fdatasync
         elif self._closed:
             self._refuse_closed()
 
-    def _write(self, chunk: pa.Table | bytes) -> None:
+    def _write(self, chunk: pa.Table | list[RawChunk]) -> None:
         if self._closed:
             self._refuse_closed()
         with self._lock:
@@ -469,15 +469,15 @@ class SegmentedPredictionLog(PredictionLog):
         """Chunks -> one segment per model version (+ one quarantine segment), indexed.
 
         A chunk that cannot be read, or rows that cannot be written as parquet,
-        are set aside (the chunk renamed ``*.bad``, the rows quarantined) so they
+        are set aside (the chunk kept as ``*.bad``, the rows quarantined) so they
         never hold back the rest; a backend that is down raises (retried later).
         """
         own = spool.writer == self.writer  # only this process publishes its own spool
         chunks = self._unpublished(spool, own)
         if not chunks:
             return 0
-        first, last = chunks[0][0], chunks[-1][0]
-        parts, quarantine, raw = self._read_chunks([path for _, path in chunks])
+        first, last = chunks[0].seq, chunks[-1].seq
+        parts, quarantine, raw = self._read_chunks(spool, chunks)
         set_aside = 0
         if raw:
             bad, set_aside = self._build_raw(raw, parts)
@@ -491,38 +491,38 @@ class SegmentedPredictionLog(PredictionLog):
         spool.remove(last)
         return rows
 
-    def _unpublished(self, spool: Spool, own: bool) -> list[tuple[int, Path]]:
-        """The spool's chunks not published yet, in order (published ones are removed)."""
-        chunks = [(seq, path) for seq, path in spool.chunks()]
+    def _unpublished(self, spool: Spool, own: bool) -> list[Chunk]:
+        """The spool's chunks not published yet, in order (its journal is sealed: what is
+        written from now on goes to the next publish; published ones are removed)."""
+        chunks = spool.take()
         if not chunks:
             return []
         done = self._published_seq if own and self._published_seq is not None \
             else self.index.published_seq(spool.writer)
         spool.remove(done)  # published before a crash, not yet deleted
-        return [(seq, path) for seq, path in chunks if seq > done]
+        return [c for c in chunks if c.seq > done]
 
-    def _read_chunks(self, paths: list[Path]) -> tuple[
+    def _read_chunks(self, spool: Spool, chunks: list[Chunk]) -> tuple[
             dict[tuple[str, int | None], list[pa.Table]], list[pa.Table], list[Item]]:
         """Arrow chunks split per model version, quarantine tables, and raw chunks' items
-        (built later, all at once); an unreadable chunk is renamed ``*.bad``."""
+        (built later, all at once); an unreadable chunk is set aside as ``*.bad``."""
         parts: dict[tuple[str, int | None], list[pa.Table]] = {}
         quarantine: list[pa.Table] = []
         raw: list[Item] = []
-        for path in paths:
+        for chunk in chunks:
             try:
-                chunk = load_chunk(path)
-                if isinstance(chunk, list):  # frames as the server sent them: built below
-                    raw.extend(item for record in chunk for item in decode(record.data))
+                loaded = chunk.load()
+                if isinstance(loaded, list):  # frames as the server sent them: built below
+                    raw += [item for record in loaded for item in decode(record.data)]
                     continue
             except Exception as exc:  # a torn or corrupt chunk: keep it aside, go on
-                self.bad_chunks += 1
-                log.error("request log chunk %s cannot be read (%s); renamed *.bad", path, exc)
-                path.rename(path.with_suffix(".bad"))
+                if spool.set_aside(chunk, f"{type(exc).__name__}: {exc}"):
+                    self.bad_chunks += 1
                 continue
-            if _kind(chunk) == QUARANTINE:
-                quarantine.append(chunk)
+            if _kind(loaded) == QUARANTINE:
+                quarantine.append(loaded)
                 continue
-            for (model, version), part in _split(chunk):
+            for (model, version), part in _split(loaded):
                 parts.setdefault((model, version), []).append(part)
         return parts, quarantine, raw
 

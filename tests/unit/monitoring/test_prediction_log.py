@@ -16,6 +16,7 @@ import pytest
 from ctloop.core.errors import ConfigError, StoreError, UserInputError
 from ctloop.requestlog.log import LogOptions, open_prediction_log
 from ctloop.requestlog.records import PredictionLog, PredictionRecord
+from ctloop.requestlog.spool import spooled_chunks
 
 
 def _rec(i: int, ts: datetime, model: str = "m", **kw: object) -> PredictionRecord:
@@ -88,11 +89,12 @@ def test_every_append_is_spooled_before_it_returns(tmp_path: Path) -> None:
     log = open_prediction_log(tmp_path, options=opts)
     log.append([_rec(i, T) for i in range(9)])
     assert log.pending() == 9
-    chunks = list((tmp_path / ".spool").rglob("*.arrow"))
-    assert len(chunks) == 1 and not list((tmp_path / ".spool").rglob("*.tmp"))
+    chunks = spooled_chunks(tmp_path / ".spool")
+    assert len(chunks) == 1 and chunks[0].rows == 9
     assert log.segments() == []
     assert len(log.read()) == 9  # read publishes this writer's spool first
-    assert log.pending() == 0 and not list((tmp_path / ".spool").rglob("*.arrow"))
+    assert log.pending() == 0 and not spooled_chunks(tmp_path / ".spool")
+    assert not list((tmp_path / ".spool").rglob("*.wal"))  # the journal published is deleted
     log.close()
 
 
@@ -112,7 +114,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 def test_a_killed_writers_spool_is_published_once_by_the_next_writer(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)], check=False)
     assert proc.returncode == -9
-    assert len(list((tmp_path / ".spool").rglob("*.arrow"))) == 10
+    assert len(spooled_chunks(tmp_path / ".spool")) == 10
     log = open_prediction_log(tmp_path, options=LogOptions(publish_interval=60))
     assert log.segments() == []  # nothing published by the dead writer
     assert log.recover() == 500  # read() would do it too
@@ -126,7 +128,7 @@ def test_chunks_published_before_a_crash_are_not_published_twice(tmp_path: Path)
     log = open_prediction_log(tmp_path, options=LogOptions(publish_interval=60))
     log.append([_rec(i, T) for i in range(5)])
     spool = next(p for p in (tmp_path / ".spool").rglob("*") if p.is_dir() and p.name != "x"
-                 and list(p.glob("*.arrow")))
+                 and list(p.glob("*.wal")))
     saved = tmp_path / "saved"
     shutil.copytree(spool, saved)
     log.flush()  # published, chunks deleted

@@ -24,7 +24,7 @@ from ctloop.requestlog.entries import Entry, ModelFacts, SchemaBook, build_table
 from ctloop.requestlog.log import LogOptions, open_prediction_log
 from ctloop.requestlog.process import ProcessLogger
 from ctloop.requestlog.rawchunks import MAGIC, RawChunk, decode, encode, join, records
-from ctloop.requestlog.spool import chunk_rows, load_chunk
+from ctloop.requestlog.spool import chunk_rows, load_chunk, spooled_chunks
 from ctloop.requestlog.writer import RequestLogger
 from ctloop.testing.services import patience, wait_until
 
@@ -172,9 +172,9 @@ def test_a_killed_writers_raw_spool_is_adopted_by_the_next_one(tmp_path: Path) -
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "spooled"
-        spooled = list((tmp_path / ".spool").rglob("*.arrow"))
-        assert spooled and all(isinstance(load_chunk(p), list) for p in spooled)
-        assert sum(chunk_rows(p) for p in spooled) == sum(1 + i % 3 for i in range(40))
+        spooled = spooled_chunks(tmp_path / ".spool")
+        assert spooled and all(isinstance(c.load(), list) for c in spooled)
+        assert sum(c.rows for c in spooled) == sum(1 + i % 3 for i in range(40))
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the server and its writer process
         proc.wait(timeout=patience(30))
@@ -187,7 +187,7 @@ def test_a_killed_writers_raw_spool_is_adopted_by_the_next_one(tmp_path: Path) -
     writer.close()
     frame = open_prediction_log(tmp_path).read(model_name="m")
     assert frame["request_id"].is_unique and len(frame) == 80
-    assert not list((tmp_path / ".spool").rglob("*.arrow"))
+    assert not spooled_chunks(tmp_path / ".spool")
 
 
 def test_the_writer_process_never_loads_pandas(tmp_path: Path) -> None:
