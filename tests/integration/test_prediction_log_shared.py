@@ -13,6 +13,7 @@ import pytest
 from ctloop.core.errors import BackendUnavailable, ConfigError
 from ctloop.core.settings import Settings
 from ctloop.requestlog.log import LogOptions, open_prediction_log
+from ctloop.requestlog.spool import spooled_chunks
 from ctloop.testing.databases import temporary_metadata_url
 from ctloop.testing.s3 import S3Server, moto_environment
 from ctloop.testing.services import user_environment
@@ -84,7 +85,7 @@ def test_two_writer_processes_append_to_one_log(tmp_path: Path, db_url: str, s3:
     assert len(again) == 4000 and again["label"].notna().sum() == 2
     log.close()
     assert not (tmp_path / "home").exists()  # nothing local but the (emptied) spool
-    assert not list((tmp_path / "spool").rglob("*.arrow"))
+    assert not spooled_chunks(tmp_path / "spool")
 
 
 def test_missing_bucket_and_unreachable_index_are_one_clear_error(

@@ -37,6 +37,7 @@ from ctloop.models import fit_model
 from ctloop.pipeline.task import load_module_from_file
 from ctloop.registry import ModelRegistry
 from ctloop.requestlog.log import LogOptions, open_prediction_log
+from ctloop.requestlog.spool import spooled_chunks
 from ctloop.testing.services import patience, user_environment, wait_until
 
 _http = load_module_from_file(Path(__file__).with_name("http_load.py"), "http_load")
@@ -314,7 +315,7 @@ def test_a_restarted_server_publishes_a_dead_writers_spool_without_traffic(
         proc.wait(timeout=30)
     log = open_prediction_log(root / ".ctloop" / "predictions")
     log.close()  # a closed log reads the index only: it publishes nothing itself
-    assert log.segments() == [] and list(spools.rglob("*.arrow"))  # all still spooled
+    assert log.segments() == [] and spooled_chunks(spools)  # all still spooled
     proc, base = _serve(root)  # no request is sent to it
     try:
         deadline = time.monotonic() + patience(120)
@@ -327,14 +328,12 @@ def test_a_restarted_server_publishes_a_dead_writers_spool_without_traffic(
     got = set(frame["request_id"])
     assert got <= set(ids) and len(set(acked) - got) <= WINDOW_ROWS
     assert set(acked) <= got, f"{len(set(acked) - got)} acknowledged rows not published"
-    assert not list(spools.rglob("*.arrow"))
+    assert not spooled_chunks(spools)
 
 
 def _spooled_rows(folder: Path) -> int:
     """Rows in the spool's chunks (Arrow tables, or raw frames the writer process spools)."""
-    from ctloop.requestlog.spool import chunk_rows
-
-    return sum(chunk_rows(path) for path in folder.rglob("*.arrow"))
+    return sum(chunk.rows for chunk in spooled_chunks(folder))
 
 
 def test_segments_never_go_through_the_system_temp_folder(

@@ -10,9 +10,14 @@ process being killed (and, with ``fsync``, the machine losing power).
 
 Why one journal (issue 21): a file per chunk (open, write, fsync, rename, later
 unlink) cost the writer process about a third of its fixed CPU, most of it in the
-kernel, ~13 times a second whatever the traffic. Now a publish seals the journal
-(:meth:`Spool.take`: the next write starts a new one) and deletes it once the
-index holds its last record: one file made and one deleted per publish.
+kernel, ~13 times a second whatever the traffic; making a file costs as much as a
+few hundred appends. A publish takes the records after the last one published
+(:meth:`Spool.take`, read from where the previous publish stopped) and, once the
+index holds them, moves that mark past them (:meth:`Spool.remove`). A journal of
+:data:`ROLL_BYTES` or more is rolled by the publish that takes it (the next write
+starts a new one) and deleted once its last record is indexed: a file is made and
+deleted every few MB, not per chunk, and the published part of the one open is
+never more than that on disk.
 
 A record is a header (magic, kind, payload bytes, rows, sequence number, the
 payload's CRC-32, the header's own CRC-32) and the payload. A journal is read
@@ -40,7 +45,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,8 +56,8 @@ from ctloop.requestlog.rawchunks import RawChunk, is_raw, records
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Chunk", "Spool", "chunk_rows", "load_chunk", "orphaned_spools", "read_chunk",
-           "spooled_chunks"]
+__all__ = ["ROLL_BYTES", "Chunk", "Spool", "chunk_rows", "load_chunk", "orphaned_spools",
+           "parse", "read_chunk", "spooled_chunks"]
 
 log = logging.getLogger("ctloop.requestlog")
 
@@ -66,6 +71,7 @@ _HEAD = struct.Struct("<4sB3xIIQII")
 _MAGIC = b"CTJ1"
 _ARROW, _FRAME = 1, 2  # record kinds: an Arrow IPC file, one raw frame (a pickle)
 _IOV = 512  # buffers per writev (IOV_MAX is 1024)
+ROLL_BYTES = 8 << 20  # a journal this large is rolled by the next publish
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class Chunk:
     path: Path | None = None
     error: str = ""
     where: str = ""  # file and offset, for messages and the set-aside file's name
+    end: int = 0  # in a journal: the offset just past the record
 
     def load(self) -> pa.Table | list[RawChunk]:
         """The chunk as written: an Arrow table, or raw frames (decoded by the publisher);
@@ -98,11 +105,16 @@ class Chunk:
 
 @dataclass
 class _Journal:
+    """A journal file. This process's own know where their whole records end (``end``)
+    and where the unpublished ones start (``start``); a dead writer's are read whole."""
+
     path: Path
     first: int
     end: int | None = None  # bytes of whole records (None: read to the end, tail may be torn)
+    start: int = 0  # the offset of the first record not yet published (own journals)
     last: int = -1  # the last record's number, once known (-1: none yet / not read)
-    rows: int | None = None  # rows in its records, once known
+    rows: int | None = None  # rows of its records after ``start``, once known
+    read: list[Chunk] = field(default_factory=list)  # what the last take read of it
 
 
 class Spool:
@@ -158,7 +170,7 @@ class Spool:
             payloads = [(_ARROW, _ipc_bytes(chunk), int(chunk.num_rows))]
         with self._mutex:
             if self._next < 0:  # an adopted folder: number after what it holds
-                held = self._chunks([(j, j.end) for j in self._journals], self._old)
+                held = self._chunks([(j, j.start, j.end) for j in self._journals], self._old)
                 self._next = max((c.seq for c in held), default=-1) + 1
             seq = self._next
             parts: list[bytes | memoryview] = []
@@ -228,46 +240,52 @@ class Spool:
     # -- reading ---------------------------------------------------------------------------
 
     def take(self) -> list[Chunk]:
-        """Everything spooled so far, oldest first; later writes go to a new journal, so
-        one that a publish has taken whole is deleted by :meth:`remove`."""
+        """Everything spooled and not yet removed, oldest first. A journal of
+        :data:`ROLL_BYTES` or more is rolled: later writes go to a new one, so this one
+        is deleted by the :meth:`remove` after the publish."""
         with self._mutex:
-            self._seal()
+            if self._fd >= 0 and (self._journals[-1].end or 0) >= ROLL_BYTES:
+                self._seal()
         return self.chunks()
 
     def chunks(self) -> list[Chunk]:
-        """The chunks spooled so far, oldest first (a torn tail is left out)."""
+        """The chunks spooled and not yet removed, oldest first (a torn tail left out)."""
         with self._mutex:
-            journals = [(j, j.end) for j in self._journals]
+            journals = [(j, j.start, j.end) for j in self._journals]
             old = list(self._old)
         return self._chunks(journals, old)
 
-    def _chunks(self, journals: list[tuple[_Journal, int | None]],
+    def _chunks(self, journals: list[tuple[_Journal, int, int | None]],
                 old: list[tuple[int, Path]]) -> list[Chunk]:
         out = [Chunk(seq, _old_rows(path), path=path, where=path.name) for seq, path in old]
-        for journal, end in journals:
-            out += self._read(journal, end)
+        for journal, start, end in journals:
+            if end is None or end > start:
+                out += self._read(journal, start, end)
         out.sort(key=lambda c: c.seq)
         return out
 
-    def _read(self, journal: _Journal, end: int | None) -> list[Chunk]:
-        """A journal's records (up to ``end``, the whole records this process wrote; or,
-        for a journal of a dead writer, all of it but a torn tail)."""
+    def _read(self, journal: _Journal, start: int, end: int | None) -> list[Chunk]:
+        """A journal's records from ``start`` (up to ``end``: the whole records this
+        process wrote; or, for a journal of a dead writer, all of it but a torn tail)."""
         try:
             with journal.path.open("rb") as f:
-                data = f.read() if end is None else f.read(end)
+                f.seek(start)
+                data = f.read() if end is None else f.read(end - start)
         except FileNotFoundError:  # removed meanwhile (published)
             return []
         except OSError as exc:
             raise StoreError(
                 f"Cannot read the prediction log's write-ahead journal {journal.path}: {exc}."
             ) from exc
-        chunks, whole = parse(data, journal.path.name)
+        chunks, whole = parse(data, journal.path.name, start)
         if whole < len(data):
             log.info("request log journal %s ends in %d bytes of an unfinished write (never "
                      "acknowledged); ignored", journal.path, len(data) - whole)
         if end is None:
             journal.last = max((c.seq for c in chunks), default=-1)
             journal.rows = sum(c.rows for c in chunks)
+        else:
+            journal.read = chunks
         return chunks
 
     def pending_rows(self) -> int:
@@ -278,15 +296,16 @@ class Spool:
         rows = sum(_old_rows(path) for _, path in old)
         for journal in journals:
             if journal.rows is None:
-                journal.rows = sum(c.rows for c in self._read(journal, journal.end))
-            rows += journal.rows
+                self._read(journal, journal.start, journal.end)
+            rows += journal.rows or 0
         return rows
 
     # -- after a publish ---------------------------------------------------------------------
 
     def remove(self, upto: int) -> None:
-        """Delete what holds only chunks numbered ``<= upto`` (they are in published
-        segments): old files, and sealed journals once read."""
+        """Forget the chunks numbered ``<= upto`` (they are in published segments): old
+        files and rolled journals holding nothing later are deleted; the open journal's
+        next take starts after them."""
         with self._mutex:
             for seq, path in [o for o in self._old if o[0] <= upto]:
                 path.unlink(missing_ok=True)
@@ -294,10 +313,15 @@ class Spool:
             keep = []
             for i, journal in enumerate(self._journals):
                 open_now = self._fd >= 0 and i == len(self._journals) - 1
-                if open_now or journal.rows is None or journal.last > upto:
-                    keep.append(journal)
+                if not open_now and journal.rows is not None and journal.last <= upto:
+                    journal.path.unlink(missing_ok=True)
                     continue
-                journal.path.unlink(missing_ok=True)
+                done = [c for c in journal.read if c.seq <= upto]
+                if done and journal.end is not None:  # this process's: skip them from now on
+                    journal.start = done[-1].end
+                    journal.rows = (journal.rows or 0) - sum(c.rows for c in done)
+                    journal.read = journal.read[len(done):]
+                keep.append(journal)
             self._journals = keep
 
     def set_aside(self, chunk: Chunk, reason: str) -> bool:
@@ -331,8 +355,9 @@ class Spool:
             os.close(self._lock_fd)
 
 
-def parse(data: bytes, name: str = "journal") -> tuple[list[Chunk], int]:
-    """The records of a journal's bytes and how many bytes they (and bad regions) span.
+def parse(data: bytes, name: str = "journal", base: int = 0) -> tuple[list[Chunk], int]:
+    """The records of a journal's bytes (read from offset ``base``) and how many bytes
+    they (and bad regions) span.
 
     What follows the last whole record and holds no good header (a crash cut the
     write short) is left out; a record failing its payload checksum, or bytes between
@@ -348,7 +373,8 @@ def parse(data: bytes, name: str = "journal") -> tuple[list[Chunk], int]:
             if nxt is None:
                 break  # a torn tail
             seq = out[-1].seq + 1 if out else 0  # (numbered as the record it most likely was)
-            out.append(Chunk(seq, 0, data=view[at:nxt], where=f"{name}@{at}",
+            out.append(Chunk(seq, 0, data=view[at:nxt], where=f"{name}@{base + at}",
+                             end=base + nxt,
                              error=f"{nxt - at} bytes between records are no record"))
             at = nxt
             continue
@@ -357,11 +383,9 @@ def parse(data: bytes, name: str = "journal") -> tuple[list[Chunk], int]:
         if start + size > n:
             break  # a torn tail: the payload was cut short
         payload = view[start:start + size]
-        if zlib.crc32(payload) != crc:
-            out.append(Chunk(seq, rows, kind, data=payload, where=f"{name}@{at}",
-                             error=f"record {seq} fails its checksum"))
-        else:
-            out.append(Chunk(seq, rows, kind, data=payload, where=f"{name}@{at}"))
+        error = "" if zlib.crc32(payload) == crc else f"record {seq} fails its checksum"
+        out.append(Chunk(seq, rows, kind, data=payload, where=f"{name}@{base + at}",
+                         end=base + start + size, error=error))
         at = start + size
     return out, at
 
@@ -452,8 +476,9 @@ def chunk_rows(path: Path) -> int:
 
 
 def spooled_chunks(root: Path) -> list[Chunk]:
-    """Every chunk spooled in the writers' folders under ``root`` (at any depth), live or
-    dead, without taking their locks: for status displays and tests."""
+    """Every chunk in the writers' folders under ``root`` (at any depth), live or dead,
+    without taking their locks: for status displays and tests. A live writer's open
+    journal still holds what it published since the journal was last rolled."""
     out: list[Chunk] = []
     for lock in sorted(root.rglob(_LOCK)) if root.is_dir() else []:
         if not lock.parent.name.startswith("."):
