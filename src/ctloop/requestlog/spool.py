@@ -277,7 +277,10 @@ class Spool:
             raise StoreError(
                 f"Cannot read the prediction log's write-ahead journal {journal.path}: {exc}."
             ) from exc
-        chunks, whole = parse(data, journal.path.name, start)
+        # this process's own records were checked as written (whole, in the page cache):
+        # the payloads' checksums guard what a crash or the disk may have done to a dead
+        # writer's (~3 ms a second at 70,000 rows a second, issue 21)
+        chunks, whole = parse(data, journal.path.name, start, verify=end is None)
         if whole < len(data):
             log.info("request log journal %s ends in %d bytes of an unfinished write (never "
                      "acknowledged); ignored", journal.path, len(data) - whole)
@@ -355,9 +358,10 @@ class Spool:
             os.close(self._lock_fd)
 
 
-def parse(data: bytes, name: str = "journal", base: int = 0) -> tuple[list[Chunk], int]:
+def parse(data: bytes, name: str = "journal", base: int = 0, *,
+          verify: bool = True) -> tuple[list[Chunk], int]:
     """The records of a journal's bytes (read from offset ``base``) and how many bytes
-    they (and bad regions) span.
+    they (and bad regions) span; ``verify``: check the payloads' checksums too.
 
     What follows the last whole record and holds no good header (a crash cut the
     write short) is left out; a record failing its payload checksum, or bytes between
@@ -383,7 +387,8 @@ def parse(data: bytes, name: str = "journal", base: int = 0) -> tuple[list[Chunk
         if start + size > n:
             break  # a torn tail: the payload was cut short
         payload = view[start:start + size]
-        error = "" if zlib.crc32(payload) == crc else f"record {seq} fails its checksum"
+        error = "" if not verify or zlib.crc32(payload) == crc \
+            else f"record {seq} fails its checksum"
         out.append(Chunk(seq, rows, kind, data=payload, where=f"{name}@{base + at}",
                          end=base + start + size, error=error))
         at = start + size
