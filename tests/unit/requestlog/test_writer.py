@@ -14,6 +14,7 @@ import pytest
 from ctloop.core.errors import BackendUnavailable, StoreError
 from ctloop.requestlog.batches import LogBatch, batches_table, rejected_batch
 from ctloop.requestlog.log import LogOptions, open_prediction_log
+from ctloop.requestlog.segments import SegmentInfo
 from ctloop.requestlog.writer import RequestLogger
 from ctloop.testing.services import wait_until
 
@@ -107,16 +108,16 @@ def test_a_backend_outage_keeps_rows_spooled_until_it_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = open_prediction_log(tmp_path, options=LogOptions(publish_interval=0.05))
-    real_put = log.store.put_file
+    real_publish = log.index.publish  # a local root's segments are renamed in, not put
     down = threading.Event()
     down.set()
 
-    def put_file(local: Path, key: str) -> None:
+    def publish(writer: str, seq: int, segments: list[SegmentInfo]) -> None:
         if down.is_set():
-            raise BackendUnavailable("cannot reach the artifact store (test outage)")
-        real_put(local, key)
+            raise BackendUnavailable("cannot reach the log's index (test outage)")
+        real_publish(writer, seq, segments)
 
-    monkeypatch.setattr(log.store, "put_file", put_file)
+    monkeypatch.setattr(log.index, "publish", publish)
     logger = RequestLogger(log)
     for i in range(50):
         logger.submit([_batch(i)])
