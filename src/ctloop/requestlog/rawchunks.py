@@ -3,13 +3,15 @@
 Why (issue 21): building an Arrow table and writing it as an IPC file for every chunk
 cost the writer ~1.3 ms a chunk, a dozen chunks a second whatever the traffic. The
 server's sender already pickles the packed entries for the pipe; the writer process
-spools those bytes as they are (one write, one fsync) and the publisher turns all the
-chunks of a publish into tables at once (:func:`ctloop.requestlog.entries.merge_packs`:
-one table per model version and route, not one per chunk).
+spools those bytes as they are (one journal record per frame,
+:mod:`ctloop.requestlog.spool`) and the publisher turns all the frames of a publish into
+tables at once (:func:`ctloop.requestlog.entries.merge_packs`: one table per model
+version and route, not one per frame).
 
-Format: :data:`MAGIC`, then one record per frame: ``<u32 bytes><u32 rows>`` and the
-pickle. An Arrow chunk begins with ``ARROW1``, so both kinds keep the ``.arrow`` name
-and one spool holds either.
+Spools written before the journal hold one file per chunk, named ``.arrow`` whichever
+kind it is: an Arrow IPC file (``ARROW1``), or :data:`MAGIC` then one record per frame,
+``<u32 bytes><u32 rows>`` and the pickle (:func:`join`, read by :func:`records`). They
+are still read, so a spool left by an older version is published after an upgrade.
 
 The pickles are read back by another process when a dead writer's spool is adopted,
 so they are never trusted: :func:`encode` refuses (returns None; the caller builds
