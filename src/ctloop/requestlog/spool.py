@@ -44,7 +44,7 @@ import shutil
 import struct
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,6 +72,7 @@ _MAGIC = b"CTJ1"
 _ARROW, _FRAME = 1, 2  # record kinds: an Arrow IPC file, one raw frame (a pickle)
 _IOV = 512  # buffers per writev (IOV_MAX is 1024)
 ROLL_BYTES = 8 << 20  # a journal this large is rolled by the next publish
+_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)  # not on macOS
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ class _Journal:
     start: int = 0  # the offset of the first record not yet published (own journals)
     last: int = -1  # the last record's number, once known (-1: none yet / not read)
     rows: int | None = None  # rows of its records after ``start``, once known
-    read: list[Chunk] = field(default_factory=list)  # what the last take read of it
+    # (number, end offset, rows) of the records the last take read (not their bytes)
+    read: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 class Spool:
@@ -184,7 +186,7 @@ class Spool:
             try:
                 _write_all(self._fd, parts)
                 if self.fsync:
-                    os.fdatasync(self._fd)
+                    _datasync(self._fd)
                     if journal.end == 0:  # a new file: its name durable too
                         _sync_folder(self.folder)
             except OSError as exc:
@@ -288,7 +290,7 @@ class Spool:
             journal.last = max((c.seq for c in chunks), default=-1)
             journal.rows = sum(c.rows for c in chunks)
         else:
-            journal.read = chunks
+            journal.read = [(c.seq, c.end, c.rows) for c in chunks]
         return chunks
 
     def pending_rows(self) -> int:
@@ -319,10 +321,10 @@ class Spool:
                 if not open_now and journal.rows is not None and journal.last <= upto:
                     journal.path.unlink(missing_ok=True)
                     continue
-                done = [c for c in journal.read if c.seq <= upto]
+                done = [r for r in journal.read if r[0] <= upto]
                 if done and journal.end is not None:  # this process's: skip them from now on
-                    journal.start = done[-1].end
-                    journal.rows = (journal.rows or 0) - sum(c.rows for c in done)
+                    journal.start = done[-1][1]
+                    journal.rows = (journal.rows or 0) - sum(r[2] for r in done)
                     journal.read = journal.read[len(done):]
                 keep.append(journal)
             self._journals = keep
@@ -441,7 +443,7 @@ def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
 
 
 def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
     finally:

@@ -104,6 +104,14 @@ def test_a_publish_rolls_a_full_journal_and_deletes_it_once_indexed(
     assert _read_ids(tmp_path) == _ids((1, 1), (2, 1), (3, 1))
 
 
+def test_without_fsync_the_journal_is_the_same(tmp_path: Path) -> None:
+    log = open_prediction_log(tmp_path, options=LogOptions(publish_interval=60, fsync=False))
+    log.append_raw([_frame(1), _frame(2, 2)])
+    assert log.pending() == 3
+    log.close()
+    assert _read_ids(tmp_path) == _ids((1, 1), (2, 2))
+
+
 def test_arrow_chunks_and_frames_share_the_journal(tmp_path: Path) -> None:
     log = open_prediction_log(tmp_path, options=QUIET)
     log.append([PredictionRecord(f"t{i}", "m", 1, "champion", T, 0.1) for i in range(3)])
