@@ -303,66 +303,69 @@ class _Group:
         self.ts_us: list[int] = []
         self.latency: list[float] = []
         self.scores: list[np.ndarray] = []
-        self.inputs: dict[str, list[Sequence[Any] | np.ndarray]] = {k: [] for k in first.inputs}
-        self.entity: dict[str, list[Sequence[Any] | np.ndarray]] = {k: [] for k in first.entity}
-        self.outputs: dict[str, list[Sequence[Any] | np.ndarray]] = {
-            k: [] for k in first.outputs}
+        self.inputs: dict[str, list[np.ndarray]] = {k: [] for k in first.inputs}
+        self.entity: dict[str, list[np.ndarray]] = {k: [] for k in first.entity}
+        self.outputs: dict[str, list[np.ndarray]] = {k: [] for k in first.outputs}
         self.row_ids: list[list[str | None] | None] = []
         self.decisions: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.outliers: list[np.ndarray] = []
 
     def add(self, e: Entry) -> None:
+        """Append ``e``'s fields, each checked to hold one value per row (raises if not)."""
         self.entries.append(e)
         if self.tensors:
             return
-        self.sizes.append(len(e.request_ids))
+        n = len(e.request_ids)
+        self.sizes.append(n)
         self.ids.extend(e.request_ids)
         self.ts_us.append(_micros(e.ts))
         self.latency.append(e.latency_ms)
-        self.scores.append(np.asarray(e.scores))
+        self.scores.append(_rows(e.scores, n, "scores"))
         for name, values in self.inputs.items():
-            values.append(e.inputs[name])
+            values.append(_rows(e.inputs[name], n, "input", name, object))
         for name, values in self.entity.items():
-            values.append(e.entity[name])
+            values.append(_rows(e.entity[name], n, "key", name, object))
         for name, values in self.outputs.items():
-            values.append(e.outputs[name])
+            values.append(_rows(e.outputs[name], n, "output", name, object))
         self.row_ids.append(e.row_ids)
         if e.decisions is not None:
-            self.decisions.append(np.asarray(e.decisions))
+            self.decisions.append(_rows(e.decisions, n, "decisions"))
         if e.labels is not None:
-            self.labels.append(np.asarray(e.labels, dtype=object))
+            self.labels.append(_rows(np.asarray(e.labels, dtype=object), n, "labels"))
         if e.outlier_scores is not None:
-            self.outliers.append(np.asarray(e.outlier_scores, dtype=np.float64))
+            self.outliers.append(_rows(np.asarray(e.outlier_scores, dtype=np.float64), n,
+                                       "outlier scores"))
 
     def packed(self) -> Packed:
-        """The group end to end; raises when its arrays do not line up with its rows."""
+        """The group end to end; raises when an entry's arrays did not fit its rows."""
         if self.broken:
             raise ValueError("an entry of this group could not be gathered")
         if self.tensors:
             return pack_group([_summarized(e) for e in self.entries])
-        first, counts = self.first, self.sizes
+        first = self.first
 
-        def columns(parts: dict[str, list[Sequence[Any] | np.ndarray]], what: str
-                    ) -> dict[str, np.ndarray]:
-            return {name: _column(values, counts, f"{what} {name!r}")
-                    for name, values in parts.items()}
+        def columns(parts: dict[str, list[np.ndarray]], what: str) -> dict[str, np.ndarray]:
+            out = {name: _joined(values) for name, values in parts.items()}
+            for name, values in out.items():
+                if values.ndim != 1:
+                    raise ValueError(f"{what} {name!r} holds {values.ndim}-d values; the log "
+                                     "keeps one per row")
+            return out
 
         return Packed(
             model_name=first.model_name, model_version=int(first.model_version),
             route=first.route, protocol=first.protocol, served=bool(first.served),
             status=int(first.status), error=first.error, missing=first.missing,
-            sizes=np.array(counts, dtype=np.int64), request_ids=self.ids,
+            sizes=np.array(self.sizes, dtype=np.int64), request_ids=self.ids,
             ts_us=np.array(self.ts_us, dtype=np.int64),
             latency_ms=np.array(self.latency, dtype=np.float64),
-            scores=_stack(self.scores, counts, "scores"),
-            inputs=columns(self.inputs, "input"), entity=columns(self.entity, "key"),
-            outputs=columns(self.outputs, "output"), row_ids=self._row_ids(),
-            decisions=None if first.decisions is None
-            else _stack(self.decisions, counts, "decisions"),
-            labels=None if first.labels is None else _stack(self.labels, counts, "labels"),
-            outlier_scores=None if first.outlier_scores is None
-            else _stack(self.outliers, counts, "outlier scores"),
+            scores=_joined(self.scores), inputs=columns(self.inputs, "input"),
+            entity=columns(self.entity, "key"), outputs=columns(self.outputs, "output"),
+            row_ids=self._row_ids(),
+            decisions=None if first.decisions is None else _joined(self.decisions),
+            labels=None if first.labels is None else _joined(self.labels),
+            outlier_scores=None if first.outlier_scores is None else _joined(self.outliers),
             model=first.model,
         )
 
@@ -373,6 +376,23 @@ class _Group:
         return [None if r is None else str(r)
                 for given, n in zip(self.row_ids, self.sizes, strict=True)
                 for r in (given if given is not None else [None] * n)]
+
+
+def _rows(values: Sequence[Any] | np.ndarray, n: int, what: str, name: str = "",
+          dtype: type | None = None) -> np.ndarray:
+    """``values`` as an array (a sequence as ``dtype``), checked to hold ``n`` rows; the
+    error names ``what`` (and the column ``name``): it is the quarantined entry's reason."""
+    array = values if type(values) is np.ndarray else np.asarray(values, dtype=dtype)
+    if array.ndim == 0 or len(array) != n:
+        where = f"{what} {name!r}" if name else what
+        if array.ndim == 0:
+            raise ValueError(f"{where} hold a single value, not one per row")
+        raise ValueError(f"{where} hold {array.shape} values for {n} rows")
+    return array
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def merge_packs(packs: Sequence[Packed]) -> list[Packed]:
@@ -603,29 +623,6 @@ def _micros(ts: datetime) -> int:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
-
-
-def _stack(arrays: list[np.ndarray], sizes: np.ndarray | list[int], what: str) -> np.ndarray:
-    """The entries' arrays end to end, each checked to hold one value per row of its entry."""
-    counts = sizes if isinstance(sizes, list) else sizes.tolist()
-    try:
-        lengths = [len(a) for a in arrays]
-    except TypeError:  # a 0-d array: one value for the whole request
-        raise ValueError(f"{what} hold a single value, not one per row") from None
-    if lengths != counts:
-        bad = next(i for i, (a, b) in enumerate(zip(lengths, counts, strict=True)) if a != b)
-        raise ValueError(f"{what} hold {arrays[bad].shape} values for {counts[bad]} rows")
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-
-
-def _column(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray | list[int], what: str
-            ) -> np.ndarray:
-    """One input's values of the group end to end, one per row."""
-    arrays = [p if type(p) is np.ndarray else np.asarray(p, dtype=object) for p in parts]
-    values = _stack(arrays, sizes, what)
-    if values.ndim != 1:
-        raise ValueError(f"{what} holds {values.ndim}-d values; the log keeps one per row")
-    return values
 
 
 def _ndim(value: Any) -> int:
