@@ -322,8 +322,11 @@ class _Group:
         self.ts_us.append(_micros(e.ts))
         self.latency.append(e.latency_ms)
         self.scores.append(_rows(e.scores, n, "scores"))
+        inputs = e.inputs
         for name, values in self.inputs.items():
-            values.append(_rows(e.inputs[name], n, "input", name, object))
+            value = inputs[name]  # the common case inline: an array of the entry's rows
+            values.append(value if type(value) is np.ndarray and value.ndim and len(value) == n
+                          else _rows(value, n, "input", name, object))
         for name, values in self.entity.items():
             values.append(_rows(e.entity[name], n, "key", name, object))
         for name, values in self.outputs.items():
