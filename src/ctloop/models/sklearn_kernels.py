@@ -8,8 +8,7 @@ installed scikit-learn runs, in its order, on the same arrays (so the same bits)
 
 - ``StandardScaler.transform``: a copy, ``-= mean_`` and ``/= scale_`` as configured;
 - ``LogisticRegression.predict_proba``: ``X @ coef_.T + intercept_``, then ``softmax``
-  (more than two classes) or ``expit`` and ``[1 - p, p]``;
-- ``LinearRegression``/``Ridge``/``Lasso``/``ElasticNet`` ``predict``: ``X @ coef_ + intercept_``.
+  (more than two classes) or ``expit`` and ``[1 - p, p]``.
 
 Only exact classes (not subclasses) with float64 fitted arrays are taken, and a chain is
 kept only when it answers scikit-learn's bits on probe rows where it is built, so a
@@ -28,7 +27,6 @@ import numpy as np
 __all__ = ["Kernel", "kernel_chain", "run"]
 
 Kernel = Callable[[np.ndarray], np.ndarray]
-_REGRESSORS = frozenset({"LinearRegression", "Ridge", "Lasso", "ElasticNet"})
 
 
 def kernel_chain(steps: list[Any], last: Any, method: str) -> list[Kernel] | None:
@@ -83,22 +81,6 @@ def _final(last: Any, method: str) -> Kernel | None:
     if method == "predict_proba" and _exact(last, "sklearn.linear_model",
                                             frozenset({"LogisticRegression"})):
         return _logistic(last)
-    if method == "predict" and _exact(last, "sklearn.linear_model", _REGRESSORS):
-        from sklearn.linear_model._base import LinearModel
-
-        kind = type(last)
-        if kind.predict is not LinearModel.predict or (
-                kind._decision_function is not LinearModel._decision_function):
-            return None
-        coef, intercept = last.coef_, np.asarray(last.intercept_)
-        if not _float64(coef) or intercept.dtype != np.float64:
-            return None
-        coef_t = coef if coef.ndim == 1 else coef.T
-
-        def linear(x: np.ndarray) -> np.ndarray:
-            return np.asarray(x @ coef_t + last.intercept_)
-
-        return linear
     return None
 
 
