@@ -9,6 +9,7 @@ partial segment, and an existing one is kept.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -56,7 +57,8 @@ class LocalSegments:
                 f"Uploading {key}: the prediction log folder {self.root} failed ({detail})."
             ) from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # moved, or never made (no folder)
+                tmp.unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         try:
