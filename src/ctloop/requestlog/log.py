@@ -55,6 +55,7 @@ from ctloop.requestlog.entries import (
     quarantine_table,
     table_quarantine,
 )
+from ctloop.requestlog.index import open_index
 from ctloop.requestlog.rawchunks import RawChunk, decode, join
 from ctloop.requestlog.records import PredictionLog, PredictionRecord
 from ctloop.requestlog.segments import (
@@ -62,7 +63,6 @@ from ctloop.requestlog.segments import (
     LogIndex,
     SegmentInfo,
     log_key,
-    open_index,
     safe_model_folder,
 )
 from ctloop.requestlog.spool import Spool, load_chunk, orphaned_spools

@@ -6,7 +6,8 @@ a local log folder). Readers list segments here, never the bucket, so a reader
 sees a segment only once it is complete, and exactly once: compaction swaps
 many rows for one in a single transaction.
 
-Two implementations of one :class:`LogIndex`: SQLite's rows are read and written
+Two implementations of one :class:`LogIndex` (opened by
+:func:`ctloop.requestlog.index.open_index`): SQLite's rows are read and written
 with the standard library (:mod:`~ctloop.requestlog.index_sqlite`), so the request
 log's writer process of a local log never imports SQLAlchemy (~17 MB of its memory,
 issue 21); PostgreSQL and MySQL go through SQLAlchemy
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["LogIndex", "SegmentInfo", "log_key", "open_index"]
+__all__ = ["LogIndex", "SegmentInfo", "log_key"]
 
 COMPACTOR = "compactor"
 
@@ -114,21 +115,3 @@ class LogIndex(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def open_index(url: str, key: str, *, create_tables: bool = False,
-               prepared: bool = False) -> LogIndex:
-    """The index of log ``key`` in the database at ``url``.
-
-    ``create_tables``: the database is a local log's own SQLite file, whose tables are
-    made here if missing; otherwise it is the metadata database, migrated to the
-    current schema first unless ``prepared`` (another process of this service just did).
-    """
-    from ctloop.requestlog.index_sqlite import SqliteLogIndex, sqlite_path
-
-    path = sqlite_path(url)
-    if path is not None:
-        return SqliteLogIndex(url, path, key, create_tables=create_tables, prepared=prepared)
-    from ctloop.requestlog.index_sql import SqlLogIndex
-
-    return SqlLogIndex(url, key, create_tables=create_tables)

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from ctloop.core.errors import ConfigError
+from ctloop.requestlog.index import open_index
 from ctloop.requestlog.index_sql import SqlLogIndex
 from ctloop.requestlog.index_sqlite import SqliteLogIndex, sqlite_path
-from ctloop.requestlog.segments import LogIndex, SegmentInfo, open_index
+from ctloop.requestlog.segments import LogIndex, SegmentInfo
 from ctloop.testing.databases import temporary_metadata_url
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
