@@ -593,8 +593,7 @@ def packed_table(packed: Packed, book: SchemaBook) -> pa.Table:
     columns["row_id"] = (pa.nulls(n, pa.string()) if packed.row_ids is None
                          else pa.array(packed.row_ids, pa.string()))
     if packed.decisions is not None:
-        columns["decision"] = pa.array(packed.decisions, from_pandas=True).cast(
-            types["decision"])
+        columns["decision"] = pa.array(packed.decisions, types["decision"], from_pandas=True)
     else:
         columns["decision"] = pa.nulls(n, types["decision"])
     columns["outlier_score"] = _outliers(packed)

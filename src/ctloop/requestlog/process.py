@@ -460,6 +460,9 @@ def main() -> None:
     except OSError:
         pass
     _arrow_without_pandas()
+    from ctloop.requestlog.memory import keep_lean
+
+    keep_lean()  # what a publish frees goes back to the system (~30 MB, issue 21)
     source, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the reply stream
     opened = _read_frame(source)
