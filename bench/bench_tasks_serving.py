@@ -30,7 +30,8 @@ alternating order and prints as it ends, with the load average. At the end:
 medians; the floor, CPU per call of the model's own library in this process,
 one thread (LightGBM's predict, and the compiled trees the service scores
 with; ``predict_proba`` on a NumPy matrix, and the row path's ``lean_call`` of
-it that the service runs; ``InferenceSession.run``); each model's overhead
+it that the service runs: for this Pipeline scikit-learn's arithmetic without its
+per-step checks, ``models.sklearn_kernels``; ``InferenceSession.run``); each model's overhead
 (server CPU per request minus the floor of the scorer it runs) against the
 binary path's; and the multiclass model against MLServer (aim: at least 2x its
 requests per second and at most 0.5x its p99), per case with the 1-minute load

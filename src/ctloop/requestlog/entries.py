@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from ctloop.models.flavors import LoadedModel
     from ctloop.models.outliers import OutlierDetector
 
-__all__ = ["QUARANTINE", "Built", "Entry", "Item", "ModelFacts", "Packed", "SchemaBook",
-           "build_tables", "facts_of", "merge_packs", "pack", "pack_group", "packed_table",
-           "quarantine_table", "table_quarantine"]
+__all__ = ["QUARANTINE", "Built", "Entry", "Gathering", "Item", "ModelFacts", "Packed",
+           "SchemaBook", "build_tables", "facts_of", "merge_packs", "pack", "pack_group",
+           "packed_table", "quarantine_table", "table_quarantine"]
 
 log = logging.getLogger("ctloop.requestlog")
 
@@ -229,49 +229,173 @@ Item = Entry | Packed
 def pack(entries: Sequence[Entry]) -> tuple[list[Packed], list[Entry]]:
     """The entries as one pack per group, and the entries of groups that cannot be packed
     (their arrays do not line up: left for :func:`build_tables` to quarantine)."""
-    groups: dict[tuple[Any, ...], list[Entry]] = {}
+    gathering = Gathering()
     for entry in entries:
-        groups.setdefault(entry.key(), []).append(entry)
-    packs: list[Packed] = []
-    unpacked: list[Entry] = []
-    for group in groups.values():
-        try:
-            packs.append(pack_group(group))
-        except Exception:
-            unpacked.extend(group)
-    return packs, unpacked
+        gathering.add(entry)
+    return gathering.pack()
 
 
 def pack_group(group: Sequence[Entry]) -> Packed:
-    """One group's entries (same :meth:`Entry.key`) end to end; raises when they do not fit.
+    """One group's entries (same :meth:`Entry.key`) end to end; raises when they do not fit."""
+    gathered = _Group(group[0])
+    for entry in group:
+        gathered.add(entry)
+    return gathered.packed()
 
-    It visits every entry of a busy service (on its sender thread), so each field is
-    read once per entry and lengths are checked as Python ints."""
-    first = group[0]
-    counts = [len(e.request_ids) for e in group]
-    sizes = np.array(counts, dtype=np.int64)
-    if first.tensors is not None or first.output_tensors is not None:
-        group = [_summarized(e) for e in group]
-        first = group[0]
-    return Packed(
-        model_name=first.model_name, model_version=int(first.model_version),
-        route=first.route, protocol=first.protocol, served=bool(first.served),
-        status=int(first.status), error=first.error, missing=first.missing, sizes=sizes,
-        request_ids=[r for e in group for r in e.request_ids],
-        ts_us=np.array([_micros(e.ts) for e in group], dtype=np.int64),
-        latency_ms=np.array([e.latency_ms for e in group], dtype=np.float64),
-        scores=_stack([np.asarray(e.scores) for e in group], counts, "scores"),
-        inputs=_columns([e.inputs for e in group], counts, "input"),
-        entity=_columns([e.entity for e in group], counts, "key") if first.entity else {},
-        outputs=_columns([e.outputs for e in group], counts, "output") if first.outputs else {},
-        row_ids=_row_ids(group),
-        decisions=None if first.decisions is None else _stack(
-            [np.asarray(e.decisions) for e in group], counts, "decisions"),
-        labels=None if first.labels is None else _stack(
-            [np.asarray(e.labels, dtype=object) for e in group], counts, "labels"),
-        outlier_scores=_outlier_scores(group, counts),
-        model=first.model,
-    )
+
+class Gathering:
+    """Entries gathered per group as they are submitted, field by field into lists.
+
+    Why on the request path: each entry's fields are read while they are still in the
+    cache of the thread that made them (~1.5 us a 1-row entry). Packing them later on
+    the sender thread visited every entry again, cold and between requests fighting it
+    for the interpreter: ~15 us an entry on a busy 2-core server, in bursts of a few ms
+    that set the p99 (issue 21). What is left for the sender is joining whole columns.
+    """
+
+    __slots__ = ("_groups", "entries")
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[Any, ...], _Group] = {}
+        self.entries = 0
+
+    def __len__(self) -> int:
+        return self.entries
+
+    def add(self, entry: Entry) -> None:
+        key = entry.key()
+        group = self._groups.get(key)
+        if group is None:
+            self._groups[key] = group = _Group(entry)
+        try:
+            group.add(entry)
+        except Exception:  # never on the request path: the group is built entry by entry
+            group.broken = True
+        self.entries += 1
+
+    def pack(self) -> tuple[list[Packed], list[Entry]]:
+        """One pack per group; the entries of a group whose arrays do not line up apart."""
+        packs: list[Packed] = []
+        unpacked: list[Entry] = []
+        for group in self._groups.values():
+            try:
+                packs.append(group.packed())
+            except Exception:
+                unpacked.extend(group.entries)
+        return packs, unpacked
+
+
+class _Group:
+    """One group's fields, entry by entry (the group's key fixes the names and kinds)."""
+
+    __slots__ = ("broken", "decisions", "entity", "entries", "first", "ids", "inputs",
+                 "labels", "latency", "outliers", "outputs", "row_ids", "scores", "sizes",
+                 "tensors", "ts_us")
+
+    def __init__(self, first: Entry) -> None:
+        self.first = first
+        self.broken = False  # an entry's fields could not be read: its lists do not line up
+        self.entries: list[Entry] = []
+        # a tensor model's entries are summarized (digests) when packed, off the request path
+        self.tensors = first.tensors is not None or first.output_tensors is not None
+        self.sizes: list[int] = []
+        self.ids: list[str] = []
+        self.ts_us: list[int] = []
+        self.latency: list[float] = []
+        self.scores: list[np.ndarray] = []
+        self.inputs: dict[str, list[np.ndarray]] = {k: [] for k in first.inputs}
+        self.entity: dict[str, list[np.ndarray]] = {k: [] for k in first.entity}
+        self.outputs: dict[str, list[np.ndarray]] = {k: [] for k in first.outputs}
+        self.row_ids: list[list[str | None] | None] = []
+        self.decisions: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.outliers: list[np.ndarray] = []
+
+    def add(self, e: Entry) -> None:
+        """Append ``e``'s fields, each checked to hold one value per row (raises if not)."""
+        self.entries.append(e)
+        if self.tensors:
+            return
+        n = len(e.request_ids)
+        self.sizes.append(n)
+        self.ids.extend(e.request_ids)
+        self.ts_us.append(_micros(e.ts))
+        self.latency.append(e.latency_ms)
+        self.scores.append(_rows(e.scores, n, "scores"))
+        inputs = e.inputs
+        for name, values in self.inputs.items():
+            value = inputs[name]  # the common case inline: an array of the entry's rows
+            values.append(value if type(value) is np.ndarray and value.ndim and len(value) == n
+                          else _rows(value, n, "input", name, object))
+        for name, values in self.entity.items():
+            values.append(_rows(e.entity[name], n, "key", name, object))
+        for name, values in self.outputs.items():
+            values.append(_rows(e.outputs[name], n, "output", name, object))
+        self.row_ids.append(e.row_ids)
+        if e.decisions is not None:
+            self.decisions.append(_rows(e.decisions, n, "decisions"))
+        if e.labels is not None:
+            self.labels.append(_rows(np.asarray(e.labels, dtype=object), n, "labels"))
+        if e.outlier_scores is not None:
+            self.outliers.append(_rows(np.asarray(e.outlier_scores, dtype=np.float64), n,
+                                       "outlier scores"))
+
+    def packed(self) -> Packed:
+        """The group end to end; raises when an entry's arrays did not fit its rows."""
+        if self.broken:
+            raise ValueError("an entry of this group could not be gathered")
+        if self.tensors:
+            return pack_group([_summarized(e) for e in self.entries])
+        first = self.first
+
+        def columns(parts: dict[str, list[np.ndarray]], what: str) -> dict[str, np.ndarray]:
+            out = {name: _joined(values) for name, values in parts.items()}
+            for name, values in out.items():
+                if values.ndim != 1:
+                    raise ValueError(f"{what} {name!r} holds {values.ndim}-d values; the log "
+                                     "keeps one per row")
+            return out
+
+        return Packed(
+            model_name=first.model_name, model_version=int(first.model_version),
+            route=first.route, protocol=first.protocol, served=bool(first.served),
+            status=int(first.status), error=first.error, missing=first.missing,
+            sizes=np.array(self.sizes, dtype=np.int64), request_ids=self.ids,
+            ts_us=np.array(self.ts_us, dtype=np.int64),
+            latency_ms=np.array(self.latency, dtype=np.float64),
+            scores=_joined(self.scores), inputs=columns(self.inputs, "input"),
+            entity=columns(self.entity, "key"), outputs=columns(self.outputs, "output"),
+            row_ids=self._row_ids(),
+            decisions=None if first.decisions is None else _joined(self.decisions),
+            labels=None if first.labels is None else _joined(self.labels),
+            outlier_scores=None if first.outlier_scores is None else _joined(self.outliers),
+            model=first.model,
+        )
+
+    def _row_ids(self) -> list[str | None] | None:
+        """The callers' row ids as text, null for an entry without them (None: no entry has)."""
+        if all(r is None for r in self.row_ids):
+            return None
+        return [None if r is None else str(r)
+                for given, n in zip(self.row_ids, self.sizes, strict=True)
+                for r in (given if given is not None else [None] * n)]
+
+
+def _rows(values: Sequence[Any] | np.ndarray, n: int, what: str, name: str = "",
+          dtype: type | None = None) -> np.ndarray:
+    """``values`` as an array (a sequence as ``dtype``), checked to hold ``n`` rows; the
+    error names ``what`` (and the column ``name``): it is the quarantined entry's reason."""
+    array = values if type(values) is np.ndarray else np.asarray(values, dtype=dtype)
+    if array.ndim == 0 or len(array) != n:
+        where = f"{what} {name!r}" if name else what
+        if array.ndim == 0:
+            raise ValueError(f"{where} hold a single value, not one per row")
+        raise ValueError(f"{where} hold {array.shape} values for {n} rows")
+    return array
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def merge_packs(packs: Sequence[Packed]) -> list[Packed]:
@@ -335,31 +459,6 @@ def _concat_packs(packs: Sequence[Packed]) -> Packed:
         decisions=cat([p.decisions for p in packs]), labels=cat([p.labels for p in packs]),
         outlier_scores=cat([p.outlier_scores for p in packs]),
     )
-
-
-def _columns(parts: Sequence[Mapping[str, Sequence[Any] | np.ndarray]], counts: list[int],
-             what: str) -> dict[str, np.ndarray]:
-    """Each named column (inputs, entity keys or outputs) of the group end to end; the
-    first entry's names are the group's (they are part of :meth:`Entry.key`). The caller
-    skips it for an empty mapping: one entry's pack is ~22 us, every call shows."""
-    return {name: _column([p[name] for p in parts], counts, f"{what} {name!r}")
-            for name in parts[0]}
-
-
-def _row_ids(group: Sequence[Entry]) -> list[str | None] | None:
-    """The callers' row ids as text, null for an entry without them (None: no entry has)."""
-    if not any(e.row_ids is not None for e in group):
-        return None
-    return [None if r is None else str(r) for e in group
-            for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)]
-
-
-def _outlier_scores(group: Sequence[Entry], counts: list[int]) -> np.ndarray | None:
-    """Outlier scores already computed (batch scoring), end to end; None to score later."""
-    if group[0].outlier_scores is None:
-        return None
-    return _stack([np.asarray(e.outlier_scores, dtype=np.float64) for e in group], counts,
-                  "outlier scores")
 
 
 TENSOR_VALUES = 64  # an output row of at most this many numbers is logged whole
@@ -494,8 +593,7 @@ def packed_table(packed: Packed, book: SchemaBook) -> pa.Table:
     columns["row_id"] = (pa.nulls(n, pa.string()) if packed.row_ids is None
                          else pa.array(packed.row_ids, pa.string()))
     if packed.decisions is not None:
-        columns["decision"] = pa.array(packed.decisions, from_pandas=True).cast(
-            types["decision"])
+        columns["decision"] = pa.array(packed.decisions, types["decision"], from_pandas=True)
     else:
         columns["decision"] = pa.nulls(n, types["decision"])
     columns["outlier_score"] = _outliers(packed)
@@ -527,29 +625,6 @@ def _micros(ts: datetime) -> int:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
-
-
-def _stack(arrays: list[np.ndarray], sizes: np.ndarray | list[int], what: str) -> np.ndarray:
-    """The entries' arrays end to end, each checked to hold one value per row of its entry."""
-    counts = sizes if isinstance(sizes, list) else sizes.tolist()
-    try:
-        lengths = [len(a) for a in arrays]
-    except TypeError:  # a 0-d array: one value for the whole request
-        raise ValueError(f"{what} hold a single value, not one per row") from None
-    if lengths != counts:
-        bad = next(i for i, (a, b) in enumerate(zip(lengths, counts, strict=True)) if a != b)
-        raise ValueError(f"{what} hold {arrays[bad].shape} values for {counts[bad]} rows")
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-
-
-def _column(parts: list[Sequence[Any] | np.ndarray], sizes: np.ndarray | list[int], what: str
-            ) -> np.ndarray:
-    """One input's values of the group end to end, one per row."""
-    arrays = [p if type(p) is np.ndarray else np.asarray(p, dtype=object) for p in parts]
-    values = _stack(arrays, sizes, what)
-    if values.ndim != 1:
-        raise ValueError(f"{what} holds {values.ndim}-d values; the log keeps one per row")
-    return values
 
 
 def _ndim(value: Any) -> int:

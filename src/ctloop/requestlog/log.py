@@ -56,6 +56,7 @@ from ctloop.requestlog.entries import (
     quarantine_table,
     table_quarantine,
 )
+from ctloop.requestlog.index import open_index
 from ctloop.requestlog.rawchunks import RawChunk, decode
 from ctloop.requestlog.records import PredictionLog, PredictionRecord
 from ctloop.requestlog.segments import (
@@ -71,14 +72,15 @@ from ctloop.requestlog.tables import (
     concat_tables,
     empty_frame,
     records_to_table,
+    time_range,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from ctloop.artifacts.remote import FsspecByteStore
     from ctloop.core.settings import Settings
+    from ctloop.requestlog.files import SegmentStore
 
 __all__ = [
     "BASE_COLUMNS",
@@ -233,9 +235,11 @@ class LogSpec:
     storage_options: dict[str, Any]
 
     def open(self) -> SegmentedPredictionLog:
+        """The log again, in the writer process: the server opened it (and its index,
+        tables made or migrated) first."""
         return SegmentedPredictionLog(self.url, storage_options=self.storage_options,
                                       options=self.options, index_url=self.index_url,
-                                      spool_root=self.spool_root)
+                                      spool_root=self.spool_root, index_prepared=True)
 
 
 def mask(text: str) -> str:
@@ -302,6 +306,7 @@ class SegmentedPredictionLog(PredictionLog):
         options: LogOptions,
         index_url: str | None,
         spool_root: Path,
+        index_prepared: bool = False,
     ) -> None:
         self.spec = LogSpec(url, options, index_url, spool_root, dict(storage_options))
         self.url = url
@@ -311,16 +316,16 @@ class SegmentedPredictionLog(PredictionLog):
         self.key = log_key(url)
         self.root: Path | None = Path(unquote(urlparse(url).path)) if url.startswith(
             "file://") else None
-        self._store: FsspecByteStore | None = None  # see ``store``
+        self._store: SegmentStore | None = None  # see ``store``
         if self.root is None:  # a missing bucket or an unreachable endpoint: say so now
             self.store.exists("predictions")
         if index_url is None:
             assert self.root is not None
             self._ensure_local_root()
             index_url = f"sqlite:///{self.root / _INDEX_FILE}"
-            self.index = LogIndex(index_url, self.key, create_tables=True)
+            self.index: LogIndex = open_index(index_url, self.key, create_tables=True)
         else:
-            self.index = LogIndex(index_url, self.key)
+            self.index = open_index(index_url, self.key, prepared=index_prepared)
         self._spool: Spool | None = None
         self._lock = threading.Lock()  # guards the spool
         self._publish_lock = threading.Lock()  # one publish at a time in this process
@@ -343,13 +348,18 @@ class SegmentedPredictionLog(PredictionLog):
             adopt_legacy_parts(self)
 
     @property
-    def store(self) -> FsspecByteStore:
-        """The bytes behind ``url``, opened on first use: a local log's server process
-        (whose writer process publishes) never imports fsspec (~3 % of a cold start)."""
+    def store(self) -> SegmentStore:
+        """The bytes behind ``url``, opened on first use: a local folder's without fsspec
+        (~5 MB of the writer process, issue 21; ~3 % of a server's cold start)."""
         if self._store is None:
-            from ctloop.artifacts.remote import FsspecByteStore
+            if self.root is not None:
+                from ctloop.requestlog.files import LocalSegments
 
-            self._store = FsspecByteStore(self.url, dict(self.spec.storage_options))
+                self._store = LocalSegments(self.root)
+            else:
+                from ctloop.artifacts.remote import FsspecByteStore
+
+                self._store = FsspecByteStore(self.url, dict(self.spec.storage_options))
         return self._store
 
     def __repr__(self) -> str:
@@ -580,7 +590,6 @@ class SegmentedPredictionLog(PredictionLog):
     def upload(self, table: pa.Table, key: str, kind: str, model: str | None,
                writer: str) -> SegmentInfo:
         """Write ``table`` as the segment ``key`` under the root; the caller indexes it."""
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         tmp = self._temp_folder() / f"{os.getpid()}-{uuid.uuid4().hex}.parquet"
@@ -608,21 +617,24 @@ class SegmentedPredictionLog(PredictionLog):
                 self.store.put_file(tmp, key)
         finally:
             tmp.unlink(missing_ok=True)
-        ts = table["ts"] if "ts" in table.column_names else table["labelled_at"]
-        return SegmentInfo(path=key, kind=kind, model_name=model, ts_min=pc.min(ts).as_py(),
-                           ts_max=pc.max(ts).as_py(), rows=table.num_rows, bytes=size,
-                           writer=writer)
+        ts_min, ts_max = time_range(table["ts"] if "ts" in table.column_names
+                                    else table["labelled_at"])
+        return SegmentInfo(path=key, kind=kind, model_name=model, ts_min=ts_min,
+                           ts_max=ts_max, rows=table.num_rows, bytes=size, writer=writer)
 
     def _move_into_root(self, tmp: Path, key: str) -> bool:
-        """Rename a written segment into a local root (the spool is inside it unless
-        ``spool`` points elsewhere): no copy. False when it must be copied instead."""
+        """Link a written segment into a local root (the spool is inside it unless
+        ``spool`` points elsewhere): no copy; an existing one is kept, as ``put_file``
+        keeps it. False when it must be copied instead."""
         if self.root is None:
             return False
         try:
-            os.replace(tmp, self.root / key)
+            os.link(tmp, self.root / key)
+        except FileExistsError:
+            return True
         except OSError as exc:
-            if exc.errno == errno.EXDEV:  # the spool is on another file system
-                return False
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):  # another file
+                return False  # system (``spool`` elsewhere), or one without hard links
             raise StoreError(
                 f"Cannot write to the prediction log folder {self.root}: {exc}. "
                 "Check that it is writable and the disk is not full."
@@ -778,7 +790,11 @@ class SegmentedPredictionLog(PredictionLog):
                 con = duckdb.connect()
                 con.execute("SET GLOBAL TimeZone = 'UTC'")  # GLOBAL: cursors inherit it
                 if self.root is None:
-                    con.register_filesystem(self.store.fs)
+                    from ctloop.artifacts.remote import FsspecByteStore
+
+                    store = self.store
+                    assert isinstance(store, FsspecByteStore)
+                    con.register_filesystem(store.fs)
                 self._duck, self._duck_pid = con, os.getpid()
             return self._duck.cursor()
 

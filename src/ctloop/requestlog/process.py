@@ -7,11 +7,12 @@ a thread of the server that stalls the event loop each time it wants the lock ba
 1.6x the CPU and took up to twice as long as with the log off (issue 21). Here the
 server keeps only the cheap part:
 
-- the request path is unchanged: ``submit`` (:class:`Admission`, shared with the thread)
-  appends the request's :class:`Entry` (arrays it already has) to a list and returns;
-- a sender thread packs what is queued once the oldest entry has waited the window less
+- the request path: ``submit`` (:class:`Admission`, shared with the thread) adds the
+  request's :class:`Entry` (arrays it already has) to its group's column lists
+  (:class:`Gathering`, while they are in the cache) and returns;
+- a sender thread joins what is gathered once the oldest entry has waited the window less
   two of the writer's spool writes (25 to 75 ms, ``send_interval`` at most): the entries
-  of one model version end to end as a few NumPy arrays (:func:`pack`, no Arrow), piped
+  of one model version end to end as a few NumPy arrays (no Arrow), piped
   as one pickle to the writer process's stdin (the write releases the lock). There is
   one wait, here: the writer spools each frame on receipt, so a busy service sends ~13
   frames a second, each one chunk write;
@@ -59,7 +60,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ctloop.core.errors import StoreError
-from ctloop.requestlog.entries import Entry, ModelFacts, Packed, facts_of, pack
+from ctloop.requestlog.entries import Entry, Gathering, ModelFacts, Packed, facts_of
 from ctloop.requestlog.rawchunks import RawChunk, encode
 from ctloop.requestlog.writer import (
     Admission,
@@ -79,10 +80,6 @@ _HEADER = struct.Struct("<I")
 _SEND_INTERVAL_S = 0.075  # the longest a queued entry waits for the sender
 _MIN_SEND_S = 0.025  # a slow writer never turns into back-to-back tiny frames
 _BATCH_ROWS = 4096
-# Entries packed at a time (~5 us each): between slices the sender lets the event loop
-# have the interpreter, instead of holding it for the whole frame (~1 ms at 2,000
-# requests a second) and making a request wait out the switch interval (p99, issue 18)
-_PACK_SLICE = 32
 _RECENT_S = 60.0
 _NICE = 5  # about a third of the server's CPU share when a core is contended: it keeps up
 
@@ -175,7 +172,7 @@ class ProcessLogger(Admission):
         self.dropped_rows = 0  # refused here (not acknowledged)
         self.lost = 0  # handed to a writer that died before reporting them
         self._base: dict[str, int] = {}  # counts of writers that died
-        self._queue: list[Entry] = []
+        self._queue = Gathering()  # the entries' fields, gathered per group as submitted
         self._queue_rows = 0
         self._oldest = float("inf")
         self._flushing = False
@@ -205,9 +202,11 @@ class ProcessLogger(Admission):
         return self._queue_rows + (0 if child is None else child.sent - child.settled)
 
     def _take(self, entries: Sequence[Entry], rows: int) -> None:
-        if not self._queue:
+        queue = self._queue
+        if not queue:
             self._oldest = time.monotonic()
-        self._queue.extend(entries)
+        for entry in entries:
+            queue.add(entry)
         self._queue_rows += rows
         if self._queue_rows >= _BATCH_ROWS:
             self._cond.notify_all()
@@ -260,26 +259,21 @@ class ProcessLogger(Admission):
                         wait = max(0.001, self._oldest + self._delay() - time.monotonic())
                     self._cond.wait(wait)
                 child = self._child
-                entries, self._queue = self._queue, []
+                entries, self._queue = self._queue, Gathering()
                 child.sent += self._queue_rows
                 self._queue_rows = 0
                 self._oldest = float("inf")
                 self._cond.notify_all()
             self._send(child, entries)
 
-    def _send(self, child: _Child, entries: list[Entry]) -> None:
-        """Pack the entries (one set of arrays per group) and pipe them with one pickle:
-        a raw frame the writer spools as it is, or (holding a type a raw chunk may not)
-        items it builds tables of first."""
-        batch: list[Packed | Entry] = []
-        unpacked: list[Entry] = []
-        for start in range(0, len(entries), _PACK_SLICE):
-            if start:
-                time.sleep(0)  # the interpreter to the event loop between slices
-            packs, left = pack(entries[start:start + _PACK_SLICE])
-            batch.extend(packs)
-            unpacked.extend(left)
-        batch.extend(unpacked)
+    def _send(self, child: _Child, entries: Gathering) -> None:
+        """Join the gathered columns (one set of arrays per group) and pipe them with one
+        pickle: a raw frame the writer spools as it is, or (holding a type a raw chunk may
+        not) items it builds tables of first. Joining is whole-column NumPy work (~0.3 ms a
+        frame of a few hundred 1-row entries), so the sender never holds the interpreter
+        long enough to make a request wait."""
+        packs, unpacked = entries.pack()
+        batch: list[Packed | Entry] = [*packs, *unpacked]
         blob = encode([item if item.model is None or isinstance(item.model, ModelFacts)
                        else replace(item, model=facts_of(item.model)) for item in batch])
         if blob is not None:
@@ -466,6 +460,9 @@ def main() -> None:
     except OSError:
         pass
     _arrow_without_pandas()
+    from ctloop.requestlog.memory import keep_lean
+
+    keep_lean()  # what a publish frees goes back to the system (~30 MB, issue 21)
     source, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the reply stream
     opened = _read_frame(source)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pymysql  # type: ignore[import-untyped]  # no stubs; only its error class is used
 import sqlalchemy as sa
 
-from ctloop.requestlog.segments import _deadlocked
+from ctloop.requestlog.index_sql import _deadlocked
 
 
 def _error(orig: Exception) -> sa.exc.OperationalError:

@@ -231,7 +231,6 @@ from datetime import UTC, datetime
 from ctloop.requestlog.entries import Entry, pack
 from ctloop.requestlog.log import LogOptions, open_prediction_log
 from ctloop.requestlog.rawchunks import RawChunk, encode
-from ctloop.requestlog.segments import LogIndex
 
 def frame(i):
     e = Entry("m", 1, "champion", "v2", datetime(2024, 1, 1, tzinfo=UTC), 1.5, [f"r{i}-0"],
@@ -239,14 +238,14 @@ def frame(i):
     return RawChunk(encode(pack([e])[0]), 1)
 
 log = open_prediction_log(sys.argv[1], options=LogOptions(publish_interval=60))
-real = LogIndex.publish
+real = log.index.publish
 
-def publish_then_die(self, writer, seq, segments):
-    real(self, writer, seq, segments)  # indexed: the journal taken is published
+def publish_then_die(writer, seq, segments):
+    real(writer, seq, segments)  # indexed: the records taken are published
     log.append_raw([frame(9)])  # spooled after the publish took the journal
     os._exit(9)  # killed before the journal is deleted
 
-LogIndex.publish = publish_then_die
+log.index.publish = publish_then_die
 for i in range(1, 4):
     log.append_raw([frame(i)])
 log.flush()

@@ -33,6 +33,23 @@ from ctloop.requestlog.records import PredictionRecord
 from ctloop.requestlog.tables import any_column, base_types, records_to_table
 
 
+def _stack(arrays: list[np.ndarray], counts: list[int], what: str) -> np.ndarray:
+    """The pack's array join as it was (commit bd29cb1)."""
+    lengths = [len(a) for a in arrays]
+    if lengths != counts:
+        bad = next(i for i, (a, b) in enumerate(zip(lengths, counts, strict=True)) if a != b)
+        raise ValueError(f"{what} hold {arrays[bad].shape} values for {counts[bad]} rows")
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _column(parts: list[Any], counts: list[int], what: str) -> np.ndarray:
+    arrays = [p if type(p) is np.ndarray else np.asarray(p, dtype=object) for p in parts]
+    values = _stack(arrays, counts, what)
+    if values.ndim != 1:
+        raise ValueError(f"{what} holds {values.ndim}-d values; the log keeps one per row")
+    return values
+
+
 def _reference_pack_group(group: Sequence[Entry]) -> Packed:
     """``pack_group`` as it was before the split (commit bd29cb1)."""
     first = group[0]
@@ -48,21 +65,21 @@ def _reference_pack_group(group: Sequence[Entry]) -> Packed:
         request_ids=[r for e in group for r in e.request_ids],
         ts_us=np.array([E._micros(e.ts) for e in group], dtype=np.int64),
         latency_ms=np.array([e.latency_ms for e in group], dtype=np.float64),
-        scores=E._stack([np.asarray(e.scores) for e in group], counts, "scores"),
-        inputs={name: E._column([e.inputs[name] for e in group], counts, f"input {name!r}")
+        scores=_stack([np.asarray(e.scores) for e in group], counts, "scores"),
+        inputs={name: _column([e.inputs[name] for e in group], counts, f"input {name!r}")
                 for name in first.inputs},
-        entity={name: E._column([e.entity[name] for e in group], counts, f"key {name!r}")
+        entity={name: _column([e.entity[name] for e in group], counts, f"key {name!r}")
                 for name in first.entity},
-        outputs={name: E._column([e.outputs[name] for e in group], counts, f"output {name!r}")
+        outputs={name: _column([e.outputs[name] for e in group], counts, f"output {name!r}")
                  for name in first.outputs},
         row_ids=[None if r is None else str(r) for e in group
                  for r in (e.row_ids if e.row_ids is not None else [None] * e.rows)]
         if any(e.row_ids is not None for e in group) else None,
-        decisions=None if first.decisions is None else E._stack(
+        decisions=None if first.decisions is None else _stack(
             [np.asarray(e.decisions) for e in group], counts, "decisions"),
-        labels=None if first.labels is None else E._stack(
+        labels=None if first.labels is None else _stack(
             [np.asarray(e.labels, dtype=object) for e in group], counts, "labels"),
-        outlier_scores=None if first.outlier_scores is None else E._stack(
+        outlier_scores=None if first.outlier_scores is None else _stack(
             [np.asarray(e.outlier_scores, dtype=np.float64) for e in group], counts,
             "outlier scores"),
         model=first.model,
