@@ -28,8 +28,10 @@ it finishes, with the load average; at the end come the medians, the ratios
 against the best tuned peer (MLServer or KServe), and the raw predict floor
 measured in this process (LightGBM's predict and the compiled trees, one
 thread, CPU per call). Cold start is spawn to the first correct answer,
-median of ``--cold``, interleaved; RSS is the server's process group after
-the load. The machine is shared: quote ratios measured side by side.
+median of ``--cold``, interleaved; RSS is the server's process group right after
+the load (ctloop's writer may still be publishing the last second), then once idle,
+with the sum of each process's peak (``VmHWM``). The machine is shared: quote ratios
+measured side by side.
 
 ``--grpc`` compares ctloop with itself instead: one ``ctloop serve --grpc-port``
 process, the same scenarios as Open Inference Protocol requests over HTTP
@@ -411,8 +413,8 @@ def check_answers(server: Server, frames: list[pd.DataFrame], booster: Any) -> f
     return time.perf_counter() - began
 
 
-def rss_mb(server: Server) -> float:
-    """Resident memory of the server's process group."""
+def rss_mb(server: Server, field: str = "VmRSS") -> float:
+    """Resident memory of the server's process group (``VmHWM``: each process's peak)."""
     assert server.proc is not None
     total = 0
     for status in Path("/proc").glob("[0-9]*/stat"):
@@ -421,7 +423,7 @@ def rss_mb(server: Server) -> float:
             if int(fields[2]) != server.proc.pid:
                 continue
             for line in (status.parent / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1])
         except (OSError, IndexError, ValueError):
             continue
@@ -481,7 +483,8 @@ def main() -> None:
         targets = peer_servers(root, model, mlflow_python, args.log_off_too)
         results: dict[tuple[str, str], list[tuple[Result, float]]] = {}
         cold: dict[str, list[float]] = {}
-        rss: dict[str, float] = {}
+        rss: dict[str, float] = {}  # right after the load, as before
+        settled: dict[str, tuple[float, float]] = {}  # once idle (RSS), and each process's peak
         try:
             for server in targets:  # untimed: bytecode cached, files in the page cache
                 server.start()
@@ -514,11 +517,19 @@ def main() -> None:
                           flush=True)
             for server in targets:
                 rss[server.name] = rss_mb(server)
+            for server in targets:  # a writer publishing the last second's load holds more
+                settle(server)
+                settled[server.name] = (rss_mb(server), rss_mb(server, "VmHWM"))
         finally:
             for server in targets:
                 server.stop()
         floors = floor(model, sample, args.seconds)
     report_peers(targets, scenarios, results, cold, rss, floors)
+    print("RSS once idle after the load (MB), and the sum of each process's peak: " + "   ".join(
+        f"{name} {now:.0f} (peak {peak:.0f})" for name, (now, peak) in settled.items()))
+    if "kserve" in settled:
+        print(f"RSS once idle: ctloop - kserve {settled['ctloop'][0] - settled['kserve'][0]:+.0f} "
+              "MB")
 
 
 def measure_body(server: Server, body: bytes, concurrency: int,
