@@ -605,14 +605,6 @@ class SegmentedPredictionLog(PredictionLog):
                     "[ctloop.prediction_log])."
                 ) from exc
             size = tmp.stat().st_size
-            if self.root is not None:
-                try:
-                    (self.root / key).parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StoreError(
-                        f"Cannot write to the prediction log folder {self.root}: {exc}. "
-                        "Check that it is writable and the disk is not full."
-                    ) from exc
             if not self._move_into_root(tmp, key):
                 self.store.put_file(tmp, key)
         finally:
@@ -628,18 +620,24 @@ class SegmentedPredictionLog(PredictionLog):
         keeps it. False when it must be copied instead."""
         if self.root is None:
             return False
+        target = self.root / key
         try:
-            os.link(tmp, self.root / key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
+        try:
+            os.link(tmp, target)
         except FileExistsError:
             return True
         except OSError as exc:
             if exc.errno in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):  # another file
                 return False  # system (``spool`` elsewhere), or one without hard links
-            raise StoreError(
-                f"Cannot write to the prediction log folder {self.root}: {exc}. "
-                "Check that it is writable and the disk is not full."
-            ) from exc
+            raise self._unwritable(exc) from exc
         return True
+
+    def _unwritable(self, exc: OSError) -> StoreError:
+        return StoreError(f"Cannot write to the prediction log folder {self.root}: {exc}. "
+                          "Check that it is writable and the disk is not full.")
 
     def _temp_folder(self) -> Path:
         """Where segments are written before upload: the log's own spool folder, never the
