@@ -51,8 +51,8 @@ def adopt_legacy_parts(target: SegmentWriter) -> int:
     root = target.root
     if root is None:
         return 0
-    parts = sorted(root.glob(PREDICTIONS_GLOB))
-    labels = sorted(root.glob(LABELS_GLOB))
+    parts = _listed(root, PREDICTIONS_GLOB)
+    labels = _listed(root, LABELS_GLOB)
     rows = 0
     for part in parts:
         rows += _adopt(target, part, kind="predictions")
@@ -62,6 +62,18 @@ def adopt_legacy_parts(target: SegmentWriter) -> int:
         log.info("adopted %d rows of %d old prediction log parts in %s", rows,
                  len(parts) + len(labels), root)
     return rows
+
+
+def _listed(root: Path, pattern: str) -> list[Path]:
+    """The old parts matching ``pattern``, sorted. A process adopting them at the same time
+    removes each day folder it empties, and Python 3.11's glob raises when a folder goes
+    between being listed and being read: list again (each retry follows a folder removed
+    for good, so it ends)."""
+    while True:
+        try:
+            return sorted(root.glob(pattern))
+        except FileNotFoundError:
+            continue
 
 
 def _adopt(target: SegmentWriter, part: Path, *, kind: str) -> int:
